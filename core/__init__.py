@@ -1,0 +1,1 @@
+"""Convexity Lab core: everything the dashboard and the CLI do, importable without Streamlit."""

@@ -1,0 +1,15 @@
+"""Where Convexity Lab keeps things on disk; one place so the dashboard and CLI share a cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def cache_dir() -> Path:
+    """Root of on-disk results: ``$CONVEXITY_LAB_CACHE`` if set, else ``<repo>/cache``."""
+    root = Path(os.environ.get("CONVEXITY_LAB_CACHE", REPO_ROOT / "cache"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
