@@ -1,0 +1,171 @@
+"""Layer pruning and parameter accounting for every speech-encoder family the registry supports.
+
+Prune point ``p`` (``1 <= p <= L``) keeps the front-end (convolutional feature encoder, projection,
+positional embedding) and transformer layers ``1..p``; the other layers are deleted, not merely
+skipped, and the config is updated so ``save_pretrained`` -> ``from_pretrained`` rebuilds the
+pruned depth. A classification head on top then reads hidden state ``p``.
+
+Families with a final LayerNorm after the last transformer layer (Whisper, and wav2vec2-style models
+with ``do_stable_layer_norm=True``) keep that LayerNorm: after pruning it is applied to the output of
+layer ``p`` instead of layer ``L``, exactly as the architecture prescribes for a ``p``-layer model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["count_parameters", "encoder_of", "prune", "transformer_layers"]
+
+
+def _unwrap(model: Any) -> nn.Module:
+    """Return the torch module behind a ``SpeechEncoder`` (or the module itself)."""
+    if isinstance(model, nn.Module):
+        return model
+    inner = getattr(model, "model", None)
+    if isinstance(inner, nn.Module):
+        return inner
+    raise TypeError(
+        f"expected a transformers speech model or a SpeechEncoder, got {type(model).__name__}"
+    )
+
+
+def encoder_of(model: Any) -> nn.Module:
+    """The module that owns the transformer ``layers`` (Wav2Vec2Encoder..., WhisperEncoder), for any wrapper."""
+    module = _unwrap(model)
+    base = getattr(module, "base_model", module)
+    if _is_whisper_encoder(base):
+        return base
+    for candidate in (getattr(base, "encoder", None), getattr(module, "encoder", None)):
+        if candidate is not None and isinstance(getattr(candidate, "layers", None), nn.ModuleList):
+            return candidate
+    raise TypeError(
+        f"{type(module).__name__} has no speech transformer encoder this module knows how to prune"
+    )
+
+
+def _is_whisper_encoder(module: nn.Module) -> bool:
+    """True for transformers' ``WhisperEncoder`` (checked by name so this file imports no model code)."""
+    return type(module).__name__ == "WhisperEncoder"
+
+
+def speech_base_of(model: Any) -> nn.Module:
+    """The bare encoder model inside a wrapper (Wav2Vec2Model, HubertModel, ..., WhisperEncoder)."""
+    encoder = encoder_of(model)
+    if _is_whisper_encoder(encoder):
+        return encoder
+    module = _unwrap(model)
+    base = getattr(module, "base_model", module)
+    return base if getattr(base, "encoder", None) is encoder else module
+
+
+def transformer_layers(model: Any) -> nn.ModuleList:
+    """The transformer layers of any supported model (length L)."""
+    return encoder_of(model).layers
+
+
+def has_final_layer_norm(model: Any) -> bool:
+    """Whether the encoder applies a LayerNorm after its last layer (Whisper; stable-layer-norm wav2vec2 variants)."""
+    encoder = encoder_of(model)
+    if _is_whisper_encoder(encoder):
+        return True
+    return bool(getattr(encoder.config, "do_stable_layer_norm", False))
+
+
+def _configs(module: nn.Module) -> list[Any]:
+    """Every distinct config object reachable from the module tree (wrappers usually share one)."""
+    seen: dict[int, Any] = {}
+    for sub in module.modules():
+        config = getattr(sub, "config", None)
+        if config is not None and hasattr(config, "to_dict"):
+            seen.setdefault(id(config), config)
+    return list(seen.values())
+
+
+def prune(model: Any, p: int) -> Any:
+    """Keep the front-end and transformer layers 1..p (in place), free the rest and fix the config; returns ``model``."""
+    module = _unwrap(model)
+    encoder = encoder_of(module)
+    n_layers = len(encoder.layers)
+    if isinstance(p, bool) or not isinstance(p, int):
+        raise ValueError(f"prune point must be an integer, got {p!r}")
+    if not 1 <= p <= n_layers:
+        raise ValueError(
+            f"prune point p={p} is out of range: this model has {n_layers} transformer layers, "
+            f"so p must satisfy 1 <= p <= {n_layers}"
+        )
+    if p == n_layers:
+        return model
+
+    # Replacing the ModuleList drops the last reference to layers p+1..L: they are freed right here.
+    encoder.layers = nn.ModuleList(list(encoder.layers)[:p])
+    for config in _configs(module):
+        # WhisperConfig maps num_hidden_layers -> encoder_layers; wav2vec2-style configs store it directly.
+        config.num_hidden_layers = p
+
+    # Heads with a learned weighted sum over hidden states 0..L keep the weights for 0..p.
+    for sub in module.modules():
+        weights = getattr(sub, "layer_weights", None)
+        if (
+            isinstance(weights, nn.Parameter)
+            and weights.dim() == 1
+            and weights.numel() == n_layers + 1
+        ):
+            sub.layer_weights = nn.Parameter(
+                weights.detach()[: p + 1].clone(), requires_grad=weights.requires_grad
+            )
+
+    if any(q.is_cuda for q in module.parameters()):
+        torch.cuda.empty_cache()  # the dropped layers were freed by reference counting; return their blocks
+    return model
+
+
+def _param_ids(modules: list[nn.Module | nn.Parameter | None]) -> dict[int, int]:
+    """Map id(parameter) -> numel over modules/parameters, counting shared parameters once."""
+    found: dict[int, int] = {}
+    for item in modules:
+        if item is None:
+            continue
+        params = [item] if isinstance(item, nn.Parameter) else list(item.parameters())
+        for param in params:
+            found[id(param)] = param.numel()
+    return found
+
+
+def count_parameters(model: Any) -> dict[str, int]:
+    """Parameter counts by part (total, front_end, transformer, head, trainable), so pruning savings are visible."""
+    # front_end: everything computing hidden state 0 (conv feature encoder, projection, positional conv or
+    # Whisper convs + position table, a pre-layer LayerNorm); transformer: the layers + a final LayerNorm;
+    # head: the rest (classifier, projector, layer weights, adapter, a Whisper decoder if present).
+    module = _unwrap(model)
+    encoder = encoder_of(module)
+    base = speech_base_of(module)
+    if _is_whisper_encoder(encoder):
+        front = [encoder.conv1, encoder.conv2, encoder.embed_positions]
+        trans = [encoder.layers, encoder.layer_norm]
+    else:
+        front = [
+            getattr(base, "feature_extractor", None),
+            getattr(base, "feature_projection", None),
+            getattr(base, "masked_spec_embed", None),
+            encoder.pos_conv_embed,
+        ]
+        trans = [encoder.layers]
+        # Post-LN encoders normalise *before* layer 1 (part of hidden state 0); stable-LN ones after layer L.
+        (trans if has_final_layer_norm(module) else front).append(encoder.layer_norm)
+
+    everything = {id(q): q for q in module.parameters()}
+    front_ids = _param_ids(front)
+    trans_ids = {k: v for k, v in _param_ids(trans).items() if k not in front_ids}
+    total = sum(q.numel() for q in everything.values())
+    front_end = sum(front_ids.values())
+    transformer = sum(trans_ids.values())
+    return {
+        "total": total,
+        "front_end": front_end,
+        "transformer": transformer,
+        "head": total - front_end - transformer,
+        "trainable": sum(q.numel() for q in everything.values() if q.requires_grad),
+    }

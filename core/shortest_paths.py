@@ -1,0 +1,285 @@
+"""Shortest-path trees on the kNN graph and the path scores graph convexity needs.
+
+Both engines compute, for each source s and each label set q, the sum (and the sum of squares) over the
+class-mates t of s of the share of interior vertices on the shortest s -> t path that carry s's label. Paths are chosen by the same
+rule on both: minimal total weight, then fewest edges, then at every vertex the lowest-index predecessor
+among the optimal ones. Distances are float64 sums along the path, so both engines agree exactly on the
+tree and to rounding on the sums.
+
+- ``scores_numba``: one lexicographic Dijkstra per source, sources in parallel over CPU cores, stopping as
+  soon as every class-mate of the source is settled.
+- ``scores_torch``: batched over sources as dense (sources x N) tensors on any torch device (the GPU
+  engine): Bellman-Ford min-relaxation of distances, then fewest-edge hop counts on the tight-edge
+  subgraph, lowest-index predecessors, and interior counts propagated level by level.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+
+UNREACHED = np.iinfo(np.int32).max
+
+
+@numba.njit(cache=True, inline="always")
+def _less(d1: float, k1: int, d2: float, k2: int) -> bool:
+    """Heap order: distance, then the packed (hops << 32 | vertex) key."""
+    return d1 < d2 or (d1 == d2 and k1 < k2)
+
+
+@numba.njit(cache=True)
+def _push(hd, hk, size, d, key):
+    """Insert into the binary heap held in two arrays; returns the new size."""
+    i = size
+    while i > 0:
+        parent = (i - 1) >> 1
+        if not _less(d, key, hd[parent], hk[parent]):
+            break
+        hd[i] = hd[parent]
+        hk[i] = hk[parent]
+        i = parent
+    hd[i] = d
+    hk[i] = key
+    return size + 1
+
+
+@numba.njit(cache=True)
+def _pop(hd, hk, size):
+    """Remove the smallest entry; returns (its key, new size)."""
+    top = hk[0]
+    size -= 1
+    d, key = hd[size], hk[size]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        if child + 1 < size and _less(hd[child + 1], hk[child + 1], hd[child], hk[child]):
+            child += 1
+        if not _less(hd[child], hk[child], d, key):
+            break
+        hd[i] = hd[child]
+        hk[i] = hk[child]
+        i = child
+    hd[i] = d
+    hk[i] = key
+    return top, size
+
+
+@numba.njit(cache=True)
+def _one_source(indptr, nbr, wts, s, codes, active_row, out, work):
+    """Lexicographic Dijkstra from ``s``; adds class-mates' path scores (and squares) into ``out``.
+
+    ``work`` holds the per-thread buffers, all reset to their initial state on return.
+    """
+    dist, hops, pred, done, inner, touched, hd, hk = work
+    n = indptr.shape[0] - 1
+    n_sets = codes.shape[0]
+    remaining = 0
+    for v in range(n):
+        if v != s:
+            for q in range(n_sets):
+                if active_row[q] and codes[q, v] == codes[q, s]:
+                    remaining += 1
+                    break
+    dist[s] = 0.0
+    hops[s] = 0
+    touched[0] = s
+    n_touched = 1
+    for q in range(n_sets):
+        inner[q, s] = 0
+    size = _push(hd, hk, 0, 0.0, np.int64(s))
+    while size > 0 and remaining > 0:
+        key, size = _pop(hd, hk, size)
+        v = key & 0xFFFFFFFF
+        if done[v]:
+            continue
+        done[v] = True
+        h = hops[v]
+        if v != s:
+            p = pred[v]
+            is_target = False
+            for q in range(n_sets):
+                same = codes[q, p] == codes[q, s] and p != s
+                inner[q, v] = inner[q, p] + (1 if same else 0)  # same-label interior vertices
+                if active_row[q] and codes[q, v] == codes[q, s]:
+                    is_target = True
+                    score = 1.0 if h == 1 else inner[q, v] / (h - 1)
+                    out[q, 0] += score
+                    out[q, 1] += score * score
+            if is_target:
+                remaining -= 1
+        dv = dist[v]
+        nh = h + 1
+        for e in range(indptr[v], indptr[v + 1]):
+            u = nbr[e]
+            if done[u]:
+                continue
+            nd = dv + wts[e]
+            du = dist[u]
+            if nd < du or (nd == du and nh < hops[u]):
+                if du == np.inf:
+                    touched[n_touched] = u
+                    n_touched += 1
+                dist[u] = nd
+                hops[u] = nh
+                pred[u] = v
+                size = _push(hd, hk, size, nd, (np.int64(nh) << 32) | u)
+            elif nd == du and nh == hops[u] and v < pred[u]:
+                pred[u] = v
+    for i in range(n_touched):
+        u = touched[i]
+        dist[u] = np.inf
+        hops[u] = UNREACHED
+        pred[u] = -1
+        done[u] = False
+
+
+@numba.njit(parallel=True, cache=True)
+def _scores_parallel(indptr, nbr, wts, sources, codes, active, n_workers):
+    """Run ``_one_source`` for every source; each worker reuses one set of buffers."""
+    n = indptr.shape[0] - 1
+    n_src = sources.shape[0]
+    sums = np.zeros((n_src, codes.shape[0], 2), dtype=np.float64)
+    cap = indptr[n] + 1
+    for worker in numba.prange(n_workers):
+        work = (
+            np.full(n, np.inf),
+            np.full(n, UNREACHED, dtype=np.int32),
+            np.full(n, -1, dtype=np.int32),
+            np.zeros(n, dtype=np.bool_),
+            np.zeros((codes.shape[0], n), dtype=np.int32),
+            np.empty(n, dtype=np.int32),
+            np.empty(cap, dtype=np.float64),
+            np.empty(cap, dtype=np.int64),
+        )
+        for i in range(worker, n_src, n_workers):
+            _one_source(indptr, nbr, wts, sources[i], codes, active[i], sums[i], work)
+    return sums
+
+
+def scores_numba(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    weights: np.ndarray,
+    sources: np.ndarray,
+    codes: np.ndarray,
+    active: np.ndarray,
+) -> np.ndarray:
+    """Per-source, per-label-set sums of pair scores and of their squares (S, Q, 2), on CPU cores.
+
+    ``codes`` (Q, N) holds integer labels per label set; ``active`` (S, Q) says for which label sets a
+    source was sampled (only those sets' class-mates are scored and awaited).
+    """
+    return _scores_parallel(
+        np.ascontiguousarray(indptr, dtype=np.int64),
+        np.ascontiguousarray(indices, dtype=np.int32),
+        np.ascontiguousarray(weights, dtype=np.float64),
+        np.ascontiguousarray(sources, dtype=np.int64),
+        np.ascontiguousarray(codes, dtype=np.int32),
+        np.ascontiguousarray(active, dtype=np.bool_),
+        4 * numba.get_num_threads(),  # several workers per thread balance uneven source costs
+    )
+
+
+def _relax_min(values: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, add: torch.Tensor):
+    """One round of ``values[:, dst] = min(values[:, dst], values[:, src] + add)``; returns (new, changed)."""
+    cand = values[:, src] + add
+    new = values.scatter_reduce(1, dst.expand_as(cand), cand, reduce="amin", include_self=True)
+    return new, bool((new != values).any())
+
+
+def _scores_torch_chunk(
+    src: torch.Tensor,
+    dst: torch.Tensor,
+    w: torch.Tensor,
+    n: int,
+    sources: torch.Tensor,
+    codes: torch.Tensor,
+    active: torch.Tensor,
+) -> torch.Tensor:
+    """``scores_torch`` for one chunk of sources held as dense (S, N) tensors."""
+    s = sources.shape[0]
+    device = w.device
+    rows = torch.arange(s, device=device)
+    dist = torch.full((s, n), torch.inf, dtype=torch.float64, device=device)
+    dist[rows, sources] = 0.0
+    changed = True
+    while changed:  # Bellman-Ford: at most (max edges on a shortest path + 1) rounds
+        dist, changed = _relax_min(dist, src, dst, w)
+    tight = (dist[:, src] + w == dist[:, dst]) & torch.isfinite(dist[:, dst])
+    big = torch.iinfo(torch.int64).max // 4
+    hops = torch.full((s, n), big, dtype=torch.int64, device=device)
+    hops[rows, sources] = 0
+    step = torch.where(tight, 1, big)
+    changed = True
+    while changed:  # fewest edges among the minimal-weight paths
+        hops, changed = _relax_min(hops, src, dst, step)
+    on_best = tight & (hops[:, src] + 1 == hops[:, dst])
+    pred = torch.full((s, n), n, dtype=torch.int64, device=device)
+    pred = pred.scatter_reduce(
+        1, dst.expand(s, -1), torch.where(on_best, src, n), reduce="amin", include_self=True
+    )
+    reached = hops < big
+    pred_safe = torch.where(reached & (pred < n), pred, sources[:, None])
+    not_source = torch.ones((s, n), dtype=torch.bool, device=device)
+    not_source[rows, sources] = False
+    max_hops = int(hops[reached].max())
+    hops_f = hops.to(torch.float64)
+    sums = []
+    for q in range(codes.shape[0]):
+        same = codes[q][None, :] == codes[q][sources][:, None]  # (S, N) class-mates of each source
+        mark = (same & not_source).to(torch.int64)
+        inner = torch.zeros((s, n), dtype=torch.int64, device=device)
+        for _ in range(max_hops):  # after round r, paths of up to r + 1 edges are counted
+            inner = inner.gather(1, pred_safe) + mark.gather(1, pred_safe)
+        inner = torch.where(hops <= 1, 0, inner)
+        score = torch.where(hops == 1, 1.0, inner.to(torch.float64) / (hops_f - 1).clamp(min=1))
+        score = torch.where(reached & same & not_source, score, 0.0)
+        pair_sums = torch.stack([score.sum(dim=1), (score * score).sum(dim=1)], dim=1)
+        sums.append(pair_sums * active[:, q, None])
+    return torch.stack(sums, dim=1)
+
+
+def default_source_chunk(n_edges: int, device: torch.device) -> int:
+    """Sources per batch so the (sources x edges) float64 temporaries stay near 1 GB (CPU) or 8 GB (GPU)."""
+    budget = (8 << 30) if device.type == "cuda" else (1 << 30)
+    return int(max(1, budget // max(1, 8 * 4 * n_edges)))
+
+
+def scores_torch(
+    src: torch.Tensor,
+    dst: torch.Tensor,
+    weights: torch.Tensor,
+    n: int,
+    sources: torch.Tensor,
+    codes: torch.Tensor,
+    active: torch.Tensor,
+    *,
+    chunk: int | None = None,
+) -> torch.Tensor:
+    """Per-source, per-label-set sums of pair scores and squares (S, Q, 2), batched on the edges' device.
+
+    Same contract as ``scores_numba``; the graph is given as symmetric directed edge lists. On CUDA
+    out-of-memory the source batch is halved and retried.
+    """
+    chunk = chunk or default_source_chunk(src.shape[0], src.device)
+    out = []
+    start = 0
+    while start < sources.shape[0]:
+        stop = min(sources.shape[0], start + chunk)
+        try:
+            out.append(
+                _scores_torch_chunk(
+                    src, dst, weights, n, sources[start:stop], codes, active[start:stop]
+                )
+            )
+        except torch.OutOfMemoryError:
+            if chunk == 1:
+                raise
+            chunk = max(1, chunk // 2)
+            torch.cuda.empty_cache()
+            continue
+        start = stop
+    return torch.cat(out) if out else torch.zeros((0, codes.shape[0], 2), dtype=torch.float64)

@@ -1,0 +1,288 @@
+"""The convexity engine against a per-pair reference, hand-built answers, and its sampling guarantees."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.convexity import (
+    ConvexityInputError,
+    graph_convexity,
+    layerwise_convexity,
+)
+from core.knn import knn_graph
+from tests.reference_convexity import knn_adjacency, reference_convexity
+
+ENGINES = ["numba", "torch"]
+
+
+@st.composite
+def small_problems(draw):
+    """Small point sets with integer grids (ties, duplicates), floats, 1-D data, singletons."""
+    n = draw(st.integers(4, 22))
+    d = draw(st.integers(1, 3))
+    if draw(st.booleans()):
+        coords = draw(st.lists(st.integers(0, 3), min_size=n * d, max_size=n * d))
+        points = np.array(coords, dtype=np.float64).reshape(n, d)
+    else:
+        seed = draw(st.integers(0, 2**31 - 1))
+        points = np.random.default_rng(seed).normal(size=(n, d))
+    n_classes = draw(st.integers(2, 4))
+    labels = draw(st.lists(st.integers(0, n_classes - 1), min_size=n, max_size=n))
+    k = draw(st.integers(1, min(5, n - 1)))
+    return points, labels, k
+
+
+def _has_two_classes(labels) -> bool:
+    values, counts = np.unique(labels, return_counts=True)
+    return int((counts >= 2).sum()) >= 2
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=small_problems())
+def test_exhaustive_equals_reference(engine, problem):
+    points, labels, k = problem
+    if not _has_two_classes(labels):
+        with pytest.raises(ConvexityInputError, match="at least 2 classes"):
+            graph_convexity(points, labels, k=k, max_pairs_per_class=None, engine=engine)
+        return
+    expected, expected_per_class, pair_scores = reference_convexity(points, labels, k)
+    result = graph_convexity(
+        points, labels, k=k, max_pairs_per_class=None, engine=engine, device="cpu"
+    )
+    assert result.score == pytest.approx(expected, abs=1e-12)
+    assert set(result.per_class) == set(expected_per_class)
+    for c, value in expected_per_class.items():
+        assert result.per_class[c].score == pytest.approx(value, abs=1e-12)
+        assert result.per_class[c].sem == 0.0
+        assert result.per_class[c].n_pairs == len(pair_scores[c])
+        spread = np.std(pair_scores[c], ddof=1) if len(pair_scores[c]) > 1 else 0.0
+        assert result.per_class[c].pair_std == pytest.approx(spread, abs=1e-9)
+    assert result.settings["estimator"] == "exhaustive"
+    assert result.sem == 0.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(problem=small_problems())
+def test_knn_graph_is_exact_with_index_tie_break(problem):
+    points, _, k = problem
+    graph = knn_graph(
+        torch.from_numpy(points), k, extra=1
+    )  # few candidates: forces the proof's fallback
+    for i in range(len(points)):
+        dist = np.sqrt(((points - points[i]) ** 2).sum(axis=1))
+        expected = sorted((dist[j], j) for j in range(len(points)) if j != i)[:k]
+        assert graph.indices[i].tolist() == [j for _, j in expected]
+        np.testing.assert_allclose(graph.distances[i].numpy(), [d for d, _ in expected], atol=1e-12)
+
+
+def test_knn_fallback_handles_many_duplicates():
+    rng = np.random.default_rng(0)
+    points = np.repeat(rng.normal(size=(5, 8)), 30, axis=0)  # 30 copies of each of 5 points
+    graph = knn_graph(torch.from_numpy(points), 10)
+    assert graph.n_fallback_rows > 0
+    # every neighbour of a copy is another copy at distance exactly 0, chosen by lowest index
+    assert float(graph.distances.max()) == 0.0
+    assert graph.indices[0].tolist() == list(range(1, 11))
+    assert graph.indices[45].tolist() == [30 + j for j in range(11) if 30 + j != 45][:10]
+
+
+def test_duplicates_are_connected_by_zero_weight_edges():
+    # two classes, each a pair of identical points far apart; with k = 1 each copy's only neighbour is
+    # its twin at distance 0. Dropping zero-weight edges would make every pair unreachable (score 0).
+    points = np.array([[0.0, 0.0], [0.0, 0.0], [50.0, 0.0], [50.0, 0.0]])
+    result = graph_convexity(points, ["a", "a", "b", "b"], k=1, max_pairs_per_class=None)
+    assert result.score == 1.0
+
+
+def test_equal_weight_paths_prefer_fewer_edges():
+    # s=0 and t=3 (class a) on a line; a duplicate pair at x=1 (idx 1 class b, idx 2 class a) and x=2.
+    # s -> 2 -> ... has the same weight as s -> 1 -> 2 -> ..., but fewer edges; the rule must pick it.
+    points = np.array([[0.0], [1.0], [1.0], [2.0], [10.0], [10.0]])
+    labels = ["a", "b", "a", "a", "b", "b"]
+    adj = knn_adjacency(points, 2)
+    assert adj[1][2] == 0.0
+    expected, _, _ = reference_convexity(points, labels, 2)
+    for engine in ENGINES:
+        got = graph_convexity(points, labels, k=2, max_pairs_per_class=None, engine=engine)
+        assert got.score == pytest.approx(expected, abs=1e-12)
+
+
+def test_separated_convex_blobs_score_one():
+    rng = np.random.default_rng(0)
+    blobs = [rng.normal(size=(40, 5)) + 100 * c for c in range(3)]
+    labels = np.repeat(["x", "y", "z"], 40)
+    result = graph_convexity(np.concatenate(blobs), labels, k=5, max_pairs_per_class=None)
+    assert result.score == 1.0
+    assert all(v.score == 1.0 for v in result.per_class.values())
+
+
+def test_interleaved_classes_score_low():
+    points = np.arange(60, dtype=np.float64)[:, None]  # a line; neighbours alternate in label
+    labels = np.arange(60) % 2
+    result = graph_convexity(points, labels, k=2, max_pairs_per_class=None)
+    assert result.score < 0.6
+    blob_result = graph_convexity(points, np.arange(60) // 30, k=2, max_pairs_per_class=None)
+    assert blob_result.score == 1.0
+
+
+def test_disconnected_pairs_score_zero():
+    # k = 1 on four far-apart pairs: (a, b), (a, b), ... every path between clusters is missing.
+    points = np.array([[0.0], [1.0], [100.0], [101.0]])
+    result = graph_convexity(points, ["a", "b", "a", "b"], k=1, max_pairs_per_class=None)
+    assert result.score == 0.0
+
+
+def test_singleton_classes_are_excluded_and_counted():
+    rng = np.random.default_rng(1)
+    points = rng.normal(size=(12, 3))
+    labels = ["a"] * 5 + ["b"] * 5 + ["lonely", "alone"]
+    result = graph_convexity(points, labels, k=3, max_pairs_per_class=None)
+    assert result.n_excluded_classes == 2
+    assert set(result.excluded_classes) == {"lonely", "alone"}
+    assert set(result.per_class) == {"a", "b"}
+
+
+def _noisy_problem(n_per_class=120, n_classes=4, dim=6, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_classes, dim)) * 1.2
+    labels = np.repeat(np.arange(n_classes), n_per_class)
+    return centres[labels] + rng.normal(size=(len(labels), dim)), labels
+
+
+def test_sampled_estimate_is_unbiased_and_within_three_standard_errors():
+    points, labels = _noisy_problem()
+    exact = graph_convexity(points, labels, k=10, max_pairs_per_class=None)
+    assert 0.2 < exact.score < 0.9  # a non-trivial layer, so sampling matters
+    estimates, sems = [], []
+    for seed in range(24):
+        res = graph_convexity(points, labels, k=10, max_pairs_per_class=1200, seed=seed)
+        assert res.settings["estimator"].startswith("sampled")
+        assert all(c.n_pairs >= 1200 for c in res.per_class.values())
+        estimates.append(res.score)
+        sems.append(res.sem)
+    z = (np.array(estimates) - exact.score) / np.array(sems)
+    assert np.all(np.abs(z) < 3.5)
+    assert np.mean(np.abs(z) < 3) >= 0.9
+    spread = np.std(estimates, ddof=1)
+    assert abs(np.mean(estimates) - exact.score) < 3 * spread / math.sqrt(len(estimates))
+    # the reported standard error matches the actual spread of the estimates
+    assert 0.5 < np.mean(sems) / spread < 2.0
+
+
+def test_same_seed_same_result_and_engines_agree():
+    points, labels = _noisy_problem(seed=3)
+    a = graph_convexity(points, labels, max_pairs_per_class=300, seed=7)
+    b = graph_convexity(points, labels, max_pairs_per_class=300, seed=7)
+    c = graph_convexity(points, labels, max_pairs_per_class=300, seed=8)
+    t = graph_convexity(points, labels, max_pairs_per_class=300, seed=7, engine="torch")
+    assert a.score == b.score and a.sem == b.sem
+    assert a.score != c.score
+    assert t.score == pytest.approx(a.score, abs=1e-12)
+
+
+def test_layerwise_shares_work_and_matches_single_layers():
+    rng = np.random.default_rng(5)
+    n = 150
+    words = rng.integers(0, 5, size=n)
+    speakers = rng.integers(0, 7, size=n)
+    feats = np.stack(
+        [
+            np.eye(5)[words] * s
+            + np.eye(7)[speakers][:, :5] * (1 - s)
+            + rng.normal(size=(n, 5)) * 0.3
+            for s in (0.0, 0.5, 1.0)
+        ],
+        axis=1,
+    ).astype(np.float32)
+    curves = layerwise_convexity(
+        feats, {"word": words, "speaker": speakers}, k=8, max_pairs_per_class=60
+    )
+    assert set(curves) == {"word", "speaker"}
+    word_curve = curves["word"]
+    assert word_curve.layers == (0, 1, 2)
+    assert word_curve.scores[2] > word_curve.scores[0]
+    assert curves["speaker"].scores[0] > curves["speaker"].scores[2]
+    for layer in range(3):
+        single = graph_convexity(feats[:, layer], words, k=8, max_pairs_per_class=60)
+        assert word_curve.results[layer].score == pytest.approx(single.score, abs=1e-12)
+    joint = word_curve.results[0].settings["n_shortest_path_trees"]
+    alone = graph_convexity(feats[:, 0], words, k=8, max_pairs_per_class=60).settings[
+        "n_shortest_path_trees"
+    ]
+    alone += graph_convexity(feats[:, 0], speakers, k=8, max_pairs_per_class=60).settings[
+        "n_shortest_path_trees"
+    ]
+    assert joint < alone  # label sets share sources, hence shortest-path trees
+    records = word_curve.to_records()
+    assert {r["layer"] for r in records} == {0, 1, 2}
+
+
+def test_layer_selection_progress_and_memmap(tmp_path):
+    rng = np.random.default_rng(2)
+    array = np.lib.format.open_memmap(
+        tmp_path / "f.npy", mode="w+", dtype=np.float32, shape=(60, 4, 3)
+    )
+    array[:] = rng.normal(size=array.shape)
+    labels = np.repeat(["p", "q", "r"], 20)
+    seen = []
+    curve = layerwise_convexity(
+        array, labels, k=4, layers=[3, 1], progress=lambda d, t: seen.append((d, t))
+    )
+    assert curve.layers == (3, 1)
+    assert seen == [(1, 2), (2, 2)]
+    with pytest.raises(ConvexityInputError, match="layers must lie"):
+        layerwise_convexity(array, labels, layers=[4])
+
+
+@pytest.mark.parametrize(
+    ("features", "labels", "kwargs", "message"),
+    [
+        (np.zeros((0, 3)), [], {}, "empty"),
+        (np.ones((4, 2)), [0, 0, 1], {}, "3 entries but features have 4"),
+        (np.ones(4), [0, 0, 1, 1], {}, "shape"),
+        (np.array([[0.0], [np.nan], [1.0], [2.0]]), [0, 0, 1, 1], {"k": 1}, "NaN or infinite"),
+        (np.array([[0.0], [np.inf], [1.0], [2.0]]), [0, 0, 1, 1], {"k": 1}, "NaN or infinite"),
+        (np.ones((4, 2)), [0, 0, 1, 1], {"k": 4}, "k must be"),
+        (np.ones((4, 2)), [0, 0, 1, 1], {"k": 0}, "k must be"),
+        (np.ones((4, 2)), [0, 0, 0, 1], {"k": 1}, "at least 2 classes"),
+        (np.ones((4, 2)), [0, 0, 1, 1], {"k": 1, "max_pairs_per_class": 0}, "max_pairs"),
+        (np.ones((4, 2)), [0, 0, 1, 1], {"k": 1, "engine": "fast"}, "engine"),
+    ],
+)
+def test_bad_input_gets_a_clear_message(features, labels, kwargs, message):
+    with pytest.raises(ConvexityInputError, match=message):
+        graph_convexity(features, labels, **kwargs)
+
+
+def test_any_hashable_labels_and_torch_input():
+    rng = np.random.default_rng(4)
+    points = rng.normal(size=(30, 3)).astype(np.float32)
+    labels = [("spk", i % 3) for i in range(30)]
+    a = graph_convexity(torch.from_numpy(points), labels, k=4)
+    b = graph_convexity(points, np.array([i % 3 for i in range(30)]), k=4)
+    assert a.score == b.score
+    assert set(a.per_class) == {("spk", 0), ("spk", 1), ("spk", 2)}
+    assert a.to_dict()["per_class"]["('spk', 0)"]["n_points"] == 10
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_matches_cpu():
+    points, labels = _noisy_problem(n_per_class=200, seed=9)
+    grid = np.random.default_rng(9).integers(0, 3, size=(300, 2)).astype(np.float64)
+    grid_labels = np.arange(300) % 3
+    for pts, lab in ((points, labels), (grid, grid_labels)):
+        for pairs in (None, 500):
+            cpu = graph_convexity(pts, lab, max_pairs_per_class=pairs, device="cpu")
+            gpu = graph_convexity(pts, lab, max_pairs_per_class=pairs, device="cuda")
+            assert gpu.settings["engine"] == "torch"
+            assert gpu.score == pytest.approx(cpu.score, abs=1e-9)
+            for c in cpu.per_class:
+                assert gpu.per_class[c].score == pytest.approx(cpu.per_class[c].score, abs=1e-9)
