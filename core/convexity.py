@@ -7,23 +7,19 @@ class (no interior vertex: 1; unreachable: 0). Class score = mean over its pairs
 classes with at least two points (the others are excluded and counted).
 
 Estimator. One shortest-path tree from a source s scores every class-mate target of s at once, so instead
-of sampling pairs we sample *sources*, each scoring all its n - 1 class-mates. The class score is the mean
-of the m per-source means; every source has the same number of targets, so with m = n
-(``max_pairs_per_class=None``, or small classes) it equals the exhaustive mean over all ordered pairs.
-Sources are drawn uniformly without replacement (one seeded random ranking of all points; each class takes
-its lowest-ranked members, so label sets computed together share sources and shortest-path trees).
-Pairs from one source are correlated, so m sources are worth fewer than m (n - 1) independent pairs. With
-P = ``max_pairs_per_class`` the class therefore gets, in two stages per layer: first
-m0 = min(n, max(2, ceil(P / (n - 1)))) sources (at least P pairs); then, with ``match_pair_precision``
-(default), more sources until the estimated standard error is no larger than that of P pairs drawn
-uniformly without replacement (the authors' scheme), sigma_pair^2 / P * (1 - P / (n (n - 1))), estimated
-from the first stage's pairs.
+of sampling pairs we sample *sources*, each scoring all its n - 1 class-mates; the class score is then a
+mean of per-source means. Sources are drawn by stratified random sampling (strata by kNN label purity; see
+``core.sampling``); with every point a source (``max_pairs_per_class=None``, or small classes) the result
+equals the exhaustive mean over all ordered pairs. With P = ``max_pairs_per_class`` each class first gets
+enough sources for at least P pairs; pairs from one source are correlated, so with ``match_pair_precision``
+(default) a second stage adds sources until the class's estimated standard error is no larger than that of
+P pairs drawn uniformly without replacement (the authors' scheme). Label sets computed together share
+sources and their shortest-path trees (one seeded random ranking orders every draw).
 
-Standard error. The per-source means are a simple random sample without replacement from the class's n
-per-source means, so SE_c = sqrt((1 - m/n) * s_r^2 / m), with s_r^2 their sample variance (0 when m = n,
-i.e. exact). Classes are sampled independently, so the layer's SE = sqrt(sum_c SE_c^2) / C. This is the
-standard error of the estimate of the exhaustive score; it differs from the authors' error bars
-(std of pair scores / sqrt(points in class)), which describe spread rather than estimation error.
+Standard error: the stratified-sampling standard error of the class estimate (0 when exhaustive); classes
+are sampled independently, so the layer's SE = sqrt(sum_c SE_c^2) / C. It is the standard error of the
+estimate of the exhaustive score; the authors' error bars (std of pair scores / sqrt(points in class))
+describe spread rather than estimation error and are available as ``pair_std / sqrt(n_points)``.
 
 Note: the authors' implementations treat a stored 0 as "no edge" and so leave duplicate points
 unconnected; here duplicates are ordinary neighbours at distance 0, as the definition requires.
@@ -41,6 +37,14 @@ import numpy as np
 import torch
 
 from core.knn import knn_graph
+from core.sampling import (
+    Design,
+    class_estimate,
+    first_stage,
+    first_stage_size,
+    knn_purity,
+    main_stage,
+)
 from core.shortest_paths import scores_numba, scores_torch
 
 Engine = Literal["auto", "numba", "torch"]
@@ -164,89 +168,27 @@ class _LabelSet:
         """Codes of the classes with at least two points."""
         return np.flatnonzero(self.counts >= 2)
 
-    def members(self, c: int, rank: np.ndarray) -> np.ndarray:
-        """Points of class ``c``, lowest random rank first (the order sources are drawn in)."""
-        members = np.flatnonzero(self.codes == c)
-        return members[np.argsort(rank[members], kind="stable")]
-
 
 def _plain(x: Hashable) -> Hashable:
     """numpy scalars become Python scalars so label keys print and serialise cleanly."""
     return x.item() if isinstance(x, np.generic) else x
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """Which points are shortest-path sources, shared by all label sets and all layers."""
-
-    sources: np.ndarray  # (S,) int64, sorted
-    active: np.ndarray  # (S, Q) bool: source sampled for label set q
-
-
-def _as_plan(chosen: np.ndarray) -> _Plan:
-    """Sources and their label sets from a (N, Q) choice matrix."""
-    sources = np.flatnonzero(chosen.any(axis=1))
-    return _Plan(sources.astype(np.int64), chosen[sources])
-
-
-def _first_stage(sets: list[_LabelSet], rank: np.ndarray, max_pairs: int | None) -> np.ndarray:
-    """(N, Q) choice of the first-stage sources: enough for ``max_pairs`` pairs per class, or all."""
-    chosen = np.zeros((rank.shape[0], len(sets)), dtype=bool)
-    for q, ls in enumerate(sets):
-        for c in ls.kept:
-            members = ls.members(c, rank)
-            size = members.shape[0]
-            m = size if max_pairs is None else min(size, max(2, math.ceil(max_pairs / (size - 1))))
-            chosen[members[:m], q] = True
-    return chosen
-
-
-def _second_stage(
-    sets: list[_LabelSet], rank: np.ndarray, plan: _Plan, sums: np.ndarray, max_pairs: int
-) -> np.ndarray:
-    """(N, Q) choice of extra sources so each class reaches the precision of ``max_pairs`` iid pairs."""
-    extra = np.zeros((rank.shape[0], len(sets)), dtype=bool)
-    for q, ls in enumerate(sets):
-        src_codes = ls.codes[plan.sources]
-        for c in ls.kept:
-            n_c = int(ls.counts[c])
-            population = n_c * (n_c - 1)
-            picked = sums[plan.active[:, q] & (src_codes == c), q]
-            m0 = picked.shape[0]
-            if m0 >= n_c:
-                continue
-            r = picked[:, 0] / (n_c - 1)
-            var_sources = float(np.var(r, ddof=1))
-            if var_sources == 0.0:
-                continue
-            pair_mean = picked[:, 0].sum() / (m0 * (n_c - 1))
-            var_pairs = max(0.0, picked[:, 1].sum() / (m0 * (n_c - 1)) - pair_mean**2)
-            target = var_pairs / max_pairs * max(0.0, 1.0 - max_pairs / population)
-            # (1 - m/n) var_sources / m <= target  <=>  m >= 1 / (target / var_sources + 1 / n)
-            m = min(n_c, math.ceil(1.0 / (target / var_sources + 1.0 / n_c) - 1e-9))
-            if m > m0:
-                extra[ls.members(c, rank)[m0:m], q] = True
-    return extra
-
-
 def _summarise(
-    ls: _LabelSet, q: int, plan: _Plan, sums: np.ndarray, settings: dict, timings: dict
+    ls: _LabelSet, q: int, design: Design, point_sums: np.ndarray, settings: dict, timings: dict
 ) -> ConvexityResult:
-    """Class and layer estimates with standard errors from the per-source score sums (S, Q, 2)."""
-    src_codes = ls.codes[plan.sources]
+    """Class and layer estimates with standard errors from the per-point score sums (N, Q, 2)."""
     per_class: dict[Hashable, ClassConvexity] = {}
     for c in ls.kept:
-        n_c = int(ls.counts[c])
-        picked = sums[plan.active[:, q] & (src_codes == c), q]
-        r = picked[:, 0] / (n_c - 1)
-        m = r.shape[0]
-        var = float(np.var(r, ddof=1)) if m > 1 else 0.0
-        sem = math.sqrt(max(0.0, (1.0 - m / n_c) * var / m))
-        n_pairs = m * (n_c - 1)
-        mean = float(r.mean())
-        pair_var = max(0.0, float(picked[:, 1].sum()) / n_pairs - mean * mean)
+        members = np.flatnonzero(ls.codes == c)
+        est = class_estimate(design, q, members, point_sums)
         per_class[ls.classes[c]] = ClassConvexity(
-            mean, sem, n_c, n_pairs, m, math.sqrt(pair_var * n_pairs / max(1, n_pairs - 1))
+            est.score,
+            math.sqrt(est.variance),
+            len(members),
+            est.n_pairs,
+            est.n_sources,
+            math.sqrt(est.pair_var),
         )
     excluded = tuple(ls.classes[c] for c in np.flatnonzero(ls.counts < 2))
     scores = np.array([v.score for v in per_class.values()])
@@ -342,19 +284,23 @@ class _Engine:
         self.max_pairs = max_pairs_per_class
         self.device = resolve_device(device)
         self.engine = _resolve_engine(engine, self.device)
-        self.rank = np.random.default_rng(seed).permutation(sets[0].codes.shape[0])
-        self.plan = _as_plan(_first_stage(sets, self.rank, max_pairs_per_class))
+        rng = np.random.default_rng(seed)
+        self.rank = rng.permutation(sets[0].codes.shape[0])
+        self.main_rank = rng.permutation(sets[0].codes.shape[0])  # independent of the pilot's
         self.codes = np.stack([ls.codes for ls in sets])
-        exhaustive = bool(
-            self.plan.active.sum(axis=0).tolist() == [int(ls.counts[ls.kept].sum()) for ls in sets]
+        self.kept = [ls.kept for ls in sets]
+        exhaustive = max_pairs_per_class is None or all(
+            first_stage_size(int(n), max_pairs_per_class) == n
+            for ls in sets
+            for n in ls.counts[ls.kept]
         )
         self.second_stage = match_pair_precision and not exhaustive
         if exhaustive:
             estimator = "exhaustive"
         elif self.second_stage:
-            estimator = "sampled sources, precision of uniform pairs"
+            estimator = "stratified sources, precision of uniform pairs"
         else:
-            estimator = "sampled sources"
+            estimator = "stratified sources"
         self.settings = {
             "k": self.k,
             "max_pairs_per_class": max_pairs_per_class,
@@ -368,27 +314,24 @@ class _Engine:
         if self.engine == "torch":
             self._t_codes = torch.from_numpy(self.codes.astype(np.int64)).to(self.device)
 
-    def _path_sums(self, graph, plan: _Plan) -> np.ndarray:
-        """Per-source score sums (S, Q, 2) for ``plan`` on this layer's graph."""
+    def _run_trees(self, edges: tuple, need: np.ndarray, point_sums: np.ndarray) -> int:
+        """Add the path-score sums of the (point, label set) choices in ``need`` (N, Q); returns trees."""
+        sources = np.flatnonzero(need.any(axis=1))
+        if not len(sources):
+            return 0
+        active = need[sources]
         if self.engine == "numba":
-            return scores_numba(*graph, plan.sources, self.codes, plan.active)
-        src, dst, w, n = graph
-        return (
-            scores_torch(
-                src,
-                dst,
-                w,
-                n,
-                torch.from_numpy(plan.sources).to(self.device),
-                self._t_codes,
-                torch.from_numpy(plan.active).to(self.device, torch.float64),
-            )
-            .cpu()
-            .numpy()
-        )
+            sums = scores_numba(*edges, sources, self.codes, active)
+        else:
+            src, dst, w, n = edges
+            t_sources = torch.from_numpy(sources).to(self.device)
+            t_active = torch.from_numpy(active).to(self.device, torch.float64)
+            sums = scores_torch(src, dst, w, n, t_sources, self._t_codes, t_active).cpu().numpy()
+        point_sums[sources] += sums  # inactive (point, set) entries come back as zeros
+        return len(sources)
 
     def layer(self, x: torch.Tensor, layer: int | None = None) -> list[ConvexityResult]:
-        """Results of every label set for one layer's features (N, D), sharing one graph and one tree."""
+        """Results of every label set for one layer's features (N, D), sharing one graph and its trees."""
         x = x.to(self.device, non_blocking=True)
         _check_finite(x, layer)
         t0 = time.perf_counter()
@@ -399,22 +342,24 @@ class _Engine:
         edges = (
             graph.csr() if self.engine == "numba" else (*graph.undirected_edges(), graph.n_points)
         )
-        plan = self.plan
-        sums = self._path_sums(edges, plan)
+        purity = knn_purity(self.codes, graph.indices.cpu().numpy())
+        design = first_stage(self.codes, self.kept, self.rank, purity, self.max_pairs)
+        point_sums = np.zeros((*design.chosen.shape, 2))
+        n_trees = self._run_trees(edges, design.chosen, point_sums)
         if self.second_stage:
-            extra = _as_plan(_second_stage(self.sets, self.rank, plan, sums, self.max_pairs))
-            if extra.sources.shape[0]:
-                sums = np.concatenate([sums, self._path_sums(edges, extra)])
-                plan = _Plan(
-                    np.concatenate([plan.sources, extra.sources]),
-                    np.concatenate([plan.active, extra.active]),
-                )
+            pilot = design
+            design = main_stage(
+                pilot, self.codes, self.kept, self.main_rank, point_sums, self.max_pairs
+            )
+            n_trees += self._run_trees(edges, design.chosen & ~pilot.chosen, point_sums)
+            point_sums[~design.chosen] = 0.0  # pilot-only trees only sized the main sample
         t2 = time.perf_counter()
         timings = {"knn_s": t1 - t0, "paths_s": t2 - t1, "fallback_rows": graph.n_fallback_rows}
-        settings = dict(
-            self.settings, layer=layer, n_shortest_path_trees=int(plan.sources.shape[0])
-        )
-        return [_summarise(ls, q, plan, sums, settings, timings) for q, ls in enumerate(self.sets)]
+        settings = dict(self.settings, layer=layer, n_shortest_path_trees=n_trees)
+        return [
+            _summarise(ls, q, design, point_sums, settings, timings)
+            for q, ls in enumerate(self.sets)
+        ]
 
 
 def graph_convexity(

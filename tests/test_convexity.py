@@ -163,7 +163,7 @@ def test_sampled_estimate_is_unbiased_and_within_three_standard_errors():
     estimates, sems = [], []
     for seed in range(24):
         res = graph_convexity(points, labels, k=10, max_pairs_per_class=1200, seed=seed)
-        assert res.settings["estimator"].startswith("sampled")
+        assert res.settings["estimator"].startswith("stratified")
         assert all(c.n_pairs >= 1200 for c in res.per_class.values())
         estimates.append(res.score)
         sems.append(res.sem)
@@ -174,6 +174,20 @@ def test_sampled_estimate_is_unbiased_and_within_three_standard_errors():
     assert abs(np.mean(estimates) - exact.score) < 3 * spread / math.sqrt(len(estimates))
     # the reported standard error matches the actual spread of the estimates
     assert 0.5 < np.mean(sems) / spread < 2.0
+    # and is no worse than that of 1,200 pairs per class drawn uniformly (the authors' scheme)
+    iid = math.sqrt(
+        sum(c.pair_std**2 / 1200 * (1 - 1200 / c.n_pairs) for c in exact.per_class.values())
+    )
+    iid /= len(exact.per_class)
+    assert np.mean(sems) < 1.1 * iid
+    assert spread < 1.35 * iid
+    pilot_only = [
+        graph_convexity(
+            points, labels, k=10, max_pairs_per_class=1200, seed=s, match_pair_precision=False
+        ).sem
+        for s in range(3)
+    ]
+    assert np.mean(pilot_only) > 2 * np.mean(sems)
 
 
 def test_same_seed_same_result_and_engines_agree():
