@@ -1,0 +1,142 @@
+"""Checks of the committed synthetic spoken-word sample in ``data/sample``.
+
+The set is made by ``scripts/make_sample.py``; these tests only read the committed files (fast,
+no TTS engine needed).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample"
+WORDS = [
+    "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward",
+    "four", "go", "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one",
+    "right", "seven", "sheila", "six", "stop", "three", "tree", "two", "up", "visual", "wow",
+    "yes", "zero",
+]  # fmt: skip
+NAME_RE = re.compile(r"^(?P<speaker>[a-z0-9]+(?:-[a-z0-9]+)*)_nohash_(?P<take>\d+)\.flac$")
+SIZE_BUDGET = 15_000_000  # bytes, counted as du does on a 4-KiB-block file system
+
+pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason="data/sample not present")
+
+
+@pytest.fixture(scope="module")
+def clips() -> list[Path]:
+    return sorted(SAMPLE.glob("*/*.flac"))
+
+
+@pytest.fixture(scope="module")
+def meta() -> dict:
+    return json.loads((SAMPLE / "voices.json").read_text(encoding="utf-8"))
+
+
+def _speaker(path: Path) -> str:
+    return path.name.split("_nohash_")[0]
+
+
+def test_word_folders() -> None:
+    folders = sorted(p.name for p in SAMPLE.iterdir() if p.is_dir())
+    assert folders == WORDS
+
+
+def test_file_names(clips: list[Path]) -> None:
+    assert clips
+    for c in clips:
+        m = NAME_RE.match(c.name)
+        assert m, f"bad clip name {c.name}"
+        assert "_" not in m["speaker"]
+    # nothing but FLAC clips inside the word folders
+    assert all(p.suffix == ".flac" for w in WORDS for p in (SAMPLE / w).iterdir())
+
+
+def test_speakers_cover_every_word(clips: list[Path]) -> None:
+    words_of: dict[str, set[str]] = defaultdict(set)
+    for c in clips:
+        words_of[_speaker(c)].add(c.parent.name)
+    assert len(words_of) >= 20
+    for sp, ws in words_of.items():
+        assert ws == set(WORDS), f"{sp} misses {set(WORDS) - ws}"
+
+
+def test_audio_format(clips: list[Path]) -> None:
+    for c in clips:
+        info = sf.info(str(c))
+        assert (info.format, info.subtype) == ("FLAC", "PCM_16"), c
+        assert (info.samplerate, info.channels, info.frames) == (16000, 1, 16000), c
+        x, _ = sf.read(str(c), dtype="float32")
+        assert np.all(np.isfinite(x)), c
+        rms = float(np.sqrt(np.mean(x**2)))
+        assert rms > 1e-3, f"{c}: RMS {rms:.1e}: no speech"
+        # a noise floor everywhere: no perfectly silent 10-ms stretch
+        assert np.all(np.abs(x.reshape(100, 160)).max(axis=1) > 0), f"{c}: digital silence"
+        assert float(np.max(np.abs(x))) < 0.99, f"{c}: clipped"
+
+
+def _read_list(name: str) -> list[str]:
+    return [ln for ln in (SAMPLE / name).read_text().splitlines() if ln.strip()]
+
+
+def test_split_lists(clips: list[Path]) -> None:
+    val, test = _read_list("validation_list.txt"), _read_list("testing_list.txt")
+    for lst in (val, test):
+        assert len(lst) == len(set(lst))
+        for rel in lst:
+            assert not rel.startswith("/") and (SAMPLE / rel).is_file(), rel
+    assert not set(val) & set(test)
+    val_sp = {rel.split("/")[1].split("_nohash_")[0] for rel in val}
+    test_sp = {rel.split("/")[1].split("_nohash_")[0] for rel in test}
+    assert len(val_sp) >= 2 and len(test_sp) >= 2
+    assert not val_sp & test_sp
+    # split by speaker: every clip of a held-out speaker is listed, so none leaks into training
+    listed = set(val) | set(test)
+    for c in clips:
+        rel = f"{c.parent.name}/{c.name}"
+        assert (rel in listed) == (_speaker(c) in val_sp | test_sp), rel
+    n = len({_speaker(c) for c in clips})
+    assert len(val_sp) + len(test_sp) < n / 2, "most speakers must stay in training"
+
+
+def test_size_budget() -> None:
+    files = [p for p in SAMPLE.rglob("*") if p.is_file()]
+    apparent = sum(p.stat().st_size for p in files)
+    in_blocks = sum(-(-p.stat().st_size // 4096) * 4096 for p in files) + 4096 * 36  # + folders
+    assert apparent <= in_blocks <= SIZE_BUDGET, f"{in_blocks / 1e6:.2f} MB"
+
+
+def test_voices_json_matches_files(clips: list[Path], meta: dict) -> None:
+    assert sorted(meta["words"]) == WORDS
+    assert meta["sample_rate"] == 16000 and meta["clip_samples"] == 16000
+    speakers = {s["id"]: s for s in meta["speakers"]}
+    assert len(speakers) == len(meta["speakers"])
+    counts: dict[str, int] = defaultdict(int)
+    for c in clips:
+        counts[_speaker(c)] += 1
+    assert set(counts) == set(speakers)
+    val, test = _read_list("validation_list.txt"), _read_list("testing_list.txt")
+    split_of = {rel.split("/")[1].split("_nohash_")[0]: "validation" for rel in val}
+    split_of.update({rel.split("/")[1].split("_nohash_")[0]: "testing" for rel in test})
+    for sp, s in speakers.items():
+        assert s["clips"] == counts[sp] == len(WORDS) * meta["takes"], sp
+        assert s["engine"] in {"espeak-ng", "flite", "festival", "piper", "kokoro"}
+        assert s["licence"] and s["settings"]
+        assert s["split"] == split_of.get(sp, "training"), sp
+        assert "mbrola" not in json.dumps(s).lower() and "pico" not in s["engine"]
+
+
+def test_takes_are_distinct(clips: list[Path]) -> None:
+    """No two clips are byte-identical (augmentation is seeded per clip)."""
+    sizes = [c.stat().st_size for c in clips]
+    data = {}
+    for c, size in zip(clips, sizes, strict=True):
+        if sizes.count(size) > 1:
+            data.setdefault(c.read_bytes(), []).append(c)
+    assert all(len(v) == 1 for v in data.values())
