@@ -36,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from core.knn import knn_graph
+from core.knn import KnnGraph, knn_graph
 from core.sampling import (
     Design,
     class_estimate,
@@ -330,7 +330,12 @@ class _Engine:
         point_sums[sources] += sums  # inactive (point, set) entries come back as zeros
         return len(sources)
 
-    def layer(self, x: torch.Tensor, layer: int | None = None) -> list[ConvexityResult]:
+    def layer(
+        self,
+        x: torch.Tensor,
+        layer: int | None = None,
+        on_graph: Callable[[int, KnnGraph], None] | None = None,
+    ) -> list[ConvexityResult]:
         """Results of every label set for one layer's features (N, D), sharing one graph and its trees."""
         x = x.to(self.device, non_blocking=True)
         _check_finite(x, layer)
@@ -339,6 +344,8 @@ class _Engine:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         t1 = time.perf_counter()
+        if on_graph is not None:
+            on_graph(layer, graph)
         edges = (
             graph.csr() if self.engine == "numba" else (*graph.undirected_edges(), graph.n_points)
         )
@@ -408,13 +415,15 @@ def layerwise_convexity(
     match_pair_precision: bool = True,
     layers: Sequence[int] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    on_graph: Callable[[int, KnnGraph], None] | None = None,
 ) -> ConvexityCurve | dict[str, ConvexityCurve]:
     """Convexity curve over layers of ``features`` (N, L+1, D) (may be a numpy memmap).
 
     ``labels`` is one label array (returns a ``ConvexityCurve``) or a mapping name -> labels, e.g.
     ``{"word": ..., "speaker": ...}`` (returns name -> curve): the label sets share each layer's kNN
     graph, the sampled sources and their shortest-path trees. ``layers`` selects hidden-state indices
-    (default all); ``progress(done, total)`` is called after each layer.
+    (default all); ``progress(done, total)`` is called after each layer; ``on_graph(layer, graph)``
+    receives each layer's exact kNN graph so other criteria (e.g. kNN accuracy) can reuse it.
     """
     single = not isinstance(labels, Mapping)
     named = {"labels": labels} if single else dict(labels)
@@ -437,7 +446,7 @@ def layerwise_convexity(
     )
     per_layer = []
     for done, i in enumerate(chosen, start=1):
-        per_layer.append(eng.layer(x[:, i, :], layer=i))
+        per_layer.append(eng.layer(x[:, i, :], layer=i, on_graph=on_graph))
         if progress is not None:
             progress(done, len(chosen))
     curves = {

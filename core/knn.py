@@ -114,8 +114,8 @@ def _exhaustive_row(
 
 
 def default_block_size(n: int, device: torch.device) -> int:
-    """Rows per block so one (block x N) float32 distance slab stays near 256 MB (CPU) or 2 GB (GPU)."""
-    budget = (2 << 30) if device.type == "cuda" else (256 << 20)
+    """Rows per block so one (block x N) float32 distance slab stays near 96 MB (CPU) or 2 GB (GPU)."""
+    budget = (2 << 30) if device.type == "cuda" else (96 << 20)
     return int(max(64, min(n, budget // max(1, 4 * n))))
 
 

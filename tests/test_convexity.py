@@ -245,12 +245,20 @@ def test_layer_selection_progress_and_memmap(tmp_path):
     )
     array[:] = rng.normal(size=array.shape)
     labels = np.repeat(["p", "q", "r"], 20)
-    seen = []
+    seen, graphs = [], {}
     curve = layerwise_convexity(
-        array, labels, k=4, layers=[3, 1], progress=lambda d, t: seen.append((d, t))
+        array,
+        labels,
+        k=4,
+        layers=[3, 1],
+        progress=lambda d, t: seen.append((d, t)),
+        on_graph=graphs.__setitem__,
     )
     assert curve.layers == (3, 1)
     assert seen == [(1, 2), (2, 2)]
+    assert sorted(graphs) == [1, 3]
+    assert graphs[3].indices.shape == (60, 4)
+    assert torch.equal(graphs[3].indices, knn_graph(torch.from_numpy(array[:, 3]), 4).indices)
     with pytest.raises(ConvexityInputError, match="layers must lie"):
         layerwise_convexity(array, labels, layers=[4])
 
