@@ -128,9 +128,9 @@ def knn_graph(
         raise ValueError(f"k must be between 1 and N-1 = {n - 1}, got {k}")
     device = features.device
     x64 = features.to(torch.float64).contiguous()  # exact distances use the raw coordinates
-    x32 = (x64 - x64.mean(dim=0, keepdim=True)).to(
-        torch.float32
-    )  # centring shrinks float32 rounding
+    centred = x64 - x64.mean(dim=0, keepdim=True)  # centring shrinks float32 rounding
+    x32 = centred.to(torch.float32)
+    del centred
     sq = (x32 * x32).sum(dim=1)
     # Worst-case float32 error of ||a||^2 + ||b||^2 - 2<a,b>, rounding of the inputs included, is below
     # (d + 8) eps (|a|^2 + |b|^2); doubled for margin.
@@ -143,7 +143,8 @@ def knn_graph(
     for start in range(0, n, block):
         stop = min(n, start + block)
         rows = torch.arange(start, stop, device=device)
-        d2 = torch.addmm(sq[None, :], x32[start:stop], x32.T, alpha=-2.0).add_(sq[start:stop, None])
+        # ||b||^2 - 2<a, b>: the row's own ||a||^2 does not change its ordering, so it is added later
+        d2 = torch.addmm(sq[None, :], x32[start:stop], x32.T, alpha=-2.0)
         d2[torch.arange(stop - start, device=device), rows] = torch.inf
         approx, cand = torch.topk(d2, n_cand, dim=1, largest=False, sorted=True)
         del d2
@@ -153,7 +154,8 @@ def knn_graph(
         # Every point outside the candidates has approx >= approx[:, -1], so its exact squared distance
         # is at least approx[:, -1] - bound; if that exceeds the k-th exact one, nothing was missed.
         if n_cand < n - 1:
-            proven = approx[:, -1].double() - bound[rows].double() > dist[:, -1] ** 2
+            last = approx[:, -1].double() + sq[rows].double()
+            proven = last - bound[rows].double() > dist[:, -1] ** 2
             fallback.extend((rows[~proven]).tolist())
     chunk = max(1, (64 << 20) // max(1, 8 * d))
     for i in fallback:
