@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -104,7 +103,10 @@ def main() -> None:
         "--clips", type=int, default=350, help="clips of the sample for trimmed/waveform input"
     )
     p.add_argument(
-        "--padded-clips", type=int, default=48, help="clips for padded Whisper (30-s window)"
+        "--padded-clips",
+        type=int,
+        default=35,
+        help="clips for padded Whisper (30-s window; >= 35, one per word)",
     )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
@@ -115,7 +117,6 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
     device = torch.device(args.device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device: {where}, torch threads {torch.get_num_threads()}, batch {args.batch_size}")

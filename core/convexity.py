@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -227,7 +228,9 @@ def _as_tensor(features: np.ndarray | torch.Tensor) -> torch.Tensor:
     array = np.asarray(features)
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
         raise ConvexityInputError(f"features must be real numbers, got dtype {array.dtype}")
-    return torch.from_numpy(array)
+    with warnings.catch_warnings():  # read-only memmaps are fine: the engine only reads and copies
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
 
 
 def _check_inputs(x: torch.Tensor, ndim: int, label_sets: list[_LabelSet], k: int) -> None:

@@ -1,0 +1,600 @@
+"""Command-line interface: ``python -m core {models,datasets,extract,convexity,prune}``.
+
+Shares the feature cache with the dashboard (``core.features``). Expected failures (unknown model, hub
+offline, missing dataset folder, unreadable clips, bad arguments) print one ``error: ...`` line to
+stderr and exit with status 2, never a traceback (set ``CONVEXITY_LAB_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_ERROR = 2
+
+EXAMPLES = """\
+examples:
+  python -m core models
+  python -m core datasets
+  python -m core datasets sample                    # class counts for words and speakers
+  python -m core datasets speech-commands --root ~/data/speech_commands_v0.02
+  python -m core extract whisper-tiny.en-offline sample --max-clips 350
+  python -m core extract wav2vec2-base speech-commands --root DIR --split test --device cuda
+  python -m core convexity whisper-base-offline sample --out curves.json
+  python -m core convexity --key 3fa2c1d9e0 --labels word --exhaustive --out curves.csv
+  python -m core prune whisper-base-offline 2 --out pruned-whisper-base-p2
+"""
+
+
+class CliError(Exception):
+    """A user-facing error of the CLI itself (bad option combination, bad output path)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Output helpers
+
+
+def _err(message: str) -> None:
+    """Print one line to stderr."""
+    print(" ".join(str(message).split()), file=sys.stderr)
+
+
+def _fmt_params(n: int | None) -> str:
+    """12.3M style parameter count."""
+    return "?" if n is None else f"{n / 1e6:.1f}M"
+
+
+def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """Left-aligned plain-text table."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _progress_bar(
+    desc: str, enabled: bool
+) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    """A ``progress(done, total)`` callback that drives a lazily created tqdm bar, and a closer."""
+    from tqdm import tqdm
+
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if not enabled:
+            return
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = tqdm(total=total, desc=desc, unit="clip", disable=None)
+        bar.n = done
+        bar.refresh()
+
+    def close() -> None:
+        if "bar" in state:
+            state["bar"].close()
+
+    return update, close
+
+
+# --------------------------------------------------------------------------------------------------
+# Commands
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List the model registry with offline availability, parameters and layers."""
+    from core.models import MODELS, models_available_offline
+
+    offline = set(models_available_offline())
+    rows = []
+    for spec in MODELS.values():
+        if spec.key in offline:
+            where = "yes (installed)" if spec.source == "offline" else "yes (cached)"
+        else:
+            where = "no (pip package missing)" if spec.source == "offline" else "no (needs hub)"
+        rows.append(
+            [spec.key, spec.family, spec.n_layers, spec.hidden_size, _fmt_params(spec.params),
+             where, spec.hf_id]
+        )  # fmt: skip
+    print(_table(rows, ["model", "family", "layers", "dim", "params", "offline", "id"]))
+    print(
+        "\nAny Hugging Face id of a supported family or a local model directory also works. "
+        "Layers L give L+1 hidden states (0 = input of layer 1)."
+    )
+    return 0
+
+
+def _counts_block(title: str, counts: dict[str, int], show_all: bool, limit: int = 40) -> str:
+    """Class counts as a compact multi-column block."""
+    if not counts:
+        return f"{title}: none"
+    values = sorted(counts.values())
+    head = (
+        f"{title}: {len(counts)} classes, {sum(values)} clips "
+        f"(per class min {values[0]}, median {values[len(values) // 2]}, max {values[-1]})"
+    )
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    hidden = 0
+    if not show_all and len(items) > limit:
+        hidden, items = len(items) - limit, items[:limit]
+    width = max(len(f"{k} {v}") for k, v in items) + 2
+    per_line = max(1, 100 // width)
+    lines = [head]
+    for i in range(0, len(items), per_line):
+        lines.append("  " + "".join(f"{k} {v}".ljust(width) for k, v in items[i : i + per_line]))
+    if hidden:
+        lines.append(f"  ... {hidden} more (largest first; --all lists every class)")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    """List the dataset registry, or with a name/--root the class counts of one dataset."""
+    from core.datasets import DATASETS, class_counts, default_min_clips, load_table, split_counts
+
+    if args.name is None and args.root is None:
+        rows = []
+        for spec in DATASETS.values():
+            root = spec.default_root() if spec.default_root else None
+            present = "-" if root is None else ("yes" if root.exists() else "no")
+            rows.append([spec.key, spec.layout, present, str(root or "(--root required)"),
+                         spec.download_size or "-"])  # fmt: skip
+        print(_table(rows, ["dataset", "layout", "present", "default root", "download"]))
+        print("\nShow class counts with: python -m core datasets NAME [--root DIR]")
+        return 0
+    name = args.name
+    if name is None:
+        has_lists = (Path(args.root).expanduser() / "validation_list.txt").is_file()
+        name = "speech-commands" if has_lists else "folder"
+    table = load_table(name, args.root)
+    print(f"{name}: {len(table)} clips at {table.root}")
+    for task, title in (("words", "words"), ("speakers", "speakers")):
+        counts = class_counts(table, task)
+        print(_counts_block(title, counts, args.all))
+        splits = split_counts(table, task)
+        print("  splits: " + ", ".join(f"{k} {v}" for k, v in splits.items()))
+    floor = default_min_clips(table)
+    n_keep = sum(1 for v in class_counts(table, "speakers").values() if v >= floor)
+    print(f"speakers task keeps speakers with >= {floor} clips: {n_keep}")
+    for note in table.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def _selection(args: argparse.Namespace) -> Any:
+    """The Selection described by the command-line options."""
+    from core.features import Selection
+
+    return Selection(
+        dataset=args.dataset,
+        root=args.root,
+        task=args.task,
+        split=args.split,
+        max_clips=args.max_clips,
+        seed=args.seed,
+        min_clips=args.min_clips,
+    )
+
+
+def _extract(args: argparse.Namespace, *, cache: bool = True) -> Any:
+    """Run (or fetch from the cache) the features the selection options describe, with a progress bar."""
+    from core.features import extract_features
+
+    update, close = _progress_bar("extract", not args.no_progress)
+    try:
+        return extract_features(
+            args.model,
+            _selection(args),
+            whisper_input=args.whisper_input,
+            batch_size=args.batch_size,
+            device=args.device,
+            progress=update,
+            cache=cache,
+        )
+    finally:
+        close()
+
+
+def _describe_features(fs: Any) -> list[str]:
+    """Lines describing a FeatureSet: model, input mode, data, shape, cache and speed."""
+    m = fs.meta
+    lines = [f"model: {m['describe']}"]
+    if m.get("family") == "whisper":
+        mode = m["input_mode"]
+        extra = (
+            " (default; --whisper-input padded runs the full 30-s window)"
+            if mode == "trimmed"
+            else " (30-s window; pooled over the clip's frames)"
+        )
+        lines.append(f"whisper input: {mode}{extra}")
+    sel = m.get("selection", {})
+    sel_text = ", ".join(f"{k}={v}" for k, v in sel.items() if v is not None)
+    lines.append(f"data: {m['dataset']} at {m['root']} ({sel_text})")
+    shape = " x ".join(str(s) for s in fs.features.shape)
+    lines.append(f"features: {shape} {fs.features.dtype} (clips x hidden states x dim), "
+                 f"pooling {m['pooling']}")  # fmt: skip
+    origin = "from cache" if fs.from_cache else f"computed in {m['seconds']:.1f} s"
+    rate = f", {m['clips_per_s']:.1f} clips/s" if m.get("clips_per_s") else ""
+    lines.append(f"key: {fs.key} ({origin}{rate} on {m['device']})")
+    if fs.directory is not None:
+        lines.append(f"cache: {fs.directory}")
+    if fs.skipped:
+        first = fs.skipped[0]
+        lines.append(
+            f"skipped {len(fs.skipped)} unreadable clip(s), e.g. {first['path']}: {first['reason']}"
+        )
+    return lines
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    """Extract (or reuse) pooled per-layer features and print where they are."""
+    fs = _extract(args, cache=not args.no_cache)
+    print("\n".join(_describe_features(fs)))
+    return 0
+
+
+def _label_sets(fs: Any, names: Sequence[str]) -> dict[str, list[str]]:
+    """The requested label sets; speaker labels must exist for every clip."""
+    out: dict[str, list[str]] = {}
+    for name in dict.fromkeys(names):
+        labels = fs.labels(name)
+        if name == "speaker" and any(not s for s in labels):
+            missing = sum(1 for s in labels if not s)
+            raise CliError(
+                f"{missing} clip(s) have no speaker label; use --labels word or a speaker regex dataset"
+            )
+        out[name] = list(labels)
+    return out
+
+
+def _write_out(path: Path, curves: dict[str, Any], fs: Any, settings: dict[str, Any]) -> None:
+    """Save curves as JSON (everything) or CSV (one row per layer and class), atomically."""
+    from core.storage import atomic_write_bytes
+
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        doc = {
+            "features": fs.meta,
+            "settings": settings,
+            "curves": {
+                name: {
+                    "layers": list(c.layers),
+                    "scores": [float(s) for s in c.scores],
+                    "sems": [float(s) for s in c.sems],
+                    "results": [r.to_dict() for r in c.results],
+                }
+                for name, c in curves.items()
+            },
+        }
+        atomic_write_bytes(path, json.dumps(doc, indent=2, default=str).encode())
+    else:
+        buf = io.StringIO()
+        fields = ["labels", "layer", "class", "score", "sem", "n_points", "n_pairs"]
+        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        for c in curves.values():
+            for row in c.to_records():
+                writer.writerow({k: ("" if row[k] is None else row[k]) for k in fields})
+        atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def cmd_convexity(args: argparse.Namespace) -> int:
+    """Graph convexity per layer for word and/or speaker labels, sharing one kNN graph per layer."""
+    from core.convexity import layerwise_convexity
+    from core.features import load_cached_features
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() not in (".json", ".csv"):
+        raise CliError(f"--out must end in .json or .csv, got {out.name!r}")
+    if args.key:
+        if args.model or args.dataset:
+            raise CliError("give either --key or MODEL DATASET, not both")
+        fs = load_cached_features(args.key)
+    else:
+        if not (args.model and args.dataset):
+            raise CliError("give MODEL DATASET (e.g. whisper-tiny.en-offline sample) or --key KEY")
+        fs = _extract(args)
+    print("\n".join(_describe_features(fs)))
+    labels = _label_sets(fs, args.labels)
+    pairs = None if args.exhaustive else args.pairs
+    update, close = _progress_bar("convexity", not args.no_progress)
+    try:
+        curves = layerwise_convexity(
+            fs.features, labels, k=args.k, max_pairs_per_class=pairs, seed=args.pair_seed,
+            device=args.device, progress=update,
+        )  # fmt: skip
+    finally:
+        close()
+    first = next(iter(curves.values())).results[0]
+    estimator = first.settings["estimator"]
+    print(f"graph convexity: k={args.k}, {'exhaustive' if pairs is None else f'{pairs} pairs/class'}"
+          f" ({estimator}); sem = standard error of the estimate")  # fmt: skip
+    for name, c in curves.items():
+        ex = c.results[0].n_excluded_classes
+        n_cls = len(c.results[0].per_class)
+        note = f", {ex} class(es) with < 2 clips excluded" if ex else ""
+        print(f"  {name}: {n_cls} classes{note}")
+    header = ["layer"] + [h for name in curves for h in (name, "±sem")]
+    rows = []
+    for i, layer in enumerate(next(iter(curves.values())).layers):
+        row: list[Any] = [layer]
+        for c in curves.values():
+            row += [f"{c.scores[i]:.4f}", f"{c.sems[i]:.4f}"]
+        rows.append(row)
+    print(_table(rows, header))
+    if fs.meta.get("final_layer_norm"):
+        print(
+            f"note: layer {fs.n_layers} includes the encoder's final LayerNorm (layers below do not)"
+        )
+    if out is not None:
+        settings = dict(first.settings, labels=list(curves))
+        settings.pop("layer", None)
+        _write_out(out, curves, fs, settings)
+        print(f"wrote {out}")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Load a model, keep layers 1..p, save it, and print parameter counts before and after."""
+    from core.models import load_encoder
+    from core.pruning import count_parameters, prune
+
+    enc = load_encoder(args.model, whisper_input=args.whisper_input, device="cpu")
+    before = count_parameters(enc)
+    n_layers = enc.n_layers
+    prune(enc, args.p)
+    after = count_parameters(enc)
+    path = enc.save_pretrained(args.out)
+    print(f"model: {enc.describe()}")
+    rows = [[part, f"{before[part]:,}", f"{after[part]:,}", f"{before[part] - after[part]:,}"]
+            for part in ("total", "front_end", "transformer", "head")]  # fmt: skip
+    print(f"pruned at p={args.p}: kept transformer layers 1..{args.p} of {n_layers}")
+    print(_table(rows, ["parameters", "before", "after", "removed"]))
+    share = 100 * (1 - after["total"] / before["total"]) if before["total"] else 0.0
+    print(f"removed {share:.1f}% of the parameters; saved to {path}")
+    if enc.family == "whisper" and enc.input_mode == "trimmed":
+        print("note: the saved Whisper encoder keeps the trimmed (1-s) position table")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Parser
+
+
+def _positive(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every command takes."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--threads", type=_positive, help="CPU threads for torch (default: torch's choice)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def _selection_args(p: argparse.ArgumentParser, *, required: bool) -> None:
+    """Model, dataset and the selection / extraction options."""
+    nargs = None if required else "?"
+    p.add_argument(
+        "model", nargs=nargs, help="preset key (see 'models'), Hugging Face id or model directory"
+    )
+    p.add_argument(
+        "dataset", nargs=nargs, help="dataset key (see 'datasets'): sample, speech-commands, folder"
+    )
+    p.add_argument("--root", help="dataset folder (default: the dataset's own location)")
+    p.add_argument(
+        "--task",
+        choices=("words", "speakers"),
+        default="words",
+        help="which task's clips: speakers keeps speakers with >= --min-clips clips (default: words)",
+    )
+    p.add_argument(
+        "--split",
+        choices=("all", "train", "validation", "test"),
+        default="all",
+        help="split of the task (default: all)",
+    )
+    p.add_argument(
+        "--max-clips",
+        type=_positive,
+        help="seeded stratified subsample of at most this many clips (>= 1 per class)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the --max-clips subsample (default: 0)"
+    )
+    p.add_argument("--min-clips", type=_positive, help="speakers task: minimum clips per speaker")
+    p.add_argument(
+        "--whisper-input",
+        choices=("trimmed", "padded"),
+        default="trimmed",
+        help="Whisper only: 'trimmed' runs the encoder on the 1-s clip (default, ~30x "
+        "faster), 'padded' on the stock 30-s window; they give different features",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=32,
+        help="clips per forward pass (default: 32; halved on OOM)",
+    )
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser for ``python -m core``."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="python -m core",
+        description="Convexity Lab: layer-wise graph convexity of speech transformers, from the shell. "
+        "Features are cached (shared with the dashboard) in $CONVEXITY_LAB_CACHE or <repo>/cache.",
+        epilog=EXAMPLES,
+        formatter_class=fmt,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = _common()
+
+    p = sub.add_parser("models", parents=[common], formatter_class=fmt,
+                       help="list models, offline availability, parameters and layers",
+                       epilog="example:\n  python -m core models")  # fmt: skip
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("datasets", parents=[common], formatter_class=fmt,
+                       help="list datasets; with NAME or --root show word/speaker class counts",
+                       epilog="examples:\n  python -m core datasets\n  python -m core datasets sample\n"
+                              "  python -m core datasets --root ~/speech_commands_v0.02 --all")  # fmt: skip
+    p.add_argument("name", nargs="?", help="dataset key: show its class counts")
+    p.add_argument(
+        "--root", help="dataset folder (a root with validation_list.txt is read as speech-commands)"
+    )
+    p.add_argument("--all", action="store_true", help="list every class, not only the 40 largest")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("extract", parents=[common], formatter_class=fmt,
+                       help="extract mean-pooled per-layer features (cached)",
+                       epilog="examples:\n  python -m core extract whisper-tiny.en-offline sample\n"
+                              "  python -m core extract whisper-base-offline sample --whisper-input padded"
+                              " --max-clips 100\n  python -m core extract ./my-model folder --root clips/"
+                              " --task speakers --min-clips 5")  # fmt: skip
+    _selection_args(p, required=True)
+    p.add_argument(
+        "--no-cache", action="store_true", help="compute without reading or writing the cache"
+    )
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("convexity", parents=[common], formatter_class=fmt,
+                       help="per-layer graph convexity of word and speaker labels",
+                       epilog="examples:\n  python -m core convexity whisper-tiny.en-offline sample\n"
+                              "  python -m core convexity whisper-base-offline sample --labels speaker --k 5"
+                              " --out curves.csv\n  python -m core convexity --key 3fa2c1d9e0 --exhaustive"
+                              " --out curves.json")  # fmt: skip
+    _selection_args(p, required=False)
+    p.add_argument(
+        "--key", help="use cached features by key (or a unique prefix) instead of MODEL DATASET"
+    )
+    p.add_argument(
+        "--labels",
+        nargs="+",
+        choices=("word", "speaker"),
+        default=["word", "speaker"],
+        help="label sets (default: both, sharing each layer's kNN graph)",
+    )
+    p.add_argument(
+        "--k", type=_positive, default=10, help="neighbours in the kNN graph (default: 10)"
+    )
+    p.add_argument(
+        "--pairs",
+        type=_positive,
+        default=5000,
+        help="precision of this many sampled pairs per class (default: 5000)",
+    )
+    p.add_argument("--exhaustive", action="store_true", help="score every ordered pair (exact)")
+    p.add_argument(
+        "--pair-seed", type=int, default=0, help="seed of the pair sampling (default: 0)"
+    )
+    p.add_argument(
+        "--out", help="write results to FILE.json (everything) or FILE.csv (layer x class rows)"
+    )
+    p.set_defaults(func=cmd_convexity)
+
+    p = sub.add_parser("prune", parents=[common], formatter_class=fmt,
+                       help="keep transformer layers 1..p, save the model, show parameter counts",
+                       epilog="example:\n  python -m core prune whisper-tiny.en-offline 2 --out tiny-p2")  # fmt: skip
+    p.add_argument("model", help="preset key, Hugging Face id or model directory")
+    p.add_argument("p", type=int, help="prune point: keep layers 1..p (1 <= p <= L)")
+    p.add_argument("--out", required=True, help="directory to save the pruned model into")
+    p.add_argument(
+        "--whisper-input",
+        choices=("trimmed", "padded"),
+        default="trimmed",
+        help="Whisper only: save with the 1-s (default) or the 30-s position table",
+    )
+    p.set_defaults(func=cmd_prune)
+    return parser
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def _quiet_libraries() -> None:
+    """One-line warnings; no library chatter on stderr."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    for name in ("transformers", "huggingface_hub", "numba", "urllib3", "filelock"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+    def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+             line: Any = None) -> None:  # fmt: skip
+        _err(f"warning: {message}")
+
+    warnings.showwarning = show
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except Exception:
+        pass
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    """Exception classes that are the user's situation, not a bug: one line and exit 2."""
+    from core.audio import AudioError
+    from core.convexity import ConvexityInputError
+    from core.datasets import DatasetError
+    from core.features import FeatureError
+    from core.models import ModelError
+    from core.whisper_offline import OfflineWeightsError
+
+    return (CliError, ModelError, DatasetError, FeatureError, ConvexityInputError,
+            OfflineWeightsError, AudioError, ValueError, FileNotFoundError, PermissionError)  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 user error, 1 unexpected error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _quiet_libraries()
+    debug = os.environ.get("CONVEXITY_LAB_DEBUG", "").strip() not in ("", "0")
+    try:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        if debug:
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if isinstance(exc, _known_errors()):
+            _err(f"error: {first}")
+            return EXIT_ERROR
+        if type(exc).__name__ == "OutOfMemoryError":
+            _err(f"error: out of memory even at batch size 1 ({first})")
+            return EXIT_ERROR
+        _err(
+            f"error: unexpected {type(exc).__name__}: {first} (CONVEXITY_LAB_DEBUG=1 shows the traceback)"
+        )
+        return 1

@@ -1,0 +1,717 @@
+"""Per-layer mean-pooled features of a dataset selection, extracted in bounded memory and cached on disk.
+
+``extract_features(model, selection)`` returns a :class:`FeatureSet` whose ``features`` array is
+(N, L+1, D) float32: for every clip that could be read, the mean over valid frames of each of the L+1
+hidden states (``SpeechEncoder.pooled``; index 0 = input of layer 1, index i = output of layer i).
+
+Memory: audio is read in chunks (the next chunk is read while the current one runs through the model)
+and each batch's pooled (B, L+1, D) is written straight into a preallocated ``.npy`` memmap, so memory
+does not grow with N. Batches run under bf16 autocast on CUDA; on ``torch.OutOfMemoryError`` the batch
+size is halved and the batch retried (down to 1).
+
+Cache: ``cache_dir()/features/<key>/`` with ``features.npy`` and ``meta.json``. ``key`` is the sha256 of
+a JSON document of: the model id and weights identity (hub: id + commit; local directory: sha256 of its
+weight/config files; offline Whisper: sha256 of the source ``model.bin``; a hand-built encoder without a
+registry spec: sha256 of its parameters), the dataset fingerprint of the selected clips (paths, labels,
+splits, sizes, mtimes), the selection (dataset, task, split, max_clips, seed, min_clips, split_seed),
+the pooling ("mean-valid-frames"), the input mode (Whisper "trimmed"/"padded", else "waveform") and the
+model's layer count. Writes are atomic (temp file + ``os.replace``), ``meta.json`` last as the commit
+marker; it records shape, dtype, byte size and sha256 of ``features.npy``. A read checks all of them
+(the checksum once per file version per process) and recomputes on any mismatch, with a one-line
+warning. An exclusive ``fcntl.flock`` on ``<key>.lock`` makes concurrent requests for one key compute
+it once. Nothing is pickled (``np.load(..., allow_pickle=False)``).
+
+Caveat: a ``SpeechEncoder`` with a registry spec is identified by its spec (id, revision or weight
+files) and layer count, not by hashing its parameters: weights changed in memory after loading (other
+than pruning, which changes the layer count) need ``cache=False``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.audio import LoadResult, load_clips_report
+from core.datasets import ClipTable, load_table, select
+from core.models import ModelSpec, SpeechEncoder, load_encoder, resolve_model
+from core.paths import cache_dir
+from core.storage import atomic_write_json, sha256_file
+
+__all__ = [
+    "POOLING",
+    "FeatureError",
+    "FeatureSet",
+    "Selection",
+    "extract_features",
+    "feature_cache_root",
+    "feature_key",
+    "list_cached_features",
+    "load_cached_features",
+    "remove_cached_features",
+    "resolve_cache_key",
+]
+
+log = logging.getLogger(__name__)
+
+POOLING = "mean-valid-frames"
+FORMAT_VERSION = 1
+FEATURES_NAME = "features.npy"
+META_NAME = "meta.json"
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+_ID_FILES = ("config.json", "preprocessor_config.json")
+
+ProgressFn = Callable[[int, int], None]
+ModelRef = str | os.PathLike | SpeechEncoder
+
+
+class FeatureError(Exception):
+    """Features cannot be produced or read (no readable clip, unknown cache key); one-line message."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Selection
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which clips to extract: a registered dataset (and folder), task, split and a seeded stratified cap."""
+
+    dataset: str = "sample"
+    root: str | None = None
+    task: str = "words"
+    split: str = "all"
+    max_clips: int | None = None
+    seed: int = 0
+    min_clips: int | None = None
+    split_seed: int = 0
+
+    def table(self) -> ClipTable:
+        """Index the dataset and apply the task/split/max_clips selection (see ``core.datasets.select``)."""
+        full = load_table(self.dataset, self.root, split_seed=self.split_seed)
+        return select(
+            full,
+            self.task,
+            self.split,
+            max_clips=self.max_clips,
+            seed=self.seed,
+            min_clips=self.min_clips,
+        )
+
+    def key_part(self) -> dict[str, Any]:
+        """The selection parameters that enter the cache key (the folder itself enters via the fingerprint)."""
+        d = asdict(self)
+        d.pop("root")
+        return d
+
+
+def _table_and_selection(
+    table_selection: ClipTable | Selection,
+) -> tuple[ClipTable, dict[str, Any]]:
+    """The clip table to extract and the selection description for the key and meta."""
+    if isinstance(table_selection, Selection):
+        return table_selection.table(), table_selection.key_part()
+    if isinstance(table_selection, ClipTable):
+        return table_selection, {"dataset": table_selection.dataset, "table": "custom"}
+    raise TypeError(f"expected a Selection or a ClipTable, got {type(table_selection).__name__}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Model identity
+
+
+_HASH_MEMO: dict[tuple[int, int, int, int], str] = {}
+
+
+def _file_sha(path: Path) -> str:
+    """sha256 of a file, memoised per (device, inode, size, mtime) so a re-check (or rename) costs one stat."""
+    st = path.stat()
+    memo = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if memo not in _HASH_MEMO:
+        _HASH_MEMO[memo] = sha256_file(path)
+    return _HASH_MEMO[memo]
+
+
+def _directory_weights_hash(directory: Path) -> str:
+    """sha256 over the weight and config files of a model directory (names and contents)."""
+    files = sorted(
+        p
+        for p in directory.iterdir()
+        if p.is_file() and (p.suffix in _WEIGHT_SUFFIXES or p.name in _ID_FILES)
+    )
+    h = hashlib.sha256()
+    for p in files:
+        h.update(f"{p.name}\0{_file_sha(p)}\n".encode())
+    return h.hexdigest()
+
+
+def _parameters_hash(module: torch.nn.Module) -> str:
+    """sha256 of every parameter and buffer (names, dtypes, shapes, bytes): identity of an in-memory model."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\n".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _hub_revision(hf_id: str, config: Any | None = None) -> str | None:
+    """The commit of a hub model: from the loaded config, else from the local Hugging Face cache."""
+    commit = getattr(config, "_commit_hash", None) if config is not None else None
+    if commit:
+        return str(commit)
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(hf_id, "config.json")
+    except Exception:
+        return None
+    if isinstance(found, str) and "/snapshots/" in found:
+        return found.split("/snapshots/")[1].split("/")[0]
+    return None
+
+
+def _weights_identity(spec: ModelSpec | None, encoder: SpeechEncoder | None) -> str:
+    """A string that changes whenever the model's weights do (see the module docstring)."""
+    if spec is None:
+        if encoder is None:
+            raise ValueError("need a spec or an encoder")
+        return "params-sha256:" + _parameters_hash(encoder.model)
+    if spec.source == "offline":
+        from core.whisper_offline import MANIFEST_NAME, ensure_offline_whisper
+
+        manifest = json.loads((ensure_offline_whisper(spec.key) / MANIFEST_NAME).read_text())
+        return f"ct2-sha256:{manifest['source_sha256']}:v{manifest['format_version']}"
+    if spec.source == "local":
+        return "files-sha256:" + _directory_weights_hash(Path(spec.hf_id))
+    config = encoder.model.config if encoder is not None else None
+    revision = _hub_revision(spec.hf_id, config)
+    if revision is None and encoder is not None:
+        return "params-sha256:" + _parameters_hash(encoder.model)
+    return f"hub:{spec.hf_id}@{revision}"
+
+
+def _model_identity(
+    spec: ModelSpec | None, encoder: SpeechEncoder | None, input_mode: str, n_layers: int
+) -> dict[str, Any]:
+    """Everything about the model that enters the cache key."""
+    name = spec.key if spec is not None else (encoder.name if encoder is not None else "?")
+    return {
+        "model_key": name,
+        "model_id": spec.hf_id if spec is not None else name,
+        "source": spec.source if spec is not None else "in-memory",
+        "weights": _weights_identity(spec, encoder),
+        "input_mode": input_mode,
+        "n_layers": int(n_layers),
+    }
+
+
+def _identity_from_name(name: str | os.PathLike, whisper_input: str) -> dict[str, Any] | None:
+    """Model identity without loading the model, or None when it cannot be known yet (hub, not cached)."""
+    spec = resolve_model(name)
+    if spec.source == "hub" and _hub_revision(spec.hf_id) is None:
+        return None
+    mode = whisper_input if spec.family == "whisper" else "waveform"
+    return _model_identity(spec, None, mode, spec.n_layers)
+
+
+def _identity_from_encoder(encoder: SpeechEncoder) -> dict[str, Any]:
+    """Model identity of a loaded encoder (its current layer count, so a pruned model keys differently)."""
+    return _model_identity(encoder.spec, encoder, encoder.input_mode, encoder.n_layers)
+
+
+def feature_key(identity: dict[str, Any], fingerprint: str, selection: dict[str, Any]) -> str:
+    """The cache key: sha256 of the canonical JSON of model identity, data fingerprint, selection, pooling."""
+    payload = {
+        "format": FORMAT_VERSION,
+        "model": identity,
+        "dataset_fingerprint": fingerprint,
+        "selection": selection,
+        "pooling": POOLING,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------
+# The result
+
+
+@dataclass
+class FeatureSet:
+    """Pooled features (N, L+1, D) float32 of the clips that loaded, their labels, the skipped clips and meta."""
+
+    features: np.ndarray
+    paths: list[str]
+    words: list[str]
+    speakers: list[str]
+    skipped: list[dict[str, str]]
+    meta: dict[str, Any]
+    key: str | None = None
+    directory: Path | None = None
+    from_cache: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_layers(self) -> int:
+        """Transformer layers L (the array has L+1 hidden states)."""
+        return int(self.features.shape[1]) - 1
+
+    def labels(self, name: str) -> list[str]:
+        """Label per clip: ``word`` or ``speaker``."""
+        if name in ("word", "words"):
+            return self.words
+        if name in ("speaker", "speakers"):
+            return self.speakers
+        raise ValueError(f"unknown label set {name!r}; use 'word' or 'speaker'")
+
+
+# --------------------------------------------------------------------------------------------------
+# Cache files
+
+
+def feature_cache_root() -> Path:
+    """``cache_dir()/features``, created if missing."""
+    root = cache_dir() / "features"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@contextlib.contextmanager
+def _exclusive(key: str) -> Iterator[None]:
+    """Hold an exclusive flock on ``<key>.lock`` (blocks while another process or thread holds it)."""
+    path = feature_cache_root() / f"{key}.lock"
+    with open(path, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _split_meta(meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list]]:
+    """Separate the per-clip lists from the summary meta."""
+    lists = {k: meta[k] for k in ("paths", "words", "speakers", "skipped")}
+    summary = {k: v for k, v in meta.items() if k not in lists}
+    return summary, lists
+
+
+def _read_valid(directory: Path, key: str) -> tuple[FeatureSet | None, str | None]:
+    """The cached FeatureSet if every check passes, else (None, reason); (None, None) when nothing is there."""
+    meta_path, feat_path = directory / META_NAME, directory / FEATURES_NAME
+    if not meta_path.exists():
+        return None, None
+    try:
+        meta = json.loads(meta_path.read_text())
+        if not isinstance(meta, dict):
+            return None, "meta.json is not an object"
+        if meta.get("format") != FORMAT_VERSION or meta.get("key") != key:
+            return None, "meta.json has another format version or key"
+        shape = tuple(int(s) for s in meta["shape"])
+        n = shape[0]
+        if any(len(meta[k]) != n for k in ("paths", "words", "speakers")):
+            return None, "meta.json label lists do not match the shape"
+        if not feat_path.is_file():
+            return None, "features.npy is missing"
+        size = feat_path.stat().st_size
+        if size != int(meta["bytes"]):
+            return None, f"features.npy has {size} bytes, meta.json says {meta['bytes']}"
+        arr = np.load(feat_path, mmap_mode="r", allow_pickle=False)
+        if arr.shape != shape or arr.dtype != np.dtype(meta["dtype"]):
+            return (
+                None,
+                f"features.npy is {arr.shape} {arr.dtype}, meta.json says {shape} {meta['dtype']}",
+            )
+        if _file_sha(feat_path) != meta["sha256"]:
+            return None, "features.npy checksum mismatch"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    summary, lists = _split_meta(meta)
+    return (
+        FeatureSet(
+            features=arr,
+            paths=list(lists["paths"]),
+            words=list(lists["words"]),
+            speakers=list(lists["speakers"]),
+            skipped=list(lists["skipped"]),
+            meta=summary,
+            key=key,
+            directory=directory,
+            from_cache=True,
+        ),
+        None,
+    )
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _clean_stale_temps(directory: Path) -> None:
+    """Delete temp files left by killed writers (call only while holding the key's lock)."""
+    for p in directory.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            p.unlink()
+
+
+# --------------------------------------------------------------------------------------------------
+# Extraction
+
+
+@dataclass
+class _BatchState:
+    """Mutable batch size (halved on OOM) and counters."""
+
+    batch_size: int
+    oom_retries: int = 0
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA, nothing elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _pooled_batches(
+    encoder: SpeechEncoder, waves: np.ndarray, state: _BatchState
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (offset, pooled (B, L+1, D) float32) over ``waves``, halving the batch on OOM and retrying."""
+    start = 0
+    while start < len(waves):
+        bs = state.batch_size
+        part = waves[start : start + bs]
+        try:
+            with _autocast(encoder.device):
+                pooled = encoder.pooled(part, batch_size=bs)
+        except torch.OutOfMemoryError:
+            if encoder.device.type == "cuda":
+                torch.cuda.empty_cache()
+            if bs <= 1:
+                raise
+            state.batch_size = max(1, bs // 2)
+            state.oom_retries += 1
+            log.warning("out of memory at batch size %d; retrying with %d", bs, state.batch_size)
+            continue
+        yield start, pooled.numpy()
+        start += len(part)
+
+
+def _audio_chunks(
+    paths: list[Path], chunk: int, *, prefetch: bool
+) -> Iterator[tuple[int, LoadResult]]:
+    """Yield (first index, loaded clips) per chunk of ``paths``; with ``prefetch`` the next chunk is read meanwhile.
+
+    Prefetching pays on a GPU; on a CPU the reader threads would compete with torch's threads (whose
+    barriers spin), which measured 2-3x slower than reading between batches.
+    """
+    starts = range(0, len(paths), chunk)
+    if not prefetch:
+        for s in starts:
+            yield s, load_clips_report(paths[s : s + chunk])
+        return
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = None
+        for s in starts:
+            current = pending or reader.submit(load_clips_report, paths[s : s + chunk])
+            nxt = s + chunk
+            pending = (
+                reader.submit(load_clips_report, paths[nxt : nxt + chunk])
+                if nxt < len(paths)
+                else None
+            )
+            yield s, current.result()
+
+
+def _compute(
+    encoder: SpeechEncoder,
+    table: ClipTable,
+    out_path: Path,
+    *,
+    batch_size: int,
+    progress: ProgressFn | None,
+) -> tuple[np.ndarray, list[int], list[dict[str, str]], dict[str, Any]]:
+    """Run the encoder over the table into a ``.npy`` at ``out_path``; returns (memmap, kept rows, skipped, stats)."""
+    n, shape_tail = len(table), (encoder.n_layers + 1, encoder.hidden_size)
+    paths = table.abs_paths()
+    state = _BatchState(max(1, int(batch_size)))
+    chunk = max(256, 4 * state.batch_size)
+    kept: list[int] = []
+    skipped: list[dict[str, str]] = []
+    t0 = time.perf_counter()
+    mm = np.lib.format.open_memmap(out_path, mode="w+", dtype=np.float32, shape=(n, *shape_tail))
+    row = 0
+    if progress is not None:
+        progress(0, n)
+    for s, loaded in _audio_chunks(paths, chunk, prefetch=encoder.device.type == "cuda"):
+        for clip in loaded.skipped:
+            skipped.append({"path": os.path.relpath(clip.path, table.root), "reason": clip.reason})
+        kept.extend(int(s + k) for k in loaded.kept)
+        done = s + (min(n, s + chunk) - s - len(loaded.kept))
+        for offset, pooled in _pooled_batches(encoder, loaded.clips, state):
+            mm[row + offset : row + offset + len(pooled)] = pooled
+            done += len(pooled)
+            if progress is not None:
+                progress(done, n)
+        row += len(loaded.kept)
+        if progress is not None and not len(loaded.kept):
+            progress(done, n)
+    mm.flush()
+    del mm
+    seconds = time.perf_counter() - t0
+    if row == 0:
+        first = f" (first: {skipped[0]['path']}: {skipped[0]['reason']})" if skipped else ""
+        raise FeatureError(f"none of the {n} clips could be read{first}")
+    if row < n:  # some clips were skipped: copy the filled rows into a file of the right shape
+        full = np.load(out_path, mmap_mode="r", allow_pickle=False)
+        compact = out_path.with_name(out_path.name + ".compact.tmp")
+        dst = np.lib.format.open_memmap(
+            compact, mode="w+", dtype=np.float32, shape=(row, *shape_tail)
+        )
+        for i in range(0, row, 4096):
+            dst[i : i + 4096] = full[i : min(row, i + 4096)]
+        dst.flush()
+        del dst, full
+        os.replace(compact, out_path)
+    _fsync(out_path)
+    stats = {
+        "seconds": round(seconds, 3),
+        "clips_per_s": round(row / seconds, 2) if seconds > 0 else None,
+        "batch_size": int(batch_size),
+        "final_batch_size": state.batch_size,
+        "oom_retries": state.oom_retries,
+    }
+    return np.load(out_path, mmap_mode="r", allow_pickle=False), kept, skipped, stats
+
+
+def _prepare_encoder(
+    model: ModelRef, whisper_input: str, device: str | torch.device | None
+) -> SpeechEncoder:
+    """Load a model by name, or move a given SpeechEncoder to ``device``."""
+    if isinstance(model, SpeechEncoder):
+        if device is not None and torch.device(device) != model.device:
+            model.model.to(device)
+            model.device = torch.device(device)
+        return model
+    return load_encoder(model, whisper_input=whisper_input, device=device)
+
+
+def _meta(
+    key: str,
+    identity: dict[str, Any],
+    encoder: SpeechEncoder,
+    table: ClipTable,
+    fingerprint: str,
+    selection: dict[str, Any],
+    kept: list[int],
+    skipped: list[dict[str, str]],
+    stats: dict[str, Any],
+    arr: np.ndarray,
+    sha: str | None,
+    size: int,
+) -> dict[str, Any]:
+    """The full meta document (summary + per-clip lists)."""
+    import transformers
+
+    return {
+        "format": FORMAT_VERSION,
+        "key": key,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **{k: identity[k] for k in ("model_key", "model_id", "source", "weights", "input_mode")},
+        "n_layers": encoder.n_layers,
+        "hidden_size": encoder.hidden_size,
+        "family": encoder.family,
+        "describe": encoder.describe(),
+        "final_layer_norm": bool(encoder.final_layer_norm),
+        "dataset": table.dataset,
+        "root": str(table.root),
+        "dataset_fingerprint": fingerprint,
+        "selection": selection,
+        "pooling": POOLING,
+        "n_clips": len(kept),
+        "n_requested": len(table),
+        "n_skipped": len(skipped),
+        "shape": list(arr.shape),
+        "dtype": str(arr.dtype),
+        "bytes": size,
+        "sha256": sha,
+        "device": str(encoder.device),
+        "autocast": "bf16" if encoder.device.type == "cuda" else None,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        **stats,
+        "paths": [table.paths[i] for i in kept],
+        "words": [table.words[i] for i in kept],
+        "speakers": [table.speakers[i] for i in kept],
+        "skipped": skipped,
+    }
+
+
+def extract_features(
+    model: ModelRef,
+    table_selection: ClipTable | Selection,
+    *,
+    whisper_input: str = "trimmed",
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+    progress: ProgressFn | None = None,
+    cache: bool = True,
+) -> FeatureSet:
+    """Mean-pooled per-layer features (N, L+1, D) of the selected clips, from the disk cache when valid.
+
+    ``model``: a preset key, hub id, model directory or a loaded ``SpeechEncoder``. ``table_selection``:
+    a :class:`Selection` (preferred: its parameters enter the key) or a ``ClipTable``. ``whisper_input``
+    ("trimmed" to 1 s, or "padded" to 30 s) applies to Whisper models loaded by name. ``progress(done,
+    total)`` counts clips. With ``cache=False`` nothing is read from or written to the cache (the array
+    is an unlinked temporary memmap).
+    """
+    table, selection = _table_and_selection(table_selection)
+    fingerprint = table.fingerprint()
+    encoder = model if isinstance(model, SpeechEncoder) else None
+    if encoder is not None:
+        identity = _identity_from_encoder(encoder)
+    else:
+        identity = _identity_from_name(model, whisper_input)
+    if identity is None:  # a hub model whose revision is only known after loading
+        encoder = _prepare_encoder(model, whisper_input, device)
+        identity = _identity_from_encoder(encoder)
+    key = feature_key(identity, fingerprint, selection)
+
+    if not cache:
+        encoder = _prepare_encoder(encoder or model, whisper_input, device)
+        scratch = feature_cache_root()
+        fd, tmp = tempfile.mkstemp(dir=scratch, prefix=".nocache-", suffix=".npy.tmp")
+        os.close(fd)
+        try:
+            arr, kept, skipped, stats = _compute(
+                encoder, table, Path(tmp), batch_size=batch_size, progress=progress
+            )
+        finally:
+            Path(tmp).unlink(missing_ok=True)  # the memmap stays readable until released
+        meta = _meta(key, identity, encoder, table, fingerprint, selection, kept, skipped, stats,
+                     arr, None, arr.nbytes)  # fmt: skip
+        summary, lists = _split_meta(meta)
+        return FeatureSet(arr, lists["paths"], lists["words"], lists["speakers"], lists["skipped"],
+                          summary, key=key)  # fmt: skip
+
+    directory = feature_cache_root() / key
+    found, why = _read_valid(directory, key)
+    if found is not None:
+        return found
+    with _exclusive(key):
+        found, why = _read_valid(directory, key)  # another process may have finished meanwhile
+        if found is not None:
+            return found
+        if why is not None:
+            log.warning("feature cache %s is invalid (%s); recomputing", key[:12], why)
+        encoder = _prepare_encoder(encoder or model, whisper_input, device)
+        got = _identity_from_encoder(encoder)
+        if (got["n_layers"], got["input_mode"]) != (identity["n_layers"], identity["input_mode"]):
+            raise FeatureError(
+                f"model {identity['model_key']} loaded with {got['n_layers']} layers / "
+                f"{got['input_mode']} input, expected {identity['n_layers']} / {identity['input_mode']}"
+            )
+        directory.mkdir(parents=True, exist_ok=True)
+        _clean_stale_temps(directory)
+        (directory / META_NAME).unlink(missing_ok=True)  # un-commit before touching the array
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".features.", suffix=".npy.tmp")
+        os.close(fd)
+        try:
+            arr, kept, skipped, stats = _compute(
+                encoder, table, Path(tmp), batch_size=batch_size, progress=progress
+            )
+            del arr
+            sha = _file_sha(Path(tmp))
+            size = Path(tmp).stat().st_size
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, directory / FEATURES_NAME)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        arr = np.load(directory / FEATURES_NAME, mmap_mode="r", allow_pickle=False)
+        _file_sha(directory / FEATURES_NAME)  # memoise the checksum for the renamed file
+        meta = _meta(key, identity, encoder, table, fingerprint, selection, kept, skipped, stats,
+                     arr, sha, size)  # fmt: skip
+        atomic_write_json(directory / META_NAME, meta)
+        os.chmod(directory / META_NAME, 0o644)
+    summary, lists = _split_meta(meta)
+    return FeatureSet(arr, lists["paths"], lists["words"], lists["speakers"], lists["skipped"],
+                      summary, key=key, directory=directory)  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------
+# Browsing the cache
+
+
+def resolve_cache_key(prefix: str) -> str:
+    """The full key of a cached feature set from a unique prefix (at least 6 hex digits)."""
+    prefix = prefix.strip().lower()
+    root = feature_cache_root()
+    if len(prefix) < 6:
+        raise FeatureError(f"cache key prefix {prefix!r} is too short (give at least 6 characters)")
+    hits = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith(prefix))
+    if not hits:
+        raise FeatureError(f"no cached features with key {prefix!r} in {root}")
+    if len(hits) > 1:
+        raise FeatureError(
+            f"cache key prefix {prefix!r} is ambiguous: {', '.join(h[:12] for h in hits)}"
+        )
+    return hits[0]
+
+
+def load_cached_features(key: str) -> FeatureSet:
+    """A cached feature set by key (or unique prefix), validated; FeatureError if missing or invalid."""
+    full = resolve_cache_key(key)
+    found, why = _read_valid(feature_cache_root() / full, full)
+    if found is None:
+        raise FeatureError(
+            f"cached features {full[:12]} are {'invalid: ' + why if why else 'incomplete'}; "
+            "extract them again"
+        )
+    return found
+
+
+def list_cached_features() -> list[dict[str, Any]]:
+    """Summaries of the cached feature sets (newest first), for the dashboard; cheap checks only, no hashing."""
+    out: list[dict[str, Any]] = []
+    for directory in feature_cache_root().iterdir():
+        meta_path = directory / META_NAME
+        if not directory.is_dir() or not meta_path.is_file():
+            continue
+        try:
+            meta = json.loads(meta_path.read_text())
+            summary, _ = _split_meta(meta)
+            feat = directory / FEATURES_NAME
+            summary["complete"] = feat.is_file() and feat.stat().st_size == int(meta["bytes"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        summary["directory"] = str(directory)
+        out.append(summary)
+    out.sort(key=lambda m: str(m.get("created", "")), reverse=True)
+    return out
+
+
+def remove_cached_features(key: str) -> None:
+    """Delete one cached feature set (under its lock)."""
+    full = resolve_cache_key(key)
+    with _exclusive(full):
+        shutil.rmtree(feature_cache_root() / full, ignore_errors=True)

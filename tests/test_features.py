@@ -1,0 +1,291 @@
+"""Feature extraction and its disk cache, on a tiny random wav2vec2 saved to disk and real audio files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import transformers as tf
+
+from core.audio import load_clips
+from core.datasets import load_table
+from core.features import (
+    FeatureError,
+    Selection,
+    extract_features,
+    list_cached_features,
+    load_cached_features,
+)
+from core.models import load_encoder
+
+SR = 16_000
+WORDS = ("go", "stop", "yes")
+SPEAKERS = ("aa11", "bb22", "cc33")
+TAKES = 2
+N = len(WORDS) * len(SPEAKERS) * TAKES
+L, D = 3, 32
+
+
+def write_tree(root: Path) -> Path:
+    """A small labelled audio folder: <word>/<speaker>_nohash_<take>.wav, tones per word, timbre per speaker."""
+    rng = np.random.default_rng(0)
+    t = np.arange(SR) / SR
+    for wi, word in enumerate(WORDS):
+        (root / word).mkdir(parents=True, exist_ok=True)
+        for si, spk in enumerate(SPEAKERS):
+            for take in range(TAKES):
+                f0 = 200 + 150 * wi
+                wave = np.sin(2 * np.pi * f0 * t) + 0.3 * (si + 1) * np.sin(2 * np.pi * 3 * f0 * t)
+                wave = 0.2 * wave * np.hanning(SR) + 0.01 * rng.standard_normal(SR)
+                n = SR if take == 0 else SR // 2  # a short clip: zero-padded to 1 s by the loader
+                sf.write(root / word / f"{spk}_nohash_{take}.wav", wave[:n].astype(np.float32), SR)
+    return root
+
+
+def make_tiny_wav2vec2(path: Path) -> Path:
+    """A tiny random wav2vec2 saved like a real checkpoint (config.json + weights)."""
+    config = tf.Wav2Vec2Config(
+        hidden_size=D, num_hidden_layers=L, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(16, 16, 16), conv_kernel=(10, 4, 4), conv_stride=(5, 4, 4),
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    tf.Wav2Vec2Model(config).eval().save_pretrained(path)
+    return path
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest single-threaded (and do not fight parallel jobs for the cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The audio folder, shared by the module's tests (read-only)."""
+    return write_tree(tmp_path_factory.mktemp("clips"))
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model directory."""
+    return make_tiny_wav2vec2(tmp_path_factory.mktemp("models") / "tiny-w2v")
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, private cache root per test."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(root))
+    return root
+
+
+def sel(tree: Path, **kw) -> Selection:
+    """A selection of the test folder."""
+    return Selection("folder", str(tree), **kw)
+
+
+def test_features_shape_labels_and_values_match_the_encoder(tree: Path, model_dir: Path) -> None:
+    fs = extract_features(str(model_dir), sel(tree), batch_size=4)
+    assert fs.features.shape == (N, L + 1, D)
+    assert fs.features.dtype == np.float32
+    assert np.isfinite(fs.features).all()
+    assert not fs.from_cache and fs.skipped == []
+    assert sorted(set(fs.words)) == list(WORDS) and sorted(set(fs.speakers)) == list(SPEAKERS)
+    assert all(Path(p).parent.name == w for p, w in zip(fs.paths, fs.words, strict=True))
+    m = fs.meta
+    assert m["shape"] == [N, L + 1, D] and m["pooling"] == "mean-valid-frames"
+    assert m["input_mode"] == "waveform" and m["n_layers"] == L
+    assert m["weights"].startswith("files-sha256:") and m["clips_per_s"] > 0
+    # Row i is clip paths[i]: compare with the encoder run directly on the same files.
+    enc = load_encoder(str(model_dir), device="cpu")
+    waves, _ = load_clips([tree / p for p in fs.paths])
+    direct = enc.pooled(waves, batch_size=N).numpy()
+    np.testing.assert_allclose(fs.features, direct, rtol=1e-4, atol=1e-5)
+
+
+def test_second_call_hits_the_cache(tree: Path, model_dir: Path) -> None:
+    t0 = time.perf_counter()
+    first = extract_features(str(model_dir), sel(tree))
+    t1 = time.perf_counter()
+    again = extract_features(str(model_dir), sel(tree))
+    t2 = time.perf_counter()
+    assert again.from_cache and again.key == first.key
+    assert isinstance(again.features, np.memmap) and not again.features.flags.writeable
+    np.testing.assert_array_equal(again.features, first.features)
+    assert again.paths == first.paths and again.words == first.words
+    assert t2 - t1 < 1.0 and t2 - t1 < t1 - t0
+    files = sorted(p.name for p in first.directory.iterdir())
+    assert files == ["features.npy", "meta.json"]  # no temp files left behind
+    listed = list_cached_features()
+    assert [d["key"] for d in listed] == [first.key] and listed[0]["complete"]
+    assert load_cached_features(first.key[:10]).key == first.key
+
+
+def _recomputed(tree: Path, model_dir: Path, before: np.ndarray, caplog) -> None:
+    """Extract again and check the cache was rejected with a one-line warning and rebuilt equal."""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="core.features"):
+        fs = extract_features(str(model_dir), sel(tree))
+    assert not fs.from_cache
+    warnings = [r.getMessage() for r in caplog.records if r.name == "core.features"]
+    assert len(warnings) == 1 and "recomputing" in warnings[0] and "\n" not in warnings[0]
+    np.testing.assert_array_equal(fs.features, before)
+    assert extract_features(str(model_dir), sel(tree)).from_cache
+
+
+def test_truncated_or_altered_features_are_recomputed(tree: Path, model_dir: Path, caplog) -> None:
+    fs = extract_features(str(model_dir), sel(tree))
+    before = np.array(fs.features)
+    path = fs.directory / "features.npy"
+    del fs
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 100])  # truncated
+    _recomputed(tree, model_dir, before, caplog)
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF  # same size, one byte changed: only the checksum can tell
+    path.write_bytes(bytes(data))
+    _recomputed(tree, model_dir, before, caplog)
+
+
+def test_corrupt_or_mismatched_meta_is_recomputed(tree: Path, model_dir: Path, caplog) -> None:
+    fs = extract_features(str(model_dir), sel(tree))
+    before = np.array(fs.features)
+    meta_path = fs.directory / "meta.json"
+    meta_text = meta_path.read_text()
+    meta_path.write_text(meta_text[: len(meta_text) // 2])  # truncated JSON
+    _recomputed(tree, model_dir, before, caplog)
+    meta = json.loads(meta_text)
+    meta["shape"] = [N, L + 1, D + 1]  # valid JSON that disagrees with the array
+    meta_path.write_text(json.dumps(meta))
+    _recomputed(tree, model_dir, before, caplog)
+    meta_path.unlink()  # no commit marker: recomputed silently
+    again = extract_features(str(model_dir), sel(tree))
+    assert not again.from_cache
+
+
+def test_keys_follow_the_selection_and_the_model(
+    tree: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    base = extract_features(str(model_dir), sel(tree))
+    keys = {base.key}
+    for variant in (
+        sel(tree, max_clips=6),
+        sel(tree, max_clips=6, seed=1),
+        sel(tree, split="train"),
+        sel(tree, task="speakers", min_clips=2),
+    ):
+        fs = extract_features(str(model_dir), variant)
+        assert not fs.from_cache and fs.key not in keys
+        keys.add(fs.key)
+    small = extract_features(str(model_dir), sel(tree, max_clips=6))
+    assert small.from_cache and small.features.shape[0] == 6
+    # Whisper's input mode does not concern a waveform model: same key.
+    assert extract_features(str(model_dir), sel(tree), whisper_input="padded").key == base.key
+    # Other weights (a pruned copy saved elsewhere): another key.
+    enc = load_encoder(str(model_dir), device="cpu")
+    from core.pruning import prune
+
+    prune(enc, 2)
+    pruned = enc.save_pretrained(tmp_path / "pruned")
+    fs = extract_features(str(pruned), sel(tree))
+    assert fs.key not in keys and fs.features.shape == (N, 3, D)
+    # Touching a clip changes the dataset fingerprint, hence the key.
+    clip = tree / "go" / "aa11_nohash_0.wav"
+    st = clip.stat()
+    os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    try:
+        assert extract_features(str(model_dir), sel(tree)).key != base.key
+    finally:
+        os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_batch_sizes_and_oom_halving_give_the_same_features(tree: Path, model_dir: Path) -> None:
+    ref = np.array(extract_features(str(model_dir), sel(tree), batch_size=1, cache=False).features)
+    big = extract_features(str(model_dir), sel(tree), batch_size=64, cache=False)  # > N
+    np.testing.assert_allclose(big.features, ref, rtol=1e-4, atol=1e-5)
+    assert big.meta["oom_retries"] == 0
+
+    enc = load_encoder(str(model_dir), device="cpu")
+    forward = enc.model.forward
+    calls = {"oom": 0}
+
+    def flaky_forward(*args, **kwargs):
+        """Runs out of memory once, on the first batch larger than 4 clips."""
+        batch = kwargs["input_values"].shape[0]
+        if batch > 4 and calls["oom"] == 0:
+            calls["oom"] += 1
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return forward(*args, **kwargs)
+
+    enc.model.forward = flaky_forward
+    fs = extract_features(enc, sel(tree), batch_size=8, cache=False)
+    assert calls["oom"] == 1
+    assert fs.meta["oom_retries"] == 1 and fs.meta["final_batch_size"] == 4
+    np.testing.assert_allclose(fs.features, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_no_cache_leaves_nothing_behind(tree: Path, model_dir: Path, cache: Path) -> None:
+    progress: list[tuple[int, int]] = []
+    fs = extract_features(str(model_dir), sel(tree), cache=False, batch_size=4,
+                          progress=lambda d, t: progress.append((d, t)))  # fmt: skip
+    assert fs.features.shape == (N, L + 1, D) and not fs.from_cache and fs.directory is None
+    assert progress[0] == (0, N) and progress[-1] == (N, N)
+    assert [d for d, _ in progress] == sorted(d for d, _ in progress)
+    assert list((cache / "features").iterdir()) == []
+
+
+def test_bad_clips_are_skipped_and_reported(tree: Path, model_dir: Path, tmp_path: Path) -> None:
+    bad_tree = write_tree(tmp_path / "bad")
+    (bad_tree / "go" / "zz99_nohash_0.wav").write_bytes(b"RIFF not really a wav file")
+    (bad_tree / "yes" / "zz99_nohash_1.wav").write_bytes(b"")
+    fs = extract_features(str(model_dir), sel(bad_tree), batch_size=4)
+    assert fs.features.shape == (N, L + 1, D)
+    assert sorted(s["path"] for s in fs.skipped) == [
+        "go/zz99_nohash_0.wav",
+        "yes/zz99_nohash_1.wav",
+    ]
+    assert all(s["reason"] for s in fs.skipped) and "zz99" not in "".join(fs.speakers)
+    good = extract_features(str(model_dir), sel(tree))  # same clips minus the bad ones
+    np.testing.assert_allclose(fs.features, good.features, rtol=1e-4, atol=1e-5)
+    cached = extract_features(str(model_dir), sel(bad_tree))
+    assert cached.from_cache and cached.skipped == fs.skipped
+
+    only_bad = tmp_path / "only_bad"
+    for w in ("a", "b"):
+        (only_bad / w).mkdir(parents=True)
+        (only_bad / w / "s_nohash_0.wav").write_bytes(b"junk")
+    with pytest.raises(FeatureError, match="none of the 2 clips could be read"):
+        extract_features(str(model_dir), sel(only_bad))
+
+
+def test_concurrent_requests_compute_once(tree: Path, model_dir: Path) -> None:
+    table = load_table("folder", tree)
+    assert len(table) == N
+    results = []
+    barrier = threading.Barrier(3)
+
+    def worker() -> None:
+        barrier.wait()
+        results.append(extract_features(str(model_dir), sel(tree)))
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 3
+    assert sorted(r.from_cache for r in results) == [False, True, True]
+    for r in results[1:]:
+        np.testing.assert_array_equal(r.features, results[0].features)
