@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 EXIT_ERROR = 2
 
 EXAMPLES = """\
@@ -31,6 +33,7 @@ examples:
   python -m core extract wav2vec2-base speech-commands --root DIR --split test --device cuda
   python -m core convexity whisper-base-offline sample --out curves.json
   python -m core convexity --key 3fa2c1d9e0 --labels word --exhaustive --out curves.csv
+  python -m core criteria whisper-tiny.en-offline sample --out criteria.json
   python -m core prune whisper-base-offline 2 --out pruned-whisper-base-p2
 """
 
@@ -286,22 +289,27 @@ def _write_out(path: Path, curves: dict[str, Any], fs: Any, settings: dict[str, 
         atomic_write_bytes(path, buf.getvalue().encode())
 
 
+def _features_for(args: argparse.Namespace) -> Any:
+    """Cached features by ``--key``, or extracted (and cached) for MODEL DATASET."""
+    from core.features import load_cached_features
+
+    if args.key:
+        if args.model or args.dataset:
+            raise CliError("give either --key or MODEL DATASET, not both")
+        return load_cached_features(args.key)
+    if not (args.model and args.dataset):
+        raise CliError("give MODEL DATASET (e.g. whisper-tiny.en-offline sample) or --key KEY")
+    return _extract(args)
+
+
 def cmd_convexity(args: argparse.Namespace) -> int:
     """Graph convexity per layer for word and/or speaker labels, sharing one kNN graph per layer."""
     from core.convexity import layerwise_convexity
-    from core.features import load_cached_features
 
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix.lower() not in (".json", ".csv"):
         raise CliError(f"--out must end in .json or .csv, got {out.name!r}")
-    if args.key:
-        if args.model or args.dataset:
-            raise CliError("give either --key or MODEL DATASET, not both")
-        fs = load_cached_features(args.key)
-    else:
-        if not (args.model and args.dataset):
-            raise CliError("give MODEL DATASET (e.g. whisper-tiny.en-offline sample) or --key KEY")
-        fs = _extract(args)
+    fs = _features_for(args)
     print("\n".join(_describe_features(fs)))
     labels = _label_sets(fs, args.labels)
     pairs = None if args.exhaustive else args.pairs
@@ -338,6 +346,83 @@ def cmd_convexity(args: argparse.Namespace) -> int:
         settings = dict(first.settings, labels=list(curves))
         settings.pop("layer", None)
         _write_out(out, curves, fs, settings)
+        print(f"wrote {out}")
+    return 0
+
+
+def _criteria_doc(results: dict[str, Any], table: list[dict[str, Any]]) -> dict[str, Any]:
+    """JSON-ready criteria: values, uncertainty, settings and proposed prune points."""
+    return {
+        "criteria": {
+            name: {
+                "kind": r.kind,
+                "values": np.asarray(r.values).tolist(),
+                "uncertainty": None
+                if r.uncertainty is None
+                else np.asarray(r.uncertainty).tolist(),
+                "higher_is_better": r.higher_is_better,
+                "settings": r.settings,
+                "seconds": r.seconds,
+            }
+            for name, r in results.items()
+        },
+        "proposed_prune_points": table,
+    }
+
+
+def _criteria_csv(results: dict[str, Any]) -> str:
+    """One row per (criterion, layer) for curves and per (criterion, layer, layer_b) for matrices."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["criterion", "layer", "layer_b", "value", "uncertainty"])
+    for name, r in results.items():
+        values = np.asarray(r.values)
+        unc = None if r.uncertainty is None else np.asarray(r.uncertainty)
+        for idx in np.ndindex(values.shape):
+            layer_b = idx[1] if len(idx) > 1 else ""
+            u = "" if unc is None else float(unc[idx])
+            writer.writerow([name, idx[0], layer_b, float(values[idx]), u])
+    return buf.getvalue()
+
+
+def cmd_criteria(args: argparse.Namespace) -> int:
+    """Convexity beside the other layer-selection criteria, with each one's proposed prune point."""
+    from core.convexity import layerwise_convexity
+    from core.criteria import GraphCollector, compare_prune_points, run_criteria
+    from core.storage import atomic_write_bytes
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() not in (".json", ".csv"):
+        raise CliError(f"--out must end in .json or .csv, got {out.name!r}")
+    fs = _features_for(args)
+    print("\n".join(_describe_features(fs)))
+    labels = _label_sets(fs, [args.labels])[args.labels]
+    graphs = GraphCollector()
+    update, close = _progress_bar("convexity", not args.no_progress)
+    try:
+        curve = layerwise_convexity(
+            fs.features, labels, k=args.k, max_pairs_per_class=args.pairs, device=args.device,
+            match_pair_precision=not args.fast, progress=update, on_graph=graphs,
+        )  # fmt: skip
+    finally:
+        close()
+    results = run_criteria(fs.features, labels, names=args.names, graphs=graphs, k=args.k)
+    table = compare_prune_points(results, curve, fraction=args.fraction)
+    curves = {"convexity": curve.scores} | {
+        n: r.values for n, r in results.items() if r.kind == "curve"
+    }
+    rows = [
+        [layer] + [f"{v[i]:.4f}" for v in curves.values()] for i, layer in enumerate(curve.layers)
+    ]
+    print(_table(rows, ["layer", *curves]))
+    print(_table([[r["criterion"], r["layer"], r["rule"]] for r in table],
+                 ["criterion", "prune point", "rule"]))  # fmt: skip
+    if out is not None:
+        if out.suffix.lower() == ".json":
+            doc = _criteria_doc(results, table) | {"features": fs.meta}
+            atomic_write_bytes(out, json.dumps(doc, indent=2, default=str).encode())
+        else:
+            atomic_write_bytes(out, _criteria_csv(results).encode())
         print(f"wrote {out}")
     return 0
 
@@ -512,6 +597,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", help="write results to FILE.json (everything) or FILE.csv (layer x class rows)"
     )
     p.set_defaults(func=cmd_convexity)
+
+    p = sub.add_parser("criteria", parents=[common], formatter_class=fmt,
+                       help="convexity beside other layer-selection criteria, with prune points",
+                       epilog="examples:\n  python -m core criteria whisper-tiny.en-offline sample\n"
+                              "  python -m core criteria --key 3fa2c1d9e0 --labels speaker"
+                              " --out criteria.json")  # fmt: skip
+    _selection_args(p, required=False)
+    p.add_argument("--key", help="use cached features by key (or a unique prefix)")
+    p.add_argument("--labels", choices=("word", "speaker"), default="word",
+                   help="the task's labels (default: word)")  # fmt: skip
+    p.add_argument("--names", nargs="+", default=None,
+                   help="criteria to compute (default: all; see core.criteria.CRITERIA)")  # fmt: skip
+    p.add_argument("--k", type=_positive, default=10, help="neighbours (default: 10)")
+    p.add_argument("--pairs", type=_positive, default=5000, help="convexity pair budget per class")
+    p.add_argument("--fast", action="store_true",
+                   help="convexity pilot sample only (faster, larger standard error)")  # fmt: skip
+    p.add_argument("--fraction", type=float, default=0.95,
+                   help="fraction of the maximum for curve rules (default: 0.95)")  # fmt: skip
+    p.add_argument("--out", help="write FILE.json (everything) or FILE.csv (long format)")
+    p.set_defaults(func=cmd_criteria)
 
     p = sub.add_parser("prune", parents=[common], formatter_class=fmt,
                        help="keep transformer layers 1..p, save the model, show parameter counts",

@@ -53,7 +53,7 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 def test_help_has_examples(env: dict[str, str]) -> None:
     res = run(env, "--help")
     assert res.returncode == 0 and "examples:" in res.stdout
-    for command in ("models", "datasets", "extract", "convexity", "prune"):
+    for command in ("models", "datasets", "extract", "convexity", "criteria", "prune"):
         assert command in res.stdout
     res = run(env, "extract", "--help")
     assert res.returncode == 0 and "trimmed" in res.stdout and "default" in res.stdout
@@ -152,3 +152,27 @@ def test_errors_in_process(env: dict[str, str], model_dir: Path, tmp_path: Path,
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0], err
+
+
+def test_criteria_table_and_exports(env: dict[str, str], tree: Path, model_dir: Path,
+                                    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """`criteria` prints every criterion's prune point and exports JSON and long-format CSV."""
+    monkeypatch.setenv("CONVEXITY_LAB_CACHE", env["CONVEXITY_LAB_CACHE"])
+    common = [str(model_dir), "folder", "--root", str(tree), "--batch-size", "4", "--no-progress"]
+    out_json, out_csv = tmp_path / "criteria.json", tmp_path / "criteria.csv"
+    assert main(["criteria", *common, "--k", "5", "--out", str(out_json)]) == 0
+    printed = capsys.readouterr().out
+    doc = json.loads(out_json.read_text())
+    names = {"linear_probe", "knn_accuracy", "linear_cka", "mutual_knn", "block_influence"}
+    assert names <= set(doc["criteria"])
+    assert len(doc["criteria"]["linear_cka"]["values"]) == L + 1
+    points = {row["criterion"]: row["layer"] for row in doc["proposed_prune_points"]}
+    assert "convexity" in points and all(1 <= p <= L for p in points.values())
+    assert all(name in printed for name in names)
+    assert (
+        main(["criteria", *common, "--k", "5", "--names", "knn_accuracy", "--out", str(out_csv)])
+        == 0
+    )
+    rows = list(csv.DictReader(out_csv.open()))
+    assert {r["criterion"] for r in rows} == {"knn_accuracy"}
+    assert [int(r["layer"]) for r in rows] == list(range(L + 1))
