@@ -21,8 +21,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.hf_quiet import quiet_transformers
 from core.pruning import encoder_of, has_final_layer_norm, speech_base_of
 
 __all__ = [
@@ -553,7 +553,7 @@ def _load_model_and_features(
         cls = _base_class(family)
     # Quiet: the parts we discard (a Whisper classifier head, wav2vec2 CTC/classifier heads) are
     # reported as missing/unexpected; _check_encoder_weights warns if encoder weights are missing.
-    with _quiet_transformers():
+    with quiet_transformers():
         model, info = cls.from_pretrained(location, output_loading_info=True, **kwargs)
     _check_encoder_weights(location, family, cls.__name__, info.get("missing_keys", ()))
     fe = _load_feature_extractor(location, config, local_only, trust_remote_code)
@@ -572,22 +572,6 @@ def _check_encoder_weights(location: str, family: str, cls_name: str, missing: A
             f"initialised (e.g. {bad[0]}); representations will not be the pretrained ones",
             stacklevel=4,
         )
-
-
-@contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Silence transformers' load report and progress bars for a block, restoring the settings after."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 # --------------------------------------------------------------------------------------------------

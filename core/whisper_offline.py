@@ -36,14 +36,14 @@ import shutil
 import struct
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.hf_quiet import quiet_transformers
 from core.paths import cache_dir
 from core.storage import atomic_write_json, sha256_file
 
@@ -457,22 +457,6 @@ def _remove_stale_tmp(parent: Path, key: str, max_age_s: float = 3600.0) -> None
             pass
 
 
-@contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Silence transformers' progress bars and warnings for a block, restoring the caller's settings after."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
 def _convert(spec: OfflineWhisper, data: bytes, digest: str, out: Path) -> None:
     """Write the Hugging Face directory for ``spec`` into the empty folder ``out`` (manifest last)."""
     import torch
@@ -504,7 +488,7 @@ def _convert(spec: OfflineWhisper, data: bytes, digest: str, out: Path) -> None:
         raise CT2FormatError(
             f"tensor mapping mismatch: unexpected {unexpected[:5]}, missing {missing[:5]}"
         )
-    with _quiet_transformers():
+    with quiet_transformers():
         model.save_pretrained(out, state_dict=sd)
     WhisperFeatureExtractor(feature_size=config.num_mel_bins).save_pretrained(out)
     files = {
@@ -581,7 +565,7 @@ def load_offline_whisper_encoder(
     from transformers import WhisperForAudioClassification
 
     directory = ensure_offline_whisper(key, cache_root)
-    with _quiet_transformers():
+    with quiet_transformers():
         model, info = WhisperForAudioClassification.from_pretrained(
             directory, output_loading_info=True
         )
