@@ -289,6 +289,14 @@ def _write_out(path: Path, curves: dict[str, Any], fs: Any, settings: dict[str, 
         atomic_write_bytes(path, buf.getvalue().encode())
 
 
+def _out_path(args: argparse.Namespace) -> Path | None:
+    """``--out`` as a path, which must end in .json or .csv."""
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() not in (".json", ".csv"):
+        raise CliError(f"--out must end in .json or .csv, got {out.name!r}")
+    return out
+
+
 def _features_for(args: argparse.Namespace) -> Any:
     """Cached features by ``--key``, or extracted (and cached) for MODEL DATASET."""
     from core.features import load_cached_features
@@ -306,9 +314,7 @@ def cmd_convexity(args: argparse.Namespace) -> int:
     """Graph convexity per layer for word and/or speaker labels, sharing one kNN graph per layer."""
     from core.convexity import layerwise_convexity
 
-    out = Path(args.out) if args.out else None
-    if out is not None and out.suffix.lower() not in (".json", ".csv"):
-        raise CliError(f"--out must end in .json or .csv, got {out.name!r}")
+    out = _out_path(args)
     fs = _features_for(args)
     print("\n".join(_describe_features(fs)))
     labels = _label_sets(fs, args.labels)
@@ -391,9 +397,7 @@ def cmd_criteria(args: argparse.Namespace) -> int:
     from core.criteria import GraphCollector, compare_prune_points, run_criteria
     from core.storage import atomic_write_bytes
 
-    out = Path(args.out) if args.out else None
-    if out is not None and out.suffix.lower() not in (".json", ".csv"):
-        raise CliError(f"--out must end in .json or .csv, got {out.name!r}")
+    out = _out_path(args)
     fs = _features_for(args)
     print("\n".join(_describe_features(fs)))
     labels = _label_sets(fs, [args.labels])[args.labels]

@@ -118,13 +118,7 @@ def _waves(b: int = 2, n: int = 8000, seed: int = 0) -> np.ndarray:
     return (0.1 * rng.standard_normal((b, n))).astype(np.float32)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest single-threaded (and do not fight parallel jobs for the 2 cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(params=list(FAMILIES))
