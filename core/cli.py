@@ -28,6 +28,7 @@ examples:
   python -m core models
   python -m core datasets
   python -m core datasets sample                    # class counts for words and speakers
+  python -m core download                          # Speech Commands v0.02 (2.3 GB, resumable)
   python -m core datasets speech-commands --root ~/data/speech_commands_v0.02
   python -m core extract whisper-tiny.en-offline sample --max-clips 350
   python -m core extract wav2vec2-base speech-commands --root DIR --split test --device cuda
@@ -66,7 +67,7 @@ def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
 
 
 def _progress_bar(
-    desc: str, enabled: bool
+    desc: str, enabled: bool, unit: str = "clip"
 ) -> tuple[Callable[[int, int], None], Callable[[], None]]:
     """A ``progress(done, total)`` callback that drives a lazily created tqdm bar, and a closer."""
     from tqdm import tqdm
@@ -78,7 +79,9 @@ def _progress_bar(
             return
         bar = state.get("bar")
         if bar is None:
-            bar = state["bar"] = tqdm(total=total, desc=desc, unit="clip", disable=None)
+            bar = state["bar"] = tqdm(
+                total=total, desc=desc, unit=unit, unit_scale=unit == "B", disable=None
+            )
         bar.n = done
         bar.refresh()
 
@@ -431,6 +434,21 @@ def cmd_criteria(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_download(args: argparse.Namespace) -> int:
+    """Download and unpack Speech Commands v0.02 (resumable, sha256-checked) into its folder."""
+    from core.datasets import download_speech_commands
+
+    update, close = _progress_bar("speech commands", not args.no_progress, unit="B")
+    try:
+        root = download_speech_commands(
+            args.root, url=args.url, sha256=args.sha256 or None, progress=update
+        )
+    finally:
+        close()
+    print(f"Speech Commands v0.02 ready at {root}")
+    return 0
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     """Load a model, keep layers 1..p, save it, and print parameter counts before and after."""
     from core.models import load_encoder
@@ -528,6 +546,8 @@ def _selection_args(p: argparse.ArgumentParser, *, required: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser for ``python -m core``."""
+    from core.datasets import SPEECH_COMMANDS_SHA256, SPEECH_COMMANDS_URL
+
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="python -m core",
@@ -621,6 +641,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of the maximum for curve rules (default: 0.95)")  # fmt: skip
     p.add_argument("--out", help="write FILE.json (everything) or FILE.csv (long format)")
     p.set_defaults(func=cmd_criteria)
+
+    p = sub.add_parser("download", parents=[common], formatter_class=fmt,
+                       help="download Speech Commands v0.02 (2.3 GB; resumable, sha256-checked)",
+                       epilog="example:\n  python -m core download --root ~/data/speech_commands_v0.02")  # fmt: skip
+    p.add_argument("--root", help="target folder (default: the cache's datasets folder)")
+    p.add_argument("--url", default=SPEECH_COMMANDS_URL, help="archive URL (a mirror or file://)")
+    p.add_argument("--sha256", default=SPEECH_COMMANDS_SHA256,
+                   help="expected archive sha256 (default: the official one; '' skips the check)")  # fmt: skip
+    p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("prune", parents=[common], formatter_class=fmt,
                        help="keep transformer layers 1..p, save the model, show parameter counts",

@@ -53,7 +53,7 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 def test_help_has_examples(env: dict[str, str]) -> None:
     res = run(env, "--help")
     assert res.returncode == 0 and "examples:" in res.stdout
-    for command in ("models", "datasets", "extract", "convexity", "criteria", "prune"):
+    for command in ("models", "datasets", "extract", "convexity", "criteria", "download", "prune"):
         assert command in res.stdout
     res = run(env, "extract", "--help")
     assert res.returncode == 0 and "trimmed" in res.stdout and "default" in res.stdout

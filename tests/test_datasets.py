@@ -376,3 +376,22 @@ def test_bundled_sample() -> None:
     few = select(table, "words", "test", max_clips=35, seed=0)
     clips, skipped = load_clips(few.abs_paths())
     assert clips.shape == (35, 16000) and not skipped
+
+
+def test_cli_download_command(
+    tmp_path: Path, archive: tuple[bytes, str], capsys: pytest.CaptureFixture
+) -> None:
+    """`python -m core download` fetches, verifies and unpacks (a file:// mirror stands in here)."""
+    from core.cli import main
+
+    blob, digest = archive
+    src = tmp_path / "mirror.tar.gz"
+    src.write_bytes(blob)
+    root = tmp_path / "sc"
+    argv = ["download", "--root", str(root), "--url", src.as_uri(), "--no-progress"]
+    assert main([*argv, "--sha256", "0" * 64]) == 2
+    assert "checksum mismatch" in capsys.readouterr().err
+    assert main([*argv, "--sha256", digest]) == 0
+    assert (root / "validation_list.txt").is_file() and (root / "yes").is_dir()
+    table = load_table("speech-commands", root)
+    assert set(table.words) == {"yes", "no"}
