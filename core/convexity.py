@@ -209,7 +209,10 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     """``None`` picks CUDA when available, else the CPU."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConvexityInputError("CUDA was asked for but no CUDA device is available; use 'cpu'")
+    return resolved
 
 
 def _resolve_engine(engine: Engine, device: torch.device) -> str:

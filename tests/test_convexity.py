@@ -276,6 +276,13 @@ def test_layer_selection_progress_and_memmap(tmp_path):
         (np.ones((4, 2)), [0, 0, 0, 1], {"k": 1}, "at least 2 classes"),
         (np.ones((4, 2)), [0, 0, 1, 1], {"k": 1, "max_pairs_per_class": 0}, "max_pairs"),
         (np.ones((4, 2)), [0, 0, 1, 1], {"k": 1, "engine": "fast"}, "engine"),
+        pytest.param(
+            np.ones((4, 2)),
+            [0, 0, 1, 1],
+            {"k": 1, "device": "cuda"},
+            "no CUDA device",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present"),
+        ),
     ],
 )
 def test_bad_input_gets_a_clear_message(features, labels, kwargs, message):
