@@ -37,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from core.knn import KnnGraph, knn_graph
+from core.knn import KnnGraph, default_block_size, knn_graph
 from core.sampling import (
     Design,
     class_estimate,
@@ -269,6 +269,22 @@ def _check_finite(x: torch.Tensor, layer: int | None) -> None:
         )
 
 
+def _knn_with_backoff(x: torch.Tensor, k: int) -> KnnGraph:
+    """The kNN graph, halving the row block on GPU out-of-memory instead of failing."""
+    block = default_block_size(x.shape[0], x.device)
+    while True:
+        try:
+            return knn_graph(x, k, block_size=block)
+        except torch.OutOfMemoryError as err:
+            torch.cuda.empty_cache()
+            if block <= 64:
+                raise ConvexityInputError(
+                    f"GPU out of memory building the kNN graph of {x.shape[0]} points even in blocks "
+                    "of 64 rows; free GPU memory or use device='cpu'"
+                ) from err
+            block //= 2
+
+
 class _Engine:
     """Everything shared across layers: device, label sets, sources, and the path-score kernel."""
 
@@ -346,7 +362,7 @@ class _Engine:
         x = x.to(self.device, non_blocking=True)
         _check_finite(x, layer)
         t0 = time.perf_counter()
-        graph = knn_graph(x, self.k)
+        graph = _knn_with_backoff(x, self.k)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         t1 = time.perf_counter()

@@ -315,3 +315,23 @@ def test_gpu_matches_cpu():
             assert gpu.score == pytest.approx(cpu.score, abs=1e-9)
             for c in cpu.per_class:
                 assert gpu.per_class[c].score == pytest.approx(cpu.per_class[c].score, abs=1e-9)
+
+
+def test_out_of_memory_halves_the_knn_block(monkeypatch):
+    """A (simulated) GPU out-of-memory in the kNN step is retried with smaller blocks, same result."""
+    import core.convexity as engine
+
+    real, blocks = engine.knn_graph, []
+
+    def tight_memory(x, k, *, block_size=None, **kw):
+        blocks.append(block_size)
+        if block_size > 100:
+            raise torch.OutOfMemoryError("simulated")
+        return real(x, k, block_size=block_size, **kw)
+
+    points, labels = _noisy_problem(n_per_class=100, seed=4)
+    expected = graph_convexity(points, labels, max_pairs_per_class=None)
+    monkeypatch.setattr(engine, "knn_graph", tight_memory)
+    got = graph_convexity(points, labels, max_pairs_per_class=None)
+    assert got.score == expected.score
+    assert blocks[0] == 400 and blocks[-1] <= 100 and blocks == sorted(blocks, reverse=True)
