@@ -8,11 +8,21 @@ st.set_page_config(page_title="Convexity Lab", page_icon=":material/hub:", layou
 
 PAGES = [
     st.Page(
-        "pages/playground.py",
-        title="Convexity playground",
-        icon=":material/scatter_plot:",
-        default=True,
+        "pages/setup.py", title="Setup", icon=":material/tune:", url_path="setup", default=True
     ),
+    st.Page(
+        "pages/convexity.py",
+        title="Convexity",
+        icon=":material/show_chart:",
+        url_path="convexity",
+    ),
+    st.Page(
+        "pages/projections.py",
+        title="Projections",
+        icon=":material/scatter_plot:",
+        url_path="projections",
+    ),
+    st.Page("pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
 ]
 
 st.navigation(PAGES).run()

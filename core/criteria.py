@@ -41,12 +41,13 @@ import numpy as np
 import torch
 
 from core.knn import KnnGraph, knn_graph
+from core.prune_point import DEFAULT_FRACTION, suggest_prune_point
 
 Kind = Literal["curve", "matrix"]
 Features = np.ndarray | torch.Tensor
 Labels = Sequence[Hashable] | np.ndarray | torch.Tensor
 
-DEFAULT_FRACTION = 0.95
+
 DEFAULT_K = 10
 
 
@@ -107,24 +108,6 @@ def _check_candidates(n_layers: int) -> None:
         raise ValueError(
             f"need at least 2 hidden states (L >= 1) to propose a prune point, got {n_layers}"
         )
-
-
-def suggest_prune_point(
-    scores: Sequence[float] | np.ndarray, fraction: float = DEFAULT_FRACTION, baseline: float = 0.0
-) -> int:
-    """First layer p >= 1 whose score reaches ``fraction`` of the maximum over layers 1..L (NaN ignored).
-
-    With ``baseline`` b the test is (s_p - b) >= fraction * (max - b), e.g. b = chance accuracy; b = 0 is
-    the plain "fraction of the maximum" rule used for convexity curves (where convexity stops rising).
-    """
-    s = np.asarray(scores, dtype=np.float64)
-    _check_candidates(s.shape[0])
-    cand = s[1:]
-    if np.all(np.isnan(cand)):
-        raise ValueError("all candidate scores (layers 1..L) are NaN")
-    target = baseline + fraction * (np.nanmax(cand) - baseline)
-    hits = np.flatnonzero(cand >= target - 1e-12 * max(1.0, abs(target)))
-    return int(hits[0]) + 1
 
 
 def _rule_fraction_of_max(values: np.ndarray, *, fraction: float, **_: Any) -> int:

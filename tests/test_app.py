@@ -1,17 +1,174 @@
-"""The dashboard renders and reacts, driven through Streamlit's AppTest (a real script run)."""
+"""Every dashboard page renders and reacts, driven through Streamlit's AppTest (real script runs).
+
+Features: a 140-clip slice of the bundled sample through the offline Whisper tiny.en, extracted once into a
+temporary ``CONVEXITY_LAB_CACHE`` (the converted model directory is linked in when the repo cache has it).
+"""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.features import Selection, extract_features
+from core.paths import REPO_ROOT
+from core.whisper_offline import offline_whisper_available
 
-def test_playground_renders_and_reacts_to_shape():
-    at = AppTest.from_file("../app.py", default_timeout=120).run()
+MODEL = "whisper-tiny.en-offline"
+CLIPS = 140
+APP = "../app.py"
+
+needs_model = pytest.mark.skipif(
+    not offline_whisper_available(MODEL), reason=f"{MODEL} weights not installed"
+)
+
+
+@pytest.fixture(scope="module")
+def cache_root(tmp_path_factory: pytest.TempPathFactory, one_thread) -> Path:
+    """A private cache for this module (env var set for the module's duration)."""
+    root = tmp_path_factory.mktemp("lab-cache")
+    models = REPO_ROOT / "cache" / "models"
+    if models.is_dir():
+        (root / "models").symlink_to(models, target_is_directory=True)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CONVEXITY_LAB_CACHE", str(root))
+    yield root
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def feature_key(cache_root: Path) -> str:
+    """Key of the cached 140-clip feature set."""
+    fs = extract_features(MODEL, Selection("sample", max_clips=CLIPS), batch_size=35)
+    assert fs.features.shape[0] == CLIPS
+    return str(fs.key)
+
+
+def app(key: str | None = None) -> AppTest:
+    """A fresh app (first run done) with the shared feature choice set."""
+    at = AppTest.from_file(APP, default_timeout=180)
+    if key is not None:
+        at.session_state["feature_key"] = key
+    return at.run()
+
+
+def page(key: str, path: str) -> AppTest:
+    """A fresh app switched to ``path`` and run."""
+    at = app(key)
     assert not at.exception
-    blobs = float(at.metric[0].value)
+    at.switch_page(path).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_learn_page_draws_a_path_and_reacts_to_shape():
+    at = app()
+    at.switch_page("pages/learn.py").run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    blobs = float(metrics["Graph convexity (all classes)"])
     assert 0.9 <= blobs <= 1.0
-    at.radio[0].set_value("moons").run()
+    assert 0.0 <= float(metrics["This path's score"]) <= 1.0
+    at.radio(key="ln_shape").set_value("moons").run()
     assert not at.exception
-    moons = float(at.metric[0].value)
+    moons = float(next(m.value for m in at.metric if m.label.startswith("Graph convexity")))
     assert moons < blobs
+    at.selectbox(key="ln_class").set_value(1).run()
+    assert not at.exception
+    assert any(m.label == "Class 1 score" for m in at.metric)
+    start = at.selectbox(key="ln_start_1_40")
+    start.set_value(start.options and int(start.options[3])).run()
+    assert not at.exception
     assert len(at.dataframe) == 1
+
+
+@needs_model
+def test_setup_page_reuses_cached_features_and_reports_errors(feature_key: str):
+    at = app()
+    assert not at.exception
+    assert at.selectbox(key="model").value == MODEL
+    assert at.radio(key="whisper_input").value == "trimmed"
+    assert any(feature_key[:8] in str(df.value) for df in at.dataframe)  # cached sets are listed
+    at.number_input(key="max_clips").set_value(CLIPS).run()
+    t0 = time.perf_counter()
+    next(b for b in at.button if b.label == "Extract features").click().run()
+    assert not at.exception
+    assert time.perf_counter() - t0 < 30  # reused, not recomputed
+    assert at.session_state["feature_key"] == feature_key, [e.value for e in at.error]
+    assert any("loaded from the cache" in s.value for s in at.success)
+
+    at.selectbox(key="dataset").set_value("folder").run()
+    at.text_input(key="root").set_value("/nonexistent/audio").run()
+    next(b for b in at.button if b.label == "Extract features").click().run()
+    assert not at.exception
+    assert len(at.error) == 1 and "\n" not in at.error[0].value
+
+
+@needs_model
+def test_convexity_page_curves_controls_and_cache(feature_key: str):
+    at = page(feature_key, "pages/convexity.py")
+    labels = [m.label for m in at.metric]
+    assert any(lab == "max word convexity" for lab in labels)
+    assert any(lab == "prune point (speaker)" for lab in labels)
+    assert len(at.get("plotly_chart")) == 2  # curves + heatmap
+    prune = next(m.value for m in at.metric if m.label == "prune point (word)")
+
+    at.slider(key="cx_fraction").set_value(0.6).run()
+    assert not at.exception
+    assert int(next(m.value for m in at.metric if "(word)" in m.label)[4:]) <= int(prune[4:])
+    at.toggle(key="cx_fast").set_value(True).run()
+    assert not at.exception
+    at.toggle(key="cx_exact").set_value(True).run()
+    assert not at.exception
+    assert "exhaustive" in " ".join(c.value for c in at.caption)
+    at.slider(key="cx_k").set_value(5).run()
+    assert not at.exception
+    at.segmented_control(key="cx_heat").set_value("speaker").run()
+    assert not at.exception
+
+    t0 = time.perf_counter()  # same inputs again: served from the store, no recomputation
+    at.slider(key="cx_k").set_value(10).run()
+    at.toggle(key="cx_exact").set_value(False).run()
+    at.toggle(key="cx_fast").set_value(False).run()
+    assert not at.exception
+    assert time.perf_counter() - t0 < 20
+
+
+@needs_model
+def test_projections_page_slider_and_colour(feature_key: str):
+    at = page(feature_key, "pages/projections.py")
+    assert len(at.get("plotly_chart")) == 1
+    t0 = time.perf_counter()
+    for layer in (0, 2):
+        at.slider(key="pj_layer").set_value(layer).run()
+        assert not at.exception
+    at.segmented_control(key="pj_colour").set_value("speaker").run()
+    assert not at.exception
+    assert time.perf_counter() - t0 < 20  # precomputed: moving the slider does not recompute
+    assert any("Click a point" in c.value for c in at.caption)
+
+
+def test_pages_without_features_point_to_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path))
+    for path in ("pages/convexity.py", "pages/projections.py"):
+        at = app()
+        at.switch_page(path).run()
+        assert not at.exception
+        assert any("Setup" in i.value for i in at.info)
+
+
+@needs_model
+def test_choices_survive_page_changes(feature_key: str):
+    at = app(feature_key)
+    at.number_input(key="max_clips").set_value(CLIPS).run()
+    at.switch_page("pages/convexity.py").run()
+    at.slider(key="cx_k").set_value(7).run()
+    at.switch_page("pages/learn.py").run()
+    at.switch_page("pages/convexity.py").run()
+    assert not at.exception
+    assert at.slider(key="cx_k").value == 7
+    at.switch_page("pages/setup.py").run()
+    assert at.number_input(key="max_clips").value == CLIPS
+    assert not at.warning  # no "default value also set via Session State" warnings

@@ -1,0 +1,282 @@
+"""Shared dashboard plumbing: session-state choices, the only st.cache_* wrappers, and plot styling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.convexity import ConvexityCurve, ConvexityResult, graph_convexity, layerwise_convexity
+from core.datasets import DatasetError
+from core.features import (
+    FeatureError,
+    FeatureSet,
+    feature_cache_root,
+    list_cached_features,
+    load_cached_features,
+)
+from core.models import MODELS, ModelError, models_available_offline
+
+DEFAULT_MODEL = "whisper-tiny.en-offline"
+LAYER_AXIS = "hidden state (0 = input to layer 1)"
+USER_ERRORS = (ModelError, DatasetError, FeatureError, OSError, ValueError, RuntimeError)
+
+# Shared choices: they live in st.session_state so they survive page changes.
+DEFAULTS: dict[str, Any] = {
+    "model": DEFAULT_MODEL,
+    "dataset": "sample",
+    "root": "",
+    "split": "all",
+    "max_clips": 0,  # 0 = all clips
+    "whisper_input": "trimmed",
+    "feature_key": None,
+    # page controls (kept too, so returning to a page restores them)
+    "cx_k": 10,
+    "cx_budget": 5000,
+    "cx_exact": False,
+    "cx_fast": False,
+    "cx_fraction": 0.95,
+    "cx_heat": "word",
+    "cx_sort": "score at prune point",
+    "pj_layer": None,  # None = the last hidden state
+    "pj_colour": "word",
+    "ln_shape": "blobs",
+    "ln_classes": 3,
+    "ln_per_class": 40,
+    "ln_noise": 0.25,
+    "ln_k": 10,
+    "ln_seed": 0,
+    "ln_class": 0,
+}
+
+
+def _leave_pages_directory_mode() -> None:
+    """Rerun through app.py's st.navigation if Streamlit ran a page directly (its legacy pages/ mode).
+
+    Streamlit runs a script found in ``pages/`` by itself (no wide layout, a file-name sidebar) until
+    ``st.navigation`` has been called once in the process, e.g. when the first visitor opens /convexity.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # internal module moved: nothing to fix
+        return
+    if "_navigation_checked" in st.session_state:
+        return  # only a session's first run: a rerun there loses no widget event
+    st.session_state["_navigation_checked"] = True
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def init_state() -> None:
+    """Fill in default choices once per session (pages call this first)."""
+    _leave_pages_directory_mode()
+    for name, value in DEFAULTS.items():
+        if name in st.session_state:
+            # re-assign so Streamlit keeps a widget's value after its page is left
+            st.session_state[name] = st.session_state[name]
+        else:
+            st.session_state[name] = value
+
+
+def palette(n: int) -> list[str]:
+    """Distinct class colours of mid lightness, readable on light and dark backgrounds."""
+    import plotly.colors as pc
+
+    if n <= 10:
+        return list(pc.qualitative.Plotly[:n])
+    # evenly spaced hues, alternating lightness so neighbours in hue still differ
+    return [f"hsl({round(360 * i / n)},70%,{50 if i % 2 == 0 else 62}%)" for i in range(n)]
+
+
+def one_line(exc: BaseException) -> str:
+    """A short, single-line message for an expected error (no traceback)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+# ------------------------------------------------------------------------------------------------
+# Cached loaders (the only st.cache_* in the dashboard)
+
+
+@st.cache_data(ttl=600, show_spinner="Checking which models work offline...")
+def offline_models() -> list[str]:
+    """Preset keys usable without the hub (cached: the check can probe installed packages)."""
+    return models_available_offline()
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _cached_feature_list(root: str) -> list[dict[str, Any]]:
+    """Summaries of the complete feature sets under ``root`` (the argument keys the cache)."""
+    return [m for m in list_cached_features() if m.get("complete")]
+
+
+def cached_feature_list() -> list[dict[str, Any]]:
+    """Summaries of the feature sets on disk, newest first (briefly cached; cleared after an extraction)."""
+    return _cached_feature_list(str(feature_cache_root()))
+
+
+def clear_feature_list() -> None:
+    """Forget the cached listing (after an extraction added a set)."""
+    _cached_feature_list.clear()
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def feature_set(key: str) -> FeatureSet:
+    """A cached feature set by key, loaded once per process (memory-mapped)."""
+    return load_cached_features(key)
+
+
+@st.cache_resource(show_spinner=False)
+def _results() -> dict[tuple, Any]:
+    """Process-wide store of computed results, keyed by their inputs (lets long work show progress)."""
+    return {}
+
+
+def _memo(key: tuple, label: str, work: Callable[[Callable[[int, int], None]], Any]) -> Any:
+    """Return the stored result for ``key``, or compute it with a progress bar and store it."""
+    store = _results()
+    if key not in store:
+        bar = st.progress(0.0, text=label)
+
+        def tick(done: int, total: int) -> None:
+            bar.progress(min(done / max(total, 1), 1.0), text=f"{label} ({done}/{total})")
+
+        try:
+            store[key] = work(tick)
+        finally:
+            bar.empty()
+    return store[key]
+
+
+def convexity_curves(
+    key: str, k: int, max_pairs: int | None, precise: bool, seed: int = 0
+) -> dict[str, ConvexityCurve]:
+    """Word and speaker convexity curves of one feature set, computed once per settings."""
+    fs = feature_set(key)
+
+    def work(tick: Callable[[int, int], None]) -> dict[str, ConvexityCurve]:
+        return layerwise_convexity(
+            fs.features,
+            {"word": fs.words, "speaker": fs.speakers},
+            k=k,
+            max_pairs_per_class=max_pairs,
+            match_pair_precision=precise,
+            seed=seed,
+            progress=tick,
+        )
+
+    return _memo(("convexity", key, k, max_pairs, precise, seed), "Graph convexity per layer", work)
+
+
+def umap_layers(key: str, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
+    """Aligned UMAP embeddings (L+1, N, 2) of every hidden state, computed once per feature set."""
+    from core.projections import layer_embeddings
+
+    fs = feature_set(key)
+    return _memo(
+        ("umap", key, n_neighbors, seed),
+        "UMAP of every hidden state",
+        lambda tick: layer_embeddings(
+            fs.features, n_neighbors=n_neighbors, seed=seed, progress=tick
+        ),
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def toy_graph(
+    shape: str, classes: int, per_class: int, spread: float, k: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, ConvexityResult, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Teaching toy: points, labels, the exhaustive convexity result and the kNN graph (CSR)."""
+    from core.synthetic import toy_clusters
+    from core.teaching import knn_csr
+
+    points, labels = toy_clusters(per_class, classes, spread, shape, seed)
+    result = graph_convexity(points, labels, k=k, max_pairs_per_class=None, device="cpu")
+    return points, labels, result, knn_csr(points, k)
+
+
+# ------------------------------------------------------------------------------------------------
+# The current feature set
+
+
+def describe_entry(meta: dict[str, Any]) -> str:
+    """One-line label of a cached feature set for pickers."""
+    sel = meta.get("selection", {})
+    cap = sel.get("max_clips") or "all"
+    return (
+        f"{meta.get('model_key', '?')} · {meta.get('dataset', '?')} · split {sel.get('split', '?')} · "
+        f"{meta.get('n_clips', '?')} clips (cap {cap}) · {meta.get('input_mode') or '-'} · "
+        f"{str(meta.get('key', ''))[:8]}"
+    )
+
+
+def current_features() -> FeatureSet | None:
+    """The feature set chosen on Setup, else the newest cached one; None (with a hint) if nothing is cached."""
+    init_state()
+    key = st.session_state.feature_key
+    if key is None:
+        cached = cached_feature_list()
+        if cached:
+            key = cached[0]["key"]
+            st.session_state.feature_key = key
+    if key is None:
+        st.info("No features yet: extract some on the Setup page first.")
+        st.page_link("pages/setup.py", label="Go to Setup", icon=":material/tune:")
+        return None
+    try:
+        return feature_set(key)
+    except USER_ERRORS as exc:
+        st.error(
+            f"Cannot load cached features {key[:8]}: {one_line(exc)} Re-extract them on Setup."
+        )
+        st.session_state.feature_key = None
+        return None
+
+
+def features_caption(fs: FeatureSet) -> None:
+    """A caption naming the feature set the page shows."""
+    st.caption(f"Features: {describe_entry(fs.meta)}. Change them on the Setup page.")
+
+
+def model_size(key: str) -> str:
+    """Human-readable size of a registry model (parameters, layers, width)."""
+    spec = MODELS[key]
+    params = f"{spec.params / 1e6:.0f}M params" if spec.params else "size unknown"
+    return f"{params}, {spec.n_layers} layers, {spec.hidden_size}-d"
+
+
+# ------------------------------------------------------------------------------------------------
+# Plot styling
+
+
+def style(
+    fig: go.Figure,
+    *,
+    height: int = 460,
+    x_title: str | None = None,
+    y_title: str | None = None,
+    legend: bool = True,
+) -> go.Figure:
+    """One look for every figure: readable fonts, tight margins, theme-neutral (works light and dark)."""
+    fig.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        font={"size": 14},
+        hoverlabel={"font_size": 13},
+        showlegend=legend,
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
+    )
+    if x_title is not None:
+        fig.update_xaxes(title_text=x_title)
+    if y_title is not None:
+        fig.update_yaxes(title_text=y_title)
+    return fig
+
+
+def show(fig: go.Figure, **kwargs: Any) -> Any:
+    """st.plotly_chart with the dashboard's defaults (Streamlit theme, full width)."""
+    return st.plotly_chart(fig, theme="streamlit", width="stretch", **kwargs)

@@ -1,0 +1,208 @@
+"""Convexity: per-layer graph convexity of word and speaker labels, per-class heatmap, prune point, export."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.prune_point import suggest_prune_point
+from pages import common
+
+COLOURS = {"word": "#3b82f6", "speaker": "#f97316"}
+BUDGETS = [100, 300, 1000, 5000]
+
+st.title("Graph convexity per layer")
+fs = common.current_features()
+if fs is None:
+    st.stop()
+common.features_caption(fs)
+n_layers = fs.n_layers
+
+c1, c2, c3, c4 = st.columns([1.2, 1.2, 1, 1.2])
+with c1:
+    k = st.slider(
+        "k (neighbours)", 1, 30, key="cx_k", help="kNN graph: each clip's k nearest clips."
+    )
+with c2:
+    budget = st.select_slider(
+        "Pair budget per class",
+        BUDGETS,
+        key="cx_budget",
+        help="Sampled ordered pairs per class (the authors use 5,000).",
+    )
+with c3:
+    exact = st.toggle(
+        "Exact (all pairs)", key="cx_exact", help="Score every ordered pair: no sampling."
+    )
+    fast = st.toggle(
+        "Fast preview",
+        key="cx_fast",
+        disabled=exact,
+        help="Stop at the pilot sample: much faster, 2-4x larger (reported) standard error.",
+    )
+with c4:
+    fraction = st.slider(
+        "Prune at fraction of max",
+        0.50,
+        1.00,
+        step=0.01,
+        key="cx_fraction",
+        help="Suggested prune point p: the first hidden state >= 1 reaching this fraction of the maximum.",
+    )
+
+max_pairs = None if exact else int(budget)
+try:
+    curves = common.convexity_curves(fs.key, int(k), max_pairs, not (fast and not exact))
+except common.USER_ERRORS as exc:
+    st.error(f"Cannot compute convexity: {common.one_line(exc)}")
+    st.stop()
+
+layers = list(curves["word"].layers)
+prune = {name: suggest_prune_point(c.scores, fraction) for name, c in curves.items()}
+
+m = st.columns(4)
+for i, (name, curve) in enumerate(curves.items()):
+    best = int(np.nanargmax(curve.scores))
+    m[2 * i].metric(
+        f"max {name} convexity",
+        f"{curve.scores[best]:.3f}",
+        help=f"at hidden state {best}",
+    )
+    m[2 * i + 1].metric(
+        f"prune point ({name})", f"p = {prune[name]}", help=f"at {fraction:.2f} x max"
+    )
+
+fig = go.Figure()
+for name, curve in curves.items():
+    fig.add_trace(
+        go.Scatter(
+            x=layers,
+            y=curve.scores,
+            error_y={"type": "data", "array": curve.sems, "visible": True, "thickness": 1.5},
+            mode="lines+markers",
+            name=f"{name} ({len(curve.results[0].per_class)} classes)",
+            line={"color": COLOURS[name], "width": 3},
+            marker={"size": 9},
+            hovertemplate="hidden state %{x}<br>convexity %{y:.3f} ± %{error_y.array:.3f}<extra>"
+            + name
+            + "</extra>",
+        )
+    )
+    fig.add_vline(
+        x=prune[name],
+        line={"color": COLOURS[name], "dash": "dash", "width": 2},
+        annotation_text=f"prune {name}: p={prune[name]}",
+        annotation_position="top left" if name == "word" else "top right",
+        annotation_font_color=COLOURS[name],
+    )
+final_ln = bool(fs.meta.get("final_layer_norm"))
+if final_ln:
+    fig.add_annotation(
+        x=n_layers,
+        y=0.02,
+        yref="paper",
+        text="incl. final LayerNorm",
+        showarrow=False,
+        yanchor="bottom",
+    )
+fig.update_xaxes(tickmode="array", tickvals=layers, range=[-0.3, n_layers + 0.3])
+fig.update_yaxes(range=[0, 1.05])
+common.style(fig, height=440, x_title=common.LAYER_AXIS, y_title="graph convexity")
+common.show(fig, key="cx_curve")
+
+settings = curves["word"].results[0].settings
+se_note = (
+    "exhaustive: every ordered pair scored, standard error 0"
+    if exact
+    else "error bars: standard error of the sampled estimate of the exhaustive score"
+    + (" (fast preview: pilot sample only, larger SE)" if fast else "")
+)
+notes = [f"k = {k}", se_note, "layer score = mean over classes"]
+excluded = {n: c.results[0].n_excluded_classes for n, c in curves.items()}
+if any(excluded.values()):
+    notes.append(
+        "classes with fewer than 2 clips have no pairs and are excluded: "
+        + ", ".join(f"{v} {n}" for n, v in excluded.items() if v)
+    )
+if final_ln:
+    notes.append(f"Whisper applies a final LayerNorm to hidden state {n_layers} only")
+st.caption("; ".join(notes) + ".")
+
+st.subheader("Per-class convexity")
+h1, h2 = st.columns([1, 3])
+with h1:
+    which = st.segmented_control("Classes", ["word", "speaker"], key="cx_heat")
+    which = which or "word"
+    order = st.radio("Sort classes by", ["score at prune point", "name"], key="cx_sort")
+curve = curves[which]
+classes = sorted({str(c) for r in curve.results for c in r.per_class})
+z = np.full((len(classes), len(layers)), np.nan)
+for j, res in enumerate(curve.results):
+    for c, v in res.per_class.items():
+        z[classes.index(str(c)), j] = v.score
+if order != "name":
+    col = layers.index(prune[which])
+    rank = np.argsort(np.nan_to_num(z[:, col], nan=-1.0), kind="stable")
+    classes = [classes[i] for i in rank]
+    z = z[rank]
+heat = go.Figure(
+    go.Heatmap(
+        z=z,
+        x=layers,
+        y=classes,
+        zmin=0,
+        zmax=1,
+        colorscale="Viridis",
+        colorbar={"title": {"text": "convexity"}},
+        hovertemplate=f"{which} %{{y}}<br>hidden state %{{x}}<br>convexity %{{z:.3f}}<extra></extra>",
+    )
+)
+heat.update_xaxes(tickmode="array", tickvals=layers)
+heat.update_yaxes(type="category", tickfont={"size": 11})
+common.style(
+    heat,
+    height=max(320, 16 * len(classes) + 90),
+    x_title=common.LAYER_AXIS,
+    y_title=which,
+    legend=False,
+)
+with h2:
+    common.show(heat, key="cx_heatmap")
+
+st.subheader("Download")
+records = [r for c in curves.values() for r in c.to_records()]
+frame = pd.DataFrame(records)
+payload = {
+    "features": fs.meta.get("key"),
+    "model": fs.meta.get("model_key"),
+    "describe": fs.meta.get("describe"),
+    "settings": {**settings, "fraction": fraction},
+    "prune_points": prune,
+    "curves": {
+        n: {"layers": layers, "scores": c.scores.tolist(), "sems": c.sems.tolist()}
+        for n, c in curves.items()
+    },  # fmt: skip
+    "records": records,
+}
+d1, d2, d3 = st.columns(3)
+d1.download_button(
+    "Numbers (CSV)", frame.to_csv(index=False), "convexity.csv", "text/csv", icon=":material/table:"
+)
+d2.download_button(
+    "Numbers (JSON)",
+    json.dumps(payload, indent=1, default=str),
+    "convexity.json",
+    "application/json",
+    icon=":material/data_object:",
+)
+d3.download_button(
+    "Figure (HTML)",
+    lambda: fig.to_html(include_plotlyjs=True, full_html=True),  # built on click; works offline
+    "convexity.html",
+    "text/html",
+    icon=":material/image:",
+)

@@ -1,0 +1,147 @@
+"""Setup: pick a model, dataset, split and clip count; extract per-layer features (or reuse cached ones)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.datasets import DATASETS
+from core.features import Selection, extract_features
+from core.models import MODELS
+from pages import common
+
+common.init_state()
+state = st.session_state
+
+st.title("Setup")
+st.caption(
+    "Features are mean-pooled hidden states, one vector per clip and layer, cached on disk: the same "
+    "choices later load instantly, here and in the CLI (`python -m core extract`)."
+)
+
+offline = set(common.offline_models())
+keys = list(MODELS)
+if state.model not in keys:
+    state.model = common.DEFAULT_MODEL
+
+
+def model_label(key: str) -> str:
+    """Model picker label: key, size and whether it works offline."""
+    where = "offline ✓" if key in offline else "needs the Hugging Face hub"
+    return f"{key} — {common.model_size(key)} — {where}"
+
+
+left, right = st.columns(2)
+with left:
+    st.selectbox("Model", keys, format_func=model_label, key="model")
+    spec = MODELS[state.model]
+    st.caption(spec.description)
+    if spec.family == "whisper":
+        st.radio(
+            "Whisper input",
+            ["trimmed", "padded"],
+            key="whisper_input",
+            horizontal=True,
+            help="trimmed: the encoder sees the 1-s clip's own 100 mel frames (default, ~40x faster); "
+            "padded: Whisper's standard 30-s input, pooled over the frames covering the clip.",
+        )
+        st.caption(
+            f"Input: **{state.whisper_input}**. Whisper's encoder applies a final LayerNorm to its "
+            f"last hidden state ({spec.n_layers}) only."
+        )
+with right:
+    st.selectbox(
+        "Dataset",
+        list(DATASETS),
+        format_func=lambda k: DATASETS[k].title,
+        key="dataset",
+    )
+    dspec = DATASETS[state.dataset]
+    st.caption(dspec.description)
+    if state.dataset != "sample":
+        st.text_input(
+            "Folder",
+            key="root",
+            placeholder="default location"
+            if dspec.default_root
+            else "required: path to the folder",
+        )
+    st.selectbox("Split", ["all", "train", "validation", "test"], key="split")
+    st.number_input(
+        "Number of clips (0 = all)",
+        min_value=0,
+        step=35,
+        key="max_clips",
+        help="A seeded sample stratified by word.",
+    )
+
+selection = Selection(
+    dataset=state.dataset,
+    root=(state.root or None) if state.dataset != "sample" else None,
+    task="words",
+    split=state.split,
+    max_clips=int(state.max_clips) or None,
+    seed=0,
+)
+
+if st.button("Extract features", type="primary", icon=":material/play_arrow:"):
+    bar = st.progress(0.0, text="Loading the model...")
+
+    def tick(done: int, total: int) -> None:
+        """Progress callback: clips encoded so far."""
+        bar.progress(min(done / max(total, 1), 1.0), text=f"Encoding clips: {done}/{total}")
+
+    try:
+        fs = extract_features(
+            state.model, selection, whisper_input=state.whisper_input, progress=tick
+        )
+    except common.USER_ERRORS as exc:
+        bar.empty()
+        st.error(common.one_line(exc))
+    else:
+        bar.empty()
+        state.feature_key = fs.key
+        common.clear_feature_list()
+        how = (
+            "loaded from the cache"
+            if fs.from_cache
+            else f"extracted in {fs.meta.get('seconds', 0):.0f} s"
+        )
+        st.success(f"{fs.features.shape[0]} clips x {fs.features.shape[1]} hidden states, {how}.")
+        if fs.skipped:
+            st.warning(f"{len(fs.skipped)} clips could not be read and were skipped.")
+        st.page_link(
+            "pages/convexity.py", label="See the convexity curves", icon=":material/show_chart:"
+        )
+
+st.subheader("Cached feature sets")
+cached = common.cached_feature_list()
+if not cached:
+    st.caption("Nothing cached yet.")
+else:
+    by_key = {m["key"]: m for m in cached}
+    st.dataframe(
+        [
+            {
+                "key": m["key"][:8],
+                "model": m.get("model_key"),
+                "dataset": m.get("dataset"),
+                "split": m.get("selection", {}).get("split"),
+                "clips": m.get("n_clips"),
+                "input": m.get("input_mode"),
+                "layers": m.get("n_layers"),
+                "created": str(m.get("created", ""))[:19],
+                "in use": "✓" if m["key"] == state.feature_key else "",
+            }
+            for m in cached
+        ],
+        hide_index=True,
+    )
+    choice = st.selectbox(
+        "Use a cached set",
+        list(by_key),
+        index=list(by_key).index(state.feature_key) if state.feature_key in by_key else 0,
+        format_func=lambda k: common.describe_entry(by_key[k]),
+    )
+    if st.button("Use this feature set", icon=":material/check:"):
+        state.feature_key = choice
+        st.success(f"Using {common.describe_entry(by_key[choice])}.")
