@@ -204,6 +204,7 @@ def _extract(args: argparse.Namespace, *, cache: bool = True) -> Any:
             device=args.device,
             progress=update,
             cache=cache,
+            trust_remote_code=args.trust_remote_code,
         )
     finally:
         close()
@@ -507,6 +508,11 @@ def _selection_args(p: argparse.ArgumentParser, *, required: bool) -> None:
         "dataset", nargs=nargs, help="dataset key (see 'datasets'): sample, speech-commands, folder"
     )
     p.add_argument("--root", help="dataset folder (default: the dataset's own location)")
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let a hub model run its own code (off by default; only for repositories you trust)",
+    )
     p.add_argument(
         "--task",
         choices=("words", "speakers"),

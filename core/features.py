@@ -221,9 +221,11 @@ def _model_identity(
     }
 
 
-def _identity_from_name(name: str | os.PathLike, whisper_input: str) -> dict[str, Any] | None:
+def _identity_from_name(
+    name: str | os.PathLike, whisper_input: str, trust_remote_code: bool = False
+) -> dict[str, Any] | None:
     """Model identity without loading the model, or None when it cannot be known yet (hub, not cached)."""
-    spec = resolve_model(name)
+    spec = resolve_model(name, trust_remote_code=trust_remote_code)
     if spec.source == "hub" and _hub_revision(spec.hf_id) is None:
         return None
     mode = whisper_input if spec.family == "whisper" else "waveform"
@@ -504,7 +506,10 @@ def _compute(
 
 
 def _prepare_encoder(
-    model: ModelRef, whisper_input: str, device: str | torch.device | None
+    model: ModelRef,
+    whisper_input: str,
+    device: str | torch.device | None,
+    trust_remote_code: bool = False,
 ) -> SpeechEncoder:
     """Load a model by name, or move a given SpeechEncoder to ``device``."""
     if isinstance(model, SpeechEncoder):
@@ -512,7 +517,9 @@ def _prepare_encoder(
             model.model.to(device)
             model.device = torch.device(device)
         return model
-    return load_encoder(model, whisper_input=whisper_input, device=device)
+    return load_encoder(
+        model, whisper_input=whisper_input, device=device, trust_remote_code=trust_remote_code
+    )
 
 
 def _meta(
@@ -575,6 +582,7 @@ def extract_features(
     device: str | torch.device | None = None,
     progress: ProgressFn | None = None,
     cache: bool = True,
+    trust_remote_code: bool = False,
 ) -> FeatureSet:
     """Mean-pooled per-layer features (N, L+1, D) of the selected clips, from the disk cache when valid.
 
@@ -582,7 +590,8 @@ def extract_features(
     a :class:`Selection` (preferred: its parameters enter the key) or a ``ClipTable``. ``whisper_input``
     ("trimmed" to 1 s, or "padded" to 30 s) applies to Whisper models loaded by name. ``progress(done,
     total)`` counts clips. With ``cache=False`` nothing is read from or written to the cache (the array
-    is an unlinked temporary memmap).
+    is an unlinked temporary memmap). ``trust_remote_code`` (off by default) lets a hub model run its own
+    code; only turn it on for repositories you trust.
     """
     table, selection = _table_and_selection(table_selection)
     fingerprint = table.fingerprint()
@@ -590,14 +599,14 @@ def extract_features(
     if encoder is not None:
         identity = _identity_from_encoder(encoder)
     else:
-        identity = _identity_from_name(model, whisper_input)
+        identity = _identity_from_name(model, whisper_input, trust_remote_code)
     if identity is None:  # a hub model whose revision is only known after loading
-        encoder = _prepare_encoder(model, whisper_input, device)
+        encoder = _prepare_encoder(model, whisper_input, device, trust_remote_code)
         identity = _identity_from_encoder(encoder)
     key = feature_key(identity, fingerprint, selection)
 
     if not cache:
-        encoder = _prepare_encoder(encoder or model, whisper_input, device)
+        encoder = _prepare_encoder(encoder or model, whisper_input, device, trust_remote_code)
         scratch = feature_cache_root()
         fd, tmp = tempfile.mkstemp(dir=scratch, prefix=".nocache-", suffix=".npy.tmp")
         os.close(fd)
@@ -623,7 +632,7 @@ def extract_features(
             return found
         if why is not None:
             log.warning("feature cache %s is invalid (%s); recomputing", key[:12], why)
-        encoder = _prepare_encoder(encoder or model, whisper_input, device)
+        encoder = _prepare_encoder(encoder or model, whisper_input, device, trust_remote_code)
         got = _identity_from_encoder(encoder)
         if (got["n_layers"], got["input_mode"]) != (identity["n_layers"], identity["input_mode"]):
             raise FeatureError(

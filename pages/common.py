@@ -27,6 +27,8 @@ USER_ERRORS = (ModelError, DatasetError, FeatureError, OSError, ValueError, Runt
 # Shared choices: they live in st.session_state so they survive page changes.
 DEFAULTS: dict[str, Any] = {
     "model": DEFAULT_MODEL,
+    "custom_model": "",  # a hub id or local folder typed by the user (overrides "model")
+    "trust_remote_code": False,
     "dataset": "sample",
     "root": "",
     "split": "all",

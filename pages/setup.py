@@ -33,9 +33,22 @@ def model_label(key: str) -> str:
 left, right = st.columns(2)
 with left:
     st.selectbox("Model", keys, format_func=model_label, key="model")
+    st.text_input(
+        "...or a Hugging Face id or local model folder",
+        key="custom_model",
+        placeholder="e.g. facebook/wav2vec2-base or /path/to/checkpoint",
+    )
+    custom = state.custom_model.strip()
     spec = MODELS[state.model]
-    st.caption(spec.description)
-    if spec.family == "whisper":
+    if custom:
+        st.checkbox(
+            "Allow the model's own code (trust_remote_code)",
+            key="trust_remote_code",
+            help="Off by default: only for repositories you trust; runs their Python code here.",
+        )
+    else:
+        st.caption(spec.description)
+    if custom or spec.family == "whisper":
         st.radio(
             "Whisper input",
             ["trimmed", "padded"],
@@ -45,8 +58,8 @@ with left:
             "padded: Whisper's standard 30-s input, pooled over the frames covering the clip.",
         )
         st.caption(
-            f"Input: **{state.whisper_input}**. Whisper's encoder applies a final LayerNorm to its "
-            f"last hidden state ({spec.n_layers}) only."
+            f"Input: **{state.whisper_input}** (Whisper models only). Whisper's encoder applies a final "
+            "LayerNorm to its last hidden state only."
         )
 with right:
     st.selectbox(
@@ -92,7 +105,11 @@ if st.button("Extract features", type="primary", icon=":material/play_arrow:"):
 
     try:
         fs = extract_features(
-            state.model, selection, whisper_input=state.whisper_input, progress=tick
+            custom or state.model,
+            selection,
+            whisper_input=state.whisper_input,
+            progress=tick,
+            trust_remote_code=bool(custom) and state.trust_remote_code,
         )
     except common.USER_ERRORS as exc:
         bar.empty()

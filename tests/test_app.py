@@ -106,6 +106,18 @@ def test_setup_page_reuses_cached_features_and_reports_errors(feature_key: str):
     assert len(at.error) == 1 and "\n" not in at.error[0].value
 
 
+def test_setup_page_custom_model_is_opt_in_for_remote_code(cache_root: Path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as on a machine without the hub: answer at once
+    at = app()
+    assert not at.checkbox  # no remote-code switch for registry models
+    at.text_input(key="custom_model").set_value("facebook/wav2vec2-base").run()
+    assert at.checkbox(key="trust_remote_code").value is False
+    next(b for b in at.button if b.label == "Extract features").click().run()
+    assert not at.exception
+    assert len(at.error) == 1 and "\n" not in at.error[0].value
+    assert "offline" in at.error[0].value.lower() or "hub" in at.error[0].value.lower()
+
+
 @needs_model
 def test_convexity_page_curves_controls_and_cache(feature_key: str):
     at = page(feature_key, "pages/convexity.py")
