@@ -22,6 +22,13 @@ from typing import Any
 import numpy as np
 
 EXIT_ERROR = 2
+# Long-running work (core.jobs_cli): `python -m core finetune --help` shows each one's options.
+JOB_COMMANDS = {
+    "finetune": "fine-tune a full or pruned model as a run (add --background to queue it)",
+    "sweep": "fine-tune and benchmark several prune points; suggests one from convexity",
+    "benchmark": "full vs pruned: parameters, training step, latency, throughput, memory",
+    "jobs": "list, watch, cancel or resume runs (also after a restart)",
+}
 
 EXAMPLES = """\
 examples:
@@ -36,6 +43,8 @@ examples:
   python -m core convexity --key 3fa2c1d9e0 --labels word --exhaustive --out curves.csv
   python -m core criteria whisper-tiny.en-offline sample --out criteria.json
   python -m core prune whisper-base-offline 2 --out pruned-whisper-base-p2
+  python -m core sweep --model whisper-tiny.en-offline --task words --points full,suggested,3,2
+  python -m core jobs list
 """
 
 
@@ -657,6 +666,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="expected archive sha256 (default: the official one; '' skips the check)")  # fmt: skip
     p.set_defaults(func=cmd_download)
 
+    for name, text in JOB_COMMANDS.items():  # listed here, parsed by core.jobs_cli
+        sub.add_parser(name, help=text, add_help=False)
+
     p = sub.add_parser("prune", parents=[common], formatter_class=fmt,
                        help="keep transformer layers 1..p, save the model, show parameter counts",
                        epilog="example:\n  python -m core prune whisper-tiny.en-offline 2 --out tiny-p2")  # fmt: skip
@@ -711,18 +723,31 @@ def _known_errors() -> tuple[type[BaseException], ...]:
             OfflineWeightsError, AudioError, ValueError, FileNotFoundError, PermissionError)  # fmt: skip
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 user error, 1 unexpected error)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _quiet_libraries()
-    debug = os.environ.get("CONVEXITY_LAB_DEBUG", "").strip() not in ("", "0")
-    try:
+def _command(argv: list[str]) -> Callable[[], int]:
+    """What to run: a job command handed to ``core.jobs_cli`` whole, or one of the commands here."""
+    if argv and argv[0] in JOB_COMMANDS:
+        from core import jobs_cli
+
+        return lambda: jobs_cli.main(argv)
+    args = build_parser().parse_args(argv)
+
+    def run() -> int:
         if args.threads:
             import torch
 
             torch.set_num_threads(args.threads)
         return int(args.func(args) or 0)
+
+    return run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 user error, 1 unexpected error)."""
+    run = _command(list(sys.argv[1:] if argv is None else argv))
+    _quiet_libraries()
+    debug = os.environ.get("CONVEXITY_LAB_DEBUG", "").strip() not in ("", "0")
+    try:
+        return run()
     except KeyboardInterrupt:
         _err("interrupted")
         return 130

@@ -176,3 +176,11 @@ def test_criteria_table_and_exports(env: dict[str, str], tree: Path, model_dir: 
     rows = list(csv.DictReader(out_csv.open()))
     assert {r["criterion"] for r in rows} == {"knn_accuracy"}
     assert [int(r["layer"]) for r in rows] == list(range(L + 1))
+
+
+def test_job_commands_are_mounted(env: dict[str, str]) -> None:
+    """`python -m core jobs|finetune|sweep|benchmark` reach core.jobs_cli through the one CLI."""
+    res = run(env, "jobs", "list")
+    assert res.returncode == 0, res.stderr
+    res = run(env, "sweep", "--help")
+    assert res.returncode == 0 and "--points" in res.stdout
