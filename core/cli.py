@@ -444,6 +444,44 @@ def cmd_criteria(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_euclidean(args: argparse.Namespace) -> int:
+    """Euclidean convexity per hidden state of a fine-tuned run (its task's labels, its eval split)."""
+    from functools import partial
+
+    from core.euclidean import euclidean_convexity
+    from core.finetune import FinetuneConfig, _model_inputs, load_classifier, load_split
+    from core.storage import atomic_write_json
+
+    run = Path(args.run)
+    checkpoint = run / "best" if (run / "best").is_dir() else run
+    config_file = run / "config.json"
+    if not config_file.is_file():
+        raise CliError(
+            f"{run} is not a run folder (no config.json); see 'python -m core jobs list'"
+        )
+    cfg = FinetuneConfig.from_dict(json.loads(config_file.read_text())["config"])
+    split = args.split or cfg.eval_split
+    data = load_split(cfg, split, max_clips=args.max_clips)
+    clf, enc = load_classifier(checkpoint, device=args.device)
+    update, close = _progress_bar("euclidean", not args.no_progress, unit="layer")
+    try:
+        results = euclidean_convexity(
+            clf, partial(_model_inputs, enc), data.waves, data.labels,
+            pairs_per_class=args.pairs, seed=args.pair_seed, progress=update,
+        )  # fmt: skip
+    finally:
+        close()
+    print(f"euclidean convexity of {checkpoint} ({cfg.task}, {split}: {len(data.labels)} clips, "
+          f"{args.pairs} pairs/class, 10 points per segment)")  # fmt: skip
+    print(_table([[r.layer, f"{r.score:.4f}", f"{r.sem:.4f}"] for r in results],
+                 ["layer", "score", "±sem"]))  # fmt: skip
+    if args.out:
+        atomic_write_json(Path(args.out), {"checkpoint": str(checkpoint), "split": split,
+                                           "results": [vars(r) for r in results]})  # fmt: skip
+        print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_download(args: argparse.Namespace) -> int:
     """Download and unpack Speech Commands v0.02 (resumable, sha256-checked) into its folder."""
     from core.datasets import download_speech_commands
@@ -656,6 +694,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of the maximum for curve rules (default: 0.95)")  # fmt: skip
     p.add_argument("--out", help="write FILE.json (everything) or FILE.csv (long format)")
     p.set_defaults(func=cmd_criteria)
+
+    p = sub.add_parser("euclidean", parents=[common], formatter_class=fmt,
+                       help="Euclidean convexity per layer of a fine-tuned run (Tetkova et al.)",
+                       epilog="example:\n  python -m core euclidean cache/runs/<run-id> --pairs 20 --out e.json")  # fmt: skip
+    p.add_argument(
+        "run", help="a fine-tuning run folder (uses its best/ checkpoint and its config)"
+    )
+    p.add_argument("--split", help="split to sample pairs from (default: the run's eval split)")
+    p.add_argument("--max-clips", type=_positive, default=None, help="cap on clips loaded")
+    p.add_argument("--pairs", type=_positive, default=20, help="pairs per class (default: 20)")
+    p.add_argument("--pair-seed", type=int, default=0, help="seed of the pair sampling")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--out", help="write the results to FILE.json")
+    p.set_defaults(func=cmd_euclidean)
 
     p = sub.add_parser("download", parents=[common], formatter_class=fmt,
                        help="download Speech Commands v0.02 (2.3 GB; resumable, sha256-checked)",
