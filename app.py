@@ -22,6 +22,18 @@ PAGES = [
         icon=":material/scatter_plot:",
         url_path="projections",
     ),
+    st.Page(
+        "pages/finetune.py",
+        title="Prune & fine-tune",
+        icon=":material/content_cut:",
+        url_path="finetune",
+    ),
+    st.Page(
+        "pages/benchmarks.py",
+        title="Benchmarks",
+        icon=":material/leaderboard:",
+        url_path="benchmarks",
+    ),
     st.Page("pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
 ]
 

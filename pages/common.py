@@ -52,6 +52,13 @@ DEFAULTS: dict[str, Any] = {
     "ln_k": 10,
     "ln_seed": 0,
     "ln_class": 0,
+    "ft_task": "words",
+    "ft_epochs": 3,
+    "ft_lr": 2e-4,
+    "ft_batch": 16,
+    "ft_train_clips": 0,  # 0 = the whole train split
+    "ft_eval_clips": 0,
+    "ft_prune": None,  # None = the convexity suggestion
 }
 
 
@@ -186,6 +193,25 @@ def umap_layers(key: str, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
             fs.features, n_neighbors=n_neighbors, seed=seed, progress=tick
         ),
     )
+
+
+@st.cache_data(show_spinner="Counting parameters...", max_entries=8)
+def params_by_prune_point(model: str) -> dict[int, dict[str, int]]:
+    """Encoder parameter counts at every prune point 1..L of a model (loaded once on the CPU, then freed)."""
+    from core.models import load_encoder
+    from core.run_views import params_by_prune_point as counts
+
+    enc = load_encoder(model, device="cpu")
+    try:
+        return counts(enc)
+    finally:
+        del enc
+
+
+@st.cache_resource(show_spinner=False)
+def background_tasks() -> dict[str, Any]:
+    """Process-wide registry of background tasks (benchmarks) by name, so any session can watch them."""
+    return {}
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

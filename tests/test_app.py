@@ -184,3 +184,94 @@ def test_choices_survive_page_changes(feature_key: str):
     at.switch_page("pages/setup.py").run()
     assert at.number_input(key="max_clips").value == CLIPS
     assert not at.warning  # no "default value also set via Session State" warnings
+
+
+def _fake_finetune_run(root: Path, run_id: str, prune_point: int | None, acc: float) -> Path:
+    """A finished fine-tune run folder as core.jobs/core.finetune write it (no training)."""
+    import json
+
+    run = root / "runs" / run_id
+    run.mkdir(parents=True)
+    cfg = {"model": MODEL, "prune_point": prune_point, "task": "words", "epochs": 2}
+    (run / "config.json").write_text(json.dumps({"kind": "finetune", "config": cfg}))
+    status = {"state": "done", "kind": "finetune", "run_id": run_id, "epoch": 2, "pid": None}
+    (run / "status.json").write_text(json.dumps(status))
+    rows = [
+        {"kind": "train", "step": s, "epoch": 1 + s // 3, "loss": 3.0 / s, "time": s}
+        for s in range(1, 7)
+    ] + [{"kind": "eval", "step": 6, "epoch": 2, "accuracy": acc, "loss": 0.5, "time": 7}]
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    p = prune_point or 4
+    result = {
+        "model": MODEL, "task": "words", "prune_point": p, "n_layers": p, "best_accuracy": acc,
+        "best_epoch": 2, "n_eval": 35, "eval_split": "test", "train_seconds": 10.0 * p,
+        "epoch_seconds_median": 5.0 * p, "params": {"total": 1_000_000 * p, "trainable": 900_000 * p},
+    }  # fmt: skip
+    (run / "result.json").write_text(json.dumps(result))
+    curve = {"layers": list(range(p + 1)), "scores": [0.5] * (p + 1), "sems": [0.0] * (p + 1)}
+    conv = {"pretrained": {"word": curve, "speaker": curve}, "finetuned": {"word": curve}}
+    (run / "convexity.json").write_text(json.dumps(conv))
+    return run
+
+
+def test_finetune_and_benchmarks_pages_without_anything(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path))
+    at = app()
+    at.switch_page("pages/benchmarks.py").run()
+    assert not at.exception, at.exception
+    assert any("Needs one finished full" in i.value for i in at.info)
+    assert any(b.label == "Run benchmark" for b in at.button)
+
+
+@needs_model
+def test_finetune_page_suggestion_params_runs_and_live_view(feature_key: str, cache_root: Path):
+    _fake_finetune_run(cache_root, "20200101-000000-finetune-x-aaaaaa", None, 0.9)
+    _fake_finetune_run(cache_root, "20200101-000001-finetune-x-bbbbbb", 2, 0.8)
+    at = page(feature_key, "pages/finetune.py")
+    assert at.slider(key="ft_prune").value in range(1, 5)
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["parameters kept"].endswith("M")
+    at.slider(key="ft_prune").set_value(2).run()
+    assert not at.exception
+    assert any(b.label == "Fine-tune pruned (p = 2)" for b in at.button)
+    assert float(next(m.value for m in at.metric if m.label == "expected savings")[:-1]) > 0
+    # the newest run is shown: finished, curves and convexity
+    assert at.selectbox(key="ft_view").value.endswith("bbbbbb")
+    assert {m.label: m.value for m in at.metric}["status"] == "done"
+    assert len(at.get("plotly_chart")) == 2
+    at.selectbox(key="ft_view").set_value("20200101-000000-finetune-x-aaaaaa").run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["last eval accuracy"] == "0.900"
+    # launch a real background run, see it listed, cancel it
+    at.number_input(key="ft_epochs").set_value(1).run()
+    next(b for b in at.button if b.label.startswith("Fine-tune pruned")).click().run()
+    assert not at.exception, at.exception
+    new = at.session_state["ft_view"]
+    assert new not in ("20200101-000000-finetune-x-aaaaaa", "20200101-000001-finetune-x-bbbbbb")
+    from core import jobs
+
+    assert jobs.read_status(new)["state"] in ("queued", "running", "failed", "done")
+    cancel = [b for b in at.button if b.label == "Cancel run"]
+    if cancel:
+        cancel[0].click().run()
+        assert not at.exception
+    jobs.cancel(new, force=True)
+    assert jobs.read_status(new)["state"] in ("cancelled", "failed", "done")
+
+
+@needs_model
+def test_benchmarks_page_compares_runs_and_criteria(feature_key: str, cache_root: Path):
+    if not list((cache_root / "runs").glob("*aaaaaa")):
+        _fake_finetune_run(cache_root, "20200101-000000-finetune-x-aaaaaa", None, 0.9)
+        _fake_finetune_run(cache_root, "20200101-000001-finetune-x-bbbbbb", 2, 0.8)
+    at = page(feature_key, "pages/benchmarks.py")
+    table = at.dataframe[0].value
+    acc = table[table["metric"] == "accuracy"].iloc[0]
+    assert acc["full"] == 0.9 and acc["pruned"] == 0.8 and abs(acc["ratio"] - 0.8 / 0.9) < 1e-9
+    assert len(at.get("plotly_chart")) >= 1
+    next(b for b in at.button if b.label == "Compare criteria").click().run()
+    assert not at.exception, at.exception
+    crit = at.dataframe[-1].value
+    assert crit["criterion"].iloc[0].startswith("convexity")
+    assert {"linear_probe", "block_influence"} <= set(crit["criterion"])
+    assert len(at.get("download_button")) == 2

@@ -1,0 +1,329 @@
+"""Prune & fine-tune: pick a prune point from the convexity curve, launch background fine-tunes, watch them live."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from core import jobs
+from core.finetune import FinetuneConfig
+from core.models import MODELS
+from core.prune_point import suggest_prune_point
+from core.run_views import log_tail, read_json
+from pages import common
+
+LRS = [1e-5, 3e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3]
+COLOURS = {"word": "#3b82f6", "speaker": "#f97316"}
+
+common.init_state()
+state = st.session_state
+st.title("Prune & fine-tune")
+st.caption(
+    "Fine-tuning runs as a background job (its own process, cache folder `runs/`): leave or reload the "
+    "page, it keeps going; come back to watch it or reopen it below."
+)
+
+fs = common.current_features()
+if fs is not None:
+    common.features_caption(fs)
+    model = str(fs.meta.get("model_key") or state.model)
+    sel = fs.meta.get("selection", {})
+    dataset, root = str(fs.meta.get("dataset") or "sample"), sel.get("root")
+    whisper_input = str(fs.meta.get("input_mode") or state.whisper_input)
+else:
+    model, dataset, root, whisper_input = str(state.model), "sample", None, str(state.whisper_input)
+n_layers = int(fs.n_layers if fs is not None else MODELS[model].n_layers)
+
+c1, c2, c3, c4 = st.columns([1, 1, 1, 1])
+with c1:
+    task = st.radio("Task", ["words", "speakers"], key="ft_task", horizontal=True)
+relevant = "word" if task == "words" else "speaker"
+
+suggestion: int | None = None
+if fs is not None:
+    try:
+        curves = common.convexity_curves(
+            fs.key,
+            int(state.cx_k),
+            None if state.cx_exact else int(state.cx_budget),
+            not (state.cx_fast and not state.cx_exact),
+        )
+        suggestion = suggest_prune_point(curves[relevant].scores, float(state.cx_fraction))
+    except common.USER_ERRORS as exc:
+        st.warning(f"No convexity suggestion: {common.one_line(exc)}")
+default_p = suggestion if suggestion is not None else max(1, n_layers // 2)
+if not isinstance(state.ft_prune, int) or not 1 <= state.ft_prune <= n_layers:
+    state.ft_prune = default_p
+
+
+def _use_suggestion() -> None:
+    """Button callback: move the slider back to the convexity suggestion."""
+    state.ft_prune = default_p
+
+
+with c2:
+    st.number_input("Epochs", 1, 100, key="ft_epochs")
+    st.select_slider("Learning rate", LRS, key="ft_lr", format_func=lambda v: f"{v:g}")
+with c3:
+    st.select_slider("Batch size", [4, 8, 16, 32, 64], key="ft_batch")
+    st.number_input(
+        "Training clips (0 = whole train split)", 0, 100000, step=35, key="ft_train_clips"
+    )
+with c4:
+    st.number_input(
+        "Evaluation clips (0 = whole test split)", 0, 100000, step=35, key="ft_eval_clips"
+    )
+
+st.subheader("Prune point")
+p1, p2 = st.columns([3, 2])
+with p1:
+    prune_point = st.slider(
+        "Prune point p (keep transformer layers 1..p)",
+        1,
+        n_layers,
+        key="ft_prune",
+        help="Defaults to the point where the task's pretrained convexity curve stops rising "
+        "(the Convexity page's rule and fraction).",
+    )
+    hint = (
+        f"Convexity suggestion for {task}: p = {suggestion} (fraction {float(state.cx_fraction):.2f} "
+        f"of the maximum, on {fs.features.shape[0]} clips)."
+        if suggestion is not None and fs is not None
+        else "No convexity curve yet: extract features on Setup to get a suggestion."
+    )
+    st.caption(hint)
+    st.button(
+        "Use the suggestion",
+        on_click=_use_suggestion,
+        disabled=suggestion is None or prune_point == suggestion,
+    )
+with p2:
+    try:
+        counts = common.params_by_prune_point(model)
+    except common.USER_ERRORS as exc:
+        counts = None
+        st.warning(f"Cannot count parameters of {model}: {common.one_line(exc)}")
+    if counts:
+        full, kept = counts[n_layers]["total"], counts[int(prune_point)]["total"]
+        m1, m2 = st.columns(2)
+        m1.metric(
+            "parameters kept",
+            f"{kept / 1e6:.2f}M",
+            delta=f"{kept / full - 1:.0%} vs full {full / 1e6:.2f}M",
+            delta_color="inverse",
+            help="Encoder parameters (the classifier head adds a few more).",
+        )
+        m2.metric(
+            "expected savings",
+            f"{1 - kept / full:.0%}",
+            help=f"and about {1 - prune_point / n_layers:.0%} of the transformer compute "
+            f"({n_layers - prune_point} of {n_layers} layers removed)",
+        )
+        st.caption(
+            f"{n_layers - int(prune_point)} of {n_layers} layers removed: about "
+            f"{1 - int(prune_point) / n_layers:.0%} less transformer compute per clip."
+        )
+
+
+def _config(p: int | None) -> dict[str, Any]:
+    """The fine-tune config of the current choices (``p`` None: the full model)."""
+    return FinetuneConfig(
+        model=model,
+        prune_point=p,
+        dataset=dataset,
+        root=root,
+        task=task,
+        epochs=int(state.ft_epochs),
+        lr=float(state.ft_lr),
+        batch_size=int(state.ft_batch),
+        max_train_clips=int(state.ft_train_clips) or None,
+        max_eval_clips=int(state.ft_eval_clips) or None,
+        whisper_input=whisper_input,
+        log_every=1,
+    ).to_dict()
+
+
+b1, b2, b3 = st.columns(3)
+launch: list[int | None] = []
+if b1.button(
+    f"Fine-tune pruned (p = {prune_point})", type="primary", icon=":material/content_cut:"
+):
+    launch = [int(prune_point)]
+if b2.button(f"Fine-tune full ({n_layers} layers)", icon=":material/play_arrow:"):
+    launch = [None]
+if b3.button("Fine-tune both", icon=":material/compare_arrows:"):
+    launch = [None, int(prune_point)]
+for p in launch:
+    try:
+        run = jobs.submit("finetune", _config(p))
+    except (OSError, ValueError) as exc:
+        st.error(f"Cannot start the run: {common.one_line(exc)}")
+    else:
+        state["ft_view"] = run.name
+        st.toast(f"Started {run.name}")
+
+st.subheader("Runs")
+runs = [r for r in jobs.list_runs() if r.get("kind") == "finetune"]
+if not runs:
+    st.caption("No fine-tuning runs yet.")
+    st.stop()
+by_id = {r["run_id"]: r for r in runs}
+if state.get("ft_view") not in by_id:
+    state["ft_view"] = runs[0]["run_id"]
+
+
+def run_label(run_id: str) -> str:
+    """Picker label of a run."""
+    r = by_id[run_id]
+    cfg = r.get("config", {})
+    p = cfg.get("prune_point") or "full"
+    acc = (r.get("summary") or {}).get("best_accuracy")
+    acc_text = f" · acc {acc:.3f}" if isinstance(acc, float) else ""
+    return f"{run_id} · {cfg.get('task')} · p={p} · {r.get('state')}{acc_text}"
+
+
+with st.expander(f"All fine-tuning runs ({len(runs)})"):
+    st.dataframe(
+        [
+            {
+                "run": r["run_id"],
+                "state": r.get("state"),
+                "task": r.get("config", {}).get("task"),
+                "prune point": r.get("config", {}).get("prune_point") or "full",
+                "epochs": r.get("config", {}).get("epochs"),
+                "accuracy": (r.get("summary") or {}).get("best_accuracy"),
+                "updated": str(r.get("updated_at", ""))[:19],
+            }
+            for r in runs
+        ],
+        hide_index=True,
+    )
+view = st.selectbox("Show run", list(by_id), key="ft_view", format_func=run_label)
+was_active = by_id[view].get("state") in jobs.ACTIVE
+
+
+def _metric_figure(rows: list[dict[str, Any]]) -> go.Figure:
+    """Training loss by step and evaluation accuracy by epoch, side by side."""
+    train = [r for r in rows if r.get("kind") == "train"]
+    evals = [r for r in rows if r.get("kind") == "eval"]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "evaluation accuracy"))
+    fig.add_trace(
+        go.Scatter(
+            x=[r["step"] for r in train],
+            y=[r["loss"] for r in train],
+            mode="lines+markers",
+            name="train loss",
+            line={"color": "#3b82f6"},
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[r["step"] for r in evals],
+            y=[r["loss"] for r in evals],
+            mode="markers",
+            name="eval loss",
+            marker={"color": "#f97316", "size": 10},
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[r["epoch"] for r in evals],
+            y=[r["accuracy"] for r in evals],
+            mode="lines+markers",
+            name="eval accuracy",
+            line={"color": "#10b981"},
+            marker={"size": 10},
+        ),
+        row=1,
+        col=2,
+    )
+    fig.update_xaxes(title_text="optimizer step", row=1, col=1)
+    fig.update_xaxes(title_text="epoch", row=1, col=2, dtick=1)
+    fig.update_yaxes(range=[0, 1.05], row=1, col=2)
+    return common.style(fig, height=360)
+
+
+def _convexity_figure(conv: dict[str, Any]) -> go.Figure:
+    """Pretrained (dashed) vs fine-tuned (solid) convexity of both label sets."""
+    fig = go.Figure()
+    for which, dash in (("pretrained", "dash"), ("finetuned", "solid")):
+        for name, curve in (conv.get(which) or {}).items():
+            fig.add_trace(
+                go.Scatter(
+                    x=curve.get("layers", list(range(len(curve["scores"])))),
+                    y=curve["scores"],
+                    mode="lines+markers",
+                    name=f"{name} ({which})",
+                    line={"color": COLOURS.get(name), "dash": dash, "width": 3},
+                )
+            )
+    fig.update_yaxes(range=[0, 1.05])
+    return common.style(fig, height=380, x_title=common.LAYER_AXIS, y_title="graph convexity")
+
+
+@st.fragment(run_every=2.0 if was_active else None)
+def live_view(run_id: str) -> None:
+    """Status, live curves and controls of one run; polls its files every 2 s while it is active."""
+    status = jobs.wait(run_id, timeout=0, until=lambda s: True)  # read, detecting dead workers
+    stage = str(status.get("state"))
+    cfg = by_id[run_id].get("config", {})
+    rows = jobs.read_metrics(run_id)
+    n_train = sum(1 for r in rows if r.get("kind") == "train")
+    n_eval = sum(1 for r in rows if r.get("kind") == "eval")
+    m = st.columns(4)
+    m[0].metric("status", stage)
+    m[1].metric("epoch", f"{status.get('epoch') or 0} / {cfg.get('epochs', '?')}")
+    m[2].metric("logged steps", n_train)
+    last_acc = next((r["accuracy"] for r in reversed(rows) if r.get("kind") == "eval"), None)
+    m[3].metric("last eval accuracy", "-" if last_acc is None else f"{last_acc:.3f}")
+    if stage in jobs.ACTIVE:
+        c_a, c_b = st.columns([1, 4])
+        if c_a.button("Cancel run", icon=":material/stop:", key=f"ft_cancel_{run_id}"):
+            jobs.cancel(run_id, timeout=5.0)
+            st.rerun(scope="app")
+        c_b.caption("queued: waiting for a free job slot" if stage == "queued" else "training...")
+    if rows:
+        common.show(_metric_figure(rows), key=f"ft_live_{run_id}")
+        st.caption(f"{n_train} training points and {n_eval} evaluations logged so far.")
+    elif stage in jobs.ACTIVE:
+        st.caption("Loading data and model: the first points appear after a few steps.")
+    if was_active and stage not in jobs.ACTIVE:
+        st.rerun(scope="app")  # stop polling; show the finished view
+    if stage == "failed":
+        st.error(f"Run failed: {status.get('error') or 'no message'}")
+        tail = log_tail(jobs.run_dir(run_id))
+        if tail:
+            st.code(tail, language="text")
+    if stage in ("failed", "cancelled") and st.button(
+        "Resume" if status.get("resumable") else "Restart",
+        icon=":material/replay:",
+        key=f"ft_resume_{run_id}",
+    ):
+        try:
+            jobs.resume(run_id)
+        except (OSError, RuntimeError) as exc:
+            st.error(common.one_line(exc))
+        st.rerun(scope="app")
+    if stage == "done":
+        result = read_json(jobs.run_dir(run_id) / "result.json") or {}
+        if result:
+            st.success(
+                f"Best accuracy {result.get('best_accuracy', float('nan')):.3f} (epoch "
+                f"{result.get('best_epoch')}) on {result.get('n_eval')} {result.get('eval_split')} "
+                f"clips; {result.get('train_seconds', 0):.0f} s of training; "
+                f"{result.get('params', {}).get('total', 0) / 1e6:.2f}M parameters."
+            )
+        conv = read_json(jobs.run_dir(run_id) / "convexity.json")
+        if conv:
+            st.markdown("**Convexity after fine-tuning vs pretrained** (evaluation split)")
+            common.show(_convexity_figure(conv), key=f"ft_conv_{run_id}")
+
+
+live_view(view)

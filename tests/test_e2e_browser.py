@@ -1,0 +1,256 @@
+"""End to end in a real browser: Setup -> Convexity -> Projections -> Prune & fine-tune -> Benchmarks.
+
+Starts ``streamlit run app.py`` on a free port with a private ``CONVEXITY_LAB_CACHE`` and drives it with
+Playwright's Python API in Debian's Chromium (``/usr/bin/chromium``; no ``playwright install``).
+Skipped when Chromium, Playwright or the offline Whisper tiny.en weights are missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.paths import REPO_ROOT
+from core.whisper_offline import offline_whisper_available
+
+CHROMIUM = "/usr/bin/chromium"
+MODEL = "whisper-tiny.en-offline"
+CLIPS = 70
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LONG = 240_000  # ms: model loads and numba/UMAP compilation on 2 busy cores
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed"),
+    pytest.mark.skipif(
+        not offline_whisper_available(MODEL), reason=f"{MODEL} weights not installed"
+    ),
+]
+
+
+def _free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``streamlit run app.py`` with a private cache; yields its URL and stops it afterwards."""
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    cache = tmp_path_factory.mktemp("e2e-cache")
+    models = REPO_ROOT / "cache" / "models"
+    if models.is_dir():
+        (cache / "models").symlink_to(models, target_is_directory=True)
+    port = _free_port()
+    env = {**os.environ, "CONVEXITY_LAB_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
+    log = open(cache / "streamlit.log", "wb")  # noqa: SIM115 (closed in the teardown)
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+            "--server.headless", "true", "--server.address", "127.0.0.1",
+            "--browser.gatherUsageStats", "false",
+        ],
+        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(
+                "streamlit did not start:\n" + (cache / "streamlit.log").read_text()[-3000:]
+            )
+        time.sleep(0.5)
+    yield url
+    from core import jobs
+
+    os.environ["CONVEXITY_LAB_CACHE"], old = str(cache), os.environ.get("CONVEXITY_LAB_CACHE")
+    try:  # stop any training the test left behind
+        for run in jobs.list_runs():
+            jobs.cancel(run["run_id"], force=True)
+    finally:
+        if old is None:
+            os.environ.pop("CONVEXITY_LAB_CACHE", None)
+        else:
+            os.environ["CONVEXITY_LAB_CACHE"] = old
+    os.killpg(proc.pid, 15)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait(10)
+    log.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go (``$E2E_SCREENSHOTS`` if set, to look at them after a run)."""
+    folder = Path(os.environ.get("E2E_SCREENSHOTS") or tmp_path / "shots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _idle(page, timeout: float = LONG) -> None:
+    """Wait until the script run finished: Streamlit's "running" status widget gone."""
+    page.wait_for_timeout(300)  # let a just-triggered rerun show its indicator
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=timeout)
+    page.locator('[data-testid="stApp"]').wait_for(timeout=timeout)
+
+
+def _go(page, title: str) -> None:
+    """Open a page through the sidebar navigation and wait for its run to end."""
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    page.get_by_role("heading", name=_HEADINGS[title]).wait_for(timeout=LONG)
+    _idle(page)
+
+
+_HEADINGS = {
+    "Setup": "Setup",
+    "Convexity": "Graph convexity per layer",
+    "Projections": "Projections",
+    "Prune & fine-tune": "Prune & fine-tune",
+    "Benchmarks": "Benchmarks",
+}
+
+
+def _metric(page, label: str):
+    """The value element of the metric called ``label``."""
+    box = page.locator('[data-testid="stMetric"]').filter(
+        has=page.locator('[data-testid="stMetricLabel"]', has_text=label)
+    )
+    return box.locator('[data-testid="stMetricValue"]').first
+
+
+def test_dashboard_end_to_end(server: str, shots: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=LONG)
+    t0 = time.monotonic()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(LONG)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        try:
+            page.goto(server)
+            page.get_by_role("heading", name="Setup").wait_for()
+            _idle(page)
+            expect(page.get_by_text("Nothing cached yet.")).to_be_visible()
+
+            # Setup: extract a 70-clip slice with the offline Whisper tiny.en
+            clips = page.get_by_label("Number of clips (0 = all)", exact=True)
+            clips.fill(str(CLIPS))
+            clips.press("Enter")
+            _idle(page)
+            page.get_by_role("button", name="Extract features").click()
+            expect(page.get_by_text(f"{CLIPS} clips x 5 hidden states")).to_be_visible()
+            _idle(page)
+            page.screenshot(path=str(shots / "1-setup.png"), full_page=True)
+
+            # Convexity: the curve and the prune point
+            _go(page, "Convexity")
+            expect(_metric(page, "prune point (word)")).to_have_text(re.compile(r"p = [1-4]"))
+            expect(page.locator(".js-plotly-plot")).to_have_count(2)
+            expect(page.get_by_text("prune word: p=").first).to_be_visible()
+            page.screenshot(path=str(shots / "2-convexity.png"), full_page=True)
+
+            # Projections: move the layer slider with the keyboard
+            _go(page, "Projections")
+            slider = page.locator('[data-testid="stSlider"] input[type="range"]').first
+            expect(slider).to_have_value("4")
+            expect(
+                page.get_by_text("Hidden state 4 includes Whisper's final LayerNorm.")
+            ).to_be_visible()
+            slider.focus()
+            slider.press("ArrowLeft")
+            expect(slider).to_have_value("3")
+            _idle(page)
+            expect(page.get_by_text("includes Whisper's final LayerNorm")).to_have_count(0)
+            expect(page.locator(".js-plotly-plot")).to_have_count(1)
+            page.screenshot(path=str(shots / "3-projections.png"), full_page=True)
+
+            # Prune & fine-tune: one short epoch of a pruned model, watched live
+            _go(page, "Prune & fine-tune")
+            for label, value in (
+                ("Epochs", "1"),
+                ("Training clips (0 = whole train split)", str(CLIPS)),
+                ("Evaluation clips (0 = whole test split)", "70"),
+            ):
+                box = page.get_by_label(label, exact=True)
+                box.fill(value)
+                box.press("Enter")
+                _idle(page)
+            prune = page.locator(
+                'input[type="range"][aria-label="Prune point p (keep transformer layers 1..p)"]'
+            )
+            prune.focus()
+            target = 2
+            while int(prune.input_value()) > target:
+                now = prune.input_value()
+                prune.press("ArrowLeft")
+                expect(prune).not_to_have_value(now)
+            _idle(page)
+            expect(_metric(page, "parameters kept")).to_contain_text("M")
+            page.get_by_role("button", name=f"Fine-tune pruned (p = {target})").click()
+            expect(_metric(page, "status")).to_have_text(re.compile("queued|running|done"))
+            seen: list[int] = []
+            deadline = time.monotonic() + 150
+            while time.monotonic() < deadline:
+                state = _metric(page, "status").inner_text()
+                steps = _metric(page, "logged steps").inner_text()
+                seen.append(int(steps) if steps.isdigit() else 0)
+                if state in ("done", "failed", "cancelled"):
+                    break
+                page.wait_for_timeout(1000)  # polling a live view: the page itself never blocks
+            page.screenshot(path=str(shots / "4-finetune.png"), full_page=True)
+            assert _metric(page, "status").inner_text() == "done", page.locator(
+                '[data-testid="stAlert"]'
+            ).all_inner_texts()
+            assert seen[-1] >= 1 and max(seen) > min(seen), seen  # the live view gained points
+            expect(_metric(page, "last eval accuracy")).to_have_text(re.compile(r"0\.\d{3}|1\.000"))
+            expect(page.get_by_text("Convexity after fine-tuning vs pretrained")).to_be_visible()
+            assert page.locator(".js-plotly-plot").count() >= 2  # live curves + convexity
+
+            # Benchmarks: opens; the run is listed as a finished pruned run
+            _go(page, "Benchmarks")
+            expect(page.get_by_role("heading", name="Full vs pruned")).to_be_visible()
+            expect(page.get_by_text("Needs one finished full")).to_be_visible()
+            expect(page.get_by_role("button", name="Run benchmark")).to_be_visible()
+            page.screenshot(path=str(shots / "5-benchmarks.png"), full_page=True)
+            assert not page.locator('[data-testid="stException"]').count()
+            assert not errors, errors
+        except Exception:
+            page.screenshot(path=str(shots / "failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+    assert time.monotonic() - t0 < 300
+    if os.environ.get("E2E_DOCS_SCREENSHOT"):
+        shutil.copy(shots / "2-convexity.png", REPO_ROOT / "docs" / "convexity.png")
