@@ -12,6 +12,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from core import jobs
+from core.criteria import compare_prune_points
 from core.models import MODELS
 from core.run_views import BackgroundTask, finished_results, list_benchmarks, sweep_view
 from pages import common
@@ -253,43 +254,19 @@ if fs is not None:
     common.features_caption(fs)
     label_set = st.segmented_control("Labels", ["word", "speaker"], default="word", key="bm_labels")
     label_set = label_set or "word"
-    memo_key = ("criteria", fs.key, label_set, int(state.cx_k))
-    store = common._results()
-    if memo_key not in store and st.button(
+    k = int(state.cx_k)
+    if common.has_criteria(fs.key, label_set, k) or st.button(
         "Compare criteria", icon=":material/analytics:", key="bm_criteria"
     ):
-        from collections import Counter
-
-        from core.criteria import CRITERIA, run_criteria
-
-        labels = fs.labels(label_set)
-        smallest = min(Counter(labels).values())
-        options = {"linear_probe": {"n_splits": max(2, min(5, smallest))}}
-        done: dict[str, Any] = {}
-        bar = st.progress(0.0, text="Layer-selection criteria")
-        for i, name in enumerate(CRITERIA):
-            bar.progress(i / len(CRITERIA), text=f"Layer-selection criteria: {name}")
-            try:
-                done.update(
-                    run_criteria(
-                        fs.features, labels, names=[name], k=int(state.cx_k), options=options
-                    )
-                )
-            except common.USER_ERRORS as exc:
-                st.warning(f"{name} skipped: {common.one_line(exc)}")
-        bar.empty()
-        store[memo_key] = done
-    if memo_key in store:
-        from core.criteria import compare_prune_points
-
+        results = common.criteria_results(fs.key, label_set, k)
         curves = common.convexity_curves(
             fs.key,
-            int(state.cx_k),
+            k,
             None if state.cx_exact else int(state.cx_budget),
             not (state.cx_fast and not state.cx_exact),
         )
         table = compare_prune_points(
-            store[memo_key], {label_set: curves[label_set]}, float(state.cx_fraction)
+            results, {label_set: curves[label_set]}, float(state.cx_fraction)
         )
         acc = {r["prune_point"]: r["accuracy"] for r in (sweep or {}).get("rows", [])}
         for row in table:

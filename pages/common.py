@@ -43,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "cx_fraction": 0.95,
     "cx_heat": "word",
     "cx_sort": "score at prune point",
+    "cr_labels": "word",
+    "cr_on": False,
     "pj_layer": None,  # None = the last hidden state
     "pj_colour": "word",
     "ln_shape": "blobs",
@@ -179,6 +181,35 @@ def convexity_curves(
         )
 
     return _memo(("convexity", key, k, max_pairs, precise, seed), "Graph convexity per layer", work)
+
+
+def criteria_results(key: str, labels: str, k: int) -> dict[str, Any]:
+    """Every other layer-selection criterion for one feature set and label set, computed once."""
+    from collections import Counter
+
+    from core.criteria import CRITERIA, run_criteria
+
+    fs = feature_set(key)
+    names = fs.labels(labels)
+    # the probe's stratified folds need every class in every fold
+    options = {"linear_probe": {"n_splits": max(2, min(5, min(Counter(names).values())))}}
+
+    def work(tick: Callable[[int, int], None]) -> dict[str, Any]:
+        done: dict[str, Any] = {}
+        for i, name in enumerate(CRITERIA):
+            try:
+                done |= run_criteria(fs.features, names, names=[name], k=k, options=options)
+            except USER_ERRORS as exc:
+                st.warning(f"{name} skipped: {one_line(exc)}")
+            tick(i + 1, len(CRITERIA))
+        return done
+
+    return _memo(("criteria", key, labels, k), "Layer-selection criteria", work)
+
+
+def has_criteria(key: str, labels: str, k: int) -> bool:
+    """Whether ``criteria_results`` for these inputs is already computed (no work started)."""
+    return ("criteria", key, labels, k) in _results()
 
 
 def umap_layers(key: str, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:

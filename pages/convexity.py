@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.criteria import compare_prune_points
 from core.prune_point import suggest_prune_point
 from pages import common
 
@@ -172,6 +173,64 @@ common.style(
 )
 with h2:
     common.show(heat, key="cx_heatmap")
+
+st.subheader("Compare with other layer-selection criteria")
+st.caption(
+    "Each curve is scaled to [0, 1] over the layers so their shapes compare; the table lists the prune "
+    "point each criterion proposes under its documented rule (core/criteria.py)."
+)
+q1, q2 = st.columns([1, 3])
+with q1:
+    task = st.segmented_control("Task labels", ["word", "speaker"], key="cr_labels") or "word"
+    show_criteria = st.toggle(
+        "Compute the criteria",
+        key="cr_on",
+        help="Linear probe, kNN accuracy, CKA, mutual kNN, block influence, angular distance "
+        "(the linear probe takes a while).",
+    )
+if show_criteria:
+    results = common.criteria_results(fs.key, task, int(k))
+    curve_names = [n for n, r in results.items() if r.kind == "curve"]
+    with q1:
+        shown = st.pills(
+            "Show", curve_names, selection_mode="multi", default=curve_names, key="cr_shown"
+        )
+
+    def scaled(values: np.ndarray) -> np.ndarray:
+        """Min-max scaling over layers (NaN kept) so curves of different units share an axis."""
+        lo, hi = np.nanmin(values), np.nanmax(values)
+        return (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
+
+    norm = go.Figure()
+    norm.add_trace(
+        go.Scatter(x=layers, y=scaled(curves[task].scores), name=f"graph convexity ({task})",
+                   mode="lines+markers", line={"width": 3, "color": COLOURS[task]})
+    )  # fmt: skip
+    for name in shown or []:
+        values = scaled(np.asarray(results[name].values, dtype=float))
+        norm.add_trace(
+            go.Scatter(x=layers, y=values, name=name.replace("_", " "), mode="lines+markers")
+        )
+    norm.update_xaxes(tickmode="array", tickvals=layers)
+    common.style(norm, height=360, x_title=common.LAYER_AXIS, y_title="scaled to [0, 1]")
+    with q2:
+        common.show(norm, key="cr_curves")
+    matrices = [(n, r) for n, r in results.items() if r.kind == "matrix"]
+    for col, (name, res) in zip(st.columns(max(1, len(matrices))), matrices, strict=False):
+        mat = go.Figure(
+            go.Heatmap(z=np.asarray(res.values, dtype=float), x=layers, y=layers,
+                       colorscale="Viridis", colorbar={"title": {"text": name.replace("_", " ")}})
+        )  # fmt: skip
+        mat.update_xaxes(tickmode="array", tickvals=layers)
+        mat.update_yaxes(tickmode="array", tickvals=layers)
+        common.style(
+            mat, height=340, x_title=common.LAYER_AXIS, y_title="hidden state", legend=False
+        )
+        with col:
+            st.caption(f"{name.replace('_', ' ')} (layer x layer): {res.rule_text}")
+            common.show(mat, key=f"cr_{name}")
+    table = compare_prune_points(results, {task: curves[task]}, fraction)
+    st.dataframe(pd.DataFrame(table)[["criterion", "layer", "rule"]], hide_index=True)
 
 st.subheader("Download")
 records = [r for c in curves.values() for r in c.to_records()]
