@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,3 +98,30 @@ def test_bad_layer_and_labels(classifier):
         entry_module(clf, 99)
     with pytest.raises(ValueError, match="no class"):
         euclidean_convexity(clf, inputs, _clips(2), ["x", "y"])
+
+
+def test_cli_on_a_finished_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """`python -m core euclidean RUN` reads the run's config and best checkpoint, prints and saves."""
+    import json
+
+    from core import jobs
+    from core.cli import main
+    from tests.test_finetune import make_tone_noise_dataset
+
+    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
+    config = {
+        "model": str(make_tiny_wav2vec2(tmp_path / "m")), "dataset": "folder", "task": "words",
+        "root": str(make_tone_noise_dataset(tmp_path / "data", speakers=3, per_speaker=6)),
+        "eval_split": "test", "epochs": 1, "batch_size": 8, "lr": 3e-3, "convexity": False,
+        "device": "cpu", "prune_point": 1,
+    }  # fmt: skip
+    run = jobs.create_run("finetune", config)
+    assert jobs.run_job(run) == 0 and jobs.read_status(run)["state"] == "done"
+    out = tmp_path / "e.json"
+    assert main(["euclidean", str(run), "--pairs", "3", "--no-progress", "--out", str(out)]) == 0
+    assert "layer" in capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert [r["layer"] for r in doc["results"]] == [0, 1]  # pruned at 1: hidden states 0..1
+    assert all(0.0 <= r["score"] <= 1.0 for r in doc["results"])
+    assert main(["euclidean", str(tmp_path)]) == 2  # not a run folder: one clear line
+    assert "not a run folder" in capsys.readouterr().err
