@@ -236,7 +236,10 @@ def test_dashboard_end_to_end(server: str, shots: Path) -> None:
             assert seen[-1] >= 1 and max(seen) > min(seen), seen  # the live view gained points
             expect(_metric(page, "last eval accuracy")).to_have_text(re.compile(r"0\.\d{3}|1\.000"))
             expect(page.get_by_text("Convexity after fine-tuning vs pretrained")).to_be_visible()
-            assert page.locator(".js-plotly-plot").count() >= 2  # live curves + convexity
+            # live curves + convexity: plotly draws asynchronously after the text appears
+            page.wait_for_function(
+                "document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=60_000
+            )
 
             # Benchmarks: opens; the run is listed as a finished pruned run
             _go(page, "Benchmarks")
