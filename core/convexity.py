@@ -236,13 +236,12 @@ def _as_tensor(features: np.ndarray | torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(array)
 
 
-def _check_inputs(x: torch.Tensor, ndim: int, label_sets: list[_LabelSet], k: int) -> None:
-    """Clear errors for empty input, shape mismatches, bad k and too few classes."""
-    what = "(N, D)" if ndim == 2 else "(N, layers, D)"
-    if x.ndim != ndim:
-        raise ConvexityInputError(f"features must have shape {what}, got {tuple(x.shape)}")
+def _check_inputs(x: torch.Tensor, label_sets: list[_LabelSet], k: int) -> None:
+    """Clear errors for empty input, shape mismatches, bad k and too few classes (x: (N, layers, D))."""
+    if x.ndim != 3:
+        raise ConvexityInputError(f"features must have shape (N, layers, D), got {tuple(x.shape)}")
     n = x.shape[0]
-    if n == 0 or x.shape[-1] == 0 or (ndim == 3 and x.shape[1] == 0):
+    if n == 0 or x.shape[-1] == 0 or x.shape[1] == 0:
         raise ConvexityInputError(f"features are empty: shape {tuple(x.shape)}")
     for ls in label_sets:
         if ls.codes.shape[0] != n:
@@ -411,10 +410,11 @@ def graph_convexity(
     the same result. The same seed gives the same result on the same device.
     """
     x = _as_tensor(features)
-    sets = [_LabelSet.encode("labels", labels)]
-    _check_inputs(x, 2, sets, k)
-    eng = _Engine(
-        sets,
+    if x.ndim != 2:
+        raise ConvexityInputError(f"features must have shape (N, D), got {tuple(x.shape)}")
+    curves = layerwise_convexity(
+        x[:, None, :],
+        {"labels": labels},
         k=k,
         max_pairs_per_class=max_pairs_per_class,
         seed=seed,
@@ -422,7 +422,7 @@ def graph_convexity(
         engine=engine,
         match_pair_precision=match_pair_precision,
     )
-    return eng.layer(x)[0]
+    return curves["labels"].results[0]
 
 
 def layerwise_convexity(
@@ -453,7 +453,7 @@ def layerwise_convexity(
         raise ConvexityInputError("no label sets given")
     sets = [_LabelSet.encode(name, lab) for name, lab in named.items()]
     x = _as_tensor(features)
-    _check_inputs(x, 3, sets, k)
+    _check_inputs(x, sets, k)
     chosen = list(range(x.shape[1])) if layers is None else [int(i) for i in layers]
     if any(not 0 <= i < x.shape[1] for i in chosen):
         raise ConvexityInputError(f"layers must lie in 0..{x.shape[1] - 1}, got {chosen}")
