@@ -1,4 +1,4 @@
-"""Command line for fine-tuning, jobs, benchmarks and prune sweeps (``python -m core.jobs_cli ...``).
+"""Command line for fine-tuning, jobs, benchmarks and prune sweeps (``python -m core finetune|sweep|benchmark|jobs ...``).
 
 Subcommands: ``finetune`` and ``sweep`` (foreground by default; ``--background`` queues a job and
 prints its id), ``jobs list|status|cancel|resume``, ``benchmark``, and the internal ``run-job RUN_DIR``
@@ -122,7 +122,7 @@ def _launch(kind: str, cfg: dict[str, Any], background: bool) -> int:
     if background:
         pid = jobs.start(run)
         print(
-            f"started in the background (pid {pid}); watch: python -m core.jobs_cli jobs status {run.name}"
+            f"started in the background (pid {pid}); watch: python -m core jobs status {run.name}"
         )
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
