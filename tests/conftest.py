@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+
+from tests.tiny_assets import make_tiny_wav2vec2, write_tree
 
 
 @pytest.fixture(scope="module")
@@ -13,3 +17,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small labelled audio folder (tests read it; one restores a clip's mtime after touching it)."""
+    return write_tree(tmp_path_factory.mktemp("clips"))
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random wav2vec2 saved like a real checkpoint."""
+    return make_tiny_wav2vec2(tmp_path_factory.mktemp("models") / "tiny-w2v")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from core.benchmark import benchmark, benchmark_rows, save_benchmark
-from tests.test_finetune import make_tiny_wav2vec2
+from tests.tiny_assets import make_trainable_wav2vec2
 
 METRICS = {
     "params_total",
@@ -32,7 +32,7 @@ def _one_thread() -> None:
 
 
 def test_benchmark_table_shape_and_files(tmp_path: Path) -> None:
-    model = make_tiny_wav2vec2(tmp_path / "m", layers=3)
+    model = make_trainable_wav2vec2(tmp_path / "m", layers=3)
     res = benchmark(
         model, 1, n_labels=4, train_batch=4, infer_batch=8, warmup=1, repeats=2,
         n_train_clips=40, device="cpu",
@@ -55,7 +55,7 @@ def test_benchmark_table_shape_and_files(tmp_path: Path) -> None:
 
 
 def test_pruned_is_faster_on_a_deeper_model(tmp_path: Path) -> None:
-    model = make_tiny_wav2vec2(tmp_path / "deep", layers=8, hidden=64)
+    model = make_trainable_wav2vec2(tmp_path / "deep", layers=8, hidden=64)
     res = benchmark(
         model, 1, n_labels=4, train_batch=4, infer_batch=8, warmup=1, repeats=5, device="cpu"
     )

@@ -13,7 +13,7 @@ import pytest
 
 from core.cli import main
 from core.paths import REPO_ROOT
-from tests.test_features import SPEAKERS, WORDS, L, N, make_tiny_wav2vec2, write_tree
+from tests.tiny_assets import SPEAKERS, WORDS, L, N
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +28,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     )
     out.pop("CONVEXITY_LAB_DEBUG", None)
     return out
-
-
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The audio folder."""
-    return write_tree(tmp_path_factory.mktemp("cli_clips"))
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny wav2vec2 directory."""
-    return make_tiny_wav2vec2(tmp_path_factory.mktemp("cli_models") / "tiny-w2v")
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -12,7 +12,7 @@ import torch
 from core.euclidean import LAMBDAS, _hidden_inputs, _swap_input, entry_module, euclidean_convexity
 from core.finetune import _model_inputs, build_classifier
 from core.pruning import transformer_layers
-from tests.test_finetune import make_tiny_wav2vec2, make_tiny_whisper
+from tests.tiny_assets import make_tiny_whisper, make_trainable_wav2vec2
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 LABELS = ["a", "b", "c"]
@@ -22,7 +22,7 @@ LABELS = ["a", "b", "c"]
 def classifier(request, tmp_path_factory: pytest.TempPathFactory):
     """A tiny classifier of each family over three labels, and its input builder."""
     root = tmp_path_factory.mktemp(request.param)
-    make = make_tiny_wav2vec2 if request.param == "wav2vec2" else make_tiny_whisper
+    make = make_trainable_wav2vec2 if request.param == "wav2vec2" else make_tiny_whisper
     clf, enc = build_classifier(make(root / "m"), LABELS, device="cpu")
     clf.eval()
     return clf, partial(_model_inputs, enc)
@@ -106,11 +106,11 @@ def test_cli_on_a_finished_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
 
     from core import jobs
     from core.cli import main
-    from tests.test_finetune import make_tone_noise_dataset
+    from tests.tiny_assets import make_tone_noise_dataset
 
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
     config = {
-        "model": str(make_tiny_wav2vec2(tmp_path / "m")), "dataset": "folder", "task": "words",
+        "model": str(make_trainable_wav2vec2(tmp_path / "m")), "dataset": "folder", "task": "words",
         "root": str(make_tone_noise_dataset(tmp_path / "data", speakers=3, per_speaker=6)),
         "eval_split": "test", "epochs": 1, "batch_size": 8, "lr": 3e-3, "convexity": False,
         "device": "cpu", "prune_point": 1,

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
-import transformers as tf
 
 from core.audio import load_clips
 from core.datasets import load_table
@@ -25,56 +23,9 @@ from core.features import (
     load_cached_features,
 )
 from core.models import load_encoder
-
-SR = 16_000
-WORDS = ("go", "stop", "yes")
-SPEAKERS = ("aa11", "bb22", "cc33")
-TAKES = 2
-N = len(WORDS) * len(SPEAKERS) * TAKES
-L, D = 3, 32
-
-
-def write_tree(root: Path) -> Path:
-    """A small labelled audio folder: <word>/<speaker>_nohash_<take>.wav, tones per word, timbre per speaker."""
-    rng = np.random.default_rng(0)
-    t = np.arange(SR) / SR
-    for wi, word in enumerate(WORDS):
-        (root / word).mkdir(parents=True, exist_ok=True)
-        for si, spk in enumerate(SPEAKERS):
-            for take in range(TAKES):
-                f0 = 200 + 150 * wi
-                wave = np.sin(2 * np.pi * f0 * t) + 0.3 * (si + 1) * np.sin(2 * np.pi * 3 * f0 * t)
-                wave = 0.2 * wave * np.hanning(SR) + 0.01 * rng.standard_normal(SR)
-                n = SR if take == 0 else SR // 2  # a short clip: zero-padded to 1 s by the loader
-                sf.write(root / word / f"{spk}_nohash_{take}.wav", wave[:n].astype(np.float32), SR)
-    return root
-
-
-def make_tiny_wav2vec2(path: Path) -> Path:
-    """A tiny random wav2vec2 saved like a real checkpoint (config.json + weights)."""
-    config = tf.Wav2Vec2Config(
-        hidden_size=D, num_hidden_layers=L, num_attention_heads=2, intermediate_size=64,
-        conv_dim=(16, 16, 16), conv_kernel=(10, 4, 4), conv_stride=(5, 4, 4),
-        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    tf.Wav2Vec2Model(config).eval().save_pretrained(path)
-    return path
-
+from tests.tiny_assets import SPEAKERS, WORDS, D, L, N, write_tree
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The audio folder, shared by the module's tests (read-only)."""
-    return write_tree(tmp_path_factory.mktemp("clips"))
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model directory."""
-    return make_tiny_wav2vec2(tmp_path_factory.mktemp("models") / "tiny-w2v")
 
 
 @pytest.fixture(autouse=True)

@@ -7,61 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from core.finetune import FinetuneConfig, evaluate, finetune, load_classifier
-
-SR = 16_000
-
-
-def make_tiny_wav2vec2(path: Path, layers: int = 2, hidden: int = 32) -> Path:
-    """Save a tiny random wav2vec2 encoder (layer-norm front-end, 200 frames per second) to ``path``."""
-    from transformers import Wav2Vec2Config, Wav2Vec2Model
-
-    cfg = Wav2Vec2Config(
-        hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-        intermediate_size=2 * hidden, conv_dim=(16, 16), conv_kernel=(10, 8), conv_stride=(10, 8),
-        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, feat_extract_norm="layer",
-        do_stable_layer_norm=False, mask_time_prob=0.0, layerdrop=0.0, hidden_dropout=0.0,
-        attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0,
-        classifier_proj_size=16, vocab_size=8,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    Wav2Vec2Model(cfg).save_pretrained(path)
-    return path
-
-
-def make_tiny_whisper(path: Path) -> Path:
-    """Save a tiny random Whisper encoder (as WhisperForAudioClassification) and its feature extractor."""
-    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForAudioClassification
-
-    cfg = WhisperConfig(
-        d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64,
-        decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=64, num_mel_bins=80,
-        vocab_size=100, max_source_positions=1500, classifier_proj_size=16,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    WhisperForAudioClassification(cfg).save_pretrained(path)
-    WhisperFeatureExtractor(feature_size=80).save_pretrained(path)
-    return path
-
-
-def make_tone_noise_dataset(root: Path, speakers: int = 4, per_speaker: int = 15) -> Path:
-    """Two easy classes as real .wav files: ``tone`` (sine 300-700 Hz) and ``noise`` (white noise)."""
-    rng = np.random.default_rng(0)
-    t = np.arange(SR) / SR
-    for word in ("tone", "noise"):
-        (root / word).mkdir(parents=True, exist_ok=True)
-        for s in range(speakers):
-            for i in range(per_speaker):
-                if word == "tone":
-                    x = 0.5 * np.sin(2 * np.pi * rng.uniform(300, 700) * t)
-                    x += 0.01 * rng.standard_normal(SR)
-                else:
-                    x = 0.3 * rng.standard_normal(SR)
-                sf.write(root / word / f"spk{s}_nohash_{i}.wav", x.astype(np.float32), SR)
-    return root
+from tests.tiny_assets import (
+    SR,
+    make_tiny_whisper,
+    make_tone_noise_dataset,
+    make_trainable_wav2vec2,
+)
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +23,7 @@ def tiny_assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny wav2vec2, a tiny Whisper and the tone/noise folder dataset, built once."""
     base = tmp_path_factory.mktemp("assets")
     return {
-        "wav2vec2": make_tiny_wav2vec2(base / "w2v"),
+        "wav2vec2": make_trainable_wav2vec2(base / "w2v"),
         "whisper": make_tiny_whisper(base / "whisper"),
         "data": make_tone_noise_dataset(base / "data"),
     }
