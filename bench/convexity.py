@@ -24,8 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.convexity import graph_convexity, layerwise_convexity  # noqa: E402
-from core.synthetic import synthetic_layers  # noqa: E402
+from core.geometry.convexity import graph_convexity, layerwise_convexity  # noqa: E402
+from core.geometry.synthetic import synthetic_layers  # noqa: E402
 
 
 def peak_rss_mb() -> float:

@@ -21,14 +21,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.convexity import layerwise_convexity  # noqa: E402
-from core.criteria import (  # noqa: E402
+from core.geometry.convexity import layerwise_convexity  # noqa: E402
+from core.geometry.criteria import (  # noqa: E402
     CRITERIA,
     GraphCollector,
     compare_prune_points,
     run_criteria,
 )
-from core.synthetic import synthetic_layers  # noqa: E402
+from core.geometry.synthetic import synthetic_layers  # noqa: E402
 
 
 def peak_rss_mb() -> float:

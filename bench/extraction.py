@@ -28,9 +28,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.audio import load_clips  # noqa: E402
-from core.features import Selection, extract_features  # noqa: E402
-from core.models import SpeechEncoder, load_encoder  # noqa: E402
+from core.data.audio import load_clips  # noqa: E402
+from core.data.features import Selection, extract_features  # noqa: E402
+from core.models.registry import SpeechEncoder, load_encoder  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

@@ -11,10 +11,10 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from core import jobs
-from core.criteria import compare_prune_points
-from core.models import MODELS
-from core.run_views import BackgroundTask, finished_results, list_benchmarks, sweep_view
+from core.geometry.criteria import compare_prune_points
+from core.models.registry import MODELS
+from core.runs import jobs
+from core.runs.views import BackgroundTask, finished_results, list_benchmarks, sweep_view
 from pages import common
 
 COLOURS = {"full": "#64748b", "pruned": "#3b82f6"}
@@ -30,7 +30,7 @@ common.init_state()
 state = st.session_state
 st.title("Benchmarks")
 st.caption(
-    "Finished runs compared side by side; cost measured by `core.benchmark`; the prune sweep."
+    "Finished runs compared side by side; cost measured by `core.training.benchmark`; the prune sweep."
 )
 export: dict[str, Any] = {}
 
@@ -153,7 +153,7 @@ if st.button("Run benchmark", icon=":material/speed:"):
     if current is not None and current.state == "running":
         st.toast("That benchmark is already running.")
     else:
-        from core.run_views import run_benchmark_to_folder
+        from core.runs.views import run_benchmark_to_folder
 
         tasks[task_name] = BackgroundTask(
             task_name,

@@ -9,16 +9,21 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.convexity import ConvexityCurve, ConvexityResult, graph_convexity, layerwise_convexity
-from core.datasets import DatasetError
-from core.features import (
+from core.data.datasets import DatasetError
+from core.data.features import (
     FeatureError,
     FeatureSet,
     feature_cache_root,
     list_cached_features,
     load_cached_features,
 )
-from core.models import MODELS, ModelError, models_available_offline
+from core.geometry.convexity import (
+    ConvexityCurve,
+    ConvexityResult,
+    graph_convexity,
+    layerwise_convexity,
+)
+from core.models.registry import MODELS, ModelError, models_available_offline
 
 DEFAULT_MODEL = "whisper-tiny.en-offline"
 LAYER_AXIS = "hidden state (0 = input to layer 1)"
@@ -187,7 +192,7 @@ def criteria_results(key: str, labels: str, k: int) -> dict[str, Any]:
     """Every other layer-selection criterion for one feature set and label set, computed once."""
     from collections import Counter
 
-    from core.criteria import CRITERIA, run_criteria
+    from core.geometry.criteria import CRITERIA, run_criteria
 
     fs = feature_set(key)
     names = fs.labels(labels)
@@ -214,7 +219,7 @@ def has_criteria(key: str, labels: str, k: int) -> bool:
 
 def umap_layers(key: str, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
     """Aligned UMAP embeddings (L+1, N, 2) of every hidden state, computed once per feature set."""
-    from core.projections import layer_embeddings
+    from core.geometry.projections import layer_embeddings
 
     fs = feature_set(key)
     return _memo(
@@ -229,8 +234,8 @@ def umap_layers(key: str, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
 @st.cache_data(show_spinner="Counting parameters...", max_entries=8)
 def params_by_prune_point(model: str) -> dict[int, dict[str, int]]:
     """Encoder parameter counts at every prune point 1..L of a model (loaded once on the CPU, then freed)."""
-    from core.models import load_encoder
-    from core.run_views import params_by_prune_point as counts
+    from core.models.registry import load_encoder
+    from core.runs.views import params_by_prune_point as counts
 
     enc = load_encoder(model, device="cpu")
     try:
@@ -250,8 +255,8 @@ def toy_graph(
     shape: str, classes: int, per_class: int, spread: float, k: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, ConvexityResult, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Teaching toy: points, labels, the exhaustive convexity result and the kNN graph (CSR)."""
-    from core.synthetic import toy_clusters
-    from core.teaching import knn_csr
+    from core.geometry.synthetic import toy_clusters
+    from core.geometry.teaching import knn_csr
 
     points, labels = toy_clusters(per_class, classes, spread, shape, seed)
     result = graph_convexity(points, labels, k=k, max_pairs_per_class=None, device="cpu")

@@ -9,8 +9,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.criteria import compare_prune_points
-from core.prune_point import suggest_prune_point
+from core.geometry.criteria import compare_prune_points
+from core.geometry.prune_point import suggest_prune_point
 from pages import common
 
 COLOURS = {"word": "#3b82f6", "speaker": "#f97316"}
@@ -177,7 +177,7 @@ with h2:
 st.subheader("Compare with other layer-selection criteria")
 st.caption(
     "Each curve is scaled to [0, 1] over the layers so their shapes compare; the table lists the prune "
-    "point each criterion proposes under its documented rule (core/criteria.py)."
+    "point each criterion proposes under its documented rule (core/geometry/criteria.py)."
 )
 q1, q2 = st.columns([1, 3])
 with q1:

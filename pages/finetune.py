@@ -8,11 +8,11 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from core import jobs
-from core.finetune import FinetuneConfig
-from core.models import MODELS
-from core.prune_point import suggest_prune_point
-from core.run_views import log_tail, read_json
+from core.geometry.prune_point import suggest_prune_point
+from core.models.registry import MODELS
+from core.runs import jobs
+from core.runs.views import log_tail, read_json
+from core.training.finetune import FinetuneConfig
 from pages import common
 
 LRS = [1e-5, 3e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3]

@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.teaching import path_score, shortest_path, undirected_pairs
+from core.geometry.teaching import path_score, shortest_path, undirected_pairs
 from pages import common
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.datasets import DATASETS
-from core.features import Selection, extract_features
-from core.models import MODELS
+from core.data.datasets import DATASETS
+from core.data.features import Selection, extract_features
+from core.models.registry import MODELS
 from pages import common
 
 common.init_state()

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.features import Selection, extract_features
-from core.paths import REPO_ROOT
-from core.whisper_offline import offline_whisper_available
+from core.data.features import Selection, extract_features
+from core.io.paths import REPO_ROOT
+from core.models.whisper_offline import offline_whisper_available
 
 MODEL = "whisper-tiny.en-offline"
 CLIPS = 140
@@ -201,7 +201,7 @@ def test_choices_survive_page_changes(feature_key: str):
 
 
 def _fake_finetune_run(root: Path, run_id: str, prune_point: int | None, acc: float) -> Path:
-    """A finished fine-tune run folder as core.jobs/core.finetune write it (no training)."""
+    """A finished fine-tune run folder as core.runs.jobs/core.training.finetune write it (no training)."""
     import json
 
     run = root / "runs" / run_id
@@ -262,7 +262,7 @@ def test_finetune_page_suggestion_params_runs_and_live_view(feature_key: str, ca
     assert not at.exception, at.exception
     new = at.session_state["ft_view"]
     assert new not in ("20200101-000000-finetune-x-aaaaaa", "20200101-000001-finetune-x-bbbbbb")
-    from core import jobs
+    from core.runs import jobs
 
     assert jobs.read_status(new)["state"] in ("queued", "running", "failed", "done")
     cancel = [b for b in at.button if b.label == "Cancel run"]

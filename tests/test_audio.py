@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core.audio import AudioError, SkippedClip, load_clip, load_clips, load_clips_report, read_clip
+from core.data.audio import (
+    AudioError,
+    SkippedClip,
+    load_clip,
+    load_clips,
+    load_clips_report,
+    read_clip,
+)
 
 
 def _pcm16(n: int, seed: int = 0) -> np.ndarray:

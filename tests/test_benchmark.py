@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.benchmark import benchmark, benchmark_rows, save_benchmark
+from core.training.benchmark import benchmark, benchmark_rows, save_benchmark
 from tests.tiny_assets import make_trainable_wav2vec2
 
 METRICS = {

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import main
-from core.paths import REPO_ROOT
+from core.cli.main import main
+from core.io.paths import REPO_ROOT
 from tests.tiny_assets import SPEAKERS, WORDS, L, N
 
 
@@ -167,7 +167,7 @@ def test_criteria_table_and_exports(env: dict[str, str], tree: Path, model_dir: 
 
 
 def test_job_commands_are_mounted(env: dict[str, str]) -> None:
-    """`python -m core jobs|finetune|sweep|benchmark` reach core.jobs_cli through the one CLI."""
+    """`python -m core jobs|finetune|sweep|benchmark` reach core.cli.jobs through the one CLI."""
     res = run(env, "jobs", "list")
     assert res.returncode == 0, res.stderr
     res = run(env, "sweep", "--help")

@@ -10,12 +10,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.convexity import (
+from core.geometry.convexity import (
     ConvexityInputError,
     graph_convexity,
     layerwise_convexity,
 )
-from core.knn import knn_graph
+from core.geometry.knn import knn_graph
 from tests.reference_convexity import knn_adjacency, reference_convexity
 
 ENGINES = ["numba", "torch"]
@@ -319,7 +319,7 @@ def test_gpu_matches_cpu():
 
 def test_out_of_memory_halves_the_knn_block(monkeypatch):
     """A (simulated) GPU out-of-memory in the kNN step is retried with smaller blocks, same result."""
-    import core.convexity as engine
+    import core.geometry.convexity as engine
 
     real, blocks = engine.knn_graph, []
 

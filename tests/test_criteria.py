@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-import core.criteria as criteria
-from core.convexity import layerwise_convexity
-from core.criteria import (
+import core.geometry.criteria as criteria
+from core.geometry.convexity import layerwise_convexity
+from core.geometry.criteria import (
     CRITERIA,
     PRUNE_RULES,
     CriterionResult,
@@ -32,8 +32,8 @@ from core.criteria import (
     run_criteria,
     suggest_prune_point,
 )
-from core.knn import KnnGraph
-from core.synthetic import synthetic_layers
+from core.geometry.knn import KnnGraph
+from core.geometry.synthetic import synthetic_layers
 
 
 def _blobs(

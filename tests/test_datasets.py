@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core.audio import load_clips
-from core.datasets import (
+from core.data.audio import load_clips
+from core.data.datasets import (
     DATASETS,
     ClipTable,
     DatasetError,
@@ -31,7 +31,7 @@ from core.datasets import (
     select,
     split_counts,
 )
-from core.paths import REPO_ROOT
+from core.io.paths import REPO_ROOT
 
 WORDS = ["yes", "no", "up", "down", "left"]
 
@@ -382,7 +382,7 @@ def test_cli_download_command(
     tmp_path: Path, archive: tuple[bytes, str], capsys: pytest.CaptureFixture
 ) -> None:
     """`python -m core download` fetches, verifies and unpacks (a file:// mirror stands in here)."""
-    from core.cli import main
+    from core.cli.main import main
 
     blob, digest = archive
     src = tmp_path / "mirror.tar.gz"

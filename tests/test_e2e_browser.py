@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from core.paths import REPO_ROOT
-from core.whisper_offline import offline_whisper_available
+from core.io.paths import REPO_ROOT
+from core.models.whisper_offline import offline_whisper_available
 
 CHROMIUM = "/usr/bin/chromium"
 MODEL = "whisper-tiny.en-offline"
@@ -88,7 +88,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             )
         time.sleep(0.5)
     yield url
-    from core import jobs
+    from core.runs import jobs
 
     os.environ["CONVEXITY_LAB_CACHE"], old = str(cache), os.environ.get("CONVEXITY_LAB_CACHE")
     try:  # stop any training the test left behind

@@ -9,9 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from core.euclidean import LAMBDAS, _hidden_inputs, _swap_input, entry_module, euclidean_convexity
-from core.finetune import _model_inputs, build_classifier
-from core.pruning import transformer_layers
+from core.models.pruning import transformer_layers
+from core.training.euclidean import (
+    LAMBDAS,
+    _hidden_inputs,
+    _swap_input,
+    entry_module,
+    euclidean_convexity,
+)
+from core.training.finetune import _model_inputs, build_classifier
 from tests.tiny_assets import make_tiny_whisper, make_trainable_wav2vec2
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -104,8 +110,8 @@ def test_cli_on_a_finished_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     """`python -m core euclidean RUN` reads the run's config and best checkpoint, prints and saves."""
     import json
 
-    from core import jobs
-    from core.cli import main
+    from core.cli.main import main
+    from core.runs import jobs
     from tests.tiny_assets import make_tone_noise_dataset
 
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))

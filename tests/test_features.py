@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 import torch
 
-from core.audio import load_clips
-from core.datasets import load_table
-from core.features import (
+from core.data.audio import load_clips
+from core.data.datasets import load_table
+from core.data.features import (
     FeatureError,
     Selection,
     extract_features,
     list_cached_features,
     load_cached_features,
 )
-from core.models import load_encoder
+from core.models.registry import load_encoder
 from tests.tiny_assets import SPEAKERS, WORDS, D, L, N, write_tree
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -81,10 +81,10 @@ def test_second_call_hits_the_cache(tree: Path, model_dir: Path) -> None:
 def _recomputed(tree: Path, model_dir: Path, before: np.ndarray, caplog) -> None:
     """Extract again and check the cache was rejected with a one-line warning and rebuilt equal."""
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="core.features"):
+    with caplog.at_level(logging.WARNING, logger="core.data.features"):
         fs = extract_features(str(model_dir), sel(tree))
     assert not fs.from_cache
-    warnings = [r.getMessage() for r in caplog.records if r.name == "core.features"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "core.data.features"]
     assert len(warnings) == 1 and "recomputing" in warnings[0] and "\n" not in warnings[0]
     np.testing.assert_array_equal(fs.features, before)
     assert extract_features(str(model_dir), sel(tree)).from_cache
@@ -140,7 +140,7 @@ def test_keys_follow_the_selection_and_the_model(
     assert extract_features(str(model_dir), sel(tree), whisper_input="padded").key == base.key
     # Other weights (a pruned copy saved elsewhere): another key.
     enc = load_encoder(str(model_dir), device="cpu")
-    from core.pruning import prune
+    from core.models.pruning import prune
 
     prune(enc, 2)
     pruned = enc.save_pretrained(tmp_path / "pruned")

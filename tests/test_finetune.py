@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.finetune import FinetuneConfig, evaluate, finetune, load_classifier
+from core.training.finetune import FinetuneConfig, evaluate, finetune, load_classifier
 from tests.tiny_assets import (
     SR,
     make_tiny_whisper,
@@ -78,7 +78,7 @@ def test_tiny_finetune_learns_and_reports_convexity(
 def test_checkpoint_reloads_pruned_with_label_map(
     tiny_assets: dict[str, Path], tmp_path: Path
 ) -> None:
-    from core.finetune import load_split
+    from core.training.finetune import load_split
 
     cfg = tiny_config(
         tiny_assets, epochs=2, prune_point=1, eval_split="validation", test_split="test"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import jobs
+from core.runs import jobs
 from tests.test_finetune import tiny_assets, tiny_config  # noqa: F401  (fixture re-export)
 
 

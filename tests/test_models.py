@@ -13,7 +13,8 @@ import torch
 import transformers as tf
 from torch import nn
 
-from core.models import (
+from core.models.pruning import count_parameters, encoder_of, prune
+from core.models.registry import (
     MODELS,
     HubUnavailableError,
     SpeechEncoder,
@@ -21,7 +22,6 @@ from core.models import (
     load_encoder,
     resolve_model,
 )
-from core.pruning import count_parameters, encoder_of, prune
 
 L = 3  # layers of every tiny model
 P = 2  # prune point used throughout
@@ -357,8 +357,8 @@ def test_prune_out_of_range() -> None:
 
 
 def test_offline_whisper_preset_if_installed() -> None:
-    """The offline Whisper preset loads real weights through core.whisper_offline (skipped if not installed)."""
-    whisper_offline = pytest.importorskip("core.whisper_offline")
+    """The offline Whisper preset loads real weights through core.models.whisper_offline (skipped if not installed)."""
+    whisper_offline = pytest.importorskip("core.models.whisper_offline")
     if not whisper_offline.offline_whisper_available("whisper-tiny.en-offline"):
         pytest.skip("the whisper-tiny.en weight package is not installed")
     enc = load_encoder("whisper-tiny.en-offline", device="cpu")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.convexity import graph_convexity
-from core.projections import layer_embeddings, normalise, precomputed_knn, procrustes_align
-from core.synthetic import synthetic_layers, toy_clusters
-from core.teaching import knn_csr, path_score, shortest_path, undirected_pairs
+from core.geometry.convexity import graph_convexity
+from core.geometry.projections import layer_embeddings, normalise, precomputed_knn, procrustes_align
+from core.geometry.synthetic import synthetic_layers, toy_clusters
+from core.geometry.teaching import knn_csr, path_score, shortest_path, undirected_pairs
 
 
 def test_precomputed_knn_puts_each_point_first():

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from core.prune_point import suggest_prune_point
+from core.geometry.prune_point import suggest_prune_point
 
 
 def test_first_layer_reaching_fraction_of_max():

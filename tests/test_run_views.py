@@ -1,4 +1,4 @@
-"""core.run_views: parameter counts per prune point, finished-run listing, background tasks."""
+"""core.runs.views: parameter counts per prune point, finished-run listing, background tasks."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from core.run_views import BackgroundTask, finished_results, log_tail, params_by_prune_point
-from core.whisper_offline import offline_whisper_available
+from core.models.whisper_offline import offline_whisper_available
+from core.runs.views import BackgroundTask, finished_results, log_tail, params_by_prune_point
 
 MODEL = "whisper-tiny.en-offline"
 
 
 @pytest.mark.skipif(not offline_whisper_available(MODEL), reason=f"{MODEL} weights not installed")
 def test_params_by_prune_point_matches_real_pruning():
-    from core.models import load_encoder
-    from core.pruning import count_parameters, prune
+    from core.models.pruning import count_parameters, prune
+    from core.models.registry import load_encoder
 
     enc = load_encoder(MODEL, device="cpu")
     table = params_by_prune_point(enc)

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from core.whisper_offline import (
+from core.models.whisper_offline import (
     LICENCE,
     MANIFEST_NAME,
     OFFLINE_WHISPER,

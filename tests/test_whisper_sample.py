@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.convexity import layerwise_convexity
-from core.datasets import DATASETS
-from core.features import FeatureSet, Selection, extract_features
-from core.whisper_offline import offline_whisper_available
+from core.data.datasets import DATASETS
+from core.data.features import FeatureSet, Selection, extract_features
+from core.geometry.convexity import layerwise_convexity
+from core.models.whisper_offline import offline_whisper_available
 
 MODEL = "whisper-tiny.en-offline"
 SAMPLE = DATASETS["sample"].default_root()

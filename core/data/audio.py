@@ -27,20 +27,13 @@ from typing import NamedTuple
 import numpy as np
 import soundfile as sf
 
+from core.errors import AudioError
+
 DEFAULT_SAMPLE_RATE = 16000
 DEFAULT_LENGTH = 16000
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 
 ProgressFn = Callable[[int, int], None]
-
-
-class AudioError(Exception):
-    """A clip that cannot be used: unreadable, empty or containing NaN/inf samples."""
-
-    def __init__(self, path: str | os.PathLike, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
 
 
 class SkippedClip(NamedTuple):

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.pruning import transformer_layers
+from core.models.pruning import transformer_layers
 
 LAMBDAS = tuple(i / 11 for i in range(1, 11))
 
@@ -129,7 +129,7 @@ def euclidean_convexity(
     """Euclidean convexity per hidden state of a fine-tuned classifier on labelled clips.
 
     ``inputs(waves)`` turns waveforms (B, S) into the classifier's keyword inputs on its device (e.g.
-    ``core.finetune._model_inputs`` bound to the run's encoder). ``labels`` must be the classifier's own
+    ``core.training.finetune._model_inputs`` bound to the run's encoder). ``labels`` must be the classifier's own
     class names (``clf.config.label2id``); clips of other labels are ignored. The same pairs are used for
     every layer, so curves are comparable.
     """

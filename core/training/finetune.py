@@ -43,11 +43,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.audio import load_clips_report
-from core.datasets import ClipTable, load_table, select
-from core.models import SpeechEncoder, default_feature_extractor, load_encoder
-from core.pruning import count_parameters, encoder_of, prune, speech_base_of
-from core.storage import atomic_write_bytes, atomic_write_json
+from core.data.audio import load_clips_report
+from core.data.datasets import ClipTable, load_table, select
+from core.errors import Cancelled
+from core.io.atomic import atomic_write_bytes, atomic_write_json
+from core.models.pruning import count_parameters, encoder_of, prune, speech_base_of
+from core.models.registry import SpeechEncoder, default_feature_extractor, load_encoder
 
 __all__ = [
     "Cancelled",
@@ -60,11 +61,7 @@ __all__ = [
     "load_split",
 ]
 
-log = logging.getLogger("core.finetune")
-
-
-class Cancelled(Exception):
-    """Raised inside the training loop when the caller asked it to stop (e.g. SIGTERM from ``cancel``)."""
+log = logging.getLogger("core.training.finetune")
 
 
 @dataclass
@@ -386,7 +383,7 @@ def convexity_curves(
     seed: int = 0,
 ) -> dict[str, dict[str, list[float]]]:
     """Layerwise word and speaker convexity (scores, sems) of pooled features, as plain lists."""
-    from core.convexity import layerwise_convexity
+    from core.geometry.convexity import layerwise_convexity
 
     curves = layerwise_convexity(
         features, {"word": words, "speaker": speakers}, max_pairs_per_class=max_pairs, seed=seed

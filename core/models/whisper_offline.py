@@ -43,9 +43,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.hf_quiet import quiet_transformers
-from core.paths import cache_dir
-from core.storage import atomic_write_json, sha256_file
+from core.errors import OfflineWeightsError
+from core.io.atomic import atomic_write_json, sha256_file
+from core.io.paths import cache_dir
+from core.models.hf_quiet import quiet_transformers
 
 if TYPE_CHECKING:
     import torch
@@ -57,10 +58,6 @@ MANIFEST_NAME = "offline_manifest.json"
 FORMAT_VERSION = 1  # bump when the produced directory layout or tensor mapping changes
 SAMPLES_PER_FRAME = 160  # Whisper's hop length at 16 kHz: 100 mel frames per second
 FULL_FRAMES = 3000  # 30 s, what the stock encoder insists on
-
-
-class OfflineWeightsError(RuntimeError):
-    """Offline Whisper weights are missing, corrupted or unreadable; the message says how to fix it."""
 
 
 class CT2FormatError(OfflineWeightsError):
@@ -521,7 +518,7 @@ def ensure_offline_whisper(
 ) -> Path:
     """Return a complete HF directory with the real Whisper encoder for ``key``, converting once (atomically).
 
-    ``cache_root`` replaces ``core.paths.cache_dir()`` (the directory is ``<root>/models/<key>``). ``source``
+    ``cache_root`` replaces ``core.io.paths.cache_dir()`` (the directory is ``<root>/models/<key>``). ``source``
     overrides the installed file(s) (parts in order), e.g. to test a corrupted copy; an explicit source is always
     hash-checked, even when a finished conversion exists. Raises :class:`OfflineWeightsError` (with the pip
     command that fixes it) if the weights are missing or their sha256 is wrong.

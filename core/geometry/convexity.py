@@ -9,7 +9,7 @@ classes with at least two points (the others are excluded and counted).
 Estimator. One shortest-path tree from a source s scores every class-mate target of s at once, so instead
 of sampling pairs we sample *sources*, each scoring all its n - 1 class-mates; the class score is then a
 mean of per-source means. Sources are drawn by stratified random sampling (strata by kNN label purity; see
-``core.sampling``); with every point a source (``max_pairs_per_class=None``, or small classes) the result
+``core.geometry.sampling``); with every point a source (``max_pairs_per_class=None``, or small classes) the result
 equals the exhaustive mean over all ordered pairs. With P = ``max_pairs_per_class`` each class first gets
 enough sources for at least P pairs; pairs from one source are correlated, so with ``match_pair_precision``
 (default) a second stage adds sources until the class's estimated standard error is no larger than that of
@@ -37,8 +37,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from core.knn import KnnGraph, default_block_size, knn_graph
-from core.sampling import (
+from core.errors import ConvexityInputError
+from core.geometry.knn import KnnGraph, default_block_size, knn_graph
+from core.geometry.sampling import (
     Design,
     class_estimate,
     first_stage,
@@ -46,13 +47,9 @@ from core.sampling import (
     knn_purity,
     main_stage,
 )
-from core.shortest_paths import scores_numba, scores_torch
+from core.geometry.shortest_paths import scores_numba, scores_torch
 
 Engine = Literal["auto", "numba", "torch"]
-
-
-class ConvexityInputError(ValueError):
-    """Input that graph convexity cannot be computed on; the message says what is wrong."""
 
 
 @dataclass(frozen=True)

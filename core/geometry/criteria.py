@@ -40,8 +40,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from core.knn import KnnGraph, knn_graph
-from core.prune_point import DEFAULT_FRACTION, suggest_prune_point
+from core.geometry.knn import KnnGraph, knn_graph
+from core.geometry.prune_point import DEFAULT_FRACTION, suggest_prune_point
 
 Kind = Literal["curve", "matrix"]
 Features = np.ndarray | torch.Tensor

@@ -47,11 +47,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.audio import LoadResult, load_clips_report
-from core.datasets import ClipTable, load_table, select
-from core.models import ModelSpec, SpeechEncoder, load_encoder, resolve_model
-from core.paths import cache_dir
-from core.storage import atomic_write_json, sha256_file
+from core.data.audio import LoadResult, load_clips_report
+from core.data.datasets import ClipTable, load_table, select
+from core.errors import FeatureError
+from core.io.atomic import atomic_write_json, sha256_file
+from core.io.paths import cache_dir
+from core.models.registry import ModelSpec, SpeechEncoder, load_encoder, resolve_model
 
 __all__ = [
     "POOLING",
@@ -80,10 +81,6 @@ ProgressFn = Callable[[int, int], None]
 ModelRef = str | os.PathLike | SpeechEncoder
 
 
-class FeatureError(Exception):
-    """Features cannot be produced or read (no readable clip, unknown cache key); one-line message."""
-
-
 # --------------------------------------------------------------------------------------------------
 # Selection
 
@@ -102,7 +99,7 @@ class Selection:
     split_seed: int = 0
 
     def table(self) -> ClipTable:
-        """Index the dataset and apply the task/split/max_clips selection (see ``core.datasets.select``)."""
+        """Index the dataset and apply the task/split/max_clips selection (see ``core.data.datasets.select``)."""
         full = load_table(self.dataset, self.root, split_seed=self.split_seed)
         return select(
             full,
@@ -193,7 +190,7 @@ def _weights_identity(spec: ModelSpec | None, encoder: SpeechEncoder | None) -> 
             raise ValueError("need a spec or an encoder")
         return "params-sha256:" + _parameters_hash(encoder.model)
     if spec.source == "offline":
-        from core.whisper_offline import MANIFEST_NAME, ensure_offline_whisper
+        from core.models.whisper_offline import MANIFEST_NAME, ensure_offline_whisper
 
         manifest = json.loads((ensure_offline_whisper(spec.key) / MANIFEST_NAME).read_text())
         return f"ct2-sha256:{manifest['source_sha256']}:v{manifest['format_version']}"

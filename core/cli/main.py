@@ -1,6 +1,6 @@
 """Command-line interface: ``python -m core {models,datasets,extract,convexity,prune}``.
 
-Shares the feature cache with the dashboard (``core.features``). Expected failures (unknown model, hub
+Shares the feature cache with the dashboard (``core.data.features``). Expected failures (unknown model, hub
 offline, missing dataset folder, unreadable clips, bad arguments) print one ``error: ...`` line to
 stderr and exit with status 2, never a traceback (set ``CONVEXITY_LAB_DEBUG=1`` to see one).
 """
@@ -21,8 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import CliError
+
 EXIT_ERROR = 2
-# Long-running work (core.jobs_cli): `python -m core finetune --help` shows each one's options.
+# Long-running work (core.cli.jobs): `python -m core finetune --help` shows each one's options.
 JOB_COMMANDS = {
     "finetune": "fine-tune a full or pruned model as a run (add --background to queue it)",
     "sweep": "fine-tune and benchmark several prune points; suggests one from convexity",
@@ -46,10 +48,6 @@ examples:
   python -m core sweep --model whisper-tiny.en-offline --task words --points full,suggested,3,2
   python -m core jobs list
 """
-
-
-class CliError(Exception):
-    """A user-facing error of the CLI itself (bad option combination, bad output path)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -107,7 +105,7 @@ def _progress_bar(
 
 def cmd_models(args: argparse.Namespace) -> int:
     """List the model registry with offline availability, parameters and layers."""
-    from core.models import MODELS, models_available_offline
+    from core.models.registry import MODELS, models_available_offline
 
     offline = set(models_available_offline())
     rows = []
@@ -153,7 +151,13 @@ def _counts_block(title: str, counts: dict[str, int], show_all: bool, limit: int
 
 def cmd_datasets(args: argparse.Namespace) -> int:
     """List the dataset registry, or with a name/--root the class counts of one dataset."""
-    from core.datasets import DATASETS, class_counts, default_min_clips, load_table, split_counts
+    from core.data.datasets import (
+        DATASETS,
+        class_counts,
+        default_min_clips,
+        load_table,
+        split_counts,
+    )
 
     if args.name is None and args.root is None:
         rows = []
@@ -186,7 +190,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def _selection(args: argparse.Namespace) -> Any:
     """The Selection described by the command-line options."""
-    from core.features import Selection
+    from core.data.features import Selection
 
     return Selection(
         dataset=args.dataset,
@@ -201,7 +205,7 @@ def _selection(args: argparse.Namespace) -> Any:
 
 def _extract(args: argparse.Namespace, *, cache: bool = True) -> Any:
     """Run (or fetch from the cache) the features the selection options describe, with a progress bar."""
-    from core.features import extract_features
+    from core.data.features import extract_features
 
     update, close = _progress_bar("extract", not args.no_progress)
     try:
@@ -273,7 +277,7 @@ def _label_sets(fs: Any, names: Sequence[str]) -> dict[str, list[str]]:
 
 def _write_out(path: Path, curves: dict[str, Any], fs: Any, settings: dict[str, Any]) -> None:
     """Save curves as JSON (everything) or CSV (one row per layer and class), atomically."""
-    from core.storage import atomic_write_bytes
+    from core.io.atomic import atomic_write_bytes
 
     suffix = path.suffix.lower()
     if suffix == ".json":
@@ -312,7 +316,7 @@ def _out_path(args: argparse.Namespace) -> Path | None:
 
 def _features_for(args: argparse.Namespace) -> Any:
     """Cached features by ``--key``, or extracted (and cached) for MODEL DATASET."""
-    from core.features import load_cached_features
+    from core.data.features import load_cached_features
 
     if args.key:
         if args.model or args.dataset:
@@ -325,7 +329,7 @@ def _features_for(args: argparse.Namespace) -> Any:
 
 def cmd_convexity(args: argparse.Namespace) -> int:
     """Graph convexity per layer for word and/or speaker labels, sharing one kNN graph per layer."""
-    from core.convexity import layerwise_convexity
+    from core.geometry.convexity import layerwise_convexity
 
     out = _out_path(args)
     fs = _features_for(args)
@@ -406,9 +410,9 @@ def _criteria_csv(results: dict[str, Any]) -> str:
 
 def cmd_criteria(args: argparse.Namespace) -> int:
     """Convexity beside the other layer-selection criteria, with each one's proposed prune point."""
-    from core.convexity import layerwise_convexity
-    from core.criteria import GraphCollector, compare_prune_points, run_criteria
-    from core.storage import atomic_write_bytes
+    from core.geometry.convexity import layerwise_convexity
+    from core.geometry.criteria import GraphCollector, compare_prune_points, run_criteria
+    from core.io.atomic import atomic_write_bytes
 
     out = _out_path(args)
     fs = _features_for(args)
@@ -448,9 +452,9 @@ def cmd_euclidean(args: argparse.Namespace) -> int:
     """Euclidean convexity per hidden state of a fine-tuned run (its task's labels, its eval split)."""
     from functools import partial
 
-    from core.euclidean import euclidean_convexity
-    from core.finetune import FinetuneConfig, _model_inputs, load_classifier, load_split
-    from core.storage import atomic_write_json
+    from core.io.atomic import atomic_write_json
+    from core.training.euclidean import euclidean_convexity
+    from core.training.finetune import FinetuneConfig, _model_inputs, load_classifier, load_split
 
     run = Path(args.run)
     checkpoint = run / "best" if (run / "best").is_dir() else run
@@ -484,7 +488,7 @@ def cmd_euclidean(args: argparse.Namespace) -> int:
 
 def cmd_download(args: argparse.Namespace) -> int:
     """Download and unpack Speech Commands v0.02 (resumable, sha256-checked) into its folder."""
-    from core.datasets import download_speech_commands
+    from core.data.datasets import download_speech_commands
 
     update, close = _progress_bar("speech commands", not args.no_progress, unit="B")
     try:
@@ -499,8 +503,8 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     """Load a model, keep layers 1..p, save it, and print parameter counts before and after."""
-    from core.models import load_encoder
-    from core.pruning import count_parameters, prune
+    from core.models.pruning import count_parameters, prune
+    from core.models.registry import load_encoder
 
     enc = load_encoder(args.model, whisper_input=args.whisper_input, device="cpu")
     before = count_parameters(enc)
@@ -599,7 +603,7 @@ def _selection_args(p: argparse.ArgumentParser, *, required: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser for ``python -m core``."""
-    from core.datasets import SPEECH_COMMANDS_SHA256, SPEECH_COMMANDS_URL
+    from core.data.datasets import SPEECH_COMMANDS_SHA256, SPEECH_COMMANDS_URL
 
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
@@ -685,7 +689,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", choices=("word", "speaker"), default="word",
                    help="the task's labels (default: word)")  # fmt: skip
     p.add_argument("--names", nargs="+", default=None,
-                   help="criteria to compute (default: all; see core.criteria.CRITERIA)")  # fmt: skip
+                   help="criteria to compute (default: all; see core.geometry.criteria.CRITERIA)")  # fmt: skip
     p.add_argument("--k", type=_positive, default=10, help="neighbours (default: 10)")
     p.add_argument("--pairs", type=_positive, default=5000, help="convexity pair budget per class")
     p.add_argument("--fast", action="store_true",
@@ -718,7 +722,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="expected archive sha256 (default: the official one; '' skips the check)")  # fmt: skip
     p.set_defaults(func=cmd_download)
 
-    for name, text in JOB_COMMANDS.items():  # listed here, parsed by core.jobs_cli
+    for name, text in JOB_COMMANDS.items():  # listed here, parsed by core.cli.jobs
         sub.add_parser(name, help=text, add_help=False)
 
     p = sub.add_parser("prune", parents=[common], formatter_class=fmt,
@@ -764,21 +768,21 @@ def _quiet_libraries() -> None:
 
 def _known_errors() -> tuple[type[BaseException], ...]:
     """Exception classes that are the user's situation, not a bug: one line and exit 2."""
-    from core.audio import AudioError
-    from core.convexity import ConvexityInputError
-    from core.datasets import DatasetError
-    from core.features import FeatureError
-    from core.models import ModelError
-    from core.whisper_offline import OfflineWeightsError
+    from core.data.audio import AudioError
+    from core.data.datasets import DatasetError
+    from core.data.features import FeatureError
+    from core.geometry.convexity import ConvexityInputError
+    from core.models.registry import ModelError
+    from core.models.whisper_offline import OfflineWeightsError
 
     return (CliError, ModelError, DatasetError, FeatureError, ConvexityInputError,
             OfflineWeightsError, AudioError, ValueError, FileNotFoundError, PermissionError)  # fmt: skip
 
 
 def _command(argv: list[str]) -> Callable[[], int]:
-    """What to run: a job command handed to ``core.jobs_cli`` whole, or one of the commands here."""
+    """What to run: a job command handed to ``core.cli.jobs`` whole, or one of the commands here."""
     if argv and argv[0] in JOB_COMMANDS:
-        from core import jobs_cli
+        from core.cli import jobs as jobs_cli
 
         return lambda: jobs_cli.main(argv)
     args = build_parser().parse_args(argv)

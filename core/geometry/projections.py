@@ -1,6 +1,6 @@
 """2-D UMAP of every hidden state, on the exact kNN graph, aligned layer to layer so a slider is comparable.
 
-Each layer's UMAP reuses the exact Euclidean kNN graph (``core.knn``) through umap-learn's
+Each layer's UMAP reuses the exact Euclidean kNN graph (``core.geometry.knn``) through umap-learn's
 ``precomputed_knn`` (no approximate search), is initialised from the previous layer's embedding, and is then
 aligned to it by an orthogonal Procrustes fit (rotation/reflection + translation) and scaled to unit RMS
 radius, so that the same clip stays roughly in place when nothing changes between layers.
@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from core.knn import knn_graph
+from core.geometry.knn import knn_graph
 
 
 def precomputed_knn(x: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ kind's outputs. ``run-id`` = ``<UTC time>-<kind>-<model>-<random>`` so folders s
 Status states: ``queued`` -> ``running`` -> ``done`` | ``failed`` (``error`` holds the message) |
 ``cancelled``. ``resumable`` is true when a training-state checkpoint (``state.pt``) exists.
 
-Process model: :func:`start` spawns ``python -m core.jobs_cli run-job <run-dir>`` with
+Process model: :func:`start` spawns ``python -m core.cli.jobs run-job <run-dir>`` with
 ``start_new_session=True`` (its own process group, so it survives the page/CLI that started it and a
 cancel reaches its children). The worker records its pid; :func:`cancel` sends SIGTERM to the group,
 the worker stops at the next training step and writes ``cancelled`` (``force=True`` sends SIGKILL and
@@ -41,8 +41,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.paths import REPO_ROOT, cache_dir
-from core.storage import atomic_write_json
+from core.io.atomic import atomic_write_json
+from core.io.paths import REPO_ROOT, cache_dir
 
 __all__ = [
     "ACTIVE",
@@ -192,7 +192,7 @@ def start(run_id: str | os.PathLike) -> int:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     with open(run / "worker.out", "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "core.jobs_cli", "run-job", str(run)],
+            [sys.executable, "-m", "core.cli.jobs", "run-job", str(run)],
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -392,13 +392,13 @@ def _setup_logging(run: Path) -> logging.Handler:
 def _execute(kind: str, config: dict[str, Any], run: Path, stop: _StopFlag, status_cb: Any) -> Any:
     """Dispatch a run to its implementation."""
     if kind == "finetune":
-        from core.finetune import FinetuneConfig, finetune
+        from core.training.finetune import FinetuneConfig, finetune
 
         return finetune(
             FinetuneConfig.from_dict(config), run, should_stop=stop, on_progress=status_cb
         )
     if kind == "sweep":
-        from core.sweep import SweepConfig, run_sweep
+        from core.training.sweep import SweepConfig, run_sweep
 
         return run_sweep(
             SweepConfig.from_dict(config), run, should_stop=stop, on_progress=status_cb
@@ -421,7 +421,7 @@ def run_job(run_id: str | os.PathLike) -> int:
         except ValueError:  # not the main thread (e.g. run in-process from a UI thread): no signals
             break
     handler = _setup_logging(run)
-    logger = logging.getLogger("core.jobs")
+    logger = logging.getLogger("core.runs.jobs")
     fd = None
     try:
         spec = _read_json(run / "config.json") or {}
@@ -440,7 +440,7 @@ def run_job(run_id: str | os.PathLike) -> int:
                 last=row,
             )  # fmt: skip
 
-        from core.finetune import Cancelled
+        from core.training.finetune import Cancelled
 
         try:
             result = _execute(kind, config, run, stop, status_cb)

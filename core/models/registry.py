@@ -31,8 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.hf_quiet import quiet_transformers
-from core.pruning import encoder_of, has_final_layer_norm, speech_base_of
+from core.errors import HubUnavailableError, ModelError, ModelUnavailableError, UnknownModelError
+from core.models.hf_quiet import quiet_transformers
+from core.models.pruning import encoder_of, has_final_layer_norm, speech_base_of
 
 __all__ = [
     "FAMILIES",
@@ -55,29 +56,6 @@ Family = Literal["wav2vec2", "hubert", "wavlm", "data2vec-audio", "whisper"]
 FAMILIES: tuple[str, ...] = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "whisper")
 WhisperInput = Literal["trimmed", "padded"]
 _WHISPER_FULL_POSITIONS = 1500  # 30 s at 50 encoder frames per second
-
-
-# --------------------------------------------------------------------------------------------------
-# Errors: one clear line each, so a CLI or dashboard can show ``str(exc)`` without a stack trace.
-
-
-class ModelError(Exception):
-    """Base of the one-line, user-facing model errors."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))
-
-
-class UnknownModelError(ModelError, LookupError):
-    """The name is neither a preset, a hub id of a supported family, nor a model directory."""
-
-
-class ModelUnavailableError(ModelError):
-    """The model exists but cannot be obtained here (missing offline package, unreadable files)."""
-
-
-class HubUnavailableError(ModelUnavailableError, ConnectionError):
-    """The Hugging Face hub cannot be reached (offline mode or no network) and the model is not cached."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -238,7 +216,7 @@ def models_available_offline() -> list[str]:
     for spec in MODELS.values():
         if spec.source == "offline":
             try:
-                from core.whisper_offline import offline_whisper_available
+                from core.models.whisper_offline import offline_whisper_available
 
                 if offline_whisper_available(spec.key):
                     keys.append(spec.key)
@@ -457,12 +435,12 @@ def _load_feature_extractor(
 
 
 def _offline_location(spec: ModelSpec) -> str:
-    """Materialise an offline preset via ``core.whisper_offline`` and return its local directory."""
+    """Materialise an offline preset via ``core.models.whisper_offline`` and return its local directory."""
     try:
-        from core.whisper_offline import ensure_offline_whisper, offline_whisper_available
+        from core.models.whisper_offline import ensure_offline_whisper, offline_whisper_available
     except ImportError:
         raise ModelUnavailableError(
-            f"'{spec.key}' needs core.whisper_offline, which is not installed in this checkout"
+            f"'{spec.key}' needs core.models.whisper_offline, which is not installed in this checkout"
         ) from None
     try:
         if not offline_whisper_available(spec.key):
@@ -584,7 +562,7 @@ def _trim_whisper(encoder: nn.Module, n_positions: int) -> None:
         return
     n_mel = n_positions * encoder.conv1.stride[0] * encoder.conv2.stride[0]
     try:  # the project's shared implementation (takes mel frames: 100 for 1 s)
-        from core.whisper_offline import trim_whisper_encoder
+        from core.models.whisper_offline import trim_whisper_encoder
     except ImportError:
         trim_whisper_encoder = None
     if trim_whisper_encoder is not None:

@@ -115,7 +115,7 @@ def _print_json(obj: Any) -> None:
 
 def _launch(kind: str, cfg: dict[str, Any], background: bool) -> int:
     """Create a run; start it in the background or run it here; print where it is."""
-    from core import jobs
+    from core.runs import jobs
 
     run = jobs.create_run(kind, cfg)
     print(f"run {run.name}: {run}")
@@ -138,7 +138,7 @@ def _launch(kind: str, cfg: dict[str, Any], background: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     a = build_parser().parse_args(argv)
-    from core import jobs
+    from core.runs import jobs
 
     if a.command == "run-job":
         return jobs.run_job(a.run_dir)
@@ -189,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_json(jobs.resume(a.run, background=not a.foreground))
             return 0
     if a.command == "benchmark":
-        from core.benchmark import benchmark, benchmark_rows, save_benchmark
+        from core.training.benchmark import benchmark, benchmark_rows, save_benchmark
 
         res = benchmark(
             a.model, a.prune, n_labels=a.labels, train_batch=a.train_batch,

@@ -1,6 +1,6 @@
 """Read-only views of run folders for the dashboard, per-prune-point parameter counts, background tasks.
 
-Nothing here trains: fine-tuning and sweeps run as ``core.jobs`` workers. ``BackgroundTask`` runs a short
+Nothing here trains: fine-tuning and sweeps run as ``core.runs.jobs`` workers. ``BackgroundTask`` runs a short
 measurement (e.g. :func:`core.benchmark.benchmark`, which has no job form) in a daemon thread so a UI can
 poll it without blocking.
 """
@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.paths import cache_dir
+from core.io.paths import cache_dir
 
 __all__ = [
     "BackgroundTask",
@@ -53,7 +53,7 @@ def log_tail(run: str | Path, lines: int = 40) -> str:
 
 def params_by_prune_point(model: Any) -> dict[int, dict[str, int]]:
     """Parameter counts of ``model`` (encoder or classifier) pruned at every p in 1..L, without pruning it."""
-    from core.pruning import count_parameters, transformer_layers
+    from core.models.pruning import count_parameters, transformer_layers
 
     full = count_parameters(model)
     layers = transformer_layers(model)
@@ -76,7 +76,7 @@ def params_by_prune_point(model: Any) -> dict[int, dict[str, int]]:
 
 def _registry_layers(model: str) -> int | None:
     """Depth L of a registry model (None if unknown)."""
-    from core.models import MODELS
+    from core.models.registry import MODELS
 
     spec = MODELS.get(model)
     return spec.n_layers if spec is not None else None
@@ -173,7 +173,7 @@ def list_benchmarks(root: str | Path | None = None) -> list[dict[str, Any]]:
 
 def run_benchmark_to_folder(model: str, prune_point: int, **kwargs: Any) -> Path:
     """Run :func:`core.benchmark.benchmark` and save it under ``benchmarks_root()``; returns the folder."""
-    from core.benchmark import benchmark, save_benchmark
+    from core.training.benchmark import benchmark, save_benchmark
 
     result = benchmark(model, prune_point, **kwargs)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")

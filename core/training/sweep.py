@@ -25,13 +25,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from core.finetune import Cancelled, FinetuneConfig, finetune
-from core.prune_point import suggest_prune_point
-from core.storage import atomic_write_bytes, atomic_write_json
+from core.geometry.prune_point import suggest_prune_point
+from core.io.atomic import atomic_write_bytes, atomic_write_json
+from core.training.finetune import Cancelled, FinetuneConfig, finetune
 
 __all__ = ["SweepConfig", "pretrained_convexity", "run_sweep", "suggest_prune_point"]
 
-log = logging.getLogger("core.sweep")
+log = logging.getLogger("core.training.sweep")
 
 
 @dataclass
@@ -53,8 +53,8 @@ class SweepConfig(FinetuneConfig):
 
 def pretrained_convexity(cfg: SweepConfig) -> dict[str, Any]:
     """Word and speaker convexity curves of the pretrained model on ``cfg.convexity_split``."""
-    from core.convexity import layerwise_convexity
-    from core.features import Selection, extract_features
+    from core.data.features import Selection, extract_features
+    from core.geometry.convexity import layerwise_convexity
 
     sel = Selection(
         dataset=cfg.dataset, root=cfg.root, task=cfg.task, split=cfg.convexity_split,
@@ -149,7 +149,7 @@ def run_sweep(
 
                 bench = json.loads(bpath.read_text())
             else:
-                from core.benchmark import benchmark, save_benchmark
+                from core.training.benchmark import benchmark, save_benchmark
 
                 bench = benchmark(
                     cfg.model, p, n_labels=len(res["labels"]), train_batch=cfg.batch_size,

@@ -8,7 +8,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 import torch
 
-from core.knn import knn_graph
+from core.geometry.knn import knn_graph
 
 
 def knn_csr(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

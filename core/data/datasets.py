@@ -47,8 +47,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.audio import AUDIO_EXTENSIONS
-from core.paths import REPO_ROOT, cache_dir
+from core.data.audio import AUDIO_EXTENSIONS
+from core.errors import DatasetError
+from core.io.paths import REPO_ROOT, cache_dir
 
 TASKS = ("words", "speakers")
 SPLITS = ("train", "validation", "test")
@@ -65,10 +66,6 @@ SPEECH_COMMANDS_ENV = "CONVEXITY_LAB_SPEECH_COMMANDS"
 DEFAULT_SPEAKER_REGEX = r"^(.+?)_nohash_"
 
 ProgressFn = Callable[[int, int], None]
-
-
-class DatasetError(Exception):
-    """A dataset that cannot be used as asked: unknown key, missing folder, empty, bad download."""
 
 
 @dataclass(frozen=True)
@@ -169,7 +166,7 @@ class ClipTable:
         return len(self.paths)
 
     def abs_paths(self) -> list[Path]:
-        """Absolute file paths, in table order (what :func:`core.audio.load_clips` takes)."""
+        """Absolute file paths, in table order (what :func:`core.data.audio.load_clips` takes)."""
         return [self.root / p for p in self.paths]
 
     def labels(self, task: str) -> tuple[str, ...]:
@@ -558,7 +555,7 @@ def download_file(
                 f"download of {url} stopped at {done} of {total} bytes; run again to resume"
             )
     if sha256 is not None:
-        from core.storage import sha256_file
+        from core.io.atomic import sha256_file
 
         got = sha256_file(part)
         if got != sha256.lower():

