@@ -308,6 +308,7 @@ def evaluate_and_checkpoint(
         "kind": "eval",
         "step": state.global_step,
         "epoch": epoch + 1,
+        "split": selection.split,
         "accuracy": ev.accuracy,
         "loss": ev.loss,
         "epoch_seconds": epoch_seconds,
