@@ -225,3 +225,28 @@ def test_speaker_regex_and_the_speakers_split_rule(tiny_assets: dict[str, Path])
     assert len(test) and set(test.speakers) <= train == {"spk0", "spk1"}
     assert not set(test.paths) & set(select(table, "speakers", "train").paths)
     assert "unseen clips of speakers seen in training" in split_rule(table, "speakers")
+
+
+def test_sweep_returns_typed_rows_scored_on_test(
+    tiny_assets: dict[str, Path], tmp_path: Path
+) -> None:
+    """One-point sweep: the row carries validation and test accuracy; a rerun reads the finished point."""
+    from core.training.sweep import SweepConfig, SweepResult, run_sweep
+
+    base = tiny_config(
+        tiny_assets, eval_split="validation", test_split="test", epochs=1,
+        max_steps_per_epoch=2, convexity=True, convexity_max_pairs=20,
+    )  # fmt: skip
+    cfg = SweepConfig(**base.to_dict(), points=[1], benchmark=False)
+    run = tmp_path / "sweep"
+    result = run_sweep(cfg, run)
+    assert isinstance(result, SweepResult) and result.points == (1,)
+    (row,) = result.rows
+    point = json.loads((run / "p1" / "result.json").read_text())
+    assert row.accuracy == point["best_accuracy"] and row.test_accuracy == point["test_accuracy"]
+    assert row.convexity_split == "test" and row.params_total == point["params"]["total"]
+    assert row.pretrained_word_convexity_last == point["convexity"]["pretrained"]["word"][-1]
+    assert (result.eval_split, result.test_split) == ("validation", "test")
+    assert SweepResult.from_dict(json.loads((run / "results.json").read_text())) == result
+    assert (run / "results.csv").read_text().startswith("prune_point,suggested,accuracy")
+    assert run_sweep(cfg, run) == result  # finished points are read back, not trained again
