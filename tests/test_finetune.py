@@ -206,6 +206,8 @@ def test_user_errors_are_lab_errors(tiny_assets: dict[str, Path], tmp_path: Path
         finetune(cfg, tmp_path / "run")
     assert isinstance(err.value, LabError)
     assert not (tmp_path / "run" / "state.pt").exists()
+    with pytest.raises(LabError, match="epochs must be at least 1"):
+        finetune(tiny_config(tiny_assets, epochs=0), tmp_path / "run0")
     with pytest.raises(LabError, match="outside 1..4"):
         _resolve_points([9], suggested=2, n_layers=4)
     with pytest.raises(LabError, match="neither"):

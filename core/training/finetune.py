@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.errors import Cancelled
+from core.errors import Cancelled, TrainingError
 from core.io.atomic import atomic_write_json
 from core.models.classifier import (
     autocast,
@@ -61,15 +61,9 @@ from core.training.checkpoints import (
 from core.training.evaluation import EvalResult, evaluate
 from core.training.finetune_result import FinetuneResult, ParamCounts
 from core.training.model_convexity import ConvexityComparison, convexity_curves, pooled_features
-from core.training.task_data import (
-    LabelledClips,
-    load_split,
-    load_task_data,
-    load_test_clips,
-    split_rule,
-)
+from core.training.task_data import LabelledClips, load_task_data, load_test_clips, split_rule
 
-__all__ = ["FinetuneConfig", "finetune", "load_split"]
+__all__ = ["FinetuneConfig", "finetune"]
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +116,16 @@ class FinetuneConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
         return asdict(self)
+
+    def check(self) -> None:
+        """Raise :class:`TrainingError` for settings no run can use."""
+        for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum"):
+            if int(getattr(self, name)) < 1:
+                raise TrainingError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise TrainingError(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.warmup_ratio <= 1:
+            raise TrainingError(f"warmup_ratio must lie in 0..1, got {self.warmup_ratio}")
 
     @property
     def separate_test(self) -> bool:
@@ -391,6 +395,7 @@ def finetune(
     receives every ``metrics.jsonl`` row (``kind`` "train" or "eval") as it is written.
     """
     t_start = time.perf_counter()
+    cfg.check()
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     stop = should_stop or (lambda: False)
