@@ -58,11 +58,11 @@ class SweepConfig(FinetuneConfig):
     convexity_max_clips: int | None = None
     benchmark: bool = True
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SweepConfig:
-        """Build from a JSON dict, ignoring unknown keys."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+    def check(self) -> None:
+        """Raise :class:`TrainingError` for settings no sweep can use."""
+        super().check()
+        if not 0 < self.fraction <= 1:
+            raise TrainingError(f"fraction must lie in (0, 1], got {self.fraction}")
 
 
 @dataclass(frozen=True)
@@ -321,6 +321,7 @@ def run_sweep(
     on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> SweepResult:
     """Pretrained convexity -> suggested point -> fine-tune (and benchmark) each point; returns the table."""
+    cfg.check()
     run = Path(run_dir)
     stop = should_stop or (lambda: False)
     pre_path = run / "pretrained_convexity.json"
