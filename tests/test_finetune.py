@@ -217,10 +217,10 @@ def test_user_errors_are_lab_errors(tiny_assets: dict[str, Path], tmp_path: Path
 def test_speaker_regex_and_the_speakers_split_rule(tiny_assets: dict[str, Path]) -> None:
     """Speaker ids come from the configured regex; speakers-task test clips are unseen clips of seen speakers."""
     from core.data.datasets import select
-    from core.training.task_data import _table, split_rule
+    from core.training.task_data import clip_table, split_rule
 
     cfg = tiny_config(tiny_assets, task="speakers", speaker_regex=r"^(spk[01])")
-    table = _table(cfg)
+    table = clip_table(cfg)
     assert set(table.speakers) == {"spk0", "spk1", ""}
     train = set(select(table, "speakers", "train").speakers)
     test = select(table, "speakers", "test")

@@ -25,6 +25,7 @@ _EXPORTS = {
     "run_sweep": "sweep",
     "suggest_prune_point": "sweep",
     "LabelledClips": "task_data",
+    "clip_table": "task_data",
     "load_split": "task_data",
     "split_rule": "task_data",
 }

@@ -24,6 +24,7 @@ __all__ = [
     "LabelledClips",
     "SplitData",
     "TaskData",
+    "clip_table",
     "load_split",
     "load_task_data",
     "load_test_clips",
@@ -70,7 +71,7 @@ class TaskData:
     selection: LabelledClips
 
 
-def _table(cfg: FinetuneConfig) -> ClipTable:
+def clip_table(cfg: FinetuneConfig) -> ClipTable:
     """The full clip table of the configured dataset."""
     return load_table(
         cfg.dataset, cfg.root, speaker_regex=cfg.speaker_regex, split_seed=cfg.split_seed
@@ -109,7 +110,7 @@ def load_split(
 ) -> SplitData:
     """Load one split of the configured task into memory (bad files are skipped and counted)."""
     task = task or cfg.task
-    full = table if table is not None else _table(cfg)
+    full = table if table is not None else clip_table(cfg)
     return _read(_select(cfg, full, split, max_clips, task), task)
 
 
@@ -142,7 +143,7 @@ def split_rule(table: ClipTable, task: str) -> str:
 def load_task_data(cfg: FinetuneConfig) -> TaskData:
     """Step 1: the training and selection clips; checks the test split can be scored before any training."""
     log.info("loading data: %s/%s", cfg.dataset, cfg.task)
-    table = _table(cfg)
+    table = clip_table(cfg)
     train = load_split(cfg, cfg.train_split, cfg.max_train_clips, table=table)
     classes = sorted(set(train.labels))
     if len(classes) < 2:
