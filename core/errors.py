@@ -22,6 +22,7 @@ __all__ = [
     "ModelUnavailableError",
     "OfflineWeightsError",
     "RunError",
+    "TrainingError",
     "UnknownModelError",
 ]
 
@@ -76,6 +77,10 @@ class OfflineWeightsError(ModelUnavailableError):
 
 class RunError(LabError):
     """A run id or run folder that does not exist or cannot be used."""
+
+
+class TrainingError(LabError, ValueError):
+    """A training, sweep or evaluation request that cannot run as asked (too few classes, bad prune point)."""
 
 
 class CliError(LabError):

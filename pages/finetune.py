@@ -13,6 +13,7 @@ from core.models.registry import MODELS
 from core.runs import jobs
 from core.runs.views import log_tail, read_json
 from core.training.finetune import FinetuneConfig
+from core.training.finetune_result import FinetuneResult
 from pages import common
 
 LRS = [1e-5, 3e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3]
@@ -312,17 +313,21 @@ def live_view(run_id: str) -> None:
             st.error(common.one_line(exc))
         st.rerun(scope="app")
     if stage == "done":
-        result = read_json(jobs.run_dir(run_id) / "result.json") or {}
-        if result:
+        saved = read_json(jobs.run_dir(run_id) / "result.json")
+        if saved:
+            res = FinetuneResult.from_dict(saved)
             st.success(
-                f"Best accuracy {result.get('best_accuracy', float('nan')):.3f} (epoch "
-                f"{result.get('best_epoch')}) on {result.get('n_eval')} {result.get('eval_split')} "
-                f"clips; {result.get('train_seconds', 0):.0f} s of training; "
-                f"{result.get('params', {}).get('total', 0) / 1e6:.2f}M parameters."
+                f"Accuracy {res.scored.accuracy:.3f} on {res.scored.n} {res.scored_split} clips "
+                f"(best epoch {res.best_epoch}, chosen on {res.eval_split}: "
+                f"{res.best_accuracy:.3f}); {res.train_seconds:.0f} s of training; "
+                f"{res.params.total / 1e6:.2f}M parameters."
             )
         conv = read_json(jobs.run_dir(run_id) / "convexity.json")
         if conv:
-            st.markdown("**Convexity after fine-tuning vs pretrained** (evaluation split)")
+            st.markdown(
+                "**Convexity after fine-tuning vs pretrained** "
+                f"(the same {conv.get('n_clips', '')} {conv.get('split', 'evaluation')} clips)"
+            )
             common.show(_convexity_figure(conv), key=f"ft_conv_{run_id}")
 
 

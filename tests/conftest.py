@@ -29,3 +29,20 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random wav2vec2 saved like a real checkpoint."""
     return make_tiny_wav2vec2(tmp_path_factory.mktemp("models") / "tiny-w2v")
+
+
+@pytest.fixture(scope="session")
+def tiny_assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny wav2vec2, a tiny Whisper and the tone/noise folder dataset, built once."""
+    from tests.tiny_assets import (
+        make_tiny_whisper,
+        make_tone_noise_dataset,
+        make_trainable_wav2vec2,
+    )
+
+    base = tmp_path_factory.mktemp("assets")
+    return {
+        "wav2vec2": make_trainable_wav2vec2(base / "w2v"),
+        "whisper": make_tiny_whisper(base / "whisper"),
+        "data": make_tone_noise_dataset(base / "data"),
+    }

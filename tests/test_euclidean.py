@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from core.errors import LabError
+from core.models.classifier import build_classifier, model_inputs
 from core.models.pruning import transformer_layers
 from core.training.euclidean import (
     LAMBDAS,
@@ -17,7 +19,6 @@ from core.training.euclidean import (
     entry_module,
     euclidean_convexity,
 )
-from core.training.finetune import _model_inputs, build_classifier
 from tests.tiny_assets import make_tiny_whisper, make_trainable_wav2vec2
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -31,7 +32,7 @@ def classifier(request, tmp_path_factory: pytest.TempPathFactory):
     make = make_trainable_wav2vec2 if request.param == "wav2vec2" else make_tiny_whisper
     clf, enc = build_classifier(make(root / "m"), LABELS, device="cpu")
     clf.eval()
-    return clf, partial(_model_inputs, enc)
+    return clf, partial(model_inputs, enc)
 
 
 def _clips(n: int, seed: int = 0) -> np.ndarray:
@@ -100,10 +101,12 @@ def test_scores_sems_and_constant_head(classifier):
 
 def test_bad_layer_and_labels(classifier):
     clf, inputs = classifier
-    with pytest.raises(ValueError, match="layer must lie"):
+    with pytest.raises(ValueError, match="layer must lie") as err:
         entry_module(clf, 99)
-    with pytest.raises(ValueError, match="no class"):
+    assert isinstance(err.value, LabError)  # a user's request, shown as one line
+    with pytest.raises(ValueError, match="no class") as err:
         euclidean_convexity(clf, inputs, _clips(2), ["x", "y"])
+    assert isinstance(err.value, LabError)
 
 
 def test_cli_on_a_finished_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:

@@ -9,24 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.training.finetune import FinetuneConfig, evaluate, finetune, load_classifier
-from tests.tiny_assets import (
-    SR,
-    make_tiny_whisper,
-    make_tone_noise_dataset,
-    make_trainable_wav2vec2,
-)
-
-
-@pytest.fixture(scope="session")
-def tiny_assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A tiny wav2vec2, a tiny Whisper and the tone/noise folder dataset, built once."""
-    base = tmp_path_factory.mktemp("assets")
-    return {
-        "wav2vec2": make_trainable_wav2vec2(base / "w2v"),
-        "whisper": make_tiny_whisper(base / "whisper"),
-        "data": make_tone_noise_dataset(base / "data"),
-    }
+from core.errors import LabError, TrainingError
+from core.models.classifier import load_classifier
+from core.training.evaluation import EvalResult, evaluate
+from core.training.finetune import FinetuneConfig, finetune
+from core.training.finetune_result import FinetuneResult
+from tests.tiny_assets import SR, tiny_config
 
 
 @pytest.fixture(autouse=True)
@@ -35,17 +23,6 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     torch.set_num_threads(1)
-
-
-def tiny_config(assets: dict[str, Path], **kw: object) -> FinetuneConfig:
-    """A fast fine-tune config on the tone/noise set."""
-    base = dict(
-        model=str(assets["wav2vec2"]), dataset="folder", root=str(assets["data"]), task="words",
-        eval_split="test", epochs=3, batch_size=8, lr=3e-3, warmup_ratio=0.1, log_every=1,
-        convexity=False, device="cpu", seed=0,
-    )  # fmt: skip
-    base.update(kw)
-    return FinetuneConfig(**base)  # type: ignore[arg-type]
 
 
 def _rows(run: Path, kind: str) -> list[dict]:
@@ -64,8 +41,8 @@ def test_tiny_finetune_learns_and_reports_convexity(
     result = finetune(cfg, run)
     train = _rows(run, "train")
     assert np.mean([r["loss"] for r in train[-3:]]) < np.mean([r["loss"] for r in train[:3]])
-    assert result["best_accuracy"] > 0.75  # chance is 0.5
-    assert set(result["per_class_accuracy"]) == {"tone", "noise"}
+    assert result.best_accuracy > 0.75  # chance is 0.5
+    assert set(result.best.per_class) == {"tone", "noise"}
     assert len(_rows(run, "eval")) == 4
     assert all({"step", "epoch", "loss", "lr", "throughput", "time"} <= set(r) for r in train)
     conv = json.loads((run / "convexity.json").read_text())
@@ -78,21 +55,21 @@ def test_tiny_finetune_learns_and_reports_convexity(
 def test_checkpoint_reloads_pruned_with_label_map(
     tiny_assets: dict[str, Path], tmp_path: Path
 ) -> None:
-    from core.training.finetune import load_split
+    from core.training.task_data import load_split
 
     cfg = tiny_config(
         tiny_assets, epochs=2, prune_point=1, eval_split="validation", test_split="test"
     )
     run = tmp_path / "run"
     result = finetune(cfg, run)
-    assert result["test_split"] == "test" and 0 <= result["test_accuracy"] <= 1
+    assert result.test_split == "test" and 0 <= result.test_accuracy <= 1
     clf, enc = load_classifier(run / "best", device="cpu")
     assert enc.n_layers == 1 and clf.config.num_hidden_layers == 1
     assert clf.config.id2label == {0: "noise", 1: "tone"}
     ev = load_split(cfg, "test")
     y = np.array([clf.config.label2id[lab] for lab in ev.labels])
     again = evaluate(clf, enc, ev.waves, y)
-    assert again["accuracy"] == pytest.approx(result["test_accuracy"])
+    assert again.accuracy == pytest.approx(result.test_accuracy)
     state = torch.load(run / "state.pt", weights_only=True)
     assert state["epoch"] == 2 and "optimizer" in state and "scheduler" in state
 
@@ -106,10 +83,172 @@ def test_whisper_classifier_prunes_trains_and_reloads(
     )  # fmt: skip
     run = tmp_path / "run"
     result = finetune(cfg, run)
-    assert result["n_layers"] == 1
+    assert result.n_layers == 1
     clf, enc = load_classifier(run / "last", device="cpu")
     assert type(clf).__name__ == "WhisperForAudioClassification"
     assert enc.n_layers == 1 and enc.clip_samples == SR  # trimmed 1 s window survives reload
     x = np.zeros((2, SR), dtype=np.float32)
     inputs = {k: v for k, v in enc.preprocess(x).items() if k != "lengths"}
     assert clf(**inputs).logits.shape == (2, 2)
+
+
+def test_defaults_select_on_validation_score_on_test_and_compare_convexity_on_test_clips(
+    tiny_assets: dict[str, Path], tmp_path: Path
+) -> None:
+    """Default splits: best epoch by validation accuracy, figures on test, both curves on the test clips."""
+    from core.models.pruning import prune
+    from core.models.registry import load_encoder
+    from core.training.model_convexity import convexity_curves, pooled_features
+    from core.training.task_data import load_split
+
+    defaults = FinetuneConfig(model="m")
+    assert (defaults.eval_split, defaults.test_split) == ("validation", "test")
+    cfg = tiny_config(
+        tiny_assets, eval_split=defaults.eval_split, test_split=defaults.test_split,
+        epochs=2, prune_point=1, convexity=True, convexity_max_pairs=None,
+    )  # fmt: skip
+    run = tmp_path / "run"
+    result = finetune(cfg, run)
+
+    evals = _rows(run, "eval")
+    assert {r["split"] for r in evals} == {"validation"}
+    accs = [r["accuracy"] for r in evals]
+    assert result.best_epoch == 1 + accs.index(max(accs))
+    val, test = load_split(cfg, "validation"), load_split(cfg, "test")
+    assert result.eval_split == "validation" and result.best.n == len(val.labels)
+    assert result.test_split == "test" and result.test.n == len(test.labels)
+    assert result.scored is result.test and result.scored_split == "test"
+    assert "words" in result.split_rule
+
+    clf, enc = load_classifier(run / "best", device="cpu")
+    y = np.array([clf.config.label2id[lab] for lab in test.labels])
+    assert evaluate(clf, enc, test.waves, y).accuracy == pytest.approx(result.test_accuracy)
+
+    conv = json.loads((run / "convexity.json").read_text())
+    assert (conv["split"], conv["n_clips"]) == ("test", len(test.labels))
+    assert (result.convexity.split, result.convexity.n_clips) == ("test", len(test.labels))
+    tuned = convexity_curves(
+        pooled_features(enc, test.waves), test.words, test.speakers, max_pairs=None
+    )
+    pre = load_encoder(cfg.model, device="cpu")
+    prune(pre.model, 1)
+    pretrained = convexity_curves(
+        pooled_features(pre, test.waves), test.words, test.speakers, max_pairs=None
+    )
+    for name in ("word", "speaker"):
+        assert conv["finetuned"][name]["scores"] == pytest.approx(list(tuned[name].scores))
+        assert conv["pretrained"][name]["scores"] == pytest.approx(list(pretrained[name].scores))
+
+    saved = json.loads((run / "result.json").read_text())
+    assert FinetuneResult.from_dict(saved) == result  # the typed result round-trips through JSON
+    assert saved["params"]["total"] == result.params.total > 0
+
+
+def test_typed_results_round_trip_and_read_old_run_folders() -> None:
+    from core.training.model_convexity import ConvexityComparison, LayerCurve
+    from core.training.sweep import SweepPoint, SweepResult
+
+    ev = EvalResult(accuracy=0.5, loss=0.7, n=4, per_class={"a": 1.0, "b": 0.0})
+    assert EvalResult.from_dict(json.loads(json.dumps(ev.to_dict()))) == ev
+    curve = LayerCurve(scores=(0.2, 0.4), sems=(0.01, 0.02), layers=(0, 1))
+    comp = ConvexityComparison("test", 8, "word", {"word": curve}, {"word": curve})
+    assert ConvexityComparison.from_dict(json.loads(json.dumps(comp.to_dict()))) == comp
+
+    old = {  # a result.json as written before the typed results (no n_test, split_rule, ...)
+        "model": "m", "task": "words", "prune_point": 2, "n_layers": 2, "labels": ["a", "b"],
+        "n_train": 10, "n_eval": 4, "eval_split": "test", "best_epoch": 1, "best_accuracy": 0.75,
+        "best_loss": 0.5, "per_class_accuracy": {"a": 1.0, "b": 0.5},
+        "params": {"total": 100, "front_end": 10, "transformer": 80, "head": 10, "trainable": 90},
+        "train_seconds": 3.0, "epoch_seconds_median": 1.5, "steps_per_epoch": 2, "device": "cpu",
+        "checkpoints": {"best": "b", "last": "l"},
+        "convexity": {"pretrained": {"word": [0.1, 0.2]}, "finetuned": {"word": [0.3, 0.4]}},
+        "total_seconds": 5.0,
+    }  # fmt: skip
+    res = FinetuneResult.from_dict(old)
+    assert (res.best_accuracy, res.params.total, res.test, res.scored_split) == (
+        0.75, 100, None, "test",
+    )  # fmt: skip
+    assert res.convexity.finetuned["word"] == (0.3, 0.4) and res.convexity.split is None
+    again = res.to_dict()
+    assert {k: again[k] for k in old} == old  # every key an old reader uses is written the same
+    assert FinetuneResult.from_dict(again) == res
+
+    point = SweepPoint(
+        prune_point=1, suggested=True, accuracy=0.9, test_accuracy=0.8, best_epoch=2,
+        params_total=100, params_trainable=90, train_seconds=2.0, epoch_seconds_median=1.0,
+        convexity_split="test", finetuned_word_convexity_last=0.5,
+    )  # fmt: skip
+    sweep = SweepResult(
+        model="m", task="words", suggested=1, fraction=0.95, points=(2, 1), rows=(point,),
+        pretrained_convexity={"word": curve}, eval_split="validation", test_split="test",
+        convexity_split="train",
+    )  # fmt: skip
+    text = json.dumps(sweep.to_dict())
+    back = SweepResult.from_dict(json.loads(text))
+    assert back.rows[0].test_accuracy == 0.8 and back.points == (2, 1)
+    assert back.rows[0].finetuned_word_convexity_last == 0.5
+    assert back.pretrained_convexity == sweep.pretrained_convexity
+    old_sweep = {"suggested": 1, "rows": [{"prune_point": 1, "suggested": True, "accuracy": 0.9,
+                 "test_accuracy": None, "best_epoch": 1, "params_total": 1, "params_trainable": 1,
+                 "train_seconds": 1.0, "epoch_seconds_median": 1.0}]}  # fmt: skip
+    assert SweepResult.from_dict(old_sweep).rows[0].prune_point == 1
+
+
+def test_user_errors_are_lab_errors(tiny_assets: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    from core.training.sweep import _resolve_points
+
+    one_class = tmp_path / "one"
+    shutil.copytree(Path(tiny_assets["data"]) / "tone", one_class / "tone")
+    cfg = tiny_config(tiny_assets, root=str(one_class))
+    with pytest.raises(TrainingError, match="class") as err:
+        finetune(cfg, tmp_path / "run")
+    assert isinstance(err.value, LabError)
+    assert not (tmp_path / "run" / "state.pt").exists()
+    with pytest.raises(LabError, match="epochs must be at least 1"):
+        finetune(tiny_config(tiny_assets, epochs=0), tmp_path / "run0")
+    with pytest.raises(LabError, match="outside 1..4"):
+        _resolve_points([9], suggested=2, n_layers=4)
+    with pytest.raises(LabError, match="neither"):
+        _resolve_points(["half"], suggested=2, n_layers=4)
+
+
+def test_speaker_regex_and_the_speakers_split_rule(tiny_assets: dict[str, Path]) -> None:
+    """Speaker ids come from the configured regex; speakers-task test clips are unseen clips of seen speakers."""
+    from core.data.datasets import select
+    from core.training.task_data import clip_table, split_rule
+
+    cfg = tiny_config(tiny_assets, task="speakers", speaker_regex=r"^(spk[01])")
+    table = clip_table(cfg)
+    assert set(table.speakers) == {"spk0", "spk1", ""}
+    train = set(select(table, "speakers", "train").speakers)
+    test = select(table, "speakers", "test")
+    assert len(test) and set(test.speakers) <= train == {"spk0", "spk1"}
+    assert not set(test.paths) & set(select(table, "speakers", "train").paths)
+    assert "unseen clips of speakers seen in training" in split_rule(table, "speakers")
+
+
+def test_sweep_returns_typed_rows_scored_on_test(
+    tiny_assets: dict[str, Path], tmp_path: Path
+) -> None:
+    """One-point sweep: the row carries validation and test accuracy; a rerun reads the finished point."""
+    from core.training.sweep import SweepConfig, SweepResult, run_sweep
+
+    base = tiny_config(
+        tiny_assets, eval_split="validation", test_split="test", epochs=1,
+        max_steps_per_epoch=2, convexity=True, convexity_max_pairs=20,
+    )  # fmt: skip
+    cfg = SweepConfig(**base.to_dict(), points=[1], benchmark=False)
+    run = tmp_path / "sweep"
+    result = run_sweep(cfg, run)
+    assert isinstance(result, SweepResult) and result.points == (1,)
+    (row,) = result.rows
+    point = json.loads((run / "p1" / "result.json").read_text())
+    assert row.accuracy == point["best_accuracy"] and row.test_accuracy == point["test_accuracy"]
+    assert row.convexity_split == "test" and row.params_total == point["params"]["total"]
+    assert row.pretrained_word_convexity_last == point["convexity"]["pretrained"]["word"][-1]
+    assert (result.eval_split, result.test_split) == ("validation", "test")
+    assert SweepResult.from_dict(json.loads((run / "results.json").read_text())) == result
+    assert (run / "results.csv").read_text().startswith("prune_point,suggested,accuracy")
+    assert run_sweep(cfg, run) == result  # finished points are read back, not trained again

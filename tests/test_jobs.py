@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from core.runs import jobs
-from tests.test_finetune import tiny_assets, tiny_config  # noqa: F401  (fixture re-export)
+from tests.tiny_assets import tiny_config
 
 
 @pytest.fixture(autouse=True)

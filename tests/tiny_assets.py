@@ -92,3 +92,16 @@ def make_tone_noise_dataset(root: Path, speakers: int = 4, per_speaker: int = 15
                     x = 0.3 * rng.standard_normal(SR)
                 sf.write(root / word / f"spk{s}_nohash_{i}.wav", x.astype(np.float32), SR)
     return root
+
+
+def tiny_config(assets: dict[str, Path], **kw: object):
+    """A fast fine-tune config (``FinetuneConfig``) on the tone/noise set of the ``tiny_assets`` fixture."""
+    from core.training.finetune import FinetuneConfig
+
+    base = dict(
+        model=str(assets["wav2vec2"]), dataset="folder", root=str(assets["data"]), task="words",
+        eval_split="test", epochs=3, batch_size=8, lr=3e-3, warmup_ratio=0.1, log_every=1,
+        convexity=False, device="cpu", seed=0,
+    )  # fmt: skip
+    base.update(kw)
+    return FinetuneConfig(**base)  # type: ignore[arg-type]

@@ -453,8 +453,11 @@ def cmd_euclidean(args: argparse.Namespace) -> int:
     from functools import partial
 
     from core.io.atomic import atomic_write_json
+    from core.models.classifier import load_classifier
+    from core.models.classifier import model_inputs as _model_inputs
     from core.training.euclidean import euclidean_convexity
-    from core.training.finetune import FinetuneConfig, _model_inputs, load_classifier, load_split
+    from core.training.finetune import FinetuneConfig
+    from core.training.task_data import load_split
 
     run = Path(args.run)
     checkpoint = run / "best" if (run / "best").is_dir() else run

@@ -1,8 +1,14 @@
-"""Speech encoders: the model registry and identity, hub and offline Whisper loading, pruning."""
+"""Speech encoders: the model registry and identity, hub and offline Whisper loading, pruning, classifiers."""
 
 from core._exports import lazy_exports
 
 _EXPORTS = {
+    "autocast": "classifier",
+    "build_classifier": "classifier",
+    "classifier_encoder": "classifier",
+    "freeze_front_end": "classifier",
+    "load_classifier": "classifier",
+    "model_inputs": "classifier",
     "quiet_transformers": "hf_quiet",
     "count_parameters": "pruning",
     "encoder_of": "pruning",

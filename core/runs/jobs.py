@@ -396,13 +396,13 @@ def _execute(kind: str, config: dict[str, Any], run: Path, stop: _StopFlag, stat
 
         return finetune(
             FinetuneConfig.from_dict(config), run, should_stop=stop, on_progress=status_cb
-        )
+        ).to_dict()
     if kind == "sweep":
         from core.training.sweep import SweepConfig, run_sweep
 
         return run_sweep(
             SweepConfig.from_dict(config), run, should_stop=stop, on_progress=status_cb
-        )
+        ).to_dict()
     raise ValueError(f"unknown job kind {kind!r}")
 
 
@@ -440,7 +440,7 @@ def run_job(run_id: str | os.PathLike) -> int:
                 last=row,
             )  # fmt: skip
 
-        from core.training.finetune import Cancelled
+        from core.errors import Cancelled
 
         try:
             result = _execute(kind, config, run, stop, status_cb)

@@ -78,7 +78,8 @@ class _Subject:
     """One classifier prepared for timing: model, optimizer and fixed input batches."""
 
     def __init__(self, clf: nn.Module, enc: Any, waves: np.ndarray, train_batch: int, bf16: bool):
-        from core.training.finetune import _autocast, _model_inputs
+        from core.models.classifier import autocast as _autocast
+        from core.models.classifier import model_inputs as _model_inputs
 
         self.clf, self.enc, self.device = clf, enc, enc.device
         self.autocast = lambda: _autocast(self.device, bf16)
@@ -123,9 +124,9 @@ def benchmark(
     whisper_input: str = "trimmed",
 ) -> dict[str, Any]:
     """Measure full vs pruned (at ``prune_point``) classifiers of ``model``; returns meta + rows."""
+    from core.models.classifier import build_classifier
+    from core.models.classifier import freeze_front_end as freeze
     from core.models.pruning import count_parameters
-    from core.training.finetune import build_classifier
-    from core.training.finetune import freeze_front_end as freeze
 
     labels = [f"class{i}" for i in range(n_labels)]
     subjects: dict[str, _Subject] = {}

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.errors import TrainingError
 from core.models.pruning import transformer_layers
 
 LAMBDAS = tuple(i / 11 for i in range(1, 11))
@@ -50,7 +51,7 @@ def entry_module(clf: nn.Module, layer: int) -> nn.Module:
     projector = getattr(clf, "projector", None)
     if layer == len(layers) and projector is not None:
         return projector
-    raise ValueError(f"layer must lie in 0..{len(layers)} for this classifier, got {layer}")
+    raise TrainingError(f"layer must lie in 0..{len(layers)} for this classifier, got {layer}")
 
 
 @contextmanager
@@ -129,14 +130,14 @@ def euclidean_convexity(
     """Euclidean convexity per hidden state of a fine-tuned classifier on labelled clips.
 
     ``inputs(waves)`` turns waveforms (B, S) into the classifier's keyword inputs on its device (e.g.
-    ``core.training.finetune._model_inputs`` bound to the run's encoder). ``labels`` must be the classifier's own
+    ``core.models.classifier.model_inputs`` bound to the run's encoder). ``labels`` must be the classifier's own
     class names (``clf.config.label2id``); clips of other labels are ignored. The same pairs are used for
     every layer, so curves are comparable.
     """
     label2id = {str(k): int(v) for k, v in clf.config.label2id.items()}
     names = np.array([str(x) for x in labels])
     if len(names) != len(waves):
-        raise ValueError(f"{len(names)} labels for {len(waves)} clips")
+        raise TrainingError(f"{len(names)} labels for {len(waves)} clips")
     rng = np.random.default_rng(seed)
     chosen = {
         c: _sample_pairs(np.flatnonzero(names == c), pairs_per_class, rng)
@@ -144,7 +145,7 @@ def euclidean_convexity(
     }
     chosen = {c: p for c, p in chosen.items() if len(p)}
     if not chosen:
-        raise ValueError("no class of the classifier has two clips here")
+        raise TrainingError("no class of the classifier has two clips here")
     n_layers = len(transformer_layers(clf))
     todo = list(range(n_layers + 1)) if layers is None else [int(i) for i in layers]
     was_training = clf.training

@@ -1,40 +1,35 @@
 """Fine-tuning of full and pruned speech encoders as sequence classifiers, resumable epoch by epoch.
 
-The classifier is transformers' own ``AutoModelForAudioClassification`` class of the family
-(``Wav2Vec2ForSequenceClassification``, ``HubertForSequenceClassification``, ...,
-``WhisperForAudioClassification``): the (pruned) encoder, a linear projector, mean pooling over valid
-frames and a linear classifier (projector + classifier compose to one linear head). Its config carries
-the pruned depth, the trimmed Whisper window and the label map, so ``save_pretrained`` checkpoints
-reload with ``AutoModelForAudioClassification.from_pretrained`` (see :func:`load_classifier`).
+The classifier is transformers' own audio-classification class of the family, built from the
+(pruned) pretrained encoder (:mod:`core.models.classifier`).
 
 Training: cross-entropy, AdamW with linear warm-up and linear decay (``warmup_ratio`` of the optimizer
-steps), gradient clipping at 1.0, gradient accumulation, bf16 autocast on CUDA, the convolutional
-front-end frozen by default, one seed for the classifier head init, the shuffling (a generator seeded
-by ``(seed, epoch)``, so a resumed epoch sees the same order) and dropout (torch RNG, checkpointed).
-Every epoch the held-out split (``eval_split``, default ``test``) is evaluated; with ``test_split``
-set (e.g. ``eval_split="validation", test_split="test"``) the best checkpoint is chosen on the
-first and finally scored on the second. The best (highest accuracy) and last models are saved with ``save_pretrained`` under ``best/`` and ``last/``, and a
-training-state checkpoint ``state.pt`` (model, optimizer, scheduler, epoch, RNG; tensors and plain
-containers only, read back with ``torch.load(weights_only=True)``) lets a killed run resume, losing at
-most the epoch in progress.
+steps), gradient clipping, gradient accumulation, bf16 autocast on CUDA, the convolutional front-end
+frozen by default, one seed for the classifier head init, the shuffling (a generator seeded by
+``(seed, epoch)``, so a resumed epoch sees the same order) and dropout (torch RNG, checkpointed).
 
-Run folder files: ``config.json``, ``metrics.jsonl`` (one JSON row per logged step and per evaluation),
-``result.json`` (final figures, per-class accuracy) and ``convexity.json`` (pretrained and fine-tuned
-layerwise convexity of word and speaker labels on the evaluation split).
+Model selection and scoring use different clips by default: every epoch the model is evaluated on
+``eval_split`` (default ``validation``) and the best checkpoint is kept; at the end that checkpoint is
+scored on ``test_split`` (default ``test``). With ``test_split`` unset or equal to ``eval_split`` the
+selection split is also the scored one (old runs). For the ``speakers`` task every split holds clips of
+the same speakers (each speaker's clips are split 80/10/10), so the test clips are unseen clips of
+speakers seen in training, as in the paper; ``result.json`` states the rule in ``split_rule``.
+
+Pretrained and fine-tuned convexity (word and speaker labels) are computed on the same clips: the
+scored split's clips of classes seen in training.
+
+Run folder files: ``config.json`` (written by the caller), ``metrics.jsonl``, ``best/``, ``last/``,
+``state.pt`` (:mod:`core.training.checkpoints`), ``result.json`` (:class:`FinetuneResult`) and
+``convexity.json`` (:class:`ConvexityComparison`).
 """
 
 from __future__ import annotations
 
-import copy
-import io
-import json
 import logging
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -43,25 +38,37 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.data.audio import load_clips_report
-from core.data.datasets import ClipTable, load_table, select
-from core.errors import Cancelled
-from core.io.atomic import atomic_write_bytes, atomic_write_json
-from core.models.pruning import count_parameters, encoder_of, prune, speech_base_of
-from core.models.registry import SpeechEncoder, default_feature_extractor, load_encoder
+from core.errors import Cancelled, TrainingError
+from core.io.atomic import atomic_write_json
+from core.models.classifier import (
+    autocast,
+    build_classifier,
+    freeze_front_end,
+    load_classifier,
+    model_inputs,
+)
+from core.models.pruning import count_parameters, prune
+from core.models.registry import SpeechEncoder, load_encoder
+from core.training.checkpoints import (
+    TrainState,
+    append_metrics,
+    load_state,
+    repair_checkpoint_dirs,
+    save_model_dir,
+    save_state,
+    truncate_metrics,
+)
+from core.training.evaluation import EvalResult, evaluate
+from core.training.finetune_result import FinetuneResult, ParamCounts
+from core.training.model_convexity import ConvexityComparison, convexity_curves, pooled_features
+from core.training.task_data import LabelledClips, load_task_data, load_test_clips, split_rule
 
-__all__ = [
-    "Cancelled",
-    "FinetuneConfig",
-    "build_classifier",
-    "classifier_encoder",
-    "evaluate",
-    "finetune",
-    "load_classifier",
-    "load_split",
-]
+__all__ = ["FinetuneConfig", "finetune"]
 
-log = logging.getLogger("core.training.finetune")
+log = logging.getLogger(__name__)
+
+Progress = Callable[[dict[str, Any]], None]
+StopCheck = Callable[[], bool]
 
 
 @dataclass
@@ -73,11 +80,13 @@ class FinetuneConfig:
     dataset: str = "sample"
     root: str | None = None
     task: str = "words"
+    speaker_regex: str | None = None  # folder datasets: speaker id = the regex's first group
     train_split: str = "train"
-    eval_split: str = "test"
-    test_split: str | None = None  # if set (and not eval_split): best checkpoint also scored here
+    eval_split: str = "validation"  # the best checkpoint is chosen here
+    test_split: str | None = "test"  # ... and scored here (None: on eval_split)
     max_train_clips: int | None = None
     max_eval_clips: int | None = None
+    max_test_clips: int | None = None
     min_clips: int | None = None
     split_seed: int = 0
     epochs: int = 5
@@ -108,359 +117,75 @@ class FinetuneConfig:
         """Plain dict for JSON."""
         return asdict(self)
 
+    def check(self) -> None:
+        """Raise :class:`TrainingError` for settings no run can use."""
+        for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum"):
+            if int(getattr(self, name)) < 1:
+                raise TrainingError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise TrainingError(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.warmup_ratio <= 1:
+            raise TrainingError(f"warmup_ratio must lie in 0..1, got {self.warmup_ratio}")
+
+    @property
+    def separate_test(self) -> bool:
+        """Whether the best checkpoint is scored on a split other than the one it was chosen on."""
+        return bool(self.test_split) and self.test_split != self.eval_split
+
 
 # --------------------------------------------------------------------------------------------------
-# Data
+# Model and optimisation
 
 
 @dataclass
-class SplitData:
-    """Waveforms (N, 16000) float32 and labels of one split, as loaded."""
+class Model:
+    """The classifier being trained, its encoder view and its parameter counts."""
 
-    waves: np.ndarray
-    labels: list[str]
-    words: list[str]
-    speakers: list[str]
-    paths: list[str]
-    n_skipped: int
+    clf: nn.Module
+    enc: SpeechEncoder
+    params: ParamCounts
 
-
-def _table(cfg: FinetuneConfig) -> ClipTable:
-    """The full clip table of the configured dataset."""
-    return load_table(cfg.dataset, cfg.root, split_seed=cfg.split_seed)
+    @property
+    def device(self) -> torch.device:
+        """Where the classifier lives."""
+        return self.enc.device
 
 
-def load_split(
-    cfg: FinetuneConfig, split: str, max_clips: int | None = None, task: str | None = None
-) -> SplitData:
-    """Load one split of the configured task into memory (bad files are skipped and counted)."""
-    table = select(
-        _table(cfg),
-        task or cfg.task,
-        split,
-        max_clips=max_clips,
-        seed=cfg.seed,
-        min_clips=cfg.min_clips,
-    )
-    report = load_clips_report(table.abs_paths())
-    kept = [int(i) for i in report.kept]
-    labels = table.labels(task or cfg.task)
-    return SplitData(
-        waves=np.ascontiguousarray(report.clips[kept]) if kept else report.clips[:0],
-        labels=[labels[i] for i in kept],
-        words=[table.words[i] for i in kept],
-        speakers=[table.speakers[i] for i in kept],
-        paths=[table.paths[i] for i in kept],
-        n_skipped=len(report.skipped),
-    )
-
-
-# --------------------------------------------------------------------------------------------------
-# Model
-
-
-def _auto_classifier_class() -> Any:
-    """transformers' AutoModelForAudioClassification (imported lazily: transformers is slow to import)."""
-    from transformers import AutoModelForAudioClassification
-
-    return AutoModelForAudioClassification
-
-
-def classifier_encoder(clf: nn.Module, feature_extractor: Any | None = None) -> SpeechEncoder:
-    """A ``SpeechEncoder`` view (preprocessing, hidden states, pooling) over a classifier's encoder, sharing weights."""
-    base = speech_base_of(clf)
-    device = next(clf.parameters()).device
-    enc = SpeechEncoder(base, feature_extractor=feature_extractor, device=device)
-    return enc
-
-
-def build_classifier(
-    model: str | os.PathLike,
-    labels: list[str],
-    prune_point: int | None = None,
-    *,
-    whisper_input: str = "trimmed",
-    seed: int = 0,
-    device: str | torch.device | None = None,
-) -> tuple[nn.Module, SpeechEncoder]:
-    """Pretrained encoder (pruned at ``prune_point``) + the family's classification head for ``labels``."""
-    enc = load_encoder(model, whisper_input=whisper_input, device="cpu")
-    if prune_point is not None and prune_point != enc.n_layers:
-        prune(enc.model, int(prune_point))
-    cfg = copy.deepcopy(enc.model.config)
-    cfg.num_labels = len(labels)
-    cfg.id2label = dict(enumerate(labels))
-    cfg.label2id = {lab: i for i, lab in enumerate(labels)}
-    cfg.architectures = None
-    cfg.use_weighted_layer_sum = False
-    torch.manual_seed(seed)
-    clf = _auto_classifier_class().from_config(cfg)
-    target = speech_base_of(clf)
-    missing, unexpected = target.load_state_dict(enc.model.state_dict(), strict=False)
-    bad = [k for k in missing if "masked_spec_embed" not in k] + list(unexpected)
-    if bad:
-        raise RuntimeError(f"encoder weights do not fit the classifier: {bad[:3]}")
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    clf.to(device)
-    return clf, classifier_encoder(clf, enc.feature_extractor)
-
-
-def load_classifier(
-    path: str | os.PathLike, device: str | torch.device | None = None
-) -> tuple[nn.Module, SpeechEncoder]:
-    """Reload a saved classifier checkpoint (``best/`` or ``last/``) and its feature extractor."""
-    from transformers import AutoFeatureExtractor
-
-    clf = _auto_classifier_class().from_pretrained(str(path))
-    try:
-        fe = AutoFeatureExtractor.from_pretrained(str(path))
-    except Exception:
-        fe = default_feature_extractor(clf.config)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    clf.to(device).eval()
-    return clf, classifier_encoder(clf, fe)
-
-
-def freeze_front_end(clf: nn.Module) -> None:
-    """Freeze the convolutional front-end (wav2vec2-style feature encoder; Whisper's two convs)."""
-    if hasattr(clf, "freeze_feature_encoder"):
-        clf.freeze_feature_encoder()
-        return
-    enc = encoder_of(clf)
-    for name in ("conv1", "conv2"):
-        part = getattr(enc, name, None)
-        if part is not None:
-            part.requires_grad_(False)
-
-
-def _model_inputs(enc: SpeechEncoder, waves: np.ndarray) -> dict[str, torch.Tensor]:
-    """Preprocessed model inputs (without ``lengths``) on the encoder's device."""
-    inputs = enc.preprocess(waves)
-    out = {}
-    for key in ("input_values", "input_features", "attention_mask"):
-        if key in inputs:
-            out[key] = inputs[key].to(enc.device, non_blocking=True)
-    return out
-
-
-def _autocast(device: torch.device, bf16: bool) -> Any:
-    """bf16 autocast on CUDA, nothing elsewhere."""
-    if bf16 and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
-
-
-@torch.no_grad()
-def evaluate(
-    clf: nn.Module,
-    enc: SpeechEncoder,
-    waves: np.ndarray,
-    targets: np.ndarray,
-    *,
-    batch_size: int = 64,
-    bf16: bool = True,
-) -> dict[str, Any]:
-    """Accuracy, mean cross-entropy and per-class accuracy of ``clf`` on labelled clips."""
-    was_training = clf.training
-    clf.eval()
-    preds = np.empty(len(waves), dtype=np.int64)
-    loss_sum = 0.0
-    for i in range(0, len(waves), batch_size):
-        inputs = _model_inputs(enc, waves[i : i + batch_size])
-        y = torch.from_numpy(targets[i : i + batch_size]).to(enc.device)
-        with _autocast(enc.device, bf16):
-            logits = clf(**inputs).logits.float()
-        loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
-        preds[i : i + len(y)] = logits.argmax(-1).cpu().numpy()
-    clf.train(was_training)
-    correct = preds == targets
-    id2label = clf.config.id2label
-    per_class = {}
-    for c in np.unique(targets):
-        sel = targets == c
-        per_class[str(id2label[int(c)])] = float(correct[sel].mean())
-    n = max(1, len(waves))
-    return {
-        "accuracy": float(correct.mean()) if len(waves) else float("nan"),
-        "loss": loss_sum / n,
-        "n": len(waves),
-        "per_class": per_class,
-    }
-
-
-# --------------------------------------------------------------------------------------------------
-# Checkpoints
-
-
-def _save_dir_atomic(clf: nn.Module, enc: SpeechEncoder, dest: Path) -> None:
-    """``save_pretrained`` model + feature extractor into ``dest`` via a temp folder and renames."""
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    old = dest.with_name(f".{dest.name}.old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(old, ignore_errors=True)
-    clf.save_pretrained(tmp)
-    enc.feature_extractor.save_pretrained(tmp)
-    if dest.exists():
-        os.replace(dest, old)
-    os.replace(tmp, dest)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _rng_state() -> dict[str, Any]:
-    """Torch CPU (and CUDA) RNG states as tensors, for a weights_only checkpoint."""
-    state: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = list(torch.cuda.get_rng_state_all())
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`_rng_state` saved."""
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_state(path: Path, payload: dict[str, Any]) -> None:
-    """Write a training-state checkpoint (tensors and plain containers only) atomically."""
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def load_state(path: Path) -> dict[str, Any]:
-    """Read a training-state checkpoint with ``weights_only=True`` (no arbitrary unpickling)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def _append_jsonl(path: Path, row: dict[str, Any]) -> None:
-    """Append one JSON row and flush it to disk (a watcher may read it any time)."""
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _truncate_metrics(path: Path, completed_epochs: int) -> None:
-    """Drop metric rows of epochs after the last checkpoint (a resumed run redoes them)."""
-    if not path.exists():
-        return
-    keep = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line from a killed process
-        if int(row.get("epoch", 0)) <= completed_epochs:
-            keep.append(json.dumps(row))
-    atomic_write_bytes(path, ("\n".join(keep) + ("\n" if keep else "")).encode())
-
-
-# --------------------------------------------------------------------------------------------------
-# Convexity of a (fine-tuned) model
-
-
-def pooled_features(enc: SpeechEncoder, waves: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """(N, L+1, D) mean-pooled hidden states of ``waves`` under ``enc`` (eval mode)."""
-    was = enc.model.training
-    enc.model.eval()
-    try:
-        with _autocast(enc.device, True):
-            out = enc.pooled(waves, batch_size=batch_size)
-    finally:
-        enc.model.train(was)
-    return out.numpy()
-
-
-def convexity_curves(
-    features: np.ndarray,
-    words: list[str],
-    speakers: list[str],
-    *,
-    max_pairs: int | None = 5000,
-    seed: int = 0,
-) -> dict[str, dict[str, list[float]]]:
-    """Layerwise word and speaker convexity (scores, sems) of pooled features, as plain lists."""
-    from core.geometry.convexity import layerwise_convexity
-
-    curves = layerwise_convexity(
-        features, {"word": words, "speaker": speakers}, max_pairs_per_class=max_pairs, seed=seed
-    )
-    return {
-        name: {"scores": c.scores.tolist(), "sems": c.sems.tolist(), "layers": list(c.layers)}
-        for name, c in curves.items()
-    }
-
-
-# --------------------------------------------------------------------------------------------------
-# The training run
-
-
-def _now() -> float:
-    """Wall-clock seconds (for JSON rows)."""
-    return time.time()
-
-
-def finetune(
-    cfg: FinetuneConfig,
-    run_dir: str | os.PathLike,
-    *,
-    should_stop: Callable[[], bool] | None = None,
-    on_progress: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
-    """Fine-tune per ``cfg`` into ``run_dir`` (resuming from its ``state.pt`` if present); returns the result."""
-    run = Path(run_dir)
-    run.mkdir(parents=True, exist_ok=True)
-    metrics_path = run / "metrics.jsonl"
-    state_path = run / "state.pt"
-    stop = should_stop or (lambda: False)
-    progress = on_progress or (lambda info: None)
-    t_start = time.perf_counter()
-
-    torch.manual_seed(cfg.seed)
-    log.info("loading data: %s/%s", cfg.dataset, cfg.task)
-    train = load_split(cfg, cfg.train_split, cfg.max_train_clips)
-    evals = load_split(cfg, cfg.eval_split, cfg.max_eval_clips)
-    labels = sorted(set(train.labels))
-    if len(labels) < 2:
-        raise ValueError(f"the {cfg.train_split} split has {len(labels)} class(es); need >= 2")
-    lab2id = {lab: i for i, lab in enumerate(labels)}
-    keep_eval = [i for i, lab in enumerate(evals.labels) if lab in lab2id]
-    y_train = np.array([lab2id[lab] for lab in train.labels], dtype=np.int64)
-    y_eval = np.array([lab2id[evals.labels[i]] for i in keep_eval], dtype=np.int64)
-    eval_waves = evals.waves[keep_eval]
-    if not len(y_eval):
-        raise ValueError(f"the {cfg.eval_split} split has no clip of a class seen in training")
-    for name in ("best", "last"):  # a kill between the two renames of _save_dir_atomic
-        old = run / f".{name}.old"
-        if old.exists() and not (run / name).exists():
-            os.replace(old, run / name)
-    log.info(
-        "%d train clips, %d eval clips (%d dropped: class not in train), %d classes",
-        len(y_train), len(y_eval), len(evals.labels) - len(keep_eval), len(labels),
-    )  # fmt: skip
-
+def build_model(cfg: FinetuneConfig, classes: list[str]) -> Model:
+    """Step 2: the (pruned) pretrained encoder with a fresh head for ``classes``, front-end frozen if asked."""
     clf, enc = build_classifier(
-        cfg.model, labels, cfg.prune_point, whisper_input=cfg.whisper_input, seed=cfg.seed,
+        cfg.model, classes, cfg.prune_point, whisper_input=cfg.whisper_input, seed=cfg.seed,
         device=cfg.device,
     )  # fmt: skip
     if cfg.freeze_front_end:
         freeze_front_end(clf)
-    device = enc.device
-    n_layers = enc.n_layers
-    params = count_parameters(clf)
+    params = ParamCounts.from_dict(count_parameters(clf))
     log.info("%s; prune point %s; params %s", enc.describe(), cfg.prune_point, params)
+    return Model(clf, enc, params)
 
+
+@dataclass
+class Optimisation:
+    """AdamW with linear warm-up/decay and the epoch's batch plan."""
+
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    batch_size: int
+    accum: int
+    n_batches: int  # per epoch
+    steps_per_epoch: int  # optimizer steps per epoch
+
+
+def make_optimiser(cfg: FinetuneConfig, clf: nn.Module, n_train: int) -> Optimisation:
+    """Step 3: AdamW (no weight decay on biases and norms) and the warm-up/decay schedule."""
     bs = max(1, int(cfg.batch_size))
     accum = max(1, int(cfg.grad_accum))
-    n_batches = math.ceil(len(y_train) / bs)
+    n_batches = math.ceil(n_train / bs)
     if cfg.max_steps_per_epoch:
         n_batches = min(n_batches, int(cfg.max_steps_per_epoch) * accum)
-    opt_steps_per_epoch = math.ceil(n_batches / accum)
-    total_steps = max(1, opt_steps_per_epoch * cfg.epochs)
-    warmup = int(round(cfg.warmup_ratio * total_steps))
+    steps_per_epoch = math.ceil(n_batches / accum)
+    total = max(1, steps_per_epoch * cfg.epochs)
+    warmup = int(round(cfg.warmup_ratio * total))
 
     decay, no_decay = [], []
     for name, p in clf.named_parameters():
@@ -477,180 +202,249 @@ def finetune(
     def lr_lambda(step: int) -> float:
         if step < warmup:
             return (step + 1) / max(1, warmup)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+        return max(0.0, (total - step) / max(1, total - warmup))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+    return Optimisation(opt, sched, bs, accum, n_batches, steps_per_epoch)
 
-    start_epoch, global_step = 0, 0
-    best = {"accuracy": -1.0, "epoch": 0}
-    train_seconds = 0.0
-    if state_path.exists():
-        state = load_state(state_path)
-        clf.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
-        start_epoch, global_step = int(state["epoch"]), int(state["global_step"])
-        best = {"accuracy": float(state["best_accuracy"]), "epoch": int(state["best_epoch"])}
-        train_seconds = float(state.get("train_seconds", 0.0))
-        _truncate_metrics(metrics_path, start_epoch)
-        log.info("resumed after epoch %d (step %d)", start_epoch, global_step)
-        _append_jsonl(metrics_path, {"event": "resumed", "epoch": start_epoch, "time": _now()})
 
-    clf.train()
-    epoch_times: list[float] = []
-    for epoch in range(start_epoch, cfg.epochs):
-        t_epoch = time.perf_counter()
-        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(y_train))
-        order = order[: n_batches * bs]
-        window_loss, window_n, window_t = 0.0, 0, time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        for b in range(n_batches):
-            if stop():
-                raise Cancelled("cancelled")
-            idx = np.sort(order[b * bs : (b + 1) * bs])
-            inputs = _model_inputs(enc, train.waves[idx])
-            y = torch.from_numpy(y_train[idx]).to(device)
-            with _autocast(device, cfg.bf16):
-                logits = clf(**inputs).logits.float()
-            loss = nn.functional.cross_entropy(logits, y)
-            (loss / accum).backward()
-            window_loss += float(loss.detach()) * len(idx)
-            window_n += len(idx)
-            if (b + 1) % accum == 0 or b + 1 == n_batches:
-                torch.nn.utils.clip_grad_norm_(
-                    [p for p in clf.parameters() if p.requires_grad], cfg.max_grad_norm
-                )
-                opt.step()
-                sched.step()
-                opt.zero_grad(set_to_none=True)
-                global_step += 1
-                if global_step % max(1, cfg.log_every) == 0 or b + 1 == n_batches:
-                    dt = time.perf_counter() - window_t
-                    row = {
-                        "kind": "train",
-                        "step": global_step,
-                        "epoch": epoch + 1,
-                        "epoch_progress": (b + 1) / n_batches,
-                        "loss": window_loss / max(1, window_n),
-                        "lr": sched.get_last_lr()[0],
-                        "throughput": window_n / max(dt, 1e-9),
-                        "time": _now(),
-                    }
-                    _append_jsonl(metrics_path, row)
-                    progress(row)
-                    window_loss, window_n, window_t = 0.0, 0, time.perf_counter()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        epoch_s = time.perf_counter() - t_epoch
-        epoch_times.append(epoch_s)
-        train_seconds += epoch_s
-        ev = evaluate(clf, enc, eval_waves, y_eval, batch_size=cfg.eval_batch_size, bf16=cfg.bf16)
-        row = {
-            "kind": "eval",
-            "step": global_step,
-            "epoch": epoch + 1,
-            "accuracy": ev["accuracy"],
-            "loss": ev["loss"],
-            "epoch_seconds": epoch_s,
-            "time": _now(),
-        }
-        improved = ev["accuracy"] > best["accuracy"]
-        if improved:
-            best = {"accuracy": ev["accuracy"], "epoch": epoch + 1}
-            _save_dir_atomic(clf, enc, run / "best")
-        _save_dir_atomic(clf, enc, run / "last")
-        save_state(
-            state_path,
-            {
-                "model": clf.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "epoch": epoch + 1,
-                "global_step": global_step,
-                "best_accuracy": best["accuracy"],
-                "best_epoch": best["epoch"],
-                "train_seconds": train_seconds,
-                "rng": _rng_state(),
-            },
-        )
-        _append_jsonl(metrics_path, row)
-        progress(row)
-        log.info(
-            "epoch %d/%d: eval accuracy %.4f loss %.4f (%.1f s)%s",
-            epoch + 1, cfg.epochs, ev["accuracy"], ev["loss"], epoch_s, " *best*" if improved else "",
-        )  # fmt: skip
-
-    # Final: the best checkpoint's per-class accuracy and convexity.
-    best_clf, best_enc = load_classifier(run / "best", device=device)
-    final = evaluate(
-        best_clf, best_enc, eval_waves, y_eval, batch_size=cfg.eval_batch_size, bf16=cfg.bf16
+def resume(run: Path, model: Model, optim: Optimisation) -> TrainState:
+    """Step 4: continue from ``state.pt`` if the folder has one (metrics of unfinished epochs dropped)."""
+    repair_checkpoint_dirs(run)
+    path = run / "state.pt"
+    if not path.exists():
+        return TrainState()
+    state = load_state(path, model.clf, optim.opt, optim.sched)
+    truncate_metrics(run / "metrics.jsonl", state.epoch)
+    log.info("resumed after epoch %d (step %d)", state.epoch, state.global_step)
+    append_metrics(
+        run / "metrics.jsonl", {"event": "resumed", "epoch": state.epoch, "time": time.time()}
     )
-    result: dict[str, Any] = {
-        "model": cfg.model,
-        "task": cfg.task,
-        "prune_point": cfg.prune_point if cfg.prune_point is not None else n_layers,
-        "n_layers": n_layers,
-        "labels": labels,
-        "n_train": len(y_train),
-        "n_eval": len(y_eval),
-        "eval_split": cfg.eval_split,
-        "best_epoch": best["epoch"],
-        "best_accuracy": final["accuracy"],
-        "best_loss": final["loss"],
-        "per_class_accuracy": final["per_class"],
-        "params": params,
-        "train_seconds": train_seconds,
-        "epoch_seconds_median": float(np.median(epoch_times)) if epoch_times else None,
-        "steps_per_epoch": opt_steps_per_epoch,
-        "device": str(device),
-        "checkpoints": {"best": str(run / "best"), "last": str(run / "last")},
-    }
-    if cfg.convexity and len(eval_waves):
+    return state
+
+
+# --------------------------------------------------------------------------------------------------
+# Epochs
+
+
+def train_epoch(
+    cfg: FinetuneConfig,
+    epoch: int,
+    model: Model,
+    optim: Optimisation,
+    train: LabelledClips,
+    state: TrainState,
+    run: Path,
+    stop: StopCheck,
+    progress: Progress,
+) -> float:
+    """Step 5: one pass over the (seeded-shuffled) training clips; logs train rows; returns its seconds."""
+    t_epoch = time.perf_counter()
+    bs, accum, n_batches = optim.batch_size, optim.accum, optim.n_batches
+    order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train))[: n_batches * bs]
+    trainable = [p for p in model.clf.parameters() if p.requires_grad]
+    window_loss, window_n, window_t = 0.0, 0, time.perf_counter()
+    model.clf.train()
+    optim.opt.zero_grad(set_to_none=True)
+    for b in range(n_batches):
         if stop():
             raise Cancelled("cancelled")
-        log.info("convexity of word and speaker labels on the %s split", cfg.eval_split)
-        words = [evals.words[i] for i in keep_eval]
-        speakers = [evals.speakers[i] for i in keep_eval]
-        tuned = convexity_curves(
-            pooled_features(best_enc, eval_waves, cfg.eval_batch_size), words, speakers,
-            max_pairs=cfg.convexity_max_pairs, seed=cfg.seed,
-        )  # fmt: skip
-        del best_clf, best_enc
-        pre = load_encoder(cfg.model, whisper_input=cfg.whisper_input, device=device)
-        if pre.n_layers != n_layers:
-            prune(pre.model, n_layers)
-        pretrained = convexity_curves(
-            pooled_features(pre, eval_waves, cfg.eval_batch_size), words, speakers,
-            max_pairs=cfg.convexity_max_pairs, seed=cfg.seed,
-        )  # fmt: skip
-        atomic_write_json(
-            run / "convexity.json",
-            {
-                "split": cfg.eval_split,
-                "n_clips": len(eval_waves),
-                "relevant": "word" if cfg.task == "words" else "speaker",
-                "pretrained": pretrained,
-                "finetuned": tuned,
-            },
+        idx = np.sort(order[b * bs : (b + 1) * bs])
+        inputs = model_inputs(model.enc, train.waves[idx])
+        y = torch.from_numpy(train.targets[idx]).to(model.device)
+        with autocast(model.device, cfg.bf16):
+            logits = model.clf(**inputs).logits.float()
+        loss = nn.functional.cross_entropy(logits, y)
+        (loss / accum).backward()
+        window_loss += float(loss.detach()) * len(idx)
+        window_n += len(idx)
+        if (b + 1) % accum and b + 1 != n_batches:
+            continue
+        torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
+        optim.opt.step()
+        optim.sched.step()
+        optim.opt.zero_grad(set_to_none=True)
+        state.global_step += 1
+        if state.global_step % max(1, cfg.log_every) == 0 or b + 1 == n_batches:
+            row = {
+                "kind": "train",
+                "step": state.global_step,
+                "epoch": epoch + 1,
+                "epoch_progress": (b + 1) / n_batches,
+                "loss": window_loss / max(1, window_n),
+                "lr": optim.sched.get_last_lr()[0],
+                "throughput": window_n / max(time.perf_counter() - window_t, 1e-9),
+                "time": time.time(),
+            }
+            append_metrics(run / "metrics.jsonl", row)
+            progress(row)
+            window_loss, window_n, window_t = 0.0, 0, time.perf_counter()
+    if model.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t_epoch
+
+
+def evaluate_and_checkpoint(
+    cfg: FinetuneConfig,
+    epoch: int,
+    epoch_seconds: float,
+    model: Model,
+    optim: Optimisation,
+    selection: LabelledClips,
+    state: TrainState,
+    run: Path,
+    progress: Progress,
+) -> None:
+    """Step 6: score the epoch on the selection split; save ``best/`` if it improved, ``last/``, ``state.pt``."""
+    state.epoch = epoch + 1
+    state.train_seconds += epoch_seconds
+    ev = evaluate(
+        model.clf, model.enc, selection.waves, selection.targets,
+        batch_size=cfg.eval_batch_size, bf16=cfg.bf16,
+    )  # fmt: skip
+    improved = ev.accuracy > state.best_accuracy
+    if improved:
+        state.best_accuracy, state.best_epoch = ev.accuracy, epoch + 1
+        save_model_dir(model.clf, model.enc, run / "best")
+    save_model_dir(model.clf, model.enc, run / "last")
+    save_state(run / "state.pt", model.clf, optim.opt, optim.sched, state)
+    row = {
+        "kind": "eval",
+        "step": state.global_step,
+        "epoch": epoch + 1,
+        "split": selection.split,
+        "accuracy": ev.accuracy,
+        "loss": ev.loss,
+        "epoch_seconds": epoch_seconds,
+        "time": time.time(),
+    }
+    append_metrics(run / "metrics.jsonl", row)
+    progress(row)
+    log.info(
+        "epoch %d/%d: %s accuracy %.4f loss %.4f (%.1f s)%s",
+        epoch + 1, cfg.epochs, selection.split, ev.accuracy, ev.loss, epoch_seconds,
+        " *best*" if improved else "",
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------
+# Final scoring and convexity
+
+
+def score_best_checkpoint(
+    cfg: FinetuneConfig, run: Path, selection: LabelledClips, test: LabelledClips, device: Any
+) -> tuple[EvalResult, EvalResult | None]:
+    """Step 7: the best checkpoint (reloaded from disk) on the selection split and on the test clips."""
+    clf, enc = load_classifier(run / "best", device=device)
+    best = evaluate(
+        clf, enc, selection.waves, selection.targets, batch_size=cfg.eval_batch_size, bf16=cfg.bf16
+    )
+    if test is selection:
+        return best, None
+    log.info("scoring the best checkpoint on %d %s clips", len(test), test.split)
+    scored = evaluate(
+        clf, enc, test.waves, test.targets, batch_size=cfg.eval_batch_size, bf16=cfg.bf16
+    )
+    return best, scored
+
+
+def compare_convexity(
+    cfg: FinetuneConfig, run: Path, clips: LabelledClips, n_layers: int, device: Any
+) -> ConvexityComparison:
+    """Step 8: word and speaker convexity of the best checkpoint and of the pretrained encoder on ``clips``."""
+    log.info("convexity of word and speaker labels on %d %s clips", len(clips), clips.split)
+    _, tuned_enc = load_classifier(run / "best", device=device)
+    tuned = pooled_features(tuned_enc, clips.waves, cfg.eval_batch_size)
+    del tuned_enc
+    pre = load_encoder(cfg.model, whisper_input=cfg.whisper_input, device=device)
+    if pre.n_layers != n_layers:
+        prune(pre.model, n_layers)
+    pretrained = pooled_features(pre, clips.waves, cfg.eval_batch_size)
+    del pre
+
+    def curves(features: np.ndarray) -> dict:
+        return convexity_curves(
+            features, clips.words, clips.speakers, max_pairs=cfg.convexity_max_pairs, seed=cfg.seed
         )
-        result["convexity"] = {
-            "pretrained": {k: v["scores"] for k, v in pretrained.items()},
-            "finetuned": {k: v["scores"] for k, v in tuned.items()},
-        }
-    if cfg.test_split and cfg.test_split != cfg.eval_split:
-        test = load_split(cfg, cfg.test_split)
-        keep = [i for i, lab in enumerate(test.labels) if lab in lab2id]
-        y_test = np.array([lab2id[test.labels[i]] for i in keep], dtype=np.int64)
-        best_clf, best_enc = load_classifier(run / "best", device=device)
-        scored = evaluate(
-            best_clf, best_enc, test.waves[keep], y_test, batch_size=cfg.eval_batch_size,
-            bf16=cfg.bf16,
-        )  # fmt: skip
-        result.update(
-            test_split=cfg.test_split, test_accuracy=scored["accuracy"],
-            test_loss=scored["loss"], test_per_class_accuracy=scored["per_class"],
-        )  # fmt: skip
-    result["total_seconds"] = time.perf_counter() - t_start
-    atomic_write_json(run / "result.json", result)
+
+    comparison = ConvexityComparison(
+        split=clips.split,
+        n_clips=len(clips),
+        relevant="word" if cfg.task == "words" else "speaker",
+        pretrained=curves(pretrained),
+        finetuned=curves(tuned),
+    )
+    atomic_write_json(run / "convexity.json", comparison.to_dict())
+    return comparison
+
+
+# --------------------------------------------------------------------------------------------------
+# The training run
+
+
+def finetune(
+    cfg: FinetuneConfig,
+    run_dir: str | os.PathLike,
+    *,
+    should_stop: StopCheck | None = None,
+    on_progress: Progress | None = None,
+) -> FinetuneResult:
+    """Fine-tune per ``cfg`` into ``run_dir`` (resuming from its ``state.pt`` if present); returns the result.
+
+    ``should_stop()`` is polled between batches (True raises :class:`Cancelled`); ``on_progress(row)``
+    receives every ``metrics.jsonl`` row (``kind`` "train" or "eval") as it is written.
+    """
+    t_start = time.perf_counter()
+    cfg.check()
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    stop = should_stop or (lambda: False)
+    progress = on_progress or (lambda row: None)
+
+    torch.manual_seed(cfg.seed)
+    data = load_task_data(cfg)
+    model = build_model(cfg, data.classes)
+    optim = make_optimiser(cfg, model.clf, len(data.train))
+    state = resume(run, model, optim)
+    epoch_times = []
+    for epoch in range(state.epoch, cfg.epochs):
+        seconds = train_epoch(cfg, epoch, model, optim, data.train, state, run, stop, progress)
+        epoch_times.append(seconds)
+        evaluate_and_checkpoint(
+            cfg, epoch, seconds, model, optim, data.selection, state, run, progress
+        )
+    n_layers, device, params = model.enc.n_layers, model.device, model.params
+    steps_per_epoch = optim.steps_per_epoch
+    del model, optim  # free the training copy before the best checkpoint is reloaded
+
+    test = load_test_clips(cfg, data)
+    best, scored = score_best_checkpoint(cfg, run, data.selection, test, device)
+    convexity = None
+    if cfg.convexity and len(test):
+        if stop():
+            raise Cancelled("cancelled")
+        convexity = compare_convexity(cfg, run, test, n_layers, device).scores()
+    result = FinetuneResult(
+        model=cfg.model,
+        task=cfg.task,
+        prune_point=cfg.prune_point if cfg.prune_point is not None else n_layers,
+        n_layers=n_layers,
+        labels=tuple(data.classes),
+        n_train=len(data.train),
+        eval_split=cfg.eval_split,
+        best_epoch=state.best_epoch,
+        best=best,
+        params=params,
+        train_seconds=state.train_seconds,
+        epoch_seconds_median=float(np.median(epoch_times)) if epoch_times else None,
+        steps_per_epoch=steps_per_epoch,
+        device=str(device),
+        checkpoints={"best": str(run / "best"), "last": str(run / "last")},
+        test_split=test.split if scored is not None else None,
+        test=scored,
+        convexity=convexity,
+        split_rule=split_rule(data.table, cfg.task),
+        total_seconds=time.perf_counter() - t_start,
+    )
+    atomic_write_json(run / "result.json", result.to_dict())
     return result

@@ -10,28 +10,42 @@ last state includes the encoder's final LayerNorm, which can lift the last point
 
 A sweep run folder holds ``pretrained_convexity.json``, one sub-folder ``p<k>/`` per prune point (a
 complete fine-tune run folder each, so a resumed sweep skips finished points and resumes the one in
-progress from its epoch checkpoint), ``benchmark_p<k>.json/.csv`` and ``results.json``/``results.csv``.
+progress from its epoch checkpoint), ``benchmark_p<k>.json/.csv`` and ``results.json``/``results.csv``
+(:class:`SweepResult`, rewritten after every point). Each point is selected on ``eval_split`` and scored
+on ``test_split`` (defaults validation/test, as for a single fine-tune); its fine-tuned and pretrained
+convexity come from the same scored clips (``convexity_split`` of its row).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from core.errors import Cancelled, TrainingError
 from core.geometry.prune_point import suggest_prune_point
 from core.io.atomic import atomic_write_bytes, atomic_write_json
-from core.training.finetune import Cancelled, FinetuneConfig, finetune
+from core.training.finetune import FinetuneConfig, finetune
+from core.training.finetune_result import FinetuneResult
+from core.training.model_convexity import LayerCurve
 
-__all__ = ["SweepConfig", "pretrained_convexity", "run_sweep", "suggest_prune_point"]
+__all__ = [
+    "SweepConfig",
+    "SweepPoint",
+    "SweepResult",
+    "pretrained_convexity",
+    "run_sweep",
+    "suggest_prune_point",
+]
 
-log = logging.getLogger("core.training.sweep")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,11 +58,99 @@ class SweepConfig(FinetuneConfig):
     convexity_max_clips: int | None = None
     benchmark: bool = True
 
+    def check(self) -> None:
+        """Raise :class:`TrainingError` for settings no sweep can use."""
+        super().check()
+        if not 0 < self.fraction <= 1:
+            raise TrainingError(f"fraction must lie in (0, 1], got {self.fraction}")
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One prune point of a sweep: accuracy (selection and test split), cost and convexity (a results row).
+
+    ``pretrained_relevant_convexity`` is the suggestion curve (``convexity_split`` of the sweep) at the
+    point; the ``*_convexity_last`` figures are the last hidden state's, pretrained and fine-tuned on the
+    same clips (``convexity_split`` of this row: the split the point was scored on).
+    """
+
+    prune_point: int
+    suggested: bool
+    accuracy: float  # best checkpoint on the selection split (eval_split)
+    test_accuracy: float | None
+    best_epoch: int
+    params_total: int
+    params_trainable: int
+    train_seconds: float
+    epoch_seconds_median: float | None
+    train_step_seconds: float | None = None
+    inference_latency_b1_seconds: float | None = None
+    pretrained_relevant_convexity: float = math.nan
+    finetuned_word_convexity_last: float = math.nan
+    finetuned_speaker_convexity_last: float = math.nan
+    pretrained_word_convexity_last: float = math.nan
+    pretrained_speaker_convexity_last: float = math.nan
+    convexity_split: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON (one ``results.csv`` row)."""
+        return asdict(self)
+
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SweepConfig:
-        """Build from a JSON dict, ignoring unknown keys."""
+    def from_dict(cls, data: dict[str, Any]) -> SweepPoint:
+        """Inverse of :meth:`to_dict`, ignoring unknown keys (rows of older sweeps lack the newest)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """A sweep's ``results.json``: the suggested point, one :class:`SweepPoint` per prune point, the curves."""
+
+    model: str
+    task: str
+    suggested: int
+    fraction: float
+    points: tuple[int, ...]
+    rows: tuple[SweepPoint, ...]
+    pretrained_convexity: dict[str, LayerCurve]  # on the sweep's convexity_split (the suggestion)
+    eval_split: str | None = None
+    test_split: str | None = None
+    convexity_split: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        return {
+            "model": self.model,
+            "task": self.task,
+            "suggested": self.suggested,
+            "fraction": self.fraction,
+            "points": list(self.points),
+            "rows": [r.to_dict() for r in self.rows],
+            "pretrained_convexity": {k: c.to_dict() for k, c in self.pretrained_convexity.items()},
+            "eval_split": self.eval_split,
+            "test_split": self.test_split,
+            "convexity_split": self.convexity_split,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SweepResult:
+        """Inverse of :meth:`to_dict`; reads older ``results.json`` files too."""
+        return cls(
+            model=str(data.get("model", "")),
+            task=str(data.get("task", "")),
+            suggested=int(data["suggested"]),
+            fraction=float(data.get("fraction", math.nan)),
+            points=tuple(int(p) for p in data.get("points", ())),
+            rows=tuple(SweepPoint.from_dict(r) for r in data.get("rows", ())),
+            pretrained_convexity={
+                k: LayerCurve.from_dict(v)
+                for k, v in (data.get("pretrained_convexity") or {}).items()
+            },
+            eval_split=data.get("eval_split"),
+            test_split=data.get("test_split"),
+            convexity_split=data.get("convexity_split"),
+        )
 
 
 def pretrained_convexity(cfg: SweepConfig) -> dict[str, Any]:
@@ -56,10 +158,18 @@ def pretrained_convexity(cfg: SweepConfig) -> dict[str, Any]:
     from core.data.features import Selection, extract_features
     from core.geometry.convexity import layerwise_convexity
 
+    extra: dict[str, Any] = {}
+    if cfg.speaker_regex:
+        if "speaker_regex" not in {f.name for f in fields(Selection)}:
+            raise TrainingError(
+                "a sweep cannot use speaker_regex yet (feature selections have no speaker regex); "
+                "fine-tune single points instead"
+            )
+        extra["speaker_regex"] = cfg.speaker_regex
     sel = Selection(
         dataset=cfg.dataset, root=cfg.root, task=cfg.task, split=cfg.convexity_split,
         max_clips=cfg.convexity_max_clips, seed=cfg.seed, min_clips=cfg.min_clips,
-        split_seed=cfg.split_seed,
+        split_seed=cfg.split_seed, **extra,
     )  # fmt: skip
     feats = extract_features(cfg.model, sel, whisper_input=cfg.whisper_input, device=cfg.device)
     curves = layerwise_convexity(
@@ -77,7 +187,7 @@ def pretrained_convexity(cfg: SweepConfig) -> dict[str, Any]:
 
 
 def _resolve_points(points: Sequence[Any], suggested: int, n_layers: int) -> list[int]:
-    """Turn "full"/"suggested"/ints into a sorted list of distinct prune points in 1..L."""
+    """Turn "full"/"suggested"/ints into a list of distinct prune points in 1..L, deepest first."""
     out = set()
     for p in points:
         if p in ("full", None):
@@ -85,11 +195,122 @@ def _resolve_points(points: Sequence[Any], suggested: int, n_layers: int) -> lis
         elif p in ("suggested", "suggest"):
             out.add(suggested)
         else:
-            q = int(p)
+            try:
+                q = int(p)
+            except (TypeError, ValueError):
+                raise TrainingError(
+                    f"prune point {p!r} is neither a layer number, 'full' nor 'suggested'"
+                ) from None
             if not 1 <= q <= n_layers:
-                raise ValueError(f"prune point {q} outside 1..{n_layers}")
+                raise TrainingError(f"prune point {q} outside 1..{n_layers}")
             out.add(q)
+    if not out:
+        raise TrainingError("a sweep needs at least one prune point")
     return sorted(out, reverse=True)
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file's content."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _point_benchmark(cfg: SweepConfig, run: Path, p: int, res: FinetuneResult) -> dict[str, Any]:
+    """Full-vs-pruned cost rows of point ``p`` by metric (measured once, then read from its file)."""
+    bpath = run / f"benchmark_p{p}.json"
+    if not bpath.exists():
+        from core.training.benchmark import benchmark, save_benchmark
+
+        bench = benchmark(
+            cfg.model, p, n_labels=len(res.labels), train_batch=cfg.batch_size,
+            n_train_clips=res.n_train, device=cfg.device, bf16=cfg.bf16,
+            whisper_input=cfg.whisper_input,
+        )  # fmt: skip
+        jpath, cpath = save_benchmark(bench, run)
+        os.replace(jpath, bpath)
+        os.replace(cpath, run / f"benchmark_p{p}.csv")
+    return {r["metric"]: r for r in _read_json(bpath)["rows"]}
+
+
+def _last(curves: dict[str, tuple[float, ...]], name: str) -> float:
+    """The last hidden state's score of one curve (NaN without it)."""
+    return (curves.get(name) or (math.nan,))[-1]
+
+
+def _point_row(
+    p: int, suggested: int, res: FinetuneResult, bench: dict[str, Any], relevant: list[float]
+) -> SweepPoint:
+    """One results row from a point's fine-tune result and benchmark."""
+    conv = res.convexity
+    tuned = conv.finetuned if conv else {}
+    pre = conv.pretrained if conv else {}
+    return SweepPoint(
+        prune_point=p,
+        suggested=p == suggested,
+        accuracy=res.best_accuracy,
+        test_accuracy=res.test_accuracy,
+        best_epoch=res.best_epoch,
+        params_total=res.params.total,
+        params_trainable=res.params.trainable,
+        train_seconds=res.train_seconds,
+        epoch_seconds_median=res.epoch_seconds_median,
+        train_step_seconds=bench.get("train_step_seconds", {}).get("pruned"),
+        inference_latency_b1_seconds=bench.get("inference_latency_b1_seconds", {}).get("pruned"),
+        pretrained_relevant_convexity=relevant[p],
+        finetuned_word_convexity_last=_last(tuned, "word"),
+        finetuned_speaker_convexity_last=_last(tuned, "speaker"),
+        pretrained_word_convexity_last=_last(pre, "word"),
+        pretrained_speaker_convexity_last=_last(pre, "speaker"),
+        convexity_split=conv.split if conv else None,
+    )
+
+
+def _fine_tune_point(
+    cfg: SweepConfig,
+    sub: Path,
+    p: int,
+    stop: Callable[[], bool],
+    on_progress: Callable[[dict[str, Any]], None] | None,
+) -> FinetuneResult:
+    """Fine-tune prune point ``p`` into ``sub`` (or read its finished result)."""
+    if (sub / "result.json").exists():
+        return FinetuneResult.from_dict(_read_json(sub / "result.json"))
+    sub_cfg = FinetuneConfig.from_dict({**cfg.to_dict(), "prune_point": p})
+    sub.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(sub / "config.json", {"kind": "finetune", "config": sub_cfg.to_dict()})
+
+    def progress(row: dict[str, Any]) -> None:
+        if on_progress is not None:
+            on_progress({**row, "prune_point": p})
+
+    return finetune(sub_cfg, sub, should_stop=stop, on_progress=progress)
+
+
+def _write_csv(path: Path, rows: Sequence[SweepPoint]) -> None:
+    """``results.csv``: one row per point."""
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0].to_dict()))
+        writer.writeheader()
+        writer.writerows(r.to_dict() for r in rows)
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def _sweep_result(
+    cfg: SweepConfig, suggested: int, points: list[int], rows: list[SweepPoint], pre: dict
+) -> SweepResult:
+    """The sweep's table so far."""
+    return SweepResult(
+        model=cfg.model,
+        task=cfg.task,
+        suggested=suggested,
+        fraction=cfg.fraction,
+        points=tuple(points),
+        rows=tuple(rows),
+        pretrained_convexity={k: LayerCurve.from_dict(v) for k, v in pre["curves"].items()},
+        eval_split=cfg.eval_split,
+        test_split=cfg.test_split if cfg.separate_test else None,
+        convexity_split=cfg.convexity_split,
+    )
 
 
 def run_sweep(
@@ -98,15 +319,14 @@ def run_sweep(
     *,
     should_stop: Callable[[], bool] | None = None,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
+) -> SweepResult:
     """Pretrained convexity -> suggested point -> fine-tune (and benchmark) each point; returns the table."""
+    cfg.check()
     run = Path(run_dir)
     stop = should_stop or (lambda: False)
     pre_path = run / "pretrained_convexity.json"
     if pre_path.exists():
-        import json
-
-        pre = json.loads(pre_path.read_text())
+        pre = _read_json(pre_path)
     else:
         log.info("pretrained convexity on the %s split", cfg.convexity_split)
         pre = pretrained_convexity(cfg)
@@ -119,86 +339,15 @@ def run_sweep(
         "suggested prune point %d (fraction %.2f); sweeping %s", suggested, cfg.fraction, points
     )
 
-    rows = []
+    rows: list[SweepPoint] = []
     for p in points:
         if stop():
             raise Cancelled("cancelled")
-        sub = run / f"p{p}"
-        result_path = sub / "result.json"
-        sub_cfg = FinetuneConfig.from_dict({**cfg.to_dict(), "prune_point": p})
-        if result_path.exists():
-            import json
-
-            res = json.loads(result_path.read_text())
-        else:
-            sub.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(
-                sub / "config.json", {"kind": "finetune", "config": sub_cfg.to_dict()}
-            )
-
-            def progress(row: dict[str, Any], p: int = p) -> None:
-                if on_progress is not None:
-                    on_progress({**row, "prune_point": p})
-
-            res = finetune(sub_cfg, sub, should_stop=stop, on_progress=progress)
-        bench = None
-        if cfg.benchmark:
-            bpath = run / f"benchmark_p{p}.json"
-            if bpath.exists():
-                import json
-
-                bench = json.loads(bpath.read_text())
-            else:
-                from core.training.benchmark import benchmark, save_benchmark
-
-                bench = benchmark(
-                    cfg.model, p, n_labels=len(res["labels"]), train_batch=cfg.batch_size,
-                    n_train_clips=res["n_train"], device=cfg.device, bf16=cfg.bf16,
-                    whisper_input=cfg.whisper_input,
-                )  # fmt: skip
-                jpath, cpath = save_benchmark(bench, run)
-                os.replace(jpath, bpath)
-                os.replace(cpath, run / f"benchmark_p{p}.csv")
-        by = {r["metric"]: r for r in bench["rows"]} if bench else {}
-        conv = res.get("convexity", {})
-        row = {
-            "prune_point": p,
-            "suggested": p == suggested,
-            "accuracy": res["best_accuracy"],
-            "test_accuracy": res.get("test_accuracy"),
-            "best_epoch": res["best_epoch"],
-            "params_total": res["params"]["total"],
-            "params_trainable": res["params"]["trainable"],
-            "train_seconds": res["train_seconds"],
-            "epoch_seconds_median": res["epoch_seconds_median"],
-            "train_step_seconds": by.get("train_step_seconds", {}).get("pruned"),
-            "inference_latency_b1_seconds": by.get("inference_latency_b1_seconds", {}).get(
-                "pruned"
-            ),
-            "pretrained_relevant_convexity": pre["curves"][relevant]["scores"][p],
-            "finetuned_word_convexity_last": (conv.get("finetuned", {}).get("word") or [math.nan])[
-                -1
-            ],
-            "finetuned_speaker_convexity_last": (
-                conv.get("finetuned", {}).get("speaker") or [math.nan]
-            )[-1],
-        }
-        rows.append(row)
-        atomic_write_json(run / "results.json", {"suggested": suggested, "rows": rows})
-    buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    atomic_write_bytes(run / "results.csv", buf.getvalue().encode())
-    result = {
-        "model": cfg.model,
-        "task": cfg.task,
-        "suggested": suggested,
-        "fraction": cfg.fraction,
-        "points": points,
-        "rows": rows,
-        "pretrained_convexity": pre["curves"],
-    }
-    atomic_write_json(run / "results.json", result)
-    return result
+        res = _fine_tune_point(cfg, run / f"p{p}", p, stop, on_progress)
+        bench = _point_benchmark(cfg, run, p, res) if cfg.benchmark else {}
+        rows.append(_point_row(p, suggested, res, bench, pre["curves"][relevant]["scores"]))
+        atomic_write_json(
+            run / "results.json", _sweep_result(cfg, suggested, points, rows, pre).to_dict()
+        )
+    _write_csv(run / "results.csv", rows)
+    return _sweep_result(cfg, suggested, points, rows, pre)

@@ -1,0 +1,125 @@
+"""Speech encoders as sequence classifiers: build (pruned) from a pretrained encoder, reload, feed.
+
+The classifier is transformers' own ``AutoModelForAudioClassification`` class of the family
+(``Wav2Vec2ForSequenceClassification``, ``HubertForSequenceClassification``, ...,
+``WhisperForAudioClassification``): the (pruned) encoder, a linear projector, mean pooling over valid
+frames and a linear classifier. Its config carries the pruned depth, the trimmed Whisper window and the
+label map, so ``save_pretrained`` checkpoints reload with ``from_pretrained`` (:func:`load_classifier`).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.errors import ModelError
+from core.models.pruning import encoder_of, prune, speech_base_of
+from core.models.registry import SpeechEncoder, default_feature_extractor, load_encoder
+
+__all__ = [
+    "autocast",
+    "build_classifier",
+    "classifier_encoder",
+    "freeze_front_end",
+    "load_classifier",
+    "model_inputs",
+]
+
+
+def _auto_classifier_class() -> Any:
+    """transformers' AutoModelForAudioClassification (imported lazily: transformers is slow to import)."""
+    from transformers import AutoModelForAudioClassification
+
+    return AutoModelForAudioClassification
+
+
+def _default_device(device: str | torch.device | None) -> str | torch.device:
+    """``device``, or CUDA when available, else CPU."""
+    if device is not None:
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def classifier_encoder(clf: nn.Module, feature_extractor: Any | None = None) -> SpeechEncoder:
+    """A ``SpeechEncoder`` view (preprocessing, hidden states, pooling) over a classifier's encoder, sharing weights."""
+    device = next(clf.parameters()).device
+    return SpeechEncoder(speech_base_of(clf), feature_extractor=feature_extractor, device=device)
+
+
+def build_classifier(
+    model: str | os.PathLike,
+    labels: list[str],
+    prune_point: int | None = None,
+    *,
+    whisper_input: str = "trimmed",
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> tuple[nn.Module, SpeechEncoder]:
+    """Pretrained encoder (pruned at ``prune_point``) + the family's classification head for ``labels``."""
+    enc = load_encoder(model, whisper_input=whisper_input, device="cpu")
+    if prune_point is not None and prune_point != enc.n_layers:
+        prune(enc.model, int(prune_point))
+    cfg = copy.deepcopy(enc.model.config)
+    cfg.num_labels = len(labels)
+    cfg.id2label = dict(enumerate(labels))
+    cfg.label2id = {lab: i for i, lab in enumerate(labels)}
+    cfg.architectures = None
+    cfg.use_weighted_layer_sum = False
+    torch.manual_seed(seed)
+    clf = _auto_classifier_class().from_config(cfg)
+    missing, unexpected = speech_base_of(clf).load_state_dict(enc.model.state_dict(), strict=False)
+    bad = [k for k in missing if "masked_spec_embed" not in k] + list(unexpected)
+    if bad:
+        raise ModelError(f"the weights of {model} do not fit its classifier class: {bad[:3]}")
+    clf.to(_default_device(device))
+    return clf, classifier_encoder(clf, enc.feature_extractor)
+
+
+def load_classifier(
+    path: str | os.PathLike, device: str | torch.device | None = None
+) -> tuple[nn.Module, SpeechEncoder]:
+    """Reload a saved classifier checkpoint (``best/`` or ``last/``) and its feature extractor."""
+    from transformers import AutoFeatureExtractor
+
+    clf = _auto_classifier_class().from_pretrained(str(path))
+    try:
+        fe = AutoFeatureExtractor.from_pretrained(str(path))
+    except Exception:  # an older checkpoint without preprocessor_config.json
+        fe = default_feature_extractor(clf.config)
+    clf.to(_default_device(device)).eval()
+    return clf, classifier_encoder(clf, fe)
+
+
+def freeze_front_end(clf: nn.Module) -> None:
+    """Freeze the convolutional front-end (wav2vec2-style feature encoder; Whisper's two convs)."""
+    if hasattr(clf, "freeze_feature_encoder"):
+        clf.freeze_feature_encoder()
+        return
+    enc = encoder_of(clf)
+    for name in ("conv1", "conv2"):
+        part = getattr(enc, name, None)
+        if part is not None:
+            part.requires_grad_(False)
+
+
+def model_inputs(enc: SpeechEncoder, waves: np.ndarray) -> dict[str, torch.Tensor]:
+    """Preprocessed classifier inputs (without ``lengths``) for (B, S) waveforms, on the encoder's device."""
+    inputs = enc.preprocess(waves)
+    return {
+        key: inputs[key].to(enc.device, non_blocking=True)
+        for key in ("input_values", "input_features", "attention_mask")
+        if key in inputs
+    }
+
+
+def autocast(device: torch.device, bf16: bool = True) -> AbstractContextManager:
+    """bf16 autocast on CUDA when ``bf16``; nothing elsewhere."""
+    if bf16 and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()

@@ -1,0 +1,178 @@
+"""The clips a fine-tuning run uses: the training, selection (validation) and test splits of one task.
+
+Labels are numbered from the training split's classes; clips of classes it does not have are dropped
+from the other splits (and counted). :func:`split_rule` states in one line how the dataset's splits
+were made for the task, so a result says what "test" meant.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from core.data.audio import load_clips_report
+from core.data.datasets import SPEAKER_FRACTIONS, VALIDATION_LIST, ClipTable, load_table, select
+from core.errors import TrainingError
+
+if TYPE_CHECKING:
+    from core.training.finetune import FinetuneConfig
+
+__all__ = [
+    "LabelledClips",
+    "SplitData",
+    "TaskData",
+    "clip_table",
+    "load_split",
+    "load_task_data",
+    "load_test_clips",
+    "split_rule",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SplitData:
+    """Waveforms (N, 16000) float32 and labels of one split, as loaded."""
+
+    waves: np.ndarray
+    labels: list[str]
+    words: list[str]
+    speakers: list[str]
+    paths: list[str]
+    n_skipped: int
+
+
+@dataclass
+class LabelledClips:
+    """One split's clips of the classes seen in training: waveforms (N, S), class ids (N,), both labels."""
+
+    split: str
+    waves: np.ndarray
+    targets: np.ndarray
+    words: list[str]
+    speakers: list[str]
+    n_dropped: int  # clips of a class the training split does not have
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+@dataclass
+class TaskData:
+    """The clip table, the class list (from the training split) and the clips for training and selection."""
+
+    table: ClipTable
+    classes: list[str]
+    train: LabelledClips
+    selection: LabelledClips
+
+
+def clip_table(cfg: FinetuneConfig) -> ClipTable:
+    """The full clip table of the configured dataset."""
+    return load_table(
+        cfg.dataset, cfg.root, speaker_regex=cfg.speaker_regex, split_seed=cfg.split_seed
+    )
+
+
+def _select(
+    cfg: FinetuneConfig, table: ClipTable, split: str, max_clips: int | None, task: str
+) -> ClipTable:
+    """The clips of one split of ``task`` (seeded stratified cap, speaker floor)."""
+    return select(table, task, split, max_clips=max_clips, seed=cfg.seed, min_clips=cfg.min_clips)
+
+
+def _read(table: ClipTable, task: str) -> SplitData:
+    """Load the audio of a selected table into memory (bad files are skipped and counted)."""
+    report = load_clips_report(table.abs_paths())
+    kept = [int(i) for i in report.kept]
+    labels = table.labels(task)
+    return SplitData(
+        waves=np.ascontiguousarray(report.clips[kept]) if kept else report.clips[:0],
+        labels=[labels[i] for i in kept],
+        words=[table.words[i] for i in kept],
+        speakers=[table.speakers[i] for i in kept],
+        paths=[table.paths[i] for i in kept],
+        n_skipped=len(report.skipped),
+    )
+
+
+def load_split(
+    cfg: FinetuneConfig,
+    split: str,
+    max_clips: int | None = None,
+    task: str | None = None,
+    *,
+    table: ClipTable | None = None,
+) -> SplitData:
+    """Load one split of the configured task into memory (bad files are skipped and counted)."""
+    task = task or cfg.task
+    full = table if table is not None else clip_table(cfg)
+    return _read(_select(cfg, full, split, max_clips, task), task)
+
+
+def _labelled(data: SplitData, split: str, lab2id: dict[str, int]) -> LabelledClips:
+    """Keep the clips of known classes and number their labels."""
+    keep = [i for i, lab in enumerate(data.labels) if lab in lab2id]
+    return LabelledClips(
+        split=split,
+        waves=data.waves[keep],
+        targets=np.array([lab2id[data.labels[i]] for i in keep], dtype=np.int64),
+        words=[data.words[i] for i in keep],
+        speakers=[data.speakers[i] for i in keep],
+        n_dropped=len(data.labels) - len(keep),
+    )
+
+
+def split_rule(table: ClipTable, task: str) -> str:
+    """One line saying how ``table``'s splits were made for ``task`` (stored in ``result.json``)."""
+    shares = "/".join(str(round(100 * f)) for f in SPEAKER_FRACTIONS)
+    if task == "speakers":
+        return (
+            f"speakers: each speaker's clips split {shares} (seed {table.split_seed}); validation "
+            "and test hold unseen clips of speakers seen in training"
+        )
+    if (table.root / VALIDATION_LIST).is_file():
+        return "words: the dataset's validation/testing lists"
+    return f"words: each word's clips split {shares} (seed {table.split_seed})"
+
+
+def load_task_data(cfg: FinetuneConfig) -> TaskData:
+    """Step 1: the training and selection clips; checks the test split can be scored before any training."""
+    log.info("loading data: %s/%s", cfg.dataset, cfg.task)
+    table = clip_table(cfg)
+    train = load_split(cfg, cfg.train_split, cfg.max_train_clips, table=table)
+    classes = sorted(set(train.labels))
+    if len(classes) < 2:
+        raise TrainingError(
+            f"the {cfg.train_split} split has {len(classes)} class(es); fine-tuning needs >= 2"
+        )
+    lab2id = {lab: i for i, lab in enumerate(classes)}
+    selection = _labelled(
+        load_split(cfg, cfg.eval_split, cfg.max_eval_clips, table=table), cfg.eval_split, lab2id
+    )
+    if not len(selection):
+        raise TrainingError(f"the {cfg.eval_split} split has no clip of a class seen in training")
+    if cfg.separate_test:
+        test = _select(cfg, table, str(cfg.test_split), cfg.max_test_clips, cfg.task)
+        if not set(test.labels(cfg.task)) & set(classes):
+            raise TrainingError(
+                f"the {cfg.test_split} split has no clip of a class seen in training"
+            )
+    log.info(
+        "%d train clips, %d %s clips (%d dropped: class not in train), %d classes",
+        len(train.labels), len(selection), cfg.eval_split, selection.n_dropped, len(classes),
+    )  # fmt: skip
+    return TaskData(table, classes, _labelled(train, cfg.train_split, lab2id), selection)
+
+
+def load_test_clips(cfg: FinetuneConfig, data: TaskData) -> LabelledClips:
+    """The clips the best checkpoint is scored on: the test split, or the selection split without one."""
+    if not cfg.separate_test:
+        return data.selection
+    lab2id = {lab: i for i, lab in enumerate(data.classes)}
+    split = str(cfg.test_split)
+    return _labelled(load_split(cfg, split, cfg.max_test_clips, table=data.table), split, lab2id)
