@@ -38,7 +38,8 @@ class LabError(Exception):
 
 
 class ConvexityInputError(LabError, ValueError):
-    """Features or labels the geometry code cannot score (shape, dtype, non-finite values)."""
+    """Input the geometry code cannot use: features or labels (shape, dtype, non-finite values), k, a
+    prune-point fraction, a criterion's options (see ``core.geometry.validation``)."""
 
 
 class AudioError(LabError):
