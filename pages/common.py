@@ -9,25 +9,23 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.data.datasets import DatasetError
 from core.data.features import (
-    FeatureError,
     FeatureSet,
     feature_cache_root,
     list_cached_features,
     load_cached_features,
 )
+from core.errors import LabError
 from core.geometry.convexity import (
     ConvexityCurve,
     ConvexityResult,
     graph_convexity,
     layerwise_convexity,
 )
-from core.models.registry import MODELS, ModelError, models_available_offline
+from core.models.registry import MODELS, models_available_offline
 
 DEFAULT_MODEL = "whisper-tiny.en-offline"
 LAYER_AXIS = "hidden state (0 = input to layer 1)"
-USER_ERRORS = (ModelError, DatasetError, FeatureError, OSError, ValueError, RuntimeError)
 
 # Shared choices: they live in st.session_state so they survive page changes.
 DEFAULTS: dict[str, Any] = {
@@ -204,7 +202,7 @@ def criteria_results(key: str, labels: str, k: int) -> dict[str, Any]:
         for i, name in enumerate(CRITERIA):
             try:
                 done |= run_criteria(fs.features, names, names=[name], k=k, options=options)
-            except USER_ERRORS as exc:
+            except LabError as exc:  # anything else is a bug: it propagates to a traceback
                 st.warning(f"{name} skipped: {one_line(exc)}")
             tick(i + 1, len(CRITERIA))
         return done
@@ -293,7 +291,7 @@ def current_features() -> FeatureSet | None:
         return None
     try:
         return feature_set(key)
-    except USER_ERRORS as exc:
+    except LabError as exc:
         st.error(
             f"Cannot load cached features {key[:8]}: {one_line(exc)} Re-extract them on Setup."
         )

@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.errors import LabError
 from core.geometry.criteria import compare_prune_points
 from core.geometry.prune_point import suggest_prune_point
 from pages import common
@@ -58,7 +59,7 @@ with c4:
 max_pairs = None if exact else int(budget)
 try:
     curves = common.convexity_curves(fs.key, int(k), max_pairs, not (fast and not exact))
-except common.USER_ERRORS as exc:
+except LabError as exc:
     st.error(f"Cannot compute convexity: {common.one_line(exc)}")
     st.stop()
 

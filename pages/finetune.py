@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from core.errors import LabError
 from core.geometry.prune_point import suggest_prune_point
 from core.models.registry import MODELS
 from core.runs import jobs
@@ -53,7 +54,7 @@ if fs is not None:
             not (state.cx_fast and not state.cx_exact),
         )
         suggestion = suggest_prune_point(curves[relevant].scores, float(state.cx_fraction))
-    except common.USER_ERRORS as exc:
+    except LabError as exc:
         st.warning(f"No convexity suggestion: {common.one_line(exc)}")
 default_p = suggestion if suggestion is not None else max(1, n_layers // 2)
 if not isinstance(state.ft_prune, int) or not 1 <= state.ft_prune <= n_layers:
@@ -104,7 +105,7 @@ with p1:
 with p2:
     try:
         counts = common.params_by_prune_point(model)
-    except common.USER_ERRORS as exc:
+    except LabError as exc:
         counts = None
         st.warning(f"Cannot count parameters of {model}: {common.one_line(exc)}")
     if counts:
@@ -160,7 +161,7 @@ if b3.button("Fine-tune both", icon=":material/compare_arrows:"):
 for p in launch:
     try:
         run = jobs.submit("finetune", _config(p))
-    except (OSError, ValueError) as exc:
+    except LabError as exc:
         st.error(f"Cannot start the run: {common.one_line(exc)}")
     else:
         state["ft_view"] = run.name
@@ -309,7 +310,7 @@ def live_view(run_id: str) -> None:
     ):
         try:
             jobs.resume(run_id)
-        except (OSError, RuntimeError) as exc:
+        except LabError as exc:
             st.error(common.one_line(exc))
         st.rerun(scope="app")
     if stage == "done":

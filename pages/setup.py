@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.data.datasets import DATASETS
 from core.data.features import Selection, extract_features
+from core.errors import LabError
 from core.models.registry import MODELS
 from pages import common
 
@@ -111,7 +112,7 @@ if st.button("Extract features", type="primary", icon=":material/play_arrow:"):
             progress=tick,
             trust_remote_code=bool(custom) and state.trust_remote_code,
         )
-    except common.USER_ERRORS as exc:
+    except LabError as exc:
         bar.empty()
         st.error(common.one_line(exc))
     else:

@@ -348,7 +348,7 @@ def test_offline_hub_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_prune_out_of_range() -> None:
-    """p outside 1..L is a ValueError that names the valid range."""
+    """p outside 1..L is a ValueError (a PruneError, so a one-line LabError) that names the valid range."""
     model = _bare("wav2vec2")
     for p in (0, L + 1, -1):
         with pytest.raises(ValueError, match=rf"1 <= p <= {L}"):
@@ -365,3 +365,76 @@ def test_offline_whisper_preset_if_installed() -> None:
     assert (enc.n_layers, enc.hidden_size, enc.input_mode) == (4, 384, "trimmed")
     assert enc.spec.source == "offline" and enc.model.config.max_source_positions == 50
     assert enc.pooled(_waves(2, SR)).shape == (2, 5, 384)
+
+
+# ------------------------------------------------------------------------------------------------
+# Errors a user can cause are LabErrors; model identity comes from the registry
+
+
+def test_user_errors_are_lab_errors_that_keep_their_builtin_base(tmp_path) -> None:
+    """Bad prune points, bad input options and unknown offline keys: one-line LabErrors (and still ValueError/KeyError)."""
+    from core.errors import LabError, ModelInputError, PruneError, UnknownOfflineModelError
+    from core.models.whisper_offline import offline_whisper_dir
+
+    model = _bare("wav2vec2")
+    for p in (0, 1.5, True):
+        with pytest.raises(PruneError) as info:
+            prune(model, p)
+        assert isinstance(info.value, LabError | ValueError) and "\n" not in str(info.value)
+    enc = SpeechEncoder(_bare("whisper"), device="cpu")
+    with pytest.raises(ModelInputError, match="waveforms must be"):
+        enc.preprocess(np.zeros((2, 3, 4), dtype=np.float32))
+    with pytest.raises(ModelInputError, match="whisper_input must be"):
+        SpeechEncoder(_bare("whisper"), whisper_input="cropped", device="cpu")
+    with pytest.raises(UnknownOfflineModelError) as info:
+        offline_whisper_dir("whisper-huge-offline", tmp_path)
+    assert isinstance(info.value, KeyError) and isinstance(info.value, LabError)
+    assert str(info.value).startswith("unknown offline Whisper 'whisper-huge-offline'; known: [")
+
+
+def test_model_identity_of_a_directory_follows_its_files(tmp_path) -> None:
+    """A local directory is identified by its weight/config files: same files, same id; new weights, new id."""
+    import hashlib
+
+    from core.io.atomic import sha256_file
+    from core.models import ModelIdentity, encoder_identity, model_identity
+
+    path = tmp_path / "w2v"
+    _bare("wav2vec2").save_pretrained(path)
+    ident = model_identity(path)
+    assert (ident.source, ident.family, ident.id, ident.revision) == (
+        "local",
+        "wav2vec2",
+        str(path),
+        None,
+    )
+    expected = hashlib.sha256()
+    for f in sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".json")):
+        expected.update(f"{f.name}\0{sha256_file(f)}\n".encode())
+    assert ident.weights == "files-sha256:" + expected.hexdigest()
+    assert ModelIdentity.from_dict(ident.to_dict()) == ident
+    loaded = load_encoder(path, device="cpu")
+    assert encoder_identity(loaded) == ident  # loading does not change who it is
+    prune(loaded, P)
+    loaded.save_pretrained(path)  # other weights in the same folder
+    assert model_identity(path).weights != ident.weights
+
+
+def test_in_memory_and_hub_identity() -> None:
+    """An encoder without a spec is identified by its parameters; a hub model by the config's commit."""
+    from core.models.identity import encoder_identity, hub_revision, spec_identity
+
+    a = SpeechEncoder(_bare("wav2vec2"), device="cpu")
+    b = SpeechEncoder(_bare("wav2vec2"), device="cpu")
+    ia, ib = encoder_identity(a), encoder_identity(b)
+    assert ia == ib and ia.source == "in-memory" and ia.weights.startswith("params-sha256:")
+    prune(b, P)
+    assert encoder_identity(b).weights != ia.weights
+    config = tf.Wav2Vec2Config(**_W2V)
+    config._commit_hash = "0123abcd"
+    assert hub_revision("facebook/wav2vec2-base", config) == "0123abcd"
+    ident = spec_identity(MODELS["wav2vec2-base"])
+    if ident.revision is None:  # not in the local hub cache: unknown until loaded
+        assert not ident.known and ident.weights is None
+    else:
+        assert ident.weights == f"hub:facebook/wav2vec2-base@{ident.revision}"

@@ -10,9 +10,10 @@ does not grow with N. Batches run under bf16 autocast on CUDA; on ``torch.OutOfM
 size is halved and the batch retried (down to 1).
 
 Cache: ``cache_dir()/features/<key>/`` with ``features.npy`` and ``meta.json``. ``key`` is the sha256 of
-a JSON document of: the model id and weights identity (hub: id + commit; local directory: sha256 of its
-weight/config files; offline Whisper: sha256 of the source ``model.bin``; a hand-built encoder without a
-registry spec: sha256 of its parameters), the dataset fingerprint of the selected clips (paths, labels,
+a JSON document of: the model id and weights identity (asked of the model registry,
+``core.models.identity``: hub id + commit; local directory: sha256 of its weight/config files; offline
+Whisper: sha256 of the source ``model.bin``; a hand-built encoder without a registry spec: sha256 of its
+parameters), the dataset fingerprint of the selected clips (paths, labels,
 splits, sizes, mtimes), the selection (dataset, task, split, max_clips, seed, min_clips, split_seed),
 the pooling ("mean-valid-frames"), the input mode (Whisper "trimmed"/"padded", else "waveform") and the
 model's layer count. Writes are atomic (temp file + ``os.replace``), ``meta.json`` last as the commit
@@ -50,9 +51,10 @@ import torch
 from core.data.audio import LoadResult, load_clips_report
 from core.data.datasets import ClipTable, load_table, select
 from core.errors import FeatureError
-from core.io.atomic import atomic_write_json, sha256_file
+from core.io.atomic import atomic_write_json, sha256_file_memo
 from core.io.paths import cache_dir
-from core.models.registry import ModelSpec, SpeechEncoder, load_encoder, resolve_model
+from core.models.identity import ModelIdentity, encoder_identity, spec_identity
+from core.models.registry import SpeechEncoder, load_encoder, resolve_model
 
 __all__ = [
     "POOLING",
@@ -74,8 +76,6 @@ POOLING = "mean-valid-frames"
 FORMAT_VERSION = 1
 FEATURES_NAME = "features.npy"
 META_NAME = "meta.json"
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-_ID_FILES = ("config.json", "preprocessor_config.json")
 
 ProgressFn = Callable[[int, int], None]
 ModelRef = str | os.PathLike | SpeechEncoder
@@ -132,87 +132,13 @@ def _table_and_selection(
 # Model identity
 
 
-_HASH_MEMO: dict[tuple[int, int, int, int], str] = {}
-
-
-def _file_sha(path: Path) -> str:
-    """sha256 of a file, memoised per (device, inode, size, mtime) so a re-check (or rename) costs one stat."""
-    st = path.stat()
-    memo = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    if memo not in _HASH_MEMO:
-        _HASH_MEMO[memo] = sha256_file(path)
-    return _HASH_MEMO[memo]
-
-
-def _directory_weights_hash(directory: Path) -> str:
-    """sha256 over the weight and config files of a model directory (names and contents)."""
-    files = sorted(
-        p
-        for p in directory.iterdir()
-        if p.is_file() and (p.suffix in _WEIGHT_SUFFIXES or p.name in _ID_FILES)
-    )
-    h = hashlib.sha256()
-    for p in files:
-        h.update(f"{p.name}\0{_file_sha(p)}\n".encode())
-    return h.hexdigest()
-
-
-def _parameters_hash(module: torch.nn.Module) -> str:
-    """sha256 of every parameter and buffer (names, dtypes, shapes, bytes): identity of an in-memory model."""
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\n".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-def _hub_revision(hf_id: str, config: Any | None = None) -> str | None:
-    """The commit of a hub model: from the loaded config, else from the local Hugging Face cache."""
-    commit = getattr(config, "_commit_hash", None) if config is not None else None
-    if commit:
-        return str(commit)
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        found = try_to_load_from_cache(hf_id, "config.json")
-    except Exception:
-        return None
-    if isinstance(found, str) and "/snapshots/" in found:
-        return found.split("/snapshots/")[1].split("/")[0]
-    return None
-
-
-def _weights_identity(spec: ModelSpec | None, encoder: SpeechEncoder | None) -> str:
-    """A string that changes whenever the model's weights do (see the module docstring)."""
-    if spec is None:
-        if encoder is None:
-            raise ValueError("need a spec or an encoder")
-        return "params-sha256:" + _parameters_hash(encoder.model)
-    if spec.source == "offline":
-        from core.models.whisper_offline import MANIFEST_NAME, ensure_offline_whisper
-
-        manifest = json.loads((ensure_offline_whisper(spec.key) / MANIFEST_NAME).read_text())
-        return f"ct2-sha256:{manifest['source_sha256']}:v{manifest['format_version']}"
-    if spec.source == "local":
-        return "files-sha256:" + _directory_weights_hash(Path(spec.hf_id))
-    config = encoder.model.config if encoder is not None else None
-    revision = _hub_revision(spec.hf_id, config)
-    if revision is None and encoder is not None:
-        return "params-sha256:" + _parameters_hash(encoder.model)
-    return f"hub:{spec.hf_id}@{revision}"
-
-
-def _model_identity(
-    spec: ModelSpec | None, encoder: SpeechEncoder | None, input_mode: str, n_layers: int
-) -> dict[str, Any]:
-    """Everything about the model that enters the cache key."""
-    name = spec.key if spec is not None else (encoder.name if encoder is not None else "?")
+def _model_identity(model: ModelIdentity, input_mode: str, n_layers: int) -> dict[str, Any]:
+    """Everything about the model that enters the cache key: the registry's identity, input mode, depth."""
     return {
-        "model_key": name,
-        "model_id": spec.hf_id if spec is not None else name,
-        "source": spec.source if spec is not None else "in-memory",
-        "weights": _weights_identity(spec, encoder),
+        "model_key": model.key,
+        "model_id": model.id,
+        "source": model.source,
+        "weights": model.weights,
         "input_mode": input_mode,
         "n_layers": int(n_layers),
     }
@@ -223,15 +149,16 @@ def _identity_from_name(
 ) -> dict[str, Any] | None:
     """Model identity without loading the model, or None when it cannot be known yet (hub, not cached)."""
     spec = resolve_model(name, trust_remote_code=trust_remote_code)
-    if spec.source == "hub" and _hub_revision(spec.hf_id) is None:
+    model = spec_identity(spec)
+    if not model.known:
         return None
     mode = whisper_input if spec.family == "whisper" else "waveform"
-    return _model_identity(spec, None, mode, spec.n_layers)
+    return _model_identity(model, mode, spec.n_layers)
 
 
 def _identity_from_encoder(encoder: SpeechEncoder) -> dict[str, Any]:
     """Model identity of a loaded encoder (its current layer count, so a pruned model keys differently)."""
-    return _model_identity(encoder.spec, encoder, encoder.input_mode, encoder.n_layers)
+    return _model_identity(encoder_identity(encoder), encoder.input_mode, encoder.n_layers)
 
 
 def feature_key(identity: dict[str, Any], fingerprint: str, selection: dict[str, Any]) -> str:
@@ -276,7 +203,7 @@ class FeatureSet:
             return self.words
         if name in ("speaker", "speakers"):
             return self.speakers
-        raise ValueError(f"unknown label set {name!r}; use 'word' or 'speaker'")
+        raise FeatureError(f"unknown label set {name!r}; use 'word' or 'speaker'")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -335,7 +262,7 @@ def _read_valid(directory: Path, key: str) -> tuple[FeatureSet | None, str | Non
                 None,
                 f"features.npy is {arr.shape} {arr.dtype}, meta.json says {shape} {meta['dtype']}",
             )
-        if _file_sha(feat_path) != meta["sha256"]:
+        if sha256_file_memo(feat_path) != meta["sha256"]:
             return None, "features.npy checksum mismatch"
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -646,7 +573,7 @@ def extract_features(
                 encoder, table, Path(tmp), batch_size=batch_size, progress=progress
             )
             del arr
-            sha = _file_sha(Path(tmp))
+            sha = sha256_file_memo(Path(tmp))
             size = Path(tmp).stat().st_size
             os.chmod(tmp, 0o644)
             os.replace(tmp, directory / FEATURES_NAME)
@@ -654,7 +581,7 @@ def extract_features(
             Path(tmp).unlink(missing_ok=True)
             raise
         arr = np.load(directory / FEATURES_NAME, mmap_mode="r", allow_pickle=False)
-        _file_sha(directory / FEATURES_NAME)  # memoise the checksum for the renamed file
+        sha256_file_memo(directory / FEATURES_NAME)  # memoise the checksum for the renamed file
         meta = _meta(key, identity, encoder, table, fingerprint, selection, kept, skipped, stats,
                      arr, sha, size)  # fmt: skip
         atomic_write_json(directory / META_NAME, meta)

@@ -1,5 +1,5 @@
 """Layer geometry on arrays: exact kNN graphs, shortest paths, graph convexity and its sampling,
-other layer criteria, projections, the prune-point rule and the Learn page's toy. Never imports models or data."""
+other layer criteria, projections, the prune-point rule, the Learn page's toy and input validation. Never imports models or data."""
 
 from core._exports import lazy_exports
 
@@ -54,6 +54,12 @@ _EXPORTS = {
     "undirected_pairs": "teaching",
     "shortest_path": "teaching",
     "path_score": "teaching",
+    "as_feature_array": "validation",
+    "as_features": "validation",
+    "as_labels": "validation",
+    "check_finite": "validation",
+    "power_of_two_scaled": "validation",
+    "unscaled_distances": "validation",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

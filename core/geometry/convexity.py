@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -48,6 +47,7 @@ from core.geometry.sampling import (
     main_stage,
 )
 from core.geometry.shortest_paths import scores_numba, scores_torch
+from core.geometry.validation import as_features, as_labels, check_finite
 
 Engine = Literal["auto", "numba", "torch"]
 
@@ -221,18 +221,6 @@ def _resolve_engine(engine: Engine, device: torch.device) -> str:
     return engine
 
 
-def _as_tensor(features: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Features as a torch tensor without copying when possible."""
-    if isinstance(features, torch.Tensor):
-        return features
-    array = np.asarray(features)
-    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
-        raise ConvexityInputError(f"features must be real numbers, got dtype {array.dtype}")
-    with warnings.catch_warnings():  # read-only memmaps are fine: the engine only reads and copies
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(array)
-
-
 def _check_inputs(x: torch.Tensor, label_sets: list[_LabelSet], k: int) -> None:
     """Clear errors for empty input, shape mismatches, bad k and too few classes (x: (N, layers, D))."""
     if x.ndim != 3:
@@ -252,17 +240,6 @@ def _check_inputs(x: torch.Tensor, label_sets: list[_LabelSet], k: int) -> None:
             )
     if not isinstance(k, int | np.integer) or not 1 <= k < n:
         raise ConvexityInputError(f"k must be an integer with 1 <= k < N = {n}, got {k!r}")
-
-
-def _check_finite(x: torch.Tensor, layer: int | None) -> None:
-    """Reject NaN or infinite features, saying where they are."""
-    bad = ~torch.isfinite(x).all(dim=-1)
-    if bool(bad.any()):
-        where = "" if layer is None else f" in layer {layer}"
-        rows = torch.nonzero(bad).flatten()[:5].tolist()
-        raise ConvexityInputError(
-            f"features contain NaN or infinite values{where}: {int(bad.sum())} points (e.g. rows {rows})"
-        )
 
 
 def _knn_with_backoff(x: torch.Tensor, k: int) -> KnnGraph:
@@ -356,7 +333,7 @@ class _Engine:
     ) -> list[ConvexityResult]:
         """Results of every label set for one layer's features (N, D), sharing one graph and its trees."""
         x = x.to(self.device, non_blocking=True)
-        _check_finite(x, layer)
+        check_finite(x, layer)
         t0 = time.perf_counter()
         graph = _knn_with_backoff(x, self.k)
         if self.device.type == "cuda":
@@ -406,9 +383,7 @@ def graph_convexity(
     ``engine`` picks the shortest-path implementation (``auto``: torch on CUDA, numba on CPU); both give
     the same result. The same seed gives the same result on the same device.
     """
-    x = _as_tensor(features)
-    if x.ndim != 2:
-        raise ConvexityInputError(f"features must have shape (N, D), got {tuple(x.shape)}")
+    x = as_features(features, "N, D")
     curves = layerwise_convexity(
         x[:, None, :],
         {"labels": labels},
@@ -448,8 +423,8 @@ def layerwise_convexity(
     named = {"labels": labels} if single else dict(labels)
     if not named:
         raise ConvexityInputError("no label sets given")
-    sets = [_LabelSet.encode(name, lab) for name, lab in named.items()]
-    x = _as_tensor(features)
+    x = as_features(features, "N, layers, D")
+    sets = [_LabelSet.encode(name, as_labels(lab, x.shape[0], name)) for name, lab in named.items()]
     _check_inputs(x, sets, k)
     chosen = list(range(x.shape[1])) if layers is None else [int(i) for i in layers]
     if any(not 0 <= i < x.shape[1] for i in chosen):

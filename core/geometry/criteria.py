@@ -40,8 +40,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from core.errors import ConvexityInputError
 from core.geometry.knn import KnnGraph, knn_graph
 from core.geometry.prune_point import DEFAULT_FRACTION, suggest_prune_point
+from core.geometry.validation import as_feature_array, as_labels, check_finite
 
 Kind = Literal["curve", "matrix"]
 Features = np.ndarray | torch.Tensor
@@ -105,7 +107,7 @@ class CriterionResult:
 def _check_candidates(n_layers: int) -> None:
     """A prune point needs at least one transformer layer (L >= 1)."""
     if n_layers < 2:
-        raise ValueError(
+        raise ConvexityInputError(
             f"need at least 2 hidden states (L >= 1) to propose a prune point, got {n_layers}"
         )
 
@@ -132,7 +134,7 @@ def _rule_last_block(values: np.ndarray, *, threshold: float, **_: Any) -> int:
     last = m.shape[0] - 1
     _check_candidates(m.shape[0])
     if threshold is None:
-        raise ValueError("this rule needs a threshold")
+        raise ConvexityInputError("this rule needs a threshold")
     p = last
     while p > 1:
         block = m[p - 1 :, p - 1 :]
@@ -148,7 +150,7 @@ def _rule_gromov_block(values: np.ndarray, *, n: int, **_: Any) -> int:
     m = np.asarray(values, dtype=np.float64)
     last = m.shape[0] - 1
     if n is None or not 1 <= n <= last - 1:
-        raise ValueError(f"block size n must satisfy 1 <= n <= L-1 = {last - 1}, got {n}")
+        raise ConvexityInputError(f"block size n must satisfy 1 <= n <= L-1 = {last - 1}, got {n}")
     d = np.array([m[layer, layer + n] for layer in range(1, last - n + 1)])
     return int(np.nanargmin(d)) + 1
 
@@ -183,29 +185,26 @@ PRUNE_RULES: dict[str, tuple[Callable[..., int], str]] = {
 
 def _as_array(features: Features) -> np.ndarray:
     """Features (N, L+1, D) as a numpy array (no copy when possible; memmaps stay lazy)."""
-    if isinstance(features, torch.Tensor):
-        features = features.detach().cpu().numpy()
-    if features.ndim != 3:
-        raise ValueError(f"features must have shape (N, L+1, D), got {tuple(features.shape)}")
+    features = as_feature_array(features, "N, L+1, D")
     if features.shape[0] < 2 or features.shape[1] < 1 or features.shape[2] < 1:
-        raise ValueError(f"features are too small: shape {tuple(features.shape)}")
+        raise ConvexityInputError(f"features are too small: shape {tuple(features.shape)}")
     return features
 
 
 def _layer(features: np.ndarray, layer: int, dtype: type | None = np.float64) -> np.ndarray:
     """One layer (N, D) as a contiguous array of ``dtype`` (None: keep the stored dtype)."""
-    return np.ascontiguousarray(features[:, layer, :], dtype=dtype)
+    out = np.ascontiguousarray(features[:, layer, :], dtype=dtype)
+    check_finite(out, layer)
+    return out
 
 
 def encode_labels(labels: Labels) -> tuple[np.ndarray, list[Hashable]]:
     """Integer codes (in order of first appearance) and the class list, for any hashable labels."""
-    if isinstance(labels, torch.Tensor):
-        labels = labels.cpu().numpy()
     index: dict[Hashable, int] = {}
     codes = np.fromiter(
         (
             index.setdefault(x.item() if isinstance(x, np.generic) else x, len(index))
-            for x in labels
+            for x in as_labels(labels)
         ),
         dtype=np.int64,
     )
@@ -215,7 +214,9 @@ def encode_labels(labels: Labels) -> tuple[np.ndarray, list[Hashable]]:
 def _check_labels(codes: np.ndarray, n: int) -> None:
     """Labels must have one entry per point."""
     if codes.shape[0] != n:
-        raise ValueError(f"labels have {codes.shape[0]} entries but features have {n} points")
+        raise ConvexityInputError(
+            f"labels have {codes.shape[0]} entries but features have {n} points"
+        )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -255,14 +256,16 @@ def knn_graphs(
 def _graph_indices(graph: KnnGraph, k: int) -> np.ndarray:
     """The first k neighbour columns (nearest first) of a graph with at least k neighbours, as numpy."""
     if graph.indices.shape[1] < k:
-        raise ValueError(f"graph has {graph.indices.shape[1]} neighbours per point, need k = {k}")
+        raise ConvexityInputError(
+            f"graph has {graph.indices.shape[1]} neighbours per point, need k = {k}"
+        )
     return graph.indices[:, :k].cpu().numpy()
 
 
 def _graphs_k(graphs: Mapping[int, KnnGraph], k: int | None) -> int:
     """k to use: the given one, else the smallest neighbour count among the graphs."""
     if not graphs:
-        raise ValueError("no graphs given")
+        raise ConvexityInputError("no graphs given")
     return int(k) if k is not None else min(int(g.indices.shape[1]) for g in graphs.values())
 
 
@@ -310,7 +313,7 @@ def linear_probe(
     keep = counts[codes] >= n_splits
     n_excluded = int((counts < n_splits).sum())
     if len(np.unique(codes[keep])) < 2:
-        raise ValueError(f"need at least 2 classes with >= n_splits = {n_splits} points")
+        raise ConvexityInputError(f"need at least 2 classes with >= n_splits = {n_splits} points")
     y = codes[keep]
     folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     values = np.empty(x.shape[1])
@@ -396,7 +399,7 @@ def knn_accuracy_from_graphs(
     k = _graphs_k(graphs, k)
     layers = sorted(graphs)
     if layers != list(range(len(layers))):
-        raise ValueError(f"graphs must cover layers 0..L, got {layers}")
+        raise ConvexityInputError(f"graphs must cover layers 0..L, got {layers}")
     values = np.empty(len(layers))
     for layer in layers:
         idx = _graph_indices(graphs[layer], k)
@@ -503,7 +506,7 @@ def mutual_knn_from_graphs(
     k = _graphs_k(graphs, k)
     layers = sorted(graphs)
     if layers != list(range(len(layers))):
-        raise ValueError(f"graphs must cover layers 0..L, got {layers}")
+        raise ConvexityInputError(f"graphs must cover layers 0..L, got {layers}")
     idx = [np.sort(_graph_indices(graphs[layer], k), axis=1) for layer in layers]
     n = idx[0].shape[0]
     values = np.eye(len(layers))
@@ -629,7 +632,7 @@ def angular_distance(
     last = n_layers - 1
     n = max(1, last // 4) if n is None else int(n)
     if last >= 2 and not 1 <= n <= last - 1:
-        raise ValueError(f"block size n must satisfy 1 <= n <= L-1 = {last - 1}, got {n}")
+        raise ConvexityInputError(f"block size n must satisfy 1 <= n <= L-1 = {last - 1}, got {n}")
     total = np.zeros((n_layers, n_layers))
     total_sq = np.zeros((n_layers, n_layers))
     for rows in _chunks(n_pts, d, n_layers):
@@ -682,7 +685,7 @@ def from_convexity_curve(
     if hasattr(curve, "scores"):
         layers = list(curve.layers)
         if layers != list(range(len(layers))):
-            raise ValueError(f"convexity curve must cover layers 0..L, got {layers}")
+            raise ConvexityInputError(f"convexity curve must cover layers 0..L, got {layers}")
         values, sems = np.asarray(curve.scores, float), np.asarray(curve.sems, float)
         settings = dict(curve.results[0].settings) if curve.results else {}
     else:
@@ -759,7 +762,7 @@ def run_criteria(
     )
     unknown = [name for name in chosen if name not in CRITERIA]
     if unknown:
-        raise ValueError(f"unknown criteria {unknown}; known: {list(CRITERIA)}")
+        raise ConvexityInputError(f"unknown criteria {unknown}; known: {list(CRITERIA)}")
     shared: dict[int, KnnGraph] | None = None
     out: dict[str, CriterionResult] = {}
     for name in chosen:
@@ -768,7 +771,7 @@ def run_criteria(
         args: list[Any] = [features]
         if spec.needs_labels:
             if labels is None:
-                raise ValueError(f"criterion {name!r} needs labels")
+                raise ConvexityInputError(f"criterion {name!r} needs labels")
             args.append(labels)
         t0 = time.perf_counter()
         if spec.uses_graphs:

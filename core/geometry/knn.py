@@ -8,11 +8,14 @@ exact kNN graph, with ties broken by the lower point index, on every device.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numba
 import numpy as np
 import torch
+
+from core.errors import ConvexityInputError
+from core.geometry.validation import as_features, power_of_two_scaled, unscaled_distances
 
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
@@ -123,9 +126,14 @@ def knn_graph(
     features: torch.Tensor, k: int, *, block_size: int | None = None, extra: int | None = None
 ) -> KnnGraph:
     """Exact kNN graph of ``features`` (N, D) on the tensor's device; a point is not its own neighbour."""
+    features = as_features(features)
+    scaled, exponent = power_of_two_scaled(features)  # exact: see core.geometry.validation
+    if exponent:
+        graph = knn_graph(scaled, k, block_size=block_size, extra=extra)
+        return replace(graph, distances=unscaled_distances(graph.distances, exponent))
     n, d = features.shape
     if not 1 <= k < n:
-        raise ValueError(f"k must be between 1 and N-1 = {n - 1}, got {k}")
+        raise ConvexityInputError(f"k must be between 1 and N-1 = {n - 1}, got {k}")
     device = features.device
     x64 = features.to(torch.float64).contiguous()  # exact distances use the raw coordinates
     centred = x64 - x64.mean(dim=0, keepdim=True)  # centring shrinks float32 rounding

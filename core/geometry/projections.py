@@ -14,11 +14,14 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from core.errors import ConvexityInputError
 from core.geometry.knn import knn_graph
+from core.geometry.validation import as_feature_array
 
 
 def precomputed_knn(x: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
     """UMAP's (indices, distances) (N, n_neighbors) with each point first at distance 0, from the exact graph."""
+    x = as_feature_array(x)
     n = x.shape[0]
     g = knn_graph(torch.from_numpy(np.array(x, dtype=np.float32)), n_neighbors - 1)
     idx = np.concatenate([np.arange(n)[:, None], g.indices.cpu().numpy()], axis=1)
@@ -55,9 +58,10 @@ def layer_embeddings(
     """
     import umap  # slow import (numba); only when needed
 
+    features = as_feature_array(features, "N, L+1, D")
     n, n_states = features.shape[0], features.shape[1]
     if n < 4:
-        raise ValueError(f"need at least 4 points for a projection, got {n}")
+        raise ConvexityInputError(f"need at least 4 points for a projection, got {n}")
     nn = max(2, min(n_neighbors, n - 1))
     out = np.empty((n_states, n, 2), dtype=np.float32)
     prev: np.ndarray | None = None

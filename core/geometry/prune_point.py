@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from core.errors import ConvexityInputError
+
 DEFAULT_FRACTION = 0.95
 
 
@@ -21,9 +23,11 @@ def suggest_prune_point(
     """
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 1 or s.shape[0] < 2:
-        raise ValueError(f"need one score per hidden state 0..L with L >= 1, got shape {s.shape}")
+        raise ConvexityInputError(
+            f"need one score per hidden state 0..L with L >= 1, got shape {s.shape}"
+        )
     if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
+        raise ConvexityInputError(f"fraction must lie in (0, 1], got {fraction}")
     hidden = s[1:]
     if np.all(np.isnan(hidden)):
         return int(s.shape[0] - 1)

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from core.errors import ConvexityInputError
+
 
 def synthetic_layers(
     n: int, classes: int, dim: int, layers: int, seed: int = 0
@@ -48,5 +50,5 @@ def toy_clusters(
         y = np.where(flip, 0.5 - np.sin(t), np.sin(t))
         points = np.stack([x, y], axis=1) + rng.normal(size=(len(labels), 2)) * spread
     else:
-        raise ValueError(f"shape must be 'blobs' or 'moons', got {shape!r}")
+        raise ConvexityInputError(f"shape must be 'blobs' or 'moons', got {shape!r}")
     return points.astype(np.float64), labels

@@ -9,11 +9,14 @@ import numpy as np
 import torch
 
 from core.geometry.knn import knn_graph
+from core.geometry.validation import as_feature_array, as_labels
 
 
 def knn_csr(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The symmetrised exact kNN graph of ``points`` (N, D) as CSR (indptr, neighbours, weights)."""
-    return knn_graph(torch.from_numpy(np.ascontiguousarray(points, dtype=np.float64)), k).csr()
+    return knn_graph(
+        torch.from_numpy(np.ascontiguousarray(as_feature_array(points), dtype=np.float64)), k
+    ).csr()
 
 
 def undirected_pairs(indptr: np.ndarray, nbr: np.ndarray) -> np.ndarray:
@@ -69,5 +72,5 @@ def path_score(path: Sequence[int] | None, labels: Sequence[Hashable] | np.ndarr
     interior = path[1:-1]
     if not interior:
         return 1.0
-    lab = np.asarray(labels)
+    lab = as_labels(labels)
     return float(np.mean(lab[list(interior)] == lab[path[0]]))

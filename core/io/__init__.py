@@ -6,6 +6,7 @@ _EXPORTS = {
     "atomic_write_bytes": "atomic",
     "atomic_write_json": "atomic",
     "sha256_file": "atomic",
+    "sha256_file_memo": "atomic",
     "cache_dir": "paths",
 }
 __all__ = sorted(_EXPORTS)

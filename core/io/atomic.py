@@ -9,18 +9,29 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from core.errors import StorageError
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and an atomic rename."""
+    """Write ``data`` to ``path`` via a temporary file in the same folder and an atomic rename.
+
+    A folder that cannot be created or written (permissions, disk full) raises ``StorageError``.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -39,3 +50,15 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+_SHA_MEMO: dict[tuple[int, int, int, int], str] = {}
+
+
+def sha256_file_memo(path: str | os.PathLike) -> str:
+    """``sha256_file`` memoised per (device, inode, size, mtime): a re-check (or a rename) costs one stat."""
+    st = os.stat(path)
+    memo = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if memo not in _SHA_MEMO:
+        _SHA_MEMO[memo] = sha256_file(path)
+    return _SHA_MEMO[memo]

@@ -17,7 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["count_parameters", "encoder_of", "prune", "transformer_layers"]
+from core.errors import PruneError
+
+__all__ = ["PruneError", "count_parameters", "encoder_of", "prune", "transformer_layers"]
 
 
 def _unwrap(model: Any) -> nn.Module:
@@ -90,9 +92,9 @@ def prune(model: Any, p: int) -> Any:
     encoder = encoder_of(module)
     n_layers = len(encoder.layers)
     if isinstance(p, bool) or not isinstance(p, int):
-        raise ValueError(f"prune point must be an integer, got {p!r}")
+        raise PruneError(f"prune point must be an integer, got {p!r}")
     if not 1 <= p <= n_layers:
-        raise ValueError(
+        raise PruneError(
             f"prune point p={p} is out of range: this model has {n_layers} transformer layers, "
             f"so p must satisfy 1 <= p <= {n_layers}"
         )

@@ -31,7 +31,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.errors import HubUnavailableError, ModelError, ModelUnavailableError, UnknownModelError
+from core.errors import (
+    HubUnavailableError,
+    ModelError,
+    ModelInputError,
+    ModelUnavailableError,
+    UnknownModelError,
+)
 from core.models.hf_quiet import quiet_transformers
 from core.models.pruning import encoder_of, has_final_layer_norm, speech_base_of
 
@@ -40,6 +46,7 @@ __all__ = [
     "MODELS",
     "HubUnavailableError",
     "ModelError",
+    "ModelInputError",
     "ModelSpec",
     "ModelUnavailableError",
     "SpeechEncoder",
@@ -643,7 +650,7 @@ class SpeechEncoder:
     def _setup_whisper(self, mode: str, clip_seconds: float | None) -> str:
         """Choose the Whisper input window; trims the position table in "trimmed" mode."""
         if mode not in ("trimmed", "padded"):
-            raise ValueError(f"whisper_input must be 'trimmed' or 'padded', got {mode!r}")
+            raise ModelInputError(f"whisper_input must be 'trimmed' or 'padded', got {mode!r}")
         enc = self.model
         self.samples_per_frame = (
             int(self.feature_extractor.hop_length) * enc.conv1.stride[0] * enc.conv2.stride[0]
@@ -651,7 +658,7 @@ class SpeechEncoder:
         n_table = int(enc.config.max_source_positions)
         if mode == "padded":
             if n_table < _WHISPER_FULL_POSITIONS:
-                raise ValueError(
+                raise ModelInputError(
                     f"this Whisper encoder was trimmed to {n_table} positions "
                     f"({n_table * self.samples_per_frame / SAMPLING_RATE:.2f} s); 'padded' needs the "
                     f"30 s table: load the untrimmed checkpoint or use whisper_input='trimmed'"
@@ -664,7 +671,7 @@ class SpeechEncoder:
                 seconds = 1.0 if clip_seconds is None else float(clip_seconds)
                 n_pos = math.ceil(round(seconds * SAMPLING_RATE) / self.samples_per_frame)
             if not 1 <= n_pos <= n_table:
-                raise ValueError(
+                raise ModelInputError(
                     f"clip_seconds gives {n_pos} frames; this encoder supports 1..{n_table}"
                 )
             _trim_whisper(enc, n_pos)
@@ -718,7 +725,7 @@ class SpeechEncoder:
         if waves.ndim == 1:
             waves = waves[None]
         if waves.ndim != 2:
-            raise ValueError(f"waveforms must be (B, S) at 16 kHz, got shape {waves.shape}")
+            raise ModelInputError(f"waveforms must be (B, S) at 16 kHz, got shape {waves.shape}")
         waves = waves.astype(np.float32, copy=False)
         if lengths is None:
             lens = np.full(len(waves), waves.shape[1], dtype=np.int64)
@@ -727,9 +734,9 @@ class SpeechEncoder:
                 lengths.cpu() if torch.is_tensor(lengths) else lengths, dtype=np.int64
             ).reshape(-1)
             if lens.shape[0] != waves.shape[0]:
-                raise ValueError(f"{lens.shape[0]} lengths for {waves.shape[0]} waveforms")
+                raise ModelInputError(f"{lens.shape[0]} lengths for {waves.shape[0]} waveforms")
             if (lens < 1).any() or (lens > waves.shape[1]).any():
-                raise ValueError(f"lengths must lie in 1..{waves.shape[1]}")
+                raise ModelInputError(f"lengths must lie in 1..{waves.shape[1]}")
         return waves, lens
 
     def preprocess(
@@ -753,7 +760,9 @@ class SpeechEncoder:
             return {"input_features": feats["input_features"], "lengths": torch.from_numpy(lens)}
         frames = self.model._get_feat_extract_output_lengths(torch.from_numpy(lens))
         if (frames < 1).any():
-            raise ValueError("a clip is shorter than the convolutional front-end's receptive field")
+            raise ModelInputError(
+                "a clip is shorter than the convolutional front-end's receptive field"
+            )
         clips = [w[:n] for w, n in zip(waves, lens, strict=True)]
         feats = self.feature_extractor(
             clips, sampling_rate=SAMPLING_RATE, padding="longest", return_attention_mask=True,

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.errors import OfflineWeightsError
+from core.errors import ModelInputError, OfflineWeightsError, UnknownOfflineModelError
 from core.io.atomic import atomic_write_json, sha256_file
 from core.io.paths import cache_dir
 from core.models.hf_quiet import quiet_transformers
@@ -130,7 +130,7 @@ def _spec(key: str) -> OfflineWhisper:
     try:
         return OFFLINE_WHISPER[key]
     except KeyError:
-        raise KeyError(
+        raise UnknownOfflineModelError(
             f"unknown offline Whisper {key!r}; known: {sorted(OFFLINE_WHISPER)}"
         ) from None
 
@@ -603,7 +603,7 @@ def trim_whisper_encoder(model_or_encoder: torch.nn.Module, n_frames: int) -> Wh
     n_pos = n_frames // stride
     old = encoder.embed_positions.weight
     if n_frames <= 0 or n_frames % stride or n_pos > old.shape[0]:
-        raise ValueError(
+        raise ModelInputError(
             f"n_frames must be a positive multiple of {stride} and at most {old.shape[0] * stride}"
         )
     new = torch.nn.Embedding(n_pos, old.shape[1], device=old.device, dtype=old.dtype)
