@@ -53,6 +53,7 @@ from core.data.datasets import ClipTable, load_table, select
 from core.errors import FeatureError
 from core.io.atomic import atomic_write_json, sha256_file_memo
 from core.io.paths import cache_dir
+from core.models.classifier import autocast
 from core.models.identity import ModelIdentity, encoder_identity, spec_identity
 from core.models.registry import SpeechEncoder, load_encoder, resolve_model
 
@@ -311,13 +312,6 @@ class _BatchState:
     oom_retries: int = 0
 
 
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA, nothing elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def _pooled_batches(
     encoder: SpeechEncoder, waves: np.ndarray, state: _BatchState
 ) -> Iterator[tuple[int, np.ndarray]]:
@@ -327,7 +321,7 @@ def _pooled_batches(
         bs = state.batch_size
         part = waves[start : start + bs]
         try:
-            with _autocast(encoder.device):
+            with autocast(encoder.device):
                 pooled = encoder.pooled(part, batch_size=bs)
         except torch.OutOfMemoryError:
             if encoder.device.type == "cuda":
