@@ -6,6 +6,7 @@ _EXPORTS = {
     "quiet_transformers": "hf_quiet",
     "count_parameters": "pruning",
     "encoder_of": "pruning",
+    "params_by_prune_point": "pruning",
     "prune": "pruning",
     "transformer_layers": "pruning",
     "FAMILIES": "registry",
