@@ -29,3 +29,15 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random wav2vec2 saved like a real checkpoint."""
     return make_tiny_wav2vec2(tmp_path_factory.mktemp("models") / "tiny-w2v")
+
+
+@pytest.fixture(scope="session")
+def trainable_assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny trainable wav2vec2 and the two-class tone/noise folder dataset, built once per session."""
+    from tests.tiny_assets import make_tone_noise_dataset, make_trainable_wav2vec2
+
+    base = tmp_path_factory.mktemp("trainable")
+    return {
+        "wav2vec2": make_trainable_wav2vec2(base / "w2v"),
+        "data": make_tone_noise_dataset(base / "data"),
+    }

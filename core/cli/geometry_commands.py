@@ -86,6 +86,21 @@ def _features_for(args: argparse.Namespace) -> Any:
     return extract_from_args(args)
 
 
+def _check_k(k: int, fs: Any) -> None:
+    """A kNN graph needs k < N points (TODO(integrator): drop once knn raises a LabError itself)."""
+    n = int(fs.features.shape[0])
+    if not 1 <= k < n:
+        raise CliError(f"--k {k} needs more clips: k must be between 1 and N-1 = {n - 1}")
+
+
+def _fraction(text: str) -> float:
+    """argparse type: a float in (0, 1]."""
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}")
+    return value
+
+
 def cmd_convexity(args: argparse.Namespace) -> int:
     """Graph convexity per layer for word and/or speaker labels, sharing one kNN graph per layer."""
     from core.geometry.convexity import layerwise_convexity
@@ -94,6 +109,7 @@ def cmd_convexity(args: argparse.Namespace) -> int:
     fs = _features_for(args)
     print("\n".join(describe_features(fs)))
     labels = _label_sets(fs, args.labels)
+    _check_k(args.k, fs)
     pairs = None if args.exhaustive else args.pairs
     update, close = progress_bar("convexity", not args.no_progress)
     try:
@@ -170,13 +186,22 @@ def _criteria_csv(results: dict[str, Any]) -> str:
 def cmd_criteria(args: argparse.Namespace) -> int:
     """Convexity beside the other layer-selection criteria, with each one's proposed prune point."""
     from core.geometry.convexity import layerwise_convexity
-    from core.geometry.criteria import GraphCollector, compare_prune_points, run_criteria
+    from core.geometry.criteria import (
+        CRITERIA,
+        GraphCollector,
+        compare_prune_points,
+        run_criteria,
+    )
     from core.io.atomic import atomic_write_bytes
 
     out = _out_path(args)
     fs = _features_for(args)
     print("\n".join(describe_features(fs)))
     labels = _label_sets(fs, [args.labels])[args.labels]
+    _check_k(args.k, fs)
+    unknown = sorted(set(args.names or ()) - set(CRITERIA))
+    if unknown:
+        raise CliError(f"unknown criteria {unknown}; known: {', '.join(CRITERIA)}")
     graphs = GraphCollector()
     update, close = progress_bar("convexity", not args.no_progress)
     try:
@@ -300,7 +325,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--fast", action="store_true",
                    help="convexity pilot sample only (faster, larger standard error)")  # fmt: skip
-    p.add_argument("--fraction", type=float, default=0.95,
+    p.add_argument("--fraction", type=_fraction, default=0.95,
                    help="fraction of the maximum for curve rules (default: 0.95)")  # fmt: skip
     p.add_argument("--out", help="write FILE.json (everything) or FILE.csv (long format)")
     p.set_defaults(func=cmd_criteria)
