@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -147,25 +148,41 @@ def test_queue_and_cancel(trainable_assets: dict[str, Path]) -> None:
     assert states == {first.name: "cancelled", second.name: "cancelled"}
 
 
+def _cancelled_in_epoch_one(config: dict[str, Any], steps: int) -> Path:
+    """A run folder as a worker leaves it when cancelled after ``steps`` steps of epoch 1 (no checkpoint)."""
+    run = jobs.create_run("finetune", config)
+    rows = [
+        {"kind": "train", "step": s, "epoch": 1, "loss": 1.0, "time": s}
+        for s in range(1, steps + 1)
+    ]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_status(run, state="cancelled", pid=None, epoch=1, step=steps)
+    return run
+
+
 def test_restart_is_a_new_attempt_with_one_history(trainable_assets: dict[str, Path]) -> None:
     """Restart after a cancel: a new folder (attempt 2, parent = old) whose steps start at 1, once each."""
-    old = jobs.submit("finetune", _config(trainable_assets, epochs=50, max_steps_per_epoch=2))
-    _wait_for_step(old, 3)
-    assert jobs.cancel(old.name, timeout=60).state == "cancelled"
-    old_steps = _steps(old)
-    assert old_steps[:3] == [1, 2, 3]
-
-    new = jobs.restart(old.name)
+    old = _cancelled_in_epoch_one(_config(trainable_assets, epochs=1, max_steps_per_epoch=2), 13)
+    assert not runs.status(old.name).resumable
+    new = jobs.restart(old.name, background=False)
+    assert new.state == "done", new
     assert new.run_id != old.name and (new.attempt, new.parent) == (2, old.name)
     assert new.config == runs.status(old.name).config
-    _wait_for_step(runs.run_dir(new.run_id), 3)
-    assert jobs.cancel(new.run_id, timeout=60).state == "cancelled"
-    steps = _steps(runs.run_dir(new.run_id))
-    assert steps[0] == 1 and steps == sorted(set(steps))  # one attempt: no step twice
-    assert _steps(old) == old_steps  # the old attempt's history is untouched
+    assert _steps(runs.run_dir(new.run_id)) == [1, 2]  # one attempt: each step once
+    assert _steps(old) == list(range(1, 14))  # the old attempt's history is untouched
     busy = jobs.create_run("finetune", _config(trainable_assets))  # queued: not restartable yet
     with pytest.raises(RunError, match="still queued"):
         jobs.restart(busy.name)
+
+
+def test_resume_without_checkpoint_starts_one_clean_history(
+    trainable_assets: dict[str, Path],
+) -> None:
+    """Resuming a run cancelled before its first checkpoint redoes epoch 1 without repeating steps."""
+    run = _cancelled_in_epoch_one(_config(trainable_assets, epochs=1, max_steps_per_epoch=2), 13)
+    resumed = jobs.resume(run.name, background=False)
+    assert (resumed.state, resumed.run_id, resumed.attempt) == ("done", run.name, 1)
+    assert _steps(run) == [1, 2]
 
 
 def test_sigkill_then_resume_from_last_epoch(trainable_assets: dict[str, Path]) -> None:
