@@ -324,3 +324,28 @@ def test_foreground_finetune_logs_progress_plainly(
     assert res.stdout.splitlines()[1] == "done:"
     doc = json.loads(res.stdout.split("done:", 1)[1])
     assert 0.0 <= doc["best_accuracy"] <= 1.0 and doc["epoch_seconds_median"] > 0
+
+
+def test_jobs_list_status_and_watch(run: Callable[..., Res]) -> None:
+    """`jobs list|status|watch` on finished runs: labels, attempts, progress; watch exits 0 only if done."""
+    from core.runs import jobs
+    from core.runs.folders import write_status
+
+    done = jobs.create_run("finetune", {"model": "m", "epochs": 2, "task": "words"})
+    rows = [
+        {"kind": "eval", "step": 2 * e, "epoch": e, "epoch_seconds": 3.0, "time": e} for e in (1, 2)
+    ]
+    (done / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_status(done, state="done", epoch=2, started_at="2026-01-01T00:00:00+00:00",
+                 finished_at="2026-01-01T00:01:05+00:00")  # fmt: skip
+    cancelled = jobs.create_run("finetune", {"model": "m"}, parent=done.name, attempt=2)
+    write_status(cancelled, state="cancelled")
+    listed = run("jobs", "list").stdout
+    assert f"{done.name}  done" in listed and f"{cancelled.name}  cancelled" in listed
+    doc = json.loads(run("jobs", "status", done.name).stdout)
+    assert doc["progress"]["elapsed_s"] == 65.0 and doc["progress"]["total_remaining_s"] == 0.0
+    assert len(doc["metrics_tail"]) == 2
+    res = run("jobs", "watch", done.name, "--interval", "0.05")
+    assert res.returncode == 0 and "done" in res.stdout and "elapsed 1 min 05 s" in res.stdout
+    assert run("jobs", "watch", cancelled.name, "--interval", "0.05").returncode == 1
+    assert json.loads(run("jobs", "status", cancelled.name).stdout)["parent"] == done.name
