@@ -165,6 +165,21 @@ def _worker_pid(run: Path, raw: dict[str, Any]) -> int | None:
     return raw.get("pid") or (read_json(run / SPAWN_FILE) or {}).get("pid")
 
 
+def _signal(pid: int, sig: int) -> None:
+    """Signal a worker: its whole process group if it leads one (a spawned worker), else the process.
+
+    A run executing inside this very process (a foreground run in a UI thread) is never signalled: the
+    ``cancel.request`` file stops it at its next training step.
+    """
+    if pid == os.getpid():
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+
+
 def cancel(run_id: str | os.PathLike, *, force: bool = False, timeout: float = 0.0) -> RunStatus:
     """Ask a run to stop (SIGTERM to its process group; SIGKILL with ``force``); returns its status.
 
@@ -177,8 +192,7 @@ def cancel(run_id: str | os.PathLike, *, force: bool = False, timeout: float = 0
         return status(run)
     atomic_write_json(run / CANCEL_MARKER, {"at": stamp(), "force": force})
     if worker_alive(run, raw):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(int(_worker_pid(run, raw)), signal.SIGKILL if force else signal.SIGTERM)
+        _signal(int(_worker_pid(run, raw)), signal.SIGKILL if force else signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and worker_alive(run, read_status(run)):
             time.sleep(0.1)

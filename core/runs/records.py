@@ -203,7 +203,8 @@ def _status_of(run: Path, raw: dict[str, Any]) -> RunStatus:
         **raw,
         "run_id": run.name,
         "kind": raw.get("kind") or spec.get("kind", "unknown"),
-        "config": spec.get("config", {}),
+        "config": spec.get("config") or {},
+        "summary": raw.get("summary") or {},
         "cancel_requested": (run / CANCEL_MARKER).exists(),
     }
     return RunStatus.from_dict(data)
