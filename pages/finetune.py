@@ -306,8 +306,8 @@ def live_view(run_id: str) -> None:
         st.caption(f"{n_train} training points and {n_eval} evaluations logged so far.")
     elif stage in jobs.ACTIVE:
         st.caption("Loading data and model: the first points appear after a few steps.")
-    if was_active and stage not in jobs.ACTIVE:
-        st.rerun(scope="app")  # stop polling; show the finished view
+    if status.label != by_id[run_id].label:
+        st.rerun(scope="app")  # picker and table show the new state; final: no more polling
     if stage == "failed":
         st.error(f"Run failed: {status.error or 'no message'}")
         tail = run_store.log_tail(run_id)
