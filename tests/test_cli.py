@@ -324,6 +324,11 @@ def test_foreground_finetune_logs_progress_plainly(
     assert res.stdout.splitlines()[1] == "done:"
     doc = json.loads(res.stdout.split("done:", 1)[1])
     assert 0.0 <= doc["best_accuracy"] <= 1.0 and doc["epoch_seconds_median"] > 0
+    run_id = res.stdout.split()[1].rstrip(":")
+    res = run("euclidean", run_id, "--pairs", "2", "--max-clips", "16", "--no-progress")
+    assert res.returncode == 0 and "±sem" in res.stdout, (
+        res.stderr
+    )  # a run id works as well as a folder
 
 
 def test_jobs_list_status_and_watch(run: Callable[..., Res]) -> None:

@@ -237,10 +237,13 @@ def cmd_euclidean(args: argparse.Namespace) -> int:
     from functools import partial
 
     from core.io.atomic import atomic_write_json
+    from core.runs.folders import RUN_ID_PATTERN, run_dir
     from core.training.euclidean import euclidean_convexity
     from core.training.finetune import FinetuneConfig, _model_inputs, load_classifier, load_split
 
     run = Path(args.run)
+    if not run.exists() and RUN_ID_PATTERN.fullmatch(args.run):
+        run = run_dir(args.run)  # a run id (RunError if there is no such run)
     checkpoint = run / "best" if (run / "best").is_dir() else run
     config_file = run / "config.json"
     if not config_file.is_file():
@@ -334,7 +337,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="Euclidean convexity per layer of a fine-tuned run (Tetkova et al.)",
                        epilog="example:\n  python -m core euclidean cache/runs/<run-id> --pairs 20 --out e.json")  # fmt: skip
     p.add_argument(
-        "run", help="a fine-tuning run folder (uses its best/ checkpoint and its config)"
+        "run", help="a fine-tuning run id or folder (uses its best/ checkpoint and its config)"
     )
     p.add_argument("--split", help="split to sample pairs from (default: the run's eval split)")
     p.add_argument("--max-clips", type=positive_int, default=None, help="cap on clips loaded")
