@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import typing
@@ -346,7 +347,8 @@ def test_jobs_list_status_and_watch(run: Callable[..., Res]) -> None:
     cancelled = jobs.create_run("finetune", {"model": "m"}, parent=done.name, attempt=2)
     write_status(cancelled, state="cancelled")
     listed = run("jobs", "list").stdout
-    assert f"{done.name}  done" in listed and f"{cancelled.name}  cancelled" in listed
+    assert re.search(rf"^{done.name}\s+done\s+finetune\s+2\s+words\s+full\s+1\s", listed, re.M)
+    assert re.search(rf"^{cancelled.name}\s+cancelled\s.*\s2\s", listed, re.M)
     doc = json.loads(run("jobs", "status", done.name).stdout)
     assert doc["progress"]["elapsed_s"] == 65.0 and doc["progress"]["total_remaining_s"] == 0.0
     assert len(doc["metrics_tail"]) == 2
