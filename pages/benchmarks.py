@@ -11,9 +11,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from core import runs as run_store
 from core.geometry.criteria import compare_prune_points
 from core.models.registry import MODELS
-from core.runs import jobs
 from core.runs.views import BackgroundTask, finished_results, list_benchmarks, sweep_view
 from pages import common
 
@@ -197,8 +197,8 @@ if saved:
 
 # ------------------------------------------------------------------------------------------------
 st.subheader("Prune sweep")
-sweeps = [r for r in jobs.list_runs() if r.get("kind") == "sweep"]
-views = {r["run_id"]: v for r in sweeps if (v := sweep_view(r["path"])) is not None}
+sweeps = [r for r in run_store.list_runs() if r.kind == "sweep"]
+views = {r.run_id: v for r in sweeps if (v := sweep_view(run_store.run_dir(r.run_id))) is not None}
 sweep: dict[str, Any] | None = None
 if not views:
     st.caption(

@@ -232,8 +232,8 @@ def umap_layers(key: str, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
 @st.cache_data(show_spinner="Counting parameters...", max_entries=8)
 def params_by_prune_point(model: str) -> dict[int, dict[str, int]]:
     """Encoder parameter counts at every prune point 1..L of a model (loaded once on the CPU, then freed)."""
+    from core.models.pruning import params_by_prune_point as counts
     from core.models.registry import load_encoder
-    from core.runs.views import params_by_prune_point as counts
 
     enc = load_encoder(model, device="cpu")
     try:

@@ -8,11 +8,11 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from core import runs as run_store
 from core.errors import LabError
 from core.geometry.prune_point import suggest_prune_point
 from core.models.registry import MODELS
 from core.runs import jobs
-from core.runs.views import log_tail, read_json
 from core.training.finetune import FinetuneConfig
 from core.training.finetune_result import FinetuneResult
 from pages import common
@@ -168,43 +168,43 @@ for p in launch:
         st.toast(f"Started {run.name}")
 
 st.subheader("Runs")
-runs = [r for r in jobs.list_runs() if r.get("kind") == "finetune"]
+runs = [r for r in run_store.list_runs() if r.kind == "finetune"]
 if not runs:
     st.caption("No fine-tuning runs yet.")
     st.stop()
-by_id = {r["run_id"]: r for r in runs}
+by_id = {r.run_id: r for r in runs}
 if state.get("ft_view") not in by_id:
-    state["ft_view"] = runs[0]["run_id"]
+    state["ft_view"] = runs[0].run_id
 
 
 def run_label(run_id: str) -> str:
     """Picker label of a run."""
     r = by_id[run_id]
-    cfg = r.get("config", {})
+    cfg = r.config
     p = cfg.get("prune_point") or "full"
-    acc = (r.get("summary") or {}).get("best_accuracy")
+    acc = r.summary.get("best_accuracy")
     acc_text = f" · acc {acc:.3f}" if isinstance(acc, float) else ""
-    return f"{run_id} · {cfg.get('task')} · p={p} · {r.get('state')}{acc_text}"
+    return f"{run_id} · {cfg.get('task')} · p={p} · {r.label}{acc_text}"
 
 
 with st.expander(f"All fine-tuning runs ({len(runs)})"):
     st.dataframe(
         [
             {
-                "run": r["run_id"],
-                "state": r.get("state"),
-                "task": r.get("config", {}).get("task"),
-                "prune point": r.get("config", {}).get("prune_point") or "full",
-                "epochs": r.get("config", {}).get("epochs"),
-                "accuracy": (r.get("summary") or {}).get("best_accuracy"),
-                "updated": str(r.get("updated_at", ""))[:19],
+                "run": r.run_id,
+                "state": r.label,
+                "task": r.config.get("task"),
+                "prune point": r.config.get("prune_point") or "full",
+                "epochs": r.config.get("epochs"),
+                "accuracy": r.summary.get("best_accuracy"),
+                "updated": str(r.updated_at or "")[:19],
             }
             for r in runs
         ],
         hide_index=True,
     )
 view = st.selectbox("Show run", list(by_id), key="ft_view", format_func=run_label)
-was_active = by_id[view].get("state") in jobs.ACTIVE
+was_active = by_id[view].active
 
 
 def _metric_figure(rows: list[dict[str, Any]]) -> go.Figure:
@@ -273,15 +273,15 @@ def _convexity_figure(conv: dict[str, Any]) -> go.Figure:
 @st.fragment(run_every=2.0 if was_active else None)
 def live_view(run_id: str) -> None:
     """Status, live curves and controls of one run; polls its files every 2 s while it is active."""
-    status = jobs.wait(run_id, timeout=0, until=lambda s: True)  # read, detecting dead workers
-    stage = str(status.get("state"))
-    cfg = by_id[run_id].get("config", {})
-    rows = jobs.read_metrics(run_id)
+    status = run_store.status(run_id)  # detects a dead worker
+    stage = status.state
+    cfg = status.config
+    rows = run_store.read_metrics(run_id)
     n_train = sum(1 for r in rows if r.get("kind") == "train")
     n_eval = sum(1 for r in rows if r.get("kind") == "eval")
     m = st.columns(4)
-    m[0].metric("status", stage)
-    m[1].metric("epoch", f"{status.get('epoch') or 0} / {cfg.get('epochs', '?')}")
+    m[0].metric("status", status.label)
+    m[1].metric("epoch", f"{status.epoch or 0} / {cfg.get('epochs', '?')}")
     m[2].metric("logged steps", n_train)
     last_acc = next((r["accuracy"] for r in reversed(rows) if r.get("kind") == "eval"), None)
     m[3].metric("last eval accuracy", "-" if last_acc is None else f"{last_acc:.3f}")
@@ -291,30 +291,44 @@ def live_view(run_id: str) -> None:
             jobs.cancel(run_id, timeout=5.0)
             st.rerun(scope="app")
         c_b.caption("queued: waiting for a free job slot" if stage == "queued" else "training...")
+        pr = run_store.progress(run_id)
+        if pr.elapsed_s is not None:
+            left = (
+                ""
+                if pr.total_remaining_s is None
+                else (
+                    f"; about {pr.epoch_remaining_s:.0f} s left in this epoch, "
+                    f"{pr.total_remaining_s:.0f} s in total"
+                )
+            )
+            st.caption(f"Elapsed {pr.elapsed_s:.0f} s{left}.")
     if rows:
         common.show(_metric_figure(rows), key=f"ft_live_{run_id}")
         st.caption(f"{n_train} training points and {n_eval} evaluations logged so far.")
     elif stage in jobs.ACTIVE:
         st.caption("Loading data and model: the first points appear after a few steps.")
-    if was_active and stage not in jobs.ACTIVE:
-        st.rerun(scope="app")  # stop polling; show the finished view
+    if status.label != by_id[run_id].label:
+        st.rerun(scope="app")  # picker and table show the new state; final: no more polling
     if stage == "failed":
-        st.error(f"Run failed: {status.get('error') or 'no message'}")
-        tail = log_tail(jobs.run_dir(run_id))
+        st.error(f"Run failed: {status.error or 'no message'}")
+        tail = run_store.log_tail(run_id)
         if tail:
             st.code(tail, language="text")
     if stage in ("failed", "cancelled") and st.button(
-        "Resume" if status.get("resumable") else "Restart",
+        "Resume" if status.resumable else "Restart",
         icon=":material/replay:",
         key=f"ft_resume_{run_id}",
     ):
-        try:
-            jobs.resume(run_id)
+        try:  # resume continues this folder; restart is a new attempt in a new run folder
+            if status.resumable:
+                jobs.resume(run_id)
+            else:
+                state["ft_view"] = jobs.restart(run_id).run_id
         except LabError as exc:
-            st.error(common.one_line(exc))
+            st.error(str(exc))
         st.rerun(scope="app")
     if stage == "done":
-        saved = read_json(jobs.run_dir(run_id) / "result.json")
+        saved = run_store.result(run_id)
         if saved:
             res = FinetuneResult.from_dict(saved)
             st.success(
@@ -323,7 +337,7 @@ def live_view(run_id: str) -> None:
                 f"{res.best_accuracy:.3f}); {res.train_seconds:.0f} s of training; "
                 f"{res.params.total / 1e6:.2f}M parameters."
             )
-        conv = read_json(jobs.run_dir(run_id) / "convexity.json")
+        conv = run_store.convexity(run_id)
         if conv:
             st.markdown(
                 "**Convexity after fine-tuning vs pretrained** "

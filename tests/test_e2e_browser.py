@@ -93,7 +93,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     os.environ["CONVEXITY_LAB_CACHE"], old = str(cache), os.environ.get("CONVEXITY_LAB_CACHE")
     try:  # stop any training the test left behind
         for run in jobs.list_runs():
-            jobs.cancel(run["run_id"], force=True)
+            jobs.cancel(run.run_id, force=True)
     finally:
         if old is None:
             os.environ.pop("CONVEXITY_LAB_CACHE", None)

@@ -16,6 +16,7 @@ _EXPORTS = {
     "spec_identity": "identity",
     "count_parameters": "pruning",
     "encoder_of": "pruning",
+    "params_by_prune_point": "pruning",
     "prune": "pruning",
     "PruneError": "pruning",
     "transformer_layers": "pruning",

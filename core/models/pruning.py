@@ -19,7 +19,14 @@ from torch import nn
 
 from core.errors import PruneError
 
-__all__ = ["PruneError", "count_parameters", "encoder_of", "prune", "transformer_layers"]
+__all__ = [
+    "PruneError",
+    "count_parameters",
+    "encoder_of",
+    "params_by_prune_point",
+    "prune",
+    "transformer_layers",
+]
 
 
 def _unwrap(model: Any) -> nn.Module:
@@ -171,3 +178,21 @@ def count_parameters(model: Any) -> dict[str, int]:
         "head": total - front_end - transformer,
         "trainable": sum(q.numel() for q in everything.values() if q.requires_grad),
     }
+
+
+def params_by_prune_point(model: Any) -> dict[int, dict[str, int]]:
+    """Parameter counts of ``model`` (encoder or classifier) pruned at every p in 1..L, without pruning it."""
+    full = count_parameters(model)
+    layers = list(transformer_layers(model))
+    sizes = [sum(q.numel() for q in layer.parameters()) for layer in layers]
+    trainable = [sum(q.numel() for q in layer.parameters() if q.requires_grad) for layer in layers]
+    out = {}
+    for p in range(1, len(sizes) + 1):
+        dropped = sum(sizes[p:])
+        out[p] = {
+            **full,
+            "total": full["total"] - dropped,
+            "transformer": full["transformer"] - dropped,
+            "trainable": full["trainable"] - sum(trainable[p:]),
+        }
+    return out

@@ -1,20 +1,23 @@
-"""Background jobs (fine-tune runs, prune sweeps): start, watch, cancel, find again, resume.
+"""Background jobs (fine-tune runs, prune sweeps): create, start, cancel, resume, restart, wait; the worker.
 
-Layout: every run lives in ``cache_dir()/runs/<run-id>/`` with ``config.json`` (``{"kind": ...,
-"config": {...}}``), ``status.json`` (written atomically), ``metrics.jsonl``, ``train.log`` and the
-kind's outputs. ``run-id`` = ``<UTC time>-<kind>-<model>-<random>`` so folders sort by age.
+Layout: every run lives in ``cache_dir()/runs/<run-id>/`` (see :mod:`core.runs.folders`) with
+``config.json`` (``{"kind": ..., "config": {...}}``), ``status.json``, ``metrics.jsonl``, ``train.log``
+and the kind's outputs. ``run-id`` = ``<UTC time>-<kind>-<model>-<random>`` so folders sort by age.
 
 Status states: ``queued`` -> ``running`` -> ``done`` | ``failed`` (``error`` holds the message) |
-``cancelled``. ``resumable`` is true when a training-state checkpoint (``state.pt``) exists.
+``cancelled``; :mod:`core.runs.records` derives them with the live process.
 
-Process model: :func:`start` spawns ``python -m core.cli.jobs run-job <run-dir>`` with
+Attempts: :func:`resume` continues a failed/cancelled run in its own folder from its last epoch
+checkpoint (the metrics keep one history: finetune trims rows past the checkpoint, and a folder with
+no checkpoint loses its partial rows before it starts over). :func:`restart` makes a *new* run folder
+with the same config, ``attempt`` + 1 and ``parent`` = the old id, so every plot shows one attempt.
+
+Process model: :func:`start` spawns ``python -m core jobs run-job <run-id>`` with
 ``start_new_session=True`` (its own process group, so it survives the page/CLI that started it and a
-cancel reaches its children). The worker records its pid; :func:`cancel` sends SIGTERM to the group,
-the worker stops at the next training step and writes ``cancelled`` (``force=True`` sends SIGKILL and
-writes the status itself). :func:`list_runs` finds runs after a reload/restart by scanning the folder;
-a run whose status says queued/running but whose process is gone (checked through ``/proc/<pid>``:
-alive, not a zombie, and its command line names the run folder, so a reused pid is not mistaken for
-it) is marked ``failed`` with ``interrupted: true`` and is resumable from its last epoch checkpoint.
+cancel reaches its children) and records the spawned pid in ``spawn.json``; the worker then reports
+its own pid and start time in ``status.json``. :func:`cancel` writes ``cancel.request`` (polled by the
+worker between training steps) and sends SIGTERM to the group; ``force=True`` sends SIGKILL and writes
+the status itself. While a worker lives it is the only writer of its state.
 
 Queue: at most ``max_jobs()`` runs train at once (``$CONVEXITY_LAB_MAX_JOBS``, default 1). A worker
 holds an exclusive ``fcntl.flock`` on one of the slot files ``runs/.slots/slot-<i>.lock`` while it
@@ -27,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import secrets
@@ -41,38 +43,48 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.errors import Cancelled, RunError
 from core.io.atomic import atomic_write_json
 from core.io.paths import REPO_ROOT, cache_dir
+from core.runs.folders import (
+    check_run_id,
+    discard_partial_metrics,
+    read_json,
+    read_status,
+    run_dir,
+    runs_root,
+    stamp,
+    write_status,
+)
+from core.runs.records import (
+    ACTIVE,
+    CANCEL_MARKER,
+    FINAL,
+    SPAWN_FILE,
+    RunStatus,
+    proc_start,
+    refresh,
+    status,
+    worker_alive,
+)
 
 __all__ = [
-    "ACTIVE",
-    "FINAL",
+    "KINDS",
     "cancel",
     "create_run",
-    "list_runs",
     "max_jobs",
-    "read_metrics",
-    "read_status",
+    "restart",
     "resume",
-    "run_dir",
     "run_job",
-    "runs_root",
     "start",
     "submit",
     "wait",
 ]
 
-ACTIVE = ("queued", "running")
-FINAL = ("done", "failed", "cancelled")
 KINDS = ("finetune", "sweep")
-_POPEN: dict[str, subprocess.Popen] = {}  # children started by this process, reaped in list_runs
-
-
-def runs_root() -> Path:
-    """``cache_dir()/runs``, created if missing."""
-    root = cache_dir() / "runs"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+_POPEN: dict[
+    str, subprocess.Popen
+] = {}  # children started by this process, reaped on the next start
 
 
 def max_jobs() -> int:
@@ -83,98 +95,33 @@ def max_jobs() -> int:
         return 1
 
 
-def run_dir(run_id: str | os.PathLike) -> Path:
-    """The folder of a run given its id (or a path to it)."""
-    p = Path(run_id)
-    if p.is_absolute() or p.exists() and (p / "config.json").exists():
-        return p
-    return runs_root() / str(run_id)
-
-
-def _stamp() -> str:
-    """Current UTC time as ISO text."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON file's content, or None if missing/unreadable."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def read_status(run_id: str | os.PathLike) -> dict[str, Any]:
-    """The run's ``status.json`` (``{"state": "unknown"}`` if it has none)."""
-    return _read_json(run_dir(run_id) / "status.json") or {"state": "unknown"}
-
-
-def _write_status(run: Path, **fields: Any) -> dict[str, Any]:
-    """Merge ``fields`` into ``status.json`` atomically; returns the new status."""
-    status = _read_json(run / "status.json") or {}
-    status.update(fields)
-    status["updated_at"] = _stamp()
-    status["run_id"] = run.name
-    status["resumable"] = (run / "state.pt").exists() or any(run.glob("p*/state.pt"))
-    atomic_write_json(run / "status.json", status)
-    return status
-
-
-def create_run(kind: str, config: dict[str, Any], run_id: str | None = None) -> Path:
+def create_run(
+    kind: str,
+    config: dict[str, Any],
+    run_id: str | None = None,
+    *,
+    parent: str | None = None,
+    attempt: int = 1,
+) -> Path:
     """Make a run folder with ``config.json`` and a ``queued`` status; returns its path."""
     if kind not in KINDS:
-        raise ValueError(f"unknown job kind {kind!r}; kinds: {', '.join(KINDS)}")
+        raise RunError(f"unknown job kind {kind!r}; kinds: {', '.join(KINDS)}")
     if run_id is None:
         model = Path(str(config.get("model", "model"))).name.replace("/", "_")[:40]
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        run_id = f"{stamp}-{kind}-{model}-{secrets.token_hex(3)}"
-    run = runs_root() / run_id
-    run.mkdir(parents=True, exist_ok=False)
+        model = "".join(c if c.isalnum() or c in "._-" else "_" for c in model) or "model"
+        when = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        run_id = f"{when}-{kind}-{model}-{secrets.token_hex(3)}"
+    run = runs_root() / check_run_id(run_id)
+    try:
+        run.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        raise RunError(f"run {run_id!r} already exists") from None
     atomic_write_json(run / "config.json", {"kind": kind, "config": config})
-    _write_status(run, state="queued", queued_at=time.time(), kind=kind, pid=None, error=None)
+    write_status(
+        run, state="queued", queued_at=time.time(), kind=kind, pid=None, error=None,
+        attempt=attempt, parent=parent,
+    )  # fmt: skip
     return run
-
-
-# --------------------------------------------------------------------------------------------------
-# Processes
-
-
-def _proc_start(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (field 22 of /proc/<pid>/stat), to tell a reused pid apart."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _pid_alive(pid: int | None, run: Path, started: str | None = None) -> bool:
-    """Whether ``pid`` is a live (non-zombie) worker of this run."""
-    if not pid:
-        return False
-    proc = Path(f"/proc/{pid}")
-    if Path("/proc/self").exists():
-        try:
-            stat = (proc / "stat").read_text()
-            if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-                return False
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            return False
-        if started is not None:  # recorded by the worker itself: exact, also for foreground runs
-            return _proc_start(pid) == started
-        return str(run.name) in cmdline
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _alive(run: Path, status: dict[str, Any]) -> bool:
-    """Whether the worker named in ``status`` is still running."""
-    return _pid_alive(status.get("pid"), run, status.get("pid_start"))
 
 
 def _reap() -> None:
@@ -186,13 +133,14 @@ def _reap() -> None:
 
 def start(run_id: str | os.PathLike) -> int:
     """Start the run's worker as a detached background process; returns its pid."""
-    run = run_dir(run_id).resolve()
+    _reap()
+    run = run_dir(run_id)
     env = dict(os.environ)
     env["CONVEXITY_LAB_CACHE"] = str(cache_dir())
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     with open(run / "worker.out", "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "core.cli.jobs", "run-job", str(run)],
+            [sys.executable, "-m", "core", "jobs", "run-job", run.name],
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -201,9 +149,7 @@ def start(run_id: str | os.PathLike) -> int:
             start_new_session=True,
         )
     _POPEN[run.name] = proc
-    status = read_status(run)
-    if status.get("state") in ACTIVE and not status.get("pid"):
-        _write_status(run, pid=proc.pid, pid_start=None)
+    atomic_write_json(run / SPAWN_FILE, {"pid": proc.pid, "at": time.time()})
     return proc.pid
 
 
@@ -214,113 +160,109 @@ def submit(kind: str, config: dict[str, Any]) -> Path:
     return run
 
 
-def cancel(
-    run_id: str | os.PathLike, *, force: bool = False, timeout: float = 0.0
-) -> dict[str, Any]:
-    """Ask a run to stop (SIGTERM to its process group; SIGKILL with ``force``); returns the status."""
+def _worker_pid(run: Path, raw: dict[str, Any]) -> int | None:
+    """The pid to signal: the worker's own report, else the spawned process."""
+    return raw.get("pid") or (read_json(run / SPAWN_FILE) or {}).get("pid")
+
+
+def _signal(pid: int, sig: int) -> None:
+    """Signal a worker: its whole process group if it leads one (a spawned worker), else the process.
+
+    A run executing inside this very process (a foreground run in a UI thread) is never signalled: the
+    ``cancel.request`` file stops it at its next training step.
+    """
+    if pid == os.getpid():
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+
+
+def cancel(run_id: str | os.PathLike, *, force: bool = False, timeout: float = 0.0) -> RunStatus:
+    """Ask a run to stop (SIGTERM to its process group; SIGKILL with ``force``); returns its status.
+
+    The worker records ``cancelled`` when it stops; until then :attr:`RunStatus.label` says
+    ``cancelling``. A run whose worker is gone (or never started) is recorded as cancelled here.
+    """
     run = run_dir(run_id)
-    status = read_status(run)
-    if status.get("state") not in ACTIVE:
-        return status
-    pid = status.get("pid")
-    if _alive(run, status):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(int(pid), signal.SIGKILL if force else signal.SIGTERM)
+    raw = refresh(run)
+    if raw.get("state") not in ACTIVE:
+        return status(run)
+    atomic_write_json(run / CANCEL_MARKER, {"at": stamp(), "force": force})
+    if worker_alive(run, raw):
+        _signal(int(_worker_pid(run, raw)), signal.SIGKILL if force else signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(run, status):
-            time.sleep(0.2)
-        if not force and _alive(run, status):
-            return _write_status(run, cancel_requested=True)
+        while time.monotonic() < deadline and worker_alive(run, read_status(run)):
+            time.sleep(0.1)
+        if worker_alive(run, read_status(run)):
+            return status(run)
     _reap()
-    status = read_status(run)
-    if status.get("state") in ACTIVE:  # killed, never started, or already dead: write it ourselves
-        status = _write_status(run, state="cancelled", error=None, finished_at=_stamp())
-    return status
+    if read_status(run).get("state") in ACTIVE:  # killed, never started, or already dead
+        write_status(run, state="cancelled", error=None, finished_at=stamp())
+    return status(run)
 
 
-def resume(run_id: str | os.PathLike, *, background: bool = True) -> dict[str, Any]:
-    """Restart a failed/cancelled/interrupted run from its last epoch checkpoint (or from scratch)."""
+def _final(run: Path, action: str) -> RunStatus:
+    """The run's status, which must be final for ``action`` (RunError otherwise)."""
+    current = status(run)
+    if current.state not in FINAL:
+        raise RunError(f"cannot {action} run {run.name}: it is still {current.label}")
+    return current
+
+
+def resume(run_id: str | os.PathLike, *, background: bool = True) -> RunStatus:
+    """Continue a failed/cancelled run in its folder from its last epoch checkpoint (or from scratch)."""
     run = run_dir(run_id)
-    status = _refresh(run, read_status(run))
-    if status.get("state") in ACTIVE:
-        raise RuntimeError(f"run {run.name} is still {status['state']}")
-    if status.get("state") == "done":
-        raise RuntimeError(f"run {run.name} is already done")
-    _write_status(
+    if _final(run, "resume").state == "done":
+        raise RunError(f"run {run.name} is already done; 'jobs restart' runs it again")
+    discard_partial_metrics(run)
+    (run / CANCEL_MARKER).unlink(missing_ok=True)
+    (run / SPAWN_FILE).unlink(missing_ok=True)
+    write_status(
         run, state="queued", queued_at=time.time(), pid=None, pid_start=None, error=None,
-        interrupted=False,
-        cancel_requested=False,
+        interrupted=False, finished_at=None,
     )  # fmt: skip
     if background:
         start(run)
     else:
         run_job(run)
-    return read_status(run)
+    return status(run)
 
 
-def _refresh(run: Path, status: dict[str, Any]) -> dict[str, Any]:
-    """Mark an active-looking run whose worker is gone as failed/interrupted."""
-    if status.get("state") not in ACTIVE or not status.get("pid"):
-        return status
-    if _alive(run, status):
-        return status
-    status = read_status(run)  # it may have finished between the two reads
-    if status.get("state") not in ACTIVE:
-        return status
-    return _write_status(
-        run,
-        state="failed",
-        interrupted=True,
-        error=f"interrupted: worker process {status.get('pid')} is gone (killed or machine restarted)",
-        finished_at=_stamp(),
+def restart(run_id: str | os.PathLike, *, background: bool = True) -> RunStatus:
+    """Run a finished/failed/cancelled run again as a new attempt: a new folder linked to the old one."""
+    run = run_dir(run_id)
+    old = _final(run, "restart")
+    spec = read_json(run / "config.json") or {}
+    new = create_run(
+        str(spec.get("kind")), spec.get("config", {}), parent=run.name, attempt=old.attempt + 1
     )
-
-
-def list_runs() -> list[dict[str, Any]]:
-    """Every run under the runs folder (newest first): status + kind + config, dead workers detected."""
-    _reap()
-    out = []
-    for run in sorted(runs_root().iterdir(), reverse=True):
-        if not run.is_dir() or run.name.startswith(".") or not (run / "config.json").exists():
-            continue
-        cfg = _read_json(run / "config.json") or {}
-        status = _refresh(run, read_status(run))
-        out.append(
-            {**status, "run_id": run.name, "path": str(run), "config": cfg.get("config", {})}
-        )
-    return out
-
-
-def read_metrics(run_id: str | os.PathLike) -> list[dict[str, Any]]:
-    """The rows of ``metrics.jsonl`` so far (a torn last line is skipped)."""
-    path = run_dir(run_id) / "metrics.jsonl"
-    rows = []
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return rows
+    if background:
+        start(new)
+    else:
+        run_job(new)
+    return status(new)
 
 
 def wait(
     run_id: str | os.PathLike,
     *,
     timeout: float = 600.0,
-    until: Callable[[dict[str, Any]], bool] | None = None,
+    until: Callable[[RunStatus], bool] | None = None,
     poll: float = 0.5,
-) -> dict[str, Any]:
-    """Poll until the run is final (or ``until(status)`` holds); returns the status (raises on timeout)."""
+) -> RunStatus:
+    """Poll until the run is final (or ``until(status)`` holds); returns the status (RunError on timeout)."""
     run = run_dir(run_id)
     deadline = time.monotonic() + timeout
     while True:
         _reap()
-        status = _refresh(run, read_status(run))
-        if until(status) if until else status.get("state") in FINAL:
-            return status
+        current = status(run)
+        if until(current) if until else current.state in FINAL:
+            return current
         if time.monotonic() > deadline:
-            raise TimeoutError(f"run {run.name} still {status.get('state')} after {timeout:.0f} s")
+            raise RunError(f"run {run.name} still {current.label} after {timeout:.0f} s")
         time.sleep(poll)
 
 
@@ -329,12 +271,15 @@ def wait(
 
 
 class _StopFlag:
-    """Set by SIGTERM/SIGINT; polled by the training loop."""
+    """Set by SIGTERM/SIGINT or by a ``cancel.request`` file; polled by the training loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, run: Path) -> None:
         self.set = False
+        self._marker = run / CANCEL_MARKER
 
     def __call__(self) -> bool:
+        if not self.set and self._marker.exists():
+            self.set = True
         return self.set
 
 
@@ -344,8 +289,8 @@ def _queue_position_ok(run: Path, me: dict[str, Any]) -> bool:
     for other in runs_root().iterdir():
         if other == run or not other.is_dir() or other.name.startswith("."):
             continue
-        st = _read_json(other / "status.json") or {}
-        if st.get("state") != "queued" or not _alive(other, st):
+        st = read_json(other / "status.json") or {}
+        if st.get("state") != "queued" or not worker_alive(other, st):
             continue
         if (float(st.get("queued_at") or 0), other.name) < mine:
             return False
@@ -396,20 +341,30 @@ def _execute(kind: str, config: dict[str, Any], run: Path, stop: _StopFlag, stat
 
         return finetune(
             FinetuneConfig.from_dict(config), run, should_stop=stop, on_progress=status_cb
-        ).to_dict()
+        )
     if kind == "sweep":
         from core.training.sweep import SweepConfig, run_sweep
 
         return run_sweep(
             SweepConfig.from_dict(config), run, should_stop=stop, on_progress=status_cb
-        ).to_dict()
-    raise ValueError(f"unknown job kind {kind!r}")
+        )
+    raise RunError(f"unknown job kind {kind!r}; kinds: {', '.join(KINDS)}")
+
+
+def _summary(result: Any) -> dict[str, Any]:
+    """The scalar figures (and params/suggestion) of a result, kept in ``status.json``."""
+    data = result.to_dict() if hasattr(result, "to_dict") else dict(result or {})
+    return {
+        k: v
+        for k, v in data.items()
+        if isinstance(v, int | float | str) or k in ("params", "suggested")
+    }
 
 
 def run_job(run_id: str | os.PathLike) -> int:
     """Worker body: wait for a slot, run the job, record done/failed/cancelled; returns an exit code."""
-    run = run_dir(run_id).resolve()
-    stop = _StopFlag()
+    run = run_dir(run_id)
+    stop = _StopFlag(run)
 
     def on_signal(signum: int, frame: Any) -> None:
         stop.set = True
@@ -424,45 +379,36 @@ def run_job(run_id: str | os.PathLike) -> int:
     logger = logging.getLogger("core.runs.jobs")
     fd = None
     try:
-        spec = _read_json(run / "config.json") or {}
+        spec = read_json(run / "config.json") or {}
         kind, config = spec.get("kind"), spec.get("config", {})
-        _write_status(run, state="queued", pid=os.getpid(), pid_start=_proc_start(os.getpid()))
+        write_status(run, state="queued", pid=os.getpid(), pid_start=proc_start(os.getpid()))
         fd = _acquire_slot(run, stop)
         if fd is None:
-            _write_status(run, state="cancelled", finished_at=_stamp())
+            write_status(run, state="cancelled", finished_at=stamp())
             return 0
-        _write_status(run, state="running", started_at=_stamp(), interrupted=False, error=None)
+        write_status(run, state="running", started_at=stamp(), interrupted=False, error=None)
         logger.info("run %s (%s) started, pid %d", run.name, kind, os.getpid())
 
         def status_cb(row: dict[str, Any]) -> None:
-            _write_status(
-                run, state="running", epoch=row.get("epoch"), step=row.get("step"),
-                last=row,
-            )  # fmt: skip
-
-        from core.errors import Cancelled
+            write_status(
+                run, state="running", epoch=row.get("epoch"), step=row.get("step"), last=row
+            )
 
         try:
-            result = _execute(kind, config, run, stop, status_cb)
+            result = _execute(str(kind), config, run, stop, status_cb)
         except Cancelled:
             logger.info("cancelled")
-            _write_status(run, state="cancelled", finished_at=_stamp())
+            write_status(run, state="cancelled", finished_at=stamp())
             return 0
-        summary = {
-            k: v
-            for k, v in (result or {}).items()
-            if isinstance(v, int | float | str) or k in ("params", "suggested")
-        }
-        _write_status(
-            run, state="done", finished_at=_stamp(), error=None, interrupted=False, summary=summary
-        )
+        write_status(
+            run, state="done", finished_at=stamp(), error=None, interrupted=False,
+            summary=_summary(result),
+        )  # fmt: skip
         logger.info("done")
         return 0
     except BaseException as exc:  # record every failure, then let the exit code say so
         logger.error("failed: %s\n%s", exc, traceback.format_exc())
-        _write_status(
-            run, state="failed", error=f"{type(exc).__name__}: {exc}", finished_at=_stamp()
-        )
+        write_status(run, state="failed", error=f"{type(exc).__name__}: {exc}", finished_at=stamp())
         return 1
     finally:
         if fd is not None:

@@ -1,13 +1,12 @@
-"""Read-only views of run folders for the dashboard, per-prune-point parameter counts, background tasks.
+"""Read-only views of run folders for the dashboard (finished results, sweeps, benchmarks), background tasks.
 
 Nothing here trains: fine-tuning and sweeps run as ``core.runs.jobs`` workers. ``BackgroundTask`` runs a short
-measurement (e.g. :func:`core.benchmark.benchmark`, which has no job form) in a daemon thread so a UI can
-poll it without blocking.
+measurement (e.g. :func:`core.training.benchmark.benchmark`, which has no job form) in a daemon thread so a
+UI can poll it without blocking.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import traceback
@@ -17,61 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from core.io.paths import cache_dir
+from core.runs.folders import read_json, runs_root
 
 __all__ = [
     "BackgroundTask",
     "benchmarks_root",
     "finished_results",
     "list_benchmarks",
-    "log_tail",
-    "params_by_prune_point",
     "read_json",
     "run_benchmark_to_folder",
     "sweep_view",
 ]
-
-
-def read_json(path: str | Path) -> Any:
-    """A JSON file's content, or None if missing or unreadable."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def log_tail(run: str | Path, lines: int = 40) -> str:
-    """The last ``lines`` lines of a run's ``train.log`` and ``worker.out`` (empty if none)."""
-    parts = []
-    for name in ("train.log", "worker.out"):
-        path = Path(run) / name
-        if path.exists():
-            text = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
-            if text:
-                parts.append(f"--- {name} ---\n" + "\n".join(text))
-    return "\n".join(parts)
-
-
-def params_by_prune_point(model: Any) -> dict[int, dict[str, int]]:
-    """Parameter counts of ``model`` (encoder or classifier) pruned at every p in 1..L, without pruning it."""
-    from core.models.pruning import count_parameters, transformer_layers
-
-    full = count_parameters(model)
-    layers = transformer_layers(model)
-    sizes = [sum(q.numel() for q in layer.parameters()) for layer in layers]
-    out = {}
-    for p in range(1, len(sizes) + 1):
-        dropped = sum(sizes[p:])
-        out[p] = {
-            **full,
-            "total": full["total"] - dropped,
-            "transformer": full["transformer"] - dropped,
-            "trainable": full["trainable"]
-            - sum(
-                sum(q.numel() for q in layer.parameters() if q.requires_grad)
-                for layer in list(layers)[p:]
-            ),
-        }
-    return out
 
 
 def _registry_layers(model: str) -> int | None:
@@ -84,7 +39,7 @@ def _registry_layers(model: str) -> int | None:
 
 def finished_results(root: str | Path | None = None) -> list[dict[str, Any]]:
     """Finished fine-tunes (own runs and each point of a sweep) with their ``result.json``, newest first."""
-    root = Path(root) if root is not None else cache_dir() / "runs"
+    root = Path(root) if root is not None else runs_root()
     out: list[dict[str, Any]] = []
     if not root.is_dir():
         return out
@@ -163,7 +118,7 @@ def list_benchmarks(root: str | Path | None = None) -> list[dict[str, Any]]:
         data = read_json(folder / "benchmark.json")
         if data:
             out.append({"id": folder.name, "path": str(folder / "benchmark.json"), "data": data})
-    runs = cache_dir() / "runs" if root is None else base.parent / "runs"
+    runs = runs_root() if root is None else base.parent / "runs"
     for path in sorted(runs.glob("*/benchmark_p*.json"), reverse=True) if runs.is_dir() else []:
         data = read_json(path)
         if data:

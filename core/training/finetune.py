@@ -30,7 +30,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -75,37 +75,104 @@ StopCheck = Callable[[], bool]
 class FinetuneConfig:
     """Everything a fine-tuning run needs; stored as the run's ``config.json``."""
 
-    model: str
-    prune_point: int | None = None  # None: the full model
-    dataset: str = "sample"
-    root: str | None = None
-    task: str = "words"
-    speaker_regex: str | None = None  # folder datasets: speaker id = the regex's first group
-    train_split: str = "train"
-    eval_split: str = "validation"  # the best checkpoint is chosen here
-    test_split: str | None = "test"  # ... and scored here (None: on eval_split)
-    max_train_clips: int | None = None
-    max_eval_clips: int | None = None
-    max_test_clips: int | None = None
-    min_clips: int | None = None
-    split_seed: int = 0
-    epochs: int = 5
-    batch_size: int = 16
-    eval_batch_size: int = 64
-    lr: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    grad_accum: int = 1
-    max_grad_norm: float = 1.0
-    freeze_front_end: bool = True
-    seed: int = 0
-    device: str | None = None
-    bf16: bool = True
-    whisper_input: str = "trimmed"
-    log_every: int = 10
-    max_steps_per_epoch: int | None = None  # cap (tests, quick looks); None: the whole split
-    convexity: bool = True
-    convexity_max_pairs: int | None = 5000
+    model: str = field(
+        metadata={"help": 'preset key (see "models"), Hugging Face id or model directory'}
+    )
+    prune_point: int | None = field(
+        default=None,
+        metadata={"help": "prune point p: keep transformer layers 1..p (default: the full model)"},
+    )
+    dataset: str = field(
+        default="sample",
+        metadata={"help": 'dataset key (see "datasets"): sample, speech-commands, folder'},
+    )
+    root: str | None = field(
+        default=None, metadata={"help": "dataset folder (default: the dataset's own location)"}
+    )
+    task: str = field(
+        default="words",
+        metadata={"help": "classify words or speakers", "choices": ("words", "speakers")},
+    )
+    speaker_regex: str | None = field(
+        default=None,
+        metadata={"help": "folder datasets: the speaker id is this regex's first group"},
+    )
+    train_split: str = field(default="train", metadata={"help": "split trained on"})
+    eval_split: str = field(
+        default="validation",
+        metadata={"help": "split evaluated every epoch; picks the best checkpoint"},
+    )
+    test_split: str | None = field(
+        default="test",
+        metadata={"help": "split the best checkpoint is scored on (none: eval_split)"},
+    )
+    max_train_clips: int | None = field(
+        default=None,
+        metadata={"help": "seeded stratified subsample of the training split (none: all)"},
+    )
+    max_eval_clips: int | None = field(
+        default=None,
+        metadata={"help": "seeded stratified subsample of the evaluation split (none: all)"},
+    )
+    max_test_clips: int | None = field(
+        default=None,
+        metadata={"help": "seeded stratified subsample of the test split (none: all)"},
+    )
+    min_clips: int | None = field(
+        default=None,
+        metadata={"help": "speakers task: minimum clips per speaker (none: the dataset default)"},
+    )
+    split_seed: int = field(
+        default=0, metadata={"help": "seed of the train/validation/test split of a folder dataset"}
+    )
+    epochs: int = field(default=5, metadata={"help": "training epochs"})
+    batch_size: int = field(default=16, metadata={"help": "clips per training step"})
+    eval_batch_size: int = field(default=64, metadata={"help": "clips per evaluation forward pass"})
+    lr: float = field(default=5e-5, metadata={"help": "peak learning rate (AdamW)"})
+    weight_decay: float = field(
+        default=0.01, metadata={"help": "AdamW weight decay (not on biases and norms)"}
+    )
+    warmup_ratio: float = field(
+        default=0.1, metadata={"help": "share of the optimizer steps with linear warm-up"}
+    )
+    grad_accum: int = field(
+        default=1, metadata={"help": "gradient accumulation steps per optimizer step"}
+    )
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
+    freeze_front_end: bool = field(
+        default=True, metadata={"help": "keep the convolutional front-end frozen"}
+    )
+    seed: int = field(
+        default=0, metadata={"help": "seed of the head init, shuffling, dropout and subsamples"}
+    )
+    device: str | None = field(
+        default=None, metadata={"help": "cpu, cuda, cuda:1 ... (none: cuda if available)"}
+    )
+    bf16: bool = field(default=True, metadata={"help": "bf16 autocast on CUDA"})
+    whisper_input: str = field(
+        default="trimmed",
+        metadata={
+            "help": "Whisper only: 'trimmed' runs the encoder on the 1-s clip, 'padded' on the 30-s window",
+            "choices": ("trimmed", "padded"),
+        },
+    )
+    log_every: int = field(
+        default=10, metadata={"help": "log a training row every this many optimizer steps"}
+    )
+    max_steps_per_epoch: int | None = field(
+        default=None,
+        metadata={"help": "cap on optimizer steps per epoch (quick looks; none: the whole split)"},
+    )
+    convexity: bool = field(
+        default=True,
+        metadata={
+            "help": "measure pretrained and fine-tuned convexity on the scored (test) clips at the end"
+        },
+    )
+    convexity_max_pairs: int | None = field(
+        default=5000,
+        metadata={"help": "sampled pairs per class for convexity (none: every pair, exact)"},
+    )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FinetuneConfig:

@@ -52,11 +52,22 @@ log = logging.getLogger(__name__)
 class SweepConfig(FinetuneConfig):
     """A fine-tune config plus the prune points (ints, ``"suggested"``, ``"full"``) and the rule's fraction."""
 
-    points: list[Any] = field(default_factory=lambda: ["full", "suggested"])
-    fraction: float = 0.95
-    convexity_split: str = "train"
-    convexity_max_clips: int | None = None
-    benchmark: bool = True
+    points: list[Any] = field(
+        default_factory=lambda: ["full", "suggested"],
+        metadata={"help": "comma list of prune points: ints, 'full', 'suggested'"},
+    )
+    fraction: float = field(
+        default=0.95, metadata={"help": "suggest the first p reaching this fraction of the maximum"}
+    )
+    convexity_split: str = field(
+        default="train", metadata={"help": "split the pretrained convexity curve is computed on"}
+    )
+    convexity_max_clips: int | None = field(
+        default=None, metadata={"help": "clips for the pretrained convexity curve (none: all)"}
+    )
+    benchmark: bool = field(
+        default=True, metadata={"help": "benchmark full vs pruned cost at every point"}
+    )
 
     def check(self) -> None:
         """Raise :class:`TrainingError` for settings no sweep can use."""

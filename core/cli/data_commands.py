@@ -1,0 +1,285 @@
+"""Commands about inputs: ``models``, ``datasets``, ``download``, ``extract``, ``prune``.
+
+The helpers that turn selection options into cached features (:func:`extract_from_args`,
+:func:`describe_features`) are shared with the geometry commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from core.cli.options import common_options, selection_options
+from core.cli.output import format_params, progress_bar, text_table
+from core.errors import CliError
+
+__all__ = [
+    "cmd_datasets",
+    "cmd_download",
+    "cmd_extract",
+    "cmd_models",
+    "cmd_prune",
+    "describe_features",
+    "extract_from_args",
+    "register",
+    "selection_from_args",
+]
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List the model registry with offline availability, parameters and layers."""
+    from core.models.registry import MODELS, models_available_offline
+
+    offline = set(models_available_offline())
+    rows = []
+    for spec in MODELS.values():
+        if spec.key in offline:
+            where = "yes (installed)" if spec.source == "offline" else "yes (cached)"
+        else:
+            where = "no (pip package missing)" if spec.source == "offline" else "no (needs hub)"
+        rows.append(
+            [spec.key, spec.family, spec.n_layers, spec.hidden_size, format_params(spec.params),
+             where, spec.hf_id]
+        )  # fmt: skip
+    print(text_table(rows, ["model", "family", "layers", "dim", "params", "offline", "id"]))
+    print(
+        "\nAny Hugging Face id of a supported family or a local model directory also works. "
+        "Layers L give L+1 hidden states (0 = input of layer 1)."
+    )
+    return 0
+
+
+def _counts_block(title: str, counts: dict[str, int], show_all: bool, limit: int = 40) -> str:
+    """Class counts as a compact multi-column block."""
+    if not counts:
+        return f"{title}: none"
+    values = sorted(counts.values())
+    head = (
+        f"{title}: {len(counts)} classes, {sum(values)} clips "
+        f"(per class min {values[0]}, median {values[len(values) // 2]}, max {values[-1]})"
+    )
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    hidden = 0
+    if not show_all and len(items) > limit:
+        hidden, items = len(items) - limit, items[:limit]
+    width = max(len(f"{k} {v}") for k, v in items) + 2
+    per_line = max(1, 100 // width)
+    lines = [head]
+    for i in range(0, len(items), per_line):
+        lines.append("  " + "".join(f"{k} {v}".ljust(width) for k, v in items[i : i + per_line]))
+    if hidden:
+        lines.append(f"  ... {hidden} more (largest first; --all lists every class)")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    """List the dataset registry, or with a name/--root the class counts of one dataset."""
+    from core.data.datasets import (
+        DATASETS,
+        class_counts,
+        default_min_clips,
+        load_table,
+        split_counts,
+    )
+
+    if args.name is None and args.root is None:
+        rows = []
+        for spec in DATASETS.values():
+            root = spec.default_root() if spec.default_root else None
+            present = "-" if root is None else ("yes" if root.exists() else "no")
+            rows.append([spec.key, spec.layout, present, str(root or "(--root required)"),
+                         spec.download_size or "-"])  # fmt: skip
+        print(text_table(rows, ["dataset", "layout", "present", "default root", "download"]))
+        print("\nShow class counts with: python -m core datasets NAME [--root DIR]")
+        return 0
+    name = args.name
+    if name is None:
+        has_lists = (Path(args.root).expanduser() / "validation_list.txt").is_file()
+        name = "speech-commands" if has_lists else "folder"
+    table = load_table(name, args.root)
+    print(f"{name}: {len(table)} clips at {table.root}")
+    for task, title in (("words", "words"), ("speakers", "speakers")):
+        counts = class_counts(table, task)
+        print(_counts_block(title, counts, args.all))
+        splits = split_counts(table, task)
+        print("  splits: " + ", ".join(f"{k} {v}" for k, v in splits.items()))
+    floor = default_min_clips(table)
+    n_keep = sum(1 for v in class_counts(table, "speakers").values() if v >= floor)
+    print(f"speakers task keeps speakers with >= {floor} clips: {n_keep}")
+    for note in table.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def selection_from_args(args: argparse.Namespace) -> Any:
+    """The Selection described by the command-line options."""
+    from core.data.features import Selection
+
+    return Selection(
+        dataset=args.dataset,
+        root=args.root,
+        task=args.task,
+        split=args.split,
+        max_clips=args.max_clips,
+        seed=args.seed,
+        min_clips=args.min_clips,
+    )
+
+
+def extract_from_args(args: argparse.Namespace, *, cache: bool = True) -> Any:
+    """Run (or fetch from the cache) the features the selection options describe, with a progress bar."""
+    from core.data.features import extract_features
+
+    update, close = progress_bar("extract", not args.no_progress)
+    try:
+        return extract_features(
+            args.model,
+            selection_from_args(args),
+            whisper_input=args.whisper_input,
+            batch_size=args.batch_size,
+            device=args.device,
+            progress=update,
+            cache=cache,
+            trust_remote_code=args.trust_remote_code,
+        )
+    finally:
+        close()
+
+
+def describe_features(fs: Any) -> list[str]:
+    """Lines describing a FeatureSet: model, input mode, data, shape, cache and speed."""
+    m = fs.meta
+    lines = [f"model: {m['describe']}"]
+    if m.get("family") == "whisper":
+        mode = m["input_mode"]
+        extra = (
+            " (default; --whisper-input padded runs the full 30-s window)"
+            if mode == "trimmed"
+            else " (30-s window; pooled over the clip's frames)"
+        )
+        lines.append(f"whisper input: {mode}{extra}")
+    sel = m.get("selection", {})
+    sel_text = ", ".join(f"{k}={v}" for k, v in sel.items() if v is not None)
+    lines.append(f"data: {m['dataset']} at {m['root']} ({sel_text})")
+    shape = " x ".join(str(s) for s in fs.features.shape)
+    lines.append(f"features: {shape} {fs.features.dtype} (clips x hidden states x dim), "
+                 f"pooling {m['pooling']}")  # fmt: skip
+    origin = "from cache" if fs.from_cache else f"computed in {m['seconds']:.1f} s"
+    rate = f", {m['clips_per_s']:.1f} clips/s" if m.get("clips_per_s") else ""
+    lines.append(f"key: {fs.key} ({origin}{rate} on {m['device']})")
+    if fs.directory is not None:
+        lines.append(f"cache: {fs.directory}")
+    if fs.skipped:
+        first = fs.skipped[0]
+        lines.append(
+            f"skipped {len(fs.skipped)} unreadable clip(s), e.g. {first['path']}: {first['reason']}"
+        )
+    return lines
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    """Extract (or reuse) pooled per-layer features and print where they are."""
+    fs = extract_from_args(args, cache=not args.no_cache)
+    print("\n".join(describe_features(fs)))
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    """Download and unpack Speech Commands v0.02 (resumable, sha256-checked) into its folder."""
+    from core.data.datasets import download_speech_commands
+
+    update, close = progress_bar("speech commands", not args.no_progress, unit="B")
+    try:
+        root = download_speech_commands(
+            args.root, url=args.url, sha256=args.sha256 or None, progress=update
+        )
+    finally:
+        close()
+    print(f"Speech Commands v0.02 ready at {root}")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Load a model, keep layers 1..p, save it, and print parameter counts before and after."""
+    from core.models.pruning import count_parameters, prune
+    from core.models.registry import load_encoder
+
+    enc = load_encoder(args.model, whisper_input=args.whisper_input, device="cpu")
+    before = count_parameters(enc)
+    n_layers = enc.n_layers
+    if not 1 <= args.p <= n_layers:  # TODO(integrator): drop once prune() raises a LabError itself
+        raise CliError(
+            f"prune point p={args.p} is out of range: this model has {n_layers} transformer layers, "
+            f"so p must satisfy 1 <= p <= {n_layers}"
+        )
+    prune(enc, args.p)
+    after = count_parameters(enc)
+    path = enc.save_pretrained(args.out)
+    print(f"model: {enc.describe()}")
+    rows = [[part, f"{before[part]:,}", f"{after[part]:,}", f"{before[part] - after[part]:,}"]
+            for part in ("total", "front_end", "transformer", "head")]  # fmt: skip
+    print(f"pruned at p={args.p}: kept transformer layers 1..{args.p} of {n_layers}")
+    print(text_table(rows, ["parameters", "before", "after", "removed"]))
+    share = 100 * (1 - after["total"] / before["total"]) if before["total"] else 0.0
+    print(f"removed {share:.1f}% of the parameters; saved to {path}")
+    if enc.family == "whisper" and enc.input_mode == "trimmed":
+        print("note: the saved Whisper encoder keeps the trimmed (1-s) position table")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``models``, ``datasets``, ``download``, ``extract`` and ``prune``."""
+    from core.data.datasets import SPEECH_COMMANDS_SHA256, SPEECH_COMMANDS_URL
+
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser("models", parents=[common_options()], formatter_class=fmt,
+                       help="list models, offline availability, parameters and layers",
+                       epilog="example:\n  python -m core models")  # fmt: skip
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("datasets", parents=[common_options()], formatter_class=fmt,
+                       help="list datasets; with NAME or --root show word/speaker class counts",
+                       epilog="examples:\n  python -m core datasets\n  python -m core datasets sample\n"
+                              "  python -m core datasets --root ~/speech_commands_v0.02 --all")  # fmt: skip
+    p.add_argument("name", nargs="?", help="dataset key: show its class counts")
+    p.add_argument(
+        "--root", help="dataset folder (a root with validation_list.txt is read as speech-commands)"
+    )
+    p.add_argument("--all", action="store_true", help="list every class, not only the 40 largest")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("download", parents=[common_options()], formatter_class=fmt,
+                       help="download Speech Commands v0.02 (2.3 GB; resumable, sha256-checked)",
+                       epilog="example:\n  python -m core download --root ~/data/speech_commands_v0.02")  # fmt: skip
+    p.add_argument("--root", help="target folder (default: the cache's datasets folder)")
+    p.add_argument("--url", default=SPEECH_COMMANDS_URL, help="archive URL (a mirror or file://)")
+    p.add_argument("--sha256", default=SPEECH_COMMANDS_SHA256,
+                   help="expected archive sha256 (default: the official one; '' skips the check)")  # fmt: skip
+    p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("extract", parents=[common_options()], formatter_class=fmt,
+                       help="extract mean-pooled per-layer features (cached)",
+                       epilog="examples:\n  python -m core extract whisper-tiny.en-offline sample\n"
+                              "  python -m core extract whisper-base-offline sample --whisper-input padded"
+                              " --max-clips 100\n  python -m core extract ./my-model folder --root clips/"
+                              " --task speakers --min-clips 5")  # fmt: skip
+    selection_options(p, required=True)
+    p.add_argument(
+        "--no-cache", action="store_true", help="compute without reading or writing the cache"
+    )
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("prune", parents=[common_options()], formatter_class=fmt,
+                       help="keep transformer layers 1..p, save the model, show parameter counts",
+                       epilog="example:\n  python -m core prune whisper-tiny.en-offline 2 --out tiny-p2")  # fmt: skip
+    p.add_argument("model", help="preset key, Hugging Face id or model directory")
+    p.add_argument("p", type=int, help="prune point: keep layers 1..p (1 <= p <= L)")
+    p.add_argument("--out", required=True, help="directory to save the pruned model into")
+    p.add_argument(
+        "--whisper-input",
+        choices=("trimmed", "padded"),
+        default="trimmed",
+        help="Whisper only: save with the 1-s (default) or the 30-s position table",
+    )
+    p.set_defaults(func=cmd_prune)

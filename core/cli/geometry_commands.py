@@ -1,0 +1,350 @@
+"""Commands about layer geometry: ``convexity``, ``criteria`` and ``euclidean`` (of a fine-tuned run)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.cli.data_commands import describe_features, extract_from_args
+from core.cli.options import common_options, positive_int, selection_options
+from core.cli.output import progress_bar, text_table
+from core.errors import CliError
+
+__all__ = ["cmd_convexity", "cmd_criteria", "cmd_euclidean", "register"]
+
+
+def _label_sets(fs: Any, names: Sequence[str]) -> dict[str, list[str]]:
+    """The requested label sets; speaker labels must exist for every clip."""
+    out: dict[str, list[str]] = {}
+    for name in dict.fromkeys(names):
+        labels = fs.labels(name)
+        if name == "speaker" and any(not s for s in labels):
+            missing = sum(1 for s in labels if not s)
+            raise CliError(
+                f"{missing} clip(s) have no speaker label; use --labels word or a speaker regex dataset"
+            )
+        out[name] = list(labels)
+    return out
+
+
+def _write_out(path: Path, curves: dict[str, Any], fs: Any, settings: dict[str, Any]) -> None:
+    """Save curves as JSON (everything) or CSV (one row per layer and class), atomically."""
+    from core.io.atomic import atomic_write_bytes
+
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        doc = {
+            "features": fs.meta,
+            "settings": settings,
+            "curves": {
+                name: {
+                    "layers": list(c.layers),
+                    "scores": [float(s) for s in c.scores],
+                    "sems": [float(s) for s in c.sems],
+                    "results": [r.to_dict() for r in c.results],
+                }
+                for name, c in curves.items()
+            },
+        }
+        atomic_write_bytes(path, json.dumps(doc, indent=2, default=str).encode())
+    else:
+        buf = io.StringIO()
+        fields = ["labels", "layer", "class", "score", "sem", "n_points", "n_pairs"]
+        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        for c in curves.values():
+            for row in c.to_records():
+                writer.writerow({k: ("" if row[k] is None else row[k]) for k in fields})
+        atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def _out_path(args: argparse.Namespace) -> Path | None:
+    """``--out`` as a path, which must end in .json or .csv."""
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() not in (".json", ".csv"):
+        raise CliError(f"--out must end in .json or .csv, got {out.name!r}")
+    return out
+
+
+def _features_for(args: argparse.Namespace) -> Any:
+    """Cached features by ``--key``, or extracted (and cached) for MODEL DATASET."""
+    from core.data.features import load_cached_features
+
+    if args.key:
+        if args.model or args.dataset:
+            raise CliError("give either --key or MODEL DATASET, not both")
+        return load_cached_features(args.key)
+    if not (args.model and args.dataset):
+        raise CliError("give MODEL DATASET (e.g. whisper-tiny.en-offline sample) or --key KEY")
+    return extract_from_args(args)
+
+
+def _check_k(k: int, fs: Any) -> None:
+    """A kNN graph needs k < N points (TODO(integrator): drop once knn raises a LabError itself)."""
+    n = int(fs.features.shape[0])
+    if not 1 <= k < n:
+        raise CliError(f"--k {k} needs more clips: k must be between 1 and N-1 = {n - 1}")
+
+
+def _fraction(text: str) -> float:
+    """argparse type: a float in (0, 1]."""
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}")
+    return value
+
+
+def cmd_convexity(args: argparse.Namespace) -> int:
+    """Graph convexity per layer for word and/or speaker labels, sharing one kNN graph per layer."""
+    from core.geometry.convexity import layerwise_convexity
+
+    out = _out_path(args)
+    fs = _features_for(args)
+    print("\n".join(describe_features(fs)))
+    labels = _label_sets(fs, args.labels)
+    _check_k(args.k, fs)
+    pairs = None if args.exhaustive else args.pairs
+    update, close = progress_bar("convexity", not args.no_progress)
+    try:
+        curves = layerwise_convexity(
+            fs.features, labels, k=args.k, max_pairs_per_class=pairs, seed=args.pair_seed,
+            device=args.device, progress=update,
+        )  # fmt: skip
+    finally:
+        close()
+    first = next(iter(curves.values())).results[0]
+    estimator = first.settings["estimator"]
+    print(f"graph convexity: k={args.k}, {'exhaustive' if pairs is None else f'{pairs} pairs/class'}"
+          f" ({estimator}); sem = standard error of the estimate")  # fmt: skip
+    for name, c in curves.items():
+        ex = c.results[0].n_excluded_classes
+        n_cls = len(c.results[0].per_class)
+        note = f", {ex} class(es) with < 2 clips excluded" if ex else ""
+        print(f"  {name}: {n_cls} classes{note}")
+    header = ["layer"] + [h for name in curves for h in (name, "±sem")]
+    rows = []
+    for i, layer in enumerate(next(iter(curves.values())).layers):
+        row: list[Any] = [layer]
+        for c in curves.values():
+            row += [f"{c.scores[i]:.4f}", f"{c.sems[i]:.4f}"]
+        rows.append(row)
+    print(text_table(rows, header))
+    if fs.meta.get("final_layer_norm"):
+        print(
+            f"note: layer {fs.n_layers} includes the encoder's final LayerNorm (layers below do not)"
+        )
+    if out is not None:
+        settings = dict(first.settings, labels=list(curves))
+        settings.pop("layer", None)
+        _write_out(out, curves, fs, settings)
+        print(f"wrote {out}")
+    return 0
+
+
+def _criteria_doc(results: dict[str, Any], table: list[dict[str, Any]]) -> dict[str, Any]:
+    """JSON-ready criteria: values, uncertainty, settings and proposed prune points."""
+    return {
+        "criteria": {
+            name: {
+                "kind": r.kind,
+                "values": np.asarray(r.values).tolist(),
+                "uncertainty": None
+                if r.uncertainty is None
+                else np.asarray(r.uncertainty).tolist(),
+                "higher_is_better": r.higher_is_better,
+                "settings": r.settings,
+                "seconds": r.seconds,
+            }
+            for name, r in results.items()
+        },
+        "proposed_prune_points": table,
+    }
+
+
+def _criteria_csv(results: dict[str, Any]) -> str:
+    """One row per (criterion, layer) for curves and per (criterion, layer, layer_b) for matrices."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["criterion", "layer", "layer_b", "value", "uncertainty"])
+    for name, r in results.items():
+        values = np.asarray(r.values)
+        unc = None if r.uncertainty is None else np.asarray(r.uncertainty)
+        for idx in np.ndindex(values.shape):
+            layer_b = idx[1] if len(idx) > 1 else ""
+            u = "" if unc is None else float(unc[idx])
+            writer.writerow([name, idx[0], layer_b, float(values[idx]), u])
+    return buf.getvalue()
+
+
+def cmd_criteria(args: argparse.Namespace) -> int:
+    """Convexity beside the other layer-selection criteria, with each one's proposed prune point."""
+    from core.geometry.convexity import layerwise_convexity
+    from core.geometry.criteria import (
+        CRITERIA,
+        GraphCollector,
+        compare_prune_points,
+        run_criteria,
+    )
+    from core.io.atomic import atomic_write_bytes
+
+    out = _out_path(args)
+    fs = _features_for(args)
+    print("\n".join(describe_features(fs)))
+    labels = _label_sets(fs, [args.labels])[args.labels]
+    _check_k(args.k, fs)
+    unknown = sorted(set(args.names or ()) - set(CRITERIA))
+    if unknown:
+        raise CliError(f"unknown criteria {unknown}; known: {', '.join(CRITERIA)}")
+    graphs = GraphCollector()
+    update, close = progress_bar("convexity", not args.no_progress)
+    try:
+        curve = layerwise_convexity(
+            fs.features, labels, k=args.k, max_pairs_per_class=args.pairs, device=args.device,
+            match_pair_precision=not args.fast, progress=update, on_graph=graphs,
+        )  # fmt: skip
+    finally:
+        close()
+    results = run_criteria(fs.features, labels, names=args.names, graphs=graphs, k=args.k)
+    table = compare_prune_points(results, curve, fraction=args.fraction)
+    curves = {"convexity": curve.scores} | {
+        n: r.values for n, r in results.items() if r.kind == "curve"
+    }
+    rows = [
+        [layer] + [f"{v[i]:.4f}" for v in curves.values()] for i, layer in enumerate(curve.layers)
+    ]
+    print(text_table(rows, ["layer", *curves]))
+    print(text_table([[r["criterion"], r["layer"], r["rule"]] for r in table],
+                 ["criterion", "prune point", "rule"]))  # fmt: skip
+    if out is not None:
+        if out.suffix.lower() == ".json":
+            doc = _criteria_doc(results, table) | {"features": fs.meta}
+            atomic_write_bytes(out, json.dumps(doc, indent=2, default=str).encode())
+        else:
+            atomic_write_bytes(out, _criteria_csv(results).encode())
+        print(f"wrote {out}")
+    return 0
+
+
+def cmd_euclidean(args: argparse.Namespace) -> int:
+    """Euclidean convexity per hidden state of a fine-tuned run (its task's labels, its test split)."""
+    from functools import partial
+
+    from core.io.atomic import atomic_write_json
+    from core.models.classifier import load_classifier, model_inputs
+    from core.runs.folders import RUN_ID_PATTERN, run_dir
+    from core.training.euclidean import euclidean_convexity
+    from core.training.finetune import FinetuneConfig
+    from core.training.task_data import load_split
+
+    run = Path(args.run)
+    if not run.exists() and RUN_ID_PATTERN.fullmatch(args.run):
+        run = run_dir(args.run)  # a run id (RunError if there is no such run)
+    checkpoint = run / "best" if (run / "best").is_dir() else run
+    config_file = run / "config.json"
+    if not config_file.is_file():
+        raise CliError(
+            f"{run} is not a run folder (no config.json); see 'python -m core jobs list'"
+        )
+    cfg = FinetuneConfig.from_dict(json.loads(config_file.read_text())["config"])
+    split = args.split or cfg.test_split or cfg.eval_split
+    data = load_split(cfg, split, max_clips=args.max_clips)
+    clf, enc = load_classifier(checkpoint, device=args.device)
+    update, close = progress_bar("euclidean", not args.no_progress, unit="layer")
+    try:
+        results = euclidean_convexity(
+            clf, partial(model_inputs, enc), data.waves, data.labels,
+            pairs_per_class=args.pairs, seed=args.pair_seed, progress=update,
+        )  # fmt: skip
+    finally:
+        close()
+    print(f"euclidean convexity of {checkpoint} ({cfg.task}, {split}: {len(data.labels)} clips, "
+          f"{args.pairs} pairs/class, 10 points per segment)")  # fmt: skip
+    print(text_table([[r.layer, f"{r.score:.4f}", f"{r.sem:.4f}"] for r in results],
+                 ["layer", "score", "±sem"]))  # fmt: skip
+    if args.out:
+        atomic_write_json(Path(args.out), {"checkpoint": str(checkpoint), "split": split,
+                                           "results": [vars(r) for r in results]})  # fmt: skip
+        print(f"wrote {args.out}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``convexity``, ``criteria`` and ``euclidean``."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser("convexity", parents=[common_options()], formatter_class=fmt,
+                       help="per-layer graph convexity of word and speaker labels",
+                       epilog="examples:\n  python -m core convexity whisper-tiny.en-offline sample\n"
+                              "  python -m core convexity whisper-base-offline sample --labels speaker --k 5"
+                              " --out curves.csv\n  python -m core convexity --key 3fa2c1d9e0 --exhaustive"
+                              " --out curves.json")  # fmt: skip
+    selection_options(p, required=False)
+    p.add_argument(
+        "--key", help="use cached features by key (or a unique prefix) instead of MODEL DATASET"
+    )
+    p.add_argument(
+        "--labels",
+        nargs="+",
+        choices=("word", "speaker"),
+        default=["word", "speaker"],
+        help="label sets (default: both, sharing each layer's kNN graph)",
+    )
+    p.add_argument(
+        "--k", type=positive_int, default=10, help="neighbours in the kNN graph (default: 10)"
+    )
+    p.add_argument(
+        "--pairs",
+        type=positive_int,
+        default=5000,
+        help="precision of this many sampled pairs per class (default: 5000)",
+    )
+    p.add_argument("--exhaustive", action="store_true", help="score every ordered pair (exact)")
+    p.add_argument(
+        "--pair-seed", type=int, default=0, help="seed of the pair sampling (default: 0)"
+    )
+    p.add_argument(
+        "--out", help="write results to FILE.json (everything) or FILE.csv (layer x class rows)"
+    )
+    p.set_defaults(func=cmd_convexity)
+
+    p = sub.add_parser("criteria", parents=[common_options()], formatter_class=fmt,
+                       help="convexity beside other layer-selection criteria, with prune points",
+                       epilog="examples:\n  python -m core criteria whisper-tiny.en-offline sample\n"
+                              "  python -m core criteria --key 3fa2c1d9e0 --labels speaker"
+                              " --out criteria.json")  # fmt: skip
+    selection_options(p, required=False)
+    p.add_argument("--key", help="use cached features by key (or a unique prefix)")
+    p.add_argument("--labels", choices=("word", "speaker"), default="word",
+                   help="the task's labels (default: word)")  # fmt: skip
+    p.add_argument("--names", nargs="+", default=None,
+                   help="criteria to compute (default: all; see core.geometry.criteria.CRITERIA)")  # fmt: skip
+    p.add_argument("--k", type=positive_int, default=10, help="neighbours (default: 10)")
+    p.add_argument(
+        "--pairs", type=positive_int, default=5000, help="convexity pair budget per class"
+    )
+    p.add_argument("--fast", action="store_true",
+                   help="convexity pilot sample only (faster, larger standard error)")  # fmt: skip
+    p.add_argument("--fraction", type=_fraction, default=0.95,
+                   help="fraction of the maximum for curve rules (default: 0.95)")  # fmt: skip
+    p.add_argument("--out", help="write FILE.json (everything) or FILE.csv (long format)")
+    p.set_defaults(func=cmd_criteria)
+
+    p = sub.add_parser("euclidean", parents=[common_options()], formatter_class=fmt,
+                       help="Euclidean convexity per layer of a fine-tuned run (Tetkova et al.)",
+                       epilog="example:\n  python -m core euclidean cache/runs/<run-id> --pairs 20 --out e.json")  # fmt: skip
+    p.add_argument(
+        "run", help="a fine-tuning run id or folder (uses its best/ checkpoint and its config)"
+    )
+    p.add_argument("--split", help="split to sample pairs from (default: the run's eval split)")
+    p.add_argument("--max-clips", type=positive_int, default=None, help="cap on clips loaded")
+    p.add_argument("--pairs", type=positive_int, default=20, help="pairs per class (default: 20)")
+    p.add_argument("--pair-seed", type=int, default=0, help="seed of the pair sampling")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--out", help="write the results to FILE.json")
+    p.set_defaults(func=cmd_euclidean)

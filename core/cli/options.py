@@ -1,0 +1,185 @@
+"""Command-line options: the shared ones, and those generated from the config dataclasses.
+
+:func:`config_options` turns every field of a config dataclass (``FinetuneConfig``, ``SweepConfig``)
+into an option: ``--field-name`` typed from the annotation (``X | None`` also takes ``none``;
+booleans get ``--x/--no-x``; lists are comma-separated), help text and choices from the field's
+``metadata``, the default shown from the dataclass. Options the user does not give are left out of
+the namespace, so the dataclass defaults stay the only defaults (:func:`config_from_args`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "common_options",
+    "config_from_args",
+    "config_options",
+    "option_name",
+    "positive_int",
+    "selection_options",
+]
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options every command takes."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def selection_options(p: argparse.ArgumentParser, *, required: bool) -> None:
+    """Model, dataset and the selection / extraction options."""
+    nargs = None if required else "?"
+    p.add_argument(
+        "model", nargs=nargs, help="preset key (see 'models'), Hugging Face id or model directory"
+    )
+    p.add_argument(
+        "dataset", nargs=nargs, help="dataset key (see 'datasets'): sample, speech-commands, folder"
+    )
+    p.add_argument("--root", help="dataset folder (default: the dataset's own location)")
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let a hub model run its own code (off by default; only for repositories you trust)",
+    )
+    p.add_argument(
+        "--task",
+        choices=("words", "speakers"),
+        default="words",
+        help="which task's clips: speakers keeps speakers with >= --min-clips clips (default: words)",
+    )
+    p.add_argument(
+        "--split",
+        choices=("all", "train", "validation", "test"),
+        default="all",
+        help="split of the task (default: all)",
+    )
+    p.add_argument(
+        "--max-clips",
+        type=positive_int,
+        help="seeded stratified subsample of at most this many clips (>= 1 per class)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the --max-clips subsample (default: 0)"
+    )
+    p.add_argument(
+        "--min-clips", type=positive_int, help="speakers task: minimum clips per speaker"
+    )
+    p.add_argument(
+        "--whisper-input",
+        choices=("trimmed", "padded"),
+        default="trimmed",
+        help="Whisper only: 'trimmed' runs the encoder on the 1-s clip (default, ~30x "
+        "faster), 'padded' on the stock 30-s window; they give different features",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=32,
+        help="clips per forward pass (default: 32; halved on OOM)",
+    )
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")  # fmt: skip
+
+
+def option_name(field_name: str) -> str:
+    """``--field-name`` for a dataclass field."""
+    return "--" + field_name.replace("_", "-")
+
+
+def _optional(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A converter that also reads ``none`` as None (to clear a field whose default is a value)."""
+
+    def parse(text: str) -> Any:
+        return None if text.strip().lower() == "none" else convert(text)
+
+    parse.__name__ = getattr(convert, "__name__", "value")
+    return parse
+
+
+def _comma_list(text: str) -> list[Any]:
+    """``a,3,b`` -> ``["a", 3, "b"]`` (integers where an item is one)."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    return [int(item) if item.lstrip("-").isdigit() else item for item in items]
+
+
+def _field_type(hint: Any) -> tuple[Any, bool]:
+    """The base type of an annotation and whether it admits None."""
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        rest = [a for a in args if a is not type(None)]
+        return (rest[0] if len(rest) == 1 else str), len(rest) < len(args)
+    return (typing.get_origin(hint) or hint), False
+
+
+def _default_text(f: dataclasses.Field) -> str:
+    """`` (default: X)`` for a field, or `` (required)``."""
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+    else:
+        return " (required)"
+    if isinstance(value, list):
+        value = ",".join(str(v) for v in value)
+    return f" (default: {'none' if value is None else value})"
+
+
+def config_options(
+    parser: argparse.ArgumentParser,
+    config_cls: type,
+    *,
+    aliases: Mapping[str, Sequence[str]] | None = None,
+    exclude: Sequence[str] = (),
+) -> None:
+    """Add one option per field of dataclass ``config_cls`` (see the module docstring)."""
+    aliases = aliases or {}
+    hints = typing.get_type_hints(config_cls)
+    group = parser.add_argument_group(f"{config_cls.__name__} settings")
+    for f in dataclasses.fields(config_cls):
+        if f.name in exclude:
+            continue
+        flags = [option_name(f.name), *aliases.get(f.name, ())]
+        base, optional = _field_type(hints[f.name])
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        text = f.metadata.get("help", "") + _default_text(f)
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": text}
+        if base is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            convert = _comma_list if base is list else base
+            kwargs["type"] = _optional(convert) if optional else convert
+            kwargs["required"] = required
+            if "choices" in f.metadata:
+                kwargs["choices"] = f.metadata["choices"]
+            kwargs["metavar"] = f.name.upper()
+        group.add_argument(*flags, **kwargs)
+
+
+def config_from_args(
+    config_cls: type, args: argparse.Namespace, preset: Mapping[str, Any] | None = None
+) -> Any:
+    """An instance of ``config_cls`` from the options given (over ``preset``, over the field defaults)."""
+    values = dict(preset or {})
+    values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)
+                   if hasattr(args, f.name)})  # fmt: skip
+    return config_cls(**values)

@@ -1,0 +1,261 @@
+"""Commands about runs: ``finetune``, ``sweep``, ``benchmark`` and ``jobs list|status|watch|cancel|resume|restart``.
+
+``finetune`` and ``sweep`` take every field of their config dataclass as an option (see
+:mod:`core.cli.options`); they run in the foreground (progress lines on stderr, the result on stdout)
+or, with ``--background``, queue a worker and print its run id. ``jobs run-job RUN`` is the worker's
+own entry point (what :func:`core.runs.jobs.start` spawns).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from core.cli.options import common_options, config_from_args, config_options
+from core.cli.output import format_seconds, text_table
+
+__all__ = ["PAPER_RECIPE", "register"]
+
+PAPER_RECIPE = {  # the paper's fine-tuning recipe (Dorszewski et al.): --paper presets these
+    "dataset": "speech-commands",
+    "epochs": 20,
+    "batch_size": 32,
+    "lr": 3e-5,
+    "eval_split": "validation",
+    "test_split": "test",
+}
+
+
+def _print_json(obj: Any) -> None:
+    """Indented JSON on stdout."""
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def _launch(kind: str, config: Any, background: bool) -> int:
+    """Create a run; start it in the background or run it here; print where it is and its result."""
+    from core.runs import jobs, records
+
+    run = jobs.create_run(kind, config.to_dict())
+    print(f"run {run.name}: {run}")
+    if background:
+        pid = jobs.start(run)
+        print(f"started in the background (pid {pid}); watch: python -m core jobs watch {run.name}")
+        return 0
+    code = jobs.run_job(run)
+    status = records.status(run)
+    print(f"{status.state}: {status.error or ''}".strip())
+    result = records.result(run)
+    if result is not None:
+        _print_json(result.to_dict() if hasattr(result, "to_dict") else result)
+    return code
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    """Fine-tune one full or pruned model as a run."""
+    from core.training.finetune import FinetuneConfig
+
+    preset = PAPER_RECIPE if args.paper else None
+    return _launch("finetune", config_from_args(FinetuneConfig, args, preset), args.background)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Fine-tune at several prune points and suggest one, as a run."""
+    from core.training.sweep import SweepConfig
+
+    preset = PAPER_RECIPE if args.paper else None
+    return _launch("sweep", config_from_args(SweepConfig, args, preset), args.background)
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    """Full vs pruned cost table (and optionally its files)."""
+    from core.training.benchmark import benchmark, benchmark_rows, save_benchmark
+
+    res = benchmark(
+        args.model, args.prune, n_labels=args.labels, train_batch=args.train_batch,
+        infer_batch=args.infer_batch, repeats=args.repeats, warmup=args.warmup,
+        n_train_clips=args.n_train_clips, device=args.device,
+    )  # fmt: skip
+    print(benchmark_rows(res))
+    if args.out:
+        for path in save_benchmark(res, args.out):
+            print(f"wrote {path}")
+    return 0
+
+
+def _progress_line(run_id: str) -> str:
+    """One line: state, epoch, elapsed and remaining time of a run."""
+    from core.runs import records
+
+    pr = records.progress(run_id)
+    status = records.status(run_id)
+    parts = [f"{run_id}: {status.label}"]
+    if pr.epoch is not None and pr.epochs:
+        parts.append(f"epoch {pr.epoch}/{pr.epochs} ({100 * (pr.epoch_fraction or 0):.0f}%)")
+    parts.append(f"elapsed {format_seconds(pr.elapsed_s)}")
+    if status.active:
+        parts.append(f"epoch left {format_seconds(pr.epoch_remaining_s)}")
+        parts.append(f"total left {format_seconds(pr.total_remaining_s)}")
+    if status.error:
+        parts.append(status.error)
+    return ", ".join(parts)
+
+
+def cmd_jobs_list(args: argparse.Namespace) -> int:
+    """Every run, newest first."""
+    from core.runs import records
+
+    rows = []
+    for r in records.list_runs():
+        p = r.config.get("prune_point")
+        rows.append(
+            [r.run_id, r.label, r.kind, r.epoch or "-", r.config.get("task", ""),
+             "full" if p is None else p, r.attempt, "yes" if r.resumable else "no", r.error or ""]
+        )  # fmt: skip
+    header = ["run", "state", "kind", "epoch", "task", "p", "attempt", "resumable", "error"]
+    print(text_table(rows, header) if rows else "no runs yet")
+    return 0
+
+
+def cmd_jobs_status(args: argparse.Namespace) -> int:
+    """One run's status, progress and last metric rows as JSON."""
+    from core.runs import records
+
+    doc = records.status(args.run).to_dict()
+    doc["progress"] = records.progress(args.run).to_dict()
+    doc["metrics_tail"] = records.read_metrics(args.run)[-3:]
+    _print_json(doc)
+    return 0
+
+
+def cmd_jobs_watch(args: argparse.Namespace) -> int:
+    """Print a progress line whenever it changes until the run is final; exit 0 only if it is done."""
+    from core.runs import records
+
+    last = None
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    while True:
+        line = _progress_line(args.run)
+        if line != last:
+            print(line, flush=True)
+            last = line
+        status = records.status(args.run)
+        if not status.active:
+            return 0 if status.state == "done" else 1
+        if deadline is not None and time.monotonic() > deadline:
+            return 1
+        time.sleep(args.interval)
+
+
+def cmd_jobs_cancel(args: argparse.Namespace) -> int:
+    """Cancel a run (SIGTERM, or SIGKILL with --force) and print its status."""
+    from core.runs import jobs
+
+    _print_json(jobs.cancel(args.run, force=args.force, timeout=10.0).to_dict())
+    return 0
+
+
+def cmd_jobs_resume(args: argparse.Namespace) -> int:
+    """Continue a failed/cancelled run from its last checkpoint, in its own folder."""
+    from core.runs import jobs
+
+    _print_json(jobs.resume(args.run, background=not args.foreground).to_dict())
+    return 0
+
+
+def cmd_jobs_restart(args: argparse.Namespace) -> int:
+    """Run a run again from scratch as a new attempt (a new run folder linked to the old one)."""
+    from core.runs import jobs
+
+    _print_json(jobs.restart(args.run, background=not args.foreground).to_dict())
+    return 0
+
+
+def cmd_run_job(args: argparse.Namespace) -> int:
+    """The background worker's body (spawned by ``core.runs.jobs.start``)."""
+    from core.runs import jobs
+
+    return jobs.run_job(args.run)
+
+
+def _launch_options(p: argparse.ArgumentParser) -> None:
+    """``--background`` and ``--paper``, shared by finetune and sweep."""
+    p.add_argument("--background", action="store_true", help="queue as a background job")
+    p.add_argument(
+        "--paper",
+        action="store_true",
+        help="the paper's recipe: Speech Commands, 20 epochs, batch 32, lr 3e-5, best on validation, "
+        "scored on test (options given explicitly still win; a GPU is advised)",
+    )
+
+
+def _register_jobs(sub: argparse._SubParsersAction) -> None:
+    """``jobs`` and its actions."""
+    p = sub.add_parser(
+        "jobs", help="list, watch, cancel, resume or restart runs (also after a reboot)"
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    a = actions.add_parser("list", parents=[common_options()], help="every run, newest first")
+    a.set_defaults(func=cmd_jobs_list)
+    specs = [
+        ("status", cmd_jobs_status, "status, progress and last metrics of a run (JSON)"),
+        ("watch", cmd_jobs_watch, "progress lines until the run ends (exit 0 if done)"),
+        ("cancel", cmd_jobs_cancel, "stop a run"),
+        ("resume", cmd_jobs_resume, "continue a failed/cancelled run from its last checkpoint"),
+        ("restart", cmd_jobs_restart, "run it again from scratch as a new attempt (new run id)"),
+    ]
+    for name, func, text in specs:
+        a = actions.add_parser(name, parents=[common_options()], help=text)
+        a.add_argument("run", help="run id (see 'jobs list')")
+        a.set_defaults(func=func)
+        if name == "watch":
+            a.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
+            a.add_argument("--timeout", type=float, default=None, help="give up after seconds")
+        if name == "cancel":
+            a.add_argument("--force", action="store_true", help="SIGKILL instead of SIGTERM")
+        if name in ("resume", "restart"):
+            a.add_argument("--foreground", action="store_true", help="run in this process")
+    a = actions.add_parser("run-job", parents=[common_options()], help="(internal) worker body")
+    a.add_argument("run", help="run id")
+    a.set_defaults(func=cmd_run_job)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``finetune``, ``sweep``, ``benchmark`` and ``jobs``."""
+    from core.training.finetune import FinetuneConfig
+    from core.training.sweep import SweepConfig
+
+    p = sub.add_parser(
+        "finetune", parents=[common_options()],
+        help="fine-tune a full or pruned model as a run (add --background to queue it)",
+    )  # fmt: skip
+    config_options(p, FinetuneConfig, aliases={"prune_point": ["--prune"]})
+    _launch_options(p)
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser(
+        "sweep", parents=[common_options()],
+        help="fine-tune and benchmark several prune points; suggests one from convexity",
+    )  # fmt: skip
+    config_options(p, SweepConfig, exclude=("prune_point",))
+    _launch_options(p)
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser(
+        "benchmark", parents=[common_options()],
+        help="full vs pruned: parameters, training step, latency, throughput, memory",
+    )  # fmt: skip
+    p.add_argument("--model", required=True, help="preset key, hub id or model directory")
+    p.add_argument("--prune", type=int, required=True, help="prune point p")
+    p.add_argument("--labels", type=int, default=35, help="classes of the head (default: 35)")
+    p.add_argument("--train-batch", type=int, default=8, help="training batch (default: 8)")
+    p.add_argument("--infer-batch", type=int, default=32, help="inference batch (default: 32)")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats (default: 5)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed warm-up runs (default: 2)")
+    p.add_argument("--n-train-clips", type=int, default=None, help="clips per training epoch")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--out", default=None, help="folder for benchmark.json/.csv")
+    p.set_defaults(func=cmd_benchmark)
+
+    _register_jobs(sub)

@@ -1,0 +1,326 @@
+"""What a run is doing, read from its folder: typed status, progress with time remaining, its result.
+
+The state a caller sees is derived from the files *and* the live process: a run whose ``status.json``
+says queued/running but whose worker is gone (checked through ``/proc/<pid>``: alive, not a zombie,
+the same process start time or a command line naming the run, so a reused pid is not mistaken for it)
+is recorded as ``failed`` with ``interrupted`` set. A cancel that the worker has not yet honoured
+shows as ``cancelling`` in :attr:`RunStatus.label`, never as plain ``running``.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from core.runs.folders import (
+    read_json,
+    read_metrics,
+    read_status,
+    run_dir,
+    runs_root,
+    stamp,
+    write_status,
+)
+
+__all__ = [
+    "ACTIVE",
+    "FINAL",
+    "RunProgress",
+    "RunStatus",
+    "convexity",
+    "estimate_progress",
+    "list_runs",
+    "log_tail",
+    "progress",
+    "result",
+    "status",
+]
+
+ACTIVE = ("queued", "running")
+FINAL = ("done", "failed", "cancelled")
+CANCEL_MARKER = "cancel.request"  # written by cancel(), polled by the worker
+SPAWN_FILE = "spawn.json"  # pid of the worker process start() launched, before it reports itself
+
+
+def _from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """An instance of dataclass ``cls`` from the keys of ``data`` it knows (files may hold more)."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """One run as its folder and its live worker describe it (``state``: queued/running/done/failed/cancelled).
+
+    ``attempt``/``parent``: a restart is a new run folder with ``attempt`` + 1 whose ``parent`` is the
+    run it restarts; a resume continues the same folder (same attempt) from its last checkpoint.
+    """
+
+    run_id: str
+    kind: str = "unknown"
+    state: str = "unknown"
+    config: dict[str, Any] = field(default_factory=dict)
+    pid: int | None = None
+    queued_at: float | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    updated_at: str | None = None
+    epoch: int | None = None
+    step: int | None = None
+    error: str | None = None
+    interrupted: bool = False
+    resumable: bool = False
+    cancel_requested: bool = False
+    attempt: int = 1
+    parent: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    last: dict[str, Any] | None = None
+
+    @property
+    def active(self) -> bool:
+        """Queued or running."""
+        return self.state in ACTIVE
+
+    @property
+    def label(self) -> str:
+        """The state for display: ``cancelling`` while a requested cancel is pending."""
+        return "cancelling" if self.active and self.cancel_requested else self.state
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunStatus:
+        """From a JSON dict, ignoring unknown keys."""
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """Elapsed time and estimated time remaining of a run (seconds; None where nothing supports an estimate).
+
+    ``seconds_per_epoch`` is the median of finished epochs' training time, else extrapolated from the
+    current epoch's progress; remaining times count training only (evaluation and the final
+    convexity pass come on top).
+    """
+
+    run_id: str
+    state: str
+    elapsed_s: float | None = None
+    epoch: int | None = None
+    epochs: int | None = None
+    epoch_fraction: float | None = None
+    seconds_per_epoch: float | None = None
+    epoch_remaining_s: float | None = None
+    total_remaining_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunProgress:
+        """From a JSON dict, ignoring unknown keys."""
+        return _from_dict(cls, data)
+
+
+# --------------------------------------------------------------------------------------------------
+# Liveness
+
+
+def proc_start(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (field 22 of /proc/<pid>/stat), to tell a reused pid apart."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def pid_alive(pid: int | None, run: Path, started: str | None = None) -> bool:
+    """Whether ``pid`` is a live (non-zombie) worker of this run."""
+    if not pid:
+        return False
+    proc = Path(f"/proc/{pid}")
+    if Path("/proc/self").exists():
+        try:
+            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                return False
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return False
+        if started is not None:  # recorded by the worker itself: exact, also for foreground runs
+            return proc_start(pid) == started
+        return run.name in cmdline
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def worker_alive(run: Path, raw: dict[str, Any]) -> bool:
+    """Whether the run's worker (as it reported itself, else as start() spawned it) is running."""
+    if raw.get("pid"):
+        return pid_alive(raw.get("pid"), run, raw.get("pid_start"))
+    spawned = read_json(run / SPAWN_FILE) or {}
+    return pid_alive(spawned.get("pid"), run)
+
+
+def refresh(run: Path) -> dict[str, Any]:
+    """The raw status, with an active-looking run whose worker is gone recorded as failed/interrupted."""
+    raw = read_status(run)
+    if raw.get("state") not in ACTIVE:
+        return raw
+    if not raw.get("pid") and not (run / SPAWN_FILE).exists():
+        return raw  # created, never started: genuinely queued
+    if worker_alive(run, raw):
+        return raw
+    raw = read_status(run)  # it may have finished between the two reads
+    if raw.get("state") not in ACTIVE:
+        return raw
+    pid = raw.get("pid") or (read_json(run / SPAWN_FILE) or {}).get("pid")
+    return write_status(
+        run,
+        state="failed",
+        interrupted=True,
+        error=f"interrupted: worker process {pid} is gone (killed or machine restarted)",
+        finished_at=stamp(),
+    )
+
+
+def _status_of(run: Path, raw: dict[str, Any]) -> RunStatus:
+    """RunStatus from a folder and its (refreshed) raw status."""
+    spec = read_json(run / "config.json") or {}
+    data = {
+        **raw,
+        "run_id": run.name,
+        "kind": raw.get("kind") or spec.get("kind", "unknown"),
+        "config": spec.get("config") or {},
+        "summary": raw.get("summary") or {},
+        "cancel_requested": (run / CANCEL_MARKER).exists(),
+    }
+    return RunStatus.from_dict(data)
+
+
+# --------------------------------------------------------------------------------------------------
+# Public reads
+
+
+def status(run_id: str | os.PathLike) -> RunStatus:
+    """The run's current status (a dead worker is noticed and recorded); RunError for a bad id."""
+    run = run_dir(run_id)
+    return _status_of(run, refresh(run))
+
+
+def list_runs() -> list[RunStatus]:
+    """Every run under the runs folder, newest first (dead workers detected)."""
+    out = []
+    for run in sorted(runs_root().iterdir(), reverse=True):
+        if run.is_dir() and not run.name.startswith(".") and (run / "config.json").is_file():
+            out.append(_status_of(run, refresh(run)))
+    return out
+
+
+def result(run_id: str | os.PathLike) -> dict[str, Any] | None:
+    """A finished run's result (``result.json`` of a fine-tune, ``results.json`` of a sweep); None before.
+
+    TODO(integrator): return ``FinetuneResult.from_dict(...)`` for fine-tunes once
+    ``core.training.finetune.FinetuneResult`` exists (not on this branch).
+    """
+    run = run_dir(run_id)
+    kind = (read_json(run / "config.json") or {}).get("kind")
+    return read_json(run / ("results.json" if kind == "sweep" else "result.json"))
+
+
+def convexity(run_id: str | os.PathLike) -> dict[str, Any] | None:
+    """A finished fine-tune's pretrained vs fine-tuned convexity curves (``convexity.json``), or None."""
+    return read_json(run_dir(run_id) / "convexity.json")
+
+
+def log_tail(run_id: str | os.PathLike, lines: int = 40) -> str:
+    """The last ``lines`` lines of a run's ``train.log`` and ``worker.out`` (empty if none)."""
+    run = run_dir(run_id)
+    parts = []
+    for name in ("train.log", "worker.out"):
+        path = run / name
+        if path.exists():
+            text = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+            if text:
+                parts.append(f"--- {name} ---\n" + "\n".join(text))
+    return "\n".join(parts)
+
+
+def _timestamp(iso: str | None) -> float | None:
+    """Seconds since the epoch of an ISO time (None if absent or unreadable)."""
+    try:
+        return datetime.fromisoformat(iso).timestamp() if iso else None
+    except ValueError:
+        return None
+
+
+def estimate_progress(
+    rows: list[dict[str, Any]], epochs: int | None, started: float | None, now: float
+) -> dict[str, float | int | None]:
+    """Current epoch, its fraction done, seconds per epoch and remaining time from metric rows.
+
+    ``rows`` as ``metrics.jsonl`` holds them: ``train`` rows (``epoch``, ``epoch_progress``, ``time``),
+    ``eval`` rows (``epoch``, ``epoch_seconds``, ``time``) and a ``resumed`` event. ``started`` is when
+    this attempt began training (the anchor of its first epoch).
+    """
+    train = [r for r in rows if r.get("kind") == "train"]
+    evals = [r for r in rows if r.get("kind") == "eval"]
+    done_epochs = max((int(r["epoch"]) for r in evals), default=0)
+    if train and int(train[-1]["epoch"]) > done_epochs:
+        epoch, fraction = int(train[-1]["epoch"]), float(train[-1].get("epoch_progress") or 0.0)
+    else:
+        epoch, fraction = done_epochs + 1, 0.0
+    if epochs is not None and done_epochs >= epochs:
+        epoch, fraction = epochs, 1.0
+    anchors = [r.get("time") for r in evals if int(r["epoch"]) < epoch]
+    anchors += [r.get("time") for r in rows if r.get("event") == "resumed"]
+    anchor = max((float(t) for t in anchors if t is not None), default=started)
+    timed = [float(r["epoch_seconds"]) for r in evals if r.get("epoch_seconds") is not None]
+    per_epoch: float | None = statistics.median(timed) if timed else None
+    if per_epoch is None and anchor is not None and fraction > 0 and train:
+        per_epoch = max(0.0, float(train[-1]["time"]) - anchor) / fraction
+    out: dict[str, float | int | None] = {
+        "epoch": epoch,
+        "epochs": epochs,
+        "epoch_fraction": fraction,
+        "seconds_per_epoch": per_epoch,
+        "epoch_remaining_s": None,
+        "total_remaining_s": None,
+    }
+    if per_epoch is not None:
+        left = per_epoch * (1.0 - fraction)
+        out["epoch_remaining_s"] = left
+        if epochs is not None:
+            out["total_remaining_s"] = left + max(0, epochs - epoch) * per_epoch
+    return out
+
+
+def progress(run_id: str | os.PathLike, *, now: float | None = None) -> RunProgress:
+    """Elapsed time and time remaining (per epoch and total) of a fine-tune run; sweeps get elapsed only."""
+    current = status(run_id)
+    now = time.time() if now is None else now
+    started = _timestamp(current.started_at)
+    finished = _timestamp(current.finished_at) if not current.active else None
+    elapsed = None if started is None else max(0.0, (finished or now) - started)
+    base = {"run_id": current.run_id, "state": current.state, "elapsed_s": elapsed}
+    if current.kind != "finetune":
+        return RunProgress(**base)
+    epochs = current.config.get("epochs")
+    est = estimate_progress(read_metrics(run_id), epochs, started, now)
+    if current.state == "done":
+        est.update(epoch_remaining_s=0.0, total_remaining_s=0.0)
+    elif not current.active:
+        est.update(epoch_remaining_s=None, total_remaining_s=None)
+    return RunProgress(**base, **est)
