@@ -722,6 +722,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="expected archive sha256 (default: the official one; '' skips the check)")  # fmt: skip
     p.set_defaults(func=cmd_download)
 
+    __import__("core.cli.grid_commands", fromlist=["register"]).register(sub)  # issue 12
     for name, text in JOB_COMMANDS.items():  # listed here, parsed by core.cli.jobs
         sub.add_parser(name, help=text, add_help=False)
 

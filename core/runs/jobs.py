@@ -222,6 +222,10 @@ def cancel(
     status = read_status(run)
     if status.get("state") not in ACTIVE:
         return status
+    if status.get("executor", "local") != "local":  # issue 12 hook: the task's driver cancels it
+        from core.runs.executors import cancel_elsewhere
+
+        return cancel_elsewhere(run, force=force, timeout=timeout)
     pid = status.get("pid")
     if _alive(run, status):
         with contextlib.suppress(ProcessLookupError):
@@ -345,6 +349,8 @@ def _queue_position_ok(run: Path, me: dict[str, Any]) -> bool:
         if other == run or not other.is_dir() or other.name.startswith("."):
             continue
         st = _read_json(other / "status.json") or {}
+        if st.get("executor", "local") != "local":  # issue 12 hook: not in the local queue
+            continue
         if st.get("state") != "queued" or not _alive(other, st):
             continue
         if (float(st.get("queued_at") or 0), other.name) < mine:
@@ -427,6 +433,10 @@ def run_job(run_id: str | os.PathLike) -> int:
         spec = _read_json(run / "config.json") or {}
         kind, config = spec.get("kind"), spec.get("config", {})
         _write_status(run, state="queued", pid=os.getpid(), pid_start=_proc_start(os.getpid()))
+        from core.runs.executors import drive, runs_elsewhere  # issue 12 hook: e.g. a Ray task
+
+        if runs_elsewhere(spec):
+            return drive(run, spec, stop)
         fd = _acquire_slot(run, stop)
         if fd is None:
             _write_status(run, state="cancelled", finished_at=_stamp())
