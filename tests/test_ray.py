@@ -22,7 +22,7 @@ from core.runs.executors import ExecutorSpec, LocalExecutor, create_run_on
 from core.training.grid import GridSpec
 from tests.tiny_assets import make_tone_noise_dataset, make_trainable_wav2vec2
 
-pytestmark = pytest.mark.ray
+ray_cluster_test = pytest.mark.ray
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +79,7 @@ def _losses(run: Path) -> list[float]:
     return [r["loss"] for r in rows if r.get("kind") in ("train", "eval")]
 
 
+@ray_cluster_test
 def test_grid_on_ray_equals_local_and_resumes(
     ray_cluster, assets: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -129,11 +130,26 @@ def test_grid_on_ray_equals_local_and_resumes(
         finals = executor.wait([bad, good])
     finally:
         executor.close()
+    _benchmarks_page_shows(spec.grid_id)
     assert finals[bad.name]["state"] == "failed" and "nope" in finals[bad.name]["error"]
     assert finals[bad.name]["attempt"] == 1
     assert finals[good.name]["state"] == "done"
 
 
+def _benchmarks_page_shows(grid_id: str) -> None:
+    """The Benchmarks page lists the grid's table (real Streamlit script run)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file("../app.py", default_timeout=180).run()
+    at.switch_page("pages/benchmarks.py").run()
+    assert not at.exception, at.exception
+    chosen = at.selectbox(key="bm_grid").value
+    assert grid_id in str(getattr(chosen, "grid_id", chosen))
+    table = next(df.value for df in at.dataframe if "failed seeds" in df.value.columns)
+    assert list(table["point"]) == ["full (p=2)"] and "(n=2)" in table["accuracy"][0]
+
+
+@ray_cluster_test
 def test_killed_worker_is_retried_and_resumes_from_its_epoch(ray_cluster, assets) -> None:
     epochs = 8
     executor = _ray(max_retries=2)
@@ -163,6 +179,7 @@ def test_killed_worker_is_retried_and_resumes_from_its_epoch(ray_cluster, assets
     assert 1 <= killed_after < epochs
 
 
+@ray_cluster_test
 def test_cancel_reaches_the_ray_task(ray_cluster, assets) -> None:
     executor = _ray()
     try:
@@ -181,6 +198,7 @@ def test_cancel_reaches_the_ray_task(ray_cluster, assets) -> None:
     assert [r["state"] for r in jobs.list_runs()] == ["cancelled"]
 
 
+@ray_cluster_test
 def test_sharded_extraction_is_the_local_cache_entry(
     ray_cluster, tree: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

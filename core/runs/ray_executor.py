@@ -213,9 +213,8 @@ class RayExecutor:
             self._owns = True
         gpus = float(ray.cluster_resources().get("GPU", 0))
         self.num_gpus = spec.num_gpus if spec.num_gpus is not None else (1.0 if gpus > 0 else 0.0)
-        self.cache = str(cache_dir().resolve())
         self.probe = f"{PROBE_PREFIX}{secrets.token_hex(8)}"
-        (Path(self.cache) / self.probe).touch()
+        self._probes: set[Path] = set()
         self._refs: dict[str, Any] = {}
         self._cancelled: set[str] = set()
 
@@ -230,8 +229,12 @@ class RayExecutor:
         }
 
     def _worker_args(self) -> tuple[str, str, str, int]:
-        """Cache path, probe name, results mode and torch threads for a task."""
-        return self.cache, self.probe, self.spec.results, max(1, int(self.spec.num_cpus))
+        """Cache path (now: ``$CONVEXITY_LAB_CACHE`` may change), probe name, results mode, threads."""
+        cache = cache_dir().resolve()
+        if cache / self.probe not in self._probes:
+            (cache / self.probe).touch()
+            self._probes.add(cache / self.probe)
+        return str(cache), self.probe, self.spec.results, max(1, int(self.spec.num_cpus))
 
     def submit(self, run: Path) -> None:
         """Queue the run folder's job as a task; the status names this process as its driver."""
@@ -356,7 +359,9 @@ class RayExecutor:
 
     def close(self) -> None:
         """Remove the probe file; shut down the cluster if this executor started it."""
-        (Path(self.cache) / self.probe).unlink(missing_ok=True)
+        for probe in self._probes:
+            probe.unlink(missing_ok=True)
+        self._probes.clear()
         if self._owns:
             require_ray().shutdown()
             self._owns = False

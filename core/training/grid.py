@@ -155,9 +155,17 @@ def _slug(text: str) -> str:
 
 
 def suggestion(spec: GridSpec, model: str, task: str) -> dict[str, Any]:
-    """Pretrained convexity of (model, task) and the suggested prune point (plain dict, JSON-ready)."""
+    """Pretrained convexity of (model, task) and the suggested prune point (plain dict, JSON-ready).
+
+    Without a ``suggested`` point in the grid only the layer count is needed (no extraction).
+    """
     from core.training.sweep import SweepConfig, pretrained_convexity, suggest_prune_point
 
+    if "suggested" not in spec.points:
+        from core.models.registry import resolve_model
+
+        n_layers = int(resolve_model(model).n_layers)
+        return {"model": model, "task": task, "n_layers": n_layers, "suggested": None}
     cfg = SweepConfig.from_dict(spec.suggestion_dict(model, task))
     pre = pretrained_convexity(cfg)
     relevant = "word" if task == "words" else "speaker"
@@ -181,7 +189,7 @@ def plan_cells(
             n_layers = int(sug["n_layers"])
             seen: set[int] = set()
             for label in spec.points:
-                p = {"full": n_layers, "suggested": int(sug["suggested"])}.get(str(label))
+                p = {"full": n_layers, "suggested": sug["suggested"]}.get(str(label))
                 p = int(label) if p is None else p
                 if not 1 <= p <= n_layers:
                     raise LabError(f"prune point {p} outside 1..{n_layers} for {model}")
