@@ -97,9 +97,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray cluster")
     a = ap.parse_args()
-    import ray
+    from core.runs.ray_executor import LOOPBACK_ONLY, RayExecutor
 
-    from core.runs.ray_executor import RayExecutor
+    os.environ.setdefault(LOOPBACK_ONLY, "0")  # before importing ray: servers on 127.0.0.1 only
+    import ray
 
     os.environ["OMP_NUM_THREADS"] = "1"
     base = Path(tempfile.mkdtemp(prefix="bench-ray-"))

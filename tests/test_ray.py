@@ -28,6 +28,10 @@ ray_cluster_test = pytest.mark.ray
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A private Ray cluster on loopback with 2 CPUs, no dashboard; always shut down."""
+    from core.runs.ray_executor import LOOPBACK_ONLY
+
+    if "ray" not in sys.modules:  # single-machine mode: Ray's servers listen on 127.0.0.1 only
+        os.environ.setdefault(LOOPBACK_ONLY, "0")
     ray = pytest.importorskip("ray")
     ray.init(
         num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
@@ -91,6 +95,7 @@ def test_grid_on_ray_equals_local_and_resumes(
     )  # fmt: skip
     said: list[str] = []
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "local"))
+    monkeypatch.setenv("CONVEXITY_LAB_MAX_JOBS", "2")  # both local cells at once, as on Ray
     local = run_grid(spec, LocalExecutor(), ExecutorSpec(), say=said.append)
     local_runs = {r["run_id"]: Path(r["path"]) for r in jobs.list_runs()}
 
@@ -151,7 +156,7 @@ def _benchmarks_page_shows(grid_id: str) -> None:
 
 @ray_cluster_test
 def test_killed_worker_is_retried_and_resumes_from_its_epoch(ray_cluster, assets) -> None:
-    epochs = 8
+    epochs = 5
     executor = _ray(max_retries=2)
     try:
         cfg = {

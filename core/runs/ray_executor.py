@@ -32,6 +32,7 @@ import os
 import secrets
 import shutil
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -53,6 +54,8 @@ __all__ = [
 
 log = logging.getLogger("core.runs.ray_executor")
 PROBE_PREFIX = ".ray-probe-"
+# Ray's single-machine mode (read when ray is imported): its servers bind 127.0.0.1, not every interface.
+LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 _REMOTES: dict[str, Any] = {}
 
 
@@ -198,13 +201,16 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, spec: ExecutorSpec) -> None:
+        private = spec.address in (None, "", "local")
+        if private and "ray" not in sys.modules:  # single-machine mode: every server on 127.0.0.1
+            os.environ.setdefault(LOOPBACK_ONLY, "0")
         ray = require_ray()
         self.spec = spec
         self._owns = False
         if not ray.is_initialized():
             env = {"env_vars": {"PYTHONPATH": str(REPO_ROOT)}}
             quiet = {"log_to_driver": False, "logging_level": logging.WARNING, "runtime_env": env}
-            if spec.address in (None, "", "local"):  # a private local cluster, loopback only
+            if private:  # a private local cluster, loopback only
                 ray.init(
                     address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **quiet
                 )
