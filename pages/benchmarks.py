@@ -15,6 +15,7 @@ from core import runs as run_store
 from core.geometry.criteria import compare_prune_points
 from core.models.registry import MODELS
 from core.runs.views import BackgroundTask, finished_results, list_benchmarks, sweep_view
+from core.training.grid import read_grid_tables
 from pages import common
 
 COLOURS = {"full": "#64748b", "pruned": "#3b82f6"}
@@ -278,6 +279,20 @@ if fs is not None:
             "sweep fine-tuned that prune point."
         )
         export["criteria"] = table
+
+# ------------------------------------------------------------------------------------------------
+st.subheader("Paper grid")  # issue 12: tables written by `python -m core grid`
+grids = read_grid_tables()
+if not grids:
+    st.caption(
+        "No grid yet: `python -m core grid --models ... --executor ray` (README: Running on a cluster)."
+    )
+else:
+    grid = st.selectbox("Grid", grids, format_func=lambda g: f"{g.grid_id} ({g.n_done}/{g.n_cells} cells, {g.executor}, {g.created})", key="bm_grid")  # fmt: skip
+    st.dataframe(pd.DataFrame(grid.records()), hide_index=True)
+    st.caption("Accuracy: mean ± sample std over the seeds that finished (n). Ratios: pruned / full, "
+               "from benchmarks that measured both side by side in one process.")  # fmt: skip
+    export["grid"] = grid.to_dict()
 
 # ------------------------------------------------------------------------------------------------
 st.subheader("Export")

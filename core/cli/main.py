@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "core.cli.data_commands",
     "core.cli.geometry_commands",
     "core.cli.run_commands",
+    "core.cli.grid_commands",
 )
 
 EXAMPLES = """\

@@ -39,6 +39,10 @@ _EXPORTS = {
     "load_cached_features": "features",
     "remove_cached_features": "features",
     "resolve_cache_key": "features",
+    "Shard": "sharded",
+    "assemble_shards": "sharded",
+    "extract_shard": "sharded",
+    "plan_shards": "sharded",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

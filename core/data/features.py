@@ -440,10 +440,23 @@ def _prepare_encoder(
     )
 
 
+def _encoder_facts(encoder: SpeechEncoder) -> dict[str, Any]:
+    """What the meta records about the encoder that computed the rows (also sent back by shards)."""
+    return {
+        "n_layers": encoder.n_layers,
+        "hidden_size": encoder.hidden_size,
+        "family": encoder.family,
+        "describe": encoder.describe(),
+        "final_layer_norm": bool(encoder.final_layer_norm),
+        "device": str(encoder.device),
+        "autocast": "bf16" if encoder.device.type == "cuda" else None,
+    }
+
+
 def _meta(
     key: str,
     identity: dict[str, Any],
-    encoder: SpeechEncoder,
+    facts: dict[str, Any],
     table: ClipTable,
     fingerprint: str,
     selection: dict[str, Any],
@@ -462,11 +475,8 @@ def _meta(
         "key": key,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         **{k: identity[k] for k in ("model_key", "model_id", "source", "weights", "input_mode")},
-        "n_layers": encoder.n_layers,
-        "hidden_size": encoder.hidden_size,
-        "family": encoder.family,
-        "describe": encoder.describe(),
-        "final_layer_norm": bool(encoder.final_layer_norm),
+        **{k: facts[k] for k in ("n_layers", "hidden_size", "family", "describe")},
+        "final_layer_norm": facts["final_layer_norm"],
         "dataset": table.dataset,
         "root": str(table.root),
         "dataset_fingerprint": fingerprint,
@@ -479,8 +489,8 @@ def _meta(
         "dtype": str(arr.dtype),
         "bytes": size,
         "sha256": sha,
-        "device": str(encoder.device),
-        "autocast": "bf16" if encoder.device.type == "cuda" else None,
+        "device": facts["device"],
+        "autocast": facts["autocast"],
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         **stats,
@@ -489,6 +499,28 @@ def _meta(
         "speakers": [table.speakers[i] for i in kept],
         "skipped": skipped,
     }
+
+
+def _plan_entry(
+    model: ModelRef,
+    table_selection: ClipTable | Selection,
+    whisper_input: str,
+    device: str | torch.device | None,
+    trust_remote_code: bool = False,
+) -> tuple[_CacheEntry, SpeechEncoder | None]:
+    """The cache entry (key, identity, table) of (model, selection); the encoder if it had to load."""
+    table, selection = _table_and_selection(table_selection)
+    fingerprint = table.fingerprint()
+    encoder = model if isinstance(model, SpeechEncoder) else None
+    if encoder is not None:
+        identity = _identity_from_encoder(encoder)
+    else:
+        identity = _identity_from_name(model, whisper_input, trust_remote_code)
+    if identity is None:  # a hub model whose revision is only known after loading
+        encoder = _prepare_encoder(model, whisper_input, device, trust_remote_code)
+        identity = _identity_from_encoder(encoder)
+    key = feature_key(identity, fingerprint, selection)
+    return _CacheEntry(key, identity, table, fingerprint, selection), encoder
 
 
 def extract_features(
@@ -511,17 +543,9 @@ def extract_features(
     is an unlinked temporary memmap). ``trust_remote_code`` (off by default) lets a hub model run its own
     code; only turn it on for repositories you trust.
     """
-    table, selection = _table_and_selection(table_selection)
-    fingerprint = table.fingerprint()
-    encoder = model if isinstance(model, SpeechEncoder) else None
-    if encoder is not None:
-        identity = _identity_from_encoder(encoder)
-    else:
-        identity = _identity_from_name(model, whisper_input, trust_remote_code)
-    if identity is None:  # a hub model whose revision is only known after loading
-        encoder = _prepare_encoder(model, whisper_input, device, trust_remote_code)
-        identity = _identity_from_encoder(encoder)
-    key = feature_key(identity, fingerprint, selection)
+    entry, encoder = _plan_entry(model, table_selection, whisper_input, device, trust_remote_code)
+    key, identity, table = entry.key, entry.identity, entry.table
+    fingerprint, selection = entry.fingerprint, entry.selection
 
     if not cache:
         encoder = _prepare_encoder(encoder or model, whisper_input, device, trust_remote_code)
@@ -534,8 +558,8 @@ def extract_features(
             )
         finally:
             Path(tmp).unlink(missing_ok=True)  # the memmap stays readable until released
-        meta = _meta(key, identity, encoder, table, fingerprint, selection, kept, skipped, stats,
-                     arr, None, arr.nbytes)  # fmt: skip
+        meta = _meta(key, identity, _encoder_facts(encoder), table, fingerprint, selection, kept,
+                     skipped, stats, arr, None, arr.nbytes)  # fmt: skip
         summary, lists = _split_meta(meta)
         return FeatureSet(arr, lists["paths"], lists["words"], lists["speakers"], lists["skipped"],
                           summary, key=key)  # fmt: skip
@@ -557,32 +581,71 @@ def extract_features(
                 f"model {identity['model_key']} loaded with {got['n_layers']} layers / "
                 f"{got['input_mode']} input, expected {identity['n_layers']} / {identity['input_mode']}"
             )
-        directory.mkdir(parents=True, exist_ok=True)
-        _clean_stale_temps(directory)
-        (directory / META_NAME).unlink(missing_ok=True)  # un-commit before touching the array
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".features.", suffix=".npy.tmp")
-        os.close(fd)
+        tmp = _begin_entry(directory)
         try:
             arr, kept, skipped, stats = _compute(
-                encoder, table, Path(tmp), batch_size=batch_size, progress=progress
+                encoder, table, tmp, batch_size=batch_size, progress=progress
             )
             del arr
-            sha = sha256_file_memo(Path(tmp))
-            size = Path(tmp).stat().st_size
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, directory / FEATURES_NAME)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
-        arr = np.load(directory / FEATURES_NAME, mmap_mode="r", allow_pickle=False)
-        sha256_file_memo(directory / FEATURES_NAME)  # memoise the checksum for the renamed file
-        meta = _meta(key, identity, encoder, table, fingerprint, selection, kept, skipped, stats,
-                     arr, sha, size)  # fmt: skip
-        atomic_write_json(directory / META_NAME, meta)
-        os.chmod(directory / META_NAME, 0o644)
+        return _commit_entry(entry, tmp, _encoder_facts(encoder), kept, skipped, stats)
+
+
+@dataclass(frozen=True)
+class _CacheEntry:
+    """What names a cache entry (its key and what went into it): shared by local and sharded writers."""
+
+    key: str
+    identity: dict[str, Any]
+    table: ClipTable
+    fingerprint: str
+    selection: dict[str, Any]
+
+    @property
+    def directory(self) -> Path:
+        """``feature_cache_root()/<key>``."""
+        return feature_cache_root() / self.key
+
+
+def _begin_entry(directory: Path) -> Path:
+    """Prepare an entry folder for (re)writing (call under the key's lock); returns a fresh temp path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _clean_stale_temps(directory)
+    (directory / META_NAME).unlink(missing_ok=True)  # un-commit before touching the array
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".features.", suffix=".npy.tmp")
+    os.close(fd)
+    return Path(tmp)
+
+
+def _commit_entry(
+    entry: _CacheEntry,
+    tmp: Path,
+    facts: dict[str, Any],
+    kept: list[int],
+    skipped: list[dict[str, str]],
+    stats: dict[str, Any],
+) -> FeatureSet:
+    """Rename the filled temp ``.npy`` into place and write ``meta.json`` last (the commit marker)."""
+    directory = entry.directory
+    try:
+        sha = sha256_file_memo(tmp)
+        size = tmp.stat().st_size
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, directory / FEATURES_NAME)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    arr = np.load(directory / FEATURES_NAME, mmap_mode="r", allow_pickle=False)
+    sha256_file_memo(directory / FEATURES_NAME)  # memoise the checksum for the renamed file
+    meta = _meta(entry.key, entry.identity, facts, entry.table, entry.fingerprint,
+                 entry.selection, kept, skipped, stats, arr, sha, size)  # fmt: skip
+    atomic_write_json(directory / META_NAME, meta)
+    os.chmod(directory / META_NAME, 0o644)
     summary, lists = _split_meta(meta)
     return FeatureSet(arr, lists["paths"], lists["words"], lists["speakers"], lists["skipped"],
-                      summary, key=key, directory=directory)  # fmt: skip
+                      summary, key=entry.key, directory=directory)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------

@@ -191,6 +191,11 @@ def cancel(run_id: str | os.PathLike, *, force: bool = False, timeout: float = 0
     if raw.get("state") not in ACTIVE:
         return status(run)
     atomic_write_json(run / CANCEL_MARKER, {"at": stamp(), "force": force})
+    if raw.get("executor", "local") != "local":  # the task's driver (e.g. Ray) cancels it
+        from core.runs.executors import cancel_elsewhere
+
+        cancel_elsewhere(run, force=force, timeout=timeout)
+        return status(run)
     if worker_alive(run, raw):
         _signal(int(_worker_pid(run, raw)), signal.SIGKILL if force else signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -290,6 +295,8 @@ def _queue_position_ok(run: Path, me: dict[str, Any]) -> bool:
         if other == run or not other.is_dir() or other.name.startswith("."):
             continue
         st = read_json(other / "status.json") or {}
+        if st.get("executor", "local") != "local":  # runs elsewhere: not in the local queue
+            continue
         if st.get("state") != "queued" or not worker_alive(other, st):
             continue
         if (float(st.get("queued_at") or 0), other.name) < mine:
@@ -317,7 +324,7 @@ def _acquire_slot(run: Path, stop: _StopFlag) -> int | None:
     return None
 
 
-def _setup_logging(run: Path) -> logging.Handler:
+def setup_run_logging(run: Path) -> logging.Handler:
     """Send the core loggers to ``train.log`` (appending, so resumes keep the history)."""
     handler = logging.FileHandler(run / "train.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -334,7 +341,7 @@ def _setup_logging(run: Path) -> logging.Handler:
     return handler
 
 
-def _execute(kind: str, config: dict[str, Any], run: Path, stop: _StopFlag, status_cb: Any) -> Any:
+def execute(kind: str, config: dict[str, Any], run: Path, stop: _StopFlag, status_cb: Any) -> Any:
     """Dispatch a run to its implementation."""
     if kind == "finetune":
         from core.training.finetune import FinetuneConfig, finetune
@@ -351,7 +358,7 @@ def _execute(kind: str, config: dict[str, Any], run: Path, stop: _StopFlag, stat
     raise RunError(f"unknown job kind {kind!r}; kinds: {', '.join(KINDS)}")
 
 
-def _summary(result: Any) -> dict[str, Any]:
+def result_summary(result: Any) -> dict[str, Any]:
     """The scalar figures (and params/suggestion) of a result, kept in ``status.json``."""
     data = result.to_dict() if hasattr(result, "to_dict") else dict(result or {})
     return {
@@ -375,13 +382,17 @@ def run_job(run_id: str | os.PathLike) -> int:
             old[sig] = signal.signal(sig, on_signal)
         except ValueError:  # not the main thread (e.g. run in-process from a UI thread): no signals
             break
-    handler = _setup_logging(run)
+    handler = setup_run_logging(run)
     logger = logging.getLogger("core.runs.jobs")
     fd = None
     try:
         spec = read_json(run / "config.json") or {}
         kind, config = spec.get("kind"), spec.get("config", {})
         write_status(run, state="queued", pid=os.getpid(), pid_start=proc_start(os.getpid()))
+        from core.runs.executors import drive, runs_elsewhere
+
+        if runs_elsewhere(spec):  # e.g. a Ray task: the executor drives it
+            return drive(run, spec, stop)
         fd = _acquire_slot(run, stop)
         if fd is None:
             write_status(run, state="cancelled", finished_at=stamp())
@@ -395,14 +406,14 @@ def run_job(run_id: str | os.PathLike) -> int:
             )
 
         try:
-            result = _execute(str(kind), config, run, stop, status_cb)
+            result = execute(str(kind), config, run, stop, status_cb)
         except Cancelled:
             logger.info("cancelled")
             write_status(run, state="cancelled", finished_at=stamp())
             return 0
         write_status(
             run, state="done", finished_at=stamp(), error=None, interrupted=False,
-            summary=_summary(result),
+            summary=result_summary(result),
         )  # fmt: skip
         logger.info("done")
         return 0

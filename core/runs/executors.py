@@ -1,0 +1,257 @@
+"""Where runs execute: one seam, two executors. ``local`` (the default) and ``ray``.
+
+- ``local``: today's detached worker processes and flock job slots of :mod:`core.runs.jobs`; imports
+  nothing beyond the standard library.
+- ``ray``: each run (a fine-tune, a sweep, a grid cell) is a Ray task (``num_gpus=1`` when the cluster
+  has GPUs, a configurable fraction for small models, else CPUs); see :mod:`core.runs.ray_executor`.
+  Ray is optional: it is imported only when this executor is chosen, and without it the choice fails
+  with one line.
+
+Choosing: ``ExecutorSpec`` from the CLI (``--executor ray --address auto|ray://host:10001``), else
+``$CONVEXITY_LAB_EXECUTOR`` and ``$RAY_ADDRESS``. A run records its executor in ``config.json``
+(``"executor": {...}``) and its status carries ``executor``, so ``jobs cancel``/``resume`` and the
+run list treat it right whoever asks. A run on Ray keeps the usual run folder and status files: its
+``pid`` is the *driver* process that owns the Ray task (alive on this host while the task may run on
+another), ``worker_pid``/``worker_host``/``attempt`` say where the task runs now. Cancelling such a run
+sets ``cancel_requested`` in its status; the driver calls ``ray.cancel`` on the task and the worker,
+which polls the flag, stops at the next training step.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from core.errors import RunError
+from core.io.atomic import atomic_write_json
+from core.runs import jobs
+from core.runs.folders import stamp, write_status
+from core.runs.records import pid_alive, refresh
+
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "ExecutorSpec",
+    "LocalExecutor",
+    "cancel_elsewhere",
+    "create_run_on",
+    "drive",
+    "executor_spec",
+    "get_executor",
+    "runs_elsewhere",
+    "submit_run",
+]
+
+EXECUTORS = ("local", "ray")
+RESULTS_MODES = ("auto", "shared", "object-store")
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """Which executor and how: Ray address, resources per task, retries, how results come back.
+
+    ``num_gpus``: per task (``None``: 1 when the cluster has GPUs, else 0; 0.25 packs four small
+    models on one GPU). ``results``: ``shared`` (workers write into ``$CONVEXITY_LAB_CACHE``, which must
+    be the same path on every node), ``object-store`` (workers compute in a scratch folder and ship the
+    run's files back; the driver writes them atomically) or ``auto`` (shared when the worker sees a
+    probe file the driver wrote into the cache, else object store).
+    """
+
+    name: str = "local"
+    address: str | None = None
+    num_gpus: float | None = None
+    num_cpus: float = 1.0
+    max_retries: int = 3
+    results: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.name not in EXECUTORS:
+            raise RunError(f"unknown executor {self.name!r}; use one of {', '.join(EXECUTORS)}")
+        if self.results not in RESULTS_MODES:
+            raise RunError(f"results mode {self.results!r}: use {', '.join(RESULTS_MODES)}")
+        if self.num_gpus is not None and self.num_gpus < 0 or self.num_cpus <= 0:
+            raise RunError("GPUs per task must be >= 0 and CPUs per task > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON (stored in the run's config.json)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ExecutorSpec:
+        """Inverse of :meth:`to_dict` (unknown keys ignored)."""
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in (data or {}).items() if k in names})
+
+
+def executor_spec(name: str | None = None, address: str | None = None, **kw: Any) -> ExecutorSpec:
+    """An ExecutorSpec from explicit choices, else ``$CONVEXITY_LAB_EXECUTOR`` / ``$RAY_ADDRESS``."""
+    name = name or os.environ.get("CONVEXITY_LAB_EXECUTOR", "").strip() or "local"
+    if name == "ray":
+        address = address or os.environ.get("RAY_ADDRESS") or None
+    gpus = os.environ.get("CONVEXITY_LAB_RAY_GPUS")
+    if kw.get("num_gpus") is None and gpus:
+        try:
+            kw["num_gpus"] = float(gpus)
+        except ValueError as exc:
+            raise RunError(f"CONVEXITY_LAB_RAY_GPUS={gpus!r} is not a number") from exc
+    return ExecutorSpec(
+        name=name, address=address, **{k: v for k, v in kw.items() if v is not None}
+    )
+
+
+def _run_executor(spec: dict[str, Any]) -> ExecutorSpec:
+    """The executor a run folder's config.json names (older runs: the environment's choice)."""
+    if spec.get("executor"):
+        return ExecutorSpec.from_dict(spec["executor"])
+    return executor_spec()
+
+
+def runs_elsewhere(spec: dict[str, Any]) -> bool:
+    """Whether a run's config.json (``{"kind", "config", "executor"?}``) sends it off this process."""
+    return _run_executor(spec).name != "local"
+
+
+class Executor(Protocol):
+    """Runs run folders somewhere, and plain functions alongside (suggestions, benchmarks, shards)."""
+
+    name: str
+
+    def submit(self, run: Path) -> None:
+        """Start the run folder's job (it keeps its status files up to date)."""
+
+    def wait(
+        self, runs: Sequence[Path], *, stop: Callable[[], bool] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Block until every run is final; returns run id -> final status. ``stop()`` cancels all."""
+
+    def cancel(self, run: Path, *, force: bool = False) -> dict[str, Any]:
+        """Ask a run to stop; returns its status."""
+
+    def status(self, run: Path) -> dict[str, Any]:
+        """The run's status."""
+
+    def map(
+        self, fn: Callable[..., Any], calls: Sequence[tuple], *, gpu: bool = False
+    ) -> list[Any]:
+        """``[fn(*args) for args in calls]``, in parallel where the executor can."""
+
+    def close(self) -> None:
+        """Release what the executor holds (a Ray cluster it started)."""
+
+
+class LocalExecutor:
+    """Detached processes and flock slots (``$CONVEXITY_LAB_MAX_JOBS`` at a time), as before."""
+
+    name = "local"
+
+    def submit(self, run: Path) -> None:
+        """Spawn the detached worker (it waits for a free slot)."""
+        jobs.start(run)
+
+    def wait(
+        self, runs: Sequence[Path], *, stop: Callable[[], bool] | None = None, poll: float = 0.5
+    ) -> dict[str, dict[str, Any]]:
+        """Poll the status files until every run is final."""
+        pending = {Path(r).name: Path(r) for r in runs}
+        out: dict[str, dict[str, Any]] = {}
+        while pending:
+            if stop is not None and stop():
+                for run in pending.values():
+                    jobs.cancel(run, timeout=10.0)
+            for name, run in list(pending.items()):
+                status = refresh(run)  # notices a dead worker
+                if status.get("state") in jobs.FINAL:
+                    out[name] = status
+                    pending.pop(name)
+            if pending:
+                time.sleep(poll)
+        return out
+
+    def cancel(self, run: Path, *, force: bool = False) -> dict[str, Any]:
+        """SIGTERM (SIGKILL with ``force``) to the run's process group."""
+        return jobs.cancel(run, force=force, timeout=10.0).to_dict()
+
+    def status(self, run: Path) -> dict[str, Any]:
+        """The run's status.json."""
+        return jobs.read_status(run)
+
+    def map(
+        self, fn: Callable[..., Any], calls: Sequence[tuple], *, gpu: bool = False
+    ) -> list[Any]:
+        """One after another, in this process."""
+        return [fn(*args) for args in calls]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def get_executor(spec: ExecutorSpec | None = None) -> Executor:
+    """The executor ``spec`` names (Ray is imported only here, and only for ``ray``)."""
+    spec = spec or executor_spec()
+    if spec.name == "local":
+        return LocalExecutor()
+    from core.runs.ray_executor import RayExecutor
+
+    return RayExecutor(spec)
+
+
+def create_run_on(
+    kind: str, config: dict[str, Any], spec: ExecutorSpec, run_id: str | None = None
+) -> Path:
+    """A queued run folder that records its executor (config.json ``executor``, status ``executor``)."""
+    run = jobs.create_run(kind, config, run_id=run_id)
+    atomic_write_json(
+        run / "config.json", {"kind": kind, "config": config, "executor": spec.to_dict()}
+    )
+    write_status(run, executor=spec.name)
+    return run
+
+
+def submit_run(kind: str, config: dict[str, Any], spec: ExecutorSpec | None = None) -> Path:
+    """Create a run and start it in the background on ``spec``'s executor.
+
+    Both executors start the usual detached worker; for ``ray`` that worker is the driver that owns
+    the Ray task (see :func:`drive`), so the run outlives the page or command that asked for it.
+    """
+    spec = spec or executor_spec()
+    if spec.name == "ray":
+        from core.runs.ray_executor import require_ray
+
+        require_ray()
+    run = create_run_on(kind, config, spec)
+    jobs.start(run)
+    return run
+
+
+def drive(run: Path, spec: dict[str, Any], stop: Callable[[], bool]) -> int:
+    """Body of a detached worker whose run goes elsewhere: submit it, wait, return an exit code."""
+    executor = get_executor(_run_executor(spec))
+    try:
+        write_status(run, executor=executor.name)
+        executor.submit(run)
+        final = executor.wait([run], stop=stop)[run.name]
+    finally:
+        executor.close()
+    return 0 if final.get("state") in ("done", "cancelled") else 1
+
+
+def cancel_elsewhere(run: Path, *, force: bool = False, timeout: float = 0.0) -> dict[str, Any]:
+    """Cancel a run whose task an executor other than ``local`` holds: flag it; its driver cancels.
+
+    If the driver is gone (the run cannot be running any more), the status is written here.
+    """
+    status = write_status(run, cancel_requested=True, cancel_force=bool(force))
+    deadline = time.monotonic() + timeout
+    while True:
+        status = jobs.read_status(run)
+        if status.get("state") in jobs.FINAL:
+            return status
+        if not pid_alive(status.get("pid"), run, status.get("pid_start")):
+            return write_status(run, state="cancelled", error=None, finished_at=stamp())
+        if time.monotonic() >= deadline:
+            return status
+        time.sleep(0.2)

@@ -1,0 +1,152 @@
+"""Running a :class:`~core.training.grid.GridSpec` on an executor: suggestions, cells, benchmarks, table.
+
+Every cell is an ordinary run folder ``runs/<grid_id>-<model>-<task>-p<k>-s<seed>/`` (kind
+``finetune``), so cells show up in ``jobs list`` and the dashboard's run list whichever executor ran
+them. Resumable: a cell whose run is ``done`` (with ``result.json``) is skipped; any other existing
+cell is queued again and resumes from its epoch checkpoint. Per-(model, task) suggestions and the
+benchmarks are kept under ``results/grid/<grid_id>/`` and reused on the next call.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core.errors import RunError
+from core.io.atomic import atomic_write_json
+from core.runs import jobs
+from core.runs.executors import Executor, ExecutorSpec, create_run_on
+from core.runs.folders import write_status
+from core.runs.records import pid_alive
+from core.training.grid import (
+    GridSpec,
+    GridTable,
+    _slug,
+    benchmark_cell,
+    grid_root,
+    grid_table,
+    plan_cells,
+    suggestion,
+    write_grid_table,
+)
+
+__all__ = ["run_grid"]
+
+Say = Callable[[str], None]
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    """A JSON file, or None when missing/unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _suggestions(spec: GridSpec, executor: Executor, folder: Path, say: Say) -> dict:
+    """Pretrained convexity + suggested point per (model, task): from disk, else computed in parallel."""
+    pairs = [(m, t) for m in spec.models for t in spec.tasks]
+    path = {p: folder / f"suggest-{_slug(p[0])}-{p[1]}.json" for p in pairs}
+    found = {p: _read(path[p]) for p in pairs}
+    missing = [p for p in pairs if found[p] is None]
+    if missing:
+        say(f"pretrained convexity of {len(missing)} (model, task) pair(s) on {executor.name}")
+        for p, sug in zip(
+            missing, executor.map(suggestion, [(spec, *p) for p in missing], gpu=True), strict=True
+        ):
+            atomic_write_json(path[p], sug)
+            found[p] = sug
+    return found
+
+
+def _prepare_cell(run: Path, cfg: dict[str, Any], run_id: str, espec: ExecutorSpec) -> bool:
+    """Create or re-queue a cell's run folder; False when it is already done."""
+    if not (run / "config.json").exists():
+        create_run_on("finetune", cfg, espec, run_id=run_id)
+        return True
+    status = jobs.read_status(run)
+    if status.get("state") == "done" and (run / "result.json").exists():
+        return False
+    if status.get("state") in jobs.ACTIVE and pid_alive(
+        status.get("pid"), run, status.get("pid_start")
+    ):
+        raise RunError(
+            f"cell {run.name} is being run by pid {status.get('pid')}; wait or cancel it"
+        )
+    atomic_write_json(
+        run / "config.json", {"kind": "finetune", "config": cfg, "executor": espec.to_dict()}
+    )
+    write_status(
+        run, state="queued", queued_at=time.time(), pid=None, pid_start=None, error=None,
+        interrupted=False, cancel_requested=False, executor=espec.name,
+    )  # fmt: skip
+    return True
+
+
+def _benchmarks(spec: GridSpec, executor: Executor, cells: list, folder: Path, say: Say) -> dict:
+    """Full-vs-pruned cost per (model, task, pruned point), measured once each and kept on disk."""
+    out: dict[tuple[str, str, int], Any] = {}
+    todo = []
+    for c in cells:
+        key = (c.model, c.task, c.point)
+        result = _read(jobs.run_dir(c.run_id) / "result.json")
+        if key in out or result is None or c.point >= int(result["n_layers"]):
+            continue
+        path = folder / f"bench-{_slug(c.model)}-{c.task}-p{c.point}.json"
+        out[key] = _read(path)
+        if out[key] is None:
+            todo.append((key, path, len(result["labels"])))
+    if todo:
+        say(f"benchmarking {len(todo)} (model, point) pair(s), full and pruned side by side")
+        calls = [(spec, m, t, p, n) for (m, t, p), _, n in todo]
+        for (key, path, _), bench in zip(
+            todo, executor.map(benchmark_cell, calls, gpu=True), strict=True
+        ):
+            atomic_write_json(path, bench)
+            out[key] = bench
+    return out
+
+
+def run_grid(
+    spec: GridSpec,
+    executor: Executor,
+    espec: ExecutorSpec,
+    *,
+    say: Say = print,
+    stop: Callable[[], bool] | None = None,
+) -> GridTable:
+    """Run (or resume) the grid on ``executor``; write and return the results table."""
+    folder = grid_root() / spec.grid_id
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / "spec.json", spec.to_dict())
+    cells = plan_cells(spec, _suggestions(spec, executor, folder, say))
+    todo = []
+    for c in cells:
+        run = jobs.runs_root() / c.run_id
+        if _prepare_cell(
+            run, spec.finetune_dict(c.model, c.task, c.point, c.seed), c.run_id, espec
+        ):
+            todo.append(run)
+    say(f"{spec.grid_id}: {len(cells)} cells, {len(cells) - len(todo)} done, {len(todo)} to run")
+    t0 = time.perf_counter()
+    for run in todo:
+        executor.submit(run)
+    finals = executor.wait(todo, stop=stop) if todo else {}
+    for name, status in sorted(finals.items()):
+        say(f"  {name}: {status.get('state')} {status.get('error') or ''}".rstrip())
+    if todo:
+        say(f"cells ran in {time.perf_counter() - t0:.1f} s on {executor.name}")
+    results, errors = {}, {}
+    for c in cells:
+        status = jobs.read_status(c.run_id)
+        if status.get("state") == "done":
+            results[c.run_id] = _read(jobs.run_dir(c.run_id) / "result.json")
+        elif status.get("state") == "failed":
+            errors[c.run_id] = str(status.get("error"))
+    bench = _benchmarks(spec, executor, cells, folder, say) if spec.benchmark else {}
+    table = grid_table(spec, cells, results, errors, bench, executor.name)
+    write_grid_table(table)
+    return table

@@ -1,0 +1,477 @@
+"""The ``ray`` executor: runs, grid cells, sweep points, extraction shards and convexity layers as Ray tasks.
+
+Ray is the scheduler, retry engine and transport; this module only maps our units of work onto it:
+
+- a run folder -> one task (``num_gpus`` per :class:`~core.runs.executors.ExecutorSpec`: 1 when the
+  cluster has GPUs, a fraction for small models, else CPUs only). ``max_retries`` covers system
+  failures (the worker process or its node died): the retry resumes from the run's last epoch
+  checkpoint (``state.pt``), losing at most the epoch in progress. ``retry_exceptions`` stays off:
+  an exception (bad config, missing data) is caught in the task, recorded as the run's ``failed``
+  status and returned, so it fails once and the other tasks go on.
+- a sweep with a shared cache -> pretrained convexity as a task, then each prune point's fine-tune as
+  a task (in parallel), then the sweep's table/benchmarks as a task that finds the points trained.
+- feature extraction -> clip-range shards (:mod:`core.data.sharded`), assembled by the driver into
+  the same cache entry a local run writes.
+- convexity of many (feature set, layer) pairs -> one task each (label sets of one layer stay
+  together: they share that layer's kNN graph).
+
+Results: with ``results="shared"`` (or ``auto`` and the worker can see the driver's probe file in
+``$CONVEXITY_LAB_CACHE``) workers write straight into the shared cache/run folders; otherwise a task
+computes in a scratch folder and returns the run's files (everything but ``state.pt``) through the
+object store, and the driver writes them atomically. Object-store mode cannot resume a killed task
+from its checkpoint on another node (the checkpoint died with the node): the retry starts the cell
+again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from core.errors import Cancelled, RunError
+from core.io.atomic import atomic_write_bytes, atomic_write_json
+from core.io.paths import REPO_ROOT, cache_dir
+from core.runs import jobs
+from core.runs.executors import ExecutorSpec
+from core.runs.folders import stamp, write_status
+from core.runs.records import proc_start
+
+__all__ = [
+    "RayExecutor",
+    "extract_features_sharded",
+    "parallel_convexity",
+    "require_ray",
+]
+
+log = logging.getLogger("core.runs.ray_executor")
+PROBE_PREFIX = ".ray-probe-"
+# Ray's single-machine mode (read when ray is imported): its servers bind 127.0.0.1, not every interface.
+LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+_REMOTES: dict[str, Any] = {}
+
+
+def require_ray() -> Any:
+    """The ``ray`` module, or RunError in one line when it is not installed."""
+    try:
+        import ray
+    except ImportError:
+        raise RunError(
+            "--executor ray needs Ray, which is not installed: pip install ray==2.60.0 "
+            "(or use --executor local)"
+        ) from None
+    return ray
+
+
+def _remote(fn: Callable[..., Any]) -> Any:
+    """``ray.remote(fn)``, made once per function."""
+    ray = require_ray()
+    if fn.__name__ not in _REMOTES:
+        _REMOTES[fn.__name__] = ray.remote(fn)
+    return _REMOTES[fn.__name__]
+
+
+# --------------------------------------------------------------------------------------------------
+# Inside a worker
+
+
+def _enter_worker(cache: str, probe: str, mode: str, threads: int) -> Path | None:
+    """Point the worker at the shared cache, or at a fresh scratch folder (returned) when not shared."""
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    shared = mode == "shared" or (mode == "auto" and (Path(cache) / probe).exists())
+    if shared:
+        os.environ["CONVEXITY_LAB_CACHE"] = cache
+        return None
+    scratch = Path(tempfile.mkdtemp(prefix="convexity-ray-"))
+    os.environ["CONVEXITY_LAB_CACHE"] = str(scratch / "cache")
+    return scratch
+
+
+class _CancelFlag:
+    """``should_stop`` for a task: true once the run's status says ``cancel_requested`` (polled <= 2/s)."""
+
+    def __init__(self, run: Path) -> None:
+        self.run, self.last, self.value = run, 0.0, False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if not self.value and now - self.last > 0.5:
+            self.last = now
+            self.value = bool(jobs.read_status(self.run).get("cancel_requested"))
+        return self.value
+
+
+def _pack(run: Path) -> dict[str, bytes]:
+    """Every file of a run folder except the training state, by relative path (object-store mode)."""
+    return {
+        str(p.relative_to(run)): p.read_bytes()
+        for p in sorted(run.rglob("*"))
+        if p.is_file() and p.name != "state.pt" and not p.name.startswith(".")
+    }
+
+
+def _run_task(
+    run_dir: str, spec: dict[str, Any], cache: str, probe: str, mode: str, threads: int
+) -> dict[str, Any]:
+    """Ray task body: run one run folder's job (finetune or sweep) and report its final state."""
+    scratch = _enter_worker(cache, probe, mode, threads)
+    run = Path(run_dir)
+    if scratch is not None:
+        run = scratch / "runs" / run.name
+        run.mkdir(parents=True)
+        atomic_write_json(run / "config.json", spec)
+    attempt = int(jobs.read_status(run).get("attempt") or 0) + 1
+    host = socket.gethostname()
+    write_status(
+        run, state="running", started_at=stamp(), worker_pid=os.getpid(),
+        worker_pid_start=proc_start(os.getpid()), worker_host=host, attempt=attempt,
+        interrupted=False, error=None,
+    )  # fmt: skip
+    handler = jobs.setup_run_logging(run)
+
+    def progress(row: dict[str, Any]) -> None:
+        write_status(run, state="running", epoch=row.get("epoch"), step=row.get("step"), last=row)
+
+    out: dict[str, Any]
+    try:
+        result = jobs.execute(
+            spec.get("kind"), spec.get("config", {}), run, _CancelFlag(run), progress
+        )
+        out = {"state": "done", "error": None, "summary": jobs.result_summary(result)}
+    except Cancelled:
+        out = {"state": "cancelled", "error": None}
+    except KeyboardInterrupt:  # ray.cancel: record it, let Ray see the cancellation
+        write_status(run, state="cancelled", error=None, finished_at=stamp())
+        raise
+    except Exception as exc:  # a deterministic failure: recorded and returned, never retried
+        logging.getLogger("core.runs.jobs").exception("failed")
+        out = {"state": "failed", "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"}
+    finally:
+        logging.getLogger("core").removeHandler(handler)
+        handler.close()
+    write_status(run, finished_at=stamp(), **out)
+    out.update(attempt=attempt, worker_host=host)
+    if scratch is not None:
+        out["files"] = _pack(run)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return out
+
+
+def _call_task(
+    fn: Callable[..., Any], args: tuple, cache: str, probe: str, mode: str, threads: int
+) -> Any:
+    """Ray task body for a plain function (suggestion, benchmark, shard, convexity layer)."""
+    scratch = _enter_worker(cache, probe, mode, threads)
+    try:
+        return fn(*args)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# The driver
+
+
+class RayExecutor:
+    """Submits run folders and functions to a Ray cluster and keeps their run status files current."""
+
+    name = "ray"
+
+    def __init__(self, spec: ExecutorSpec) -> None:
+        private = spec.address in (None, "", "local")
+        if private and "ray" not in sys.modules:  # single-machine mode: every server on 127.0.0.1
+            os.environ.setdefault(LOOPBACK_ONLY, "0")
+        ray = require_ray()
+        self.spec = spec
+        self._owns = False
+        if not ray.is_initialized():
+            env = {"env_vars": {"PYTHONPATH": str(REPO_ROOT)}}
+            quiet = {"log_to_driver": False, "logging_level": logging.WARNING, "runtime_env": env}
+            if private:  # a private local cluster, loopback only
+                ray.init(
+                    address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **quiet
+                )
+            else:
+                ray.init(address=spec.address, **quiet)
+            self._owns = True
+        gpus = float(ray.cluster_resources().get("GPU", 0))
+        self.num_gpus = spec.num_gpus if spec.num_gpus is not None else (1.0 if gpus > 0 else 0.0)
+        self.probe = f"{PROBE_PREFIX}{secrets.token_hex(8)}"
+        self._probes: set[Path] = set()
+        self._refs: dict[str, Any] = {}
+        self._cancelled: set[str] = set()
+
+    def _options(self, gpu: bool) -> dict[str, Any]:
+        """Resources, retries and environment of one task."""
+        return {
+            "num_cpus": self.spec.num_cpus,
+            "num_gpus": self.num_gpus if gpu else 0,
+            "max_retries": self.spec.max_retries,
+            "retry_exceptions": False,
+            "runtime_env": {"env_vars": {"PYTHONPATH": str(REPO_ROOT)}},
+        }
+
+    def _worker_args(self) -> tuple[str, str, str, int]:
+        """Cache path (now: ``$CONVEXITY_LAB_CACHE`` may change), probe name, results mode, threads."""
+        cache = cache_dir().resolve()
+        if cache / self.probe not in self._probes:
+            (cache / self.probe).touch()
+            self._probes.add(cache / self.probe)
+        return str(cache), self.probe, self.spec.results, max(1, int(self.spec.num_cpus))
+
+    def submit(self, run: Path) -> None:
+        """Queue the run folder's job as a task; the status names this process as its driver."""
+        run = Path(run).resolve()
+        spec = json.loads((run / "config.json").read_text(encoding="utf-8"))
+        write_status(
+            run, state="queued", executor=self.name, pid=os.getpid(),
+            pid_start=proc_start(os.getpid()), cancel_requested=False, error=None,
+            interrupted=False, attempt=0,
+        )  # fmt: skip
+        if spec.get("kind") == "sweep" and self.spec.results != "object-store":
+            self._refs[run.name] = self._sweep(run, spec)
+            return
+        task = _remote(_run_task).options(**self._options(gpu=True))
+        self._refs[run.name] = task.remote(str(run), spec, *self._worker_args())
+
+    def _sweep(self, run: Path, spec: dict[str, Any]) -> Any:
+        """A sweep: pretrained convexity, every point's fine-tune in parallel, then its table (a task)."""
+        from core.geometry.prune_point import suggest_prune_point
+        from core.training.sweep import SweepConfig, _resolve_points, pretrained_convexity
+
+        cfg = SweepConfig.from_dict(spec.get("config", {}))
+        write_status(run, state="running", started_at=stamp())
+        pre_path = run / "pretrained_convexity.json"
+        if not pre_path.exists():
+            atomic_write_json(pre_path, self.map(pretrained_convexity, [(cfg,)], gpu=True)[0])
+        pre = json.loads(pre_path.read_text(encoding="utf-8"))
+        relevant = "word" if cfg.task == "words" else "speaker"
+        suggested = suggest_prune_point(pre["curves"][relevant]["scores"], cfg.fraction)
+        points = _resolve_points(cfg.points, suggested, int(pre["n_layers"]))
+        subs = []
+        for p in points:
+            sub = run / f"p{p}"
+            if (sub / "result.json").exists():
+                continue
+            sub.mkdir(parents=True, exist_ok=True)
+            sub_cfg = {**cfg.to_dict(), "prune_point": p}
+            atomic_write_json(sub / "config.json", {"kind": "finetune", "config": sub_cfg})
+            subs.append(sub)
+            self.submit(sub)
+        finals = self.wait(subs, stop=lambda: bool(jobs.read_status(run).get("cancel_requested")))
+        bad = {n: s for n, s in finals.items() if s.get("state") != "done"}
+        if bad:
+            name, status = next(iter(bad.items()))
+            return {"state": status.get("state"), "error": f"point {name}: {status.get('error')}"}
+        task = _remote(_run_task).options(**self._options(gpu=True))
+        return task.remote(str(run), spec, *self._worker_args())
+
+    def wait(
+        self, runs: Sequence[Path], *, stop: Callable[[], bool] | None = None, poll: float = 0.5
+    ) -> dict[str, dict[str, Any]]:
+        """Until every run is final: collect finished tasks, pass cancel requests on to ``ray.cancel``."""
+        ray = require_ray()
+        pending = {Path(r).resolve().name: Path(r).resolve() for r in runs}
+        out: dict[str, dict[str, Any]] = {}
+        while pending:
+            for name in [n for n in pending if isinstance(self._refs.get(n), dict | type(None))]:
+                out[name] = self._finish(pending.pop(name), self._refs.pop(name, None))
+            refs = {self._refs[n]: n for n in pending}
+            if not refs:
+                break
+            ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=poll)
+            for ref in ready:
+                name = refs[ref]
+                out[name] = self._finish(pending.pop(name), self._refs.pop(name))
+            stopping = stop is not None and stop()
+            for name, run in pending.items():
+                status = jobs.read_status(run)
+                if (stopping or status.get("cancel_requested")) and name not in self._cancelled:
+                    if stopping:
+                        write_status(run, cancel_requested=True)
+                    self.cancel(run, force=bool(status.get("cancel_force")))
+        return out
+
+    def _finish(self, run: Path, ref: Any) -> dict[str, Any]:
+        """Write a finished task's outcome into its run folder; returns the final status."""
+        ray = require_ray()
+        from ray.exceptions import RayError, TaskCancelledError
+
+        try:
+            out = ref if isinstance(ref, dict) or ref is None else ray.get(ref)
+        except TaskCancelledError:
+            out = {"state": "cancelled", "error": None}
+        except RayError as exc:  # system failure after every retry (worker/node died), or a bug
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            out = {"state": "failed", "error": f"{type(exc).__name__}: {first}"}
+        if out is None:
+            return jobs.read_status(run)
+        for rel, data in (out.pop("files", None) or {}).items():
+            target = (run / rel).resolve()
+            if run.resolve() not in target.parents:  # nothing escapes the run folder
+                raise RunError(f"task returned a file outside its run folder: {rel}")
+            atomic_write_bytes(target, data)
+        self._cancelled.discard(run.name)
+        fields = {"state": out.get("state", "failed"), "error": out.get("error")}
+        if out.get("summary") is not None:
+            fields["summary"] = out["summary"]
+        return write_status(run, finished_at=stamp(), interrupted=False, **fields)
+
+    def cancel(self, run: Path, *, force: bool = False) -> dict[str, Any]:
+        """``ray.cancel`` the run's task (KeyboardInterrupt in the worker; ``force`` kills the worker)."""
+        ray = require_ray()
+        run = Path(run).resolve()
+        ref = self._refs.get(run.name)
+        if ref is not None and not isinstance(ref, dict):
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=force)
+            self._cancelled.add(run.name)
+        return jobs.read_status(run)
+
+    def status(self, run: Path) -> dict[str, Any]:
+        """The run's status.json (kept current by the worker and by :meth:`wait`)."""
+        return jobs.read_status(run)
+
+    def map(
+        self, fn: Callable[..., Any], calls: Sequence[tuple], *, gpu: bool = False
+    ) -> list[Any]:
+        """``fn(*args)`` for every call as parallel tasks (exceptions re-raised here, never retried)."""
+        ray = require_ray()
+        task = _remote(_call_task).options(**self._options(gpu=gpu))
+        return ray.get([task.remote(fn, tuple(args), *self._worker_args()) for args in calls])
+
+    def close(self) -> None:
+        """Remove the probe file; shut down the cluster if this executor started it."""
+        for probe in self._probes:
+            probe.unlink(missing_ok=True)
+        self._probes.clear()
+        if self._owns:
+            require_ray().shutdown()
+            self._owns = False
+
+
+# --------------------------------------------------------------------------------------------------
+# Extraction shards and convexity layers
+
+
+def extract_features_sharded(
+    model: str | os.PathLike,
+    selection: Any,
+    executor: Any,
+    *,
+    n_shards: int | None = None,
+    whisper_input: str = "trimmed",
+    batch_size: int = 32,
+    device: str | None = None,
+) -> Any:
+    """Features of (model, selection) extracted in clip-range shards on ``executor``, cached as usual.
+
+    Shards write their rows next to the cache entry when the worker shares the cache (``out_dir``),
+    else return them through the object store; the driver assembles and commits the entry.
+    """
+    from core.data.features import _plan_entry, _read_valid
+    from core.data.sharded import assemble_shards, plan_shards
+
+    entry, _ = _plan_entry(model, selection, whisper_input, "cpu")
+    found, _ = _read_valid(entry.directory, entry.key)
+    if found is not None:
+        return found
+    cpus = require_ray().cluster_resources().get("CPU", 1) if executor.name == "ray" else 1
+    ranges = plan_shards(len(entry.table), n_shards or max(1, int(cpus)), align=batch_size)
+    spec = getattr(executor, "spec", None)
+    shared = spec is not None and spec.results != "object-store"
+    out_dir = str(entry.directory / ".shards") if shared else None
+    t0 = time.perf_counter()
+    calls = [
+        (model, selection, a, b, whisper_input, batch_size, device, out_dir) for a, b in ranges
+    ]
+    shards = executor.map(_shard, calls, gpu=True)
+    return assemble_shards(
+        model, selection, shards, whisper_input=whisper_input, seconds=time.perf_counter() - t0
+    )
+
+
+def _shard(
+    model: Any, selection: Any, start: int, stop: int, whisper_input: str, batch_size: int,
+    device: str | None, out_dir: str | None,
+) -> Any:  # fmt: skip
+    """One shard (a module-level function, so Ray pickles it by reference); falls back to memory."""
+    from core.data.sharded import extract_shard
+
+    if out_dir is not None and not out_dir.startswith(os.environ.get("CONVEXITY_LAB_CACHE", "?")):
+        out_dir = None  # this worker does not share the driver's cache: ship the rows back
+    return extract_shard(
+        model, selection, start, stop, whisper_input=whisper_input, batch_size=batch_size,
+        device=device, out_dir=out_dir,
+    )  # fmt: skip
+
+
+def _convexity_layer(features: Any, labels: Mapping[str, Any], layer: int, kw: dict) -> Any:
+    """Convexity of every label set at one layer (features: an array or a cache key)."""
+    from core.geometry.convexity import layerwise_convexity
+
+    if isinstance(features, str):
+        from core.data.features import load_cached_features
+
+        features = load_cached_features(features).features
+    elif type(features).__name__ == "ObjectRef":  # nested in the call's args: not resolved by Ray
+        features = require_ray().get(features)
+    return layerwise_convexity(features, dict(labels), layers=[layer], **kw)
+
+
+def parallel_convexity(
+    items: Sequence[tuple[Any, Mapping[str, Any]]],
+    executor: Any,
+    *,
+    layers: Sequence[int] | None = None,
+    **kw: Any,
+) -> list[dict[str, Any]]:
+    """``layerwise_convexity(features, labels, **kw)`` for many feature sets, one task per (set, layer).
+
+    ``items``: (features array or cached-features key, {label set name: labels}). Returns, per item,
+    {name: ConvexityCurve} equal to the one-process result (the pair sampling is seeded per layer).
+    """
+    from core.geometry.convexity import ConvexityCurve
+
+    ray = require_ray() if executor.name == "ray" else None
+    calls, shape = [], []
+    for features, labels in items:
+        n_states = _n_states(features)
+        chosen = list(range(n_states)) if layers is None else [int(i) for i in layers]
+        ref = ray.put(features) if ray is not None and not isinstance(features, str) else features
+        calls += [(ref, dict(labels), i, kw) for i in chosen]
+        shape.append(chosen)
+    flat = executor.map(_convexity_layer, calls, gpu=False)
+    out, pos = [], 0
+    for chosen in shape:
+        parts = flat[pos : pos + len(chosen)]
+        pos += len(chosen)
+        out.append(
+            {
+                name: ConvexityCurve(name, tuple(chosen), tuple(p[name].results[0] for p in parts))
+                for name in parts[0]
+            }
+        )
+    return out
+
+
+def _n_states(features: Any) -> int:
+    """Hidden states (L+1) of a feature array or cached-features key."""
+    if isinstance(features, str):
+        from core.data.features import load_cached_features
+
+        return int(load_cached_features(features).features.shape[1])
+    return int(features.shape[1])

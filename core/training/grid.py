@@ -1,0 +1,355 @@
+"""The paper's study as one grid: model x task x prune point x seed, each cell one fine-tune run.
+
+What this module holds (no executor: ``core.runs.executors`` decides where cells run):
+
+- :class:`GridSpec`: models, tasks, prune points (ints, ``"suggested"``, ``"full"``), seeds and the
+  training recipe shared by every cell; ``grid_id`` is a hash of all of it, so re-running the same
+  command finds the same cells (resumable: a cell whose run is done is skipped).
+- :func:`suggestion`: the pretrained convexity curve of one (model, task) and the suggested prune
+  point (the sweep's rule, :func:`core.training.sweep.suggest_prune_point`); computed once per
+  (model, task) with seed 0, so every seed of a cell trains the same depth.
+- :func:`plan_cells`: the cells, each with its finetune config and a deterministic run id.
+- :func:`grid_table`: accuracy mean +- std over the seeds that finished, per (model, task, point),
+  and cost ratios (pruned / full) taken only from benchmarks (full and pruned measured side by side
+  in one process, :func:`core.training.benchmark.benchmark`), never from training times of separate
+  runs. Written atomically as JSON under ``cache_dir()/results/grid/<grid_id>.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from core.errors import LabError
+from core.io.atomic import atomic_write_json
+from core.io.paths import cache_dir
+
+__all__ = [
+    "PAPER_RECIPE",
+    "Cell",
+    "GridRow",
+    "GridSpec",
+    "GridTable",
+    "benchmark_cell",
+    "grid_root",
+    "grid_table",
+    "parse_points",
+    "plan_cells",
+    "read_grid_tables",
+    "suggestion",
+    "write_grid_table",
+]
+
+# The paper's training recipe (Speech Commands, 20 epochs, batch 32, lr 3e-5, best on validation).
+PAPER_RECIPE: dict[str, Any] = {
+    "dataset": "speech-commands", "epochs": 20, "batch_size": 32, "lr": 3e-5,
+    "eval_split": "validation", "test_split": "test",
+}  # fmt: skip
+
+
+def grid_root() -> Path:
+    """``cache_dir()/results/grid``, created if missing."""
+    root = cache_dir() / "results" / "grid"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def parse_points(text: str | Sequence[Any]) -> tuple[str | int, ...]:
+    """``"suggested,full,4"`` -> ``("suggested", "full", 4)``; LabError on anything else."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: list[str | int] = []
+    for item in items:
+        item = str(item).strip()
+        if item in ("suggested", "full"):
+            out.append(item)
+        elif item.isdigit() and int(item) >= 1:
+            out.append(int(item))
+        else:
+            raise LabError(f"prune point {item!r}: use 'suggested', 'full' or a layer number >= 1")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """Models x tasks x points x seeds and the shared training recipe (FinetuneConfig fields)."""
+
+    models: tuple[str, ...]
+    tasks: tuple[str, ...] = ("words", "speakers")
+    points: tuple[str | int, ...] = ("suggested", "full")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    train: Mapping[str, Any] = field(default_factory=dict)
+    fraction: float = 0.95
+    convexity_split: str = "train"
+    convexity_max_clips: int | None = None
+    benchmark: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.models or not self.tasks or not self.points or not self.seeds:
+            raise LabError("a grid needs at least one model, task, point and seed")
+        bad = [t for t in self.tasks if t not in ("words", "speakers")]
+        if bad:
+            raise LabError(f"unknown task {bad[0]!r}: use words or speakers")
+        clash = {"model", "task", "seed", "prune_point"} & set(self.train)
+        if clash:
+            raise LabError(f"the grid sets {sorted(clash)} per cell; leave them out of the recipe")
+
+    @property
+    def grid_id(self) -> str:
+        """``grid-<10 hex>``: hash of everything that defines the cells and their training."""
+        digest = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+        return f"grid-{digest[:10]}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        d = asdict(self)
+        d["train"] = dict(self.train)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GridSpec:
+        """Inverse of :meth:`to_dict`."""
+        d = dict(data)
+        for k in ("models", "tasks", "points", "seeds"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+    def finetune_dict(self, model: str, task: str, point: int, seed: int) -> dict[str, Any]:
+        """The FinetuneConfig dict of one cell."""
+        return {**self.train, "model": model, "task": task, "prune_point": point, "seed": seed}
+
+    def suggestion_dict(self, model: str, task: str) -> dict[str, Any]:
+        """The SweepConfig dict whose pretrained convexity suggests the (model, task) prune point."""
+        return {
+            **self.train, "model": model, "task": task, "seed": 0, "fraction": self.fraction,
+            "convexity_split": self.convexity_split, "convexity_max_clips": self.convexity_max_clips,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One fine-tune of the grid: model, task, point label (``suggested``/``full``/int), layer, seed."""
+
+    model: str
+    task: str
+    label: str
+    point: int
+    seed: int
+    run_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        return asdict(self)
+
+
+def _slug(text: str) -> str:
+    """A run-id-safe short form of a model name or path."""
+    return re.sub(r"[^a-z0-9]+", "-", Path(str(text)).name.lower()).strip("-")[:32] or "model"
+
+
+def suggestion(spec: GridSpec, model: str, task: str) -> dict[str, Any]:
+    """Pretrained convexity of (model, task) and the suggested prune point (plain dict, JSON-ready).
+
+    Without a ``suggested`` point in the grid only the layer count is needed (no extraction).
+    """
+    from core.training.sweep import SweepConfig, pretrained_convexity, suggest_prune_point
+
+    if "suggested" not in spec.points:
+        from core.models.registry import resolve_model
+
+        n_layers = int(resolve_model(model).n_layers)
+        return {"model": model, "task": task, "n_layers": n_layers, "suggested": None}
+    cfg = SweepConfig.from_dict(spec.suggestion_dict(model, task))
+    pre = pretrained_convexity(cfg)
+    relevant = "word" if task == "words" else "speaker"
+    pre["suggested"] = int(suggest_prune_point(pre["curves"][relevant]["scores"], spec.fraction))
+    pre.update(model=model, task=task, fraction=spec.fraction)
+    return pre
+
+
+def plan_cells(
+    spec: GridSpec, suggestions: Mapping[tuple[str, str], Mapping[str, Any]]
+) -> list[Cell]:
+    """Every cell, with ``suggested``/``full`` resolved from ``suggestions[(model, task)]``.
+
+    A point label that resolves to a layer another label already names (e.g. suggested == full) is
+    kept once, under the first label given.
+    """
+    cells: list[Cell] = []
+    for model in spec.models:
+        for task in spec.tasks:
+            sug = suggestions[(model, task)]
+            n_layers = int(sug["n_layers"])
+            seen: set[int] = set()
+            for label in spec.points:
+                p = {"full": n_layers, "suggested": sug["suggested"]}.get(str(label))
+                p = int(label) if p is None else p
+                if not 1 <= p <= n_layers:
+                    raise LabError(f"prune point {p} outside 1..{n_layers} for {model}")
+                if p in seen:
+                    continue
+                seen.add(p)
+                for seed in spec.seeds:
+                    run_id = f"{spec.grid_id}-{_slug(model)}-{task}-p{p}-s{seed}"
+                    cells.append(Cell(model, task, str(label), p, int(seed), run_id))
+    return cells
+
+
+def benchmark_cell(spec: GridSpec, model: str, task: str, point: int, n_labels: int) -> dict:
+    """Full vs pruned cost of (model, point), measured side by side in one process."""
+    from core.training.benchmark import benchmark
+
+    t = spec.train
+    return benchmark(
+        model, point, n_labels=n_labels, train_batch=int(t.get("batch_size", 16)),
+        device=t.get("device"), bf16=bool(t.get("bf16", True)),
+        whisper_input=str(t.get("whisper_input", "trimmed")),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GridRow:
+    """One (model, task, point) of the table: accuracy over seeds, failures, cost ratios."""
+
+    model: str
+    task: str
+    label: str
+    point: int
+    seeds_done: tuple[int, ...]
+    accuracy_mean: float | None
+    accuracy_std: float | None
+    test_accuracy_mean: float | None
+    test_accuracy_std: float | None
+    params_total: int | None
+    cost_ratios: Mapping[str, float | None]
+    failed: Mapping[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        d = asdict(self)
+        d["seeds_done"] = list(self.seeds_done)
+        d["cost_ratios"], d["failed"] = dict(self.cost_ratios), dict(self.failed)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GridRow:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{**data, "seeds_done": tuple(data["seeds_done"])})
+
+
+@dataclass(frozen=True)
+class GridTable:
+    """The grid's results: spec, rows, cells still missing, when and how it ran."""
+
+    grid_id: str
+    spec: Mapping[str, Any]
+    rows: tuple[GridRow, ...]
+    n_cells: int
+    n_done: int
+    executor: str
+    created: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        return {
+            "grid_id": self.grid_id, "spec": dict(self.spec), "rows": [r.to_dict() for r in self.rows],
+            "n_cells": self.n_cells, "n_done": self.n_done, "executor": self.executor,
+            "created": self.created,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GridTable:
+        """Inverse of :meth:`to_dict`."""
+        rows = tuple(GridRow.from_dict(r) for r in data["rows"])
+        return cls(**{**data, "rows": rows})
+
+    def records(self) -> list[dict[str, Any]]:
+        """Flat rows for a table view: ``accuracy`` as ``mean ± std (n)`` plus the cost ratios."""
+        out = []
+        for r in self.rows:
+            acc = "-" if r.accuracy_mean is None else f"{r.accuracy_mean:.4f}"
+            if r.accuracy_std is not None:
+                acc += f" ± {r.accuracy_std:.4f}"
+            out.append({
+                "model": r.model, "task": r.task, "point": f"{r.label} (p={r.point})",
+                "accuracy": f"{acc} (n={len(r.seeds_done)})", "params": r.params_total,
+                **{f"{k} ratio": v for k, v in r.cost_ratios.items()},
+                "failed seeds": ", ".join(f"{s}: {e}" for s, e in r.failed.items()) or "",
+            })  # fmt: skip
+        return out
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (ddof=1; None with fewer than two values)."""
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not vals:
+        return None, None
+    mean = sum(vals) / len(vals)
+    if len(vals) < 2:
+        return mean, None
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
+
+
+def grid_table(
+    spec: GridSpec,
+    cells: Sequence[Cell],
+    results: Mapping[str, Mapping[str, Any] | None],
+    errors: Mapping[str, str],
+    benchmarks: Mapping[tuple[str, str, int], Mapping[str, Any]],
+    executor: str,
+) -> GridTable:
+    """Aggregate cell results (``results[run_id]`` = result.json or None) into the table."""
+    groups: dict[tuple[str, str, str, int], list[Cell]] = {}
+    for c in cells:
+        groups.setdefault((c.model, c.task, c.label, c.point), []).append(c)
+    rows = []
+    for (model, task, label, point), members in groups.items():
+        done = [(c, results[c.run_id]) for c in members if results.get(c.run_id)]
+        acc = _mean_std([r["best_accuracy"] for _, r in done])
+        test = _mean_std([r.get("test_accuracy") for _, r in done])
+        params = next(((r.get("params") or {}).get("total") for _, r in done), None)
+        bench = benchmarks.get((model, task, point)) or {}
+        ratios = {b["metric"]: b.get("ratio") for b in bench.get("rows", [])}
+        failed = {str(c.seed): errors[c.run_id] for c in members if c.run_id in errors}
+        rows.append(
+            GridRow(
+                model,
+                task,
+                label,
+                point,
+                tuple(c.seed for c, _ in done),
+                acc[0],
+                acc[1],
+                test[0],
+                test[1],
+                params,
+                ratios,
+                failed,
+            )  # fmt: skip
+        )
+    n_done = sum(1 for c in cells if results.get(c.run_id))
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    return GridTable(spec.grid_id, spec.to_dict(), tuple(rows), len(cells), n_done, executor, stamp)
+
+
+def write_grid_table(table: GridTable) -> Path:
+    """Write the table atomically to ``grid_root()/<grid_id>.json``; returns the path."""
+    return atomic_write_json(grid_root() / f"{table.grid_id}.json", table.to_dict())
+
+
+def read_grid_tables() -> list[GridTable]:
+    """Every grid table on disk (newest first); unreadable files are skipped."""
+    out = []
+    for path in grid_root().glob("grid-*.json"):
+        try:
+            out.append(GridTable.from_dict(json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return sorted(out, key=lambda t: t.created, reverse=True)

@@ -1,0 +1,256 @@
+"""The Ray executor on a real local Ray cluster (127.0.0.1, 2 CPUs): grid cells, shards, faults, cancel.
+
+Select with ``-m ray``; skipped when Ray is not installed. One cluster for the module, shut down after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core import runs
+from core.io.paths import REPO_ROOT
+from core.runs import jobs
+from core.runs.executors import ExecutorSpec, LocalExecutor, create_run_on
+from core.training.grid import GridSpec
+from tests.tiny_assets import make_tone_noise_dataset, make_trainable_wav2vec2
+
+ray_cluster_test = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A private Ray cluster on loopback with 2 CPUs, no dashboard; always shut down."""
+    from core.runs.ray_executor import LOOPBACK_ONLY
+
+    if "ray" not in sys.modules:  # single-machine mode: Ray's servers listen on 127.0.0.1 only
+        os.environ.setdefault(LOOPBACK_ONLY, "0")
+    ray = pytest.importorskip("ray")
+    ray.init(
+        num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}},
+    )  # fmt: skip
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny trainable wav2vec2 and the tone/noise folder dataset."""
+    base = tmp_path_factory.mktemp("ray-assets")
+    return {
+        "model": make_trainable_wav2vec2(base / "w2v"),
+        "data": make_tone_noise_dataset(base / "data", speakers=3, per_speaker=8),
+    }
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Own cache per test; one torch thread everywhere (2 shared cores)."""
+    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("CONVEXITY_LAB_EXECUTOR", raising=False)
+    torch.set_num_threads(1)
+
+
+def _train(assets: dict[str, Path], **kw: object) -> dict:
+    """A fast fine-tune recipe on the tone/noise set."""
+    base = dict(
+        dataset="folder", root=str(assets["data"]), eval_split="test", epochs=2, batch_size=8,
+        lr=3e-3, log_every=1, convexity=False, device="cpu", max_steps_per_epoch=2,
+    )  # fmt: skip
+    base.update(kw)
+    return base
+
+
+def _ray(**kw: object):
+    from core.runs.ray_executor import RayExecutor
+
+    return RayExecutor(ExecutorSpec(name="ray", **kw))
+
+
+def _losses(run: Path) -> list[float]:
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in rows if r.get("kind") in ("train", "eval")]
+
+
+@ray_cluster_test
+def test_grid_on_ray_equals_local_and_resumes(
+    ray_cluster, assets: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.runs.grid_runs import run_grid
+
+    spec = GridSpec(
+        models=(str(assets["model"]),), tasks=("words",), points=("full",), seeds=(0, 1),
+        train=_train(assets), benchmark=False, convexity_max_clips=12,
+    )  # fmt: skip
+    said: list[str] = []
+    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "local"))
+    monkeypatch.setenv("CONVEXITY_LAB_MAX_JOBS", "2")  # both local cells at once, as on Ray
+    local = run_grid(spec, LocalExecutor(), ExecutorSpec(), say=said.append)
+    local_runs = {r.run_id: jobs.run_dir(r.run_id) for r in runs.list_runs()}
+
+    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "ray"))
+    executor = _ray()
+    try:
+        table = run_grid(spec, executor, executor.spec, say=said.append)
+        listed = {r.run_id: jobs.read_status(r.run_id) for r in runs.list_runs()}
+        assert set(listed) == set(local_runs) and len(listed) == 2
+        for run_id, row in listed.items():  # the same run list, the same figures, bit for bit
+            assert row["state"] == "done" and row["executor"] == "ray" and row["attempt"] == 1
+            ray_result = json.loads((jobs.run_dir(run_id) / "result.json").read_text())
+            loc_result = json.loads((local_runs[run_id] / "result.json").read_text())
+            assert ray_result["best_accuracy"] == loc_result["best_accuracy"]
+            assert _losses(jobs.run_dir(run_id)) == _losses(local_runs[run_id])
+        assert table.n_done == local.n_done == 2
+        assert table.rows[0].to_dict() == local.rows[0].to_dict()
+        assert table.rows[0].accuracy_std is not None
+        saved = json.loads((tmp_path / "ray" / "results/grid" / f"{spec.grid_id}.json").read_text())
+        assert saved["executor"] == "ray" and saved["n_done"] == 2
+
+        said.clear()
+        again = run_grid(
+            spec, executor, executor.spec, say=said.append
+        )  # resumable: nothing to run
+        assert again.n_done == 2 and any("2 done, 0 to run" in s for s in said)
+
+        # A deterministic failure fails once, with its error, beside a good run that finishes.
+        bad = create_run_on(
+            "finetune", {**_train(assets), "model": str(tmp_path / "nope")}, executor.spec
+        )
+        good = create_run_on(
+            "finetune", {**_train(assets), "model": str(assets["model"])}, executor.spec
+        )
+        executor.submit(bad)
+        executor.submit(good)
+        finals = executor.wait([bad, good])
+    finally:
+        executor.close()
+    _benchmarks_page_shows(spec.grid_id)
+    assert finals[bad.name]["state"] == "failed" and "nope" in finals[bad.name]["error"]
+    assert finals[bad.name]["attempt"] == 1
+    assert finals[good.name]["state"] == "done"
+
+
+def _benchmarks_page_shows(grid_id: str) -> None:
+    """The Benchmarks page lists the grid's table (real Streamlit script run)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file("../app.py", default_timeout=180).run()
+    at.switch_page("pages/benchmarks.py").run()
+    assert not at.exception, at.exception
+    chosen = at.selectbox(key="bm_grid").value
+    assert grid_id in str(getattr(chosen, "grid_id", chosen))
+    table = next(df.value for df in at.dataframe if "failed seeds" in df.value.columns)
+    assert list(table["point"]) == ["full (p=2)"] and "(n=2)" in table["accuracy"][0]
+
+
+@ray_cluster_test
+def test_killed_worker_is_retried_and_resumes_from_its_epoch(ray_cluster, assets) -> None:
+    epochs = 5
+    executor = _ray(max_retries=2)
+    try:
+        cfg = {
+            **_train(assets, epochs=epochs, max_steps_per_epoch=3),
+            "model": str(assets["model"]),
+        }
+        run = create_run_on("finetune", cfg, executor.spec)
+        executor.submit(run)
+        deadline = time.monotonic() + 90
+        while not (run / "state.pt").exists():
+            assert time.monotonic() < deadline, jobs.read_status(run)
+            time.sleep(0.05)
+        status = jobs.read_status(run)
+        os.kill(status["worker_pid"], signal.SIGKILL)
+        killed_after = torch.load(run / "state.pt", weights_only=True)["epoch"]
+        final = executor.wait([run])[run.name]
+    finally:
+        executor.close()
+    assert final["state"] == "done", final
+    assert final["attempt"] == 2 and final["worker_pid"] != status["worker_pid"]
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows if r.get("kind") == "eval"] == list(range(1, epochs + 1))
+    resumed = [r["epoch"] for r in rows if r.get("event") == "resumed"]
+    assert len(resumed) == 1 and killed_after <= resumed[0] < epochs  # lost < 1 epoch of work
+    assert 1 <= killed_after < epochs
+
+
+@ray_cluster_test
+def test_cancel_reaches_the_ray_task(ray_cluster, assets) -> None:
+    executor = _ray()
+    try:
+        cfg = {**_train(assets, epochs=500), "model": str(assets["model"])}
+        run = create_run_on("finetune", cfg, executor.spec)
+        executor.submit(run)
+        deadline = time.monotonic() + 90
+        while not jobs.read_status(run).get("step"):
+            assert time.monotonic() < deadline, jobs.read_status(run)
+            time.sleep(0.1)
+        assert jobs.cancel(run).cancel_requested  # what `jobs cancel` and the dashboard call
+        final = executor.wait([run])[run.name]
+    finally:
+        executor.close()
+    assert final["state"] == "cancelled", final
+    assert [r.state for r in runs.list_runs()] == ["cancelled"]
+
+
+@ray_cluster_test
+def test_sharded_extraction_is_the_local_cache_entry(
+    ray_cluster, tree: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.data.features import Selection, extract_features, load_cached_features
+    from core.geometry.convexity import layerwise_convexity
+    from core.runs.ray_executor import extract_features_sharded, parallel_convexity
+
+    sel = Selection("folder", str(tree))
+    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "local"))
+    local = extract_features(model_dir, sel, batch_size=4)
+    for mode in ("shared", "object-store"):
+        monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / mode))
+        executor = _ray(results=mode)
+        try:
+            fs = extract_features_sharded(model_dir, sel, executor, n_shards=2, batch_size=4)
+            again = load_cached_features(fs.key)  # validated like any cache entry
+            curves = parallel_convexity(
+                [(np.asarray(local.features), {"word": local.words, "speaker": local.speakers})],
+                executor, k=3, max_pairs_per_class=None,
+            )[0]  # fmt: skip
+        finally:
+            executor.close()
+        assert fs.key == local.key and fs.meta["shards"] == 2 and fs.directory.name == local.key
+        assert np.array_equal(np.asarray(again.features), np.asarray(local.features))
+        assert (again.paths, again.words, again.speakers) == (
+            local.paths,
+            local.words,
+            local.speakers,
+        )
+    one = layerwise_convexity(
+        local.features,
+        {"word": local.words, "speaker": local.speakers},
+        k=3,
+        max_pairs_per_class=None,
+    )
+    for name in one:
+        assert curves[name].layers == one[name].layers
+        assert np.array_equal(curves[name].scores, one[name].scores)
+
+
+def test_ray_executor_without_ray_says_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from core.cli.main import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    assert main(["grid", "--models", "x", "--executor", "ray"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "pip install ray==2.60.0" in err
