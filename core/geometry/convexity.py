@@ -10,10 +10,13 @@ Estimator. One shortest-path tree from a source s scores every class-mate target
 of sampling pairs we sample *sources*, each scoring all its n - 1 class-mates; the class score is then a
 mean of per-source means. Sources are drawn by stratified random sampling (strata by kNN label purity; see
 ``core.geometry.sampling``); with every point a source (``max_pairs_per_class=None``, or small classes) the result
-equals the exhaustive mean over all ordered pairs. With P = ``max_pairs_per_class`` each class first gets
-enough sources for at least P pairs; pairs from one source are correlated, so with ``match_pair_precision``
-(default) a second stage adds sources until the class's estimated standard error is no larger than that of
-P pairs drawn uniformly without replacement (the authors' scheme). Label sets computed together share
+equals the exhaustive mean over all ordered pairs. A pilot sample sizes a main sample so that the layer
+score's standard error meets a target: ``target_se`` (precision as the knob; topped up until met) or, with
+P = ``max_pairs_per_class`` and ``match_pair_precision`` (default), the layer SE that P uniform pairs per
+class would have (the authors' scheme; each class still gets at least P pairs). Sources are spread
+across classes by Neyman allocation. When the sampled route is predicted (by its tree count) to need more
+than ``exact_threshold`` of all trees, every tree is computed and the result is exact (``result.exact``).
+Label sets computed together share
 sources and their shortest-path trees (one seeded random ranking orders every draw).
 
 Standard error: the stratified-sampling standard error of the class estimate (0 when exhaustive); classes
