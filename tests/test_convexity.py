@@ -162,7 +162,9 @@ def test_sampled_estimate_is_unbiased_and_within_three_standard_errors():
     assert 0.2 < exact.score < 0.9  # a non-trivial layer, so sampling matters
     estimates, sems = [], []
     for seed in range(24):
-        res = graph_convexity(points, labels, k=10, max_pairs_per_class=1200, seed=seed)
+        res = graph_convexity(
+            points, labels, k=10, max_pairs_per_class=1200, seed=seed, exact_threshold=1.0
+        )
         assert res.settings["estimator"].startswith("stratified")
         assert all(c.n_pairs >= 1200 for c in res.per_class.values())
         estimates.append(res.score)
@@ -183,11 +185,62 @@ def test_sampled_estimate_is_unbiased_and_within_three_standard_errors():
     assert spread < 1.35 * iid
     pilot_only = [
         graph_convexity(
-            points, labels, k=10, max_pairs_per_class=1200, seed=s, match_pair_precision=False
+            points,
+            labels,
+            k=10,
+            max_pairs_per_class=1200,
+            seed=s,
+            match_pair_precision=False,
+            exact_threshold=1.0,
         ).sem
         for s in range(3)
     ]
     assert np.mean(pilot_only) > 2 * np.mean(sems)
+
+
+def test_target_se_is_met_and_recorded():
+    points, labels = _noisy_problem()
+    exact = graph_convexity(points, labels, k=10, max_pairs_per_class=None)
+    loose, tight = (graph_convexity(points, labels, k=10, target_se=t) for t in (0.01, 0.004))
+    for res, target in ((loose, 0.01), (tight, 0.004)):
+        assert res.sem <= target
+        assert res.settings["target_se"] == target
+        assert res.settings["exact_threshold"] == 0.7
+    assert not loose.exact and loose.settings["estimator"].endswith("target standard error")
+    assert loose.settings["n_shortest_path_trees"] < tight.settings["n_shortest_path_trees"]
+    # a target only all trees can meet: the cost model goes exhaustive, and the result is exact
+    zero = graph_convexity(points, labels, k=10, target_se=0.0)
+    assert zero.exact and zero.sem == 0.0 and zero.settings["estimator"] == "exhaustive"
+    assert zero.score == pytest.approx(exact.score, abs=1e-12)
+    assert zero.to_dict()["exact"] is True
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_small_problems_switch_to_exact_and_equal_the_reference(engine):
+    rng = np.random.default_rng(11)
+    points = rng.normal(size=(36, 3))
+    labels = np.arange(36) % 3
+    expected, _, _ = reference_convexity(points, labels, 4)
+    for kwargs in ({"target_se": 0.05}, {"max_pairs_per_class": 60}):
+        res = graph_convexity(points, labels, k=4, engine=engine, device="cpu", **kwargs)
+        assert res.exact and res.sem == 0.0
+        assert res.settings["n_shortest_path_trees"] == 36
+        assert res.score == pytest.approx(expected, abs=1e-12)
+    # with the switch off, the same problem is sampled
+    sampled = graph_convexity(points, labels, k=4, max_pairs_per_class=60, exact_threshold=1.0)
+    assert not sampled.exact and sampled.sem > 0
+
+
+def test_target_se_estimate_is_unbiased_and_calibrated():
+    points, labels = _noisy_problem()
+    exact = graph_convexity(points, labels, k=10, max_pairs_per_class=None)
+    runs = [graph_convexity(points, labels, k=10, target_se=0.006, seed=s) for s in range(24)]
+    estimates = np.array([r.score for r in runs])
+    sems = np.array([r.sem for r in runs])
+    assert not any(r.exact for r in runs) and np.all(sems <= 0.006)
+    spread = np.std(estimates, ddof=1)
+    assert abs(estimates.mean() - exact.score) < 3 * spread / math.sqrt(len(runs))
+    assert 0.8 < np.mean(sems) / spread < 1.25
 
 
 def test_same_seed_same_result_and_engines_agree():
@@ -276,6 +329,9 @@ def test_layer_selection_progress_and_memmap(tmp_path):
         (np.ones((4, 2)), [0, 0, 0, 1], {"k": 1}, "at least 2 classes"),
         (np.ones((4, 2)), [0, 0, 1, 1], {"k": 1, "max_pairs_per_class": 0}, "max_pairs"),
         (np.ones((4, 2)), [0, 0, 1, 1], {"k": 1, "engine": "fast"}, "engine"),
+        (np.ones((4, 2)), [0, 0, 1, 1], {"k": 1, "target_se": -0.1}, "target_se"),
+        (np.ones((4, 2)), [0, 0, 1, 1], {"k": 1, "target_se": float("nan")}, "target_se"),
+        (np.ones((4, 2)), [0, 0, 1, 1], {"k": 1, "exact_threshold": 2.0}, "exact_threshold"),
         pytest.param(
             np.ones((4, 2)),
             [0, 0, 1, 1],

@@ -10,10 +10,13 @@ Estimator. One shortest-path tree from a source s scores every class-mate target
 of sampling pairs we sample *sources*, each scoring all its n - 1 class-mates; the class score is then a
 mean of per-source means. Sources are drawn by stratified random sampling (strata by kNN label purity; see
 ``core.geometry.sampling``); with every point a source (``max_pairs_per_class=None``, or small classes) the result
-equals the exhaustive mean over all ordered pairs. With P = ``max_pairs_per_class`` each class first gets
-enough sources for at least P pairs; pairs from one source are correlated, so with ``match_pair_precision``
-(default) a second stage adds sources until the class's estimated standard error is no larger than that of
-P pairs drawn uniformly without replacement (the authors' scheme). Label sets computed together share
+equals the exhaustive mean over all ordered pairs. A pilot sample sizes a main sample so that the layer
+score's standard error meets a target: ``target_se`` (precision as the knob; topped up until met) or, with
+P = ``max_pairs_per_class`` and ``match_pair_precision`` (default), the layer SE that P uniform pairs per
+class would have (the authors' scheme; each class still gets at least P pairs). Sources are spread
+across classes by Neyman allocation. When the sampled route is predicted (by its tree count) to need more
+than ``exact_threshold`` of all trees, every tree is computed and the result is exact (``result.exact``).
+Label sets computed together share
 sources and their shortest-path trees (one seeded random ranking orders every draw).
 
 Standard error: the stratified-sampling standard error of the class estimate (0 when exhaustive); classes
@@ -40,16 +43,24 @@ from core.errors import ConvexityInputError
 from core.geometry.knn import KnnGraph, default_block_size, knn_graph
 from core.geometry.sampling import (
     Design,
+    authors_target_variance,
     class_estimate,
     first_stage,
     first_stage_size,
     knn_purity,
+    layer_variance,
     main_stage,
 )
 from core.geometry.shortest_paths import scores_numba, scores_torch
 from core.geometry.validation import as_features, as_labels, check_finite
 
 Engine = Literal["auto", "numba", "torch"]
+
+PILOT_SOURCES = 12  # pilot sources per class when a target standard error is given
+EXACT_THRESHOLD = (
+    0.7  # go exhaustive when sampling is predicted to need more than this share of trees
+)
+MAX_TOP_UPS = 3  # top-ups of a sample that missed a target SE before going exhaustive
 
 
 @dataclass(frozen=True)
@@ -79,12 +90,14 @@ class ConvexityResult:
     excluded_classes: tuple[Hashable, ...]
     settings: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+    exact: bool = False  # every ordered pair was scored: the score is the exhaustive mean, sem 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (class labels become strings)."""
         return {
             "score": self.score,
             "sem": self.sem,
+            "exact": self.exact,
             "n_excluded_classes": self.n_excluded_classes,
             "excluded_classes": [str(c) for c in self.excluded_classes],
             "per_class": {str(c): vars(v) for c, v in self.per_class.items()},
@@ -110,6 +123,11 @@ class ConvexityCurve:
     def sems(self) -> np.ndarray:
         """Standard errors of the layer scores."""
         return np.array([r.sem for r in self.results])
+
+    @property
+    def exact(self) -> tuple[bool, ...]:
+        """Per layer: whether the score is exact (every pair scored) rather than an estimate."""
+        return tuple(r.exact for r in self.results)
 
     def to_records(self) -> list[dict[str, Any]]:
         """One flat row per (layer, class) plus a ``class=None`` row per layer, for CSV/JSON export."""
@@ -191,14 +209,16 @@ def _summarise(
     excluded = tuple(ls.classes[c] for c in np.flatnonzero(ls.counts < 2))
     scores = np.array([v.score for v in per_class.values()])
     sems = np.array([v.sem for v in per_class.values()])
+    exact = all(v.n_sources == v.n_points for v in per_class.values())
     return ConvexityResult(
         score=float(scores.mean()),
         sem=float(math.sqrt(float((sems**2).sum())) / len(scores)),
         per_class=per_class,
         n_excluded_classes=len(excluded),
         excluded_classes=excluded,
-        settings=settings,
+        settings=dict(settings, estimator="exhaustive" if exact else settings["estimator"]),
         timings=timings,
+        exact=exact,
     )
 
 
@@ -271,12 +291,25 @@ class _Engine:
         device: str | torch.device | None,
         engine: Engine,
         match_pair_precision: bool,
+        target_se: float | None = None,
+        exact_threshold: float = EXACT_THRESHOLD,
     ) -> None:
         if max_pairs_per_class is not None and max_pairs_per_class < 1:
             raise ConvexityInputError("max_pairs_per_class must be positive or None (exhaustive)")
+        if target_se is not None and not (math.isfinite(target_se) and target_se >= 0):
+            raise ConvexityInputError(f"target_se must be a number >= 0, got {target_se!r}")
+        if not 0.0 <= exact_threshold <= 1.0:
+            raise ConvexityInputError(
+                f"exact_threshold must lie in [0, 1], got {exact_threshold!r}"
+            )
         self.sets = sets
         self.k = int(k)
-        self.max_pairs = max_pairs_per_class
+        self.target_se = None if target_se is None else float(target_se)
+        # with a target SE the pilot is small and fixed; otherwise it covers max_pairs pairs per class
+        self.max_pairs = 1 if self.target_se is not None else max_pairs_per_class
+        self.pilot_min = PILOT_SOURCES if self.target_se is not None else 2
+        self.authors_pairs = max_pairs_per_class
+        self.exact_threshold = float(exact_threshold)
         self.device = resolve_device(device)
         self.engine = _resolve_engine(engine, self.device)
         rng = np.random.default_rng(seed)
@@ -284,14 +317,20 @@ class _Engine:
         self.main_rank = rng.permutation(sets[0].codes.shape[0])  # independent of the pilot's
         self.codes = np.stack([ls.codes for ls in sets])
         self.kept = [ls.kept for ls in sets]
-        exhaustive = max_pairs_per_class is None or all(
-            first_stage_size(int(n), max_pairs_per_class) == n
+        self.all_sources = np.stack(
+            [np.isin(ls.codes, ls.kept) for ls in sets], axis=1
+        )  # (N, Q): the exhaustive design
+        self.n_exhaustive = int(self.all_sources.any(axis=1).sum())
+        sampled = self.max_pairs is not None and not all(
+            first_stage_size(int(n), self.max_pairs, self.pilot_min) == n
             for ls in sets
             for n in ls.counts[ls.kept]
         )
-        self.second_stage = match_pair_precision and not exhaustive
-        if exhaustive:
+        self.second_stage = sampled and (match_pair_precision or self.target_se is not None)
+        if not sampled:
             estimator = "exhaustive"
+        elif self.target_se is not None:
+            estimator = "stratified sources, target standard error"
         elif self.second_stage:
             estimator = "stratified sources, precision of uniform pairs"
         else:
@@ -300,10 +339,13 @@ class _Engine:
             "k": self.k,
             "max_pairs_per_class": max_pairs_per_class,
             "match_pair_precision": match_pair_precision,
+            "target_se": self.target_se,
+            "exact_threshold": self.exact_threshold,
             "seed": seed,
             "device": str(self.device),
             "engine": self.engine,
             "estimator": estimator,
+            "standard_error": "stratified sampling of sources (Cochran ch. 5); 0 when exact",
             "n_points": int(self.codes.shape[1]),
         }
         if self.engine == "torch":
@@ -325,6 +367,58 @@ class _Engine:
         point_sums[sources] += sums  # inactive (point, set) entries come back as zeros
         return len(sources)
 
+    def _cheaper_exhaustive(self, *designs: np.ndarray) -> bool:
+        """Cost model: trees of the sampled route (union of ``designs``) vs every tree."""
+        trees = np.logical_or.reduce([d.any(axis=1) for d in designs]).sum()
+        return bool(trees > self.exact_threshold * self.n_exhaustive)
+
+    def _targets(self, design: Design, point_sums: np.ndarray) -> list[float]:
+        """Target variance of each label set's layer score: given, or that of the authors' pairs."""
+        if self.target_se is not None:
+            return [self.target_se**2] * len(self.sets)
+        return [
+            authors_target_variance(design, q, kept, self.codes, point_sums, self.authors_pairs)
+            for q, kept in enumerate(self.kept)
+        ]
+
+    def _sample(self, edges: tuple, purity: np.ndarray) -> tuple[Design, np.ndarray, int]:
+        """Choose sources and run their trees: pilot, main sample, top-ups, or every tree."""
+        design = first_stage(
+            self.codes, self.kept, self.rank, purity, self.max_pairs, self.pilot_min
+        )
+        point_sums = np.zeros((*design.chosen.shape, 2))
+        if self._cheaper_exhaustive(design.chosen):
+            design = Design(design.strata, self.all_sources.copy())
+        n_trees = self._run_trees(edges, design.chosen, point_sums)
+        if not self.second_stage or design.chosen.sum() == self.all_sources.sum():
+            return design, point_sums, n_trees
+        pilot = design
+        targets = self._targets(pilot, point_sums)
+        design = main_stage(pilot, self.codes, self.kept, self.main_rank, point_sums, targets)
+        if self._cheaper_exhaustive(pilot.chosen, design.chosen):
+            design = Design(design.strata, self.all_sources.copy())
+        n_trees += self._run_trees(edges, design.chosen & ~pilot.chosen, point_sums)
+        point_sums[~design.chosen] = 0.0  # pilot-only trees only sized the main sample
+        for attempt in range(MAX_TOP_UPS + 1 if self.target_se is not None else 0):
+            missed = [
+                layer_variance(design, q, kept, self.codes, point_sums) > targets[q]
+                for q, kept in enumerate(self.kept)
+            ]
+            if not any(missed):
+                break
+            if attempt == MAX_TOP_UPS:  # the target is a promise: finish with every tree
+                more = Design(design.strata, self.all_sources.copy())
+            else:
+                more = main_stage(
+                    design, self.codes, self.kept, self.main_rank, point_sums, targets
+                )
+                more.chosen[:] |= design.chosen
+                if self._cheaper_exhaustive(pilot.chosen, more.chosen):
+                    more = Design(design.strata, self.all_sources.copy())
+            n_trees += self._run_trees(edges, more.chosen & ~design.chosen, point_sums)
+            design = more
+        return design, point_sums, n_trees
+
     def layer(
         self,
         x: torch.Tensor,
@@ -345,16 +439,7 @@ class _Engine:
             graph.csr() if self.engine == "numba" else (*graph.undirected_edges(), graph.n_points)
         )
         purity = knn_purity(self.codes, graph.indices.cpu().numpy())
-        design = first_stage(self.codes, self.kept, self.rank, purity, self.max_pairs)
-        point_sums = np.zeros((*design.chosen.shape, 2))
-        n_trees = self._run_trees(edges, design.chosen, point_sums)
-        if self.second_stage:
-            pilot = design
-            design = main_stage(
-                pilot, self.codes, self.kept, self.main_rank, point_sums, self.max_pairs
-            )
-            n_trees += self._run_trees(edges, design.chosen & ~pilot.chosen, point_sums)
-            point_sums[~design.chosen] = 0.0  # pilot-only trees only sized the main sample
+        design, point_sums, n_trees = self._sample(edges, purity)
         t2 = time.perf_counter()
         timings = {"knn_s": t1 - t0, "paths_s": t2 - t1, "fallback_rows": graph.n_fallback_rows}
         settings = dict(self.settings, layer=layer, n_shortest_path_trees=n_trees)
@@ -374,6 +459,8 @@ def graph_convexity(
     device: str | torch.device | None = None,
     engine: Engine = "auto",
     match_pair_precision: bool = True,
+    target_se: float | None = None,
+    exact_threshold: float = EXACT_THRESHOLD,
 ) -> ConvexityResult:
     """Graph convexity of one layer: ``features`` (N, D), ``labels`` (N,) of any hashable type.
 
@@ -382,6 +469,11 @@ def graph_convexity(
     stops after the first stage, faster and less precise). ``device=None`` uses CUDA when present.
     ``engine`` picks the shortest-path implementation (``auto``: torch on CUDA, numba on CPU); both give
     the same result. The same seed gives the same result on the same device.
+
+    ``target_se`` makes precision the knob: sources are added until the layer score's standard error is
+    at most ``target_se`` (``max_pairs_per_class`` is then ignored). Whenever sampling is predicted to
+    need more than ``exact_threshold`` of all shortest-path trees, every tree is computed instead and the
+    result is exact (``result.exact``; sem 0).
     """
     x = as_features(features, "N, D")
     curves = layerwise_convexity(
@@ -393,6 +485,8 @@ def graph_convexity(
         device=device,
         engine=engine,
         match_pair_precision=match_pair_precision,
+        target_se=target_se,
+        exact_threshold=exact_threshold,
     )
     return curves["labels"].results[0]
 
@@ -408,6 +502,8 @@ def layerwise_convexity(
     engine: Engine = "auto",
     match_pair_precision: bool = True,
     layers: Sequence[int] | None = None,
+    target_se: float | None = None,
+    exact_threshold: float = EXACT_THRESHOLD,
     progress: Callable[[int, int], None] | None = None,
     on_graph: Callable[[int, KnnGraph], None] | None = None,
 ) -> ConvexityCurve | dict[str, ConvexityCurve]:
@@ -418,6 +514,7 @@ def layerwise_convexity(
     graph, the sampled sources and their shortest-path trees. ``layers`` selects hidden-state indices
     (default all); ``progress(done, total)`` is called after each layer; ``on_graph(layer, graph)``
     receives each layer's exact kNN graph so other criteria (e.g. kNN accuracy) can reuse it.
+    ``target_se`` and ``exact_threshold`` act per layer and label set as in ``graph_convexity``.
     """
     single = not isinstance(labels, Mapping)
     named = {"labels": labels} if single else dict(labels)
@@ -437,6 +534,8 @@ def layerwise_convexity(
         device=device,
         engine=engine,
         match_pair_precision=match_pair_precision,
+        target_se=target_se,
+        exact_threshold=exact_threshold,
     )
     per_layer = []
     for done, i in enumerate(chosen, start=1):
