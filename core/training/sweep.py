@@ -159,6 +159,7 @@ def run_sweep(
                 jpath, cpath = save_benchmark(bench, run)
                 os.replace(jpath, bpath)
                 os.replace(cpath, run / f"benchmark_p{p}.csv")
+                bench = bench.to_dict()
         by = {r["metric"]: r for r in bench["rows"]} if bench else {}
         conv = res.get("convexity", {})
         row = {
