@@ -7,6 +7,9 @@ _EXPORTS = {
     "atomic_write_json": "atomic",
     "sha256_file": "atomic",
     "cache_dir": "paths",
+    "SetupChoice": "choice",
+    "load_choice": "choice",
+    "save_choice": "choice",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -18,6 +18,8 @@ _EXPORTS = {
     "start": "jobs",
     "submit": "jobs",
     "wait": "jobs",
+    "TrainingEta": "eta",
+    "training_eta": "eta",
     "BackgroundTask": "views",
     "benchmarks_root": "views",
     "finished_results": "views",

@@ -490,7 +490,9 @@ def human_value(value: float | None, unit: str) -> str:
     if unit == "bytes":
         return f"{value / 1e6:.1f} MB"
     if unit == "s":
-        return f"{value * 1e3:.1f} ms" if value < 10 else f"{value:.0f} s"
+        if value < 1:
+            return f"{value * 1e3:.1f} ms"
+        return f"{value:.2f} s" if value < 10 else f"{value:.0f} s"
     if unit == "clips/s":
         return f"{value:.1f} clips/s"
     return f"{value:.4g} {unit}"
