@@ -257,7 +257,9 @@ def test_finetune_page_suggestion_params_runs_and_live_view(feature_key: str, ca
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["last eval accuracy"] == "0.900"
     # launch a real background run, see it listed, cancel it
+    assert at.slider(key="ft_prune").value == 4  # the form follows the shown (full) run
     at.number_input(key="ft_epochs").set_value(1).run()
+    at.slider(key="ft_prune").set_value(2).run()
     next(b for b in at.button if b.label.startswith("Fine-tune pruned")).click().run()
     assert not at.exception, at.exception
     new = at.session_state["ft_view"]
