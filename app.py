@@ -16,7 +16,8 @@ st.html(
     """<style>
     [data-testid="stMainBlockContainer"] { padding-top: 2.5rem; padding-bottom: 3rem; }
     [data-testid="stMainBlockContainer"] h1 { font-size: 2.25rem; padding-top: 0.25rem; }
-    [data-testid="stMetricLabel"] *, [data-testid="stWidgetLabel"] *, label[data-baseweb] * {
+    [data-testid="stMetricLabel"] *, [data-testid="stWidgetLabel"] *, label[data-baseweb] *,
+    [data-testid^="stBaseButton"] * {
         white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
     }
     [data-testid="stMetricValue"] { font-size: 1.75rem; }

@@ -152,7 +152,10 @@ def _ratio_figure(rows: list[BenchmarkRow]) -> go.Figure:
     fig.add_vline(x=1.0, line={"dash": "dash", "color": "#ef4444"})
     fig.update_yaxes(autorange="reversed")
     return common.style(
-        fig, height=40 + 28 * len(rows), x_title="pruned / full (bar: median, whisker: min-max)"
+        fig,
+        height=60 + 26 * len(rows),
+        x_title="pruned / full (bar: median, whisker: min-max)",
+        legend=False,
     )
 
 
@@ -207,7 +210,7 @@ export["full_vs_pruned"] = comparison
 st.subheader("Cost benchmark")
 models = list(MODELS)
 default_model = next(iter(pruned_runs.values()))["result"]["model"] if pruned_runs else state.model
-r1, r2, r3, r4 = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
+r1, r2, r3 = st.columns([2, 1, 1])
 bm_model = r1.selectbox(
     "Model",
     models,
@@ -218,7 +221,7 @@ bm_point = r2.number_input("Prune point", 1, MODELS[bm_model].n_layers, value=1,
 bm_repeats = r3.number_input("Repeats", 2, 20, value=3, key="bm_repeats")
 tasks = common.background_tasks()
 task_name = f"benchmark {bm_model} p={int(bm_point)}"
-if r4.button("Run benchmark", icon=":material/speed:"):
+if st.button("Run benchmark", icon=":material/speed:"):
     current = tasks.get(task_name)
     if current is not None and current.state == "running":
         st.toast("That benchmark is already running.")

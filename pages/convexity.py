@@ -109,6 +109,7 @@ if final_ln:
         text="incl. final LayerNorm",
         showarrow=False,
         yanchor="bottom",
+        xanchor="right",
     )
 fig.update_xaxes(tickmode="array", tickvals=layers, range=[-0.3, n_layers + 0.3])
 fig.update_yaxes(range=[0, 1.05])

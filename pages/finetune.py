@@ -150,10 +150,10 @@ if counts:
         help=f"Encoder parameters kept (full model: {full / 1e6:.2f} M; the classifier head "
         "adds a few more).",
     )
-    m2.metric("layers kept", "all (full model)" if is_full else f"{int(prune_point)} of {n_layers}")
+    m2.metric("layers kept", f"all {n_layers}" if is_full else f"{int(prune_point)} of {n_layers}")
     m3.metric(
-        "saved",
-        "nothing (full model)" if is_full else f"{1 - kept / full:.0%} of parameters",
+        "parameters saved",
+        "none" if is_full else f"{1 - kept / full:.0%}",
         help=f"and about {1 - int(prune_point) / n_layers:.0%} of the transformer compute per clip",
     )
 

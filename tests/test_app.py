@@ -248,7 +248,7 @@ def test_finetune_page_suggestion_params_runs_and_live_view(feature_key: str, ca
     at.slider(key="ft_prune").set_value(2).run()
     assert not at.exception
     assert any(b.label == "Fine-tune pruned (p = 2)" for b in at.button)
-    assert next(m.value for m in at.metric if m.label == "saved").endswith("of parameters")
+    assert next(m.value for m in at.metric if m.label == "parameters saved").endswith("%")
     # the newest run is shown: finished, curves and convexity
     assert at.selectbox(key="ft_view").value.endswith("bbbbbb")
     assert {m.label: m.value for m in at.metric}["status"] == "done"
@@ -339,8 +339,9 @@ def test_defect5_p_equal_L_is_the_full_model(tmp_path: Path, monkeypatch):
     assert "Fine-tune full model (4 layers)" in labels
     assert not any("pruned" in lab or "both" in lab for lab in labels)
     metrics = {m.label: m for m in at.metric}
-    assert metrics["saved"].value == "nothing (full model)"
-    assert metrics["layers kept"].value == "all (full model)"
+    assert metrics["parameters saved"].value == "none"
+    assert metrics["layers kept"].value == "all 4"
+    assert any("keeps every layer" in c.value for c in at.caption)
     assert not metrics["parameters"].delta  # no "0% vs full" in red
 
 
