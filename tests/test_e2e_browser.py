@@ -141,6 +141,12 @@ def _idle(page, timeout: float = LONG) -> None:
     page.wait_for_timeout(300)  # let a just-triggered rerun show its indicator
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=timeout)
     page.locator('[data-testid="stApp"]').wait_for(timeout=timeout)
+    # spinners (st.cache_* work) and skeletons (elements not drawn yet) gone too
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=stSpinner], [data-testid=stSkeleton]')",
+        timeout=timeout,
+        polling=250,
+    )
 
 
 def _go(page, title: str) -> None:
@@ -163,11 +169,13 @@ class Watch:
     """Records what must not happen in an offline lecture: failed or outside requests, console errors."""
 
     def __init__(self, page) -> None:
+        self.page = page
         self.problems: list[str] = []
+        self.navigating = False
         self.probes = 0
         self.not_found_logs = 0
         page.on("request", self._request)
-        page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url} {r.failure}"))
+        page.on("requestfailed", self._failed)
         page.on("response", self._response)
         page.on("console", self._console)
         page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
@@ -176,6 +184,19 @@ class Watch:
         url = urlparse(request.url)
         if url.scheme not in ("data", "blob") and url.hostname not in ("127.0.0.1", "localhost"):
             self.problems.append(f"outside request: {request.url}")
+
+    def goto(self, url: str) -> None:
+        """Open ``url``; the previous page's requests that this navigation aborts are not failures."""
+        self.navigating = True
+        try:
+            self.page.goto(url)
+        finally:
+            self.navigating = False
+
+    def _failed(self, request) -> None:
+        if self.navigating and request.failure == "net::ERR_ABORTED":
+            return  # cancelled by our own page.goto, not a failed load
+        self.problems.append(f"failed: {request.url} {request.failure}")
 
     def _response(self, response) -> None:
         if response.status < 400:
@@ -396,7 +417,7 @@ def test_every_page_by_url_offline_and_on_a_projector(server: str, shots: Path) 
                 page.set_default_timeout(LONG)
                 watch = Watch(page)
                 for path, heading in URL_PATHS.items():
-                    page.goto(f"{server}/{path}")
+                    watch.goto(f"{server}/{path}")
                     page.get_by_role("heading", name=heading).first.wait_for()
                     _idle(page)
                     assert urlparse(page.url).path == f"/{path}", page.url
@@ -416,7 +437,7 @@ def test_every_page_by_url_offline_and_on_a_projector(server: str, shots: Path) 
                     )
                     rgb = [int(v) for v in re.findall(r"\d+", bg)[:3]]
                     assert sum(rgb) < 150, bg  # the dark theme follows the system setting
-                page.goto(server)  # the root opens Setup too
+                watch.goto(server)  # the root opens Setup too
                 page.get_by_role("heading", name="Setup").wait_for()
                 _idle(page)
                 watch.check()
