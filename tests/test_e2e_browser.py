@@ -141,9 +141,10 @@ def _idle(page, timeout: float = LONG) -> None:
     page.wait_for_timeout(300)  # let a just-triggered rerun show its indicator
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=timeout)
     page.locator('[data-testid="stApp"]').wait_for(timeout=timeout)
-    # spinners (st.cache_* work) and skeletons (elements not drawn yet) gone too
+    # spinners and progress bars (long work) and skeletons (elements not drawn yet) gone too
     page.wait_for_function(
-        "!document.querySelector('[data-testid=stSpinner], [data-testid=stSkeleton]')",
+        "!document.querySelector('[data-testid=stSpinner], [data-testid=stSkeleton], "
+        "[data-testid=stProgress]')",
         timeout=timeout,
         polling=250,
     )
