@@ -231,7 +231,7 @@ if st.button("Run benchmark", icon=":material/speed:"):
         tasks[task_name] = BackgroundTask(
             task_name,
             lambda m=bm_model, p=int(bm_point), r=int(bm_repeats): run_benchmark_to_folder(
-                m, p, repeats=r, warmup=1, infer_batch=16, train_batch=8
+                m, p, repeats=r, warmup=1, infer_batch=16, train_batch=8, threads=1
             ),
         )
 watched = tasks.get(task_name)

@@ -385,8 +385,45 @@ def benchmark(
     seed: int = 0,
     whisper_input: str = "trimmed",
     timing_hook: TimingHook | None = None,
+    threads: int | None = None,
 ) -> BenchmarkResult:
-    """Measure full vs pruned (at ``prune_point``) classifiers of ``model`` side by side."""
+    """Measure full vs pruned (at ``prune_point``) classifiers of ``model`` side by side.
+
+    ``threads``: torch intra-op threads while measuring (restored after); 1 keeps a busy shared CPU
+    from thrashing. None leaves torch's setting.
+    """
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _benchmark(
+            model, prune_point, n_labels=n_labels, train_batch=train_batch, infer_batch=infer_batch,
+            warmup=warmup, repeats=repeats, n_train_clips=n_train_clips,
+            freeze_front_end=freeze_front_end, device=device, bf16=bf16, seed=seed,
+            whisper_input=whisper_input, timing_hook=timing_hook,
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(before)
+
+
+def _benchmark(
+    model: str | os.PathLike,
+    prune_point: int,
+    *,
+    n_labels: int,
+    train_batch: int,
+    infer_batch: int,
+    warmup: int,
+    repeats: int,
+    n_train_clips: int | None,
+    freeze_front_end: bool,
+    device: str | None,
+    bf16: bool,
+    seed: int,
+    whisper_input: str,
+    timing_hook: TimingHook | None,
+) -> BenchmarkResult:
+    """:func:`benchmark` with torch's thread count already set."""
     from core.models.pruning import count_parameters
     from core.training.finetune import build_classifier
     from core.training.finetune import freeze_front_end as freeze
