@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-st.set_page_config(page_title="Convexity Lab", page_icon=":material/hub:", layout="wide")
+# A local icon: an emoji or ":material/...:" page icon makes the browser fetch it from a CDN (offline: errors).
+ICON = str(Path(__file__).parent / "assets" / "icon.png")
+st.set_page_config(page_title="Convexity Lab", page_icon=ICON, layout="wide")
+
+# Projector-friendly layout (a 1024 x 768 lecture screen): less empty space above the title, labels that
+# wrap instead of being cut off with an ellipsis, headline numbers a little smaller.
+st.html(
+    """<style>
+    [data-testid="stMainBlockContainer"] { padding-top: 2.5rem; padding-bottom: 3rem; }
+    [data-testid="stMainBlockContainer"] h1 { font-size: 2.25rem; padding-top: 0.25rem; }
+    [data-testid="stMetricLabel"] *, [data-testid="stWidgetLabel"] *, label[data-baseweb] *,
+    [data-testid^="stBaseButton"] * {
+        white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+    }
+    [data-testid="stMetricValue"] { font-size: 1.75rem; }
+    </style>"""
+)
+
+SETUP = st.Page("pages/setup.py", title="Setup", icon=":material/tune:", url_path="setup")
+
+
+def _home() -> None:
+    """The root URL: go to Setup, so that both / and /setup open it (Streamlit serves a default
+    page only at /)."""
+    st.switch_page(SETUP)
+
 
 PAGES = [
-    st.Page(
-        "pages/setup.py", title="Setup", icon=":material/tune:", url_path="setup", default=True
-    ),
+    st.Page(_home, title="Convexity Lab", url_path="home", default=True, visibility="hidden"),
+    SETUP,
     st.Page(
         "pages/convexity.py",
         title="Convexity",

@@ -4,77 +4,172 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from core import runs as run_store
+from core.errors import LabError
 from core.geometry.criteria import compare_prune_points
 from core.models.registry import MODELS
-from core.runs.views import BackgroundTask, finished_results, list_benchmarks, sweep_view
+from core.runs.views import BackgroundTask, finished_results, list_benchmarks, read_json, sweep_view
+from core.training.benchmark import BenchmarkResult, BenchmarkRow, human_value, ratio_text
 from core.training.grid import read_grid_tables
 from pages import common
 
-COLOURS = {"full": "#64748b", "pruned": "#3b82f6"}
-RUN_METRICS = [  # (label, unit, getter on result.json)
-    ("accuracy", "fraction", lambda r: r.get("best_accuracy")),
-    ("parameters (total)", "count", lambda r: (r.get("params") or {}).get("total")),
-    ("parameters (trainable)", "count", lambda r: (r.get("params") or {}).get("trainable")),
-    ("training time", "s", lambda r: r.get("train_seconds")),
-    ("epoch time (median)", "s", lambda r: r.get("epoch_seconds_median")),
-]
+# settings whose difference makes two runs' accuracies not like for like
+SETTINGS = {
+    "model": "model", "task": "task", "dataset": "dataset", "eval_split": "evaluation split",
+    "max_train_clips": "training clips cap", "max_eval_clips": "evaluation clips cap", "seed": "seed",
+    "split_seed": "split seed", "epochs": "epochs", "lr": "learning rate", "batch_size": "batch size",
+    "whisper_input": "Whisper input",
+}  # fmt: skip
+BETTER = {"pruned": "pruned ✓", "full": "full ✓", None: ""}
 
 common.init_state()
 state = st.session_state
 st.title("Benchmarks")
 st.caption(
-    "Finished runs compared side by side; cost measured by `core.training.benchmark`; the prune sweep."
+    "Accuracy of finished runs side by side; costs only from the benchmark, which measures both models "
+    "interleaved in one process (run times of separate runs are facts, never ratios)."
 )
 export: dict[str, Any] = {}
 
 
-def _ratio(full: Any, pruned: Any) -> float | None:
-    """pruned / full, or None."""
-    try:
-        return float(pruned) / float(full) if full else None
-    except (TypeError, ValueError):
-        return None
+def _run_config(f: dict[str, Any]) -> dict[str, Any]:
+    """The fine-tune config of a finished result (its own folder, else the sweep's)."""
+    for folder in (Path(f["path"]), Path(f["run"])):
+        cfg = (read_json(folder / "config.json") or {}).get("config")
+        if cfg:
+            return cfg
+    return {}
 
 
-def _bars(rows: list[dict[str, Any]], key: str) -> None:
-    """One small bar plot (full vs pruned) per metric, ratio in each title."""
-    rows = [r for r in rows if r["full"] is not None and r["pruned"] is not None]
-    if not rows:
-        return
-    cols = min(4, len(rows))
-    n_rows = math.ceil(len(rows) / cols)
-    titles = [
-        f"{r['metric']}" + (f" (x{r['ratio']:.2f})" if r["ratio"] is not None else "") for r in rows
-    ]
-    fig = make_subplots(rows=n_rows, cols=cols, subplot_titles=titles)
-    for i, r in enumerate(rows):
-        for name in ("full", "pruned"):
-            fig.add_trace(
-                go.Bar(
-                    x=[name],
-                    y=[r[name]],
-                    marker_color=COLOURS[name],
-                    name=name,
-                    showlegend=False,
-                    hovertemplate=f"{r['metric']} {name}: %{{y:.4g}} {r['unit']}<extra></extra>",
-                ),
-                row=i // cols + 1,
-                col=i % cols + 1,
+def _accuracy_rows(fr: dict[str, Any], pr: dict[str, Any]) -> list[dict[str, str]]:
+    """Accuracy and parameter rows of two finished runs (measured once each: differences, counts)."""
+    rows = []
+    fa, pa = fr.get("best_accuracy"), pr.get("best_accuracy")
+    if isinstance(fa, int | float) and isinstance(pa, int | float):
+        diff = pa - fa
+        rows.append(
+            {
+                "quantity": "accuracy (best epoch)",
+                "full model": f"{fa:.1%}",
+                "pruned model": f"{pa:.1%}",
+                "pruned vs full": f"{diff * 100:+.1f} points",
+                "better": BETTER["pruned" if diff > 0 else "full" if diff < 0 else None],
+            }
+        )
+    for key, name in (("total", "parameters (total)"), ("trainable", "parameters (trained)")):
+        f, p = (fr.get("params") or {}).get(key), (pr.get("params") or {}).get(key)
+        if f and p:
+            rows.append(
+                {
+                    "quantity": name,
+                    "full model": human_value(f, "parameters"),
+                    "pruned model": human_value(p, "parameters"),
+                    "pruned vs full": f"x{p / f:.2f}",
+                    "better": BETTER["pruned" if p < f else "full" if p > f else None],
+                }
             )
-    fig.update_annotations(font_size=12)
-    common.show(common.style(fig, height=260 * n_rows, legend=False), key=key)
+    return rows
+
+
+def _fact_rows(fr: dict[str, Any], pr: dict[str, Any], fc: dict, pc: dict) -> list[dict[str, str]]:
+    """Training wall times of the two runs as facts with their context: never divided."""
+    out = []
+    for side, r, c in (("full model", fr, fc), ("pruned model", pr, pc)):
+        secs, epoch = r.get("train_seconds"), r.get("epoch_seconds_median")
+        out.append(
+            {
+                "run": side,
+                "training time": human_value(secs, "s") if secs is not None else "n/a",
+                "median epoch": human_value(epoch, "s") if epoch is not None else "n/a",
+                "device": str(r.get("device", "not recorded")),
+                "machine load": str(r.get("load", "not recorded")),
+                "epochs": str(c.get("epochs", "?")),
+            }
+        )
+    return out
+
+
+def _settings_note(fr: dict, pr: dict, fc: dict, pc: dict) -> tuple[str, list[str]]:
+    """What the accuracies were measured on, and the settings in which the two runs differ."""
+    facts = (
+        f"Accuracy on the {fr.get('eval_split', '?')} split: full model {fr.get('n_eval', '?')} "
+        f"evaluation clips / {fr.get('n_train', '?')} training clips, seed {fc.get('seed', '?')}; "
+        f"pruned model {pr.get('n_eval', '?')} / {pr.get('n_train', '?')}, seed {pc.get('seed', '?')}."
+    )
+    both = {**fc, **{k: v for k, v in fr.items() if k in ("eval_split", "n_train", "n_eval")}}
+    other = {**pc, **{k: v for k, v in pr.items() if k in ("eval_split", "n_train", "n_eval")}}
+    names = {**SETTINGS, "n_train": "training clips", "n_eval": "evaluation clips"}
+    differ = [
+        f"{label}: {both.get(k)} vs {other.get(k)}"
+        for k, label in names.items()
+        if k in both or k in other
+        if both.get(k) != other.get(k)
+    ]
+    return facts, differ
+
+
+def benchmark_table(result: BenchmarkResult) -> pd.DataFrame:
+    """One table: quantity, full, pruned, ratio with its spread, the better side, a note."""
+    return pd.DataFrame(
+        [
+            {
+                "quantity": r.label,
+                "full model": human_value(r.full, r.unit),
+                "pruned model": human_value(r.pruned, r.unit),
+                "pruned / full (min-max)": ratio_text(r),
+                "better": BETTER[r.better] if r.reliable else "unreliable",
+                "note": "" if r.reliable and r.note == "counted" else r.note,
+            }
+            for r in result.rows
+        ]
+    )
+
+
+def _ratio_figure(rows: list[BenchmarkRow]) -> go.Figure:
+    """pruned / full per quantity with its min-max over repeats; the dashed line is 'no change'."""
+    rows = [r for r in rows if r.ratio is not None and not math.isnan(r.ratio)]
+    fig = go.Figure(
+        go.Bar(
+            y=[r.label for r in rows],
+            x=[r.ratio for r in rows],
+            orientation="h",
+            marker_color=["#94a3b8" if not r.reliable else "#3b82f6" for r in rows],
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": [(r.ratio_max or r.ratio) - r.ratio for r in rows],
+                "arrayminus": [r.ratio - (r.ratio_min or r.ratio) for r in rows],
+            },
+            hovertemplate="%{y}: x%{x:.2f}<extra></extra>",
+        )
+    )
+    fig.add_vline(x=1.0, line={"dash": "dash", "color": "#ef4444"})
+    fig.update_yaxes(autorange="reversed")
+    return common.style(
+        fig,
+        height=60 + 26 * len(rows),
+        x_title="pruned / full (bar: median, whisker: min-max)",
+        legend=False,
+    )
+
+
+def _human_column(name: str) -> str:
+    """A column name a person reads: spaces, units spelled out."""
+    for suffix, unit in (("_seconds", " (s)"), ("_bytes", " (bytes)")):
+        if name.endswith(suffix):
+            return name[: -len(suffix)].replace("_", " ") + unit
+    return name.replace("_", " ").replace("params", "parameters").replace("b1", "batch 1")
 
 
 # ------------------------------------------------------------------------------------------------
-st.subheader("Full vs pruned")
+st.subheader("Full vs pruned runs")
 finished = finished_results()
 full_runs = {f["id"]: f for f in finished if not f["pruned"]}
 pruned_runs = {f["id"]: f for f in finished if f["pruned"]}
@@ -100,38 +195,16 @@ else:
         format_func=lambda k: pruned_runs[k]["label"],
     )
     fr, pr = full_runs[full_id]["result"], pruned_runs[pruned_id]["result"]
-    if fr.get("model") != pr.get("model") or fr.get("task") != pr.get("task"):
-        st.warning("The two runs differ in model or task: the comparison is not like for like.")
-    comparison = [
-        {
-            "metric": name,
-            "unit": unit,
-            "full": get(fr),
-            "pruned": get(pr),
-            "ratio": _ratio(get(fr), get(pr)),
-        }
-        for name, unit, get in RUN_METRICS
-    ]
-    benches = [
-        b
-        for b in list_benchmarks()
-        if b["data"].get("model") == pr.get("model")
-        and int(b["data"].get("prune_point", -1)) == int(pr.get("prune_point", -2))
-    ]
-    if benches:
-        bench = benches[0]
-        st.caption(f"Cost rows from benchmark {bench['id']} ({bench['data'].get('device_name')}).")
-        for row in bench["data"]["rows"]:
-            if row["metric"].startswith("params"):
-                continue
-            comparison.append({**row, "metric": row["metric"].replace("_", " ")})
-    else:
-        st.caption(
-            "No cost benchmark of this model and prune point yet: run one below for latency, "
-            "throughput and memory."
-        )
-    st.dataframe(pd.DataFrame(comparison), hide_index=True)
-    _bars(comparison, "bm_bars")
+    fc, pc = _run_config(full_runs[full_id]), _run_config(pruned_runs[pruned_id])
+    facts, differ = _settings_note(fr, pr, fc, pc)
+    comparison = _accuracy_rows(fr, pr)
+    st.table(pd.DataFrame(comparison).set_index("quantity"))
+    st.caption(facts)
+    if differ:
+        st.warning("The two runs differ in: " + "; ".join(differ) + ". Not like for like.")
+    st.markdown("**Training wall time** (separate runs at different moments: facts, not a ratio)")
+    st.table(pd.DataFrame(_fact_rows(fr, pr, fc, pc)).set_index("run"))
+    st.caption("For a cost ratio, run the cost benchmark below: it times both models side by side.")
 export["full_vs_pruned"] = comparison
 
 # ------------------------------------------------------------------------------------------------
@@ -146,7 +219,7 @@ bm_model = r1.selectbox(
     key="bm_model",
 )
 bm_point = r2.number_input("Prune point", 1, MODELS[bm_model].n_layers, value=1, key="bm_point")
-bm_repeats = r3.number_input("Timed repeats", 1, 20, value=3, key="bm_repeats")
+bm_repeats = r3.number_input("Repeats", 2, 20, value=3, key="bm_repeats")
 tasks = common.background_tasks()
 task_name = f"benchmark {bm_model} p={int(bm_point)}"
 if st.button("Run benchmark", icon=":material/speed:"):
@@ -159,42 +232,63 @@ if st.button("Run benchmark", icon=":material/speed:"):
         tasks[task_name] = BackgroundTask(
             task_name,
             lambda m=bm_model, p=int(bm_point), r=int(bm_repeats): run_benchmark_to_folder(
-                m, p, repeats=r, warmup=1, infer_batch=16, train_batch=8
+                m, p, repeats=r, warmup=1, infer_batch=16, train_batch=8, threads=1
             ),
         )
 watched = tasks.get(task_name)
+# a plain bool fixed at this script run: the task object itself changes state under the fragment
+watched_was_running = watched is not None and watched.state == "running"
 
 
-@st.fragment(run_every=1.0 if watched is not None and watched.state == "running" else None)
+@st.fragment(run_every=1.0 if watched_was_running else None)
 def benchmark_status() -> None:
-    """Status line of the benchmark thread; polls while it runs (the page stays usable)."""
+    """Status line of the benchmark thread; polls while it runs, reruns the page when it ends."""
     task = common.background_tasks().get(task_name)
     if task is None:
         return
     if task.state == "running":
         st.info(f"{task.name}: running for {task.seconds:.0f} s (in a background thread)...")
-    elif task.state == "done":
-        st.success(f"{task.name}: done in {task.seconds:.0f} s, saved to {task.result}.")
+        return
+    if task.state == "done":
+        st.success(f"{task.name}: done in {task.seconds:.0f} s.")
     else:
         st.error(f"{task.name} failed: {task.error}")
-    if task.state != "running" and watched is not None and watched.state == "running":
-        st.rerun(scope="app")  # show the new benchmark in the lists
+    if watched_was_running:  # it just finished: show the new result on the whole page
+        if task.state == "done":
+            state["bm_show_next"] = Path(str(task.result)).name
+        st.rerun(scope="app")
 
 
 benchmark_status()
 saved = list_benchmarks()
 if saved:
     by_bench = {b["id"]: b for b in saved}
+    if state.get("bm_show_next") in by_bench:  # a benchmark that just finished
+        state["bm_saved"] = state.pop("bm_show_next")
+    if state.get("bm_saved") not in by_bench:
+        state["bm_saved"] = next(iter(by_bench))
     pick = st.selectbox("Saved benchmarks", list(by_bench), key="bm_saved")
-    data = by_bench[pick]["data"]
-    st.caption(
-        f"{data.get('model')} pruned at p = {data.get('prune_point')} of {data.get('n_layers')} on "
-        f"{data.get('device_name')}; median of {data.get('repeats')} repeats; memory: "
-        f"{data.get('memory_method')}."
-    )
-    st.dataframe(pd.DataFrame(data["rows"]), hide_index=True)
-    _bars(data["rows"], "bm_saved_bars")
-    export["benchmark"] = {"id": pick, "rows": data["rows"]}
+    try:
+        result = BenchmarkResult.from_dict(by_bench[pick]["data"])
+    except LabError as exc:
+        st.warning(f"Benchmark {pick}: {common.one_line(exc)}")
+    else:
+        ctx = result.context
+        st.caption(
+            f"{result.model}: full ({result.n_layers} layers) vs pruned at p = {result.prune_point}, "
+            f"measured side by side: {result.repeats} interleaved repeats after {result.warmup} warm-up, "
+            f"on {ctx.device_name} ({ctx.torch_threads} threads of {ctx.cpu_count} CPUs), load "
+            f"{ctx.load_before[0]:.1f} -> {ctx.load_after[0]:.1f}, {ctx.started_at}."
+        )
+        if result.unreliable:
+            st.warning(
+                "Repeats disagreed for: "
+                + ", ".join(r.label for r in result.unreliable)
+                + ". The machine's load changed during the benchmark: run it again when it is quieter."
+            )
+        st.table(benchmark_table(result).set_index("quantity"))
+        common.show(_ratio_figure(list(result.rows)), key="bm_ratio_plot")
+        export["benchmark"] = {"id": pick, **result.to_dict()}
 
 # ------------------------------------------------------------------------------------------------
 st.subheader("Prune sweep")
@@ -245,7 +339,7 @@ else:
         fig, height=420, x_title="prune point p / hidden state", y_title="accuracy / convexity"
     )
     common.show(fig, key="bm_sweep_plot")
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.dataframe(pd.DataFrame(rows).rename(columns=_human_column), hide_index=True)
     export["sweep"] = {"run": sweep_id, **{k: v for k, v in sweep.items() if k != "benchmarks"}}
 
 # ------------------------------------------------------------------------------------------------

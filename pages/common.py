@@ -85,9 +85,37 @@ def _leave_pages_directory_mode() -> None:
         st.rerun()
 
 
+SETUP_KEYS = ("model", "custom_model", "dataset", "root", "split", "max_clips", "whisper_input")
+
+
+def _stored_choice() -> dict[str, Any]:
+    """Session-state values of the last explicit Setup choice on disk ({} if none)."""
+    from core.io.choice import load_choice
+
+    choice = load_choice()
+    if choice is None or choice.model not in MODELS:
+        return {}
+    return {k: getattr(choice, k) for k in SETUP_KEYS} | {"feature_key": choice.feature_key}
+
+
+def remember_choice(feature_key: str, **overrides: Any) -> None:
+    """Use ``feature_key`` and store the Setup choice behind it (an explicit user choice) for new sessions."""
+    from core.io.choice import SetupChoice, save_choice
+
+    state = st.session_state
+    values = {k: state[k] for k in SETUP_KEYS} | overrides
+    values["max_clips"] = int(values["max_clips"] or 0)
+    state.feature_key = feature_key
+    save_choice(SetupChoice(feature_key=feature_key, **values))
+
+
 def init_state() -> None:
-    """Fill in default choices once per session (pages call this first)."""
+    """Fill in choices once per session (pages call this first): the last stored Setup choice, else defaults."""
     _leave_pages_directory_mode()
+    if "_choice_loaded" not in st.session_state:
+        st.session_state["_choice_loaded"] = True
+        for name, value in _stored_choice().items():
+            st.session_state.setdefault(name, value)
     for name, value in DEFAULTS.items():
         if name in st.session_state:
             # re-assign so Streamlit keeps a widget's value after its page is left
@@ -277,16 +305,14 @@ def describe_entry(meta: dict[str, Any]) -> str:
 
 
 def current_features() -> FeatureSet | None:
-    """The feature set chosen on Setup, else the newest cached one; None (with a hint) if nothing is cached."""
+    """The feature set chosen on Setup (this session's, else the last stored choice); None with a hint."""
     init_state()
     key = st.session_state.feature_key
     if key is None:
-        cached = cached_feature_list()
-        if cached:
-            key = cached[0]["key"]
-            st.session_state.feature_key = key
-    if key is None:
-        st.info("No features yet: extract some on the Setup page first.")
+        if cached_feature_list():
+            st.info("No feature set chosen yet: pick or extract one on the Setup page.")
+        else:
+            st.info("No features yet: extract some on the Setup page first.")
         st.page_link("pages/setup.py", label="Go to Setup", icon=":material/tune:")
         return None
     try:

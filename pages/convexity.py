@@ -24,7 +24,7 @@ if fs is None:
 common.features_caption(fs)
 n_layers = fs.n_layers
 
-c1, c2, c3, c4 = st.columns([1.2, 1.2, 1, 1.2])
+c1, c2, c3, c4 = st.columns([1, 1.1, 1.3, 1.1])
 with c1:
     k = st.slider(
         "k (neighbours)", 1, 30, key="cx_k", help="kNN graph: each clip's k nearest clips."
@@ -110,10 +110,11 @@ if final_ln:
         text="incl. final LayerNorm",
         showarrow=False,
         yanchor="bottom",
+        xanchor="right",
     )
 fig.update_xaxes(tickmode="array", tickvals=layers, range=[-0.3, n_layers + 0.3])
 fig.update_yaxes(range=[0, 1.05])
-common.style(fig, height=440, x_title=common.LAYER_AXIS, y_title="graph convexity")
+common.style(fig, height=380, x_title=common.LAYER_AXIS, y_title="graph convexity")
 common.show(fig, key="cx_curve")
 
 settings = curves["word"].results[0].settings

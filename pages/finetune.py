@@ -18,6 +18,7 @@ from core.training.finetune_result import FinetuneResult
 from pages import common
 
 LRS = [1e-5, 3e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3]
+BATCHES = [4, 8, 16, 32, 64]
 COLOURS = {"word": "#3b82f6", "speaker": "#f97316"}
 
 common.init_state()
@@ -38,6 +39,38 @@ if fs is not None:
 else:
     model, dataset, root, whisper_input = str(state.model), "sample", None, str(state.whisper_input)
 n_layers = int(fs.n_layers if fs is not None else MODELS[model].n_layers)
+
+runs = [r for r in run_store.list_runs() if r.kind == "finetune"]
+by_id = {r.run_id: r for r in runs}
+if runs and state.get("ft_view") not in by_id:
+    state["ft_view"] = runs[0].run_id
+
+
+def _form_from_run(cfg: dict[str, Any]) -> None:
+    """Set the form to a run's settings (so the form and the run shown below agree)."""
+    values = {
+        "ft_task": cfg.get("task"),
+        "ft_epochs": cfg.get("epochs"),
+        "ft_lr": cfg.get("lr"),
+        "ft_batch": cfg.get("batch_size"),
+        "ft_train_clips": cfg.get("max_train_clips") or 0,
+        "ft_eval_clips": cfg.get("max_eval_clips") or 0,
+        "ft_prune": cfg.get("prune_point") or n_layers,  # None: the full model, p = L
+    }
+    valid = {
+        "ft_task": lambda v: v in ("words", "speakers"),
+        "ft_lr": lambda v: v in LRS,
+        "ft_batch": lambda v: v in BATCHES,
+        "ft_prune": lambda v: isinstance(v, int) and 1 <= v <= n_layers,
+    }
+    for key, value in values.items():
+        if isinstance(value, int | float | str) and valid.get(key, lambda v: True)(value):
+            state[key] = value
+
+
+if runs and state.get("_ft_form_run") != state["ft_view"]:  # a newly shown run: its settings
+    state["_ft_form_run"] = state["ft_view"]
+    _form_from_run(by_id[state["ft_view"]].config)
 
 c1, c2, c3, c4 = st.columns([1, 1, 1, 1])
 with c1:
@@ -70,7 +103,7 @@ with c2:
     st.number_input("Epochs", 1, 100, key="ft_epochs")
     st.select_slider("Learning rate", LRS, key="ft_lr", format_func=lambda v: f"{v:g}")
 with c3:
-    st.select_slider("Batch size", [4, 8, 16, 32, 64], key="ft_batch")
+    st.select_slider("Batch size", BATCHES, key="ft_batch")
     st.number_input(
         "Training clips (0 = whole train split)", 0, 100000, step=35, key="ft_train_clips"
     )
@@ -80,54 +113,50 @@ with c4:
     )
 
 st.subheader("Prune point")
-p1, p2 = st.columns([3, 2])
-with p1:
-    prune_point = st.slider(
-        "Prune point p (keep transformer layers 1..p)",
-        1,
-        n_layers,
-        key="ft_prune",
-        help="Defaults to the point where the task's pretrained convexity curve stops rising "
-        "(the Convexity page's rule and fraction).",
+prune_point = st.slider(
+    "Prune point p (keep transformer layers 1..p)",
+    1,
+    n_layers,
+    key="ft_prune",
+    help="Defaults to the point where the task's pretrained convexity curve stops rising "
+    f"(the Convexity page's rule and fraction). p = {n_layers} keeps every layer: the full model.",
+)
+is_full = int(prune_point) == n_layers
+hint = (
+    f"Convexity suggestion for {task}: p = {suggestion} (fraction {float(state.cx_fraction):.2f} "
+    f"of the maximum, on {fs.features.shape[0]} clips)."
+    if suggestion is not None and fs is not None
+    else "No convexity curve yet: extract features on Setup to get a suggestion."
+)
+h1, h2 = st.columns([3, 1], vertical_alignment="center")
+h1.caption(hint + (" That is every layer: the full model." if suggestion == n_layers else ""))
+h2.button(
+    "Use the suggestion",
+    on_click=_use_suggestion,
+    disabled=suggestion is None or prune_point == suggestion,
+)
+try:
+    counts = common.params_by_prune_point(model)
+except LabError as exc:
+    counts = None
+    st.warning(f"Cannot count parameters of {model}: {common.one_line(exc)}")
+if counts:
+    full, kept = counts[n_layers]["total"], counts[int(prune_point)]["total"]
+    m1, m2, m3 = st.columns(3)
+    m1.metric(
+        "parameters",
+        f"{kept / 1e6:.2f} M",
+        delta=None if is_full else f"{kept / full - 1:.0%} vs full model",
+        delta_color="inverse",
+        help=f"Encoder parameters kept (full model: {full / 1e6:.2f} M; the classifier head "
+        "adds a few more).",
     )
-    hint = (
-        f"Convexity suggestion for {task}: p = {suggestion} (fraction {float(state.cx_fraction):.2f} "
-        f"of the maximum, on {fs.features.shape[0]} clips)."
-        if suggestion is not None and fs is not None
-        else "No convexity curve yet: extract features on Setup to get a suggestion."
+    m2.metric("layers kept", f"all {n_layers}" if is_full else f"{int(prune_point)} of {n_layers}")
+    m3.metric(
+        "parameters saved",
+        "none" if is_full else f"{1 - kept / full:.0%}",
+        help=f"and about {1 - int(prune_point) / n_layers:.0%} of the transformer compute per clip",
     )
-    st.caption(hint)
-    st.button(
-        "Use the suggestion",
-        on_click=_use_suggestion,
-        disabled=suggestion is None or prune_point == suggestion,
-    )
-with p2:
-    try:
-        counts = common.params_by_prune_point(model)
-    except LabError as exc:
-        counts = None
-        st.warning(f"Cannot count parameters of {model}: {common.one_line(exc)}")
-    if counts:
-        full, kept = counts[n_layers]["total"], counts[int(prune_point)]["total"]
-        m1, m2 = st.columns(2)
-        m1.metric(
-            "parameters kept",
-            f"{kept / 1e6:.2f}M",
-            delta=f"{kept / full - 1:.0%} vs full {full / 1e6:.2f}M",
-            delta_color="inverse",
-            help="Encoder parameters (the classifier head adds a few more).",
-        )
-        m2.metric(
-            "expected savings",
-            f"{1 - kept / full:.0%}",
-            help=f"and about {1 - prune_point / n_layers:.0%} of the transformer compute "
-            f"({n_layers - prune_point} of {n_layers} layers removed)",
-        )
-        st.caption(
-            f"{n_layers - int(prune_point)} of {n_layers} layers removed: about "
-            f"{1 - int(prune_point) / n_layers:.0%} less transformer compute per clip."
-        )
 
 
 def _config(p: int | None) -> dict[str, Any]:
@@ -150,14 +179,21 @@ def _config(p: int | None) -> dict[str, Any]:
 
 b1, b2, b3 = st.columns(3)
 launch: list[int | None] = []
-if b1.button(
-    f"Fine-tune pruned (p = {prune_point})", type="primary", icon=":material/content_cut:"
-):
-    launch = [int(prune_point)]
-if b2.button(f"Fine-tune full ({n_layers} layers)", icon=":material/play_arrow:"):
-    launch = [None]
-if b3.button("Fine-tune both", icon=":material/compare_arrows:"):
-    launch = [None, int(prune_point)]
+if is_full:
+    if b1.button(
+        f"Fine-tune full model ({n_layers} layers)", type="primary", icon=":material/play_arrow:"
+    ):
+        launch = [None]
+    b2.caption(f"p = {n_layers} keeps every layer: move the slider left to prune.")
+else:
+    if b1.button(
+        f"Fine-tune pruned (p = {prune_point})", type="primary", icon=":material/content_cut:"
+    ):
+        launch = [int(prune_point)]
+    if b2.button(f"Fine-tune full model ({n_layers} layers)", icon=":material/play_arrow:"):
+        launch = [None]
+    if b3.button("Fine-tune both", icon=":material/compare_arrows:"):
+        launch = [None, int(prune_point)]
 for p in launch:
     try:
         run = jobs.submit("finetune", _config(p))
@@ -168,23 +204,29 @@ for p in launch:
         st.toast(f"Started {run.name}")
 
 st.subheader("Runs")
-runs = [r for r in run_store.list_runs() if r.kind == "finetune"]
+if launch:  # a new run: list it
+    runs = [r for r in run_store.list_runs() if r.kind == "finetune"]
+    by_id = {r.run_id: r for r in runs}
 if not runs:
     st.caption("No fine-tuning runs yet.")
     st.stop()
-by_id = {r.run_id: r for r in runs}
 if state.get("ft_view") not in by_id:
     state["ft_view"] = runs[0].run_id
+state["_ft_form_run"] = state["ft_view"]  # the form already shows this run's settings
+
+
+def _prune_text(cfg: dict[str, Any]) -> str:
+    """A run's prune point as text: "p = 2" or "full model" (one type per table column)."""
+    p = cfg.get("prune_point")
+    return "full model" if p is None else f"p = {p}"
 
 
 def run_label(run_id: str) -> str:
     """Picker label of a run."""
     r = by_id[run_id]
-    cfg = r.config
-    p = cfg.get("prune_point") or "full"
     acc = r.summary.get("best_accuracy")
     acc_text = f" · acc {acc:.3f}" if isinstance(acc, float) else ""
-    return f"{run_id} · {cfg.get('task')} · p={p} · {r.label}{acc_text}"
+    return f"{run_id} · {r.config.get('task')} · {_prune_text(r.config)} · {r.label}{acc_text}"
 
 
 with st.expander(f"All fine-tuning runs ({len(runs)})"):
@@ -194,7 +236,7 @@ with st.expander(f"All fine-tuning runs ({len(runs)})"):
                 "run": r.run_id,
                 "state": r.label,
                 "task": r.config.get("task"),
-                "prune point": r.config.get("prune_point") or "full",
+                "prune point": _prune_text(r.config),
                 "epochs": r.config.get("epochs"),
                 "accuracy": r.summary.get("best_accuracy"),
                 "updated": str(r.updated_at or "")[:19],
@@ -270,6 +312,32 @@ def _convexity_figure(conv: dict[str, Any]) -> go.Figure:
     return common.style(fig, height=380, x_title=common.LAYER_AXIS, y_title="graph convexity")
 
 
+def _duration(seconds: float | None) -> str:
+    """12 s, 3 min 05 s, 1 h 02 min; "-" when unknown."""
+    if seconds is None:
+        return "-"
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+def _time_metrics(run_id: str, stage: str) -> None:
+    """Elapsed training time and the estimate of what remains (this epoch and in total)."""
+    pr = run_store.progress(run_id)
+    if stage not in jobs.ACTIVE:
+        if pr.seconds_per_epoch is not None:
+            st.caption(f"{_duration(pr.seconds_per_epoch)} per epoch (median of finished epochs).")
+        return
+    t = st.columns(3)
+    t[0].metric("elapsed", _duration(pr.elapsed_s))
+    t[1].metric(f"left in epoch {pr.epoch or 1}", _duration(pr.epoch_remaining_s))
+    t[2].metric("left in total", _duration(pr.total_remaining_s), help="training only; each "
+                "epoch's evaluation adds a little")  # fmt: skip
+
+
 @st.fragment(run_every=2.0 if was_active else None)
 def live_view(run_id: str) -> None:
     """Status, live curves and controls of one run; polls its files every 2 s while it is active."""
@@ -285,23 +353,13 @@ def live_view(run_id: str) -> None:
     m[2].metric("logged steps", n_train)
     last_acc = next((r["accuracy"] for r in reversed(rows) if r.get("kind") == "eval"), None)
     m[3].metric("last eval accuracy", "-" if last_acc is None else f"{last_acc:.3f}")
+    _time_metrics(run_id, stage)
     if stage in jobs.ACTIVE:
         c_a, c_b = st.columns([1, 4])
         if c_a.button("Cancel run", icon=":material/stop:", key=f"ft_cancel_{run_id}"):
             jobs.cancel(run_id, timeout=5.0)
             st.rerun(scope="app")
         c_b.caption("queued: waiting for a free job slot" if stage == "queued" else "training...")
-        pr = run_store.progress(run_id)
-        if pr.elapsed_s is not None:
-            left = (
-                ""
-                if pr.total_remaining_s is None
-                else (
-                    f"; about {pr.epoch_remaining_s:.0f} s left in this epoch, "
-                    f"{pr.total_remaining_s:.0f} s in total"
-                )
-            )
-            st.caption(f"Elapsed {pr.elapsed_s:.0f} s{left}.")
     if rows:
         common.show(_metric_figure(rows), key=f"ft_live_{run_id}")
         st.caption(f"{n_train} training points and {n_eval} evaluations logged so far.")

@@ -19,6 +19,7 @@ st.caption(
     "choices later load instantly, here and in the CLI (`python -m core extract`)."
 )
 
+state.update(state.pop("_setup_pending", None) or {})  # a cached set just chosen: its settings
 offline = set(common.offline_models())
 keys = list(MODELS)
 if state.model not in keys:
@@ -117,7 +118,7 @@ if st.button("Extract features", type="primary", icon=":material/play_arrow:"):
         st.error(common.one_line(exc))
     else:
         bar.empty()
-        state.feature_key = fs.key
+        common.remember_choice(str(fs.key))
         common.clear_feature_list()
         how = (
             "loaded from the cache"
@@ -130,6 +131,23 @@ if st.button("Extract features", type="primary", icon=":material/play_arrow:"):
         st.page_link(
             "pages/convexity.py", label="See the convexity curves", icon=":material/show_chart:"
         )
+
+
+def _use_cached(meta: dict) -> None:
+    """Make a cached set the current choice; Setup's widgets show its settings after a rerun."""
+    sel = meta.get("selection", {})
+    pending = {
+        "model": meta.get("model_key") if meta.get("model_key") in MODELS else state.model,
+        "dataset": meta.get("dataset") or state.dataset,
+        "split": sel.get("split") or "all",
+        "max_clips": int(sel.get("max_clips") or 0),
+        "whisper_input": meta.get("input_mode") or state.whisper_input,
+    }
+    common.remember_choice(meta["key"], **pending)
+    state["_setup_pending"] = pending
+    state["_setup_used"] = f"Using {common.describe_entry(meta)}."
+    st.rerun()
+
 
 st.subheader("Cached feature sets")
 cached = common.cached_feature_list()
@@ -161,5 +179,6 @@ else:
         format_func=lambda k: common.describe_entry(by_key[k]),
     )
     if st.button("Use this feature set", icon=":material/check:"):
-        state.feature_key = choice
-        st.success(f"Using {common.describe_entry(by_key[choice])}.")
+        _use_cached(by_key[choice])
+    if "_setup_used" in state:
+        st.success(state.pop("_setup_used"))

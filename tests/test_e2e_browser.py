@@ -3,6 +3,11 @@
 Starts ``streamlit run app.py`` on a free port with a private ``CONVEXITY_LAB_CACHE`` and drives it with
 Playwright's Python API in Debian's Chromium (``/usr/bin/chromium``; no ``playwright install``).
 Skipped when Chromium, Playwright or the offline Whisper tiny.en weights are missing.
+
+What only a browser shows (issue 11): live updates without navigation (a benchmark's result, a run's
+curves), requests to outside hosts and console errors (offline use), pages opened by URL, and layout at a
+projector's 1024 x 768 (clipped labels, the main chart above the fold), in light and dark themes. Every page
+load is watched: any failed request, any request to a host other than this machine, any console error fails.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -36,6 +42,19 @@ ARGS = [
     "--disable-sync",
 ]
 LONG = 240_000  # ms: model loads and numba/UMAP compilation on 2 busy cores
+PROJECTOR = {"width": 1024, "height": 768}
+SERVER_CACHE: dict[str, Path] = {}  # the running server's CONVEXITY_LAB_CACHE
+URL_PATHS = {  # every page, opened directly by URL
+    "setup": "Setup",
+    "convexity": "Graph convexity per layer",
+    "projections": "Projections",
+    "finetune": "Prune & fine-tune",
+    "benchmarks": "Benchmarks",
+    "learn": "Learn",
+}
+# Streamlit's frontend, opened at /<page>, first probes /<page>/_stcore/{health,host-config} (in case the app
+# is served under that base path) and falls back to /_stcore/...: those two 404s are its protocol, not ours.
+BASE_PATH_PROBE = re.compile(r"^/[a-z]+/_stcore/(health|host-config)$")
 
 pytestmark = [
     pytest.mark.slow,
@@ -73,6 +92,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+    SERVER_CACHE["path"] = cache
     deadline = time.monotonic() + 90
     while True:
         try:
@@ -121,6 +141,13 @@ def _idle(page, timeout: float = LONG) -> None:
     page.wait_for_timeout(300)  # let a just-triggered rerun show its indicator
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=timeout)
     page.locator('[data-testid="stApp"]').wait_for(timeout=timeout)
+    # spinners and progress bars (long work) and skeletons (elements not drawn yet) gone too
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=stSpinner], [data-testid=stSkeleton], "
+        "[data-testid=stProgress]')",
+        timeout=timeout,
+        polling=250,
+    )
 
 
 def _go(page, title: str) -> None:
@@ -137,6 +164,83 @@ _HEADINGS = {
     "Prune & fine-tune": "Prune & fine-tune",
     "Benchmarks": "Benchmarks",
 }
+
+
+class Watch:
+    """Records what must not happen in an offline lecture: failed or outside requests, console errors."""
+
+    def __init__(self, page) -> None:
+        self.page = page
+        self.problems: list[str] = []
+        self.navigating = False
+        self.probes = 0
+        self.not_found_logs = 0
+        page.on("request", self._request)
+        page.on("requestfailed", self._failed)
+        page.on("response", self._response)
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
+
+    def _request(self, request) -> None:
+        url = urlparse(request.url)
+        if url.scheme not in ("data", "blob") and url.hostname not in ("127.0.0.1", "localhost"):
+            self.problems.append(f"outside request: {request.url}")
+
+    def goto(self, url: str) -> None:
+        """Open ``url``; the previous page's requests that this navigation aborts are not failures."""
+        self.navigating = True
+        try:
+            self.page.goto(url)
+        finally:
+            self.navigating = False
+
+    def _failed(self, request) -> None:
+        if self.navigating and request.failure == "net::ERR_ABORTED":
+            return  # cancelled by our own page.goto, not a failed load
+        self.problems.append(f"failed: {request.url} {request.failure}")
+
+    def _response(self, response) -> None:
+        if response.status < 400:
+            return
+        if response.status == 404 and BASE_PATH_PROBE.match(urlparse(response.url).path):
+            self.probes += 1
+        else:
+            self.problems.append(f"HTTP {response.status}: {response.url}")
+
+    def _console(self, msg) -> None:
+        if msg.type != "error":
+            return
+        if "status of 404" in msg.text:
+            self.not_found_logs += 1  # matched against the probes in check()
+        else:
+            self.problems.append(f"console error: {msg.text}")
+
+    def check(self) -> None:
+        """Fail on anything recorded (404 console lines beyond the base-path probes included)."""
+        extra = self.not_found_logs - self.probes
+        assert not self.problems and extra <= 0, self.problems + [f"{extra} unexplained 404 logs"]
+
+
+CLIPPED_JS = """() => {
+  const sel = '[data-testid="stMetricLabel"], [data-testid="stMetricValue"], '
+    + '[data-testid="stWidgetLabel"], label[data-baseweb], h1, button, [data-testid="stTable"]';
+  const out = [];
+  for (const root of document.querySelectorAll(sel)) {
+    for (const el of [root, ...root.querySelectorAll('*')]) {
+      const st = getComputedStyle(el), r = el.getBoundingClientRect();
+      if (!r.width || st.visibility === 'hidden') continue;
+      const cut = ['hidden', 'clip'].includes(st.overflowX) && el.scrollWidth > el.clientWidth + 1;
+      if (cut || r.right > window.innerWidth + 1) out.push((el.innerText || el.tagName).slice(0, 50));
+    }
+  }
+  return [...new Set(out)];
+}"""
+
+
+def _no_clipping(page, where: str) -> None:
+    """No label, headline number, button or table is cut off or runs out of the window."""
+    clipped = page.evaluate(CLIPPED_JS)
+    assert not clipped, f"{where}: clipped {clipped}"
 
 
 def _metric(page, label: str):
@@ -156,8 +260,7 @@ def test_dashboard_end_to_end(server: str, shots: Path) -> None:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(LONG)
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        watch = Watch(page)
         try:
             page.goto(server)
             page.get_by_role("heading", name="Setup").wait_for()
@@ -217,43 +320,128 @@ def test_dashboard_end_to_end(server: str, shots: Path) -> None:
                 prune.press("ArrowLeft")
                 expect(prune).not_to_have_value(now)
             _idle(page)
-            expect(_metric(page, "parameters kept")).to_contain_text("M")
+            expect(_metric(page, "parameters")).to_contain_text("M")
             page.get_by_role("button", name=f"Fine-tune pruned (p = {target})").click()
             expect(_metric(page, "status")).to_have_text(re.compile("queued|running|done"))
+            # watch it live until the curves gained points and the time left showed; then cancel it
+            # (the finished view is AppTest's; waiting for the end costs minutes on a busy machine)
             seen: list[int] = []
-            deadline = time.monotonic() + 150
+            eta_seen = False
+            deadline = time.monotonic() + 240
             while time.monotonic() < deadline:
                 state = _metric(page, "status").inner_text()
                 steps = _metric(page, "logged steps").inner_text()
                 seen.append(int(steps) if steps.isdigit() else 0)
-                if state in ("done", "failed", "cancelled"):
+                if state == "running" and _metric(page, "left in total").count():
+                    eta_seen = eta_seen or _metric(page, "elapsed").inner_text() != "-"
+                if state in ("done", "failed", "cancelled") or (eta_seen and max(seen) > min(seen)):
                     break
                 page.wait_for_timeout(1000)  # polling a live view: the page itself never blocks
             page.screenshot(path=str(shots / "4-finetune.png"), full_page=True)
-            assert _metric(page, "status").inner_text() == "done", page.locator(
+            assert _metric(page, "status").inner_text() in ("running", "done"), page.locator(
                 '[data-testid="stAlert"]'
             ).all_inner_texts()
             assert seen[-1] >= 1 and max(seen) > min(seen), seen  # the live view gained points
-            expect(_metric(page, "last eval accuracy")).to_have_text(re.compile(r"0\.\d{3}|1\.000"))
-            expect(page.get_by_text("Convexity after fine-tuning vs pretrained")).to_be_visible()
-            # live curves + convexity: plotly draws asynchronously after the text appears
-            page.wait_for_function(
-                "document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=60_000
-            )
+            assert eta_seen  # elapsed and time left shown while it ran
+            expect(page.locator(".js-plotly-plot").first).to_be_visible()
+            cancel = page.get_by_role("button", name="Cancel run")
+            if cancel.count():
+                cancel.click()
+                _idle(page)
 
-            # Benchmarks: opens; the run is listed as a finished pruned run
+            # Benchmarks: a benchmark's result appears by itself when its thread ends (no navigation)
             _go(page, "Benchmarks")
-            expect(page.get_by_role("heading", name="Full vs pruned")).to_be_visible()
+            expect(page.get_by_role("heading", name="Full vs pruned runs")).to_be_visible()
             expect(page.get_by_text("Needs one finished full")).to_be_visible()
-            expect(page.get_by_role("button", name="Run benchmark")).to_be_visible()
+            point = page.get_by_label("Prune point", exact=True)
+            point.fill("2")
+            point.press("Enter")
+            _idle(page)
+            repeats = page.get_by_label("Repeats", exact=True)
+            repeats.fill("2")
+            repeats.press("Enter")
+            _idle(page)
+            expect(page.get_by_text("Saved benchmarks")).to_have_count(0)
+            page.get_by_role("button", name="Run benchmark").click()
+            expect(page.get_by_text(re.compile(r"running for \d+ s"))).to_be_visible()
+            # only waiting here (minutes on a busy machine): the fragment polls, then reruns the page
+            expect(page.get_by_text("measured side by side")).to_be_visible(timeout=2 * LONG)
+            table = page.locator('[data-testid="stTable"]').last
+            expect(table).to_contain_text("training step")
+            expect(table).to_contain_text(" MB")
+            expect(table).not_to_contain_text("_")  # no snake_case names
             page.screenshot(path=str(shots / "5-benchmarks.png"), full_page=True)
             assert not page.locator('[data-testid="stException"]').count()
-            assert not errors, errors
+            watch.check()
         except Exception:
             page.screenshot(path=str(shots / "failure.png"), full_page=True)
             raise
         finally:
             browser.close()
-    assert time.monotonic() - t0 < 300
+    print(f"browser end-to-end: {time.monotonic() - t0:.0f} s")  # a figure, not an assert
     if os.environ.get("E2E_DOCS_SCREENSHOT"):
         shutil.copy(shots / "2-convexity.png", REPO_ROOT / "docs" / "convexity.png")
+
+
+def _choose_features_unless_chosen(cache: Path) -> None:
+    """The Setup choice the first test makes in the browser, made here when this test runs alone."""
+    if (cache / "last_choice.json").exists():
+        return
+    from core.data.features import Selection, extract_features
+    from core.io.choice import SetupChoice, save_choice
+
+    old = os.environ.get("CONVEXITY_LAB_CACHE")
+    os.environ["CONVEXITY_LAB_CACHE"] = str(cache)
+    try:
+        fs = extract_features(MODEL, Selection("sample", max_clips=CLIPS), batch_size=35)
+        save_choice(SetupChoice(feature_key=str(fs.key), model=MODEL, max_clips=CLIPS))
+    finally:
+        if old is None:
+            os.environ.pop("CONVEXITY_LAB_CACHE", None)
+        else:
+            os.environ["CONVEXITY_LAB_CACHE"] = old
+
+
+def test_every_page_by_url_offline_and_on_a_projector(server: str, shots: Path) -> None:
+    """After the first test chose features: each page opened by URL in a new tab, at 1024 x 768, light
+    and dark: the page (not "Page not found"), the features chosen before, nothing clipped, the main
+    Convexity chart above the fold, no outside request and no console error."""
+    from playwright.sync_api import expect, sync_playwright
+
+    _choose_features_unless_chosen(SERVER_CACHE["path"])
+    expect.set_options(timeout=LONG)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            for scheme in ("light", "dark"):
+                page = browser.new_page(viewport=PROJECTOR, color_scheme=scheme)
+                page.set_default_timeout(LONG)
+                watch = Watch(page)
+                for path, heading in URL_PATHS.items():
+                    watch.goto(f"{server}/{path}")
+                    page.get_by_role("heading", name=heading).first.wait_for()
+                    _idle(page)
+                    assert urlparse(page.url).path == f"/{path}", page.url
+                    expect(page.get_by_text("Page not found")).to_have_count(0)
+                    if path == "convexity":  # the stored choice, in a new session
+                        expect(page.get_by_text(f"{CLIPS} clips (cap {CLIPS})")).to_be_visible()
+                        chart = page.locator(".js-plotly-plot").first
+                        chart.wait_for()
+                        box = chart.bounding_box()
+                        assert box is not None and box["y"] + box["height"] <= 768, box
+                    _no_clipping(page, f"{path} ({scheme})")
+                    page.screenshot(path=str(shots / f"projector-{scheme}-{path}.png"))
+                if scheme == "dark":
+                    bg = page.evaluate(
+                        "getComputedStyle(document.querySelector('[data-testid=stApp]'))"
+                        ".backgroundColor"
+                    )
+                    rgb = [int(v) for v in re.findall(r"\d+", bg)[:3]]
+                    assert sum(rgb) < 150, bg  # the dark theme follows the system setting
+                watch.goto(server)  # the root opens Setup too
+                page.get_by_role("heading", name="Setup").wait_for()
+                _idle(page)
+                watch.check()
+                page.close()
+        finally:
+            browser.close()

@@ -8,6 +8,9 @@ _EXPORTS = {
     "sha256_file": "atomic",
     "sha256_file_memo": "atomic",
     "cache_dir": "paths",
+    "SetupChoice": "choice",
+    "load_choice": "choice",
+    "save_choice": "choice",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

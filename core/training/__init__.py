@@ -3,6 +3,8 @@
 from core._exports import lazy_exports
 
 _EXPORTS = {
+    "BenchmarkResult": "benchmark",
+    "BenchmarkRow": "benchmark",
     "benchmark": "benchmark",
     "benchmark_rows": "benchmark",
     "save_benchmark": "benchmark",

@@ -1,21 +1,24 @@
-"""Cost of a full vs a pruned classifier, measured side by side in one process.
+"""Cost of a full vs a pruned classifier, measured side by side in one process, robust to a busy machine.
 
-For any model and prune point: parameters (total, trainable with the conv front-end frozen), training
-time per optimizer step (forward + backward + AdamW, batch ``train_batch``) and the estimate per epoch
-(median step x steps per epoch), inference latency at batch 1 and throughput at ``infer_batch``, and
-peak memory of a training step and of an inference batch.
+For any model and prune point: parameters, training time per optimizer step (forward + backward + AdamW,
+batch ``train_batch``) and per epoch, inference latency at batch 1 and throughput at ``infer_batch``, and
+memory split into weights, optimizer state and peak activations.
 
-Method: inputs are seeded random 1 s waveforms, preprocessed once (feature extraction is not timed).
-Each timing is preceded by ``warmup`` untimed repeats; the figure is the median of ``repeats`` timed
-repeats. On CUDA every timed region is bracketed by ``torch.cuda.synchronize()`` and peak memory is
-``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` (bytes above what was allocated
-before). On CPU peak memory is the peak of the running sum of
-tensor allocations minus frees in op order, as recorded by ``torch.profiler`` with
-``profile_memory=True`` (bytes of tensors alive above those alive before: activations, gradients,
-optimizer state). Neither tracemalloc (it does not see torch's allocator) nor the RSS delta (the
-allocator keeps freed blocks after the warm-up, so the delta reads ~0) measure this. Full and pruned models are measured alternately per repeat, so machine-load drift affects
-both alike. Output: rows ``metric, unit, full, pruned, ratio`` (ratio = pruned / full), saved as JSON
-and CSV by :func:`save_benchmark`.
+Method: inputs are seeded random 1 s waveforms, preprocessed once (feature extraction is not timed). Full and
+pruned are warmed up, then timed *interleaved*: in every repeat each measurement is taken for the full model
+and immediately after for the pruned one, so a change of machine load hits both sides of a pair alike. Each
+ratio (pruned / full) is the median of the per-repeat ratios, reported with its min and max; it is flagged
+unreliable when the repeats disagree: some say pruned is cheaper and some say dearer (their range straddles
+1.0), or the largest ratio is more than twice the smallest (the load changed mid-measurement). Timing is done
+here rather than with ``torch.utils.benchmark``: that times one statement at a time and cannot pair the two
+models repeat by repeat, which is what makes the ratio robust.
+
+Memory: weights are counted from parameters and buffers (exact); optimizer state from AdamW's moment
+tensors; peak activations are measured. On CUDA with ``torch.cuda.max_memory_allocated`` above what was
+allocated before; on CPU as the peak of the running sum of tensor allocations minus frees in op order
+recorded by ``torch.profiler`` (``profile_memory=True``): tracemalloc does not see torch's allocator and the
+RSS delta reads ~0 after a warm-up. Inference activations are freed layer by layer, so their peak is about one
+layer's worth whatever the depth: pruning's saving at inference shows in the weights, and in the total.
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ import csv
 import io
 import math
 import os
+import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +39,246 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.errors import LabError
 from core.io.atomic import atomic_write_bytes, atomic_write_json
 
-__all__ = ["benchmark", "benchmark_rows", "save_benchmark"]
+__all__ = [
+    "BenchmarkContext",
+    "BenchmarkFormatError",
+    "BenchmarkResult",
+    "BenchmarkRow",
+    "RatioSpread",
+    "benchmark",
+    "benchmark_rows",
+    "ratio_spread",
+    "save_benchmark",
+]
+
+FORMAT = 2  # benchmark.json layout; older files (rows without spread) are refused with a one-line message
+MAX_SPREAD = 2.0  # largest / smallest per-repeat ratio above which repeats are said to disagree
+TIMINGS = ("train_step", "latency_b1", "throughput_batch")
+
+# A hook called inside every timed region with (side, timing, repeat): lets a test add machine load.
+TimingHook = Callable[[str, str, int], None]
 
 
-def _peak_memory(device: torch.device, fn: Callable[[], Any]) -> int | None:
-    """Peak memory (bytes) used by one call of ``fn`` on ``device``."""
+class BenchmarkFormatError(LabError):
+    """A saved benchmark that this version cannot read (older layout or damaged file)."""
+
+
+@dataclass(frozen=True)
+class RatioSpread:
+    """pruned / full over paired repeats: median, min, max and whether the repeats agree."""
+
+    median: float
+    low: float
+    high: float
+    reliable: bool
+    note: str = ""
+
+
+def ratio_spread(full: Sequence[float], pruned: Sequence[float]) -> RatioSpread:
+    """Per-repeat ratios ``pruned[i] / full[i]`` summarised; unreliable when the repeats disagree."""
+    ratios = [p / f for f, p in zip(full, pruned, strict=True) if f > 0]
+    if not ratios:
+        return RatioSpread(math.nan, math.nan, math.nan, False, "no valid repeat")
+    med, low, high = statistics.median(ratios), min(ratios), max(ratios)
+    if len(ratios) == 1:
+        return RatioSpread(med, low, high, False, "one repeat: no spread to judge it by")
+    if low < 1.0 < high:
+        return RatioSpread(
+            med, low, high, False, "repeats disagree on which side is cheaper (range spans 1.0)"
+        )
+    if high > MAX_SPREAD * low:
+        return RatioSpread(
+            med, low, high, False, f"repeats differ by more than {MAX_SPREAD:g}x (load changed)"
+        )
+    return RatioSpread(med, low, high, True)
+
+
+@dataclass(frozen=True)
+class BenchmarkRow:
+    """One measured quantity for both models; ``ratio`` is pruned / full (median over repeats)."""
+
+    metric: str  # stable machine name, e.g. "train_step_seconds"
+    label: str  # what a person reads, e.g. "training step"
+    unit: str  # "s", "clips/s", "bytes", "parameters"
+    full: float | None
+    pruned: float | None
+    ratio: float | None
+    ratio_min: float | None = None
+    ratio_max: float | None = None
+    lower_is_better: bool = True
+    reliable: bool = True
+    note: str = ""
+
+    @property
+    def better(self) -> str | None:
+        """ "pruned", "full" or None (equal, unknown, or not reliably measured)."""
+        if self.ratio is None or not self.reliable or math.isnan(self.ratio) or self.ratio == 1:
+            return None
+        pruned_lower = self.ratio < 1
+        return "pruned" if pruned_lower == self.lower_is_better else "full"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN becomes None)."""
+        return {
+            k: (None if isinstance(v, float) and math.isnan(v) else v)
+            for k, v in asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchmarkRow:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def _exact_row(metric: str, label: str, unit: str, full: float, pruned: float) -> BenchmarkRow:
+    """A counted (not timed) quantity: no spread, always reliable."""
+    ratio = pruned / full if full else None
+    return BenchmarkRow(
+        metric, label, unit, full, pruned, ratio, ratio, ratio, True, True, "counted"
+    )
+
+
+def _timed_row(
+    metric: str,
+    label: str,
+    unit: str,
+    full: Sequence[float],
+    pruned: Sequence[float],
+    scale: float = 1.0,
+) -> BenchmarkRow:
+    """A timed quantity (seconds per repeat) as median x ``scale``, with the paired ratio's spread."""
+    s = ratio_spread(full, pruned)
+    return BenchmarkRow(
+        metric, label, unit, statistics.median(full) * scale, statistics.median(pruned) * scale,
+        s.median, s.low, s.high, True, s.reliable, s.note,
+    )  # fmt: skip
+
+
+def _rate_row(
+    metric: str, label: str, batch: int, full: Sequence[float], pruned: Sequence[float]
+) -> BenchmarkRow:
+    """Throughput (clips/s) from seconds per batch: higher is better, ratio = full time / pruned time."""
+    s = ratio_spread(pruned, full)  # (batch / p) / (batch / f) = f / p
+    return BenchmarkRow(
+        metric, label, "clips/s", batch / statistics.median(full), batch / statistics.median(pruned),
+        s.median, s.low, s.high, False, s.reliable, s.note,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BenchmarkContext:
+    """Where and under what load the benchmark ran (load averages over 1, 5, 15 min, before and after)."""
+
+    device: str
+    device_name: str
+    torch_threads: int
+    cpu_count: int
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+    started_at: str
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            **asdict(self),
+            "load_before": list(self.load_before),
+            "load_after": list(self.load_after),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchmarkContext:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            **{
+                **data,
+                "load_before": tuple(data["load_before"]),
+                "load_after": tuple(data["load_after"]),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class BenchmarkResult:
+    """Full vs pruned cost table of one model and prune point, with how and where it was measured."""
+
+    model: str
+    n_layers: int
+    prune_point: int
+    train_batch: int
+    infer_batch: int
+    warmup: int
+    repeats: int
+    steps_per_epoch: int | None
+    memory_method: str
+    context: BenchmarkContext
+    rows: tuple[BenchmarkRow, ...]
+    raw_seconds: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    def row(self, metric: str) -> BenchmarkRow:
+        """The row called ``metric`` (KeyError if absent)."""
+        for r in self.rows:
+            if r.metric == metric:
+                return r
+        raise KeyError(metric)
+
+    @property
+    def unreliable(self) -> list[BenchmarkRow]:
+        """Rows whose repeats disagreed."""
+        return [r for r in self.rows if not r.reliable]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (``format`` names the layout)."""
+        return {
+            "format": FORMAT,
+            **{
+                k: getattr(self, k)
+                for k in self.__dataclass_fields__
+                if k not in ("context", "rows")
+            },
+            "context": self.context.to_dict(),
+            "rows": [r.to_dict() for r in self.rows],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchmarkResult:
+        """Inverse of :meth:`to_dict`; BenchmarkFormatError for an older or damaged layout."""
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise BenchmarkFormatError(
+                "saved by an older version (no spread over repeats): run the benchmark again"
+            )
+        try:
+            return cls(
+                **{
+                    k: data[k]
+                    for k in cls.__dataclass_fields__
+                    if k not in ("context", "rows", "raw_seconds")
+                },
+                context=BenchmarkContext.from_dict(data["context"]),
+                rows=tuple(BenchmarkRow.from_dict(r) for r in data["rows"]),
+                raw_seconds=data.get("raw_seconds") or {},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BenchmarkFormatError(
+                f"damaged benchmark file ({type(exc).__name__}: {exc})"
+            ) from exc
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Measuring
+
+
+def _sync(device: torch.device) -> None:
+    """Wait for queued CUDA work (no-op elsewhere)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _peak_memory(device: torch.device, fn: Callable[[], Any]) -> int:
+    """Peak bytes allocated during one call of ``fn`` above what was allocated before."""
     if device.type == "cuda":
         torch.cuda.synchronize()
         before = torch.cuda.memory_allocated()
@@ -47,11 +286,6 @@ def _peak_memory(device: torch.device, fn: Callable[[], Any]) -> int | None:
         fn()
         torch.cuda.synchronize()
         return int(torch.cuda.max_memory_allocated() - before)
-    return _cpu_tensor_peak(fn)
-
-
-def _cpu_tensor_peak(fn: Callable[[], Any]) -> int:
-    """Peak bytes of CPU tensors alive during ``fn`` above those alive before (torch profiler)."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
@@ -63,40 +297,40 @@ def _cpu_tensor_peak(fn: Callable[[], Any]) -> int:
     return peak
 
 
-def _timed(device: torch.device, fn: Callable[[], Any]) -> float:
-    """Seconds for one call of ``fn`` (synchronised on CUDA)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t
+def _tensor_bytes(tensors: Any) -> int:
+    """Bytes of the given tensors."""
+    return int(sum(t.numel() * t.element_size() for t in tensors if torch.is_tensor(t)))
 
 
 class _Subject:
     """One classifier prepared for timing: model, optimizer and fixed input batches."""
 
     def __init__(self, clf: nn.Module, enc: Any, waves: np.ndarray, train_batch: int, bf16: bool):
-        from core.models.classifier import autocast as _autocast
-        from core.models.classifier import model_inputs as _model_inputs
+        from core.models.classifier import autocast, model_inputs
 
         self.clf, self.enc, self.device = clf, enc, enc.device
-        self.autocast = lambda: _autocast(self.device, bf16)
-        self.train_inputs = _model_inputs(enc, waves[:train_batch])
-        self.one_input = _model_inputs(enc, waves[:1])
-        self.infer_inputs = _model_inputs(enc, waves)
+        self.autocast = lambda: autocast(self.device, bf16)
+        self.inputs = {
+            "train_step": model_inputs(enc, waves[:train_batch]),
+            "latency_b1": model_inputs(enc, waves[:1]),
+            "throughput_batch": model_inputs(enc, waves),
+        }
         n_labels = int(clf.config.num_labels)
         self.targets = torch.arange(train_batch, device=self.device) % n_labels
-        params = [p for p in clf.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(params, lr=1e-5)
+        self.opt = torch.optim.AdamW([p for p in clf.parameters() if p.requires_grad], lr=1e-5)
+
+    def run(self, timing: str) -> None:
+        """One training step or one inference batch."""
+        if timing == "train_step":
+            self.train_step()
+        else:
+            self.infer(self.inputs[timing])
 
     def train_step(self) -> None:
         self.clf.train()
         with self.autocast():
-            logits = self.clf(**self.train_inputs).logits.float()
-        loss = nn.functional.cross_entropy(logits, self.targets)
-        loss.backward()
+            logits = self.clf(**self.inputs["train_step"]).logits.float()
+        nn.functional.cross_entropy(logits, self.targets).backward()
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
 
@@ -105,6 +339,34 @@ class _Subject:
         self.clf.eval()
         with self.autocast():
             self.clf(**inputs)
+
+    def weight_bytes(self) -> int:
+        return _tensor_bytes(list(self.clf.parameters()) + list(self.clf.buffers()))
+
+    def optimizer_bytes(self) -> int:
+        return _tensor_bytes(v for s in self.opt.state.values() for v in s.values())
+
+
+def _time_interleaved(
+    subjects: dict[str, _Subject], warmup: int, repeats: int, hook: TimingHook | None
+) -> dict[str, dict[str, list[float]]]:
+    """Seconds per repeat for each timing and side; full and pruned timed back to back in every repeat."""
+    for _ in range(warmup):
+        for timing in TIMINGS:
+            for s in subjects.values():
+                s.run(timing)
+    raw: dict[str, dict[str, list[float]]] = {t: {n: [] for n in subjects} for t in TIMINGS}
+    for rep in range(repeats):
+        for timing in TIMINGS:
+            for name, s in subjects.items():
+                _sync(s.device)
+                t0 = time.perf_counter()
+                s.run(timing)
+                if hook is not None:
+                    hook(name, timing, rep)
+                _sync(s.device)
+                raw[timing][name].append(time.perf_counter() - t0)
+    return raw
 
 
 def benchmark(
@@ -122,127 +384,206 @@ def benchmark(
     bf16: bool = True,
     seed: int = 0,
     whisper_input: str = "trimmed",
-) -> dict[str, Any]:
-    """Measure full vs pruned (at ``prune_point``) classifiers of ``model``; returns meta + rows."""
+    timing_hook: TimingHook | None = None,
+    threads: int | None = None,
+) -> BenchmarkResult:
+    """Measure full vs pruned (at ``prune_point``) classifiers of ``model`` side by side.
+
+    ``threads``: torch intra-op threads while measuring (restored after); 1 keeps a busy shared CPU
+    from thrashing. None leaves torch's setting.
+    """
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _benchmark(
+            model, prune_point, n_labels=n_labels, train_batch=train_batch, infer_batch=infer_batch,
+            warmup=warmup, repeats=repeats, n_train_clips=n_train_clips,
+            freeze_front_end=freeze_front_end, device=device, bf16=bf16, seed=seed,
+            whisper_input=whisper_input, timing_hook=timing_hook,
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(before)
+
+
+def _benchmark(
+    model: str | os.PathLike,
+    prune_point: int,
+    *,
+    n_labels: int,
+    train_batch: int,
+    infer_batch: int,
+    warmup: int,
+    repeats: int,
+    n_train_clips: int | None,
+    freeze_front_end: bool,
+    device: str | None,
+    bf16: bool,
+    seed: int,
+    whisper_input: str,
+    timing_hook: TimingHook | None,
+) -> BenchmarkResult:
+    """:func:`benchmark` with torch's thread count already set."""
     from core.models.classifier import build_classifier
     from core.models.classifier import freeze_front_end as freeze
     from core.models.pruning import count_parameters
 
+    started, t_start, load_before = datetime.now(UTC), time.perf_counter(), os.getloadavg()
     labels = [f"class{i}" for i in range(n_labels)]
-    subjects: dict[str, _Subject] = {}
-    params: dict[str, dict[str, int]] = {}
     rng = np.random.default_rng(seed)
     waves = (0.1 * rng.standard_normal((max(infer_batch, train_batch), 16000))).astype(np.float32)
-    n_layers = None
+    subjects: dict[str, _Subject] = {}
+    params: dict[str, dict[str, int]] = {}
+    n_layers = 0
     for name, p in (("full", None), ("pruned", prune_point)):
         clf, enc = build_classifier(
             model, labels, p, whisper_input=whisper_input, seed=seed, device=device
         )
         if freeze_front_end:
             freeze(clf)
-        if name == "full":
-            n_layers = enc.n_layers
+        n_layers = n_layers or enc.n_layers
         params[name] = count_parameters(clf)
         subjects[name] = _Subject(clf, enc, waves, train_batch, bf16)
     dev = subjects["full"].device
 
-    step_t: dict[str, list[float]] = {"full": [], "pruned": []}
-    lat_t: dict[str, list[float]] = {"full": [], "pruned": []}
-    thr_t: dict[str, list[float]] = {"full": [], "pruned": []}
-    for _ in range(warmup):
-        for s in subjects.values():
-            s.train_step()
-            s.infer(s.one_input)
-            s.infer(s.infer_inputs)
-    for _ in range(repeats):  # alternate full/pruned so load drift hits both
-        for name, s in subjects.items():
-            step_t[name].append(_timed(dev, s.train_step))
-            lat_t[name].append(_timed(dev, lambda s=s: s.infer(s.one_input)))
-            thr_t[name].append(_timed(dev, lambda s=s: s.infer(s.infer_inputs)))
-    mem_train = {n: _peak_memory(dev, s.train_step) for n, s in subjects.items()}
-    mem_infer = {
-        n: _peak_memory(dev, lambda s=s: s.infer(s.infer_inputs)) for n, s in subjects.items()
+    raw = _time_interleaved(subjects, warmup, repeats, timing_hook)
+    mem = {
+        n: {
+            "weights": s.weight_bytes(),
+            "optimizer": s.optimizer_bytes(),
+            "train_peak": _peak_memory(dev, s.train_step),
+            "infer_peak": _peak_memory(dev, lambda s=s: s.infer(s.inputs["throughput_batch"])),
+        }
+        for n, s in subjects.items()
     }
+    steps = math.ceil(n_train_clips / train_batch) if n_train_clips else None
 
-    steps_per_epoch = math.ceil(n_train_clips / train_batch) if n_train_clips else None
-    med = {
-        k: {n: float(np.median(v[n])) for n in v}
-        for k, v in (("step", step_t), ("lat", lat_t), ("thr", thr_t))
-    }
-    values: list[tuple[str, str, Any, Any]] = [
-        ("params_total", "count", params["full"]["total"], params["pruned"]["total"]),
-        ("params_trainable", "count", params["full"]["trainable"], params["pruned"]["trainable"]),
-        ("params_transformer", "count", params["full"]["transformer"], params["pruned"]["transformer"]),
-        ("train_step_seconds", "s", med["step"]["full"], med["step"]["pruned"]),
+    def counted(metric: str, label: str, unit: str, get: Callable[[str], float]) -> BenchmarkRow:
+        return _exact_row(metric, label, unit, get("full"), get("pruned"))
+
+    step = raw["train_step"]
+    rows = [
+        counted("params_total", "parameters (total)", "parameters", lambda n: params[n]["total"]),
+        counted("params_trainable", "parameters (trained)", "parameters", lambda n: params[n]["trainable"]),
+        counted("params_transformer", "parameters (transformer layers)", "parameters",
+                lambda n: params[n]["transformer"]),
+        _timed_row("train_step_seconds", f"training step (batch {train_batch})", "s",
+                   step["full"], step["pruned"]),
     ]  # fmt: skip
-    if steps_per_epoch:
-        values.append(
-            (
-                "train_epoch_seconds_est",
-                "s",
-                med["step"]["full"] * steps_per_epoch,
-                med["step"]["pruned"] * steps_per_epoch,
-            )
-        )
-    values += [
-        ("inference_latency_b1_seconds", "s", med["lat"]["full"], med["lat"]["pruned"]),
-        (
-            f"inference_throughput_b{infer_batch}",
-            "clips/s",
-            infer_batch / med["thr"]["full"],
-            infer_batch / med["thr"]["pruned"],
-        ),
-        ("peak_memory_train_bytes", "bytes", mem_train["full"], mem_train["pruned"]),
-        ("peak_memory_infer_bytes", "bytes", mem_infer["full"], mem_infer["pruned"]),
-    ]
-    rows = []
-    for metric, unit, full, pruned in values:
-        ratio = pruned / full if full and pruned is not None and full is not None else None
+    if steps:
         rows.append(
-            {"metric": metric, "unit": unit, "full": full, "pruned": pruned, "ratio": ratio}
+            _timed_row(
+                "train_epoch_seconds_est",
+                f"training epoch, estimated ({steps} steps)",
+                "s",
+                step["full"],
+                step["pruned"],
+                scale=steps,
+            )  # fmt: skip
         )
-    return {
-        "model": str(model),
-        "n_layers": n_layers,
-        "prune_point": int(prune_point),
-        "device": str(dev),
-        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-        "torch_threads": torch.get_num_threads(),
-        "train_batch": train_batch,
-        "infer_batch": infer_batch,
-        "warmup": warmup,
-        "repeats": repeats,
-        "steps_per_epoch": steps_per_epoch,
-        "memory_method": "cuda max_memory_allocated"
-        if dev.type == "cuda"
+    rows += [
+        _timed_row("inference_latency_b1_seconds", "inference latency (1 clip)", "s",
+                   raw["latency_b1"]["full"], raw["latency_b1"]["pruned"]),
+        _rate_row(f"inference_throughput_b{infer_batch}", f"inference throughput (batch {infer_batch})",
+                  infer_batch, raw["throughput_batch"]["full"], raw["throughput_batch"]["pruned"]),
+        counted("memory_weights_bytes", "weights", "bytes", lambda n: mem[n]["weights"]),
+        counted("memory_optimizer_bytes", "optimizer state (AdamW)", "bytes", lambda n: mem[n]["optimizer"]),
+        counted("peak_memory_train_bytes", "training step peak (activations + gradients)", "bytes",
+                lambda n: mem[n]["train_peak"]),
+        counted("peak_memory_infer_bytes", f"inference peak activations (batch {infer_batch})", "bytes",
+                lambda n: mem[n]["infer_peak"]),
+        counted("memory_infer_total_bytes", "inference memory (weights + activations)", "bytes",
+                lambda n: mem[n]["weights"] + mem[n]["infer_peak"]),
+    ]  # fmt: skip
+    context = BenchmarkContext(
+        device=str(dev),
+        device_name=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        torch_threads=torch.get_num_threads(),
+        cpu_count=os.cpu_count() or 1,
+        load_before=tuple(round(x, 2) for x in load_before),
+        load_after=tuple(round(x, 2) for x in os.getloadavg()),
+        started_at=started.isoformat(timespec="seconds"),
+        seconds=round(time.perf_counter() - t_start, 1),
+    )
+    return BenchmarkResult(
+        model=str(model), n_layers=int(n_layers), prune_point=int(prune_point), train_batch=train_batch,
+        infer_batch=infer_batch, warmup=warmup, repeats=repeats, steps_per_epoch=steps,
+        memory_method="cuda max_memory_allocated above baseline" if dev.type == "cuda"
         else "torch.profiler CPU tensor memory, peak above baseline",
-        "raw_seconds": {"train_step": step_t, "latency_b1": lat_t, "throughput_batch": thr_t},
-        "rows": rows,
-    }
+        context=context, rows=tuple(rows), raw_seconds=raw,
+    )  # fmt: skip
 
 
-def benchmark_rows(result: dict[str, Any]) -> str:
-    """The rows as a fixed-width text table, for a terminal."""
-    lines = [f"{'metric':34} {'full':>14} {'pruned':>14} {'ratio':>7}"]
-    for r in result["rows"]:
+# ------------------------------------------------------------------------------------------------------------
+# Output
 
-        def fmt(v: Any) -> str:
-            if v is None:
-                return "n/a"
-            return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.4g}"
 
-        ratio = "n/a" if r["ratio"] is None else f"{r['ratio']:.3f}"
-        lines.append(f"{r['metric']:34} {fmt(r['full']):>14} {fmt(r['pruned']):>14} {ratio:>7}")
+def human_value(value: float | None, unit: str) -> str:
+    """A value in human units: M parameters, MB, ms, clips/s."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if unit == "parameters":
+        return f"{value / 1e6:.2f} M"
+    if unit == "bytes":
+        return f"{value / 1e6:.1f} MB"
+    if unit == "s":
+        if value < 1:
+            return f"{value * 1e3:.1f} ms"
+        return f"{value:.2f} s" if value < 10 else f"{value:.0f} s"
+    if unit == "clips/s":
+        return f"{value:.1f} clips/s"
+    return f"{value:.4g} {unit}"
+
+
+def ratio_text(row: BenchmarkRow) -> str:
+    """``x0.42 (0.40-0.45)`` for timings, ``x0.42`` for counts, ``n/a`` without a ratio."""
+    if row.ratio is None or math.isnan(row.ratio):
+        return "n/a"
+    text = f"x{row.ratio:.2f}"
+    if row.ratio_min is not None and row.ratio_max is not None and row.ratio_min != row.ratio_max:
+        text += f" ({row.ratio_min:.2f}-{row.ratio_max:.2f})"
+    return text
+
+
+def benchmark_rows(result: BenchmarkResult) -> str:
+    """The rows as a fixed-width text table for a terminal, with the context and unreliable rows marked."""
+    c = result.context
+    lines = [
+        f"{result.model}: full ({result.n_layers} layers) vs pruned at p = {result.prune_point}; "
+        f"{result.repeats} interleaved repeats after {result.warmup} warm-up; {c.device_name}, "
+        f"{c.torch_threads} threads, load {c.load_before[0]:.2f} -> {c.load_after[0]:.2f} on {c.cpu_count} CPUs",
+        f"{'':46} {'full':>14} {'pruned':>14}  pruned/full (min-max)",
+    ]
+    for r in result.rows:
+        flag = "" if r.reliable else f"  UNRELIABLE: {r.note}"
+        lines.append(
+            f"{r.label:46} {human_value(r.full, r.unit):>14} {human_value(r.pruned, r.unit):>14}  "
+            f"{ratio_text(r)}{flag}"
+        )
     return "\n".join(lines)
 
 
-def save_benchmark(result: dict[str, Any], directory: str | os.PathLike) -> tuple[Path, Path]:
+CSV_FIELDS = [
+    "metric",
+    "label",
+    "unit",
+    "full",
+    "pruned",
+    "ratio",
+    "ratio_min",
+    "ratio_max",
+    "reliable",
+    "note",
+]
+
+
+def save_benchmark(result: BenchmarkResult, directory: str | os.PathLike) -> tuple[Path, Path]:
     """Write ``benchmark.json`` and ``benchmark.csv`` (rows) atomically into ``directory``."""
     directory = Path(directory)
-    jpath = atomic_write_json(directory / "benchmark.json", result)
+    jpath = atomic_write_json(directory / "benchmark.json", result.to_dict())
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["metric", "unit", "full", "pruned", "ratio"])
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(result["rows"])
+    writer.writerows(r.to_dict() for r in result.rows)
     cpath = atomic_write_bytes(directory / "benchmark.csv", buf.getvalue().encode())
     return jpath, cpath
