@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from core.cli import results_commands
 from core.errors import CliError
 
 EXIT_ERROR = 2
@@ -329,7 +330,7 @@ def _features_for(args: argparse.Namespace) -> Any:
 
 def cmd_convexity(args: argparse.Namespace) -> int:
     """Graph convexity per layer for word and/or speaker labels, sharing one kNN graph per layer."""
-    from core.geometry.convexity import layerwise_convexity
+    from core.results.kinds import stored_convexity  # the engine through the results store
 
     out = _out_path(args)
     fs = _features_for(args)
@@ -338,8 +339,8 @@ def cmd_convexity(args: argparse.Namespace) -> int:
     pairs = None if args.exhaustive else args.pairs
     update, close = _progress_bar("convexity", not args.no_progress)
     try:
-        curves = layerwise_convexity(
-            fs.features, labels, k=args.k, max_pairs_per_class=pairs, seed=args.pair_seed,
+        curves = stored_convexity(
+            fs, labels, k=args.k, max_pairs_per_class=pairs, seed=args.pair_seed,
             device=args.device, progress=update,
         )  # fmt: skip
     finally:
@@ -413,6 +414,7 @@ def cmd_criteria(args: argparse.Namespace) -> int:
     from core.geometry.convexity import layerwise_convexity
     from core.geometry.criteria import GraphCollector, compare_prune_points, run_criteria
     from core.io.atomic import atomic_write_bytes
+    from core.results.kinds import stored_criteria
 
     out = _out_path(args)
     fs = _features_for(args)
@@ -427,7 +429,8 @@ def cmd_criteria(args: argparse.Namespace) -> int:
         )  # fmt: skip
     finally:
         close()
-    results = run_criteria(fs.features, labels, names=args.names, graphs=graphs, k=args.k)
+    results, _ = stored_criteria(fs, args.labels, {"names": args.names, "k": args.k, "options": {}},
+                                 lambda: run_criteria(fs.features, labels, names=args.names, graphs=graphs, k=args.k))  # fmt: skip
     table = compare_prune_points(results, curve, fraction=args.fraction)
     curves = {"convexity": curve.scores} | {
         n: r.values for n, r in results.items() if r.kind == "curve"
@@ -722,6 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="expected archive sha256 (default: the official one; '' skips the check)")  # fmt: skip
     p.set_defaults(func=cmd_download)
 
+    results_commands.register(sub)  # results list, export-results, import-results
     for name, text in JOB_COMMANDS.items():  # listed here, parsed by core.cli.jobs
         sub.add_parser(name, help=text, add_help=False)
 
