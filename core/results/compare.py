@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from core.geometry.convexity import ConvexityCurve
 from core.geometry.prune_point import suggest_prune_point
+from core.results.kinds import decode_curves
 from core.results.provenance import Provenance
 
 CURVE_KINDS = ("convexity", "finetune-convexity")
@@ -61,37 +63,40 @@ class CurveSeries:
         return None
 
 
-def _curve_arrays(results: list[dict[str, Any]]) -> tuple[np.ndarray, ...]:
-    """(scores, sems, spread, classes->scores) from encoded per-layer ConvexityResult dicts."""
-    scores = np.array([r["score"] for r in results], dtype=float)
-    sems = np.array([r["sem"] for r in results], dtype=float)
-    spread = np.array(
+def spread_bars(curve: ConvexityCurve) -> np.ndarray:
+    """The authors' error bar per layer: mean over classes of pair_std / sqrt(points in class)."""
+    return np.array(
         [
-            np.mean([c["pair_std"] / np.sqrt(c["n_points"]) for c in r["per_class"].values()])
-            if r["per_class"] else np.nan
-            for r in results
+            np.mean([c.pair_std / np.sqrt(c.n_points) for c in r.per_class.values()])
+            if r.per_class else np.nan
+            for r in curve.results
         ]
     )  # fmt: skip
-    classes = sorted({c for r in results for c in r["per_class"]})
-    per_class = {
-        c: np.array([r["per_class"].get(c, {}).get("score", np.nan) for r in results], dtype=float)
-        for c in classes
-    }
-    return scores, sems, spread, per_class
+
+
+def class_scores(curve: ConvexityCurve) -> dict[str, np.ndarray]:
+    """Class -> score per layer (NaN where a layer lacks the class)."""
+    classes = sorted({str(c) for r in curve.results for c in r.per_class})
+    table = [{str(c): v.score for c, v in r.per_class.items()} for r in curve.results]
+    return {c: np.array([row.get(c, np.nan) for row in table], dtype=float) for c in classes}
+
+
+def is_exact(curve: ConvexityCurve) -> bool:
+    """Whether every layer of ``curve`` scored all pairs (the engine's ``exact`` flag or estimator)."""
+    flags = [
+        r.settings.get("exact", r.settings.get("estimator") == "exhaustive") for r in curve.results
+    ]
+    return bool(flags) and all(flags)
 
 
 def series_of(key: str, kind: str, data: dict[str, Any], prov: Provenance) -> list[CurveSeries]:
     """The curves of one stored entry (its key, kind, JSON data and provenance)."""
     out = []
     if kind == "convexity":
-        for name, c in data["curves"].items():
-            scores, sems, spread, per_class = _curve_arrays(c["results"])
-            layers = tuple(int(x) for x in c["layers"])
-            exact = prov.exact or all(
-                r.get("settings", {}).get("estimator") == "exhaustive" for r in c["results"]
-            )
-            out.append(CurveSeries(key, name, layers, scores, sems, spread, per_class, exact, prov,
-                                   prov.n_layers or max(layers)))  # fmt: skip
+        for name, c in decode_curves(data).items():
+            out.append(CurveSeries(key, name, c.layers, c.scores, c.sems, spread_bars(c),
+                                   class_scores(c), is_exact(c), prov,
+                                   prov.n_layers or max(c.layers)))  # fmt: skip
     elif kind == "finetune-convexity":
         for stage in ("pretrained", "finetuned"):
             for name, c in (data.get(stage) or {}).items():
