@@ -88,9 +88,18 @@ if not chosen:
 relative = axis == "relative"
 provenance = [s.provenance for s in chosen if s.provenance is not None]
 caption_lines = export.captions(provenance)
+entry_keys = list(dict.fromkeys(s.entry_key for s in chosen))
+colours = dict(
+    zip(entry_keys, common.palette(len(entry_keys)), strict=True)
+)  # one colour per result
 fig = go.Figure()
-for s, colour in zip(chosen, common.palette(len(chosen)), strict=True):
+for s in chosen:
     err = s.bars(bars)
+    dash = (
+        "dash"
+        if "(pretrained)" in s.label_set
+        else ("dot" if s.label_set.startswith("speaker") else None)
+    )
     fig.add_trace(
         go.Scatter(
             x=s.x(relative),
@@ -98,11 +107,7 @@ for s, colour in zip(chosen, common.palette(len(chosen)), strict=True):
             error_y={"type": "data", "array": err, "visible": err is not None, "thickness": 1.5},
             mode="lines+markers",
             name=s.label(),
-            line={
-                "color": colour,
-                "width": 3,
-                "dash": "dash" if "(pretrained)" in s.label_set else None,
-            },
+            line={"color": colours[s.entry_key], "width": 3, "dash": dash},
             marker={"size": 8},
             customdata=np.asarray(s.layers),
             hovertemplate="hidden state %{customdata}<br>convexity %{y:.3f}<extra>"
@@ -114,17 +119,19 @@ fig.update_yaxes(range=[0, 1.05])
 if relative:
     fig.update_xaxes(range=[-0.03, 1.03])
 common.style(fig, height=480, x_title=AXES[axis], y_title="graph convexity")
-fig.update_layout(legend={"orientation": "v", "y": -0.25, "yanchor": "top", "x": 0})
-fig.update_layout(height=480 + 22 * len(chosen))
 export.add_caption(fig, caption_lines)
 common.show(fig, key="cmp_curves_plot", config=common.figure_config("compare"))
 
 exact = [s.label() for s in chosen if s.exact]
 notes = []
-if exact:
-    notes.append(f"exact (every ordered pair scored, no sampling error): {'; '.join(exact)}")
-if len(exact) < len(chosen):
-    notes.append("the others are sampled estimates")
+if len(exact) == len(chosen):
+    notes.append("every curve is exact (every ordered pair scored, no sampling error)")
+elif exact:
+    notes.append(
+        f"exact (every ordered pair scored): {'; '.join(exact)}; the others are sampled estimates"
+    )
+else:
+    notes.append("every curve is a sampled estimate")
 if bars == "se":
     notes.append(
         "error bars: standard error of the estimate" + (" (0 for exact curves)" if exact else "")
@@ -137,6 +144,7 @@ if relative:
     notes.append(
         "relative depth = hidden state / layers, so models of different depth share the axis"
     )
+notes.append("one colour per stored result; speaker curves dotted, pretrained curves dashed")
 st.caption("; ".join(notes) + ".")
 
 st.subheader("Peaks and suggested prune points")

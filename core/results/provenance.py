@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 import subprocess
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
@@ -138,12 +139,8 @@ class Provenance:
 
 
 def _short(text: str, n: int = 12) -> str:
-    """The last ``n`` characters of a hash-like identity (the prefix names the kind, e.g. 'ct2-sha256:')."""
-    text = str(text or "?")
-    head, _, tail = text.rpartition(":")
-    if len(tail) > n and all(c in "0123456789abcdef" for c in tail.lower()):
-        return f"{head}:{tail[:n]}" if head else tail[:n]
-    return text
+    """``text`` with every long hex digest cut to its first ``n`` digits (kind prefixes kept)."""
+    return re.sub(rf"[0-9a-f]{{{n + 1},}}", lambda m: m.group(0)[:n], str(text or "?"))
 
 
 def provenance_from_meta(
