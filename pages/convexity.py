@@ -153,7 +153,7 @@ else:
         " (fast preview: pilot sample only, larger SE)" if fast else ""
     )
 se_note = (
-    "exact: every ordered pair scored, no sampling error"
+    "exact (exhaustive): every ordered pair scored, no sampling error"
     if exact_result
     else f"sampled estimate ({settings.get('estimator')})"
 )

@@ -120,3 +120,22 @@ def test_compare_overlays_models_of_different_depth(cache: Path, engine_calls: l
     spec = _chart(at, "cmp_curves_plot")
     assert max(_values(t["x"])[-1] for t in spec["data"]) == 6
     assert len(engine_calls) == before  # the page only reads the store
+
+
+def test_compare_view_opens_from_its_link(cache: Path) -> None:
+    from core.results.kinds import convexity_entry
+
+    fs = fake_features(layers=5, model="tiny-4")
+    entry, _ = convexity_entry(fs, {"word": fs.words, "speaker": fs.speakers}, k=5, device="cpu")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["curve"] = [f"{entry.key[:12]}:speaker"]
+    at.query_params["axis"] = "absolute"
+    at.query_params["bars"] = "spread"
+    at.run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception, at.exception
+    assert at.multiselect(key="cmp_curves").value == [f"{entry.key[:12]}:speaker"]
+    assert (
+        at.radio(key="cmp_axis").value == "absolute" and at.radio(key="cmp_bars").value == "spread"
+    )
+    assert any("authors' spread" in c.value for c in at.caption)

@@ -80,19 +80,10 @@ class StoredResult:
 
 
 @dataclass(frozen=True)
-class EntryInfo:
-    """A listed entry (cheap: read from ``entry.json`` without checking the arrays)."""
+class EntryInfo(StoredResult):
+    """A listed entry, read from ``entry.json`` only (arrays not loaded or checked); ``n_bytes`` on disk."""
 
-    key: str
-    kind: str
-    request: dict[str, Any]
-    provenance: Provenance
-    data: dict[str, Any]
-    n_bytes: int
-
-    def label(self) -> str:
-        """Same one-line description as ``StoredResult.label``."""
-        return StoredResult(self.key, self.kind, self.request, self.provenance, self.data).label()
+    n_bytes: int = 0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -337,10 +328,10 @@ def list_results(kind: str | None = None) -> list[EntryInfo]:
             if kind is not None and doc["kind"] != kind:
                 continue
             size = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+            prov = Provenance.from_dict(doc["provenance"])
             out.append(
-                EntryInfo(doc["key"], doc["kind"], doc["request"],
-                          Provenance.from_dict(doc["provenance"]), doc["data"], size)
-            )  # fmt: skip
+                EntryInfo(doc["key"], doc["kind"], doc["request"], prov, doc["data"], {}, size)
+            )
         except (OSError, ValueError, KeyError, TypeError):
             continue
     out.sort(key=lambda e: e.provenance.created, reverse=True)
