@@ -22,9 +22,10 @@ from core.io.paths import REPO_ROOT
 from core.results import export
 from core.results.bundle import BundleError, export_bundle, import_bundle
 from core.results.compare import class_difference, prune_table, series_of
-from core.results.kinds import convexity_entry, stored_convexity, stored_umap
+from core.results.kinds import convexity_entry, stored_convexity, stored_criteria, stored_umap
 from core.results.memory import LRUCache
 from core.results.provenance import Provenance
+from core.results.runs import store_all_run_curves
 from core.results.store import list_results, load_result, results_root
 
 
@@ -260,3 +261,42 @@ def test_exports_carry_provenance() -> None:
     assert text.startswith("# provenance: ") and "org/model-a" in text.splitlines()[0]
     assert export.json_with_provenance({"x": 1}, [prov])["provenance"][0]["settings"]["k"] == 5
     assert export.image_config("f", "svg")["toImageButtonOptions"]["format"] == "svg"
+
+
+def test_criteria_round_trip() -> None:
+    from core.geometry.criteria import run_criteria
+
+    fs = fake_features()
+    calls: list[int] = []
+
+    def compute():
+        calls.append(1)
+        return run_criteria(fs.features, fs.words, names=["block_influence", "linear_cka"], k=5)
+
+    request = {"names": ["block_influence", "linear_cka"], "k": 5, "options": {}}
+    first, hit = stored_criteria(fs, "word", request, compute)
+    again, hit2 = stored_criteria(fs, "word", request, compute)
+    assert (hit, hit2, len(calls)) == (False, True, 1)
+    for name, r in first.items():
+        np.testing.assert_array_equal(r.values, again[name].values)
+        assert again[name].kind == r.kind and again[name].prune_rule == r.prune_rule
+        assert again[name].proposed_prune_point() == r.proposed_prune_point()
+
+
+def test_finetuned_vs_pretrained_curves_of_a_run(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "20261129-tiny-p2"
+    run.mkdir(parents=True)
+    curve = {"layers": [0, 1, 2], "scores": [0.2, 0.5, 0.9], "sems": [0.0, 0.0, 0.0]}
+    conv = {"split": "test", "n_clips": 40, "relevant": "word",
+            "pretrained": {"word": curve, "speaker": curve}, "finetuned": {"word": curve, "speaker": curve}}  # fmt: skip
+    (run / "convexity.json").write_text(json.dumps(conv))
+    (run / "config.json").write_text(json.dumps({"config": {"model": "whisper-tiny.en-offline",
+                                                            "dataset": "sample", "task": "words"}}))  # fmt: skip
+    (key,) = store_all_run_curves(tmp_path / "runs")
+    entry = load_result(key)
+    names = [s.label_set for s in series_of(key, entry.kind, entry.data, entry.provenance)]
+    assert sorted(names) == ["speaker (finetuned)", "speaker (pretrained)", "word (finetuned)",
+                             "word (pretrained)"]  # fmt: skip
+    assert (
+        entry.provenance.model_key == "whisper-tiny.en-offline" and entry.provenance.n_layers == 2
+    )
