@@ -81,10 +81,13 @@ def convexity_request(label_sets: Sequence[str], **engine_kwargs: Any) -> dict[s
 def encode_curves(curves: Mapping[str, ConvexityCurve]) -> dict[str, Any]:
     """JSON form of named convexity curves (every layer's full result, per-class numbers included)."""
     return {
+        "order": list(
+            curves
+        ),  # JSON objects are stored with sorted keys; this keeps the caller's order
         "curves": {
             name: {"layers": list(c.layers), "results": [r.to_dict() for r in c.results]}
             for name, c in curves.items()
-        }
+        },
     }
 
 
@@ -97,7 +100,8 @@ def _known(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
 def decode_curves(data: Mapping[str, Any]) -> dict[str, ConvexityCurve]:
     """Inverse of ``encode_curves`` (class labels come back as strings)."""
     out = {}
-    for name, c in data["curves"].items():
+    for name in data.get("order") or list(data["curves"]):
+        c = data["curves"][name]
         results = []
         for r in c["results"]:
             per_class: dict[Hashable, ClassConvexity] = {
