@@ -60,6 +60,12 @@ PAGES = [
         icon=":material/leaderboard:",
         url_path="benchmarks",
     ),
+    st.Page(
+        "pages/compare.py",
+        title="Compare",
+        icon=":material/stacked_line_chart:",
+        url_path="compare",
+    ),
     st.Page("pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
 ]
 

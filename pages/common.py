@@ -20,9 +20,13 @@ from core.geometry.convexity import (
     ConvexityCurve,
     ConvexityResult,
     graph_convexity,
-    layerwise_convexity,
 )
 from core.models.registry import MODELS, models_available_offline
+from core.results.export import image_config
+from core.results.kinds import convexity_entry, decode_curves, stored_criteria, stored_umap
+from core.results.memory import LRUCache
+from core.results.provenance import Provenance
+from core.results.store import load_result, result_key
 
 DEFAULT_MODEL = "whisper-tiny.en-offline"
 LAYER_AXIS = "hidden state (0 = input to layer 1)"
@@ -45,6 +49,8 @@ DEFAULTS: dict[str, Any] = {
     "cx_fast": False,
     "cx_fraction": 0.95,
     "cx_heat": "word",
+    "cx_bars": "standard error",
+    "img_format": "png",
     "cx_sort": "score at prune point",
     "cr_labels": "word",
     "cr_on": False,
@@ -172,89 +178,127 @@ def feature_set(key: str) -> FeatureSet:
     return load_cached_features(key)
 
 
+RESULTS_IN_MEMORY = 16  # results held per process (LRU); the results store on disk keeps them all
+
+
 @st.cache_resource(show_spinner=False)
-def _results() -> dict[tuple, Any]:
-    """Process-wide store of computed results, keyed by their inputs (lets long work show progress)."""
-    return {}
+def _results() -> LRUCache:
+    """Process-wide, bounded (LRU) map of results in use, keyed by their inputs; the disk store backs it."""
+    return LRUCache(RESULTS_IN_MEMORY)
 
 
-def _memo(key: tuple, label: str, work: Callable[[Callable[[int, int], None]], Any]) -> Any:
-    """Return the stored result for ``key``, or compute it with a progress bar and store it."""
-    store = _results()
-    if key not in store:
-        bar = st.progress(0.0, text=label)
+_MISSING = object()
 
-        def tick(done: int, total: int) -> None:
-            bar.progress(min(done / max(total, 1), 1.0), text=f"{label} ({done}/{total})")
 
-        try:
-            store[key] = work(tick)
-        finally:
-            bar.empty()
-    return store[key]
+def _memo(
+    key: tuple, label: str, work: Callable[[Callable[[int, int], None]], Any], refresh: bool = False
+) -> Any:
+    """The in-memory result for ``key``, else ``work(tick)`` (store read or computation) with a progress bar."""
+    memory = _results()
+    found = _MISSING if refresh else memory.get(key, _MISSING)
+    if found is not _MISSING:
+        return found
+    bar = st.progress(0.0, text=label)
+
+    def tick(done: int, total: int) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=f"{label} ({done}/{total})")
+
+    try:
+        value = work(tick)
+    finally:
+        bar.empty()
+    memory.put(key, value)
+    return value
+
+
+def convexity_result(
+    key: str, k: int, max_pairs: int | None, precise: bool, seed: int = 0, refresh: bool = False
+) -> tuple[dict[str, ConvexityCurve], Provenance, bool]:
+    """(word and speaker curves, provenance, from_store): stored results show at once, else computed and stored."""
+    fs = feature_set(key)
+
+    def work(
+        tick: Callable[[int, int], None],
+    ) -> tuple[dict[str, ConvexityCurve], Provenance, bool]:
+        entry, hit = convexity_entry(
+            fs, {"word": fs.words, "speaker": fs.speakers}, k=k, max_pairs_per_class=max_pairs,
+            match_pair_precision=precise, seed=seed, progress=tick, refresh=refresh,
+        )  # fmt: skip
+        return decode_curves(entry.data), entry.provenance, hit
+
+    memo_key = ("convexity", key, k, max_pairs, precise, seed)
+    return _memo(memo_key, "Graph convexity per layer", work, refresh)
 
 
 def convexity_curves(
     key: str, k: int, max_pairs: int | None, precise: bool, seed: int = 0
 ) -> dict[str, ConvexityCurve]:
-    """Word and speaker convexity curves of one feature set, computed once per settings."""
-    fs = feature_set(key)
-
-    def work(tick: Callable[[int, int], None]) -> dict[str, ConvexityCurve]:
-        return layerwise_convexity(
-            fs.features,
-            {"word": fs.words, "speaker": fs.speakers},
-            k=k,
-            max_pairs_per_class=max_pairs,
-            match_pair_precision=precise,
-            seed=seed,
-            progress=tick,
-        )
-
-    return _memo(("convexity", key, k, max_pairs, precise, seed), "Graph convexity per layer", work)
+    """Word and speaker convexity curves of one feature set (from the store, else computed once)."""
+    return convexity_result(key, k, max_pairs, precise, seed)[0]
 
 
-def criteria_results(key: str, labels: str, k: int) -> dict[str, Any]:
-    """Every other layer-selection criterion for one feature set and label set, computed once."""
+def _criteria_request(
+    key: str, labels: str, k: int
+) -> tuple[FeatureSet, list[str], dict[str, Any]]:
+    """Feature set, labels and the stored-criteria request of the dashboard's criteria."""
     from collections import Counter
-
-    from core.geometry.criteria import CRITERIA, run_criteria
 
     fs = feature_set(key)
     names = fs.labels(labels)
     # the probe's stratified folds need every class in every fold
     options = {"linear_probe": {"n_splits": max(2, min(5, min(Counter(names).values())))}}
+    return fs, names, {"names": None, "k": k, "options": options}
 
-    def work(tick: Callable[[int, int], None]) -> dict[str, Any]:
+
+def criteria_results(key: str, labels: str, k: int) -> dict[str, Any]:
+    """Every other layer-selection criterion for one feature set and label set (stored; computed once)."""
+    from core.geometry.criteria import CRITERIA, run_criteria
+
+    fs, names, request = _criteria_request(key, labels, k)
+
+    def compute(tick: Callable[[int, int], None]) -> dict[str, Any]:
         done: dict[str, Any] = {}
         for i, name in enumerate(CRITERIA):
             try:
-                done |= run_criteria(fs.features, names, names=[name], k=k, options=options)
+                done |= run_criteria(
+                    fs.features, names, names=[name], k=k, options=request["options"]
+                )
             except LabError as exc:  # anything else is a bug: it propagates to a traceback
                 st.warning(f"{name} skipped: {one_line(exc)}")
             tick(i + 1, len(CRITERIA))
         return done
 
+    def work(tick: Callable[[int, int], None]) -> dict[str, Any]:
+        return stored_criteria(fs, labels, request, lambda: compute(tick))[0]
+
     return _memo(("criteria", key, labels, k), "Layer-selection criteria", work)
 
 
 def has_criteria(key: str, labels: str, k: int) -> bool:
-    """Whether ``criteria_results`` for these inputs is already computed (no work started)."""
-    return ("criteria", key, labels, k) in _results()
+    """Whether ``criteria_results`` for these inputs is in memory or stored (no work started)."""
+    if ("criteria", key, labels, k) in _results():
+        return True
+    fs, _, request = _criteria_request(key, labels, k)
+    return load_result(result_key(fs.key, "criteria", {"label_set": labels, **request})) is not None
 
 
 def umap_layers(key: str, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
-    """Aligned UMAP embeddings (L+1, N, 2) of every hidden state, computed once per feature set."""
+    """Aligned UMAP embeddings (L+1, N, 2) of every hidden state (stored; computed once per feature set)."""
     from core.geometry.projections import layer_embeddings
 
     fs = feature_set(key)
-    return _memo(
-        ("umap", key, n_neighbors, seed),
-        "UMAP of every hidden state",
-        lambda tick: layer_embeddings(
-            fs.features, n_neighbors=n_neighbors, seed=seed, progress=tick
-        ),
-    )
+    request = {"n_neighbors": n_neighbors, "seed": seed, "min_dist": 0.1, "n_epochs": 200}
+
+    def work(tick: Callable[[int, int], None]) -> np.ndarray:
+        return stored_umap(
+            fs,
+            request,
+            lambda: layer_embeddings(
+                fs.features, n_neighbors=n_neighbors, seed=seed, progress=tick
+            ),
+        )[0]
+
+    return _memo(("umap", key, n_neighbors, seed), "UMAP of every hidden state", work)
 
 
 @st.cache_data(show_spinner="Counting parameters...", max_entries=8)
@@ -363,6 +407,21 @@ def style(
     if y_title is not None:
         fig.update_yaxes(title_text=y_title)
     return fig
+
+
+def figure_config(filename: str) -> dict[str, Any]:
+    """Plotly config: the modebar camera downloads ``filename`` as PNG or SVG (browser-side, offline)."""
+    return image_config(filename, st.session_state.get("img_format") or "png")
+
+
+def image_format_picker() -> None:
+    """Choose what the figures' camera button (top right of each plot) downloads: PNG or SVG."""
+    st.segmented_control(
+        "Figure image (camera button)",
+        ["png", "svg"],
+        key="img_format",
+        help="The camera icon at the top right of every figure downloads it, caption included.",
+    )
 
 
 def show(fig: go.Figure, **kwargs: Any) -> Any:

@@ -12,6 +12,8 @@ import streamlit as st
 from core.errors import LabError
 from core.geometry.criteria import compare_prune_points
 from core.geometry.prune_point import suggest_prune_point
+from core.results import export
+from core.results.compare import class_scores, is_exact, spread_bars
 from pages import common
 
 COLOURS = {"word": "#3b82f6", "speaker": "#f97316"}
@@ -57,11 +59,21 @@ with c4:
     )
 
 max_pairs = None if exact else int(budget)
+with c3:
+    refresh = st.button(
+        "Recompute",
+        icon=":material/refresh:",
+        help="Compute again even though a stored result exists.",
+    )
 try:
-    curves = common.convexity_curves(fs.key, int(k), max_pairs, not (fast and not exact))
+    curves, prov, from_store = common.convexity_result(
+        fs.key, int(k), max_pairs, not (fast and not exact), refresh=refresh
+    )
 except LabError as exc:
     st.error(f"Cannot compute convexity: {common.one_line(exc)}")
     st.stop()
+exact_result = all(is_exact(c) for c in curves.values())
+caption_lines = export.captions([prov])
 
 layers = list(curves["word"].layers)
 prune = {name: suggest_prune_point(c.scores, fraction) for name, c in curves.items()}
@@ -78,13 +90,26 @@ for i, (name, curve) in enumerate(curves.items()):
         f"prune point ({name})", f"p = {prune[name]}", help=f"at {fraction:.2f} x max"
     )
 
+bar_options = ["none", "authors' spread"] if exact_result else ["standard error", "authors' spread"]
+if st.session_state.get("cx_bars") not in bar_options:
+    st.session_state.cx_bars = bar_options[0]
+bars = st.radio(
+    "Error bars",
+    bar_options,
+    key="cx_bars",
+    horizontal=True,
+    help="Standard error of the sampled estimate (0 for an exact result), or the authors' spread bar: "
+    "per class the std of pair scores / sqrt(points), averaged over classes. The spread describes how "
+    "pair scores vary, not how uncertain the score is.",
+)
 fig = go.Figure()
 for name, curve in curves.items():
+    bar = {"standard error": curve.sems, "authors' spread": spread_bars(curve)}.get(bars)
     fig.add_trace(
         go.Scatter(
             x=layers,
             y=curve.scores,
-            error_y={"type": "data", "array": curve.sems, "visible": True, "thickness": 1.5},
+            error_y={"type": "data", "array": bar, "visible": bar is not None, "thickness": 1.5},
             mode="lines+markers",
             name=f"{name} ({len(curve.results[0].per_class)} classes)",
             line={"color": COLOURS[name], "width": 3},
@@ -115,16 +140,27 @@ if final_ln:
 fig.update_xaxes(tickmode="array", tickvals=layers, range=[-0.3, n_layers + 0.3])
 fig.update_yaxes(range=[0, 1.05])
 common.style(fig, height=380, x_title=common.LAYER_AXIS, y_title="graph convexity")
-common.show(fig, key="cx_curve")
+export.add_caption(fig, caption_lines)
+common.show(fig, key="cx_curve", config=common.figure_config("convexity"))
 
 settings = curves["word"].results[0].settings
+if bars == "authors' spread":
+    bar_note = (
+        "error bars: the authors' spread, std of pair scores / sqrt(points), mean over classes"
+    )
+elif exact_result:
+    bar_note = "no error bars"
+else:
+    bar_note = "error bars: standard error of the sampled estimate of the exhaustive score" + (
+        " (fast preview: pilot sample only, larger SE)" if fast else ""
+    )
 se_note = (
-    "exhaustive: every ordered pair scored, standard error 0"
-    if exact
-    else "error bars: standard error of the sampled estimate of the exhaustive score"
-    + (" (fast preview: pilot sample only, larger SE)" if fast else "")
+    "exact (exhaustive): every ordered pair scored, no sampling error"
+    if exact_result
+    else f"sampled estimate ({settings.get('estimator')})"
 )
-notes = [f"k = {k}", se_note, "layer score = mean over classes"]
+origin = "loaded from the results store" if from_store else "computed now and stored"
+notes = [f"k = {k}", se_note, bar_note, "layer score = mean over classes", origin]
 excluded = {n: c.results[0].n_excluded_classes for n, c in curves.items()}
 if any(excluded.values()):
     notes.append(
@@ -142,11 +178,9 @@ with h1:
     which = which or "word"
     order = st.radio("Sort classes by", ["score at prune point", "name"], key="cx_sort")
 curve = curves[which]
-classes = sorted({str(c) for r in curve.results for c in r.per_class})
-z = np.full((len(classes), len(layers)), np.nan)
-for j, res in enumerate(curve.results):
-    for c, v in res.per_class.items():
-        z[classes.index(str(c)), j] = v.score
+per_class = class_scores(curve)
+classes = list(per_class)
+z = np.array([per_class[c] for c in classes]).reshape(len(classes), len(layers))
 if order != "name":
     col = layers.index(prune[which])
     rank = np.argsort(np.nan_to_num(z[:, col], nan=-1.0), kind="stable")
@@ -173,8 +207,9 @@ common.style(
     y_title=which,
     legend=False,
 )
+export.add_caption(heat, caption_lines)
 with h2:
-    common.show(heat, key="cx_heatmap")
+    common.show(heat, key="cx_heatmap", config=common.figure_config(f"convexity-{which}-classes"))
 
 st.subheader("Compare with other layer-selection criteria")
 st.caption(
@@ -241,7 +276,7 @@ payload = {
     "features": fs.meta.get("key"),
     "model": fs.meta.get("model_key"),
     "describe": fs.meta.get("describe"),
-    "settings": {**settings, "fraction": fraction},
+    "settings": {**settings, "fraction": fraction, "exact": exact_result},
     "prune_points": prune,
     "curves": {
         n: {"layers": layers, "scores": c.scores.tolist(), "sems": c.sems.tolist()}
@@ -249,21 +284,27 @@ payload = {
     },  # fmt: skip
     "records": records,
 }
-d1, d2, d3 = st.columns(3)
+d1, d2, d3, d4 = st.columns(4)
 d1.download_button(
-    "Numbers (CSV)", frame.to_csv(index=False), "convexity.csv", "text/csv", icon=":material/table:"
+    "Numbers (CSV)",
+    export.csv_with_provenance(frame.to_csv(index=False), [prov]),
+    "convexity.csv",
+    "text/csv",
+    icon=":material/table:",
 )
 d2.download_button(
     "Numbers (JSON)",
-    json.dumps(payload, indent=1, default=str),
+    json.dumps(export.json_with_provenance(payload, [prov]), indent=1, default=str),
     "convexity.json",
     "application/json",
     icon=":material/data_object:",
 )
 d3.download_button(
     "Figure (HTML)",
-    lambda: fig.to_html(include_plotlyjs=True, full_html=True),  # built on click; works offline
+    lambda: export.figure_html(fig, caption_lines, "convexity", "Graph convexity per layer"),
     "convexity.html",
     "text/html",
     icon=":material/image:",
-)
+)  # built on click; plotly.js inlined, so it opens offline
+with d4:
+    common.image_format_picker()

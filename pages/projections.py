@@ -8,6 +8,8 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.results import export
+from core.results.provenance import provenance_from_meta
 from pages import common
 
 st.title("Projections")
@@ -57,7 +59,15 @@ common.style(fig, height=620)
 fig.update_layout(
     legend={"orientation": "v", "y": 1, "x": 1.02, "yanchor": "top"}, clickmode="event+select"
 )
-event = common.show(fig, key="pj_plot", on_select="rerun", selection_mode="points")
+prov = provenance_from_meta(
+    fs.meta | {"key": fs.key}, kind="umap", label_sets=[colour],
+    settings={"n_neighbors": 15, "layer": layer, "projection": "UMAP, exact kNN, Procrustes-aligned"},
+)  # fmt: skip
+export.add_caption(fig, [f"hidden state {layer} · " + prov.caption()])
+event = common.show(
+    fig, key="pj_plot", on_select="rerun", selection_mode="points",
+    config=common.figure_config(f"umap-layer{layer}"),
+)  # fmt: skip
 st.caption(
     "UMAP on the exact Euclidean kNN graph (15 neighbours) of each hidden state; each layer starts from the "
     "previous one's layout and is Procrustes-aligned to it, so clips move only where the geometry changes."

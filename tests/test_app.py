@@ -7,6 +7,7 @@ Caching is proven by counting calls of the real engines (wrapped, still run), no
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path

@@ -103,7 +103,7 @@ def _fraction(text: str) -> float:
 
 def cmd_convexity(args: argparse.Namespace) -> int:
     """Graph convexity per layer for word and/or speaker labels, sharing one kNN graph per layer."""
-    from core.geometry.convexity import layerwise_convexity
+    from core.results.kinds import stored_convexity  # the engine through the results store
 
     out = _out_path(args)
     fs = _features_for(args)
@@ -113,16 +113,23 @@ def cmd_convexity(args: argparse.Namespace) -> int:
     pairs = None if args.exhaustive else args.pairs
     update, close = progress_bar("convexity", not args.no_progress)
     try:
-        curves = layerwise_convexity(
-            fs.features, labels, k=args.k, max_pairs_per_class=pairs, seed=args.pair_seed,
-            device=args.device, progress=update,
+        curves = stored_convexity(
+            fs, labels, k=args.k, max_pairs_per_class=pairs, seed=args.pair_seed,
+            target_se=None if args.exhaustive else args.target_se, device=args.device,
+            progress=update,
         )  # fmt: skip
     finally:
         close()
     first = next(iter(curves.values())).results[0]
     estimator = first.settings["estimator"]
-    print(f"graph convexity: k={args.k}, {'exhaustive' if pairs is None else f'{pairs} pairs/class'}"
-          f" ({estimator}); sem = standard error of the estimate")  # fmt: skip
+    if pairs is None:
+        precision = "exhaustive"
+    elif args.target_se is not None:
+        precision = f"target standard error {args.target_se:g}"
+    else:
+        precision = f"precision of {pairs} pairs/class"
+    print(f"graph convexity: k={args.k}, {precision} ({estimator}); "
+          "sem = standard error of the estimate (0 where exact)")  # fmt: skip
     for name, c in curves.items():
         ex = c.results[0].n_excluded_classes
         n_cls = len(c.results[0].per_class)
@@ -193,6 +200,7 @@ def cmd_criteria(args: argparse.Namespace) -> int:
         run_criteria,
     )
     from core.io.atomic import atomic_write_bytes
+    from core.results.kinds import stored_criteria
 
     out = _out_path(args)
     fs = _features_for(args)
@@ -211,7 +219,10 @@ def cmd_criteria(args: argparse.Namespace) -> int:
         )  # fmt: skip
     finally:
         close()
-    results = run_criteria(fs.features, labels, names=args.names, graphs=graphs, k=args.k)
+    results, _ = stored_criteria(
+        fs, args.labels, {"names": args.names, "k": args.k, "options": {}},
+        lambda: run_criteria(fs.features, labels, names=args.names, graphs=graphs, k=args.k),
+    )  # fmt: skip
     table = compare_prune_points(results, curve, fraction=args.fraction)
     curves = {"convexity": curve.scores} | {
         n: r.values for n, r in results.items() if r.kind == "curve"
@@ -305,6 +316,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="precision of this many sampled pairs per class (default: 5000)",
     )
     p.add_argument("--exhaustive", action="store_true", help="score every ordered pair (exact)")
+    p.add_argument(
+        "--target-se",
+        type=float,
+        default=None,
+        help="sample sources until the layer score's standard error is at most this (e.g. 0.005); "
+        "exhaustive where that would cost more than ~70%% of all trees; overrides --pairs",
+    )
     p.add_argument(
         "--pair-seed", type=int, default=0, help="seed of the pair sampling (default: 0)"
     )

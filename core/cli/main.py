@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "core.cli.geometry_commands",
     "core.cli.run_commands",
     "core.cli.grid_commands",
+    "core.cli.results_commands",
 )
 
 EXAMPLES = """\

@@ -1,0 +1,149 @@
+"""Curves from stored results side by side: depth alignment, error bars, prune points, class differences.
+
+A stored convexity entry gives one :class:`CurveSeries` per label set; a fine-tune entry one per (label
+set, pretrained/fine-tuned). Relative depth maps hidden state i of an L-layer model to i / L (0 = input,
+1 = last layer), so a 4-layer and a 6-layer model share an axis. Two error bars are offered: the standard
+error of the estimate (0 for exact curves) and the authors' spread bar, per class pair_std / sqrt(points),
+averaged over the classes of the layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.geometry.convexity import ConvexityCurve
+from core.geometry.prune_point import suggest_prune_point
+from core.results.kinds import decode_curves
+from core.results.provenance import Provenance
+
+CURVE_KINDS = ("convexity", "finetune-convexity")
+
+
+@dataclass(frozen=True)
+class CurveSeries:
+    """One per-layer curve of a stored result, with what is needed to overlay and compare it."""
+
+    entry_key: str
+    label_set: str
+    layers: tuple[int, ...]
+    scores: np.ndarray
+    sems: np.ndarray
+    spread: np.ndarray | None
+    per_class: dict[str, np.ndarray] = field(default_factory=dict)
+    exact: bool = False
+    provenance: Provenance | None = None
+    n_layers: int = 0
+
+    @property
+    def id(self) -> str:
+        """Stable short id for links: ``<key prefix>:<label set>``."""
+        return f"{self.entry_key[:12]}:{self.label_set}"
+
+    def label(self) -> str:
+        """Legend text: model, data, label set, key prefix."""
+        p = self.provenance
+        model = (p.model_key or p.model_id) if p else "?"
+        data = f"{p.dataset} {p.n_clips}" if p else "?"
+        return f"{model} · {data} · {self.label_set} · {self.entry_key[:6]}"
+
+    def x(self, relative: bool) -> np.ndarray:
+        """Layer axis values: hidden-state index, or relative depth index / L."""
+        layers = np.asarray(self.layers, dtype=float)
+        return layers / max(self.n_layers, 1) if relative else layers
+
+    def bars(self, which: str) -> np.ndarray | None:
+        """Error bar values: ``se`` (standard error), ``spread`` (authors') or ``none``."""
+        if which == "se":
+            return self.sems
+        if which == "spread":
+            return self.spread
+        return None
+
+
+def spread_bars(curve: ConvexityCurve) -> np.ndarray:
+    """The authors' error bar per layer: mean over classes of pair_std / sqrt(points in class)."""
+    return np.array(
+        [
+            np.mean([c.pair_std / np.sqrt(c.n_points) for c in r.per_class.values()])
+            if r.per_class else np.nan
+            for r in curve.results
+        ]
+    )  # fmt: skip
+
+
+def class_scores(curve: ConvexityCurve) -> dict[str, np.ndarray]:
+    """Class -> score per layer (NaN where a layer lacks the class)."""
+    classes = sorted({str(c) for r in curve.results for c in r.per_class})
+    table = [{str(c): v.score for c, v in r.per_class.items()} for r in curve.results]
+    return {c: np.array([row.get(c, np.nan) for row in table], dtype=float) for c in classes}
+
+
+def is_exact(curve: ConvexityCurve) -> bool:
+    """Whether every layer of ``curve`` scored all pairs (the engine's ``exact`` flag or estimator)."""
+    flags = [
+        r.settings.get("exact", r.settings.get("estimator") == "exhaustive") for r in curve.results
+    ]
+    return bool(flags) and all(flags)
+
+
+def series_of(key: str, kind: str, data: dict[str, Any], prov: Provenance) -> list[CurveSeries]:
+    """The curves of one stored entry (its key, kind, JSON data and provenance)."""
+    out = []
+    if kind == "convexity":
+        for name, c in decode_curves(data).items():
+            out.append(CurveSeries(key, name, c.layers, c.scores, c.sems, spread_bars(c),
+                                   class_scores(c), is_exact(c), prov,
+                                   prov.n_layers or max(c.layers)))  # fmt: skip
+    elif kind == "finetune-convexity":
+        for stage in ("pretrained", "finetuned"):
+            for name, c in (data.get(stage) or {}).items():
+                scores = np.asarray(c["scores"], dtype=float)
+                layers = tuple(int(x) for x in c.get("layers", range(len(scores))))
+                sems = np.asarray(c.get("sems", np.zeros_like(scores)), dtype=float)
+                out.append(CurveSeries(key, f"{name} ({stage})", layers, scores, sems, None, {},
+                                       False, prov, prov.n_layers or max(layers)))  # fmt: skip
+    return out
+
+
+def prune_table(series: list[CurveSeries], fraction: float) -> list[dict[str, Any]]:
+    """One row per curve: peak (score, layer, depth) and suggested prune point (layer, depth)."""
+    rows = []
+    for s in series:
+        by_layer = dict(zip(s.layers, s.scores, strict=True))
+        full = np.array([by_layer.get(i, np.nan) for i in range(s.n_layers + 1)])
+        peak_i = int(np.nanargmax(s.scores))
+        p = suggest_prune_point(full, fraction) if s.n_layers >= 1 else 0
+        rows.append(
+            {
+                "curve": s.label(),
+                "layers": s.n_layers,
+                "peak": round(float(s.scores[peak_i]), 4),
+                "peak layer": s.layers[peak_i],
+                "peak depth": round(s.layers[peak_i] / max(s.n_layers, 1), 3),
+                "prune point": p,
+                "prune depth": round(p / max(s.n_layers, 1), 3),
+                "error": "exact" if s.exact else "sampled (SE)",
+            }
+        )
+    return rows
+
+
+def class_difference(
+    a: CurveSeries, b: CurveSeries
+) -> tuple[list[str], np.ndarray, np.ndarray, bool]:
+    """(classes, x, A - B per class (classes x layers of A), resampled) on A's layers.
+
+    Classes present in both. When the depths differ, B's class curves are linearly interpolated at A's
+    relative depths (``resampled`` True) and x is relative depth; otherwise x is the hidden-state index.
+    """
+    classes = sorted(set(a.per_class) & set(b.per_class))
+    resampled = a.n_layers != b.n_layers or a.layers != b.layers
+    xa, xb = a.x(resampled), b.x(resampled)
+    z = np.full((len(classes), len(a.layers)), np.nan)
+    for i, c in enumerate(classes):
+        other = np.interp(xa, xb, b.per_class[c]) if resampled else b.per_class[c]
+        z[i] = a.per_class[c] - other
+    return classes, xa, z, resampled

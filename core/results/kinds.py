@@ -1,0 +1,227 @@
+"""Store-backed computations: convexity curves, criteria and UMAP layouts of a feature set, computed once.
+
+Each ``stored_*`` function keys the request (feature key, kind, the engine's settings, engine version),
+returns the stored entry when one is valid and otherwise runs the engine and stores its result with
+provenance. The convexity request is every keyword of ``layerwise_convexity`` (defaults filled in from
+its signature) except where and how it runs (device, engine, callbacks), so a new engine setting becomes
+part of the key without a change here.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import fields
+from typing import Any
+
+import numpy as np
+
+from core.geometry import convexity as convexity_engine
+from core.geometry.convexity import ClassConvexity, ConvexityCurve, ConvexityResult
+from core.geometry.criteria import CriterionResult
+from core.results.provenance import provenance_from_meta
+from core.results.store import StoredResult, get_or_compute, jsonable, result_key
+
+Progress = Callable[[int, int], None]
+# Arguments that say where/how the engine runs or reports, not what it computes: not part of the key.
+RUNTIME_ARGS = {"features", "labels", "device", "engine", "progress", "on_graph"}
+
+
+def _meta(fs: Any) -> dict[str, Any]:
+    """A feature set's meta with its key (a FeatureSet or a plain meta dict)."""
+    meta = dict(getattr(fs, "meta", fs))
+    key = getattr(fs, "key", None) or meta.get("key")
+    if not key:
+        raise ValueError(
+            "the feature set has no cache key; results of uncached features are not stored"
+        )
+    meta["key"] = key
+    return meta
+
+
+def _entry(
+    meta: Mapping[str, Any],
+    kind: str,
+    label_sets: Sequence[str],
+    request: dict[str, Any],
+    compute: Callable[[], tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]],
+    refresh: bool,
+) -> tuple[StoredResult, bool]:
+    """Get or compute one entry; ``compute`` returns (data, arrays, the engine's reported settings)."""
+    key = result_key(meta["key"], kind, request)
+
+    def build() -> StoredResult:
+        data, arrays, settings = compute()
+        prov = provenance_from_meta(dict(meta), kind=kind, label_sets=list(label_sets),
+                                    settings=jsonable(settings))  # fmt: skip
+        return StoredResult(key, kind, jsonable(request), prov, jsonable(data), arrays)
+
+    return get_or_compute(key, build, refresh=refresh)
+
+
+# --------------------------------------------------------------------------------------------------
+# Convexity curves
+
+
+def convexity_request(label_sets: Sequence[str], **engine_kwargs: Any) -> dict[str, Any]:
+    """The key-relevant settings: every ``layerwise_convexity`` keyword (defaults filled in) + label sets."""
+    sig = inspect.signature(convexity_engine.layerwise_convexity)
+    unknown = set(engine_kwargs) - set(sig.parameters)
+    if unknown:
+        raise TypeError(f"layerwise_convexity has no argument(s) {sorted(unknown)}")
+    request = {
+        name: engine_kwargs.get(name, p.default)
+        for name, p in sig.parameters.items()
+        if name not in RUNTIME_ARGS and p.default is not inspect.Parameter.empty
+    }
+    request["label_sets"] = list(label_sets)
+    return request
+
+
+def encode_curves(curves: Mapping[str, ConvexityCurve]) -> dict[str, Any]:
+    """JSON form of named convexity curves (every layer's full result, per-class numbers included)."""
+    return {
+        "order": list(
+            curves
+        ),  # JSON objects are stored with sorted keys; this keeps the caller's order
+        "curves": {
+            name: {"layers": list(c.layers), "results": [r.to_dict() for r in c.results]}
+            for name, c in curves.items()
+        },
+    }
+
+
+def _known(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``values`` that are fields of dataclass ``cls`` (newer writers may add more)."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in values.items() if k in names}
+
+
+def decode_curves(data: Mapping[str, Any]) -> dict[str, ConvexityCurve]:
+    """Inverse of ``encode_curves`` (class labels come back as strings)."""
+    out = {}
+    for name in data.get("order") or list(data["curves"]):
+        c = data["curves"][name]
+        results = []
+        for r in c["results"]:
+            per_class: dict[Hashable, ClassConvexity] = {
+                cls: ClassConvexity(**_known(ClassConvexity, v))
+                for cls, v in r["per_class"].items()
+            }
+            results.append(
+                ConvexityResult(
+                    **_known(ConvexityResult, r)
+                    | {"per_class": per_class, "excluded_classes": tuple(r["excluded_classes"])}
+                )
+            )
+        out[name] = ConvexityCurve(name, tuple(int(x) for x in c["layers"]), tuple(results))
+    return out
+
+
+def convexity_entry(
+    fs: Any,
+    labels: Mapping[str, Sequence[Hashable]],
+    *,
+    progress: Progress | None = None,
+    device: Any = None,
+    engine: str = "auto",
+    refresh: bool = False,
+    **engine_kwargs: Any,
+) -> tuple[StoredResult, bool]:
+    """(entry, from_store) of the convexity curves of ``labels`` (name -> labels) on feature set ``fs``."""
+    meta = _meta(fs)
+    request = convexity_request(list(labels), **engine_kwargs)
+
+    def compute() -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
+        curves = convexity_engine.layerwise_convexity(
+            fs.features, dict(labels), device=device, engine=engine, progress=progress,
+            **engine_kwargs,
+        )  # fmt: skip
+        settings = dict(next(iter(curves.values())).results[0].settings)
+        settings.pop("n_shortest_path_trees", None)
+        return encode_curves(curves), {}, settings
+
+    return _entry(meta, "convexity", list(labels), request, compute, refresh)
+
+
+def stored_convexity(
+    fs: Any, labels: Mapping[str, Sequence[Hashable]], **kwargs: Any
+) -> dict[str, ConvexityCurve]:
+    """``layerwise_convexity(fs.features, labels, ...)`` through the results store (same arguments)."""
+    entry, _ = convexity_entry(fs, labels, **kwargs)
+    return decode_curves(entry.data)
+
+
+# --------------------------------------------------------------------------------------------------
+# Criteria
+
+
+def encode_criteria(
+    results: Mapping[str, CriterionResult],
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(JSON part, arrays) of named criterion results."""
+    data: dict[str, Any] = {"criteria": {}}
+    arrays: dict[str, np.ndarray] = {}
+    for name, r in results.items():
+        arrays[f"{name}.values"] = np.asarray(r.values, dtype=np.float64)
+        if r.uncertainty is not None:
+            arrays[f"{name}.uncertainty"] = np.asarray(r.uncertainty, dtype=np.float64)
+        data["criteria"][name] = {
+            "name": r.name, "kind": r.kind, "settings": r.settings,
+            "higher_is_better": r.higher_is_better, "prune_rule": r.prune_rule,
+            "seconds": r.seconds, "details": r.details,
+        }  # fmt: skip
+    return data, arrays
+
+
+def decode_criteria(entry: StoredResult) -> dict[str, CriterionResult]:
+    """Inverse of ``encode_criteria``."""
+    return {
+        name: CriterionResult(
+            **_known(CriterionResult, doc),
+            values=entry.arrays[f"{name}.values"],
+            uncertainty=entry.arrays.get(f"{name}.uncertainty"),
+        )
+        for name, doc in entry.data["criteria"].items()
+    }
+
+
+def stored_criteria(
+    fs: Any,
+    label_set: str,
+    request: Mapping[str, Any],
+    compute: Callable[[], Mapping[str, CriterionResult]],
+    *,
+    refresh: bool = False,
+) -> tuple[dict[str, CriterionResult], bool]:
+    """(criteria, from_store): ``compute()`` (e.g. ``run_criteria``) through the store, keyed by ``request``."""
+    meta = _meta(fs)
+
+    def run() -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
+        data, arrays = encode_criteria(compute())
+        return data, arrays, dict(request)
+
+    request = {"label_set": label_set, **request}
+    entry, hit = _entry(meta, "criteria", [label_set], dict(request), run, refresh)
+    return decode_criteria(entry), hit
+
+
+# --------------------------------------------------------------------------------------------------
+# UMAP layouts
+
+
+def stored_umap(
+    fs: Any,
+    request: Mapping[str, Any],
+    compute: Callable[[], np.ndarray],
+    *,
+    refresh: bool = False,
+) -> tuple[np.ndarray, bool]:
+    """(layouts (L+1, N, 2), from_store): ``compute()`` through the store, keyed by ``request``."""
+
+    def run() -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
+        layout = np.asarray(compute(), dtype=np.float32)
+        return {"shape": list(layout.shape)}, {"layout": layout}, dict(request)
+
+    entry, hit = _entry(_meta(fs), "umap", [], dict(request), run, refresh)
+    return entry.arrays["layout"], hit

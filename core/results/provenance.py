@@ -1,0 +1,174 @@
+"""Where a stored result came from: model, data, settings, engine and code, as one frozen record.
+
+Built from a feature set's ``meta`` (core/data/features.py records model identity and the selection there)
+plus the settings the engine reported, so every export can say which model, data and code produced it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import re
+import subprocess
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from core.io.paths import REPO_ROOT
+
+# Engine modules per result kind; a module may define ENGINE_VERSION (bump it when its output changes).
+ENGINE_MODULES = {
+    "convexity": "core.geometry.convexity",
+    "criteria": "core.geometry.criteria",
+    "umap": "core.geometry.projections",
+    "finetune-convexity": "core.geometry.convexity",
+}
+
+
+def engine_version(kind: str) -> str:
+    """The engine version of a result kind: the engine module's ``ENGINE_VERSION``, else "1"."""
+    module = ENGINE_MODULES.get(kind)
+    if module is None:
+        return "1"
+    return str(getattr(importlib.import_module(module), "ENGINE_VERSION", "1"))
+
+
+@functools.cache
+def code_version() -> str:
+    """The git commit of the code (``+dirty`` when the tree has changes), or "unknown" outside a checkout."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+            text=True, timeout=5, check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "") if head else "unknown"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who and what produced a result; JSON via ``to_dict``/``from_dict``."""
+
+    model_id: str
+    weights: str  # revision or weight hash, as the feature cache identifies the model
+    dataset: str
+    selection: dict[str, Any]
+    dataset_fingerprint: str
+    feature_key: str
+    n_clips: int
+    n_layers: int
+    label_sets: tuple[str, ...]
+    settings: dict[str, Any]  # what the engine reported (k, pairs, estimator, seed, ...)
+    device: str
+    engine_version: str
+    code_version: str
+    created: str
+    model_key: str = ""
+    input_mode: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exact(self) -> bool:
+        """Whether the result is exact (every ordered pair scored), from the engine's own settings."""
+        if "exact" in self.settings:
+            return bool(self.settings["exact"])
+        return self.settings.get("estimator") == "exhaustive"
+
+    @property
+    def k(self) -> Any:
+        """Neighbours of the kNN graph (None when the result has none)."""
+        return self.settings.get("k")
+
+    @property
+    def seed(self) -> Any:
+        """Seed of the sampling (None when the result has none)."""
+        return self.settings.get("seed")
+
+    def sampling_text(self) -> str:
+        """'exact' or a short description of the sampling."""
+        if self.exact:
+            return "exact (all pairs)"
+        parts = [str(self.settings.get("estimator") or "sampled")]
+        for name in ("max_pairs_per_class", "target_se"):
+            if self.settings.get(name) is not None:
+                parts.append(f"{name.replace('_', ' ')} {self.settings[name]}")
+        return ", ".join(parts)
+
+    def caption(self) -> str:
+        """One line naming model, data and settings, for figure captions and file headers."""
+        sel = self.selection or {}
+        split = sel.get("split")
+        data = f"{self.dataset}" + (f" ({split})" if split and split != "all" else "")
+        bits = [
+            f"model {self.model_key or self.model_id} [{_short(self.weights)}]",
+            f"data {data}, {self.n_clips} clips [{_short(self.dataset_fingerprint)}]",
+        ]
+        if self.k is not None:
+            bits.append(f"k={self.k}")
+        if "estimator" in self.settings or "exact" in self.settings:
+            bits.append(self.sampling_text())
+        if self.seed is not None and not self.exact:
+            bits.append(f"seed {self.seed}")
+        bits.append(f"{self.device}, engine v{self.engine_version}, code {self.code_version}")
+        bits.append(self.created[:10])
+        return " · ".join(bits)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        d = asdict(self)
+        d["label_sets"] = list(self.label_sets)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Provenance:
+        """Inverse of ``to_dict``; unknown keys are kept under ``extra`` (newer writers)."""
+        names = {f.name for f in fields(cls)}
+        known = {k: v for k, v in data.items() if k in names}
+        extra = dict(known.pop("extra", {}) or {}) | {
+            k: v for k, v in data.items() if k not in names
+        }
+        known["label_sets"] = tuple(known.get("label_sets") or ())
+        known["selection"] = dict(known.get("selection") or {})
+        known["settings"] = dict(known.get("settings") or {})
+        return cls(**known, extra=extra)
+
+
+def _short(text: str, n: int = 12) -> str:
+    """``text`` with every long hex digest cut to its first ``n`` digits (kind prefixes kept)."""
+    return re.sub(rf"[0-9a-f]{{{n + 1},}}", lambda m: m.group(0)[:n], str(text or "?"))
+
+
+def provenance_from_meta(
+    meta: dict[str, Any],
+    *,
+    kind: str,
+    label_sets: tuple[str, ...] | list[str],
+    settings: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> Provenance:
+    """Provenance of a result computed on a feature set whose ``FeatureSet.meta`` is ``meta``."""
+    settings = {k: v for k, v in settings.items() if k != "layer"}
+    return Provenance(
+        model_id=str(meta.get("model_id") or meta.get("model_key") or "?"),
+        weights=str(meta.get("weights") or "?"),
+        dataset=str(meta.get("dataset") or "?"),
+        selection=dict(meta.get("selection") or {}),
+        dataset_fingerprint=str(meta.get("dataset_fingerprint") or "?"),
+        feature_key=str(meta.get("key") or "?"),
+        n_clips=int(meta.get("n_clips") or (meta.get("shape") or [0])[0]),
+        n_layers=int(meta.get("n_layers") or 0),
+        label_sets=tuple(label_sets),
+        settings=settings,
+        device=str(settings.get("device") or meta.get("device") or "?"),
+        engine_version=engine_version(kind),
+        code_version=code_version(),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        model_key=str(meta.get("model_key") or ""),
+        input_mode=str(meta.get("input_mode") or ""),
+        extra=dict(extra or {}),
+    )

@@ -1,0 +1,71 @@
+"""Fine-tuned vs pretrained convexity curves of fine-tuning runs, copied into the results store.
+
+A run folder (core/training/finetune.py) holds ``convexity.json`` (pretrained and fine-tuned curves on
+its evaluation split) and ``config.json``; this reads those files only (no import from the training
+layer above) and stores them as a ``finetune-convexity`` entry keyed by the run id, so the Compare page
+and bundles treat them like any other result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from core.io.paths import cache_dir
+from core.results.provenance import provenance_from_meta
+from core.results.store import StoredResult, get_or_compute, jsonable, result_key
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``, or None if missing or unreadable."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def store_run_curves(run: str | os.PathLike) -> str | None:
+    """Store a finished run's pretrained/fine-tuned curves; returns the entry key (None if it has none)."""
+    run = Path(run)
+    conv = _read(run / "convexity.json")
+    if not conv or not conv.get("finetuned"):
+        return None
+    cfg = (_read(run / "config.json") or {}).get("config", {})
+    meta = {
+        "key": f"run:{run.name}",
+        "model_key": cfg.get("model", "?"),
+        "model_id": cfg.get("model", "?"),
+        "weights": f"fine-tuned run {run.name}",
+        "dataset": cfg.get("dataset", "?"),
+        "selection": {"task": cfg.get("task"), "split": conv.get("split")},
+        "dataset_fingerprint": "-",
+        "n_clips": conv.get("n_clips", 0),
+        "n_layers": len(next(iter(conv["finetuned"].values()))["scores"]) - 1,
+    }
+    request = {"run": run.name, "split": conv.get("split")}
+    key = result_key(meta["key"], "finetune-convexity", request)
+
+    def build() -> StoredResult:
+        prov = provenance_from_meta(
+            meta, kind="finetune-convexity", label_sets=sorted(conv["finetuned"]),
+            settings={"prune_point": cfg.get("prune_point"), "task": cfg.get("task")},
+            extra={"run": run.name},
+        )  # fmt: skip
+        data = {k: conv.get(k) for k in ("pretrained", "finetuned", "split", "relevant")}
+        return StoredResult(key, "finetune-convexity", request, prov, jsonable(data))
+
+    get_or_compute(key, build)
+    return key
+
+
+def store_all_run_curves(root: str | os.PathLike | None = None) -> list[str]:
+    """``store_run_curves`` for every run folder under ``root`` (default ``cache_dir()/runs``)."""
+    base = Path(root) if root is not None else cache_dir() / "runs"
+    keys = []
+    for run in sorted(base.iterdir()) if base.is_dir() else []:
+        if run.is_dir() and (key := store_run_curves(run)) is not None:
+            keys.append(key)
+    return keys

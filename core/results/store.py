@@ -1,0 +1,360 @@
+"""The on-disk results store: computed curves, criteria and layouts that outlive the process.
+
+Layout: ``cache_dir()/results/<key>/entry.json`` (+ ``<name>.npy`` per array). ``key`` is the sha256 of
+the canonical JSON of (schema, feature key, kind, request settings, engine version), so the CLI and the
+dashboard asking for the same thing find the same entry. ``entry.json`` holds the kind, the request,
+the :class:`Provenance`, the JSON part of the result, each array's file/shape/dtype/bytes/sha256, and a
+sha256 of its own content. A read checks all of that and treats anything wrong as missing (a warning is
+logged; the caller recomputes), never a crash. Writes build the entry in a temporary folder and rename it
+into place, under an exclusive ``fcntl.flock`` on ``<key>.lock``: two processes computing one key
+produce one valid entry (the second finds the first's). Arrays are saved with ``np.save`` and read with
+``np.load(allow_pickle=False)``; nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import LabError
+from core.io.atomic import atomic_write_bytes, sha256_file
+from core.io.paths import cache_dir
+from core.results.provenance import Provenance, engine_version
+
+log = logging.getLogger(__name__)
+
+SCHEMA = 1
+ENTRY_NAME = "entry.json"
+KEY_RE = re.compile(r"^[0-9a-f]{64}$")
+ARRAY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}$")
+KINDS = ("convexity", "criteria", "umap", "finetune-convexity")
+
+
+class ResultError(LabError):
+    """A stored result that is missing, ambiguous or cannot be used."""
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """One stored entry: what was asked (``request``), where it came from, its JSON data and arrays."""
+
+    key: str
+    kind: str
+    request: dict[str, Any]
+    provenance: Provenance
+    data: dict[str, Any]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def label(self) -> str:
+        """One-line description for pickers and listings."""
+        p = self.provenance
+        sets = "+".join(p.label_sets) or "-"
+        return (
+            f"{p.model_key or p.model_id} · {p.dataset} · {p.n_clips} clips · {self.kind} "
+            f"[{sets}] · {p.sampling_text() if self.kind == 'convexity' else ''}"
+            f" · {self.key[:8]}"
+        ).replace(" ·  · ", " · ")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of the entry, without the arrays (they are listed in ``entry.json``)."""
+        return {
+            "schema": SCHEMA,
+            "key": self.key,
+            "kind": self.kind,
+            "request": self.request,
+            "provenance": self.provenance.to_dict(),
+            "data": self.data,
+        }
+
+
+@dataclass(frozen=True)
+class EntryInfo(StoredResult):
+    """A listed entry, read from ``entry.json`` only (arrays not loaded or checked); ``n_bytes`` on disk."""
+
+    n_bytes: int = 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Keys and paths
+
+
+def results_root() -> Path:
+    """``cache_dir()/results``, created if missing."""
+    root = cache_dir() / "results"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _canonical(obj: Any) -> bytes:
+    """Canonical JSON bytes (sorted keys, numpy scalars and arrays as plain values)."""
+    return json.dumps(obj, sort_keys=True, default=_plain, allow_nan=True).encode()
+
+
+def _plain(value: Any) -> Any:
+    """JSON fallback for numpy scalars/arrays, tuples and paths."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return str(value)
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` as plain JSON types (what a round trip through the store returns)."""
+    return json.loads(_canonical(obj))
+
+
+def result_key(feature_key: str, kind: str, request: Mapping[str, Any]) -> str:
+    """The store key of (feature set, kind, request settings, engine version)."""
+    payload = {
+        "schema": SCHEMA,
+        "feature_key": str(feature_key),
+        "kind": kind,
+        "request": jsonable(dict(request)),
+        "engine_version": engine_version(kind),
+    }
+    return hashlib.sha256(_canonical(payload)).hexdigest()
+
+
+def _check_key(key: str) -> str:
+    """A full key (64 hex digits), else ResultError: keys become folder names."""
+    if not KEY_RE.match(str(key)):
+        raise ResultError(f"not a result key: {str(key)[:80]!r}")
+    return str(key)
+
+
+@contextlib.contextmanager
+def _exclusive(key: str) -> Iterator[None]:
+    """Hold an exclusive flock on ``<key>.lock`` in the results folder (blocks while another holds it)."""
+    with open(results_root() / f"{_check_key(key)}.lock", "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading and validating
+
+
+def _doc_sha(doc: Mapping[str, Any]) -> str:
+    """sha256 of an entry document without its own ``sha256`` field."""
+    return hashlib.sha256(_canonical({k: v for k, v in doc.items() if k != "sha256"})).hexdigest()
+
+
+def validate_entry_doc(doc: Any, key: str | None = None) -> str | None:
+    """Why ``entry.json`` content cannot be used (schema, key, checksum, array list), or None if fine."""
+    if not isinstance(doc, dict):
+        return "entry.json is not an object"
+    if doc.get("schema") != SCHEMA:
+        return f"schema {doc.get('schema')!r}, expected {SCHEMA}"
+    if not KEY_RE.match(str(doc.get("key"))) or (key is not None and doc.get("key") != key):
+        return "entry.json names another key"
+    if doc.get("kind") not in KINDS:
+        return f"unknown kind {doc.get('kind')!r}"
+    for name, typ in (("request", dict), ("provenance", dict), ("data", dict), ("arrays", dict)):
+        if not isinstance(doc.get(name), typ):
+            return f"entry.json field {name!r} is missing or not an object"
+    if doc.get("sha256") != _doc_sha(doc):
+        return "entry.json checksum mismatch"
+    for name, spec in doc["arrays"].items():
+        if not ARRAY_NAME_RE.match(str(name)) or not isinstance(spec, dict):
+            return f"bad array entry {str(name)[:40]!r}"
+        if spec.get("file") != f"{name}.npy":
+            return f"array {name!r} names file {spec.get('file')!r}"
+        for fld in ("shape", "dtype", "bytes", "sha256"):
+            if fld not in spec:
+                return f"array {name!r} lacks {fld!r}"
+    return None
+
+
+def _load_array(path: Path, spec: Mapping[str, Any]) -> np.ndarray:
+    """One array file checked against its listed size, checksum, shape and dtype (ValueError if not)."""
+    if not path.is_file():
+        raise ValueError(f"{path.name} is missing")
+    size = path.stat().st_size
+    if size != int(spec["bytes"]):
+        raise ValueError(f"{path.name} has {size} bytes, entry.json says {spec['bytes']}")
+    if sha256_file(path) != spec["sha256"]:
+        raise ValueError(f"{path.name} checksum mismatch")
+    arr = np.load(path, allow_pickle=False)
+    if list(arr.shape) != list(spec["shape"]) or str(arr.dtype) != spec["dtype"]:
+        raise ValueError(f"{path.name} is {arr.shape} {arr.dtype}, entry.json says otherwise")
+    return arr
+
+
+def read_entry(directory: Path, key: str | None = None) -> tuple[StoredResult | None, str | None]:
+    """The validated entry in ``directory``, else (None, reason); (None, None) when there is none."""
+    entry = directory / ENTRY_NAME
+    if not entry.is_file():
+        return None, None
+    try:
+        doc = json.loads(entry.read_text(encoding="utf-8"))
+        why = validate_entry_doc(doc, key)
+        if why is not None:
+            return None, why
+        arrays = {
+            name: _load_array(directory / spec["file"], spec)
+            for name, spec in doc["arrays"].items()
+        }
+        result = StoredResult(
+            key=doc["key"],
+            kind=doc["kind"],
+            request=doc["request"],
+            provenance=Provenance.from_dict(doc["provenance"]),
+            data=doc["data"],
+            arrays=arrays,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+    return result, None
+
+
+def load_result(key: str) -> StoredResult | None:
+    """The stored entry for ``key`` if present and valid; None (with a logged warning if invalid)."""
+    found, why = read_entry(results_root() / _check_key(key), key)
+    if why is not None:
+        log.warning("stored result %s is invalid (%s); it will be recomputed", key[:12], why)
+    return found
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+
+
+def write_entry(directory: Path, result: StoredResult) -> None:
+    """Write ``result``'s files into an existing empty ``directory`` (arrays first, entry.json last)."""
+    specs: dict[str, dict[str, Any]] = {}
+    for name, arr in result.arrays.items():
+        if not ARRAY_NAME_RE.match(name):
+            raise ResultError(f"bad array name {name!r}")
+        arr = np.asarray(arr)
+        if arr.dtype.hasobject:
+            raise ResultError(
+                f"array {name!r} holds Python objects; only numeric arrays are stored"
+            )
+        path = directory / f"{name}.npy"
+        with open(path, "wb") as fh:
+            np.save(fh, arr, allow_pickle=False)
+        specs[name] = {
+            "file": path.name,
+            "shape": list(arr.shape),
+            "dtype": str(arr.dtype),
+            "bytes": path.stat().st_size,
+            "sha256": sha256_file(path),
+        }
+    doc = jsonable(result.to_dict()) | {"arrays": specs}
+    doc["sha256"] = _doc_sha(doc)
+    atomic_write_bytes(directory / ENTRY_NAME, json.dumps(doc, indent=1, sort_keys=True).encode())
+
+
+def install_entry(staged: Path, key: str) -> Path:
+    """Move a staged entry folder into place as ``<key>/`` (call while holding the key's lock)."""
+    final = results_root() / _check_key(key)
+    if final.exists():
+        shutil.rmtree(final)
+    staged.rename(final)
+    return final
+
+
+def save_result(result: StoredResult) -> Path:
+    """Store ``result`` under its key (replacing what is there), atomically and under the key's lock."""
+    with _exclusive(result.key):
+        return _save_locked(result)
+
+
+def _save_locked(result: StoredResult) -> Path:
+    """``save_result`` for a caller that already holds the lock."""
+    staged = Path(
+        tempfile.mkdtemp(dir=results_root(), prefix=f".{result.key[:12]}-", suffix=".tmp")
+    )
+    try:
+        write_entry(staged, result)
+        return install_entry(staged, result.key)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+
+
+def get_or_compute(
+    key: str, compute: Callable[[], StoredResult], *, refresh: bool = False
+) -> tuple[StoredResult, bool]:
+    """(entry, from_store): the valid stored entry for ``key``, else ``compute()`` stored under it.
+
+    Concurrent callers for one key wait on its lock; the later ones find the first one's entry.
+    ``refresh`` recomputes even when a valid entry exists (the user asked).
+    """
+    if not refresh and (found := load_result(key)) is not None:
+        return found, True
+    with _exclusive(key):
+        if not refresh and (found := load_result(key)) is not None:
+            return found, True
+        result = compute()
+        if result.key != key:
+            raise ValueError(f"computed entry has key {result.key[:12]}, expected {key[:12]}")
+        _save_locked(result)
+    return result, False
+
+
+# --------------------------------------------------------------------------------------------------
+# Browsing
+
+
+def list_results(kind: str | None = None) -> list[EntryInfo]:
+    """Entries in the store (newest first), optionally of one kind; unreadable entries are skipped."""
+    out: list[EntryInfo] = []
+    for directory in results_root().iterdir():
+        if not directory.is_dir() or not KEY_RE.match(directory.name):
+            continue
+        try:
+            doc = json.loads((directory / ENTRY_NAME).read_text(encoding="utf-8"))
+            if validate_entry_doc(doc, directory.name) is not None:
+                continue
+            if kind is not None and doc["kind"] != kind:
+                continue
+            size = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+            prov = Provenance.from_dict(doc["provenance"])
+            out.append(
+                EntryInfo(doc["key"], doc["kind"], doc["request"], prov, doc["data"], {}, size)
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    out.sort(key=lambda e: e.provenance.created, reverse=True)
+    return out
+
+
+def resolve_result_key(prefix: str) -> str:
+    """The full key of a stored entry from a unique prefix (at least 6 hex digits)."""
+    prefix = str(prefix).strip().lower()
+    if len(prefix) < 6 or not all(c in "0123456789abcdef" for c in prefix):
+        raise ResultError(f"result key {prefix[:80]!r}: give at least 6 hex digits")
+    hits = sorted(
+        p.name for p in results_root().iterdir() if p.is_dir() and KEY_RE.match(p.name)
+        and p.name.startswith(prefix)
+    )  # fmt: skip
+    if not hits:
+        raise ResultError(f"no stored result with key {prefix!r} in {results_root()}")
+    if len(hits) > 1:
+        raise ResultError(f"result key {prefix!r} is ambiguous: {', '.join(h[:12] for h in hits)}")
+    return hits[0]
+
+
+def remove_result(key: str) -> None:
+    """Delete one stored entry (under its lock)."""
+    with _exclusive(key):
+        shutil.rmtree(results_root() / _check_key(key), ignore_errors=True)
