@@ -7,9 +7,8 @@ import streamlit as st
 st.set_page_config(page_title="Convexity Lab", page_icon=":material/hub:", layout="wide")
 
 PAGES = [
-    st.Page(
-        "pages/setup.py", title="Setup", icon=":material/tune:", url_path="setup", default=True
-    ),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True),
+    st.Page("pages/setup.py", title="Setup", icon=":material/tune:", url_path="setup"),
     st.Page(
         "pages/convexity.py",
         title="Convexity",
@@ -27,6 +26,12 @@ PAGES = [
         title="Prune & fine-tune",
         icon=":material/content_cut:",
         url_path="finetune",
+    ),
+    st.Page(
+        "pages/sweep.py",
+        title="Prune sweep",
+        icon=":material/stacked_line_chart:",
+        url_path="sweep",
     ),
     st.Page(
         "pages/benchmarks.py",

@@ -38,6 +38,9 @@ _EXPORTS = {
     "procrustes_align": "projections",
     "layer_embeddings": "projections",
     "suggest_prune_point": "prune_point",
+    "local_peak_point": "prune_point",
+    "choose_prune_points": "prune_point",
+    "PrunePointChoice": "prune_point",
     "Design": "sampling",
     "knn_purity": "sampling",
     "first_stage_size": "sampling",
@@ -54,6 +57,9 @@ _EXPORTS = {
     "undirected_pairs": "teaching",
     "shortest_path": "teaching",
     "path_score": "teaching",
+    "leaving_pair": "teaching",
+    "PairWalkthrough": "teaching",
+    "walk_pair": "teaching",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
