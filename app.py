@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-st.set_page_config(page_title="Convexity Lab", page_icon=":material/hub:", layout="wide")
+# a local favicon: a ":material/...:" or emoji page icon makes the browser fetch it from a CDN
+ICON = Path(__file__).resolve().parent / "docs" / "favicon.png"
+st.set_page_config(page_title="Convexity Lab", page_icon=str(ICON), layout="wide")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True),

@@ -157,6 +157,11 @@ def set_pair(cls: int, start: int, end: int) -> None:
     st.session_state["ln_step"] = 0
 
 
+def move_step(delta: int) -> None:
+    """Button callback: one step forward or back (runs before the page, so the buttons see the new step)."""
+    st.session_state["ln_step"] = min(len(STEPS) - 1, max(0, st.session_state["ln_step"] + delta))
+
+
 def _keys(cls: int) -> tuple[str, str]:
     per_class = st.session_state["ln_per_class"]
     return f"ln_start_{cls}_{per_class}", f"ln_end_{cls}_{per_class}"
@@ -274,10 +279,10 @@ with right:
     if hint:
         st.info(hint, icon=":material/touch_app:")
     back, label, forward = st.columns([1, 3, 1])
-    if back.button("◀ Back", disabled=step == 0, key="ln_back"):
-        st.session_state["ln_step"] = step = step - 1
-    if forward.button("Next ▶", disabled=step == len(STEPS) - 1, key="ln_next"):
-        st.session_state["ln_step"] = step = step + 1
+    back.button("◀ Back", disabled=step == 0, key="ln_back", on_click=move_step, args=(-1,))
+    forward.button(
+        "Next ▶", disabled=step == len(STEPS) - 1, key="ln_next", on_click=move_step, args=(1,)
+    )
     label.markdown(f"**{STEPS[step]}** (step {step + 1} of {len(STEPS)})")
     step_text(walk, step, k, cls, result)
     common.show(
