@@ -131,6 +131,7 @@ else:
 - **Speaker labels** (pink) peak at hidden state {peak} ({speaker[peak]:.2f}) and fall to
   {speaker[-1]:.2f}: early layers keep who spoke, later ones discard it.
 - **The prune point** for a task is where its curve stops rising: layers after it add little for
-  that task. Here a speaker model needs only the first layer or two, which is what the prune sweep tests.
+  that task. Here the speaker curve suggests keeping {peak} layer{"s" if peak != 1 else ""} for
+  speaker identification; the Prune sweep page tests whether the pruned model holds up.
 """
         )

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import lfilter, resample_poly
+from scipy.signal import fftconvolve, lfilter, resample_poly
 
 WORDS: tuple[str, ...] = (
     "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward",
@@ -517,7 +517,7 @@ def process(
     speech[offset : offset + x.size] = x
     rt60 = float(rng.uniform(*aug.rt60_s)) if rng.random() < aug.reverb_prob else 0.0
     if rt60:
-        speech = np.convolve(speech, room_impulse(rng, rt60))[:CLIP_SAMPLES]
+        speech = fftconvolve(speech, room_impulse(rng, rt60))[:CLIP_SAMPLES]
     speech_rms = float(np.sqrt(np.mean(x**2)))  # over the word only, not the padding
     snr_db = float(rng.uniform(*aug.snr_db))
     beta = float(rng.uniform(*aug.noise_beta))
@@ -650,6 +650,50 @@ def learnability(root: Path, folds: int = 5, seed: int = 0) -> dict[str, float]:
         out[f"{name}_chance"] = 1.0 / len(set(y))
         out[f"{name}_folds"] = float(n_folds)
     return out
+
+
+def store_curves(root: Path, models: list[str], out: Path | None, k: int = 10) -> dict[str, Any]:
+    """Word and speaker convexity per hidden state over every clip, per model (the Home page's figure).
+
+    Real offline Whisper encoders, 1-s trimmed input, k = 10, at most 5,000 sampled pairs per class
+    (SEs from the engine). Written to ``out`` (JSON, atomically) with the command that made it.
+    """
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from core.data.features import Selection, extract_features
+    from core.geometry.convexity import layerwise_convexity
+    from core.io.atomic import atomic_write_json
+
+    torch.set_num_threads(1)
+    result: dict[str, Any] = {"models": {}}
+    for model in models:
+        t0 = time.time()
+        fs = extract_features(
+            model, Selection("sample", root=str(root)), batch_size=32, cache=False
+        )
+        labels = {"word": fs.words, "speaker": fs.speakers}
+        curves = layerwise_convexity(fs.features, labels, k=k, max_pairs_per_class=5000, seed=0)
+        result["models"][model] = {
+            name: {
+                "scores": [round(float(v), 4) for v in c.scores],
+                "sems": [round(float(v), 4) for v in c.sems],
+            }
+            for name, c in curves.items()
+        } | {"n_clips": int(fs.features.shape[0]), "seconds": round(time.time() - t0, 1)}
+        print(f"{model}: " + "; ".join(
+            f"{n} " + " ".join(f"{v:.3f}" for v in c["scores"])
+            for n, c in result["models"][model].items() if isinstance(c, dict)
+        ), flush=True)  # fmt: skip
+    n = next(iter(result["models"].values()))["n_clips"]
+    result["provenance"] = (
+        f"Measured on all {n} clips of the bundled sample (1-s trimmed input, k = 10, up to 5,000 "
+        f"sampled pairs per class; error bars: standard errors) by `python scripts/make_sample.py "
+        f"--out {root.as_posix()} --check-only --no-learnability --curves {out}`."
+    )
+    if out is not None:
+        atomic_write_json(out, result)
+    return result
 
 
 # ----------------------------------------------------------------------------- main
@@ -833,6 +877,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--check-only", action="store_true", help="only check an existing folder")
     p.add_argument("--no-learnability", action="store_true", help="skip the MFCC+LR check")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument(
+        "--curves",
+        type=Path,
+        default=None,
+        help="also measure word/speaker convexity of the offline Whisper models into this JSON",
+    )
+    p.add_argument(
+        "--curve-models",
+        nargs="+",
+        default=["whisper-tiny.en-offline", "whisper-base-offline"],
+        help="models for --curves",
+    )
     return p.parse_args(argv)
 
 
@@ -861,6 +917,8 @@ def main(argv: list[str] | None = None) -> int:
             f"words {res['words_acc']:.3f} (chance {res['words_chance']:.3f}), "
             f"speakers {res['speakers_acc']:.3f} (chance {res['speakers_chance']:.3f})"
         )
+    if args.curves is not None:
+        store_curves(args.out, args.curve_models, args.curves)
     print(f"total {time.time() - t0:.1f} s")
     return 0
 
