@@ -685,14 +685,15 @@ def store_curves(root: Path, models: list[str], out: Path | None, k: int = 10) -
             f"{n} " + " ".join(f"{v:.3f}" for v in c["scores"])
             for n, c in result["models"][model].items() if isinstance(c, dict)
         ), flush=True)  # fmt: skip
-    n = next(iter(result["models"].values()))["n_clips"]
-    result["provenance"] = (
-        f"Measured on all {n} clips of the bundled sample (1-s trimmed input, k = 10, up to 5,000 "
-        f"sampled pairs per class; error bars: standard errors) by `python scripts/make_sample.py "
-        f"--out {root.as_posix()} --check-only --no-learnability --curves {out}`."
-    )
-    if out is not None:
-        atomic_write_json(out, result)
+        n = result["models"][model]["n_clips"]
+        result["provenance"] = (
+            f"Measured on all {n} clips of the bundled sample (1-s trimmed input, k = 10, up to "
+            f"5,000 sampled pairs per class; error bars: standard errors) by `python "
+            f"scripts/make_sample.py --out {root.as_posix()} --check-only --no-learnability "
+            f"--curves {out}`."
+        )
+        if out is not None:  # after each model: a slow second model does not hold up the first
+            atomic_write_json(out, result)
     return result
 
 
