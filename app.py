@@ -24,18 +24,9 @@ st.html(
     </style>"""
 )
 
-SETUP = st.Page("pages/setup.py", title="Setup", icon=":material/tune:", url_path="setup")
-
-
-def _home() -> None:
-    """The root URL: go to Setup, so that both / and /setup open it (Streamlit serves a default
-    page only at /)."""
-    st.switch_page(SETUP)
-
-
 PAGES = [
-    st.Page(_home, title="Convexity Lab", url_path="home", default=True, visibility="hidden"),
-    SETUP,
+    st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True),
+    st.Page("pages/setup.py", title="Setup", icon=":material/tune:", url_path="setup"),
     st.Page(
         "pages/convexity.py",
         title="Convexity",
@@ -55,6 +46,12 @@ PAGES = [
         url_path="finetune",
     ),
     st.Page(
+        "pages/sweep.py",
+        title="Prune sweep",
+        icon=":material/stacked_line_chart:",
+        url_path="sweep",
+    ),
+    st.Page(
         "pages/benchmarks.py",
         title="Benchmarks",
         icon=":material/leaderboard:",
@@ -63,7 +60,7 @@ PAGES = [
     st.Page(
         "pages/compare.py",
         title="Compare",
-        icon=":material/stacked_line_chart:",
+        icon=":material/compare_arrows:",
         url_path="compare",
     ),
     st.Page("pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),

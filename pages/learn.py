@@ -1,23 +1,33 @@
-"""Learn: graph convexity on a 2-D toy; see the kNN graph, one shortest path inside a class, and the scores."""
+"""Learn: graph convexity on a 2-D toy. Click two points, then step through graph -> path -> interior -> score."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.geometry.teaching import path_score, shortest_path, undirected_pairs
+from core.geometry.teaching import PairWalkthrough, leaving_pair, undirected_pairs, walk_pair
 from pages import common
+
+STEPS = ("1. The graph", "2. The shortest path", "3. Interior points", "4. The score")
+IN_COLOUR, OUT_COLOUR, PATH_COLOUR = "#16a34a", "#dc2626", "#e11d48"
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def default_pair(
+    shape: str, classes: int, per_class: int, spread: float, k: int, seed: int
+) -> tuple[int, int] | None:
+    """The toy's pair whose shortest path leaves its class the most (None if none leaves)."""
+    _, labels, _, graph = common.toy_graph(shape, classes, per_class, spread, k, seed)
+    return leaving_pair(*graph, labels)
 
 
 def figure(
-    points: np.ndarray,
-    labels: np.ndarray,
-    edges: np.ndarray,
-    path: list[int] | None,
-    ends: list[int],
+    points: np.ndarray, labels: np.ndarray, edges: np.ndarray, walk: PairWalkthrough, step: int
 ) -> go.Figure:
-    """Scatter of the points by class over the kNN edges, with one shortest path highlighted."""
+    """The toy by class over its kNN edges; from step 2 on the path, from step 3 the interior points."""
     fig = go.Figure()
     xs = np.full((len(edges), 3), np.nan)
     ys = np.full((len(edges), 3), np.nan)
@@ -28,7 +38,7 @@ def figure(
             y=ys.ravel(),
             mode="lines",
             name="kNN edges",
-            line={"width": 0.7, "color": "rgba(128,128,128,0.45)"},
+            line={"width": 0.7 if step else 1.2, "color": "rgba(128,128,128,0.45)"},
             hoverinfo="skip",
         )
     )
@@ -42,23 +52,47 @@ def figure(
                 y=points[mask, 1],
                 mode="markers",
                 name=f"class {c}",
-                marker={"size": 9, "color": colour},
+                marker={"size": 10, "color": colour},
                 customdata=ids[mask],
                 hovertemplate=f"point %{{customdata}} (class {c})<extra></extra>",
             )
         )
-    if path is not None:
+    if step >= 1 and walk.path is not None and len(walk.path) > 1:
+        path = list(walk.path)
         fig.add_trace(
             go.Scatter(
                 x=points[path, 0],
                 y=points[path, 1],
-                mode="lines+markers",
+                mode="lines",
                 name="shortest path",
-                line={"width": 4, "color": "#e11d48"},
-                marker={"size": 13, "symbol": "circle-open", "line": {"width": 2.5}},
+                line={"width": 4, "color": PATH_COLOUR},
                 hoverinfo="skip",
             )
         )
+    if step >= 2:
+        for name, group, colour, symbol in (
+            ("interior, same class", walk.inside, IN_COLOUR, "circle-open"),
+            ("interior, other class", walk.outside, OUT_COLOUR, "x-open"),
+        ):
+            if group:
+                g = list(group)
+                fig.add_trace(
+                    go.Scatter(
+                        x=points[g, 0],
+                        y=points[g, 1],
+                        mode="markers",
+                        name=f"{name} ({len(g)})",
+                        marker={
+                            "size": 17,
+                            "symbol": symbol,
+                            "color": colour,
+                            "line": {"width": 3},
+                        },
+                        customdata=g,
+                        hovertemplate="point %{customdata}<extra></extra>",
+                    )
+                )
+    ends = [walk.start, walk.end]
     fig.add_trace(
         go.Scatter(
             x=points[ends, 0],
@@ -67,21 +101,129 @@ def figure(
             name="start / end",
             text=["start", "end"],
             textposition="top center",
-            marker={"size": 18, "symbol": "star", "color": "#e11d48"},
-            hoverinfo="skip",
+            marker={"size": 20, "symbol": "star", "color": PATH_COLOUR},
+            customdata=ends,
+            hovertemplate="point %{customdata}<extra></extra>",
         )
     )
     fig.update_yaxes(scaleanchor="x")
+    fig.update_layout(clickmode="event+select", dragmode="pan")
     return common.style(fig, height=560)
 
 
+def clicked_point(event: Any) -> int | None:
+    """The point id of a plot click (selection event), or None."""
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        return None
+    for p in points:
+        data = p.get("customdata")
+        if isinstance(data, list):
+            data = data[0] if data else None
+        if data is not None:
+            return int(data)
+    return None
+
+
+def apply_click(labels: np.ndarray) -> str | None:
+    """Turn plot clicks into the pair: first click = start, second (same class) = end; returns a hint."""
+    event = st.session_state.get("ln_plot")
+    point = clicked_point(event)
+    signature = repr(event)
+    if point is None or signature == st.session_state.get("ln_last_event"):
+        return None
+    st.session_state["ln_last_event"] = signature
+    first = st.session_state.get("ln_first")
+    if first is None or first == point or labels[first] != labels[point]:
+        st.session_state["ln_first"] = point
+        why = (
+            f" (point {first} is in class {labels[first]}: a pair lies in one class)"
+            if first is not None and first != point and labels[first] != labels[point]
+            else ""
+        )
+        return f"Start: point {point} (class {labels[point]}). Click a second point of the same class{why}."
+    set_pair(int(labels[first]), first, point)
+    return None
+
+
+def set_pair(cls: int, start: int, end: int) -> None:
+    """Choose the pair (and its class) in the widgets' state; the step-through starts over."""
+    st.session_state["ln_class"] = cls
+    start_key, end_key = _keys(cls)
+    st.session_state[start_key] = int(start)
+    st.session_state[end_key] = int(end)
+    st.session_state["ln_first"] = None
+    st.session_state["ln_step"] = 0
+
+
+def move_step(delta: int) -> None:
+    """Button callback: one step forward or back (runs before the page, so the buttons see the new step)."""
+    st.session_state["ln_step"] = min(len(STEPS) - 1, max(0, st.session_state["ln_step"] + delta))
+
+
+def _keys(cls: int) -> tuple[str, str]:
+    per_class = st.session_state["ln_per_class"]
+    return f"ln_start_{cls}_{per_class}", f"ln_end_{cls}_{per_class}"
+
+
+def step_text(walk: PairWalkthrough, step: int, k: int, cls: int, result: Any) -> None:
+    """What the lecturer says at this step, with the actual numbers."""
+    if step == 0:
+        st.markdown(
+            f"Every point is joined to its **k = {k} nearest neighbours** (an edge if either point lists "
+            "the other; its weight is the Euclidean distance). Convexity only looks at this graph."
+        )
+        return
+    if walk.path is None:
+        st.warning(
+            "The end point is unreachable from the start in this kNN graph: the pair scores 0."
+        )
+        return
+    if step == 1:
+        st.markdown(
+            f"The **shortest weighted path** from point {walk.start} to point {walk.end}: "
+            f"{' → '.join(map(str, walk.path))} ({len(walk.path) - 1} edges)."
+        )
+        return
+    if step == 2:
+        st.markdown(
+            f"Its **interior points** (all but the two ends): {walk.n_interior}. "
+            f":green[{len(walk.inside)} in class {walk.label}]"
+            f"{': ' + ', '.join(map(str, walk.inside)) if walk.inside else ''}; "
+            f":red[{len(walk.outside)} in other classes]"
+            f"{': ' + ', '.join(map(str, walk.outside)) if walk.outside else ''}."
+        )
+        return
+    per = result.per_class[cls]
+    if walk.n_interior:
+        st.latex(
+            rf"\text{{pair score}} = \frac{{\#\,\text{{interior in class}}}}{{\#\,\text{{interior}}}}"
+            rf" = \frac{{{len(walk.inside)}}}{{{walk.n_interior}}} = {walk.score:.2f}"
+        )
+    else:
+        st.markdown("No interior point (the two are neighbours): the pair scores **1**.")
+    n = per.n_points
+    st.latex(
+        rf"\text{{class {cls} score}} = \frac{{1}}{{n(n-1)}}\sum_{{s \ne t}} \text{{pair score}}(s,t)"
+        rf" = \text{{mean over }} {n}\cdot{n - 1} = {per.n_pairs}\text{{ pairs}} = {per.score:.3f}"
+    )
+    st.latex(
+        rf"\text{{graph convexity}} = \text{{mean over {len(result.per_class)} classes}} = "
+        rf"{result.score:.3f}"
+    )
+
+
 common.init_state()
+if not st.session_state.get("ln_v2"):  # the moons, whose paths leave their class, open the page
+    st.session_state["ln_v2"] = True
+    st.session_state["ln_shape"] = "moons"
+st.session_state.setdefault("ln_step", 0)
 st.title("Learn: what graph convexity means")
 st.caption(
     "Connect every point to its k nearest neighbours. A class is convex in this graph if the shortest path "
-    "between any two of its points stays inside the class. A path's score is the share of its interior "
-    "points in the class; a class's score is the mean over all its ordered pairs; the layer score is the "
-    "mean over classes. Pick two points of a class and see one such path."
+    "between any two of its points stays inside the class. **Click two points of one class on the plot** "
+    "to choose a pair, then step through how its score is made."
 )
 left, right = st.columns([1, 3])
 with left:
@@ -98,40 +240,57 @@ with left:
     k = st.slider("k (neighbours)", 1, 20, key="ln_k")
     seed = st.number_input("Seed", 0, 10_000, key="ln_seed")
 
-points, labels, result, (indptr, nbr, wts) = common.toy_graph(
-    shape, classes, per_class, spread, k, int(seed)
-)
+toy = (shape, classes, per_class, spread, k, int(seed))
+points, labels, result, (indptr, nbr, wts) = common.toy_graph(*toy)
+if (
+    st.session_state.get("ln_toy") != toy
+):  # a new toy: start from a pair whose path leaves its class
+    st.session_state["ln_toy"] = toy
+    pair = default_pair(*toy)
+    if pair is not None:
+        set_pair(int(labels[pair[0]]), pair[0], pair[1])
+    else:
+        st.session_state["ln_first"] = None
+hint = apply_click(labels)
+
 with left:
     st.divider()
     cls = st.selectbox(
         "Class", list(range(classes)), key="ln_class", format_func=lambda c: f"class {c}"
     )
     members = np.flatnonzero(labels == cls).tolist()
-    start = st.selectbox("Start point", members, index=0, key=f"ln_start_{cls}_{per_class}")
-    end = st.selectbox(
-        "End point", members, index=len(members) - 1, key=f"ln_end_{cls}_{per_class}"
-    )
+    start_key, end_key = _keys(cls)
+    for key in (start_key, end_key):
+        if st.session_state.get(key) not in members:
+            st.session_state.pop(key, None)
+    for key, index in ((start_key, 0), (end_key, len(members) - 1)):
+        st.session_state.setdefault(key, members[index])
+    start = st.selectbox("Start point", members, key=start_key)
+    end = st.selectbox("End point", members, key=end_key)
 
-path = shortest_path(indptr, nbr, wts, int(start), int(end)) if start != end else [int(start)]
-score = path_score(path, labels) if start != end else 1.0
+walk = walk_pair(indptr, nbr, wts, labels, int(start), int(end))
+step = int(st.session_state["ln_step"])
 with right:
     a, b, c = st.columns(3)
-    a.metric("This path's score", f"{score:.2f}")
+    a.metric("This path's score", f"{walk.score:.2f}")
     b.metric(f"Class {cls} score", f"{result.per_class[cls].score:.3f}")
     c.metric("Graph convexity (all classes)", f"{result.score:.3f}")
-    if path is None:
-        st.warning(
-            "The end point is unreachable from the start in this kNN graph: the pair scores 0."
-        )
-    elif len(path) > 2:
-        inside = sum(labels[v] == cls for v in path[1:-1])
-        st.caption(
-            f"Path {' → '.join(map(str, path))}: {inside} of {len(path) - 2} interior points are in "
-            f"class {cls}."
-        )
-    else:
-        st.caption("The two points are neighbours (or the same point): no interior point, score 1.")
-    common.show(figure(points, labels, undirected_pairs(indptr, nbr), path, [int(start), int(end)]))
+    st.markdown(f"**Pair:** start {walk.start} → end {walk.end} (class {cls})")
+    if hint:
+        st.info(hint, icon=":material/touch_app:")
+    back, label, forward = st.columns([1, 3, 1])
+    back.button("◀ Back", disabled=step == 0, key="ln_back", on_click=move_step, args=(-1,))
+    forward.button(
+        "Next ▶", disabled=step == len(STEPS) - 1, key="ln_next", on_click=move_step, args=(1,)
+    )
+    label.markdown(f"**{STEPS[step]}** (step {step + 1} of {len(STEPS)})")
+    step_text(walk, step, k, cls, result)
+    common.show(
+        figure(points, labels, undirected_pairs(indptr, nbr), walk, step),
+        key="ln_plot",
+        on_select="rerun",
+        selection_mode="points",
+    )
     st.dataframe(
         [
             {"class": str(c), "score": round(v.score, 4), "points": v.n_points, "pairs": v.n_pairs}

@@ -1,13 +1,15 @@
 """Generate the bundled offline multi-speaker spoken-word sample (``data/sample``).
 
-The 35 Speech Commands v0.02 words are spoken by 23 synthetic "speakers" from text-to-speech
-engines that install from Debian and PyPI (espeak-ng, flite, festival, piper, Kokoro), each clip
-processed like a Speech Commands recording: silence trimmed, small rate/pitch jitter, random level,
-placed inside a 1-second window, a low noise floor, 16 kHz mono 16-bit FLAC.
+The 35 Speech Commands v0.02 words are spoken by 26 synthetic "speakers" from text-to-speech
+engines that install from Debian and PyPI (espeak-ng, flite, festival, piper, Kokoro; six of them
+derived from another engine voice by a tape-style pitch/formant shift), 3 takes each, every clip
+processed like a phone recording in a room: silence trimmed, small rate/pitch jitter, random level,
+placed inside a 1-second window, mild reverberation on half the clips, coloured background noise at
+a random 15-40 dB SNR, 16 kHz mono, Ogg/Opus (~28 kbit/s, so 3 takes of 26 voices fit in 15 MB).
 
 The layout is the Speech Commands one, so one loader reads both::
 
-    <out>/<word>/<speakerid>_nohash_<take>.flac
+    <out>/<word>/<speakerid>_nohash_<take>.ogg
     <out>/validation_list.txt   <out>/testing_list.txt   (relative paths, split by speaker hash)
     <out>/voices.json            (engine, settings and licence of every speaker)
 
@@ -16,7 +18,8 @@ bytes. Engines that are missing are skipped with a message; failed or empty outp
 
 Example::
 
-    python scripts/make_sample.py --out data/sample --takes 1
+    python scripts/make_sample.py --out data/sample --takes 3
+    python scripts/make_sample.py --out data/sample --lossless-copy /tmp/sample_flac  # + a FLAC twin
     python scripts/make_sample.py --out data/sample --check-only
 """
 
@@ -39,7 +42,7 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import lfilter, resample_poly
+from scipy.signal import fftconvolve, lfilter, resample_poly
 
 WORDS: tuple[str, ...] = (
     "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward",
@@ -77,6 +80,24 @@ class Voice:
     licence: str
     description: str
     base_rate: float = 1.0  # engine speaking-rate multiplier (>1 faster)
+    shift: float = 1.0  # tape-style pitch/formant shift applied after synthesis (1 = none)
+
+
+def _shifted(base: Voice, shift: float) -> Voice:
+    """A derived speaker: ``base`` resampled ``shift`` times higher (pitch and formants), same tempo.
+
+    The engine is asked to speak ``shift`` times slower first, so the word keeps its length; a
+    shift of 1.15 sounds like a smaller vocal tract, 0.88 like a larger one.
+    """
+    tag = f"up{round((shift - 1) * 100)}" if shift > 1 else f"dn{round((1 - shift) * 100)}"
+    return Voice(
+        f"{base.speaker}-{tag}",
+        base.engine,
+        {**base.settings, "shift": shift},
+        base.licence,
+        f"{base.description}, pitch and formants shifted x{shift:g}",
+        shift=shift,
+    )
 
 
 def _espeak(speaker: str, voice: str, pitch: int, speed: int, desc: str) -> Voice:
@@ -146,8 +167,24 @@ VOICES: tuple[Voice, ...] = (
             f"Kokoro-82M neural, {'male' if name.startswith('jm') else 'female'} style {name} "
             "(Japanese-accented English)",
         )
-        for name in ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
+        # two of its five styles (one female, one male): Kokoro is ~0.6 s a word on an idle core,
+        # 3 s on the shared 2-core machine, and was most of the generation time
+        for name in ("jf_alpha", "jm_kumo")
     ),
+)
+_BY_ID = {v.speaker: v for v in VOICES}
+# Derived speakers from the cheap engines (the held-out set this sample mimics had 48 voices; the
+# engines that could add more, mbrola and pico, forbid shipping their output).
+VOICES = VOICES + tuple(
+    _shifted(_BY_ID[base], shift)
+    for base, shift in (
+        ("piper-joe", 1.15),
+        ("piper-joe", 0.88),
+        ("flite-slt", 0.88),
+        ("flite-rms", 1.15),
+        ("fest-ked", 1.15),
+        ("flite-awb", 1.12),
+    )
 )
 
 
@@ -409,15 +446,36 @@ def resample_jitter(x: np.ndarray, sr: int, factor: float) -> np.ndarray:
     return resample_poly(x.astype(np.float64), target // g, sr // g)
 
 
-def noise_floor(rng: np.random.Generator, n: int, rms: float) -> np.ndarray:
-    """Low, mostly low-frequency background noise (room-like), scaled to ``rms``."""
-    white = rng.standard_normal(n + 400)
-    # one-pole low-pass (a = 0.9) plus a little white: reddish hiss, compresses well in FLAC.
-    red = lfilter([1.0], [1.0, -0.9], white)
-    red = red[400:]
-    red /= np.sqrt(np.mean(red**2))
-    mix = red + 0.3 * rng.standard_normal(n)
-    return mix / np.sqrt(np.mean(mix**2)) * rms
+def coloured_noise(rng: np.random.Generator, n: int, beta: float, rms: float) -> np.ndarray:
+    """Noise with a 1/f^beta power spectrum (0 white, 1 pink, 2 brown), scaled to ``rms``.
+
+    A 1/f^beta noise is a spectral shape, not a filter any library offers directly: white Gaussian
+    noise is shaped in the frequency domain (amplitude f^(-beta/2), DC removed).
+    """
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
+    f[0] = f[1]
+    spec *= f ** (-beta / 2.0)
+    spec[0] = 0.0
+    x = np.fft.irfft(spec, n)
+    return x / np.sqrt(np.mean(x**2)) * rms
+
+
+def room_impulse(rng: np.random.Generator, rt60: float) -> np.ndarray:
+    """A mild synthetic room: direct path plus an exponentially decaying, low-passed noise tail.
+
+    The decay reaches -60 dB after ``rt60`` seconds; the tail starts 2-5 ms after the direct sound
+    and carries about a third of the direct energy (direct-to-reverberant ratio ~ +5 dB).
+    """
+    n = int(rt60 * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    tail = rng.standard_normal(n) * np.exp(-6.908 * t / rt60)  # ln(1000) = 6.908: -60 dB at rt60
+    tail = lfilter([0.5, 0.5], [1.0], tail)  # walls absorb highs
+    gap = int(rng.uniform(0.002, 0.005) * SAMPLE_RATE)
+    tail[:gap] = 0.0
+    h = tail / np.sqrt(np.sum(tail**2)) * np.sqrt(10 ** (-5 / 10))
+    h[0] = 1.0
+    return h
 
 
 @dataclass(frozen=True)
@@ -426,18 +484,21 @@ class AugmentConfig:
 
     rate_jitter: float = 0.04  # resample factor in [1 - j, 1 + j]
     peak_db: tuple[float, float] = (-16.0, -3.0)  # gain jitter: peak level, dBFS
-    noise_db: tuple[float, float] = (-80.0, -74.0)  # noise floor RMS, dBFS
+    snr_db: tuple[float, float] = (15.0, 40.0)  # background noise: speech-to-noise ratio, dB
+    noise_beta: tuple[float, float] = (0.0, 2.0)  # noise colour: 1/f^beta (white .. brown)
+    reverb_prob: float = 0.5  # share of clips with a mild room
+    rt60_s: tuple[float, float] = (0.15, 0.4)  # room decay time when reverberant
     engine_rate: tuple[float, float] = (0.88, 1.12)  # speaking-rate multiplier passed to the engine
 
 
 def process(
-    raw: np.ndarray, sr: int, rng: np.random.Generator, aug: AugmentConfig
+    raw: np.ndarray, sr: int, rng: np.random.Generator, aug: AugmentConfig, shift: float = 1.0
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Raw engine output -> one int16 clip of exactly 16000 samples at 16 kHz, plus what was drawn."""
     x = raw.astype(np.float64) - float(np.mean(raw))
     x = trim_silence(x, sr)
     factor = float(rng.uniform(1 - aug.rate_jitter, 1 + aug.rate_jitter))
-    x = resample_jitter(x, sr, factor)
+    x = resample_jitter(x, sr, factor * shift)
     x = trim_silence(x, SAMPLE_RATE)
     limit = CLIP_SAMPLES - 320  # keep >= 10 ms of background on each side
     cut = max(0, x.size - limit)
@@ -452,14 +513,25 @@ def process(
     slack = CLIP_SAMPLES - x.size
     spread = slack // 4
     offset = slack // 2 + int(rng.integers(-spread, spread + 1))
-    noise_db = float(rng.uniform(*aug.noise_db))
-    y = noise_floor(rng, CLIP_SAMPLES, 10 ** (noise_db / 20))
-    y[offset : offset + x.size] += x
+    speech = np.zeros(CLIP_SAMPLES)
+    speech[offset : offset + x.size] = x
+    rt60 = float(rng.uniform(*aug.rt60_s)) if rng.random() < aug.reverb_prob else 0.0
+    if rt60:
+        speech = fftconvolve(speech, room_impulse(rng, rt60))[:CLIP_SAMPLES]
+    speech_rms = float(np.sqrt(np.mean(x**2)))  # over the word only, not the padding
+    snr_db = float(rng.uniform(*aug.snr_db))
+    beta = float(rng.uniform(*aug.noise_beta))
+    y = speech + coloured_noise(rng, CLIP_SAMPLES, beta, speech_rms * 10 ** (-snr_db / 20))
+    peak = float(np.max(np.abs(y)))
+    if peak > 0.9:  # headroom for the lossy codec's overshoot
+        y *= 0.9 / peak
     pcm = np.clip(np.round(y * 32767.0), -32768, 32767).astype(np.int16)
     info = {
         "rate_factor": round(factor, 4),
         "peak_dbfs": round(peak_db, 2),
-        "noise_dbfs": round(noise_db, 2),
+        "snr_db": round(snr_db, 2),
+        "noise_beta": round(beta, 3),
+        "rt60_s": round(rt60, 3),
         "offset": offset,
         "speech_samples": int(x.size),
         "cut_samples": cut,
@@ -500,18 +572,35 @@ def split_speakers(
 # ----------------------------------------------------------------------------- checks
 
 
+CLIP_EXTS = (".ogg", ".flac")  # the bundled Opus clips, and the optional lossless twin
+OPUS_LEVEL = 0.93  # libsndfile's Opus compression level: ~28 kbit/s, ~3.6 kB a clip with headers
+
+
 def clip_files(root: Path) -> list[Path]:
-    """All clips of a Speech Commands-style folder, sorted."""
-    return sorted(root.glob("*/*_nohash_*.flac"))
+    """All clips of a Speech Commands-style folder (Opus or FLAC), sorted."""
+    return sorted(p for p in root.glob("*/*_nohash_*.*") if p.suffix in CLIP_EXTS)
+
+
+def write_clip(path: Path, pcm: np.ndarray) -> None:
+    """One int16 clip as Ogg/Opus (``.ogg``) or lossless FLAC 16-bit (``.flac``)."""
+    if path.suffix == ".ogg":
+        x = pcm.astype(np.float32) / 32768.0
+        sf.write(
+            str(path), x, SAMPLE_RATE, format="OGG", subtype="OPUS", compression_level=OPUS_LEVEL
+        )
+    else:
+        sf.write(
+            str(path), pcm, SAMPLE_RATE, format="FLAC", subtype="PCM_16", compression_level=1.0
+        )
 
 
 def check_clips(root: Path, min_rms: float = 10 ** (-60 / 20)) -> dict[str, Any]:
-    """Load every clip; assert 16 kHz mono, 16000 samples, FLAC 16-bit, finite, not silent."""
+    """Load every clip; assert 16 kHz mono, 16000 samples, Ogg/Opus or FLAC 16-bit, finite, not silent."""
     files = clip_files(root)
     assert files, f"no clips under {root}"
     for f in files:
         info = sf.info(str(f))
-        assert info.format == "FLAC" and info.subtype == "PCM_16", (
+        assert (info.format, info.subtype) in {("OGG", "OPUS"), ("FLAC", "PCM_16")}, (
             f"{f}: {info.format}/{info.subtype}"
         )
         x, sr = sf.read(str(f), dtype="float32", always_2d=True)
@@ -563,11 +652,62 @@ def learnability(root: Path, folds: int = 5, seed: int = 0) -> dict[str, float]:
     return out
 
 
+def store_curves(root: Path, models: list[str], out: Path | None, k: int = 10) -> dict[str, Any]:
+    """Word and speaker convexity per hidden state over every clip, per model (the Home page's figure).
+
+    Real offline Whisper encoders, 1-s trimmed input, k = 10, at most 5,000 sampled pairs per class
+    (SEs from the engine). Written to ``out`` (JSON, atomically) with the command that made it.
+    """
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from core.data.features import Selection, extract_features
+    from core.geometry.convexity import layerwise_convexity
+    from core.io.atomic import atomic_write_json
+
+    torch.set_num_threads(1)
+    result: dict[str, Any] = {"models": {}}
+    for model in models:
+        t0 = time.time()
+        fs = extract_features(
+            model, Selection("sample", root=str(root)), batch_size=32, cache=False
+        )
+        labels = {"word": fs.words, "speaker": fs.speakers}
+        curves = layerwise_convexity(fs.features, labels, k=k, max_pairs_per_class=5000, seed=0)
+        result["models"][model] = {
+            name: {
+                "scores": [round(float(v), 4) for v in c.scores],
+                "sems": [round(float(v), 4) for v in c.sems],
+            }
+            for name, c in curves.items()
+        } | {"n_clips": int(fs.features.shape[0]), "seconds": round(time.time() - t0, 1)}
+        print(f"{model}: " + "; ".join(
+            f"{n} " + " ".join(f"{v:.3f}" for v in c["scores"])
+            for n, c in result["models"][model].items() if isinstance(c, dict)
+        ), flush=True)  # fmt: skip
+        n = result["models"][model]["n_clips"]
+        result["provenance"] = (
+            f"Measured on all {n} clips of the bundled sample (1-s trimmed input, k = 10, up to "
+            f"5,000 sampled pairs per class; error bars: standard errors) by `python "
+            f"scripts/make_sample.py --out {root.as_posix()} --check-only --no-learnability "
+            f"--curves {out}`."
+        )
+        if out is not None:  # after each model: a slow second model does not hold up the first
+            atomic_write_json(out, result)
+    return result
+
+
 # ----------------------------------------------------------------------------- main
 
 
 def generate(
-    out: Path, takes: int, seed: int, engines: list[str], aug: AugmentConfig, quiet: bool = False
+    out: Path,
+    takes: int,
+    seed: int,
+    engines: list[str],
+    aug: AugmentConfig,
+    quiet: bool = False,
+    lossless_copy: Path | None = None,
 ) -> dict[str, Any]:
     """Synthesise, augment and write the whole set; returns a summary."""
 
@@ -588,12 +728,18 @@ def generate(
         raise SystemExit("no engine available: nothing to generate")
 
     out.mkdir(parents=True, exist_ok=True)
-    for old in clip_files(out):  # start clean so a smaller --engines set leaves no stale clips
-        old.unlink()
+    for folder in (out, lossless_copy) if lossless_copy else (out,):
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in clip_files(folder):  # start clean: a smaller --engines set leaves no stale clips
+            old.unlink()
 
     reqs = [
         Request(
-            v, w, t, float(clip_rng(seed, "engine-rate", v.speaker, w, t).uniform(*aug.engine_rate))
+            v,
+            w,
+            t,
+            float(clip_rng(seed, "engine-rate", v.speaker, w, t).uniform(*aug.engine_rate))
+            / v.shift,
         )
         for v in voices
         for w in WORDS
@@ -620,20 +766,21 @@ def generate(
     clip_info: dict[str, dict[str, float]] = {}
     for r in reqs:
         why = r.error or validate_raw(r.audio, r.sr)
-        name = f"{r.word}/{r.voice.speaker}_nohash_{r.take}.flac"
+        name = f"{r.word}/{r.voice.speaker}_nohash_{r.take}.ogg"
         if why:
             dropped.append(f"{name}: {why}")
             continue
         assert r.audio is not None
-        pcm, info = process(
-            r.audio, r.sr, clip_rng(seed, "augment", r.voice.speaker, r.word, r.take), aug
-        )
+        rng = clip_rng(seed, "augment", r.voice.speaker, r.word, r.take)
+        pcm, info = process(r.audio, r.sr, rng, aug, shift=r.voice.shift)
         info["engine_rate"] = round(r.rate, 4)
         path = out / name
         path.parent.mkdir(exist_ok=True)
-        sf.write(
-            str(path), pcm, SAMPLE_RATE, format="FLAC", subtype="PCM_16", compression_level=1.0
-        )
+        write_clip(path, pcm)
+        if lossless_copy is not None:
+            twin = (lossless_copy / name).with_suffix(".flac")
+            twin.parent.mkdir(exist_ok=True)
+            write_clip(twin, pcm)
         written.setdefault(r.voice.speaker, []).append(name)
         clip_info[name] = info
     for d in dropped:
@@ -649,7 +796,10 @@ def generate(
             log(f"[drop] speaker {sp}: missing words {sorted(set(WORDS) - have)}")
             for n in written.pop(sp):
                 (out / n).unlink()
+                if lossless_copy is not None:
+                    (lossless_copy / n).with_suffix(".flac").unlink()
                 clip_info.pop(n)
+    folders = (out, lossless_copy) if lossless_copy is not None else (out,)
 
     split = split_speakers(written)
     for which in ("validation", "testing"):
@@ -660,7 +810,10 @@ def generate(
         ("testing_list.txt", "testing"),
     ):
         names = sorted(n for sp, ns in written.items() if split[sp] == which for n in ns)
-        (out / list_name).write_text("".join(f"{n}\n" for n in names))
+        for (
+            folder
+        ) in folders:  # the loader matches list entries on <word>/<stem>: one list fits both
+            (folder / list_name).write_text("".join(f"{n}\n" for n in names))
 
     meta = {
         "description": "Synthetic multi-speaker Speech Commands-style sample (see README.md)",
@@ -671,13 +824,16 @@ def generate(
         "takes": takes,
         "sample_rate": SAMPLE_RATE,
         "clip_samples": CLIP_SAMPLES,
-        "format": "FLAC PCM_16 mono",
+        "format": f"Ogg/Opus mono, libsndfile compression level {OPUS_LEVEL} (~28 kbit/s)",
         "words": list(WORDS),
         "augmentation": {
             "engine_rate": list(aug.engine_rate),
             "rate_jitter": aug.rate_jitter,
             "peak_dbfs": list(aug.peak_db),
-            "noise_dbfs": list(aug.noise_db),
+            "snr_db": list(aug.snr_db),
+            "noise_beta": list(aug.noise_beta),
+            "reverb_prob": aug.reverb_prob,
+            "rt60_s": list(aug.rt60_s),
         },
         "split_rule": "speakers ranked by the Speech Commands sha1 hash percentage of their id: "
         "first max(2, ceil(10% of N)) validation, next max(2, ceil(10% of N)) testing, rest training",
@@ -697,7 +853,8 @@ def generate(
             if v.speaker in written
         ],
     }
-    (out / "voices.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    for folder in folders:
+        (folder / "voices.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     log(f"wrote {sum(map(len, written.values()))} clips for {len(written)} speakers in "
         f"{time.time() - t0:.1f} s")  # fmt: skip
     return {"speakers": len(written), "dropped": dropped, "skipped": skipped}
@@ -707,7 +864,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("data/sample"), help="output folder")
-    p.add_argument("--takes", type=int, default=1, help="takes per (word, speaker)")
+    p.add_argument("--takes", type=int, default=3, help="takes per (word, speaker)")
+    p.add_argument(
+        "--lossless-copy",
+        type=Path,
+        default=None,
+        help="also write every clip as FLAC 16-bit here (to measure what the codec changes)",
+    )
     p.add_argument("--seed", type=int, default=0, help="global seed for all per-clip randomness")
     p.add_argument(
         "--engines", nargs="+", choices=ENGINES, default=list(ENGINES), help="engines to use"
@@ -715,6 +878,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--check-only", action="store_true", help="only check an existing folder")
     p.add_argument("--no-learnability", action="store_true", help="skip the MFCC+LR check")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument(
+        "--curves",
+        type=Path,
+        default=None,
+        help="also measure word/speaker convexity of the offline Whisper models into this JSON",
+    )
+    p.add_argument(
+        "--curve-models",
+        nargs="+",
+        default=["whisper-tiny.en-offline", "whisper-base-offline"],
+        help="models for --curves",
+    )
     return p.parse_args(argv)
 
 
@@ -725,7 +900,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.check_only:
         if args.takes < 1:
             raise SystemExit("--takes must be >= 1")
-        generate(args.out, args.takes, args.seed, args.engines, AugmentConfig(), quiet=args.quiet)
+        generate(
+            args.out,
+            args.takes,
+            args.seed,
+            args.engines,
+            AugmentConfig(),
+            quiet=args.quiet,
+            lossless_copy=args.lossless_copy,
+        )
     stats = check_clips(args.out)
     print(f"check: {stats['clips']} clips OK, {stats['bytes'] / 1e6:.2f} MB")
     if not args.no_learnability:
@@ -735,6 +918,8 @@ def main(argv: list[str] | None = None) -> int:
             f"words {res['words_acc']:.3f} (chance {res['words_chance']:.3f}), "
             f"speakers {res['speakers_acc']:.3f} (chance {res['speakers_chance']:.3f})"
         )
+    if args.curves is not None:
+        store_curves(args.out, args.curve_models, args.curves)
     print(f"total {time.time() - t0:.1f} s")
     return 0
 

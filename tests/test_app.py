@@ -102,27 +102,6 @@ def page(key: str, path: str) -> AppTest:
     return at
 
 
-def test_learn_page_draws_a_path_and_reacts_to_shape():
-    at = app()
-    at.switch_page("pages/learn.py").run()
-    assert not at.exception
-    metrics = {m.label: m.value for m in at.metric}
-    blobs = float(metrics["Graph convexity (all classes)"])
-    assert 0.9 <= blobs <= 1.0
-    assert 0.0 <= float(metrics["This path's score"]) <= 1.0
-    at.radio(key="ln_shape").set_value("moons").run()
-    assert not at.exception
-    moons = float(next(m.value for m in at.metric if m.label.startswith("Graph convexity")))
-    assert moons < blobs
-    at.selectbox(key="ln_class").set_value(1).run()
-    assert not at.exception
-    assert any(m.label == "Class 1 score" for m in at.metric)
-    start = at.selectbox(key="ln_start_1_40")
-    start.set_value(start.options and int(start.options[3])).run()
-    assert not at.exception
-    assert len(at.dataframe) == 1
-
-
 @needs_model
 def test_setup_page_reuses_cached_features_and_reports_errors(feature_key: str, calls: Counter):
     at = app()

@@ -45,11 +45,14 @@ LONG = 240_000  # ms: model loads and numba/UMAP compilation on 2 busy cores
 PROJECTOR = {"width": 1024, "height": 768}
 SERVER_CACHE: dict[str, Path] = {}  # the running server's CONVEXITY_LAB_CACHE
 URL_PATHS = {  # every page, opened directly by URL
+    "home": "Convexity Lab",
     "setup": "Setup",
     "convexity": "Graph convexity per layer",
     "projections": "Projections",
     "finetune": "Prune & fine-tune",
     "benchmarks": "Benchmarks",
+    "sweep": "Prune sweep",
+    "compare": "Compare stored results",
     "learn": "Learn",
 }
 # Streamlit's frontend, opened at /<page>, first probes /<page>/_stcore/{health,host-config} (in case the app
@@ -262,7 +265,7 @@ def test_dashboard_end_to_end(server: str, shots: Path) -> None:
         page.set_default_timeout(LONG)
         watch = Watch(page)
         try:
-            page.goto(server)
+            page.goto(f"{server}/setup")
             page.get_by_role("heading", name="Setup").wait_for()
             _idle(page)
             expect(page.get_by_text("Nothing cached yet.")).to_be_visible()
@@ -438,8 +441,8 @@ def test_every_page_by_url_offline_and_on_a_projector(server: str, shots: Path) 
                     )
                     rgb = [int(v) for v in re.findall(r"\d+", bg)[:3]]
                     assert sum(rgb) < 150, bg  # the dark theme follows the system setting
-                watch.goto(server)  # the root opens Setup too
-                page.get_by_role("heading", name="Setup").wait_for()
+                watch.goto(server)  # the root opens Home
+                page.get_by_role("heading", name="Convexity Lab").first.wait_for()
                 _idle(page)
                 watch.check()
                 page.close()

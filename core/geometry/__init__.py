@@ -38,6 +38,9 @@ _EXPORTS = {
     "procrustes_align": "projections",
     "layer_embeddings": "projections",
     "suggest_prune_point": "prune_point",
+    "local_peak_point": "prune_point",
+    "choose_prune_points": "prune_point",
+    "PrunePointChoice": "prune_point",
     "Design": "sampling",
     "knn_purity": "sampling",
     "first_stage_size": "sampling",
@@ -60,6 +63,9 @@ _EXPORTS = {
     "check_finite": "validation",
     "power_of_two_scaled": "validation",
     "unscaled_distances": "validation",
+    "leaving_pair": "teaching",
+    "PairWalkthrough": "teaching",
+    "walk_pair": "teaching",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

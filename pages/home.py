@@ -1,0 +1,137 @@
+"""Home: what Convexity Lab does and for whom, the paper, the workflow, and how to read a convexity curve."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.io.paths import REPO_ROOT
+from pages import common
+
+CURVES = REPO_ROOT / "data" / "sample" / "convexity_curves.json"
+PAPER = (
+    "Dorszewski, Tětková, Hansen: *Convexity-based Pruning of Speech Representation Models*, "
+    "arXiv:2408.11858 (2024)"
+)
+
+
+@st.cache_data(show_spinner=False)
+def stored_curves(path: str) -> dict[str, Any] | None:
+    """The convexity curves measured on the bundled sample (stored with their provenance)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("models") else None
+
+
+def curve_figure(model: dict[str, Any], n_layers: int) -> go.Figure:
+    """Word and speaker convexity per hidden state, with error bars and the two regions named."""
+    fig = go.Figure()
+    for name, colour in (("word", "#2563eb"), ("speaker", "#db2777")):
+        curve = model[name]
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(n_layers + 1)),
+                y=curve["scores"],
+                error_y={"type": "data", "array": curve.get("sems") or [0] * (n_layers + 1)},
+                mode="lines+markers",
+                name=f"{name} labels",
+                line={"color": colour, "width": 3},
+            )
+        )
+    fig.update_yaxes(range=[0, 1.02])
+    fig.update_xaxes(dtick=1)
+    return common.style(fig, height=380, x_title=common.LAYER_AXIS, y_title="graph convexity")
+
+
+common.init_state()
+st.title("Convexity Lab")
+st.markdown(
+    "**Where in a speech model does a concept live, and how much of the model does a task need?** "
+    "Convexity Lab measures, layer by layer, how *convex* the regions of a concept (a spoken word, a "
+    "speaker) are in a transformer speech model's representations, suggests where the model can be cut "
+    "off for a task, and then fine-tunes the full and the pruned model so you can see whether the "
+    "smaller one holds up."
+)
+st.markdown(
+    "For **students and lecturers** who want to see representation geometry on real audio, and for "
+    "**researchers and engineers** who want a smaller, faster model for a speech task on their own data. "
+    "Everything runs locally on a CPU: the bundled sample and the offline Whisper encoders need no "
+    "network."
+)
+st.info(f"The method: {PAPER}.", icon=":material/menu_book:")
+
+st.header("The workflow in four steps")
+steps = (
+    (
+        "pages/setup.py",
+        "1. Setup",
+        ":material/tune:",
+        "Pick a model and a dataset (the bundled sample works offline) and extract per-layer features.",
+    ),
+    (
+        "pages/convexity.py",
+        "2. Convexity",
+        ":material/show_chart:",
+        "See the word and speaker convexity curves and the suggested prune point for each task.",
+    ),
+    (
+        "pages/sweep.py",
+        "3. Prune sweep",
+        ":material/content_cut:",
+        "Fine-tune the full model and pruned ones (suggested point and others) in the background.",
+    ),
+    (
+        "pages/benchmarks.py",
+        "4. Benchmarks",
+        ":material/leaderboard:",
+        "Compare accuracy, parameters and speed of the full and the pruned models side by side.",
+    ),
+)
+cols = st.columns(4)
+for col, (path, label, icon, text) in zip(cols, steps, strict=True):
+    with col:
+        st.page_link(path, label=label, icon=icon)
+        st.caption(text)
+st.caption("New to graph convexity? The Learn page builds it up step by step on a 2-D toy.")
+st.page_link("pages/learn.py", label="Learn: what graph convexity means", icon=":material/school:")
+
+st.header("How to read a convexity curve")
+data = stored_curves(str(CURVES))
+if data is None:
+    st.warning(
+        f"No stored curves at {CURVES.relative_to(REPO_ROOT)}: regenerate them (see data/sample/README.md)."
+    )
+else:
+    models = list(data["models"])
+    model = st.radio("Model", models, horizontal=True, key="home_model")
+    curve = data["models"][model]
+    n_layers = len(curve["word"]["scores"]) - 1
+    left, right = st.columns([3, 2])
+    with left:
+        common.show(curve_figure(curve, n_layers), key="home_curve")
+        st.caption(data.get("provenance", ""))
+    with right:
+        word, speaker = curve["word"]["scores"], curve["speaker"]["scores"]
+        peak = max(range(n_layers + 1), key=lambda i: speaker[i])
+        st.markdown(
+            f"""
+- **x axis:** hidden state *i* of the encoder (0 = the input to the first transformer layer,
+  {n_layers} = the last; Whisper's last state includes its final LayerNorm).
+- **y axis:** graph convexity: the share of shortest paths in the k-nearest-neighbour graph between
+  two clips of one class that stay inside the class (1 = every path stays inside, near 1/classes =
+  no structure).
+- **Word labels** (blue) rise with depth here, {word[0]:.2f} → {word[-1]:.2f}: the encoder was trained
+  for speech recognition, so deeper layers group clips by what was said.
+- **Speaker labels** (pink) peak at hidden state {peak} ({speaker[peak]:.2f}) and fall to
+  {speaker[-1]:.2f}: early layers keep who spoke, later ones discard it.
+- **The prune point** for a task is where its curve stops rising: layers after it add little for
+  that task. Here the speaker curve suggests keeping {peak} layer{"s" if peak != 1 else ""} for
+  speaker identification; the Prune sweep page tests whether the pruned model holds up.
+"""
+        )

@@ -1,0 +1,173 @@
+"""Learn in a real browser: pick two points by clicking on the plot and see the pair change.
+
+Starts ``streamlit run app.py`` on a free localhost port with a private ``CONVEXITY_LAB_CACHE`` and drives
+Debian's Chromium (``/usr/bin/chromium``) through Playwright. Fails on a browser console error, a page error
+or any request that leaves localhost. Skipped when Chromium or Playwright is missing. No model needed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.io.paths import REPO_ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]  # fmt: skip
+LONG = 120_000  # ms
+PAIR = re.compile(r"Pair: start (\d+) → end (\d+) \(class (\d+)\)")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed"),
+]
+
+# Screen positions of every class point of the Learn plot (decoded data from Plotly's full trace list).
+POINTS_JS = """() => {
+  const gd = [...document.querySelectorAll('.js-plotly-plot')].pop();
+  const fl = gd._fullLayout, box = gd.getBoundingClientRect(), out = [];
+  gd._fullData.forEach((t) => {
+    if (!t.name || !t.name.startsWith('class ')) return;
+    for (let i = 0; i < t.x.length; i++) {
+      out.push({id: Number(t.customdata[i]), cls: Number(t.name.slice(6)),
+                x: box.left + fl.xaxis._offset + fl.xaxis.l2p(t.x[i]),
+                y: box.top + fl.yaxis._offset + fl.yaxis.l2p(t.y[i])});
+    }
+  });
+  return out;
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``streamlit run app.py`` on 127.0.0.1 with a private cache; yields its URL."""
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    cache = tmp_path_factory.mktemp("learn-cache")
+    port = _free_port()
+    env = {**os.environ, "CONVEXITY_LAB_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
+    log = open(cache / "streamlit.log", "wb")  # noqa: SIM115 (closed in the teardown)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.headless", "true", "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false"],
+        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            os.killpg(proc.pid, 9)
+            pytest.fail(
+                "streamlit did not start:\n" + (cache / "streamlit.log").read_text()[-3000:]
+            )
+        time.sleep(0.5)
+    yield url
+    os.killpg(proc.pid, 15)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait(10)
+    log.close()
+
+
+def _idle(page) -> None:
+    """Wait until the script run finished (Streamlit's running indicator gone)."""
+    page.wait_for_timeout(400)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=LONG)
+
+
+def _pair(page) -> tuple[int, int, int]:
+    text = page.get_by_text(PAIR).first.inner_text()
+    m = PAIR.search(text)
+    assert m, text
+    return int(m[1]), int(m[2]), int(m[3])
+
+
+def _isolated(points: list[dict], cls: int, avoid: set[int]) -> list[dict]:
+    """Points of ``cls`` (not in ``avoid``) sorted by distance to their nearest neighbour on screen, far first."""
+
+    def gap(p: dict) -> float:
+        return min((p["x"] - q["x"]) ** 2 + (p["y"] - q["y"]) ** 2 for q in points if q is not p)
+
+    mine = [p for p in points if p["cls"] == cls and p["id"] not in avoid]
+    return sorted(mine, key=gap, reverse=True)
+
+
+def test_click_two_points_on_learn_to_choose_the_pair(server: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=LONG)
+    host = urllib.parse.urlsplit(server).netloc
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.set_default_timeout(LONG)
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        page.on(
+            "console",
+            lambda msg: (
+                problems.append(f"console error: {msg.text}") if msg.type == "error" else None
+            ),
+        )
+
+        def outside(request) -> None:
+            parts = urllib.parse.urlsplit(request.url)
+            if parts.scheme in ("http", "https", "ws", "wss") and parts.netloc != host:
+                problems.append(f"outside request: {request.url}")
+
+        page.on("request", outside)
+        page.on(
+            "response",
+            lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None,
+        )
+        try:
+            page.goto(server)  # a deep link (/learn) makes Streamlit probe /learn/_stcore/* (404s)
+            page.get_by_role("heading", name="Convexity Lab").wait_for()
+            page.locator('[data-testid="stSidebarNav"] a', has_text="Learn").first.click()
+            page.get_by_role("heading", name="Learn: what graph convexity means").wait_for()
+            page.locator(".js-plotly-plot").first.wait_for()
+            _idle(page)
+            before = _pair(page)
+            cls = 1 - before[2] if before[2] in (0, 1) else 0  # a pair from another class
+            points = page.evaluate(POINTS_JS)
+            first = _isolated(points, cls, set(before[:2]))[0]
+            page.mouse.click(first["x"], first["y"])
+            _idle(page)
+            expect(page.get_by_text(f"Start: point {first['id']}")).to_be_visible()
+            points = page.evaluate(POINTS_JS)  # the plot was redrawn: read positions again
+            second = _isolated(points, cls, {first["id"]})[0]
+            page.mouse.click(second["x"], second["y"])
+            _idle(page)
+            expect(page.get_by_text(PAIR).first).to_have_text(
+                re.compile(rf"start {first['id']} → end {second['id']} \(class {cls}\)")
+            )
+            after = _pair(page)
+            assert after != before and after == (first["id"], second["id"], cls)
+        finally:
+            browser.close()
+    assert not problems, "\n".join(problems)
