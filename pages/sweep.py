@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from core import runs as run_store
 from core.errors import LabError
 from core.geometry.prune_point import choose_prune_points
 from core.models.registry import MODELS
@@ -83,7 +84,7 @@ def point_progress(run: Path, epochs: int) -> list[dict[str, Any]]:
         if not sub.is_dir() or not sub.name[1:].isdigit():
             continue
         result = read_json(sub / "result.json")
-        metrics = jobs.read_metrics(sub)
+        metrics = run_store.read_metrics_file(sub / "metrics.jsonl")
         evals = [m for m in metrics if m.get("kind") == "eval"]
         last = metrics[-1] if metrics else {}
         done_epochs = len(evals)
@@ -182,15 +183,15 @@ def rule_lines(fig: go.Figure, view: dict[str, Any]) -> str | None:
 def show_run(run_id: str) -> None:
     """Status, per-point progress and (once rows exist) the result plot of one sweep run."""
     run = jobs.run_dir(run_id)
-    status = jobs.read_status(run)
-    cfg = (read_json(run / "config.json") or {}).get("config", {})
-    state = status.get("state", "unknown")
+    status = run_store.status(run_id)
+    cfg = status.config
+    state = status.label
     st.markdown(
         f"**{run.name}**: {state} · {cfg.get('model')} · task {cfg.get('task')} · points "
         f"{', '.join(map(str, cfg.get('points', [])))}"
     )
-    if status.get("error"):
-        st.error(common.one_line(RuntimeError(status["error"])))
+    if status.error:
+        st.error(" ".join(status.error.split()))
     progress = point_progress(run, int(cfg.get("epochs") or 1))
     if progress:
         st.dataframe(
@@ -226,16 +227,16 @@ st.caption(
     "background job; each point is a complete fine-tuning run. Progress survives a page reload."
 )
 launch_form()
-sweeps = [r for r in jobs.list_runs() if r.get("kind") == "sweep"]
+sweeps = [r for r in run_store.list_runs() if r.kind == "sweep"]
 if not sweeps:
     st.caption("No sweep yet.")
 else:
-    ids = [r["run_id"] for r in sweeps]
+    ids = [r.run_id for r in sweeps]
     current = st.session_state.get("sw_run")
     chosen = st.selectbox(
         "Sweep run", ids, index=ids.index(current) if current in ids else 0, key="sw_pick"
     )
-    active = next(r for r in sweeps if r["run_id"] == chosen).get("state") in jobs.ACTIVE
+    active = next(r for r in sweeps if r.run_id == chosen).active
 
     @st.fragment(run_every=2.0 if active else None)
     def live() -> None:

@@ -7,6 +7,7 @@ Caching is proven by counting calls of the real engines (wrapped, still run), no
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -54,12 +55,13 @@ def feature_key(cache_root: Path) -> str:
 def calls(monkeypatch: pytest.MonkeyPatch) -> Counter:
     """Counts of the engines the pages run: convexity, UMAP and model loading for extraction (each still runs)."""
     import core.data.features as features
+    import core.geometry.convexity as convexity_engine
     import core.geometry.projections as projections
-    from pages import common
 
     counter: Counter = Counter()
 
     def counted(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)  # the results store reads the engine's signature
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             counter[name] += 1
             return fn(*args, **kwargs)
@@ -67,7 +69,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter:
         return wrapper
 
     monkeypatch.setattr(
-        common, "layerwise_convexity", counted("convexity", common.layerwise_convexity)
+        convexity_engine,
+        "layerwise_convexity",
+        counted("convexity", convexity_engine.layerwise_convexity),
     )
     monkeypatch.setattr(
         projections, "layer_embeddings", counted("umap", projections.layer_embeddings)
@@ -76,21 +80,22 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter:
     return counter
 
 
-def forget(*prefix: Any) -> None:
-    """Drop the pages' stored results whose key starts with ``prefix`` (so the next page run computes)."""
+def forget() -> None:
+    """Drop every stored result, in memory and on disk (so the next page run computes)."""
+    from core.results.store import list_results, remove_result
     from pages import common
 
-    store = common._results()
-    for key in [k for k in store if k[: len(prefix)] == prefix]:
-        del store[key]
+    common._results().clear()
+    for entry in list_results():
+        remove_result(entry.key)
 
 
 def app(key: str | None = None) -> AppTest:
-    """A fresh app (first run done) with the shared feature choice set."""
+    """A fresh app on its Setup page (first run done) with the shared feature choice set."""
     at = AppTest.from_file(APP, default_timeout=180)
     if key is not None:
         at.session_state["feature_key"] = key
-    return at.run()
+    return at.run().switch_page("pages/setup.py").run()
 
 
 def page(key: str, path: str) -> AppTest:
@@ -137,7 +142,7 @@ def test_setup_page_custom_model_is_opt_in_for_remote_code(cache_root: Path, mon
 
 @needs_model
 def test_convexity_page_curves_controls_and_cache(feature_key: str, calls: Counter):
-    forget("convexity", feature_key)
+    forget()
     at = page(feature_key, "pages/convexity.py")
     assert calls["convexity"] == 1
     labels = [m.label for m in at.metric]
@@ -184,7 +189,7 @@ def test_convexity_page_criteria_panel(feature_key: str):
 
 @needs_model
 def test_projections_page_slider_and_colour(feature_key: str, calls: Counter):
-    forget("umap", feature_key)
+    forget()
     at = page(feature_key, "pages/projections.py")
     assert len(at.get("plotly_chart")) == 1
     assert calls["umap"] == 1
@@ -201,18 +206,20 @@ def test_projections_page_slider_and_colour(feature_key: str, calls: Counter):
 def test_a_bug_on_a_page_shows_its_exception_and_a_user_error_one_line(
     feature_key: str, monkeypatch: pytest.MonkeyPatch
 ):
+    import core.geometry.convexity as convexity_engine
     from core.errors import ConvexityInputError
-    from pages import common
 
+    @functools.wraps(convexity_engine.layerwise_convexity)
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("a bug in the engine")
 
+    @functools.wraps(convexity_engine.layerwise_convexity)
     def refused(*args: Any, **kwargs: Any) -> Any:
         raise ConvexityInputError("features contain NaN or infinite values in layer 2: 3 points")
 
     for fault, is_bug in ((broken, True), (refused, False)):
-        forget("convexity", feature_key)
-        monkeypatch.setattr(common, "layerwise_convexity", fault)
+        forget()
+        monkeypatch.setattr(convexity_engine, "layerwise_convexity", fault)
         at = app(feature_key)
         at.switch_page("pages/convexity.py").run()
         if (
@@ -226,7 +233,7 @@ def test_a_bug_on_a_page_shows_its_exception_and_a_user_error_one_line(
             assert at.error[0].value == (
                 "Cannot compute convexity: features contain NaN or infinite values in layer 2: 3 points"
             )
-    forget("convexity", feature_key)
+    forget()
 
 
 def test_pages_without_features_point_to_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core import runs as run_store
 from core.io.atomic import atomic_write_json
 from core.models.whisper_offline import offline_whisper_available
 from core.runs import jobs
@@ -72,19 +73,19 @@ def test_sweep_launcher_submits_a_background_sweep(cache: Path):
     at.number_input(key="sw_epochs").set_value(1)
     at.button[0].click().run()  # the form's submit button
     assert not at.exception, at.exception
-    runs = [r for r in jobs.list_runs() if r["kind"] == "sweep"]
+    runs = [r for r in run_store.list_runs() if r.kind == "sweep"]
     assert len(runs) == 1
     run = runs[0]
     try:
-        cfg = run["config"]
+        cfg = run.config
         assert cfg["points"] == ["suggested", "full", 2]
         assert (cfg["task"], cfg["model"], cfg["epochs"]) == ("speakers", MODEL, 1)
         assert (cfg["eval_split"], cfg["test_split"]) == ("validation", "test")
         assert any("started in the background" in s.value for s in at.success)
-        assert at.selectbox(key="sw_pick").value == run["run_id"]
+        assert at.selectbox(key="sw_pick").value == run.run_id
     finally:
-        jobs.cancel(run["run_id"], force=True, timeout=10)
-    assert jobs.read_status(run["run_id"])["state"] in ("cancelled", "failed", "done")
+        jobs.cancel(run.run_id, force=True, timeout=10)
+    assert run_store.status(run.run_id).state == "cancelled"
 
 
 def write_finished_sweep(run: Path) -> None:

@@ -45,7 +45,6 @@ LONG = 240_000  # ms: model loads and numba/UMAP compilation on 2 busy cores
 PROJECTOR = {"width": 1024, "height": 768}
 SERVER_CACHE: dict[str, Path] = {}  # the running server's CONVEXITY_LAB_CACHE
 URL_PATHS = {  # every page, opened directly by URL
-    "home": "Convexity Lab",
     "setup": "Setup",
     "convexity": "Graph convexity per layer",
     "projections": "Projections",

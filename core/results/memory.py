@@ -46,6 +46,11 @@ class LRUCache:
             while len(self._data) > self.max_entries:
                 self._data.popitem(last=False)
 
+    def clear(self) -> None:
+        """Forget everything."""
+        with self._lock:
+            self._data.clear()
+
     def pop(self, key: Hashable) -> None:
         """Forget ``key`` if present."""
         with self._lock:

@@ -6,6 +6,7 @@ _EXPORTS = {
     "RUN_ID_PATTERN": "folders",
     "read_json": "folders",
     "read_metrics": "folders",
+    "read_metrics_file": "folders",
     "read_status": "folders",
     "run_dir": "folders",
     "runs_root": "folders",

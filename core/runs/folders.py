@@ -116,14 +116,18 @@ def write_status(run: Path, **fields: Any) -> dict[str, Any]:
 
 def read_metrics(run_id: str | os.PathLike) -> list[dict[str, Any]]:
     """The rows of the run's ``metrics.jsonl`` so far (a torn last line is skipped)."""
-    path = run_dir(run_id) / "metrics.jsonl"
+    return read_metrics_file(run_dir(run_id) / "metrics.jsonl")
+
+
+def read_metrics_file(path: Path) -> list[dict[str, Any]]:
+    """The rows of one ``metrics.jsonl`` (e.g. a sweep point's, inside a validated run folder)."""
     rows = []
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:
-                continue
+                continue  # a torn last line from a killed process
     return rows
 
 
