@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.errors import LabError
 from core.geometry.criteria import compare_prune_points
-from core.geometry.prune_point import suggest_prune_point
+from core.geometry.prune_point import choose_prune_points
 from core.results import export
 from core.results.compare import class_scores, is_exact, spread_bars
 from pages import common
@@ -76,7 +76,8 @@ exact_result = all(is_exact(c) for c in curves.values())
 caption_lines = export.captions([prov])
 
 layers = list(curves["word"].layers)
-prune = {name: suggest_prune_point(c.scores, fraction) for name, c in curves.items()}
+choices = {name: choose_prune_points(c.scores, c.sems, fraction) for name, c in curves.items()}
+prune = {name: choice.threshold_point for name, choice in choices.items()}
 
 m = st.columns(4)
 for i, (name, curve) in enumerate(curves.items()):
@@ -87,21 +88,26 @@ for i, (name, curve) in enumerate(curves.items()):
         help=f"at hidden state {best}",
     )
     m[2 * i + 1].metric(
-        f"prune point ({name})", f"p = {prune[name]}", help=f"at {fraction:.2f} x max"
+        f"prune point ({name})",
+        f"p = {prune[name]}",
+        help=choices[name].explanation(f"{name} labels"),  # both rules, and why
     )
 
 bar_options = ["none", "authors' spread"] if exact_result else ["standard error", "authors' spread"]
 if st.session_state.get("cx_bars") not in bar_options:
     st.session_state.cx_bars = bar_options[0]
-bars = st.radio(
-    "Error bars",
-    bar_options,
-    key="cx_bars",
-    horizontal=True,
-    help="Standard error of the sampled estimate (0 for an exact result), or the authors' spread bar: "
-    "per class the std of pair scores / sqrt(points), averaged over classes. The spread describes how "
-    "pair scores vary, not how uncertain the score is.",
-)
+with c4:  # beside the other controls: the main chart stays above the fold on a projector
+    bars = st.radio(
+        "Error bars",
+        bar_options,
+        key="cx_bars",
+        horizontal=True,
+        format_func=lambda option: f"error bars: {option}",
+        label_visibility="collapsed",
+        help="Standard error of the sampled estimate (0 for an exact result), or the authors' spread "
+        "bar: per class the std of pair scores / sqrt(points), averaged over classes. The spread "
+        "describes how pair scores vary, not how uncertain the score is.",
+    )
 fig = go.Figure()
 for name, curve in curves.items():
     bar = {"standard error": curve.sems, "authors' spread": spread_bars(curve)}.get(bars)
@@ -139,7 +145,7 @@ if final_ln:
     )
 fig.update_xaxes(tickmode="array", tickvals=layers, range=[-0.3, n_layers + 0.3])
 fig.update_yaxes(range=[0, 1.05])
-common.style(fig, height=380, x_title=common.LAYER_AXIS, y_title="graph convexity")
+common.style(fig, height=300, x_title=common.LAYER_AXIS, y_title="graph convexity")
 export.add_caption(fig, caption_lines)
 common.show(fig, key="cx_curve", config=common.figure_config("convexity"))
 

@@ -110,11 +110,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             )
         time.sleep(0.5)
     yield url
+    from core import runs
     from core.runs import jobs
 
     os.environ["CONVEXITY_LAB_CACHE"], old = str(cache), os.environ.get("CONVEXITY_LAB_CACHE")
     try:  # stop any training the test left behind
-        for run in jobs.list_runs():
+        for run in runs.list_runs():
             jobs.cancel(run.run_id, force=True)
     finally:
         if old is None:
