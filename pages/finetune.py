@@ -312,29 +312,19 @@ def _convexity_figure(conv: dict[str, Any]) -> go.Figure:
     return common.style(fig, height=380, x_title=common.LAYER_AXIS, y_title="graph convexity")
 
 
-def _duration(seconds: float | None) -> str:
-    """12 s, 3 min 05 s, 1 h 02 min; "-" when unknown."""
-    if seconds is None:
-        return "-"
-    seconds = max(0.0, float(seconds))
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
-
-
 def _time_metrics(run_id: str, stage: str) -> None:
     """Elapsed training time and the estimate of what remains (this epoch and in total)."""
     pr = run_store.progress(run_id)
     if stage not in jobs.ACTIVE:
         if pr.seconds_per_epoch is not None:
-            st.caption(f"{_duration(pr.seconds_per_epoch)} per epoch (median of finished epochs).")
+            st.caption(
+                f"{run_store.format_seconds(pr.seconds_per_epoch)} per epoch (median of finished epochs)."
+            )
         return
     t = st.columns(3)
-    t[0].metric("elapsed", _duration(pr.elapsed_s))
-    t[1].metric(f"left in epoch {pr.epoch or 1}", _duration(pr.epoch_remaining_s))
-    t[2].metric("left in total", _duration(pr.total_remaining_s), help="training only; each "
+    t[0].metric("elapsed", run_store.format_seconds(pr.elapsed_s))
+    t[1].metric(f"left in epoch {pr.epoch or 1}", run_store.format_seconds(pr.epoch_remaining_s))
+    t[2].metric("left in total", run_store.format_seconds(pr.total_remaining_s), help="training only; each "
                 "epoch's evaluation adds a little")  # fmt: skip
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["format_params", "format_seconds", "progress_bar", "text_table"]
+__all__ = ["format_params", "progress_bar", "text_table"]
 
 
 def format_params(n: int | None) -> str:
@@ -46,15 +46,3 @@ def progress_bar(
             state["bar"].close()
 
     return update, close
-
-
-def format_seconds(seconds: float | None) -> str:
-    """``1 h 02 min``, ``3 min 05 s`` or ``42 s`` (``-`` when unknown)."""
-    if seconds is None:
-        return "-"
-    s = int(round(seconds))
-    if s >= 3600:
-        return f"{s // 3600} h {s % 3600 // 60:02d} min"
-    if s >= 60:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s} s"

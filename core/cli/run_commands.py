@@ -14,7 +14,8 @@ import time
 from typing import Any
 
 from core.cli.options import common_options, config_from_args, config_options
-from core.cli.output import format_seconds, text_table
+from core.cli.output import text_table
+from core.runs.records import format_seconds
 
 __all__ = ["PAPER_RECIPE", "register"]
 

@@ -16,6 +16,7 @@ _EXPORTS = {
     "RunStatus": "records",
     "convexity": "records",
     "estimate_progress": "records",
+    "format_seconds": "records",
     "list_runs": "records",
     "log_tail": "records",
     "progress": "records",

@@ -324,3 +324,15 @@ def progress(run_id: str | os.PathLike, *, now: float | None = None) -> RunProgr
     elif not current.active:
         est.update(epoch_remaining_s=None, total_remaining_s=None)
     return RunProgress(**base, **est)
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``1 h 02 min``, ``3 min 05 s`` or ``42 s`` (``-`` when unknown); the CLI and the pages share it."""
+    if seconds is None:
+        return "-"
+    s = max(0, int(round(seconds)))
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    if s >= 60:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s} s"
