@@ -354,12 +354,7 @@ if fs is not None:
         "Compare criteria", icon=":material/analytics:", key="bm_criteria"
     ):
         results = common.criteria_results(fs.key, label_set, k)
-        curves = common.convexity_curves(
-            fs.key,
-            k,
-            None if state.cx_exact else int(state.cx_budget),
-            not (state.cx_fast and not state.cx_exact),
-        )
+        curves = common.current_convexity(fs.key)
         table = compare_prune_points(
             results, {label_set: curves[label_set]}, float(state.cx_fraction)
         )

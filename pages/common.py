@@ -44,9 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "feature_key": None,
     # page controls (kept too, so returning to a page restores them)
     "cx_k": 10,
-    "cx_budget": 5000,
-    "cx_exact": False,
-    "cx_fast": False,
+    "cx_precision": "± 0.005",
     "cx_fraction": 0.95,
     "cx_heat": "word",
     "cx_bars": "standard error",
@@ -211,30 +209,41 @@ def _memo(
     return value
 
 
+# Precision presets of the Convexity page: a target standard error (the engine adds sources until it is
+# met, or computes every pair when that is cheaper), the authors' pair budget, or every pair.
+PRECISIONS: dict[str, dict[str, Any]] = {
+    "± 0.01": {"target_se": 0.01},
+    "± 0.005": {"target_se": 0.005},
+    "± 0.002": {"target_se": 0.002},
+    "authors' 5,000 pairs": {"max_pairs_per_class": 5000},
+    "exact": {"max_pairs_per_class": None},
+}
+
+
 def convexity_result(
-    key: str, k: int, max_pairs: int | None, precise: bool, seed: int = 0, refresh: bool = False
+    key: str, k: int, precision: str, seed: int = 0, refresh: bool = False
 ) -> tuple[dict[str, ConvexityCurve], Provenance, bool]:
     """(word and speaker curves, provenance, from_store): stored results show at once, else computed and stored."""
     fs = feature_set(key)
+    settings = PRECISIONS[precision]
 
     def work(
         tick: Callable[[int, int], None],
     ) -> tuple[dict[str, ConvexityCurve], Provenance, bool]:
         entry, hit = convexity_entry(
-            fs, {"word": fs.words, "speaker": fs.speakers}, k=k, max_pairs_per_class=max_pairs,
-            match_pair_precision=precise, seed=seed, progress=tick, refresh=refresh,
+            fs, {"word": fs.words, "speaker": fs.speakers}, k=k, seed=seed, progress=tick,
+            refresh=refresh, **settings,
         )  # fmt: skip
         return decode_curves(entry.data), entry.provenance, hit
 
-    memo_key = ("convexity", key, k, max_pairs, precise, seed)
+    memo_key = ("convexity", key, k, precision, seed)
     return _memo(memo_key, "Graph convexity per layer", work, refresh)
 
 
-def convexity_curves(
-    key: str, k: int, max_pairs: int | None, precise: bool, seed: int = 0
-) -> dict[str, ConvexityCurve]:
-    """Word and speaker convexity curves of one feature set (from the store, else computed once)."""
-    return convexity_result(key, k, max_pairs, precise, seed)[0]
+def current_convexity(key: str) -> dict[str, ConvexityCurve]:
+    """Word and speaker curves of one feature set at the Convexity page's k and precision."""
+    state = st.session_state
+    return convexity_result(key, int(state.cx_k), str(state.cx_precision))[0]
 
 
 def _criteria_request(

@@ -17,7 +17,15 @@ from core.results.compare import class_scores, is_exact, spread_bars
 from pages import common
 
 COLOURS = {"word": "#3b82f6", "speaker": "#f97316"}
-BUDGETS = [100, 300, 1000, 5000]
+
+
+def _precision_note(name: str, curve) -> str:
+    """'word: exact' or 'speaker: ± 0.0041 at most (2 of 5 layers exact)'."""
+    if is_exact(curve):
+        return f"{name}: exact"
+    n_exact = sum(curve.exact)
+    return f"{name}: ± {float(np.max(curve.sems)):.4f} at most ({n_exact} of {len(curve.exact)} layers exact)"
+
 
 st.title("Graph convexity per layer")
 fs = common.current_features()
@@ -32,21 +40,12 @@ with c1:
         "k (neighbours)", 1, 30, key="cx_k", help="kNN graph: each clip's k nearest clips."
     )
 with c2:
-    budget = st.select_slider(
-        "Pair budget per class",
-        BUDGETS,
-        key="cx_budget",
-        help="Sampled ordered pairs per class (the authors use 5,000).",
-    )
-with c3:
-    exact = st.toggle(
-        "Exact (all pairs)", key="cx_exact", help="Score every ordered pair: no sampling."
-    )
-    fast = st.toggle(
-        "Fast preview",
-        key="cx_fast",
-        disabled=exact,
-        help="Stop at the pilot sample: much faster, 2-4x larger (reported) standard error.",
+    precision = st.select_slider(
+        "Precision",
+        list(common.PRECISIONS),
+        key="cx_precision",
+        help="Standard error to reach per layer score (sources are added until it is met; every "
+        "pair is scored when that is cheaper), the authors' 5,000 sampled pairs per class, or every pair.",
     )
 with c4:
     fraction = st.slider(
@@ -58,7 +57,6 @@ with c4:
         help="Suggested prune point p: the first hidden state >= 1 reaching this fraction of the maximum.",
     )
 
-max_pairs = None if exact else int(budget)
 with c3:
     refresh = st.button(
         "Recompute",
@@ -67,7 +65,7 @@ with c3:
     )
 try:
     curves, prov, from_store = common.convexity_result(
-        fs.key, int(k), max_pairs, not (fast and not exact), refresh=refresh
+        fs.key, int(k), str(precision), refresh=refresh
     )
 except LabError as exc:
     st.error(f"Cannot compute convexity: {common.one_line(exc)}")
@@ -157,13 +155,12 @@ if bars == "authors' spread":
 elif exact_result:
     bar_note = "no error bars"
 else:
-    bar_note = "error bars: standard error of the sampled estimate of the exhaustive score" + (
-        " (fast preview: pilot sample only, larger SE)" if fast else ""
-    )
+    bar_note = "error bars: standard error of the sampled estimate of the exhaustive score"
+
 se_note = (
     "exact (exhaustive): every ordered pair scored, no sampling error"
     if exact_result
-    else f"sampled estimate ({settings.get('estimator')})"
+    else "; ".join(_precision_note(n, c) for n, c in curves.items())
 )
 origin = "loaded from the results store" if from_store else "computed now and stored"
 notes = [f"k = {k}", se_note, bar_note, "layer score = mean over classes", origin]

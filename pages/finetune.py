@@ -80,12 +80,7 @@ relevant = "word" if task == "words" else "speaker"
 suggestion: int | None = None
 if fs is not None:
     try:
-        curves = common.convexity_curves(
-            fs.key,
-            int(state.cx_k),
-            None if state.cx_exact else int(state.cx_budget),
-            not (state.cx_fast and not state.cx_exact),
-        )
+        curves = common.current_convexity(fs.key)
         suggestion = suggest_prune_point(curves[relevant].scores, float(state.cx_fraction))
     except LabError as exc:
         st.warning(f"No convexity suggestion: {common.one_line(exc)}")

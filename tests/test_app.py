@@ -155,20 +155,21 @@ def test_convexity_page_curves_controls_and_cache(feature_key: str, calls: Count
     assert not at.exception
     assert int(next(m.value for m in at.metric if "(word)" in m.label)[4:]) <= int(prune[4:])
     assert calls["convexity"] == 1  # the prune rule only reads the curves
-    at.toggle(key="cx_fast").set_value(True).run()
+    captions = " ".join(c.value for c in at.caption)
+    assert "exact (exhaustive)" in captions  # 140 clips: every tree is cheaper than the target SE
+    at.select_slider(key="cx_precision").set_value("± 0.01").run()
     assert not at.exception
-    at.toggle(key="cx_exact").set_value(True).run()
+    at.select_slider(key="cx_precision").set_value("exact").run()
     assert not at.exception
     assert "exhaustive" in " ".join(c.value for c in at.caption)
     at.slider(key="cx_k").set_value(5).run()
     assert not at.exception
-    assert calls["convexity"] == 4  # fast, exact, k = 5: new settings, each computed once
+    assert calls["convexity"] == 4  # quick, exact, k = 5: new settings, each computed once
     at.segmented_control(key="cx_heat").set_value("speaker").run()
     assert not at.exception
 
     at.slider(key="cx_k").set_value(10).run()  # settings seen before: served from the store
-    at.toggle(key="cx_exact").set_value(False).run()
-    at.toggle(key="cx_fast").set_value(False).run()
+    at.select_slider(key="cx_precision").set_value("± 0.005").run()
     assert not at.exception
     assert calls["convexity"] == 4
 

@@ -6,21 +6,23 @@ path (ties: fewer edges, then lowest-index predecessors) and score the share of 
 class (no interior vertex: 1; unreachable: 0). Class score = mean over its pairs; layer score = mean over
 classes with at least two points (the others are excluded and counted).
 
-Estimator. One shortest-path tree from a source s scores every class-mate target of s at once, so instead
-of sampling pairs we sample *sources*, each scoring all its n - 1 class-mates; the class score is then a
-mean of per-source means. Sources are drawn by stratified random sampling (strata by kNN label purity; see
-``core.geometry.sampling``); with every point a source (``max_pairs_per_class=None``, or small classes) the result
-equals the exhaustive mean over all ordered pairs. A pilot sample sizes a main sample so that the layer
-score's standard error meets a target: ``target_se`` (precision as the knob; topped up until met) or, with
-P = ``max_pairs_per_class`` and ``match_pair_precision`` (default), the layer SE that P uniform pairs per
-class would have (the authors' scheme; each class still gets at least P pairs). Sources are spread
-across classes by Neyman allocation. When the sampled route is predicted (by its tree count) to need more
-than ``exact_threshold`` of all trees, every tree is computed and the result is exact (``result.exact``).
-Label sets computed together share
-sources and their shortest-path trees (one seeded random ranking orders every draw).
+Estimator. One shortest-path tree from a source s scores every class-mate of s at once, so instead of
+sampling pairs we sample *sources* (simple random sampling within each class), each scoring all its
+n - 1 class-mates. The class estimate combines the sources' rows with the pairs among the sources into
+an unbiased U-statistic whose variance falls as 1/m^2 in the number of sources (per-source means would
+give 1/m; see ``core.geometry.sampling``); with every point a source (``max_pairs_per_class=None``, or
+small classes) it equals the exhaustive mean over all ordered pairs. A pilot (P / (n - 1) sources per
+class for P = ``max_pairs_per_class``, or ``PILOT_SOURCES`` with a target SE) estimates each class's
+variance; sources are then added, spread over classes where they cut the variance most, until the layer
+score's standard error meets a target: ``target_se`` (precision as the knob) or, with
+``match_pair_precision`` (default), the SE that P uniform pairs per class would have (the authors'
+scheme; each class still gets at least P pairs). When the sampled route is predicted (by its tree
+count) to need more than ``exact_threshold`` of all trees, every tree is computed and the result is
+exact (``result.exact``). Label sets computed together share sources and their shortest-path trees
+(one seeded random ranking orders every draw).
 
-Standard error: the stratified-sampling standard error of the class estimate (0 when exhaustive); classes
-are sampled independently, so the layer's SE = sqrt(sum_c SE_c^2) / C. It is the standard error of the
+Standard error: the design standard error of the class estimate (0 when exhaustive); classes are
+sampled independently, so the layer's SE = sqrt(sum_c SE_c^2) / C. It is the standard error of the
 estimate of the exhaustive score; the authors' error bars (std of pair scores / sqrt(points in class))
 describe spread rather than estimation error and are available as ``pair_std / sqrt(n_points)``.
 
@@ -42,14 +44,15 @@ import torch
 from core.errors import ConvexityInputError
 from core.geometry.knn import KnnGraph, default_block_size, knn_graph
 from core.geometry.sampling import (
-    Design,
+    ClassEstimate,
+    ScoreTable,
+    allocate,
     authors_target_variance,
     class_estimate,
-    first_stage,
+    class_members,
+    draw,
     first_stage_size,
-    knn_purity,
     layer_variance,
-    main_stage,
 )
 from core.geometry.shortest_paths import scores_numba, scores_torch
 from core.geometry.validation import as_features, as_labels, check_finite
@@ -60,7 +63,9 @@ PILOT_SOURCES = 12  # pilot sources per class when a target standard error is gi
 EXACT_THRESHOLD = (
     0.7  # go exhaustive when sampling is predicted to need more than this share of trees
 )
-MAX_TOP_UPS = 3  # top-ups of a sample that missed a target SE before going exhaustive
+MAX_TOP_UPS = 5  # top-ups of a sample that missed its target before going exhaustive
+AIM = 0.85  # top-ups size the sample for this share of the target variance, so one usually suffices
+ROW_BYTES = 1 << 30  # sampled sources keep their class rows; beyond this, every tree is run instead
 
 
 @dataclass(frozen=True)
@@ -191,28 +196,26 @@ def _plain(x: Hashable) -> Hashable:
 
 
 def _summarise(
-    ls: _LabelSet, q: int, design: Design, point_sums: np.ndarray, settings: dict, timings: dict
+    ls: _LabelSet, estimates: list[ClassEstimate], settings: dict, timings: dict
 ) -> ConvexityResult:
-    """Class and layer estimates with standard errors from the per-point score sums (N, Q, 2)."""
-    per_class: dict[Hashable, ClassConvexity] = {}
-    for c in ls.kept:
-        members = np.flatnonzero(ls.codes == c)
-        est = class_estimate(design, q, members, point_sums)
-        per_class[ls.classes[c]] = ClassConvexity(
+    """Class and layer estimates with standard errors from the class estimates (in ``kept`` order)."""
+    per_class = {
+        ls.classes[c]: ClassConvexity(
             est.score,
             math.sqrt(est.variance),
-            len(members),
+            int(ls.counts[c]),
             est.n_pairs,
             est.n_sources,
             math.sqrt(est.pair_var),
         )
+        for c, est in zip(ls.kept, estimates, strict=True)
+    }
     excluded = tuple(ls.classes[c] for c in np.flatnonzero(ls.counts < 2))
     scores = np.array([v.score for v in per_class.values()])
-    sems = np.array([v.sem for v in per_class.values()])
     exact = all(v.n_sources == v.n_points for v in per_class.values())
     return ConvexityResult(
         score=float(scores.mean()),
-        sem=float(math.sqrt(float((sems**2).sum())) / len(scores)),
+        sem=math.sqrt(layer_variance(estimates)),
         per_class=per_class,
         n_excluded_classes=len(excluded),
         excluded_classes=excluded,
@@ -314,9 +317,10 @@ class _Engine:
         self.engine = _resolve_engine(engine, self.device)
         rng = np.random.default_rng(seed)
         self.rank = rng.permutation(sets[0].codes.shape[0])
-        self.main_rank = rng.permutation(sets[0].codes.shape[0])  # independent of the pilot's
         self.codes = np.stack([ls.codes for ls in sets])
         self.kept = [ls.kept for ls in sets]
+        self.members = class_members(self.codes, self.kept)
+        self.sizes = [np.array([len(g) for g in classes]) for classes in self.members]
         self.all_sources = np.stack(
             [np.isin(ls.codes, ls.kept) for ls in sets], axis=1
         )  # (N, Q): the exhaustive design
@@ -330,11 +334,11 @@ class _Engine:
         if not sampled:
             estimator = "exhaustive"
         elif self.target_se is not None:
-            estimator = "stratified sources, target standard error"
+            estimator = "sampled sources, target standard error"
         elif self.second_stage:
-            estimator = "stratified sources, precision of uniform pairs"
+            estimator = "sampled sources, precision of uniform pairs"
         else:
-            estimator = "stratified sources"
+            estimator = "sampled sources"
         self.settings = {
             "k": self.k,
             "max_pairs_per_class": max_pairs_per_class,
@@ -345,79 +349,96 @@ class _Engine:
             "device": str(self.device),
             "engine": self.engine,
             "estimator": estimator,
-            "standard_error": "stratified sampling of sources (Cochran ch. 5); 0 when exact",
+            "standard_error": "design variance of the source-sample U-statistic; 0 when exact",
             "n_points": int(self.codes.shape[1]),
         }
         if self.engine == "torch":
             self._t_codes = torch.from_numpy(self.codes.astype(np.int64)).to(self.device)
 
-    def _run_trees(self, edges: tuple, need: np.ndarray, point_sums: np.ndarray) -> int:
-        """Add the path-score sums of the (point, label set) choices in ``need`` (N, Q); returns trees."""
+    def _run_trees(self, edges: tuple, need: np.ndarray, table: ScoreTable) -> int:
+        """Run the trees of the (point, label set) choices in ``need`` (N, Q) into ``table``; returns trees."""
         sources = np.flatnonzero(need.any(axis=1))
         if not len(sources):
             return 0
         active = need[sources]
         if self.engine == "numba":
-            sums = scores_numba(*edges, sources, self.codes, active)
+            sums, rows = scores_numba(*edges, sources, self.codes, active, table.pos, table.width)
         else:
             src, dst, w, n = edges
             t_sources = torch.from_numpy(sources).to(self.device)
             t_active = torch.from_numpy(active).to(self.device, torch.float64)
-            sums = scores_torch(src, dst, w, n, t_sources, self._t_codes, t_active).cpu().numpy()
-        point_sums[sources] += sums  # inactive (point, set) entries come back as zeros
+            t_pos = torch.from_numpy(table.pos.astype(np.int64)).to(self.device)
+            t_sums, t_rows = scores_torch(
+                src, dst, w, n, t_sources, self._t_codes, t_active, t_pos, table.width
+            )
+            sums, rows = t_sums.cpu().numpy(), t_rows.cpu().numpy()
+        table.add(sources, sums, rows)
         return len(sources)
 
-    def _cheaper_exhaustive(self, *designs: np.ndarray) -> bool:
-        """Cost model: trees of the sampled route (union of ``designs``) vs every tree."""
-        trees = np.logical_or.reduce([d.any(axis=1) for d in designs]).sum()
-        return bool(trees > self.exact_threshold * self.n_exhaustive)
+    def _cheaper_exhaustive(self, chosen: np.ndarray, table: ScoreTable) -> bool:
+        """Cost model: trees of the sampled route vs every tree (or rows beyond the memory budget)."""
+        trees = int(chosen.any(axis=1).sum())
+        return (
+            trees > self.exact_threshold * self.n_exhaustive or table.row_bytes(trees) > ROW_BYTES
+        )
 
-    def _targets(self, design: Design, point_sums: np.ndarray) -> list[float]:
+    def _estimates(self, chosen: np.ndarray, table: ScoreTable) -> list[list[ClassEstimate]]:
+        """Per label set, the estimate of each kept class."""
+        return [
+            [class_estimate(chosen, q, g, table) for g in classes]
+            for q, classes in enumerate(self.members)
+        ]
+
+    def _targets(self, estimates: list[list[ClassEstimate]]) -> list[float]:
         """Target variance of each label set's layer score: given, or that of the authors' pairs."""
         if self.target_se is not None:
             return [self.target_se**2] * len(self.sets)
         return [
-            authors_target_variance(design, q, kept, self.codes, point_sums, self.authors_pairs)
-            for q, kept in enumerate(self.kept)
+            authors_target_variance(ests, self.sizes[q], self.authors_pairs)
+            for q, ests in enumerate(estimates)
         ]
 
-    def _sample(self, edges: tuple, purity: np.ndarray) -> tuple[Design, np.ndarray, int]:
-        """Choose sources and run their trees: pilot, main sample, top-ups, or every tree."""
-        design = first_stage(
-            self.codes, self.kept, self.rank, purity, self.max_pairs, self.pilot_min
-        )
-        point_sums = np.zeros((*design.chosen.shape, 2))
-        if self._cheaper_exhaustive(design.chosen):
-            design = Design(design.strata, self.all_sources.copy())
-        n_trees = self._run_trees(edges, design.chosen, point_sums)
-        if not self.second_stage or design.chosen.sum() == self.all_sources.sum():
-            return design, point_sums, n_trees
-        pilot = design
-        targets = self._targets(pilot, point_sums)
-        design = main_stage(pilot, self.codes, self.kept, self.main_rank, point_sums, targets)
-        if self._cheaper_exhaustive(pilot.chosen, design.chosen):
-            design = Design(design.strata, self.all_sources.copy())
-        n_trees += self._run_trees(edges, design.chosen & ~pilot.chosen, point_sums)
-        point_sums[~design.chosen] = 0.0  # pilot-only trees only sized the main sample
-        for attempt in range(MAX_TOP_UPS + 1 if self.target_se is not None else 0):
-            missed = [
-                layer_variance(design, q, kept, self.codes, point_sums) > targets[q]
-                for q, kept in enumerate(self.kept)
-            ]
+    def _top_up_sizes(
+        self,
+        estimates: list[list[ClassEstimate]],
+        targets: list[float],
+        missed: list[bool],
+        aim: float,
+    ) -> list[np.ndarray]:
+        """Sources per class for each label set: enough for ``aim`` x its target where it was missed."""
+        sizes = []
+        for q, (ests, target) in enumerate(zip(estimates, targets, strict=True)):
+            now = np.array([e.n_sources for e in ests])
+            budget = aim * target * len(ests) ** 2
+            sizes.append(allocate(ests, self.sizes[q], now, budget) if missed[q] else now)
+        return sizes
+
+    def _sample(self, edges: tuple) -> tuple[np.ndarray, ScoreTable, int]:
+        """Choose sources and run their trees: pilot, then top-ups until the target holds, or all."""
+        sizes = [
+            np.array([first_stage_size(int(n), self.max_pairs, self.pilot_min) for n in nq])
+            for nq in self.sizes
+        ]
+        chosen = draw(self.members, sizes, self.rank, self.codes.shape[1])
+        table = ScoreTable(self.codes, self.members, record=True)
+        if self._cheaper_exhaustive(chosen, table):
+            table = ScoreTable(self.codes, self.members, record=False)
+            return self.all_sources, table, self._run_trees(edges, self.all_sources, table)
+        n_trees = self._run_trees(edges, chosen, table)
+        estimates = self._estimates(chosen, table)
+        targets = self._targets(estimates)
+        for attempt in range(MAX_TOP_UPS + 1 if self.second_stage else 0):
+            missed = [layer_variance(e) > t for e, t in zip(estimates, targets, strict=True)]
             if not any(missed):
                 break
-            if attempt == MAX_TOP_UPS:  # the target is a promise: finish with every tree
-                more = Design(design.strata, self.all_sources.copy())
-            else:
-                more = main_stage(
-                    design, self.codes, self.kept, self.main_rank, point_sums, targets
-                )
-                more.chosen[:] |= design.chosen
-                if self._cheaper_exhaustive(pilot.chosen, more.chosen):
-                    more = Design(design.strata, self.all_sources.copy())
-            n_trees += self._run_trees(edges, more.chosen & ~design.chosen, point_sums)
-            design = more
-        return design, point_sums, n_trees
+            sizes = self._top_up_sizes(estimates, targets, missed, AIM if attempt else 1.0)
+            more = draw(self.members, sizes, self.rank, self.codes.shape[1]) | chosen
+            if attempt == MAX_TOP_UPS or self._cheaper_exhaustive(more, table):
+                more = self.all_sources  # the target is a promise: finish with every tree
+            n_trees += self._run_trees(edges, more & ~chosen, table)
+            chosen = more
+            estimates = self._estimates(chosen, table)
+        return chosen, table, n_trees
 
     def layer(
         self,
@@ -438,15 +459,12 @@ class _Engine:
         edges = (
             graph.csr() if self.engine == "numba" else (*graph.undirected_edges(), graph.n_points)
         )
-        purity = knn_purity(self.codes, graph.indices.cpu().numpy())
-        design, point_sums, n_trees = self._sample(edges, purity)
+        chosen, table, n_trees = self._sample(edges)
         t2 = time.perf_counter()
         timings = {"knn_s": t1 - t0, "paths_s": t2 - t1, "fallback_rows": graph.n_fallback_rows}
         settings = dict(self.settings, layer=layer, n_shortest_path_trees=n_trees)
-        return [
-            _summarise(ls, q, design, point_sums, settings, timings)
-            for q, ls in enumerate(self.sets)
-        ]
+        estimates = self._estimates(chosen, table)
+        return [_summarise(ls, estimates[q], settings, timings) for q, ls in enumerate(self.sets)]
 
 
 def graph_convexity(

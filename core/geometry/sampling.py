@@ -1,26 +1,34 @@
-"""Which points get a shortest-path tree, and the stratified estimate of a class score built from them.
+"""Which points get a shortest-path tree, and the unbiased estimate of a class score built from them.
 
-A tree from source s scores all n - 1 class-mates of s, so the sampling unit is the source and a class
-score is a mean of per-source means. Per-source means vary a lot and depend strongly on how "pure" the
-source's neighbourhood is, so sources are drawn by stratified random sampling: each class is cut into up to
-``MAX_STRATA`` equal-size strata by kNN label purity (share of the point's k neighbours with its label; ties
-by point index, so strata never depend on the random draw), and every stratum gets a share of the sources
-proportional to its size, drawn uniformly without replacement (lowest ranks of a seeded random permutation
-shared by all label sets, so they share trees).
+A tree from source s scores all n - 1 class-mates of s: one whole row of the class's pair-score matrix
+h. Sources are drawn by simple random sampling within each class: the lowest ranks of one seeded random
+permutation shared by all label sets (so label sets share trees, and a larger sample extends a smaller
+one).
 
-Estimate: sum_h W_h mean_h, W_h = N_h / n, exactly unbiased for the exhaustive class mean; with every point
-chosen it *is* the exhaustive mean. Standard error: sqrt(sum_h W_h^2 (1 - m_h/N_h) s_h^2 / m_h), the
-textbook stratified-sampling formula (Cochran, Sampling Techniques, ch. 5), s_h^2 the sample variance of
-the per-source means in stratum h.
+Estimator. With m sources S, R the sum of their rows and A the sum of h over ordered pairs inside S,
 
-Precision targets (``main_stage``): a pilot sample sizes the main sample so that the standard error of
-the *layer* score meets a target: either a given SE, or that of P pairs per class drawn uniformly (the
-authors' scheme). Sources go where per-source means vary most (Neyman allocation across classes,
-``neyman_totals``), sized for an upper confidence bound of the pilot's pooled variance. The main sample
-is drawn with a second, independent permutation, so its size does not depend on its own values and the
-estimate stays unbiased with a valid standard error; pilot trees that the main sample also needs are
-reused. Should the main sample miss a given SE, it is topped up from the same permutation (sized from its
-own estimates: a sequential step whose bias is of smaller order than the SE, and is tested).
+    theta_hat = (2 R - (n - 2) A / (m - 1)) / (m n)
+
+is exactly unbiased for the class mean theta under simple random sampling (E R = m (n - 1) theta and
+E A = m (m - 1) theta), whatever h is. Write h_ij = theta + a_i + a_j + e_ij (Hoeffding decomposition of
+the symmetrised scores; shortest paths are symmetric up to tie-breaking, so h nearly is): the row effects
+a_i, which make per-source means vary, cancel exactly, theta_hat - theta = -(n - 2) E / ((m - 1) m n)
+with E the sum of e over ordered pairs in S. The variance falls as 1/m^2, not 1/m as a mean of
+per-source means does:
+
+    Var = ((n - 2) / ((m - 1) m n))^2 4 Q (p2 - 2 p3 + p4),
+
+Q = sum_{i<j} e_ij^2 and p_k the chance that k given points are all in S (each row of e sums to zero,
+which fixes the covariances of the e's). Q is estimated from the m (n - m) scores from the sources to
+the points outside S (a two-way residual sum of squares; row effects from the exact row sums), which is
+far steadier than the m (m - 1) / 2 pairs inside S. With m = n it is the exhaustive mean, variance 0.
+No library offers this estimator; the derivation is short and is tested for bias and calibration.
+
+Precision targets (``allocate``): a pilot estimates each class's Q and the pair-score variance; sources
+are then spread over classes to minimise their total subject to the layer variance meeting the target
+(a given SE, or that of P uniform pairs per class, the authors' scheme), and topped up from the same
+permutation until the estimated variance meets it. Sample sizes depend on the pilot (a sequential
+design): the resulting bias is of smaller order than the SE, and is tested.
 """
 
 from __future__ import annotations
@@ -29,24 +37,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import chi2
 
-MAX_STRATA = 8
-SHRINK = 0.5  # weight of a class's own pilot variance in the allocation (the rest: the pooled one)
-MIN_PER_STRATUM = 4  # first-stage sources per stratum: enough for a usable variance estimate
-
-
-@dataclass(frozen=True)
-class Design:
-    """A layer's sampling design for all label sets: each point's stratum and the chosen sources."""
-
-    strata: np.ndarray  # (N, Q) int32: stratum of the point within its class, per label set
-    chosen: np.ndarray  # (N, Q) bool: point is a source for label set q
-
-
-def knn_purity(codes: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
-    """(N, Q) share of each point's k nearest neighbours that share its label, per label set."""
-    return np.stack([(c[neighbours] == c[:, None]).mean(axis=1) for c in codes], axis=1)
+SHRINK = (
+    0.5  # weight of a class's own pilot noise estimate when raising it towards the median class's
+)
 
 
 def first_stage_size(n: int, max_pairs: int | None, minimum: int = 2) -> int:
@@ -54,181 +48,187 @@ def first_stage_size(n: int, max_pairs: int | None, minimum: int = 2) -> int:
     return n if max_pairs is None else min(n, max(minimum, math.ceil(max_pairs / (n - 1))))
 
 
-def _allocate(groups: list[np.ndarray], total: int, current: list[int]) -> list[int]:
-    """Proportional allocation of ``total`` sources over strata, never below ``current`` or the minimum."""
-    n = sum(len(g) for g in groups)
-    return [
-        min(len(g), max(cur, MIN_PER_STRATUM, math.ceil(total * len(g) / n)))
-        for g, cur in zip(groups, current, strict=True)
-    ]
+def class_members(codes: np.ndarray, kept: list[np.ndarray]) -> list[list[np.ndarray]]:
+    """Per label set, the sorted point indices of each kept class."""
+    return [[np.flatnonzero(codes[q] == c) for c in kept[q]] for q in range(codes.shape[0])]
 
 
-def _strata_groups(design: Design, q: int, members: np.ndarray) -> list[np.ndarray]:
-    """The class's members split by stratum (non-empty strata only)."""
-    ids = design.strata[members, q]
-    return [members[ids == h] for h in range(int(ids.max()) + 1)]
+def draw(
+    members: list[list[np.ndarray]], sizes: list[np.ndarray], rank: np.ndarray, n_points: int
+) -> np.ndarray:
+    """(N, Q) bool: the ``sizes[q][c]`` lowest-ranked members of every class of every label set."""
+    chosen = np.zeros((n_points, len(members)), dtype=bool)
+    for q, (classes, totals) in enumerate(zip(members, sizes, strict=True)):
+        for g, m in zip(classes, totals, strict=True):
+            chosen[g[np.argsort(rank[g], kind="stable")[: int(m)]], q] = True
+    return chosen
 
 
-def _draw(groups: list[np.ndarray], sizes: list[int], rank: np.ndarray, out: np.ndarray) -> None:
-    """Mark the ``sizes[h]`` lowest-ranked members of each stratum in the boolean column ``out``."""
-    for g, m in zip(groups, sizes, strict=True):
-        out[g[np.argsort(rank[g], kind="stable")[:m]]] = True
+class ScoreTable:
+    """Per-source results of the trees run so far: score sums (N, Q, 2) and, for sampled layers, rows.
 
+    ``rows[row_of[s], q, pos[q, t]]`` holds h(s, t) for class-mates t of source s (float32).
+    """
 
-def first_stage(
-    codes: np.ndarray,
-    kept: list[np.ndarray],
-    rank: np.ndarray,
-    purity: np.ndarray,
-    max_pairs: int | None,
-    minimum: int = 2,
-) -> Design:
-    """Stratify every kept class by purity; draw enough sources for ``max_pairs`` pairs (or all)."""
-    n_points, n_sets = codes.shape[1], codes.shape[0]
-    strata = np.zeros((n_points, n_sets), dtype=np.int32)
-    chosen = np.zeros((n_points, n_sets), dtype=bool)
-    for q in range(n_sets):
-        for c in kept[q]:
-            members = np.flatnonzero(codes[q] == c)
-            m0 = first_stage_size(len(members), max_pairs, minimum)
-            n_strata = max(1, min(MAX_STRATA, m0 // MIN_PER_STRATUM))
-            by_purity = members[np.argsort(purity[members, q], kind="stable")]
-            groups = [np.sort(g) for g in np.array_split(by_purity, n_strata)]
-            for h, g in enumerate(groups):
-                strata[g, q] = h
-            _draw(groups, _allocate(groups, m0, [0] * n_strata), rank, chosen[:, q])
-    return Design(strata, chosen)
+    def __init__(self, codes: np.ndarray, members: list[list[np.ndarray]], record: bool) -> None:
+        n_sets, n_points = codes.shape
+        self.sums = np.zeros((n_points, n_sets, 2))
+        self.pos = np.full((n_sets, n_points), -1, dtype=np.int32)
+        for q, classes in enumerate(members):
+            for g in classes:
+                self.pos[q, g] = np.arange(len(g), dtype=np.int32)
+        self.width = max(len(g) for classes in members for g in classes) if record else 0
+        self.row_of = np.full(n_points, -1, dtype=np.int64)
+        self.rows = np.zeros((0, n_sets, self.width), dtype=np.float32)
+
+    def row_bytes(self, n_sources: int) -> int:
+        """Memory the rows of ``n_sources`` sources take."""
+        return n_sources * self.rows.shape[1] * self.width * 4
+
+    def add(self, sources: np.ndarray, sums: np.ndarray, rows: np.ndarray | None) -> None:
+        """Add one batch of trees (a point may get a second tree for other label sets)."""
+        self.sums[sources] += sums  # inactive (point, set) entries come back as zeros
+        if rows is None or not self.width:
+            return
+        new = sources[self.row_of[sources] < 0]
+        self.row_of[new] = self.rows.shape[0] + np.arange(len(new))
+        self.rows = np.concatenate(
+            [self.rows, np.zeros((len(new), *self.rows.shape[1:]), np.float32)]
+        )
+        self.rows[self.row_of[sources]] += rows
+
+    def class_rows(self, q: int, sources: np.ndarray, n: int) -> np.ndarray:
+        """(m, n) float64 scores h(s, t) from the given sources to their n class-mates in label set q."""
+        return self.rows[self.row_of[sources], q, :n].astype(np.float64)
 
 
 @dataclass(frozen=True)
 class ClassEstimate:
-    """A class's stratified estimate from its sources' score sums."""
+    """A class's estimate from its sources' trees."""
 
     score: float
     variance: float
     n_sources: int
     n_pairs: int
-    pair_var: float
-    within: float  # pooled within-stratum variance of per-source means
-    within_df: int  # its degrees of freedom
+    pair_var: float  # variance of the scored pairs' scores
+    noise: float  # Q: sum over unordered pairs of the squared interaction e_ij (0 when exhaustive)
+
+
+def inclusion(m: np.ndarray | int, n: int, k: int) -> np.ndarray:
+    """Chance that k given points all lie in a simple random sample of m of n points."""
+    m = np.asarray(m, dtype=np.float64)
+    p = np.ones_like(m)
+    for i in range(k):
+        p = p * np.where(m > i, (m - i) / max(n - i, 1), 0.0)
+    return p
+
+
+def ustat_variance(noise: float, n: int, m: np.ndarray | int) -> np.ndarray:
+    """Variance of ``theta_hat`` from m of n sources, for a class whose interaction sum of squares is Q."""
+    m = np.asarray(m, dtype=np.float64)
+    spread = inclusion(m, n, 2) - 2 * inclusion(m, n, 3) + inclusion(m, n, 4)
+    scale = (n - 2) / (np.maximum(m - 1, 1) * m * n)
+    return np.where(m >= n, 0.0, scale**2 * 4 * noise * np.maximum(spread, 0.0))
 
 
 def class_estimate(
-    design: Design, q: int, members: np.ndarray, point_sums: np.ndarray
+    chosen: np.ndarray, q: int, members: np.ndarray, table: ScoreTable
 ) -> ClassEstimate:
-    """Stratified estimate of one class (``members``: its points) from per-point sums (N, Q, 2)."""
+    """Estimate of one class (``members``: its points) from the trees of its chosen sources."""
     n = len(members)
-    score = variance = within = 0.0
-    n_sources = within_df = 0
-    for g in _strata_groups(design, q, members):
-        picked = g[design.chosen[g, q]]
-        r = point_sums[picked, q, 0] / (n - 1)
-        m_h, weight = len(r), len(g) / n
-        n_sources += m_h
-        score += weight * float(r.mean())
-        if m_h > 1:
-            var_h = float(np.var(r, ddof=1))
-            within += weight * var_h
-            within_df += m_h - 1
-            variance += weight**2 * (1 - m_h / len(g)) * var_h / m_h
-    sampled = members[design.chosen[members, q]]
-    if n_sources == n:  # exhaustive: the plain mean, free of the weights' rounding
-        score = float(point_sums[sampled, q, 0].sum() / (n * (n - 1)))
-    n_pairs = n_sources * (n - 1)
-    pair_mean = float(point_sums[sampled, q, 0].sum()) / n_pairs
-    pair_var = max(0.0, float(point_sums[sampled, q, 1].sum()) / n_pairs - pair_mean**2)
+    sources = members[chosen[members, q]]
+    m = len(sources)
+    sums = table.sums[sources, q]
+    total = float(sums[:, 0].sum())
+    n_pairs = m * (n - 1)
+    pair_mean = total / n_pairs
+    pair_var = max(0.0, float(sums[:, 1].sum()) / n_pairs - pair_mean**2)
     pair_var *= n_pairs / max(1, n_pairs - 1)
-    return ClassEstimate(score, max(0.0, variance), n_sources, n_pairs, pair_var, within, within_df)
+    if m == n:  # exhaustive: the plain mean
+        return ClassEstimate(total / (n * (n - 1)), 0.0, m, n_pairs, pair_var, 0.0)
+    rows = table.class_rows(q, sources, n)
+    inside = chosen[members, q]
+    score = (2 * total - (n - 2) * float(rows[:, inside].sum()) / (m - 1)) / (m * n)
+    noise = _interaction_sum_of_squares(rows[:, ~inside], sums[:, 0], n)
+    variance = float(ustat_variance(noise, n, m))
+    return ClassEstimate(score, variance, m, n_pairs, pair_var, noise)
 
 
-def authors_target_variance(
-    design: Design, q: int, kept: np.ndarray, codes: np.ndarray, point_sums: np.ndarray, pairs: int
-) -> float:
+def _interaction_sum_of_squares(outside: np.ndarray, row_sums: np.ndarray, n: int) -> float:
+    """Estimate of Q = sum_{i<j} e_ij^2 from the sources' scores to the points outside the sample.
+
+    With the row effects a_s known from exact row sums (up to a constant), the residuals of h(s, t) -
+    a_s around each outside point's column mean are e_st minus its mean over the sources: their sum of
+    squares over (m - 1) estimates sum_j e_tj^2 / (n - 2) per outside point (sampling without
+    replacement from t's row, whose e's sum to zero), and n - m of n points are outside.
+    """
+    m, outside_n = outside.shape
+    if m < 2 or outside_n == 0:
+        return 0.0
+    resid = outside - row_sums[:, None] / max(n - 2, 1)
+    resid -= resid.mean(axis=0, keepdims=True)
+    per_point = float((resid**2).sum()) / (m - 1)
+    return per_point * n * (n - 2) / (2 * outside_n)
+
+
+def authors_target_variance(estimates: list[ClassEstimate], sizes: np.ndarray, pairs: int) -> float:
     """Variance of the layer score had every class drawn ``pairs`` uniform pairs without replacement.
 
     Per class sigma^2 / P (1 - P / (n (n - 1))) with sigma^2 the pair-score variance seen so far; the
     layer's is their sum over C^2 (classes are sampled independently).
     """
-    total = 0.0
-    for c in kept:
-        members = np.flatnonzero(codes[q] == c)
-        n = len(members)
-        est = class_estimate(design, q, members, point_sums)
-        total += est.pair_var / pairs * max(0.0, 1.0 - pairs / (n * (n - 1)))
-    return total / len(kept) ** 2
-
-
-def neyman_totals(
-    within: np.ndarray, sizes: np.ndarray, floor: np.ndarray, budget: float
-) -> np.ndarray:
-    """Sources per class minimising their total subject to sum_c within_c (1/m_c - 1/n_c) <= budget.
-
-    The Lagrange solution m_c = sqrt(lambda within_c) clipped to [floor_c, n_c] (Neyman allocation
-    across classes; Cochran ch. 5.5), lambda found by bisection. ``budget`` is C^2 times the target
-    variance of the layer score.
-    """
-    floor = np.minimum(floor, sizes).astype(np.float64)
-    sizes = sizes.astype(np.float64)
-
-    def excess(m: np.ndarray) -> float:
-        return float((within * (1.0 / m - 1.0 / sizes)).sum()) - budget
-
-    if excess(floor) <= 0.0:
-        return floor.astype(np.int64)
-    if budget <= 0.0:
-        return sizes.astype(np.int64)
-    lo, hi = 0.0, 1.0
-    while excess(np.clip(np.sqrt(hi * within), floor, sizes)) > 0.0 and hi < 1e30:
-        hi *= 4.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if excess(np.clip(np.sqrt(mid * within), floor, sizes)) > 0.0:
-            lo = mid
-        else:
-            hi = mid
-    return np.ceil(np.clip(np.sqrt(hi * within), floor, sizes) - 1e-9).astype(np.int64)
-
-
-def main_stage(
-    current: Design,
-    codes: np.ndarray,
-    kept: list[np.ndarray],
-    rank: np.ndarray,
-    point_sums: np.ndarray,
-    target_var: list[float],
-) -> Design:
-    """A larger sample sized from ``current`` so that each label set's layer variance meets its target.
-
-    Under proportional allocation a class's stratified variance is within / m - within / n; sources
-    are spread across classes by ``neyman_totals`` (more where per-source means vary more), sized for
-    the 80% upper confidence bound of the pooled within-stratum variance. Drawn from ``rank``: with the
-    pilot's ranking independent of it, the sample's size does not depend on its own values (unbiased);
-    drawn again from the same ``rank`` with larger sizes, it extends ``current`` (a top-up).
-    """
-    chosen = np.zeros_like(current.chosen)
-    for q in range(codes.shape[0]):
-        members_of = [np.flatnonzero(codes[q] == c) for c in kept[q]]
-        ests = [class_estimate(current, q, m, point_sums) for m in members_of]
-        df = sum(e.within_df for e in ests)
-        inflation = df / chi2.ppf(0.2, df) if df > 0 else 1.0
-        within = np.array([e.within for e in ests]) * inflation
-        # pilots of a few sources misjudge skewed classes: shrink each towards the pooled variance
-        within = SHRINK * within + (1 - SHRINK) * within.mean()
-        sizes = np.array([len(m) for m in members_of])
-        floor = np.array([max(2, e.n_sources) for e in ests])
-        totals = neyman_totals(within, sizes, floor, target_var[q] * len(kept[q]) ** 2)
-        for members, total in zip(members_of, totals, strict=True):
-            groups = _strata_groups(current, q, members)
-            now = [int(current.chosen[g, q].sum()) for g in groups]
-            _draw(groups, _allocate(groups, int(total), now), rank, chosen[:, q])
-    return Design(current.strata, chosen)
-
-
-def layer_variance(
-    design: Design, q: int, kept: np.ndarray, codes: np.ndarray, point_sums: np.ndarray
-) -> float:
-    """Estimated variance of the layer score (mean over classes) of label set ``q``."""
     total = sum(
-        class_estimate(design, q, np.flatnonzero(codes[q] == c), point_sums).variance for c in kept
+        e.pair_var / pairs * max(0.0, 1.0 - pairs / (n * (n - 1)))
+        for e, n in zip(estimates, sizes, strict=True)
     )
-    return total / len(kept) ** 2
+    return total / len(estimates) ** 2
+
+
+def allocate(
+    estimates: list[ClassEstimate], sizes: np.ndarray, floor: np.ndarray, budget: float
+) -> np.ndarray:
+    """Fewest sources per class whose variances sum to at most ``budget`` (C^2 x the layer target).
+
+    Each class's pair-noise variance Q / (n (n - 1) / 2) is raised towards the median class's (a pilot
+    of a few sources misses rare bad paths; never lowered, so a class that misses its share gets more); m_c minimises m + lambda V_c(m) on the grid floor_c..n_c,
+    lambda found by bisection (the Lagrange solution of the allocation problem).
+    """
+    per_pair = np.array(
+        [e.noise / max(1.0, n * (n - 1) / 2) for e, n in zip(estimates, sizes, strict=True)]
+    )
+    per_pair = np.maximum(per_pair, SHRINK * per_pair + (1 - SHRINK) * float(np.median(per_pair)))
+    grids = [np.arange(min(f, n), n + 1) for f, n in zip(floor, sizes, strict=True)]
+    curves = [
+        ustat_variance(s * n * (n - 1) / 2, int(n), g)
+        for s, n, g in zip(per_pair, sizes, grids, strict=True)
+    ]
+
+    def pick(lam: float) -> tuple[np.ndarray, float]:
+        at = [int(np.argmin(g + lam * v)) for g, v in zip(grids, curves, strict=True)]
+        return (
+            np.array([g[i] for g, i in zip(grids, at, strict=True)]),
+            sum(float(v[i]) for v, i in zip(curves, at, strict=True)),
+        )
+
+    if budget <= 0.0:
+        return np.asarray(sizes)
+    at_floor, variance = pick(0.0)
+    if variance <= budget:
+        return at_floor
+    low = high = 1.0
+    while pick(high)[1] > budget:  # large lambda takes every source (variance 0)
+        high *= 8.0
+    while pick(low)[1] <= budget and low > 1e-300:
+        low /= 8.0
+    for _ in range(60):  # geometric bisection: lambda spans many orders of magnitude
+        mid = math.sqrt(low * high)
+        if pick(mid)[1] > budget:
+            low = mid
+        else:
+            high = mid
+    return pick(high)[0]
+
+
+def layer_variance(estimates: list[ClassEstimate]) -> float:
+    """Estimated variance of a layer score (mean over classes) from its classes' estimates."""
+    return sum(e.variance for e in estimates) / len(estimates) ** 2

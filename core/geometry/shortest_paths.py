@@ -68,14 +68,17 @@ def _pop(hd, hk, size):
 
 
 @numba.njit(cache=True)
-def _one_source(indptr, nbr, wts, s, codes, active_row, out, work):
+def _one_source(indptr, nbr, wts, s, codes, active_row, out, row, pos, work):
     """Lexicographic Dijkstra from ``s``; adds class-mates' path scores (and squares) into ``out``.
+
+    With ``row`` of width > 0, each class-mate t's score is also stored at ``row[q, pos[q, t]]``.
 
     ``work`` holds the per-thread buffers, all reset to their initial state on return.
     """
     dist, hops, pred, done, inner, touched, hd, hk = work
     n = indptr.shape[0] - 1
     n_sets = codes.shape[0]
+    record = row.shape[1] > 0
     remaining = 0
     for v in range(n):
         if v != s:
@@ -108,6 +111,8 @@ def _one_source(indptr, nbr, wts, s, codes, active_row, out, work):
                     score = 1.0 if h == 1 else inner[q, v] / (h - 1)
                     out[q, 0] += score
                     out[q, 1] += score * score
+                    if record:
+                        row[q, pos[q, v]] = score
             if is_target:
                 remaining -= 1
         dv = dist[v]
@@ -137,11 +142,12 @@ def _one_source(indptr, nbr, wts, s, codes, active_row, out, work):
 
 
 @numba.njit(parallel=True, cache=True)
-def _scores_parallel(indptr, nbr, wts, sources, codes, active, n_workers):
+def _scores_parallel(indptr, nbr, wts, sources, codes, active, pos, width, n_workers):
     """Run ``_one_source`` for every source; each worker reuses one set of buffers."""
     n = indptr.shape[0] - 1
     n_src = sources.shape[0]
     sums = np.zeros((n_src, codes.shape[0], 2), dtype=np.float64)
+    rows = np.zeros((n_src, codes.shape[0], width), dtype=np.float32)
     cap = indptr[n] + 1
     for worker in numba.prange(n_workers):
         work = (
@@ -155,8 +161,8 @@ def _scores_parallel(indptr, nbr, wts, sources, codes, active, n_workers):
             np.empty(cap, dtype=np.int64),
         )
         for i in range(worker, n_src, n_workers):
-            _one_source(indptr, nbr, wts, sources[i], codes, active[i], sums[i], work)
-    return sums
+            _one_source(indptr, nbr, wts, sources[i], codes, active[i], sums[i], rows[i], pos, work)
+    return sums, rows
 
 
 def scores_numba(
@@ -166,12 +172,17 @@ def scores_numba(
     sources: np.ndarray,
     codes: np.ndarray,
     active: np.ndarray,
-) -> np.ndarray:
-    """Per-source, per-label-set sums of pair scores and of their squares (S, Q, 2), on CPU cores.
+    pos: np.ndarray | None = None,
+    width: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-source, per-label-set sums of pair scores and squares (S, Q, 2), and rows, on CPU cores.
 
     ``codes`` (Q, N) holds integer labels per label set; ``active`` (S, Q) says for which label sets a
-    source was sampled (only those sets' class-mates are scored and awaited).
+    source was sampled (only those sets' class-mates are scored and awaited). With ``width`` > 0, the
+    rows (S, Q, width) float32 hold each class-mate t's score at ``pos[q, t]`` (its place in its class).
     """
+    if pos is None:
+        pos = np.zeros((codes.shape[0], codes.shape[1]), dtype=np.int32)
     return _scores_parallel(
         np.ascontiguousarray(indptr, dtype=np.int64),
         np.ascontiguousarray(indices, dtype=np.int32),
@@ -179,6 +190,8 @@ def scores_numba(
         np.ascontiguousarray(sources, dtype=np.int64),
         np.ascontiguousarray(codes, dtype=np.int32),
         np.ascontiguousarray(active, dtype=np.bool_),
+        np.ascontiguousarray(pos, dtype=np.int32),
+        int(width),
         4 * numba.get_num_threads(),  # several workers per thread balance uneven source costs
     )
 
@@ -198,7 +211,9 @@ def _scores_torch_chunk(
     sources: torch.Tensor,
     codes: torch.Tensor,
     active: torch.Tensor,
-) -> torch.Tensor:
+    pos: torch.Tensor,
+    width: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``scores_torch`` for one chunk of sources held as dense (S, N) tensors."""
     s = sources.shape[0]
     device = w.device
@@ -227,7 +242,7 @@ def _scores_torch_chunk(
     not_source[rows, sources] = False
     max_hops = int(hops[reached].max())
     hops_f = hops.to(torch.float64)
-    sums = []
+    sums, rows = [], []
     for q in range(codes.shape[0]):
         same = codes[q][None, :] == codes[q][sources][:, None]  # (S, N) class-mates of each source
         mark = (same & not_source).to(torch.int64)
@@ -239,7 +254,13 @@ def _scores_torch_chunk(
         score = torch.where(reached & same & not_source, score, 0.0)
         pair_sums = torch.stack([score.sum(dim=1), (score * score).sum(dim=1)], dim=1)
         sums.append(pair_sums * active[:, q, None])
-    return torch.stack(sums, dim=1)
+        # each class-mate's score at its place in the class; everything else lands in a dropped column
+        row = torch.zeros((s, width + 1), dtype=torch.float32, device=device)
+        if width:
+            slot = torch.where(same & not_source & (pos[q] >= 0)[None, :], pos[q][None, :], width)
+            row.scatter_(1, slot, (score * active[:, q, None]).to(torch.float32))
+        rows.append(row[:, :width])
+    return torch.stack(sums, dim=1), torch.stack(rows, dim=1)
 
 
 def default_source_chunk(n_edges: int, device: torch.device) -> int:
@@ -256,24 +277,26 @@ def scores_torch(
     sources: torch.Tensor,
     codes: torch.Tensor,
     active: torch.Tensor,
+    pos: torch.Tensor | None = None,
+    width: int = 0,
     *,
     chunk: int | None = None,
-) -> torch.Tensor:
-    """Per-source, per-label-set sums of pair scores and squares (S, Q, 2), batched on the edges' device.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-source, per-label-set sums of pair scores and squares (S, Q, 2) and rows (S, Q, width).
 
-    Same contract as ``scores_numba``; the graph is given as symmetric directed edge lists. On CUDA
-    out-of-memory the source batch is halved and retried.
+    Same contract as ``scores_numba``, batched on the edges' device; the graph is given as symmetric
+    directed edge lists. On CUDA out-of-memory the source batch is halved and retried.
     """
+    if pos is None:
+        pos = torch.zeros_like(codes)
     chunk = chunk or default_source_chunk(src.shape[0], src.device)
-    out = []
+    sums, rows = [], []
     start = 0
     while start < sources.shape[0]:
         stop = min(sources.shape[0], start + chunk)
         try:
-            out.append(
-                _scores_torch_chunk(
-                    src, dst, weights, n, sources[start:stop], codes, active[start:stop]
-                )
+            part = _scores_torch_chunk(
+                src, dst, weights, n, sources[start:stop], codes, active[start:stop], pos, width
             )
         except torch.OutOfMemoryError:
             if chunk == 1:
@@ -281,5 +304,10 @@ def scores_torch(
             chunk = max(1, chunk // 2)
             torch.cuda.empty_cache()
             continue
+        sums.append(part[0])
+        rows.append(part[1])
         start = stop
-    return torch.cat(out) if out else torch.zeros((0, codes.shape[0], 2), dtype=torch.float64)
+    if not sums:
+        q = codes.shape[0]
+        return torch.zeros((0, q, 2), dtype=torch.float64), torch.zeros((0, q, width))
+    return torch.cat(sums), torch.cat(rows)
