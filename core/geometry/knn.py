@@ -91,6 +91,37 @@ def exact_distances(x64: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -
     return torch.from_numpy(out)
 
 
+@numba.njit(parallel=True, cache=True)
+def _smallest_cpu(d2, m, out_val, out_idx):
+    """Per row, the m smallest values (ascending) and their columns: one pass, a running worst slot."""
+    for r in numba.prange(d2.shape[0]):
+        vals = np.full(m, np.inf, dtype=np.float32)
+        cols = np.zeros(m, dtype=np.int64)
+        worst, slot = np.float32(np.inf), 0
+        row = d2[r]
+        for j in range(row.shape[0]):
+            v = row[j]
+            if v < worst:  # replace the current worst candidate, then find the new worst
+                vals[slot], cols[slot] = v, j
+                worst, slot = vals[0], 0
+                for q in range(1, m):
+                    if vals[q] > worst:
+                        worst, slot = vals[q], q
+        order = np.argsort(vals)
+        for q in range(m):
+            out_val[r, q], out_idx[r, q] = vals[order[q]], cols[order[q]]
+
+
+def smallest_per_row(d2: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.topk(d2, m, largest=False)`` (values ascending); a single-pass compiled loop on CPU."""
+    if d2.device.type != "cpu":
+        return torch.topk(d2, m, dim=1, largest=False, sorted=True)
+    values = np.empty((d2.shape[0], m), dtype=np.float32)
+    columns = np.empty((d2.shape[0], m), dtype=np.int64)
+    _smallest_cpu(d2.numpy(), m, values, columns)
+    return torch.from_numpy(values), torch.from_numpy(columns)
+
+
 def _select_k(cand: torch.Tensor, dist: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The k smallest of each row by (distance, index): ties go to the lower point index."""
     order = torch.argsort(cand, dim=1)
@@ -148,14 +179,15 @@ def knn_graph(
     out_idx = torch.empty((n, k), dtype=torch.int64, device=device)
     out_dist = torch.empty((n, k), dtype=torch.float64, device=device)
     fallback: list[int] = []
+    xt = x32.T.contiguous()  # one transposed copy: BLAS streams it for every block
+    slab = torch.empty((min(block, n), n), dtype=torch.float32, device=device)
     for start in range(0, n, block):
         stop = min(n, start + block)
         rows = torch.arange(start, stop, device=device)
         # ||b||^2 - 2<a, b>: the row's own ||a||^2 does not change its ordering, so it is added later
-        d2 = torch.addmm(sq[None, :], x32[start:stop], x32.T, alpha=-2.0)
+        d2 = torch.addmm(sq[None, :], x32[start:stop], xt, alpha=-2.0, out=slab[: stop - start])
         d2[torch.arange(stop - start, device=device), rows] = torch.inf
-        approx, cand = torch.topk(d2, n_cand, dim=1, largest=False, sorted=True)
-        del d2
+        approx, cand = smallest_per_row(d2, n_cand)
         exact = exact_distances(x64, rows, cand)
         idx, dist = _select_k(cand, exact, k)
         out_idx[start:stop], out_dist[start:stop] = idx, dist
@@ -165,6 +197,7 @@ def knn_graph(
             last = approx[:, -1].double() + sq[rows].double()
             proven = last - bound[rows].double() > dist[:, -1] ** 2
             fallback.extend((rows[~proven]).tolist())
+    del slab, xt
     chunk = max(1, (64 << 20) // max(1, 8 * d))
     for i in fallback:
         out_idx[i], out_dist[i] = _exhaustive_row(x64, i, k, chunk)
