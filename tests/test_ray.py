@@ -137,9 +137,10 @@ def test_grid_on_ray_equals_local_and_resumes(
     finally:
         executor.close()
     _benchmarks_page_shows(spec.grid_id)
-    assert finals[bad.name]["state"] == "failed" and "nope" in finals[bad.name]["error"]
-    assert finals[bad.name]["attempt"] == 1
-    assert finals[good.name]["state"] == "done"
+    assert isinstance(finals[bad.name], runs.RunStatus)  # typed, like the local executor's
+    assert finals[bad.name].state == "failed" and "nope" in finals[bad.name].error
+    assert finals[bad.name].attempt == 1 and finals[bad.name].executor == "ray"
+    assert finals[good.name].state == "done"
 
 
 def _benchmarks_page_shows(grid_id: str) -> None:
@@ -176,8 +177,8 @@ def test_killed_worker_is_retried_and_resumes_from_its_epoch(ray_cluster, assets
         final = executor.wait([run])[run.name]
     finally:
         executor.close()
-    assert final["state"] == "done", final
-    assert final["attempt"] == 2 and final["worker_pid"] != status["worker_pid"]
+    assert final.state == "done", final
+    assert final.attempt == 2 and final.worker_pid != status["worker_pid"]
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows if r.get("kind") == "eval"] == list(range(1, epochs + 1))
     resumed = [r["epoch"] for r in rows if r.get("event") == "resumed"]
@@ -200,7 +201,7 @@ def test_cancel_reaches_the_ray_task(ray_cluster, assets) -> None:
         final = executor.wait([run])[run.name]
     finally:
         executor.close()
-    assert final["state"] == "cancelled", final
+    assert final.state == "cancelled", final
     assert [r.state for r in runs.list_runs()] == ["cancelled"]
 
 

@@ -13,7 +13,13 @@ import json
 import time
 from typing import Any
 
-from core.cli.options import common_options, config_from_args, config_options
+from core.cli.options import (
+    common_options,
+    config_from_args,
+    config_options,
+    executor_from_args,
+    executor_options,
+)
 from core.cli.output import text_table
 from core.runs.records import format_seconds
 
@@ -34,12 +40,15 @@ def _print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
 
-def _launch(kind: str, config: Any, background: bool) -> int:
-    """Create a run; start it in the background or run it here; print where it is and its result."""
+def _launch(kind: str, config: Any, args: argparse.Namespace) -> int:
+    """Create a run on the chosen executor; start it in the background or drive it here; print it."""
     from core.runs import jobs, records
+    from core.runs.executors import create_run_on, require_executor
 
-    run = jobs.create_run(kind, config.to_dict())
-    print(f"run {run.name}: {run}")
+    spec = require_executor(executor_from_args(args))
+    run = create_run_on(kind, config.to_dict(), spec)
+    background = args.background
+    print(f"run {run.name} ({spec.name}): {run}")
     if background:
         pid = jobs.start(run)
         print(f"started in the background (pid {pid}); watch: python -m core jobs watch {run.name}")
@@ -58,7 +67,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from core.training.finetune import FinetuneConfig
 
     preset = PAPER_RECIPE if args.paper else None
-    return _launch("finetune", config_from_args(FinetuneConfig, args, preset), args.background)
+    return _launch("finetune", config_from_args(FinetuneConfig, args, preset), args)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -66,7 +75,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from core.training.sweep import SweepConfig
 
     preset = PAPER_RECIPE if args.paper else None
-    return _launch("sweep", config_from_args(SweepConfig, args, preset), args.background)
+    return _launch("sweep", config_from_args(SweepConfig, args, preset), args)
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
@@ -181,7 +190,8 @@ def cmd_run_job(args: argparse.Namespace) -> int:
 
 
 def _launch_options(p: argparse.ArgumentParser) -> None:
-    """``--background`` and ``--paper``, shared by finetune and sweep."""
+    """``--background``, ``--paper`` and where the run executes, shared by finetune and sweep."""
+    executor_options(p)
     p.add_argument("--background", action="store_true", help="queue as a background job")
     p.add_argument(
         "--paper",

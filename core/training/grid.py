@@ -8,7 +8,10 @@ What this module holds (no executor: ``core.runs.executors`` decides where cells
 - :func:`suggestion`: the pretrained convexity curve of one (model, task) and the suggested prune
   point (the sweep's rule, :func:`core.training.sweep.suggest_prune_point`); computed once per
   (model, task) with seed 0, so every seed of a cell trains the same depth.
-- :func:`plan_cells`: the cells, each with its finetune config and a deterministic run id.
+- :func:`plan_cells`: the cells, each with its finetune config and a deterministic run id. A
+  (model, task) whose suggestion failed (``{"error": ...}``, see :func:`guarded`) fails only the cells
+  that need it (``suggested``/``full``, which need its curve or its layer count), each with the error;
+  cells at explicit layer numbers still run.
 - :func:`grid_table`: accuracy mean +- std over the seeds that finished, per (model, task, point),
   and cost ratios (pruned / full) taken only from benchmarks (full and pruned measured side by side
   in one process, :func:`core.training.benchmark.benchmark`), never from training times of separate
@@ -40,6 +43,7 @@ __all__ = [
     "benchmark_cell",
     "grid_root",
     "grid_table",
+    "guarded",
     "parse_points",
     "plan_cells",
     "read_grid_tables",
@@ -135,7 +139,10 @@ class GridSpec:
 
 @dataclass(frozen=True)
 class Cell:
-    """One fine-tune of the grid: model, task, point label (``suggested``/``full``/int), layer, seed."""
+    """One fine-tune of the grid: model, task, point label (``suggested``/``full``/int), layer, seed.
+
+    ``error``: the cell cannot run (its suggestion failed); ``point`` is then 0 (unknown).
+    """
 
     model: str
     task: str
@@ -143,6 +150,7 @@ class Cell:
     point: int
     seed: int
     run_id: str
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
@@ -152,6 +160,15 @@ class Cell:
 def _slug(text: str) -> str:
     """A run-id-safe short form of a model name or path."""
     return re.sub(r"[^a-z0-9]+", "-", Path(str(text)).name.lower()).strip("-")[:32] or "model"
+
+
+def guarded(fn: Any, *args: Any) -> Any:
+    """``fn(*args)``, or ``{"error": "<Type>: <one line>"}`` when it raises: one unit of a grid fails
+    alone (recorded with its error) while the rest goes on. Module-level so Ray ships it by reference."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # any failure of this unit is its own, recorded, never the grid's
+        return {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"}
 
 
 def suggestion(spec: GridSpec, model: str, task: str) -> dict[str, Any]:
@@ -186,12 +203,18 @@ def plan_cells(
     for model in spec.models:
         for task in spec.tasks:
             sug = suggestions[(model, task)]
-            n_layers = int(sug["n_layers"])
+            if sug.get("error"):
+                cells += _failed_cells(spec, model, task, str(sug["error"]))
+                n_layers = None
+            else:
+                n_layers = int(sug["n_layers"])
             seen: set[int] = set()
             for label in spec.points:
-                p = {"full": n_layers, "suggested": sug["suggested"]}.get(str(label))
+                if n_layers is None and label in ("suggested", "full"):
+                    continue  # failed above, with the suggestion's error
+                p = {"full": n_layers, "suggested": sug.get("suggested")}.get(str(label))
                 p = int(label) if p is None else p
-                if not 1 <= p <= n_layers:
+                if n_layers is not None and not 1 <= p <= n_layers:
                     raise LabError(f"prune point {p} outside 1..{n_layers} for {model}")
                 if p in seen:
                     continue
@@ -200,6 +223,15 @@ def plan_cells(
                     run_id = f"{spec.grid_id}-{_slug(model)}-{task}-p{p}-s{seed}"
                     cells.append(Cell(model, task, str(label), p, int(seed), run_id))
     return cells
+
+
+def _failed_cells(spec: GridSpec, model: str, task: str, error: str) -> list[Cell]:
+    """The cells of (model, task) that need its failed suggestion, each carrying the error."""
+    return [
+        Cell(model, task, str(label), 0, int(seed),
+             f"{spec.grid_id}-{_slug(model)}-{task}-{label}-s{seed}", f"suggestion: {error}")
+        for label in spec.points if label in ("suggested", "full") for seed in spec.seeds
+    ]  # fmt: skip
 
 
 def benchmark_cell(spec: GridSpec, model: str, task: str, point: int, n_labels: int) -> dict:
@@ -274,11 +306,12 @@ class GridTable:
         """Flat rows for a table view: ``accuracy`` as ``mean ± std (n)`` plus the cost ratios."""
         out = []
         for r in self.rows:
+            where = f"p={r.point}" if r.point else "p=?"
             acc = "-" if r.accuracy_mean is None else f"{r.accuracy_mean:.4f}"
             if r.accuracy_std is not None:
                 acc += f" ± {r.accuracy_std:.4f}"
             out.append({
-                "model": r.model, "task": r.task, "point": f"{r.label} (p={r.point})",
+                "model": r.model, "task": r.task, "point": f"{r.label} ({where})",
                 "accuracy": f"{acc} (n={len(r.seeds_done)})", "params": r.params_total,
                 **{f"{k} ratio": v for k, v in r.cost_ratios.items()},
                 "failed seeds": ", ".join(f"{s}: {e}" for s, e in r.failed.items()) or "",
