@@ -20,7 +20,7 @@ from core import runs
 from core.io.paths import REPO_ROOT
 from core.runs import jobs
 from core.runs.executors import ExecutorSpec, LocalExecutor, create_run_on
-from core.training.grid import GridSpec
+from core.training.grid import GridSpec, read_grid_tables
 from tests.tiny_assets import make_tone_noise_dataset, make_trainable_wav2vec2
 
 ray_cluster_test = pytest.mark.ray
@@ -115,8 +115,9 @@ def test_grid_on_ray_equals_local_and_resumes(
         assert table.n_done == local.n_done == 2
         assert table.rows[0].to_dict() == local.rows[0].to_dict()
         assert table.rows[0].accuracy_std is not None
-        saved = json.loads((tmp_path / "ray" / "results/grid" / f"{spec.grid_id}.json").read_text())
-        assert saved["executor"] == "ray" and saved["n_done"] == 2
+        (saved,) = read_grid_tables()  # in the results store, with provenance
+        assert saved.table.executor == "ray" and saved.table.n_done == 2
+        assert saved.provenance.extra["grid_id"] == spec.grid_id
 
         said.clear()
         again = run_grid(
@@ -150,8 +151,7 @@ def _benchmarks_page_shows(grid_id: str) -> None:
     at = AppTest.from_file("../app.py", default_timeout=180).run()
     at.switch_page("pages/benchmarks.py").run()
     assert not at.exception, at.exception
-    chosen = at.selectbox(key="bm_grid").value
-    assert grid_id in str(getattr(chosen, "grid_id", chosen))
+    assert grid_id in at.selectbox(key="bm_grid").options[0]  # the shown label
     table = next(df.value for df in at.dataframe if "failed seeds" in df.value.columns)
     assert list(table["point"]) == ["full (p=2)"] and "(n=2)" in table["accuracy"][0]
 

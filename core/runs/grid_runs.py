@@ -133,7 +133,8 @@ def run_grid(
     folder = grid_root() / spec.grid_id
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder / "spec.json", spec.to_dict())
-    cells = plan_cells(spec, _suggestions(spec, executor, folder, say))
+    suggestions = _suggestions(spec, executor, folder, say)
+    cells = plan_cells(spec, suggestions)
     todo = []
     for c in cells:
         run = jobs.runs_root() / c.run_id
@@ -164,5 +165,6 @@ def run_grid(
             errors[c.run_id] = str(status.get("error"))
     bench = _benchmarks(spec, executor, cells, folder, say) if spec.benchmark else {}
     table = grid_table(spec, cells, results, errors, bench, executor.name)
-    write_grid_table(table)
+    key = write_grid_table(table, suggestions)
+    say(f"table stored in the results store: {key[:12]} (python -m core results list --kind grid)")
     return table

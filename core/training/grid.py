@@ -15,7 +15,10 @@ What this module holds (no executor: ``core.runs.executors`` decides where cells
 - :func:`grid_table`: accuracy mean +- std over the seeds that finished, per (model, task, point),
   and cost ratios (pruned / full) taken only from benchmarks (full and pruned measured side by side
   in one process, :func:`core.training.benchmark.benchmark`), never from training times of separate
-  runs. Written atomically as JSON under ``cache_dir()/results/grid/<grid_id>.json``.
+  runs. Stored in the results store (kind ``grid``, one entry per grid id, replaced as cells finish)
+  with provenance: models and their weights/revisions, data fingerprints, recipe and points, engine
+  version, device, date (:func:`write_grid_table`); Benchmarks and ``results list`` read it there.
+  ``cache_dir()/results/grid/<grid_id>/`` keeps only the grid's working files (suggestions, benchmarks).
 """
 
 from __future__ import annotations
@@ -31,10 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import LabError
-from core.io.atomic import atomic_write_json
 from core.io.paths import cache_dir
+from core.results.provenance import Provenance
 
 __all__ = [
+    "ENGINE_VERSION",
     "PAPER_RECIPE",
     "Cell",
     "GridRow",
@@ -46,11 +50,14 @@ __all__ = [
     "guarded",
     "parse_points",
     "plan_cells",
+    "grid_meta",
     "read_grid_tables",
+    "StoredGrid",
     "suggestion",
     "write_grid_table",
 ]
 
+ENGINE_VERSION = "2"  # of the table's aggregation; bump when the figures it computes change
 # The paper's training recipe (Speech Commands, 20 epochs, batch 32, lr 3e-5, best on validation).
 PAPER_RECIPE: dict[str, Any] = {
     "dataset": "speech-commands", "epochs": 20, "batch_size": 32, "lr": 3e-5,
@@ -178,17 +185,31 @@ def suggestion(spec: GridSpec, model: str, task: str) -> dict[str, Any]:
     """
     from core.training.sweep import SweepConfig, pretrained_convexity, suggest_prune_point
 
+    facts = _facts(spec, model, task)
     if "suggested" not in spec.points:
         from core.models.registry import resolve_model
 
         n_layers = int(resolve_model(model).n_layers)
-        return {"model": model, "task": task, "n_layers": n_layers, "suggested": None}
+        return {"model": model, "task": task, "n_layers": n_layers, "suggested": None, **facts}
     cfg = SweepConfig.from_dict(spec.suggestion_dict(model, task))
     pre = pretrained_convexity(cfg)
     relevant = "word" if task == "words" else "speaker"
     pre["suggested"] = int(suggest_prune_point(pre["curves"][relevant]["scores"], spec.fraction))
-    pre.update(model=model, task=task, fraction=spec.fraction)
+    pre.update(model=model, task=task, fraction=spec.fraction, **facts)
     return pre
+
+
+def _facts(spec: GridSpec, model: str, task: str) -> dict[str, Any]:
+    """Provenance of a (model, task): the model's weights identity and the task's data fingerprint."""
+    from core.data.features import Selection
+    from core.models.identity import model_identity
+
+    t = spec.train
+    sel = Selection(dataset=str(t.get("dataset", "sample")), root=t.get("root"), task=task)
+    return {
+        "weights": model_identity(model).weights or "?",
+        "dataset_fingerprint": sel.table().fingerprint(),
+    }
 
 
 def plan_cells(
@@ -372,17 +393,57 @@ def grid_table(
     return GridTable(spec.grid_id, spec.to_dict(), tuple(rows), len(cells), n_done, executor, stamp)
 
 
-def write_grid_table(table: GridTable) -> Path:
-    """Write the table atomically to ``grid_root()/<grid_id>.json``; returns the path."""
-    return atomic_write_json(grid_root() / f"{table.grid_id}.json", table.to_dict())
+@dataclass(frozen=True)
+class StoredGrid:
+    """A grid table as the results store holds it: its entry key, the table and its provenance."""
+
+    key: str
+    table: GridTable
+    provenance: Provenance
 
 
-def read_grid_tables() -> list[GridTable]:
-    """Every grid table on disk (newest first); unreadable files are skipped."""
+def grid_meta(
+    table: GridTable, suggestions: Mapping[tuple[str, str], Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The provenance facts of a grid (models + weights, data fingerprints, settings, device)."""
+    spec = GridSpec.from_dict(table.spec)
+    sugs = [suggestions.get((m, t)) or {} for m in spec.models for t in spec.tasks]
+    weights = {str(s["model"]): s.get("weights", "?") for s in sugs if s.get("model")}
+    prints = sorted({f"{s['task']}:{s['dataset_fingerprint']}" for s in sugs
+                     if s.get("dataset_fingerprint")})  # fmt: skip
+    return {
+        "model_id": ",".join(spec.models), "model_key": ",".join(_slug(m) for m in spec.models),
+        "weights": "; ".join(f"{_slug(m)}={w}" for m, w in weights.items()) or "?",
+        "dataset": str(spec.train.get("dataset", "sample")),
+        "selection": {"root": spec.train.get("root"), "tasks": list(spec.tasks)},
+        "dataset_fingerprint": "; ".join(prints) or "?",
+        "n_clips": 0, "n_layers": max((int(s.get("n_layers") or 0) for s in sugs), default=0),
+        "device": str(spec.train.get("device") or "auto"), "label_sets": list(spec.tasks),
+        "settings": {
+            "train": dict(spec.train), "points": list(spec.points), "seeds": list(spec.seeds),
+            "fraction": spec.fraction, "executor": table.executor, "engine_version": ENGINE_VERSION,
+            "cells": table.n_cells, "cells_done": table.n_done,
+        },
+    }  # fmt: skip
+
+
+def write_grid_table(
+    table: GridTable, suggestions: Mapping[tuple[str, str], Mapping[str, Any]]
+) -> str:
+    """Store the table with its provenance in the results store; returns the entry key."""
+    from core.results.kinds import store_grid_table
+
+    return store_grid_table(table.to_dict(), grid_meta(table, suggestions))
+
+
+def read_grid_tables() -> list[StoredGrid]:
+    """Every grid table in the results store (newest first); unreadable entries are skipped."""
+    from core.results.kinds import stored_grid_tables
+
     out = []
-    for path in grid_root().glob("grid-*.json"):
+    for entry in stored_grid_tables():
         try:
-            out.append(GridTable.from_dict(json.loads(path.read_text(encoding="utf-8"))))
-        except (OSError, ValueError, KeyError, TypeError):
+            out.append(StoredGrid(entry.key, GridTable.from_dict(entry.data), entry.provenance))
+        except (ValueError, KeyError, TypeError):
             continue
-    return sorted(out, key=lambda t: t.created, reverse=True)
+    return out
