@@ -255,3 +255,23 @@ def test_ray_executor_without_ray_says_so_in_one_line(
     assert main(["grid", "--models", "x", "--executor", "ray"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "pip install ray==2.60.0" in err
+
+
+@ray_cluster_test
+def test_cli_finetune_on_ray_records_its_executor(
+    ray_cluster, assets: dict[str, Path], capsys: pytest.CaptureFixture
+) -> None:
+    """``python -m core finetune --executor ray``: a real tiny run on the local cluster, driven here."""
+    from core.cli.main import main
+
+    args = ["finetune", "--model", str(assets["model"]), "--dataset", "folder", "--root",
+            str(assets["data"]), "--eval-split", "test", "--epochs", "1", "--batch-size", "8",
+            "--max-steps-per-epoch", "2", "--no-convexity", "--device", "cpu",
+            "--executor", "ray", "--cpus-per-run", "1"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    (run,) = runs.list_runs()
+    spec = json.loads((jobs.run_dir(run.run_id) / "config.json").read_text())
+    assert spec["executor"]["name"] == "ray" and spec["executor"]["num_cpus"] == 1.0
+    assert (run.state, run.executor, run.attempt) == ("done", "ray", 1)
+    assert run.worker_pid and run.worker_pid != os.getpid()  # trained in a Ray worker process
+    assert "done" in capsys.readouterr().out
