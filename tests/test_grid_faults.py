@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from core.cli.main import main
@@ -20,14 +19,7 @@ from core.runs import jobs
 from core.runs.executors import ExecutorSpec, LocalExecutor
 from core.runs.grid_runs import run_grid
 from core.training.grid import GridSpec, read_grid_tables
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setenv("CONVEXITY_LAB_MAX_JOBS", "1")
-    torch.set_num_threads(1)
+from tests.test_jobs import _isolated  # noqa: F401  (own cache, one thread, one job slot)
 
 
 def test_bad_model_fails_only_its_cells_and_the_table_is_stored(
