@@ -258,20 +258,32 @@ def test_ray_executor_without_ray_says_so_in_one_line(
 
 
 @ray_cluster_test
-def test_cli_finetune_on_ray_records_its_executor(
+def test_cli_sweep_on_ray_records_its_executor(
     ray_cluster, assets: dict[str, Path], capsys: pytest.CaptureFixture
 ) -> None:
-    """``python -m core finetune --executor ray``: a real tiny run on the local cluster, driven here."""
+    """``python -m core sweep --executor ray``: a real tiny sweep on the local cluster, driven here.
+
+    Its pretrained convexity, both points' fine-tunes (run folders nested in the sweep's) and its
+    table are Ray tasks; the sweep and each point record the executor and the Ray worker they ran in.
+    """
     from core.cli.main import main
 
-    args = ["finetune", "--model", str(assets["model"]), "--dataset", "folder", "--root",
+    args = ["sweep", "--model", str(assets["model"]), "--dataset", "folder", "--root",
             str(assets["data"]), "--eval-split", "test", "--epochs", "1", "--batch-size", "8",
-            "--max-steps-per-epoch", "2", "--no-convexity", "--device", "cpu",
+            "--max-steps-per-epoch", "2", "--no-convexity", "--no-benchmark", "--device", "cpu",
+            "--points", "suggested,full", "--convexity-max-clips", "12",
             "--executor", "ray", "--cpus-per-run", "1"]  # fmt: skip
     assert main(args) == 0, capsys.readouterr().err
     (run,) = runs.list_runs()
-    spec = json.loads((jobs.run_dir(run.run_id) / "config.json").read_text())
+    folder = jobs.run_dir(run.run_id)
+    spec = json.loads((folder / "config.json").read_text())
     assert spec["executor"]["name"] == "ray" and spec["executor"]["num_cpus"] == 1.0
-    assert (run.state, run.executor, run.attempt) == ("done", "ray", 1)
-    assert run.worker_pid and run.worker_pid != os.getpid()  # trained in a Ray worker process
-    assert "done" in capsys.readouterr().out
+    assert (run.state, run.executor, run.kind) == ("done", "ray", "sweep"), run
+    assert run.worker_pid and run.worker_pid != os.getpid()  # its table was built in a Ray worker
+    points = sorted(folder.glob("p*/status.json"))
+    assert len(points) == 2
+    for path in points:
+        point = runs.status_from(path.parent, json.loads(path.read_text()))
+        assert (point.state, point.attempt) == ("done", 1) and point.worker_pid != os.getpid()
+    result = json.loads((folder / "results.json").read_text())
+    assert sorted(r["prune_point"] for r in result["rows"]) == sorted(result["points"])
