@@ -115,7 +115,7 @@ def test_pages_without_ray_say_so_in_one_line(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_finetune_page_ray_choice_is_recorded_in_the_run(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     pytest.importorskip("ray")
     monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "ray-tmp"))  # no other cluster can be found
@@ -134,6 +134,9 @@ def test_finetune_page_ray_choice_is_recorded_in_the_run(
         jobs.cancel(run.run_id, timeout=30)
     assert final.state == "failed" and final.executor == "ray"
     assert final.error and "\n" not in final.error, final.error
+    assert main(["jobs", "list"]) == 0  # the same run list as local runs, with where it ran
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if run.run_id in line]
+    assert " ray " in row and " failed " in row
 
 
 def test_sweep_page_offers_the_choice_in_its_form() -> None:
@@ -142,3 +145,15 @@ def test_sweep_page_offers_the_choice_in_its_form() -> None:
     assert not at.exception, at.exception
     assert at.radio(key="sw_run_on").value == "local"
     assert at.radio(key="sw_run_on").options == ["local", "Ray cluster"]
+
+
+def test_sweep_page_cancels_an_active_sweep() -> None:
+    """The Prune sweep page's cancel (a sweep queued but never started: cancelled at once)."""
+    run = jobs.create_run("sweep", {"model": "m", "task": "words", "points": ["suggested"]})
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/sweep.py").run()
+    assert not at.exception, at.exception
+    at.button(key="sw_cancel").click().run()
+    assert not at.exception, at.exception
+    assert run_store.status(run.name).state == "cancelled"
+    assert not [b for b in at.button if b.key == "sw_cancel"]  # final: no cancel offered

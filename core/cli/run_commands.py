@@ -121,9 +121,10 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
         p = r.config.get("prune_point")
         rows.append(
             [r.run_id, r.label, r.kind, r.epoch or "-", r.config.get("task", ""),
-             "full" if p is None else p, r.attempt, "yes" if r.resumable else "no", r.error or ""]
+             "full" if p is None else p, r.attempt, "yes" if r.resumable else "no", r.executor,
+             r.error or ""]
         )  # fmt: skip
-    header = ["run", "state", "kind", "epoch", "task", "p", "attempt", "resumable", "error"]
+    header = ["run", "state", "kind", "epoch", "task", "p", "attempt", "resumable", "on", "error"]
     print(text_table(rows, header) if rows else "no runs yet")
     return 0
 
