@@ -83,7 +83,7 @@ def _kill_and_retry(executor, model: Path, data: Path, cache: Path) -> dict:
     first_after = min(r["time"] for r in rows if r.get("kind") == "train" and r["time"] > t_kill)
     redone = [r for r in rows_at_kill if r.get("kind") == "train" and r["epoch"] > checkpointed]
     return {
-        "state": final["state"], "attempts": final.get("attempt"), "epoch_checkpointed": checkpointed,
+        "state": final.state, "attempts": final.attempt, "epoch_checkpointed": checkpointed,
         "resumed_from_epoch": resumed["epoch"], "train_steps_redone": len(redone),
         "steps_per_epoch": 4, "seconds_kill_to_first_step": round(first_after - t_kill, 1),
     }  # fmt: skip

@@ -370,18 +370,22 @@ if fs is not None:
         export["criteria"] = table
 
 # ------------------------------------------------------------------------------------------------
-st.subheader("Paper grid")  # issue 12: tables written by `python -m core grid`
-grids = read_grid_tables()
+st.subheader("Paper grid")  # issue 12: tables `python -m core grid` writes to the results store
+grids = {g.key: g for g in read_grid_tables()}
 if not grids:
     st.caption(
         "No grid yet: `python -m core grid --models ... --executor ray` (README: Running on a cluster)."
     )
 else:
-    grid = st.selectbox("Grid", grids, format_func=lambda g: f"{g.grid_id} ({g.n_done}/{g.n_cells} cells, {g.executor}, {g.created})", key="bm_grid")  # fmt: skip
-    st.dataframe(pd.DataFrame(grid.records()), hide_index=True)
+    key = st.selectbox("Grid", list(grids), key="bm_grid", format_func=lambda k: (
+        f"{grids[k].table.grid_id} ({grids[k].table.n_done}/{grids[k].table.n_cells} cells, "
+        f"{grids[k].table.executor}, {grids[k].table.created})"))  # fmt: skip
+    grid = grids[key]
+    st.dataframe(pd.DataFrame(grid.table.records()), hide_index=True)
     st.caption("Accuracy: mean ± sample std over the seeds that finished (n). Ratios: pruned / full, "
-               "from benchmarks that measured both side by side in one process.")  # fmt: skip
-    export["grid"] = grid.to_dict()
+               "from benchmarks that measured both side by side in one process. "
+               f"Stored result {key[:12]}: {grid.provenance.caption()}")  # fmt: skip
+    export["grid"] = {**grid.table.to_dict(), "provenance": grid.provenance.to_dict()}
 
 # ------------------------------------------------------------------------------------------------
 st.subheader("Export")

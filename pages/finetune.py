@@ -13,9 +13,11 @@ from core.errors import LabError
 from core.geometry.prune_point import suggest_prune_point
 from core.models.registry import MODELS
 from core.runs import jobs
+from core.runs.executors import submit_run
 from core.training.finetune import FinetuneConfig
 from core.training.finetune_result import FinetuneResult
 from pages import common
+from pages.run_on import run_on
 
 LRS = [1e-5, 3e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3]
 BATCHES = [4, 8, 16, 32, 64]
@@ -172,6 +174,7 @@ def _config(p: int | None) -> dict[str, Any]:
     ).to_dict()
 
 
+executor = run_on("ft")
 b1, b2, b3 = st.columns(3)
 launch: list[int | None] = []
 if is_full:
@@ -189,9 +192,9 @@ else:
         launch = [None]
     if b3.button("Fine-tune both", icon=":material/compare_arrows:"):
         launch = [None, int(prune_point)]
-for p in launch:
+for p in launch if executor is not None else []:
     try:
-        run = jobs.submit("finetune", _config(p))
+        run = submit_run("finetune", _config(p), executor)
     except LabError as exc:
         st.error(f"Cannot start the run: {common.one_line(exc)}")
     else:

@@ -14,8 +14,10 @@ from core.errors import LabError
 from core.geometry.prune_point import choose_prune_points
 from core.models.registry import MODELS
 from core.runs import jobs
+from core.runs.executors import submit_run
 from core.runs.views import read_json, sweep_view
 from pages import common
+from pages.run_on import run_on
 
 OTHER = {"word": "speaker", "speaker": "word"}
 
@@ -46,6 +48,7 @@ def launch_form() -> None:
         lr = e.number_input("Learning rate", 1e-6, 1e-2, 5e-4, format="%.0e", key="sw_lr")
         batch = f.number_input("Batch size", 1, 256, 16, key="sw_batch")
         fraction = g.slider("Threshold rule: fraction of the max", 0.5, 1.0, 0.95, key="sw_frac")
+        executor = run_on("sw")
         go_button = st.form_submit_button(
             "Start sweep", type="primary", icon=":material/play_arrow:"
         )
@@ -54,7 +57,7 @@ def launch_form() -> None:
         "per speaker (unseen clips of seen speakers, as in the paper); for words it is by speaker "
         "(unseen speakers). The prune point is suggested from the pretrained convexity on the train split."
     )
-    if go_button:
+    if go_button and executor is not None:
         config = {
             "model": model,
             "dataset": st.session_state.get("dataset", "sample"),
@@ -69,7 +72,7 @@ def launch_form() -> None:
             "test_split": "test",
         }
         try:
-            run = jobs.submit("sweep", config)
+            run = submit_run("sweep", config, executor)
         except (LabError, ValueError, OSError) as exc:
             st.error(f"Could not start the sweep: {common.one_line(exc)}")
         else:
@@ -192,6 +195,9 @@ def show_run(run_id: str) -> None:
     )
     if status.error:
         st.error(" ".join(status.error.split()))
+    if status.active and st.button("Cancel sweep", icon=":material/stop:", key="sw_cancel"):
+        jobs.cancel(run_id, timeout=5.0)  # the worker stops within its grace, whatever its phase
+        st.rerun(scope="app")
     progress = point_progress(run, int(cfg.get("epochs") or 1))
     if progress:
         st.dataframe(

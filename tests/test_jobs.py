@@ -215,3 +215,34 @@ def test_sigkill_then_resume_from_last_epoch(tiny_assets: dict[str, Path]) -> No
     assert (run / "best" / "config.json").exists()
     pr = runs.progress(run.name)
     assert pr.state == "done" and pr.total_remaining_s == 0.0 and pr.elapsed_s > 0
+
+
+def test_cancel_in_a_sweeps_first_phase_stops_its_worker(
+    tiny_assets: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Defect: `jobs cancel` during a sweep's pretrained-convexity phase (which polls nothing) left the
+    `run-job` worker computing. Now the worker stops within its grace and only then is it cancelled."""
+    monkeypatch.setenv("CONVEXITY_LAB_CANCEL_GRACE", "1")  # inherited by the worker
+    cfg = _config(tiny_assets, points=["suggested", "full"], benchmark=False, epochs=1)
+    run = jobs.submit("sweep", cfg)
+    jobs.wait(run, timeout=120, until=lambda s: s.state == "running")  # phase 1 has begun
+    pid = runs.status(run.name).pid
+    from core.cli.main import main
+
+    assert main(["jobs", "cancel", run.name]) == 0  # waits out the 1-s grace (+5 s)
+    printed = json.loads(capsys.readouterr().out)
+    final = runs.status(run.name)
+    assert printed["state"] == final.state == "cancelled", printed
+    assert not Path(f"/proc/{pid}").exists() or "run-job" not in _cmdline(pid)
+    assert not (run / "pretrained_convexity.json").exists()  # stopped inside phase 1, not after
+    log = (run / "train.log").read_text()
+    assert "no stopping point within 1 s" in log and "suggested prune point" not in log
+    assert not any(run.glob("p*"))  # no point was fine-tuned
+
+
+def _cmdline(pid: int) -> str:
+    """The command line of a live process ('' once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""

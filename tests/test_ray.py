@@ -20,7 +20,7 @@ from core import runs
 from core.io.paths import REPO_ROOT
 from core.runs import jobs
 from core.runs.executors import ExecutorSpec, LocalExecutor, create_run_on
-from core.training.grid import GridSpec
+from core.training.grid import GridSpec, read_grid_tables
 from tests.tiny_assets import make_tone_noise_dataset, make_trainable_wav2vec2
 
 ray_cluster_test = pytest.mark.ray
@@ -115,8 +115,9 @@ def test_grid_on_ray_equals_local_and_resumes(
         assert table.n_done == local.n_done == 2
         assert table.rows[0].to_dict() == local.rows[0].to_dict()
         assert table.rows[0].accuracy_std is not None
-        saved = json.loads((tmp_path / "ray" / "results/grid" / f"{spec.grid_id}.json").read_text())
-        assert saved["executor"] == "ray" and saved["n_done"] == 2
+        (saved,) = read_grid_tables()  # in the results store, with provenance
+        assert saved.table.executor == "ray" and saved.table.n_done == 2
+        assert saved.provenance.extra["grid_id"] == spec.grid_id
 
         said.clear()
         again = run_grid(
@@ -137,9 +138,10 @@ def test_grid_on_ray_equals_local_and_resumes(
     finally:
         executor.close()
     _benchmarks_page_shows(spec.grid_id)
-    assert finals[bad.name]["state"] == "failed" and "nope" in finals[bad.name]["error"]
-    assert finals[bad.name]["attempt"] == 1
-    assert finals[good.name]["state"] == "done"
+    assert isinstance(finals[bad.name], runs.RunStatus)  # typed, like the local executor's
+    assert finals[bad.name].state == "failed" and "nope" in finals[bad.name].error
+    assert finals[bad.name].attempt == 1 and finals[bad.name].executor == "ray"
+    assert finals[good.name].state == "done"
 
 
 def _benchmarks_page_shows(grid_id: str) -> None:
@@ -149,8 +151,7 @@ def _benchmarks_page_shows(grid_id: str) -> None:
     at = AppTest.from_file("../app.py", default_timeout=180).run()
     at.switch_page("pages/benchmarks.py").run()
     assert not at.exception, at.exception
-    chosen = at.selectbox(key="bm_grid").value
-    assert grid_id in str(getattr(chosen, "grid_id", chosen))
+    assert grid_id in at.selectbox(key="bm_grid").options[0]  # the shown label
     table = next(df.value for df in at.dataframe if "failed seeds" in df.value.columns)
     assert list(table["point"]) == ["full (p=2)"] and "(n=2)" in table["accuracy"][0]
 
@@ -176,8 +177,8 @@ def test_killed_worker_is_retried_and_resumes_from_its_epoch(ray_cluster, assets
         final = executor.wait([run])[run.name]
     finally:
         executor.close()
-    assert final["state"] == "done", final
-    assert final["attempt"] == 2 and final["worker_pid"] != status["worker_pid"]
+    assert final.state == "done", final
+    assert final.attempt == 2 and final.worker_pid != status["worker_pid"]
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows if r.get("kind") == "eval"] == list(range(1, epochs + 1))
     resumed = [r["epoch"] for r in rows if r.get("event") == "resumed"]
@@ -200,7 +201,7 @@ def test_cancel_reaches_the_ray_task(ray_cluster, assets) -> None:
         final = executor.wait([run])[run.name]
     finally:
         executor.close()
-    assert final["state"] == "cancelled", final
+    assert final.state == "cancelled", final
     assert [r.state for r in runs.list_runs()] == ["cancelled"]
 
 
@@ -254,3 +255,35 @@ def test_ray_executor_without_ray_says_so_in_one_line(
     assert main(["grid", "--models", "x", "--executor", "ray"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "pip install ray==2.60.0" in err
+
+
+@ray_cluster_test
+def test_cli_sweep_on_ray_records_its_executor(
+    ray_cluster, assets: dict[str, Path], capsys: pytest.CaptureFixture
+) -> None:
+    """``python -m core sweep --executor ray``: a real tiny sweep on the local cluster, driven here.
+
+    Its pretrained convexity, both points' fine-tunes (run folders nested in the sweep's) and its
+    table are Ray tasks; the sweep and each point record the executor and the Ray worker they ran in.
+    """
+    from core.cli.main import main
+
+    args = ["sweep", "--model", str(assets["model"]), "--dataset", "folder", "--root",
+            str(assets["data"]), "--eval-split", "test", "--epochs", "1", "--batch-size", "8",
+            "--max-steps-per-epoch", "2", "--no-convexity", "--no-benchmark", "--device", "cpu",
+            "--points", "suggested,full", "--convexity-max-clips", "12",
+            "--executor", "ray", "--cpus-per-run", "1"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    (run,) = runs.list_runs()
+    folder = jobs.run_dir(run.run_id)
+    spec = json.loads((folder / "config.json").read_text())
+    assert spec["executor"]["name"] == "ray" and spec["executor"]["num_cpus"] == 1.0
+    assert (run.state, run.executor, run.kind) == ("done", "ray", "sweep"), run
+    assert run.worker_pid and run.worker_pid != os.getpid()  # its table was built in a Ray worker
+    points = sorted(folder.glob("p*/status.json"))
+    assert len(points) == 2
+    for path in points:
+        point = runs.status_from(path.parent, json.loads(path.read_text()))
+        assert (point.state, point.attempt) == ("done", 1) and point.worker_pid != os.getpid()
+    result = json.loads((folder / "results.json").read_text())
+    assert sorted(r["prune_point"] for r in result["rows"]) == sorted(result["points"])

@@ -12,6 +12,8 @@ import signal
 import sys
 from typing import Any
 
+from core.cli.options import executor_from_args, executor_options
+
 __all__ = ["register"]
 
 EPILOG = """examples:
@@ -49,18 +51,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-convexity", action="store_true", help="skip fine-tuned convexity per cell")
     p.add_argument("--no-benchmark", action="store_true", help="no cost benchmarks (no ratios)")
     p.add_argument("--fraction", type=float, default=0.95, help="suggestion rule fraction")
-    p.add_argument("--executor", choices=("local", "ray"), default=None,
-                   help="where cells run (default: $CONVEXITY_LAB_EXECUTOR or local)")  # fmt: skip
-    p.add_argument("--address", default=None,
-                   help="Ray cluster: auto, ray://host:10001 (default: $RAY_ADDRESS, else a private "
-                   "local cluster)")  # fmt: skip
-    p.add_argument("--gpus-per-cell", type=float, default=None,
-                   help="GPUs per Ray task (default: 1 if the cluster has GPUs, else 0)")  # fmt: skip
-    p.add_argument(
-        "--cpus-per-cell", type=float, default=None, help="CPUs per Ray task (default 1)"
-    )
-    p.add_argument("--results", choices=("auto", "shared", "object-store"), default=None,
-                   help="how Ray workers return results (default: auto)")  # fmt: skip
+    executor_options(p, unit="cell")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.set_defaults(func=cmd_grid, threads=None)
 
@@ -104,13 +95,11 @@ def cmd_grid(a: argparse.Namespace) -> int:
 
 def _run(a: argparse.Namespace) -> int:
     """The body of ``grid``."""
-    from core.runs.executors import executor_spec, get_executor
+    from core.runs.executors import get_executor
     from core.runs.grid_runs import run_grid
 
     spec = _spec(a)
-    espec = executor_spec(
-        a.executor, a.address, num_gpus=a.gpus_per_cell, num_cpus=a.cpus_per_cell, results=a.results
-    )
+    espec = executor_from_args(a)
     stopping = {"now": False}
 
     def on_term(signum: int, frame: Any) -> None:

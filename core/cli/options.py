@@ -20,6 +20,8 @@ __all__ = [
     "common_options",
     "config_from_args",
     "config_options",
+    "executor_from_args",
+    "executor_options",
     "option_name",
     "positive_int",
     "selection_options",
@@ -45,6 +47,37 @@ def common_options() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
+
+
+def executor_options(p: argparse.ArgumentParser, *, unit: str = "run") -> None:
+    """Where the command's runs execute: ``--executor local|ray``, ``--address`` and Ray task resources.
+
+    One definition for every command that launches runs (``finetune``, ``sweep``, ``grid``); defaults
+    come from ``$CONVEXITY_LAB_EXECUTOR`` / ``$RAY_ADDRESS`` (see :func:`executor_from_args`).
+    """
+    g = p.add_argument_group("where it runs")
+    g.add_argument("--executor", choices=("local", "ray"), default=None,
+                   help="local processes or a Ray cluster (default: $CONVEXITY_LAB_EXECUTOR, else "
+                   "local)")  # fmt: skip
+    g.add_argument("--address", default=None,
+                   help="Ray cluster: auto, host:6379 or ray://host:10001 (default: $RAY_ADDRESS, "
+                   "else a private local cluster)")  # fmt: skip
+    g.add_argument(f"--gpus-per-{unit}", dest="gpus_per_task", type=float, default=None, metavar="N",
+                   help="GPUs per Ray task (default: 1 if the cluster has GPUs, else 0)")  # fmt: skip
+    g.add_argument(f"--cpus-per-{unit}", dest="cpus_per_task", type=float, default=None, metavar="N",
+                   help="CPUs per Ray task (default: 1)")  # fmt: skip
+    g.add_argument("--results", choices=("auto", "shared", "object-store"), default=None,
+                   help="how Ray workers return results (default: auto)")  # fmt: skip
+
+
+def executor_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`~core.runs.executors.ExecutorSpec` the options of :func:`executor_options` name."""
+    from core.runs.executors import executor_spec
+
+    return executor_spec(
+        args.executor, args.address, num_gpus=args.gpus_per_task, num_cpus=args.cpus_per_task,
+        results=args.results,
+    )  # fmt: skip
 
 
 def selection_options(p: argparse.ArgumentParser, *, required: bool) -> None:

@@ -68,7 +68,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("results", formatter_class=fmt, epilog=EXAMPLES["results"],
                               help="list stored results (convexity curves, criteria, UMAP layouts)")  # fmt: skip
     p.add_argument("action", choices=("list",), help="what to do (list)")
-    p.add_argument("--kind", choices=("convexity", "criteria", "umap", "finetune-convexity"),
+    p.add_argument("--kind", choices=("convexity", "criteria", "umap", "finetune-convexity", "grid"),
                    help="only results of this kind")  # fmt: skip
     p.set_defaults(func=cmd_results, threads=None, no_progress=True)
 

@@ -13,7 +13,13 @@ import json
 import time
 from typing import Any
 
-from core.cli.options import common_options, config_from_args, config_options
+from core.cli.options import (
+    common_options,
+    config_from_args,
+    config_options,
+    executor_from_args,
+    executor_options,
+)
 from core.cli.output import text_table
 from core.runs.records import format_seconds
 
@@ -34,12 +40,15 @@ def _print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
 
-def _launch(kind: str, config: Any, background: bool) -> int:
-    """Create a run; start it in the background or run it here; print where it is and its result."""
+def _launch(kind: str, config: Any, args: argparse.Namespace) -> int:
+    """Create a run on the chosen executor; start it in the background or drive it here; print it."""
     from core.runs import jobs, records
+    from core.runs.executors import create_run_on, require_executor
 
-    run = jobs.create_run(kind, config.to_dict())
-    print(f"run {run.name}: {run}")
+    spec = require_executor(executor_from_args(args))
+    run = create_run_on(kind, config.to_dict(), spec)
+    background = args.background
+    print(f"run {run.name} ({spec.name}): {run}")
     if background:
         pid = jobs.start(run)
         print(f"started in the background (pid {pid}); watch: python -m core jobs watch {run.name}")
@@ -58,7 +67,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from core.training.finetune import FinetuneConfig
 
     preset = PAPER_RECIPE if args.paper else None
-    return _launch("finetune", config_from_args(FinetuneConfig, args, preset), args.background)
+    return _launch("finetune", config_from_args(FinetuneConfig, args, preset), args)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -66,7 +75,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from core.training.sweep import SweepConfig
 
     preset = PAPER_RECIPE if args.paper else None
-    return _launch("sweep", config_from_args(SweepConfig, args, preset), args.background)
+    return _launch("sweep", config_from_args(SweepConfig, args, preset), args)
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
@@ -112,9 +121,10 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
         p = r.config.get("prune_point")
         rows.append(
             [r.run_id, r.label, r.kind, r.epoch or "-", r.config.get("task", ""),
-             "full" if p is None else p, r.attempt, "yes" if r.resumable else "no", r.error or ""]
+             "full" if p is None else p, r.attempt, "yes" if r.resumable else "no", r.executor,
+             r.error or ""]
         )  # fmt: skip
-    header = ["run", "state", "kind", "epoch", "task", "p", "attempt", "resumable", "error"]
+    header = ["run", "state", "kind", "epoch", "task", "p", "attempt", "resumable", "on", "error"]
     print(text_table(rows, header) if rows else "no runs yet")
     return 0
 
@@ -150,10 +160,12 @@ def cmd_jobs_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs_cancel(args: argparse.Namespace) -> int:
-    """Cancel a run (SIGTERM, or SIGKILL with --force) and print its status."""
+    """Cancel a run (SIGTERM, or SIGKILL with --force), wait out its grace, print its status."""
     from core.runs import jobs
 
-    _print_json(jobs.cancel(args.run, force=args.force, timeout=10.0).to_dict())
+    _print_json(
+        jobs.cancel(args.run, force=args.force, timeout=jobs.cancel_grace() + 5.0).to_dict()
+    )
     return 0
 
 
@@ -181,7 +193,8 @@ def cmd_run_job(args: argparse.Namespace) -> int:
 
 
 def _launch_options(p: argparse.ArgumentParser) -> None:
-    """``--background`` and ``--paper``, shared by finetune and sweep."""
+    """``--background``, ``--paper`` and where the run executes, shared by finetune and sweep."""
+    executor_options(p)
     p.add_argument("--background", action="store_true", help="queue as a background job")
     p.add_argument(
         "--paper",

@@ -20,7 +20,15 @@ from core.geometry import convexity as convexity_engine
 from core.geometry.convexity import ClassConvexity, ConvexityCurve, ConvexityResult
 from core.geometry.criteria import CriterionResult
 from core.results.provenance import provenance_from_meta
-from core.results.store import StoredResult, get_or_compute, jsonable, result_key
+from core.results.store import (
+    StoredResult,
+    get_or_compute,
+    jsonable,
+    list_results,
+    load_result,
+    result_key,
+    save_result,
+)
 
 Progress = Callable[[int, int], None]
 # Arguments that say where/how the engine runs or reports, not what it computes: not part of the key.
@@ -225,3 +233,38 @@ def stored_umap(
 
     entry, hit = _entry(_meta(fs), "umap", [], dict(request), run, refresh)
     return entry.arrays["layout"], hit
+
+
+# --------------------------------------------------------------------------------------------------
+# Grid tables (issue 12: ``python -m core grid``)
+
+GRID_KIND = "grid"
+
+
+def grid_result_key(grid_id: str) -> str:
+    """The store key of a grid's table: one entry per grid (it is replaced as more cells finish)."""
+    return result_key(f"grid:{grid_id}", GRID_KIND, {"grid_id": grid_id})
+
+
+def store_grid_table(table: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    """Store a grid's results table (``GridTable.to_dict()``) with provenance; returns its key.
+
+    ``meta``: model ids and weights, dataset, data fingerprints, layer count and device of the grid
+    (the training layer builds it; this layer knows no grids), ``settings``: recipe, points, seeds,
+    executor. Written atomically under the key's lock, replacing the grid's previous table.
+    """
+    grid_id = str(table["grid_id"])
+    key = grid_result_key(grid_id)
+    meta = {**meta, "key": f"grid:{grid_id}"}
+    prov = provenance_from_meta(
+        dict(meta), kind=GRID_KIND, label_sets=list(meta.get("label_sets") or ()),
+        settings=jsonable(dict(meta.get("settings") or {})), extra={"grid_id": grid_id},
+    )  # fmt: skip
+    save_result(StoredResult(key, GRID_KIND, {"grid_id": grid_id}, prov, jsonable(dict(table))))
+    return key
+
+
+def stored_grid_tables() -> list[StoredResult]:
+    """Every stored grid table (newest first), validated as any stored entry."""
+    found = (load_result(e.key) for e in list_results(GRID_KIND))
+    return [entry for entry in found if entry is not None]

@@ -39,7 +39,7 @@ SCHEMA = 1
 ENTRY_NAME = "entry.json"
 KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 ARRAY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}$")
-KINDS = ("convexity", "criteria", "umap", "finetune-convexity")
+KINDS = ("convexity", "criteria", "umap", "finetune-convexity", "grid")
 
 
 class ResultError(LabError):

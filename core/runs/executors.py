@@ -13,13 +13,15 @@ Choosing: ``ExecutorSpec`` from the CLI (``--executor ray --address auto|ray://h
 run list treat it right whoever asks. A run on Ray keeps the usual run folder and status files: its
 ``pid`` is the *driver* process that owns the Ray task (alive on this host while the task may run on
 another), ``worker_pid``/``worker_host``/``attempt`` say where the task runs now. Cancelling such a run
-sets ``cancel_requested`` in its status; the driver calls ``ray.cancel`` on the task and the worker,
-which polls the flag, stops at the next training step.
+(:func:`core.runs.jobs.cancel`) sets ``cancel_requested`` in its status and sends the driver SIGTERM;
+the driver calls ``ray.cancel`` on the task and the worker, which polls the flag, stops at the next
+training step. Both executors answer with typed :class:`~core.runs.records.RunStatus` values.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -29,25 +31,30 @@ from typing import Any, Protocol
 from core.errors import RunError
 from core.io.atomic import atomic_write_json
 from core.runs import jobs
-from core.runs.folders import stamp, write_status
-from core.runs.records import pid_alive, refresh
+from core.runs.folders import write_status
+from core.runs.records import RunStatus, refresh, status_from
 
 __all__ = [
     "EXECUTORS",
     "Executor",
     "ExecutorSpec",
     "LocalExecutor",
-    "cancel_elsewhere",
     "create_run_on",
+    "default_address",
     "drive",
     "executor_spec",
     "get_executor",
+    "launch_choice_default",
+    "launch_spec",
+    "require_executor",
     "runs_elsewhere",
     "submit_run",
 ]
 
 EXECUTORS = ("local", "ray")
 RESULTS_MODES = ("auto", "shared", "object-store")
+# auto | local | host:port | ray://host:port (Ray Client); nothing else reaches ray.init.
+ADDRESS_RE = re.compile(r"(auto|local|(ray://)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:[0-9]{1,5})")
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,10 @@ class ExecutorSpec:
             raise RunError(f"results mode {self.results!r}: use {', '.join(RESULTS_MODES)}")
         if self.num_gpus is not None and self.num_gpus < 0 or self.num_cpus <= 0:
             raise RunError("GPUs per task must be >= 0 and CPUs per task > 0")
+        if self.address and not ADDRESS_RE.fullmatch(self.address.strip()):
+            raise RunError(
+                f"Ray address {self.address[:80]!r}: use auto, host:6379 or ray://host:10001"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON (stored in the run's config.json)."""
@@ -87,11 +98,18 @@ class ExecutorSpec:
         return cls(**{k: v for k, v in (data or {}).items() if k in names})
 
 
+def default_address() -> str:
+    """The Ray address a launcher offers first: ``$RAY_ADDRESS``, else ``auto`` (a running cluster)."""
+    return os.environ.get("RAY_ADDRESS", "").strip() or "auto"
+
+
 def executor_spec(name: str | None = None, address: str | None = None, **kw: Any) -> ExecutorSpec:
     """An ExecutorSpec from explicit choices, else ``$CONVEXITY_LAB_EXECUTOR`` / ``$RAY_ADDRESS``."""
     name = name or os.environ.get("CONVEXITY_LAB_EXECUTOR", "").strip() or "local"
     if name == "ray":
-        address = address or os.environ.get("RAY_ADDRESS") or None
+        address = (address or "").strip() or os.environ.get("RAY_ADDRESS") or None
+    else:
+        address = None
     gpus = os.environ.get("CONVEXITY_LAB_RAY_GPUS")
     if kw.get("num_gpus") is None and gpus:
         try:
@@ -125,13 +143,13 @@ class Executor(Protocol):
 
     def wait(
         self, runs: Sequence[Path], *, stop: Callable[[], bool] | None = None
-    ) -> dict[str, dict[str, Any]]:
+    ) -> dict[str, RunStatus]:
         """Block until every run is final; returns run id -> final status. ``stop()`` cancels all."""
 
-    def cancel(self, run: Path, *, force: bool = False) -> dict[str, Any]:
+    def cancel(self, run: Path, *, force: bool = False) -> RunStatus:
         """Ask a run to stop; returns its status."""
 
-    def status(self, run: Path) -> dict[str, Any]:
+    def status(self, run: Path) -> RunStatus:
         """The run's status."""
 
     def map(
@@ -154,30 +172,30 @@ class LocalExecutor:
 
     def wait(
         self, runs: Sequence[Path], *, stop: Callable[[], bool] | None = None, poll: float = 0.5
-    ) -> dict[str, dict[str, Any]]:
+    ) -> dict[str, RunStatus]:
         """Poll the status files until every run is final."""
         pending = {Path(r).name: Path(r) for r in runs}
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, RunStatus] = {}
         while pending:
             if stop is not None and stop():
                 for run in pending.values():
-                    jobs.cancel(run, timeout=10.0)
+                    jobs.cancel(run, timeout=jobs.cancel_grace() + 5.0)
             for name, run in list(pending.items()):
                 status = refresh(run)  # notices a dead worker
                 if status.get("state") in jobs.FINAL:
-                    out[name] = status
+                    out[name] = status_from(run, status)
                     pending.pop(name)
             if pending:
                 time.sleep(poll)
         return out
 
-    def cancel(self, run: Path, *, force: bool = False) -> dict[str, Any]:
+    def cancel(self, run: Path, *, force: bool = False) -> RunStatus:
         """SIGTERM (SIGKILL with ``force``) to the run's process group."""
-        return jobs.cancel(run, force=force, timeout=10.0).to_dict()
+        return jobs.cancel(run, force=force, timeout=jobs.cancel_grace() + 5.0)
 
-    def status(self, run: Path) -> dict[str, Any]:
-        """The run's status.json."""
-        return jobs.read_status(run)
+    def status(self, run: Path) -> RunStatus:
+        """The run's status (a dead worker noticed)."""
+        return status_from(Path(run), refresh(Path(run)))
 
     def map(
         self, fn: Callable[..., Any], calls: Sequence[tuple], *, gpu: bool = False
@@ -211,17 +229,41 @@ def create_run_on(
     return run
 
 
+def require_executor(spec: ExecutorSpec) -> ExecutorSpec:
+    """``spec`` when its executor can be used here (Ray importable for ``ray``); RunError in one line."""
+    if spec.name == "ray":
+        from core.runs.ray_executor import require_ray
+
+        require_ray()
+    return spec
+
+
+LAUNCH_CHOICES = {"local": "local", "Ray cluster": "ray"}  # a run launcher's "Run on" labels
+
+
+def launch_choice_default() -> str:
+    """The launcher label ``$CONVEXITY_LAB_EXECUTOR`` names (``local`` when unset or unknown)."""
+    name = os.environ.get("CONVEXITY_LAB_EXECUTOR", "").strip()
+    return next((k for k, v in LAUNCH_CHOICES.items() if v == name), "local")
+
+
+def launch_spec(choice: str, address: str | None = None) -> ExecutorSpec:
+    """The ExecutorSpec of a launcher's "Run on" label and address, as the CLI builds it; usable here.
+
+    RunError (one line) for an unknown choice, a malformed address or Ray not installed.
+    """
+    if choice not in LAUNCH_CHOICES:
+        raise RunError(f"run on {choice!r}: choose {' or '.join(LAUNCH_CHOICES)}")
+    return require_executor(executor_spec(LAUNCH_CHOICES[choice], address))
+
+
 def submit_run(kind: str, config: dict[str, Any], spec: ExecutorSpec | None = None) -> Path:
     """Create a run and start it in the background on ``spec``'s executor.
 
     Both executors start the usual detached worker; for ``ray`` that worker is the driver that owns
     the Ray task (see :func:`drive`), so the run outlives the page or command that asked for it.
     """
-    spec = spec or executor_spec()
-    if spec.name == "ray":
-        from core.runs.ray_executor import require_ray
-
-        require_ray()
+    spec = require_executor(spec or executor_spec())
     run = create_run_on(kind, config, spec)
     jobs.start(run)
     return run
@@ -236,22 +278,4 @@ def drive(run: Path, spec: dict[str, Any], stop: Callable[[], bool]) -> int:
         final = executor.wait([run], stop=stop)[run.name]
     finally:
         executor.close()
-    return 0 if final.get("state") in ("done", "cancelled") else 1
-
-
-def cancel_elsewhere(run: Path, *, force: bool = False, timeout: float = 0.0) -> dict[str, Any]:
-    """Cancel a run whose task an executor other than ``local`` holds: flag it; its driver cancels.
-
-    If the driver is gone (the run cannot be running any more), the status is written here.
-    """
-    status = write_status(run, cancel_requested=True, cancel_force=bool(force))
-    deadline = time.monotonic() + timeout
-    while True:
-        status = jobs.read_status(run)
-        if status.get("state") in jobs.FINAL:
-            return status
-        if not pid_alive(status.get("pid"), run, status.get("pid_start")):
-            return write_status(run, state="cancelled", error=None, finished_at=stamp())
-        if time.monotonic() >= deadline:
-            return status
-        time.sleep(0.2)
+    return 0 if final.state in ("done", "cancelled") else 1

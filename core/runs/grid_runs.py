@@ -28,6 +28,7 @@ from core.training.grid import (
     benchmark_cell,
     grid_root,
     grid_table,
+    guarded,
     plan_cells,
     suggestion,
     write_grid_table,
@@ -47,17 +48,23 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 
 def _suggestions(spec: GridSpec, executor: Executor, folder: Path, say: Say) -> dict:
-    """Pretrained convexity + suggested point per (model, task): from disk, else computed in parallel."""
+    """Pretrained convexity + suggested point per (model, task): from disk, else computed in parallel.
+
+    A pair whose computation fails gives ``{"error": ...}`` (kept in memory only: the next run tries it
+    again) and fails only the cells that need it.
+    """
     pairs = [(m, t) for m in spec.models for t in spec.tasks]
     path = {p: folder / f"suggest-{_slug(p[0])}-{p[1]}.json" for p in pairs}
     found = {p: _read(path[p]) for p in pairs}
     missing = [p for p in pairs if found[p] is None]
     if missing:
         say(f"pretrained convexity of {len(missing)} (model, task) pair(s) on {executor.name}")
-        for p, sug in zip(
-            missing, executor.map(suggestion, [(spec, *p) for p in missing], gpu=True), strict=True
-        ):
-            atomic_write_json(path[p], sug)
+        calls = [(suggestion, spec, *p) for p in missing]
+        for p, sug in zip(missing, executor.map(guarded, calls, gpu=True), strict=True):
+            if sug.get("error"):
+                say(f"  {p[0]} / {p[1]}: suggestion failed: {sug['error']}")
+            else:
+                atomic_write_json(path[p], sug)
             found[p] = sug
     return found
 
@@ -92,6 +99,8 @@ def _benchmarks(spec: GridSpec, executor: Executor, cells: list, folder: Path, s
     todo = []
     for c in cells:
         key = (c.model, c.task, c.point)
+        if c.error is not None:
+            continue
         result = _read(jobs.run_dir(c.run_id) / "result.json")
         if key in out or result is None or c.point >= int(result["n_layers"]):
             continue
@@ -101,10 +110,12 @@ def _benchmarks(spec: GridSpec, executor: Executor, cells: list, folder: Path, s
             todo.append((key, path, len(result["labels"])))
     if todo:
         say(f"benchmarking {len(todo)} (model, point) pair(s), full and pruned side by side")
-        calls = [(spec, m, t, p, n) for (m, t, p), _, n in todo]
-        for (key, path, _), bench in zip(
-            todo, executor.map(benchmark_cell, calls, gpu=True), strict=True
-        ):
+        calls = [(benchmark_cell, spec, m, t, p, n) for (m, t, p), _, n in todo]
+        for (key, path, _), bench in zip(todo, executor.map(guarded, calls, gpu=True), strict=True):
+            if bench.get("error"):  # no ratios for this point; the table says nothing false
+                say(f"  benchmark {key}: {bench['error']}")
+                out[key] = None
+                continue
             atomic_write_json(path, bench)
             out[key] = bench
     return out
@@ -122,25 +133,31 @@ def run_grid(
     folder = grid_root() / spec.grid_id
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder / "spec.json", spec.to_dict())
-    cells = plan_cells(spec, _suggestions(spec, executor, folder, say))
+    suggestions = _suggestions(spec, executor, folder, say)
+    cells = plan_cells(spec, suggestions)
     todo = []
     for c in cells:
         run = jobs.runs_root() / c.run_id
-        if _prepare_cell(
+        if c.error is None and _prepare_cell(
             run, spec.finetune_dict(c.model, c.task, c.point, c.seed), c.run_id, espec
         ):
             todo.append(run)
-    say(f"{spec.grid_id}: {len(cells)} cells, {len(cells) - len(todo)} done, {len(todo)} to run")
+    blocked = sum(1 for c in cells if c.error is not None)
+    done = len(cells) - len(todo) - blocked
+    say(f"{spec.grid_id}: {len(cells)} cells, {done} done, {len(todo)} to run, {blocked} failed")
     t0 = time.perf_counter()
     for run in todo:
         executor.submit(run)
     finals = executor.wait(todo, stop=stop) if todo else {}
     for name, status in sorted(finals.items()):
-        say(f"  {name}: {status.get('state')} {status.get('error') or ''}".rstrip())
+        say(f"  {name}: {status.state} {status.error or ''}".rstrip())
     if todo:
         say(f"cells ran in {time.perf_counter() - t0:.1f} s on {executor.name}")
     results, errors = {}, {}
     for c in cells:
+        if c.error is not None:
+            errors[c.run_id] = c.error
+            continue
         status = jobs.read_status(c.run_id)
         if status.get("state") == "done":
             results[c.run_id] = _read(jobs.run_dir(c.run_id) / "result.json")
@@ -148,5 +165,6 @@ def run_grid(
             errors[c.run_id] = str(status.get("error"))
     bench = _benchmarks(spec, executor, cells, folder, say) if spec.benchmark else {}
     table = grid_table(spec, cells, results, errors, bench, executor.name)
-    write_grid_table(table)
+    key = write_grid_table(table, suggestions)
+    say(f"table stored in the results store: {key[:12]} (python -m core results list --kind grid)")
     return table

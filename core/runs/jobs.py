@@ -17,7 +17,14 @@ Process model: :func:`start` spawns ``python -m core jobs run-job <run-id>`` wit
 cancel reaches its children) and records the spawned pid in ``spawn.json``; the worker then reports
 its own pid and start time in ``status.json``. :func:`cancel` writes ``cancel.request`` (polled by the
 worker between training steps) and sends SIGTERM to the group; ``force=True`` sends SIGKILL and writes
-the status itself. While a worker lives it is the only writer of its state.
+the status itself. While a worker lives it is the only writer of its state, and ``cancelled`` is never
+recorded for a run whose worker is still alive.
+
+Cancel grace: phases that poll nothing (a sweep's pretrained convexity: extraction + convexity; the
+final evaluation) would otherwise run to their end after SIGTERM. The worker's SIGTERM handler arms a
+timer of ``cancel_grace()`` seconds (``$CONVEXITY_LAB_CANCEL_GRACE``, default 10) that raises
+:class:`~core.errors.Cancelled` in the worker's main thread if the work has not stopped by then; a
+:func:`cancel` that waits longer than the grace (+2 s) for a local worker escalates to SIGKILL.
 
 Queue: at most ``max_jobs()`` runs train at once (``$CONVEXITY_LAB_MAX_JOBS``, default 1). A worker
 holds an exclusive ``fcntl.flock`` on one of the slot files ``runs/.slots/slot-<i>.lock`` while it
@@ -71,6 +78,7 @@ from core.runs.records import (
 __all__ = [
     "KINDS",
     "cancel",
+    "cancel_grace",
     "create_run",
     "max_jobs",
     "restart",
@@ -85,6 +93,14 @@ KINDS = ("finetune", "sweep")
 _POPEN: dict[
     str, subprocess.Popen
 ] = {}  # children started by this process, reaped on the next start
+
+
+def cancel_grace() -> float:
+    """Seconds a worker gets after SIGTERM to reach a stopping point (``$CONVEXITY_LAB_CANCEL_GRACE``)."""
+    try:
+        return max(0.1, float(os.environ.get("CONVEXITY_LAB_CANCEL_GRACE", "10")))
+    except ValueError:
+        return 10.0
 
 
 def max_jobs() -> int:
@@ -165,16 +181,17 @@ def _worker_pid(run: Path, raw: dict[str, Any]) -> int | None:
     return raw.get("pid") or (read_json(run / SPAWN_FILE) or {}).get("pid")
 
 
-def _signal(pid: int, sig: int) -> None:
+def _signal(pid: int, sig: int, *, group: bool = True) -> None:
     """Signal a worker: its whole process group if it leads one (a spawned worker), else the process.
 
     A run executing inside this very process (a foreground run in a UI thread) is never signalled: the
-    ``cancel.request`` file stops it at its next training step.
+    ``cancel.request`` file stops it at its next training step. ``group=False``: only the process (a
+    Ray driver, whose group may hold the private cluster it started and must shut down itself).
     """
     if pid == os.getpid():
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        if os.getpgid(pid) == pid:
+        if group and os.getpgid(pid) == pid:
             os.killpg(pid, sig)
         else:
             os.kill(pid, sig)
@@ -183,23 +200,29 @@ def _signal(pid: int, sig: int) -> None:
 def cancel(run_id: str | os.PathLike, *, force: bool = False, timeout: float = 0.0) -> RunStatus:
     """Ask a run to stop (SIGTERM to its process group; SIGKILL with ``force``); returns its status.
 
-    The worker records ``cancelled`` when it stops; until then :attr:`RunStatus.label` says
-    ``cancelling``. A run whose worker is gone (or never started) is recorded as cancelled here.
+    Waits up to ``timeout`` seconds for the worker process to be gone; the state is ``cancelled`` only
+    then (until then :attr:`RunStatus.label` says ``cancelling``). A local worker that outlives its
+    grace (:func:`cancel_grace` + 2 s) while this waits is SIGKILLed. A run on another executor (Ray)
+    is flagged (``cancel_requested``) and its driver is sent SIGTERM; the driver cancels the task.
+    A run whose worker is gone (or never started) is recorded as cancelled here.
     """
     run = run_dir(run_id)
     raw = refresh(run)
     if raw.get("state") not in ACTIVE:
         return status(run)
     atomic_write_json(run / CANCEL_MARKER, {"at": stamp(), "force": force})
-    if raw.get("executor", "local") != "local":  # the task's driver (e.g. Ray) cancels it
-        from core.runs.executors import cancel_elsewhere
-
-        cancel_elsewhere(run, force=force, timeout=timeout)
-        return status(run)
+    local = raw.get("executor", "local") == "local"
+    if not local:  # the task's driver (e.g. Ray) passes the request on to its executor
+        write_status(run, cancel_requested=True, cancel_force=bool(force))
     if worker_alive(run, raw):
-        _signal(int(_worker_pid(run, raw)), signal.SIGKILL if force else signal.SIGTERM)
-        deadline = time.monotonic() + timeout
+        pid = int(_worker_pid(run, raw))
+        _signal(pid, signal.SIGKILL if force and local else signal.SIGTERM, group=local)
+        now = time.monotonic()
+        deadline, overdue = now + timeout, now + cancel_grace() + 2.0
         while time.monotonic() < deadline and worker_alive(run, read_status(run)):
+            if local and not force and time.monotonic() > overdue:
+                _signal(pid, signal.SIGKILL)
+                force = True
             time.sleep(0.1)
         if worker_alive(run, read_status(run)):
             return status(run)
@@ -286,6 +309,24 @@ class _StopFlag:
         if not self.set and self._marker.exists():
             self.set = True
         return self.set
+
+
+def _overdue(signum: int, frame: Any) -> None:
+    """SIGALRM after a cancel's grace: stop whatever the worker is doing (it polls nothing)."""
+    raise Cancelled(f"cancelled (no stopping point within {cancel_grace():.0f} s)")
+
+
+def _arm_grace() -> None:
+    """Start the grace timer once (main thread only; a later SIGTERM does not restart it)."""
+    if signal.getitimer(signal.ITIMER_REAL)[0] == 0:
+        signal.signal(signal.SIGALRM, _overdue)
+        signal.setitimer(signal.ITIMER_REAL, cancel_grace())
+
+
+def _disarm_grace() -> None:
+    """Stop the grace timer (the work ended by itself)."""
+    with contextlib.suppress(ValueError):
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _queue_position_ok(run: Path, me: dict[str, Any]) -> bool:
@@ -375,11 +416,12 @@ def run_job(run_id: str | os.PathLike) -> int:
 
     def on_signal(signum: int, frame: Any) -> None:
         stop.set = True
+        _arm_grace()
 
     old: dict[int, Any] = {}
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
         try:
-            old[sig] = signal.signal(sig, on_signal)
+            old[sig] = signal.signal(sig, _overdue if sig == signal.SIGALRM else on_signal)
         except ValueError:  # not the main thread (e.g. run in-process from a UI thread): no signals
             break
     handler = setup_run_logging(run)
@@ -391,25 +433,28 @@ def run_job(run_id: str | os.PathLike) -> int:
         write_status(run, state="queued", pid=os.getpid(), pid_start=proc_start(os.getpid()))
         from core.runs.executors import drive, runs_elsewhere
 
-        if runs_elsewhere(spec):  # e.g. a Ray task: the executor drives it
-            return drive(run, spec, stop)
-        fd = _acquire_slot(run, stop)
-        if fd is None:
-            write_status(run, state="cancelled", finished_at=stamp())
-            return 0
-        write_status(run, state="running", started_at=stamp(), interrupted=False, error=None)
-        logger.info("run %s (%s) started, pid %d", run.name, kind, os.getpid())
-
-        def status_cb(row: dict[str, Any]) -> None:
-            write_status(
-                run, state="running", epoch=row.get("epoch"), step=row.get("step"), last=row
-            )
-
         try:
+            if runs_elsewhere(spec):  # e.g. a Ray task: the executor drives it
+                return drive(run, spec, stop)
+            fd = _acquire_slot(run, stop)
+            if fd is None:
+                raise Cancelled("cancelled while queued")
+            write_status(run, state="running", started_at=stamp(), interrupted=False, error=None)
+            logger.info("run %s (%s) started, pid %d", run.name, kind, os.getpid())
+
+            def status_cb(row: dict[str, Any]) -> None:
+                write_status(
+                    run, state="running", epoch=row.get("epoch"), step=row.get("step"), last=row
+                )
+
             result = execute(str(kind), config, run, stop, status_cb)
-        except Cancelled:
-            logger.info("cancelled")
-            write_status(run, state="cancelled", finished_at=stamp())
+            if old:
+                _disarm_grace()
+        except Cancelled as exc:
+            if old:
+                _disarm_grace()
+            logger.info("%s", exc)
+            write_status(run, state="cancelled", error=None, finished_at=stamp())
             return 0
         write_status(
             run, state="done", finished_at=stamp(), error=None, interrupted=False,
@@ -422,6 +467,8 @@ def run_job(run_id: str | os.PathLike) -> int:
         write_status(run, state="failed", error=f"{type(exc).__name__}: {exc}", finished_at=stamp())
         return 1
     finally:
+        if old:
+            _disarm_grace()
         if fd is not None:
             os.close(fd)
         logging.getLogger("core").removeHandler(handler)

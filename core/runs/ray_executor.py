@@ -44,8 +44,8 @@ from core.io.atomic import atomic_write_bytes, atomic_write_json
 from core.io.paths import REPO_ROOT, cache_dir
 from core.runs import jobs
 from core.runs.executors import ExecutorSpec
-from core.runs.folders import stamp, write_status
-from core.runs.records import proc_start
+from core.runs.folders import read_json, stamp, write_status
+from core.runs.records import RunStatus, proc_start, status_from
 
 __all__ = [
     "RayExecutor",
@@ -71,6 +71,11 @@ def require_ray() -> Any:
             "(or use --executor local)"
         ) from None
     return ray
+
+
+def _raw(run: Path) -> dict[str, Any]:
+    """A folder's raw ``status.json`` (a run, a sweep point inside one, or a worker's scratch copy)."""
+    return read_json(Path(run) / "status.json") or {"state": "unknown"}
 
 
 def _remote(fn: Callable[..., Any]) -> Any:
@@ -109,7 +114,7 @@ class _CancelFlag:
         now = time.monotonic()
         if not self.value and now - self.last > 0.5:
             self.last = now
-            self.value = bool(jobs.read_status(self.run).get("cancel_requested"))
+            self.value = bool(_raw(self.run).get("cancel_requested"))
         return self.value
 
 
@@ -132,7 +137,7 @@ def _run_task(
         run = scratch / "runs" / run.name
         run.mkdir(parents=True)
         atomic_write_json(run / "config.json", spec)
-    attempt = int(jobs.read_status(run).get("attempt") or 0) + 1
+    attempt = int(_raw(run).get("attempt") or 0) + 1
     host = socket.gethostname()
     write_status(
         run, state="running", started_at=stamp(), worker_pid=os.getpid(),
@@ -271,21 +276,21 @@ class RayExecutor:
             atomic_write_json(sub / "config.json", {"kind": "finetune", "config": sub_cfg})
             subs.append(sub)
             self.submit(sub)
-        finals = self.wait(subs, stop=lambda: bool(jobs.read_status(run).get("cancel_requested")))
-        bad = {n: s for n, s in finals.items() if s.get("state") != "done"}
+        finals = self.wait(subs, stop=lambda: bool(_raw(run).get("cancel_requested")))
+        bad = {n: s for n, s in finals.items() if s.state != "done"}
         if bad:
             name, status = next(iter(bad.items()))
-            return {"state": status.get("state"), "error": f"point {name}: {status.get('error')}"}
+            return {"state": status.state, "error": f"point {name}: {status.error}"}
         task = _remote(_run_task).options(**self._options(gpu=True))
         return task.remote(str(run), spec, *self._worker_args())
 
     def wait(
         self, runs: Sequence[Path], *, stop: Callable[[], bool] | None = None, poll: float = 0.5
-    ) -> dict[str, dict[str, Any]]:
+    ) -> dict[str, RunStatus]:
         """Until every run is final: collect finished tasks, pass cancel requests on to ``ray.cancel``."""
         ray = require_ray()
         pending = {Path(r).resolve().name: Path(r).resolve() for r in runs}
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, RunStatus] = {}
         while pending:
             for name in [n for n in pending if isinstance(self._refs.get(n), dict | type(None))]:
                 out[name] = self._finish(pending.pop(name), self._refs.pop(name, None))
@@ -298,14 +303,14 @@ class RayExecutor:
                 out[name] = self._finish(pending.pop(name), self._refs.pop(name))
             stopping = stop is not None and stop()
             for name, run in pending.items():
-                status = jobs.read_status(run)
+                status = _raw(run)
                 if (stopping or status.get("cancel_requested")) and name not in self._cancelled:
                     if stopping:
                         write_status(run, cancel_requested=True)
                     self.cancel(run, force=bool(status.get("cancel_force")))
         return out
 
-    def _finish(self, run: Path, ref: Any) -> dict[str, Any]:
+    def _finish(self, run: Path, ref: Any) -> RunStatus:
         """Write a finished task's outcome into its run folder; returns the final status."""
         ray = require_ray()
         from ray.exceptions import RayError, TaskCancelledError
@@ -318,7 +323,7 @@ class RayExecutor:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             out = {"state": "failed", "error": f"{type(exc).__name__}: {first}"}
         if out is None:
-            return jobs.read_status(run)
+            return self.status(run)
         for rel, data in (out.pop("files", None) or {}).items():
             target = (run / rel).resolve()
             if run.resolve() not in target.parents:  # nothing escapes the run folder
@@ -328,9 +333,9 @@ class RayExecutor:
         fields = {"state": out.get("state", "failed"), "error": out.get("error")}
         if out.get("summary") is not None:
             fields["summary"] = out["summary"]
-        return write_status(run, finished_at=stamp(), interrupted=False, **fields)
+        return status_from(run, write_status(run, finished_at=stamp(), interrupted=False, **fields))
 
-    def cancel(self, run: Path, *, force: bool = False) -> dict[str, Any]:
+    def cancel(self, run: Path, *, force: bool = False) -> RunStatus:
         """``ray.cancel`` the run's task (KeyboardInterrupt in the worker; ``force`` kills the worker)."""
         ray = require_ray()
         run = Path(run).resolve()
@@ -339,11 +344,12 @@ class RayExecutor:
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=force)
             self._cancelled.add(run.name)
-        return jobs.read_status(run)
+        return self.status(run)
 
-    def status(self, run: Path) -> dict[str, Any]:
-        """The run's status.json (kept current by the worker and by :meth:`wait`)."""
-        return jobs.read_status(run)
+    def status(self, run: Path) -> RunStatus:
+        """The run's status (kept current by the worker and by :meth:`wait`)."""
+        run = Path(run)
+        return status_from(run, read_json(run / "status.json") or {"state": "unknown"})
 
     def map(
         self, fn: Callable[..., Any], calls: Sequence[tuple], *, gpu: bool = False

@@ -39,6 +39,7 @@ __all__ = [
     "progress",
     "result",
     "status",
+    "status_from",
 ]
 
 ACTIVE = ("queued", "running")
@@ -59,6 +60,8 @@ class RunStatus:
 
     ``attempt``/``parent``: a restart is a new run folder with ``attempt`` + 1 whose ``parent`` is the
     run it restarts; a resume continues the same folder (same attempt) from its last checkpoint.
+    ``executor``: where it runs (``local``/``ray``); on Ray ``worker_pid``/``worker_host`` name the task's
+    process (``attempt`` counts Ray's retries there) while ``pid`` is the driver on this host.
     """
 
     run_id: str
@@ -80,6 +83,9 @@ class RunStatus:
     parent: str | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     last: dict[str, Any] | None = None
+    executor: str = "local"
+    worker_pid: int | None = None
+    worker_host: str | None = None
 
     @property
     def active(self) -> bool:
@@ -196,8 +202,8 @@ def refresh(run: Path) -> dict[str, Any]:
     )
 
 
-def _status_of(run: Path, raw: dict[str, Any]) -> RunStatus:
-    """RunStatus from a folder and its (refreshed) raw status."""
+def status_from(run: Path, raw: dict[str, Any]) -> RunStatus:
+    """RunStatus from a folder (a run, or a sweep point inside one) and its (refreshed) raw status."""
     spec = read_json(run / "config.json") or {}
     data = {
         **raw,
@@ -205,7 +211,7 @@ def _status_of(run: Path, raw: dict[str, Any]) -> RunStatus:
         "kind": raw.get("kind") or spec.get("kind", "unknown"),
         "config": spec.get("config") or {},
         "summary": raw.get("summary") or {},
-        "cancel_requested": (run / CANCEL_MARKER).exists(),
+        "cancel_requested": (run / CANCEL_MARKER).exists() or bool(raw.get("cancel_requested")),
     }
     return RunStatus.from_dict(data)
 
@@ -217,7 +223,7 @@ def _status_of(run: Path, raw: dict[str, Any]) -> RunStatus:
 def status(run_id: str | os.PathLike) -> RunStatus:
     """The run's current status (a dead worker is noticed and recorded); RunError for a bad id."""
     run = run_dir(run_id)
-    return _status_of(run, refresh(run))
+    return status_from(run, refresh(run))
 
 
 def list_runs() -> list[RunStatus]:
@@ -225,7 +231,7 @@ def list_runs() -> list[RunStatus]:
     out = []
     for run in sorted(runs_root().iterdir(), reverse=True):
         if run.is_dir() and not run.name.startswith(".") and (run / "config.json").is_file():
-            out.append(_status_of(run, refresh(run)))
+            out.append(status_from(run, refresh(run)))
     return out
 
 

@@ -27,6 +27,8 @@ _EXPORTS = {
     "grid_table": "grid",
     "read_grid_tables": "grid",
     "write_grid_table": "grid",
+    "StoredGrid": "grid",
+    "guarded": "grid",
     "SweepConfig": "sweep",
     "SweepPoint": "sweep",
     "SweepResult": "sweep",

@@ -8,11 +8,17 @@ What this module holds (no executor: ``core.runs.executors`` decides where cells
 - :func:`suggestion`: the pretrained convexity curve of one (model, task) and the suggested prune
   point (the sweep's rule, :func:`core.training.sweep.suggest_prune_point`); computed once per
   (model, task) with seed 0, so every seed of a cell trains the same depth.
-- :func:`plan_cells`: the cells, each with its finetune config and a deterministic run id.
+- :func:`plan_cells`: the cells, each with its finetune config and a deterministic run id. A
+  (model, task) whose suggestion failed (``{"error": ...}``, see :func:`guarded`) fails only the cells
+  that need it (``suggested``/``full``, which need its curve or its layer count), each with the error;
+  cells at explicit layer numbers still run.
 - :func:`grid_table`: accuracy mean +- std over the seeds that finished, per (model, task, point),
   and cost ratios (pruned / full) taken only from benchmarks (full and pruned measured side by side
   in one process, :func:`core.training.benchmark.benchmark`), never from training times of separate
-  runs. Written atomically as JSON under ``cache_dir()/results/grid/<grid_id>.json``.
+  runs. Stored in the results store (kind ``grid``, one entry per grid id, replaced as cells finish)
+  with provenance: models and their weights/revisions, data fingerprints, recipe and points, engine
+  version, device, date (:func:`write_grid_table`); Benchmarks and ``results list`` read it there.
+  ``cache_dir()/results/grid/<grid_id>/`` keeps only the grid's working files (suggestions, benchmarks).
 """
 
 from __future__ import annotations
@@ -28,10 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import LabError
-from core.io.atomic import atomic_write_json
 from core.io.paths import cache_dir
+from core.results.provenance import Provenance
 
 __all__ = [
+    "ENGINE_VERSION",
     "PAPER_RECIPE",
     "Cell",
     "GridRow",
@@ -40,13 +47,17 @@ __all__ = [
     "benchmark_cell",
     "grid_root",
     "grid_table",
+    "guarded",
     "parse_points",
     "plan_cells",
+    "grid_meta",
     "read_grid_tables",
+    "StoredGrid",
     "suggestion",
     "write_grid_table",
 ]
 
+ENGINE_VERSION = "2"  # of the table's aggregation; bump when the figures it computes change
 # The paper's training recipe (Speech Commands, 20 epochs, batch 32, lr 3e-5, best on validation).
 PAPER_RECIPE: dict[str, Any] = {
     "dataset": "speech-commands", "epochs": 20, "batch_size": 32, "lr": 3e-5,
@@ -135,7 +146,10 @@ class GridSpec:
 
 @dataclass(frozen=True)
 class Cell:
-    """One fine-tune of the grid: model, task, point label (``suggested``/``full``/int), layer, seed."""
+    """One fine-tune of the grid: model, task, point label (``suggested``/``full``/int), layer, seed.
+
+    ``error``: the cell cannot run (its suggestion failed); ``point`` is then 0 (unknown).
+    """
 
     model: str
     task: str
@@ -143,6 +157,7 @@ class Cell:
     point: int
     seed: int
     run_id: str
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
@@ -154,6 +169,15 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", Path(str(text)).name.lower()).strip("-")[:32] or "model"
 
 
+def guarded(fn: Any, *args: Any) -> Any:
+    """``fn(*args)``, or ``{"error": "<Type>: <one line>"}`` when it raises: one unit of a grid fails
+    alone (recorded with its error) while the rest goes on. Module-level so Ray ships it by reference."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # any failure of this unit is its own, recorded, never the grid's
+        return {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"}
+
+
 def suggestion(spec: GridSpec, model: str, task: str) -> dict[str, Any]:
     """Pretrained convexity of (model, task) and the suggested prune point (plain dict, JSON-ready).
 
@@ -161,17 +185,31 @@ def suggestion(spec: GridSpec, model: str, task: str) -> dict[str, Any]:
     """
     from core.training.sweep import SweepConfig, pretrained_convexity, suggest_prune_point
 
+    facts = _facts(spec, model, task)
     if "suggested" not in spec.points:
         from core.models.registry import resolve_model
 
         n_layers = int(resolve_model(model).n_layers)
-        return {"model": model, "task": task, "n_layers": n_layers, "suggested": None}
+        return {"model": model, "task": task, "n_layers": n_layers, "suggested": None, **facts}
     cfg = SweepConfig.from_dict(spec.suggestion_dict(model, task))
     pre = pretrained_convexity(cfg)
     relevant = "word" if task == "words" else "speaker"
     pre["suggested"] = int(suggest_prune_point(pre["curves"][relevant]["scores"], spec.fraction))
-    pre.update(model=model, task=task, fraction=spec.fraction)
+    pre.update(model=model, task=task, fraction=spec.fraction, **facts)
     return pre
+
+
+def _facts(spec: GridSpec, model: str, task: str) -> dict[str, Any]:
+    """Provenance of a (model, task): the model's weights identity and the task's data fingerprint."""
+    from core.data.features import Selection
+    from core.models.identity import model_identity
+
+    t = spec.train
+    sel = Selection(dataset=str(t.get("dataset", "sample")), root=t.get("root"), task=task)
+    return {
+        "weights": model_identity(model).weights or "?",
+        "dataset_fingerprint": sel.table().fingerprint(),
+    }
 
 
 def plan_cells(
@@ -186,12 +224,18 @@ def plan_cells(
     for model in spec.models:
         for task in spec.tasks:
             sug = suggestions[(model, task)]
-            n_layers = int(sug["n_layers"])
+            if sug.get("error"):
+                cells += _failed_cells(spec, model, task, str(sug["error"]))
+                n_layers = None
+            else:
+                n_layers = int(sug["n_layers"])
             seen: set[int] = set()
             for label in spec.points:
-                p = {"full": n_layers, "suggested": sug["suggested"]}.get(str(label))
+                if n_layers is None and label in ("suggested", "full"):
+                    continue  # failed above, with the suggestion's error
+                p = {"full": n_layers, "suggested": sug.get("suggested")}.get(str(label))
                 p = int(label) if p is None else p
-                if not 1 <= p <= n_layers:
+                if n_layers is not None and not 1 <= p <= n_layers:
                     raise LabError(f"prune point {p} outside 1..{n_layers} for {model}")
                 if p in seen:
                     continue
@@ -200,6 +244,15 @@ def plan_cells(
                     run_id = f"{spec.grid_id}-{_slug(model)}-{task}-p{p}-s{seed}"
                     cells.append(Cell(model, task, str(label), p, int(seed), run_id))
     return cells
+
+
+def _failed_cells(spec: GridSpec, model: str, task: str, error: str) -> list[Cell]:
+    """The cells of (model, task) that need its failed suggestion, each carrying the error."""
+    return [
+        Cell(model, task, str(label), 0, int(seed),
+             f"{spec.grid_id}-{_slug(model)}-{task}-{label}-s{seed}", f"suggestion: {error}")
+        for label in spec.points if label in ("suggested", "full") for seed in spec.seeds
+    ]  # fmt: skip
 
 
 def benchmark_cell(spec: GridSpec, model: str, task: str, point: int, n_labels: int) -> dict:
@@ -274,11 +327,12 @@ class GridTable:
         """Flat rows for a table view: ``accuracy`` as ``mean ± std (n)`` plus the cost ratios."""
         out = []
         for r in self.rows:
+            where = f"p={r.point}" if r.point else "p=?"
             acc = "-" if r.accuracy_mean is None else f"{r.accuracy_mean:.4f}"
             if r.accuracy_std is not None:
                 acc += f" ± {r.accuracy_std:.4f}"
             out.append({
-                "model": r.model, "task": r.task, "point": f"{r.label} (p={r.point})",
+                "model": r.model, "task": r.task, "point": f"{r.label} ({where})",
                 "accuracy": f"{acc} (n={len(r.seeds_done)})", "params": r.params_total,
                 **{f"{k} ratio": v for k, v in r.cost_ratios.items()},
                 "failed seeds": ", ".join(f"{s}: {e}" for s, e in r.failed.items()) or "",
@@ -339,17 +393,57 @@ def grid_table(
     return GridTable(spec.grid_id, spec.to_dict(), tuple(rows), len(cells), n_done, executor, stamp)
 
 
-def write_grid_table(table: GridTable) -> Path:
-    """Write the table atomically to ``grid_root()/<grid_id>.json``; returns the path."""
-    return atomic_write_json(grid_root() / f"{table.grid_id}.json", table.to_dict())
+@dataclass(frozen=True)
+class StoredGrid:
+    """A grid table as the results store holds it: its entry key, the table and its provenance."""
+
+    key: str
+    table: GridTable
+    provenance: Provenance
 
 
-def read_grid_tables() -> list[GridTable]:
-    """Every grid table on disk (newest first); unreadable files are skipped."""
+def grid_meta(
+    table: GridTable, suggestions: Mapping[tuple[str, str], Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The provenance facts of a grid (models + weights, data fingerprints, settings, device)."""
+    spec = GridSpec.from_dict(table.spec)
+    sugs = [suggestions.get((m, t)) or {} for m in spec.models for t in spec.tasks]
+    weights = {str(s["model"]): s.get("weights", "?") for s in sugs if s.get("model")}
+    prints = sorted({f"{s['task']}:{s['dataset_fingerprint']}" for s in sugs
+                     if s.get("dataset_fingerprint")})  # fmt: skip
+    return {
+        "model_id": ",".join(spec.models), "model_key": ",".join(_slug(m) for m in spec.models),
+        "weights": "; ".join(f"{_slug(m)}={w}" for m, w in weights.items()) or "?",
+        "dataset": str(spec.train.get("dataset", "sample")),
+        "selection": {"root": spec.train.get("root"), "tasks": list(spec.tasks)},
+        "dataset_fingerprint": "; ".join(prints) or "?",
+        "n_clips": 0, "n_layers": max((int(s.get("n_layers") or 0) for s in sugs), default=0),
+        "device": str(spec.train.get("device") or "auto"), "label_sets": list(spec.tasks),
+        "settings": {
+            "train": dict(spec.train), "points": list(spec.points), "seeds": list(spec.seeds),
+            "fraction": spec.fraction, "executor": table.executor, "engine_version": ENGINE_VERSION,
+            "cells": table.n_cells, "cells_done": table.n_done,
+        },
+    }  # fmt: skip
+
+
+def write_grid_table(
+    table: GridTable, suggestions: Mapping[tuple[str, str], Mapping[str, Any]]
+) -> str:
+    """Store the table with its provenance in the results store; returns the entry key."""
+    from core.results.kinds import store_grid_table
+
+    return store_grid_table(table.to_dict(), grid_meta(table, suggestions))
+
+
+def read_grid_tables() -> list[StoredGrid]:
+    """Every grid table in the results store (newest first); unreadable entries are skipped."""
+    from core.results.kinds import stored_grid_tables
+
     out = []
-    for path in grid_root().glob("grid-*.json"):
+    for entry in stored_grid_tables():
         try:
-            out.append(GridTable.from_dict(json.loads(path.read_text(encoding="utf-8"))))
-        except (OSError, ValueError, KeyError, TypeError):
+            out.append(StoredGrid(entry.key, GridTable.from_dict(entry.data), entry.provenance))
+        except (ValueError, KeyError, TypeError):
             continue
-    return sorted(out, key=lambda t: t.created, reverse=True)
+    return out
