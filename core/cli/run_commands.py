@@ -13,6 +13,7 @@ import json
 import time
 from typing import Any
 
+from core.cli.data_commands import check_speaker_regex
 from core.cli.options import common_options, config_from_args, config_options
 from core.cli.output import text_table
 from core.runs.records import format_seconds
@@ -38,6 +39,7 @@ def _launch(kind: str, config: Any, background: bool) -> int:
     """Create a run; start it in the background or run it here; print where it is and its result."""
     from core.runs import jobs, records
 
+    check_speaker_regex(config.speaker_regex)  # a bad --speaker-regex: one line, no run folder
     run = jobs.create_run(kind, config.to_dict())
     print(f"run {run.name}: {run}")
     if background:
