@@ -581,13 +581,64 @@ def clip_files(root: Path) -> list[Path]:
     return sorted(p for p in root.glob("*/*_nohash_*.*") if p.suffix in CLIP_EXTS)
 
 
+def _ogg_crc_table() -> list[int]:
+    """The Ogg page checksum's table: CRC-32, polynomial 0x04C11DB7, not reflected (not zlib's)."""
+    table = []
+    for i in range(256):
+        r = i << 24
+        for _ in range(8):
+            r = ((r << 1) ^ 0x04C11DB7) if r & 0x80000000 else (r << 1)
+        table.append(r & 0xFFFFFFFF)
+    return table
+
+
+_OGG_CRC = _ogg_crc_table()
+
+
+def ogg_crc(page: bytes) -> int:
+    """Checksum of one Ogg page whose CRC field (bytes 22-25) is zero (RFC 3533)."""
+    crc = 0
+    for byte in page:
+        crc = ((crc << 8) & 0xFFFFFFFF) ^ _OGG_CRC[((crc >> 24) & 0xFF) ^ byte]
+    return crc
+
+
+def stable_ogg_serial(data: bytes, serial: int) -> bytes:
+    """The same Ogg stream with every page's serial number set to ``serial`` and its CRC redone.
+
+    libsndfile gives each Ogg stream a random serial number (seeded from the clock), so two runs wrote
+    clips with identical Opus packets but different bytes; a serial derived from the clip's name makes
+    regeneration byte-identical. Hand-written because no installed library rewrites Ogg pages (mutagen
+    does, but is not a dependency); it only touches the 4 serial and 4 CRC bytes of each page header.
+    """
+    out = bytearray(data)
+    i = 0
+    while i < len(out):
+        if out[i : i + 4] != b"OggS":
+            raise ValueError(f"not an Ogg page at byte {i}")
+        n_seg = out[i + 26]
+        end = i + 27 + n_seg + sum(out[i + 27 : i + 27 + n_seg])
+        out[i + 14 : i + 18] = serial.to_bytes(4, "little")
+        out[i + 22 : i + 26] = b"\0\0\0\0"
+        out[i + 22 : i + 26] = ogg_crc(bytes(out[i:end])).to_bytes(4, "little")
+        i = end
+    return bytes(out)
+
+
+def clip_serial(path: Path) -> int:
+    """A stable Ogg serial number for a clip: from its ``<word>/<file>`` name."""
+    key = f"{path.parent.name}/{path.name}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:4], "little")
+
+
 def write_clip(path: Path, pcm: np.ndarray) -> None:
-    """One int16 clip as Ogg/Opus (``.ogg``) or lossless FLAC 16-bit (``.flac``)."""
+    """One int16 clip as Ogg/Opus (``.ogg``, stable serial number) or lossless FLAC 16-bit (``.flac``)."""
     if path.suffix == ".ogg":
         x = pcm.astype(np.float32) / 32768.0
         sf.write(
             str(path), x, SAMPLE_RATE, format="OGG", subtype="OPUS", compression_level=OPUS_LEVEL
         )
+        path.write_bytes(stable_ogg_serial(path.read_bytes(), clip_serial(path)))
     else:
         sf.write(
             str(path), pcm, SAMPLE_RATE, format="FLAC", subtype="PCM_16", compression_level=1.0
