@@ -21,6 +21,9 @@ Example::
     python scripts/make_sample.py --out data/sample --takes 3
     python scripts/make_sample.py --out data/sample --lossless-copy /tmp/sample_flac  # + a FLAC twin
     python scripts/make_sample.py --out data/sample --check-only
+
+The stored convexity curves (``data/sample/convexity_curves.json``, the Home page's figure) are made
+by ``scripts/sample_curves.py``.
 """
 
 from __future__ import annotations
@@ -703,51 +706,6 @@ def learnability(root: Path, folds: int = 5, seed: int = 0) -> dict[str, float]:
     return out
 
 
-def store_curves(root: Path, models: list[str], out: Path | None, k: int = 10) -> dict[str, Any]:
-    """Word and speaker convexity per hidden state over every clip, per model (the Home page's figure).
-
-    Real offline Whisper encoders, 1-s trimmed input, k = 10, at most 5,000 sampled pairs per class
-    (SEs from the engine). Written to ``out`` (JSON, atomically) with the command that made it.
-    """
-    import torch
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from core.data.features import Selection, extract_features
-    from core.geometry.convexity import layerwise_convexity
-    from core.io.atomic import atomic_write_json
-
-    torch.set_num_threads(1)
-    result: dict[str, Any] = {"models": {}}
-    for model in models:
-        t0 = time.time()
-        fs = extract_features(
-            model, Selection("sample", root=str(root)), batch_size=32, cache=False
-        )
-        labels = {"word": fs.words, "speaker": fs.speakers}
-        curves = layerwise_convexity(fs.features, labels, k=k, max_pairs_per_class=5000, seed=0)
-        result["models"][model] = {
-            name: {
-                "scores": [round(float(v), 4) for v in c.scores],
-                "sems": [round(float(v), 4) for v in c.sems],
-            }
-            for name, c in curves.items()
-        } | {"n_clips": int(fs.features.shape[0]), "seconds": round(time.time() - t0, 1)}
-        print(f"{model}: " + "; ".join(
-            f"{n} " + " ".join(f"{v:.3f}" for v in c["scores"])
-            for n, c in result["models"][model].items() if isinstance(c, dict)
-        ), flush=True)  # fmt: skip
-        n = result["models"][model]["n_clips"]
-        result["provenance"] = (
-            f"Measured on all {n} clips of the bundled sample (1-s trimmed input, k = 10, up to "
-            f"5,000 sampled pairs per class; error bars: standard errors) by `python "
-            f"scripts/make_sample.py --out {root.as_posix()} --check-only --no-learnability "
-            f"--curves {out}`."
-        )
-        if out is not None:  # after each model: a slow second model does not hold up the first
-            atomic_write_json(out, result)
-    return result
-
-
 # ----------------------------------------------------------------------------- main
 
 
@@ -929,18 +887,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--check-only", action="store_true", help="only check an existing folder")
     p.add_argument("--no-learnability", action="store_true", help="skip the MFCC+LR check")
     p.add_argument("--quiet", action="store_true")
-    p.add_argument(
-        "--curves",
-        type=Path,
-        default=None,
-        help="also measure word/speaker convexity of the offline Whisper models into this JSON",
-    )
-    p.add_argument(
-        "--curve-models",
-        nargs="+",
-        default=["whisper-tiny.en-offline", "whisper-base-offline"],
-        help="models for --curves",
-    )
     return p.parse_args(argv)
 
 
@@ -969,8 +915,6 @@ def main(argv: list[str] | None = None) -> int:
             f"words {res['words_acc']:.3f} (chance {res['words_chance']:.3f}), "
             f"speakers {res['speakers_acc']:.3f} (chance {res['speakers_chance']:.3f})"
         )
-    if args.curves is not None:
-        store_curves(args.out, args.curve_models, args.curves)
     print(f"total {time.time() - t0:.1f} s")
     return 0
 

@@ -51,7 +51,9 @@ def test_script_measures_a_folder_and_compares_two(
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
     root = tmp_path / "mini"
     voices = sorted({p.name.split("_nohash_")[0] for p in (SAMPLE / "yes").glob("*.ogg")})[:4]
-    rels = [f"{w}/{v}_nohash_{t}.ogg" for w in ("yes", "no", "up") for v in voices for t in range(3)]
+    rels = [
+        f"{w}/{v}_nohash_{t}.ogg" for w in ("yes", "no", "up") for v in voices for t in range(3)
+    ]
     for rel in rels:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(SAMPLE / rel, root / rel)
@@ -68,3 +70,28 @@ def test_script_measures_a_folder_and_compares_two(
     assert main(["--compare", str(out), str(out)]) == 0
     table = capsys.readouterr().out
     assert "| max abs. difference | 0.000 | 0.000 |" in table
+
+
+def test_home_draws_the_stored_curves_with_exactness_and_names_model_and_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path))
+    stored = read_sample_curves(SAMPLE_CURVES)
+    at = AppTest.from_file("../app.py", default_timeout=120).run()
+    assert not at.exception, at.exception
+    for name in stored.names:
+        at.radio(key="home_model").set_value(name).run()
+        assert not at.exception, at.exception
+        m = stored.model(name)
+        captions = "\n".join(c.value for c in at.caption)
+        assert m.describe in captions and f"{m.n_clips:,} clips" in captions
+        assert "not Speech Commands" in captions and "load average" in captions
+        (chart,) = at.get("plotly_chart")
+        traces = json.loads(chart.proto.spec)["data"]
+        assert [t["y"] for t in traces] == [list(m.word.scores), list(m.speaker.scores)]
+        for trace, curve in zip(traces, (m.word, m.speaker), strict=True):
+            assert trace["error_y"]["array"] == list(curve.sems)
+            marks = ["diamond" if e else "circle" for e in curve.exact]
+            assert trace["marker"]["symbol"] == marks
