@@ -81,10 +81,17 @@ def measure_model(
     )
 
 
+def write_curves(path: Path, curves: SampleCurves) -> None:
+    """Indented JSON, atomically, keys in the typed order (models as measured: tiny.en first)."""
+    import json
+
+    from core.io.atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, (json.dumps(curves.to_dict(), indent=2) + "\n").encode())
+
+
 def measure(args: argparse.Namespace) -> SampleCurves:
     """Every model in turn; the file is rewritten after each, so a slow second model keeps the first."""
-    from core.io.atomic import atomic_write_json
-
     settings = (
         f"k = {args.k}, every pair scored (exact)"
         if args.target_se is None
@@ -114,7 +121,7 @@ def measure(args: argparse.Namespace) -> SampleCurves:
             models=tuple(done),
         )
         if args.out is not None:
-            atomic_write_json(args.out, result.to_dict())
+            write_curves(args.out, result)
     assert result is not None
     return result
 

@@ -179,7 +179,12 @@ class SampleCurves:
                 settings=str(data["settings"]),
                 command=str(data["command"]),
                 machine=str(data["machine"]),
-                models=tuple(ModelCurves.from_dict(m) for m in data["models"].values()),
+                models=tuple(  # JSON objects are stored with sorted keys: order by depth, then name
+                    sorted(
+                        (ModelCurves.from_dict(m) for m in data["models"].values()),
+                        key=lambda m: (m.n_layers, m.model),
+                    )
+                ),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DatasetError(
