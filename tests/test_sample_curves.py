@@ -95,3 +95,12 @@ def test_home_draws_the_stored_curves_with_exactness_and_names_model_and_data(
             assert trace["error_y"]["array"] == list(curve.sems)
             marks = ["diamond" if e else "circle" for e in curve.exact]
             assert trace["marker"]["symbol"] == marks
+
+
+def test_stored_whole_sample_curves_have_the_papers_shape() -> None:
+    """The shape tests/test_whisper_sample.py pins on a slice, on the stored whole-sample curves."""
+    for m in read_sample_curves(SAMPLE_CURVES).models:
+        speaker, word = m.speaker.scores, m.word.scores
+        peak = max(range(len(speaker)), key=speaker.__getitem__)
+        assert 1 <= peak < len(speaker) / 2 and speaker[-1] <= 0.5 * speaker[peak], m.model
+        assert word[-1] - word[0] > 0.3 and word[-1] == max(word), m.model
