@@ -19,17 +19,17 @@ Split rules
   (:attr:`DatasetSpec.default_min_clips`): 50 for Speech Commands (the authors' rule; the paper
   reports 388 speakers), 10 for the bundled sample and plain folders. :func:`speaker_rule` applies it;
   ``select`` and the ``datasets`` command both go through it, so every command keeps the same speakers.
+- ``max_clips`` subsampling is stratified and seeded: every class keeps at least one clip (when
+  ``max_clips`` >= number of classes), the rest is shared in proportion to class size (largest
+  remainder), and within a class the clips are a prefix of a permutation seeded by
+  ``sha256(f"{seed}:{class}")``, so the same seed gives the same clips and a larger ``max_clips``
+  gives a superset.
 
 Speaker ids
 -----------
 A clip's speaker is read from its file name by a regular expression (:func:`compile_speaker_regex`):
 the group named ``speaker`` if the pattern has one, else its first group. Each registry entry has a
 default (the Speech Commands ``<speaker>_nohash_<n>`` convention); ``speaker_regex=`` overrides it.
-- ``max_clips`` subsampling is stratified and seeded: every class keeps at least one clip (when
-  ``max_clips`` >= number of classes), the rest is shared in proportion to class size (largest
-  remainder), and within a class the clips are a prefix of a permutation seeded by
-  ``sha256(f"{seed}:{class}")``, so the same seed gives the same clips and a larger ``max_clips``
-  gives a superset.
 
 Fingerprint
 -----------
