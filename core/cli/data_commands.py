@@ -265,7 +265,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("datasets", parents=[common_options()], formatter_class=fmt,
                        help="list datasets; with NAME or --root show word/speaker class counts",
                        epilog="examples:\n  python -m core datasets\n  python -m core datasets sample\n"
-                              "  python -m core datasets --root ~/speech_commands_v0.02 --all")  # fmt: skip
+                              "  python -m core datasets speech-commands --root ~/speech_commands_v0.02 --all\n"
+                              "  python -m core datasets --root clips/ --speaker-regex '^([a-z]+)-'")  # fmt: skip
     p.add_argument("name", nargs="?", help="dataset key: show its class counts")
     p.add_argument(
         "--root", help="dataset folder (without NAME: read as the 'folder' dataset, like extract)"
