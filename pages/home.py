@@ -2,46 +2,54 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.io.paths import REPO_ROOT
+from core.data.sample_curves import SAMPLE_CURVES, ModelCurves, SampleCurves, read_sample_curves
+from core.errors import LabError
 from pages import common
 
-CURVES = REPO_ROOT / "data" / "sample" / "convexity_curves.json"
 PAPER = (
     "Dorszewski, Tětková, Hansen: *Convexity-based Pruning of Speech Representation Models*, "
     "arXiv:2408.11858 (2024)"
 )
+COLOURS = {"word": "#2563eb", "speaker": "#db2777"}
 
 
 @st.cache_data(show_spinner=False)
-def stored_curves(path: str) -> dict[str, Any] | None:
-    """The convexity curves measured on the bundled sample (stored with their provenance)."""
+def stored_curves(path: str) -> SampleCurves | str:
+    """The convexity curves measured on the bundled sample, or why they cannot be shown."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("models") else None
+        return read_sample_curves(path)
+    except LabError as exc:
+        return str(exc)
 
 
-def curve_figure(model: dict[str, Any], n_layers: int) -> go.Figure:
-    """Word and speaker convexity per hidden state, with error bars and the two regions named."""
+def curve_figure(model: ModelCurves) -> go.Figure:
+    """Word and speaker convexity per hidden state: error bars are standard errors; exact states
+    (every pair scored, SE 0) are drawn as diamonds and say so on hover."""
     fig = go.Figure()
-    for name, colour in (("word", "#2563eb"), ("speaker", "#db2777")):
-        curve = model[name]
+    states = list(range(model.n_layers + 1))
+    for name in ("word", "speaker"):
+        curve = model.curve(name)
+        hover = [
+            f"state {i}: {s:.3f} " + ("(exact: every pair scored)" if e else f"± {se:.3f} (SE)")
+            for i, (s, se, e) in enumerate(zip(curve.scores, curve.sems, curve.exact, strict=True))
+        ]
         fig.add_trace(
             go.Scatter(
-                x=list(range(n_layers + 1)),
-                y=curve["scores"],
-                error_y={"type": "data", "array": curve.get("sems") or [0] * (n_layers + 1)},
+                x=states,
+                y=list(curve.scores),
+                error_y={"type": "data", "array": list(curve.sems), "visible": True},
                 mode="lines+markers",
-                name=f"{name} labels",
-                line={"color": colour, "width": 3},
+                name=f"{name} labels" + (" (exact)" if curve.all_exact else " (± SE)"),
+                line={"color": COLOURS[name], "width": 3},
+                marker={
+                    "size": 9,
+                    "symbol": ["diamond" if e else "circle" for e in curve.exact],
+                },
+                hovertext=hover,
+                hoverinfo="text",
             )
         )
     fig.update_yaxes(range=[0, 1.02])
@@ -102,22 +110,29 @@ st.caption("New to graph convexity? The Learn page builds it up step by step on 
 st.page_link("pages/learn.py", label="Learn: what graph convexity means", icon=":material/school:")
 
 st.header("How to read a convexity curve")
-data = stored_curves(str(CURVES))
-if data is None:
-    st.warning(
-        f"No stored curves at {CURVES.relative_to(REPO_ROOT)}: regenerate them (see data/sample/README.md)."
-    )
+data = stored_curves(str(SAMPLE_CURVES))
+if isinstance(data, str):
+    st.warning(f"{data} (see data/sample/README.md).")
 else:
-    models = list(data["models"])
-    model = st.radio("Model", models, horizontal=True, key="home_model")
-    curve = data["models"][model]
-    n_layers = len(curve["word"]["scores"]) - 1
+    model = st.radio("Model", data.names, horizontal=True, key="home_model")
+    curve = data.model(model)
+    n_layers = curve.n_layers
     left, right = st.columns([3, 2])
     with left:
-        common.show(curve_figure(curve, n_layers), key="home_curve")
-        st.caption(data.get("provenance", ""))
+        common.show(curve_figure(curve), key="home_curve")
+        exact = all(curve.curve(n).all_exact for n in ("word", "speaker"))
+        st.caption(
+            f"**{curve.describe}** on the bundled sample ({curve.n_clips:,} clips: 35 words x 24 "
+            "synthetic voices x 3 takes, noisy, Ogg/Opus; not Speech Commands). "
+            + (
+                "Exact curves (diamonds): every pair scored, so no error bars. "
+                if exact
+                else "Error bars: standard errors of the sampled estimate; diamonds: exact states. "
+            )
+            + data.provenance
+        )
     with right:
-        word, speaker = curve["word"]["scores"], curve["speaker"]["scores"]
+        word, speaker = curve.word.scores, curve.speaker.scores
         peak = max(range(n_layers + 1), key=lambda i: speaker[i])
         st.markdown(
             f"""

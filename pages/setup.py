@@ -71,7 +71,7 @@ with right:
         key="dataset",
     )
     dspec = DATASETS[state.dataset]
-    st.caption(dspec.description)
+    st.caption(f"{dspec.description} Speakers task: {dspec.speaker_rule}.")
     if state.dataset != "sample":
         st.text_input(
             "Folder",

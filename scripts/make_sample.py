@@ -21,6 +21,9 @@ Example::
     python scripts/make_sample.py --out data/sample --takes 3
     python scripts/make_sample.py --out data/sample --lossless-copy /tmp/sample_flac  # + a FLAC twin
     python scripts/make_sample.py --out data/sample --check-only
+
+The stored convexity curves (``data/sample/convexity_curves.json``, the Home page's figure) are made
+by ``scripts/sample_curves.py``.
 """
 
 from __future__ import annotations
@@ -581,13 +584,64 @@ def clip_files(root: Path) -> list[Path]:
     return sorted(p for p in root.glob("*/*_nohash_*.*") if p.suffix in CLIP_EXTS)
 
 
+def _ogg_crc_table() -> list[int]:
+    """The Ogg page checksum's table: CRC-32, polynomial 0x04C11DB7, not reflected (not zlib's)."""
+    table = []
+    for i in range(256):
+        r = i << 24
+        for _ in range(8):
+            r = ((r << 1) ^ 0x04C11DB7) if r & 0x80000000 else (r << 1)
+        table.append(r & 0xFFFFFFFF)
+    return table
+
+
+_OGG_CRC = _ogg_crc_table()
+
+
+def ogg_crc(page: bytes) -> int:
+    """Checksum of one Ogg page whose CRC field (bytes 22-25) is zero (RFC 3533)."""
+    crc = 0
+    for byte in page:
+        crc = ((crc << 8) & 0xFFFFFFFF) ^ _OGG_CRC[((crc >> 24) & 0xFF) ^ byte]
+    return crc
+
+
+def stable_ogg_serial(data: bytes, serial: int) -> bytes:
+    """The same Ogg stream with every page's serial number set to ``serial`` and its CRC redone.
+
+    libsndfile gives each Ogg stream a random serial number (seeded from the clock), so two runs wrote
+    clips with identical Opus packets but different bytes; a serial derived from the clip's name makes
+    regeneration byte-identical. Hand-written because no installed library rewrites Ogg pages (mutagen
+    does, but is not a dependency); it only touches the 4 serial and 4 CRC bytes of each page header.
+    """
+    out = bytearray(data)
+    i = 0
+    while i < len(out):
+        if out[i : i + 4] != b"OggS":
+            raise ValueError(f"not an Ogg page at byte {i}")
+        n_seg = out[i + 26]
+        end = i + 27 + n_seg + sum(out[i + 27 : i + 27 + n_seg])
+        out[i + 14 : i + 18] = serial.to_bytes(4, "little")
+        out[i + 22 : i + 26] = b"\0\0\0\0"
+        out[i + 22 : i + 26] = ogg_crc(bytes(out[i:end])).to_bytes(4, "little")
+        i = end
+    return bytes(out)
+
+
+def clip_serial(path: Path) -> int:
+    """A stable Ogg serial number for a clip: from its ``<word>/<file>`` name."""
+    key = f"{path.parent.name}/{path.name}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:4], "little")
+
+
 def write_clip(path: Path, pcm: np.ndarray) -> None:
-    """One int16 clip as Ogg/Opus (``.ogg``) or lossless FLAC 16-bit (``.flac``)."""
+    """One int16 clip as Ogg/Opus (``.ogg``, stable serial number) or lossless FLAC 16-bit (``.flac``)."""
     if path.suffix == ".ogg":
         x = pcm.astype(np.float32) / 32768.0
         sf.write(
             str(path), x, SAMPLE_RATE, format="OGG", subtype="OPUS", compression_level=OPUS_LEVEL
         )
+        path.write_bytes(stable_ogg_serial(path.read_bytes(), clip_serial(path)))
     else:
         sf.write(
             str(path), pcm, SAMPLE_RATE, format="FLAC", subtype="PCM_16", compression_level=1.0
@@ -650,51 +704,6 @@ def learnability(root: Path, folds: int = 5, seed: int = 0) -> dict[str, float]:
         out[f"{name}_chance"] = 1.0 / len(set(y))
         out[f"{name}_folds"] = float(n_folds)
     return out
-
-
-def store_curves(root: Path, models: list[str], out: Path | None, k: int = 10) -> dict[str, Any]:
-    """Word and speaker convexity per hidden state over every clip, per model (the Home page's figure).
-
-    Real offline Whisper encoders, 1-s trimmed input, k = 10, at most 5,000 sampled pairs per class
-    (SEs from the engine). Written to ``out`` (JSON, atomically) with the command that made it.
-    """
-    import torch
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from core.data.features import Selection, extract_features
-    from core.geometry.convexity import layerwise_convexity
-    from core.io.atomic import atomic_write_json
-
-    torch.set_num_threads(1)
-    result: dict[str, Any] = {"models": {}}
-    for model in models:
-        t0 = time.time()
-        fs = extract_features(
-            model, Selection("sample", root=str(root)), batch_size=32, cache=False
-        )
-        labels = {"word": fs.words, "speaker": fs.speakers}
-        curves = layerwise_convexity(fs.features, labels, k=k, max_pairs_per_class=5000, seed=0)
-        result["models"][model] = {
-            name: {
-                "scores": [round(float(v), 4) for v in c.scores],
-                "sems": [round(float(v), 4) for v in c.sems],
-            }
-            for name, c in curves.items()
-        } | {"n_clips": int(fs.features.shape[0]), "seconds": round(time.time() - t0, 1)}
-        print(f"{model}: " + "; ".join(
-            f"{n} " + " ".join(f"{v:.3f}" for v in c["scores"])
-            for n, c in result["models"][model].items() if isinstance(c, dict)
-        ), flush=True)  # fmt: skip
-        n = result["models"][model]["n_clips"]
-        result["provenance"] = (
-            f"Measured on all {n} clips of the bundled sample (1-s trimmed input, k = 10, up to "
-            f"5,000 sampled pairs per class; error bars: standard errors) by `python "
-            f"scripts/make_sample.py --out {root.as_posix()} --check-only --no-learnability "
-            f"--curves {out}`."
-        )
-        if out is not None:  # after each model: a slow second model does not hold up the first
-            atomic_write_json(out, result)
-    return result
 
 
 # ----------------------------------------------------------------------------- main
@@ -878,18 +887,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--check-only", action="store_true", help="only check an existing folder")
     p.add_argument("--no-learnability", action="store_true", help="skip the MFCC+LR check")
     p.add_argument("--quiet", action="store_true")
-    p.add_argument(
-        "--curves",
-        type=Path,
-        default=None,
-        help="also measure word/speaker convexity of the offline Whisper models into this JSON",
-    )
-    p.add_argument(
-        "--curve-models",
-        nargs="+",
-        default=["whisper-tiny.en-offline", "whisper-base-offline"],
-        help="models for --curves",
-    )
     return p.parse_args(argv)
 
 
@@ -918,8 +915,6 @@ def main(argv: list[str] | None = None) -> int:
             f"words {res['words_acc']:.3f} (chance {res['words_chance']:.3f}), "
             f"speakers {res['speakers_acc']:.3f} (chance {res['speakers_chance']:.3f})"
         )
-    if args.curves is not None:
-        store_curves(args.out, args.curve_models, args.curves)
     print(f"total {time.time() - t0:.1f} s")
     return 0
 

@@ -7,14 +7,14 @@ The helpers that turn selection options into cached features (:func:`extract_fro
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from core.cli.options import common_options, selection_options
+from core.cli.options import common_options, positive_int, selection_options
 from core.cli.output import format_params, progress_bar, text_table
 from core.errors import CliError
 
 __all__ = [
+    "check_speaker_regex",
     "cmd_datasets",
     "cmd_download",
     "cmd_extract",
@@ -24,6 +24,7 @@ __all__ = [
     "extract_from_args",
     "register",
     "selection_from_args",
+    "speaker_regex_option",
 ]
 
 
@@ -74,14 +75,12 @@ def _counts_block(title: str, counts: dict[str, int], show_all: bool, limit: int
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    """List the dataset registry, or with a name/--root the class counts of one dataset."""
-    from core.data.datasets import (
-        DATASETS,
-        class_counts,
-        default_min_clips,
-        load_table,
-        split_counts,
-    )
+    """List the dataset registry, or with a name/--root the class counts of one dataset.
+
+    ``--root`` without a name reads the folder as the ``folder`` dataset, as ``extract MODEL folder
+    --root DIR`` does, so both keep the same speakers (the rule belongs to the dataset, not the layout).
+    """
+    from core.data.datasets import DATASETS, class_counts, load_table, speaker_rule, split_counts
 
     if args.name is None and args.root is None:
         rows = []
@@ -89,24 +88,30 @@ def cmd_datasets(args: argparse.Namespace) -> int:
             root = spec.default_root() if spec.default_root else None
             present = "-" if root is None else ("yes" if root.exists() else "no")
             rows.append([spec.key, spec.layout, present, str(root or "(--root required)"),
-                         spec.download_size or "-"])  # fmt: skip
-        print(text_table(rows, ["dataset", "layout", "present", "default root", "download"]))
+                         spec.speaker_rule, spec.download_size or "-"])  # fmt: skip
+        headers = ["dataset", "layout", "present", "default root", "speakers task", "download"]
+        print(text_table(rows, headers))
         print("\nShow class counts with: python -m core datasets NAME [--root DIR]")
         return 0
-    name = args.name
-    if name is None:
-        has_lists = (Path(args.root).expanduser() / "validation_list.txt").is_file()
-        name = "speech-commands" if has_lists else "folder"
-    table = load_table(name, args.root)
+    name = args.name or "folder"
+    table = load_table(name, args.root, speaker_regex=args.speaker_regex)
     print(f"{name}: {len(table)} clips at {table.root}")
     for task, title in (("words", "words"), ("speakers", "speakers")):
         counts = class_counts(table, task)
         print(_counts_block(title, counts, args.all))
         splits = split_counts(table, task)
         print("  splits: " + ", ".join(f"{k} {v}" for k, v in splits.items()))
-    floor = default_min_clips(table)
-    n_keep = sum(1 for v in class_counts(table, "speakers").values() if v >= floor)
-    print(f"speakers task keeps speakers with >= {floor} clips: {n_keep}")
+    rule = speaker_rule(table, args.min_clips)
+    print(rule.describe())
+    if rule.dropped:
+        shown = rule.dropped if args.all or len(rule.dropped) <= 20 else rule.dropped[:20]
+        more = len(rule.dropped) - len(shown)
+        print("  dropped: " + ", ".join(shown) + (f" ... {more} more (--all)" if more else ""))
+    if args.name is None and (table.root / "validation_list.txt").is_file():
+        print(
+            "note: read as dataset 'folder' (what 'extract MODEL folder --root DIR' uses); for "
+            "Speech Commands' rule name it: datasets speech-commands --root DIR"
+        )
     for note in table.notes:
         print(f"note: {note}")
     return 0
@@ -124,6 +129,7 @@ def selection_from_args(args: argparse.Namespace) -> Any:
         max_clips=args.max_clips,
         seed=args.seed,
         min_clips=args.min_clips,
+        speaker_regex=getattr(args, "speaker_regex", None),
     )
 
 
@@ -228,8 +234,26 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_speaker_regex(regex: str | None) -> None:
+    """Raise a one-line :class:`~core.errors.DatasetError` for an invalid speaker regex (None: fine)."""
+    from core.data.datasets import compile_speaker_regex
+
+    if regex is not None:
+        compile_speaker_regex(regex)
+
+
+def speaker_regex_option(p: argparse.ArgumentParser) -> None:
+    """``--speaker-regex`` for commands that read a folder dataset (checked when the command runs)."""
+    p.add_argument(
+        "--speaker-regex",
+        metavar="REGEX",
+        help="speaker id from each file name: the regex's group named 'speaker', else its first "
+        "group (default: the dataset's own, '^(.+?)_nohash_')",
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``models``, ``datasets``, ``download``, ``extract`` and ``prune``."""
+    """Add ``models, ``datasets``, ``download``, ``extract`` and ``prune``."""
     from core.data.datasets import SPEECH_COMMANDS_SHA256, SPEECH_COMMANDS_URL
 
     fmt = argparse.RawDescriptionHelpFormatter
@@ -241,12 +265,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("datasets", parents=[common_options()], formatter_class=fmt,
                        help="list datasets; with NAME or --root show word/speaker class counts",
                        epilog="examples:\n  python -m core datasets\n  python -m core datasets sample\n"
-                              "  python -m core datasets --root ~/speech_commands_v0.02 --all")  # fmt: skip
+                              "  python -m core datasets speech-commands --root ~/speech_commands_v0.02 --all\n"
+                              "  python -m core datasets --root clips/ --speaker-regex '^([a-z]+)-'")  # fmt: skip
     p.add_argument("name", nargs="?", help="dataset key: show its class counts")
     p.add_argument(
-        "--root", help="dataset folder (a root with validation_list.txt is read as speech-commands)"
+        "--root", help="dataset folder (without NAME: read as the 'folder' dataset, like extract)"
     )
     p.add_argument("--all", action="store_true", help="list every class, not only the 40 largest")
+    p.add_argument("--min-clips", type=positive_int,
+                   help="speakers task: minimum clips per speaker (default: the dataset's rule)")  # fmt: skip
+    speaker_regex_option(p)
     p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("download", parents=[common_options()], formatter_class=fmt,
@@ -265,6 +293,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                               " --max-clips 100\n  python -m core extract ./my-model folder --root clips/"
                               " --task speakers --min-clips 5")  # fmt: skip
     selection_options(p, required=True)
+    speaker_regex_option(p)
     p.add_argument(
         "--no-cache", action="store_true", help="compute without reading or writing the cache"
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from core.cli.data_commands import describe_features, extract_from_args
+from core.cli.data_commands import describe_features, extract_from_args, speaker_regex_option
 from core.cli.options import common_options, positive_int, selection_options
 from core.cli.output import progress_bar, text_table
 from core.errors import CliError
@@ -28,7 +28,8 @@ def _label_sets(fs: Any, names: Sequence[str]) -> dict[str, list[str]]:
         if name == "speaker" and any(not s for s in labels):
             missing = sum(1 for s in labels if not s)
             raise CliError(
-                f"{missing} clip(s) have no speaker label; use --labels word or a speaker regex dataset"
+                f"{missing} clip(s) have no speaker id in their file name; use --labels word or "
+                "--speaker-regex REGEX (its group named 'speaker', else its first group)"
             )
         out[name] = list(labels)
     return out
@@ -296,6 +297,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                               " --out curves.csv\n  python -m core convexity --key 3fa2c1d9e0 --exhaustive"
                               " --out curves.json")  # fmt: skip
     selection_options(p, required=False)
+    speaker_regex_option(p)
     p.add_argument(
         "--key", help="use cached features by key (or a unique prefix) instead of MODEL DATASET"
     )
@@ -337,6 +339,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                               "  python -m core criteria --key 3fa2c1d9e0 --labels speaker"
                               " --out criteria.json")  # fmt: skip
     selection_options(p, required=False)
+    speaker_regex_option(p)
     p.add_argument("--key", help="use cached features by key (or a unique prefix)")
     p.add_argument("--labels", choices=("word", "speaker"), default="word",
                    help="the task's labels (default: word)")  # fmt: skip

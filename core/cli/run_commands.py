@@ -13,6 +13,7 @@ import json
 import time
 from typing import Any
 
+from core.cli.data_commands import check_speaker_regex
 from core.cli.options import (
     common_options,
     config_from_args,
@@ -45,6 +46,7 @@ def _launch(kind: str, config: Any, args: argparse.Namespace) -> int:
     from core.runs import jobs, records
     from core.runs.executors import create_run_on, require_executor
 
+    check_speaker_regex(config.speaker_regex)  # a bad --speaker-regex: one line, no run folder
     spec = require_executor(executor_from_args(args))
     run = create_run_on(kind, config.to_dict(), spec)
     background = args.background

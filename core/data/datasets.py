@@ -15,13 +15,21 @@ Split rules
   each). Each clip lands in exactly one split, so nothing leaks; a speaker's split does not depend on
   which other speakers exist or on ``min_clips``. ``split_seed`` defaults to 0.
 - ``min_clips`` (speakers task) keeps speakers with at least that many clips in the whole dataset
-  (all words, all splits), counted before splitting. Default per dataset: 50 for Speech Commands (the
-  authors' rule; the paper reports 388 speakers), 10 for the bundled sample and plain folders.
+  (all words, all splits), counted before splitting. The default is a property of the registry entry
+  (:attr:`DatasetSpec.default_min_clips`): 50 for Speech Commands (the authors' rule; the paper
+  reports 388 speakers), 10 for the bundled sample and plain folders. :func:`speaker_rule` applies it;
+  ``select`` and the ``datasets`` command both go through it, so every command keeps the same speakers.
 - ``max_clips`` subsampling is stratified and seeded: every class keeps at least one clip (when
   ``max_clips`` >= number of classes), the rest is shared in proportion to class size (largest
   remainder), and within a class the clips are a prefix of a permutation seeded by
   ``sha256(f"{seed}:{class}")``, so the same seed gives the same clips and a larger ``max_clips``
   gives a superset.
+
+Speaker ids
+-----------
+A clip's speaker is read from its file name by a regular expression (:func:`compile_speaker_regex`):
+the group named ``speaker`` if the pattern has one, else its first group. Each registry entry has a
+default (the Speech Commands ``<speaker>_nohash_<n>`` convention); ``speaker_regex=`` overrides it.
 
 Fingerprint
 -----------
@@ -64,6 +72,7 @@ SPEECH_COMMANDS_URL = "http://download.tensorflow.org/data/speech_commands_v0.02
 SPEECH_COMMANDS_SHA256 = "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58"
 SPEECH_COMMANDS_ENV = "CONVEXITY_LAB_SPEECH_COMMANDS"
 DEFAULT_SPEAKER_REGEX = r"^(.+?)_nohash_"
+SPEAKER_GROUP = "speaker"  # a speaker regex's named group; without one, its first group
 
 ProgressFn = Callable[[int, int], None]
 
@@ -87,6 +96,11 @@ class DatasetSpec:
     def downloadable(self) -> bool:
         """Whether :func:`load_table` can fetch this dataset with ``download=True``."""
         return self.url is not None
+
+    @property
+    def speaker_rule(self) -> str:
+        """The speakers-task rule of this dataset in words (what ``datasets`` prints)."""
+        return f"speakers with >= {self.default_min_clips} clips"
 
 
 def _sample_root() -> Path:
@@ -121,7 +135,7 @@ DATASETS: dict[str, DatasetSpec] = {
     "folder": DatasetSpec(
         key="folder",
         title="Any labelled audio folder",
-        description="<root>/<label>/<clip>.(wav|flac|ogg); speaker from the regex's first group.",
+        description="<root>/<label>/<clip>.(wav|flac|ogg); speaker id from the file name by a regex.",
         layout="folder",
         default_min_clips=10,
     ),
@@ -135,6 +149,34 @@ def get_dataset(key: str) -> DatasetSpec:
     except KeyError:
         known = ", ".join(sorted(DATASETS))
         raise DatasetError(f"unknown dataset {key!r}; known datasets: {known}") from None
+
+
+def compile_speaker_regex(regex: str) -> re.Pattern[str]:
+    """Compile a speaker regex; a :class:`DatasetError` (one line) when it is invalid or has no group.
+
+    The speaker id is the group named ``speaker`` when there is one, else the first group.
+    """
+    try:
+        pattern = re.compile(regex)
+    except re.error as exc:
+        raise DatasetError(
+            f"speaker regex {regex!r} is not a valid regular expression: {exc}"
+        ) from None
+    if pattern.groups < 1:
+        raise DatasetError(
+            f"speaker regex {regex!r} has no group: mark the speaker id with (?P<{SPEAKER_GROUP}>...) "
+            r"or a first group, e.g. '^([^_]+)_'"
+        )
+    return pattern
+
+
+def speaker_from_name(pattern: re.Pattern[str], name: str) -> str:
+    """The speaker id in file name ``name`` ("" when the pattern does not match or the group is empty)."""
+    m = pattern.search(name)
+    if m is None:
+        return ""
+    group: str | int = SPEAKER_GROUP if SPEAKER_GROUP in pattern.groupindex else 1
+    return m.group(group) or ""
 
 
 def _check_task(task: str) -> None:
@@ -286,9 +328,7 @@ def scan_folder(
             f"{root} is not in the Speech Commands layout: {VALIDATION_LIST} and {TESTING_LIST} "
             "are missing (use the 'folder' dataset for other labelled folders)"
         )
-    pattern = re.compile(speaker_regex) if speaker_regex else None
-    if pattern is not None and pattern.groups < 1:
-        raise DatasetError(f"speaker regex {speaker_regex!r} needs a capturing group")
+    pattern = compile_speaker_regex(speaker_regex) if speaker_regex else None
 
     rows: list[tuple[str, str, str]] = []
     no_speaker = 0
@@ -299,11 +339,7 @@ def scan_folder(
             name = entry.name
             if not name.lower().endswith(AUDIO_EXTENSIONS) or not entry.is_file():
                 continue
-            speaker = ""
-            if pattern is not None:
-                m = pattern.search(name)
-                if m and m.group(1):
-                    speaker = m.group(1)
+            speaker = speaker_from_name(pattern, name) if pattern is not None else ""
             if not speaker:
                 no_speaker += 1
             rows.append((f"{word_dir.name}/{name}", word_dir.name, speaker))
@@ -411,6 +447,50 @@ def default_min_clips(table: ClipTable) -> int:
     return spec.default_min_clips if spec else 10
 
 
+@dataclass(frozen=True)
+class SpeakerRule:
+    """Which speakers the speakers task keeps: at least ``min_clips`` clips in the whole dataset."""
+
+    dataset: str
+    min_clips: int
+    is_default: bool  # the registry's rule for ``dataset`` (not a --min-clips override)
+    kept: tuple[str, ...]
+    dropped: tuple[str, ...]
+
+    def describe(self) -> str:
+        """One line, e.g. ``speakers task (rule of 'folder': >= 10 clips per speaker): keeps 3 of 4``."""
+        origin = f"rule of {self.dataset!r}" if self.is_default else "--min-clips"
+        total = len(self.kept) + len(self.dropped)
+        return (
+            f"speakers task ({origin}: >= {self.min_clips} clips per speaker): "
+            f"keeps {len(self.kept)} of {total} speakers"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain dict for JSON."""
+        return {
+            "dataset": self.dataset,
+            "min_clips": self.min_clips,
+            "is_default": self.is_default,
+            "kept": list(self.kept),
+            "dropped": list(self.dropped),
+        }
+
+
+def speaker_rule(table: ClipTable, min_clips: int | None = None) -> SpeakerRule:
+    """The speakers the speakers task keeps under the dataset's rule (or ``min_clips``), counted on
+    the whole table (all words, all splits) before splitting; what :func:`select` and ``datasets`` use."""
+    floor = default_min_clips(table) if min_clips is None else int(min_clips)
+    counts = class_counts(table, "speakers")
+    return SpeakerRule(
+        dataset=table.dataset,
+        min_clips=floor,
+        is_default=min_clips is None,
+        kept=tuple(s for s, n in counts.items() if n >= floor),
+        dropped=tuple(s for s, n in counts.items() if n < floor),
+    )
+
+
 def _stratified_subsample(labels: Sequence[str], max_clips: int, seed: int) -> list[int]:
     """Seeded stratified subset: >= 1 per class, the rest proportional (largest remainder)."""
     by_class: dict[str, list[int]] = {}
@@ -463,12 +543,19 @@ def select(
     splits = table.splits(task)
     keep = [i for i, lab in enumerate(labels) if lab]
     if task == "speakers":
-        floor = default_min_clips(table) if min_clips is None else int(min_clips)
-        counts = Counter(labels[i] for i in keep)
-        keep = [i for i in keep if counts[labels[i]] >= floor]
         if not keep:
             raise DatasetError(
-                f"no speaker in {table.dataset!r} has >= {floor} clips "
+                f"no clip of {table.dataset!r} at {table.root} has a speaker id in its file name; "
+                "give a speaker regex (--speaker-regex) whose named group 'speaker' or first group "
+                "matches it"
+            )
+        rule = speaker_rule(table, min_clips)
+        kept = set(rule.kept)
+        keep = [i for i in keep if labels[i] in kept]
+        if not keep:
+            counts = class_counts(table, "speakers")
+            raise DatasetError(
+                f"no speaker in {table.dataset!r} has >= {rule.min_clips} clips "
                 f"(largest: {max(counts.values(), default=0)}); lower min_clips"
             )
     if split != "all":
@@ -646,7 +733,9 @@ __all__ = [
     "ClipTable",
     "DatasetError",
     "DatasetSpec",
+    "SpeakerRule",
     "class_counts",
+    "compile_speaker_regex",
     "default_min_clips",
     "describe",
     "download_file",
@@ -656,5 +745,7 @@ __all__ = [
     "load_table",
     "scan_folder",
     "select",
+    "speaker_from_name",
+    "speaker_rule",
     "split_counts",
 ]

@@ -13,9 +13,9 @@ Cache: ``cache_dir()/features/<key>/`` with ``features.npy`` and ``meta.json``. 
 a JSON document of: the model id and weights identity (asked of the model registry,
 ``core.models.identity``: hub id + commit; local directory: sha256 of its weight/config files; offline
 Whisper: sha256 of the source ``model.bin``; a hand-built encoder without a registry spec: sha256 of its
-parameters), the dataset fingerprint of the selected clips (paths, labels,
-splits, sizes, mtimes), the selection (dataset, task, split, max_clips, seed, min_clips, split_seed),
-the pooling ("mean-valid-frames"), the input mode (Whisper "trimmed"/"padded", else "waveform") and the
+parameters), the dataset fingerprint of the selected clips (paths, labels, splits, sizes, mtimes),
+the selection (dataset, task, split, max_clips, seed, min_clips, split_seed; the speaker regex when one
+is given), the pooling ("mean-valid-frames"), the input mode (Whisper "trimmed"/"padded", else "waveform") and the
 model's layer count. Writes are atomic (temp file + ``os.replace``), ``meta.json`` last as the commit
 marker; it records shape, dtype, byte size and sha256 of ``features.npy``. A read checks all of them
 (the checksum once per file version per process) and recomputes on any mismatch, with a one-line
@@ -49,7 +49,7 @@ import numpy as np
 import torch
 
 from core.data.audio import LoadResult, load_clips_report
-from core.data.datasets import ClipTable, load_table, select
+from core.data.datasets import ClipTable, compile_speaker_regex, load_table, select
 from core.errors import FeatureError
 from core.io.atomic import atomic_write_json, sha256_file_memo
 from core.io.paths import cache_dir
@@ -98,10 +98,17 @@ class Selection:
     seed: int = 0
     min_clips: int | None = None
     split_seed: int = 0
+    speaker_regex: str | None = None  # None: the dataset's own (see core.data.datasets)
+
+    def __post_init__(self) -> None:
+        if self.speaker_regex is not None:
+            compile_speaker_regex(self.speaker_regex)  # a bad regex fails here, in one line
 
     def table(self) -> ClipTable:
         """Index the dataset and apply the task/split/max_clips selection (see ``core.data.datasets.select``)."""
-        full = load_table(self.dataset, self.root, split_seed=self.split_seed)
+        full = load_table(
+            self.dataset, self.root, split_seed=self.split_seed, speaker_regex=self.speaker_regex
+        )
         return select(
             full,
             self.task,
@@ -115,6 +122,10 @@ class Selection:
         """The selection parameters that enter the cache key (the folder itself enters via the fingerprint)."""
         d = asdict(self)
         d.pop("root")
+        if (
+            d["speaker_regex"] is None
+        ):  # the dataset's own regex: keys stay those made before the option
+            d.pop("speaker_regex")
         return d
 
 
