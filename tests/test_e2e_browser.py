@@ -15,11 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -28,6 +24,7 @@ import pytest
 
 from core.io.paths import REPO_ROOT
 from core.models.whisper_offline import offline_whisper_available
+from tests.app_server import running_app
 
 CHROMIUM = "/usr/bin/chromium"
 MODEL = "whisper-tiny.en-offline"
@@ -67,13 +64,6 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``streamlit run app.py`` with a private cache; yields its URL and stops it afterwards."""
@@ -82,39 +72,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     models = REPO_ROOT / "cache" / "models"
     if models.is_dir():
         (cache / "models").symlink_to(models, target_is_directory=True)
-    port = _free_port()
-    env = {**os.environ, "CONVEXITY_LAB_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
-    log = open(cache / "streamlit.log", "wb")  # noqa: SIM115 (closed in the teardown)
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-            "--server.headless", "true", "--server.address", "127.0.0.1",
-            "--browser.gatherUsageStats", "false",
-        ],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
     SERVER_CACHE["path"] = cache
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(
-                "streamlit did not start:\n" + (cache / "streamlit.log").read_text()[-3000:]
-            )
-        time.sleep(0.5)
-    yield url
+    with running_app(cache) as url:
+        yield url
+        _cancel_runs(cache)
+
+
+def _cancel_runs(cache: Path) -> None:
+    """Stop any training the test left behind (runs live in the server's cache)."""
     from core import runs
     from core.runs import jobs
 
     os.environ["CONVEXITY_LAB_CACHE"], old = str(cache), os.environ.get("CONVEXITY_LAB_CACHE")
-    try:  # stop any training the test left behind
+    try:
         for run in runs.list_runs():
             jobs.cancel(run.run_id, force=True)
     finally:
@@ -122,13 +92,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             os.environ.pop("CONVEXITY_LAB_CACHE", None)
         else:
             os.environ["CONVEXITY_LAB_CACHE"] = old
-    os.killpg(proc.pid, 15)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
-        proc.wait(10)
-    log.close()
 
 
 @pytest.fixture

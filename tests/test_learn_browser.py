@@ -7,12 +7,7 @@ or any request that leaves localhost. Skipped when Chromium or Playwright is mis
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -20,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from core.io.paths import REPO_ROOT
+from tests.app_server import running_app
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -49,49 +44,12 @@ POINTS_JS = """() => {
 }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``streamlit run app.py`` on 127.0.0.1 with a private cache; yields its URL."""
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    cache = tmp_path_factory.mktemp("learn-cache")
-    port = _free_port()
-    env = {**os.environ, "CONVEXITY_LAB_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
-    log = open(cache / "streamlit.log", "wb")  # noqa: SIM115 (closed in the teardown)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.headless", "true", "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false"],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, 9)
-            pytest.fail(
-                "streamlit did not start:\n" + (cache / "streamlit.log").read_text()[-3000:]
-            )
-        time.sleep(0.5)
-    yield url
-    os.killpg(proc.pid, 15)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
-        proc.wait(10)
-    log.close()
+    with running_app(tmp_path_factory.mktemp("learn-cache")) as url:
+        yield url
 
 
 def _idle(page) -> None:

@@ -18,6 +18,7 @@ from core.errors import ConvexityInputError
 from core.geometry.validation import as_features, power_of_two_scaled, unscaled_distances
 
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
+CPU_TILE = 2048  # rows and columns per tile of the symmetric product on CPU (16 MB of float32)
 
 
 @dataclass(frozen=True)
@@ -92,34 +93,56 @@ def exact_distances(x64: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -
 
 
 @numba.njit(parallel=True, cache=True)
-def _smallest_cpu(d2, m, out_val, out_idx):
-    """Per row, the m smallest values (ascending) and their columns: one pass, a running worst slot."""
-    for r in numba.prange(d2.shape[0]):
-        vals = np.full(m, np.inf, dtype=np.float32)
-        cols = np.zeros(m, dtype=np.int64)
-        worst, slot = np.float32(np.inf), 0
-        row = d2[r]
-        for j in range(row.shape[0]):
-            v = row[j]
-            if v < worst:  # replace the current worst candidate, then find the new worst
-                vals[slot], cols[slot] = v, j
-                worst, slot = vals[0], 0
+def _offer(tile, row0, col0, sq, vals, cols):
+    """Offer ``sq[c] - 2 <x_r, x_c>`` for the tile's rows r = row0 + a, columns c = col0 + b.
+
+    Each row keeps its ``m`` smallest values so far in ``vals``/``cols`` (unsorted; a value replaces the
+    row's current worst only when strictly smaller), so every value never kept is >= the final worst.
+    """
+    m = vals.shape[1]
+    for a in numba.prange(tile.shape[0]):
+        r = row0 + a
+        v_row, c_row = vals[r], cols[r]
+        worst, slot = v_row[0], 0
+        for q in range(1, m):
+            if v_row[q] > worst:
+                worst, slot = v_row[q], q
+        for b in range(tile.shape[1]):
+            c = col0 + b
+            v = sq[c] - 2.0 * tile[a, b]
+            if v < worst and c != r:
+                v_row[slot], c_row[slot] = v, c
+                worst, slot = v_row[0], 0
                 for q in range(1, m):
-                    if vals[q] > worst:
-                        worst, slot = vals[q], q
-        order = np.argsort(vals)
-        for q in range(m):
-            out_val[r, q], out_idx[r, q] = vals[order[q]], cols[order[q]]
+                    if v_row[q] > worst:
+                        worst, slot = v_row[q], q
 
 
-def smallest_per_row(d2: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``torch.topk(d2, m, largest=False)`` (values ascending); a single-pass compiled loop on CPU."""
-    if d2.device.type != "cpu":
-        return torch.topk(d2, m, dim=1, largest=False, sorted=True)
-    values = np.empty((d2.shape[0], m), dtype=np.float32)
-    columns = np.empty((d2.shape[0], m), dtype=np.int64)
-    _smallest_cpu(d2.numpy(), m, values, columns)
-    return torch.from_numpy(values), torch.from_numpy(columns)
+def _candidates_cpu(
+    x32: torch.Tensor, sq: torch.Tensor, m: int, tile: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's m smallest ``||b||^2 - 2 <a, b>`` (ascending) and their columns, on CPU.
+
+    The product is symmetric, so only tiles on and above the diagonal are multiplied (half a GEMM) and
+    each tile is offered to its rows and, transposed, to its columns' rows.
+    """
+    n = x32.shape[0]
+    vals = np.full((n, m), np.inf, dtype=np.float32)
+    cols = np.zeros((n, m), dtype=np.int64)
+    sq_np = sq.numpy()
+    for i0 in range(0, n, tile):
+        i1 = min(n, i0 + tile)
+        for j0 in range(i0, n, tile):
+            j1 = min(n, j0 + tile)
+            g = torch.mm(x32[i0:i1], x32[j0:j1].T).numpy()
+            _offer(g, i0, j0, sq_np, vals, cols)
+            if j0 != i0:
+                _offer(np.ascontiguousarray(g.T), j0, i0, sq_np, vals, cols)
+    order = np.argsort(vals, axis=1, kind="stable")
+    return (
+        torch.from_numpy(np.take_along_axis(vals, order, axis=1)),
+        torch.from_numpy(np.take_along_axis(cols, order, axis=1)),
+    )
 
 
 def _select_k(cand: torch.Tensor, dist: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,15 +202,21 @@ def knn_graph(
     out_idx = torch.empty((n, k), dtype=torch.int64, device=device)
     out_dist = torch.empty((n, k), dtype=torch.float64, device=device)
     fallback: list[int] = []
-    xt = x32.T.contiguous()  # one transposed copy: BLAS streams it for every block
-    slab = torch.empty((min(block, n), n), dtype=torch.float32, device=device)
+    if device.type == "cpu":
+        approx_all, cand_all = _candidates_cpu(x32, sq, n_cand, CPU_TILE)
+    else:
+        xt = x32.T.contiguous()  # one transposed copy: the product streams it for every block
     for start in range(0, n, block):
         stop = min(n, start + block)
         rows = torch.arange(start, stop, device=device)
-        # ||b||^2 - 2<a, b>: the row's own ||a||^2 does not change its ordering, so it is added later
-        d2 = torch.addmm(sq[None, :], x32[start:stop], xt, alpha=-2.0, out=slab[: stop - start])
-        d2[torch.arange(stop - start, device=device), rows] = torch.inf
-        approx, cand = smallest_per_row(d2, n_cand)
+        if device.type == "cpu":
+            approx, cand = approx_all[start:stop], cand_all[start:stop]
+        else:
+            # ||b||^2 - 2<a, b>: the row's own ||a||^2 does not change its ordering, added later
+            d2 = torch.addmm(sq[None, :], x32[start:stop], xt, alpha=-2.0)
+            d2[torch.arange(stop - start, device=device), rows] = torch.inf
+            approx, cand = torch.topk(d2, n_cand, dim=1, largest=False, sorted=True)
+            del d2
         exact = exact_distances(x64, rows, cand)
         idx, dist = _select_k(cand, exact, k)
         out_idx[start:stop], out_dist[start:stop] = idx, dist
@@ -197,7 +226,6 @@ def knn_graph(
             last = approx[:, -1].double() + sq[rows].double()
             proven = last - bound[rows].double() > dist[:, -1] ** 2
             fallback.extend((rows[~proven]).tolist())
-    del slab, xt
     chunk = max(1, (64 << 20) // max(1, 8 * d))
     for i in fallback:
         out_idx[i], out_dist[i] = _exhaustive_row(x64, i, k, chunk)

@@ -95,7 +95,10 @@ class FinetuneConfig:
     )
     speaker_regex: str | None = field(
         default=None,
-        metadata={"help": "folder datasets: the speaker id is this regex's first group"},
+        metadata={
+            "help": "folder datasets: the speaker id is this regex's group named 'speaker', else its "
+            "first group, searched in the file name"
+        },
     )
     train_split: str = field(default="train", metadata={"help": "split trained on"})
     eval_split: str = field(

@@ -169,18 +169,10 @@ def pretrained_convexity(cfg: SweepConfig) -> dict[str, Any]:
     from core.data.features import Selection, extract_features
     from core.geometry.convexity import layerwise_convexity
 
-    extra: dict[str, Any] = {}
-    if cfg.speaker_regex:
-        if "speaker_regex" not in {f.name for f in fields(Selection)}:
-            raise TrainingError(
-                "a sweep cannot use speaker_regex yet (feature selections have no speaker regex); "
-                "fine-tune single points instead"
-            )
-        extra["speaker_regex"] = cfg.speaker_regex
     sel = Selection(
         dataset=cfg.dataset, root=cfg.root, task=cfg.task, split=cfg.convexity_split,
         max_clips=cfg.convexity_max_clips, seed=cfg.seed, min_clips=cfg.min_clips,
-        split_seed=cfg.split_seed, **extra,
+        split_seed=cfg.split_seed, speaker_regex=cfg.speaker_regex,
     )  # fmt: skip
     feats = extract_features(cfg.model, sel, whisper_input=cfg.whisper_input, device=cfg.device)
     curves = layerwise_convexity(
