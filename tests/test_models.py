@@ -438,3 +438,22 @@ def test_in_memory_and_hub_identity() -> None:
         assert not ident.known and ident.weights is None
     else:
         assert ident.weights == f"hub:facebook/wav2vec2-base@{ident.revision}"
+
+
+@pytest.mark.parametrize("family", ["whisper", "wav2vec2"])
+def test_prefetched_inputs_equal_inline_ones(family: str) -> None:
+    """Preprocessing in a background thread yields the same batches, in order, as doing it inline."""
+    from core.models.classifier import batched_inputs
+
+    enc = SpeechEncoder(_bare(family), device="cpu")
+    waves = _waves(7, 8000, seed=3)
+    batches = [np.array([4, 0]), np.array([6, 1, 2]), np.array([5]), np.array([3])]
+    inline = list(batched_inputs(enc, waves, batches, prefetch=False))
+    ahead = list(batched_inputs(enc, waves, batches, prefetch=True))
+    assert len(inline) == len(ahead) == 4
+    for a, b, idx in zip(inline, ahead, batches, strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert a[key].shape[0] == len(idx)
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    assert list(batched_inputs(enc, waves, [], prefetch=True)) == []

@@ -9,6 +9,7 @@ _EXPORTS = {
     "freeze_front_end": "classifier",
     "load_classifier": "classifier",
     "model_inputs": "classifier",
+    "batched_inputs": "classifier",
     "quiet_transformers": "hf_quiet",
     "ModelIdentity": "identity",
     "encoder_identity": "identity",

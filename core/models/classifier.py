@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -116,6 +118,28 @@ def model_inputs(enc: SpeechEncoder, waves: np.ndarray) -> dict[str, torch.Tenso
         for key in ("input_values", "input_features", "attention_mask")
         if key in inputs
     }
+
+
+def batched_inputs(
+    enc: SpeechEncoder, waves: np.ndarray, batches: Sequence[np.ndarray], prefetch: bool
+) -> Iterator[dict[str, torch.Tensor]]:
+    """``model_inputs`` of each batch of ``waves`` (row indices), in order.
+
+    With ``prefetch`` the next batch is preprocessed in a background thread while the caller trains on
+    the current one, so audio preprocessing (e.g. Whisper's log-mel) does not starve a GPU; on a CPU,
+    where it would compete with the training threads, use ``prefetch=False``.
+    """
+    if not prefetch:
+        for idx in batches:
+            yield model_inputs(enc, waves[idx])
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="preprocess") as pool:
+        pending = [pool.submit(model_inputs, enc, waves[idx]) for idx in batches[:1]]
+        for b in range(len(batches)):
+            inputs = pending.pop().result()
+            if b + 1 < len(batches):
+                pending.append(pool.submit(model_inputs, enc, waves[batches[b + 1]]))
+            yield inputs
 
 
 def autocast(device: torch.device, bf16: bool = True) -> AbstractContextManager:

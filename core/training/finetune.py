@@ -42,10 +42,10 @@ from core.errors import Cancelled, TrainingError
 from core.io.atomic import atomic_write_json
 from core.models.classifier import (
     autocast,
+    batched_inputs,
     build_classifier,
     freeze_front_end,
     load_classifier,
-    model_inputs,
 )
 from core.models.pruning import count_parameters, prune
 from core.models.registry import SpeechEncoder, load_encoder
@@ -316,11 +316,14 @@ def train_epoch(
     window_loss, window_n, window_t = 0.0, 0, time.perf_counter()
     model.clf.train()
     optim.opt.zero_grad(set_to_none=True)
-    for b in range(n_batches):
+    batches = [np.sort(order[b * bs : (b + 1) * bs]) for b in range(n_batches)]
+    prefetch = (
+        model.device.type == "cuda"
+    )  # preprocessing runs beside the GPU, not before each step
+    for b, inputs in enumerate(batched_inputs(model.enc, train.waves, batches, prefetch)):
         if stop():
             raise Cancelled("cancelled")
-        idx = np.sort(order[b * bs : (b + 1) * bs])
-        inputs = model_inputs(model.enc, train.waves[idx])
+        idx = batches[b]
         y = torch.from_numpy(train.targets[idx]).to(model.device)
         with autocast(model.device, cfg.bf16):
             logits = model.clf(**inputs).logits.float()
