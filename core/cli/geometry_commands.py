@@ -16,6 +16,7 @@ from core.cli.data_commands import describe_features, extract_from_args, speaker
 from core.cli.options import common_options, positive_int, selection_options
 from core.cli.output import progress_bar, text_table
 from core.errors import CliError
+from core.geometry.sampling import DEFAULT_TARGET_SE
 
 __all__ = ["cmd_convexity", "cmd_criteria", "cmd_euclidean", "register"]
 
@@ -102,6 +103,19 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _precision(args: argparse.Namespace) -> tuple[str, dict[str, float | int | None]]:
+    """(description, engine keywords): every pair, the authors' P pairs, or a target SE (the default).
+
+    The default is the dashboard's, with the same keywords, so a curve computed here opens there as is.
+    """
+    if args.exhaustive:
+        return "exhaustive", {"max_pairs_per_class": None}
+    if args.pairs is not None and args.target_se is None:
+        return f"precision of {args.pairs} pairs/class", {"max_pairs_per_class": args.pairs}
+    target = DEFAULT_TARGET_SE if args.target_se is None else args.target_se
+    return f"target standard error {target:g}", {"target_se": target}
+
+
 def cmd_convexity(args: argparse.Namespace) -> int:
     """Graph convexity per layer for word and/or speaker labels, sharing one kNN graph per layer."""
     from core.results.kinds import stored_convexity  # the engine through the results store
@@ -111,24 +125,17 @@ def cmd_convexity(args: argparse.Namespace) -> int:
     print("\n".join(describe_features(fs)))
     labels = _label_sets(fs, args.labels)
     _check_k(args.k, fs)
-    pairs = None if args.exhaustive else args.pairs
+    precision, engine_kwargs = _precision(args)
     update, close = progress_bar("convexity", not args.no_progress)
     try:
         curves = stored_convexity(
-            fs, labels, k=args.k, max_pairs_per_class=pairs, seed=args.pair_seed,
-            target_se=None if args.exhaustive else args.target_se, device=args.device,
-            progress=update,
+            fs, labels, k=args.k, seed=args.pair_seed, device=args.device, progress=update,
+            **engine_kwargs,
         )  # fmt: skip
     finally:
         close()
     first = next(iter(curves.values())).results[0]
     estimator = first.settings["estimator"]
-    if pairs is None:
-        precision = "exhaustive"
-    elif args.target_se is not None:
-        precision = f"target standard error {args.target_se:g}"
-    else:
-        precision = f"precision of {pairs} pairs/class"
     print(f"graph convexity: k={args.k}, {precision} ({estimator}); "
           "sem = standard error of the estimate (0 where exact)")  # fmt: skip
     for name, c in curves.items():
@@ -314,16 +321,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--pairs",
         type=positive_int,
-        default=5000,
-        help="precision of this many sampled pairs per class (default: 5000)",
+        default=None,
+        help="the authors' scheme: the precision of this many sampled pairs per class (they use 5000)",
     )
     p.add_argument("--exhaustive", action="store_true", help="score every ordered pair (exact)")
     p.add_argument(
         "--target-se",
         type=float,
         default=None,
-        help="sample sources until the layer score's standard error is at most this (e.g. 0.005); "
-        "exhaustive where that would cost more than ~70%% of all trees; overrides --pairs",
+        help="sample sources until the layer score's standard error is at most this (default: "
+        f"{DEFAULT_TARGET_SE:g}, as on the dashboard); exhaustive where that would cost more than "
+        "~70%% of all trees; overrides --pairs",
     )
     p.add_argument(
         "--pair-seed", type=int, default=0, help="seed of the pair sampling (default: 0)"

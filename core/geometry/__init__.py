@@ -42,6 +42,7 @@ _EXPORTS = {
     "choose_prune_points": "prune_point",
     "PrunePointChoice": "prune_point",
     "first_stage_size": "sampling",
+    "DEFAULT_TARGET_SE": "sampling",
     "ClassEstimate": "sampling",
     "class_estimate": "sampling",
     "ustat_variance": "sampling",

@@ -38,9 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SHRINK = (
-    0.5  # weight of a class's own pilot noise estimate when raising it towards the median class's
-)
+DEFAULT_TARGET_SE = 0.005  # the precision the dashboard and the CLI ask for unless told otherwise
+SHRINK = 0.5  # weight of a class's own pilot noise estimate when raising it towards the median's
 
 
 def first_stage_size(n: int, max_pairs: int | None, minimum: int = 2) -> int:
