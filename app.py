@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import streamlit as st
 
-# A local icon: an emoji or ":material/...:" page icon makes the browser fetch it from a CDN (offline: errors).
-ICON = str(Path(__file__).parent / "assets" / "icon.png")
-st.set_page_config(page_title="Convexity Lab", page_icon=ICON, layout="wide")
+# A local icon: an emoji or ":material/...:" page icon makes the browser fetch it from a CDN (offline:
+# errors). It is served as a static file (a URL on this server), not as a per-run media file, which a
+# rerun started from a fragment can drop while the browser refetches it (a 404 in the console).
+ICON = Path(__file__).parent / "static" / "icon.png"
+
+
+def _page_icon() -> str:
+    """This server's URL of the static icon; the file itself where no request URL is known (tests)."""
+    url = urlsplit(st.context.url or "")
+    return f"{url.scheme}://{url.netloc}/app/static/icon.png" if url.netloc else str(ICON)
+
+
+st.set_page_config(page_title="Convexity Lab", page_icon=_page_icon(), layout="wide")
 
 # Projector-friendly layout (a 1024 x 768 lecture screen): less empty space above the title, labels that
 # wrap instead of being cut off with an ellipsis, headline numbers a little smaller.

@@ -390,16 +390,17 @@ else:
 # ------------------------------------------------------------------------------------------------
 st.subheader("Export")
 e1, e2 = st.columns(2)
+# built on click (callables): no per-run media file that a rerun from the status fragment could drop
 e1.download_button(
     "Full vs pruned (CSV)",
-    pd.DataFrame(export.get("full_vs_pruned") or []).to_csv(index=False),
+    lambda: pd.DataFrame(export.get("full_vs_pruned") or []).to_csv(index=False),
     "full_vs_pruned.csv",
     "text/csv",
     icon=":material/table:",
 )
 e2.download_button(
     "Everything shown (JSON)",
-    json.dumps(export, indent=1, default=str),
+    lambda: json.dumps(export, indent=1, default=str),
     "benchmarks.json",
     "application/json",
     icon=":material/data_object:",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -236,7 +237,9 @@ def test_cancel_in_a_sweeps_first_phase_stops_its_worker(
     assert not Path(f"/proc/{pid}").exists() or "run-job" not in _cmdline(pid)
     assert not (run / "pretrained_convexity.json").exists()  # stopped inside phase 1, not after
     log = (run / "train.log").read_text()
-    assert "no stopping point within 1 s" in log and "suggested prune point" not in log
+    # the grace stopped it: its Cancelled, or whatever a library wrapped it in (e.g. mid-import)
+    assert re.search(r"no stopping point within 1 s|cancelled \(stopped with", log), log[-2000:]
+    assert "suggested prune point" not in log
     assert not any(run.glob("p*"))  # no point was fine-tuned
 
 

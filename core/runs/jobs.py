@@ -463,6 +463,12 @@ def run_job(run_id: str | os.PathLike) -> int:
         logger.info("done")
         return 0
     except BaseException as exc:  # record every failure, then let the exit code say so
+        if (
+            stop()
+        ):  # a library wrapped the grace's Cancelled (e.g. inside a lazy import): still a cancel
+            logger.info("cancelled (stopped with %s: %s)", type(exc).__name__, exc)
+            write_status(run, state="cancelled", error=None, finished_at=stamp())
+            return 0
         logger.error("failed: %s\n%s", exc, traceback.format_exc())
         write_status(run, state="failed", error=f"{type(exc).__name__}: {exc}", finished_at=stamp())
         return 1
