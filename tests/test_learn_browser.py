@@ -65,6 +65,18 @@ def _pair(page) -> tuple[int, int, int]:
     return int(m[1]), int(m[2]), int(m[3])
 
 
+def _settled_points(page) -> list[dict]:
+    """Point positions once the plot stopped moving (two reads 300 ms apart agree): a click lands."""
+    points = page.evaluate(POINTS_JS)
+    for _ in range(100):
+        page.wait_for_timeout(300)
+        again = page.evaluate(POINTS_JS)
+        if again and again == points:
+            return again
+        points = again
+    raise AssertionError("the Learn plot kept moving")
+
+
 def _isolated(points: list[dict], cls: int, avoid: set[int]) -> list[dict]:
     """Points of ``cls`` (not in ``avoid``) sorted by distance to their nearest neighbour on screen, far first."""
 
@@ -112,12 +124,12 @@ def test_click_two_points_on_learn_to_choose_the_pair(server: str) -> None:
             _idle(page)
             before = _pair(page)
             cls = 1 - before[2] if before[2] in (0, 1) else 0  # a pair from another class
-            points = page.evaluate(POINTS_JS)
+            points = _settled_points(page)
             first = _isolated(points, cls, set(before[:2]))[0]
             page.mouse.click(first["x"], first["y"])
             _idle(page)
             expect(page.get_by_text(f"Start: point {first['id']}")).to_be_visible()
-            points = page.evaluate(POINTS_JS)  # the plot was redrawn: read positions again
+            points = _settled_points(page)  # the plot was redrawn: read positions again
             second = _isolated(points, cls, {first["id"]})[0]
             page.mouse.click(second["x"], second["y"])
             _idle(page)
