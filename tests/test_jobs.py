@@ -19,6 +19,7 @@ from core.errors import RunError
 from core.runs import jobs
 from core.runs.folders import discard_partial_metrics, write_status
 from core.runs.records import estimate_progress, proc_start
+from tests.tiny_assets import tiny_config_dict
 
 
 @pytest.fixture(autouse=True)
@@ -28,17 +29,6 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("CONVEXITY_LAB_MAX_JOBS", "1")
     torch.set_num_threads(1)
-
-
-def _config(assets: dict[str, Path], **kw: Any) -> dict[str, Any]:
-    """A fast fine-tune config on the tone/noise set (as config.json holds it)."""
-    base = dict(
-        model=str(assets["wav2vec2"]), dataset="folder", root=str(assets["data"]), task="words",
-        eval_split="test", epochs=3, batch_size=8, lr=3e-3, warmup_ratio=0.1, log_every=1,
-        convexity=False, device="cpu", seed=0,
-    )  # fmt: skip
-    base.update(kw)
-    return base
 
 
 def _steps(run: Path) -> list[int]:
@@ -130,8 +120,8 @@ def test_partial_metrics_are_discarded_only_without_a_checkpoint(tmp_path: Path)
 
 
 def test_queue_and_cancel(tiny_assets: dict[str, Path]) -> None:
-    first = jobs.submit("finetune", _config(tiny_assets, epochs=200))
-    second = jobs.submit("finetune", _config(tiny_assets, epochs=1))
+    first = jobs.submit("finetune", tiny_config_dict(tiny_assets, epochs=200))
+    second = jobs.submit("finetune", tiny_config_dict(tiny_assets, epochs=1))
     _wait_for_step(first, 1)
     running = runs.status(first.name)
     assert running.state == "running" and running.label == "running"
@@ -163,7 +153,9 @@ def _cancelled_in_epoch_one(config: dict[str, Any], steps: int) -> Path:
 
 def test_restart_is_a_new_attempt_with_one_history(tiny_assets: dict[str, Path]) -> None:
     """Restart after a cancel: a new folder (attempt 2, parent = old) whose steps start at 1, once each."""
-    old = _cancelled_in_epoch_one(_config(tiny_assets, epochs=1, max_steps_per_epoch=2), 13)
+    old = _cancelled_in_epoch_one(
+        tiny_config_dict(tiny_assets, epochs=1, max_steps_per_epoch=2), 13
+    )
     assert not runs.status(old.name).resumable
     new = jobs.restart(old.name, background=False)
     assert new.state == "done", new
@@ -171,7 +163,7 @@ def test_restart_is_a_new_attempt_with_one_history(tiny_assets: dict[str, Path])
     assert new.config == runs.status(old.name).config
     assert _steps(runs.run_dir(new.run_id)) == [1, 2]  # one attempt: each step once
     assert _steps(old) == list(range(1, 14))  # the old attempt's history is untouched
-    busy = jobs.create_run("finetune", _config(tiny_assets))  # queued: not restartable yet
+    busy = jobs.create_run("finetune", tiny_config_dict(tiny_assets))  # queued: not restartable yet
     with pytest.raises(RunError, match="still queued"):
         jobs.restart(busy.name)
 
@@ -180,7 +172,9 @@ def test_resume_without_checkpoint_starts_one_clean_history(
     tiny_assets: dict[str, Path],
 ) -> None:
     """Resuming a run cancelled before its first checkpoint redoes epoch 1 without repeating steps."""
-    run = _cancelled_in_epoch_one(_config(tiny_assets, epochs=1, max_steps_per_epoch=2), 13)
+    run = _cancelled_in_epoch_one(
+        tiny_config_dict(tiny_assets, epochs=1, max_steps_per_epoch=2), 13
+    )
     resumed = jobs.resume(run.name, background=False)
     assert (resumed.state, resumed.run_id, resumed.attempt) == ("done", run.name, 1)
     assert _steps(run) == [1, 2]
@@ -188,7 +182,9 @@ def test_resume_without_checkpoint_starts_one_clean_history(
 
 def test_sigkill_then_resume_from_last_epoch(tiny_assets: dict[str, Path]) -> None:
     epochs = 6
-    run = jobs.submit("finetune", _config(tiny_assets, epochs=epochs, max_steps_per_epoch=3))
+    run = jobs.submit(
+        "finetune", tiny_config_dict(tiny_assets, epochs=epochs, max_steps_per_epoch=3)
+    )
     deadline = time.monotonic() + 120
     while not (run / "state.pt").exists():
         assert time.monotonic() < deadline, runs.status(run.name)
@@ -224,7 +220,7 @@ def test_cancel_in_a_sweeps_first_phase_stops_its_worker(
     """Defect: `jobs cancel` during a sweep's pretrained-convexity phase (which polls nothing) left the
     `run-job` worker computing. Now the worker stops within its grace and only then is it cancelled."""
     monkeypatch.setenv("CONVEXITY_LAB_CANCEL_GRACE", "1")  # inherited by the worker
-    cfg = _config(tiny_assets, points=["suggested", "full"], benchmark=False, epochs=1)
+    cfg = tiny_config_dict(tiny_assets, points=["suggested", "full"], benchmark=False, epochs=1)
     run = jobs.submit("sweep", cfg)
     jobs.wait(run, timeout=120, until=lambda s: s.state == "running")  # phase 1 has begun
     pid = runs.status(run.name).pid

@@ -94,14 +94,19 @@ def make_tone_noise_dataset(root: Path, speakers: int = 4, per_speaker: int = 15
     return root
 
 
-def tiny_config(assets: dict[str, Path], **kw: object):
-    """A fast fine-tune config (``FinetuneConfig``) on the tone/noise set of the ``tiny_assets`` fixture."""
-    from core.training.finetune import FinetuneConfig
-
-    base = dict(
+def tiny_config_dict(assets: dict[str, Path], **kw: object) -> dict[str, object]:
+    """A fast fine-tune (or sweep) config on the tone/noise set, as a run's config.json holds it."""
+    base: dict[str, object] = dict(
         model=str(assets["wav2vec2"]), dataset="folder", root=str(assets["data"]), task="words",
         eval_split="test", epochs=3, batch_size=8, lr=3e-3, warmup_ratio=0.1, log_every=1,
         convexity=False, device="cpu", seed=0,
     )  # fmt: skip
     base.update(kw)
-    return FinetuneConfig(**base)  # type: ignore[arg-type]
+    return base
+
+
+def tiny_config(assets: dict[str, Path], **kw: object):
+    """A fast fine-tune config (``FinetuneConfig``) on the tone/noise set of the ``tiny_assets`` fixture."""
+    from core.training.finetune import FinetuneConfig
+
+    return FinetuneConfig(**tiny_config_dict(assets, **kw))  # type: ignore[arg-type]

@@ -318,8 +318,7 @@ class _Engine:
         rng = np.random.default_rng(seed)
         self.rank = rng.permutation(sets[0].codes.shape[0])
         self.codes = np.stack([ls.codes for ls in sets])
-        self.kept = [ls.kept for ls in sets]
-        self.members = class_members(self.codes, self.kept)
+        self.members = class_members(self.codes, [ls.kept for ls in sets])
         self.sizes = [np.array([len(g) for g in classes]) for classes in self.members]
         self.all_sources = np.stack(
             [np.isin(ls.codes, ls.kept) for ls in sets], axis=1
@@ -413,8 +412,9 @@ class _Engine:
             sizes.append(allocate(ests, self.sizes[q], now, budget) if missed[q] else now)
         return sizes
 
-    def _sample(self, edges: tuple) -> tuple[np.ndarray, ScoreTable, int]:
-        """Choose sources and run their trees: pilot, then top-ups until the target holds, or all."""
+    def _sample(self, edges: tuple) -> tuple[list[list[ClassEstimate]], int]:
+        """Choose sources and run their trees (pilot, top-ups until the target holds, or all trees);
+        returns the class estimates of every label set and the number of trees."""
         sizes = [
             np.array([first_stage_size(int(n), self.max_pairs, self.pilot_min) for n in nq])
             for nq in self.sizes
@@ -423,7 +423,8 @@ class _Engine:
         table = ScoreTable(self.codes, self.members, record=True)
         if self._cheaper_exhaustive(chosen, table):
             table = ScoreTable(self.codes, self.members, record=False)
-            return self.all_sources, table, self._run_trees(edges, self.all_sources, table)
+            n_trees = self._run_trees(edges, self.all_sources, table)
+            return self._estimates(self.all_sources, table), n_trees
         n_trees = self._run_trees(edges, chosen, table)
         estimates = self._estimates(chosen, table)
         targets = self._targets(estimates)
@@ -438,7 +439,7 @@ class _Engine:
             n_trees += self._run_trees(edges, more & ~chosen, table)
             chosen = more
             estimates = self._estimates(chosen, table)
-        return chosen, table, n_trees
+        return estimates, n_trees
 
     def layer(
         self,
@@ -459,11 +460,10 @@ class _Engine:
         edges = (
             graph.csr() if self.engine == "numba" else (*graph.undirected_edges(), graph.n_points)
         )
-        chosen, table, n_trees = self._sample(edges)
+        estimates, n_trees = self._sample(edges)
         t2 = time.perf_counter()
         timings = {"knn_s": t1 - t0, "paths_s": t2 - t1, "fallback_rows": graph.n_fallback_rows}
         settings = dict(self.settings, layer=layer, n_shortest_path_trees=n_trees)
-        estimates = self._estimates(chosen, table)
         return [_summarise(ls, estimates[q], settings, timings) for q, ls in enumerate(self.sets)]
 
 

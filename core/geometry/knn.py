@@ -92,6 +92,16 @@ def exact_distances(x64: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -
     return torch.from_numpy(out)
 
 
+@numba.njit(cache=True, inline="always")
+def _worst(v_row):
+    """(largest value, its slot) of one row's kept candidates."""
+    worst, slot = v_row[0], 0
+    for q in range(1, v_row.shape[0]):
+        if v_row[q] > worst:
+            worst, slot = v_row[q], q
+    return worst, slot
+
+
 @numba.njit(parallel=True, cache=True)
 def _offer(tile, row0, col0, sq, vals, cols):
     """Offer ``sq[c] - 2 <x_r, x_c>`` for the tile's rows r = row0 + a, columns c = col0 + b.
@@ -99,23 +109,16 @@ def _offer(tile, row0, col0, sq, vals, cols):
     Each row keeps its ``m`` smallest values so far in ``vals``/``cols`` (unsorted; a value replaces the
     row's current worst only when strictly smaller), so every value never kept is >= the final worst.
     """
-    m = vals.shape[1]
     for a in numba.prange(tile.shape[0]):
         r = row0 + a
         v_row, c_row = vals[r], cols[r]
-        worst, slot = v_row[0], 0
-        for q in range(1, m):
-            if v_row[q] > worst:
-                worst, slot = v_row[q], q
+        worst, slot = _worst(v_row)
         for b in range(tile.shape[1]):
             c = col0 + b
             v = sq[c] - 2.0 * tile[a, b]
             if v < worst and c != r:
                 v_row[slot], c_row[slot] = v, c
-                worst, slot = v_row[0], 0
-                for q in range(1, m):
-                    if v_row[q] > worst:
-                        worst, slot = v_row[q], q
+                worst, slot = _worst(v_row)
 
 
 def _candidates_cpu(

@@ -84,10 +84,10 @@ class ScoreTable:
         """Memory the rows of ``n_sources`` sources take."""
         return n_sources * self.rows.shape[1] * self.width * 4
 
-    def add(self, sources: np.ndarray, sums: np.ndarray, rows: np.ndarray | None) -> None:
+    def add(self, sources: np.ndarray, sums: np.ndarray, rows: np.ndarray) -> None:
         """Add one batch of trees (a point may get a second tree for other label sets)."""
         self.sums[sources] += sums  # inactive (point, set) entries come back as zeros
-        if rows is None or not self.width:
+        if not self.width:
             return
         new = sources[self.row_of[sources] < 0]
         self.row_of[new] = self.rows.shape[0] + np.arange(len(new))

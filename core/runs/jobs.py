@@ -433,40 +433,38 @@ def run_job(run_id: str | os.PathLike) -> int:
         write_status(run, state="queued", pid=os.getpid(), pid_start=proc_start(os.getpid()))
         from core.runs.executors import drive, runs_elsewhere
 
-        try:
-            if runs_elsewhere(spec):  # e.g. a Ray task: the executor drives it
-                return drive(run, spec, stop)
-            fd = _acquire_slot(run, stop)
-            if fd is None:
-                raise Cancelled("cancelled while queued")
-            write_status(run, state="running", started_at=stamp(), interrupted=False, error=None)
-            logger.info("run %s (%s) started, pid %d", run.name, kind, os.getpid())
+        if runs_elsewhere(spec):  # e.g. a Ray task: the executor drives it
+            return drive(run, spec, stop)
+        fd = _acquire_slot(run, stop)
+        if fd is None:
+            raise Cancelled("cancelled while queued")
+        write_status(run, state="running", started_at=stamp(), interrupted=False, error=None)
+        logger.info("run %s (%s) started, pid %d", run.name, kind, os.getpid())
 
-            def status_cb(row: dict[str, Any]) -> None:
-                write_status(
-                    run, state="running", epoch=row.get("epoch"), step=row.get("step"), last=row
-                )
+        def status_cb(row: dict[str, Any]) -> None:
+            write_status(
+                run, state="running", epoch=row.get("epoch"), step=row.get("step"), last=row
+            )
 
-            result = execute(str(kind), config, run, stop, status_cb)
-            if old:
-                _disarm_grace()
-        except Cancelled as exc:
-            if old:
-                _disarm_grace()
-            logger.info("%s", exc)
-            write_status(run, state="cancelled", error=None, finished_at=stamp())
-            return 0
+        result = execute(str(kind), config, run, stop, status_cb)
+        if old:
+            _disarm_grace()
         write_status(
             run, state="done", finished_at=stamp(), error=None, interrupted=False,
             summary=result_summary(result),
         )  # fmt: skip
         logger.info("done")
         return 0
-    except BaseException as exc:  # record every failure, then let the exit code say so
-        if (
-            stop()
-        ):  # a library wrapped the grace's Cancelled (e.g. inside a lazy import): still a cancel
-            logger.info("cancelled (stopped with %s: %s)", type(exc).__name__, exc)
+    except BaseException as exc:  # record every ending, then let the exit code say so
+        if old:
+            _disarm_grace()
+        # after a cancel request any ending is a cancel: a library may wrap the grace's Cancelled
+        # (e.g. transformers inside a lazy import)
+        if isinstance(exc, Cancelled) or stop():
+            if isinstance(exc, Cancelled):
+                logger.info("%s", exc)
+            else:
+                logger.info("cancelled (stopped with %s: %s)", type(exc).__name__, exc)
             write_status(run, state="cancelled", error=None, finished_at=stamp())
             return 0
         logger.error("failed: %s\n%s", exc, traceback.format_exc())
