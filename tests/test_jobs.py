@@ -233,8 +233,10 @@ def test_cancel_in_a_sweeps_first_phase_stops_its_worker(
     assert not Path(f"/proc/{pid}").exists() or "run-job" not in _cmdline(pid)
     assert not (run / "pretrained_convexity.json").exists()  # stopped inside phase 1, not after
     log = (run / "train.log").read_text()
-    # the grace stopped it: its Cancelled, or whatever a library wrapped it in (e.g. mid-import)
-    assert re.search(r"no stopping point within 1 s|cancelled \(stopped with", log), log[-2000:]
+    # the grace stopped it: its Cancelled, or whatever a library wrapped it in (e.g. mid-import), or,
+    # when its main thread sat in one long compiled call past the grace (+2 s), the canceller's SIGKILL
+    stopped = r"no stopping point within 1 s|cancelled \(stopped with|killed \(no stopping point within 3 s"
+    assert re.search(stopped, log), log[-2000:]
     assert "suggested prune point" not in log
     assert not any(run.glob("p*"))  # no point was fine-tuned
 

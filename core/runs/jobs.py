@@ -24,7 +24,9 @@ Cancel grace: phases that poll nothing (a sweep's pretrained convexity: extracti
 final evaluation) would otherwise run to their end after SIGTERM. The worker's SIGTERM handler arms a
 timer of ``cancel_grace()`` seconds (``$CONVEXITY_LAB_CANCEL_GRACE``, default 10) that raises
 :class:`~core.errors.Cancelled` in the worker's main thread if the work has not stopped by then; a
-:func:`cancel` that waits longer than the grace (+2 s) for a local worker escalates to SIGKILL.
+:func:`cancel` that waits longer than the grace (+2 s) for a local worker escalates to SIGKILL and
+says so in ``train.log`` (a worker stuck in one long compiled call, e.g. numba compiling, never sees the
+timer's signal).
 
 Queue: at most ``max_jobs()`` runs train at once (``$CONVEXITY_LAB_MAX_JOBS``, default 1). A worker
 holds an exclusive ``fcntl.flock`` on one of the slot files ``runs/.slots/slot-<i>.lock`` while it
@@ -223,6 +225,7 @@ def cancel(run_id: str | os.PathLike, *, force: bool = False, timeout: float = 0
             if local and not force and time.monotonic() > overdue:
                 _signal(pid, signal.SIGKILL)
                 force = True
+                _log_to_run(run, f"killed (no stopping point within {cancel_grace() + 2.0:.0f} s)")
             time.sleep(0.1)
         if worker_alive(run, read_status(run)):
             return status(run)
@@ -365,10 +368,24 @@ def _acquire_slot(run: Path, stop: _StopFlag) -> int | None:
     return None
 
 
-def setup_run_logging(run: Path) -> logging.Handler:
-    """Send the core loggers to ``train.log`` (appending, so resumes keep the history)."""
+def _run_log_handler(run: Path) -> logging.Handler:
+    """A handler appending to the run's ``train.log`` in its one format."""
     handler = logging.FileHandler(run / "train.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
+
+
+def _log_to_run(run: Path, message: str) -> None:
+    """One warning in the run's ``train.log`` from outside its worker (e.g. the canceller's SIGKILL)."""
+    handler = _run_log_handler(run)
+    record = logging.LogRecord("core.runs.jobs", logging.WARNING, __file__, 0, message, None, None)
+    handler.emit(record)
+    handler.close()
+
+
+def setup_run_logging(run: Path) -> logging.Handler:
+    """Send the core loggers to ``train.log`` (appending, so resumes keep the history)."""
+    handler = _run_log_handler(run)
     root = logging.getLogger("core")
     root.addHandler(handler)
     root.setLevel(logging.INFO)
