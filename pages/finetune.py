@@ -14,7 +14,7 @@ from core.geometry.prune_point import suggest_prune_point
 from core.models.registry import MODELS
 from core.runs import jobs
 from core.runs.executors import submit_run
-from core.training.finetune import FinetuneConfig
+from core.training.configs import FinetuneConfig
 from core.training.finetune_result import FinetuneResult
 from pages import common
 from pages.run_on import run_on

@@ -24,8 +24,7 @@ from core.cli.main import build_parser, main
 from core.cli.options import config_from_args, option_name
 from core.errors import DatasetError
 from core.io.paths import REPO_ROOT
-from core.training.finetune import FinetuneConfig
-from core.training.sweep import SweepConfig
+from core.training.configs import FinetuneConfig, SweepConfig
 from tests.tiny_assets import SPEAKERS, WORDS, L, N
 
 
@@ -75,6 +74,19 @@ def test_help_smoke_subprocess(cli_cache: str) -> None:
     assert res.returncode == 0 and "examples:" in res.stdout, res.stderr
     for command in ("models", "datasets", "extract", "convexity", "criteria", "finetune", "jobs"):
         assert command in res.stdout
+
+
+def test_help_does_not_load_the_training_stack() -> None:
+    """Building every command's options (what ``--help`` shows) imports neither torch nor transformers:
+    the run settings are plain dataclasses (``core.training.configs``); help took ~5 s with torch."""
+    code = (
+        "import sys; from core.cli.main import build_parser; build_parser().format_help(); "
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0 and res.stdout.strip() == "[]", (res.stdout, res.stderr)
 
 
 def test_worker_entry_smoke_subprocess(tmp_path: Path) -> None:

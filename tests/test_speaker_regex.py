@@ -106,7 +106,7 @@ def test_datasets_extract_and_finetune_keep_the_same_speakers(
 ) -> None:
     """The rule is the dataset's: ``datasets --root`` reads the folder as ``folder``, like extract and
     fine-tuning, whatever split lists it holds; naming another dataset applies that one's rule."""
-    from core.training.finetune import FinetuneConfig
+    from core.training.configs import FinetuneConfig
     from core.training.task_data import load_task_data
 
     assert get_dataset("folder").speaker_rule == "speakers with >= 10 clips"

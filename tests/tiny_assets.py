@@ -107,6 +107,6 @@ def tiny_config_dict(assets: dict[str, Path], **kw: object) -> dict[str, object]
 
 def tiny_config(assets: dict[str, Path], **kw: object):
     """A fast fine-tune config (``FinetuneConfig``) on the tone/noise set of the ``tiny_assets`` fixture."""
-    from core.training.finetune import FinetuneConfig
+    from core.training.configs import FinetuneConfig
 
     return FinetuneConfig(**tiny_config_dict(assets, **kw))  # type: ignore[arg-type]

@@ -258,8 +258,8 @@ def cmd_euclidean(args: argparse.Namespace) -> int:
     from core.io.atomic import atomic_write_json
     from core.models.classifier import load_classifier, model_inputs
     from core.runs.folders import RUN_ID_PATTERN, run_dir
+    from core.training.configs import FinetuneConfig
     from core.training.euclidean import euclidean_convexity
-    from core.training.finetune import FinetuneConfig
     from core.training.task_data import load_split
 
     run = Path(args.run)

@@ -66,7 +66,7 @@ def _launch(kind: str, config: Any, args: argparse.Namespace) -> int:
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune one full or pruned model as a run."""
-    from core.training.finetune import FinetuneConfig
+    from core.training.configs import FinetuneConfig
 
     preset = PAPER_RECIPE if args.paper else None
     return _launch("finetune", config_from_args(FinetuneConfig, args, preset), args)
@@ -74,7 +74,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Fine-tune at several prune points and suggest one, as a run."""
-    from core.training.sweep import SweepConfig
+    from core.training.configs import SweepConfig
 
     preset = PAPER_RECIPE if args.paper else None
     return _launch("sweep", config_from_args(SweepConfig, args, preset), args)
@@ -239,8 +239,7 @@ def _register_jobs(sub: argparse._SubParsersAction) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``finetune``, ``sweep``, ``benchmark`` and ``jobs``."""
-    from core.training.finetune import FinetuneConfig
-    from core.training.sweep import SweepConfig
+    from core.training.configs import FinetuneConfig, SweepConfig
 
     p = sub.add_parser(
         "finetune", parents=[common_options()],

@@ -25,14 +25,15 @@ import logging
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from core.errors import Cancelled, TrainingError
 from core.geometry.prune_point import suggest_prune_point
 from core.io.atomic import atomic_write_bytes, atomic_write_json
-from core.training.finetune import FinetuneConfig, finetune
+from core.training.configs import FinetuneConfig, SweepConfig
+from core.training.finetune import finetune
 from core.training.finetune_result import FinetuneResult
 from core.training.model_convexity import LayerCurve
 
@@ -46,34 +47,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SweepConfig(FinetuneConfig):
-    """A fine-tune config plus the prune points (ints, ``"suggested"``, ``"full"``) and the rule's fraction."""
-
-    points: list[Any] = field(
-        default_factory=lambda: ["full", "suggested"],
-        metadata={"help": "comma list of prune points: ints, 'full', 'suggested'"},
-    )
-    fraction: float = field(
-        default=0.95, metadata={"help": "suggest the first p reaching this fraction of the maximum"}
-    )
-    convexity_split: str = field(
-        default="train", metadata={"help": "split the pretrained convexity curve is computed on"}
-    )
-    convexity_max_clips: int | None = field(
-        default=None, metadata={"help": "clips for the pretrained convexity curve (none: all)"}
-    )
-    benchmark: bool = field(
-        default=True, metadata={"help": "benchmark full vs pruned cost at every point"}
-    )
-
-    def check(self) -> None:
-        """Raise :class:`TrainingError` for settings no sweep can use."""
-        super().check()
-        if not 0 < self.fraction <= 1:
-            raise TrainingError(f"fraction must lie in (0, 1], got {self.fraction}")
 
 
 @dataclass(frozen=True)

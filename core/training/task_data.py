@@ -18,7 +18,7 @@ from core.data.datasets import SPEAKER_FRACTIONS, VALIDATION_LIST, ClipTable, lo
 from core.errors import TrainingError
 
 if TYPE_CHECKING:
-    from core.training.finetune import FinetuneConfig
+    from core.training.configs import FinetuneConfig
 
 __all__ = [
     "LabelledClips",

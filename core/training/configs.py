@@ -1,0 +1,174 @@
+"""The settings of a fine-tuning run and of a prune sweep, as stored in a run's ``config.json``.
+
+Plain dataclasses without torch, so the CLI can build its options (and ``--help``) without importing
+the training stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from core.errors import TrainingError
+
+__all__ = ["FinetuneConfig", "SweepConfig"]
+
+
+@dataclass
+class FinetuneConfig:
+    """Everything a fine-tuning run needs; stored as the run's ``config.json``."""
+
+    model: str = field(
+        metadata={"help": 'preset key (see "models"), Hugging Face id or model directory'}
+    )
+    prune_point: int | None = field(
+        default=None,
+        metadata={"help": "prune point p: keep transformer layers 1..p (default: the full model)"},
+    )
+    dataset: str = field(
+        default="sample",
+        metadata={"help": 'dataset key (see "datasets"): sample, speech-commands, folder'},
+    )
+    root: str | None = field(
+        default=None, metadata={"help": "dataset folder (default: the dataset's own location)"}
+    )
+    task: str = field(
+        default="words",
+        metadata={"help": "classify words or speakers", "choices": ("words", "speakers")},
+    )
+    speaker_regex: str | None = field(
+        default=None,
+        metadata={
+            "help": "folder datasets: the speaker id is this regex's group named 'speaker', else its "
+            "first group, searched in the file name"
+        },
+    )
+    train_split: str = field(default="train", metadata={"help": "split trained on"})
+    eval_split: str = field(
+        default="validation",
+        metadata={"help": "split evaluated every epoch; picks the best checkpoint"},
+    )
+    test_split: str | None = field(
+        default="test",
+        metadata={"help": "split the best checkpoint is scored on (none: eval_split)"},
+    )
+    max_train_clips: int | None = field(
+        default=None,
+        metadata={"help": "seeded stratified subsample of the training split (none: all)"},
+    )
+    max_eval_clips: int | None = field(
+        default=None,
+        metadata={"help": "seeded stratified subsample of the evaluation split (none: all)"},
+    )
+    max_test_clips: int | None = field(
+        default=None,
+        metadata={"help": "seeded stratified subsample of the test split (none: all)"},
+    )
+    min_clips: int | None = field(
+        default=None,
+        metadata={"help": "speakers task: minimum clips per speaker (none: the dataset default)"},
+    )
+    split_seed: int = field(
+        default=0, metadata={"help": "seed of the train/validation/test split of a folder dataset"}
+    )
+    epochs: int = field(default=5, metadata={"help": "training epochs"})
+    batch_size: int = field(default=16, metadata={"help": "clips per training step"})
+    eval_batch_size: int = field(default=64, metadata={"help": "clips per evaluation forward pass"})
+    lr: float = field(default=5e-5, metadata={"help": "peak learning rate (AdamW)"})
+    weight_decay: float = field(
+        default=0.01, metadata={"help": "AdamW weight decay (not on biases and norms)"}
+    )
+    warmup_ratio: float = field(
+        default=0.1, metadata={"help": "share of the optimizer steps with linear warm-up"}
+    )
+    grad_accum: int = field(
+        default=1, metadata={"help": "gradient accumulation steps per optimizer step"}
+    )
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
+    freeze_front_end: bool = field(
+        default=True, metadata={"help": "keep the convolutional front-end frozen"}
+    )
+    seed: int = field(
+        default=0, metadata={"help": "seed of the head init, shuffling, dropout and subsamples"}
+    )
+    device: str | None = field(
+        default=None, metadata={"help": "cpu, cuda, cuda:1 ... (none: cuda if available)"}
+    )
+    bf16: bool = field(default=True, metadata={"help": "bf16 autocast on CUDA"})
+    whisper_input: str = field(
+        default="trimmed",
+        metadata={
+            "help": "Whisper only: 'trimmed' runs the encoder on the 1-s clip, 'padded' on the 30-s window",
+            "choices": ("trimmed", "padded"),
+        },
+    )
+    log_every: int = field(
+        default=10, metadata={"help": "log a training row every this many optimizer steps"}
+    )
+    max_steps_per_epoch: int | None = field(
+        default=None,
+        metadata={"help": "cap on optimizer steps per epoch (quick looks; none: the whole split)"},
+    )
+    convexity: bool = field(
+        default=True,
+        metadata={
+            "help": "measure pretrained and fine-tuned convexity on the scored (test) clips at the end"
+        },
+    )
+    convexity_max_pairs: int | None = field(
+        default=5000,
+        metadata={"help": "sampled pairs per class for convexity (none: every pair, exact)"},
+    )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FinetuneConfig:
+        """Build from a JSON dict, ignoring unknown keys (older/newer run folders)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        return asdict(self)
+
+    def check(self) -> None:
+        """Raise :class:`TrainingError` for settings no run can use."""
+        for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum"):
+            if int(getattr(self, name)) < 1:
+                raise TrainingError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise TrainingError(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.warmup_ratio <= 1:
+            raise TrainingError(f"warmup_ratio must lie in 0..1, got {self.warmup_ratio}")
+
+    @property
+    def separate_test(self) -> bool:
+        """Whether the best checkpoint is scored on a split other than the one it was chosen on."""
+        return bool(self.test_split) and self.test_split != self.eval_split
+
+
+@dataclass
+class SweepConfig(FinetuneConfig):
+    """A fine-tune config plus the prune points (ints, ``"suggested"``, ``"full"``) and the rule's fraction."""
+
+    points: list[Any] = field(
+        default_factory=lambda: ["full", "suggested"],
+        metadata={"help": "comma list of prune points: ints, 'full', 'suggested'"},
+    )
+    fraction: float = field(
+        default=0.95, metadata={"help": "suggest the first p reaching this fraction of the maximum"}
+    )
+    convexity_split: str = field(
+        default="train", metadata={"help": "split the pretrained convexity curve is computed on"}
+    )
+    convexity_max_clips: int | None = field(
+        default=None, metadata={"help": "clips for the pretrained convexity curve (none: all)"}
+    )
+    benchmark: bool = field(
+        default=True, metadata={"help": "benchmark full vs pruned cost at every point"}
+    )
+
+    def check(self) -> None:
+        """Raise :class:`TrainingError` for settings no sweep can use."""
+        super().check()
+        if not 0 < self.fraction <= 1:
+            raise TrainingError(f"fraction must lie in (0, 1], got {self.fraction}")
