@@ -30,7 +30,6 @@ than pruning, which changes the layer count) need ``cache=False``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -52,6 +51,7 @@ from core.data.audio import LoadResult, load_clips_report
 from core.data.datasets import ClipTable, compile_speaker_regex, load_table, select
 from core.errors import FeatureError
 from core.io.atomic import atomic_write_json, sha256_file_memo
+from core.io.locks import exclusive
 from core.io.paths import cache_dir
 from core.models.classifier import autocast
 from core.models.identity import ModelIdentity, encoder_identity, spec_identity
@@ -229,16 +229,9 @@ def feature_cache_root() -> Path:
     return root
 
 
-@contextlib.contextmanager
-def _exclusive(key: str) -> Iterator[None]:
+def _exclusive(key: str) -> contextlib.AbstractContextManager[None]:
     """Hold an exclusive flock on ``<key>.lock`` (blocks while another process or thread holds it)."""
-    path = feature_cache_root() / f"{key}.lock"
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return exclusive(feature_cache_root() / f"{key}.lock")
 
 
 def _split_meta(meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list]]:

@@ -1,4 +1,4 @@
-"""Files on disk: where the cache lives, atomic writes and hashes. Imports nothing else of core."""
+"""Files on disk: where the cache lives, atomic writes, hashes and locks. Imports nothing else of core."""
 
 from core._exports import lazy_exports
 
@@ -8,6 +8,7 @@ _EXPORTS = {
     "sha256_file": "atomic",
     "sha256_file_memo": "atomic",
     "cache_dir": "paths",
+    "exclusive": "locks",
     "SetupChoice": "choice",
     "load_choice": "choice",
     "save_choice": "choice",

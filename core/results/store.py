@@ -14,14 +14,13 @@ produce one valid entry (the second finds the first's). Arrays are saved with ``
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import numpy as np
 
 from core.errors import LabError
 from core.io.atomic import atomic_write_bytes, sha256_file
+from core.io.locks import exclusive
 from core.io.paths import cache_dir
 from core.results.provenance import Provenance, engine_version
 
@@ -137,15 +137,9 @@ def _check_key(key: str) -> str:
     return str(key)
 
 
-@contextlib.contextmanager
-def _exclusive(key: str) -> Iterator[None]:
+def _exclusive(key: str) -> contextlib.AbstractContextManager[None]:
     """Hold an exclusive flock on ``<key>.lock`` in the results folder (blocks while another holds it)."""
-    with open(results_root() / f"{_check_key(key)}.lock", "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return exclusive(results_root() / f"{_check_key(key)}.lock")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -127,9 +128,29 @@ def _pack(run: Path) -> dict[str, bytes]:
     }
 
 
+@dataclass(frozen=True)
+class TaskOutcome:
+    """How a run's task ended, as it travels back to the driver (through Ray's object store).
+
+    ``files``: the run folder's files by relative path when the workers share no cache path.
+    """
+
+    state: str
+    error: str | None = None
+    summary: dict[str, Any] | None = None
+    attempt: int | None = None
+    worker_host: str | None = None
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    def final_fields(self) -> dict[str, Any]:
+        """The ``status.json`` fields this outcome sets (the summary only when there is one)."""
+        fields = {"state": self.state, "error": self.error}
+        return fields if self.summary is None else {**fields, "summary": self.summary}
+
+
 def _run_task(
     run_dir: str, spec: dict[str, Any], cache: str, probe: str, mode: str, threads: int
-) -> dict[str, Any]:
+) -> TaskOutcome:
     """Ray task body: run one run folder's job (finetune or sweep) and report its final state."""
     scratch = _enter_worker(cache, probe, mode, threads)
     run = Path(run_dir)
@@ -149,27 +170,26 @@ def _run_task(
     def progress(row: dict[str, Any]) -> None:
         write_status(run, state="running", epoch=row.get("epoch"), step=row.get("step"), last=row)
 
-    out: dict[str, Any]
     try:
         result = jobs.execute(
             spec.get("kind"), spec.get("config", {}), run, _CancelFlag(run), progress
         )
-        out = {"state": "done", "error": None, "summary": jobs.result_summary(result)}
+        out = TaskOutcome("done", summary=jobs.result_summary(result))
     except Cancelled:
-        out = {"state": "cancelled", "error": None}
+        out = TaskOutcome("cancelled")
     except KeyboardInterrupt:  # ray.cancel: record it, let Ray see the cancellation
         write_status(run, state="cancelled", error=None, finished_at=stamp())
         raise
     except Exception as exc:  # a deterministic failure: recorded and returned, never retried
         logging.getLogger("core.runs.jobs").exception("failed")
-        out = {"state": "failed", "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"}
+        out = TaskOutcome("failed", f"{type(exc).__name__}: {' '.join(str(exc).split())}")
     finally:
         logging.getLogger("core").removeHandler(handler)
         handler.close()
-    write_status(run, finished_at=stamp(), **out)
-    out.update(attempt=attempt, worker_host=host)
+    write_status(run, finished_at=stamp(), **out.final_fields())
+    out = replace(out, attempt=attempt, worker_host=host)
     if scratch is not None:
-        out["files"] = _pack(run)
+        out = replace(out, files=_pack(run))
         shutil.rmtree(scratch, ignore_errors=True)
     return out
 
@@ -280,7 +300,7 @@ class RayExecutor:
         bad = {n: s for n, s in finals.items() if s.state != "done"}
         if bad:
             name, status = next(iter(bad.items()))
-            return {"state": status.state, "error": f"point {name}: {status.error}"}
+            return TaskOutcome(status.state, f"point {name}: {status.error}")
         task = _remote(_run_task).options(**self._options(gpu=True))
         return task.remote(str(run), spec, *self._worker_args())
 
@@ -292,7 +312,7 @@ class RayExecutor:
         pending = {Path(r).resolve().name: Path(r).resolve() for r in runs}
         out: dict[str, RunStatus] = {}
         while pending:
-            for name in [n for n in pending if isinstance(self._refs.get(n), dict | type(None))]:
+            for name in [n for n in pending if isinstance(self._refs.get(n), TaskOutcome | None)]:
                 out[name] = self._finish(pending.pop(name), self._refs.pop(name, None))
             refs = {self._refs[n]: n for n in pending}
             if not refs:
@@ -316,31 +336,30 @@ class RayExecutor:
         from ray.exceptions import RayError, TaskCancelledError
 
         try:
-            out = ref if isinstance(ref, dict) or ref is None else ray.get(ref)
+            out = ref if isinstance(ref, TaskOutcome | None) else ray.get(ref)
         except TaskCancelledError:
-            out = {"state": "cancelled", "error": None}
+            out = TaskOutcome("cancelled")
         except RayError as exc:  # system failure after every retry (worker/node died), or a bug
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            out = {"state": "failed", "error": f"{type(exc).__name__}: {first}"}
+            out = TaskOutcome("failed", f"{type(exc).__name__}: {first}")
         if out is None:
             return self.status(run)
-        for rel, data in (out.pop("files", None) or {}).items():
+        for rel, data in out.files.items():
             target = (run / rel).resolve()
             if run.resolve() not in target.parents:  # nothing escapes the run folder
                 raise RunError(f"task returned a file outside its run folder: {rel}")
             atomic_write_bytes(target, data)
         self._cancelled.discard(run.name)
-        fields = {"state": out.get("state", "failed"), "error": out.get("error")}
-        if out.get("summary") is not None:
-            fields["summary"] = out["summary"]
-        return status_from(run, write_status(run, finished_at=stamp(), interrupted=False, **fields))
+        return status_from(
+            run, write_status(run, finished_at=stamp(), interrupted=False, **out.final_fields())
+        )
 
     def cancel(self, run: Path, *, force: bool = False) -> RunStatus:
         """``ray.cancel`` the run's task (KeyboardInterrupt in the worker; ``force`` kills the worker)."""
         ray = require_ray()
         run = Path(run).resolve()
         ref = self._refs.get(run.name)
-        if ref is not None and not isinstance(ref, dict):
+        if ref is not None and not isinstance(ref, TaskOutcome):
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=force)
             self._cancelled.add(run.name)
