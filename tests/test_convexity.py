@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.geometry.convexity import (
+    PILOT_SOURCES,
     ConvexityInputError,
     graph_convexity,
     layerwise_convexity,
@@ -233,9 +234,26 @@ def test_small_problems_switch_to_exact_and_equal_the_reference(engine):
         assert res.exact and res.sem == 0.0
         assert res.settings["n_shortest_path_trees"] == 36
         assert res.score == pytest.approx(expected, abs=1e-12)
-    # with the switch off, the same problem is sampled
-    sampled = graph_convexity(points, labels, k=4, max_pairs_per_class=60, exact_threshold=1.0)
+    # with the switch off, the same problem is sampled (pilot only: a second stage's pilot of
+    # PILOT_SOURCES would already cover these 12-point classes)
+    sampled = graph_convexity(
+        points, labels, k=4, max_pairs_per_class=60, exact_threshold=1.0, match_pair_precision=False
+    )
     assert not sampled.exact and sampled.sem > 0
+
+
+def test_pilot_has_enough_sources_to_judge_a_class_when_a_second_stage_follows():
+    """With P / (n - 1) = 3 sources per class the pilot misjudged near-exact classes (their rare bad
+    pairs unseen, it reported no variance and stopped); a second stage starts from PILOT_SOURCES."""
+    rng = np.random.default_rng(4)
+    labels = np.repeat(np.arange(4), 120)
+    points = np.eye(4)[labels] * 20 + rng.normal(size=(480, 4))  # far apart: every pair scores 1
+    kwargs = {"k": 10, "max_pairs_per_class": 300, "exact_threshold": 1.0}
+    pilot_only = graph_convexity(points, labels, match_pair_precision=False, **kwargs)
+    assert {c.n_sources for c in pilot_only.per_class.values()} == {3}  # ceil(300 / 119)
+    matched = graph_convexity(points, labels, **kwargs)
+    assert {c.n_sources for c in matched.per_class.values()} == {PILOT_SOURCES}
+    assert matched.score == pilot_only.score == 1.0
 
 
 def test_target_se_estimate_is_unbiased_and_calibrated():

@@ -12,7 +12,8 @@ n - 1 class-mates. The class estimate combines the sources' rows with the pairs 
 an unbiased U-statistic whose variance falls as 1/m^2 in the number of sources (per-source means would
 give 1/m; see ``core.geometry.sampling``); with every point a source (``max_pairs_per_class=None``, or
 small classes) it equals the exhaustive mean over all ordered pairs. A pilot (P / (n - 1) sources per
-class for P = ``max_pairs_per_class``, or ``PILOT_SOURCES`` with a target SE) estimates each class's
+class for P = ``max_pairs_per_class``, at least ``PILOT_SOURCES`` when a second stage follows, since a
+few sources misjudge a class's variance; ``PILOT_SOURCES`` with a target SE) estimates each class's
 variance; sources are then added, spread over classes where they cut the variance most, until the layer
 score's standard error meets a target: ``target_se`` (precision as the knob) or, with
 ``match_pair_precision`` (default), the SE that P uniform pairs per class would have (the authors'
@@ -310,7 +311,9 @@ class _Engine:
         self.target_se = None if target_se is None else float(target_se)
         # with a target SE the pilot is small and fixed; otherwise it covers max_pairs pairs per class
         self.max_pairs = 1 if self.target_se is not None else max_pairs_per_class
-        self.pilot_min = PILOT_SOURCES if self.target_se is not None else 2
+        self.pilot_min = (
+            PILOT_SOURCES if (self.target_se is not None or match_pair_precision) else 2
+        )
         self.authors_pairs = max_pairs_per_class
         self.exact_threshold = float(exact_threshold)
         self.device = resolve_device(device)
