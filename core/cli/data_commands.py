@@ -253,7 +253,7 @@ def speaker_regex_option(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``models, ``datasets``, ``download``, ``extract`` and ``prune``."""
+    """Add ``models``, ``datasets``, ``download``, ``extract`` and ``prune``."""
     from core.data.datasets import SPEECH_COMMANDS_SHA256, SPEECH_COMMANDS_URL
 
     fmt = argparse.RawDescriptionHelpFormatter

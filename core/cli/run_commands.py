@@ -165,9 +165,7 @@ def cmd_jobs_cancel(args: argparse.Namespace) -> int:
     """Cancel a run (SIGTERM, or SIGKILL with --force), wait out its grace, print its status."""
     from core.runs import jobs
 
-    _print_json(
-        jobs.cancel(args.run, force=args.force, timeout=jobs.cancel_grace() + 5.0).to_dict()
-    )
+    _print_json(jobs.cancel(args.run, force=args.force, timeout=jobs.cancel_wait()).to_dict())
     return 0
 
 

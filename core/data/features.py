@@ -9,18 +9,19 @@ and each batch's pooled (B, L+1, D) is written straight into a preallocated ``.n
 does not grow with N. Batches run under bf16 autocast on CUDA; on ``torch.OutOfMemoryError`` the batch
 size is halved and the batch retried (down to 1).
 
-Cache: ``cache_dir()/features/<key>/`` with ``features.npy`` and ``meta.json``. ``key`` is the sha256 of
-a JSON document of: the model id and weights identity (asked of the model registry,
-``core.models.identity``: hub id + commit; local directory: sha256 of its weight/config files; offline
-Whisper: sha256 of the source ``model.bin``; a hand-built encoder without a registry spec: sha256 of its
-parameters), the dataset fingerprint of the selected clips (paths, labels, splits, sizes, mtimes),
-the selection (dataset, task, split, max_clips, seed, min_clips, split_seed; the speaker regex when one
-is given), the pooling ("mean-valid-frames"), the input mode (Whisper "trimmed"/"padded", else "waveform") and the
-model's layer count. Writes are atomic (temp file + ``os.replace``), ``meta.json`` last as the commit
-marker; it records shape, dtype, byte size and sha256 of ``features.npy``. A read checks all of them
-(the checksum once per file version per process) and recomputes on any mismatch, with a one-line
-warning. An exclusive ``fcntl.flock`` on ``<key>.lock`` makes concurrent requests for one key compute
-it once. Nothing is pickled (``np.load(..., allow_pickle=False)``).
+Cache: ``cache_dir()/features/<key>/`` with ``features.npy`` and ``meta.json``. ``key`` is the
+sha256 of a JSON document of: the model id and weights identity (asked of the model registry,
+``core.models.identity``: hub id + commit; local directory: sha256 of its weight/config files;
+offline Whisper: sha256 of the source ``model.bin``; a hand-built encoder without a registry spec:
+sha256 of its parameters), the dataset fingerprint of the selected clips (paths, labels, splits,
+sizes, mtimes), the selection (dataset, task, split, max_clips, seed, min_clips, split_seed; the
+speaker regex when one is given), the pooling ("mean-valid-frames"), the input mode (Whisper
+"trimmed"/"padded", else "waveform") and the model's layer count. Writes are atomic (temp file +
+``os.replace``), ``meta.json`` last as the commit marker; it records shape, dtype, byte size and
+sha256 of ``features.npy``. A read checks all of them (the checksum once per file version per
+process) and recomputes on any mismatch, with a one-line warning. An exclusive ``fcntl.flock`` on
+``<key>.lock`` makes concurrent requests for one key compute it once. Nothing is pickled
+(``np.load(..., allow_pickle=False)``).
 
 Caveat: a ``SpeechEncoder`` with a registry spec is identified by its spec (id, revision or weight
 files) and layer count, not by hashing its parameters: weights changed in memory after loading (other
@@ -122,9 +123,8 @@ class Selection:
         """The selection parameters that enter the cache key (the folder itself enters via the fingerprint)."""
         d = asdict(self)
         d.pop("root")
-        if (
-            d["speaker_regex"] is None
-        ):  # the dataset's own regex: keys stay those made before the option
+        # the dataset's own regex: keys stay those made before the option existed
+        if d["speaker_regex"] is None:
             d.pop("speaker_regex")
         return d
 

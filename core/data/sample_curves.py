@@ -54,9 +54,8 @@ class LabelCurve:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LabelCurve:
         """Inverse of :meth:`to_dict`."""
-        scores = tuple(float(v) for v in data["scores"])
         return cls(
-            scores=scores,
+            scores=tuple(float(v) for v in data["scores"]),
             sems=tuple(float(v) for v in data["sems"]),
             exact=tuple(bool(v) for v in data["exact"]),
         )

@@ -27,6 +27,7 @@ _EXPORTS = {
     "cancel": "jobs",
     "create_run": "jobs",
     "cancel_grace": "jobs",
+    "cancel_wait": "jobs",
     "max_jobs": "jobs",
     "restart": "jobs",
     "resume": "jobs",

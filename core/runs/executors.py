@@ -179,7 +179,7 @@ class LocalExecutor:
         while pending:
             if stop is not None and stop():
                 for run in pending.values():
-                    jobs.cancel(run, timeout=jobs.cancel_grace() + 5.0)
+                    jobs.cancel(run, timeout=jobs.cancel_wait())
             for name, run in list(pending.items()):
                 status = refresh(run)  # notices a dead worker
                 if status.get("state") in jobs.FINAL:
@@ -191,7 +191,7 @@ class LocalExecutor:
 
     def cancel(self, run: Path, *, force: bool = False) -> RunStatus:
         """SIGTERM (SIGKILL with ``force``) to the run's process group."""
-        return jobs.cancel(run, force=force, timeout=jobs.cancel_grace() + 5.0)
+        return jobs.cancel(run, force=force, timeout=jobs.cancel_wait())
 
     def status(self, run: Path) -> RunStatus:
         """The run's status (a dead worker noticed)."""

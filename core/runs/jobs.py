@@ -81,6 +81,7 @@ __all__ = [
     "KINDS",
     "cancel",
     "cancel_grace",
+    "cancel_wait",
     "create_run",
     "max_jobs",
     "restart",
@@ -97,12 +98,20 @@ _POPEN: dict[
 ] = {}  # children started by this process, reaped on the next start
 
 
+KILL_AFTER = 2.0  # seconds past its grace after which a waiting cancel SIGKILLs a local worker
+
+
 def cancel_grace() -> float:
     """Seconds a worker gets after SIGTERM to reach a stopping point (``$CONVEXITY_LAB_CANCEL_GRACE``)."""
     try:
         return max(0.1, float(os.environ.get("CONVEXITY_LAB_CANCEL_GRACE", "10")))
     except ValueError:
         return 10.0
+
+
+def cancel_wait() -> float:
+    """How long a caller that must see a cancel through waits: the grace, the SIGKILL, time to die."""
+    return cancel_grace() + KILL_AFTER + 3.0
 
 
 def max_jobs() -> int:
@@ -204,8 +213,8 @@ def cancel(run_id: str | os.PathLike, *, force: bool = False, timeout: float = 0
 
     Waits up to ``timeout`` seconds for the worker process to be gone; the state is ``cancelled`` only
     then (until then :attr:`RunStatus.label` says ``cancelling``). A local worker that outlives its
-    grace (:func:`cancel_grace` + 2 s) while this waits is SIGKILLed. A run on another executor (Ray)
-    is flagged (``cancel_requested``) and its driver is sent SIGTERM; the driver cancels the task.
+    grace (:func:`cancel_grace` + ``KILL_AFTER``) while this waits is SIGKILLed. A run on another
+    executor (Ray) is flagged (``cancel_requested``) and its driver is sent SIGTERM; the driver cancels the task.
     A run whose worker is gone (or never started) is recorded as cancelled here.
     """
     run = run_dir(run_id)
@@ -220,12 +229,14 @@ def cancel(run_id: str | os.PathLike, *, force: bool = False, timeout: float = 0
         pid = int(_worker_pid(run, raw))
         _signal(pid, signal.SIGKILL if force and local else signal.SIGTERM, group=local)
         now = time.monotonic()
-        deadline, overdue = now + timeout, now + cancel_grace() + 2.0
+        deadline, overdue = now + timeout, now + cancel_grace() + KILL_AFTER
         while time.monotonic() < deadline and worker_alive(run, read_status(run)):
             if local and not force and time.monotonic() > overdue:
                 _signal(pid, signal.SIGKILL)
                 force = True
-                _log_to_run(run, f"killed (no stopping point within {cancel_grace() + 2.0:.0f} s)")
+                _log_to_run(
+                    run, f"killed (no stopping point within {cancel_grace() + KILL_AFTER:.0f} s)"
+                )
             time.sleep(0.1)
         if worker_alive(run, read_status(run)):
             return status(run)

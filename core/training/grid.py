@@ -241,16 +241,21 @@ def plan_cells(
                     continue
                 seen.add(p)
                 for seed in spec.seeds:
-                    run_id = f"{spec.grid_id}-{_slug(model)}-{task}-p{p}-s{seed}"
+                    run_id = _run_id(spec, model, task, f"p{p}", seed)
                     cells.append(Cell(model, task, str(label), p, int(seed), run_id))
     return cells
+
+
+def _run_id(spec: GridSpec, model: str, task: str, point: str, seed: int) -> str:
+    """A cell's deterministic run id (``point``: ``p<layer>``, or the label of a cell that cannot run)."""
+    return f"{spec.grid_id}-{_slug(model)}-{task}-{point}-s{seed}"
 
 
 def _failed_cells(spec: GridSpec, model: str, task: str, error: str) -> list[Cell]:
     """The cells of (model, task) that need its failed suggestion, each carrying the error."""
     return [
-        Cell(model, task, str(label), 0, int(seed),
-             f"{spec.grid_id}-{_slug(model)}-{task}-{label}-s{seed}", f"suggestion: {error}")
+        Cell(model, task, str(label), 0, int(seed), _run_id(spec, model, task, label, seed),
+             f"suggestion: {error}")
         for label in spec.points if label in ("suggested", "full") for seed in spec.seeds
     ]  # fmt: skip
 
