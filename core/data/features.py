@@ -60,14 +60,23 @@ from core.models.registry import SpeechEncoder, load_encoder, resolve_model
 
 __all__ = [
     "POOLING",
+    "CacheEntry",
     "FeatureError",
     "FeatureSet",
     "Selection",
+    "begin_entry",
+    "commit_entry",
+    "compute_rows",
+    "encoder_facts",
+    "entry_lock",
     "extract_features",
     "feature_cache_root",
     "feature_key",
     "list_cached_features",
     "load_cached_features",
+    "plan_entry",
+    "prepare_encoder",
+    "read_valid_entry",
     "remove_cached_features",
     "resolve_cache_key",
 ]
@@ -229,7 +238,7 @@ def feature_cache_root() -> Path:
     return root
 
 
-def _exclusive(key: str) -> contextlib.AbstractContextManager[None]:
+def entry_lock(key: str) -> contextlib.AbstractContextManager[None]:
     """Hold an exclusive flock on ``<key>.lock`` (blocks while another process or thread holds it)."""
     return exclusive(feature_cache_root() / f"{key}.lock")
 
@@ -241,7 +250,7 @@ def _split_meta(meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list]]:
     return summary, lists
 
 
-def _read_valid(directory: Path, key: str) -> tuple[FeatureSet | None, str | None]:
+def read_valid_entry(directory: Path, key: str) -> tuple[FeatureSet | None, str | None]:
     """The cached FeatureSet if every check passes, else (None, reason); (None, None) when nothing is there."""
     meta_path, feat_path = directory / META_NAME, directory / FEATURES_NAME
     if not meta_path.exists():
@@ -366,7 +375,7 @@ def _audio_chunks(
             yield s, current.result()
 
 
-def _compute(
+def compute_rows(
     encoder: SpeechEncoder,
     table: ClipTable,
     out_path: Path,
@@ -427,7 +436,7 @@ def _compute(
     return np.load(out_path, mmap_mode="r", allow_pickle=False), kept, skipped, stats
 
 
-def _prepare_encoder(
+def prepare_encoder(
     model: ModelRef,
     whisper_input: str,
     device: str | torch.device | None,
@@ -444,7 +453,7 @@ def _prepare_encoder(
     )
 
 
-def _encoder_facts(encoder: SpeechEncoder) -> dict[str, Any]:
+def encoder_facts(encoder: SpeechEncoder) -> dict[str, Any]:
     """What the meta records about the encoder that computed the rows (also sent back by shards)."""
     return {
         "n_layers": encoder.n_layers,
@@ -505,13 +514,13 @@ def _meta(
     }
 
 
-def _plan_entry(
+def plan_entry(
     model: ModelRef,
     table_selection: ClipTable | Selection,
     whisper_input: str,
     device: str | torch.device | None,
     trust_remote_code: bool = False,
-) -> tuple[_CacheEntry, SpeechEncoder | None]:
+) -> tuple[CacheEntry, SpeechEncoder | None]:
     """The cache entry (key, identity, table) of (model, selection); the encoder if it had to load."""
     table, selection = _table_and_selection(table_selection)
     fingerprint = table.fingerprint()
@@ -521,10 +530,10 @@ def _plan_entry(
     else:
         identity = _identity_from_name(model, whisper_input, trust_remote_code)
     if identity is None:  # a hub model whose revision is only known after loading
-        encoder = _prepare_encoder(model, whisper_input, device, trust_remote_code)
+        encoder = prepare_encoder(model, whisper_input, device, trust_remote_code)
         identity = _identity_from_encoder(encoder)
     key = feature_key(identity, fingerprint, selection)
-    return _CacheEntry(key, identity, table, fingerprint, selection), encoder
+    return CacheEntry(key, identity, table, fingerprint, selection), encoder
 
 
 def extract_features(
@@ -547,58 +556,58 @@ def extract_features(
     is an unlinked temporary memmap). ``trust_remote_code`` (off by default) lets a hub model run its own
     code; only turn it on for repositories you trust.
     """
-    entry, encoder = _plan_entry(model, table_selection, whisper_input, device, trust_remote_code)
+    entry, encoder = plan_entry(model, table_selection, whisper_input, device, trust_remote_code)
     key, identity, table = entry.key, entry.identity, entry.table
     fingerprint, selection = entry.fingerprint, entry.selection
 
     if not cache:
-        encoder = _prepare_encoder(encoder or model, whisper_input, device, trust_remote_code)
+        encoder = prepare_encoder(encoder or model, whisper_input, device, trust_remote_code)
         scratch = feature_cache_root()
         fd, tmp = tempfile.mkstemp(dir=scratch, prefix=".nocache-", suffix=".npy.tmp")
         os.close(fd)
         try:
-            arr, kept, skipped, stats = _compute(
+            arr, kept, skipped, stats = compute_rows(
                 encoder, table, Path(tmp), batch_size=batch_size, progress=progress
             )
         finally:
             Path(tmp).unlink(missing_ok=True)  # the memmap stays readable until released
-        meta = _meta(key, identity, _encoder_facts(encoder), table, fingerprint, selection, kept,
+        meta = _meta(key, identity, encoder_facts(encoder), table, fingerprint, selection, kept,
                      skipped, stats, arr, None, arr.nbytes)  # fmt: skip
         summary, lists = _split_meta(meta)
         return FeatureSet(arr, lists["paths"], lists["words"], lists["speakers"], lists["skipped"],
                           summary, key=key)  # fmt: skip
 
     directory = feature_cache_root() / key
-    found, why = _read_valid(directory, key)
+    found, why = read_valid_entry(directory, key)
     if found is not None:
         return found
-    with _exclusive(key):
-        found, why = _read_valid(directory, key)  # another process may have finished meanwhile
+    with entry_lock(key):
+        found, why = read_valid_entry(directory, key)  # another process may have finished meanwhile
         if found is not None:
             return found
         if why is not None:
             log.warning("feature cache %s is invalid (%s); recomputing", key[:12], why)
-        encoder = _prepare_encoder(encoder or model, whisper_input, device, trust_remote_code)
+        encoder = prepare_encoder(encoder or model, whisper_input, device, trust_remote_code)
         got = _identity_from_encoder(encoder)
         if (got["n_layers"], got["input_mode"]) != (identity["n_layers"], identity["input_mode"]):
             raise FeatureError(
                 f"model {identity['model_key']} loaded with {got['n_layers']} layers / "
                 f"{got['input_mode']} input, expected {identity['n_layers']} / {identity['input_mode']}"
             )
-        tmp = _begin_entry(directory)
+        tmp = begin_entry(directory)
         try:
-            arr, kept, skipped, stats = _compute(
+            arr, kept, skipped, stats = compute_rows(
                 encoder, table, tmp, batch_size=batch_size, progress=progress
             )
             del arr
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return _commit_entry(entry, tmp, _encoder_facts(encoder), kept, skipped, stats)
+        return commit_entry(entry, tmp, encoder_facts(encoder), kept, skipped, stats)
 
 
 @dataclass(frozen=True)
-class _CacheEntry:
+class CacheEntry:
     """What names a cache entry (its key and what went into it): shared by local and sharded writers."""
 
     key: str
@@ -613,7 +622,7 @@ class _CacheEntry:
         return feature_cache_root() / self.key
 
 
-def _begin_entry(directory: Path) -> Path:
+def begin_entry(directory: Path) -> Path:
     """Prepare an entry folder for (re)writing (call under the key's lock); returns a fresh temp path."""
     directory.mkdir(parents=True, exist_ok=True)
     _clean_stale_temps(directory)
@@ -623,8 +632,8 @@ def _begin_entry(directory: Path) -> Path:
     return Path(tmp)
 
 
-def _commit_entry(
-    entry: _CacheEntry,
+def commit_entry(
+    entry: CacheEntry,
     tmp: Path,
     facts: dict[str, Any],
     kept: list[int],
@@ -675,7 +684,7 @@ def resolve_cache_key(prefix: str) -> str:
 def load_cached_features(key: str) -> FeatureSet:
     """A cached feature set by key (or unique prefix), validated; FeatureError if missing or invalid."""
     full = resolve_cache_key(key)
-    found, why = _read_valid(feature_cache_root() / full, full)
+    found, why = read_valid_entry(feature_cache_root() / full, full)
     if found is None:
         raise FeatureError(
             f"cached features {full[:12]} are {'invalid: ' + why if why else 'incomplete'}; "
@@ -707,5 +716,5 @@ def list_cached_features() -> list[dict[str, Any]]:
 def remove_cached_features(key: str) -> None:
     """Delete one cached feature set (under its lock)."""
     full = resolve_cache_key(key)
-    with _exclusive(full):
+    with entry_lock(full):
         shutil.rmtree(feature_cache_root() / full, ignore_errors=True)

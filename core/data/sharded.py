@@ -2,7 +2,7 @@
 
 Any executor can run the shards (``core.runs.ray_executor`` runs them as Ray tasks): each shard
 extracts the clips ``[start, stop)`` of the selection's table with the same code a local run uses
-(:func:`core.data.features._compute`) and either writes its rows to a ``.npy`` in the entry's folder
+(:func:`core.data.features.compute_rows`) and either writes its rows to a ``.npy`` in the entry's folder
 (``out_dir``: when workers share the cache path) or returns them (shipped back through the caller's
 transport, e.g. Ray's object store). :func:`assemble_shards` writes each shard's kept rows at its row
 offset into one temp memmap under the key's lock, and commits it exactly like
@@ -28,14 +28,14 @@ from core.data.features import (
     FeatureError,
     FeatureSet,
     Selection,
-    _begin_entry,
-    _commit_entry,
-    _compute,
-    _encoder_facts,
-    _exclusive,
-    _plan_entry,
-    _prepare_encoder,
-    _read_valid,
+    begin_entry,
+    commit_entry,
+    compute_rows,
+    encoder_facts,
+    entry_lock,
+    plan_entry,
+    prepare_encoder,
+    read_valid_entry,
 )
 
 __all__ = ["Shard", "assemble_shards", "extract_shard", "plan_shards"]
@@ -95,15 +95,15 @@ def extract_shard(
     """Extract clips ``[start, stop)``; rows go to ``out_dir`` (a file) or come back in memory."""
     table = _table(selection)
     sub = table.take(range(start, min(stop, len(table))))
-    encoder = _prepare_encoder(model, whisper_input, device)
+    encoder = prepare_encoder(model, whisper_input, device)
     scratch = Path(out_dir) if out_dir is not None else Path(tempfile.gettempdir())
     scratch.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=scratch, prefix=f".shard-{start}-", suffix=".npy.tmp")
     os.close(fd)
-    arr, kept, skipped, stats = _compute(
+    arr, kept, skipped, stats = compute_rows(
         encoder, sub, Path(tmp), batch_size=batch_size, progress=None
     )
-    shard = Shard(start, stop, [start + k for k in kept], skipped, _encoder_facts(encoder), stats)
+    shard = Shard(start, stop, [start + k for k in kept], skipped, encoder_facts(encoder), stats)
     if out_dir is None:
         shard.features = np.array(arr)
         del arr
@@ -122,7 +122,7 @@ def assemble_shards(
     seconds: float | None = None,
 ) -> FeatureSet:
     """Write the shards at their row offsets into the (model, selection) cache entry and commit it."""
-    entry, _ = _plan_entry(model, selection, whisper_input, "cpu")
+    entry, _ = plan_entry(model, selection, whisper_input, "cpu")
     shards = sorted(shards, key=lambda s: s.start)
     covered = [(s.start, min(s.stop, len(entry.table))) for s in shards]
     starts = [0] + [b for _, b in covered[:-1]]
@@ -138,11 +138,11 @@ def assemble_shards(
         first = next((s.skipped[0] for s in shards if s.skipped), None)
         why = f" (first: {first['path']}: {first['reason']})" if first else ""
         raise FeatureError(f"none of the {len(entry.table)} clips could be read{why}")
-    with _exclusive(entry.key):
-        found, _ = _read_valid(entry.directory, entry.key)
+    with entry_lock(entry.key):
+        found, _ = read_valid_entry(entry.directory, entry.key)
         if found is not None:
             return found
-        tmp = _begin_entry(entry.directory)
+        tmp = begin_entry(entry.directory)
         try:
             shape = (len(kept), facts["n_layers"] + 1, facts["hidden_size"])
             mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
@@ -176,4 +176,4 @@ def assemble_shards(
             "assembled_at": time.time(),
         }
         skipped = [c for s in shards for c in s.skipped]
-        return _commit_entry(entry, tmp, facts, kept, skipped, stats)
+        return commit_entry(entry, tmp, facts, kept, skipped, stats)

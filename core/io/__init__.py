@@ -1,4 +1,4 @@
-"""Files on disk: where the cache lives, atomic writes, hashes and locks. Imports nothing else of core."""
+"""Files on disk: where the cache lives, atomic writes, hashes, locks and the run-folder layout. Imports nothing else of core."""
 
 from core._exports import lazy_exports
 
@@ -9,6 +9,8 @@ _EXPORTS = {
     "sha256_file_memo": "atomic",
     "cache_dir": "paths",
     "exclusive": "locks",
+    "RunFolder": "run_folder",
+    "RunSpec": "run_folder",
     "SetupChoice": "choice",
     "load_choice": "choice",
     "save_choice": "choice",

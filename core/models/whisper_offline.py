@@ -43,7 +43,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.errors import ModelInputError, OfflineWeightsError, UnknownOfflineModelError
+from core.errors import (
+    CT2FormatError,
+    ModelInputError,
+    OfflineWeightsError,
+    UnknownOfflineModelError,
+)
 from core.io.atomic import atomic_write_json, sha256_file
 from core.io.paths import cache_dir
 from core.models.hf_quiet import quiet_transformers
@@ -58,10 +63,6 @@ MANIFEST_NAME = "offline_manifest.json"
 FORMAT_VERSION = 1  # bump when the produced directory layout or tensor mapping changes
 SAMPLES_PER_FRAME = 160  # Whisper's hop length at 16 kHz: 100 mel frames per second
 FULL_FRAMES = 3000  # 30 s, what the stock encoder insists on
-
-
-class CT2FormatError(OfflineWeightsError):
-    """A CTranslate2 ``model.bin`` is truncated or not in the version-6 layout this parser reads."""
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from core.errors import BundleError
 from core.io.atomic import atomic_write_bytes
 from core.results.store import (
     ENTRY_NAME,
     KEY_RE,
-    ResultError,
-    _exclusive,
+    entry_lock,
     install_entry,
     read_entry,
     resolve_result_key,
@@ -41,10 +41,6 @@ MAX_MEMBER_BYTES = 256 << 20  # one uncompressed member
 MAX_TOTAL_BYTES = 1 << 30  # all members uncompressed
 MAX_MEMBERS = 2000
 MEMBER_RE = re.compile(r"^([0-9a-f]{64})/([A-Za-z0-9][A-Za-z0-9_.-]{0,120}\.(?:json|npy))$")
-
-
-class BundleError(ResultError):
-    """A results bundle that cannot be imported (or exported): one line says why."""
 
 
 def export_bundle(keys: Sequence[str], out: str | os.PathLike) -> Path:
@@ -176,7 +172,7 @@ def import_bundle(source: str | os.PathLike | bytes) -> list[str]:
                     for key in manifest["entries"]:
                         staged[key] = _stage_entry(zf, manifest, key)
                     for key, folder in staged.items():
-                        with _exclusive(key):
+                        with entry_lock(key):
                             install_entry(folder, key)
                 finally:
                     for folder in staged.values():

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import ResultError
 from core.geometry import convexity as convexity_engine
 from core.geometry.convexity import ClassConvexity, ConvexityCurve, ConvexityResult
 from core.geometry.criteria import CriterionResult
@@ -40,7 +41,7 @@ def _meta(fs: Any) -> dict[str, Any]:
     meta = dict(getattr(fs, "meta", fs))
     key = getattr(fs, "key", None) or meta.get("key")
     if not key:
-        raise ValueError(
+        raise ResultError(
             "the feature set has no cache key; results of uncached features are not stored"
         )
     meta["key"] = key
@@ -236,7 +237,7 @@ def stored_umap(
 
 
 # --------------------------------------------------------------------------------------------------
-# Grid tables (issue 12: ``python -m core grid``)
+# Grid tables (``python -m core grid``)
 
 GRID_KIND = "grid"
 

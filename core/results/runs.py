@@ -1,39 +1,29 @@
 """Fine-tuned vs pretrained convexity curves of fine-tuning runs, copied into the results store.
 
-A run folder (core/training/finetune.py) holds ``convexity.json`` (pretrained and fine-tuned curves on
-its evaluation split) and ``config.json``; this reads those files only (no import from the training
-layer above) and stores them as a ``finetune-convexity`` entry keyed by the run id, so the Compare page
+A finished fine-tune's folder (:class:`core.io.run_folder.RunFolder`) holds its pretrained and
+fine-tuned curves on its evaluation split and its settings; this reads those only (no import from the
+training layer above) and stores them as a ``finetune-convexity`` entry keyed by the run id, so the Compare page
 and bundles treat them like any other result.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 from core.io.paths import cache_dir
+from core.io.run_folder import RunFolder
 from core.results.provenance import provenance_from_meta
 from core.results.store import StoredResult, get_or_compute, jsonable, result_key
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    """A JSON object from ``path``, or None if missing or unreadable."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
 def store_run_curves(run: str | os.PathLike) -> str | None:
     """Store a finished run's pretrained/fine-tuned curves; returns the entry key (None if it has none)."""
-    run = Path(run)
-    conv = _read(run / "convexity.json")
-    if not conv or not conv.get("finetuned"):
+    folder = RunFolder(Path(run))
+    conv, spec = folder.read_json(RunFolder.CONVEXITY), folder.read_spec()
+    if not isinstance(conv, dict) or not conv.get("finetuned") or spec is None:
         return None
-    cfg = (_read(run / "config.json") or {}).get("config", {})
+    run, cfg = folder.path, spec.config
     meta = {
         "key": f"run:{run.name}",
         "model_key": cfg.get("model", "?"),

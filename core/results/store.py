@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import LabError
+from core.errors import ResultError
 from core.io.atomic import atomic_write_bytes, sha256_file
 from core.io.locks import exclusive
 from core.io.paths import cache_dir
@@ -40,10 +40,6 @@ ENTRY_NAME = "entry.json"
 KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 ARRAY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}$")
 KINDS = ("convexity", "criteria", "umap", "finetune-convexity", "grid")
-
-
-class ResultError(LabError):
-    """A stored result that is missing, ambiguous or cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +133,7 @@ def _check_key(key: str) -> str:
     return str(key)
 
 
-def _exclusive(key: str) -> contextlib.AbstractContextManager[None]:
+def entry_lock(key: str) -> contextlib.AbstractContextManager[None]:
     """Hold an exclusive flock on ``<key>.lock`` in the results folder (blocks while another holds it)."""
     return exclusive(results_root() / f"{_check_key(key)}.lock")
 
@@ -268,7 +264,7 @@ def install_entry(staged: Path, key: str) -> Path:
 
 def save_result(result: StoredResult) -> Path:
     """Store ``result`` under its key (replacing what is there), atomically and under the key's lock."""
-    with _exclusive(result.key):
+    with entry_lock(result.key):
         return _save_locked(result)
 
 
@@ -295,7 +291,7 @@ def get_or_compute(
     """
     if not refresh and (found := load_result(key)) is not None:
         return found, True
-    with _exclusive(key):
+    with entry_lock(key):
         if not refresh and (found := load_result(key)) is not None:
             return found, True
         result = compute()
@@ -350,5 +346,5 @@ def resolve_result_key(prefix: str) -> str:
 
 def remove_result(key: str) -> None:
     """Delete one stored entry (under its lock)."""
-    with _exclusive(key):
+    with entry_lock(key):
         shutil.rmtree(results_root() / _check_key(key), ignore_errors=True)

@@ -1,0 +1,252 @@
+"""One run folder on disk: the names of its files and their validated reads and atomic writes.
+
+The only code that knows a run folder's file names. A run folder holds ``config.json`` (a
+:class:`RunSpec`, written once when the run is created), ``status.json`` (merged under an ``flock``
+on ``.status.lock`` so a worker and a canceller never overwrite each other's fields),
+``metrics.jsonl`` (one JSON row per logged step or evaluation), ``result.json`` / ``results.json``
+(a fine-tune's / a sweep's outcome), ``convexity.json``, ``pretrained_convexity.json``,
+``benchmark_p<k>.json`` and ``p<k>/`` sub-folders (a sweep's points, each a run folder itself),
+``state.pt`` (the training checkpoint), ``train.log`` / ``worker.out`` and the worker's
+``spawn.json`` / ``cancel.request`` markers. Reads treat a missing, unreadable or malformed file as
+absent (``None``), never as a crash: a killed writer leaves at most a torn last metrics row, which is
+skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from core.errors import RunError, StorageError
+from core.io.atomic import atomic_write_bytes, atomic_write_json
+from core.io.locks import exclusive
+
+__all__ = ["RunFolder", "RunSpec", "stamp"]
+
+MAX_JSON_BYTES = 64 << 20  # larger files in a run folder are not ours: read as missing
+
+
+def stamp() -> str:
+    """Current UTC time as ISO text (the time stamps of status fields)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """``config.json``: what a run is (``kind``), its settings and the executor that runs it."""
+
+    kind: str
+    config: Mapping[str, Any]
+    executor: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document (``executor`` only when set)."""
+        out: dict[str, Any] = {"kind": self.kind, "config": dict(self.config)}
+        if self.executor is not None:
+            out["executor"] = dict(self.executor)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RunSpec | None:
+        """The spec of a ``config.json`` document, or None when it is not one."""
+        if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
+            return None
+        config, executor = data.get("config", {}), data.get("executor")
+        if not isinstance(config, dict) or not isinstance(executor, dict | None):
+            return None
+        return cls(kind=data["kind"], config=config, executor=executor)
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file's content, or None if missing, too large, unreadable or malformed."""
+    try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            return None
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """A run's folder (or a sweep point's ``p<k>/`` inside one) and its files by name."""
+
+    path: Path
+    name: str = field(init=False)
+
+    CONFIG = "config.json"
+    STATUS = "status.json"
+    METRICS = "metrics.jsonl"
+    RESULT = "result.json"
+    SWEEP_RESULTS = "results.json"
+    CONVEXITY = "convexity.json"
+    PRETRAINED_CONVEXITY = "pretrained_convexity.json"
+    CHECKPOINT = "state.pt"
+    LOG = "train.log"
+    WORKER_OUT = "worker.out"
+    SPAWN = "spawn.json"
+    CANCEL = "cancel.request"
+    STATUS_LOCK = ".status.lock"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+        object.__setattr__(self, "name", self.path.name)
+
+    def file(self, name: str) -> Path:
+        """The path of one of the folder's files (``RunFolder.CONFIG`` ...)."""
+        return self.path / name
+
+    # ---------------------------------------------------------------------------------------------
+    # config.json
+
+    @property
+    def exists(self) -> bool:
+        """Whether this is a run folder (it has a ``config.json``)."""
+        return self.file(self.CONFIG).is_file()
+
+    def read_spec(self) -> RunSpec | None:
+        """The run's :class:`RunSpec`, or None when ``config.json`` is missing or malformed."""
+        return RunSpec.from_dict(_read_json(self.file(self.CONFIG)))
+
+    def write_spec(self, spec: RunSpec) -> None:
+        """Write ``config.json`` once: a run's settings never change after it is created."""
+        path = self.file(self.CONFIG)
+        if path.exists():
+            raise RunError(f"run {self.name} already has its settings ({path})")
+        atomic_write_json(path, spec.to_dict())
+
+    # ---------------------------------------------------------------------------------------------
+    # status.json
+
+    def read_status(self) -> dict[str, Any]:
+        """The raw ``status.json`` fields (empty when there is none or it is malformed)."""
+        data = _read_json(self.file(self.STATUS))
+        return data if isinstance(data, dict) else {}
+
+    @contextlib.contextmanager
+    def status_lock(self) -> Iterator[None]:
+        """Exclusive lock for one read-modify-write of ``status.json``."""
+        with exclusive(self.file(self.STATUS_LOCK)):
+            yield
+
+    def update_status(self, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into ``status.json`` atomically and under the run's lock; the new status."""
+        with self.status_lock():
+            status = self.read_status()
+            status.update(fields)
+            status["updated_at"] = stamp()
+            status["run_id"] = self.name
+            status["resumable"] = self.has_checkpoint()
+            atomic_write_json(self.file(self.STATUS), status)
+        return status
+
+    # ---------------------------------------------------------------------------------------------
+    # metrics.jsonl
+
+    def append_metric(self, row: Mapping[str, Any]) -> None:
+        """Append one JSON row and flush it to disk (a watcher may read it any time)."""
+        try:
+            with open(self.file(self.METRICS), "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(dict(row)) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.file(self.METRICS)}: {exc.strerror}") from None
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """The rows of ``metrics.jsonl`` so far (a torn or malformed line is skipped)."""
+        try:
+            text = self.file(self.METRICS).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return []
+        rows = []
+        for line in text.splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # a torn last line from a killed process
+            if isinstance(row, dict):
+                rows.append(row)
+        return rows
+
+    def keep_metrics(self, completed_epochs: int) -> None:
+        """Drop the rows of epochs after ``completed_epochs`` (a resumed run redoes them)."""
+        if not self.file(self.METRICS).exists():
+            return
+        keep = [json.dumps(r) for r in self.read_metrics() if _epoch(r) <= completed_epochs]
+        data = ("\n".join(keep) + ("\n" if keep else "")).encode()
+        atomic_write_bytes(self.file(self.METRICS), data)
+
+    def discard_metrics(self) -> None:
+        """Remove ``metrics.jsonl`` (a folder that starts over)."""
+        self.file(self.METRICS).unlink(missing_ok=True)
+
+    # ---------------------------------------------------------------------------------------------
+    # results and other JSON documents
+
+    def read_json(self, name: str) -> Any:
+        """One of the folder's JSON documents (``RunFolder.RESULT`` ...), or None."""
+        return _read_json(self.file(name))
+
+    def write_json(self, name: str, obj: Any) -> None:
+        """Write one of the folder's JSON documents atomically (StorageError when it cannot)."""
+        atomic_write_json(self.file(name), obj)
+
+    def read_result(self) -> dict[str, Any] | None:
+        """A finished fine-tune's ``result.json`` (a sweep's ``results.json``), or None before."""
+        spec = self.read_spec()
+        name = self.SWEEP_RESULTS if spec is not None and spec.kind == "sweep" else self.RESULT
+        data = self.read_json(name)
+        return data if isinstance(data, dict) else None
+
+    @staticmethod
+    def benchmark_name(prune_point: int) -> str:
+        """The file name of a sweep's side-by-side benchmark at ``prune_point``."""
+        return f"benchmark_p{int(prune_point)}.json"
+
+    # ---------------------------------------------------------------------------------------------
+    # sweep points and checkpoints
+
+    def point(self, prune_point: int) -> RunFolder:
+        """The sub-folder of a sweep's prune point ``p<k>/``."""
+        return RunFolder(self.path / f"p{int(prune_point)}")
+
+    def points(self) -> list[RunFolder]:
+        """The sweep point sub-folders, by prune point."""
+        found = [p for p in self.path.glob("p*") if p.is_dir() and p.name[1:].isdigit()]
+        return [RunFolder(p) for p in sorted(found, key=lambda p: int(p.name[1:]))]
+
+    def has_checkpoint(self) -> bool:
+        """Whether the run (or a sweep point of it) has a training checkpoint to resume from."""
+        return self.file(self.CHECKPOINT).exists() or any(
+            p.file(self.CHECKPOINT).exists() for p in self.points()
+        )
+
+    def discard_partial_metrics(self) -> list[Path]:
+        """Remove ``metrics.jsonl`` of folders that will start over (no checkpoint, no result).
+
+        A resumed fine-tune trims its metrics to its checkpoint's epoch itself; one without a
+        checkpoint starts again from step 1, so the lost attempt's rows must go or steps would repeat.
+        """
+        removed = []
+        for folder in [self, *self.points()]:
+            metrics = folder.file(self.METRICS)
+            started_over = not folder.file(self.CHECKPOINT).exists()
+            if metrics.exists() and started_over and not folder.file(self.RESULT).exists():
+                metrics.unlink()
+                removed.append(metrics)
+        return removed
+
+
+def _epoch(row: Mapping[str, Any]) -> int:
+    """A metrics row's epoch (0 when it has none or it is not a number)."""
+    try:
+        return int(row.get("epoch", 0))
+    except (TypeError, ValueError):
+        return 0

@@ -1,0 +1,93 @@
+"""The run-folder layout object: settings written once, status merged under a lock, metrics that survive
+torn writes, and malformed files read as missing."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from core.errors import RunError
+from core.io.run_folder import RunFolder, RunSpec
+
+
+def test_settings_are_written_once_and_read_back_typed(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "r1")
+    assert not run.exists and run.read_spec() is None
+    spec = RunSpec("finetune", {"model": "m", "epochs": 2}, executor={"name": "local"})
+    run.write_spec(spec)
+    assert run.exists and run.read_spec() == spec
+    with pytest.raises(RunError, match="already has its settings"):
+        run.write_spec(RunSpec("sweep", {}))
+    assert run.read_spec() == spec
+
+
+@pytest.mark.parametrize(
+    "text", ["", "{", "[]", '{"kind": 3}', '{"kind": "finetune", "config": [1]}', "[" * 100000]
+)
+def test_malformed_settings_read_as_missing(tmp_path: Path, text: str) -> None:
+    run = RunFolder(tmp_path / "r")
+    run.path.mkdir()
+    run.file(RunFolder.CONFIG).write_text(text)
+    assert run.read_spec() is None
+
+
+def test_status_updates_from_two_threads_keep_every_field(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "r")
+    run.path.mkdir()
+
+    def write(prefix: str) -> None:
+        for i in range(40):
+            run.update_status(**{f"{prefix}{i}": i})
+
+    threads = [threading.Thread(target=write, args=(p,)) for p in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    status = run.read_status()
+    assert all(f"{p}{i}" in status for p in "ab" for i in range(40))
+    assert status["run_id"] == "r" and status["resumable"] is False
+
+
+def test_metrics_skip_a_torn_line_and_keep_only_completed_epochs(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "r")
+    run.path.mkdir()
+    for epoch in (1, 1, 2, 3):
+        run.append_metric({"kind": "train", "epoch": epoch})
+    with open(run.file(RunFolder.METRICS), "a") as fh:
+        fh.write('{"kind": "tr')  # a writer killed mid-line
+    assert [r["epoch"] for r in run.read_metrics()] == [1, 1, 2, 3]
+    run.keep_metrics(2)
+    assert [r["epoch"] for r in run.read_metrics()] == [1, 1, 2]
+
+
+def test_sweep_points_checkpoints_and_partial_metrics(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "sweep")
+    run.write_spec(RunSpec("sweep", {}))
+    for p in (10, 2):
+        run.point(p).path.mkdir()
+        run.point(p).append_metric({"epoch": 1})
+    (run.path / "plots").mkdir()  # not a point
+    assert [p.name for p in run.points()] == ["p2", "p10"]
+    assert not run.has_checkpoint()
+    run.point(10).file(RunFolder.CHECKPOINT).write_bytes(b"x")
+    assert run.has_checkpoint()
+    removed = run.discard_partial_metrics()
+    assert removed == [run.point(2).file(RunFolder.METRICS)]
+    assert run.point(10).read_metrics() == [{"epoch": 1}]
+
+
+def test_result_follows_the_kind(tmp_path: Path) -> None:
+    fine, sweep = RunFolder(tmp_path / "f"), RunFolder(tmp_path / "s")
+    fine.write_spec(RunSpec("finetune", {}))
+    sweep.write_spec(RunSpec("sweep", {}))
+    assert fine.read_result() is None
+    fine.write_json(RunFolder.RESULT, {"best_accuracy": 0.5})
+    sweep.write_json(RunFolder.SWEEP_RESULTS, {"rows": []})
+    sweep.write_json(RunFolder.RESULT, {"not": "this"})
+    assert fine.read_result() == {"best_accuracy": 0.5}
+    assert sweep.read_result() == {"rows": []}
+    assert json.loads(sweep.file(RunFolder.SWEEP_RESULTS).read_text()) == {"rows": []}
