@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.geometry.convexity import graph_convexity, layerwise_convexity  # noqa: E402
+from core.geometry.convexity import convexity_curve, graph_convexity  # noqa: E402
 from core.geometry.synthetic import synthetic_layers  # noqa: E402
 
 
@@ -61,7 +61,7 @@ def run_engine(args: argparse.Namespace, features: np.ndarray, labels: np.ndarra
     def heartbeat(done: int, total: int) -> None:
         print(f"  ... {done}/{total} layers, {time.perf_counter() - start:.1f} s", flush=True)
 
-    curve = layerwise_convexity(
+    curve = convexity_curve(
         features,
         labels,
         k=args.k,

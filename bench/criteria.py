@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.geometry.convexity import layerwise_convexity  # noqa: E402
+from core.geometry.convexity import convexity_curve  # noqa: E402
 from core.geometry.criteria import (  # noqa: E402
     CRITERIA,
     GraphCollector,
@@ -64,7 +64,7 @@ def main() -> None:
 
     graphs = GraphCollector()
     t = time.perf_counter()
-    curve = layerwise_convexity(
+    curve = convexity_curve(
         feats,
         labels,
         k=args.k,

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from core.geometry.convexity import (
     PILOT_SOURCES,
     ConvexityInputError,
+    convexity_curve,
     graph_convexity,
     layerwise_convexity,
 )
@@ -324,7 +325,7 @@ def test_layer_selection_progress_and_memmap(tmp_path):
     array[:] = rng.normal(size=array.shape)
     labels = np.repeat(["p", "q", "r"], 20)
     seen, graphs = [], {}
-    curve = layerwise_convexity(
+    curve = convexity_curve(
         array,
         labels,
         k=4,
@@ -338,7 +339,7 @@ def test_layer_selection_progress_and_memmap(tmp_path):
     assert graphs[3].indices.shape == (60, 4)
     assert torch.equal(graphs[3].indices, knn_graph(torch.from_numpy(array[:, 3]), 4).indices)
     with pytest.raises(ConvexityInputError, match="layers must lie"):
-        layerwise_convexity(array, labels, layers=[4])
+        convexity_curve(array, labels, layers=[4])
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import core.geometry.criteria as criteria
-from core.geometry.convexity import layerwise_convexity
+from core.geometry.convexity import convexity_curve, layerwise_convexity
 from core.geometry.criteria import (
     CRITERIA,
     PRUNE_RULES,
@@ -170,7 +170,7 @@ def test_knn_accuracy_from_handmade_graph_and_smaller_k():
 def test_graphs_from_convexity_are_reused_not_rebuilt(monkeypatch):
     feats, labels = synthetic_layers(300, 5, 16, 4, seed=2)
     collector = GraphCollector()
-    layerwise_convexity(
+    convexity_curve(
         feats, labels, k=6, max_pairs_per_class=50, match_pair_precision=False, on_graph=collector
     )
     assert sorted(collector) == [0, 1, 2, 3]

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from core.errors import ConvexityInputError, LabError
-from core.geometry.convexity import graph_convexity, layerwise_convexity
+from core.geometry.convexity import convexity_curve, graph_convexity, layerwise_convexity
 from core.geometry.criteria import knn_accuracy, linear_cka
 from core.geometry.knn import knn_graph
 from core.geometry.projections import layer_embeddings
@@ -61,14 +61,10 @@ def test_power_of_two_rescale_is_exact(blobs):
         assert torch.equal(big.indices, plain.indices)
         # distances in original units, exactly the plain ones scaled
         assert torch.equal(big.distances, plain.distances * 2.0**exponent)
-        curves = layerwise_convexity((points * 2.0**exponent)[:, None, :], labels, k=5)
+        curves = convexity_curve((points * 2.0**exponent)[:, None, :], labels, k=5)
         assert (
             curves.results[0].to_dict()["per_class"]
-            == (
-                layerwise_convexity(points[:, None, :], labels, k=5)
-                .results[0]
-                .to_dict()["per_class"]
-            )
+            == (convexity_curve(points[:, None, :], labels, k=5).results[0].to_dict()["per_class"])
         )
 
 

@@ -18,7 +18,7 @@ import torch
 
 from core.data.datasets import DATASETS
 from core.data.features import FeatureSet, Selection, extract_features
-from core.geometry.convexity import layerwise_convexity
+from core.geometry.convexity import convexity_curve, layerwise_convexity
 from core.models.whisper_offline import offline_whisper_available
 
 MODELS = ("whisper-tiny.en-offline", "whisper-base-offline")
@@ -70,9 +70,7 @@ def curves(features: FeatureSet) -> dict:
     real = layerwise_convexity(
         features.features, {"word": features.words, "speaker": features.speakers}, k=10
     )
-    control = layerwise_convexity(
-        features.features, list(shuffled), k=10, layers=[features.n_layers]
-    )
+    control = convexity_curve(features.features, list(shuffled), k=10, layers=[features.n_layers])
     out = {
         "word": real["word"].scores,
         "speaker": real["speaker"].scores,

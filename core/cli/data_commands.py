@@ -11,7 +11,6 @@ from typing import Any
 
 from core.cli.options import common_options, positive_int, selection_options
 from core.cli.output import format_params, progress_bar, text_table
-from core.errors import CliError
 
 __all__ = [
     "check_speaker_regex",
@@ -214,12 +213,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     enc = load_encoder(args.model, whisper_input=args.whisper_input, device="cpu")
     before = count_parameters(enc)
     n_layers = enc.n_layers
-    if not 1 <= args.p <= n_layers:  # TODO(integrator): drop once prune() raises a LabError itself
-        raise CliError(
-            f"prune point p={args.p} is out of range: this model has {n_layers} transformer layers, "
-            f"so p must satisfy 1 <= p <= {n_layers}"
-        )
-    prune(enc, args.p)
+    prune(enc, args.p)  # PruneError names the valid range
     after = count_parameters(enc)
     path = enc.save_pretrained(args.out)
     print(f"model: {enc.describe()}")

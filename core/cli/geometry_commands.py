@@ -89,7 +89,7 @@ def _features_for(args: argparse.Namespace) -> Any:
 
 
 def _check_k(k: int, fs: Any) -> None:
-    """A kNN graph needs k < N points (TODO(integrator): drop once knn raises a LabError itself)."""
+    """A kNN graph needs k < N points: said in terms of the option, before any layer is computed."""
     n = int(fs.features.shape[0])
     if not 1 <= k < n:
         raise CliError(f"--k {k} needs more clips: k must be between 1 and N-1 = {n - 1}")
@@ -200,7 +200,7 @@ def _criteria_csv(results: dict[str, Any]) -> str:
 
 def cmd_criteria(args: argparse.Namespace) -> int:
     """Convexity beside the other layer-selection criteria, with each one's proposed prune point."""
-    from core.geometry.convexity import layerwise_convexity
+    from core.geometry.convexity import convexity_curve
     from core.geometry.criteria import (
         CRITERIA,
         GraphCollector,
@@ -221,7 +221,7 @@ def cmd_criteria(args: argparse.Namespace) -> int:
     graphs = GraphCollector()
     update, close = progress_bar("convexity", not args.no_progress)
     try:
-        curve = layerwise_convexity(
+        curve = convexity_curve(
             fs.features, labels, k=args.k, max_pairs_per_class=args.pairs, device=args.device,
             match_pair_precision=not args.fast, progress=update, on_graph=graphs,
         )  # fmt: skip

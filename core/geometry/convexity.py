@@ -56,7 +56,7 @@ from core.geometry.sampling import (
     layer_variance,
 )
 from core.geometry.shortest_paths import scores_numba, scores_torch
-from core.geometry.validation import as_features, as_labels, check_finite
+from core.geometry.validation import LabelsLike, as_features, check_finite, encode_labels
 
 Engine = Literal["auto", "numba", "torch"]
 
@@ -175,25 +175,15 @@ class _LabelSet:
     counts: np.ndarray  # (C,) points per class
 
     @classmethod
-    def encode(cls, name: str, labels: Sequence[Hashable] | np.ndarray | torch.Tensor) -> _LabelSet:
-        """Codes in order of first appearance; any hashable labels are accepted."""
-        if isinstance(labels, torch.Tensor):
-            labels = labels.cpu().numpy()
-        index: dict[Hashable, int] = {}
-        codes = np.fromiter(
-            (index.setdefault(_plain(x), len(index)) for x in labels), dtype=np.int32
-        )
-        return cls(name, codes, list(index), np.bincount(codes, minlength=len(index)))
+    def encode(cls, name: str, labels: LabelsLike, n: int) -> _LabelSet:
+        """Checked codes in order of first appearance; any hashable labels are accepted."""
+        codes, classes = encode_labels(labels, n, name)
+        return cls(name, codes, classes, np.bincount(codes, minlength=len(classes)))
 
     @property
     def kept(self) -> np.ndarray:
         """Codes of the classes with at least two points."""
         return np.flatnonzero(self.counts >= 2)
-
-
-def _plain(x: Hashable) -> Hashable:
-    """numpy scalars become Python scalars so label keys print and serialise cleanly."""
-    return x.item() if isinstance(x, np.generic) else x
 
 
 def _summarise(
@@ -514,7 +504,7 @@ def graph_convexity(
 
 def layerwise_convexity(
     features: np.ndarray | torch.Tensor,
-    labels: Sequence[Hashable] | np.ndarray | torch.Tensor | Mapping[str, Sequence[Hashable]],
+    labels: Mapping[str, LabelsLike],
     *,
     k: int = 10,
     max_pairs_per_class: int | None = 5000,
@@ -527,22 +517,25 @@ def layerwise_convexity(
     exact_threshold: float = EXACT_THRESHOLD,
     progress: Callable[[int, int], None] | None = None,
     on_graph: Callable[[int, KnnGraph], None] | None = None,
-) -> ConvexityCurve | dict[str, ConvexityCurve]:
-    """Convexity curve over layers of ``features`` (N, L+1, D) (may be a numpy memmap).
+) -> dict[str, ConvexityCurve]:
+    """Convexity curves over layers of ``features`` (N, L+1, D) (may be a numpy memmap), one per label set.
 
-    ``labels`` is one label array (returns a ``ConvexityCurve``) or a mapping name -> labels, e.g.
-    ``{"word": ..., "speaker": ...}`` (returns name -> curve): the label sets share each layer's kNN
+    ``labels`` maps a name to one label per point, e.g. ``{"word": ..., "speaker": ...}`` (one label
+    array: :func:`convexity_curve`); returns name -> curve. The label sets share each layer's kNN
     graph, the sampled sources and their shortest-path trees. ``layers`` selects hidden-state indices
     (default all); ``progress(done, total)`` is called after each layer; ``on_graph(layer, graph)``
     receives each layer's exact kNN graph so other criteria (e.g. kNN accuracy) can reuse it.
     ``target_se`` and ``exact_threshold`` act per layer and label set as in ``graph_convexity``.
     """
-    single = not isinstance(labels, Mapping)
-    named = {"labels": labels} if single else dict(labels)
+    if not isinstance(labels, Mapping):
+        raise ConvexityInputError(
+            f"labels must map a label-set name to labels, got {type(labels).__name__}"
+        )
+    named = dict(labels)
     if not named:
         raise ConvexityInputError("no label sets given")
     x = as_features(features, "N, layers, D")
-    sets = [_LabelSet.encode(name, as_labels(lab, x.shape[0], name)) for name, lab in named.items()]
+    sets = [_LabelSet.encode(name, lab, x.shape[0]) for name, lab in named.items()]
     _check_inputs(x, sets, k)
     chosen = list(range(x.shape[1])) if layers is None else [int(i) for i in layers]
     if any(not 0 <= i < x.shape[1] for i in chosen):
@@ -563,8 +556,18 @@ def layerwise_convexity(
         per_layer.append(eng.layer(x[:, i, :], layer=i, on_graph=on_graph))
         if progress is not None:
             progress(done, len(chosen))
-    curves = {
+    return {
         ls.name: ConvexityCurve(ls.name, tuple(chosen), tuple(res[q] for res in per_layer))
         for q, ls in enumerate(sets)
     }
-    return curves["labels"] if single else curves
+
+
+def convexity_curve(
+    features: np.ndarray | torch.Tensor, labels: LabelsLike, **options: Any
+) -> ConvexityCurve:
+    """The convexity curve of one label set over the layers of ``features`` (N, L+1, D).
+
+    ``options``: the keywords of :func:`layerwise_convexity`; several label sets are cheaper together
+    there (they share graphs and trees).
+    """
+    return layerwise_convexity(features, {"labels": labels}, **options)["labels"]

@@ -43,7 +43,7 @@ import torch
 from core.errors import ConvexityInputError
 from core.geometry.knn import KnnGraph, knn_graph
 from core.geometry.prune_point import DEFAULT_FRACTION, suggest_prune_point
-from core.geometry.validation import as_feature_array, as_labels, check_finite
+from core.geometry.validation import as_feature_array, check_finite, encode_labels
 
 Kind = Literal["curve", "matrix"]
 Features = np.ndarray | torch.Tensor
@@ -198,27 +198,6 @@ def _layer(features: np.ndarray, layer: int, dtype: type | None = np.float64) ->
     return out
 
 
-def encode_labels(labels: Labels) -> tuple[np.ndarray, list[Hashable]]:
-    """Integer codes (in order of first appearance) and the class list, for any hashable labels."""
-    index: dict[Hashable, int] = {}
-    codes = np.fromiter(
-        (
-            index.setdefault(x.item() if isinstance(x, np.generic) else x, len(index))
-            for x in as_labels(labels)
-        ),
-        dtype=np.int64,
-    )
-    return codes, list(index)
-
-
-def _check_labels(codes: np.ndarray, n: int) -> None:
-    """Labels must have one entry per point."""
-    if codes.shape[0] != n:
-        raise ConvexityInputError(
-            f"labels have {codes.shape[0]} entries but features have {n} points"
-        )
-
-
 # ----------------------------------------------------------------------------------------------------
 # kNN graphs shared with the convexity engine
 # ----------------------------------------------------------------------------------------------------
@@ -307,8 +286,7 @@ def linear_probe(
 
     t0 = time.perf_counter()
     x = _as_array(features)
-    codes, classes = encode_labels(labels)
-    _check_labels(codes, x.shape[0])
+    codes, classes = encode_labels(labels, x.shape[0])
     counts = np.bincount(codes)
     keep = counts[codes] >= n_splits
     n_excluded = int((counts < n_splits).sum())
@@ -403,7 +381,10 @@ def knn_accuracy_from_graphs(
     values = np.empty(len(layers))
     for layer in layers:
         idx = _graph_indices(graphs[layer], k)
-        _check_labels(codes, idx.shape[0])
+        if codes.shape[0] != idx.shape[0]:
+            raise ConvexityInputError(
+                f"labels have {codes.shape[0]} entries but the graphs have {idx.shape[0]} points"
+            )
         values[layer] = float((knn_vote(codes[idx]) == codes).mean())
     n = codes.shape[0]
     return CriterionResult(

@@ -60,7 +60,9 @@ def local_peak_point(
     """
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 1 or s.shape[0] < 2:
-        raise ConvexityInputError(f"need one score per hidden state 0..L with L >= 1, got shape {s.shape}")
+        raise ConvexityInputError(
+            f"need one score per hidden state 0..L with L >= 1, got shape {s.shape}"
+        )
     se = np.zeros_like(s) if sems is None else np.nan_to_num(np.asarray(sems, dtype=np.float64))
     if se.shape != s.shape:
         raise ConvexityInputError(f"sems shape {se.shape} differs from scores shape {s.shape}")

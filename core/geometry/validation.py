@@ -34,6 +34,7 @@ __all__ = [
     "as_features",
     "as_labels",
     "check_finite",
+    "encode_labels",
     "power_of_two_scaled",
     "times_power_of_two",
     "unscaled_distances",
@@ -148,6 +149,25 @@ def as_labels(labels: LabelsLike, n: int | None = None, name: str = "labels") ->
             f"{name} have {array.shape[0]} entries but features have {n} points"
         )
     return array
+
+
+def encode_labels(
+    labels: LabelsLike, n: int | None = None, name: str = "labels"
+) -> tuple[np.ndarray, list[Hashable]]:
+    """Checked labels as integer codes (int32, in order of first appearance) and the class list.
+
+    Any hashable labels are accepted; numpy scalars become Python scalars so class keys print and
+    serialise cleanly. ``n``: the expected number of points.
+    """
+    index: dict[Hashable, int] = {}
+    codes = np.fromiter(
+        (
+            index.setdefault(x.item() if isinstance(x, np.generic) else x, len(index))
+            for x in as_labels(labels, n, name)
+        ),
+        dtype=np.int32,
+    )
+    return codes, list(index)
 
 
 def times_power_of_two(x: torch.Tensor, exponent: int) -> torch.Tensor:
