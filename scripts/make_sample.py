@@ -48,11 +48,42 @@ import soundfile as sf
 from scipy.signal import fftconvolve, lfilter, resample_poly
 
 WORDS: tuple[str, ...] = (
-    "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward",
-    "four", "go", "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one",
-    "right", "seven", "sheila", "six", "stop", "three", "tree", "two", "up", "visual", "wow",
-    "yes", "zero",
-)  # fmt: skip
+    "backward",
+    "bed",
+    "bird",
+    "cat",
+    "dog",
+    "down",
+    "eight",
+    "five",
+    "follow",
+    "forward",
+    "four",
+    "go",
+    "happy",
+    "house",
+    "learn",
+    "left",
+    "marvin",
+    "nine",
+    "no",
+    "off",
+    "on",
+    "one",
+    "right",
+    "seven",
+    "sheila",
+    "six",
+    "stop",
+    "three",
+    "tree",
+    "two",
+    "up",
+    "visual",
+    "wow",
+    "yes",
+    "zero",
+)
 SAMPLE_RATE = 16_000
 CLIP_SAMPLES = 16_000
 ENGINES: tuple[str, ...] = ("espeak-ng", "flite", "festival", "piper", "kokoro")
@@ -227,9 +258,17 @@ def synth_espeak(reqs: list[Request], tmp: Path) -> None:
         s = r.voice.settings
         out = tmp / f"espk{i}.wav"
         cmd = [
-            "espeak-ng", "-v", s["voice"], "-p", str(s["pitch"]),
-            "-s", str(round(s["speed_wpm"] * r.rate)), "-w", str(out), r.word,
-        ]  # fmt: skip
+            "espeak-ng",
+            "-v",
+            s["voice"],
+            "-p",
+            str(s["pitch"]),
+            "-s",
+            str(round(s["speed_wpm"] * r.rate)),
+            "-w",
+            str(out),
+            r.word,
+        ]
         _run_to_file(r, cmd, out)
 
 
@@ -238,9 +277,16 @@ def synth_flite(reqs: list[Request], tmp: Path) -> None:
     for i, r in enumerate(reqs):
         out = tmp / f"flite{i}.wav"
         cmd = [
-            "flite", "-voice", r.voice.settings["voice"], "-t", r.word, "-o", str(out),
-            "--setf", f"duration_stretch={1.0 / r.rate:.4f}",
-        ]  # fmt: skip
+            "flite",
+            "-voice",
+            r.voice.settings["voice"],
+            "-t",
+            r.word,
+            "-o",
+            str(out),
+            "--setf",
+            f"duration_stretch={1.0 / r.rate:.4f}",
+        ]
         _run_to_file(r, cmd, out)
 
 
@@ -296,8 +342,16 @@ def synth_piper(reqs: list[Request], tmp: Path) -> None:
 
 
 # espeak-ng IPA -> Kokoro (misaki) symbols: diphthongs are single letters, US English has no length mark.
-_KOKORO_MAP = (("eɪ", "A"), ("aɪ", "I"), ("aʊ", "W"), ("ɔɪ", "Y"), ("oʊ", "O"), ("əʊ", "O"),
-               ("ɜː", "ɜɹ"), ("ː", ""))  # fmt: skip
+_KOKORO_MAP = (
+    ("eɪ", "A"),
+    ("aɪ", "I"),
+    ("aʊ", "W"),
+    ("ɔɪ", "Y"),
+    ("oʊ", "O"),
+    ("əʊ", "O"),
+    ("ɜː", "ɜɹ"),
+    ("ː", ""),
+)
 
 
 def english_ipa(word: str) -> str:
@@ -864,8 +918,10 @@ def generate(
     }
     for folder in folders:
         (folder / "voices.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-    log(f"wrote {sum(map(len, written.values()))} clips for {len(written)} speakers in "
-        f"{time.time() - t0:.1f} s")  # fmt: skip
+    log(
+        f"wrote {sum(map(len, written.values()))} clips for {len(written)} speakers in "
+        f"{time.time() - t0:.1f} s"
+    )
     return {"speakers": len(written), "dropped": dropped, "skipped": skipped}
 
 

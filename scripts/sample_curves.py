@@ -110,8 +110,11 @@ def measure(args: argparse.Namespace) -> SampleCurves:
         )
         for name in LABEL_SETS:
             c = m.curve(name)
-            print(f"  {name:8s}" + " ".join(f"{s:.3f}" for s in c.scores)
-                  + ("  (exact)" if c.all_exact else "  sem " + " ".join(f"{v:.3f}" for v in c.sems)))  # fmt: skip
+            print(
+                f"  {name:8s}"
+                + " ".join(f"{s:.3f}" for s in c.scores)
+                + ("  (exact)" if c.all_exact else "  sem " + " ".join(f"{v:.3f}" for v in c.sems))
+            )
         result = SampleCurves(
             dataset=args.dataset,
             root=args.root.as_posix(),

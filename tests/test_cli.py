@@ -68,9 +68,13 @@ def test_help_smoke_subprocess(cli_cache: str) -> None:
     """The real entry point: ``python -m core --help`` in a fresh interpreter."""
     env = dict(os.environ, CONVEXITY_LAB_CACHE=cli_cache, PYTHONWARNINGS="ignore")
     res = subprocess.run(
-        [sys.executable, "-m", "core", "--help"], cwd=REPO_ROOT, env=env, capture_output=True,
-        text=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-m", "core", "--help"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0 and "examples:" in res.stdout, res.stderr
     for command in ("models", "datasets", "extract", "convexity", "criteria", "finetune", "jobs"):
         assert command in res.stdout
@@ -99,9 +103,13 @@ def test_worker_entry_smoke_subprocess(tmp_path: Path) -> None:
         run = jobs.create_run("finetune", {"model": "never-loaded"})
         (run / "cancel.request").write_text("{}")  # the worker stops before training anything
         proc = subprocess.Popen(
-            [sys.executable, "-m", "core", "jobs", "run-job", run.name], cwd=REPO_ROOT, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [sys.executable, "-m", "core", "jobs", "run-job", run.name],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         status = records.status(run.name)
@@ -137,8 +145,9 @@ def test_models_and_datasets(run: Callable[..., Res], tree: Path) -> None:
     assert "go 6" in res.stdout and "aa11 6" in res.stdout
 
 
-def test_extract_convexity_json_csv_and_cache_key(run: Callable[..., Res], tree: Path,
-                                                  model_dir: Path, tmp_path: Path) -> None:  # fmt: skip
+def test_extract_convexity_json_csv_and_cache_key(
+    run: Callable[..., Res], tree: Path, model_dir: Path, tmp_path: Path
+) -> None:
     common = [str(model_dir), "folder", "--root", str(tree), "--batch-size", "4"]
     res = run("extract", *common)
     assert res.returncode == 0, res.stderr
@@ -160,8 +169,18 @@ def test_extract_convexity_json_csv_and_cache_key(run: Callable[..., Res], tree:
     assert scores == pytest.approx(doc["curves"]["word"]["scores"], abs=1e-4)
 
     out_csv = tmp_path / "curves.csv"
-    res = run("convexity", "--key", key[:10], "--labels", "speaker", "--k", "5",
-              "--exhaustive", "--out", str(out_csv))  # fmt: skip
+    res = run(
+        "convexity",
+        "--key",
+        key[:10],
+        "--labels",
+        "speaker",
+        "--k",
+        "5",
+        "--exhaustive",
+        "--out",
+        str(out_csv),
+    )
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(out_csv.open()))
     assert {r["labels"] for r in rows} == {"speaker"}
@@ -236,9 +255,14 @@ def test_run_ids_are_validated_and_nothing_is_created(
     """The audit's commands: paths and unknown ids exit 2 with one line; no folder, no worker."""
     runs_root = Path(cli_cache) / "runs"
     before = sorted(runs_root.iterdir()) if runs_root.exists() else []
-    for argv in (["jobs", "cancel", "../../etc"], ["jobs", "cancel", "/etc"],
-                 ["jobs", "resume", "../../victim"], ["jobs", "resume", "no-such-id"],
-                 ["jobs", "status", "../x"], ["jobs", "restart", "no-such-id"]):  # fmt: skip
+    for argv in (
+        ["jobs", "cancel", "../../etc"],
+        ["jobs", "cancel", "/etc"],
+        ["jobs", "resume", "../../victim"],
+        ["jobs", "resume", "no-such-id"],
+        ["jobs", "status", "../x"],
+        ["jobs", "restart", "no-such-id"],
+    ):
         line = _one_line_error(run(*argv))
         assert "run id" in line or "no run" in line, line
     assert (sorted(runs_root.iterdir()) if runs_root.exists() else []) == before
@@ -290,8 +314,9 @@ def test_every_config_field_is_an_option(run: Callable[..., Res]) -> None:
     assert config_from_args(SweepConfig, parsed).points == ["full", "suggested", 3, 2]
 
 
-def test_criteria_table_and_exports(run: Callable[..., Res], tree: Path, model_dir: Path,
-                                    tmp_path: Path) -> None:  # fmt: skip
+def test_criteria_table_and_exports(
+    run: Callable[..., Res], tree: Path, model_dir: Path, tmp_path: Path
+) -> None:
     """`criteria` prints every criterion's prune point and exports JSON and long-format CSV."""
     common = [str(model_dir), "folder", "--root", str(tree), "--batch-size", "4", "--no-progress"]
     out_json, out_csv = tmp_path / "criteria.json", tmp_path / "criteria.csv"
@@ -327,10 +352,25 @@ def test_foreground_finetune_logs_progress_plainly(
 ) -> None:
     """Progress lines go to stderr at INFO without a 'warning:' prefix; the result JSON to stdout."""
     res = run(
-        "finetune", "--model", str(tiny_assets["wav2vec2"]), "--dataset", "folder",
-        "--root", str(tiny_assets["data"]), "--epochs", "1", "--batch-size", "8",
-        "--lr", "3e-3", "--max-steps-per-epoch", "2", "--no-convexity", "--device", "cpu",
-    )  # fmt: skip
+        "finetune",
+        "--model",
+        str(tiny_assets["wav2vec2"]),
+        "--dataset",
+        "folder",
+        "--root",
+        str(tiny_assets["data"]),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--lr",
+        "3e-3",
+        "--max-steps-per-epoch",
+        "2",
+        "--no-convexity",
+        "--device",
+        "cpu",
+    )
     assert res.returncode == 0, res.stderr
     assert "epoch 1/1: validation accuracy" in res.stderr
     assert "warning: epoch" not in res.stderr
@@ -354,8 +394,13 @@ def test_jobs_list_status_and_watch(run: Callable[..., Res]) -> None:
         {"kind": "eval", "step": 2 * e, "epoch": e, "epoch_seconds": 3.0, "time": e} for e in (1, 2)
     ]
     (done / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    write_status(done, state="done", epoch=2, started_at="2026-01-01T00:00:00+00:00",
-                 finished_at="2026-01-01T00:01:05+00:00")  # fmt: skip
+    write_status(
+        done,
+        state="done",
+        epoch=2,
+        started_at="2026-01-01T00:00:00+00:00",
+        finished_at="2026-01-01T00:01:05+00:00",
+    )
     cancelled = jobs.create_run("finetune", {"model": "m"}, parent=done.name, attempt=2)
     write_status(cancelled, state="cancelled")
     listed = run("jobs", "list").stdout

@@ -119,11 +119,18 @@ def test_cli_on_a_finished_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
 
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
     config = {
-        "model": str(make_trainable_wav2vec2(tmp_path / "m")), "dataset": "folder", "task": "words",
+        "model": str(make_trainable_wav2vec2(tmp_path / "m")),
+        "dataset": "folder",
+        "task": "words",
         "root": str(make_tone_noise_dataset(tmp_path / "data", speakers=3, per_speaker=6)),
-        "eval_split": "test", "epochs": 1, "batch_size": 8, "lr": 3e-3, "convexity": False,
-        "device": "cpu", "prune_point": 1,
-    }  # fmt: skip
+        "eval_split": "test",
+        "epochs": 1,
+        "batch_size": 8,
+        "lr": 3e-3,
+        "convexity": False,
+        "device": "cpu",
+        "prune_point": 1,
+    }
     run = jobs.create_run("finetune", config)
     assert jobs.run_job(run) == 0 and jobs.read_status(run)["state"] == "done"
     out = tmp_path / "e.json"

@@ -184,8 +184,13 @@ def test_batch_sizes_and_oom_halving_give_the_same_features(tree: Path, model_di
 
 def test_no_cache_leaves_nothing_behind(tree: Path, model_dir: Path, cache: Path) -> None:
     progress: list[tuple[int, int]] = []
-    fs = extract_features(str(model_dir), sel(tree), cache=False, batch_size=4,
-                          progress=lambda d, t: progress.append((d, t)))  # fmt: skip
+    fs = extract_features(
+        str(model_dir),
+        sel(tree),
+        cache=False,
+        batch_size=4,
+        progress=lambda d, t: progress.append((d, t)),
+    )
     assert fs.features.shape == (N, L + 1, D) and not fs.from_cache and fs.directory is None
     assert progress[0] == (0, N) and progress[-1] == (N, N)
     assert [d for d, _ in progress] == sorted(d for d, _ in progress)
@@ -254,13 +259,17 @@ def test_cache_key_is_unchanged_by_asking_the_registry_for_identity(tree: Path, 
     payload = {
         "format": 1,
         "model": {
-            "model_key": str(model_dir), "model_id": str(model_dir), "source": "local",
-            "weights": "files-sha256:" + weights, "input_mode": "waveform", "n_layers": L,
+            "model_key": str(model_dir),
+            "model_id": str(model_dir),
+            "source": "local",
+            "weights": "files-sha256:" + weights,
+            "input_mode": "waveform",
+            "n_layers": L,
         },
         "dataset_fingerprint": selection.table().fingerprint(),
         "selection": selection.key_part(),
         "pooling": "mean-valid-frames",
-    }  # fmt: skip
+    }
     assert fs.key == hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

@@ -27,11 +27,25 @@ def test_bad_model_fails_only_its_cells_and_the_table_is_stored(
 ) -> None:
     good, bad = str(tiny_assets["wav2vec2"]), str(tmp_path / "no-such-model")
     train = dict(
-        dataset="folder", root=str(tiny_assets["data"]), eval_split="test", epochs=1,
-        batch_size=8, lr=3e-3, log_every=1, convexity=False, device="cpu", max_steps_per_epoch=2,
-    )  # fmt: skip
-    spec = GridSpec(models=(bad, good), tasks=("words",), points=("full",), seeds=(0,),
-                    train=train, benchmark=False)  # fmt: skip
+        dataset="folder",
+        root=str(tiny_assets["data"]),
+        eval_split="test",
+        epochs=1,
+        batch_size=8,
+        lr=3e-3,
+        log_every=1,
+        convexity=False,
+        device="cpu",
+        max_steps_per_epoch=2,
+    )
+    spec = GridSpec(
+        models=(bad, good),
+        tasks=("words",),
+        points=("full",),
+        seeds=(0,),
+        train=train,
+        benchmark=False,
+    )
     said: list[str] = []
     table = run_grid(spec, LocalExecutor(), ExecutorSpec(), say=said.append)
 

@@ -19,6 +19,7 @@ from core.cli.main import main
 from core.geometry import convexity as engine
 from core.geometry.synthetic import synthetic_layers
 from core.io.paths import REPO_ROOT
+from core.io.run_folder import RunFolder, RunSpec
 from core.results import export
 from core.results.bundle import BundleError, export_bundle, import_bundle
 from core.results.compare import class_difference, prune_table, series_of
@@ -40,10 +41,16 @@ def fake_features(layers: int = 4, n: int = 60, model: str = "model-a") -> Simpl
     """Synthetic features (N, layers, 8) with a feature-set meta like core.data.features writes."""
     x, y = synthetic_layers(n, 3, 8, layers, seed=layers)
     meta = {
-        "key": f"synthetic-{model}-{layers}", "model_key": model, "model_id": f"org/{model}",
-        "weights": "params-sha256:" + "ab" * 32, "dataset": "synthetic", "n_clips": n,
-        "selection": {"split": "all"}, "dataset_fingerprint": "cd" * 32, "n_layers": layers - 1,
-    }  # fmt: skip
+        "key": f"synthetic-{model}-{layers}",
+        "model_key": model,
+        "model_id": f"org/{model}",
+        "weights": "params-sha256:" + "ab" * 32,
+        "dataset": "synthetic",
+        "n_clips": n,
+        "selection": {"split": "all"},
+        "dataset_fingerprint": "cd" * 32,
+        "n_layers": layers - 1,
+    }
     words = [f"w{c}" for c in y]
     speakers = [f"s{i % 4}" for i in range(n)]
     return SimpleNamespace(features=x, meta=meta, key=meta["key"], words=words, speakers=speakers)
@@ -137,10 +144,16 @@ print("HIT" if hit else "COMPUTED")
 def test_two_processes_computing_one_key_leave_one_valid_entry(cache: Path) -> None:
     env = {**os.environ, "CONVEXITY_LAB_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
     procs = [
-        subprocess.Popen([sys.executable, "-c", CHILD], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
-    ]  # fmt: skip
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-500:] for _, err in outs]
     assert sorted(out.strip().splitlines()[-1] for out, _ in outs) == ["COMPUTED", "HIT"]
@@ -155,9 +168,13 @@ def _bundle_with(tmp_path: Path, members: dict[str, bytes]) -> Path:
 
     key = "0" * 64
     manifest = {
-        "schema": 1, "entries": [key],
-        "members": {n: {"bytes": len(d), "sha256": hashlib.sha256(d).hexdigest()} for n, d in members.items()},
-    }  # fmt: skip
+        "schema": 1,
+        "entries": [key],
+        "members": {
+            n: {"bytes": len(d), "sha256": hashlib.sha256(d).hexdigest()}
+            for n, d in members.items()
+        },
+    }
     path = tmp_path / "bad.zip"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("manifest.json", json.dumps(manifest))
@@ -185,8 +202,15 @@ def test_bundle_round_trip_and_rejections(tmp_path: Path, cache: Path, monkeypat
         BundleError, match="invalid"
     ):  # an object array is a pickle: np.load refuses it
         doc = json.loads((results_root() / keys[0] / "entry.json").read_text())
-        import_bundle(_bundle_with(tmp_path, {f"{key}/entry.json": json.dumps(doc).encode(),
-                                              f"{key}/layout.npy": buf.getvalue()}))  # fmt: skip
+        import_bundle(
+            _bundle_with(
+                tmp_path,
+                {
+                    f"{key}/entry.json": json.dumps(doc).encode(),
+                    f"{key}/layout.npy": buf.getvalue(),
+                },
+            )
+        )
     with pytest.raises(BundleError, match="not <key>/<name>.json or .npy"):
         import_bundle(_bundle_with(tmp_path, {f"{key}/data.pkl": b"\x80\x04K\x01."}))
     with pytest.raises(BundleError, match="not a zip"):
@@ -287,16 +311,29 @@ def test_finetuned_vs_pretrained_curves_of_a_run(tmp_path: Path) -> None:
     run = tmp_path / "runs" / "20261129-tiny-p2"
     run.mkdir(parents=True)
     curve = {"layers": [0, 1, 2], "scores": [0.2, 0.5, 0.9], "sems": [0.0, 0.0, 0.0]}
-    conv = {"split": "test", "n_clips": 40, "relevant": "word",
-            "pretrained": {"word": curve, "speaker": curve}, "finetuned": {"word": curve, "speaker": curve}}  # fmt: skip
-    (run / "convexity.json").write_text(json.dumps(conv))
-    (run / "config.json").write_text(json.dumps({"config": {"model": "whisper-tiny.en-offline",
-                                                            "dataset": "sample", "task": "words"}}))  # fmt: skip
+    conv = {
+        "split": "test",
+        "n_clips": 40,
+        "relevant": "word",
+        "pretrained": {"word": curve, "speaker": curve},
+        "finetuned": {"word": curve, "speaker": curve},
+    }
+    folder = RunFolder(run)
+    folder.write_spec(
+        RunSpec(
+            "finetune", {"model": "whisper-tiny.en-offline", "dataset": "sample", "task": "words"}
+        )
+    )
+    folder.write_json(RunFolder.CONVEXITY, conv)
     (key,) = store_all_run_curves(tmp_path / "runs")
     entry = load_result(key)
     names = [s.label_set for s in series_of(key, entry.kind, entry.data, entry.provenance)]
-    assert sorted(names) == ["speaker (finetuned)", "speaker (pretrained)", "word (finetuned)",
-                             "word (pretrained)"]  # fmt: skip
+    assert sorted(names) == [
+        "speaker (finetuned)",
+        "speaker (pretrained)",
+        "word (finetuned)",
+        "word (pretrained)",
+    ]
     assert (
         entry.provenance.model_key == "whisper-tiny.en-offline" and entry.provenance.n_layers == 2
     )

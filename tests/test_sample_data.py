@@ -20,11 +20,42 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 WORDS = [
-    "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward",
-    "four", "go", "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one",
-    "right", "seven", "sheila", "six", "stop", "three", "tree", "two", "up", "visual", "wow",
-    "yes", "zero",
-]  # fmt: skip
+    "backward",
+    "bed",
+    "bird",
+    "cat",
+    "dog",
+    "down",
+    "eight",
+    "five",
+    "follow",
+    "forward",
+    "four",
+    "go",
+    "happy",
+    "house",
+    "learn",
+    "left",
+    "marvin",
+    "nine",
+    "no",
+    "off",
+    "on",
+    "one",
+    "right",
+    "seven",
+    "sheila",
+    "six",
+    "stop",
+    "three",
+    "tree",
+    "two",
+    "up",
+    "visual",
+    "wow",
+    "yes",
+    "zero",
+]
 NAME_RE = re.compile(r"^(?P<speaker>[a-z0-9]+(?:-[a-z0-9]+)*)_nohash_(?P<take>\d+)\.ogg$")
 SIZE_BUDGET = 15_000_000  # bytes, counted as du does on a 4-KiB-block file system
 

@@ -124,9 +124,17 @@ def test_datasets_extract_and_finetune_keep_the_same_speakers(
     assert code == 0 and "speakers with >= 50 clips" in listing
 
     code, out, err = cli(
-        "extract", str(model_dir), "folder", "--root", str(renamed), "--task", "speakers",
-        "--speaker-regex", REGEX, "--no-progress",
-    )  # fmt: skip
+        "extract",
+        str(model_dir),
+        "folder",
+        "--root",
+        str(renamed),
+        "--task",
+        "speakers",
+        "--speaker-regex",
+        REGEX,
+        "--no-progress",
+    )
     assert code == 0, err
     key = re.search(r"^key: ([0-9a-f]+)", out, re.M).group(1)
     fs = load_cached_features(key)
@@ -134,9 +142,12 @@ def test_datasets_extract_and_finetune_keep_the_same_speakers(
     assert fs.meta["selection"]["speaker_regex"] == REGEX
 
     cfg = FinetuneConfig(
-        model=str(model_dir), dataset="folder", root=str(renamed), task="speakers",
+        model=str(model_dir),
+        dataset="folder",
+        root=str(renamed),
+        task="speakers",
         speaker_regex=REGEX,
-    )  # fmt: skip
+    )
     assert load_task_data(cfg).classes == list(KEPT)
     table = load_table("folder", renamed, speaker_regex=REGEX)
     assert speaker_rule(table).kept == KEPT and speaker_rule(table).dropped == ("dave",)
@@ -151,9 +162,16 @@ def test_convexity_needs_the_regex_and_names_the_option(
         assert code == 2 and len(err.strip().splitlines()) == 1
         assert "--speaker-regex" in err, err  # the option the message names exists
     code, out, err = cli(
-        "convexity", *common, "--task", "speakers", "--speaker-regex", REGEX, "--exhaustive",
-        "--k", "5",
-    )  # fmt: skip
+        "convexity",
+        *common,
+        "--task",
+        "speakers",
+        "--speaker-regex",
+        REGEX,
+        "--exhaustive",
+        "--k",
+        "5",
+    )
     assert code == 0, err
     assert "speaker" in out and "word" in out
     for command in ("extract", "convexity", "criteria"):
@@ -168,9 +186,18 @@ def test_finetune_and_sweep_refuse_a_bad_regex_before_creating_a_run(
     before = sorted(runs.iterdir()) if runs.exists() else []
     for command in ("finetune", "sweep"):
         code, _, err = cli(
-            command, "--model", "whisper-tiny.en-offline", "--dataset", "folder", "--root",
-            str(renamed), "--task", "speakers", "--speaker-regex", "^[a-z]+",
-        )  # fmt: skip
+            command,
+            "--model",
+            "whisper-tiny.en-offline",
+            "--dataset",
+            "folder",
+            "--root",
+            str(renamed),
+            "--task",
+            "speakers",
+            "--speaker-regex",
+            "^[a-z]+",
+        )
         assert code == 2 and "has no group" in err and len(err.splitlines()) == 1, err
     assert (sorted(runs.iterdir()) if runs.exists() else []) == before
 
@@ -184,10 +211,17 @@ def test_a_sweep_with_a_speaker_regex_runs(
 
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
     base = tiny_config(
-        tiny_assets, root=str(renamed), task="speakers", speaker_regex=REGEX,
-        eval_split="validation", test_split="test", epochs=1, max_steps_per_epoch=2,
-        convexity=False, convexity_max_pairs=20,
-    )  # fmt: skip
+        tiny_assets,
+        root=str(renamed),
+        task="speakers",
+        speaker_regex=REGEX,
+        eval_split="validation",
+        test_split="test",
+        epochs=1,
+        max_steps_per_epoch=2,
+        convexity=False,
+        convexity_max_pairs=20,
+    )
     result = run_sweep(SweepConfig(**base.to_dict(), points=[1], benchmark=False), tmp_path / "s")
     (row,) = result.rows
     assert row.prune_point == 1 and row.test_accuracy is not None

@@ -36,10 +36,16 @@ def write_tree(root: Path) -> Path:
 def make_tiny_wav2vec2(path: Path) -> Path:
     """A tiny random wav2vec2 saved like a real checkpoint (config.json + weights)."""
     config = tf.Wav2Vec2Config(
-        hidden_size=D, num_hidden_layers=L, num_attention_heads=2, intermediate_size=64,
-        conv_dim=(16, 16, 16), conv_kernel=(10, 4, 4), conv_stride=(5, 4, 4),
-        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-    )  # fmt: skip
+        hidden_size=D,
+        num_hidden_layers=L,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(16, 16, 16),
+        conv_kernel=(10, 4, 4),
+        conv_stride=(5, 4, 4),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+    )
     torch.manual_seed(0)
     tf.Wav2Vec2Model(config).eval().save_pretrained(path)
     return path
@@ -50,13 +56,26 @@ def make_trainable_wav2vec2(path: Path, layers: int = 2, hidden: int = 32) -> Pa
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
     cfg = Wav2Vec2Config(
-        hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-        intermediate_size=2 * hidden, conv_dim=(16, 16), conv_kernel=(10, 8), conv_stride=(10, 8),
-        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, feat_extract_norm="layer",
-        do_stable_layer_norm=False, mask_time_prob=0.0, layerdrop=0.0, hidden_dropout=0.0,
-        attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0,
-        classifier_proj_size=16, vocab_size=8,
-    )  # fmt: skip
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        conv_dim=(16, 16),
+        conv_kernel=(10, 8),
+        conv_stride=(10, 8),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=False,
+        mask_time_prob=0.0,
+        layerdrop=0.0,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        feat_proj_dropout=0.0,
+        classifier_proj_size=16,
+        vocab_size=8,
+    )
     torch.manual_seed(0)
     Wav2Vec2Model(cfg).save_pretrained(path)
     return path
@@ -67,10 +86,18 @@ def make_tiny_whisper(path: Path) -> Path:
     from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForAudioClassification
 
     cfg = WhisperConfig(
-        d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64,
-        decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=64, num_mel_bins=80,
-        vocab_size=100, max_source_positions=1500, classifier_proj_size=16,
-    )  # fmt: skip
+        d_model=32,
+        encoder_layers=2,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_layers=1,
+        decoder_attention_heads=2,
+        decoder_ffn_dim=64,
+        num_mel_bins=80,
+        vocab_size=100,
+        max_source_positions=1500,
+        classifier_proj_size=16,
+    )
     torch.manual_seed(0)
     WhisperForAudioClassification(cfg).save_pretrained(path)
     WhisperFeatureExtractor(feature_size=80).save_pretrained(path)
@@ -97,10 +124,20 @@ def make_tone_noise_dataset(root: Path, speakers: int = 4, per_speaker: int = 15
 def tiny_config_dict(assets: dict[str, Path], **kw: object) -> dict[str, object]:
     """A fast fine-tune (or sweep) config on the tone/noise set, as a run's config.json holds it."""
     base: dict[str, object] = dict(
-        model=str(assets["wav2vec2"]), dataset="folder", root=str(assets["data"]), task="words",
-        eval_split="test", epochs=3, batch_size=8, lr=3e-3, warmup_ratio=0.1, log_every=1,
-        convexity=False, device="cpu", seed=0,
-    )  # fmt: skip
+        model=str(assets["wav2vec2"]),
+        dataset="folder",
+        root=str(assets["data"]),
+        task="words",
+        eval_split="test",
+        epochs=3,
+        batch_size=8,
+        lr=3e-3,
+        warmup_ratio=0.1,
+        log_every=1,
+        convexity=False,
+        device="cpu",
+        seed=0,
+    )
     base.update(kw)
     return base
 

@@ -39,9 +39,16 @@ def cmd_models(args: argparse.Namespace) -> int:
         else:
             where = "no (pip package missing)" if spec.source == "offline" else "no (needs hub)"
         rows.append(
-            [spec.key, spec.family, spec.n_layers, spec.hidden_size, format_params(spec.params),
-             where, spec.hf_id]
-        )  # fmt: skip
+            [
+                spec.key,
+                spec.family,
+                spec.n_layers,
+                spec.hidden_size,
+                format_params(spec.params),
+                where,
+                spec.hf_id,
+            ]
+        )
     print(text_table(rows, ["model", "family", "layers", "dim", "params", "offline", "id"]))
     print(
         "\nAny Hugging Face id of a supported family or a local model directory also works. "
@@ -86,8 +93,16 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         for spec in DATASETS.values():
             root = spec.default_root() if spec.default_root else None
             present = "-" if root is None else ("yes" if root.exists() else "no")
-            rows.append([spec.key, spec.layout, present, str(root or "(--root required)"),
-                         spec.speaker_rule, spec.download_size or "-"])  # fmt: skip
+            rows.append(
+                [
+                    spec.key,
+                    spec.layout,
+                    present,
+                    str(root or "(--root required)"),
+                    spec.speaker_rule,
+                    spec.download_size or "-",
+                ]
+            )
         headers = ["dataset", "layout", "present", "default root", "speakers task", "download"]
         print(text_table(rows, headers))
         print("\nShow class counts with: python -m core datasets NAME [--root DIR]")
@@ -168,8 +183,10 @@ def describe_features(fs: Any) -> list[str]:
     sel_text = ", ".join(f"{k}={v}" for k, v in sel.items() if v is not None)
     lines.append(f"data: {m['dataset']} at {m['root']} ({sel_text})")
     shape = " x ".join(str(s) for s in fs.features.shape)
-    lines.append(f"features: {shape} {fs.features.dtype} (clips x hidden states x dim), "
-                 f"pooling {m['pooling']}")  # fmt: skip
+    lines.append(
+        f"features: {shape} {fs.features.dtype} (clips x hidden states x dim), "
+        f"pooling {m['pooling']}"
+    )
     origin = "from cache" if fs.from_cache else f"computed in {m['seconds']:.1f} s"
     rate = f", {m['clips_per_s']:.1f} clips/s" if m.get("clips_per_s") else ""
     lines.append(f"key: {fs.key} ({origin}{rate} on {m['device']})")
@@ -217,8 +234,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
     after = count_parameters(enc)
     path = enc.save_pretrained(args.out)
     print(f"model: {enc.describe()}")
-    rows = [[part, f"{before[part]:,}", f"{after[part]:,}", f"{before[part] - after[part]:,}"]
-            for part in ("total", "front_end", "transformer", "head")]  # fmt: skip
+    rows = [
+        [part, f"{before[part]:,}", f"{after[part]:,}", f"{before[part] - after[part]:,}"]
+        for part in ("total", "front_end", "transformer", "head")
+    ]
     print(f"pruned at p={args.p}: kept transformer layers 1..{args.p} of {n_layers}")
     print(text_table(rows, ["parameters", "before", "after", "removed"]))
     share = 100 * (1 - after["total"] / before["total"]) if before["total"] else 0.0
@@ -251,41 +270,63 @@ def register(sub: argparse._SubParsersAction) -> None:
     from core.data.datasets import SPEECH_COMMANDS_SHA256, SPEECH_COMMANDS_URL
 
     fmt = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser("models", parents=[common_options()], formatter_class=fmt,
-                       help="list models, offline availability, parameters and layers",
-                       epilog="example:\n  python -m core models")  # fmt: skip
+    p = sub.add_parser(
+        "models",
+        parents=[common_options()],
+        formatter_class=fmt,
+        help="list models, offline availability, parameters and layers",
+        epilog="example:\n  python -m core models",
+    )
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("datasets", parents=[common_options()], formatter_class=fmt,
-                       help="list datasets; with NAME or --root show word/speaker class counts",
-                       epilog="examples:\n  python -m core datasets\n  python -m core datasets sample\n"
-                              "  python -m core datasets speech-commands --root ~/speech_commands_v0.02 --all\n"
-                              "  python -m core datasets --root clips/ --speaker-regex '^([a-z]+)-'")  # fmt: skip
+    p = sub.add_parser(
+        "datasets",
+        parents=[common_options()],
+        formatter_class=fmt,
+        help="list datasets; with NAME or --root show word/speaker class counts",
+        epilog="examples:\n  python -m core datasets\n  python -m core datasets sample\n"
+        "  python -m core datasets speech-commands --root ~/speech_commands_v0.02 --all\n"
+        "  python -m core datasets --root clips/ --speaker-regex '^([a-z]+)-'",
+    )
     p.add_argument("name", nargs="?", help="dataset key: show its class counts")
     p.add_argument(
         "--root", help="dataset folder (without NAME: read as the 'folder' dataset, like extract)"
     )
     p.add_argument("--all", action="store_true", help="list every class, not only the 40 largest")
-    p.add_argument("--min-clips", type=positive_int,
-                   help="speakers task: minimum clips per speaker (default: the dataset's rule)")  # fmt: skip
+    p.add_argument(
+        "--min-clips",
+        type=positive_int,
+        help="speakers task: minimum clips per speaker (default: the dataset's rule)",
+    )
     speaker_regex_option(p)
     p.set_defaults(func=cmd_datasets)
 
-    p = sub.add_parser("download", parents=[common_options()], formatter_class=fmt,
-                       help="download Speech Commands v0.02 (2.3 GB; resumable, sha256-checked)",
-                       epilog="example:\n  python -m core download --root ~/data/speech_commands_v0.02")  # fmt: skip
+    p = sub.add_parser(
+        "download",
+        parents=[common_options()],
+        formatter_class=fmt,
+        help="download Speech Commands v0.02 (2.3 GB; resumable, sha256-checked)",
+        epilog="example:\n  python -m core download --root ~/data/speech_commands_v0.02",
+    )
     p.add_argument("--root", help="target folder (default: the cache's datasets folder)")
     p.add_argument("--url", default=SPEECH_COMMANDS_URL, help="archive URL (a mirror or file://)")
-    p.add_argument("--sha256", default=SPEECH_COMMANDS_SHA256,
-                   help="expected archive sha256 (default: the official one; '' skips the check)")  # fmt: skip
+    p.add_argument(
+        "--sha256",
+        default=SPEECH_COMMANDS_SHA256,
+        help="expected archive sha256 (default: the official one; '' skips the check)",
+    )
     p.set_defaults(func=cmd_download)
 
-    p = sub.add_parser("extract", parents=[common_options()], formatter_class=fmt,
-                       help="extract mean-pooled per-layer features (cached)",
-                       epilog="examples:\n  python -m core extract whisper-tiny.en-offline sample\n"
-                              "  python -m core extract whisper-base-offline sample --whisper-input padded"
-                              " --max-clips 100\n  python -m core extract ./my-model folder --root clips/"
-                              " --task speakers --min-clips 5")  # fmt: skip
+    p = sub.add_parser(
+        "extract",
+        parents=[common_options()],
+        formatter_class=fmt,
+        help="extract mean-pooled per-layer features (cached)",
+        epilog="examples:\n  python -m core extract whisper-tiny.en-offline sample\n"
+        "  python -m core extract whisper-base-offline sample --whisper-input padded"
+        " --max-clips 100\n  python -m core extract ./my-model folder --root clips/"
+        " --task speakers --min-clips 5",
+    )
     selection_options(p, required=True)
     speaker_regex_option(p)
     p.add_argument(
@@ -293,9 +334,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_extract)
 
-    p = sub.add_parser("prune", parents=[common_options()], formatter_class=fmt,
-                       help="keep transformer layers 1..p, save the model, show parameter counts",
-                       epilog="example:\n  python -m core prune whisper-tiny.en-offline 2 --out tiny-p2")  # fmt: skip
+    p = sub.add_parser(
+        "prune",
+        parents=[common_options()],
+        formatter_class=fmt,
+        help="keep transformer layers 1..p, save the model, show parameter counts",
+        epilog="example:\n  python -m core prune whisper-tiny.en-offline 2 --out tiny-p2",
+    )
     p.add_argument("model", help="preset key, Hugging Face id or model directory")
     p.add_argument("p", type=int, help="prune point: keep layers 1..p (1 <= p <= L)")
     p.add_argument("--out", required=True, help="directory to save the pruned model into")

@@ -31,15 +31,21 @@ def _csv(text: str) -> list[str]:
 def register(subparsers: Any) -> None:
     """Add the ``grid`` subcommand to ``python -m core``."""
     p = subparsers.add_parser(
-        "grid", help="the paper grid (models x tasks x points x seeds), resumable, local or on Ray",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+        "grid",
+        help="the paper grid (models x tasks x points x seeds), resumable, local or on Ray",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--models", required=True, help="comma list: preset keys, hub ids or folders")
     p.add_argument("--tasks", default="words,speakers", help="comma list (default: words,speakers)")
     p.add_argument("--points", default="suggested,full", help="comma list: suggested, full, ints")
     p.add_argument("--seeds", default="0,1,2", help="comma list of seeds (default: 0,1,2)")
-    p.add_argument("--paper", action="store_true", help="the paper's recipe (Speech Commands, "
-                   "20 epochs, batch 32, lr 3e-5, best on validation, scored on test)")  # fmt: skip
+    p.add_argument(
+        "--paper",
+        action="store_true",
+        help="the paper's recipe (Speech Commands, "
+        "20 epochs, batch 32, lr 3e-5, best on validation, scored on test)",
+    )
     p.add_argument("--dataset", default="sample")
     p.add_argument("--root", default=None, help="dataset folder (if not the registry default)")
     p.add_argument("--epochs", type=int, default=None)
@@ -64,9 +70,13 @@ def _spec(a: argparse.Namespace) -> Any:
     if a.paper:
         train.update(PAPER_RECIPE)
     given = {
-        "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "device": a.device,
-        "max_train_clips": a.max_train_clips, "max_steps_per_epoch": a.max_steps_per_epoch,
-    }  # fmt: skip
+        "epochs": a.epochs,
+        "batch_size": a.batch_size,
+        "lr": a.lr,
+        "device": a.device,
+        "max_train_clips": a.max_train_clips,
+        "max_steps_per_epoch": a.max_steps_per_epoch,
+    }
     train.update({k: v for k, v in given.items() if v is not None})
     if a.no_convexity:
         train["convexity"] = False
@@ -77,9 +87,14 @@ def _spec(a: argparse.Namespace) -> Any:
 
         raise CliError(f"--seeds {a.seeds!r}: give a comma list of integers") from exc
     return GridSpec(
-        models=tuple(_csv(a.models)), tasks=tuple(_csv(a.tasks)), points=parse_points(a.points),
-        seeds=seeds, train=train, fraction=a.fraction, benchmark=not a.no_benchmark,
-    )  # fmt: skip
+        models=tuple(_csv(a.models)),
+        tasks=tuple(_csv(a.tasks)),
+        points=parse_points(a.points),
+        seeds=seeds,
+        train=train,
+        fraction=a.fraction,
+        benchmark=not a.no_benchmark,
+    )
 
 
 def cmd_grid(a: argparse.Namespace) -> int:

@@ -102,8 +102,9 @@ def _configure_output() -> None:
     for name in ("transformers", "huggingface_hub", "numba", "urllib3", "filelock"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
-    def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
-             line: Any = None) -> None:  # fmt: skip
+    def show(
+        message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+    ) -> None:
         _err(f"warning: {message}")
 
     warnings.showwarning = show

@@ -56,18 +56,40 @@ def executor_options(p: argparse.ArgumentParser, *, unit: str = "run") -> None:
     come from ``$CONVEXITY_LAB_EXECUTOR`` / ``$RAY_ADDRESS`` (see :func:`executor_from_args`).
     """
     g = p.add_argument_group("where it runs")
-    g.add_argument("--executor", choices=("local", "ray"), default=None,
-                   help="local processes or a Ray cluster (default: $CONVEXITY_LAB_EXECUTOR, else "
-                   "local)")  # fmt: skip
-    g.add_argument("--address", default=None,
-                   help="Ray cluster: auto, host:6379 or ray://host:10001 (default: $RAY_ADDRESS, "
-                   "else a private local cluster)")  # fmt: skip
-    g.add_argument(f"--gpus-per-{unit}", dest="gpus_per_task", type=float, default=None, metavar="N",
-                   help="GPUs per Ray task (default: 1 if the cluster has GPUs, else 0)")  # fmt: skip
-    g.add_argument(f"--cpus-per-{unit}", dest="cpus_per_task", type=float, default=None, metavar="N",
-                   help="CPUs per Ray task (default: 1)")  # fmt: skip
-    g.add_argument("--results", choices=("auto", "shared", "object-store"), default=None,
-                   help="how Ray workers return results (default: auto)")  # fmt: skip
+    g.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default=None,
+        help="local processes or a Ray cluster (default: $CONVEXITY_LAB_EXECUTOR, else local)",
+    )
+    g.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster: auto, host:6379 or ray://host:10001 (default: $RAY_ADDRESS, "
+        "else a private local cluster)",
+    )
+    g.add_argument(
+        f"--gpus-per-{unit}",
+        dest="gpus_per_task",
+        type=float,
+        default=None,
+        metavar="N",
+        help="GPUs per Ray task (default: 1 if the cluster has GPUs, else 0)",
+    )
+    g.add_argument(
+        f"--cpus-per-{unit}",
+        dest="cpus_per_task",
+        type=float,
+        default=None,
+        metavar="N",
+        help="CPUs per Ray task (default: 1)",
+    )
+    g.add_argument(
+        "--results",
+        choices=("auto", "shared", "object-store"),
+        default=None,
+        help="how Ray workers return results (default: auto)",
+    )
 
 
 def executor_from_args(args: argparse.Namespace) -> Any:
@@ -75,9 +97,12 @@ def executor_from_args(args: argparse.Namespace) -> Any:
     from core.runs.executors import executor_spec
 
     return executor_spec(
-        args.executor, args.address, num_gpus=args.gpus_per_task, num_cpus=args.cpus_per_task,
+        args.executor,
+        args.address,
+        num_gpus=args.gpus_per_task,
+        num_cpus=args.cpus_per_task,
         results=args.results,
-    )  # fmt: skip
+    )
 
 
 def selection_options(p: argparse.ArgumentParser, *, required: bool) -> None:
@@ -131,7 +156,7 @@ def selection_options(p: argparse.ArgumentParser, *, required: bool) -> None:
         default=32,
         help="clips per forward pass (default: 32; halved on OOM)",
     )
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")  # fmt: skip
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
 
 
 def option_name(field_name: str) -> str:
@@ -213,6 +238,11 @@ def config_from_args(
 ) -> Any:
     """An instance of ``config_cls`` from the options given (over ``preset``, over the field defaults)."""
     values = dict(preset or {})
-    values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)
-                   if hasattr(args, f.name)})  # fmt: skip
+    values.update(
+        {
+            f.name: getattr(args, f.name)
+            for f in dataclasses.fields(config_cls)
+            if hasattr(args, f.name)
+        }
+    )
     return config_cls(**values)

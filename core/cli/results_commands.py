@@ -22,9 +22,19 @@ def _rows(entries: list[Any]) -> list[list[str]]:
         p = e.provenance
         settings = p.sampling_text() if e.kind == "convexity" else ""
         k = f"k={p.k}" if p.k is not None else ""
-        rows.append([e.key[:12], e.kind, p.model_key or p.model_id, p.dataset, str(p.n_clips),
-                     "+".join(p.label_sets) or "-", " ".join(x for x in (k, settings) if x) or "-",
-                     p.created[:19], f"{e.n_bytes / 1024:.0f} KiB"])  # fmt: skip
+        rows.append(
+            [
+                e.key[:12],
+                e.kind,
+                p.model_key or p.model_id,
+                p.dataset,
+                str(p.n_clips),
+                "+".join(p.label_sets) or "-",
+                " ".join(x for x in (k, settings) if x) or "-",
+                p.created[:19],
+                f"{e.n_bytes / 1024:.0f} KiB",
+            ]
+        )
     return rows
 
 
@@ -65,20 +75,35 @@ def cmd_import(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add ``results``, ``export-results`` and ``import-results`` to the CLI's subparsers."""
     fmt = argparse.RawDescriptionHelpFormatter
-    p = subparsers.add_parser("results", formatter_class=fmt, epilog=EXAMPLES["results"],
-                              help="list stored results (convexity curves, criteria, UMAP layouts)")  # fmt: skip
+    p = subparsers.add_parser(
+        "results",
+        formatter_class=fmt,
+        epilog=EXAMPLES["results"],
+        help="list stored results (convexity curves, criteria, UMAP layouts)",
+    )
     p.add_argument("action", choices=("list",), help="what to do (list)")
-    p.add_argument("--kind", choices=("convexity", "criteria", "umap", "finetune-convexity", "grid"),
-                   help="only results of this kind")  # fmt: skip
+    p.add_argument(
+        "--kind",
+        choices=("convexity", "criteria", "umap", "finetune-convexity", "grid"),
+        help="only results of this kind",
+    )
     p.set_defaults(func=cmd_results, threads=None, no_progress=True)
 
-    p = subparsers.add_parser("export-results", formatter_class=fmt, epilog=EXAMPLES["export-results"],
-                              help="write stored results to a portable zip bundle")  # fmt: skip
+    p = subparsers.add_parser(
+        "export-results",
+        formatter_class=fmt,
+        epilog=EXAMPLES["export-results"],
+        help="write stored results to a portable zip bundle",
+    )
     p.add_argument("keys", nargs="+", metavar="KEY", help="result keys or unique prefixes")
     p.add_argument("--out", required=True, help="bundle file to write (.zip)")
     p.set_defaults(func=cmd_export, threads=None, no_progress=True)
 
-    p = subparsers.add_parser("import-results", formatter_class=fmt, epilog=EXAMPLES["import-results"],
-                              help="validate a results bundle and add it to the store")  # fmt: skip
+    p = subparsers.add_parser(
+        "import-results",
+        formatter_class=fmt,
+        epilog=EXAMPLES["import-results"],
+        help="validate a results bundle and add it to the store",
+    )
     p.add_argument("bundle", help="a bundle written by export-results")
     p.set_defaults(func=cmd_import, threads=None, no_progress=True)

@@ -571,11 +571,30 @@ def extract_features(
             )
         finally:
             Path(tmp).unlink(missing_ok=True)  # the memmap stays readable until released
-        meta = _meta(key, identity, encoder_facts(encoder), table, fingerprint, selection, kept,
-                     skipped, stats, arr, None, arr.nbytes)  # fmt: skip
+        meta = _meta(
+            key,
+            identity,
+            encoder_facts(encoder),
+            table,
+            fingerprint,
+            selection,
+            kept,
+            skipped,
+            stats,
+            arr,
+            None,
+            arr.nbytes,
+        )
         summary, lists = _split_meta(meta)
-        return FeatureSet(arr, lists["paths"], lists["words"], lists["speakers"], lists["skipped"],
-                          summary, key=key)  # fmt: skip
+        return FeatureSet(
+            arr,
+            lists["paths"],
+            lists["words"],
+            lists["speakers"],
+            lists["skipped"],
+            summary,
+            key=key,
+        )
 
     directory = feature_cache_root() / key
     found, why = read_valid_entry(directory, key)
@@ -652,13 +671,33 @@ def commit_entry(
         raise
     arr = np.load(directory / FEATURES_NAME, mmap_mode="r", allow_pickle=False)
     sha256_file_memo(directory / FEATURES_NAME)  # memoise the checksum for the renamed file
-    meta = _meta(entry.key, entry.identity, facts, entry.table, entry.fingerprint,
-                 entry.selection, kept, skipped, stats, arr, sha, size)  # fmt: skip
+    meta = _meta(
+        entry.key,
+        entry.identity,
+        facts,
+        entry.table,
+        entry.fingerprint,
+        entry.selection,
+        kept,
+        skipped,
+        stats,
+        arr,
+        sha,
+        size,
+    )
     atomic_write_json(directory / META_NAME, meta)
     os.chmod(directory / META_NAME, 0o644)
     summary, lists = _split_meta(meta)
-    return FeatureSet(arr, lists["paths"], lists["words"], lists["speakers"], lists["skipped"],
-                      summary, key=entry.key, directory=directory)  # fmt: skip
+    return FeatureSet(
+        arr,
+        lists["paths"],
+        lists["words"],
+        lists["speakers"],
+        lists["skipped"],
+        summary,
+        key=entry.key,
+        directory=directory,
+    )
 
 
 # --------------------------------------------------------------------------------------------------

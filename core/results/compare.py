@@ -68,10 +68,11 @@ def spread_bars(curve: ConvexityCurve) -> np.ndarray:
     return np.array(
         [
             np.mean([c.pair_std / np.sqrt(c.n_points) for c in r.per_class.values()])
-            if r.per_class else np.nan
+            if r.per_class
+            else np.nan
             for r in curve.results
         ]
-    )  # fmt: skip
+    )
 
 
 def class_scores(curve: ConvexityCurve) -> dict[str, np.ndarray]:
@@ -94,17 +95,40 @@ def series_of(key: str, kind: str, data: dict[str, Any], prov: Provenance) -> li
     out = []
     if kind == "convexity":
         for name, c in decode_curves(data).items():
-            out.append(CurveSeries(key, name, c.layers, c.scores, c.sems, spread_bars(c),
-                                   class_scores(c), is_exact(c), prov,
-                                   prov.n_layers or max(c.layers)))  # fmt: skip
+            out.append(
+                CurveSeries(
+                    key,
+                    name,
+                    c.layers,
+                    c.scores,
+                    c.sems,
+                    spread_bars(c),
+                    class_scores(c),
+                    is_exact(c),
+                    prov,
+                    prov.n_layers or max(c.layers),
+                )
+            )
     elif kind == "finetune-convexity":
         for stage in ("pretrained", "finetuned"):
             for name, c in (data.get(stage) or {}).items():
                 scores = np.asarray(c["scores"], dtype=float)
                 layers = tuple(int(x) for x in c.get("layers", range(len(scores))))
                 sems = np.asarray(c.get("sems", np.zeros_like(scores)), dtype=float)
-                out.append(CurveSeries(key, f"{name} ({stage})", layers, scores, sems, None, {},
-                                       False, prov, prov.n_layers or max(layers)))  # fmt: skip
+                out.append(
+                    CurveSeries(
+                        key,
+                        f"{name} ({stage})",
+                        layers,
+                        scores,
+                        sems,
+                        None,
+                        {},
+                        False,
+                        prov,
+                        prov.n_layers or max(layers),
+                    )
+                )
     return out
 
 

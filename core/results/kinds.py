@@ -61,8 +61,9 @@ def _entry(
 
     def build() -> StoredResult:
         data, arrays, settings = compute()
-        prov = provenance_from_meta(dict(meta), kind=kind, label_sets=list(label_sets),
-                                    settings=jsonable(settings))  # fmt: skip
+        prov = provenance_from_meta(
+            dict(meta), kind=kind, label_sets=list(label_sets), settings=jsonable(settings)
+        )
         return StoredResult(key, kind, jsonable(request), prov, jsonable(data), arrays)
 
     return get_or_compute(key, build, refresh=refresh)
@@ -143,9 +144,13 @@ def convexity_entry(
 
     def compute() -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
         curves = convexity_engine.layerwise_convexity(
-            fs.features, dict(labels), device=device, engine=engine, progress=progress,
+            fs.features,
+            dict(labels),
+            device=device,
+            engine=engine,
+            progress=progress,
             **engine_kwargs,
-        )  # fmt: skip
+        )
         settings = dict(next(iter(curves.values())).results[0].settings)
         settings.pop("n_shortest_path_trees", None)
         return encode_curves(curves), {}, settings
@@ -176,10 +181,14 @@ def encode_criteria(
         if r.uncertainty is not None:
             arrays[f"{name}.uncertainty"] = np.asarray(r.uncertainty, dtype=np.float64)
         data["criteria"][name] = {
-            "name": r.name, "kind": r.kind, "settings": r.settings,
-            "higher_is_better": r.higher_is_better, "prune_rule": r.prune_rule,
-            "seconds": r.seconds, "details": r.details,
-        }  # fmt: skip
+            "name": r.name,
+            "kind": r.kind,
+            "settings": r.settings,
+            "higher_is_better": r.higher_is_better,
+            "prune_rule": r.prune_rule,
+            "seconds": r.seconds,
+            "details": r.details,
+        }
     return data, arrays
 
 
@@ -258,9 +267,12 @@ def store_grid_table(table: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     key = grid_result_key(grid_id)
     meta = {**meta, "key": f"grid:{grid_id}"}
     prov = provenance_from_meta(
-        dict(meta), kind=GRID_KIND, label_sets=list(meta.get("label_sets") or ()),
-        settings=jsonable(dict(meta.get("settings") or {})), extra={"grid_id": grid_id},
-    )  # fmt: skip
+        dict(meta),
+        kind=GRID_KIND,
+        label_sets=list(meta.get("label_sets") or ()),
+        settings=jsonable(dict(meta.get("settings") or {})),
+        extra={"grid_id": grid_id},
+    )
     save_result(StoredResult(key, GRID_KIND, {"grid_id": grid_id}, prov, jsonable(dict(table))))
     return key
 

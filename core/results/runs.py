@@ -40,10 +40,12 @@ def store_run_curves(run: str | os.PathLike) -> str | None:
 
     def build() -> StoredResult:
         prov = provenance_from_meta(
-            meta, kind="finetune-convexity", label_sets=sorted(conv["finetuned"]),
+            meta,
+            kind="finetune-convexity",
+            label_sets=sorted(conv["finetuned"]),
             settings={"prune_point": cfg.get("prune_point"), "task": cfg.get("task")},
             extra={"run": run.name},
-        )  # fmt: skip
+        )
         data = {k: conv.get(k) for k in ("pretrained", "finetuned", "split", "relevant")}
         return StoredResult(key, "finetune-convexity", request, prov, jsonable(data))
 

@@ -334,9 +334,10 @@ def resolve_result_key(prefix: str) -> str:
     if len(prefix) < 6 or not all(c in "0123456789abcdef" for c in prefix):
         raise ResultError(f"result key {prefix[:80]!r}: give at least 6 hex digits")
     hits = sorted(
-        p.name for p in results_root().iterdir() if p.is_dir() and KEY_RE.match(p.name)
-        and p.name.startswith(prefix)
-    )  # fmt: skip
+        p.name
+        for p in results_root().iterdir()
+        if p.is_dir() and KEY_RE.match(p.name) and p.name.startswith(prefix)
+    )
     if not hits:
         raise ResultError(f"no stored result with key {prefix!r} in {results_root()}")
     if len(hits) > 1:

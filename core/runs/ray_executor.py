@@ -407,11 +407,11 @@ def extract_features_sharded(
     Shards write their rows next to the cache entry when the worker shares the cache (``out_dir``),
     else return them through the object store; the driver assembles and commits the entry.
     """
-    from core.data.features import _plan_entry, _read_valid
+    from core.data.features import plan_entry, read_valid_entry
     from core.data.sharded import assemble_shards, plan_shards
 
-    entry, _ = _plan_entry(model, selection, whisper_input, "cpu")
-    found, _ = _read_valid(entry.directory, entry.key)
+    entry, _ = plan_entry(model, selection, whisper_input, "cpu")
+    found, _ = read_valid_entry(entry.directory, entry.key)
     if found is not None:
         return found
     cpus = require_ray().cluster_resources().get("CPU", 1) if executor.name == "ray" else 1

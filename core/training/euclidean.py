@@ -156,10 +156,14 @@ def euclidean_convexity(
         per_class: dict[str, dict[str, float]] = {}
         for c, pairs in chosen.items():
             n = int((names == c).sum())
-            scores = np.concatenate([
-                _pair_scores(clf, inputs, module, waves, pairs[i : i + batch_pairs], label2id[c])
-                for i in range(0, len(pairs), batch_pairs)
-            ])  # fmt: skip
+            scores = np.concatenate(
+                [
+                    _pair_scores(
+                        clf, inputs, module, waves, pairs[i : i + batch_pairs], label2id[c]
+                    )
+                    for i in range(0, len(pairs), batch_pairs)
+                ]
+            )
             m, population = len(scores), n * (n - 1) // 2
             sd = float(np.std(scores, ddof=1)) if m > 1 else 0.0
             sem = sd / math.sqrt(m) * math.sqrt(max(0.0, 1 - m / population))
