@@ -26,6 +26,7 @@ __all__ = [
     "ModelUnavailableError",
     "OfflineWeightsError",
     "PruneError",
+    "RecordError",
     "ResultError",
     "RunError",
     "StorageError",
@@ -106,6 +107,10 @@ class CT2FormatError(OfflineWeightsError):
 
 class StorageError(LabError, OSError):
     """A file or folder Convexity Lab needs that cannot be created or written (permissions, disk full)."""
+
+
+class RecordError(LabError, ValueError):
+    """A stored JSON record whose fields do not have the types this version reads (see core.io.records)."""
 
 
 class ResultError(LabError):

@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.data.sample_curves import (  # noqa: E402
     LABEL_SETS,
-    LabelCurve,
     ModelCurves,
     SampleCurves,
     read_sample_curves,
 )
+from core.geometry.curves import LayerCurve  # noqa: E402
 
 MODELS = ("whisper-tiny.en-offline", "whisper-base-offline")
 
@@ -59,9 +59,9 @@ def measure_model(
         curves = stored_convexity(fs, labels, k=k, target_se=target_se, seed=0)
     t2 = time.perf_counter()
 
-    def typed(name: str) -> LabelCurve:
+    def typed(name: str) -> LayerCurve:
         c = curves[name]
-        return LabelCurve(
+        return LayerCurve(
             scores=tuple(round(float(v), 4) for v in c.scores),
             sems=tuple(
                 0.0 if e else round(float(v), 4) for v, e in zip(c.sems, c.exact, strict=True)

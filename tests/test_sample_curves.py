@@ -38,7 +38,7 @@ def test_bad_files_are_one_line_errors(tmp_path: Path) -> None:
     good = read_sample_curves(SAMPLE_CURVES).to_dict()
     good["models"][next(iter(good["models"]))]["word"]["sems"] = [0.0]
     (tmp_path / "bad.json").write_text(json.dumps(good))
-    with pytest.raises(DatasetError, match="one entry per state"):
+    with pytest.raises(DatasetError, match=r"malformed: ModelCurves\.word: .*per hidden state"):
         read_sample_curves(tmp_path / "bad.json")
 
 

@@ -43,7 +43,6 @@ _EXPORTS = {
     "load_cached_features": "features",
     "remove_cached_features": "features",
     "resolve_cache_key": "features",
-    "LabelCurve": "sample_curves",
     "ModelCurves": "sample_curves",
     "SampleCurves": "sample_curves",
     "read_sample_curves": "sample_curves",

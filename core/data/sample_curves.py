@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import DatasetError
+from core.errors import DatasetError, RecordError
+from core.geometry.curves import LayerCurve
 from core.io.paths import REPO_ROOT
+from core.io.records import Record
 
 __all__ = [
     "LABEL_SETS",
     "SAMPLE_CURVES",
-    "LabelCurve",
     "ModelCurves",
     "SampleCurves",
     "read_sample_curves",
@@ -31,45 +32,14 @@ FORMAT = 2
 
 
 @dataclass(frozen=True)
-class LabelCurve:
-    """One label set's convexity per hidden state: score, standard error (0 where exact), exactness."""
-
-    scores: tuple[float, ...]
-    sems: tuple[float, ...]
-    exact: tuple[bool, ...]
-
-    def __post_init__(self) -> None:
-        if not (len(self.scores) == len(self.sems) == len(self.exact)) or not self.scores:
-            raise DatasetError("stored curve: scores, sems and exact must have one entry per state")
-
-    @property
-    def all_exact(self) -> bool:
-        """Whether every state's score is exact (every pair scored, SE 0)."""
-        return all(self.exact)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON."""
-        return {"scores": list(self.scores), "sems": list(self.sems), "exact": list(self.exact)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LabelCurve:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            scores=tuple(float(v) for v in data["scores"]),
-            sems=tuple(float(v) for v in data["sems"]),
-            exact=tuple(bool(v) for v in data["exact"]),
-        )
-
-
-@dataclass(frozen=True)
-class ModelCurves:
+class ModelCurves(Record):
     """Both label sets of one model on the sample, with how they were computed and how long it took."""
 
     model: str
     describe: str  # the model as the feature cache describes it (id, input mode)
     n_clips: int
-    word: LabelCurve
-    speaker: LabelCurve
+    word: LayerCurve
+    speaker: LayerCurve
     feature_key: str
     extract_seconds: float
     convexity_seconds: float
@@ -83,38 +53,11 @@ class ModelCurves:
         """Transformer layers L (the curves have L+1 hidden states)."""
         return len(self.word.scores) - 1
 
-    def curve(self, label_set: str) -> LabelCurve:
+    def curve(self, label_set: str) -> LayerCurve:
         """The ``word`` or ``speaker`` curve."""
         if label_set not in LABEL_SETS:
             raise DatasetError(f"unknown label set {label_set!r}; use {' or '.join(LABEL_SETS)}")
         return self.word if label_set == "word" else self.speaker
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON."""
-        return {
-            "model": self.model,
-            "describe": self.describe,
-            "n_clips": self.n_clips,
-            "word": self.word.to_dict(),
-            "speaker": self.speaker.to_dict(),
-            "feature_key": self.feature_key,
-            "extract_seconds": self.extract_seconds,
-            "convexity_seconds": self.convexity_seconds,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelCurves:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            model=str(data["model"]),
-            describe=str(data["describe"]),
-            n_clips=int(data["n_clips"]),
-            word=LabelCurve.from_dict(data["word"]),
-            speaker=LabelCurve.from_dict(data["speaker"]),
-            feature_key=str(data["feature_key"]),
-            extract_seconds=float(data["extract_seconds"]),
-            convexity_seconds=float(data["convexity_seconds"]),
-        )
 
 
 @dataclass(frozen=True)
@@ -185,6 +128,8 @@ class SampleCurves:
                     )
                 ),
             )
+        except RecordError as exc:
+            raise DatasetError(f"stored curves are malformed: {exc}") from None
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DatasetError(
                 f"stored curves are malformed ({type(exc).__name__}: {exc})"

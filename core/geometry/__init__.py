@@ -11,6 +11,7 @@ _EXPORTS = {
     "graph_convexity": "convexity",
     "layerwise_convexity": "convexity",
     "convexity_curve": "convexity",
+    "LayerCurve": "curves",
     "CriterionResult": "criteria",
     "encode_labels": "validation",
     "GraphCollector": "criteria",

@@ -11,12 +11,12 @@ Two rules, shown side by side so a user can see which one a sweep proves right:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from core.errors import ConvexityInputError
+from core.io.records import Record
 
 DEFAULT_FRACTION = 0.95
 
@@ -75,7 +75,7 @@ def local_peak_point(
 
 
 @dataclass(frozen=True)
-class PrunePointChoice:
+class PrunePointChoice(Record):
     """Both prune-point rules on one curve, with the numbers a user needs to check them."""
 
     threshold_point: int  # the paper-style rule: first layer >= fraction of the max over 1..L
@@ -102,15 +102,6 @@ class PrunePointChoice:
         elif self.local_peak == self.threshold_point:
             text += " Both rules agree."
         return text
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PrunePointChoice:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**data)
 
 
 def choose_prune_points(

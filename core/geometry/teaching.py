@@ -13,6 +13,7 @@ import torch
 
 from core.geometry.knn import knn_graph
 from core.geometry.validation import as_feature_array, as_labels
+from core.io.records import Record
 
 
 def knn_csr(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -119,7 +120,7 @@ def leaving_pair(
 
 
 @dataclass(frozen=True)
-class PairWalkthrough:
+class PairWalkthrough(Record):
     """One pair's shortest path, taken apart for the step-through: interior points in and out of class."""
 
     start: int
@@ -144,15 +145,6 @@ class PairWalkthrough:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
         return {**asdict(self), "score": self.score}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PairWalkthrough:
-        """Inverse of :meth:`to_dict` (the derived score is dropped)."""
-        d = {k: v for k, v in data.items() if k != "score"}
-        for k in ("inside", "outside"):
-            d[k] = tuple(d[k])
-        d["path"] = None if d["path"] is None else tuple(d["path"])
-        return cls(**d)
 
 
 def walk_pair(

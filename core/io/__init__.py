@@ -10,6 +10,8 @@ _EXPORTS = {
     "cache_dir": "paths",
     "exclusive": "locks",
     "RunFolder": "run_folder",
+    "from_dict": "records",
+    "to_dict": "records",
     "RunSpec": "run_folder",
     "SetupChoice": "choice",
     "load_choice": "choice",

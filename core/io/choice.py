@@ -8,11 +8,11 @@ a missing or damaged file reads as "no choice yet".
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 from core.io.atomic import atomic_write_json
 from core.io.paths import cache_dir
+from core.io.records import Record
 
 __all__ = ["SetupChoice", "load_choice", "save_choice"]
 
@@ -20,7 +20,7 @@ FILE = "last_choice.json"
 
 
 @dataclass(frozen=True)
-class SetupChoice:
+class SetupChoice(Record):
     """Model, data and the feature set the user picked on Setup."""
 
     feature_key: str
@@ -31,19 +31,6 @@ class SetupChoice:
     split: str = "all"
     max_clips: int = 0
     whisper_input: str = "trimmed"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SetupChoice:
-        """Inverse of :meth:`to_dict`; ValueError for wrong types."""
-        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
-        for name, value in values.items():
-            if type(value) is not (int if name == "max_clips" else str):
-                raise ValueError(f"{name}: {value!r}")
-        return cls(**values)
 
 
 def load_choice() -> SetupChoice | None:

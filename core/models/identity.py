@@ -13,13 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from core.io.atomic import sha256_file_memo
+from core.io.records import Record
 from core.models.registry import ModelSpec, SpeechEncoder, resolve_model
 
 __all__ = ["ModelIdentity", "encoder_identity", "model_identity", "spec_identity"]
@@ -29,7 +30,7 @@ _ID_FILES = ("config.json", "preprocessor_config.json")
 
 
 @dataclass(frozen=True)
-class ModelIdentity:
+class ModelIdentity(Record):
     """A model's name, where it comes from, and the identity of its weights.
 
     ``key``: registry key (or the directory / hub id given); ``id``: hub id or directory; ``source``: hub,
@@ -48,15 +49,6 @@ class ModelIdentity:
     def known(self) -> bool:
         """Whether the weights are identified (False only for a hub model not in the local cache)."""
         return self.weights is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelIdentity:
-        """Inverse of ``to_dict``."""
-        return cls(**data)
 
 
 def directory_weights_hash(directory: Path) -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from core.io.records import Record
 from core.models.classifier import autocast, model_inputs
 from core.models.registry import SpeechEncoder
 
@@ -17,32 +17,13 @@ __all__ = ["EvalResult", "evaluate"]
 
 
 @dataclass(frozen=True)
-class EvalResult:
+class EvalResult(Record):
     """A classifier's figures on ``n`` clips: accuracy, mean cross-entropy, accuracy per class label."""
 
     accuracy: float
-    loss: float
-    n: int
+    loss: float = math.nan
+    n: int = 0
     per_class: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON."""
-        return {
-            "accuracy": self.accuracy,
-            "loss": self.loss,
-            "n": self.n,
-            "per_class": dict(self.per_class),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EvalResult:
-        """Inverse of :meth:`to_dict` (missing loss/n/per_class read as NaN/0/empty)."""
-        return cls(
-            accuracy=float(data["accuracy"]),
-            loss=float(data.get("loss", math.nan)),
-            n=int(data.get("n", 0)),
-            per_class={str(k): float(v) for k, v in (data.get("per_class") or {}).items()},
-        )
 
 
 @torch.no_grad()

@@ -8,10 +8,11 @@ like. ``result.json`` keeps the scores only (:class:`ConvexityScores`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
+from core.geometry.curves import LayerCurve
+from core.io.records import Record
 from core.models.classifier import autocast
 from core.models.registry import SpeechEncoder
 
@@ -25,30 +26,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class LayerCurve:
-    """Convexity per hidden-state index (``layers``) with standard errors."""
-
-    scores: tuple[float, ...]
-    sems: tuple[float, ...]
-    layers: tuple[int, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON."""
-        return {"scores": list(self.scores), "sems": list(self.sems), "layers": list(self.layers)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LayerCurve:
-        """Inverse of :meth:`to_dict` (``layers`` default to 0..L)."""
-        scores = tuple(float(s) for s in data["scores"])
-        return cls(
-            scores=scores,
-            sems=tuple(float(s) for s in data.get("sems", ())),
-            layers=tuple(int(i) for i in data.get("layers", range(len(scores)))),
-        )
-
-
-@dataclass(frozen=True)
-class ConvexityScores:
+class ConvexityScores(Record):
     """The scores of a comparison as stored in ``result.json``: label set -> score per hidden state."""
 
     pretrained: dict[str, tuple[float, ...]]
@@ -56,39 +34,14 @@ class ConvexityScores:
     split: str | None = None  # None: a run folder older than this field
     n_clips: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON (``pretrained``/``finetuned`` as today's ``result.json`` has them)."""
-        out: dict[str, Any] = {
-            "pretrained": {k: list(v) for k, v in self.pretrained.items()},
-            "finetuned": {k: list(v) for k, v in self.finetuned.items()},
-        }
-        if self.split is not None:
-            out.update(split=self.split, n_clips=self.n_clips)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ConvexityScores:
-        """Inverse of :meth:`to_dict`."""
-
-        def curves(part: dict[str, Any] | None) -> dict[str, tuple[float, ...]]:
-            return {str(k): tuple(float(s) for s in v) for k, v in (part or {}).items()}
-
-        n = data.get("n_clips")
-        return cls(
-            pretrained=curves(data.get("pretrained")),
-            finetuned=curves(data.get("finetuned")),
-            split=data.get("split"),
-            n_clips=int(n) if n is not None else None,
-        )
-
 
 @dataclass(frozen=True)
-class ConvexityComparison:
+class ConvexityComparison(Record):
     """``convexity.json``: pretrained and fine-tuned curves per label set, on ``n_clips`` clips of ``split``."""
 
     split: str
     n_clips: int
-    relevant: str  # the label set of the task: "word" or "speaker"
+    relevant: str = "word"  # the label set of the task: "word" or "speaker"
     pretrained: dict[str, LayerCurve] = field(default_factory=dict)
     finetuned: dict[str, LayerCurve] = field(default_factory=dict)
 
@@ -99,27 +52,6 @@ class ConvexityComparison:
             finetuned={k: c.scores for k, c in self.finetuned.items()},
             split=self.split,
             n_clips=self.n_clips,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON."""
-        return {
-            "split": self.split,
-            "n_clips": self.n_clips,
-            "relevant": self.relevant,
-            "pretrained": {k: c.to_dict() for k, c in self.pretrained.items()},
-            "finetuned": {k: c.to_dict() for k, c in self.finetuned.items()},
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ConvexityComparison:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            split=str(data["split"]),
-            n_clips=int(data["n_clips"]),
-            relevant=str(data.get("relevant", "word")),
-            pretrained={k: LayerCurve.from_dict(v) for k, v in data.get("pretrained", {}).items()},
-            finetuned={k: LayerCurve.from_dict(v) for k, v in data.get("finetuned", {}).items()},
         )
 
 
@@ -149,9 +81,4 @@ def convexity_curves(
     curves = layerwise_convexity(
         features, {"word": words, "speaker": speakers}, max_pairs_per_class=max_pairs, seed=seed
     )
-    return {
-        name: LayerCurve(
-            scores=tuple(c.scores.tolist()), sems=tuple(c.sems.tolist()), layers=tuple(c.layers)
-        )
-        for name, c in curves.items()
-    }
+    return {name: LayerCurve.of(c) for name, c in curves.items()}
