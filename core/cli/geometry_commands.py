@@ -17,6 +17,7 @@ from core.cli.options import common_options, positive_int, selection_options
 from core.cli.output import progress_bar, text_table
 from core.errors import CliError
 from core.geometry.sampling import DEFAULT_TARGET_SE
+from core.results.precision import DEFAULT_PRECISION, Precision
 
 __all__ = ["cmd_convexity", "cmd_criteria", "cmd_euclidean", "register"]
 
@@ -103,17 +104,14 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _precision(args: argparse.Namespace) -> tuple[str, dict[str, float | int | None]]:
-    """(description, engine keywords): every pair, the authors' P pairs, or a target SE (the default).
-
-    The default is the dashboard's, with the same keywords, so a curve computed here opens there as is.
-    """
+def precision_from_args(args: argparse.Namespace) -> Precision:
+    """Every pair, the authors' P pairs, or a target SE (the default: the dashboard's, so a curve
+    computed here opens there as is)."""
     if args.exhaustive:
-        return "exhaustive", {"max_pairs_per_class": None}
+        return Precision.exact()
     if args.pairs is not None and args.target_se is None:
-        return f"precision of {args.pairs} pairs/class", {"max_pairs_per_class": args.pairs}
-    target = DEFAULT_TARGET_SE if args.target_se is None else args.target_se
-    return f"target standard error {target:g}", {"target_se": target}
+        return Precision.pairs(args.pairs)
+    return DEFAULT_PRECISION if args.target_se is None else Precision.target(args.target_se)
 
 
 def cmd_convexity(args: argparse.Namespace) -> int:
@@ -121,23 +119,30 @@ def cmd_convexity(args: argparse.Namespace) -> int:
     from core.results.kinds import stored_convexity  # the engine through the results store
 
     out = _out_path(args)
+    precision = precision_from_args(args)  # a bad precision is refused before any extraction
     fs = _features_for(args)
     print("\n".join(describe_features(fs)))
     labels = _label_sets(fs, args.labels)
     _check_k(args.k, fs)
-    precision, engine_kwargs = _precision(args)
     update, close = progress_bar("convexity", not args.no_progress)
     try:
         curves = stored_convexity(
-            fs, labels, k=args.k, seed=args.pair_seed, device=args.device, progress=update,
-            **engine_kwargs,
-        )  # fmt: skip
+            fs,
+            labels,
+            k=args.k,
+            seed=args.pair_seed,
+            device=args.device,
+            progress=update,
+            **precision.engine_kwargs(),
+        )
     finally:
         close()
     first = next(iter(curves.values())).results[0]
     estimator = first.settings["estimator"]
-    print(f"graph convexity: k={args.k}, {precision} ({estimator}); "
-          "sem = standard error of the estimate (0 where exact)")  # fmt: skip
+    print(
+        f"graph convexity: k={args.k}, {precision.describe()} ({estimator}); "
+        "sem = standard error of the estimate (0 where exact)"
+    )
     for name, c in curves.items():
         ex = c.results[0].n_excluded_classes
         n_cls = len(c.results[0].per_class)
