@@ -1,4 +1,4 @@
-"""CLI commands of the results store: ``results list``, ``export-results`` and ``import-results``."""
+"""CLI commands of the results store: ``results list|rm|clean``, ``export-results``, ``import-results``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from core.cli.output import text_table
 from core.errors import CliError
 
 EXAMPLES = {
-    "results": "examples:\n  python -m core results list\n  python -m core results list --kind convexity",
+    "results": "examples:\n  python -m core results list\n  python -m core results list --kind convexity\n"
+    "  python -m core results rm 3fa2c1d9e0   # the next request computes it again\n"
+    "  python -m core results clean          # leftovers of interrupted writers",
     "export-results": "example:\n  python -m core export-results 3fa2c1d9e0 71be02aa4c --out bundle.zip",
     "import-results": "example:\n  python -m core import-results bundle.zip",
 }
@@ -39,9 +41,29 @@ def _rows(entries: list[Any]) -> list[list[str]]:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    """List stored results (newest first)."""
-    from core.results.store import list_results, results_root
+    """List stored results (newest first), remove some, or clean up after interrupted writers."""
+    from core.results.store import (
+        clean_stale,
+        list_results,
+        remove_result,
+        resolve_result_key,
+        results_root,
+    )
 
+    if args.action == "rm":
+        if not args.keys:
+            raise CliError("give the key (or a unique prefix) of each result to remove")
+        keys = list(dict.fromkeys(resolve_result_key(k) for k in args.keys))  # all checked first
+        for key in keys:
+            remove_result(key)
+        print(f"removed {len(keys)} result(s): {', '.join(k[:12] for k in keys)}")
+        return 0
+    if args.keys:
+        raise CliError(f"'results {args.action}' takes no keys")
+    if args.action == "clean":
+        removed = clean_stale()
+        print(f"removed {len(removed)} leftover(s) of interrupted writers from {results_root()}")
+        return 0
     entries = list_results(args.kind)
     if not entries:
         print(f"no stored results in {results_root()}")
@@ -81,7 +103,13 @@ def register(subparsers: Any) -> None:
         epilog=EXAMPLES["results"],
         help="list stored results (convexity curves, criteria, UMAP layouts)",
     )
-    p.add_argument("action", choices=("list",), help="what to do (list)")
+    p.add_argument(
+        "action",
+        choices=("list", "rm", "clean"),
+        help="list; rm KEY... (removes them: the next request recomputes); clean (staging folders "
+        "and lock files that interrupted writers left)",
+    )
+    p.add_argument("keys", nargs="*", metavar="KEY", help="rm: result keys or unique prefixes")
     p.add_argument(
         "--kind",
         choices=("convexity", "criteria", "umap", "finetune-convexity", "grid"),

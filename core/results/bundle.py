@@ -88,6 +88,10 @@ def _check_members(zf: zipfile.ZipFile) -> dict[str, dict]:
             raise BundleError(f"bundle member {name[:80]!r} is an absolute or escaping path")
         if name != MANIFEST and not MEMBER_RE.match(name):
             raise BundleError(f"bundle member {name[:80]!r} is not <key>/<name>.json or .npy")
+        if info.flag_bits & 0x1:
+            raise BundleError(f"bundle member {name[:80]!r} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise BundleError(f"bundle member {name[:80]!r} uses an unsupported compression")
         if info.file_size > MAX_MEMBER_BYTES:
             raise BundleError(f"bundle member {name[:80]!r} is too large ({info.file_size} bytes)")
         total += info.file_size
@@ -97,7 +101,7 @@ def _check_members(zf: zipfile.ZipFile) -> dict[str, dict]:
         raise BundleError("bundle has no manifest.json")
     try:
         manifest = json.loads(zf.read(MANIFEST))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise BundleError(f"bundle manifest.json is not JSON: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("schema") != BUNDLE_SCHEMA:
         raise BundleError(f"bundle manifest schema is not {BUNDLE_SCHEMA}")
@@ -105,6 +109,8 @@ def _check_members(zf: zipfile.ZipFile) -> dict[str, dict]:
     entries = manifest.get("entries")
     if not isinstance(listed, dict) or not isinstance(entries, list) or not entries:
         raise BundleError("bundle manifest lists no entries or members")
+    if not all(isinstance(spec, dict) for spec in listed.values()):
+        raise BundleError("bundle manifest lists a member without its size and checksum")
     if set(listed) != set(names) - {MANIFEST}:
         raise BundleError("bundle members do not match its manifest")
     if any(not isinstance(k, str) or not KEY_RE.match(k) for k in entries):
@@ -144,11 +150,35 @@ def _stage_entry(zf: zipfile.ZipFile, manifest: dict, key: str) -> Path:
     return staged
 
 
+def _new_entries(staged: dict[str, Path]) -> dict[str, Path]:
+    """The staged entries the store does not hold yet; BundleError if one would replace a different
+    valid entry (a stored result is never overwritten by an import: remove it first to replace it)."""
+    new, differ = {}, []
+    for key, folder in staged.items():
+        stored, _ = read_entry(results_root() / key, key)
+        if stored is None:
+            new[key] = folder
+        elif _entry_sha(results_root() / key) != _entry_sha(folder):
+            differ.append(key[:12])
+    if differ:
+        raise BundleError(
+            f"the bundle's result(s) {', '.join(differ)} differ from the stored one(s) with the same "
+            "key; nothing was imported (to replace them: python -m core results rm KEY, then import)"
+        )
+    return new
+
+
+def _entry_sha(folder: Path) -> str:
+    """The self-checksum an entry's ``entry.json`` records (covers its arrays' checksums)."""
+    return str(json.loads((folder / ENTRY_NAME).read_text(encoding="utf-8")).get("sha256"))
+
+
 def import_bundle(source: str | os.PathLike | bytes) -> list[str]:
     """Validate a bundle (path or bytes) and add its entries to the store; returns their keys.
 
-    All entries are validated before any is installed; a bad bundle raises ``BundleError`` and changes
-    nothing.
+    All entries are validated before any is installed; a bad bundle, or one whose entry differs from a
+    stored entry with the same key, raises ``BundleError`` and changes nothing. Entries already stored
+    as they are in the bundle are left as they are.
     """
     if isinstance(source, bytes | bytearray):
         size, stream = len(source), io.BytesIO(source)
@@ -156,7 +186,10 @@ def import_bundle(source: str | os.PathLike | bytes) -> list[str]:
         path = Path(source)
         if not path.is_file():
             raise BundleError(f"no bundle at {path}")
-        size, stream = path.stat().st_size, open(path, "rb")  # noqa: SIM115 (closed below)
+        try:
+            size, stream = path.stat().st_size, open(path, "rb")  # noqa: SIM115 (closed below)
+        except OSError as exc:
+            raise BundleError(f"cannot read bundle {path}: {exc.strerror or exc}") from None
     try:
         if size > MAX_BUNDLE_BYTES:
             raise BundleError(f"bundle is {size} bytes (at most {MAX_BUNDLE_BYTES})")
@@ -171,13 +204,21 @@ def import_bundle(source: str | os.PathLike | bytes) -> list[str]:
                 try:
                     for key in manifest["entries"]:
                         staged[key] = _stage_entry(zf, manifest, key)
-                    for key, folder in staged.items():
+                    for key, folder in _new_entries(staged).items():
                         with entry_lock(key):
                             install_entry(folder, key)
                 finally:
                     for folder in staged.values():
                         shutil.rmtree(folder, ignore_errors=True)
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, KeyError) as exc:
+            except (
+                zipfile.BadZipFile,
+                zipfile.LargeZipFile,
+                OSError,
+                ValueError,
+                KeyError,
+                RuntimeError,  # encrypted members, unknown compression (NotImplementedError)
+                RecursionError,
+            ) as exc:
                 raise BundleError(f"unreadable bundle: {type(exc).__name__}: {exc}") from None
     finally:
         stream.close()

@@ -14,7 +14,9 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from core.errors import RecordError
 from core.io.paths import REPO_ROOT
+from core.io.records import from_dict
 
 # Engine modules per result kind; a module may define ENGINE_VERSION (bump it when its output changes).
 ENGINE_MODULES = {
@@ -126,16 +128,16 @@ class Provenance:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Provenance:
-        """Inverse of ``to_dict``; unknown keys are kept under ``extra`` (newer writers)."""
+        """Inverse of ``to_dict``, every field's type checked (RecordError if not); unknown keys are
+        kept under ``extra`` (newer writers)."""
+        if not isinstance(data, dict):
+            raise RecordError(f"provenance: expected an object, got {type(data).__name__}")
         names = {f.name for f in fields(cls)}
         known = {k: v for k, v in data.items() if k in names}
         extra = dict(known.pop("extra", {}) or {}) | {
             k: v for k, v in data.items() if k not in names
         }
-        known["label_sets"] = tuple(known.get("label_sets") or ())
-        known["selection"] = dict(known.get("selection") or {})
-        known["settings"] = dict(known.get("settings") or {})
-        return cls(**known, extra=extra)
+        return from_dict(cls, {**known, "extra": extra}, where="provenance")
 
 
 def _short(text: str, n: int = 12) -> str:

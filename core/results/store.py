@@ -17,6 +17,8 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
+import os
 import re
 import shutil
 import tempfile
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ResultError
+from core.errors import LabError, ResultError
 from core.io.atomic import atomic_write_bytes, sha256_file
 from core.io.locks import exclusive
 from core.io.paths import cache_dir
@@ -39,6 +41,7 @@ SCHEMA = 1
 ENTRY_NAME = "entry.json"
 KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 ARRAY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}$")
+MAX_DEPTH = 32  # JSON nesting of an entry: ours stay under 10; deeper is not ours
 KINDS = ("convexity", "criteria", "umap", "finetune-convexity", "grid")
 
 
@@ -114,14 +117,19 @@ def jsonable(obj: Any) -> Any:
     return json.loads(_canonical(obj))
 
 
-def result_key(feature_key: str, kind: str, request: Mapping[str, Any]) -> str:
-    """The store key of (feature set, kind, request settings, engine version)."""
+def result_key(
+    feature_key: str, kind: str, request: Mapping[str, Any], engine: str | None = None
+) -> str:
+    """The store key of (feature set, kind, request settings, engine version).
+
+    ``engine``: the engine version the result was computed with (default: the current one).
+    """
     payload = {
         "schema": SCHEMA,
         "feature_key": str(feature_key),
         "kind": kind,
         "request": jsonable(dict(request)),
-        "engine_version": engine_version(kind),
+        "engine_version": engine_version(kind) if engine is None else str(engine),
     }
     return hashlib.sha256(_canonical(payload)).hexdigest()
 
@@ -147,8 +155,17 @@ def _doc_sha(doc: Mapping[str, Any]) -> str:
     return hashlib.sha256(_canonical({k: v for k, v in doc.items() if k != "sha256"})).hexdigest()
 
 
+def _depth(obj: Any, limit: int = MAX_DEPTH + 1) -> int:
+    """Nesting depth of a JSON value (stops counting past ``limit``)."""
+    if limit <= 0 or not isinstance(obj, dict | list):
+        return 0
+    items = obj.values() if isinstance(obj, dict) else obj
+    return 1 + max((_depth(v, limit - 1) for v in items), default=0)
+
+
 def validate_entry_doc(doc: Any, key: str | None = None) -> str | None:
-    """Why ``entry.json`` content cannot be used (schema, key, checksum, array list), or None if fine."""
+    """Why ``entry.json`` content cannot be used, or None if fine: schema, the key (asked for, and the
+    one its own request gives), checksum, depth, typed provenance, the array list."""
     if not isinstance(doc, dict):
         return "entry.json is not an object"
     if doc.get("schema") != SCHEMA:
@@ -162,6 +179,14 @@ def validate_entry_doc(doc: Any, key: str | None = None) -> str | None:
             return f"entry.json field {name!r} is missing or not an object"
     if doc.get("sha256") != _doc_sha(doc):
         return "entry.json checksum mismatch"
+    if _depth(doc) > MAX_DEPTH:
+        return f"entry.json is nested deeper than {MAX_DEPTH} levels"
+    try:
+        prov = Provenance.from_dict(doc["provenance"])
+    except LabError as exc:
+        return f"provenance: {exc}"
+    if result_key(prov.feature_key, doc["kind"], doc["request"], prov.engine_version) != doc["key"]:
+        return "entry.json's key is not the key of its own request"
     for name, spec in doc["arrays"].items():
         if not ARRAY_NAME_RE.match(str(name)) or not isinstance(spec, dict):
             return f"bad array entry {str(name)[:40]!r}"
@@ -182,10 +207,21 @@ def _load_array(path: Path, spec: Mapping[str, Any]) -> np.ndarray:
         raise ValueError(f"{path.name} has {size} bytes, entry.json says {spec['bytes']}")
     if sha256_file(path) != spec["sha256"]:
         raise ValueError(f"{path.name} checksum mismatch")
-    arr = np.load(path, allow_pickle=False)
-    if list(arr.shape) != list(spec["shape"]) or str(arr.dtype) != spec["dtype"]:
-        raise ValueError(f"{path.name} is {arr.shape} {arr.dtype}, entry.json says otherwise")
-    return arr
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        read_header = {
+            (1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0,
+        }.get(version)
+        if read_header is None:
+            raise ValueError(f"{path.name} is .npy format {version}")
+        shape, _, dtype = read_header(fh, max_header_size=10_000)
+        header = fh.tell()
+    if list(shape) != list(spec["shape"]) or str(dtype) != spec["dtype"] or dtype.hasobject:
+        raise ValueError(f"{path.name} is {shape} {dtype}, entry.json says otherwise")
+    if header + math.prod(shape) * dtype.itemsize != size:
+        raise ValueError(f"{path.name}'s header declares {shape} {dtype}, not its {size} bytes")
+    return np.load(path, allow_pickle=False)
 
 
 def read_entry(directory: Path, key: str | None = None) -> tuple[StoredResult | None, str | None]:
@@ -210,7 +246,7 @@ def read_entry(directory: Path, key: str | None = None) -> tuple[StoredResult | 
             data=doc["data"],
             arrays=arrays,
         )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         return None, f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
     return result, None
 
@@ -254,11 +290,21 @@ def write_entry(directory: Path, result: StoredResult) -> None:
 
 
 def install_entry(staged: Path, key: str) -> Path:
-    """Move a staged entry folder into place as ``<key>/`` (call while holding the key's lock)."""
+    """Move a staged entry folder into place as ``<key>/`` (call while holding the key's lock).
+
+    An entry already there is moved aside first and removed only once the new one is in place, so a
+    reader sees the old entry, then the new one (or, for an instant, none: a miss, never a mix).
+    """
     final = results_root() / _check_key(key)
-    if final.exists():
-        shutil.rmtree(final)
+    old = None
+    if final.is_symlink() or final.is_file():
+        final.unlink()
+    elif final.exists():
+        old = final.with_name(f".{key[:12]}-replaced-{os.getpid()}.tmp")
+        final.rename(old)
     staged.rename(final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     return final
 
 
@@ -322,7 +368,7 @@ def list_results(kind: str | None = None) -> list[EntryInfo]:
             out.append(
                 EntryInfo(doc["key"], doc["kind"], doc["request"], prov, doc["data"], {}, size)
             )
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             continue
     out.sort(key=lambda e: e.provenance.created, reverse=True)
     return out
@@ -343,6 +389,34 @@ def resolve_result_key(prefix: str) -> str:
     if len(hits) > 1:
         raise ResultError(f"result key {prefix!r} is ambiguous: {', '.join(h[:12] for h in hits)}")
     return hits[0]
+
+
+def clean_stale(min_age_s: float = 3600.0) -> list[Path]:
+    """Remove staging folders and lock files of writers that are gone; returns what was removed.
+
+    A staging folder (``.<key>-*.tmp``) older than ``min_age_s`` belongs to a killed writer (a live one
+    renames it within seconds); a ``<key>.lock`` as old is removed only while nobody holds it.
+    """
+    import fcntl
+    import time
+
+    removed, now = [], time.time()
+    for path in results_root().iterdir():
+        try:
+            if path.name.startswith(".") and path.name.endswith(".tmp") and path.is_dir():
+                if now - path.stat().st_mtime > min_age_s:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path)
+            elif path.suffix == ".lock" and KEY_RE.match(path.stem) and path.is_file():
+                if now - path.stat().st_mtime <= min_age_s:
+                    continue
+                with open(path, "a+b") as fh:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # held: OSError
+                    path.unlink()
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
 
 
 def remove_result(key: str) -> None:
