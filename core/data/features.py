@@ -31,9 +31,11 @@ than pruning, which changes the layer count) need ``cache=False``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -50,10 +52,10 @@ import torch
 
 from core.data.audio import LoadResult, load_clips_report
 from core.data.datasets import ClipTable, compile_speaker_regex, load_table, select
-from core.errors import FeatureError
+from core.errors import FeatureError, StorageError
 from core.io.atomic import atomic_write_json, sha256_file_memo
 from core.io.locks import exclusive
-from core.io.paths import cache_dir
+from core.io.paths import cache_subdir
 from core.models.classifier import autocast
 from core.models.identity import ModelIdentity, encoder_identity, spec_identity
 from core.models.registry import SpeechEncoder, load_encoder, resolve_model
@@ -232,10 +234,8 @@ class FeatureSet:
 
 
 def feature_cache_root() -> Path:
-    """``cache_dir()/features``, created if missing."""
-    root = cache_dir() / "features"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    """``cache_dir()/features``, created if missing (StorageError where it cannot be)."""
+    return cache_subdir("features")
 
 
 def entry_lock(key: str) -> contextlib.AbstractContextManager[None]:
@@ -375,6 +375,29 @@ def _audio_chunks(
             yield s, current.result()
 
 
+def _allocated_memmap(path: Path, shape: tuple[int, ...]) -> np.memmap:
+    """A float32 ``.npy`` memmap whose disk blocks are reserved up front.
+
+    A memmap over a sparse file that meets a full disk kills the process with SIGBUS on a later write,
+    with no message; reserving the blocks first turns that into one StorageError line here.
+    """
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a filesystem that cannot reserve
+            del mm
+            Path(path).unlink(missing_ok=True)
+            raise StorageError(
+                f"cannot write features to {path.parent}: {exc.strerror or exc} "
+                f"({4 * math.prod(shape) / 2**20:.0f} MiB needed)"
+            ) from None
+    finally:
+        os.close(fd)
+    return mm
+
+
 def compute_rows(
     encoder: SpeechEncoder,
     table: ClipTable,
@@ -391,7 +414,7 @@ def compute_rows(
     kept: list[int] = []
     skipped: list[dict[str, str]] = []
     t0 = time.perf_counter()
-    mm = np.lib.format.open_memmap(out_path, mode="w+", dtype=np.float32, shape=(n, *shape_tail))
+    mm = _allocated_memmap(out_path, (n, *shape_tail))
     row = 0
     if progress is not None:
         progress(0, n)
@@ -417,9 +440,7 @@ def compute_rows(
     if row < n:  # some clips were skipped: copy the filled rows into a file of the right shape
         full = np.load(out_path, mmap_mode="r", allow_pickle=False)
         compact = out_path.with_name(out_path.name + ".compact.tmp")
-        dst = np.lib.format.open_memmap(
-            compact, mode="w+", dtype=np.float32, shape=(row, *shape_tail)
-        )
+        dst = _allocated_memmap(compact, (row, *shape_tail))
         for i in range(0, row, 4096):
             dst[i : i + 4096] = full[i : min(row, i + 4096)]
         dst.flush()
@@ -562,8 +583,11 @@ def extract_features(
 
     if not cache:
         encoder = prepare_encoder(encoder or model, whisper_input, device, trust_remote_code)
-        scratch = feature_cache_root()
-        fd, tmp = tempfile.mkstemp(dir=scratch, prefix=".nocache-", suffix=".npy.tmp")
+        try:
+            scratch = feature_cache_root()
+            fd, tmp = tempfile.mkstemp(dir=scratch, prefix=".nocache-", suffix=".npy.tmp")
+        except (OSError, StorageError):  # a read-only cache: the temporary rows go elsewhere
+            fd, tmp = tempfile.mkstemp(prefix="convexity-lab-", suffix=".npy.tmp")
         os.close(fd)
         try:
             arr, kept, skipped, stats = compute_rows(

@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import LabError, ResultError
+from core.errors import LabError, ResultError, StorageError
 from core.io.atomic import atomic_write_bytes, sha256_file
 from core.io.locks import exclusive
-from core.io.paths import cache_dir
+from core.io.paths import cache_subdir
 from core.results.provenance import Provenance, engine_version
 
 log = logging.getLogger(__name__)
@@ -90,10 +90,8 @@ class EntryInfo(StoredResult):
 
 
 def results_root() -> Path:
-    """``cache_dir()/results``, created if missing."""
-    root = cache_dir() / "results"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    """``cache_dir()/results``, created if missing (StorageError where it cannot be)."""
+    return cache_subdir("results")
 
 
 def _canonical(obj: Any) -> bytes:
@@ -316,12 +314,18 @@ def save_result(result: StoredResult) -> Path:
 
 def _save_locked(result: StoredResult) -> Path:
     """``save_result`` for a caller that already holds the lock."""
-    staged = Path(
-        tempfile.mkdtemp(dir=results_root(), prefix=f".{result.key[:12]}-", suffix=".tmp")
-    )
+    try:
+        staged = Path(
+            tempfile.mkdtemp(dir=results_root(), prefix=f".{result.key[:12]}-", suffix=".tmp")
+        )
+    except OSError as exc:
+        raise StorageError(f"cannot write in {results_root()}: {exc.strerror or exc}") from None
     try:
         write_entry(staged, result)
         return install_entry(staged, result.key)
+    except OSError as exc:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise StorageError(f"cannot write {staged}: {exc.strerror or exc}") from None
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
@@ -333,18 +337,32 @@ def get_or_compute(
     """(entry, from_store): the valid stored entry for ``key``, else ``compute()`` stored under it.
 
     Concurrent callers for one key wait on its lock; the later ones find the first one's entry.
-    ``refresh`` recomputes even when a valid entry exists (the user asked).
+    ``refresh`` recomputes even when a valid entry exists (the user asked). Where the store cannot be
+    written (a read-only cache, a full disk) the result is computed and returned, with one warning.
     """
     if not refresh and (found := load_result(key)) is not None:
         return found, True
-    with entry_lock(key):
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(entry_lock(key))
+        except StorageError as exc:  # a read-only cache: compute, say it is not kept
+            log.warning("the result is computed but not stored: %s", exc)
+            return _checked(compute(), key), False
         if not refresh and (found := load_result(key)) is not None:
             return found, True
-        result = compute()
-        if result.key != key:
-            raise ValueError(f"computed entry has key {result.key[:12]}, expected {key[:12]}")
-        _save_locked(result)
+        result = _checked(compute(), key)
+        try:
+            _save_locked(result)
+        except StorageError as exc:  # a full disk: the computed result is still the caller's
+            log.warning("the result is computed but not stored: %s", exc)
     return result, False
+
+
+def _checked(result: StoredResult, key: str) -> StoredResult:
+    """``result`` if it carries ``key`` (a compute function that keyed it otherwise is a bug)."""
+    if result.key != key:
+        raise ResultError(f"computed entry has key {result.key[:12]}, expected {key[:12]}")
+    return result
 
 
 # --------------------------------------------------------------------------------------------------

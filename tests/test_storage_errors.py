@@ -1,0 +1,99 @@
+"""Full disks and read-only caches: one line, nothing half-written, computed results still returned.
+
+The operating system's refusals are injected where the lab meets them (reserving a memmap's blocks,
+writing an entry, creating a lock file): the tests run as root, which no permission bit stops.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from pathlib import Path
+
+import pytest
+
+from core.data.features import Selection, extract_features
+from core.errors import StorageError
+from core.io import locks
+from core.io import paths as lab_paths
+from core.results import store
+from core.results.kinds import stored_convexity
+from core.results.store import list_results, results_root
+from tests.test_results import fake_features
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _refuse(code: int):
+    def fail(*args, **kwargs):
+        raise OSError(code, "injected: " + errno.errorcode[code])
+
+    return fail
+
+
+def test_extraction_on_a_full_disk_is_one_line_and_leaves_no_temp_file(
+    tree: Path, model_dir: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.data.features as features
+
+    monkeypatch.setattr(features.os, "posix_fallocate", _refuse(errno.ENOSPC))
+    with pytest.raises(StorageError, match=r"cannot write features to .*MiB needed") as err:
+        extract_features(str(model_dir), Selection("folder", str(tree)), batch_size=4)
+    assert "\n" not in str(err.value)
+    leftovers = [p for p in (cache / "features").rglob("*") if p.is_file() and ".tmp" in p.name]
+    assert leftovers == []
+
+
+def test_a_full_disk_keeps_the_computed_curve_and_stores_nothing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fs = fake_features()
+    monkeypatch.setattr(store, "write_entry", _refuse(errno.ENOSPC))
+    with caplog.at_level(logging.WARNING):
+        curves = stored_convexity(fs, {"word": fs.words}, k=5, max_pairs_per_class=None)
+    assert curves["word"].scores.shape == (4,)
+    assert "computed but not stored" in caplog.text and "ENOSPC" in caplog.text
+    left = [p.name for p in results_root().iterdir() if p.suffix != ".lock"]
+    assert list_results() == [] and left == []  # no entry, no staging folder
+
+
+def test_a_read_only_cache_computes_without_storing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fs = fake_features()
+    results_root()  # the folder exists, but nothing can be created in it
+    monkeypatch.setattr(locks, "open", _refuse(errno.EACCES), raising=False)
+    with caplog.at_level(logging.WARNING):
+        curves = stored_convexity(fs, {"word": fs.words}, k=5, max_pairs_per_class=None)
+    assert curves["word"].scores.shape == (4,)
+    assert "CONVEXITY_LAB_CACHE" in caplog.text
+
+
+def test_a_cache_folder_that_cannot_be_created_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Path, "mkdir", _refuse(errno.EROFS))
+    with pytest.raises(StorageError, match="set CONVEXITY_LAB_CACHE"):
+        results_root()
+
+
+def test_numba_caches_in_the_lab_cache_when_the_install_is_read_only(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert lab_paths.numba_cache_dir() is None  # a writable checkout: beside the code
+    code = Path(lab_paths.__file__).resolve().parents[1]
+    real = lab_paths.os.access
+    monkeypatch.setattr(
+        lab_paths.os,
+        "access",
+        lambda p, mode: False if str(p).startswith(str(code)) else real(p, mode),
+    )
+    assert lab_paths.numba_cache_dir() == cache / "numba"
+    monkeypatch.setattr(lab_paths.os, "access", lambda p, mode: False)
+    assert "convexity-lab-numba-" in str(lab_paths.numba_cache_dir())
