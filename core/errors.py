@@ -18,6 +18,7 @@ __all__ = [
     "CliError",
     "ConvexityInputError",
     "DatasetError",
+    "DeviceError",
     "FeatureError",
     "HubUnavailableError",
     "LabError",
@@ -59,6 +60,10 @@ class AudioError(LabError):
 
 class DatasetError(LabError):
     """A dataset that is missing, malformed, or a selection that leaves nothing to use."""
+
+
+class DeviceError(LabError):
+    """A compute device that does not exist here (``cuda`` without a GPU, ``cuda:3`` of two, a typo)."""
 
 
 class FeatureError(LabError):

@@ -224,9 +224,16 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     """Load a model, keep layers 1..p, save it, and print parameter counts before and after."""
+    from core.errors import PruneError
     from core.models.pruning import count_parameters, prune
-    from core.models.registry import load_encoder
+    from core.models.registry import load_encoder, resolve_model
 
+    depth = resolve_model(args.model).n_layers  # known without loading: check p before any work
+    if depth and not 1 <= args.p <= depth:
+        raise PruneError(
+            f"prune point p={args.p} is out of range: {args.model} has {depth} transformer layers, "
+            f"so p must satisfy 1 <= p <= {depth}"
+        )
     enc = load_encoder(args.model, whisper_input=args.whisper_input, device="cpu")
     before = count_parameters(enc)
     n_layers = enc.n_layers
@@ -342,7 +349,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="example:\n  python -m core prune whisper-tiny.en-offline 2 --out tiny-p2",
     )
     p.add_argument("model", help="preset key, Hugging Face id or model directory")
-    p.add_argument("p", type=int, help="prune point: keep layers 1..p (1 <= p <= L)")
+    p.add_argument("p", type=positive_int, help="prune point: keep layers 1..p (1 <= p <= L)")
     p.add_argument("--out", required=True, help="directory to save the pruned model into")
     p.add_argument(
         "--whisper-input",

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from core.cli.data_commands import describe_features, extract_from_args, speaker_regex_option
-from core.cli.options import common_options, positive_int, selection_options
+from core.cli.options import common_options, positive_int, seed_int, selection_options
 from core.cli.output import progress_bar, text_table
 from core.errors import CliError
 from core.geometry.sampling import DEFAULT_TARGET_SE
@@ -339,7 +339,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "~70%% of all trees; overrides --pairs",
     )
     p.add_argument(
-        "--pair-seed", type=int, default=0, help="seed of the pair sampling (default: 0)"
+        "--pair-seed", type=seed_int, default=0, help="seed of the pair sampling (default: 0)"
     )
     p.add_argument(
         "--out", help="write results to FILE.json (everything) or FILE.csv (layer x class rows)"
@@ -378,7 +378,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", help="split to sample pairs from (default: the run's eval split)")
     p.add_argument("--max-clips", type=positive_int, default=None, help="cap on clips loaded")
     p.add_argument("--pairs", type=positive_int, default=20, help="pairs per class (default: 20)")
-    p.add_argument("--pair-seed", type=int, default=0, help="seed of the pair sampling")
+    p.add_argument("--pair-seed", type=seed_int, default=0, help="seed of the pair sampling")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--out", help="write the results to FILE.json")
     p.set_defaults(func=cmd_euclidean)

@@ -17,7 +17,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from core.errors import LabError
 
@@ -52,9 +52,20 @@ examples:
 """
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (what was wrong, where to look), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``error: <command>: <message> (see <command> --help)`` and exit with status 2."""
+        self.exit(
+            EXIT_ERROR,
+            f"error: {self.prog}: {' '.join(message.split())} (see {self.prog} --help)\n",
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of ``python -m core``: every module in COMMAND_MODULES registers its commands."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m core",
         description="Convexity Lab: layer-wise graph convexity of speech transformers, from the shell. "
         "Features are cached (shared with the dashboard) in $CONVEXITY_LAB_CACHE or <repo>/cache.",
@@ -117,6 +128,14 @@ def _configure_output() -> None:
         pass
 
 
+def _check_device(args: argparse.Namespace) -> None:
+    """Every command's ``--device``, checked once before any work (DeviceError: one line, exit 2)."""
+    if getattr(args, "device", None) is not None:
+        from core.geometry.validation import resolve_device
+
+        resolve_device(args.device)
+
+
 def _err(message: str) -> None:
     """Print one line to stderr."""
     print(" ".join(str(message).split()), file=sys.stderr)
@@ -127,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     _configure_output()
     try:
+        _check_device(args)
         if getattr(args, "threads", None):
             import torch
 

@@ -39,6 +39,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seed_int(text: str) -> int:
+    """argparse type: a random seed (an integer 0 .. 2**32 - 1, what numpy and torch accept)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a seed (an integer >= 0), got {text!r}"
+        ) from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected a seed between 0 and 2**32 - 1, got {text!r}")
+    return value
+
+
 def common_options() -> argparse.ArgumentParser:
     """Options every command takes."""
     p = argparse.ArgumentParser(add_help=False)
@@ -138,7 +151,7 @@ def selection_options(p: argparse.ArgumentParser, *, required: bool) -> None:
         help="seeded stratified subsample of at most this many clips (>= 1 per class)",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="seed of the --max-clips subsample (default: 0)"
+        "--seed", type=seed_int, default=0, help="seed of the --max-clips subsample (default: 0)"
     )
     p.add_argument(
         "--min-clips", type=positive_int, help="speakers task: minimum clips per speaker"

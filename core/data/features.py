@@ -55,7 +55,7 @@ from core.data.datasets import ClipTable, compile_speaker_regex, load_table, sel
 from core.errors import FeatureError, StorageError
 from core.io.atomic import atomic_write_json, sha256_file_memo
 from core.io.locks import exclusive
-from core.io.paths import cache_subdir
+from core.io.paths import cache_dir, cache_subdir
 from core.models.classifier import autocast
 from core.models.identity import ModelIdentity, encoder_identity, spec_identity
 from core.models.registry import SpeechEncoder, load_encoder, resolve_model
@@ -730,11 +730,12 @@ def commit_entry(
 
 def resolve_cache_key(prefix: str) -> str:
     """The full key of a cached feature set from a unique prefix (at least 6 hex digits)."""
-    prefix = prefix.strip().lower()
-    root = feature_cache_root()
-    if len(prefix) < 6:
-        raise FeatureError(f"cache key prefix {prefix!r} is too short (give at least 6 characters)")
-    hits = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith(prefix))
+    prefix = str(prefix).strip().lower()
+    if len(prefix) < 6 or not all(c in "0123456789abcdef" for c in prefix):
+        raise FeatureError(f"cache key {prefix[:80]!r}: give at least 6 hex digits")
+    root = cache_dir() / "features"  # read only: a lookup creates no folder
+    found = root.iterdir() if root.is_dir() else ()
+    hits = sorted(p.name for p in found if p.is_dir() and p.name.startswith(prefix))
     if not hits:
         raise FeatureError(f"no cached features with key {prefix!r} in {root}")
     if len(hits) > 1:

@@ -7,7 +7,7 @@ _EXPORTS = {
     "ClassConvexity": "convexity",
     "ConvexityResult": "convexity",
     "ConvexityCurve": "convexity",
-    "resolve_device": "convexity",
+    "resolve_device": "validation",
     "graph_convexity": "convexity",
     "layerwise_convexity": "convexity",
     "convexity_curve": "convexity",

@@ -56,7 +56,13 @@ from core.geometry.sampling import (
     layer_variance,
 )
 from core.geometry.shortest_paths import scores_numba, scores_torch
-from core.geometry.validation import LabelsLike, as_features, check_finite, encode_labels
+from core.geometry.validation import (
+    LabelsLike,
+    as_features,
+    check_finite,
+    encode_labels,
+    resolve_device,
+)
 
 Engine = Literal["auto", "numba", "torch"]
 
@@ -214,16 +220,6 @@ def _summarise(
         timings=timings,
         exact=exact,
     )
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` picks CUDA when available, else the CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConvexityInputError("CUDA was asked for but no CUDA device is available; use 'cpu'")
-    return resolved
 
 
 def _resolve_engine(engine: Engine, device: torch.device) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.errors import ConvexityInputError
+from core.errors import ConvexityInputError, DeviceError
 
 __all__ = [
     "SAFE_EXPONENT",
@@ -36,6 +36,7 @@ __all__ = [
     "check_finite",
     "encode_labels",
     "power_of_two_scaled",
+    "resolve_device",
     "times_power_of_two",
     "unscaled_distances",
 ]
@@ -168,6 +169,27 @@ def encode_labels(
         dtype=np.int32,
     )
     return codes, list(index)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """The torch device asked for (``None``: CUDA when available, else the CPU); DeviceError for one
+    that does not exist here."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise DeviceError(f"unknown device {device!r}: use cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError("CUDA was asked for but no CUDA device is available; use 'cpu'")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"{device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif resolved.type not in ("cpu", "mps"):
+        raise DeviceError(f"unsupported device {device!r}: use cpu, cuda or cuda:N")
+    return resolved
 
 
 def times_power_of_two(x: torch.Tensor, exponent: int) -> torch.Tensor:
