@@ -87,6 +87,9 @@ BAD_INVOCATIONS: list[tuple[str, list[str]]] = [
     ("euclidean-absent-run", ["euclidean", "/nonexistent/run"]),
     ("euclidean-pairs-0", ["euclidean", "/nonexistent/run", "--pairs", "0"]),
     ("datasets-unknown", ["datasets", "no-such-dataset"]),
+    ("import-features-missing", ["import-features", "/nonexistent/h.npy", "/nonexistent/l.csv"]),
+    ("import-features-not-array", ["import-features", "/etc/hostname", "/etc/hostname"]),
+    ("import-features-one-arg", ["import-features", "h.npy"]),
 ]
 
 

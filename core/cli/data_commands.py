@@ -273,7 +273,7 @@ def speaker_regex_option(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``models``, ``datasets``, ``download``, ``extract`` and ``prune``."""
+    """Add ``models``, ``datasets``, ``download``, ``extract``, ``prune`` and ``import-features``."""
     from core.data.datasets import SPEECH_COMMANDS_SHA256, SPEECH_COMMANDS_URL
 
     fmt = argparse.RawDescriptionHelpFormatter
@@ -358,3 +358,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Whisper only: save with the 1-s (default) or the 30-s position table",
     )
     p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser(
+        "import-features",
+        parents=[common_options()],
+        formatter_class=fmt,
+        help="bring per-layer embeddings extracted elsewhere (.npy/.npz + labels table) into the cache",
+        epilog="examples:\n  python -m core import-features hidden.npy labels.csv --name my-model\n"
+        "  python -m core import-features layers.npz labels.tsv   # layer_0 ... layer_L, (N, D) each\n"
+        "labels: a CSV/TSV with a header: word (or class, label), optional speaker and path",
+    )
+    p.add_argument(
+        "arrays", help=".npy of (N, L+1, D), or .npz: one such array or one (N, D) per state"
+    )
+    p.add_argument("labels", help="CSV/TSV labels table, one row per point, in the arrays' order")
+    p.add_argument("--name", help="name of the representation (default: the arrays file's name)")
+    p.set_defaults(func=cmd_import_features)
+
+
+def cmd_import_features(args: argparse.Namespace) -> int:
+    """Check and cache externally extracted features; print what they became."""
+    from core.data.imported import import_features
+
+    fs = import_features(args.arrays, args.labels, name=args.name)
+    print("\n".join(describe_features(fs)))
+    print(f"use it: python -m core convexity --key {fs.key[:12]}")
+    return 0

@@ -81,6 +81,7 @@ __all__ = [
     "read_valid_entry",
     "remove_cached_features",
     "resolve_cache_key",
+    "write_rows",
 ]
 
 log = logging.getLogger(__name__)
@@ -398,6 +399,15 @@ def _allocated_memmap(path: Path, shape: tuple[int, ...]) -> np.memmap:
     return mm
 
 
+def write_rows(path: Path, shape: tuple[int, ...], fill: Callable[[np.ndarray], None]) -> None:
+    """A new float32 ``.npy`` of ``shape`` at ``path`` (blocks reserved), filled by ``fill(memmap)``."""
+    mm = _allocated_memmap(path, shape)
+    fill(mm)
+    mm.flush()
+    del mm
+    _fsync(path)
+
+
 def compute_rows(
     encoder: SpeechEncoder,
     table: ClipTable,
@@ -515,7 +525,7 @@ def _meta(
         "root": str(table.root),
         "dataset_fingerprint": fingerprint,
         "selection": selection,
-        "pooling": POOLING,
+        "pooling": facts.get("pooling", POOLING),
         "n_clips": len(kept),
         "n_requested": len(table),
         "n_skipped": len(skipped),

@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -32,6 +31,7 @@ import numpy as np
 from core.errors import LabError, ResultError, StorageError
 from core.io.atomic import atomic_write_bytes, sha256_file
 from core.io.locks import exclusive
+from core.io.npy import read_npy_header
 from core.io.paths import cache_subdir
 from core.results.provenance import Provenance, engine_version
 
@@ -206,19 +206,11 @@ def _load_array(path: Path, spec: Mapping[str, Any]) -> np.ndarray:
     if sha256_file(path) != spec["sha256"]:
         raise ValueError(f"{path.name} checksum mismatch")
     with open(path, "rb") as fh:
-        version = np.lib.format.read_magic(fh)
-        read_header = {
-            (1, 0): np.lib.format.read_array_header_1_0,
-            (2, 0): np.lib.format.read_array_header_2_0,
-        }.get(version)
-        if read_header is None:
-            raise ValueError(f"{path.name} is .npy format {version}")
-        shape, _, dtype = read_header(fh, max_header_size=10_000)
-        header = fh.tell()
-    if list(shape) != list(spec["shape"]) or str(dtype) != spec["dtype"] or dtype.hasobject:
-        raise ValueError(f"{path.name} is {shape} {dtype}, entry.json says otherwise")
-    if header + math.prod(shape) * dtype.itemsize != size:
-        raise ValueError(f"{path.name}'s header declares {shape} {dtype}, not its {size} bytes")
+        header = read_npy_header(fh)
+    if list(header.shape) != list(spec["shape"]) or str(header.dtype) != spec["dtype"]:
+        raise ValueError(f"{path.name} is {header.shape} {header.dtype}, entry.json says otherwise")
+    if header.dtype.hasobject or header.total_bytes != size:
+        raise ValueError(f"{path.name}'s header declares {header.shape}, not its {size} bytes")
     return np.load(path, allow_pickle=False)
 
 

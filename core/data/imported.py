@@ -1,0 +1,323 @@
+"""Per-layer embeddings extracted elsewhere (another toolkit, another modality) as a cached feature set.
+
+A researcher brings ``.npy`` of shape (N, L+1, D), or ``.npz`` holding one such array or one (N, D)
+array per hidden state (ordered by the number in their names: ``layer_0``, ``layer_1`` ...), plus a
+labels table (CSV or TSV with a header: ``word`` or ``class`` or ``label``, optional ``speaker`` and
+``path``). Everything is checked before anything is written: ``.npy`` headers are read first (shape,
+dtype, byte size: no allocation from a forged header, no pickles), dtypes must be real floats, N must
+match the table, the total is capped, and every value must be finite (checked in chunks while copying).
+The result is an ordinary feature-cache entry (``core.data.features``: same layout, checksum and
+meta), keyed by the content of the arrays and the table, so every page and command uses it; its
+model is ``imported:<name>``, which names no encoder, so fine-tuning says it needs a model.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from core.data.datasets import ClipTable
+from core.data.features import (
+    CacheEntry,
+    FeatureSet,
+    begin_entry,
+    commit_entry,
+    entry_lock,
+    feature_key,
+    read_valid_entry,
+    write_rows,
+)
+from core.errors import FeatureError
+from core.io.npy import NpyHeader, read_npy_header
+
+__all__ = ["IMPORTED_FAMILY", "MAX_IMPORT_BYTES", "import_features"]
+
+IMPORTED_FAMILY = "imported"
+MAX_IMPORT_BYTES = 64 << 30  # float32 copy in the cache; larger sets belong on a bigger machine
+MAX_ROWS = 10_000_000
+FLOAT_KINDS = ("f",)
+CHUNK_ROWS = 4096
+WORD_COLUMNS = ("word", "class", "label")
+
+
+@dataclass(frozen=True)
+class _ArraySpec:
+    """One ``.npy`` (a file, or a member of an ``.npz``): where it is and what its header declares."""
+
+    source: Path
+    member: str | None
+    header: NpyHeader
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The declared shape."""
+        return self.header.shape
+
+    def open(self) -> IO[bytes]:
+        """The raw ``.npy`` bytes (the file, or the zip member)."""
+        if self.member is None:
+            return open(self.source, "rb")  # noqa: SIM115 (the caller closes it)
+        return zipfile.ZipFile(self.source).open(self.member)
+
+    def load(self) -> np.ndarray:
+        """The array (a memmap for a plain ``.npy``); pickles are refused."""
+        if self.member is None:
+            return np.load(self.source, mmap_mode="r", allow_pickle=False)
+        with self.open() as fh:
+            return np.lib.format.read_array(fh, allow_pickle=False)
+
+
+def _header(fh: IO[bytes], name: str) -> NpyHeader:
+    """The header of a ``.npy`` stream, read without its data; real float dtypes only."""
+    try:
+        header = read_npy_header(fh)
+    except (ValueError, OSError, EOFError) as exc:
+        raise FeatureError(f"{name}: not a .npy array ({exc})") from None
+    if header.dtype.hasobject or header.dtype.kind not in FLOAT_KINDS:
+        raise FeatureError(f"{name}: dtype {header.dtype} is not a real float (float16/32/64)")
+    return header
+
+
+def _npy_spec(path: Path) -> _ArraySpec:
+    """The spec of a plain ``.npy``, its size checked against the header."""
+    with open(path, "rb") as fh:
+        header = _header(fh, path.name)
+    if path.stat().st_size != header.total_bytes:
+        raise FeatureError(f"{path.name}: the header declares {header.shape}, not its file size")
+    return _ArraySpec(path, None, header)
+
+
+def _natural(name: str) -> tuple:
+    """Sort key: the numbers in a name as numbers (``layer_10`` after ``layer_9``)."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
+
+
+def _npz_specs(path: Path) -> list[_ArraySpec]:
+    """The specs of an ``.npz``'s members, each checked against its declared uncompressed size."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise FeatureError(f"{path.name}: not an .npz archive ({exc})") from None
+    specs = []
+    with zf:
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+        if not infos or len(infos) > 10_000:
+            raise FeatureError(f"{path.name}: expected 1 to 10,000 arrays, found {len(infos)}")
+        for info in sorted(infos, key=lambda i: _natural(i.filename)):
+            if not info.filename.endswith(".npy") or info.flag_bits & 0x1:
+                raise FeatureError(
+                    f"{path.name}: member {info.filename[:80]!r} is not a plain .npy"
+                )
+            with zf.open(info) as fh:
+                header = _header(fh, f"{path.name}:{info.filename}")
+            if info.file_size != header.total_bytes:
+                raise FeatureError(f"{path.name}:{info.filename}: header and size disagree")
+            specs.append(_ArraySpec(path, info.filename, header))
+    return specs
+
+
+def _layout(path: Path) -> tuple[list[_ArraySpec], tuple[int, int, int]]:
+    """The arrays and the (N, L+1, D) they make: one 3-D array, or one 2-D array per hidden state."""
+    if not path.is_file():
+        raise FeatureError(f"no features file at {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        specs = [_npy_spec(path)]
+        if len(specs[0].shape) != 3:
+            raise FeatureError(
+                f"{path.name}: a .npy must hold one (N, L+1, D) array, got {specs[0].shape}; "
+                "put one (N, D) array per hidden state in an .npz instead"
+            )
+    elif suffix == ".npz":
+        specs = _npz_specs(path)
+    else:
+        raise FeatureError(f"{path.name}: expected a .npy or .npz file")
+    if len(specs) == 1 and len(specs[0].shape) == 3:
+        n, states, d = specs[0].shape
+    elif all(len(s.shape) == 2 for s in specs):
+        shapes = {s.shape for s in specs}
+        if len(shapes) != 1:
+            raise FeatureError(
+                f"{path.name}: the per-layer arrays differ in shape: {sorted(shapes)}"
+            )
+        (n, d), states = specs[0].shape, len(specs)
+    else:
+        got = ", ".join(str(s.shape) for s in specs[:4])
+        raise FeatureError(
+            f"{path.name}: expected one (N, L+1, D) array or one (N, D) array per hidden state, got {got}"
+        )
+    if n < 2 or states < 1 or d < 1 or n > MAX_ROWS:
+        raise FeatureError(
+            f"{path.name}: shape ({n}, {states}, {d}) has too few or too many entries"
+        )
+    if 4 * n * states * d > MAX_IMPORT_BYTES:
+        raise FeatureError(
+            f"{path.name}: {4 * n * states * d / 2**30:.1f} GiB as float32 exceeds "
+            f"{MAX_IMPORT_BYTES / 2**30:.0f} GiB"
+        )
+    return specs, (n, states, d)
+
+
+@dataclass(frozen=True)
+class _Labels:
+    """The labels table: one word (class) and speaker per row, and a path or a row name."""
+
+    paths: tuple[str, ...]
+    words: tuple[str, ...]
+    speakers: tuple[str, ...]
+    sha256: str
+
+
+def _labels(path: Path) -> _Labels:
+    """Parse the CSV/TSV labels table (header row; word/class/label, optional speaker and path)."""
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FeatureError(f"cannot read the labels table {path}: {exc}") from None
+    delimiter = "\t" if path.suffix.lower() == ".tsv" or "\t" in text.split("\n", 1)[0] else ","
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    columns = {c.strip().lower(): c for c in reader.fieldnames or () if c}
+    word_col = next((columns[c] for c in WORD_COLUMNS if c in columns), None)
+    if word_col is None:
+        raise FeatureError(
+            f"{path.name}: needs a header with a 'word' (or 'class', 'label') column; "
+            f"found {sorted(columns) or 'no header'}"
+        )
+    rows = list(reader)
+    if len(rows) > MAX_ROWS:
+        raise FeatureError(f"{path.name}: more than {MAX_ROWS:,} rows")
+    words = tuple(str(r.get(word_col) or "").strip() for r in rows)
+    if any(not w for w in words):
+        first = next(i for i, w in enumerate(words) if not w)
+        raise FeatureError(f"{path.name}: row {first + 2} has no {word_col!r}")
+    spk_col, path_col = columns.get("speaker"), columns.get("path")
+    speakers = (
+        tuple(str(r.get(spk_col) or "-").strip() or "-" for r in rows)
+        if spk_col
+        else ("-",) * len(rows)
+    )
+    paths = (
+        tuple(str(r.get(path_col) or f"row-{i}") for i, r in enumerate(rows))
+        if path_col
+        else tuple(f"row-{i}" for i in range(len(rows)))
+    )
+    return _Labels(paths, words, speakers, hashlib.sha256(raw).hexdigest())
+
+
+def _check_finite(block: np.ndarray, first_row: int, state: int | None) -> None:
+    """FeatureError naming the first non-finite value of a float32 block."""
+    bad = ~np.isfinite(block)
+    if bad.any():
+        at = np.argwhere(bad)[0]
+        row, layer = first_row + int(at[0]), state if state is not None else int(at[1])
+        raise FeatureError(f"non-finite value at row {row}, hidden state {layer}")
+
+
+def _filler(specs: list[_ArraySpec]) -> Callable[[np.ndarray], None]:
+    """Copy the arrays into the (N, L+1, D) float32 memmap in bounded memory, checking finiteness:
+    row blocks of one 3-D array, or one hidden state at a time from per-layer arrays."""
+
+    def fill(out: np.ndarray) -> None:
+        n = out.shape[0]
+        if len(specs) == 1 and len(specs[0].shape) == 3:
+            source = specs[0].load()
+            for start in range(0, n, CHUNK_ROWS):
+                block = np.asarray(source[start : start + CHUNK_ROWS], dtype=np.float32)
+                _check_finite(block, start, None)
+                out[start : start + len(block)] = block
+            return
+        for state, spec in enumerate(specs):
+            layer = np.asarray(spec.load(), dtype=np.float32)
+            _check_finite(layer, 0, state)
+            out[:, state, :] = layer
+
+    return fill
+
+
+def _content_sha(specs: list[_ArraySpec]) -> str:
+    """sha256 of the arrays' raw bytes (headers included), in layer order."""
+    h = hashlib.sha256()
+    for spec in specs:
+        h.update((spec.member or spec.source.name).encode() + b"\0")
+        with spec.open() as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def import_features(
+    arrays: str | Path, labels: str | Path, *, name: str | None = None
+) -> FeatureSet:
+    """Bring externally extracted embeddings and their labels into the feature cache; the FeatureSet.
+
+    ``name`` names the representation (default: the features file's stem). Importing the same files
+    again returns the cached set.
+    """
+    arrays, labels = Path(arrays), Path(labels)
+    specs, (n, states, d) = _layout(arrays)
+    table_labels = _labels(labels)
+    if len(table_labels.words) != n:
+        raise FeatureError(
+            f"{labels.name} has {len(table_labels.words)} rows but {arrays.name} has {n} points"
+        )
+    name = name or arrays.stem
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}", name):
+        raise FeatureError(f"name {name!r}: use letters, digits, '.', '_' and '-' (at most 81)")
+    t0 = time.perf_counter()
+    identity = {
+        "model_key": f"imported:{name}",
+        "model_id": f"imported:{name}",
+        "source": "imported",
+        "weights": f"sha256:{_content_sha(specs)}",
+        "input_mode": "features",
+        "n_layers": states - 1,
+    }
+    table = ClipTable(
+        root=arrays.parent.resolve(),
+        dataset="imported",
+        paths=table_labels.paths,
+        words=table_labels.words,
+        speakers=table_labels.speakers,
+        word_split=("all",) * n,
+        speaker_split=("all",) * n,
+    )
+    selection = {"dataset": "imported", "table": "custom", "labels_sha256": table_labels.sha256}
+    key = feature_key(identity, table_labels.sha256, selection)
+    entry = CacheEntry(key, identity, table, table_labels.sha256, selection)
+    found, _ = read_valid_entry(entry.directory, key)
+    if found is not None:
+        return found
+    with entry_lock(key):
+        found, _ = read_valid_entry(entry.directory, key)
+        if found is not None:
+            return found
+        tmp = begin_entry(entry.directory)
+        try:
+            write_rows(tmp, (n, states, d), _filler(specs))
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        facts = {
+            "n_layers": states - 1,
+            "hidden_size": d,
+            "family": IMPORTED_FAMILY,
+            "describe": f"imported:{name} ({states} hidden states x {d}, from {arrays.name})",
+            "final_layer_norm": False,
+            "device": "none (imported)",
+            "autocast": None,
+            "pooling": "as imported",
+        }
+        seconds = time.perf_counter() - t0
+        stats = {"seconds": round(seconds, 3), "clips_per_s": None}
+        return commit_entry(entry, tmp, facts, list(range(n)), [], stats)

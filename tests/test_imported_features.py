@@ -1,0 +1,124 @@
+"""Bring your own features: .npy/.npz embeddings with a labels table become a checked feature set."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.cli.main import main
+from core.data.features import load_cached_features
+from core.data.imported import import_features
+from core.errors import FeatureError
+from core.results.kinds import stored_convexity
+
+N, STATES, D = 24, 4, 6
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def hidden() -> np.ndarray:
+    return np.random.default_rng(0).normal(size=(N, STATES, D))
+
+
+def _labels(tmp_path: Path, n: int = N, header: str = "word,speaker,path") -> Path:
+    rows = "".join(f"w{i % 3},s{i % 2},clip{i}.wav\n" for i in range(n))
+    path = tmp_path / "labels.csv"
+    path.write_text(f"{header}\n{rows}")
+    return path
+
+
+def test_a_3d_npy_becomes_a_cached_feature_set_every_reader_uses(
+    tmp_path: Path, hidden: np.ndarray
+) -> None:
+    np.save(tmp_path / "h.npy", hidden)
+    fs = import_features(tmp_path / "h.npy", _labels(tmp_path), name="my-model")
+    assert fs.features.shape == (N, STATES, D) and fs.features.dtype == np.float32
+    np.testing.assert_array_equal(fs.features, hidden.astype(np.float32))
+    assert fs.words[:3] == ["w0", "w1", "w2"] and fs.speakers[:2] == ["s0", "s1"]
+    assert fs.meta["model_key"] == "imported:my-model" and fs.n_layers == STATES - 1
+    assert fs.paths[0] == "clip0.wav"
+    again = load_cached_features(fs.key)
+    np.testing.assert_array_equal(again.features, fs.features)
+    assert import_features(tmp_path / "h.npy", _labels(tmp_path), name="my-model").key == fs.key
+    curves = stored_convexity(fs, {"word": fs.words}, k=4, max_pairs_per_class=None)
+    assert curves["word"].scores.shape == (STATES,)
+
+
+def test_per_layer_npz_members_are_ordered_by_their_numbers(
+    tmp_path: Path, hidden: np.ndarray
+) -> None:
+    many = np.random.default_rng(1).normal(size=(N, 11, D)).astype(np.float16)
+    np.savez(tmp_path / "layers.npz", **{f"layer_{i}": many[:, i] for i in range(11)})
+    fs = import_features(tmp_path / "layers.npz", _labels(tmp_path, header="class,speaker,path"))
+    np.testing.assert_array_equal(fs.features, many.astype(np.float32))  # layer_10 last
+
+
+def _forged_npy(shape: str) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.zeros(3))
+    return buf.getvalue()[:128].replace(b"(3,)", shape.encode()).ljust(128, b" ")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p, h: np.save(p / "x.npy", h[:, 0]), "must hold one \\(N, L\\+1, D\\) array"),
+        (lambda p, h: np.save(p / "x.npy", (h * 10).astype(np.int32)), "not a real float"),
+        (lambda p, h: np.save(p / "x.npy", np.array([{}] * N), allow_pickle=True), "real float"),
+        (lambda p, h: (p / "x.npy").write_bytes(_forged_npy("(1099511627776, 4, 6)")), "header"),
+        (lambda p, h: (p / "x.npy").write_bytes(b"not an array"), "not a .npy"),
+        (lambda p, h: np.save(p / "x.npy", h[:10]), "has 24 rows but x.npy has 10 points"),
+        (
+            lambda p, h: np.save(p / "x.npy", np.where(h > 2.5, np.nan, h)),
+            "non-finite value at row",
+        ),
+    ],
+    ids=["2d", "int", "object", "forged-header", "garbage", "row-count", "nan"],
+)
+def test_bad_arrays_are_refused_in_one_line_before_anything_is_cached(
+    tmp_path: Path, hidden: np.ndarray, cache: Path, make, message: str
+) -> None:
+    make(tmp_path, hidden)
+    with pytest.raises(FeatureError, match=message) as err:
+        import_features(tmp_path / "x.npy", _labels(tmp_path))
+    assert "\n" not in str(err.value)
+    assert not [p for p in cache.rglob("*.npy")] and not [p for p in cache.rglob("*.tmp")]
+
+
+def test_bad_npz_and_labels_are_refused(tmp_path: Path, hidden: np.ndarray) -> None:
+    np.savez(tmp_path / "mixed.npz", a=hidden[:, 0], b=hidden[:, 0, :3])
+    with pytest.raises(FeatureError, match="differ in shape"):
+        import_features(tmp_path / "mixed.npz", _labels(tmp_path))
+    with zipfile.ZipFile(tmp_path / "odd.npz", "w") as zf:
+        zf.writestr("notes.txt", "hello")
+    with pytest.raises(FeatureError, match="not a plain .npy"):
+        import_features(tmp_path / "odd.npz", _labels(tmp_path))
+    np.save(tmp_path / "h.npy", hidden)
+    with pytest.raises(FeatureError, match="needs a header with a 'word'"):
+        import_features(tmp_path / "h.npy", _labels(tmp_path, header="name,speaker,path"))
+    blank = tmp_path / "blank.csv"
+    blank.write_text("word\n" + "w\n" * (N - 1) + "\n")
+    with pytest.raises(FeatureError):
+        import_features(tmp_path / "h.npy", blank)
+    with pytest.raises(FeatureError, match="name"):
+        import_features(tmp_path / "h.npy", _labels(tmp_path), name="../escape")
+
+
+def test_cli_imports_and_bad_input_is_exit_2(
+    tmp_path: Path, hidden: np.ndarray, capsys: pytest.CaptureFixture
+) -> None:
+    np.save(tmp_path / "h.npy", hidden)
+    assert main(["import-features", str(tmp_path / "h.npy"), str(_labels(tmp_path))]) == 0
+    assert "python -m core convexity --key" in capsys.readouterr().out
+    assert main(["import-features", str(tmp_path / "none.npy"), str(_labels(tmp_path))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no features file" in err[0]
