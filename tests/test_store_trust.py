@@ -231,3 +231,13 @@ def test_clean_removes_leftovers_of_killed_writers_only(genuine: StoredResult) -
     removed = clean_stale()
     assert sorted(p.name for p in removed) == sorted([stale.name, lock.name])
     assert fresh.exists() and load_result(genuine.key) is not None
+
+
+def test_entries_and_bundles_are_readable_by_other_users(
+    genuine: StoredResult, tmp_path: Path
+) -> None:
+    folder = results_root() / genuine.key
+    modes = {p.name: p.stat().st_mode & 0o777 for p in [folder, *folder.iterdir()]}
+    assert modes == {folder.name: 0o755, **dict.fromkeys([p.name for p in folder.iterdir()], 0o644)}
+    bundle = export_bundle([genuine.key], tmp_path / "b.zip")
+    assert bundle.stat().st_mode & 0o777 == 0o644

@@ -53,7 +53,7 @@ import torch
 from core.data.audio import LoadResult, load_clips_report
 from core.data.datasets import ClipTable, compile_speaker_regex, load_table, select
 from core.errors import FeatureError, StorageError
-from core.io.atomic import atomic_write_json, sha256_file_memo
+from core.io.atomic import FILE_MODE, atomic_write_json, sha256_file_memo
 from core.io.locks import exclusive
 from core.io.paths import cache_dir, cache_subdir
 from core.models.classifier import autocast
@@ -698,7 +698,7 @@ def commit_entry(
     try:
         sha = sha256_file_memo(tmp)
         size = tmp.stat().st_size
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, directory / FEATURES_NAME)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -720,7 +720,6 @@ def commit_entry(
         size,
     )
     atomic_write_json(directory / META_NAME, meta)
-    os.chmod(directory / META_NAME, 0o644)
     summary, lists = _split_meta(meta)
     return FeatureSet(
         arr,

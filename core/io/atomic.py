@@ -11,11 +11,17 @@ from typing import Any
 
 from core.errors import StorageError
 
+# One permission policy for everything the lab writes (features, results, runs, bundles): readable by
+# others, so a lecturer can share a write-protected cache; nothing the lab stores is secret.
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file in the same folder and an atomic rename.
 
-    A folder that cannot be created or written (permissions, disk full) raises ``StorageError``.
+    A folder that cannot be created or written (permissions, disk full) raises ``StorageError``. The
+    file is left ``FILE_MODE`` (readable by others), not ``mkstemp``'s owner-only 0600.
     """
     path = Path(path)
     try:
@@ -28,6 +34,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from core.errors import BundleError
-from core.io.atomic import atomic_write_bytes
+from core.io.atomic import DIR_MODE, FILE_MODE, atomic_write_bytes
 from core.results.store import (
     ENTRY_NAME,
     KEY_RE,
@@ -126,6 +126,7 @@ def _stage_entry(zf: zipfile.ZipFile, manifest: dict, key: str) -> Path:
         tempfile.mkdtemp(dir=results_root(), prefix=f".import-{key[:12]}-", suffix=".tmp")
     )
     try:
+        os.chmod(staged, DIR_MODE)
         for name, spec in manifest["members"].items():
             if name.split("/")[0] != key:
                 continue
@@ -135,6 +136,7 @@ def _stage_entry(zf: zipfile.ZipFile, manifest: dict, key: str) -> Path:
             ):
                 raise BundleError(f"bundle member {name[:80]!r} does not match its manifest")
             (staged / name.split("/")[1]).write_bytes(data)
+            os.chmod(staged / name.split("/")[1], FILE_MODE)
         if not (staged / ENTRY_NAME).is_file():
             raise BundleError(f"bundle entry {key[:12]} has no entry.json")
         entry, why = read_entry(staged, key)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import LabError, ResultError, StorageError
-from core.io.atomic import atomic_write_bytes, sha256_file
+from core.io.atomic import DIR_MODE, FILE_MODE, atomic_write_bytes, sha256_file
 from core.io.locks import exclusive
 from core.io.npy import read_npy_header
 from core.io.paths import cache_subdir
@@ -267,6 +267,7 @@ def write_entry(directory: Path, result: StoredResult) -> None:
         path = directory / f"{name}.npy"
         with open(path, "wb") as fh:
             np.save(fh, arr, allow_pickle=False)
+        os.chmod(path, FILE_MODE)
         specs[name] = {
             "file": path.name,
             "shape": list(arr.shape),
@@ -313,6 +314,7 @@ def _save_locked(result: StoredResult) -> Path:
     except OSError as exc:
         raise StorageError(f"cannot write in {results_root()}: {exc.strerror or exc}") from None
     try:
+        os.chmod(staged, DIR_MODE)  # mkdtemp's 0700 would hide the entry from other users
         write_entry(staged, result)
         return install_entry(staged, result.key)
     except OSError as exc:
