@@ -19,6 +19,7 @@ from core.runs.folders import read_json, runs_root
 __all__ = [
     "CostRatio",
     "FinishedRun",
+    "RatioAxis",
     "SavedBenchmark",
     "SweepRow",
     "SweepView",
@@ -26,6 +27,7 @@ __all__ = [
     "benchmarks_root",
     "finished_results",
     "list_benchmarks",
+    "ratio_axis",
     "read_json",
     "sweep_view",
 ]
@@ -226,6 +228,33 @@ class SweepView:
                 }
             )
         return out
+
+
+@dataclass(frozen=True)
+class RatioAxis:
+    """A ratio chart's value axis that no single whisker can squash: its upper end and what it clips.
+
+    ``upper`` covers every median and every whisker up to ``BULK`` x the largest median (and the 1.0
+    line); a whisker above it is drawn to ``upper`` and marked with its true maximum (``clipped``).
+    """
+
+    upper: float
+    shown_high: tuple[float, ...]
+    clipped: tuple[bool, ...]
+
+
+BULK = 2.0  # whiskers up to this many times the largest median stay on the axis
+
+
+def ratio_axis(medians: list[float], highs: list[float]) -> RatioAxis:
+    """The axis for bars ``medians`` with whiskers up to ``highs`` (see :class:`RatioAxis`)."""
+    if not medians:
+        return RatioAxis(1.2, (), ())
+    bulk = BULK * max(max(medians), 1.0)
+    kept = [h for h in highs if h <= bulk]
+    upper = 1.1 * max([*medians, *kept, 1.0])
+    clipped = tuple(h > upper for h in highs)
+    return RatioAxis(upper, tuple(min(h, upper) for h in highs), clipped)
 
 
 def _cost_ratio(bench: dict[str, Any] | None) -> CostRatio | None:
