@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -15,10 +14,17 @@ from core import runs as run_store
 from core.errors import LabError
 from core.geometry.criteria import compare_prune_points
 from core.models.registry import MODELS
-from core.results.provenance import code_version
 from core.runs import jobs
 from core.runs.records import format_seconds
-from core.runs.views import FinishedRun, SweepView, finished_results, list_benchmarks, sweep_view
+from core.runs.views import (
+    FinishedRun,
+    SweepView,
+    comparison_source,
+    export_provenance,
+    finished_results,
+    list_benchmarks,
+    sweep_view,
+)
 from core.training.benchmark import BenchmarkResult, BenchmarkRow, human_value, ratio_text
 from core.training.configs import BenchmarkConfig
 from core.training.grid import read_grid_tables
@@ -44,12 +50,7 @@ st.caption(
     "the checkpoint). Costs only from the benchmark, which measures both models interleaved in one "
     "process of its own (run times of separate runs are facts, never ratios)."
 )
-export: dict[str, Any] = {
-    "provenance": {
-        "code_version": code_version(),
-        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-}
+export: dict[str, Any] = {"provenance": export_provenance()}
 
 
 def _accuracy_row(quantity: str, f: Any, p: Any) -> dict[str, str]:
@@ -89,25 +90,8 @@ def accuracy_rows(full: FinishedRun, pruned: FinishedRun) -> list[dict[str, str]
 
 
 def export_rows(full: FinishedRun, pruned: FinishedRun, rows: list[dict[str, str]]) -> list[dict]:
-    """The comparison rows with which runs, model, splits, clip counts, seeds and code they came from."""
-    ft, pt = full.test, pruned.test
-    source = {
-        "full_run": full.id,
-        "pruned_run": pruned.id,
-        "model": full.result.model,
-        "pruned_model": pruned.result.model,
-        "full_prune_point": full.result.prune_point,
-        "pruned_prune_point": pruned.result.prune_point,
-        "scored_split": ft.split if ft.split == pt.split else f"{ft.split} / {pt.split}",
-        "full_scored_clips": ft.n_clips,
-        "pruned_scored_clips": pt.n_clips,
-        "selection_split": full.result.eval_split,
-        "full_selection_clips": full.validation.n_clips,
-        "pruned_selection_clips": pruned.validation.n_clips,
-        "full_seed": full.config.get("seed"),
-        "pruned_seed": pruned.config.get("seed"),
-        **export["provenance"],
-    }
+    """The comparison rows, each with which runs, model, splits, clip counts, seeds and code made it."""
+    source = comparison_source(full, pruned)
     return [{**row, **source} for row in rows]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ __all__ = [
     "SweepView",
     "Score",
     "benchmarks_root",
+    "comparison_source",
+    "export_provenance",
     "finished_results",
     "list_benchmarks",
     "ratio_axis",
@@ -105,6 +108,38 @@ class FinishedRun:
             f"{self.id} · {self.result.task} · p={self.result.prune_point}/{self.depth} · "
             f"{t.split} {t.accuracy:.3f} ({t.n_clips} clips)"
         )
+
+
+def export_provenance() -> dict[str, str]:
+    """What every exported row names besides its runs: the code version and when it was exported."""
+    from core.results.provenance import code_version
+
+    return {
+        "code_version": code_version(),
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def comparison_source(full: FinishedRun, pruned: FinishedRun) -> dict[str, Any]:
+    """Which runs, model, splits, clip counts and seeds a full-vs-pruned comparison row comes from."""
+    ft, pt = full.test, pruned.test
+    return {
+        "full_run": full.id,
+        "pruned_run": pruned.id,
+        "model": full.result.model,
+        "pruned_model": pruned.result.model,
+        "full_prune_point": full.result.prune_point,
+        "pruned_prune_point": pruned.result.prune_point,
+        "scored_split": ft.split if ft.split == pt.split else f"{ft.split} / {pt.split}",
+        "full_scored_clips": ft.n_clips,
+        "pruned_scored_clips": pt.n_clips,
+        "selection_split": full.result.eval_split,
+        "full_selection_clips": full.validation.n_clips,
+        "pruned_selection_clips": pruned.validation.n_clips,
+        "full_seed": full.config.get("seed"),
+        "pruned_seed": pruned.config.get("seed"),
+        **export_provenance(),
+    }
 
 
 def _finetune_config(folder: Path, run: Path) -> dict[str, Any]:
