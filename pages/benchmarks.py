@@ -66,14 +66,21 @@ def _accuracy_row(quantity: str, f: Any, p: Any) -> dict[str, str]:
 
 
 def accuracy_rows(full: FinishedRun, pruned: FinishedRun) -> list[dict[str, str]]:
-    """Test accuracy (headline), validation accuracy (selection) and parameter rows of two runs."""
+    """Test accuracy (headline), validation accuracy (selection) and parameter rows of two runs.
+
+    A run without a separate test split was scored on the split that chose its checkpoint: one row
+    then, named by that split, since there is no held-out score to headline.
+    """
     rows = []
     ft, pt = full.test, pruned.test
-    head = "test accuracy" if ft.split == pt.split == "test" else "accuracy (scored split)"
-    rows.append(_accuracy_row(head, ft, pt))
-    rows.append(
-        _accuracy_row("validation accuracy (selection)", full.validation, pruned.validation)
-    )
+    held_out = full.result.test is not None and pruned.result.test is not None
+    if held_out:
+        rows.append(_accuracy_row("test accuracy", ft, pt))
+        rows.append(
+            _accuracy_row("validation accuracy (selection)", full.validation, pruned.validation)
+        )
+    else:
+        rows.append(_accuracy_row("accuracy (best epoch, chosen on the same split)", ft, pt))
     for key, name in (("total", "parameters (total)"), ("trainable", "parameters (trained)")):
         f, p = getattr(full.result.params, key), getattr(pruned.result.params, key)
         if f and p:
@@ -106,6 +113,7 @@ def _fact_rows(full: FinishedRun, pruned: FinishedRun) -> list[dict[str, str]]:
                 "training time": human_value(secs, "s"),
                 "median epoch": human_value(epoch, "s") if epoch is not None else "n/a",
                 "device": r.result.device or "not recorded",
+                "machine load": "not recorded",
                 "epochs": str(r.config.get("epochs", "?")),
             }
         )
