@@ -349,8 +349,8 @@ def benchmark_status() -> None:
         )
         st.progress(
             pr.epoch_fraction or 0.0,
-            text=f"{run_id}: {current.label}, {pr.phase or 'starting'} ({done}), "
-            f"{format_seconds(pr.elapsed_s)} elapsed{left}",
+            text=f"{run_id}: {current.label} for {format_seconds(pr.elapsed_s or 0)} in its own "
+            f"process; {pr.phase or 'starting'} ({done}){left}",
         )
         if st.button("Cancel", key=f"bm_cancel_{run_id}", icon=":material/stop:"):
             jobs.cancel(run_id, timeout=jobs.cancel_wait())
