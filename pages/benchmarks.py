@@ -106,7 +106,7 @@ def _fact_rows(full: FinishedRun, pruned: FinishedRun) -> list[dict[str, str]]:
     """Training wall times of the two runs as facts with their context: never divided."""
     out = []
     for side, r in (("full model", full), ("pruned model", pruned)):
-        secs, epoch = r.result.train_seconds, r.result.epoch_seconds_median
+        secs, epoch = r.result.train_seconds, r.epoch_seconds_median
         out.append(
             {
                 "run": side,

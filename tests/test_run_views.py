@@ -14,6 +14,7 @@ import core.runs.views
 from core import runs
 from core.models.pruning import params_by_prune_point
 from core.models.whisper_offline import offline_whisper_available
+from core.runs.records import median_epoch_seconds
 from core.runs.views import (
     CostRatio,
     FinishedRun,
@@ -146,3 +147,18 @@ def test_one_wild_whisker_does_not_squash_the_chart():
     assert axis.clipped == (False, True, False)
     assert axis.shown_high[1] == axis.upper and axis.shown_high[0] == 0.31
     assert not any(ratio_axis([0.3, 0.9], [0.35, 1.1]).clipped)
+
+
+def test_one_median_epoch_over_every_attempt(tmp_path: Path):
+    """60 s in one view, 63 s in another: the run's facts use the progress view's median (all epochs)."""
+    run = tmp_path / "runs" / "20200101-000000-finetune-m-abc"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"kind": "finetune", "config": {"model": MODEL}}))
+    (run / "result.json").write_text(json.dumps(_result(4, 4, epoch_seconds_median=60.0)))
+    rows = [
+        {"kind": "eval", "epoch": e, "epoch_seconds": s}
+        for e, s in ((1, 63.0), (2, 66.0), (3, 60.0))
+    ]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (found,) = finished_results(tmp_path / "runs")
+    assert found.epoch_seconds_median == 63.0 == median_epoch_seconds(rows)

@@ -103,7 +103,9 @@ def _progress_line(run_id: str) -> str:
     if pr.epoch is not None and pr.epochs:
         parts.append(f"epoch {pr.epoch}/{pr.epochs} ({100 * (pr.epoch_fraction or 0):.0f}%)")
     parts.append(f"elapsed {format_seconds(pr.elapsed_s)}")
-    if status.active:
+    if status.active and pr.phase == "final evaluation":
+        parts.append("final evaluation...")
+    elif status.active:
         parts.append(f"epoch left {format_seconds(pr.epoch_remaining_s)}")
         parts.append(f"total left {format_seconds(pr.total_remaining_s)}")
     if status.error:

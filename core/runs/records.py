@@ -37,6 +37,7 @@ __all__ = [
     "estimate_progress",
     "list_runs",
     "log_tail",
+    "median_epoch_seconds",
     "progress",
     "result",
     "status",
@@ -301,8 +302,7 @@ def estimate_progress(
     phase = "evaluating" if fraction >= 1.0 else "training"
     if epochs is not None and done_epochs >= epochs:
         epoch, fraction, phase = epochs, 1.0, "final evaluation"
-    timed = [float(r["epoch_seconds"]) for r in evals if r.get("epoch_seconds") is not None]
-    per_epoch: float | None = statistics.median(timed) if timed else None
+    per_epoch = median_epoch_seconds(rows)
     if per_epoch is None:
         last_event = max((i for i, r in enumerate(rows) if r.get("event") == "resumed"), default=-1)
         attempt = [
@@ -332,6 +332,17 @@ def estimate_progress(
         if epochs is not None:
             out["total_remaining_s"] = left + max(0, epochs - epoch) * per_epoch
     return out
+
+
+def median_epoch_seconds(rows: list[dict[str, Any]]) -> float | None:
+    """Median training time of the finished epochs in metric rows, over every attempt (one median for
+    the progress view and the run's facts); None before the first epoch ends."""
+    timed = [
+        float(r["epoch_seconds"])
+        for r in rows
+        if r.get("kind") == "eval" and r.get("epoch_seconds") is not None
+    ]
+    return statistics.median(timed) if timed else None
 
 
 def attempt_seconds(raw: dict[str, Any]) -> float:

@@ -101,6 +101,15 @@ class FinishedRun:
         return selection_score(self.result)
 
     @property
+    def epoch_seconds_median(self) -> float | None:
+        """Median epoch training time over every attempt, from the run's metrics (as its progress says)."""
+        from core.runs.folders import read_metrics_file
+        from core.runs.records import median_epoch_seconds
+
+        median = median_epoch_seconds(read_metrics_file(self.path / "metrics.jsonl"))
+        return median if median is not None else self.result.epoch_seconds_median
+
+    @property
     def label(self) -> str:
         """``<id> · speakers · p=2/4 · test 0.902 (315 clips)``."""
         t = self.test
