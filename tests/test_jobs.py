@@ -133,7 +133,9 @@ def test_final_evaluation_claims_no_time_left() -> None:
     assert est["total_remaining_s"] is None and est["epoch_remaining_s"] is None
 
 
-def test_elapsed_time_continues_across_a_resume(tmp_path: Path) -> None:
+def test_elapsed_time_continues_across_a_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Elapsed restarted at 1 s after a resume: it adds up every attempt."""
     run = jobs.create_run("finetune", {"model": str(tmp_path / "no-such-model"), "epochs": 1})
     write_status(
@@ -141,7 +143,12 @@ def test_elapsed_time_continues_across_a_resume(tmp_path: Path) -> None:
         finished_at="2026-01-01T00:01:40+00:00",
     )  # fmt: skip
     assert runs.progress(run.name).elapsed_s == pytest.approx(100.0)
-    jobs.resume(run.name, background=False)  # fails at once: no such model
+    monkeypatch.setattr(jobs, "start", lambda run: 0)  # queued again, its worker not up yet
+    jobs.resume(run.name)
+    assert runs.progress(run.name).elapsed_s == pytest.approx(
+        100.0
+    )  # not counting from the old start
+    jobs.run_job(run)  # the worker: fails at once, no such model
     second = runs.progress(run.name)
     assert second.state == "failed" and 100.0 <= second.elapsed_s < 160.0
 

@@ -265,7 +265,7 @@ def resume(run_id: str | os.PathLike, *, background: bool = True) -> RunStatus:
     elapsed_before = float(raw.get("elapsed_before") or 0.0) + attempt_seconds(raw)
     write_status(
         run, state="queued", queued_at=time.time(), pid=None, pid_start=None, error=None,
-        interrupted=False, finished_at=None, elapsed_before=elapsed_before,
+        interrupted=False, started_at=None, finished_at=None, elapsed_before=elapsed_before,
     )  # fmt: skip
     if background:
         start(run)

@@ -33,6 +33,7 @@ __all__ = [
     "PointProgress",
     "RunProgress",
     "RunStatus",
+    "attempt_seconds",
     "convexity",
     "estimate_progress",
     "list_runs",
@@ -116,8 +117,9 @@ class RunProgress:
 
     ``elapsed_s`` adds up every attempt of the run (a resume continues it). ``seconds_per_epoch`` is the
     median of finished epochs' training time, else measured from the current epoch's logged steps;
-    remaining times count training only, and are None during the final evaluation (``phase``). A
-    benchmark counts rounds (warm-up + timed repeats) in ``epoch``/``epochs``.
+    remaining times count training only, and are None during the final evaluation. ``phase``:
+    training / evaluating / final evaluation / done; a benchmark's warm-up / timing / measuring memory,
+    with its rounds (warm-up + timed repeats) in ``epoch``/``epochs``.
     """
 
     run_id: str
@@ -129,9 +131,7 @@ class RunProgress:
     seconds_per_epoch: float | None = None
     epoch_remaining_s: float | None = None
     total_remaining_s: float | None = None
-    phase: str = (
-        ""  # training / evaluating / final evaluation / done (benchmarks: warm-up / timing ...)
-    )
+    phase: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
@@ -379,7 +379,9 @@ def progress(run_id: str | os.PathLike, *, now: float | None = None) -> RunProgr
     started = _timestamp(current.started_at)
     finished = _timestamp(current.finished_at) if not current.active else None
     before = float(raw.get("elapsed_before") or 0.0)
-    elapsed = None if started is None else before + max(0.0, (finished or now) - started)
+    # not started (yet, or again after a resume): what the earlier attempts ran
+    ran = None if started is None else max(0.0, (finished or now) - started)
+    elapsed = (before or None) if ran is None else before + ran
     base = {"run_id": current.run_id, "state": current.state, "elapsed_s": elapsed}
     if current.state == "done":
         base["phase"] = "done"
