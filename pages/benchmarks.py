@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -15,56 +14,75 @@ from core import runs as run_store
 from core.errors import LabError
 from core.geometry.criteria import compare_prune_points
 from core.models.registry import MODELS
-from core.runs.views import BackgroundTask, finished_results, list_benchmarks, read_json, sweep_view
+from core.runs import jobs
+from core.runs.records import format_seconds
+from core.runs.views import (
+    FinishedRun,
+    SweepView,
+    comparison_source,
+    export_provenance,
+    finished_results,
+    list_benchmarks,
+    sweep_view,
+)
 from core.training.benchmark import BenchmarkResult, BenchmarkRow, human_value, ratio_text
+from core.training.configs import BenchmarkConfig
 from core.training.grid import read_grid_tables
 from pages import common
+from pages.costs import ratio_bars, sweep_cost_figure
 
 # settings whose difference makes two runs' accuracies not like for like
 SETTINGS = {
     "model": "model", "task": "task", "dataset": "dataset", "eval_split": "evaluation split",
-    "max_train_clips": "training clips cap", "max_eval_clips": "evaluation clips cap", "seed": "seed",
+    "test_split": "test split", "max_train_clips": "training clips cap",
+    "max_eval_clips": "evaluation clips cap", "max_test_clips": "test clips cap", "seed": "seed",
     "split_seed": "split seed", "epochs": "epochs", "lr": "learning rate", "batch_size": "batch size",
     "whisper_input": "Whisper input",
 }  # fmt: skip
 BETTER = {"pruned": "pruned ✓", "full": "full ✓", None: ""}
+DEFAULTS = BenchmarkConfig(model="", prune_point=1)  # the CLI's defaults, one dataclass for both
 
 common.init_state()
 state = st.session_state
 st.title("Benchmarks")
 st.caption(
-    "Accuracy of finished runs side by side; costs only from the benchmark, which measures both models "
-    "interleaved in one process (run times of separate runs are facts, never ratios)."
+    "Accuracy of finished runs side by side (test accuracy is the headline; validation accuracy chose "
+    "the checkpoint). Costs only from the benchmark, which measures both models interleaved in one "
+    "process of its own (run times of separate runs are facts, never ratios)."
 )
-export: dict[str, Any] = {}
+export: dict[str, Any] = {"provenance": export_provenance()}
 
 
-def _run_config(f: dict[str, Any]) -> dict[str, Any]:
-    """The fine-tune config of a finished result (its own folder, else the sweep's)."""
-    for folder in (Path(f["path"]), Path(f["run"])):
-        cfg = (read_json(folder / "config.json") or {}).get("config")
-        if cfg:
-            return cfg
-    return {}
+def _accuracy_row(quantity: str, f: Any, p: Any) -> dict[str, str]:
+    """One accuracy row: each side with its split and clip count, the difference in points."""
+    diff = p.accuracy - f.accuracy
+    return {
+        "quantity": quantity,
+        "full model": f.text(),
+        "pruned model": p.text(),
+        "pruned vs full": f"{diff * 100:+.1f} points",
+        "better": BETTER["pruned" if diff > 0 else "full" if diff < 0 else None],
+    }
 
 
-def _accuracy_rows(fr: dict[str, Any], pr: dict[str, Any]) -> list[dict[str, str]]:
-    """Accuracy and parameter rows of two finished runs (measured once each: differences, counts)."""
+def accuracy_rows(full: FinishedRun, pruned: FinishedRun) -> list[dict[str, str]]:
+    """Test accuracy (headline), validation accuracy (selection) and parameter rows of two runs.
+
+    A run without a separate test split was scored on the split that chose its checkpoint: one row
+    then, named by that split, since there is no held-out score to headline.
+    """
     rows = []
-    fa, pa = fr.get("best_accuracy"), pr.get("best_accuracy")
-    if isinstance(fa, int | float) and isinstance(pa, int | float):
-        diff = pa - fa
+    ft, pt = full.test, pruned.test
+    held_out = full.result.test is not None and pruned.result.test is not None
+    if held_out:
+        rows.append(_accuracy_row("test accuracy", ft, pt))
         rows.append(
-            {
-                "quantity": "accuracy (best epoch)",
-                "full model": f"{fa:.1%}",
-                "pruned model": f"{pa:.1%}",
-                "pruned vs full": f"{diff * 100:+.1f} points",
-                "better": BETTER["pruned" if diff > 0 else "full" if diff < 0 else None],
-            }
+            _accuracy_row("validation accuracy (selection)", full.validation, pruned.validation)
         )
+    else:
+        rows.append(_accuracy_row("accuracy (best epoch, chosen on the same split)", ft, pt))
     for key, name in (("total", "parameters (total)"), ("trainable", "parameters (trained)")):
-        f, p = (fr.get("params") or {}).get(key), (pr.get("params") or {}).get(key)
+        f, p = getattr(full.result.params, key), getattr(pruned.result.params, key)
         if f and p:
             rows.append(
                 {
@@ -78,34 +96,42 @@ def _accuracy_rows(fr: dict[str, Any], pr: dict[str, Any]) -> list[dict[str, str
     return rows
 
 
-def _fact_rows(fr: dict[str, Any], pr: dict[str, Any], fc: dict, pc: dict) -> list[dict[str, str]]:
+def export_rows(full: FinishedRun, pruned: FinishedRun, rows: list[dict[str, str]]) -> list[dict]:
+    """The comparison rows, each with which runs, model, splits, clip counts, seeds and code made it."""
+    source = comparison_source(full, pruned)
+    return [{**row, **source} for row in rows]
+
+
+def _fact_rows(full: FinishedRun, pruned: FinishedRun) -> list[dict[str, str]]:
     """Training wall times of the two runs as facts with their context: never divided."""
     out = []
-    for side, r, c in (("full model", fr, fc), ("pruned model", pr, pc)):
-        secs, epoch = r.get("train_seconds"), r.get("epoch_seconds_median")
+    for side, r in (("full model", full), ("pruned model", pruned)):
+        secs, epoch = r.result.train_seconds, r.epoch_seconds_median
         out.append(
             {
                 "run": side,
-                "training time": human_value(secs, "s") if secs is not None else "n/a",
+                "training time": human_value(secs, "s"),
                 "median epoch": human_value(epoch, "s") if epoch is not None else "n/a",
-                "device": str(r.get("device", "not recorded")),
-                "machine load": str(r.get("load", "not recorded")),
-                "epochs": str(c.get("epochs", "?")),
+                "device": r.result.device or "not recorded",
+                "machine load": "not recorded",
+                "epochs": str(r.config.get("epochs", "?")),
             }
         )
     return out
 
 
-def _settings_note(fr: dict, pr: dict, fc: dict, pc: dict) -> tuple[str, list[str]]:
+def _settings_note(full: FinishedRun, pruned: FinishedRun) -> tuple[str, list[str]]:
     """What the accuracies were measured on, and the settings in which the two runs differ."""
     facts = (
-        f"Accuracy on the {fr.get('eval_split', '?')} split: full model {fr.get('n_eval', '?')} "
-        f"evaluation clips / {fr.get('n_train', '?')} training clips, seed {fc.get('seed', '?')}; "
-        f"pruned model {pr.get('n_eval', '?')} / {pr.get('n_train', '?')}, seed {pc.get('seed', '?')}."
+        f"Test accuracy is the headline, scored once on the held-out split by the checkpoint that "
+        f"validation chose. Full model: {full.test.text()}, selection {full.validation.text()}, "
+        f"{full.result.n_train} training clips, seed {full.config.get('seed', '?')}; pruned model: "
+        f"{pruned.test.text()}, selection {pruned.validation.text()}, {pruned.result.n_train} "
+        f"training clips, seed {pruned.config.get('seed', '?')}."
     )
-    both = {**fc, **{k: v for k, v in fr.items() if k in ("eval_split", "n_train", "n_eval")}}
-    other = {**pc, **{k: v for k, v in pr.items() if k in ("eval_split", "n_train", "n_eval")}}
-    names = {**SETTINGS, "n_train": "training clips", "n_eval": "evaluation clips"}
+    both = {**full.config, "n_train": full.result.n_train, "n_test": full.test.n_clips}
+    other = {**pruned.config, "n_train": pruned.result.n_train, "n_test": pruned.test.n_clips}
+    names = {**SETTINGS, "n_train": "training clips", "n_test": "scored clips"}
     differ = [
         f"{label}: {both.get(k)} vs {other.get(k)}"
         for k, label in names.items()
@@ -132,180 +158,36 @@ def benchmark_table(result: BenchmarkResult) -> pd.DataFrame:
     )
 
 
-def _ratio_figure(rows: list[BenchmarkRow]) -> go.Figure:
+def ratio_figure(rows: list[BenchmarkRow]) -> go.Figure:
     """pruned / full per quantity with its min-max over repeats; the dashed line is 'no change'."""
     rows = [r for r in rows if r.ratio is not None and not math.isnan(r.ratio)]
-    fig = go.Figure(
-        go.Bar(
-            y=[r.label for r in rows],
-            x=[r.ratio for r in rows],
-            orientation="h",
-            marker_color=["#94a3b8" if not r.reliable else "#3b82f6" for r in rows],
-            error_x={
-                "type": "data",
-                "symmetric": False,
-                "array": [(r.ratio_max or r.ratio) - r.ratio for r in rows],
-                "arrayminus": [r.ratio - (r.ratio_min or r.ratio) for r in rows],
-            },
-            hovertemplate="%{y}: x%{x:.2f}<extra></extra>",
-        )
+    bar, axis, notes = ratio_bars(
+        [r.label for r in rows],
+        [r.ratio for r in rows],
+        [r.ratio_min if r.ratio_min is not None else r.ratio for r in rows],
+        [r.ratio_max if r.ratio_max is not None else r.ratio for r in rows],
+        [r.reliable for r in rows],
+        horizontal=True,
     )
+    fig = go.Figure(bar)
     fig.add_vline(x=1.0, line={"dash": "dash", "color": "#ef4444"})
     fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(**axis)
+    for note in notes:
+        fig.add_annotation(**note)
     return common.style(
         fig,
         height=60 + 26 * len(rows),
-        x_title="pruned / full (bar: median, whisker: min-max)",
+        x_title="pruned / full (bar: median, whisker: min-max over repeats)",
         legend=False,
     )
 
 
-def _human_column(name: str) -> str:
-    """A column name a person reads: spaces, units spelled out."""
-    for suffix, unit in (("_seconds", " (s)"), ("_bytes", " (bytes)")):
-        if name.endswith(suffix):
-            return name[: -len(suffix)].replace("_", " ") + unit
-    return name.replace("_", " ").replace("params", "parameters").replace("b1", "batch 1")
-
-
-# ------------------------------------------------------------------------------------------------
-st.subheader("Full vs pruned runs")
-finished = finished_results()
-full_runs = {f["id"]: f for f in finished if not f["pruned"]}
-pruned_runs = {f["id"]: f for f in finished if f["pruned"]}
-if not full_runs or not pruned_runs:
-    st.info(
-        "Needs one finished full and one finished pruned fine-tune (or a sweep): start them on the "
-        "Prune & fine-tune page."
-    )
-    st.page_link("pages/finetune.py", label="Prune & fine-tune", icon=":material/content_cut:")
-    comparison: list[dict[str, Any]] = []
-else:
-    c1, c2 = st.columns(2)
-    full_id = c1.selectbox(
-        "Full model run",
-        list(full_runs),
-        key="bm_full",
-        format_func=lambda k: full_runs[k]["label"],
-    )
-    pruned_id = c2.selectbox(
-        "Pruned model run",
-        list(pruned_runs),
-        key="bm_pruned",
-        format_func=lambda k: pruned_runs[k]["label"],
-    )
-    fr, pr = full_runs[full_id]["result"], pruned_runs[pruned_id]["result"]
-    fc, pc = _run_config(full_runs[full_id]), _run_config(pruned_runs[pruned_id])
-    facts, differ = _settings_note(fr, pr, fc, pc)
-    comparison = _accuracy_rows(fr, pr)
-    st.table(pd.DataFrame(comparison).set_index("quantity"))
-    st.caption(facts)
-    if differ:
-        st.warning("The two runs differ in: " + "; ".join(differ) + ". Not like for like.")
-    st.markdown("**Training wall time** (separate runs at different moments: facts, not a ratio)")
-    st.table(pd.DataFrame(_fact_rows(fr, pr, fc, pc)).set_index("run"))
-    st.caption("For a cost ratio, run the cost benchmark below: it times both models side by side.")
-export["full_vs_pruned"] = comparison
-
-# ------------------------------------------------------------------------------------------------
-st.subheader("Cost benchmark")
-models = list(MODELS)
-default_model = next(iter(pruned_runs.values()))["result"]["model"] if pruned_runs else state.model
-r1, r2, r3 = st.columns([2, 1, 1])
-bm_model = r1.selectbox(
-    "Model",
-    models,
-    index=models.index(default_model) if default_model in models else 0,
-    key="bm_model",
-)
-bm_point = r2.number_input("Prune point", 1, MODELS[bm_model].n_layers, value=1, key="bm_point")
-bm_repeats = r3.number_input("Repeats", 2, 20, value=3, key="bm_repeats")
-tasks = common.background_tasks()
-task_name = f"benchmark {bm_model} p={int(bm_point)}"
-if st.button("Run benchmark", icon=":material/speed:"):
-    current = tasks.get(task_name)
-    if current is not None and current.state == "running":
-        st.toast("That benchmark is already running.")
-    else:
-        from core.runs.views import run_benchmark_to_folder
-
-        tasks[task_name] = BackgroundTask(
-            task_name,
-            lambda m=bm_model, p=int(bm_point), r=int(bm_repeats): run_benchmark_to_folder(
-                m, p, repeats=r, warmup=1, infer_batch=16, train_batch=8, threads=1
-            ),
-        )
-watched = tasks.get(task_name)
-# a plain bool fixed at this script run: the task object itself changes state under the fragment
-watched_was_running = watched is not None and watched.state == "running"
-
-
-@st.fragment(run_every=1.0 if watched_was_running else None)
-def benchmark_status() -> None:
-    """Status line of the benchmark thread; polls while it runs, reruns the page when it ends."""
-    task = common.background_tasks().get(task_name)
-    if task is None:
-        return
-    if task.state == "running":
-        st.info(f"{task.name}: running for {task.seconds:.0f} s (in a background thread)...")
-        return
-    if task.state == "done":
-        st.success(f"{task.name}: done in {task.seconds:.0f} s.")
-    else:
-        st.error(f"{task.name} failed: {task.error}")
-    if watched_was_running:  # it just finished: show the new result on the whole page
-        if task.state == "done":
-            state["bm_show_next"] = Path(str(task.result)).name
-        st.rerun(scope="app")
-
-
-benchmark_status()
-saved = list_benchmarks()
-if saved:
-    by_bench = {b["id"]: b for b in saved}
-    if state.get("bm_show_next") in by_bench:  # a benchmark that just finished
-        state["bm_saved"] = state.pop("bm_show_next")
-    if state.get("bm_saved") not in by_bench:
-        state["bm_saved"] = next(iter(by_bench))
-    pick = st.selectbox("Saved benchmarks", list(by_bench), key="bm_saved")
-    try:
-        result = BenchmarkResult.from_dict(by_bench[pick]["data"])
-    except LabError as exc:
-        st.warning(f"Benchmark {pick}: {common.one_line(exc)}")
-    else:
-        ctx = result.context
-        st.caption(
-            f"{result.model}: full ({result.n_layers} layers) vs pruned at p = {result.prune_point}, "
-            f"measured side by side: {result.repeats} interleaved repeats after {result.warmup} warm-up, "
-            f"on {ctx.device_name} ({ctx.torch_threads} threads of {ctx.cpu_count} CPUs), load "
-            f"{ctx.load_before[0]:.1f} -> {ctx.load_after[0]:.1f}, {ctx.started_at}."
-        )
-        if result.unreliable:
-            st.warning(
-                "Repeats disagreed for: "
-                + ", ".join(r.label for r in result.unreliable)
-                + ". The machine's load changed during the benchmark: run it again when it is quieter."
-            )
-        st.table(benchmark_table(result).set_index("quantity"))
-        common.show(_ratio_figure(list(result.rows)), key="bm_ratio_plot")
-        export["benchmark"] = {"id": pick, **result.to_dict()}
-
-# ------------------------------------------------------------------------------------------------
-st.subheader("Prune sweep")
-sweeps = [r for r in run_store.list_runs() if r.kind == "sweep"]
-views = {r.run_id: v for r in sweeps if (v := sweep_view(run_store.run_dir(r.run_id))) is not None}
-sweep: dict[str, Any] | None = None
-if not views:
-    st.caption(
-        "No finished sweep yet (`python -m core sweep ...` fine-tunes one model at several prune "
-        "points and benchmarks each)."
-    )
-else:
-    sweep_id = st.selectbox("Sweep run", list(views), key="bm_sweep")
-    sweep = views[sweep_id]
-    relevant = "word" if sweep["task"] == "words" else "speaker"
+def sweep_figure(view: SweepView) -> go.Figure:
+    """Test accuracy (headline) and validation accuracy (selection) per prune point over the convexity."""
+    relevant = "word" if view.task == "words" else "speaker"
     fig = go.Figure()
-    pre = (sweep.get("pretrained") or {}).get(relevant)
+    pre = view.pretrained.get(relevant)
     if pre:
         fig.add_trace(
             go.Scatter(
@@ -317,30 +199,229 @@ else:
                 line={"color": "#94a3b8", "width": 3, "dash": "dot"},
             )
         )
-    rows = sweep["rows"]
+    xs = [r.prune_point for r in view.rows]
+    head = [r.headline for r in view.rows]
     fig.add_trace(
         go.Scatter(
-            x=[r["prune_point"] for r in rows],
-            y=[r["accuracy"] for r in rows],
+            x=xs,
+            y=[h.accuracy for h in head],
             mode="lines+markers",
-            name="fine-tuned accuracy",
+            name="test accuracy",
             line={"color": "#10b981", "width": 3},
             marker={"size": 12},
+            hovertext=[h.text() for h in head],
+            hoverinfo="text",
         )
     )
-    if sweep.get("suggested") is not None:
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=[r.validation.accuracy for r in view.rows],
+            mode="markers",
+            name="validation accuracy (selection)",
+            marker={"size": 8, "color": "#10b981", "symbol": "circle-open"},
+            hovertext=[r.validation.text() for r in view.rows],
+            hoverinfo="text",
+        )
+    )
+    if view.suggested is not None:
         fig.add_vline(
-            x=sweep["suggested"],
+            x=view.suggested,
             line={"color": "#ef4444", "dash": "dash", "width": 2},
-            annotation_text=f"suggested p = {sweep['suggested']}",
+            annotation_text=f"suggested p = {view.suggested}",
         )
     fig.update_yaxes(range=[0, 1.05])
-    common.style(
+    return common.style(
         fig, height=420, x_title="prune point p / hidden state", y_title="accuracy / convexity"
     )
-    common.show(fig, key="bm_sweep_plot")
-    st.dataframe(pd.DataFrame(rows).rename(columns=_human_column), hide_index=True)
-    export["sweep"] = {"run": sweep_id, **{k: v for k, v in sweep.items() if k != "benchmarks"}}
+
+
+def launch_benchmark(cfg: BenchmarkConfig) -> None:
+    """Validate ``cfg`` and start it as a background job (its own process), unless it already runs."""
+    spec = MODELS.get(cfg.model)
+    try:
+        cfg.check(spec.n_layers if spec is not None else None)
+    except LabError as exc:
+        st.error(common.one_line(exc))
+        return
+    same = [
+        r for r in run_store.list_runs()
+        if r.kind == "benchmark" and r.active and r.config == cfg.to_dict()
+    ]  # fmt: skip
+    if same:
+        state["bm_run"] = same[0].run_id
+        st.info(f"That benchmark is already {same[0].label}: {same[0].run_id}.")
+        return
+    try:
+        run = jobs.submit("benchmark", cfg.to_dict())
+    except (LabError, OSError) as exc:
+        st.error(f"Could not start the benchmark: {common.one_line(exc)}")
+        return
+    state["bm_run"] = run.name
+    st.toast(f"Benchmark {run.name} started in the background.")
+
+
+# ------------------------------------------------------------------------------------------------
+st.subheader("Full vs pruned runs")
+finished = finished_results()
+full_runs = {f.id: f for f in finished if not f.pruned}
+pruned_runs = {f.id: f for f in finished if f.pruned}
+if not full_runs or not pruned_runs:
+    st.info(
+        "Needs one finished full and one finished pruned fine-tune (or a sweep): start them on the "
+        "Prune & fine-tune page."
+    )
+    st.page_link("pages/finetune.py", label="Prune & fine-tune", icon=":material/content_cut:")
+    comparison: list[dict[str, Any]] = []
+else:
+    c1, c2 = st.columns(2)
+    full_id = c1.selectbox(
+        "Full model run", list(full_runs), key="bm_full", format_func=lambda k: full_runs[k].label
+    )
+    pruned_id = c2.selectbox(
+        "Pruned model run",
+        list(pruned_runs),
+        key="bm_pruned",
+        format_func=lambda k: pruned_runs[k].label,
+    )
+    full, pruned = full_runs[full_id], pruned_runs[pruned_id]
+    facts, differ = _settings_note(full, pruned)
+    shown = accuracy_rows(full, pruned)
+    comparison = export_rows(full, pruned, shown)
+    st.table(pd.DataFrame(shown).set_index("quantity"))
+    st.caption(facts)
+    if differ:
+        st.warning("The two runs differ in: " + "; ".join(differ) + ". Not like for like.")
+    st.markdown("**Training wall time** (separate runs at different moments: facts, not a ratio)")
+    st.table(pd.DataFrame(_fact_rows(full, pruned)).set_index("run"))
+    st.caption("For a cost ratio, run the cost benchmark below: it times both models side by side.")
+export["full_vs_pruned"] = comparison
+
+# ------------------------------------------------------------------------------------------------
+st.subheader("Cost benchmark")
+models = list(MODELS)
+default_model = next(iter(pruned_runs.values())).result.model if pruned_runs else state.model
+r1, r2, r3 = st.columns([2, 1, 1])
+bm_model = r1.selectbox(
+    "Model",
+    models,
+    index=models.index(default_model) if default_model in models else 0,
+    key="bm_model",
+)
+bm_layers = MODELS[bm_model].n_layers
+# no max_value: a point beyond this model's depth is refused in words, never clamped to the last one
+bm_point = r2.number_input(
+    "Prune point", min_value=1, value=1, step=1, key="bm_point", help=f"1..{bm_layers}"
+)
+bm_repeats = r3.number_input("Repeats", 2, 50, value=DEFAULTS.repeats, key="bm_repeats")
+bm_cfg = BenchmarkConfig(model=bm_model, prune_point=int(bm_point), repeats=int(bm_repeats))
+st.caption(
+    f"Settings (the same defaults as `python -m core benchmark`): training batch "
+    f"{bm_cfg.train_batch}, inference batch {bm_cfg.infer_batch}, {bm_cfg.warmup} warm-up rounds, "
+    f"{bm_cfg.repeats} timed repeats, {bm_cfg.timing_threads} torch thread(s); it runs as a "
+    "background job in its own process, so this page cannot slow it down."
+)
+if st.button("Run benchmark", icon=":material/speed:", key="bm_go"):
+    launch_benchmark(bm_cfg)
+bench_runs = [r for r in run_store.list_runs() if r.kind == "benchmark"]
+watching = [r.run_id for r in bench_runs if r.active]
+if state.get("bm_run") and state["bm_run"] not in watching:
+    finished_now = next((r for r in bench_runs if r.run_id == state["bm_run"]), None)
+    if finished_now is not None and finished_now.state == "done":
+        state["bm_show_next"] = state.pop("bm_run")
+
+
+@st.fragment(run_every=1.0 if watching else None)
+def benchmark_status() -> None:
+    """Progress of the benchmark jobs that were running when the page ran; reruns the page when one ends."""
+    ended = False
+    for run_id in watching:
+        current = run_store.status(run_id)
+        pr = run_store.progress(run_id)
+        if not current.active:
+            ended = True
+            continue
+        done = f"{pr.epoch}/{pr.epochs} rounds" if pr.epochs else "loading models"
+        left = (
+            f", about {format_seconds(pr.total_remaining_s)} left"
+            if pr.total_remaining_s is not None
+            else ""
+        )
+        st.progress(
+            pr.epoch_fraction or 0.0,
+            text=f"{run_id}: {current.label} for {format_seconds(pr.elapsed_s or 0)} in its own "
+            f"process; {pr.phase or 'starting'} ({done}){left}",
+        )
+        if st.button("Cancel", key=f"bm_cancel_{run_id}", icon=":material/stop:"):
+            jobs.cancel(run_id, timeout=jobs.cancel_wait())
+            ended = True
+    if ended:
+        st.rerun(scope="app")
+
+
+benchmark_status()
+for r in bench_runs:
+    if r.state == "failed" and r.run_id == state.get("bm_run"):
+        st.error(f"Benchmark {r.run_id} failed: {' '.join((r.error or '?').split())}")
+saved = list_benchmarks()
+if saved:
+    by_bench = {b.id: b for b in saved}
+    if state.get("bm_show_next") in by_bench:  # a benchmark that just finished
+        state["bm_saved"] = state.pop("bm_show_next")
+    if state.get("bm_saved") not in by_bench:
+        state["bm_saved"] = next(iter(by_bench))
+    pick = st.selectbox("Saved benchmarks", list(by_bench), key="bm_saved")
+    try:
+        result = BenchmarkResult.from_dict(by_bench[pick].data)
+    except LabError as exc:
+        st.warning(f"Benchmark {pick}: {common.one_line(exc)}")
+    else:
+        ctx = result.context
+        st.caption(
+            f"{result.model}: full ({result.n_layers} layers) vs pruned at p = {result.prune_point}, "
+            f"measured side by side: {result.repeats} interleaved repeats after {result.warmup} warm-up, "
+            f"batches {result.train_batch} (training) / {result.infer_batch} (inference), on "
+            f"{ctx.device_name} ({ctx.torch_threads} threads of {ctx.cpu_count} CPUs), "
+            f"{ctx.load_text()}, {ctx.started_at}, code {result.code_version or 'not recorded'}."
+        )
+        if result.unreliable:
+            st.warning("Unreliable: " + result.reliability_text())
+        st.table(benchmark_table(result).set_index("quantity"))
+        common.show(ratio_figure(list(result.rows)), key="bm_ratio_plot")
+        export["benchmark"] = {"id": pick, "run": by_bench[pick].run_id, **result.to_dict()}
+
+# ------------------------------------------------------------------------------------------------
+st.subheader("Prune sweep")
+sweeps = [r for r in run_store.list_runs() if r.kind == "sweep"]
+views = {r.run_id: v for r in sweeps if (v := sweep_view(run_store.run_dir(r.run_id))) is not None}
+sweep: SweepView | None = None
+if not views:
+    st.caption(
+        "No finished sweep yet (`python -m core sweep ...` fine-tunes one model at several prune "
+        "points and benchmarks each)."
+    )
+else:
+    sweep_id = st.selectbox("Sweep run", list(views), key="bm_sweep")
+    sweep = views[sweep_id]
+    common.show(sweep_figure(sweep), key="bm_sweep_plot")
+    cost_fig = sweep_cost_figure(sweep)
+    if cost_fig is not None:
+        common.show(cost_fig, key="bm_sweep_cost")
+        st.caption(
+            "Cost: each point's own benchmark, full and pruned timed side by side (bar: median "
+            "pruned / full over repeats, whisker: min-max; grey: repeats disagreed)."
+        )
+    st.dataframe(pd.DataFrame(sweep.table()), hide_index=True)
+    export["sweep"] = {
+        "run": sweep_id,
+        "model": sweep.model,
+        "task": sweep.task,
+        "seed": sweep.seed,
+        "suggested": sweep.suggested,
+        "fraction": sweep.fraction,
+        "rows": sweep.table(),
+        "benchmarks": [r.benchmark_id for r in sweep.rows if r.benchmark_id],
+    }
 
 # ------------------------------------------------------------------------------------------------
 st.subheader("Other layer-selection criteria")
@@ -358,19 +439,19 @@ if fs is not None:
         table = compare_prune_points(
             results, {label_set: curves[label_set]}, float(state.cx_fraction)
         )
-        acc = {r["prune_point"]: r["accuracy"] for r in (sweep or {}).get("rows", [])}
+        acc = {r.prune_point: r.headline.accuracy for r in (sweep.rows if sweep else ())}
         for row in table:
-            row["sweep accuracy at layer"] = acc.get(row["layer"])
+            row["sweep test accuracy at layer"] = acc.get(row["layer"])
             row["parameters"] = json.dumps(row["parameters"])
         st.dataframe(pd.DataFrame(table), hide_index=True)
         st.caption(
-            "The first row is the convexity suggestion; sweep accuracy is shown where the selected "
-            "sweep fine-tuned that prune point."
+            "The first row is the convexity suggestion; the sweep's test accuracy is shown where the "
+            "selected sweep fine-tuned that prune point."
         )
         export["criteria"] = table
 
 # ------------------------------------------------------------------------------------------------
-st.subheader("Paper grid")  # issue 12: tables `python -m core grid` writes to the results store
+st.subheader("Paper grid")  # tables `python -m core grid` writes to the results store
 grids = {g.key: g for g in read_grid_tables()}
 if not grids:
     st.caption(

@@ -7,7 +7,6 @@ from typing import Any
 
 import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from core import runs as run_store
 from core.errors import LabError
@@ -15,17 +14,64 @@ from core.geometry.prune_point import choose_prune_points
 from core.models.registry import MODELS
 from core.runs import jobs
 from core.runs.executors import submit_run
-from core.runs.views import read_json, sweep_view
+from core.runs.records import format_seconds, sweep_points
+from core.runs.views import SweepView, sweep_view
 from pages import common
+from pages.costs import sweep_cost_figure
 from pages.run_on import run_on
 
 OTHER = {"word": "speaker", "speaker": "word"}
+LEARNING_RATES = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3]
+
+
+def data_source() -> dict[str, Any]:
+    """Dataset, folder and speaker rule of the feature set chosen on Setup: what the sweep trains on.
+
+    The feature metadata keeps the folder at its top level (``meta["root"]``) and the speaker rule in
+    ``meta["selection"]``; without a chosen feature set, the Setup choice in this session.
+    """
+    state = st.session_state
+    key = state.get("feature_key")
+    if key is not None:
+        try:
+            meta = common.feature_set(key).meta
+        except LabError:
+            meta = None
+        if meta is not None:
+            sel = meta.get("selection") or {}
+            return {
+                "dataset": str(meta.get("dataset") or "sample"),
+                "root": meta.get("root") or None,
+                "speaker_regex": sel.get("speaker_regex"),
+                "split_seed": int(sel.get("split_seed") or 0),
+                "min_clips": sel.get("min_clips"),
+            }
+    return {"dataset": state.get("dataset", "sample"), "root": state.get("root") or None}
+
+
+def _same_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether run config ``b`` has every setting of ``a`` (a launch identical to a stored run)."""
+    return all(b.get(k) == v for k, v in a.items())
+
+
+def _submit(config: dict[str, Any], executor: Any) -> None:
+    """Start the sweep; the view below then shows this very run."""
+    try:
+        run = submit_run("sweep", config, executor)
+    except (LabError, ValueError, OSError) as exc:
+        st.error(f"Could not start the sweep: {common.one_line(exc)}")
+        return
+    st.session_state["sw_pick"] = Path(run).name
+    st.session_state.pop("sw_pending", None)
+    st.success(f"Sweep {Path(run).name} started in the background.")
 
 
 def launch_form() -> None:
-    """The sweep's settings and the button that submits it as a background job."""
+    """The sweep's settings and the button that submits it as a background job (never on Enter)."""
+    state = st.session_state
     models = common.offline_models() or [common.DEFAULT_MODEL]
-    with st.form("sw_form"):
+    state.setdefault("sw_lr", 5e-4)
+    with st.form("sw_form", enter_to_submit=False):
         a, b, c = st.columns(3)
         model = a.selectbox("Model", models, key="sw_model")
         task = b.radio(
@@ -45,23 +91,28 @@ def launch_form() -> None:
         )
         d, e, f, g = st.columns(4)
         epochs = d.number_input("Epochs", 1, 50, 3, key="sw_epochs")
-        lr = e.number_input("Learning rate", 1e-6, 1e-2, 5e-4, format="%.0e", key="sw_lr")
+        lr = e.select_slider(
+            "Learning rate", LEARNING_RATES, key="sw_lr", format_func=lambda v: f"{v:.0e}"
+        )
         batch = f.number_input("Batch size", 1, 256, 16, key="sw_batch")
         fraction = g.slider("Threshold rule: fraction of the max", 0.5, 1.0, 0.95, key="sw_frac")
         executor = run_on("sw")
         go_button = st.form_submit_button(
             "Start sweep", type="primary", icon=":material/play_arrow:"
         )
+    source = data_source()
     st.caption(
-        "Model selection on the validation split, scores on the test split. For speakers the split is "
-        "per speaker (unseen clips of seen speakers, as in the paper); for words it is by speaker "
+        f"Data: {source['dataset']}"
+        + (f" in {source['root']}" if source.get("root") else "")
+        + (f", speaker rule {source['speaker_regex']}" if source.get("speaker_regex") else "")
+        + ". Model selection on the validation split, scores on the test split. For speakers the split "
+        "is per speaker (unseen clips of seen speakers, as in the paper); for words it is by speaker "
         "(unseen speakers). The prune point is suggested from the pretrained convexity on the train split."
     )
     if go_button and executor is not None:
         config = {
             "model": model,
-            "dataset": st.session_state.get("dataset", "sample"),
-            "root": st.session_state.get("root") or None,
+            **source,
             "task": task,
             "points": ["suggested", "full", *sorted(int(p) for p in others)],
             "fraction": float(fraction),
@@ -71,54 +122,59 @@ def launch_form() -> None:
             "eval_split": "validation",
             "test_split": "test",
         }
-        try:
-            run = submit_run("sweep", config, executor)
-        except (LabError, ValueError, OSError) as exc:
-            st.error(f"Could not start the sweep: {common.one_line(exc)}")
+        twins = [
+            r for r in run_store.list_runs()
+            if r.kind == "sweep" and r.active and _same_config(config, r.config)
+        ]  # fmt: skip
+        if twins:
+            state["sw_pending"] = {"config": config, "twin": twins[0].run_id}
         else:
-            st.session_state["sw_run"] = Path(run).name
-            st.success(f"Sweep {Path(run).name} started in the background.")
-
-
-def point_progress(run: Path, epochs: int) -> list[dict[str, Any]]:
-    """One row per prune point started so far: its state, epoch and the last accuracy it reported."""
-    rows = []
-    for sub in sorted(run.glob("p*"), key=lambda p: int(p.name[1:]) if p.name[1:].isdigit() else 0):
-        if not sub.is_dir() or not sub.name[1:].isdigit():
-            continue
-        result = read_json(sub / "result.json")
-        metrics = run_store.read_metrics_file(sub / "metrics.jsonl")
-        evals = [m for m in metrics if m.get("kind") == "eval"]
-        last = metrics[-1] if metrics else {}
-        done_epochs = len(evals)
-        frac = (
-            1.0
-            if result
-            else (
-                max(done_epochs, (last.get("epoch") or 1) - 1 + (last.get("epoch_progress") or 0))
-            )
-            / max(1, epochs)
+            _submit(config, executor)
+    pending = state.get("sw_pending")
+    if pending and executor is not None:
+        st.warning(
+            f"An identical sweep is already queued or running: {pending['twin']}. Start another one?"
         )
+        y, n = st.columns(2)
+        if y.button("Start another identical sweep", key="sw_confirm"):
+            _submit(pending["config"], executor)
+        if n.button("No, watch the one running", key="sw_decline"):
+            state["sw_pick"] = pending["twin"]
+            state.pop("sw_pending", None)
+            st.rerun()
+
+
+def progress_rows(run_id: str) -> list[dict[str, Any]]:
+    """One row per prune point started so far, from the one progress estimator (core.runs.records)."""
+    rows = []
+    for pt in sweep_points(run_id):
+        if pt.state == "final evaluation":
+            left = "final evaluation..."
+        elif pt.state == "done":
+            left = "done"
+        else:
+            left = format_seconds(pt.remaining_s)
         rows.append(
             {
-                "prune point": int(sub.name[1:]),
-                "state": "done" if result else "training",
-                "progress": min(1.0, float(frac)),
-                "epoch": f"{done_epochs}/{epochs}",
-                "validation accuracy": evals[-1]["accuracy"] if evals else None,
-                "test accuracy": (result or {}).get("test_accuracy"),
+                "prune point": pt.prune_point,
+                "state": pt.state,
+                "progress": pt.fraction,
+                "epoch": f"{pt.epoch}/{pt.epochs}",
+                "time left": left,
+                "validation accuracy (selection)": pt.validation_accuracy,
+                "test accuracy": pt.test_accuracy,
             }
         )
     return rows
 
 
-def result_figure(view: dict[str, Any]) -> go.Figure:
-    """Convexity of the task's and the other labels (pretrained), test accuracy and cost per prune point."""
-    relevant = "word" if view["task"] == "words" else "speaker"
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
+def result_figure(view: SweepView) -> go.Figure:
+    """Convexity of the task's and the other labels (pretrained) and test accuracy per prune point."""
+    relevant = "word" if view.task == "words" else "speaker"
+    fig = go.Figure()
     styles = {relevant: ("#2563eb", "solid"), OTHER[relevant]: ("#94a3b8", "dot")}
     for name, (colour, dash) in styles.items():
-        curve = (view.get("pretrained") or {}).get(name)
+        curve = view.pretrained.get(name)
         if curve:
             fig.add_trace(
                 go.Scatter(
@@ -128,46 +184,45 @@ def result_figure(view: dict[str, Any]) -> go.Figure:
                     mode="lines+markers",
                     name=f"{name} convexity (pretrained{', task' if name == relevant else ''})",
                     line={"color": colour, "dash": dash, "width": 3},
-                ),
-                secondary_y=False,
+                )
             )
-    rows = view["rows"]
-    xs = [r["prune_point"] for r in rows]
-    acc = [
-        r["test_accuracy"] if r.get("test_accuracy") is not None else r["accuracy"] for r in rows
-    ]
+    xs = [r.prune_point for r in view.rows]
+    head = [r.headline for r in view.rows]
     fig.add_trace(
         go.Scatter(
             x=xs,
-            y=acc,
+            y=[h.accuracy for h in head],
             mode="lines+markers",
             name="fine-tuned test accuracy",
             line={"color": "#10b981", "width": 3},
             marker={"size": 13, "symbol": "diamond"},
-        ),
-        secondary_y=False,
+            hovertext=[h.text() for h in head],
+            hoverinfo="text",
+        )
     )
-    cost = [r.get("train_step_seconds") for r in rows]
-    cost_name = "train step (s)"
-    if any(c is None for c in cost):
-        cost, cost_name = [r["params_total"] / 1e6 for r in rows], "parameters (M)"
     fig.add_trace(
-        go.Bar(x=xs, y=cost, name=cost_name, marker={"color": "rgba(245,158,11,0.35)"}, width=0.35),
-        secondary_y=True,
+        go.Scatter(
+            x=xs,
+            y=[r.validation.accuracy for r in view.rows],
+            mode="markers",
+            name="validation accuracy (selection)",
+            marker={"size": 8, "color": "#10b981", "symbol": "circle-open"},
+            hovertext=[r.validation.text() for r in view.rows],
+            hoverinfo="text",
+        )
     )
-    fig.update_yaxes(range=[0, 1.05], title_text="convexity / accuracy", secondary_y=False)
-    fig.update_yaxes(title_text=cost_name, secondary_y=True, rangemode="tozero")
+    fig.update_yaxes(range=[0, 1.05], title_text="convexity / accuracy")
     fig.update_xaxes(dtick=1)
     return common.style(fig, height=460, x_title="prune point p = hidden state")
 
 
-def rule_lines(fig: go.Figure, view: dict[str, Any]) -> str | None:
+def rule_lines(fig: go.Figure, view: SweepView) -> str | None:
     """Mark both rules' points on the plot; returns the rules' explanation."""
-    relevant = "word" if view["task"] == "words" else "speaker"
-    curve = (view.get("pretrained") or {}).get(relevant)
+    relevant = "word" if view.task == "words" else "speaker"
+    curve = view.pretrained.get(relevant)
     if not curve:
         return None
-    choice = choose_prune_points(curve["scores"], curve.get("sems"), view.get("fraction") or 0.95)
+    choice = choose_prune_points(curve["scores"], curve.get("sems"), view.fraction or 0.95)
     fig.add_vline(
         x=choice.threshold_point,
         line={"color": "#ef4444", "dash": "dash", "width": 2},
@@ -184,21 +239,34 @@ def rule_lines(fig: go.Figure, view: dict[str, Any]) -> str | None:
 
 
 def show_run(run_id: str) -> None:
-    """Status, per-point progress and (once rows exist) the result plot of one sweep run."""
+    """Status, per-point progress and (once rows exist) the result plots of one sweep run."""
     run = jobs.run_dir(run_id)
     status = run_store.status(run_id)
     cfg = status.config
-    state = status.label
+    elapsed = run_store.progress(run_id).elapsed_s
     st.markdown(
-        f"**{run.name}**: {state} · {cfg.get('model')} · task {cfg.get('task')} · points "
-        f"{', '.join(map(str, cfg.get('points', [])))}"
+        f"**{run.name}**: {status.label} · {cfg.get('model')} · task {cfg.get('task')} · points "
+        f"{', '.join(map(str, cfg.get('points', [])))} · {format_seconds(elapsed)} elapsed"
     )
     if status.error:
         st.error(" ".join(status.error.split()))
     if status.active and st.button("Cancel sweep", icon=":material/stop:", key="sw_cancel"):
         jobs.cancel(run_id, timeout=5.0)  # the worker stops within its grace, whatever its phase
         st.rerun(scope="app")
-    progress = point_progress(run, int(cfg.get("epochs") or 1))
+    if status.state in ("cancelled", "failed") and st.button(
+        "Resume sweep",
+        icon=":material/play_arrow:",
+        key="sw_resume",
+        help="Continue in the same folder: finished points are kept, the point in progress "
+        "continues from its last epoch checkpoint.",
+    ):
+        try:
+            jobs.resume(run_id)
+        except LabError as exc:
+            st.error(f"Could not resume: {common.one_line(exc)}")
+        else:
+            st.rerun(scope="app")
+    progress = progress_rows(run_id)
     if progress:
         st.dataframe(
             progress,
@@ -210,7 +278,7 @@ def show_run(run_id: str) -> None:
             },
             key="sw_progress",
         )
-    elif state in jobs.ACTIVE:
+    elif status.active:
         st.caption("Measuring the pretrained convexity to find the suggested point...")
     view = sweep_view(run)
     if view is None:
@@ -220,9 +288,16 @@ def show_run(run_id: str) -> None:
     common.show(fig, key="sw_plot")
     if text:
         st.info(text, icon=":material/lightbulb:")
+    cost = sweep_cost_figure(view)
+    if cost is not None:
+        common.show(cost, key="sw_cost")
+        st.caption(
+            "Cost of each point: its own benchmark timed the full and the pruned model side by side "
+            "(bar: median pruned / full over repeats, whisker: min-max; grey: repeats disagreed)."
+        )
     st.caption(
-        "Read it: a rule was right if the test accuracy at its point is within a couple of points of the "
-        "full model's; the bars show what each point costs."
+        "Read it: a rule was right if the test accuracy at its point is within a couple of points of "
+        "the full model's; the cost chart shows what each point saves."
     )
 
 
@@ -238,10 +313,9 @@ if not sweeps:
     st.caption("No sweep yet.")
 else:
     ids = [r.run_id for r in sweeps]
-    current = st.session_state.get("sw_run")
-    chosen = st.selectbox(
-        "Sweep run", ids, index=ids.index(current) if current in ids else 0, key="sw_pick"
-    )
+    if st.session_state.get("sw_pick") not in ids:
+        st.session_state["sw_pick"] = ids[0]
+    chosen = st.selectbox("Sweep run", ids, key="sw_pick")
     active = next(r for r in sweeps if r.run_id == chosen).active
 
     @st.fragment(run_every=2.0 if active else None)

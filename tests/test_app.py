@@ -343,8 +343,11 @@ def test_benchmarks_page_compares_runs_and_criteria(feature_key: str, cache_root
         _fake_finetune_run(cache_root, "20200101-000001-finetune-x-bbbbbb", 2, 0.8)
     at = page(feature_key, "pages/benchmarks.py")
     table = at.table[0].value
-    acc = table.loc["accuracy (best epoch)"]
-    assert (acc["full model"], acc["pruned model"]) == ("90.0%", "80.0%")
+    acc = table.loc["accuracy (best epoch, chosen on the same split)"]  # no separate test split
+    assert (acc["full model"], acc["pruned model"]) == (
+        "90.0% (test, 35 clips)",
+        "80.0% (test, 35 clips)",
+    )
     assert acc["pruned vs full"] == "-10.0 points" and acc["better"] == "full ✓"
     compare = [b for b in at.button if b.label == "Compare criteria"]
     if compare:  # the Convexity page's test may have computed them already (shared store)
@@ -384,7 +387,7 @@ def test_defect1_runs_compared_without_dividing_wall_times(tmp_path: Path, monke
     assert not any("ratio" in c or "/" in c or " vs " in c for c in facts.columns)
     assert {"training time", "device", "machine load"} <= set(facts.columns)
     caption = " ".join(c.value for c in at.caption)
-    assert "test split" in caption and "seed" in caption and "evaluation clips" in caption
+    assert "(test, 35 clips)" in caption and "seed" in caption and "training clips" in caption
     assert any("training clips cap: 350 vs 140" in w.value for w in at.warning)
 
 
@@ -479,7 +482,7 @@ def test_defect7_and_12_benchmark_table_is_human_and_flags_disagreeing_repeats(
     assert table.loc["training step (batch 4)", "full model"].endswith(("ms", " s"))
     assert "-" in table.loc["training step (batch 4)", "pruned / full (min-max)"]  # the spread
     assert table.loc["training step (batch 4)", "better"] == "unreliable"
-    assert any("Repeats disagreed for: training step" in w.value for w in at.warning)
+    assert any("Unreliable: training step" in w.value for w in at.warning)
     at.selectbox(key="bm_saved").set_value("20200101-000000-tiny-p1").run()
     assert not at.exception
     assert at.table[0].value.loc["weights", "better"] == "pruned ✓"

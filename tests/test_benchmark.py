@@ -13,14 +13,19 @@ from pathlib import Path
 import pytest
 import torch
 
+from core.errors import Cancelled, LabError
 from core.training.benchmark import (
+    BenchmarkContext,
     BenchmarkFormatError,
     BenchmarkResult,
+    BenchmarkRow,
     benchmark,
     benchmark_rows,
     ratio_spread,
+    run_benchmark,
     save_benchmark,
 )
+from core.training.configs import BenchmarkConfig
 from tests.tiny_assets import make_trainable_wav2vec2
 
 METRICS = [
@@ -95,8 +100,73 @@ def test_ratio_spread_flags_repeats_that_disagree() -> None:
     straddle = ratio_spread([1.0, 1.0, 1.0], [0.6, 0.7, 1.3])  # median 0.7, one repeat says > 1
     assert not straddle.reliable and "1.0" in straddle.note
     drift = ratio_spread([1.0, 1.0, 1.0], [0.2, 0.3, 0.9])  # all < 1 but 4.5x apart
-    assert not drift.reliable and "load" in drift.note
+    assert not drift.reliable and "x0.20-0.90" in drift.note  # what was measured
+    assert "load" not in drift.note  # a cause is not claimed from the ratios alone
     assert not ratio_spread([1.0], [0.5]).reliable  # one repeat has no spread
+
+
+def _context(before: float, during: tuple[float, ...], after: float) -> BenchmarkContext:
+    return BenchmarkContext(
+        device="cpu", device_name="cpu", torch_threads=1, cpu_count=2,
+        load_before=(before, 0.0, 0.0), load_after=(after, 0.0, 0.0),
+        started_at="2026-01-01T00:00:00+00:00", seconds=10.0, load_during=during,
+    )  # fmt: skip
+
+
+def _unreliable_result(ctx: BenchmarkContext) -> BenchmarkResult:
+    s = ratio_spread([1.0, 1.0, 1.0], [0.15, 0.3, 2.68])
+    row = BenchmarkRow(
+        "inference_throughput_b32", "inference throughput (batch 32)", "clips/s", 100.0, 30.0,
+        s.median, s.low, s.high, False, s.reliable, s.note,
+    )  # fmt: skip
+    return BenchmarkResult(
+        model="m", n_layers=4, prune_point=1, train_batch=8, infer_batch=32, warmup=2,
+        repeats=3, steps_per_epoch=None, memory_method="-", context=ctx, rows=(row,),
+    )  # fmt: skip
+
+
+def test_unreliable_names_the_measured_spread_and_blames_load_only_if_it_changed() -> None:
+    """'x0.17 (0.15-2.68) ... the machine's load (0.5)' blamed a load that never moved."""
+    steady = _unreliable_result(_context(0.5, (0.5, 0.6, 0.5), 0.6)).reliability_text()
+    assert "x0.15-2.68" in steady
+    assert "Load steady (0.5-0.6" in steady and "does not explain" in steady
+    assert "quieter" not in steady
+    rising = _unreliable_result(_context(0.5, (1.2, 2.4, 3.0), 3.1)).reliability_text()
+    assert "x0.15-2.68" in rising and "Load rose 0.5 -> 3.1 during the run" in rising
+    spike = _context(0.5, (3.0, 0.6), 0.6)  # rose and fell back: the samples show it
+    assert spike.load_changed and "ranged 0.5-3.0" in spike.load_text()
+    assert BenchmarkContext.from_dict(spike.to_dict()) == spike
+
+
+def test_cli_page_and_sweep_share_one_set_of_benchmark_defaults() -> None:
+    """The page's thread ran 3 repeats, 1 warm-up, batch 16 while the CLI ran 5, 2, 32: one dataclass."""
+    from core.cli.main import build_parser
+    from core.cli.options import config_from_args
+
+    args = build_parser().parse_args(["benchmark", "--model", "m", "--prune", "2"])
+    assert config_from_args(BenchmarkConfig, args) == BenchmarkConfig(model="m", prune_point=2)
+    assert BenchmarkConfig(model="m", prune_point=2).timing_threads == 1
+
+
+def test_out_of_range_prune_point_is_refused_in_words() -> None:
+    with pytest.raises(LabError, match=r"prune point 9 is out of range .* 1\.\.4"):
+        BenchmarkConfig(model="whisper-tiny.en-offline", prune_point=9).check(4)
+    BenchmarkConfig(model="m", prune_point=4).check(4)
+
+
+def test_benchmark_reports_progress_per_round_and_stops_when_asked(tiny_model: Path) -> None:
+    rows: list[dict] = []
+    cfg = BenchmarkConfig(
+        model=str(tiny_model), prune_point=1, n_labels=4, train_batch=4, infer_batch=8,
+        warmup=1, repeats=2, device="cpu",
+    )  # fmt: skip
+    res = run_benchmark(cfg, on_progress=rows.append)
+    assert [(r["phase"], r["done"], r["total"]) for r in rows] == [
+        ("warm-up", 0, 3), ("warm-up", 1, 3), ("timing", 2, 3), ("timing", 3, 3)
+    ]  # fmt: skip
+    assert len(res.context.load_during) == 2 and res.timing_threads == 1 and res.code_version
+    with pytest.raises(Cancelled):
+        run_benchmark(cfg, should_stop=lambda: True)
 
 
 def test_injected_slowdown_in_one_repeat_is_flagged(tiny_model: Path) -> None:

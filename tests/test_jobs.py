@@ -103,9 +103,101 @@ def test_estimate_progress_from_epoch_timings() -> None:
     assert (est["epoch"], est["epoch_fraction"], est["seconds_per_epoch"]) == (3, 0.25, 11.0)
     assert est["epoch_remaining_s"] == pytest.approx(8.25)
     assert est["total_remaining_s"] == pytest.approx(8.25 + 2 * 11.0)
-    first = estimate_progress(rows[:1], epochs=5, started=100.0, now=106.0)
-    assert first["seconds_per_epoch"] == pytest.approx(10.0)  # 5 s for half an epoch
-    assert first["total_remaining_s"] == pytest.approx(5.0 + 4 * 10.0)
+    assert est["phase"] == "training"
+
+
+def test_first_estimate_rests_on_measured_steps_only() -> None:
+    """A first estimate from one row and the start time counted model loading as training (8 min shown
+    for a 1.5 min run): no estimate until two steps of this attempt are logged, then their rate."""
+    rows = [{"kind": "train", "step": 1, "epoch": 1, "epoch_progress": 0.1, "time": 160.0}]
+    first = estimate_progress(rows, epochs=3, started=100.0, now=161.0)  # 60 s of loading first
+    assert first["seconds_per_epoch"] is None and first["total_remaining_s"] is None
+    rows.append({"kind": "train", "step": 2, "epoch": 1, "epoch_progress": 0.2, "time": 163.0})
+    second = estimate_progress(rows, epochs=3, started=100.0, now=164.0)
+    assert second["seconds_per_epoch"] == pytest.approx(30.0)  # 3 s per tenth, not 630 s
+    assert second["total_remaining_s"] == pytest.approx(0.8 * 30 + 2 * 30)
+    resumed = [*rows, {"event": "resumed", "epoch": 0, "time": 300.0}]
+    resumed.append({"kind": "train", "step": 1, "epoch": 1, "epoch_progress": 0.1, "time": 340.0})
+    assert estimate_progress(resumed, 3, 300.0, 341.0)["seconds_per_epoch"] is None
+
+
+def test_final_evaluation_claims_no_time_left() -> None:
+    """'0 s left' for half a minute: once every epoch is done the phase says final evaluation."""
+    rows = [
+        {"kind": "train", "step": 1, "epoch": 1, "epoch_progress": 1.0, "time": 105.0},
+        {"kind": "eval", "step": 1, "epoch": 1, "epoch_seconds": 5.0, "time": 106.0},
+    ]
+    assert estimate_progress(rows[:1], 1, 100.0, 105.5)["phase"] == "evaluating"
+    est = estimate_progress(rows, epochs=1, started=100.0, now=130.0)
+    assert est["phase"] == "final evaluation"
+    assert est["total_remaining_s"] is None and est["epoch_remaining_s"] is None
+
+
+def test_elapsed_time_continues_across_a_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Elapsed restarted at 1 s after a resume: it adds up every attempt."""
+    run = jobs.create_run("finetune", {"model": str(tmp_path / "no-such-model"), "epochs": 1})
+    write_status(
+        run, state="cancelled", started_at="2026-01-01T00:00:00+00:00",
+        finished_at="2026-01-01T00:01:40+00:00",
+    )  # fmt: skip
+    assert runs.progress(run.name).elapsed_s == pytest.approx(100.0)
+    monkeypatch.setattr(jobs, "start", lambda run: 0)  # queued again, its worker not up yet
+    jobs.resume(run.name)
+    assert runs.progress(run.name).elapsed_s == pytest.approx(
+        100.0
+    )  # not counting from the old start
+    jobs.run_job(run)  # the worker: fails at once, no such model
+    second = runs.progress(run.name)
+    assert second.state == "failed" and 100.0 <= second.elapsed_s < 160.0
+
+
+def test_spawned_worker_does_not_stay_a_zombie(tmp_path: Path) -> None:
+    """A failed run left a defunct child of the server: the spawner collects every worker's exit."""
+    run = jobs.create_run("finetune", {"model": str(tmp_path / "no-such-model"), "epochs": 1})
+    pid = jobs.start(run)
+    deadline = time.monotonic() + 120
+    while runs.read_status(run).get("state") != "failed":  # the raw file: nothing here reaps
+        assert time.monotonic() < deadline, runs.read_status(run)
+        time.sleep(0.2)
+    deadline = time.monotonic() + 10
+    while _proc_state(pid) not in ("gone", "X"):
+        assert time.monotonic() < deadline, f"worker {pid} left as {_proc_state(pid)}"
+        time.sleep(0.1)
+
+
+def _proc_state(pid: int) -> str:
+    """The kernel's state letter of ``pid`` (Z: zombie), or 'gone'."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def test_benchmark_runs_as_a_job_in_its_own_process(tmp_path: Path) -> None:
+    """The page's benchmark ran in a thread of the server; it is a job kind with a worker process."""
+    from core.runs.views import list_benchmarks
+    from core.training.benchmark import BenchmarkResult
+    from core.training.configs import BenchmarkConfig
+    from tests.tiny_assets import make_trainable_wav2vec2
+
+    model = make_trainable_wav2vec2(tmp_path / "m", layers=2)
+    cfg = BenchmarkConfig(
+        model=str(model), prune_point=1, n_labels=4, train_batch=2, infer_batch=2, warmup=1,
+        repeats=2, device="cpu",
+    )  # fmt: skip
+    run = jobs.submit("benchmark", cfg.to_dict())
+    final = jobs.wait(run, timeout=240)
+    assert final.state == "done", runs.log_tail(run.name)
+    assert final.pid != os.getpid()
+    saved = BenchmarkResult.from_dict(json.loads((run / "benchmark.json").read_text()))
+    assert (saved.repeats, saved.warmup, saved.timing_threads) == (2, 1, 1)
+    assert [b.run_id for b in list_benchmarks()] == [run.name]
+    last = runs.read_status(run)["last"]
+    assert (last["phase"], last["done"], last["total"]) == ("timing", 3, 3)
+    pr = runs.progress(run.name)
+    assert pr.phase == "done" and pr.elapsed_s > 0
 
 
 def test_partial_metrics_are_discarded_only_without_a_checkpoint(tmp_path: Path) -> None:
@@ -122,7 +214,7 @@ def test_partial_metrics_are_discarded_only_without_a_checkpoint(tmp_path: Path)
 def test_queue_and_cancel(tiny_assets: dict[str, Path]) -> None:
     first = jobs.submit("finetune", tiny_config_dict(tiny_assets, epochs=200))
     second = jobs.submit("finetune", tiny_config_dict(tiny_assets, epochs=1))
-    _wait_for_step(first, 1)
+    _wait_for_step(first, 3)  # two logged steps at least: the first estimate rests on them
     running = runs.status(first.name)
     assert running.state == "running" and running.label == "running"
     pr = runs.progress(first.name)

@@ -1,9 +1,10 @@
-"""core.runs.views: finished-run listing and background tasks; parameter counts per prune point (core.models)."""
+"""core.runs.views: finished runs and sweeps as typed views (test accuracy first, each point's own cost ratio); parameter counts per prune point (core.models)."""
 
 from __future__ import annotations
 
 import ast
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +14,16 @@ import core.runs.views
 from core import runs
 from core.models.pruning import params_by_prune_point
 from core.models.whisper_offline import offline_whisper_available
-from core.runs.views import BackgroundTask, finished_results
+from core.runs.records import median_epoch_seconds
+from core.runs.views import (
+    CostRatio,
+    FinishedRun,
+    Score,
+    SweepView,
+    finished_results,
+    ratio_axis,
+    sweep_view,
+)
 
 MODEL = "whisper-tiny.en-offline"
 
@@ -40,28 +50,115 @@ def test_views_do_not_import_pruning():
     assert not any(m and m.startswith("core.models.pruning") for m in modules), modules
 
 
+def _result(prune_point: int, n_layers: int, **kw) -> dict:
+    """A result.json as a fine-tune writes it: validation (selection) and test scores with clip counts."""
+    return {
+        "model": MODEL, "task": "speakers", "prune_point": prune_point, "n_layers": n_layers,
+        "best_accuracy": 0.914, "n_eval": 35, "eval_split": "validation",
+        "test_split": "test", "test_accuracy": 0.902, "n_test": 315, **kw,
+    }  # fmt: skip
+
+
 def test_finished_results_and_log_tail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path))
     run = tmp_path / "runs" / "20200101-000000-finetune-m-abc"
     run.mkdir(parents=True)
-    cfg = {"kind": "finetune", "config": {"model": MODEL, "prune_point": 2}}
+    cfg = {"kind": "finetune", "config": {"model": MODEL, "prune_point": 2, "seed": 3}}
     (run / "config.json").write_text(json.dumps(cfg))
-    result = {"model": MODEL, "prune_point": 2, "n_layers": 2, "best_accuracy": 0.5}
+    result = _result(2, 2)
     (run / "result.json").write_text(json.dumps(result))
     (run / "train.log").write_text("a\nb\nfailed: boom\n")
     (tmp_path / "runs" / "not-a-run").mkdir()
     found = finished_results(tmp_path / "runs")
-    assert [f["id"] for f in found] == [run.name]
-    assert found[0]["pruned"] is True and "p=2/4" in found[0]["label"]
+    assert [f.id for f in found] == [run.name]
+    assert isinstance(found[0], FinishedRun)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        found[0].pruned = False  # type: ignore[misc]
+    assert found[0].pruned is True and "p=2/4" in found[0].label
+    assert found[0].config["seed"] == 3
     assert runs.log_tail(run.name, 1).endswith("failed: boom")
     assert runs.result(run.name) == result
     assert runs.convexity(run.name) is None
 
 
-def test_background_task_reports_result_and_error():
-    ok = BackgroundTask("ok", lambda: 42)
-    bad = BackgroundTask("bad", lambda: 1 / 0)
-    ok.join(10)
-    bad.join(10)
-    assert (ok.state, ok.result) == ("done", 42)
-    assert bad.state == "failed" and "ZeroDivisionError" in bad.error
+def test_finished_run_headline_is_test_accuracy_with_its_clips(tmp_path: Path):
+    """The label and the headline score are the test split's (315 clips), not validation's 0.914."""
+    run = tmp_path / "runs" / "20200101-000000-finetune-m-abc"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"kind": "finetune", "config": {"model": MODEL}}))
+    (run / "result.json").write_text(json.dumps(_result(4, 4)))
+    (found,) = finished_results(tmp_path / "runs")
+    assert found.test == Score(0.902, "test", 315)
+    assert found.validation == Score(0.914, "validation", 35)
+    assert "test 0.902 (315 clips)" in found.label and "0.914" not in found.label
+    assert found.pruned is False
+
+
+def _bench_rows(ratio: float, low: float, high: float, reliable: bool = True) -> dict:
+    return {
+        "rows": [
+            {"metric": "train_step_seconds", "label": "training step (batch 8)", "full": 0.33,
+             "pruned": 0.33 * ratio, "ratio": ratio, "ratio_min": low, "ratio_max": high,
+             "reliable": reliable, "note": ""}
+        ]
+    }  # fmt: skip
+
+
+def test_sweep_view_plots_each_points_own_ratio_not_separate_times(tmp_path: Path):
+    """p = 1's separate benchmark timed its pruned side at 0.564 s and p = 4's full at 0.332 s: the
+    view must carry p = 1's own side-by-side ratio (x0.28), not 0.564 / 0.332."""
+    run = tmp_path / "runs" / "20200101-000000-sweep-m-abc"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(
+        json.dumps({"kind": "sweep", "config": {"model": MODEL, "task": "speakers", "seed": 1}})
+    )
+    rows = [
+        {"prune_point": 1, "suggested": True, "accuracy": 0.667, "test_accuracy": 0.70,
+         "params_total": 1e6, "train_step_seconds": 0.564},
+        {"prune_point": 4, "suggested": False, "accuracy": 0.838, "test_accuracy": 0.817,
+         "params_total": 4e6, "train_step_seconds": 0.332},
+    ]  # fmt: skip
+    (run / "results.json").write_text(json.dumps({"suggested": 1, "rows": rows}))
+    (run / "benchmark_p1.json").write_text(json.dumps(_bench_rows(0.28, 0.25, 0.31)))
+    (run / "benchmark_p4.json").write_text(json.dumps(_bench_rows(1.0, 0.97, 1.04)))
+    for p, n_test in ((1, 315), (4, 315)):
+        (run / f"p{p}").mkdir()
+        (run / f"p{p}" / "result.json").write_text(json.dumps(_result(p, p, n_test=n_test)))
+    view = sweep_view(run)
+    assert isinstance(view, SweepView)
+    p1, p4 = view.rows
+    assert p1.cost == CostRatio(
+        "train_step_seconds", "training step (batch 8)", 0.28, 0.25, 0.31, True
+    )
+    assert p4.cost.ratio == 1.0
+    assert p1.headline == Score(0.70, "test", 315)  # the headline: test, with its clips
+    assert p1.validation.accuracy == 0.667
+    table = view.table()
+    assert table[0]["train step, pruned / full"] == 0.28
+    assert (
+        table[0]["test accuracy"] == 0.70 and table[0]["validation accuracy (selection)"] == 0.667
+    )
+
+
+def test_one_wild_whisker_does_not_squash_the_chart():
+    """A 31.78 whisker over bars near 0.3-1 is clipped at the bulk's axis end and marked."""
+    axis = ratio_axis([0.28, 0.5, 1.0], [0.31, 31.78, 1.04])
+    assert axis.upper < 3
+    assert axis.clipped == (False, True, False)
+    assert axis.shown_high[1] == axis.upper and axis.shown_high[0] == 0.31
+    assert not any(ratio_axis([0.3, 0.9], [0.35, 1.1]).clipped)
+
+
+def test_one_median_epoch_over_every_attempt(tmp_path: Path):
+    """60 s in one view, 63 s in another: the run's facts use the progress view's median (all epochs)."""
+    run = tmp_path / "runs" / "20200101-000000-finetune-m-abc"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"kind": "finetune", "config": {"model": MODEL}}))
+    (run / "result.json").write_text(json.dumps(_result(4, 4, epoch_seconds_median=60.0)))
+    rows = [
+        {"kind": "eval", "epoch": e, "epoch_seconds": s}
+        for e, s in ((1, 63.0), (2, 66.0), (3, 60.0))
+    ]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (found,) = finished_results(tmp_path / "runs")
+    assert found.epoch_seconds_median == 63.0 == median_epoch_seconds(rows)

@@ -81,14 +81,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    """Full vs pruned cost table (and optionally its files)."""
-    from core.training.benchmark import benchmark, benchmark_rows, save_benchmark
+    """Full vs pruned cost table (and optionally its files), with the settings the page's job uses."""
+    from core.training.benchmark import benchmark_rows, run_benchmark, save_benchmark
+    from core.training.configs import BenchmarkConfig
 
-    res = benchmark(
-        args.model, args.prune, n_labels=args.labels, train_batch=args.train_batch,
-        infer_batch=args.infer_batch, repeats=args.repeats, warmup=args.warmup,
-        n_train_clips=args.n_train_clips, device=args.device,
-    )  # fmt: skip
+    res = run_benchmark(config_from_args(BenchmarkConfig, args))
     print(benchmark_rows(res))
     if args.out:
         for path in save_benchmark(res, args.out):
@@ -106,7 +103,9 @@ def _progress_line(run_id: str) -> str:
     if pr.epoch is not None and pr.epochs:
         parts.append(f"epoch {pr.epoch}/{pr.epochs} ({100 * (pr.epoch_fraction or 0):.0f}%)")
     parts.append(f"elapsed {format_seconds(pr.elapsed_s)}")
-    if status.active:
+    if status.active and pr.phase == "final evaluation":
+        parts.append("final evaluation...")
+    elif status.active:
         parts.append(f"epoch left {format_seconds(pr.epoch_remaining_s)}")
         parts.append(f"total left {format_seconds(pr.total_remaining_s)}")
     if status.error:
@@ -237,7 +236,7 @@ def _register_jobs(sub: argparse._SubParsersAction) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``finetune``, ``sweep``, ``benchmark`` and ``jobs``."""
-    from core.training.configs import FinetuneConfig, SweepConfig
+    from core.training.configs import BenchmarkConfig, FinetuneConfig, SweepConfig
 
     p = sub.add_parser(
         "finetune", parents=[common_options()],
@@ -259,15 +258,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "benchmark", parents=[common_options()],
         help="full vs pruned: parameters, training step, latency, throughput, memory",
     )  # fmt: skip
-    p.add_argument("--model", required=True, help="preset key, hub id or model directory")
-    p.add_argument("--prune", type=int, required=True, help="prune point p")
-    p.add_argument("--labels", type=int, default=35, help="classes of the head (default: 35)")
-    p.add_argument("--train-batch", type=int, default=8, help="training batch (default: 8)")
-    p.add_argument("--infer-batch", type=int, default=32, help="inference batch (default: 32)")
-    p.add_argument("--repeats", type=int, default=5, help="timed repeats (default: 5)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed warm-up runs (default: 2)")
-    p.add_argument("--n-train-clips", type=int, default=None, help="clips per training epoch")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    config_options(
+        p, BenchmarkConfig, aliases={"prune_point": ["--prune"], "n_labels": ["--labels"]}
+    )
     p.add_argument("--out", default=None, help="folder for benchmark.json/.csv")
     p.set_defaults(func=cmd_benchmark)
 

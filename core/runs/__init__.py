@@ -50,12 +50,12 @@ _EXPORTS = {
     "RayExecutor": "ray_executor",
     "extract_features_sharded": "ray_executor",
     "parallel_convexity": "ray_executor",
-    "BackgroundTask": "views",
     "benchmarks_root": "views",
     "finished_results": "views",
     "list_benchmarks": "views",
-    "run_benchmark_to_folder": "views",
     "sweep_view": "views",
+    "PointProgress": "records",
+    "sweep_points": "records",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,4 +1,4 @@
-"""Background jobs (fine-tune runs, prune sweeps): create, start, cancel, resume, restart, wait; the worker.
+"""Background jobs (fine-tune runs, prune sweeps, cost benchmarks): create, start, cancel, resume, restart, wait; the worker.
 
 Layout: every run lives in ``cache_dir()/runs/<run-id>/`` (see :mod:`core.runs.folders`) with
 ``config.json`` (``{"kind": ..., "config": {...}}``), ``status.json``, ``metrics.jsonl``, ``train.log``
@@ -14,7 +14,8 @@ with the same config, ``attempt`` + 1 and ``parent`` = the old id, so every plot
 
 Process model: :func:`start` spawns ``python -m core jobs run-job <run-id>`` with
 ``start_new_session=True`` (its own process group, so it survives the page/CLI that started it and a
-cancel reaches its children) and records the spawned pid in ``spawn.json``; the worker then reports
+cancel reaches its children), collects its exit in a waiter thread (no zombie children) and records
+the spawned pid in ``spawn.json``; the worker then reports
 its own pid and start time in ``status.json``. :func:`cancel` writes ``cancel.request`` (polled by the
 worker between training steps) and sends SIGTERM to the group; ``force=True`` sends SIGKILL and writes
 the status itself. While a worker lives it is the only writer of its state, and ``cancelled`` is never
@@ -45,6 +46,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -71,6 +73,7 @@ from core.runs.records import (
     FINAL,
     SPAWN_FILE,
     RunStatus,
+    attempt_seconds,
     proc_start,
     refresh,
     status,
@@ -92,10 +95,7 @@ __all__ = [
     "wait",
 ]
 
-KINDS = ("finetune", "sweep")
-_POPEN: dict[
-    str, subprocess.Popen
-] = {}  # children started by this process, reaped on the next start
+KINDS = ("finetune", "sweep", "benchmark")
 
 
 KILL_AFTER = 2.0  # seconds past its grace after which a waiting cancel SIGKILLs a local worker
@@ -151,16 +151,16 @@ def create_run(
     return run
 
 
-def _reap() -> None:
-    """Collect exited children this process started (no zombies in a long-running dashboard)."""
-    for key, proc in list(_POPEN.items()):
-        if proc.poll() is not None:
-            _POPEN.pop(key, None)
+def _reap_when_done(proc: subprocess.Popen) -> threading.Thread:
+    """Wait for a spawned worker in a daemon thread, so its exit is collected at once (no zombie child
+    of a long-running dashboard, whether or not anything polls it again)."""
+    waiter = threading.Thread(target=proc.wait, daemon=True, name=f"reap-{proc.pid}")
+    waiter.start()
+    return waiter
 
 
 def start(run_id: str | os.PathLike) -> int:
     """Start the run's worker as a detached background process; returns its pid."""
-    _reap()
     run = run_dir(run_id)
     env = dict(os.environ)
     env["CONVEXITY_LAB_CACHE"] = str(cache_dir())
@@ -175,7 +175,7 @@ def start(run_id: str | os.PathLike) -> int:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    _POPEN[run.name] = proc
+    _reap_when_done(proc)
     atomic_write_json(run / SPAWN_FILE, {"pid": proc.pid, "at": time.time()})
     return proc.pid
 
@@ -240,7 +240,6 @@ def cancel(run_id: str | os.PathLike, *, force: bool = False, timeout: float = 0
             time.sleep(0.1)
         if worker_alive(run, read_status(run)):
             return status(run)
-    _reap()
     if read_status(run).get("state") in ACTIVE:  # killed, never started, or already dead
         write_status(run, state="cancelled", error=None, finished_at=stamp())
     return status(run)
@@ -262,9 +261,11 @@ def resume(run_id: str | os.PathLike, *, background: bool = True) -> RunStatus:
     discard_partial_metrics(run)
     (run / CANCEL_MARKER).unlink(missing_ok=True)
     (run / SPAWN_FILE).unlink(missing_ok=True)
+    raw = read_status(run)
+    elapsed_before = float(raw.get("elapsed_before") or 0.0) + attempt_seconds(raw)
     write_status(
         run, state="queued", queued_at=time.time(), pid=None, pid_start=None, error=None,
-        interrupted=False, finished_at=None,
+        interrupted=False, started_at=None, finished_at=None, elapsed_before=elapsed_before,
     )  # fmt: skip
     if background:
         start(run)
@@ -299,7 +300,6 @@ def wait(
     run = run_dir(run_id)
     deadline = time.monotonic() + timeout
     while True:
-        _reap()
         current = status(run)
         if until(current) if until else current.state in FINAL:
             return current
@@ -424,6 +424,15 @@ def execute(kind: str, config: dict[str, Any], run: Path, stop: _StopFlag, statu
         return run_sweep(
             SweepConfig.from_dict(config), run, should_stop=stop, on_progress=status_cb
         )
+    if kind == "benchmark":
+        from core.training.benchmark import run_benchmark, save_benchmark
+        from core.training.configs import BenchmarkConfig
+
+        bench = run_benchmark(
+            BenchmarkConfig.from_dict(config), on_progress=status_cb, should_stop=stop
+        )
+        save_benchmark(bench, run)
+        return bench
     raise RunError(f"unknown job kind {kind!r}; kinds: {', '.join(KINDS)}")
 
 

@@ -30,16 +30,20 @@ from core.runs.folders import (
 __all__ = [
     "ACTIVE",
     "FINAL",
+    "PointProgress",
     "RunProgress",
     "RunStatus",
+    "attempt_seconds",
     "convexity",
     "estimate_progress",
     "list_runs",
     "log_tail",
+    "median_epoch_seconds",
     "progress",
     "result",
     "status",
     "status_from",
+    "sweep_points",
 ]
 
 ACTIVE = ("queued", "running")
@@ -111,9 +115,11 @@ class RunStatus:
 class RunProgress:
     """Elapsed time and estimated time remaining of a run (seconds; None where nothing supports an estimate).
 
-    ``seconds_per_epoch`` is the median of finished epochs' training time, else extrapolated from the
-    current epoch's progress; remaining times count training only (evaluation and the final
-    convexity pass come on top).
+    ``elapsed_s`` adds up every attempt of the run (a resume continues it). ``seconds_per_epoch`` is the
+    median of finished epochs' training time, else measured from the current epoch's logged steps;
+    remaining times count training only, and are None during the final evaluation. ``phase``:
+    training / evaluating / final evaluation / done; a benchmark's warm-up / timing / measuring memory,
+    with its rounds (warm-up + timed repeats) in ``epoch``/``epochs``.
     """
 
     run_id: str
@@ -125,6 +131,7 @@ class RunProgress:
     seconds_per_epoch: float | None = None
     epoch_remaining_s: float | None = None
     total_remaining_s: float | None = None
+    phase: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
@@ -274,12 +281,16 @@ def _timestamp(iso: str | None) -> float | None:
 
 def estimate_progress(
     rows: list[dict[str, Any]], epochs: int | None, started: float | None, now: float
-) -> dict[str, float | int | None]:
-    """Current epoch, its fraction done, seconds per epoch and remaining time from metric rows.
+) -> dict[str, Any]:
+    """Current epoch, its fraction done, seconds per epoch, remaining time and phase from metric rows.
 
     ``rows`` as ``metrics.jsonl`` holds them: ``train`` rows (``epoch``, ``epoch_progress``, ``time``),
-    ``eval`` rows (``epoch``, ``epoch_seconds``, ``time``) and a ``resumed`` event. ``started`` is when
-    this attempt began training (the anchor of its first epoch).
+    ``eval`` rows (``epoch``, ``epoch_seconds``, ``time``) and ``resumed`` events. Seconds per epoch are
+    the median of finished epochs' training time, else measured from the current epoch's logged steps
+    (two train rows of this attempt at least: model loading before the first step is no basis for a
+    rate). ``phase``: ``training``, ``evaluating`` (an epoch's steps are done, its evaluation is not)
+    or ``final evaluation`` (every epoch is done; no time remaining is claimed for it). ``started`` is
+    kept for callers; the estimate rests on the rows alone.
     """
     train = [r for r in rows if r.get("kind") == "train"]
     evals = [r for r in rows if r.get("kind") == "eval"]
@@ -288,24 +299,34 @@ def estimate_progress(
         epoch, fraction = int(train[-1]["epoch"]), float(train[-1].get("epoch_progress") or 0.0)
     else:
         epoch, fraction = done_epochs + 1, 0.0
+    phase = "evaluating" if fraction >= 1.0 else "training"
     if epochs is not None and done_epochs >= epochs:
-        epoch, fraction = epochs, 1.0
-    anchors = [r.get("time") for r in evals if int(r["epoch"]) < epoch]
-    anchors += [r.get("time") for r in rows if r.get("event") == "resumed"]
-    anchor = max((float(t) for t in anchors if t is not None), default=started)
-    timed = [float(r["epoch_seconds"]) for r in evals if r.get("epoch_seconds") is not None]
-    per_epoch: float | None = statistics.median(timed) if timed else None
-    if per_epoch is None and anchor is not None and fraction > 0 and train:
-        per_epoch = max(0.0, float(train[-1]["time"]) - anchor) / fraction
-    out: dict[str, float | int | None] = {
+        epoch, fraction, phase = epochs, 1.0, "final evaluation"
+    per_epoch = median_epoch_seconds(rows)
+    if per_epoch is None:
+        last_event = max((i for i, r in enumerate(rows) if r.get("event") == "resumed"), default=-1)
+        attempt = [
+            r
+            for r in rows[last_event + 1 :]
+            if r.get("kind") == "train" and int(r["epoch"]) == epoch
+        ]
+        if len(attempt) >= 2:
+            first, last = attempt[0], attempt[-1]
+            gained = float(last.get("epoch_progress") or 0) - float(
+                first.get("epoch_progress") or 0
+            )
+            if gained > 0:
+                per_epoch = max(0.0, float(last["time"]) - float(first["time"])) / gained
+    out: dict[str, Any] = {
         "epoch": epoch,
         "epochs": epochs,
         "epoch_fraction": fraction,
         "seconds_per_epoch": per_epoch,
         "epoch_remaining_s": None,
         "total_remaining_s": None,
+        "phase": phase,
     }
-    if per_epoch is not None:
+    if per_epoch is not None and phase != "final evaluation":
         left = per_epoch * (1.0 - fraction)
         out["epoch_remaining_s"] = left
         if epochs is not None:
@@ -313,23 +334,122 @@ def estimate_progress(
     return out
 
 
+def median_epoch_seconds(rows: list[dict[str, Any]]) -> float | None:
+    """Median training time of the finished epochs in metric rows, over every attempt (one median for
+    the progress view and the run's facts); None before the first epoch ends."""
+    timed = [
+        float(r["epoch_seconds"])
+        for r in rows
+        if r.get("kind") == "eval" and r.get("epoch_seconds") is not None
+    ]
+    return statistics.median(timed) if timed else None
+
+
+def attempt_seconds(raw: dict[str, Any]) -> float:
+    """Seconds the last attempt of a run ran (``started_at`` to ``finished_at``; 0 if it never started)."""
+    start, end = _timestamp(raw.get("started_at")), _timestamp(raw.get("finished_at"))
+    return max(0.0, end - start) if start is not None and end is not None else 0.0
+
+
+def _benchmark_progress(last: dict[str, Any] | None, now: float) -> dict[str, Any]:
+    """Rounds done of a benchmark and the time left, from its last progress row (measured rounds only)."""
+    last = last or {}
+    done, total = int(last.get("done") or 0), int(last.get("total") or 0)
+    out: dict[str, Any] = {"phase": str(last.get("phase") or "loading models")}
+    if total:
+        out.update(epoch=done, epochs=total, epoch_fraction=done / total)
+        first, at = last.get("first_time"), last.get("time")
+        if done >= 1 and first is not None and at is not None and done < total:
+            per_round = (float(at) - float(first)) / done
+            out["total_remaining_s"] = max(0.0, per_round * (total - done))
+        if done >= total:
+            out["phase"] = "measuring memory"
+    return out
+
+
 def progress(run_id: str | os.PathLike, *, now: float | None = None) -> RunProgress:
-    """Elapsed time and time remaining (per epoch and total) of a fine-tune run; sweeps get elapsed only."""
+    """Elapsed time (over every attempt) and time remaining of a run.
+
+    Fine-tunes: epochs and the time left (:func:`estimate_progress`); benchmarks: rounds done and the time
+    left from measured rounds; sweeps: elapsed only (their points: :func:`sweep_points`).
+    """
     current = status(run_id)
+    raw = read_status(run_id)
     now = time.time() if now is None else now
     started = _timestamp(current.started_at)
     finished = _timestamp(current.finished_at) if not current.active else None
-    elapsed = None if started is None else max(0.0, (finished or now) - started)
+    before = float(raw.get("elapsed_before") or 0.0)
+    # not started (yet, or again after a resume): what the earlier attempts ran
+    ran = None if started is None else max(0.0, (finished or now) - started)
+    elapsed = (before or None) if ran is None else before + ran
     base = {"run_id": current.run_id, "state": current.state, "elapsed_s": elapsed}
+    if current.state == "done":
+        base["phase"] = "done"
+    if current.kind == "benchmark":
+        if current.active:
+            base.update(_benchmark_progress(raw.get("last"), now))
+        return RunProgress(**base)
     if current.kind != "finetune":
         return RunProgress(**base)
     epochs = current.config.get("epochs")
     est = estimate_progress(read_metrics(run_id), epochs, started, now)
     if current.state == "done":
-        est.update(epoch_remaining_s=0.0, total_remaining_s=0.0)
+        est.update(epoch_remaining_s=0.0, total_remaining_s=0.0, phase="done")
     elif not current.active:
-        est.update(epoch_remaining_s=None, total_remaining_s=None)
-    return RunProgress(**base, **est)
+        est.update(epoch_remaining_s=None, total_remaining_s=None, phase=current.state)
+    return RunProgress(**{**base, **est})
+
+
+@dataclass(frozen=True)
+class PointProgress:
+    """One prune point of a sweep: its state, epoch, progress, time left and the accuracies it reported."""
+
+    prune_point: int
+    state: str  # done / training / evaluating / final evaluation / waiting
+    epoch: int
+    epochs: int
+    fraction: float
+    remaining_s: float | None
+    validation_accuracy: float | None
+    test_accuracy: float | None
+
+
+def sweep_points(run_id: str | os.PathLike, *, now: float | None = None) -> list[PointProgress]:
+    """Progress of every prune point a sweep has started, shallowest first, by :func:`estimate_progress`."""
+    from core.runs.folders import read_metrics_file
+
+    run = run_dir(run_id)
+    current = status(run_id)
+    epochs = int(current.config.get("epochs") or 1)
+    now = time.time() if now is None else now
+    out = []
+    subs = [p for p in run.glob("p*") if p.is_dir() and p.name[1:].isdigit()]
+    for sub in sorted(subs, key=lambda q: int(q.name[1:])):
+        result = read_json(sub / "result.json")
+        rows = read_metrics_file(sub / "metrics.jsonl")
+        evals = [r for r in rows if r.get("kind") == "eval"]
+        est = estimate_progress(rows, epochs, None, now)
+        if result:
+            state, fraction, left = "done", 1.0, 0.0
+        else:
+            state = est["phase"] if current.active else current.state
+            done_epochs = max((int(r["epoch"]) for r in evals), default=0)
+            fraction = min(1.0, (max(0, est["epoch"] - 1) + est["epoch_fraction"]) / epochs)
+            fraction = max(fraction, done_epochs / epochs)
+            left = est["total_remaining_s"] if current.active else None
+        out.append(
+            PointProgress(
+                prune_point=int(sub.name[1:]),
+                state=state,
+                epoch=len(evals) if not result else epochs,
+                epochs=epochs,
+                fraction=float(fraction),
+                remaining_s=left,
+                validation_accuracy=evals[-1].get("accuracy") if evals else None,
+                test_accuracy=(result or {}).get("test_accuracy"),
+            )
+        )
+    return out
 
 
 def format_seconds(seconds: float | None) -> str:

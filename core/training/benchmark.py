@@ -9,7 +9,8 @@ pruned are warmed up, then timed *interleaved*: in every repeat each measurement
 and immediately after for the pruned one, so a change of machine load hits both sides of a pair alike. Each
 ratio (pruned / full) is the median of the per-repeat ratios, reported with its min and max; it is flagged
 unreliable when the repeats disagree: some say pruned is cheaper and some say dearer (their range straddles
-1.0), or the largest ratio is more than twice the smallest (the load changed mid-measurement). Timing is done
+1.0), or the largest ratio is more than twice the smallest. The 1-min load average is sampled before, after
+every repeat and after, so a report names the load as a cause only when it was measured to change. Timing is done
 here rather than with ``torch.utils.benchmark``: that times one statement at a time and cannot pair the two
 models repeat by repeat, which is what makes the ratio robust.
 
@@ -41,6 +42,7 @@ from torch import nn
 
 from core.errors import LabError
 from core.io.atomic import atomic_write_bytes, atomic_write_json
+from core.training.configs import BenchmarkConfig
 
 __all__ = [
     "BenchmarkContext",
@@ -51,12 +53,21 @@ __all__ = [
     "benchmark",
     "benchmark_rows",
     "ratio_spread",
+    "run_benchmark",
     "save_benchmark",
 ]
 
 FORMAT = 2  # benchmark.json layout; older files (rows without spread) are refused with a one-line message
 MAX_SPREAD = 2.0  # largest / smallest per-repeat ratio above which repeats are said to disagree
+LOAD_CHANGE = (
+    0.5  # 1-min load average change (absolute) above which the load is said to have changed
+)
 TIMINGS = ("train_step", "latency_b1", "throughput_batch")
+OPTIONAL = ("raw_seconds", "seed", "timing_threads", "code_version")  # absent in older files
+
+# Called with one progress row per warm-up or timed round: phase, done, total, time and first_time (when
+# round 1 began; seconds since the epoch).
+ProgressHook = Callable[[dict[str, Any]], None]
 
 # A hook called inside every timed region with (side, timing, repeat): lets a test add machine load.
 TimingHook = Callable[[str, str, int], None]
@@ -78,20 +89,29 @@ class RatioSpread:
 
 
 def ratio_spread(full: Sequence[float], pruned: Sequence[float]) -> RatioSpread:
-    """Per-repeat ratios ``pruned[i] / full[i]`` summarised; unreliable when the repeats disagree."""
+    """Per-repeat ratios ``pruned[i] / full[i]`` summarised; unreliable when the repeats disagree.
+
+    The note of an unreliable spread states what was measured (the range of the repeats' ratios), never
+    a guess at its cause: the machine's load is judged separately, from its measured samples.
+    """
     ratios = [p / f for f, p in zip(full, pruned, strict=True) if f > 0]
     if not ratios:
         return RatioSpread(math.nan, math.nan, math.nan, False, "no valid repeat")
     med, low, high = statistics.median(ratios), min(ratios), max(ratios)
     if len(ratios) == 1:
         return RatioSpread(med, low, high, False, "one repeat: no spread to judge it by")
+    spread = f"repeats' ratios x{low:.2f}-{high:.2f}"
     if low < 1.0 < high:
         return RatioSpread(
-            med, low, high, False, "repeats disagree on which side is cheaper (range spans 1.0)"
+            med, low, high, False, f"{spread} disagree on which side is cheaper (range spans 1.0)"
         )
     if high > MAX_SPREAD * low:
         return RatioSpread(
-            med, low, high, False, f"repeats differ by more than {MAX_SPREAD:g}x (load changed)"
+            med,
+            low,
+            high,
+            False,
+            f"{spread}: the largest is more than {MAX_SPREAD:g}x the smallest",
         )
     return RatioSpread(med, low, high, True)
 
@@ -180,6 +200,7 @@ class BenchmarkContext:
     load_after: tuple[float, float, float]
     started_at: str
     seconds: float
+    load_during: tuple[float, ...] = ()  # 1-min load average sampled after every timed repeat
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -187,7 +208,31 @@ class BenchmarkContext:
             **asdict(self),
             "load_before": list(self.load_before),
             "load_after": list(self.load_after),
+            "load_during": list(self.load_during),
         }
+
+    @property
+    def load_range(self) -> tuple[float, float]:
+        """Lowest and highest 1-min load average measured from the start to the end of the run."""
+        samples = [self.load_before[0], *self.load_during, self.load_after[0]]
+        return min(samples), max(samples)
+
+    @property
+    def load_changed(self) -> bool:
+        """Whether the measured load moved by more than ``LOAD_CHANGE`` (absolute) during the run."""
+        low, high = self.load_range
+        return high - low > LOAD_CHANGE
+
+    def load_text(self) -> str:
+        """What the load measurements say, e.g. ``load rose 0.5 -> 3.1 during the run``."""
+        low, high = self.load_range
+        before, after = self.load_before[0], self.load_after[0]
+        if not self.load_changed:
+            return f"load steady ({low:.1f}-{high:.1f} over the run)"
+        if (low, high) == tuple(sorted((before, after))):
+            verb = "rose" if after > before else "fell"
+            return f"load {verb} {before:.1f} -> {after:.1f} during the run"
+        return f"load ranged {low:.1f}-{high:.1f} during the run ({before:.1f} -> {after:.1f})"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchmarkContext:
@@ -197,6 +242,7 @@ class BenchmarkContext:
                 **data,
                 "load_before": tuple(data["load_before"]),
                 "load_after": tuple(data["load_after"]),
+                "load_during": tuple(data.get("load_during") or ()),
             }
         )
 
@@ -217,6 +263,9 @@ class BenchmarkResult:
     context: BenchmarkContext
     rows: tuple[BenchmarkRow, ...]
     raw_seconds: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    seed: int = 0
+    timing_threads: int | None = None
+    code_version: str = ""
 
     def row(self, metric: str) -> BenchmarkRow:
         """The row called ``metric`` (KeyError if absent)."""
@@ -229,6 +278,21 @@ class BenchmarkResult:
     def unreliable(self) -> list[BenchmarkRow]:
         """Rows whose repeats disagreed."""
         return [r for r in self.rows if not r.reliable]
+
+    def reliability_text(self) -> str:
+        """Why rows are unreliable, from what was measured ("" when every row is reliable).
+
+        Each row with its measured spread, then the load as it was measured; the load is named as a
+        possible cause only when it was measured to change.
+        """
+        if not self.unreliable:
+            return ""
+        rows = "; ".join(f"{r.label}: {r.note}" for r in self.unreliable)
+        load = self.context.load_text()
+        load = load[0].upper() + load[1:]
+        if self.context.load_changed:
+            return f"{rows}. {load}: run it again when the machine is quieter."
+        return f"{rows}. {load}, so the measured load does not explain it: more repeats narrow it."
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (``format`` names the layout)."""
@@ -255,11 +319,11 @@ class BenchmarkResult:
                 **{
                     k: data[k]
                     for k in cls.__dataclass_fields__
-                    if k not in ("context", "rows", "raw_seconds")
+                    if k not in ("context", "rows", *OPTIONAL)
                 },
+                **{k: data[k] for k in OPTIONAL if data.get(k) is not None},
                 context=BenchmarkContext.from_dict(data["context"]),
                 rows=tuple(BenchmarkRow.from_dict(r) for r in data["rows"]),
-                raw_seconds=data.get("raw_seconds") or {},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BenchmarkFormatError(
@@ -348,14 +412,41 @@ class _Subject:
 
 
 def _time_interleaved(
-    subjects: dict[str, _Subject], warmup: int, repeats: int, hook: TimingHook | None
-) -> dict[str, dict[str, list[float]]]:
-    """Seconds per repeat for each timing and side; full and pruned timed back to back in every repeat."""
-    for _ in range(warmup):
+    subjects: dict[str, _Subject],
+    warmup: int,
+    repeats: int,
+    hook: TimingHook | None,
+    on_progress: ProgressHook | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[dict[str, dict[str, list[float]]], list[float]]:
+    """Seconds per repeat for each timing and side (full and pruned back to back in every repeat), and
+    the 1-min load average sampled after every repeat."""
+    total, first = warmup + repeats, time.time()
+
+    def tick(phase: str, done: int) -> None:
+        if should_stop is not None and should_stop():
+            from core.errors import Cancelled
+
+            raise Cancelled("benchmark cancelled")
+        if on_progress is not None:
+            on_progress(
+                {
+                    "phase": phase,
+                    "done": done,
+                    "total": total,
+                    "time": time.time(),
+                    "first_time": first,
+                }
+            )
+
+    tick("warm-up", 0)
+    for i in range(warmup):
         for timing in TIMINGS:
             for s in subjects.values():
                 s.run(timing)
+        tick("warm-up", i + 1)
     raw: dict[str, dict[str, list[float]]] = {t: {n: [] for n in subjects} for t in TIMINGS}
+    loads: list[float] = []
     for rep in range(repeats):
         for timing in TIMINGS:
             for name, s in subjects.items():
@@ -366,7 +457,38 @@ def _time_interleaved(
                     hook(name, timing, rep)
                 _sync(s.device)
                 raw[timing][name].append(time.perf_counter() - t0)
-    return raw
+        loads.append(round(os.getloadavg()[0], 2))
+        tick("timing", warmup + rep + 1)
+    return raw, loads
+
+
+def run_benchmark(
+    cfg: BenchmarkConfig,
+    *,
+    on_progress: ProgressHook | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    timing_hook: TimingHook | None = None,
+) -> BenchmarkResult:
+    """The benchmark ``cfg`` describes: what ``python -m core benchmark``, the page's job and sweeps run."""
+    cfg.check()
+    return benchmark(
+        cfg.model,
+        int(cfg.prune_point),
+        n_labels=cfg.n_labels,
+        train_batch=cfg.train_batch,
+        infer_batch=cfg.infer_batch,
+        warmup=cfg.warmup,
+        repeats=cfg.repeats,
+        n_train_clips=cfg.n_train_clips,
+        device=cfg.device,
+        bf16=cfg.bf16,
+        seed=cfg.seed,
+        whisper_input=cfg.whisper_input,
+        threads=cfg.timing_threads,
+        timing_hook=timing_hook,
+        on_progress=on_progress,
+        should_stop=should_stop,
+    )
 
 
 def benchmark(
@@ -386,11 +508,14 @@ def benchmark(
     whisper_input: str = "trimmed",
     timing_hook: TimingHook | None = None,
     threads: int | None = None,
+    on_progress: ProgressHook | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> BenchmarkResult:
     """Measure full vs pruned (at ``prune_point``) classifiers of ``model`` side by side.
 
     ``threads``: torch intra-op threads while measuring (restored after); 1 keeps a busy shared CPU
-    from thrashing. None leaves torch's setting.
+    from thrashing. None leaves torch's setting. ``on_progress`` gets one row per round; ``should_stop``
+    is polled between rounds (:class:`~core.errors.Cancelled` when it says so).
     """
     before = torch.get_num_threads()
     if threads is not None:
@@ -400,7 +525,8 @@ def benchmark(
             model, prune_point, n_labels=n_labels, train_batch=train_batch, infer_batch=infer_batch,
             warmup=warmup, repeats=repeats, n_train_clips=n_train_clips,
             freeze_front_end=freeze_front_end, device=device, bf16=bf16, seed=seed,
-            whisper_input=whisper_input, timing_hook=timing_hook,
+            whisper_input=whisper_input, timing_hook=timing_hook, on_progress=on_progress,
+            should_stop=should_stop, threads=threads,
         )  # fmt: skip
     finally:
         torch.set_num_threads(before)
@@ -422,11 +548,15 @@ def _benchmark(
     seed: int,
     whisper_input: str,
     timing_hook: TimingHook | None,
+    on_progress: ProgressHook | None,
+    should_stop: Callable[[], bool] | None,
+    threads: int | None,
 ) -> BenchmarkResult:
     """:func:`benchmark` with torch's thread count already set."""
     from core.models.classifier import build_classifier
     from core.models.classifier import freeze_front_end as freeze
     from core.models.pruning import count_parameters
+    from core.results.provenance import code_version
 
     started, t_start, load_before = datetime.now(UTC), time.perf_counter(), os.getloadavg()
     labels = [f"class{i}" for i in range(n_labels)]
@@ -446,7 +576,7 @@ def _benchmark(
         subjects[name] = _Subject(clf, enc, waves, train_batch, bf16)
     dev = subjects["full"].device
 
-    raw = _time_interleaved(subjects, warmup, repeats, timing_hook)
+    raw, loads = _time_interleaved(subjects, warmup, repeats, timing_hook, on_progress, should_stop)
     mem = {
         n: {
             "weights": s.weight_bytes(),
@@ -504,13 +634,15 @@ def _benchmark(
         load_after=tuple(round(x, 2) for x in os.getloadavg()),
         started_at=started.isoformat(timespec="seconds"),
         seconds=round(time.perf_counter() - t_start, 1),
+        load_during=tuple(loads),
     )
     return BenchmarkResult(
         model=str(model), n_layers=int(n_layers), prune_point=int(prune_point), train_batch=train_batch,
         infer_batch=infer_batch, warmup=warmup, repeats=repeats, steps_per_epoch=steps,
         memory_method="cuda max_memory_allocated above baseline" if dev.type == "cuda"
         else "torch.profiler CPU tensor memory, peak above baseline",
-        context=context, rows=tuple(rows), raw_seconds=raw,
+        context=context, rows=tuple(rows), raw_seconds=raw, seed=seed, timing_threads=threads,
+        code_version=code_version(),
     )  # fmt: skip
 
 
@@ -560,6 +692,8 @@ def benchmark_rows(result: BenchmarkResult) -> str:
             f"{r.label:46} {human_value(r.full, r.unit):>14} {human_value(r.pruned, r.unit):>14}  "
             f"{ratio_text(r)}{flag}"
         )
+    if result.unreliable:
+        lines.append(f"UNRELIABLE: {result.reliability_text()}")
     return "\n".join(lines)
 
 

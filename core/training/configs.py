@@ -1,4 +1,4 @@
-"""The settings of a fine-tuning run and of a prune sweep, as stored in a run's ``config.json``.
+"""The settings of a fine-tuning run, a prune sweep and a cost benchmark, as stored in a run's ``config.json``.
 
 Plain dataclasses without torch, so the CLI can build its options (and ``--help``) without importing
 the training stack.
@@ -11,7 +11,7 @@ from typing import Any
 
 from core.errors import TrainingError
 
-__all__ = ["FinetuneConfig", "SweepConfig"]
+__all__ = ["BenchmarkConfig", "FinetuneConfig", "SweepConfig"]
 
 
 @dataclass
@@ -172,3 +172,68 @@ class SweepConfig(FinetuneConfig):
         super().check()
         if not 0 < self.fraction <= 1:
             raise TrainingError(f"fraction must lie in (0, 1], got {self.fraction}")
+
+
+@dataclass
+class BenchmarkConfig:
+    """The settings of one full-vs-pruned cost benchmark: one set of defaults for the CLI, the page and sweeps."""
+
+    model: str = field(
+        metadata={"help": 'preset key (see "models"), Hugging Face id or model directory'}
+    )
+    prune_point: int = field(
+        metadata={"help": "prune point p: the pruned model keeps transformer layers 1..p"}
+    )
+    n_labels: int = field(default=35, metadata={"help": "classes of the classifier head"})
+    train_batch: int = field(default=8, metadata={"help": "clips per timed training step"})
+    infer_batch: int = field(default=32, metadata={"help": "clips per timed inference batch"})
+    warmup: int = field(default=2, metadata={"help": "untimed warm-up rounds"})
+    repeats: int = field(
+        default=5, metadata={"help": "timed repeats (full and pruned interleaved in each)"}
+    )
+    timing_threads: int | None = field(
+        default=1,
+        metadata={
+            "help": "torch threads while timing (1 keeps a shared CPU steady; none: torch's choice)"
+        },
+    )
+    n_train_clips: int | None = field(
+        default=None, metadata={"help": "clips per training epoch, for the epoch estimate"}
+    )
+    device: str | None = field(
+        default=None, metadata={"help": "cpu, cuda, cuda:1 ... (none: cuda if available)"}
+    )
+    bf16: bool = field(default=True, metadata={"help": "bf16 autocast on CUDA"})
+    seed: int = field(default=0, metadata={"help": "seed of the head init and the random inputs"})
+    whisper_input: str = field(
+        default="trimmed",
+        metadata={
+            "help": "Whisper only: 'trimmed' runs the encoder on the 1-s clip, 'padded' on the 30-s window",
+            "choices": ("trimmed", "padded"),
+        },
+    )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchmarkConfig:
+        """Build from a JSON dict, ignoring unknown keys."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        return asdict(self)
+
+    def check(self, n_layers: int | None = None) -> None:
+        """Raise :class:`TrainingError` for settings no benchmark can use (``n_layers``: the model's depth)."""
+        for name in ("n_labels", "train_batch", "infer_batch", "repeats"):
+            if int(getattr(self, name)) < 1:
+                raise TrainingError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if int(self.warmup) < 0:
+            raise TrainingError(f"warmup must be 0 or more, got {self.warmup}")
+        if self.timing_threads is not None and int(self.timing_threads) < 1:
+            raise TrainingError(f"timing_threads must be at least 1, got {self.timing_threads}")
+        if int(self.prune_point) < 1 or (n_layers is not None and int(self.prune_point) > n_layers):
+            upper = f"1..{n_layers}" if n_layers is not None else "1 or more"
+            raise TrainingError(
+                f"prune point {self.prune_point} is out of range for {self.model}: it must be {upper}"
+            )

@@ -261,15 +261,22 @@ def _failed_cells(spec: GridSpec, model: str, task: str, error: str) -> list[Cel
 
 
 def benchmark_cell(spec: GridSpec, model: str, task: str, point: int, n_labels: int) -> dict:
-    """Full vs pruned cost of (model, point), measured side by side in one process."""
-    from core.training.benchmark import benchmark
+    """Full vs pruned cost of (model, point), measured side by side in one process with the
+    benchmark's own defaults (:class:`~core.training.configs.BenchmarkConfig`)."""
+    from core.training.benchmark import run_benchmark
+    from core.training.configs import BenchmarkConfig
 
     t = spec.train
-    return benchmark(
-        model, point, n_labels=n_labels, train_batch=int(t.get("batch_size", 16)),
-        device=t.get("device"), bf16=bool(t.get("bf16", True)),
+    cfg = BenchmarkConfig(
+        model=model,
+        prune_point=point,
+        n_labels=n_labels,
+        train_batch=int(t.get("batch_size", 16)),
+        device=t.get("device"),
+        bf16=bool(t.get("bf16", True)),
         whisper_input=str(t.get("whisper_input", "trimmed")),
-    )  # fmt: skip
+    )
+    return run_benchmark(cfg)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from typing import Any
 from core.errors import Cancelled, TrainingError
 from core.geometry.prune_point import suggest_prune_point
 from core.io.atomic import atomic_write_bytes, atomic_write_json
-from core.training.configs import FinetuneConfig, SweepConfig
+from core.training.configs import BenchmarkConfig, FinetuneConfig, SweepConfig
 from core.training.finetune import finetune
 from core.training.finetune_result import FinetuneResult
 from core.training.model_convexity import LayerCurve
@@ -190,17 +190,27 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _point_benchmark(cfg: SweepConfig, run: Path, p: int, res: FinetuneResult) -> dict[str, Any]:
-    """Full-vs-pruned cost rows of point ``p`` by metric (measured once, then read from its file)."""
+def _point_benchmark(
+    cfg: SweepConfig, run: Path, p: int, res: FinetuneResult, stop: Callable[[], bool]
+) -> dict[str, Any]:
+    """Full-vs-pruned cost rows of point ``p`` by metric, measured side by side with the benchmark's
+    own defaults (:class:`BenchmarkConfig`) once, then read from its file."""
     bpath = run / f"benchmark_p{p}.json"
     if not bpath.exists():
-        from core.training.benchmark import benchmark, save_benchmark
+        from core.training.benchmark import run_benchmark, save_benchmark
 
-        bench = benchmark(
-            cfg.model, p, n_labels=len(res.labels), train_batch=cfg.batch_size,
-            n_train_clips=res.n_train, device=cfg.device, bf16=cfg.bf16,
+        bench_cfg = BenchmarkConfig(
+            model=cfg.model,
+            prune_point=p,
+            n_labels=len(res.labels),
+            train_batch=cfg.batch_size,
+            n_train_clips=res.n_train,
+            device=cfg.device,
+            bf16=cfg.bf16,
+            seed=cfg.seed,
             whisper_input=cfg.whisper_input,
-        )  # fmt: skip
+        )
+        bench = run_benchmark(bench_cfg, should_stop=stop)
         jpath, cpath = save_benchmark(bench, run)
         os.replace(jpath, bpath)
         os.replace(cpath, run / f"benchmark_p{p}.csv")
@@ -320,7 +330,7 @@ def run_sweep(
         if stop():
             raise Cancelled("cancelled")
         res = _fine_tune_point(cfg, run / f"p{p}", p, stop, on_progress)
-        bench = _point_benchmark(cfg, run, p, res) if cfg.benchmark else {}
+        bench = _point_benchmark(cfg, run, p, res, stop) if cfg.benchmark else {}
         rows.append(_point_row(p, suggested, res, bench, pre["curves"][relevant]["scores"]))
         atomic_write_json(
             run / "results.json", _sweep_result(cfg, suggested, points, rows, pre).to_dict()

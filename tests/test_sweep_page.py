@@ -1,0 +1,164 @@
+"""Prune sweep page through AppTest: the launch form, identical launches, resume, data source, progress.
+
+Workers are not spawned here (``jobs.start`` is replaced by a recorder): a launched run stays queued,
+which is what the page must handle; real workers are covered by tests/test_jobs.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import runs as run_store
+from core.runs import jobs
+from core.runs.folders import write_status
+from core.runs.records import proc_start
+
+APP = "../app.py"
+MODEL = "whisper-tiny.en-offline"
+
+
+@pytest.fixture()
+def started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A private cache; run ids that the page asked to start (no worker process is spawned)."""
+    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path))
+    calls: list[str] = []
+    monkeypatch.setattr(jobs, "start", lambda run: calls.append(Path(run).name) or 0)
+    return calls
+
+
+def open_sweep() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/sweep.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _walk(node: Any):
+    yield node
+    for child in getattr(node, "children", {}).values():
+        yield from _walk(child)
+
+
+def _forms(at: AppTest) -> dict[str, Any]:
+    forms = {}
+    for node in _walk(at._tree):
+        proto = getattr(node, "proto", None)
+        if type(proto).__name__ == "Block" and proto.WhichOneof("type") == "form":
+            forms[proto.form.form_id] = proto.form
+    return forms
+
+
+def _submit(at: AppTest) -> AppTest:
+    at.multiselect(key="sw_points").set_value([2])
+    at.number_input(key="sw_epochs").set_value(1)
+    next(b for b in at.button if b.label == "Start sweep").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _sweeps() -> list[run_store.RunStatus]:
+    return [r for r in run_store.list_runs() if r.kind == "sweep"]
+
+
+def test_enter_never_submits_and_learning_rate_steps_through_sensible_values(started):
+    """Enter in the learning rate or epochs field started three sweeps; +/- on 5e-4 stepped by 0.01."""
+    at = open_sweep()
+    assert _forms(at)["sw_form"].enter_to_submit is False
+    lr = at.select_slider(key="sw_lr")
+    assert lr.value == 5e-4 and "1e-04" in lr.options and "5e-04" in lr.options
+    lr.set_value(1e-4)
+    _submit(at)
+    (run,) = _sweeps()
+    assert run.config["lr"] == 1e-4
+
+
+def test_identical_launch_asks_first_and_toast_names_the_shown_run(started):
+    at = open_sweep()
+    _submit(at)
+    (first,) = _sweeps()
+    assert at.selectbox(key="sw_pick").value == first.run_id
+    _submit(at)  # the same settings again, while the first is queued
+    assert [r.run_id for r in _sweeps()] == [first.run_id]  # nothing started yet
+    assert any(first.run_id in w.value and "identical" in w.value for w in at.warning)
+    next(b for b in at.button if b.label == "Start another identical sweep").click().run()
+    assert not at.exception, at.exception
+    second = next(r for r in _sweeps() if r.run_id != first.run_id)
+    assert started == [first.run_id, second.run_id]
+    # the message and the view name the same run, even though the old one was picked before
+    assert any(second.run_id in s.value for s in at.success)
+    assert at.selectbox(key="sw_pick").value == second.run_id
+    assert second.run_id in " ".join(m.value for m in at.markdown)
+
+
+def test_a_cancelled_sweep_resumes_in_its_folder(started):
+    run = jobs.create_run("sweep", {"model": MODEL, "task": "speakers", "epochs": 1})
+    jobs.cancel(run.name)
+    assert run_store.status(run.name).state == "cancelled"
+    at = open_sweep()
+    next(b for b in at.button if b.label == "Resume sweep").click().run()
+    assert not at.exception, at.exception
+    assert run_store.status(run.name).state == "queued" and started == [run.name]
+
+
+def test_sweep_trains_on_the_feature_sets_folder_and_speaker_rule(started, monkeypatch):
+    """The folder lives at meta['root'] (not in meta['selection']): the sweep config must carry it."""
+    from pages import common
+
+    meta = {
+        "dataset": "folder",
+        "root": "/data/my-clips",
+        "selection": {
+            "dataset": "folder",
+            "speaker_regex": r"^(?P<speaker>[a-z]+)_",
+            "split_seed": 2,
+        },
+    }
+    monkeypatch.setattr(common, "feature_set", lambda key: SimpleNamespace(meta=meta))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.session_state["feature_key"] = "abc123"
+    at.switch_page("pages/sweep.py").run()
+    assert not at.exception, at.exception
+    _submit(at)
+    (run,) = _sweeps()
+    assert run.config["root"] == "/data/my-clips" and run.config["dataset"] == "folder"
+    assert run.config["speaker_regex"] == r"^(?P<speaker>[a-z]+)_" and run.config["split_seed"] == 2
+
+
+def test_progress_says_final_evaluation_not_zero_seconds(started, tmp_path: Path):
+    run = jobs.create_run("sweep", {"model": MODEL, "task": "speakers", "epochs": 1})
+    sub = run / "p2"
+    sub.mkdir()
+    rows = [
+        {"kind": "train", "step": 1, "epoch": 1, "epoch_progress": 0.5, "time": 100.0},
+        {"kind": "train", "step": 2, "epoch": 1, "epoch_progress": 1.0, "time": 102.0},
+        {
+            "kind": "eval",
+            "step": 2,
+            "epoch": 1,
+            "epoch_seconds": 4.0,
+            "accuracy": 0.6,
+            "time": 103.0,
+        },
+    ]
+    (sub / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    worker = subprocess.Popen(["sleep", "60"])  # a live worker: the run is running
+    try:
+        write_status(
+            run, state="running", pid=worker.pid, pid_start=proc_start(worker.pid),
+            started_at="2026-01-01T00:00:00+00:00",
+        )  # fmt: skip
+        at = open_sweep()
+        table = at.dataframe[0].value
+        row = table[table["prune point"] == 2].iloc[0]
+        assert row["time left"] == "final evaluation..." and row["state"] == "final evaluation"
+        assert row["validation accuracy (selection)"] == 0.6
+    finally:
+        worker.kill()
+        worker.wait()
