@@ -43,6 +43,7 @@ _EXPORTS = {
     "load_cached_features": "features",
     "remove_cached_features": "features",
     "resolve_cache_key": "features",
+    "FeatureSource": "source",
     "LabelCurve": "sample_curves",
     "ModelCurves": "sample_curves",
     "SampleCurves": "sample_curves",
