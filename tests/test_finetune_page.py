@@ -211,3 +211,50 @@ def test_the_slider_follows_the_feature_set_and_the_shown_run(folder_cache, laun
     assert not at.exception, at.exception
     assert "p = " in at.selectbox(key="ft_view").format_func(at.selectbox(key="ft_view").value)
     assert at.slider(key="ft_prune").value == other  # its prune point
+
+
+def test_setup_takes_a_folder_and_speaker_rule_and_shows_time_left(
+    folder_cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Setup: the speaker rule reaches the features; the bar says elapsed and remaining time; the
+    parameter count is the one the runs use."""
+    import streamlit
+
+    from core.data.features import load_cached_features
+    from core.models.pruning import classifier_params_by_prune_point
+
+    texts: list[str] = []
+    real = streamlit.progress
+
+    class Recorded:
+        def __init__(self, bar: Any) -> None:
+            self.bar = bar
+
+        def progress(self, value: float, text: str | None = None) -> Any:
+            texts.append(str(text))
+            return self.bar.progress(value, text=text)
+
+        def empty(self) -> Any:
+            return self.bar.empty()
+
+    monkeypatch.setattr(streamlit, "progress", lambda v, text=None: Recorded(real(v, text=text)))
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.run().switch_page("pages/setup.py").run()
+    at.text_input(key="custom_model").set_value(folder_cache["model"]).run()
+    at.selectbox(key="dataset").set_value("folder").run()
+    at.text_input(key="root").set_value(folder_cache["data"]).run()
+    at.text_input(key="setup_speaker_regex").set_value(r"^spk(\d)_").run()
+    at.number_input(key="max_clips").set_value(20).run()
+    _click(at, "Extract features")
+    assert not at.error, [e.value for e in at.error]
+    fs = load_cached_features(at.session_state["feature_key"])
+    assert fs.meta["selection"]["speaker_regex"] == r"^spk(\d)_"
+    assert set(fs.speakers) == {"0", "1", "2"}
+    encoding = [t for t in texts if t.startswith("Encoding clips")]
+    assert encoding and all(" elapsed · " in t for t in encoding)
+    assert " left" in encoding[-1] and "20/20" in encoding[-1]
+    total = classifier_params_by_prune_point(folder_cache["model"], 2)[3]["total"]
+    assert any(f"({total:,}: encoder + classification head)" in c.value for c in at.caption)
+    at.switch_page("pages/finetune.py").run()  # runs from here use the rule
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
