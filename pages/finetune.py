@@ -74,10 +74,19 @@ def _data_plan(config: dict[str, Any]) -> tuple[DataPlan | None, str | None]:
         return None, _error_line(exc)
 
 
+def _keep_view(ids: dict[str, Any]) -> None:
+    """Keep the shown run when the picker hands back a label of an earlier state (it says the run's
+    state, so its text changes while the run id it starts with does not); else the newest run."""
+    shown = state.get("ft_view")
+    if isinstance(shown, str) and shown not in ids and shown.split(" · ")[0] in ids:
+        state["ft_view"] = shown.split(" · ")[0]
+    if ids and state.get("ft_view") not in ids:
+        state["ft_view"] = next(iter(ids))
+
+
 runs = [r for r in run_store.list_runs() if r.kind == "finetune"]
 by_id = {r.run_id: r for r in runs}
-if runs and state.get("ft_view") not in by_id:
-    state["ft_view"] = runs[0].run_id
+_keep_view(by_id)
 
 
 def _form_from_run(cfg: dict[str, Any]) -> None:
@@ -334,8 +343,7 @@ if relist:
 if not runs:
     st.caption("No fine-tuning runs yet.")
     st.stop()
-if state.get("ft_view") not in by_id:
-    state["ft_view"] = runs[0].run_id
+_keep_view(by_id)
 state["_ft_form_run"] = state["ft_view"]  # the form already shows this run's settings
 
 
@@ -546,7 +554,7 @@ def live_view(run_id: str) -> None:
             else:
                 state["ft_view"] = jobs.restart(run_id).run_id
         except LabError as exc:
-            st.error(str(exc))
+            st.error(_error_line(exc))
         st.rerun(scope="app")
     if stage == "done":
         if res is not None:

@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.data.datasets import DATASETS
 from core.data.features import Selection, extract_features
-from core.errors import LabError
+from core.errors import LabError, UnknownModelError
 from core.models.pruning import classifier_params_by_prune_point
 from core.models.registry import MODELS
 from core.runs.records import format_seconds
@@ -36,6 +36,17 @@ def model_label(key: str) -> str:
     spec = MODELS[key]
     where = "offline ✓" if key in offline else "needs the Hugging Face hub"
     return f"{key} — {spec.n_layers} layers, {spec.hidden_size}-d — {where}"
+
+
+def error_line(exc: LabError) -> str:
+    """One line for Setup: an unknown model names what to give instead of listing every preset."""
+    text = common.one_line(exc)
+    if isinstance(exc, UnknownModelError):
+        text = text.split(" Presets: ")[0].rstrip(".") + (
+            ". Choose a model from the list, or give a Hugging Face id (owner/name) or a local "
+            "model folder with a config.json."
+        )
+    return text
 
 
 def progress_text(done: int, total: int, elapsed_s: float) -> str:
@@ -143,7 +154,7 @@ if st.button("Extract features", type="primary", icon=":material/play_arrow:"):
         )
     except LabError as exc:
         bar.empty()
-        st.error(common.one_line(exc))
+        st.error(error_line(exc))
     else:
         bar.empty()
         common.remember_choice(str(fs.key))

@@ -295,3 +295,19 @@ def test_shown_parameter_counts_are_the_runs_counts(tiny_assets: dict[str, Path]
             assert shown[p]["head"] == counted["head"] > 0
         assert shown[2]["total"] > shown[1]["total"]
         assert classifier_params_by_prune_point(model, 5)[2]["total"] > shown[2]["total"]
+
+
+def test_a_few_test_clips_of_many_speakers_do_not_fail_a_finished_run(
+    tiny_assets: dict[str, Path], tmp_path: Path
+) -> None:
+    """Convexity at the end leaves out what the test clips cannot measure (a label set without two
+    classes of two clips; no more clips than the graph's k) instead of failing the trained run."""
+    for name, caps, measured in (("unique", None, {"word"}), ("few", 4, set())):
+        cfg = tiny_config(
+            tiny_assets, eval_split="validation", max_test_clips=caps, epochs=1,
+            max_steps_per_epoch=1, convexity=True, speaker_regex=r"^(spk\d_nohash_\d+)",
+        )  # every clip its own speaker  # fmt: skip
+        result = finetune(cfg, tmp_path / name)
+        conv = json.loads((tmp_path / name / "convexity.json").read_text())
+        assert result.test is not None and (caps is None or result.test.n == caps)
+        assert set(conv["pretrained"]) == set(conv["finetuned"]) == measured, name

@@ -258,3 +258,20 @@ def test_setup_takes_a_folder_and_speaker_rule_and_shows_time_left(
     at.switch_page("pages/finetune.py").run()  # runs from here use the rule
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
+
+
+def test_setup_errors_are_worded_for_the_dashboard(folder_cache) -> None:
+    """No "pass root=<path>" and no list of every preset: one line saying what to give."""
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.run().switch_page("pages/setup.py").run()
+    at.selectbox(key="dataset").set_value("folder").run()
+    _click(at, "Extract features")
+    assert len(at.error) == 1 and "root=" not in at.error[0].value
+    assert "Folder field" in at.error[0].value
+    at.text_input(key="root").set_value(folder_cache["data"]).run()
+    at.text_input(key="custom_model").set_value("/nonexistent/my-model").run()
+    _click(at, "Extract features")
+    assert len(at.error) == 1, [e.value for e in at.error]
+    message = at.error[0].value
+    assert "Presets:" not in message and "whisper-base-offline" not in message
+    assert "local model folder" in message and "/nonexistent/my-model" in message
