@@ -82,6 +82,8 @@ def _keep_view(ids: dict[str, Any]) -> None:
         state["ft_view"] = shown.split(" · ")[0]
     if ids and state.get("ft_view") not in ids:
         state["ft_view"] = next(iter(ids))
+    if "ft_view" in state:  # set by the script: the browser is sent the run's current label
+        state["ft_view"] = state["ft_view"]
 
 
 runs = [r for r in run_store.list_runs() if r.kind == "finetune"]

@@ -275,3 +275,21 @@ def test_setup_errors_are_worded_for_the_dashboard(folder_cache) -> None:
     message = at.error[0].value
     assert "Presets:" not in message and "whisper-base-offline" not in message
     assert "local model folder" in message and "/nonexistent/my-model" in message
+
+
+def test_benchmarks_tell_pruned_from_full_runs_of_a_local_model_folder(folder_cache) -> None:
+    """A local model folder is not in the registry: its depth comes from its config.json, so a p = 1
+    run of it is listed as pruned (Benchmarks had no pruned run to compare)."""
+    from core.runs import jobs
+    from core.runs.views import finished_results
+    from core.training.configs import FinetuneConfig
+
+    for p in (None, 1):
+        cfg = FinetuneConfig(model=folder_cache["model"], prune_point=p).to_dict()
+        run = jobs.create_run("finetune", cfg)
+        _finish(folder_cache["cache"], run.name, 0.9, 4, 0.8)
+        result = json.loads((run / "result.json").read_text())
+        result.update(model=folder_cache["model"], prune_point=p or 3, n_layers=p or 3)
+        (run / "result.json").write_text(json.dumps(result))
+    found = {f["result"]["prune_point"]: f["pruned"] for f in finished_results()}
+    assert found == {3: False, 1: True}

@@ -81,8 +81,19 @@ def _type(page, label: str, value: str) -> None:
 
 def _choose(page, label: str, option: str | re.Pattern) -> None:
     """Pick an option of the selectbox called ``label``."""
-    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
-    page.get_by_role("option", name=option).first.click()
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    for _ in range(10):  # a rerun (a live view's poll) can close the list just opened
+        box.click()
+        try:
+            page.get_by_role("option", name=option).first.click(timeout=5000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(1000)
+    else:
+        raise AssertionError(f"no option {option!r} in {label!r}")
     _idle(page, LONG)
 
 
@@ -198,7 +209,7 @@ def test_own_folder_from_setup_to_benchmarks(journey: dict[str, object], tmp_pat
             # Benchmarks: both runs side by side
             _go(page, "Benchmarks", "Benchmarks")
             expect(page.get_by_role("heading", name="Full vs pruned runs")).to_be_visible()
-            expect(page.get_by_text("Needs one finished full")).to_have_count(0)
+            expect(page.get_by_text("Needs one finished full")).to_have_count(0, timeout=20_000)
             table = page.locator('[data-testid="stTable"]').first
             expect(table).to_contain_text("full model")
             expect(table).to_contain_text("pruned model")
