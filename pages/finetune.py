@@ -9,43 +9,86 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from core import runs as run_store
-from core.errors import LabError
+from core.data.source import FeatureSource
+from core.errors import LabError, UnknownModelError
 from core.geometry.prune_point import suggest_prune_point
+from core.models.pruning import classifier_params_by_prune_point
 from core.models.registry import MODELS
 from core.runs import jobs
 from core.runs.executors import submit_run
 from core.training.configs import FinetuneConfig
+from core.training.finetune import check_run
 from core.training.finetune_result import FinetuneResult
+from core.training.task_data import DataPlan
 from pages import common
 from pages.run_on import run_on
 
 LRS = [1e-5, 3e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3]
 BATCHES = [4, 8, 16, 32, 64]
 COLOURS = {"word": "#3b82f6", "speaker": "#f97316"}
+SAMPLE = FeatureSource("sample", None, None, 0, None)
+PARAMS_COUNTED = "encoder + classification head for the task's {n} classes"
 
 common.init_state()
 state = st.session_state
 st.title("Prune & fine-tune")
 st.caption(
     "Fine-tuning runs as a background job (its own process, cache folder `runs/`): leave or reload the "
-    "page, it keeps going; come back to watch it or reopen it below."
+    "page, it keeps going; come back to watch it or reopen it below. Each run picks its best epoch on "
+    "the validation split (the selection metric) and reports that checkpoint's accuracy on the test split."
 )
 
+
+def _error_line(exc: LabError) -> str:
+    """One line for the page (a model that is not found is worded for the dashboard)."""
+    if isinstance(exc, UnknownModelError):
+        return (
+            "model not found: choose a preset on Setup, or give a Hugging Face id or a local model "
+            "folder (with config.json)"
+        )
+    return common.one_line(exc)
+
+
 fs = common.current_features()
+source = SAMPLE
 if fs is not None:
     common.features_caption(fs)
     model = str(fs.meta.get("model_key") or state.model)
-    sel = fs.meta.get("selection", {})
-    dataset, root = str(fs.meta.get("dataset") or "sample"), sel.get("root")
     whisper_input = str(fs.meta.get("input_mode") or state.whisper_input)
+    try:
+        source = FeatureSource.from_meta(fs.meta)
+    except LabError as exc:
+        st.error(common.one_line(exc))
+        st.stop()
 else:
-    model, dataset, root, whisper_input = str(state.model), "sample", None, str(state.whisper_input)
+    model, whisper_input = str(state.model), str(state.whisper_input)
 n_layers = int(fs.n_layers if fs is not None else MODELS[model].n_layers)
+
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=32)
+def _data_plan(config: dict[str, Any]) -> tuple[DataPlan | None, str | None]:
+    """The run's classes and clip counts, or the one line it would be refused with (briefly cached)."""
+    try:
+        return check_run(FinetuneConfig.from_dict(config)), None
+    except LabError as exc:
+        return None, _error_line(exc)
+
+
+def _keep_view(ids: dict[str, Any]) -> None:
+    """Keep the shown run when the picker hands back a label of an earlier state (it says the run's
+    state, so its text changes while the run id it starts with does not); else the newest run."""
+    shown = state.get("ft_view")
+    if isinstance(shown, str) and shown not in ids and shown.split(" · ")[0] in ids:
+        state["ft_view"] = shown.split(" · ")[0]
+    if ids and state.get("ft_view") not in ids:
+        state["ft_view"] = next(iter(ids))
+    if "ft_view" in state:  # set by the script: the browser is sent the run's current label
+        state["ft_view"] = state["ft_view"]
+
 
 runs = [r for r in run_store.list_runs() if r.kind == "finetune"]
 by_id = {r.run_id: r for r in runs}
-if runs and state.get("ft_view") not in by_id:
-    state["ft_view"] = runs[0].run_id
+_keep_view(by_id)
 
 
 def _form_from_run(cfg: dict[str, Any]) -> None:
@@ -57,6 +100,7 @@ def _form_from_run(cfg: dict[str, Any]) -> None:
         "ft_batch": cfg.get("batch_size"),
         "ft_train_clips": cfg.get("max_train_clips") or 0,
         "ft_eval_clips": cfg.get("max_eval_clips") or 0,
+        "ft_test_clips": cfg.get("max_test_clips") or 0,
         "ft_prune": cfg.get("prune_point") or n_layers,  # None: the full model, p = L
     }
     valid = {
@@ -70,7 +114,8 @@ def _form_from_run(cfg: dict[str, Any]) -> None:
             state[key] = value
 
 
-if runs and state.get("_ft_form_run") != state["ft_view"]:  # a newly shown run: its settings
+form_from_run = bool(runs) and state.get("_ft_form_run") != state["ft_view"]
+if form_from_run:  # a newly shown run: its settings
     state["_ft_form_run"] = state["ft_view"]
     _form_from_run(by_id[state["ft_view"]].config)
 
@@ -79,15 +124,45 @@ with c1:
     task = st.radio("Task", ["words", "speakers"], key="ft_task", horizontal=True)
 relevant = "word" if task == "words" else "speaker"
 
+
+def _config(p: int | None) -> dict[str, Any]:
+    """The fine-tune config of the current choices (``p`` None: the full model) on the features' data."""
+    return FinetuneConfig(
+        model=model,
+        prune_point=p,
+        **source.run_fields(),
+        task=task,
+        epochs=int(state.ft_epochs),
+        lr=float(state.ft_lr),
+        batch_size=int(state.ft_batch),
+        max_train_clips=int(state.ft_train_clips) or None,
+        max_eval_clips=int(state.ft_eval_clips) or None,
+        max_test_clips=int(state.ft_test_clips) or None,
+        whisper_input=whisper_input,
+        log_every=1,
+    ).to_dict()
+
+
+for name, first in (("ft_epochs", 1), ("ft_lr", LRS[0]), ("ft_batch", BATCHES[0])):
+    state.setdefault(name, first)  # the widgets' own defaults, needed before they are drawn
+for name in ("ft_train_clips", "ft_eval_clips", "ft_test_clips"):
+    state.setdefault(name, 0)
+plan, refusal = _data_plan(_config(None))
+if refusal is not None:
+    st.error(f"Cannot fine-tune on these features: {refusal}")
 suggestion: int | None = None
-if fs is not None:
+if fs is not None and refusal is None:
     try:
         curves = common.current_convexity(fs.key)
         suggestion = suggest_prune_point(curves[relevant].scores, float(state.cx_fraction))
     except LabError as exc:
         st.warning(f"No convexity suggestion: {common.one_line(exc)}")
 default_p = suggestion if suggestion is not None else max(1, n_layers // 2)
-if not isinstance(state.ft_prune, int) or not 1 <= state.ft_prune <= n_layers:
+context = (fs.key if fs is not None else None, task, suggestion)
+if "_ft_context" in state and state["_ft_context"] != context and not form_from_run:
+    state.ft_prune = default_p  # other features or task: their suggestion
+state["_ft_context"] = context
+if not isinstance(state.get("ft_prune"), int) or not 1 <= state.ft_prune <= n_layers:
     state.ft_prune = default_p
 
 
@@ -106,7 +181,20 @@ with c3:
     )
 with c4:
     st.number_input(
-        "Evaluation clips (0 = whole test split)", 0, 100000, step=35, key="ft_eval_clips"
+        "Validation clips (selection; 0 = whole split)",
+        0,
+        100000,
+        step=35,
+        key="ft_eval_clips",
+        help="Clips of the validation split scored every epoch to pick the best checkpoint.",
+    )
+    st.number_input(
+        "Test clips (0 = whole test split)",
+        0,
+        100000,
+        step=35,
+        key="ft_test_clips",
+        help="Clips of the test split the chosen checkpoint is scored on: the reported accuracy.",
     )
 
 st.subheader("Prune point")
@@ -119,12 +207,17 @@ prune_point = st.slider(
     f"(the Convexity page's rule and fraction). p = {n_layers} keeps every layer: the full model.",
 )
 is_full = int(prune_point) == n_layers
-hint = (
-    f"Convexity suggestion for {task}: p = {suggestion} (fraction {float(state.cx_fraction):.2f} "
-    f"of the maximum, on {fs.features.shape[0]} clips)."
-    if suggestion is not None and fs is not None
-    else "No convexity curve yet: extract features on Setup to get a suggestion."
-)
+if refusal is not None:
+    hint = "No convexity suggestion either: it needs data a run could use."
+elif suggestion is not None and fs is not None:
+    hint = (
+        f"Convexity suggestion for {task}: p = {suggestion} (fraction {float(state.cx_fraction):.2f} "
+        f"of the maximum, on {fs.features.shape[0]} clips)."
+    )
+elif fs is None:
+    hint = "No convexity curve yet: extract features on Setup to get a suggestion."
+else:
+    hint = "No convexity suggestion (see above): the slider starts in the middle."
 h1, h2 = st.columns([3, 1], vertical_alignment="center")
 h1.caption(hint + (" That is every layer: the full model." if suggestion == n_layers else ""))
 h2.button(
@@ -132,21 +225,25 @@ h2.button(
     on_click=_use_suggestion,
     disabled=suggestion is None or prune_point == suggestion,
 )
-try:
-    counts = common.params_by_prune_point(model)
-except LabError as exc:
-    counts = None
-    st.warning(f"Cannot count parameters of {model}: {common.one_line(exc)}")
+counts = None
+if plan is not None:
+    try:
+        counts = classifier_params_by_prune_point(
+            model, len(plan.classes), whisper_input=whisper_input
+        )
+    except LabError as exc:
+        st.warning(f"Cannot count parameters of {model}: {_error_line(exc)}")
 if counts:
     full, kept = counts[n_layers]["total"], counts[int(prune_point)]["total"]
+    counted = PARAMS_COUNTED.format(n=len(plan.classes)) if plan else ""
     m1, m2, m3 = st.columns(3)
     m1.metric(
         "parameters",
         f"{kept / 1e6:.2f} M",
         delta=None if is_full else f"{kept / full - 1:.0%} vs full model",
         delta_color="inverse",
-        help=f"Encoder parameters kept (full model: {full / 1e6:.2f} M; the classifier head "
-        "adds a few more).",
+        help=f"{kept:,} parameters: {counted} (full model: {full:,}). The finished run and "
+        "Benchmarks report the same count.",
     )
     m2.metric("layers kept", f"all {n_layers}" if is_full else f"{int(prune_point)} of {n_layers}")
     m3.metric(
@@ -156,22 +253,31 @@ if counts:
     )
 
 
-def _config(p: int | None) -> dict[str, Any]:
-    """The fine-tune config of the current choices (``p`` None: the full model)."""
-    return FinetuneConfig(
-        model=model,
-        prune_point=p,
-        dataset=dataset,
-        root=root,
-        task=task,
-        epochs=int(state.ft_epochs),
-        lr=float(state.ft_lr),
-        batch_size=int(state.ft_batch),
-        max_train_clips=int(state.ft_train_clips) or None,
-        max_eval_clips=int(state.ft_eval_clips) or None,
-        whisper_input=whisper_input,
-        log_every=1,
-    ).to_dict()
+def _same_settings(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two run configs describe the same run (unknown keys such as the run kind ignored)."""
+    return FinetuneConfig.from_dict(a).to_dict() == FinetuneConfig.from_dict(b).to_dict()
+
+
+def _start(configs: list[dict[str, Any]]) -> None:
+    """Check every config, then start them; one toast naming the run shown below."""
+    try:
+        for cfg in configs:
+            check_run(FinetuneConfig.from_dict(cfg))
+    except LabError as exc:
+        st.error(f"Cannot start the run: {_error_line(exc)}")
+        return
+    started = []
+    for cfg in configs:
+        try:
+            run = submit_run("finetune", cfg, executor)
+        except LabError as exc:
+            st.error(f"Cannot start the run: {_error_line(exc)}")
+            break
+        started.append(run.name)
+    if started:
+        state["ft_view"] = started[-1]
+        others = f" and {', '.join(started[:-1])}" if len(started) > 1 else ""
+        st.toast(f"Started {started[-1]}{others}; showing {started[-1]}")
 
 
 executor = run_on("ft")
@@ -179,37 +285,67 @@ b1, b2, b3 = st.columns(3)
 launch: list[int | None] = []
 if is_full:
     if b1.button(
-        f"Fine-tune full model ({n_layers} layers)", type="primary", icon=":material/play_arrow:"
+        f"Fine-tune full model ({n_layers} layers)",
+        type="primary",
+        icon=":material/play_arrow:",
+        disabled=refusal is not None,
     ):
         launch = [None]
     b2.caption(f"p = {n_layers} keeps every layer: move the slider left to prune.")
 else:
     if b1.button(
-        f"Fine-tune pruned (p = {prune_point})", type="primary", icon=":material/content_cut:"
+        f"Fine-tune pruned (p = {prune_point})",
+        type="primary",
+        icon=":material/content_cut:",
+        disabled=refusal is not None,
     ):
         launch = [int(prune_point)]
-    if b2.button(f"Fine-tune full model ({n_layers} layers)", icon=":material/play_arrow:"):
+    if b2.button(
+        f"Fine-tune full model ({n_layers} layers)",
+        icon=":material/play_arrow:",
+        disabled=refusal is not None,
+    ):
         launch = [None]
-    if b3.button("Fine-tune both", icon=":material/compare_arrows:"):
+    if b3.button("Fine-tune both", icon=":material/compare_arrows:", disabled=refusal is not None):
         launch = [None, int(prune_point)]
-for p in launch if executor is not None else []:
-    try:
-        run = submit_run("finetune", _config(p), executor)
-    except LabError as exc:
-        st.error(f"Cannot start the run: {common.one_line(exc)}")
+relist = bool(launch)  # a new run: list it below
+if launch and executor is not None:
+    configs = [_config(p) for p in launch]
+    twins = [
+        r.run_id
+        for r in run_store.list_runs()
+        if r.kind == "finetune" and r.active and any(_same_settings(r.config, c) for c in configs)
+    ]
+    if twins:
+        state["_ft_confirm"] = {"configs": configs, "twins": twins}
     else:
-        state["ft_view"] = run.name
-        st.toast(f"Started {run.name}")
+        state.pop("_ft_confirm", None)
+        _start(configs)
+pending = state.get("_ft_confirm")
+if pending:
+    with st.container(border=True):
+        st.warning(
+            f"A run with exactly these settings is already queued or running: "
+            f"{', '.join(pending['twins'])}. Start another identical run?"
+        )
+        y, n, _ = st.columns([1, 1, 2])
+        if y.button("Start another", key="ft_confirm_yes"):
+            state.pop("_ft_confirm", None)
+            relist = True
+            _start(pending["configs"])
+        if n.button(f"Show {pending['twins'][0]}", key="ft_confirm_no"):
+            state.pop("_ft_confirm", None)
+            state["ft_view"] = pending["twins"][0]
+            st.rerun()
 
 st.subheader("Runs")
-if launch:  # a new run: list it
+if relist:
     runs = [r for r in run_store.list_runs() if r.kind == "finetune"]
     by_id = {r.run_id: r for r in runs}
 if not runs:
     st.caption("No fine-tuning runs yet.")
     st.stop()
-if state.get("ft_view") not in by_id:
-    state["ft_view"] = runs[0].run_id
+_keep_view(by_id)
 state["_ft_form_run"] = state["ft_view"]  # the form already shows this run's settings
 
 
@@ -219,12 +355,28 @@ def _prune_text(cfg: dict[str, Any]) -> str:
     return "full model" if p is None else f"p = {p}"
 
 
+def _test_text(summary: dict[str, Any]) -> str:
+    """A run's headline: test accuracy with its split and clip count ("" before it is scored)."""
+    acc = summary.get("test_accuracy")
+    if isinstance(acc, float):
+        return f"test acc {acc:.3f} ({summary.get('n_test', '?')} clips)"
+    acc = summary.get("best_accuracy")  # runs scored on their selection split only
+    if isinstance(acc, float):
+        return f"{summary.get('eval_split', 'validation')} acc {acc:.3f} (selection split)"
+    return ""
+
+
 def run_label(run_id: str) -> str:
-    """Picker label of a run."""
+    """Picker label of a run (its state as of this script run)."""
     r = by_id[run_id]
-    acc = r.summary.get("best_accuracy")
-    acc_text = f" · acc {acc:.3f}" if isinstance(acc, float) else ""
+    acc_text = _test_text(r.summary)
+    acc_text = f" · {acc_text}" if acc_text else ""
     return f"{run_id} · {r.config.get('task')} · {_prune_text(r.config)} · {r.label}{acc_text}"
+
+
+def _number(value: Any) -> float | None:
+    """A summary figure as a float column value (None when missing)."""
+    return float(value) if isinstance(value, int | float) else None
 
 
 with st.expander(f"All fine-tuning runs ({len(runs)})"):
@@ -236,7 +388,9 @@ with st.expander(f"All fine-tuning runs ({len(runs)})"):
                 "task": r.config.get("task"),
                 "prune point": _prune_text(r.config),
                 "epochs": r.config.get("epochs"),
-                "accuracy": r.summary.get("best_accuracy"),
+                "test accuracy": _number(r.summary.get("test_accuracy")),
+                "test clips": _number(r.summary.get("n_test")),
+                "validation accuracy (selection)": _number(r.summary.get("best_accuracy")),
                 "updated": str(r.updated_at or "")[:19],
             }
             for r in runs
@@ -245,13 +399,26 @@ with st.expander(f"All fine-tuning runs ({len(runs)})"):
     )
 view = st.selectbox("Show run", list(by_id), key="ft_view", format_func=run_label)
 was_active = by_id[view].active
+watched = {r.run_id: r.label for r in runs if r.active and r.run_id != view}
 
 
-def _metric_figure(rows: list[dict[str, Any]]) -> go.Figure:
-    """Training loss by step and evaluation accuracy by epoch, side by side."""
+@st.fragment(run_every=2.0 if watched else None)
+def watch_others() -> None:
+    """Rerun the page when a run not shown changes state, so the picker and the table say so."""
+    if any(run_store.status(run_id).label != label for run_id, label in watched.items()):
+        st.rerun(scope="app")
+
+
+watch_others()
+
+
+def _metric_figure(rows: list[dict[str, Any]], split: str) -> go.Figure:
+    """Training loss by step and the selection split's accuracy by epoch, side by side."""
     train = [r for r in rows if r.get("kind") == "train"]
     evals = [r for r in rows if r.get("kind") == "eval"]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "evaluation accuracy"))
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("loss", f"{split} accuracy (selection, every epoch)")
+    )
     fig.add_trace(
         go.Scatter(
             x=[r["step"] for r in train],
@@ -268,7 +435,7 @@ def _metric_figure(rows: list[dict[str, Any]]) -> go.Figure:
             x=[r["step"] for r in evals],
             y=[r["loss"] for r in evals],
             mode="markers",
-            name="eval loss",
+            name=f"{split} loss",
             marker={"color": "#f97316", "size": 10},
         ),
         row=1,
@@ -279,7 +446,7 @@ def _metric_figure(rows: list[dict[str, Any]]) -> go.Figure:
             x=[r["epoch"] for r in evals],
             y=[r["accuracy"] for r in evals],
             mode="lines+markers",
-            name="eval accuracy",
+            name=f"{split} accuracy (selection)",
             line={"color": "#10b981"},
             marker={"size": 10},
         ),
@@ -339,8 +506,26 @@ def live_view(run_id: str) -> None:
     m[0].metric("status", status.label)
     m[1].metric("epoch", f"{status.epoch or 0} / {cfg.get('epochs', '?')}")
     m[2].metric("logged steps", n_train)
-    last_acc = next((r["accuracy"] for r in reversed(rows) if r.get("kind") == "eval"), None)
-    m[3].metric("last eval accuracy", "-" if last_acc is None else f"{last_acc:.3f}")
+    split = str(cfg.get("eval_split") or "validation")
+    saved = run_store.result(run_id) if stage == "done" else None
+    res = FinetuneResult.from_dict(saved) if saved else None
+    if res is not None:
+        m[3].metric(
+            f"{res.scored_split} accuracy",
+            f"{res.scored.accuracy:.3f}",
+            help=f"The chosen checkpoint on {res.scored.n} {res.scored_split} clips"
+            + (
+                "" if res.test is not None else " (the selection split: this run has no test split)"
+            ),
+        )
+    else:
+        last_acc = next((r["accuracy"] for r in reversed(rows) if r.get("kind") == "eval"), None)
+        m[3].metric(
+            f"{split} accuracy (selection)",
+            "-" if last_acc is None else f"{last_acc:.3f}",
+            help=f"Last epoch's accuracy on the {split} split, which picks the best checkpoint; "
+            "the test accuracy comes when the run is done.",
+        )
     _time_metrics(run_id, stage)
     if stage in jobs.ACTIVE:
         c_a, c_b = st.columns([1, 4])
@@ -349,7 +534,7 @@ def live_view(run_id: str) -> None:
             st.rerun(scope="app")
         c_b.caption("queued: waiting for a free job slot" if stage == "queued" else "training...")
     if rows:
-        common.show(_metric_figure(rows), key=f"ft_live_{run_id}")
+        common.show(_metric_figure(rows, split), key=f"ft_live_{run_id}")
         st.caption(f"{n_train} training points and {n_eval} evaluations logged so far.")
     elif stage in jobs.ACTIVE:
         st.caption("Loading data and model: the first points appear after a few steps.")
@@ -371,17 +556,16 @@ def live_view(run_id: str) -> None:
             else:
                 state["ft_view"] = jobs.restart(run_id).run_id
         except LabError as exc:
-            st.error(str(exc))
+            st.error(_error_line(exc))
         st.rerun(scope="app")
     if stage == "done":
-        saved = run_store.result(run_id)
-        if saved:
-            res = FinetuneResult.from_dict(saved)
+        if res is not None:
             st.success(
-                f"Accuracy {res.scored.accuracy:.3f} on {res.scored.n} {res.scored_split} clips "
-                f"(best epoch {res.best_epoch}, chosen on {res.eval_split}: "
-                f"{res.best_accuracy:.3f}); {res.train_seconds:.0f} s of training; "
-                f"{res.params.total / 1e6:.2f}M parameters."
+                f"{res.scored_split.capitalize()} accuracy {res.scored.accuracy:.3f} on "
+                f"{res.scored.n} {res.scored_split} clips (the checkpoint of epoch {res.best_epoch}, "
+                f"chosen on {res.eval_split}: {res.best_accuracy:.3f}, the selection metric); "
+                f"{res.train_seconds:.0f} s of training; {res.params.total / 1e6:.2f} M parameters "
+                f"({PARAMS_COUNTED.format(n=len(res.labels))})."
             )
         conv = run_store.convexity(run_id)
         if conv:

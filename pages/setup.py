@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from core.data.datasets import DATASETS
 from core.data.features import Selection, extract_features
-from core.errors import LabError
+from core.errors import LabError, UnknownModelError
+from core.models.pruning import classifier_params_by_prune_point
 from core.models.registry import MODELS
+from core.runs.records import format_seconds
 from pages import common
 
 common.init_state()
@@ -27,9 +31,30 @@ if state.model not in keys:
 
 
 def model_label(key: str) -> str:
-    """Model picker label: key, size and whether it works offline."""
+    """Model picker label: key, shape and whether it works offline (its parameters are counted once
+    loaded, shown after extraction: the count Prune & fine-tune and the runs use)."""
+    spec = MODELS[key]
     where = "offline ✓" if key in offline else "needs the Hugging Face hub"
-    return f"{key} — {common.model_size(key)} — {where}"
+    return f"{key} — {spec.n_layers} layers, {spec.hidden_size}-d — {where}"
+
+
+def error_line(exc: LabError) -> str:
+    """One line for Setup: an unknown model names what to give instead of listing every preset."""
+    text = common.one_line(exc)
+    if isinstance(exc, UnknownModelError):
+        text = text.split(" Presets: ")[0].rstrip(".") + (
+            ". Choose a model from the list, or give a Hugging Face id (owner/name) or a local "
+            "model folder with a config.json."
+        )
+    return text
+
+
+def progress_text(done: int, total: int, elapsed_s: float) -> str:
+    """The extraction bar's line: clips encoded, time elapsed and the estimate of what remains."""
+    left = elapsed_s * (total - done) / done if done else None
+    return f"Encoding clips: {done}/{total} · {format_seconds(elapsed_s)} elapsed · " + (
+        "estimating time left" if left is None else f"about {format_seconds(left)} left"
+    )
 
 
 left, right = st.columns(2)
@@ -80,6 +105,16 @@ with right:
             if dspec.default_root
             else "required: path to the folder",
         )
+        if "setup_speaker_regex" not in state:  # a widget's value is dropped when Setup is left
+            state["setup_speaker_regex"] = state.get("_speaker_regex", "")
+        st.text_input(
+            "Speaker rule (regex on the file name)",
+            key="setup_speaker_regex",
+            placeholder=f"default: {dspec.speaker_regex}",
+            help="The speaker id is the group named 'speaker', else the first group, e.g. "
+            r"'^(\w+?)_' for 'alice_yes_1.wav'. Runs from these features use the same rule.",
+        )
+        state["_speaker_regex"] = state.setup_speaker_regex
     st.selectbox("Split", ["all", "train", "validation", "test"], key="split")
     st.number_input(
         "Number of clips (0 = all)",
@@ -89,23 +124,27 @@ with right:
         help="A seeded sample stratified by word.",
     )
 
-selection = Selection(
-    dataset=state.dataset,
-    root=(state.root or None) if state.dataset != "sample" else None,
-    task="words",
-    split=state.split,
-    max_clips=int(state.max_clips) or None,
-    seed=0,
-)
+regex = state.get("_speaker_regex", "").strip() if state.dataset != "sample" else ""
 
 if st.button("Extract features", type="primary", icon=":material/play_arrow:"):
     bar = st.progress(0.0, text="Loading the model...")
+    started = time.monotonic()
 
     def tick(done: int, total: int) -> None:
-        """Progress callback: clips encoded so far."""
-        bar.progress(min(done / max(total, 1), 1.0), text=f"Encoding clips: {done}/{total}")
+        """Progress callback: clips encoded so far, elapsed and remaining time."""
+        text = progress_text(done, total, time.monotonic() - started)
+        bar.progress(min(done / max(total, 1), 1.0), text=text)
 
     try:
+        selection = Selection(
+            dataset=state.dataset,
+            root=(state.root or None) if state.dataset != "sample" else None,
+            task="words",
+            split=state.split,
+            max_clips=int(state.max_clips) or None,
+            seed=0,
+            speaker_regex=regex or None,
+        )
         fs = extract_features(
             custom or state.model,
             selection,
@@ -115,7 +154,7 @@ if st.button("Extract features", type="primary", icon=":material/play_arrow:"):
         )
     except LabError as exc:
         bar.empty()
-        st.error(common.one_line(exc))
+        st.error(error_line(exc))
     else:
         bar.empty()
         common.remember_choice(str(fs.key))
@@ -126,6 +165,19 @@ if st.button("Extract features", type="primary", icon=":material/play_arrow:"):
             else f"extracted in {fs.meta.get('seconds', 0):.0f} s"
         )
         st.success(f"{fs.features.shape[0]} clips x {fs.features.shape[1]} hidden states, {how}.")
+        n_words = len(set(fs.words))
+        try:
+            params = classifier_params_by_prune_point(
+                custom or state.model, n_words, whisper_input=state.whisper_input
+            )[fs.n_layers]["total"]
+        except LabError:
+            params = None
+        if params is not None and n_words >= 2:
+            st.caption(
+                f"The model fine-tuned on these {n_words} words: {params / 1e6:.2f} M parameters "
+                f"({params:,}: encoder + classification head), as Prune & fine-tune and its runs "
+                "count them."
+            )
         if fs.skipped:
             st.warning(f"{len(fs.skipped)} clips could not be read and were skipped.")
         st.page_link(
@@ -141,10 +193,12 @@ def _use_cached(meta: dict) -> None:
         "dataset": meta.get("dataset") or state.dataset,
         "split": sel.get("split") or "all",
         "max_clips": int(sel.get("max_clips") or 0),
+        "root": str(meta.get("root") or "") if meta.get("dataset") != "sample" else "",
         "whisper_input": meta.get("input_mode") or state.whisper_input,
     }
     common.remember_choice(meta["key"], **pending)
-    state["_setup_pending"] = pending
+    regex = sel.get("speaker_regex") or ""
+    state["_setup_pending"] = pending | {"setup_speaker_regex": regex, "_speaker_regex": regex}
     state["_setup_used"] = f"Using {common.describe_entry(meta)}."
     st.rerun()
 

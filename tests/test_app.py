@@ -316,7 +316,7 @@ def test_finetune_page_suggestion_params_runs_and_live_view(feature_key: str, ca
     assert len(at.get("plotly_chart")) == 2
     at.selectbox(key="ft_view").set_value("20200101-000000-finetune-x-aaaaaa").run()
     assert not at.exception
-    assert {m.label: m.value for m in at.metric}["last eval accuracy"] == "0.900"
+    assert {m.label: m.value for m in at.metric}["test accuracy"] == "0.900"
     # launch a real background run, see it listed, cancel it
     assert at.slider(key="ft_prune").value == 4  # the form follows the shown (full) run
     at.number_input(key="ft_epochs").set_value(1).run()

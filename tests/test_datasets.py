@@ -203,15 +203,18 @@ def test_folder_dataset_with_regex(tmp_path: Path) -> None:
     assert set(table.word_split) == {"train", "validation", "test"}  # seeded 80/10/10 per word
     spk = select(table, "speakers", "all", min_clips=10)
     assert len(spk) == 20 and "" not in spk.speakers
-    with pytest.raises(DatasetError, match="needs a folder"):
+    with pytest.raises(DatasetError, match="needs a folder") as missing:
         load_table("folder")
+    assert "root=" not in str(missing.value)  # worded for the dashboard and the CLI alike
+    assert "Setup" in str(missing.value) and "--root" in str(missing.value)
     with pytest.raises(DatasetError, match="has no group"):
         scan_folder(tmp_path, speaker_regex=r"^[a-z]+")
 
 
 def test_clear_errors_for_missing_and_empty(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match=r"not found at .*download=True"):
+    with pytest.raises(DatasetError, match=r"not found at .*python -m core download") as absent:
         load_table("speech-commands", tmp_path / "absent")
+    assert "root=" not in str(absent.value) and "\n" not in str(absent.value)
     (tmp_path / "empty" / "yes").mkdir(parents=True)
     (tmp_path / "empty" / "validation_list.txt").write_text("")
     (tmp_path / "empty" / "testing_list.txt").write_text("")
@@ -395,3 +398,26 @@ def test_cli_download_command(
     assert (root / "validation_list.txt").is_file() and (root / "yes").is_dir()
     table = load_table("speech-commands", root)
     assert set(table.words) == {"yes", "no"}
+
+
+def test_feature_source_carries_the_folder_and_speaker_rule_of_an_extraction(
+    tiny_assets: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run made from a folder's features reads the same folder under the same rules (meta.json keeps
+    the folder at top level and the rules in ``selection``)."""
+    from core.data.features import Selection, extract_features
+    from core.data.source import FeatureSource
+    from core.training.configs import FinetuneConfig
+
+    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
+    sel = Selection("folder", root=str(tiny_assets["data"]), speaker_regex=r"^(spk\d)_",
+                    split_seed=3, min_clips=5)  # fmt: skip
+    fs = extract_features(str(tiny_assets["wav2vec2"]), sel, device="cpu", batch_size=64)
+    src = FeatureSource.from_meta(fs.meta)
+    assert src == FeatureSource("folder", str(tiny_assets["data"]), r"^(spk\d)_", 3, 5)
+    cfg = FinetuneConfig(model="m", **src.run_fields())
+    assert (cfg.root, cfg.speaker_regex, cfg.split_seed, cfg.min_clips) == (
+        str(tiny_assets["data"]), r"^(spk\d)_", 3, 5
+    )  # fmt: skip
+    with pytest.raises(DatasetError, match="does not record"):
+        FeatureSource.from_meta({"dataset": "folder", "selection": {}})

@@ -252,3 +252,62 @@ def test_sweep_returns_typed_rows_scored_on_test(
     assert SweepResult.from_dict(json.loads((run / "results.json").read_text())) == result
     assert (run / "results.csv").read_text().startswith("prune_point,suggested,accuracy")
     assert run_sweep(cfg, run) == result  # finished points are read back, not trained again
+
+
+def test_check_run_refuses_in_one_line_before_a_run_folder(
+    tiny_assets: dict[str, Path], tmp_path: Path
+) -> None:
+    """What a run would fail on is refused before launch, each in one line (a one-class folder says so once)."""
+    import shutil
+
+    from core.training.finetune import check_run
+
+    plan = check_run(tiny_config(tiny_assets, eval_split="validation"))
+    assert plan.classes == ("noise", "tone") and plan.n_train and plan.n_selection and plan.n_test
+    one_class = tmp_path / "one"
+    shutil.copytree(Path(tiny_assets["data"]) / "tone", one_class / "tone")
+    bad = {
+        "every clip is in one word sub-folder": tiny_config(tiny_assets, root=str(one_class)),
+        "needs a folder": tiny_config(tiny_assets, root=None),
+        "out of range": tiny_config(tiny_assets, prune_point=7),
+        "epochs must be at least 1": tiny_config(tiny_assets, epochs=0),
+        "has no group": tiny_config(tiny_assets, task="speakers", speaker_regex="^spk"),
+    }
+    for message, cfg in bad.items():
+        with pytest.raises(LabError, match=message) as err:
+            check_run(cfg)
+        assert "\n" not in str(err.value)
+
+
+def test_shown_parameter_counts_are_the_runs_counts(tiny_assets: dict[str, Path]) -> None:
+    """The page's per-p figures (encoder + head for the task's classes) equal what a run counts."""
+    from core.models.classifier import build_classifier
+    from core.models.pruning import classifier_params_by_prune_point, count_parameters
+
+    for key in ("wav2vec2", "whisper"):
+        model = str(tiny_assets[key])
+        shown = classifier_params_by_prune_point(model, 3)
+        assert set(shown) == {1, 2}
+        for p in (1, 2):
+            clf, _ = build_classifier(model, ["a", "b", "c"], p, device="cpu")
+            counted = count_parameters(clf)
+            assert shown[p]["total"] == counted["total"], (key, p)
+            assert shown[p]["head"] == counted["head"] > 0
+        assert shown[2]["total"] > shown[1]["total"]
+        assert classifier_params_by_prune_point(model, 5)[2]["total"] > shown[2]["total"]
+
+
+def test_a_few_test_clips_of_many_speakers_do_not_fail_a_finished_run(
+    tiny_assets: dict[str, Path], tmp_path: Path
+) -> None:
+    """Convexity at the end leaves out what the test clips cannot measure (a label set without two
+    classes of two clips; no more clips than the graph's k) instead of failing the trained run."""
+    for name, caps, measured in (("unique", None, {"word"}), ("few", 4, set())):
+        cfg = tiny_config(
+            tiny_assets, eval_split="validation", max_test_clips=caps, epochs=1,
+            max_steps_per_epoch=1, convexity=True, speaker_regex=r"^(spk\d_nohash_\d+)",
+        )  # every clip its own speaker  # fmt: skip
+        result = finetune(cfg, tmp_path / name)
+        conv = json.loads((tmp_path / name / "convexity.json").read_text())
+        assert result.test is not None and (caps is None or result.test.n == caps)
+        assert set(conv["pretrained"]) == set(conv["finetuned"]) == measured, name

@@ -43,6 +43,7 @@ _EXPORTS = {
     "load_cached_features": "features",
     "remove_cached_features": "features",
     "resolve_cache_key": "features",
+    "FeatureSource": "source",
     "ModelCurves": "sample_curves",
     "SampleCurves": "sample_curves",
     "read_sample_curves": "sample_curves",

@@ -405,7 +405,8 @@ def load_table(
     if root is None:
         if spec.default_root is None:
             raise DatasetError(
-                f"dataset {spec.key!r} needs a folder: pass root=<path to the folder>"
+                f"{spec.title!r} needs a folder: choose one (Setup's Folder field, --root on the "
+                "command line)"
             )
         root = spec.default_root()
     root = Path(root).expanduser()
@@ -418,16 +419,15 @@ def load_table(
                 )
             elif not root.exists():
                 hint = (
-                    f" or download it ({spec.download_size}) with load_table({spec.key!r}, "
-                    f"download=True) / download_speech_commands()"
+                    f", or download it ({spec.download_size}: `python -m core download`)"
                     if spec.downloadable
                     else ""
                 )
-                env = f", set ${SPEECH_COMMANDS_ENV}" if spec.key == "speech-commands" else ""
+                env = f" or ${SPEECH_COMMANDS_ENV}" if spec.key == "speech-commands" else ""
                 raise DatasetError(
-                    f"{spec.title} not found at {root}. Point root= at a folder in the official "
-                    f"layout (<word>/<speaker>_nohash_<n>.wav plus {VALIDATION_LIST} and "
-                    f"{TESTING_LIST}){env}{hint}."
+                    f"{spec.title} not found at {root}: choose a folder in its layout "
+                    f"(<word>/<speaker>_nohash_<n>.wav plus {VALIDATION_LIST}) as the Folder on "
+                    f"Setup (--root{env} on the command line){hint}."
                 )
         regex = speaker_regex or spec.speaker_regex
         return scan_folder(
@@ -546,8 +546,8 @@ def select(
         if not keep:
             raise DatasetError(
                 f"no clip of {table.dataset!r} at {table.root} has a speaker id in its file name; "
-                "give a speaker regex (--speaker-regex) whose named group 'speaker' or first group "
-                "matches it"
+                "give a speaker rule (a regex: Setup's speaker field, --speaker-regex on the "
+                "command line) whose named group 'speaker' or first group matches it"
             )
         rule = speaker_rule(table, min_clips)
         kept = set(rule.kept)
@@ -556,7 +556,8 @@ def select(
             counts = class_counts(table, "speakers")
             raise DatasetError(
                 f"no speaker in {table.dataset!r} has >= {rule.min_clips} clips "
-                f"(largest: {max(counts.values(), default=0)}); lower min_clips"
+                f"(largest: {max(counts.values(), default=0)}); lower the minimum clips per "
+                "speaker (--min-clips)"
             )
     if split != "all":
         keep = [i for i in keep if splits[i] == split]

@@ -12,6 +12,8 @@ layer ``p`` instead of layer ``L``, exactly as the architecture prescribes for a
 
 from __future__ import annotations
 
+import copy
+import functools
 from typing import Any
 
 import torch
@@ -21,6 +23,7 @@ from core.errors import PruneError
 
 __all__ = [
     "PruneError",
+    "classifier_params_by_prune_point",
     "count_parameters",
     "encoder_of",
     "params_by_prune_point",
@@ -196,3 +199,46 @@ def params_by_prune_point(model: Any) -> dict[int, dict[str, int]]:
             "trainable": full["trainable"] - sum(trainable[p:]),
         }
     return out
+
+
+def head_parameters(config: Any, n_classes: int) -> int:
+    """Parameters of the family's classification head for ``n_classes`` on top of ``config``'s encoder
+    (the head :func:`core.models.classifier.build_classifier` adds), counted on the meta device."""
+    from transformers import AutoModelForAudioClassification
+
+    cfg = copy.deepcopy(config)
+    cfg.num_labels = int(n_classes)
+    cfg.id2label = {i: str(i) for i in range(int(n_classes))}
+    cfg.label2id = {str(i): i for i in range(int(n_classes))}
+    cfg.use_weighted_layer_sum = False
+    with torch.device("meta"):
+        clf = AutoModelForAudioClassification.from_config(cfg)
+    return count_parameters(clf)["head"]
+
+
+@functools.lru_cache(maxsize=16)
+def _classifier_counts(
+    model: str, n_classes: int, whisper_input: str
+) -> tuple[tuple[int, tuple[tuple[str, int], ...]], ...]:
+    """Cached body of :func:`classifier_params_by_prune_point` (immutable, so callers cannot change it)."""
+    from core.models.registry import load_encoder
+
+    enc = load_encoder(model, whisper_input=whisper_input, device="cpu")
+    head = head_parameters(enc.model.config, n_classes)
+    out = []
+    for p, counts in params_by_prune_point(enc).items():
+        row = {**counts, "total": counts["total"] + head, "head": counts["head"] + head}
+        row["trainable"] = counts["trainable"] + head
+        out.append((p, tuple(row.items())))
+    return tuple(out)
+
+
+def classifier_params_by_prune_point(
+    model: str, n_classes: int, *, whisper_input: str = "trimmed"
+) -> dict[int, dict[str, int]]:
+    """The parameters a fine-tuning run of ``model`` has at every prune point 1..L: the (pruned) encoder
+    plus the classification head for ``n_classes`` classes, counted as the run's ``result.json`` counts
+    them (``count_parameters`` of the classifier). The one definition the dashboard shows."""
+    return {
+        p: dict(row) for p, row in _classifier_counts(str(model), int(n_classes), whisper_input)
+    }

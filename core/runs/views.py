@@ -41,10 +41,16 @@ COST_METRIC = (
 
 
 def _registry_layers(model: str) -> int | None:
-    """Depth L of a registry model (None if unknown)."""
-    from core.models.registry import MODELS
+    """Depth L of a registry model or a local model folder (None if unknown)."""
+    from core.errors import LabError
+    from core.models.registry import MODELS, resolve_model
 
     spec = MODELS.get(model)
+    if spec is None and Path(model).is_dir():  # read its config.json; no hub lookup
+        try:
+            spec = resolve_model(model)
+        except LabError:
+            return None
     return spec.n_layers if spec is not None else None
 
 

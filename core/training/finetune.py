@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.errors import Cancelled
+from core.errors import Cancelled, PruneError
 from core.io.atomic import atomic_write_json
 from core.models.classifier import (
     autocast,
@@ -48,7 +48,7 @@ from core.models.classifier import (
     load_classifier,
 )
 from core.models.pruning import count_parameters, prune
-from core.models.registry import SpeechEncoder, load_encoder
+from core.models.registry import SpeechEncoder, load_encoder, resolve_model
 from core.training.checkpoints import (
     TrainState,
     append_metrics,
@@ -62,14 +62,37 @@ from core.training.configs import FinetuneConfig
 from core.training.evaluation import EvalResult, evaluate
 from core.training.finetune_result import FinetuneResult, ParamCounts
 from core.training.model_convexity import ConvexityComparison, convexity_curves, pooled_features
-from core.training.task_data import LabelledClips, load_task_data, load_test_clips, split_rule
+from core.training.task_data import (
+    DataPlan,
+    LabelledClips,
+    check_task_data,
+    load_task_data,
+    load_test_clips,
+    split_rule,
+)
 
-__all__ = ["FinetuneConfig", "finetune"]
+__all__ = ["FinetuneConfig", "check_run", "finetune"]
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[dict[str, Any]], None]
 StopCheck = Callable[[], bool]
+
+
+def check_run(cfg: FinetuneConfig) -> DataPlan:
+    """Everything a run can be refused for, checked before its folder exists: the settings, the
+    dataset and its folder, the speaker rule, the classes of every split, the model and the prune point."""
+    cfg.check()
+    plan = check_task_data(cfg)
+    spec = resolve_model(cfg.model)
+    p = cfg.prune_point
+    if p is not None and (
+        isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= spec.n_layers
+    ):
+        raise PruneError(
+            f"prune point p = {p} is out of range: {spec.key} has layers 1..{spec.n_layers}"
+        )
+    return plan
 
 
 # --------------------------------------------------------------------------------------------------

@@ -74,11 +74,21 @@ def convexity_curves(
     *,
     max_pairs: int | None = 5000,
     seed: int = 0,
+    k: int = 10,
 ) -> dict[str, LayerCurve]:
-    """Layerwise word and speaker convexity of pooled features (N, L+1, D)."""
+    """Layerwise word and speaker convexity of pooled features (N, L+1, D) on a ``k``-NN graph; a label
+    set without two classes of two clips each (a few test clips of many speakers) has no convexity and
+    is left out, and so is everything when there are no more than ``k`` clips."""
+    from collections import Counter
+
     from core.geometry.convexity import layerwise_convexity
 
-    curves = layerwise_convexity(
-        features, {"word": words, "speaker": speakers}, max_pairs_per_class=max_pairs, seed=seed
-    )
+    sets = {
+        name: labels
+        for name, labels in (("word", words), ("speaker", speakers))
+        if sum(n >= 2 for lab, n in Counter(labels).items() if lab) >= 2
+    }
+    if not sets or len(words) <= k:
+        return {}
+    curves = layerwise_convexity(features, sets, k=k, max_pairs_per_class=max_pairs, seed=seed)
     return {name: LayerCurve.of(c) for name, c in curves.items()}

@@ -14,16 +14,25 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.data.audio import load_clips_report
-from core.data.datasets import SPEAKER_FRACTIONS, VALIDATION_LIST, ClipTable, load_table, select
-from core.errors import TrainingError
+from core.data.datasets import (
+    SPEAKER_FRACTIONS,
+    VALIDATION_LIST,
+    ClipTable,
+    class_counts,
+    load_table,
+    select,
+)
+from core.errors import LabError, TrainingError
 
 if TYPE_CHECKING:
     from core.training.configs import FinetuneConfig
 
 __all__ = [
+    "DataPlan",
     "LabelledClips",
     "SplitData",
     "TaskData",
+    "check_task_data",
     "clip_table",
     "load_split",
     "load_task_data",
@@ -140,6 +149,57 @@ def split_rule(table: ClipTable, task: str) -> str:
     return f"words: each word's clips split {shares} (seed {table.split_seed})"
 
 
+@dataclass(frozen=True)
+class DataPlan:
+    """The clips a run will use, counted from the clip table alone (no audio read)."""
+
+    classes: tuple[str, ...]
+    n_train: int
+    n_selection: int
+    n_test: int | None  # None: scored on the selection split
+
+
+def _too_few_classes(cfg: FinetuneConfig, table: ClipTable, classes: list[str]) -> TrainingError:
+    """One line for a task with fewer than two classes (e.g. a folder whose clips are all one word)."""
+    what = "word" if cfg.task == "words" else "speaker"
+    found = f"only the {what} {classes[0]!r}" if classes else f"no {what}"
+    if cfg.task == "words" and len(class_counts(table, "words")) < 2:
+        where = "every clip is in one word sub-folder"
+    else:
+        where = f"its {cfg.train_split} split has {found}"
+    return TrainingError(
+        f"cannot fine-tune a {cfg.task} classifier on {table.root.name!r}: {where}; "
+        f"it needs at least 2 {what}s"
+    )
+
+
+def check_task_data(cfg: FinetuneConfig) -> DataPlan:
+    """Check a run's data before it starts: the folder, the speaker rule, >= 2 classes, every split."""
+    table = clip_table(cfg)
+    train = _select(cfg, table, cfg.train_split, cfg.max_train_clips, cfg.task)
+    classes = sorted(set(train.labels(cfg.task)))
+    if len(classes) < 2:
+        raise _too_few_classes(cfg, table, classes)
+    known = set(classes)
+
+    def count(split: str, cap: int | None) -> int:
+        try:
+            chosen = _select(cfg, table, split, cap, cfg.task)
+        except LabError:
+            chosen = None
+        n = sum(lab in known for lab in chosen.labels(cfg.task)) if chosen is not None else 0
+        if not n:
+            raise TrainingError(
+                f"the {split} split of {table.root.name!r} has no clip of a {cfg.task[:-1]} seen in "
+                f"training: add clips or choose fewer classes"
+            )
+        return n
+
+    n_selection = count(cfg.eval_split, cfg.max_eval_clips)
+    n_test = count(str(cfg.test_split), cfg.max_test_clips) if cfg.separate_test else None
+    return DataPlan(tuple(classes), len(train), n_selection, n_test)
+
+
 def load_task_data(cfg: FinetuneConfig) -> TaskData:
     """Step 1: the training and selection clips; checks the test split can be scored before any training."""
     log.info("loading data: %s/%s", cfg.dataset, cfg.task)
@@ -147,9 +207,7 @@ def load_task_data(cfg: FinetuneConfig) -> TaskData:
     train = load_split(cfg, cfg.train_split, cfg.max_train_clips, table=table)
     classes = sorted(set(train.labels))
     if len(classes) < 2:
-        raise TrainingError(
-            f"the {cfg.train_split} split has {len(classes)} class(es); fine-tuning needs >= 2"
-        )
+        raise _too_few_classes(cfg, table, classes)
     lab2id = {lab: i for i, lab in enumerate(classes)}
     selection = _labelled(
         load_split(cfg, cfg.eval_split, cfg.max_eval_clips, table=table), cfg.eval_split, lab2id
