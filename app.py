@@ -35,8 +35,19 @@ st.html(
     </style>"""
 )
 
+# Home lives at /home. Streamlit serves its default page at "/" only (a default page's url_path is
+# reserved, not served: /home would be "Page not found"), so the default is a hidden page at "/" that
+# switches to Home.
+HOME = st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home")
+
+
+def _root() -> None:
+    """The app's root URL: open Home."""
+    st.switch_page(HOME)
+
+
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True),
+    HOME,
     st.Page("pages/setup.py", title="Setup", icon=":material/tune:", url_path="setup"),
     st.Page(
         "pages/convexity.py",
@@ -75,6 +86,7 @@ PAGES = [
         url_path="compare",
     ),
     st.Page("pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
+    st.Page(_root, title="Convexity Lab", default=True, visibility="hidden"),
 ]
 
 st.navigation(PAGES).run()
