@@ -253,7 +253,7 @@ def cmd_umap(args: argparse.Namespace) -> int:
     print("\n".join(describe_features(fs)))
     update, close = progress_bar("umap", not args.no_progress, unit="layer")
     try:
-        given = {"n_neighbors": args.neighbors, "seed": args.seed}
+        given = {"n_neighbors": args.neighbors, "seed": args.umap_seed}
         settings = {name: value for name, value in given.items() if value is not None}
         entry, hit = umap_entry(fs, progress=update, **settings)  # the engine's defaults otherwise
     finally:
@@ -392,7 +392,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--key", help="use cached features by key (or a unique prefix)")
     p.add_argument("--neighbors", type=positive_int, default=None,
                    help="UMAP neighbours on the exact kNN graph (default: the engine's, 15)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=None, help="UMAP seed (default: the engine's, 0)")
+    p.add_argument("--umap-seed", type=int, default=None,
+                   help="UMAP seed (default: the engine's, 0)")  # fmt: skip
     p.add_argument("--out", help="also write the layouts (L+1, N, 2) to FILE.npy")
     p.set_defaults(func=cmd_umap)
 
