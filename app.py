@@ -42,8 +42,9 @@ HOME = st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="
 
 
 def _root() -> None:
-    """The app's root URL: open Home."""
-    st.switch_page(HOME)
+    """The app's root URL: open Home (keeping the query string)."""
+    params = {k: st.query_params.get_all(k) for k in st.query_params}
+    st.switch_page(HOME, query_params=params)
 
 
 PAGES = [
