@@ -21,8 +21,8 @@ def _page_icon() -> str:
 
 st.set_page_config(page_title="Convexity Lab", page_icon=_page_icon(), layout="wide")
 
-# Projector-friendly layout (a 1024 x 768 lecture screen): less empty space above the title, labels that
-# wrap instead of being cut off with an ellipsis, headline numbers a little smaller.
+# Projector-friendly layout (a 1024 x 768 lecture screen): less empty space above the title, labels and
+# segmented controls that wrap instead of being cut off, headline numbers a little smaller.
 st.html(
     """<style>
     [data-testid="stMainBlockContainer"] { padding-top: 2.5rem; padding-bottom: 3rem; }
@@ -32,6 +32,9 @@ st.html(
         white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
     }
     [data-testid="stMetricValue"] { font-size: 1.75rem; }
+    /* segmented controls and pills in a narrow column wrap onto a second row instead of scrolling */
+    [data-testid="stButtonGroup"] > div:not([data-testid]) { flex-wrap: wrap; row-gap: 0.25rem; }
+    [data-testid="stButtonGroup"] button { padding-left: 0.6rem; padding-right: 0.6rem; }
     </style>"""
 )
 
