@@ -142,6 +142,7 @@ for name in curves:  # prune points as legend entries: two labels at one layer n
             line={"color": COLOURS[name], "dash": "dash", "width": 2}, hoverinfo="name",
         )
     )  # fmt: skip
+figures.fixed_legend(fig)
 final_ln = bool(fs.meta.get("final_layer_norm"))
 if final_ln:
     fig.add_annotation(

@@ -77,6 +77,19 @@ def style(
     return fig
 
 
+def fixed_legend(fig: go.Figure, short: int = 36) -> go.Figure:
+    """Legend entries of a fixed share of the width (two per row, or one when a name is long).
+
+    Entry widths measured from text overlap when an image is drawn in another font than the page
+    (the camera PNG); fixed shares never do.
+    """
+    longest = max((len(str(t.name or "")) for t in fig.data), default=0)
+    fig.update_layout(
+        legend={"entrywidthmode": "fraction", "entrywidth": 0.5 if longest <= short else 1.0}
+    )
+    return fig
+
+
 @dataclass(frozen=True)
 class Curve:
     """One line of a curve plot: points, optional error bars, per-point hover text and marker symbols."""
@@ -119,6 +132,7 @@ def curve_figure(
     if y_range is not None:
         fig.update_yaxes(range=list(y_range))
     style(fig, height=height, x_title=x_title, y_title=y_title)
+    fixed_legend(fig)
     if integer_x:
         integer_axis(fig, [x for c in curves for x in c.x])
     return add_caption(fig, caption)
