@@ -120,7 +120,15 @@ def test_compare_overlays_models_of_different_depth(cache: Path, engine_calls: l
     assert params["axis"] == ["relative"] and sorted(params["curve"]) == sorted(
         ids
     )  # linkable view
-    assert _chart(at, "cmp_heatmap")  # per-class difference of the two
+    heat = _chart(at, "cmp_heatmap")  # per-class difference of the two ...
+    lines, _ = _provenance_text(
+        heat
+    )  # ... saying which curve is A and which is B, in the image too
+    named = " ".join(lines)
+    labels = [
+        at.selectbox(key=k).format_func(at.selectbox(key=k).value) for k in ("cmp_a", "cmp_b")
+    ]
+    assert f"A = {labels[0]}" in named and f"B = {labels[1]}" in named, named
     at.radio(key="cmp_axis").set_value("absolute").run()
     spec = _chart(at, "cmp_curves_plot")
     assert max(_values(t["x"])[-1] for t in spec["data"]) == 6
