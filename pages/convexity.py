@@ -133,7 +133,7 @@ for name, curve in curves.items():
             err=bar, colour=COLOURS[name], hover=hover,
         )
     )  # fmt: skip
-fig = figures.curve_figure(lines, height=340)
+fig = figures.curve_figure(lines, height=300)  # above the fold at 1024 x 768
 for name in curves:  # prune points as legend entries: two labels at one layer never collide
     fig.add_trace(
         go.Scatter(

@@ -231,6 +231,12 @@ def test_every_figure_carries_its_whole_provenance_wrapped(
         needed = export.CAPTION_SHIFT + export.CAPTION_LINE * len(lines)
         assert layout["margin"]["b"] >= needed, part
         assert layout["xaxis"]["tickformat"] == "d" and layout["xaxis"]["dtick"] == 1, part
+    # prune points are legend entries, not text labels on the plot that collide at one layer
+    spec = _chart(at, "cx_curve")
+    assert not any("prune" in a.get("text", "") for a in spec["layout"]["annotations"])
+    names = [t["name"] for t in spec["data"]]
+    assert any(n.startswith("prune point (word)") for n in names)
+    assert any(n.startswith("prune point (speaker)") for n in names)
     # the camera image is laid out wider than a column, at the figure's height
     config = json.loads(at.get("plotly_chart")[0].proto.config)
     assert config["toImageButtonOptions"]["width"] >= 1000
