@@ -21,8 +21,8 @@ def _page_icon() -> str:
 
 st.set_page_config(page_title="Convexity Lab", page_icon=_page_icon(), layout="wide")
 
-# Projector-friendly layout (a 1024 x 768 lecture screen): less empty space above the title, labels that
-# wrap instead of being cut off with an ellipsis, headline numbers a little smaller.
+# Projector-friendly layout (a 1024 x 768 lecture screen): less empty space above the title, labels and
+# segmented controls that wrap instead of being cut off, headline numbers a little smaller.
 st.html(
     """<style>
     [data-testid="stMainBlockContainer"] { padding-top: 2.5rem; padding-bottom: 3rem; }
@@ -32,11 +32,26 @@ st.html(
         white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
     }
     [data-testid="stMetricValue"] { font-size: 1.75rem; }
+    /* segmented controls and pills in a narrow column wrap onto a second row instead of scrolling */
+    [data-testid="stButtonGroup"] > div:not([data-testid]) { flex-wrap: wrap; row-gap: 0.25rem; }
+    [data-testid="stButtonGroup"] button { padding-left: 0.6rem; padding-right: 0.6rem; }
     </style>"""
 )
 
+# Home lives at /home. Streamlit serves its default page at "/" only (a default page's url_path is
+# reserved, not served: /home would be "Page not found"), so the default is a hidden page at "/" that
+# switches to Home.
+HOME = st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home")
+
+
+def _root() -> None:
+    """The app's root URL: open Home (keeping the query string)."""
+    params = {k: st.query_params.get_all(k) for k in st.query_params}
+    st.switch_page(HOME, query_params=params)
+
+
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True),
+    HOME,
     st.Page("pages/setup.py", title="Setup", icon=":material/tune:", url_path="setup"),
     st.Page(
         "pages/convexity.py",
@@ -75,6 +90,7 @@ PAGES = [
         url_path="compare",
     ),
     st.Page("pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
+    st.Page(_root, title="Convexity Lab", default=True, visibility="hidden"),
 ]
 
 st.navigation(PAGES).run()

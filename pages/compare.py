@@ -17,13 +17,15 @@ from core.results.bundle import export_bundle, import_bundle
 from core.results.compare import CURVE_KINDS, class_difference, prune_table, series_of
 from core.results.runs import store_all_run_curves
 from core.results.store import list_results
-from pages import common
+from pages import figures
+from pages.messages import one_line
+from pages.state import init_state
 
-AXES = {"relative": "relative depth (0 = input, 1 = last layer)", "absolute": common.LAYER_AXIS}
+AXES = {"relative": "relative depth (0 = input, 1 = last layer)", "absolute": figures.LAYER_AXIS}
 BARS = {"se": "standard error", "spread": "authors' spread", "none": "none"}
 
 st.title("Compare stored results")
-common.init_state()
+init_state()
 
 with st.expander("Import a results bundle or fine-tuning runs", icon=":material/upload:"):
     upload = st.file_uploader(
@@ -35,7 +37,7 @@ with st.expander("Import a results bundle or fine-tuning runs", icon=":material/
             keys = import_bundle(upload.getvalue())
             st.success(f"Imported {len(keys)} result(s): {', '.join(k[:8] for k in keys)}")
         except LabError as exc:
-            st.error(f"Bundle rejected: {common.one_line(exc)}")
+            st.error(f"Bundle rejected: {one_line(exc)}")
     if i2.button("Add fine-tuning runs' curves", icon=":material/model_training:"):
         st.success(
             f"{len(store_all_run_curves())} run(s) with pretrained vs fine-tuned curves stored"
@@ -90,9 +92,9 @@ provenance = [s.provenance for s in chosen if s.provenance is not None]
 caption_lines = export.captions(provenance)
 entry_keys = list(dict.fromkeys(s.entry_key for s in chosen))
 colours = dict(
-    zip(entry_keys, common.palette(len(entry_keys)), strict=True)
+    zip(entry_keys, figures.palette(len(entry_keys)), strict=True)
 )  # one colour per result
-fig = go.Figure()
+lines = []
 for s in chosen:
     err = s.bars(bars)
     dash = (
@@ -100,27 +102,22 @@ for s in chosen:
         if "(pretrained)" in s.label_set
         else ("dot" if s.label_set.startswith("speaker") else None)
     )
-    fig.add_trace(
-        go.Scatter(
-            x=s.x(relative),
-            y=s.scores,
-            error_y={"type": "data", "array": err, "visible": err is not None, "thickness": 1.5},
-            mode="lines+markers",
-            name=s.label(),
-            line={"color": colours[s.entry_key], "width": 3, "dash": dash},
-            marker={"size": 8},
-            customdata=np.asarray(s.layers),
-            hovertemplate="hidden state %{customdata}<br>convexity %{y:.3f}<extra>"
-            + s.label()
-            + "</extra>",
+    hover = [
+        f"{s.label()}<br>hidden state {layer}<br>convexity {score:.3f}"
+        for layer, score in zip(s.layers, s.scores, strict=True)
+    ]
+    lines.append(
+        figures.Curve(
+            s.label(), s.x(relative), s.scores, err=err, colour=colours[s.entry_key], dash=dash,
+            hover=hover,
         )
-    )
-fig.update_yaxes(range=[0, 1.05])
+    )  # fmt: skip
+fig = figures.curve_figure(
+    lines, height=480, x_title=AXES[axis], integer_x=not relative, caption=caption_lines
+)
 if relative:
     fig.update_xaxes(range=[-0.03, 1.03])
-common.style(fig, height=480, x_title=AXES[axis], y_title="graph convexity")
-export.add_caption(fig, caption_lines)
-common.show(fig, key="cmp_curves_plot", config=common.figure_config("compare"))
+figures.show(fig, key="cmp_curves_plot", config=figures.figure_config("compare", fig))
 
 exact = [s.label() for s in chosen if s.exact]
 notes = []
@@ -171,16 +168,21 @@ if len(with_classes) >= 2:
             )
         )  # fmt: skip
         heat.update_yaxes(type="category", tickfont={"size": 11})
-        x_title = AXES["relative"] if resampled else common.LAYER_AXIS
-        common.style(
+        x_title = AXES["relative"] if resampled else figures.LAYER_AXIS
+        figures.style(
             heat,
             height=max(320, 16 * len(classes) + 90),
             x_title=x_title,
             y_title="class",
             legend=False,
         )
-        export.add_caption(heat, export.captions([by_id[a_id].provenance, by_id[b_id].provenance]))
-        common.show(heat, key="cmp_heatmap", config=common.figure_config("compare-classes"))
+        if not resampled:
+            figures.integer_axis(heat, x, pad=0.5)
+        pair = [f"A = {by_id[a_id].label()}", f"B = {by_id[b_id].label()}"]
+        heat.update_layout(title={"text": "A − B per class", "x": 0, "xanchor": "left"})
+        sources = [s.provenance for s in (by_id[a_id], by_id[b_id]) if s.provenance is not None]
+        export.add_caption(heat, pair + export.captions(sources))
+        figures.show(heat, key="cmp_heatmap", config=figures.figure_config("compare-classes", heat))
         st.caption(
             "Convexity of A minus B per class (blue: A higher)."
             + (" The depths differ: B is interpolated at A's relative depths." if resampled else "")
@@ -235,4 +237,4 @@ d4.download_button(
     icon=":material/archive:",
 )
 with d5:
-    common.image_format_picker()
+    figures.image_format_picker()

@@ -14,9 +14,20 @@ from core.geometry.criteria import compare_prune_points
 from core.geometry.prune_point import choose_prune_points
 from core.results import export
 from core.results.compare import class_scores, is_exact, spread_bars
-from pages import common
+from pages import cached, figures
+from pages.feature_choice import current_features, features_caption
+from pages.messages import one_line
+from pages.precision import PRECISIONS
 
-COLOURS = {"word": "#3b82f6", "speaker": "#f97316"}
+# This page's own controls (the shared k, precision and fraction are in pages.state).
+DEFAULTS = {
+    "cx_heat": "word",
+    "cx_bars": "standard error",
+    "cx_sort": "score at prune point",
+    "cr_labels": "word",
+    "cr_on": False,
+}
+COLOURS = figures.LABEL_COLOURS
 
 
 def _precision_note(name: str, curve) -> str:
@@ -28,10 +39,10 @@ def _precision_note(name: str, curve) -> str:
 
 
 st.title("Graph convexity per layer")
-fs = common.current_features()
+fs = current_features(DEFAULTS)
 if fs is None:
     st.stop()
-common.features_caption(fs)
+features_caption(fs)
 n_layers = fs.n_layers
 
 c1, c2, c3, c4 = st.columns([1, 1.1, 1.3, 1.1])
@@ -42,7 +53,7 @@ with c1:
 with c2:
     precision = st.select_slider(
         "Precision",
-        list(common.PRECISIONS),
+        list(PRECISIONS),
         key="cx_precision",
         help="Standard error to reach per layer score (sources are added until it is met; every "
         "pair is scored when that is cheaper), the authors' 5,000 sampled pairs per class, or every pair.",
@@ -64,16 +75,17 @@ with c3:
         help="Compute again even though a stored result exists.",
     )
 try:
-    curves, prov, from_store = common.convexity_result(
+    curves, prov, from_store = cached.convexity_result(
         fs.key, int(k), str(precision), refresh=refresh
     )
 except LabError as exc:
-    st.error(f"Cannot compute convexity: {common.one_line(exc)}")
+    st.error(f"Cannot compute convexity: {one_line(exc)}")
     st.stop()
+missing = cached.missing_label_sets(fs)
 exact_result = all(is_exact(c) for c in curves.values())
 caption_lines = export.captions([prov])
 
-layers = list(curves["word"].layers)
+layers = list(next(iter(curves.values())).layers)
 choices = {name: choose_prune_points(c.scores, c.sems, fraction) for name, c in curves.items()}
 prune = {name: choice.threshold_point for name, choice in choices.items()}
 
@@ -106,30 +118,31 @@ with c4:  # beside the other controls: the main chart stays above the fold on a 
         "bar: per class the std of pair scores / sqrt(points), averaged over classes. The spread "
         "describes how pair scores vary, not how uncertain the score is.",
     )
-fig = go.Figure()
+bar_kind = {"standard error": "SE", "authors' spread": "spread"}.get(bars)
+lines = []
 for name, curve in curves.items():
     bar = {"standard error": curve.sems, "authors' spread": spread_bars(curve)}.get(bars)
+    hover = [
+        f"{name}<br>hidden state {x}<br>convexity {y:.3f}"
+        + ("" if bar is None else f" ± {b:.3f} ({bar_kind})")
+        for x, y, b in zip(layers, curve.scores, bar if bar is not None else curve.sems, strict=True)
+    ]  # fmt: skip
+    lines.append(
+        figures.Curve(
+            f"{name} ({len(curve.results[0].per_class)} classes)", layers, curve.scores,
+            err=bar, colour=COLOURS[name], hover=hover,
+        )
+    )  # fmt: skip
+fig = figures.curve_figure(lines, height=300)  # above the fold at 1024 x 768
+for name in curves:  # prune points as legend entries: two labels at one layer never collide
     fig.add_trace(
         go.Scatter(
-            x=layers,
-            y=curve.scores,
-            error_y={"type": "data", "array": bar, "visible": bar is not None, "thickness": 1.5},
-            mode="lines+markers",
-            name=f"{name} ({len(curve.results[0].per_class)} classes)",
-            line={"color": COLOURS[name], "width": 3},
-            marker={"size": 9},
-            hovertemplate="hidden state %{x}<br>convexity %{y:.3f} ± %{error_y.array:.3f}<extra>"
-            + name
-            + "</extra>",
+            x=[prune[name], prune[name]], y=[0, 1.05], mode="lines",
+            name=f"prune point ({name}): p = {prune[name]}",
+            line={"color": COLOURS[name], "dash": "dash", "width": 2}, hoverinfo="name",
         )
-    )
-    fig.add_vline(
-        x=prune[name],
-        line={"color": COLOURS[name], "dash": "dash", "width": 2},
-        annotation_text=f"prune {name}: p={prune[name]}",
-        annotation_position="top left" if name == "word" else "top right",
-        annotation_font_color=COLOURS[name],
-    )
+    )  # fmt: skip
+figures.fixed_legend(fig)
 final_ln = bool(fs.meta.get("final_layer_norm"))
 if final_ln:
     fig.add_annotation(
@@ -141,13 +154,12 @@ if final_ln:
         yanchor="bottom",
         xanchor="right",
     )
-fig.update_xaxes(tickmode="array", tickvals=layers, range=[-0.3, n_layers + 0.3])
-fig.update_yaxes(range=[0, 1.05])
-common.style(fig, height=300, x_title=common.LAYER_AXIS, y_title="graph convexity")
 export.add_caption(fig, caption_lines)
-common.show(fig, key="cx_curve", config=common.figure_config("convexity"))
+figures.show(fig, key="cx_curve", config=figures.figure_config("convexity", fig))
+if missing:
+    st.caption(" ".join(f"{why.capitalize()}." for why in missing.values()))
 
-settings = curves["word"].results[0].settings
+settings = next(iter(curves.values())).results[0].settings
 if bars == "authors' spread":
     bar_note = (
         "error bars: the authors' spread, std of pair scores / sqrt(points), mean over classes"
@@ -177,42 +189,62 @@ st.caption("; ".join(notes) + ".")
 st.subheader("Per-class convexity")
 h1, h2 = st.columns([1, 3])
 with h1:
-    which = st.segmented_control("Classes", ["word", "speaker"], key="cx_heat")
-    which = which or "word"
+    which = st.segmented_control("Classes", list(curves), key="cx_heat")
+    which = which if which in curves else next(iter(curves))
     order = st.radio("Sort classes by", ["score at prune point", "name"], key="cx_sort")
 curve = curves[which]
 per_class = class_scores(curve)
 classes = list(per_class)
 z = np.array([per_class[c] for c in classes]).reshape(len(classes), len(layers))
+# each class's own standard error per layer (NaN where the layer lacks the class)
+sems = {str(c): {} for c in classes}
+for i, r in enumerate(curve.results):
+    for c, v in r.per_class.items():
+        sems[str(c)][i] = v.sem
+se = np.array([[sems[c].get(i, np.nan) for i in range(len(layers))] for c in classes])
 if order != "name":
     col = layers.index(prune[which])
     rank = np.argsort(np.nan_to_num(z[:, col], nan=-1.0), kind="stable")
     classes = [classes[i] for i in rank]
-    z = z[rank]
+    z, se = z[rank], se[rank]
+class_exact = is_exact(curve)
 heat = go.Figure(
     go.Heatmap(
         z=z,
         x=layers,
         y=classes,
+        customdata=se,
         zmin=0,
         zmax=1,
         colorscale="Viridis",
         colorbar={"title": {"text": "convexity"}},
-        hovertemplate=f"{which} %{{y}}<br>hidden state %{{x}}<br>convexity %{{z:.3f}}<extra></extra>",
+        hovertemplate=f"{which} %{{y}}<br>hidden state %{{x}}<br>convexity %{{z:.3f}}"
+        + ("" if class_exact else " ± %{customdata:.3f} (this class's SE)")
+        + "<extra></extra>",
     )
 )
-heat.update_xaxes(tickmode="array", tickvals=layers)
 heat.update_yaxes(type="category", tickfont={"size": 11})
-common.style(
+figures.style(
     heat,
     height=max(320, 16 * len(classes) + 90),
-    x_title=common.LAYER_AXIS,
+    x_title=figures.LAYER_AXIS,
     y_title=which,
     legend=False,
 )
-export.add_caption(heat, caption_lines)
+figures.integer_axis(heat, layers, pad=0.5)
+if class_exact:
+    heat_note = f"{which} classes: exact (every ordered pair scored)"
+else:
+    worst = float(np.nanmax(se)) if np.isfinite(se).any() else float("nan")
+    heat_note = (
+        f"{which} classes: sampled estimates; the precision setting is the layer average's SE, "
+        f"each class's own SE is larger (up to ± {worst:.3f} here; on hover)"
+    )
+export.add_caption(heat, [heat_note, *caption_lines])
 with h2:
-    common.show(heat, key="cx_heatmap", config=common.figure_config(f"convexity-{which}-classes"))
+    figures.show(
+        heat, key="cx_heatmap", config=figures.figure_config(f"convexity-{which}-classes", heat)
+    )
 
 st.subheader("Compare with other layer-selection criteria")
 st.caption(
@@ -221,7 +253,8 @@ st.caption(
 )
 q1, q2 = st.columns([1, 3])
 with q1:
-    task = st.segmented_control("Task labels", ["word", "speaker"], key="cr_labels") or "word"
+    task = st.segmented_control("Task labels", list(curves), key="cr_labels")
+    task = task if task in curves else next(iter(curves))
     show_criteria = st.toggle(
         "Compute the criteria",
         key="cr_on",
@@ -229,7 +262,8 @@ with q1:
         "(the linear probe takes a while).",
     )
 if show_criteria:
-    results = common.criteria_results(fs.key, task, int(k))
+    results, criteria_prov = cached.criteria_with_provenance(fs.key, task, int(k))
+    criteria_lines = export.captions([criteria_prov, prov])
     curve_names = [n for n, r in results.items() if r.kind == "curve"]
     with q1:
         shown = st.pills(
@@ -241,34 +275,36 @@ if show_criteria:
         lo, hi = np.nanmin(values), np.nanmax(values)
         return (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
 
-    norm = go.Figure()
-    norm.add_trace(
-        go.Scatter(x=layers, y=scaled(curves[task].scores), name=f"graph convexity ({task})",
-                   mode="lines+markers", line={"width": 3, "color": COLOURS[task]})
-    )  # fmt: skip
-    for name in shown or []:
-        values = scaled(np.asarray(results[name].values, dtype=float))
-        norm.add_trace(
-            go.Scatter(x=layers, y=values, name=name.replace("_", " "), mode="lines+markers")
-        )
-    norm.update_xaxes(tickmode="array", tickvals=layers)
-    common.style(norm, height=360, x_title=common.LAYER_AXIS, y_title="scaled to [0, 1]")
+    criteria_curves = [
+        figures.Curve(f"graph convexity ({task})", layers, scaled(curves[task].scores),
+                      colour=COLOURS[task])
+    ] + [
+        figures.Curve(name.replace("_", " "), layers,
+                      scaled(np.asarray(results[name].values, dtype=float)), width=2)
+        for name in shown or []
+    ]  # fmt: skip
+    norm = figures.curve_figure(
+        criteria_curves, height=380, y_title="scaled to [0, 1]", caption=criteria_lines
+    )
     with q2:
-        common.show(norm, key="cr_curves")
+        figures.show(norm, key="cr_curves", config=figures.figure_config("criteria", norm))
     matrices = [(n, r) for n, r in results.items() if r.kind == "matrix"]
     for col, (name, res) in zip(st.columns(max(1, len(matrices))), matrices, strict=False):
         mat = go.Figure(
             go.Heatmap(z=np.asarray(res.values, dtype=float), x=layers, y=layers,
                        colorscale="Viridis", colorbar={"title": {"text": name.replace("_", " ")}})
         )  # fmt: skip
-        mat.update_xaxes(tickmode="array", tickvals=layers)
-        mat.update_yaxes(tickmode="array", tickvals=layers)
-        common.style(
-            mat, height=340, x_title=common.LAYER_AXIS, y_title="hidden state", legend=False
+        figures.style(
+            mat, height=380, x_title=figures.LAYER_AXIS, y_title="hidden state", legend=False
         )
+        figures.integer_axis(mat, layers, pad=0.5)
+        figures.integer_axis(mat, layers, axis="y", pad=0.5)
+        export.add_caption(mat, criteria_lines, width=60)
         with col:
             st.caption(f"{name.replace('_', ' ')} (layer x layer): {res.rule_text}")
-            common.show(mat, key=f"cr_{name}")
+            figures.show(
+                mat, key=f"cr_{name}", config=figures.figure_config(f"criteria-{name}", mat)
+            )
     table = compare_prune_points(results, {task: curves[task]}, fraction)
     st.dataframe(pd.DataFrame(table)[["criterion", "layer", "rule"]], hide_index=True)
 
@@ -310,4 +346,4 @@ d3.download_button(
     icon=":material/image:",
 )  # built on click; plotly.js inlined, so it opens offline
 with d4:
-    common.image_format_picker()
+    figures.image_format_picker()

@@ -7,13 +7,13 @@ import streamlit as st
 
 from core.data.sample_curves import SAMPLE_CURVES, ModelCurves, SampleCurves, read_sample_curves
 from core.errors import LabError
-from pages import common
+from pages import figures
+from pages.state import init_state
 
 PAPER = (
     "Dorszewski, Tětková, Hansen: *Convexity-based Pruning of Speech Representation Models*, "
     "arXiv:2408.11858 (2024)"
 )
-COLOURS = {"word": "#2563eb", "speaker": "#db2777"}
 
 
 @st.cache_data(show_spinner=False)
@@ -25,39 +25,29 @@ def stored_curves(path: str) -> SampleCurves | str:
         return str(exc)
 
 
-def curve_figure(model: ModelCurves) -> go.Figure:
+def curve_figure(model: ModelCurves, caption: str) -> go.Figure:
     """Word and speaker convexity per hidden state: error bars are standard errors; exact states
     (every pair scored, SE 0) are drawn as diamonds and say so on hover."""
-    fig = go.Figure()
     states = list(range(model.n_layers + 1))
+    lines = []
     for name in ("word", "speaker"):
         curve = model.curve(name)
         hover = [
             f"state {i}: {s:.3f} " + ("(exact: every pair scored)" if e else f"± {se:.3f} (SE)")
             for i, (s, se, e) in enumerate(zip(curve.scores, curve.sems, curve.exact, strict=True))
         ]
-        fig.add_trace(
-            go.Scatter(
-                x=states,
-                y=list(curve.scores),
-                error_y={"type": "data", "array": list(curve.sems), "visible": True},
-                mode="lines+markers",
-                name=f"{name} labels" + (" (exact)" if curve.all_exact else " (± SE)"),
-                line={"color": COLOURS[name], "width": 3},
-                marker={
-                    "size": 9,
-                    "symbol": ["diamond" if e else "circle" for e in curve.exact],
-                },
-                hovertext=hover,
-                hoverinfo="text",
+        lines.append(
+            figures.Curve(
+                f"{name} labels" + (" (exact)" if curve.all_exact else " (± SE)"),
+                states, list(curve.scores), err=list(curve.sems),
+                colour=figures.LABEL_COLOURS[name], hover=hover,
+                symbols=["diamond" if e else "circle" for e in curve.exact],
             )
-        )
-    fig.update_yaxes(range=[0, 1.02])
-    fig.update_xaxes(dtick=1)
-    return common.style(fig, height=380, x_title=common.LAYER_AXIS, y_title="graph convexity")
+        )  # fmt: skip
+    return figures.curve_figure(lines, height=400, y_range=(0, 1.02), caption=[caption])
 
 
-common.init_state()
+init_state()
 st.title("Convexity Lab")
 st.markdown(
     "**Where in a speech model does a concept live, and how much of the model does a task need?** "
@@ -119,7 +109,11 @@ else:
     n_layers = curve.n_layers
     left, right = st.columns([3, 2])
     with left:
-        common.show(curve_figure(curve), key="home_curve")
+        figures.show(
+            curve_figure(curve, f"{curve.describe} on the bundled sample, {curve.n_clips:,} clips · "
+                         + data.provenance.replace("`", "")),
+            key="home_curve", config=figures.figure_config("home-convexity"),
+        )  # fmt: skip
         exact = all(curve.curve(n).all_exact for n in ("word", "speaker"))
         st.caption(
             f"**{curve.describe}** on the bundled sample ({curve.n_clips:,} clips: 35 words x 24 "

@@ -9,10 +9,24 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.geometry.teaching import PairWalkthrough, leaving_pair, undirected_pairs, walk_pair
-from pages import common
+from core.results import export
+from core.results.provenance import code_version
+from pages import figures
+from pages.cached import toy_graph
+from pages.state import init_state
 
 STEPS = ("1. The graph", "2. The shortest path", "3. Interior points", "4. The score")
 IN_COLOUR, OUT_COLOUR, PATH_COLOUR = "#16a34a", "#dc2626", "#e11d48"
+# This page's controls; the moons open it (their shortest paths leave their class).
+DEFAULTS = {
+    "ln_shape": "moons",
+    "ln_classes": 3,
+    "ln_per_class": 40,
+    "ln_noise": 0.25,
+    "ln_k": 10,
+    "ln_seed": 0,
+    "ln_class": 0,
+}
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -20,7 +34,7 @@ def default_pair(
     shape: str, classes: int, per_class: int, spread: float, k: int, seed: int
 ) -> tuple[int, int] | None:
     """The toy's pair whose shortest path leaves its class the most (None if none leaves)."""
-    _, labels, _, graph = common.toy_graph(shape, classes, per_class, spread, k, seed)
+    _, labels, _, graph = toy_graph(shape, classes, per_class, spread, k, seed)
     return leaving_pair(*graph, labels)
 
 
@@ -44,7 +58,7 @@ def figure(
     )
     ids = np.arange(len(points))
     classes = np.unique(labels)
-    for c, colour in zip(classes, common.palette(len(classes)), strict=True):
+    for c, colour in zip(classes, figures.palette(len(classes)), strict=True):
         mask = labels == c
         fig.add_trace(
             go.Scatter(
@@ -108,7 +122,7 @@ def figure(
     )
     fig.update_yaxes(scaleanchor="x")
     fig.update_layout(clickmode="event+select", dragmode="pan")
-    return common.style(fig, height=560)
+    return figures.style(fig, height=560)
 
 
 def clicked_point(event: Any) -> int | None:
@@ -204,9 +218,10 @@ def step_text(walk: PairWalkthrough, step: int, k: int, cls: int, result: Any) -
     else:
         st.markdown("No interior point (the two are neighbours): the pair scores **1**.")
     n = per.n_points
-    st.latex(
-        rf"\text{{class {cls} score}} = \frac{{1}}{{n(n-1)}}\sum_{{s \ne t}} \text{{pair score}}(s,t)"
-        rf" = \text{{mean over }} {n}\cdot{n - 1} = {per.n_pairs}\text{{ pairs}} = {per.score:.3f}"
+    st.latex(  # two lines: one line overflows the column of a 1400 px window
+        rf"\begin{{aligned}}\text{{class {cls} score}} &= \frac{{1}}{{n(n-1)}}\sum_{{s \ne t}}"
+        rf" \text{{pair score}}(s,t) \\ &= \text{{mean over }} {n}\cdot{n - 1} = {per.n_pairs}"
+        rf"\text{{ pairs}} = {per.score:.3f}\end{{aligned}}"
     )
     st.latex(
         rf"\text{{graph convexity}} = \text{{mean over {len(result.per_class)} classes}} = "
@@ -214,10 +229,7 @@ def step_text(walk: PairWalkthrough, step: int, k: int, cls: int, result: Any) -
     )
 
 
-common.init_state()
-if not st.session_state.get("ln_v2"):  # the moons, whose paths leave their class, open the page
-    st.session_state["ln_v2"] = True
-    st.session_state["ln_shape"] = "moons"
+init_state(DEFAULTS)
 st.session_state.setdefault("ln_step", 0)
 st.title("Learn: what graph convexity means")
 st.caption(
@@ -241,7 +253,7 @@ with left:
     seed = st.number_input("Seed", 0, 10_000, key="ln_seed")
 
 toy = (shape, classes, per_class, spread, k, int(seed))
-points, labels, result, (indptr, nbr, wts) = common.toy_graph(*toy)
+points, labels, result, (indptr, nbr, wts) = toy_graph(*toy)
 if (
     st.session_state.get("ln_toy") != toy
 ):  # a new toy: start from a pair whose path leaves its class
@@ -285,8 +297,17 @@ with right:
     )
     label.markdown(f"**{STEPS[step]}** (step {step + 1} of {len(STEPS)})")
     step_text(walk, step, k, cls, result)
-    common.show(
-        figure(points, labels, undirected_pairs(indptr, nbr), walk, step),
+    toy_fig = figure(points, labels, undirected_pairs(indptr, nbr), walk, step)
+    export.add_caption(
+        toy_fig,
+        [
+            f"2-D toy: {shape}, {classes} classes x {per_class} points, noise {spread}, seed {seed} · "
+            f"k={k} · exact (all pairs) · graph convexity {result.score:.3f} · code {code_version()}"
+        ],
+    )
+    figures.show(
+        toy_fig,
+        config=figures.figure_config("learn-toy", toy_fig),
         key="ln_plot",
         on_select="rerun",
         selection_mode="points",

@@ -9,23 +9,26 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.results import export
-from core.results.provenance import provenance_from_meta
-from pages import common
+from pages import cached, figures
+from pages.feature_choice import current_features, features_caption
+
+DEFAULTS = {"pj_layer": None, "pj_colour": "word"}  # None = the last hidden state
 
 st.title("Projections")
-fs = common.current_features()
+fs = current_features(DEFAULTS)
 if fs is None:
     st.stop()
-common.features_caption(fs)
+features_caption(fs)
 
-emb = common.umap_layers(fs.key)  # every layer at once, cached: moving the slider is instant
+# every layer at once, stored: moving the slider is instant, and a layout from `python -m core umap` opens
+emb, prov = cached.umap_with_provenance(fs.key)
 n_layers = fs.n_layers
 if st.session_state.get("pj_layer") is None or st.session_state.pj_layer > n_layers:
     st.session_state.pj_layer = n_layers
 
 c1, c2 = st.columns([3, 1])
 with c1:
-    layer = st.slider(common.LAYER_AXIS, 0, n_layers, key="pj_layer")
+    layer = st.slider(figures.LAYER_AXIS, 0, n_layers, key="pj_layer")
 with c2:
     colour = st.segmented_control("Colour by", ["word", "speaker"], key="pj_colour")
     colour = colour or "word"
@@ -37,7 +40,7 @@ meta = np.stack([np.arange(len(labels)), fs.paths, fs.words, fs.speakers], axis=
 xy = emb[layer]
 fig = go.Figure()
 names = sorted(set(labels.tolist()))
-for cls, col in zip(names, common.palette(len(names)), strict=True):
+for cls, col in zip(names, figures.palette(len(names)), strict=True):
     mask = labels == cls
     fig.add_trace(
         go.Scatter(
@@ -55,21 +58,25 @@ lim = float(np.abs(emb).max()) * 1.05  # one range for all layers: positions are
 fig.update_xaxes(range=[-lim, lim], showticklabels=False, zeroline=False, title_text="UMAP 1")
 fig.update_yaxes(range=[-lim, lim], showticklabels=False, zeroline=False, title_text="UMAP 2",
                  scaleanchor="x")  # fmt: skip
-common.style(fig, height=620)
+figures.style(fig, height=620)
 fig.update_layout(
     legend={"orientation": "v", "y": 1, "x": 1.02, "yanchor": "top"}, clickmode="event+select"
 )
-prov = provenance_from_meta(
-    fs.meta | {"key": fs.key}, kind="umap", label_sets=[colour],
-    settings={"n_neighbors": 15, "layer": layer, "projection": "UMAP, exact kNN, Procrustes-aligned"},
-)  # fmt: skip
-export.add_caption(fig, [f"hidden state {layer} · " + prov.caption()])
-event = common.show(
+umap = prov.settings
+umap_text = (
+    f"UMAP {umap.get('n_neighbors')} neighbours, min_dist {umap.get('min_dist')}, "
+    f"{umap.get('n_epochs')} epochs"
+)
+export.add_caption(
+    fig, [f"hidden state {layer}, coloured by {colour} · {umap_text} · " + prov.caption()]
+)
+event = figures.show(
     fig, key="pj_plot", on_select="rerun", selection_mode="points",
-    config=common.figure_config(f"umap-layer{layer}"),
+    config=figures.figure_config(f"umap-layer{layer}", fig),
 )  # fmt: skip
 st.caption(
-    "UMAP on the exact Euclidean kNN graph (15 neighbours) of each hidden state; each layer starts from the "
+    f"UMAP on the exact Euclidean kNN graph ({umap.get('n_neighbors')} neighbours) of each hidden state; "
+    "each layer starts from the "
     "previous one's layout and is Procrustes-aligned to it, so clips move only where the geometry changes."
 )
 

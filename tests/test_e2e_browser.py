@@ -160,6 +160,14 @@ class Watch:
         finally:
             self.navigating = False
 
+    def reload(self) -> None:
+        """Reload the page, as the browser's reload button does."""
+        self.navigating = True
+        try:
+            self.page.reload()
+        finally:
+            self.navigating = False
+
     def _failed(self, request) -> None:
         if self.navigating and request.failure == "net::ERR_ABORTED":
             return  # cancelled by our own page.goto, not a failed load
@@ -189,14 +197,22 @@ class Watch:
 
 CLIPPED_JS = """() => {
   const sel = '[data-testid="stMetricLabel"], [data-testid="stMetricValue"], '
-    + '[data-testid="stWidgetLabel"], label[data-baseweb], h1, button, [data-testid="stTable"]';
+    + '[data-testid="stWidgetLabel"], label[data-baseweb], h1, button, [data-testid="stTable"], '
+    + '[data-testid="stButtonGroup"], .katex-display .katex-html';
   const out = [];
   for (const root of document.querySelectorAll(sel)) {
     for (const el of [root, ...root.querySelectorAll('*')]) {
       const st = getComputedStyle(el), r = el.getBoundingClientRect();
       if (!r.width || st.visibility === 'hidden') continue;
-      const cut = ['hidden', 'clip'].includes(st.overflowX) && el.scrollWidth > el.clientWidth + 1;
-      if (cut || r.right > window.innerWidth + 1) out.push((el.innerText || el.tagName).slice(0, 50));
+      // a segmented control scrolls its buttons (overflow auto) when they do not fit its column
+      const hides = ['hidden', 'clip'].concat(root.matches('[data-testid="stButtonGroup"]')
+        ? ['auto', 'scroll'] : []);
+      const cut = hides.includes(st.overflowX) && el.scrollWidth > el.clientWidth + 1;
+      const column = el.closest('[data-testid="stColumn"], [data-testid="stMainBlockContainer"]');
+      const out_of_column = column && r.right > column.getBoundingClientRect().right + 1;
+      if (cut || r.right > window.innerWidth + 1 || out_of_column) {
+        out.push((el.innerText || el.tagName).slice(0, 50));
+      }
     }
   }
   return [...new Set(out)];
@@ -384,11 +400,15 @@ def test_every_page_by_url_offline_and_on_a_projector(server: str, shots: Path) 
                 page.set_default_timeout(LONG)
                 watch = Watch(page)
                 for path, heading in URL_PATHS.items():
-                    watch.goto(f"{server}/{path}")
-                    page.get_by_role("heading", name=heading).first.wait_for()
-                    _idle(page)
-                    assert urlparse(page.url).path == f"/{path}", page.url
-                    expect(page.get_by_text("Page not found")).to_have_count(0)
+                    for opened in ("link", "reload"):  # a deep link, then the browser's reload
+                        if opened == "link":
+                            watch.goto(f"{server}/{path}")
+                        else:
+                            watch.reload()
+                        page.get_by_role("heading", name=heading).first.wait_for()
+                        _idle(page)
+                        assert urlparse(page.url).path == f"/{path}", (opened, page.url)
+                        expect(page.get_by_text("Page not found")).to_have_count(0)
                     if path == "convexity":  # the stored choice, in a new session
                         expect(page.get_by_text(f"{CLIPS} clips (cap {CLIPS})")).to_be_visible()
                         chart = page.locator(".js-plotly-plot").first
@@ -404,9 +424,12 @@ def test_every_page_by_url_offline_and_on_a_projector(server: str, shots: Path) 
                     )
                     rgb = [int(v) for v in re.findall(r"\d+", bg)[:3]]
                     assert sum(rgb) < 150, bg  # the dark theme follows the system setting
-                watch.goto(server)  # the root opens Home
-                page.get_by_role("heading", name="Convexity Lab").first.wait_for()
-                _idle(page)
+                for url in (server, f"{server}/home"):  # the root and /home open Home (at /home)
+                    watch.goto(url)
+                    page.get_by_role("heading", name="Convexity Lab").first.wait_for()
+                    _idle(page)
+                    expect(page.get_by_text("Page not found")).to_have_count(0)
+                    assert urlparse(page.url).path == "/home", page.url
                 watch.check()
                 page.close()
         finally:

@@ -112,3 +112,42 @@ def test_the_check_catches_clipped_labels(tmp_path: Path) -> None:
     fig.update_yaxes(automargin=False)
     boxes = _boxes(fig.to_html(include_plotlyjs=True, full_html=True), tmp_path / "old.html")
     assert _outside(boxes), "tight margins should clip the y tick labels"
+
+
+LINES_JS = """
+() => {
+  const fig = document.querySelector('.main-svg').getBoundingClientRect();
+  const note = Array.from(document.querySelectorAll('.annotation-text'))
+    .find((el) => el.textContent.includes('model '));
+  const lines = Array.from(note.querySelectorAll('tspan.line')).map((el) => el.getBoundingClientRect());
+  const r = note.getBoundingClientRect();
+  return {fig: {left: fig.left, right: fig.right, top: fig.top, bottom: fig.bottom},
+          caption: [{text: note.textContent, left: r.left, right: r.right, top: r.top, bottom: r.bottom}],
+          lines: lines.length};
+}
+"""
+
+
+def test_a_full_provenance_caption_is_wrapped_inside_the_exported_figure(tmp_path: Path) -> None:
+    caption = [  # as long as a real one: model path and weights, data, sampling, seed, device, code, date
+        "model /home/lecturer/models/whisper-tiny.en-finetuned-speakers [files-sha256:8dfcea5a3b2f] "
+        "· data folder (test), 2520 clips [378d9ff57325] · k=10 · sampled, target se 0.005 · seed 0 · "
+        "cuda, engine v3, code 77e3e88abcde+dirty · 2026-12-01"
+    ]
+    html = export.figure_html(convexity_like_figure(), caption, "convexity", "Graph convexity")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    path = tmp_path / "convexity.html"
+    path.write_text(html, encoding="utf-8")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1024, "height": 768})
+            page.goto(path.as_uri())
+            page.wait_for_selector(".ytick text", timeout=30_000)
+            boxes = page.evaluate(LINES_JS)
+        finally:
+            browser.close()
+    assert boxes["lines"] >= 2  # wrapped onto several lines ...
+    assert not _outside(boxes, "caption"), boxes  # ... every one inside the figure, none cut
+    text = " ".join(boxes["caption"][0]["text"].split())
+    assert "".join(caption[0].split()) == "".join(text.split())  # the whole caption, in order

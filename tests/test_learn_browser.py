@@ -22,6 +22,11 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background
         "--disable-component-update", "--disable-sync"]  # fmt: skip
 LONG = 120_000  # ms
 PAIR = re.compile(r"Pair: start (\d+) → end (\d+) \(class (\d+)\)")
+# formulas (their drawn part) whose right edge lies beyond their column's
+FORMULA_OVERFLOW_JS = """() => Array.from(document.querySelectorAll('.katex-display .katex-html'))
+  .filter((el) => el.getBoundingClientRect().right
+    > el.closest('[data-testid="stColumn"]').getBoundingClientRect().right + 1)
+  .map((el) => el.textContent.slice(0, 40))"""
 
 pytestmark = [
     pytest.mark.slow,
@@ -138,6 +143,18 @@ def test_click_two_points_on_learn_to_choose_the_pair(server: str) -> None:
             )
             after = _pair(page)
             assert after != before and after == (first["id"], second["id"], cls)
+            seed = page.get_by_label(
+                "Seed"
+            )  # a new toy opens on a pair whose path leaves its class
+            seed.fill("1")
+            seed.press("Enter")
+            _idle(page)
+            for _ in range(3):  # on to step 4, the score's formulas
+                page.get_by_role("button", name="Next ▶").click()
+                _idle(page)
+            expect(page.get_by_text("4. The score")).to_be_visible()
+            expect(page.locator(".katex-display .katex-html").nth(1)).to_be_visible()
+            assert not page.evaluate(FORMULA_OVERFLOW_JS), "a formula runs out of its column"
         finally:
             browser.close()
     assert not problems, "\n".join(problems)

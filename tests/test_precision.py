@@ -20,7 +20,9 @@ def test_cli_options_map_to_the_dashboards_presets() -> None:
     assert precision_from_args(_args(exhaustive=True)) == preset("exact")
     assert precision_from_args(_args(pairs=5000)) == preset("authors' 5,000 pairs")
     assert precision_from_args(_args(target_se=0.002)) == preset("± 0.002")
-    assert precision_from_args(_args(pairs=100, target_se=0.01)) == preset("± 0.01")  # the target wins
+    assert precision_from_args(_args(pairs=100, target_se=0.01)) == preset(
+        "± 0.01"
+    )  # the target wins
 
 
 def test_engine_keywords_are_the_store_request() -> None:

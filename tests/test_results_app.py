@@ -25,7 +25,10 @@ APP = "../app.py"
 
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private cache for one test."""
+    """A private cache for one test (and no results held in memory from another test's cache)."""
+    from pages.cached import _results
+
+    _results().clear()
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
 
@@ -48,7 +51,9 @@ def engine_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def _values(field: object) -> np.ndarray:
     """A plotly trace array from a chart spec (plain list or base64 'bdata')."""
     if isinstance(field, dict) and "bdata" in field:
-        return np.frombuffer(base64.b64decode(field["bdata"]), dtype=np.dtype(field["dtype"]))
+        flat = np.frombuffer(base64.b64decode(field["bdata"]), dtype=np.dtype(field["dtype"]))
+        shape = field.get("shape")
+        return flat.reshape([int(n) for n in str(shape).split(",")]) if shape else flat
     return np.asarray(field, dtype=float)
 
 
@@ -115,7 +120,15 @@ def test_compare_overlays_models_of_different_depth(cache: Path, engine_calls: l
     assert params["axis"] == ["relative"] and sorted(params["curve"]) == sorted(
         ids
     )  # linkable view
-    assert _chart(at, "cmp_heatmap")  # per-class difference of the two
+    heat = _chart(at, "cmp_heatmap")  # per-class difference of the two ...
+    lines, _ = _provenance_text(
+        heat
+    )  # ... saying which curve is A and which is B, in the image too
+    named = " ".join(lines)
+    labels = [
+        at.selectbox(key=k).format_func(at.selectbox(key=k).value) for k in ("cmp_a", "cmp_b")
+    ]
+    assert f"A = {labels[0]}" in named and f"B = {labels[1]}" in named, named
     at.radio(key="cmp_axis").set_value("absolute").run()
     spec = _chart(at, "cmp_curves_plot")
     assert max(_values(t["x"])[-1] for t in spec["data"]) == 6
@@ -139,3 +152,159 @@ def test_compare_view_opens_from_its_link(cache: Path) -> None:
         at.radio(key="cmp_axis").value == "absolute" and at.radio(key="cmp_bars").value == "spread"
     )
     assert any("authors' spread" in c.value for c in at.caption)
+
+
+def _counted(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> list[int]:
+    """Wrap ``module.name`` (signature kept); the returned list grows by one per call."""
+    calls: list[int] = []
+    real = getattr(module, name)
+
+    @functools.wraps(real)
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def _provenance_text(spec: dict) -> tuple[list[str], dict]:
+    """(the provenance annotation's lines, the layout) of a chart spec."""
+    notes = [a for a in spec["layout"].get("annotations", []) if a.get("name") == "provenance"]
+    assert len(notes) == 1, notes
+    return notes[0]["text"].split("<br>"), spec["layout"]
+
+
+def test_cli_criteria_and_umap_open_in_the_dashboard_without_recomputation(
+    cache: Path, tree: Path, model_dir: Path, one_thread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.geometry import criteria as criteria_engine
+    from core.geometry import projections as projection_engine
+
+    fs = extract_features(model_dir, Selection("folder", str(tree)), batch_size=8)
+    key = str(fs.key)[:12]
+    assert main(["criteria", "--key", key, "--no-progress", "--device", "cpu"]) == 0
+    assert main(["umap", "--key", key, "--no-progress"]) == 0
+    criteria_calls = _counted(monkeypatch, criteria_engine, "run_criteria")
+    umap_calls = _counted(monkeypatch, projection_engine, "layer_embeddings")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["feature_key"] = fs.key
+    at.session_state["cr_on"] = True
+    at.run()
+    at.switch_page("pages/convexity.py").run()
+    assert not at.exception, at.exception
+    assert _chart(at, "cr_curves")  # the criteria are shown ...
+    assert criteria_calls == [], "the dashboard recomputed the CLI's criteria"  # ... from the store
+    at.switch_page("pages/projections.py").run()
+    assert not at.exception, at.exception
+    assert _chart(at, "pj_plot")
+    assert umap_calls == [], "the dashboard recomputed the CLI's UMAP layout"
+
+
+def test_every_figure_carries_its_whole_provenance_wrapped(
+    cache: Path, tree: Path, model_dir: Path, one_thread
+) -> None:
+    from core.results import export
+    from core.results.kinds import convexity_entry
+    from pages.precision import PRECISIONS
+
+    fs = extract_features(model_dir, Selection("folder", str(tree)), batch_size=8)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["feature_key"] = fs.key
+    at.session_state["cr_on"] = True
+    at.run()
+    at.switch_page("pages/convexity.py").run()
+    assert not at.exception, at.exception
+    entry, hit = convexity_entry(
+        fs, {"word": fs.words, "speaker": fs.speakers}, k=10, **PRECISIONS["± 0.005"]
+    )
+    assert hit
+    caption = entry.provenance.caption()
+    assert len(caption) > export.CAPTION_CHARS  # long enough to need wrapping
+    for part in ("cx_curve", "cx_heatmap", "cr_curves", "cr_linear_cka"):
+        lines, layout = _provenance_text(_chart(at, part))
+        assert caption in " ".join(lines), (
+            part
+        )  # the whole caption, seed, device, code and date too
+        assert max(map(len, lines)) <= export.CAPTION_CHARS, part  # wrapped, not one clipped line
+        # the bottom margin holds every line below the axis title
+        needed = export.CAPTION_SHIFT + export.CAPTION_LINE * len(lines)
+        assert layout["margin"]["b"] >= needed, part
+        assert layout["xaxis"]["tickformat"] == "d" and layout["xaxis"]["dtick"] == 1, part
+    # prune points are legend entries, not text labels on the plot that collide at one layer
+    spec = _chart(at, "cx_curve")
+    assert not any("prune" in a.get("text", "") for a in spec["layout"]["annotations"])
+    names = [t["name"] for t in spec["data"]]
+    assert any(n.startswith("prune point (word)") for n in names)
+    assert any(n.startswith("prune point (speaker)") for n in names)
+    # the camera image is laid out wider than a column, at the figure's height
+    config = json.loads(at.get("plotly_chart")[0].proto.config)
+    assert config["toImageButtonOptions"]["width"] >= 1000
+    # the HTML export: the whole caption, wrapped for its width
+    fig_spec = _chart(at, "cx_curve")
+    import plotly.graph_objects as go
+
+    html = export.figure_html(go.Figure(fig_spec), [caption], "convexity", "title")
+    html = html.replace("\\u002f", "/")  # plotly's JSON escapes "/"
+    out = export.standalone(go.Figure(fig_spec), [caption])
+    assert caption == export.caption_text(out)
+    for part in caption.split(" · "):  # every part: model, data, k, sampling, device/code, date
+        assert part in html, part
+
+
+def test_one_class_folder_shows_the_curve_it_can(
+    cache: Path, tree: Path, model_dir: Path, one_thread, tmp_path: Path
+) -> None:
+    import shutil
+
+    one = tmp_path / "one-word"
+    shutil.copytree(tree / "go", one / "go")  # every clip says "go"; three speakers
+    fs = extract_features(model_dir, Selection("folder", str(one)), batch_size=8)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["feature_key"] = fs.key
+    at.session_state["cx_k"] = 3  # 6 clips
+    at.run()
+    at.switch_page("pages/convexity.py").run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    names = [t["name"] for t in _chart(at, "cx_curve")["data"]]
+    assert any(n.startswith("speaker") for n in names) and not any(
+        n.startswith("word") for n in names
+    )
+    why = [c.value for c in at.caption if "no word curve" in c.value.lower()]
+    assert len(why) == 1 and "same word" in why[0] and "\n" not in why[0]
+
+
+def test_per_class_heatmap_says_each_class_has_its_own_standard_error(
+    cache: Path, tree: Path, model_dir: Path, one_thread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.geometry.convexity import layerwise_convexity
+    from core.geometry.synthetic import synthetic_layers
+    from core.results.provenance import provenance_from_meta
+    from pages import cached
+
+    fs = extract_features(model_dir, Selection("folder", str(tree)), batch_size=8)
+    x, y = synthetic_layers(900, 3, 8, fs.n_layers + 1, seed=0)
+    sampled = layerwise_convexity(
+        x, {"word": [f"w{c}" for c in y]}, k=10, target_se=0.01, seed=0, device="cpu"
+    )
+    assert not all(r.settings.get("exact") for r in sampled["word"].results)
+    prov = provenance_from_meta(
+        fs.meta | {"key": fs.key}, kind="convexity", label_sets=["word"],
+        settings=dict(sampled["word"].results[0].settings),
+    )  # fmt: skip
+    monkeypatch.setattr(cached, "convexity_result", lambda *a, **k: (sampled, prov, True))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["feature_key"] = fs.key
+    at.run()
+    at.switch_page("pages/convexity.py").run()
+    assert not at.exception, at.exception
+    spec = _chart(at, "cx_heatmap")
+    lines, _ = _provenance_text(spec)
+    note = " ".join(lines)
+    assert "layer average" in note and "own SE" in note
+    trace = spec["data"][0]
+    assert "this class's SE" in trace["hovertemplate"]
+    class_se = _values(trace["customdata"])
+    per_class = sampled["word"].results[-1].per_class
+    assert sorted(class_se[:, -1]) == pytest.approx(sorted(v.sem for v in per_class.values()))

@@ -1,4 +1,4 @@
-"""Commands about layer geometry: ``convexity``, ``criteria`` and ``euclidean`` (of a fine-tuned run)."""
+"""Commands about layer geometry: ``convexity``, ``criteria``, ``umap`` and ``euclidean`` (of a fine-tuned run)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from core.errors import CliError
 from core.geometry.sampling import DEFAULT_TARGET_SE
 from core.results.precision import DEFAULT_PRECISION, Precision
 
-__all__ = ["cmd_convexity", "cmd_criteria", "cmd_euclidean", "register"]
+__all__ = ["cmd_convexity", "cmd_criteria", "cmd_euclidean", "cmd_umap", "register"]
 
 
 def _label_sets(fs: Any, names: Sequence[str]) -> dict[str, list[str]]:
@@ -206,14 +206,9 @@ def _criteria_csv(results: dict[str, Any]) -> str:
 def cmd_criteria(args: argparse.Namespace) -> int:
     """Convexity beside the other layer-selection criteria, with each one's proposed prune point."""
     from core.geometry.convexity import convexity_curve
-    from core.geometry.criteria import (
-        CRITERIA,
-        GraphCollector,
-        compare_prune_points,
-        run_criteria,
-    )
+    from core.geometry.criteria import CRITERIA, GraphCollector, compare_prune_points
     from core.io.atomic import atomic_write_bytes
-    from core.results.kinds import stored_criteria
+    from core.results.kinds import criteria_entry, decode_criteria
 
     out = _out_path(args)
     fs = _features_for(args)
@@ -232,10 +227,9 @@ def cmd_criteria(args: argparse.Namespace) -> int:
         )  # fmt: skip
     finally:
         close()
-    results, _ = stored_criteria(
-        fs, args.labels, {"names": args.names, "k": args.k, "options": {}},
-        lambda: run_criteria(fs.features, labels, names=args.names, graphs=graphs, k=args.k),
-    )  # fmt: skip
+    # the dashboard's request for these inputs: a set computed here opens there as is
+    entry, _ = criteria_entry(fs, args.labels, k=args.k, names=args.names, graphs=graphs)
+    results = decode_criteria(entry)
     table = compare_prune_points(results, curve, fraction=args.fraction)
     curves = {"convexity": curve.scores} | {
         n: r.values for n, r in results.items() if r.kind == "curve"
@@ -253,6 +247,32 @@ def cmd_criteria(args: argparse.Namespace) -> int:
         else:
             atomic_write_bytes(out, _criteria_csv(results).encode())
         print(f"wrote {out}")
+    return 0
+
+
+def cmd_umap(args: argparse.Namespace) -> int:
+    """Aligned 2-D UMAP layouts of every hidden state, into the results store (the Projections page's)."""
+    from core.results.kinds import umap_entry
+
+    fs = _features_for(args)
+    print("\n".join(describe_features(fs)))
+    update, close = progress_bar("umap", not args.no_progress, unit="layer")
+    try:
+        given = {"n_neighbors": args.neighbors, "seed": args.umap_seed}
+        settings = {name: value for name, value in given.items() if value is not None}
+        entry, hit = umap_entry(fs, progress=update, **settings)  # the engine's defaults otherwise
+    finally:
+        close()
+    layout = entry.arrays["layout"]
+    origin = "loaded from" if hit else "stored in"
+    print(f"UMAP layouts {tuple(layout.shape)} {origin} the results store (key {entry.key[:12]})")
+    if args.out:
+        from core.io.atomic import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.save(buf, layout)
+        atomic_write_bytes(Path(args.out), buf.getvalue())
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -300,7 +320,7 @@ def cmd_euclidean(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``convexity``, ``criteria`` and ``euclidean``."""
+    """Add ``convexity``, ``criteria``, ``umap`` and ``euclidean``."""
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser("convexity", parents=[common_options()], formatter_class=fmt,
                        help="per-layer graph convexity of word and speaker labels",
@@ -368,6 +388,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fraction of the maximum for curve rules (default: 0.95)")  # fmt: skip
     p.add_argument("--out", help="write FILE.json (everything) or FILE.csv (long format)")
     p.set_defaults(func=cmd_criteria)
+
+    p = sub.add_parser("umap", parents=[common_options()], formatter_class=fmt,
+                       help="aligned 2-D UMAP of every hidden state (the dashboard's Projections)",
+                       epilog="example:\n  python -m core umap whisper-tiny.en-offline sample --out umap.npy")  # fmt: skip
+    selection_options(p, required=False)
+    speaker_regex_option(p)
+    p.add_argument("--key", help="use cached features by key (or a unique prefix)")
+    p.add_argument("--neighbors", type=positive_int, default=None,
+                   help="UMAP neighbours on the exact kNN graph (default: the engine's, 15)")  # fmt: skip
+    p.add_argument("--umap-seed", type=int, default=None,
+                   help="UMAP seed (default: the engine's, 0)")  # fmt: skip
+    p.add_argument("--out", help="also write the layouts (L+1, N, 2) to FILE.npy")
+    p.set_defaults(func=cmd_umap)
 
     p = sub.add_parser("euclidean", parents=[common_options()], formatter_class=fmt,
                        help="Euclidean convexity per layer of a fine-tuned run (Tetkova et al.)",

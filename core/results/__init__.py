@@ -21,6 +21,11 @@ _EXPORTS = {
     "save_result": "store",
     "convexity_entry": "kinds",
     "convexity_request": "kinds",
+    "criteria_entry": "kinds",
+    "criteria_key": "kinds",
+    "criteria_request": "kinds",
+    "umap_entry": "kinds",
+    "umap_request": "kinds",
     "decode_criteria": "kinds",
     "decode_curves": "kinds",
     "encode_curves": "kinds",
@@ -50,6 +55,7 @@ _EXPORTS = {
     "image_config": "export",
     "json_with_provenance": "export",
     "standalone": "export",
+    "wrap_caption": "export",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

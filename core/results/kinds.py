@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ResultError
+from core.errors import LabError, ResultError
 from core.geometry import convexity as convexity_engine
+from core.geometry import criteria as criteria_engine
+from core.geometry import projections as projection_engine
 from core.geometry.convexity import ClassConvexity, ConvexityCurve, ConvexityResult
 from core.geometry.criteria import CriterionResult
 from core.results.provenance import provenance_from_meta
@@ -213,19 +215,141 @@ def stored_criteria(
     refresh: bool = False,
 ) -> tuple[dict[str, CriterionResult], bool]:
     """(criteria, from_store): ``compute()`` (e.g. ``run_criteria``) through the store, keyed by ``request``."""
-    meta = _meta(fs)
+    entry, hit = _criteria_store(fs, label_set, request, compute, refresh)
+    return decode_criteria(entry), hit
+
+
+def _criteria_store(
+    fs: Any,
+    label_set: str,
+    request: Mapping[str, Any],
+    compute: Callable[[], Mapping[str, CriterionResult]],
+    refresh: bool,
+) -> tuple[StoredResult, bool]:
+    """(entry, from_store) of ``compute()`` keyed by ``request`` and the label set."""
 
     def run() -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
         data, arrays = encode_criteria(compute())
         return data, arrays, dict(request)
 
     request = {"label_set": label_set, **request}
-    entry, hit = _entry(meta, "criteria", [label_set], dict(request), run, refresh)
-    return decode_criteria(entry), hit
+    return _entry(_meta(fs), "criteria", [label_set], dict(request), run, refresh)
+
+
+# Criterion arguments that say where/how it runs or what it shares, not what it computes: not in the key
+# (``k`` is the request's own entry, passed to every graph criterion by ``run_criteria``).
+CRITERIA_RUNTIME_ARGS = {"features", "labels", "graphs", "k", "n_jobs", "blas_threads", "device"}
+
+
+def criteria_request(
+    labels: Sequence[Hashable],
+    *,
+    k: int = criteria_engine.DEFAULT_K,
+    names: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The stored-criteria request: names, k and every chosen criterion's keywords (defaults filled in).
+
+    The keywords come from each criterion function's signature, so a changed default changes the key;
+    the linear probe's folds are capped by the smallest class (stratified folds need each class in each).
+    """
+    from collections import Counter
+
+    chosen = list(names) if names is not None else list(criteria_engine.CRITERIA)
+    options: dict[str, dict[str, Any]] = {}
+    for name in chosen:
+        spec = criteria_engine.CRITERIA[name]
+        options[name] = {
+            arg: p.default
+            for arg, p in inspect.signature(spec.compute).parameters.items()
+            if arg not in CRITERIA_RUNTIME_ARGS and p.default is not inspect.Parameter.empty
+        }
+    if "linear_probe" in options and len(labels):
+        smallest = min(Counter(labels).values())
+        folds = int(options["linear_probe"].get("n_splits", 5))
+        options["linear_probe"]["n_splits"] = max(2, min(folds, smallest))
+    return {"names": None if names is None else list(names), "k": int(k), "options": options}
+
+
+def criteria_entry(
+    fs: Any,
+    label_set: str,
+    *,
+    k: int = criteria_engine.DEFAULT_K,
+    names: Sequence[str] | None = None,
+    graphs: Mapping[int, Any] | None = None,
+    on_error: Callable[[str, LabError], None] | None = None,
+    progress: Progress | None = None,
+    refresh: bool = False,
+) -> tuple[StoredResult, bool]:
+    """(entry, from_store) of the criteria of ``fs``'s ``label_set`` labels, computed one by one.
+
+    A criterion that fails with a ``LabError`` is reported to ``on_error`` and left out (re-raised when
+    there is no ``on_error``); ``graphs`` are kNN graphs already built (e.g. by the convexity engine).
+    """
+    labels = list(fs.labels(label_set))
+    request = criteria_request(labels, k=k, names=names)
+    chosen = list(request["options"])
+
+    def compute() -> dict[str, CriterionResult]:
+        shared = dict(graphs or {})
+        done: dict[str, CriterionResult] = {}
+        for i, name in enumerate(chosen):
+            if criteria_engine.CRITERIA[name].uses_graphs and len(shared) < fs.features.shape[1]:
+                shared = criteria_engine.knn_graphs(fs.features, k, shared)  # once, for all of them
+            try:
+                done |= criteria_engine.run_criteria(
+                    fs.features, labels, names=[name], graphs=shared, k=k,
+                    options=request["options"],
+                )  # fmt: skip
+            except LabError as exc:
+                if on_error is None:
+                    raise
+                on_error(name, exc)
+            if progress is not None:
+                progress(i + 1, len(chosen))
+        return done
+
+    return _criteria_store(fs, label_set, request, compute, refresh)
+
+
+def criteria_key(fs: Any, label_set: str, *, k: int = criteria_engine.DEFAULT_K) -> str:
+    """The store key ``criteria_entry`` uses for these inputs (nothing computed)."""
+    request = criteria_request(list(fs.labels(label_set)), k=k)
+    return result_key(_meta(fs)["key"], "criteria", {"label_set": label_set, **request})
 
 
 # --------------------------------------------------------------------------------------------------
 # UMAP layouts
+
+# Arguments of ``layer_embeddings`` that are not part of the key.
+UMAP_RUNTIME_ARGS = {"features", "progress"}
+
+
+def umap_request(**engine_kwargs: Any) -> dict[str, Any]:
+    """The key-relevant settings: every ``layer_embeddings`` keyword, defaults filled in from its signature."""
+    sig = inspect.signature(projection_engine.layer_embeddings)
+    unknown = set(engine_kwargs) - set(sig.parameters)
+    if unknown:
+        raise TypeError(f"layer_embeddings has no argument(s) {sorted(unknown)}")
+    return {
+        name: engine_kwargs.get(name, p.default)
+        for name, p in sig.parameters.items()
+        if name not in UMAP_RUNTIME_ARGS and p.default is not inspect.Parameter.empty
+    }
+
+
+def umap_entry(
+    fs: Any, *, progress: Progress | None = None, refresh: bool = False, **engine_kwargs: Any
+) -> tuple[StoredResult, bool]:
+    """(entry, from_store) of the aligned UMAP layouts (L+1, N, 2) of feature set ``fs``."""
+    request = umap_request(**engine_kwargs)
+
+    def run() -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
+        layout = projection_engine.layer_embeddings(fs.features, progress=progress, **request)
+        layout = np.asarray(layout, dtype=np.float32)
+        return {"shape": list(layout.shape)}, {"layout": layout}, dict(request)
+
+    return _entry(_meta(fs), "umap", [], request, run, refresh)
 
 
 def stored_umap(

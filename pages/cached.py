@@ -1,0 +1,232 @@
+"""The dashboard's caches (the only st.cache_* wrappers): feature sets, and results in memory over the store.
+
+Results (convexity curves, criteria, UMAP layouts) are held per process in a bounded LRU keyed by their
+inputs; on a miss they come from the results store (core.results.kinds), which computes and stores them
+only when no valid entry exists, so a result computed by the CLI opens here without recomputation.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from core.data.features import (
+    FeatureSet,
+    feature_cache_root,
+    list_cached_features,
+    load_cached_features,
+)
+from core.errors import ConvexityInputError, LabError
+from core.geometry.convexity import ConvexityCurve, ConvexityResult, graph_convexity
+from core.geometry.criteria import CriterionResult
+from core.models.registry import models_available_offline
+from core.results.kinds import (
+    convexity_entry,
+    criteria_entry,
+    criteria_key,
+    decode_criteria,
+    decode_curves,
+    umap_entry,
+)
+from core.results.memory import LRUCache
+from core.results.provenance import Provenance
+from core.results.store import load_result
+from pages.messages import one_line
+from pages.precision import PRECISIONS
+
+RESULTS_IN_MEMORY = 16  # results held per process (LRU); the results store on disk keeps them all
+
+
+@st.cache_data(ttl=600, show_spinner="Checking which models work offline...")
+def offline_models() -> list[str]:
+    """Preset keys usable without the hub (cached: the check can probe installed packages)."""
+    return models_available_offline()
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _cached_feature_list(root: str) -> list[dict[str, Any]]:
+    """Summaries of the complete feature sets under ``root`` (the argument keys the cache)."""
+    return [m for m in list_cached_features() if m.get("complete")]
+
+
+def cached_feature_list() -> list[dict[str, Any]]:
+    """Summaries of the feature sets on disk, newest first (briefly cached; cleared after an extraction)."""
+    return _cached_feature_list(str(feature_cache_root()))
+
+
+def clear_feature_list() -> None:
+    """Forget the cached listing (after an extraction added a set)."""
+    _cached_feature_list.clear()
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def feature_set(key: str) -> FeatureSet:
+    """A cached feature set by key, loaded once per process (memory-mapped)."""
+    return load_cached_features(key)
+
+
+@st.cache_resource(show_spinner=False)
+def _results() -> LRUCache:
+    """Process-wide, bounded (LRU) map of results in use, keyed by their inputs; the disk store backs it."""
+    return LRUCache(RESULTS_IN_MEMORY)
+
+
+_MISSING = object()
+
+
+def _memo(
+    key: tuple, label: str, work: Callable[[Callable[[int, int], None]], Any], refresh: bool = False
+) -> Any:
+    """The in-memory result for ``key``, else ``work(tick)`` (store read or computation) with a progress bar."""
+    memory = _results()
+    found = _MISSING if refresh else memory.get(key, _MISSING)
+    if found is not _MISSING:
+        return found
+    bar = st.progress(0.0, text=label)
+
+    def tick(done: int, total: int) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=f"{label} ({done}/{total})")
+
+    try:
+        value = work(tick)
+    finally:
+        bar.empty()
+    memory.put(key, value)
+    return value
+
+
+LABEL_SETS = ("word", "speaker")
+
+
+def missing_label_sets(fs: FeatureSet) -> dict[str, str]:
+    """Label set -> why it has no convexity curve: it needs 2 classes with 2 or more clips each."""
+    out = {}
+    for name in LABEL_SETS:
+        counts = Counter(fs.labels(name))
+        usable = sum(1 for n in counts.values() if n >= 2)
+        if usable < 2:
+            kinds = "speaker id" if name == "speaker" else "word"
+            out[name] = (
+                f"no {name} curve: every clip has the same {kinds}"
+                if len(counts) == 1
+                else f"no {name} curve: only {usable} {name} class(es) have 2 or more clips"
+            ) + " (convexity needs at least 2 classes)"
+    return out
+
+
+def convexity_result(
+    key: str, k: int, precision: str, seed: int = 0, refresh: bool = False
+) -> tuple[dict[str, ConvexityCurve], Provenance, bool]:
+    """(word and speaker curves, provenance, from_store): stored results show at once, else computed and stored.
+
+    A label set without two usable classes has no curve and is left out (``missing_label_sets`` says why).
+    """
+    fs = feature_set(key)
+    settings = PRECISIONS[precision]
+    missing = missing_label_sets(fs)
+    labels = {name: fs.labels(name) for name in LABEL_SETS if name not in missing}
+    if not labels:
+        raise ConvexityInputError("; ".join(missing.values()))
+
+    def work(
+        tick: Callable[[int, int], None],
+    ) -> tuple[dict[str, ConvexityCurve], Provenance, bool]:
+        entry, hit = convexity_entry(
+            fs, labels, k=k, seed=seed, progress=tick, refresh=refresh, **settings
+        )
+        return decode_curves(entry.data), entry.provenance, hit
+
+    memo_key = ("convexity", key, k, precision, seed)
+    return _memo(memo_key, "Graph convexity per layer", work, refresh)
+
+
+def current_convexity(key: str) -> dict[str, ConvexityCurve]:
+    """Word and speaker curves of one feature set at the Convexity page's k and precision (both, or a
+    ConvexityInputError saying why one cannot be computed)."""
+    state = st.session_state
+    missing = missing_label_sets(feature_set(key))
+    if missing:
+        raise ConvexityInputError("; ".join(missing.values()))
+    return convexity_result(key, int(state.cx_k), str(state.cx_precision))[0]
+
+
+def criteria_with_provenance(
+    key: str, labels: str, k: int
+) -> tuple[dict[str, CriterionResult], Provenance]:
+    """(every other layer-selection criterion, its provenance) for one feature set and label set."""
+    fs = feature_set(key)
+
+    def skipped(name: str, exc: LabError) -> None:
+        st.warning(f"{name} skipped: {one_line(exc)}")
+
+    def work(tick: Callable[[int, int], None]) -> tuple[dict[str, CriterionResult], Provenance]:
+        entry, _ = criteria_entry(fs, labels, k=k, on_error=skipped, progress=tick)
+        return decode_criteria(entry), entry.provenance
+
+    return _memo(("criteria", key, labels, k), "Layer-selection criteria", work)
+
+
+def criteria_results(key: str, labels: str, k: int) -> dict[str, CriterionResult]:
+    """Every other layer-selection criterion for one feature set and label set (stored; computed once)."""
+    return criteria_with_provenance(key, labels, k)[0]
+
+
+def has_criteria(key: str, labels: str, k: int) -> bool:
+    """Whether ``criteria_results`` for these inputs is in memory or stored (no work started)."""
+    if ("criteria", key, labels, k) in _results():
+        return True
+    return load_result(criteria_key(feature_set(key), labels, k=k)) is not None
+
+
+def umap_with_provenance(
+    key: str, n_neighbors: int = 15, seed: int = 0
+) -> tuple[np.ndarray, Provenance]:
+    """(aligned UMAP embeddings (L+1, N, 2) of every hidden state, provenance); stored, computed once."""
+    fs = feature_set(key)
+
+    def work(tick: Callable[[int, int], None]) -> tuple[np.ndarray, Provenance]:
+        entry, _ = umap_entry(fs, n_neighbors=n_neighbors, seed=seed, progress=tick)
+        return entry.arrays["layout"], entry.provenance
+
+    return _memo(("umap", key, n_neighbors, seed), "UMAP of every hidden state", work)
+
+
+def umap_layers(key: str, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
+    """Aligned UMAP embeddings (L+1, N, 2) of every hidden state (stored; computed once per feature set)."""
+    return umap_with_provenance(key, n_neighbors, seed)[0]
+
+
+@st.cache_data(show_spinner="Counting parameters...", max_entries=8)
+def params_by_prune_point(model: str) -> dict[int, dict[str, int]]:
+    """Encoder parameter counts at every prune point 1..L of a model (loaded once on the CPU, then freed)."""
+    from core.models.pruning import params_by_prune_point as counts
+    from core.models.registry import load_encoder
+
+    enc = load_encoder(model, device="cpu")
+    try:
+        return counts(enc)
+    finally:
+        del enc
+
+
+@st.cache_resource(show_spinner=False)
+def background_tasks() -> dict[str, Any]:
+    """Process-wide registry of background tasks (benchmarks) by name, so any session can watch them."""
+    return {}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def toy_graph(
+    shape: str, classes: int, per_class: int, spread: float, k: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, ConvexityResult, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Teaching toy: points, labels, the exhaustive convexity result and the kNN graph (CSR)."""
+    from core.geometry.synthetic import toy_clusters
+    from core.geometry.teaching import knn_csr
+
+    points, labels = toy_clusters(per_class, classes, spread, shape, seed)
+    result = graph_convexity(points, labels, k=k, max_pairs_per_class=None, device="cpu")
+    return points, labels, result, knn_csr(points, k)

@@ -1,0 +1,58 @@
+"""The feature set a page shows: the one chosen on Setup, how it is named, and the model sizes Setup lists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from core.data.features import FeatureSet
+from core.errors import LabError
+from core.models.registry import MODELS
+from pages.cached import cached_feature_list, feature_set
+from pages.messages import one_line
+from pages.state import init_state
+
+
+def describe_entry(meta: dict[str, Any]) -> str:
+    """One-line label of a cached feature set for pickers."""
+    sel = meta.get("selection", {})
+    cap = sel.get("max_clips") or "all"
+    return (
+        f"{meta.get('model_key', '?')} · {meta.get('dataset', '?')} · split {sel.get('split', '?')} · "
+        f"{meta.get('n_clips', '?')} clips (cap {cap}) · {meta.get('input_mode') or '-'} · "
+        f"{str(meta.get('key', ''))[:8]}"
+    )
+
+
+def current_features(page_defaults: dict[str, Any] | None = None) -> FeatureSet | None:
+    """The feature set chosen on Setup (this session's, else the last stored choice); None with a hint."""
+    init_state(page_defaults)
+    key = st.session_state.feature_key
+    if key is None:
+        if cached_feature_list():
+            st.info("No feature set chosen yet: pick or extract one on the Setup page.")
+        else:
+            st.info("No features yet: extract some on the Setup page first.")
+        st.page_link("pages/setup.py", label="Go to Setup", icon=":material/tune:")
+        return None
+    try:
+        return feature_set(key)
+    except LabError as exc:
+        st.error(
+            f"Cannot load cached features {key[:8]}: {one_line(exc)} Re-extract them on Setup."
+        )
+        st.session_state.feature_key = None
+        return None
+
+
+def features_caption(fs: FeatureSet) -> None:
+    """A caption naming the feature set the page shows."""
+    st.caption(f"Features: {describe_entry(fs.meta)}. Change them on the Setup page.")
+
+
+def model_size(key: str) -> str:
+    """Human-readable size of a registry model (parameters, layers, width)."""
+    spec = MODELS[key]
+    params = f"{spec.params / 1e6:.0f}M params" if spec.params else "size unknown"
+    return f"{params}, {spec.n_layers} layers, {spec.hidden_size}-d"

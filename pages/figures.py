@@ -1,0 +1,159 @@
+"""Every figure's look: one palette, one curve plot, integer axes, provenance captions, showing and images."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.results.export import add_caption, image_config
+
+LAYER_AXIS = "hidden state (0 = input to layer 1)"
+# One colour per label set on every page (word blue, speaker pink).
+LABEL_COLOURS = {"word": "#2563eb", "speaker": "#db2777"}
+
+
+def palette(n: int) -> list[str]:
+    """Distinct class colours of mid lightness, readable on light and dark backgrounds."""
+    import plotly.colors as pc
+
+    if n <= 10:
+        return list(pc.qualitative.Plotly[:n])
+    # evenly spaced hues, alternating lightness so neighbours in hue still differ
+    return [f"hsl({round(360 * i / n)},70%,{50 if i % 2 == 0 else 62}%)" for i in range(n)]
+
+
+def integer_axis(
+    fig: go.Figure, values: Sequence[float], *, axis: str = "x", pad: float = 0.3
+) -> go.Figure:
+    """Make a counted axis (hidden states, epochs, steps, layers) show whole numbers only.
+
+    Ticks every 1 (or every whole ``n`` when there are more than 24), formatted as integers, and the range
+    fitted to the data (``pad`` either side), so no 0.5 ticks and no tick past the last value.
+    """
+    data = np.asarray([v for v in values if v is not None], dtype=float)
+    data = data[np.isfinite(data)]
+    if not data.size:
+        return fig
+    lo, hi = math.floor(data.min()), math.ceil(data.max())
+    step = max(1, math.ceil((hi - lo) / 24))
+    settings = {
+        "tickmode": "linear", "tick0": lo, "dtick": step, "tickformat": "d",
+        "range": [lo - pad, hi + pad],
+    }  # fmt: skip
+    (fig.update_xaxes if axis == "x" else fig.update_yaxes)(**settings)
+    return fig
+
+
+def style(
+    fig: go.Figure,
+    *,
+    height: int = 460,
+    x_title: str | None = None,
+    y_title: str | None = None,
+    legend: bool = True,
+) -> go.Figure:
+    """One look for every figure: readable fonts, tight margins, theme-neutral (works light and dark).
+
+    The legend sits above the plot and may take several rows: margins grow to hold it (never clipped).
+    """
+    fig.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10, "autoexpand": True},
+        font={"size": 14},
+        hoverlabel={"font_size": 13},
+        showlegend=legend,
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
+    )
+    if x_title is not None:
+        fig.update_xaxes(title_text=x_title, automargin=True)
+    if y_title is not None:
+        fig.update_yaxes(title_text=y_title, automargin=True)
+    return fig
+
+
+def fixed_legend(fig: go.Figure, short: int = 36) -> go.Figure:
+    """Legend entries of a fixed share of the width (two per row, or one when a name is long).
+
+    Entry widths measured from text overlap when an image is drawn in another font than the page
+    (the camera PNG); fixed shares never do.
+    """
+    longest = max((len(str(t.name or "")) for t in fig.data), default=0)
+    fig.update_layout(
+        legend={"entrywidthmode": "fraction", "entrywidth": 0.5 if longest <= short else 1.0}
+    )
+    return fig
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One line of a curve plot: points, optional error bars, per-point hover text and marker symbols."""
+
+    name: str
+    x: Sequence[float]
+    y: Sequence[float]
+    err: Sequence[float] | None = None
+    colour: str | None = None
+    dash: str | None = None
+    hover: Sequence[str] | None = None
+    symbols: Sequence[str] | None = None
+    width: float = 3
+
+
+def curve_figure(
+    curves: Sequence[Curve],
+    *,
+    height: int = 380,
+    x_title: str = LAYER_AXIS,
+    y_title: str = "graph convexity",
+    y_range: tuple[float, float] | None = (0, 1.05),
+    integer_x: bool = True,
+    caption: Sequence[str] = (),
+) -> go.Figure:
+    """The dashboard's curve plot (convexity and criteria per layer): lines + markers, error bars, caption."""
+    fig = go.Figure()
+    for c in curves:
+        err = None if c.err is None else list(c.err)
+        fig.add_trace(
+            go.Scatter(
+                x=list(c.x), y=list(c.y), mode="lines+markers", name=c.name,
+                error_y={"type": "data", "array": err, "visible": err is not None, "thickness": 1.5},
+                line={"color": c.colour, "width": c.width, "dash": c.dash},
+                marker={"size": 9, **({"symbol": list(c.symbols)} if c.symbols else {})},
+                hovertext=None if c.hover is None else list(c.hover),
+                hoverinfo="text" if c.hover is not None else None,
+            )
+        )  # fmt: skip
+    if y_range is not None:
+        fig.update_yaxes(range=list(y_range))
+    style(fig, height=height, x_title=x_title, y_title=y_title)
+    fixed_legend(fig)
+    if integer_x:
+        integer_axis(fig, [x for c in curves for x in c.x])
+    return add_caption(fig, caption)
+
+
+def figure_config(filename: str, fig: go.Figure | None = None) -> dict[str, Any]:
+    """Plotly config: the modebar camera downloads ``filename`` as PNG or SVG (browser-side, offline)."""
+    height = None if fig is None or fig.layout.height is None else int(fig.layout.height)
+    return image_config(filename, st.session_state.get("img_format") or "png", height=height)
+
+
+def image_format_picker() -> None:
+    """Choose what the figures' camera button (top right of each plot) downloads: PNG or SVG."""
+    st.segmented_control(
+        "Figure image (camera button)",
+        ["png", "svg"],
+        key="img_format",
+        help="The camera icon at the top right of every figure downloads it, caption included.",
+    )
+
+
+def show(fig: go.Figure, **kwargs: Any) -> Any:
+    """st.plotly_chart with the dashboard's defaults (Streamlit theme, full width)."""
+    return st.plotly_chart(fig, theme="streamlit", width="stretch", **kwargs)
