@@ -33,10 +33,10 @@ from core.results.kinds import (
     umap_entry,
 )
 from core.results.memory import LRUCache
+from core.results.precision import preset
 from core.results.provenance import Provenance
 from core.results.store import load_result
 from pages.messages import one_line
-from pages.precision import PRECISIONS
 
 RESULTS_IN_MEMORY = 16  # results held per process (LRU); the results store on disk keeps them all
 
@@ -126,7 +126,7 @@ def convexity_result(
     A label set without two usable classes has no curve and is left out (``missing_label_sets`` says why).
     """
     fs = feature_set(key)
-    settings = PRECISIONS[precision]
+    settings = preset(precision).engine_kwargs()
     missing = missing_label_sets(fs)
     labels = {name: fs.labels(name) for name in LABEL_SETS if name not in missing}
     if not labels:

@@ -1,7 +1,7 @@
 """The names the pages used from one shared module, re-exported from the modules that now hold them.
 
 Prune & fine-tune, Setup, Benchmarks and Prune sweep still call ``common.<name>``; new code imports
-pages.state, pages.cached, pages.feature_choice, pages.figures, pages.precision or pages.messages.
+pages.state, pages.cached, pages.feature_choice, pages.figures or pages.messages.
 """
 
 from __future__ import annotations
@@ -33,11 +33,10 @@ from pages.figures import (
     style,
 )
 from pages.messages import one_line
-from pages.precision import PRECISIONS
 from pages.state import DEFAULT_MODEL, DEFAULTS, SETUP_KEYS, init_state, remember_choice
 
 __all__ = [
-    "DEFAULTS", "DEFAULT_MODEL", "LAYER_AXIS", "PRECISIONS", "RESULTS_IN_MEMORY", "SETUP_KEYS",
+    "DEFAULTS", "DEFAULT_MODEL", "LAYER_AXIS", "RESULTS_IN_MEMORY", "SETUP_KEYS",
     "_results", "background_tasks", "cached_feature_list", "clear_feature_list", "convexity_result",
     "criteria_results", "current_convexity", "current_features", "describe_entry", "feature_set",
     "features_caption", "figure_config", "has_criteria", "image_format_picker", "init_state",

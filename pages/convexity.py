@@ -14,10 +14,10 @@ from core.geometry.criteria import compare_prune_points
 from core.geometry.prune_point import choose_prune_points
 from core.results import export
 from core.results.compare import class_scores, is_exact, spread_bars
+from core.results.precision import PRESETS
 from pages import cached, figures
 from pages.feature_choice import current_features, features_caption
 from pages.messages import one_line
-from pages.precision import PRECISIONS
 
 # This page's own controls (the shared k, precision and fraction are in pages.state).
 DEFAULTS = {
@@ -53,7 +53,7 @@ with c1:
 with c2:
     precision = st.select_slider(
         "Precision",
-        list(PRECISIONS),
+        list(PRESETS),
         key="cx_precision",
         help="Standard error to reach per layer score (sources are added until it is met; every "
         "pair is scored when that is cheaper), the authors' 5,000 sampled pairs per class, or every pair.",

@@ -206,7 +206,7 @@ def test_every_figure_carries_its_whole_provenance_wrapped(
 ) -> None:
     from core.results import export
     from core.results.kinds import convexity_entry
-    from pages.precision import PRECISIONS
+    from core.results.precision import preset
 
     fs = extract_features(model_dir, Selection("folder", str(tree)), batch_size=8)
     at = AppTest.from_file(APP, default_timeout=120)
@@ -216,7 +216,7 @@ def test_every_figure_carries_its_whole_provenance_wrapped(
     at.switch_page("pages/convexity.py").run()
     assert not at.exception, at.exception
     entry, hit = convexity_entry(
-        fs, {"word": fs.words, "speaker": fs.speakers}, k=10, **PRECISIONS["± 0.005"]
+        fs, {"word": fs.words, "speaker": fs.speakers}, k=10, **preset("± 0.005").engine_kwargs()
     )
     assert hit
     caption = entry.provenance.caption()
