@@ -44,6 +44,7 @@ _EXPORTS = {
     "remove_cached_features": "features",
     "resolve_cache_key": "features",
     "FeatureSource": "source",
+    "FeatureInfo": "features",
     "ModelCurves": "sample_curves",
     "SampleCurves": "sample_curves",
     "read_sample_curves": "sample_curves",

@@ -52,10 +52,12 @@ import torch
 
 from core.data.audio import LoadResult, load_clips_report
 from core.data.datasets import ClipTable, compile_speaker_regex, load_table, select
+from core.data.source import FeatureSource
 from core.errors import FeatureError, StorageError
 from core.io.atomic import FILE_MODE, atomic_write_json, sha256_file_memo
 from core.io.locks import exclusive
 from core.io.paths import cache_dir, cache_subdir
+from core.io.records import Record
 from core.models.classifier import autocast
 from core.models.identity import ModelIdentity, encoder_identity, spec_identity
 from core.models.registry import SpeechEncoder, load_encoder, resolve_model
@@ -64,6 +66,7 @@ __all__ = [
     "POOLING",
     "CacheEntry",
     "FeatureError",
+    "FeatureInfo",
     "FeatureSet",
     "Selection",
     "begin_entry",
@@ -201,6 +204,39 @@ def feature_key(identity: dict[str, Any], fingerprint: str, selection: dict[str,
 # The result
 
 
+@dataclass(frozen=True)
+class FeatureInfo(Record):
+    """What a feature set is, as the pages and exports read it: the summary part of ``meta.json``."""
+
+    key: str
+    model_key: str
+    model_id: str
+    describe: str
+    family: str
+    input_mode: str
+    n_layers: int
+    hidden_size: int
+    dataset: str
+    root: str
+    n_clips: int
+    device: str = ""
+    created: str = ""
+    seconds: float = 0.0
+    final_layer_norm: bool = False
+    selection: dict[str, Any] = field(default_factory=dict)
+
+    def source(self) -> FeatureSource:
+        """The data and rules the clips came from, for runs launched from this feature set."""
+        return FeatureSource.from_meta(
+            {
+                "key": self.key,
+                "dataset": self.dataset,
+                "root": self.root,
+                "selection": self.selection,
+            }
+        )
+
+
 @dataclass
 class FeatureSet:
     """Pooled features (N, L+1, D) float32 of the clips that loaded, their labels, the skipped clips and meta."""
@@ -220,6 +256,11 @@ class FeatureSet:
     def n_layers(self) -> int:
         """Transformer layers L (the array has L+1 hidden states)."""
         return int(self.features.shape[1]) - 1
+
+    @property
+    def info(self) -> FeatureInfo:
+        """The typed summary of ``meta`` (RecordError if the meta lacks a field)."""
+        return FeatureInfo.from_dict({"key": self.key, **self.meta})
 
     def labels(self, name: str) -> list[str]:
         """Label per clip: ``word`` or ``speaker``."""
