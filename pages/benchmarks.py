@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import runs as run_store
+from core.data.datasets import label_set
 from core.errors import LabError
 from core.geometry.criteria import compare_prune_points
 from core.models.registry import MODELS
@@ -185,7 +186,7 @@ def ratio_figure(rows: list[BenchmarkRow]) -> go.Figure:
 
 def sweep_figure(view: SweepView) -> go.Figure:
     """Test accuracy (headline) and validation accuracy (selection) per prune point over the convexity."""
-    relevant = "word" if view.task == "words" else "speaker"
+    relevant = label_set(view.task)
     fig = go.Figure()
     pre = view.pretrained.get(relevant)
     if pre:

@@ -9,6 +9,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from core import runs as run_store
+from core.data.datasets import label_set
 from core.data.source import FeatureSource
 from core.errors import LabError, UnknownModelError
 from core.geometry.prune_point import suggest_prune_point
@@ -122,7 +123,7 @@ if form_from_run:  # a newly shown run: its settings
 c1, c2, c3, c4 = st.columns([1, 1, 1, 1])
 with c1:
     task = st.radio("Task", ["words", "speakers"], key="ft_task", horizontal=True)
-relevant = "word" if task == "words" else "speaker"
+relevant = label_set(task)
 
 
 def _config(p: int | None) -> dict[str, Any]:

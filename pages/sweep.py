@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import runs as run_store
+from core.data.datasets import label_set
 from core.errors import LabError
 from core.geometry.prune_point import choose_prune_points
 from core.models.registry import MODELS
@@ -170,7 +171,7 @@ def progress_rows(run_id: str) -> list[dict[str, Any]]:
 
 def result_figure(view: SweepView) -> go.Figure:
     """Convexity of the task's and the other labels (pretrained) and test accuracy per prune point."""
-    relevant = "word" if view.task == "words" else "speaker"
+    relevant = label_set(view.task)
     fig = go.Figure()
     styles = {relevant: ("#2563eb", "solid"), OTHER[relevant]: ("#94a3b8", "dot")}
     for name, (colour, dash) in styles.items():
@@ -218,7 +219,7 @@ def result_figure(view: SweepView) -> go.Figure:
 
 def rule_lines(fig: go.Figure, view: SweepView) -> str | None:
     """Mark both rules' points on the plot; returns the rules' explanation."""
-    relevant = "word" if view.task == "words" else "speaker"
+    relevant = label_set(view.task)
     curve = view.pretrained.get(relevant)
     if not curve:
         return None

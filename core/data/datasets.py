@@ -184,6 +184,12 @@ def _check_task(task: str) -> None:
         raise DatasetError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
 
 
+def label_set(task: str) -> str:
+    """The label set a task classifies: ``words`` -> ``word``, ``speakers`` -> ``speaker``."""
+    _check_task(task)
+    return task.removesuffix("s")
+
+
 def _stable_rng(*parts: object) -> np.random.Generator:
     """A generator seeded from a hash of ``parts`` (Python's ``hash`` is salted per process)."""
     digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
@@ -732,6 +738,7 @@ __all__ = [
     "TASKS",
     "SPLITS",
     "ClipTable",
+    "label_set",
     "DatasetError",
     "DatasetSpec",
     "SpeakerRule",

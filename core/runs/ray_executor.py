@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from core.data.datasets import label_set
 from core.errors import Cancelled, RunError
 from core.io.atomic import atomic_write_bytes, atomic_write_json
 from core.io.paths import REPO_ROOT, cache_dir
@@ -283,7 +284,7 @@ class RayExecutor:
         if not pre_path.exists():
             atomic_write_json(pre_path, self.map(pretrained_convexity, [(cfg,)], gpu=True)[0])
         pre = json.loads(pre_path.read_text(encoding="utf-8"))
-        relevant = "word" if cfg.task == "words" else "speaker"
+        relevant = label_set(cfg.task)
         suggested = suggest_prune_point(pre["curves"][relevant]["scores"], cfg.fraction)
         points = _resolve_points(cfg.points, suggested, int(pre["n_layers"]))
         subs = []

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.data.datasets import label_set
 from core.errors import Cancelled, PruneError
 from core.io.atomic import atomic_write_json
 from core.models.classifier import (
@@ -335,7 +336,7 @@ def compare_convexity(
     comparison = ConvexityComparison(
         split=clips.split,
         n_clips=len(clips),
-        relevant="word" if cfg.task == "words" else "speaker",
+        relevant=label_set(cfg.task),
         pretrained=curves(pretrained),
         finetuned=curves(tuned),
     )

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.data.datasets import label_set
 from core.errors import LabError
 from core.io.paths import cache_dir
 from core.results.provenance import Provenance
@@ -193,7 +194,7 @@ def suggestion(spec: GridSpec, model: str, task: str) -> dict[str, Any]:
         return {"model": model, "task": task, "n_layers": n_layers, "suggested": None, **facts}
     cfg = SweepConfig.from_dict(spec.suggestion_dict(model, task))
     pre = pretrained_convexity(cfg)
-    relevant = "word" if task == "words" else "speaker"
+    relevant = label_set(task)
     pre["suggested"] = int(suggest_prune_point(pre["curves"][relevant]["scores"], spec.fraction))
     pre.update(model=model, task=task, fraction=spec.fraction, **facts)
     return pre

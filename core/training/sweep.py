@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from core.data.datasets import label_set
 from core.errors import Cancelled, TrainingError
 from core.geometry.prune_point import suggest_prune_point
 from core.io.atomic import atomic_write_bytes, atomic_write_json
@@ -317,7 +318,7 @@ def run_sweep(
         log.info("pretrained convexity on the %s split", cfg.convexity_split)
         pre = pretrained_convexity(cfg)
         atomic_write_json(pre_path, pre)
-    relevant = "word" if cfg.task == "words" else "speaker"
+    relevant = label_set(cfg.task)
     n_layers = int(pre["n_layers"])
     suggested = suggest_prune_point(pre["curves"][relevant]["scores"], cfg.fraction)
     points = _resolve_points(cfg.points, suggested, n_layers)

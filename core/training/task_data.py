@@ -19,6 +19,7 @@ from core.data.datasets import (
     VALIDATION_LIST,
     ClipTable,
     class_counts,
+    label_set,
     load_table,
     select,
 )
@@ -161,7 +162,7 @@ class DataPlan:
 
 def _too_few_classes(cfg: FinetuneConfig, table: ClipTable, classes: list[str]) -> TrainingError:
     """One line for a task with fewer than two classes (e.g. a folder whose clips are all one word)."""
-    what = "word" if cfg.task == "words" else "speaker"
+    what = label_set(cfg.task)
     found = f"only the {what} {classes[0]!r}" if classes else f"no {what}"
     if cfg.task == "words" and len(class_counts(table, "words")) < 2:
         where = "every clip is in one word sub-folder"
