@@ -286,7 +286,7 @@ def test_dashboard_end_to_end(server: str, shots: Path) -> None:
             for label, value in (
                 ("Epochs", "1"),
                 ("Training clips (0 = whole train split)", str(CLIPS)),
-                ("Evaluation clips (0 = whole test split)", "70"),
+                ("Validation clips (selection; 0 = whole split)", "70"),
             ):
                 box = page.get_by_label(label, exact=True)
                 box.fill(value)

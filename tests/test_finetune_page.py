@@ -265,6 +265,7 @@ def test_setup_errors_are_worded_for_the_dashboard(folder_cache) -> None:
     at = AppTest.from_file(APP, default_timeout=240)
     at.run().switch_page("pages/setup.py").run()
     at.selectbox(key="dataset").set_value("folder").run()
+    at.text_input(key="root").set_value("").run()  # (a stored choice may fill it in)
     _click(at, "Extract features")
     assert len(at.error) == 1 and "root=" not in at.error[0].value
     assert "Folder field" in at.error[0].value
