@@ -319,8 +319,10 @@ bm_cfg = BenchmarkConfig(model=bm_model, prune_point=int(bm_point), repeats=int(
 st.caption(
     f"Settings (the same defaults as `python -m core benchmark`): training batch "
     f"{bm_cfg.train_batch}, inference batch {bm_cfg.infer_batch}, {bm_cfg.warmup} warm-up rounds, "
-    f"{bm_cfg.repeats} timed repeats, {bm_cfg.timing_threads} torch thread(s); it runs as a "
-    "background job in its own process, so this page cannot slow it down."
+    f"{bm_cfg.repeats} timed repeats, {bm_cfg.timing_threads} torch thread(s). It runs as a "
+    "background job in its own process, not inside this server; on a small machine the browser and "
+    "the server still share its CPUs, which the ratios (both models timed side by side) withstand "
+    "better than absolute times."
 )
 if st.button("Run benchmark", icon=":material/speed:", key="bm_go"):
     launch_benchmark(bm_cfg)

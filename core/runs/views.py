@@ -12,10 +12,13 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.io.paths import cache_dir
 from core.runs.folders import read_json, runs_root
+
+if TYPE_CHECKING:
+    from core.training.finetune_result import FinetuneResult
 
 __all__ = [
     "CostRatio",
@@ -68,13 +71,13 @@ class Score:
         return f"{self.accuracy:.1%} ({self.split}{clips})"
 
 
-def headline_score(result: Any) -> Score:
+def headline_score(result: FinetuneResult) -> Score:
     """The score to report of a :class:`~core.training.finetune_result.FinetuneResult`: test if it has one."""
     scored = result.scored
     return Score(float(scored.accuracy), str(result.scored_split), int(scored.n))
 
 
-def selection_score(result: Any) -> Score:
+def selection_score(result: FinetuneResult) -> Score:
     """The best checkpoint's score on the selection (validation) split."""
     return Score(float(result.best.accuracy), str(result.eval_split), int(result.best.n))
 
@@ -88,7 +91,7 @@ class FinishedRun:
     run: Path
     pruned: bool
     depth: int | None  # layers of the unpruned model
-    result: Any  # core.training.finetune_result.FinetuneResult
+    result: FinetuneResult
     config: dict[str, Any] = field(default_factory=dict)
 
     @property
