@@ -13,7 +13,6 @@ from core.cli.options import common_options, positive_int, selection_options
 from core.cli.output import format_params, progress_bar, text_table
 
 __all__ = [
-    "check_speaker_regex",
     "cmd_datasets",
     "cmd_download",
     "cmd_extract",
@@ -252,14 +251,6 @@ def cmd_prune(args: argparse.Namespace) -> int:
     if enc.family == "whisper" and enc.input_mode == "trimmed":
         print("note: the saved Whisper encoder keeps the trimmed (1-s) position table")
     return 0
-
-
-def check_speaker_regex(regex: str | None) -> None:
-    """Raise a one-line :class:`~core.errors.DatasetError` for an invalid speaker regex (None: fine)."""
-    from core.data.datasets import compile_speaker_regex
-
-    if regex is not None:
-        compile_speaker_regex(regex)
 
 
 def speaker_regex_option(p: argparse.ArgumentParser) -> None:

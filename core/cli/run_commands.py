@@ -13,7 +13,6 @@ import json
 import time
 from typing import Any
 
-from core.cli.data_commands import check_speaker_regex
 from core.cli.options import (
     common_options,
     config_from_args,
@@ -46,7 +45,6 @@ def _launch(kind: str, config: Any, args: argparse.Namespace) -> int:
     from core.runs import jobs, records
     from core.runs.executors import create_run_on, require_executor
 
-    check_speaker_regex(config.speaker_regex)  # a bad --speaker-regex: one line, no run folder
     spec = require_executor(executor_from_args(args))
     run = create_run_on(kind, config.to_dict(), spec)
     background = args.background
@@ -84,8 +82,11 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     """Full vs pruned cost table (and optionally its files), with the settings the page's job uses."""
     from core.training.benchmark import benchmark_rows, run_benchmark, save_benchmark
     from core.training.configs import BenchmarkConfig
+    from core.training.settings import check_settings
 
-    res = run_benchmark(config_from_args(BenchmarkConfig, args))
+    cfg = config_from_args(BenchmarkConfig, args)
+    check_settings("benchmark", cfg.to_dict())  # settings and prune point before any measuring
+    res = run_benchmark(cfg)
     print(benchmark_rows(res))
     if args.out:
         for path in save_benchmark(res, args.out):

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from core.errors import RunError
-from core.io.atomic import atomic_write_json
 from core.runs import jobs
 from core.runs.folders import write_status
 from core.runs.records import RunStatus, refresh, status_from
@@ -221,10 +220,7 @@ def create_run_on(
     kind: str, config: dict[str, Any], spec: ExecutorSpec, run_id: str | None = None
 ) -> Path:
     """A queued run folder that records its executor (config.json ``executor``, status ``executor``)."""
-    run = jobs.create_run(kind, config, run_id=run_id)
-    atomic_write_json(
-        run / "config.json", {"kind": kind, "config": config, "executor": spec.to_dict()}
-    )
+    run = jobs.create_run(kind, config, run_id=run_id, executor=spec.to_dict())
     write_status(run, executor=spec.name)
     return run
 

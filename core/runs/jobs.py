@@ -57,6 +57,7 @@ from typing import Any
 from core.errors import Cancelled, RunError
 from core.io.atomic import atomic_write_json
 from core.io.paths import REPO_ROOT, cache_dir
+from core.io.run_folder import RunFolder, RunSpec
 from core.runs.folders import (
     check_run_id,
     discard_partial_metrics,
@@ -129,10 +130,16 @@ def create_run(
     *,
     parent: str | None = None,
     attempt: int = 1,
+    executor: dict[str, Any] | None = None,
 ) -> Path:
-    """Make a run folder with ``config.json`` and a ``queued`` status; returns its path."""
+    """Make a run folder with its settings (``config.json``, written once, with the ``executor`` that
+    runs it) and a ``queued`` status; returns its path. Settings no run could use are refused first
+    (:func:`core.training.settings.check_settings`): no folder is made for them."""
+    from core.training.settings import check_settings
+
     if kind not in KINDS:
         raise RunError(f"unknown job kind {kind!r}; kinds: {', '.join(KINDS)}")
+    check_settings(kind, config)
     if run_id is None:
         model = Path(str(config.get("model", "model"))).name.replace("/", "_")[:40]
         model = "".join(c if c.isalnum() or c in "._-" else "_" for c in model) or "model"
@@ -143,7 +150,7 @@ def create_run(
         run.mkdir(parents=True, exist_ok=False)
     except FileExistsError:
         raise RunError(f"run {run_id!r} already exists") from None
-    atomic_write_json(run / "config.json", {"kind": kind, "config": config})
+    RunFolder(run).write_spec(RunSpec(kind, config, executor))
     write_status(
         run, state="queued", queued_at=time.time(), kind=kind, pid=None, error=None,
         attempt=attempt, parent=parent,
@@ -278,9 +285,15 @@ def restart(run_id: str | os.PathLike, *, background: bool = True) -> RunStatus:
     """Run a finished/failed/cancelled run again as a new attempt: a new folder linked to the old one."""
     run = run_dir(run_id)
     old = _final(run, "restart")
-    spec = read_json(run / "config.json") or {}
+    spec = RunFolder(run).read_spec()
+    if spec is None:
+        raise RunError(f"run {run.name} has no readable settings to restart from")
     new = create_run(
-        str(spec.get("kind")), spec.get("config", {}), parent=run.name, attempt=old.attempt + 1
+        spec.kind,
+        dict(spec.config),
+        parent=run.name,
+        attempt=old.attempt + 1,
+        executor=None if spec.executor is None else dict(spec.executor),
     )
     if background:
         start(new)

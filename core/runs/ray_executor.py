@@ -276,7 +276,7 @@ class RayExecutor:
     def _sweep(self, run: Path, spec: dict[str, Any]) -> Any:
         """A sweep: pretrained convexity, every point's fine-tune in parallel, then its table (a task)."""
         from core.geometry.prune_point import suggest_prune_point
-        from core.training.sweep import SweepConfig, _resolve_points, pretrained_convexity
+        from core.training.sweep import SweepConfig, pretrained_convexity, resolve_points
 
         cfg = SweepConfig.from_dict(spec.get("config", {}))
         write_status(run, state="running", started_at=stamp())
@@ -286,7 +286,7 @@ class RayExecutor:
         pre = json.loads(pre_path.read_text(encoding="utf-8"))
         relevant = label_set(cfg.task)
         suggested = suggest_prune_point(pre["curves"][relevant]["scores"], cfg.fraction)
-        points = _resolve_points(cfg.points, suggested, int(pre["n_layers"]))
+        points = resolve_points(cfg.points, suggested, int(pre["n_layers"]))
         subs = []
         for p in points:
             sub = run / f"p{p}"

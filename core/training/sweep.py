@@ -43,6 +43,7 @@ __all__ = [
     "SweepPoint",
     "SweepResult",
     "pretrained_convexity",
+    "resolve_points",
     "run_sweep",
     "suggest_prune_point",
 ]
@@ -163,7 +164,7 @@ def pretrained_convexity(cfg: SweepConfig) -> dict[str, Any]:
     }
 
 
-def _resolve_points(points: Sequence[Any], suggested: int, n_layers: int) -> list[int]:
+def resolve_points(points: Sequence[Any], suggested: int, n_layers: int) -> list[int]:
     """Turn "full"/"suggested"/ints into a list of distinct prune points in 1..L, deepest first."""
     out = set()
     for p in points:
@@ -321,7 +322,7 @@ def run_sweep(
     relevant = label_set(cfg.task)
     n_layers = int(pre["n_layers"])
     suggested = suggest_prune_point(pre["curves"][relevant]["scores"], cfg.fraction)
-    points = _resolve_points(cfg.points, suggested, n_layers)
+    points = resolve_points(cfg.points, suggested, n_layers)
     log.info(
         "suggested prune point %d (fraction %.2f); sweeping %s", suggested, cfg.fraction, points
     )
