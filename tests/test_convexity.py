@@ -10,6 +10,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.errors import LabError
 from core.geometry.convexity import (
     PILOT_SOURCES,
     ConvexityInputError,
@@ -368,7 +369,7 @@ def test_layer_selection_progress_and_memmap(tmp_path):
     ],
 )
 def test_bad_input_gets_a_clear_message(features, labels, kwargs, message):
-    with pytest.raises(ConvexityInputError, match=message):
+    with pytest.raises(LabError, match=message):
         graph_convexity(features, labels, **kwargs)
 
 

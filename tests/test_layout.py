@@ -90,39 +90,3 @@ def _private_imports(path: Path) -> list[str]:
 @pytest.mark.parametrize("path", ALL_PY, ids=lambda p: str(p.relative_to(CORE.parent)))
 def test_no_module_imports_another_modules_private_names(path: Path) -> None:
     assert not _private_imports(path), f"private names imported: {_private_imports(path)}"
-
-
-# Inside core/runs, bottom to top: a module imports only the ones on its own level or below.
-RUNS_ORDER = [
-    {"folders", "records"},
-    {"worker"},
-    {"local", "executors"},
-    {"jobs", "ray_executor", "grid_runs", "views"},
-]
-
-
-def _runs_imports(path: Path) -> set[str]:
-    """The core/runs modules a file of core/runs imports (lazy imports too)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if (
-            isinstance(node, ast.ImportFrom)
-            and node.module
-            and node.module.startswith("core.runs.")
-        ):
-            found.add(node.module.split(".")[2])
-        elif isinstance(node, ast.ImportFrom) and node.module == "core.runs":
-            found |= {a.name for a in node.names}
-    return found
-
-
-def test_core_runs_imports_only_go_downward_and_have_no_circle() -> None:
-    level = {name: i for i, names in enumerate(RUNS_ORDER) for name in names}
-    modules = sorted(p for p in (CORE / "runs").glob("*.py") if p.stem != "__init__")
-    unplaced = [p.stem for p in modules if p.stem not in level]
-    assert not unplaced, f"core/runs modules not placed in RUNS_ORDER: {unplaced}"
-    upward = {
-        p.stem: sorted(m for m in _runs_imports(p) if level.get(m, -1) > level[p.stem])
-        for p in modules
-    }
-    assert not any(upward.values()), f"upward imports inside core/runs: {upward}"

@@ -24,11 +24,11 @@ from core.runs.records import pid_alive
 from core.training.grid import (
     GridSpec,
     GridTable,
-    _slug,
     benchmark_cell,
     grid_root,
     grid_table,
     guarded,
+    model_slug,
     plan_cells,
     suggestion,
     write_grid_table,
@@ -54,7 +54,7 @@ def _suggestions(spec: GridSpec, executor: Executor, folder: Path, say: Say) -> 
     again) and fails only the cells that need it.
     """
     pairs = [(m, t) for m in spec.models for t in spec.tasks]
-    path = {p: folder / f"suggest-{_slug(p[0])}-{p[1]}.json" for p in pairs}
+    path = {p: folder / f"suggest-{model_slug(p[0])}-{p[1]}.json" for p in pairs}
     found = {p: _read(path[p]) for p in pairs}
     missing = [p for p in pairs if found[p] is None]
     if missing:
@@ -104,7 +104,7 @@ def _benchmarks(spec: GridSpec, executor: Executor, cells: list, folder: Path, s
         result = _read(jobs.run_dir(c.run_id) / "result.json")
         if key in out or result is None or c.point >= int(result["n_layers"]):
             continue
-        path = folder / f"bench-{_slug(c.model)}-{c.task}-p{c.point}.json"
+        path = folder / f"bench-{model_slug(c.model)}-{c.task}-p{c.point}.json"
         out[key] = _read(path)
         if out[key] is None:
             todo.append((key, path, len(result["labels"])))

@@ -48,6 +48,7 @@ __all__ = [
     "benchmark_cell",
     "grid_root",
     "grid_table",
+    "model_slug",
     "guarded",
     "parse_points",
     "plan_cells",
@@ -165,7 +166,7 @@ class Cell:
         return asdict(self)
 
 
-def _slug(text: str) -> str:
+def model_slug(text: str) -> str:
     """A run-id-safe short form of a model name or path."""
     return re.sub(r"[^a-z0-9]+", "-", Path(str(text)).name.lower()).strip("-")[:32] or "model"
 
@@ -249,7 +250,7 @@ def plan_cells(
 
 def _run_id(spec: GridSpec, model: str, task: str, point: str, seed: int) -> str:
     """A cell's deterministic run id (``point``: ``p<layer>``, or the label of a cell that cannot run)."""
-    return f"{spec.grid_id}-{_slug(model)}-{task}-{point}-s{seed}"
+    return f"{spec.grid_id}-{model_slug(model)}-{task}-{point}-s{seed}"
 
 
 def _failed_cells(spec: GridSpec, model: str, task: str, error: str) -> list[Cell]:
@@ -425,8 +426,8 @@ def grid_meta(
     prints = sorted({f"{s['task']}:{s['dataset_fingerprint']}" for s in sugs
                      if s.get("dataset_fingerprint")})  # fmt: skip
     return {
-        "model_id": ",".join(spec.models), "model_key": ",".join(_slug(m) for m in spec.models),
-        "weights": "; ".join(f"{_slug(m)}={w}" for m, w in weights.items()) or "?",
+        "model_id": ",".join(spec.models), "model_key": ",".join(model_slug(m) for m in spec.models),
+        "weights": "; ".join(f"{model_slug(m)}={w}" for m, w in weights.items()) or "?",
         "dataset": str(spec.train.get("dataset", "sample")),
         "selection": {"root": spec.train.get("root"), "tasks": list(spec.tasks)},
         "dataset_fingerprint": "; ".join(prints) or "?",
