@@ -22,10 +22,12 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background
         "--disable-component-update", "--disable-sync"]  # fmt: skip
 LONG = 120_000  # ms
 PAIR = re.compile(r"Pair: start (\d+) → end (\d+) \(class (\d+)\)")
-# formulas (their drawn part) whose right edge lies beyond their column's
-FORMULA_OVERFLOW_JS = """() => Array.from(document.querySelectorAll('.katex-display .katex-html'))
-  .filter((el) => el.getBoundingClientRect().right
-    > el.closest('[data-testid="stColumn"]').getBoundingClientRect().right + 1)
+# formulas wider than their box (which then scrolls: the end is cut off) or beyond their column; KaTeX's
+# aligned environment itself overhangs by ~2 px, a cut-off formula by a glyph or more
+FORMULA_OVERFLOW_JS = """() => Array.from(document.querySelectorAll('.katex-display'))
+  .filter((el) => el.scrollWidth > el.clientWidth + 4
+    || el.querySelector('.katex-html').getBoundingClientRect().right
+       > el.closest('[data-testid="stColumn"]').getBoundingClientRect().right + 1)
   .map((el) => el.textContent.slice(0, 40))"""
 
 pytestmark = [
