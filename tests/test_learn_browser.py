@@ -156,6 +156,7 @@ def test_click_two_points_on_learn_to_choose_the_pair(server: str) -> None:
                 _idle(page)
             expect(page.get_by_text("4. The score")).to_be_visible()
             expect(page.locator(".katex-display .katex-html").nth(1)).to_be_visible()
+            page.evaluate("document.fonts.ready.then(() => true)")  # KaTeX's fonts laid out
             assert not page.evaluate(FORMULA_OVERFLOW_JS), "a formula runs out of its column"
         finally:
             browser.close()
