@@ -263,7 +263,7 @@ def test_dashboard_end_to_end(server: str, shots: Path) -> None:
             _go(page, "Convexity")
             expect(_metric(page, "prune point (word)")).to_have_text(re.compile(r"p = [1-4]"))
             expect(page.locator(".js-plotly-plot")).to_have_count(2)
-            expect(page.get_by_text("prune word: p=").first).to_be_visible()
+            expect(page.get_by_text("prune point (word): p = ").first).to_be_visible()  # legend
             page.screenshot(path=str(shots / "2-convexity.png"), full_page=True)
 
             # Projections: move the layer slider with the keyboard

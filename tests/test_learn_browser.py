@@ -22,10 +22,12 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background
         "--disable-component-update", "--disable-sync"]  # fmt: skip
 LONG = 120_000  # ms
 PAIR = re.compile(r"Pair: start (\d+) → end (\d+) \(class (\d+)\)")
-# formulas (their drawn part) whose right edge lies beyond their column's
-FORMULA_OVERFLOW_JS = """() => Array.from(document.querySelectorAll('.katex-display .katex-html'))
-  .filter((el) => el.getBoundingClientRect().right
-    > el.closest('[data-testid="stColumn"]').getBoundingClientRect().right + 1)
+# formulas wider than their box (which then scrolls: the end is cut off) or beyond their column; KaTeX's
+# aligned environment itself overhangs by ~2 px, a cut-off formula by a glyph or more
+FORMULA_OVERFLOW_JS = """() => Array.from(document.querySelectorAll('.katex-display'))
+  .filter((el) => el.scrollWidth > el.clientWidth + 4
+    || el.querySelector('.katex-html').getBoundingClientRect().right
+       > el.closest('[data-testid="stColumn"]').getBoundingClientRect().right + 1)
   .map((el) => el.textContent.slice(0, 40))"""
 
 pytestmark = [
@@ -154,6 +156,7 @@ def test_click_two_points_on_learn_to_choose_the_pair(server: str) -> None:
                 _idle(page)
             expect(page.get_by_text("4. The score")).to_be_visible()
             expect(page.locator(".katex-display .katex-html").nth(1)).to_be_visible()
+            page.evaluate("document.fonts.ready.then(() => true)")  # KaTeX's fonts laid out
             assert not page.evaluate(FORMULA_OVERFLOW_JS), "a formula runs out of its column"
         finally:
             browser.close()
