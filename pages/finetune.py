@@ -13,7 +13,7 @@ from core.data.datasets import label_set
 from core.data.source import FeatureSource
 from core.errors import LabError, UnknownModelError
 from core.geometry.prune_point import suggest_prune_point
-from core.models.pruning import classifier_params_by_prune_point
+from core.models.classifier import classifier_params_by_prune_point
 from core.models.registry import MODELS
 from core.runs import jobs
 from core.runs.executors import submit_run

@@ -9,7 +9,7 @@ import streamlit as st
 from core.data.datasets import DATASETS
 from core.data.features import Selection, extract_features
 from core.errors import LabError, UnknownModelError
-from core.models.pruning import classifier_params_by_prune_point
+from core.models.classifier import classifier_params_by_prune_point
 from core.models.registry import MODELS
 from core.runs.records import format_seconds
 from pages import common

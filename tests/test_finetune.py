@@ -281,8 +281,8 @@ def test_check_run_refuses_in_one_line_before_a_run_folder(
 
 def test_shown_parameter_counts_are_the_runs_counts(tiny_assets: dict[str, Path]) -> None:
     """The page's per-p figures (encoder + head for the task's classes) equal what a run counts."""
-    from core.models.classifier import build_classifier
-    from core.models.pruning import classifier_params_by_prune_point, count_parameters
+    from core.models.classifier import build_classifier, classifier_params_by_prune_point
+    from core.models.pruning import count_parameters
 
     for key in ("wav2vec2", "whisper"):
         model = str(tiny_assets[key])

@@ -10,6 +10,7 @@ label map, so ``save_pretrained`` checkpoints reload with ``from_pretrained`` (:
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,12 +22,19 @@ import torch
 from torch import nn
 
 from core.errors import ModelError
-from core.models.pruning import encoder_of, prune, speech_base_of
+from core.models.pruning import (
+    encoder_of,
+    head_parameters,
+    params_by_prune_point,
+    prune,
+    speech_base_of,
+)
 from core.models.registry import SpeechEncoder, default_feature_extractor, load_encoder
 
 __all__ = [
     "autocast",
     "build_classifier",
+    "classifier_params_by_prune_point",
     "classifier_encoder",
     "freeze_front_end",
     "load_classifier",
@@ -147,3 +155,29 @@ def autocast(device: torch.device, bf16: bool = True) -> AbstractContextManager:
     if bf16 and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext()
+
+
+@functools.lru_cache(maxsize=16)
+def _classifier_counts(
+    model: str, n_classes: int, whisper_input: str
+) -> tuple[tuple[int, tuple[tuple[str, int], ...]], ...]:
+    """Cached body of :func:`classifier_params_by_prune_point` (immutable, so callers cannot change it)."""
+    enc = load_encoder(model, whisper_input=whisper_input, device="cpu")
+    head = head_parameters(enc.model.config, n_classes)
+    out = []
+    for p, counts in params_by_prune_point(enc).items():
+        row = {**counts, "total": counts["total"] + head, "head": counts["head"] + head}
+        row["trainable"] = counts["trainable"] + head
+        out.append((p, tuple(row.items())))
+    return tuple(out)
+
+
+def classifier_params_by_prune_point(
+    model: str, n_classes: int, *, whisper_input: str = "trimmed"
+) -> dict[int, dict[str, int]]:
+    """The parameters a fine-tuning run of ``model`` has at every prune point 1..L: the (pruned) encoder
+    plus the classification head for ``n_classes`` classes, counted as the run's ``result.json`` counts
+    them (``count_parameters`` of the classifier). The one definition the dashboard shows."""
+    return {
+        p: dict(row) for p, row in _classifier_counts(str(model), int(n_classes), whisper_input)
+    }

@@ -13,7 +13,6 @@ layer ``p`` instead of layer ``L``, exactly as the architecture prescribes for a
 from __future__ import annotations
 
 import copy
-import functools
 from typing import Any
 
 import torch
@@ -23,7 +22,6 @@ from core.errors import PruneError
 
 __all__ = [
     "PruneError",
-    "classifier_params_by_prune_point",
     "count_parameters",
     "encoder_of",
     "params_by_prune_point",
@@ -214,31 +212,3 @@ def head_parameters(config: Any, n_classes: int) -> int:
     with torch.device("meta"):
         clf = AutoModelForAudioClassification.from_config(cfg)
     return count_parameters(clf)["head"]
-
-
-@functools.lru_cache(maxsize=16)
-def _classifier_counts(
-    model: str, n_classes: int, whisper_input: str
-) -> tuple[tuple[int, tuple[tuple[str, int], ...]], ...]:
-    """Cached body of :func:`classifier_params_by_prune_point` (immutable, so callers cannot change it)."""
-    from core.models.registry import load_encoder
-
-    enc = load_encoder(model, whisper_input=whisper_input, device="cpu")
-    head = head_parameters(enc.model.config, n_classes)
-    out = []
-    for p, counts in params_by_prune_point(enc).items():
-        row = {**counts, "total": counts["total"] + head, "head": counts["head"] + head}
-        row["trainable"] = counts["trainable"] + head
-        out.append((p, tuple(row.items())))
-    return tuple(out)
-
-
-def classifier_params_by_prune_point(
-    model: str, n_classes: int, *, whisper_input: str = "trimmed"
-) -> dict[int, dict[str, int]]:
-    """The parameters a fine-tuning run of ``model`` has at every prune point 1..L: the (pruned) encoder
-    plus the classification head for ``n_classes`` classes, counted as the run's ``result.json`` counts
-    them (``count_parameters`` of the classifier). The one definition the dashboard shows."""
-    return {
-        p: dict(row) for p, row in _classifier_counts(str(model), int(n_classes), whisper_input)
-    }
