@@ -29,8 +29,12 @@ from core.runs.views import (
 from core.training.benchmark import BenchmarkResult, BenchmarkRow, human_value, ratio_text
 from core.training.configs import BenchmarkConfig
 from core.training.grid import read_grid_tables
-from pages import common
+from pages.cached import criteria_results, current_convexity, has_criteria
 from pages.costs import ratio_bars, sweep_cost_figure
+from pages.feature_choice import current_features, features_caption
+from pages.figures import show, style
+from pages.messages import one_line
+from pages.state import init_state
 
 # settings whose difference makes two runs' accuracies not like for like
 SETTINGS = {
@@ -43,7 +47,7 @@ SETTINGS = {
 BETTER = {"pruned": "pruned ✓", "full": "full ✓", None: ""}
 DEFAULTS = BenchmarkConfig(model="", prune_point=1)  # the CLI's defaults, one dataclass for both
 
-common.init_state()
+init_state()
 state = st.session_state
 st.title("Benchmarks")
 st.caption(
@@ -176,7 +180,7 @@ def ratio_figure(rows: list[BenchmarkRow]) -> go.Figure:
     fig.update_xaxes(**axis)
     for note in notes:
         fig.add_annotation(**note)
-    return common.style(
+    return style(
         fig,
         height=60 + 26 * len(rows),
         x_title="pruned / full (bar: median, whisker: min-max over repeats)",
@@ -232,7 +236,7 @@ def sweep_figure(view: SweepView) -> go.Figure:
             annotation_text=f"suggested p = {view.suggested}",
         )
     fig.update_yaxes(range=[0, 1.05])
-    return common.style(
+    return style(
         fig, height=420, x_title="prune point p / hidden state", y_title="accuracy / convexity"
     )
 
@@ -243,7 +247,7 @@ def launch_benchmark(cfg: BenchmarkConfig) -> None:
     try:
         cfg.check(spec.n_layers if spec is not None else None)
     except LabError as exc:
-        st.error(common.one_line(exc))
+        st.error(one_line(exc))
         return
     same = [
         r for r in run_store.list_runs()
@@ -255,8 +259,8 @@ def launch_benchmark(cfg: BenchmarkConfig) -> None:
         return
     try:
         run = jobs.submit("benchmark", cfg.to_dict())
-    except (LabError, OSError) as exc:
-        st.error(f"Could not start the benchmark: {common.one_line(exc)}")
+    except LabError as exc:
+        st.error(f"Could not start the benchmark: {one_line(exc)}")
         return
     state["bm_run"] = run.name
     st.toast(f"Benchmark {run.name} started in the background.")
@@ -377,7 +381,7 @@ if saved:
     try:
         result = BenchmarkResult.from_dict(by_bench[pick].data)
     except LabError as exc:
-        st.warning(f"Benchmark {pick}: {common.one_line(exc)}")
+        st.warning(f"Benchmark {pick}: {one_line(exc)}")
     else:
         ctx = result.context
         st.caption(
@@ -390,7 +394,7 @@ if saved:
         if result.unreliable:
             st.warning("Unreliable: " + result.reliability_text())
         st.table(benchmark_table(result).set_index("quantity"))
-        common.show(ratio_figure(list(result.rows)), key="bm_ratio_plot")
+        show(ratio_figure(list(result.rows)), key="bm_ratio_plot")
         export["benchmark"] = {"id": pick, "run": by_bench[pick].run_id, **result.to_dict()}
 
 # ------------------------------------------------------------------------------------------------
@@ -406,10 +410,10 @@ if not views:
 else:
     sweep_id = st.selectbox("Sweep run", list(views), key="bm_sweep")
     sweep = views[sweep_id]
-    common.show(sweep_figure(sweep), key="bm_sweep_plot")
+    show(sweep_figure(sweep), key="bm_sweep_plot")
     cost_fig = sweep_cost_figure(sweep)
     if cost_fig is not None:
-        common.show(cost_fig, key="bm_sweep_cost")
+        show(cost_fig, key="bm_sweep_cost")
         st.caption(
             "Cost: each point's own benchmark, full and pruned timed side by side (bar: median "
             "pruned / full over repeats, whisker: min-max; grey: repeats disagreed)."
@@ -428,17 +432,17 @@ else:
 
 # ------------------------------------------------------------------------------------------------
 st.subheader("Other layer-selection criteria")
-fs = common.current_features()
+fs = current_features()
 if fs is not None:
-    common.features_caption(fs)
+    features_caption(fs)
     label_set = st.segmented_control("Labels", ["word", "speaker"], default="word", key="bm_labels")
     label_set = label_set or "word"
     k = int(state.cx_k)
-    if common.has_criteria(fs.key, label_set, k) or st.button(
+    if has_criteria(fs.key, label_set, k) or st.button(
         "Compare criteria", icon=":material/analytics:", key="bm_criteria"
     ):
-        results = common.criteria_results(fs.key, label_set, k)
-        curves = common.current_convexity(fs.key)
+        results = criteria_results(fs.key, label_set, k)
+        curves = current_convexity(fs.key)
         table = compare_prune_points(
             results, {label_set: curves[label_set]}, float(state.cx_fraction)
         )

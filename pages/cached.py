@@ -70,7 +70,7 @@ def feature_set(key: str) -> FeatureSet:
 
 
 @st.cache_resource(show_spinner=False)
-def _results() -> LRUCache:
+def results_memory() -> LRUCache:
     """Process-wide, bounded (LRU) map of results in use, keyed by their inputs; the disk store backs it."""
     return LRUCache(RESULTS_IN_MEMORY)
 
@@ -82,7 +82,7 @@ def _memo(
     key: tuple, label: str, work: Callable[[Callable[[int, int], None]], Any], refresh: bool = False
 ) -> Any:
     """The in-memory result for ``key``, else ``work(tick)`` (store read or computation) with a progress bar."""
-    memory = _results()
+    memory = results_memory()
     found = _MISSING if refresh else memory.get(key, _MISSING)
     if found is not _MISSING:
         return found
@@ -177,7 +177,7 @@ def criteria_results(key: str, labels: str, k: int) -> dict[str, CriterionResult
 
 def has_criteria(key: str, labels: str, k: int) -> bool:
     """Whether ``criteria_results`` for these inputs is in memory or stored (no work started)."""
-    if ("criteria", key, labels, k) in _results():
+    if ("criteria", key, labels, k) in results_memory():
         return True
     return load_result(criteria_key(feature_set(key), labels, k=k)) is not None
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 from core.runs.views import SweepView, ratio_axis
-from pages import common
+from pages.figures import style
 
 
 def ratio_bars(
@@ -79,7 +79,7 @@ def sweep_cost_figure(view: SweepView) -> go.Figure | None:
     fig.update_xaxes(dtick=1)
     for note in notes:
         fig.add_annotation(**note)
-    return common.style(
+    return style(
         fig,
         height=320,
         x_title="prune point p",

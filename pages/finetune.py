@@ -21,8 +21,12 @@ from core.training.configs import FinetuneConfig
 from core.training.finetune import check_run
 from core.training.finetune_result import FinetuneResult
 from core.training.task_data import DataPlan
-from pages import common
+from pages.cached import current_convexity
+from pages.feature_choice import current_features, features_caption
+from pages.figures import LAYER_AXIS, show, style
+from pages.messages import one_line
 from pages.run_on import run_on
+from pages.state import init_state
 
 LRS = [1e-5, 3e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3]
 BATCHES = [4, 8, 16, 32, 64]
@@ -30,7 +34,7 @@ COLOURS = {"word": "#3b82f6", "speaker": "#f97316"}
 SAMPLE = FeatureSource("sample", None, None, 0, None)
 PARAMS_COUNTED = "encoder + classification head for the task's {n} classes"
 
-common.init_state()
+init_state()
 state = st.session_state
 st.title("Prune & fine-tune")
 st.caption(
@@ -47,19 +51,19 @@ def _error_line(exc: LabError) -> str:
             "model not found: choose a preset on Setup, or give a Hugging Face id or a local model "
             "folder (with config.json)"
         )
-    return common.one_line(exc)
+    return one_line(exc)
 
 
-fs = common.current_features()
+fs = current_features()
 source = SAMPLE
 if fs is not None:
-    common.features_caption(fs)
+    features_caption(fs)
     model = str(fs.meta.get("model_key") or state.model)
     whisper_input = str(fs.meta.get("input_mode") or state.whisper_input)
     try:
         source = FeatureSource.from_meta(fs.meta)
     except LabError as exc:
-        st.error(common.one_line(exc))
+        st.error(one_line(exc))
         st.stop()
 else:
     model, whisper_input = str(state.model), str(state.whisper_input)
@@ -154,10 +158,10 @@ if refusal is not None:
 suggestion: int | None = None
 if fs is not None and refusal is None:
     try:
-        curves = common.current_convexity(fs.key)
+        curves = current_convexity(fs.key)
         suggestion = suggest_prune_point(curves[relevant].scores, float(state.cx_fraction))
     except LabError as exc:
-        st.warning(f"No convexity suggestion: {common.one_line(exc)}")
+        st.warning(f"No convexity suggestion: {one_line(exc)}")
 default_p = suggestion if suggestion is not None else max(1, n_layers // 2)
 context = (fs.key if fs is not None else None, task, suggestion)
 if "_ft_context" in state and state["_ft_context"] != context and not form_from_run:
@@ -457,7 +461,7 @@ def _metric_figure(rows: list[dict[str, Any]], split: str) -> go.Figure:
     fig.update_xaxes(title_text="optimizer step", row=1, col=1)
     fig.update_xaxes(title_text="epoch", row=1, col=2, dtick=1)
     fig.update_yaxes(range=[0, 1.05], row=1, col=2)
-    return common.style(fig, height=360)
+    return style(fig, height=360)
 
 
 def _convexity_figure(conv: dict[str, Any]) -> go.Figure:
@@ -475,7 +479,7 @@ def _convexity_figure(conv: dict[str, Any]) -> go.Figure:
                 )
             )
     fig.update_yaxes(range=[0, 1.05])
-    return common.style(fig, height=380, x_title=common.LAYER_AXIS, y_title="graph convexity")
+    return style(fig, height=380, x_title=LAYER_AXIS, y_title="graph convexity")
 
 
 def _time_metrics(run_id: str, stage: str) -> None:
@@ -535,7 +539,7 @@ def live_view(run_id: str) -> None:
             st.rerun(scope="app")
         c_b.caption("queued: waiting for a free job slot" if stage == "queued" else "training...")
     if rows:
-        common.show(_metric_figure(rows, split), key=f"ft_live_{run_id}")
+        show(_metric_figure(rows, split), key=f"ft_live_{run_id}")
         st.caption(f"{n_train} training points and {n_eval} evaluations logged so far.")
     elif stage in jobs.ACTIVE:
         st.caption("Loading data and model: the first points appear after a few steps.")
@@ -574,7 +578,7 @@ def live_view(run_id: str) -> None:
                 "**Convexity after fine-tuning vs pretrained** "
                 f"(the same {conv.get('n_clips', '')} {conv.get('split', 'evaluation')} clips)"
             )
-            common.show(_convexity_figure(conv), key=f"ft_conv_{run_id}")
+            show(_convexity_figure(conv), key=f"ft_conv_{run_id}")
 
 
 live_view(view)

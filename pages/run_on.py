@@ -16,7 +16,7 @@ from core.runs.executors import (
     launch_choice_default,
     launch_spec,
 )
-from pages.common import one_line
+from pages.messages import one_line
 
 
 def run_on(prefix: str) -> ExecutorSpec | None:

@@ -12,9 +12,12 @@ from core.errors import LabError, UnknownModelError
 from core.models.classifier import classifier_params_by_prune_point
 from core.models.registry import MODELS
 from core.runs.records import format_seconds
-from pages import common
+from pages.cached import cached_feature_list, clear_feature_list, offline_models
+from pages.feature_choice import describe_entry
+from pages.messages import one_line
+from pages.state import DEFAULT_MODEL, init_state, remember_choice
 
-common.init_state()
+init_state()
 state = st.session_state
 
 st.title("Setup")
@@ -24,10 +27,10 @@ st.caption(
 )
 
 state.update(state.pop("_setup_pending", None) or {})  # a cached set just chosen: its settings
-offline = set(common.offline_models())
+offline = set(offline_models())
 keys = list(MODELS)
 if state.model not in keys:
-    state.model = common.DEFAULT_MODEL
+    state.model = DEFAULT_MODEL
 
 
 def model_label(key: str) -> str:
@@ -40,7 +43,7 @@ def model_label(key: str) -> str:
 
 def error_line(exc: LabError) -> str:
     """One line for Setup: an unknown model names what to give instead of listing every preset."""
-    text = common.one_line(exc)
+    text = one_line(exc)
     if isinstance(exc, UnknownModelError):
         text = text.split(" Presets: ")[0].rstrip(".") + (
             ". Choose a model from the list, or give a Hugging Face id (owner/name) or a local "
@@ -157,8 +160,8 @@ if st.button("Extract features", type="primary", icon=":material/play_arrow:"):
         st.error(error_line(exc))
     else:
         bar.empty()
-        common.remember_choice(str(fs.key))
-        common.clear_feature_list()
+        remember_choice(str(fs.key))
+        clear_feature_list()
         how = (
             "loaded from the cache"
             if fs.from_cache
@@ -196,15 +199,15 @@ def _use_cached(meta: dict) -> None:
         "root": str(meta.get("root") or "") if meta.get("dataset") != "sample" else "",
         "whisper_input": meta.get("input_mode") or state.whisper_input,
     }
-    common.remember_choice(meta["key"], **pending)
+    remember_choice(meta["key"], **pending)
     regex = sel.get("speaker_regex") or ""
     state["_setup_pending"] = pending | {"setup_speaker_regex": regex, "_speaker_regex": regex}
-    state["_setup_used"] = f"Using {common.describe_entry(meta)}."
+    state["_setup_used"] = f"Using {describe_entry(meta)}."
     st.rerun()
 
 
 st.subheader("Cached feature sets")
-cached = common.cached_feature_list()
+cached = cached_feature_list()
 if not cached:
     st.caption("Nothing cached yet.")
 else:
@@ -230,7 +233,7 @@ else:
         "Use a cached set",
         list(by_key),
         index=list(by_key).index(state.feature_key) if state.feature_key in by_key else 0,
-        format_func=lambda k: common.describe_entry(by_key[k]),
+        format_func=lambda k: describe_entry(by_key[k]),
     )
     if st.button("Use this feature set", icon=":material/check:"):
         _use_cached(by_key[choice])

@@ -10,6 +10,7 @@ import streamlit as st
 
 from core import runs as run_store
 from core.data.datasets import label_set
+from core.data.source import FeatureSource
 from core.errors import LabError
 from core.geometry.prune_point import choose_prune_points
 from core.models.registry import MODELS
@@ -17,37 +18,31 @@ from core.runs import jobs
 from core.runs.executors import submit_run
 from core.runs.records import format_seconds, sweep_points
 from core.runs.views import SweepView, sweep_view
-from pages import common
+from pages.cached import feature_set, offline_models
 from pages.costs import sweep_cost_figure
+from pages.figures import show, style
+from pages.messages import one_line
 from pages.run_on import run_on
+from pages.state import DEFAULT_MODEL, init_state
 
 OTHER = {"word": "speaker", "speaker": "word"}
 LEARNING_RATES = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3]
 
 
-def data_source() -> dict[str, Any]:
-    """Dataset, folder and speaker rule of the feature set chosen on Setup: what the sweep trains on.
-
-    The feature metadata keeps the folder at its top level (``meta["root"]``) and the speaker rule in
-    ``meta["selection"]``; without a chosen feature set, the Setup choice in this session.
-    """
+def data_source() -> tuple[str | None, dict[str, Any]]:
+    """(the features' model, the dataset, folder and speaker rule they came from): what the sweep
+    trains on. Without a chosen feature set: no model, and the Setup choice in this session."""
     state = st.session_state
     key = state.get("feature_key")
     if key is not None:
         try:
-            meta = common.feature_set(key).meta
+            fs = feature_set(key)
+            return str(fs.meta.get("model_key") or "") or None, FeatureSource.from_meta(
+                fs.meta
+            ).run_fields()
         except LabError:
-            meta = None
-        if meta is not None:
-            sel = meta.get("selection") or {}
-            return {
-                "dataset": str(meta.get("dataset") or "sample"),
-                "root": meta.get("root") or None,
-                "speaker_regex": sel.get("speaker_regex"),
-                "split_seed": int(sel.get("split_seed") or 0),
-                "min_clips": sel.get("min_clips"),
-            }
-    return {"dataset": state.get("dataset", "sample"), "root": state.get("root") or None}
+            pass
+    return None, {"dataset": state.get("dataset", "sample"), "root": state.get("root") or None}
 
 
 def _same_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -59,8 +54,8 @@ def _submit(config: dict[str, Any], executor: Any) -> None:
     """Start the sweep; the view below then shows this very run."""
     try:
         run = submit_run("sweep", config, executor)
-    except (LabError, ValueError, OSError) as exc:
-        st.error(f"Could not start the sweep: {common.one_line(exc)}")
+    except LabError as exc:
+        st.error(f"Could not start the sweep: {one_line(exc)}")
         return
     st.session_state["sw_pick"] = Path(run).name
     st.session_state.pop("sw_pending", None)
@@ -70,7 +65,10 @@ def _submit(config: dict[str, Any], executor: Any) -> None:
 def launch_form() -> None:
     """The sweep's settings and the button that submits it as a background job (never on Enter)."""
     state = st.session_state
-    models = common.offline_models() or [common.DEFAULT_MODEL]
+    features_model, source = data_source()
+    models = offline_models() or [DEFAULT_MODEL]
+    if features_model and features_model not in models:
+        models = [features_model, *models]  # the features' own model (a local folder, a hub id)
     state.setdefault("sw_lr", 5e-4)
     with st.form("sw_form", enter_to_submit=False):
         a, b, c = st.columns(3)
@@ -101,7 +99,6 @@ def launch_form() -> None:
         go_button = st.form_submit_button(
             "Start sweep", type="primary", icon=":material/play_arrow:"
         )
-    source = data_source()
     st.caption(
         f"Data: {source['dataset']}"
         + (f" in {source['root']}" if source.get("root") else "")
@@ -214,7 +211,7 @@ def result_figure(view: SweepView) -> go.Figure:
     )
     fig.update_yaxes(range=[0, 1.05], title_text="convexity / accuracy")
     fig.update_xaxes(dtick=1)
-    return common.style(fig, height=460, x_title="prune point p = hidden state")
+    return style(fig, height=460, x_title="prune point p = hidden state")
 
 
 def rule_lines(fig: go.Figure, view: SweepView) -> str | None:
@@ -264,7 +261,7 @@ def show_run(run_id: str) -> None:
         try:
             jobs.resume(run_id)
         except LabError as exc:
-            st.error(f"Could not resume: {common.one_line(exc)}")
+            st.error(f"Could not resume: {one_line(exc)}")
         else:
             st.rerun(scope="app")
     progress = progress_rows(run_id)
@@ -286,12 +283,12 @@ def show_run(run_id: str) -> None:
         return
     fig = result_figure(view)
     text = rule_lines(fig, view)
-    common.show(fig, key="sw_plot")
+    show(fig, key="sw_plot")
     if text:
         st.info(text, icon=":material/lightbulb:")
     cost = sweep_cost_figure(view)
     if cost is not None:
-        common.show(cost, key="sw_cost")
+        show(cost, key="sw_cost")
         st.caption(
             "Cost of each point: its own benchmark timed the full and the pruned model side by side "
             "(bar: median pruned / full over repeats, whisker: min-max; grey: repeats disagreed)."
@@ -302,7 +299,7 @@ def show_run(run_id: str) -> None:
     )
 
 
-common.init_state()
+init_state()
 st.title("Prune sweep")
 st.caption(
     "Fine-tune one model at several prune points (the suggested one, the full model and any others) as a "

@@ -83,9 +83,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter:
 def forget() -> None:
     """Drop every stored result, in memory and on disk (so the next page run computes)."""
     from core.results.store import list_results, remove_result
-    from pages import common
+    from pages.cached import results_memory
 
-    common._results().clear()
+    results_memory().clear()
     for entry in list_results():
         remove_result(entry.key)
 

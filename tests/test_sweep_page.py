@@ -109,7 +109,7 @@ def test_a_cancelled_sweep_resumes_in_its_folder(started):
 
 def test_sweep_trains_on_the_feature_sets_folder_and_speaker_rule(started, monkeypatch):
     """The folder lives at meta['root'] (not in meta['selection']): the sweep config must carry it."""
-    from pages import common
+    from pages import cached
 
     meta = {
         "dataset": "folder",
@@ -120,7 +120,7 @@ def test_sweep_trains_on_the_feature_sets_folder_and_speaker_rule(started, monke
             "split_seed": 2,
         },
     }
-    monkeypatch.setattr(common, "feature_set", lambda key: SimpleNamespace(meta=meta))
+    monkeypatch.setattr(cached, "feature_set", lambda key: SimpleNamespace(meta=meta))
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.session_state["feature_key"] = "abc123"
     at.switch_page("pages/sweep.py").run()
