@@ -510,7 +510,19 @@ def live_view(run_id: str) -> None:
     m = st.columns(4)
     m[0].metric("status", status.label)
     m[1].metric("epoch", f"{status.epoch or 0} / {cfg.get('epochs', '?')}")
-    m[2].metric("logged steps", n_train)
+    last_step = max((int(r.get("step") or 0) for r in rows if r.get("kind") == "train"), default=0)
+    resumes = [r for r in rows if r.get("event") == "resumed"]
+    m[2].metric(
+        "optimizer step",
+        last_step,
+        help="A resumed run continues from its last epoch checkpoint: the steps after it are redone, "
+        "so the step steps back once"
+        + (
+            f" (resumed {len(resumes)}x, last at epoch {resumes[-1].get('epoch')})."
+            if resumes
+            else "."
+        ),
+    )
     split = str(cfg.get("eval_split") or "validation")
     saved = run_store.result(run_id) if stage == "done" else None
     res = FinetuneResult.from_dict(saved) if saved else None

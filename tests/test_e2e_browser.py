@@ -312,7 +312,7 @@ def test_dashboard_end_to_end(server: str, shots: Path) -> None:
             deadline = time.monotonic() + 240
             while time.monotonic() < deadline:
                 state = _metric(page, "status").inner_text()
-                steps = _metric(page, "logged steps").inner_text()
+                steps = _metric(page, "optimizer step").inner_text()
                 seen.append(int(steps) if steps.isdigit() else 0)
                 if state == "running" and _metric(page, "left in total").count():
                     eta_seen = eta_seen or _metric(page, "elapsed").inner_text() != "-"
