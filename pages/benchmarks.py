@@ -32,7 +32,7 @@ from core.training.grid import read_grid_tables
 from pages.cached import criteria_results, current_convexity, has_criteria
 from pages.costs import ratio_bars, sweep_cost_figure
 from pages.feature_choice import current_features, features_caption
-from pages.figures import show, style
+from pages.figures import integer_axis, show, style
 from pages.messages import one_line
 from pages.state import init_state
 
@@ -236,6 +236,7 @@ def sweep_figure(view: SweepView) -> go.Figure:
             annotation_text=f"suggested p = {view.suggested}",
         )
     fig.update_yaxes(range=[0, 1.05])
+    integer_axis(fig)
     return style(
         fig, height=420, x_title="prune point p / hidden state", y_title="accuracy / convexity"
     )

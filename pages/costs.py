@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 from core.runs.views import SweepView, ratio_axis
-from pages.figures import style
+from pages.figures import integer_axis, style
 
 
 def ratio_bars(
@@ -76,7 +76,7 @@ def sweep_cost_figure(view: SweepView) -> go.Figure | None:
     fig = go.Figure(bar)
     fig.add_hline(y=1.0, line={"dash": "dash", "color": "#ef4444"})
     fig.update_yaxes(**axis)
-    fig.update_xaxes(dtick=1)
+    integer_axis(fig, [r.prune_point for r in rows])
     for note in notes:
         fig.add_annotation(**note)
     return style(

@@ -29,13 +29,21 @@ def palette(n: int) -> list[str]:
 
 
 def integer_axis(
-    fig: go.Figure, values: Sequence[float], *, axis: str = "x", pad: float = 0.3
+    fig: go.Figure,
+    values: Sequence[float] | None = None,
+    *,
+    axis: str = "x",
+    pad: float = 0.3,
+    **where: int,
 ) -> go.Figure:
     """Make a counted axis (hidden states, epochs, steps, layers) show whole numbers only.
 
     Ticks every 1 (or every whole ``n`` when there are more than 24), formatted as integers, and the range
-    fitted to the data (``pad`` either side), so no 0.5 ticks and no tick past the last value.
+    fitted to the data (``pad`` either side), so no 0.5 ticks and no tick past the last value. ``values``
+    default to every trace's; ``where`` (``row=1, col=2``) picks one subplot's axis.
     """
+    if values is None:
+        values = [v for trace in fig.data for v in (getattr(trace, axis, None) or ())]
     data = np.asarray([v for v in values if v is not None], dtype=float)
     data = data[np.isfinite(data)]
     if not data.size:
@@ -46,7 +54,7 @@ def integer_axis(
         "tickmode": "linear", "tick0": lo, "dtick": step, "tickformat": "d",
         "range": [lo - pad, hi + pad],
     }  # fmt: skip
-    (fig.update_xaxes if axis == "x" else fig.update_yaxes)(**settings)
+    (fig.update_xaxes if axis == "x" else fig.update_yaxes)(**settings, **where)
     return fig
 
 

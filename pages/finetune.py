@@ -23,7 +23,7 @@ from core.training.finetune_result import FinetuneResult
 from core.training.task_data import DataPlan
 from pages.cached import current_convexity
 from pages.feature_choice import current_features, features_caption
-from pages.figures import LAYER_AXIS, show, style
+from pages.figures import LAYER_AXIS, integer_axis, show, style
 from pages.messages import one_line
 from pages.run_on import run_on
 from pages.state import init_state
@@ -459,7 +459,9 @@ def _metric_figure(rows: list[dict[str, Any]], split: str) -> go.Figure:
         col=2,
     )
     fig.update_xaxes(title_text="optimizer step", row=1, col=1)
-    fig.update_xaxes(title_text="epoch", row=1, col=2, dtick=1)
+    fig.update_xaxes(title_text="epoch", row=1, col=2)
+    integer_axis(fig, [r["step"] for r in train + evals], row=1, col=1)
+    integer_axis(fig, [r["epoch"] for r in evals], row=1, col=2)
     fig.update_yaxes(range=[0, 1.05], row=1, col=2)
     return style(fig, height=360)
 
@@ -479,6 +481,7 @@ def _convexity_figure(conv: dict[str, Any]) -> go.Figure:
                 )
             )
     fig.update_yaxes(range=[0, 1.05])
+    integer_axis(fig)
     return style(fig, height=380, x_title=LAYER_AXIS, y_title="graph convexity")
 
 

@@ -20,7 +20,7 @@ from core.runs.records import format_seconds, sweep_points
 from core.runs.views import SweepView, sweep_view
 from pages.cached import feature_set, offline_models
 from pages.costs import sweep_cost_figure
-from pages.figures import show, style
+from pages.figures import integer_axis, show, style
 from pages.messages import one_line
 from pages.run_on import run_on
 from pages.state import DEFAULT_MODEL, init_state
@@ -210,7 +210,7 @@ def result_figure(view: SweepView) -> go.Figure:
         )
     )
     fig.update_yaxes(range=[0, 1.05], title_text="convexity / accuracy")
-    fig.update_xaxes(dtick=1)
+    integer_axis(fig)
     return style(fig, height=460, x_title="prune point p = hidden state")
 
 

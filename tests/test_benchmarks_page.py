@@ -145,6 +145,13 @@ def test_sweep_cost_is_each_points_own_ratio_and_no_whisker_squashes_it(started)
     assert any(
         "31.78" in a["text"] and "clipped" in a["text"] for a in cost["layout"]["annotations"]
     )
+    # counted axes show whole numbers only: prune points 1..4, no 0.5 ticks, no tick past the last
+    for chart in charts:
+        if chart["data"] and chart["data"][0].get("x") and "xaxis" in chart["layout"]:
+            axis = chart["layout"]["xaxis"]
+            if axis.get("title", {}).get("text", "").startswith("prune point"):
+                assert axis["tickformat"] == "d" and axis["dtick"] == 1, axis
+    assert cost["layout"]["xaxis"]["range"] == [0.7, 4.3]
     table = at.dataframe[0].value
     assert list(table["train step, pruned / full"]) == [0.28, 0.5, 1.0]
     assert "test accuracy" in table.columns and "validation accuracy (selection)" in table.columns
