@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from core.io.run_folder import RunFolder
 from tests.app_server import running_app
 from tests.test_e2e_browser import ARGS, CHROMIUM, Watch, _idle, _metric
 
@@ -248,12 +249,7 @@ def test_own_folder_prune_sweep(journey: dict[str, object], tmp_path: Path) -> N
             offered = page.get_by_role("option").all_inner_texts()
             page.keyboard.press("Escape")
             watch.check()
-            if not any(str(journey["model"]) in o or "my model" in o for o in offered):
-                pytest.xfail(
-                    "pages/sweep.py (helper 'costs'): the sweep form offers only offline registry "
-                    f"models ({', '.join(offered)}), not the Setup features' local model folder, and "
-                    "it sends no speaker rule: a sweep cannot run on the features' model and data"
-                )
+            assert any(str(journey["model"]) in o or "my model" in o for o in offered), offered
             _choose(page, "Model", re.compile("my model"))
             page.get_by_role("button", name="Start sweep").click()
             expect(
@@ -264,3 +260,9 @@ def test_own_folder_prune_sweep(journey: dict[str, object], tmp_path: Path) -> N
             watch.check()
         finally:
             browser.close()
+    # the sweep trains the features' model on their folder, with their speaker rule
+    sweeps = [RunFolder(p).read_spec() for p in sorted((Path(journey["cache"]) / "runs").iterdir())]
+    (sweep,) = [s for s in sweeps if s is not None and s.kind == "sweep"]
+    assert sweep.config["model"] == str(journey["model"])
+    assert sweep.config["root"] == str(journey["data"]) and sweep.config["dataset"] == "folder"
+    assert sweep.config["speaker_regex"] == REGEX
