@@ -30,9 +30,9 @@ from core.training.benchmark import BenchmarkResult, BenchmarkRow, human_value, 
 from core.training.configs import BenchmarkConfig
 from core.training.grid import read_grid_tables
 from pages.cached import criteria_results, current_convexity, has_criteria
-from pages.costs import ratio_bars, sweep_cost_figure
+from pages.costs import ratio_bars, sweep_cost_figure, sweep_result_figure
 from pages.feature_choice import current_features, features_caption
-from pages.figures import integer_axis, show, style
+from pages.figures import show, style
 from pages.messages import one_line
 from pages.state import init_state
 
@@ -185,60 +185,6 @@ def ratio_figure(rows: list[BenchmarkRow]) -> go.Figure:
         height=60 + 26 * len(rows),
         x_title="pruned / full (bar: median, whisker: min-max over repeats)",
         legend=False,
-    )
-
-
-def sweep_figure(view: SweepView) -> go.Figure:
-    """Test accuracy (headline) and validation accuracy (selection) per prune point over the convexity."""
-    relevant = label_set(view.task)
-    fig = go.Figure()
-    pre = view.pretrained.get(relevant)
-    if pre:
-        fig.add_trace(
-            go.Scatter(
-                x=list(range(len(pre["scores"]))),
-                y=pre["scores"],
-                error_y={"type": "data", "array": pre.get("sems") or [], "visible": True},
-                mode="lines+markers",
-                name=f"pretrained {relevant} convexity",
-                line={"color": "#94a3b8", "width": 3, "dash": "dot"},
-            )
-        )
-    xs = [r.prune_point for r in view.rows]
-    head = [r.headline for r in view.rows]
-    fig.add_trace(
-        go.Scatter(
-            x=xs,
-            y=[h.accuracy for h in head],
-            mode="lines+markers",
-            name="test accuracy",
-            line={"color": "#10b981", "width": 3},
-            marker={"size": 12},
-            hovertext=[h.text() for h in head],
-            hoverinfo="text",
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=xs,
-            y=[r.validation.accuracy for r in view.rows],
-            mode="markers",
-            name="validation accuracy (selection)",
-            marker={"size": 8, "color": "#10b981", "symbol": "circle-open"},
-            hovertext=[r.validation.text() for r in view.rows],
-            hoverinfo="text",
-        )
-    )
-    if view.suggested is not None:
-        fig.add_vline(
-            x=view.suggested,
-            line={"color": "#ef4444", "dash": "dash", "width": 2},
-            annotation_text=f"suggested p = {view.suggested}",
-        )
-    fig.update_yaxes(range=[0, 1.05])
-    integer_axis(fig)
-    return style(
-        fig, height=420, x_title="prune point p / hidden state", y_title="accuracy / convexity"
     )
 
 
@@ -411,7 +357,7 @@ if not views:
 else:
     sweep_id = st.selectbox("Sweep run", list(views), key="bm_sweep")
     sweep = views[sweep_id]
-    show(sweep_figure(sweep), key="bm_sweep_plot")
+    show(sweep_result_figure(sweep), key="bm_sweep_plot")
     cost_fig = sweep_cost_figure(sweep)
     if cost_fig is not None:
         show(cost_fig, key="bm_sweep_cost")

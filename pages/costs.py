@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
+from core.data.datasets import label_set
+from core.geometry.prune_point import PrunePointChoice, choose_prune_points
 from core.runs.views import SweepView, ratio_axis
 from pages.figures import integer_axis, style
 
@@ -86,3 +88,81 @@ def sweep_cost_figure(view: SweepView) -> go.Figure | None:
         y_title="train step, pruned / full",
         legend=False,
     )
+
+
+def sweep_result_figure(view: SweepView) -> go.Figure:
+    """A sweep's outcome over its pretrained convexity: test accuracy (the headline) and validation
+    accuracy (selection) per prune point, the task's and the other labels' curves, the suggestion."""
+    relevant = label_set(view.task)
+    fig = go.Figure()
+    other = "speaker" if relevant == "word" else "word"
+    styles = {relevant: ("#2563eb", "solid"), other: ("#94a3b8", "dot")}
+    for name, (colour, dash) in styles.items():
+        curve = view.pretrained.get(name)
+        if curve:
+            fig.add_trace(
+                go.Scatter(
+                    x=list(range(len(curve["scores"]))),
+                    y=curve["scores"],
+                    error_y={"type": "data", "array": curve.get("sems") or []},
+                    mode="lines+markers",
+                    name=f"{name} convexity (pretrained{', task' if name == relevant else ''})",
+                    line={"color": colour, "dash": dash, "width": 3},
+                )
+            )
+    xs = [r.prune_point for r in view.rows]
+    head = [r.headline for r in view.rows]
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=[h.accuracy for h in head],
+            mode="lines+markers",
+            name="fine-tuned test accuracy",
+            line={"color": "#10b981", "width": 3},
+            marker={"size": 13, "symbol": "diamond"},
+            hovertext=[h.text() for h in head],
+            hoverinfo="text",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=[r.validation.accuracy for r in view.rows],
+            mode="markers",
+            name="validation accuracy (selection)",
+            marker={"size": 8, "color": "#10b981", "symbol": "circle-open"},
+            hovertext=[r.validation.text() for r in view.rows],
+            hoverinfo="text",
+        )
+    )
+    choice = _rules(view)
+    if choice is not None:
+        fig.add_vline(
+            x=choice.threshold_point,
+            line={"color": "#ef4444", "dash": "dash", "width": 2},
+            annotation_text=f"threshold rule p = {choice.threshold_point}",
+            annotation_position="top left",
+        )
+        fig.add_vline(
+            x=choice.local_peak,
+            line={"color": "#8b5cf6", "dash": "dashdot", "width": 2},
+            annotation_text=f"local peak p = {choice.local_peak}",
+            annotation_position="bottom right",
+        )
+    fig.update_yaxes(range=[0, 1.05], title_text="convexity / accuracy")
+    integer_axis(fig)
+    return style(fig, height=460, x_title="prune point p = hidden state")
+
+
+def _rules(view: SweepView) -> PrunePointChoice | None:
+    """Both prune-point rules on the sweep's pretrained curve of its task (None without one)."""
+    curve = view.pretrained.get(label_set(view.task))
+    if not curve:
+        return None
+    return choose_prune_points(curve["scores"], curve.get("sems"), view.fraction or 0.95)
+
+
+def sweep_rule_text(view: SweepView) -> str | None:
+    """What the two rules chose on the sweep's curve, in words (None without a curve)."""
+    choice = _rules(view)
+    return None if choice is None else choice.explanation(f"{label_set(view.task)} labels")

@@ -5,27 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from core import runs as run_store
-from core.data.datasets import label_set
 from core.data.source import FeatureSource
 from core.errors import LabError
-from core.geometry.prune_point import choose_prune_points
 from core.models.registry import MODELS
 from core.runs import jobs
 from core.runs.executors import submit_run
 from core.runs.records import format_seconds, sweep_points
-from core.runs.views import SweepView, sweep_view
+from core.runs.views import sweep_view
 from pages.cached import feature_set, offline_models
-from pages.costs import sweep_cost_figure
-from pages.figures import integer_axis, show, style
+from pages.costs import sweep_cost_figure, sweep_result_figure, sweep_rule_text
+from pages.figures import show
 from pages.messages import one_line
 from pages.run_on import run_on
 from pages.state import DEFAULT_MODEL, init_state
 
-OTHER = {"word": "speaker", "speaker": "word"}
 LEARNING_RATES = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3]
 
 
@@ -166,76 +162,6 @@ def progress_rows(run_id: str) -> list[dict[str, Any]]:
     return rows
 
 
-def result_figure(view: SweepView) -> go.Figure:
-    """Convexity of the task's and the other labels (pretrained) and test accuracy per prune point."""
-    relevant = label_set(view.task)
-    fig = go.Figure()
-    styles = {relevant: ("#2563eb", "solid"), OTHER[relevant]: ("#94a3b8", "dot")}
-    for name, (colour, dash) in styles.items():
-        curve = view.pretrained.get(name)
-        if curve:
-            fig.add_trace(
-                go.Scatter(
-                    x=list(range(len(curve["scores"]))),
-                    y=curve["scores"],
-                    error_y={"type": "data", "array": curve.get("sems") or []},
-                    mode="lines+markers",
-                    name=f"{name} convexity (pretrained{', task' if name == relevant else ''})",
-                    line={"color": colour, "dash": dash, "width": 3},
-                )
-            )
-    xs = [r.prune_point for r in view.rows]
-    head = [r.headline for r in view.rows]
-    fig.add_trace(
-        go.Scatter(
-            x=xs,
-            y=[h.accuracy for h in head],
-            mode="lines+markers",
-            name="fine-tuned test accuracy",
-            line={"color": "#10b981", "width": 3},
-            marker={"size": 13, "symbol": "diamond"},
-            hovertext=[h.text() for h in head],
-            hoverinfo="text",
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=xs,
-            y=[r.validation.accuracy for r in view.rows],
-            mode="markers",
-            name="validation accuracy (selection)",
-            marker={"size": 8, "color": "#10b981", "symbol": "circle-open"},
-            hovertext=[r.validation.text() for r in view.rows],
-            hoverinfo="text",
-        )
-    )
-    fig.update_yaxes(range=[0, 1.05], title_text="convexity / accuracy")
-    integer_axis(fig)
-    return style(fig, height=460, x_title="prune point p = hidden state")
-
-
-def rule_lines(fig: go.Figure, view: SweepView) -> str | None:
-    """Mark both rules' points on the plot; returns the rules' explanation."""
-    relevant = label_set(view.task)
-    curve = view.pretrained.get(relevant)
-    if not curve:
-        return None
-    choice = choose_prune_points(curve["scores"], curve.get("sems"), view.fraction or 0.95)
-    fig.add_vline(
-        x=choice.threshold_point,
-        line={"color": "#ef4444", "dash": "dash", "width": 2},
-        annotation_text=f"threshold rule p = {choice.threshold_point}",
-        annotation_position="top left",
-    )
-    fig.add_vline(
-        x=choice.local_peak,
-        line={"color": "#8b5cf6", "dash": "dashdot", "width": 2},
-        annotation_text=f"local peak p = {choice.local_peak}",
-        annotation_position="bottom right",
-    )
-    return choice.explanation(f"{relevant} labels")
-
-
 def show_run(run_id: str) -> None:
     """Status, per-point progress and (once rows exist) the result plots of one sweep run."""
     run = jobs.run_dir(run_id)
@@ -281,8 +207,8 @@ def show_run(run_id: str) -> None:
     view = sweep_view(run)
     if view is None:
         return
-    fig = result_figure(view)
-    text = rule_lines(fig, view)
+    fig = sweep_result_figure(view)
+    text = sweep_rule_text(view)
     show(fig, key="sw_plot")
     if text:
         st.info(text, icon=":material/lightbulb:")

@@ -197,7 +197,7 @@ def test_typed_results_round_trip_and_read_old_run_folders() -> None:
 def test_user_errors_are_lab_errors(tiny_assets: dict[str, Path], tmp_path: Path) -> None:
     import shutil
 
-    from core.training.sweep import _resolve_points
+    from core.training.sweep import resolve_points
 
     one_class = tmp_path / "one"
     shutil.copytree(Path(tiny_assets["data"]) / "tone", one_class / "tone")
@@ -209,9 +209,9 @@ def test_user_errors_are_lab_errors(tiny_assets: dict[str, Path], tmp_path: Path
     with pytest.raises(LabError, match="epochs must be at least 1"):
         finetune(tiny_config(tiny_assets, epochs=0), tmp_path / "run0")
     with pytest.raises(LabError, match="outside 1..4"):
-        _resolve_points([9], suggested=2, n_layers=4)
+        resolve_points([9], suggested=2, n_layers=4)
     with pytest.raises(LabError, match="neither"):
-        _resolve_points(["half"], suggested=2, n_layers=4)
+        resolve_points(["half"], suggested=2, n_layers=4)
 
 
 def test_speaker_regex_and_the_speakers_split_rule(tiny_assets: dict[str, Path]) -> None:

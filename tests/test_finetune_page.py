@@ -221,7 +221,7 @@ def test_setup_takes_a_folder_and_speaker_rule_and_shows_time_left(
     import streamlit
 
     from core.data.features import load_cached_features
-    from core.models.pruning import classifier_params_by_prune_point
+    from core.models.classifier import classifier_params_by_prune_point
 
     texts: list[str] = []
     real = streamlit.progress
@@ -292,5 +292,5 @@ def test_benchmarks_tell_pruned_from_full_runs_of_a_local_model_folder(folder_ca
         result = json.loads((run / "result.json").read_text())
         result.update(model=folder_cache["model"], prune_point=p or 3, n_layers=p or 3)
         (run / "result.json").write_text(json.dumps(result))
-    found = {f["result"]["prune_point"]: f["pruned"] for f in finished_results()}
+    found = {f.result.prune_point: f.pruned for f in finished_results()}
     assert found == {3: False, 1: True}

@@ -285,6 +285,23 @@ def entry_lock(key: str) -> contextlib.AbstractContextManager[None]:
     return exclusive(feature_cache_root() / f"{key}.lock")
 
 
+def _feature_set(
+    arr: np.ndarray, meta: dict[str, Any], key: str, directory: Path | None = None
+) -> FeatureSet:
+    """The FeatureSet of an array and its full meta document (per-clip lists split off)."""
+    summary, lists = _split_meta(meta)
+    return FeatureSet(
+        arr,
+        lists["paths"],
+        lists["words"],
+        lists["speakers"],
+        lists["skipped"],
+        summary,
+        key=key,
+        directory=directory,
+    )
+
+
 def _split_meta(meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list]]:
     """Separate the per-clip lists from the summary meta."""
     lists = {k: meta[k] for k in ("paths", "words", "speakers", "skipped")}
@@ -660,16 +677,7 @@ def extract_features(
             None,
             arr.nbytes,
         )
-        summary, lists = _split_meta(meta)
-        return FeatureSet(
-            arr,
-            lists["paths"],
-            lists["words"],
-            lists["speakers"],
-            lists["skipped"],
-            summary,
-            key=key,
-        )
+        return _feature_set(arr, meta, key)
 
     directory = feature_cache_root() / key
     found, why = read_valid_entry(directory, key)
@@ -761,17 +769,7 @@ def commit_entry(
         size,
     )
     atomic_write_json(directory / META_NAME, meta)
-    summary, lists = _split_meta(meta)
-    return FeatureSet(
-        arr,
-        lists["paths"],
-        lists["words"],
-        lists["speakers"],
-        lists["skipped"],
-        summary,
-        key=entry.key,
-        directory=directory,
-    )
+    return _feature_set(arr, meta, entry.key, directory)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -133,13 +133,10 @@ def create_run(
     executor: dict[str, Any] | None = None,
 ) -> Path:
     """Make a run folder with its settings (``config.json``, written once, with the ``executor`` that
-    runs it) and a ``queued`` status; returns its path. Settings no run could use are refused first
-    (:func:`core.training.settings.check_settings`): no folder is made for them."""
-    from core.training.settings import check_settings
-
+    runs it) and a ``queued`` status; returns its path. Launchers check the settings first
+    (:func:`core.runs.executors.create_run_on`)."""
     if kind not in KINDS:
         raise RunError(f"unknown job kind {kind!r}; kinds: {', '.join(KINDS)}")
-    check_settings(kind, config)
     if run_id is None:
         model = Path(str(config.get("model", "model"))).name.replace("/", "_")[:40]
         model = "".join(c if c.isalnum() or c in "._-" else "_" for c in model) or "model"

@@ -236,10 +236,11 @@ def status(run_id: str | os.PathLike) -> RunStatus:
 def list_runs() -> list[RunStatus]:
     """Every run under the runs folder, newest first (dead workers detected)."""
     out = []
-    for run in sorted(runs_root().iterdir(), reverse=True):
+    for run in runs_root().iterdir():
         if run.is_dir() and not run.name.startswith(".") and (run / "config.json").is_file():
             out.append(status_from(run, refresh(run)))
-    return out
+    # by queue time: ids of one second sort by their random suffix, not by when they were made
+    return sorted(out, key=lambda r: (r.queued_at or 0.0, r.run_id), reverse=True)
 
 
 def result(run_id: str | os.PathLike) -> dict[str, Any] | None:
