@@ -26,9 +26,9 @@ APP = "../app.py"
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private cache for one test (and no results held in memory from another test's cache)."""
-    from pages.cached import _results
+    from pages.cached import results_memory
 
-    _results().clear()
+    results_memory().clear()
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
 

@@ -107,16 +107,19 @@ def test_a_cancelled_sweep_resumes_in_its_folder(started):
     assert run_store.status(run.name).state == "queued" and started == [run.name]
 
 
-def test_sweep_trains_on_the_feature_sets_folder_and_speaker_rule(started, monkeypatch):
+def test_sweep_trains_on_the_feature_sets_folder_and_speaker_rule(
+    started, monkeypatch, tiny_assets
+):
     """The folder lives at meta['root'] (not in meta['selection']): the sweep config must carry it."""
     from pages import cached
 
+    folder = str(tiny_assets["data"])
     meta = {
         "dataset": "folder",
-        "root": "/data/my-clips",
+        "root": folder,
         "selection": {
             "dataset": "folder",
-            "speaker_regex": r"^(?P<speaker>[a-z]+)_",
+            "speaker_regex": r"^(?P<speaker>spk\d)_",
             "split_seed": 2,
         },
     }
@@ -127,8 +130,8 @@ def test_sweep_trains_on_the_feature_sets_folder_and_speaker_rule(started, monke
     assert not at.exception, at.exception
     _submit(at)
     (run,) = _sweeps()
-    assert run.config["root"] == "/data/my-clips" and run.config["dataset"] == "folder"
-    assert run.config["speaker_regex"] == r"^(?P<speaker>[a-z]+)_" and run.config["split_seed"] == 2
+    assert run.config["root"] == folder and run.config["dataset"] == "folder"
+    assert run.config["speaker_regex"] == r"^(?P<speaker>spk\d)_" and run.config["split_seed"] == 2
 
 
 def test_progress_says_final_evaluation_not_zero_seconds(started, tmp_path: Path):

@@ -217,16 +217,23 @@ def get_executor(spec: ExecutorSpec | None = None) -> Executor:
 
 
 def create_run_on(
-    kind: str, config: dict[str, Any], spec: ExecutorSpec, run_id: str | None = None
+    kind: str,
+    config: dict[str, Any],
+    spec: ExecutorSpec,
+    run_id: str | None = None,
+    *,
+    check: bool = True,
 ) -> Path:
     """A queued run folder that records its executor (config.json ``executor``, status ``executor``).
 
-    Settings no run could use are refused first, in one line (:func:`core.training.settings.check_settings`): what the CLI,
-    the pages and the grid launch never makes a folder for them.
+    Settings no run could use are refused first, in one line
+    (:func:`core.training.settings.check_settings`): the CLI and the pages never make a folder for
+    them. ``check=False`` is the grid's: a bad cell fails alone, in its own folder.
     """
-    from core.training.settings import check_settings  # the training stack: not for --help
+    if check:
+        from core.training.settings import check_settings  # the training stack: not for --help
 
-    check_settings(kind, config)
+        check_settings(kind, config)
     run = jobs.create_run(kind, config, run_id=run_id, executor=spec.to_dict())
     write_status(run, executor=spec.name)
     return run
