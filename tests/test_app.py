@@ -175,6 +175,7 @@ def test_convexity_page_curves_controls_and_cache(feature_key: str, calls: Count
 
 
 @needs_model
+@pytest.mark.slow
 def test_convexity_page_criteria_panel(feature_key: str):
     at = page(feature_key, "pages/convexity.py")
     assert len(at.get("plotly_chart")) == 2  # criteria are opt-in: nothing computed yet
@@ -189,6 +190,7 @@ def test_convexity_page_criteria_panel(feature_key: str):
 
 
 @needs_model
+@pytest.mark.slow
 def test_projections_page_slider_and_colour(feature_key: str, calls: Counter):
     forget()
     at = page(feature_key, "pages/projections.py")

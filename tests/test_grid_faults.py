@@ -22,6 +22,7 @@ from core.training.grid import GridSpec, read_grid_tables
 from tests.test_jobs import _isolated  # noqa: F401  (own cache, one thread, one job slot)
 
 
+@pytest.mark.slow
 def test_bad_model_fails_only_its_cells_and_the_table_is_stored(
     tiny_assets: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -56,6 +56,7 @@ def test_run_ids_are_validated(tmp_path: Path) -> None:
     assert list(root.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_failing_run_reports_its_error(tmp_path: Path) -> None:
     run = jobs.create_run("finetune", {"model": str(tmp_path / "no-such-model"), "epochs": 1})
     assert runs.status(run.name).state == "queued"
@@ -133,6 +134,7 @@ def test_final_evaluation_claims_no_time_left() -> None:
     assert est["total_remaining_s"] is None and est["epoch_remaining_s"] is None
 
 
+@pytest.mark.slow
 def test_elapsed_time_continues_across_a_resume(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -153,6 +155,7 @@ def test_elapsed_time_continues_across_a_resume(
     assert second.state == "failed" and 100.0 <= second.elapsed_s < 160.0
 
 
+@pytest.mark.slow
 def test_spawned_worker_does_not_stay_a_zombie(tmp_path: Path) -> None:
     """A failed run left a defunct child of the server: the spawner collects every worker's exit."""
     run = jobs.create_run("finetune", {"model": str(tmp_path / "no-such-model"), "epochs": 1})
@@ -175,6 +178,7 @@ def _proc_state(pid: int) -> str:
         return "gone"
 
 
+@pytest.mark.slow
 def test_benchmark_runs_as_a_job_in_its_own_process(tmp_path: Path) -> None:
     """The page's benchmark ran in a thread of the server; it is a job kind with a worker process."""
     from core.runs.views import list_benchmarks
@@ -211,6 +215,7 @@ def test_partial_metrics_are_discarded_only_without_a_checkpoint(tmp_path: Path)
     assert (run / "p1" / "metrics.jsonl").exists() and (run / "p2" / "metrics.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_queue_and_cancel(tiny_assets: dict[str, Path]) -> None:
     first = jobs.submit("finetune", tiny_config_dict(tiny_assets, epochs=200))
     second = jobs.submit("finetune", tiny_config_dict(tiny_assets, epochs=1))
@@ -272,6 +277,7 @@ def test_resume_without_checkpoint_starts_one_clean_history(
     assert _steps(run) == [1, 2]
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_from_last_epoch(tiny_assets: dict[str, Path]) -> None:
     epochs = 6
     run = jobs.submit(
@@ -306,6 +312,7 @@ def test_sigkill_then_resume_from_last_epoch(tiny_assets: dict[str, Path]) -> No
     assert pr.state == "done" and pr.total_remaining_s == 0.0 and pr.elapsed_s > 0
 
 
+@pytest.mark.slow
 def test_cancel_in_a_sweeps_first_phase_stops_its_worker(
     tiny_assets: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:

@@ -141,6 +141,7 @@ print("HIT" if hit else "COMPUTED")
 """
 
 
+@pytest.mark.slow
 def test_two_processes_computing_one_key_leave_one_valid_entry(cache: Path) -> None:
     env = {**os.environ, "CONVEXITY_LAB_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
     procs = [

@@ -100,6 +100,7 @@ def test_speakers_cover_every_word(clips: list[Path]) -> None:
         assert ws == set(WORDS), f"{sp} misses {set(WORDS) - ws}"
 
 
+@pytest.mark.slow
 def test_audio_format(clips: list[Path]) -> None:
     for c in clips:
         info = sf.info(str(c))
