@@ -289,6 +289,8 @@ MUTATIONS: list[tuple[str, Callable[[dict], bytes]]] = [
     ("prov-missing-field", _edit_doc(lambda d: d["provenance"].pop("feature_key"))),
     ("entry-deep-data", _edit_doc(_set_path(("data", "deep"), json.loads("[" * 300 + "]" * 300)))),
     ("entry-bad-array", _edit_doc(_set_path(("arrays",), {"x": {"file": "y.npy"}}))),
+    ("entry-data-empty", _edit_doc(_set_path(("data",), {}))),
+    ("entry-data-curves-list", _edit_doc(_set_path(("data", "curves"), []))),
 ]
 
 

@@ -133,7 +133,7 @@ prov = Provenance("m", "w", "d", {}, "f", "features-1", 3, 2, (), {}, "cpu", "1"
 
 def compute():
     time.sleep(1.0)  # long enough for the other process to arrive meanwhile
-    return StoredResult(key, "umap", {"n": 1}, prov, {"x": 1})
+    return StoredResult(key, "umap", {"n": 1}, prov, {"shape": [1, 1, 2]})
 
 
 _, hit = get_or_compute(key, compute)

@@ -80,8 +80,23 @@ def test_a_criteria_entry_posing_as_convexity_reads_as_missing(genuine: StoredRe
         lambda d: d["provenance"].update(n_clips="many"),
         lambda d: d.update(provenance=[]),
         lambda d: d["data"].update(deep=json.loads("[" * 200 + "]" * 200)),
+        lambda d: d.update(data={}),
+        lambda d: d["data"]["curves"]["word"].update(results=[]),
+        lambda d: d["data"]["curves"]["word"]["results"][0].update(score="high"),
+        lambda d: d["data"]["curves"]["word"]["results"][0]["per_class"].update(w0=[]),
     ],
-    ids=["created-int", "model-null", "label-sets-str", "n-clips-str", "prov-list", "deep"],
+    ids=[
+        "created-int",
+        "model-null",
+        "label-sets-str",
+        "n-clips-str",
+        "prov-list",
+        "deep",
+        "data-empty",
+        "data-no-results",
+        "data-score-str",
+        "data-class-list",
+    ],
 )
 def test_mistyped_entries_are_missing_to_every_reader(genuine: StoredResult, edit) -> None:
     _edit_entry(genuine.key, edit)

@@ -34,6 +34,7 @@ from core.io.locks import exclusive
 from core.io.npy import read_npy_header
 from core.io.paths import cache_subdir
 from core.results.provenance import Provenance, engine_version
+from core.results.schemas import check_data
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,8 @@ def validate_entry_doc(doc: Any, key: str | None = None) -> str | None:
         return f"provenance: {exc}"
     if result_key(prov.feature_key, doc["kind"], doc["request"], prov.engine_version) != doc["key"]:
         return "entry.json's key is not the key of its own request"
+    if (why := check_data(doc["kind"], doc["data"])) is not None:
+        return why
     for name, spec in doc["arrays"].items():
         if not ARRAY_NAME_RE.match(str(name)) or not isinstance(spec, dict):
             return f"bad array entry {str(name)[:40]!r}"

@@ -1,0 +1,106 @@
+"""The shape of each result kind's JSON part, checked on every read of the store.
+
+An entry's checksum and key say it is intact and keyed to its own request; these records say its
+``data`` is what its kind's readers expect (a convexity entry whose ``data`` is ``{}``, resealed, is
+otherwise intact). A read whose data does not parse here is treated as missing: recomputed, never a
+``KeyError`` in a page. Only the fields the readers use are checked; writers may add more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.errors import RecordError
+from core.io.records import Record, from_dict
+
+__all__ = ["check_data"]
+
+
+@dataclass(frozen=True)
+class _ClassScore(Record):
+    score: float
+    sem: float
+    n_points: int
+    n_pairs: int
+
+
+@dataclass(frozen=True)
+class _LayerResult(Record):
+    score: float
+    sem: float
+    per_class: dict[str, _ClassScore]
+    excluded_classes: tuple[Any, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Curve(Record):
+    layers: tuple[int, ...]
+    results: tuple[_LayerResult, ...]
+
+
+@dataclass(frozen=True)
+class _ConvexityData(Record):
+    curves: dict[str, _Curve]
+    order: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Criterion(Record):
+    name: str
+    kind: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _CriteriaData(Record):
+    criteria: dict[str, _Criterion]
+
+
+@dataclass(frozen=True)
+class _UmapData(Record):
+    shape: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class _Scores(Record):
+    scores: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class _RunCurvesData(Record):
+    pretrained: dict[str, _Scores] | None = None
+    finetuned: dict[str, _Scores] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _GridData(Record):
+    grid_id: str
+
+
+SCHEMAS: dict[str, type[Record]] = {
+    "convexity": _ConvexityData,
+    "criteria": _CriteriaData,
+    "umap": _UmapData,
+    "finetune-convexity": _RunCurvesData,
+    "grid": _GridData,
+}
+
+
+def check_data(kind: str, data: Any) -> str | None:
+    """Why ``data`` is not what a ``kind`` entry's readers expect, or None when it is."""
+    schema = SCHEMAS.get(kind)
+    if schema is None:
+        return f"unknown kind {kind!r}"
+    try:
+        parsed = from_dict(schema, data, where="data")
+    except RecordError as exc:
+        return str(exc)
+    if isinstance(parsed, _ConvexityData):
+        for name, curve in parsed.curves.items():
+            if len(curve.layers) != len(curve.results):
+                return f"data.curves[{name!r}]: {len(curve.layers)} layers, {len(curve.results)} results"
+        if parsed.order and set(parsed.order) != set(parsed.curves):
+            return "data.order names other curves than data.curves"
+    return None
