@@ -339,6 +339,7 @@ def test_finetune_page_suggestion_params_runs_and_live_view(feature_key: str, ca
 
 
 @needs_model
+@pytest.mark.slow
 def test_benchmarks_page_compares_runs_and_criteria(feature_key: str, cache_root: Path):
     if not list((cache_root / "runs").glob("*aaaaaa")):
         _fake_finetune_run(cache_root, "20200101-000000-finetune-x-aaaaaa", None, 0.9)

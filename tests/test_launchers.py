@@ -131,6 +131,7 @@ def test_pages_without_ray_say_so_in_one_line(monkeypatch: pytest.MonkeyPatch) -
     assert any("pip install ray" in e.value for e in at.error) and run_store.list_runs() == []
 
 
+@pytest.mark.slow
 def test_finetune_page_ray_choice_is_recorded_in_the_run(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -175,6 +175,7 @@ def _provenance_text(spec: dict) -> tuple[list[str], dict]:
     return notes[0]["text"].split("<br>"), spec["layout"]
 
 
+@pytest.mark.slow
 def test_cli_criteria_and_umap_open_in_the_dashboard_without_recomputation(
     cache: Path, tree: Path, model_dir: Path, one_thread, monkeypatch: pytest.MonkeyPatch
 ) -> None:
