@@ -4,7 +4,7 @@ Starts ``streamlit run app.py`` on a free port with a private ``CONVEXITY_LAB_CA
 Playwright's Python API in Debian's Chromium (``/usr/bin/chromium``; no ``playwright install``).
 Skipped when Chromium, Playwright or the offline Whisper tiny.en weights are missing.
 
-What only a browser shows (issue 11): live updates without navigation (a benchmark's result, a run's
+What only a browser shows: live updates without navigation (a benchmark's result, a run's
 curves), requests to outside hosts and console errors (offline use), pages opened by URL, and layout at a
 projector's 1024 x 768 (clipped labels, the main chart above the fold), in light and dark themes. Every page
 load is watched: any failed request, any request to a host other than this machine, any console error fails.

@@ -161,7 +161,7 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """Detached processes and flock slots (``$CONVEXITY_LAB_MAX_JOBS`` at a time), as before."""
+    """Detached processes and flock slots (``$CONVEXITY_LAB_MAX_JOBS`` at a time) on this machine."""
 
     name = "local"
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from core.io.run_folder import RunFolder
 from core.runs.folders import (
     read_json,
     read_metrics,
@@ -244,14 +245,9 @@ def list_runs() -> list[RunStatus]:
 
 
 def result(run_id: str | os.PathLike) -> dict[str, Any] | None:
-    """A finished run's result (``result.json`` of a fine-tune, ``results.json`` of a sweep); None before.
-
-    TODO(integrator): return ``FinetuneResult.from_dict(...)`` for fine-tunes once
-    ``core.training.finetune.FinetuneResult`` exists (not on this branch).
-    """
-    run = run_dir(run_id)
-    kind = (read_json(run / "config.json") or {}).get("kind")
-    return read_json(run / ("results.json" if kind == "sweep" else "result.json"))
+    """A finished run's result document (a fine-tune's ``result.json``, a sweep's ``results.json``);
+    None before. Callers type it (``FinetuneResult.from_dict``, ``SweepResult.from_dict``)."""
+    return RunFolder(run_dir(run_id)).read_result()
 
 
 def convexity(run_id: str | os.PathLike) -> dict[str, Any] | None:
