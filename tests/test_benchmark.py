@@ -169,6 +169,7 @@ def test_benchmark_reports_progress_per_round_and_stops_when_asked(tiny_model: P
         run_benchmark(cfg, should_stop=lambda: True)
 
 
+@pytest.mark.slow
 def test_injected_slowdown_in_one_repeat_is_flagged(tiny_model: Path) -> None:
     """Machine load in one repeat (a sleep inside the pruned model's timed step) must not pass silently."""
     seen: list[tuple[str, str, int]] = []

@@ -93,6 +93,7 @@ def test_help_does_not_load_the_training_stack() -> None:
     assert res.returncode == 0 and res.stdout.strip() == "[]", (res.stdout, res.stderr)
 
 
+@pytest.mark.slow
 def test_worker_entry_smoke_subprocess(tmp_path: Path) -> None:
     """``python -m core jobs run-job RUN`` (what core.runs.jobs.start spawns) runs the worker body."""
     from core.runs import jobs, records

@@ -53,6 +53,7 @@ def _has_two_classes(labels) -> bool:
     return int((counts >= 2).sum()) >= 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problem=small_problems())

@@ -33,6 +33,7 @@ def _rows(run: Path, kind: str) -> list[dict]:
     ]
 
 
+@pytest.mark.slow
 def test_tiny_finetune_learns_and_reports_convexity(
     tiny_assets: dict[str, Path], tmp_path: Path
 ) -> None:

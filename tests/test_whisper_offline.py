@@ -170,6 +170,7 @@ def test_corrupted_copy_is_rejected(tmp_path: Path) -> None:
     assert not (tmp_path / "models").exists()  # rejected before anything was written
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", [TINY, BASE])
 def test_directory_reloads_with_real_encoder(key: str, cache_root: Path) -> None:
     _need(key)
