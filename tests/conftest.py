@@ -46,3 +46,14 @@ def tiny_assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "whisper": make_tiny_whisper(base / "whisper"),
         "data": make_tone_noise_dataset(base / "data"),
     }
+
+
+@pytest.fixture
+def started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A private cache; the ids of runs a page asked to start (no worker process is spawned)."""
+    from core.runs import jobs
+
+    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path))
+    calls: list[str] = []
+    monkeypatch.setattr(jobs, "start", lambda run: calls.append(Path(run).name) or 0)
+    return calls

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import runs as run_store
@@ -22,14 +21,6 @@ from core.training.configs import BenchmarkConfig
 
 APP = "../app.py"
 MODEL = "whisper-tiny.en-offline"  # 4 layers in the registry
-
-
-@pytest.fixture()
-def started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path))
-    calls: list[str] = []
-    monkeypatch.setattr(jobs, "start", lambda run: calls.append(Path(run).name) or 0)
-    return calls
 
 
 def open_benchmarks() -> AppTest:

@@ -12,7 +12,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import runs as run_store
@@ -22,15 +21,6 @@ from core.runs.records import proc_start
 
 APP = "../app.py"
 MODEL = "whisper-tiny.en-offline"
-
-
-@pytest.fixture()
-def started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """A private cache; run ids that the page asked to start (no worker process is spawned)."""
-    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path))
-    calls: list[str] = []
-    monkeypatch.setattr(jobs, "start", lambda run: calls.append(Path(run).name) or 0)
-    return calls
 
 
 def open_sweep() -> AppTest:
