@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -239,13 +240,35 @@ def create_run_on(
     return run
 
 
+RAY_PROBE_SECONDS = 3.0  # how long a launch waits to learn that a cluster address answers
+
+
 def require_executor(spec: ExecutorSpec) -> ExecutorSpec:
-    """``spec`` when its executor can be used here (Ray importable for ``ray``); RunError in one line."""
+    """``spec`` when its executor can be used here: Ray importable for ``ray``, and an explicit
+    ``host:port`` (or ``ray://host:port``) address answering within a few seconds; RunError in one
+    line otherwise, before any run folder exists (Ray itself would retry for minutes)."""
     if spec.name == "ray":
         from core.runs.ray_executor import require_ray
 
         require_ray()
+        _probe(spec.address)
     return spec
+
+
+def _probe(address: str | None) -> None:
+    """RunError unless a TCP connection to the address's host and port opens in time."""
+    if not address or address.strip() in ("auto", "local"):
+        return  # Ray finds (or starts) the cluster itself
+    host, _, port = address.strip().removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=RAY_PROBE_SECONDS):
+            return
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise RunError(
+            f"no Ray cluster answers at {address}: {reason} (start one with 'ray start --head', "
+            "give its address, or run locally)"
+        ) from None
 
 
 LAUNCH_CHOICES = {"local": "local", "Ray cluster": "ray"}  # a run launcher's "Run on" labels
