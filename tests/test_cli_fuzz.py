@@ -108,6 +108,14 @@ BAD_INVOCATIONS: list[tuple[str, list[str]]] = [
     ("sweep-bg-fraction-2", ["sweep", "--model", MODEL, "--fraction", "2", "--background"]),
     ("sweep-bg-epochs-0", ["sweep", "--model", MODEL, "--epochs", "0", "--background"]),
     (
+        "finetune-ray-nobody-there",
+        ["finetune", "--model", MODEL, "--executor", "ray", "--address", "127.0.0.1:1"],
+    ),
+    (
+        "sweep-ray-nobody-there",
+        ["sweep", "--model", MODEL, "--executor", "ray", "--address", "127.0.0.1:1"],
+    ),
+    (
         "benchmark-repeats-0",
         ["benchmark", "--model", MODEL, "--prune-point", "1", "--repeats", "0"],
     ),
