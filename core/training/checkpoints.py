@@ -2,14 +2,13 @@
 
 ``best/`` and ``last/``: ``save_pretrained`` model + feature extractor, replaced via a temp folder and
 renames. ``state.pt``: model, optimizer, scheduler, epoch, RNG (tensors and plain containers only, read
-back with ``torch.load(weights_only=True)``). ``metrics.jsonl``: one JSON row per logged step and per
-evaluation, fsynced row by row so a watcher may read it at any time.
+back with ``torch.load(weights_only=True)``). The metrics rows are
+:class:`core.io.run_folder.RunFolder`'s.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -24,12 +23,10 @@ from core.models.registry import SpeechEncoder
 
 __all__ = [
     "TrainState",
-    "append_metrics",
     "load_state",
     "repair_checkpoint_dirs",
     "save_model_dir",
     "save_state",
-    "truncate_metrics",
 ]
 
 CHECKPOINT_DIRS = ("best", "last")
@@ -117,26 +114,3 @@ def load_state(path: Path, clf: nn.Module, opt: torch.optim.Optimizer, sched: An
         best_epoch=int(saved["best_epoch"]),
         train_seconds=float(saved.get("train_seconds", 0.0)),
     )
-
-
-def append_metrics(path: Path, row: dict[str, Any]) -> None:
-    """Append one JSON row and flush it to disk (a watcher may read it any time)."""
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def truncate_metrics(path: Path, completed_epochs: int) -> None:
-    """Drop metric rows of epochs after the last checkpoint (a resumed run redoes them)."""
-    if not path.exists():
-        return
-    keep = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line from a killed process
-        if int(row.get("epoch", 0)) <= completed_epochs:
-            keep.append(json.dumps(row))
-    atomic_write_bytes(path, ("\n".join(keep) + ("\n" if keep else "")).encode())

@@ -41,6 +41,7 @@ from torch import nn
 from core.data.datasets import label_set
 from core.errors import Cancelled, PruneError
 from core.io.atomic import atomic_write_json
+from core.io.run_folder import RunFolder
 from core.models.classifier import (
     autocast,
     batched_inputs,
@@ -52,12 +53,10 @@ from core.models.pruning import count_parameters, prune
 from core.models.registry import SpeechEncoder, load_encoder, resolve_model
 from core.training.checkpoints import (
     TrainState,
-    append_metrics,
     load_state,
     repair_checkpoint_dirs,
     save_model_dir,
     save_state,
-    truncate_metrics,
 )
 from core.training.configs import FinetuneConfig
 from core.training.evaluation import EvalResult, evaluate
@@ -178,11 +177,10 @@ def resume(run: Path, model: Model, optim: Optimisation) -> TrainState:
     if not path.exists():
         return TrainState()
     state = load_state(path, model.clf, optim.opt, optim.sched)
-    truncate_metrics(run / "metrics.jsonl", state.epoch)
+    folder = RunFolder(run)
+    folder.keep_metrics(state.epoch)
     log.info("resumed after epoch %d (step %d)", state.epoch, state.global_step)
-    append_metrics(
-        run / "metrics.jsonl", {"event": "resumed", "epoch": state.epoch, "time": time.time()}
-    )
+    folder.append_metric({"event": "resumed", "epoch": state.epoch, "time": time.time()})
     return state
 
 
@@ -242,7 +240,7 @@ def train_epoch(
                 "throughput": window_n / max(time.perf_counter() - window_t, 1e-9),
                 "time": time.time(),
             }
-            append_metrics(run / "metrics.jsonl", row)
+            RunFolder(run).append_metric(row)
             progress(row)
             window_loss, window_n, window_t = 0.0, 0, time.perf_counter()
     if model.device.type == "cuda":
@@ -284,7 +282,7 @@ def evaluate_and_checkpoint(
         "epoch_seconds": epoch_seconds,
         "time": time.time(),
     }
-    append_metrics(run / "metrics.jsonl", row)
+    RunFolder(run).append_metric(row)
     progress(row)
     log.info(
         "epoch %d/%d: %s accuracy %.4f loss %.4f (%.1f s)%s",
