@@ -223,16 +223,12 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     """Load a model, keep layers 1..p, save it, and print parameter counts before and after."""
-    from core.errors import PruneError
-    from core.models.pruning import count_parameters, prune
+    from core.models.pruning import check_prune_point, count_parameters, prune
     from core.models.registry import load_encoder, resolve_model
 
     depth = resolve_model(args.model).n_layers  # known without loading: check p before any work
-    if depth and not 1 <= args.p <= depth:
-        raise PruneError(
-            f"prune point p={args.p} is out of range: {args.model} has {depth} transformer layers, "
-            f"so p must satisfy 1 <= p <= {depth}"
-        )
+    if depth:
+        check_prune_point(args.p, depth, args.model)
     enc = load_encoder(args.model, whisper_input=args.whisper_input, device="cpu")
     before = count_parameters(enc)
     n_layers = enc.n_layers

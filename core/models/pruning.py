@@ -21,6 +21,7 @@ from torch import nn
 from core.errors import PruneError
 
 __all__ = [
+    "check_prune_point",
     "PruneError",
     "count_parameters",
     "encoder_of",
@@ -94,18 +95,23 @@ def _configs(module: nn.Module) -> list[Any]:
     return list(seen.values())
 
 
+def check_prune_point(p: Any, n_layers: int, model: str = "this model") -> None:
+    """PruneError (one line naming the valid range) unless ``p`` is an integer in 1..``n_layers``."""
+    if isinstance(p, bool) or not isinstance(p, int):
+        raise PruneError(f"prune point must be an integer, got {p!r}")
+    if not 1 <= p <= n_layers:
+        raise PruneError(
+            f"prune point p={p} is out of range: {model} has {n_layers} transformer layers, "
+            f"so p must satisfy 1 <= p <= {n_layers}"
+        )
+
+
 def prune(model: Any, p: int) -> Any:
     """Keep the front-end and transformer layers 1..p (in place), free the rest and fix the config; returns ``model``."""
     module = _unwrap(model)
     encoder = encoder_of(module)
     n_layers = len(encoder.layers)
-    if isinstance(p, bool) or not isinstance(p, int):
-        raise PruneError(f"prune point must be an integer, got {p!r}")
-    if not 1 <= p <= n_layers:
-        raise PruneError(
-            f"prune point p={p} is out of range: this model has {n_layers} transformer layers, "
-            f"so p must satisfy 1 <= p <= {n_layers}"
-        )
+    check_prune_point(p, n_layers)
     if p == n_layers:
         return model
 

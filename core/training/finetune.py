@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from core.data.datasets import label_set
-from core.errors import Cancelled, PruneError
+from core.errors import Cancelled
 from core.io.atomic import atomic_write_json
 from core.io.run_folder import RunFolder
 from core.models.classifier import (
@@ -49,7 +49,7 @@ from core.models.classifier import (
     freeze_front_end,
     load_classifier,
 )
-from core.models.pruning import count_parameters, prune
+from core.models.pruning import check_prune_point, count_parameters, prune
 from core.models.registry import SpeechEncoder, load_encoder, resolve_model
 from core.training.checkpoints import (
     TrainState,
@@ -85,13 +85,8 @@ def check_run(cfg: FinetuneConfig) -> DataPlan:
     cfg.check()
     plan = check_task_data(cfg)
     spec = resolve_model(cfg.model)
-    p = cfg.prune_point
-    if p is not None and (
-        isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= spec.n_layers
-    ):
-        raise PruneError(
-            f"prune point p = {p} is out of range: {spec.key} has layers 1..{spec.n_layers}"
-        )
+    if cfg.prune_point is not None:
+        check_prune_point(cfg.prune_point, spec.n_layers, spec.key)
     return plan
 
 
