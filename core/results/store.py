@@ -162,41 +162,42 @@ def _depth(obj: Any, limit: int = MAX_DEPTH + 1) -> int:
     return 1 + max((_depth(v, limit - 1) for v in items), default=0)
 
 
-def validate_entry_doc(doc: Any, key: str | None = None) -> str | None:
-    """Why ``entry.json`` content cannot be used, or None if fine: schema, the key (asked for, and the
-    one its own request gives), checksum, depth, typed provenance, the array list."""
+def check_entry_doc(doc: Any, key: str | None = None) -> tuple[Provenance | None, str | None]:
+    """(its typed provenance, None) when ``entry.json`` content can be used, else (None, why): schema,
+    the key (asked for, and the one its own request gives), checksum, depth, provenance, the data's
+    shape for its kind, the array list."""
     if not isinstance(doc, dict):
-        return "entry.json is not an object"
+        return None, "entry.json is not an object"
     if doc.get("schema") != SCHEMA:
-        return f"schema {doc.get('schema')!r}, expected {SCHEMA}"
+        return None, f"schema {doc.get('schema')!r}, expected {SCHEMA}"
     if not KEY_RE.match(str(doc.get("key"))) or (key is not None and doc.get("key") != key):
-        return "entry.json names another key"
+        return None, "entry.json names another key"
     if doc.get("kind") not in KINDS:
-        return f"unknown kind {doc.get('kind')!r}"
+        return None, f"unknown kind {doc.get('kind')!r}"
     for name, typ in (("request", dict), ("provenance", dict), ("data", dict), ("arrays", dict)):
         if not isinstance(doc.get(name), typ):
-            return f"entry.json field {name!r} is missing or not an object"
+            return None, f"entry.json field {name!r} is missing or not an object"
     if doc.get("sha256") != _doc_sha(doc):
-        return "entry.json checksum mismatch"
+        return None, "entry.json checksum mismatch"
     if _depth(doc) > MAX_DEPTH:
-        return f"entry.json is nested deeper than {MAX_DEPTH} levels"
+        return None, f"entry.json is nested deeper than {MAX_DEPTH} levels"
     try:
         prov = Provenance.from_dict(doc["provenance"])
     except LabError as exc:
-        return f"provenance: {exc}"
+        return None, f"provenance: {exc}"
     if result_key(prov.feature_key, doc["kind"], doc["request"], prov.engine_version) != doc["key"]:
-        return "entry.json's key is not the key of its own request"
+        return None, "entry.json's key is not the key of its own request"
     if (why := check_data(doc["kind"], doc["data"])) is not None:
-        return why
+        return None, why
     for name, spec in doc["arrays"].items():
         if not ARRAY_NAME_RE.match(str(name)) or not isinstance(spec, dict):
-            return f"bad array entry {str(name)[:40]!r}"
+            return None, f"bad array entry {str(name)[:40]!r}"
         if spec.get("file") != f"{name}.npy":
-            return f"array {name!r} names file {spec.get('file')!r}"
+            return None, f"array {name!r} names file {spec.get('file')!r}"
         for fld in ("shape", "dtype", "bytes", "sha256"):
             if fld not in spec:
-                return f"array {name!r} lacks {fld!r}"
-    return None
+                return None, f"array {name!r} lacks {fld!r}"
+    return prov, None
 
 
 def _load_array(path: Path, spec: Mapping[str, Any]) -> np.ndarray:
@@ -224,8 +225,8 @@ def read_entry(directory: Path, key: str | None = None) -> tuple[StoredResult | 
         return None, None
     try:
         doc = json.loads(entry.read_text(encoding="utf-8"))
-        why = validate_entry_doc(doc, key)
-        if why is not None:
+        prov, why = check_entry_doc(doc, key)
+        if prov is None:
             return None, why
         arrays = {
             name: _load_array(directory / spec["file"], spec)
@@ -235,7 +236,7 @@ def read_entry(directory: Path, key: str | None = None) -> tuple[StoredResult | 
             key=doc["key"],
             kind=doc["kind"],
             request=doc["request"],
-            provenance=Provenance.from_dict(doc["provenance"]),
+            provenance=prov,
             data=doc["data"],
             arrays=arrays,
         )
@@ -374,12 +375,12 @@ def list_results(kind: str | None = None) -> list[EntryInfo]:
             continue
         try:
             doc = json.loads((directory / ENTRY_NAME).read_text(encoding="utf-8"))
-            if validate_entry_doc(doc, directory.name) is not None:
+            prov, _ = check_entry_doc(doc, directory.name)
+            if prov is None:
                 continue
             if kind is not None and doc["kind"] != kind:
                 continue
             size = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
-            prov = Provenance.from_dict(doc["provenance"])
             out.append(
                 EntryInfo(doc["key"], doc["kind"], doc["request"], prov, doc["data"], {}, size)
             )
