@@ -126,12 +126,17 @@ def main() -> None:
             n = args.padded_clips if mode == "padded" else args.clips
             res = run_one(model, mode, n, args)
             results.append(res)
-            print(f"  {res['describe']}: extract {res['extract']:.1f} clips/s, bare {res['bare']:.1f} "
-                  f"clips/s, ratio {res['ratio']:.2f}", flush=True)  # fmt: skip
+            print(
+                f"  {res['describe']}: extract {res['extract']:.1f} clips/s, bare {res['bare']:.1f} "
+                f"clips/s, ratio {res['ratio']:.2f}",
+                flush=True,
+            )
     print(f"\n{'model':<26}{'input':<9}{'clips':>6}{'extract/s':>11}{'bare/s':>9}{'ratio':>7}")
     for r in results:
-        print(f"{r['model']:<26}{r['mode']:<9}{r['n']:>6}{r['extract']:>11.1f}{r['bare']:>9.1f}"
-              f"{r['ratio']:>7.2f}")  # fmt: skip
+        print(
+            f"{r['model']:<26}{r['mode']:<9}{r['n']:>6}{r['extract']:>11.1f}{r['bare']:>9.1f}"
+            f"{r['ratio']:>7.2f}"
+        )
 
 
 if __name__ == "__main__":

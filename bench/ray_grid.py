@@ -42,11 +42,25 @@ def _load() -> str:
 def _grid(model: Path, data: Path, epochs: int) -> GridSpec:
     """The tiny 4-cell grid."""
     train = dict(
-        dataset="folder", root=str(data), eval_split="test", epochs=epochs, batch_size=8, lr=3e-3,
-        log_every=1, convexity=False, device="cpu", max_steps_per_epoch=4,
-    )  # fmt: skip
-    return GridSpec(models=(str(model),), tasks=("words",), points=(1, "full"), seeds=(0, 1),
-                    train=train, benchmark=False)  # fmt: skip
+        dataset="folder",
+        root=str(data),
+        eval_split="test",
+        epochs=epochs,
+        batch_size=8,
+        lr=3e-3,
+        log_every=1,
+        convexity=False,
+        device="cpu",
+        max_steps_per_epoch=4,
+    )
+    return GridSpec(
+        models=(str(model),),
+        tasks=("words",),
+        points=(1, "full"),
+        seeds=(0, 1),
+        train=train,
+        benchmark=False,
+    )
 
 
 def _timed(spec: GridSpec, executor, espec: ExecutorSpec, cache: Path) -> float:
@@ -63,9 +77,18 @@ def _kill_and_retry(executor, model: Path, data: Path, cache: Path) -> dict:
     """One fine-tune on Ray, worker SIGKILLed after its first checkpoint; what the retry redid."""
     os.environ["CONVEXITY_LAB_CACHE"] = str(cache)
     cfg = dict(
-        model=str(model), dataset="folder", root=str(data), eval_split="test", epochs=6,
-        batch_size=8, lr=3e-3, log_every=1, convexity=False, device="cpu", max_steps_per_epoch=4,
-    )  # fmt: skip
+        model=str(model),
+        dataset="folder",
+        root=str(data),
+        eval_split="test",
+        epochs=6,
+        batch_size=8,
+        lr=3e-3,
+        log_every=1,
+        convexity=False,
+        device="cpu",
+        max_steps_per_epoch=4,
+    )
     run = create_run_on("finetune", cfg, executor.spec)
     executor.submit(run)
     while not (run / "state.pt").exists():
@@ -83,10 +106,14 @@ def _kill_and_retry(executor, model: Path, data: Path, cache: Path) -> dict:
     first_after = min(r["time"] for r in rows if r.get("kind") == "train" and r["time"] > t_kill)
     redone = [r for r in rows_at_kill if r.get("kind") == "train" and r["epoch"] > checkpointed]
     return {
-        "state": final.state, "attempts": final.attempt, "epoch_checkpointed": checkpointed,
-        "resumed_from_epoch": resumed["epoch"], "train_steps_redone": len(redone),
-        "steps_per_epoch": 4, "seconds_kill_to_first_step": round(first_after - t_kill, 1),
-    }  # fmt: skip
+        "state": final.state,
+        "attempts": final.attempt,
+        "epoch_checkpointed": checkpointed,
+        "resumed_from_epoch": resumed["epoch"],
+        "train_steps_redone": len(redone),
+        "steps_per_epoch": 4,
+        "seconds_kill_to_first_step": round(first_after - t_kill, 1),
+    }
 
 
 def main() -> None:
@@ -107,10 +134,17 @@ def main() -> None:
     model = make_trainable_wav2vec2(base / "w2v")
     data = make_tone_noise_dataset(base / "data", speakers=3, per_speaker=8)
     spec = _grid(model, data, a.epochs)
-    print(f"grid: 4 cells, {a.epochs} epochs x 4 steps, batch 8, tiny wav2vec2 (2 layers, d=32), "
-          f"1 torch thread per cell; load before: {_load()}")  # fmt: skip
-    ray.init(num_cpus=a.cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-             log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}})  # fmt: skip
+    print(
+        f"grid: 4 cells, {a.epochs} epochs x 4 steps, batch 8, tiny wav2vec2 (2 layers, d=32), "
+        f"1 torch thread per cell; load before: {_load()}"
+    )
+    ray.init(
+        num_cpus=a.cpus,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}},
+    )
     espec = ExecutorSpec(name="ray")
     rex = RayExecutor(espec)
     try:
@@ -120,12 +154,16 @@ def main() -> None:
         for i in range(a.repeats):
             times["local"].append(_timed(spec, LocalExecutor(), ExecutorSpec(), base / f"l{i}"))
             times["ray"].append(_timed(spec, rex, espec, base / f"r{i}"))
-            print(f"repeat {i}: local {times['local'][-1]:.1f} s, ray {times['ray'][-1]:.1f} s; "
-                  f"load {_load()}")  # fmt: skip
+            print(
+                f"repeat {i}: local {times['local'][-1]:.1f} s, ray {times['ray'][-1]:.1f} s; "
+                f"load {_load()}"
+            )
         med = {k: statistics.median(v) for k, v in times.items()}
-        print(f"median wall: local {med['local']:.1f} s (max_jobs={jobs.max_jobs()}), ray "
-              f"{med['ray']:.1f} s ({a.cpus} CPUs); ray/local = {med['ray'] / med['local']:.2f}; "
-              f"per cell on ray: {med['ray'] / 4:.1f} s")  # fmt: skip
+        print(
+            f"median wall: local {med['local']:.1f} s (max_jobs={jobs.max_jobs()}), ray "
+            f"{med['ray']:.1f} s ({a.cpus} CPUs); ray/local = {med['ray'] / med['local']:.2f}; "
+            f"per cell on ray: {med['ray'] / 4:.1f} s"
+        )
         print("kill-and-retry:", json.dumps(_kill_and_retry(rex, model, data, base / "kill")))
         print(f"load after: {_load()}")
     finally:

@@ -44,8 +44,13 @@ def main() -> None:
 
     x, y = synthetic_layers(args.n, args.classes, args.dim, args.layers, seed=0)
     labels = {"word": [f"w{c}" for c in y]}
-    meta = {"key": f"bench-{args.n}-{args.layers}", "model_key": "synthetic", "dataset": "synthetic",
-            "n_clips": args.n, "n_layers": args.layers - 1}  # fmt: skip
+    meta = {
+        "key": f"bench-{args.n}-{args.layers}",
+        "model_key": "synthetic",
+        "dataset": "synthetic",
+        "n_clips": args.n,
+        "n_layers": args.layers - 1,
+    }
     fs = SimpleNamespace(features=x, meta=meta, key=meta["key"])
     settings = {
         "k": 10,
@@ -75,11 +80,15 @@ def main() -> None:
     print(
         f"features: N={args.n} ({args.classes} classes), {args.layers} hidden states, D={args.dim}; k=10, {mode}"
     )
-    print(f"torch threads: {__import__('torch').get_num_threads()}; load average before: "
-          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; after: {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(
+        f"torch threads: {__import__('torch').get_num_threads()}; load average before: "
+        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; after: {os.getloadavg()[0]:.2f}"
+    )
     print(f"compute (engine + store write): {compute_s:8.2f} s")
-    print(f"reopen from the store (median of {args.repeats}): {reopen_s * 1000:8.1f} ms  "
-          f"(range {min(reopen) * 1000:.1f}-{max(reopen) * 1000:.1f} ms)")  # fmt: skip
+    print(
+        f"reopen from the store (median of {args.repeats}): {reopen_s * 1000:8.1f} ms  "
+        f"(range {min(reopen) * 1000:.1f}-{max(reopen) * 1000:.1f} ms)"
+    )
     print(
         f"ratio compute / reopen: {compute_s / reopen_s:,.0f}x; entry on disk: {size / 1024:.0f} KiB"
     )

@@ -38,12 +38,21 @@ from pages.state import init_state
 
 # settings whose difference makes two runs' accuracies not like for like
 SETTINGS = {
-    "model": "model", "task": "task", "dataset": "dataset", "eval_split": "evaluation split",
-    "test_split": "test split", "max_train_clips": "training clips cap",
-    "max_eval_clips": "evaluation clips cap", "max_test_clips": "test clips cap", "seed": "seed",
-    "split_seed": "split seed", "epochs": "epochs", "lr": "learning rate", "batch_size": "batch size",
+    "model": "model",
+    "task": "task",
+    "dataset": "dataset",
+    "eval_split": "evaluation split",
+    "test_split": "test split",
+    "max_train_clips": "training clips cap",
+    "max_eval_clips": "evaluation clips cap",
+    "max_test_clips": "test clips cap",
+    "seed": "seed",
+    "split_seed": "split seed",
+    "epochs": "epochs",
+    "lr": "learning rate",
+    "batch_size": "batch size",
     "whisper_input": "Whisper input",
-}  # fmt: skip
+}
 BETTER = {"pruned": "pruned ✓", "full": "full ✓", None: ""}
 DEFAULTS = BenchmarkConfig(model="", prune_point=1)  # the CLI's defaults, one dataclass for both
 
@@ -197,9 +206,10 @@ def launch_benchmark(cfg: BenchmarkConfig) -> None:
         st.error(one_line(exc))
         return
     same = [
-        r for r in run_store.list_runs()
+        r
+        for r in run_store.list_runs()
         if r.kind == "benchmark" and r.active and r.config == cfg.to_dict()
-    ]  # fmt: skip
+    ]
     if same:
         state["bm_run"] = same[0].run_id
         st.info(f"That benchmark is already {same[0].label}: {same[0].run_id}.")
@@ -412,14 +422,22 @@ if not grids:
         "No grid yet: `python -m core grid --models ... --executor ray` (README: Running on a cluster)."
     )
 else:
-    key = st.selectbox("Grid", list(grids), key="bm_grid", format_func=lambda k: (
-        f"{grids[k].table.grid_id} ({grids[k].table.n_done}/{grids[k].table.n_cells} cells, "
-        f"{grids[k].table.executor}, {grids[k].table.created})"))  # fmt: skip
+    key = st.selectbox(
+        "Grid",
+        list(grids),
+        key="bm_grid",
+        format_func=lambda k: (
+            f"{grids[k].table.grid_id} ({grids[k].table.n_done}/{grids[k].table.n_cells} cells, "
+            f"{grids[k].table.executor}, {grids[k].table.created})"
+        ),
+    )
     grid = grids[key]
     st.dataframe(pd.DataFrame(grid.table.records()), hide_index=True)
-    st.caption("Accuracy: mean ± sample std over the seeds that finished (n). Ratios: pruned / full, "
-               "from benchmarks that measured both side by side in one process. "
-               f"Stored result {key[:12]}: {grid.provenance.caption()}")  # fmt: skip
+    st.caption(
+        "Accuracy: mean ± sample std over the seeds that finished (n). Ratios: pruned / full, "
+        "from benchmarks that measured both side by side in one process. "
+        f"Stored result {key[:12]}: {grid.provenance.caption()}"
+    )
     export["grid"] = {**grid.table.to_dict(), "provenance": grid.provenance.to_dict()}
 
 # ------------------------------------------------------------------------------------------------

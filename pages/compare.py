@@ -108,10 +108,15 @@ for s in chosen:
     ]
     lines.append(
         figures.Curve(
-            s.label(), s.x(relative), s.scores, err=err, colour=colours[s.entry_key], dash=dash,
+            s.label(),
+            s.x(relative),
+            s.scores,
+            err=err,
+            colour=colours[s.entry_key],
+            dash=dash,
             hover=hover,
         )
-    )  # fmt: skip
+    )
 fig = figures.curve_figure(
     lines, height=480, x_title=AXES[axis], integer_x=not relative, caption=caption_lines
 )
@@ -162,11 +167,17 @@ if len(with_classes) >= 2:
         lim = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
         heat = go.Figure(
             go.Heatmap(
-                z=z, x=x, y=classes, zmid=0, zmin=-lim, zmax=lim, colorscale="RdBu",
+                z=z,
+                x=x,
+                y=classes,
+                zmid=0,
+                zmin=-lim,
+                zmax=lim,
+                colorscale="RdBu",
                 colorbar={"title": {"text": "A − B"}},
                 hovertemplate="%{y}<br>%{x}<br>A − B %{z:.3f}<extra></extra>",
             )
-        )  # fmt: skip
+        )
         heat.update_yaxes(type="category", tickfont={"size": 11})
         x_title = AXES["relative"] if resampled else figures.LAYER_AXIS
         figures.style(
@@ -190,11 +201,19 @@ if len(with_classes) >= 2:
 
 st.subheader("Download")
 long_rows = [
-    {"curve": s.label(), "key": s.entry_key, "labels": s.label_set, "layer": layer,
-     "relative_depth": layer / max(s.n_layers, 1), "score": float(score), "sem": float(sem),
-     "exact": s.exact}
-    for s in chosen for layer, score, sem in zip(s.layers, s.scores, s.sems, strict=True)
-]  # fmt: skip
+    {
+        "curve": s.label(),
+        "key": s.entry_key,
+        "labels": s.label_set,
+        "layer": layer,
+        "relative_depth": layer / max(s.n_layers, 1),
+        "score": float(score),
+        "sem": float(sem),
+        "exact": s.exact,
+    }
+    for s in chosen
+    for layer, score, sem in zip(s.layers, s.scores, s.sems, strict=True)
+]
 d1, d2, d3, d4, d5 = st.columns(5)
 d1.download_button(
     "Curves (CSV)",

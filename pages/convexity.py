@@ -125,23 +125,32 @@ for name, curve in curves.items():
     hover = [
         f"{name}<br>hidden state {x}<br>convexity {y:.3f}"
         + ("" if bar is None else f" ± {b:.3f} ({bar_kind})")
-        for x, y, b in zip(layers, curve.scores, bar if bar is not None else curve.sems, strict=True)
-    ]  # fmt: skip
+        for x, y, b in zip(
+            layers, curve.scores, bar if bar is not None else curve.sems, strict=True
+        )
+    ]
     lines.append(
         figures.Curve(
-            f"{name} ({len(curve.results[0].per_class)} classes)", layers, curve.scores,
-            err=bar, colour=COLOURS[name], hover=hover,
+            f"{name} ({len(curve.results[0].per_class)} classes)",
+            layers,
+            curve.scores,
+            err=bar,
+            colour=COLOURS[name],
+            hover=hover,
         )
-    )  # fmt: skip
+    )
 fig = figures.curve_figure(lines, height=300)  # above the fold at 1024 x 768
 for name in curves:  # prune points as legend entries: two labels at one layer never collide
     fig.add_trace(
         go.Scatter(
-            x=[prune[name], prune[name]], y=[0, 1.05], mode="lines",
+            x=[prune[name], prune[name]],
+            y=[0, 1.05],
+            mode="lines",
             name=f"prune point ({name}): p = {prune[name]}",
-            line={"color": COLOURS[name], "dash": "dash", "width": 2}, hoverinfo="name",
+            line={"color": COLOURS[name], "dash": "dash", "width": 2},
+            hoverinfo="name",
         )
-    )  # fmt: skip
+    )
 figures.fixed_legend(fig)
 final_ln = bool(fs.meta.get("final_layer_norm"))
 if final_ln:
@@ -276,13 +285,18 @@ if show_criteria:
         return (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
 
     criteria_curves = [
-        figures.Curve(f"graph convexity ({task})", layers, scaled(curves[task].scores),
-                      colour=COLOURS[task])
+        figures.Curve(
+            f"graph convexity ({task})", layers, scaled(curves[task].scores), colour=COLOURS[task]
+        )
     ] + [
-        figures.Curve(name.replace("_", " "), layers,
-                      scaled(np.asarray(results[name].values, dtype=float)), width=2)
+        figures.Curve(
+            name.replace("_", " "),
+            layers,
+            scaled(np.asarray(results[name].values, dtype=float)),
+            width=2,
+        )
         for name in shown or []
-    ]  # fmt: skip
+    ]
     norm = figures.curve_figure(
         criteria_curves, height=380, y_title="scaled to [0, 1]", caption=criteria_lines
     )
@@ -291,9 +305,14 @@ if show_criteria:
     matrices = [(n, r) for n, r in results.items() if r.kind == "matrix"]
     for col, (name, res) in zip(st.columns(max(1, len(matrices))), matrices, strict=False):
         mat = go.Figure(
-            go.Heatmap(z=np.asarray(res.values, dtype=float), x=layers, y=layers,
-                       colorscale="Viridis", colorbar={"title": {"text": name.replace("_", " ")}})
-        )  # fmt: skip
+            go.Heatmap(
+                z=np.asarray(res.values, dtype=float),
+                x=layers,
+                y=layers,
+                colorscale="Viridis",
+                colorbar={"title": {"text": name.replace("_", " ")}},
+            )
+        )
         figures.style(
             mat, height=380, x_title=figures.LAYER_AXIS, y_title="hidden state", legend=False
         )
@@ -320,7 +339,7 @@ payload = {
     "curves": {
         n: {"layers": layers, "scores": c.scores.tolist(), "sems": c.sems.tolist()}
         for n, c in curves.items()
-    },  # fmt: skip
+    },
     "records": records,
 }
 d1, d2, d3, d4 = st.columns(4)

@@ -51,9 +51,12 @@ def integer_axis(
     lo, hi = math.floor(data.min()), math.ceil(data.max())
     step = max(1, math.ceil((hi - lo) / 24))
     settings = {
-        "tickmode": "linear", "tick0": lo, "dtick": step, "tickformat": "d",
+        "tickmode": "linear",
+        "tick0": lo,
+        "dtick": step,
+        "tickformat": "d",
         "range": [lo - pad, hi + pad],
-    }  # fmt: skip
+    }
     (fig.update_xaxes if axis == "x" else fig.update_yaxes)(**settings, **where)
     return fig
 
@@ -129,14 +132,22 @@ def curve_figure(
         err = None if c.err is None else list(c.err)
         fig.add_trace(
             go.Scatter(
-                x=list(c.x), y=list(c.y), mode="lines+markers", name=c.name,
-                error_y={"type": "data", "array": err, "visible": err is not None, "thickness": 1.5},
+                x=list(c.x),
+                y=list(c.y),
+                mode="lines+markers",
+                name=c.name,
+                error_y={
+                    "type": "data",
+                    "array": err,
+                    "visible": err is not None,
+                    "thickness": 1.5,
+                },
                 line={"color": c.colour, "width": c.width, "dash": c.dash},
                 marker={"size": 9, **({"symbol": list(c.symbols)} if c.symbols else {})},
                 hovertext=None if c.hover is None else list(c.hover),
                 hoverinfo="text" if c.hover is not None else None,
             )
-        )  # fmt: skip
+        )
     if y_range is not None:
         fig.update_yaxes(range=list(y_range))
     style(fig, height=height, x_title=x_title, y_title=y_title)

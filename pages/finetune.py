@@ -497,8 +497,11 @@ def _time_metrics(run_id: str, stage: str) -> None:
     t = st.columns(3)
     t[0].metric("elapsed", run_store.format_seconds(pr.elapsed_s))
     t[1].metric(f"left in epoch {pr.epoch or 1}", run_store.format_seconds(pr.epoch_remaining_s))
-    t[2].metric("left in total", run_store.format_seconds(pr.total_remaining_s), help="training only; each "
-                "epoch's evaluation adds a little")  # fmt: skip
+    t[2].metric(
+        "left in total",
+        run_store.format_seconds(pr.total_remaining_s),
+        help="training only; each epoch's evaluation adds a little",
+    )
 
 
 @st.fragment(run_every=2.0 if was_active else None)

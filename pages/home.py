@@ -39,11 +39,14 @@ def curve_figure(model: ModelCurves, caption: str) -> go.Figure:
         lines.append(
             figures.Curve(
                 f"{name} labels" + (" (exact)" if curve.all_exact else " (± SE)"),
-                states, list(curve.scores), err=list(curve.sems),
-                colour=figures.LABEL_COLOURS[name], hover=hover,
+                states,
+                list(curve.scores),
+                err=list(curve.sems),
+                colour=figures.LABEL_COLOURS[name],
+                hover=hover,
                 symbols=["diamond" if e else "circle" for e in curve.exact],
             )
-        )  # fmt: skip
+        )
     return figures.curve_figure(lines, height=400, y_range=(0, 1.02), caption=[caption])
 
 
@@ -110,10 +113,14 @@ else:
     left, right = st.columns([3, 2])
     with left:
         figures.show(
-            curve_figure(curve, f"{curve.describe} on the bundled sample, {curve.n_clips:,} clips · "
-                         + data.provenance.replace("`", "")),
-            key="home_curve", config=figures.figure_config("home-convexity"),
-        )  # fmt: skip
+            curve_figure(
+                curve,
+                f"{curve.describe} on the bundled sample, {curve.n_clips:,} clips · "
+                + data.provenance.replace("`", ""),
+            ),
+            key="home_curve",
+            config=figures.figure_config("home-convexity"),
+        )
         exact = all(curve.curve(n).all_exact for n in ("word", "speaker"))
         st.caption(
             f"**{curve.describe}** on the bundled sample ({curve.n_clips:,} clips: 35 words x 24 "

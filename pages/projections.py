@@ -56,8 +56,9 @@ for cls, col in zip(names, figures.palette(len(names)), strict=True):
     )
 lim = float(np.abs(emb).max()) * 1.05  # one range for all layers: positions are comparable
 fig.update_xaxes(range=[-lim, lim], showticklabels=False, zeroline=False, title_text="UMAP 1")
-fig.update_yaxes(range=[-lim, lim], showticklabels=False, zeroline=False, title_text="UMAP 2",
-                 scaleanchor="x")  # fmt: skip
+fig.update_yaxes(
+    range=[-lim, lim], showticklabels=False, zeroline=False, title_text="UMAP 2", scaleanchor="x"
+)
 figures.style(fig, height=620)
 fig.update_layout(
     legend={"orientation": "v", "y": 1, "x": 1.02, "yanchor": "top"}, clickmode="event+select"
@@ -71,9 +72,12 @@ export.add_caption(
     fig, [f"hidden state {layer}, coloured by {colour} · {umap_text} · " + prov.caption()]
 )
 event = figures.show(
-    fig, key="pj_plot", on_select="rerun", selection_mode="points",
+    fig,
+    key="pj_plot",
+    on_select="rerun",
+    selection_mode="points",
     config=figures.figure_config(f"umap-layer{layer}", fig),
-)  # fmt: skip
+)
 st.caption(
     f"UMAP on the exact Euclidean kNN graph ({umap.get('n_neighbors')} neighbours) of each hidden state; "
     "each layer starts from the "

@@ -117,9 +117,10 @@ def launch_form() -> None:
             "test_split": "test",
         }
         twins = [
-            r for r in run_store.list_runs()
+            r
+            for r in run_store.list_runs()
             if r.kind == "sweep" and r.active and _same_config(config, r.config)
-        ]  # fmt: skip
+        ]
         if twins:
             state["sw_pending"] = {"config": config, "twin": twins[0].run_id}
         else:

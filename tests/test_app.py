@@ -280,10 +280,18 @@ def _fake_finetune_run(root: Path, run_id: str, prune_point: int | None, acc: fl
     (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     p = prune_point or 4
     result = {
-        "model": MODEL, "task": "words", "prune_point": p, "n_layers": p, "best_accuracy": acc,
-        "best_epoch": 2, "n_eval": 35, "eval_split": "test", "train_seconds": 10.0 * p,
-        "epoch_seconds_median": 5.0 * p, "params": {"total": 1_000_000 * p, "trainable": 900_000 * p},
-    }  # fmt: skip
+        "model": MODEL,
+        "task": "words",
+        "prune_point": p,
+        "n_layers": p,
+        "best_accuracy": acc,
+        "best_epoch": 2,
+        "n_eval": 35,
+        "eval_split": "test",
+        "train_seconds": 10.0 * p,
+        "epoch_seconds_median": 5.0 * p,
+        "params": {"total": 1_000_000 * p, "trainable": 900_000 * p},
+    }
     (run / "result.json").write_text(json.dumps(result))
     curve = {"layers": list(range(p + 1)), "scores": [0.5] * (p + 1), "sems": [0.0] * (p + 1)}
     conv = {"pretrained": {"word": curve, "speaker": curve}, "finetuned": {"word": curve}}
@@ -455,9 +463,16 @@ def saved_benchmarks(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     for name, hook in (("20200101-000000-tiny-p1", None), ("20200101-000001-tiny-p1", slow)):
         res = benchmark(
-            model, 1, n_labels=4, train_batch=4, infer_batch=8, warmup=1, repeats=3,
-            device="cpu", timing_hook=hook,
-        )  # fmt: skip
+            model,
+            1,
+            n_labels=4,
+            train_batch=4,
+            infer_batch=8,
+            warmup=1,
+            repeats=3,
+            device="cpu",
+            timing_hook=hook,
+        )
         save_benchmark(res, root / "benchmarks" / name)
     return root
 
@@ -475,8 +490,12 @@ def test_defect7_and_12_benchmark_table_is_human_and_flags_disagreeing_repeats(
     assert len(at.table) == 1 and not at.dataframe  # one table for the comparison
     table = at.table[0].value
     assert list(table.columns) == [
-        "full model", "pruned model", "pruned / full (min-max)", "better", "note"
-    ]  # fmt: skip
+        "full model",
+        "pruned model",
+        "pruned / full (min-max)",
+        "better",
+        "note",
+    ]
     assert not any("_" in q for q in table.index)
     assert table.loc["parameters (total)", "full model"].endswith(" M")
     assert table.loc["weights", "pruned model"].endswith(" MB")

@@ -108,9 +108,15 @@ def write_finished_sweep(run: Path) -> None:
         (sub / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
         atomic_write_json(sub / "result.json", {"best_accuracy": acc, "test_accuracy": acc - 0.01})
         rows.append(
-            {"prune_point": p, "suggested": p == 1, "accuracy": acc, "test_accuracy": acc - 0.01,
-             "params_total": 1e6 * p, "train_step_seconds": 0.01 * p}
-        )  # fmt: skip
+            {
+                "prune_point": p,
+                "suggested": p == 1,
+                "accuracy": acc,
+                "test_accuracy": acc - 0.01,
+                "params_total": 1e6 * p,
+                "train_step_seconds": 0.01 * p,
+            }
+        )
     atomic_write_json(
         run / "results.json",
         {"suggested": 1, "fraction": 0.95, "rows": rows, "pretrained_convexity": pre["curves"]},
@@ -118,8 +124,9 @@ def write_finished_sweep(run: Path) -> None:
 
 
 def test_sweep_page_shows_progress_plot_and_both_rules(cache: Path):
-    run = jobs.create_run("sweep", {"model": MODEL, "task": "speakers", "epochs": 1,
-                                    "points": ["suggested", "full"]})  # fmt: skip
+    run = jobs.create_run(
+        "sweep", {"model": MODEL, "task": "speakers", "epochs": 1, "points": ["suggested", "full"]}
+    )
     write_finished_sweep(run)
     jobs.cancel(run.name, force=True)  # never started: recorded as cancelled, files stay
     at = open_page("pages/sweep.py")

@@ -107,22 +107,46 @@ def test_ratio_spread_flags_repeats_that_disagree() -> None:
 
 def _context(before: float, during: tuple[float, ...], after: float) -> BenchmarkContext:
     return BenchmarkContext(
-        device="cpu", device_name="cpu", torch_threads=1, cpu_count=2,
-        load_before=(before, 0.0, 0.0), load_after=(after, 0.0, 0.0),
-        started_at="2026-01-01T00:00:00+00:00", seconds=10.0, load_during=during,
-    )  # fmt: skip
+        device="cpu",
+        device_name="cpu",
+        torch_threads=1,
+        cpu_count=2,
+        load_before=(before, 0.0, 0.0),
+        load_after=(after, 0.0, 0.0),
+        started_at="2026-01-01T00:00:00+00:00",
+        seconds=10.0,
+        load_during=during,
+    )
 
 
 def _unreliable_result(ctx: BenchmarkContext) -> BenchmarkResult:
     s = ratio_spread([1.0, 1.0, 1.0], [0.15, 0.3, 2.68])
     row = BenchmarkRow(
-        "inference_throughput_b32", "inference throughput (batch 32)", "clips/s", 100.0, 30.0,
-        s.median, s.low, s.high, False, s.reliable, s.note,
-    )  # fmt: skip
+        "inference_throughput_b32",
+        "inference throughput (batch 32)",
+        "clips/s",
+        100.0,
+        30.0,
+        s.median,
+        s.low,
+        s.high,
+        False,
+        s.reliable,
+        s.note,
+    )
     return BenchmarkResult(
-        model="m", n_layers=4, prune_point=1, train_batch=8, infer_batch=32, warmup=2,
-        repeats=3, steps_per_epoch=None, memory_method="-", context=ctx, rows=(row,),
-    )  # fmt: skip
+        model="m",
+        n_layers=4,
+        prune_point=1,
+        train_batch=8,
+        infer_batch=32,
+        warmup=2,
+        repeats=3,
+        steps_per_epoch=None,
+        memory_method="-",
+        context=ctx,
+        rows=(row,),
+    )
 
 
 def test_unreliable_names_the_measured_spread_and_blames_load_only_if_it_changed() -> None:
@@ -157,13 +181,22 @@ def test_out_of_range_prune_point_is_refused_in_words() -> None:
 def test_benchmark_reports_progress_per_round_and_stops_when_asked(tiny_model: Path) -> None:
     rows: list[dict] = []
     cfg = BenchmarkConfig(
-        model=str(tiny_model), prune_point=1, n_labels=4, train_batch=4, infer_batch=8,
-        warmup=1, repeats=2, device="cpu",
-    )  # fmt: skip
+        model=str(tiny_model),
+        prune_point=1,
+        n_labels=4,
+        train_batch=4,
+        infer_batch=8,
+        warmup=1,
+        repeats=2,
+        device="cpu",
+    )
     res = run_benchmark(cfg, on_progress=rows.append)
     assert [(r["phase"], r["done"], r["total"]) for r in rows] == [
-        ("warm-up", 0, 3), ("warm-up", 1, 3), ("timing", 2, 3), ("timing", 3, 3)
-    ]  # fmt: skip
+        ("warm-up", 0, 3),
+        ("warm-up", 1, 3),
+        ("timing", 2, 3),
+        ("timing", 3, 3),
+    ]
     assert len(res.context.load_during) == 2 and res.timing_threads == 1 and res.code_version
     with pytest.raises(Cancelled):
         run_benchmark(cfg, should_stop=lambda: True)
@@ -182,10 +215,13 @@ def test_injected_slowdown_in_one_repeat_is_flagged(tiny_model: Path) -> None:
     res = _run(tiny_model, repeats=3, timing_hook=busy_machine)
     # interleaved: each repeat times full then pruned for every measurement
     assert seen[:6] == [
-        ("full", "train_step", 0), ("pruned", "train_step", 0),
-        ("full", "latency_b1", 0), ("pruned", "latency_b1", 0),
-        ("full", "throughput_batch", 0), ("pruned", "throughput_batch", 0),
-    ]  # fmt: skip
+        ("full", "train_step", 0),
+        ("pruned", "train_step", 0),
+        ("full", "latency_b1", 0),
+        ("pruned", "latency_b1", 0),
+        ("full", "throughput_batch", 0),
+        ("pruned", "throughput_batch", 0),
+    ]
     step = res.row("train_step_seconds")
     assert res.raw_seconds["train_step"]["pruned"][1] >= 1.0
     assert not step.reliable and step.note

@@ -35,11 +35,21 @@ def _finetune(prune_point: int | None, val: float, test: float, seed: int) -> Pa
     p = prune_point or 4
     atomic_write_json(
         run / "result.json",
-        {"model": MODEL, "task": "speakers", "prune_point": p, "n_layers": p,
-         "best_accuracy": val, "n_eval": 35, "eval_split": "validation", "test_split": "test",
-         "test_accuracy": test, "n_test": 315, "params": {"total": 8e6 if p == 4 else 3e6},
-         "train_seconds": 60.0},
-    )  # fmt: skip
+        {
+            "model": MODEL,
+            "task": "speakers",
+            "prune_point": p,
+            "n_layers": p,
+            "best_accuracy": val,
+            "n_eval": 35,
+            "eval_split": "validation",
+            "test_split": "test",
+            "test_accuracy": test,
+            "n_test": 315,
+            "params": {"total": 8e6 if p == 4 else 3e6},
+            "train_seconds": 60.0,
+        },
+    )
     jobs.cancel(run.name)  # never started: its status is final, its files stay
     return run
 
@@ -91,13 +101,29 @@ def test_out_of_range_prune_point_is_refused_not_clamped(started):
 def _saved_benchmark(run: Path, load_during: tuple[float, ...]) -> None:
     s = ratio_spread([1.0, 1.0, 1.0], [0.15, 0.17, 2.68])
     row = BenchmarkRow(
-        "inference_throughput_b32", "inference throughput (batch 32)", "clips/s", 100.0, 30.0,
-        s.median, s.low, s.high, False, s.reliable, s.note,
-    )  # fmt: skip
+        "inference_throughput_b32",
+        "inference throughput (batch 32)",
+        "clips/s",
+        100.0,
+        30.0,
+        s.median,
+        s.low,
+        s.high,
+        False,
+        s.reliable,
+        s.note,
+    )
     ctx = BenchmarkContext(
-        "cpu", "cpu", 1, 2, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "2026-01-01T00:00:00+00:00", 9.0,
+        "cpu",
+        "cpu",
+        1,
+        2,
+        (0.5, 0.5, 0.5),
+        (0.5, 0.5, 0.5),
+        "2026-01-01T00:00:00+00:00",
+        9.0,
         load_during,
-    )  # fmt: skip
+    )
     res = BenchmarkResult(MODEL, 4, 1, 8, 32, 2, 3, None, "-", ctx, (row,))
     atomic_write_json(run / "benchmark.json", res.to_dict())
 
@@ -117,11 +143,27 @@ def test_sweep_cost_is_each_points_own_ratio_and_no_whisker_squashes_it(started)
     rows = []
     for p, ratio, high in ((1, 0.28, 31.78), (2, 0.5, 0.55), (4, 1.0, 1.04)):
         rows.append(
-            {"prune_point": p, "suggested": p == 1, "accuracy": 0.667, "test_accuracy": 0.70,
-             "params_total": 1e6 * p, "train_step_seconds": 0.564 if p == 1 else 0.332}
-        )  # fmt: skip
-        bench = {"rows": [{"metric": "train_step_seconds", "label": "training step", "ratio": ratio,
-                           "ratio_min": ratio * 0.9, "ratio_max": high, "reliable": high < 2}]}  # fmt: skip
+            {
+                "prune_point": p,
+                "suggested": p == 1,
+                "accuracy": 0.667,
+                "test_accuracy": 0.70,
+                "params_total": 1e6 * p,
+                "train_step_seconds": 0.564 if p == 1 else 0.332,
+            }
+        )
+        bench = {
+            "rows": [
+                {
+                    "metric": "train_step_seconds",
+                    "label": "training step",
+                    "ratio": ratio,
+                    "ratio_min": ratio * 0.9,
+                    "ratio_max": high,
+                    "reliable": high < 2,
+                }
+            ]
+        }
         atomic_write_json(run / f"benchmark_p{p}.json", bench)
     atomic_write_json(run / "results.json", {"suggested": 1, "fraction": 0.95, "rows": rows})
     jobs.cancel(run.name)

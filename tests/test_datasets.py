@@ -410,14 +410,22 @@ def test_feature_source_carries_the_folder_and_speaker_rule_of_an_extraction(
     from core.training.configs import FinetuneConfig
 
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
-    sel = Selection("folder", root=str(tiny_assets["data"]), speaker_regex=r"^(spk\d)_",
-                    split_seed=3, min_clips=5)  # fmt: skip
+    sel = Selection(
+        "folder",
+        root=str(tiny_assets["data"]),
+        speaker_regex=r"^(spk\d)_",
+        split_seed=3,
+        min_clips=5,
+    )
     fs = extract_features(str(tiny_assets["wav2vec2"]), sel, device="cpu", batch_size=64)
     src = FeatureSource.from_meta(fs.meta)
     assert src == FeatureSource("folder", str(tiny_assets["data"]), r"^(spk\d)_", 3, 5)
     cfg = FinetuneConfig(model="m", **src.run_fields())
     assert (cfg.root, cfg.speaker_regex, cfg.split_seed, cfg.min_clips) == (
-        str(tiny_assets["data"]), r"^(spk\d)_", 3, 5
-    )  # fmt: skip
+        str(tiny_assets["data"]),
+        r"^(spk\d)_",
+        3,
+        5,
+    )
     with pytest.raises(DatasetError, match="does not record"):
         FeatureSource.from_meta({"dataset": "folder", "selection": {}})

@@ -41,16 +41,29 @@ def convexity_like_figure() -> go.Figure:
     fig = go.Figure()
     for name, shift in (("word", 0.0), ("speaker", 0.3)):
         scores = [min(1.0, 0.2 + shift + 0.06 * i) for i in layers]
-        fig.add_trace(go.Scatter(x=layers, y=scores, name=name, mode="lines+markers",
-                                 error_y={"type": "data", "array": [0.02] * 13}))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=layers,
+                y=scores,
+                name=name,
+                mode="lines+markers",
+                error_y={"type": "data", "array": [0.02] * 13},
+            )
+        )
         fig.add_vline(x=8, line={"dash": "dash"}, annotation_text=f"prune {name}: p=8")
-    fig.update_xaxes(tickmode="array", tickvals=layers, range=[-0.3, 12.3],
-                     title_text="hidden state (0 = input to layer 1)")  # fmt: skip
+    fig.update_xaxes(
+        tickmode="array",
+        tickvals=layers,
+        range=[-0.3, 12.3],
+        title_text="hidden state (0 = input to layer 1)",
+    )
     fig.update_yaxes(range=[0, 1.05], title_text="graph convexity")
     fig.update_layout(
-        height=440, margin={"l": 10, "r": 10, "t": 40, "b": 10}, font={"size": 14},
+        height=440,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        font={"size": 14},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
-    )  # fmt: skip
+    )
     return fig
 
 
@@ -75,15 +88,21 @@ def _outside(boxes: dict, names: str = "ticks") -> list[str]:
     return [
         b["text"]
         for b in boxes[names]
-        if b["left"] < f["left"] - 0.5 or b["right"] > f["right"] + 0.5
-        or b["top"] < f["top"] - 0.5 or b["bottom"] > f["bottom"] + 0.5
-    ]  # fmt: skip
+        if b["left"] < f["left"] - 0.5
+        or b["right"] > f["right"] + 0.5
+        or b["top"] < f["top"] - 0.5
+        or b["bottom"] > f["bottom"] + 0.5
+    ]
 
 
 def _overlap(a: dict, b: dict) -> bool:
     """Whether two boxes intersect."""
-    return not (a["right"] <= b["left"] or b["right"] <= a["left"] or a["bottom"] <= b["top"]
-                or b["bottom"] <= a["top"])  # fmt: skip
+    return not (
+        a["right"] <= b["left"]
+        or b["right"] <= a["left"]
+        or a["bottom"] <= b["top"]
+        or b["bottom"] <= a["top"]
+    )
 
 
 def test_exported_html_keeps_tick_labels_and_titles_inside(tmp_path: Path) -> None:

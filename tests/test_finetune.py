@@ -79,9 +79,12 @@ def test_whisper_classifier_prunes_trains_and_reloads(
     tiny_assets: dict[str, Path], tmp_path: Path
 ) -> None:
     cfg = tiny_config(
-        tiny_assets, model=str(tiny_assets["whisper"]), epochs=1, prune_point=1,
+        tiny_assets,
+        model=str(tiny_assets["whisper"]),
+        epochs=1,
+        prune_point=1,
         max_steps_per_epoch=2,
-    )  # fmt: skip
+    )
     run = tmp_path / "run"
     result = finetune(cfg, run)
     assert result.n_layers == 1
@@ -105,9 +108,14 @@ def test_defaults_select_on_validation_score_on_test_and_compare_convexity_on_te
     defaults = FinetuneConfig(model="m")
     assert (defaults.eval_split, defaults.test_split) == ("validation", "test")
     cfg = tiny_config(
-        tiny_assets, eval_split=defaults.eval_split, test_split=defaults.test_split,
-        epochs=2, prune_point=1, convexity=True, convexity_max_pairs=None,
-    )  # fmt: skip
+        tiny_assets,
+        eval_split=defaults.eval_split,
+        test_split=defaults.test_split,
+        epochs=2,
+        prune_point=1,
+        convexity=True,
+        convexity_max_pairs=None,
+    )
     run = tmp_path / "run"
     result = finetune(cfg, run)
 
@@ -156,42 +164,85 @@ def test_typed_results_round_trip_and_read_old_run_folders() -> None:
     assert ConvexityComparison.from_dict(json.loads(json.dumps(comp.to_dict()))) == comp
 
     old = {  # a result.json as written before the typed results (no n_test, split_rule, ...)
-        "model": "m", "task": "words", "prune_point": 2, "n_layers": 2, "labels": ["a", "b"],
-        "n_train": 10, "n_eval": 4, "eval_split": "test", "best_epoch": 1, "best_accuracy": 0.75,
-        "best_loss": 0.5, "per_class_accuracy": {"a": 1.0, "b": 0.5},
+        "model": "m",
+        "task": "words",
+        "prune_point": 2,
+        "n_layers": 2,
+        "labels": ["a", "b"],
+        "n_train": 10,
+        "n_eval": 4,
+        "eval_split": "test",
+        "best_epoch": 1,
+        "best_accuracy": 0.75,
+        "best_loss": 0.5,
+        "per_class_accuracy": {"a": 1.0, "b": 0.5},
         "params": {"total": 100, "front_end": 10, "transformer": 80, "head": 10, "trainable": 90},
-        "train_seconds": 3.0, "epoch_seconds_median": 1.5, "steps_per_epoch": 2, "device": "cpu",
+        "train_seconds": 3.0,
+        "epoch_seconds_median": 1.5,
+        "steps_per_epoch": 2,
+        "device": "cpu",
         "checkpoints": {"best": "b", "last": "l"},
         "convexity": {"pretrained": {"word": [0.1, 0.2]}, "finetuned": {"word": [0.3, 0.4]}},
         "total_seconds": 5.0,
-    }  # fmt: skip
+    }
     res = FinetuneResult.from_dict(old)
     assert (res.best_accuracy, res.params.total, res.test, res.scored_split) == (
-        0.75, 100, None, "test",
-    )  # fmt: skip
+        0.75,
+        100,
+        None,
+        "test",
+    )
     assert res.convexity.finetuned["word"] == (0.3, 0.4) and res.convexity.split is None
     again = res.to_dict()
     assert {k: again[k] for k in old} == old  # every key an old reader uses is written the same
     assert FinetuneResult.from_dict(again) == res
 
     point = SweepPoint(
-        prune_point=1, suggested=True, accuracy=0.9, test_accuracy=0.8, best_epoch=2,
-        params_total=100, params_trainable=90, train_seconds=2.0, epoch_seconds_median=1.0,
-        convexity_split="test", finetuned_word_convexity_last=0.5,
-    )  # fmt: skip
+        prune_point=1,
+        suggested=True,
+        accuracy=0.9,
+        test_accuracy=0.8,
+        best_epoch=2,
+        params_total=100,
+        params_trainable=90,
+        train_seconds=2.0,
+        epoch_seconds_median=1.0,
+        convexity_split="test",
+        finetuned_word_convexity_last=0.5,
+    )
     sweep = SweepResult(
-        model="m", task="words", suggested=1, fraction=0.95, points=(2, 1), rows=(point,),
-        pretrained_convexity={"word": curve}, eval_split="validation", test_split="test",
+        model="m",
+        task="words",
+        suggested=1,
+        fraction=0.95,
+        points=(2, 1),
+        rows=(point,),
+        pretrained_convexity={"word": curve},
+        eval_split="validation",
+        test_split="test",
         convexity_split="train",
-    )  # fmt: skip
+    )
     text = json.dumps(sweep.to_dict())
     back = SweepResult.from_dict(json.loads(text))
     assert back.rows[0].test_accuracy == 0.8 and back.points == (2, 1)
     assert back.rows[0].finetuned_word_convexity_last == 0.5
     assert back.pretrained_convexity == sweep.pretrained_convexity
-    old_sweep = {"suggested": 1, "rows": [{"prune_point": 1, "suggested": True, "accuracy": 0.9,
-                 "test_accuracy": None, "best_epoch": 1, "params_total": 1, "params_trainable": 1,
-                 "train_seconds": 1.0, "epoch_seconds_median": 1.0}]}  # fmt: skip
+    old_sweep = {
+        "suggested": 1,
+        "rows": [
+            {
+                "prune_point": 1,
+                "suggested": True,
+                "accuracy": 0.9,
+                "test_accuracy": None,
+                "best_epoch": 1,
+                "params_total": 1,
+                "params_trainable": 1,
+                "train_seconds": 1.0,
+                "epoch_seconds_median": 1.0,
+            }
+        ],
+    }
     assert SweepResult.from_dict(old_sweep).rows[0].prune_point == 1
 
 
@@ -237,9 +288,14 @@ def test_sweep_returns_typed_rows_scored_on_test(
     from core.training.sweep import SweepConfig, SweepResult, run_sweep
 
     base = tiny_config(
-        tiny_assets, eval_split="validation", test_split="test", epochs=1,
-        max_steps_per_epoch=2, convexity=True, convexity_max_pairs=20,
-    )  # fmt: skip
+        tiny_assets,
+        eval_split="validation",
+        test_split="test",
+        epochs=1,
+        max_steps_per_epoch=2,
+        convexity=True,
+        convexity_max_pairs=20,
+    )
     cfg = SweepConfig(**base.to_dict(), points=[1], benchmark=False)
     run = tmp_path / "sweep"
     result = run_sweep(cfg, run)
@@ -305,9 +361,14 @@ def test_a_few_test_clips_of_many_speakers_do_not_fail_a_finished_run(
     classes of two clips; no more clips than the graph's k) instead of failing the trained run."""
     for name, caps, measured in (("unique", None, {"word"}), ("few", 4, set())):
         cfg = tiny_config(
-            tiny_assets, eval_split="validation", max_test_clips=caps, epochs=1,
-            max_steps_per_epoch=1, convexity=True, speaker_regex=r"^(spk\d_nohash_\d+)",
-        )  # every clip its own speaker  # fmt: skip
+            tiny_assets,
+            eval_split="validation",
+            max_test_clips=caps,
+            epochs=1,
+            max_steps_per_epoch=1,
+            convexity=True,
+            speaker_regex=r"^(spk\d_nohash_\d+)",
+        )  # every clip its own speaker
         result = finetune(cfg, tmp_path / name)
         conv = json.loads((tmp_path / name / "convexity.json").read_text())
         assert result.test is not None and (caps is None or result.test.n == caps)

@@ -135,12 +135,24 @@ def _finish(cache: Path, run_id: str, test_acc: float, n_test: int, val_acc: flo
     """Mark a created run done with a result.json as the trainer writes it."""
     run = cache / "runs" / run_id
     result = {
-        "model": "m", "task": "words", "prune_point": 3, "n_layers": 3, "labels": ["noise", "tone"],
-        "n_train": 38, "n_eval": 5, "eval_split": "validation", "best_epoch": 1,
-        "best_accuracy": val_acc, "params": {"total": 123_456}, "train_seconds": 3.0,
-        "steps_per_epoch": 2, "device": "cpu", "test_split": "test", "test_accuracy": test_acc,
+        "model": "m",
+        "task": "words",
+        "prune_point": 3,
+        "n_layers": 3,
+        "labels": ["noise", "tone"],
+        "n_train": 38,
+        "n_eval": 5,
+        "eval_split": "validation",
+        "best_epoch": 1,
+        "best_accuracy": val_acc,
+        "params": {"total": 123_456},
+        "train_seconds": 3.0,
+        "steps_per_epoch": 2,
+        "device": "cpu",
+        "test_split": "test",
+        "test_accuracy": test_acc,
         "n_test": n_test,
-    }  # fmt: skip
+    }
     (run / "result.json").write_text(json.dumps(result))
     status = json.loads((run / "status.json").read_text())
     status.update(state="done", summary=result)

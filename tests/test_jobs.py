@@ -141,9 +141,11 @@ def test_elapsed_time_continues_across_a_resume(
     """Elapsed restarted at 1 s after a resume: it adds up every attempt."""
     run = jobs.create_run("finetune", {"model": str(tmp_path / "no-such-model"), "epochs": 1})
     write_status(
-        run, state="cancelled", started_at="2026-01-01T00:00:00+00:00",
+        run,
+        state="cancelled",
+        started_at="2026-01-01T00:00:00+00:00",
         finished_at="2026-01-01T00:01:40+00:00",
-    )  # fmt: skip
+    )
     assert runs.progress(run.name).elapsed_s == pytest.approx(100.0)
     monkeypatch.setattr(jobs, "start", lambda run: 0)  # queued again, its worker not up yet
     jobs.resume(run.name)
@@ -188,9 +190,15 @@ def test_benchmark_runs_as_a_job_in_its_own_process(tmp_path: Path) -> None:
 
     model = make_trainable_wav2vec2(tmp_path / "m", layers=2)
     cfg = BenchmarkConfig(
-        model=str(model), prune_point=1, n_labels=4, train_batch=2, infer_batch=2, warmup=1,
-        repeats=2, device="cpu",
-    )  # fmt: skip
+        model=str(model),
+        prune_point=1,
+        n_labels=4,
+        train_batch=2,
+        infer_batch=2,
+        warmup=1,
+        repeats=2,
+        device="cpu",
+    )
     run = jobs.submit("benchmark", cfg.to_dict())
     final = jobs.wait(run, timeout=240)
     assert final.state == "done", runs.log_tail(run.name)

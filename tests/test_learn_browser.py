@@ -18,8 +18,14 @@ import pytest
 from tests.app_server import running_app
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]  # fmt: skip
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 LONG = 120_000  # ms
 PAIR = re.compile(r"Pair: start (\d+) → end (\d+) \(class (\d+)\)")
 # formulas wider than their box (which then scrolls: the end is cut off) or beyond their column; KaTeX's

@@ -36,9 +36,12 @@ def ray_cluster():
         os.environ.setdefault(LOOPBACK_ONLY, "0")
     ray = pytest.importorskip("ray")
     ray.init(
-        num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+        num_cpus=2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        log_to_driver=False,
         runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}},
-    )  # fmt: skip
+    )
     try:
         yield ray
     finally:
@@ -67,9 +70,17 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def _train(assets: dict[str, Path], **kw: object) -> dict:
     """A fast fine-tune recipe on the tone/noise set."""
     base = dict(
-        dataset="folder", root=str(assets["data"]), eval_split="test", epochs=2, batch_size=8,
-        lr=3e-3, log_every=1, convexity=False, device="cpu", max_steps_per_epoch=2,
-    )  # fmt: skip
+        dataset="folder",
+        root=str(assets["data"]),
+        eval_split="test",
+        epochs=2,
+        batch_size=8,
+        lr=3e-3,
+        log_every=1,
+        convexity=False,
+        device="cpu",
+        max_steps_per_epoch=2,
+    )
     base.update(kw)
     return base
 
@@ -92,9 +103,14 @@ def test_grid_on_ray_equals_local_and_resumes(
     from core.runs.grid_runs import run_grid
 
     spec = GridSpec(
-        models=(str(assets["model"]),), tasks=("words",), points=("full",), seeds=(0, 1),
-        train=_train(assets), benchmark=False, convexity_max_clips=12,
-    )  # fmt: skip
+        models=(str(assets["model"]),),
+        tasks=("words",),
+        points=("full",),
+        seeds=(0, 1),
+        train=_train(assets),
+        benchmark=False,
+        convexity_max_clips=12,
+    )
     said: list[str] = []
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "local"))
     monkeypatch.setenv("CONVEXITY_LAB_MAX_JOBS", "2")  # both local cells at once, as on Ray
@@ -229,8 +245,10 @@ def test_sharded_extraction_is_the_local_cache_entry(
             again = load_cached_features(fs.key)  # validated like any cache entry
             curves = parallel_convexity(
                 [(np.asarray(local.features), {"word": local.words, "speaker": local.speakers})],
-                executor, k=3, max_pairs_per_class=None,
-            )[0]  # fmt: skip
+                executor,
+                k=3,
+                max_pairs_per_class=None,
+            )[0]
         finally:
             executor.close()
         assert fs.key == local.key and fs.meta["shards"] == 2 and fs.directory.name == local.key
@@ -273,11 +291,35 @@ def test_cli_sweep_on_ray_records_its_executor(
     """
     from core.cli.main import main
 
-    args = ["sweep", "--model", str(assets["model"]), "--dataset", "folder", "--root",
-            str(assets["data"]), "--eval-split", "test", "--epochs", "1", "--batch-size", "8",
-            "--max-steps-per-epoch", "2", "--no-convexity", "--no-benchmark", "--device", "cpu",
-            "--points", "suggested,full", "--convexity-max-clips", "12",
-            "--executor", "ray", "--cpus-per-run", "1"]  # fmt: skip
+    args = [
+        "sweep",
+        "--model",
+        str(assets["model"]),
+        "--dataset",
+        "folder",
+        "--root",
+        str(assets["data"]),
+        "--eval-split",
+        "test",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--max-steps-per-epoch",
+        "2",
+        "--no-convexity",
+        "--no-benchmark",
+        "--device",
+        "cpu",
+        "--points",
+        "suggested,full",
+        "--convexity-max-clips",
+        "12",
+        "--executor",
+        "ray",
+        "--cpus-per-run",
+        "1",
+    ]
     assert main(args) == 0, capsys.readouterr().err
     (run,) = runs.list_runs()
     folder = jobs.run_dir(run.run_id)

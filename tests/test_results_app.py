@@ -291,9 +291,11 @@ def test_per_class_heatmap_says_each_class_has_its_own_standard_error(
     )
     assert not all(r.settings.get("exact") for r in sampled["word"].results)
     prov = provenance_from_meta(
-        fs.meta | {"key": fs.key}, kind="convexity", label_sets=["word"],
+        fs.meta | {"key": fs.key},
+        kind="convexity",
+        label_sets=["word"],
         settings=dict(sampled["word"].results[0].settings),
-    )  # fmt: skip
+    )
     monkeypatch.setattr(cached, "convexity_result", lambda *a, **k: (sampled, prov, True))
     at = AppTest.from_file(APP, default_timeout=120)
     at.session_state["feature_key"] = fs.key

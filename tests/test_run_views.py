@@ -53,10 +53,18 @@ def test_views_do_not_import_pruning():
 def _result(prune_point: int, n_layers: int, **kw) -> dict:
     """A result.json as a fine-tune writes it: validation (selection) and test scores with clip counts."""
     return {
-        "model": MODEL, "task": "speakers", "prune_point": prune_point, "n_layers": n_layers,
-        "best_accuracy": 0.914, "n_eval": 35, "eval_split": "validation",
-        "test_split": "test", "test_accuracy": 0.902, "n_test": 315, **kw,
-    }  # fmt: skip
+        "model": MODEL,
+        "task": "speakers",
+        "prune_point": prune_point,
+        "n_layers": n_layers,
+        "best_accuracy": 0.914,
+        "n_eval": 35,
+        "eval_split": "validation",
+        "test_split": "test",
+        "test_accuracy": 0.902,
+        "n_test": 315,
+        **kw,
+    }
 
 
 def test_finished_results_and_log_tail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -97,11 +105,19 @@ def test_finished_run_headline_is_test_accuracy_with_its_clips(tmp_path: Path):
 def _bench_rows(ratio: float, low: float, high: float, reliable: bool = True) -> dict:
     return {
         "rows": [
-            {"metric": "train_step_seconds", "label": "training step (batch 8)", "full": 0.33,
-             "pruned": 0.33 * ratio, "ratio": ratio, "ratio_min": low, "ratio_max": high,
-             "reliable": reliable, "note": ""}
+            {
+                "metric": "train_step_seconds",
+                "label": "training step (batch 8)",
+                "full": 0.33,
+                "pruned": 0.33 * ratio,
+                "ratio": ratio,
+                "ratio_min": low,
+                "ratio_max": high,
+                "reliable": reliable,
+                "note": "",
+            }
         ]
-    }  # fmt: skip
+    }
 
 
 def test_sweep_view_plots_each_points_own_ratio_not_separate_times(tmp_path: Path):
@@ -113,11 +129,23 @@ def test_sweep_view_plots_each_points_own_ratio_not_separate_times(tmp_path: Pat
         json.dumps({"kind": "sweep", "config": {"model": MODEL, "task": "speakers", "seed": 1}})
     )
     rows = [
-        {"prune_point": 1, "suggested": True, "accuracy": 0.667, "test_accuracy": 0.70,
-         "params_total": 1e6, "train_step_seconds": 0.564},
-        {"prune_point": 4, "suggested": False, "accuracy": 0.838, "test_accuracy": 0.817,
-         "params_total": 4e6, "train_step_seconds": 0.332},
-    ]  # fmt: skip
+        {
+            "prune_point": 1,
+            "suggested": True,
+            "accuracy": 0.667,
+            "test_accuracy": 0.70,
+            "params_total": 1e6,
+            "train_step_seconds": 0.564,
+        },
+        {
+            "prune_point": 4,
+            "suggested": False,
+            "accuracy": 0.838,
+            "test_accuracy": 0.817,
+            "params_total": 4e6,
+            "train_step_seconds": 0.332,
+        },
+    ]
     (run / "results.json").write_text(json.dumps({"suggested": 1, "rows": rows}))
     (run / "benchmark_p1.json").write_text(json.dumps(_bench_rows(0.28, 0.25, 0.31)))
     (run / "benchmark_p4.json").write_text(json.dumps(_bench_rows(1.0, 0.97, 1.04)))

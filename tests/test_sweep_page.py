@@ -144,9 +144,12 @@ def test_progress_says_final_evaluation_not_zero_seconds(started, tmp_path: Path
     worker = subprocess.Popen(["sleep", "60"])  # a live worker: the run is running
     try:
         write_status(
-            run, state="running", pid=worker.pid, pid_start=proc_start(worker.pid),
+            run,
+            state="running",
+            pid=worker.pid,
+            pid_start=proc_start(worker.pid),
             started_at="2026-01-01T00:00:00+00:00",
-        )  # fmt: skip
+        )
         at = open_sweep()
         table = at.dataframe[0].value
         row = table[table["prune point"] == 2].iloc[0]

@@ -222,9 +222,15 @@ def cmd_criteria(args: argparse.Namespace) -> int:
     update, close = progress_bar("convexity", not args.no_progress)
     try:
         curve = convexity_curve(
-            fs.features, labels, k=args.k, max_pairs_per_class=args.pairs, device=args.device,
-            match_pair_precision=not args.fast, progress=update, on_graph=graphs,
-        )  # fmt: skip
+            fs.features,
+            labels,
+            k=args.k,
+            max_pairs_per_class=args.pairs,
+            device=args.device,
+            match_pair_precision=not args.fast,
+            progress=update,
+            on_graph=graphs,
+        )
     finally:
         close()
     # the dashboard's request for these inputs: a set computed here opens there as is
@@ -238,8 +244,12 @@ def cmd_criteria(args: argparse.Namespace) -> int:
         [layer] + [f"{v[i]:.4f}" for v in curves.values()] for i, layer in enumerate(curve.layers)
     ]
     print(text_table(rows, ["layer", *curves]))
-    print(text_table([[r["criterion"], r["layer"], r["rule"]] for r in table],
-                 ["criterion", "prune point", "rule"]))  # fmt: skip
+    print(
+        text_table(
+            [[r["criterion"], r["layer"], r["rule"]] for r in table],
+            ["criterion", "prune point", "rule"],
+        )
+    )
     if out is not None:
         if out.suffix.lower() == ".json":
             doc = _criteria_doc(results, table) | {"features": fs.meta}
@@ -303,18 +313,31 @@ def cmd_euclidean(args: argparse.Namespace) -> int:
     update, close = progress_bar("euclidean", not args.no_progress, unit="layer")
     try:
         results = euclidean_convexity(
-            clf, partial(model_inputs, enc), data.waves, data.labels,
-            pairs_per_class=args.pairs, seed=args.pair_seed, progress=update,
-        )  # fmt: skip
+            clf,
+            partial(model_inputs, enc),
+            data.waves,
+            data.labels,
+            pairs_per_class=args.pairs,
+            seed=args.pair_seed,
+            progress=update,
+        )
     finally:
         close()
-    print(f"euclidean convexity of {checkpoint} ({cfg.task}, {split}: {len(data.labels)} clips, "
-          f"{args.pairs} pairs/class, 10 points per segment)")  # fmt: skip
-    print(text_table([[r.layer, f"{r.score:.4f}", f"{r.sem:.4f}"] for r in results],
-                 ["layer", "score", "±sem"]))  # fmt: skip
+    print(
+        f"euclidean convexity of {checkpoint} ({cfg.task}, {split}: {len(data.labels)} clips, "
+        f"{args.pairs} pairs/class, 10 points per segment)"
+    )
+    print(
+        text_table(
+            [[r.layer, f"{r.score:.4f}", f"{r.sem:.4f}"] for r in results],
+            ["layer", "score", "±sem"],
+        )
+    )
     if args.out:
-        atomic_write_json(Path(args.out), {"checkpoint": str(checkpoint), "split": split,
-                                           "results": [vars(r) for r in results]})  # fmt: skip
+        atomic_write_json(
+            Path(args.out),
+            {"checkpoint": str(checkpoint), "split": split, "results": [vars(r) for r in results]},
+        )
         print(f"wrote {args.out}")
     return 0
 
@@ -322,12 +345,16 @@ def cmd_euclidean(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``convexity``, ``criteria``, ``umap`` and ``euclidean``."""
     fmt = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser("convexity", parents=[common_options()], formatter_class=fmt,
-                       help="per-layer graph convexity of word and speaker labels",
-                       epilog="examples:\n  python -m core convexity whisper-tiny.en-offline sample\n"
-                              "  python -m core convexity whisper-base-offline sample --labels speaker --k 5"
-                              " --out curves.csv\n  python -m core convexity --key 3fa2c1d9e0 --exhaustive"
-                              " --out curves.json")  # fmt: skip
+    p = sub.add_parser(
+        "convexity",
+        parents=[common_options()],
+        formatter_class=fmt,
+        help="per-layer graph convexity of word and speaker labels",
+        epilog="examples:\n  python -m core convexity whisper-tiny.en-offline sample\n"
+        "  python -m core convexity whisper-base-offline sample --labels speaker --k 5"
+        " --out curves.csv\n  python -m core convexity --key 3fa2c1d9e0 --exhaustive"
+        " --out curves.json",
+    )
     selection_options(p, required=False)
     speaker_regex_option(p)
     p.add_argument(
@@ -366,45 +393,77 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_convexity)
 
-    p = sub.add_parser("criteria", parents=[common_options()], formatter_class=fmt,
-                       help="convexity beside other layer-selection criteria, with prune points",
-                       epilog="examples:\n  python -m core criteria whisper-tiny.en-offline sample\n"
-                              "  python -m core criteria --key 3fa2c1d9e0 --labels speaker"
-                              " --out criteria.json")  # fmt: skip
+    p = sub.add_parser(
+        "criteria",
+        parents=[common_options()],
+        formatter_class=fmt,
+        help="convexity beside other layer-selection criteria, with prune points",
+        epilog="examples:\n  python -m core criteria whisper-tiny.en-offline sample\n"
+        "  python -m core criteria --key 3fa2c1d9e0 --labels speaker"
+        " --out criteria.json",
+    )
     selection_options(p, required=False)
     speaker_regex_option(p)
     p.add_argument("--key", help="use cached features by key (or a unique prefix)")
-    p.add_argument("--labels", choices=("word", "speaker"), default="word",
-                   help="the task's labels (default: word)")  # fmt: skip
-    p.add_argument("--names", nargs="+", default=None,
-                   help="criteria to compute (default: all; see core.geometry.criteria.CRITERIA)")  # fmt: skip
+    p.add_argument(
+        "--labels",
+        choices=("word", "speaker"),
+        default="word",
+        help="the task's labels (default: word)",
+    )
+    p.add_argument(
+        "--names",
+        nargs="+",
+        default=None,
+        help="criteria to compute (default: all; see core.geometry.criteria.CRITERIA)",
+    )
     p.add_argument("--k", type=positive_int, default=10, help="neighbours (default: 10)")
     p.add_argument(
         "--pairs", type=positive_int, default=5000, help="convexity pair budget per class"
     )
-    p.add_argument("--fast", action="store_true",
-                   help="convexity pilot sample only (faster, larger standard error)")  # fmt: skip
-    p.add_argument("--fraction", type=_fraction, default=0.95,
-                   help="fraction of the maximum for curve rules (default: 0.95)")  # fmt: skip
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="convexity pilot sample only (faster, larger standard error)",
+    )
+    p.add_argument(
+        "--fraction",
+        type=_fraction,
+        default=0.95,
+        help="fraction of the maximum for curve rules (default: 0.95)",
+    )
     p.add_argument("--out", help="write FILE.json (everything) or FILE.csv (long format)")
     p.set_defaults(func=cmd_criteria)
 
-    p = sub.add_parser("umap", parents=[common_options()], formatter_class=fmt,
-                       help="aligned 2-D UMAP of every hidden state (the dashboard's Projections)",
-                       epilog="example:\n  python -m core umap whisper-tiny.en-offline sample --out umap.npy")  # fmt: skip
+    p = sub.add_parser(
+        "umap",
+        parents=[common_options()],
+        formatter_class=fmt,
+        help="aligned 2-D UMAP of every hidden state (the dashboard's Projections)",
+        epilog="example:\n  python -m core umap whisper-tiny.en-offline sample --out umap.npy",
+    )
     selection_options(p, required=False)
     speaker_regex_option(p)
     p.add_argument("--key", help="use cached features by key (or a unique prefix)")
-    p.add_argument("--neighbors", type=positive_int, default=None,
-                   help="UMAP neighbours on the exact kNN graph (default: the engine's, 15)")  # fmt: skip
-    p.add_argument("--umap-seed", type=int, default=None,
-                   help="UMAP seed (default: the engine's, 0)")  # fmt: skip
+    p.add_argument(
+        "--neighbors",
+        type=positive_int,
+        default=None,
+        help="UMAP neighbours on the exact kNN graph (default: the engine's, 15)",
+    )
+    p.add_argument(
+        "--umap-seed", type=int, default=None, help="UMAP seed (default: the engine's, 0)"
+    )
     p.add_argument("--out", help="also write the layouts (L+1, N, 2) to FILE.npy")
     p.set_defaults(func=cmd_umap)
 
-    p = sub.add_parser("euclidean", parents=[common_options()], formatter_class=fmt,
-                       help="Euclidean convexity per layer of a fine-tuned run (Tetkova et al.)",
-                       epilog="example:\n  python -m core euclidean cache/runs/<run-id> --pairs 20 --out e.json")  # fmt: skip
+    p = sub.add_parser(
+        "euclidean",
+        parents=[common_options()],
+        formatter_class=fmt,
+        help="Euclidean convexity per layer of a fine-tuned run (Tetkova et al.)",
+        epilog="example:\n  python -m core euclidean cache/runs/<run-id> --pairs 20 --out e.json",
+    )
     p.add_argument(
         "run", help="a fine-tuning run id or folder (uses its best/ checkpoint and its config)"
     )

@@ -122,10 +122,19 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
     for r in records.list_runs():
         p = r.config.get("prune_point")
         rows.append(
-            [r.run_id, r.label, r.kind, r.epoch or "-", r.config.get("task", ""),
-             "full" if p is None else p, r.attempt, "yes" if r.resumable else "no", r.executor,
-             r.error or ""]
-        )  # fmt: skip
+            [
+                r.run_id,
+                r.label,
+                r.kind,
+                r.epoch or "-",
+                r.config.get("task", ""),
+                "full" if p is None else p,
+                r.attempt,
+                "yes" if r.resumable else "no",
+                r.executor,
+                r.error or "",
+            ]
+        )
     header = ["run", "state", "kind", "epoch", "task", "p", "attempt", "resumable", "on", "error"]
     print(text_table(rows, header) if rows else "no runs yet")
     return 0
@@ -240,25 +249,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     from core.training.configs import BenchmarkConfig, FinetuneConfig, SweepConfig
 
     p = sub.add_parser(
-        "finetune", parents=[common_options()],
+        "finetune",
+        parents=[common_options()],
         help="fine-tune a full or pruned model as a run (add --background to queue it)",
-    )  # fmt: skip
+    )
     config_options(p, FinetuneConfig, aliases={"prune_point": ["--prune"]})
     _launch_options(p)
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser(
-        "sweep", parents=[common_options()],
+        "sweep",
+        parents=[common_options()],
         help="fine-tune and benchmark several prune points; suggests one from convexity",
-    )  # fmt: skip
+    )
     config_options(p, SweepConfig, exclude=("prune_point",))
     _launch_options(p)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser(
-        "benchmark", parents=[common_options()],
+        "benchmark",
+        parents=[common_options()],
         help="full vs pruned: parameters, training step, latency, throughput, memory",
-    )  # fmt: skip
+    )
     config_options(
         p, BenchmarkConfig, aliases={"prune_point": ["--prune"], "n_labels": ["--labels"]}
     )

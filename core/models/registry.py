@@ -272,8 +272,19 @@ def _map_hub_error(name: str, exc: Exception) -> ModelError:
         or "not a valid model identifier" in text
     ):
         return _unknown(name, "not found on the Hugging Face hub")
-    if names & {"OfflineModeIsEnabled", "LocalEntryNotFoundError", "ConnectError", "ConnectionError",
-                "ConnectTimeout", "ReadTimeout", "TimeoutException"} or "couldn't connect" in text:  # fmt: skip
+    if (
+        names
+        & {
+            "OfflineModeIsEnabled",
+            "LocalEntryNotFoundError",
+            "ConnectError",
+            "ConnectionError",
+            "ConnectTimeout",
+            "ReadTimeout",
+            "TimeoutException",
+        }
+        or "couldn't connect" in text
+    ):
         return _hub_unavailable(name, "connection failed")
     if names & {"GatedRepoError"}:
         return ModelUnavailableError(
@@ -411,9 +422,12 @@ def default_feature_extractor(config: Any) -> Any:
             feature_size=int(config.num_mel_bins), sampling_rate=SAMPLING_RATE
         )
     return Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=SAMPLING_RATE, padding_value=0.0, do_normalize=True,
+        feature_size=1,
+        sampling_rate=SAMPLING_RATE,
+        padding_value=0.0,
+        do_normalize=True,
         return_attention_mask=getattr(config, "feat_extract_norm", "layer") == "layer",
-    )  # fmt: skip
+    )
 
 
 def _load_feature_extractor(
@@ -502,9 +516,13 @@ def load_encoder(
         else:
             raise _map_hub_error(str(name_or_path), exc) from None
     return SpeechEncoder(
-        model, feature_extractor=fe, whisper_input=whisper_input, clip_seconds=clip_seconds,
-        spec=spec, device=device,
-    )  # fmt: skip
+        model,
+        feature_extractor=fe,
+        whisper_input=whisper_input,
+        clip_seconds=clip_seconds,
+        spec=spec,
+        device=device,
+    )
 
 
 def _load_model_and_features(
@@ -754,9 +772,14 @@ class SpeechEncoder:
             lens = np.minimum(lens, window)
             clips = [w[:n] for w, n in zip(waves, lens, strict=True)]
             feats = self.feature_extractor(
-                clips, sampling_rate=SAMPLING_RATE, padding="max_length", max_length=window,
-                truncation=True, return_tensors="pt", return_attention_mask=False,
-            )  # fmt: skip
+                clips,
+                sampling_rate=SAMPLING_RATE,
+                padding="max_length",
+                max_length=window,
+                truncation=True,
+                return_tensors="pt",
+                return_attention_mask=False,
+            )
             return {"input_features": feats["input_features"], "lengths": torch.from_numpy(lens)}
         frames = self.model._get_feat_extract_output_lengths(torch.from_numpy(lens))
         if (frames < 1).any():
@@ -765,9 +788,12 @@ class SpeechEncoder:
             )
         clips = [w[:n] for w, n in zip(waves, lens, strict=True)]
         feats = self.feature_extractor(
-            clips, sampling_rate=SAMPLING_RATE, padding="longest", return_attention_mask=True,
+            clips,
+            sampling_rate=SAMPLING_RATE,
+            padding="longest",
+            return_attention_mask=True,
             return_tensors="pt",
-        )  # fmt: skip
+        )
         out = {"input_values": feats["input_values"], "lengths": torch.from_numpy(lens)}
         if (lens < feats["input_values"].shape[1]).any():
             out["attention_mask"] = feats["attention_mask"].long()

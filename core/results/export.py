@@ -69,10 +69,19 @@ def add_caption(
     fig.layout.annotations = [a for a in fig.layout.annotations if a.name != "provenance"]
     wrapped = wrap_caption(lines, width)
     fig.add_annotation(
-        text="<br>".join(wrapped), xref="paper", yref="paper", x=0, y=0, xanchor="left",
-        yanchor="top", yshift=-CAPTION_SHIFT, showarrow=False, align="left",
-        font={"size": size, "color": "#6b7280"}, name="provenance",
-    )  # fmt: skip
+        text="<br>".join(wrapped),
+        xref="paper",
+        yref="paper",
+        x=0,
+        y=0,
+        xanchor="left",
+        yanchor="top",
+        yshift=-CAPTION_SHIFT,
+        showarrow=False,
+        align="left",
+        font={"size": size, "color": "#6b7280"},
+        name="provenance",
+    )
     margin = fig.layout.margin
     bottom = max(int(margin.b or 0), CAPTION_SHIFT + CAPTION_LINE * len(wrapped) + 10)
     fig.update_layout(margin={"b": bottom})
@@ -112,9 +121,13 @@ def standalone(
     out = go.Figure(fig)
     out.layout.annotations = [a for a in out.layout.annotations if a.name != "provenance"]
     out.update_layout(
-        width=width, height=height, autosize=False, template="plotly_white",
-        margin={"l": 80, "r": 40, "t": 90, "b": CAPTION_SHIFT}, font={"size": 14},
-    )  # fmt: skip
+        width=width,
+        height=height,
+        autosize=False,
+        template="plotly_white",
+        margin={"l": 80, "r": 40, "t": 90, "b": CAPTION_SHIFT},
+        font={"size": 14},
+    )
     if title:
         out.update_layout(title={"text": title, "x": 0, "xanchor": "left", "y": 0.98})
     out.update_xaxes(automargin=True, title_standoff=12)

@@ -298,9 +298,13 @@ def criteria_entry(
                 shared = criteria_engine.knn_graphs(fs.features, k, shared)  # once, for all of them
             try:
                 done |= criteria_engine.run_criteria(
-                    fs.features, labels, names=[name], graphs=shared, k=k,
+                    fs.features,
+                    labels,
+                    names=[name],
+                    graphs=shared,
+                    k=k,
                     options=request["options"],
-                )  # fmt: skip
+                )
             except LabError as exc:
                 if on_error is None:
                     raise

@@ -87,9 +87,16 @@ def _prepare_cell(run: Path, cfg: dict[str, Any], run_id: str, espec: ExecutorSp
         run / "config.json", {"kind": "finetune", "config": cfg, "executor": espec.to_dict()}
     )
     write_status(
-        run, state="queued", queued_at=time.time(), pid=None, pid_start=None, error=None,
-        interrupted=False, cancel_requested=False, executor=espec.name,
-    )  # fmt: skip
+        run,
+        state="queued",
+        queued_at=time.time(),
+        pid=None,
+        pid_start=None,
+        error=None,
+        interrupted=False,
+        cancel_requested=False,
+        executor=espec.name,
+    )
     return True
 
 

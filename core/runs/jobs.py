@@ -149,9 +149,15 @@ def create_run(
         raise RunError(f"run {run_id!r} already exists") from None
     RunFolder(run).write_spec(RunSpec(kind, config, executor))
     write_status(
-        run, state="queued", queued_at=time.time(), kind=kind, pid=None, error=None,
-        attempt=attempt, parent=parent,
-    )  # fmt: skip
+        run,
+        state="queued",
+        queued_at=time.time(),
+        kind=kind,
+        pid=None,
+        error=None,
+        attempt=attempt,
+        parent=parent,
+    )
     return run
 
 
@@ -268,9 +274,17 @@ def resume(run_id: str | os.PathLike, *, background: bool = True) -> RunStatus:
     raw = read_status(run)
     elapsed_before = float(raw.get("elapsed_before") or 0.0) + attempt_seconds(raw)
     write_status(
-        run, state="queued", queued_at=time.time(), pid=None, pid_start=None, error=None,
-        interrupted=False, started_at=None, finished_at=None, elapsed_before=elapsed_before,
-    )  # fmt: skip
+        run,
+        state="queued",
+        queued_at=time.time(),
+        pid=None,
+        pid_start=None,
+        error=None,
+        interrupted=False,
+        started_at=None,
+        finished_at=None,
+        elapsed_before=elapsed_before,
+    )
     if background:
         start(run)
     else:
@@ -497,9 +511,13 @@ def run_job(run_id: str | os.PathLike) -> int:
         if old:
             _disarm_grace()
         write_status(
-            run, state="done", finished_at=stamp(), error=None, interrupted=False,
+            run,
+            state="done",
+            finished_at=stamp(),
+            error=None,
+            interrupted=False,
             summary=result_summary(result),
-        )  # fmt: skip
+        )
         logger.info("done")
         return 0
     except BaseException as exc:  # record every ending, then let the exit code say so

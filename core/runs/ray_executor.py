@@ -162,10 +162,16 @@ def _run_task(
     attempt = int(_raw(run).get("attempt") or 0) + 1
     host = socket.gethostname()
     write_status(
-        run, state="running", started_at=stamp(), worker_pid=os.getpid(),
-        worker_pid_start=proc_start(os.getpid()), worker_host=host, attempt=attempt,
-        interrupted=False, error=None,
-    )  # fmt: skip
+        run,
+        state="running",
+        started_at=stamp(),
+        worker_pid=os.getpid(),
+        worker_pid_start=proc_start(os.getpid()),
+        worker_host=host,
+        attempt=attempt,
+        interrupted=False,
+        error=None,
+    )
     handler = jobs.setup_run_logging(run)
 
     def progress(row: dict[str, Any]) -> None:
@@ -263,10 +269,16 @@ class RayExecutor:
         run = Path(run).resolve()
         spec = json.loads((run / "config.json").read_text(encoding="utf-8"))
         write_status(
-            run, state="queued", executor=self.name, pid=os.getpid(),
-            pid_start=proc_start(os.getpid()), cancel_requested=False, error=None,
-            interrupted=False, attempt=0,
-        )  # fmt: skip
+            run,
+            state="queued",
+            executor=self.name,
+            pid=os.getpid(),
+            pid_start=proc_start(os.getpid()),
+            cancel_requested=False,
+            error=None,
+            interrupted=False,
+            attempt=0,
+        )
         if spec.get("kind") == "sweep" and self.spec.results != "object-store":
             self._refs[run.name] = self._sweep(run, spec)
             return
@@ -431,18 +443,30 @@ def extract_features_sharded(
 
 
 def _shard(
-    model: Any, selection: Any, start: int, stop: int, whisper_input: str, batch_size: int,
-    device: str | None, out_dir: str | None,
-) -> Any:  # fmt: skip
+    model: Any,
+    selection: Any,
+    start: int,
+    stop: int,
+    whisper_input: str,
+    batch_size: int,
+    device: str | None,
+    out_dir: str | None,
+) -> Any:
     """One shard (a module-level function, so Ray pickles it by reference); falls back to memory."""
     from core.data.sharded import extract_shard
 
     if out_dir is not None and not out_dir.startswith(os.environ.get("CONVEXITY_LAB_CACHE", "?")):
         out_dir = None  # this worker does not share the driver's cache: ship the rows back
     return extract_shard(
-        model, selection, start, stop, whisper_input=whisper_input, batch_size=batch_size,
-        device=device, out_dir=out_dir,
-    )  # fmt: skip
+        model,
+        selection,
+        start,
+        stop,
+        whisper_input=whisper_input,
+        batch_size=batch_size,
+        device=device,
+        out_dir=out_dir,
+    )
 
 
 def _convexity_layer(features: Any, labels: Mapping[str, Any], layer: int, kw: dict) -> Any:

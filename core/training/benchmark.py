@@ -172,9 +172,18 @@ def _timed_row(
     """A timed quantity (seconds per repeat) as median x ``scale``, with the paired ratio's spread."""
     s = ratio_spread(full, pruned)
     return BenchmarkRow(
-        metric, label, unit, statistics.median(full) * scale, statistics.median(pruned) * scale,
-        s.median, s.low, s.high, True, s.reliable, s.note,
-    )  # fmt: skip
+        metric,
+        label,
+        unit,
+        statistics.median(full) * scale,
+        statistics.median(pruned) * scale,
+        s.median,
+        s.low,
+        s.high,
+        True,
+        s.reliable,
+        s.note,
+    )
 
 
 def _rate_row(
@@ -183,9 +192,18 @@ def _rate_row(
     """Throughput (clips/s) from seconds per batch: higher is better, ratio = full time / pruned time."""
     s = ratio_spread(pruned, full)  # (batch / p) / (batch / f) = f / p
     return BenchmarkRow(
-        metric, label, "clips/s", batch / statistics.median(full), batch / statistics.median(pruned),
-        s.median, s.low, s.high, False, s.reliable, s.note,
-    )  # fmt: skip
+        metric,
+        label,
+        "clips/s",
+        batch / statistics.median(full),
+        batch / statistics.median(pruned),
+        s.median,
+        s.low,
+        s.high,
+        False,
+        s.reliable,
+        s.note,
+    )
 
 
 @dataclass(frozen=True)
@@ -522,12 +540,24 @@ def benchmark(
         torch.set_num_threads(threads)
     try:
         return _benchmark(
-            model, prune_point, n_labels=n_labels, train_batch=train_batch, infer_batch=infer_batch,
-            warmup=warmup, repeats=repeats, n_train_clips=n_train_clips,
-            freeze_front_end=freeze_front_end, device=device, bf16=bf16, seed=seed,
-            whisper_input=whisper_input, timing_hook=timing_hook, on_progress=on_progress,
-            should_stop=should_stop, threads=threads,
-        )  # fmt: skip
+            model,
+            prune_point,
+            n_labels=n_labels,
+            train_batch=train_batch,
+            infer_batch=infer_batch,
+            warmup=warmup,
+            repeats=repeats,
+            n_train_clips=n_train_clips,
+            freeze_front_end=freeze_front_end,
+            device=device,
+            bf16=bf16,
+            seed=seed,
+            whisper_input=whisper_input,
+            timing_hook=timing_hook,
+            on_progress=on_progress,
+            should_stop=should_stop,
+            threads=threads,
+        )
     finally:
         torch.set_num_threads(before)
 
@@ -594,12 +624,26 @@ def _benchmark(
     step = raw["train_step"]
     rows = [
         counted("params_total", "parameters (total)", "parameters", lambda n: params[n]["total"]),
-        counted("params_trainable", "parameters (trained)", "parameters", lambda n: params[n]["trainable"]),
-        counted("params_transformer", "parameters (transformer layers)", "parameters",
-                lambda n: params[n]["transformer"]),
-        _timed_row("train_step_seconds", f"training step (batch {train_batch})", "s",
-                   step["full"], step["pruned"]),
-    ]  # fmt: skip
+        counted(
+            "params_trainable",
+            "parameters (trained)",
+            "parameters",
+            lambda n: params[n]["trainable"],
+        ),
+        counted(
+            "params_transformer",
+            "parameters (transformer layers)",
+            "parameters",
+            lambda n: params[n]["transformer"],
+        ),
+        _timed_row(
+            "train_step_seconds",
+            f"training step (batch {train_batch})",
+            "s",
+            step["full"],
+            step["pruned"],
+        ),
+    ]
     if steps:
         rows.append(
             _timed_row(
@@ -609,22 +653,49 @@ def _benchmark(
                 step["full"],
                 step["pruned"],
                 scale=steps,
-            )  # fmt: skip
+            )
         )
     rows += [
-        _timed_row("inference_latency_b1_seconds", "inference latency (1 clip)", "s",
-                   raw["latency_b1"]["full"], raw["latency_b1"]["pruned"]),
-        _rate_row(f"inference_throughput_b{infer_batch}", f"inference throughput (batch {infer_batch})",
-                  infer_batch, raw["throughput_batch"]["full"], raw["throughput_batch"]["pruned"]),
+        _timed_row(
+            "inference_latency_b1_seconds",
+            "inference latency (1 clip)",
+            "s",
+            raw["latency_b1"]["full"],
+            raw["latency_b1"]["pruned"],
+        ),
+        _rate_row(
+            f"inference_throughput_b{infer_batch}",
+            f"inference throughput (batch {infer_batch})",
+            infer_batch,
+            raw["throughput_batch"]["full"],
+            raw["throughput_batch"]["pruned"],
+        ),
         counted("memory_weights_bytes", "weights", "bytes", lambda n: mem[n]["weights"]),
-        counted("memory_optimizer_bytes", "optimizer state (AdamW)", "bytes", lambda n: mem[n]["optimizer"]),
-        counted("peak_memory_train_bytes", "training step peak (activations + gradients)", "bytes",
-                lambda n: mem[n]["train_peak"]),
-        counted("peak_memory_infer_bytes", f"inference peak activations (batch {infer_batch})", "bytes",
-                lambda n: mem[n]["infer_peak"]),
-        counted("memory_infer_total_bytes", "inference memory (weights + activations)", "bytes",
-                lambda n: mem[n]["weights"] + mem[n]["infer_peak"]),
-    ]  # fmt: skip
+        counted(
+            "memory_optimizer_bytes",
+            "optimizer state (AdamW)",
+            "bytes",
+            lambda n: mem[n]["optimizer"],
+        ),
+        counted(
+            "peak_memory_train_bytes",
+            "training step peak (activations + gradients)",
+            "bytes",
+            lambda n: mem[n]["train_peak"],
+        ),
+        counted(
+            "peak_memory_infer_bytes",
+            f"inference peak activations (batch {infer_batch})",
+            "bytes",
+            lambda n: mem[n]["infer_peak"],
+        ),
+        counted(
+            "memory_infer_total_bytes",
+            "inference memory (weights + activations)",
+            "bytes",
+            lambda n: mem[n]["weights"] + mem[n]["infer_peak"],
+        ),
+    ]
     context = BenchmarkContext(
         device=str(dev),
         device_name=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
@@ -637,13 +708,24 @@ def _benchmark(
         load_during=tuple(loads),
     )
     return BenchmarkResult(
-        model=str(model), n_layers=int(n_layers), prune_point=int(prune_point), train_batch=train_batch,
-        infer_batch=infer_batch, warmup=warmup, repeats=repeats, steps_per_epoch=steps,
-        memory_method="cuda max_memory_allocated above baseline" if dev.type == "cuda"
+        model=str(model),
+        n_layers=int(n_layers),
+        prune_point=int(prune_point),
+        train_batch=train_batch,
+        infer_batch=infer_batch,
+        warmup=warmup,
+        repeats=repeats,
+        steps_per_epoch=steps,
+        memory_method="cuda max_memory_allocated above baseline"
+        if dev.type == "cuda"
         else "torch.profiler CPU tensor memory, peak above baseline",
-        context=context, rows=tuple(rows), raw_seconds=raw, seed=seed, timing_threads=threads,
+        context=context,
+        rows=tuple(rows),
+        raw_seconds=raw,
+        seed=seed,
+        timing_threads=threads,
         code_version=code_version(),
-    )  # fmt: skip
+    )
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -111,9 +111,13 @@ class Model:
 def build_model(cfg: FinetuneConfig, classes: list[str]) -> Model:
     """Step 2: the (pruned) pretrained encoder with a fresh head for ``classes``, front-end frozen if asked."""
     clf, enc = build_classifier(
-        cfg.model, classes, cfg.prune_point, whisper_input=cfg.whisper_input, seed=cfg.seed,
+        cfg.model,
+        classes,
+        cfg.prune_point,
+        whisper_input=cfg.whisper_input,
+        seed=cfg.seed,
         device=cfg.device,
-    )  # fmt: skip
+    )
     if cfg.freeze_front_end:
         freeze_front_end(clf)
     params = ParamCounts.from_dict(count_parameters(clf))
@@ -258,9 +262,13 @@ def evaluate_and_checkpoint(
     state.epoch = epoch + 1
     state.train_seconds += epoch_seconds
     ev = evaluate(
-        model.clf, model.enc, selection.waves, selection.targets,
-        batch_size=cfg.eval_batch_size, bf16=cfg.bf16,
-    )  # fmt: skip
+        model.clf,
+        model.enc,
+        selection.waves,
+        selection.targets,
+        batch_size=cfg.eval_batch_size,
+        bf16=cfg.bf16,
+    )
     improved = ev.accuracy > state.best_accuracy
     if improved:
         state.best_accuracy, state.best_epoch = ev.accuracy, epoch + 1
@@ -281,9 +289,14 @@ def evaluate_and_checkpoint(
     progress(row)
     log.info(
         "epoch %d/%d: %s accuracy %.4f loss %.4f (%.1f s)%s",
-        epoch + 1, cfg.epochs, selection.split, ev.accuracy, ev.loss, epoch_seconds,
+        epoch + 1,
+        cfg.epochs,
+        selection.split,
+        ev.accuracy,
+        ev.loss,
+        epoch_seconds,
         " *best*" if improved else "",
-    )  # fmt: skip
+    )
 
 
 # --------------------------------------------------------------------------------------------------

@@ -62,9 +62,13 @@ __all__ = [
 ENGINE_VERSION = "2"  # of the table's aggregation; bump when the figures it computes change
 # The paper's training recipe (Speech Commands, 20 epochs, batch 32, lr 3e-5, best on validation).
 PAPER_RECIPE: dict[str, Any] = {
-    "dataset": "speech-commands", "epochs": 20, "batch_size": 32, "lr": 3e-5,
-    "eval_split": "validation", "test_split": "test",
-}  # fmt: skip
+    "dataset": "speech-commands",
+    "epochs": 20,
+    "batch_size": 32,
+    "lr": 3e-5,
+    "eval_split": "validation",
+    "test_split": "test",
+}
 
 
 def grid_root() -> Path:
@@ -141,9 +145,14 @@ class GridSpec:
     def suggestion_dict(self, model: str, task: str) -> dict[str, Any]:
         """The SweepConfig dict whose pretrained convexity suggests the (model, task) prune point."""
         return {
-            **self.train, "model": model, "task": task, "seed": 0, "fraction": self.fraction,
-            "convexity_split": self.convexity_split, "convexity_max_clips": self.convexity_max_clips,
-        }  # fmt: skip
+            **self.train,
+            "model": model,
+            "task": task,
+            "seed": 0,
+            "fraction": self.fraction,
+            "convexity_split": self.convexity_split,
+            "convexity_max_clips": self.convexity_max_clips,
+        }
 
 
 @dataclass(frozen=True)
@@ -256,10 +265,19 @@ def _run_id(spec: GridSpec, model: str, task: str, point: str, seed: int) -> str
 def _failed_cells(spec: GridSpec, model: str, task: str, error: str) -> list[Cell]:
     """The cells of (model, task) that need its failed suggestion, each carrying the error."""
     return [
-        Cell(model, task, str(label), 0, int(seed), _run_id(spec, model, task, label, seed),
-             f"suggestion: {error}")
-        for label in spec.points if label in ("suggested", "full") for seed in spec.seeds
-    ]  # fmt: skip
+        Cell(
+            model,
+            task,
+            str(label),
+            0,
+            int(seed),
+            _run_id(spec, model, task, label, seed),
+            f"suggestion: {error}",
+        )
+        for label in spec.points
+        if label in ("suggested", "full")
+        for seed in spec.seeds
+    ]
 
 
 def benchmark_cell(spec: GridSpec, model: str, task: str, point: int, n_labels: int) -> dict:
@@ -326,10 +344,14 @@ class GridTable:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
         return {
-            "grid_id": self.grid_id, "spec": dict(self.spec), "rows": [r.to_dict() for r in self.rows],
-            "n_cells": self.n_cells, "n_done": self.n_done, "executor": self.executor,
+            "grid_id": self.grid_id,
+            "spec": dict(self.spec),
+            "rows": [r.to_dict() for r in self.rows],
+            "n_cells": self.n_cells,
+            "n_done": self.n_done,
+            "executor": self.executor,
             "created": self.created,
-        }  # fmt: skip
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GridTable:
@@ -345,12 +367,17 @@ class GridTable:
             acc = "-" if r.accuracy_mean is None else f"{r.accuracy_mean:.4f}"
             if r.accuracy_std is not None:
                 acc += f" ± {r.accuracy_std:.4f}"
-            out.append({
-                "model": r.model, "task": r.task, "point": f"{r.label} ({where})",
-                "accuracy": f"{acc} (n={len(r.seeds_done)})", "params": r.params_total,
-                **{f"{k} ratio": v for k, v in r.cost_ratios.items()},
-                "failed seeds": ", ".join(f"{s}: {e}" for s, e in r.failed.items()) or "",
-            })  # fmt: skip
+            out.append(
+                {
+                    "model": r.model,
+                    "task": r.task,
+                    "point": f"{r.label} ({where})",
+                    "accuracy": f"{acc} (n={len(r.seeds_done)})",
+                    "params": r.params_total,
+                    **{f"{k} ratio": v for k, v in r.cost_ratios.items()},
+                    "failed seeds": ", ".join(f"{s}: {e}" for s, e in r.failed.items()) or "",
+                }
+            )
         return out
 
 
@@ -400,7 +427,7 @@ def grid_table(
                 params,
                 ratios,
                 failed,
-            )  # fmt: skip
+            )
         )
     n_done = sum(1 for c in cells if results.get(c.run_id))
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
@@ -423,22 +450,31 @@ def grid_meta(
     spec = GridSpec.from_dict(table.spec)
     sugs = [suggestions.get((m, t)) or {} for m in spec.models for t in spec.tasks]
     weights = {str(s["model"]): s.get("weights", "?") for s in sugs if s.get("model")}
-    prints = sorted({f"{s['task']}:{s['dataset_fingerprint']}" for s in sugs
-                     if s.get("dataset_fingerprint")})  # fmt: skip
+    prints = sorted(
+        {f"{s['task']}:{s['dataset_fingerprint']}" for s in sugs if s.get("dataset_fingerprint")}
+    )
     return {
-        "model_id": ",".join(spec.models), "model_key": ",".join(model_slug(m) for m in spec.models),
+        "model_id": ",".join(spec.models),
+        "model_key": ",".join(model_slug(m) for m in spec.models),
         "weights": "; ".join(f"{model_slug(m)}={w}" for m, w in weights.items()) or "?",
         "dataset": str(spec.train.get("dataset", "sample")),
         "selection": {"root": spec.train.get("root"), "tasks": list(spec.tasks)},
         "dataset_fingerprint": "; ".join(prints) or "?",
-        "n_clips": 0, "n_layers": max((int(s.get("n_layers") or 0) for s in sugs), default=0),
-        "device": str(spec.train.get("device") or "auto"), "label_sets": list(spec.tasks),
+        "n_clips": 0,
+        "n_layers": max((int(s.get("n_layers") or 0) for s in sugs), default=0),
+        "device": str(spec.train.get("device") or "auto"),
+        "label_sets": list(spec.tasks),
         "settings": {
-            "train": dict(spec.train), "points": list(spec.points), "seeds": list(spec.seeds),
-            "fraction": spec.fraction, "executor": table.executor, "engine_version": ENGINE_VERSION,
-            "cells": table.n_cells, "cells_done": table.n_done,
+            "train": dict(spec.train),
+            "points": list(spec.points),
+            "seeds": list(spec.seeds),
+            "fraction": spec.fraction,
+            "executor": table.executor,
+            "engine_version": ENGINE_VERSION,
+            "cells": table.n_cells,
+            "cells_done": table.n_done,
         },
-    }  # fmt: skip
+    }
 
 
 def write_grid_table(

@@ -145,15 +145,23 @@ def pretrained_convexity(cfg: SweepConfig) -> dict[str, Any]:
     from core.geometry.convexity import layerwise_convexity
 
     sel = Selection(
-        dataset=cfg.dataset, root=cfg.root, task=cfg.task, split=cfg.convexity_split,
-        max_clips=cfg.convexity_max_clips, seed=cfg.seed, min_clips=cfg.min_clips,
-        split_seed=cfg.split_seed, speaker_regex=cfg.speaker_regex,
-    )  # fmt: skip
+        dataset=cfg.dataset,
+        root=cfg.root,
+        task=cfg.task,
+        split=cfg.convexity_split,
+        max_clips=cfg.convexity_max_clips,
+        seed=cfg.seed,
+        min_clips=cfg.min_clips,
+        split_seed=cfg.split_seed,
+        speaker_regex=cfg.speaker_regex,
+    )
     feats = extract_features(cfg.model, sel, whisper_input=cfg.whisper_input, device=cfg.device)
     curves = layerwise_convexity(
-        feats.features, {"word": feats.words, "speaker": feats.speakers},
-        max_pairs_per_class=cfg.convexity_max_pairs, seed=cfg.seed,
-    )  # fmt: skip
+        feats.features,
+        {"word": feats.words, "speaker": feats.speakers},
+        max_pairs_per_class=cfg.convexity_max_pairs,
+        seed=cfg.seed,
+    )
     return {
         "split": cfg.convexity_split,
         "n_clips": int(feats.features.shape[0]),

@@ -223,8 +223,12 @@ def load_task_data(cfg: FinetuneConfig) -> TaskData:
             )
     log.info(
         "%d train clips, %d %s clips (%d dropped: class not in train), %d classes",
-        len(train.labels), len(selection), cfg.eval_split, selection.n_dropped, len(classes),
-    )  # fmt: skip
+        len(train.labels),
+        len(selection),
+        cfg.eval_split,
+        selection.n_dropped,
+        len(classes),
+    )
     return TaskData(table, classes, _labelled(train, cfg.train_split, lab2id), selection)
 
 
