@@ -49,11 +49,30 @@ def tiny_assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture
-def started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh cache root per test; no executor or Ray address inherited from the environment."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(root))
+    for name in ("CONVEXITY_LAB_EXECUTOR", "RAY_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    return root
+
+
+@pytest.fixture
+def single_threaded(monkeypatch: pytest.MonkeyPatch):
+    """One torch thread here and in worker processes (2 shared cores; tiny models run fastest so)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def started(private_cache: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """A private cache; the ids of runs a page asked to start (no worker process is spawned)."""
     from core.runs import jobs
 
-    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path))
     calls: list[str] = []
     monkeypatch.setattr(jobs, "start", lambda run: calls.append(Path(run).name) or 0)
     return calls

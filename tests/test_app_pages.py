@@ -23,10 +23,9 @@ MODEL = "whisper-tiny.en-offline"
 
 
 @pytest.fixture()
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def cache(private_cache: Path) -> Path:
     """A private, empty cache folder for the app and the jobs it starts."""
-    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path))
-    return tmp_path
+    return private_cache
 
 
 def open_page(path: str | None = None) -> AppTest:

@@ -30,11 +30,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def cache(private_cache: Path) -> Path:
     """A fresh, private cache root per test."""
-    root = tmp_path / "cache"
-    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(root))
-    return root
+    return private_cache
 
 
 def sel(tree: Path, **kw) -> Selection:

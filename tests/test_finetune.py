@@ -18,11 +18,8 @@ from tests.tiny_assets import SR, tiny_config
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _isolated(private_cache: Path, single_threaded: None) -> None:
     """Own cache folder per test, one torch thread (2 shared cores)."""
-    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    torch.set_num_threads(1)
 
 
 def _rows(run: Path, kind: str) -> list[dict]:

@@ -31,10 +31,9 @@ from core.results.store import list_results, load_result, results_root
 
 
 @pytest.fixture(autouse=True)
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def cache(private_cache: Path) -> Path:
     """A private cache per test."""
-    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+    return private_cache
 
 
 def fake_features(layers: int = 4, n: int = 60, model: str = "model-a") -> SimpleNamespace:

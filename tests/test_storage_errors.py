@@ -25,9 +25,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+def cache(private_cache: Path) -> Path:
+    return private_cache
 
 
 def _refuse(code: int):

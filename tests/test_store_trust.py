@@ -28,9 +28,8 @@ from tests.test_results import fake_features
 
 
 @pytest.fixture(autouse=True)
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+def cache(private_cache: Path) -> Path:
+    return private_cache
 
 
 @pytest.fixture
