@@ -22,57 +22,44 @@ from core.models.registry import (
     load_encoder,
     resolve_model,
 )
+from tests.tiny_assets import TINY_WAV2VEC2, D, L
 
-L = 3  # layers of every tiny model
 P = 2  # prune point used throughout
-D = 32
 SR = 16_000
-
-_W2V = dict(
-    hidden_size=D,
-    num_hidden_layers=L,
-    num_attention_heads=2,
-    intermediate_size=64,
-    conv_dim=(16, 16, 16),
-    conv_kernel=(10, 4, 4),
-    conv_stride=(5, 4, 4),
-    num_conv_pos_embeddings=16,
-    num_conv_pos_embedding_groups=2,
-    hidden_dropout=0.0,
-    attention_dropout=0.0,
-    feat_proj_dropout=0.0,
-    layerdrop=0.0,
-)
 
 # family name -> (config factory, bare model class, sequence-classification class)
 FAMILIES = {
     "wav2vec2": (
-        lambda **k: tf.Wav2Vec2Config(**_W2V, **k),
+        lambda **k: tf.Wav2Vec2Config(**TINY_WAV2VEC2, **k),
         tf.Wav2Vec2Model,
         tf.Wav2Vec2ForSequenceClassification,
     ),
     "wav2vec2-stable": (  # large-style: LayerNorm conv front-end, pre-LN layers, final LayerNorm
         lambda **k: tf.Wav2Vec2Config(
-            **_W2V, do_stable_layer_norm=True, feat_extract_norm="layer", **k
+            **TINY_WAV2VEC2, do_stable_layer_norm=True, feat_extract_norm="layer", **k
         ),
         tf.Wav2Vec2Model,
         tf.Wav2Vec2ForSequenceClassification,
     ),
     "hubert": (
-        lambda **k: tf.HubertConfig(**_W2V, **k),
+        lambda **k: tf.HubertConfig(**TINY_WAV2VEC2, **k),
         tf.HubertModel,
         tf.HubertForSequenceClassification,
     ),
     "wavlm-stable": (
         lambda **k: tf.WavLMConfig(
-            **_W2V, do_stable_layer_norm=True, feat_extract_norm="layer", num_buckets=16, **k
+            **TINY_WAV2VEC2,
+            do_stable_layer_norm=True,
+            feat_extract_norm="layer",
+            num_buckets=16,
+            **k,
         ),
         tf.WavLMModel,
         tf.WavLMForSequenceClassification,
     ),
     "data2vec-audio": (
         lambda **k: tf.Data2VecAudioConfig(
-            **{kk: v for kk, v in _W2V.items() if kk != "num_conv_pos_embeddings"},
+            **{kk: v for kk, v in TINY_WAV2VEC2.items() if kk != "num_conv_pos_embeddings"},
             num_conv_pos_embeddings=3,
             conv_pos_kernel_size=5,
             **k,
@@ -430,7 +417,7 @@ def test_in_memory_and_hub_identity() -> None:
     assert ia == ib and ia.source == "in-memory" and ia.weights.startswith("params-sha256:")
     prune(b, P)
     assert encoder_identity(b).weights != ia.weights
-    config = tf.Wav2Vec2Config(**_W2V)
+    config = tf.Wav2Vec2Config(**TINY_WAV2VEC2)
     config._commit_hash = "0123abcd"
     assert hub_revision("facebook/wav2vec2-base", config) == "0123abcd"
     ident = spec_identity(MODELS["wav2vec2-base"])

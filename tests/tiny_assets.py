@@ -16,6 +16,23 @@ TAKES = 2
 N = len(WORDS) * len(SPEAKERS) * TAKES
 L, D = 3, 32
 
+# a tiny wav2vec2 (L layers of width D, 320 samples per frame) without dropout: the base of every tiny encoder
+TINY_WAV2VEC2 = dict(
+    hidden_size=D,
+    num_hidden_layers=L,
+    num_attention_heads=2,
+    intermediate_size=64,
+    conv_dim=(16, 16, 16),
+    conv_kernel=(10, 4, 4),
+    conv_stride=(5, 4, 4),
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=2,
+    hidden_dropout=0.0,
+    attention_dropout=0.0,
+    feat_proj_dropout=0.0,
+    layerdrop=0.0,
+)
+
 
 def write_tree(root: Path) -> Path:
     """A small labelled audio folder: <word>/<speaker>_nohash_<take>.wav, tones per word, timbre per speaker."""
@@ -35,17 +52,7 @@ def write_tree(root: Path) -> Path:
 
 def make_tiny_wav2vec2(path: Path) -> Path:
     """A tiny random wav2vec2 saved like a real checkpoint (config.json + weights)."""
-    config = tf.Wav2Vec2Config(
-        hidden_size=D,
-        num_hidden_layers=L,
-        num_attention_heads=2,
-        intermediate_size=64,
-        conv_dim=(16, 16, 16),
-        conv_kernel=(10, 4, 4),
-        conv_stride=(5, 4, 4),
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-    )
+    config = tf.Wav2Vec2Config(**TINY_WAV2VEC2)
     torch.manual_seed(0)
     tf.Wav2Vec2Model(config).eval().save_pretrained(path)
     return path
