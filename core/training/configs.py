@@ -119,6 +119,27 @@ class FinetuneConfig:
         default=5000,
         metadata={"help": "sampled pairs per class for convexity (none: every pair, exact)"},
     )
+    trajectory: bool = field(
+        default=True,
+        metadata={
+            "help": "measure word and speaker convexity of the model being trained before the first "
+            "step and after every epoch, on a fixed probe set of selection-split clips"
+        },
+    )
+    trajectory_clips: int | None = field(
+        default=256,
+        metadata={
+            "help": "clips of the probe set (seeded subset of the selection split; none: all)"
+        },
+    )
+    trajectory_target_se: float = field(
+        default=0.01,
+        metadata={"help": "target standard error of each probe curve's layer scores"},
+    )
+    trajectory_every: int = field(
+        default=0,
+        metadata={"help": "also measure every this many optimizer steps (0: once per epoch)"},
+    )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FinetuneConfig:
@@ -139,6 +160,17 @@ class FinetuneConfig:
             raise TrainingError(f"lr must be positive, got {self.lr}")
         if not 0 <= self.warmup_ratio <= 1:
             raise TrainingError(f"warmup_ratio must lie in 0..1, got {self.warmup_ratio}")
+        if not 0 < self.trajectory_target_se < 1:
+            raise TrainingError(
+                f"trajectory_target_se must lie in (0, 1), got {self.trajectory_target_se}"
+            )
+        if self.trajectory_clips is not None and int(self.trajectory_clips) < 12:
+            raise TrainingError(
+                f"trajectory_clips must be at least 12 (a curve needs more clips than neighbours), "
+                f"got {self.trajectory_clips}"
+            )
+        if int(self.trajectory_every) < 0:
+            raise TrainingError(f"trajectory_every must be 0 or more, got {self.trajectory_every}")
 
     @property
     def separate_test(self) -> bool:

@@ -18,6 +18,9 @@ speakers seen in training, as in the paper; ``result.json`` states the rule in `
 Pretrained and fine-tuned convexity (word and speaker labels) are computed on the same clips: the
 scored split's clips of classes seen in training.
 
+With ``trajectory`` on, both label sets' convexity of the encoder being trained is measured on a fixed
+probe set before the first step and after every epoch (:mod:`core.training.trajectory`).
+
 Run folder files: ``config.json`` (written by the caller), ``metrics.jsonl``, ``best/``, ``last/``,
 ``state.pt`` (:mod:`core.training.checkpoints`), ``result.json`` (:class:`FinetuneResult`) and
 ``convexity.json`` (:class:`ConvexityComparison`).
@@ -70,6 +73,7 @@ from core.training.task_data import (
     load_test_clips,
     split_rule,
 )
+from core.training.trajectory import ProbeSet, measure, probe_set, read_trajectory
 
 __all__ = ["FinetuneConfig", "check_run", "finetune"]
 
@@ -197,8 +201,10 @@ def train_epoch(
     run: Path,
     stop: StopCheck,
     progress: Progress,
+    probe: ProbeSet | None = None,
 ) -> float:
-    """Step 5: one pass over the (seeded-shuffled) training clips; logs train rows; returns its seconds."""
+    """Step 5: one pass over the (seeded-shuffled) training clips; logs train rows (and, every
+    ``trajectory_every`` steps, a probe point: its seconds do not count); returns its seconds."""
     t_epoch = time.perf_counter()
     bs, accum, n_batches = optim.batch_size, optim.accum, optim.n_batches
     order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train))[: n_batches * bs]
@@ -242,6 +248,12 @@ def train_epoch(
             RunFolder(run).append_metric(row)
             progress(row)
             window_loss, window_n, window_t = 0.0, 0, time.perf_counter()
+        every = int(cfg.trajectory_every)
+        if probe is not None and every and state.global_step % every == 0 and b + 1 < n_batches:
+            t_probe = time.perf_counter()
+            record_point(cfg, model, probe, run, epoch + 1, state.global_step, (b + 1) / n_batches)
+            t_epoch += time.perf_counter() - t_probe
+            window_t += time.perf_counter() - t_probe
     if model.device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - t_epoch
@@ -257,8 +269,10 @@ def evaluate_and_checkpoint(
     state: TrainState,
     run: Path,
     progress: Progress,
+    probe: ProbeSet | None = None,
 ) -> None:
-    """Step 6: score the epoch on the selection split; save ``best/`` if it improved, ``last/``, ``state.pt``."""
+    """Step 6: score the epoch on the selection split, measure the probe point (before the checkpoint,
+    so a resumed run redoes it with the epoch); save ``best/`` if it improved, ``last/``, ``state.pt``."""
     state.epoch = epoch + 1
     state.train_seconds += epoch_seconds
     ev = evaluate(
@@ -273,6 +287,8 @@ def evaluate_and_checkpoint(
     if improved:
         state.best_accuracy, state.best_epoch = ev.accuracy, epoch + 1
         save_model_dir(model.clf, model.enc, run / "best")
+    if probe is not None:
+        record_point(cfg, model, probe, run, epoch + 1, state.global_step, 1.0)
     save_model_dir(model.clf, model.enc, run / "last")
     save_state(run / "state.pt", model.clf, optim.opt, optim.sched, state)
     row = {
@@ -297,6 +313,53 @@ def evaluate_and_checkpoint(
         epoch_seconds,
         " *best*" if improved else "",
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Convexity while training
+
+
+def training_probe(cfg: FinetuneConfig, selection: LabelledClips) -> ProbeSet | None:
+    """The probe set of the run (None with ``trajectory`` off)."""
+    if not cfg.trajectory:
+        return None
+    return probe_set(
+        selection.split,
+        selection.waves,
+        selection.words,
+        selection.speakers,
+        cfg.trajectory_clips,
+        cfg.seed,
+    )
+
+
+def record_point(
+    cfg: FinetuneConfig,
+    model: Model,
+    probe: ProbeSet,
+    run: Path,
+    epoch: int,
+    step: int,
+    epoch_progress: float,
+) -> None:
+    """Measure the encoder being trained on ``probe`` and append the point to ``metrics.jsonl``."""
+    point = measure(
+        model.enc,
+        probe,
+        epoch=epoch,
+        step=step,
+        epoch_progress=epoch_progress,
+        target_se=cfg.trajectory_target_se,
+        seed=cfg.seed,
+        batch_size=cfg.eval_batch_size,
+    )
+    RunFolder(run).append_metric(point.row())
+
+
+def record_pretrained_point(cfg: FinetuneConfig, model: Model, probe: ProbeSet, run: Path) -> None:
+    """Epoch 0 of the trajectory (the encoder before its first step), unless the run has it already."""
+    if not any(p.epoch == 0 for p in read_trajectory(run).points):
+        record_point(cfg, model, probe, run, 0, 0, 0.0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -378,12 +441,17 @@ def finetune(
     model = build_model(cfg, data.classes)
     optim = make_optimiser(cfg, model.clf, len(data.train))
     state = resume(run, model, optim)
+    probe = training_probe(cfg, data.selection)
+    if probe is not None and state.epoch == 0:
+        record_pretrained_point(cfg, model, probe, run)
     epoch_times = []
     for epoch in range(state.epoch, cfg.epochs):
-        seconds = train_epoch(cfg, epoch, model, optim, data.train, state, run, stop, progress)
+        seconds = train_epoch(
+            cfg, epoch, model, optim, data.train, state, run, stop, progress, probe
+        )
         epoch_times.append(seconds)
         evaluate_and_checkpoint(
-            cfg, epoch, seconds, model, optim, data.selection, state, run, progress
+            cfg, epoch, seconds, model, optim, data.selection, state, run, progress, probe
         )
     n_layers, device, params = model.enc.n_layers, model.device, model.params
     steps_per_epoch = optim.steps_per_epoch

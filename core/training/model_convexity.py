@@ -73,12 +73,14 @@ def convexity_curves(
     speakers: list[str],
     *,
     max_pairs: int | None = 5000,
+    target_se: float | None = None,
     seed: int = 0,
     k: int = 10,
 ) -> dict[str, LayerCurve]:
-    """Layerwise word and speaker convexity of pooled features (N, L+1, D) on a ``k``-NN graph; a label
-    set without two classes of two clips each (a few test clips of many speakers) has no convexity and
-    is left out, and so is everything when there are no more than ``k`` clips."""
+    """Layerwise word and speaker convexity of pooled features (N, L+1, D) on a ``k``-NN graph, at the
+    precision of ``max_pairs`` per class or, when given, ``target_se``; a label set without two classes
+    of two clips each (a few test clips of many speakers) has no convexity and is left out, and so is
+    everything when there are no more than ``k`` clips."""
     from collections import Counter
 
     from core.geometry.convexity import layerwise_convexity
@@ -90,5 +92,7 @@ def convexity_curves(
     }
     if not sets or len(words) <= k:
         return {}
-    curves = layerwise_convexity(features, sets, k=k, max_pairs_per_class=max_pairs, seed=seed)
+    curves = layerwise_convexity(
+        features, sets, k=k, max_pairs_per_class=max_pairs, target_se=target_se, seed=seed
+    )
     return {name: LayerCurve.of(c) for name, c in curves.items()}
