@@ -387,12 +387,19 @@ def test_foreground_finetune_logs_progress_plainly(
 
 def test_jobs_list_status_and_watch(run: Callable[..., Res]) -> None:
     """`jobs list|status|watch` on finished runs: labels, attempts, progress; watch exits 0 only if done."""
+    from core.geometry.curves import LayerCurve
     from core.runs import jobs
     from core.runs.folders import write_status
+    from core.training.trajectory import TrajectoryPoint
 
     done = jobs.create_run("finetune", {"model": "m", "epochs": 2, "task": "words"})
     rows = [
         {"kind": "eval", "step": 2 * e, "epoch": e, "epoch_seconds": 3.0, "time": e} for e in (1, 2)
+    ]
+    curve = LayerCurve(scores=(0.25, 0.5))
+    rows += [
+        {"kind": "convexity", **TrajectoryPoint(e, 2 * e, 1.0, 0.1, 30, {"word": curve}).to_dict()}
+        for e in (0, 2)
     ]
     (done / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     write_status(
@@ -409,8 +416,10 @@ def test_jobs_list_status_and_watch(run: Callable[..., Res]) -> None:
     assert re.search(rf"^{cancelled.name}\s+cancelled\s.*\s2\s", listed, re.M)
     doc = json.loads(run("jobs", "status", done.name).stdout)
     assert doc["progress"]["elapsed_s"] == 65.0 and doc["progress"]["total_remaining_s"] == 0.0
-    assert len(doc["metrics_tail"]) == 2
+    assert len(doc["metrics_tail"]) == 3
     res = run("jobs", "watch", done.name, "--interval", "0.05")
     assert res.returncode == 0 and "done" in res.stdout and "elapsed 1 min 05 s" in res.stdout
+    assert "convexity pretrained: word 0.25 0.50" in res.stdout
+    assert "convexity epoch 2 (step 4): word 0.25 0.50" in res.stdout
     assert run("jobs", "watch", cancelled.name, "--interval", "0.05").returncode == 1
     assert json.loads(run("jobs", "status", cancelled.name).stdout)["parent"] == done.name

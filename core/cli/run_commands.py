@@ -151,17 +151,35 @@ def cmd_jobs_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_curve_lines(run_id: str, shown: set[tuple[str, int, int]]) -> list[str]:
+    """A line per convexity point the run (or a sweep point of it) measured since the last call."""
+    from core.runs import run_dir
+    from core.training.trajectory import describe, run_trajectories
+
+    lines = []
+    for name, traj in run_trajectories(run_dir(run_id)).items():
+        for point in traj.points:
+            if (name, point.epoch, point.step) not in shown:
+                shown.add((name, point.epoch, point.step))
+                lines.append(f"  convexity {name + ' ' if name else ''}{describe(point)}")
+    return lines
+
+
 def cmd_jobs_watch(args: argparse.Namespace) -> int:
-    """Print a progress line whenever it changes until the run is final; exit 0 only if it is done."""
+    """Print a progress line whenever it changes, and each convexity curve the run measures while it
+    trains, until the run is final; exit 0 only if it is done."""
     from core.runs import records
 
     last = None
+    shown: set[tuple[str, int, int]] = set()
     deadline = time.monotonic() + args.timeout if args.timeout else None
     while True:
         line = _progress_line(args.run)
         if line != last:
             print(line, flush=True)
             last = line
+        for curve_line in _new_curve_lines(args.run, shown):
+            print(curve_line, flush=True)
         status = records.status(args.run)
         if not status.active:
             return 0 if status.state == "done" else 1

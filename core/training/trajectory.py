@@ -30,9 +30,11 @@ __all__ = [
     "ProbeSet",
     "Trajectory",
     "TrajectoryPoint",
+    "describe",
     "measure",
     "probe_set",
     "read_trajectory",
+    "run_trajectories",
 ]
 
 KIND = "convexity"  # the metrics rows of a trajectory
@@ -194,3 +196,22 @@ def trajectory_of(rows: Sequence[Mapping[str, Any]]) -> Trajectory:
 def read_trajectory(run: str | Path) -> Trajectory:
     """The trajectory recorded in a run folder so far (empty when the run measured none)."""
     return trajectory_of(RunFolder(Path(run)).read_metrics())
+
+
+def run_trajectories(run: str | Path) -> dict[str, Trajectory]:
+    """The trajectories of a run that has any: its own (``""``, a fine-tuning run) or one per sweep point
+    (``"p8"``)."""
+    folder = RunFolder(Path(run))
+    found = {"": read_trajectory(folder.path)}
+    found.update({p.path.name: read_trajectory(p.path) for p in folder.points()})
+    return {name: t for name, t in found.items() if t.points}
+
+
+def describe(point: TrajectoryPoint) -> str:
+    """One line: where in training, then each label set's scores per hidden state."""
+    where = "pretrained" if point.epoch == 0 else f"epoch {point.position:g} (step {point.step})"
+    curves = " | ".join(
+        f"{name} " + " ".join(f"{s:.2f}" for s in curve.scores)
+        for name, curve in point.curves.items()
+    )
+    return f"{where}: {curves or f'no curve ({point.n_clips} probe clips are too few)'}"
