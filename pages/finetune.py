@@ -23,14 +23,14 @@ from core.training.finetune_result import FinetuneResult
 from core.training.task_data import DataPlan
 from pages.cached import current_convexity
 from pages.feature_choice import current_features, features_caption
-from pages.figures import LAYER_AXIS, integer_axis, show, style
+from pages.figures import LABEL_COLOURS, LAYER_AXIS, integer_axis, show, style
 from pages.messages import one_line
 from pages.run_on import run_on
 from pages.state import init_state
+from pages.trajectory_view import show_trajectory
 
 LRS = [1e-5, 3e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3]
 BATCHES = [4, 8, 16, 32, 64]
-COLOURS = {"word": "#3b82f6", "speaker": "#f97316"}
 SAMPLE = FeatureSource("sample", None, None, 0, None)
 PARAMS_COUNTED = "encoder + classification head for the task's {n} classes"
 
@@ -477,7 +477,7 @@ def _convexity_figure(conv: dict[str, Any]) -> go.Figure:
                     y=curve["scores"],
                     mode="lines+markers",
                     name=f"{name} ({which})",
-                    line={"color": COLOURS.get(name), "dash": dash, "width": 3},
+                    line={"color": LABEL_COLOURS.get(name), "dash": dash, "width": 3},
                 )
             )
     fig.update_yaxes(range=[0, 1.05])
@@ -561,6 +561,9 @@ def live_view(run_id: str) -> None:
         st.caption(f"{n_train} training points and {n_eval} evaluations logged so far.")
     elif stage in jobs.ACTIVE:
         st.caption("Loading data and model: the first points appear after a few steps.")
+    show_trajectory(
+        run_store.run_dir(run_id), f"ft_traj_{run_id}", label_set(cfg.get("task") or "words")
+    )
     if status.label != by_id[run_id].label:
         st.rerun(scope="app")  # picker and table show the new state; final: no more polling
     if stage == "failed":

@@ -1,0 +1,108 @@
+"""A fine-tuning run's geometry while it learns: layer x epoch heatmaps of both label sets and any
+epoch's curves beside the pretrained ones (read from the run's convexity points)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from core.training.trajectory import Trajectory, TrajectoryPoint, read_trajectory
+from pages.figures import LABEL_COLOURS, LAYER_AXIS, Curve, curve_figure, integer_axis, show, style
+
+
+def heatmap_figure(traj: Trajectory, relevant: str) -> go.Figure:
+    """Convexity per hidden state (rows) and point of training (columns), one panel per label set."""
+    names = sorted(traj.label_sets, key=lambda n: n != relevant)
+    x = [p.position for p in traj.points]
+    fig = make_subplots(
+        rows=1,
+        cols=len(names),
+        subplot_titles=[f"{n} labels{' (the task)' if n == relevant else ''}" for n in names],
+        horizontal_spacing=0.12,
+    )
+    for col, name in enumerate(names, start=1):
+        z = traj.matrix(name).T
+        fig.add_trace(
+            go.Heatmap(
+                x=x,
+                y=list(traj.layers),
+                z=z,
+                zmin=0,
+                zmax=1,
+                colorscale="Viridis",
+                showscale=col == len(names),
+                colorbar={"title": "convexity"},
+                hovertemplate="epoch %{x:g}, hidden state %{y}: %{z:.3f}<extra>"
+                + name
+                + "</extra>",
+            ),
+            row=1,
+            col=col,
+        )
+        fig.update_xaxes(title_text="epoch (0 = pretrained)", row=1, col=col)
+        fig.update_yaxes(title_text=LAYER_AXIS if col == 1 else None, row=1, col=col)
+        integer_axis(fig, list(traj.layers), axis="y", pad=0.5, row=1, col=col)
+    return style(fig, height=340)
+
+
+def epoch_figure(traj: Trajectory, point: TrajectoryPoint) -> go.Figure:
+    """The curves of one point of training (solid) and of the pretrained encoder (dashed)."""
+    first = traj.points[0]
+    curves = []
+    for name in traj.label_sets:
+        colour = LABEL_COLOURS.get(name)
+        if name in first.curves and first is not point:
+            c = first.curves[name]
+            curves.append(
+                Curve(f"{name} (pretrained)", c.layers, c.scores, colour=colour, dash="dash")
+            )
+        if name in point.curves:
+            c = point.curves[name]
+            label = "pretrained" if point.epoch == 0 else f"epoch {point.position:g}"
+            curves.append(Curve(f"{name} ({label})", c.layers, c.scores, err=c.sems, colour=colour))
+    return curve_figure(curves, height=360)
+
+
+def _caption(traj: Trajectory) -> str:
+    """What the points were measured on, and what measuring cost."""
+    p = traj.points[-1]
+    overhead = traj.overhead()
+    cost = "" if overhead is None else f"; measuring took {100 * overhead:.0f}% of the epochs' time"
+    return (
+        f"Measured on the same {p.n_clips} clips of the selection split before the first step and after "
+        f"every epoch (error bars: the estimator's design standard error of each score){cost}."
+    )
+
+
+def show_trajectory(run: Path, key: str, relevant: str) -> None:
+    """The trajectory section of a run's view (nothing when the run measured none)."""
+    traj = read_trajectory(run)
+    usable = [p for p in traj.points if p.curves]
+    if not traj.points:
+        return
+    st.markdown("**Convexity while training** (probe clips, both label sets)")
+    if not usable:
+        st.caption(
+            f"No curve: {traj.points[-1].n_clips} probe clips are too few (more than 10, with two "
+            "classes of two clips each, are needed)."
+        )
+        return
+    traj = Trajectory(tuple(usable), traj.epoch_seconds)
+    show(heatmap_figure(traj, relevant), key=f"{key}_heat")
+    positions = [p.position for p in traj.points]
+    chosen = positions[-1]
+    if len(positions) > 1:
+        chosen = st.select_slider(
+            "Curve of epoch",
+            options=positions,
+            value=positions[-1],
+            format_func=lambda v: "0 (pretrained)" if v == 0 else f"{v:g}",
+            key=f"{key}_epoch",
+        )
+    point = traj.points[int(np.argmin([abs(v - chosen) for v in positions]))]
+    show(epoch_figure(traj, point), key=f"{key}_curve")
+    st.caption(_caption(traj))

@@ -1,0 +1,92 @@
+"""The Prune & fine-tune page shows a run's convexity while training: layer x epoch heatmaps of both
+label sets and a chosen epoch's curves against the pretrained ones (AppTest, real script runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from core import runs as run_store
+from core.geometry.curves import LayerCurve
+from core.io.run_folder import RunFolder
+from core.training.trajectory import TrajectoryPoint
+
+APP = "../app.py"
+
+
+def _point(epoch: int, word: float, speaker: float, n_clips: int = 40) -> dict:
+    curves = {
+        "word": LayerCurve(scores=(0.2, word, word), sems=(0.01, 0.01, 0.01)),
+        "speaker": LayerCurve(scores=(0.3, speaker, speaker), sems=(0.01, 0.01, 0.01)),
+    }
+    if n_clips < 12:
+        curves = {}
+    return {
+        "kind": "convexity",
+        **TrajectoryPoint(epoch, 3 * epoch, 1.0, 0.5, n_clips, curves).to_dict(),
+    }
+
+
+def _run(points: list[dict], state: str = "done") -> str:
+    run = run_store.create_run("finetune", {"model": "m", "epochs": 2, "task": "speakers"})
+    folder = RunFolder(run)
+    for e in (1, 2):
+        folder.append_metric(
+            {
+                "kind": "eval",
+                "step": 3 * e,
+                "epoch": e,
+                "epoch_seconds": 10.0,
+                "accuracy": 0.5,
+                "loss": 0.7,
+            }
+        )
+    for row in points:
+        folder.append_metric(row)
+    folder.update_status(state=state, epoch=2)
+    return run.name
+
+
+def _view(run_id: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["ft_view"] = run_id
+    at.run().switch_page("pages/finetune.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _captions(at: AppTest) -> str:
+    return "\n".join(c.value for c in at.caption)
+
+
+def test_run_view_shows_heatmaps_and_the_chosen_epochs_curve(private_cache: Path) -> None:
+    run_id = _run([_point(0, 0.3, 0.4), _point(1, 0.25, 0.6), _point(2, 0.2, 0.8)])
+    at = _view(run_id)
+    assert any("Convexity while training" in m.value for m in at.markdown)
+    (slider,) = [s for s in at.select_slider if s.label == "Curve of epoch"]
+    assert list(slider.options) == ["0 (pretrained)", "1", "2"]
+    assert "same 40 clips of the selection split" in _captions(at)
+    assert "measuring took 5% of the epochs' time" in _captions(at)  # 2 x 0.5 s of 2 x 10 s
+    charts = at.get("plotly_chart")
+    figures = [c.proto.spec for c in charts]
+    assert any('"type":"heatmap"' in f.replace(" ", "") for f in figures)
+    assert any("speaker (epoch 2)" in f and "speaker (pretrained)" in f for f in figures)
+    slider.set_value(1.0).run()
+    assert not at.exception, at.exception
+    assert any("speaker (epoch 1)" in c.proto.spec for c in at.get("plotly_chart"))
+
+
+def test_too_few_probe_clips_say_so_and_a_run_without_points_shows_nothing(
+    private_cache: Path,
+) -> None:
+    at = _view(_run([_point(0, 0.3, 0.4, n_clips=6)]))
+    assert "6 probe clips are too few" in _captions(at)
+    at = _view(_run([]))
+    assert not any("Convexity while training" in m.value for m in at.markdown)
+
+
+def test_a_cancelled_run_shows_the_points_it_measured(private_cache: Path) -> None:
+    at = _view(_run([_point(0, 0.3, 0.4)], state="cancelled"))
+    assert any("Convexity while training" in m.value for m in at.markdown)
+    assert not [s for s in at.select_slider if s.label == "Curve of epoch"]  # one point: no slider
