@@ -35,6 +35,7 @@ from core.results.kinds import (
 from core.results.memory import LRUCache
 from core.results.precision import preset
 from core.results.provenance import Provenance
+from core.results.series import aligned_umap
 from core.results.store import load_result
 from pages.messages import one_line
 
@@ -195,6 +196,17 @@ def umap_with_provenance(
     return _memo(("umap", key, n_neighbors, seed), "UMAP of every hidden state", work)
 
 
+def checkpoint_layouts(series_key: str, layer: int) -> np.ndarray:
+    """Aligned UMAP layouts (checkpoints, N, 2) of one hidden state across a stored series (stored)."""
+
+    def work(tick: Callable[[int, int], None]) -> np.ndarray:
+        return aligned_umap(series_key, layer, progress=tick)
+
+    return _memo(
+        ("aligned", series_key, layer), f"UMAP of hidden state {layer} per checkpoint", work
+    )
+
+
 def umap_layers(key: str, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
     """Aligned UMAP embeddings (L+1, N, 2) of every hidden state (stored; computed once per feature set)."""
     return umap_with_provenance(key, n_neighbors, seed)[0]
@@ -211,12 +223,6 @@ def params_by_prune_point(model: str) -> dict[int, dict[str, int]]:
         return counts(enc)
     finally:
         del enc
-
-
-@st.cache_resource(show_spinner=False)
-def background_tasks() -> dict[str, Any]:
-    """Process-wide registry of background tasks (benchmarks) by name, so any session can watch them."""
-    return {}
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -19,6 +19,7 @@ from core.results.runs import store_all_run_curves
 from core.results.store import list_results
 from pages import figures
 from pages.messages import one_line
+from pages.series_view import series_section
 from pages.state import init_state
 
 AXES = {"relative": "relative depth (0 = input, 1 = last layer)", "absolute": figures.LAYER_AXIS}
@@ -257,3 +258,5 @@ d4.download_button(
 )
 with d5:
     figures.image_format_picker()
+
+series_section()

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "core.cli.run_commands",
     "core.cli.grid_commands",
     "core.cli.results_commands",
+    "core.cli.series_commands",
 )
 
 EXAMPLES = """\

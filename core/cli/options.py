@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "clip_options",
     "common_options",
     "config_from_args",
     "config_options",
@@ -24,6 +25,7 @@ __all__ = [
     "executor_options",
     "option_name",
     "positive_int",
+    "precision_options",
     "selection_options",
 ]
 
@@ -127,6 +129,11 @@ def selection_options(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument(
         "dataset", nargs=nargs, help="dataset key (see 'datasets'): sample, speech-commands, folder"
     )
+    clip_options(p)
+
+
+def clip_options(p: argparse.ArgumentParser) -> None:
+    """Which clips of the dataset and how they are run through a model (all but model and dataset)."""
     p.add_argument("--root", help="dataset folder (default: the dataset's own location)")
     p.add_argument(
         "--trust-remote-code",
@@ -259,3 +266,22 @@ def config_from_args(
         }
     )
     return config_cls(**values)
+
+
+def precision_options(p: argparse.ArgumentParser, *, default_se: float) -> None:
+    """``--target-se`` / ``--pairs`` / ``--exhaustive``: how precisely each convexity curve is asked for."""
+    p.add_argument(
+        "--pairs",
+        type=positive_int,
+        default=None,
+        help="the authors' scheme: the precision of this many sampled pairs per class (they use 5000)",
+    )
+    p.add_argument("--exhaustive", action="store_true", help="score every ordered pair (exact)")
+    p.add_argument(
+        "--target-se",
+        type=float,
+        default=None,
+        help="sample sources until the layer score's standard error is at most this (default: "
+        f"{default_se:g}, as on the dashboard); exhaustive where that would cost more than "
+        "~70%% of all trees; overrides --pairs",
+    )

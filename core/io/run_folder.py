@@ -6,6 +6,7 @@ on ``.status.lock`` so a worker and a canceller never overwrite each other's fie
 ``metrics.jsonl`` (one JSON row per logged step or evaluation), ``result.json`` / ``results.json``
 (a fine-tune's / a sweep's outcome), ``convexity.json``, ``pretrained_convexity.json``,
 ``benchmark_p<k>.json`` and ``p<k>/`` sub-folders (a sweep's points, each a run folder itself),
+``epochs/e<k>/`` (each epoch's weights, when the run keeps them),
 ``state.pt`` (the training checkpoint), ``train.log`` / ``worker.out`` and the worker's
 ``spawn.json`` / ``cancel.request`` markers. Reads treat a missing, unreadable or malformed file as
 absent (``None``), never as a crash: a killed writer leaves at most a torn last metrics row, which is
@@ -221,6 +222,18 @@ class RunFolder:
         """The sweep point sub-folders, by prune point."""
         found = [p for p in self.path.glob("p*") if p.is_dir() and p.name[1:].isdigit()]
         return [RunFolder(p) for p in sorted(found, key=lambda p: int(p.name[1:]))]
+
+    def epoch_model(self, epoch: int) -> Path:
+        """Where a run that keeps every epoch's weights saves those of ``epoch`` (``epochs/e<k>/``)."""
+        return self.path / "epochs" / f"e{int(epoch)}"
+
+    def saved_epochs(self) -> dict[int, Path]:
+        """The epochs whose weights the run kept, by epoch (complete saves only: with a config.json)."""
+        found = {}
+        for d in (self.path / "epochs").glob("e*"):
+            if d.name[1:].isdigit() and d.is_dir() and (d / "config.json").is_file():
+                found[int(d.name[1:])] = d
+        return dict(sorted(found.items()))
 
     def has_checkpoint(self) -> bool:
         """Whether the run (or a sweep point of it) has a training checkpoint to resume from."""

@@ -24,6 +24,8 @@ ENGINE_MODULES = {
     "criteria": "core.geometry.criteria",
     "umap": "core.geometry.projections",
     "finetune-convexity": "core.geometry.convexity",
+    "series": "core.geometry.convexity",
+    "aligned-umap": "core.geometry.aligned",
 }
 
 

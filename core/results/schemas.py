@@ -13,6 +13,7 @@ from typing import Any
 
 from core.errors import RecordError
 from core.io.records import Record, from_dict
+from core.results.series_data import CheckpointSeries
 
 __all__ = ["check_data"]
 
@@ -85,6 +86,8 @@ SCHEMAS: dict[str, type[Record]] = {
     "umap": _UmapData,
     "finetune-convexity": _RunCurvesData,
     "grid": _GridData,
+    "series": CheckpointSeries,
+    "aligned-umap": _UmapData,
 }
 
 

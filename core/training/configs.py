@@ -119,6 +119,13 @@ class FinetuneConfig:
         default=5000,
         metadata={"help": "sampled pairs per class for convexity (none: every pair, exact)"},
     )
+    keep_epochs: bool = field(
+        default=False,
+        metadata={
+            "help": "keep every epoch's weights in the run folder (epochs/e<k>/; disk: one model per "
+            "epoch), so a checkpoint series can be made from them later"
+        },
+    )
     trajectory: bool = field(
         default=True,
         metadata={

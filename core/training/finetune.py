@@ -289,6 +289,8 @@ def evaluate_and_checkpoint(
         save_model_dir(model.clf, model.enc, run / "best")
     if probe is not None:
         record_point(cfg, model, probe, run, epoch + 1, state.global_step, 1.0)
+    if cfg.keep_epochs:
+        save_model_dir(model.clf, model.enc, RunFolder(run).epoch_model(epoch + 1))
     save_model_dir(model.clf, model.enc, run / "last")
     save_state(run / "state.pt", model.clf, optim.opt, optim.sched, state)
     row = {

@@ -1,0 +1,159 @@
+"""Compare page section: a stored checkpoint series as layer x checkpoint heatmaps, per-layer lines over
+checkpoints, and an aligned UMAP of one hidden state with a slider across checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from core.data.features import load_cached_features
+from core.errors import LabError
+from core.results.series import load_series, stored_aligned_umap, stored_series
+from core.results.series_data import CheckpointSeries
+from pages import cached, figures
+from pages.messages import one_line
+
+
+def heatmap_figure(series: CheckpointSeries) -> go.Figure:
+    """Convexity per hidden state (rows) and checkpoint (columns, in order), one panel per label set."""
+    names = [c.name for c in series.checkpoints]
+    fig = make_subplots(
+        rows=1,
+        cols=len(series.label_sets),
+        subplot_titles=[f"{n} labels" for n in series.label_sets],
+        horizontal_spacing=0.12,
+    )
+    for col, label_set in enumerate(series.label_sets, start=1):
+        fig.add_trace(
+            go.Heatmap(
+                x=names,
+                y=list(series.layers),
+                z=series.matrix(label_set).T,
+                zmin=0,
+                zmax=1,
+                colorscale="Viridis",
+                showscale=col == len(series.label_sets),
+                colorbar={"title": "convexity"},
+                hovertemplate="%{x}, hidden state %{y}: %{z:.3f}<extra>" + label_set + "</extra>",
+            ),
+            row=1,
+            col=col,
+        )
+        fig.update_xaxes(title_text="checkpoint (in order)", type="category", row=1, col=col)
+        fig.update_yaxes(title_text=figures.LAYER_AXIS if col == 1 else None, row=1, col=col)
+        figures.integer_axis(fig, list(series.layers), axis="y", pad=0.5, row=1, col=col)
+    return figures.style(fig, height=360)
+
+
+def lines_figure(series: CheckpointSeries, label_set: str) -> go.Figure:
+    """One line per hidden state: its convexity from checkpoint to checkpoint."""
+    names = [c.name for c in series.checkpoints]
+    matrix = series.matrix(label_set)
+    colours = figures.palette(len(series.layers))
+    fig = go.Figure()
+    for layer, colour in zip(series.layers, colours, strict=True):
+        fig.add_trace(
+            go.Scatter(
+                x=names,
+                y=matrix[:, layer],
+                mode="lines+markers",
+                name=f"hidden state {layer}",
+                line={"color": colour, "width": 2},
+            )
+        )
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(range=[0, 1.05])
+    return figures.style(
+        fig, height=360, x_title="checkpoint (in order)", y_title=f"{label_set} convexity"
+    )
+
+
+def layout_figure(xy: np.ndarray, labels: np.ndarray, lim: float) -> go.Figure:
+    """One checkpoint's aligned layout, coloured by label, on the axis range shared by all checkpoints."""
+    fig = go.Figure()
+    names = sorted(set(labels.tolist()))
+    for cls, colour in zip(names, figures.palette(len(names)), strict=True):
+        mask = labels == cls
+        fig.add_trace(
+            go.Scatter(
+                x=xy[mask, 0],
+                y=xy[mask, 1],
+                mode="markers",
+                name=str(cls),
+                marker={"size": 7, "opacity": 0.85, "color": colour},
+            )
+        )
+    fig.update_xaxes(range=[-lim, lim], showticklabels=False, zeroline=False, title_text="UMAP 1")
+    fig.update_yaxes(
+        range=[-lim, lim],
+        showticklabels=False,
+        zeroline=False,
+        title_text="UMAP 2",
+        scaleanchor="x",
+    )
+    return figures.style(fig, height=520)
+
+
+def _aligned_view(key: str, series: CheckpointSeries) -> None:
+    """The aligned UMAP of a chosen hidden state, when stored; else the command that makes it."""
+    deepest_common = min(c.n_layers for c in series.checkpoints)
+    c1, c2 = st.columns([3, 1])
+    layer = c1.slider("Hidden state (aligned UMAP)", 0, deepest_common, key=f"cs_layer_{key}")
+    colour = (
+        c2.segmented_control("Colour by", ["word", "speaker"], key=f"cs_colour_{key}") or "word"
+    )
+    if stored_aligned_umap(key, layer) is None and not st.button(
+        f"Lay out hidden state {layer} under every checkpoint",
+        icon=":material/scatter_plot:",
+        key=f"cs_go_{key}_{layer}",
+        help="One UMAP per checkpoint, each started from and fitted onto the previous one; stored. "
+        "The first UMAP in a dashboard process also compiles its kernels (about a minute here).",
+    ):
+        return
+    try:
+        layouts = cached.checkpoint_layouts(key, layer)
+    except LabError as exc:
+        st.error(one_line(exc))
+        return
+    try:
+        labels = np.asarray(load_cached_features(series.checkpoints[0].feature_key).labels(colour))
+    except LabError as exc:
+        st.warning(f"The clips' labels are not in the feature cache: {one_line(exc)}")
+        return
+    names = [c.name for c in series.checkpoints]
+    chosen = st.select_slider("Checkpoint", options=names, key=f"cs_cp_{key}")
+    lim = float(np.abs(layouts).max()) * 1.05  # one range for every checkpoint: positions compare
+    figures.show(layout_figure(layouts[names.index(chosen)], labels, lim), key=f"cs_umap_{key}")
+    st.caption(
+        "Each checkpoint's UMAP starts from the previous checkpoint's layout and is fitted onto it "
+        "(rotation, reflection, shift), so a clip moves only as far as the geometry changes."
+    )
+
+
+def series_section() -> None:
+    """The checkpoint-series section of the Compare page (nothing when none is stored)."""
+    entries = stored_series()
+    if not entries:
+        return
+    st.subheader("Checkpoint series")
+    labels = {
+        e.key: f"{', '.join(e.provenance.extra.get('checkpoints', []))} · {e.provenance.dataset} · "
+        f"{e.provenance.n_clips} clips · {e.key[:8]}"
+        for e in entries
+    }
+    key = st.selectbox("Series", list(labels), format_func=labels.get, key="cs_series")
+    found = load_series(key)
+    if found is None:
+        st.warning("That series is no longer stored.")
+        return
+    series, entry = found
+    figures.show(heatmap_figure(series), key="cs_heat")
+    label_set = st.segmented_control("Lines of", list(series.label_sets), key="cs_lines") or "word"
+    figures.show(lines_figure(series, label_set), key="cs_lines_fig")
+    st.caption(
+        f"Each checkpoint measured on the same {entry.provenance.n_clips} clips at {series.precision}; "
+        "a pruned checkpoint has no hidden states past its prune point (blank)."
+    )
+    _aligned_view(key, series)
