@@ -201,19 +201,18 @@ def _use_cached(meta: dict) -> None:
     sel = meta.get("selection", {})
     if is_imported(meta.get("model_key"), meta.get("dataset")):
         remember_choice(meta["key"])
-        state["_setup_used"] = f"Using {describe_entry(meta)}."
-        st.rerun()
-    pending = {
-        "model": meta.get("model_key") if meta.get("model_key") in MODELS else state.model,
-        "dataset": meta.get("dataset") if meta.get("dataset") in DATASETS else state.dataset,
-        "split": sel.get("split") or "all",
-        "max_clips": int(sel.get("max_clips") or 0),
-        "root": str(meta.get("root") or "") if meta.get("dataset") != "sample" else "",
-        "whisper_input": meta.get("input_mode") or state.whisper_input,
-    }
-    remember_choice(meta["key"], **pending)
-    regex = sel.get("speaker_regex") or ""
-    state["_setup_pending"] = pending | {"setup_speaker_regex": regex, "_speaker_regex": regex}
+    else:
+        pending = {
+            "model": meta.get("model_key") if meta.get("model_key") in MODELS else state.model,
+            "dataset": meta.get("dataset") if meta.get("dataset") in DATASETS else state.dataset,
+            "split": sel.get("split") or "all",
+            "max_clips": int(sel.get("max_clips") or 0),
+            "root": str(meta.get("root") or "") if meta.get("dataset") != "sample" else "",
+            "whisper_input": meta.get("input_mode") or state.whisper_input,
+        }
+        remember_choice(meta["key"], **pending)
+        regex = sel.get("speaker_regex") or ""
+        state["_setup_pending"] = pending | {"setup_speaker_regex": regex, "_speaker_regex": regex}
     state["_setup_used"] = f"Using {describe_entry(meta)}."
     st.rerun()
 

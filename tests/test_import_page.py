@@ -97,6 +97,11 @@ def test_an_uploaded_set_is_used_by_convexity_its_criteria_and_compare(cache: Pa
     assert not at.exception, at.exception
     options = at.multiselect[0].options
     assert any("imported:toolkit-x" in o for o in options), options
+    at.switch_page("pages/setup.py").run()  # choosing it again from the cached sets keeps Setup whole
+    next(b for b in at.button if b.label == "Use this feature set").click().run()
+    assert not at.exception, at.exception
+    assert any("Using imported:toolkit-x" in s.value for s in at.success)
+    assert at.selectbox(key="dataset").value in ("sample", "speech-commands", "folder")
 
 
 @pytest.mark.parametrize(
@@ -131,6 +136,9 @@ def test_finetune_page_says_an_imported_set_needs_a_model_and_makes_no_run(cache
     assert len(at.error) == 1 and "needs a model" in at.error[0].value, [e.value for e in at.error]
     assert not [b for b in at.button if b.label.startswith("Fine-tune")]
     assert not (cache / "runs").exists() or not list((cache / "runs").iterdir())
+    at.switch_page("pages/sweep.py").run()  # the sweep says it trains on another model and data
+    assert not at.exception, at.exception
+    assert any("needs a model" in i.value for i in at.info), [i.value for i in at.info]
 
 
 @pytest.mark.parametrize(
