@@ -97,7 +97,9 @@ def test_an_uploaded_set_is_used_by_convexity_its_criteria_and_compare(cache: Pa
     assert not at.exception, at.exception
     options = at.multiselect[0].options
     assert any("imported:toolkit-x" in o for o in options), options
-    at.switch_page("pages/setup.py").run()  # choosing it again from the cached sets keeps Setup whole
+    at.switch_page(
+        "pages/setup.py"
+    ).run()  # choosing it again from the cached sets keeps Setup whole
     next(b for b in at.button if b.label == "Use this feature set").click().run()
     assert not at.exception, at.exception
     assert any("Using imported:toolkit-x" in s.value for s in at.success)

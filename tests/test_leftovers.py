@@ -157,3 +157,14 @@ def test_results_clean_also_cleans_the_feature_cache(
     out = capsys.readouterr().out
     assert f"removed 1 leftover(s) of interrupted writers from {root}" in out
     assert list(root.iterdir()) == []
+
+
+def test_the_results_store_cleans_through_the_same_rule() -> None:
+    from core.results.store import clean_stale, results_root
+
+    dead = results_root() / f".{'c' * 12}-{_tag(_dead_pid())}x.tmp"
+    live = results_root() / f".{'c' * 12}-{writer_tag()}x.tmp"
+    dead.mkdir()
+    live.mkdir()
+    assert clean_stale() == [dead]  # at once, without waiting for the age bound
+    assert live.is_dir()
