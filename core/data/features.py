@@ -389,13 +389,19 @@ def clean_feature_leftovers(min_age_s: float = STALE_AFTER_S) -> list[Path]:
     def lock(path: Path) -> bool:
         return path.suffix == ".lock" and path.parent == root
 
-    top = list(root.iterdir())
+    try:
+        top = list(root.iterdir())
+    except OSError:  # cleaning never stops a write: what cannot be listed is left as it is
+        return []
     removed = clean_leftovers(top, staging, lock, min_age_s)
     for entry in top:
         if entry.is_symlink() or not entry.is_dir() or staging(entry):
             continue
         shards = entry / ".shards"
-        inside = list(entry.iterdir()) + (list(shards.iterdir()) if shards.is_dir() else [])
+        try:
+            inside = list(entry.iterdir()) + (list(shards.iterdir()) if shards.is_dir() else [])
+        except OSError:
+            continue
         removed += clean_leftovers(inside, staging, lock, min_age_s)
         for folder in (shards, entry):  # empty and untouched for min_age_s: nobody is filling it
             with contextlib.suppress(OSError):

@@ -106,6 +106,10 @@ def clean_leftovers(
     locked).
     """
     removed, now = [], time.time()
+    try:
+        paths = list(paths)
+    except OSError:  # a folder that cannot be listed: nothing to clean there
+        return removed
     for path in paths:
         try:
             if staging(path):
