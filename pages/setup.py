@@ -59,10 +59,10 @@ def error_line(exc: LabError) -> str:
     return text
 
 
-def progress_text(done: int, total: int, elapsed_s: float) -> str:
-    """The extraction bar's line: clips encoded, time elapsed and the estimate of what remains."""
+def progress_text(done: int, total: int, elapsed_s: float, what: str = "Encoding clips") -> str:
+    """A work bar's line (extraction, import): items done, time elapsed and the estimate of what remains."""
     left = elapsed_s * (total - done) / done if done else None
-    return f"Encoding clips: {done}/{total} · {format_seconds(elapsed_s)} elapsed · " + (
+    return f"{what}: {done:,}/{total:,} · {format_seconds(elapsed_s)} elapsed · " + (
         "estimating time left" if left is None else f"about {format_seconds(left)} left"
     )
 
@@ -255,19 +255,31 @@ if st.button(
     icon=":material/upload:",
     disabled=arrays_file is None or labels_file is None,
 ):
+    import_bar = st.progress(0.0, text="Checking the files...")
+    import_started = time.monotonic()
+
+    def import_tick(done: int, total: int) -> None:
+        """Progress callback: vectors checked and cached, elapsed and remaining time."""
+        text = progress_text(
+            done, total, time.monotonic() - import_started, "Checking and caching vectors"
+        )
+        import_bar.progress(min(done / max(total, 1), 1.0), text=text)
+
     try:
-        with st.spinner("Checking and caching the features..."):
-            imported = import_uploaded(
-                arrays_file,
-                arrays_file.name,
-                labels_file,
-                labels_file.name,
-                name=state.get("imp_name", "").strip() or None,
-                root=state.get("imp_root", "").strip() or None,
-            )
+        imported = import_uploaded(
+            arrays_file,
+            arrays_file.name,
+            labels_file,
+            labels_file.name,
+            name=state.get("imp_name", "").strip() or None,
+            root=state.get("imp_root", "").strip() or None,
+            progress=import_tick,
+        )
     except LabError as exc:
+        import_bar.empty()
         st.error(f"Cannot import these features: {one_line(exc)}")
     else:
+        import_bar.empty()
         remember_choice(str(imported.key))
         clear_feature_list()
         n, states, dim = imported.features.shape

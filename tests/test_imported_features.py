@@ -164,3 +164,19 @@ def test_an_upload_is_imported_from_a_temp_copy_under_its_own_cap(
     with pytest.raises(FeatureError, match="no folder at"):
         import_uploaded(buf, "h.npy", labels, "labels.csv", name="x", root=tmp_path / "none")
     assert uploads() == before
+
+
+@pytest.mark.parametrize("layout", ["3d", "per-layer"])
+def test_import_progress_counts_every_vector_once(
+    tmp_path: Path, hidden: np.ndarray, layout: str
+) -> None:
+    if layout == "3d":
+        np.save(tmp_path / "h.npy", hidden)
+        path = tmp_path / "h.npy"
+    else:
+        np.savez(tmp_path / "h.npz", **{f"layer_{i}": hidden[:, i] for i in range(STATES)})
+        path = tmp_path / "h.npz"
+    seen: list[tuple[int, int]] = []
+    import_features(path, _labels(tmp_path), progress=lambda d, t: seen.append((d, t)))
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and seen[-1] == (N * STATES, N * STATES)

@@ -272,22 +272,36 @@ def _check_finite(block: np.ndarray, first_row: int, state: int | None) -> None:
         raise FeatureError(f"non-finite value at row {row}, hidden state {layer}")
 
 
-def _filler(specs: list[_ArraySpec]) -> Callable[[np.ndarray], None]:
+def _filler(
+    specs: list[_ArraySpec], progress: Callable[[int, int], None] | None = None
+) -> Callable[[np.ndarray], None]:
     """Copy the arrays into the (N, L+1, D) float32 memmap in bounded memory, checking finiteness:
-    row blocks of one 3-D array, or one hidden state at a time from per-layer arrays."""
+    row blocks of one 3-D array, or one hidden state at a time from per-layer arrays.
+    ``progress(done, total)`` counts (row, hidden state) vectors copied."""
 
     def fill(out: np.ndarray) -> None:
+        n, states = out.shape[:2]
+        done = 0
+
+        def advance(vectors: int) -> None:
+            nonlocal done
+            done += vectors
+            if progress is not None:
+                progress(done, n * states)
+
         if len(specs) == 1 and len(specs[0].shape) == 3:
             for start, raw in specs[0].row_blocks():
                 block = np.asarray(raw, dtype=np.float32)
                 _check_finite(block, start, None)
                 out[start : start + len(block)] = block
+                advance(len(block) * states)
             return
         for state, spec in enumerate(specs):
             for start, raw in spec.row_blocks():
                 block = np.asarray(raw, dtype=np.float32)
                 _check_finite(block, start, state)
                 out[start : start + len(block), state, :] = block
+                advance(len(block))
 
     return fill
 
@@ -310,12 +324,14 @@ def import_features(
     name: str | None = None,
     root: str | Path | None = None,
     max_bytes: int = MAX_IMPORT_BYTES,
+    progress: Callable[[int, int], None] | None = None,
 ) -> FeatureSet:
     """Bring externally extracted embeddings and their labels into the feature cache; the FeatureSet.
 
     ``name`` names the representation (default: the features file's stem); ``root`` is the folder the
     table's clip paths are relative to (default: the features file's folder); ``max_bytes`` caps the
-    float32 copy. Importing the same files again returns the cached set.
+    float32 copy; ``progress(done, total)`` counts the vectors checked and copied. Importing the same
+    files again returns the cached set.
     """
     arrays, labels = Path(arrays), Path(labels)
     specs, (n, states, d) = _layout(arrays, max_bytes)
@@ -361,7 +377,7 @@ def import_features(
         fresh = not entry.directory.exists()
         tmp = begin_entry(entry.directory)
         try:
-            write_rows(tmp, (n, states, d), _filler(specs))
+            write_rows(tmp, (n, states, d), _filler(specs, progress))
         except BaseException:
             tmp.unlink(missing_ok=True)
             if fresh:  # a refused import leaves no entry folder behind
@@ -403,6 +419,7 @@ def import_uploaded(
     name: str | None = None,
     root: str | Path | None = None,
     max_bytes: int = MAX_UPLOAD_BYTES,
+    progress: Callable[[int, int], None] | None = None,
 ) -> FeatureSet:
     """:func:`import_features` for uploaded streams (the Setup page): each is copied to a private temp
     folder under a safe name, imported with the same checks and ``max_bytes`` cap, and removed.
@@ -429,6 +446,7 @@ def import_uploaded(
             name=name or Path(arrays_file).stem,
             root=root if root is not None else Path.home(),
             max_bytes=max_bytes,
+            progress=progress,
         )
     except OSError as exc:
         if isinstance(exc, StorageError):
