@@ -19,6 +19,7 @@ from core.cli.main import main
 from core.data.features import list_cached_features
 
 APP = "../app.py"
+SLOW = pytest.mark.slow  # the cases the fast loop skips (the same check, other inputs)
 N, STATES, D = 24, 4, 6
 FEATURES_LABEL = "Features (.npy / .npz)"
 LABELS_LABEL = "Labels table (.csv / .tsv)"
@@ -74,13 +75,6 @@ def _upload(features: tuple[str, bytes], labels: bytes, name: str = "") -> AppTe
     return at
 
 
-def test_setup_says_the_upload_limit_it_runs_under() -> None:
-    at = AppTest.from_file(APP, default_timeout=120).run()
-    at.switch_page("pages/setup.py").run()
-    limit = int(config.get_option("server.maxUploadSize"))  # .streamlit/config.toml's value
-    assert any(f"Up to {limit} MB per file" in c.value for c in at.caption)
-
-
 @pytest.mark.slow
 def test_an_uploaded_set_is_used_by_convexity_its_criteria_and_compare(cache: Path) -> None:
     at = _upload(("my feats.npy", _npy(_hidden())), _labels(), name="toolkit-x")
@@ -110,11 +104,13 @@ def test_an_uploaded_set_is_used_by_convexity_its_criteria_and_compare(cache: Pa
     ("features", "labels", "says"),
     [
         (("x.npy", _npy(np.array([{}] * N, dtype=object), allow_pickle=True)), _labels(), "float"),
-        (("x.npy", _npy(np.zeros((N, D)))), _labels(), "(N, L+1, D)"),
+        pytest.param(("x.npy", _npy(np.zeros((N, D)))), _labels(), "(N, L+1, D)", marks=SLOW),
         (("x.npy", _npy(np.where(_hidden() > 3, np.nan, _hidden()))), _labels(), "non-finite"),
-        (("x.npy", _npy(_hidden())), _labels(N - 1), "rows"),
-        (("x.npy", _npy(np.ones((N, STATES, D), dtype=np.int64))), _labels(), "float"),
-        (("x.npz", b"PK\x03\x04 truncated"), _labels(), "not an .npz"),
+        pytest.param(("x.npy", _npy(_hidden())), _labels(N - 1), "rows", marks=SLOW),
+        pytest.param(
+            ("x.npy", _npy(np.ones((N, STATES, D), dtype=np.int64))), _labels(), "float", marks=SLOW
+        ),
+        pytest.param(("x.npz", b"PK\x03\x04 truncated"), _labels(), "not an .npz", marks=SLOW),
     ],
     ids=["pickled", "wrong-shape", "nan", "mismatched-labels", "integers", "broken-npz"],
 )
@@ -123,6 +119,8 @@ def test_a_bad_upload_is_one_error_line_and_leaves_the_cache_as_it_was(
 ) -> None:
     before = _files(cache)
     at = _upload(features, labels)
+    limit = int(config.get_option("server.maxUploadSize"))  # .streamlit/config.toml's value
+    assert any(f"Up to {limit} MB per file" in c.value for c in at.caption)
     assert len(at.error) == 1, [e.value for e in at.error]
     line = at.error[0].value
     assert "\n" not in line and says in line, line
@@ -131,6 +129,7 @@ def test_a_bad_upload_is_one_error_line_and_leaves_the_cache_as_it_was(
     assert at.session_state["feature_key"] is None
 
 
+@pytest.mark.slow
 def test_finetune_page_says_an_imported_set_needs_a_model_and_makes_no_run(cache: Path) -> None:
     at = _upload(("h.npy", _npy(_hidden())), _labels(), name="no-encoder")
     at.switch_page("pages/finetune.py").run()
