@@ -15,7 +15,12 @@ from pages.state import init_state
 
 
 def describe_entry(meta: dict[str, Any]) -> str:
-    """One-line label of a cached feature set for pickers."""
+    """One-line label of a cached feature set for pickers (an imported set has no split or input mode)."""
+    if meta.get("dataset") == "imported":
+        return (
+            f"{meta.get('model_key', '?')} · imported · {meta.get('n_clips', '?')} points · "
+            f"{meta.get('n_layers', '?')} layers · {str(meta.get('key', ''))[:8]}"
+        )
     sel = meta.get("selection", {})
     cap = sel.get("max_clips") or "all"
     return (

@@ -20,6 +20,7 @@ from core.runs.executors import submit_run
 from core.training.configs import FinetuneConfig
 from core.training.finetune import check_run
 from core.training.finetune_result import FinetuneResult
+from core.training.settings import check_trainable
 from core.training.task_data import DataPlan
 from pages.cached import current_convexity
 from pages.feature_choice import current_features, features_caption
@@ -59,6 +60,12 @@ source = SAMPLE
 if fs is not None:
     features_caption(fs)
     model = str(fs.meta.get("model_key") or state.model)
+    try:
+        check_trainable(model, fs.meta.get("dataset"))
+    except LabError as exc:  # imported features: no encoder to fine-tune
+        st.error(one_line(exc))
+        st.page_link("pages/setup.py", label="Go to Setup", icon=":material/tune:")
+        st.stop()
     whisper_input = str(fs.meta.get("input_mode") or state.whisper_input)
     try:
         source = FeatureSource.from_meta(fs.meta)

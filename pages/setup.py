@@ -8,6 +8,13 @@ import streamlit as st
 
 from core.data.datasets import DATASETS
 from core.data.features import Selection, extract_features
+from core.data.imported import (
+    ARRAY_SUFFIXES,
+    LABEL_SUFFIXES,
+    MAX_UPLOAD_BYTES,
+    import_uploaded,
+    is_imported,
+)
 from core.errors import LabError, UnknownModelError
 from core.models.classifier import classifier_params_by_prune_point
 from core.models.registry import MODELS
@@ -52,10 +59,10 @@ def error_line(exc: LabError) -> str:
     return text
 
 
-def progress_text(done: int, total: int, elapsed_s: float) -> str:
-    """The extraction bar's line: clips encoded, time elapsed and the estimate of what remains."""
+def progress_text(done: int, total: int, elapsed_s: float, what: str = "Encoding clips") -> str:
+    """A work bar's line (extraction, import): items done, time elapsed and the estimate of what remains."""
     left = elapsed_s * (total - done) / done if done else None
-    return f"Encoding clips: {done}/{total} · {format_seconds(elapsed_s)} elapsed · " + (
+    return f"{what}: {done:,}/{total:,} · {format_seconds(elapsed_s)} elapsed · " + (
         "estimating time left" if left is None else f"about {format_seconds(left)} left"
     )
 
@@ -189,22 +196,101 @@ if st.button("Extract features", type="primary", icon=":material/play_arrow:"):
 
 
 def _use_cached(meta: dict) -> None:
-    """Make a cached set the current choice; Setup's widgets show its settings after a rerun."""
+    """Make a cached set the current choice; Setup's widgets show its settings after a rerun (an
+    imported set has no model, dataset or input mode of Setup's: those widgets keep their values)."""
     sel = meta.get("selection", {})
-    pending = {
-        "model": meta.get("model_key") if meta.get("model_key") in MODELS else state.model,
-        "dataset": meta.get("dataset") or state.dataset,
-        "split": sel.get("split") or "all",
-        "max_clips": int(sel.get("max_clips") or 0),
-        "root": str(meta.get("root") or "") if meta.get("dataset") != "sample" else "",
-        "whisper_input": meta.get("input_mode") or state.whisper_input,
-    }
-    remember_choice(meta["key"], **pending)
-    regex = sel.get("speaker_regex") or ""
-    state["_setup_pending"] = pending | {"setup_speaker_regex": regex, "_speaker_regex": regex}
+    if is_imported(meta.get("model_key"), meta.get("dataset")):
+        remember_choice(meta["key"])
+    else:
+        pending = {
+            "model": meta.get("model_key") if meta.get("model_key") in MODELS else state.model,
+            "dataset": meta.get("dataset") if meta.get("dataset") in DATASETS else state.dataset,
+            "split": sel.get("split") or "all",
+            "max_clips": int(sel.get("max_clips") or 0),
+            "root": str(meta.get("root") or "") if meta.get("dataset") != "sample" else "",
+            "whisper_input": meta.get("input_mode") or state.whisper_input,
+        }
+        remember_choice(meta["key"], **pending)
+        regex = sel.get("speaker_regex") or ""
+        state["_setup_pending"] = pending | {"setup_speaker_regex": regex, "_speaker_regex": regex}
     state["_setup_used"] = f"Using {describe_entry(meta)}."
     st.rerun()
 
+
+st.subheader("Import your own features")
+upload_mb = int(st.get_option("server.maxUploadSize"))
+st.caption(
+    "Per-layer embeddings extracted elsewhere (another toolkit, another modality): a `.npy` of shape "
+    "(N, L+1, D), or an `.npz` with one such array or one (N, D) array per hidden state "
+    "(`layer_0`, `layer_1`, ...), plus a labels table (CSV/TSV with a header: `word` or `class`, "
+    "optional `speaker` and `path`), one row per point in the arrays' order. Checked before anything "
+    f"is cached: shape, real float dtype, finite values, no pickles. Up to {upload_mb} MB per file "
+    f"(`server.maxUploadSize` in `.streamlit/config.toml`) and {MAX_UPLOAD_BYTES / 2**30:.0f} GiB "
+    "as float32; larger sets: `python -m core import-features`. Convexity, criteria, Projections "
+    "and Compare use them; fine-tuning needs a model."
+)
+u1, u2 = st.columns(2)
+with u1:
+    arrays_file = st.file_uploader(
+        "Features (.npy / .npz)", type=[s.lstrip(".") for s in ARRAY_SUFFIXES], key="imp_arrays"
+    )
+    st.text_input(
+        "Name (optional)",
+        key="imp_name",
+        placeholder="default: the features file's name",
+        help="Names the representation: its model shows as imported:<name>.",
+    )
+with u2:
+    labels_file = st.file_uploader(
+        "Labels table (.csv / .tsv)", type=[s.lstrip(".") for s in LABEL_SUFFIXES], key="imp_labels"
+    )
+    st.text_input(
+        "Clip folder (optional)",
+        key="imp_root",
+        placeholder="the folder the table's paths are relative to",
+        help="Only for playing clips on Projections; absolute paths in the table work without it.",
+    )
+if st.button(
+    "Import features",
+    icon=":material/upload:",
+    disabled=arrays_file is None or labels_file is None,
+):
+    import_bar = st.progress(0.0, text="Checking the files...")
+    import_started = time.monotonic()
+
+    def import_tick(done: int, total: int) -> None:
+        """Progress callback: vectors checked and cached, elapsed and remaining time."""
+        text = progress_text(
+            done, total, time.monotonic() - import_started, "Checking and caching vectors"
+        )
+        import_bar.progress(min(done / max(total, 1), 1.0), text=text)
+
+    try:
+        imported = import_uploaded(
+            arrays_file,
+            arrays_file.name,
+            labels_file,
+            labels_file.name,
+            name=state.get("imp_name", "").strip() or None,
+            root=state.get("imp_root", "").strip() or None,
+            progress=import_tick,
+        )
+    except LabError as exc:
+        import_bar.empty()
+        st.error(f"Cannot import these features: {one_line(exc)}")
+    else:
+        import_bar.empty()
+        remember_choice(str(imported.key))
+        clear_feature_list()
+        n, states, dim = imported.features.shape
+        how = "already cached" if imported.from_cache else "imported"
+        st.success(
+            f"{imported.meta.get('model_key')}: {n} points x {states} hidden states x {dim}, {how}; "
+            "now the feature set in use."
+        )
+        st.page_link(
+            "pages/convexity.py", label="See the convexity curves", icon=":material/show_chart:"
+        )
 
 st.subheader("Cached feature sets")
 cached = cached_feature_list()

@@ -9,12 +9,13 @@ import streamlit as st
 
 from core import runs as run_store
 from core.data.source import FeatureSource
-from core.errors import LabError
+from core.errors import LabError, TrainingError
 from core.models.registry import MODELS
 from core.runs import jobs
 from core.runs.executors import submit_run
 from core.runs.records import format_seconds, sweep_points
 from core.runs.views import sweep_view
+from core.training.settings import check_trainable
 from pages.cached import feature_set, offline_models
 from pages.costs import sweep_cost_figure, sweep_result_figure, sweep_rule_text
 from pages.figures import show
@@ -33,9 +34,12 @@ def data_source() -> tuple[str | None, dict[str, Any]]:
     if key is not None:
         try:
             fs = feature_set(key)
+            check_trainable(fs.meta.get("model_key"), fs.meta.get("dataset"))
             return str(fs.meta.get("model_key") or "") or None, FeatureSource.from_meta(
                 fs.meta
             ).run_fields()
+        except TrainingError as exc:  # imported features: the sweep cannot train on them
+            st.info(f"{one_line(exc)}. This sweep uses the model below and the Setup dataset.")
         except LabError:
             pass
     return None, {"dataset": state.get("dataset", "sample"), "root": state.get("root") or None}

@@ -121,3 +121,61 @@ def test_cli_imports_and_bad_input_is_exit_2(
     assert main(["import-features", str(tmp_path / "none.npy"), str(_labels(tmp_path))]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no features file" in err[0]
+
+
+def test_a_3d_npz_member_is_copied_in_blocks_and_a_late_nan_is_found(
+    tmp_path: Path, hidden: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.data.imported as imported
+
+    monkeypatch.setattr(imported, "CHUNK_BYTES", 5 * STATES * D * 8)  # 5 rows a block
+    np.savez(tmp_path / "one.npz", hidden=hidden)
+    fs = import_features(tmp_path / "one.npz", _labels(tmp_path))
+    np.testing.assert_array_equal(fs.features, hidden.astype(np.float32))
+    bad = hidden.copy()
+    bad[17, 2, 1] = np.inf
+    np.savez(tmp_path / "bad.npz", hidden=bad)
+    with pytest.raises(FeatureError, match="row 17, hidden state 2"):
+        import_features(tmp_path / "bad.npz", _labels(tmp_path))
+
+
+def test_an_upload_is_imported_from_a_temp_copy_under_its_own_cap(
+    tmp_path: Path, hidden: np.ndarray
+) -> None:
+    import tempfile
+
+    from core.data.imported import import_uploaded
+
+    def uploads() -> set[str]:
+        return {p.name for p in Path(tempfile.gettempdir()).glob("convexity-lab-upload-*")}
+
+    before = uploads()
+    buf = io.BytesIO()
+    np.save(buf, hidden)
+    labels = io.BytesIO(_labels(tmp_path).read_bytes())
+    fs = import_uploaded(buf, "my feats (v2).npy", labels, "labels.csv", root=tmp_path)
+    assert fs.meta["model_key"] == "imported:my-feats-v2"
+    assert fs.meta["root"] == str(tmp_path.resolve())
+    with pytest.raises(FeatureError, match="exceeds"):
+        import_uploaded(buf, "h.npy", labels, "labels.csv", name="other", max_bytes=1024)
+    with pytest.raises(FeatureError, match="expected a .csv or .tsv"):
+        import_uploaded(buf, "h.npy", labels, "labels.xlsx")
+    with pytest.raises(FeatureError, match="no folder at"):
+        import_uploaded(buf, "h.npy", labels, "labels.csv", name="x", root=tmp_path / "none")
+    assert uploads() == before
+
+
+@pytest.mark.parametrize("layout", ["3d", "per-layer"])
+def test_import_progress_counts_every_vector_once(
+    tmp_path: Path, hidden: np.ndarray, layout: str
+) -> None:
+    if layout == "3d":
+        np.save(tmp_path / "h.npy", hidden)
+        path = tmp_path / "h.npy"
+    else:
+        np.savez(tmp_path / "h.npz", **{f"layer_{i}": hidden[:, i] for i in range(STATES)})
+        path = tmp_path / "h.npz"
+    seen: list[tuple[int, int]] = []
+    import_features(path, _labels(tmp_path), progress=lambda d, t: seen.append((d, t)))
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and seen[-1] == (N * STATES, N * STATES)

@@ -61,8 +61,14 @@ def cmd_results(args: argparse.Namespace) -> int:
     if args.keys:
         raise CliError(f"'results {args.action}' takes no keys")
     if args.action == "clean":
+        from core.data.features import clean_feature_leftovers, feature_cache_root
+
         removed = clean_stale()
         print(f"removed {len(removed)} leftover(s) of interrupted writers from {results_root()}")
+        removed = clean_feature_leftovers()
+        print(
+            f"removed {len(removed)} leftover(s) of interrupted writers from {feature_cache_root()}"
+        )
         return 0
     entries = list_results(args.kind)
     if not entries:
@@ -107,7 +113,7 @@ def register(subparsers: Any) -> None:
         "action",
         choices=("list", "rm", "clean"),
         help="list; rm KEY... (removes them: the next request recomputes); clean (staging folders "
-        "and lock files that interrupted writers left)",
+        "and lock files that interrupted writers left, here and in the feature cache)",
     )
     p.add_argument("keys", nargs="*", metavar="KEY", help="rm: result keys or unique prefixes")
     p.add_argument(

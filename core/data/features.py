@@ -55,6 +55,7 @@ from core.data.datasets import ClipTable, compile_speaker_regex, load_table, sel
 from core.data.source import FeatureSource
 from core.errors import FeatureError, StorageError
 from core.io.atomic import FILE_MODE, atomic_write_json, sha256_file_memo
+from core.io.leftovers import STALE_AFTER_S, clean_leftovers, writer_tag
 from core.io.locks import exclusive
 from core.io.paths import cache_dir, cache_subdir
 from core.io.records import Record
@@ -73,6 +74,7 @@ __all__ = [
     "commit_entry",
     "compute_rows",
     "encoder_facts",
+    "clean_feature_leftovers",
     "entry_lock",
     "extract_features",
     "feature_cache_root",
@@ -372,6 +374,43 @@ def _clean_stale_temps(directory: Path) -> None:
             p.unlink()
 
 
+def clean_feature_leftovers(min_age_s: float = STALE_AFTER_S) -> list[Path]:
+    """Remove what killed writers left in the feature cache; returns what was removed.
+
+    Staging files (``.*.tmp``: rows being written, scratch of an uncached extraction) and shard
+    folders are stale once their writer is gone (``core.io.leftovers``); ``<key>.lock`` files once
+    nobody holds them; an entry or shard folder left empty goes too. Every cache write runs it first.
+    """
+    root = feature_cache_root()
+
+    def staging(path: Path) -> bool:
+        return path.name.startswith(".") and path.name.endswith(".tmp")
+
+    def lock(path: Path) -> bool:
+        return path.suffix == ".lock" and path.parent == root
+
+    try:
+        top = list(root.iterdir())
+    except OSError:  # cleaning never stops a write: what cannot be listed is left as it is
+        return []
+    removed = clean_leftovers(top, staging, lock, min_age_s)
+    for entry in top:
+        if entry.is_symlink() or not entry.is_dir() or staging(entry):
+            continue
+        shards = entry / ".shards"
+        try:
+            inside = list(entry.iterdir()) + (list(shards.iterdir()) if shards.is_dir() else [])
+        except OSError:
+            continue
+        removed += clean_leftovers(inside, staging, lock, min_age_s)
+        for folder in (shards, entry):  # empty and untouched for min_age_s: nobody is filling it
+            with contextlib.suppress(OSError):
+                if time.time() - folder.stat().st_mtime > min_age_s:
+                    folder.rmdir()
+                    removed.append(folder)
+    return removed
+
+
 # --------------------------------------------------------------------------------------------------
 # Extraction
 
@@ -653,7 +692,9 @@ def extract_features(
         encoder = prepare_encoder(encoder or model, whisper_input, device, trust_remote_code)
         try:
             scratch = feature_cache_root()
-            fd, tmp = tempfile.mkstemp(dir=scratch, prefix=".nocache-", suffix=".npy.tmp")
+            fd, tmp = tempfile.mkstemp(
+                dir=scratch, prefix=f".nocache-{writer_tag()}", suffix=".npy.tmp"
+            )
         except (OSError, StorageError):  # a read-only cache: the temporary rows go elsewhere
             fd, tmp = tempfile.mkstemp(prefix="convexity-lab-", suffix=".npy.tmp")
         os.close(fd)
@@ -726,10 +767,11 @@ class CacheEntry:
 
 def begin_entry(directory: Path) -> Path:
     """Prepare an entry folder for (re)writing (call under the key's lock); returns a fresh temp path."""
+    clean_feature_leftovers()
     directory.mkdir(parents=True, exist_ok=True)
     _clean_stale_temps(directory)
     (directory / META_NAME).unlink(missing_ok=True)  # un-commit before touching the array
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".features.", suffix=".npy.tmp")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".features.{writer_tag()}", suffix=".npy.tmp")
     os.close(fd)
     return Path(tmp)
 

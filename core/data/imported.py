@@ -9,17 +9,22 @@ match the table, the total is capped, and every value must be finite (checked in
 The result is an ordinary feature-cache entry (``core.data.features``: same layout, checksum and
 meta), keyed by the content of the arrays and the table, so every page and command uses it; its
 model is ``imported:<name>``, which names no encoder, so fine-tuning says it needs a model.
+Uploads (the Setup page) go through :func:`import_uploaded`: the streams are copied to a private temp
+folder and imported by the same function, under a smaller cap.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import re
+import shutil
+import tempfile
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -37,17 +42,37 @@ from core.data.features import (
     read_valid_entry,
     write_rows,
 )
-from core.errors import FeatureError
+from core.errors import FeatureError, StorageError
 from core.io.npy import NpyHeader, read_npy_header
 
-__all__ = ["IMPORTED_FAMILY", "MAX_IMPORT_BYTES", "import_features"]
+__all__ = [
+    "ARRAY_SUFFIXES",
+    "IMPORTED_FAMILY",
+    "IMPORTED_PREFIX",
+    "LABEL_SUFFIXES",
+    "MAX_IMPORT_BYTES",
+    "MAX_UPLOAD_BYTES",
+    "import_features",
+    "import_uploaded",
+    "is_imported",
+]
 
 IMPORTED_FAMILY = "imported"
+IMPORTED_PREFIX = "imported:"  # model_key / model_id of an imported set: it names no encoder
 MAX_IMPORT_BYTES = 64 << 30  # float32 copy in the cache; larger sets belong on a bigger machine
+MAX_UPLOAD_BYTES = 2 << 30  # float32 copy of a dashboard upload (an .npz can inflate far beyond it)
 MAX_ROWS = 10_000_000
 FLOAT_KINDS = ("f",)
-CHUNK_ROWS = 4096
+CHUNK_BYTES = 64 << 20  # source bytes read per block while copying
 WORD_COLUMNS = ("word", "class", "label")
+ARRAY_SUFFIXES = (".npy", ".npz")
+LABEL_SUFFIXES = (".csv", ".tsv")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")
+
+
+def is_imported(model: str | None, dataset: str | None = None) -> bool:
+    """Whether a model key (or a dataset) names an imported feature set rather than an encoder."""
+    return str(model or "").startswith(IMPORTED_PREFIX) or dataset == IMPORTED_FAMILY
 
 
 @dataclass(frozen=True)
@@ -75,6 +100,26 @@ class _ArraySpec:
             return np.load(self.source, mmap_mode="r", allow_pickle=False)
         with self.open() as fh:
             return np.lib.format.read_array(fh, allow_pickle=False)
+
+    def row_blocks(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, block) over the array in blocks of about ``CHUNK_BYTES``: an ``.npz`` member is
+        streamed from the archive (bounded memory), a Fortran-ordered one is read whole."""
+        shape, dtype = self.header.shape, self.header.dtype
+        row_bytes = max(1, int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize)
+        rows = max(1, CHUNK_BYTES // row_bytes)
+        if self.member is None or self.header.fortran:
+            source = self.load()
+            for start in range(0, shape[0], rows):
+                yield start, source[start : start + rows]
+            return
+        with self.open() as fh:
+            read_npy_header(fh)  # positioned at the data
+            for start in range(0, shape[0], rows):
+                count = min(rows, shape[0] - start)
+                raw = fh.read(count * row_bytes)
+                if len(raw) != count * row_bytes:
+                    raise FeatureError(f"{self.member}: the array ends before its declared shape")
+                yield start, np.frombuffer(raw, dtype=dtype).reshape((count, *shape[1:]))
 
 
 def _header(fh: IO[bytes], name: str) -> NpyHeader:
@@ -126,7 +171,9 @@ def _npz_specs(path: Path) -> list[_ArraySpec]:
     return specs
 
 
-def _layout(path: Path) -> tuple[list[_ArraySpec], tuple[int, int, int]]:
+def _layout(
+    path: Path, max_bytes: int = MAX_IMPORT_BYTES
+) -> tuple[list[_ArraySpec], tuple[int, int, int]]:
     """The arrays and the (N, L+1, D) they make: one 3-D array, or one 2-D array per hidden state."""
     if not path.is_file():
         raise FeatureError(f"no features file at {path}")
@@ -160,10 +207,10 @@ def _layout(path: Path) -> tuple[list[_ArraySpec], tuple[int, int, int]]:
         raise FeatureError(
             f"{path.name}: shape ({n}, {states}, {d}) has too few or too many entries"
         )
-    if 4 * n * states * d > MAX_IMPORT_BYTES:
+    if 4 * n * states * d > max_bytes:
         raise FeatureError(
             f"{path.name}: {4 * n * states * d / 2**30:.1f} GiB as float32 exceeds "
-            f"{MAX_IMPORT_BYTES / 2**30:.0f} GiB"
+            f"{max_bytes / 2**30:.0f} GiB"
         )
     return specs, (n, states, d)
 
@@ -216,7 +263,8 @@ def _labels(path: Path) -> _Labels:
 
 
 def _check_finite(block: np.ndarray, first_row: int, state: int | None) -> None:
-    """FeatureError naming the first non-finite value of a float32 block."""
+    """FeatureError naming the first non-finite value of a float32 block (a float64 value too
+    large for float32 becomes inf here, and is refused too)."""
     bad = ~np.isfinite(block)
     if bad.any():
         at = np.argwhere(bad)[0]
@@ -224,23 +272,36 @@ def _check_finite(block: np.ndarray, first_row: int, state: int | None) -> None:
         raise FeatureError(f"non-finite value at row {row}, hidden state {layer}")
 
 
-def _filler(specs: list[_ArraySpec]) -> Callable[[np.ndarray], None]:
+def _filler(
+    specs: list[_ArraySpec], progress: Callable[[int, int], None] | None = None
+) -> Callable[[np.ndarray], None]:
     """Copy the arrays into the (N, L+1, D) float32 memmap in bounded memory, checking finiteness:
-    row blocks of one 3-D array, or one hidden state at a time from per-layer arrays."""
+    row blocks of one 3-D array, or one hidden state at a time from per-layer arrays.
+    ``progress(done, total)`` counts (row, hidden state) vectors copied."""
 
     def fill(out: np.ndarray) -> None:
-        n = out.shape[0]
+        n, states = out.shape[:2]
+        done = 0
+
+        def advance(vectors: int) -> None:
+            nonlocal done
+            done += vectors
+            if progress is not None:
+                progress(done, n * states)
+
         if len(specs) == 1 and len(specs[0].shape) == 3:
-            source = specs[0].load()
-            for start in range(0, n, CHUNK_ROWS):
-                block = np.asarray(source[start : start + CHUNK_ROWS], dtype=np.float32)
+            for start, raw in specs[0].row_blocks():
+                block = np.asarray(raw, dtype=np.float32)
                 _check_finite(block, start, None)
                 out[start : start + len(block)] = block
+                advance(len(block) * states)
             return
         for state, spec in enumerate(specs):
-            layer = np.asarray(spec.load(), dtype=np.float32)
-            _check_finite(layer, 0, state)
-            out[:, state, :] = layer
+            for start, raw in spec.row_blocks():
+                block = np.asarray(raw, dtype=np.float32)
+                _check_finite(block, start, state)
+                out[start : start + len(block), state, :] = block
+                advance(len(block))
 
     return fill
 
@@ -257,22 +318,30 @@ def _content_sha(specs: list[_ArraySpec]) -> str:
 
 
 def import_features(
-    arrays: str | Path, labels: str | Path, *, name: str | None = None
+    arrays: str | Path,
+    labels: str | Path,
+    *,
+    name: str | None = None,
+    root: str | Path | None = None,
+    max_bytes: int = MAX_IMPORT_BYTES,
+    progress: Callable[[int, int], None] | None = None,
 ) -> FeatureSet:
     """Bring externally extracted embeddings and their labels into the feature cache; the FeatureSet.
 
-    ``name`` names the representation (default: the features file's stem). Importing the same files
-    again returns the cached set.
+    ``name`` names the representation (default: the features file's stem); ``root`` is the folder the
+    table's clip paths are relative to (default: the features file's folder); ``max_bytes`` caps the
+    float32 copy; ``progress(done, total)`` counts the vectors checked and copied. Importing the same
+    files again returns the cached set.
     """
     arrays, labels = Path(arrays), Path(labels)
-    specs, (n, states, d) = _layout(arrays)
+    specs, (n, states, d) = _layout(arrays, max_bytes)
     table_labels = _labels(labels)
     if len(table_labels.words) != n:
         raise FeatureError(
             f"{labels.name} has {len(table_labels.words)} rows but {arrays.name} has {n} points"
         )
     name = name or arrays.stem
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}", name):
+    if not NAME_RE.fullmatch(name):
         raise FeatureError(f"name {name!r}: use letters, digits, '.', '_' and '-' (at most 81)")
     t0 = time.perf_counter()
     identity = {
@@ -283,8 +352,11 @@ def import_features(
         "input_mode": "features",
         "n_layers": states - 1,
     }
+    clip_root = Path(root).expanduser() if root is not None else arrays.parent
+    if not clip_root.is_dir():
+        raise FeatureError(f"no folder at {clip_root} (the folder the clip paths are relative to)")
     table = ClipTable(
-        root=arrays.parent.resolve(),
+        root=clip_root.resolve(),
         dataset="imported",
         paths=table_labels.paths,
         words=table_labels.words,
@@ -302,11 +374,15 @@ def import_features(
         found, _ = read_valid_entry(entry.directory, key)
         if found is not None:
             return found
+        fresh = not entry.directory.exists()
         tmp = begin_entry(entry.directory)
         try:
-            write_rows(tmp, (n, states, d), _filler(specs))
+            write_rows(tmp, (n, states, d), _filler(specs, progress))
         except BaseException:
             tmp.unlink(missing_ok=True)
+            if fresh:  # a refused import leaves no entry folder behind
+                with contextlib.suppress(OSError):
+                    entry.directory.rmdir()
             raise
         facts = {
             "n_layers": states - 1,
@@ -321,3 +397,60 @@ def import_features(
         seconds = time.perf_counter() - t0
         stats = {"seconds": round(seconds, 3), "clips_per_s": None}
         return commit_entry(entry, tmp, facts, list(range(n)), [], stats)
+
+
+def _upload_name(filename: str, suffixes: tuple[str, ...], what: str) -> str:
+    """A safe file name for an uploaded file: its stem reduced to the name characters, its suffix checked."""
+    suffix = Path(filename).suffix.lower()
+    if suffix not in suffixes:
+        raise FeatureError(
+            f"{what} {filename[:80]!r}: expected a {' or '.join(suffixes)} file, got {suffix or 'none'}"
+        )
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(filename).stem).strip("-._") or what
+    return stem[:81] + suffix
+
+
+def import_uploaded(
+    arrays: IO[bytes],
+    arrays_name: str,
+    labels: IO[bytes],
+    labels_name: str,
+    *,
+    name: str | None = None,
+    root: str | Path | None = None,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    progress: Callable[[int, int], None] | None = None,
+) -> FeatureSet:
+    """:func:`import_features` for uploaded streams (the Setup page): each is copied to a private temp
+    folder under a safe name, imported with the same checks and ``max_bytes`` cap, and removed.
+
+    ``name`` defaults to the features file's stem; ``root`` (optional) is the folder the clip paths
+    are relative to (default: the home folder; absolute paths in the table work either way).
+    """
+    arrays_file = _upload_name(arrays_name, ARRAY_SUFFIXES, "features file")
+    labels_file = _upload_name(labels_name, LABEL_SUFFIXES, "labels table")
+    if root is not None and not str(root).strip():
+        root = None
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="convexity-lab-upload-"))
+    except OSError as exc:
+        raise StorageError(f"cannot write a temporary file: {exc.strerror or exc}") from None
+    try:
+        for stream, file in ((arrays, arrays_file), (labels, labels_file)):
+            stream.seek(0)
+            with open(folder / file, "wb") as out:
+                shutil.copyfileobj(stream, out, 1 << 20)
+        return import_features(
+            folder / arrays_file,
+            folder / labels_file,
+            name=name or Path(arrays_file).stem,
+            root=root if root is not None else Path.home(),
+            max_bytes=max_bytes,
+            progress=progress,
+        )
+    except OSError as exc:
+        if isinstance(exc, StorageError):
+            raise
+        raise StorageError(f"cannot write the upload to {folder}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

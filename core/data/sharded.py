@@ -37,6 +37,7 @@ from core.data.features import (
     prepare_encoder,
     read_valid_entry,
 )
+from core.io.leftovers import writer_tag
 
 __all__ = ["Shard", "assemble_shards", "extract_shard", "plan_shards"]
 
@@ -98,7 +99,9 @@ def extract_shard(
     encoder = prepare_encoder(model, whisper_input, device)
     scratch = Path(out_dir) if out_dir is not None else Path(tempfile.gettempdir())
     scratch.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=scratch, prefix=f".shard-{start}-", suffix=".npy.tmp")
+    fd, tmp = tempfile.mkstemp(
+        dir=scratch, prefix=f".shard-{start}-{writer_tag()}", suffix=".npy.tmp"
+    )
     os.close(fd)
     arr, kept, skipped, stats = compute_rows(
         encoder, sub, Path(tmp), batch_size=batch_size, progress=None

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import StorageError
+from core.io.leftovers import writer_tag
 
 # One permission policy for everything the lab writes (features, results, runs, bundles): readable by
 # others, so a lecturer can share a write-protected cache; nothing the lab stores is secret.
@@ -20,13 +21,17 @@ DIR_MODE = 0o755
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file in the same folder and an atomic rename.
 
+    The temporary file's name carries its writer (``core.io.leftovers``), so a killed writer's is cleaned.
+
     A folder that cannot be created or written (permissions, disk full) raises ``StorageError``. The
     file is left ``FILE_MODE`` (readable by others), not ``mkstemp``'s owner-only 0600.
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.{writer_tag()}", suffix=".tmp"
+        )
     except OSError as exc:
         raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:

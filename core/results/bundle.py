@@ -24,6 +24,7 @@ from pathlib import Path
 
 from core.errors import BundleError
 from core.io.atomic import DIR_MODE, FILE_MODE, atomic_write_bytes
+from core.io.leftovers import writer_tag
 from core.results.store import (
     ENTRY_NAME,
     KEY_RE,
@@ -123,7 +124,9 @@ def _check_members(zf: zipfile.ZipFile) -> dict[str, dict]:
 def _stage_entry(zf: zipfile.ZipFile, manifest: dict, key: str) -> Path:
     """Unpack one entry into a temporary folder inside the store and validate it like a store read."""
     staged = Path(
-        tempfile.mkdtemp(dir=results_root(), prefix=f".import-{key[:12]}-", suffix=".tmp")
+        tempfile.mkdtemp(
+            dir=results_root(), prefix=f".import-{key[:12]}-{writer_tag()}", suffix=".tmp"
+        )
     )
     try:
         os.chmod(staged, DIR_MODE)

@@ -30,6 +30,7 @@ import numpy as np
 
 from core.errors import LabError, ResultError, StorageError
 from core.io.atomic import DIR_MODE, FILE_MODE, atomic_write_bytes, sha256_file
+from core.io.leftovers import STALE_AFTER_S, clean_leftovers, writer_tag
 from core.io.locks import exclusive
 from core.io.npy import read_npy_header
 from core.io.paths import cache_subdir
@@ -295,7 +296,7 @@ def install_entry(staged: Path, key: str) -> Path:
     if final.is_symlink() or final.is_file():
         final.unlink()
     elif final.exists():
-        old = final.with_name(f".{key[:12]}-replaced-{os.getpid()}.tmp")
+        old = final.with_name(f".{key[:12]}-replaced{writer_tag()}.tmp")
         final.rename(old)
     staged.rename(final)
     if old is not None:
@@ -313,7 +314,9 @@ def _save_locked(result: StoredResult) -> Path:
     """``save_result`` for a caller that already holds the lock."""
     try:
         staged = Path(
-            tempfile.mkdtemp(dir=results_root(), prefix=f".{result.key[:12]}-", suffix=".tmp")
+            tempfile.mkdtemp(
+                dir=results_root(), prefix=f".{result.key[:12]}-{writer_tag()}", suffix=".tmp"
+            )
         )
     except OSError as exc:
         raise StorageError(f"cannot write in {results_root()}: {exc.strerror or exc}") from None
@@ -407,32 +410,21 @@ def resolve_result_key(prefix: str) -> str:
     return hits[0]
 
 
-def clean_stale(min_age_s: float = 3600.0) -> list[Path]:
+def clean_stale(min_age_s: float = STALE_AFTER_S) -> list[Path]:
     """Remove staging folders and lock files of writers that are gone; returns what was removed.
 
-    A staging folder (``.<key>-*.tmp``) older than ``min_age_s`` belongs to a killed writer (a live one
-    renames it within seconds); a ``<key>.lock`` as old is removed only while nobody holds it.
+    A staging folder (``.<key>-*.tmp``) is stale once its writer is gone (``core.io.leftovers``: the
+    process named in it has ended, else older than ``min_age_s``); a ``<key>.lock`` as old is
+    removed only while nobody holds it.
     """
-    import fcntl
-    import time
 
-    removed, now = [], time.time()
-    for path in results_root().iterdir():
-        try:
-            if path.name.startswith(".") and path.name.endswith(".tmp") and path.is_dir():
-                if now - path.stat().st_mtime > min_age_s:
-                    shutil.rmtree(path, ignore_errors=True)
-                    removed.append(path)
-            elif path.suffix == ".lock" and KEY_RE.match(path.stem) and path.is_file():
-                if now - path.stat().st_mtime <= min_age_s:
-                    continue
-                with open(path, "a+b") as fh:
-                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # held: OSError
-                    path.unlink()
-                removed.append(path)
-        except OSError:
-            continue
-    return removed
+    def staging(path: Path) -> bool:
+        return path.name.startswith(".") and path.name.endswith(".tmp") and path.is_dir()
+
+    def lock(path: Path) -> bool:
+        return path.suffix == ".lock" and KEY_RE.match(path.stem) is not None
+
+    return clean_leftovers(results_root().iterdir(), staging, lock, min_age_s)
 
 
 def remove_result(key: str) -> None:

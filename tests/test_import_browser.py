@@ -1,0 +1,110 @@
+"""Features extracted elsewhere, in a real browser: upload generated embeddings and labels on Setup,
+then open them on Convexity; Prune & fine-tune says they need a model.
+
+Starts ``streamlit run app.py`` with a private ``CONVEXITY_LAB_CACHE`` and drives Debian's Chromium
+with Playwright (skipped without them). Fails on a Python traceback on any page, a browser console
+error or a request to any host but this machine (``Watch`` of the main browser test).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.app_server import running_app
+from tests.test_e2e_browser import ARGS, CHROMIUM, Watch, _idle
+
+LONG = 180_000  # ms
+N, STATES, D = 36, 5, 16
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    """Generated per-layer embeddings (.npz, one array per layer), their labels table and the dashboard."""
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    base = tmp_path_factory.mktemp("import-journey")
+    rng = np.random.default_rng(0)
+    words = np.arange(N) % 3
+    centres = rng.normal(scale=3.0, size=(3, D))
+    layers = {
+        f"layer_{i}": (centres[words] * i / (STATES - 1) + rng.normal(size=(N, D))).astype(
+            np.float32
+        )
+        for i in range(STATES)
+    }
+    np.savez(base / "toolkit embeddings.npz", **layers)
+    (base / "labels.csv").write_text(
+        "class,speaker,path\n" + "".join(f"w{w},s{i % 4},c{i}.wav\n" for i, w in enumerate(words))
+    )
+    cache = base / "cache"
+    cache.mkdir()
+    with running_app(cache) as url:
+        yield {"url": url, "base": base, "cache": cache}
+
+
+def _go(page, title: str, heading: str) -> None:
+    """Open a page through the sidebar and wait for its run to end."""
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=LONG)
+    _idle(page, LONG)
+
+
+def _no_traceback(page, where: str) -> None:
+    assert not page.locator('[data-testid="stException"]').count(), where
+
+
+def test_upload_on_setup_then_open_on_convexity(served: dict[str, object], tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=LONG)
+    base = Path(str(served["base"]))
+    shots = Path(os.environ.get("E2E_SCREENSHOTS") or tmp_path)
+    t0 = time.monotonic()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(LONG)
+        watch = Watch(page)
+        try:
+            watch.goto(f"{served['url']}/setup")
+            page.get_by_role("heading", name="Import your own features").wait_for()
+            _idle(page, LONG)
+            expect(page.get_by_text(re.compile(r"Up to \d+ MB per file"))).to_be_visible()
+            inputs = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+            inputs.nth(0).set_input_files(str(base / "toolkit embeddings.npz"))
+            _idle(page, LONG)
+            inputs.nth(1).set_input_files(str(base / "labels.csv"))
+            _idle(page, LONG)
+            page.get_by_role("button", name="Import features").click()
+            expect(
+                page.get_by_text("imported:toolkit-embeddings: 36 points x 5 hidden")
+            ).to_be_visible()
+            _idle(page, LONG)
+            _no_traceback(page, "setup")
+            page.screenshot(path=str(shots / "import-1-setup.png"), full_page=True)
+
+            _go(page, "Convexity", "Graph convexity per layer")
+            expect(page.get_by_text("imported:toolkit-embeddings").first).to_be_visible()
+            expect(page.locator(".js-plotly-plot").first).to_be_visible()
+            _no_traceback(page, "convexity")
+            page.screenshot(path=str(shots / "import-2-convexity.png"), full_page=True)
+
+            _go(page, "Prune & fine-tune", "Prune & fine-tune")
+            expect(page.get_by_text("needs a model").first).to_be_visible()
+            _no_traceback(page, "finetune")
+            watch.check()
+        finally:
+            browser.close()
+    assert not list((Path(str(served["cache"])) / "runs").glob("*")), "a run folder was made"
+    print(f"import journey: {time.monotonic() - t0:.0f} s")
