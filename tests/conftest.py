@@ -51,9 +51,9 @@ def tiny_assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture
 def started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """A private cache; the ids of runs a page asked to start (no worker process is spawned)."""
-    from core.runs import jobs
+    from core.runs import lifecycle
 
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path))
     calls: list[str] = []
-    monkeypatch.setattr(jobs, "start", lambda run: calls.append(Path(run).name) or 0)
+    monkeypatch.setattr(lifecycle, "start", lambda run: calls.append(Path(run).name) or 0)
     return calls

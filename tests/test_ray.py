@@ -18,8 +18,10 @@ import torch
 
 from core import runs
 from core.io.paths import REPO_ROOT
-from core.runs import jobs
-from core.runs.executors import ExecutorSpec, LocalExecutor, create_run_on
+from core.runs import folders, lifecycle
+from core.runs.lifecycle import create_run_on
+from core.runs.local import LocalExecutor
+from core.runs.spec import ExecutorSpec
 from core.training.grid import GridSpec, read_grid_tables
 from tests.tiny_assets import make_tone_noise_dataset, make_trainable_wav2vec2
 
@@ -115,20 +117,20 @@ def test_grid_on_ray_equals_local_and_resumes(
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "local"))
     monkeypatch.setenv("CONVEXITY_LAB_MAX_JOBS", "2")  # both local cells at once, as on Ray
     local = run_grid(spec, LocalExecutor(), ExecutorSpec(), say=said.append)
-    local_runs = {r.run_id: jobs.run_dir(r.run_id) for r in runs.list_runs()}
+    local_runs = {r.run_id: folders.run_dir(r.run_id) for r in runs.list_runs()}
 
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "ray"))
     executor = _ray()
     try:
         table = run_grid(spec, executor, executor.spec, say=said.append)
-        listed = {r.run_id: jobs.read_status(r.run_id) for r in runs.list_runs()}
+        listed = {r.run_id: folders.read_status(r.run_id) for r in runs.list_runs()}
         assert set(listed) == set(local_runs) and len(listed) == 2
         for run_id, row in listed.items():  # the same run list, the same figures, bit for bit
             assert row["state"] == "done" and row["executor"] == "ray" and row["attempt"] == 1
-            ray_result = json.loads((jobs.run_dir(run_id) / "result.json").read_text())
+            ray_result = json.loads((folders.run_dir(run_id) / "result.json").read_text())
             loc_result = json.loads((local_runs[run_id] / "result.json").read_text())
             assert ray_result["best_accuracy"] == loc_result["best_accuracy"]
-            assert _losses(jobs.run_dir(run_id)) == _losses(local_runs[run_id])
+            assert _losses(folders.run_dir(run_id)) == _losses(local_runs[run_id])
         assert table.n_done == local.n_done == 2
         assert table.rows[0].to_dict() == local.rows[0].to_dict()
         assert table.rows[0].accuracy_std is not None
@@ -190,9 +192,9 @@ def test_killed_worker_is_retried_and_resumes_from_its_epoch(ray_cluster, assets
         executor.submit(run)
         deadline = time.monotonic() + 90
         while not (run / "state.pt").exists():
-            assert time.monotonic() < deadline, jobs.read_status(run)
+            assert time.monotonic() < deadline, folders.read_status(run)
             time.sleep(0.05)
-        status = jobs.read_status(run)
+        status = folders.read_status(run)
         os.kill(status["worker_pid"], signal.SIGKILL)
         killed_after = torch.load(run / "state.pt", weights_only=True)["epoch"]
         final = executor.wait([run])[run.name]
@@ -215,10 +217,10 @@ def test_cancel_reaches_the_ray_task(ray_cluster, assets) -> None:
         run = create_run_on("finetune", cfg, executor.spec)
         executor.submit(run)
         deadline = time.monotonic() + 90
-        while not jobs.read_status(run).get("step"):
-            assert time.monotonic() < deadline, jobs.read_status(run)
+        while not folders.read_status(run).get("step"):
+            assert time.monotonic() < deadline, folders.read_status(run)
             time.sleep(0.1)
-        assert jobs.cancel(run).cancel_requested  # what `jobs cancel` and the dashboard call
+        assert lifecycle.cancel(run).cancel_requested  # what `jobs cancel` and the dashboard call
         final = executor.wait([run])[run.name]
     finally:
         executor.close()
@@ -322,7 +324,7 @@ def test_cli_sweep_on_ray_records_its_executor(
     ]
     assert main(args) == 0, capsys.readouterr().err
     (run,) = runs.list_runs()
-    folder = jobs.run_dir(run.run_id)
+    folder = folders.run_dir(run.run_id)
     spec = json.loads((folder / "config.json").read_text())
     assert spec["executor"]["name"] == "ray" and spec["executor"]["num_cpus"] == 1.0
     assert (run.state, run.executor, run.kind) == ("done", "ray", "sweep"), run

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import RunError, StorageError
-from core.io.atomic import atomic_write_bytes, atomic_write_json
-from core.io.locks import exclusive
+from core.io.atomic import atomic_write_bytes, atomic_write_json, is_staging
+from core.io.locks import exclusive, remove_if_unheld
 
 __all__ = ["RunFolder", "RunSpec", "stamp"]
 
@@ -85,6 +86,8 @@ class RunFolder:
     METRICS = "metrics.jsonl"
     RESULT = "result.json"
     SWEEP_RESULTS = "results.json"
+    SWEEP_RESULTS_CSV = "results.csv"
+    BENCHMARK = "benchmark.json"
     CONVEXITY = "convexity.json"
     PRETRAINED_CONVEXITY = "pretrained_convexity.json"
     CHECKPOINT = "state.pt"
@@ -120,6 +123,11 @@ class RunFolder:
         if path.exists():
             raise RunError(f"run {self.name} already has its settings ({path})")
         atomic_write_json(path, spec.to_dict())
+
+    def ensure_spec(self, spec: RunSpec) -> None:
+        """Write ``config.json`` unless the folder has one already (a sweep point started before)."""
+        if not self.file(self.CONFIG).exists():
+            atomic_write_json(self.file(self.CONFIG), spec.to_dict())
 
     # ---------------------------------------------------------------------------------------------
     # status.json
@@ -206,9 +214,18 @@ class RunFolder:
         return data if isinstance(data, dict) else None
 
     @staticmethod
-    def benchmark_name(prune_point: int) -> str:
-        """The file name of a sweep's side-by-side benchmark at ``prune_point``."""
-        return f"benchmark_p{int(prune_point)}.json"
+    def benchmark_name(prune_point: int, suffix: str = ".json") -> str:
+        """The file name of a sweep's side-by-side benchmark at ``prune_point`` (``.json``/``.csv``)."""
+        return f"benchmark_p{int(prune_point)}{suffix}"
+
+    def point_benchmarks(self) -> list[tuple[int, Path]]:
+        """A sweep's saved side-by-side benchmarks: (prune point, ``benchmark_p<k>.json``), by point."""
+        found = []
+        for path in self.path.glob("benchmark_p*.json"):
+            digits = path.stem.removeprefix("benchmark_p")
+            if digits.isdigit():
+                found.append((int(digits), path))
+        return sorted(found)
 
     # ---------------------------------------------------------------------------------------------
     # sweep points and checkpoints
@@ -228,6 +245,32 @@ class RunFolder:
             p.file(self.CHECKPOINT).exists() for p in self.points()
         )
 
+    def clean_stale(self, min_age_s: float = 3600.0) -> list[Path]:
+        """Remove what dead writers left in the folder and its points: staging files
+        (``.<name>.*.tmp``, :func:`core.io.atomic.is_staging`) older than ``min_age_s`` and lock files
+        as old that nobody holds (the results store's ``clean_stale`` rule); returns what went.
+
+        Call it only for a finished run whose worker is gone: nobody else writes its files then.
+        """
+        removed, now = [], time.time()
+        for folder in [self, *self.points()]:
+            for path in folder.path.glob(".*"):
+                try:
+                    if (
+                        not path.is_file()
+                        or path.is_symlink()
+                        or not _is_stale(path, now, min_age_s)
+                    ):
+                        continue
+                    if is_staging(path):
+                        path.unlink()
+                    elif path.suffix != ".lock" or not remove_if_unheld(path):
+                        continue
+                except OSError:
+                    continue
+                removed.append(path)
+        return removed
+
     def discard_partial_metrics(self) -> list[Path]:
         """Remove ``metrics.jsonl`` of folders that will start over (no checkpoint, no result).
 
@@ -242,6 +285,11 @@ class RunFolder:
                 metrics.unlink()
                 removed.append(metrics)
         return removed
+
+
+def _is_stale(path: Path, now: float, min_age_s: float) -> bool:
+    """Whether ``path`` was last changed more than ``min_age_s`` seconds before ``now``."""
+    return now - path.stat().st_mtime > min_age_s
 
 
 def _epoch(row: Mapping[str, Any]) -> int:

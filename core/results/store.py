@@ -413,22 +413,25 @@ def clean_stale(min_age_s: float = 3600.0) -> list[Path]:
     A staging folder (``.<key>-*.tmp``) older than ``min_age_s`` belongs to a killed writer (a live one
     renames it within seconds); a ``<key>.lock`` as old is removed only while nobody holds it.
     """
-    import fcntl
     import time
+
+    from core.io.atomic import is_staging
+    from core.io.locks import remove_if_unheld
 
     removed, now = [], time.time()
     for path in results_root().iterdir():
         try:
-            if path.name.startswith(".") and path.name.endswith(".tmp") and path.is_dir():
+            if is_staging(path) and path.is_dir():
                 if now - path.stat().st_mtime > min_age_s:
                     shutil.rmtree(path, ignore_errors=True)
                     removed.append(path)
-            elif path.suffix == ".lock" and KEY_RE.match(path.stem) and path.is_file():
-                if now - path.stat().st_mtime <= min_age_s:
-                    continue
-                with open(path, "a+b") as fh:
-                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # held: OSError
-                    path.unlink()
+            elif (
+                path.suffix == ".lock"
+                and KEY_RE.match(path.stem)
+                and path.is_file()
+                and now - path.stat().st_mtime > min_age_s
+                and remove_if_unheld(path)
+            ):
                 removed.append(path)
         except OSError:
             continue

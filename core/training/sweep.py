@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import os
@@ -32,7 +31,8 @@ from typing import Any
 from core.data.datasets import label_set
 from core.errors import Cancelled, TrainingError
 from core.geometry.prune_point import suggest_prune_point
-from core.io.atomic import atomic_write_bytes, atomic_write_json
+from core.io.atomic import atomic_write_bytes
+from core.io.run_folder import RunFolder, RunSpec
 from core.training.configs import BenchmarkConfig, FinetuneConfig, SweepConfig
 from core.training.finetune import finetune
 from core.training.finetune_result import FinetuneResult
@@ -43,6 +43,7 @@ __all__ = [
     "SweepPoint",
     "SweepResult",
     "pretrained_convexity",
+    "point_config",
     "resolve_points",
     "run_sweep",
     "suggest_prune_point",
@@ -195,17 +196,13 @@ def resolve_points(points: Sequence[Any], suggested: int, n_layers: int) -> list
     return sorted(out, reverse=True)
 
 
-def _read_json(path: Path) -> Any:
-    """A JSON file's content."""
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def _point_benchmark(
     cfg: SweepConfig, run: Path, p: int, res: FinetuneResult, stop: Callable[[], bool]
 ) -> dict[str, Any]:
     """Full-vs-pruned cost rows of point ``p`` by metric, measured side by side with the benchmark's
     own defaults (:class:`BenchmarkConfig`) once, then read from its file."""
-    bpath = run / f"benchmark_p{p}.json"
+    folder = RunFolder(run)
+    bpath = folder.file(RunFolder.benchmark_name(p))
     if not bpath.exists():
         from core.training.benchmark import run_benchmark, save_benchmark
 
@@ -223,8 +220,8 @@ def _point_benchmark(
         bench = run_benchmark(bench_cfg, should_stop=stop)
         jpath, cpath = save_benchmark(bench, run)
         os.replace(jpath, bpath)
-        os.replace(cpath, run / f"benchmark_p{p}.csv")
-    return {r["metric"]: r for r in _read_json(bpath)["rows"]}
+        os.replace(cpath, folder.file(RunFolder.benchmark_name(p, ".csv")))
+    return {r["metric"]: r for r in (folder.read_json(bpath.name) or {}).get("rows", [])}
 
 
 def _last(curves: dict[str, tuple[float, ...]], name: str) -> float:
@@ -268,17 +265,24 @@ def _fine_tune_point(
     on_progress: Callable[[dict[str, Any]], None] | None,
 ) -> FinetuneResult:
     """Fine-tune prune point ``p`` into ``sub`` (or read its finished result)."""
-    if (sub / "result.json").exists():
-        return FinetuneResult.from_dict(_read_json(sub / "result.json"))
-    sub_cfg = FinetuneConfig.from_dict({**cfg.to_dict(), "prune_point": p})
+    folder = RunFolder(sub)
+    done = folder.read_json(RunFolder.RESULT)
+    if done is not None:
+        return FinetuneResult.from_dict(done)
+    sub_cfg = point_config(cfg, p)
     sub.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(sub / "config.json", {"kind": "finetune", "config": sub_cfg.to_dict()})
+    folder.ensure_spec(RunSpec("finetune", sub_cfg.to_dict()))
 
     def progress(row: dict[str, Any]) -> None:
         if on_progress is not None:
             on_progress({**row, "prune_point": p})
 
     return finetune(sub_cfg, sub, should_stop=stop, on_progress=progress)
+
+
+def point_config(cfg: SweepConfig, p: int) -> FinetuneConfig:
+    """The fine-tune settings of a sweep's prune point ``p`` (every executor writes these)."""
+    return FinetuneConfig.from_dict({**cfg.to_dict(), "prune_point": p})
 
 
 def _write_csv(path: Path, rows: Sequence[SweepPoint]) -> None:
@@ -320,13 +324,12 @@ def run_sweep(
     cfg.check()
     run = Path(run_dir)
     stop = should_stop or (lambda: False)
-    pre_path = run / "pretrained_convexity.json"
-    if pre_path.exists():
-        pre = _read_json(pre_path)
-    else:
+    folder = RunFolder(run)
+    pre = folder.read_json(RunFolder.PRETRAINED_CONVEXITY)
+    if pre is None:
         log.info("pretrained convexity on the %s split", cfg.convexity_split)
         pre = pretrained_convexity(cfg)
-        atomic_write_json(pre_path, pre)
+        folder.write_json(RunFolder.PRETRAINED_CONVEXITY, pre)
     relevant = label_set(cfg.task)
     n_layers = int(pre["n_layers"])
     suggested = suggest_prune_point(pre["curves"][relevant]["scores"], cfg.fraction)
@@ -339,11 +342,11 @@ def run_sweep(
     for p in points:
         if stop():
             raise Cancelled("cancelled")
-        res = _fine_tune_point(cfg, run / f"p{p}", p, stop, on_progress)
+        res = _fine_tune_point(cfg, folder.point(p).path, p, stop, on_progress)
         bench = _point_benchmark(cfg, run, p, res, stop) if cfg.benchmark else {}
         rows.append(_point_row(p, suggested, res, bench, pre["curves"][relevant]["scores"]))
-        atomic_write_json(
-            run / "results.json", _sweep_result(cfg, suggested, points, rows, pre).to_dict()
+        folder.write_json(
+            RunFolder.SWEEP_RESULTS, _sweep_result(cfg, suggested, points, rows, pre).to_dict()
         )
-    _write_csv(run / "results.csv", rows)
+    _write_csv(folder.file(RunFolder.SWEEP_RESULTS_CSV), rows)
     return _sweep_result(cfg, suggested, points, rows, pre)
