@@ -234,7 +234,7 @@ def test_sharded_extraction_is_the_local_cache_entry(
 ) -> None:
     from core.data.features import Selection, extract_features, load_cached_features
     from core.geometry.convexity import layerwise_convexity
-    from core.runs.ray_executor import extract_features_sharded, parallel_convexity
+    from core.runs.parallel import extract_features_sharded, parallel_convexity
 
     sel = Selection("folder", str(tree))
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "local"))

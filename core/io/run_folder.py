@@ -88,6 +88,9 @@ class RunFolder:
     SWEEP_RESULTS = "results.json"
     SWEEP_RESULTS_CSV = "results.csv"
     BENCHMARK = "benchmark.json"
+    BENCHMARK_CSV = "benchmark.csv"
+    BEST_MODEL = "best"  # the best checkpoint's model folder (a fine-tune's)
+    LAST_MODEL = "last"
     CONVEXITY = "convexity.json"
     PRETRAINED_CONVEXITY = "pretrained_convexity.json"
     CHECKPOINT = "state.pt"

@@ -3,7 +3,7 @@
 Modules, bottom to top (each imports only those below it; tests/test_layout.py checks it):
 ``folders`` (run ids, the runs folder), ``spec`` (ExecutorSpec), ``records`` (typed status and
 progress), ``views`` (finished runs, sweeps, benchmarks), ``worker`` (the body every executor's worker
-shares), ``local`` (the local executor), ``ray_executor`` (Ray), ``executors`` (the Executor seam),
+shares), ``local`` (the local executor), ``ray_executor`` (Ray), ``parallel`` (sharded extraction, convexity per layer), ``executors`` (the Executor seam),
 ``lifecycle`` (create, start, cancel, resume, restart, wait), ``grid_runs`` (a grid on an executor).
 """
 
@@ -43,8 +43,8 @@ _EXPORTS = {
     "LocalExecutor": "local",
     "max_jobs": "local",
     "RayExecutor": "ray_executor",
-    "extract_features_sharded": "ray_executor",
-    "parallel_convexity": "ray_executor",
+    "extract_features_sharded": "parallel",
+    "parallel_convexity": "parallel",
     "Executor": "executors",
     "get_executor": "executors",
     "launch_choice_default": "executors",

@@ -42,6 +42,7 @@ from torch import nn
 
 from core.errors import LabError
 from core.io.atomic import atomic_write_bytes, atomic_write_json
+from core.io.run_folder import RunFolder
 from core.training.configs import BenchmarkConfig
 
 __all__ = [
@@ -796,10 +797,10 @@ CSV_FIELDS = [
 def save_benchmark(result: BenchmarkResult, directory: str | os.PathLike) -> tuple[Path, Path]:
     """Write ``benchmark.json`` and ``benchmark.csv`` (rows) atomically into ``directory``."""
     directory = Path(directory)
-    jpath = atomic_write_json(directory / "benchmark.json", result.to_dict())
+    jpath = atomic_write_json(directory / RunFolder.BENCHMARK, result.to_dict())
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(r.to_dict() for r in result.rows)
-    cpath = atomic_write_bytes(directory / "benchmark.csv", buf.getvalue().encode())
+    cpath = atomic_write_bytes(directory / RunFolder.BENCHMARK_CSV, buf.getvalue().encode())
     return jpath, cpath
