@@ -6,6 +6,7 @@ Select with ``-m ray``; skipped when Ray is not installed. One cluster for the m
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -336,3 +337,96 @@ def test_cli_sweep_on_ray_records_its_executor(
         assert (point.state, point.attempt) == ("done", 1) and point.worker_pid != os.getpid()
     result = json.loads((folder / "results.json").read_text())
     assert sorted(r["prune_point"] for r in result["rows"]) == sorted(result["points"])
+
+
+# Fields of a status.json that say when, where and by which process: they differ between any two runs.
+STATUS_KEPT = ("state", "kind", "error", "attempt", "summary")
+VOLATILE = ("time", "host", "pid", "seconds", "throughput", "device")  # throughput: a rate
+
+
+def _same_anywhere(value: object, run: Path) -> object:
+    """A JSON value without its times, hosts and pids, the run folder's path written as ``<run>``."""
+    if isinstance(value, dict):
+        return {
+            k: _same_anywhere(v, run)
+            for k, v in value.items()
+            if not (k.endswith("_at") or any(w in k for w in VOLATILE))
+        }
+    if isinstance(value, list):
+        return [_same_anywhere(v, run) for v in value]
+    if isinstance(value, str):
+        return value.replace(str(run.resolve()), "<run>").replace(str(run), "<run>")
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"  # NaN != NaN: equal here when both are NaN
+    return value
+
+
+def _differences(a: object, b: object, where: str) -> list[str]:
+    """Where two JSON values differ, leaf by leaf (``where: local != ray``)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = sorted(set(a) | set(b))
+        return [d for k in keys for d in _differences(a.get(k), b.get(k), f"{where}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in _differences(x, y, f"{where}[{i}]")
+        ]
+    return [] if a == b else [f"{where}: {a!r} != {b!r}"[:300]]
+
+
+def _folder_contents(run: Path) -> dict[str, object]:
+    """Every file of a run folder by relative path: JSON documents without times and hosts (status:
+    its outcome fields; config: without its executor), other files by presence. Logs (times and
+    hosts, line by line) and dot files (locks, staging) are left out."""
+    out: dict[str, object] = {}
+    for path in sorted(run.rglob("*")):
+        rel = path.relative_to(run)
+        if not path.is_file() or any(p.startswith(".") for p in rel.parts):
+            continue
+        if path.suffix == ".log" or path.name == "worker.out":
+            continue
+        if path.suffix == ".json" and not {"best", "last"} & set(rel.parts):
+            doc = json.loads(path.read_text())
+            if path.name == "status.json":
+                doc = {k: doc.get(k) for k in STATUS_KEPT}
+            if path.name == "config.json":
+                doc.pop("executor", None)
+            out[str(rel)] = _same_anywhere(doc, run)
+        elif path.suffix == ".jsonl":
+            rows = [json.loads(x) for x in path.read_text().splitlines() if x]
+            out[str(rel)] = _same_anywhere(rows, run)
+        else:
+            out[str(rel)] = "present"
+    return out
+
+
+@ray_cluster_test
+def test_local_and_ray_sweeps_leave_the_same_run_folder(
+    ray_cluster, assets: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same tiny sweep through each executor's worker body: the same files, settings, metrics
+    and results in its folder and its points' folders, apart from times, hosts and pids."""
+    from core.runs import lifecycle
+    from core.runs.records import list_runs
+
+    cfg = {
+        **_train(assets, epochs=1),
+        "model": str(assets["model"]),
+        "points": ["suggested", "full"],
+        "benchmark": False,
+        "convexity_max_clips": 12,
+    }
+    folders = {}
+    for name in ("local", "ray"):
+        monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / name))
+        run = lifecycle.create_run_on("sweep", cfg, ExecutorSpec(name=name, num_cpus=1.0))
+        assert lifecycle.run_job(run) == 0, (run / "train.log").read_text()
+        (listed,) = list_runs()
+        assert (listed.state, listed.executor) == ("done", name)
+        folders[name] = run
+    local, ray = (_folder_contents(folders[n]) for n in ("local", "ray"))
+    assert sorted(local) == sorted(ray)  # the same files, points' status files included
+    assert {"config.json", "results.json", "p2/config.json", "p2/result.json"} <= set(local)
+    differ = [d for rel in local for d in _differences(local[rel], ray[rel], rel)]
+    assert not differ, "\n".join(differ)

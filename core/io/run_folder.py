@@ -28,7 +28,7 @@ from core.errors import RunError, StorageError
 from core.io.atomic import atomic_write_bytes, atomic_write_json, is_staging
 from core.io.locks import exclusive, remove_if_unheld
 
-__all__ = ["RunFolder", "RunSpec", "stamp"]
+__all__ = ["RunFolder", "RunSpec", "result_summary", "stamp"]
 
 MAX_JSON_BYTES = 64 << 20  # larger files in a run folder are not ours: read as missing
 
@@ -62,6 +62,16 @@ class RunSpec:
         if not isinstance(config, dict) or not isinstance(executor, dict | None):
             return None
         return cls(kind=data["kind"], config=config, executor=executor)
+
+
+def result_summary(result: Any) -> dict[str, Any]:
+    """The scalar figures (and params/suggestion) of a run's result, kept in its ``status.json``."""
+    data = result.to_dict() if hasattr(result, "to_dict") else dict(result or {})
+    return {
+        k: v
+        for k, v in data.items()
+        if isinstance(v, int | float | str) or k in ("params", "suggested")
+    }
 
 
 def _read_json(path: Path) -> Any:

@@ -42,7 +42,7 @@ from core.data.datasets import label_set
 from core.errors import Cancelled, RunError
 from core.io.atomic import atomic_write_bytes
 from core.io.paths import REPO_ROOT, cache_dir
-from core.io.run_folder import RunFolder, RunSpec, stamp
+from core.io.run_folder import RunFolder, RunSpec, result_summary, stamp
 from core.runs.folders import write_status
 from core.runs.local import record_cancelled_if_gone, signal_worker, spawn_worker, worker_pid
 from core.runs.records import (
@@ -61,7 +61,6 @@ from core.runs.worker import (
     execute,
     progress_writer,
     request_stop,
-    result_summary,
     setup_run_logging,
 )
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import Cancelled, RunError
-from core.io.run_folder import RunFolder, RunSpec, stamp
+from core.io.run_folder import RunFolder, RunSpec, result_summary, stamp
 from core.runs.folders import write_status
 from core.runs.records import proc_start
 
@@ -43,7 +43,6 @@ __all__ = [
     "log_to_run",
     "progress_writer",
     "request_stop",
-    "result_summary",
     "serve",
     "setup_run_logging",
 ]
@@ -172,16 +171,6 @@ def progress_writer(run: Path) -> Callable[[dict[str, Any]], None]:
         write_status(run, state="running", epoch=row.get("epoch"), step=row.get("step"), last=row)
 
     return status_cb
-
-
-def result_summary(result: Any) -> dict[str, Any]:
-    """The scalar figures (and params/suggestion) of a result, kept in ``status.json``."""
-    data = result.to_dict() if hasattr(result, "to_dict") else dict(result or {})
-    return {
-        k: v
-        for k, v in data.items()
-        if isinstance(v, int | float | str) or k in ("params", "suggested")
-    }
 
 
 Drive = Callable[[Path, RunSpec | None, StopFlag], int]

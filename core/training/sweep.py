@@ -32,7 +32,7 @@ from core.data.datasets import label_set
 from core.errors import Cancelled, TrainingError
 from core.geometry.prune_point import suggest_prune_point
 from core.io.atomic import atomic_write_bytes
-from core.io.run_folder import RunFolder, RunSpec
+from core.io.run_folder import RunFolder, RunSpec, result_summary, stamp
 from core.training.configs import BenchmarkConfig, FinetuneConfig, SweepConfig
 from core.training.finetune import finetune
 from core.training.finetune_result import FinetuneResult
@@ -277,7 +277,21 @@ def _fine_tune_point(
         if on_progress is not None:
             on_progress({**row, "prune_point": p})
 
-    return finetune(sub_cfg, sub, should_stop=stop, on_progress=progress)
+    # the point's own status, as every executor keeps it (a Ray sweep runs each point as a task)
+    folder.update_status(state="running", started_at=stamp(), attempt=1, error=None)
+    try:
+        result = finetune(sub_cfg, sub, should_stop=stop, on_progress=progress)
+    except Cancelled:
+        folder.update_status(state="cancelled", error=None, finished_at=stamp())
+        raise
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        folder.update_status(state="failed", error=error, finished_at=stamp())
+        raise
+    folder.update_status(
+        state="done", error=None, finished_at=stamp(), summary=result_summary(result)
+    )
+    return result
 
 
 def point_config(cfg: SweepConfig, p: int) -> FinetuneConfig:
