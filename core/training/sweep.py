@@ -24,7 +24,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from core.data.datasets import label_set
 from core.errors import Cancelled, TrainingError
 from core.geometry.prune_point import suggest_prune_point
 from core.io.atomic import atomic_write_bytes
+from core.io.records import Record, from_dict
 from core.io.run_folder import RunFolder, RunSpec, result_summary, stamp
 from core.training.configs import BenchmarkConfig, FinetuneConfig, SweepConfig
 from core.training.finetune import finetune
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class SweepPoint:
+class SweepPoint(Record):
     """One prune point of a sweep: accuracy (selection and test split), cost and convexity (a results row).
 
     ``pretrained_relevant_convexity`` is the suggestion curve (``convexity_split`` of the sweep) at the
@@ -83,15 +84,9 @@ class SweepPoint:
         """Plain dict for JSON (one ``results.csv`` row)."""
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SweepPoint:
-        """Inverse of :meth:`to_dict`, ignoring unknown keys (rows of older sweeps lack the newest)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
 
 @dataclass(frozen=True)
-class SweepResult:
+class SweepResult(Record):
     """A sweep's ``results.json``: the suggested point, one :class:`SweepPoint` per prune point, the curves."""
 
     model: str
@@ -121,23 +116,12 @@ class SweepResult:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SweepResult:
-        """Inverse of :meth:`to_dict`; reads older ``results.json`` files too."""
-        return cls(
-            model=str(data.get("model", "")),
-            task=str(data.get("task", "")),
-            suggested=int(data["suggested"]),
-            fraction=float(data.get("fraction", math.nan)),
-            points=tuple(int(p) for p in data.get("points", ())),
-            rows=tuple(SweepPoint.from_dict(r) for r in data.get("rows", ())),
-            pretrained_convexity={
-                k: LayerCurve.from_dict(v)
-                for k, v in (data.get("pretrained_convexity") or {}).items()
-            },
-            eval_split=data.get("eval_split"),
-            test_split=data.get("test_split"),
-            convexity_split=data.get("convexity_split"),
-        )
+    def from_dict(cls, data: Any) -> SweepResult:
+        """Inverse of :meth:`to_dict` (the shared record reader); older ``results.json`` files that
+        lack a field read with its old default."""
+        old = {"model": "", "task": "", "fraction": math.nan, "points": [], "rows": []}
+        base = {**old, "pretrained_convexity": {}}
+        return from_dict(cls, {**base, **data} if isinstance(data, dict) else data)
 
 
 def pretrained_convexity(cfg: SweepConfig) -> dict[str, Any]:
