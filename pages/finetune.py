@@ -591,10 +591,8 @@ def live_view(run_id: str) -> None:
             )
         conv = run_store.convexity(run_id)
         if conv is not None:
-            st.markdown(
-                "**Convexity after fine-tuning vs pretrained** "
-                f"(the same {conv.n_clips} {conv.split} clips)"
-            )
+            clips = f"{conv.n_clips} {conv.split or 'evaluation'}" if conv.n_clips else "evaluation"
+            st.markdown(f"**Convexity after fine-tuning vs pretrained** (the same {clips} clips)")
             show(_convexity_figure(conv), key=f"ft_conv_{run_id}")
 
 

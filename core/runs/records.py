@@ -278,12 +278,17 @@ def result(run_id: str | os.PathLike) -> FinetuneResult | SweepResult | None:
 
 
 def convexity(run_id: str | os.PathLike) -> ConvexityComparison | None:
-    """A finished fine-tune's pretrained vs fine-tuned convexity curves (``convexity.json``), or None."""
+    """A finished fine-tune's pretrained vs fine-tuned convexity curves (``convexity.json``), or None.
+
+    A file written before the split and clip count were recorded reads with ``split=""`` and
+    ``n_clips=0`` (unknown)."""
     from core.training.model_convexity import ConvexityComparison
 
     data = RunFolder(run_dir(run_id)).read_json(RunFolder.CONVEXITY)
+    if not isinstance(data, dict):
+        return None
     try:
-        return ConvexityComparison.from_dict(data) if data is not None else None
+        return ConvexityComparison.from_dict({"split": "", "n_clips": 0, **data})
     except LabError:
         return None
 
