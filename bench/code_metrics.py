@@ -189,7 +189,11 @@ def run_file_namers(root: Path) -> dict[str, list[str]]:
         skip = _docstrings(tree)
         names = set()
         for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in skip
+            ):
                 v = node.value
                 if v in RUN_FILES or v.startswith("benchmark_p"):
                     names.add(v)

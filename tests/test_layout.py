@@ -111,7 +111,9 @@ def test_runs_modules_are_all_placed_in_the_order() -> None:
 def test_runs_modules_import_only_modules_below_them(name: str) -> None:
     below = set(RUNS_ORDER[: RUNS_ORDER.index(name)])
     imported = _runs_imports(CORE / "runs" / f"{name}.py") - {name}
-    assert imported <= below, f"core/runs/{name}.py imports {sorted(imported - below)} from above it"
+    assert imported <= below, (
+        f"core/runs/{name}.py imports {sorted(imported - below)} from above it"
+    )
 
 
 def test_the_runs_order_check_sees_a_lazy_upward_import(tmp_path: Path) -> None:
@@ -139,9 +141,14 @@ def _private_imports(path: Path) -> list[str]:
     ``module._name`` on a module imported by name (``from core.runs import worker; worker._x``)."""
     found, modules = [], set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in (
-            "core",
-            "pages",
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.split(".")[0]
+            in (
+                "core",
+                "pages",
+            )
         ):
             found += [f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
             modules |= {a.asname or a.name for a in node.names}

@@ -21,8 +21,6 @@ from core.runs.ray_executor import require_ray
 __all__ = ["extract_features_sharded", "parallel_convexity"]
 
 
-
-
 def extract_features_sharded(
     model: str | os.PathLike,
     selection: Any,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import LabError
+from core.geometry.curves import LayerCurve
 from core.io.paths import cache_dir
 from core.io.run_folder import RunFolder
 from core.runs.folders import runs_root
@@ -255,7 +256,7 @@ class SweepRow:
 
 @dataclass(frozen=True)
 class SweepView:
-    """A sweep's rows, suggested point, rule fraction and pretrained curves (``{"scores", "sems"}``)."""
+    """A sweep's rows, suggested point, rule fraction and pretrained curves by label set."""
 
     run_id: str
     model: str
@@ -263,7 +264,7 @@ class SweepView:
     suggested: int | None
     fraction: float | None
     rows: tuple[SweepRow, ...]
-    pretrained: dict[str, dict[str, list[float]]]
+    pretrained: dict[str, LayerCurve]
     seed: int | None = None
 
     def table(self) -> list[dict[str, Any]]:
@@ -341,6 +342,17 @@ def _score(accuracy: Any, split: str | None, n: Any) -> Score | None:
     return Score(float(accuracy), str(split or "?"), int(n or 0))
 
 
+def _curves(raw: Any) -> dict[str, LayerCurve]:
+    """Typed pretrained curves by label set; a curve that is not one is left out."""
+    out = {}
+    for name, curve in (raw if isinstance(raw, dict) else {}).items():
+        try:
+            out[str(name)] = LayerCurve.from_dict(curve)
+        except LabError:
+            continue
+    return out
+
+
 def sweep_view(run: str | Path) -> SweepView | None:
     """A sweep's rows, suggested point and pretrained curves (None if it has no results yet)."""
     folder = RunFolder(Path(run))
@@ -380,7 +392,7 @@ def sweep_view(run: str | Path) -> SweepView | None:
         suggested=res.get("suggested"),
         fraction=res.get("fraction", cfg.get("fraction")),
         rows=tuple(rows),
-        pretrained=(pre or {}).get("curves") or res.get("pretrained_convexity") or {},
+        pretrained=_curves((pre or {}).get("curves") or res.get("pretrained_convexity") or {}),
         seed=cfg.get("seed"),
     )
 
