@@ -2,7 +2,7 @@
 
 Ray is the scheduler, retry engine and transport; this module only maps our units of work onto it:
 
-- a run folder -> one task (``num_gpus`` per :class:`~core.runs.executors.ExecutorSpec`: 1 when the
+- a run folder -> one task (``num_gpus`` per :class:`~core.runs.spec.ExecutorSpec`: 1 when the
   cluster has GPUs, a fraction for small models, else CPUs only). ``max_retries`` covers system
   failures (the worker process or its node died): the retry resumes from the run's last epoch
   checkpoint (``state.pt``), losing at most the epoch in progress. ``retry_exceptions`` stays off:
