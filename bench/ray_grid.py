@@ -27,9 +27,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.io.paths import REPO_ROOT  # noqa: E402
-from core.runs import jobs  # noqa: E402
-from core.runs.executors import ExecutorSpec, LocalExecutor, create_run_on  # noqa: E402
+from core.runs import folders, local  # noqa: E402
 from core.runs.grid_runs import run_grid  # noqa: E402
+from core.runs.lifecycle import create_run_on  # noqa: E402
+from core.runs.local import LocalExecutor  # noqa: E402
+from core.runs.spec import ExecutorSpec  # noqa: E402
 from core.training.grid import GridSpec  # noqa: E402
 from tests.tiny_assets import make_tone_noise_dataset, make_trainable_wav2vec2  # noqa: E402
 
@@ -95,7 +97,7 @@ def _kill_and_retry(executor, model: Path, data: Path, cache: Path) -> dict:
         time.sleep(0.02)
     import torch
 
-    pid = jobs.read_status(run)["worker_pid"]
+    pid = folders.read_status(run)["worker_pid"]
     os.kill(pid, signal.SIGKILL)
     t_kill = time.time()
     checkpointed = torch.load(run / "state.pt", weights_only=True)["epoch"]
@@ -160,7 +162,7 @@ def main() -> None:
             )
         med = {k: statistics.median(v) for k, v in times.items()}
         print(
-            f"median wall: local {med['local']:.1f} s (max_jobs={jobs.max_jobs()}), ray "
+            f"median wall: local {med['local']:.1f} s (max_jobs={local.max_jobs()}), ray "
             f"{med['ray']:.1f} s ({a.cpus} CPUs); ray/local = {med['ray'] / med['local']:.2f}; "
             f"per cell on ray: {med['ray'] / 4:.1f} s"
         )

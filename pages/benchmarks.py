@@ -15,7 +15,7 @@ from core.data.datasets import label_set
 from core.errors import LabError
 from core.geometry.criteria import compare_prune_points
 from core.models.registry import MODELS
-from core.runs import jobs
+from core.runs import lifecycle, worker
 from core.runs.records import format_seconds
 from core.runs.views import (
     FinishedRun,
@@ -215,7 +215,7 @@ def launch_benchmark(cfg: BenchmarkConfig) -> None:
         st.info(f"That benchmark is already {same[0].label}: {same[0].run_id}.")
         return
     try:
-        run = jobs.submit("benchmark", cfg.to_dict())
+        run = lifecycle.submit("benchmark", cfg.to_dict())
     except LabError as exc:
         st.error(f"Could not start the benchmark: {one_line(exc)}")
         return
@@ -317,7 +317,7 @@ def benchmark_status() -> None:
             f"process; {pr.phase or 'starting'} ({done}){left}",
         )
         if st.button("Cancel", key=f"bm_cancel_{run_id}", icon=":material/stop:"):
-            jobs.cancel(run_id, timeout=jobs.cancel_wait())
+            lifecycle.cancel(run_id, timeout=worker.cancel_wait())
             ended = True
     if ended:
         st.rerun(scope="app")

@@ -99,12 +99,12 @@ def sweep_result_figure(view: SweepView) -> go.Figure:
     styles = {relevant: ("#2563eb", "solid"), other: ("#94a3b8", "dot")}
     for name, (colour, dash) in styles.items():
         curve = view.pretrained.get(name)
-        if curve:
+        if curve is not None:
             fig.add_trace(
                 go.Scatter(
-                    x=list(range(len(curve["scores"]))),
-                    y=curve["scores"],
-                    error_y={"type": "data", "array": curve.get("sems") or []},
+                    x=list(curve.layers),
+                    y=list(curve.scores),
+                    error_y={"type": "data", "array": list(curve.sems)},
                     mode="lines+markers",
                     name=f"{name} convexity (pretrained{', task' if name == relevant else ''})",
                     line={"color": colour, "dash": dash, "width": 3},
@@ -157,9 +157,9 @@ def sweep_result_figure(view: SweepView) -> go.Figure:
 def _rules(view: SweepView) -> PrunePointChoice | None:
     """Both prune-point rules on the sweep's pretrained curve of its task (None without one)."""
     curve = view.pretrained.get(label_set(view.task))
-    if not curve:
+    if curve is None:
         return None
-    return choose_prune_points(curve["scores"], curve.get("sems"), view.fraction or 0.95)
+    return choose_prune_points(list(curve.scores), list(curve.sems) or None, view.fraction or 0.95)
 
 
 def sweep_rule_text(view: SweepView) -> str | None:

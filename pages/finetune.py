@@ -15,11 +15,11 @@ from core.errors import LabError, UnknownModelError
 from core.geometry.prune_point import suggest_prune_point
 from core.models.classifier import classifier_params_by_prune_point
 from core.models.registry import MODELS
-from core.runs import jobs
-from core.runs.executors import submit_run
+from core.runs import lifecycle, records
+from core.runs.lifecycle import submit_run
 from core.training.configs import FinetuneConfig
 from core.training.finetune import check_run
-from core.training.finetune_result import FinetuneResult
+from core.training.model_convexity import ConvexityComparison
 from core.training.settings import check_trainable
 from core.training.task_data import DataPlan
 from pages.cached import current_convexity
@@ -473,15 +473,15 @@ def _metric_figure(rows: list[dict[str, Any]], split: str) -> go.Figure:
     return style(fig, height=360)
 
 
-def _convexity_figure(conv: dict[str, Any]) -> go.Figure:
+def _convexity_figure(conv: ConvexityComparison) -> go.Figure:
     """Pretrained (dashed) vs fine-tuned (solid) convexity of both label sets."""
     fig = go.Figure()
     for which, dash in (("pretrained", "dash"), ("finetuned", "solid")):
-        for name, curve in (conv.get(which) or {}).items():
+        for name, curve in getattr(conv, which).items():
             fig.add_trace(
                 go.Scatter(
-                    x=curve.get("layers", list(range(len(curve["scores"])))),
-                    y=curve["scores"],
+                    x=list(curve.layers),
+                    y=list(curve.scores),
                     mode="lines+markers",
                     name=f"{name} ({which})",
                     line={"color": LABEL_COLOURS.get(name), "dash": dash, "width": 3},
@@ -495,7 +495,7 @@ def _convexity_figure(conv: dict[str, Any]) -> go.Figure:
 def _time_metrics(run_id: str, stage: str) -> None:
     """Elapsed training time and the estimate of what remains (this epoch and in total)."""
     pr = run_store.progress(run_id)
-    if stage not in jobs.ACTIVE:
+    if stage not in records.ACTIVE:
         if pr.seconds_per_epoch is not None:
             st.caption(
                 f"{run_store.format_seconds(pr.seconds_per_epoch)} per epoch (median of finished epochs)."
@@ -537,8 +537,7 @@ def live_view(run_id: str) -> None:
         ),
     )
     split = str(cfg.get("eval_split") or "validation")
-    saved = run_store.result(run_id) if stage == "done" else None
-    res = FinetuneResult.from_dict(saved) if saved else None
+    res = run_store.result(run_id) if stage == "done" else None
     if res is not None:
         m[3].metric(
             f"{res.scored_split} accuracy",
@@ -557,16 +556,16 @@ def live_view(run_id: str) -> None:
             "the test accuracy comes when the run is done.",
         )
     _time_metrics(run_id, stage)
-    if stage in jobs.ACTIVE:
+    if stage in records.ACTIVE:
         c_a, c_b = st.columns([1, 4])
         if c_a.button("Cancel run", icon=":material/stop:", key=f"ft_cancel_{run_id}"):
-            jobs.cancel(run_id, timeout=5.0)
+            lifecycle.cancel(run_id, timeout=5.0)
             st.rerun(scope="app")
         c_b.caption("queued: waiting for a free job slot" if stage == "queued" else "training...")
     if rows:
         show(_metric_figure(rows, split), key=f"ft_live_{run_id}")
         st.caption(f"{n_train} training points and {n_eval} evaluations logged so far.")
-    elif stage in jobs.ACTIVE:
+    elif stage in records.ACTIVE:
         st.caption("Loading data and model: the first points appear after a few steps.")
     show_trajectory(
         run_store.run_dir(run_id), f"ft_traj_{run_id}", label_set(cfg.get("task") or "words")
@@ -585,9 +584,9 @@ def live_view(run_id: str) -> None:
     ):
         try:  # resume continues this folder; restart is a new attempt in a new run folder
             if status.resumable:
-                jobs.resume(run_id)
+                lifecycle.resume(run_id)
             else:
-                state["ft_view"] = jobs.restart(run_id).run_id
+                state["ft_view"] = lifecycle.restart(run_id).run_id
         except LabError as exc:
             st.error(_error_line(exc))
         st.rerun(scope="app")
@@ -601,11 +600,9 @@ def live_view(run_id: str) -> None:
                 f"({PARAMS_COUNTED.format(n=len(res.labels))})."
             )
         conv = run_store.convexity(run_id)
-        if conv:
-            st.markdown(
-                "**Convexity after fine-tuning vs pretrained** "
-                f"(the same {conv.get('n_clips', '')} {conv.get('split', 'evaluation')} clips)"
-            )
+        if conv is not None:
+            clips = f"{conv.n_clips} {conv.split or 'evaluation'}" if conv.n_clips else "evaluation"
+            st.markdown(f"**Convexity after fine-tuning vs pretrained** (the same {clips} clips)")
             show(_convexity_figure(conv), key=f"ft_conv_{run_id}")
 
 

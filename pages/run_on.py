@@ -9,13 +9,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import LabError
-from core.runs.executors import (
-    LAUNCH_CHOICES,
-    ExecutorSpec,
-    default_address,
-    launch_choice_default,
-    launch_spec,
-)
+from core.runs.executors import LAUNCH_CHOICES, launch_choice_default, launch_spec
+from core.runs.spec import ExecutorSpec, default_address
 from pages.messages import one_line
 
 

@@ -11,8 +11,8 @@ from core import runs as run_store
 from core.data.source import FeatureSource
 from core.errors import LabError, TrainingError
 from core.models.registry import MODELS
-from core.runs import jobs
-from core.runs.executors import submit_run
+from core.runs import folders, lifecycle
+from core.runs.lifecycle import submit_run
 from core.runs.records import format_seconds, sweep_points
 from core.runs.views import sweep_view
 from core.training.settings import check_trainable
@@ -169,7 +169,7 @@ def progress_rows(run_id: str) -> list[dict[str, Any]]:
 
 def show_run(run_id: str) -> None:
     """Status, per-point progress and (once rows exist) the result plots of one sweep run."""
-    run = jobs.run_dir(run_id)
+    run = folders.run_dir(run_id)
     status = run_store.status(run_id)
     cfg = status.config
     elapsed = run_store.progress(run_id).elapsed_s
@@ -180,7 +180,9 @@ def show_run(run_id: str) -> None:
     if status.error:
         st.error(" ".join(status.error.split()))
     if status.active and st.button("Cancel sweep", icon=":material/stop:", key="sw_cancel"):
-        jobs.cancel(run_id, timeout=5.0)  # the worker stops within its grace, whatever its phase
+        lifecycle.cancel(
+            run_id, timeout=5.0
+        )  # the worker stops within its grace, whatever its phase
         st.rerun(scope="app")
     if status.state in ("cancelled", "failed") and st.button(
         "Resume sweep",
@@ -190,7 +192,7 @@ def show_run(run_id: str) -> None:
         "continues from its last epoch checkpoint.",
     ):
         try:
-            jobs.resume(run_id)
+            lifecycle.resume(run_id)
         except LabError as exc:
             st.error(f"Could not resume: {one_line(exc)}")
         else:

@@ -71,8 +71,8 @@ def single_threaded(monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture
 def started(private_cache: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """A private cache; the ids of runs a page asked to start (no worker process is spawned)."""
-    from core.runs import jobs
+    from core.runs import lifecycle
 
     calls: list[str] = []
-    monkeypatch.setattr(jobs, "start", lambda run: calls.append(Path(run).name) or 0)
+    monkeypatch.setattr(lifecycle, "start", lambda run: calls.append(Path(run).name) or 0)
     return calls

@@ -264,7 +264,7 @@ def test_choices_survive_page_changes(feature_key: str):
 
 
 def _fake_finetune_run(root: Path, run_id: str, prune_point: int | None, acc: float) -> Path:
-    """A finished fine-tune run folder as core.runs.jobs/core.training.finetune write it (no training)."""
+    """A finished fine-tune run folder as core.runs.lifecycle/core.training.finetune write it (no training)."""
     import json
 
     run = root / "runs" / run_id
@@ -335,15 +335,15 @@ def test_finetune_page_suggestion_params_runs_and_live_view(feature_key: str, ca
     assert not at.exception, at.exception
     new = at.session_state["ft_view"]
     assert new not in ("20200101-000000-finetune-x-aaaaaa", "20200101-000001-finetune-x-bbbbbb")
-    from core.runs import jobs
+    from core.runs import folders, lifecycle
 
-    assert jobs.read_status(new)["state"] in ("queued", "running", "failed", "done")
+    assert folders.read_status(new)["state"] in ("queued", "running", "failed", "done")
     cancel = [b for b in at.button if b.label == "Cancel run"]
     if cancel:
         cancel[0].click().run()
         assert not at.exception
-    jobs.cancel(new, force=True)
-    assert jobs.read_status(new)["state"] in ("cancelled", "failed", "done")
+    lifecycle.cancel(new, force=True)
+    assert folders.read_status(new)["state"] in ("cancelled", "failed", "done")
 
 
 @needs_model

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from core import runs as run_store
 from core.io.atomic import atomic_write_json
 from core.models.whisper_offline import offline_whisper_available
-from core.runs import jobs
+from core.runs import lifecycle
 
 APP = "../app.py"
 MODEL = "whisper-tiny.en-offline"
@@ -83,7 +83,7 @@ def test_sweep_launcher_submits_a_background_sweep(cache: Path):
         assert any("started in the background" in s.value for s in at.success)
         assert at.selectbox(key="sw_pick").value == run.run_id
     finally:
-        jobs.cancel(run.run_id, force=True, timeout=10)
+        lifecycle.cancel(run.run_id, force=True, timeout=10)
     assert run_store.status(run.run_id).state == "cancelled"
 
 
@@ -123,11 +123,11 @@ def write_finished_sweep(run: Path) -> None:
 
 
 def test_sweep_page_shows_progress_plot_and_both_rules(cache: Path):
-    run = jobs.create_run(
+    run = lifecycle.create_run(
         "sweep", {"model": MODEL, "task": "speakers", "epochs": 1, "points": ["suggested", "full"]}
     )
     write_finished_sweep(run)
-    jobs.cancel(run.name, force=True)  # never started: recorded as cancelled, files stay
+    lifecycle.cancel(run.name, force=True)  # never started: recorded as cancelled, files stay
     at = open_page("pages/sweep.py")
     progress = at.dataframe[0].value
     assert list(progress["prune point"]) == [1, 4] and set(progress["state"]) == {"done"}

@@ -1,7 +1,7 @@
 """Benchmarks page through AppTest: test accuracy first, exports with provenance, the benchmark as a job,
 an out-of-range prune point, reliability in measured terms, each sweep point's own cost ratio.
 
-Run folders are written the way the workers write them; ``jobs.start`` is replaced by a recorder, so a
+Run folders are written the way the workers write them; ``lifecycle.start`` is replaced by a recorder, so a
 launched benchmark stays queued (real benchmark workers: tests/test_jobs.py).
 """
 
@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import runs as run_store
 from core.io.atomic import atomic_write_json
-from core.runs import jobs
+from core.runs import lifecycle
 from core.runs.views import comparison_source, finished_results
 from core.training.benchmark import BenchmarkContext, BenchmarkResult, BenchmarkRow, ratio_spread
 from core.training.configs import BenchmarkConfig
@@ -31,7 +31,9 @@ def open_benchmarks() -> AppTest:
 
 
 def _finetune(prune_point: int | None, val: float, test: float, seed: int) -> Path:
-    run = jobs.create_run("finetune", {"model": MODEL, "prune_point": prune_point, "seed": seed})
+    run = lifecycle.create_run(
+        "finetune", {"model": MODEL, "prune_point": prune_point, "seed": seed}
+    )
     p = prune_point or 4
     atomic_write_json(
         run / "result.json",
@@ -50,7 +52,7 @@ def _finetune(prune_point: int | None, val: float, test: float, seed: int) -> Pa
             "train_seconds": 60.0,
         },
     )
-    jobs.cancel(run.name)  # never started: its status is final, its files stay
+    lifecycle.cancel(run.name)  # never started: its status is final, its files stay
     return run
 
 
@@ -129,9 +131,9 @@ def _saved_benchmark(run: Path, load_during: tuple[float, ...]) -> None:
 
 
 def test_unreliable_benchmark_names_what_was_measured_not_a_steady_load(started):
-    run = jobs.create_run("benchmark", BenchmarkConfig(model=MODEL, prune_point=1).to_dict())
+    run = lifecycle.create_run("benchmark", BenchmarkConfig(model=MODEL, prune_point=1).to_dict())
     _saved_benchmark(run, (0.5, 0.5, 0.5))
-    jobs.cancel(run.name)
+    lifecycle.cancel(run.name)
     at = open_benchmarks()
     warning = " ".join(w.value for w in at.warning)
     assert "x0.15-2.68" in warning and "Load steady" in warning and "does not explain" in warning
@@ -139,7 +141,7 @@ def test_unreliable_benchmark_names_what_was_measured_not_a_steady_load(started)
 
 
 def test_sweep_cost_is_each_points_own_ratio_and_no_whisker_squashes_it(started):
-    run = jobs.create_run("sweep", {"model": MODEL, "task": "speakers", "epochs": 1})
+    run = lifecycle.create_run("sweep", {"model": MODEL, "task": "speakers", "epochs": 1})
     rows = []
     for p, ratio, high in ((1, 0.28, 31.78), (2, 0.5, 0.55), (4, 1.0, 1.04)):
         rows.append(
@@ -166,7 +168,7 @@ def test_sweep_cost_is_each_points_own_ratio_and_no_whisker_squashes_it(started)
         }
         atomic_write_json(run / f"benchmark_p{p}.json", bench)
     atomic_write_json(run / "results.json", {"suggested": 1, "fraction": 0.95, "rows": rows})
-    jobs.cancel(run.name)
+    lifecycle.cancel(run.name)
     at = open_benchmarks()
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     cost = next(

@@ -95,13 +95,13 @@ def test_help_does_not_load_the_training_stack() -> None:
 
 @pytest.mark.slow
 def test_worker_entry_smoke_subprocess(tmp_path: Path) -> None:
-    """``python -m core jobs run-job RUN`` (what core.runs.jobs.start spawns) runs the worker body."""
-    from core.runs import jobs, records
+    """``python -m core jobs run-job RUN`` (what core.runs.lifecycle.start spawns) runs the worker body."""
+    from core.runs import lifecycle, records
 
     env = dict(os.environ, CONVEXITY_LAB_CACHE=str(tmp_path), PYTHONWARNINGS="ignore")
     os.environ["CONVEXITY_LAB_CACHE"], old = str(tmp_path), os.environ.get("CONVEXITY_LAB_CACHE")
     try:
-        run = jobs.create_run("finetune", {"model": "never-loaded"})
+        run = lifecycle.create_run("finetune", {"model": "never-loaded"})
         (run / "cancel.request").write_text("{}")  # the worker stops before training anything
         proc = subprocess.Popen(
             [sys.executable, "-m", "core", "jobs", "run-job", run.name],
@@ -388,11 +388,11 @@ def test_foreground_finetune_logs_progress_plainly(
 def test_jobs_list_status_and_watch(run: Callable[..., Res]) -> None:
     """`jobs list|status|watch` on finished runs: labels, attempts, progress; watch exits 0 only if done."""
     from core.geometry.curves import LayerCurve
-    from core.runs import jobs
+    from core.runs import lifecycle
     from core.runs.folders import write_status
     from core.training.trajectory import TrajectoryPoint
 
-    done = jobs.create_run("finetune", {"model": "m", "epochs": 2, "task": "words"})
+    done = lifecycle.create_run("finetune", {"model": "m", "epochs": 2, "task": "words"})
     rows = [
         {"kind": "eval", "step": 2 * e, "epoch": e, "epoch_seconds": 3.0, "time": e} for e in (1, 2)
     ]
@@ -409,7 +409,7 @@ def test_jobs_list_status_and_watch(run: Callable[..., Res]) -> None:
         started_at="2026-01-01T00:00:00+00:00",
         finished_at="2026-01-01T00:01:05+00:00",
     )
-    cancelled = jobs.create_run("finetune", {"model": "m"}, parent=done.name, attempt=2)
+    cancelled = lifecycle.create_run("finetune", {"model": "m"}, parent=done.name, attempt=2)
     write_status(cancelled, state="cancelled")
     listed = run("jobs", "list").stdout
     assert re.search(rf"^{done.name}\s+done\s+finetune\s+2\s+words\s+full\s+1\s", listed, re.M)

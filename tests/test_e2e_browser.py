@@ -81,12 +81,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def _cancel_runs(cache: Path) -> None:
     """Stop any training the test left behind (runs live in the server's cache)."""
     from core import runs
-    from core.runs import jobs
+    from core.runs import lifecycle
 
     os.environ["CONVEXITY_LAB_CACHE"], old = str(cache), os.environ.get("CONVEXITY_LAB_CACHE")
     try:
         for run in runs.list_runs():
-            jobs.cancel(run.run_id, force=True)
+            lifecycle.cancel(run.run_id, force=True)
     finally:
         if old is None:
             os.environ.pop("CONVEXITY_LAB_CACHE", None)

@@ -114,7 +114,7 @@ def test_cli_on_a_finished_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     import json
 
     from core.cli.main import main
-    from core.runs import jobs
+    from core.runs import folders, lifecycle
     from tests.tiny_assets import make_tone_noise_dataset
 
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
@@ -131,8 +131,8 @@ def test_cli_on_a_finished_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
         "device": "cpu",
         "prune_point": 1,
     }
-    run = jobs.create_run("finetune", config)
-    assert jobs.run_job(run) == 0 and jobs.read_status(run)["state"] == "done"
+    run = lifecycle.create_run("finetune", config)
+    assert lifecycle.run_job(run) == 0 and folders.read_status(run)["state"] == "done"
     out = tmp_path / "e.json"
     assert main(["euclidean", str(run), "--pairs", "3", "--no-progress", "--out", str(out)]) == 0
     assert "layer" in capsys.readouterr().out

@@ -44,16 +44,15 @@ def folder_cache(tmp_path_factory: pytest.TempPathFactory, one_thread) -> dict[s
 @pytest.fixture
 def launched(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Configs the page launched; each gets a queued run folder (no worker starts)."""
-    import core.runs.executors as executors
-    from core.runs import jobs
+    from core.runs import lifecycle
 
     configs: list[dict[str, Any]] = []
 
     def submit(kind: str, config: dict[str, Any], spec: Any = None) -> Path:
         configs.append(config)
-        return jobs.create_run(kind, config)
+        return lifecycle.create_run(kind, config)
 
-    monkeypatch.setattr(executors, "submit_run", submit)
+    monkeypatch.setattr(lifecycle, "submit_run", submit)
     return configs
 
 
@@ -293,13 +292,13 @@ def test_setup_errors_are_worded_for_the_dashboard(folder_cache) -> None:
 def test_benchmarks_tell_pruned_from_full_runs_of_a_local_model_folder(folder_cache) -> None:
     """A local model folder is not in the registry: its depth comes from its config.json, so a p = 1
     run of it is listed as pruned (Benchmarks had no pruned run to compare)."""
-    from core.runs import jobs
+    from core.runs import lifecycle
     from core.runs.views import finished_results
     from core.training.configs import FinetuneConfig
 
     for p in (None, 1):
         cfg = FinetuneConfig(model=folder_cache["model"], prune_point=p).to_dict()
-        run = jobs.create_run("finetune", cfg)
+        run = lifecycle.create_run("finetune", cfg)
         _finish(folder_cache["cache"], run.name, 0.9, 4, 0.8)
         result = json.loads((run / "result.json").read_text())
         result.update(model=folder_cache["model"], prune_point=p or 3, n_layers=p or 3)

@@ -50,14 +50,14 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obje
 def _cancel_runs(cache: Path) -> None:
     """Stop any run the test left behind (runs live in the server's cache)."""
     from core import runs
-    from core.runs import jobs
+    from core.runs import lifecycle
 
     old = os.environ.get("CONVEXITY_LAB_CACHE")
     os.environ["CONVEXITY_LAB_CACHE"] = str(cache)
     try:
         for run in runs.list_runs():
             if run.active:
-                jobs.cancel(run.run_id, force=True)
+                lifecycle.cancel(run.run_id, force=True)
     finally:
         if old is None:
             os.environ.pop("CONVEXITY_LAB_CACHE", None)

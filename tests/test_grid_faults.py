@@ -15,9 +15,10 @@ from streamlit.testing.v1 import AppTest
 
 from core.cli.main import main
 from core.results.store import list_results
-from core.runs import jobs
-from core.runs.executors import ExecutorSpec, LocalExecutor
+from core.runs import folders, records
 from core.runs.grid_runs import run_grid
+from core.runs.local import LocalExecutor
+from core.runs.spec import ExecutorSpec
 from core.training.grid import GridSpec, read_grid_tables
 from tests.test_jobs import _isolated  # noqa: F401  (own cache, one thread, one job slot)
 
@@ -57,7 +58,7 @@ def test_bad_model_fails_only_its_cells_and_the_table_is_stored(
     error = rows[bad].failed["0"]
     assert rows[bad].seeds_done == () and "no-such-model" in error and "\n" not in error
     assert any("suggestion failed" in s for s in said)
-    assert [jobs.status(run_id).state for run_id in _cell_ids(table)] == ["done"]
+    assert [records.status(run_id).state for run_id in _cell_ids(table)] == ["done"]
 
     (stored,) = read_grid_tables()  # the results store, not a loose file
     assert stored.table.to_dict() == table.to_dict()
@@ -87,4 +88,4 @@ def test_bad_model_fails_only_its_cells_and_the_table_is_stored(
 
 def _cell_ids(table) -> list[str]:
     """Run ids of the cells that ran (the grid's run folders)."""
-    return [p.name for p in jobs.runs_root().iterdir() if p.name.startswith(table.grid_id)]
+    return [p.name for p in folders.runs_root().iterdir() if p.name.startswith(table.grid_id)]

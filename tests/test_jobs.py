@@ -16,7 +16,7 @@ import torch
 
 from core import runs
 from core.errors import RunError
-from core.runs import jobs
+from core.runs import lifecycle, records
 from core.runs.folders import discard_partial_metrics, write_status
 from core.runs.records import estimate_progress, proc_start
 from tests.tiny_assets import tiny_config_dict
@@ -39,18 +39,20 @@ def _steps(run: Path) -> list[int]:
 
 def _wait_for_step(run: Path, step: int, timeout: float = 120.0) -> None:
     """Poll until the run has logged ``step`` training steps (while it stays active)."""
-    jobs.wait(run, timeout=timeout, until=lambda s: s.state == "running" and (s.step or 0) >= step)
+    lifecycle.wait(
+        run, timeout=timeout, until=lambda s: s.state == "running" and (s.step or 0) >= step
+    )
 
 
 def test_run_ids_are_validated(tmp_path: Path) -> None:
     """Paths, '..' and unknown ids are refused with RunError before anything is touched."""
     root = runs.runs_root()
     for bad in ("../../etc", "/etc", "a/b", "..", ".hidden", "", "x..y"):
-        for call in (runs.status, runs.result, runs.log_tail, jobs.cancel, jobs.resume):
+        for call in (runs.status, runs.result, runs.log_tail, lifecycle.cancel, lifecycle.resume):
             with pytest.raises(RunError):
                 call(bad)
     with pytest.raises(RunError, match="no run"):
-        jobs.resume("no-such-id")
+        lifecycle.resume("no-such-id")
     with pytest.raises(RunError):
         runs.run_dir(tmp_path)  # a folder outside the runs folder
     assert list(root.iterdir()) == []
@@ -58,9 +60,9 @@ def test_run_ids_are_validated(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_failing_run_reports_its_error(tmp_path: Path) -> None:
-    run = jobs.create_run("finetune", {"model": str(tmp_path / "no-such-model"), "epochs": 1})
+    run = lifecycle.create_run("finetune", {"model": str(tmp_path / "no-such-model"), "epochs": 1})
     assert runs.status(run.name).state == "queued"
-    assert jobs.run_job(run) == 1
+    assert lifecycle.run_job(run) == 1
     status = runs.status(run.name)
     assert status.state == "failed"
     assert "no-such-model" in status.error
@@ -73,7 +75,7 @@ def test_failing_run_reports_its_error(tmp_path: Path) -> None:
 
 def test_status_labels_follow_the_process(tmp_path: Path) -> None:
     """queued until a worker runs; running only while it lives; cancelling once asked; failed when gone."""
-    run = jobs.create_run("finetune", {"model": "m"})
+    run = lifecycle.create_run("finetune", {"model": "m"})
     assert runs.status(run.name).label == "queued"  # never started: genuinely queued
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
@@ -87,8 +89,8 @@ def test_status_labels_follow_the_process(tmp_path: Path) -> None:
     gone = runs.status(run.name)
     assert (gone.state, gone.label, gone.interrupted) == ("failed", "failed", True)
 
-    never = jobs.create_run("finetune", {"model": "m"})
-    assert jobs.cancel(never.name).state == "cancelled"
+    never = lifecycle.create_run("finetune", {"model": "m"})
+    assert lifecycle.cancel(never.name).state == "cancelled"
 
 
 def test_estimate_progress_from_epoch_timings() -> None:
@@ -101,10 +103,10 @@ def test_estimate_progress_from_epoch_timings() -> None:
         {"kind": "train", "step": 5, "epoch": 3, "epoch_progress": 0.25, "time": 127.0},
     ]
     est = estimate_progress(rows, epochs=5, started=100.0, now=128.0)
-    assert (est["epoch"], est["epoch_fraction"], est["seconds_per_epoch"]) == (3, 0.25, 11.0)
-    assert est["epoch_remaining_s"] == pytest.approx(8.25)
-    assert est["total_remaining_s"] == pytest.approx(8.25 + 2 * 11.0)
-    assert est["phase"] == "training"
+    assert (est.epoch, est.epoch_fraction, est.seconds_per_epoch) == (3, 0.25, 11.0)
+    assert est.epoch_remaining_s == pytest.approx(8.25)
+    assert est.total_remaining_s == pytest.approx(8.25 + 2 * 11.0)
+    assert est.phase == "training"
 
 
 def test_first_estimate_rests_on_measured_steps_only() -> None:
@@ -112,14 +114,14 @@ def test_first_estimate_rests_on_measured_steps_only() -> None:
     for a 1.5 min run): no estimate until two steps of this attempt are logged, then their rate."""
     rows = [{"kind": "train", "step": 1, "epoch": 1, "epoch_progress": 0.1, "time": 160.0}]
     first = estimate_progress(rows, epochs=3, started=100.0, now=161.0)  # 60 s of loading first
-    assert first["seconds_per_epoch"] is None and first["total_remaining_s"] is None
+    assert first.seconds_per_epoch is None and first.total_remaining_s is None
     rows.append({"kind": "train", "step": 2, "epoch": 1, "epoch_progress": 0.2, "time": 163.0})
     second = estimate_progress(rows, epochs=3, started=100.0, now=164.0)
-    assert second["seconds_per_epoch"] == pytest.approx(30.0)  # 3 s per tenth, not 630 s
-    assert second["total_remaining_s"] == pytest.approx(0.8 * 30 + 2 * 30)
+    assert second.seconds_per_epoch == pytest.approx(30.0)  # 3 s per tenth, not 630 s
+    assert second.total_remaining_s == pytest.approx(0.8 * 30 + 2 * 30)
     resumed = [*rows, {"event": "resumed", "epoch": 0, "time": 300.0}]
     resumed.append({"kind": "train", "step": 1, "epoch": 1, "epoch_progress": 0.1, "time": 340.0})
-    assert estimate_progress(resumed, 3, 300.0, 341.0)["seconds_per_epoch"] is None
+    assert estimate_progress(resumed, 3, 300.0, 341.0).seconds_per_epoch is None
 
 
 def test_final_evaluation_claims_no_time_left() -> None:
@@ -128,10 +130,10 @@ def test_final_evaluation_claims_no_time_left() -> None:
         {"kind": "train", "step": 1, "epoch": 1, "epoch_progress": 1.0, "time": 105.0},
         {"kind": "eval", "step": 1, "epoch": 1, "epoch_seconds": 5.0, "time": 106.0},
     ]
-    assert estimate_progress(rows[:1], 1, 100.0, 105.5)["phase"] == "evaluating"
+    assert estimate_progress(rows[:1], 1, 100.0, 105.5).phase == "evaluating"
     est = estimate_progress(rows, epochs=1, started=100.0, now=130.0)
-    assert est["phase"] == "final evaluation"
-    assert est["total_remaining_s"] is None and est["epoch_remaining_s"] is None
+    assert est.phase == "final evaluation"
+    assert est.total_remaining_s is None and est.epoch_remaining_s is None
 
 
 @pytest.mark.slow
@@ -139,7 +141,7 @@ def test_elapsed_time_continues_across_a_resume(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Elapsed restarted at 1 s after a resume: it adds up every attempt."""
-    run = jobs.create_run("finetune", {"model": str(tmp_path / "no-such-model"), "epochs": 1})
+    run = lifecycle.create_run("finetune", {"model": str(tmp_path / "no-such-model"), "epochs": 1})
     write_status(
         run,
         state="cancelled",
@@ -147,12 +149,12 @@ def test_elapsed_time_continues_across_a_resume(
         finished_at="2026-01-01T00:01:40+00:00",
     )
     assert runs.progress(run.name).elapsed_s == pytest.approx(100.0)
-    monkeypatch.setattr(jobs, "start", lambda run: 0)  # queued again, its worker not up yet
-    jobs.resume(run.name)
+    monkeypatch.setattr(lifecycle, "start", lambda run: 0)  # queued again, its worker not up yet
+    lifecycle.resume(run.name)
     assert runs.progress(run.name).elapsed_s == pytest.approx(
         100.0
     )  # not counting from the old start
-    jobs.run_job(run)  # the worker: fails at once, no such model
+    lifecycle.run_job(run)  # the worker: fails at once, no such model
     second = runs.progress(run.name)
     assert second.state == "failed" and 100.0 <= second.elapsed_s < 160.0
 
@@ -160,8 +162,8 @@ def test_elapsed_time_continues_across_a_resume(
 @pytest.mark.slow
 def test_spawned_worker_does_not_stay_a_zombie(tmp_path: Path) -> None:
     """A failed run left a defunct child of the server: the spawner collects every worker's exit."""
-    run = jobs.create_run("finetune", {"model": str(tmp_path / "no-such-model"), "epochs": 1})
-    pid = jobs.start(run)
+    run = lifecycle.create_run("finetune", {"model": str(tmp_path / "no-such-model"), "epochs": 1})
+    pid = lifecycle.start(run)
     deadline = time.monotonic() + 120
     while runs.read_status(run).get("state") != "failed":  # the raw file: nothing here reaps
         assert time.monotonic() < deadline, runs.read_status(run)
@@ -199,8 +201,8 @@ def test_benchmark_runs_as_a_job_in_its_own_process(tmp_path: Path) -> None:
         repeats=2,
         device="cpu",
     )
-    run = jobs.submit("benchmark", cfg.to_dict())
-    final = jobs.wait(run, timeout=240)
+    run = lifecycle.submit("benchmark", cfg.to_dict())
+    final = lifecycle.wait(run, timeout=240)
     assert final.state == "done", runs.log_tail(run.name)
     assert final.pid != os.getpid()
     saved = BenchmarkResult.from_dict(json.loads((run / "benchmark.json").read_text()))
@@ -213,7 +215,7 @@ def test_benchmark_runs_as_a_job_in_its_own_process(tmp_path: Path) -> None:
 
 
 def test_partial_metrics_are_discarded_only_without_a_checkpoint(tmp_path: Path) -> None:
-    run = jobs.create_run("sweep", {"model": "m"})
+    run = lifecycle.create_run("sweep", {"model": "m"})
     for name, files in (("p1", ["result.json"]), ("p2", ["state.pt"]), ("p3", [])):
         (run / name).mkdir()
         (run / name / "metrics.jsonl").write_text('{"kind": "train", "step": 1, "epoch": 1}\n')
@@ -225,8 +227,8 @@ def test_partial_metrics_are_discarded_only_without_a_checkpoint(tmp_path: Path)
 
 @pytest.mark.slow
 def test_queue_and_cancel(tiny_assets: dict[str, Path]) -> None:
-    first = jobs.submit("finetune", tiny_config_dict(tiny_assets, epochs=200))
-    second = jobs.submit("finetune", tiny_config_dict(tiny_assets, epochs=1))
+    first = lifecycle.submit("finetune", tiny_config_dict(tiny_assets, epochs=200))
+    second = lifecycle.submit("finetune", tiny_config_dict(tiny_assets, epochs=1))
     _wait_for_step(first, 3)  # two logged steps at least: the first estimate rests on them
     running = runs.status(first.name)
     assert running.state == "running" and running.label == "running"
@@ -236,17 +238,17 @@ def test_queue_and_cancel(tiny_assets: dict[str, Path]) -> None:
     time.sleep(2.0)  # the second worker is up and waiting for the single slot
     status2 = runs.status(second.name)
     assert status2.state == "queued" and status2.pid
-    assert jobs.cancel(second.name, timeout=30).state == "cancelled"
-    status1 = jobs.cancel(first.name, timeout=60)
+    assert lifecycle.cancel(second.name, timeout=30).state == "cancelled"
+    status1 = lifecycle.cancel(first.name, timeout=60)
     assert status1.state == "cancelled", status1
-    assert not jobs.worker_alive(first, runs.read_status(first))
+    assert not records.worker_alive(first, runs.read_status(first))
     states = {r.run_id: r.label for r in runs.list_runs()}
     assert states == {first.name: "cancelled", second.name: "cancelled"}
 
 
 def _cancelled_in_epoch_one(config: dict[str, Any], steps: int) -> Path:
     """A run folder as a worker leaves it when cancelled after ``steps`` steps of epoch 1 (no checkpoint)."""
-    run = jobs.create_run("finetune", config)
+    run = lifecycle.create_run("finetune", config)
     rows = [
         {"kind": "train", "step": s, "epoch": 1, "loss": 1.0, "time": s}
         for s in range(1, steps + 1)
@@ -262,15 +264,17 @@ def test_restart_is_a_new_attempt_with_one_history(tiny_assets: dict[str, Path])
         tiny_config_dict(tiny_assets, epochs=1, max_steps_per_epoch=2), 13
     )
     assert not runs.status(old.name).resumable
-    new = jobs.restart(old.name, background=False)
+    new = lifecycle.restart(old.name, background=False)
     assert new.state == "done", new
     assert new.run_id != old.name and (new.attempt, new.parent) == (2, old.name)
     assert new.config == runs.status(old.name).config
     assert _steps(runs.run_dir(new.run_id)) == [1, 2]  # one attempt: each step once
     assert _steps(old) == list(range(1, 14))  # the old attempt's history is untouched
-    busy = jobs.create_run("finetune", tiny_config_dict(tiny_assets))  # queued: not restartable yet
+    busy = lifecycle.create_run(
+        "finetune", tiny_config_dict(tiny_assets)
+    )  # queued: not restartable yet
     with pytest.raises(RunError, match="still queued"):
-        jobs.restart(busy.name)
+        lifecycle.restart(busy.name)
 
 
 def test_resume_without_checkpoint_starts_one_clean_history(
@@ -280,7 +284,7 @@ def test_resume_without_checkpoint_starts_one_clean_history(
     run = _cancelled_in_epoch_one(
         tiny_config_dict(tiny_assets, epochs=1, max_steps_per_epoch=2), 13
     )
-    resumed = jobs.resume(run.name, background=False)
+    resumed = lifecycle.resume(run.name, background=False)
     assert (resumed.state, resumed.run_id, resumed.attempt) == ("done", run.name, 1)
     assert _steps(run) == [1, 2]
 
@@ -288,7 +292,7 @@ def test_resume_without_checkpoint_starts_one_clean_history(
 @pytest.mark.slow
 def test_sigkill_then_resume_from_last_epoch(tiny_assets: dict[str, Path]) -> None:
     epochs = 6
-    run = jobs.submit(
+    run = lifecycle.submit(
         "finetune", tiny_config_dict(tiny_assets, epochs=epochs, max_steps_per_epoch=3)
     )
     deadline = time.monotonic() + 120
@@ -297,15 +301,15 @@ def test_sigkill_then_resume_from_last_epoch(tiny_assets: dict[str, Path]) -> No
         assert runs.status(run.name).active, runs.status(run.name)
         time.sleep(0.05)
     os.killpg(runs.status(run.name).pid, signal.SIGKILL)
-    jobs.wait(run, timeout=30)  # status notices the dead worker
+    lifecycle.wait(run, timeout=30)  # status notices the dead worker
     status = next(r for r in runs.list_runs() if r.run_id == run.name)
     assert status.state == "failed" and status.interrupted and status.resumable
     done_epochs = torch.load(run / "state.pt", weights_only=True)["epoch"]
     assert 1 <= done_epochs < epochs
 
-    resumed = jobs.resume(run.name)
+    resumed = lifecycle.resume(run.name)
     assert resumed.run_id == run.name and resumed.attempt == 1
-    final = jobs.wait(run, timeout=150)
+    final = lifecycle.wait(run, timeout=150)
     assert final.state == "done", final
     rows = runs.read_metrics(run)
     assert [r["epoch"] for r in rows if r.get("kind") == "eval"] == list(range(1, epochs + 1))
@@ -314,7 +318,7 @@ def test_sigkill_then_resume_from_last_epoch(tiny_assets: dict[str, Path]) -> No
     marks = [r for r in rows if r.get("event") == "resumed"]
     assert marks and marks[0]["epoch"] == done_epochs
     result = runs.result(run.name)
-    assert result["best_accuracy"] > 0.5
+    assert result.best_accuracy > 0.5
     assert (run / "best" / "config.json").exists()
     pr = runs.progress(run.name)
     assert pr.state == "done" and pr.total_remaining_s == 0.0 and pr.elapsed_s > 0
@@ -328,8 +332,8 @@ def test_cancel_in_a_sweeps_first_phase_stops_its_worker(
     `run-job` worker computing. Now the worker stops within its grace and only then is it cancelled."""
     monkeypatch.setenv("CONVEXITY_LAB_CANCEL_GRACE", "1")  # inherited by the worker
     cfg = tiny_config_dict(tiny_assets, points=["suggested", "full"], benchmark=False, epochs=1)
-    run = jobs.submit("sweep", cfg)
-    jobs.wait(run, timeout=120, until=lambda s: s.state == "running")  # phase 1 has begun
+    run = lifecycle.submit("sweep", cfg)
+    lifecycle.wait(run, timeout=120, until=lambda s: s.state == "running")  # phase 1 has begun
     pid = runs.status(run.name).pid
     from core.cli.main import main
 

@@ -17,8 +17,9 @@ from streamlit.testing.v1 import AppTest
 from core import runs as run_store
 from core.cli.main import main
 from core.errors import RunError
-from core.runs import jobs
-from core.runs.executors import ExecutorSpec, executor_spec, launch_spec
+from core.runs import folders, lifecycle
+from core.runs.executors import launch_spec
+from core.runs.spec import ExecutorSpec, executor_spec
 
 APP = "../app.py"
 
@@ -88,7 +89,7 @@ def test_cli_records_the_local_executor(
     ]
     assert main(["finetune", "--model", str(tiny_assets["wav2vec2"]), *quick]) == 0
     (run,) = run_store.list_runs()
-    spec = json.loads((jobs.run_dir(run.run_id) / "config.json").read_text())
+    spec = json.loads((folders.run_dir(run.run_id) / "config.json").read_text())
     assert spec["executor"]["name"] == "local" and run.executor == "local"
     assert run.state == "done"
     assert main(["finetune", "--model", "m", "--address", "http://x:1", "--executor", "ray"]) == 2
@@ -144,12 +145,12 @@ def test_finetune_page_ray_choice_is_recorded_in_the_run(
     assert not at.exception, at.exception
     (run,) = run_store.list_runs()
     try:
-        spec = json.loads((jobs.run_dir(run.run_id) / "config.json").read_text())
+        spec = json.loads((folders.run_dir(run.run_id) / "config.json").read_text())
         assert spec["executor"] == ExecutorSpec(name="ray", address="auto").to_dict()
         assert spec["kind"] == "finetune" and run.executor == "ray"
-        final = jobs.wait(run.run_id, timeout=120)  # its driver finds no cluster at "auto"
+        final = lifecycle.wait(run.run_id, timeout=120)  # its driver finds no cluster at "auto"
     finally:
-        jobs.cancel(run.run_id, timeout=30)
+        lifecycle.cancel(run.run_id, timeout=30)
     assert final.state == "failed" and final.executor == "ray"
     assert final.error and "\n" not in final.error, final.error
     assert main(["jobs", "list"]) == 0  # the same run list as local runs, with where it ran
@@ -167,7 +168,7 @@ def test_sweep_page_offers_the_choice_in_its_form() -> None:
 
 def test_sweep_page_cancels_an_active_sweep() -> None:
     """The Prune sweep page's cancel (a sweep queued but never started: cancelled at once)."""
-    run = jobs.create_run("sweep", {"model": "m", "task": "words", "points": ["suggested"]})
+    run = lifecycle.create_run("sweep", {"model": "m", "task": "words", "points": ["suggested"]})
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.switch_page("pages/sweep.py").run()
     assert not at.exception, at.exception

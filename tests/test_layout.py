@@ -71,6 +71,64 @@ def test_subpackages_export_their_public_names() -> None:
             assert getattr(package, name) is not None
 
 
+# core/runs/ bottom to top: a module imports only modules before it here (lazily too), so no circle.
+RUNS_ORDER = [
+    "folders",
+    "spec",
+    "records",
+    "views",
+    "worker",
+    "local",
+    "ray_executor",
+    "parallel",
+    "executors",
+    "lifecycle",
+    "grid_runs",
+]
+
+
+def _runs_imports(path: Path) -> set[str]:
+    """The core.runs modules a file imports anywhere (``from core.runs import x`` names them too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+            if node.module == "core.runs":
+                names = [f"core.runs.{a.name}" for a in node.names]
+        found |= {n.split(".")[2] for n in names if n.startswith("core.runs.")}
+    return found & set(RUNS_ORDER)
+
+
+def test_runs_modules_are_all_placed_in_the_order() -> None:
+    modules = {p.stem for p in (CORE / "runs").glob("*.py")} - {"__init__"}
+    assert modules == set(RUNS_ORDER)
+
+
+@pytest.mark.parametrize("name", RUNS_ORDER)
+def test_runs_modules_import_only_modules_below_them(name: str) -> None:
+    below = set(RUNS_ORDER[: RUNS_ORDER.index(name)])
+    imported = _runs_imports(CORE / "runs" / f"{name}.py") - {name}
+    assert imported <= below, (
+        f"core/runs/{name}.py imports {sorted(imported - below)} from above it"
+    )
+
+
+def test_the_runs_order_check_sees_a_lazy_upward_import(tmp_path: Path) -> None:
+    """The check can fail: a function-level import of a higher module (a hidden circle) is seen."""
+    path = tmp_path / "probe.py"
+    path.write_text("def f():\n    from core.runs.lifecycle import cancel\n", encoding="utf-8")
+    assert _runs_imports(path) == {"lifecycle"}
+
+
+def test_the_private_names_check_sees_attribute_use(tmp_path: Path) -> None:
+    path = tmp_path / "probe.py"
+    path.write_text("from core.runs import worker\nworker._overdue(0, None)\n", encoding="utf-8")
+    assert _private_imports(path) == ["worker._overdue"]
+
+
 ALL_PY = sorted(
     p
     for folder in ("core", "pages", "bench", "scripts")
@@ -79,11 +137,32 @@ ALL_PY = sorted(
 
 
 def _private_imports(path: Path) -> list[str]:
-    """``from core... import _name`` statements: another module's private names."""
-    found = []
+    """Another module's private names: ``from core... import _name`` (or ``from pages...``), and
+    ``module._name`` on a module imported by name (``from core.runs import worker; worker._x``)."""
+    found, modules = [], set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("core"):
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.split(".")[0]
+            in (
+                "core",
+                "pages",
+            )
+        ):
             found += [f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+            modules |= {a.asname or a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            modules |= {a.asname for a in node.names if a.asname and a.name.startswith("core.")}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
+            found.append(f"{node.value.id}.{node.attr}")
     return found
 
 

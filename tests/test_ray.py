@@ -6,6 +6,7 @@ Select with ``-m ray``; skipped when Ray is not installed. One cluster for the m
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -18,8 +19,10 @@ import torch
 
 from core import runs
 from core.io.paths import REPO_ROOT
-from core.runs import jobs
-from core.runs.executors import ExecutorSpec, LocalExecutor, create_run_on
+from core.runs import folders, lifecycle
+from core.runs.lifecycle import create_run_on
+from core.runs.local import LocalExecutor
+from core.runs.spec import ExecutorSpec
 from core.training.grid import GridSpec, read_grid_tables
 from tests.tiny_assets import make_tone_noise_dataset, make_trainable_wav2vec2
 
@@ -115,20 +118,20 @@ def test_grid_on_ray_equals_local_and_resumes(
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "local"))
     monkeypatch.setenv("CONVEXITY_LAB_MAX_JOBS", "2")  # both local cells at once, as on Ray
     local = run_grid(spec, LocalExecutor(), ExecutorSpec(), say=said.append)
-    local_runs = {r.run_id: jobs.run_dir(r.run_id) for r in runs.list_runs()}
+    local_runs = {r.run_id: folders.run_dir(r.run_id) for r in runs.list_runs()}
 
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "ray"))
     executor = _ray()
     try:
         table = run_grid(spec, executor, executor.spec, say=said.append)
-        listed = {r.run_id: jobs.read_status(r.run_id) for r in runs.list_runs()}
+        listed = {r.run_id: folders.read_status(r.run_id) for r in runs.list_runs()}
         assert set(listed) == set(local_runs) and len(listed) == 2
         for run_id, row in listed.items():  # the same run list, the same figures, bit for bit
             assert row["state"] == "done" and row["executor"] == "ray" and row["attempt"] == 1
-            ray_result = json.loads((jobs.run_dir(run_id) / "result.json").read_text())
+            ray_result = json.loads((folders.run_dir(run_id) / "result.json").read_text())
             loc_result = json.loads((local_runs[run_id] / "result.json").read_text())
             assert ray_result["best_accuracy"] == loc_result["best_accuracy"]
-            assert _losses(jobs.run_dir(run_id)) == _losses(local_runs[run_id])
+            assert _losses(folders.run_dir(run_id)) == _losses(local_runs[run_id])
         assert table.n_done == local.n_done == 2
         assert table.rows[0].to_dict() == local.rows[0].to_dict()
         assert table.rows[0].accuracy_std is not None
@@ -190,9 +193,9 @@ def test_killed_worker_is_retried_and_resumes_from_its_epoch(ray_cluster, assets
         executor.submit(run)
         deadline = time.monotonic() + 90
         while not (run / "state.pt").exists():
-            assert time.monotonic() < deadline, jobs.read_status(run)
+            assert time.monotonic() < deadline, folders.read_status(run)
             time.sleep(0.05)
-        status = jobs.read_status(run)
+        status = folders.read_status(run)
         os.kill(status["worker_pid"], signal.SIGKILL)
         killed_after = torch.load(run / "state.pt", weights_only=True)["epoch"]
         final = executor.wait([run])[run.name]
@@ -215,10 +218,10 @@ def test_cancel_reaches_the_ray_task(ray_cluster, assets) -> None:
         run = create_run_on("finetune", cfg, executor.spec)
         executor.submit(run)
         deadline = time.monotonic() + 90
-        while not jobs.read_status(run).get("step"):
-            assert time.monotonic() < deadline, jobs.read_status(run)
+        while not folders.read_status(run).get("step"):
+            assert time.monotonic() < deadline, folders.read_status(run)
             time.sleep(0.1)
-        assert jobs.cancel(run).cancel_requested  # what `jobs cancel` and the dashboard call
+        assert lifecycle.cancel(run).cancel_requested  # what `jobs cancel` and the dashboard call
         final = executor.wait([run])[run.name]
     finally:
         executor.close()
@@ -232,7 +235,7 @@ def test_sharded_extraction_is_the_local_cache_entry(
 ) -> None:
     from core.data.features import Selection, extract_features, load_cached_features
     from core.geometry.convexity import layerwise_convexity
-    from core.runs.ray_executor import extract_features_sharded, parallel_convexity
+    from core.runs.parallel import extract_features_sharded, parallel_convexity
 
     sel = Selection("folder", str(tree))
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "local"))
@@ -322,7 +325,7 @@ def test_cli_sweep_on_ray_records_its_executor(
     ]
     assert main(args) == 0, capsys.readouterr().err
     (run,) = runs.list_runs()
-    folder = jobs.run_dir(run.run_id)
+    folder = folders.run_dir(run.run_id)
     spec = json.loads((folder / "config.json").read_text())
     assert spec["executor"]["name"] == "ray" and spec["executor"]["num_cpus"] == 1.0
     assert (run.state, run.executor, run.kind) == ("done", "ray", "sweep"), run
@@ -334,3 +337,96 @@ def test_cli_sweep_on_ray_records_its_executor(
         assert (point.state, point.attempt) == ("done", 1) and point.worker_pid != os.getpid()
     result = json.loads((folder / "results.json").read_text())
     assert sorted(r["prune_point"] for r in result["rows"]) == sorted(result["points"])
+
+
+# Fields of a status.json that say when, where and by which process: they differ between any two runs.
+STATUS_KEPT = ("state", "kind", "error", "attempt", "summary")
+VOLATILE = ("time", "host", "pid", "seconds", "throughput", "device")  # throughput: a rate
+
+
+def _same_anywhere(value: object, run: Path) -> object:
+    """A JSON value without its times, hosts and pids, the run folder's path written as ``<run>``."""
+    if isinstance(value, dict):
+        return {
+            k: _same_anywhere(v, run)
+            for k, v in value.items()
+            if not (k.endswith("_at") or any(w in k for w in VOLATILE))
+        }
+    if isinstance(value, list):
+        return [_same_anywhere(v, run) for v in value]
+    if isinstance(value, str):
+        return value.replace(str(run.resolve()), "<run>").replace(str(run), "<run>")
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"  # NaN != NaN: equal here when both are NaN
+    return value
+
+
+def _differences(a: object, b: object, where: str) -> list[str]:
+    """Where two JSON values differ, leaf by leaf (``where: local != ray``)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = sorted(set(a) | set(b))
+        return [d for k in keys for d in _differences(a.get(k), b.get(k), f"{where}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in _differences(x, y, f"{where}[{i}]")
+        ]
+    return [] if a == b else [f"{where}: {a!r} != {b!r}"[:300]]
+
+
+def _folder_contents(run: Path) -> dict[str, object]:
+    """Every file of a run folder by relative path: JSON documents without times and hosts (status:
+    its outcome fields; config: without its executor), other files by presence. Logs (times and
+    hosts, line by line) and dot files (locks, staging) are left out."""
+    out: dict[str, object] = {}
+    for path in sorted(run.rglob("*")):
+        rel = path.relative_to(run)
+        if not path.is_file() or any(p.startswith(".") for p in rel.parts):
+            continue
+        if path.suffix == ".log" or path.name == "worker.out":
+            continue
+        if path.suffix == ".json" and not {"best", "last"} & set(rel.parts):
+            doc = json.loads(path.read_text())
+            if path.name == "status.json":
+                doc = {k: doc.get(k) for k in STATUS_KEPT}
+            if path.name == "config.json":
+                doc.pop("executor", None)
+            out[str(rel)] = _same_anywhere(doc, run)
+        elif path.suffix == ".jsonl":
+            rows = [json.loads(x) for x in path.read_text().splitlines() if x]
+            out[str(rel)] = _same_anywhere(rows, run)
+        else:
+            out[str(rel)] = "present"
+    return out
+
+
+@ray_cluster_test
+def test_local_and_ray_sweeps_leave_the_same_run_folder(
+    ray_cluster, assets: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same tiny sweep through each executor's worker body: the same files, settings, metrics
+    and results in its folder and its points' folders, apart from times, hosts and pids."""
+    from core.runs import lifecycle
+    from core.runs.records import list_runs
+
+    cfg = {
+        **_train(assets, epochs=1),
+        "model": str(assets["model"]),
+        "points": ["suggested", "full"],
+        "benchmark": False,
+        "convexity_max_clips": 12,
+    }
+    folders = {}
+    for name in ("local", "ray"):
+        monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / name))
+        run = lifecycle.create_run_on("sweep", cfg, ExecutorSpec(name=name, num_cpus=1.0))
+        assert lifecycle.run_job(run) == 0, (run / "train.log").read_text()
+        (listed,) = list_runs()
+        assert (listed.state, listed.executor) == ("done", name)
+        folders[name] = run
+    local, ray = (_folder_contents(folders[n]) for n in ("local", "ray"))
+    assert sorted(local) == sorted(ray)  # the same files, points' status files included
+    assert {"config.json", "results.json", "p2/config.json", "p2/result.json"} <= set(local)
+    differ = [d for rel in local for d in _differences(local[rel], ray[rel], rel)]
+    assert not differ, "\n".join(differ)

@@ -1,6 +1,6 @@
 """Prune sweep page through AppTest: the launch form, identical launches, resume, data source, progress.
 
-Workers are not spawned here (``jobs.start`` is replaced by a recorder): a launched run stays queued,
+Workers are not spawned here (``lifecycle.start`` is replaced by a recorder): a launched run stays queued,
 which is what the page must handle; real workers are covered by tests/test_jobs.py.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 from streamlit.testing.v1 import AppTest
 
 from core import runs as run_store
-from core.runs import jobs
+from core.runs import lifecycle
 from core.runs.folders import write_status
 from core.runs.records import proc_start
 
@@ -88,8 +88,8 @@ def test_identical_launch_asks_first_and_toast_names_the_shown_run(started):
 
 
 def test_a_cancelled_sweep_resumes_in_its_folder(started):
-    run = jobs.create_run("sweep", {"model": MODEL, "task": "speakers", "epochs": 1})
-    jobs.cancel(run.name)
+    run = lifecycle.create_run("sweep", {"model": MODEL, "task": "speakers", "epochs": 1})
+    lifecycle.cancel(run.name)
     assert run_store.status(run.name).state == "cancelled"
     at = open_sweep()
     next(b for b in at.button if b.label == "Resume sweep").click().run()
@@ -125,7 +125,7 @@ def test_sweep_trains_on_the_feature_sets_folder_and_speaker_rule(
 
 
 def test_progress_says_final_evaluation_not_zero_seconds(started, tmp_path: Path):
-    run = jobs.create_run("sweep", {"model": MODEL, "task": "speakers", "epochs": 1})
+    run = lifecycle.create_run("sweep", {"model": MODEL, "task": "speakers", "epochs": 1})
     sub = run / "p2"
     sub.mkdir()
     rows = [

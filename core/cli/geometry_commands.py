@@ -291,6 +291,7 @@ def cmd_euclidean(args: argparse.Namespace) -> int:
     from functools import partial
 
     from core.io.atomic import atomic_write_json
+    from core.io.run_folder import RunFolder
     from core.models.classifier import load_classifier, model_inputs
     from core.runs.folders import RUN_ID_PATTERN, run_dir
     from core.training.configs import FinetuneConfig
@@ -300,13 +301,15 @@ def cmd_euclidean(args: argparse.Namespace) -> int:
     run = Path(args.run)
     if not run.exists() and RUN_ID_PATTERN.fullmatch(args.run):
         run = run_dir(args.run)  # a run id (RunError if there is no such run)
-    checkpoint = run / "best" if (run / "best").is_dir() else run
-    config_file = run / "config.json"
-    if not config_file.is_file():
+    folder = RunFolder(run)
+    best = folder.file(RunFolder.BEST_MODEL)
+    checkpoint = best if best.is_dir() else run
+    spec = folder.read_spec()
+    if spec is None:
         raise CliError(
-            f"{run} is not a run folder (no config.json); see 'python -m core jobs list'"
+            f"{run} is not a run folder (no {RunFolder.CONFIG}); see 'python -m core jobs list'"
         )
-    cfg = FinetuneConfig.from_dict(json.loads(config_file.read_text())["config"])
+    cfg = FinetuneConfig.from_dict(dict(spec.config))
     split = args.split or cfg.test_split or cfg.eval_split
     data = load_split(cfg, split, max_clips=args.max_clips)
     clf, enc = load_classifier(checkpoint, device=args.device)

@@ -108,8 +108,8 @@ def executor_options(p: argparse.ArgumentParser, *, unit: str = "run") -> None:
 
 
 def executor_from_args(args: argparse.Namespace) -> Any:
-    """The :class:`~core.runs.executors.ExecutorSpec` the options of :func:`executor_options` name."""
-    from core.runs.executors import executor_spec
+    """The :class:`~core.runs.spec.ExecutorSpec` the options of :func:`executor_options` name."""
+    from core.runs.spec import executor_spec
 
     return executor_spec(
         args.executor,

@@ -3,7 +3,7 @@
 ``finetune`` and ``sweep`` take every field of their config dataclass as an option (see
 :mod:`core.cli.options`); they run in the foreground (progress lines on stderr, the result on stdout)
 or, with ``--background``, queue a worker and print its run id. ``jobs run-job RUN`` is the worker's
-own entry point (what :func:`core.runs.jobs.start` spawns).
+own entry point (what :func:`core.runs.lifecycle.start` spawns).
 """
 
 from __future__ import annotations
@@ -42,18 +42,19 @@ def _print_json(obj: Any) -> None:
 
 def _launch(kind: str, config: Any, args: argparse.Namespace) -> int:
     """Create a run on the chosen executor; start it in the background or drive it here; print it."""
-    from core.runs import jobs, records
-    from core.runs.executors import create_run_on, require_executor
+    from core.runs import lifecycle, records
+    from core.runs.executors import require_executor
+    from core.runs.lifecycle import create_run_on
 
     spec = require_executor(executor_from_args(args))
     run = create_run_on(kind, config.to_dict(), spec)
     background = args.background
     print(f"run {run.name} ({spec.name}): {run}")
     if background:
-        pid = jobs.start(run)
+        pid = lifecycle.start(run)
         print(f"started in the background (pid {pid}); watch: python -m core jobs watch {run.name}")
         return 0
-    code = jobs.run_job(run)
+    code = lifecycle.run_job(run)
     status = records.status(run)
     print(f"{status.state}: {status.error or ''}".strip())
     result = records.result(run)
@@ -190,33 +191,35 @@ def cmd_jobs_watch(args: argparse.Namespace) -> int:
 
 def cmd_jobs_cancel(args: argparse.Namespace) -> int:
     """Cancel a run (SIGTERM, or SIGKILL with --force), wait out its grace, print its status."""
-    from core.runs import jobs
+    from core.runs import lifecycle, worker
 
-    _print_json(jobs.cancel(args.run, force=args.force, timeout=jobs.cancel_wait()).to_dict())
+    _print_json(
+        lifecycle.cancel(args.run, force=args.force, timeout=worker.cancel_wait()).to_dict()
+    )
     return 0
 
 
 def cmd_jobs_resume(args: argparse.Namespace) -> int:
     """Continue a failed/cancelled run from its last checkpoint, in its own folder."""
-    from core.runs import jobs
+    from core.runs import lifecycle
 
-    _print_json(jobs.resume(args.run, background=not args.foreground).to_dict())
+    _print_json(lifecycle.resume(args.run, background=not args.foreground).to_dict())
     return 0
 
 
 def cmd_jobs_restart(args: argparse.Namespace) -> int:
     """Run a run again from scratch as a new attempt (a new run folder linked to the old one)."""
-    from core.runs import jobs
+    from core.runs import lifecycle
 
-    _print_json(jobs.restart(args.run, background=not args.foreground).to_dict())
+    _print_json(lifecycle.restart(args.run, background=not args.foreground).to_dict())
     return 0
 
 
 def cmd_run_job(args: argparse.Namespace) -> int:
-    """The background worker's body (spawned by ``core.runs.jobs.start``)."""
-    from core.runs import jobs
+    """The background worker's body (spawned by ``core.runs.lifecycle.start``)."""
+    from core.runs import lifecycle
 
-    return jobs.run_job(args.run)
+    return lifecycle.run_job(args.run)
 
 
 def _launch_options(p: argparse.ArgumentParser) -> None:

@@ -50,6 +50,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
+def is_staging(path: Path) -> bool:
+    """Whether ``path`` is a writer's staging file or folder (``.<name>.*.tmp``), not a finished one."""
+    return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON, atomically."""
     return atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True).encode())

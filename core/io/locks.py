@@ -1,4 +1,4 @@
-"""An exclusive lock on a file, shared by the feature cache and the results store.
+"""Exclusive locks on files (the feature cache, the results store, run status files, job slots).
 
 A lock file may be removed while nobody holds it (:func:`remove_free_lock`, for leftovers): a
 process that opened it just before and then locks the removed file sees that the path no longer
@@ -12,10 +12,11 @@ import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from core.errors import StorageError
 
-__all__ = ["exclusive", "remove_free_lock"]
+__all__ = ["exclusive", "remove_free_lock", "try_exclusive"]
 
 
 def _names_locked_file(path: Path, fd: int) -> bool:
@@ -72,3 +73,20 @@ def remove_free_lock(path: Path) -> bool:
             return False
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def try_exclusive(path: Path) -> BinaryIO | None:
+    """Take an exclusive ``fcntl.flock`` on ``path`` without waiting: the open file holding it (the
+    lock lasts until it is closed, or its process exits in any way), or None when another holds it."""
+    try:
+        fh = open(path, "a+b")  # noqa: SIM115 (the caller closes it to release the lock)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write {path}: {exc.strerror or exc}; set CONVEXITY_LAB_CACHE to a writable folder"
+        ) from None
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        return None
+    return fh

@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import RunError, StorageError
-from core.io.atomic import atomic_write_bytes, atomic_write_json
+from core.io.atomic import atomic_write_bytes, atomic_write_json, is_staging
+from core.io.leftovers import STALE_AFTER_S, clean_leftovers
 from core.io.locks import exclusive
 
-__all__ = ["RunFolder", "RunSpec", "stamp"]
+__all__ = ["RunFolder", "RunSpec", "result_summary", "stamp"]
 
 MAX_JSON_BYTES = 64 << 20  # larger files in a run folder are not ours: read as missing
 
@@ -64,6 +65,16 @@ class RunSpec:
         return cls(kind=data["kind"], config=config, executor=executor)
 
 
+def result_summary(result: Any) -> dict[str, Any]:
+    """The scalar figures (and params/suggestion) of a run's result, kept in its ``status.json``."""
+    data = result.to_dict() if hasattr(result, "to_dict") else dict(result or {})
+    return {
+        k: v
+        for k, v in data.items()
+        if isinstance(v, int | float | str) or k in ("params", "suggested")
+    }
+
+
 def _read_json(path: Path) -> Any:
     """A JSON file's content, or None if missing, too large, unreadable or malformed."""
     try:
@@ -86,6 +97,11 @@ class RunFolder:
     METRICS = "metrics.jsonl"
     RESULT = "result.json"
     SWEEP_RESULTS = "results.json"
+    SWEEP_RESULTS_CSV = "results.csv"
+    BENCHMARK = "benchmark.json"
+    BENCHMARK_CSV = "benchmark.csv"
+    BEST_MODEL = "best"  # the best checkpoint's model folder (a fine-tune's)
+    LAST_MODEL = "last"
     CONVEXITY = "convexity.json"
     PRETRAINED_CONVEXITY = "pretrained_convexity.json"
     CHECKPOINT = "state.pt"
@@ -121,6 +137,11 @@ class RunFolder:
         if path.exists():
             raise RunError(f"run {self.name} already has its settings ({path})")
         atomic_write_json(path, spec.to_dict())
+
+    def ensure_spec(self, spec: RunSpec) -> None:
+        """Write ``config.json`` unless the folder has one already (a sweep point started before)."""
+        if not self.file(self.CONFIG).exists():
+            atomic_write_json(self.file(self.CONFIG), spec.to_dict())
 
     # ---------------------------------------------------------------------------------------------
     # status.json
@@ -207,9 +228,18 @@ class RunFolder:
         return data if isinstance(data, dict) else None
 
     @staticmethod
-    def benchmark_name(prune_point: int) -> str:
-        """The file name of a sweep's side-by-side benchmark at ``prune_point``."""
-        return f"benchmark_p{int(prune_point)}.json"
+    def benchmark_name(prune_point: int, suffix: str = ".json") -> str:
+        """The file name of a sweep's side-by-side benchmark at ``prune_point`` (``.json``/``.csv``)."""
+        return f"benchmark_p{int(prune_point)}{suffix}"
+
+    def point_benchmarks(self) -> list[tuple[int, Path]]:
+        """A sweep's saved side-by-side benchmarks: (prune point, ``benchmark_p<k>.json``), by point."""
+        found = []
+        for path in self.path.glob("benchmark_p*.json"):
+            digits = path.stem.removeprefix("benchmark_p")
+            if digits.isdigit():
+                found.append((int(digits), path))
+        return sorted(found)
 
     # ---------------------------------------------------------------------------------------------
     # sweep points and checkpoints
@@ -241,6 +271,17 @@ class RunFolder:
             p.file(self.CHECKPOINT).exists() for p in self.points()
         )
 
+    def clean_stale(self, min_age_s: float = STALE_AFTER_S) -> list[Path]:
+        """Remove what dead writers left in the folder and its points: staging files and lock files
+        nobody holds (the rule of :mod:`core.io.leftovers`); returns what went.
+
+        Call it only for a finished run whose worker is gone: nobody else writes its files then.
+        """
+        removed = []
+        for folder in [self, *self.points()]:
+            removed += clean_leftovers(folder.path.glob(".*"), _staging_file, _lock_file, min_age_s)
+        return removed
+
     def discard_partial_metrics(self) -> list[Path]:
         """Remove ``metrics.jsonl`` of folders that will start over (no checkpoint, no result).
 
@@ -255,6 +296,16 @@ class RunFolder:
                 metrics.unlink()
                 removed.append(metrics)
         return removed
+
+
+def _staging_file(path: Path) -> bool:
+    """A writer's staging file in a run folder (not a link)."""
+    return is_staging(path) and path.is_file() and not path.is_symlink()
+
+
+def _lock_file(path: Path) -> bool:
+    """A lock file in a run folder (not a link)."""
+    return path.suffix == ".lock" and not path.is_symlink()
 
 
 def _epoch(row: Mapping[str, Any]) -> int:

@@ -101,9 +101,9 @@ def run_checkpoints(run: str | Path) -> list[CheckpointRef]:
         refs += [CheckpointRef(f"epoch {e}", str(path)) for e, path in epochs.items()]
     else:
         refs += [
-            CheckpointRef(name, str(folder.path / name))
-            for name in ("best", "last")
-            if (folder.path / name / "config.json").is_file()
+            CheckpointRef(name, str(folder.file(name)))
+            for name in (RunFolder.BEST_MODEL, RunFolder.LAST_MODEL)
+            if (folder.file(name) / "config.json").is_file()
         ]
     if len(refs) < 2:
         raise ResultError(f"run {folder.name} has no saved checkpoint yet")

@@ -1,6 +1,6 @@
 """Where runs execute: one seam, two executors. ``local`` (the default) and ``ray``.
 
-- ``local``: today's detached worker processes and flock job slots of :mod:`core.runs.jobs`; imports
+- ``local``: detached worker processes and flock job slots (:mod:`core.runs.local`); imports
   nothing beyond the standard library.
 - ``ray``: each run (a fine-tune, a sweep, a grid cell) is a Ray task (``num_gpus=1`` when the cluster
   has GPUs, a configurable fraction for small models, else CPUs); see :mod:`core.runs.ray_executor`.
@@ -13,7 +13,7 @@ Choosing: ``ExecutorSpec`` from the CLI (``--executor ray --address auto|ray://h
 run list treat it right whoever asks. A run on Ray keeps the usual run folder and status files: its
 ``pid`` is the *driver* process that owns the Ray task (alive on this host while the task may run on
 another), ``worker_pid``/``worker_host``/``attempt`` say where the task runs now. Cancelling such a run
-(:func:`core.runs.jobs.cancel`) sets ``cancel_requested`` in its status and sends the driver SIGTERM;
+(:func:`core.runs.lifecycle.cancel`) sets ``cancel_requested`` in its status and sends the driver SIGTERM;
 the driver calls ``ray.cancel`` on the task and the worker, which polls the flag, stops at the next
 training step. Both executors answer with typed :class:`~core.runs.records.RunStatus` values.
 """
@@ -21,122 +21,47 @@ training step. Both executors answer with typed :class:`~core.runs.records.RunSt
 from __future__ import annotations
 
 import os
-import re
 import socket
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from core.errors import RunError
-from core.runs import jobs
-from core.runs.folders import write_status
-from core.runs.records import RunStatus, refresh, status_from
+from core.io.run_folder import RunFolder, RunSpec
+from core.runs.local import LocalExecutor
+from core.runs.records import RunStatus
+from core.runs.spec import ExecutorSpec, executor_spec, run_executor
+from core.runs.worker import StopFlag
 
 __all__ = [
-    "EXECUTORS",
+    "LAUNCH_CHOICES",
     "Executor",
-    "ExecutorSpec",
-    "LocalExecutor",
-    "create_run_on",
-    "default_address",
-    "drive",
-    "executor_spec",
+    "executor_of",
     "get_executor",
     "launch_choice_default",
     "launch_spec",
     "require_executor",
-    "runs_elsewhere",
-    "submit_run",
 ]
-
-EXECUTORS = ("local", "ray")
-RESULTS_MODES = ("auto", "shared", "object-store")
-# auto | local | host:port | ray://host:port (Ray Client); nothing else reaches ray.init.
-ADDRESS_RE = re.compile(r"(auto|local|(ray://)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:[0-9]{1,5})")
-
-
-@dataclass(frozen=True)
-class ExecutorSpec:
-    """Which executor and how: Ray address, resources per task, retries, how results come back.
-
-    ``num_gpus``: per task (``None``: 1 when the cluster has GPUs, else 0; 0.25 packs four small
-    models on one GPU). ``results``: ``shared`` (workers write into ``$CONVEXITY_LAB_CACHE``, which must
-    be the same path on every node), ``object-store`` (workers compute in a scratch folder and ship the
-    run's files back; the driver writes them atomically) or ``auto`` (shared when the worker sees a
-    probe file the driver wrote into the cache, else object store).
-    """
-
-    name: str = "local"
-    address: str | None = None
-    num_gpus: float | None = None
-    num_cpus: float = 1.0
-    max_retries: int = 3
-    results: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.name not in EXECUTORS:
-            raise RunError(f"unknown executor {self.name!r}; use one of {', '.join(EXECUTORS)}")
-        if self.results not in RESULTS_MODES:
-            raise RunError(f"results mode {self.results!r}: use {', '.join(RESULTS_MODES)}")
-        if self.num_gpus is not None and self.num_gpus < 0 or self.num_cpus <= 0:
-            raise RunError("GPUs per task must be >= 0 and CPUs per task > 0")
-        if self.address and not ADDRESS_RE.fullmatch(self.address.strip()):
-            raise RunError(
-                f"Ray address {self.address[:80]!r}: use auto, host:6379 or ray://host:10001"
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON (stored in the run's config.json)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> ExecutorSpec:
-        """Inverse of :meth:`to_dict` (unknown keys ignored)."""
-        names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in (data or {}).items() if k in names})
-
-
-def default_address() -> str:
-    """The Ray address a launcher offers first: ``$RAY_ADDRESS``, else ``auto`` (a running cluster)."""
-    return os.environ.get("RAY_ADDRESS", "").strip() or "auto"
-
-
-def executor_spec(name: str | None = None, address: str | None = None, **kw: Any) -> ExecutorSpec:
-    """An ExecutorSpec from explicit choices, else ``$CONVEXITY_LAB_EXECUTOR`` / ``$RAY_ADDRESS``."""
-    name = name or os.environ.get("CONVEXITY_LAB_EXECUTOR", "").strip() or "local"
-    if name == "ray":
-        address = (address or "").strip() or os.environ.get("RAY_ADDRESS") or None
-    else:
-        address = None
-    gpus = os.environ.get("CONVEXITY_LAB_RAY_GPUS")
-    if kw.get("num_gpus") is None and gpus:
-        try:
-            kw["num_gpus"] = float(gpus)
-        except ValueError as exc:
-            raise RunError(f"CONVEXITY_LAB_RAY_GPUS={gpus!r} is not a number") from exc
-    return ExecutorSpec(
-        name=name, address=address, **{k: v for k, v in kw.items() if v is not None}
-    )
-
-
-def _run_executor(spec: dict[str, Any]) -> ExecutorSpec:
-    """The executor a run folder's config.json names (older runs: the environment's choice)."""
-    if spec.get("executor"):
-        return ExecutorSpec.from_dict(spec["executor"])
-    return executor_spec()
-
-
-def runs_elsewhere(spec: dict[str, Any]) -> bool:
-    """Whether a run's config.json (``{"kind", "config", "executor"?}``) sends it off this process."""
-    return _run_executor(spec).name != "local"
 
 
 class Executor(Protocol):
-    """Runs run folders somewhere, and plain functions alongside (suggestions, benchmarks, shards)."""
+    """Runs run folders somewhere, and plain functions alongside (suggestions, benchmarks, shards).
+
+    A run's life goes through it whatever process asks: :meth:`launch` starts the run's detached
+    worker, :meth:`drive` is that worker's body (inside :func:`core.runs.worker.serve`), :meth:`cancel`
+    stops it. :meth:`submit`/:meth:`wait` run many folders from one driver (a grid, a sweep's points).
+    """
 
     name: str
+
+    def launch(self, run: Path) -> int:
+        """Start the run's detached worker process (it outlives the caller); returns its pid."""
+
+    def drive(self, run: Path, spec: RunSpec | None, stop: StopFlag) -> int:
+        """Inside the run's worker: run it to its end here or on the cluster; returns an exit code."""
+
+    def cancel(self, run: Path, *, force: bool = False, timeout: float | None = None) -> RunStatus:
+        """Ask a run to stop from any process; waits up to ``timeout`` s; returns its status."""
 
     def submit(self, run: Path) -> None:
         """Start the run folder's job (it keeps its status files up to date)."""
@@ -145,9 +70,6 @@ class Executor(Protocol):
         self, runs: Sequence[Path], *, stop: Callable[[], bool] | None = None
     ) -> dict[str, RunStatus]:
         """Block until every run is final; returns run id -> final status. ``stop()`` cancels all."""
-
-    def cancel(self, run: Path, *, force: bool = False) -> RunStatus:
-        """Ask a run to stop; returns its status."""
 
     def status(self, run: Path) -> RunStatus:
         """The run's status."""
@@ -161,83 +83,23 @@ class Executor(Protocol):
         """Release what the executor holds (a Ray cluster it started)."""
 
 
-class LocalExecutor:
-    """Detached processes and flock slots (``$CONVEXITY_LAB_MAX_JOBS`` at a time) on this machine."""
-
-    name = "local"
-
-    def submit(self, run: Path) -> None:
-        """Spawn the detached worker (it waits for a free slot)."""
-        jobs.start(run)
-
-    def wait(
-        self, runs: Sequence[Path], *, stop: Callable[[], bool] | None = None, poll: float = 0.5
-    ) -> dict[str, RunStatus]:
-        """Poll the status files until every run is final."""
-        pending = {Path(r).name: Path(r) for r in runs}
-        out: dict[str, RunStatus] = {}
-        while pending:
-            if stop is not None and stop():
-                for run in pending.values():
-                    jobs.cancel(run, timeout=jobs.cancel_wait())
-            for name, run in list(pending.items()):
-                status = refresh(run)  # notices a dead worker
-                if status.get("state") in jobs.FINAL:
-                    out[name] = status_from(run, status)
-                    pending.pop(name)
-            if pending:
-                time.sleep(poll)
-        return out
-
-    def cancel(self, run: Path, *, force: bool = False) -> RunStatus:
-        """SIGTERM (SIGKILL with ``force``) to the run's process group."""
-        return jobs.cancel(run, force=force, timeout=jobs.cancel_wait())
-
-    def status(self, run: Path) -> RunStatus:
-        """The run's status (a dead worker noticed)."""
-        return status_from(Path(run), refresh(Path(run)))
-
-    def map(
-        self, fn: Callable[..., Any], calls: Sequence[tuple], *, gpu: bool = False
-    ) -> list[Any]:
-        """One after another, in this process."""
-        return [fn(*args) for args in calls]
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
 def get_executor(spec: ExecutorSpec | None = None) -> Executor:
-    """The executor ``spec`` names (Ray is imported only here, and only for ``ray``)."""
+    """The executor ``spec`` names (its module imported only here: Ray's only for ``ray``)."""
     spec = spec or executor_spec()
     if spec.name == "local":
         return LocalExecutor()
-    from core.runs.ray_executor import RayExecutor
+    from core.runs.ray_executor import RayExecutor  # Ray's stack: not for the CLI's start-up
 
     return RayExecutor(spec)
 
 
-def create_run_on(
-    kind: str,
-    config: dict[str, Any],
-    spec: ExecutorSpec,
-    run_id: str | None = None,
-    *,
-    check: bool = True,
-) -> Path:
-    """A queued run folder that records its executor (config.json ``executor``, status ``executor``).
-
-    Settings no run could use are refused first, in one line
-    (:func:`core.training.settings.check_settings`): the CLI and the pages never make a folder for
-    them. ``check=False`` is the grid's: a bad cell fails alone, in its own folder.
-    """
-    if check:
-        from core.training.settings import check_settings  # the training stack: not for --help
-
-        check_settings(kind, config)
-    run = jobs.create_run(kind, config, run_id=run_id, executor=spec.to_dict())
-    write_status(run, executor=spec.name)
-    return run
+def executor_of(run: Path) -> Executor:
+    """The executor that runs ``run``: the one its status names (``local`` when none does), with the
+    settings its ``config.json`` gives that executor."""
+    found = RunFolder(run).read_spec()
+    named = run_executor(found) if found is not None and found.executor else None
+    name = RunFolder(run).read_status().get("executor") or (named.name if named else "local")
+    return get_executor(named if named is not None and named.name == name else ExecutorSpec(name))
 
 
 RAY_PROBE_SECONDS = 3.0  # how long a launch waits to learn that a cluster address answers
@@ -288,27 +150,3 @@ def launch_spec(choice: str, address: str | None = None) -> ExecutorSpec:
     if choice not in LAUNCH_CHOICES:
         raise RunError(f"run on {choice!r}: choose {' or '.join(LAUNCH_CHOICES)}")
     return require_executor(executor_spec(LAUNCH_CHOICES[choice], address))
-
-
-def submit_run(kind: str, config: dict[str, Any], spec: ExecutorSpec | None = None) -> Path:
-    """Create a run and start it in the background on ``spec``'s executor.
-
-    Both executors start the usual detached worker; for ``ray`` that worker is the driver that owns
-    the Ray task (see :func:`drive`), so the run outlives the page or command that asked for it.
-    """
-    spec = require_executor(spec or executor_spec())
-    run = create_run_on(kind, config, spec)
-    jobs.start(run)
-    return run
-
-
-def drive(run: Path, spec: dict[str, Any], stop: Callable[[], bool]) -> int:
-    """Body of a detached worker whose run goes elsewhere: submit it, wait, return an exit code."""
-    executor = get_executor(_run_executor(spec))
-    try:
-        write_status(run, executor=executor.name)
-        executor.submit(run)
-        final = executor.wait([run], stop=stop)[run.name]
-    finally:
-        executor.close()
-    return 0 if final.state in ("done", "cancelled") else 1

@@ -2,7 +2,7 @@
 
 Every run lives in ``cache_dir()/runs/<run-id>/``. A run id given by a user (CLI, page) is a plain
 name, ``[A-Za-z0-9][A-Za-z0-9._-]*`` without ``..``, that exists there; a ``Path`` (what
-:func:`core.runs.jobs.create_run` returns) must be a direct child of the runs folder. Anything else
+:func:`core.runs.lifecycle.create_run` returns) must be a direct child of the runs folder. Anything else
 raises :class:`~core.errors.RunError`, so no id can reach outside ``runs/``.
 
 The files inside a run folder (names, locked status merges, metrics) are
@@ -22,8 +22,11 @@ from core.io.run_folder import RunFolder, stamp
 
 __all__ = [
     "RUN_ID_PATTERN",
-    "read_json",
+    "check_run_id",
+    "discard_partial_metrics",
+    "has_checkpoint",
     "read_metrics",
+    "read_metrics_file",
     "read_status",
     "run_dir",
     "runs_root",
@@ -32,7 +35,6 @@ __all__ = [
 ]
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")  # a folder name: at most 200
-CHECKPOINT = RunFolder.CHECKPOINT
 
 
 def runs_root() -> Path:
@@ -59,12 +61,6 @@ def run_dir(run_id: str | os.PathLike, *, must_exist: bool = True) -> Path:
     if must_exist and not RunFolder(run).exists:
         raise RunError(f"no run {run.name!r} under {root} (see 'python -m core jobs list')")
     return run
-
-
-def read_json(path: str | os.PathLike) -> Any:
-    """A JSON file's content, or None if missing, unreadable or malformed."""
-    path = Path(path)
-    return RunFolder(path.parent).read_json(path.name)
 
 
 def read_status(run_id: str | os.PathLike) -> dict[str, Any]:

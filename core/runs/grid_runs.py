@@ -17,10 +17,12 @@ from typing import Any
 
 from core.errors import RunError
 from core.io.atomic import atomic_write_json
-from core.runs import jobs
-from core.runs.executors import Executor, ExecutorSpec, create_run_on
-from core.runs.folders import write_status
-from core.runs.records import pid_alive
+from core.io.run_folder import RunFolder
+from core.runs.executors import Executor
+from core.runs.folders import read_status, run_dir, runs_root, write_status
+from core.runs.lifecycle import create_run_on
+from core.runs.records import ACTIVE, pid_alive
+from core.runs.spec import ExecutorSpec
 from core.training.grid import (
     GridSpec,
     GridTable,
@@ -70,22 +72,21 @@ def _suggestions(spec: GridSpec, executor: Executor, folder: Path, say: Say) -> 
 
 
 def _prepare_cell(run: Path, cfg: dict[str, Any], run_id: str, espec: ExecutorSpec) -> bool:
-    """Create or re-queue a cell's run folder; False when it is already done."""
-    if not (run / "config.json").exists():
+    """Create or re-queue a cell's run folder; False when it is already done.
+
+    An existing cell keeps its settings (``config.json`` is written once): it resumes as it began.
+    """
+    folder = RunFolder(run)
+    if not folder.exists:
         create_run_on("finetune", cfg, espec, run_id=run_id, check=False)  # fails alone
         return True
-    status = jobs.read_status(run)
-    if status.get("state") == "done" and (run / "result.json").exists():
+    status = read_status(run)
+    if status.get("state") == "done" and folder.file(RunFolder.RESULT).exists():
         return False
-    if status.get("state") in jobs.ACTIVE and pid_alive(
-        status.get("pid"), run, status.get("pid_start")
-    ):
+    if status.get("state") in ACTIVE and pid_alive(status.get("pid"), run, status.get("pid_start")):
         raise RunError(
             f"cell {run.name} is being run by pid {status.get('pid')}; wait or cancel it"
         )
-    atomic_write_json(
-        run / "config.json", {"kind": "finetune", "config": cfg, "executor": espec.to_dict()}
-    )
     write_status(
         run,
         state="queued",
@@ -108,7 +109,7 @@ def _benchmarks(spec: GridSpec, executor: Executor, cells: list, folder: Path, s
         key = (c.model, c.task, c.point)
         if c.error is not None:
             continue
-        result = _read(jobs.run_dir(c.run_id) / "result.json")
+        result = RunFolder(run_dir(c.run_id)).read_json(RunFolder.RESULT)
         if key in out or result is None or c.point >= int(result["n_layers"]):
             continue
         path = folder / f"bench-{model_slug(c.model)}-{c.task}-p{c.point}.json"
@@ -144,7 +145,7 @@ def run_grid(
     cells = plan_cells(spec, suggestions)
     todo = []
     for c in cells:
-        run = jobs.runs_root() / c.run_id
+        run = runs_root() / c.run_id
         if c.error is None and _prepare_cell(
             run, spec.finetune_dict(c.model, c.task, c.point, c.seed), c.run_id, espec
         ):
@@ -165,9 +166,9 @@ def run_grid(
         if c.error is not None:
             errors[c.run_id] = c.error
             continue
-        status = jobs.read_status(c.run_id)
+        status = read_status(c.run_id)
         if status.get("state") == "done":
-            results[c.run_id] = _read(jobs.run_dir(c.run_id) / "result.json")
+            results[c.run_id] = RunFolder(run_dir(c.run_id)).read_json(RunFolder.RESULT)
         elif status.get("state") == "failed":
             errors[c.run_id] = str(status.get("error"))
     bench = _benchmarks(spec, executor, cells, folder, say) if spec.benchmark else {}

@@ -2,7 +2,7 @@
 
 Ray is the scheduler, retry engine and transport; this module only maps our units of work onto it:
 
-- a run folder -> one task (``num_gpus`` per :class:`~core.runs.executors.ExecutorSpec`: 1 when the
+- a run folder -> one task (``num_gpus`` per :class:`~core.runs.spec.ExecutorSpec`: 1 when the
   cluster has GPUs, a fraction for small models, else CPUs only). ``max_retries`` covers system
   failures (the worker process or its node died): the retry resumes from the run's last epoch
   checkpoint (``state.pt``), losing at most the epoch in progress. ``retry_exceptions`` stays off:
@@ -10,10 +10,8 @@ Ray is the scheduler, retry engine and transport; this module only maps our unit
   status and returned, so it fails once and the other tasks go on.
 - a sweep with a shared cache -> pretrained convexity as a task, then each prune point's fine-tune as
   a task (in parallel), then the sweep's table/benchmarks as a task that finds the points trained.
-- feature extraction -> clip-range shards (:mod:`core.data.sharded`), assembled by the driver into
-  the same cache entry a local run writes.
-- convexity of many (feature set, layer) pairs -> one task each (label sets of one layer stay
-  together: they share that layer's kNN graph).
+- plain functions -> one task per call (:meth:`RayExecutor.map`; feature-extraction shards and
+  convexity layers go through it, see :mod:`core.runs.parallel`).
 
 Results: with ``results="shared"`` (or ``auto`` and the worker can see the driver's probe file in
 ``$CONVEXITY_LAB_CACHE``) workers write straight into the shared cache/run folders; otherwise a task
@@ -26,35 +24,47 @@ again.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import secrets
 import shutil
+import signal
 import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from core.data.datasets import label_set
 from core.errors import Cancelled, RunError
-from core.io.atomic import atomic_write_bytes, atomic_write_json
+from core.io.atomic import atomic_write_bytes
 from core.io.paths import REPO_ROOT, cache_dir
-from core.runs import jobs
-from core.runs.executors import ExecutorSpec
-from core.runs.folders import read_json, stamp, write_status
-from core.runs.records import RunStatus, proc_start, status_from
+from core.io.run_folder import RunFolder, RunSpec, result_summary, stamp
+from core.runs.folders import write_status
+from core.runs.local import record_cancelled_if_gone, signal_worker, spawn_worker, worker_pid
+from core.runs.records import (
+    ACTIVE,
+    RunStatus,
+    proc_start,
+    refresh,
+    status,
+    status_from,
+    worker_alive,
+)
+from core.runs.spec import ExecutorSpec
+from core.runs.worker import (
+    LOGGER,
+    StopFlag,
+    execute,
+    progress_writer,
+    request_stop,
+    setup_run_logging,
+)
 
-__all__ = [
-    "RayExecutor",
-    "extract_features_sharded",
-    "parallel_convexity",
-    "require_ray",
-]
+__all__ = ["LOOPBACK_ONLY", "RayExecutor", "require_ray"]
 
 log = logging.getLogger("core.runs.ray_executor")
 PROBE_PREFIX = ".ray-probe-"
@@ -77,7 +87,7 @@ def require_ray() -> Any:
 
 def _raw(run: Path) -> dict[str, Any]:
     """A folder's raw ``status.json`` (a run, a sweep point inside one, or a worker's scratch copy)."""
-    return read_json(Path(run) / "status.json") or {"state": "unknown"}
+    return RunFolder(run).read_status() or {"state": "unknown"}
 
 
 def _remote(fn: Callable[..., Any]) -> Any:
@@ -121,11 +131,13 @@ class _CancelFlag:
 
 
 def _pack(run: Path) -> dict[str, bytes]:
-    """Every file of a run folder except the training state, by relative path (object-store mode)."""
+    """Every file a task wrote into a run folder, by relative path (object-store mode): not the
+    training state, not the settings (the driver's ``config.json`` is the run's, written once)."""
+    kept = (RunFolder.CHECKPOINT, RunFolder.CONFIG)
     return {
         str(p.relative_to(run)): p.read_bytes()
         for p in sorted(run.rglob("*"))
-        if p.is_file() and p.name != "state.pt" and not p.name.startswith(".")
+        if p.is_file() and p.name not in kept and not p.name.startswith(".")
     }
 
 
@@ -155,10 +167,10 @@ def _run_task(
     """Ray task body: run one run folder's job (finetune or sweep) and report its final state."""
     scratch = _enter_worker(cache, probe, mode, threads)
     run = Path(run_dir)
-    if scratch is not None:
+    if scratch is not None:  # a copy of the run folder's settings in the scratch folder
         run = scratch / "runs" / run.name
         run.mkdir(parents=True)
-        atomic_write_json(run / "config.json", spec)
+        RunFolder(run).write_spec(RunSpec.from_dict(spec))
     attempt = int(_raw(run).get("attempt") or 0) + 1
     host = socket.gethostname()
     write_status(
@@ -172,23 +184,19 @@ def _run_task(
         interrupted=False,
         error=None,
     )
-    handler = jobs.setup_run_logging(run)
-
-    def progress(row: dict[str, Any]) -> None:
-        write_status(run, state="running", epoch=row.get("epoch"), step=row.get("step"), last=row)
-
+    handler = setup_run_logging(run)
     try:
-        result = jobs.execute(
-            spec.get("kind"), spec.get("config", {}), run, _CancelFlag(run), progress
+        result = execute(
+            spec.get("kind"), spec.get("config", {}), run, _CancelFlag(run), progress_writer(run)
         )
-        out = TaskOutcome("done", summary=jobs.result_summary(result))
+        out = TaskOutcome("done", summary=result_summary(result))
     except Cancelled:
         out = TaskOutcome("cancelled")
     except KeyboardInterrupt:  # ray.cancel: record it, let Ray see the cancellation
         write_status(run, state="cancelled", error=None, finished_at=stamp())
         raise
     except Exception as exc:  # a deterministic failure: recorded and returned, never retried
-        logging.getLogger("core.runs.jobs").exception("failed")
+        logging.getLogger(LOGGER).exception("failed")
         out = TaskOutcome("failed", f"{type(exc).__name__}: {' '.join(str(exc).split())}")
     finally:
         logging.getLogger("core").removeHandler(handler)
@@ -223,12 +231,21 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, spec: ExecutorSpec) -> None:
-        private = spec.address in (None, "", "local")
+        self.spec = spec
+        self._owns = False
+        self._num_gpus: float | None = None
+        self.probe = f"{PROBE_PREFIX}{secrets.token_hex(8)}"
+        self._probes: set[Path] = set()
+        self._refs: dict[str, Any] = {}
+        self._cancelled: set[str] = set()
+
+    def connect(self) -> Any:
+        """The ``ray`` module, connected to the spec's cluster (a private loopback one without an
+        address) on first use: launching and cancelling a run need no cluster, only its driver does."""
+        private = self.spec.address in (None, "", "local")
         if private and "ray" not in sys.modules:  # single-machine mode: every server on 127.0.0.1
             os.environ.setdefault(LOOPBACK_ONLY, "0")
         ray = require_ray()
-        self.spec = spec
-        self._owns = False
         if not ray.is_initialized():
             env = {"env_vars": {"PYTHONPATH": str(REPO_ROOT)}}
             quiet = {"log_to_driver": False, "logging_level": logging.WARNING, "runtime_env": env}
@@ -237,14 +254,54 @@ class RayExecutor:
                     address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **quiet
                 )
             else:
-                ray.init(address=spec.address, **quiet)
+                ray.init(address=self.spec.address, **quiet)
             self._owns = True
-        gpus = float(ray.cluster_resources().get("GPU", 0))
-        self.num_gpus = spec.num_gpus if spec.num_gpus is not None else (1.0 if gpus > 0 else 0.0)
-        self.probe = f"{PROBE_PREFIX}{secrets.token_hex(8)}"
-        self._probes: set[Path] = set()
-        self._refs: dict[str, Any] = {}
-        self._cancelled: set[str] = set()
+        return ray
+
+    @property
+    def num_gpus(self) -> float:
+        """GPUs per run task: the spec's, else 1 when the cluster has GPUs, else 0."""
+        if self._num_gpus is None:
+            gpus = float(self.connect().cluster_resources().get("GPU", 0))
+            self._num_gpus = self.spec.num_gpus
+            if self._num_gpus is None:
+                self._num_gpus = 1.0 if gpus > 0 else 0.0
+        return self._num_gpus
+
+    # ---------------------------------------------------------------------------------------------
+    # A run's life, seen from any process (no cluster needed)
+
+    def launch(self, run: Path) -> int:
+        """Start the run's detached driver process (it submits the task and waits); returns its pid."""
+        return spawn_worker(run)
+
+    def cancel(self, run: Path, *, force: bool = False, timeout: float | None = None) -> RunStatus:
+        """Flag the run (``cancel_requested``) and send its driver SIGTERM; the driver cancels the
+        task (:meth:`wait`). Waits up to ``timeout`` s (default 0) for the driver to be gone."""
+        raw = refresh(run)
+        if raw.get("state") not in ACTIVE:
+            return status(run)
+        request_stop(run, force=force)
+        write_status(run, cancel_requested=True, cancel_force=bool(force))
+        if worker_alive(run, raw):  # only the driver: its group may hold the cluster it started
+            signal_worker(int(worker_pid(run, raw)), signal.SIGTERM, group=False)
+            deadline = time.monotonic() + (timeout or 0.0)
+            while time.monotonic() < deadline and worker_alive(run, _raw(run)):
+                time.sleep(0.1)
+        return record_cancelled_if_gone(run)
+
+    def drive(self, run: Path, spec: RunSpec | None, stop: StopFlag) -> int:
+        """Inside the run's driver process: submit the task, wait for it, release the cluster."""
+        try:
+            write_status(run, executor=self.name)
+            self.submit(run)
+            final = self.wait([run], stop=stop)[run.name]
+        finally:
+            self.close()
+        return 0 if final.state in ("done", "cancelled") else 1
+
+    # ---------------------------------------------------------------------------------------------
+    # The driver
 
     def _options(self, gpu: bool) -> dict[str, Any]:
         """Resources, retries and environment of one task."""
@@ -267,7 +324,11 @@ class RayExecutor:
     def submit(self, run: Path) -> None:
         """Queue the run folder's job as a task; the status names this process as its driver."""
         run = Path(run).resolve()
-        spec = json.loads((run / "config.json").read_text(encoding="utf-8"))
+        found = RunFolder(run).read_spec()
+        if found is None:
+            raise RunError(f"run {run.name} has no readable settings")
+        spec = found.to_dict()
+        self.connect()
         write_status(
             run,
             state="queued",
@@ -288,27 +349,32 @@ class RayExecutor:
     def _sweep(self, run: Path, spec: dict[str, Any]) -> Any:
         """A sweep: pretrained convexity, every point's fine-tune in parallel, then its table (a task)."""
         from core.geometry.prune_point import suggest_prune_point
-        from core.training.sweep import SweepConfig, pretrained_convexity, resolve_points
+        from core.training.sweep import (
+            SweepConfig,
+            point_config,
+            pretrained_convexity,
+            resolve_points,
+        )
 
         cfg = SweepConfig.from_dict(spec.get("config", {}))
         write_status(run, state="running", started_at=stamp())
-        pre_path = run / "pretrained_convexity.json"
-        if not pre_path.exists():
-            atomic_write_json(pre_path, self.map(pretrained_convexity, [(cfg,)], gpu=True)[0])
-        pre = json.loads(pre_path.read_text(encoding="utf-8"))
+        folder = RunFolder(run)
+        pre = folder.read_json(RunFolder.PRETRAINED_CONVEXITY)
+        if pre is None:
+            pre = self.map(pretrained_convexity, [(cfg,)], gpu=True)[0]
+            folder.write_json(RunFolder.PRETRAINED_CONVEXITY, pre)
         relevant = label_set(cfg.task)
         suggested = suggest_prune_point(pre["curves"][relevant]["scores"], cfg.fraction)
         points = resolve_points(cfg.points, suggested, int(pre["n_layers"]))
         subs = []
         for p in points:
-            sub = run / f"p{p}"
-            if (sub / "result.json").exists():
+            sub = folder.point(p)
+            if sub.file(RunFolder.RESULT).exists():
                 continue
-            sub.mkdir(parents=True, exist_ok=True)
-            sub_cfg = {**cfg.to_dict(), "prune_point": p}
-            atomic_write_json(sub / "config.json", {"kind": "finetune", "config": sub_cfg})
-            subs.append(sub)
-            self.submit(sub)
+            sub.path.mkdir(parents=True, exist_ok=True)
+            sub.ensure_spec(RunSpec("finetune", point_config(cfg, p).to_dict()))
+            subs.append(sub.path)
+            self.submit(sub.path)
         finals = self.wait(subs, stop=lambda: bool(_raw(run).get("cancel_requested")))
         bad = {n: s for n, s in finals.items() if s.state != "done"}
         if bad:
@@ -321,7 +387,7 @@ class RayExecutor:
         self, runs: Sequence[Path], *, stop: Callable[[], bool] | None = None, poll: float = 0.5
     ) -> dict[str, RunStatus]:
         """Until every run is final: collect finished tasks, pass cancel requests on to ``ray.cancel``."""
-        ray = require_ray()
+        ray = self.connect()
         pending = {Path(r).resolve().name: Path(r).resolve() for r in runs}
         out: dict[str, RunStatus] = {}
         while pending:
@@ -340,7 +406,7 @@ class RayExecutor:
                 if (stopping or status.get("cancel_requested")) and name not in self._cancelled:
                     if stopping:
                         write_status(run, cancel_requested=True)
-                    self.cancel(run, force=bool(status.get("cancel_force")))
+                    self._cancel_task(run, force=bool(status.get("cancel_force")))
         return out
 
     def _finish(self, run: Path, ref: Any) -> RunStatus:
@@ -367,9 +433,9 @@ class RayExecutor:
             run, write_status(run, finished_at=stamp(), interrupted=False, **out.final_fields())
         )
 
-    def cancel(self, run: Path, *, force: bool = False) -> RunStatus:
+    def _cancel_task(self, run: Path, *, force: bool = False) -> RunStatus:
         """``ray.cancel`` the run's task (KeyboardInterrupt in the worker; ``force`` kills the worker)."""
-        ray = require_ray()
+        ray = self.connect()
         run = Path(run).resolve()
         ref = self._refs.get(run.name)
         if ref is not None and not isinstance(ref, TaskOutcome):
@@ -381,13 +447,13 @@ class RayExecutor:
     def status(self, run: Path) -> RunStatus:
         """The run's status (kept current by the worker and by :meth:`wait`)."""
         run = Path(run)
-        return status_from(run, read_json(run / "status.json") or {"state": "unknown"})
+        return status_from(run, _raw(run))
 
     def map(
         self, fn: Callable[..., Any], calls: Sequence[tuple], *, gpu: bool = False
     ) -> list[Any]:
         """``fn(*args)`` for every call as parallel tasks (exceptions re-raised here, never retried)."""
-        ray = require_ray()
+        ray = self.connect()
         task = _remote(_call_task).options(**self._options(gpu=gpu))
         return ray.get([task.remote(fn, tuple(args), *self._worker_args()) for args in calls])
 
@@ -399,129 +465,3 @@ class RayExecutor:
         if self._owns:
             require_ray().shutdown()
             self._owns = False
-
-
-# --------------------------------------------------------------------------------------------------
-# Extraction shards and convexity layers
-
-
-def extract_features_sharded(
-    model: str | os.PathLike,
-    selection: Any,
-    executor: Any,
-    *,
-    n_shards: int | None = None,
-    whisper_input: str = "trimmed",
-    batch_size: int = 32,
-    device: str | None = None,
-) -> Any:
-    """Features of (model, selection) extracted in clip-range shards on ``executor``, cached as usual.
-
-    Shards write their rows next to the cache entry when the worker shares the cache (``out_dir``),
-    else return them through the object store; the driver assembles and commits the entry.
-    """
-    from core.data.features import plan_entry, read_valid_entry
-    from core.data.sharded import assemble_shards, plan_shards
-
-    entry, _ = plan_entry(model, selection, whisper_input, "cpu")
-    found, _ = read_valid_entry(entry.directory, entry.key)
-    if found is not None:
-        return found
-    cpus = require_ray().cluster_resources().get("CPU", 1) if executor.name == "ray" else 1
-    ranges = plan_shards(len(entry.table), n_shards or max(1, int(cpus)), align=batch_size)
-    spec = getattr(executor, "spec", None)
-    shared = spec is not None and spec.results != "object-store"
-    out_dir = str(entry.directory / ".shards") if shared else None
-    t0 = time.perf_counter()
-    calls = [
-        (model, selection, a, b, whisper_input, batch_size, device, out_dir) for a, b in ranges
-    ]
-    shards = executor.map(_shard, calls, gpu=True)
-    return assemble_shards(
-        model, selection, shards, whisper_input=whisper_input, seconds=time.perf_counter() - t0
-    )
-
-
-def _shard(
-    model: Any,
-    selection: Any,
-    start: int,
-    stop: int,
-    whisper_input: str,
-    batch_size: int,
-    device: str | None,
-    out_dir: str | None,
-) -> Any:
-    """One shard (a module-level function, so Ray pickles it by reference); falls back to memory."""
-    from core.data.sharded import extract_shard
-
-    if out_dir is not None and not out_dir.startswith(os.environ.get("CONVEXITY_LAB_CACHE", "?")):
-        out_dir = None  # this worker does not share the driver's cache: ship the rows back
-    return extract_shard(
-        model,
-        selection,
-        start,
-        stop,
-        whisper_input=whisper_input,
-        batch_size=batch_size,
-        device=device,
-        out_dir=out_dir,
-    )
-
-
-def _convexity_layer(features: Any, labels: Mapping[str, Any], layer: int, kw: dict) -> Any:
-    """Convexity of every label set at one layer (features: an array or a cache key)."""
-    from core.geometry.convexity import layerwise_convexity
-
-    if isinstance(features, str):
-        from core.data.features import load_cached_features
-
-        features = load_cached_features(features).features
-    elif type(features).__name__ == "ObjectRef":  # nested in the call's args: not resolved by Ray
-        features = require_ray().get(features)
-    return layerwise_convexity(features, dict(labels), layers=[layer], **kw)
-
-
-def parallel_convexity(
-    items: Sequence[tuple[Any, Mapping[str, Any]]],
-    executor: Any,
-    *,
-    layers: Sequence[int] | None = None,
-    **kw: Any,
-) -> list[dict[str, Any]]:
-    """``layerwise_convexity(features, labels, **kw)`` for many feature sets, one task per (set, layer).
-
-    ``items``: (features array or cached-features key, {label set name: labels}). Returns, per item,
-    {name: ConvexityCurve} equal to the one-process result (the pair sampling is seeded per layer).
-    """
-    from core.geometry.convexity import ConvexityCurve
-
-    ray = require_ray() if executor.name == "ray" else None
-    calls, shape = [], []
-    for features, labels in items:
-        n_states = _n_states(features)
-        chosen = list(range(n_states)) if layers is None else [int(i) for i in layers]
-        ref = ray.put(features) if ray is not None and not isinstance(features, str) else features
-        calls += [(ref, dict(labels), i, kw) for i in chosen]
-        shape.append(chosen)
-    flat = executor.map(_convexity_layer, calls, gpu=False)
-    out, pos = [], 0
-    for chosen in shape:
-        parts = flat[pos : pos + len(chosen)]
-        pos += len(chosen)
-        out.append(
-            {
-                name: ConvexityCurve(name, tuple(chosen), tuple(p[name].results[0] for p in parts))
-                for name in parts[0]
-            }
-        )
-    return out
-
-
-def _n_states(features: Any) -> int:
-    """Hidden states (L+1) of a feature array or cached-features key."""
-    if isinstance(features, str):
-        from core.data.features import load_cached_features
-
-        return int(load_cached_features(features).features.shape[1])
-    return int(features.shape[1])

@@ -12,14 +12,15 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from core.errors import LabError
+from core.io.records import Record
 from core.io.run_folder import RunFolder
 from core.runs.folders import (
-    read_json,
     read_metrics,
     read_status,
     run_dir,
@@ -28,9 +29,15 @@ from core.runs.folders import (
     write_status,
 )
 
+if TYPE_CHECKING:
+    from core.training.finetune_result import FinetuneResult
+    from core.training.model_convexity import ConvexityComparison
+    from core.training.sweep import SweepResult
+
 __all__ = [
     "ACTIVE",
     "FINAL",
+    "EpochEstimate",
     "PointProgress",
     "RunProgress",
     "RunStatus",
@@ -42,6 +49,7 @@ __all__ = [
     "median_epoch_seconds",
     "progress",
     "result",
+    "run_folders",
     "status",
     "status_from",
     "sweep_points",
@@ -49,18 +57,11 @@ __all__ = [
 
 ACTIVE = ("queued", "running")
 FINAL = ("done", "failed", "cancelled")
-CANCEL_MARKER = "cancel.request"  # written by cancel(), polled by the worker
-SPAWN_FILE = "spawn.json"  # pid of the worker process start() launched, before it reports itself
-
-
-def _from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """An instance of dataclass ``cls`` from the keys of ``data`` it knows (files may hold more)."""
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+STALE_AFTER_S = 3600.0  # a final run's lock and staging files this old belong to no live writer
 
 
 @dataclass(frozen=True)
-class RunStatus:
+class RunStatus(Record):
     """One run as its folder and its live worker describe it (``state``: queued/running/done/failed/cancelled).
 
     ``attempt``/``parent``: a restart is a new run folder with ``attempt`` + 1 whose ``parent`` is the
@@ -103,17 +104,12 @@ class RunStatus:
         return "cancelling" if self.active and self.cancel_requested else self.state
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON."""
+        """Every field, ``None`` ones too (what ``jobs status --json`` prints)."""
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunStatus:
-        """From a JSON dict, ignoring unknown keys."""
-        return _from_dict(cls, data)
 
 
 @dataclass(frozen=True)
-class RunProgress:
+class RunProgress(Record):
     """Elapsed time and estimated time remaining of a run (seconds; None where nothing supports an estimate).
 
     ``elapsed_s`` adds up every attempt of the run (a resume continues it). ``seconds_per_epoch`` is the
@@ -135,13 +131,8 @@ class RunProgress:
     phase: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON."""
+        """Every field, ``None`` ones too (what ``jobs status --json`` prints)."""
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunProgress:
-        """From a JSON dict, ignoring unknown keys."""
-        return _from_dict(cls, data)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -184,7 +175,7 @@ def worker_alive(run: Path, raw: dict[str, Any]) -> bool:
     """Whether the run's worker (as it reported itself, else as start() spawned it) is running."""
     if raw.get("pid"):
         return pid_alive(raw.get("pid"), run, raw.get("pid_start"))
-    spawned = read_json(run / SPAWN_FILE) or {}
+    spawned = RunFolder(run).read_json(RunFolder.SPAWN) or {}
     return pid_alive(spawned.get("pid"), run)
 
 
@@ -193,14 +184,14 @@ def refresh(run: Path) -> dict[str, Any]:
     raw = read_status(run)
     if raw.get("state") not in ACTIVE:
         return raw
-    if not raw.get("pid") and not (run / SPAWN_FILE).exists():
+    if not raw.get("pid") and not RunFolder(run).file(RunFolder.SPAWN).exists():
         return raw  # created, never started: genuinely queued
     if worker_alive(run, raw):
         return raw
     raw = read_status(run)  # it may have finished between the two reads
     if raw.get("state") not in ACTIVE:
         return raw
-    pid = raw.get("pid") or (read_json(run / SPAWN_FILE) or {}).get("pid")
+    pid = raw.get("pid") or (RunFolder(run).read_json(RunFolder.SPAWN) or {}).get("pid")
     return write_status(
         run,
         state="failed",
@@ -212,14 +203,16 @@ def refresh(run: Path) -> dict[str, Any]:
 
 def status_from(run: Path, raw: dict[str, Any]) -> RunStatus:
     """RunStatus from a folder (a run, or a sweep point inside one) and its (refreshed) raw status."""
-    spec = read_json(run / "config.json") or {}
+    folder = RunFolder(run)
+    spec = folder.read_spec()
     data = {
         **raw,
         "run_id": run.name,
-        "kind": raw.get("kind") or spec.get("kind", "unknown"),
-        "config": spec.get("config") or {},
+        "kind": raw.get("kind") or (spec.kind if spec is not None else "unknown"),
+        "config": dict(spec.config) if spec is not None else {},
         "summary": raw.get("summary") or {},
-        "cancel_requested": (run / CANCEL_MARKER).exists() or bool(raw.get("cancel_requested")),
+        "cancel_requested": folder.file(RunFolder.CANCEL).exists()
+        or bool(raw.get("cancel_requested")),
     }
     return RunStatus.from_dict(data)
 
@@ -234,33 +227,78 @@ def status(run_id: str | os.PathLike) -> RunStatus:
     return status_from(run, refresh(run))
 
 
+def run_folders() -> list[RunFolder]:
+    """The run folders under the runs folder: real folders with settings; a stray file, a symbolic
+    link or a folder without a readable ``config.json`` is skipped."""
+    found = []
+    for path in runs_root().iterdir():
+        try:
+            if path.name.startswith(".") or path.is_symlink() or not path.is_dir():
+                continue
+        except OSError:
+            continue
+        folder = RunFolder(path)
+        if folder.read_spec() is not None:
+            found.append(folder)
+    return found
+
+
 def list_runs() -> list[RunStatus]:
-    """Every run under the runs folder, newest first (dead workers detected)."""
+    """Every run under the runs folder, newest first (dead workers detected; stale lock and staging
+    files of finished runs removed). A folder that cannot be read as a run is left out, never a crash."""
     out = []
-    for run in runs_root().iterdir():
-        if run.is_dir() and not run.name.startswith(".") and (run / "config.json").is_file():
-            out.append(status_from(run, refresh(run)))
+    for folder in run_folders():
+        try:
+            current = status_from(folder.path, refresh(folder.path))
+        except (LabError, OSError, TypeError, ValueError):
+            continue  # a malformed status.json: not a run to list
+        if current.state in FINAL and not worker_alive(folder.path, read_status(folder.path)):
+            folder.clean_stale(STALE_AFTER_S)
+        out.append(current)
     # by queue time: ids of one second sort by their random suffix, not by when they were made
     return sorted(out, key=lambda r: (r.queued_at or 0.0, r.run_id), reverse=True)
 
 
-def result(run_id: str | os.PathLike) -> dict[str, Any] | None:
-    """A finished run's result document (a fine-tune's ``result.json``, a sweep's ``results.json``);
-    None before. Callers type it (``FinetuneResult.from_dict``, ``SweepResult.from_dict``)."""
-    return RunFolder(run_dir(run_id)).read_result()
+def result(run_id: str | os.PathLike) -> FinetuneResult | SweepResult | None:
+    """A finished run's typed result (a fine-tune's ``result.json``, a sweep's ``results.json``);
+    None before, or when the document is not one."""
+    from core.training.finetune_result import FinetuneResult
+    from core.training.sweep import SweepResult
+
+    folder = RunFolder(run_dir(run_id))
+    data = folder.read_result()
+    if data is None:
+        return None
+    spec = folder.read_spec()
+    kind = SweepResult if spec is not None and spec.kind == "sweep" else FinetuneResult
+    try:
+        return kind.from_dict(data)
+    except (LabError, KeyError, TypeError, ValueError):
+        return None
 
 
-def convexity(run_id: str | os.PathLike) -> dict[str, Any] | None:
-    """A finished fine-tune's pretrained vs fine-tuned convexity curves (``convexity.json``), or None."""
-    return read_json(run_dir(run_id) / "convexity.json")
+def convexity(run_id: str | os.PathLike) -> ConvexityComparison | None:
+    """A finished fine-tune's pretrained vs fine-tuned convexity curves (``convexity.json``), or None.
+
+    A file written before the split and clip count were recorded reads with ``split=""`` and
+    ``n_clips=0`` (unknown)."""
+    from core.training.model_convexity import ConvexityComparison
+
+    data = RunFolder(run_dir(run_id)).read_json(RunFolder.CONVEXITY)
+    if not isinstance(data, dict):
+        return None
+    try:
+        return ConvexityComparison.from_dict({"split": "", "n_clips": 0, **data})
+    except LabError:
+        return None
 
 
 def log_tail(run_id: str | os.PathLike, lines: int = 40) -> str:
     """The last ``lines`` lines of a run's ``train.log`` and ``worker.out`` (empty if none)."""
-    run = run_dir(run_id)
+    folder = RunFolder(run_dir(run_id))
     parts = []
-    for name in ("train.log", "worker.out"):
-        path = run / name
+    for name in (RunFolder.LOG, RunFolder.WORKER_OUT):
+        path = folder.file(name)
         if path.exists():
             text = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
             if text:
@@ -276,9 +314,22 @@ def _timestamp(iso: str | None) -> float | None:
         return None
 
 
+@dataclass(frozen=True)
+class EpochEstimate(Record):
+    """Where a fine-tune stands in its epochs, from its metric rows (see :func:`estimate_progress`)."""
+
+    epoch: int
+    epochs: int | None
+    epoch_fraction: float
+    seconds_per_epoch: float | None
+    epoch_remaining_s: float | None
+    total_remaining_s: float | None
+    phase: str
+
+
 def estimate_progress(
     rows: list[dict[str, Any]], epochs: int | None, started: float | None, now: float
-) -> dict[str, Any]:
+) -> EpochEstimate:
     """Current epoch, its fraction done, seconds per epoch, remaining time and phase from metric rows.
 
     ``rows`` as ``metrics.jsonl`` holds them: ``train`` rows (``epoch``, ``epoch_progress``, ``time``),
@@ -314,21 +365,12 @@ def estimate_progress(
             )
             if gained > 0:
                 per_epoch = max(0.0, float(last["time"]) - float(first["time"])) / gained
-    out: dict[str, Any] = {
-        "epoch": epoch,
-        "epochs": epochs,
-        "epoch_fraction": fraction,
-        "seconds_per_epoch": per_epoch,
-        "epoch_remaining_s": None,
-        "total_remaining_s": None,
-        "phase": phase,
-    }
+    left = total = None
     if per_epoch is not None and phase != "final evaluation":
         left = per_epoch * (1.0 - fraction)
-        out["epoch_remaining_s"] = left
         if epochs is not None:
-            out["total_remaining_s"] = left + max(0, epochs - epoch) * per_epoch
-    return out
+            total = left + max(0, epochs - epoch) * per_epoch
+    return EpochEstimate(epoch, epochs, fraction, per_epoch, left, total, phase)
 
 
 def median_epoch_seconds(rows: list[dict[str, Any]]) -> float | None:
@@ -391,14 +433,14 @@ def progress(run_id: str | os.PathLike, *, now: float | None = None) -> RunProgr
     epochs = current.config.get("epochs")
     est = estimate_progress(read_metrics(run_id), epochs, started, now)
     if current.state == "done":
-        est.update(epoch_remaining_s=0.0, total_remaining_s=0.0, phase="done")
+        est = replace(est, epoch_remaining_s=0.0, total_remaining_s=0.0, phase="done")
     elif not current.active:
-        est.update(epoch_remaining_s=None, total_remaining_s=None, phase=current.state)
-    return RunProgress(**{**base, **est})
+        est = replace(est, epoch_remaining_s=None, total_remaining_s=None, phase=current.state)
+    return RunProgress(**{**base, **asdict(est)})
 
 
 @dataclass(frozen=True)
-class PointProgress:
+class PointProgress(Record):
     """One prune point of a sweep: its state, epoch, progress, time left and the accuracies it reported."""
 
     prune_point: int
@@ -413,27 +455,24 @@ class PointProgress:
 
 def sweep_points(run_id: str | os.PathLike, *, now: float | None = None) -> list[PointProgress]:
     """Progress of every prune point a sweep has started, shallowest first, by :func:`estimate_progress`."""
-    from core.runs.folders import read_metrics_file
-
     run = run_dir(run_id)
     current = status(run_id)
     epochs = int(current.config.get("epochs") or 1)
     now = time.time() if now is None else now
     out = []
-    subs = [p for p in run.glob("p*") if p.is_dir() and p.name[1:].isdigit()]
-    for sub in sorted(subs, key=lambda q: int(q.name[1:])):
-        result = read_json(sub / "result.json")
-        rows = read_metrics_file(sub / "metrics.jsonl")
+    for sub in RunFolder(run).points():
+        result = sub.read_json(RunFolder.RESULT)
+        rows = sub.read_metrics()
         evals = [r for r in rows if r.get("kind") == "eval"]
         est = estimate_progress(rows, epochs, None, now)
         if result:
             state, fraction, left = "done", 1.0, 0.0
         else:
-            state = est["phase"] if current.active else current.state
+            state = est.phase if current.active else current.state
             done_epochs = max((int(r["epoch"]) for r in evals), default=0)
-            fraction = min(1.0, (max(0, est["epoch"] - 1) + est["epoch_fraction"]) / epochs)
+            fraction = min(1.0, (max(0, est.epoch - 1) + est.epoch_fraction) / epochs)
             fraction = max(fraction, done_epochs / epochs)
-            left = est["total_remaining_s"] if current.active else None
+            left = est.total_remaining_s if current.active else None
         out.append(
             PointProgress(
                 prune_point=int(sub.name[1:]),

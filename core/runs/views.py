@@ -1,6 +1,6 @@
 """Read-only views of run folders for the dashboard: finished fine-tunes, sweeps and saved benchmarks.
 
-Nothing here trains or measures: fine-tunes, sweeps and cost benchmarks run as ``core.runs.jobs``
+Nothing here trains or measures: fine-tunes, sweeps and cost benchmarks run as ``core.runs.lifecycle``
 workers (their own processes), and these views read what they wrote. Accuracy is reported as the test
 split's (the headline) with the selection split's beside it, each with its clip count; a sweep point's
 cost is its own side-by-side benchmark's pruned / full ratio, never a quotient of separate runs.
@@ -14,8 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.errors import LabError
+from core.geometry.curves import LayerCurve
 from core.io.paths import cache_dir
-from core.runs.folders import read_json, runs_root
+from core.io.run_folder import RunFolder
+from core.runs.folders import runs_root
 
 if TYPE_CHECKING:
     from core.training.finetune_result import FinetuneResult
@@ -34,7 +37,6 @@ __all__ = [
     "finished_results",
     "list_benchmarks",
     "ratio_axis",
-    "read_json",
     "sweep_view",
 ]
 
@@ -45,7 +47,6 @@ COST_METRIC = (
 
 def _registry_layers(model: str) -> int | None:
     """Depth L of a registry model or a local model folder (None if unknown)."""
-    from core.errors import LabError
     from core.models.registry import MODELS, resolve_model
 
     spec = MODELS.get(model)
@@ -112,10 +113,9 @@ class FinishedRun:
     @property
     def epoch_seconds_median(self) -> float | None:
         """Median epoch training time over every attempt, from the run's metrics (as its progress says)."""
-        from core.runs.folders import read_metrics_file
         from core.runs.records import median_epoch_seconds
 
-        median = median_epoch_seconds(read_metrics_file(self.path / "metrics.jsonl"))
+        median = median_epoch_seconds(RunFolder(self.path).read_metrics())
         return median if median is not None else self.result.epoch_seconds_median
 
     @property
@@ -160,13 +160,25 @@ def comparison_source(full: FinishedRun, pruned: FinishedRun) -> dict[str, Any]:
     }
 
 
-def _finetune_config(folder: Path, run: Path) -> dict[str, Any]:
+def _finetune_config(folder: RunFolder, run: RunFolder) -> dict[str, Any]:
     """The fine-tune config of a finished result (its own folder, else the sweep's)."""
     for candidate in (folder, run):
-        cfg = (read_json(candidate / "config.json") or {}).get("config")
-        if cfg:
-            return cfg
+        spec = candidate.read_spec()
+        if spec is not None and spec.config:
+            return dict(spec.config)
     return {}
+
+
+def _finished_candidates(run: RunFolder) -> list[tuple[RunFolder, str]]:
+    """The folders of a run that may hold a finished fine-tune, with their labels (deepest point first)."""
+    spec = run.read_spec()
+    if spec is None:
+        return []
+    if spec.kind == "finetune":
+        return [(run, run.name)]
+    if spec.kind == "sweep":
+        return [(p, f"{run.name} / {p.name}") for p in reversed(run.points())]
+    return []
 
 
 def finished_results(root: str | Path | None = None) -> list[FinishedRun]:
@@ -177,41 +189,35 @@ def finished_results(root: str | Path | None = None) -> list[FinishedRun]:
     out: list[FinishedRun] = []
     if not root.is_dir():
         return out
-    for run in sorted(root.iterdir(), reverse=True):
-        if not run.is_dir() or run.name.startswith("."):
+    for path in sorted(root.iterdir(), reverse=True):
+        if path.name.startswith(".") or path.is_symlink() or not path.is_dir():
             continue
-        spec = read_json(run / "config.json") or {}
-        if spec.get("kind") == "finetune":
-            candidates = [(run, run.name)]
-        elif spec.get("kind") == "sweep":
-            subs = sorted(run.glob("p*/result.json"), key=lambda q: -int(q.parent.name[1:] or 0))
-            candidates = [(q.parent, f"{run.name} / {q.parent.name}") for q in subs]
-        else:
-            continue
-        pre = read_json(run / "pretrained_convexity.json") or {}
+        run = RunFolder(path)
+        candidates = _finished_candidates(run)
+        pre = run.read_json(RunFolder.PRETRAINED_CONVEXITY) or {} if candidates else {}
         for folder, label in candidates:
-            data = read_json(folder / "result.json")
+            data = folder.read_json(RunFolder.RESULT)
             if not data:
                 continue
             try:
                 result = FinetuneResult.from_dict(data)
-            except (KeyError, TypeError, ValueError):
+            except (LabError, KeyError, TypeError, ValueError):
                 continue  # damaged or foreign result.json: not a finished run to compare
-            cfg = _finetune_config(folder, run)
             p = result.prune_point
-            n = pre.get("n_layers") or _registry_layers(result.model)
-            own = (read_json(folder / "config.json") or {}).get("config", {})
-            if own.get("prune_point") is None and spec.get("kind") == "finetune":
+            n = pre.get("n_layers") if isinstance(pre, dict) else None
+            n = n or _registry_layers(result.model)
+            own = folder.read_spec()
+            if folder is run and own is not None and own.config.get("prune_point") is None:
                 n = p  # a full-model run
             out.append(
                 FinishedRun(
                     id=label,
-                    path=folder,
-                    run=run,
+                    path=folder.path,
+                    run=run.path,
                     pruned=n is not None and p < n,
                     depth=n,
                     result=result,
-                    config=cfg,
+                    config=_finetune_config(folder, run),
                 )
             )
     return out
@@ -250,7 +256,7 @@ class SweepRow:
 
 @dataclass(frozen=True)
 class SweepView:
-    """A sweep's rows, suggested point, rule fraction and pretrained curves (``{"scores", "sems"}``)."""
+    """A sweep's rows, suggested point, rule fraction and pretrained curves by label set."""
 
     run_id: str
     model: str
@@ -258,7 +264,7 @@ class SweepView:
     suggested: int | None
     fraction: float | None
     rows: tuple[SweepRow, ...]
-    pretrained: dict[str, dict[str, list[float]]]
+    pretrained: dict[str, LayerCurve]
     seed: int | None = None
 
     def table(self) -> list[dict[str, Any]]:
@@ -336,21 +342,34 @@ def _score(accuracy: Any, split: str | None, n: Any) -> Score | None:
     return Score(float(accuracy), str(split or "?"), int(n or 0))
 
 
+def _curves(raw: Any) -> dict[str, LayerCurve]:
+    """Typed pretrained curves by label set; a curve that is not one is left out."""
+    out = {}
+    for name, curve in (raw if isinstance(raw, dict) else {}).items():
+        try:
+            out[str(name)] = LayerCurve.from_dict(curve)
+        except LabError:
+            continue
+    return out
+
+
 def sweep_view(run: str | Path) -> SweepView | None:
     """A sweep's rows, suggested point and pretrained curves (None if it has no results yet)."""
-    run = Path(run)
-    res = read_json(run / "results.json")
-    pre = read_json(run / "pretrained_convexity.json")
-    if not res or not res.get("rows"):
+    folder = RunFolder(Path(run))
+    res = folder.read_json(RunFolder.SWEEP_RESULTS)
+    pre = folder.read_json(RunFolder.PRETRAINED_CONVEXITY)
+    if not isinstance(res, dict) or not res.get("rows"):
         return None
-    spec = read_json(run / "config.json") or {}
-    cfg = spec.get("config", {})
+    spec = folder.read_spec()
+    cfg = dict(spec.config) if spec is not None else {}
     eval_split = res.get("eval_split") or cfg.get("eval_split") or "validation"
     test_split = res.get("test_split") or cfg.get("test_split") or "test"
     rows = []
     for r in sorted(res["rows"], key=lambda r: r["prune_point"]):
         p = int(r["prune_point"])
-        point = read_json(run / f"p{p}" / "result.json") or {}
+        point = folder.point(p).read_json(RunFolder.RESULT) or {}
+        bench_name = RunFolder.benchmark_name(p)
+        bench = folder.read_json(bench_name)
         rows.append(
             SweepRow(
                 prune_point=p,
@@ -360,20 +379,20 @@ def sweep_view(run: str | Path) -> SweepView | None:
                     float(r["accuracy"]), str(eval_split), int(point.get("n_eval") or 0)
                 ),
                 params_total=int(r.get("params_total") or 0),
-                cost=_cost_ratio(read_json(run / f"benchmark_p{p}.json")),
-                benchmark_id=f"{run.name} / benchmark_p{p}"
-                if (run / f"benchmark_p{p}.json").exists()
+                cost=_cost_ratio(bench),
+                benchmark_id=f"{folder.name} / {Path(bench_name).stem}"
+                if folder.file(bench_name).exists()
                 else None,
             )
         )
     return SweepView(
-        run_id=run.name,
+        run_id=folder.name,
         model=str(res.get("model") or cfg.get("model") or ""),
         task=str(cfg.get("task", res.get("task", "words"))),
         suggested=res.get("suggested"),
         fraction=res.get("fraction", cfg.get("fraction")),
         rows=tuple(rows),
-        pretrained=(pre or {}).get("curves") or res.get("pretrained_convexity") or {},
+        pretrained=_curves((pre or {}).get("curves") or res.get("pretrained_convexity") or {}),
         seed=cfg.get("seed"),
     )
 
@@ -401,25 +420,23 @@ def list_benchmarks(root: str | Path | None = None) -> list[SavedBenchmark]:
     base = Path(root) if root is not None else benchmarks_root()
     runs = runs_root() if root is None else base.parent / "runs"
     found: list[tuple[str, SavedBenchmark]] = []
-    for run in runs.iterdir() if runs.is_dir() else []:
-        if not run.is_dir() or run.name.startswith("."):
+    for path in runs.iterdir() if runs.is_dir() else []:
+        if path.name.startswith(".") or path.is_symlink() or not path.is_dir():
             continue
-        data = read_json(run / "benchmark.json")
+        run = RunFolder(path)
+        data = run.read_json(RunFolder.BENCHMARK)
         if data:
-            found.append(
-                (run.name, SavedBenchmark(run.name, run / "benchmark.json", data, run.name))
-            )
-        for path in run.glob("benchmark_p*.json"):
-            data = read_json(path)
+            saved = SavedBenchmark(run.name, run.file(RunFolder.BENCHMARK), data, run.name)
+            found.append((run.name, saved))
+        for _, bench in run.point_benchmarks():
+            data = run.read_json(bench.name)
             if data:
-                bid = f"{run.name} / {path.stem}"
-                found.append((run.name, SavedBenchmark(bid, path, data, run.name)))
-    for folder in base.iterdir() if base.is_dir() else []:
-        data = read_json(folder / "benchmark.json")
+                bid = f"{run.name} / {bench.stem}"
+                found.append((run.name, SavedBenchmark(bid, bench, data, run.name)))
+    for old in base.iterdir() if base.is_dir() else []:  # an older page's folder: the same file
+        data = RunFolder(old).read_json(RunFolder.BENCHMARK)
         if data:
-            found.append(
-                (folder.name, SavedBenchmark(folder.name, folder / "benchmark.json", data))
-            )
+            found.append((old.name, SavedBenchmark(old.name, old / RunFolder.BENCHMARK, data)))
     for _, saved in sorted(found, key=lambda t: (t[0], t[1].id), reverse=True):
         out.append(saved)
     return out

@@ -40,8 +40,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.errors import LabError
+from core.errors import LabError, RecordError
 from core.io.atomic import atomic_write_bytes, atomic_write_json
+from core.io.records import Record, from_dict
+from core.io.run_folder import RunFolder
 from core.training.configs import BenchmarkConfig
 
 __all__ = [
@@ -117,7 +119,7 @@ def ratio_spread(full: Sequence[float], pruned: Sequence[float]) -> RatioSpread:
 
 
 @dataclass(frozen=True)
-class BenchmarkRow:
+class BenchmarkRow(Record):
     """One measured quantity for both models; ``ratio`` is pruned / full (median over repeats)."""
 
     metric: str  # stable machine name, e.g. "train_step_seconds"
@@ -146,11 +148,6 @@ class BenchmarkRow:
             k: (None if isinstance(v, float) and math.isnan(v) else v)
             for k, v in asdict(self).items()
         }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BenchmarkRow:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 def _exact_row(metric: str, label: str, unit: str, full: float, pruned: float) -> BenchmarkRow:
@@ -207,7 +204,7 @@ def _rate_row(
 
 
 @dataclass(frozen=True)
-class BenchmarkContext:
+class BenchmarkContext(Record):
     """Where and under what load the benchmark ran (load averages over 1, 5, 15 min, before and after)."""
 
     device: str
@@ -252,21 +249,9 @@ class BenchmarkContext:
             return f"load {verb} {before:.1f} -> {after:.1f} during the run"
         return f"load ranged {low:.1f}-{high:.1f} during the run ({before:.1f} -> {after:.1f})"
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BenchmarkContext:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            **{
-                **data,
-                "load_before": tuple(data["load_before"]),
-                "load_after": tuple(data["load_after"]),
-                "load_during": tuple(data.get("load_during") or ()),
-            }
-        )
-
 
 @dataclass(frozen=True)
-class BenchmarkResult:
+class BenchmarkResult(Record):
     """Full vs pruned cost table of one model and prune point, with how and where it was measured."""
 
     model: str
@@ -326,27 +311,18 @@ class BenchmarkResult:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BenchmarkResult:
-        """Inverse of :meth:`to_dict`; BenchmarkFormatError for an older or damaged layout."""
+    def from_dict(cls, data: Any) -> BenchmarkResult:
+        """Inverse of :meth:`to_dict` (the shared record reader); BenchmarkFormatError for an older
+        or damaged layout."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise BenchmarkFormatError(
                 "saved by an older version (no spread over repeats): run the benchmark again"
             )
+        known = {k: v for k, v in data.items() if not (k in OPTIONAL and v is None)}
         try:
-            return cls(
-                **{
-                    k: data[k]
-                    for k in cls.__dataclass_fields__
-                    if k not in ("context", "rows", *OPTIONAL)
-                },
-                **{k: data[k] for k in OPTIONAL if data.get(k) is not None},
-                context=BenchmarkContext.from_dict(data["context"]),
-                rows=tuple(BenchmarkRow.from_dict(r) for r in data["rows"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BenchmarkFormatError(
-                f"damaged benchmark file ({type(exc).__name__}: {exc})"
-            ) from exc
+            return from_dict(cls, known)
+        except RecordError as exc:
+            raise BenchmarkFormatError(f"damaged benchmark file ({exc})") from exc
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -796,10 +772,10 @@ CSV_FIELDS = [
 def save_benchmark(result: BenchmarkResult, directory: str | os.PathLike) -> tuple[Path, Path]:
     """Write ``benchmark.json`` and ``benchmark.csv`` (rows) atomically into ``directory``."""
     directory = Path(directory)
-    jpath = atomic_write_json(directory / "benchmark.json", result.to_dict())
+    jpath = atomic_write_json(directory / RunFolder.BENCHMARK, result.to_dict())
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(r.to_dict() for r in result.rows)
-    cpath = atomic_write_bytes(directory / "benchmark.csv", buf.getvalue().encode())
+    cpath = atomic_write_bytes(directory / RunFolder.BENCHMARK_CSV, buf.getvalue().encode())
     return jpath, cpath

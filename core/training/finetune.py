@@ -43,7 +43,6 @@ from torch import nn
 
 from core.data.datasets import label_set
 from core.errors import Cancelled
-from core.io.atomic import atomic_write_json
 from core.io.run_folder import RunFolder
 from core.models.classifier import (
     autocast,
@@ -176,7 +175,7 @@ def make_optimiser(cfg: FinetuneConfig, clf: nn.Module, n_train: int) -> Optimis
 def resume(run: Path, model: Model, optim: Optimisation) -> TrainState:
     """Step 4: continue from ``state.pt`` if the folder has one (metrics of unfinished epochs dropped)."""
     repair_checkpoint_dirs(run)
-    path = run / "state.pt"
+    path = RunFolder(run).file(RunFolder.CHECKPOINT)
     if not path.exists():
         return TrainState()
     state = load_state(path, model.clf, optim.opt, optim.sched)
@@ -273,6 +272,7 @@ def evaluate_and_checkpoint(
 ) -> None:
     """Step 6: score the epoch on the selection split, measure the probe point (before the checkpoint,
     so a resumed run redoes it with the epoch); save ``best/`` if it improved, ``last/``, ``state.pt``."""
+    folder = RunFolder(run)
     state.epoch = epoch + 1
     state.train_seconds += epoch_seconds
     ev = evaluate(
@@ -286,13 +286,13 @@ def evaluate_and_checkpoint(
     improved = ev.accuracy > state.best_accuracy
     if improved:
         state.best_accuracy, state.best_epoch = ev.accuracy, epoch + 1
-        save_model_dir(model.clf, model.enc, run / "best")
+        save_model_dir(model.clf, model.enc, folder.file(RunFolder.BEST_MODEL))
     if probe is not None:
         record_point(cfg, model, probe, run, epoch + 1, state.global_step, 1.0)
     if cfg.keep_epochs:
-        save_model_dir(model.clf, model.enc, RunFolder(run).epoch_model(epoch + 1))
-    save_model_dir(model.clf, model.enc, run / "last")
-    save_state(run / "state.pt", model.clf, optim.opt, optim.sched, state)
+        save_model_dir(model.clf, model.enc, folder.epoch_model(epoch + 1))
+    save_model_dir(model.clf, model.enc, folder.file(RunFolder.LAST_MODEL))
+    save_state(folder.file(RunFolder.CHECKPOINT), model.clf, optim.opt, optim.sched, state)
     row = {
         "kind": "eval",
         "step": state.global_step,
@@ -303,7 +303,7 @@ def evaluate_and_checkpoint(
         "epoch_seconds": epoch_seconds,
         "time": time.time(),
     }
-    RunFolder(run).append_metric(row)
+    folder.append_metric(row)
     progress(row)
     log.info(
         "epoch %d/%d: %s accuracy %.4f loss %.4f (%.1f s)%s",
@@ -372,7 +372,7 @@ def score_best_checkpoint(
     cfg: FinetuneConfig, run: Path, selection: LabelledClips, test: LabelledClips, device: Any
 ) -> tuple[EvalResult, EvalResult | None]:
     """Step 7: the best checkpoint (reloaded from disk) on the selection split and on the test clips."""
-    clf, enc = load_classifier(run / "best", device=device)
+    clf, enc = load_classifier(RunFolder(run).file(RunFolder.BEST_MODEL), device=device)
     best = evaluate(
         clf, enc, selection.waves, selection.targets, batch_size=cfg.eval_batch_size, bf16=cfg.bf16
     )
@@ -390,7 +390,7 @@ def compare_convexity(
 ) -> ConvexityComparison:
     """Step 8: word and speaker convexity of the best checkpoint and of the pretrained encoder on ``clips``."""
     log.info("convexity of word and speaker labels on %d %s clips", len(clips), clips.split)
-    _, tuned_enc = load_classifier(run / "best", device=device)
+    _, tuned_enc = load_classifier(RunFolder(run).file(RunFolder.BEST_MODEL), device=device)
     tuned = pooled_features(tuned_enc, clips.waves, cfg.eval_batch_size)
     del tuned_enc
     pre = load_encoder(cfg.model, whisper_input=cfg.whisper_input, device=device)
@@ -411,7 +411,7 @@ def compare_convexity(
         pretrained=curves(pretrained),
         finetuned=curves(tuned),
     )
-    atomic_write_json(run / "convexity.json", comparison.to_dict())
+    RunFolder(run).write_json(RunFolder.CONVEXITY, comparison.to_dict())
     return comparison
 
 
@@ -481,12 +481,15 @@ def finetune(
         epoch_seconds_median=float(np.median(epoch_times)) if epoch_times else None,
         steps_per_epoch=steps_per_epoch,
         device=str(device),
-        checkpoints={"best": str(run / "best"), "last": str(run / "last")},
+        checkpoints={
+            "best": str(RunFolder(run).file(RunFolder.BEST_MODEL)),
+            "last": str(RunFolder(run).file(RunFolder.LAST_MODEL)),
+        },
         test_split=test.split if scored is not None else None,
         test=scored,
         convexity=convexity,
         split_rule=split_rule(data.table, cfg.task),
         total_seconds=time.perf_counter() - t_start,
     )
-    atomic_write_json(run / "result.json", result.to_dict())
+    RunFolder(run).write_json(RunFolder.RESULT, result.to_dict())
     return result

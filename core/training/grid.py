@@ -36,6 +36,7 @@ from typing import Any
 from core.data.datasets import label_set
 from core.errors import LabError
 from core.io.paths import cache_dir
+from core.io.records import Record
 from core.results.provenance import Provenance
 
 __all__ = [
@@ -94,7 +95,7 @@ def parse_points(text: str | Sequence[Any]) -> tuple[str | int, ...]:
 
 
 @dataclass(frozen=True)
-class GridSpec:
+class GridSpec(Record):
     """Models x tasks x points x seeds and the shared training recipe (FinetuneConfig fields)."""
 
     models: tuple[str, ...]
@@ -128,15 +129,6 @@ class GridSpec:
         d = asdict(self)
         d["train"] = dict(self.train)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GridSpec:
-        """Inverse of :meth:`to_dict`."""
-        d = dict(data)
-        for k in ("models", "tasks", "points", "seeds"):
-            if k in d:
-                d[k] = tuple(d[k])
-        return cls(**d)
 
     def finetune_dict(self, model: str, task: str, point: int, seed: int) -> dict[str, Any]:
         """The FinetuneConfig dict of one cell."""
@@ -300,7 +292,7 @@ def benchmark_cell(spec: GridSpec, model: str, task: str, point: int, n_labels: 
 
 
 @dataclass(frozen=True)
-class GridRow:
+class GridRow(Record):
     """One (model, task, point) of the table: accuracy over seeds, failures, cost ratios."""
 
     model: str
@@ -323,14 +315,9 @@ class GridRow:
         d["cost_ratios"], d["failed"] = dict(self.cost_ratios), dict(self.failed)
         return d
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GridRow:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**{**data, "seeds_done": tuple(data["seeds_done"])})
-
 
 @dataclass(frozen=True)
-class GridTable:
+class GridTable(Record):
     """The grid's results: spec, rows, cells still missing, when and how it ran."""
 
     grid_id: str
@@ -352,12 +339,6 @@ class GridTable:
             "executor": self.executor,
             "created": self.created,
         }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GridTable:
-        """Inverse of :meth:`to_dict`."""
-        rows = tuple(GridRow.from_dict(r) for r in data["rows"])
-        return cls(**{**data, "rows": rows})
 
     def records(self) -> list[dict[str, Any]]:
         """Flat rows for a table view: ``accuracy`` as ``mean ± std (n)`` plus the cost ratios."""

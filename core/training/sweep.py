@@ -20,19 +20,20 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from core.data.datasets import label_set
 from core.errors import Cancelled, TrainingError
 from core.geometry.prune_point import suggest_prune_point
-from core.io.atomic import atomic_write_bytes, atomic_write_json
+from core.io.atomic import atomic_write_bytes
+from core.io.records import Record, from_dict
+from core.io.run_folder import RunFolder, RunSpec, result_summary, stamp
 from core.training.configs import BenchmarkConfig, FinetuneConfig, SweepConfig
 from core.training.finetune import finetune
 from core.training.finetune_result import FinetuneResult
@@ -43,6 +44,7 @@ __all__ = [
     "SweepPoint",
     "SweepResult",
     "pretrained_convexity",
+    "point_config",
     "resolve_points",
     "run_sweep",
     "suggest_prune_point",
@@ -52,7 +54,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class SweepPoint:
+class SweepPoint(Record):
     """One prune point of a sweep: accuracy (selection and test split), cost and convexity (a results row).
 
     ``pretrained_relevant_convexity`` is the suggestion curve (``convexity_split`` of the sweep) at the
@@ -82,15 +84,9 @@ class SweepPoint:
         """Plain dict for JSON (one ``results.csv`` row)."""
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SweepPoint:
-        """Inverse of :meth:`to_dict`, ignoring unknown keys (rows of older sweeps lack the newest)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
 
 @dataclass(frozen=True)
-class SweepResult:
+class SweepResult(Record):
     """A sweep's ``results.json``: the suggested point, one :class:`SweepPoint` per prune point, the curves."""
 
     model: str
@@ -120,23 +116,12 @@ class SweepResult:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SweepResult:
-        """Inverse of :meth:`to_dict`; reads older ``results.json`` files too."""
-        return cls(
-            model=str(data.get("model", "")),
-            task=str(data.get("task", "")),
-            suggested=int(data["suggested"]),
-            fraction=float(data.get("fraction", math.nan)),
-            points=tuple(int(p) for p in data.get("points", ())),
-            rows=tuple(SweepPoint.from_dict(r) for r in data.get("rows", ())),
-            pretrained_convexity={
-                k: LayerCurve.from_dict(v)
-                for k, v in (data.get("pretrained_convexity") or {}).items()
-            },
-            eval_split=data.get("eval_split"),
-            test_split=data.get("test_split"),
-            convexity_split=data.get("convexity_split"),
-        )
+    def from_dict(cls, data: Any) -> SweepResult:
+        """Inverse of :meth:`to_dict` (the shared record reader); older ``results.json`` files that
+        lack a field read with its old default."""
+        old = {"model": "", "task": "", "fraction": math.nan, "points": [], "rows": []}
+        base = {**old, "pretrained_convexity": {}}
+        return from_dict(cls, {**base, **data} if isinstance(data, dict) else data)
 
 
 def pretrained_convexity(cfg: SweepConfig) -> dict[str, Any]:
@@ -195,17 +180,13 @@ def resolve_points(points: Sequence[Any], suggested: int, n_layers: int) -> list
     return sorted(out, reverse=True)
 
 
-def _read_json(path: Path) -> Any:
-    """A JSON file's content."""
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def _point_benchmark(
     cfg: SweepConfig, run: Path, p: int, res: FinetuneResult, stop: Callable[[], bool]
 ) -> dict[str, Any]:
     """Full-vs-pruned cost rows of point ``p`` by metric, measured side by side with the benchmark's
     own defaults (:class:`BenchmarkConfig`) once, then read from its file."""
-    bpath = run / f"benchmark_p{p}.json"
+    folder = RunFolder(run)
+    bpath = folder.file(RunFolder.benchmark_name(p))
     if not bpath.exists():
         from core.training.benchmark import run_benchmark, save_benchmark
 
@@ -223,8 +204,8 @@ def _point_benchmark(
         bench = run_benchmark(bench_cfg, should_stop=stop)
         jpath, cpath = save_benchmark(bench, run)
         os.replace(jpath, bpath)
-        os.replace(cpath, run / f"benchmark_p{p}.csv")
-    return {r["metric"]: r for r in _read_json(bpath)["rows"]}
+        os.replace(cpath, folder.file(RunFolder.benchmark_name(p, ".csv")))
+    return {r["metric"]: r for r in (folder.read_json(bpath.name) or {}).get("rows", [])}
 
 
 def _last(curves: dict[str, tuple[float, ...]], name: str) -> float:
@@ -268,17 +249,38 @@ def _fine_tune_point(
     on_progress: Callable[[dict[str, Any]], None] | None,
 ) -> FinetuneResult:
     """Fine-tune prune point ``p`` into ``sub`` (or read its finished result)."""
-    if (sub / "result.json").exists():
-        return FinetuneResult.from_dict(_read_json(sub / "result.json"))
-    sub_cfg = FinetuneConfig.from_dict({**cfg.to_dict(), "prune_point": p})
+    folder = RunFolder(sub)
+    done = folder.read_json(RunFolder.RESULT)
+    if done is not None:
+        return FinetuneResult.from_dict(done)
+    sub_cfg = point_config(cfg, p)
     sub.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(sub / "config.json", {"kind": "finetune", "config": sub_cfg.to_dict()})
+    folder.ensure_spec(RunSpec("finetune", sub_cfg.to_dict()))
 
     def progress(row: dict[str, Any]) -> None:
         if on_progress is not None:
             on_progress({**row, "prune_point": p})
 
-    return finetune(sub_cfg, sub, should_stop=stop, on_progress=progress)
+    # the point's own status, as every executor keeps it (a Ray sweep runs each point as a task)
+    folder.update_status(state="running", started_at=stamp(), attempt=1, error=None)
+    try:
+        result = finetune(sub_cfg, sub, should_stop=stop, on_progress=progress)
+    except Cancelled:
+        folder.update_status(state="cancelled", error=None, finished_at=stamp())
+        raise
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        folder.update_status(state="failed", error=error, finished_at=stamp())
+        raise
+    folder.update_status(
+        state="done", error=None, finished_at=stamp(), summary=result_summary(result)
+    )
+    return result
+
+
+def point_config(cfg: SweepConfig, p: int) -> FinetuneConfig:
+    """The fine-tune settings of a sweep's prune point ``p`` (every executor writes these)."""
+    return FinetuneConfig.from_dict({**cfg.to_dict(), "prune_point": p})
 
 
 def _write_csv(path: Path, rows: Sequence[SweepPoint]) -> None:
@@ -320,13 +322,12 @@ def run_sweep(
     cfg.check()
     run = Path(run_dir)
     stop = should_stop or (lambda: False)
-    pre_path = run / "pretrained_convexity.json"
-    if pre_path.exists():
-        pre = _read_json(pre_path)
-    else:
+    folder = RunFolder(run)
+    pre = folder.read_json(RunFolder.PRETRAINED_CONVEXITY)
+    if pre is None:
         log.info("pretrained convexity on the %s split", cfg.convexity_split)
         pre = pretrained_convexity(cfg)
-        atomic_write_json(pre_path, pre)
+        folder.write_json(RunFolder.PRETRAINED_CONVEXITY, pre)
     relevant = label_set(cfg.task)
     n_layers = int(pre["n_layers"])
     suggested = suggest_prune_point(pre["curves"][relevant]["scores"], cfg.fraction)
@@ -339,11 +340,11 @@ def run_sweep(
     for p in points:
         if stop():
             raise Cancelled("cancelled")
-        res = _fine_tune_point(cfg, run / f"p{p}", p, stop, on_progress)
+        res = _fine_tune_point(cfg, folder.point(p).path, p, stop, on_progress)
         bench = _point_benchmark(cfg, run, p, res, stop) if cfg.benchmark else {}
         rows.append(_point_row(p, suggested, res, bench, pre["curves"][relevant]["scores"]))
-        atomic_write_json(
-            run / "results.json", _sweep_result(cfg, suggested, points, rows, pre).to_dict()
+        folder.write_json(
+            RunFolder.SWEEP_RESULTS, _sweep_result(cfg, suggested, points, rows, pre).to_dict()
         )
-    _write_csv(run / "results.csv", rows)
+    _write_csv(folder.file(RunFolder.SWEEP_RESULTS_CSV), rows)
     return _sweep_result(cfg, suggested, points, rows, pre)
