@@ -102,7 +102,10 @@ def _aligned_view(key: str, series: CheckpointSeries) -> None:
     c1, c2 = st.columns([3, 1])
     layer = c1.slider("Hidden state (aligned UMAP)", 0, deepest_common, key=f"cs_layer_{key}")
     colour = (
-        c2.segmented_control("Colour by", ["word", "speaker"], key=f"cs_colour_{key}") or "word"
+        c2.segmented_control(
+            "Colour by", ["word", "speaker"], default="word", key=f"cs_colour_{key}"
+        )
+        or "word"
     )
     if stored_aligned_umap(key, layer) is None and not st.button(
         f"Lay out hidden state {layer} under every checkpoint",
@@ -150,7 +153,12 @@ def series_section() -> None:
         return
     series, entry = found
     figures.show(heatmap_figure(series), key="cs_heat")
-    label_set = st.segmented_control("Lines of", list(series.label_sets), key="cs_lines") or "word"
+    label_set = (
+        st.segmented_control(
+            "Lines of", list(series.label_sets), default=series.label_sets[0], key="cs_lines"
+        )
+        or series.label_sets[0]
+    )
     figures.show(lines_figure(series, label_set), key="cs_lines_fig")
     st.caption(
         f"Each checkpoint measured on the same {entry.provenance.n_clips} clips at {series.precision}; "
