@@ -1,0 +1,135 @@
+"""Per-clip and per-class diagnostics against a one-path-at-a-time reference, and what they find."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from core.geometry.convexity import graph_convexity
+from core.geometry.diagnostics import breakdown, diagnose_layer
+from tests.reference_convexity import reference_diagnostics
+from tests.test_convexity import _has_two_classes, small_problems
+
+ENGINES = ["numba", "torch"]
+
+
+def _check_against_reference(points, labels, k, engine):
+    ref = reference_diagnostics(points, labels, k)
+    table = diagnose_layer(points, {"y": labels}, k=k, engine=engine, device="cpu")["y"]
+    np.testing.assert_allclose(table.convexity, ref["convexity"], atol=1e-12, equal_nan=True)
+    assert table.inside_paths.tolist() == ref["inside"]
+    assert table.bridge_paths.tolist() == ref["bridge"]
+    np.testing.assert_allclose(table.purity, ref["purity"], atol=1e-12)
+    for row in table.per_class:
+        label = type(labels[0])(row.label) if not isinstance(labels[0], str) else row.label
+        assert (row.n_components, row.largest_component) == ref["components"][label]
+    assert table.exact.all()
+    return table
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=small_problems())
+def test_clip_diagnostics_equal_the_one_path_at_a_time_reference(engine, problem):
+    points, labels, k = problem
+    if not _has_two_classes(labels):
+        return
+    _check_against_reference(points, labels, k, engine)
+
+
+def test_bridge_share_is_normalised_by_other_classes_paths_and_class_scores_match_the_curve():
+    rng = np.random.default_rng(3)
+    points = rng.normal(size=(40, 3))
+    labels = [i % 3 for i in range(40)]
+    table = _check_against_reference(points, labels, 4, "numba")
+    counts = np.bincount(labels)
+    pairs = counts * (counts - 1)
+    for v in range(40):
+        other = pairs.sum() - pairs[labels[v]]
+        assert table.bridge[v] == pytest.approx(table.bridge_paths[v] / other)
+    curve = graph_convexity(points, labels, k=4, max_pairs_per_class=None)
+    for row in table.per_class:
+        assert row.convexity == pytest.approx(curve.per_class[int(row.label)].score, abs=1e-12)
+    assert table.score == pytest.approx(curve.score, abs=1e-12)
+
+
+def test_a_class_in_two_far_blobs_has_two_components_and_a_bridge_clip_is_found():
+    rng = np.random.default_rng(0)
+    a1 = rng.normal(size=(15, 2))
+    a2 = rng.normal(size=(15, 2)) + [12.0, 0.0]
+    bridge = np.array([[6.0, 0.0]])  # one class-b clip halfway: a's paths between blobs cross b
+    b = rng.normal(size=(15, 2)) + [6.0, 9.0]
+    points = np.concatenate([a1, a2, bridge, b])
+    labels = ["a"] * 30 + ["b"] * 16
+    table = diagnose_layer(points, {"y": labels}, k=3)["y"]
+    row_a = next(r for r in table.per_class if r.label == "a")
+    assert row_a.n_components >= 2
+    assert int(table.ranked("bridge", lowest=False)[0]) == 30
+
+
+def test_breakdown_ranks_groups_by_mean_clip_convexity():
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(4, 8)) * 4
+    labels = np.arange(200) % 4
+    groups = np.arange(200) // 20  # ten groups of 20 clips
+    points = centres[labels] + rng.normal(size=(200, 8))
+    points[groups == 7] += rng.normal(size=((groups == 7).sum(), 8)) * 6  # group 7 made odd
+    table = diagnose_layer(points, {"y": labels}, k=8)["y"]
+    rows = breakdown(table, groups)
+    assert rows[0].group == "7"
+    assert rows[0].lowest_share > rows[1].lowest_share
+    assert sum(r.n_clips for r in rows) == 200
+    assert all(not math.isnan(r.convexity) for r in rows)
+
+
+def _labelled(fs):
+    fs.labels = lambda name: fs.words if name == "word" else fs.speakers
+    return fs
+
+
+def test_diagnostics_are_stored_with_provenance_and_read_back_without_recomputing(
+    tmp_path, monkeypatch
+):
+    from core.geometry import diagnostics as engine
+    from core.results.kinds import diagnostics_entry, stored_diagnostics
+    from core.results.store import list_results
+    from tests.test_results import fake_features
+
+    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path))
+    fs = _labelled(fake_features())
+    first = stored_diagnostics(fs, 2, ["word", "speaker"], k=5)
+    calls = []
+    real = engine.diagnose_layer
+    monkeypatch.setattr(
+        engine, "diagnose_layer", lambda *a, **kw: calls.append(1) or real(*a, **kw)
+    )
+    entry, hit = diagnostics_entry(fs, 2, ["word", "speaker"], k=5)
+    again = stored_diagnostics(fs, 2, ["word", "speaker"], k=5)
+    assert hit and not calls
+    assert entry.provenance.feature_key == fs.key
+    assert entry.provenance.label_sets == ("word", "speaker")
+    assert entry.provenance.settings["estimator"] == "exhaustive"
+    assert entry.request == {"layer": 2, "label_sets": ["word", "speaker"], "k": 5}
+    for name in ("word", "speaker"):
+        np.testing.assert_array_equal(again[name].convexity, first[name].convexity)
+        np.testing.assert_array_equal(again[name].bridge_paths, first[name].bridge_paths)
+        assert again[name].per_class == first[name].per_class
+    assert [e.kind for e in list_results("diagnostics")] == ["diagnostics"]
+    stored_diagnostics(fs, 3, ["word"], k=5)  # another layer is another entry
+    assert calls == [1] and len(list_results("diagnostics")) == 2
+
+
+def test_a_diagnostics_entry_with_a_truncated_column_is_recomputed(tmp_path, monkeypatch):
+    from core.results.kinds import diagnostics_entry, stored_diagnostics
+    from core.results.store import results_root
+    from tests.test_results import fake_features
+
+    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path))
+    fs = _labelled(fake_features())
+    entry, _ = diagnostics_entry(fs, 1, ["word"], k=4)
+    (results_root() / entry.key / "word.bridge.npy").write_bytes(b"garbage")
+    table = stored_diagnostics(fs, 1, ["word"], k=4)["word"]
+    assert table.bridge.shape == (60,)
