@@ -133,3 +133,57 @@ def test_a_diagnostics_entry_with_a_truncated_column_is_recomputed(tmp_path, mon
     (results_root() / entry.key / "word.bridge.npy").write_bytes(b"garbage")
     table = stored_diagnostics(fs, 1, ["word"], k=4)["word"]
     assert table.bridge.shape == (60,)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=small_problems())
+def test_path_query_returns_the_references_path_for_every_pair(problem):
+    from core.geometry.clip_paths import class_paths, clip_path, layer_graph
+    from tests.reference_convexity import knn_adjacency, pair_score, shortest_path
+
+    points, labels, k = problem
+    adj = knn_adjacency(points, k)
+    g = layer_graph(points, k)
+    for s in range(len(labels)):
+        for t in range(len(labels)):
+            expected = shortest_path(adj, s, t)
+            got = clip_path(g, labels, s, t)
+            assert list(got.vertices) == (expected or [])
+        for path in class_paths(g, labels, s):
+            expected = shortest_path(adj, s, path.target)
+            assert path.score == pytest.approx(pair_score(expected, labels, labels[s]))
+
+
+def test_default_partner_is_the_class_mate_whose_path_leaves_the_class_most():
+    from core.geometry.clip_paths import class_paths, clip_path, layer_graph, path_rows
+
+    rng = np.random.default_rng(0)
+    a1 = rng.normal(size=(15, 2))
+    a2 = rng.normal(size=(15, 2)) + [12.0, 0.0]
+    b = np.stack([np.linspace(2.0, 10.0, 16), np.zeros(16)], axis=1)  # b joins a's two blobs
+    points = np.concatenate([a1, a2, b])
+    labels = ["a"] * 30 + ["b"] * 16
+    g = layer_graph(points, 4)
+    path = clip_path(g, labels, 0)
+    assert path.target >= 15  # in the far blob
+    assert path.score == min(p.score for p in class_paths(g, labels, 0))
+    assert path.reachable and path.score < 1.0 and not all(path.in_class)
+    rows = path_rows(path, {"label": labels})
+    assert rows[0]["role"] == "source" and rows[-1]["role"] == "target"
+    assert [r["clip"] for r in rows] == list(path.vertices)
+    assert all(r["in_class"] == (r["label"] == "a") for r in rows)
+    idx, dist = g.neighbours(0)
+    assert len(idx) == 4 and np.all(np.diff(dist) >= 0)
+
+
+def test_path_query_refuses_bad_clips_in_one_line():
+    from core.errors import ConvexityInputError
+    from core.geometry.clip_paths import clip_path, layer_graph
+
+    points = np.arange(12, dtype=float)[:, None]
+    g = layer_graph(points, 2)
+    labels = ["a"] * 11 + ["lonely"]
+    with pytest.raises(ConvexityInputError, match="clip index"):
+        clip_path(g, labels, 12)
+    with pytest.raises(ConvexityInputError, match="no class-mate"):
+        clip_path(g, labels, 11)
