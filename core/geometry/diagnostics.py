@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -350,3 +350,39 @@ def diagnose_layers(
         if progress is not None:
             progress(done, len(chosen))
     return {name: tuple(d[name] for d in per_layer) for name in labels}
+
+
+def precision_at(table: LayerDiagnostics, truth: np.ndarray, *, by: str = "convexity") -> float:
+    """Share of the ``len(truth)`` clips ranked lowest by ``by`` that are in ``truth`` (precision at k)."""
+    truth = np.asarray(truth)
+    if not len(truth):
+        raise ConvexityInputError("precision_at needs at least one true clip")
+    top = table.ranked(by, lowest=by != "bridge")[: len(truth)]
+    return float(np.isin(top, truth).mean())
+
+
+def clip_rows(
+    table: LayerDiagnostics,
+    columns: Mapping[str, Sequence[Any]] | None = None,
+    order: np.ndarray | None = None,
+) -> Iterator[dict[str, Any]]:
+    """One row per clip (in ``order``, default clip order): clip, label, the clip columns and any
+    per-clip ``columns`` (file, speaker ...); a generator, so large tables stream."""
+    columns = dict(columns or {})
+    names = table.classes
+    for i in range(table.n_points) if order is None else order:
+        i = int(i)
+        row: dict[str, Any] = {"label_set": table.label_set, "layer": table.layer, "clip": i}
+        row |= {name: values[i] for name, values in columns.items()}
+        row["label"] = names[int(table.codes[i])]
+        for col in CLIP_COLUMNS:
+            value = table.column(col)[i]
+            row[col] = value.item() if hasattr(value, "item") else value
+        yield row
+
+
+def class_rows(table: LayerDiagnostics) -> list[dict[str, Any]]:
+    """One row per class: label set, layer and the class's diagnostics."""
+    return [
+        {"label_set": table.label_set, "layer": table.layer, **c.to_dict()} for c in table.per_class
+    ]

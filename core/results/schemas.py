@@ -135,5 +135,7 @@ def check_data(kind: str, data: Any) -> str | None:
     if isinstance(parsed, _DiagnosticsData):
         for name, part in parsed.sets.items():
             if len(part.classes) != len(part.per_class):
-                return f"data.sets[{name!r}]: {len(part.classes)} classes, {len(part.per_class)} rows"
+                return (
+                    f"data.sets[{name!r}]: {len(part.classes)} classes, {len(part.per_class)} rows"
+                )
     return None
