@@ -124,6 +124,22 @@ BAD_INVOCATIONS: list[tuple[str, list[str]]] = [
     ("import-features-missing", ["import-features", "/nonexistent/h.npy", "/nonexistent/l.csv"]),
     ("import-features-not-array", ["import-features", "/etc/hostname", "/etc/hostname"]),
     ("import-features-one-arg", ["import-features", "h.npy"]),
+    ("diagnose-nothing", ["diagnose"]),
+    ("diagnose-layer-negative", ["diagnose", MODEL, "sample", "--layer", "-1"]),
+    ("diagnose-layer-text", ["diagnose", MODEL, "sample", "--layer", "top"]),
+    ("diagnose-layer-past-the-top", ["diagnose", MODEL, "sample", "--layer", "9"]),
+    ("diagnose-k-0", ["diagnose", MODEL, "sample", "--k", "0"]),
+    ("diagnose-labels-typo", ["diagnose", MODEL, "sample", "--labels", "words"]),
+    ("diagnose-top-0", ["diagnose", MODEL, "sample", "--top", "0"]),
+    ("diagnose-out-is-a-file", ["diagnose", MODEL, "sample", "--out", "/etc/hostname"]),
+    ("diagnose-key-absent", ["diagnose", "--key", "abcdef0123"]),
+    ("path-no-from", ["path", MODEL, "sample"]),
+    ("path-from-negative", ["path", MODEL, "sample", "--from", "-3"]),
+    ("path-from-blank", ["path", MODEL, "sample", "--from", " "]),
+    ("path-out-not-csv", ["path", MODEL, "sample", "--from", "0", "--out", "p.json"]),
+    ("path-layer-past-the-top", ["path", MODEL, "sample", "--from", "0", "--layer", "9"]),
+    ("path-labels-typo", ["path", MODEL, "sample", "--from", "0", "--labels", "both"]),
+    ("path-key-absent", ["path", "--key", "abcdef0123", "--from", "0"]),
 ]
 
 
