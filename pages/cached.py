@@ -230,3 +230,32 @@ def toy_graph(
     points, labels = toy_clusters(per_class, classes, spread, shape, seed)
     result = graph_convexity(points, labels, k=k, max_pairs_per_class=None, device="cpu")
     return points, labels, result, knn_csr(points, k)
+
+
+def diagnostics_with_provenance(
+    key: str, layer: int, k: int = 10
+) -> tuple[dict[str, Any], Provenance]:
+    """(word and speaker per-clip diagnostics of one hidden state, provenance); stored, computed once."""
+    from core.results.kinds import decode_diagnostics, diagnostics_entry
+
+    fs = feature_set(key)
+    names = [name for name in LABEL_SETS if name not in missing_label_sets(fs)]
+    if not names:
+        raise ConvexityInputError("; ".join(missing_label_sets(fs).values()))
+
+    def work(tick: Callable[[int, int], None]) -> tuple[dict[str, Any], Provenance]:
+        tick(0, 1)
+        entry, _ = diagnostics_entry(fs, layer, names, k=k)
+        tick(1, 1)
+        return decode_diagnostics(entry), entry.provenance
+
+    label = f"Every clip's shortest-path tree at hidden state {layer} (about 10 s per layer of 2,520 clips on 2 cores)"
+    return _memo(("diagnostics", key, layer, k), label, work)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Building the layer's kNN graph...")
+def layer_knn_graph(key: str, layer: int, k: int = 10) -> Any:
+    """The exact kNN graph of one hidden state (``core.geometry.clip_paths.LayerGraph``), per process."""
+    from core.geometry.clip_paths import layer_graph
+
+    return layer_graph(np.asarray(feature_set(key).features[:, layer, :]), k)
