@@ -259,3 +259,23 @@ def layer_knn_graph(key: str, layer: int, k: int = 10) -> Any:
     from core.geometry.clip_paths import layer_graph
 
     return layer_graph(np.asarray(feature_set(key).features[:, layer, :]), k)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def real_layer_graph(
+    key: str, layer: int, words: tuple[str, ...], per_word: int, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, ConvexityResult, tuple[np.ndarray, ...]]:
+    """Learn's real mode: (clip indices, 2-D PCA positions, word labels, exhaustive result, kNN CSR)
+    of up to ``per_word`` clips of each chosen word at one hidden state (paths use all D dimensions)."""
+    from sklearn.decomposition import PCA
+
+    from core.geometry.teaching import knn_csr
+
+    fs = feature_set(key)
+    all_words = np.asarray(fs.words)
+    idx = np.concatenate([np.flatnonzero(all_words == w)[:per_word] for w in words])
+    x = np.asarray(fs.features[idx, layer, :], dtype=np.float64)
+    labels = all_words[idx]
+    result = graph_convexity(x, labels, k=k, max_pairs_per_class=None, device="cpu")
+    xy = PCA(n_components=2, random_state=0).fit_transform(x)
+    return idx, xy, labels, result, knn_csr(x, k)

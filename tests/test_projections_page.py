@@ -84,3 +84,32 @@ def test_colour_by_clip_convexity_and_the_diagnostics_tables(feature_key: str):
     assert not at.exception, at.exception
     at.segmented_control(key="pj_colour").set_value("bridge").run()
     assert not at.exception, at.exception
+
+
+@pytest.mark.slow
+def test_learn_real_mode_steps_through_a_real_layer(feature_key: str):
+    from pages.cached import results_memory
+
+    results_memory().clear()
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.session_state["feature_key"] = feature_key
+    at.run().switch_page("pages/learn.py").run()
+    assert not at.exception, at.exception
+    at.segmented_control(key="ln_mode").set_value("Real layer").run()
+    assert not at.exception, at.exception
+    assert at.multiselect(key="ln_real_words").value == ["go", "stop", "yes"]
+    start = at.selectbox(key="ln_real_start").value
+    end = at.selectbox(key="ln_real_end").value
+    assert start != end
+    for step in range(3):
+        at.button(key="ln_next").click().run()
+        assert not at.exception, at.exception
+    assert at.session_state["ln_step"] == 3
+    assert any("graph convexity" in m.value for m in at.get("latex"))
+    metrics = [m.label for m in at.metric]
+    assert "This path's score" in metrics and any("Graph convexity (3 words)" in m for m in metrics)
+    assert len(at.get("audio")) >= 2  # start and end are playable
+    at.slider(key="ln_real_layer").set_value(0).run()
+    assert not at.exception and at.session_state["ln_step"] == 0
+    at.segmented_control(key="ln_mode").set_value("2-D toy").run()
+    assert not at.exception and at.get("plotly_chart")
