@@ -31,9 +31,20 @@ def _check_against_reference(points, labels, k, engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problem=small_problems())
 def test_clip_diagnostics_equal_the_one_path_at_a_time_reference(engine, problem):
+    points, labels, k = problem
+    if not _has_two_classes(labels):
+        return
+    _check_against_reference(points, labels, k, engine)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=small_problems())
+def test_clip_diagnostics_equal_the_reference_on_many_problems(engine, problem):
     points, labels, k = problem
     if not _has_two_classes(labels):
         return
@@ -135,7 +146,7 @@ def test_a_diagnostics_entry_with_a_truncated_column_is_recomputed(tmp_path, mon
     assert table.bridge.shape == (60,)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problem=small_problems())
 def test_path_query_returns_the_references_path_for_every_pair(problem):
     from core.geometry.clip_paths import class_paths, clip_path, layer_graph
