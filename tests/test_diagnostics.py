@@ -198,3 +198,28 @@ def test_path_query_refuses_bad_clips_in_one_line():
         clip_path(g, labels, 12)
     with pytest.raises(ConvexityInputError, match="no class-mate"):
         clip_path(g, labels, 11)
+
+
+def test_sampled_sources_are_flagged_and_their_estimates_are_unbiased():
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(3, 4)) * 2
+    labels = np.arange(90) % 3
+    points = centres[labels] + rng.normal(size=(90, 4))
+    full = diagnose_layer(points, {"y": labels}, k=5)["y"]
+    same = diagnose_layer(points, {"y": labels}, k=5, max_sources_per_class=30)["y"]
+    np.testing.assert_array_equal(same.convexity, full.convexity)
+    assert same.exact.all() and same.settings["estimator"] == "exhaustive"
+    bridges, scores = [], []
+    for seed in range(40):
+        t = diagnose_layer(points, {"y": labels}, k=5, max_sources_per_class=6, seed=seed)["y"]
+        assert t.exact.sum() == 18 and not t.settings["exact"]
+        assert np.isnan(t.convexity[~t.exact]).all()
+        np.testing.assert_array_equal(t.convexity[t.exact], full.convexity[t.exact])
+        bridges.append(t.bridge_paths.sum())
+        scores.append([c.convexity for c in t.per_class])
+    bridges, scores = np.array(bridges), np.array(scores)
+    truth = full.bridge_paths.sum()
+    assert abs(bridges.mean() - truth) < 3 * bridges.std(ddof=1) / np.sqrt(len(bridges)) + 1e-9
+    exact_scores = np.array([c.convexity for c in full.per_class])
+    spread = scores.std(axis=0, ddof=1) / np.sqrt(len(scores))
+    assert np.all(np.abs(scores.mean(axis=0) - exact_scores) < 3 * spread + 1e-9)

@@ -4,8 +4,11 @@ For one layer and each label set, from the same exact kNN graph and the same sho
 exhaustive convexity curve (``core.geometry.shortest_paths``, one tree per clip):
 
 - **clip convexity**: the mean score of the clip's within-class paths with the clip as source (its row
-  of the pair-score matrix; the class's mean of these is the class score). Exact: every clip's tree is
-  run (``exact`` is True for every clip; it is a column so a sampled table could say otherwise).
+  of the pair-score matrix; the class's mean of these is the class score). Exact where the clip's tree
+  was run (``exact``): by default every clip's is. With ``max_sources_per_class=M`` only M seeded
+  sources per class get a tree (large N): other clips' convexity is NaN and ``exact`` False, class
+  scores are the mean of the sources' rows (unbiased under simple random sampling) and bridge counts
+  are Horvitz-Thompson estimates (each class's counts scaled by n_c / m_c).
 - **bridge**: how often the clip is an interior vertex of *other* classes' shortest paths, divided by
   the number of those paths (ordered pairs of every other class with at least two clips);
   ``bridge_paths`` is the raw count and ``inside_paths`` the count over its own class's paths.
@@ -55,7 +58,7 @@ class ClassDiagnostics:
     n_components: int  # connected components of the class-induced kNN subgraph
     largest_component: int  # clips in the largest of them
     purity: float  # mean kNN purity of the class's clips
-    bridge_paths: int  # other classes' paths through the class's clips, summed over its clips
+    bridge_paths: float  # other classes' paths through the class's clips (estimated when sampled)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for JSON and CSV."""
@@ -74,8 +77,8 @@ class LayerDiagnostics:
     convexity: np.ndarray  # (N,) float64, nan where the clip's class has fewer than 2 clips
     exact: np.ndarray  # (N,) bool: the clip's own tree was run
     bridge: np.ndarray  # (N,) float64: bridge_paths / other classes' paths
-    bridge_paths: np.ndarray  # (N,) int64
-    inside_paths: np.ndarray  # (N,) int64
+    bridge_paths: np.ndarray  # (N,) float64 (whole numbers when exhaustive)
+    inside_paths: np.ndarray  # (N,) float64
     purity: np.ndarray  # (N,) float64
     per_class: tuple[ClassDiagnostics, ...]
     settings: dict[str, Any] = field(default_factory=dict)
@@ -177,19 +180,48 @@ def _purity(graph: KnnGraph, codes: np.ndarray) -> np.ndarray:
     return (codes[idx] == codes[:, None]).mean(axis=1)
 
 
+def _design(codes: np.ndarray, max_sources: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(active (N, Q) bool, weights (N, Q)): which clips get a tree for which label set, and n_c / m_c."""
+    n_sets, n = codes.shape
+    if max_sources is None:
+        return np.ones((n, n_sets), dtype=bool), np.ones((n, n_sets))
+    rank = np.random.default_rng(seed).permutation(n)
+    active = np.zeros((n, n_sets), dtype=bool)
+    weights = np.zeros((n, n_sets))
+    for q in range(n_sets):
+        for c in np.unique(codes[q]):
+            members = np.flatnonzero(codes[q] == c)
+            chosen = members[np.argsort(rank[members], kind="stable")[:max_sources]]
+            active[chosen, q] = True
+            weights[chosen, q] = len(members) / len(chosen)
+    return active, weights
+
+
 def _run_trees(
-    graph: KnnGraph, codes: np.ndarray, engine: str, device: torch.device
+    graph: KnnGraph,
+    codes: np.ndarray,
+    active: np.ndarray,
+    weights: np.ndarray,
+    engine: str,
+    device: torch.device,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Every clip's tree: score sums (N, Q, 2) and path traffic (Q, 2, N)."""
+    """The chosen clips' trees: score sums (N, Q, 2) (zero where no tree) and traffic (Q, 2, N)."""
     n = graph.n_points
-    sources = np.arange(n)
-    active = np.ones((n, codes.shape[0]), dtype=bool)
+    sources = np.flatnonzero(active.any(axis=1))
+    sums = np.zeros((n, codes.shape[0], 2))
     if engine == "numba":
-        traffic = np.zeros((codes.shape[0], 2, n), dtype=np.int64)
-        sums, _ = scores_numba(*graph.csr(), sources, codes, active, traffic=traffic)
+        traffic = np.zeros((codes.shape[0], 2, n))
+        sums[sources], _ = scores_numba(
+            *graph.csr(),
+            sources,
+            codes,
+            active[sources],
+            traffic=traffic,
+            source_weights=weights[sources],
+        )
         return sums, traffic
     src, dst, w = graph.undirected_edges()
-    t_traffic = torch.zeros((codes.shape[0], 2, n), dtype=torch.int64, device=device)
+    t_traffic = torch.zeros((codes.shape[0], 2, n), dtype=torch.float64, device=device)
     t_sums, _ = scores_torch(
         src,
         dst,
@@ -197,49 +229,67 @@ def _run_trees(
         n,
         torch.from_numpy(sources).to(device),
         torch.from_numpy(codes.astype(np.int64)).to(device),
-        torch.from_numpy(active).to(device, torch.float64),
+        torch.from_numpy(active[sources]).to(device, torch.float64),
         traffic=t_traffic,
+        source_weights=torch.from_numpy(weights[sources]).to(device),
     )
-    return t_sums.cpu().numpy(), t_traffic.cpu().numpy()
+    sums[sources] = t_sums.cpu().numpy()
+    return sums, t_traffic.cpu().numpy()
+
+
+@dataclass(frozen=True)
+class _Trees:
+    """One layer's graph and trees, shared by its label sets."""
+
+    graph: KnnGraph
+    csr: tuple[np.ndarray, np.ndarray, np.ndarray]
+    sums: np.ndarray  # (N, Q, 2)
+    traffic: np.ndarray  # (Q, 2, N)
+    active: np.ndarray  # (N, Q)
 
 
 def _one_set(
+    q: int,
     name: str,
     codes: np.ndarray,
     classes: list[Hashable],
-    sums: np.ndarray,
-    traffic: np.ndarray,
-    graph: KnnGraph,
-    csr: tuple[np.ndarray, np.ndarray, np.ndarray],
+    trees: _Trees,
     layer: int | None,
     k: int,
     settings: dict[str, Any],
     timings: dict[str, float],
 ) -> LayerDiagnostics:
-    """The table of one label set from its score sums (N, 2) and traffic (2, N)."""
+    """The table of label set ``q`` from the shared trees."""
     n = len(codes)
+    sums, traffic, active = trees.sums[:, q], trees.traffic[q], trees.active[:, q]
     counts = np.bincount(codes, minlength=len(classes))
     size = counts[codes]
     with np.errstate(invalid="ignore", divide="ignore"):
-        convexity = np.where(size >= 2, sums[:, 0] / np.maximum(size - 1, 1), np.nan)
+        convexity = np.where((size >= 2) & active, sums[:, 0] / np.maximum(size - 1, 1), np.nan)
     pairs = counts * (counts - 1)
     other_paths = pairs.sum() - pairs[codes]
     bridge = np.where(other_paths > 0, traffic[1] / np.maximum(other_paths, 1), 0.0)
-    purity = _purity(graph, codes)
-    indptr, nbr, _ = csr
+    purity = _purity(trees.graph, codes)
+    indptr, nbr, _ = trees.csr
     per_class = []
     for c, label in enumerate(classes):
         members = np.flatnonzero(codes == c)
+        sources = members[active[members]]
         n_comp, largest = _components(indptr, nbr, members, n)
+        score = (
+            float(sums[sources, 0].sum() / (len(sources) * (counts[c] - 1)))
+            if counts[c] >= 2 and len(sources)
+            else math.nan
+        )
         per_class.append(
             ClassDiagnostics(
                 label=str(label),
                 n_points=int(counts[c]),
-                convexity=float(sums[members, 0].sum() / pairs[c]) if counts[c] >= 2 else math.nan,
+                convexity=score,
                 n_components=n_comp,
                 largest_component=largest,
                 purity=float(purity[members].mean()),
-                bridge_paths=int(traffic[1, members].sum()),
+                bridge_paths=float(traffic[1, members].sum()),
             )
         )
     return LayerDiagnostics(
@@ -249,10 +299,10 @@ def _one_set(
         classes=tuple(str(c) for c in classes),
         codes=codes.astype(np.int32),
         convexity=convexity.astype(np.float64),
-        exact=np.ones(n, dtype=bool),
+        exact=active.copy(),
         bridge=bridge.astype(np.float64),
-        bridge_paths=traffic[1].astype(np.int64),
-        inside_paths=traffic[0].astype(np.int64),
+        bridge_paths=traffic[1].astype(np.float64),
+        inside_paths=traffic[0].astype(np.float64),
         purity=purity.astype(np.float64),
         per_class=tuple(per_class),
         settings=dict(settings),
@@ -266,16 +316,25 @@ def diagnose_layer(
     *,
     k: int = 10,
     layer: int | None = None,
+    max_sources_per_class: int | None = None,
+    seed: int = 0,
     device: str | torch.device | None = None,
     engine: str = "auto",
 ) -> dict[str, LayerDiagnostics]:
     """Per-clip and per-class diagnostics of one layer (N, D) for each named label set.
 
-    The label sets share the kNN graph and every clip's tree; ``engine``: ``auto`` (torch on CUDA,
-    numba on CPU), ``numba`` or ``torch``; both count the same paths.
+    The label sets share the kNN graph and the trees; ``engine``: ``auto`` (torch on CUDA, numba on
+    CPU), ``numba`` or ``torch``; both count the same paths. ``max_sources_per_class=None`` runs every
+    clip's tree (exact); an integer M >= 2 samples M sources per class with ``seed`` (module docstring).
     """
     if not isinstance(labels, Mapping) or not labels:
         raise ConvexityInputError("labels must map one or more label-set names to labels")
+    if max_sources_per_class is not None and (
+        not isinstance(max_sources_per_class, int | np.integer) or max_sources_per_class < 2
+    ):
+        raise ConvexityInputError(
+            f"max_sources_per_class must be an integer >= 2 or None, got {max_sources_per_class!r}"
+        )
     x = as_features(features, "N, D")
     n = x.shape[0]
     if not isinstance(k, int | np.integer) or not 1 <= k < n:
@@ -297,34 +356,31 @@ def diagnose_layer(
     graph = knn_graph(x, int(k))
     t1 = time.perf_counter()
     codes = np.stack([c for c, _ in encoded.values()]).astype(np.int32)
-    sums, traffic = _run_trees(graph, codes, engine, dev)
+    active, weights = _design(codes, max_sources_per_class, seed)
+    sums, traffic = _run_trees(graph, codes, active, weights, engine, dev)
     t2 = time.perf_counter()
-    csr = graph.csr()
+    trees = _Trees(graph, graph.csr(), sums, traffic, active)
+    exhaustive = bool(active.all())
     settings = {
         "k": int(k),
         "layer": layer,
-        "estimator": "exhaustive",
+        "estimator": "exhaustive"
+        if exhaustive
+        else "sampled sources: clip convexity where the tree was run, class scores the mean of "
+        "the sources' rows, bridge counts scaled by n_c / m_c",
+        "exact": exhaustive,
+        "max_sources_per_class": max_sources_per_class,
+        "seed": seed,
         "engine": engine,
         "device": str(dev),
         "n_points": n,
-        "n_shortest_path_trees": n,
+        "n_shortest_path_trees": int(active.any(axis=1).sum()),
     }
-    out = {}
-    for q, (name, (set_codes, classes)) in enumerate(encoded.items()):
-        timings = {"knn_s": t1 - t0, "paths_s": t2 - t1}
-        out[name] = _one_set(
-            name,
-            set_codes,
-            classes,
-            sums[:, q],
-            traffic[q],
-            graph,
-            csr,
-            layer,
-            int(k),
-            settings,
-            timings,
-        )
+    timings = {"knn_s": t1 - t0, "paths_s": t2 - t1}
+    out = {
+        name: _one_set(q, name, set_codes, classes, trees, layer, int(k), settings, timings)
+        for q, (name, (set_codes, classes)) in enumerate(encoded.items())
+    }
     t3 = time.perf_counter()
     for table in out.values():
         table.timings["tables_s"] = t3 - t2

@@ -12,9 +12,11 @@ tree and to rounding on the sums.
   engine): Bellman-Ford min-relaxation of distances, then fewest-edge hop counts on the tight-edge
   subgraph, lowest-index predecessors, and interior counts propagated level by level.
 
-Optional path traffic (both engines, off by default and then free): ``traffic`` (Q, 2, N) int64
+Optional path traffic (both engines, off by default and then free): ``traffic`` (Q, 2, N) float64
 accumulates, per label set, how often each vertex is an interior vertex of a scored path, split by
-whether the vertex shares the source's label (``[q, 0]``) or not (``[q, 1]``: a bridge). In a
+whether the vertex shares the source's label (``[q, 0]``) or not (``[q, 1]``: a bridge); each tree's
+counts are multiplied by the source's ``source_weights[s, q]`` (default 1: plain counts, exact in float64;
+n_c / m_c when m_c of a class's n_c sources were sampled, for unbiased totals). In a
 shortest-path tree, v is interior to the path s -> t exactly when t is a strict descendant of v, so one
 pass over the settled vertices in reverse settling order counts every path at once (no path walks).
 
@@ -77,7 +79,7 @@ def _pop(hd, hk, size):
 
 
 @numba.njit(cache=True)
-def _one_source(indptr, nbr, wts, s, codes, active_row, out, row, pos, work, traffic):
+def _one_source(indptr, nbr, wts, s, codes, active_row, out, row, pos, work, traffic, weight_row):
     """Lexicographic Dijkstra from ``s``; adds class-mates' path scores (and squares) into ``out``.
 
     With ``row`` of width > 0, each class-mate t's score is also stored at ``row[q, pos[q, t]]``; with
@@ -149,7 +151,7 @@ def _one_source(indptr, nbr, wts, s, codes, active_row, out, row, pos, work, tra
             elif nd == du and nh == hops[u] and v < pred[u]:
                 pred[u] = v
     if count:
-        _add_traffic(s, codes, active_row, pred, order, n_settled, down, traffic)
+        _add_traffic(s, codes, active_row, pred, order, n_settled, down, traffic, weight_row)
     for i in range(n_touched):
         u = touched[i]
         dist[u] = np.inf
@@ -159,7 +161,7 @@ def _one_source(indptr, nbr, wts, s, codes, active_row, out, row, pos, work, tra
 
 
 @numba.njit(cache=True)
-def _add_traffic(s, codes, active_row, pred, order, n_settled, down, traffic):
+def _add_traffic(s, codes, active_row, pred, order, n_settled, down, traffic, weight_row):
     """Add, per label set, each settled vertex's count of class-mate targets below it in the tree.
 
     ``order`` holds the settled vertices in settling order (``order[0] = s``); a vertex settles after
@@ -169,25 +171,28 @@ def _add_traffic(s, codes, active_row, pred, order, n_settled, down, traffic):
         if not active_row[q]:
             continue
         cs = codes[q, s]
+        weight = weight_row[q]
         for i in range(n_settled - 1, 0, -1):
             v = order[i]
             below = down[v]
             if below:
-                traffic[q, 0 if codes[q, v] == cs else 1, v] += below
+                traffic[q, 0 if codes[q, v] == cs else 1, v] += below * weight
             down[pred[v]] += below + (1 if codes[q, v] == cs else 0)
         for i in range(n_settled):
             down[order[i]] = 0
 
 
 @numba.njit(parallel=True, cache=True)
-def _scores_parallel(indptr, nbr, wts, sources, codes, active, pos, width, n_workers, with_traffic):
+def _scores_parallel(
+    indptr, nbr, wts, sources, codes, active, pos, width, n_workers, with_traffic, source_weights
+):
     """Run ``_one_source`` for every source; each worker reuses one set of buffers (and traffic)."""
     n = indptr.shape[0] - 1
     n_src = sources.shape[0]
     n_sets = codes.shape[0]
     sums = np.zeros((n_src, n_sets, 2), dtype=np.float64)
     rows = np.zeros((n_src, n_sets, width), dtype=np.float32)
-    per_worker = np.zeros((n_workers, n_sets, 2, n if with_traffic else 0), dtype=np.int64)
+    per_worker = np.zeros((n_workers, n_sets, 2, n if with_traffic else 0), dtype=np.float64)
     cap = indptr[n] + 1
     for worker in numba.prange(n_workers):
         work = (
@@ -215,6 +220,7 @@ def _scores_parallel(indptr, nbr, wts, sources, codes, active, pos, width, n_wor
                 pos,
                 work,
                 per_worker[worker],
+                source_weights[i],
             )
     return sums, rows, per_worker.sum(axis=0)
 
@@ -229,13 +235,15 @@ def scores_numba(
     pos: np.ndarray | None = None,
     width: int = 0,
     traffic: np.ndarray | None = None,
+    source_weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-source, per-label-set sums of pair scores and squares (S, Q, 2), and rows, on CPU cores.
 
     ``codes`` (Q, N) holds integer labels per label set; ``active`` (S, Q) says for which label sets a
     source was sampled (only those sets' class-mates are scored and awaited). With ``width`` > 0, the
     rows (S, Q, width) float32 hold each class-mate t's score at ``pos[q, t]`` (its place in its class).
-    ``traffic`` (Q, 2, N) int64, when given, receives the interior counts (module docstring).
+    ``traffic`` (Q, 2, N) float64, when given, receives the interior counts, each source's weighted by
+    ``source_weights`` (S, Q) (default 1; module docstring).
     """
     if pos is None:
         pos = np.zeros((codes.shape[0], codes.shape[1]), dtype=np.int32)
@@ -254,6 +262,9 @@ def scores_numba(
         int(width),
         4 * numba.get_num_threads(),  # several workers per thread balance uneven source costs
         traffic is not None,
+        np.ones(active.shape)
+        if source_weights is None
+        else np.ascontiguousarray(source_weights, np.float64),
     )
     if traffic is not None:
         traffic += counted
@@ -278,6 +289,7 @@ def _scores_torch_chunk(
     pos: torch.Tensor,
     width: int,
     traffic: torch.Tensor | None = None,
+    source_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``scores_torch`` for one chunk of sources held as dense (S, N) tensors (traffic added in place)."""
     s = sources.shape[0]
@@ -327,7 +339,8 @@ def _scores_torch_chunk(
         rows.append(row[:, :width])
         if traffic is not None:
             target = (reached & same & not_source & (active[:, q, None] > 0)).to(torch.int64)
-            _add_traffic_torch(traffic[q], target, same, hops, pred_safe, reached, max_hops)
+            w_q = active[:, q] if source_weights is None else source_weights[:, q]
+            _add_traffic_torch(traffic[q], target, same, hops, pred_safe, reached, max_hops, w_q)
     return torch.stack(sums, dim=1), torch.stack(rows, dim=1)
 
 
@@ -339,13 +352,14 @@ def _add_traffic_torch(
     pred: torch.Tensor,
     reached: torch.Tensor,
     max_hops: int,
+    weight: torch.Tensor,
 ) -> None:
     """Targets below each vertex, passed up the trees level by level from the deepest; into ``out`` (2, N)."""
     down = torch.zeros_like(target)
     for level in range(max_hops, 0, -1):
         at = (hops == level) & reached
         down.scatter_add_(1, pred, torch.where(at, down + target, 0))
-    interior = torch.where(reached & (hops >= 1), down, 0)
+    interior = torch.where(reached & (hops >= 1), down, 0).to(torch.float64) * weight[:, None]
     out[0] += torch.where(same, interior, 0).sum(dim=0)
     out[1] += torch.where(same, 0, interior).sum(dim=0)
 
@@ -369,6 +383,7 @@ def scores_torch(
     *,
     chunk: int | None = None,
     traffic: torch.Tensor | None = None,
+    source_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-source, per-label-set sums of pair scores and squares (S, Q, 2) and rows (S, Q, width).
 
@@ -396,6 +411,7 @@ def scores_torch(
                 pos,
                 width,
                 counted,
+                None if source_weights is None else source_weights[start:stop],
             )
         except torch.OutOfMemoryError:
             if chunk == 1:

@@ -381,9 +381,19 @@ def stored_umap(
 DIAGNOSTICS_KIND = "diagnostics"
 
 
-def diagnostics_request(layer: int, label_sets: Sequence[str], k: int = 10) -> dict[str, Any]:
-    """The key-relevant settings of one layer's diagnostics: layer, label sets (in order) and k."""
-    return {"layer": int(layer), "label_sets": list(label_sets), "k": int(k)}
+def diagnostics_request(
+    layer: int,
+    label_sets: Sequence[str],
+    k: int = 10,
+    max_sources_per_class: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The key-relevant settings of one layer's diagnostics: layer, label sets (in order), k, and
+    the source sample (None: every clip's tree; the seed then plays no part)."""
+    request: dict[str, Any] = {"layer": int(layer), "label_sets": list(label_sets), "k": int(k)}
+    if max_sources_per_class is not None:
+        request |= {"max_sources_per_class": int(max_sources_per_class), "seed": int(seed)}
+    return request
 
 
 def encode_diagnostics(
@@ -445,13 +455,16 @@ def diagnostics_entry(
     label_sets: Sequence[str],
     *,
     k: int = 10,
+    max_sources_per_class: int | None = None,
+    seed: int = 0,
     device: Any = None,
     engine: str = "auto",
     refresh: bool = False,
 ) -> tuple[StoredResult, bool]:
-    """(entry, from_store) of the per-clip and per-class diagnostics of ``fs`` at hidden state ``layer``."""
+    """(entry, from_store) of the per-clip and per-class diagnostics of ``fs`` at hidden state ``layer``
+    (every clip's tree, or ``max_sources_per_class`` seeded sources per class)."""
     meta = _meta(fs)
-    request = diagnostics_request(layer, label_sets, k)
+    request = diagnostics_request(layer, label_sets, k, max_sources_per_class, seed)
 
     def compute() -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
         labels = {name: fs.labels(name) for name in label_sets}
@@ -460,6 +473,8 @@ def diagnostics_entry(
             labels,
             k=k,
             layer=int(layer),
+            max_sources_per_class=max_sources_per_class,
+            seed=seed,
             device=device,
             engine=engine,
         )

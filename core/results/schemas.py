@@ -87,7 +87,7 @@ class _DiagnosedClass(Record):
     n_components: int
     largest_component: int
     purity: float
-    bridge_paths: int
+    bridge_paths: float
 
 
 @dataclass(frozen=True)
