@@ -133,6 +133,8 @@ BAD_INVOCATIONS: list[tuple[str, list[str]]] = [
     ("diagnose-top-0", ["diagnose", MODEL, "sample", "--top", "0"]),
     ("diagnose-out-is-a-file", ["diagnose", MODEL, "sample", "--out", "/etc/hostname"]),
     ("diagnose-key-absent", ["diagnose", "--key", "abcdef0123"]),
+    ("diagnose-sources-1", ["diagnose", MODEL, "sample", "--sources", "1"]),
+    ("diagnose-source-seed-negative", ["diagnose", MODEL, "sample", "--source-seed", "-2"]),
     ("path-no-from", ["path", MODEL, "sample"]),
     ("path-from-negative", ["path", MODEL, "sample", "--from", "-3"]),
     ("path-from-blank", ["path", MODEL, "sample", "--from", " "]),

@@ -101,7 +101,7 @@ def test_learn_real_mode_steps_through_a_real_layer(feature_key: str):
     start = at.selectbox(key="ln_real_start").value
     end = at.selectbox(key="ln_real_end").value
     assert start != end
-    for step in range(3):
+    for _ in range(3):
         at.button(key="ln_next").click().run()
         assert not at.exception, at.exception
     assert at.session_state["ln_step"] == 3

@@ -14,7 +14,7 @@ import numpy as np
 
 from core.cli.data_commands import speaker_regex_option
 from core.cli.geometry_commands import check_k, features_for, label_sets_for
-from core.cli.options import common_options, positive_int, selection_options
+from core.cli.options import common_options, positive_int, seed_int, selection_options
 from core.cli.output import text_table
 from core.errors import CliError
 
@@ -31,6 +31,17 @@ def layer_index(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a hidden-state index, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a hidden-state index >= 0, got {text!r}")
+    return value
+
+
+def sources_count(text: str) -> int:
+    """argparse type: sources per class, an integer >= 2."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {text!r}")
     return value
 
 
@@ -116,11 +127,25 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     layer = _layer_of(args, fs)
     names = list(label_sets_for(fs, args.labels))
     check_k(args.k, fs)
-    entry, hit = diagnostics_entry(fs, layer, names, k=args.k, device=args.device)
+    entry, hit = diagnostics_entry(
+        fs,
+        layer,
+        names,
+        k=args.k,
+        max_sources_per_class=args.sources,
+        seed=args.source_seed,
+        device=args.device,
+    )
     tables = decode_diagnostics(entry)
     origin = "loaded from" if hit else "stored in"
+    how = (
+        "exhaustive (every clip's tree)"
+        if args.sources is None
+        else f"{args.sources} sampled sources per class (seed {args.source_seed}; clips without a "
+        "tree have no convexity, exact=False; class scores and bridges are estimates)"
+    )
     print(
-        f"diagnostics of hidden state {layer}, k={args.k}, exhaustive (every clip's tree): "
+        f"diagnostics of hidden state {layer}, k={args.k}, {how}: "
         f"{origin} the results store (key {entry.key[:12]})"
     )
     for name, t in tables.items():
@@ -275,6 +300,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--top", type=positive_int, default=10, help="lowest-convexity clips to print (default: 10)"
     )
+    p.add_argument(
+        "--sources",
+        type=sources_count,
+        default=None,
+        help="large N: trees for only this many seeded clips per class (default: every clip)",
+    )
+    p.add_argument("--source-seed", type=seed_int, default=0, help="seed of --sources (default: 0)")
     p.add_argument("--out", help="folder to write clips.csv and classes.csv into")
     p.set_defaults(func=cmd_diagnose)
 
