@@ -193,7 +193,7 @@ if path is not None and path.reachable:
                 "color": ["#16a34a" if inside else "#dc2626" for inside in path.in_class],
                 "symbol": ["circle" if inside else "x" for inside in path.in_class],
             },
-            text=[str(step) for step in range(len(v))],
+            text=[f"{step} {fs.words[u]}" for step, u in enumerate(v)],
             textposition="top center",
             customdata=meta[v],
             hovertemplate=hover,
@@ -212,9 +212,17 @@ if clip is not None:
         )
     )
 lim = float(np.abs(emb).max()) * 1.05  # one range for all layers: positions are comparable
-fig.update_xaxes(range=[-lim, lim], showticklabels=False, zeroline=False, title_text="UMAP 1")
+x_range = y_range = [-lim, lim]
+if clip is not None and graph is not None and st.session_state.get("pj_zoom", True):
+    near = [int(clip), *graph.neighbours(int(clip))[0].tolist()]
+    near += list(path.vertices) if path is not None else []
+    lo, hi = xy[near].min(axis=0), xy[near].max(axis=0)
+    centre, half = (lo + hi) / 2, max(float((hi - lo).max()) * 0.75, lim * 0.08)
+    x_range = [centre[0] - half, centre[0] + half]
+    y_range = [centre[1] - half, centre[1] + half]
+fig.update_xaxes(range=x_range, showticklabels=False, zeroline=False, title_text="UMAP 1")
 fig.update_yaxes(
-    range=[-lim, lim], showticklabels=False, zeroline=False, title_text="UMAP 2", scaleanchor="x"
+    range=y_range, showticklabels=False, zeroline=False, title_text="UMAP 2", scaleanchor="x"
 )
 figures.style(fig, height=620)
 fig.update_layout(
@@ -242,6 +250,13 @@ st.caption(
     f"Neighbours and paths are those of the exact {K}-NN graph convexity uses, drawn on the UMAP."
 )
 
+if clip is not None:
+    st.toggle(
+        "Zoom to the clip and its path",
+        value=True,
+        key="pj_zoom",
+        help="Off: the whole layer at the range shared by all layers.",
+    )
 st.number_input(
     "Clip (or click a point)",
     min_value=0,

@@ -5,7 +5,8 @@
 
 The feature set (with its UMAP already stored, e.g. by ``python -m core umap --key KEY``) is made the
 Setup choice of the cache used, the dashboard is served on a free 127.0.0.1 port, the clip is typed into
-the page's clip field and the page is shot once Streamlit is idle and the chart has drawn.
+the page's clip field and the page is shot once Streamlit is idle and the chart has drawn (a tall viewport: Streamlit's
+main area scrolls inside the page, so a full-page shot would stop at the window).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def main() -> None:
     p.add_argument("--clip", type=int, required=True)
     p.add_argument("--out", type=Path, default=Path("docs/projections-path.png"))
     p.add_argument("--width", type=int, default=1400)
-    p.add_argument("--height", type=int, default=1000)
+    p.add_argument("--height", type=int, default=2000, help="tall: the page scrolls inside itself")
     args = p.parse_args()
     fs = load_cached_features(args.key)
     save_choice(SetupChoice(feature_key=str(fs.key), model=str(fs.meta.get("model_key"))))
@@ -53,8 +54,13 @@ def main() -> None:
         field.press("Enter")
         page.wait_for_timeout(1000)
         idle(page)
+        for table in page.locator('[data-testid="stDataFrame"]').all():
+            table.scroll_into_view_if_needed()  # the grids draw on a canvas once visible
+            table.locator("canvas").first.wait_for(timeout=60_000)
+        page.locator('[data-testid="stMain"] h1').scroll_into_view_if_needed()
+        page.wait_for_timeout(8000)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(args.out), full_page=True)
+        page.screenshot(path=str(args.out))
         print(f"clip {args.clip} -> {args.out}")
         browser.close()
 
