@@ -180,6 +180,16 @@ def move_step(delta: int) -> None:
     st.session_state["ln_step"] = min(len(STEPS) - 1, max(0, st.session_state["ln_step"] + delta))
 
 
+def step_buttons(step: int) -> None:
+    """Back / Next and the name of the current step."""
+    back, label, forward = st.columns([1, 3, 1])
+    back.button("◀ Back", disabled=step == 0, key="ln_back", on_click=move_step, args=(-1,))
+    forward.button(
+        "Next ▶", disabled=step == len(STEPS) - 1, key="ln_next", on_click=move_step, args=(1,)
+    )
+    label.markdown(f"**{STEPS[step]}** (step {step + 1} of {len(STEPS)})")
+
+
 def _keys(cls: int) -> tuple[str, str]:
     per_class = st.session_state["ln_per_class"]
     return f"ln_start_{cls}_{per_class}", f"ln_end_{cls}_{per_class}"
@@ -286,12 +296,7 @@ def real_mode() -> None:
         a.metric("This path's score", f"{walk.score:.2f}")
         b.metric(f"Class '{labels[start]}' score", f"{result.per_class[labels[start]].score:.3f}")
         c.metric(f"Graph convexity ({len(chosen)} words)", f"{result.score:.3f}")
-        back, label, forward = st.columns([1, 3, 1])
-        back.button("◀ Back", disabled=step == 0, key="ln_back", on_click=move_step, args=(-1,))
-        forward.button(
-            "Next ▶", disabled=step == len(STEPS) - 1, key="ln_next", on_click=move_step, args=(1,)
-        )
-        label.markdown(f"**{STEPS[step]}** (step {step + 1} of {len(STEPS)})")
+        step_buttons(step)
         step_text(walk, step, k, labels[start], result)
         real_fig = figure(xy, labels, undirected_pairs(indptr, nbr), walk, step)
         export.add_caption(
@@ -396,12 +401,7 @@ with right:
     st.markdown(f"**Pair:** start {walk.start} → end {walk.end} (class {cls})")
     if hint:
         st.info(hint, icon=":material/touch_app:")
-    back, label, forward = st.columns([1, 3, 1])
-    back.button("◀ Back", disabled=step == 0, key="ln_back", on_click=move_step, args=(-1,))
-    forward.button(
-        "Next ▶", disabled=step == len(STEPS) - 1, key="ln_next", on_click=move_step, args=(1,)
-    )
-    label.markdown(f"**{STEPS[step]}** (step {step + 1} of {len(STEPS)})")
+    step_buttons(step)
     step_text(walk, step, k, cls, result)
     toy_fig = figure(points, labels, undirected_pairs(indptr, nbr), walk, step)
     export.add_caption(

@@ -16,33 +16,31 @@ from core.cli.data_commands import speaker_regex_option
 from core.cli.geometry_commands import check_k, features_for, label_sets_for
 from core.cli.options import common_options, positive_int, seed_int, selection_options
 from core.cli.output import text_table
-from core.errors import CliError
+from core.errors import CliError, LabError
 
 __all__ = ["cmd_diagnose", "cmd_path", "register"]
 
 CSV_CHUNK = 5000  # rows per written chunk: tables of any size stream to disk
 
 
-def layer_index(text: str) -> int:
-    """argparse type: a hidden-state index (an integer >= 0)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a hidden-state index, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a hidden-state index >= 0, got {text!r}")
-    return value
+def _int_at_least(minimum: int, what: str):
+    """An argparse type: an integer >= ``minimum`` (``what`` names it in the message)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what} (>= {minimum}), got {text!r}")
+        return value
+
+    parse.__name__ = what
+    return parse
 
 
-def sources_count(text: str) -> int:
-    """argparse type: sources per class, an integer >= 2."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {text!r}") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {text!r}")
-    return value
+layer_index = _int_at_least(0, "a hidden-state index")
+sources_count = _int_at_least(2, "sources per class")
 
 
 def _check_layer_early(args: argparse.Namespace) -> None:
@@ -53,7 +51,7 @@ def _check_layer_early(args: argparse.Namespace) -> None:
 
     try:
         depth = resolve_model(args.model).n_layers
-    except Exception:  # an unknown model is reported by the extraction's own one-line check
+    except LabError:  # an unknown model is reported by the extraction's own one-line check
         return
     if depth and args.layer > depth:
         raise CliError(f"--layer {args.layer}: {args.model} has hidden states 0..{depth}")

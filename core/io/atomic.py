@@ -24,30 +24,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     A folder that cannot be created or written (permissions, disk full) raises ``StorageError``. The
     file is left ``FILE_MODE`` (readable by others), not ``mkstemp``'s owner-only 0600.
     """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_chunks(path, (data,))
 
 
 def atomic_write_chunks(path: str | os.PathLike, chunks: Iterable[bytes]) -> Path:
-    """``atomic_write_bytes`` for data made piece by piece (large tables): only one chunk in memory."""
+    """``atomic_write_bytes`` for data made piece by piece (large tables): one chunk in memory at a time."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
