@@ -38,6 +38,8 @@ from core.results.provenance import Provenance
 from core.results.store import load_result
 from pages.messages import one_line
 
+EXHAUSTIVE_DIAGNOSTICS = 20_000  # clips up to which the page runs every clip's tree
+SAMPLED_SOURCES = 100  # trees per class beyond that (python -m core diagnose runs any design)
 RESULTS_IN_MEMORY = 16  # results held per process (LRU); the results store on disk keeps them all
 
 
@@ -243,13 +245,21 @@ def diagnostics_with_provenance(
     if not names:
         raise ConvexityInputError("; ".join(missing_label_sets(fs).values()))
 
+    n = int(fs.features.shape[0])
+    sources = None if n <= EXHAUSTIVE_DIAGNOSTICS else SAMPLED_SOURCES
+
     def work(tick: Callable[[int, int], None]) -> tuple[dict[str, Any], Provenance]:
         tick(0, 1)
-        entry, _ = diagnostics_entry(fs, layer, names, k=k)
+        entry, _ = diagnostics_entry(fs, layer, names, k=k, max_sources_per_class=sources)
         tick(1, 1)
         return decode_diagnostics(entry), entry.provenance
 
-    label = f"Every clip's shortest-path tree at hidden state {layer} (about 10 s per layer of 2,520 clips on 2 cores)"
+    label = (
+        f"Every clip's shortest-path tree at hidden state {layer} (about 10 s per layer of 2,520 "
+        "clips on 2 cores)"
+        if sources is None
+        else f"{sources} sampled clips' shortest-path trees per class at hidden state {layer}"
+    )
     return _memo(("diagnostics", key, layer, k), label, work)
 
 

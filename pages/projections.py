@@ -355,8 +355,14 @@ def clip_table(order: np.ndarray, key: str) -> None:
 
 if show_tables and table is not None and diag_prov is not None:
     st.subheader(f"Clip diagnostics at hidden state {layer} ({judged} classes)")
+    how = (
+        "Exact: every clip's shortest-path tree"
+        if table.settings.get("exact", True)
+        else f"Sampled: {table.settings.get('max_sources_per_class')} clips' trees per class (the "
+        "others have no clip convexity and sort last; class scores and bridges are estimates)"
+    )
     st.caption(
-        f"Exact: every clip's shortest-path tree on the {K}-NN graph. Clip convexity = mean score of "
+        f"{how} on the {K}-NN graph. Clip convexity = mean score of "
         "the clip's within-class paths as source; bridge = share of other classes' paths that pass "
         f"through it; purity = share of its {K} nearest neighbours in its class. · "
         + diag_prov.caption()
