@@ -78,6 +78,34 @@ def _pop(hd, hk, size):
     return top, size
 
 
+@numba.njit(cache=True, inline="always")
+def _relax(v, indptr, nbr, wts, dist, hops, pred, done, hd, hk, size, touched, n_touched):
+    """Relax the edges of the settled vertex ``v`` by the engine's rule (least weight, then fewest
+    edges, then the lowest-index predecessor); first-reached vertices go to ``touched``.
+
+    Returns the new heap size and touched count.
+    """
+    dv = dist[v]
+    nh = hops[v] + 1
+    for e in range(indptr[v], indptr[v + 1]):
+        u = nbr[e]
+        if done[u]:
+            continue
+        nd = dv + wts[e]
+        du = dist[u]
+        if nd < du or (nd == du and nh < hops[u]):
+            if du == np.inf:
+                touched[n_touched] = u
+                n_touched += 1
+            dist[u] = nd
+            hops[u] = nh
+            pred[u] = v
+            size = _push(hd, hk, size, nd, (np.int64(nh) << 32) | u)
+        elif nd == du and nh == hops[u] and v < pred[u]:
+            pred[u] = v
+    return size, n_touched
+
+
 @numba.njit(cache=True)
 def _one_source(indptr, nbr, wts, s, codes, active_row, out, row, pos, work, traffic, weight_row):
     """Lexicographic Dijkstra from ``s``; adds class-mates' path scores (and squares) into ``out``.
@@ -132,24 +160,9 @@ def _one_source(indptr, nbr, wts, s, codes, active_row, out, row, pos, work, tra
                         row[q, pos[q, v]] = score
             if is_target:
                 remaining -= 1
-        dv = dist[v]
-        nh = h + 1
-        for e in range(indptr[v], indptr[v + 1]):
-            u = nbr[e]
-            if done[u]:
-                continue
-            nd = dv + wts[e]
-            du = dist[u]
-            if nd < du or (nd == du and nh < hops[u]):
-                if du == np.inf:
-                    touched[n_touched] = u
-                    n_touched += 1
-                dist[u] = nd
-                hops[u] = nh
-                pred[u] = v
-                size = _push(hd, hk, size, nd, (np.int64(nh) << 32) | u)
-            elif nd == du and nh == hops[u] and v < pred[u]:
-                pred[u] = v
+        size, n_touched = _relax(
+            v, indptr, nbr, wts, dist, hops, pred, done, hd, hk, size, touched, n_touched
+        )
     if count:
         _add_traffic(s, codes, active_row, pred, order, n_settled, down, traffic, weight_row)
     for i in range(n_touched):
@@ -441,6 +454,8 @@ def _tree(indptr, nbr, wts, s):
     cap = indptr[n] + 1
     hd = np.empty(cap, dtype=np.float64)
     hk = np.empty(cap, dtype=np.int64)
+    touched = np.empty(n, dtype=np.int32)
+    n_touched = 0
     dist[s] = 0.0
     hops[s] = 0
     size = _push(hd, hk, 0, 0.0, np.int64(s))
@@ -450,21 +465,9 @@ def _tree(indptr, nbr, wts, s):
         if done[v]:
             continue
         done[v] = True
-        dv = dist[v]
-        nh = hops[v] + 1
-        for e in range(indptr[v], indptr[v + 1]):
-            u = nbr[e]
-            if done[u]:
-                continue
-            nd = dv + wts[e]
-            du = dist[u]
-            if nd < du or (nd == du and nh < hops[u]):
-                dist[u] = nd
-                hops[u] = nh
-                pred[u] = v
-                size = _push(hd, hk, size, nd, (np.int64(nh) << 32) | u)
-            elif nd == du and nh == hops[u] and v < pred[u]:
-                pred[u] = v
+        size, n_touched = _relax(
+            v, indptr, nbr, wts, dist, hops, pred, done, hd, hk, size, touched, n_touched
+        )
     return dist, hops, pred
 
 
