@@ -223,3 +223,19 @@ def test_sampled_sources_are_flagged_and_their_estimates_are_unbiased():
     exact_scores = np.array([c.convexity for c in full.per_class])
     spread = scores.std(axis=0, ddof=1) / np.sqrt(len(scores))
     assert np.all(np.abs(scores.mean(axis=0) - exact_scores) < 3 * spread + 1e-9)
+
+
+def test_both_engines_weight_sampled_trees_alike():
+    rng = np.random.default_rng(9)
+    points = rng.normal(size=(60, 3))
+    labels = {"a": np.arange(60) % 3, "b": np.arange(60) % 4}
+    tables = [
+        diagnose_layer(points, labels, k=4, max_sources_per_class=5, seed=2, engine=e)
+        for e in ENGINES
+    ]
+    for name in labels:
+        numba_t, torch_t = tables[0][name], tables[1][name]
+        np.testing.assert_array_equal(numba_t.exact, torch_t.exact)
+        np.testing.assert_allclose(numba_t.convexity, torch_t.convexity, equal_nan=True)
+        np.testing.assert_allclose(numba_t.bridge_paths, torch_t.bridge_paths)
+        np.testing.assert_allclose(numba_t.inside_paths, torch_t.inside_paths)
