@@ -39,6 +39,8 @@ from core.results.series import aligned_umap
 from core.results.store import load_result
 from pages.messages import one_line
 
+EXHAUSTIVE_DIAGNOSTICS = 20_000  # clips up to which the page runs every clip's tree
+SAMPLED_SOURCES = 100  # trees per class beyond that (python -m core diagnose runs any design)
 RESULTS_IN_MEMORY = 16  # results held per process (LRU); the results store on disk keeps them all
 
 
@@ -236,3 +238,60 @@ def toy_graph(
     points, labels = toy_clusters(per_class, classes, spread, shape, seed)
     result = graph_convexity(points, labels, k=k, max_pairs_per_class=None, device="cpu")
     return points, labels, result, knn_csr(points, k)
+
+
+def diagnostics_with_provenance(
+    key: str, layer: int, k: int = 10
+) -> tuple[dict[str, Any], Provenance]:
+    """(word and speaker per-clip diagnostics of one hidden state, provenance); stored, computed once."""
+    from core.results.kinds import decode_diagnostics, diagnostics_entry
+
+    fs = feature_set(key)
+    names = [name for name in LABEL_SETS if name not in missing_label_sets(fs)]
+    if not names:
+        raise ConvexityInputError("; ".join(missing_label_sets(fs).values()))
+
+    n = int(fs.features.shape[0])
+    sources = None if n <= EXHAUSTIVE_DIAGNOSTICS else SAMPLED_SOURCES
+
+    def work(tick: Callable[[int, int], None]) -> tuple[dict[str, Any], Provenance]:
+        tick(0, 1)
+        entry, _ = diagnostics_entry(fs, layer, names, k=k, max_sources_per_class=sources)
+        tick(1, 1)
+        return decode_diagnostics(entry), entry.provenance
+
+    label = (
+        f"Every clip's shortest-path tree at hidden state {layer} (about 10 s per layer of 2,520 "
+        "clips on 2 cores)"
+        if sources is None
+        else f"{sources} sampled clips' shortest-path trees per class at hidden state {layer}"
+    )
+    return _memo(("diagnostics", key, layer, k), label, work)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Building the layer's kNN graph...")
+def layer_knn_graph(key: str, layer: int, k: int = 10) -> Any:
+    """The exact kNN graph of one hidden state (``core.geometry.clip_paths.LayerGraph``), per process."""
+    from core.geometry.clip_paths import layer_graph
+
+    return layer_graph(np.asarray(feature_set(key).features[:, layer, :]), k)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def real_layer_graph(
+    key: str, layer: int, words: tuple[str, ...], per_word: int, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, ConvexityResult, tuple[np.ndarray, ...]]:
+    """Learn's real mode: (clip indices, 2-D PCA positions, word labels, exhaustive result, kNN CSR)
+    of up to ``per_word`` clips of each chosen word at one hidden state (paths use all D dimensions)."""
+    from sklearn.decomposition import PCA
+
+    from core.geometry.teaching import knn_csr
+
+    fs = feature_set(key)
+    all_words = np.asarray(fs.words)
+    idx = np.concatenate([np.flatnonzero(all_words == w)[:per_word] for w in words])
+    x = np.asarray(fs.features[idx, layer, :], dtype=np.float64)
+    labels = all_words[idx]
+    result = graph_convexity(x, labels, k=k, max_pairs_per_class=None, device="cpu")
+    xy = PCA(n_components=2, random_state=0).fit_transform(x)
+    return idx, xy, labels, result, knn_csr(x, k)

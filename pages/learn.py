@@ -12,7 +12,7 @@ from core.geometry.teaching import PairWalkthrough, leaving_pair, undirected_pai
 from core.results import export
 from core.results.provenance import code_version
 from pages import figures
-from pages.cached import toy_graph
+from pages.cached import real_layer_graph, toy_graph
 from pages.state import init_state
 
 STEPS = ("1. The graph", "2. The shortest path", "3. Interior points", "4. The score")
@@ -26,7 +26,11 @@ DEFAULTS = {
     "ln_k": 10,
     "ln_seed": 0,
     "ln_class": 0,
+    "ln_mode": "2-D toy",
+    "ln_real_layer": None,
+    "ln_real_per_word": 24,
 }
+MODES = ["2-D toy", "Real layer"]
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -176,6 +180,16 @@ def move_step(delta: int) -> None:
     st.session_state["ln_step"] = min(len(STEPS) - 1, max(0, st.session_state["ln_step"] + delta))
 
 
+def step_buttons(step: int) -> None:
+    """Back / Next and the name of the current step."""
+    back, label, forward = st.columns([1, 3, 1])
+    back.button("◀ Back", disabled=step == 0, key="ln_back", on_click=move_step, args=(-1,))
+    forward.button(
+        "Next ▶", disabled=step == len(STEPS) - 1, key="ln_next", on_click=move_step, args=(1,)
+    )
+    label.markdown(f"**{STEPS[step]}** (step {step + 1} of {len(STEPS)})")
+
+
 def _keys(cls: int) -> tuple[str, str]:
     per_class = st.session_state["ln_per_class"]
     return f"ln_start_{cls}_{per_class}", f"ln_end_{cls}_{per_class}"
@@ -229,9 +243,106 @@ def step_text(walk: PairWalkthrough, step: int, k: int, cls: int, result: Any) -
     )
 
 
+def real_mode() -> None:
+    """The same step-through on a small real layer: a few words of the chosen feature set."""
+    from pathlib import Path
+
+    from pages.cached import feature_set
+    from pages.feature_choice import features_caption
+
+    key = st.session_state.get("feature_key")
+    if key is None:
+        st.info("No feature set chosen yet: pick or extract one on the Setup page.")
+        st.page_link("pages/setup.py", label="Go to Setup", icon=":material/tune:")
+        return
+    fs = feature_set(key)
+    features_caption(fs)
+    words = sorted(set(fs.words))
+    left, right = st.columns([1, 3])
+    with left:
+        if st.session_state.get("ln_real_layer") is None:
+            st.session_state["ln_real_layer"] = min(fs.n_layers, 2)
+        layer = st.slider(figures.LAYER_AXIS, 0, fs.n_layers, key="ln_real_layer")
+        st.session_state.setdefault("ln_real_words", words[: min(3, len(words))])
+        chosen = st.multiselect("Words", words, key="ln_real_words", max_selections=6)
+        per_word = st.slider("Clips per word", 4, 72, step=4, key="ln_real_per_word")
+        k = st.slider("k (neighbours)", 1, 20, key="ln_k")
+    if len(chosen) < 2:
+        st.info("Choose at least two words.")
+        return
+    idx, xy, labels, result, (indptr, nbr, wts) = real_layer_graph(
+        fs.key, int(layer), tuple(chosen), int(per_word), int(k)
+    )
+    real = (fs.key, layer, tuple(chosen), per_word, k)
+    if st.session_state.get("ln_real") != real:  # new data: start from a pair that leaves its class
+        st.session_state["ln_real"] = real
+        st.session_state["ln_step"] = 0
+        pair = leaving_pair(indptr, nbr, wts, labels) or (0, 1)
+        st.session_state["ln_real_start"], st.session_state["ln_real_end"] = map(int, pair)
+    names = {i: f"{labels[i]} · {fs.speakers[idx[i]]} (clip {idx[i]})" for i in range(len(idx))}
+    with left:
+        st.divider()
+        start = st.selectbox(
+            "Start clip", range(len(idx)), key="ln_real_start", format_func=names.get
+        )
+        mates = [int(i) for i in np.flatnonzero(labels == labels[start])]
+        if st.session_state.get("ln_real_end") not in mates:
+            st.session_state["ln_real_end"] = next(i for i in mates if i != start)
+        end = st.selectbox("End clip", mates, key="ln_real_end", format_func=names.get)
+    walk = walk_pair(indptr, nbr, wts, labels, int(start), int(end))
+    step = int(st.session_state["ln_step"])
+    with right:
+        a, b, c = st.columns(3)
+        a.metric("This path's score", f"{walk.score:.2f}")
+        b.metric(f"Class '{labels[start]}' score", f"{result.per_class[labels[start]].score:.3f}")
+        c.metric(f"Graph convexity ({len(chosen)} words)", f"{result.score:.3f}")
+        step_buttons(step)
+        step_text(walk, step, k, labels[start], result)
+        real_fig = figure(xy, labels, undirected_pairs(indptr, nbr), walk, step)
+        export.add_caption(
+            real_fig,
+            [
+                f"{fs.meta.get('model_key')} hidden state {layer}: {len(idx)} clips of "
+                f"{', '.join(chosen)} · k={k} · exact (all pairs) · drawn on the first two principal "
+                f"components (graph and paths in all {fs.features.shape[2]} dimensions) · "
+                f"code {code_version()}"
+            ],
+        )
+        figures.show(
+            real_fig, config=figures.figure_config("learn-real", real_fig), key="ln_real_plot"
+        )
+        st.caption(
+            "Drawn on the clips' first two principal components; the kNN graph, the path and the "
+            f"scores use all {fs.features.shape[2]} dimensions of hidden state {layer}."
+        )
+        if walk.path is not None and step >= 1:
+            root = Path(str(fs.meta.get("root", ".")))
+            with st.expander("Hear the path", expanded=step >= 2):
+                for n, v in enumerate(walk.path):
+                    role = "start" if n == 0 else "end" if n == len(walk.path) - 1 else "interior"
+                    inside = "in class" if labels[v] == labels[start] else "OTHER class"
+                    st.caption(f"{n}. {role} · {inside} · {names[v]}")
+                    audio = root / fs.paths[idx[v]]
+                    if audio.is_file():
+                        st.audio(str(audio))
+
+
 init_state(DEFAULTS)
 st.session_state.setdefault("ln_step", 0)
 st.title("Learn: what graph convexity means")
+mode = st.segmented_control(
+    "Data",
+    MODES,
+    key="ln_mode",
+    help="The 2-D toy, or a few words of a real layer (the feature set chosen on Setup).",
+)
+if mode == "Real layer":
+    st.caption(
+        "The same four steps on real clips: a few words of one hidden state of the chosen model. "
+        "Convexity is computed on these clips alone."
+    )
+    real_mode()
+    st.stop()
 st.caption(
     "Connect every point to its k nearest neighbours. A class is convex in this graph if the shortest path "
     "between any two of its points stays inside the class. **Click two points of one class on the plot** "
@@ -290,12 +401,7 @@ with right:
     st.markdown(f"**Pair:** start {walk.start} → end {walk.end} (class {cls})")
     if hint:
         st.info(hint, icon=":material/touch_app:")
-    back, label, forward = st.columns([1, 3, 1])
-    back.button("◀ Back", disabled=step == 0, key="ln_back", on_click=move_step, args=(-1,))
-    forward.button(
-        "Next ▶", disabled=step == len(STEPS) - 1, key="ln_next", on_click=move_step, args=(1,)
-    )
-    label.markdown(f"**{STEPS[step]}** (step {step + 1} of {len(STEPS)})")
+    step_buttons(step)
     step_text(walk, step, k, cls, result)
     toy_fig = figure(points, labels, undirected_pairs(indptr, nbr), walk, step)
     export.add_caption(

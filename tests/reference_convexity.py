@@ -84,3 +84,61 @@ def reference_convexity(points, labels, k: int) -> tuple[float, dict, dict]:
         per_class[c] = sum(scores) / len(scores)
         pair_scores[c] = scores
     return sum(per_class.values()) / len(per_class), per_class, pair_scores
+
+
+def reference_diagnostics(points, labels, k: int) -> dict:
+    """Per-clip convexity (as source), path traffic, purity and class components, one path at a time.
+
+    ``inside[v]``/``bridge[v]``: how many within-class shortest paths of v's own / other classes have
+    v as an interior vertex; components by flood fill of the class-induced kNN subgraph.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    labels = list(labels)
+    n = len(labels)
+    adj = knn_adjacency(points, k)
+    convexity = [math.nan] * n
+    inside, bridge = [0] * n, [0] * n
+    for s in range(n):
+        mates = [t for t in range(n) if t != s and labels[t] == labels[s]]
+        if not mates:
+            continue
+        scores = []
+        for t in mates:
+            path = shortest_path(adj, s, t)
+            scores.append(pair_score(path, labels, labels[s]))
+            for v in (path or [])[1:-1]:
+                if labels[v] == labels[s]:
+                    inside[v] += 1
+                else:
+                    bridge[v] += 1
+        convexity[s] = sum(scores) / len(scores)
+    purity = []
+    for i in range(n):
+        dist = [
+            (math.sqrt(float(((points[i] - points[j]) ** 2).sum())), j) for j in range(n) if j != i
+        ]
+        nearest = [j for _, j in sorted(dist)[:k]]
+        purity.append(sum(labels[j] == labels[i] for j in nearest) / k)
+    components = {}
+    for c in dict.fromkeys(labels):
+        left = {i for i in range(n) if labels[i] == c}
+        pieces = []
+        while left:
+            stack = [left.pop()]
+            size = 1
+            while stack:
+                v = stack.pop()
+                for u in adj[v]:
+                    if u in left:
+                        left.remove(u)
+                        stack.append(u)
+                        size += 1
+            pieces.append(size)
+        components[c] = (len(pieces), max(pieces))
+    return {
+        "convexity": convexity,
+        "inside": inside,
+        "bridge": bridge,
+        "purity": purity,
+        "components": components,
+    }

@@ -423,3 +423,34 @@ def test_jobs_list_status_and_watch(run: Callable[..., Res]) -> None:
     assert "convexity epoch 2 (step 4): word 0.25 0.50" in res.stdout
     assert run("jobs", "watch", cancelled.name, "--interval", "0.05").returncode == 1
     assert json.loads(run("jobs", "status", cancelled.name).stdout)["parent"] == done.name
+
+
+def test_diagnose_writes_clip_and_class_tables_and_path_lists_every_vertex(
+    run: Callable[..., Res], tree: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    common = [str(model_dir), "folder", "--root", str(tree), "--batch-size", "4", "--k", "3"]
+    out = tmp_path / "diag"
+    res = run("diagnose", *common, "--layer", "1", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "diagnostics of hidden state 1" in res.stdout and "stored in" in res.stdout
+    clips = list(csv.DictReader((out / "clips.csv").open()))
+    classes = list(csv.DictReader((out / "classes.csv").open()))
+    assert {r["label_set"] for r in clips} == {"word", "speaker"}
+    n = sum(1 for r in clips if r["label_set"] == "word")
+    assert n == sum(1 for r in clips if r["label_set"] == "speaker") == N
+    assert all(r["exact"] == "True" for r in clips)
+    assert {r["label"] for r in classes if r["label_set"] == "speaker"} == set(SPEAKERS)
+    assert all(int(r["n_components"]) >= 1 for r in classes)
+    again = run("diagnose", *common, "--layer", "1")
+    assert "loaded from" in again.stdout
+    path_csv = tmp_path / "path.csv"
+    res = run("path", *common, "--layer", "1", "--from", "0", "--out", str(path_csv))
+    assert res.returncode == 0, res.stderr
+    rows = list(csv.DictReader(path_csv.open()))
+    assert rows[0]["role"] == "source" and rows[0]["clip"] == "0"
+    assert rows[-1]["role"] == "target" and "pair score" in res.stdout
+    word = {r["clip"]: r["word"] for r in clips if r["label_set"] == "word"}
+    assert all((r["in_class"] == "True") == (r["word"] == rows[0]["word"]) for r in rows)
+    assert all(word[r["clip"]] == r["word"] for r in rows)
+    bad = run("path", *common, "--layer", "1", "--from", str(N + 5))
+    assert bad.returncode == 2 and "clip indices run" in bad.stderr

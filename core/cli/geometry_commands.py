@@ -19,10 +19,19 @@ from core.errors import CliError
 from core.geometry.sampling import DEFAULT_TARGET_SE
 from core.results.precision import DEFAULT_PRECISION, Precision
 
-__all__ = ["cmd_convexity", "cmd_criteria", "cmd_euclidean", "cmd_umap", "register"]
+__all__ = [
+    "check_k",
+    "cmd_convexity",
+    "cmd_criteria",
+    "cmd_euclidean",
+    "cmd_umap",
+    "features_for",
+    "label_sets_for",
+    "register",
+]
 
 
-def _label_sets(fs: Any, names: Sequence[str]) -> dict[str, list[str]]:
+def label_sets_for(fs: Any, names: Sequence[str]) -> dict[str, list[str]]:
     """The requested label sets; speaker labels must exist for every clip."""
     out: dict[str, list[str]] = {}
     for name in dict.fromkeys(names):
@@ -76,7 +85,7 @@ def _out_path(args: argparse.Namespace) -> Path | None:
     return out
 
 
-def _features_for(args: argparse.Namespace) -> Any:
+def features_for(args: argparse.Namespace) -> Any:
     """Cached features by ``--key``, or extracted (and cached) for MODEL DATASET."""
     from core.data.features import load_cached_features
 
@@ -89,7 +98,7 @@ def _features_for(args: argparse.Namespace) -> Any:
     return extract_from_args(args)
 
 
-def _check_k(k: int, fs: Any) -> None:
+def check_k(k: int, fs: Any) -> None:
     """A kNN graph needs k < N points: said in terms of the option, before any layer is computed."""
     n = int(fs.features.shape[0])
     if not 1 <= k < n:
@@ -120,10 +129,10 @@ def cmd_convexity(args: argparse.Namespace) -> int:
 
     out = _out_path(args)
     precision = precision_from_args(args)  # a bad precision is refused before any extraction
-    fs = _features_for(args)
+    fs = features_for(args)
     print("\n".join(describe_features(fs)))
-    labels = _label_sets(fs, args.labels)
-    _check_k(args.k, fs)
+    labels = label_sets_for(fs, args.labels)
+    check_k(args.k, fs)
     update, close = progress_bar("convexity", not args.no_progress)
     try:
         curves = stored_convexity(
@@ -211,10 +220,10 @@ def cmd_criteria(args: argparse.Namespace) -> int:
     from core.results.kinds import criteria_entry, decode_criteria
 
     out = _out_path(args)
-    fs = _features_for(args)
+    fs = features_for(args)
     print("\n".join(describe_features(fs)))
-    labels = _label_sets(fs, [args.labels])[args.labels]
-    _check_k(args.k, fs)
+    labels = label_sets_for(fs, [args.labels])[args.labels]
+    check_k(args.k, fs)
     unknown = sorted(set(args.names or ()) - set(CRITERIA))
     if unknown:
         raise CliError(f"unknown criteria {unknown}; known: {', '.join(CRITERIA)}")
@@ -264,7 +273,7 @@ def cmd_umap(args: argparse.Namespace) -> int:
     """Aligned 2-D UMAP layouts of every hidden state, into the results store (the Projections page's)."""
     from core.results.kinds import umap_entry
 
-    fs = _features_for(args)
+    fs = features_for(args)
     print("\n".join(describe_features(fs)))
     update, close = progress_bar("umap", not args.no_progress, unit="layer")
     try:

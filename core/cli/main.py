@@ -27,6 +27,7 @@ EXIT_ERROR = 2
 COMMAND_MODULES = (
     "core.cli.data_commands",
     "core.cli.geometry_commands",
+    "core.cli.diagnostics_commands",
     "core.cli.run_commands",
     "core.cli.grid_commands",
     "core.cli.results_commands",

@@ -11,6 +11,17 @@ tree and to rounding on the sums.
 - ``scores_torch``: batched over sources as dense (sources x N) tensors on any torch device (the GPU
   engine): Bellman-Ford min-relaxation of distances, then fewest-edge hop counts on the tight-edge
   subgraph, lowest-index predecessors, and interior counts propagated level by level.
+
+Optional path traffic (both engines, off by default and then free): ``traffic`` (Q, 2, N) float64
+accumulates, per label set, how often each vertex is an interior vertex of a scored path, split by
+whether the vertex shares the source's label (``[q, 0]``) or not (``[q, 1]``: a bridge); each tree's
+counts are multiplied by the source's ``source_weights[s, q]`` (default 1: plain counts, exact in float64;
+n_c / m_c when m_c of a class's n_c sources were sampled, for unbiased totals). In a
+shortest-path tree, v is interior to the path s -> t exactly when t is a strict descendant of v, so one
+pass over the settled vertices in reverse settling order counts every path at once (no path walks).
+
+``path_tree``: one full tree (distances, hop counts, predecessors) from one source, same rule, for
+path queries.
 """
 
 from __future__ import annotations
@@ -67,18 +78,49 @@ def _pop(hd, hk, size):
     return top, size
 
 
+@numba.njit(cache=True, inline="always")
+def _relax(v, indptr, nbr, wts, dist, hops, pred, done, hd, hk, size, touched, n_touched):
+    """Relax the edges of the settled vertex ``v`` by the engine's rule (least weight, then fewest
+    edges, then the lowest-index predecessor); first-reached vertices go to ``touched``.
+
+    Returns the new heap size and touched count.
+    """
+    dv = dist[v]
+    nh = hops[v] + 1
+    for e in range(indptr[v], indptr[v + 1]):
+        u = nbr[e]
+        if done[u]:
+            continue
+        nd = dv + wts[e]
+        du = dist[u]
+        if nd < du or (nd == du and nh < hops[u]):
+            if du == np.inf:
+                touched[n_touched] = u
+                n_touched += 1
+            dist[u] = nd
+            hops[u] = nh
+            pred[u] = v
+            size = _push(hd, hk, size, nd, (np.int64(nh) << 32) | u)
+        elif nd == du and nh == hops[u] and v < pred[u]:
+            pred[u] = v
+    return size, n_touched
+
+
 @numba.njit(cache=True)
-def _one_source(indptr, nbr, wts, s, codes, active_row, out, row, pos, work):
+def _one_source(indptr, nbr, wts, s, codes, active_row, out, row, pos, work, traffic, weight_row):
     """Lexicographic Dijkstra from ``s``; adds class-mates' path scores (and squares) into ``out``.
 
-    With ``row`` of width > 0, each class-mate t's score is also stored at ``row[q, pos[q, t]]``.
+    With ``row`` of width > 0, each class-mate t's score is also stored at ``row[q, pos[q, t]]``; with
+    ``traffic`` of length N > 0, the interior counts are added there (see the module docstring).
 
     ``work`` holds the per-thread buffers, all reset to their initial state on return.
     """
-    dist, hops, pred, done, inner, touched, hd, hk = work
+    dist, hops, pred, done, inner, touched, hd, hk, order, down = work
     n = indptr.shape[0] - 1
     n_sets = codes.shape[0]
     record = row.shape[1] > 0
+    count = traffic.shape[2] > 0
+    n_settled = 0
     remaining = 0
     for v in range(n):
         if v != s:
@@ -99,6 +141,9 @@ def _one_source(indptr, nbr, wts, s, codes, active_row, out, row, pos, work):
         if done[v]:
             continue
         done[v] = True
+        if count:
+            order[n_settled] = v
+            n_settled += 1
         h = hops[v]
         if v != s:
             p = pred[v]
@@ -115,24 +160,11 @@ def _one_source(indptr, nbr, wts, s, codes, active_row, out, row, pos, work):
                         row[q, pos[q, v]] = score
             if is_target:
                 remaining -= 1
-        dv = dist[v]
-        nh = h + 1
-        for e in range(indptr[v], indptr[v + 1]):
-            u = nbr[e]
-            if done[u]:
-                continue
-            nd = dv + wts[e]
-            du = dist[u]
-            if nd < du or (nd == du and nh < hops[u]):
-                if du == np.inf:
-                    touched[n_touched] = u
-                    n_touched += 1
-                dist[u] = nd
-                hops[u] = nh
-                pred[u] = v
-                size = _push(hd, hk, size, nd, (np.int64(nh) << 32) | u)
-            elif nd == du and nh == hops[u] and v < pred[u]:
-                pred[u] = v
+        size, n_touched = _relax(
+            v, indptr, nbr, wts, dist, hops, pred, done, hd, hk, size, touched, n_touched
+        )
+    if count:
+        _add_traffic(s, codes, active_row, pred, order, n_settled, down, traffic, weight_row)
     for i in range(n_touched):
         u = touched[i]
         dist[u] = np.inf
@@ -141,13 +173,39 @@ def _one_source(indptr, nbr, wts, s, codes, active_row, out, row, pos, work):
         done[u] = False
 
 
+@numba.njit(cache=True)
+def _add_traffic(s, codes, active_row, pred, order, n_settled, down, traffic, weight_row):
+    """Add, per label set, each settled vertex's count of class-mate targets below it in the tree.
+
+    ``order`` holds the settled vertices in settling order (``order[0] = s``); a vertex settles after
+    its predecessor, so in reverse order every vertex's subtree is complete before it is passed up.
+    """
+    for q in range(codes.shape[0]):
+        if not active_row[q]:
+            continue
+        cs = codes[q, s]
+        weight = weight_row[q]
+        for i in range(n_settled - 1, 0, -1):
+            v = order[i]
+            below = down[v]
+            if below:
+                traffic[q, 0 if codes[q, v] == cs else 1, v] += below * weight
+            down[pred[v]] += below + (1 if codes[q, v] == cs else 0)
+        for i in range(n_settled):
+            down[order[i]] = 0
+
+
 @numba.njit(parallel=True, cache=True)
-def _scores_parallel(indptr, nbr, wts, sources, codes, active, pos, width, n_workers):
-    """Run ``_one_source`` for every source; each worker reuses one set of buffers."""
+def _scores_parallel(
+    indptr, nbr, wts, sources, codes, active, pos, width, n_workers, with_traffic, source_weights
+):
+    """Run ``_one_source`` for every source; each worker reuses one set of buffers (and traffic)."""
     n = indptr.shape[0] - 1
     n_src = sources.shape[0]
-    sums = np.zeros((n_src, codes.shape[0], 2), dtype=np.float64)
-    rows = np.zeros((n_src, codes.shape[0], width), dtype=np.float32)
+    n_sets = codes.shape[0]
+    sums = np.zeros((n_src, n_sets, 2), dtype=np.float64)
+    rows = np.zeros((n_src, n_sets, width), dtype=np.float32)
+    per_worker = np.zeros((n_workers, n_sets, 2, n if with_traffic else 0), dtype=np.float64)
     cap = indptr[n] + 1
     for worker in numba.prange(n_workers):
         work = (
@@ -155,14 +213,29 @@ def _scores_parallel(indptr, nbr, wts, sources, codes, active, pos, width, n_wor
             np.full(n, UNREACHED, dtype=np.int32),
             np.full(n, -1, dtype=np.int32),
             np.zeros(n, dtype=np.bool_),
-            np.zeros((codes.shape[0], n), dtype=np.int32),
+            np.zeros((n_sets, n), dtype=np.int32),
             np.empty(n, dtype=np.int32),
             np.empty(cap, dtype=np.float64),
             np.empty(cap, dtype=np.int64),
+            np.empty(n if with_traffic else 0, dtype=np.int32),
+            np.zeros(n if with_traffic else 0, dtype=np.int64),
         )
         for i in range(worker, n_src, n_workers):
-            _one_source(indptr, nbr, wts, sources[i], codes, active[i], sums[i], rows[i], pos, work)
-    return sums, rows
+            _one_source(
+                indptr,
+                nbr,
+                wts,
+                sources[i],
+                codes,
+                active[i],
+                sums[i],
+                rows[i],
+                pos,
+                work,
+                per_worker[worker],
+                source_weights[i],
+            )
+    return sums, rows, per_worker.sum(axis=0)
 
 
 def scores_numba(
@@ -174,16 +247,24 @@ def scores_numba(
     active: np.ndarray,
     pos: np.ndarray | None = None,
     width: int = 0,
+    traffic: np.ndarray | None = None,
+    source_weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-source, per-label-set sums of pair scores and squares (S, Q, 2), and rows, on CPU cores.
 
     ``codes`` (Q, N) holds integer labels per label set; ``active`` (S, Q) says for which label sets a
     source was sampled (only those sets' class-mates are scored and awaited). With ``width`` > 0, the
     rows (S, Q, width) float32 hold each class-mate t's score at ``pos[q, t]`` (its place in its class).
+    ``traffic`` (Q, 2, N) float64, when given, receives the interior counts, each source's weighted by
+    ``source_weights`` (S, Q) (default 1; module docstring).
     """
     if pos is None:
         pos = np.zeros((codes.shape[0], codes.shape[1]), dtype=np.int32)
-    return _scores_parallel(
+    if traffic is not None and traffic.shape != (codes.shape[0], 2, codes.shape[1]):
+        raise ValueError(
+            f"traffic must have shape (Q, 2, N) = {(codes.shape[0], 2, codes.shape[1])}"
+        )
+    sums, rows, counted = _scores_parallel(
         np.ascontiguousarray(indptr, dtype=np.int64),
         np.ascontiguousarray(indices, dtype=np.int32),
         np.ascontiguousarray(weights, dtype=np.float64),
@@ -193,7 +274,14 @@ def scores_numba(
         np.ascontiguousarray(pos, dtype=np.int32),
         int(width),
         4 * numba.get_num_threads(),  # several workers per thread balance uneven source costs
+        traffic is not None,
+        np.ones(active.shape)
+        if source_weights is None
+        else np.ascontiguousarray(source_weights, np.float64),
     )
+    if traffic is not None:
+        traffic += counted
+    return sums, rows
 
 
 def _relax_min(values: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, add: torch.Tensor):
@@ -213,8 +301,10 @@ def _scores_torch_chunk(
     active: torch.Tensor,
     pos: torch.Tensor,
     width: int,
+    traffic: torch.Tensor | None = None,
+    source_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``scores_torch`` for one chunk of sources held as dense (S, N) tensors."""
+    """``scores_torch`` for one chunk of sources held as dense (S, N) tensors (traffic added in place)."""
     s = sources.shape[0]
     device = w.device
     rows = torch.arange(s, device=device)
@@ -260,7 +350,31 @@ def _scores_torch_chunk(
             slot = torch.where(same & not_source & (pos[q] >= 0)[None, :], pos[q][None, :], width)
             row.scatter_(1, slot, (score * active[:, q, None]).to(torch.float32))
         rows.append(row[:, :width])
+        if traffic is not None:
+            target = (reached & same & not_source & (active[:, q, None] > 0)).to(torch.int64)
+            w_q = active[:, q] if source_weights is None else source_weights[:, q]
+            _add_traffic_torch(traffic[q], target, same, hops, pred_safe, reached, max_hops, w_q)
     return torch.stack(sums, dim=1), torch.stack(rows, dim=1)
+
+
+def _add_traffic_torch(
+    out: torch.Tensor,
+    target: torch.Tensor,
+    same: torch.Tensor,
+    hops: torch.Tensor,
+    pred: torch.Tensor,
+    reached: torch.Tensor,
+    max_hops: int,
+    weight: torch.Tensor,
+) -> None:
+    """Targets below each vertex, passed up the trees level by level from the deepest; into ``out`` (2, N)."""
+    down = torch.zeros_like(target)
+    for level in range(max_hops, 0, -1):
+        at = (hops == level) & reached
+        down.scatter_add_(1, pred, torch.where(at, down + target, 0))
+    interior = torch.where(reached & (hops >= 1), down, 0).to(torch.float64) * weight[:, None]
+    out[0] += torch.where(same, interior, 0).sum(dim=0)
+    out[1] += torch.where(same, 0, interior).sum(dim=0)
 
 
 def default_source_chunk(n_edges: int, device: torch.device) -> int:
@@ -281,11 +395,14 @@ def scores_torch(
     width: int = 0,
     *,
     chunk: int | None = None,
+    traffic: torch.Tensor | None = None,
+    source_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-source, per-label-set sums of pair scores and squares (S, Q, 2) and rows (S, Q, width).
 
     Same contract as ``scores_numba``, batched on the edges' device; the graph is given as symmetric
-    directed edge lists. On CUDA out-of-memory the source batch is halved and retried.
+    directed edge lists. On CUDA out-of-memory the source batch is halved and retried (a chunk's
+    traffic is added only once the chunk has succeeded).
     """
     if pos is None:
         pos = torch.zeros_like(codes)
@@ -294,9 +411,20 @@ def scores_torch(
     start = 0
     while start < sources.shape[0]:
         stop = min(sources.shape[0], start + chunk)
+        counted = None if traffic is None else torch.zeros_like(traffic)
         try:
             part = _scores_torch_chunk(
-                src, dst, weights, n, sources[start:stop], codes, active[start:stop], pos, width
+                src,
+                dst,
+                weights,
+                n,
+                sources[start:stop],
+                codes,
+                active[start:stop],
+                pos,
+                width,
+                counted,
+                None if source_weights is None else source_weights[start:stop],
             )
         except torch.OutOfMemoryError:
             if chunk == 1:
@@ -304,6 +432,8 @@ def scores_torch(
             chunk = max(1, chunk // 2)
             torch.cuda.empty_cache()
             continue
+        if traffic is not None:
+            traffic += counted
         sums.append(part[0])
         rows.append(part[1])
         start = stop
@@ -311,3 +441,60 @@ def scores_torch(
         q = codes.shape[0]
         return torch.zeros((0, q, 2), dtype=torch.float64), torch.zeros((0, q, width))
     return torch.cat(sums), torch.cat(rows)
+
+
+@numba.njit(cache=True)
+def _tree(indptr, nbr, wts, s):
+    """The whole lexicographic Dijkstra tree from ``s``: distances, hop counts, predecessors."""
+    n = indptr.shape[0] - 1
+    dist = np.full(n, np.inf)
+    hops = np.full(n, UNREACHED, dtype=np.int32)
+    pred = np.full(n, -1, dtype=np.int32)
+    done = np.zeros(n, dtype=np.bool_)
+    cap = indptr[n] + 1
+    hd = np.empty(cap, dtype=np.float64)
+    hk = np.empty(cap, dtype=np.int64)
+    touched = np.empty(n, dtype=np.int32)
+    n_touched = 0
+    dist[s] = 0.0
+    hops[s] = 0
+    size = _push(hd, hk, 0, 0.0, np.int64(s))
+    while size > 0:
+        key, size = _pop(hd, hk, size)
+        v = key & 0xFFFFFFFF
+        if done[v]:
+            continue
+        done[v] = True
+        size, n_touched = _relax(
+            v, indptr, nbr, wts, dist, hops, pred, done, hd, hk, size, touched, n_touched
+        )
+    return dist, hops, pred
+
+
+def path_tree(
+    indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray, source: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distance, hops, predecessor) of every vertex in the shortest-path tree from ``source``.
+
+    The same paths the engines score: least weight, then fewest edges, then the lowest-index
+    predecessor. Unreached vertices have distance inf, hops ``UNREACHED`` and predecessor -1.
+    """
+    n = len(indptr) - 1
+    if not 0 <= int(source) < n:
+        raise IndexError(f"source must lie in 0..{n - 1}, got {source}")
+    return _tree(
+        np.ascontiguousarray(indptr, dtype=np.int64),
+        np.ascontiguousarray(indices, dtype=np.int32),
+        np.ascontiguousarray(weights, dtype=np.float64),
+        int(source),
+    )
+
+
+def tree_path(pred: np.ndarray, source: int, target: int) -> list[int] | None:
+    """The vertices of the tree path source -> target (both included), or None if unreached."""
+    if target != source and pred[target] < 0:
+        return None
+    path = [int(target)]
+    while path[-1] != source:
+        path.append(int(pred[path[-1]]))
+    return path[::-1]

@@ -52,3 +52,23 @@ def toy_clusters(
     else:
         raise ConvexityInputError(f"shape must be 'blobs' or 'moons', got {shape!r}")
     return points.astype(np.float64), labels
+
+
+def flip_labels(
+    labels: np.ndarray | list, fraction: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(labels with ``fraction`` of them changed to another class drawn uniformly, sorted flipped indices).
+
+    A known truth for checking that per-clip diagnostics find mislabelled clips; seeded.
+    """
+    lab = np.asarray(labels, dtype=object)
+    classes = np.array(sorted(set(lab.tolist()), key=str), dtype=object)
+    if len(classes) < 2 or not 0.0 < fraction < 1.0:
+        raise ConvexityInputError("flip_labels needs two classes and a fraction in (0, 1)")
+    rng = np.random.default_rng(seed)
+    n_flip = max(1, round(fraction * len(lab)))
+    flipped = np.sort(rng.choice(len(lab), n_flip, replace=False))
+    out = lab.copy()
+    for i in flipped:
+        out[i] = rng.choice(classes[classes != lab[i]])
+    return out, flipped

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     A folder that cannot be created or written (permissions, disk full) raises ``StorageError``. The
     file is left ``FILE_MODE`` (readable by others), not ``mkstemp``'s owner-only 0600.
     """
+    return atomic_write_chunks(path, (data,))
+
+
+def atomic_write_chunks(path: str | os.PathLike, chunks: Iterable[bytes]) -> Path:
+    """``atomic_write_bytes`` for data made piece by piece (large tables): one chunk in memory at a time."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,7 +42,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            for chunk in chunks:
+                fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, FILE_MODE)

@@ -19,9 +19,11 @@ import numpy as np
 from core.errors import LabError, ResultError
 from core.geometry import convexity as convexity_engine
 from core.geometry import criteria as criteria_engine
+from core.geometry import diagnostics as diagnostics_engine
 from core.geometry import projections as projection_engine
 from core.geometry.convexity import ClassConvexity, ConvexityCurve, ConvexityResult
 from core.geometry.criteria import CriterionResult
+from core.geometry.diagnostics import CLIP_COLUMNS, ClassDiagnostics, LayerDiagnostics
 from core.results.provenance import provenance_from_meta
 from core.results.store import (
     StoredResult,
@@ -371,6 +373,129 @@ def stored_umap(
 
     entry, hit = _entry(_meta(fs), "umap", [], dict(request), run, refresh)
     return entry.arrays["layout"], hit
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-clip and per-class diagnostics (one layer, one or more label sets)
+
+DIAGNOSTICS_KIND = "diagnostics"
+
+
+def diagnostics_request(
+    layer: int,
+    label_sets: Sequence[str],
+    k: int = 10,
+    max_sources_per_class: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The key-relevant settings of one layer's diagnostics: layer, label sets (in order), k, and
+    the source sample (None: every clip's tree; the seed then plays no part)."""
+    request: dict[str, Any] = {"layer": int(layer), "label_sets": list(label_sets), "k": int(k)}
+    if max_sources_per_class is not None:
+        request |= {"max_sources_per_class": int(max_sources_per_class), "seed": int(seed)}
+    return request
+
+
+def encode_diagnostics(
+    tables: Mapping[str, LayerDiagnostics],
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(JSON part, per-clip columns as arrays ``<label set>.<column>``) of one layer's tables."""
+    first = next(iter(tables.values()))
+    data: dict[str, Any] = {
+        "layer": first.layer,
+        "k": first.k,
+        "n_points": first.n_points,
+        "order": list(tables),
+        "sets": {},
+    }
+    arrays: dict[str, np.ndarray] = {}
+    for name, t in tables.items():
+        data["sets"][name] = {
+            "classes": list(t.classes),
+            "per_class": [c.to_dict() for c in t.per_class],
+            "settings": t.settings,
+            "timings": t.timings,
+        }
+        arrays[f"{name}.codes"] = np.asarray(t.codes, dtype=np.int32)
+        for col in CLIP_COLUMNS:
+            arrays[f"{name}.{col}"] = np.asarray(t.column(col))
+    return data, arrays
+
+
+def decode_diagnostics(entry: StoredResult) -> dict[str, LayerDiagnostics]:
+    """Inverse of ``encode_diagnostics`` (ResultError when a column is missing or of the wrong length)."""
+    data, out = entry.data, {}
+    n = int(data["n_points"])
+    for name in data.get("order") or list(data["sets"]):
+        part = data["sets"][name]
+        cols = {}
+        for col in ("codes", *CLIP_COLUMNS):
+            arr = entry.arrays.get(f"{name}.{col}")
+            if arr is None or arr.shape != (n,):
+                raise ResultError(f"diagnostics entry {entry.key[:12]}: column {name}.{col} is bad")
+            cols[col] = arr
+        out[name] = LayerDiagnostics(
+            label_set=name,
+            layer=int(data["layer"]),
+            k=int(data["k"]),
+            classes=tuple(part["classes"]),
+            per_class=tuple(
+                ClassDiagnostics(**_known(ClassDiagnostics, c)) for c in part["per_class"]
+            ),
+            settings=dict(part.get("settings") or {}),
+            timings=dict(part.get("timings") or {}),
+            **cols,
+        )
+    return out
+
+
+def diagnostics_entry(
+    fs: Any,
+    layer: int,
+    label_sets: Sequence[str],
+    *,
+    k: int = 10,
+    max_sources_per_class: int | None = None,
+    seed: int = 0,
+    device: Any = None,
+    engine: str = "auto",
+    refresh: bool = False,
+) -> tuple[StoredResult, bool]:
+    """(entry, from_store) of the per-clip and per-class diagnostics of ``fs`` at hidden state ``layer``
+    (every clip's tree, or ``max_sources_per_class`` seeded sources per class)."""
+    meta = _meta(fs)
+    request = diagnostics_request(layer, label_sets, k, max_sources_per_class, seed)
+
+    def compute() -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
+        labels = {name: fs.labels(name) for name in label_sets}
+        tables = diagnostics_engine.diagnose_layer(
+            fs.features[:, int(layer), :],
+            labels,
+            k=k,
+            layer=int(layer),
+            max_sources_per_class=max_sources_per_class,
+            seed=seed,
+            device=device,
+            engine=engine,
+        )
+        data, arrays = encode_diagnostics(tables)
+        settings = dict(next(iter(tables.values())).settings)
+        return data, arrays, settings
+
+    entry, hit = _entry(meta, DIAGNOSTICS_KIND, list(label_sets), request, compute, refresh)
+    try:
+        decode_diagnostics(entry)
+    except (ResultError, KeyError, TypeError, ValueError):  # malformed columns: treat as missing
+        entry, hit = _entry(meta, DIAGNOSTICS_KIND, list(label_sets), request, compute, True)
+    return entry, hit
+
+
+def stored_diagnostics(
+    fs: Any, layer: int, label_sets: Sequence[str], **kwargs: Any
+) -> dict[str, LayerDiagnostics]:
+    """``diagnose_layer`` of one hidden state of ``fs`` through the results store (name -> table)."""
+    entry, _ = diagnostics_entry(fs, layer, label_sets, **kwargs)
+    return decode_diagnostics(entry)
 
 
 # --------------------------------------------------------------------------------------------------

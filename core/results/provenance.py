@@ -26,6 +26,7 @@ ENGINE_MODULES = {
     "finetune-convexity": "core.geometry.convexity",
     "series": "core.geometry.convexity",
     "aligned-umap": "core.geometry.aligned",
+    "diagnostics": "core.geometry.diagnostics",
 }
 
 

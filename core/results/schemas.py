@@ -80,6 +80,34 @@ class _GridData(Record):
     grid_id: str
 
 
+@dataclass(frozen=True)
+class _DiagnosedClass(Record):
+    label: str
+    n_points: int
+    convexity: float
+    n_components: int
+    largest_component: int
+    purity: float
+    bridge_paths: float
+
+
+@dataclass(frozen=True)
+class _DiagnosedSet(Record):
+    classes: tuple[str, ...]
+    per_class: tuple[_DiagnosedClass, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _DiagnosticsData(Record):
+    layer: int
+    k: int
+    n_points: int
+    sets: dict[str, _DiagnosedSet]
+    order: tuple[str, ...] = ()
+
+
 SCHEMAS: dict[str, type[Record]] = {
     "convexity": _ConvexityData,
     "criteria": _CriteriaData,
@@ -88,6 +116,7 @@ SCHEMAS: dict[str, type[Record]] = {
     "grid": _GridData,
     "series": CheckpointSeries,
     "aligned-umap": _UmapData,
+    "diagnostics": _DiagnosticsData,
 }
 
 
@@ -106,4 +135,10 @@ def check_data(kind: str, data: Any) -> str | None:
                 return f"data.curves[{name!r}]: {len(curve.layers)} layers, {len(curve.results)} results"
         if parsed.order and set(parsed.order) != set(parsed.curves):
             return "data.order names other curves than data.curves"
+    if isinstance(parsed, _DiagnosticsData):
+        for name, part in parsed.sets.items():
+            if len(part.classes) != len(part.per_class):
+                return (
+                    f"data.sets[{name!r}]: {len(part.classes)} classes, {len(part.per_class)} rows"
+                )
     return None
