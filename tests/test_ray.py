@@ -24,6 +24,7 @@ from core.runs.lifecycle import create_run_on
 from core.runs.local import LocalExecutor
 from core.runs.spec import ExecutorSpec
 from core.training.grid import GridSpec, read_grid_tables
+from core.training.trajectory import read_trajectory
 from tests.tiny_assets import make_tone_noise_dataset, make_trainable_wav2vec2
 
 ray_cluster_test = pytest.mark.ray
@@ -208,6 +209,8 @@ def test_killed_worker_is_retried_and_resumes_from_its_epoch(ray_cluster, assets
     resumed = [r["epoch"] for r in rows if r.get("event") == "resumed"]
     assert len(resumed) == 1 and killed_after <= resumed[0] < epochs  # lost < 1 epoch of work
     assert 1 <= killed_after < epochs
+    # convexity while training: the pretrained point and one per epoch, none repeated by the retry
+    assert [p.epoch for p in read_trajectory(run).points] == list(range(epochs + 1))
 
 
 @ray_cluster_test
