@@ -10,7 +10,13 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from core.training.trajectory import Trajectory, TrajectoryPoint, read_trajectory
+from core.training.trajectory import (
+    Trajectory,
+    TrajectoryPoint,
+    read_trajectory,
+    run_about,
+    trajectory_csv,
+)
 from pages.figures import LABEL_COLOURS, LAYER_AXIS, Curve, curve_figure, integer_axis, show, style
 
 
@@ -106,3 +112,11 @@ def show_trajectory(run: Path, key: str, relevant: str) -> None:
     point = traj.points[int(np.argmin([abs(v - chosen) for v in positions]))]
     show(epoch_figure(traj, point), key=f"{key}_curve")
     st.caption(_caption(traj))
+    st.download_button(
+        "Convexity while training (CSV)",
+        trajectory_csv(traj, run_about(run)),
+        f"{run.name}-trajectory.csv",
+        "text/csv",
+        icon=":material/table:",
+        key=f"{key}_csv",
+    )

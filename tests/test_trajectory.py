@@ -130,3 +130,35 @@ def test_steps_option_adds_mid_epoch_points_and_off_records_none(
 def test_bad_probe_settings_are_refused(tiny_assets: dict[str, Path], bad: dict) -> None:
     with pytest.raises(TrainingError):
         _probe_config(tiny_assets, **bad).check()
+
+
+def test_jobs_trajectory_prints_every_point_and_exports_csv_and_json(
+    private_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import json
+
+    from core import runs as run_store
+    from core.cli.main import main
+    from core.io.run_folder import RunFolder
+
+    run = run_store.create_run(
+        "finetune", {"model": "m", "task": "speakers", "trajectory_clips": 40}
+    )
+    assert main(["jobs", "trajectory", run.name]) == 2  # nothing measured yet: one line
+    assert "measured no convexity" in capsys.readouterr().err
+    for row in (_point(0, 0, 0.0), _point(1, 4, 1.0, score=0.3)):
+        RunFolder(run).append_metric(row)
+    out = tmp_path / "t.csv"
+    assert main(["jobs", "trajectory", run.name, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "pretrained: word 0.50 0.60" in printed and "epoch 1 (step 4): word 0.30 0.40" in printed
+    lines = out.read_text().splitlines()
+    about = json.loads(lines[0].removeprefix("# run: "))
+    assert about["run_id"] == run.name and about["trajectory_clips"] == 40
+    assert lines[1] == "label_set,epoch,step,position,hidden_state,score,sem,n_clips"
+    assert len(lines) == 2 + 4 and lines[-1].startswith("word,1,4,1.0,1,0.4")
+    doc_path = tmp_path / "t.json"
+    assert main(["jobs", "trajectory", run.name, "--out", str(doc_path)]) == 0
+    doc = json.loads(doc_path.read_text())
+    assert [p["epoch"] for p in doc["run"]["points"]] == [0, 1]
+    assert main(["jobs", "trajectory", run.name, "--out", str(tmp_path / "t.txt")]) == 2

@@ -72,6 +72,8 @@ def test_run_view_shows_heatmaps_and_the_chosen_epochs_curve(private_cache: Path
     figures = [c.proto.spec for c in charts]
     assert any('"type":"heatmap"' in f.replace(" ", "") for f in figures)
     assert any("speaker (epoch 2)" in f and "speaker (pretrained)" in f for f in figures)
+    (download,) = at.get("download_button")
+    assert download.proto.label == "Convexity while training (CSV)"
     slider.set_value(1.0).run()
     assert not at.exception, at.exception
     assert any("speaker (epoch 1)" in c.proto.spec for c in at.get("plotly_chart"))

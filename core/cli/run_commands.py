@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from core.cli.options import (
@@ -21,6 +22,8 @@ from core.cli.options import (
     executor_options,
 )
 from core.cli.output import text_table
+from core.errors import CliError
+from core.io.atomic import atomic_write_bytes
 from core.runs.records import format_seconds
 
 __all__ = ["PAPER_RECIPE", "register"]
@@ -189,6 +192,39 @@ def cmd_jobs_watch(args: argparse.Namespace) -> int:
         time.sleep(args.interval)
 
 
+def cmd_jobs_trajectory(args: argparse.Namespace) -> int:
+    """The convexity a run measured while it trained: one line per point, or a CSV/JSON export."""
+    from core.runs import run_dir
+    from core.training.trajectory import describe, run_about, run_trajectories, trajectory_csv
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() not in (".csv", ".json"):
+        raise CliError(f"--out must end in .csv or .json, got {out.name!r}")
+    run = run_dir(args.run)
+    found = run_trajectories(run)
+    if not found:
+        raise CliError(f"run {args.run} measured no convexity while training (yet)")
+    for name, traj in found.items():
+        for point in traj.points:
+            print(f"{name + ' ' if name else ''}{describe(point)}")
+    if out is not None:
+        folders = {name: run / name if name else run for name in found}
+        if out.suffix.lower() == ".csv":
+            text = "".join(trajectory_csv(t, run_about(folders[n])) for n, t in found.items())
+        else:
+            doc = {
+                n or "run": {
+                    "about": run_about(folders[n]),
+                    "points": [p.to_dict() for p in t.points],
+                }
+                for n, t in found.items()
+            }
+            text = json.dumps(doc, indent=2)
+        atomic_write_bytes(out, text.encode())
+        print(f"wrote {out}")
+    return 0
+
+
 def cmd_jobs_cancel(args: argparse.Namespace) -> int:
     """Cancel a run (SIGTERM, or SIGKILL with --force), wait out its grace, print its status."""
     from core.runs import lifecycle, worker
@@ -245,6 +281,7 @@ def _register_jobs(sub: argparse._SubParsersAction) -> None:
     specs = [
         ("status", cmd_jobs_status, "status, progress and last metrics of a run (JSON)"),
         ("watch", cmd_jobs_watch, "progress lines until the run ends (exit 0 if done)"),
+        ("trajectory", cmd_jobs_trajectory, "convexity measured while the run trained"),
         ("cancel", cmd_jobs_cancel, "stop a run"),
         ("resume", cmd_jobs_resume, "continue a failed/cancelled run from its last checkpoint"),
         ("restart", cmd_jobs_restart, "run it again from scratch as a new attempt (new run id)"),
@@ -258,6 +295,8 @@ def _register_jobs(sub: argparse._SubParsersAction) -> None:
             a.add_argument("--timeout", type=float, default=None, help="give up after seconds")
         if name == "cancel":
             a.add_argument("--force", action="store_true", help="SIGKILL instead of SIGTERM")
+        if name == "trajectory":
+            a.add_argument("--out", help="write the points to FILE.csv or FILE.json")
         if name in ("resume", "restart"):
             a.add_argument("--foreground", action="store_true", help="run in this process")
     a = actions.add_parser("run-job", parents=[common_options()], help="(internal) worker body")

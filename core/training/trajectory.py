@@ -34,7 +34,10 @@ __all__ = [
     "measure",
     "probe_set",
     "read_trajectory",
+    "run_about",
     "run_trajectories",
+    "trajectory_csv",
+    "trajectory_rows",
 ]
 
 KIND = "convexity"  # the metrics rows of a trajectory
@@ -215,3 +218,50 @@ def describe(point: TrajectoryPoint) -> str:
         for name, curve in point.curves.items()
     )
     return f"{where}: {curves or f'no curve ({point.n_clips} probe clips are too few)'}"
+
+
+def trajectory_rows(traj: Trajectory) -> list[dict[str, Any]]:
+    """One row per point, label set and hidden state (the CSV export's rows)."""
+    rows = []
+    for p in traj.points:
+        for name, curve in p.curves.items():
+            sems = curve.sems or (0.0,) * len(curve.scores)
+            for layer, score, sem in zip(curve.layers, curve.scores, sems, strict=True):
+                rows.append(
+                    {
+                        "label_set": name,
+                        "epoch": p.epoch,
+                        "step": p.step,
+                        "position": round(p.position, 6),
+                        "hidden_state": layer,
+                        "score": score,
+                        "sem": sem,
+                        "n_clips": p.n_clips,
+                    }
+                )
+    return rows
+
+
+def trajectory_csv(traj: Trajectory, about: Mapping[str, Any]) -> str:
+    """The trajectory as CSV, preceded by a ``# run: {json}`` line saying which run, model and probe."""
+    import csv
+    import io
+    import json
+
+    buf = io.StringIO()
+    buf.write(f"# run: {json.dumps(dict(about), sort_keys=True)}\n")
+    fields = ["label_set", "epoch", "step", "position", "hidden_state", "score", "sem", "n_clips"]
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(trajectory_rows(traj))
+    return buf.getvalue()
+
+
+def run_about(run: str | Path) -> dict[str, Any]:
+    """What an export of a run's trajectory says it came from: run id, model, task, prune point, probe."""
+    folder = RunFolder(Path(run))
+    spec = folder.read_spec()
+    config = dict(spec.config) if spec is not None else {}
+    keys = ("model", "task", "prune_point", "dataset", "eval_split", "seed")
+    probe = ("trajectory_clips", "trajectory_target_se", "trajectory_every")
+    return {"run_id": folder.name} | {k: config.get(k) for k in keys + probe}
