@@ -176,3 +176,81 @@ def image_format_picker() -> None:
 def show(fig: go.Figure, **kwargs: Any) -> Any:
     """st.plotly_chart with the dashboard's defaults (Streamlit theme, full width)."""
     return st.plotly_chart(fig, theme="streamlit", width="stretch", **kwargs)
+
+
+def class_traces(
+    fig: go.Figure,
+    xy: np.ndarray,
+    labels: np.ndarray,
+    *,
+    customdata: np.ndarray | None = None,
+    hovertemplate: str | None = None,
+) -> go.Figure:
+    """One marker trace per class of ``labels`` on the 2-D points ``xy`` (classes sorted, one palette)."""
+    names = sorted(set(labels.tolist()))
+    for cls, colour in zip(names, palette(len(names)), strict=True):
+        mask = labels == cls
+        fig.add_trace(
+            go.Scatter(
+                x=xy[mask, 0],
+                y=xy[mask, 1],
+                mode="markers",
+                name=str(cls),
+                marker={"size": 7, "opacity": 0.85, "color": colour},
+                customdata=None if customdata is None else customdata[mask],
+                hovertemplate=hovertemplate,
+            )
+        )
+    return fig
+
+
+def layout_axes(fig: go.Figure, x_range: Sequence[float], y_range: Sequence[float]) -> go.Figure:
+    """Unlabelled, equally scaled UMAP axes on fixed ranges (the same for every layout a slider shows)."""
+    fig.update_xaxes(range=list(x_range), showticklabels=False, zeroline=False, title_text="UMAP 1")
+    fig.update_yaxes(
+        range=list(y_range),
+        showticklabels=False,
+        zeroline=False,
+        title_text="UMAP 2",
+        scaleanchor="x",
+    )
+    return fig
+
+
+def layer_heatmaps(
+    panels: dict[str, np.ndarray],
+    x: Sequence[Any],
+    layers: Sequence[int],
+    *,
+    x_title: str,
+    categorical_x: bool = False,
+) -> go.Figure:
+    """Convexity (colour, 0-1) per hidden state (rows) and column ``x``, one panel per label set
+    (``panels``: title -> (columns x hidden states) scores)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(
+        rows=1, cols=len(panels), subplot_titles=list(panels), horizontal_spacing=0.12
+    )
+    for col, (title, matrix) in enumerate(panels.items(), start=1):
+        fig.add_trace(
+            go.Heatmap(
+                x=list(x),
+                y=list(layers),
+                z=np.asarray(matrix).T,
+                zmin=0,
+                zmax=1,
+                colorscale="Viridis",
+                showscale=col == len(panels),
+                colorbar={"title": "convexity"},
+                hovertemplate=f"%{{x}}, hidden state %{{y}}: %{{z:.3f}}<extra>{title}</extra>",
+            ),
+            row=1,
+            col=col,
+        )
+        fig.update_xaxes(
+            title_text=x_title, type="category" if categorical_x else None, row=1, col=col
+        )
+        fig.update_yaxes(title_text=LAYER_AXIS if col == 1 else None, row=1, col=col)
+        integer_axis(fig, list(layers), axis="y", pad=0.5, row=1, col=col)
+    return style(fig, height=340)

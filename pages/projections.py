@@ -129,21 +129,9 @@ hover = (
 )
 fig = go.Figure()
 if colour in ("word", "speaker"):
-    groups = np.asarray(fs.labels(colour))
-    names = sorted(set(groups.tolist()))
-    for cls, col in zip(names, figures.palette(len(names)), strict=True):
-        mask = groups == cls
-        fig.add_trace(
-            go.Scatter(
-                x=xy[mask, 0],
-                y=xy[mask, 1],
-                mode="markers",
-                name=str(cls),
-                marker={"size": 7, "opacity": 0.85, "color": col},
-                customdata=meta[mask],
-                hovertemplate=hover,
-            )
-        )
+    figures.class_traces(
+        fig, xy, np.asarray(fs.labels(colour)), customdata=meta, hovertemplate=hover
+    )
 elif table is not None:
     values = table.convexity if colour == "clip convexity" else table.bridge
     fig.add_trace(
@@ -220,10 +208,7 @@ if clip is not None and graph is not None and st.session_state.get("pj_zoom", Tr
     centre, half = (lo + hi) / 2, max(float((hi - lo).max()) * 0.75, lim * 0.08)
     x_range = [centre[0] - half, centre[0] + half]
     y_range = [centre[1] - half, centre[1] + half]
-fig.update_xaxes(range=x_range, showticklabels=False, zeroline=False, title_text="UMAP 1")
-fig.update_yaxes(
-    range=y_range, showticklabels=False, zeroline=False, title_text="UMAP 2", scaleanchor="x"
-)
+figures.layout_axes(fig, x_range, y_range)
 figures.style(fig, height=620)
 fig.update_layout(
     legend={"orientation": "v", "y": 1, "x": 1.02, "yanchor": "top"}, clickmode="event+select"

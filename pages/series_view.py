@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from core.data.features import load_cached_features
 from core.errors import LabError
@@ -18,33 +17,11 @@ from pages.messages import one_line
 
 def heatmap_figure(series: CheckpointSeries) -> go.Figure:
     """Convexity per hidden state (rows) and checkpoint (columns, in order), one panel per label set."""
+    panels = {f"{n} labels": series.matrix(n) for n in series.label_sets}
     names = [c.name for c in series.checkpoints]
-    fig = make_subplots(
-        rows=1,
-        cols=len(series.label_sets),
-        subplot_titles=[f"{n} labels" for n in series.label_sets],
-        horizontal_spacing=0.12,
+    return figures.layer_heatmaps(
+        panels, names, series.layers, x_title="checkpoint (in order)", categorical_x=True
     )
-    for col, label_set in enumerate(series.label_sets, start=1):
-        fig.add_trace(
-            go.Heatmap(
-                x=names,
-                y=list(series.layers),
-                z=series.matrix(label_set).T,
-                zmin=0,
-                zmax=1,
-                colorscale="Viridis",
-                showscale=col == len(series.label_sets),
-                colorbar={"title": "convexity"},
-                hovertemplate="%{x}, hidden state %{y}: %{z:.3f}<extra>" + label_set + "</extra>",
-            ),
-            row=1,
-            col=col,
-        )
-        fig.update_xaxes(title_text="checkpoint (in order)", type="category", row=1, col=col)
-        fig.update_yaxes(title_text=figures.LAYER_AXIS if col == 1 else None, row=1, col=col)
-        figures.integer_axis(fig, list(series.layers), axis="y", pad=0.5, row=1, col=col)
-    return figures.style(fig, height=360)
 
 
 def lines_figure(series: CheckpointSeries, label_set: str) -> go.Figure:
@@ -72,27 +49,8 @@ def lines_figure(series: CheckpointSeries, label_set: str) -> go.Figure:
 
 def layout_figure(xy: np.ndarray, labels: np.ndarray, lim: float) -> go.Figure:
     """One checkpoint's aligned layout, coloured by label, on the axis range shared by all checkpoints."""
-    fig = go.Figure()
-    names = sorted(set(labels.tolist()))
-    for cls, colour in zip(names, figures.palette(len(names)), strict=True):
-        mask = labels == cls
-        fig.add_trace(
-            go.Scatter(
-                x=xy[mask, 0],
-                y=xy[mask, 1],
-                mode="markers",
-                name=str(cls),
-                marker={"size": 7, "opacity": 0.85, "color": colour},
-            )
-        )
-    fig.update_xaxes(range=[-lim, lim], showticklabels=False, zeroline=False, title_text="UMAP 1")
-    fig.update_yaxes(
-        range=[-lim, lim],
-        showticklabels=False,
-        zeroline=False,
-        title_text="UMAP 2",
-        scaleanchor="x",
-    )
+    fig = figures.class_traces(go.Figure(), xy, labels)
+    figures.layout_axes(fig, [-lim, lim], [-lim, lim])
     return figures.style(fig, height=520)
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from core.training.trajectory import (
     Trajectory,
@@ -17,42 +16,15 @@ from core.training.trajectory import (
     run_about,
     trajectory_csv,
 )
-from pages.figures import LABEL_COLOURS, LAYER_AXIS, Curve, curve_figure, integer_axis, show, style
+from pages.figures import LABEL_COLOURS, Curve, curve_figure, layer_heatmaps, show
 
 
 def heatmap_figure(traj: Trajectory, relevant: str) -> go.Figure:
     """Convexity per hidden state (rows) and point of training (columns), one panel per label set."""
     names = sorted(traj.label_sets, key=lambda n: n != relevant)
-    x = [p.position for p in traj.points]
-    fig = make_subplots(
-        rows=1,
-        cols=len(names),
-        subplot_titles=[f"{n} labels{' (the task)' if n == relevant else ''}" for n in names],
-        horizontal_spacing=0.12,
-    )
-    for col, name in enumerate(names, start=1):
-        z = traj.matrix(name).T
-        fig.add_trace(
-            go.Heatmap(
-                x=x,
-                y=list(traj.layers),
-                z=z,
-                zmin=0,
-                zmax=1,
-                colorscale="Viridis",
-                showscale=col == len(names),
-                colorbar={"title": "convexity"},
-                hovertemplate="epoch %{x:g}, hidden state %{y}: %{z:.3f}<extra>"
-                + name
-                + "</extra>",
-            ),
-            row=1,
-            col=col,
-        )
-        fig.update_xaxes(title_text="epoch (0 = pretrained)", row=1, col=col)
-        fig.update_yaxes(title_text=LAYER_AXIS if col == 1 else None, row=1, col=col)
-        integer_axis(fig, list(traj.layers), axis="y", pad=0.5, row=1, col=col)
-    return style(fig, height=340)
+    panels = {f"{n} labels{' (the task)' if n == relevant else ''}": traj.matrix(n) for n in names}
+    positions = [p.position for p in traj.points]
+    return layer_heatmaps(panels, positions, traj.layers, x_title="epoch (0 = pretrained)")
 
 
 def epoch_figure(traj: Trajectory, point: TrajectoryPoint) -> go.Figure:
