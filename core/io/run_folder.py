@@ -258,12 +258,17 @@ class RunFolder:
         return self.path / "epochs" / f"e{int(epoch)}"
 
     def saved_epochs(self) -> dict[int, Path]:
-        """The epochs whose weights the run kept, by epoch (complete saves only: with a config.json)."""
+        """The epochs whose weights the run kept, by epoch (complete saves only)."""
         found = {}
         for d in (self.path / "epochs").glob("e*"):
-            if d.name[1:].isdigit() and d.is_dir() and (d / "config.json").is_file():
+            if d.name[1:].isdigit() and _saved_model(d):
                 found[int(d.name[1:])] = d
         return dict(sorted(found.items()))
+
+    def saved_models(self) -> dict[str, Path]:
+        """The run's best and last checkpoints that are complete saves, by name."""
+        names = (self.BEST_MODEL, self.LAST_MODEL)
+        return {name: self.file(name) for name in names if _saved_model(self.file(name))}
 
     def has_checkpoint(self) -> bool:
         """Whether the run (or a sweep point of it) has a training checkpoint to resume from."""
@@ -296,6 +301,11 @@ class RunFolder:
                 metrics.unlink()
                 removed.append(metrics)
         return removed
+
+
+def _saved_model(folder: Path) -> bool:
+    """Whether ``folder`` holds a complete ``save_pretrained`` model (its config is written with it)."""
+    return folder.is_dir() and (folder / "config.json").is_file()
 
 
 def _staging_file(path: Path) -> bool:

@@ -100,11 +100,7 @@ def run_checkpoints(run: str | Path) -> list[CheckpointRef]:
     if epochs:
         refs += [CheckpointRef(f"epoch {e}", str(path)) for e, path in epochs.items()]
     else:
-        refs += [
-            CheckpointRef(name, str(folder.file(name)))
-            for name in (RunFolder.BEST_MODEL, RunFolder.LAST_MODEL)
-            if (folder.file(name) / "config.json").is_file()
-        ]
+        refs += [CheckpointRef(name, str(path)) for name, path in folder.saved_models().items()]
     if len(refs) < 2:
         raise ResultError(f"run {folder.name} has no saved checkpoint yet")
     return refs
