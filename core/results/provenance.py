@@ -24,6 +24,7 @@ ENGINE_MODULES = {
     "criteria": "core.geometry.criteria",
     "umap": "core.geometry.projections",
     "finetune-convexity": "core.geometry.convexity",
+    "curve-statistics": "core.geometry.curve_statistics",
 }
 
 

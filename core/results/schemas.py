@@ -75,6 +75,20 @@ class _RunCurvesData(Record):
 
 
 @dataclass(frozen=True)
+class _StatisticsSet(Record):
+    label_set: str
+    layers: tuple[int, ...]
+    scores: tuple[float, ...]
+    sems: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class _CurveStatisticsData(Record):
+    sets: dict[str, _StatisticsSet]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class _GridData(Record):
     grid_id: str
 
@@ -85,6 +99,7 @@ SCHEMAS: dict[str, type[Record]] = {
     "umap": _UmapData,
     "finetune-convexity": _RunCurvesData,
     "grid": _GridData,
+    "curve-statistics": _CurveStatisticsData,
 }
 
 
@@ -103,4 +118,11 @@ def check_data(kind: str, data: Any) -> str | None:
                 return f"data.curves[{name!r}]: {len(curve.layers)} layers, {len(curve.results)} results"
         if parsed.order and set(parsed.order) != set(parsed.curves):
             return "data.order names other curves than data.curves"
+    if isinstance(parsed, _CurveStatisticsData):
+        from core.geometry.curve_statistics import CurveStatistics  # the readers' own record
+
+        try:
+            CurveStatistics.from_dict(data)
+        except RecordError as exc:
+            return str(exc)
     return None

@@ -43,7 +43,7 @@ ENTRY_NAME = "entry.json"
 KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 ARRAY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}$")
 MAX_DEPTH = 32  # JSON nesting of an entry: ours stay under 10; deeper is not ours
-KINDS = ("convexity", "criteria", "umap", "finetune-convexity", "grid")
+KINDS = ("convexity", "criteria", "umap", "finetune-convexity", "grid", "curve-statistics")
 
 
 @dataclass(frozen=True)
