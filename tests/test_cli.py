@@ -414,3 +414,28 @@ def test_jobs_list_status_and_watch(run: Callable[..., Res]) -> None:
     assert res.returncode == 0 and "done" in res.stdout and "elapsed 1 min 05 s" in res.stdout
     assert run("jobs", "watch", cancelled.name, "--interval", "0.05").returncode == 1
     assert json.loads(run("jobs", "status", cancelled.name).stdout)["parent"] == done.name
+
+
+def test_convexity_chance_and_a_class_too_small_to_resample(
+    run: Callable[..., Res], tree: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    """`--chance K` adds chance columns to the table and exports; `--resamples` on words spoken by 3
+    speakers is refused in one line (half-sampling speakers needs 4 per word), nothing computed."""
+    common = [str(model_dir), "folder", "--root", str(tree), "--batch-size", "4", "--no-progress"]
+    out_json, out_csv = tmp_path / "c.json", tmp_path / "c.csv"
+    res = run(
+        "convexity", *common, "--k", "3", "--exhaustive", "--chance", "3", "--out", str(out_json)
+    )
+    assert res.returncode == 0, res.stderr
+    assert "chance ± sd" in res.stdout and "normalised" in res.stdout
+    doc = json.loads(out_json.read_text())
+    chance = doc["statistics"]["sets"]["word"]["chance"]
+    assert chance["n_permutations"] == 3 and len(chance["mean"]) == L + 1
+    res = run(
+        "convexity", *common, "--k", "3", "--exhaustive", "--chance", "3", "--out", str(out_csv)
+    )
+    rows = [r for r in csv.DictReader(out_csv.open()) if not r["class"]]
+    assert rows and all(r["chance"] for r in rows)
+    res = run("convexity", *common, "--k", "3", "--resamples", "4")
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 2 and len(lines) == 1 and "needs at least 4" in lines[0], res.stderr

@@ -65,22 +65,22 @@ def statistics_options(p: argparse.ArgumentParser, *, compare: bool) -> None:
     g = p.add_argument_group("how far to trust the curve (docs/reading-plots.md)")
     g.add_argument(
         "--chance",
-        type=_count(2, MAX_PERMUTATIONS, "permutations"),
-        default=0,
+        type=_count(2, MAX_PERMUTATIONS, "permutations", allow_zero=False),
+        default=None,
         metavar="K",
         help="chance level from K label permutations (class sizes kept), sharing the curve's trees",
     )
     g.add_argument(
         "--resamples",
-        type=_count(2, MAX_RESAMPLES, "resamples"),
-        default=0,
+        type=_count(2, MAX_RESAMPLES, "resamples", allow_zero=False),
+        default=None,
         metavar="R",
         help="population interval and prune-point stability from R half-samples (words: half of "
         "the speakers; speakers: half of each speaker's clips)",
     )
     g.add_argument(
         "--seeds",
-        type=_count(1, MAX_SEEDS, "seeds"),
+        type=_count(1, MAX_SEEDS, "seeds", allow_zero=True),
         default=3,
         metavar="S",
         help="with --resamples: prune points over S other estimator seeds (sampled curves only; "
@@ -132,8 +132,8 @@ def check_resampling(fs: Any, names: Sequence[str], n_resamples: int) -> None:
 def statistics_kwargs(args: argparse.Namespace, engine_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The ``curve_statistics`` keywords of these options and the curve's precision."""
     return {
-        "n_permutations": args.chance,
-        "n_resamples": args.resamples,
+        "n_permutations": args.chance or 0,
+        "n_resamples": args.resamples or 0,
         "n_seeds": args.seeds if args.resamples else 0,
         "level": args.level,
         "resample_seed": args.resample_seed,
