@@ -420,7 +420,7 @@ def test_convexity_chance_and_a_class_too_small_to_resample(
     run: Callable[..., Res], tree: Path, model_dir: Path, tmp_path: Path
 ) -> None:
     """`--chance K` adds chance columns to the table and exports; `--resamples` on words spoken by 3
-    speakers is refused in one line (half-sampling speakers needs 4 per word), nothing computed."""
+    speakers is refused in one line (quarter-samples of speakers need 8 per word), nothing computed."""
     common = [str(model_dir), "folder", "--root", str(tree), "--batch-size", "4", "--no-progress"]
     out_json, out_csv = tmp_path / "c.json", tmp_path / "c.csv"
     res = run(
@@ -438,4 +438,4 @@ def test_convexity_chance_and_a_class_too_small_to_resample(
     assert rows and all(r["chance"] for r in rows)
     res = run("convexity", *common, "--k", "3", "--resamples", "4")
     lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert res.returncode == 2 and len(lines) == 1 and "needs at least 4" in lines[0], res.stderr
+    assert res.returncode == 2 and len(lines) == 1 and "needs at least 8" in lines[0], res.stderr

@@ -57,9 +57,9 @@ def test_a_class_with_too_few_units_is_refused():
 
 
 def test_more_resamples_than_distinct_halves_are_refused():
-    ru = ResampleUnits.of("speaker", np.repeat(np.arange(4), 4))  # C(4, 2) = 6 halves
-    with pytest.raises(ConvexityInputError, match="only 6 distinct"):
-        check_half_sampling(np.tile(np.arange(4), 4), ru, 7, "word")
+    ru = ResampleUnits.of("speaker", np.repeat(np.arange(8), 4))  # C(8, 4) = 70 halves
+    with pytest.raises(ConvexityInputError, match="only 70 distinct"):
+        check_half_sampling(np.tile(np.arange(4), 8), ru, 71, "word")
 
 
 def test_interval_is_centred_on_the_full_score_and_widens_with_spread():
@@ -136,7 +136,7 @@ def test_layer_ranges_join_consecutive_layers():
 
 
 def _population_dataset(seed: int = 0):
-    x, words, speakers = speaker_population(n_speakers=8, takes=1, seed=seed).draw(
+    x, words, speakers = speaker_population(n_speakers=8, takes=2, seed=seed).draw(
         np.random.default_rng(seed)
     )
     return x, words, speakers
@@ -237,21 +237,21 @@ def _simulate(n_truth: int, n_datasets: int, n_resamples: int, seed: int):
         torch.set_num_threads(threads[1])
 
 
+@pytest.mark.slow  # ~20 s on an idle 2-core CPU, ~45 s under the shared load
 def test_half_sample_intervals_cover_the_population_mean_fast():
-    """Speakers as units, words as labels: 40 datasets of 16 speakers x 6 words from a pool of 2,000
-    speakers (the coverage of 40 is itself uncertain by +-5 %, hence the wider band here)."""
-    table = _simulate(n_truth=80, n_datasets=40, n_resamples=10, seed=3)
+    """Speakers as units, words as labels: 30 datasets of 16 speakers x 6 words from a pool of 2,000
+    speakers (a coverage from 30 datasets is itself uncertain by +-5 %, hence the wider bands; the
+    slow test below checks 85-95 % per layer on 150 datasets)."""
+    table = _simulate(n_truth=60, n_datasets=30, n_resamples=16, seed=3)
     for layer, achieved in enumerate(table.coverage):
-        assert 0.8 <= achieved <= 1.0, table.rows()[layer]
-    assert 0.8 <= np.mean(table.coverage[1:]) <= 0.97, table.rows()
+        assert 0.7 <= achieved <= 1.0, table.rows()[layer]
+    assert 0.8 <= np.mean(table.coverage) <= 0.97, table.rows()
 
 
 @pytest.mark.slow
 def test_half_sample_intervals_cover_the_population_mean_at_85_to_95_percent():
-    """200 datasets: 90 % intervals cover the mean score at N in 85-95 % per layer above chance;
-    the near-chance layer (0) is conservative (its variance falls faster than 1/N) and must not
-    undercover."""
-    table = _simulate(n_truth=200, n_datasets=200, n_resamples=16, seed=5)
-    assert table.coverage[0] >= 0.85, table.rows()
-    for layer in (1, 2):
-        assert 0.85 <= table.coverage[layer] <= 0.95, table.rows()[layer]
+    """150 datasets: 90 % intervals cover the mean score at N in 85-95 % of datasets, per layer (near
+    chance, mid-curve and near the ceiling)."""
+    table = _simulate(n_truth=200, n_datasets=150, n_resamples=16, seed=5)
+    for layer, achieved in enumerate(table.coverage):
+        assert 0.85 <= achieved <= 0.95, table.rows()[layer]

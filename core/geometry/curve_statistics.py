@@ -134,7 +134,7 @@ def curve_statistics(
         engine=engine,
     )
     n_designs = len(design_groups(list(labels), units)) if n_resamples else 0
-    total = len(chosen) * (1 + n_seeds + n_resamples * n_designs)
+    total = len(chosen) * (1 + n_seeds + 2 * n_resamples * n_designs)
     done = 0
     t_start = time.perf_counter()
 
@@ -194,7 +194,8 @@ def curve_statistics(
             interval = interval_from_resamples(
                 name,
                 curve,
-                resampled[name],
+                resampled[name][0],
+                quarters=resampled[name][1],
                 level=level,
                 seed=resample_seed,
                 scheme=f"half-samples: {units[name].describe()}",
@@ -206,7 +207,7 @@ def curve_statistics(
                 curve.layers,
                 curve.scores,
                 curve.sems,
-                resampled.get(name, ()),
+                resampled[name][0] if name in resampled else (),
                 seed_scores,
                 [sc[name].sems for sc in seed_curves],
                 fraction,

@@ -4,8 +4,8 @@ Two curves of the same clips (pretrained vs fine-tuned, two models, two label se
 their sampling noise: a clip set that happens to be easy is easy for both. Taking the difference
 within each half-sample (the same units drawn for both sides) removes that shared part, so the
 paired interval is narrower than the two separate intervals suggest. The interval is centred on the
-full-data difference with half-width t_{B-1} x the std of the half-sample differences (the same
-scheme as ``core.geometry.resampling``); a layer is marked where it excludes 0.
+full-data difference with half-width t_{B-1} x the population SE of the differences (half- and
+quarter-sample differences, the same scheme as ``core.geometry.resampling``); a layer is marked where it excludes 0.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from scipy import stats
 
 from core.errors import ConvexityInputError
-from core.geometry.resampling import SPREAD_SCALE, CurveInterval
+from core.geometry.resampling import CurveInterval, population_se
 from core.io.records import Record
 
 __all__ = ["PairedDifference", "layer_ranges", "paired_difference"]
@@ -91,7 +91,10 @@ def paired_difference(
         raise ConvexityInputError(f"interval levels differ: {a.level} vs {b.level}")
     diff = np.asarray(a.score) - np.asarray(b.score)
     table = np.asarray(a.resample_scores) - np.asarray(b.resample_scores)
-    se = SPREAD_SCALE * table.std(axis=0, ddof=1)
+    quarters = None
+    if a.quarter_scores and b.quarter_scores:
+        quarters = np.asarray(a.quarter_scores) - np.asarray(b.quarter_scores)
+    se, _ = population_se(table, quarters)
     half = stats.t.ppf(0.5 + a.level / 2, table.shape[0] - 1) * se
     low, high = diff - half, diff + half
     na, nb = name_a or a.label_set, name_b or b.label_set

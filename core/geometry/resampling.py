@@ -10,15 +10,21 @@ speakers. Here the dataset's units are resampled and the curve recomputed:
   the classes themselves;
 - without speaker ids: clips.
 
-Scheme (half-sampling, a delete-d jackknife with d = n/2, without replacement). Graph convexity
+Scheme (half-samples with a nested quarter-sample each, without replacement). Graph convexity
 depends on N (a denser graph has other shortest paths), so a bootstrap with replacement is wrong
-twice: duplicates are distance-0 neighbours that reshape the graph, and N changes. Half-samples of a
-smooth statistic vary, over the C(n, n/2) halves, about as much as the full-sample estimate does over
-datasets of size n (the delete-d jackknife variance r/d * Var_S with r = d). The interval is centred
-on the full-data score (half-samples are biased by their smaller N; their spread is not), with
-half-width t_{B-1} x the standard deviation of the B half-sample scores, times ``SPREAD_SCALE``.
-``SPREAD_SCALE`` is the calibration the simulation (tests/test_curve_statistics.py, bench/
-curve_statistics.py) supports; see docs/reading-plots.md for the coverage table.
+twice: duplicates are distance-0 neighbours that reshape the graph, and N changes. For a statistic
+whose variance falls as 1/n, half-samples vary over the C(n, n/2) halves about as much as the
+full-sample estimate does over datasets of size n (the delete-d jackknife with d = n/2). Graph
+convexity does not always fall as 1/n: measured by simulation, near chance its variance falls about
+as n^-1.7 (pair noise dominates; half-samples overstate the spread, coverage 97 %) and near its
+ceiling slower than 1/n (rare bad paths; half-samples understate it, coverage 78 %). So the rate is
+measured too: with V_h and V_q the variances of the half- and quarter-sample scores and
+Var_m = A m^-a, V_h = A n^-a (2^a - 1) and V_q = A n^-a (4^a - 1), so rho = V_q / V_h = 2^a + 1 and
+Var_n = V_h / (rho - 2); rho is clipped to [1 + sqrt 2, 5] (a in [0.5, 2]) against noise. The
+interval is centred on the full-data score (sub-samples are biased by their smaller N; their spread
+is what is used) with half-width t_{B-1} x sqrt(Var_n). A layer whose sub-samples all score the same
+(a perfect 1.0) has a zero-width interval and is marked degenerate. Coverage by simulation:
+tests/test_curve_statistics.py, bench/curve_statistics.py, docs/reading-plots.md.
 """
 
 from __future__ import annotations
@@ -43,12 +49,14 @@ __all__ = [
     "design_groups",
     "half_samples",
     "interval_from_resamples",
+    "nested_samples",
+    "population_se",
     "resampled_curves",
 ]
 
 MAX_RESAMPLES = 200  # beyond this the interval's width changes by < 5 %; the cost keeps growing
-MIN_UNITS = 4  # a class needs units in both halves of most splits: at least 4 per class
-SPREAD_SCALE = 1.0  # calibration factor on the half-sample spread (1: the delete-d jackknife)
+MIN_UNITS = 8  # a class needs units in every quarter-sample: at least 8 per class
+RATE_BOUNDS = (1.0 + math.sqrt(2.0), 5.0)  # rho = V_q / V_h clipped: variance rate a in [0.5, 2]
 
 
 @dataclass(frozen=True)
@@ -114,13 +122,40 @@ def check_half_sampling(
 def half_samples(ru: ResampleUnits, n_resamples: int, seed: int = 0) -> list[np.ndarray]:
     """Sorted point indices of each half-sample: half of the units of every stratum, without
     replacement; half-sample b is seeded by (seed, b), so more resamples keep the first ones."""
+    return [half for half, _ in nested_samples(ru, n_resamples, seed)]
+
+
+def nested_samples(
+    ru: ResampleUnits, n_resamples: int, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(half-sample, quarter-sample inside it) point indices for b = 0..n_resamples - 1."""
     out = []
     groups = _groups(ru)
     for b in range(n_resamples):
         rng = np.random.default_rng([int(seed), b])
-        keep = np.concatenate([rng.choice(g, len(g) // 2, replace=False) for g in groups])
-        out.append(np.flatnonzero(np.isin(ru.units, keep)))
+        halves = [rng.choice(g, len(g) // 2, replace=False) for g in groups]
+        quarters = [rng.choice(h, len(h) // 2, replace=False) for h in halves]
+        out.append(
+            (
+                np.flatnonzero(np.isin(ru.units, np.concatenate(halves))),
+                np.flatnonzero(np.isin(ru.units, np.concatenate(quarters))),
+            )
+        )
     return out
+
+
+def population_se(halves: np.ndarray, quarters: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(standard error at the full N, variance rate a) per layer from (B, layers) sub-sample scores.
+
+    Without quarter-samples the rate is taken as 1 (the plain delete-d jackknife).
+    """
+    v_h = np.var(np.asarray(halves, dtype=np.float64), axis=0, ddof=1)
+    if quarters is None:
+        return np.sqrt(v_h), np.ones_like(v_h)
+    v_q = np.var(np.asarray(quarters, dtype=np.float64), axis=0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.clip(np.where(v_h > 0, v_q / v_h, 3.0), *RATE_BOUNDS)
+    return np.sqrt(v_h / (rho - 2.0)), np.log2(rho - 1.0)
 
 
 @dataclass(frozen=True)
@@ -134,10 +169,17 @@ class CurveInterval(Record):
     low: tuple[float, ...]
     high: tuple[float, ...]
     se: tuple[float, ...]  # the population standard error the interval uses
-    resample_scores: tuple[tuple[float, ...], ...]  # (resamples, layers)
+    resample_scores: tuple[tuple[float, ...], ...]  # (resamples, layers): half-samples
     level: float
     seed: int
     scheme: str  # e.g. "half-samples: half of the speakers"
+    quarter_scores: tuple[tuple[float, ...], ...] = ()  # (resamples, layers): nested quarters
+    rate: tuple[float, ...] = ()  # measured variance rate a per layer (Var ~ n^-a)
+
+    @property
+    def degenerate(self) -> tuple[bool, ...]:
+        """Per layer: every half-sample scored the same (e.g. a perfect 1.0): a zero-width interval."""
+        return tuple(s == 0.0 for s in self.se)
 
     @property
     def n_resamples(self) -> int:
@@ -154,11 +196,13 @@ def interval_from_resamples(
     seed: int,
     scheme: str,
     layers: Sequence[int] | None = None,
+    quarters: np.ndarray | None = None,
 ) -> CurveInterval:
-    """The interval of one curve from its full-data scores and (B, layers) half-sample scores."""
+    """The interval of one curve from its full-data scores and (B, layers) half-sample scores (and
+    their nested quarter-samples' scores, which measure the variance rate)."""
     score = np.asarray(getattr(full, "scores", full), dtype=np.float64)
     table = np.asarray(resampled, dtype=np.float64)
-    se = SPREAD_SCALE * table.std(axis=0, ddof=1)
+    se, rate = population_se(table, quarters)
     half = stats.t.ppf(0.5 + level / 2, table.shape[0] - 1) * se
     return CurveInterval(
         label_set=name,
@@ -171,6 +215,10 @@ def interval_from_resamples(
         level=float(level),
         seed=int(seed),
         scheme=scheme,
+        quarter_scores=()
+        if quarters is None
+        else tuple(tuple(float(v) for v in row) for row in np.asarray(quarters)),
+        rate=tuple(float(v) for v in rate),
     )
 
 
@@ -193,21 +241,22 @@ def resampled_curves(
     resample_seed: int = 0,
     progress: Callable[[int], None] | None = None,
     **engine_kwargs: object,
-) -> dict[str, np.ndarray]:
-    """Label set -> (B, layers) scores of the curve recomputed on each half-sample.
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Label set -> ((B, layers) half-sample scores, (B, layers) nested quarter-sample scores).
 
     Label sets with the same units share each half-sample's engine call (graphs and trees);
     ``progress(layers_done)`` is called after every engine call with the layers it computed.
     """
     groups = design_groups(list(labels), units)
     arrays = {name: np.asarray(lab) for name, lab in labels.items()}
-    out: dict[str, list[np.ndarray]] = {name: [] for name in labels}
+    out: dict[str, tuple[list, list]] = {name: ([], []) for name in labels}
     for names in groups:
-        for idx in half_samples(units[names[0]], n_resamples, resample_seed):
-            x = np.ascontiguousarray(features[idx])
-            curves = layerwise_convexity(x, {n: arrays[n][idx] for n in names}, **engine_kwargs)
-            for n in names:
-                out[n].append(curves[n].scores)
-            if progress is not None:
-                progress(len(next(iter(curves.values())).layers))
-    return {name: np.array(rows) for name, rows in out.items()}
+        for pair in nested_samples(units[names[0]], n_resamples, resample_seed):
+            for which, idx in enumerate(pair):
+                x = np.ascontiguousarray(features[idx])
+                curves = layerwise_convexity(x, {n: arrays[n][idx] for n in names}, **engine_kwargs)
+                for n in names:
+                    out[n][which].append(curves[n].scores)
+                if progress is not None:
+                    progress(len(next(iter(curves.values())).layers))
+    return {name: (np.array(h), np.array(q)) for name, (h, q) in out.items()}
