@@ -265,7 +265,9 @@ def stored_curve_statistics(
     return CurveStatistics.from_dict(entry.data), entry.provenance
 
 
-def statistics_work(key: str, names: tuple[str, ...], k: int, precision: str) -> BackgroundWork | None:
+def statistics_work(
+    key: str, names: tuple[str, ...], k: int, precision: str
+) -> BackgroundWork | None:
     """The background computation of these curve statistics, if one was started in this process."""
     return background_tasks().get(("statistics", key, names, int(k), precision))
 

@@ -89,3 +89,32 @@ def test_convexity_page_computes_statistics_in_the_background_then_shows_them(
     spec = _chart(at, "cx_curve")
     word = next(t for t in spec["data"] if t["name"].startswith("word"))
     assert word["error_y"]["visible"]
+
+
+def test_compare_page_shows_chance_bands_and_a_paired_verdict(cache: Path, tmp_path: Path):
+    from core.results.kinds import convexity_entry, statistics_entry
+
+    opts = dict(n_permutations=2, n_resamples=4, n_seeds=0, max_pairs_per_class=None, k=5)
+    ids = []
+    for name, shift in (("plain", 0.0), ("tuned", 3.0)):
+        fs = _imported(tmp_path, name, shift)
+        entry, _ = convexity_entry(
+            fs, {"word": fs.words}, k=5, max_pairs_per_class=None, device="cpu"
+        )
+        statistics_entry(fs, ["word"], device="cpu", **opts)
+        ids.append(f"{entry.key[:12]}:word")
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/compare.py").run()
+    at.multiselect(key="cmp_curves").set_value(ids).run()
+    assert not at.exception, at.exception
+    names = [t["name"] for t in _chart(at, "cmp_curves_plot")["data"]]
+    assert sum(n.startswith("chance · ") and not n.endswith(" band") for n in names) == 2
+    verdict = " ".join(m.value for m in at.markdown if "Verdict" in m.value)
+    assert "Verdict:" in verdict and ("on layers" in verdict or "no layer" in verdict)
+    table = next(d.value for d in at.dataframe if "excludes 0" in d.value.columns)
+    assert len(table) == 4
+    at.toggle(key="cmp_norm").set_value(True).run()
+    assert not at.exception
+    assert _chart(at, "cmp_curves_plot")["layout"]["yaxis"]["title"]["text"].startswith(
+        "chance-normalised"
+    )
