@@ -196,6 +196,8 @@ def curve_statistics(
                 curve,
                 resampled[name][0],
                 quarters=resampled[name][1],
+                half_sems=resampled[name][2],
+                quarter_sems=resampled[name][3],
                 level=level,
                 seed=resample_seed,
                 scheme=f"half-samples: {units[name].describe()}",

@@ -74,6 +74,13 @@ def _verdict(name_a: str, name_b: str, layers: Sequence[int], low, high) -> str:
     return text + (f"; no clear difference on layers {layer_ranges(rest)}" if rest else "")
 
 
+def _both(a: tuple, b: tuple) -> np.ndarray | None:
+    """Design SEs of a difference of two independent estimates, sqrt(se_a^2 + se_b^2)."""
+    if not a or not b:
+        return None
+    return np.hypot(np.asarray(a), np.asarray(b))
+
+
 def paired_difference(
     a: CurveInterval, b: CurveInterval, name_a: str | None = None, name_b: str | None = None
 ) -> PairedDifference:
@@ -94,7 +101,9 @@ def paired_difference(
     quarters = None
     if a.quarter_scores and b.quarter_scores:
         quarters = np.asarray(a.quarter_scores) - np.asarray(b.quarter_scores)
-    se, _ = population_se(table, quarters)
+    se, _ = population_se(
+        table, quarters, _both(a.half_sems, b.half_sems), _both(a.quarter_sems, b.quarter_sems)
+    )
     half = stats.t.ppf(0.5 + a.level / 2, table.shape[0] - 1) * se
     low, high = diff - half, diff + half
     na, nb = name_a or a.label_set, name_b or b.label_set

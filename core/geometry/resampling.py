@@ -20,7 +20,8 @@ as n^-1.7 (pair noise dominates; half-samples overstate the spread, coverage 97 
 ceiling slower than 1/n (rare bad paths; half-samples understate it, coverage 78 %). So the rate is
 measured too: with V_h and V_q the variances of the half- and quarter-sample scores and
 Var_m = A m^-a, V_h = A n^-a (2^a - 1) and V_q = A n^-a (4^a - 1), so rho = V_q / V_h = 2^a + 1 and
-Var_n = V_h / (rho - 2); rho is clipped to [1 + sqrt 2, 5] (a in [0.5, 2]) against noise. The
+Var_n = V_h / (rho - 2), where each V is the sub-samples' spread less the mean square of their own
+design SEs (estimator noise is not population spread); rho is clipped to [1 + sqrt 2, 5] (a in [0.5, 2]) against noise. The
 interval is centred on the full-data score (sub-samples are biased by their smaller N; their spread
 is what is used) with half-width t_{B-1} x sqrt(Var_n). A layer whose sub-samples all score the same
 (a perfect 1.0) has a zero-width interval and is marked degenerate. Coverage by simulation:
@@ -144,15 +145,29 @@ def nested_samples(
     return out
 
 
-def population_se(halves: np.ndarray, quarters: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def population_se(
+    halves: np.ndarray,
+    quarters: np.ndarray | None,
+    half_sems: np.ndarray | None = None,
+    quarter_sems: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(standard error at the full N, variance rate a) per layer from (B, layers) sub-sample scores.
 
-    Without quarter-samples the rate is taken as 1 (the plain delete-d jackknife).
+    ``*_sems``: the sub-samples' own design SEs (sampled estimates); their mean square is the part
+    of each spread that is estimator noise, not population spread, and is subtracted. Without
+    quarter-samples the rate is taken as 1 (the plain delete-d jackknife).
     """
-    v_h = np.var(np.asarray(halves, dtype=np.float64), axis=0, ddof=1)
+
+    def spread(table: np.ndarray, sems: np.ndarray | None) -> np.ndarray:
+        v = np.var(np.asarray(table, dtype=np.float64), axis=0, ddof=1)
+        if sems is not None and np.size(sems):
+            v = np.maximum(v - np.mean(np.asarray(sems, dtype=np.float64) ** 2, axis=0), 0.0)
+        return v
+
+    v_h = spread(halves, half_sems)
     if quarters is None:
         return np.sqrt(v_h), np.ones_like(v_h)
-    v_q = np.var(np.asarray(quarters, dtype=np.float64), axis=0, ddof=1)
+    v_q = spread(quarters, quarter_sems)
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.clip(np.where(v_h > 0, v_q / v_h, 3.0), *RATE_BOUNDS)
     return np.sqrt(v_h / (rho - 2.0)), np.log2(rho - 1.0)
@@ -175,6 +190,8 @@ class CurveInterval(Record):
     scheme: str  # e.g. "half-samples: half of the speakers"
     quarter_scores: tuple[tuple[float, ...], ...] = ()  # (resamples, layers): nested quarters
     rate: tuple[float, ...] = ()  # measured variance rate a per layer (Var ~ n^-a)
+    half_sems: tuple[tuple[float, ...], ...] = ()  # the sub-samples' own design SEs
+    quarter_sems: tuple[tuple[float, ...], ...] = ()
 
     @property
     def degenerate(self) -> tuple[bool, ...]:
@@ -197,12 +214,14 @@ def interval_from_resamples(
     scheme: str,
     layers: Sequence[int] | None = None,
     quarters: np.ndarray | None = None,
+    half_sems: np.ndarray | None = None,
+    quarter_sems: np.ndarray | None = None,
 ) -> CurveInterval:
     """The interval of one curve from its full-data scores and (B, layers) half-sample scores (and
     their nested quarter-samples' scores, which measure the variance rate)."""
     score = np.asarray(getattr(full, "scores", full), dtype=np.float64)
     table = np.asarray(resampled, dtype=np.float64)
-    se, rate = population_se(table, quarters)
+    se, rate = population_se(table, quarters, half_sems, quarter_sems)
     half = stats.t.ppf(0.5 + level / 2, table.shape[0] - 1) * se
     return CurveInterval(
         label_set=name,
@@ -219,7 +238,14 @@ def interval_from_resamples(
         if quarters is None
         else tuple(tuple(float(v) for v in row) for row in np.asarray(quarters)),
         rate=tuple(float(v) for v in rate),
+        half_sems=_rows(half_sems),
+        quarter_sems=_rows(quarter_sems),
     )
+
+
+def _rows(table: np.ndarray | None) -> tuple[tuple[float, ...], ...]:
+    """A (B, layers) array as nested tuples (empty for None)."""
+    return () if table is None else tuple(tuple(float(v) for v in row) for row in np.asarray(table))
 
 
 def design_groups(names: Sequence[str], units: Mapping[str, ResampleUnits]) -> list[list[str]]:
@@ -241,15 +267,16 @@ def resampled_curves(
     resample_seed: int = 0,
     progress: Callable[[int], None] | None = None,
     **engine_kwargs: object,
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Label set -> ((B, layers) half-sample scores, (B, layers) nested quarter-sample scores).
+) -> dict[str, tuple[np.ndarray, ...]]:
+    """Label set -> (half-sample scores, nested quarter-sample scores, their design SEs), each
+    (B, layers).
 
     Label sets with the same units share each half-sample's engine call (graphs and trees);
     ``progress(layers_done)`` is called after every engine call with the layers it computed.
     """
     groups = design_groups(list(labels), units)
     arrays = {name: np.asarray(lab) for name, lab in labels.items()}
-    out: dict[str, tuple[list, list]] = {name: ([], []) for name in labels}
+    out: dict[str, list[list]] = {name: [[], [], [], []] for name in labels}
     for names in groups:
         for pair in nested_samples(units[names[0]], n_resamples, resample_seed):
             for which, idx in enumerate(pair):
@@ -257,6 +284,7 @@ def resampled_curves(
                 curves = layerwise_convexity(x, {n: arrays[n][idx] for n in names}, **engine_kwargs)
                 for n in names:
                     out[n][which].append(curves[n].scores)
+                    out[n][2 + which].append(curves[n].sems)
                 if progress is not None:
                     progress(len(next(iter(curves.values())).layers))
-    return {name: (np.array(h), np.array(q)) for name, (h, q) in out.items()}
+    return {name: tuple(np.array(part) for part in parts) for name, parts in out.items()}
