@@ -47,7 +47,9 @@ def _stability_text(name: str, st_: object) -> str:
             margin += f"; layer {rule.point - 1} misses the bar by {rule.margin_before:.3f}"
         flag = "stable" if rule.stable else "**moves: not a fact**"
         parts.append(f"{rule.rule} p = {rule.point} ({margin}): {rule.summary()}, {flag}")
-    return f"**{name}**: " + " · ".join(parts)
+    return f"**{name}** prune-point stability (threshold at {st_.fraction:.0%}): " + " · ".join(
+        parts
+    )
 
 
 def statistics_section() -> None:

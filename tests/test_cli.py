@@ -416,6 +416,7 @@ def test_jobs_list_status_and_watch(run: Callable[..., Res]) -> None:
     assert json.loads(run("jobs", "status", cancelled.name).stdout)["parent"] == done.name
 
 
+@pytest.mark.slow  # extracts features of a tiny model
 def test_convexity_chance_and_a_class_too_small_to_resample(
     run: Callable[..., Res], tree: Path, model_dir: Path, tmp_path: Path
 ) -> None:

@@ -142,6 +142,7 @@ def _population_dataset(seed: int = 0):
     return x, words, speakers
 
 
+@pytest.mark.slow  # ~5-10 s
 def test_curve_statistics_gives_chance_interval_and_stability_per_label_set():
     x, words, speakers = _population_dataset()
     units = {

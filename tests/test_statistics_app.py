@@ -61,6 +61,7 @@ def _convexity_page(key: str) -> AppTest:
     return at
 
 
+@pytest.mark.slow  # ~20 s
 def test_convexity_page_computes_statistics_in_the_background_then_shows_them(
     cache: Path, tmp_path: Path
 ):
@@ -91,6 +92,7 @@ def test_convexity_page_computes_statistics_in_the_background_then_shows_them(
     assert word["error_y"]["visible"]
 
 
+@pytest.mark.slow  # ~15 s
 def test_compare_page_shows_chance_bands_and_a_paired_verdict(cache: Path, tmp_path: Path):
     from core.results.kinds import convexity_entry, statistics_entry
 
