@@ -173,7 +173,12 @@ with c4:  # beside the other controls: the main chart stays above the fold on a 
         bar_options,
         key="cx_bars",
         horizontal=True,
-        format_func=lambda option: f"error bars: {option}",
+        format_func=lambda option: {
+            "standard error": "± SE",
+            "none": "no bars",
+            "population interval": "population",
+            "authors' spread": "authors' spread",
+        }[option],
         label_visibility="collapsed",
         help="Standard error of the sampled estimate of these clips' exhaustive score (0 for an exact "
         "result); the population interval: where the curve would lie for other clips and speakers "

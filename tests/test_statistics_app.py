@@ -120,3 +120,22 @@ def test_compare_page_shows_chance_bands_and_a_paired_verdict(cache: Path, tmp_p
     assert _chart(at, "cmp_curves_plot")["layout"]["yaxis"]["title"]["text"].startswith(
         "chance-normalised"
     )
+
+
+@pytest.mark.slow  # ~10 s
+def test_cli_compare_prints_a_paired_verdict_and_exports_it(
+    cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+):
+    from core.cli.main import main
+
+    a = _imported(tmp_path, "plain", 0.0)
+    b = _imported(tmp_path, "tuned", 3.0)
+    out = tmp_path / "paired.json"
+    argv = ["convexity", "--key", a.key[:12], "--compare", b.key[:12], "--resamples", "4"]
+    argv += ["--chance", "2", "--exhaustive", "--k", "5", "--labels", "word", "--no-progress"]
+    assert main([*argv, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "paired difference" in printed and "verdict:" in printed
+    doc = json.loads(out.read_text())
+    assert doc["paired"][0]["verdict"] and len(doc["paired"][0]["low"]) == a.features.shape[1]
+    assert doc["prune_point_stability"]["word"]["threshold"]["over_resamples"]

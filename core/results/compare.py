@@ -211,9 +211,9 @@ def comparability_note(series: list[CurveSeries]) -> str | None:
     classes = {len(s.per_class) for s in series if s.per_class}
     parts = []
     if len(classes) > 1:
-        parts.append(f"{', '.join(str(c) for c in sorted(classes))} classes")
+        parts.append(f"classes ({', '.join(str(c) for c in sorted(classes))})")
     if len(clips) > 1:
-        parts.append(f"{', '.join(str(c) for c in sorted(clips))} clips")
+        parts.append(f"clips ({', '.join(str(c) for c in sorted(clips))})")
     if not parts:
         return None
     return (
