@@ -168,17 +168,11 @@ bar_options = [
 if st.session_state.get("cx_bars") not in bar_options:
     st.session_state.cx_bars = bar_options[0]
 with c4:  # beside the other controls: the main chart stays above the fold on a projector
-    bars = st.radio(
+    bars = st.selectbox(  # one row whatever the labels: the chart stays above the fold
         "Error bars",
         bar_options,
         key="cx_bars",
-        horizontal=True,
-        format_func=lambda option: {
-            "standard error": "± SE",
-            "none": "no bars",
-            "population interval": "population",
-            "authors' spread": "authors' spread",
-        }[option],
+        format_func=lambda option: f"error bars: {option}",
         label_visibility="collapsed",
         help="Standard error of the sampled estimate of these clips' exhaustive score (0 for an exact "
         "result); the population interval: where the curve would lie for other clips and speakers "

@@ -83,7 +83,7 @@ def test_convexity_page_computes_statistics_in_the_background_then_shows_them(
     assert "chance (word)" in names and "chance (speaker)" in names
     stability = " ".join(w.value for w in at.caption) + " ".join(w.value for w in at.warning)
     assert "half-samples" in stability and "threshold p =" in stability
-    at.radio(key="cx_bars").set_value("population interval").run()
+    at.selectbox(key="cx_bars").set_value("population interval").run()
     assert not at.exception
     captions = " ".join(c.value for c in at.caption)
     assert "90% population interval" in captions and "half of the speakers" in captions
