@@ -23,6 +23,7 @@ from core.data.features import (
 from core.errors import ConvexityInputError, LabError
 from core.geometry.convexity import ConvexityCurve, ConvexityResult, graph_convexity
 from core.geometry.criteria import CriterionResult
+from core.geometry.curve_statistics import CurveStatistics
 from core.models.registry import models_available_offline
 from core.results.kinds import (
     convexity_entry,
@@ -30,6 +31,8 @@ from core.results.kinds import (
     criteria_key,
     decode_criteria,
     decode_curves,
+    statistics_entry,
+    statistics_key,
     umap_entry,
 )
 from core.results.memory import LRUCache
@@ -37,6 +40,7 @@ from core.results.precision import preset
 from core.results.provenance import Provenance
 from core.results.series import aligned_umap
 from core.results.store import load_result
+from pages.background import BackgroundWork, start
 from pages.messages import one_line
 
 EXHAUSTIVE_DIAGNOSTICS = 20_000  # clips up to which the page runs every clip's tree
@@ -227,6 +231,12 @@ def params_by_prune_point(model: str) -> dict[int, dict[str, int]]:
         del enc
 
 
+@st.cache_resource(show_spinner=False)
+def background_tasks() -> dict[str, Any]:
+    """Process-wide registry of background work by name, so any session can watch it."""
+    return {}
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def toy_graph(
     shape: str, classes: int, per_class: int, spread: float, k: int, seed: int
@@ -295,3 +305,57 @@ def real_layer_graph(
     result = graph_convexity(x, labels, k=k, max_pairs_per_class=None, device="cpu")
     xy = PCA(n_components=2, random_state=0).fit_transform(x)
     return idx, xy, labels, result, knn_csr(x, k)
+
+
+# Curve statistics (chance level, population intervals, prune-point stability): long, so they run
+# in a background thread of the server; the results store keeps them.
+STATS_PERMUTATIONS = 10
+STATS_RESAMPLES = 20
+STATS_SEEDS = 3
+
+
+def statistics_options(k: int, precision: str) -> dict[str, Any]:
+    """The dashboard's curve-statistics request for a k and a precision preset."""
+    return {
+        "k": int(k),
+        "n_permutations": STATS_PERMUTATIONS,
+        "n_resamples": STATS_RESAMPLES,
+        "n_seeds": STATS_SEEDS,
+        **preset(precision).engine_kwargs(),
+    }
+
+
+def stored_curve_statistics(
+    key: str, names: tuple[str, ...], k: int, precision: str
+) -> tuple[CurveStatistics, Provenance] | None:
+    """The stored curve statistics for these inputs, or None (nothing is computed here)."""
+    fs = feature_set(key)
+    entry = load_result(statistics_key(fs, list(names), **statistics_options(k, precision)))
+    if entry is None:
+        return None
+    return CurveStatistics.from_dict(entry.data), entry.provenance
+
+
+def statistics_work(
+    key: str, names: tuple[str, ...], k: int, precision: str
+) -> BackgroundWork | None:
+    """The background computation of these curve statistics, if one was started in this process."""
+    return background_tasks().get(("statistics", key, names, int(k), precision))
+
+
+def start_statistics(key: str, names: tuple[str, ...], k: int, precision: str) -> BackgroundWork:
+    """Start (once) the curve statistics in a background thread; they land in the results store."""
+    tasks = background_tasks()
+    task_key = ("statistics", key, names, int(k), precision)
+    running = tasks.get(task_key)
+    if running is not None and not running.finished:
+        return running
+    fs = feature_set(key)
+    options = statistics_options(k, precision)
+
+    def work(progress: Callable[[int, int], None]) -> str:
+        entry, _ = statistics_entry(fs, list(names), progress=progress, **options)
+        return entry.key
+
+    tasks[task_key] = start(BackgroundWork("Chance level and population intervals"), work)
+    return tasks[task_key]

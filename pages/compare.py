@@ -12,9 +12,19 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.errors import LabError
+from core.geometry.chance import chance_normalised
+from core.geometry.paired import paired_difference
 from core.results import export
 from core.results.bundle import export_bundle, import_bundle
-from core.results.compare import CURVE_KINDS, class_difference, prune_table, series_of
+from core.results.compare import (
+    CURVE_KINDS,
+    class_difference,
+    comparability_note,
+    prune_table,
+    same_clips,
+    series_of,
+    statistics_by_curve,
+)
 from core.results.runs import store_all_run_curves
 from core.results.store import list_results
 from pages import figures
@@ -44,12 +54,14 @@ with st.expander("Import a results bundle or fine-tuning runs", icon=":material/
             f"{len(store_all_run_curves())} run(s) with pretrained vs fine-tuned curves stored"
         )
 
+entries = list_results()
 series = [
     s
-    for e in list_results()
+    for e in entries
     if e.kind in CURVE_KINDS
     for s in series_of(e.key, e.kind, e.data, e.provenance)
 ]
+matches = statistics_by_curve(entries)
 if not series:
     st.info(
         "No stored curves yet: compute some on the Convexity page, with `python -m core convexity ...`, "
@@ -88,6 +100,42 @@ if not chosen:
     st.info("Pick one or more curves.")
     st.stop()
 
+
+def _stats_of(s):
+    """The stored curve statistics of a curve's feature set and label set, or None."""
+    if s.provenance is None:
+        return None
+    return matches.get((s.provenance.feature_key, s.label_set))
+
+
+with_chance = [s for s in chosen if (m := _stats_of(s)) is not None and m.stats.chance is not None]
+t1, t2 = st.columns(2)
+show_chance = t1.toggle(
+    "Chance band",
+    value=True,
+    key="cmp_chance",
+    disabled=not with_chance,
+    help="Graph convexity of the same features with labels permuted (class sizes kept): mean ± 2 sd "
+    "over permutations, dashed. Computed with the Convexity page's 'Chance level and population "
+    "intervals' or `python -m core convexity --chance K`.",
+)
+normalised = t2.toggle(
+    "Chance-normalised",
+    value=False,
+    key="cmp_norm",
+    disabled=not with_chance,
+    help="(score - chance) / (1 - chance): 0 at chance, 1 at perfect convexity; curves with "
+    "different numbers of classes or clips compare on this scale.",
+)
+note = comparability_note(chosen)
+if note:
+    st.info(note, icon=":material/balance:")
+if normalised:
+    dropped = [s.label() for s in chosen if s not in with_chance]
+    chosen = with_chance
+    if dropped:
+        st.caption("Without a stored chance level (not shown normalised): " + "; ".join(dropped))
+
 relative = axis == "relative"
 provenance = [s.provenance for s in chosen if s.provenance is not None]
 caption_lines = export.captions(provenance)
@@ -107,11 +155,17 @@ for s in chosen:
         f"{s.label()}<br>hidden state {layer}<br>convexity {score:.3f}"
         for layer, score in zip(s.layers, s.scores, strict=True)
     ]
+    y = s.scores
+    if normalised:
+        m = _stats_of(s)
+        chance_at = dict(zip(m.stats.chance.layers, m.stats.chance.mean, strict=True))
+        y = chance_normalised(s.scores, [chance_at.get(i, np.nan) for i in s.layers])
+        err = None
     lines.append(
         figures.Curve(
             s.label(),
             s.x(relative),
-            s.scores,
+            y,
             err=err,
             colour=colours[s.entry_key],
             dash=dash,
@@ -119,8 +173,25 @@ for s in chosen:
         )
     )
 fig = figures.curve_figure(
-    lines, height=480, x_title=AXES[axis], integer_x=not relative, caption=caption_lines
+    lines,
+    height=480,
+    x_title=AXES[axis],
+    y_title="chance-normalised convexity" if normalised else "graph convexity",
+    y_range=None if normalised else (0, 1.05),
+    integer_x=not relative,
+    caption=caption_lines,
 )
+if show_chance and not normalised:
+    for s in with_chance:
+        if s not in chosen:
+            continue
+        ch = _stats_of(s).stats.chance
+        at = dict(zip(ch.layers, zip(ch.mean, ch.std, strict=True), strict=True))
+        mean = np.array([at.get(i, (np.nan, np.nan))[0] for i in s.layers])
+        sd = np.array([at.get(i, (np.nan, np.nan))[1] for i in s.layers])
+        figures.add_band(
+            fig, f"chance · {s.label()}", s.x(relative), mean, 2 * sd, colours[s.entry_key]
+        )
 if relative:
     fig.update_xaxes(range=[-0.03, 1.03])
 figures.show(fig, key="cmp_curves_plot", config=figures.figure_config("compare", fig))
@@ -148,6 +219,10 @@ if relative:
         "relative depth = hidden state / layers, so models of different depth share the axis"
     )
 notes.append("one colour per stored result; speaker curves dotted, pretrained curves dashed")
+if show_chance and with_chance and not normalised:
+    notes.append("thin dashed lines and bands: chance level, mean ± 2 sd over label permutations")
+if normalised:
+    notes.append("y: (score - chance) / (1 - chance), no error bars")
 st.caption("; ".join(notes) + ".")
 
 st.subheader("Peaks and suggested prune points")
@@ -200,6 +275,87 @@ if len(with_classes) >= 2:
             + (" The depths differ: B is interpolated at A's relative depths." if resampled else "")
         )
 
+paired_rows: list[dict] = []
+with_intervals = [
+    s for s in chosen if (m := _stats_of(s)) is not None and m.stats.interval is not None
+]
+if len(with_intervals) >= 2:
+    st.subheader("Paired difference")
+    ids = [s.id for s in with_intervals]
+    p1, p2 = st.columns(2)
+    pa = p1.selectbox("A", ids, index=0, format_func=lambda i: by_id[i].label(), key="cmp_pa")
+    pb = p2.selectbox("B", ids, index=1, format_func=lambda i: by_id[i].label(), key="cmp_pb")
+    sa, sb = by_id[pa], by_id[pb]
+    ma, mb = _stats_of(sa), _stats_of(sb)
+    if pa == pb:
+        st.info("Pick two different curves.")
+    elif not same_clips(ma.provenance, mb.provenance):
+        st.info(
+            "A and B were computed on different clips: a paired difference needs the same clips "
+            "(the same half-samples on both sides)."
+        )
+    else:
+        try:
+            diff = paired_difference(
+                ma.stats.interval, mb.stats.interval, f"A ({sa.label_set})", f"B ({sb.label_set})"
+            )
+        except LabError as exc:
+            st.info(f"No paired difference: {one_line(exc)}")
+        else:
+            centre = np.asarray(diff.difference)
+            half = (np.asarray(diff.high) - np.asarray(diff.low)) / 2
+            dfig = figures.curve_figure(
+                [figures.Curve("A − B", list(diff.layers), centre, colour="#0f766e")],
+                height=320,
+                y_title="A − B (graph convexity)",
+                y_range=None,
+                caption=[f"A = {sa.label()}", f"B = {sb.label()}", *caption_lines],
+            )
+            figures.add_band(
+                dfig,
+                f"{diff.level:.0%} paired interval",
+                list(diff.layers),
+                centre,
+                half,
+                "#0f766e",
+            )
+            dfig.add_hline(y=0, line={"color": "grey", "width": 1})
+            marked = [i for i, ex in zip(diff.layers, diff.excludes_zero, strict=True) if ex]
+            if marked:
+                dfig.add_scatter(
+                    x=marked,
+                    y=[centre[list(diff.layers).index(i)] for i in marked],
+                    mode="markers",
+                    marker={"symbol": "star", "size": 14, "color": "#0f766e"},
+                    name="interval excludes 0",
+                )
+            figures.show(dfig, key="cmp_paired", config=figures.figure_config("paired", dfig))
+            st.markdown(f"**Verdict:** {diff.verdict}.")
+            paired_rows = [
+                {
+                    "layer": i,
+                    "A − B": round(d, 4),
+                    "low": round(lo, 4),
+                    "high": round(hi, 4),
+                    "excludes 0": ex,
+                }
+                for i, d, lo, hi, ex in zip(
+                    diff.layers,
+                    diff.difference,
+                    diff.low,
+                    diff.high,
+                    diff.excludes_zero,
+                    strict=True,
+                )
+            ]
+            st.dataframe(pd.DataFrame(paired_rows), hide_index=True, key="cmp_paired_table")
+            st.caption(
+                f"{diff.level:.0%} paired interval from {diff.n_resamples} half-samples shared by "
+                "both sides (the same units drawn for A and B, so noise they share cancels); "
+                "centred on the full-data difference of the stored statistics' curves; starred "
+                "where it excludes 0."
+            )
+
 st.subheader("Download")
 long_rows = [
     {
@@ -226,7 +382,17 @@ d1.download_button(
 d2.download_button(
     "Curves (JSON)",
     json.dumps(
-        export.json_with_provenance({"curves": long_rows, "prune_points": rows}, provenance),
+        export.json_with_provenance(
+            {
+                "curves": long_rows,
+                "prune_points": rows,
+                "chance": {
+                    s.id: _stats_of(s).stats.chance.to_dict() for s in with_chance if s in chosen
+                },
+                "paired": paired_rows,
+            },
+            provenance,
+        ),
         indent=1,
     ),
     "compare.json",

@@ -38,6 +38,60 @@ def _precision_note(name: str, curve) -> str:
     return f"{name}: ± {float(np.max(curve.sems)):.4f} at most ({n_exact} of {len(curve.exact)} layers exact)"
 
 
+def _stability_text(name: str, st_: object) -> str:
+    """One line per rule: point, margin, distribution, stable or not."""
+    parts = []
+    for rule in (st_.threshold, st_.local_peak):
+        margin = f"margin {rule.margin:+.3f}"
+        if rule.margin_before is not None:
+            margin += f"; layer {rule.point - 1} misses the bar by {rule.margin_before:.3f}"
+        flag = "stable" if rule.stable else "**moves: not a fact**"
+        parts.append(f"{rule.rule} p = {rule.point} ({margin}): {rule.summary()}, {flag}")
+    return f"**{name}** prune-point stability (threshold at {st_.fraction:.0%}): " + " · ".join(
+        parts
+    )
+
+
+def statistics_section() -> None:
+    """Prune-point stability and chance levels when stored; else the button that computes them
+    in the background, with progress and time remaining."""
+    if stats is not None:
+        for name in curves:
+            s_ = stats.sets.get(name)
+            if s_ is None or s_.stability is None:
+                continue
+            text = _stability_text(name, s_.stability)
+            (st.caption if s_.stability.stable else st.warning)(text)
+        return
+    work = cached.statistics_work(fs.key, names, int(k), str(precision))
+    if work is None or work.finished:
+        if work is not None and work.error:
+            st.error(f"Curve statistics failed: {work.error}")
+        elif work is not None and work.result is None:
+            st.error("Curve statistics stopped without a result (see the server log).")
+        if st.button(
+            "Chance level and population intervals",
+            icon=":material/insights:",
+            key="cx_stats_go",
+            help=f"{cached.STATS_PERMUTATIONS} label permutations (sharing the curve's trees), "
+            f"{cached.STATS_RESAMPLES} half-samples of the speakers (words) and of each speaker's "
+            f"clips (speakers), {cached.STATS_SEEDS} estimator seeds; runs in the background and "
+            "is stored.",
+        ):
+            cached.start_statistics(fs.key, names, int(k), str(precision))
+            st.rerun()
+        return
+    statistics_progress(work)
+
+
+@st.fragment(run_every=1.0)
+def statistics_progress(work: object) -> None:
+    """Progress of the running curve statistics; reruns the page when they are stored."""
+    if work.finished:
+        st.rerun(scope="app")
+    st.progress(work.fraction(), text=work.text())
+
+
 st.title("Graph convexity per layer")
 fs = current_features(DEFAULTS)
 if fs is None:
@@ -86,6 +140,9 @@ exact_result = all(is_exact(c) for c in curves.values())
 caption_lines = export.captions([prov])
 
 layers = list(next(iter(curves.values())).layers)
+names = tuple(curves)
+found = cached.stored_curve_statistics(fs.key, names, int(k), str(precision))
+stats, stats_prov = found if found is not None else (None, None)
 choices = {name: choose_prune_points(c.scores, c.sems, fraction) for name, c in curves.items()}
 prune = {name: choice.threshold_point for name, choice in choices.items()}
 
@@ -103,25 +160,48 @@ for i, (name, curve) in enumerate(curves.items()):
         help=choices[name].explanation(f"{name} labels"),  # both rules, and why
     )
 
-bar_options = ["none", "authors' spread"] if exact_result else ["standard error", "authors' spread"]
+bar_options = [
+    "none" if exact_result else "standard error",
+    "population interval",
+    "authors' spread",
+]
 if st.session_state.get("cx_bars") not in bar_options:
     st.session_state.cx_bars = bar_options[0]
 with c4:  # beside the other controls: the main chart stays above the fold on a projector
-    bars = st.radio(
+    bars = st.selectbox(  # one row whatever the labels: the chart stays above the fold
         "Error bars",
         bar_options,
         key="cx_bars",
-        horizontal=True,
         format_func=lambda option: f"error bars: {option}",
         label_visibility="collapsed",
-        help="Standard error of the sampled estimate (0 for an exact result), or the authors' spread "
+        help="Standard error of the sampled estimate of these clips' exhaustive score (0 for an exact "
+        "result); the population interval: where the curve would lie for other clips and speakers "
+        f"({cached.STATS_RESAMPLES} half-samples, docs/reading-plots.md); or the authors' spread "
         "bar: per class the std of pair scores / sqrt(points), averaged over classes. The spread "
         "describes how pair scores vary, not how uncertain the score is.",
     )
-bar_kind = {"standard error": "SE", "authors' spread": "spread"}.get(bars)
+bar_kind = {
+    "standard error": "SE",
+    "authors' spread": "spread",
+    "population interval": "population interval",
+}.get(bars)
+
+
+def _population_bar(name: str) -> np.ndarray | None:
+    """Half-width of the stored population interval of a label set (None when not computed)."""
+    if stats is None or name not in stats.sets or stats.sets[name].interval is None:
+        return None
+    iv = stats.sets[name].interval
+    return np.asarray(iv.high) - np.asarray(iv.score)
+
+
 lines = []
 for name, curve in curves.items():
-    bar = {"standard error": curve.sems, "authors' spread": spread_bars(curve)}.get(bars)
+    bar = {
+        "standard error": curve.sems,
+        "authors' spread": spread_bars(curve),
+        "population interval": _population_bar(name),
+    }.get(bars)
     hover = [
         f"{name}<br>hidden state {x}<br>convexity {y:.3f}"
         + ("" if bar is None else f" ± {b:.3f} ({bar_kind})")
@@ -140,6 +220,18 @@ for name, curve in curves.items():
         )
     )
 fig = figures.curve_figure(lines, height=300)  # above the fold at 1024 x 768
+if stats is not None:  # chance levels as dashed bands: mean +- 2 sd over label permutations
+    for name in curves:
+        chance = stats.sets[name].chance if name in stats.sets else None
+        if chance is not None:
+            figures.add_band(
+                fig,
+                f"chance ({name})",
+                chance.layers,
+                np.asarray(chance.mean),
+                2 * np.asarray(chance.std),
+                COLOURS[name],
+            )
 for name in curves:  # prune points as legend entries: two labels at one layer never collide
     fig.add_trace(
         go.Scatter(
@@ -169,7 +261,21 @@ if missing:
     st.caption(" ".join(f"{why.capitalize()}." for why in missing.values()))
 
 settings = next(iter(curves.values())).results[0].settings
-if bars == "authors' spread":
+if bars == "population interval" and stats is not None:
+    level = next(iter(stats.sets.values())).interval.level
+    bar_note = (
+        f"error bars: {level:.0%} population interval, where the curve would lie for other clips "
+        f"and speakers ({stats.settings['n_resamples']} half-samples: "
+        + "; ".join(
+            f"{n} {stats.settings['scheme'][n].removeprefix('half-samples: ')}"
+            for n in curves
+            if n in stats.settings["scheme"]
+        )
+        + ")"
+    )
+elif bars == "population interval":
+    bar_note = "no error bars: the population interval is not computed yet (button below)"
+elif bars == "authors' spread":
     bar_note = (
         "error bars: the authors' spread, std of pair scores / sqrt(points), mean over classes"
     )
@@ -193,7 +299,14 @@ if any(excluded.values()):
     )
 if final_ln:
     notes.append(f"Whisper applies a final LayerNorm to hidden state {n_layers} only")
+if stats is not None:
+    chance_n = stats.settings["n_permutations"]
+    notes.append(
+        f"dashed bands: chance level, mean ± 2 sd over {chance_n} label permutations (class "
+        "sizes kept)"
+    )
 st.caption("; ".join(notes) + ".")
+statistics_section()
 
 st.subheader("Per-class convexity")
 h1, h2 = st.columns([1, 3])
@@ -342,6 +455,8 @@ payload = {
     },
     "records": records,
 }
+if stats is not None:
+    payload["statistics"] = stats.to_dict()
 d1, d2, d3, d4 = st.columns(4)
 d1.download_button(
     "Numbers (CSV)",

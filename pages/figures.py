@@ -254,3 +254,44 @@ def layer_heatmaps(
         fig.update_yaxes(title_text=LAYER_AXIS if col == 1 else None, row=1, col=col)
         integer_axis(fig, list(layers), axis="y", pad=0.5, row=1, col=col)
     return style(fig, height=340)
+
+
+def add_band(
+    fig: go.Figure,
+    name: str,
+    x: Sequence[float],
+    centre: np.ndarray,
+    half_width: np.ndarray,
+    colour: str | None,
+) -> go.Figure:
+    """A dashed centre line with a translucent band of +- ``half_width`` (e.g. a chance level)."""
+    xs = list(x)
+    lo, hi = list(centre - half_width), list(centre + half_width)
+    fig.add_trace(
+        go.Scatter(
+            x=xs + xs[::-1],
+            y=hi + lo[::-1],
+            fill="toself",
+            fillcolor=colour,
+            opacity=0.15,
+            line={"width": 0},
+            hoverinfo="skip",
+            showlegend=False,
+            name=f"{name} band",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=list(centre),
+            mode="lines",
+            name=name,
+            line={"color": colour, "dash": "dash", "width": 1.5},
+            hovertext=[
+                f"{name}<br>hidden state {a}<br>{c:.3f} ± {h:.3f} (2 sd)"
+                for a, c, h in zip(xs, centre, half_width, strict=True)
+            ],
+            hoverinfo="text",
+        )
+    )
+    return fig

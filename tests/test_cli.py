@@ -454,3 +454,29 @@ def test_diagnose_writes_clip_and_class_tables_and_path_lists_every_vertex(
     assert all(word[r["clip"]] == r["word"] for r in rows)
     bad = run("path", *common, "--layer", "1", "--from", str(N + 5))
     assert bad.returncode == 2 and "clip indices run" in bad.stderr
+
+
+@pytest.mark.slow  # extracts features of a tiny model
+def test_convexity_chance_and_a_class_too_small_to_resample(
+    run: Callable[..., Res], tree: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    """`--chance K` adds chance columns to the table and exports; `--resamples` on words spoken by 3
+    speakers is refused in one line (quarter-samples of speakers need 8 per word), nothing computed."""
+    common = [str(model_dir), "folder", "--root", str(tree), "--batch-size", "4", "--no-progress"]
+    out_json, out_csv = tmp_path / "c.json", tmp_path / "c.csv"
+    res = run(
+        "convexity", *common, "--k", "3", "--exhaustive", "--chance", "3", "--out", str(out_json)
+    )
+    assert res.returncode == 0, res.stderr
+    assert "chance ± sd" in res.stdout and "normalised" in res.stdout
+    doc = json.loads(out_json.read_text())
+    chance = doc["statistics"]["sets"]["word"]["chance"]
+    assert chance["n_permutations"] == 3 and len(chance["mean"]) == L + 1
+    res = run(
+        "convexity", *common, "--k", "3", "--exhaustive", "--chance", "3", "--out", str(out_csv)
+    )
+    rows = [r for r in csv.DictReader(out_csv.open()) if not r["class"]]
+    assert rows and all(r["chance"] for r in rows)
+    res = run("convexity", *common, "--k", "3", "--resamples", "4")
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 2 and len(lines) == 1 and "needs at least 8" in lines[0], res.stderr

@@ -85,7 +85,7 @@ def test_cli_result_opens_in_the_dashboard_without_recomputation(
     assert not any(
         "standard error of the sampled" in c.value for c in at.caption
     )  # exact: no SE claim
-    at.radio(key="cx_bars").set_value("authors' spread").run()
+    at.selectbox(key="cx_bars").set_value("authors' spread").run()
     assert not at.exception and len(engine_calls) == 1
     spec = _chart(at, "cx_curve")
     assert _values(spec["data"][0]["error_y"]["array"]).max() > 0

@@ -15,6 +15,7 @@ import numpy as np
 from core.cli.data_commands import describe_features, extract_from_args, speaker_regex_option
 from core.cli.options import common_options, positive_int, seed_int, selection_options
 from core.cli.output import progress_bar, text_table
+from core.cli.statistics_output import statistics_options, wants_statistics
 from core.errors import CliError
 from core.geometry.sampling import DEFAULT_TARGET_SE
 from core.results.precision import DEFAULT_PRECISION, Precision
@@ -46,8 +47,17 @@ def label_sets_for(fs: Any, names: Sequence[str]) -> dict[str, list[str]]:
     return out
 
 
-def _write_out(path: Path, curves: dict[str, Any], fs: Any, settings: dict[str, Any]) -> None:
-    """Save curves as JSON (everything) or CSV (one row per layer and class), atomically."""
+def _write_out(
+    path: Path,
+    curves: dict[str, Any],
+    fs: Any,
+    settings: dict[str, Any],
+    stats: Any = None,
+    paired: Sequence[Any] = (),
+) -> None:
+    """Save curves as JSON (everything) or CSV (one row per layer and class), atomically; with curve
+    statistics the JSON carries them whole and the CSV's layer rows gain chance and interval columns."""
+    from core.cli.statistics_output import statistics_csv_columns
     from core.io.atomic import atomic_write_bytes
 
     suffix = path.suffix.lower()
@@ -65,15 +75,34 @@ def _write_out(path: Path, curves: dict[str, Any], fs: Any, settings: dict[str, 
                 for name, c in curves.items()
             },
         }
+        if stats is not None:
+            doc["statistics"] = stats.to_dict()
+            doc["prune_point_stability"] = {
+                n: s.stability.to_dict() for n, s in stats.sets.items() if s.stability is not None
+            }
+        if paired:
+            doc["paired"] = [d.to_dict() for d in paired]
         atomic_write_bytes(path, json.dumps(doc, indent=2, default=str).encode())
     else:
         buf = io.StringIO()
         fields = ["labels", "layer", "class", "score", "sem", "n_points", "n_pairs"]
-        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        extra = [
+            "chance",
+            "chance_sd",
+            "normalised",
+            "interval_low",
+            "interval_high",
+            "population_se",
+        ]
+        if stats is not None:
+            fields += extra
+        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", restval="")
         writer.writeheader()
-        for c in curves.values():
+        for name, c in curves.items():
             for row in c.to_records():
-                writer.writerow({k: ("" if row[k] is None else row[k]) for k in fields})
+                if row["class"] is None:
+                    row |= statistics_csv_columns(stats, name, list(c.layers).index(row["layer"]))
+                writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in fields})
         atomic_write_bytes(path, buf.getvalue().encode())
 
 
@@ -125,14 +154,18 @@ def precision_from_args(args: argparse.Namespace) -> Precision:
 
 def cmd_convexity(args: argparse.Namespace) -> int:
     """Graph convexity per layer for word and/or speaker labels, sharing one kNN graph per layer."""
+    from core.cli.statistics_output import check_resampling, check_statistics_args
     from core.results.kinds import stored_convexity  # the engine through the results store
 
     out = _out_path(args)
     precision = precision_from_args(args)  # a bad precision is refused before any extraction
+    check_statistics_args(args)
     fs = features_for(args)
     print("\n".join(describe_features(fs)))
     labels = label_sets_for(fs, args.labels)
     check_k(args.k, fs)
+    check_resampling(fs, list(labels), args.resamples)
+    other = _compare_features(args, fs) if args.compare else None
     update, close = progress_bar("convexity", not args.no_progress)
     try:
         curves = stored_convexity(
@@ -169,12 +202,62 @@ def cmd_convexity(args: argparse.Namespace) -> int:
         print(
             f"note: layer {fs.n_layers} includes the encoder's final LayerNorm (layers below do not)"
         )
+    stats, paired = _statistics(args, fs, list(labels), precision, other)
     if out is not None:
         settings = dict(first.settings, labels=list(curves))
         settings.pop("layer", None)
-        _write_out(out, curves, fs, settings)
+        _write_out(out, curves, fs, settings, stats, paired)
         print(f"wrote {out}")
     return 0
+
+
+def _compare_features(args: argparse.Namespace, fs: Any) -> Any:
+    """The ``--compare`` feature set: cached, of the very same clips in the same order."""
+    from core.data.features import load_cached_features
+
+    other = load_cached_features(args.compare)
+    if list(other.paths) != list(fs.paths):
+        raise CliError(
+            f"--compare {args.compare}: its clips differ from these ({len(other.paths)} vs "
+            f"{len(fs.paths)} clips, or another order); paired differences need the same clips"
+        )
+    if other.key == fs.key:
+        raise CliError("--compare names the same feature set")
+    return other
+
+
+def _statistics(
+    args: argparse.Namespace, fs: Any, names: list[str], precision: Precision, other: Any
+) -> tuple[Any, list[Any]]:
+    """Chance, intervals and prune-point stability (stored), and paired differences vs ``other``."""
+    from core.cli.statistics_output import paired_lines, statistics_kwargs, statistics_lines
+    from core.geometry.paired import paired_difference
+    from core.results.kinds import stored_statistics
+
+    if not wants_statistics(args):
+        return None, []
+    kwargs = statistics_kwargs(args, precision.engine_kwargs()) | {"seed": args.pair_seed}
+    results = []
+    for which in [fs] + ([other] if other is not None else []):
+        update, close = progress_bar("curve statistics", not args.no_progress, unit="layer")
+        try:
+            results.append(
+                stored_statistics(which, names, device=args.device, progress=update, **kwargs)
+            )
+        finally:
+            close()
+    print("\n".join(statistics_lines(results[0])))
+    paired = []
+    if other is not None:
+        a_name = fs.meta.get("model_key") or fs.key[:10]
+        b_name = other.meta.get("model_key") or other.key[:10]
+        if a_name == b_name:
+            a_name, b_name = fs.key[:10], other.key[:10]
+        for name in names:
+            a, b = results[0].sets[name].interval, results[1].sets[name].interval
+            paired.append(paired_difference(a, b, f"{a_name} ({name})", f"{b_name} ({name})"))
+        print("\n".join(paired_lines(paired)))
+    return results[0], paired
 
 
 def _criteria_doc(results: dict[str, Any], table: list[dict[str, Any]]) -> dict[str, Any]:
@@ -214,6 +297,7 @@ def _criteria_csv(results: dict[str, Any]) -> str:
 
 def cmd_criteria(args: argparse.Namespace) -> int:
     """Convexity beside the other layer-selection criteria, with each one's proposed prune point."""
+    from core.cli.statistics_output import check_resampling, statistics_kwargs, statistics_lines
     from core.geometry.convexity import convexity_curve
     from core.geometry.criteria import CRITERIA, GraphCollector, compare_prune_points
     from core.io.atomic import atomic_write_bytes
@@ -227,6 +311,7 @@ def cmd_criteria(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.names or ()) - set(CRITERIA))
     if unknown:
         raise CliError(f"unknown criteria {unknown}; known: {', '.join(CRITERIA)}")
+    check_resampling(fs, [args.labels], args.resamples)
     graphs = GraphCollector()
     update, close = progress_bar("convexity", not args.no_progress)
     try:
@@ -259,9 +344,29 @@ def cmd_criteria(args: argparse.Namespace) -> int:
             ["criterion", "prune point", "rule"],
         )
     )
+    stats = None
+    if wants_statistics(args):
+        from core.results.kinds import stored_statistics
+
+        precision = {"max_pairs_per_class": args.pairs, "match_pair_precision": not args.fast}
+        update, close = progress_bar("curve statistics", not args.no_progress, unit="layer")
+        try:
+            stats = stored_statistics(
+                fs,
+                [args.labels],
+                device=args.device,
+                progress=update,
+                fraction=args.fraction,
+                **statistics_kwargs(args, precision),
+            )
+        finally:
+            close()
+        print("\n".join(statistics_lines(stats)))
     if out is not None:
         if out.suffix.lower() == ".json":
             doc = _criteria_doc(results, table) | {"features": fs.meta}
+            if stats is not None:
+                doc["convexity_statistics"] = stats.to_dict()
             atomic_write_bytes(out, json.dumps(doc, indent=2, default=str).encode())
         else:
             atomic_write_bytes(out, _criteria_csv(results).encode())
@@ -403,6 +508,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", help="write results to FILE.json (everything) or FILE.csv (layer x class rows)"
     )
+    statistics_options(p, compare=True)
     p.set_defaults(func=cmd_convexity)
 
     p = sub.add_parser(
@@ -445,6 +551,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="fraction of the maximum for curve rules (default: 0.95)",
     )
     p.add_argument("--out", help="write FILE.json (everything) or FILE.csv (long format)")
+    statistics_options(p, compare=False)
     p.set_defaults(func=cmd_criteria)
 
     p = sub.add_parser(

@@ -118,7 +118,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("keys", nargs="*", metavar="KEY", help="rm: result keys or unique prefixes")
     p.add_argument(
         "--kind",
-        choices=("convexity", "criteria", "umap", "finetune-convexity", "grid"),
+        choices=("convexity", "criteria", "umap", "finetune-convexity", "grid", "curve-statistics"),
         help="only results of this kind",
     )
     p.set_defaults(func=cmd_results, threads=None, no_progress=True)

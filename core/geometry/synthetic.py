@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -72,3 +73,64 @@ def flip_labels(
     for i in flipped:
         out[i] = rng.choice(classes[classes != lab[i]])
     return out, flipped
+
+
+@dataclass(frozen=True)
+class SpeakerPopulation:
+    """A population of speakers far larger than any dataset, each saying every word ``takes`` times.
+
+    Clip = word centre x ``word_strength[l]`` + speaker offset x ``speaker_strength[l]`` + unit noise
+    at layer l, so layers differ in how well words (and speakers) separate. ``draw`` returns one
+    dataset of ``n_speakers`` speakers drawn without replacement from the ``pool`` (fresh noise per
+    clip): the known truth against which resampling intervals are checked by simulation.
+    """
+
+    words: int
+    pool: int
+    dim: int
+    n_speakers: int
+    takes: int
+    word_strength: tuple[float, ...]
+    speaker_strength: tuple[float, ...]
+    centres: np.ndarray
+    offsets: np.ndarray
+
+    def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(features (N, layers, D) float32, word labels, speaker ids) of one dataset."""
+        chosen = rng.choice(self.pool, self.n_speakers, replace=False)
+        speaker = np.repeat(np.arange(self.n_speakers), self.words * self.takes)
+        word = np.tile(np.repeat(np.arange(self.words), self.takes), self.n_speakers)
+        w = np.asarray(self.word_strength)[None, :, None]
+        v = np.asarray(self.speaker_strength)[None, :, None]
+        noise = rng.normal(size=(len(word), len(self.word_strength), self.dim))
+        x = w * self.centres[word][:, None] + v * self.offsets[chosen[speaker]][:, None] + noise
+        return x.astype(np.float32), word, chosen[speaker]
+
+
+def speaker_population(
+    n_speakers: int,
+    takes: int = 1,
+    *,
+    words: int = 6,
+    pool: int = 2000,
+    dim: int = 8,
+    word_strength: tuple[float, ...] = (0.3, 0.8, 1.6, 3.0),
+    speaker_strength: tuple[float, ...] = (1.0, 0.6, 0.3, 0.2),
+    seed: int = 0,
+) -> SpeakerPopulation:
+    """A :class:`SpeakerPopulation` whose layers go from speaker-dominated (words near chance) to
+    word-dominated (word convexity near 1)."""
+    if len(word_strength) != len(speaker_strength):
+        raise ConvexityInputError("word_strength and speaker_strength need one value per layer")
+    rng = np.random.default_rng(seed)
+    return SpeakerPopulation(
+        words,
+        pool,
+        dim,
+        n_speakers,
+        takes,
+        tuple(word_strength),
+        tuple(speaker_strength),
+        rng.normal(size=(words, dim)),
+        rng.normal(size=(pool, dim)),
+    )

@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import LabError
 from core.geometry.convexity import ConvexityCurve
+from core.geometry.curve_statistics import CurveStatistics, LabelSetStatistics
 from core.geometry.prune_point import suggest_prune_point
 from core.results.kinds import decode_curves
 from core.results.provenance import Provenance
@@ -171,3 +173,61 @@ def class_difference(
         other = np.interp(xa, xb, b.per_class[c]) if resampled else b.per_class[c]
         z[i] = a.per_class[c] - other
     return classes, xa, z, resampled
+
+
+# --------------------------------------------------------------------------------------------------
+# Curve statistics beside stored curves: chance levels, intervals, paired differences
+
+
+@dataclass(frozen=True)
+class StatisticsMatch:
+    """The stored curve statistics of one curve's feature set and label set."""
+
+    entry_key: str
+    stats: LabelSetStatistics
+    provenance: Provenance
+
+
+def statistics_by_curve(entries: list[Any]) -> dict[tuple[str, str], StatisticsMatch]:
+    """(feature key, label set) -> the newest stored curve statistics (entries: ``list_results``)."""
+    out: dict[tuple[str, str], StatisticsMatch] = {}
+    for e in entries:
+        if e.kind != "curve-statistics":
+            continue
+        try:
+            parsed = CurveStatistics.from_dict(e.data)
+        except LabError:
+            continue
+        for name, s in parsed.sets.items():
+            out.setdefault(
+                (e.provenance.feature_key, name), StatisticsMatch(e.key, s, e.provenance)
+            )
+    return out
+
+
+def comparability_note(series: list[CurveSeries]) -> str | None:
+    """Why raw scores of these curves should not be read against each other, or None."""
+    clips = {s.provenance.n_clips for s in series if s.provenance is not None}
+    classes = {len(s.per_class) for s in series if s.per_class}
+    parts = []
+    if len(classes) > 1:
+        parts.append(f"classes ({', '.join(str(c) for c in sorted(classes))})")
+    if len(clips) > 1:
+        parts.append(f"clips ({', '.join(str(c) for c in sorted(clips))})")
+    if not parts:
+        return None
+    return (
+        "These curves come from data with different numbers of " + " and ".join(parts) + ": graph "
+        "convexity and its chance level move with both, so raw scores do not compare; the "
+        "chance-normalised score (score - chance) / (1 - chance) puts them on one scale."
+    )
+
+
+def same_clips(a: Provenance, b: Provenance) -> bool:
+    """Whether two results were computed on the same clips (dataset, selection, fingerprint, count)."""
+    return (a.dataset_fingerprint, a.selection, a.n_clips, a.dataset) == (
+        b.dataset_fingerprint,
+        b.selection,
+        b.n_clips,
+        b.dataset,
+    )

@@ -19,11 +19,14 @@ import numpy as np
 from core.errors import LabError, ResultError
 from core.geometry import convexity as convexity_engine
 from core.geometry import criteria as criteria_engine
+from core.geometry import curve_statistics as statistics_engine
 from core.geometry import diagnostics as diagnostics_engine
 from core.geometry import projections as projection_engine
 from core.geometry.convexity import ClassConvexity, ConvexityCurve, ConvexityResult
 from core.geometry.criteria import CriterionResult
+from core.geometry.curve_statistics import CurveStatistics
 from core.geometry.diagnostics import CLIP_COLUMNS, ClassDiagnostics, LayerDiagnostics
+from core.geometry.resampling import ResampleUnits
 from core.results.provenance import provenance_from_meta
 from core.results.store import (
     StoredResult,
@@ -168,6 +171,87 @@ def stored_convexity(
     """``layerwise_convexity(fs.features, labels, ...)`` through the results store (same arguments)."""
     entry, _ = convexity_entry(fs, labels, **kwargs)
     return decode_curves(entry.data)
+
+
+# --------------------------------------------------------------------------------------------------
+# Curve statistics: chance level, population intervals, prune-point stability
+
+STATISTICS_KIND = "curve-statistics"
+# ``curve_statistics`` arguments that say where/how it runs, not what it computes: not in the key
+# (``units`` enter the key as their description, see ``statistics_request``).
+STATISTICS_RUNTIME_ARGS = {"features", "labels", "units", "device", "engine", "progress"}
+
+
+def resample_units(fs: Any, names: Sequence[str]) -> dict[str, ResampleUnits]:
+    """Per label set, what a half-sample draws: words by speaker (words must generalise across
+    voices; by clip when a clip lacks a speaker id), speakers by clip within each speaker."""
+    speakers = list(fs.labels("speaker"))
+    clips = range(len(speakers))
+    out = {}
+    for name in names:
+        if name in ("speaker", "speakers"):
+            out[name] = ResampleUnits.of("clip", clips, speakers, within="speaker")
+        elif all(speakers):
+            out[name] = ResampleUnits.of("speaker", speakers)
+        else:
+            out[name] = ResampleUnits.of("clip", clips)
+    return out
+
+
+def statistics_request(
+    label_sets: Sequence[str], units: Mapping[str, ResampleUnits], **kwargs: Any
+) -> dict[str, Any]:
+    """The key-relevant settings: every ``curve_statistics`` keyword (defaults filled in), the label
+    sets and how each is resampled."""
+    sig = inspect.signature(statistics_engine.curve_statistics)
+    unknown = set(kwargs) - set(sig.parameters)
+    if unknown:
+        raise TypeError(f"curve_statistics has no argument(s) {sorted(unknown)}")
+    request = {
+        name: kwargs.get(name, p.default)
+        for name, p in sig.parameters.items()
+        if name not in STATISTICS_RUNTIME_ARGS and p.default is not inspect.Parameter.empty
+    }
+    request["label_sets"] = list(label_sets)
+    request["units"] = {n: units[n].describe() for n in label_sets}
+    return request
+
+
+def statistics_entry(
+    fs: Any,
+    names: Sequence[str],
+    *,
+    progress: Progress | None = None,
+    device: Any = None,
+    engine: str = "auto",
+    refresh: bool = False,
+    **kwargs: Any,
+) -> tuple[StoredResult, bool]:
+    """(entry, from_store) of the curve statistics of label sets ``names`` of feature set ``fs``."""
+    meta = _meta(fs)
+    labels = {n: list(fs.labels(n)) for n in names}
+    units = resample_units(fs, names)
+    request = statistics_request(list(names), units, **kwargs)
+
+    def compute() -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
+        result = statistics_engine.curve_statistics(
+            fs.features, labels, units, device=device, engine=engine, progress=progress, **kwargs
+        )
+        return result.to_dict(), {}, dict(result.settings)
+
+    return _entry(meta, STATISTICS_KIND, list(names), request, compute, refresh)
+
+
+def stored_statistics(fs: Any, names: Sequence[str], **kwargs: Any) -> CurveStatistics:
+    """``curve_statistics`` of ``fs``'s label sets ``names`` through the results store."""
+    entry, _ = statistics_entry(fs, names, **kwargs)
+    return CurveStatistics.from_dict(entry.data)
+
+
+def statistics_key(fs: Any, names: Sequence[str], **kwargs: Any) -> str:
+    """The store key ``statistics_entry`` uses for these inputs (nothing computed)."""
+    request = statistics_request(list(names), resample_units(fs, names), **kwargs)
+    return result_key(_meta(fs)["key"], STATISTICS_KIND, request)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ ENGINE_MODULES = {
     "series": "core.geometry.convexity",
     "aligned-umap": "core.geometry.aligned",
     "diagnostics": "core.geometry.diagnostics",
+    "curve-statistics": "core.geometry.curve_statistics",
 }
 
 

@@ -76,6 +76,20 @@ class _RunCurvesData(Record):
 
 
 @dataclass(frozen=True)
+class _StatisticsSet(Record):
+    label_set: str
+    layers: tuple[int, ...]
+    scores: tuple[float, ...]
+    sems: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class _CurveStatisticsData(Record):
+    sets: dict[str, _StatisticsSet]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class _GridData(Record):
     grid_id: str
 
@@ -117,6 +131,7 @@ SCHEMAS: dict[str, type[Record]] = {
     "series": CheckpointSeries,
     "aligned-umap": _UmapData,
     "diagnostics": _DiagnosticsData,
+    "curve-statistics": _CurveStatisticsData,
 }
 
 
@@ -141,4 +156,11 @@ def check_data(kind: str, data: Any) -> str | None:
                 return (
                     f"data.sets[{name!r}]: {len(part.classes)} classes, {len(part.per_class)} rows"
                 )
+    if isinstance(parsed, _CurveStatisticsData):
+        from core.geometry.curve_statistics import CurveStatistics  # the readers' own record
+
+        try:
+            CurveStatistics.from_dict(data)
+        except RecordError as exc:
+            return str(exc)
     return None

@@ -53,6 +53,7 @@ KINDS = (
     "series",
     "aligned-umap",
     "diagnostics",
+    "curve-statistics",
 )
 
 
