@@ -13,6 +13,7 @@ from typing import Any
 
 from core.cli.output import text_table
 from core.errors import CliError, LabError
+from core.geometry.limits import MAX_PERMUTATIONS, MAX_RESAMPLES, MAX_SEEDS
 
 __all__ = [
     "statistics_options",
@@ -58,10 +59,6 @@ def _level(text: str) -> float:
 
 def statistics_options(p: argparse.ArgumentParser, *, compare: bool) -> None:
     """Add the curve-statistics options to a command."""
-    from core.geometry.chance import MAX_PERMUTATIONS
-    from core.geometry.curve_statistics import MAX_SEEDS
-    from core.geometry.resampling import MAX_RESAMPLES
-
     g = p.add_argument_group("how far to trust the curve (docs/reading-plots.md)")
     g.add_argument(
         "--chance",

@@ -21,6 +21,7 @@ import numpy as np
 
 from core.errors import ConvexityInputError
 from core.geometry.convexity import ConvexityCurve, layerwise_convexity
+from core.geometry.limits import MAX_PERMUTATIONS
 from core.geometry.validation import LabelsLike, as_features, encode_labels
 from core.io.records import Record
 
@@ -33,7 +34,6 @@ __all__ = [
     "permuted_labels",
 ]
 
-MAX_PERMUTATIONS = 100  # beyond this the mean moves by less than its own spread / 10
 PERMUTED = "@permuted"  # joins a label set's name and a permutation's index in the engine call
 
 

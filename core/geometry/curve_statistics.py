@@ -19,6 +19,7 @@ import numpy as np
 from core.errors import ConvexityInputError
 from core.geometry.chance import MAX_PERMUTATIONS, ChanceLevel, chance_curves
 from core.geometry.convexity import EXACT_THRESHOLD, ConvexityCurve, layerwise_convexity
+from core.geometry.limits import MAX_SEEDS
 from core.geometry.prune_stability import PruneStability, prune_stability
 from core.geometry.resampling import (
     CurveInterval,
@@ -33,7 +34,6 @@ from core.io.records import Record
 
 __all__ = ["CurveStatistics", "LabelSetStatistics", "curve_statistics", "MAX_SEEDS"]
 
-MAX_SEEDS = 20
 
 Progress = Callable[[int, int], None]
 

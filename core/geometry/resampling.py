@@ -39,6 +39,7 @@ from scipy import stats
 
 from core.errors import ConvexityInputError
 from core.geometry.convexity import ConvexityCurve, layerwise_convexity
+from core.geometry.limits import MAX_RESAMPLES
 from core.geometry.validation import encode_labels
 from core.io.records import Record
 
@@ -55,7 +56,6 @@ __all__ = [
     "resampled_curves",
 ]
 
-MAX_RESAMPLES = 200  # beyond this the interval's width changes by < 5 %; the cost keeps growing
 MIN_UNITS = 8  # a class needs units in every quarter-sample: at least 8 per class
 RATE_BOUNDS = (1.0 + math.sqrt(2.0), 5.0)  # rho = V_q / V_h clipped: variance rate a in [0.5, 2]
 
