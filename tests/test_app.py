@@ -140,6 +140,7 @@ def test_setup_page_custom_model_is_opt_in_for_remote_code(cache_root: Path, mon
     assert "offline" in at.error[0].value.lower() or "hub" in at.error[0].value.lower()
 
 
+@pytest.mark.slow
 @needs_model
 def test_convexity_page_curves_controls_and_cache(feature_key: str, calls: Counter):
     forget()
