@@ -121,7 +121,7 @@ def test_paired_difference_uses_the_shared_resamples_and_says_where_a_wins():
     )
     d = paired_difference(a, b, "fine-tuned", "pretrained")
     assert d.excludes_zero == (False, True, True, True)
-    assert d.verdict.startswith("fine-tuned > pretrained on layers 1-3")
+    assert d.verdict == "fine-tuned > pretrained on layers 1-3; no clear difference on layer 0"
     assert a.low[1] < b.high[1]  # the separate intervals overlap; the paired one does not
     other = interval_from_resamples(
         "c", [0.5] * 4, shared, level=0.9, seed=1, scheme="s", layers=[0, 1, 2, 3]

@@ -64,14 +64,19 @@ def _verdict(name_a: str, name_b: str, layers: Sequence[int], low, high) -> str:
     below = [i for i, hi in zip(layers, high, strict=True) if hi < 0]
     parts = []
     if above:
-        parts.append(f"{name_a} > {name_b} on layers {layer_ranges(above)}")
+        parts.append(f"{name_a} > {name_b} on {_on(above)}")
     if below:
-        parts.append(f"{name_a} < {name_b} on layers {layer_ranges(below)}")
+        parts.append(f"{name_a} < {name_b} on {_on(below)}")
     if not parts:
         return f"no layer where {name_a} and {name_b} differ beyond resampling"
     rest = [i for i in layers if i not in above and i not in below]
     text = "; ".join(parts)
-    return text + (f"; no clear difference on layers {layer_ranges(rest)}" if rest else "")
+    return text + (f"; no clear difference on {_on(rest)}" if rest else "")
+
+
+def _on(layers: Sequence[int]) -> str:
+    """'layer 0' or 'layers 2-4, 7'."""
+    return f"layer{'s' if len(layers) > 1 else ''} {layer_ranges(layers)}"
 
 
 def _both(a: tuple, b: tuple) -> np.ndarray | None:
