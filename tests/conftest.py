@@ -76,3 +76,11 @@ def started(private_cache: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     monkeypatch.setattr(lifecycle, "start", lambda run: calls.append(Path(run).name) or 0)
     return calls
+
+
+@pytest.fixture(scope="session")
+def tiny_en_sample():
+    """Whisper tiny.en features of the bundled sample's 960-clip slice, extracted once per session."""
+    from tests.sample_slice import extract_sample_slice
+
+    return extract_sample_slice("whisper-tiny.en-offline")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from core.geometry.diagnostics import breakdown, diagnose_layers, precision_at
 from core.geometry.synthetic import flip_labels
@@ -62,21 +61,9 @@ def test_a_speaker_whose_clips_were_made_odd_leads_the_per_speaker_breakdown():
 
 
 @pytest.fixture(scope="module")
-def sample_features():
-    """Whisper tiny.en features of the whole bundled sample (2,520 clips), not cached."""
-    from core.data.features import Selection, extract_features
-    from core.models.whisper_offline import offline_whisper_available
-    from tests.test_whisper_sample import SAMPLE, sample_complete
-
-    model = "whisper-tiny.en-offline"
-    if not sample_complete(SAMPLE) or not offline_whisper_available(model):
-        pytest.skip("needs the bundled sample and the offline Whisper tiny.en weights")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return extract_features(model, Selection("sample"), batch_size=32, cache=False)
-    finally:
-        torch.set_num_threads(before)
+def sample_features(tiny_en_sample):
+    """Whisper tiny.en features of the bundled sample's seeded 960-clip slice (all speakers and words)."""
+    return tiny_en_sample
 
 
 @pytest.mark.slow

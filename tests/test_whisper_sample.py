@@ -8,32 +8,17 @@ the full sample, both models, are in ``data/sample/convexity_curves.json`` (and 
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from core.data.datasets import DATASETS
-from core.data.features import FeatureSet, Selection, extract_features
+from core.data.features import FeatureSet
 from core.geometry.convexity import convexity_curve, layerwise_convexity
-from core.models.whisper_offline import offline_whisper_available
+from tests.sample_slice import SAMPLE, SAMPLE_SLICE_CLIPS, extract_sample_slice, sample_complete
 
 MODELS = ("whisper-tiny.en-offline", "whisper-base-offline")
-SAMPLE = DATASETS["sample"].default_root()
-CLIPS = 960
-
-
-def sample_complete(root: Path) -> bool:
-    """voices.json is written last by scripts/make_sample.py; its per-speaker clip counts match the files."""
-    try:
-        voices = json.loads((root / "voices.json").read_text())
-        expected = sum(int(s["clips"]) for s in voices["speakers"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return expected > 0 and expected == sum(1 for _ in root.glob("*/*.ogg"))
+CLIPS = SAMPLE_SLICE_CLIPS
 
 
 pytestmark = [
@@ -46,19 +31,12 @@ pytestmark = [
 
 @pytest.fixture(scope="module", params=MODELS)
 def features(request: pytest.FixtureRequest) -> FeatureSet:
-    """Pooled features of a seeded per-speaker slice (single-threaded: fastest on a shared machine)."""
-    model = request.param
-    if not offline_whisper_available(model):
-        pytest.skip(f"{model} weights not installed")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        t0 = time.perf_counter()
-        sel = Selection("sample", task="speakers", max_clips=CLIPS, seed=0)
-        fs = extract_features(model, sel, batch_size=32, cache=False)
-        print(f"\n{model}: {fs.features.shape} in {time.perf_counter() - t0:.1f} s")
-    finally:
-        torch.set_num_threads(before)
+    """Pooled features of a seeded per-speaker slice (tiny.en's shared with the other slow tests)."""
+    if request.param == "whisper-tiny.en-offline":
+        return request.getfixturevalue("tiny_en_sample")
+    t0 = time.perf_counter()
+    fs = extract_sample_slice(request.param)
+    print(f"\n{request.param}: {fs.features.shape} in {time.perf_counter() - t0:.1f} s")
     return fs
 
 
