@@ -13,7 +13,13 @@ from typing import Any
 import numpy as np
 
 from core.cli.data_commands import describe_features, extract_from_args, speaker_regex_option
-from core.cli.options import common_options, positive_int, seed_int, selection_options
+from core.cli.options import (
+    common_options,
+    positive_int,
+    precision_options,
+    seed_int,
+    selection_options,
+)
 from core.cli.output import progress_bar, text_table
 from core.cli.statistics_output import statistics_options, wants_statistics
 from core.errors import CliError
@@ -487,21 +493,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--k", type=positive_int, default=10, help="neighbours in the kNN graph (default: 10)"
     )
-    p.add_argument(
-        "--pairs",
-        type=positive_int,
-        default=None,
-        help="the authors' scheme: the precision of this many sampled pairs per class (they use 5000)",
-    )
-    p.add_argument("--exhaustive", action="store_true", help="score every ordered pair (exact)")
-    p.add_argument(
-        "--target-se",
-        type=float,
-        default=None,
-        help="sample sources until the layer score's standard error is at most this (default: "
-        f"{DEFAULT_TARGET_SE:g}, as on the dashboard); exhaustive where that would cost more than "
-        "~70%% of all trees; overrides --pairs",
-    )
+    precision_options(p, default_se=DEFAULT_TARGET_SE)
     p.add_argument(
         "--pair-seed", type=seed_int, default=0, help="seed of the pair sampling (default: 0)"
     )
