@@ -43,6 +43,23 @@ Progress = Callable[[int, int], None]
 RUNTIME_ARGS = {"features", "labels", "device", "engine", "progress", "on_graph"}
 
 
+def engine_request(
+    engine: Callable[..., Any], runtime: set[str], given: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What a store key holds of a call: every keyword of ``engine`` with a default (``given`` values
+    filled in) except those in ``runtime`` (where and how it runs), so a new engine setting enters the
+    key without a change here. An unknown keyword is a caller's bug (TypeError)."""
+    sig = inspect.signature(engine)
+    unknown = set(given) - set(sig.parameters)
+    if unknown:
+        raise TypeError(f"{engine.__name__} has no argument(s) {sorted(unknown)}")
+    return {
+        name: given.get(name, p.default)
+        for name, p in sig.parameters.items()
+        if name not in runtime and p.default is not inspect.Parameter.empty
+    }
+
+
 def _meta(fs: Any) -> dict[str, Any]:
     """A feature set's meta with its key (a FeatureSet or a plain meta dict)."""
     meta = dict(getattr(fs, "meta", fs))
@@ -82,15 +99,7 @@ def _entry(
 
 def convexity_request(label_sets: Sequence[str], **engine_kwargs: Any) -> dict[str, Any]:
     """The key-relevant settings: every ``layerwise_convexity`` keyword (defaults filled in) + label sets."""
-    sig = inspect.signature(convexity_engine.layerwise_convexity)
-    unknown = set(engine_kwargs) - set(sig.parameters)
-    if unknown:
-        raise TypeError(f"layerwise_convexity has no argument(s) {sorted(unknown)}")
-    request = {
-        name: engine_kwargs.get(name, p.default)
-        for name, p in sig.parameters.items()
-        if name not in RUNTIME_ARGS and p.default is not inspect.Parameter.empty
-    }
+    request = engine_request(convexity_engine.layerwise_convexity, RUNTIME_ARGS, engine_kwargs)
     request["label_sets"] = list(label_sets)
     return request
 
@@ -203,15 +212,7 @@ def statistics_request(
 ) -> dict[str, Any]:
     """The key-relevant settings: every ``curve_statistics`` keyword (defaults filled in), the label
     sets and how each is resampled."""
-    sig = inspect.signature(statistics_engine.curve_statistics)
-    unknown = set(kwargs) - set(sig.parameters)
-    if unknown:
-        raise TypeError(f"curve_statistics has no argument(s) {sorted(unknown)}")
-    request = {
-        name: kwargs.get(name, p.default)
-        for name, p in sig.parameters.items()
-        if name not in STATISTICS_RUNTIME_ARGS and p.default is not inspect.Parameter.empty
-    }
+    request = engine_request(statistics_engine.curve_statistics, STATISTICS_RUNTIME_ARGS, kwargs)
     request["label_sets"] = list(label_sets)
     request["units"] = {n: units[n].describe() for n in label_sets}
     return request
@@ -417,15 +418,7 @@ UMAP_RUNTIME_ARGS = {"features", "progress"}
 
 def umap_request(**engine_kwargs: Any) -> dict[str, Any]:
     """The key-relevant settings: every ``layer_embeddings`` keyword, defaults filled in from its signature."""
-    sig = inspect.signature(projection_engine.layer_embeddings)
-    unknown = set(engine_kwargs) - set(sig.parameters)
-    if unknown:
-        raise TypeError(f"layer_embeddings has no argument(s) {sorted(unknown)}")
-    return {
-        name: engine_kwargs.get(name, p.default)
-        for name, p in sig.parameters.items()
-        if name not in UMAP_RUNTIME_ARGS and p.default is not inspect.Parameter.empty
-    }
+    return engine_request(projection_engine.layer_embeddings, UMAP_RUNTIME_ARGS, engine_kwargs)
 
 
 def umap_entry(

@@ -14,7 +14,6 @@ is fitted onto the previous one, so a slider across checkpoints shows clips move
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -28,7 +27,7 @@ from core.data.features import FeatureSet, Selection, extract_features
 from core.errors import ResultError
 from core.geometry.curves import LayerCurve
 from core.io.run_folder import RunFolder
-from core.results.kinds import stored_convexity
+from core.results.kinds import engine_request, stored_convexity
 from core.results.precision import Precision
 from core.results.provenance import provenance_from_meta
 from core.results.series_data import Checkpoint, CheckpointSeries
@@ -275,12 +274,7 @@ def aligned_request(series_key: str, layer: int, **engine_kwargs: Any) -> dict[s
     ``aligned_layouts`` keyword (defaults filled in from its signature)."""
     from core.geometry.aligned import aligned_layouts
 
-    sig = inspect.signature(aligned_layouts)
-    request = {
-        name: engine_kwargs.get(name, p.default)
-        for name, p in sig.parameters.items()
-        if p.default is not inspect.Parameter.empty and name != "progress"
-    }
+    request = engine_request(aligned_layouts, {"features", "progress"}, engine_kwargs)
     return {"series": series_key, "layer": int(layer), **request}
 
 
