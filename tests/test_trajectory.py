@@ -66,7 +66,6 @@ def test_reader_keeps_the_last_point_per_step_in_training_order_and_skips_malfor
     traj = trajectory_of(rows)
     assert [(p.epoch, p.step) for p in traj.points] == [(0, 0), (1, 2), (1, 4)]
     assert [p.position for p in traj.points] == [0.0, 0.5, 1.0]
-    assert [(p.epoch, p.step) for p in traj.epoch_points()] == [(0, 0), (1, 4)]
     assert traj.label_sets == ("word",) and traj.layers == (0, 1)
     assert np.allclose(traj.matrix("word")[2], [0.3, 0.4])
     assert np.isnan(traj.matrix("speaker")).all()

@@ -153,15 +153,10 @@ class Trajectory:
                 return curve.layers
         return ()
 
-    def epoch_points(self) -> tuple[TrajectoryPoint, ...]:
-        """The pretrained point and the end of every epoch (no mid-epoch points)."""
-        return tuple(p for p in self.points if p.epoch == 0 or p.epoch_progress >= 1.0)
-
-    def matrix(self, label_set: str, points: Sequence[TrajectoryPoint] | None = None) -> np.ndarray:
+    def matrix(self, label_set: str) -> np.ndarray:
         """Scores (points x hidden states) of ``label_set``; NaN where a point lacks it."""
-        chosen = self.points if points is None else points
-        out = np.full((len(chosen), len(self.layers)), np.nan)
-        for i, p in enumerate(chosen):
+        out = np.full((len(self.points), len(self.layers)), np.nan)
+        for i, p in enumerate(self.points):
             if label_set in p.curves:
                 out[i] = p.curves[label_set].scores
         return out
