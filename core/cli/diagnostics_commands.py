@@ -14,7 +14,7 @@ import numpy as np
 
 from core.cli.data_commands import speaker_regex_option
 from core.cli.geometry_commands import check_k, features_for, label_sets_for
-from core.cli.options import common_options, positive_int, seed_int, selection_options
+from core.cli.options import common_options, out_path, positive_int, seed_int, selection_options
 from core.cli.output import text_table
 from core.errors import CliError, LabError
 
@@ -210,8 +210,7 @@ def cmd_path(args: argparse.Namespace) -> int:
     from core.geometry.clip_paths import clip_path, layer_graph, path_rows
     from core.io.atomic import atomic_write_chunks
 
-    if args.out and Path(args.out).suffix.lower() != ".csv":
-        raise CliError(f"--out must end in .csv, got {Path(args.out).name!r}")
+    out_path(args.out, (".csv",))
     _check_layer_early(args)
     fs = features_for(args)
     print("\n".join(describe_features(fs)))

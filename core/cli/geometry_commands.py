@@ -15,6 +15,7 @@ import numpy as np
 from core.cli.data_commands import describe_features, extract_from_args, speaker_regex_option
 from core.cli.options import (
     common_options,
+    out_path,
     positive_int,
     precision_options,
     seed_int,
@@ -112,14 +113,6 @@ def _write_out(
         atomic_write_bytes(path, buf.getvalue().encode())
 
 
-def _out_path(args: argparse.Namespace) -> Path | None:
-    """``--out`` as a path, which must end in .json or .csv."""
-    out = Path(args.out) if args.out else None
-    if out is not None and out.suffix.lower() not in (".json", ".csv"):
-        raise CliError(f"--out must end in .json or .csv, got {out.name!r}")
-    return out
-
-
 def features_for(args: argparse.Namespace) -> Any:
     """Cached features by ``--key``, or extracted (and cached) for MODEL DATASET."""
     from core.data.features import load_cached_features
@@ -163,7 +156,7 @@ def cmd_convexity(args: argparse.Namespace) -> int:
     from core.cli.statistics_output import check_resampling, check_statistics_args
     from core.results.kinds import stored_convexity  # the engine through the results store
 
-    out = _out_path(args)
+    out = out_path(args.out)
     precision = precision_from_args(args)  # a bad precision is refused before any extraction
     check_statistics_args(args)
     fs = features_for(args)
@@ -309,7 +302,7 @@ def cmd_criteria(args: argparse.Namespace) -> int:
     from core.io.atomic import atomic_write_bytes
     from core.results.kinds import criteria_entry, decode_criteria
 
-    out = _out_path(args)
+    out = out_path(args.out)
     fs = features_for(args)
     print("\n".join(describe_features(fs)))
     labels = label_sets_for(fs, [args.labels])[args.labels]

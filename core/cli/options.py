@@ -14,6 +14,7 @@ import dataclasses
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "executor_from_args",
     "executor_options",
     "option_name",
+    "out_path",
     "positive_int",
     "precision_options",
     "selection_options",
@@ -285,3 +287,13 @@ def precision_options(p: argparse.ArgumentParser, *, default_se: float) -> None:
         f"{default_se:g}, as on the dashboard); exhaustive where that would cost more than "
         "~70%% of all trees; overrides --pairs",
     )
+
+
+def out_path(text: str | None, suffixes: tuple[str, ...] = (".json", ".csv")) -> Path | None:
+    """``--out`` as a path, refused in one line unless it ends in one of ``suffixes``."""
+    from core.errors import CliError
+
+    out = Path(text) if text else None
+    if out is not None and out.suffix.lower() not in suffixes:
+        raise CliError(f"--out must end in {' or '.join(suffixes)}, got {out.name!r}")
+    return out

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 from core.cli.options import (
@@ -20,6 +19,7 @@ from core.cli.options import (
     config_options,
     executor_from_args,
     executor_options,
+    out_path,
 )
 from core.cli.output import text_table
 from core.errors import CliError
@@ -197,9 +197,7 @@ def cmd_jobs_trajectory(args: argparse.Namespace) -> int:
     from core.runs import run_dir
     from core.training.trajectory import describe, run_about, run_trajectories, trajectory_csv
 
-    out = Path(args.out) if args.out else None
-    if out is not None and out.suffix.lower() not in (".csv", ".json"):
-        raise CliError(f"--out must end in .csv or .json, got {out.name!r}")
+    out = out_path(args.out, (".csv", ".json"))
     run = run_dir(args.run)
     found = run_trajectories(run)
     if not found:

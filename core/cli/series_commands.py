@@ -7,24 +7,15 @@ import argparse
 import csv
 import io
 import json
-from pathlib import Path
 from typing import Any
 
 from core.cli.data_commands import selection_from_args, speaker_regex_option
-from core.cli.options import clip_options, common_options, precision_options
+from core.cli.options import clip_options, common_options, out_path, precision_options
 from core.cli.output import progress_bar, text_table
 from core.errors import CliError
 from core.geometry.sampling import DEFAULT_TARGET_SE
 
 __all__ = ["register"]
-
-
-def _out_path(text: str | None) -> Path | None:
-    """``--out`` as a path ending in .json or .csv."""
-    out = Path(text) if text else None
-    if out is not None and out.suffix.lower() not in (".json", ".csv"):
-        raise CliError(f"--out must end in .json or .csv, got {out.name!r}")
-    return out
 
 
 def _checkpoints(args: argparse.Namespace) -> list[Any]:
@@ -59,7 +50,7 @@ def cmd_series(args: argparse.Namespace) -> int:
     from core.results.export import csv_with_provenance, json_with_provenance
     from core.results.series import aligned_umap, load_series, make_series
 
-    out = _out_path(args.out)
+    out = out_path(args.out)
     precision = precision_from_args(args)
     if args.aligned_layer is not None and args.aligned_layer < 0:
         raise CliError(
