@@ -3,13 +3,17 @@
     CONVEXITY_LAB_CACHE=DIR python bench/curve_statistics.py --key 8de56ca1356e      # tiny.en sample
     python bench/curve_statistics.py --key KEY --resamples 20 --seeds 3
     python bench/curve_statistics.py --coverage 150                                    # simulation
+    python bench/curve_statistics.py --key KEY --population 150    # the sample as the population
 
-Chance vs curve: the real word and speaker curves alone, then the same curves with K permutations
-of each label set in one engine call (sharing graphs and trees), interleaved ``--repeats`` times at
-the dashboard's default precision (target SE 0.005); the ratio is of medians from this one run.
+Chance vs curve: the real word and speaker curves alone, with the exact chance mean (their pooled
+labellings), and with the whole chance level (mean and K permutations of each label set for the
+band), each in one engine call sharing graphs and trees, interleaved ``--repeats`` times at the
+dashboard's default precision (target SE 0.005); ratios are of medians from this one run.
 Statistics: the whole ``curve_statistics`` call (chance, seeds, half- and quarter-samples of both
 label sets), timed by part. Coverage: the simulation of ``tests/test_curve_statistics.py`` with more
-datasets, printed as nominal vs achieved per layer. Prints figures with the load average (the
+datasets, printed as nominal vs achieved per layer. Population: the feature set itself as a finite
+population, datasets of a third of it (8 of 24 speakers for words, a third of every speaker's clips
+for speakers), coverage with the finite population correction (``core.geometry.calibration``). Prints figures with the load average (the
 machine is shared); asserts nothing.
 """
 
@@ -26,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.data.features import load_cached_features  # noqa: E402
-from core.geometry.chance import chance_curves  # noqa: E402
+from core.geometry.chance import chance_curves, pooled_labels  # noqa: E402
 from core.geometry.convexity import layerwise_convexity  # noqa: E402
 from core.geometry.curve_statistics import curve_statistics  # noqa: E402
 from core.geometry.sampling import DEFAULT_TARGET_SE  # noqa: E402
@@ -43,28 +47,40 @@ def trees(curves: dict) -> list[int]:
 
 
 def chance_vs_curve(x: np.ndarray, labels: dict, k: int, repeats: int) -> None:
-    """Median wall time of the curves alone and with chance, interleaved, and their ratio."""
-    alone, joint = [], []
+    """Median wall time of the curves alone, with the exact chance mean only (the pooled labelling),
+    and with the whole chance level (mean and K permuted curves for the band), interleaved."""
+    alone, mean_only, joint = [], [], []
+    pooled = dict(labels, **{f"{n}@pooled": pooled_labels(v) for n, v in labels.items()})
     layerwise_convexity(x[:300], {n: v[:300] for n, v in labels.items()}, target_se=0.05)  # warm
     for _ in range(repeats):
         t = time.perf_counter()
         real = layerwise_convexity(x, labels, k=k, target_se=DEFAULT_TARGET_SE)
         alone.append(time.perf_counter() - t)
         t = time.perf_counter()
+        layerwise_convexity(
+            x,
+            pooled,
+            k=k,
+            target_se=DEFAULT_TARGET_SE,
+            shared_sources=[n for n in pooled if n not in labels],
+        )
+        mean_only.append(time.perf_counter() - t)
+        t = time.perf_counter()
         both, chance = chance_curves(
             x, labels, n_permutations=k_perm, k=k, target_se=DEFAULT_TARGET_SE
         )
         joint.append(time.perf_counter() - t)
-    a, j = float(np.median(alone)), float(np.median(joint))
+    a, m, j = (float(np.median(v)) for v in (alone, mean_only, joint))
     print(
-        f"curves alone (word + speaker): {a:.1f} s; with {k_perm} permutations each in the same "
-        f"call: {j:.1f} s; ratio {j / a:.2f}x (medians of {repeats}, interleaved; {load()})"
+        f"curves alone (word + speaker): {a:.2f} s; with the exact chance mean: {m:.2f} s, ratio "
+        f"{m / a:.2f}x; with mean and {k_perm} permutations each for the band: {j:.2f} s, ratio "
+        f"{j / a:.2f}x (medians of {repeats}, interleaved; {load()})"
     )
     print(f"  trees per layer: alone {trees(real)}, with chance {trees(both)}")
     for name, c in chance.items():
         print(
             f"  chance ({name}): "
-            + " ".join(f"{m:.3f}±{s:.3f}" for m, s in zip(c.mean, c.std, strict=True))
+            + " ".join(f"{m:.4f}±{s:.4f}" for m, s in zip(c.mean, c.std, strict=True))
         )
 
 
@@ -109,11 +125,51 @@ def coverage(n_datasets: int, resamples: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.test_curve_statistics import _simulate
 
-    t = time.perf_counter()
-    table = _simulate(n_truth=200, n_datasets=n_datasets, n_resamples=resamples, seed=5)
-    print(f"coverage simulation: {n_datasets} datasets, {time.perf_counter() - t:.0f} s ({load()})")
-    for row in table.rows():
-        print("  " + ", ".join(f"{k} {v}" for k, v in row.items()))
+    for labels, seed in (("word", 5), ("speaker", 7)):
+        t = time.perf_counter()
+        table = _simulate(200, n_datasets, resamples, seed, labels=labels)
+        print(
+            f"coverage simulation, {labels} labels: {n_datasets} datasets, "
+            f"{time.perf_counter() - t:.0f} s ({load()})"
+        )
+        for row in table.rows():
+            print("  " + ", ".join(f"{k} {v}" for k, v in row.items()))
+
+
+def population_coverage(fs, x: np.ndarray, n_datasets: int, k: int, which: list[str]) -> None:
+    """Coverage with the feature set as the population: word and speaker labels, a third per dataset."""
+    from core.geometry.calibration import coverage_simulation, units_within, whole_units
+
+    words, speakers = np.array(fs.words), np.array(fs.speakers)
+    n_speakers = len(np.unique(speakers))
+    per_speaker = int(np.bincount(np.unique(speakers, return_inverse=True)[1]).min())
+    schemes = {
+        "word": ("speakers as units", whole_units(x, words, speakers, n_speakers // 3)),
+        "speaker": (
+            "clips within each speaker",
+            units_within(x, speakers, speakers, per_speaker // 3),
+        ),
+    }
+    for name in which:
+        scheme, draw = schemes[name]
+        t = time.perf_counter()
+        table = coverage_simulation(
+            draw,
+            n_truth=200,
+            n_datasets=n_datasets,
+            n_resamples=16,
+            level=0.9,
+            seed=11,
+            k=k,
+            max_pairs_per_class=None,
+            finite_fraction=1 / 3,
+        )
+        print(
+            f"population coverage, {name} labels, {scheme}: {n_datasets} datasets of a third "
+            f"of the set, {time.perf_counter() - t:.0f} s ({load()})"
+        )
+        for row in table.rows():
+            print("  " + ", ".join(f"{k} {v}" for k, v in row.items()))
 
 
 k_perm = 10
@@ -129,6 +185,8 @@ if __name__ == "__main__":
     ap.add_argument("--skip-chance-ratio", action="store_true")
     ap.add_argument("--skip-statistics", action="store_true")
     ap.add_argument("--coverage", type=int, default=0, help="simulated datasets (0: skip)")
+    ap.add_argument("--population", type=int, default=0, help="datasets from --key (0: skip)")
+    ap.add_argument("--population-labels", nargs="+", default=["word", "speaker"])
     args = ap.parse_args()
     k_perm = args.permutations
     if args.key:
@@ -140,5 +198,7 @@ if __name__ == "__main__":
             chance_vs_curve(x, labels, args.k, args.repeats)
         if not args.skip_statistics:
             statistics(fs, x, labels, args)
+        if args.population:
+            population_coverage(fs, x, args.population, args.k, args.population_labels)
     if args.coverage:
         coverage(args.coverage, 16)

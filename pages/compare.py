@@ -115,8 +115,9 @@ show_chance = t1.toggle(
     value=True,
     key="cmp_chance",
     disabled=not with_chance,
-    help="Graph convexity of the same features with labels permuted (class sizes kept): mean ± 2 sd "
-    "over permutations, dashed. Computed with the Convexity page's 'Chance level and population "
+    help="Graph convexity of the same features with labels permuted (class sizes kept), dashed: the "
+    "exact mean over relabellings ± 2 sd of the permuted estimates (an upper bound of the spread). "
+    "Computed with the Convexity page's 'Chance level and population "
     "intervals' or `python -m core convexity --chance K`.",
 )
 normalised = t2.toggle(
@@ -220,7 +221,10 @@ if relative:
     )
 notes.append("one colour per stored result; speaker curves dotted, pretrained curves dashed")
 if show_chance and with_chance and not normalised:
-    notes.append("thin dashed lines and bands: chance level, mean ± 2 sd over label permutations")
+    notes.append(
+        "thin dashed lines and bands: chance level, exact mean over label permutations ± 2 sd of "
+        "the permuted estimates (estimator noise included: errs wide)"
+    )
 if normalised:
     notes.append("y: (score - chance) / (1 - chance), no error bars")
 st.caption("; ".join(notes) + ".")

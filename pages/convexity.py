@@ -220,7 +220,7 @@ for name, curve in curves.items():
         )
     )
 fig = figures.curve_figure(lines, height=300)  # above the fold at 1024 x 768
-if stats is not None:  # chance levels as dashed bands: mean +- 2 sd over label permutations
+if stats is not None:  # chance levels as dashed bands: exact mean +- 2 sd of permuted estimates
     for name in curves:
         chance = stats.sets[name].chance if name in stats.sets else None
         if chance is not None:
@@ -302,8 +302,8 @@ if final_ln:
 if stats is not None:
     chance_n = stats.settings["n_permutations"]
     notes.append(
-        f"dashed bands: chance level, mean ± 2 sd over {chance_n} label permutations (class "
-        "sizes kept)"
+        "dashed bands: chance level, the exact mean over label permutations (class sizes kept) "
+        f"± 2 sd of {chance_n} permuted estimates (estimator noise included: errs wide)"
     )
 st.caption("; ".join(notes) + ".")
 statistics_section()

@@ -1,4 +1,5 @@
-"""Chance level: permutations keep class sizes, share the real labels' engine call, and match random labels."""
+"""Chance level: permutations keep class sizes, the exact mean matches many exhaustive relabellings, the
+real curves are unchanged and the chance sets share the real sets' trees."""
 
 from __future__ import annotations
 
@@ -57,3 +58,47 @@ def test_chance_normalised_maps_chance_to_zero_and_one_to_one():
 def test_bad_permutation_counts_are_refused(k):
     with pytest.raises(ConvexityInputError, match="permutations"):
         chance_curves(np.zeros((10, 1, 2)), {"w": [0, 1] * 5}, n_permutations=k)
+
+
+def _clusters(n_per: int = 12, n_classes: int = 5, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), n_per)
+    x = rng.normal(size=(len(y), 2, 6))
+    x[:, 1] += y[:, None] * 1.5  # layer 1 separates the classes, layer 0 does not
+    return x, y
+
+
+@pytest.mark.parametrize("singletons", [False, True])
+def test_exact_chance_mean_matches_the_mean_over_many_exhaustive_relabellings(singletons):
+    """Known truth: 300 uniform relabellings scored exhaustively; the exact mean must lie within 3
+    Monte Carlo SEs of their mean on both layers (with singleton labels, interior vertices that no
+    class can own are left out of the expectation)."""
+    x, y = _clusters()
+    labels = y.astype(object)
+    if singletons:
+        labels[:6] = [f"solo{i}" for i in range(6)]
+    _, chance = chance_curves(
+        x, {"w": labels}, n_permutations=2, max_pairs_per_class=None, k=4, device="cpu"
+    )
+    perms = {f"p{i}": p for i, p in enumerate(permuted_labels(labels, 300, seed=9))}
+    exact = layerwise_convexity(x, perms, max_pairs_per_class=None, k=4, device="cpu")
+    table = np.array([c.scores for c in exact.values()])
+    mc_se = table.std(axis=0, ddof=1) / np.sqrt(len(table))
+    assert np.all(np.abs(np.array(chance["w"].mean) - table.mean(axis=0)) < 3 * mc_se + 1e-12)
+    assert chance["w"].mean_se == (0.0, 0.0)  # every tree was run: the mean is exact
+
+
+def test_sampled_chance_shares_the_real_trees_and_keeps_the_real_curve():
+    """At a target SE the pooled and permuted sets add few trees to the real sets' own, and the real
+    curve is the one the real labels give alone."""
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(8), 60)
+    x = rng.normal(size=(len(y), 1, 8)) + y[:, None, None] * 0.4
+    alone = layerwise_convexity(x, {"w": y}, target_se=0.01, device="cpu")["w"]
+    real, chance = chance_curves(x, {"w": y}, n_permutations=6, target_se=0.01, device="cpu")
+    assert np.allclose(real["w"].scores, alone.scores)
+    trees_alone = alone.results[0].settings["n_shortest_path_trees"]
+    trees_joint = real["w"].results[0].settings["n_shortest_path_trees"]
+    assert not alone.results[0].exact and trees_joint <= 1.25 * trees_alone
+    c = chance["w"]
+    assert c.mean_se[0] < 0.002 and c.std[0] > 0.0  # no singletons: pooled rows are all 1, SE 0

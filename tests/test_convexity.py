@@ -446,7 +446,7 @@ def _class_estimates(mats, orders, counts):
     for h, g, order, m in zip(mats, members[0], orders, counts, strict=True):
         picked = order[:m]
         sums = np.stack([h[picked].sum(1), (h[picked] ** 2).sum(1)], axis=1)[:, None, :]
-        table.add(g[picked], sums, h[picked][:, None, :].astype(np.float32))
+        table.add(g[picked], sums, h[picked].astype(np.float32))
         chosen[g[picked], 0] = True
     return [class_estimate(chosen, 0, g, table) for g in members[0]]
 

@@ -65,7 +65,8 @@ def statistics_options(p: argparse.ArgumentParser, *, compare: bool) -> None:
         type=_count(2, MAX_PERMUTATIONS, "permutations", allow_zero=False),
         default=None,
         metavar="K",
-        help="chance level from K label permutations (class sizes kept), sharing the curve's trees",
+        help="chance level: its exact mean over label permutations (class sizes kept) and the sd of "
+        "K permuted curves, sharing the curve's trees",
     )
     g.add_argument(
         "--resamples",
@@ -161,8 +162,8 @@ def statistics_lines(stats: Any) -> list[str]:
         notes = [f"{name}: {s.n_classes} classes, {s.n_points} clips"]
         if s.chance is not None:
             notes.append(
-                f"chance: {s.chance.n_permutations} label permutations within the kept clips "
-                f"(seed {s.chance.seed})"
+                "chance: exact mean over label permutations within the kept clips, ± sd of "
+                f"{s.chance.n_permutations} permuted estimates (seed {s.chance.seed}; an upper bound)"
             )
         if s.interval is not None:
             notes.append(

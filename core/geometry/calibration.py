@@ -5,6 +5,11 @@ scored, so the mean score at N (and its true sampling spread) is known. Then fro
 datasets the half-sample interval (``core.geometry.resampling``) is computed, and the share that covers
 the population mean at N is the achieved coverage, per layer. ``draw(rng)`` returns one dataset:
 (features (N, layers, D), labels, resampling units).
+
+A finite population (a real dataset standing in for one: ``whole_units`` and ``units_within``) gives
+datasets that overlap, so they vary less than datasets from an unbounded population by the finite
+population correction 1 - f, f the share of units a dataset takes; the interval, which is for an
+unbounded population, is then checked with its variance scaled by 1 - f (``finite_fraction``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from core.geometry.convexity import layerwise_convexity
 from core.geometry.resampling import ResampleUnits, interval_from_resamples, nested_samples
 from core.io.records import Record
 
-__all__ = ["CoverageTable", "coverage_simulation"]
+__all__ = ["CoverageTable", "coverage_simulation", "units_within", "whole_units"]
 
 Draw = Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray, ResampleUnits]]
 
@@ -62,10 +67,12 @@ def coverage_simulation(
     level: float = 0.9,
     seed: int = 0,
     rate: bool = True,
+    finite_fraction: float = 0.0,
     **engine_kwargs: object,
 ) -> CoverageTable:
     """Achieved coverage of ``level`` intervals over ``n_datasets`` drawn datasets (``rate`` False:
-    the plain half-sample spread, without the measured variance rate)."""
+    the plain half-sample spread, without the measured variance rate; ``finite_fraction``: the share
+    of a finite population's units each dataset takes, module docstring)."""
     rng = np.random.default_rng(seed)
 
     def score(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -88,9 +95,12 @@ def coverage_simulation(
             scheme="",
             layers=range(x.shape[1]),
             quarters=quarters,
+            n_units=units.n_units,
         )
-        covered.append((np.array(iv.low) <= mean) & (mean <= np.array(iv.high)))
-        ratios.append(np.array(iv.se) / np.maximum(sd, 1e-12))
+        centre, se = np.array(iv.score), np.array(iv.se) * np.sqrt(1.0 - finite_fraction)
+        half = (np.array(iv.high) - centre) * np.sqrt(1.0 - finite_fraction)
+        covered.append((centre - half <= mean) & (mean <= centre + half))
+        ratios.append(se / np.maximum(sd, 1e-12))
     return CoverageTable(
         level=level,
         n_datasets=n_datasets,
@@ -101,3 +111,31 @@ def coverage_simulation(
         median_se_ratio=tuple(float(v) for v in np.median(ratios, axis=0)),
         coverage=tuple(float(v) for v in np.mean(covered, axis=0)),
     )
+
+
+def whole_units(
+    x: np.ndarray, labels: np.ndarray, units: np.ndarray, n_units: int, unit: str = "speaker"
+) -> Draw:
+    """Datasets of ``n_units`` whole units (e.g. speakers) drawn without replacement from a finite
+    population (x, labels, units), resampled by those units."""
+    pool = np.unique(units)
+
+    def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, ResampleUnits]:
+        idx = np.flatnonzero(np.isin(units, rng.choice(pool, n_units, replace=False)))
+        return x[idx], labels[idx], ResampleUnits.of(unit, units[idx])
+
+    return draw
+
+
+def units_within(
+    x: np.ndarray, labels: np.ndarray, strata: np.ndarray, per_stratum: int, within: str = "speaker"
+) -> Draw:
+    """Datasets of ``per_stratum`` clips of every stratum (e.g. speaker) drawn without replacement
+    from a finite population, resampled by clips within each stratum."""
+    groups = [np.flatnonzero(strata == s) for s in np.unique(strata)]
+
+    def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, ResampleUnits]:
+        idx = np.sort(np.concatenate([rng.choice(g, per_stratum, replace=False) for g in groups]))
+        return x[idx], labels[idx], ResampleUnits.of("clip", idx, strata[idx], within=within)
+
+    return draw

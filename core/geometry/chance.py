@@ -2,13 +2,26 @@
 
 Graph convexity of random labels is far from 0 (a neighbour pair scores 1; a class of n in N points
 has a share ~n/N of every path's interior), and it moves with the number and sizes of classes, so a
-curve means little without it. For each label set, K permutations shuffle the labels among the kept
-points (those of classes with at least two points; the others keep theirs), so every class keeps its
-size. The permuted label sets go into the same ``layerwise_convexity`` call as the real ones: they
-share every layer's kNN graph, the seeded source ranking and the shortest-path trees (one tree scores
-every label set at once), which is what keeps the chance curve cheap. The chance level of a layer is
-the mean over permutations; its spread (std over permutations) says how far a single random labelling
-strays. Nothing here is new mathematics; it is a permutation null computed with the existing engine.
+curve means little without it. A permutation shuffles the labels among the kept points (those of
+classes with at least two points; the others keep theirs), so every class keeps its size.
+
+The mean over permutations is computed exactly rather than by averaging a few permutations. Paths
+depend only on the graph; for a uniform random relabelling, a pair (s, t) of kept points is a uniform
+random ordered pair of a class c, and each kept interior vertex of its path lies in c with chance
+(n_c - 2) / (K - 2) (K kept points). So E[class score] = A + D (n_c - 2) / (K - 2), where A is the
+share of ordered kept pairs that are kNN neighbours (no interior: score 1; with Euclidean weights the
+direct edge is the shortest path) and D the mean over ordered kept pairs of (kept interior vertices)
+/ (edges - 1) on the others (unreachable: 0). A + D is the graph convexity of the *pooled* labelling
+(all kept points one class, every other point alone), estimated by the engine with its design SE;
+A is counted on the graph. The layer's chance level is the mean of the class expectations.
+
+The spread comes from ``n_permutations`` permuted label sets: the standard deviation of their layer
+estimates. It holds the estimator's noise as well as the spread between relabellings (at the shared
+sources, the noise is the larger part), so it bounds how far one random labelling strays from above:
+a band of mean +- 2 sd errs wide, never narrow. The pooled and permuted sets go into the real labels' engine call as
+shared-cut sets (``shared_sources``): they use the real sets' pilot sources, so their trees are shared
+rather than added, which is what keeps the chance level cheap. Nothing here is new mathematics; it is
+a permutation null computed with the existing engine.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ import numpy as np
 
 from core.errors import ConvexityInputError
 from core.geometry.convexity import ConvexityCurve, layerwise_convexity
+from core.geometry.knn import KnnGraph
 from core.geometry.limits import MAX_PERMUTATIONS
 from core.geometry.validation import LabelsLike, as_features, encode_labels
 from core.io.records import Record
@@ -28,13 +42,17 @@ from core.io.records import Record
 __all__ = [
     "ChanceLevel",
     "MAX_PERMUTATIONS",
+    "adjacent_share",
     "chance_curves",
     "chance_normalised",
+    "expected_chance",
     "permutation_name",
     "permuted_labels",
+    "pooled_labels",
 ]
 
 PERMUTED = "@permuted"  # joins a label set's name and a permutation's index in the engine call
+POOLED = "@pooled"  # names a label set's pooled labelling in the engine call
 
 
 def permutation_name(name: str, index: int) -> str:
@@ -60,9 +78,40 @@ def permuted_labels(labels: LabelsLike, n_permutations: int, seed: int = 0) -> l
     return out
 
 
+def pooled_labels(labels: LabelsLike) -> np.ndarray:
+    """Every point of a class with >= 2 points in class 0, every other point in a class of its own."""
+    codes, classes = encode_labels(labels)
+    kept = np.bincount(codes, minlength=len(classes))[codes] >= 2
+    out = np.arange(1, len(codes) + 1, dtype=np.int64)
+    out[kept] = 0
+    return out
+
+
+def adjacent_share(graph: KnnGraph, kept: np.ndarray) -> float:
+    """Share of the ordered pairs of ``kept`` points (bool mask) that are neighbours in the kNN graph."""
+    indptr, nbr, _ = graph.csr()
+    src = np.repeat(np.arange(graph.n_points), np.diff(indptr))
+    n_kept = int(kept.sum())
+    return float(np.sum(kept[src] & kept[nbr])) / (n_kept * (n_kept - 1))
+
+
+def expected_chance(
+    pooled_score: float, adjacent: float, class_sizes: Sequence[int] | np.ndarray
+) -> float:
+    """Mean graph convexity over uniform relabellings with these kept class sizes (module docstring)."""
+    n = np.asarray(class_sizes, dtype=np.float64)
+    weight = float(np.mean((n - 2.0) / (n.sum() - 2.0)))
+    return adjacent + (pooled_score - adjacent) * weight
+
+
 @dataclass(frozen=True)
 class ChanceLevel(Record):
-    """Graph convexity of permuted labels per hidden state: mean and std over ``n_permutations``."""
+    """Graph convexity of permuted labels per hidden state.
+
+    ``mean``: the exact mean over all relabellings (up to ``mean_se``, the design SE of the pooled
+    estimate); ``std``: the standard deviation of ``n_permutations`` permuted curves' estimates
+    (``scores``, with design SEs ``sems``): relabelling spread plus estimator noise, an upper bound.
+    """
 
     label_set: str
     layers: tuple[int, ...]
@@ -71,20 +120,30 @@ class ChanceLevel(Record):
     scores: tuple[tuple[float, ...], ...]  # (permutations, layers)
     n_permutations: int
     seed: int
+    mean_se: tuple[float, ...] = ()
+    sems: tuple[tuple[float, ...], ...] = ()  # (permutations, layers)
 
     @classmethod
-    def of(cls, name: str, curves: Sequence[ConvexityCurve], seed: int) -> ChanceLevel:
-        """Summary of the permuted curves of label set ``name``."""
+    def of(
+        cls,
+        name: str,
+        curves: Sequence[ConvexityCurve],
+        mean: Sequence[float],
+        mean_se: Sequence[float],
+        seed: int,
+    ) -> ChanceLevel:
+        """The chance level of label set ``name``: its exact ``mean`` and the permuted curves' spread."""
         table = np.array([c.scores for c in curves], dtype=np.float64)
-        std = table.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros(table.shape[1])
         return cls(
             label_set=name,
             layers=tuple(int(i) for i in curves[0].layers),
-            mean=tuple(float(v) for v in table.mean(axis=0)),
-            std=tuple(float(v) for v in std),
+            mean=tuple(float(v) for v in mean),
+            std=tuple(float(v) for v in table.std(axis=0, ddof=1)),
             scores=tuple(tuple(float(v) for v in row) for row in table),
             n_permutations=len(curves),
             seed=int(seed),
+            mean_se=tuple(float(v) for v in mean_se),
+            sems=tuple(tuple(float(v) for v in c.sems) for c in curves),
         )
 
 
@@ -109,8 +168,8 @@ def chance_curves(
 ) -> tuple[dict[str, ConvexityCurve], dict[str, ChanceLevel]]:
     """(real curves, chance levels) of every label set, computed in one engine call.
 
-    ``engine_kwargs`` are ``layerwise_convexity``'s (k, precision, seed, layers, device, ...): the
-    permuted sets are estimated at the same precision as the real ones and share their trees.
+    ``engine_kwargs`` are ``layerwise_convexity``'s (k, precision, seed, layers, device, ...); the
+    pooled and permuted sets share the real sets' graphs and trees (module docstring).
     """
     if not isinstance(n_permutations, int | np.integer) or not (
         2 <= n_permutations <= MAX_PERMUTATIONS
@@ -121,20 +180,51 @@ def chance_curves(
     x = as_features(features, "N, layers, D")
     named: dict[str, LabelsLike] = {}
     for name, lab in labels.items():
-        if PERMUTED in name:
-            raise ConvexityInputError(f"label-set names may not contain {PERMUTED!r}: {name!r}")
+        if PERMUTED in name or POOLED in name:
+            raise ConvexityInputError(
+                f"label-set names may not contain {PERMUTED!r} or {POOLED!r}: {name!r}"
+            )
         named[name] = lab
+    kept: dict[str, np.ndarray] = {}
+    pooled_name: dict[str, str] = {}  # label sets with the same kept points share one pooled set
     for name, lab in labels.items():
+        pooled = pooled_labels(lab)
+        kept[name] = pooled == 0
+        same = [n for n in pooled_name if np.array_equal(kept[n], kept[name])]
+        pooled_name[name] = pooled_name[same[0]] if same else name + POOLED
+        named.setdefault(pooled_name[name], pooled)
         for i, perm in enumerate(permuted_labels(lab, n_permutations, permutation_seed)):
             named[permutation_name(name, i)] = perm
-    curves = layerwise_convexity(x, named, progress=progress, **engine_kwargs)
+    adjacent: dict[int, dict[str, float]] = {}
+    on_graph = engine_kwargs.pop("on_graph", None)
+
+    def count_neighbours(layer: int, graph: KnnGraph) -> None:
+        adjacent[layer] = {name: adjacent_share(graph, mask) for name, mask in kept.items()}
+        if on_graph is not None:
+            on_graph(layer, graph)
+
+    curves = layerwise_convexity(
+        x,
+        named,
+        progress=progress,
+        on_graph=count_neighbours,
+        shared_sources=[n for n in named if n not in labels],
+        **engine_kwargs,
+    )
     real = {name: curves[name] for name in labels}
-    chance = {
-        name: ChanceLevel.of(
+    chance = {}
+    for name, curve in real.items():
+        pooled = curves[pooled_name[name]]
+        sizes = [c.n_points for c in curve.results[0].per_class.values()]
+        weight = expected_chance(1.0, 0.0, sizes)  # d(mean) / d(pooled score)
+        chance[name] = ChanceLevel.of(
             name,
             [curves[permutation_name(name, i)] for i in range(n_permutations)],
+            [
+                expected_chance(float(score), adjacent[layer][name], sizes)
+                for layer, score in zip(pooled.layers, pooled.scores, strict=True)
+            ],
+            [weight * float(se) for se in pooled.sems],
             permutation_seed,
         )
-        for name in labels
-    }
     return real, chance

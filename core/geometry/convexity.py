@@ -22,6 +22,15 @@ count) to need more than ``exact_threshold`` of all trees, every tree is compute
 exact (``result.exact``). Label sets computed together share sources and their shortest-path trees
 (one seeded random ranking orders every draw).
 
+Shared-cut label sets (``shared_sources``, e.g. permuted labels for a chance level) are sampled by one
+rank cut-off R instead of per-class allocation: a class's sources are its members ranked below R (at
+least two), so all such sets use the same points, and R (fixed from the class sizes before any tree:
+the largest cut whose expected count in every class of the other sets stays within that class's
+pilot) puts nearly all of them among the other sets' pilot sources: their trees are shared, not
+added. The rank is a uniform random order independent of the labels, so a class's members below R
+are a simple random sample of it given their number, and the estimator and its SE hold unchanged.
+These sets take no top-ups: their precision is what the shared sources give, and their SE says it.
+
 Standard error: the design standard error of the class estimate (0 when exhaustive); classes are
 sampled independently, so the layer's SE = sqrt(sum_c SE_c^2) / C. It is the standard error of the
 estimate of the exhaustive score; the authors' error bars (std of pair scores / sqrt(points in class))
@@ -35,7 +44,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -231,8 +240,11 @@ def _resolve_engine(engine: Engine, device: torch.device) -> str:
     return engine
 
 
-def _check_inputs(x: torch.Tensor, label_sets: list[_LabelSet], k: int) -> None:
-    """Clear errors for empty input, shape mismatches, bad k and too few classes (x: (N, layers, D))."""
+def _check_inputs(
+    x: torch.Tensor, label_sets: list[_LabelSet], k: int, shared: Collection[str] = ()
+) -> None:
+    """Clear errors for empty input, shape mismatches, bad k and too few classes (x: (N, layers, D));
+    a shared-cut set (internal, e.g. a pooled labelling) may have a single class."""
     if x.ndim != 3:
         raise ConvexityInputError(f"features must have shape (N, layers, D), got {tuple(x.shape)}")
     n = x.shape[0]
@@ -243,7 +255,7 @@ def _check_inputs(x: torch.Tensor, label_sets: list[_LabelSet], k: int) -> None:
             raise ConvexityInputError(
                 f"labels '{ls.name}' have {ls.codes.shape[0]} entries but features have {n} points"
             )
-        if ls.kept.shape[0] < 2:
+        if ls.kept.shape[0] < (1 if ls.name in shared else 2):
             raise ConvexityInputError(
                 f"labels '{ls.name}': need at least 2 classes with 2 or more points, "
                 f"found {ls.kept.shape[0]} (of {len(ls.classes)} classes)"
@@ -283,6 +295,7 @@ class _Engine:
         match_pair_precision: bool,
         target_se: float | None = None,
         exact_threshold: float = EXACT_THRESHOLD,
+        shared: Sequence[bool] | None = None,
     ) -> None:
         if max_pairs_per_class is not None and max_pairs_per_class < 1:
             raise ConvexityInputError("max_pairs_per_class must be positive or None (exhaustive)")
@@ -309,6 +322,7 @@ class _Engine:
         self.codes = np.stack([ls.codes for ls in sets])
         self.members = class_members(self.codes, [ls.kept for ls in sets])
         self.sizes = [np.array([len(g) for g in classes]) for classes in self.members]
+        self.shared = np.zeros(len(sets), bool) if shared is None else np.asarray(shared, bool)
         self.all_sources = np.stack(
             [np.isin(ls.codes, ls.kept) for ls in sets], axis=1
         )  # (N, Q): the exhaustive design
@@ -370,10 +384,19 @@ class _Engine:
             trees > self.exact_threshold * self.n_exhaustive or table.row_bytes(trees) > ROW_BYTES
         )
 
-    def _estimates(self, chosen: np.ndarray, table: ScoreTable) -> list[list[ClassEstimate]]:
-        """Per label set, the estimate of each kept class."""
+    def _estimates(
+        self,
+        chosen: np.ndarray,
+        table: ScoreTable,
+        before: list[list[ClassEstimate]] | None = None,
+        changed: np.ndarray | None = None,
+    ) -> list[list[ClassEstimate]]:
+        """Per label set, the estimate of each kept class (kept from ``before`` where the set's
+        sources did not ``change``)."""
         return [
             [class_estimate(chosen, q, g, table) for g in classes]
+            if before is None or changed[q]
+            else before[q]
             for q, classes in enumerate(self.members)
         ]
 
@@ -401,13 +424,28 @@ class _Engine:
             sizes.append(allocate(ests, self.sizes[q], now, budget) if missed[q] else now)
         return sizes
 
-    def _sample(self, edges: tuple) -> tuple[list[list[ClassEstimate]], int]:
-        """Choose sources and run their trees (pilot, top-ups until the target holds, or all trees);
-        returns the class estimates of every label set and the number of trees."""
+    def _pilot_sizes(self) -> list[np.ndarray]:
+        """First-stage sources per class; a shared set's are its members ranked below the cut-off."""
         sizes = [
             np.array([first_stage_size(int(n), self.max_pairs, self.pilot_min) for n in nq])
             for nq in self.sizes
         ]
+        if not self.shared.any():
+            return sizes
+        n = self.codes.shape[1]
+        own = [q for q in range(len(self.sets)) if not self.shared[q]] or range(len(self.sets))
+        cut = min(
+            int(m) * n // int(c) for q in own for m, c in zip(sizes[q], self.sizes[q], strict=True)
+        )
+        for q in np.flatnonzero(self.shared):
+            below = [int((self.rank[g] < cut).sum()) for g in self.members[q]]
+            sizes[q] = np.minimum(self.sizes[q], np.maximum(below, 2))
+        return sizes
+
+    def _sample(self, edges: tuple) -> tuple[list[list[ClassEstimate]], int]:
+        """Choose sources and run their trees (pilot, top-ups until the target holds, or all trees);
+        returns the class estimates of every label set and the number of trees."""
+        sizes = self._pilot_sizes()
         chosen = draw(self.members, sizes, self.rank, self.codes.shape[1])
         table = ScoreTable(self.codes, self.members, record=True)
         if self._cheaper_exhaustive(chosen, table):
@@ -418,16 +456,20 @@ class _Engine:
         estimates = self._estimates(chosen, table)
         targets = self._targets(estimates)
         for attempt in range(MAX_TOP_UPS + 1 if self.second_stage else 0):
-            missed = [layer_variance(e) > t for e, t in zip(estimates, targets, strict=True)]
+            missed = [
+                not shared and layer_variance(e) > t
+                for e, t, shared in zip(estimates, targets, self.shared, strict=True)
+            ]
             if not any(missed):
                 break
             sizes = self._top_up_sizes(estimates, targets, missed, AIM if attempt else 1.0)
             more = draw(self.members, sizes, self.rank, self.codes.shape[1]) | chosen
             if attempt == MAX_TOP_UPS or self._cheaper_exhaustive(more, table):
                 more = self.all_sources  # the target is a promise: finish with every tree
-            n_trees += self._run_trees(edges, more & ~chosen, table)
+            added = more & ~chosen
+            n_trees += self._run_trees(edges, added, table)
             chosen = more
-            estimates = self._estimates(chosen, table)
+            estimates = self._estimates(chosen, table, estimates, added.any(axis=0))
         return estimates, n_trees
 
     def layer(
@@ -513,6 +555,7 @@ def layerwise_convexity(
     exact_threshold: float = EXACT_THRESHOLD,
     progress: Callable[[int, int], None] | None = None,
     on_graph: Callable[[int, KnnGraph], None] | None = None,
+    shared_sources: Collection[str] = (),
 ) -> dict[str, ConvexityCurve]:
     """Convexity curves over layers of ``features`` (N, L+1, D) (may be a numpy memmap), one per label set.
 
@@ -522,6 +565,8 @@ def layerwise_convexity(
     (default all); ``progress(done, total)`` is called after each layer; ``on_graph(layer, graph)``
     receives each layer's exact kNN graph so other criteria (e.g. kNN accuracy) can reuse it.
     ``target_se`` and ``exact_threshold`` act per layer and label set as in ``graph_convexity``.
+    ``shared_sources`` names label sets sampled by one rank cut-off so that they reuse the others'
+    trees (module docstring), e.g. the permuted labels of a chance level.
     """
     if not isinstance(labels, Mapping):
         raise ConvexityInputError(
@@ -532,7 +577,10 @@ def layerwise_convexity(
         raise ConvexityInputError("no label sets given")
     x = as_features(features, "N, layers, D")
     sets = [_LabelSet.encode(name, lab, x.shape[0]) for name, lab in named.items()]
-    _check_inputs(x, sets, k)
+    _check_inputs(x, sets, k, shared_sources)
+    unknown = set(shared_sources) - set(named)
+    if unknown:
+        raise ConvexityInputError(f"shared_sources names unknown label sets: {sorted(unknown)}")
     chosen = list(range(x.shape[1])) if layers is None else [int(i) for i in layers]
     if any(not 0 <= i < x.shape[1] for i in chosen):
         raise ConvexityInputError(f"layers must lie in 0..{x.shape[1] - 1}, got {chosen}")
@@ -546,6 +594,7 @@ def layerwise_convexity(
         match_pair_precision=match_pair_precision,
         target_se=target_se,
         exact_threshold=exact_threshold,
+        shared=[ls.name in shared_sources for ls in sets],
     )
     per_layer = []
     for done, i in enumerate(chosen, start=1):

@@ -34,6 +34,8 @@ from core.io.records import Record
 
 __all__ = ["CurveStatistics", "LabelSetStatistics", "curve_statistics", "MAX_SEEDS"]
 
+ENGINE_VERSION = "2"  # of the stored figures; bump when they change
+
 
 Progress = Callable[[int, int], None]
 
@@ -108,20 +110,8 @@ def curve_statistics(
     Precision keywords are ``layerwise_convexity``'s and apply to every curve computed here.
     ``progress(done, total)`` counts layers over all engine calls.
     """
-    if not 0.5 <= level < 1.0:
-        raise ConvexityInputError(f"interval level must lie in [0.5, 1), got {level!r}")
-    if n_permutations and not 2 <= n_permutations <= MAX_PERMUTATIONS:
-        raise ConvexityInputError(
-            f"chance level needs 2 to {MAX_PERMUTATIONS} permutations (or 0), got {n_permutations}"
-        )
-    if not 0 <= n_seeds <= MAX_SEEDS:
-        raise ConvexityInputError(f"estimator seeds must lie in 0..{MAX_SEEDS}, got {n_seeds}")
+    _check_request(labels, units, n_permutations, n_resamples, n_seeds, level)
     x = as_features(features, "N, layers, D")
-    if n_resamples:
-        for name, lab in labels.items():
-            if name not in units:
-                raise ConvexityInputError(f"no resampling units given for label set {name!r}")
-            check_half_sampling(lab, units[name], n_resamples, name)
     chosen = list(range(x.shape[1])) if layers is None else [int(i) for i in layers]
     eng = dict(
         k=k,
@@ -134,19 +124,9 @@ def curve_statistics(
         engine=engine,
     )
     n_designs = len(design_groups(list(labels), units)) if n_resamples else 0
-    total = len(chosen) * (1 + n_seeds + 2 * n_resamples * n_designs)
-    done = 0
-    t_start = time.perf_counter()
-
-    def tick(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress is not None:
-            progress(min(done, total), total)
-
+    counter = _LayerCounter(len(chosen) * (1 + n_seeds + 2 * n_resamples * n_designs), progress)
     seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
-    step = _layer_ticker(tick)
+    t_start = t0 = time.perf_counter()
     if n_permutations:
         real, chance = chance_curves(
             x,
@@ -154,22 +134,21 @@ def curve_statistics(
             n_permutations=n_permutations,
             permutation_seed=permutation_seed,
             seed=seed,
-            progress=step(),
+            progress=counter.engine(),
             **eng,
         )
     else:
-        real = layerwise_convexity(x, dict(labels), seed=seed, progress=step(), **eng)
+        real = layerwise_convexity(x, dict(labels), seed=seed, progress=counter.engine(), **eng)
         chance = {}
     seconds["curve_and_chance"] = time.perf_counter() - t0
-    sampled = any(not all(c.exact) for c in real.values())
     t0 = time.perf_counter()
-    seed_curves: list[dict[str, ConvexityCurve]] = []
-    if sampled:
-        for j in range(1, n_seeds + 1):
-            seed_curves.append(
-                layerwise_convexity(x, dict(labels), seed=seed + j, progress=step(), **eng)
-            )
-    total -= 0 if sampled else len(chosen) * n_seeds
+    sampled = any(not all(c.exact) for c in real.values())
+    seed_curves = [
+        layerwise_convexity(x, dict(labels), seed=seed + j, progress=counter.engine(), **eng)
+        for j in range(1, n_seeds + 1 if sampled else 1)
+    ]
+    if not sampled:
+        counter.total -= len(chosen) * n_seeds
     seconds["seeds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     resampled = (
@@ -179,7 +158,7 @@ def curve_statistics(
             units,
             n_resamples,
             resample_seed=resample_seed,
-            progress=tick,
+            progress=counter.tick,
             seed=seed,
             **eng,
         )
@@ -187,50 +166,25 @@ def curve_statistics(
         else {}
     )
     seconds["resamples"] = time.perf_counter() - t0
-    sets = {}
-    for name, curve in real.items():
-        interval = None
-        if n_resamples:
-            interval = interval_from_resamples(
-                name,
-                curve,
-                resampled[name][0],
-                quarters=resampled[name][1],
-                half_sems=resampled[name][2],
-                quarter_sems=resampled[name][3],
-                level=level,
-                seed=resample_seed,
-                scheme=f"half-samples: {units[name].describe()}",
-            )
-        seed_scores = [sc[name].scores for sc in seed_curves]
-        stability = (
-            prune_stability(
-                name,
-                curve.layers,
-                curve.scores,
-                curve.sems,
-                resampled[name][0] if name in resampled else (),
-                seed_scores,
-                [sc[name].sems for sc in seed_curves],
-                fraction,
-            )
-            if len(curve.layers) >= 2 and min(curve.layers) == 0
-            else None
-        )
-        sets[name] = LabelSetStatistics(
-            label_set=name,
-            layers=tuple(int(i) for i in curve.layers),
-            scores=tuple(float(v) for v in curve.scores),
-            sems=tuple(float(v) for v in curve.sems),
-            exact=tuple(bool(e) for e in curve.exact),
+    schemes = {n: f"half-samples: {units[n].describe()}" if n_resamples else None for n in labels}
+    sets = {
+        name: _label_set_statistics(
+            curve,
+            chance.get(name),
+            resampled.get(name),
+            [sc[name] for sc in seed_curves],
             n_points=int(x.shape[0]),
-            n_classes=len(curve.results[0].per_class),
-            chance=chance.get(name),
-            interval=interval,
-            stability=stability,
-            seed_scores=tuple(tuple(float(v) for v in row) for row in seed_scores),
+            level=level,
+            fraction=fraction,
+            resample_seed=resample_seed,
+            units=units[name] if n_resamples else None,
         )
+        for name, curve in real.items()
+    }
     seconds["total"] = time.perf_counter() - t_start
+    engine_settings = dict(next(iter(real.values())).results[0].settings)
+    engine_settings.pop("layer", None)
+    engine_settings.pop("n_shortest_path_trees", None)
     settings = {
         "n_permutations": n_permutations,
         "permutation_seed": permutation_seed,
@@ -239,26 +193,113 @@ def curve_statistics(
         "n_seeds": n_seeds if sampled else 0,
         "level": level,
         "fraction": fraction,
-        "scheme": {
-            n: (f"half-samples: {units[n].describe()}" if n_resamples else None) for n in labels
-        },
-        "engine": dict(next(iter(real.values())).results[0].settings),
+        "scheme": schemes,
+        "engine": engine_settings,
     }
-    settings["engine"].pop("layer", None)
-    settings["engine"].pop("n_shortest_path_trees", None)
     return CurveStatistics(sets, settings, seconds, tuple(labels))
 
 
-def _layer_ticker(tick: Callable[[int], None]) -> Callable[[], Callable[[int, int], None]]:
-    """A factory of engine progress callbacks that forward each finished layer to ``tick``."""
+def _check_request(
+    labels: Mapping[str, Sequence[Hashable] | np.ndarray],
+    units: Mapping[str, ResampleUnits],
+    n_permutations: int,
+    n_resamples: int,
+    n_seeds: int,
+    level: float,
+) -> None:
+    """One clear line for a request that cannot be answered, before any engine call."""
+    if not 0.5 <= level < 1.0:
+        raise ConvexityInputError(f"interval level must lie in [0.5, 1), got {level!r}")
+    if n_permutations and not 2 <= n_permutations <= MAX_PERMUTATIONS:
+        raise ConvexityInputError(
+            f"chance level needs 2 to {MAX_PERMUTATIONS} permutations (or 0), got {n_permutations}"
+        )
+    if not 0 <= n_seeds <= MAX_SEEDS:
+        raise ConvexityInputError(f"estimator seeds must lie in 0..{MAX_SEEDS}, got {n_seeds}")
+    if n_resamples:
+        for name, lab in labels.items():
+            if name not in units:
+                raise ConvexityInputError(f"no resampling units given for label set {name!r}")
+            check_half_sampling(lab, units[name], n_resamples, name)
 
-    def make() -> Callable[[int, int], None]:
+
+def _label_set_statistics(
+    curve: ConvexityCurve,
+    chance: ChanceLevel | None,
+    resampled: tuple[np.ndarray, ...] | None,
+    seed_curves: list[ConvexityCurve],
+    *,
+    n_points: int,
+    level: float,
+    fraction: float,
+    resample_seed: int,
+    units: ResampleUnits | None,
+) -> LabelSetStatistics:
+    """One label set's statistics from its curve, chance level, sub-sample scores and seed curves."""
+    name = curve.name
+    interval = None
+    if resampled is not None and units is not None:
+        halves, quarters, half_sems, quarter_sems = resampled
+        interval = interval_from_resamples(
+            name,
+            curve,
+            halves,
+            quarters=quarters,
+            half_sems=half_sems,
+            quarter_sems=quarter_sems,
+            level=level,
+            seed=resample_seed,
+            scheme=f"half-samples: {units.describe()}",
+            n_units=units.n_units,
+        )
+    seed_scores = [sc.scores for sc in seed_curves]
+    stability = None
+    if len(curve.layers) >= 2 and min(curve.layers) == 0:
+        stability = prune_stability(
+            name,
+            curve.layers,
+            curve.scores,
+            curve.sems,
+            resampled[0] if resampled is not None else (),
+            seed_scores,
+            [sc.sems for sc in seed_curves],
+            fraction,
+        )
+    return LabelSetStatistics(
+        label_set=name,
+        layers=tuple(int(i) for i in curve.layers),
+        scores=tuple(float(v) for v in curve.scores),
+        sems=tuple(float(v) for v in curve.sems),
+        exact=tuple(bool(e) for e in curve.exact),
+        n_points=n_points,
+        n_classes=len(curve.results[0].per_class),
+        chance=chance,
+        interval=interval,
+        stability=stability,
+        seed_scores=tuple(tuple(float(v) for v in row) for row in seed_scores),
+    )
+
+
+class _LayerCounter:
+    """Layers done over all engine calls, reported to ``progress(done, total)``."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.total = total
+        self.done = 0
+        self.progress = progress
+
+    def tick(self, n: int) -> None:
+        """``n`` more layers are done."""
+        self.done += n
+        if self.progress is not None:
+            self.progress(min(self.done, self.total), self.total)
+
+    def engine(self) -> Progress:
+        """An engine progress callback (done, total of its own call) that forwards each layer."""
         last = [0]
 
-        def cb(done: int, total: int) -> None:
-            tick(done - last[0])
+        def cb(done: int, _total: int) -> None:
+            self.tick(done - last[0])
             last[0] = done
 
         return cb
-
-    return make

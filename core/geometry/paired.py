@@ -109,7 +109,7 @@ def paired_difference(
     se, _ = population_se(
         table, quarters, _both(a.half_sems, b.half_sems), _both(a.quarter_sems, b.quarter_sems)
     )
-    half = stats.t.ppf(0.5 + a.level / 2, table.shape[0] - 1) * se
+    half = stats.t.ppf(0.5 + a.level / 2, min(a.degrees, b.degrees)) * se
     low, high = diff - half, diff + half
     na, nb = name_a or a.label_set, name_b or b.label_set
     return PairedDifference(

@@ -24,7 +24,9 @@ Var_n = V_h / (rho - 2), where each V is the sub-samples' spread less the mean s
 design SEs (estimator noise is not population spread); rho is clipped to [1 + sqrt 2, 5] (a in [0.5, 2]) against noise. The
 interval is centred on the full-data score (sub-samples are biased by their smaller N; their spread
 is what is used) with half-width t_{B-1} x sqrt(Var_n). A layer whose sub-samples all score the same
-(a perfect 1.0) has a zero-width interval and is marked degenerate. Coverage by simulation:
+(a perfect 1.0) has a zero-width interval and is marked degenerate. The t quantile's degrees of
+freedom are B - 1, and at most n_units - 1: a spread over half-samples of n units is an estimate
+from n units, however many half-samples are drawn (8 speakers give at most 7). Coverage by simulation:
 tests/test_curve_statistics.py, bench/curve_statistics.py, docs/reading-plots.md.
 """
 
@@ -82,6 +84,11 @@ class ResampleUnits:
         codes, _ = encode_labels(list(units), None, "units")
         s = None if strata is None else encode_labels(list(strata), len(codes), "strata")[0]
         return cls(codes, s, unit, within)
+
+    @property
+    def n_units(self) -> int:
+        """How many distinct units there are to halve."""
+        return len(np.unique(self.units))
 
     def describe(self) -> str:
         """'half of the speakers' or 'half of the clips within each speaker'."""
@@ -192,6 +199,7 @@ class CurveInterval(Record):
     rate: tuple[float, ...] = ()  # measured variance rate a per layer (Var ~ n^-a)
     half_sems: tuple[tuple[float, ...], ...] = ()  # the sub-samples' own design SEs
     quarter_sems: tuple[tuple[float, ...], ...] = ()
+    dof: int = 0  # degrees of freedom of the t quantile (0: n_resamples - 1)
 
     @property
     def degenerate(self) -> tuple[bool, ...]:
@@ -202,6 +210,11 @@ class CurveInterval(Record):
     def n_resamples(self) -> int:
         """Number of half-samples behind the interval."""
         return len(self.resample_scores)
+
+    @property
+    def degrees(self) -> int:
+        """Degrees of freedom of the interval's t quantile."""
+        return self.dof or self.n_resamples - 1
 
 
 def interval_from_resamples(
@@ -216,13 +229,16 @@ def interval_from_resamples(
     quarters: np.ndarray | None = None,
     half_sems: np.ndarray | None = None,
     quarter_sems: np.ndarray | None = None,
+    n_units: int | None = None,
 ) -> CurveInterval:
     """The interval of one curve from its full-data scores and (B, layers) half-sample scores (and
-    their nested quarter-samples' scores, which measure the variance rate)."""
+    their nested quarter-samples' scores, which measure the variance rate); ``n_units``: how many
+    units were halved (caps the degrees of freedom, module docstring)."""
     score = np.asarray(getattr(full, "scores", full), dtype=np.float64)
     table = np.asarray(resampled, dtype=np.float64)
     se, rate = population_se(table, quarters, half_sems, quarter_sems)
-    half = stats.t.ppf(0.5 + level / 2, table.shape[0] - 1) * se
+    dof = table.shape[0] - 1 if n_units is None else max(1, min(table.shape[0], n_units) - 1)
+    half = stats.t.ppf(0.5 + level / 2, dof) * se
     return CurveInterval(
         label_set=name,
         layers=tuple(int(i) for i in (layers if layers is not None else full.layers)),
@@ -240,6 +256,7 @@ def interval_from_resamples(
         rate=tuple(float(v) for v in rate),
         half_sems=_rows(half_sems),
         quarter_sems=_rows(quarter_sems),
+        dof=dof,
     )
 
 

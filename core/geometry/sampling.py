@@ -75,39 +75,44 @@ def draw(
 class ScoreTable:
     """Per-source results of the trees run so far: score sums (N, Q, 2) and, for sampled layers, rows.
 
-    ``rows[row_of[s], q, pos[q, t]]`` holds h(s, t) for class-mates t of source s (float32).
+    ``rows[row_of[s], pos[q, t]]`` holds h(s, t) for class-mates t of source s (float32); label set q
+    owns the columns ``offsets[q]`` onwards, as many as its largest class has points.
     """
 
     def __init__(self, codes: np.ndarray, members: list[list[np.ndarray]], record: bool) -> None:
         n_sets, n_points = codes.shape
         self.sums = np.zeros((n_points, n_sets, 2))
+        widths = [max(len(g) for g in classes) if record else 0 for classes in members]
+        self.offsets = np.concatenate([[0], np.cumsum(widths)]).astype(np.int64)
         self.pos = np.full((n_sets, n_points), -1, dtype=np.int32)
         for q, classes in enumerate(members):
             for g in classes:
-                self.pos[q, g] = np.arange(len(g), dtype=np.int32)
-        self.width = max(len(g) for classes in members for g in classes) if record else 0
+                self.pos[q, g] = self.offsets[q] + np.arange(len(g), dtype=np.int32)
+        self.width = int(self.offsets[-1])
         self.row_of = np.full(n_points, -1, dtype=np.int64)
-        self.rows = np.zeros((0, n_sets, self.width), dtype=np.float32)
+        self.rows = np.zeros((0, self.width), dtype=np.float32)
 
     def row_bytes(self, n_sources: int) -> int:
         """Memory the rows of ``n_sources`` sources take."""
-        return n_sources * self.rows.shape[1] * self.width * 4
+        return n_sources * self.width * 4
 
     def add(self, sources: np.ndarray, sums: np.ndarray, rows: np.ndarray) -> None:
         """Add one batch of trees (a point may get a second tree for other label sets)."""
         self.sums[sources] += sums  # inactive (point, set) entries come back as zeros
         if not self.width:
             return
-        new = sources[self.row_of[sources] < 0]
-        self.row_of[new] = self.rows.shape[0] + np.arange(len(new))
-        self.rows = np.concatenate(
-            [self.rows, np.zeros((len(new), *self.rows.shape[1:]), np.float32)]
-        )
-        self.rows[self.row_of[sources]] += rows
+        fresh = self.row_of[sources] < 0
+        self.row_of[sources[fresh]] = self.rows.shape[0] + np.arange(int(fresh.sum()))
+        if fresh.all():  # the usual case: new sources' rows are appended as they come
+            self.rows = np.concatenate([self.rows, rows]) if len(self.rows) else rows
+            return
+        self.rows = np.concatenate([self.rows, rows[fresh]])
+        self.rows[self.row_of[sources[~fresh]]] += rows[~fresh]
 
     def class_rows(self, q: int, sources: np.ndarray, n: int) -> np.ndarray:
         """(m, n) float64 scores h(s, t) from the given sources to their n class-mates in label set q."""
-        return self.rows[self.row_of[sources], q, :n].astype(np.float64)
+        start = self.offsets[q]
+        return self.rows[self.row_of[sources], start : start + n].astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,19 @@ def ustat_variance(noise: float, n: int, m: np.ndarray | int) -> np.ndarray:
     return np.where(m >= n, 0.0, scale**2 * 4 * noise * np.maximum(spread, 0.0))
 
 
+def _ustat_variance_one(noise: float, n: int, m: int) -> float:
+    """``ustat_variance`` for one m, without array overhead (it runs once per class and round)."""
+    if m >= n:
+        return 0.0
+
+    def inc(k: int) -> float:
+        return math.prod((m - i) / max(n - i, 1) if m > i else 0.0 for i in range(k))
+
+    spread = inc(2) - 2 * inc(3) + inc(4)
+    scale = (n - 2) / (max(m - 1, 1) * m * n)
+    return scale**2 * 4 * noise * max(spread, 0.0)
+
+
 def class_estimate(
     chosen: np.ndarray, q: int, members: np.ndarray, table: ScoreTable
 ) -> ClassEstimate:
@@ -158,7 +176,7 @@ def class_estimate(
     inside = chosen[members, q]
     score = (2 * total - (n - 2) * float(rows[:, inside].sum()) / (m - 1)) / (m * n)
     noise = _interaction_sum_of_squares(rows[:, ~inside], sums[:, 0], n)
-    variance = float(ustat_variance(noise, n, m))
+    variance = _ustat_variance_one(noise, n, m)
     return ClassEstimate(score, variance, m, n_pairs, pair_var, noise)
 
 

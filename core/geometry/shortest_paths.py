@@ -107,33 +107,40 @@ def _relax(v, indptr, nbr, wts, dist, hops, pred, done, hd, hk, size, touched, n
 
 
 @numba.njit(cache=True)
-def _one_source(indptr, nbr, wts, s, codes, active_row, out, row, pos, work, traffic, weight_row):
+def _one_source(indptr, nbr, wts, s, labs, active_row, out, row, pos, work, traffic, weight_row):
     """Lexicographic Dijkstra from ``s``; adds class-mates' path scores (and squares) into ``out``.
 
-    With ``row`` of width > 0, each class-mate t's score is also stored at ``row[q, pos[q, t]]``; with
+    ``labs`` is (N, Q): a vertex's labels lie together, and only the label sets active for ``s`` are
+    visited per settled vertex, so many label sets (e.g. permutations) cost little per tree. With
+    ``row`` of length > 0, each class-mate t's score is also stored at ``row[pos[q, t]]``; with
     ``traffic`` of length N > 0, the interior counts are added there (see the module docstring).
 
     ``work`` holds the per-thread buffers, all reset to their initial state on return.
     """
-    dist, hops, pred, done, inner, touched, hd, hk, order, down = work
+    dist, hops, pred, done, inner, touched, hd, hk, order, down, act, own = work
     n = indptr.shape[0] - 1
-    n_sets = codes.shape[0]
-    record = row.shape[1] > 0
+    n_act = 0
+    for q in range(labs.shape[1]):
+        if active_row[q]:
+            act[n_act] = q
+            own[n_act] = labs[s, q]
+            n_act += 1
+    record = row.shape[0] > 0
     count = traffic.shape[2] > 0
     n_settled = 0
     remaining = 0
     for v in range(n):
         if v != s:
-            for q in range(n_sets):
-                if active_row[q] and codes[q, v] == codes[q, s]:
+            for j in range(n_act):
+                if labs[v, act[j]] == own[j]:
                     remaining += 1
                     break
     dist[s] = 0.0
     hops[s] = 0
     touched[0] = s
     n_touched = 1
-    for q in range(n_sets):
-        inner[q, s] = 0
+    for j in range(n_act):
+        inner[s, j] = 0
     size = _push(hd, hk, 0, 0.0, np.int64(s))
     while size > 0 and remaining > 0:
         key, size = _pop(hd, hk, size)
@@ -148,23 +155,24 @@ def _one_source(indptr, nbr, wts, s, codes, active_row, out, row, pos, work, tra
         if v != s:
             p = pred[v]
             is_target = False
-            for q in range(n_sets):
-                same = codes[q, p] == codes[q, s] and p != s
-                inner[q, v] = inner[q, p] + (1 if same else 0)  # same-label interior vertices
-                if active_row[q] and codes[q, v] == codes[q, s]:
+            for j in range(n_act):
+                q = act[j]
+                same = labs[p, q] == own[j] and p != s
+                inner[v, j] = inner[p, j] + (1 if same else 0)  # same-label interior vertices
+                if labs[v, q] == own[j]:
                     is_target = True
-                    score = 1.0 if h == 1 else inner[q, v] / (h - 1)
+                    score = 1.0 if h == 1 else inner[v, j] / (h - 1)
                     out[q, 0] += score
                     out[q, 1] += score * score
                     if record:
-                        row[q, pos[q, v]] = score
+                        row[pos[q, v]] = score
             if is_target:
                 remaining -= 1
         size, n_touched = _relax(
             v, indptr, nbr, wts, dist, hops, pred, done, hd, hk, size, touched, n_touched
         )
     if count:
-        _add_traffic(s, codes, active_row, pred, order, n_settled, down, traffic, weight_row)
+        _add_traffic(s, labs, active_row, pred, order, n_settled, down, traffic, weight_row)
     for i in range(n_touched):
         u = touched[i]
         dist[u] = np.inf
@@ -174,37 +182,37 @@ def _one_source(indptr, nbr, wts, s, codes, active_row, out, row, pos, work, tra
 
 
 @numba.njit(cache=True)
-def _add_traffic(s, codes, active_row, pred, order, n_settled, down, traffic, weight_row):
+def _add_traffic(s, labs, active_row, pred, order, n_settled, down, traffic, weight_row):
     """Add, per label set, each settled vertex's count of class-mate targets below it in the tree.
 
     ``order`` holds the settled vertices in settling order (``order[0] = s``); a vertex settles after
     its predecessor, so in reverse order every vertex's subtree is complete before it is passed up.
     """
-    for q in range(codes.shape[0]):
+    for q in range(labs.shape[1]):
         if not active_row[q]:
             continue
-        cs = codes[q, s]
+        cs = labs[s, q]
         weight = weight_row[q]
         for i in range(n_settled - 1, 0, -1):
             v = order[i]
             below = down[v]
             if below:
-                traffic[q, 0 if codes[q, v] == cs else 1, v] += below * weight
-            down[pred[v]] += below + (1 if codes[q, v] == cs else 0)
+                traffic[q, 0 if labs[v, q] == cs else 1, v] += below * weight
+            down[pred[v]] += below + (1 if labs[v, q] == cs else 0)
         for i in range(n_settled):
             down[order[i]] = 0
 
 
 @numba.njit(parallel=True, cache=True)
 def _scores_parallel(
-    indptr, nbr, wts, sources, codes, active, pos, width, n_workers, with_traffic, source_weights
+    indptr, nbr, wts, sources, labs, active, pos, width, n_workers, with_traffic, source_weights
 ):
     """Run ``_one_source`` for every source; each worker reuses one set of buffers (and traffic)."""
     n = indptr.shape[0] - 1
     n_src = sources.shape[0]
-    n_sets = codes.shape[0]
+    n_sets = labs.shape[1]
     sums = np.zeros((n_src, n_sets, 2), dtype=np.float64)
-    rows = np.zeros((n_src, n_sets, width), dtype=np.float32)
+    rows = np.zeros((n_src, width), dtype=np.float32)
     per_worker = np.zeros((n_workers, n_sets, 2, n if with_traffic else 0), dtype=np.float64)
     cap = indptr[n] + 1
     for worker in numba.prange(n_workers):
@@ -213,12 +221,14 @@ def _scores_parallel(
             np.full(n, UNREACHED, dtype=np.int32),
             np.full(n, -1, dtype=np.int32),
             np.zeros(n, dtype=np.bool_),
-            np.zeros((n_sets, n), dtype=np.int32),
+            np.zeros((n, n_sets), dtype=np.int32),
             np.empty(n, dtype=np.int32),
             np.empty(cap, dtype=np.float64),
             np.empty(cap, dtype=np.int64),
             np.empty(n if with_traffic else 0, dtype=np.int32),
             np.zeros(n if with_traffic else 0, dtype=np.int64),
+            np.empty(n_sets, dtype=np.int64),
+            np.empty(n_sets, dtype=np.int32),
         )
         for i in range(worker, n_src, n_workers):
             _one_source(
@@ -226,7 +236,7 @@ def _scores_parallel(
                 nbr,
                 wts,
                 sources[i],
-                codes,
+                labs,
                 active[i],
                 sums[i],
                 rows[i],
@@ -254,7 +264,8 @@ def scores_numba(
 
     ``codes`` (Q, N) holds integer labels per label set; ``active`` (S, Q) says for which label sets a
     source was sampled (only those sets' class-mates are scored and awaited). With ``width`` > 0, the
-    rows (S, Q, width) float32 hold each class-mate t's score at ``pos[q, t]`` (its place in its class).
+    rows (S, width) float32 hold each class-mate t's score at column ``pos[q, t]`` (label sets hold
+    disjoint column ranges, each wide enough for its largest class).
     ``traffic`` (Q, 2, N) float64, when given, receives the interior counts, each source's weighted by
     ``source_weights`` (S, Q) (default 1; module docstring).
     """
@@ -269,7 +280,7 @@ def scores_numba(
         np.ascontiguousarray(indices, dtype=np.int32),
         np.ascontiguousarray(weights, dtype=np.float64),
         np.ascontiguousarray(sources, dtype=np.int64),
-        np.ascontiguousarray(codes, dtype=np.int32),
+        np.ascontiguousarray(codes.T, dtype=np.int32),  # (N, Q): a vertex's labels together
         np.ascontiguousarray(active, dtype=np.bool_),
         np.ascontiguousarray(pos, dtype=np.int32),
         int(width),
@@ -332,7 +343,8 @@ def _scores_torch_chunk(
     not_source[rows, sources] = False
     max_hops = int(hops[reached].max())
     hops_f = hops.to(torch.float64)
-    sums, rows = [], []
+    sums = []
+    row = torch.zeros((s, width + 1), dtype=torch.float32, device=device)
     for q in range(codes.shape[0]):
         same = codes[q][None, :] == codes[q][sources][:, None]  # (S, N) class-mates of each source
         mark = (same & not_source).to(torch.int64)
@@ -344,17 +356,15 @@ def _scores_torch_chunk(
         score = torch.where(reached & same & not_source, score, 0.0)
         pair_sums = torch.stack([score.sum(dim=1), (score * score).sum(dim=1)], dim=1)
         sums.append(pair_sums * active[:, q, None])
-        # each class-mate's score at its place in the class; everything else lands in a dropped column
-        row = torch.zeros((s, width + 1), dtype=torch.float32, device=device)
+        # each class-mate's score at its column (sets' columns are disjoint); the rest: a dropped one
         if width:
             slot = torch.where(same & not_source & (pos[q] >= 0)[None, :], pos[q][None, :], width)
             row.scatter_(1, slot, (score * active[:, q, None]).to(torch.float32))
-        rows.append(row[:, :width])
         if traffic is not None:
             target = (reached & same & not_source & (active[:, q, None] > 0)).to(torch.int64)
             w_q = active[:, q] if source_weights is None else source_weights[:, q]
             _add_traffic_torch(traffic[q], target, same, hops, pred_safe, reached, max_hops, w_q)
-    return torch.stack(sums, dim=1), torch.stack(rows, dim=1)
+    return torch.stack(sums, dim=1), row[:, :width]
 
 
 def _add_traffic_torch(
@@ -398,7 +408,7 @@ def scores_torch(
     traffic: torch.Tensor | None = None,
     source_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-source, per-label-set sums of pair scores and squares (S, Q, 2) and rows (S, Q, width).
+    """Per-source, per-label-set sums of pair scores and squares (S, Q, 2) and rows (S, width).
 
     Same contract as ``scores_numba``, batched on the edges' device; the graph is given as symmetric
     directed edge lists. On CUDA out-of-memory the source batch is halved and retried (a chunk's
@@ -439,7 +449,7 @@ def scores_torch(
         start = stop
     if not sums:
         q = codes.shape[0]
-        return torch.zeros((0, q, 2), dtype=torch.float64), torch.zeros((0, q, width))
+        return torch.zeros((0, q, 2), dtype=torch.float64), torch.zeros((0, width))
     return torch.cat(sums), torch.cat(rows)
 
 

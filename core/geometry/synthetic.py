@@ -95,9 +95,14 @@ class SpeakerPopulation:
     centres: np.ndarray
     offsets: np.ndarray
 
-    def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(features (N, layers, D) float32, word labels, speaker ids) of one dataset."""
-        chosen = rng.choice(self.pool, self.n_speakers, replace=False)
+    def draw(
+        self, rng: np.random.Generator, speakers: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(features (N, layers, D) float32, word labels, speaker ids) of one dataset: of
+        ``speakers`` (pool indices) when given, else of speakers drawn from the pool."""
+        chosen = (
+            rng.choice(self.pool, self.n_speakers, replace=False) if speakers is None else speakers
+        )
         speaker = np.repeat(np.arange(self.n_speakers), self.words * self.takes)
         word = np.tile(np.repeat(np.arange(self.words), self.takes), self.n_speakers)
         w = np.asarray(self.word_strength)[None, :, None]

@@ -160,12 +160,16 @@ def encode_labels(
     Any hashable labels are accepted; numpy scalars become Python scalars so class keys print and
     serialise cleanly. ``n``: the expected number of points.
     """
+    array = as_labels(labels, n, name)
+    if array.dtype.kind in "iub":  # integers: vectorised, same codes as the loop below
+        values, first, inverse = np.unique(array, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        return rank[inverse].astype(np.int32), [v.item() for v in values[order]]
     index: dict[Hashable, int] = {}
     codes = np.fromiter(
-        (
-            index.setdefault(x.item() if isinstance(x, np.generic) else x, len(index))
-            for x in as_labels(labels, n, name)
-        ),
+        (index.setdefault(x.item() if isinstance(x, np.generic) else x, len(index)) for x in array),
         dtype=np.int32,
     )
     return codes, list(index)

@@ -39,8 +39,9 @@ from core.results.store import (
 )
 
 Progress = Callable[[int, int], None]
-# Arguments that say where/how the engine runs or reports, not what it computes: not part of the key.
-RUNTIME_ARGS = {"features", "labels", "device", "engine", "progress", "on_graph"}
+# Arguments that say where/how the engine runs or reports, not what it computes: not part of the key
+# (``shared_sources`` names label sets of the call itself; stored curves are of real labels only).
+RUNTIME_ARGS = {"features", "labels", "device", "engine", "progress", "on_graph", "shared_sources"}
 
 
 def engine_request(
