@@ -17,11 +17,11 @@ A is counted on the graph. The layer's chance level is the mean of the class exp
 
 The spread comes from ``n_permutations`` permuted label sets: the standard deviation of their layer
 estimates. It holds the estimator's noise as well as the spread between relabellings (at the shared
-sources, the noise is the larger part), so it bounds how far one random labelling strays from above:
-a band of mean +- 2 sd errs wide, never narrow. The pooled and permuted sets go into the real labels' engine call as
-shared-cut sets (``shared_sources``): they use the real sets' pilot sources, so their trees are shared
-rather than added, which is what keeps the chance level cheap. Nothing here is new mathematics; it is
-a permutation null computed with the existing engine.
+sources, the noise is the larger part), so in expectation it bounds how far one random labelling
+strays from above, and a band of mean +- 2 sd errs wide. The pooled and permuted sets go into the
+real labels' engine call as shared-cut sets (``shared_sources``): they use the real sets' pilot
+sources, so their trees are shared rather than added, which is what keeps the chance level cheap.
+Nothing here is new mathematics; it is a permutation null computed with the existing engine.
 """
 
 from __future__ import annotations
