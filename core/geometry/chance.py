@@ -46,6 +46,7 @@ __all__ = [
     "chance_curves",
     "chance_normalised",
     "expected_chance",
+    "interior_weight",
     "permutation_name",
     "permuted_labels",
     "pooled_labels",
@@ -95,13 +96,18 @@ def adjacent_share(graph: KnnGraph, kept: np.ndarray) -> float:
     return float(np.sum(kept[src] & kept[nbr])) / (n_kept * (n_kept - 1))
 
 
+def interior_weight(class_sizes: Sequence[int] | np.ndarray) -> float:
+    """Mean over classes of (n_c - 2) / (K - 2): how much of the pooled interior share a relabelled
+    class keeps, and so d(chance mean) / d(pooled score)."""
+    n = np.asarray(class_sizes, dtype=np.float64)
+    return float(np.mean((n - 2.0) / (n.sum() - 2.0)))
+
+
 def expected_chance(
     pooled_score: float, adjacent: float, class_sizes: Sequence[int] | np.ndarray
 ) -> float:
     """Mean graph convexity over uniform relabellings with these kept class sizes (module docstring)."""
-    n = np.asarray(class_sizes, dtype=np.float64)
-    weight = float(np.mean((n - 2.0) / (n.sum() - 2.0)))
-    return adjacent + (pooled_score - adjacent) * weight
+    return adjacent + (pooled_score - adjacent) * interior_weight(class_sizes)
 
 
 @dataclass(frozen=True)
@@ -216,7 +222,7 @@ def chance_curves(
     for name, curve in real.items():
         pooled = curves[pooled_name[name]]
         sizes = [c.n_points for c in curve.results[0].per_class.values()]
-        weight = expected_chance(1.0, 0.0, sizes)  # d(mean) / d(pooled score)
+        weight = interior_weight(sizes)
         chance[name] = ChanceLevel.of(
             name,
             [curves[permutation_name(name, i)] for i in range(n_permutations)],

@@ -166,7 +166,7 @@ def curve_statistics(
         else {}
     )
     seconds["resamples"] = time.perf_counter() - t0
-    schemes = {n: f"half-samples: {units[n].describe()}" if n_resamples else None for n in labels}
+    schemes = {n: _scheme(units[n]) if n_resamples else None for n in labels}
     sets = {
         name: _label_set_statistics(
             curve,
@@ -223,6 +223,11 @@ def _check_request(
             check_half_sampling(lab, units[name], n_resamples, name)
 
 
+def _scheme(units: ResampleUnits) -> str:
+    """The interval's scheme as captions and settings name it."""
+    return f"half-samples: {units.describe()}"
+
+
 def _label_set_statistics(
     curve: ConvexityCurve,
     chance: ChanceLevel | None,
@@ -249,7 +254,7 @@ def _label_set_statistics(
             quarter_sems=quarter_sems,
             level=level,
             seed=resample_seed,
-            scheme=f"half-samples: {units.describe()}",
+            scheme=_scheme(units),
             n_units=units.n_units,
         )
     seed_scores = [sc.scores for sc in seed_curves]

@@ -101,11 +101,8 @@ class ScoreTable:
         self.sums[sources] += sums  # inactive (point, set) entries come back as zeros
         if not self.width:
             return
-        fresh = self.row_of[sources] < 0
+        fresh = self.row_of[sources] < 0  # new sources' rows are appended, others' added to
         self.row_of[sources[fresh]] = self.rows.shape[0] + np.arange(int(fresh.sum()))
-        if fresh.all():  # the usual case: new sources' rows are appended as they come
-            self.rows = np.concatenate([self.rows, rows]) if len(self.rows) else rows
-            return
         self.rows = np.concatenate([self.rows, rows[fresh]])
         self.rows[self.row_of[sources[~fresh]]] += rows[~fresh]
 
@@ -127,34 +124,22 @@ class ClassEstimate:
     noise: float  # Q: sum over unordered pairs of the squared interaction e_ij (0 when exhaustive)
 
 
-def inclusion(m: np.ndarray | int, n: int, k: int) -> np.ndarray:
-    """Chance that k given points all lie in a simple random sample of m of n points."""
-    m = np.asarray(m, dtype=np.float64)
-    p = np.ones_like(m)
+def inclusion(m: np.ndarray | int, n: int, k: int) -> np.ndarray | float:
+    """Chance that k given points all lie in a simple random sample of m of n points (m an integer
+    count or an array of them: for m < k the factor i = m makes the product 0)."""
+    p = 1.0
     for i in range(k):
-        p = p * np.where(m > i, (m - i) / max(n - i, 1), 0.0)
+        p = p * ((m - i) / max(n - i, 1))
     return p
 
 
-def ustat_variance(noise: float, n: int, m: np.ndarray | int) -> np.ndarray:
-    """Variance of ``theta_hat`` from m of n sources, for a class whose interaction sum of squares is Q."""
-    m = np.asarray(m, dtype=np.float64)
+def ustat_variance(noise: float, n: int, m: np.ndarray | int) -> np.ndarray | float:
+    """Variance of ``theta_hat`` from m (an int, or an array of them) of n sources, for a class whose
+    interaction sum of squares is Q; 0 at m = n, where every inclusion chance is 1. Plain arithmetic,
+    so one m costs no array overhead (it runs once per class and round)."""
     spread = inclusion(m, n, 2) - 2 * inclusion(m, n, 3) + inclusion(m, n, 4)
     scale = (n - 2) / (np.maximum(m - 1, 1) * m * n)
-    return np.where(m >= n, 0.0, scale**2 * 4 * noise * np.maximum(spread, 0.0))
-
-
-def _ustat_variance_one(noise: float, n: int, m: int) -> float:
-    """``ustat_variance`` for one m, without array overhead (it runs once per class and round)."""
-    if m >= n:
-        return 0.0
-
-    def inc(k: int) -> float:
-        return math.prod((m - i) / max(n - i, 1) if m > i else 0.0 for i in range(k))
-
-    spread = inc(2) - 2 * inc(3) + inc(4)
-    scale = (n - 2) / (max(m - 1, 1) * m * n)
-    return scale**2 * 4 * noise * max(spread, 0.0)
+    return scale**2 * 4 * noise * np.maximum(spread, 0.0)
 
 
 def class_estimate(
@@ -176,7 +161,7 @@ def class_estimate(
     inside = chosen[members, q]
     score = (2 * total - (n - 2) * float(rows[:, inside].sum()) / (m - 1)) / (m * n)
     noise = _interaction_sum_of_squares(rows[:, ~inside], sums[:, 0], n)
-    variance = _ustat_variance_one(noise, n, m)
+    variance = float(ustat_variance(noise, n, m))
     return ClassEstimate(score, variance, m, n_pairs, pair_var, noise)
 
 
