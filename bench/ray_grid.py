@@ -31,6 +31,7 @@ from core.runs import folders, local  # noqa: E402
 from core.runs.grid_runs import run_grid  # noqa: E402
 from core.runs.lifecycle import create_run_on  # noqa: E402
 from core.runs.local import LocalExecutor  # noqa: E402
+from core.runs.ray_executor import ray_temp_dir  # noqa: E402
 from core.runs.spec import ExecutorSpec  # noqa: E402
 from core.training.grid import GridSpec  # noqa: E402
 from tests.tiny_assets import make_tone_noise_dataset, make_trainable_wav2vec2  # noqa: E402
@@ -144,6 +145,7 @@ def main() -> None:
         num_cpus=a.cpus,
         include_dashboard=False,
         _node_ip_address="127.0.0.1",
+        _temp_dir=str(ray_temp_dir()),
         log_to_driver=False,
         runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}},
     )

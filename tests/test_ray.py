@@ -22,6 +22,7 @@ from core.io.paths import REPO_ROOT
 from core.runs import folders, lifecycle
 from core.runs.lifecycle import create_run_on
 from core.runs.local import LocalExecutor
+from core.runs.ray_executor import ray_temp_dir
 from core.runs.spec import ExecutorSpec
 from core.training.grid import GridSpec, read_grid_tables
 from core.training.trajectory import read_trajectory
@@ -43,6 +44,7 @@ def ray_cluster():
         num_cpus=2,
         include_dashboard=False,
         _node_ip_address="127.0.0.1",
+        _temp_dir=str(ray_temp_dir()),
         log_to_driver=False,
         runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}},
     )

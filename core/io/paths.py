@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import stat
+import sys
 import tempfile
 from pathlib import Path
 
@@ -43,17 +45,51 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK | os.X_OK)
 
 
+def private_temp_dir(purpose: str) -> Path:
+    """This user's folder ``<tmp>/convexity-lab-<purpose>-<uid>``, created 0700 if missing.
+
+    The path is predictable, so another local user may have made it first: it is used only when it is
+    a real folder (no link) owned by this user that nobody else can write; anything else is refused
+    with a StorageError, since code and indexes read from it would run as this user.
+    """
+    path = Path(tempfile.gettempdir()) / f"convexity-lab-{purpose}-{os.getuid()}"
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StorageError(f"cannot create {path}: {exc.strerror or exc}") from None
+    found = os.lstat(path)
+    if (
+        not stat.S_ISDIR(found.st_mode)
+        or found.st_uid != os.getuid()
+        or found.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    ):
+        raise StorageError(
+            f"refusing {path}: not a private folder of this user (owner uid {found.st_uid}, "
+            f"mode {stat.filemode(found.st_mode)}); remove it or set CONVEXITY_LAB_CACHE to a "
+            "writable folder"
+        )
+    return path
+
+
 def numba_cache_dir() -> Path | None:
     """Where numba should cache compiled kernels when it cannot beside the code (None: beside it).
 
     A read-only installation (a shared environment) has no writable ``__pycache__``, and a user without
     a writable home has no user-wide cache: numba then refuses to compile cached functions at all.
-    The lab's cache folder is used instead, else a per-user temporary folder.
+    The lab's cache folder is used instead, else this user's private temporary folder; where that one
+    was planted by someone else, a fresh ``mkdtemp`` folder for this process (one warning line), since
+    numba unpickles its index files and so would run whatever a planted index holds.
     """
     if _writable(Path(__file__).resolve().parents[1] / "geometry" / "__pycache__"):
         return None
     env_cache = os.environ.get("CONVEXITY_LAB_CACHE")
     candidate = Path(env_cache) if env_cache else REPO_ROOT / "cache"
-    if _writable(candidate):
+    if (candidate.is_dir() or not candidate.exists()) and _writable(candidate):
         return candidate / "numba"
-    return Path(tempfile.gettempdir()) / f"convexity-lab-numba-{os.getuid()}"
+    try:
+        return private_temp_dir("numba")
+    except StorageError as exc:
+        print(f"warning: {exc}; compiling in a fresh private folder instead", file=sys.stderr)
+        return Path(tempfile.mkdtemp(prefix="convexity-lab-numba-"))

@@ -41,7 +41,7 @@ from typing import Any
 from core.data.datasets import label_set
 from core.errors import Cancelled, RunError
 from core.io.atomic import atomic_write_bytes
-from core.io.paths import REPO_ROOT, cache_dir
+from core.io.paths import REPO_ROOT, cache_dir, private_temp_dir
 from core.io.run_folder import RunFolder, RunSpec, result_summary, stamp
 from core.runs.folders import write_status
 from core.runs.local import record_cancelled_if_gone, signal_worker, spawn_worker, worker_pid
@@ -71,6 +71,12 @@ PROBE_PREFIX = ".ray-probe-"
 # Ray's single-machine mode (read when ray is imported): its servers bind 127.0.0.1, not every interface.
 LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 _REMOTES: dict[str, Any] = {}
+
+
+def ray_temp_dir() -> Path:
+    """Where a private local cluster keeps its sockets and logs: inside this user's 0700 folder, since
+    Ray makes its own temp folder writable by everyone."""
+    return private_temp_dir("ray") / "ray"
 
 
 def require_ray() -> Any:
@@ -249,9 +255,13 @@ class RayExecutor:
         if not ray.is_initialized():
             env = {"env_vars": {"PYTHONPATH": str(REPO_ROOT)}}
             quiet = {"log_to_driver": False, "logging_level": logging.WARNING, "runtime_env": env}
-            if private:  # a private local cluster, loopback only
+            if private:  # a private local cluster, loopback only, its sockets in this user's folder
                 ray.init(
-                    address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **quiet
+                    address="local",
+                    include_dashboard=False,
+                    _node_ip_address="127.0.0.1",
+                    _temp_dir=str(ray_temp_dir()),
+                    **quiet,
                 )
             else:
                 ray.init(address=self.spec.address, **quiet)
