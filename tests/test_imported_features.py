@@ -179,3 +179,75 @@ def test_import_progress_counts_every_vector_once(
     import_features(path, _labels(tmp_path), progress=lambda d, t: seen.append((d, t)))
     done = [d for d, _ in seen]
     assert done == sorted(done) and seen[-1] == (N * STATES, N * STATES)
+
+
+def test_a_fortran_ordered_npz_member_is_read_in_blocks(
+    tmp_path: Path, hidden: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fortran order is spooled and read in row blocks, never loaded whole: whole-array reads are
+    made to fail, and the copy still equals the source in both layouts."""
+    import core.data.imported as imported
+
+    monkeypatch.setattr(imported, "CHUNK_BYTES", 5 * STATES * D * 8)  # 5 rows a block
+    monkeypatch.setattr(
+        np.lib.format, "read_array", lambda *a, **k: pytest.fail("a member was read whole")
+    )
+    np.savez(tmp_path / "f3.npz", hidden=np.asfortranarray(hidden))
+    fs = import_features(tmp_path / "f3.npz", _labels(tmp_path))
+    np.testing.assert_array_equal(fs.features, hidden.astype(np.float32))
+    layers = {f"layer_{i}": np.asfortranarray(hidden[:, i, :]) for i in range(STATES)}
+    np.savez_compressed(tmp_path / "f2.npz", **layers)
+    fs2 = import_features(tmp_path / "f2.npz", _labels(tmp_path))
+    np.testing.assert_array_equal(fs2.features, hidden.astype(np.float32))
+
+
+def _flip_one_data_byte(path: Path, member: str) -> None:
+    """Corrupt one stored byte of ``member``'s data, so its CRC no longer matches."""
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(member)
+    raw = bytearray(path.read_bytes())
+    name_len = int.from_bytes(raw[info.header_offset + 26 : info.header_offset + 28], "little")
+    extra_len = int.from_bytes(raw[info.header_offset + 28 : info.header_offset + 30], "little")
+    start = info.header_offset + 30 + name_len + extra_len
+    raw[start + info.compress_size - 3] ^= 0xFF  # inside the array data, past the .npy header
+    path.write_bytes(bytes(raw))
+
+
+def test_a_damaged_archive_is_one_line_and_caches_nothing(
+    tmp_path: Path, hidden: np.ndarray, private_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.savez(tmp_path / "crc.npz", hidden=hidden)
+    _flip_one_data_byte(tmp_path / "crc.npz", "hidden.npy")
+    with pytest.raises(FeatureError, match="crc.npz: the archive is damaged"):
+        import_features(tmp_path / "crc.npz", _labels(tmp_path))
+    assert main(["import-features", str(tmp_path / "crc.npz"), str(_labels(tmp_path))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "damaged" in err[0]
+    features = private_cache / "features"
+    assert not features.exists() or not any(p.name.endswith(".npy") for p in features.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"word,speaker\n" + b"a" * 140_000 + b",s\n", "not a readable table"),
+        (b"word,speaker\nw\xe9,s\n", r"not UTF-8 text \(byte 0xe9 at offset 14\)"),
+    ],
+    ids=["huge-field", "latin-1"],
+)
+def test_malformed_tables_are_one_line(
+    tmp_path: Path, hidden: np.ndarray, body: bytes, message: str
+) -> None:
+    np.save(tmp_path / "h.npy", hidden[:2])
+    (tmp_path / "labels.csv").write_bytes(body)
+    with pytest.raises(FeatureError, match=message) as err:
+        import_features(tmp_path / "h.npy", tmp_path / "labels.csv")
+    assert str(tmp_path) not in str(err.value)  # names the file, not a server path
+
+
+def test_old_mac_line_ends_are_read(tmp_path: Path, hidden: np.ndarray) -> None:
+    np.save(tmp_path / "h.npy", hidden)
+    rows = "".join(f"w{i % 3},s{i % 2}\r" for i in range(N))
+    (tmp_path / "labels.csv").write_bytes(f"word,speaker\r{rows}".encode())
+    fs = import_features(tmp_path / "h.npy", tmp_path / "labels.csv")
+    assert list(fs.labels("word"))[:4] == ["w0", "w1", "w2", "w0"]

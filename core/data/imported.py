@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,15 +103,20 @@ class _ArraySpec:
             return np.lib.format.read_array(fh, allow_pickle=False)
 
     def row_blocks(self) -> Iterator[tuple[int, np.ndarray]]:
-        """(first row, block) over the array in blocks of about ``CHUNK_BYTES``: an ``.npz`` member is
-        streamed from the archive (bounded memory), a Fortran-ordered one is read whole."""
+        """(first row, block) over the array in blocks of about ``CHUNK_BYTES``, in bounded memory
+        whatever its order: a plain ``.npy`` through a memmap; an ``.npz`` member streamed from the
+        archive, or, Fortran-ordered (rows not contiguous), first spooled to a private temporary
+        file in blocks and read through a memmap of it."""
         shape, dtype = self.header.shape, self.header.dtype
         row_bytes = max(1, int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize)
         rows = max(1, CHUNK_BYTES // row_bytes)
-        if self.member is None or self.header.fortran:
+        if self.member is None:
             source = self.load()
             for start in range(0, shape[0], rows):
                 yield start, source[start : start + rows]
+            return
+        if self.header.fortran:
+            yield from self._spooled_blocks(rows)
             return
         with self.open() as fh:
             read_npy_header(fh)  # positioned at the data
@@ -120,6 +126,27 @@ class _ArraySpec:
                 if len(raw) != count * row_bytes:
                     raise FeatureError(f"{self.member}: the array ends before its declared shape")
                 yield start, np.frombuffer(raw, dtype=dtype).reshape((count, *shape[1:]))
+
+    def _spooled_blocks(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Row blocks of a Fortran-ordered ``.npz`` member, copied to a temporary file block by block."""
+        shape, dtype = self.header.shape, self.header.dtype
+        with tempfile.TemporaryFile(prefix="convexity-lab-spool-") as spool:
+            with self.open() as fh:
+                read_npy_header(fh)
+                left = self.header.total_bytes - self.header.length
+                while left > 0:
+                    chunk = fh.read(min(CHUNK_BYTES, left))
+                    if not chunk:
+                        raise FeatureError(
+                            f"{self.member}: the array ends before its declared shape"
+                        )
+                    spool.write(chunk)
+                    left -= len(chunk)
+            spool.flush()
+            source = np.memmap(spool, dtype=dtype, mode="r", shape=shape, order="F")
+            for start in range(0, shape[0], rows):
+                yield start, np.array(source[start : start + rows])
+            del source
 
 
 def _header(fh: IO[bytes], name: str) -> NpyHeader:
@@ -229,10 +256,25 @@ def _labels(path: Path) -> _Labels:
     """Parse the CSV/TSV labels table (header row; word/class/label, optional speaker and path)."""
     try:
         raw = path.read_bytes()
+    except OSError as exc:
+        raise FeatureError(f"cannot read the labels table {path.name}: {exc.strerror}") from None
+    try:
         text = raw.decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FeatureError(f"cannot read the labels table {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise FeatureError(
+            f"{path.name}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "save the table as UTF-8"
+        ) from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # old Mac line ends too
     delimiter = "\t" if path.suffix.lower() == ".tsv" or "\t" in text.split("\n", 1)[0] else ","
+    try:
+        return _parse_labels(path, text, delimiter, hashlib.sha256(raw).hexdigest())
+    except csv.Error as exc:
+        raise FeatureError(f"{path.name}: not a readable table ({exc})") from None
+
+
+def _parse_labels(path: Path, text: str, delimiter: str, sha256: str) -> _Labels:
+    """The labels table's rows (csv.Error where the text is not a table)."""
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
     columns = {c.strip().lower(): c for c in reader.fieldnames or () if c}
     word_col = next((columns[c] for c in WORD_COLUMNS if c in columns), None)
@@ -259,7 +301,7 @@ def _labels(path: Path) -> _Labels:
         if path_col
         else tuple(f"row-{i}" for i in range(len(rows)))
     )
-    return _Labels(paths, words, speakers, hashlib.sha256(raw).hexdigest())
+    return _Labels(paths, words, speakers, sha256)
 
 
 def _check_finite(block: np.ndarray, first_row: int, state: int | None) -> None:
@@ -306,6 +348,16 @@ def _filler(
     return fill
 
 
+@contextlib.contextmanager
+def _damaged_archive(path: Path) -> Iterator[None]:
+    """A FeatureError (one line) for an archive that breaks while its members are read: a bad CRC,
+    a truncated or corrupt deflate stream."""
+    try:
+        yield
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise FeatureError(f"{path.name}: the archive is damaged ({exc})") from None
+
+
 def _content_sha(specs: list[_ArraySpec]) -> str:
     """sha256 of the arrays' raw bytes (headers included), in layer order."""
     h = hashlib.sha256()
@@ -344,11 +396,13 @@ def import_features(
     if not NAME_RE.fullmatch(name):
         raise FeatureError(f"name {name!r}: use letters, digits, '.', '_' and '-' (at most 81)")
     t0 = time.perf_counter()
+    with _damaged_archive(arrays):
+        weights = f"sha256:{_content_sha(specs)}"
     identity = {
         "model_key": f"imported:{name}",
         "model_id": f"imported:{name}",
         "source": "imported",
-        "weights": f"sha256:{_content_sha(specs)}",
+        "weights": weights,
         "input_mode": "features",
         "n_layers": states - 1,
     }
@@ -377,7 +431,8 @@ def import_features(
         fresh = not entry.directory.exists()
         tmp = begin_entry(entry.directory)
         try:
-            write_rows(tmp, (n, states, d), _filler(specs, progress))
+            with _damaged_archive(arrays):
+                write_rows(tmp, (n, states, d), _filler(specs, progress))
         except BaseException:
             tmp.unlink(missing_ok=True)
             if fresh:  # a refused import leaves no entry folder behind
