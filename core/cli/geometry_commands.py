@@ -154,7 +154,7 @@ def precision_from_args(args: argparse.Namespace) -> Precision:
 def cmd_convexity(args: argparse.Namespace) -> int:
     """Graph convexity per layer for word and/or speaker labels, sharing one kNN graph per layer."""
     from core.cli.statistics_output import check_resampling, check_statistics_args
-    from core.results.kinds import stored_convexity  # the engine through the results store
+    from core.results.kinds import convexity_entry, decode_curves  # the engine through the store
 
     out = out_path(args.out)
     precision = precision_from_args(args)  # a bad precision is refused before any extraction
@@ -167,7 +167,7 @@ def cmd_convexity(args: argparse.Namespace) -> int:
     other = _compare_features(args, fs) if args.compare else None
     update, close = progress_bar("convexity", not args.no_progress)
     try:
-        curves = stored_convexity(
+        entry, from_store = convexity_entry(
             fs,
             labels,
             k=args.k,
@@ -178,6 +178,12 @@ def cmd_convexity(args: argparse.Namespace) -> int:
         )
     finally:
         close()
+    curves = decode_curves(entry.data)
+    if from_store and not entry.origin.is_computed:
+        print(
+            f"stored result {entry.key[:12]}: {entry.origin.describe()} "
+            f"(check it: python -m core results verify {entry.key[:12]})"
+        )
     first = next(iter(curves.values())).results[0]
     estimator = first.settings["estimator"]
     print(

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from core.errors import LabError
+from core.results.origin import COMPUTED_ONLY_ENV
 
 __all__ = ["COMMAND_MODULES", "EXIT_ERROR", "build_parser", "main"]
 
@@ -73,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Features are cached (shared with the dashboard) in $CONVEXITY_LAB_CACHE or <repo>/cache.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--computed-only",
+        action="store_true",
+        help="use no stored result this installation did not compute (imported ones are recomputed)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
@@ -147,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 user error, 130 interrupted); bugs raise."""
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     _configure_output()
+    if args.computed_only:
+        os.environ[COMPUTED_ONLY_ENV] = "1"  # run workers started from here inherit it
     try:
         _check_device(args)
         if getattr(args, "threads", None):

@@ -7,6 +7,7 @@ from typing import Any
 
 from core.cli.output import text_table
 from core.errors import CliError
+from core.results.store import KINDS
 
 EXAMPLES = {
     "results": "examples:\n  python -m core results list\n  python -m core results list --kind convexity\n"
@@ -34,6 +35,7 @@ def _rows(entries: list[Any]) -> list[list[str]]:
                 "+".join(p.label_sets) or "-",
                 " ".join(x for x in (k, settings) if x) or "-",
                 p.created[:19],
+                e.origin.tag(),
                 f"{e.n_bytes / 1024:.0f} KiB",
             ]
         )
@@ -50,6 +52,8 @@ def cmd_results(args: argparse.Namespace) -> int:
         results_root,
     )
 
+    if args.action == "verify":
+        return _verify(args)
     if args.action == "rm":
         if not args.keys:
             raise CliError("give the key (or a unique prefix) of each result to remove")
@@ -74,10 +78,54 @@ def cmd_results(args: argparse.Namespace) -> int:
     if not entries:
         print(f"no stored results in {results_root()}")
         return 0
-    header = ["key", "kind", "model", "data", "clips", "labels", "settings", "created", "size"]
+    header = [
+        "key",
+        "kind",
+        "model",
+        "data",
+        "clips",
+        "labels",
+        "settings",
+        "created",
+        "origin",
+        "size",
+    ]
     print(text_table(_rows(entries), header))
     print(f"\n{len(entries)} result(s) in {results_root()}")
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """Recompute stored convexity results and report agreement (exit 1 where one disagrees)."""
+    from core.results.verify import verify_result
+
+    if len(args.keys) != 1:
+        raise CliError("give the key (or a unique prefix) of one result to verify")
+    if args.classes is not None and args.classes < 1:
+        raise CliError(f"--classes must be >= 1, got {args.classes}")
+    outcome = verify_result(args.keys[0], max_classes=args.classes)
+    print(f"result {outcome.key[:12]}: {outcome.origin}")
+    print(f"recomputed: {outcome.scope}; {len(outcome.checks)} number(s) compared")
+    bad = outcome.disagreements()
+    if not bad:
+        print("agrees: every recomputed number matches the stored one")
+        return 0
+    rows = [
+        [
+            c.label_set,
+            str(c.layer),
+            c.what,
+            f"{c.stored:.4f}",
+            f"{c.recomputed:.4f}",
+            f"{c.bound:.4f}",
+        ]
+        for c in bad[:20]
+    ]
+    print(text_table(rows, ["labels", "layer", "what", "stored", "recomputed", "allowed"]))
+    print(
+        f"DISAGREES: {len(bad)} of {len(outcome.checks)} number(s) differ from a fresh computation"
+    )
+    return 1
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -111,15 +159,22 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "action",
-        choices=("list", "rm", "clean"),
+        choices=("list", "rm", "clean", "verify"),
         help="list; rm KEY... (removes them: the next request recomputes); clean (staging folders "
-        "and lock files that interrupted writers left, here and in the feature cache)",
+        "and lock files that interrupted writers left, here and in the feature cache); verify KEY "
+        "(recompute a stored convexity curve on its cached features and report agreement)",
     )
     p.add_argument("keys", nargs="*", metavar="KEY", help="rm: result keys or unique prefixes")
     p.add_argument(
         "--kind",
-        choices=("convexity", "criteria", "umap", "finetune-convexity", "grid", "curve-statistics"),
+        choices=KINDS,
         help="only results of this kind",
+    )
+    p.add_argument(
+        "--classes",
+        type=int,
+        metavar="N",
+        help="verify: recompute N seeded classes per label set exactly instead of the whole curve",
     )
     p.set_defaults(func=cmd_results, threads=None, no_progress=True)
 

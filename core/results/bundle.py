@@ -25,6 +25,7 @@ from pathlib import Path
 from core.errors import BundleError
 from core.io.atomic import DIR_MODE, FILE_MODE, atomic_write_bytes
 from core.io.leftovers import writer_tag
+from core.results.origin import ORIGIN_NAME, Origin
 from core.results.store import (
     ENTRY_NAME,
     KEY_RE,
@@ -55,6 +56,8 @@ def export_bundle(keys: Sequence[str], out: str | os.PathLike) -> Path:
         if entry is None:
             raise BundleError(f"stored result {key[:12]} is invalid ({why}); recompute it first")
         for path in sorted((results_root() / key).iterdir()):
+            if path.name == ORIGIN_NAME:  # the receiving store records its own
+                continue
             if path.is_file() and MEMBER_RE.match(f"{key}/{path.name}"):
                 members[f"{key}/{path.name}"] = path.read_bytes()
     manifest = {
@@ -173,22 +176,35 @@ def _new_entries(staged: dict[str, Path]) -> dict[str, Path]:
     return new
 
 
+def _stream_sha(stream: io.IOBase) -> str:
+    """sha256 of a whole seekable stream (read in blocks; the position is restored)."""
+    here, digest = stream.tell(), hashlib.sha256()
+    stream.seek(0)
+    for block in iter(lambda: stream.read(1 << 20), b""):
+        digest.update(block)
+    stream.seek(here)
+    return digest.hexdigest()
+
+
 def _entry_sha(folder: Path) -> str:
     """The self-checksum an entry's ``entry.json`` records (covers its arrays' checksums)."""
     return str(json.loads((folder / ENTRY_NAME).read_text(encoding="utf-8")).get("sha256"))
 
 
-def import_bundle(source: str | os.PathLike | bytes) -> list[str]:
+def import_bundle(source: str | os.PathLike | bytes, name: str | None = None) -> list[str]:
     """Validate a bundle (path or bytes) and add its entries to the store; returns their keys.
 
     All entries are validated before any is installed; a bad bundle, or one whose entry differs from a
     stored entry with the same key, raises ``BundleError`` and changes nothing. Entries already stored
-    as they are in the bundle are left as they are.
+    as they are in the bundle are left as they are. Each installed entry records that it was imported
+    from this bundle (``name``: default the file's name) and when.
     """
     if isinstance(source, bytes | bytearray):
         size, stream = len(source), io.BytesIO(source)
+        name = name or "an uploaded bundle"
     else:
         path = Path(source)
+        name = name or path.name
         if not path.is_file():
             raise BundleError(f"no bundle at {path}")
         try:
@@ -209,7 +225,9 @@ def import_bundle(source: str | os.PathLike | bytes) -> list[str]:
                 try:
                     for key in manifest["entries"]:
                         staged[key] = _stage_entry(zf, manifest, key)
+                    origin = Origin.imported(name[:120], _stream_sha(stream))
                     for key, folder in _new_entries(staged).items():
+                        origin.write(folder)
                         with entry_lock(key):
                             install_entry(folder, key)
                 finally:

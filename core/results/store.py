@@ -34,6 +34,7 @@ from core.io.leftovers import STALE_AFTER_S, clean_leftovers, writer_tag
 from core.io.locks import exclusive
 from core.io.npy import read_npy_header
 from core.io.paths import cache_subdir
+from core.results.origin import Origin, computed_only, read_origin
 from core.results.provenance import Provenance, engine_version
 from core.results.schemas import check_data
 
@@ -67,15 +68,17 @@ class StoredResult:
     provenance: Provenance
     data: dict[str, Any]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    origin: Origin = field(default_factory=Origin)  # recorded beside the entry, not part of it
 
     def label(self) -> str:
-        """One-line description for pickers and listings."""
+        """One-line description for pickers and listings (imported results say so)."""
         p = self.provenance
         sets = "+".join(p.label_sets) or "-"
+        imported = "" if self.origin.is_computed else f" · {self.origin.tag()}"
         return (
             f"{p.model_key or p.model_id} · {p.dataset} · {p.n_clips} clips · {self.kind} "
             f"[{sets}] · {p.sampling_text() if self.kind == 'convexity' else ''}"
-            f" · {self.key[:8]}"
+            f" · {self.key[:8]}{imported}"
         ).replace(" ·  · ", " · ")
 
     def to_dict(self) -> dict[str, Any]:
@@ -250,6 +253,7 @@ def read_entry(directory: Path, key: str | None = None) -> tuple[StoredResult | 
             provenance=prov,
             data=doc["data"],
             arrays=arrays,
+            origin=read_origin(directory),
         )
     except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         return None, f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
@@ -333,6 +337,7 @@ def _save_locked(result: StoredResult) -> Path:
     try:
         os.chmod(staged, DIR_MODE)  # mkdtemp's 0700 would hide the entry from other users
         write_entry(staged, result)
+        Origin.computed().write(staged)
         return install_entry(staged, result.key)
     except OSError as exc:
         shutil.rmtree(staged, ignore_errors=True)
@@ -351,7 +356,7 @@ def get_or_compute(
     ``refresh`` recomputes even when a valid entry exists (the user asked). Where the store cannot be
     written (a read-only cache, a full disk) the result is computed and returned, with one warning.
     """
-    if not refresh and (found := load_result(key)) is not None:
+    if not refresh and (found := _usable(load_result(key))) is not None:
         return found, True
     with contextlib.ExitStack() as stack:
         try:
@@ -359,7 +364,7 @@ def get_or_compute(
         except StorageError as exc:  # a read-only cache: compute, say it is not kept
             log.warning("the result is computed but not stored: %s", exc)
             return _checked(compute(), key), False
-        if not refresh and (found := load_result(key)) is not None:
+        if not refresh and (found := _usable(load_result(key))) is not None:
             return found, True
         result = _checked(compute(), key)
         try:
@@ -367,6 +372,15 @@ def get_or_compute(
         except StorageError as exc:  # a full disk: the computed result is still the caller's
             log.warning("the result is computed but not stored: %s", exc)
     return result, False
+
+
+def _usable(found: StoredResult | None) -> StoredResult | None:
+    """A stored entry a computation may use: any, unless only results computed here are trusted
+    (``computed_only``), when an imported or unrecorded one is recomputed (and replaced)."""
+    if found is not None and computed_only() and not found.origin.is_computed:
+        log.warning("ignoring stored result %s (%s)", found.key[:12], found.origin.describe())
+        return None
+    return found
 
 
 def _checked(result: StoredResult, key: str) -> StoredResult:
@@ -395,7 +409,15 @@ def list_results(kind: str | None = None) -> list[EntryInfo]:
                 continue
             size = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
             out.append(
-                EntryInfo(doc["key"], doc["kind"], doc["request"], prov, doc["data"], {}, size)
+                EntryInfo(
+                    key=doc["key"],
+                    kind=doc["kind"],
+                    request=doc["request"],
+                    provenance=prov,
+                    data=doc["data"],
+                    origin=read_origin(directory),
+                    n_bytes=size,
+                )
             )
         except (OSError, ValueError, KeyError, TypeError, RecursionError):
             continue
