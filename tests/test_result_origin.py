@@ -68,9 +68,7 @@ def _forge(bundle: Path, out: Path) -> Path:
     return out
 
 
-def test_computed_entries_say_so_and_bundles_do_not_carry_origins(
-    features, tmp_path: Path
-) -> None:
+def test_computed_entries_say_so_and_bundles_do_not_carry_origins(features, tmp_path: Path) -> None:
     entry = _compute(features)
     assert load_result(entry.key).origin.source == "computed"
     bundle = export_bundle([entry.key], tmp_path / "b.zip")
