@@ -157,6 +157,14 @@ BAD_INVOCATIONS: list[tuple[str, list[str]]] = [
     ("path-layer-past-the-top", ["path", MODEL, "sample", "--from", "0", "--layer", "9"]),
     ("path-labels-typo", ["path", MODEL, "sample", "--from", "0", "--labels", "both"]),
     ("path-key-absent", ["path", "--key", "abcdef0123", "--from", "0"]),
+    ("path-from-superscript-digit", ["path", MODEL, "sample", "--from", "\u00b2"]),
+    ("path-to-arabic-digit", ["path", MODEL, "sample", "--from", "0", "--to", "\u0663"]),
+    ("convexity-resample-seed-negative", ["convexity", MODEL, "sample", "--resample-seed", "-1"]),
+    ("series-out-into-a-file", ["series", f"a={MODEL}", "--out", "/dev/null/s.csv"]),
+    ("convexity-out-into-a-file", ["convexity", MODEL, "sample", "--out", "/dev/null/c.json"]),
+    ("results-verify-no-key", ["results", "verify"]),
+    ("results-verify-two-keys", ["results", "verify", "abcdef0123", "abcdef0124"]),
+    ("results-verify-classes-0", ["results", "verify", "abcdef0123", "--classes", "0"]),
 ]
 
 
@@ -202,6 +210,16 @@ def test_bad_invocation_is_one_line_exit_2_and_changes_nothing(
     assert code == 2, (code, err)
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "Traceback" not in err
+    assert _snapshot(cache) == before
+
+
+def test_out_naming_a_folder_is_refused_before_any_work(
+    cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "table.csv").mkdir()
+    before = _snapshot(cache)
+    code, err = _run(["series", f"a={MODEL}", "--out", str(tmp_path / "table.csv")], capsys)
+    assert code == 2 and "is a folder" in err and len(err.strip().splitlines()) == 1
     assert _snapshot(cache) == before
 
 

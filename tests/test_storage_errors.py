@@ -96,3 +96,16 @@ def test_numba_caches_in_the_lab_cache_when_the_install_is_read_only(
     assert lab_paths.numba_cache_dir() == cache / "numba"
     monkeypatch.setattr(lab_paths.os, "access", lambda p, mode: False)
     assert "convexity-lab-numba-" in str(lab_paths.numba_cache_dir())
+
+
+def test_a_cache_path_naming_a_file_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from core.cli.main import main
+
+    (tmp_path / "cache-file").write_text("not a folder")
+    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache-file"))
+    for argv in (["results", "list"], ["jobs", "list"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "is a file, not a folder" in err[0]

@@ -181,7 +181,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 def _clip_index(spec: str, fs: Any, option: str) -> int:
     """A clip by index or by its file path (as listed in the features), else one-line CliError."""
     n = len(fs.paths)
-    if spec.isdigit():
+    if spec.isascii() and spec.isdigit():  # "²" is a digit to str.isdigit, not to int()
         index = int(spec)
         if index >= n:
             raise CliError(f"{option} {spec}: clip indices run 0..{n - 1}")
@@ -201,6 +201,8 @@ def _check_clip_spec(text: str) -> str:
         raise argparse.ArgumentTypeError("expected a clip index or file, got an empty string")
     if text.lstrip("-").isdigit() and text.startswith("-"):
         raise argparse.ArgumentTypeError(f"clip indices are >= 0, got {text!r}")
+    if text.strip().isdigit() and not text.strip().isascii():
+        raise argparse.ArgumentTypeError(f"clip indices are written 0-9, got {text!r}")
     return text.strip()
 
 

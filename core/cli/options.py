@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -294,6 +295,21 @@ def out_path(text: str | None, suffixes: tuple[str, ...] = (".json", ".csv")) ->
     from core.errors import CliError
 
     out = Path(text) if text else None
-    if out is not None and out.suffix.lower() not in suffixes:
+    if out is None:
+        return None
+    if out.suffix.lower() not in suffixes:
         raise CliError(f"--out must end in {' or '.join(suffixes)}, got {out.name!r}")
+    if out.is_dir():
+        raise CliError(f"--out {out} is a folder; give a file name")
+    folder = _existing_parent(out.parent)
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise CliError(f"--out {out}: cannot write in {folder}")
     return out
+
+
+def _existing_parent(path: Path) -> Path:
+    """The nearest existing folder at or above ``path`` (where a missing folder would be created)."""
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path

@@ -47,6 +47,7 @@ def _csv(series: Any) -> str:
 def cmd_series(args: argparse.Namespace) -> int:
     """Measure every checkpoint (features and curves from the caches when there), print the tables."""
     from core.cli.geometry_commands import precision_from_args
+    from core.io.atomic import atomic_write_bytes
     from core.results.export import csv_with_provenance, json_with_provenance
     from core.results.series import aligned_umap, load_series, make_series
 
@@ -90,9 +91,9 @@ def cmd_series(args: argparse.Namespace) -> int:
         provenance = [] if entry is None else [entry.provenance]
         if out.suffix.lower() == ".json":
             doc = json_with_provenance({"key": key, **series.to_dict()}, provenance)
-            out.write_text(json.dumps(doc, indent=2))
+            atomic_write_bytes(out, json.dumps(doc, indent=2).encode())
         else:
-            out.write_text(csv_with_provenance(_csv(series), provenance))
+            atomic_write_bytes(out, csv_with_provenance(_csv(series), provenance).encode())
         print(f"wrote {out}")
     return 0
 

@@ -11,6 +11,7 @@ import argparse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from core.cli.options import seed_int
 from core.cli.output import text_table
 from core.errors import CliError, LabError
 from core.geometry.limits import MAX_PERMUTATIONS, MAX_RESAMPLES, MAX_SEEDS
@@ -88,7 +89,7 @@ def statistics_options(p: argparse.ArgumentParser, *, compare: bool) -> None:
         "--level", type=_level, default=0.9, help="population interval level (default: 0.9)"
     )
     g.add_argument(
-        "--resample-seed", type=int, default=0, help="seed of the half-samples (default: 0)"
+        "--resample-seed", type=seed_int, default=0, help="seed of the half-samples (default: 0)"
     )
     if compare:
         g.add_argument(

@@ -16,6 +16,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def cache_dir() -> Path:
     """Root of on-disk results: ``$CONVEXITY_LAB_CACHE`` if set, else ``<repo>/cache``."""
     root = Path(os.environ.get("CONVEXITY_LAB_CACHE", REPO_ROOT / "cache"))
+    if root.exists() and not root.is_dir():
+        raise StorageError(
+            f"the cache folder {root} is a file, not a folder; set CONVEXITY_LAB_CACHE to a folder"
+        )
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
