@@ -393,8 +393,13 @@ def cmd_umap(args: argparse.Namespace) -> int:
     finally:
         close()
     layout = entry.arrays["layout"]
-    origin = "loaded from" if hit else "stored in"
-    print(f"UMAP layouts {tuple(layout.shape)} {origin} the results store (key {entry.key[:12]})")
+    if hit or entry.origin.kept:
+        where = "loaded from" if hit else "stored in"
+        print(
+            f"UMAP layouts {tuple(layout.shape)} {where} the results store (key {entry.key[:12]})"
+        )
+    else:
+        print(f"UMAP layouts {tuple(layout.shape)} computed (not kept: see the warning)")
     if args.out:
         from core.io.atomic import atomic_write_bytes
 

@@ -49,6 +49,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         list_results,
         remove_result,
         resolve_result_key,
+        results_path,
         results_root,
     )
 
@@ -76,7 +77,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         return 0
     entries = list_results(args.kind)
     if not entries:
-        print(f"no stored results in {results_root()}")
+        print(f"no stored results in {results_path()}")
         return 0
     header = [
         "key",
@@ -91,7 +92,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         "size",
     ]
     print(text_table(_rows(entries), header))
-    print(f"\n{len(entries)} result(s) in {results_root()}")
+    print(f"\n{len(entries)} result(s) in {results_path()}")
     return 0
 
 

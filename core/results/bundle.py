@@ -33,6 +33,7 @@ from core.results.store import (
     install_entry,
     read_entry,
     resolve_result_key,
+    results_path,
     results_root,
 )
 
@@ -52,10 +53,10 @@ def export_bundle(keys: Sequence[str], out: str | os.PathLike) -> Path:
     full = list(dict.fromkeys(resolve_result_key(k) for k in keys))
     members: dict[str, bytes] = {}
     for key in full:
-        entry, why = read_entry(results_root() / key, key)
+        entry, why = read_entry(results_path() / key, key)
         if entry is None:
             raise BundleError(f"stored result {key[:12]} is invalid ({why}); recompute it first")
-        for path in sorted((results_root() / key).iterdir()):
+        for path in sorted((results_path() / key).iterdir()):
             if path.name == ORIGIN_NAME:  # the receiving store records its own
                 continue
             if path.is_file() and MEMBER_RE.match(f"{key}/{path.name}"):
@@ -163,10 +164,10 @@ def _new_entries(staged: dict[str, Path]) -> dict[str, Path]:
     valid entry (a stored result is never overwritten by an import: remove it first to replace it)."""
     new, differ = {}, []
     for key, folder in staged.items():
-        stored, _ = read_entry(results_root() / key, key)
+        stored, _ = read_entry(results_path() / key, key)
         if stored is None:
             new[key] = folder
-        elif _entry_sha(results_root() / key) != _entry_sha(folder):
+        elif _entry_sha(results_path() / key) != _entry_sha(folder):
             differ.append(key[:12])
     if differ:
         raise BundleError(

@@ -39,11 +39,12 @@ class Origin(Record):
     at: str = ""
     bundle: str | None = None  # the bundle's file name
     bundle_sha256: str | None = None
+    kept: bool = True  # False: computed but not stored (a read-only cache, a full disk)
 
     @classmethod
-    def computed(cls) -> Origin:
-        """Computed by this installation, now."""
-        return cls("computed", _now())
+    def computed(cls, kept: bool = True) -> Origin:
+        """Computed by this installation, now (``kept``: and stored)."""
+        return cls("computed", _now(), kept=kept)
 
     @classmethod
     def imported(cls, bundle: str, bundle_sha256: str) -> Origin:

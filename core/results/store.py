@@ -22,7 +22,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from core.io.atomic import DIR_MODE, FILE_MODE, atomic_write_bytes, sha256_file
 from core.io.leftovers import STALE_AFTER_S, clean_leftovers, writer_tag
 from core.io.locks import exclusive
 from core.io.npy import read_npy_header
-from core.io.paths import cache_subdir
+from core.io.paths import cache_dir, cache_subdir
 from core.results.origin import Origin, computed_only, read_origin
 from core.results.provenance import Provenance, engine_version
 from core.results.schemas import check_data
@@ -105,8 +105,21 @@ class EntryInfo(StoredResult):
 
 
 def results_root() -> Path:
-    """``cache_dir()/results``, created if missing (StorageError where it cannot be)."""
+    """``cache_dir()/results``, created if missing (StorageError where it cannot be): for writers."""
     return cache_subdir("results")
+
+
+def results_path() -> Path:
+    """``cache_dir()/results`` as it is, for readers: a read-only cache without one holds nothing."""
+    return cache_dir() / "results"
+
+
+def _entry_dirs() -> list[Path]:
+    """The stored entries' folders (none where the results folder is missing or unreadable)."""
+    try:
+        return [d for d in results_path().iterdir() if KEY_RE.match(d.name) and d.is_dir()]
+    except OSError:
+        return []
 
 
 def _canonical(obj: Any) -> bytes:
@@ -262,7 +275,7 @@ def read_entry(directory: Path, key: str | None = None) -> tuple[StoredResult | 
 
 def load_result(key: str) -> StoredResult | None:
     """The stored entry for ``key`` if present and valid; None (with a logged warning if invalid)."""
-    found, why = read_entry(results_root() / _check_key(key), key)
+    found, why = read_entry(results_path() / _check_key(key), key)
     if why is not None:
         log.warning("stored result %s is invalid (%s); it will be recomputed", key[:12], why)
     return found
@@ -363,14 +376,15 @@ def get_or_compute(
             stack.enter_context(entry_lock(key))
         except StorageError as exc:  # a read-only cache: compute, say it is not kept
             log.warning("the result is computed but not stored: %s", exc)
-            return _checked(compute(), key), False
+            return _checked(compute(), key, kept=False), False
         if not refresh and (found := _usable(load_result(key))) is not None:
             return found, True
-        result = _checked(compute(), key)
+        result = _checked(compute(), key, kept=True)
         try:
             _save_locked(result)
         except StorageError as exc:  # a full disk: the computed result is still the caller's
             log.warning("the result is computed but not stored: %s", exc)
+            result = replace(result, origin=Origin.computed(kept=False))
     return result, False
 
 
@@ -383,11 +397,12 @@ def _usable(found: StoredResult | None) -> StoredResult | None:
     return found
 
 
-def _checked(result: StoredResult, key: str) -> StoredResult:
-    """``result`` if it carries ``key`` (a compute function that keyed it otherwise is a bug)."""
+def _checked(result: StoredResult, key: str, kept: bool) -> StoredResult:
+    """``result``, marked computed here (and whether it will be kept), if it carries ``key`` (a
+    compute function that keyed it otherwise is a bug)."""
     if result.key != key:
         raise ResultError(f"computed entry has key {result.key[:12]}, expected {key[:12]}")
-    return result
+    return replace(result, origin=Origin.computed(kept=kept))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -397,9 +412,7 @@ def _checked(result: StoredResult, key: str) -> StoredResult:
 def list_results(kind: str | None = None) -> list[EntryInfo]:
     """Entries in the store (newest first), optionally of one kind; unreadable entries are skipped."""
     out: list[EntryInfo] = []
-    for directory in results_root().iterdir():
-        if not directory.is_dir() or not KEY_RE.match(directory.name):
-            continue
+    for directory in _entry_dirs():
         try:
             doc = json.loads((directory / ENTRY_NAME).read_text(encoding="utf-8"))
             prov, _ = check_entry_doc(doc, directory.name)
@@ -430,13 +443,9 @@ def resolve_result_key(prefix: str) -> str:
     prefix = str(prefix).strip().lower()
     if len(prefix) < 6 or not all(c in "0123456789abcdef" for c in prefix):
         raise ResultError(f"result key {prefix[:80]!r}: give at least 6 hex digits")
-    hits = sorted(
-        p.name
-        for p in results_root().iterdir()
-        if p.is_dir() and KEY_RE.match(p.name) and p.name.startswith(prefix)
-    )
+    hits = sorted(p.name for p in _entry_dirs() if p.name.startswith(prefix))
     if not hits:
-        raise ResultError(f"no stored result with key {prefix!r} in {results_root()}")
+        raise ResultError(f"no stored result with key {prefix!r} in {results_path()}")
     if len(hits) > 1:
         raise ResultError(f"result key {prefix!r} is ambiguous: {', '.join(h[:12] for h in hits)}")
     return hits[0]
