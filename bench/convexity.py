@@ -31,6 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.geometry.convexity import convexity_curve, graph_convexity  # noqa: E402
+from core.geometry.options import ConvexityOptions
 from core.geometry.synthetic import synthetic_layers  # noqa: E402
 
 
@@ -64,13 +65,15 @@ def run_engine(args: argparse.Namespace, features: np.ndarray, labels: np.ndarra
     curve = convexity_curve(
         features,
         labels,
-        k=args.k,
-        max_pairs_per_class=args.pairs,
-        seed=args.seed,
-        device=args.device,
-        engine=args.engine,
-        match_pair_precision=not args.first_stage_only,
-        target_se=args.target_se,
+        ConvexityOptions(
+            k=args.k,
+            max_pairs_per_class=args.pairs,
+            seed=args.seed,
+            device=args.device,
+            engine=args.engine,
+            match_pair_precision=not args.first_stage_only,
+            target_se=args.target_se,
+        ),
         progress=heartbeat,
     )
     total = time.perf_counter() - start
@@ -117,19 +120,20 @@ def check_against_exhaustive(args, features, labels) -> None:
         exact = graph_convexity(
             x,
             labels[subset],
-            k=args.k,
-            max_pairs_per_class=None,
-            device=args.device,
-            engine=args.engine,
+            ConvexityOptions(
+                k=args.k, max_pairs_per_class=None, device=args.device, engine=args.engine
+            ),
         )
         sampled = graph_convexity(
             x,
             labels[subset],
-            k=args.k,
-            max_pairs_per_class=pairs,
-            seed=args.seed,
-            device=args.device,
-            engine=args.engine,
+            ConvexityOptions(
+                k=args.k,
+                max_pairs_per_class=pairs,
+                seed=args.seed,
+                device=args.device,
+                engine=args.engine,
+            ),
         )
         iid = iid_pairs_sem(exact, pairs)
         dev = abs(sampled.score - exact.score) / sampled.sem if sampled.sem > 0 else 0.0
@@ -276,7 +280,9 @@ def main() -> None:
         f"({features.nbytes / 2**20:.0f} MB of features); RSS before: {peak_rss_mb():.0f} MB"
     )
     warm = graph_convexity(
-        features[:200, 0], labels[:200], k=args.k, device=args.device, engine=args.engine
+        features[:200, 0],
+        labels[:200],
+        ConvexityOptions(k=args.k, device=args.device, engine=args.engine),
     )  # compiles kernels / initialises CUDA
     del warm
     curve, total = run_engine(args, features, labels)

@@ -28,6 +28,7 @@ from core.geometry.criteria import (  # noqa: E402
     compare_prune_points,
     run_criteria,
 )
+from core.geometry.options import ConvexityOptions
 from core.geometry.synthetic import synthetic_layers  # noqa: E402
 
 
@@ -67,10 +68,9 @@ def main() -> None:
     curve = convexity_curve(
         feats,
         labels,
-        k=args.k,
-        max_pairs_per_class=args.pairs,
-        seed=args.seed,
-        match_pair_precision=False,
+        ConvexityOptions(
+            k=args.k, max_pairs_per_class=args.pairs, seed=args.seed, match_pair_precision=False
+        ),
         on_graph=graphs,
     )
     conv_s = time.perf_counter() - t

@@ -33,6 +33,7 @@ from core.data.features import load_cached_features  # noqa: E402
 from core.geometry.chance import chance_curves, pooled_labels  # noqa: E402
 from core.geometry.convexity import layerwise_convexity  # noqa: E402
 from core.geometry.curve_statistics import curve_statistics  # noqa: E402
+from core.geometry.options import ConvexityOptions  # noqa: E402
 from core.geometry.sampling import DEFAULT_TARGET_SE  # noqa: E402
 from core.results.kinds import resample_units  # noqa: E402
 
@@ -51,23 +52,24 @@ def chance_vs_curve(x: np.ndarray, labels: dict, k: int, repeats: int) -> None:
     and with the whole chance level (mean and K permuted curves for the band), interleaved."""
     alone, mean_only, joint = [], [], []
     pooled = dict(labels, **{f"{n}@pooled": pooled_labels(v) for n, v in labels.items()})
-    layerwise_convexity(x[:300], {n: v[:300] for n, v in labels.items()}, target_se=0.05)  # warm
+    layerwise_convexity(
+        x[:300], {n: v[:300] for n, v in labels.items()}, ConvexityOptions(target_se=0.05)
+    )  # warm
     for _ in range(repeats):
         t = time.perf_counter()
-        real = layerwise_convexity(x, labels, k=k, target_se=DEFAULT_TARGET_SE)
+        real = layerwise_convexity(x, labels, ConvexityOptions(k=k, target_se=DEFAULT_TARGET_SE))
         alone.append(time.perf_counter() - t)
         t = time.perf_counter()
         layerwise_convexity(
             x,
             pooled,
-            k=k,
-            target_se=DEFAULT_TARGET_SE,
+            ConvexityOptions(k=k, target_se=DEFAULT_TARGET_SE),
             shared_sources=[n for n in pooled if n not in labels],
         )
         mean_only.append(time.perf_counter() - t)
         t = time.perf_counter()
         both, chance = chance_curves(
-            x, labels, n_permutations=k_perm, k=k, target_se=DEFAULT_TARGET_SE
+            x, labels, ConvexityOptions(k=k, target_se=DEFAULT_TARGET_SE), n_permutations=k_perm
         )
         joint.append(time.perf_counter() - t)
     a, m, j = (float(np.median(v)) for v in (alone, mean_only, joint))
@@ -92,11 +94,10 @@ def statistics(fs, x: np.ndarray, labels: dict, args: argparse.Namespace) -> Non
         x,
         labels,
         units,
+        ConvexityOptions(k=args.k, target_se=DEFAULT_TARGET_SE),
         n_permutations=k_perm,
         n_resamples=args.resamples,
         n_seeds=args.seeds,
-        k=args.k,
-        target_se=DEFAULT_TARGET_SE,
     )
     total = time.perf_counter() - t
     parts = ", ".join(f"{k} {v:.1f} s" for k, v in stats.seconds.items() if k != "total")
@@ -160,9 +161,8 @@ def population_coverage(fs, x: np.ndarray, n_datasets: int, k: int, which: list[
             n_resamples=16,
             level=0.9,
             seed=11,
-            k=k,
-            max_pairs_per_class=None,
             finite_fraction=1 / 3,
+            options=ConvexityOptions(k=k, max_pairs_per_class=None),
         )
         print(
             f"population coverage, {name} labels, {scheme}: {n_datasets} datasets of a third "

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.geometry.convexity import layerwise_convexity  # noqa: E402
 from core.geometry.diagnostics import diagnose_layer  # noqa: E402
+from core.geometry.options import ConvexityOptions
 from core.geometry.synthetic import synthetic_layers  # noqa: E402
 
 
@@ -62,7 +63,9 @@ def main() -> None:
     print("layer  curve_s  diagnostics_s  ratio  (knn / paths / tables)")
     for i in range(x.shape[1]):
         t0 = time.perf_counter()
-        layerwise_convexity(x, labels, k=args.k, max_pairs_per_class=None, layers=[i])
+        layerwise_convexity(
+            x, labels, ConvexityOptions(k=args.k, max_pairs_per_class=None), layers=[i]
+        )
         t1 = time.perf_counter()
         tables = diagnose_layer(x[:, i], labels, k=args.k, layer=i)
         t2 = time.perf_counter()

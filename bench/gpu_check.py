@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.extraction import bare_forward  # noqa: E402
 from core.data.features import Selection, extract_features  # noqa: E402
 from core.geometry.convexity import layerwise_convexity  # noqa: E402
+from core.geometry.options import ConvexityOptions
 from core.geometry.synthetic import synthetic_layers  # noqa: E402
 from core.models.registry import SpeechEncoder  # noqa: E402
 from core.training.benchmark import benchmark  # noqa: E402
@@ -94,7 +95,9 @@ def engine_rows(s: Sizes, device: str) -> list[Row]:
     x, y = synthetic_layers(s.n_engine, 35, s.dim, s.layers, seed=0)
 
     def exhaustive() -> str:
-        curves = layerwise_convexity(x, {"word": y}, max_pairs_per_class=None, device=device)
+        curves = layerwise_convexity(
+            x, {"word": y}, ConvexityOptions(max_pairs_per_class=None, device=device)
+        )
         c = curves["word"]
         assert all(c.exact), "an exhaustive run must be exact"
         return f"scores {c.scores.min():.3f}-{c.scores.max():.3f}, exact; {_peak()}"
@@ -102,7 +105,9 @@ def engine_rows(s: Sizes, device: str) -> list[Row]:
     big, labels = synthetic_layers(s.n_large, 35, s.dim, 1, seed=1)
 
     def large() -> str:
-        curves = layerwise_convexity(big, {"word": labels}, target_se=0.005, device=device)
+        curves = layerwise_convexity(
+            big, {"word": labels}, ConvexityOptions(target_se=0.005, device=device)
+        )
         r = curves["word"].results[0]
         n_by_n = s.n_large**2 * 4 / 2**30
         return f"score {r.score:.3f} ± {r.sem:.4f}; {_peak()} (N x N float32: {n_by_n:.0f} GiB)"

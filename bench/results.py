@@ -38,6 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["CONVEXITY_LAB_CACHE"] = tempfile.mkdtemp(prefix="bench-results-")
 
+    from core.geometry.options import ConvexityOptions
     from core.geometry.synthetic import synthetic_layers
     from core.results.kinds import convexity_entry, decode_curves
     from core.results.store import results_root
@@ -52,15 +53,10 @@ def main() -> None:
         "n_layers": args.layers - 1,
     }
     fs = SimpleNamespace(features=x, meta=meta, key=meta["key"])
-    settings = {
-        "k": 10,
-        "max_pairs_per_class": 5000,
-        "match_pair_precision": not args.pilot,
-        "device": "cpu",
-    }
+    options = ConvexityOptions(match_pair_precision=not args.pilot, device="cpu")
 
     def call() -> tuple[object, bool]:
-        entry, hit = convexity_entry(fs, labels, **settings)
+        entry, hit = convexity_entry(fs, labels, options)
         return decode_curves(entry.data), hit
 
     load = os.getloadavg()

@@ -24,6 +24,7 @@ from core.errors import ConvexityInputError, LabError
 from core.geometry.convexity import ConvexityCurve, ConvexityResult, graph_convexity
 from core.geometry.criteria import CriterionResult
 from core.geometry.curve_statistics import CurveStatistics
+from core.geometry.options import ConvexityOptions
 from core.models.registry import models_available_offline
 from core.results.kinds import (
     convexity_entry,
@@ -133,7 +134,7 @@ def convexity_result(
     A label set without two usable classes has no curve and is left out (``missing_label_sets`` says why).
     """
     fs = feature_set(key)
-    settings = preset(precision).engine_kwargs()
+    options = preset(precision).options(k=k, seed=seed)
     missing = missing_label_sets(fs)
     labels = {name: fs.labels(name) for name in LABEL_SETS if name not in missing}
     if not labels:
@@ -142,9 +143,7 @@ def convexity_result(
     def work(
         tick: Callable[[int, int], None],
     ) -> tuple[dict[str, ConvexityCurve], Provenance, bool]:
-        entry, hit = convexity_entry(
-            fs, labels, k=k, seed=seed, progress=tick, refresh=refresh, **settings
-        )
+        entry, hit = convexity_entry(fs, labels, options, progress=tick, refresh=refresh)
         return decode_curves(entry.data), entry.provenance, hit
 
     memo_key = ("convexity", key, k, precision, seed)
@@ -246,7 +245,9 @@ def toy_graph(
     from core.geometry.teaching import knn_csr
 
     points, labels = toy_clusters(per_class, classes, spread, shape, seed)
-    result = graph_convexity(points, labels, k=k, max_pairs_per_class=None, device="cpu")
+    result = graph_convexity(
+        points, labels, ConvexityOptions(k=k, max_pairs_per_class=None, device="cpu")
+    )
     return points, labels, result, knn_csr(points, k)
 
 
@@ -302,7 +303,9 @@ def real_layer_graph(
     idx = np.concatenate([np.flatnonzero(all_words == w)[:per_word] for w in words])
     x = np.asarray(fs.features[idx, layer, :], dtype=np.float64)
     labels = all_words[idx]
-    result = graph_convexity(x, labels, k=k, max_pairs_per_class=None, device="cpu")
+    result = graph_convexity(
+        x, labels, ConvexityOptions(k=k, max_pairs_per_class=None, device="cpu")
+    )
     xy = PCA(n_components=2, random_state=0).fit_transform(x)
     return idx, xy, labels, result, knn_csr(x, k)
 
@@ -314,14 +317,12 @@ STATS_RESAMPLES = 20
 STATS_SEEDS = 3
 
 
-def statistics_options(k: int, precision: str) -> dict[str, Any]:
-    """The dashboard's curve-statistics request for a k and a precision preset."""
+def statistics_options() -> dict[str, Any]:
+    """The dashboard's curve-statistics request (the curve's own options come from k and precision)."""
     return {
-        "k": int(k),
         "n_permutations": STATS_PERMUTATIONS,
         "n_resamples": STATS_RESAMPLES,
         "n_seeds": STATS_SEEDS,
-        **preset(precision).engine_kwargs(),
     }
 
 
@@ -330,7 +331,8 @@ def stored_curve_statistics(
 ) -> tuple[CurveStatistics, Provenance] | None:
     """The stored curve statistics for these inputs, or None (nothing is computed here)."""
     fs = feature_set(key)
-    entry = load_result(statistics_key(fs, list(names), **statistics_options(k, precision)))
+    options = preset(precision).options(k=int(k))
+    entry = load_result(statistics_key(fs, list(names), options, **statistics_options()))
     if entry is None:
         return None
     return CurveStatistics.from_dict(entry.data), entry.provenance
@@ -351,10 +353,12 @@ def start_statistics(key: str, names: tuple[str, ...], k: int, precision: str) -
     if running is not None and not running.finished:
         return running
     fs = feature_set(key)
-    options = statistics_options(k, precision)
+    options = preset(precision).options(k=int(k))
 
     def work(progress: Callable[[int, int], None]) -> str:
-        entry, _ = statistics_entry(fs, list(names), progress=progress, **options)
+        entry, _ = statistics_entry(
+            fs, list(names), options, progress=progress, **statistics_options()
+        )
         return entry.key
 
     tasks[task_key] = start(BackgroundWork("Chance level and population intervals"), work)

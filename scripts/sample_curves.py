@@ -32,6 +32,7 @@ from core.data.sample_curves import (  # noqa: E402
     read_sample_curves,
 )
 from core.geometry.curves import LayerCurve  # noqa: E402
+from core.geometry.options import ConvexityOptions
 
 MODELS = ("whisper-tiny.en-offline", "whisper-base-offline")
 
@@ -54,9 +55,11 @@ def measure_model(
     t1 = time.perf_counter()
     labels = {"word": fs.words, "speaker": fs.speakers}
     if target_se is None:
-        curves = stored_convexity(fs, labels, k=k, max_pairs_per_class=None, seed=0)
+        curves = stored_convexity(
+            fs, labels, ConvexityOptions(k=k, max_pairs_per_class=None, seed=0)
+        )
     else:
-        curves = stored_convexity(fs, labels, k=k, target_se=target_se, seed=0)
+        curves = stored_convexity(fs, labels, ConvexityOptions(k=k, target_se=target_se, seed=0))
     t2 = time.perf_counter()
 
     def typed(name: str) -> LayerCurve:

@@ -9,6 +9,7 @@ import pytest
 from core.errors import ConvexityInputError
 from core.geometry.chance import chance_curves, chance_normalised, permuted_labels
 from core.geometry.convexity import layerwise_convexity
+from core.geometry.options import ConvexityOptions
 
 
 def test_permutations_keep_class_sizes_and_singletons():
@@ -27,9 +28,11 @@ def test_real_curve_of_the_joint_call_equals_the_curve_alone():
     x = rng.normal(size=(60, 3, 4)).astype(np.float32)
     y = np.repeat(np.arange(4), 15)
     x[:, 2] += y[:, None] * 2.0
-    alone = layerwise_convexity(x, {"w": y}, max_pairs_per_class=None, device="cpu")["w"]
+    alone = layerwise_convexity(
+        x, {"w": y}, ConvexityOptions(max_pairs_per_class=None, device="cpu")
+    )["w"]
     real, chance = chance_curves(
-        x, {"w": y}, n_permutations=4, max_pairs_per_class=None, device="cpu"
+        x, {"w": y}, ConvexityOptions(max_pairs_per_class=None, device="cpu"), n_permutations=4
     )
     assert np.allclose(real["w"].scores, alone.scores)
     c = chance["w"]
@@ -42,7 +45,7 @@ def test_random_labels_score_within_their_chance_spread():
     x = rng.normal(size=(120, 1, 5))
     y = rng.integers(0, 2, size=120)
     real, chance = chance_curves(
-        x, {"r": y}, n_permutations=12, max_pairs_per_class=None, device="cpu"
+        x, {"r": y}, ConvexityOptions(max_pairs_per_class=None, device="cpu"), n_permutations=12
     )
     c = chance["r"]
     assert 0.4 < c.mean[0] < 0.65  # two classes: about half of every path
@@ -78,10 +81,15 @@ def test_exact_chance_mean_matches_the_mean_over_many_exhaustive_relabellings(si
     if singletons:
         labels[:6] = [f"solo{i}" for i in range(6)]
     _, chance = chance_curves(
-        x, {"w": labels}, n_permutations=2, max_pairs_per_class=None, k=4, device="cpu"
+        x,
+        {"w": labels},
+        ConvexityOptions(max_pairs_per_class=None, k=4, device="cpu"),
+        n_permutations=2,
     )
     perms = {f"p{i}": p for i, p in enumerate(permuted_labels(labels, 300, seed=9))}
-    exact = layerwise_convexity(x, perms, max_pairs_per_class=None, k=4, device="cpu")
+    exact = layerwise_convexity(
+        x, perms, ConvexityOptions(max_pairs_per_class=None, k=4, device="cpu")
+    )
     table = np.array([c.scores for c in exact.values()])
     mc_se = table.std(axis=0, ddof=1) / np.sqrt(len(table))
     assert np.all(np.abs(np.array(chance["w"].mean) - table.mean(axis=0)) < 3 * mc_se + 1e-12)
@@ -94,8 +102,10 @@ def test_sampled_chance_shares_the_real_trees_and_keeps_the_real_curve():
     rng = np.random.default_rng(3)
     y = np.repeat(np.arange(8), 60)
     x = rng.normal(size=(len(y), 1, 8)) + y[:, None, None] * 0.4
-    alone = layerwise_convexity(x, {"w": y}, target_se=0.01, device="cpu")["w"]
-    real, chance = chance_curves(x, {"w": y}, n_permutations=6, target_se=0.01, device="cpu")
+    alone = layerwise_convexity(x, {"w": y}, ConvexityOptions(target_se=0.01, device="cpu"))["w"]
+    real, chance = chance_curves(
+        x, {"w": y}, ConvexityOptions(target_se=0.01, device="cpu"), n_permutations=6
+    )
     assert np.allclose(real["w"].scores, alone.scores)
     trees_alone = alone.results[0].settings["n_shortest_path_trees"]
     trees_joint = real["w"].results[0].settings["n_shortest_path_trees"]

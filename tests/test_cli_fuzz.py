@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from core.cli.main import main
+from core.geometry.options import ConvexityOptions
 from core.results.bundle import export_bundle
 from core.results.kinds import convexity_entry
 from tests.test_results import fake_features
@@ -361,7 +362,9 @@ def genuine_bundle(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     os.environ["CONVEXITY_LAB_CACHE"] = str(root)
     try:
         fs = fake_features()
-        entry, _ = convexity_entry(fs, {"word": fs.words}, k=5, max_pairs_per_class=None)
+        entry, _ = convexity_entry(
+            fs, {"word": fs.words}, ConvexityOptions(k=5, max_pairs_per_class=None)
+        )
         return export_bundle([entry.key], root / "b.zip").read_bytes()
     finally:
         if old is None:

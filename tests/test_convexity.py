@@ -19,6 +19,7 @@ from core.geometry.convexity import (
     layerwise_convexity,
 )
 from core.geometry.knn import knn_graph
+from core.geometry.options import ConvexityOptions
 from core.geometry.sampling import (
     ScoreTable,
     allocate,
@@ -61,11 +62,13 @@ def test_exhaustive_equals_reference(engine, problem):
     points, labels, k = problem
     if not _has_two_classes(labels):
         with pytest.raises(ConvexityInputError, match="at least 2 classes"):
-            graph_convexity(points, labels, k=k, max_pairs_per_class=None, engine=engine)
+            graph_convexity(
+                points, labels, ConvexityOptions(k=k, max_pairs_per_class=None, engine=engine)
+            )
         return
     expected, expected_per_class, pair_scores = reference_convexity(points, labels, k)
     result = graph_convexity(
-        points, labels, k=k, max_pairs_per_class=None, engine=engine, device="cpu"
+        points, labels, ConvexityOptions(k=k, max_pairs_per_class=None, engine=engine, device="cpu")
     )
     assert result.score == pytest.approx(expected, abs=1e-12)
     assert set(result.per_class) == set(expected_per_class)
@@ -108,7 +111,9 @@ def test_duplicates_are_connected_by_zero_weight_edges():
     # two classes, each a pair of identical points far apart; with k = 1 each copy's only neighbour is
     # its twin at distance 0. Dropping zero-weight edges would make every pair unreachable (score 0).
     points = np.array([[0.0, 0.0], [0.0, 0.0], [50.0, 0.0], [50.0, 0.0]])
-    result = graph_convexity(points, ["a", "a", "b", "b"], k=1, max_pairs_per_class=None)
+    result = graph_convexity(
+        points, ["a", "a", "b", "b"], ConvexityOptions(k=1, max_pairs_per_class=None)
+    )
     assert result.score == 1.0
 
 
@@ -121,7 +126,9 @@ def test_equal_weight_paths_prefer_fewer_edges():
     assert adj[1][2] == 0.0
     expected, _, _ = reference_convexity(points, labels, 2)
     for engine in ENGINES:
-        got = graph_convexity(points, labels, k=2, max_pairs_per_class=None, engine=engine)
+        got = graph_convexity(
+            points, labels, ConvexityOptions(k=2, max_pairs_per_class=None, engine=engine)
+        )
         assert got.score == pytest.approx(expected, abs=1e-12)
 
 
@@ -129,7 +136,9 @@ def test_separated_convex_blobs_score_one():
     rng = np.random.default_rng(0)
     blobs = [rng.normal(size=(40, 5)) + 100 * c for c in range(3)]
     labels = np.repeat(["x", "y", "z"], 40)
-    result = graph_convexity(np.concatenate(blobs), labels, k=5, max_pairs_per_class=None)
+    result = graph_convexity(
+        np.concatenate(blobs), labels, ConvexityOptions(k=5, max_pairs_per_class=None)
+    )
     assert result.score == 1.0
     assert all(v.score == 1.0 for v in result.per_class.values())
 
@@ -137,16 +146,20 @@ def test_separated_convex_blobs_score_one():
 def test_interleaved_classes_score_low():
     points = np.arange(60, dtype=np.float64)[:, None]  # a line; neighbours alternate in label
     labels = np.arange(60) % 2
-    result = graph_convexity(points, labels, k=2, max_pairs_per_class=None)
+    result = graph_convexity(points, labels, ConvexityOptions(k=2, max_pairs_per_class=None))
     assert result.score < 0.6
-    blob_result = graph_convexity(points, np.arange(60) // 30, k=2, max_pairs_per_class=None)
+    blob_result = graph_convexity(
+        points, np.arange(60) // 30, ConvexityOptions(k=2, max_pairs_per_class=None)
+    )
     assert blob_result.score == 1.0
 
 
 def test_disconnected_pairs_score_zero():
     # k = 1 on four far-apart pairs: (a, b), (a, b), ... every path between clusters is missing.
     points = np.array([[0.0], [1.0], [100.0], [101.0]])
-    result = graph_convexity(points, ["a", "b", "a", "b"], k=1, max_pairs_per_class=None)
+    result = graph_convexity(
+        points, ["a", "b", "a", "b"], ConvexityOptions(k=1, max_pairs_per_class=None)
+    )
     assert result.score == 0.0
 
 
@@ -154,7 +167,7 @@ def test_singleton_classes_are_excluded_and_counted():
     rng = np.random.default_rng(1)
     points = rng.normal(size=(12, 3))
     labels = ["a"] * 5 + ["b"] * 5 + ["lonely", "alone"]
-    result = graph_convexity(points, labels, k=3, max_pairs_per_class=None)
+    result = graph_convexity(points, labels, ConvexityOptions(k=3, max_pairs_per_class=None))
     assert result.n_excluded_classes == 2
     assert set(result.excluded_classes) == {"lonely", "alone"}
     assert set(result.per_class) == {"a", "b"}
@@ -169,12 +182,14 @@ def _noisy_problem(n_per_class=120, n_classes=4, dim=6, seed=0):
 
 def test_sampled_estimate_is_unbiased_and_within_three_standard_errors():
     points, labels = _noisy_problem()
-    exact = graph_convexity(points, labels, k=10, max_pairs_per_class=None)
+    exact = graph_convexity(points, labels, ConvexityOptions(k=10, max_pairs_per_class=None))
     assert 0.2 < exact.score < 0.9  # a non-trivial layer, so sampling matters
     estimates, sems = [], []
     for seed in range(24):
         res = graph_convexity(
-            points, labels, k=10, max_pairs_per_class=1200, seed=seed, exact_threshold=1.0
+            points,
+            labels,
+            ConvexityOptions(k=10, max_pairs_per_class=1200, seed=seed, exact_threshold=1.0),
         )
         assert res.settings["estimator"].startswith("sampled sources")
         assert all(c.n_pairs >= 1200 for c in res.per_class.values())
@@ -198,11 +213,13 @@ def test_sampled_estimate_is_unbiased_and_within_three_standard_errors():
         graph_convexity(
             points,
             labels,
-            k=10,
-            max_pairs_per_class=1200,
-            seed=s,
-            match_pair_precision=False,
-            exact_threshold=1.0,
+            ConvexityOptions(
+                k=10,
+                max_pairs_per_class=1200,
+                seed=s,
+                match_pair_precision=False,
+                exact_threshold=1.0,
+            ),
         ).sem
         for s in range(3)
     ]
@@ -211,8 +228,10 @@ def test_sampled_estimate_is_unbiased_and_within_three_standard_errors():
 
 def test_target_se_is_met_and_recorded():
     points, labels = _noisy_problem()
-    exact = graph_convexity(points, labels, k=10, max_pairs_per_class=None)
-    loose, tight = (graph_convexity(points, labels, k=10, target_se=t) for t in (0.01, 0.004))
+    exact = graph_convexity(points, labels, ConvexityOptions(k=10, max_pairs_per_class=None))
+    loose, tight = (
+        graph_convexity(points, labels, ConvexityOptions(k=10, target_se=t)) for t in (0.01, 0.004)
+    )
     for res, target in ((loose, 0.01), (tight, 0.004)):
         assert res.sem <= target
         assert res.settings["target_se"] == target
@@ -220,7 +239,7 @@ def test_target_se_is_met_and_recorded():
     assert not loose.exact and loose.settings["estimator"].endswith("target standard error")
     assert loose.settings["n_shortest_path_trees"] < tight.settings["n_shortest_path_trees"]
     # a target only all trees can meet: the cost model goes exhaustive, and the result is exact
-    zero = graph_convexity(points, labels, k=10, target_se=0.0)
+    zero = graph_convexity(points, labels, ConvexityOptions(k=10, target_se=0.0))
     assert zero.exact and zero.sem == 0.0 and zero.settings["estimator"] == "exhaustive"
     assert zero.score == pytest.approx(exact.score, abs=1e-12)
     assert zero.to_dict()["exact"] is True
@@ -233,14 +252,20 @@ def test_small_problems_switch_to_exact_and_equal_the_reference(engine):
     labels = np.arange(36) % 3
     expected, _, _ = reference_convexity(points, labels, 4)
     for kwargs in ({"target_se": 0.05}, {"max_pairs_per_class": 100}):
-        res = graph_convexity(points, labels, k=4, engine=engine, device="cpu", **kwargs)
+        res = graph_convexity(
+            points, labels, ConvexityOptions(k=4, engine=engine, device="cpu", **kwargs)
+        )
         assert res.exact and res.sem == 0.0
         assert res.settings["n_shortest_path_trees"] == 36
         assert res.score == pytest.approx(expected, abs=1e-12)
     # with the switch off, the same problem is sampled (pilot only: a second stage's pilot of
     # PILOT_SOURCES would already cover these 12-point classes)
     sampled = graph_convexity(
-        points, labels, k=4, max_pairs_per_class=60, exact_threshold=1.0, match_pair_precision=False
+        points,
+        labels,
+        ConvexityOptions(
+            k=4, max_pairs_per_class=60, exact_threshold=1.0, match_pair_precision=False
+        ),
     )
     assert not sampled.exact and sampled.sem > 0
 
@@ -251,18 +276,21 @@ def test_pilot_has_enough_sources_to_judge_a_class_when_a_second_stage_follows()
     rng = np.random.default_rng(4)
     labels = np.repeat(np.arange(4), 120)
     points = np.eye(4)[labels] * 20 + rng.normal(size=(480, 4))  # far apart: every pair scores 1
-    kwargs = {"k": 10, "max_pairs_per_class": 300, "exact_threshold": 1.0}
-    pilot_only = graph_convexity(points, labels, match_pair_precision=False, **kwargs)
+    options = ConvexityOptions(k=10, max_pairs_per_class=300, exact_threshold=1.0)
+    pilot_only = graph_convexity(points, labels, options.with_(match_pair_precision=False))
     assert {c.n_sources for c in pilot_only.per_class.values()} == {3}  # ceil(300 / 119)
-    matched = graph_convexity(points, labels, **kwargs)
+    matched = graph_convexity(points, labels, options)
     assert {c.n_sources for c in matched.per_class.values()} == {PILOT_SOURCES}
     assert matched.score == pilot_only.score == 1.0
 
 
 def test_target_se_estimate_is_unbiased_and_calibrated():
     points, labels = _noisy_problem()
-    exact = graph_convexity(points, labels, k=10, max_pairs_per_class=None)
-    runs = [graph_convexity(points, labels, k=10, target_se=0.006, seed=s) for s in range(24)]
+    exact = graph_convexity(points, labels, ConvexityOptions(k=10, max_pairs_per_class=None))
+    runs = [
+        graph_convexity(points, labels, ConvexityOptions(k=10, target_se=0.006, seed=s))
+        for s in range(24)
+    ]
     estimates = np.array([r.score for r in runs])
     sems = np.array([r.sem for r in runs])
     assert not any(r.exact for r in runs) and np.all(sems <= 0.006)
@@ -273,10 +301,12 @@ def test_target_se_estimate_is_unbiased_and_calibrated():
 
 def test_same_seed_same_result_and_engines_agree():
     points, labels = _noisy_problem(seed=3)
-    a = graph_convexity(points, labels, max_pairs_per_class=300, seed=7)
-    b = graph_convexity(points, labels, max_pairs_per_class=300, seed=7)
-    c = graph_convexity(points, labels, max_pairs_per_class=300, seed=8)
-    t = graph_convexity(points, labels, max_pairs_per_class=300, seed=7, engine="torch")
+    a = graph_convexity(points, labels, ConvexityOptions(max_pairs_per_class=300, seed=7))
+    b = graph_convexity(points, labels, ConvexityOptions(max_pairs_per_class=300, seed=7))
+    c = graph_convexity(points, labels, ConvexityOptions(max_pairs_per_class=300, seed=8))
+    t = graph_convexity(
+        points, labels, ConvexityOptions(max_pairs_per_class=300, seed=7, engine="torch")
+    )
     assert a.score == b.score and a.sem == b.sem
     assert a.score != c.score
     assert t.score == pytest.approx(a.score, abs=1e-12)
@@ -297,7 +327,7 @@ def test_layerwise_shares_work_and_matches_single_layers():
         axis=1,
     ).astype(np.float32)
     curves = layerwise_convexity(
-        feats, {"word": words, "speaker": speakers}, k=8, max_pairs_per_class=60
+        feats, {"word": words, "speaker": speakers}, ConvexityOptions(k=8, max_pairs_per_class=60)
     )
     assert set(curves) == {"word", "speaker"}
     word_curve = curves["word"]
@@ -305,15 +335,17 @@ def test_layerwise_shares_work_and_matches_single_layers():
     assert word_curve.scores[2] > word_curve.scores[0]
     assert curves["speaker"].scores[0] > curves["speaker"].scores[2]
     for layer in range(3):
-        single = graph_convexity(feats[:, layer], words, k=8, max_pairs_per_class=60)
+        single = graph_convexity(
+            feats[:, layer], words, ConvexityOptions(k=8, max_pairs_per_class=60)
+        )
         assert word_curve.results[layer].score == pytest.approx(single.score, abs=1e-12)
     joint = word_curve.results[0].settings["n_shortest_path_trees"]
-    alone = graph_convexity(feats[:, 0], words, k=8, max_pairs_per_class=60).settings[
-        "n_shortest_path_trees"
-    ]
-    alone += graph_convexity(feats[:, 0], speakers, k=8, max_pairs_per_class=60).settings[
-        "n_shortest_path_trees"
-    ]
+    alone = graph_convexity(
+        feats[:, 0], words, ConvexityOptions(k=8, max_pairs_per_class=60)
+    ).settings["n_shortest_path_trees"]
+    alone += graph_convexity(
+        feats[:, 0], speakers, ConvexityOptions(k=8, max_pairs_per_class=60)
+    ).settings["n_shortest_path_trees"]
     assert joint < alone  # label sets share sources, hence shortest-path trees
     records = word_curve.to_records()
     assert {r["layer"] for r in records} == {0, 1, 2}
@@ -330,7 +362,7 @@ def test_layer_selection_progress_and_memmap(tmp_path):
     curve = convexity_curve(
         array,
         labels,
-        k=4,
+        ConvexityOptions(k=4),
         layers=[3, 1],
         progress=lambda d, t: seen.append((d, t)),
         on_graph=graphs.__setitem__,
@@ -371,15 +403,15 @@ def test_layer_selection_progress_and_memmap(tmp_path):
 )
 def test_bad_input_gets_a_clear_message(features, labels, kwargs, message):
     with pytest.raises(LabError, match=message):
-        graph_convexity(features, labels, **kwargs)
+        graph_convexity(features, labels, ConvexityOptions(**kwargs))
 
 
 def test_any_hashable_labels_and_torch_input():
     rng = np.random.default_rng(4)
     points = rng.normal(size=(30, 3)).astype(np.float32)
     labels = [("spk", i % 3) for i in range(30)]
-    a = graph_convexity(torch.from_numpy(points), labels, k=4)
-    b = graph_convexity(points, np.array([i % 3 for i in range(30)]), k=4)
+    a = graph_convexity(torch.from_numpy(points), labels, ConvexityOptions(k=4))
+    b = graph_convexity(points, np.array([i % 3 for i in range(30)]), ConvexityOptions(k=4))
     assert a.score == b.score
     assert set(a.per_class) == {("spk", 0), ("spk", 1), ("spk", 2)}
     assert a.to_dict()["per_class"]["('spk', 0)"]["n_points"] == 10
@@ -393,8 +425,12 @@ def test_gpu_matches_cpu():
     grid_labels = np.arange(300) % 3
     for pts, lab in ((points, labels), (grid, grid_labels)):
         for pairs in (None, 500):
-            cpu = graph_convexity(pts, lab, max_pairs_per_class=pairs, device="cpu")
-            gpu = graph_convexity(pts, lab, max_pairs_per_class=pairs, device="cuda")
+            cpu = graph_convexity(
+                pts, lab, ConvexityOptions(max_pairs_per_class=pairs, device="cpu")
+            )
+            gpu = graph_convexity(
+                pts, lab, ConvexityOptions(max_pairs_per_class=pairs, device="cuda")
+            )
             assert gpu.settings["engine"] == "torch"
             assert gpu.score == pytest.approx(cpu.score, abs=1e-9)
             for c in cpu.per_class:
@@ -414,9 +450,9 @@ def test_out_of_memory_halves_the_knn_block(monkeypatch):
         return real(x, k, block_size=block_size, **kw)
 
     points, labels = _noisy_problem(n_per_class=100, seed=4)
-    expected = graph_convexity(points, labels, max_pairs_per_class=None)
+    expected = graph_convexity(points, labels, ConvexityOptions(max_pairs_per_class=None))
     monkeypatch.setattr(engine, "knn_graph", tight_memory)
-    got = graph_convexity(points, labels, max_pairs_per_class=None)
+    got = graph_convexity(points, labels, ConvexityOptions(max_pairs_per_class=None))
     assert got.score == expected.score
     assert blocks[0] == 400 and blocks[-1] <= 100 and blocks == sorted(blocks, reverse=True)
 

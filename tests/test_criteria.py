@@ -33,6 +33,7 @@ from core.geometry.criteria import (
     suggest_prune_point,
 )
 from core.geometry.knn import KnnGraph
+from core.geometry.options import ConvexityOptions
 from core.geometry.synthetic import synthetic_layers
 
 
@@ -171,7 +172,10 @@ def test_graphs_from_convexity_are_reused_not_rebuilt(monkeypatch):
     feats, labels = synthetic_layers(300, 5, 16, 4, seed=2)
     collector = GraphCollector()
     convexity_curve(
-        feats, labels, k=6, max_pairs_per_class=50, match_pair_precision=False, on_graph=collector
+        feats,
+        labels,
+        ConvexityOptions(k=6, max_pairs_per_class=50, match_pair_precision=False),
+        on_graph=collector,
     )
     assert sorted(collector) == [0, 1, 2, 3]
     fresh_knn = knn_accuracy(feats, labels, k=6)
@@ -301,9 +305,7 @@ def test_from_convexity_curve_and_named_curves():
     curves = layerwise_convexity(
         feats,
         {"a": labels, "b": labels[::-1].copy()},
-        k=5,
-        max_pairs_per_class=30,
-        match_pair_precision=False,
+        ConvexityOptions(k=5, max_pairs_per_class=30, match_pair_precision=False),
     )
     res = from_convexity_curve(curves["a"])
     np.testing.assert_array_equal(res.values, curves["a"].scores)

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 
 from core.geometry.convexity import graph_convexity
 from core.geometry.diagnostics import breakdown, diagnose_layer
+from core.geometry.options import ConvexityOptions
 from tests.reference_convexity import reference_diagnostics
 from tests.test_convexity import _has_two_classes, small_problems
 
@@ -61,7 +62,7 @@ def test_bridge_share_is_normalised_by_other_classes_paths_and_class_scores_matc
     for v in range(40):
         other = pairs.sum() - pairs[labels[v]]
         assert table.bridge[v] == pytest.approx(table.bridge_paths[v] / other)
-    curve = graph_convexity(points, labels, k=4, max_pairs_per_class=None)
+    curve = graph_convexity(points, labels, ConvexityOptions(k=4, max_pairs_per_class=None))
     for row in table.per_class:
         assert row.convexity == pytest.approx(curve.per_class[int(row.label)].score, abs=1e-12)
     assert table.score == pytest.approx(curve.score, abs=1e-12)

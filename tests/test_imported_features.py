@@ -13,6 +13,7 @@ from core.cli.main import main
 from core.data.features import load_cached_features
 from core.data.imported import import_features
 from core.errors import FeatureError
+from core.geometry.options import ConvexityOptions
 from core.results.kinds import stored_convexity
 
 N, STATES, D = 24, 4, 6
@@ -48,7 +49,9 @@ def test_a_3d_npy_becomes_a_cached_feature_set_every_reader_uses(
     again = load_cached_features(fs.key)
     np.testing.assert_array_equal(again.features, fs.features)
     assert import_features(tmp_path / "h.npy", _labels(tmp_path), name="my-model").key == fs.key
-    curves = stored_convexity(fs, {"word": fs.words}, k=4, max_pairs_per_class=None)
+    curves = stored_convexity(
+        fs, {"word": fs.words}, ConvexityOptions(k=4, max_pairs_per_class=None)
+    )
     assert curves["word"].scores.shape == (STATES,)
 
 

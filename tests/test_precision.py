@@ -8,6 +8,7 @@ import pytest
 
 from core.cli.geometry_commands import precision_from_args
 from core.errors import LabError
+from core.geometry.options import ConvexityOptions
 from core.results.precision import DEFAULT_PRECISION, PRESETS, Precision, preset
 
 
@@ -25,9 +26,12 @@ def test_cli_options_map_to_the_dashboards_presets() -> None:
     )  # the target wins
 
 
-def test_engine_keywords_are_the_store_request() -> None:
-    assert DEFAULT_PRECISION.engine_kwargs() == {"target_se": 0.005}
-    assert Precision.exact().engine_kwargs() == {"max_pairs_per_class": None}
+def test_a_precision_gives_the_options_of_the_store_request() -> None:
+    assert DEFAULT_PRECISION.options() == ConvexityOptions(target_se=0.005)
+    assert Precision.exact().options(k=5) == ConvexityOptions(k=5, max_pairs_per_class=None)
+    assert Precision.pairs(300).options(ConvexityOptions(target_se=0.01)) == ConvexityOptions(
+        max_pairs_per_class=300
+    )
     assert set(PRESETS) == {"± 0.01", "± 0.005", "± 0.002", "authors' 5,000 pairs", "exact"}
 
 

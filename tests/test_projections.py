@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from core.geometry.convexity import graph_convexity
+from core.geometry.options import ConvexityOptions
 from core.geometry.projections import layer_embeddings, normalise, precomputed_knn, procrustes_align
 from core.geometry.synthetic import synthetic_layers, toy_clusters
 from core.geometry.teaching import knn_csr, path_score, shortest_path, undirected_pairs
@@ -47,7 +48,9 @@ def test_layer_embeddings_shape_determinism_and_alignment():
 def test_shortest_path_matches_the_engine_on_average():
     points, labels = toy_clusters(15, 3, 0.6, "moons", seed=3)
     indptr, nbr, wts = knn_csr(points, 5)
-    engine = graph_convexity(points, labels, k=5, max_pairs_per_class=None, device="cpu")
+    engine = graph_convexity(
+        points, labels, ConvexityOptions(k=5, max_pairs_per_class=None, device="cpu")
+    )
     for c in range(3):
         members = np.flatnonzero(labels == c)
         scores = [

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from core import runs
+from core.geometry.options import ConvexityOptions
 from core.io.paths import REPO_ROOT
 from core.runs import folders, lifecycle
 from core.runs.lifecycle import create_run_on
@@ -255,8 +256,7 @@ def test_sharded_extraction_is_the_local_cache_entry(
                         )
                     ],
                     executor,
-                    k=3,
-                    max_pairs_per_class=None,
+                    ConvexityOptions(k=3, max_pairs_per_class=None),
                 )[0]
         finally:
             executor.close()
@@ -270,8 +270,7 @@ def test_sharded_extraction_is_the_local_cache_entry(
     one = layerwise_convexity(
         local.features,
         {"word": local.words, "speaker": local.speakers},
-        k=3,
-        max_pairs_per_class=None,
+        ConvexityOptions(k=3, max_pairs_per_class=None),
     )
     for name in one:
         assert curves[name].layers == one[name].layers

@@ -13,6 +13,7 @@ import pytest
 
 from core.cli.main import main
 from core.data.imported import import_features
+from core.geometry.options import ConvexityOptions
 from core.results.bundle import export_bundle, import_bundle
 from core.results.kinds import convexity_entry
 from core.results.origin import ORIGIN_NAME
@@ -40,7 +41,9 @@ def features(tmp_path: Path):  # noqa: ANN201
 
 
 def _compute(fs):  # noqa: ANN001, ANN202
-    entry, _ = convexity_entry(fs, {"word": fs.labels("word")}, k=5, max_pairs_per_class=None)
+    entry, _ = convexity_entry(
+        fs, {"word": fs.labels("word")}, ConvexityOptions(k=5, max_pairs_per_class=None)
+    )
     return entry
 
 

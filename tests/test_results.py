@@ -17,6 +17,7 @@ import pytest
 
 from core.cli.main import main
 from core.geometry import convexity as engine
+from core.geometry.options import ConvexityOptions
 from core.geometry.synthetic import synthetic_layers
 from core.io.paths import REPO_ROOT
 from core.io.run_folder import RunFolder, RunSpec
@@ -73,8 +74,12 @@ def test_round_trip_returns_the_same_curves_without_recomputing(monkeypatch) -> 
     fs = fake_features()
     labels = {"word": fs.words, "speaker": fs.speakers}
     calls = count_engine(monkeypatch)
-    first = stored_convexity(fs, labels, k=5, max_pairs_per_class=None, device="cpu")
-    again = stored_convexity(fs, labels, k=5, max_pairs_per_class=None, device="cpu")
+    first = stored_convexity(
+        fs, labels, ConvexityOptions(k=5, max_pairs_per_class=None, device="cpu")
+    )
+    again = stored_convexity(
+        fs, labels, ConvexityOptions(k=5, max_pairs_per_class=None, device="cpu")
+    )
     assert len(calls) == 1 and list(again) == list(labels) == ["word", "speaker"]
     for name in labels:
         np.testing.assert_array_equal(first[name].scores, again[name].scores)
@@ -82,9 +87,13 @@ def test_round_trip_returns_the_same_curves_without_recomputing(monkeypatch) -> 
         assert first[name].layers == again[name].layers
         a, b = first[name].results[2].per_class, again[name].results[2].per_class
         assert {str(c): vars(v) for c, v in a.items()} == {c: vars(v) for c, v in b.items()}
-    stored_convexity(fs, labels, k=6, max_pairs_per_class=None, device="cpu")  # other settings
+    stored_convexity(
+        fs, labels, ConvexityOptions(k=6, max_pairs_per_class=None, device="cpu")
+    )  # other settings
     assert len(calls) == 2
-    entry, hit = convexity_entry(fs, labels, k=5, max_pairs_per_class=None, device="cpu")
+    entry, hit = convexity_entry(
+        fs, labels, ConvexityOptions(k=5, max_pairs_per_class=None, device="cpu")
+    )
     assert hit and entry.provenance.exact and entry.provenance.k == 5
     assert entry.provenance.model_id == "org/model-a" and entry.provenance.dataset == "synthetic"
     assert entry.request["label_sets"] == ["word", "speaker"]
@@ -97,19 +106,19 @@ def test_corrupt_entries_are_recomputed_not_fatal(monkeypatch) -> None:
     fs = fake_features()
     labels = {"word": fs.words}
     calls = count_engine(monkeypatch)
-    entry, _ = convexity_entry(fs, labels, k=5, device="cpu")
+    entry, _ = convexity_entry(fs, labels, ConvexityOptions(k=5, device="cpu"))
     path = results_root() / entry.key / "entry.json"
     text = path.read_text()
     score = f"{entry.data['curves']['word']['results'][1]['score']!r}"
     path.write_text(text.replace(score, "0.5", 1))  # a plausible but wrong number
     assert load_result(entry.key) is None
-    _, hit = convexity_entry(fs, labels, k=5, device="cpu")
+    _, hit = convexity_entry(fs, labels, ConvexityOptions(k=5, device="cpu"))
     assert not hit and len(calls) == 2
     path.write_text("{not json")
     assert load_result(entry.key) is None
     path.write_text(json.dumps({"schema": 99}))
     assert load_result(entry.key) is None
-    _, hit = convexity_entry(fs, labels, k=5, device="cpu")
+    _, hit = convexity_entry(fs, labels, ConvexityOptions(k=5, device="cpu"))
     assert not hit and len(calls) == 3 and load_result(entry.key) is not None
 
     layout, hit = stored_umap(fs, {"n": 1}, lambda: np.ones((4, 60, 2)))
@@ -185,7 +194,7 @@ def _bundle_with(tmp_path: Path, members: dict[str, bytes]) -> Path:
 
 def test_bundle_round_trip_and_rejections(tmp_path: Path, cache: Path, monkeypatch) -> None:
     fs = fake_features()
-    entry, _ = convexity_entry(fs, {"word": fs.words}, k=5, device="cpu")
+    entry, _ = convexity_entry(fs, {"word": fs.words}, ConvexityOptions(k=5, device="cpu"))
     stored_umap(fs, {"n": 1}, lambda: np.ones((4, 60, 2), dtype=np.float32))
     keys = [e.key for e in list_results()]
     bundle = export_bundle([k[:8] for k in keys], tmp_path / "b.zip")
@@ -235,7 +244,7 @@ def test_pickled_npy_in_a_well_formed_entry_is_rejected(tmp_path: Path) -> None:
 
 def test_cli_results_list_export_import(tmp_path: Path, capsys, monkeypatch) -> None:
     fs = fake_features()
-    entry, _ = convexity_entry(fs, {"word": fs.words}, k=5, device="cpu")
+    entry, _ = convexity_entry(fs, {"word": fs.words}, ConvexityOptions(k=5, device="cpu"))
     assert main(["results", "list"]) == 0
     out = capsys.readouterr().out
     assert entry.key[:12] in out and "model-a" in out and "k=5" in out
@@ -255,7 +264,7 @@ def test_compare_helpers_align_depths_and_name_exact_curves() -> None:
     for layers, model in ((5, "tiny"), (7, "base")):
         fs = fake_features(layers=layers, model=model)
         entry, _ = convexity_entry(
-            fs, {"word": fs.words}, k=5, max_pairs_per_class=None, device="cpu"
+            fs, {"word": fs.words}, ConvexityOptions(k=5, max_pairs_per_class=None, device="cpu")
         )
         series += series_of(entry.key, entry.kind, entry.data, entry.provenance)
     tiny, base = series
@@ -278,7 +287,7 @@ def test_lru_is_bounded() -> None:
 
 def test_exports_carry_provenance() -> None:
     fs = fake_features()
-    entry, _ = convexity_entry(fs, {"word": fs.words}, k=5, device="cpu")
+    entry, _ = convexity_entry(fs, {"word": fs.words}, ConvexityOptions(k=5, device="cpu"))
     prov = Provenance.from_dict(json.loads(json.dumps(entry.provenance.to_dict())))
     assert prov == entry.provenance
     text = export.csv_with_provenance("a,b\n1,2\n", [prov])

@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 from core.cli.main import main
 from core.data.features import Selection, extract_features
 from core.geometry import convexity as engine
+from core.geometry.options import ConvexityOptions
 from tests.test_results import fake_features
 
 APP = "../app.py"
@@ -100,7 +101,7 @@ def test_compare_overlays_models_of_different_depth(cache: Path, engine_calls: l
     for layers, model in ((5, "tiny-4"), (7, "base-6")):
         fs = fake_features(layers=layers, model=model)
         entry, _ = convexity_entry(
-            fs, {"word": fs.words}, k=5, max_pairs_per_class=None, device="cpu"
+            fs, {"word": fs.words}, ConvexityOptions(k=5, max_pairs_per_class=None, device="cpu")
         )
         ids.append(f"{entry.key[:12]}:word")
     before = len(engine_calls)
@@ -139,7 +140,9 @@ def test_compare_view_opens_from_its_link(cache: Path) -> None:
     from core.results.kinds import convexity_entry
 
     fs = fake_features(layers=5, model="tiny-4")
-    entry, _ = convexity_entry(fs, {"word": fs.words, "speaker": fs.speakers}, k=5, device="cpu")
+    entry, _ = convexity_entry(
+        fs, {"word": fs.words, "speaker": fs.speakers}, ConvexityOptions(k=5, device="cpu")
+    )
     at = AppTest.from_file(APP, default_timeout=120)
     at.query_params["curve"] = [f"{entry.key[:12]}:speaker"]
     at.query_params["axis"] = "absolute"
@@ -217,7 +220,7 @@ def test_every_figure_carries_its_whole_provenance_wrapped(
     at.switch_page("pages/convexity.py").run()
     assert not at.exception, at.exception
     entry, hit = convexity_entry(
-        fs, {"word": fs.words, "speaker": fs.speakers}, k=10, **preset("± 0.005").engine_kwargs()
+        fs, {"word": fs.words, "speaker": fs.speakers}, preset("± 0.005").options()
     )
     assert hit
     caption = entry.provenance.caption()
@@ -287,7 +290,9 @@ def test_per_class_heatmap_says_each_class_has_its_own_standard_error(
     fs = extract_features(model_dir, Selection("folder", str(tree)), batch_size=8)
     x, y = synthetic_layers(900, 3, 8, fs.n_layers + 1, seed=0)
     sampled = layerwise_convexity(
-        x, {"word": [f"w{c}" for c in y]}, k=10, target_se=0.01, seed=0, device="cpu"
+        x,
+        {"word": [f"w{c}" for c in y]},
+        ConvexityOptions(k=10, target_se=0.01, seed=0, device="cpu"),
     )
     assert not all(r.settings.get("exact") for r in sampled["word"].results)
     prov = provenance_from_meta(

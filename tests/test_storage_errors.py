@@ -14,6 +14,7 @@ import pytest
 
 from core.data.features import Selection, extract_features
 from core.errors import StorageError
+from core.geometry.options import ConvexityOptions
 from core.io import locks
 from core.io import paths as lab_paths
 from core.results import store
@@ -55,7 +56,9 @@ def test_a_full_disk_keeps_the_computed_curve_and_stores_nothing(
     fs = fake_features()
     monkeypatch.setattr(store, "write_entry", _refuse(errno.ENOSPC))
     with caplog.at_level(logging.WARNING):
-        curves = stored_convexity(fs, {"word": fs.words}, k=5, max_pairs_per_class=None)
+        curves = stored_convexity(
+            fs, {"word": fs.words}, ConvexityOptions(k=5, max_pairs_per_class=None)
+        )
     assert curves["word"].scores.shape == (4,)
     assert "computed but not stored" in caplog.text and "ENOSPC" in caplog.text
     left = [p.name for p in results_root().iterdir() if p.suffix != ".lock"]
@@ -69,7 +72,9 @@ def test_a_read_only_cache_computes_without_storing(
     results_root()  # the folder exists, but nothing can be created in it
     monkeypatch.setattr(locks, "open", _refuse(errno.EACCES), raising=False)
     with caplog.at_level(logging.WARNING):
-        curves = stored_convexity(fs, {"word": fs.words}, k=5, max_pairs_per_class=None)
+        curves = stored_convexity(
+            fs, {"word": fs.words}, ConvexityOptions(k=5, max_pairs_per_class=None)
+        )
     assert curves["word"].scores.shape == (4,)
     assert "CONVEXITY_LAB_CACHE" in caplog.text
 

@@ -13,6 +13,7 @@ import pytest
 
 from core.cli.main import main
 from core.errors import BundleError
+from core.geometry.options import ConvexityOptions
 from core.results.bundle import export_bundle, import_bundle
 from core.results.kinds import convexity_entry
 from core.results.store import (
@@ -36,7 +37,9 @@ def cache(private_cache: Path) -> Path:
 def genuine() -> StoredResult:
     """A real convexity entry computed through the store."""
     fs = fake_features()
-    entry, _ = convexity_entry(fs, {"word": fs.words}, k=5, max_pairs_per_class=None, device="cpu")
+    entry, _ = convexity_entry(
+        fs, {"word": fs.words}, ConvexityOptions(k=5, max_pairs_per_class=None, device="cpu")
+    )
     return entry
 
 
@@ -135,7 +138,7 @@ def test_an_entry_folder_replaced_by_a_file_is_recomputed(genuine: StoredResult)
     folder.write_text("not a folder")
     fs = fake_features()
     entry, hit = convexity_entry(
-        fs, {"word": fs.words}, k=5, max_pairs_per_class=None, device="cpu"
+        fs, {"word": fs.words}, ConvexityOptions(k=5, max_pairs_per_class=None, device="cpu")
     )
     assert not hit and load_result(entry.key) is not None
 

@@ -15,6 +15,7 @@ from core.errors import ConvexityInputError, LabError
 from core.geometry.convexity import convexity_curve, graph_convexity, layerwise_convexity
 from core.geometry.criteria import knn_accuracy, linear_cka
 from core.geometry.knn import knn_graph
+from core.geometry.options import ConvexityOptions
 from core.geometry.projections import layer_embeddings
 from core.geometry.teaching import knn_csr
 from core.geometry.validation import (
@@ -36,8 +37,9 @@ def blobs() -> tuple[np.ndarray, np.ndarray]:
     return points, labels
 
 
-def _score(points, labels, **kw) -> float:
-    return graph_convexity(points, labels, k=5, max_pairs_per_class=None, device="cpu", **kw).score
+def _score(points, labels) -> float:
+    options = ConvexityOptions(k=5, max_pairs_per_class=None, device="cpu")
+    return graph_convexity(points, labels, options).score
 
 
 # ------------------------------------------------------------------------------------------------
@@ -61,10 +63,16 @@ def test_power_of_two_rescale_is_exact(blobs):
         assert torch.equal(big.indices, plain.indices)
         # distances in original units, exactly the plain ones scaled
         assert torch.equal(big.distances, plain.distances * 2.0**exponent)
-        curves = convexity_curve((points * 2.0**exponent)[:, None, :], labels, k=5)
+        curves = convexity_curve(
+            (points * 2.0**exponent)[:, None, :], labels, ConvexityOptions(k=5)
+        )
         assert (
             curves.results[0].to_dict()["per_class"]
-            == (convexity_curve(points[:, None, :], labels, k=5).results[0].to_dict()["per_class"])
+            == (
+                convexity_curve(points[:, None, :], labels, ConvexityOptions(k=5))
+                .results[0]
+                .to_dict()["per_class"]
+            )
         )
 
 
@@ -159,7 +167,9 @@ def test_labels_keep_their_values_and_accept_tuples(blobs):
 def test_label_length_mismatch_names_the_label_set(blobs):
     points, labels = blobs
     with pytest.raises(ConvexityInputError, match="speaker have 59 entries but features have 60"):
-        layerwise_convexity(points[:, None, :], {"word": labels, "speaker": labels[:-1]}, k=5)
+        layerwise_convexity(
+            points[:, None, :], {"word": labels, "speaker": labels[:-1]}, ConvexityOptions(k=5)
+        )
 
 
 # ------------------------------------------------------------------------------------------------

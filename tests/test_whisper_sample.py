@@ -15,6 +15,7 @@ import pytest
 
 from core.data.features import FeatureSet
 from core.geometry.convexity import convexity_curve, layerwise_convexity
+from core.geometry.options import ConvexityOptions
 from tests.sample_slice import SAMPLE, SAMPLE_SLICE_CLIPS, extract_sample_slice, sample_complete
 
 MODELS = ("whisper-tiny.en-offline", "whisper-base-offline")
@@ -46,9 +47,13 @@ def curves(features: FeatureSet) -> dict:
     shuffled = np.array(features.words)
     np.random.default_rng(0).shuffle(shuffled)
     real = layerwise_convexity(
-        features.features, {"word": features.words, "speaker": features.speakers}, k=10
+        features.features,
+        {"word": features.words, "speaker": features.speakers},
+        ConvexityOptions(k=10),
     )
-    control = convexity_curve(features.features, list(shuffled), k=10, layers=[features.n_layers])
+    control = convexity_curve(
+        features.features, list(shuffled), ConvexityOptions(k=10), layers=[features.n_layers]
+    )
     out = {
         "word": real["word"].scores,
         "speaker": real["speaker"].scores,

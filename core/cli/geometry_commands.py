@@ -24,6 +24,7 @@ from core.cli.options import (
 from core.cli.output import progress_bar, text_table
 from core.cli.statistics_output import statistics_options, wants_statistics
 from core.errors import CliError
+from core.geometry.options import ConvexityOptions
 from core.geometry.sampling import DEFAULT_TARGET_SE
 from core.results.precision import DEFAULT_PRECISION, Precision
 
@@ -167,15 +168,8 @@ def cmd_convexity(args: argparse.Namespace) -> int:
     other = _compare_features(args, fs) if args.compare else None
     update, close = progress_bar("convexity", not args.no_progress)
     try:
-        entry, from_store = convexity_entry(
-            fs,
-            labels,
-            k=args.k,
-            seed=args.pair_seed,
-            device=args.device,
-            progress=update,
-            **precision.engine_kwargs(),
-        )
+        options = precision.options(k=args.k, seed=args.pair_seed, device=args.device)
+        entry, from_store = convexity_entry(fs, labels, options, progress=update)
     finally:
         close()
     curves = decode_curves(entry.data)
@@ -241,13 +235,13 @@ def _statistics(
 
     if not wants_statistics(args):
         return None, []
-    kwargs = statistics_kwargs(args, precision.engine_kwargs()) | {"seed": args.pair_seed}
+    options = precision.options(k=args.k, seed=args.pair_seed, device=args.device)
     results = []
     for which in [fs] + ([other] if other is not None else []):
         update, close = progress_bar("curve statistics", not args.no_progress, unit="layer")
         try:
             results.append(
-                stored_statistics(which, names, device=args.device, progress=update, **kwargs)
+                stored_statistics(which, names, options, progress=update, **statistics_kwargs(args))
             )
         finally:
             close()
@@ -323,10 +317,12 @@ def cmd_criteria(args: argparse.Namespace) -> int:
         curve = convexity_curve(
             fs.features,
             labels,
-            k=args.k,
-            max_pairs_per_class=args.pairs,
-            device=args.device,
-            match_pair_precision=not args.fast,
+            ConvexityOptions(
+                k=args.k,
+                max_pairs_per_class=args.pairs,
+                device=args.device,
+                match_pair_precision=not args.fast,
+            ),
             progress=update,
             on_graph=graphs,
         )
@@ -353,16 +349,21 @@ def cmd_criteria(args: argparse.Namespace) -> int:
     if wants_statistics(args):
         from core.results.kinds import stored_statistics
 
-        precision = {"max_pairs_per_class": args.pairs, "match_pair_precision": not args.fast}
+        options = ConvexityOptions(
+            k=args.k,
+            max_pairs_per_class=args.pairs,
+            match_pair_precision=not args.fast,
+            device=args.device,
+        )
         update, close = progress_bar("curve statistics", not args.no_progress, unit="layer")
         try:
             stats = stored_statistics(
                 fs,
                 [args.labels],
-                device=args.device,
+                options,
                 progress=update,
                 fraction=args.fraction,
-                **statistics_kwargs(args, precision),
+                **statistics_kwargs(args),
             )
         finally:
             close()

@@ -8,7 +8,7 @@ of the units), ``--seeds S`` (other estimator seeds), ``--level``, ``--resample-
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from core.cli.options import seed_int
@@ -128,16 +128,14 @@ def check_resampling(fs: Any, names: Sequence[str], n_resamples: int) -> None:
             raise CliError(f"--resamples {n_resamples}: {exc}") from None
 
 
-def statistics_kwargs(args: argparse.Namespace, engine_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``curve_statistics`` keywords of these options and the curve's precision."""
+def statistics_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``curve_statistics`` keywords of these options (the curve's own come as its options)."""
     return {
         "n_permutations": args.chance or 0,
         "n_resamples": args.resamples or 0,
         "n_seeds": args.seeds if args.resamples else 0,
         "level": args.level,
         "resample_seed": args.resample_seed,
-        "k": args.k,
-        **engine_kwargs,
     }
 
 

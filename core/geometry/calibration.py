@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.geometry.convexity import layerwise_convexity
+from core.geometry.options import DEFAULT_OPTIONS, ConvexityOptions
 from core.geometry.resampling import ResampleUnits, interval_from_resamples, nested_samples
 from core.io.records import Record
 
@@ -68,7 +69,7 @@ def coverage_simulation(
     seed: int = 0,
     rate: bool = True,
     finite_fraction: float = 0.0,
-    **engine_kwargs: object,
+    options: ConvexityOptions = DEFAULT_OPTIONS,
 ) -> CoverageTable:
     """Achieved coverage of ``level`` intervals over ``n_datasets`` drawn datasets (``rate`` False:
     the plain half-sample spread, without the measured variance rate; ``finite_fraction``: the share
@@ -76,7 +77,7 @@ def coverage_simulation(
     rng = np.random.default_rng(seed)
 
     def score(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return layerwise_convexity(x, {"y": y}, **engine_kwargs)["y"].scores
+        return layerwise_convexity(x, {"y": y}, options)["y"].scores
 
     truth = np.array([score(*draw(rng)[:2]) for _ in range(n_truth)])
     mean, sd = truth.mean(axis=0), truth.std(axis=0, ddof=1)

@@ -36,6 +36,7 @@ from core.errors import ConvexityInputError
 from core.geometry.convexity import ConvexityCurve, layerwise_convexity
 from core.geometry.knn import KnnGraph
 from core.geometry.limits import MAX_PERMUTATIONS
+from core.geometry.options import DEFAULT_OPTIONS, ConvexityOptions
 from core.geometry.validation import LabelsLike, as_features, encode_labels
 from core.io.records import Record
 
@@ -166,16 +167,16 @@ def chance_normalised(
 def chance_curves(
     features: Any,
     labels: Mapping[str, LabelsLike],
+    options: ConvexityOptions = DEFAULT_OPTIONS,
     *,
     n_permutations: int = 10,
     permutation_seed: int = 0,
+    layers: Sequence[int] | None = None,
     progress: Callable[[int, int], None] | None = None,
-    **engine_kwargs: Any,
+    on_graph: Callable[[int, KnnGraph], None] | None = None,
 ) -> tuple[dict[str, ConvexityCurve], dict[str, ChanceLevel]]:
-    """(real curves, chance levels) of every label set, computed in one engine call.
-
-    ``engine_kwargs`` are ``layerwise_convexity``'s (k, precision, seed, layers, device, ...); the
-    pooled and permuted sets share the real sets' graphs and trees (module docstring).
+    """(real curves, chance levels) of every label set, computed in one engine call with ``options``;
+    the pooled and permuted sets share the real sets' graphs and trees (module docstring).
     """
     if not isinstance(n_permutations, int | np.integer) or not (
         2 <= n_permutations <= MAX_PERMUTATIONS
@@ -202,7 +203,6 @@ def chance_curves(
         for i, perm in enumerate(permuted_labels(lab, n_permutations, permutation_seed)):
             named[permutation_name(name, i)] = perm
     adjacent: dict[int, dict[str, float]] = {}
-    on_graph = engine_kwargs.pop("on_graph", None)
 
     def count_neighbours(layer: int, graph: KnnGraph) -> None:
         adjacent[layer] = {name: adjacent_share(graph, mask) for name, mask in kept.items()}
@@ -212,10 +212,11 @@ def chance_curves(
     curves = layerwise_convexity(
         x,
         named,
+        options,
+        layers=layers,
         progress=progress,
         on_graph=count_neighbours,
         shared_sources=[n for n in named if n not in labels],
-        **engine_kwargs,
     )
     real = {name: curves[name] for name in labels}
     chance = {}

@@ -46,13 +46,14 @@ import math
 import time
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
 from core.errors import ConvexityInputError
 from core.geometry.knn import KnnGraph, default_block_size, knn_graph
+from core.geometry.options import DEFAULT_OPTIONS, ConvexityOptions, Engine
 from core.geometry.sampling import (
     ClassEstimate,
     ScoreTable,
@@ -73,12 +74,7 @@ from core.geometry.validation import (
     resolve_device,
 )
 
-Engine = Literal["auto", "numba", "torch"]
-
 PILOT_SOURCES = 12  # pilot sources per class when a target standard error is given
-EXACT_THRESHOLD = (
-    0.7  # go exhaustive when sampling is predicted to need more than this share of trees
-)
 MAX_TOP_UPS = 5  # top-ups of a sample that missed its target before going exhaustive
 AIM = 0.85  # top-ups size the sample for this share of the target variance, so one usually suffices
 ROW_BYTES = 1 << 30  # sampled sources keep their class rows; beyond this, every tree is run instead
@@ -286,25 +282,12 @@ class _Engine:
     def __init__(
         self,
         sets: list[_LabelSet],
-        *,
-        k: int,
-        max_pairs_per_class: int | None,
-        seed: int,
-        device: str | torch.device | None,
-        engine: Engine,
-        match_pair_precision: bool,
-        target_se: float | None = None,
-        exact_threshold: float = EXACT_THRESHOLD,
+        options: ConvexityOptions,
         shared: Sequence[bool] | None = None,
     ) -> None:
-        if max_pairs_per_class is not None and max_pairs_per_class < 1:
-            raise ConvexityInputError("max_pairs_per_class must be positive or None (exhaustive)")
-        if target_se is not None and not (math.isfinite(target_se) and target_se >= 0):
-            raise ConvexityInputError(f"target_se must be a number >= 0, got {target_se!r}")
-        if not 0.0 <= exact_threshold <= 1.0:
-            raise ConvexityInputError(
-                f"exact_threshold must lie in [0, 1], got {exact_threshold!r}"
-            )
+        k, seed, target_se = options.k, options.seed, options.target_se
+        max_pairs_per_class = options.max_pairs_per_class
+        match_pair_precision = options.match_pair_precision
         self.sets = sets
         self.k = int(k)
         self.target_se = None if target_se is None else float(target_se)
@@ -314,9 +297,9 @@ class _Engine:
             PILOT_SOURCES if (self.target_se is not None or match_pair_precision) else 2
         )
         self.authors_pairs = max_pairs_per_class
-        self.exact_threshold = float(exact_threshold)
-        self.device = resolve_device(device)
-        self.engine = _resolve_engine(engine, self.device)
+        self.exact_threshold = float(options.exact_threshold)
+        self.device = resolve_device(options.device)
+        self.engine = _resolve_engine(options.engine, self.device)
         rng = np.random.default_rng(seed)
         self.rank = rng.permutation(sets[0].codes.shape[0])
         self.codes = np.stack([ls.codes for ls in sets])
@@ -501,58 +484,22 @@ class _Engine:
 def graph_convexity(
     features: np.ndarray | torch.Tensor,
     labels: Sequence[Hashable] | np.ndarray | torch.Tensor,
-    *,
-    k: int = 10,
-    max_pairs_per_class: int | None = 5000,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    engine: Engine = "auto",
-    match_pair_precision: bool = True,
-    target_se: float | None = None,
-    exact_threshold: float = EXACT_THRESHOLD,
+    options: ConvexityOptions = DEFAULT_OPTIONS,
 ) -> ConvexityResult:
-    """Graph convexity of one layer: ``features`` (N, D), ``labels`` (N,) of any hashable type.
-
-    ``max_pairs_per_class=None`` scores every ordered pair (exact); otherwise the estimate is as precise as
-    that many uniformly sampled pairs per class (see the module docstring; ``match_pair_precision=False``
-    stops after the first stage, faster and less precise). ``device=None`` uses CUDA when present.
-    ``engine`` picks the shortest-path implementation (``auto``: torch on CUDA, numba on CPU); both give
-    the same result. The same seed gives the same result on the same device.
-
-    ``target_se`` makes precision the knob: sources are added until the layer score's standard error is
-    at most ``target_se`` (``max_pairs_per_class`` is then ignored). Whenever sampling is predicted to
-    need more than ``exact_threshold`` of all shortest-path trees, every tree is computed instead and the
-    result is exact (``result.exact``; sem 0).
+    """Graph convexity of one layer: ``features`` (N, D), ``labels`` (N,) of any hashable type,
+    estimated as ``options`` say (``ConvexityOptions``: k, precision, seed, device, engine). The same
+    seed gives the same result on the same device; both engines give the same result.
     """
     x = as_features(features, "N, D")
-    curves = layerwise_convexity(
-        x[:, None, :],
-        {"labels": labels},
-        k=k,
-        max_pairs_per_class=max_pairs_per_class,
-        seed=seed,
-        device=device,
-        engine=engine,
-        match_pair_precision=match_pair_precision,
-        target_se=target_se,
-        exact_threshold=exact_threshold,
-    )
-    return curves["labels"].results[0]
+    return layerwise_convexity(x[:, None, :], {"labels": labels}, options)["labels"].results[0]
 
 
 def layerwise_convexity(
     features: np.ndarray | torch.Tensor,
     labels: Mapping[str, LabelsLike],
+    options: ConvexityOptions = DEFAULT_OPTIONS,
     *,
-    k: int = 10,
-    max_pairs_per_class: int | None = 5000,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    engine: Engine = "auto",
-    match_pair_precision: bool = True,
     layers: Sequence[int] | None = None,
-    target_se: float | None = None,
-    exact_threshold: float = EXACT_THRESHOLD,
     progress: Callable[[int, int], None] | None = None,
     on_graph: Callable[[int, KnnGraph], None] | None = None,
     shared_sources: Collection[str] = (),
@@ -564,7 +511,7 @@ def layerwise_convexity(
     graph, the sampled sources and their shortest-path trees. ``layers`` selects hidden-state indices
     (default all); ``progress(done, total)`` is called after each layer; ``on_graph(layer, graph)``
     receives each layer's exact kNN graph so other criteria (e.g. kNN accuracy) can reuse it.
-    ``target_se`` and ``exact_threshold`` act per layer and label set as in ``graph_convexity``.
+    ``options`` (k, precision, seed, device, engine) act per layer and label set.
     ``shared_sources`` names label sets sampled by one rank cut-off so that they reuse the others'
     trees (module docstring), e.g. the permuted labels of a chance level.
     """
@@ -577,25 +524,14 @@ def layerwise_convexity(
         raise ConvexityInputError("no label sets given")
     x = as_features(features, "N, layers, D")
     sets = [_LabelSet.encode(name, lab, x.shape[0]) for name, lab in named.items()]
-    _check_inputs(x, sets, k, shared_sources)
+    _check_inputs(x, sets, options.k, shared_sources)
     unknown = set(shared_sources) - set(named)
     if unknown:
         raise ConvexityInputError(f"shared_sources names unknown label sets: {sorted(unknown)}")
     chosen = list(range(x.shape[1])) if layers is None else [int(i) for i in layers]
     if any(not 0 <= i < x.shape[1] for i in chosen):
         raise ConvexityInputError(f"layers must lie in 0..{x.shape[1] - 1}, got {chosen}")
-    eng = _Engine(
-        sets,
-        k=k,
-        max_pairs_per_class=max_pairs_per_class,
-        seed=seed,
-        device=device,
-        engine=engine,
-        match_pair_precision=match_pair_precision,
-        target_se=target_se,
-        exact_threshold=exact_threshold,
-        shared=[ls.name in shared_sources for ls in sets],
-    )
+    eng = _Engine(sets, options, shared=[ls.name in shared_sources for ls in sets])
     per_layer = []
     for done, i in enumerate(chosen, start=1):
         per_layer.append(eng.layer(x[:, i, :], layer=i, on_graph=on_graph))
@@ -608,11 +544,14 @@ def layerwise_convexity(
 
 
 def convexity_curve(
-    features: np.ndarray | torch.Tensor, labels: LabelsLike, **options: Any
+    features: np.ndarray | torch.Tensor,
+    labels: LabelsLike,
+    options: ConvexityOptions = DEFAULT_OPTIONS,
+    **runtime: Any,
 ) -> ConvexityCurve:
     """The convexity curve of one label set over the layers of ``features`` (N, L+1, D).
 
-    ``options``: the keywords of :func:`layerwise_convexity`; several label sets are cheaper together
-    there (they share graphs and trees).
+    ``runtime``: :func:`layerwise_convexity`'s ``layers``, ``progress`` or ``on_graph``; several label
+    sets are cheaper together there (they share graphs and trees).
     """
-    return layerwise_convexity(features, {"labels": labels}, **options)["labels"]
+    return layerwise_convexity(features, {"labels": labels}, options, **runtime)["labels"]

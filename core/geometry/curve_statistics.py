@@ -18,8 +18,9 @@ import numpy as np
 
 from core.errors import ConvexityInputError
 from core.geometry.chance import MAX_PERMUTATIONS, ChanceLevel, chance_curves
-from core.geometry.convexity import EXACT_THRESHOLD, ConvexityCurve, layerwise_convexity
+from core.geometry.convexity import ConvexityCurve, layerwise_convexity
 from core.geometry.limits import MAX_SEEDS
+from core.geometry.options import DEFAULT_OPTIONS, ConvexityOptions
 from core.geometry.prune_stability import PruneStability, prune_stability
 from core.geometry.resampling import (
     CurveInterval,
@@ -84,6 +85,7 @@ def curve_statistics(
     features: Any,
     labels: Mapping[str, Sequence[Hashable] | np.ndarray],
     units: Mapping[str, ResampleUnits],
+    options: ConvexityOptions = DEFAULT_OPTIONS,
     *,
     n_permutations: int = 10,
     permutation_seed: int = 0,
@@ -92,37 +94,20 @@ def curve_statistics(
     n_seeds: int = 5,
     level: float = 0.9,
     fraction: float = 0.95,
-    k: int = 10,
-    max_pairs_per_class: int | None = 5000,
-    target_se: float | None = None,
-    match_pair_precision: bool = True,
-    exact_threshold: float = EXACT_THRESHOLD,
-    seed: int = 0,
     layers: Sequence[int] | None = None,
-    device: Any = None,
-    engine: str = "auto",
     progress: Progress | None = None,
 ) -> CurveStatistics:
     """Chance levels (``n_permutations``; 0 skips), population intervals (``n_resamples`` half-samples
     of ``units[name]``; 0 skips), prune-point stability over resamples and ``n_seeds`` other estimator
     seeds (skipped where the curve is exact), for every label set of ``features`` (N, L+1, D).
 
-    Precision keywords are ``layerwise_convexity``'s and apply to every curve computed here.
+    ``options`` (k, precision, seed, device) apply to every curve computed here; the seed curves use
+    seeds ``options.seed + 1..n_seeds``.
     ``progress(done, total)`` counts layers over all engine calls.
     """
     _check_request(labels, units, n_permutations, n_resamples, n_seeds, level)
     x = as_features(features, "N, layers, D")
     chosen = list(range(x.shape[1])) if layers is None else [int(i) for i in layers]
-    eng = dict(
-        k=k,
-        max_pairs_per_class=max_pairs_per_class,
-        target_se=target_se,
-        match_pair_precision=match_pair_precision,
-        exact_threshold=exact_threshold,
-        layers=chosen,
-        device=device,
-        engine=engine,
-    )
     n_designs = len(design_groups(list(labels), units)) if n_resamples else 0
     counter = _LayerCounter(len(chosen) * (1 + n_seeds + 2 * n_resamples * n_designs), progress)
     seconds: dict[str, float] = {}
@@ -131,20 +116,28 @@ def curve_statistics(
         real, chance = chance_curves(
             x,
             labels,
+            options,
             n_permutations=n_permutations,
             permutation_seed=permutation_seed,
-            seed=seed,
+            layers=chosen,
             progress=counter.engine(),
-            **eng,
         )
     else:
-        real = layerwise_convexity(x, dict(labels), seed=seed, progress=counter.engine(), **eng)
+        real = layerwise_convexity(
+            x, dict(labels), options, layers=chosen, progress=counter.engine()
+        )
         chance = {}
     seconds["curve_and_chance"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     sampled = any(not all(c.exact) for c in real.values())
     seed_curves = [
-        layerwise_convexity(x, dict(labels), seed=seed + j, progress=counter.engine(), **eng)
+        layerwise_convexity(
+            x,
+            dict(labels),
+            options.with_(seed=options.seed + j),
+            layers=chosen,
+            progress=counter.engine(),
+        )
         for j in range(1, n_seeds + 1 if sampled else 1)
     ]
     if not sampled:
@@ -157,10 +150,10 @@ def curve_statistics(
             labels,
             units,
             n_resamples,
+            options,
             resample_seed=resample_seed,
+            layers=chosen,
             progress=counter.tick,
-            seed=seed,
-            **eng,
         )
         if n_resamples
         else {}

@@ -42,6 +42,7 @@ from scipy import stats
 from core.errors import ConvexityInputError
 from core.geometry.convexity import ConvexityCurve, layerwise_convexity
 from core.geometry.limits import MAX_RESAMPLES
+from core.geometry.options import DEFAULT_OPTIONS, ConvexityOptions
 from core.geometry.validation import encode_labels
 from core.io.records import Record
 
@@ -280,13 +281,14 @@ def resampled_curves(
     labels: Mapping[str, Sequence[Hashable] | np.ndarray],
     units: Mapping[str, ResampleUnits],
     n_resamples: int,
+    options: ConvexityOptions = DEFAULT_OPTIONS,
     *,
     resample_seed: int = 0,
+    layers: Sequence[int] | None = None,
     progress: Callable[[int], None] | None = None,
-    **engine_kwargs: object,
 ) -> dict[str, tuple[np.ndarray, ...]]:
     """Label set -> (half-sample scores, nested quarter-sample scores, their design SEs), each
-    (B, layers).
+    (B, layers), every curve estimated with ``options``.
 
     Label sets with the same units share each half-sample's engine call (graphs and trees);
     ``progress(layers_done)`` is called after every engine call with the layers it computed.
@@ -298,7 +300,8 @@ def resampled_curves(
         for pair in nested_samples(units[names[0]], n_resamples, resample_seed):
             for which, idx in enumerate(pair):
                 x = np.ascontiguousarray(features[idx])
-                curves = layerwise_convexity(x, {n: arrays[n][idx] for n in names}, **engine_kwargs)
+                sub = {n: arrays[n][idx] for n in names}
+                curves = layerwise_convexity(x, sub, options, layers=layers)
                 for n in names:
                     out[n][which].append(curves[n].scores)
                     out[n][2 + which].append(curves[n].sems)

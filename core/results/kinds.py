@@ -2,9 +2,8 @@
 
 Each ``stored_*`` function keys the request (feature key, kind, the engine's settings, engine version),
 returns the stored entry when one is valid and otherwise runs the engine and stores its result with
-provenance. The convexity request is every keyword of ``layerwise_convexity`` (defaults filled in from
-its signature) except where and how it runs (device, engine, callbacks), so a new engine setting becomes
-part of the key without a change here.
+provenance. The convexity request is what its ``ConvexityOptions`` compute (``key_fields``: not where or
+how it runs), the layers and the label sets, so a new engine setting enters the key through the record.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from core.geometry.convexity import ClassConvexity, ConvexityCurve, ConvexityRes
 from core.geometry.criteria import CriterionResult
 from core.geometry.curve_statistics import CurveStatistics
 from core.geometry.diagnostics import CLIP_COLUMNS, ClassDiagnostics, LayerDiagnostics
+from core.geometry.options import DEFAULT_OPTIONS, ConvexityOptions
 from core.geometry.resampling import ResampleUnits
 from core.results.provenance import provenance_from_meta
 from core.results.store import (
@@ -39,9 +39,6 @@ from core.results.store import (
 )
 
 Progress = Callable[[int, int], None]
-# Arguments that say where/how the engine runs or reports, not what it computes: not part of the key
-# (``shared_sources`` names label sets of the call itself; stored curves are of real labels only).
-RUNTIME_ARGS = {"features", "labels", "device", "engine", "progress", "on_graph", "shared_sources"}
 
 
 def engine_request(
@@ -98,9 +95,14 @@ def _entry(
 # Convexity curves
 
 
-def convexity_request(label_sets: Sequence[str], **engine_kwargs: Any) -> dict[str, Any]:
-    """The key-relevant settings: every ``layerwise_convexity`` keyword (defaults filled in) + label sets."""
-    request = engine_request(convexity_engine.layerwise_convexity, RUNTIME_ARGS, engine_kwargs)
+def convexity_request(
+    label_sets: Sequence[str],
+    options: ConvexityOptions = DEFAULT_OPTIONS,
+    layers: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """The key-relevant settings: what ``options`` compute, the layers and the label sets."""
+    request = options.key_fields()
+    request["layers"] = None if layers is None else [int(i) for i in layers]
     request["label_sets"] = list(label_sets)
     return request
 
@@ -148,25 +150,19 @@ def decode_curves(data: Mapping[str, Any]) -> dict[str, ConvexityCurve]:
 def convexity_entry(
     fs: Any,
     labels: Mapping[str, Sequence[Hashable]],
+    options: ConvexityOptions = DEFAULT_OPTIONS,
     *,
+    layers: Sequence[int] | None = None,
     progress: Progress | None = None,
-    device: Any = None,
-    engine: str = "auto",
     refresh: bool = False,
-    **engine_kwargs: Any,
 ) -> tuple[StoredResult, bool]:
     """(entry, from_store) of the convexity curves of ``labels`` (name -> labels) on feature set ``fs``."""
     meta = _meta(fs)
-    request = convexity_request(list(labels), **engine_kwargs)
+    request = convexity_request(list(labels), options, layers)
 
     def compute() -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
         curves = convexity_engine.layerwise_convexity(
-            fs.features,
-            dict(labels),
-            device=device,
-            engine=engine,
-            progress=progress,
-            **engine_kwargs,
+            fs.features, dict(labels), options, layers=layers, progress=progress
         )
         settings = dict(next(iter(curves.values())).results[0].settings)
         settings.pop("n_shortest_path_trees", None)
@@ -176,10 +172,14 @@ def convexity_entry(
 
 
 def stored_convexity(
-    fs: Any, labels: Mapping[str, Sequence[Hashable]], **kwargs: Any
+    fs: Any,
+    labels: Mapping[str, Sequence[Hashable]],
+    options: ConvexityOptions = DEFAULT_OPTIONS,
+    **runtime: Any,
 ) -> dict[str, ConvexityCurve]:
-    """``layerwise_convexity(fs.features, labels, ...)`` through the results store (same arguments)."""
-    entry, _ = convexity_entry(fs, labels, **kwargs)
+    """``layerwise_convexity(fs.features, labels, options)`` through the results store (``runtime``:
+    ``convexity_entry``'s layers, progress, refresh)."""
+    entry, _ = convexity_entry(fs, labels, options, **runtime)
     return decode_curves(entry.data)
 
 
@@ -189,7 +189,7 @@ def stored_convexity(
 STATISTICS_KIND = "curve-statistics"
 # ``curve_statistics`` arguments that say where/how it runs, not what it computes: not in the key
 # (``units`` enter the key as their description, see ``statistics_request``).
-STATISTICS_RUNTIME_ARGS = {"features", "labels", "units", "device", "engine", "progress"}
+STATISTICS_RUNTIME_ARGS = {"features", "labels", "units", "options", "progress"}
 
 
 def resample_units(fs: Any, names: Sequence[str]) -> dict[str, ResampleUnits]:
@@ -209,11 +209,15 @@ def resample_units(fs: Any, names: Sequence[str]) -> dict[str, ResampleUnits]:
 
 
 def statistics_request(
-    label_sets: Sequence[str], units: Mapping[str, ResampleUnits], **kwargs: Any
+    label_sets: Sequence[str],
+    units: Mapping[str, ResampleUnits],
+    options: ConvexityOptions = DEFAULT_OPTIONS,
+    **kwargs: Any,
 ) -> dict[str, Any]:
-    """The key-relevant settings: every ``curve_statistics`` keyword (defaults filled in), the label
-    sets and how each is resampled."""
+    """The key-relevant settings: every ``curve_statistics`` keyword (defaults filled in), what
+    ``options`` compute, the label sets and how each is resampled."""
     request = engine_request(statistics_engine.curve_statistics, STATISTICS_RUNTIME_ARGS, kwargs)
+    request |= options.key_fields()
     request["label_sets"] = list(label_sets)
     request["units"] = {n: units[n].describe() for n in label_sets}
     return request
@@ -222,10 +226,9 @@ def statistics_request(
 def statistics_entry(
     fs: Any,
     names: Sequence[str],
+    options: ConvexityOptions = DEFAULT_OPTIONS,
     *,
     progress: Progress | None = None,
-    device: Any = None,
-    engine: str = "auto",
     refresh: bool = False,
     **kwargs: Any,
 ) -> tuple[StoredResult, bool]:
@@ -233,26 +236,30 @@ def statistics_entry(
     meta = _meta(fs)
     labels = {n: list(fs.labels(n)) for n in names}
     units = resample_units(fs, names)
-    request = statistics_request(list(names), units, **kwargs)
+    request = statistics_request(list(names), units, options, **kwargs)
 
     def compute() -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
         result = statistics_engine.curve_statistics(
-            fs.features, labels, units, device=device, engine=engine, progress=progress, **kwargs
+            fs.features, labels, units, options, progress=progress, **kwargs
         )
         return result.to_dict(), {}, dict(result.settings)
 
     return _entry(meta, STATISTICS_KIND, list(names), request, compute, refresh)
 
 
-def stored_statistics(fs: Any, names: Sequence[str], **kwargs: Any) -> CurveStatistics:
+def stored_statistics(
+    fs: Any, names: Sequence[str], options: ConvexityOptions = DEFAULT_OPTIONS, **kwargs: Any
+) -> CurveStatistics:
     """``curve_statistics`` of ``fs``'s label sets ``names`` through the results store."""
-    entry, _ = statistics_entry(fs, names, **kwargs)
+    entry, _ = statistics_entry(fs, names, options, **kwargs)
     return CurveStatistics.from_dict(entry.data)
 
 
-def statistics_key(fs: Any, names: Sequence[str], **kwargs: Any) -> str:
+def statistics_key(
+    fs: Any, names: Sequence[str], options: ConvexityOptions = DEFAULT_OPTIONS, **kwargs: Any
+) -> str:
     """The store key ``statistics_entry`` uses for these inputs (nothing computed)."""
-    request = statistics_request(list(names), resample_units(fs, names), **kwargs)
+    request = statistics_request(list(names), resample_units(fs, names), options, **kwargs)
     return result_key(_meta(fs)["key"], STATISTICS_KIND, request)
 
 

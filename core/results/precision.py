@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import ConvexityInputError
+from core.geometry.options import DEFAULT_OPTIONS, ConvexityOptions
 from core.geometry.sampling import DEFAULT_TARGET_SE
 
 __all__ = ["DEFAULT_PRECISION", "PRESETS", "Precision", "preset"]
@@ -46,8 +47,15 @@ class Precision:
         """Every ordered pair scored."""
         return cls("exact")
 
-    def engine_kwargs(self) -> dict[str, Any]:
-        """The ``layerwise_convexity`` keywords of this precision."""
+    def options(self, base: ConvexityOptions = DEFAULT_OPTIONS, **changes: Any) -> ConvexityOptions:
+        """``base`` (with ``changes``: k, seed, device, ...) estimated at this precision."""
+        options = base.with_(**changes)
+        if self.target_se is not None:
+            return options.with_(target_se=self.target_se)
+        return options.with_(target_se=None, max_pairs_per_class=self.max_pairs_per_class)
+
+    def key_part(self) -> dict[str, Any]:
+        """This precision's one setting, as a checkpoint series' store key holds it."""
         if self.target_se is not None:
             return {"target_se": self.target_se}
         return {"max_pairs_per_class": self.max_pairs_per_class}

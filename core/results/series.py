@@ -169,9 +169,7 @@ def make_series(
             trust_remote_code=trust_remote_code,
         )
         labels = {name: fs.labels(name) for name in LABEL_SETS}
-        got = stored_convexity(
-            fs, labels, device=device, refresh=refresh, **precision.engine_kwargs()
-        )
+        got = stored_convexity(fs, labels, precision.options(device=device), refresh=refresh)
         sets.append(fs)
         curves.append({name: LayerCurve.of(c) for name, c in got.items()})
         if progress is not None:
@@ -192,7 +190,7 @@ def make_series(
     request = {
         "checkpoints": [[r.name, str(fs.key)] for r, fs in zip(refs, sets, strict=True)],
         "label_sets": list(LABEL_SETS),
-        "precision": precision.engine_kwargs(),
+        "precision": precision.key_part(),
     }
     key = result_key(meta["key"], SERIES_KIND, request)
 
@@ -201,7 +199,7 @@ def make_series(
             meta,
             kind=SERIES_KIND,
             label_sets=list(LABEL_SETS),
-            settings=jsonable(precision.engine_kwargs()),
+            settings=jsonable(precision.key_part()),
             extra={"checkpoints": [r.name for r in refs]},
         )
         return StoredResult(key, SERIES_KIND, jsonable(request), prov, series.to_dict())

@@ -18,6 +18,7 @@ import numpy as np
 from core.data.features import load_cached_features
 from core.errors import ResultError
 from core.geometry.convexity import ConvexityCurve, layerwise_convexity
+from core.geometry.options import ConvexityOptions
 from core.io.records import Record
 from core.results.kinds import decode_curves
 from core.results.store import StoredResult, load_result, resolve_result_key
@@ -123,19 +124,21 @@ def verify_result(key: str, max_classes: int | None = None, seed: int = 0) -> Ve
     entry = _entry(key)
     fs = load_cached_features(entry.provenance.feature_key)
     stored = decode_curves(entry.data)
-    options = {k: v for k, v in entry.request.items() if k != "label_sets"}
+    options = ConvexityOptions.from_dict(entry.request)  # the request's key fields
+    layers = entry.request.get("layers")
     checks: list[Agreement] = []
     if max_classes is None:
         labels = {name: list(fs.labels(name)) for name in stored}
-        fresh = layerwise_convexity(fs.features, labels, **options)
+        fresh = layerwise_convexity(fs.features, labels, options, layers=layers)
         for name in stored:
             checks += _curve_checks(name, stored[name], fresh[name])
         scope = "full curve, same request and seed"
     else:
-        exact = dict(options, max_pairs_per_class=None, target_se=None)
+        exact = options.with_(max_pairs_per_class=None, target_se=None)
         for name in stored:
             relabelled, chosen = _class_subset(list(fs.labels(name)), max_classes, seed)
-            fresh = layerwise_convexity(fs.features, {name: relabelled}, **exact)[name]
+            sub = {name: relabelled}
+            fresh = layerwise_convexity(fs.features, sub, exact, layers=layers)[name]
             checks += _class_checks(name, stored[name], fresh, chosen)
         scope = f"{max_classes} seeded class(es) per label set, recomputed exactly"
     return Verification(entry.key, entry.origin.describe(), scope, tuple(checks))

@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from core.geometry.options import DEFAULT_OPTIONS, ConvexityOptions
 from core.runs.ray_executor import require_ray
 
 __all__ = ["extract_features_sharded", "parallel_convexity"]
@@ -85,7 +86,9 @@ def _shard(
     )
 
 
-def _convexity_layer(features: Any, labels: Mapping[str, Any], layer: int, kw: dict) -> Any:
+def _convexity_layer(
+    features: Any, labels: Mapping[str, Any], layer: int, options: ConvexityOptions
+) -> Any:
     """Convexity of every label set at one layer (features: an array or a cache key)."""
     from core.geometry.convexity import layerwise_convexity
 
@@ -95,17 +98,18 @@ def _convexity_layer(features: Any, labels: Mapping[str, Any], layer: int, kw: d
         features = load_cached_features(features).features
     elif type(features).__name__ == "ObjectRef":  # nested in the call's args: not resolved by Ray
         features = require_ray().get(features)
-    return layerwise_convexity(features, dict(labels), layers=[layer], **kw)
+    return layerwise_convexity(features, dict(labels), options, layers=[layer])
 
 
 def parallel_convexity(
     items: Sequence[tuple[Any, Mapping[str, Any]]],
     executor: Any,
+    options: ConvexityOptions = DEFAULT_OPTIONS,
     *,
     layers: Sequence[int] | None = None,
-    **kw: Any,
 ) -> list[dict[str, Any]]:
-    """``layerwise_convexity(features, labels, **kw)`` for many feature sets, one task per (set, layer).
+    """``layerwise_convexity(features, labels, options)`` for many feature sets, one task per
+    (set, layer).
 
     ``items``: (features array or cached-features key, {label set name: labels}). Returns, per item,
     {name: ConvexityCurve} equal to the one-process result (the pair sampling is seeded per layer).
@@ -118,7 +122,7 @@ def parallel_convexity(
         n_states = _n_states(features)
         chosen = list(range(n_states)) if layers is None else [int(i) for i in layers]
         ref = ray.put(features) if ray is not None and not isinstance(features, str) else features
-        calls += [(ref, dict(labels), i, kw) for i in chosen]
+        calls += [(ref, dict(labels), i, options) for i in chosen]
         shape.append(chosen)
     flat = executor.map(_convexity_layer, calls, gpu=False)
     out, pos = [], 0

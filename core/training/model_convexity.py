@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.geometry.curves import LayerCurve
+from core.geometry.options import ConvexityOptions
 from core.io.records import Record
 from core.models.classifier import autocast
 from core.models.registry import SpeechEncoder
@@ -93,6 +94,8 @@ def convexity_curves(
     if not sets or len(words) <= k:
         return {}
     curves = layerwise_convexity(
-        features, sets, k=k, max_pairs_per_class=max_pairs, target_se=target_se, seed=seed
+        features,
+        sets,
+        ConvexityOptions(k=k, max_pairs_per_class=max_pairs, target_se=target_se, seed=seed),
     )
     return {name: LayerCurve.of(c) for name, c in curves.items()}

@@ -30,6 +30,7 @@ from typing import Any
 
 from core.data.datasets import label_set
 from core.errors import Cancelled, TrainingError
+from core.geometry.options import ConvexityOptions
 from core.geometry.prune_point import suggest_prune_point
 from core.io.atomic import atomic_write_bytes
 from core.io.records import Record, from_dict
@@ -144,8 +145,7 @@ def pretrained_convexity(cfg: SweepConfig) -> dict[str, Any]:
     curves = layerwise_convexity(
         feats.features,
         {"word": feats.words, "speaker": feats.speakers},
-        max_pairs_per_class=cfg.convexity_max_pairs,
-        seed=cfg.seed,
+        ConvexityOptions(max_pairs_per_class=cfg.convexity_max_pairs, seed=cfg.seed),
     )
     return {
         "split": cfg.convexity_split,

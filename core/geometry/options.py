@@ -1,0 +1,100 @@
+"""What a convexity estimate or a UMAP layout is asked for, as one record each.
+
+The engines, the curve statistics, the diagnostics and the results store take these records whole, so
+a new setting is added in one place; a store key is built from ``ConvexityOptions.key_fields`` (what is
+computed), never from where or how it runs (device, engine).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from core.errors import ConvexityInputError
+from core.io.records import Record
+
+__all__ = [
+    "DEFAULT_K",
+    "DEFAULT_OPTIONS",
+    "EXACT_THRESHOLD",
+    "ConvexityOptions",
+    "Engine",
+    "UmapOptions",
+]
+
+DEFAULT_K = 10  # neighbours of the kNN graph (the paper's k)
+EXACT_THRESHOLD = (
+    0.7  # go exhaustive when sampling is predicted to need more than this share of trees
+)
+Engine = Literal["auto", "numba", "torch"]
+ENGINES = ("auto", "numba", "torch")
+
+
+@dataclass(frozen=True)
+class ConvexityOptions(Record):
+    """How a convexity curve is estimated: the graph (``k``), the precision (``target_se``, else the
+    authors' ``max_pairs_per_class``, ``None`` = every pair), the estimator's seed, and where it runs.
+
+    ``target_se`` makes precision the knob: sources are added until the layer score's standard error is
+    at most that (``max_pairs_per_class`` is then ignored). ``match_pair_precision=False`` stops the
+    authors' scheme after its first stage. Whenever sampling is predicted to need more than
+    ``exact_threshold`` of all shortest-path trees, every tree is computed instead (exact, sem 0).
+    ``device=None`` uses CUDA when present; ``engine`` picks the shortest-path implementation (``auto``:
+    torch on CUDA, numba on CPU), both giving the same result.
+    """
+
+    k: int = DEFAULT_K
+    max_pairs_per_class: int | None = 5000
+    target_se: float | None = None
+    match_pair_precision: bool = True
+    exact_threshold: float = EXACT_THRESHOLD
+    seed: int = 0
+    device: str | None = None
+    engine: Engine = "auto"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, int | np.integer) or self.k < 1:
+            raise ConvexityInputError(f"k must be an integer >= 1, got {self.k!r}")
+        if self.max_pairs_per_class is not None and self.max_pairs_per_class < 1:
+            raise ConvexityInputError("max_pairs_per_class must be positive or None (exhaustive)")
+        if self.target_se is not None and not (
+            math.isfinite(self.target_se) and self.target_se >= 0
+        ):
+            raise ConvexityInputError(f"target_se must be a number >= 0, got {self.target_se!r}")
+        if not 0.0 <= self.exact_threshold <= 1.0:
+            raise ConvexityInputError(
+                f"exact_threshold must lie in [0, 1], got {self.exact_threshold!r}"
+            )
+        if self.engine not in ENGINES:
+            raise ConvexityInputError(f"unknown engine {self.engine!r}; use {', '.join(ENGINES)}")
+
+    def with_(self, **changes: Any) -> ConvexityOptions:
+        """A copy with ``changes`` (checked again)."""
+        return replace(self, **changes)
+
+    def key_fields(self) -> dict[str, Any]:
+        """What is computed (a store key's part): everything but where and how it runs."""
+        return {
+            "k": int(self.k),
+            "max_pairs_per_class": self.max_pairs_per_class,
+            "seed": int(self.seed),
+            "match_pair_precision": self.match_pair_precision,
+            "target_se": self.target_se,
+            "exact_threshold": self.exact_threshold,
+        }
+
+
+DEFAULT_OPTIONS = ConvexityOptions()
+
+
+@dataclass(frozen=True)
+class UmapOptions(Record):
+    """An aligned UMAP layout: neighbours, minimum distance, epochs and seed (umap-learn's meanings)."""
+
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    n_epochs: int = 200
+    seed: int = 0
