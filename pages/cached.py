@@ -24,7 +24,7 @@ from core.errors import ConvexityInputError, LabError
 from core.geometry.convexity import ConvexityCurve, ConvexityResult, graph_convexity
 from core.geometry.criteria import CriterionResult
 from core.geometry.curve_statistics import CurveStatistics
-from core.geometry.options import ConvexityOptions
+from core.geometry.options import DEFAULT_K, DEFAULT_UMAP, ConvexityOptions, UmapOptions
 from core.models.registry import models_available_offline
 from core.results.kinds import (
     convexity_entry,
@@ -189,13 +189,13 @@ def has_criteria(key: str, labels: str, k: int) -> bool:
 
 
 def umap_with_provenance(
-    key: str, n_neighbors: int = 15, seed: int = 0
+    key: str, n_neighbors: int = DEFAULT_UMAP.n_neighbors, seed: int = 0
 ) -> tuple[np.ndarray, Provenance]:
     """(aligned UMAP embeddings (L+1, N, 2) of every hidden state, provenance); stored, computed once."""
     fs = feature_set(key)
 
     def work(tick: Callable[[int, int], None]) -> tuple[np.ndarray, Provenance]:
-        entry, _ = umap_entry(fs, n_neighbors=n_neighbors, seed=seed, progress=tick)
+        entry, _ = umap_entry(fs, UmapOptions(n_neighbors=n_neighbors, seed=seed), progress=tick)
         return entry.arrays["layout"], entry.provenance
 
     return _memo(("umap", key, n_neighbors, seed), "UMAP of every hidden state", work)
@@ -212,7 +212,7 @@ def checkpoint_layouts(series_key: str, layer: int) -> np.ndarray:
     )
 
 
-def umap_layers(key: str, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
+def umap_layers(key: str, n_neighbors: int = DEFAULT_UMAP.n_neighbors, seed: int = 0) -> np.ndarray:
     """Aligned UMAP embeddings (L+1, N, 2) of every hidden state (stored; computed once per feature set)."""
     return umap_with_provenance(key, n_neighbors, seed)[0]
 
@@ -252,7 +252,7 @@ def toy_graph(
 
 
 def diagnostics_with_provenance(
-    key: str, layer: int, k: int = 10
+    key: str, layer: int, k: int = DEFAULT_K
 ) -> tuple[dict[str, Any], Provenance]:
     """(word and speaker per-clip diagnostics of one hidden state, provenance); stored, computed once."""
     from core.results.kinds import decode_diagnostics, diagnostics_entry
@@ -281,7 +281,7 @@ def diagnostics_with_provenance(
 
 
 @st.cache_resource(max_entries=4, show_spinner="Building the layer's kNN graph...")
-def layer_knn_graph(key: str, layer: int, k: int = 10) -> Any:
+def layer_knn_graph(key: str, layer: int, k: int = DEFAULT_K) -> Any:
     """The exact kNN graph of one hidden state (``core.geometry.clip_paths.LayerGraph``), per process."""
     from core.geometry.clip_paths import layer_graph
 

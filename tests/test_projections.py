@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.geometry.convexity import graph_convexity
-from core.geometry.options import ConvexityOptions
+from core.geometry.options import ConvexityOptions, UmapOptions
 from core.geometry.projections import layer_embeddings, normalise, precomputed_knn, procrustes_align
 from core.geometry.synthetic import synthetic_layers, toy_clusters
 from core.geometry.teaching import knn_csr, path_score, shortest_path, undirected_pairs
@@ -36,8 +36,9 @@ def test_procrustes_recovers_a_rotation():
 def test_layer_embeddings_shape_determinism_and_alignment():
     x, _ = synthetic_layers(120, 4, 16, 3, seed=0)
     calls = []
-    a = layer_embeddings(x, n_neighbors=10, n_epochs=60, progress=lambda d, t: calls.append((d, t)))
-    b = layer_embeddings(x, n_neighbors=10, n_epochs=60)
+    options = UmapOptions(n_neighbors=10, n_epochs=60)
+    a = layer_embeddings(x, options, progress=lambda d, t: calls.append((d, t)))
+    b = layer_embeddings(x, options)
     assert a.shape == (3, 120, 2)
     assert calls == [(1, 3), (2, 3), (3, 3)]
     np.testing.assert_allclose(a, b)

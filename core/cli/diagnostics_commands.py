@@ -17,6 +17,7 @@ from core.cli.geometry_commands import check_k, features_for, label_sets_for
 from core.cli.options import common_options, out_path, positive_int, seed_int, selection_options
 from core.cli.output import text_table
 from core.errors import CliError, LabError
+from core.geometry.options import DEFAULT_K
 
 __all__ = ["cmd_diagnose", "cmd_path", "register"]
 
@@ -274,7 +275,9 @@ def _source_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="hidden-state index (0 = input to layer 1; default: the last)",
     )
-    p.add_argument("--k", type=positive_int, default=10, help="neighbours (default: 10)")
+    p.add_argument(
+        "--k", type=positive_int, default=DEFAULT_K, help=f"neighbours (default: {DEFAULT_K})"
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -24,7 +24,7 @@ from core.cli.options import (
 from core.cli.output import progress_bar, text_table
 from core.cli.statistics_output import statistics_options, wants_statistics
 from core.errors import CliError
-from core.geometry.options import ConvexityOptions
+from core.geometry.options import DEFAULT_K, ConvexityOptions, UmapOptions
 from core.geometry.sampling import DEFAULT_TARGET_SE
 from core.results.precision import DEFAULT_PRECISION, Precision
 
@@ -389,8 +389,8 @@ def cmd_umap(args: argparse.Namespace) -> int:
     update, close = progress_bar("umap", not args.no_progress, unit="layer")
     try:
         given = {"n_neighbors": args.neighbors, "seed": args.umap_seed}
-        settings = {name: value for name, value in given.items() if value is not None}
-        entry, hit = umap_entry(fs, progress=update, **settings)  # the engine's defaults otherwise
+        options = UmapOptions(**{name: value for name, value in given.items() if value is not None})
+        entry, hit = umap_entry(fs, options, progress=update)
     finally:
         close()
     layout = entry.arrays["layout"]
@@ -496,7 +496,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="label sets (default: both, sharing each layer's kNN graph)",
     )
     p.add_argument(
-        "--k", type=positive_int, default=10, help="neighbours in the kNN graph (default: 10)"
+        "--k",
+        type=positive_int,
+        default=DEFAULT_K,
+        help=f"neighbours in the kNN graph (default: {DEFAULT_K})",
     )
     precision_options(p, default_se=DEFAULT_TARGET_SE)
     p.add_argument(
@@ -532,7 +535,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="criteria to compute (default: all; see core.geometry.criteria.CRITERIA)",
     )
-    p.add_argument("--k", type=positive_int, default=10, help="neighbours (default: 10)")
+    p.add_argument(
+        "--k", type=positive_int, default=DEFAULT_K, help=f"neighbours (default: {DEFAULT_K})"
+    )
     p.add_argument(
         "--pairs", type=positive_int, default=5000, help="convexity pair budget per class"
     )

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from core.errors import ConvexityInputError
+from core.geometry.options import DEFAULT_UMAP, UmapOptions
 from core.geometry.projections import layer_embeddings
 from core.geometry.validation import as_feature_array
 
@@ -26,11 +27,8 @@ __all__ = ["aligned_layouts"]
 
 def aligned_layouts(
     features: Sequence[np.ndarray],
+    options: UmapOptions = DEFAULT_UMAP,
     *,
-    n_neighbors: int = 15,
-    min_dist: float = 0.1,
-    n_epochs: int = 200,
-    seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """(M, N, 2) layouts of M feature arrays (N, D_m) of the same N clips, in checkpoint order."""
@@ -46,11 +44,4 @@ def aligned_layouts(
     stacked = np.zeros((n, len(arrays), width), dtype=np.float32)
     for i, a in enumerate(arrays):
         stacked[:, i, : a.shape[1]] = a
-    return layer_embeddings(
-        stacked,
-        n_neighbors=n_neighbors,
-        min_dist=min_dist,
-        n_epochs=n_epochs,
-        seed=seed,
-        progress=progress,
-    )
+    return layer_embeddings(stacked, options, progress=progress)

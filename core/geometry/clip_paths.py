@@ -17,6 +17,7 @@ import torch
 
 from core.errors import ConvexityInputError
 from core.geometry.knn import KnnGraph, knn_graph
+from core.geometry.options import DEFAULT_K
 from core.geometry.shortest_paths import path_tree, tree_path
 from core.geometry.validation import LabelsLike, as_features, as_labels
 
@@ -74,7 +75,7 @@ class LayerGraph:
         )
 
 
-def layer_graph(features: np.ndarray | torch.Tensor, k: int = 10) -> LayerGraph:
+def layer_graph(features: np.ndarray | torch.Tensor, k: int = DEFAULT_K) -> LayerGraph:
     """The exact kNN graph of one layer's features (N, D), as the convexity engine builds it (CPU)."""
     x = as_features(features, "N, D").to("cpu")
     if not isinstance(k, int | np.integer) or not 1 <= k < x.shape[0]:

@@ -42,15 +42,13 @@ import torch
 
 from core.errors import ConvexityInputError
 from core.geometry.knn import KnnGraph, knn_graph
+from core.geometry.options import DEFAULT_K
 from core.geometry.prune_point import DEFAULT_FRACTION, suggest_prune_point
 from core.geometry.validation import as_feature_array, check_finite, encode_labels
 
 Kind = Literal["curve", "matrix"]
 Features = np.ndarray | torch.Tensor
 Labels = Sequence[Hashable] | np.ndarray | torch.Tensor
-
-
-DEFAULT_K = 10
 
 
 # ----------------------------------------------------------------------------------------------------

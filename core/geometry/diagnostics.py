@@ -35,6 +35,7 @@ from scipy.sparse.csgraph import connected_components
 
 from core.errors import ConvexityInputError
 from core.geometry.knn import KnnGraph, knn_graph
+from core.geometry.options import DEFAULT_K
 from core.geometry.shortest_paths import scores_numba, scores_torch
 from core.geometry.validation import (
     LabelsLike,
@@ -314,7 +315,7 @@ def diagnose_layer(
     features: np.ndarray | torch.Tensor,
     labels: Mapping[str, LabelsLike],
     *,
-    k: int = 10,
+    k: int = DEFAULT_K,
     layer: int | None = None,
     max_sources_per_class: int | None = None,
     seed: int = 0,

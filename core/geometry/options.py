@@ -19,6 +19,7 @@ from core.io.records import Record
 __all__ = [
     "DEFAULT_K",
     "DEFAULT_OPTIONS",
+    "DEFAULT_UMAP",
     "EXACT_THRESHOLD",
     "ConvexityOptions",
     "Engine",
@@ -98,3 +99,12 @@ class UmapOptions(Record):
     min_dist: float = 0.1
     n_epochs: int = 200
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_neighbors < 2 or self.n_epochs < 1 or not self.min_dist >= 0:
+            raise ConvexityInputError(
+                f"UMAP needs n_neighbors >= 2, n_epochs >= 1 and min_dist >= 0, got {self}"
+            )
+
+
+DEFAULT_UMAP = UmapOptions()

@@ -16,6 +16,7 @@ import torch
 
 from core.errors import ConvexityInputError
 from core.geometry.knn import knn_graph
+from core.geometry.options import DEFAULT_UMAP, UmapOptions
 from core.geometry.validation import as_feature_array
 
 
@@ -45,16 +46,13 @@ def procrustes_align(emb: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 def layer_embeddings(
     features: np.ndarray,
+    options: UmapOptions = DEFAULT_UMAP,
     *,
-    n_neighbors: int = 15,
-    min_dist: float = 0.1,
-    n_epochs: int = 200,
-    seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Aligned 2-D UMAP embeddings (L+1, N, 2) of features (N, L+1, D), one per hidden state.
 
-    ``progress(done, total)`` is called after each layer. Deterministic for a fixed ``seed``.
+    ``progress(done, total)`` is called after each layer. Deterministic for a fixed ``options.seed``.
     """
     import umap  # slow import (numba); only when needed
 
@@ -62,7 +60,7 @@ def layer_embeddings(
     n, n_states = features.shape[0], features.shape[1]
     if n < 4:
         raise ConvexityInputError(f"need at least 4 points for a projection, got {n}")
-    nn = max(2, min(n_neighbors, n - 1))
+    nn = max(2, min(options.n_neighbors, n - 1))
     out = np.empty((n_states, n, 2), dtype=np.float32)
     prev: np.ndarray | None = None
     for layer in range(n_states):
@@ -71,10 +69,10 @@ def layer_embeddings(
         init = "spectral" if prev is None else prev.astype(np.float64)
         reducer = umap.UMAP(
             n_neighbors=nn,
-            min_dist=min_dist,
-            n_epochs=n_epochs,
+            min_dist=options.min_dist,
+            n_epochs=options.n_epochs,
             init=init,
-            random_state=seed,
+            random_state=options.seed,
             precomputed_knn=(idx, dist, None),
         )
         with warnings.catch_warnings():

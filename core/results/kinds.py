@@ -25,7 +25,13 @@ from core.geometry.convexity import ClassConvexity, ConvexityCurve, ConvexityRes
 from core.geometry.criteria import CriterionResult
 from core.geometry.curve_statistics import CurveStatistics
 from core.geometry.diagnostics import CLIP_COLUMNS, ClassDiagnostics, LayerDiagnostics
-from core.geometry.options import DEFAULT_OPTIONS, ConvexityOptions
+from core.geometry.options import (
+    DEFAULT_K,
+    DEFAULT_OPTIONS,
+    DEFAULT_UMAP,
+    ConvexityOptions,
+    UmapOptions,
+)
 from core.geometry.resampling import ResampleUnits
 from core.results.provenance import provenance_from_meta
 from core.results.store import (
@@ -339,7 +345,7 @@ CRITERIA_RUNTIME_ARGS = {"features", "labels", "graphs", "k", "n_jobs", "blas_th
 def criteria_request(
     labels: Sequence[Hashable],
     *,
-    k: int = criteria_engine.DEFAULT_K,
+    k: int = DEFAULT_K,
     names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The stored-criteria request: names, k and every chosen criterion's keywords (defaults filled in).
@@ -369,7 +375,7 @@ def criteria_entry(
     fs: Any,
     label_set: str,
     *,
-    k: int = criteria_engine.DEFAULT_K,
+    k: int = DEFAULT_K,
     names: Sequence[str] | None = None,
     graphs: Mapping[int, Any] | None = None,
     on_error: Callable[[str, LabError], None] | None = None,
@@ -411,7 +417,7 @@ def criteria_entry(
     return _criteria_store(fs, label_set, request, compute, refresh)
 
 
-def criteria_key(fs: Any, label_set: str, *, k: int = criteria_engine.DEFAULT_K) -> str:
+def criteria_key(fs: Any, label_set: str, *, k: int = DEFAULT_K) -> str:
     """The store key ``criteria_entry`` uses for these inputs (nothing computed)."""
     request = criteria_request(list(fs.labels(label_set)), k=k)
     return result_key(_meta(fs)["key"], "criteria", {"label_set": label_set, **request})
@@ -420,23 +426,24 @@ def criteria_key(fs: Any, label_set: str, *, k: int = criteria_engine.DEFAULT_K)
 # --------------------------------------------------------------------------------------------------
 # UMAP layouts
 
-# Arguments of ``layer_embeddings`` that are not part of the key.
-UMAP_RUNTIME_ARGS = {"features", "progress"}
 
-
-def umap_request(**engine_kwargs: Any) -> dict[str, Any]:
-    """The key-relevant settings: every ``layer_embeddings`` keyword, defaults filled in from its signature."""
-    return engine_request(projection_engine.layer_embeddings, UMAP_RUNTIME_ARGS, engine_kwargs)
+def umap_request(options: UmapOptions = DEFAULT_UMAP) -> dict[str, Any]:
+    """The key-relevant settings: the whole ``UmapOptions`` record."""
+    return options.to_dict()
 
 
 def umap_entry(
-    fs: Any, *, progress: Progress | None = None, refresh: bool = False, **engine_kwargs: Any
+    fs: Any,
+    options: UmapOptions = DEFAULT_UMAP,
+    *,
+    progress: Progress | None = None,
+    refresh: bool = False,
 ) -> tuple[StoredResult, bool]:
     """(entry, from_store) of the aligned UMAP layouts (L+1, N, 2) of feature set ``fs``."""
-    request = umap_request(**engine_kwargs)
+    request = umap_request(options)
 
     def run() -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
-        layout = projection_engine.layer_embeddings(fs.features, progress=progress, **request)
+        layout = projection_engine.layer_embeddings(fs.features, options, progress=progress)
         layout = np.asarray(layout, dtype=np.float32)
         return {"shape": list(layout.shape)}, {"layout": layout}, dict(request)
 
@@ -469,7 +476,7 @@ DIAGNOSTICS_KIND = "diagnostics"
 def diagnostics_request(
     layer: int,
     label_sets: Sequence[str],
-    k: int = 10,
+    k: int = DEFAULT_K,
     max_sources_per_class: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -539,7 +546,7 @@ def diagnostics_entry(
     layer: int,
     label_sets: Sequence[str],
     *,
-    k: int = 10,
+    k: int = DEFAULT_K,
     max_sources_per_class: int | None = None,
     seed: int = 0,
     device: Any = None,

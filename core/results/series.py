@@ -26,8 +26,9 @@ import numpy as np
 from core.data.features import FeatureSet, Selection, extract_features
 from core.errors import ResultError
 from core.geometry.curves import LayerCurve
+from core.geometry.options import DEFAULT_UMAP, UmapOptions
 from core.io.run_folder import RunFolder
-from core.results.kinds import engine_request, stored_convexity
+from core.results.kinds import stored_convexity
 from core.results.precision import Precision
 from core.results.provenance import provenance_from_meta
 from core.results.series_data import Checkpoint, CheckpointSeries
@@ -224,9 +225,8 @@ def stored_series() -> list[StoredResult]:
 def aligned_umap(
     series_key: str,
     layer: int,
+    options: UmapOptions = DEFAULT_UMAP,
     *,
-    n_neighbors: int = 15,
-    seed: int = 0,
     progress: Progress | None = None,
     refresh: bool = False,
 ) -> np.ndarray:
@@ -243,7 +243,7 @@ def aligned_umap(
     common = min(c.n_layers for c in series.checkpoints)
     if not 0 <= layer <= common:
         raise ResultError(f"hidden state {layer} is not in every checkpoint: choose 0..{common}")
-    request = aligned_request(series_key, layer, n_neighbors=n_neighbors, seed=seed)
+    request = aligned_request(series_key, layer, options)
     key = result_key(entry.provenance.feature_key, ALIGNED_KIND, request)
 
     def build() -> StoredResult:
@@ -251,13 +251,12 @@ def aligned_umap(
             np.asarray(load_cached_features(c.feature_key).features[:, layer, :], dtype=np.float32)
             for c in series.checkpoints
         ]
-        engine = {k: v for k, v in request.items() if k not in ("series", "layer")}
-        layouts = aligned_layouts(feats, progress=progress, **engine)
+        layouts = aligned_layouts(feats, options, progress=progress)
         prov = provenance_from_meta(
             _provenance_meta(entry),
             kind=ALIGNED_KIND,
             label_sets=list(series.label_sets),
-            settings=jsonable(engine),
+            settings=options.to_dict(),
             extra={"series": series_key, "layer": int(layer)},
         )
         data = {"shape": list(layouts.shape)}
@@ -267,13 +266,12 @@ def aligned_umap(
     return np.asarray(stored.arrays["layout"])
 
 
-def aligned_request(series_key: str, layer: int, **engine_kwargs: Any) -> dict[str, Any]:
-    """The key-relevant settings of an aligned layout: the series, the hidden state and every
-    ``aligned_layouts`` keyword (defaults filled in from its signature)."""
-    from core.geometry.aligned import aligned_layouts
-
-    request = engine_request(aligned_layouts, {"features", "progress"}, engine_kwargs)
-    return {"series": series_key, "layer": int(layer), **request}
+def aligned_request(
+    series_key: str, layer: int, options: UmapOptions = DEFAULT_UMAP
+) -> dict[str, Any]:
+    """The key-relevant settings of an aligned layout: the series, the hidden state and the UMAP
+    options."""
+    return {"series": series_key, "layer": int(layer), **options.to_dict()}
 
 
 def stored_aligned_umap(series_key: str, layer: int) -> np.ndarray | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.geometry.curves import LayerCurve
-from core.geometry.options import ConvexityOptions
+from core.geometry.options import DEFAULT_K, ConvexityOptions
 from core.io.records import Record
 from core.models.classifier import autocast
 from core.models.registry import SpeechEncoder
@@ -76,7 +76,7 @@ def convexity_curves(
     max_pairs: int | None = 5000,
     target_se: float | None = None,
     seed: int = 0,
-    k: int = 10,
+    k: int = DEFAULT_K,
 ) -> dict[str, LayerCurve]:
     """Layerwise word and speaker convexity of pooled features (N, L+1, D) on a ``k``-NN graph, at the
     precision of ``max_pairs`` per class or, when given, ``target_se``; a label set without two classes
