@@ -24,7 +24,7 @@ from core.errors import ConvexityInputError, LabError
 from core.geometry.convexity import ConvexityCurve, ConvexityResult, graph_convexity
 from core.geometry.criteria import CriterionResult
 from core.geometry.curve_statistics import CurveStatistics
-from core.models.registry import models_available_offline
+from core.models.hub import models_available_offline
 from core.results.kinds import (
     convexity_entry,
     criteria_entry,
@@ -221,8 +221,8 @@ def umap_layers(key: str, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
 @st.cache_data(show_spinner="Counting parameters...", max_entries=8)
 def params_by_prune_point(model: str) -> dict[int, dict[str, int]]:
     """Encoder parameter counts at every prune point 1..L of a model (loaded once on the CPU, then freed)."""
+    from core.models.loading import load_encoder
     from core.models.pruning import params_by_prune_point as counts
-    from core.models.registry import load_encoder
 
     enc = load_encoder(model, device="cpu")
     try:

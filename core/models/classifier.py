@@ -22,6 +22,8 @@ import torch
 from torch import nn
 
 from core.errors import ModelError
+from core.models.encoder import SpeechEncoder, default_feature_extractor
+from core.models.loading import ResolvedModel, as_resolved, load_encoder
 from core.models.pruning import (
     encoder_of,
     head_parameters,
@@ -29,7 +31,7 @@ from core.models.pruning import (
     prune,
     speech_base_of,
 )
-from core.models.registry import SpeechEncoder, default_feature_extractor, load_encoder
+from core.models.request import ModelRequest
 
 __all__ = [
     "autocast",
@@ -63,16 +65,16 @@ def classifier_encoder(clf: nn.Module, feature_extractor: Any | None = None) -> 
 
 
 def build_classifier(
-    model: str | os.PathLike,
+    model: ResolvedModel | ModelRequest | str | os.PathLike,
     labels: list[str],
     prune_point: int | None = None,
     *,
-    whisper_input: str = "trimmed",
     seed: int = 0,
     device: str | torch.device | None = None,
 ) -> tuple[nn.Module, SpeechEncoder]:
     """Pretrained encoder (pruned at ``prune_point``) + the family's classification head for ``labels``."""
-    enc = load_encoder(model, whisper_input=whisper_input, device="cpu")
+    resolved = as_resolved(model)
+    enc = resolved.load(device="cpu")
     if prune_point is not None and prune_point != enc.n_layers:
         prune(enc.model, int(prune_point))
     cfg = copy.deepcopy(enc.model.config)
@@ -86,7 +88,9 @@ def build_classifier(
     missing, unexpected = speech_base_of(clf).load_state_dict(enc.model.state_dict(), strict=False)
     bad = [k for k in missing if "masked_spec_embed" not in k] + list(unexpected)
     if bad:
-        raise ModelError(f"the weights of {model} do not fit its classifier class: {bad[:3]}")
+        raise ModelError(
+            f"the weights of {resolved.spec.key} do not fit its classifier class: {bad[:3]}"
+        )
     clf.to(_default_device(device))
     return clf, classifier_encoder(clf, enc.feature_extractor)
 

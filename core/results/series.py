@@ -27,6 +27,7 @@ from core.data.features import FeatureSet, Selection, extract_features
 from core.errors import ResultError
 from core.geometry.curves import LayerCurve
 from core.io.run_folder import RunFolder
+from core.models.request import ModelRequest
 from core.results.kinds import engine_request, stored_convexity
 from core.results.precision import Precision
 from core.results.provenance import provenance_from_meta
@@ -161,12 +162,10 @@ def make_series(
     sets, curves = [], []
     for done, ref in enumerate(refs, start=1):
         fs = extract_features(
-            ref.model,
+            ModelRequest(ref.model, whisper_input, trust_remote_code),
             selection,
-            whisper_input=whisper_input,
             batch_size=batch_size,
             device=device,
-            trust_remote_code=trust_remote_code,
         )
         labels = {name: fs.labels(name) for name in LABEL_SETS}
         got = stored_convexity(

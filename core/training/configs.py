@@ -10,8 +10,15 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from core.errors import TrainingError
+from core.models.identity import ModelIdentity
+from core.models.request import ModelRequest
 
 __all__ = ["BenchmarkConfig", "FinetuneConfig", "SweepConfig"]
+
+
+def _identity(value: ModelIdentity | dict[str, Any] | None) -> ModelIdentity | None:
+    """A pinned model identity as the record (config.json holds it as an object)."""
+    return ModelIdentity.from_dict(value) if isinstance(value, dict) else value
 
 
 @dataclass
@@ -102,6 +109,10 @@ class FinetuneConfig:
             "choices": ("trimmed", "padded"),
         },
     )
+    model_identity: ModelIdentity | None = field(
+        default=None,
+        metadata={"cli": False, "help": "the weights the run is pinned to (recorded at launch)"},
+    )
     log_every: int = field(
         default=10, metadata={"help": "log a training row every this many optimizer steps"}
     )
@@ -147,6 +158,14 @@ class FinetuneConfig:
         default=0,
         metadata={"help": "also measure every this many optimizer steps (0: once per epoch)"},
     )
+
+    def __post_init__(self) -> None:
+        self.model_identity = _identity(self.model_identity)
+
+    @property
+    def request(self) -> ModelRequest:
+        """The model the run trains."""
+        return ModelRequest(str(self.model), self.whisper_input)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FinetuneConfig:
@@ -251,6 +270,18 @@ class BenchmarkConfig:
             "choices": ("trimmed", "padded"),
         },
     )
+    model_identity: ModelIdentity | None = field(
+        default=None,
+        metadata={"cli": False, "help": "the weights the run is pinned to (recorded at launch)"},
+    )
+
+    def __post_init__(self) -> None:
+        self.model_identity = _identity(self.model_identity)
+
+    @property
+    def request(self) -> ModelRequest:
+        """The model the benchmark times."""
+        return ModelRequest(str(self.model), self.whisper_input)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchmarkConfig:

@@ -14,7 +14,7 @@ import numpy as np
 from core.geometry.curves import LayerCurve
 from core.io.records import Record
 from core.models.classifier import autocast
-from core.models.registry import SpeechEncoder
+from core.models.encoder import SpeechEncoder
 
 __all__ = [
     "ConvexityComparison",
