@@ -51,6 +51,7 @@ def _other_weights(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # converts the real tiny.en weights into a private cache (about 10 s)
 def test_an_offline_whisper_extraction_resolves_once_and_checks_its_weights_once(
     tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -173,3 +174,18 @@ def test_runs_record_the_weights_they_ran_on(
     with pytest.raises(TrainingError, match="pinned to"):
         run_sweep(cfg, run)
     assert not (run / "p1" / "result.json").exists()
+
+
+def test_a_padded_whisper_classifier_keeps_the_30_s_window(tmp_path: Path) -> None:
+    """The request's window reaches the classifier that is trained and the one reloaded to score it."""
+    from core.models.classifier import build_classifier, load_classifier
+    from tests.tiny_assets import make_tiny_whisper
+
+    path = make_tiny_whisper(tmp_path / "w")
+    for mode, positions in (("padded", 1500), ("trimmed", 50)):
+        clf, enc = build_classifier(ModelRequest(str(path), mode), ["a", "b"], device="cpu")
+        assert (enc.input_mode, clf.config.max_source_positions) == (mode, positions)
+        clf.save_pretrained(tmp_path / mode)
+        enc.feature_extractor.save_pretrained(tmp_path / mode)
+        again, view = load_classifier(tmp_path / mode, "cpu", mode)
+        assert (view.input_mode, again.config.max_source_positions) == (mode, positions)

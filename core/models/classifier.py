@@ -58,10 +58,16 @@ def _default_device(device: str | torch.device | None) -> str | torch.device:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def classifier_encoder(clf: nn.Module, feature_extractor: Any | None = None) -> SpeechEncoder:
-    """A ``SpeechEncoder`` view (preprocessing, hidden states, pooling) over a classifier's encoder, sharing weights."""
+def classifier_encoder(
+    clf: nn.Module, feature_extractor: Any | None = None, whisper_input: str = "trimmed"
+) -> SpeechEncoder:
+    """A ``SpeechEncoder`` view (preprocessing, hidden states, pooling) over a classifier's encoder, sharing
+    weights; a Whisper classifier runs in ``whisper_input`` mode (the one its encoder was loaded in)."""
     device = next(clf.parameters()).device
-    return SpeechEncoder(speech_base_of(clf), feature_extractor=feature_extractor, device=device)
+    base = speech_base_of(clf)
+    return SpeechEncoder(
+        base, feature_extractor=feature_extractor, whisper_input=whisper_input, device=device
+    )
 
 
 def build_classifier(
@@ -92,13 +98,16 @@ def build_classifier(
             f"the weights of {resolved.spec.key} do not fit its classifier class: {bad[:3]}"
         )
     clf.to(_default_device(device))
-    return clf, classifier_encoder(clf, enc.feature_extractor)
+    return clf, classifier_encoder(clf, enc.feature_extractor, enc.input_mode)
 
 
 def load_classifier(
-    path: str | os.PathLike, device: str | torch.device | None = None
+    path: str | os.PathLike,
+    device: str | torch.device | None = None,
+    whisper_input: str = "trimmed",
 ) -> tuple[nn.Module, SpeechEncoder]:
-    """Reload a saved classifier checkpoint (``best/`` or ``last/``) and its feature extractor."""
+    """Reload a saved classifier checkpoint (``best/`` or ``last/``) and its feature extractor
+    (``whisper_input``: the window a Whisper classifier was trained in)."""
     from transformers import AutoFeatureExtractor
 
     clf = _auto_classifier_class().from_pretrained(str(path))
@@ -107,7 +116,7 @@ def load_classifier(
     except Exception:  # an older checkpoint without preprocessor_config.json
         fe = default_feature_extractor(clf.config)
     clf.to(_default_device(device)).eval()
-    return clf, classifier_encoder(clf, fe)
+    return clf, classifier_encoder(clf, fe, whisper_input)
 
 
 def freeze_front_end(clf: nn.Module) -> None:

@@ -369,7 +369,7 @@ def score_best_checkpoint(
     cfg: FinetuneConfig, run: Path, selection: LabelledClips, test: LabelledClips, device: Any
 ) -> tuple[EvalResult, EvalResult | None]:
     """Step 7: the best checkpoint (reloaded from disk) on the selection split and on the test clips."""
-    clf, enc = load_classifier(RunFolder(run).file(RunFolder.BEST_MODEL), device=device)
+    clf, enc = load_classifier(RunFolder(run).file(RunFolder.BEST_MODEL), device, cfg.whisper_input)
     best = evaluate(
         clf, enc, selection.waves, selection.targets, batch_size=cfg.eval_batch_size, bf16=cfg.bf16
     )
@@ -392,7 +392,9 @@ def compare_convexity(
 ) -> ConvexityComparison:
     """Step 8: word and speaker convexity of the best checkpoint and of the pretrained encoder on ``clips``."""
     log.info("convexity of word and speaker labels on %d %s clips", len(clips), clips.split)
-    _, tuned_enc = load_classifier(RunFolder(run).file(RunFolder.BEST_MODEL), device=device)
+    _, tuned_enc = load_classifier(
+        RunFolder(run).file(RunFolder.BEST_MODEL), device, cfg.whisper_input
+    )
     tuned = pooled_features(tuned_enc, clips.waves, cfg.eval_batch_size)
     del tuned_enc
     pre = resolved.load(device=device)
