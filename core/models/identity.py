@@ -48,10 +48,6 @@ class ModelIdentity(Record):
         """Whether ``other`` names other weights of a model (both known and not equal)."""
         return self.known and other.known and self.weights != other.weights
 
-    def describe(self) -> str:
-        """One line: the model and its weights."""
-        return f"{self.key} ({self.weights or 'weights not known yet'})"
-
     @property
     def known(self) -> bool:
         """Whether the weights are identified (False only for a hub model not in the local cache)."""

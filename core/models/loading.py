@@ -3,8 +3,9 @@
 ``ModelRequest`` is what a config stores (the name, Whisper's input window, whether hub code may run).
 ``request.resolve()`` looks the name up once (preset, hub id or model directory), prepares an offline
 preset's directory once, and computes the weights identity once; the ``ResolvedModel`` it returns is
-picklable (it can travel to a worker) and its ``load()`` builds the encoder from that answer without
-resolving again. ``resolve_model`` answers only "which catalogue entry" (depth, family) without
+picklable and its ``load()`` builds the encoder from that answer without resolving again. Work sent
+to other machines carries the request instead (their copy of a model may differ), and its results
+are checked against the resolved identity. ``resolve_model`` answers only "which catalogue entry" (depth, family) without
 touching weights.
 """
 

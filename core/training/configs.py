@@ -11,6 +11,7 @@ from typing import Any
 
 from core.errors import TrainingError
 from core.models.identity import ModelIdentity
+from core.models.registry import INPUT_MODES
 from core.models.request import ModelRequest
 
 __all__ = ["BenchmarkConfig", "FinetuneConfig", "SweepConfig"]
@@ -106,7 +107,7 @@ class FinetuneConfig:
         default="trimmed",
         metadata={
             "help": "Whisper only: 'trimmed' runs the encoder on the 1-s clip, 'padded' on the 30-s window",
-            "choices": ("trimmed", "padded"),
+            "choices": INPUT_MODES,
         },
     )
     model_identity: ModelIdentity | None = field(
@@ -267,7 +268,7 @@ class BenchmarkConfig:
         default="trimmed",
         metadata={
             "help": "Whisper only: 'trimmed' runs the encoder on the 1-s clip, 'padded' on the 30-s window",
-            "choices": ("trimmed", "padded"),
+            "choices": INPUT_MODES,
         },
     )
     model_identity: ModelIdentity | None = field(
