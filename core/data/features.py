@@ -10,9 +10,9 @@ does not grow with N. Batches run under bf16 autocast on CUDA; on ``torch.OutOfM
 size is halved and the batch retried (down to 1).
 
 Cache: ``cache_dir()/features/<key>/`` with ``features.npy`` and ``meta.json``. ``key`` is the
-sha256 of a JSON document of: the model id and weights identity (asked of the model registry,
-``core.models.identity``: hub id + commit; local directory: sha256 of its weight/config files;
-offline Whisper: sha256 of the source ``model.bin``; a hand-built encoder without a registry spec:
+sha256 of a JSON document of: the model id and weights identity (the resolved model's,
+``core.models.loading``: hub id + commit; local directory: sha256 of its weight/config files;
+offline Whisper: sha256 of the source ``model.bin``; a hand-built encoder without a resolved model:
 sha256 of its parameters), the dataset fingerprint of the selected clips (paths, labels, splits,
 sizes, mtimes), the selection (dataset, task, split, max_clips, seed, min_clips, split_seed; the
 speaker regex when one is given), the pooling ("mean-valid-frames"), the input mode (Whisper
@@ -23,7 +23,7 @@ process) and recomputes on any mismatch, with a one-line warning. An exclusive `
 ``<key>.lock`` makes concurrent requests for one key compute it once. Nothing is pickled
 (``np.load(..., allow_pickle=False)``).
 
-Caveat: a ``SpeechEncoder`` with a registry spec is identified by its spec (id, revision or weight
+Caveat: a ``SpeechEncoder`` loaded from a resolved model is identified by it (id, revision or weight
 files) and layer count, not by hashing its parameters: weights changed in memory after loading (other
 than pruning, which changes the layer count) need ``cache=False``.
 """
