@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.data.audio import load_clips  # noqa: E402
 from core.data.features import Selection, extract_features  # noqa: E402
-from core.models.registry import SpeechEncoder, load_encoder  # noqa: E402
+from core.models.encoder import SpeechEncoder  # noqa: E402
+from core.models.loading import load_encoder  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

@@ -37,7 +37,7 @@ from core.data.features import Selection, extract_features  # noqa: E402
 from core.geometry.convexity import layerwise_convexity  # noqa: E402
 from core.geometry.options import ConvexityOptions
 from core.geometry.synthetic import synthetic_layers  # noqa: E402
-from core.models.registry import SpeechEncoder  # noqa: E402
+from core.models.encoder import SpeechEncoder  # noqa: E402
 from core.training.benchmark import benchmark  # noqa: E402
 
 

@@ -25,7 +25,7 @@ from core.geometry.convexity import ConvexityCurve, ConvexityResult, graph_conve
 from core.geometry.criteria import CriterionResult
 from core.geometry.curve_statistics import CurveStatistics
 from core.geometry.options import DEFAULT_K, DEFAULT_UMAP, ConvexityOptions, UmapOptions
-from core.models.registry import models_available_offline
+from core.models.hub import models_available_offline
 from core.results.kinds import (
     convexity_entry,
     criteria_entry,
@@ -220,8 +220,8 @@ def umap_layers(key: str, n_neighbors: int = DEFAULT_UMAP.n_neighbors, seed: int
 @st.cache_data(show_spinner="Counting parameters...", max_entries=8)
 def params_by_prune_point(model: str) -> dict[int, dict[str, int]]:
     """Encoder parameter counts at every prune point 1..L of a model (loaded once on the CPU, then freed)."""
+    from core.models.loading import load_encoder
     from core.models.pruning import params_by_prune_point as counts
-    from core.models.registry import load_encoder
 
     enc = load_encoder(model, device="cpu")
     try:

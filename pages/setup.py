@@ -18,6 +18,7 @@ from core.data.imported import (
 from core.errors import LabError, UnknownModelError
 from core.models.classifier import classifier_params_by_prune_point
 from core.models.registry import MODELS
+from core.models.request import ModelRequest
 from core.runs.records import format_seconds
 from pages.cached import cached_feature_list, clear_feature_list, offline_models
 from pages.feature_choice import describe_entry
@@ -155,13 +156,12 @@ if st.button("Extract features", type="primary", icon=":material/play_arrow:"):
             seed=0,
             speaker_regex=regex or None,
         )
-        fs = extract_features(
+        request = ModelRequest(
             custom or state.model,
-            selection,
-            whisper_input=state.whisper_input,
-            progress=tick,
+            state.whisper_input,
             trust_remote_code=bool(custom) and state.trust_remote_code,
         )
+        fs = extract_features(request, selection, progress=tick)
     except LabError as exc:
         bar.empty()
         st.error(error_line(exc))

@@ -76,7 +76,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter:
     monkeypatch.setattr(
         projections, "layer_embeddings", counted("umap", projections.layer_embeddings)
     )
-    monkeypatch.setattr(features, "load_encoder", counted("load_encoder", features.load_encoder))
+    monkeypatch.setattr(
+        features, "prepare_encoder", counted("load_encoder", features.prepare_encoder)
+    )
     return counter
 
 

@@ -161,6 +161,7 @@ BAD_INVOCATIONS: list[tuple[str, list[str]]] = [
     ("path-from-superscript-digit", ["path", MODEL, "sample", "--from", "\u00b2"]),
     ("path-to-arabic-digit", ["path", MODEL, "sample", "--from", "0", "--to", "\u0663"]),
     ("convexity-resample-seed-negative", ["convexity", MODEL, "sample", "--resample-seed", "-1"]),
+    ("series-unknown-second-checkpoint", ["series", f"a={MODEL}", "b=no-such-model"]),
     ("series-out-into-a-file", ["series", f"a={MODEL}", "--out", "/dev/null/s.csv"]),
     ("convexity-out-into-a-file", ["convexity", MODEL, "sample", "--out", "/dev/null/c.json"]),
     ("results-verify-no-key", ["results", "verify"]),

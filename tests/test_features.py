@@ -23,7 +23,8 @@ from core.data.features import (
     list_cached_features,
     load_cached_features,
 )
-from core.models.registry import load_encoder
+from core.models.loading import load_encoder
+from core.models.request import ModelRequest
 from tests.tiny_assets import SPEAKERS, WORDS, D, L, N, write_tree
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -136,7 +137,8 @@ def test_keys_follow_the_selection_and_the_model(
     small = extract_features(str(model_dir), sel(tree, max_clips=6))
     assert small.from_cache and small.features.shape[0] == 6
     # Whisper's input mode does not concern a waveform model: same key.
-    assert extract_features(str(model_dir), sel(tree), whisper_input="padded").key == base.key
+    padded = ModelRequest(str(model_dir), "padded")
+    assert extract_features(padded, sel(tree)).key == base.key
     # Other weights (a pruned copy saved elsewhere): another key.
     enc = load_encoder(str(model_dir), device="cpu")
     from core.models.pruning import prune
@@ -245,7 +247,6 @@ def test_cache_key_is_unchanged_by_asking_the_registry_for_identity(tree: Path, 
     import hashlib
 
     from core.io.atomic import sha256_file
-    from core.models import model_identity
 
     selection = sel(tree, max_clips=6)
     fs = extract_features(str(model_dir), selection)
@@ -253,7 +254,7 @@ def test_cache_key_is_unchanged_by_asking_the_registry_for_identity(tree: Path, 
     weights = hashlib.sha256(
         "".join(f"{p.name}\0{sha256_file(p)}\n" for p in files).encode()
     ).hexdigest()
-    assert model_identity(model_dir).weights == "files-sha256:" + weights
+    assert ModelRequest(str(model_dir)).resolve().identity.weights == "files-sha256:" + weights
     payload = {
         "format": 1,
         "model": {
@@ -273,12 +274,12 @@ def test_cache_key_is_unchanged_by_asking_the_registry_for_identity(tree: Path, 
 
 def test_offline_whisper_key_matches_the_one_computed_before_the_move() -> None:
     """Pinned: the key features.py computed itself (before identity moved to core.models) for these inputs."""
-    from core.data.features import _identity_from_name, feature_key
+    from core.data.features import feature_key, key_identity
     from core.models.whisper_offline import offline_whisper_available
 
     if not offline_whisper_available("whisper-tiny.en-offline"):
         pytest.skip("the whisper-tiny.en weight package is not installed")
-    identity = _identity_from_name("whisper-tiny.en-offline", "trimmed")
+    identity = key_identity(ModelRequest("whisper-tiny.en-offline", "trimmed").resolve())
     key = feature_key(identity, "fp", {"dataset": "sample"})
     assert key == "69ec7c690f84562a2a66c81a3d890455c9e430ae13cd2935f35e1115510f4bef"
 

@@ -97,8 +97,8 @@ def test_defaults_select_on_validation_score_on_test_and_compare_convexity_on_te
     tiny_assets: dict[str, Path], tmp_path: Path
 ) -> None:
     """Default splits: best epoch by validation accuracy, figures on test, both curves on the test clips."""
+    from core.models.loading import load_encoder
     from core.models.pruning import prune
-    from core.models.registry import load_encoder
     from core.training.model_convexity import convexity_curves, pooled_features
     from core.training.task_data import load_split
 

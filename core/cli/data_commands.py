@@ -28,7 +28,8 @@ __all__ = [
 
 def cmd_models(args: argparse.Namespace) -> int:
     """List the model registry with offline availability, parameters and layers."""
-    from core.models.registry import MODELS, models_available_offline
+    from core.models.hub import models_available_offline
+    from core.models.registry import MODELS
 
     offline = set(models_available_offline())
     rows = []
@@ -149,18 +150,18 @@ def selection_from_args(args: argparse.Namespace) -> Any:
 def extract_from_args(args: argparse.Namespace, *, cache: bool = True) -> Any:
     """Run (or fetch from the cache) the features the selection options describe, with a progress bar."""
     from core.data.features import extract_features
+    from core.models.request import ModelRequest
 
+    request = ModelRequest(args.model, args.whisper_input, args.trust_remote_code)
     update, close = progress_bar("extract", not args.no_progress)
     try:
         return extract_features(
-            args.model,
+            request,
             selection_from_args(args),
-            whisper_input=args.whisper_input,
             batch_size=args.batch_size,
             device=args.device,
             progress=update,
             cache=cache,
-            trust_remote_code=args.trust_remote_code,
         )
     finally:
         close()
@@ -223,8 +224,8 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     """Load a model, keep layers 1..p, save it, and print parameter counts before and after."""
+    from core.models.loading import load_encoder, resolve_model
     from core.models.pruning import check_prune_point, count_parameters, prune
-    from core.models.registry import load_encoder, resolve_model
 
     depth = resolve_model(args.model).n_layers  # known without loading: check p before any work
     if depth:

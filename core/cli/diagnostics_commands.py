@@ -48,7 +48,7 @@ def _check_layer_early(args: argparse.Namespace) -> None:
     """Refuse a layer past the model's top before any extraction (when the model's depth is known)."""
     if args.layer is None or not args.model:
         return
-    from core.models.registry import resolve_model
+    from core.models.loading import resolve_model
 
     try:
         depth = resolve_model(args.model).n_layers

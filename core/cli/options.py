@@ -237,7 +237,7 @@ def config_options(
     hints = typing.get_type_hints(config_cls)
     group = parser.add_argument_group(f"{config_cls.__name__} settings")
     for f in dataclasses.fields(config_cls):
-        if f.name in exclude:
+        if f.name in exclude or f.metadata.get("cli") is False:
             continue
         flags = [option_name(f.name), *aliases.get(f.name, ())]
         base, optional = _field_type(hints[f.name])

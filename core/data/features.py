@@ -10,9 +10,9 @@ does not grow with N. Batches run under bf16 autocast on CUDA; on ``torch.OutOfM
 size is halved and the batch retried (down to 1).
 
 Cache: ``cache_dir()/features/<key>/`` with ``features.npy`` and ``meta.json``. ``key`` is the
-sha256 of a JSON document of: the model id and weights identity (asked of the model registry,
-``core.models.identity``: hub id + commit; local directory: sha256 of its weight/config files;
-offline Whisper: sha256 of the source ``model.bin``; a hand-built encoder without a registry spec:
+sha256 of a JSON document of: the model id and weights identity (the resolved model's,
+``core.models.loading``: hub id + commit; local directory: sha256 of its weight/config files;
+offline Whisper: sha256 of the source ``model.bin``; a hand-built encoder without a resolved model:
 sha256 of its parameters), the dataset fingerprint of the selected clips (paths, labels, splits,
 sizes, mtimes), the selection (dataset, task, split, max_clips, seed, min_clips, split_seed; the
 speaker regex when one is given), the pooling ("mean-valid-frames"), the input mode (Whisper
@@ -23,7 +23,7 @@ process) and recomputes on any mismatch, with a one-line warning. An exclusive `
 ``<key>.lock`` makes concurrent requests for one key compute it once. Nothing is pickled
 (``np.load(..., allow_pickle=False)``).
 
-Caveat: a ``SpeechEncoder`` with a registry spec is identified by its spec (id, revision or weight
+Caveat: a ``SpeechEncoder`` loaded from a resolved model is identified by it (id, revision or weight
 files) and layer count, not by hashing its parameters: weights changed in memory after loading (other
 than pruning, which changes the layer count) need ``cache=False``.
 """
@@ -60,8 +60,10 @@ from core.io.locks import exclusive
 from core.io.paths import cache_dir, cache_subdir
 from core.io.records import Record
 from core.models.classifier import autocast
-from core.models.identity import ModelIdentity, encoder_identity, spec_identity
-from core.models.registry import SpeechEncoder, load_encoder, resolve_model
+from core.models.encoder import SpeechEncoder
+from core.models.identity import ModelIdentity
+from core.models.loading import ResolvedModel, as_resolved, encoder_identity
+from core.models.request import ModelRequest
 
 __all__ = [
     "POOLING",
@@ -79,6 +81,7 @@ __all__ = [
     "extract_features",
     "feature_cache_root",
     "feature_key",
+    "key_identity",
     "list_cached_features",
     "load_cached_features",
     "plan_entry",
@@ -86,6 +89,7 @@ __all__ = [
     "read_valid_entry",
     "remove_cached_features",
     "resolve_cache_key",
+    "resolve_ref",
     "write_rows",
 ]
 
@@ -97,7 +101,8 @@ FEATURES_NAME = "features.npy"
 META_NAME = "meta.json"
 
 ProgressFn = Callable[[int, int], None]
-ModelRef = str | os.PathLike | SpeechEncoder
+# What extraction takes: a name (the default input window), a request, a resolved or a loaded model.
+ModelRef = str | os.PathLike | ModelRequest | ResolvedModel | SpeechEncoder
 
 
 # --------------------------------------------------------------------------------------------------
@@ -173,21 +178,14 @@ def _model_identity(model: ModelIdentity, input_mode: str, n_layers: int) -> dic
     }
 
 
-def _identity_from_name(
-    name: str | os.PathLike, whisper_input: str, trust_remote_code: bool = False
-) -> dict[str, Any] | None:
-    """Model identity without loading the model, or None when it cannot be known yet (hub, not cached)."""
-    spec = resolve_model(name, trust_remote_code=trust_remote_code)
-    model = spec_identity(spec)
-    if not model.known:
+def key_identity(model: ResolvedModel | SpeechEncoder) -> dict[str, Any] | None:
+    """The model part of the cache key: a resolved model's (None while a hub model's weights are
+    unknown: not cached yet), or a loaded encoder's (its current depth, so a pruned model keys apart)."""
+    if isinstance(model, SpeechEncoder):
+        return _model_identity(encoder_identity(model), model.input_mode, model.n_layers)
+    if not model.identity.known:
         return None
-    mode = whisper_input if spec.family == "whisper" else "waveform"
-    return _model_identity(model, mode, spec.n_layers)
-
-
-def _identity_from_encoder(encoder: SpeechEncoder) -> dict[str, Any]:
-    """Model identity of a loaded encoder (its current layer count, so a pruned model keys differently)."""
-    return _model_identity(encoder_identity(encoder), encoder.input_mode, encoder.n_layers)
+    return _model_identity(model.identity, model.input_mode, model.n_layers)
 
 
 def feature_key(identity: dict[str, Any], fingerprint: str, selection: dict[str, Any]) -> str:
@@ -564,21 +562,21 @@ def compute_rows(
     return np.load(out_path, mmap_mode="r", allow_pickle=False), kept, skipped, stats
 
 
+def resolve_ref(model: ModelRef) -> ResolvedModel | SpeechEncoder:
+    """A loaded encoder as it is; anything else resolved (once) to the model it names."""
+    return model if isinstance(model, SpeechEncoder) else as_resolved(model)
+
+
 def prepare_encoder(
-    model: ModelRef,
-    whisper_input: str,
-    device: str | torch.device | None,
-    trust_remote_code: bool = False,
+    model: ResolvedModel | SpeechEncoder, device: str | torch.device | None
 ) -> SpeechEncoder:
-    """Load a model by name, or move a given SpeechEncoder to ``device``."""
+    """Load a resolved model, or move a given SpeechEncoder to ``device``."""
     if isinstance(model, SpeechEncoder):
         if device is not None and torch.device(device) != model.device:
             model.model.to(device)
             model.device = torch.device(device)
         return model
-    return load_encoder(
-        model, whisper_input=whisper_input, device=device, trust_remote_code=trust_remote_code
-    )
+    return model.load(device=device)
 
 
 def encoder_facts(encoder: SpeechEncoder) -> dict[str, Any]:
@@ -645,51 +643,45 @@ def _meta(
 def plan_entry(
     model: ModelRef,
     table_selection: ClipTable | Selection,
-    whisper_input: str,
     device: str | torch.device | None,
-    trust_remote_code: bool = False,
-) -> tuple[CacheEntry, SpeechEncoder | None]:
-    """The cache entry (key, identity, table) of (model, selection); the encoder if it had to load."""
+) -> tuple[CacheEntry, ResolvedModel | SpeechEncoder]:
+    """The cache entry (key, identity, table) of (model, selection) and the model that computes its rows:
+    resolved once, and loaded already where its identity is only known after loading."""
     table, selection = _table_and_selection(table_selection)
     fingerprint = table.fingerprint()
-    encoder = model if isinstance(model, SpeechEncoder) else None
-    if encoder is not None:
-        identity = _identity_from_encoder(encoder)
-    else:
-        identity = _identity_from_name(model, whisper_input, trust_remote_code)
+    source = resolve_ref(model)
+    identity = key_identity(source)
     if identity is None:  # a hub model whose revision is only known after loading
-        encoder = prepare_encoder(model, whisper_input, device, trust_remote_code)
-        identity = _identity_from_encoder(encoder)
+        source = prepare_encoder(source, device)
+        identity = key_identity(source)
     key = feature_key(identity, fingerprint, selection)
-    return CacheEntry(key, identity, table, fingerprint, selection), encoder
+    return CacheEntry(key, identity, table, fingerprint, selection), source
 
 
 def extract_features(
     model: ModelRef,
     table_selection: ClipTable | Selection,
     *,
-    whisper_input: str = "trimmed",
     batch_size: int = 32,
     device: str | torch.device | None = None,
     progress: ProgressFn | None = None,
     cache: bool = True,
-    trust_remote_code: bool = False,
 ) -> FeatureSet:
     """Mean-pooled per-layer features (N, L+1, D) of the selected clips, from the disk cache when valid.
 
-    ``model``: a preset key, hub id, model directory or a loaded ``SpeechEncoder``. ``table_selection``:
-    a :class:`Selection` (preferred: its parameters enter the key) or a ``ClipTable``. ``whisper_input``
-    ("trimmed" to 1 s, or "padded" to 30 s) applies to Whisper models loaded by name. ``progress(done,
-    total)`` counts clips. With ``cache=False`` nothing is read from or written to the cache (the array
-    is an unlinked temporary memmap). ``trust_remote_code`` (off by default) lets a hub model run its own
-    code; only turn it on for repositories you trust.
+    ``model``: a :class:`ModelRequest` (name, Whisper input window "trimmed"/"padded", trust_remote_code),
+    a resolved model, a loaded ``SpeechEncoder``, or a bare name (default window, no remote code). It is
+    resolved once; a cache miss loads that resolution. ``table_selection``: a :class:`Selection`
+    (preferred: its parameters enter the key) or a ``ClipTable``. ``progress(done, total)`` counts
+    clips. With ``cache=False`` nothing is read from or written to the cache (the array is an unlinked
+    temporary memmap).
     """
-    entry, encoder = plan_entry(model, table_selection, whisper_input, device, trust_remote_code)
+    entry, source = plan_entry(model, table_selection, device)
     key, identity, table = entry.key, entry.identity, entry.table
     fingerprint, selection = entry.fingerprint, entry.selection
 
     if not cache:
-        encoder = prepare_encoder(encoder or model, whisper_input, device, trust_remote_code)
+        encoder = prepare_encoder(source, device)
         try:
             scratch = feature_cache_root()
             fd, tmp = tempfile.mkstemp(
@@ -730,13 +722,7 @@ def extract_features(
             return found
         if why is not None:
             log.warning("feature cache %s is invalid (%s); recomputing", key[:12], why)
-        encoder = prepare_encoder(encoder or model, whisper_input, device, trust_remote_code)
-        got = _identity_from_encoder(encoder)
-        if (got["n_layers"], got["input_mode"]) != (identity["n_layers"], identity["input_mode"]):
-            raise FeatureError(
-                f"model {identity['model_key']} loaded with {got['n_layers']} layers / "
-                f"{got['input_mode']} input, expected {identity['n_layers']} / {identity['input_mode']}"
-            )
+        encoder = prepare_encoder(source, device)
         tmp = begin_entry(directory)
         try:
             arr, kept, skipped, stats = compute_rows(

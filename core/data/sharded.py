@@ -33,11 +33,16 @@ from core.data.features import (
     compute_rows,
     encoder_facts,
     entry_lock,
+    key_identity,
     plan_entry,
     prepare_encoder,
     read_valid_entry,
+    resolve_ref,
 )
 from core.io.leftovers import writer_tag
+from core.models.encoder import SpeechEncoder
+from core.models.loading import ResolvedModel
+from core.models.request import ModelRequest
 
 __all__ = ["Shard", "assemble_shards", "extract_shard", "plan_shards"]
 
@@ -56,7 +61,8 @@ def plan_shards(n_clips: int, n_shards: int, align: int = 32) -> list[tuple[int,
 
 @dataclass
 class Shard:
-    """One extracted clip range: kept rows (global table indices), skipped clips, rows or their file."""
+    """One extracted clip range: kept rows (global table indices), skipped clips, rows or their file,
+    and the identity (cache-key part) of the model that computed them."""
 
     start: int
     stop: int
@@ -64,6 +70,7 @@ class Shard:
     skipped: list[dict[str, str]]
     facts: dict[str, Any]
     stats: dict[str, Any]
+    identity: dict[str, Any] = field(default_factory=dict)
     features: np.ndarray | None = None
     path: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -83,12 +90,11 @@ def _table(selection: Selection | ClipTable) -> ClipTable:
 
 
 def extract_shard(
-    model: str | os.PathLike,
+    model: ResolvedModel | ModelRequest | SpeechEncoder | str | os.PathLike,
     selection: Selection | ClipTable,
     start: int,
     stop: int,
     *,
-    whisper_input: str = "trimmed",
     batch_size: int = 32,
     device: str | None = None,
     out_dir: str | os.PathLike | None = None,
@@ -96,7 +102,7 @@ def extract_shard(
     """Extract clips ``[start, stop)``; rows go to ``out_dir`` (a file) or come back in memory."""
     table = _table(selection)
     sub = table.take(range(start, min(stop, len(table))))
-    encoder = prepare_encoder(model, whisper_input, device)
+    encoder = prepare_encoder(resolve_ref(model), device)
     scratch = Path(out_dir) if out_dir is not None else Path(tempfile.gettempdir())
     scratch.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
@@ -106,7 +112,10 @@ def extract_shard(
     arr, kept, skipped, stats = compute_rows(
         encoder, sub, Path(tmp), batch_size=batch_size, progress=None
     )
-    shard = Shard(start, stop, [start + k for k in kept], skipped, encoder_facts(encoder), stats)
+    facts = encoder_facts(encoder)
+    shard = Shard(
+        start, stop, [start + k for k in kept], skipped, facts, stats, key_identity(encoder)
+    )
     if out_dir is None:
         shard.features = np.array(arr)
         del arr
@@ -116,26 +125,36 @@ def extract_shard(
     return shard
 
 
+def _describe(identity: dict[str, Any]) -> str:
+    """One phrase naming a model identity: key, weights, input mode, depth."""
+    return (
+        f"{identity.get('model_key')} ({identity.get('weights')}, {identity.get('input_mode')} "
+        f"input, {identity.get('n_layers')} layers)"
+    )
+
+
 def assemble_shards(
-    model: str | os.PathLike,
+    model: ResolvedModel | ModelRequest | SpeechEncoder | str | os.PathLike,
     selection: Selection | ClipTable,
     shards: list[Shard],
     *,
-    whisper_input: str = "trimmed",
     seconds: float | None = None,
 ) -> FeatureSet:
-    """Write the shards at their row offsets into the (model, selection) cache entry and commit it."""
-    entry, _ = plan_entry(model, selection, whisper_input, "cpu")
+    """Write the shards at their row offsets into the (model, selection) cache entry and commit it
+    (refused unless every shard was computed by the entry's model: same weights, input mode, depth)."""
+    entry, _ = plan_entry(model, selection, "cpu")
     shards = sorted(shards, key=lambda s: s.start)
     covered = [(s.start, min(s.stop, len(entry.table))) for s in shards]
     starts = [0] + [b for _, b in covered[:-1]]
     if not shards or [a for a, _ in covered] != starts or covered[-1][1] != len(entry.table):
         raise FeatureError(f"shards {covered} do not cover the {len(entry.table)} clips exactly")
     facts = shards[0].facts
-    if facts["n_layers"] != entry.identity["n_layers"]:
-        raise FeatureError(
-            f"shards have {facts['n_layers']} layers, the model {entry.identity['n_layers']}"
-        )
+    for s in shards:
+        if s.identity != entry.identity:
+            raise FeatureError(
+                f"shard {s.start}:{s.stop} was computed by {_describe(s.identity)}, "
+                f"the entry is for {_describe(entry.identity)}"
+            )
     kept = [i for s in shards for i in s.kept]
     if not kept:
         first = next((s.skipped[0] for s in shards if s.skipped), None)

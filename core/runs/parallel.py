@@ -23,24 +23,25 @@ __all__ = ["extract_features_sharded", "parallel_convexity"]
 
 
 def extract_features_sharded(
-    model: str | os.PathLike,
+    model: Any,
     selection: Any,
     executor: Any,
     *,
     n_shards: int | None = None,
-    whisper_input: str = "trimmed",
     batch_size: int = 32,
     device: str | None = None,
 ) -> Any:
     """Features of (model, selection) extracted in clip-range shards on ``executor``, cached as usual.
 
     Shards write their rows next to the cache entry when the worker shares the cache (``out_dir``),
-    else return them through the object store; the driver assembles and commits the entry.
+    else return them through the object store; the driver assembles and commits the entry. ``model``
+    (a ``ModelRequest`` or a name) travels as asked: each worker resolves it on its own machine, and
+    the driver refuses shards whose weights are not the entry's.
     """
     from core.data.features import plan_entry, read_valid_entry
     from core.data.sharded import assemble_shards, plan_shards
 
-    entry, _ = plan_entry(model, selection, whisper_input, "cpu")
+    entry, _ = plan_entry(model, selection, "cpu")
     found, _ = read_valid_entry(entry.directory, entry.key)
     if found is not None:
         return found
@@ -50,13 +51,9 @@ def extract_features_sharded(
     shared = spec is not None and spec.results != "object-store"
     out_dir = str(entry.directory / ".shards") if shared else None
     t0 = time.perf_counter()
-    calls = [
-        (model, selection, a, b, whisper_input, batch_size, device, out_dir) for a, b in ranges
-    ]
+    calls = [(model, selection, a, b, batch_size, device, out_dir) for a, b in ranges]
     shards = executor.map(_shard, calls, gpu=True)
-    return assemble_shards(
-        model, selection, shards, whisper_input=whisper_input, seconds=time.perf_counter() - t0
-    )
+    return assemble_shards(model, selection, shards, seconds=time.perf_counter() - t0)
 
 
 def _shard(
@@ -64,7 +61,6 @@ def _shard(
     selection: Any,
     start: int,
     stop: int,
-    whisper_input: str,
     batch_size: int,
     device: str | None,
     out_dir: str | None,
@@ -79,7 +75,6 @@ def _shard(
         selection,
         start,
         stop,
-        whisper_input=whisper_input,
         batch_size=batch_size,
         device=device,
         out_dir=out_dir,

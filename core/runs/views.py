@@ -47,7 +47,8 @@ COST_METRIC = (
 
 def _registry_layers(model: str) -> int | None:
     """Depth L of a registry model or a local model folder (None if unknown)."""
-    from core.models.registry import MODELS, resolve_model
+    from core.models.loading import resolve_model
+    from core.models.registry import MODELS
 
     spec = MODELS.get(model)
     if spec is None and Path(model).is_dir():  # read its config.json; no hub lookup

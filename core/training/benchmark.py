@@ -44,7 +44,11 @@ from core.errors import LabError, RecordError
 from core.io.atomic import atomic_write_bytes, atomic_write_json
 from core.io.records import Record, from_dict
 from core.io.run_folder import RunFolder
+from core.models.identity import ModelIdentity
+from core.models.loading import ResolvedModel, as_resolved
+from core.models.request import ModelRequest
 from core.training.configs import BenchmarkConfig
+from core.training.pinning import pinned_model
 
 __all__ = [
     "BenchmarkContext",
@@ -269,6 +273,7 @@ class BenchmarkResult(Record):
     seed: int = 0
     timing_threads: int | None = None
     code_version: str = ""
+    model_identity: ModelIdentity | None = None  # the weights timed (None in old files)
 
     def row(self, metric: str) -> BenchmarkRow:
         """The row called ``metric`` (KeyError if absent)."""
@@ -304,10 +309,11 @@ class BenchmarkResult(Record):
             **{
                 k: getattr(self, k)
                 for k in self.__dataclass_fields__
-                if k not in ("context", "rows")
+                if k not in ("context", "rows", "model_identity")
             },
             "context": self.context.to_dict(),
             "rows": [r.to_dict() for r in self.rows],
+            **({"model_identity": self.model_identity.to_dict()} if self.model_identity else {}),
         }
 
     @classmethod
@@ -465,8 +471,9 @@ def run_benchmark(
 ) -> BenchmarkResult:
     """The benchmark ``cfg`` describes: what ``python -m core benchmark``, the page's job and sweeps run."""
     cfg.check()
+    resolved = pinned_model(cfg.request, cfg.model_identity, f"benchmark of {cfg.model}")
     return benchmark(
-        cfg.model,
+        resolved,
         int(cfg.prune_point),
         n_labels=cfg.n_labels,
         train_batch=cfg.train_batch,
@@ -477,7 +484,6 @@ def run_benchmark(
         device=cfg.device,
         bf16=cfg.bf16,
         seed=cfg.seed,
-        whisper_input=cfg.whisper_input,
         threads=cfg.timing_threads,
         timing_hook=timing_hook,
         on_progress=on_progress,
@@ -486,7 +492,7 @@ def run_benchmark(
 
 
 def benchmark(
-    model: str | os.PathLike,
+    model: ResolvedModel | ModelRequest | str | os.PathLike,
     prune_point: int,
     *,
     n_labels: int = 35,
@@ -499,13 +505,14 @@ def benchmark(
     device: str | None = None,
     bf16: bool = True,
     seed: int = 0,
-    whisper_input: str = "trimmed",
     timing_hook: TimingHook | None = None,
     threads: int | None = None,
     on_progress: ProgressHook | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> BenchmarkResult:
     """Measure full vs pruned (at ``prune_point``) classifiers of ``model`` side by side.
+
+    ``model`` is resolved once (a name: the default input window); the result records its identity.
 
     ``threads``: torch intra-op threads while measuring (restored after); 1 keeps a busy shared CPU
     from thrashing. None leaves torch's setting. ``on_progress`` gets one row per round; ``should_stop``
@@ -516,7 +523,7 @@ def benchmark(
         torch.set_num_threads(threads)
     try:
         return _benchmark(
-            model,
+            as_resolved(model),
             prune_point,
             n_labels=n_labels,
             train_batch=train_batch,
@@ -528,7 +535,6 @@ def benchmark(
             device=device,
             bf16=bf16,
             seed=seed,
-            whisper_input=whisper_input,
             timing_hook=timing_hook,
             on_progress=on_progress,
             should_stop=should_stop,
@@ -539,7 +545,7 @@ def benchmark(
 
 
 def _benchmark(
-    model: str | os.PathLike,
+    model: ResolvedModel,
     prune_point: int,
     *,
     n_labels: int,
@@ -552,7 +558,6 @@ def _benchmark(
     device: str | None,
     bf16: bool,
     seed: int,
-    whisper_input: str,
     timing_hook: TimingHook | None,
     on_progress: ProgressHook | None,
     should_stop: Callable[[], bool] | None,
@@ -572,9 +577,7 @@ def _benchmark(
     params: dict[str, dict[str, int]] = {}
     n_layers = 0
     for name, p in (("full", None), ("pruned", prune_point)):
-        clf, enc = build_classifier(
-            model, labels, p, whisper_input=whisper_input, seed=seed, device=device
-        )
+        clf, enc = build_classifier(model, labels, p, seed=seed, device=device)
         if freeze_front_end:
             freeze(clf)
         n_layers = n_layers or enc.n_layers
@@ -684,7 +687,7 @@ def _benchmark(
         load_during=tuple(loads),
     )
     return BenchmarkResult(
-        model=str(model),
+        model=model.request.name,
         n_layers=int(n_layers),
         prune_point=int(prune_point),
         train_batch=train_batch,
@@ -701,6 +704,7 @@ def _benchmark(
         seed=seed,
         timing_threads=threads,
         code_version=code_version(),
+        model_identity=model.identity if model.identity.known else None,
     )
 
 

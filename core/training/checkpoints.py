@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from core.io.atomic import atomic_write_bytes
-from core.models.registry import SpeechEncoder
+from core.models.encoder import SpeechEncoder
 
 __all__ = [
     "TrainState",

@@ -10,8 +10,16 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from core.errors import TrainingError
+from core.models.identity import ModelIdentity
+from core.models.registry import INPUT_MODES
+from core.models.request import ModelRequest
 
 __all__ = ["BenchmarkConfig", "FinetuneConfig", "SweepConfig"]
+
+
+def _identity(value: ModelIdentity | dict[str, Any] | None) -> ModelIdentity | None:
+    """A pinned model identity as the record (config.json holds it as an object)."""
+    return ModelIdentity.from_dict(value) if isinstance(value, dict) else value
 
 
 @dataclass
@@ -99,8 +107,12 @@ class FinetuneConfig:
         default="trimmed",
         metadata={
             "help": "Whisper only: 'trimmed' runs the encoder on the 1-s clip, 'padded' on the 30-s window",
-            "choices": ("trimmed", "padded"),
+            "choices": INPUT_MODES,
         },
+    )
+    model_identity: ModelIdentity | None = field(
+        default=None,
+        metadata={"cli": False, "help": "the weights the run is pinned to (recorded at launch)"},
     )
     log_every: int = field(
         default=10, metadata={"help": "log a training row every this many optimizer steps"}
@@ -147,6 +159,14 @@ class FinetuneConfig:
         default=0,
         metadata={"help": "also measure every this many optimizer steps (0: once per epoch)"},
     )
+
+    def __post_init__(self) -> None:
+        self.model_identity = _identity(self.model_identity)
+
+    @property
+    def request(self) -> ModelRequest:
+        """The model the run trains."""
+        return ModelRequest(str(self.model), self.whisper_input)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FinetuneConfig:
@@ -248,9 +268,21 @@ class BenchmarkConfig:
         default="trimmed",
         metadata={
             "help": "Whisper only: 'trimmed' runs the encoder on the 1-s clip, 'padded' on the 30-s window",
-            "choices": ("trimmed", "padded"),
+            "choices": INPUT_MODES,
         },
     )
+    model_identity: ModelIdentity | None = field(
+        default=None,
+        metadata={"cli": False, "help": "the weights the run is pinned to (recorded at launch)"},
+    )
+
+    def __post_init__(self) -> None:
+        self.model_identity = _identity(self.model_identity)
+
+    @property
+    def request(self) -> ModelRequest:
+        """The model the benchmark times."""
+        return ModelRequest(str(self.model), self.whisper_input)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchmarkConfig:

@@ -11,7 +11,7 @@ from torch import nn
 
 from core.io.records import Record
 from core.models.classifier import autocast, model_inputs
-from core.models.registry import SpeechEncoder
+from core.models.encoder import SpeechEncoder
 
 __all__ = ["EvalResult", "evaluate"]
 

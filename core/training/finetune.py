@@ -51,8 +51,9 @@ from core.models.classifier import (
     freeze_front_end,
     load_classifier,
 )
+from core.models.encoder import SpeechEncoder
+from core.models.loading import ResolvedModel, resolve_model
 from core.models.pruning import check_prune_point, count_parameters, prune
-from core.models.registry import SpeechEncoder, load_encoder, resolve_model
 from core.training.checkpoints import (
     TrainState,
     load_state,
@@ -64,6 +65,7 @@ from core.training.configs import FinetuneConfig
 from core.training.evaluation import EvalResult, evaluate
 from core.training.finetune_result import FinetuneResult, ParamCounts
 from core.training.model_convexity import ConvexityComparison, convexity_curves, pooled_features
+from core.training.pinning import pinned_model
 from core.training.task_data import (
     DataPlan,
     LabelledClips,
@@ -111,15 +113,10 @@ class Model:
         return self.enc.device
 
 
-def build_model(cfg: FinetuneConfig, classes: list[str]) -> Model:
+def build_model(cfg: FinetuneConfig, resolved: ResolvedModel, classes: list[str]) -> Model:
     """Step 2: the (pruned) pretrained encoder with a fresh head for ``classes``, front-end frozen if asked."""
     clf, enc = build_classifier(
-        cfg.model,
-        classes,
-        cfg.prune_point,
-        whisper_input=cfg.whisper_input,
-        seed=cfg.seed,
-        device=cfg.device,
+        resolved, classes, cfg.prune_point, seed=cfg.seed, device=cfg.device
     )
     if cfg.freeze_front_end:
         freeze_front_end(clf)
@@ -372,7 +369,7 @@ def score_best_checkpoint(
     cfg: FinetuneConfig, run: Path, selection: LabelledClips, test: LabelledClips, device: Any
 ) -> tuple[EvalResult, EvalResult | None]:
     """Step 7: the best checkpoint (reloaded from disk) on the selection split and on the test clips."""
-    clf, enc = load_classifier(RunFolder(run).file(RunFolder.BEST_MODEL), device=device)
+    clf, enc = load_classifier(RunFolder(run).file(RunFolder.BEST_MODEL), device, cfg.whisper_input)
     best = evaluate(
         clf, enc, selection.waves, selection.targets, batch_size=cfg.eval_batch_size, bf16=cfg.bf16
     )
@@ -386,14 +383,21 @@ def score_best_checkpoint(
 
 
 def compare_convexity(
-    cfg: FinetuneConfig, run: Path, clips: LabelledClips, n_layers: int, device: Any
+    cfg: FinetuneConfig,
+    resolved: ResolvedModel,
+    run: Path,
+    clips: LabelledClips,
+    n_layers: int,
+    device: Any,
 ) -> ConvexityComparison:
     """Step 8: word and speaker convexity of the best checkpoint and of the pretrained encoder on ``clips``."""
     log.info("convexity of word and speaker labels on %d %s clips", len(clips), clips.split)
-    _, tuned_enc = load_classifier(RunFolder(run).file(RunFolder.BEST_MODEL), device=device)
+    _, tuned_enc = load_classifier(
+        RunFolder(run).file(RunFolder.BEST_MODEL), device, cfg.whisper_input
+    )
     tuned = pooled_features(tuned_enc, clips.waves, cfg.eval_batch_size)
     del tuned_enc
-    pre = load_encoder(cfg.model, whisper_input=cfg.whisper_input, device=device)
+    pre = resolved.load(device=device)
     if pre.n_layers != n_layers:
         prune(pre.model, n_layers)
     pretrained = pooled_features(pre, clips.waves, cfg.eval_batch_size)
@@ -440,7 +444,11 @@ def finetune(
 
     torch.manual_seed(cfg.seed)
     data = load_task_data(cfg)
-    model = build_model(cfg, data.classes)
+    what = f"fine-tune of {cfg.model}"
+    resolved = pinned_model(cfg.request, cfg.model_identity, what)
+    model = build_model(cfg, resolved, data.classes)
+    if not resolved.identity.known:  # a hub model fetched just now: its commit is in the cache now
+        resolved = pinned_model(cfg.request, cfg.model_identity, what)
     optim = make_optimiser(cfg, model.clf, len(data.train))
     state = resume(run, model, optim)
     probe = training_probe(cfg, data.selection)
@@ -465,7 +473,7 @@ def finetune(
     if cfg.convexity and len(test):
         if stop():
             raise Cancelled("cancelled")
-        convexity = compare_convexity(cfg, run, test, n_layers, device).scores()
+        convexity = compare_convexity(cfg, resolved, run, test, n_layers, device).scores()
     result = FinetuneResult(
         model=cfg.model,
         task=cfg.task,
@@ -490,6 +498,7 @@ def finetune(
         convexity=convexity,
         split_rule=split_rule(data.table, cfg.task),
         total_seconds=time.perf_counter() - t_start,
+        model_identity=resolved.identity,
     )
     RunFolder(run).write_json(RunFolder.RESULT, result.to_dict())
     return result

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from core.models.identity import ModelIdentity
 from core.training.evaluation import EvalResult
 from core.training.model_convexity import ConvexityScores
 
@@ -66,6 +67,7 @@ class FinetuneResult:
     convexity: ConvexityScores | None = None
     split_rule: str = ""  # how the dataset's splits were made for this task ("" in old folders)
     total_seconds: float = math.nan
+    model_identity: ModelIdentity | None = None  # the weights trained (None in old folders)
 
     @property
     def best_accuracy(self) -> float:
@@ -121,6 +123,8 @@ class FinetuneResult:
             )
         out["split_rule"] = self.split_rule
         out["total_seconds"] = self.total_seconds
+        if self.model_identity is not None:
+            out["model_identity"] = self.model_identity.to_dict()
         return out
 
     @classmethod
@@ -163,4 +167,7 @@ class FinetuneResult:
             convexity=ConvexityScores.from_dict(conv) if conv else None,
             split_rule=str(data.get("split_rule", "")),
             total_seconds=float(data.get("total_seconds", math.nan)),
+            model_identity=ModelIdentity.from_dict(ident)
+            if (ident := data.get("model_identity"))
+            else None,
         )

@@ -190,7 +190,7 @@ def suggestion(spec: GridSpec, model: str, task: str) -> dict[str, Any]:
 
     facts = _facts(spec, model, task)
     if "suggested" not in spec.points:
-        from core.models.registry import resolve_model
+        from core.models.loading import resolve_model
 
         n_layers = int(resolve_model(model).n_layers)
         return {"model": model, "task": task, "n_layers": n_layers, "suggested": None, **facts}
@@ -205,12 +205,12 @@ def suggestion(spec: GridSpec, model: str, task: str) -> dict[str, Any]:
 def _facts(spec: GridSpec, model: str, task: str) -> dict[str, Any]:
     """Provenance of a (model, task): the model's weights identity and the task's data fingerprint."""
     from core.data.features import Selection
-    from core.models.identity import model_identity
+    from core.models.request import ModelRequest
 
     t = spec.train
     sel = Selection(dataset=str(t.get("dataset", "sample")), root=t.get("root"), task=task)
     return {
-        "weights": model_identity(model).weights or "?",
+        "weights": ModelRequest(model).resolve().identity.weights or "?",
         "dataset_fingerprint": sel.table().fingerprint(),
     }
 

@@ -15,7 +15,7 @@ from core.geometry.curves import LayerCurve
 from core.geometry.options import DEFAULT_K, ConvexityOptions
 from core.io.records import Record
 from core.models.classifier import autocast
-from core.models.registry import SpeechEncoder
+from core.models.encoder import SpeechEncoder
 
 __all__ = [
     "ConvexityComparison",

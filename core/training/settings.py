@@ -5,7 +5,9 @@ A fine-tune is refused for its settings, data, speaker rule, classes, model or p
 model's depth; a benchmark for its settings and prune point. Any of them is refused first when it
 names an imported feature set (:func:`check_trainable`): those have no encoder to train or time.
 Each refusal is one ``LabError`` line, raised before any work, in the foreground and before a
-background run is queued.
+background run is queued. The settings come back with the model's weights pinned
+(:func:`core.training.pinning.pin_config`): a run whose name now stands for other weights than its
+pin is refused here too.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any
 
 from core.data.imported import is_imported
 from core.errors import RunError, TrainingError
-from core.models.registry import resolve_model
+from core.models.loading import resolve_model
 from core.training.configs import BenchmarkConfig, FinetuneConfig, SweepConfig
+from core.training.pinning import pin_config
 
 __all__ = ["check_settings", "check_trainable"]
 
@@ -33,8 +36,8 @@ def check_trainable(model: Any, dataset: Any = None, *, work: str = "fine-tuning
         )
 
 
-def check_settings(kind: str, config: Mapping[str, Any]) -> None:
-    """Refuse (one LabError line) settings no run of ``kind`` could use."""
+def check_settings(kind: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """Refuse (one LabError line) settings no run of ``kind`` could use; the settings, weights pinned."""
     from core.training.finetune import check_run
     from core.training.sweep import resolve_points
 
@@ -53,3 +56,4 @@ def check_settings(kind: str, config: Mapping[str, Any]) -> None:
         bench.check(resolve_model(bench.model).n_layers)
     else:
         raise RunError(f"unknown job kind {kind!r}")
+    return pin_config(kind, config)

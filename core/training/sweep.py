@@ -35,10 +35,12 @@ from core.geometry.prune_point import suggest_prune_point
 from core.io.atomic import atomic_write_bytes
 from core.io.records import Record, from_dict
 from core.io.run_folder import RunFolder, RunSpec, result_summary, stamp
+from core.models.identity import ModelIdentity
 from core.training.configs import BenchmarkConfig, FinetuneConfig, SweepConfig
 from core.training.finetune import finetune
 from core.training.finetune_result import FinetuneResult
 from core.training.model_convexity import LayerCurve
+from core.training.pinning import check_pin, pinned_model
 
 __all__ = [
     "SweepConfig",
@@ -100,10 +102,13 @@ class SweepResult(Record):
     eval_split: str | None = None
     test_split: str | None = None
     convexity_split: str | None = None
+    model_identity: ModelIdentity | None = None  # the weights of the curve and of every point
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
+        ident = {"model_identity": self.model_identity.to_dict()} if self.model_identity else {}
         return {
+            **ident,
             "model": self.model,
             "task": self.task,
             "suggested": self.suggested,
@@ -126,7 +131,8 @@ class SweepResult(Record):
 
 
 def pretrained_convexity(cfg: SweepConfig) -> dict[str, Any]:
-    """Word and speaker convexity curves of the pretrained model on ``cfg.convexity_split``."""
+    """Word and speaker convexity curves of the pretrained model on ``cfg.convexity_split``, with the
+    identity of the weights they were computed on (``model_identity``; refused if not the pinned ones)."""
     from core.data.features import Selection, extract_features
     from core.geometry.convexity import layerwise_convexity
 
@@ -141,7 +147,14 @@ def pretrained_convexity(cfg: SweepConfig) -> dict[str, Any]:
         split_seed=cfg.split_seed,
         speaker_regex=cfg.speaker_regex,
     )
-    feats = extract_features(cfg.model, sel, whisper_input=cfg.whisper_input, device=cfg.device)
+    resolved = pinned_model(cfg.request, cfg.model_identity, f"sweep of {cfg.model}")
+    feats = extract_features(resolved, sel, device=cfg.device)
+    identity = resolved.identity
+    if not identity.known:  # a hub model fetched just now: the features name its weights
+        m = feats.meta
+        identity = ModelIdentity(
+            m["model_key"], m["model_id"], m["source"], m["family"], m.get("weights")
+        )
     curves = layerwise_convexity(
         feats.features,
         {"word": feats.words, "speaker": feats.speakers},
@@ -151,6 +164,7 @@ def pretrained_convexity(cfg: SweepConfig) -> dict[str, Any]:
         "split": cfg.convexity_split,
         "n_clips": int(feats.features.shape[0]),
         "n_layers": feats.n_layers,
+        "model_identity": identity.to_dict(),
         "curves": {
             n: {"scores": c.scores.tolist(), "sems": c.sems.tolist()} for n, c in curves.items()
         },
@@ -181,7 +195,12 @@ def resolve_points(points: Sequence[Any], suggested: int, n_layers: int) -> list
 
 
 def _point_benchmark(
-    cfg: SweepConfig, run: Path, p: int, res: FinetuneResult, stop: Callable[[], bool]
+    cfg: SweepConfig,
+    run: Path,
+    p: int,
+    res: FinetuneResult,
+    stop: Callable[[], bool],
+    pinned: ModelIdentity | None,
 ) -> dict[str, Any]:
     """Full-vs-pruned cost rows of point ``p`` by metric, measured side by side with the benchmark's
     own defaults (:class:`BenchmarkConfig`) once, then read from its file."""
@@ -200,6 +219,7 @@ def _point_benchmark(
             bf16=cfg.bf16,
             seed=cfg.seed,
             whisper_input=cfg.whisper_input,
+            model_identity=pinned,
         )
         bench = run_benchmark(bench_cfg, should_stop=stop)
         jpath, cpath = save_benchmark(bench, run)
@@ -247,13 +267,14 @@ def _fine_tune_point(
     p: int,
     stop: Callable[[], bool],
     on_progress: Callable[[dict[str, Any]], None] | None,
+    pinned: ModelIdentity | None,
 ) -> FinetuneResult:
     """Fine-tune prune point ``p`` into ``sub`` (or read its finished result)."""
     folder = RunFolder(sub)
     done = folder.read_json(RunFolder.RESULT)
     if done is not None:
         return FinetuneResult.from_dict(done)
-    sub_cfg = point_config(cfg, p)
+    sub_cfg = point_config(cfg, p, pinned)
     sub.mkdir(parents=True, exist_ok=True)
     folder.ensure_spec(RunSpec("finetune", sub_cfg.to_dict()))
 
@@ -278,9 +299,13 @@ def _fine_tune_point(
     return result
 
 
-def point_config(cfg: SweepConfig, p: int) -> FinetuneConfig:
-    """The fine-tune settings of a sweep's prune point ``p`` (every executor writes these)."""
-    return FinetuneConfig.from_dict({**cfg.to_dict(), "prune_point": p})
+def point_config(cfg: SweepConfig, p: int, pinned: ModelIdentity | None = None) -> FinetuneConfig:
+    """The fine-tune settings of a sweep's prune point ``p`` (every executor writes these), pinned to
+    the weights of the sweep's pretrained curve (``pinned``; default: the sweep's own pin)."""
+    point = FinetuneConfig.from_dict({**cfg.to_dict(), "prune_point": p})
+    if pinned is not None:
+        point.model_identity = pinned
+    return point
 
 
 def _write_csv(path: Path, rows: Sequence[SweepPoint]) -> None:
@@ -308,7 +333,14 @@ def _sweep_result(
         eval_split=cfg.eval_split,
         test_split=cfg.test_split if cfg.separate_test else None,
         convexity_split=cfg.convexity_split,
+        model_identity=_curve_identity(pre),
     )
+
+
+def _curve_identity(pre: dict[str, Any]) -> ModelIdentity | None:
+    """The identity of the weights the pretrained curve was computed on (None in old folders)."""
+    ident = pre.get("model_identity")
+    return ModelIdentity.from_dict(ident) if ident else None
 
 
 def run_sweep(
@@ -328,6 +360,9 @@ def run_sweep(
         log.info("pretrained convexity on the %s split", cfg.convexity_split)
         pre = pretrained_convexity(cfg)
         folder.write_json(RunFolder.PRETRAINED_CONVEXITY, pre)
+    pinned = _curve_identity(pre) or cfg.model_identity
+    if pinned is not None and cfg.model_identity is not None:  # a resumed sweep: same weights
+        check_pin(pinned, cfg.model_identity, f"sweep of {cfg.model}")
     relevant = label_set(cfg.task)
     n_layers = int(pre["n_layers"])
     suggested = suggest_prune_point(pre["curves"][relevant]["scores"], cfg.fraction)
@@ -340,8 +375,8 @@ def run_sweep(
     for p in points:
         if stop():
             raise Cancelled("cancelled")
-        res = _fine_tune_point(cfg, folder.point(p).path, p, stop, on_progress)
-        bench = _point_benchmark(cfg, run, p, res, stop) if cfg.benchmark else {}
+        res = _fine_tune_point(cfg, folder.point(p).path, p, stop, on_progress, pinned)
+        bench = _point_benchmark(cfg, run, p, res, stop, pinned) if cfg.benchmark else {}
         rows.append(_point_row(p, suggested, res, bench, pre["curves"][relevant]["scores"]))
         folder.write_json(
             RunFolder.SWEEP_RESULTS, _sweep_result(cfg, suggested, points, rows, pre).to_dict()

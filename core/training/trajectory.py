@@ -22,7 +22,7 @@ from core.errors import LabError
 from core.geometry.curves import LayerCurve
 from core.io.records import Record
 from core.io.run_folder import RunFolder
-from core.models.registry import SpeechEncoder
+from core.models.encoder import SpeechEncoder
 from core.training.model_convexity import convexity_curves, pooled_features
 
 __all__ = [
