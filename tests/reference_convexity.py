@@ -1,6 +1,6 @@
 """A deliberately simple, obviously correct graph-convexity reference: per-pair Dijkstra, no cleverness.
 
-It follows ../shared/reference/definitions.md literally and is used only to check the fast engine.
+It follows docs/method.md literally and is used only to check the fast engine.
 """
 
 from __future__ import annotations
