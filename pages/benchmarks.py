@@ -305,17 +305,26 @@ def benchmark_status() -> None:
         if not current.active:
             ended = True
             continue
-        done = f"{pr.epoch}/{pr.epochs} rounds" if pr.epochs else "loading models"
-        left = (
-            f", about {format_seconds(pr.total_remaining_s)} left"
-            if pr.total_remaining_s is not None
-            else ""
-        )
-        st.progress(
-            pr.epoch_fraction or 0.0,
-            text=f"{run_id}: {current.label} for {format_seconds(pr.elapsed_s or 0)} in its own "
-            f"process; {pr.phase or 'starting'} ({done}){left}",
-        )
+        place = run_store.queue_place(run_id) if current.state == "queued" else None
+        if current.state == "queued":
+            where = (
+                place.text()
+                if place is not None
+                else f"waiting {format_seconds(pr.queued_s)} to start"
+            )
+            st.progress(0.0, text=f"{run_id}: queued, {where}")
+        else:
+            done = f"{pr.epoch}/{pr.epochs} rounds" if pr.epochs else "loading models"
+            left = (
+                f", about {format_seconds(pr.total_remaining_s)} left"
+                if pr.total_remaining_s is not None
+                else ""
+            )
+            st.progress(
+                pr.epoch_fraction or 0.0,
+                text=f"{run_id}: {current.label} for {format_seconds(pr.elapsed_s or 0)} in its own "
+                f"process; {pr.phase or 'starting'} ({done}){left}",
+            )
         if st.button("Cancel", key=f"bm_cancel_{run_id}", icon=":material/stop:"):
             lifecycle.cancel(run_id, timeout=worker.cancel_wait())
             ended = True

@@ -501,6 +501,9 @@ def _time_metrics(run_id: str, stage: str) -> None:
                 f"{run_store.format_seconds(pr.seconds_per_epoch)} per epoch (median of finished epochs)."
             )
         return
+    if stage == "queued":
+        st.metric("queued for", run_store.format_seconds(pr.queued_s))
+        return
     t = st.columns(3)
     t[0].metric("elapsed", run_store.format_seconds(pr.elapsed_s))
     t[1].metric(f"left in epoch {pr.epoch or 1}", run_store.format_seconds(pr.epoch_remaining_s))
@@ -561,7 +564,14 @@ def live_view(run_id: str) -> None:
         if c_a.button("Cancel run", icon=":material/stop:", key=f"ft_cancel_{run_id}"):
             lifecycle.cancel(run_id, timeout=5.0)
             st.rerun(scope="app")
-        c_b.caption("queued: waiting for a free job slot" if stage == "queued" else "training...")
+        place = run_store.queue_place(run_id) if stage == "queued" else None
+        c_b.caption(
+            f"queued: {place.text()}"
+            if place is not None
+            else "queued: waiting to start"
+            if stage == "queued"
+            else "training..."
+        )
     if rows:
         show(_metric_figure(rows, split), key=f"ft_live_{run_id}")
         st.caption(f"{n_train} training points and {n_eval} evaluations logged so far.")

@@ -172,11 +172,19 @@ def show_run(run_id: str) -> None:
     run = folders.run_dir(run_id)
     status = run_store.status(run_id)
     cfg = status.config
-    elapsed = run_store.progress(run_id).elapsed_s
+    pr = run_store.progress(run_id)
+    clock = (
+        f"queued for {format_seconds(pr.queued_s)}"
+        if status.state == "queued"
+        else f"{format_seconds(pr.elapsed_s)} elapsed"
+    )
     st.markdown(
         f"**{run.name}**: {status.label} · {cfg.get('model')} · task {cfg.get('task')} · points "
-        f"{', '.join(map(str, cfg.get('points', [])))} · {format_seconds(elapsed)} elapsed"
+        f"{', '.join(map(str, cfg.get('points', [])))} · {clock}"
     )
+    place = run_store.queue_place(run_id) if status.state == "queued" else None
+    if place is not None:
+        st.info(f"Queued: {place.text()}.", icon=":material/hourglass_top:")
     if status.error:
         st.error(" ".join(status.error.split()))
     if status.active and st.button("Cancel sweep", icon=":material/stop:", key="sw_cancel"):

@@ -76,6 +76,7 @@ RUNS_ORDER = [
     "folders",
     "spec",
     "records",
+    "queue",
     "views",
     "worker",
     "local",

@@ -2,7 +2,7 @@
 
 Modules, bottom to top (each imports only those below it; tests/test_layout.py checks it):
 ``folders`` (run ids, the runs folder), ``spec`` (ExecutorSpec), ``records`` (typed status and
-progress), ``views`` (finished runs, sweeps, benchmarks), ``worker`` (the body every executor's worker
+progress), ``queue`` (a waiting run's place and the slot holders), ``views`` (finished runs, sweeps, benchmarks), ``worker`` (the body every executor's worker
 shares), ``local`` (the local executor), ``ray_executor`` (Ray), ``parallel`` (sharded extraction, convexity per layer), ``executors`` (the Executor seam),
 ``lifecycle`` (create, start, cancel, resume, restart, wait), ``grid_runs`` (a grid on an executor).
 """
@@ -41,7 +41,9 @@ _EXPORTS = {
     "cancel_grace": "worker",
     "cancel_wait": "worker",
     "LocalExecutor": "local",
-    "max_jobs": "local",
+    "max_jobs": "queue",
+    "QueuePlace": "queue",
+    "queue_place": "queue",
     "RayExecutor": "ray_executor",
     "extract_features_sharded": "parallel",
     "parallel_convexity": "parallel",

@@ -116,12 +116,14 @@ class RunProgress(Record):
     median of finished epochs' training time, else measured from the current epoch's logged steps;
     remaining times count training only, and are None during the final evaluation. ``phase``:
     training / evaluating / final evaluation / done; a benchmark's warm-up / timing / measuring memory,
-    with its rounds (warm-up + timed repeats) in ``epoch``/``epochs``.
+    with its rounds (warm-up + timed repeats) in ``epoch``/``epochs``; ``queued`` while it waits for a
+    job slot, ``queued_s`` then counting the seconds since it was queued.
     """
 
     run_id: str
     state: str
     elapsed_s: float | None = None
+    queued_s: float | None = None
     epoch: int | None = None
     epochs: int | None = None
     epoch_fraction: float | None = None
@@ -421,9 +423,12 @@ def progress(run_id: str | os.PathLike, *, now: float | None = None) -> RunProgr
     # not started (yet, or again after a resume): what the earlier attempts ran
     ran = None if started is None else max(0.0, (finished or now) - started)
     elapsed = (before or None) if ran is None else before + ran
-    base = {"run_id": current.run_id, "state": current.state, "elapsed_s": elapsed}
+    base: dict[str, Any] = {"run_id": current.run_id, "state": current.state, "elapsed_s": elapsed}
     if current.state == "done":
         base["phase"] = "done"
+    if current.state == "queued":  # waiting for a job slot: nothing of the job itself has begun
+        since = float(raw.get("queued_at") or now)
+        return RunProgress(**base, queued_s=max(0.0, now - since), phase="queued")
     if current.kind == "benchmark":
         if current.active:
             base.update(_benchmark_progress(raw.get("last"), now))
