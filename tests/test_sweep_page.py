@@ -15,6 +15,7 @@ from typing import Any
 from streamlit.testing.v1 import AppTest
 
 from core import runs as run_store
+from core.io.atomic import atomic_write_json
 from core.runs import lifecycle
 from core.runs.folders import write_status
 from core.runs.records import proc_start
@@ -158,3 +159,25 @@ def test_progress_says_final_evaluation_not_zero_seconds(started, tmp_path: Path
     finally:
         worker.kill()
         worker.wait()
+
+
+def test_cost_bars_stand_on_measured_points_only(private_cache: Path) -> None:
+    """One measured point of three: one narrow bar at p = 1, the axis whole numbers over every point."""
+    from core.runs.views import sweep_view
+    from pages.costs import sweep_cost_figure
+
+    run = lifecycle.create_run("sweep", {"model": MODEL, "task": "speakers", "epochs": 1})
+    rows = [
+        {"prune_point": p, "suggested": p == 1, "accuracy": 0.6, "params_total": 1e6 * p}
+        for p in (1, 2, 4)
+    ]
+    atomic_write_json(run / "results.json", {"suggested": 1, "fraction": 0.95, "rows": rows})
+    bench = {"rows": [{"metric": "train_step_seconds", "ratio": 0.4, "reliable": True}]}
+    atomic_write_json(run / "benchmark_p1.json", bench)
+    fig = sweep_cost_figure(sweep_view(run))
+    (bar,) = fig.data
+    assert list(bar.x) == [1] and bar.width <= 0.4
+    lo, hi = bar.x[0] - bar.width / 2, bar.x[0] + bar.width / 2
+    assert 0.5 < lo and hi < 1.5  # the bar does not reach the next point
+    axis = fig.layout.xaxis
+    assert axis.dtick == 1 and axis.tickformat == "d" and list(axis.range) == [0.7, 4.3]
