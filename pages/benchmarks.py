@@ -452,13 +452,16 @@ else:
 # ------------------------------------------------------------------------------------------------
 st.subheader("Export")
 e1, e2 = st.columns(2)
-# built on click (callables): no per-run media file that a rerun from the status fragment could drop
+# built on click (callables): no per-run media file that a rerun from the status fragment could drop;
+# no rerun on click (on_click="ignore"): a run started by the click would clear the session's message
+# queue, and with it the file's answer, leaving the button spinning until the browser gives up (3 min)
 e1.download_button(
     "Full vs pruned (CSV)",
     lambda: pd.DataFrame(export.get("full_vs_pruned") or []).to_csv(index=False),
     "full_vs_pruned.csv",
     "text/csv",
     icon=":material/table:",
+    on_click="ignore",
 )
 e2.download_button(
     "Everything shown (JSON)",
@@ -466,4 +469,5 @@ e2.download_button(
     "benchmarks.json",
     "application/json",
     icon=":material/data_object:",
+    on_click="ignore",
 )

@@ -178,6 +178,6 @@ def test_cost_bars_stand_on_measured_points_only(private_cache: Path) -> None:
     (bar,) = fig.data
     assert list(bar.x) == [1] and bar.width <= 0.4
     lo, hi = bar.x[0] - bar.width / 2, bar.x[0] + bar.width / 2
-    assert 0.5 < lo and hi < 1.5  # the bar does not reach the next point
+    assert lo > 0.5 and hi < 1.5  # the bar does not reach the next point
     axis = fig.layout.xaxis
     assert axis.dtick == 1 and axis.tickformat == "d" and list(axis.range) == [0.7, 4.3]
