@@ -56,7 +56,8 @@ SETTINGS = {
 BETTER = {"pruned": "pruned ✓", "full": "full ✓", None: ""}
 DEFAULTS = BenchmarkConfig(model="", prune_point=1)  # the CLI's defaults, one dataclass for both
 
-init_state()
+# the cost form's last entered values, kept in the session while another page is shown
+init_state({"bm_model": None, "bm_point": 1, "bm_repeats": DEFAULTS.repeats})
 state = st.session_state
 st.title("Benchmarks")
 st.caption(
@@ -263,19 +264,16 @@ export["full_vs_pruned"] = comparison
 st.subheader("Cost benchmark")
 models = list(MODELS)
 default_model = next(iter(pruned_runs.values())).result.model if pruned_runs else state.model
+if state.get("bm_model") not in models:
+    state["bm_model"] = default_model if default_model in models else models[0]
 r1, r2, r3 = st.columns([2, 1, 1])
-bm_model = r1.selectbox(
-    "Model",
-    models,
-    index=models.index(default_model) if default_model in models else 0,
-    key="bm_model",
-)
+bm_model = r1.selectbox("Model", models, key="bm_model")
 bm_layers = MODELS[bm_model].n_layers
 # no max_value: a point beyond this model's depth is refused in words, never clamped to the last one
 bm_point = r2.number_input(
-    "Prune point", min_value=1, value=1, step=1, key="bm_point", help=f"1..{bm_layers}"
+    "Prune point", min_value=1, step=1, key="bm_point", help=f"1..{bm_layers}"
 )
-bm_repeats = r3.number_input("Repeats", 2, 50, value=DEFAULTS.repeats, key="bm_repeats")
+bm_repeats = r3.number_input("Repeats", 2, 50, key="bm_repeats")
 bm_cfg = BenchmarkConfig(model=bm_model, prune_point=int(bm_point), repeats=int(bm_repeats))
 st.caption(
     f"Settings (the same defaults as `python -m core benchmark`): training batch "

@@ -26,7 +26,7 @@ from pages.cached import current_convexity
 from pages.feature_choice import current_features, features_caption
 from pages.figures import LABEL_COLOURS, LAYER_AXIS, integer_axis, show, style
 from pages.messages import one_line
-from pages.run_on import run_on
+from pages.run_on import run_on, run_on_defaults
 from pages.state import init_state
 from pages.trajectory_view import show_trajectory
 
@@ -35,7 +35,7 @@ BATCHES = [4, 8, 16, 32, 64]
 SAMPLE = FeatureSource("sample", None, None, 0, None)
 PARAMS_COUNTED = "encoder + classification head for the task's {n} classes"
 
-init_state()
+init_state(run_on_defaults("ft"))
 state = st.session_state
 st.title("Prune & fine-tune")
 st.caption(

@@ -20,10 +20,23 @@ from pages.cached import feature_set, offline_models
 from pages.costs import sweep_cost_figure, sweep_result_figure, sweep_rule_text
 from pages.figures import show
 from pages.messages import one_line
-from pages.run_on import run_on
+from pages.run_on import run_on, run_on_defaults
 from pages.state import DEFAULT_MODEL, init_state
 
 LEARNING_RATES = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3]
+# the form's values, kept in the session while another page is shown (None: set from the model)
+FORM_DEFAULTS = {
+    "sw_model": None,
+    "sw_task": "speakers",
+    "sw_points": None,
+    "sw_epochs": 3,
+    "sw_lr": 5e-4,
+    "sw_batch": 16,
+    "sw_frac": 0.95,
+    "sw_train_clips": 0,
+    "sw_eval_clips": 0,
+    "sw_test_clips": 0,
+}
 
 
 def data_source() -> tuple[str | None, dict[str, Any]]:
@@ -69,7 +82,8 @@ def launch_form() -> None:
     models = offline_models() or [DEFAULT_MODEL]
     if features_model and features_model not in models:
         models = [features_model, *models]  # the features' own model (a local folder, a hub id)
-    state.setdefault("sw_lr", 5e-4)
+    if state.get("sw_model") not in models:
+        state["sw_model"] = models[0]
     with st.form("sw_form", enter_to_submit=False):
         a, b, c = st.columns(3)
         model = a.selectbox("Model", models, key="sw_model")
@@ -81,20 +95,43 @@ def launch_form() -> None:
             help="Speakers is where pruning pays for Whisper: speaker convexity peaks early.",
         )
         n_layers = MODELS[model].n_layers if model in MODELS else 12
+        choices = list(range(1, n_layers))
+        if state.get("sw_points") is None:
+            state["sw_points"] = [1] if n_layers > 1 else []
+        state["sw_points"] = [p for p in state["sw_points"] if p in choices]
         others = c.multiselect(
             "Other prune points",
-            list(range(1, n_layers)),
-            default=[1] if n_layers > 1 else [],
+            choices,
             key="sw_points",
             help="Always swept: the suggested point and the full model.",
         )
         d, e, f, g = st.columns(4)
-        epochs = d.number_input("Epochs", 1, 50, 3, key="sw_epochs")
+        epochs = d.number_input("Epochs", 1, 50, key="sw_epochs")
         lr = e.select_slider(
             "Learning rate", LEARNING_RATES, key="sw_lr", format_func=lambda v: f"{v:.0e}"
         )
-        batch = f.number_input("Batch size", 1, 256, 16, key="sw_batch")
-        fraction = g.slider("Threshold rule: fraction of the max", 0.5, 1.0, 0.95, key="sw_frac")
+        batch = f.number_input("Batch size", 1, 256, key="sw_batch")
+        fraction = g.slider("Threshold rule: fraction of the max", 0.5, 1.0, key="sw_frac")
+        h, i, j = st.columns(3)
+        train_clips = h.number_input(
+            "Training clips (0 = whole train split)", 0, 100000, step=35, key="sw_train_clips"
+        )
+        eval_clips = i.number_input(
+            "Validation clips (selection; 0 = whole split)",
+            0,
+            100000,
+            step=35,
+            key="sw_eval_clips",
+            help="Clips of the validation split scored every epoch to pick each point's checkpoint.",
+        )
+        test_clips = j.number_input(
+            "Test clips (0 = whole test split)",
+            0,
+            100000,
+            step=35,
+            key="sw_test_clips",
+            help="Clips of the test split each point's chosen checkpoint is scored on.",
+        )
         executor = run_on("sw")
         go_button = st.form_submit_button(
             "Start sweep", type="primary", icon=":material/play_arrow:"
@@ -117,6 +154,9 @@ def launch_form() -> None:
             "epochs": int(epochs),
             "lr": float(lr),
             "batch_size": int(batch),
+            "max_train_clips": int(train_clips) or None,
+            "max_eval_clips": int(eval_clips) or None,
+            "max_test_clips": int(test_clips) or None,
             "eval_split": "validation",
             "test_split": "test",
         }
@@ -240,7 +280,7 @@ def show_run(run_id: str) -> None:
     )
 
 
-init_state()
+init_state(FORM_DEFAULTS | run_on_defaults("sw"))
 st.title("Prune sweep")
 st.caption(
     "Fine-tune one model at several prune points (the suggested one, the full model and any others) as a "

@@ -198,3 +198,14 @@ def test_exports_download_without_a_rerun(started):
     buttons = at.get("download_button")
     assert {b.proto.label for b in buttons} >= {"Everything shown (JSON)", "Full vs pruned (CSV)"}
     assert all(b.proto.ignore_rerun for b in buttons)
+
+
+def test_the_cost_form_keeps_its_values_across_pages(started):
+    at = open_benchmarks()
+    at.number_input(key="bm_repeats").set_value(7).run()
+    at.number_input(key="bm_point").set_value(3).run()
+    at.switch_page("pages/sweep.py").run()
+    at.switch_page("pages/benchmarks.py").run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="bm_repeats").value == 7
+    assert at.number_input(key="bm_point").value == 3

@@ -181,3 +181,21 @@ def test_cost_bars_stand_on_measured_points_only(private_cache: Path) -> None:
     assert lo > 0.5 and hi < 1.5  # the bar does not reach the next point
     axis = fig.layout.xaxis
     assert axis.dtick == 1 and axis.tickformat == "d" and list(axis.range) == [0.7, 4.3]
+
+
+def test_the_form_keeps_its_values_and_limits_clips(started) -> None:
+    """A clip limit as the fine-tune form has one; the values entered survive a visit to another page."""
+    at = open_sweep()
+    at.number_input(key="sw_train_clips").set_value(70)
+    at.number_input(key="sw_eval_clips").set_value(35)
+    at.number_input(key="sw_test_clips").set_value(35)
+    _submit(at)
+    (sweep,) = _sweeps()
+    assert sweep.config["max_train_clips"] == 70
+    assert (sweep.config["max_eval_clips"], sweep.config["max_test_clips"]) == (35, 35)
+    at.switch_page("pages/benchmarks.py").run()
+    at.switch_page("pages/sweep.py").run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="sw_epochs").value == 1
+    assert at.number_input(key="sw_train_clips").value == 70
+    assert at.multiselect(key="sw_points").value == [2]
