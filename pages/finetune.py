@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from core import runs as run_store
 from core.data.datasets import label_set
@@ -17,15 +15,16 @@ from core.models.classifier import classifier_params_by_prune_point
 from core.models.registry import MODELS
 from core.runs import lifecycle, records
 from core.runs.lifecycle import submit_run
+from core.runs.views import data_label
 from core.training.configs import FinetuneConfig
 from core.training.finetune import check_run
-from core.training.model_convexity import ConvexityComparison
 from core.training.settings import check_trainable
 from core.training.task_data import DataPlan
 from pages.cached import current_convexity
 from pages.feature_choice import current_features, features_caption
-from pages.figures import LABEL_COLOURS, LAYER_AXIS, integer_axis, show, style
+from pages.figures import show
 from pages.messages import one_line
+from pages.run_figures import convexity_figure, has_curves, metric_figure
 from pages.run_on import run_on, run_on_defaults
 from pages.state import init_state
 from pages.trajectory_view import show_trajectory
@@ -383,7 +382,10 @@ def run_label(run_id: str) -> str:
     r = by_id[run_id]
     acc_text = _test_text(r.summary)
     acc_text = f" · {acc_text}" if acc_text else ""
-    return f"{run_id} · {r.config.get('task')} · {_prune_text(r.config)} · {r.label}{acc_text}"
+    return (
+        f"{run_id} · {data_label(r.config)} · {r.config.get('task')} · {_prune_text(r.config)} · "
+        f"{r.label}{acc_text}"
+    )
 
 
 def _number(value: Any) -> float | None:
@@ -397,6 +399,7 @@ with st.expander(f"All fine-tuning runs ({len(runs)})"):
             {
                 "run": r.run_id,
                 "state": r.label,
+                "data": data_label(r.config),
                 "task": r.config.get("task"),
                 "prune point": _prune_text(r.config),
                 "epochs": r.config.get("epochs"),
@@ -422,74 +425,6 @@ def watch_others() -> None:
 
 
 watch_others()
-
-
-def _metric_figure(rows: list[dict[str, Any]], split: str) -> go.Figure:
-    """Training loss by step and the selection split's accuracy by epoch, side by side."""
-    train = [r for r in rows if r.get("kind") == "train"]
-    evals = [r for r in rows if r.get("kind") == "eval"]
-    fig = make_subplots(
-        rows=1, cols=2, subplot_titles=("loss", f"{split} accuracy (selection, every epoch)")
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=[r["step"] for r in train],
-            y=[r["loss"] for r in train],
-            mode="lines+markers",
-            name="train loss",
-            line={"color": "#3b82f6"},
-        ),
-        row=1,
-        col=1,
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=[r["step"] for r in evals],
-            y=[r["loss"] for r in evals],
-            mode="markers",
-            name=f"{split} loss",
-            marker={"color": "#f97316", "size": 10},
-        ),
-        row=1,
-        col=1,
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=[r["epoch"] for r in evals],
-            y=[r["accuracy"] for r in evals],
-            mode="lines+markers",
-            name=f"{split} accuracy (selection)",
-            line={"color": "#10b981"},
-            marker={"size": 10},
-        ),
-        row=1,
-        col=2,
-    )
-    fig.update_xaxes(title_text="optimizer step", row=1, col=1)
-    fig.update_xaxes(title_text="epoch", row=1, col=2)
-    integer_axis(fig, [r["step"] for r in train + evals], row=1, col=1)
-    integer_axis(fig, [r["epoch"] for r in evals], row=1, col=2)
-    fig.update_yaxes(range=[0, 1.05], row=1, col=2)
-    return style(fig, height=360)
-
-
-def _convexity_figure(conv: ConvexityComparison) -> go.Figure:
-    """Pretrained (dashed) vs fine-tuned (solid) convexity of both label sets."""
-    fig = go.Figure()
-    for which, dash in (("pretrained", "dash"), ("finetuned", "solid")):
-        for name, curve in getattr(conv, which).items():
-            fig.add_trace(
-                go.Scatter(
-                    x=list(curve.layers),
-                    y=list(curve.scores),
-                    mode="lines+markers",
-                    name=f"{name} ({which})",
-                    line={"color": LABEL_COLOURS.get(name), "dash": dash, "width": 3},
-                )
-            )
-    fig.update_yaxes(range=[0, 1.05])
-    integer_axis(fig)
-    return style(fig, height=380, x_title=LAYER_AXIS, y_title="graph convexity")
 
 
 def _time_metrics(run_id: str, stage: str) -> None:
@@ -573,7 +508,7 @@ def live_view(run_id: str) -> None:
             else "training..."
         )
     if rows:
-        show(_metric_figure(rows, split), key=f"ft_live_{run_id}")
+        show(metric_figure(rows, split), key=f"ft_live_{run_id}")
         st.caption(f"{n_train} training points and {n_eval} evaluations logged so far.")
     elif stage in records.ACTIVE:
         st.caption("Loading data and model: the first points appear after a few steps.")
@@ -613,7 +548,13 @@ def live_view(run_id: str) -> None:
         if conv is not None:
             clips = f"{conv.n_clips} {conv.split or 'evaluation'}" if conv.n_clips else "evaluation"
             st.markdown(f"**Convexity after fine-tuning vs pretrained** (the same {clips} clips)")
-            show(_convexity_figure(conv), key=f"ft_conv_{run_id}")
+            if has_curves(conv):
+                show(convexity_figure(conv), key=f"ft_conv_{run_id}")
+            else:
+                st.caption(
+                    f"No curve: the {clips} clips are too few to measure convexity on (more than "
+                    "10 clips, with two classes of two clips each in a label set, are needed)."
+                )
 
 
 live_view(view)

@@ -14,7 +14,7 @@ from core.models.registry import MODELS
 from core.runs import folders, lifecycle
 from core.runs.lifecycle import submit_run
 from core.runs.records import format_seconds, sweep_points
-from core.runs.views import sweep_view
+from core.runs.views import data_label, sweep_view
 from core.training.settings import check_trainable
 from pages.cached import feature_set, offline_models
 from pages.costs import sweep_cost_figure, sweep_result_figure, sweep_rule_text
@@ -165,8 +165,9 @@ def launch_form() -> None:
             for r in run_store.list_runs()
             if r.kind == "sweep" and r.active and _same_config(config, r.config)
         ]
-        if twins:
+        if twins:  # the view shows the identical sweep (a double click's first sweep) meanwhile
             state["sw_pending"] = {"config": config, "twin": twins[0].run_id}
+            state["sw_pick"] = twins[0].run_id
         else:
             _submit(config, executor)
     pending = state.get("sw_pending")
@@ -294,7 +295,16 @@ else:
     ids = [r.run_id for r in sweeps]
     if st.session_state.get("sw_pick") not in ids:
         st.session_state["sw_pick"] = ids[0]
-    chosen = st.selectbox("Sweep run", ids, key="sw_pick")
+    by_id = {r.run_id: r for r in sweeps}
+    chosen = st.selectbox(
+        "Sweep run",
+        ids,
+        key="sw_pick",
+        format_func=lambda i: (
+            f"{i} · {data_label(by_id[i].config)} · "
+            f"{by_id[i].config.get('task')} · {by_id[i].label}"
+        ),
+    )
     active = next(r for r in sweeps if r.run_id == chosen).active
 
     @st.fragment(run_every=2.0 if active else None)

@@ -199,3 +199,18 @@ def test_the_form_keeps_its_values_and_limits_clips(started) -> None:
     assert at.number_input(key="sw_epochs").value == 1
     assert at.number_input(key="sw_train_clips").value == 70
     assert at.multiselect(key="sw_points").value == [2]
+
+
+def test_a_double_click_shows_the_new_sweep_not_the_old_one(started) -> None:
+    """The second click of a double click arrives with the picker still on the old sweep."""
+    old = lifecycle.create_run("sweep", {"model": MODEL, "task": "words", "epochs": 2})
+    lifecycle.cancel(old.name)
+    at = open_sweep()
+    _submit(at)
+    new = next(r.run_id for r in _sweeps() if r.run_id != old.name)
+    at.selectbox(key="sw_pick").set_value(old.name)  # what the browser still showed
+    _submit(at)
+    assert at.selectbox(key="sw_pick").value == new
+    assert new in " ".join(m.value for m in at.markdown)
+    label = at.selectbox(key="sw_pick").format_func(new)
+    assert "sample" in label and "speakers" in label  # its data set and task, not the bare id

@@ -33,6 +33,7 @@ __all__ = [
     "Score",
     "benchmarks_root",
     "comparison_source",
+    "data_label",
     "export_provenance",
     "finished_results",
     "list_benchmarks",
@@ -120,12 +121,20 @@ class FinishedRun:
 
     @property
     def label(self) -> str:
-        """``<id> · speakers · p=2/4 · test 0.902 (315 clips)``."""
+        """``<id> · sample · speakers · p=2/4 · test 0.902 (315 clips)``."""
         t = self.test
         return (
-            f"{self.id} · {self.result.task} · p={self.result.prune_point}/{self.depth} · "
+            f"{self.id} · {data_label(self.config)} · {self.result.task} · "
+            f"p={self.result.prune_point}/{self.depth} · "
             f"{t.split} {t.accuracy:.3f} ({t.n_clips} clips)"
         )
+
+
+def data_label(config: dict[str, Any]) -> str:
+    """The data a run trains on, for its label: ``sample``, ``folder my-clips`` (the folder's name)."""
+    dataset = str(config.get("dataset") or "sample")
+    root = config.get("root")
+    return f"{dataset} {Path(str(root)).name}" if root else dataset
 
 
 def export_provenance() -> dict[str, str]:
