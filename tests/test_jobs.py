@@ -358,3 +358,30 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def test_foreground_resume_exits_with_the_runs_ending_and_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A failed resume exited 0 and printed a 2,300-character squashed traceback."""
+    from core.cli.main import main
+    from core.runs import local
+
+    def fail(*args: Any) -> None:
+        raise RuntimeError("CUDA out of memory " + "x" * 2300 + "\nTraceback line two")
+
+    monkeypatch.setattr(local, "execute", fail)
+    run = lifecycle.create_run("finetune", {"model": "m", "epochs": 1})
+    lifecycle.cancel(run.name)
+    assert main(["jobs", "resume", run.name, "--foreground"]) == 1
+    out = capsys.readouterr()
+    (err,) = [line for line in out.err.splitlines() if "error" in line]
+    assert err.startswith("error: failed: RuntimeError: CUDA out of memory") and len(err) < 400
+    assert json.loads(out.out)["state"] == "failed"
+    status = runs.status(run.name)
+    assert status.state == "failed" and "\n" not in status.error and len(status.error) <= 300
+    assert "train.log" in status.error
+    assert "Traceback line two" in runs.log_tail(run.name)  # the whole story stays in train.log
+    monkeypatch.setattr(local, "execute", lambda *args: {"ok": True})
+    monkeypatch.setattr(local, "finish", lambda run, result: local.write_status(run, state="done"))
+    assert main(["jobs", "resume", run.name, "--foreground"]) == 0

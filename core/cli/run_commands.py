@@ -233,20 +233,25 @@ def cmd_jobs_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_attempt(status: Any, args: argparse.Namespace) -> int:
+    """Print a resumed or restarted run's status; in the foreground its ending is the exit code (1 when
+    it failed; its worker logged the error in one line)."""
+    _print_json(status.to_dict())
+    return 0 if not args.foreground or status.state in ("done", "cancelled") else 1
+
+
 def cmd_jobs_resume(args: argparse.Namespace) -> int:
     """Continue a failed/cancelled run from its last checkpoint, in its own folder."""
     from core.runs import lifecycle
 
-    _print_json(lifecycle.resume(args.run, background=not args.foreground).to_dict())
-    return 0
+    return _report_attempt(lifecycle.resume(args.run, background=not args.foreground), args)
 
 
 def cmd_jobs_restart(args: argparse.Namespace) -> int:
     """Run a run again from scratch as a new attempt (a new run folder linked to the old one)."""
     from core.runs import lifecycle
 
-    _print_json(lifecycle.restart(args.run, background=not args.foreground).to_dict())
-    return 0
+    return _report_attempt(lifecycle.restart(args.run, background=not args.foreground), args)
 
 
 def cmd_run_job(args: argparse.Namespace) -> int:

@@ -38,6 +38,7 @@ __all__ = [
     "StopFlag",
     "cancel_grace",
     "cancel_wait",
+    "error_line",
     "execute",
     "finish",
     "log_to_run",
@@ -50,6 +51,7 @@ __all__ = [
 KINDS = ("finetune", "sweep", "benchmark")
 KILL_AFTER = 2.0  # seconds past its grace after which a waiting cancel SIGKILLs a local worker
 LOGGER = "core.runs.worker"  # the logger name of worker lines in train.log
+ERROR_CHARS = 300  # the longest error a run's status holds
 
 
 def cancel_grace() -> float:
@@ -210,8 +212,14 @@ def serve(run: Path, drive: Drive) -> int:
                 logger.info("cancelled (stopped with %s: %s)", type(exc).__name__, exc)
             write_status(run, state="cancelled", error=None, finished_at=stamp())
             return 0
-        logger.error("failed: %s\n%s", exc, traceback.format_exc())
-        write_status(run, state="failed", error=f"{type(exc).__name__}: {exc}", finished_at=stamp())
+        line = error_line(exc)
+        logger.error("failed: %s", line)  # one line wherever the core loggers print
+        handler.handle(  # the whole traceback: train.log only
+            logging.LogRecord(
+                LOGGER, logging.ERROR, __file__, 0, traceback.format_exc(), None, None
+            )
+        )
+        write_status(run, state="failed", error=line, finished_at=stamp())
         return 1
     finally:
         if old:
@@ -220,6 +228,17 @@ def serve(run: Path, drive: Drive) -> int:
         handler.close()
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def error_line(exc: BaseException) -> str:
+    """A failure as the run's status says it: its type and the first line of its message, at most
+    ``ERROR_CHARS`` long (the whole traceback is in ``train.log``)."""
+    text = str(exc).strip()
+    first = text.splitlines()[0].strip() if text else ""
+    line = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    if len(line) > ERROR_CHARS or len(text.splitlines()) > 1:
+        line = line[: ERROR_CHARS - 30].rstrip() + " ... (train.log has the rest)"
+    return line
 
 
 def finish(run: Path, result: Any) -> None:
