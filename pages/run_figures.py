@@ -7,28 +7,26 @@ only; the legend sits under the plots, clear of the panels' titles.
 
 from __future__ import annotations
 
-from typing import Any
-
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from core.runs.metrics import RunMetrics
 from core.training.model_convexity import ConvexityComparison
 from pages.figures import LABEL_COLOURS, LAYER_AXIS, integer_axis, style
 
 LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "y": -0.28, "xanchor": "left", "x": 0}
 
 
-def metric_figure(rows: list[dict[str, Any]], split: str) -> go.Figure:
+def metric_figure(metrics: RunMetrics, split: str) -> go.Figure:
     """Training loss by step and the selection split's accuracy by epoch, side by side."""
-    train = [r for r in rows if r.get("kind") == "train"]
-    evals = [r for r in rows if r.get("kind") == "eval"]
+    train, evals = metrics.train, metrics.evals
     fig = make_subplots(
         rows=1, cols=2, subplot_titles=("loss", f"{split} accuracy (selection, every epoch)")
     )
     fig.add_trace(
         go.Scatter(
-            x=[r["step"] for r in train],
-            y=[r["loss"] for r in train],
+            x=[r.step for r in train],
+            y=[r.loss for r in train],
             mode="lines+markers",
             name="train loss",
             line={"color": "#3b82f6"},
@@ -38,8 +36,8 @@ def metric_figure(rows: list[dict[str, Any]], split: str) -> go.Figure:
     )
     fig.add_trace(
         go.Scatter(
-            x=[r["step"] for r in evals],
-            y=[r["loss"] for r in evals],
+            x=[r.step for r in evals],
+            y=[r.loss for r in evals],
             mode="markers",
             name=f"{split} loss",
             marker={"color": "#f97316", "size": 10},
@@ -49,8 +47,8 @@ def metric_figure(rows: list[dict[str, Any]], split: str) -> go.Figure:
     )
     fig.add_trace(
         go.Scatter(
-            x=[r["epoch"] for r in evals],
-            y=[r["accuracy"] for r in evals],
+            x=[r.epoch for r in evals],
+            y=[r.accuracy for r in evals],
             mode="lines+markers",
             name=f"{split} accuracy (selection)",
             line={"color": "#10b981"},
@@ -61,8 +59,8 @@ def metric_figure(rows: list[dict[str, Any]], split: str) -> go.Figure:
     )
     fig.update_xaxes(title_text="optimizer step", row=1, col=1)
     fig.update_xaxes(title_text="epoch", row=1, col=2)
-    integer_axis(fig, [r["step"] for r in train + evals], row=1, col=1)
-    integer_axis(fig, [r["epoch"] for r in evals] or [1], row=1, col=2)
+    integer_axis(fig, [r.step for r in (*train, *evals)], row=1, col=1)
+    integer_axis(fig, [r.epoch for r in evals] or [1], row=1, col=2)
     fig.update_yaxes(range=[0, 1.05], row=1, col=2)
     style(fig, height=400)
     fig.update_layout(legend=LEGEND_BELOW, margin={"b": 90})

@@ -281,34 +281,39 @@ def show_run(run_id: str) -> None:
     )
 
 
-init_state(FORM_DEFAULTS | run_on_defaults("sw"))
-st.title("Prune sweep")
-st.caption(
-    "Fine-tune one model at several prune points (the suggested one, the full model and any others) as a "
-    "background job; each point is a complete fine-tuning run. Progress survives a page reload."
-)
-launch_form()
-sweeps = [r for r in run_store.list_runs() if r.kind == "sweep"]
-if not sweeps:
-    st.caption("No sweep yet.")
-else:
-    ids = [r.run_id for r in sweeps]
-    if st.session_state.get("sw_pick") not in ids:
-        st.session_state["sw_pick"] = ids[0]
-    by_id = {r.run_id: r for r in sweeps}
-    chosen = st.selectbox(
-        "Sweep run",
-        ids,
-        key="sw_pick",
-        format_func=lambda i: (
-            f"{i} · {data_label(by_id[i].config)} · "
-            f"{by_id[i].config.get('task')} · {by_id[i].label}"
-        ),
+def main() -> None:
+    """The page: the launch form, then the chosen sweep (live while it runs)."""
+    init_state(FORM_DEFAULTS | run_on_defaults("sw"))
+    st.title("Prune sweep")
+    st.caption(
+        "Fine-tune one model at several prune points (the suggested one, the full model and any others) as a "
+        "background job; each point is a complete fine-tuning run. Progress survives a page reload."
     )
-    active = next(r for r in sweeps if r.run_id == chosen).active
+    launch_form()
+    sweeps = [r for r in run_store.list_runs() if r.kind == "sweep"]
+    if not sweeps:
+        st.caption("No sweep yet.")
+    else:
+        ids = [r.run_id for r in sweeps]
+        if st.session_state.get("sw_pick") not in ids:
+            st.session_state["sw_pick"] = ids[0]
+        by_id = {r.run_id: r for r in sweeps}
+        chosen = st.selectbox(
+            "Sweep run",
+            ids,
+            key="sw_pick",
+            format_func=lambda i: (
+                f"{i} · {data_label(by_id[i].config)} · "
+                f"{by_id[i].config.get('task')} · {by_id[i].label}"
+            ),
+        )
+        active = next(r for r in sweeps if r.run_id == chosen).active
 
-    @st.fragment(run_every=2.0 if active else None)
-    def live() -> None:
-        show_run(chosen)
+        @st.fragment(run_every=2.0 if active else None)
+        def live() -> None:
+            show_run(chosen)
 
-    live()
+        live()
+
+
+main()

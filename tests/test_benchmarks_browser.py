@@ -16,7 +16,7 @@ import pytest
 
 from core.io.run_folder import stamp
 from core.runs import lifecycle
-from core.runs.folders import write_status
+from core.runs.folders import RunState, set_state
 from core.runs.records import proc_start
 from core.training.configs import BenchmarkConfig
 from tests.app_server import running_app
@@ -37,9 +37,9 @@ def test_export_downloads_after_a_watched_benchmark_ends(private_cache: Path) ->
     run = lifecycle.create_run("benchmark", BenchmarkConfig(model=MODEL, prune_point=1).to_dict())
     worker = subprocess.Popen(["sleep", "600"])
     try:
-        write_status(
+        set_state(
             run,
-            state="running",
+            RunState.RUNNING,
             started_at=stamp(),
             pid=worker.pid,
             pid_start=proc_start(worker.pid),
@@ -50,7 +50,7 @@ def test_export_downloads_after_a_watched_benchmark_ends(private_cache: Path) ->
             page.goto(f"{url}/benchmarks", timeout=120_000)
             page.get_by_text(f"{run.name}: running").wait_for(timeout=120_000)
             _saved_benchmark(run, (0.5, 0.5, 0.5))
-            write_status(run, state="done", finished_at=stamp())
+            set_state(run, RunState.DONE, finished_at=stamp())
             page.get_by_text("Saved benchmarks").wait_for(timeout=60_000)
             time.sleep(3.0)  # the page settled: no run polled any more
             button = page.get_by_role("button", name="Everything shown (JSON)")

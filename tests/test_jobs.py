@@ -17,7 +17,7 @@ import torch
 from core import runs
 from core.errors import RunError
 from core.runs import lifecycle, records
-from core.runs.folders import discard_partial_metrics, write_status
+from core.runs.folders import RunState, discard_partial_metrics, set_state
 from core.runs.records import estimate_progress, proc_start
 from tests.tiny_assets import tiny_config_dict
 
@@ -79,7 +79,7 @@ def test_status_labels_follow_the_process(tmp_path: Path) -> None:
     assert runs.status(run.name).label == "queued"  # never started: genuinely queued
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
-        write_status(run, state="running", pid=sleeper.pid, pid_start=proc_start(sleeper.pid))
+        set_state(run, RunState.RUNNING, pid=sleeper.pid, pid_start=proc_start(sleeper.pid))
         assert runs.status(run.name).label == "running"
         (run / "cancel.request").write_text("{}")
         assert runs.status(run.name).label == "cancelling"
@@ -142,9 +142,9 @@ def test_elapsed_time_continues_across_a_resume(
 ) -> None:
     """Elapsed restarted at 1 s after a resume: it adds up every attempt."""
     run = lifecycle.create_run("finetune", {"model": str(tmp_path / "no-such-model"), "epochs": 1})
-    write_status(
+    set_state(
         run,
-        state="cancelled",
+        RunState.CANCELLED,
         started_at="2026-01-01T00:00:00+00:00",
         finished_at="2026-01-01T00:01:40+00:00",
     )
@@ -254,7 +254,7 @@ def _cancelled_in_epoch_one(config: dict[str, Any], steps: int) -> Path:
         for s in range(1, steps + 1)
     ]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    write_status(run, state="cancelled", pid=None, epoch=1, step=steps)
+    set_state(run, RunState.CANCELLED, pid=None, epoch=1, step=steps)
     return run
 
 
@@ -383,5 +383,5 @@ def test_foreground_resume_exits_with_the_runs_ending_and_one_line(
     assert "train.log" in status.error
     assert "Traceback line two" in runs.log_tail(run.name)  # the whole story stays in train.log
     monkeypatch.setattr(local, "execute", lambda *args: {"ok": True})
-    monkeypatch.setattr(local, "finish", lambda run, result: local.write_status(run, state="done"))
+    monkeypatch.setattr(local, "finish", lambda run, result: local.set_state(run, RunState.DONE))
     assert main(["jobs", "resume", run.name, "--foreground"]) == 0

@@ -31,6 +31,7 @@ class Killed(BaseException):
 
 WRITERS = {  # (owner, attribute): every way the fine-tune's worker writes to its folder
     "status": (RunFolder, "update_status"),
+    "state": (RunFolder, "set_state"),
     "metric": (RunFolder, "append_metric"),
     "document": (RunFolder, "write_json"),
     "model folder": (finetune_module, "save_model_dir"),
@@ -92,7 +93,7 @@ def test_every_kill_point_resumes_to_the_uninterrupted_rows(config: dict[str, An
     assert runs.status(reference.name).state == "done"
     expected = _rows(reference)
     assert [r[1] for r in expected if r[0] == "eval"] == [1, 2]
-    assert {"state.pt", "metric", "model folder", "document", "status"} <= set(done)
+    assert {"state.pt", "metric", "model folder", "document", "state"} <= set(done)
     for n in range(1, len(done) + 1):
         run, killed = _run(config, kill_at=n)
         (where,) = [k for k in killed if k.startswith("killed before")]

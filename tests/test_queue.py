@@ -3,6 +3,7 @@ that advances; the Benchmarks page shows it instead of "queued for 0 s ... loadi
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import runs as run_store
 from core.runs import lifecycle
-from core.runs.folders import write_status
+from core.runs.folders import RunState, set_state
 from core.runs.queue import queue_place, waiting
 from core.runs.records import proc_start
 from core.training.configs import BenchmarkConfig
@@ -22,7 +23,7 @@ MODEL = "whisper-tiny.en-offline"
 def _live(run: Path, state: str, queued_at: float) -> None:
     """Mark ``run`` as held by a live worker (this test process) in ``state``."""
     pid = os.getpid()
-    write_status(run, state=state, queued_at=queued_at, pid=pid, pid_start=proc_start(pid))
+    set_state(run, RunState(state), queued_at=queued_at, pid=pid, pid_start=proc_start(pid))
 
 
 def _three_runs() -> tuple[Path, Path, Path]:
@@ -76,3 +77,15 @@ def test_benchmarks_page_says_what_a_queued_benchmark_waits_for(private_cache: P
     line = next(t for t in texts if first.name in t)
     assert "waiting" in line and sweep.name in line and "next in the queue" in line, line
     assert "loading models" not in line and "queued for 0 s" not in line
+
+
+def test_jobs_watch_and_status_say_what_a_queued_run_waits_for(private_cache: Path, capsys) -> None:
+    from core.cli.main import main
+
+    sweep, first, _ = _three_runs()
+    assert main(["jobs", "status", first.name]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["queue"]["position"] == 1 and doc["queue"]["holders"][0]["run_id"] == sweep.name
+    assert main(["jobs", "watch", first.name, "--timeout", "0.1", "--interval", "0.05"]) == 1
+    line = capsys.readouterr().out.splitlines()[0]
+    assert f"for the job slot, held by {sweep.name} (sweep); next in the queue" in line

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from core import runs as run_store
 from core.io.atomic import atomic_write_json
 from core.runs import lifecycle
-from core.runs.folders import write_status
+from core.runs.folders import RunState, set_state
 from core.runs.records import proc_start
 
 APP = "../app.py"
@@ -144,9 +144,9 @@ def test_progress_says_final_evaluation_not_zero_seconds(started, tmp_path: Path
     (sub / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     worker = subprocess.Popen(["sleep", "60"])  # a live worker: the run is running
     try:
-        write_status(
+        set_state(
             run,
-            state="running",
+            RunState.RUNNING,
             pid=worker.pid,
             pid_start=proc_start(worker.pid),
             started_at="2026-01-01T00:00:00+00:00",

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import runs as run_store
 from core.geometry.curves import LayerCurve
-from core.io.run_folder import RunFolder
+from core.io.run_folder import RunFolder, RunState
 from core.training.trajectory import TrajectoryPoint
 
 APP = "../app.py"
@@ -45,7 +45,7 @@ def _run(points: list[dict], state: str = "done") -> str:
         )
     for row in points:
         folder.append_metric(row)
-    folder.update_status(state=state, epoch=2)
+    folder.set_state(RunState(state), epoch=2)
     return run.name
 
 

@@ -40,7 +40,7 @@ from core.io.atomic import atomic_write_json
 from core.io.locks import try_exclusive
 from core.io.paths import REPO_ROOT, cache_dir
 from core.io.run_folder import RunFolder, RunSpec, stamp
-from core.runs.folders import read_status, runs_root, write_status
+from core.runs.folders import RunState, read_status, runs_root, set_state
 from core.runs.queue import max_jobs, waiting
 from core.runs.records import ACTIVE, FINAL, RunStatus, refresh, status, status_from, worker_alive
 from core.runs.worker import (
@@ -121,7 +121,7 @@ def record_cancelled_if_gone(run: Path) -> RunStatus:
     if worker_alive(run, read_status(run)):
         return status(run)
     if read_status(run).get("state") in ACTIVE:  # killed, never started, or already dead
-        write_status(run, state="cancelled", error=None, finished_at=stamp())
+        set_state(run, RunState.CANCELLED, error=None, finished_at=stamp())
     return status(run)
 
 
@@ -168,7 +168,7 @@ class LocalExecutor:
         if held is None:
             raise Cancelled("cancelled while queued")
         try:
-            write_status(run, state="running", started_at=stamp(), interrupted=False, error=None)
+            set_state(run, RunState.RUNNING, started_at=stamp(), interrupted=False, error=None)
             kind = spec.kind if spec is not None else None
             logging.getLogger(LOGGER).info(
                 "run %s (%s) started, pid %d", run.name, kind, os.getpid()

@@ -16,7 +16,7 @@ from typing import Any
 
 from core.io.records import Record
 from core.io.run_folder import RunFolder
-from core.runs.folders import run_dir, runs_root
+from core.runs.folders import RunState, run_dir, runs_root
 from core.runs.records import format_seconds, worker_alive
 
 __all__ = ["LOCAL", "QueuePlace", "SlotHolder", "max_jobs", "queue_key", "queue_place", "waiting"]
@@ -61,15 +61,16 @@ class QueuePlace(Record):
     waited_s: float
 
     def text(self) -> str:
-        """``waiting 1 min 05 s for a job slot, held by <run> (sweep); 2nd of 3 in the queue``."""
+        """``waiting 1 min 05 s for the job slot, held by <run> (sweep); 2nd in line (3 waiting)``."""
+        return f"waiting {format_seconds(self.waited_s)} {self.where()}"
+
+    def where(self) -> str:
+        """What it waits for and its place, without the time: ``for the job slot, held by ...``."""
         held = ", ".join(f"{h.run_id} ({h.kind})" for h in self.holders)
         slots = "the job slot" if self.slots == 1 else f"one of {self.slots} job slots"
         who = f", held by {held}" if held else " (being freed)"
         line = "next in the queue" if self.position == 1 else f"{_ordinal(self.position)} in line"
-        return (
-            f"waiting {format_seconds(self.waited_s)} for {slots}{who}; {line} "
-            f"({self.waiting} waiting)"
-        )
+        return f"for {slots}{who}; {line} ({self.waiting} waiting)"
 
 
 def _ordinal(n: int) -> str:
@@ -97,7 +98,7 @@ def waiting(runs: list[tuple[Path, dict[str, Any]]] | None = None) -> list[Path]
     """Queued local runs whose worker lives (it polls for a slot), in queue order."""
     found = []
     for path, raw in _local_runs() if runs is None else runs:
-        if raw.get("state") == "queued" and worker_alive(path, raw):
+        if raw.get("state") == RunState.QUEUED and worker_alive(path, raw):
             found.append((queue_key(path, raw), path))
     return [path for _, path in sorted(found)]
 
@@ -107,7 +108,7 @@ def queue_place(run_id: str | os.PathLike, *, now: float | None = None) -> Queue
     run = run_dir(run_id)
     runs = _local_runs()
     mine = next((raw for path, raw in runs if path.name == run.name), None)
-    if mine is None or mine.get("state") != "queued":
+    if mine is None or mine.get("state") != RunState.QUEUED:
         return None
     line = waiting(runs)
     names = [p.name for p in line]
@@ -115,7 +116,7 @@ def queue_place(run_id: str | os.PathLike, *, now: float | None = None) -> Queue
     holders = tuple(
         SlotHolder(path.name, str(raw.get("kind") or "run"))
         for path, raw in sorted(runs, key=lambda t: queue_key(*t))
-        if raw.get("state") == "running" and worker_alive(path, raw)
+        if raw.get("state") == RunState.RUNNING and worker_alive(path, raw)
     )
     now = time.time() if now is None else now
     queued_at = float(mine.get("queued_at") or now)
