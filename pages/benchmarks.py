@@ -15,12 +15,12 @@ from core.errors import LabError
 from core.geometry.criteria import compare_prune_points
 from core.models.registry import MODELS
 from core.runs import lifecycle, worker
+from core.runs.comparison import BETTER, compare_runs
 from core.runs.folders import RunState
 from core.runs.records import format_seconds
 from core.runs.views import (
     FinishedRun,
     SweepView,
-    comparison_source,
     export_provenance,
     finished_results,
     list_benchmarks,
@@ -36,114 +36,7 @@ from pages.figures import show, style
 from pages.messages import one_line
 from pages.state import init_state
 
-# settings whose difference makes two runs' accuracies not like for like
-SETTINGS = {
-    "model": "model",
-    "task": "task",
-    "dataset": "dataset",
-    "eval_split": "evaluation split",
-    "test_split": "test split",
-    "max_train_clips": "training clips cap",
-    "max_eval_clips": "evaluation clips cap",
-    "max_test_clips": "test clips cap",
-    "seed": "seed",
-    "split_seed": "split seed",
-    "epochs": "epochs",
-    "lr": "learning rate",
-    "batch_size": "batch size",
-    "whisper_input": "Whisper input",
-}
-BETTER = {"pruned": "pruned ✓", "full": "full ✓", None: ""}
 DEFAULTS = BenchmarkConfig(model="", prune_point=1)  # the CLI's defaults, one dataclass for both
-
-
-# the cost form's last entered values, kept in the session while another page is shown
-def _accuracy_row(quantity: str, f: Any, p: Any) -> dict[str, str]:
-    """One accuracy row: each side with its split and clip count, the difference in points."""
-    diff = p.accuracy - f.accuracy
-    return {
-        "quantity": quantity,
-        "full model": f.text(),
-        "pruned model": p.text(),
-        "pruned vs full": f"{diff * 100:+.1f} points",
-        "better": BETTER["pruned" if diff > 0 else "full" if diff < 0 else None],
-    }
-
-
-def accuracy_rows(full: FinishedRun, pruned: FinishedRun) -> list[dict[str, str]]:
-    """Test accuracy (headline), validation accuracy (selection) and parameter rows of two runs.
-
-    A run without a separate test split was scored on the split that chose its checkpoint: one row
-    then, named by that split, since there is no held-out score to headline.
-    """
-    rows = []
-    ft, pt = full.test, pruned.test
-    held_out = full.result.test is not None and pruned.result.test is not None
-    if held_out:
-        rows.append(_accuracy_row("test accuracy", ft, pt))
-        rows.append(
-            _accuracy_row("validation accuracy (selection)", full.validation, pruned.validation)
-        )
-    else:
-        rows.append(_accuracy_row("accuracy (best epoch, chosen on the same split)", ft, pt))
-    for key, name in (("total", "parameters (total)"), ("trainable", "parameters (trained)")):
-        f, p = getattr(full.result.params, key), getattr(pruned.result.params, key)
-        if f and p:
-            rows.append(
-                {
-                    "quantity": name,
-                    "full model": human_value(f, "parameters"),
-                    "pruned model": human_value(p, "parameters"),
-                    "pruned vs full": f"x{p / f:.2f}",
-                    "better": BETTER["pruned" if p < f else "full" if p > f else None],
-                }
-            )
-    return rows
-
-
-def export_rows(full: FinishedRun, pruned: FinishedRun, rows: list[dict[str, str]]) -> list[dict]:
-    """The comparison rows, each with which runs, model, splits, clip counts, seeds and code made it."""
-    source = comparison_source(full, pruned)
-    return [{**row, **source} for row in rows]
-
-
-def _fact_rows(full: FinishedRun, pruned: FinishedRun) -> list[dict[str, str]]:
-    """Training wall times of the two runs as facts with their context: never divided."""
-    out = []
-    for side, r in (("full model", full), ("pruned model", pruned)):
-        secs, epoch = r.result.train_seconds, r.epoch_seconds_median
-        out.append(
-            {
-                "run": side,
-                "training time": human_value(secs, "s"),
-                "median epoch": human_value(epoch, "s") if epoch is not None else "n/a",
-                "device": r.result.device or "not recorded",
-                "machine load": "not recorded",
-                "epochs": str(r.config.get("epochs", "?")),
-            }
-        )
-    return out
-
-
-def _settings_note(full: FinishedRun, pruned: FinishedRun) -> tuple[str, list[str]]:
-    """What the accuracies were measured on, and the settings in which the two runs differ."""
-    facts = (
-        f"Test accuracy is the headline, scored once on the held-out split by the checkpoint that "
-        f"validation chose. Full model: {full.test.text()}, selection {full.validation.text()}, "
-        f"{full.result.n_train} training clips, seed {full.config.get('seed', '?')}; pruned model: "
-        f"{pruned.test.text()}, selection {pruned.validation.text()}, {pruned.result.n_train} "
-        f"training clips, seed {pruned.config.get('seed', '?')}."
-    )
-    both = {**full.config, "n_train": full.result.n_train, "n_test": full.test.n_clips}
-    other = {**pruned.config, "n_train": pruned.result.n_train, "n_test": pruned.test.n_clips}
-    names = {**SETTINGS, "n_train": "training clips", "n_test": "scored clips"}
-    differ = [
-        f"{label}: {both.get(k)} vs {other.get(k)}"
-        for k, label in names.items()
-        if k in both or k in other
-        if both.get(k) != other.get(k)
-    ]
-    return facts, differ
 
 
 def benchmark_table(result: BenchmarkResult) -> pd.DataFrame:
@@ -240,16 +133,16 @@ def comparison_section(export: dict[str, Any]) -> list[FinishedRun]:
         key="bm_pruned",
         format_func=lambda k: pruned_runs[k].label,
     )
-    full, pruned = full_runs[full_id], pruned_runs[pruned_id]
-    facts, differ = _settings_note(full, pruned)
-    shown = accuracy_rows(full, pruned)
-    export["full_vs_pruned"] = export_rows(full, pruned, shown)
-    st.table(pd.DataFrame(shown).set_index("quantity"))
-    st.caption(facts)
-    if differ:
-        st.warning("The two runs differ in: " + "; ".join(differ) + ". Not like for like.")
+    comparison = compare_runs(full_runs[full_id], pruned_runs[pruned_id])
+    export["full_vs_pruned"] = comparison.export_rows()
+    st.table(pd.DataFrame([r.table_row() for r in comparison.rows]).set_index("quantity"))
+    st.caption(comparison.facts)
+    if comparison.differences:
+        st.warning(
+            "The two runs differ in: " + "; ".join(comparison.differences) + ". Not like for like."
+        )
     st.markdown("**Training wall time** (separate runs at different moments: facts, not a ratio)")
-    st.table(pd.DataFrame(_fact_rows(full, pruned)).set_index("run"))
+    st.table(pd.DataFrame([t.table_row() for t in comparison.times]).set_index("run"))
     st.caption("For a cost ratio, run the cost benchmark below: it times both models side by side.")
     return list(pruned_runs.values())
 

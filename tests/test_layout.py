@@ -79,6 +79,7 @@ RUNS_ORDER = [
     "records",
     "queue",
     "views",
+    "comparison",
     "worker",
     "local",
     "ray_executor",
