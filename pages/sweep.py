@@ -12,9 +12,11 @@ from core.data.source import FeatureSource
 from core.errors import LabError, TrainingError
 from core.models.registry import MODELS
 from core.runs import folders, lifecycle
+from core.runs.folders import RunState
 from core.runs.lifecycle import submit_run
 from core.runs.records import format_seconds, sweep_points
-from core.runs.views import data_label, sweep_view
+from core.runs.views import sweep_run_view, sweep_runs, sweep_view
+from core.training.configs import SweepConfig
 from core.training.settings import check_trainable
 from pages.cached import feature_set, offline_models
 from pages.costs import sweep_cost_figure, sweep_result_figure, sweep_rule_text
@@ -58,9 +60,12 @@ def data_source() -> tuple[str | None, dict[str, Any]]:
     return None, {"dataset": state.get("dataset", "sample"), "root": state.get("root") or None}
 
 
-def _same_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether run config ``b`` has every setting of ``a`` (a launch identical to a stored run)."""
-    return all(b.get(k) == v for k, v in a.items())
+def _same_config(a: dict[str, Any], b: SweepConfig | None) -> bool:
+    """Whether a stored sweep's settings ``b`` have every setting of ``a`` (an identical launch)."""
+    if b is None:
+        return False
+    stored = b.to_dict()
+    return all(stored.get(k) == v for k, v in a.items())
 
 
 def _submit(config: dict[str, Any], executor: Any) -> None:
@@ -160,11 +165,7 @@ def launch_form() -> None:
             "eval_split": "validation",
             "test_split": "test",
         }
-        twins = [
-            r
-            for r in run_store.list_runs()
-            if r.kind == "sweep" and r.active and _same_config(config, r.config)
-        ]
+        twins = [r for r in sweep_runs() if r.active and _same_config(config, r.settings)]
         if twins:  # the view shows the identical sweep (a double click's first sweep) meanwhile
             state["sw_pending"] = {"config": config, "twin": twins[0].run_id}
             state["sw_pick"] = twins[0].run_id
@@ -212,18 +213,19 @@ def show_run(run_id: str) -> None:
     """Status, per-point progress and (once rows exist) the result plots of one sweep run."""
     run = folders.run_dir(run_id)
     status = run_store.status(run_id)
-    cfg = status.config
+    about = sweep_run_view(status)
+    queued = about.state == RunState.QUEUED
     pr = run_store.progress(run_id)
     clock = (
         f"queued for {format_seconds(pr.queued_s)}"
-        if status.state == "queued"
+        if queued
         else f"{format_seconds(pr.elapsed_s)} elapsed"
     )
     st.markdown(
-        f"**{run.name}**: {status.label} · {cfg.get('model')} · task {cfg.get('task')} · points "
-        f"{', '.join(map(str, cfg.get('points', [])))} · {clock}"
+        f"**{run.name}**: {about.label} · {about.data} · {about.model} · task {about.task} · points "
+        f"{', '.join(about.points)} · {clock}"
     )
-    place = run_store.queue_place(run_id) if status.state == "queued" else None
+    place = run_store.queue_place(run_id) if queued else None
     if place is not None:
         st.info(f"Queued: {place.text()}.", icon=":material/hourglass_top:")
     if status.error:
@@ -233,7 +235,7 @@ def show_run(run_id: str) -> None:
             run_id, timeout=5.0
         )  # the worker stops within its grace, whatever its phase
         st.rerun(scope="app")
-    if status.state in ("cancelled", "failed") and st.button(
+    if about.state in (RunState.CANCELLED, RunState.FAILED) and st.button(
         "Resume sweep",
         icon=":material/play_arrow:",
         key="sw_resume",
@@ -290,7 +292,7 @@ def main() -> None:
         "background job; each point is a complete fine-tuning run. Progress survives a page reload."
     )
     launch_form()
-    sweeps = [r for r in run_store.list_runs() if r.kind == "sweep"]
+    sweeps = sweep_runs()
     if not sweeps:
         st.caption("No sweep yet.")
     else:
@@ -302,12 +304,9 @@ def main() -> None:
             "Sweep run",
             ids,
             key="sw_pick",
-            format_func=lambda i: (
-                f"{i} · {data_label(by_id[i].config)} · "
-                f"{by_id[i].config.get('task')} · {by_id[i].label}"
-            ),
+            format_func=lambda i: by_id[i].picker_label,
         )
-        active = next(r for r in sweeps if r.run_id == chosen).active
+        active = by_id[chosen].active
 
         @st.fragment(run_every=2.0 if active else None)
         def live() -> None:

@@ -20,7 +20,7 @@ from core.io.paths import cache_dir
 from core.io.run_folder import RunFolder
 from core.runs.folders import RunState, runs_root
 from core.runs.records import RunStatus, list_runs
-from core.training.configs import FinetuneConfig
+from core.training.configs import FinetuneConfig, SweepConfig
 from core.training.kinds import RUN_KINDS
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ __all__ = [
     "RatioAxis",
     "SavedBenchmark",
     "SweepRow",
+    "SweepRunView",
     "SweepView",
     "Score",
     "benchmarks_root",
@@ -44,6 +45,8 @@ __all__ = [
     "finished_results",
     "list_benchmarks",
     "ratio_axis",
+    "sweep_run_view",
+    "sweep_runs",
     "sweep_view",
 ]
 
@@ -222,6 +225,51 @@ def _settings(config: dict[str, Any]) -> FinetuneConfig | None:
         return FinetuneConfig.from_dict(dict(config))
     except (LabError, TypeError, ValueError):
         return None
+
+
+@dataclass(frozen=True)
+class SweepRunView:
+    """One sweep as its picker and header show it: state, data, model, task and prune points."""
+
+    run_id: str
+    state: RunState
+    label: str
+    active: bool
+    data: str
+    model: str
+    task: str
+    points: tuple[str, ...]
+    settings: SweepConfig | None = None  # None when its config.json is not a sweep's
+
+    @property
+    def picker_label(self) -> str:
+        """``<id> · sample · speakers · done``."""
+        return f"{self.run_id} · {self.data} · {self.task} · {self.label}"
+
+
+def sweep_run_view(run: RunStatus) -> SweepRunView:
+    """The typed view of one sweep's status."""
+    cfg = run.config
+    try:
+        settings = SweepConfig.from_dict(dict(cfg))
+    except (LabError, TypeError, ValueError):
+        settings = None
+    return SweepRunView(
+        run_id=run.run_id,
+        state=RunState.of(run.state),
+        label=run.label,
+        active=run.active,
+        data=data_label(cfg),
+        model=str(cfg.get("model") or ""),
+        task=str(cfg.get("task") or "words"),
+        points=tuple(str(p) for p in cfg.get("points") or ()),
+        settings=settings,
+    )
+
+
+def sweep_runs() -> list[SweepRunView]:
+    """Every sweep, newest first, as typed views."""
+    return [sweep_run_view(r) for r in list_runs() if r.kind == "sweep"]
 
 
 def finetune_runs() -> list[FinetuneRunView]:
