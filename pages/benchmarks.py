@@ -11,16 +11,16 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import runs as run_store
-from core.data.datasets import label_set
 from core.errors import LabError
 from core.geometry.criteria import compare_prune_points
 from core.models.registry import MODELS
 from core.runs import lifecycle, worker
+from core.runs.comparison import BETTER, compare_runs
+from core.runs.folders import RunState
 from core.runs.records import format_seconds
 from core.runs.views import (
     FinishedRun,
     SweepView,
-    comparison_source,
     export_provenance,
     finished_results,
     list_benchmarks,
@@ -36,123 +36,7 @@ from pages.figures import show, style
 from pages.messages import one_line
 from pages.state import init_state
 
-# settings whose difference makes two runs' accuracies not like for like
-SETTINGS = {
-    "model": "model",
-    "task": "task",
-    "dataset": "dataset",
-    "eval_split": "evaluation split",
-    "test_split": "test split",
-    "max_train_clips": "training clips cap",
-    "max_eval_clips": "evaluation clips cap",
-    "max_test_clips": "test clips cap",
-    "seed": "seed",
-    "split_seed": "split seed",
-    "epochs": "epochs",
-    "lr": "learning rate",
-    "batch_size": "batch size",
-    "whisper_input": "Whisper input",
-}
-BETTER = {"pruned": "pruned ✓", "full": "full ✓", None: ""}
 DEFAULTS = BenchmarkConfig(model="", prune_point=1)  # the CLI's defaults, one dataclass for both
-
-init_state()
-state = st.session_state
-st.title("Benchmarks")
-st.caption(
-    "Accuracy of finished runs side by side (test accuracy is the headline; validation accuracy chose "
-    "the checkpoint). Costs only from the benchmark, which measures both models interleaved in one "
-    "process of its own (run times of separate runs are facts, never ratios)."
-)
-export: dict[str, Any] = {"provenance": export_provenance()}
-
-
-def _accuracy_row(quantity: str, f: Any, p: Any) -> dict[str, str]:
-    """One accuracy row: each side with its split and clip count, the difference in points."""
-    diff = p.accuracy - f.accuracy
-    return {
-        "quantity": quantity,
-        "full model": f.text(),
-        "pruned model": p.text(),
-        "pruned vs full": f"{diff * 100:+.1f} points",
-        "better": BETTER["pruned" if diff > 0 else "full" if diff < 0 else None],
-    }
-
-
-def accuracy_rows(full: FinishedRun, pruned: FinishedRun) -> list[dict[str, str]]:
-    """Test accuracy (headline), validation accuracy (selection) and parameter rows of two runs.
-
-    A run without a separate test split was scored on the split that chose its checkpoint: one row
-    then, named by that split, since there is no held-out score to headline.
-    """
-    rows = []
-    ft, pt = full.test, pruned.test
-    held_out = full.result.test is not None and pruned.result.test is not None
-    if held_out:
-        rows.append(_accuracy_row("test accuracy", ft, pt))
-        rows.append(
-            _accuracy_row("validation accuracy (selection)", full.validation, pruned.validation)
-        )
-    else:
-        rows.append(_accuracy_row("accuracy (best epoch, chosen on the same split)", ft, pt))
-    for key, name in (("total", "parameters (total)"), ("trainable", "parameters (trained)")):
-        f, p = getattr(full.result.params, key), getattr(pruned.result.params, key)
-        if f and p:
-            rows.append(
-                {
-                    "quantity": name,
-                    "full model": human_value(f, "parameters"),
-                    "pruned model": human_value(p, "parameters"),
-                    "pruned vs full": f"x{p / f:.2f}",
-                    "better": BETTER["pruned" if p < f else "full" if p > f else None],
-                }
-            )
-    return rows
-
-
-def export_rows(full: FinishedRun, pruned: FinishedRun, rows: list[dict[str, str]]) -> list[dict]:
-    """The comparison rows, each with which runs, model, splits, clip counts, seeds and code made it."""
-    source = comparison_source(full, pruned)
-    return [{**row, **source} for row in rows]
-
-
-def _fact_rows(full: FinishedRun, pruned: FinishedRun) -> list[dict[str, str]]:
-    """Training wall times of the two runs as facts with their context: never divided."""
-    out = []
-    for side, r in (("full model", full), ("pruned model", pruned)):
-        secs, epoch = r.result.train_seconds, r.epoch_seconds_median
-        out.append(
-            {
-                "run": side,
-                "training time": human_value(secs, "s"),
-                "median epoch": human_value(epoch, "s") if epoch is not None else "n/a",
-                "device": r.result.device or "not recorded",
-                "machine load": "not recorded",
-                "epochs": str(r.config.get("epochs", "?")),
-            }
-        )
-    return out
-
-
-def _settings_note(full: FinishedRun, pruned: FinishedRun) -> tuple[str, list[str]]:
-    """What the accuracies were measured on, and the settings in which the two runs differ."""
-    facts = (
-        f"Test accuracy is the headline, scored once on the held-out split by the checkpoint that "
-        f"validation chose. Full model: {full.test.text()}, selection {full.validation.text()}, "
-        f"{full.result.n_train} training clips, seed {full.config.get('seed', '?')}; pruned model: "
-        f"{pruned.test.text()}, selection {pruned.validation.text()}, {pruned.result.n_train} "
-        f"training clips, seed {pruned.config.get('seed', '?')}."
-    )
-    both = {**full.config, "n_train": full.result.n_train, "n_test": full.test.n_clips}
-    other = {**pruned.config, "n_train": pruned.result.n_train, "n_test": pruned.test.n_clips}
-    names = {**SETTINGS, "n_train": "training clips", "n_test": "scored clips"}
-    differ = [
-        f"{label}: {both.get(k)} vs {other.get(k)}"
-        for k, label in names.items()
-        if k in both or k in other
-        if both.get(k) != other.get(k)
-    ]
-    return facts, differ
 
 
 def benchmark_table(result: BenchmarkResult) -> pd.DataFrame:
@@ -199,6 +83,7 @@ def ratio_figure(rows: list[BenchmarkRow]) -> go.Figure:
 
 def launch_benchmark(cfg: BenchmarkConfig) -> None:
     """Validate ``cfg`` and start it as a background job (its own process), unless it already runs."""
+    state = st.session_state
     spec = MODELS.get(cfg.model)
     try:
         cfg.check(spec.n_layers if spec is not None else None)
@@ -223,19 +108,21 @@ def launch_benchmark(cfg: BenchmarkConfig) -> None:
     st.toast(f"Benchmark {run.name} started in the background.")
 
 
-# ------------------------------------------------------------------------------------------------
-st.subheader("Full vs pruned runs")
-finished = finished_results()
-full_runs = {f.id: f for f in finished if not f.pruned}
-pruned_runs = {f.id: f for f in finished if f.pruned}
-if not full_runs or not pruned_runs:
-    st.info(
-        "Needs one finished full and one finished pruned fine-tune (or a sweep): start them on the "
-        "Prune & fine-tune page."
-    )
-    st.page_link("pages/finetune.py", label="Prune & fine-tune", icon=":material/content_cut:")
-    comparison: list[dict[str, Any]] = []
-else:
+def comparison_section(export: dict[str, Any]) -> list[FinishedRun]:
+    """Two finished runs side by side: accuracies, settings that differ, training times as facts.
+    Returns the finished pruned runs (the cost form's default model comes from them)."""
+    st.subheader("Full vs pruned runs")
+    finished = finished_results()
+    full_runs = {f.id: f for f in finished if not f.pruned}
+    pruned_runs = {f.id: f for f in finished if f.pruned}
+    export["full_vs_pruned"] = []
+    if not full_runs or not pruned_runs:
+        st.info(
+            "Needs one finished full and one finished pruned fine-tune (or a sweep): start them on "
+            "the Prune & fine-tune page."
+        )
+        st.page_link("pages/finetune.py", label="Prune & fine-tune", icon=":material/content_cut:")
+        return list(pruned_runs.values())
     c1, c2 = st.columns(2)
     full_id = c1.selectbox(
         "Full model run", list(full_runs), key="bm_full", format_func=lambda k: full_runs[k].label
@@ -246,65 +133,61 @@ else:
         key="bm_pruned",
         format_func=lambda k: pruned_runs[k].label,
     )
-    full, pruned = full_runs[full_id], pruned_runs[pruned_id]
-    facts, differ = _settings_note(full, pruned)
-    shown = accuracy_rows(full, pruned)
-    comparison = export_rows(full, pruned, shown)
-    st.table(pd.DataFrame(shown).set_index("quantity"))
-    st.caption(facts)
-    if differ:
-        st.warning("The two runs differ in: " + "; ".join(differ) + ". Not like for like.")
+    comparison = compare_runs(full_runs[full_id], pruned_runs[pruned_id])
+    export["full_vs_pruned"] = comparison.export_rows()
+    st.table(pd.DataFrame([r.table_row() for r in comparison.rows]).set_index("quantity"))
+    st.caption(comparison.facts)
+    if comparison.differences:
+        st.warning(
+            "The two runs differ in: " + "; ".join(comparison.differences) + ". Not like for like."
+        )
     st.markdown("**Training wall time** (separate runs at different moments: facts, not a ratio)")
-    st.table(pd.DataFrame(_fact_rows(full, pruned)).set_index("run"))
+    st.table(pd.DataFrame([t.table_row() for t in comparison.times]).set_index("run"))
     st.caption("For a cost ratio, run the cost benchmark below: it times both models side by side.")
-export["full_vs_pruned"] = comparison
-
-# ------------------------------------------------------------------------------------------------
-st.subheader("Cost benchmark")
-models = list(MODELS)
-default_model = next(iter(pruned_runs.values())).result.model if pruned_runs else state.model
-r1, r2, r3 = st.columns([2, 1, 1])
-bm_model = r1.selectbox(
-    "Model",
-    models,
-    index=models.index(default_model) if default_model in models else 0,
-    key="bm_model",
-)
-bm_layers = MODELS[bm_model].n_layers
-# no max_value: a point beyond this model's depth is refused in words, never clamped to the last one
-bm_point = r2.number_input(
-    "Prune point", min_value=1, value=1, step=1, key="bm_point", help=f"1..{bm_layers}"
-)
-bm_repeats = r3.number_input("Repeats", 2, 50, value=DEFAULTS.repeats, key="bm_repeats")
-bm_cfg = BenchmarkConfig(model=bm_model, prune_point=int(bm_point), repeats=int(bm_repeats))
-st.caption(
-    f"Settings (the same defaults as `python -m core benchmark`): training batch "
-    f"{bm_cfg.train_batch}, inference batch {bm_cfg.infer_batch}, {bm_cfg.warmup} warm-up rounds, "
-    f"{bm_cfg.repeats} timed repeats, {bm_cfg.timing_threads} torch thread(s). It runs as a "
-    "background job in its own process, not inside this server; on a small machine the browser and "
-    "the server still share its CPUs, which the ratios (both models timed side by side) withstand "
-    "better than absolute times."
-)
-if st.button("Run benchmark", icon=":material/speed:", key="bm_go"):
-    launch_benchmark(bm_cfg)
-bench_runs = [r for r in run_store.list_runs() if r.kind == "benchmark"]
-watching = [r.run_id for r in bench_runs if r.active]
-if state.get("bm_run") and state["bm_run"] not in watching:
-    finished_now = next((r for r in bench_runs if r.run_id == state["bm_run"]), None)
-    if finished_now is not None and finished_now.state == "done":
-        state["bm_show_next"] = state.pop("bm_run")
+    return list(pruned_runs.values())
 
 
-@st.fragment(run_every=1.0 if watching else None)
-def benchmark_status() -> None:
-    """Progress of the benchmark jobs that were running when the page ran; reruns the page when one ends."""
-    ended = False
-    for run_id in watching:
-        current = run_store.status(run_id)
-        pr = run_store.progress(run_id)
-        if not current.active:
-            ended = True
-            continue
+def cost_form(pruned: list[FinishedRun]) -> None:
+    """The cost benchmark's model, prune point and repeats, and the button that starts it."""
+    state = st.session_state
+    models = list(MODELS)
+    default_model = pruned[0].result.model if pruned else state.model
+    if state.get("bm_model") not in models:
+        state["bm_model"] = default_model if default_model in models else models[0]
+    r1, r2, r3 = st.columns([2, 1, 1])
+    bm_model = r1.selectbox("Model", models, key="bm_model")
+    bm_layers = MODELS[bm_model].n_layers
+    # no max_value: a point beyond this model's depth is refused in words, never clamped to the last
+    bm_point = r2.number_input(
+        "Prune point", min_value=1, step=1, key="bm_point", help=f"1..{bm_layers}"
+    )
+    bm_repeats = r3.number_input("Repeats", 2, 50, key="bm_repeats")
+    bm_cfg = BenchmarkConfig(model=bm_model, prune_point=int(bm_point), repeats=int(bm_repeats))
+    st.caption(
+        f"Settings (the same defaults as `python -m core benchmark`): training batch "
+        f"{bm_cfg.train_batch}, inference batch {bm_cfg.infer_batch}, {bm_cfg.warmup} warm-up "
+        f"rounds, {bm_cfg.repeats} timed repeats, {bm_cfg.timing_threads} torch thread(s). It runs "
+        "as a background job in its own process, not inside this server; on a small machine the "
+        "browser and the server still share its CPUs, which the ratios (both models timed side by "
+        "side) withstand better than absolute times."
+    )
+    if st.button("Run benchmark", icon=":material/speed:", key="bm_go"):
+        launch_benchmark(bm_cfg)
+
+
+def _status_line(run_id: str) -> bool:
+    """One watched benchmark's bar (queued: what it waits for); False once it has ended."""
+    current = run_store.status(run_id)
+    if not current.active:
+        return False
+    pr = run_store.progress(run_id)
+    if current.state == RunState.QUEUED:
+        place = run_store.queue_place(run_id)
+        where = (
+            place.text() if place is not None else f"waiting {format_seconds(pr.queued_s)} to start"
+        )
+        st.progress(0.0, text=f"{run_id}: queued, {where}")
+    else:
         done = f"{pr.epoch}/{pr.epochs} rounds" if pr.epochs else "loading models"
         left = (
             f", about {format_seconds(pr.total_remaining_s)} left"
@@ -316,19 +199,41 @@ def benchmark_status() -> None:
             text=f"{run_id}: {current.label} for {format_seconds(pr.elapsed_s or 0)} in its own "
             f"process; {pr.phase or 'starting'} ({done}){left}",
         )
-        if st.button("Cancel", key=f"bm_cancel_{run_id}", icon=":material/stop:"):
-            lifecycle.cancel(run_id, timeout=worker.cancel_wait())
-            ended = True
-    if ended:
-        st.rerun(scope="app")
+    if st.button("Cancel", key=f"bm_cancel_{run_id}", icon=":material/stop:"):
+        lifecycle.cancel(run_id, timeout=worker.cancel_wait())
+        return False
+    return True
 
 
-benchmark_status()
-for r in bench_runs:
-    if r.state == "failed" and r.run_id == state.get("bm_run"):
-        st.error(f"Benchmark {r.run_id} failed: {' '.join((r.error or '?').split())}")
-saved = list_benchmarks()
-if saved:
+def benchmark_jobs() -> None:
+    """The benchmark jobs running or queued, polled every second; the page reruns when one ends."""
+    state = st.session_state
+    bench_runs = [r for r in run_store.list_runs() if r.kind == "benchmark"]
+    watching = [r.run_id for r in bench_runs if r.active]
+    if state.get("bm_run") and state["bm_run"] not in watching:
+        finished_now = next((r for r in bench_runs if r.run_id == state["bm_run"]), None)
+        if finished_now is not None and finished_now.state == RunState.DONE:
+            state["bm_show_next"] = state.pop("bm_run")
+
+    @st.fragment(run_every=1.0 if watching else None)
+    def benchmark_status() -> None:
+        """Progress of the benchmark jobs that were running when the page ran."""
+        ended = [run_id for run_id in watching if not _status_line(run_id)]
+        if ended:
+            st.rerun(scope="app")
+
+    benchmark_status()
+    for r in bench_runs:
+        if r.state == RunState.FAILED and r.run_id == state.get("bm_run"):
+            st.error(f"Benchmark {r.run_id} failed: {' '.join((r.error or '?').split())}")
+
+
+def saved_benchmarks(export: dict[str, Any]) -> None:
+    """A saved benchmark's table and ratio chart (the one that just finished, else the newest)."""
+    state = st.session_state
+    saved = list_benchmarks()
+    if not saved:
+        return
     by_bench = {b.id: b for b in saved}
     if state.get("bm_show_next") in by_bench:  # a benchmark that just finished
         state["bm_saved"] = state.pop("bm_show_next")
@@ -339,32 +244,43 @@ if saved:
         result = BenchmarkResult.from_dict(by_bench[pick].data)
     except LabError as exc:
         st.warning(f"Benchmark {pick}: {one_line(exc)}")
-    else:
-        ctx = result.context
-        st.caption(
-            f"{result.model}: full ({result.n_layers} layers) vs pruned at p = {result.prune_point}, "
-            f"measured side by side: {result.repeats} interleaved repeats after {result.warmup} warm-up, "
-            f"batches {result.train_batch} (training) / {result.infer_batch} (inference), on "
-            f"{ctx.device_name} ({ctx.torch_threads} threads of {ctx.cpu_count} CPUs), "
-            f"{ctx.load_text()}, {ctx.started_at}, code {result.code_version or 'not recorded'}."
-        )
-        if result.unreliable:
-            st.warning("Unreliable: " + result.reliability_text())
-        st.table(benchmark_table(result).set_index("quantity"))
-        show(ratio_figure(list(result.rows)), key="bm_ratio_plot")
-        export["benchmark"] = {"id": pick, "run": by_bench[pick].run_id, **result.to_dict()}
-
-# ------------------------------------------------------------------------------------------------
-st.subheader("Prune sweep")
-sweeps = [r for r in run_store.list_runs() if r.kind == "sweep"]
-views = {r.run_id: v for r in sweeps if (v := sweep_view(run_store.run_dir(r.run_id))) is not None}
-sweep: SweepView | None = None
-if not views:
+        return
+    ctx = result.context
     st.caption(
-        "No finished sweep yet (`python -m core sweep ...` fine-tunes one model at several prune "
-        "points and benchmarks each)."
+        f"{result.model}: full ({result.n_layers} layers) vs pruned at p = {result.prune_point}, "
+        f"measured side by side: {result.repeats} interleaved repeats after {result.warmup} "
+        f"warm-up, batches {result.train_batch} (training) / {result.infer_batch} (inference), on "
+        f"{ctx.device_name} ({ctx.torch_threads} threads of {ctx.cpu_count} CPUs), "
+        f"{ctx.load_text()}, {ctx.started_at}, code {result.code_version or 'not recorded'}."
     )
-else:
+    if result.unreliable:
+        st.warning("Unreliable: " + result.reliability_text())
+    st.table(benchmark_table(result).set_index("quantity"))
+    show(ratio_figure(list(result.rows)), key="bm_ratio_plot")
+    export["benchmark"] = {"id": pick, "run": by_bench[pick].run_id, **result.to_dict()}
+
+
+def cost_section(export: dict[str, Any], pruned: list[FinishedRun]) -> None:
+    """The cost benchmark: its form, the jobs in progress and the saved benchmarks."""
+    st.subheader("Cost benchmark")
+    cost_form(pruned)
+    benchmark_jobs()
+    saved_benchmarks(export)
+
+
+def sweep_section(export: dict[str, Any]) -> SweepView | None:
+    """A finished sweep's accuracy over its pretrained convexity, its cost per point and its table."""
+    st.subheader("Prune sweep")
+    sweeps = [r for r in run_store.list_runs() if r.kind == "sweep"]
+    views = {
+        r.run_id: v for r in sweeps if (v := sweep_view(run_store.run_dir(r.run_id))) is not None
+    }
+    if not views:
+        st.caption(
+            "No finished sweep yet (`python -m core sweep ...` fine-tunes one model at several "
+            "prune points and benchmarks each)."
+        )
+        return None
     sweep_id = st.selectbox("Sweep run", list(views), key="bm_sweep")
     sweep = views[sweep_id]
     show(sweep_result_figure(sweep), key="bm_sweep_plot")
@@ -386,42 +302,50 @@ else:
         "rows": sweep.table(),
         "benchmarks": [r.benchmark_id for r in sweep.rows if r.benchmark_id],
     }
+    return sweep
 
-# ------------------------------------------------------------------------------------------------
-st.subheader("Other layer-selection criteria")
-fs = current_features()
-if fs is not None:
+
+def criteria_section(export: dict[str, Any], sweep: SweepView | None) -> None:
+    """Other layer-selection criteria's points beside the convexity suggestion and the sweep."""
+    st.subheader("Other layer-selection criteria")
+    fs = current_features()
+    if fs is None:
+        return
     features_caption(fs)
-    label_set = st.segmented_control("Labels", ["word", "speaker"], default="word", key="bm_labels")
-    label_set = label_set or "word"
-    k = int(state.cx_k)
-    if has_criteria(fs.key, label_set, k) or st.button(
+    labels = st.segmented_control("Labels", ["word", "speaker"], default="word", key="bm_labels")
+    labels = labels or "word"
+    k = int(st.session_state.cx_k)
+    if not has_criteria(fs.key, labels, k) and not st.button(
         "Compare criteria", icon=":material/analytics:", key="bm_criteria"
     ):
-        results = criteria_results(fs.key, label_set, k)
-        curves = current_convexity(fs.key)
-        table = compare_prune_points(
-            results, {label_set: curves[label_set]}, float(state.cx_fraction)
-        )
-        acc = {r.prune_point: r.headline.accuracy for r in (sweep.rows if sweep else ())}
-        for row in table:
-            row["sweep test accuracy at layer"] = acc.get(row["layer"])
-            row["parameters"] = json.dumps(row["parameters"])
-        st.dataframe(pd.DataFrame(table), hide_index=True)
-        st.caption(
-            "The first row is the convexity suggestion; the sweep's test accuracy is shown where the "
-            "selected sweep fine-tuned that prune point."
-        )
-        export["criteria"] = table
-
-# ------------------------------------------------------------------------------------------------
-st.subheader("Paper grid")  # tables `python -m core grid` writes to the results store
-grids = {g.key: g for g in read_grid_tables()}
-if not grids:
-    st.caption(
-        "No grid yet: `python -m core grid --models ... --executor ray` (README: Running on a cluster)."
+        return
+    results = criteria_results(fs.key, labels, k)
+    curves = current_convexity(fs.key)
+    table = compare_prune_points(
+        results, {labels: curves[labels]}, float(st.session_state.cx_fraction)
     )
-else:
+    acc = {r.prune_point: r.headline.accuracy for r in (sweep.rows if sweep else ())}
+    for row in table:
+        row["sweep test accuracy at layer"] = acc.get(row["layer"])
+        row["parameters"] = json.dumps(row["parameters"])
+    st.dataframe(pd.DataFrame(table), hide_index=True)
+    st.caption(
+        "The first row is the convexity suggestion; the sweep's test accuracy is shown where the "
+        "selected sweep fine-tuned that prune point."
+    )
+    export["criteria"] = table
+
+
+def grid_section(export: dict[str, Any]) -> None:
+    """The paper grid's tables that ``python -m core grid`` wrote to the results store."""
+    st.subheader("Paper grid")
+    grids = {g.key: g for g in read_grid_tables()}
+    if not grids:
+        st.caption(
+            "No grid yet: `python -m core grid --models ... --executor ray` (README: Running on a "
+            "cluster)."
+        )
+        return
     key = st.selectbox(
         "Grid",
         list(grids),
@@ -440,21 +364,50 @@ else:
     )
     export["grid"] = {**grid.table.to_dict(), "provenance": grid.provenance.to_dict()}
 
-# ------------------------------------------------------------------------------------------------
-st.subheader("Export")
-e1, e2 = st.columns(2)
-# built on click (callables): no per-run media file that a rerun from the status fragment could drop
-e1.download_button(
-    "Full vs pruned (CSV)",
-    lambda: pd.DataFrame(export.get("full_vs_pruned") or []).to_csv(index=False),
-    "full_vs_pruned.csv",
-    "text/csv",
-    icon=":material/table:",
-)
-e2.download_button(
-    "Everything shown (JSON)",
-    lambda: json.dumps(export, indent=1, default=str),
-    "benchmarks.json",
-    "application/json",
-    icon=":material/data_object:",
-)
+
+def export_section(export: dict[str, Any]) -> None:
+    """Everything shown, as CSV (the comparison) and JSON (every section, with provenance)."""
+    st.subheader("Export")
+    e1, e2 = st.columns(2)
+    # built on click (callables): no per-run media file that a rerun from the status fragment could
+    # drop; no rerun on click (on_click="ignore"): a run started by the click would clear the
+    # session's message queue, and with it the file's answer, leaving the button spinning until the
+    # browser gives up (3 min)
+    e1.download_button(
+        "Full vs pruned (CSV)",
+        lambda: pd.DataFrame(export.get("full_vs_pruned") or []).to_csv(index=False),
+        "full_vs_pruned.csv",
+        "text/csv",
+        icon=":material/table:",
+        on_click="ignore",
+    )
+    e2.download_button(
+        "Everything shown (JSON)",
+        lambda: json.dumps(export, indent=1, default=str),
+        "benchmarks.json",
+        "application/json",
+        icon=":material/data_object:",
+        on_click="ignore",
+    )
+
+
+def main() -> None:
+    """The page: comparison, cost benchmark, sweep, other criteria, grid, export."""
+    # the cost form's last entered values, kept in the session while another page is shown
+    init_state({"bm_model": None, "bm_point": 1, "bm_repeats": DEFAULTS.repeats})
+    st.title("Benchmarks")
+    st.caption(
+        "Accuracy of finished runs side by side (test accuracy is the headline; validation accuracy "
+        "chose the checkpoint). Costs only from the benchmark, which measures both models "
+        "interleaved in one process of its own (run times of separate runs are facts, never ratios)."
+    )
+    export: dict[str, Any] = {"provenance": export_provenance()}
+    pruned = comparison_section(export)
+    cost_section(export, pruned)
+    sweep = sweep_section(export)
+    criteria_section(export, sweep)
+    grid_section(export)
+    export_section(export)
+
+
+main()

@@ -15,6 +15,8 @@ from core.geometry.prune_point import PrunePointChoice, choose_prune_points
 from core.runs.views import SweepView, ratio_axis
 from pages.figures import integer_axis, style
 
+BAR_WIDTH = 0.35  # in prune points: a cost bar covers its own point only
+
 
 def ratio_bars(
     names: Sequence[str | int],
@@ -62,7 +64,10 @@ def ratio_bars(
 
 
 def sweep_cost_figure(view: SweepView) -> go.Figure | None:
-    """Each point's own side-by-side benchmark: training step pruned / full with its min-max."""
+    """Each point's own side-by-side benchmark: training step pruned / full with its min-max.
+
+    Bars only where a benchmark measured the point, each a fraction of one layer wide, on an integer
+    axis over every swept point, so an unmeasured point shows as a gap."""
     rows = [r for r in view.rows if r.cost is not None]
     if not rows:
         return None
@@ -75,10 +80,11 @@ def sweep_cost_figure(view: SweepView) -> go.Figure | None:
         horizontal=False,
         name="training step, pruned / full",
     )
+    bar.width = BAR_WIDTH  # a bar stands on its own point only, never over a neighbour
     fig = go.Figure(bar)
     fig.add_hline(y=1.0, line={"dash": "dash", "color": "#ef4444"})
     fig.update_yaxes(**axis)
-    integer_axis(fig, [r.prune_point for r in rows])
+    integer_axis(fig, [r.prune_point for r in view.rows])  # every swept point: gaps are unmeasured
     for note in notes:
         fig.add_annotation(**note)
     return style(

@@ -14,11 +14,16 @@ from core.runs.spec import ExecutorSpec, default_address
 from pages.messages import one_line
 
 
+def run_on_defaults(prefix: str) -> dict[str, str]:
+    """The choice's session-state defaults, for the page's ``init_state`` (kept while it is not shown)."""
+    return {f"{prefix}_run_on": launch_choice_default(), f"{prefix}_ray_address": default_address()}
+
+
 def run_on(prefix: str) -> ExecutorSpec | None:
     """Radio + Ray address field; the chosen ExecutorSpec, or None (its one-line error shown)."""
     state = st.session_state
-    state.setdefault(f"{prefix}_run_on", launch_choice_default())
-    state.setdefault(f"{prefix}_ray_address", default_address())
+    for name, value in run_on_defaults(prefix).items():
+        state.setdefault(name, value)
     a, b = st.columns([1, 2])
     choice = a.radio("Run on", list(LAUNCH_CHOICES), horizontal=True, key=f"{prefix}_run_on")
     address = b.text_input(

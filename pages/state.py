@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
 import streamlit as st
+from streamlit.errors import StreamlitWidgetAlreadyInstantiatedError
 
 from core.models.registry import MODELS
 
@@ -99,6 +101,9 @@ def init_state(page_defaults: Mapping[str, Any] | None = None) -> None:
     state[_KEPT] = kept
     for name in kept:
         if name in state:
-            state[name] = state[name]  # re-assign so Streamlit keeps a widget's value off its page
+            # re-assign so Streamlit keeps a widget's value off its page (a widget this run already
+            # drew keeps it anyway, and refuses the assignment)
+            with contextlib.suppress(StreamlitWidgetAlreadyInstantiatedError):
+                state[name] = state[name]
         elif name in defaults:
             state[name] = defaults[name]

@@ -12,18 +12,33 @@ from core.data.source import FeatureSource
 from core.errors import LabError, TrainingError
 from core.models.registry import MODELS
 from core.runs import folders, lifecycle
+from core.runs.folders import RunState
 from core.runs.lifecycle import submit_run
 from core.runs.records import format_seconds, sweep_points
-from core.runs.views import sweep_view
+from core.runs.views import sweep_run_view, sweep_runs, sweep_view
+from core.training.configs import SweepConfig
 from core.training.settings import check_trainable
 from pages.cached import feature_set, offline_models
 from pages.costs import sweep_cost_figure, sweep_result_figure, sweep_rule_text
 from pages.figures import show
 from pages.messages import one_line
-from pages.run_on import run_on
+from pages.run_on import run_on, run_on_defaults
 from pages.state import DEFAULT_MODEL, init_state
 
 LEARNING_RATES = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3]
+# the form's values, kept in the session while another page is shown (None: set from the model)
+FORM_DEFAULTS = {
+    "sw_model": None,
+    "sw_task": "speakers",
+    "sw_points": None,
+    "sw_epochs": 3,
+    "sw_lr": 5e-4,
+    "sw_batch": 16,
+    "sw_frac": 0.95,
+    "sw_train_clips": 0,
+    "sw_eval_clips": 0,
+    "sw_test_clips": 0,
+}
 
 
 def data_source() -> tuple[str | None, dict[str, Any]]:
@@ -45,9 +60,12 @@ def data_source() -> tuple[str | None, dict[str, Any]]:
     return None, {"dataset": state.get("dataset", "sample"), "root": state.get("root") or None}
 
 
-def _same_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether run config ``b`` has every setting of ``a`` (a launch identical to a stored run)."""
-    return all(b.get(k) == v for k, v in a.items())
+def _same_config(a: dict[str, Any], b: SweepConfig | None) -> bool:
+    """Whether a stored sweep's settings ``b`` have every setting of ``a`` (an identical launch)."""
+    if b is None:
+        return False
+    stored = b.to_dict()
+    return all(stored.get(k) == v for k, v in a.items())
 
 
 def _submit(config: dict[str, Any], executor: Any) -> None:
@@ -69,7 +87,8 @@ def launch_form() -> None:
     models = offline_models() or [DEFAULT_MODEL]
     if features_model and features_model not in models:
         models = [features_model, *models]  # the features' own model (a local folder, a hub id)
-    state.setdefault("sw_lr", 5e-4)
+    if state.get("sw_model") not in models:
+        state["sw_model"] = models[0]
     with st.form("sw_form", enter_to_submit=False):
         a, b, c = st.columns(3)
         model = a.selectbox("Model", models, key="sw_model")
@@ -81,20 +100,43 @@ def launch_form() -> None:
             help="Speakers is where pruning pays for Whisper: speaker convexity peaks early.",
         )
         n_layers = MODELS[model].n_layers if model in MODELS else 12
+        choices = list(range(1, n_layers))
+        if state.get("sw_points") is None:
+            state["sw_points"] = [1] if n_layers > 1 else []
+        state["sw_points"] = [p for p in state["sw_points"] if p in choices]
         others = c.multiselect(
             "Other prune points",
-            list(range(1, n_layers)),
-            default=[1] if n_layers > 1 else [],
+            choices,
             key="sw_points",
             help="Always swept: the suggested point and the full model.",
         )
         d, e, f, g = st.columns(4)
-        epochs = d.number_input("Epochs", 1, 50, 3, key="sw_epochs")
+        epochs = d.number_input("Epochs", 1, 50, key="sw_epochs")
         lr = e.select_slider(
             "Learning rate", LEARNING_RATES, key="sw_lr", format_func=lambda v: f"{v:.0e}"
         )
-        batch = f.number_input("Batch size", 1, 256, 16, key="sw_batch")
-        fraction = g.slider("Threshold rule: fraction of the max", 0.5, 1.0, 0.95, key="sw_frac")
+        batch = f.number_input("Batch size", 1, 256, key="sw_batch")
+        fraction = g.slider("Threshold rule: fraction of the max", 0.5, 1.0, key="sw_frac")
+        h, i, j = st.columns(3)
+        train_clips = h.number_input(
+            "Training clips (0 = whole train split)", 0, 100000, step=35, key="sw_train_clips"
+        )
+        eval_clips = i.number_input(
+            "Validation clips (selection; 0 = whole split)",
+            0,
+            100000,
+            step=35,
+            key="sw_eval_clips",
+            help="Clips of the validation split scored every epoch to pick each point's checkpoint.",
+        )
+        test_clips = j.number_input(
+            "Test clips (0 = whole test split)",
+            0,
+            100000,
+            step=35,
+            key="sw_test_clips",
+            help="Clips of the test split each point's chosen checkpoint is scored on.",
+        )
         executor = run_on("sw")
         go_button = st.form_submit_button(
             "Start sweep", type="primary", icon=":material/play_arrow:"
@@ -117,16 +159,16 @@ def launch_form() -> None:
             "epochs": int(epochs),
             "lr": float(lr),
             "batch_size": int(batch),
+            "max_train_clips": int(train_clips) or None,
+            "max_eval_clips": int(eval_clips) or None,
+            "max_test_clips": int(test_clips) or None,
             "eval_split": "validation",
             "test_split": "test",
         }
-        twins = [
-            r
-            for r in run_store.list_runs()
-            if r.kind == "sweep" and r.active and _same_config(config, r.config)
-        ]
-        if twins:
+        twins = [r for r in sweep_runs() if r.active and _same_config(config, r.settings)]
+        if twins:  # the view shows the identical sweep (a double click's first sweep) meanwhile
             state["sw_pending"] = {"config": config, "twin": twins[0].run_id}
+            state["sw_pick"] = twins[0].run_id
         else:
             _submit(config, executor)
     pending = state.get("sw_pending")
@@ -171,12 +213,21 @@ def show_run(run_id: str) -> None:
     """Status, per-point progress and (once rows exist) the result plots of one sweep run."""
     run = folders.run_dir(run_id)
     status = run_store.status(run_id)
-    cfg = status.config
-    elapsed = run_store.progress(run_id).elapsed_s
-    st.markdown(
-        f"**{run.name}**: {status.label} · {cfg.get('model')} · task {cfg.get('task')} · points "
-        f"{', '.join(map(str, cfg.get('points', [])))} · {format_seconds(elapsed)} elapsed"
+    about = sweep_run_view(status)
+    queued = about.state == RunState.QUEUED
+    pr = run_store.progress(run_id)
+    clock = (
+        f"queued for {format_seconds(pr.queued_s)}"
+        if queued
+        else f"{format_seconds(pr.elapsed_s)} elapsed"
     )
+    st.markdown(
+        f"**{run.name}**: {about.label} · {about.data} · {about.model} · task {about.task} · points "
+        f"{', '.join(about.points)} · {clock}"
+    )
+    place = run_store.queue_place(run_id) if queued else None
+    if place is not None:
+        st.info(f"Queued: {place.text()}.", icon=":material/hourglass_top:")
     if status.error:
         st.error(" ".join(status.error.split()))
     if status.active and st.button("Cancel sweep", icon=":material/stop:", key="sw_cancel"):
@@ -184,7 +235,7 @@ def show_run(run_id: str) -> None:
             run_id, timeout=5.0
         )  # the worker stops within its grace, whatever its phase
         st.rerun(scope="app")
-    if status.state in ("cancelled", "failed") and st.button(
+    if about.state in (RunState.CANCELLED, RunState.FAILED) and st.button(
         "Resume sweep",
         icon=":material/play_arrow:",
         key="sw_resume",
@@ -232,25 +283,36 @@ def show_run(run_id: str) -> None:
     )
 
 
-init_state()
-st.title("Prune sweep")
-st.caption(
-    "Fine-tune one model at several prune points (the suggested one, the full model and any others) as a "
-    "background job; each point is a complete fine-tuning run. Progress survives a page reload."
-)
-launch_form()
-sweeps = [r for r in run_store.list_runs() if r.kind == "sweep"]
-if not sweeps:
-    st.caption("No sweep yet.")
-else:
-    ids = [r.run_id for r in sweeps]
-    if st.session_state.get("sw_pick") not in ids:
-        st.session_state["sw_pick"] = ids[0]
-    chosen = st.selectbox("Sweep run", ids, key="sw_pick")
-    active = next(r for r in sweeps if r.run_id == chosen).active
+def main() -> None:
+    """The page: the launch form, then the chosen sweep (live while it runs)."""
+    init_state(FORM_DEFAULTS | run_on_defaults("sw"))
+    st.title("Prune sweep")
+    st.caption(
+        "Fine-tune one model at several prune points (the suggested one, the full model and any others) as a "
+        "background job; each point is a complete fine-tuning run. Progress survives a page reload."
+    )
+    launch_form()
+    sweeps = sweep_runs()
+    if not sweeps:
+        st.caption("No sweep yet.")
+    else:
+        ids = [r.run_id for r in sweeps]
+        if st.session_state.get("sw_pick") not in ids:
+            st.session_state["sw_pick"] = ids[0]
+        by_id = {r.run_id: r for r in sweeps}
+        chosen = st.selectbox(
+            "Sweep run",
+            ids,
+            key="sw_pick",
+            format_func=lambda i: by_id[i].picker_label,
+        )
+        active = by_id[chosen].active
 
-    @st.fragment(run_every=2.0 if active else None)
-    def live() -> None:
-        show_run(chosen)
+        @st.fragment(run_every=2.0 if active else None)
+        def live() -> None:
+            show_run(chosen)
 
-    live()
+        live()
+
+
+main()

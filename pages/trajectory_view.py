@@ -16,7 +16,7 @@ from core.training.trajectory import (
     run_about,
     trajectory_csv,
 )
-from pages.figures import LABEL_COLOURS, Curve, curve_figure, layer_heatmaps, show
+from pages.figures import LABEL_COLOURS, Curve, curve_figure, integer_axis, layer_heatmaps, show
 
 
 def heatmap_figure(traj: Trajectory, relevant: str) -> go.Figure:
@@ -24,7 +24,11 @@ def heatmap_figure(traj: Trajectory, relevant: str) -> go.Figure:
     names = sorted(traj.label_sets, key=lambda n: n != relevant)
     panels = {f"{n} labels{' (the task)' if n == relevant else ''}": traj.matrix(n) for n in names}
     positions = [p.position for p in traj.points]
-    return layer_heatmaps(panels, positions, traj.layers, x_title="epoch (0 = pretrained)")
+    fig = layer_heatmaps(panels, positions, traj.layers, x_title="epoch (0 = pretrained)")
+    if all(float(p).is_integer() for p in positions):  # whole epochs: no half-epoch ticks
+        for col in range(1, len(panels) + 1):
+            integer_axis(fig, positions, pad=0.5, row=1, col=col)
+    return fig
 
 
 def epoch_figure(traj: Trajectory, point: TrajectoryPoint) -> go.Figure:
@@ -56,6 +60,16 @@ def _caption(traj: Trajectory) -> str:
     )
 
 
+def follow_latest(key: str, positions: list[float]) -> None:
+    """Start the epoch slider ``key`` at the last epoch, and keep it there as epochs arrive unless the
+    reader moved it to an earlier one."""
+    state = st.session_state
+    last_key = f"{key}_last"
+    if state.get(key) not in positions or state.get(key) == state.get(last_key):
+        state[key] = positions[-1]
+    state[last_key] = positions[-1]
+
+
 def show_trajectory(run: Path, key: str, relevant: str) -> None:
     """The trajectory section of a run's view (nothing when the run measured none)."""
     traj = read_trajectory(run)
@@ -74,10 +88,10 @@ def show_trajectory(run: Path, key: str, relevant: str) -> None:
     positions = [p.position for p in traj.points]
     chosen = positions[-1]
     if len(positions) > 1:
+        follow_latest(f"{key}_epoch", positions)
         chosen = st.select_slider(
             "Curve of epoch",
             options=positions,
-            value=positions[-1],
             format_func=lambda v: "0 (pretrained)" if v == 0 else f"{v:g}",
             key=f"{key}_epoch",
         )

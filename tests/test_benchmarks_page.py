@@ -190,3 +190,22 @@ def test_sweep_cost_is_each_points_own_ratio_and_no_whisker_squashes_it(started)
     table = at.dataframe[0].value
     assert list(table["train step, pruned / full"]) == [0.28, 0.5, 1.0]
     assert "test accuracy" in table.columns and "validation accuracy (selection)" in table.columns
+
+
+def test_exports_download_without_a_rerun(started):
+    """A click that reran the page could lose the file's answer: the button spun for minutes."""
+    at = open_benchmarks()
+    buttons = at.get("download_button")
+    assert {b.proto.label for b in buttons} >= {"Everything shown (JSON)", "Full vs pruned (CSV)"}
+    assert all(b.proto.ignore_rerun for b in buttons)
+
+
+def test_the_cost_form_keeps_its_values_across_pages(started):
+    at = open_benchmarks()
+    at.number_input(key="bm_repeats").set_value(7).run()
+    at.number_input(key="bm_point").set_value(3).run()
+    at.switch_page("pages/sweep.py").run()
+    at.switch_page("pages/benchmarks.py").run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="bm_repeats").value == 7
+    assert at.number_input(key="bm_point").value == 3

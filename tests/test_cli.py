@@ -393,7 +393,7 @@ def test_jobs_list_status_and_watch(run: Callable[..., Res]) -> None:
     """`jobs list|status|watch` on finished runs: labels, attempts, progress; watch exits 0 only if done."""
     from core.geometry.curves import LayerCurve
     from core.runs import lifecycle
-    from core.runs.folders import write_status
+    from core.runs.folders import RunState, set_state
     from core.training.trajectory import TrajectoryPoint
 
     done = lifecycle.create_run("finetune", {"model": "m", "epochs": 2, "task": "words"})
@@ -406,15 +406,15 @@ def test_jobs_list_status_and_watch(run: Callable[..., Res]) -> None:
         for e in (0, 2)
     ]
     (done / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    write_status(
+    set_state(
         done,
-        state="done",
+        RunState.DONE,
         epoch=2,
         started_at="2026-01-01T00:00:00+00:00",
         finished_at="2026-01-01T00:01:05+00:00",
     )
     cancelled = lifecycle.create_run("finetune", {"model": "m"}, parent=done.name, attempt=2)
-    write_status(cancelled, state="cancelled")
+    set_state(cancelled, RunState.CANCELLED)
     listed = run("jobs", "list").stdout
     assert re.search(rf"^{done.name}\s+done\s+finetune\s+2\s+words\s+full\s+1\s", listed, re.M)
     assert re.search(rf"^{cancelled.name}\s+cancelled\s.*\s2\s", listed, re.M)

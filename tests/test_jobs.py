@@ -17,7 +17,7 @@ import torch
 from core import runs
 from core.errors import RunError
 from core.runs import lifecycle, records
-from core.runs.folders import discard_partial_metrics, write_status
+from core.runs.folders import RunState, discard_partial_metrics, set_state
 from core.runs.records import estimate_progress, proc_start
 from tests.tiny_assets import tiny_config_dict
 
@@ -79,7 +79,7 @@ def test_status_labels_follow_the_process(tmp_path: Path) -> None:
     assert runs.status(run.name).label == "queued"  # never started: genuinely queued
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
-        write_status(run, state="running", pid=sleeper.pid, pid_start=proc_start(sleeper.pid))
+        set_state(run, RunState.RUNNING, pid=sleeper.pid, pid_start=proc_start(sleeper.pid))
         assert runs.status(run.name).label == "running"
         (run / "cancel.request").write_text("{}")
         assert runs.status(run.name).label == "cancelling"
@@ -142,9 +142,9 @@ def test_elapsed_time_continues_across_a_resume(
 ) -> None:
     """Elapsed restarted at 1 s after a resume: it adds up every attempt."""
     run = lifecycle.create_run("finetune", {"model": str(tmp_path / "no-such-model"), "epochs": 1})
-    write_status(
+    set_state(
         run,
-        state="cancelled",
+        RunState.CANCELLED,
         started_at="2026-01-01T00:00:00+00:00",
         finished_at="2026-01-01T00:01:40+00:00",
     )
@@ -254,7 +254,7 @@ def _cancelled_in_epoch_one(config: dict[str, Any], steps: int) -> Path:
         for s in range(1, steps + 1)
     ]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    write_status(run, state="cancelled", pid=None, epoch=1, step=steps)
+    set_state(run, RunState.CANCELLED, pid=None, epoch=1, step=steps)
     return run
 
 
@@ -358,3 +358,30 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def test_foreground_resume_exits_with_the_runs_ending_and_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A failed resume exited 0 and printed a 2,300-character squashed traceback."""
+    from core.cli.main import main
+    from core.runs import local
+
+    def fail(*args: Any) -> None:
+        raise RuntimeError("CUDA out of memory " + "x" * 2300 + "\nTraceback line two")
+
+    monkeypatch.setattr(local, "execute", fail)
+    run = lifecycle.create_run("finetune", {"model": "m", "epochs": 1})
+    lifecycle.cancel(run.name)
+    assert main(["jobs", "resume", run.name, "--foreground"]) == 1
+    out = capsys.readouterr()
+    (err,) = [line for line in out.err.splitlines() if "error" in line]
+    assert err.startswith("error: failed: RuntimeError: CUDA out of memory") and len(err) < 400
+    assert json.loads(out.out)["state"] == "failed"
+    status = runs.status(run.name)
+    assert status.state == "failed" and "\n" not in status.error and len(status.error) <= 300
+    assert "train.log" in status.error
+    assert "Traceback line two" in runs.log_tail(run.name)  # the whole story stays in train.log
+    monkeypatch.setattr(local, "execute", lambda *args: {"ok": True})
+    monkeypatch.setattr(local, "finish", lambda run, result: local.set_state(run, RunState.DONE))
+    assert main(["jobs", "resume", run.name, "--foreground"]) == 0

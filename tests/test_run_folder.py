@@ -81,13 +81,36 @@ def test_sweep_points_checkpoints_and_partial_metrics(tmp_path: Path) -> None:
 
 
 def test_result_follows_the_kind(tmp_path: Path) -> None:
+    """The kind's registry entry names its result file: a sweep's results.json, never a result.json."""
+    from core.training.kinds import run_kind
+
     fine, sweep = RunFolder(tmp_path / "f"), RunFolder(tmp_path / "s")
     fine.write_spec(RunSpec("finetune", {}))
     sweep.write_spec(RunSpec("sweep", {}))
-    assert fine.read_result() is None
+    assert fine.read_result(run_kind("finetune").result_file) is None
     fine.write_json(RunFolder.RESULT, {"best_accuracy": 0.5})
     sweep.write_json(RunFolder.SWEEP_RESULTS, {"rows": []})
     sweep.write_json(RunFolder.RESULT, {"not": "this"})
-    assert fine.read_result() == {"best_accuracy": 0.5}
-    assert sweep.read_result() == {"rows": []}
+    assert fine.read_result(run_kind("finetune").result_file) == {"best_accuracy": 0.5}
+    assert sweep.read_result(run_kind("sweep").result_file) == {"rows": []}
     assert json.loads(sweep.file(RunFolder.SWEEP_RESULTS).read_text()) == {"rows": []}
+
+
+def test_a_state_is_written_only_as_a_run_state(tmp_path: Path) -> None:
+    """One transition helper: a bare string state, or a state slipped into a field merge, is refused;
+    the file keeps the same text as ever."""
+    from core.io.run_folder import RunState
+
+    run = RunFolder(tmp_path / "r")
+    run.path.mkdir()
+    with pytest.raises(TypeError):
+        run.set_state("done")
+    with pytest.raises(TypeError):
+        run.update_status(state="done")
+    run.set_state(RunState.DONE, error=None)
+    assert json.loads(run.file(RunFolder.STATUS).read_text())["state"] == "done"
+    assert (
+        run.read_status()["state"] == RunState.DONE and RunState.of("nonsense") is RunState.UNKNOWN
+    )
+    queued = run.enqueue(kind="finetune")
+    assert queued["state"] == "queued" and queued["pid"] is None and queued["queued_at"] > 0

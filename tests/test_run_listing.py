@@ -13,7 +13,7 @@ from core.cli.main import main
 from core.io.locks import try_exclusive
 from core.io.run_folder import RunFolder
 from core.runs import lifecycle, records
-from core.runs.folders import runs_root, write_status
+from core.runs.folders import RunState, runs_root, set_state
 from core.runs.views import finished_results, list_benchmarks
 
 HOUR_AGO = time.time() - 2 * 3600
@@ -27,7 +27,7 @@ def _cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def _finished(kind: str = "finetune") -> Path:
     """A run folder recorded as done (no worker: nothing runs)."""
     run = lifecycle.create_run(kind, {"model": "m", "epochs": 1})
-    write_status(run, state="done")
+    set_state(run, RunState.DONE)
     return run
 
 
@@ -68,7 +68,7 @@ def test_a_finished_runs_stale_locks_and_staging_files_are_removed(tmp_path: Pat
     run = RunFolder(_finished("sweep"))
     point = run.point(2)
     point.path.mkdir()
-    point.update_status(state="done")
+    point.set_state(RunState.DONE)
     stale = [
         run.file(RunFolder.STATUS_LOCK),
         run.file(".result.json.abc123.tmp"),

@@ -191,3 +191,44 @@ def test_one_median_epoch_over_every_attempt(tmp_path: Path):
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (found,) = finished_results(tmp_path / "runs")
     assert found.epoch_seconds_median == 63.0 == median_epoch_seconds(rows)
+
+
+def test_a_comparison_is_frozen_rows_with_the_headline_first(tmp_path: Path) -> None:
+    """The Benchmarks page's comparison shaped in core: test first, selection next, parameters, facts."""
+    import dataclasses
+
+    from core.runs.comparison import compare_runs
+    from core.runs.views import FinishedRun
+    from core.training.finetune_result import FinetuneResult
+
+    def run(name: str, p: int, test: float, seed: int) -> FinishedRun:
+        result = FinetuneResult.from_dict(
+            {
+                "model": "m",
+                "task": "words",
+                "prune_point": p,
+                "n_layers": p,
+                "best_accuracy": 0.8,
+                "n_eval": 35,
+                "eval_split": "validation",
+                "test_split": "test",
+                "test_accuracy": test,
+                "n_test": 315,
+                "params": {"total": 1e6 * p},
+                "train_seconds": 60.0,
+            }
+        )
+        return FinishedRun(name, tmp_path, tmp_path, p < 4, 4, result, {"seed": seed, "epochs": 2})
+
+    cmp = compare_runs(run("full", 4, 0.9, 0), run("pruned", 2, 0.85, 1))
+    assert [r.quantity for r in cmp.rows][:2] == [
+        "test accuracy",
+        "validation accuracy (selection)",
+    ]
+    assert cmp.rows[0].change == "-5.0 points" and cmp.rows[0].better == "full ✓"
+    assert cmp.rows[2].quantity == "parameters (total)" and cmp.rows[2].better == "pruned ✓"
+    assert cmp.differences == ("seed: 0 vs 1",)
+    assert [t.run for t in cmp.times] == ["full model", "pruned model"]
+    assert cmp.export_rows()[0]["full_run"] == "full" and "code_version" in cmp.export_rows()[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cmp.rows[0].better = ""  # type: ignore[misc]

@@ -15,8 +15,9 @@ from typing import Any
 from streamlit.testing.v1 import AppTest
 
 from core import runs as run_store
+from core.io.atomic import atomic_write_json
 from core.runs import lifecycle
-from core.runs.folders import write_status
+from core.runs.folders import RunState, set_state
 from core.runs.records import proc_start
 
 APP = "../app.py"
@@ -143,9 +144,9 @@ def test_progress_says_final_evaluation_not_zero_seconds(started, tmp_path: Path
     (sub / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     worker = subprocess.Popen(["sleep", "60"])  # a live worker: the run is running
     try:
-        write_status(
+        set_state(
             run,
-            state="running",
+            RunState.RUNNING,
             pid=worker.pid,
             pid_start=proc_start(worker.pid),
             started_at="2026-01-01T00:00:00+00:00",
@@ -158,3 +159,58 @@ def test_progress_says_final_evaluation_not_zero_seconds(started, tmp_path: Path
     finally:
         worker.kill()
         worker.wait()
+
+
+def test_cost_bars_stand_on_measured_points_only(private_cache: Path) -> None:
+    """One measured point of three: one narrow bar at p = 1, the axis whole numbers over every point."""
+    from core.runs.views import sweep_view
+    from pages.costs import sweep_cost_figure
+
+    run = lifecycle.create_run("sweep", {"model": MODEL, "task": "speakers", "epochs": 1})
+    rows = [
+        {"prune_point": p, "suggested": p == 1, "accuracy": 0.6, "params_total": 1e6 * p}
+        for p in (1, 2, 4)
+    ]
+    atomic_write_json(run / "results.json", {"suggested": 1, "fraction": 0.95, "rows": rows})
+    bench = {"rows": [{"metric": "train_step_seconds", "ratio": 0.4, "reliable": True}]}
+    atomic_write_json(run / "benchmark_p1.json", bench)
+    fig = sweep_cost_figure(sweep_view(run))
+    (bar,) = fig.data
+    assert list(bar.x) == [1] and bar.width <= 0.4
+    lo, hi = bar.x[0] - bar.width / 2, bar.x[0] + bar.width / 2
+    assert lo > 0.5 and hi < 1.5  # the bar does not reach the next point
+    axis = fig.layout.xaxis
+    assert axis.dtick == 1 and axis.tickformat == "d" and list(axis.range) == [0.7, 4.3]
+
+
+def test_the_form_keeps_its_values_and_limits_clips(started) -> None:
+    """A clip limit as the fine-tune form has one; the values entered survive a visit to another page."""
+    at = open_sweep()
+    at.number_input(key="sw_train_clips").set_value(70)
+    at.number_input(key="sw_eval_clips").set_value(35)
+    at.number_input(key="sw_test_clips").set_value(35)
+    _submit(at)
+    (sweep,) = _sweeps()
+    assert sweep.config["max_train_clips"] == 70
+    assert (sweep.config["max_eval_clips"], sweep.config["max_test_clips"]) == (35, 35)
+    at.switch_page("pages/benchmarks.py").run()
+    at.switch_page("pages/sweep.py").run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="sw_epochs").value == 1
+    assert at.number_input(key="sw_train_clips").value == 70
+    assert at.multiselect(key="sw_points").value == [2]
+
+
+def test_a_double_click_shows_the_new_sweep_not_the_old_one(started) -> None:
+    """The second click of a double click arrives with the picker still on the old sweep."""
+    old = lifecycle.create_run("sweep", {"model": MODEL, "task": "words", "epochs": 2})
+    lifecycle.cancel(old.name)
+    at = open_sweep()
+    _submit(at)
+    new = next(r.run_id for r in _sweeps() if r.run_id != old.name)
+    at.selectbox(key="sw_pick").set_value(old.name)  # what the browser still showed
+    _submit(at)
+    assert at.selectbox(key="sw_pick").value == new
+    assert new in " ".join(m.value for m in at.markdown)
+    label = at.selectbox(key="sw_pick").format_func(new)
+    assert "sample" in label and "speakers" in label  # its data set and task, not the bare id

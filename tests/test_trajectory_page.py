@@ -3,13 +3,14 @@ label sets and a chosen epoch's curves against the pretrained ones (AppTest, rea
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
 from core import runs as run_store
 from core.geometry.curves import LayerCurve
-from core.io.run_folder import RunFolder
+from core.io.run_folder import RunFolder, RunState
 from core.training.trajectory import TrajectoryPoint
 
 APP = "../app.py"
@@ -44,7 +45,7 @@ def _run(points: list[dict], state: str = "done") -> str:
         )
     for row in points:
         folder.append_metric(row)
-    folder.update_status(state=state, epoch=2)
+    folder.set_state(RunState(state), epoch=2)
     return run.name
 
 
@@ -92,3 +93,52 @@ def test_a_cancelled_run_shows_the_points_it_measured(private_cache: Path) -> No
     at = _view(_run([_point(0, 0.3, 0.4)], state="cancelled"))
     assert any("Convexity while training" in m.value for m in at.markdown)
     assert not [s for s in at.select_slider if s.label == "Curve of epoch"]  # one point: no slider
+
+
+def test_the_epoch_slider_starts_and_stays_at_the_last_epoch(private_cache: Path) -> None:
+    run_id = _run([_point(0, 0.3, 0.4), _point(1, 0.25, 0.6)], state="running")
+    at = _view(run_id)
+    assert [s for s in at.select_slider if s.label == "Curve of epoch"][0].value == 1.0
+    RunFolder(run_store.run_dir(run_id)).append_metric(_point(2, 0.2, 0.8))
+    at.run()
+    (slider,) = [s for s in at.select_slider if s.label == "Curve of epoch"]
+    assert slider.value == 2.0  # the newest epoch, as it arrived
+    slider.set_value(1.0).run()
+    RunFolder(run_store.run_dir(run_id)).append_metric(_point(3, 0.2, 0.9))
+    at.run()
+    assert [s for s in at.select_slider if s.label == "Curve of epoch"][0].value == 1.0  # chosen
+    heat = next(
+        json.loads(c.proto.spec)
+        for c in at.get("plotly_chart")
+        if '"type":"heatmap"' in c.proto.spec.replace(" ", "")
+    )
+    assert heat["layout"]["xaxis"]["dtick"] == 1 and heat["layout"]["xaxis"]["tickformat"] == "d"
+
+
+def test_loss_chart_legend_clears_the_titles_and_epochs_are_whole(private_cache: Path) -> None:
+    at = _view(_run([]))
+    spec = next(
+        json.loads(c.proto.spec) for c in at.get("plotly_chart") if "train loss" in c.proto.spec
+    )
+    layout = spec["layout"]
+    assert layout["legend"]["y"] < 0 and layout["legend"]["yanchor"] == "top"  # under the plots
+    assert layout["xaxis2"]["dtick"] == 1 and layout["xaxis2"]["tickformat"] == "d"
+
+
+def test_an_empty_convexity_comparison_says_why(private_cache: Path) -> None:
+    run_id = _run([])
+    RunFolder(run_store.run_dir(run_id)).write_json(
+        RunFolder.CONVEXITY, {"split": "test", "n_clips": 6, "pretrained": {}, "finetuned": {}}
+    )
+    at = _view(run_id)
+    assert any("Convexity after fine-tuning" in m.value for m in at.markdown)
+    assert "6 test clips are too few" in _captions(at)
+    assert not any("(pretrained)" in c.proto.spec for c in at.get("plotly_chart"))
+
+
+def test_run_labels_name_their_data_set(private_cache: Path) -> None:
+    run_id = _run([])
+    at = _view(run_id)
+    picker = at.selectbox(key="ft_view")
+    assert picker.format_func(run_id).startswith(f"{run_id} · sample · speakers")
+    assert at.dataframe[0].value.loc[0, "data"] == "sample"

@@ -101,6 +101,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 def _progress_line(run_id: str) -> str:
     """One line: state, epoch, elapsed and remaining time of a run."""
     from core.runs import records
+    from core.runs.folders import RunState
+    from core.runs.queue import queue_place
 
     pr = records.progress(run_id)
     status = records.status(run_id)
@@ -108,7 +110,10 @@ def _progress_line(run_id: str) -> str:
     if pr.epoch is not None and pr.epochs:
         parts.append(f"epoch {pr.epoch}/{pr.epochs} ({100 * (pr.epoch_fraction or 0):.0f}%)")
     parts.append(f"elapsed {format_seconds(pr.elapsed_s)}")
-    if status.active and pr.phase == "final evaluation":
+    place = queue_place(run_id) if status.state == RunState.QUEUED else None
+    if place is not None:
+        parts.append(f"queued {place.where()}")
+    elif status.active and pr.phase == "final evaluation":
         parts.append("final evaluation...")
     elif status.active:
         parts.append(f"epoch left {format_seconds(pr.epoch_remaining_s)}")
@@ -145,11 +150,14 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs_status(args: argparse.Namespace) -> int:
-    """One run's status, progress and last metric rows as JSON."""
+    """One run's status, progress, place in the queue and last metric rows as JSON."""
     from core.runs import records
+    from core.runs.queue import queue_place
 
     doc = records.status(args.run).to_dict()
     doc["progress"] = records.progress(args.run).to_dict()
+    place = queue_place(args.run)
+    doc["queue"] = place.to_dict() if place is not None else None
     doc["metrics_tail"] = records.read_metrics(args.run)[-3:]
     _print_json(doc)
     return 0
@@ -233,20 +241,25 @@ def cmd_jobs_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_attempt(status: Any, args: argparse.Namespace) -> int:
+    """Print a resumed or restarted run's status; in the foreground its ending is the exit code (1 when
+    it failed; its worker logged the error in one line)."""
+    _print_json(status.to_dict())
+    return 0 if not args.foreground or status.state in ("done", "cancelled") else 1
+
+
 def cmd_jobs_resume(args: argparse.Namespace) -> int:
     """Continue a failed/cancelled run from its last checkpoint, in its own folder."""
     from core.runs import lifecycle
 
-    _print_json(lifecycle.resume(args.run, background=not args.foreground).to_dict())
-    return 0
+    return _report_attempt(lifecycle.resume(args.run, background=not args.foreground), args)
 
 
 def cmd_jobs_restart(args: argparse.Namespace) -> int:
     """Run a run again from scratch as a new attempt (a new run folder linked to the old one)."""
     from core.runs import lifecycle
 
-    _print_json(lifecycle.restart(args.run, background=not args.foreground).to_dict())
-    return 0
+    return _report_attempt(lifecycle.restart(args.run, background=not args.foreground), args)
 
 
 def cmd_run_job(args: argparse.Namespace) -> int:

@@ -18,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +31,59 @@ from core.io.atomic import atomic_write_bytes, atomic_write_json, is_staging
 from core.io.leftovers import STALE_AFTER_S, clean_leftovers
 from core.io.locks import exclusive
 
-__all__ = ["RunFolder", "RunSpec", "result_summary", "stamp"]
+__all__ = ["RunFolder", "RunSpec", "RunState", "error_line", "result_summary", "stamp"]
 
 MAX_JSON_BYTES = 64 << 20  # larger files in a run folder are not ours: read as missing
+ERROR_CHARS = 300  # the longest error a run's status holds
 
 
 def stamp() -> str:
     """Current UTC time as ISO text (the time stamps of status fields)."""
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class RunState(StrEnum):
+    """What a run is doing: ``queued`` -> ``running`` -> ``done`` | ``failed`` | ``cancelled``.
+
+    String-valued, so ``status.json`` holds the same text as ever and a state read back from it
+    compares equal to its member; ``unknown`` is a folder without a readable status.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+
+    @property
+    def active(self) -> bool:
+        """Queued or running: a worker owns (or will own) the run."""
+        return self in (RunState.QUEUED, RunState.RUNNING)
+
+    @property
+    def final(self) -> bool:
+        """Done, failed or cancelled: nothing will change it but a resume or restart."""
+        return self in (RunState.DONE, RunState.FAILED, RunState.CANCELLED)
+
+    @classmethod
+    def of(cls, value: Any) -> RunState:
+        """The state a status document names (``unknown`` for anything else)."""
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.UNKNOWN
+
+
+def error_line(exc: BaseException) -> str:
+    """A failure as the run's status says it: its type and the first line of its message, at most
+    ``ERROR_CHARS`` long (the whole traceback is in ``train.log``)."""
+    text = str(exc).strip()
+    first = text.splitlines()[0].strip() if text else ""
+    line = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    if len(line) > ERROR_CHARS or len(text.splitlines()) > 1:
+        line = line[: ERROR_CHARS - 30].rstrip() + " ... (train.log has the rest)"
+    return line
 
 
 @dataclass(frozen=True)
@@ -157,7 +204,34 @@ class RunFolder:
         with exclusive(self.file(self.STATUS_LOCK)):
             yield
 
+    def set_state(self, state: RunState, **fields: Any) -> dict[str, Any]:
+        """The one way a run's state is written: ``state`` and ``fields`` merged into ``status.json``."""
+        if not isinstance(state, RunState):
+            raise TypeError(f"a run state is a RunState, not {state!r}")
+        return self._merge_status({"state": state.value, **fields})
+
+    def enqueue(self, **fields: Any) -> dict[str, Any]:
+        """Move the run to ``queued`` now: no worker, no error, no cancel pending (``fields`` add to it)."""
+        return self.set_state(
+            RunState.QUEUED,
+            **{
+                "queued_at": time.time(),
+                "pid": None,
+                "pid_start": None,
+                "error": None,
+                "interrupted": False,
+                "cancel_requested": False,
+                **fields,
+            },
+        )
+
     def update_status(self, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` (never the state: :meth:`set_state`) into ``status.json``; the new status."""
+        if "state" in fields:
+            raise TypeError("a run's state is written by RunFolder.set_state")
+        return self._merge_status(fields)
+
+    def _merge_status(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Merge ``fields`` into ``status.json`` atomically and under the run's lock; the new status."""
         with self.status_lock():
             status = self.read_status()
@@ -220,10 +294,8 @@ class RunFolder:
         """Write one of the folder's JSON documents atomically (StorageError when it cannot)."""
         atomic_write_json(self.file(name), obj)
 
-    def read_result(self) -> dict[str, Any] | None:
-        """A finished fine-tune's ``result.json`` (a sweep's ``results.json``), or None before."""
-        spec = self.read_spec()
-        name = self.SWEEP_RESULTS if spec is not None and spec.kind == "sweep" else self.RESULT
+    def read_result(self, name: str = RESULT) -> dict[str, Any] | None:
+        """A finished run's result document ``name`` (its kind's result file), or None before."""
         data = self.read_json(name)
         return data if isinstance(data, dict) else None
 

@@ -18,18 +18,21 @@ from typing import Any
 
 from core.errors import RunError
 from core.io.paths import cache_subdir
-from core.io.run_folder import RunFolder, stamp
+from core.io.run_folder import RunFolder, RunState, stamp
 
 __all__ = [
     "RUN_ID_PATTERN",
     "check_run_id",
+    "RunState",
     "discard_partial_metrics",
+    "enqueue",
     "has_checkpoint",
     "read_metrics",
     "read_metrics_file",
     "read_status",
     "run_dir",
     "runs_root",
+    "set_state",
     "stamp",
     "write_status",
 ]
@@ -74,8 +77,19 @@ def has_checkpoint(run: Path) -> bool:
 
 
 def write_status(run: Path, **fields: Any) -> dict[str, Any]:
-    """Merge ``fields`` into ``status.json`` atomically and under the run's lock; returns the new status."""
+    """Merge ``fields`` (not the state: :func:`set_state`) into ``status.json`` atomically and under
+    the run's lock; returns the new status."""
     return RunFolder(run).update_status(**fields)
+
+
+def set_state(run: Path, state: RunState, **fields: Any) -> dict[str, Any]:
+    """Move the run to ``state`` with ``fields`` (the one transition every writer goes through)."""
+    return RunFolder(run).set_state(state, **fields)
+
+
+def enqueue(run: Path, **fields: Any) -> dict[str, Any]:
+    """Move the run to ``queued`` now (created, resumed, re-queued, submitted): see RunFolder.enqueue."""
+    return RunFolder(run).enqueue(**fields)
 
 
 def read_metrics(run_id: str | os.PathLike) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from core.errors import RunError
 from core.io.atomic import atomic_write_json
 from core.io.run_folder import RunFolder
 from core.runs.executors import Executor
-from core.runs.folders import read_status, run_dir, runs_root, write_status
+from core.runs.folders import RunState, enqueue, read_status, run_dir, runs_root
 from core.runs.lifecycle import create_run_on
 from core.runs.records import ACTIVE, pid_alive
 from core.runs.spec import ExecutorSpec
@@ -81,23 +81,13 @@ def _prepare_cell(run: Path, cfg: dict[str, Any], run_id: str, espec: ExecutorSp
         create_run_on("finetune", cfg, espec, run_id=run_id, check=False)  # fails alone
         return True
     status = read_status(run)
-    if status.get("state") == "done" and folder.file(RunFolder.RESULT).exists():
+    if status.get("state") == RunState.DONE and folder.file(RunFolder.RESULT).exists():
         return False
     if status.get("state") in ACTIVE and pid_alive(status.get("pid"), run, status.get("pid_start")):
         raise RunError(
             f"cell {run.name} is being run by pid {status.get('pid')}; wait or cancel it"
         )
-    write_status(
-        run,
-        state="queued",
-        queued_at=time.time(),
-        pid=None,
-        pid_start=None,
-        error=None,
-        interrupted=False,
-        cancel_requested=False,
-        executor=espec.name,
-    )
+    enqueue(run, executor=espec.name)
     return True
 
 
@@ -167,9 +157,9 @@ def run_grid(
             errors[c.run_id] = c.error
             continue
         status = read_status(c.run_id)
-        if status.get("state") == "done":
+        if status.get("state") == RunState.DONE:
             results[c.run_id] = RunFolder(run_dir(c.run_id)).read_json(RunFolder.RESULT)
-        elif status.get("state") == "failed":
+        elif status.get("state") == RunState.FAILED:
             errors[c.run_id] = str(status.get("error"))
     bench = _benchmarks(spec, executor, cells, folder, say) if spec.benchmark else {}
     table = grid_table(spec, cells, results, errors, bench, executor.name)

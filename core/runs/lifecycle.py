@@ -30,16 +30,18 @@ from core.errors import RunError
 from core.io.run_folder import RunFolder, RunSpec
 from core.runs.executors import executor_of, get_executor, require_executor
 from core.runs.folders import (
+    RunState,
     check_run_id,
     discard_partial_metrics,
+    enqueue,
     read_status,
     run_dir,
     runs_root,
-    write_status,
 )
 from core.runs.records import ACTIVE, FINAL, RunStatus, attempt_seconds, refresh, status
 from core.runs.spec import ExecutorSpec, executor_spec, run_executor
-from core.runs.worker import KINDS, serve
+from core.runs.worker import serve
+from core.training.kinds import run_kind
 
 __all__ = [
     "cancel",
@@ -67,8 +69,7 @@ def create_run(
     """Make a run folder with its settings (``config.json``, written once, with the ``executor`` that
     runs it) and a ``queued`` status; returns its path. Launchers check the settings first
     (:func:`create_run_on`)."""
-    if kind not in KINDS:
-        raise RunError(f"unknown job kind {kind!r}; kinds: {', '.join(KINDS)}")
+    run_kind(kind)  # RunError for a kind there is no such run of
     if run_id is None:
         model = Path(str(config.get("model", "model"))).name.replace("/", "_")[:40]
         model = "".join(c if c.isalnum() or c in "._-" else "_" for c in model) or "model"
@@ -81,17 +82,7 @@ def create_run(
         raise RunError(f"run {run_id!r} already exists") from None
     RunFolder(run).write_spec(RunSpec(kind, config, executor))
     fields: dict[str, Any] = {"executor": executor["name"]} if executor else {}
-    write_status(
-        run,
-        state="queued",
-        queued_at=time.time(),
-        kind=kind,
-        pid=None,
-        error=None,
-        attempt=attempt,
-        parent=parent,
-        **fields,
-    )
+    enqueue(run, kind=kind, attempt=attempt, parent=parent, **fields)
     return run
 
 
@@ -171,7 +162,7 @@ def _final(run: Path, action: str) -> RunStatus:
 def resume(run_id: str | os.PathLike, *, background: bool = True) -> RunStatus:
     """Continue a failed/cancelled run in its folder from its last epoch checkpoint (or from scratch)."""
     run = run_dir(run_id)
-    if _final(run, "resume").state == "done":
+    if _final(run, "resume").state == RunState.DONE:
         raise RunError(f"run {run.name} is already done; 'jobs restart' runs it again")
     discard_partial_metrics(run)
     folder = RunFolder(run)
@@ -179,18 +170,7 @@ def resume(run_id: str | os.PathLike, *, background: bool = True) -> RunStatus:
     folder.file(RunFolder.SPAWN).unlink(missing_ok=True)
     raw = read_status(run)
     elapsed_before = float(raw.get("elapsed_before") or 0.0) + attempt_seconds(raw)
-    write_status(
-        run,
-        state="queued",
-        queued_at=time.time(),
-        pid=None,
-        pid_start=None,
-        error=None,
-        interrupted=False,
-        started_at=None,
-        finished_at=None,
-        elapsed_before=elapsed_before,
-    )
+    enqueue(run, started_at=None, finished_at=None, elapsed_before=elapsed_before)
     if background:
         start(run)
     else:

@@ -40,7 +40,8 @@ from core.io.atomic import atomic_write_json
 from core.io.locks import try_exclusive
 from core.io.paths import REPO_ROOT, cache_dir
 from core.io.run_folder import RunFolder, RunSpec, stamp
-from core.runs.folders import read_status, runs_root, write_status
+from core.runs.folders import RunState, read_status, runs_root, set_state
+from core.runs.queue import max_jobs, waiting
 from core.runs.records import ACTIVE, FINAL, RunStatus, refresh, status, status_from, worker_alive
 from core.runs.worker import (
     KILL_AFTER,
@@ -63,14 +64,6 @@ __all__ = [
     "spawn_worker",
     "worker_pid",
 ]
-
-
-def max_jobs() -> int:
-    """How many runs may train at once (``$CONVEXITY_LAB_MAX_JOBS``, default 1)."""
-    try:
-        return max(1, int(os.environ.get("CONVEXITY_LAB_MAX_JOBS", "1")))
-    except ValueError:
-        return 1
 
 
 def _reap_when_done(proc: subprocess.Popen) -> threading.Thread:
@@ -128,24 +121,14 @@ def record_cancelled_if_gone(run: Path) -> RunStatus:
     if worker_alive(run, read_status(run)):
         return status(run)
     if read_status(run).get("state") in ACTIVE:  # killed, never started, or already dead
-        write_status(run, state="cancelled", error=None, finished_at=stamp())
+        set_state(run, RunState.CANCELLED, error=None, finished_at=stamp())
     return status(run)
 
 
-def _queue_position_ok(run: Path, me: dict[str, Any]) -> bool:
+def _queue_position_ok(run: Path) -> bool:
     """True if no older live local run is still waiting in the queue (other executors queue elsewhere)."""
-    mine = (float(me.get("queued_at") or 0), run.name)
-    for other in runs_root().iterdir():
-        if other == run or other.name.startswith(".") or not other.is_dir():
-            continue
-        st = RunFolder(other).read_status()
-        if st.get("executor", LocalExecutor.name) != LocalExecutor.name:
-            continue
-        if st.get("state") != "queued" or not worker_alive(other, st):
-            continue
-        if (float(st.get("queued_at") or 0), other.name) < mine:
-            return False
-    return True
+    line = waiting()
+    return not line or line[0].name == run.name or run.name not in {p.name for p in line}
 
 
 def _acquire_slot(run: Path, stop: StopFlag) -> BinaryIO | None:
@@ -153,7 +136,7 @@ def _acquire_slot(run: Path, stop: StopFlag) -> BinaryIO | None:
     slots = runs_root() / ".slots"
     slots.mkdir(exist_ok=True)
     while not stop():
-        if _queue_position_ok(run, read_status(run)):
+        if _queue_position_ok(run):
             for i in range(max_jobs()):
                 held = try_exclusive(slots / f"slot-{i}.lock")
                 if held is None:
@@ -185,7 +168,7 @@ class LocalExecutor:
         if held is None:
             raise Cancelled("cancelled while queued")
         try:
-            write_status(run, state="running", started_at=stamp(), interrupted=False, error=None)
+            set_state(run, RunState.RUNNING, started_at=stamp(), interrupted=False, error=None)
             kind = spec.kind if spec is not None else None
             logging.getLogger(LOGGER).info(
                 "run %s (%s) started, pid %d", run.name, kind, os.getpid()

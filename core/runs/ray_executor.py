@@ -43,7 +43,7 @@ from core.errors import Cancelled, RunError
 from core.io.atomic import atomic_write_bytes
 from core.io.paths import REPO_ROOT, cache_dir, private_temp_dir
 from core.io.run_folder import RunFolder, RunSpec, result_summary, stamp
-from core.runs.folders import write_status
+from core.runs.folders import RunState, enqueue, set_state, write_status
 from core.runs.local import record_cancelled_if_gone, signal_worker, spawn_worker, worker_pid
 from core.runs.records import (
     ACTIVE,
@@ -58,11 +58,13 @@ from core.runs.spec import ExecutorSpec
 from core.runs.worker import (
     LOGGER,
     StopFlag,
+    error_line,
     execute,
     progress_writer,
     request_stop,
     setup_run_logging,
 )
+from core.training.kinds import run_kind
 
 __all__ = ["LOOPBACK_ONLY", "RayExecutor", "require_ray"]
 
@@ -154,17 +156,18 @@ class TaskOutcome:
     ``files``: the run folder's files by relative path when the workers share no cache path.
     """
 
-    state: str
+    state: RunState
     error: str | None = None
     summary: dict[str, Any] | None = None
     attempt: int | None = None
     worker_host: str | None = None
     files: dict[str, bytes] = field(default_factory=dict)
 
-    def final_fields(self) -> dict[str, Any]:
-        """The ``status.json`` fields this outcome sets (the summary only when there is one)."""
-        fields = {"state": self.state, "error": self.error}
-        return fields if self.summary is None else {**fields, "summary": self.summary}
+    def record(self, run: Path, **fields: Any) -> dict[str, Any]:
+        """Move the run to this outcome's state with its error (and summary, when there is one)."""
+        if self.summary is not None:
+            fields["summary"] = self.summary
+        return set_state(run, RunState(self.state), error=self.error, **fields)
 
 
 def _run_task(
@@ -179,9 +182,9 @@ def _run_task(
         RunFolder(run).write_spec(RunSpec.from_dict(spec))
     attempt = int(_raw(run).get("attempt") or 0) + 1
     host = socket.gethostname()
-    write_status(
+    set_state(
         run,
-        state="running",
+        RunState.RUNNING,
         started_at=stamp(),
         worker_pid=os.getpid(),
         worker_pid_start=proc_start(os.getpid()),
@@ -195,19 +198,19 @@ def _run_task(
         result = execute(
             spec.get("kind"), spec.get("config", {}), run, _CancelFlag(run), progress_writer(run)
         )
-        out = TaskOutcome("done", summary=result_summary(result))
+        out = TaskOutcome(RunState.DONE, summary=result_summary(result))
     except Cancelled:
-        out = TaskOutcome("cancelled")
+        out = TaskOutcome(RunState.CANCELLED)
     except KeyboardInterrupt:  # ray.cancel: record it, let Ray see the cancellation
-        write_status(run, state="cancelled", error=None, finished_at=stamp())
+        set_state(run, RunState.CANCELLED, error=None, finished_at=stamp())
         raise
     except Exception as exc:  # a deterministic failure: recorded and returned, never retried
         logging.getLogger(LOGGER).exception("failed")
-        out = TaskOutcome("failed", f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+        out = TaskOutcome(RunState.FAILED, error_line(exc))
     finally:
         logging.getLogger("core").removeHandler(handler)
         handler.close()
-    write_status(run, finished_at=stamp(), **out.final_fields())
+    out.record(run, finished_at=stamp())
     out = replace(out, attempt=attempt, worker_host=host)
     if scratch is not None:
         out = replace(out, files=_pack(run))
@@ -308,7 +311,7 @@ class RayExecutor:
             final = self.wait([run], stop=stop)[run.name]
         finally:
             self.close()
-        return 0 if final.state in ("done", "cancelled") else 1
+        return 0 if final.state in (RunState.DONE, RunState.CANCELLED) else 1
 
     # ---------------------------------------------------------------------------------------------
     # The driver
@@ -339,18 +342,14 @@ class RayExecutor:
             raise RunError(f"run {run.name} has no readable settings")
         spec = found.to_dict()
         self.connect()
-        write_status(
+        enqueue(
             run,
-            state="queued",
             executor=self.name,
             pid=os.getpid(),
             pid_start=proc_start(os.getpid()),
-            cancel_requested=False,
-            error=None,
-            interrupted=False,
             attempt=0,
         )
-        if spec.get("kind") == "sweep" and self.spec.results != "object-store":
+        if run_kind(spec.get("kind")).points and self.spec.results != "object-store":
             self._refs[run.name] = self._sweep(run, spec)
             return
         task = _remote(_run_task).options(**self._options(gpu=True))
@@ -367,7 +366,7 @@ class RayExecutor:
         )
 
         cfg = SweepConfig.from_dict(spec.get("config", {}))
-        write_status(run, state="running", started_at=stamp())
+        set_state(run, RunState.RUNNING, started_at=stamp())
         folder = RunFolder(run)
         pre = folder.read_json(RunFolder.PRETRAINED_CONVEXITY)
         if pre is None:
@@ -386,7 +385,7 @@ class RayExecutor:
             subs.append(sub.path)
             self.submit(sub.path)
         finals = self.wait(subs, stop=lambda: bool(_raw(run).get("cancel_requested")))
-        bad = {n: s for n, s in finals.items() if s.state != "done"}
+        bad = {n: s for n, s in finals.items() if s.state != RunState.DONE}
         if bad:
             name, status = next(iter(bad.items()))
             return TaskOutcome(status.state, f"point {name}: {status.error}")
@@ -427,10 +426,10 @@ class RayExecutor:
         try:
             out = ref if isinstance(ref, TaskOutcome | None) else ray.get(ref)
         except TaskCancelledError:
-            out = TaskOutcome("cancelled")
+            out = TaskOutcome(RunState.CANCELLED)
         except RayError as exc:  # system failure after every retry (worker/node died), or a bug
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            out = TaskOutcome("failed", f"{type(exc).__name__}: {first}")
+            out = TaskOutcome(RunState.FAILED, f"{type(exc).__name__}: {first}")
         if out is None:
             return self.status(run)
         for rel, data in out.files.items():
@@ -439,9 +438,7 @@ class RayExecutor:
                 raise RunError(f"task returned a file outside its run folder: {rel}")
             atomic_write_bytes(target, data)
         self._cancelled.discard(run.name)
-        return status_from(
-            run, write_status(run, finished_at=stamp(), interrupted=False, **out.final_fields())
-        )
+        return status_from(run, out.record(run, finished_at=stamp(), interrupted=False))
 
     def _cancel_task(self, run: Path, *, force: bool = False) -> RunStatus:
         """``ray.cancel`` the run's task (KeyboardInterrupt in the worker; ``force`` kills the worker)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -21,15 +22,18 @@ from core.errors import LabError
 from core.io.records import Record
 from core.io.run_folder import RunFolder
 from core.runs.folders import (
+    RunState,
     read_metrics,
     read_status,
     run_dir,
     runs_root,
+    set_state,
     stamp,
-    write_status,
 )
+from core.training.kinds import run_kind
 
 if TYPE_CHECKING:
+    from core.training.benchmark import BenchmarkResult
     from core.training.finetune_result import FinetuneResult
     from core.training.model_convexity import ConvexityComparison
     from core.training.sweep import SweepResult
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ACTIVE",
     "FINAL",
+    "PROGRESS_VIEWS",
     "EpochEstimate",
     "PointProgress",
     "RunProgress",
@@ -55,8 +60,8 @@ __all__ = [
     "sweep_points",
 ]
 
-ACTIVE = ("queued", "running")
-FINAL = ("done", "failed", "cancelled")
+ACTIVE = (RunState.QUEUED, RunState.RUNNING)
+FINAL = (RunState.DONE, RunState.FAILED, RunState.CANCELLED)
 STALE_AFTER_S = 3600.0  # a final run's lock and staging files this old belong to no live writer
 
 
@@ -116,12 +121,14 @@ class RunProgress(Record):
     median of finished epochs' training time, else measured from the current epoch's logged steps;
     remaining times count training only, and are None during the final evaluation. ``phase``:
     training / evaluating / final evaluation / done; a benchmark's warm-up / timing / measuring memory,
-    with its rounds (warm-up + timed repeats) in ``epoch``/``epochs``.
+    with its rounds (warm-up + timed repeats) in ``epoch``/``epochs``; ``queued`` while it waits for a
+    job slot, ``queued_s`` then counting the seconds since it was queued.
     """
 
     run_id: str
     state: str
     elapsed_s: float | None = None
+    queued_s: float | None = None
     epoch: int | None = None
     epochs: int | None = None
     epoch_fraction: float | None = None
@@ -192,9 +199,9 @@ def refresh(run: Path) -> dict[str, Any]:
     if raw.get("state") not in ACTIVE:
         return raw
     pid = raw.get("pid") or (RunFolder(run).read_json(RunFolder.SPAWN) or {}).get("pid")
-    return write_status(
+    return set_state(
         run,
-        state="failed",
+        RunState.FAILED,
         interrupted=True,
         error=f"interrupted: worker process {pid} is gone (killed or machine restarted)",
         finished_at=stamp(),
@@ -259,20 +266,20 @@ def list_runs() -> list[RunStatus]:
     return sorted(out, key=lambda r: (r.queued_at or 0.0, r.run_id), reverse=True)
 
 
-def result(run_id: str | os.PathLike) -> FinetuneResult | SweepResult | None:
-    """A finished run's typed result (a fine-tune's ``result.json``, a sweep's ``results.json``);
-    None before, or when the document is not one."""
-    from core.training.finetune_result import FinetuneResult
-    from core.training.sweep import SweepResult
-
+def result(run_id: str | os.PathLike) -> FinetuneResult | SweepResult | BenchmarkResult | None:
+    """A finished run's typed result (its kind's result file and record); None before, or when the
+    document is not one."""
     folder = RunFolder(run_dir(run_id))
-    data = folder.read_result()
+    spec = folder.read_spec()
+    try:
+        kind = run_kind(spec.kind if spec is not None else "finetune")
+    except LabError:
+        return None
+    data = folder.read_result(kind.result_file)
     if data is None:
         return None
-    spec = folder.read_spec()
-    kind = SweepResult if spec is not None and spec.kind == "sweep" else FinetuneResult
     try:
-        return kind.from_dict(data)
+        return kind.result_type().from_dict(data)
     except (LabError, KeyError, TypeError, ValueError):
         return None
 
@@ -421,22 +428,59 @@ def progress(run_id: str | os.PathLike, *, now: float | None = None) -> RunProgr
     # not started (yet, or again after a resume): what the earlier attempts ran
     ran = None if started is None else max(0.0, (finished or now) - started)
     elapsed = (before or None) if ran is None else before + ran
-    base = {"run_id": current.run_id, "state": current.state, "elapsed_s": elapsed}
-    if current.state == "done":
+    base: dict[str, Any] = {"run_id": current.run_id, "state": current.state, "elapsed_s": elapsed}
+    if current.state == RunState.DONE:
         base["phase"] = "done"
-    if current.kind == "benchmark":
-        if current.active:
-            base.update(_benchmark_progress(raw.get("last"), now))
+    if (
+        current.state == RunState.QUEUED
+    ):  # waiting for a job slot: nothing of the job itself has begun
+        since = float(raw.get("queued_at") or now)
+        return RunProgress(**base, queued_s=max(0.0, now - since), phase="queued")
+    try:
+        view = PROGRESS_VIEWS[run_kind(current.kind).view]
+    except LabError:  # a folder of no kind known: its elapsed time only
         return RunProgress(**base)
-    if current.kind != "finetune":
-        return RunProgress(**base)
+    return view(current, raw, base, started, now)
+
+
+def _elapsed_only(
+    current: RunStatus, raw: dict[str, Any], base: dict[str, Any], started: float | None, now: float
+) -> RunProgress:
+    """A sweep's own progress: elapsed only (its points: :func:`sweep_points`)."""
+    return RunProgress(**base)
+
+
+def _rounds_progress(
+    current: RunStatus, raw: dict[str, Any], base: dict[str, Any], started: float | None, now: float
+) -> RunProgress:
+    """A benchmark's rounds done and the time left while it runs."""
+    if current.active:
+        base = {**base, **_benchmark_progress(raw.get("last"), now)}
+    return RunProgress(**base)
+
+
+def _epochs_progress(
+    current: RunStatus, raw: dict[str, Any], base: dict[str, Any], started: float | None, now: float
+) -> RunProgress:
+    """A fine-tune's epochs and time left (:func:`estimate_progress`)."""
     epochs = current.config.get("epochs")
-    est = estimate_progress(read_metrics(run_id), epochs, started, now)
-    if current.state == "done":
+    est = estimate_progress(read_metrics(current.run_id), epochs, started, now)
+    if current.state == RunState.DONE:
         est = replace(est, epoch_remaining_s=0.0, total_remaining_s=0.0, phase="done")
     elif not current.active:
         est = replace(est, epoch_remaining_s=None, total_remaining_s=None, phase=current.state)
     return RunProgress(**{**base, **asdict(est)})
+
+
+ProgressView = Callable[
+    [RunStatus, dict[str, Any], dict[str, Any], float | None, float], RunProgress
+]
+# each kind's view (core.training.kinds.VIEWS) of how its progress reads
+PROGRESS_VIEWS: dict[str, ProgressView] = {
+    "epochs": _epochs_progress,
+    "points": _elapsed_only,
+    "rounds": _rounds_progress,
+}
 
 
 @dataclass(frozen=True)

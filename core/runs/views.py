@@ -18,25 +18,35 @@ from core.errors import LabError
 from core.geometry.curves import LayerCurve
 from core.io.paths import cache_dir
 from core.io.run_folder import RunFolder
-from core.runs.folders import runs_root
+from core.runs.folders import RunState, runs_root
+from core.runs.records import RunStatus, list_runs
+from core.training.configs import FinetuneConfig, SweepConfig
+from core.training.kinds import RUN_KINDS
 
 if TYPE_CHECKING:
     from core.training.finetune_result import FinetuneResult
 
 __all__ = [
     "CostRatio",
+    "FinetuneRunView",
     "FinishedRun",
     "RatioAxis",
     "SavedBenchmark",
     "SweepRow",
+    "SweepRunView",
     "SweepView",
     "Score",
     "benchmarks_root",
     "comparison_source",
+    "data_label",
     "export_provenance",
+    "finetune_runs",
+    "finetune_view",
     "finished_results",
     "list_benchmarks",
     "ratio_axis",
+    "sweep_run_view",
+    "sweep_runs",
     "sweep_view",
 ]
 
@@ -121,12 +131,151 @@ class FinishedRun:
 
     @property
     def label(self) -> str:
-        """``<id> · speakers · p=2/4 · test 0.902 (315 clips)``."""
+        """``<id> · sample · speakers · p=2/4 · test 0.902 (315 clips)``."""
         t = self.test
         return (
-            f"{self.id} · {self.result.task} · p={self.result.prune_point}/{self.depth} · "
+            f"{self.id} · {data_label(self.config)} · {self.result.task} · "
+            f"p={self.result.prune_point}/{self.depth} · "
             f"{t.split} {t.accuracy:.3f} ({t.n_clips} clips)"
         )
+
+
+def data_label(config: dict[str, Any]) -> str:
+    """The data a run trains on, for its label: ``sample``, ``folder my-clips`` (the folder's name)."""
+    dataset = str(config.get("dataset") or "sample")
+    root = config.get("root")
+    return f"{dataset} {Path(str(root)).name}" if root else dataset
+
+
+@dataclass(frozen=True)
+class FinetuneRunView:
+    """One fine-tune as the run list shows it: its state, data, task, prune point and headline score."""
+
+    run_id: str
+    state: RunState
+    label: str  # the state for display (``cancelling`` while a cancel is pending)
+    active: bool
+    resumable: bool
+    data: str
+    task: str
+    prune_point: int | None  # None: the full model
+    epochs: int | None
+    test_accuracy: float | None
+    n_test: int | None
+    selection_accuracy: float | None
+    selection_split: str
+    updated_at: str
+    error: str | None = None
+    settings: FinetuneConfig | None = None  # None when its config.json is not a fine-tune's
+
+    @property
+    def prune_text(self) -> str:
+        """``p = 2`` or ``full model``."""
+        return "full model" if self.prune_point is None else f"p = {self.prune_point}"
+
+    @property
+    def score_text(self) -> str:
+        """The headline: test accuracy with its clips, else the selection split's ("" before)."""
+        if self.test_accuracy is not None:
+            return f"test acc {self.test_accuracy:.3f} ({self.n_test or '?'} clips)"
+        if self.selection_accuracy is not None:
+            return f"{self.selection_split} acc {self.selection_accuracy:.3f} (selection split)"
+        return ""
+
+    @property
+    def picker_label(self) -> str:
+        """``<id> · sample · words · p = 2 · done · test acc 0.902 (315 clips)``."""
+        score = f" · {self.score_text}" if self.score_text else ""
+        return (
+            f"{self.run_id} · {self.data} · {self.task} · {self.prune_text} · {self.label}{score}"
+        )
+
+
+def _number(value: Any) -> float | None:
+    """A summary figure as a float (None when it is not a number)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def finetune_view(run: RunStatus) -> FinetuneRunView:
+    """The typed view of one fine-tune's status (its settings and its summary's scores)."""
+    cfg, summary = run.config, run.summary
+    p, epochs, n_test = cfg.get("prune_point"), cfg.get("epochs"), summary.get("n_test")
+    return FinetuneRunView(
+        run_id=run.run_id,
+        state=RunState.of(run.state),
+        label=run.label,
+        active=run.active,
+        resumable=run.resumable,
+        data=data_label(cfg),
+        task=str(cfg.get("task") or "words"),
+        prune_point=int(p) if isinstance(p, int) else None,
+        epochs=int(epochs) if isinstance(epochs, int) else None,
+        test_accuracy=_number(summary.get("test_accuracy")),
+        n_test=int(n_test) if isinstance(n_test, int) else None,
+        selection_accuracy=_number(summary.get("best_accuracy")),
+        selection_split=str(summary.get("eval_split") or cfg.get("eval_split") or "validation"),
+        updated_at=str(run.updated_at or "")[:19],
+        error=run.error,
+        settings=_settings(cfg),
+    )
+
+
+def _settings(config: dict[str, Any]) -> FinetuneConfig | None:
+    """A fine-tune's settings record (None when they are not one)."""
+    try:
+        return FinetuneConfig.from_dict(dict(config))
+    except (LabError, TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class SweepRunView:
+    """One sweep as its picker and header show it: state, data, model, task and prune points."""
+
+    run_id: str
+    state: RunState
+    label: str
+    active: bool
+    data: str
+    model: str
+    task: str
+    points: tuple[str, ...]
+    settings: SweepConfig | None = None  # None when its config.json is not a sweep's
+
+    @property
+    def picker_label(self) -> str:
+        """``<id> · sample · speakers · done``."""
+        return f"{self.run_id} · {self.data} · {self.task} · {self.label}"
+
+
+def sweep_run_view(run: RunStatus) -> SweepRunView:
+    """The typed view of one sweep's status."""
+    cfg = run.config
+    try:
+        settings = SweepConfig.from_dict(dict(cfg))
+    except (LabError, TypeError, ValueError):
+        settings = None
+    return SweepRunView(
+        run_id=run.run_id,
+        state=RunState.of(run.state),
+        label=run.label,
+        active=run.active,
+        data=data_label(cfg),
+        model=str(cfg.get("model") or ""),
+        task=str(cfg.get("task") or "words"),
+        points=tuple(str(p) for p in cfg.get("points") or ()),
+        settings=settings,
+    )
+
+
+def sweep_runs() -> list[SweepRunView]:
+    """Every sweep, newest first, as typed views."""
+    return [sweep_run_view(r) for r in list_runs() if r.kind == "sweep"]
+
+
+def finetune_runs() -> list[FinetuneRunView]:
+    """Every fine-tune run (not a sweep's points), newest first, as typed views."""
+    return [finetune_view(r) for r in list_runs() if r.kind == "finetune"]
 
 
 def export_provenance() -> dict[str, str]:
@@ -173,12 +322,11 @@ def _finetune_config(folder: RunFolder, run: RunFolder) -> dict[str, Any]:
 def _finished_candidates(run: RunFolder) -> list[tuple[RunFolder, str]]:
     """The folders of a run that may hold a finished fine-tune, with their labels (deepest point first)."""
     spec = run.read_spec()
-    if spec is None:
-        return []
-    if spec.kind == "finetune":
-        return [(run, run.name)]
-    if spec.kind == "sweep":
+    kind = RUN_KINDS.get(spec.kind) if spec is not None else None
+    if kind is not None and kind.points:  # a sweep: each point is a fine-tune
         return [(p, f"{run.name} / {p.name}") for p in reversed(run.points())]
+    if kind is not None and kind.view == "epochs":  # a fine-tune of its own
+        return [(run, run.name)]
     return []
 
 

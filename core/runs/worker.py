@@ -26,10 +26,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.errors import Cancelled, RunError
-from core.io.run_folder import RunFolder, RunSpec, result_summary, stamp
-from core.runs.folders import write_status
+from core.errors import Cancelled
+from core.io.run_folder import RunFolder, RunSpec, error_line, result_summary, stamp
+from core.runs.folders import RunState, set_state
 from core.runs.records import proc_start
+from core.training.kinds import RUN_KINDS, run_kind
 
 __all__ = [
     "KILL_AFTER",
@@ -38,6 +39,7 @@ __all__ = [
     "StopFlag",
     "cancel_grace",
     "cancel_wait",
+    "error_line",
     "execute",
     "finish",
     "log_to_run",
@@ -47,7 +49,7 @@ __all__ = [
     "setup_run_logging",
 ]
 
-KINDS = ("finetune", "sweep", "benchmark")
+KINDS = tuple(RUN_KINDS)
 KILL_AFTER = 2.0  # seconds past its grace after which a waiting cancel SIGKILLs a local worker
 LOGGER = "core.runs.worker"  # the logger name of worker lines in train.log
 
@@ -139,36 +141,16 @@ def execute(
     stop: Callable[[], bool],
     status_cb: Callable[[dict[str, Any]], None],
 ) -> Any:
-    """Run the job of one run folder (its kind's implementation) and return its result."""
-    if kind == "finetune":
-        from core.training.finetune import FinetuneConfig, finetune
-
-        return finetune(
-            FinetuneConfig.from_dict(config), run, should_stop=stop, on_progress=status_cb
-        )
-    if kind == "sweep":
-        from core.training.sweep import SweepConfig, run_sweep
-
-        return run_sweep(
-            SweepConfig.from_dict(config), run, should_stop=stop, on_progress=status_cb
-        )
-    if kind == "benchmark":
-        from core.training.benchmark import run_benchmark, save_benchmark
-        from core.training.configs import BenchmarkConfig
-
-        bench = run_benchmark(
-            BenchmarkConfig.from_dict(config), on_progress=status_cb, should_stop=stop
-        )
-        save_benchmark(bench, run)
-        return bench
-    raise RunError(f"unknown job kind {kind!r}; kinds: {', '.join(KINDS)}")
+    """Run the job of one run folder (its kind's ``run``) and return its result."""
+    spec = run_kind(kind)
+    return spec.run(spec.settings(config), run, stop, status_cb)
 
 
 def progress_writer(run: Path) -> Callable[[dict[str, Any]], None]:
     """The ``on_progress`` callback of a run: its epoch, step and last row in ``status.json``."""
 
     def status_cb(row: dict[str, Any]) -> None:
-        write_status(run, state="running", epoch=row.get("epoch"), step=row.get("step"), last=row)
+        set_state(run, RunState.RUNNING, epoch=row.get("epoch"), step=row.get("step"), last=row)
 
     return status_cb
 
@@ -196,7 +178,7 @@ def serve(run: Path, drive: Drive) -> int:
     handler = setup_run_logging(run)
     logger = logging.getLogger(LOGGER)
     try:
-        write_status(run, state="queued", pid=os.getpid(), pid_start=proc_start(os.getpid()))
+        set_state(run, RunState.QUEUED, pid=os.getpid(), pid_start=proc_start(os.getpid()))
         return drive(run, RunFolder(run).read_spec(), stop)
     except BaseException as exc:  # record every ending, then let the exit code say so
         if old:
@@ -208,10 +190,16 @@ def serve(run: Path, drive: Drive) -> int:
                 logger.info("%s", exc)
             else:
                 logger.info("cancelled (stopped with %s: %s)", type(exc).__name__, exc)
-            write_status(run, state="cancelled", error=None, finished_at=stamp())
+            set_state(run, RunState.CANCELLED, error=None, finished_at=stamp())
             return 0
-        logger.error("failed: %s\n%s", exc, traceback.format_exc())
-        write_status(run, state="failed", error=f"{type(exc).__name__}: {exc}", finished_at=stamp())
+        line = error_line(exc)
+        logger.error("failed: %s", line)  # one line wherever the core loggers print
+        handler.handle(  # the whole traceback: train.log only
+            logging.LogRecord(
+                LOGGER, logging.ERROR, __file__, 0, traceback.format_exc(), None, None
+            )
+        )
+        set_state(run, RunState.FAILED, error=line, finished_at=stamp())
         return 1
     finally:
         if old:
@@ -226,9 +214,9 @@ def finish(run: Path, result: Any) -> None:
     """Record a job's own ending: the grace timer stopped, ``done`` with the result's summary."""
     if threading.current_thread() is threading.main_thread():
         _disarm_grace()
-    write_status(
+    set_state(
         run,
-        state="done",
+        RunState.DONE,
         finished_at=stamp(),
         error=None,
         interrupted=False,

@@ -267,8 +267,9 @@ def evaluate_and_checkpoint(
     progress: Progress,
     probe: ProbeSet | None = None,
 ) -> None:
-    """Step 6: score the epoch on the selection split, measure the probe point (before the checkpoint,
-    so a resumed run redoes it with the epoch); save ``best/`` if it improved, ``last/``, ``state.pt``."""
+    """Step 6: score the epoch on the selection split, measure the probe point; save ``best/`` if it
+    improved, ``last/``, the eval row, then ``state.pt`` last: a kill before it redoes the whole epoch
+    (its rows dropped on resume), a kill after it has every row of the epoch on disk."""
     folder = RunFolder(run)
     state.epoch = epoch + 1
     state.train_seconds += epoch_seconds
@@ -289,7 +290,6 @@ def evaluate_and_checkpoint(
     if cfg.keep_epochs:
         save_model_dir(model.clf, model.enc, folder.epoch_model(epoch + 1))
     save_model_dir(model.clf, model.enc, folder.file(RunFolder.LAST_MODEL))
-    save_state(folder.file(RunFolder.CHECKPOINT), model.clf, optim.opt, optim.sched, state)
     row = {
         "kind": "eval",
         "step": state.global_step,
@@ -300,7 +300,8 @@ def evaluate_and_checkpoint(
         "epoch_seconds": epoch_seconds,
         "time": time.time(),
     }
-    folder.append_metric(row)
+    folder.append_metric(row)  # before state.pt: a checkpointed epoch always has its row
+    save_state(folder.file(RunFolder.CHECKPOINT), model.clf, optim.opt, optim.sched, state)
     progress(row)
     log.info(
         "epoch %d/%d: %s accuracy %.4f loss %.4f (%.1f s)%s",

@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.data.imported import is_imported
-from core.errors import RunError, TrainingError
-from core.models.loading import resolve_model
-from core.training.configs import BenchmarkConfig, FinetuneConfig, SweepConfig
+from core.errors import TrainingError
+from core.training.kinds import run_kind
 from core.training.pinning import pin_config
 
 __all__ = ["check_settings", "check_trainable"]
@@ -37,23 +36,9 @@ def check_trainable(model: Any, dataset: Any = None, *, work: str = "fine-tuning
 
 
 def check_settings(kind: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    """Refuse (one LabError line) settings no run of ``kind`` could use; the settings, weights pinned."""
-    from core.training.finetune import check_run
-    from core.training.sweep import resolve_points
-
-    if kind in ("finetune", "sweep", "benchmark"):
-        work = "a benchmark" if kind == "benchmark" else "fine-tuning"
-        check_trainable(config.get("model"), config.get("dataset"), work=work)
-    if kind == "finetune":
-        check_run(FinetuneConfig.from_dict(dict(config)))
-    elif kind == "sweep":
-        sweep = SweepConfig.from_dict(dict(config))
-        sweep.check()
-        check_run(sweep)
-        resolve_points(sweep.points, 1, resolve_model(sweep.model).n_layers)
-    elif kind == "benchmark":
-        bench = BenchmarkConfig.from_dict(dict(config))
-        bench.check(resolve_model(bench.model).n_layers)
-    else:
-        raise RunError(f"unknown job kind {kind!r}")
+    """Refuse (one LabError line) settings no run of ``kind`` could use (its kind's own check); the
+    settings with the model's weights pinned."""
+    spec = run_kind(kind)
+    check_trainable(config.get("model"), config.get("dataset"), work=spec.work)
+    spec.check(spec.settings(config))
     return pin_config(kind, config)

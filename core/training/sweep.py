@@ -34,7 +34,7 @@ from core.geometry.options import ConvexityOptions
 from core.geometry.prune_point import suggest_prune_point
 from core.io.atomic import atomic_write_bytes
 from core.io.records import Record, from_dict
-from core.io.run_folder import RunFolder, RunSpec, result_summary, stamp
+from core.io.run_folder import RunFolder, RunSpec, RunState, error_line, result_summary, stamp
 from core.models.identity import ModelIdentity
 from core.training.configs import BenchmarkConfig, FinetuneConfig, SweepConfig
 from core.training.finetune import finetune
@@ -283,19 +283,16 @@ def _fine_tune_point(
             on_progress({**row, "prune_point": p})
 
     # the point's own status, as every executor keeps it (a Ray sweep runs each point as a task)
-    folder.update_status(state="running", started_at=stamp(), attempt=1, error=None)
+    folder.set_state(RunState.RUNNING, started_at=stamp(), attempt=1, error=None)
     try:
         result = finetune(sub_cfg, sub, should_stop=stop, on_progress=progress)
     except Cancelled:
-        folder.update_status(state="cancelled", error=None, finished_at=stamp())
+        folder.set_state(RunState.CANCELLED, error=None, finished_at=stamp())
         raise
     except Exception as exc:
-        error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-        folder.update_status(state="failed", error=error, finished_at=stamp())
+        folder.set_state(RunState.FAILED, error=error_line(exc), finished_at=stamp())
         raise
-    folder.update_status(
-        state="done", error=None, finished_at=stamp(), summary=result_summary(result)
-    )
+    folder.set_state(RunState.DONE, error=None, finished_at=stamp(), summary=result_summary(result))
     return result
 
 
