@@ -189,7 +189,15 @@ def stored_convexity(
 STATISTICS_KIND = "curve-statistics"
 # ``curve_statistics`` arguments that say where/how it runs, not what it computes: not in the key
 # (``units`` enter the key as their description, see ``statistics_request``).
-STATISTICS_RUNTIME_ARGS = {"features", "labels", "units", "device", "engine", "progress"}
+STATISTICS_RUNTIME_ARGS = {
+    "features",
+    "labels",
+    "units",
+    "device",
+    "engine",
+    "progress",
+    "on_units",
+}
 
 
 def resample_units(fs: Any, names: Sequence[str]) -> dict[str, ResampleUnits]:
@@ -224,12 +232,14 @@ def statistics_entry(
     names: Sequence[str],
     *,
     progress: Progress | None = None,
+    on_units: Callable[[float, float], None] | None = None,
     device: Any = None,
     engine: str = "auto",
     refresh: bool = False,
     **kwargs: Any,
 ) -> tuple[StoredResult, bool]:
-    """(entry, from_store) of the curve statistics of label sets ``names`` of feature set ``fs``."""
+    """(entry, from_store) of the curve statistics of label sets ``names`` of feature set ``fs``
+    (``on_units``: the work done in cost-weighted units, see ``curve_statistics``)."""
     meta = _meta(fs)
     labels = {n: list(fs.labels(n)) for n in names}
     units = resample_units(fs, names)
@@ -237,7 +247,14 @@ def statistics_entry(
 
     def compute() -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
         result = statistics_engine.curve_statistics(
-            fs.features, labels, units, device=device, engine=engine, progress=progress, **kwargs
+            fs.features,
+            labels,
+            units,
+            device=device,
+            engine=engine,
+            progress=progress,
+            on_units=on_units,
+            **kwargs,
         )
         return result.to_dict(), {}, dict(result.settings)
 
