@@ -294,6 +294,9 @@ def test_page_statistics_follow_the_fraction_and_origin_is_told_once(cache: Path
     assert "computed now and stored" not in text(at)
     assert "loaded from the results store" in text(at)
     assert any("Takes about" in c.value for c in at.caption)  # the cost, before starting
+    bars = at.selectbox(key="cx_bars")  # its own column, labelled, options short enough to show
+    assert bars.label == "Error bars" and bars.proto.label_visibility.value == 0
+    assert max(len(o) for o in bars.options) <= 20
     next(b for b in at.button if b.label == "Chance level and population intervals").click().run()
     assert not at.exception, at.exception
     assert wait(fs.key).state == "done"

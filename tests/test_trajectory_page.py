@@ -92,3 +92,13 @@ def test_a_cancelled_run_shows_the_points_it_measured(private_cache: Path) -> No
     at = _view(_run([_point(0, 0.3, 0.4)], state="cancelled"))
     assert any("Convexity while training" in m.value for m in at.markdown)
     assert not [s for s in at.select_slider if s.label == "Curve of epoch"]  # one point: no slider
+
+
+def test_a_run_with_one_label_set_says_so_instead_of_both(private_cache: Path) -> None:
+    rows = [_point(0, 0.3, 0.4), _point(1, 0.25, 0.6)]
+    for row in rows:
+        del row["curves"]["speaker"]
+    at = _view(_run(rows))
+    heading = next(m.value for m in at.markdown if "Convexity while training" in m.value)
+    assert "both label sets" not in heading and "word labels" in heading
+    assert "No speaker curve" in _captions(at)
