@@ -224,6 +224,7 @@ def test_curve_plot_keeps_its_area_with_bands_prune_points_and_caption():
     )
     area = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
     assert area >= PLOT_HEIGHT
+    assert fig.layout.xaxis.dtick == 1 and fig.layout.xaxis.tickformat == "d"  # integer layers
     n_entries = sum(1 for t in fig.data if t.showlegend is not False)
     assert fig.layout.margin.t >= 26 * ((n_entries + 1) // 2)  # every legend row has room
     out = standalone(fig, caption, title="Graph convexity per layer")
