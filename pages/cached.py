@@ -333,7 +333,16 @@ def statistics_options(k: int, precision: str) -> dict[str, Any]:
 
 def statistics_choice(key: str, names: tuple[str, ...], k: int, precision: str) -> StatisticsChoice:
     """What can be computed for this feature set (the options) and, per part that cannot, why."""
-    return choose_statistics(feature_set(key), names, statistics_options(k, precision))
+    return _statistics_choice(key, tuple(names), tuple(statistics_options(k, precision).items()))
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _statistics_choice(
+    key: str, names: tuple[str, ...], options: tuple[tuple[str, Any], ...]
+) -> StatisticsChoice:
+    """``statistics_choice`` once per process and request (it checks every class's units; the
+    progress fragment asks every second)."""
+    return choose_statistics(feature_set(key), names, dict(options))
 
 
 def statistics_job(key: str, names: tuple[str, ...], k: int, precision: str) -> StatisticsJob:

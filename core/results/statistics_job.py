@@ -86,6 +86,7 @@ class JobStatus(Record):
     units_total: float = 0.0
     error: str = ""
     seconds: float = 0.0  # the whole computation, when done
+    computing_since: float = 0.0  # wall clock once the features are loaded (the rate's start)
 
     @property
     def active(self) -> bool:
@@ -100,7 +101,7 @@ class JobStatus(Record):
         """Seconds left at the measured seconds per unit of work so far (None before a step)."""
         if not self.units_done or not self.units_total:
             return None
-        elapsed = (time.time() if now is None else now) - self.started
+        elapsed = (time.time() if now is None else now) - (self.computing_since or self.started)
         return elapsed * (self.units_total - self.units_done) / self.units_done
 
     def text(self, now: float | None = None) -> str:
@@ -261,6 +262,7 @@ def run_job(folder: Path) -> int:
     t0 = time.perf_counter()
     try:
         fs = load_cached_features(job.feature_key)
+        status = replace(status, computing_since=time.time())
         statistics_entry(fs, list(job.names), on_units=on_units, **job.options)
     except LabError as exc:
         _write_status(job, replace(status, state="failed", error=" ".join(str(exc).split())))
