@@ -18,13 +18,16 @@ Prints figures, asserts nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,8 +89,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def dashboard_run(base: Path, tree: Path) -> float:
-    """Seconds from the click on the page's statistics button to the shown stability."""
+def health_latency(url: str, stop: threading.Event, worst: list[float]) -> None:
+    """Poll the server's health endpoint every second; keep the slowest answer (a frozen server
+    answers late)."""
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=60).read()
+        worst[0] = max(worst[0], time.perf_counter() - t0)
+        stop.wait(1.0)
+
+
+def dashboard_run(base: Path, tree: Path) -> tuple[float, float]:
+    """(seconds from the click on the page's statistics button to the shown stability, the
+    slowest health answer of the server meanwhile)."""
     from playwright.sync_api import sync_playwright
 
     cache = fresh_cache(base)
@@ -128,16 +143,21 @@ def dashboard_run(base: Path, tree: Path) -> float:
                     time.sleep(1)
             button = page.get_by_role("button", name="Chance level and population intervals")
             button.wait_for(timeout=300_000)
+            stop, worst = threading.Event(), [0.0]
+            poller = threading.Thread(target=health_latency, args=(url, stop, worst))
             t0 = time.perf_counter()
             button.click()
+            poller.start()
             page.get_by_text("prune-point stability").first.wait_for(timeout=3_600_000)
             seconds = time.perf_counter() - t0
+            stop.set()
+            poller.join()
             browser.close()
     finally:
         os.killpg(server.pid, 15)
         server.wait()
         shutil.rmtree(cache, ignore_errors=True)
-    return seconds
+    return seconds, worst[0]
 
 
 def load() -> str:
@@ -165,7 +185,9 @@ def main() -> None:
     for _ in range(args.rounds):
         record("cli", cli_run(base, key))
         for name, tree in sides:
-            record(name, dashboard_run(base, tree))
+            seconds, latency = dashboard_run(base, tree)
+            record(name, seconds)
+            print(f"  {name}: slowest server answer meanwhile {latency:.2f} s", flush=True)
         record("cli", cli_run(base, key))
     cli = sorted(results["cli"])[len(results["cli"]) // 2]
     for name, values in results.items():

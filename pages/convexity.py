@@ -98,7 +98,7 @@ class Shown:
 
 def control_row() -> tuple[Controls, Any]:
     """k, precision, fraction, Recompute; and the column where the error-bar choice goes."""
-    c1, c2, c3, c4, c5 = st.columns([1, 1.1, 1.1, 1.3, 0.8])
+    c1, c2, c3, c4, c5 = st.columns([1, 1.1, 1.1, 1.2, 1])
     with c1:
         k = st.slider(
             "k (neighbours)", 1, 30, key="cx_k", help="kNN graph: each clip's k nearest clips."
