@@ -22,6 +22,7 @@ import contextlib
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -189,10 +190,10 @@ def main() -> None:
             record(name, seconds)
             print(f"  {name}: slowest server answer meanwhile {latency:.2f} s", flush=True)
         record("cli", cli_run(base, key))
-    cli = sorted(results["cli"])[len(results["cli"]) // 2]
+    cli = statistics.median(results["cli"])
     for name, values in results.items():
-        mid = sorted(values)[len(values) // 2]
-        print(f"{name}: median {mid:.1f} s of {len(values)}; {mid / cli:.2f}x the CLI")
+        mid = statistics.median(values)
+        print(f"{name}: median {mid:.1f} s of {len(values)}; {mid / cli:.2f}x the CLI's median")
     shutil.rmtree(base, ignore_errors=True)
 
 
