@@ -549,9 +549,9 @@ def main() -> None:
     shown = load_shown(fs, controls)
     if shown is None:
         return
-    headline(shown)
     bars = bar_choice(shown, bar_column)
-    fig = curve_section(shown, controls, bars)
+    fig = curve_section(shown, controls, bars)  # first: above the fold at 1024 x 768
+    headline(shown)
     statistics_section(shown, controls)
     class_section(shown)
     criteria_section(shown, controls)

@@ -299,7 +299,7 @@ def add_band(
 
 # Convexity page figures: the curve with its bands and prune points, the class heatmap, criteria.
 
-PLOT_HEIGHT = 260  # px of a curve plot's own area, whatever legend rows and caption lines add
+PLOT_HEIGHT = 230  # px of a curve plot's own area, whatever legend rows and caption lines add
 LEGEND_WIDTH = 700  # px assumed when counting legend rows of measured-width entries
 
 

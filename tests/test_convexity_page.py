@@ -206,7 +206,7 @@ def test_class_table_orders_as_named_and_the_heatmap_labels_every_class(
 
 
 def test_curve_plot_keeps_its_area_with_bands_prune_points_and_caption():
-    from core.results.export import standalone
+    from core.results.export import LEGEND_ROW, standalone
     from pages.figures import PLOT_HEIGHT, Curve, convexity_figure
 
     layers = [0, 1, 2, 3, 4]
@@ -226,12 +226,12 @@ def test_curve_plot_keeps_its_area_with_bands_prune_points_and_caption():
     assert area >= PLOT_HEIGHT
     assert fig.layout.xaxis.dtick == 1 and fig.layout.xaxis.tickformat == "d"  # integer layers
     n_entries = sum(1 for t in fig.data if t.showlegend is not False)
-    assert fig.layout.margin.t >= 26 * ((n_entries + 1) // 2)  # every legend row has room
+    assert fig.layout.margin.t >= LEGEND_ROW * ((n_entries + 1) // 2)  # every legend row has room
     out = standalone(fig, caption, title="Graph convexity per layer")
     area = out.layout.height - out.layout.margin.t - out.layout.margin.b
     assert area >= 420
     assert out.layout.title.yref == "container" and out.layout.title.y == 1
-    assert out.layout.margin.t >= 44 + 26 * ((n_entries + 1) // 2)  # title above every legend row
+    assert out.layout.margin.t >= 44 + LEGEND_ROW * ((n_entries + 1) // 2)  # title, then legend
 
 
 def test_exports_are_titled_with_run_settings_provenance_and_statistics(

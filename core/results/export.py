@@ -28,7 +28,7 @@ CAPTION_LINE = 15  # px per caption line at the caption's 11 px font
 # at 1024 px); longer provenance is wrapped onto more lines (never cut off).
 CAPTION_CHARS = 85
 IMAGE_WIDTH = 1200  # px of a camera-button image (PNG x2): the caption wraps for narrower plots too
-LEGEND_ROW = 26  # px per row of a horizontal legend at a 14 px font
+LEGEND_ROW = 25  # px per row of a horizontal legend at a 14 px font
 TITLE_SPACE = 44  # px a figure title takes above the legend
 STATISTICS_COLUMNS = (
     "chance",
@@ -142,7 +142,7 @@ def legend_rows(fig: go.Figure, width: int) -> int:
 
 def top_margin(fig: go.Figure, width: int, title: bool) -> int:
     """Px above the plot area that holds the title (if any) and every row of the legend."""
-    return 16 + (TITLE_SPACE if title else 0) + LEGEND_ROW * legend_rows(fig, width)
+    return 24 + (TITLE_SPACE if title else 0) + LEGEND_ROW * legend_rows(fig, width)
 
 
 def standalone(
