@@ -32,7 +32,6 @@ from core.results.kinds import (
     criteria_key,
     decode_criteria,
     decode_curves,
-    statistics_entry,
     statistics_key,
     umap_entry,
 )
@@ -40,9 +39,18 @@ from core.results.memory import LRUCache
 from core.results.precision import preset
 from core.results.provenance import Provenance
 from core.results.series import aligned_umap
+from core.results.statistics_job import (
+    JobStatus,
+    StatisticsChoice,
+    StatisticsJob,
+    cancel_job,
+    read_job,
+    start_job,
+)
+from core.results.statistics_job import statistics_choice as choose_statistics
 from core.results.store import load_result
-from pages.background import BackgroundWork, start
 from pages.messages import one_line
+from pages.state import session_id
 
 EXHAUSTIVE_DIAGNOSTICS = 20_000  # clips up to which the page runs every clip's tree
 SAMPLED_SOURCES = 100  # trees per class beyond that (python -m core diagnose runs any design)
@@ -129,7 +137,8 @@ def missing_label_sets(fs: FeatureSet) -> dict[str, str]:
 def convexity_result(
     key: str, k: int, precision: str, seed: int = 0, refresh: bool = False
 ) -> tuple[dict[str, ConvexityCurve], Provenance, bool]:
-    """(word and speaker curves, provenance, from_store): stored results show at once, else computed and stored.
+    """(word and speaker curves, provenance, from_store): stored results show at once, else computed
+    and stored; ``from_store`` is False only on the call that computed them.
 
     A label set without two usable classes has no curve and is left out (``missing_label_sets`` says why).
     """
@@ -140,14 +149,16 @@ def convexity_result(
     if not labels:
         raise ConvexityInputError("; ".join(missing.values()))
 
-    def work(
-        tick: Callable[[int, int], None],
-    ) -> tuple[dict[str, ConvexityCurve], Provenance, bool]:
+    computed: list[bool] = []
+
+    def work(tick: Callable[[int, int], None]) -> tuple[dict[str, ConvexityCurve], Provenance]:
         entry, hit = convexity_entry(fs, labels, options, progress=tick, refresh=refresh)
-        return decode_curves(entry.data), entry.provenance, hit
+        computed.append(not hit)
+        return decode_curves(entry.data), entry.provenance
 
     memo_key = ("convexity", key, k, precision, seed)
-    return _memo(memo_key, "Graph convexity per layer", work, refresh)
+    curves, prov = _memo(memo_key, "Graph convexity per layer", work, refresh)
+    return curves, prov, not any(computed)  # computed in this very call, or read (store or memory)
 
 
 def current_convexity(key: str) -> dict[str, ConvexityCurve]:
@@ -230,12 +241,6 @@ def params_by_prune_point(model: str) -> dict[int, dict[str, int]]:
         del enc
 
 
-@st.cache_resource(show_spinner=False)
-def background_tasks() -> dict[str, Any]:
-    """Process-wide registry of background work by name, so any session can watch it."""
-    return {}
-
-
 @st.cache_data(show_spinner=False, max_entries=64)
 def toy_graph(
     shape: str, classes: int, per_class: int, spread: float, k: int, seed: int
@@ -310,15 +315,16 @@ def real_layer_graph(
     return idx, xy, labels, result, knn_csr(x, k)
 
 
-# Curve statistics (chance level, population intervals, prune-point stability): long, so they run
-# in a background thread of the server; the results store keeps them.
+# Curve statistics (chance level, population intervals, prune-point stability): minutes of compiled
+# work, so they run in a detached worker process (core.results.statistics_job) into the results store.
 STATS_PERMUTATIONS = 10
 STATS_RESAMPLES = 20
 STATS_SEEDS = 3
 
 
 def statistics_options() -> dict[str, Any]:
-    """The dashboard's curve-statistics request (the curve's own options come from k and precision)."""
+    """The dashboard's curve-statistics request (the CLI's ``--chance 10 --resamples 20``; with the
+    curve's own options from k and precision: the same store entry)."""
     return {
         "n_permutations": STATS_PERMUTATIONS,
         "n_resamples": STATS_RESAMPLES,
@@ -326,40 +332,49 @@ def statistics_options() -> dict[str, Any]:
     }
 
 
+def statistics_choice(key: str, names: tuple[str, ...], k: int, precision: str) -> StatisticsChoice:
+    """What can be computed for this feature set (the options) and, per part that cannot, why."""
+    return _statistics_choice(key, tuple(names), tuple(statistics_options().items()))
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _statistics_choice(
+    key: str, names: tuple[str, ...], options: tuple[tuple[str, Any], ...]
+) -> StatisticsChoice:
+    """``statistics_choice`` once per process and request (it checks every class's units; the
+    progress fragment asks every second)."""
+    return choose_statistics(feature_set(key), names, dict(options))
+
+
+def statistics_job(key: str, names: tuple[str, ...], k: int, precision: str) -> StatisticsJob:
+    """The detached job that computes these curve statistics."""
+    options = statistics_choice(key, names, k, precision).options
+    return StatisticsJob(key, tuple(names), options, preset(precision).options(k=int(k)))
+
+
 def stored_curve_statistics(
     key: str, names: tuple[str, ...], k: int, precision: str
 ) -> tuple[CurveStatistics, Provenance] | None:
     """The stored curve statistics for these inputs, or None (nothing is computed here)."""
     fs = feature_set(key)
-    options = preset(precision).options(k=int(k))
-    entry = load_result(statistics_key(fs, list(names), options, **statistics_options()))
+    options = statistics_choice(key, names, k, precision).options
+    convexity = preset(precision).options(k=int(k))
+    entry = load_result(statistics_key(fs, list(names), convexity, **options))
     if entry is None:
         return None
     return CurveStatistics.from_dict(entry.data), entry.provenance
 
 
-def statistics_work(
-    key: str, names: tuple[str, ...], k: int, precision: str
-) -> BackgroundWork | None:
-    """The background computation of these curve statistics, if one was started in this process."""
-    return background_tasks().get(("statistics", key, names, int(k), precision))
+def statistics_status(key: str, names: tuple[str, ...], k: int, precision: str) -> JobStatus | None:
+    """The state of the statistics job for these inputs (None if none was started)."""
+    return read_job(statistics_job(key, names, k, precision))
 
 
-def start_statistics(key: str, names: tuple[str, ...], k: int, precision: str) -> BackgroundWork:
-    """Start (once) the curve statistics in a background thread; they land in the results store."""
-    tasks = background_tasks()
-    task_key = ("statistics", key, names, int(k), precision)
-    running = tasks.get(task_key)
-    if running is not None and not running.finished:
-        return running
-    fs = feature_set(key)
-    options = preset(precision).options(k=int(k))
+def start_statistics(key: str, names: tuple[str, ...], k: int, precision: str) -> JobStatus:
+    """Start (once) the worker process computing these curve statistics, owned by this session."""
+    return start_job(statistics_job(key, names, k, precision), owner=session_id())
 
-    def work(progress: Callable[[int, int], None]) -> str:
-        entry, _ = statistics_entry(
-            fs, list(names), options, progress=progress, **statistics_options()
-        )
-        return entry.key
 
-    tasks[task_key] = start(BackgroundWork("Chance level and population intervals"), work)
-    return tasks[task_key]
+def cancel_statistics(key: str, names: tuple[str, ...], k: int, precision: str) -> None:
+    """Stop the worker computing these curve statistics."""
+    cancel_job(statistics_job(key, names, k, precision))

@@ -295,3 +295,119 @@ def add_band(
         )
     )
     return fig
+
+
+# Convexity page figures: the curve with its bands and prune points, the class heatmap, criteria.
+
+PLOT_HEIGHT = 230  # px of a curve plot's own area, whatever legend rows and caption lines add
+LEGEND_WIDTH = 700  # px assumed when counting legend rows of measured-width entries
+
+
+def fit_height(fig: go.Figure, plot_height: int = PLOT_HEIGHT) -> go.Figure:
+    """Size ``fig`` so its plot area keeps ``plot_height`` px: the top margin holds every legend row
+    (never over a title), the bottom one the axis title and caption; the figure grows instead."""
+    from core.results.export import top_margin
+
+    top = top_margin(fig, LEGEND_WIDTH, title=bool(fig.layout.title.text))
+    has_caption = any(a.name == "provenance" for a in fig.layout.annotations)
+    bottom = int(fig.layout.margin.b or 0) if has_caption else 60  # ticks and axis title
+    fig.update_layout(height=plot_height + top + bottom, margin={"t": top, "b": bottom})
+    return fig
+
+
+def convexity_figure(
+    curves: Sequence[Curve],
+    *,
+    bands: Sequence[tuple[str, Sequence[int], np.ndarray, np.ndarray, str | None]] = (),
+    prune_points: dict[str, tuple[int, str | None]] | None = None,
+    note: str | None = None,
+    note_x: float | None = None,
+    caption: Sequence[str] = (),
+    plot_height: int = PLOT_HEIGHT,
+) -> go.Figure:
+    """Convexity per layer: the curves, dashed chance bands (name, layers, centre, half-width,
+    colour), prune points as dashed verticals named in the legend, an optional note at the bottom
+    right; the plot area keeps ``plot_height`` px however many entries the legend gets."""
+    fig = curve_figure(curves)
+    for name, x, centre, half, colour in bands:
+        add_band(fig, name, x, np.asarray(centre), np.asarray(half), colour)
+    for name, (point, colour) in (prune_points or {}).items():
+        fig.add_trace(
+            go.Scatter(
+                x=[point, point],
+                y=[0, 1.05],
+                mode="lines",
+                name=f"prune point ({name}): p = {point}",
+                line={"color": colour, "dash": "dash", "width": 2},
+                hoverinfo="name",
+            )
+        )
+    fixed_legend(fig)
+    integer_axis(fig, [x for c in curves for x in c.x])
+    if note:
+        fig.add_annotation(
+            x=note_x,
+            y=0.02,
+            yref="paper",
+            text=note,
+            showarrow=False,
+            yanchor="bottom",
+            xanchor="right",
+        )
+    add_caption(fig, caption)
+    return fit_height(fig, plot_height)
+
+
+CLASS_ROW = 18  # px per class row of the class heatmap: every class keeps a readable label
+
+
+def class_heatmap(table: Any, caption: Sequence[str] = ()) -> go.Figure:
+    """Per-class convexity (``core.results.convexity_view.ClassTable``): one labelled row per class,
+    in the table's order from the top, each class's own SE on hover when sampled."""
+    heat = go.Figure(
+        go.Heatmap(
+            z=table.z(),
+            x=list(table.layers),
+            y=list(table.classes),
+            customdata=table.se(),
+            zmin=0,
+            zmax=1,
+            colorscale="Viridis",
+            colorbar={"title": {"text": "convexity"}},
+            hovertemplate=f"{table.label_set} %{{y}}<br>hidden state %{{x}}<br>convexity %{{z:.3f}}"
+            + ("" if table.exact else " ± %{customdata:.3f} (this class's SE)")
+            + "<extra></extra>",
+        )
+    )
+    style(heat, x_title=LAYER_AXIS, y_title=table.label_set, legend=False)
+    heat.update_yaxes(
+        type="category",
+        tickmode="array",
+        tickvals=list(table.classes),
+        ticktext=list(table.classes),
+        autorange="reversed",  # the first class at the top
+        tickfont={"size": 11},
+    )
+    integer_axis(heat, list(table.layers), pad=0.5)
+    add_caption(heat, caption)
+    return fit_height(heat, max(240, CLASS_ROW * len(table.classes)))
+
+
+def criteria_matrix(
+    name: str, values: np.ndarray, layers: Sequence[int], caption: Sequence[str] = ()
+) -> go.Figure:
+    """A layer x layer criterion (CKA, ...) as a square-ish heatmap with integer axes."""
+    mat = go.Figure(
+        go.Heatmap(
+            z=np.asarray(values, dtype=float),
+            x=list(layers),
+            y=list(layers),
+            colorscale="Viridis",
+            colorbar={"title": {"text": name.replace("_", " ")}},
+        )
+    )
+    style(mat, x_title=LAYER_AXIS, y_title="hidden state", legend=False)
+    integer_axis(mat, list(layers), pad=0.5)
+    integer_axis(mat, list(layers), axis="y", pad=0.5)
+    add_caption(mat, caption, width=60)
+    return fit_height(mat, 300)

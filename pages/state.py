@@ -84,6 +84,17 @@ def remember_choice(feature_key: str, **overrides: Any) -> None:
     save_choice(SetupChoice(feature_key=feature_key, **values))
 
 
+def session_id() -> str:
+    """A random id of this browser session (kept in its state), e.g. to show a job's error only to
+    the session that started it."""
+    state = st.session_state
+    if "_session_id" not in state:
+        import uuid
+
+        state["_session_id"] = uuid.uuid4().hex
+    return str(state["_session_id"])
+
+
 def init_state(page_defaults: Mapping[str, Any] | None = None) -> None:
     """Fill in choices once per session (pages call this first): the stored Setup choice, else defaults.
 

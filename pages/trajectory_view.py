@@ -76,7 +76,15 @@ def show_trajectory(run: Path, key: str, relevant: str) -> None:
     usable = [p for p in traj.points if p.curves]
     if not traj.points:
         return
-    st.markdown("**Convexity while training** (probe clips, both label sets)")
+    shown = Trajectory(tuple(usable), traj.epoch_seconds).label_sets if usable else ()
+    absent = [n for n in LABEL_COLOURS if n not in shown]
+    which = "both label sets" if not absent else ", ".join(f"{n} labels" for n in shown) or "none"
+    st.markdown(f"**Convexity while training** (probe clips, {which})")
+    for name in absent if usable else ():
+        st.caption(
+            f"No {name} curve: the probe clips have fewer than two {name} classes with two clips "
+            "each."
+        )
     if not usable:
         st.caption(
             f"No curve: {traj.points[-1].n_clips} probe clips are too few (more than 10, with two "

@@ -186,7 +186,8 @@ def test_convexity_page_criteria_panel(feature_key: str):
     assert not at.exception
     charts = at.get("plotly_chart")
     assert len(charts) == 2 + 1 + 3  # + scaled curves + CKA, mutual kNN, angular-distance heatmaps
-    table = at.dataframe[-1].value
+    table = at.table[-1].value.reset_index()  # a static table: the rule text wraps, never cut
+    assert "rule" in table.columns
     assert table["criterion"].iloc[0].startswith("convexity")
     assert {"linear_probe", "knn_accuracy", "linear_cka"} <= set(table["criterion"])
     assert table["layer"].between(1, 4).all()

@@ -173,3 +173,73 @@ def test_a_full_provenance_caption_is_wrapped_inside_the_exported_figure(tmp_pat
     assert not _outside(boxes, "caption"), boxes  # ... every one inside the figure, none cut
     text = " ".join(boxes["caption"][0]["text"].split())
     assert "".join(caption[0].split()) == "".join(text.split())  # the whole caption, in order
+
+
+AREA_JS = """
+() => {
+  const box = (el) => { const r = el.getBoundingClientRect();
+    return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; };
+  const title = document.querySelector('.gtitle');
+  return {plot: box(document.querySelector('.nsewdrag')),
+          legend: box(document.querySelector('.legend')),
+          title: title ? box(title) : null};
+}
+"""
+
+
+def _areas(html: str, path: Path) -> dict:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    path.write_text(html, encoding="utf-8")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 1000})
+            page.goto(path.as_uri())
+            page.wait_for_selector(".ytick text", timeout=30_000)
+            return page.evaluate(AREA_JS)
+        finally:
+            browser.close()
+
+
+def _page_figure() -> tuple[go.Figure, list[str]]:
+    """The Convexity page's curve plot with both chance bands, both prune points and a caption."""
+    import numpy as np
+
+    from pages.figures import Curve, convexity_figure
+
+    layers = list(range(5))
+    curves = [
+        Curve("word (70 classes)", layers, [0.2, 0.5, 0.8, 0.9, 0.85], err=[0.01] * 5),
+        Curve("speaker (24 classes)", layers, [0.6, 0.5, 0.3, 0.2, 0.2], err=[0.01] * 5),
+    ]
+    bands = [
+        (f"chance ({n})", layers, np.full(5, 0.1), np.full(5, 0.02), None)
+        for n in ("word", "speaker")
+    ]
+    caption = [
+        "model whisper-tiny.en-offline [ct2-sha256:0123456789ab] · data sample, 2520 clips "
+        "[378d9ff57325] · k=10 · sampled, target se 0.005 · seed 0 · cpu, engine v3 · 2026-12-07"
+    ]
+    fig = convexity_figure(
+        curves, bands=bands, prune_points={"word": (3, None), "speaker": (1, None)}, caption=caption
+    )
+    return fig, caption
+
+
+def test_page_curve_keeps_its_plot_area_in_the_png_size_and_in_html_under_its_title(
+    tmp_path: Path,
+) -> None:
+    from pages.figures import PLOT_HEIGHT
+
+    fig, caption = _page_figure()
+    png = go.Figure(fig).update_layout(width=1200, autosize=False)  # the camera button's size
+    boxes = _areas(png.to_html(include_plotlyjs=True, full_html=True), tmp_path / "png.html")
+    plot = boxes["plot"]
+    assert plot["bottom"] - plot["top"] >= PLOT_HEIGHT - 2, boxes
+    assert not _overlap(boxes["legend"], plot), boxes
+    html = export.figure_html(fig, caption, "convexity", "Graph convexity per layer")
+    boxes = _areas(html, tmp_path / "convexity.html")
+    plot = boxes["plot"]
+    assert plot["bottom"] - plot["top"] >= 400, boxes
+    assert boxes["title"] is not None and not _overlap(boxes["title"], boxes["legend"]), boxes
+    assert not _overlap(boxes["legend"], plot), boxes

@@ -21,10 +21,9 @@ APP = "../app.py"
 
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from pages.cached import background_tasks, results_memory
+    from pages.cached import results_memory
 
     results_memory().clear()
-    background_tasks().clear()
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr("pages.cached.STATS_RESAMPLES", 3)  # small and quick; same code path
     monkeypatch.setattr("pages.cached.STATS_PERMUTATIONS", 2)
@@ -43,6 +42,18 @@ def _imported(tmp_path: Path, name: str, shift: float = 0.0, seed: int = 0):
         for i, (a, b) in enumerate(zip(words, speakers, strict=True)):
             w.writerow([f"w{a}", f"s{b}", f"clip{i}.wav"])
     return import_features(tmp_path / f"{name}.npy", tmp_path / f"{name}.csv", name=name)
+
+
+def _wait_for_job(key: str, timeout: float = 120.0):
+    """The statistics job of feature set ``key`` once it has ended (or the timeout passed)."""
+    from pages.cached import statistics_status
+
+    deadline = time.monotonic() + timeout
+    while True:
+        status = statistics_status(key, ("word", "speaker"), 10, "exact")
+        if status is not None and not status.active or time.monotonic() > deadline:
+            return status
+        time.sleep(0.3)
 
 
 def _chart(at: AppTest, key_part: str) -> dict:
@@ -71,13 +82,8 @@ def test_convexity_page_computes_statistics_in_the_background_then_shows_them(
     assert not any("chance" in t["name"] for t in _chart(at, "cx_curve")["data"])
     next(b for b in at.button if b.label == "Chance level and population intervals").click().run()
     assert not at.exception, at.exception
-    from pages.cached import background_tasks
-
-    work = next(iter(background_tasks().values()))
-    deadline = time.monotonic() + 120
-    while not work.finished and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert work.finished and work.error is None and work.result
+    status = _wait_for_job(fs.key)
+    assert status.state == "done", status
     at.run()
     assert not at.exception, at.exception
     names = [t["name"] for t in _chart(at, "cx_curve")["data"]]

@@ -142,3 +142,13 @@ def test_run_labels_name_their_data_set(private_cache: Path) -> None:
     picker = at.selectbox(key="ft_view")
     assert picker.format_func(run_id).startswith(f"{run_id} · sample · speakers")
     assert at.dataframe[0].value.loc[0, "data"] == "sample"
+
+
+def test_a_run_with_one_label_set_says_so_instead_of_both(private_cache: Path) -> None:
+    rows = [_point(0, 0.3, 0.4), _point(1, 0.25, 0.6)]
+    for row in rows:
+        del row["curves"]["speaker"]
+    at = _view(_run(rows))
+    heading = next(m.value for m in at.markdown if "Convexity while training" in m.value)
+    assert "both label sets" not in heading and "word labels" in heading
+    assert "No speaker curve" in _captions(at)

@@ -208,21 +208,8 @@ def paired_lines(diffs: Sequence[Any]) -> list[str]:
 
 
 def statistics_csv_columns(stats: Any | None, name: str, layer_index: int) -> dict[str, Any]:
-    """Extra CSV cells of one layer row of label set ``name`` (empty without statistics)."""
-    if stats is None or name not in stats.sets:
-        return {}
-    s = stats.sets[name]
-    out: dict[str, Any] = {}
-    if s.chance is not None:
-        out |= {
-            "chance": s.chance.mean[layer_index],
-            "chance_sd": s.chance.std[layer_index],
-            "normalised": float(s.normalised()[layer_index]),
-        }
-    if s.interval is not None:
-        out |= {
-            "interval_low": s.interval.low[layer_index],
-            "interval_high": s.interval.high[layer_index],
-            "population_se": s.interval.se[layer_index],
-        }
-    return out
+    """Extra CSV cells of one layer row of label set ``name`` (empty without statistics): the
+    dashboard's export columns (``core.results.export.statistics_columns``)."""
+    from core.results.export import statistics_columns
+
+    return statistics_columns(stats, name, layer_index)

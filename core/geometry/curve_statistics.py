@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -33,12 +33,63 @@ from core.geometry.resampling import (
 from core.geometry.validation import as_features
 from core.io.records import Record
 
-__all__ = ["CurveStatistics", "LabelSetStatistics", "curve_statistics", "MAX_SEEDS"]
+__all__ = [
+    "CurveStatistics",
+    "LabelSetStatistics",
+    "StatisticsPlan",
+    "curve_statistics",
+    "statistics_plan",
+    "MAX_SEEDS",
+]
 
 ENGINE_VERSION = "2"  # of the stored figures; bump when they change
 
 
 Progress = Callable[[int, int], None]
+Units = Callable[[float, float], None]
+
+# Cost of one layer of each part, in layers of the real curves alone (both label sets, one engine
+# call), measured with bench/curve_statistics.py on the sample (tiny.en and base agree within 10 %):
+# the curve with its chance level tracks 23 label sets per tree (1.5x); a seed curve is the curve
+# again (1x); a half- or quarter-sample curve has fewer points and one design (0.23x).
+PHASE_COST = {"curve_and_chance": 1.5, "curve": 1.0, "seeds": 1.0, "resamples": 0.23}
+
+
+@dataclass(frozen=True)
+class StatisticsPlan(Record):
+    """The layer steps of one ``curve_statistics`` call per part, with their relative costs, so
+    time left is estimated from measured seconds per unit of work rather than per step."""
+
+    steps: dict[str, int]  # part -> layer steps
+    cost: dict[str, float]  # part -> cost of one step, in real-curve layers
+
+    @property
+    def units(self) -> float:
+        """The whole call's work, in real-curve layers."""
+        return float(sum(n * self.cost[part] for part, n in self.steps.items()))
+
+    @property
+    def n_steps(self) -> int:
+        """Layer steps over all engine calls."""
+        return int(sum(self.steps.values()))
+
+    def seconds(self, curve_seconds: float, n_layers: int) -> float:
+        """Expected seconds from the measured seconds of the real curves alone over ``n_layers``."""
+        return self.units * curve_seconds / max(n_layers, 1)
+
+
+def statistics_plan(
+    n_layers: int, n_permutations: int, n_resamples: int, n_seeds: int, n_designs: int
+) -> StatisticsPlan:
+    """The parts of a ``curve_statistics`` call of ``n_layers`` layers (seeds assumed needed:
+    a call whose curves turn out exact skips them, and its plan shrinks then)."""
+    first = "curve_and_chance" if n_permutations else "curve"
+    steps = {
+        first: n_layers,
+        "seeds": n_layers * n_seeds,
+        "resamples": n_layers * 2 * n_resamples * n_designs,
+    }
+    return StatisticsPlan(steps, {part: PHASE_COST[part] for part in steps})
 
 
 @dataclass(frozen=True)
@@ -64,6 +115,23 @@ class LabelSetStatistics(Record):
         if self.chance is None:
             return np.full(len(self.scores), np.nan)
         return chance_normalised(self.scores, self.chance.mean)
+
+    def stability_at(self, fraction: float) -> PruneStability | None:
+        """Prune-point stability with the threshold rule at ``fraction`` of the maximum, from the
+        stored half-sample and seed curves (the local-peak rule does not depend on it)."""
+        if self.stability is None or abs(fraction - self.stability.fraction) < 1e-9:
+            return self.stability
+        again = prune_stability(
+            self.label_set,
+            self.layers,
+            self.scores,
+            self.sems,
+            self.interval.resample_scores if self.interval is not None else (),
+            self.seed_scores,
+            (),
+            fraction,
+        )
+        return replace(again, local_peak=self.stability.local_peak)
 
 
 @dataclass(frozen=True)
@@ -96,20 +164,23 @@ def curve_statistics(
     fraction: float = 0.95,
     layers: Sequence[int] | None = None,
     progress: Progress | None = None,
+    on_units: Units | None = None,
 ) -> CurveStatistics:
     """Chance levels (``n_permutations``; 0 skips), population intervals (``n_resamples`` half-samples
     of ``units[name]``; 0 skips), prune-point stability over resamples and ``n_seeds`` other estimator
     seeds (skipped where the curve is exact), for every label set of ``features`` (N, L+1, D).
 
     ``options`` (k, precision, seed, device) apply to every curve computed here; the seed curves use
-    seeds ``options.seed + 1..n_seeds``.
-    ``progress(done, total)`` counts layers over all engine calls.
+    seeds ``options.seed + 1..n_seeds``. ``progress(done, total)`` counts layers over all engine calls;
+    ``on_units(done, total)`` the same work weighted by each part's cost (``StatisticsPlan``), for an
+    honest time left.
     """
     _check_request(labels, units, n_permutations, n_resamples, n_seeds, level)
     x = as_features(features, "N, layers, D")
     chosen = list(range(x.shape[1])) if layers is None else [int(i) for i in layers]
     n_designs = len(design_groups(list(labels), units)) if n_resamples else 0
-    counter = _LayerCounter(len(chosen) * (1 + n_seeds + 2 * n_resamples * n_designs), progress)
+    plan = statistics_plan(len(chosen), n_permutations, n_resamples, n_seeds, n_designs)
+    counter = _LayerCounter(plan, progress, on_units)
     seconds: dict[str, float] = {}
     t_start = t0 = time.perf_counter()
     if n_permutations:
@@ -120,28 +191,28 @@ def curve_statistics(
             n_permutations=n_permutations,
             permutation_seed=permutation_seed,
             layers=chosen,
-            progress=counter.engine(),
+            progress=counter.engine("curve_and_chance"),
         )
     else:
         real = layerwise_convexity(
-            x, dict(labels), options, layers=chosen, progress=counter.engine()
+            x, dict(labels), options, layers=chosen, progress=counter.engine("curve")
         )
         chance = {}
     seconds["curve_and_chance"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     sampled = any(not all(c.exact) for c in real.values())
+    if not sampled:
+        counter.skip("seeds")
     seed_curves = [
         layerwise_convexity(
             x,
             dict(labels),
             options.with_(seed=options.seed + j),
             layers=chosen,
-            progress=counter.engine(),
+            progress=counter.engine("seeds"),
         )
         for j in range(1, n_seeds + 1 if sampled else 1)
     ]
-    if not sampled:
-        counter.total -= len(chosen) * n_seeds
     seconds["seeds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     resampled = (
@@ -153,7 +224,7 @@ def curve_statistics(
             options,
             resample_seed=resample_seed,
             layers=chosen,
-            progress=counter.tick,
+            progress=counter.part("resamples"),
         )
         if n_resamples
         else {}
@@ -279,25 +350,45 @@ def _label_set_statistics(
 
 
 class _LayerCounter:
-    """Layers done over all engine calls, reported to ``progress(done, total)``."""
+    """Layers done over all engine calls, reported to ``progress(done, total)`` and, weighted by
+    each part's cost, to ``on_units(done, total)``."""
 
-    def __init__(self, total: int, progress: Progress | None) -> None:
-        self.total = total
+    def __init__(self, plan: StatisticsPlan, progress: Progress | None, on_units: Units | None):
+        self.steps = dict(plan.steps)
+        self.cost = dict(plan.cost)
         self.done = 0
+        self.units = 0.0
         self.progress = progress
+        self.on_units = on_units
 
-    def tick(self, n: int) -> None:
-        """``n`` more layers are done."""
+    @property
+    def total(self) -> int:
+        return int(sum(self.steps.values()))
+
+    def skip(self, part: str) -> None:
+        """A part that turned out not to be needed leaves the totals."""
+        self.steps[part] = 0
+
+    def tick(self, part: str, n: int) -> None:
+        """``n`` more layers of ``part`` are done."""
         self.done += n
+        self.units += n * self.cost[part]
         if self.progress is not None:
             self.progress(min(self.done, self.total), self.total)
+        if self.on_units is not None:
+            total = sum(k * self.cost[p] for p, k in self.steps.items())
+            self.on_units(min(self.units, total), total)
 
-    def engine(self) -> Progress:
+    def part(self, part: str) -> Callable[[int], None]:
+        """A callback for ``n`` more layers of ``part``."""
+        return lambda n: self.tick(part, n)
+
+    def engine(self, part: str) -> Progress:
         """An engine progress callback (done, total of its own call) that forwards each layer."""
         last = [0]
 
         def cb(done: int, _total: int) -> None:
-            self.tick(done - last[0])
+            self.tick(part, done - last[0])
             last[0] = done
 
         return cb

@@ -9,7 +9,9 @@ internet.
 
 from __future__ import annotations
 
+import html
 import json
+import math
 import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,6 +28,16 @@ CAPTION_LINE = 15  # px per caption line at the caption's 11 px font
 # at 1024 px); longer provenance is wrapped onto more lines (never cut off).
 CAPTION_CHARS = 85
 IMAGE_WIDTH = 1200  # px of a camera-button image (PNG x2): the caption wraps for narrower plots too
+LEGEND_ROW = 25  # px per row of a horizontal legend at a 14 px font
+TITLE_SPACE = 44  # px a figure title takes above the legend
+STATISTICS_COLUMNS = (
+    "chance",
+    "chance_sd",
+    "normalised",
+    "interval_low",
+    "interval_high",
+    "population_se",
+)
 
 
 def captions(provenance: Sequence[Provenance]) -> list[str]:
@@ -109,40 +121,81 @@ def image_config(
     return {"displaylogo": False, "toImageButtonOptions": options}
 
 
+def legend_rows(fig: go.Figure, width: int) -> int:
+    """Rows a horizontal legend of ``fig`` takes at ``width`` px (fixed-fraction entries, else an
+    estimate of ~8 px per character plus the symbol)."""
+    entries = [t for t in fig.data if t.showlegend is not False and t.name]
+    if not entries or fig.layout.showlegend is False:
+        return 0
+    legend = fig.layout.legend
+    if legend.entrywidthmode == "fraction" and legend.entrywidth:
+        per_row = max(1, int(round(1 / float(legend.entrywidth))))
+        return math.ceil(len(entries) / per_row)
+    rows, used = 1, 0
+    for t in entries:
+        need = 40 + 8 * len(str(t.name))
+        if used and used + need > width:
+            rows, used = rows + 1, 0
+        used += need
+    return rows
+
+
+def top_margin(fig: go.Figure, width: int, title: bool) -> int:
+    """Px above the plot area that holds the title (if any) and every row of the legend."""
+    return 24 + (TITLE_SPACE if title else 0) + LEGEND_ROW * legend_rows(fig, width)
+
+
 def standalone(
     fig: go.Figure,
     lines: Sequence[str] = (),
     *,
     width: int = 1000,
-    height: int = 600,
+    plot_height: int = 420,
     title: str | None = None,
 ) -> go.Figure:
-    """A copy of ``fig`` laid out to stand alone: fixed size, margins, automargin axes, caption."""
+    """A copy of ``fig`` laid out to stand alone: fixed width, a plot area of ``plot_height`` px
+    whatever the legend and caption add (the figure grows instead), the title above the legend."""
     out = go.Figure(fig)
     out.layout.annotations = [a for a in out.layout.annotations if a.name != "provenance"]
+    top = top_margin(out, width - 120, bool(title))
     out.update_layout(
         width=width,
-        height=height,
         autosize=False,
         template="plotly_white",
-        margin={"l": 80, "r": 40, "t": 90, "b": CAPTION_SHIFT},
+        margin={"l": 80, "r": 40, "t": top, "b": CAPTION_SHIFT, "autoexpand": True},
         font={"size": 14},
     )
     if title:
-        out.update_layout(title={"text": title, "x": 0, "xanchor": "left", "y": 0.98})
+        out.update_layout(
+            title={
+                "text": html.escape(title),
+                "x": 0,
+                "xref": "container",
+                "xanchor": "left",
+                "y": 1,
+                "yref": "container",
+                "yanchor": "top",
+                "pad": {"t": 12, "l": 16},
+            }
+        )
     out.update_xaxes(automargin=True, title_standoff=12)
     out.update_yaxes(automargin=True, title_standoff=12)
-    return add_caption(out, lines, width=max(CAPTION_CHARS, (width - 120) // 6))
+    add_caption(out, lines, width=max(CAPTION_CHARS, (width - 120) // 6))
+    out.update_layout(height=plot_height + top + int(out.layout.margin.b or 0))
+    return out
 
 
 def figure_html(
     fig: go.Figure, lines: Sequence[str], filename: str, title: str | None = None
 ) -> str:
-    """A self-contained HTML page of ``fig`` (plotly.js inlined: opens offline) with its caption."""
+    """A self-contained HTML page of ``fig`` (plotly.js inlined: opens offline) with its caption,
+    titled in the page (``<title>``) and on the figure."""
     out = standalone(fig, lines, title=title)
-    return out.to_html(
+    page = out.to_html(
         include_plotlyjs=True, full_html=True, config=image_config(filename, width=out.layout.width)
     )
+    name = html.escape(title or filename)
+    return page.replace("<head>", f"<head><title>{name}</title>", 1)
 
 
 def csv_with_provenance(csv_text: str, provenance: Sequence[Provenance]) -> str:
@@ -156,3 +209,80 @@ def json_with_provenance(
 ) -> dict[str, Any]:
     """``payload`` with a ``provenance`` list added."""
     return {**payload, "provenance": [p.to_dict() for p in provenance]}
+
+
+def statistics_columns(stats: Any | None, name: str, layer_index: int) -> dict[str, Any]:
+    """Chance and population-interval cells of one layer row of label set ``name`` (empty without
+    statistics, or for a part that was not computed)."""
+    if stats is None or name not in stats.sets:
+        return {}
+    s = stats.sets[name]
+    out: dict[str, Any] = {}
+    if s.chance is not None:
+        out |= {
+            "chance": s.chance.mean[layer_index],
+            "chance_sd": s.chance.std[layer_index],
+            "normalised": float(s.normalised()[layer_index]),
+        }
+    if s.interval is not None:
+        out |= {
+            "interval_low": s.interval.low[layer_index],
+            "interval_high": s.interval.high[layer_index],
+            "population_se": s.interval.se[layer_index],
+        }
+    return out
+
+
+def curve_rows(curves: Mapping[str, Any], stats: Any | None = None) -> list[dict[str, Any]]:
+    """One row per (label set, layer, class) and per (label set, layer); with statistics, every row
+    has the chance and interval columns (filled on the layer rows, where they are defined)."""
+    rows = []
+    for name, curve in curves.items():
+        layers = list(curve.layers)
+        for row in curve.to_records():
+            if stats is not None:
+                row |= dict.fromkeys(STATISTICS_COLUMNS)
+                if row["class"] is None:
+                    row |= statistics_columns(stats, name, layers.index(row["layer"]))
+            rows.append(row)
+    return rows
+
+
+def convexity_document(
+    title: str,
+    features: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    curves: Mapping[str, Any],
+    provenance: Provenance,
+    *,
+    prune_points: Mapping[str, int],
+    stats: Any | None = None,
+    stats_provenance: Provenance | None = None,
+) -> dict[str, Any]:
+    """The JSON export of a convexity result: title, features, run-level settings, curves, prune
+    points and records under the curves' provenance; statistics, when present, as their own block
+    with their own settings and provenance."""
+    doc: dict[str, Any] = {
+        "title": title,
+        "features": dict(features),
+        "settings": dict(settings),
+        "prune_points": dict(prune_points),
+        "curves": {
+            n: {
+                "layers": [int(i) for i in c.layers],
+                "scores": [float(v) for v in c.scores],
+                "sems": [float(v) for v in c.sems],
+            }
+            for n, c in curves.items()
+        },
+        "records": [r for c in curves.values() for r in c.to_records()],
+        "provenance": provenance.to_dict(),
+    }
+    if stats is not None:
+        doc["statistics"] = {
+            "settings": dict(stats.settings),
+            "sets": {n: s.to_dict() for n, s in stats.sets.items()},
+            "seconds": dict(stats.seconds),
+            "provenance": None if stats_provenance is None else stats_provenance.to_dict(),
+        }
+    return doc

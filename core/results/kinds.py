@@ -195,7 +195,7 @@ def stored_convexity(
 STATISTICS_KIND = "curve-statistics"
 # ``curve_statistics`` arguments that say where/how it runs, not what it computes: not in the key
 # (``units`` enter the key as their description, see ``statistics_request``).
-STATISTICS_RUNTIME_ARGS = {"features", "labels", "units", "options", "progress"}
+STATISTICS_RUNTIME_ARGS = {"features", "labels", "units", "options", "progress", "on_units"}
 
 
 def resample_units(fs: Any, names: Sequence[str]) -> dict[str, ResampleUnits]:
@@ -235,10 +235,12 @@ def statistics_entry(
     options: ConvexityOptions = DEFAULT_OPTIONS,
     *,
     progress: Progress | None = None,
+    on_units: Callable[[float, float], None] | None = None,
     refresh: bool = False,
     **kwargs: Any,
 ) -> tuple[StoredResult, bool]:
-    """(entry, from_store) of the curve statistics of label sets ``names`` of feature set ``fs``."""
+    """(entry, from_store) of the curve statistics of label sets ``names`` of feature set ``fs``
+    (``on_units``: the work done in cost-weighted units, see ``curve_statistics``)."""
     meta = _meta(fs)
     labels = {n: list(fs.labels(n)) for n in names}
     units = resample_units(fs, names)
@@ -246,7 +248,7 @@ def statistics_entry(
 
     def compute() -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
         result = statistics_engine.curve_statistics(
-            fs.features, labels, units, options, progress=progress, **kwargs
+            fs.features, labels, units, options, progress=progress, on_units=on_units, **kwargs
         )
         return result.to_dict(), {}, dict(result.settings)
 
