@@ -121,8 +121,9 @@ def load_classifier(
 
 def freeze_front_end(clf: nn.Module) -> None:
     """Freeze the convolutional front-end (wav2vec2-style feature encoder; Whisper's two convs)."""
-    if hasattr(clf, "freeze_feature_encoder"):
-        clf.freeze_feature_encoder()
+    freeze = getattr(clf, "freeze_feature_encoder", None)  # the wav2vec2 family's own method
+    if freeze is not None:
+        freeze()
         return
     enc = encoder_of(clf)
     for name in ("conv1", "conv2"):
