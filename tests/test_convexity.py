@@ -180,6 +180,17 @@ def _noisy_problem(n_per_class=120, n_classes=4, dim=6, seed=0):
     return centres[labels] + rng.normal(size=(len(labels), dim)), labels
 
 
+def test_every_pair_without_the_exhaustive_shortcut_is_the_exact_curve():
+    """max_pairs_per_class=None with exact_threshold=1.0 takes the sampled route with every source."""
+    points, labels = _noisy_problem()
+    exact = graph_convexity(points, labels, ConvexityOptions(k=10, max_pairs_per_class=None))
+    full = graph_convexity(
+        points, labels, ConvexityOptions(k=10, max_pairs_per_class=None, exact_threshold=1.0)
+    )
+    assert full.score == pytest.approx(exact.score, abs=1e-12)
+    assert full.sem == 0.0
+
+
 def test_sampled_estimate_is_unbiased_and_within_three_standard_errors():
     points, labels = _noisy_problem()
     exact = graph_convexity(points, labels, ConvexityOptions(k=10, max_pairs_per_class=None))

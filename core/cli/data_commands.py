@@ -369,6 +369,8 @@ def cmd_import_features(args: argparse.Namespace) -> int:
     from core.data.imported import import_features
 
     fs = import_features(args.arrays, args.labels, name=args.name)
+    if fs.key is None:  # import_features returns the cached entry, which always has its key
+        raise RuntimeError("the imported features have no cache key")
     print("\n".join(describe_features(fs)))
     print(f"use it: python -m core convexity --key {fs.key[:12]}")
     return 0

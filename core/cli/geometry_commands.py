@@ -254,6 +254,10 @@ def _statistics(
             a_name, b_name = fs.key[:10], other.key[:10]
         for name in names:
             a, b = results[0].sets[name].interval, results[1].sets[name].interval
+            if a is None or b is None:
+                raise CliError(
+                    f"{name}: no population interval to compare; --compare needs --resamples"
+                )
             paired.append(paired_difference(a, b, f"{a_name} ({name})", f"{b_name} ({name})"))
         print("\n".join(paired_lines(paired)))
     return results[0], paired

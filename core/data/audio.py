@@ -196,7 +196,7 @@ def load_clips_report(
                 record(*res, done)
 
     kept = np.flatnonzero(ok)
-    good = [infos[i] for i in kept]
+    good = [inf for inf in (infos[i] for i in kept) if inf is not None]  # every kept clip has one
     rates: dict[int, int] = {}
     for inf in good:
         rates[inf.orig_sample_rate] = rates.get(inf.orig_sample_rate, 0) + 1

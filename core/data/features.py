@@ -45,7 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -178,6 +178,10 @@ def _model_identity(model: ModelIdentity, input_mode: str, n_layers: int) -> dic
     }
 
 
+@overload
+def key_identity(model: SpeechEncoder) -> dict[str, Any]: ...
+@overload
+def key_identity(model: ResolvedModel | SpeechEncoder) -> dict[str, Any] | None: ...
 def key_identity(model: ResolvedModel | SpeechEncoder) -> dict[str, Any] | None:
     """The model part of the cache key: a resolved model's (None while a hub model's weights are
     unknown: not cached yet), or a loaded encoder's (its current depth, so a pruned model keys apart)."""
@@ -723,16 +727,16 @@ def extract_features(
         if why is not None:
             log.warning("feature cache %s is invalid (%s); recomputing", key[:12], why)
         encoder = prepare_encoder(source, device)
-        tmp = begin_entry(directory)
+        part = begin_entry(directory)
         try:
             arr, kept, skipped, stats = compute_rows(
-                encoder, table, tmp, batch_size=batch_size, progress=progress
+                encoder, table, part, batch_size=batch_size, progress=progress
             )
             del arr
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            part.unlink(missing_ok=True)
             raise
-        return commit_entry(entry, tmp, encoder_facts(encoder), kept, skipped, stats)
+        return commit_entry(entry, part, encoder_facts(encoder), kept, skipped, stats)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import io
 import re
@@ -364,7 +365,7 @@ def _content_sha(specs: list[_ArraySpec]) -> str:
     for spec in specs:
         h.update((spec.member or spec.source.name).encode() + b"\0")
         with spec.open() as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+            for block in iter(functools.partial(fh.read, 1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
 

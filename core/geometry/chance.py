@@ -221,7 +221,7 @@ def chance_curves(
     real = {name: curves[name] for name in labels}
     chance = {}
     for name, curve in real.items():
-        pooled = curves[pooled_name[name]]
+        pooled_curve = curves[pooled_name[name]]
         sizes = [c.n_points for c in curve.results[0].per_class.values()]
         weight = interior_weight(sizes)
         chance[name] = ChanceLevel.of(
@@ -229,9 +229,9 @@ def chance_curves(
             [curves[permutation_name(name, i)] for i in range(n_permutations)],
             [
                 expected_chance(float(score), adjacent[layer][name], sizes)
-                for layer, score in zip(pooled.layers, pooled.scores, strict=True)
+                for layer, score in zip(pooled_curve.layers, pooled_curve.scores, strict=True)
             ],
-            [weight * float(se) for se in pooled.sems],
+            [weight * float(se) for se in pooled_curve.sems],
             permutation_seed,
         )
     return real, chance

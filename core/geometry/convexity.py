@@ -347,7 +347,10 @@ class _Engine:
             return 0
         active = need[sources]
         if self.engine == "numba":
-            sums, rows = scores_numba(*edges, sources, self.codes, active, table.pos, table.width)
+            indptr, indices, weights = edges
+            sums, rows = scores_numba(
+                indptr, indices, weights, sources, self.codes, active, table.pos, table.width
+            )
         else:
             src, dst, w, n = edges
             t_sources = torch.from_numpy(sources).to(self.device)
@@ -378,7 +381,7 @@ class _Engine:
         sources did not ``change``)."""
         return [
             [class_estimate(chosen, q, g, table) for g in classes]
-            if before is None or changed[q]
+            if before is None or changed is None or changed[q]
             else before[q]
             for q, classes in enumerate(self.members)
         ]
@@ -387,6 +390,8 @@ class _Engine:
         """Target variance of each label set's layer score: given, or that of the authors' pairs."""
         if self.target_se is not None:
             return [self.target_se**2] * len(self.sets)
+        if self.authors_pairs is None:  # every pair: the target is the exact curve, variance 0
+            return [0.0] * len(self.sets)
         return [
             authors_target_variance(ests, self.sizes[q], self.authors_pairs)
             for q, ests in enumerate(estimates)
@@ -458,7 +463,7 @@ class _Engine:
     def layer(
         self,
         x: torch.Tensor,
-        layer: int | None = None,
+        layer: int,
         on_graph: Callable[[int, KnnGraph], None] | None = None,
     ) -> list[ConvexityResult]:
         """Results of every label set for one layer's features (N, D), sharing one graph and its trees."""

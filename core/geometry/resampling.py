@@ -77,8 +77,8 @@ class ResampleUnits:
     def of(
         cls,
         unit: str,
-        units: Sequence[Hashable],
-        strata: Sequence[Hashable] | None = None,
+        units: Sequence[Hashable] | np.ndarray,
+        strata: Sequence[Hashable] | np.ndarray | None = None,
         within: str | None = None,
     ) -> ResampleUnits:
         """Integer-coded units (and strata) from any hashable ids."""
@@ -220,7 +220,7 @@ class CurveInterval(Record):
 
 def interval_from_resamples(
     name: str,
-    full: ConvexityCurve | Sequence[float],
+    full: ConvexityCurve | Sequence[float] | np.ndarray,
     resampled: np.ndarray,
     *,
     level: float,
@@ -235,14 +235,18 @@ def interval_from_resamples(
     """The interval of one curve from its full-data scores and (B, layers) half-sample scores (and
     their nested quarter-samples' scores, which measure the variance rate); ``n_units``: how many
     units were halved (caps the degrees of freedom, module docstring)."""
-    score = np.asarray(getattr(full, "scores", full), dtype=np.float64)
+    if layers is None:
+        if not isinstance(full, ConvexityCurve):
+            raise ConvexityInputError(f"{name}: plain full-data scores need their layers")
+        layers = full.layers
+    score = np.asarray(full.scores if isinstance(full, ConvexityCurve) else full, dtype=np.float64)
     table = np.asarray(resampled, dtype=np.float64)
     se, rate = population_se(table, quarters, half_sems, quarter_sems)
     dof = table.shape[0] - 1 if n_units is None else max(1, min(table.shape[0], n_units) - 1)
     half = stats.t.ppf(0.5 + level / 2, dof) * se
     return CurveInterval(
         label_set=name,
-        layers=tuple(int(i) for i in (layers if layers is not None else full.layers)),
+        layers=tuple(int(i) for i in layers),
         score=tuple(float(v) for v in score),
         low=tuple(float(v) for v in score - half),
         high=tuple(float(v) for v in score + half),

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -127,12 +128,16 @@ class ClassEstimate:
 def inclusion(m: np.ndarray | int, n: int, k: int) -> np.ndarray | float:
     """Chance that k given points all lie in a simple random sample of m of n points (m an integer
     count or an array of them: for m < k the factor i = m makes the product 0)."""
-    p = 1.0
+    p: np.ndarray | float = 1.0
     for i in range(k):
         p = p * ((m - i) / max(n - i, 1))
     return p
 
 
+@overload
+def ustat_variance(noise: float, n: int, m: int) -> float: ...
+@overload
+def ustat_variance(noise: float, n: int, m: np.ndarray) -> np.ndarray: ...
 def ustat_variance(noise: float, n: int, m: np.ndarray | int) -> np.ndarray | float:
     """Variance of ``theta_hat`` from m (an int, or an array of them) of n sources, for a class whose
     interaction sum of squares is Q; 0 at m = n, where every inclusion chance is 1. Plain arithmetic,

@@ -442,7 +442,7 @@ def scores_torch(
             chunk = max(1, chunk // 2)
             torch.cuda.empty_cache()
             continue
-        if traffic is not None:
+        if traffic is not None and counted is not None:  # both or neither
             traffic += counted
         sums.append(part[0])
         rows.append(part[1])

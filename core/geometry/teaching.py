@@ -56,7 +56,8 @@ def shortest_path(
             if done[u]:
                 continue
             cand = (d + float(wts[e]), h + 1, v)
-            if best[u] is None or cand < best[u]:
+            old = best[u]
+            if old is None or cand < old:
                 best[u] = cand
                 heapq.heappush(heap, (*cand, u))
     if not done[target]:

@@ -105,7 +105,8 @@ def clean_leftovers(
     lock file is removed only once older than ``min_age_s`` too (a file just created is about to be
     locked).
     """
-    removed, now = [], time.time()
+    removed: list[Path] = []
+    now = time.time()
     try:
         paths = list(paths)
     except OSError:  # a folder that cannot be listed: nothing to clean there

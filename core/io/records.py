@@ -109,7 +109,7 @@ def _value(hint: Any, value: Any, where: str, depth: int) -> Any:
         if value not in args:
             raise RecordError(f"{where}: expected one of {list(args)}, got {value!r}")
         return value
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _record(hint, value, where, depth)
     if origin in (tuple, list):
         return _sequence(origin, args, value, where, depth)

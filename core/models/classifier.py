@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from core.models.pruning import (
     speech_base_of,
 )
 from core.models.request import ModelRequest
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 __all__ = [
     "autocast",
@@ -77,7 +80,7 @@ def build_classifier(
     *,
     seed: int = 0,
     device: str | torch.device | None = None,
-) -> tuple[nn.Module, SpeechEncoder]:
+) -> tuple[PreTrainedModel, SpeechEncoder]:
     """Pretrained encoder (pruned at ``prune_point``) + the family's classification head for ``labels``."""
     resolved = as_resolved(model)
     enc = resolved.load(device="cpu")
@@ -105,7 +108,7 @@ def load_classifier(
     path: str | os.PathLike,
     device: str | torch.device | None = None,
     whisper_input: str = "trimmed",
-) -> tuple[nn.Module, SpeechEncoder]:
+) -> tuple[PreTrainedModel, SpeechEncoder]:
     """Reload a saved classifier checkpoint (``best/`` or ``last/``) and its feature extractor
     (``whisper_input``: the window a Whisper classifier was trained in)."""
     from transformers import AutoFeatureExtractor
@@ -121,8 +124,9 @@ def load_classifier(
 
 def freeze_front_end(clf: nn.Module) -> None:
     """Freeze the convolutional front-end (wav2vec2-style feature encoder; Whisper's two convs)."""
-    if hasattr(clf, "freeze_feature_encoder"):
-        clf.freeze_feature_encoder()
+    freeze = getattr(clf, "freeze_feature_encoder", None)  # the wav2vec2 family's own method
+    if freeze is not None:
+        freeze()
         return
     enc = encoder_of(clf)
     for name in ("conv1", "conv2"):

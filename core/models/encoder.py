@@ -28,6 +28,8 @@ from core.models.registry import SAMPLING_RATE, ModelSpec, family_of_config, inp
 from core.models.whisper_offline import trim_whisper_encoder
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
     from core.models.loading import ResolvedModel
 
 __all__ = ["SpeechEncoder", "base_class", "default_feature_extractor"]
@@ -35,7 +37,7 @@ __all__ = ["SpeechEncoder", "base_class", "default_feature_extractor"]
 _WHISPER_FULL_POSITIONS = 1500  # 30 s at 50 encoder frames per second
 
 
-def base_class(family: str) -> type[nn.Module]:
+def base_class(family: str) -> type[PreTrainedModel]:
     """The transformers class of the bare encoder for a family."""
     import transformers as tf
 
@@ -65,7 +67,7 @@ def default_feature_extractor(config: Any) -> Any:
     )
 
 
-def _trim_whisper(encoder: nn.Module, n_positions: int) -> None:
+def _trim_whisper(encoder: Any, n_positions: int) -> None:
     """Cut a Whisper encoder's position table (and ``max_source_positions``) to ``n_positions``, in place."""
     if n_positions == encoder.embed_positions.num_embeddings:
         return
@@ -161,6 +163,12 @@ class SpeechEncoder:
             _trim_whisper(enc, n_pos)
         self.clip_samples = n_pos * self.samples_per_frame
 
+    def _whisper_window(self) -> int:
+        """Samples in the fixed Whisper input window (set up for Whisper encoders only)."""
+        if self.clip_samples is None:
+            raise ModelInputError(f"{self.family} encoders have no fixed input window")
+        return self.clip_samples
+
     @property
     def n_layers(self) -> int:
         """Number of transformer layers L (hidden states are L+1)."""
@@ -185,8 +193,8 @@ class SpeechEncoder:
         """One line for UIs: model, depth, width, input handling and the final-LayerNorm caveat."""
         parts = [f"{self.name} ({self.family}, {self.n_layers} layers, {self.hidden_size}-d)"]
         if self.family == "whisper":
-            secs = self.clip_samples / SAMPLING_RATE
-            frames = self.clip_samples // self.samples_per_frame
+            secs = self._whisper_window() / SAMPLING_RATE
+            frames = self._whisper_window() // self.samples_per_frame
             how = "trimmed to" if self.input_mode == "trimmed" else "padded to"
             parts.append(f"input {how} {secs:g} s ({frames} encoder frames)")
         else:
@@ -228,7 +236,7 @@ class SpeechEncoder:
         """Turn (B, S) float32 16 kHz waveforms into model inputs (+ ``lengths`` in samples) as the family expects."""
         waves, lens = self._as_batch(waveforms, lengths)
         if self.family == "whisper":
-            window = int(self.clip_samples)
+            window = self._whisper_window()
             if (lens > window).any():
                 warnings.warn(
                     f"clips longer than the {window / SAMPLING_RATE:g} s Whisper window are cut",
@@ -269,11 +277,11 @@ class SpeechEncoder:
         lens = inputs.get("lengths")
         if lens is None:  # inputs built without preprocess(): every sample is real audio
             key = "input_values" if "input_values" in inputs else None
-            full = inputs[key].shape[1] if key else int(self.clip_samples)
+            full = inputs[key].shape[1] if key else self._whisper_window()
             lens = torch.full((next(iter(inputs.values())).shape[0],), full)
         lens = lens.to(torch.long)
         if self.family == "whisper":
-            n_frames = int(self.clip_samples) // self.samples_per_frame
+            n_frames = self._whisper_window() // self.samples_per_frame
             valid = torch.div(
                 lens + self.samples_per_frame - 1, self.samples_per_frame, rounding_mode="floor"
             )

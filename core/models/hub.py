@@ -156,9 +156,10 @@ def require_hub(name: str) -> None:
 def _chain(exc: BaseException) -> list[BaseException]:
     """An exception and its causes/contexts."""
     out: list[BaseException] = []
-    while exc is not None and exc not in out and len(out) < 10:
-        out.append(exc)
-        exc = exc.__cause__ or exc.__context__
+    current: BaseException | None = exc
+    while current is not None and current not in out and len(out) < 10:
+        out.append(current)
+        current = current.__cause__ or current.__context__
     return out
 
 

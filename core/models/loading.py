@@ -16,7 +16,7 @@ import os
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
@@ -45,6 +45,9 @@ from core.models.whisper_offline import (
     ensure_offline_whisper,
     offline_whisper_available,
 )
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 __all__ = [
     "ResolvedModel",
@@ -286,7 +289,7 @@ def _offline_location(spec: ModelSpec) -> str:
         raise ModelUnavailableError(f"Could not prepare '{spec.key}': {first}") from None
 
 
-def _whisper_class(config: Any) -> type[nn.Module]:
+def _whisper_class(config: Any) -> type[PreTrainedModel]:
     """The Whisper class to load a checkpoint with, allocating no decoder."""
     # WhisperForAudioClassification (encoder + a small head we discard) reads the encoder.* weights of
     # classifier, WhisperModel and (prefix "model." stripped) WhisperForConditionalGeneration checkpoints;
@@ -346,6 +349,7 @@ def _load_model_and_features(
         kwargs["dtype"] = dtype
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
+    cls: type[PreTrainedModel] | type[AutoModel]
     if trust_remote_code and getattr(config, "auto_map", None):
         cls, kwargs["trust_remote_code"] = AutoModel, True
     elif family == "whisper":
@@ -355,7 +359,9 @@ def _load_model_and_features(
     # Quiet: the parts we discard (a Whisper classifier head, wav2vec2 CTC/classifier heads) are
     # reported as missing/unexpected; _check_encoder_weights warns if encoder weights are missing.
     with quiet_transformers():
-        model, info = cls.from_pretrained(location, output_loading_info=True, **kwargs)
+        # with output_loading_info=True this returns (model, info), which its annotation does not say
+        loaded: Any = cls.from_pretrained(location, output_loading_info=True, **kwargs)
+    model, info = loaded
     _check_encoder_weights(location, family, cls.__name__, info.get("missing_keys", ()))
     fe = _load_feature_extractor(location, config, local_only, trust_remote_code)
     return model, fe

@@ -43,8 +43,11 @@ def _unwrap(model: Any) -> nn.Module:
     )
 
 
-def encoder_of(model: Any) -> nn.Module:
-    """The module that owns the transformer ``layers`` (Wav2Vec2Encoder..., WhisperEncoder), for any wrapper."""
+def encoder_of(model: Any) -> Any:
+    """The module that owns the transformer ``layers`` (Wav2Vec2Encoder..., WhisperEncoder), for any wrapper.
+
+    Typed ``Any``: its submodules (``layers``, ``conv1``, ``layer_norm``...) differ by family and are set
+    dynamically, where ``nn.Module``'s ``__getattr__`` would type each as ``Tensor | Module``."""
     module = _unwrap(model)
     base = getattr(module, "base_model", module)
     if _is_whisper_encoder(base):
@@ -62,8 +65,9 @@ def _is_whisper_encoder(module: nn.Module) -> bool:
     return type(module).__name__ == "WhisperEncoder"
 
 
-def speech_base_of(model: Any) -> nn.Module:
-    """The bare encoder model inside a wrapper (Wav2Vec2Model, HubertModel, ..., WhisperEncoder)."""
+def speech_base_of(model: Any) -> Any:
+    """The bare encoder model inside a wrapper (Wav2Vec2Model, HubertModel, ..., WhisperEncoder); ``Any``
+    like :func:`encoder_of`, as its ``config`` and submodules are attributed dynamically."""
     encoder = encoder_of(model)
     if _is_whisper_encoder(encoder):
         return encoder

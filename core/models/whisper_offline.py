@@ -52,7 +52,7 @@ from core.errors import (
 from core.io.atomic import atomic_write_json, sha256_file
 from core.io.paths import cache_dir
 from core.models.hf_quiet import quiet_transformers
-from core.models.registry import MODELS, ModelSpec
+from core.models.registry import MODELS, ModelSpec, OfflineWeights
 
 if TYPE_CHECKING:
     import torch
@@ -81,6 +81,15 @@ def _spec(key: str) -> ModelSpec:
         ) from None
 
 
+def _weights(spec: ModelSpec) -> OfflineWeights:
+    """The offline weights of a catalogue entry; UnknownOfflineModelError for one that has none."""
+    if spec.offline is None:
+        raise UnknownOfflineModelError(
+            f"{spec.key} has no offline weights; offline presets: {sorted(OFFLINE_WHISPER)}"
+        )
+    return spec.offline
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Locating the installed files
 
@@ -95,18 +104,18 @@ def offline_source_paths(key: str) -> list[Path]:
     """Paths of the installed ``model.bin`` file(s) for ``key``, in concatenation order; raises if not installed."""
     spec = _spec(key)
     paths = []
-    weights = spec.offline
+    weights = _weights(spec)
     for req, rel in zip(weights.packages, weights.files, strict=True):
         name, version = _split_requirement(req)
         try:
             dist = importlib_metadata.distribution(name)
         except importlib_metadata.PackageNotFoundError:
             raise OfflineWeightsError(
-                f"{key}: pip package {name!r} is not installed. Fix: {spec.offline.pip_command}"
+                f"{key}: pip package {name!r} is not installed. Fix: {weights.pip_command}"
             ) from None
         if dist.version != version:
             raise OfflineWeightsError(
-                f"{key}: {name} {dist.version} is installed but {version} is required. Fix: {spec.offline.pip_command}"
+                f"{key}: {name} {dist.version} is installed but {version} is required. Fix: {weights.pip_command}"
             )
         path = Path(str(dist.locate_file(rel)))
         if not path.is_file():
@@ -344,14 +353,14 @@ def _read_source(spec: ModelSpec, source: Path | Sequence[Path] | None) -> tuple
         paths = [Path(source)]
     else:
         paths = [Path(p) for p in source]
+    weights = _weights(spec)
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise OfflineWeightsError(
-            f"{spec.key}: weight file(s) not found: {missing}. Fix: {spec.offline.pip_command}"
+            f"{spec.key}: weight file(s) not found: {missing}. Fix: {weights.pip_command}"
         )
     data = b"".join(p.read_bytes() for p in paths)
     digest = hashlib.sha256(data).hexdigest()
-    weights = spec.offline
     if digest != weights.sha256:
         raise OfflineWeightsError(
             f"{spec.key}: sha256 of {' + '.join(map(str, paths))} is {digest} ({len(data):,} bytes), expected "
@@ -379,7 +388,7 @@ def _is_complete(directory: Path, spec: ModelSpec) -> bool:
     m = _read_manifest(directory)
     return (
         m is not None
-        and m.get("source_sha256") == spec.offline.sha256
+        and m.get("source_sha256") == _weights(spec).sha256
         and m.get("format_version") == FORMAT_VERSION
         and m.get("key") == spec.key
     )
@@ -417,7 +426,7 @@ def _convert(spec: ModelSpec, data: bytes, digest: str, out: Path) -> None:
         config.encoder_attention_heads,
         config.encoder_ffn_dim,
     )
-    weights = spec.offline
+    weights = _weights(spec)
     want = (spec.n_layers, spec.hidden_size, weights.encoder_heads, weights.encoder_ffn_dim)
     if got != want:
         raise CT2FormatError(
@@ -512,9 +521,11 @@ def load_offline_whisper_encoder(
 
     directory = ensure_offline_whisper(key, cache_root)
     with quiet_transformers():
-        model, info = WhisperForAudioClassification.from_pretrained(
+        # with output_loading_info=True this returns (model, info), which its annotation does not say
+        loaded: Any = WhisperForAudioClassification.from_pretrained(
             directory, output_loading_info=True
         )
+    model, info = loaded
     bad = [k for k in info["missing_keys"] if not k.startswith(("projector.", "classifier."))]
     bad += list(info["unexpected_keys"]) + [str(k) for k in info["mismatched_keys"]]
     if bad:
@@ -531,7 +542,7 @@ def load_offline_whisper_encoder(
 # Running on 1-s clips
 
 
-def trim_whisper_encoder(model_or_encoder: torch.nn.Module, n_frames: int) -> WhisperEncoder:
+def trim_whisper_encoder(model_or_encoder: Any, n_frames: int) -> WhisperEncoder:
     """Make a Whisper encoder accept ``n_frames`` mel frames (e.g. 100 for 1 s) by slicing its position table.
 
     Works in place on a ``WhisperEncoder`` or on any model with an ``.encoder`` (``WhisperModel``,

@@ -21,6 +21,7 @@ import zipfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from core.errors import BundleError
 from core.io.atomic import DIR_MODE, FILE_MODE, atomic_write_bytes
@@ -200,6 +201,7 @@ def import_bundle(source: str | os.PathLike | bytes, name: str | None = None) ->
     as they are in the bundle are left as they are. Each installed entry records that it was imported
     from this bundle (``name``: default the file's name) and when.
     """
+    stream: IO[bytes]
     if isinstance(source, bytes | bytearray):
         size, stream = len(source), io.BytesIO(source)
         name = name or "an uploaded bundle"

@@ -165,8 +165,8 @@ def make_series(
         resolve_model(ref.model, trust_remote_code=trust_remote_code)
     sets, curves = [], []
     for done, ref in enumerate(refs, start=1):
-        request = ModelRequest(ref.model, whisper_input, trust_remote_code)
-        fs = extract_features(request, selection, batch_size=batch_size, device=device)
+        model_request = ModelRequest(ref.model, whisper_input, trust_remote_code)
+        fs = extract_features(model_request, selection, batch_size=batch_size, device=device)
         labels = {name: fs.labels(name) for name in LABEL_SETS}
         got = stored_convexity(fs, labels, precision.options(device=device), refresh=refresh)
         sets.append(fs)

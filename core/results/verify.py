@@ -138,7 +138,7 @@ def verify_result(key: str, max_classes: int | None = None, seed: int = 0) -> Ve
         for name in stored:
             relabelled, chosen = _class_subset(list(fs.labels(name)), max_classes, seed)
             sub = {name: relabelled}
-            fresh = layerwise_convexity(fs.features, sub, exact, layers=layers)[name]
-            checks += _class_checks(name, stored[name], fresh, chosen)
+            fresh_curve = layerwise_convexity(fs.features, sub, exact, layers=layers)[name]
+            checks += _class_checks(name, stored[name], fresh_curve, chosen)
         scope = f"{max_classes} seeded class(es) per label set, recomputed exactly"
     return Verification(entry.key, entry.origin.describe(), scope, tuple(checks))
