@@ -89,3 +89,26 @@ def test_bad_model_fails_only_its_cells_and_the_table_is_stored(
 def _cell_ids(table) -> list[str]:
     """Run ids of the cells that ran (the grid's run folders)."""
     return [p.name for p in folders.runs_root().iterdir() if p.name.startswith(table.grid_id)]
+
+
+@pytest.mark.slow
+def test_a_grid_benchmark_cell_is_the_json_document_the_grid_keeps(
+    tiny_assets: dict[str, Path], tmp_path: Path
+) -> None:
+    """The grid writes each benchmark cell as JSON and reads its rows back as plain objects."""
+    import json
+
+    from core.training.grid import benchmark_cell
+
+    spec = GridSpec(
+        models=(str(tiny_assets["wav2vec2"]),),
+        tasks=("words",),
+        points=(1,),
+        seeds=(0,),
+        train={"device": "cpu"},
+        benchmark=True,
+    )
+    cell = benchmark_cell(spec, str(tiny_assets["wav2vec2"]), "words", 1, 2)
+    again = json.loads(json.dumps(cell))
+    assert again == cell and not cell.get("error")
+    assert {row["metric"] for row in cell["rows"]} >= {"train_step_seconds"}

@@ -25,6 +25,9 @@ from core.io.records import Record
 
 __all__ = ["RuleStability", "PruneStability", "prune_stability"]
 
+Scores = Sequence[float] | np.ndarray  # one value per layer
+ScoreRows = Sequence[Sequence[float]] | Sequence[np.ndarray] | np.ndarray  # one row per curve
+
 
 @dataclass(frozen=True)
 class RuleStability(Record):
@@ -79,7 +82,7 @@ class PruneStability(Record):
         return self.threshold.stable and self.local_peak.stable
 
 
-def _full(layers: Sequence[int], values: Sequence[float], n: int) -> np.ndarray:
+def _full(layers: Sequence[int], values: Scores, n: int) -> np.ndarray:
     """Values placed at hidden states 0..n (NaN where a layer was not computed)."""
     out = np.full(n + 1, np.nan)
     out[np.asarray(layers, dtype=int)] = np.asarray(values, dtype=np.float64)
@@ -93,11 +96,11 @@ def _counts(points: Sequence[int]) -> dict[str, int]:
 def prune_stability(
     name: str,
     layers: Sequence[int],
-    scores: Sequence[float],
-    sems: Sequence[float],
-    resample_scores: Sequence[Sequence[float]] = (),
-    seed_scores: Sequence[Sequence[float]] = (),
-    seed_sems: Sequence[Sequence[float]] = (),
+    scores: Scores,
+    sems: Scores,
+    resample_scores: ScoreRows = (),
+    seed_scores: ScoreRows = (),
+    seed_sems: ScoreRows = (),
     fraction: float = 0.95,
 ) -> PruneStability:
     """Both rules on the full curve, with margins, and on every half-sample and seed curve.

@@ -37,6 +37,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from scipy import stats
 
 from core.errors import ConvexityInputError
@@ -281,7 +282,7 @@ def design_groups(names: Sequence[str], units: Mapping[str, ResampleUnits]) -> l
 
 
 def resampled_curves(
-    features: np.ndarray,
+    features: np.ndarray | torch.Tensor,
     labels: Mapping[str, Sequence[Hashable] | np.ndarray],
     units: Mapping[str, ResampleUnits],
     n_resamples: int,

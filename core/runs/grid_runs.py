@@ -156,11 +156,11 @@ def run_grid(
         if c.error is not None:
             errors[c.run_id] = c.error
             continue
-        status = read_status(c.run_id)
-        if status.get("state") == RunState.DONE:
+        raw = read_status(c.run_id)
+        if raw.get("state") == RunState.DONE:
             results[c.run_id] = RunFolder(run_dir(c.run_id)).read_json(RunFolder.RESULT)
-        elif status.get("state") == RunState.FAILED:
-            errors[c.run_id] = str(status.get("error"))
+        elif raw.get("state") == RunState.FAILED:
+            errors[c.run_id] = str(raw.get("error"))
     bench = _benchmarks(spec, executor, cells, folder, say) if spec.benchmark else {}
     table = grid_table(spec, cells, results, errors, bench, executor.name)
     key = write_grid_table(table, suggestions)

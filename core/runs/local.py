@@ -208,8 +208,8 @@ class LocalExecutor:
         if raw.get("state") not in ACTIVE:
             return status(run)
         request_stop(run, force=force)
-        if worker_alive(run, raw):
-            pid = int(worker_pid(run, raw))
+        pid = worker_pid(run, raw)
+        if pid is not None and worker_alive(run, raw):
             signal_worker(pid, signal.SIGKILL if force else signal.SIGTERM)
             now = time.monotonic()
             deadline, overdue = now + timeout, now + cancel_grace() + KILL_AFTER

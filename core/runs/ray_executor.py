@@ -179,7 +179,10 @@ def _run_task(
     if scratch is not None:  # a copy of the run folder's settings in the scratch folder
         run = scratch / "runs" / run.name
         run.mkdir(parents=True)
-        RunFolder(run).write_spec(RunSpec.from_dict(spec))
+        settings = RunSpec.from_dict(spec)
+        if settings is None:
+            raise RunError(f"run {run.name}: its settings are not a run's config.json")
+        RunFolder(run).write_spec(settings)
     attempt = int(_raw(run).get("attempt") or 0) + 1
     host = socket.gethostname()
     set_state(
@@ -296,8 +299,9 @@ class RayExecutor:
             return status(run)
         request_stop(run, force=force)
         write_status(run, cancel_requested=True, cancel_force=bool(force))
-        if worker_alive(run, raw):  # only the driver: its group may hold the cluster it started
-            signal_worker(int(worker_pid(run, raw)), signal.SIGTERM, group=False)
+        pid = worker_pid(run, raw)
+        if pid is not None and worker_alive(run, raw):  # only the driver: its group may hold Ray
+            signal_worker(int(pid), signal.SIGTERM, group=False)
             deadline = time.monotonic() + (timeout or 0.0)
             while time.monotonic() < deadline and worker_alive(run, _raw(run)):
                 time.sleep(0.1)
@@ -388,7 +392,7 @@ class RayExecutor:
         bad = {n: s for n, s in finals.items() if s.state != RunState.DONE}
         if bad:
             name, status = next(iter(bad.items()))
-            return TaskOutcome(status.state, f"point {name}: {status.error}")
+            return TaskOutcome(RunState(status.state), f"point {name}: {status.error}")
         task = _remote(_run_task).options(**self._options(gpu=True))
         return task.remote(str(run), spec, *self._worker_args())
 

@@ -33,10 +33,7 @@ from core.runs.folders import (
 from core.training.kinds import run_kind
 
 if TYPE_CHECKING:
-    from core.training.benchmark import BenchmarkResult
-    from core.training.finetune_result import FinetuneResult
     from core.training.model_convexity import ConvexityComparison
-    from core.training.sweep import SweepResult
 
 __all__ = [
     "ACTIVE",
@@ -266,9 +263,9 @@ def list_runs() -> list[RunStatus]:
     return sorted(out, key=lambda r: (r.queued_at or 0.0, r.run_id), reverse=True)
 
 
-def result(run_id: str | os.PathLike) -> FinetuneResult | SweepResult | BenchmarkResult | None:
-    """A finished run's typed result (its kind's result file and record); None before, or when the
-    document is not one."""
+def result(run_id: str | os.PathLike) -> Record | None:
+    """A finished run's typed result (its kind's result record: a ``FinetuneResult``, ``SweepResult``
+    or ``BenchmarkResult``); None before, or when the document is not one."""
     folder = RunFolder(run_dir(run_id))
     spec = folder.read_spec()
     try:
@@ -509,6 +506,7 @@ def sweep_points(run_id: str | os.PathLike, *, now: float | None = None) -> list
         rows = sub.read_metrics()
         evals = [r for r in rows if r.get("kind") == "eval"]
         est = estimate_progress(rows, epochs, None, now)
+        left: float | None
         if result:
             state, fraction, left = "done", 1.0, 0.0
         else:

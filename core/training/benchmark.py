@@ -25,6 +25,7 @@ layer's worth whatever the depth: pruning's saving at inference shows in the wei
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 import os
@@ -34,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -49,6 +50,9 @@ from core.models.loading import ResolvedModel, as_resolved
 from core.models.request import ModelRequest
 from core.training.configs import BenchmarkConfig
 from core.training.pinning import pinned_model
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 __all__ = [
     "BenchmarkContext",
@@ -335,6 +339,12 @@ class BenchmarkResult(Record):
 # Measuring
 
 
+def _rounded_load(load: Sequence[float]) -> tuple[float, float, float]:
+    """The 1-, 5- and 15-minute load averages, to two decimals."""
+    one, five, fifteen = (round(float(x), 2) for x in load)
+    return one, five, fifteen
+
+
 def _sync(device: torch.device) -> None:
     """Wait for queued CUDA work (no-op elsewhere)."""
     if device.type == "cuda":
@@ -369,7 +379,9 @@ def _tensor_bytes(tensors: Any) -> int:
 class _Subject:
     """One classifier prepared for timing: model, optimizer and fixed input batches."""
 
-    def __init__(self, clf: nn.Module, enc: Any, waves: np.ndarray, train_batch: int, bf16: bool):
+    def __init__(
+        self, clf: PreTrainedModel, enc: Any, waves: np.ndarray, train_batch: int, bf16: bool
+    ):
         from core.models.classifier import autocast, model_inputs
 
         self.clf, self.enc, self.device = clf, enc, enc.device
@@ -379,7 +391,7 @@ class _Subject:
             "latency_b1": model_inputs(enc, waves[:1]),
             "throughput_batch": model_inputs(enc, waves),
         }
-        n_labels = int(clf.config.num_labels)
+        n_labels = int(clf.config.num_labels or 1)
         self.targets = torch.arange(train_batch, device=self.device) % n_labels
         self.opt = torch.optim.AdamW([p for p in clf.parameters() if p.requires_grad], lr=1e-5)
 
@@ -591,7 +603,9 @@ def _benchmark(
             "weights": s.weight_bytes(),
             "optimizer": s.optimizer_bytes(),
             "train_peak": _peak_memory(dev, s.train_step),
-            "infer_peak": _peak_memory(dev, lambda s=s: s.infer(s.inputs["throughput_batch"])),
+            "infer_peak": _peak_memory(
+                dev, functools.partial(s.infer, s.inputs["throughput_batch"])
+            ),
         }
         for n, s in subjects.items()
     }
@@ -680,8 +694,8 @@ def _benchmark(
         device_name=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         torch_threads=torch.get_num_threads(),
         cpu_count=os.cpu_count() or 1,
-        load_before=tuple(round(x, 2) for x in load_before),
-        load_after=tuple(round(x, 2) for x in os.getloadavg()),
+        load_before=_rounded_load(load_before),
+        load_after=_rounded_load(os.getloadavg()),
         started_at=started.isoformat(timespec="seconds"),
         seconds=round(time.perf_counter() - t_start, 1),
         load_during=tuple(loads),

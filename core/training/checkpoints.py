@@ -13,13 +13,15 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
 from core.io.atomic import atomic_write_bytes
 from core.models.encoder import SpeechEncoder
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 __all__ = [
     "TrainState",
@@ -43,7 +45,7 @@ class TrainState:
     train_seconds: float = 0.0
 
 
-def save_model_dir(clf: nn.Module, enc: SpeechEncoder, dest: Path) -> None:
+def save_model_dir(clf: PreTrainedModel, enc: SpeechEncoder, dest: Path) -> None:
     """``save_pretrained`` model + feature extractor into ``dest`` via a temp folder and renames."""
     tmp = dest.with_name(f".{dest.name}.tmp")
     old = dest.with_name(f".{dest.name}.old")
@@ -81,7 +83,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_state(
-    path: Path, clf: nn.Module, opt: torch.optim.Optimizer, sched: Any, state: TrainState
+    path: Path, clf: PreTrainedModel, opt: torch.optim.Optimizer, sched: Any, state: TrainState
 ) -> None:
     """Write ``state.pt`` (model, optimizer, scheduler, progress, RNG) atomically."""
     payload = {
@@ -100,7 +102,9 @@ def save_state(
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_state(path: Path, clf: nn.Module, opt: torch.optim.Optimizer, sched: Any) -> TrainState:
+def load_state(
+    path: Path, clf: PreTrainedModel, opt: torch.optim.Optimizer, sched: Any
+) -> TrainState:
     """Restore model, optimizer, scheduler and RNG from ``state.pt`` (``weights_only=True``); returns the progress."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
     clf.load_state_dict(saved["model"])

@@ -6,10 +6,11 @@ the training stack.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from core.errors import TrainingError
+from core.io.records import Record
 from core.models.identity import ModelIdentity
 from core.models.registry import INPUT_MODES
 from core.models.request import ModelRequest
@@ -23,7 +24,7 @@ def _identity(value: ModelIdentity | dict[str, Any] | None) -> ModelIdentity | N
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(Record):
     """Everything a fine-tuning run needs; stored as the run's ``config.json``."""
 
     model: str = field(
@@ -168,14 +169,8 @@ class FinetuneConfig:
         """The model the run trains."""
         return ModelRequest(str(self.model), self.whisper_input)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FinetuneConfig:
-        """Build from a JSON dict, ignoring unknown keys (older/newer run folders)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON."""
+        """Plain dict for JSON, every field written (``from_dict``: the shared typed reader)."""
         return asdict(self)
 
     def check(self) -> None:
@@ -234,7 +229,7 @@ class SweepConfig(FinetuneConfig):
 
 
 @dataclass
-class BenchmarkConfig:
+class BenchmarkConfig(Record):
     """The settings of one full-vs-pruned cost benchmark: one set of defaults for the CLI, the page and sweeps."""
 
     model: str = field(
@@ -284,14 +279,8 @@ class BenchmarkConfig:
         """The model the benchmark times."""
         return ModelRequest(str(self.model), self.whisper_input)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BenchmarkConfig:
-        """Build from a JSON dict, ignoring unknown keys."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON."""
+        """Plain dict for JSON, every field written (``from_dict``: the shared typed reader)."""
         return asdict(self)
 
     def check(self, n_layers: int | None = None) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,6 +30,9 @@ from core.errors import TrainingError
 from core.models.pruning import transformer_layers
 
 LAMBDAS = tuple(i / 11 for i in range(1, 11))
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class EuclideanResult:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def entry_module(clf: nn.Module, layer: int) -> nn.Module:
+def entry_module(clf: PreTrainedModel, layer: int) -> nn.Module:
     """The module whose input is hidden state ``layer``: transformer layer ``layer`` (0-based) or the head."""
     layers = transformer_layers(clf)
     if 0 <= layer < len(layers):
@@ -76,7 +79,7 @@ def _swap_input(module: nn.Module, record: list | None, replace: torch.Tensor | 
 
 
 def _hidden_inputs(
-    clf: nn.Module, inputs: Callable[[np.ndarray], dict], module: nn.Module, waves: np.ndarray
+    clf: PreTrainedModel, inputs: Callable[[np.ndarray], dict], module: nn.Module, waves: np.ndarray
 ) -> torch.Tensor:
     """The hidden states that ``module`` receives for each clip (B, T, D)."""
     seen: list[torch.Tensor] = []
@@ -87,7 +90,7 @@ def _hidden_inputs(
 
 @torch.no_grad()
 def _pair_scores(
-    clf: nn.Module,
+    clf: PreTrainedModel,
     inputs: Callable[[np.ndarray], dict],
     module: nn.Module,
     waves: np.ndarray,
@@ -116,7 +119,7 @@ def _sample_pairs(members: np.ndarray, max_pairs: int, rng: np.random.Generator)
 
 
 def euclidean_convexity(
-    clf: nn.Module,
+    clf: PreTrainedModel,
     inputs: Callable[[np.ndarray], dict],
     waves: np.ndarray,
     labels: Sequence[str],
@@ -134,7 +137,7 @@ def euclidean_convexity(
     class names (``clf.config.label2id``); clips of other labels are ignored. The same pairs are used for
     every layer, so curves are comparable.
     """
-    label2id = {str(k): int(v) for k, v in clf.config.label2id.items()}
+    label2id = {str(k): int(v) for k, v in (clf.config.label2id or {}).items()}
     names = np.array([str(x) for x in labels])
     if len(names) != len(waves):
         raise TrainingError(f"{len(names)} labels for {len(waves)} clips")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -12,6 +13,9 @@ from torch import nn
 from core.io.records import Record
 from core.models.classifier import autocast, model_inputs
 from core.models.encoder import SpeechEncoder
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 __all__ = ["EvalResult", "evaluate"]
 
@@ -28,7 +32,7 @@ class EvalResult(Record):
 
 @torch.no_grad()
 def evaluate(
-    clf: nn.Module,
+    clf: PreTrainedModel,
     enc: SpeechEncoder,
     waves: np.ndarray,
     targets: np.ndarray,
@@ -50,7 +54,7 @@ def evaluate(
         preds[i : i + len(y)] = logits.argmax(-1).cpu().numpy()
     clf.train(was_training)
     correct = preds == targets
-    id2label = clf.config.id2label
+    id2label = {int(k): str(v) for k, v in (clf.config.id2label or {}).items()}
     per_class = {
         str(id2label[int(c)]): float(correct[targets == c].mean()) for c in np.unique(targets)
     }

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -76,6 +76,9 @@ from core.training.task_data import (
 )
 from core.training.trajectory import ProbeSet, measure, probe_set, read_trajectory
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
 __all__ = ["FinetuneConfig", "check_run", "finetune"]
 
 log = logging.getLogger(__name__)
@@ -103,7 +106,7 @@ def check_run(cfg: FinetuneConfig) -> DataPlan:
 class Model:
     """The classifier being trained, its encoder view and its parameter counts."""
 
-    clf: nn.Module
+    clf: PreTrainedModel
     enc: SpeechEncoder
     params: ParamCounts
 
@@ -137,7 +140,7 @@ class Optimisation:
     steps_per_epoch: int  # optimizer steps per epoch
 
 
-def make_optimiser(cfg: FinetuneConfig, clf: nn.Module, n_train: int) -> Optimisation:
+def make_optimiser(cfg: FinetuneConfig, clf: PreTrainedModel, n_train: int) -> Optimisation:
     """Step 3: AdamW (no weight decay on biases and norms) and the warm-up/decay schedule."""
     bs = max(1, int(cfg.batch_size))
     accum = max(1, int(cfg.grad_accum))
@@ -148,7 +151,8 @@ def make_optimiser(cfg: FinetuneConfig, clf: nn.Module, n_train: int) -> Optimis
     total = max(1, steps_per_epoch * cfg.epochs)
     warmup = int(round(cfg.warmup_ratio * total))
 
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for name, p in clf.named_parameters():
         if p.requires_grad:
             (no_decay if p.dim() < 2 or "norm" in name.lower() else decay).append(p)

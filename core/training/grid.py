@@ -272,9 +272,12 @@ def _failed_cells(spec: GridSpec, model: str, task: str, error: str) -> list[Cel
     ]
 
 
-def benchmark_cell(spec: GridSpec, model: str, task: str, point: int, n_labels: int) -> dict:
+def benchmark_cell(
+    spec: GridSpec, model: str, task: str, point: int, n_labels: int
+) -> dict[str, Any]:
     """Full vs pruned cost of (model, point), measured side by side in one process with the
-    benchmark's own defaults (:class:`~core.training.configs.BenchmarkConfig`)."""
+    benchmark's own defaults (:class:`~core.training.configs.BenchmarkConfig`), as the JSON document
+    the grid keeps (a failed cell is ``{"error": ...}`` through :func:`guarded`)."""
     from core.training.benchmark import run_benchmark
     from core.training.configs import BenchmarkConfig
 
@@ -288,7 +291,7 @@ def benchmark_cell(spec: GridSpec, model: str, task: str, point: int, n_labels: 
         bf16=bool(t.get("bf16", True)),
         whisper_input=str(t.get("whisper_input", "trimmed")),
     )
-    return run_benchmark(cfg)
+    return run_benchmark(cfg).to_dict()
 
 
 @dataclass(frozen=True)
@@ -362,7 +365,7 @@ class GridTable(Record):
         return out
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
     """Mean and sample standard deviation (ddof=1; None with fewer than two values)."""
     vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     if not vals:
@@ -387,7 +390,7 @@ def grid_table(
         groups.setdefault((c.model, c.task, c.label, c.point), []).append(c)
     rows = []
     for (model, task, label, point), members in groups.items():
-        done = [(c, results[c.run_id]) for c in members if results.get(c.run_id)]
+        done = [(c, r) for c in members if (r := results.get(c.run_id))]
         acc = _mean_std([r["best_accuracy"] for _, r in done])
         test = _mean_std([r.get("test_accuracy") for _, r in done])
         params = next(((r.get("params") or {}).get("total") for _, r in done), None)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import RunError
+from core.io.records import Record
 from core.io.run_folder import RunFolder
 from core.training.configs import BenchmarkConfig, FinetuneConfig, SweepConfig
 
@@ -40,7 +41,7 @@ class RunKind:
     """
 
     name: str
-    config: type
+    config: type[Record]
     check: Callable[[Any], None]
     run: Callable[[Any, Path, StopCheck, Progress], Any]
     result: str
@@ -53,7 +54,7 @@ class RunKind:
         """The settings record of a run's ``config.json`` settings."""
         return self.config.from_dict(dict(config))
 
-    def result_type(self) -> type:
+    def result_type(self) -> type[Record]:
         """The record class of this kind's result file (imported now)."""
         module, name = self.result.split(":")
         return getattr(importlib.import_module(module), name)

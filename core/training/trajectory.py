@@ -72,8 +72,8 @@ def probe_set(
     return ProbeSet(
         split,
         waves[keep],
-        [words[i] for i in keep],
-        [speakers[i] for i in keep],
+        [words[int(i)] for i in keep],
+        [speakers[int(i)] for i in keep],
     )
 
 
