@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from core.cli.options import common_options, out_path, positive_int, seed_int, selection_options
-from core.cli.output import format_params, text_table
+from core.cli.output import format_params, progress_bar, text_table
 from core.errors import CliError
 
 __all__ = ["cmd_plans", "plan_from_args", "plan_options", "register"]
@@ -115,10 +115,13 @@ def cmd_plans(args: argparse.Namespace) -> int:
         print("  none")
 
     base = selection_entry(full, selection)
-    scores = [
-        score_plan(full, features, base, plan, options)
-        for plan in _plans(redundancy, features.n_layers)
-    ]
+    scores = []
+    for plan in _plans(redundancy, features.n_layers):
+        update, close = progress_bar(plan.describe(), not args.no_progress)
+        try:
+            scores.append(score_plan(full, features, base, plan, options, progress=update))
+        finally:
+            close()
     rows = [_row(score, scores[0]) for score in scores]
     table = [
         [

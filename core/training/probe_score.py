@@ -223,24 +223,23 @@ def plan_features(
     base: CacheEntry,
     *,
     batch_size: int = 32,
-    cache: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> FeatureSet:
-    """The pruned encoder's features (N, size+1, D) over ``base``'s clips, from the cache when valid."""
+    """The pruned encoder's features (N, size+1, D) over ``base``'s clips, from the cache when valid
+    (``progress(done, total)`` counts clips while they run)."""
     encoder = pruned_encoder(full, plan)
     entry = plan_entry_for(encoder, plan, base)
-    if cache:
-        found, _ = read_valid_entry(entry.directory, entry.key)
+    found, _ = read_valid_entry(entry.directory, entry.key)
+    if found is not None:
+        return found
+    with entry_lock(entry.key):
+        found, _ = read_valid_entry(entry.directory, entry.key)  # another process may have finished
         if found is not None:
             return found
-    with entry_lock(entry.key):
-        if cache:
-            found, _ = read_valid_entry(entry.directory, entry.key)
-            if found is not None:
-                return found
         tmp = begin_entry(entry.directory)
         try:
             arr, kept, skipped, stats = compute_rows(
-                encoder, entry.table, tmp, batch_size=batch_size, progress=None
+                encoder, entry.table, tmp, batch_size=batch_size, progress=progress
             )
             del arr
         except BaseException:
@@ -260,15 +259,17 @@ def score_plan(
     base: CacheEntry,
     plan: PruningPlan,
     options: ProbeOptions,
+    progress: Callable[[int, int], None] | None = None,
 ) -> PlanScore:
-    """The plan's probe scores on the clips of ``full_features`` (rows matched to the split by path)."""
+    """The plan's probe scores on the clips of ``full_features`` (rows matched to the split by path);
+    ``progress`` counts clips where the pruned encoder has to run."""
     t0 = time.perf_counter()
     rows = split_rows(full_features, base.table, options)
     if reuses_cache(full, plan):
         x = np.asarray(full_features.features[:, plan.size, :])
         source = f"cached full-model features, hidden state {plan.size}"
     else:
-        pruned = plan_features(full, plan, base)
+        pruned = plan_features(full, plan, base, progress=progress)
         if list(pruned.paths) != list(full_features.paths):
             raise TrainingError(
                 "the pruned encoder read a different set of clips than the full model"
