@@ -236,3 +236,26 @@ def test_bad_plans_are_one_line(build, message: str) -> None:
     with pytest.raises(PruneError, match=message) as info:
         build()
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("family", "cls"),
+    [
+        ("wavlm", tf.WavLMForSequenceClassification),
+        ("whisper", tf.WhisperForAudioClassification),
+    ],
+)
+def test_classifier_with_a_plan_reloads_the_same_logits(family: str, cls, tmp_path) -> None:
+    """A ...ForSequenceClassification pruned by a drop plan (layer 1 gone) saves and reloads the same logits."""
+    config = _model(family).config
+    config.num_labels = 3
+    torch.manual_seed(0)
+    model = cls(config).eval()
+    apply_plan(model, PruningPlan.drop([1, 3], L4))
+    assert len(encoder_of(model).layers) == 2
+    model.save_pretrained(tmp_path)
+    reloaded = cls.from_pretrained(tmp_path).eval()
+    inputs = _inputs(SpeechEncoder(reloaded, device="cpu"))
+    key = "input_features" if family == "whisper" else "input_values"
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(inputs[key]).logits, model(inputs[key]).logits)
