@@ -154,3 +154,17 @@ def test_probes_on_separable_and_on_random_labels() -> None:
 def test_bad_options_are_one_line(kw) -> None:
     with pytest.raises(TrainingError):
         ProbeOptions(**kw)
+
+
+@pytest.mark.slow
+def test_too_few_clips_for_the_probes_is_one_line(assets) -> None:
+    """k above the train clips, or a selection without test clips: TrainingError, not a sklearn traceback."""
+    full, features, entry = _setup(assets, "wav2vec2")
+    with pytest.raises(TrainingError, match="exceeds"):
+        score_plan(full, features, entry, PruningPlan.top(2, 4), ProbeOptions(k=10_000))
+    train_only = Selection(dataset="folder", root=str(assets["data"]), split="train")
+    subset = extract_features(full, train_only)
+    with pytest.raises(TrainingError, match="0 test clips"):
+        score_plan(
+            full, subset, selection_entry(full, train_only), PruningPlan.top(2, 4), ProbeOptions()
+        )

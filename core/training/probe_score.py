@@ -178,6 +178,8 @@ def split_rows(features: FeatureSet, table: ClipTable, options: ProbeOptions) ->
             f"probe scores need train and test clips of at least two {options.labels} labels; "
             f"this selection has {len(train)} train and {len(test)} test clips"
         )
+    if options.k > len(train):
+        raise TrainingError(f"the kNN probe's k={options.k} exceeds the {len(train)} train clips")
     return SplitRows(train, test, labels)
 
 
