@@ -11,6 +11,7 @@ from typing import Any
 
 from core.cli.options import common_options, positive_int, selection_options
 from core.cli.output import format_params, progress_bar, text_table
+from core.cli.plans_commands import plan_options
 
 __all__ = [
     "cmd_datasets",
@@ -223,17 +224,20 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    """Load a model, keep layers 1..p, save it, and print parameter counts before and after."""
+    """Load a model, keep layers 1..p (or the layers --drop/--keep leave), save it, and print parameter
+    counts before and after."""
+    from core.cli.plans_commands import plan_from_args
     from core.models.loading import load_encoder, resolve_model
-    from core.models.pruning import check_prune_point, count_parameters, prune
+    from core.models.pruning import apply_plan, count_parameters
 
-    depth = resolve_model(args.model).n_layers  # known without loading: check p before any work
-    if depth:
-        check_prune_point(args.p, depth, args.model)
+    # checked before any work: the plan's syntax, then (depth known without loading) its layers
+    depth = resolve_model(args.model).n_layers
+    plan = plan_from_args(args, depth) if depth else None
     enc = load_encoder(args.model, whisper_input=args.whisper_input, device="cpu")
     before = count_parameters(enc)
     n_layers = enc.n_layers
-    prune(enc, args.p)  # PruneError names the valid range
+    plan = plan if plan is not None else plan_from_args(args, n_layers)
+    apply_plan(enc, plan)
     after = count_parameters(enc)
     path = enc.save_pretrained(args.out)
     print(f"model: {enc.describe()}")
@@ -241,7 +245,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
         [part, f"{before[part]:,}", f"{after[part]:,}", f"{before[part] - after[part]:,}"]
         for part in ("total", "front_end", "transformer", "head")
     ]
-    print(f"pruned at p={args.p}: kept transformer layers 1..{args.p} of {n_layers}")
+    if plan.is_top:
+        print(f"pruned at p={plan.size}: kept transformer layers 1..{plan.size} of {n_layers}")
+    else:
+        print(f"pruned: {plan.describe()} of {n_layers} transformer layers ({plan.size} kept)")
     print(text_table(rows, ["parameters", "before", "after", "removed"]))
     share = 100 * (1 - after["total"] / before["total"]) if before["total"] else 0.0
     print(f"removed {share:.1f}% of the parameters; saved to {path}")
@@ -333,11 +340,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "prune",
         parents=[common_options()],
         formatter_class=fmt,
-        help="keep transformer layers 1..p, save the model, show parameter counts",
-        epilog="example:\n  python -m core prune whisper-tiny.en-offline 2 --out tiny-p2",
+        help="keep transformer layers 1..p (or any set), save the model, show parameter counts",
+        epilog="examples:\n  python -m core prune whisper-tiny.en-offline 2 --out tiny-p2\n"
+        "  python -m core prune wavlm-base --drop 3-4 --out wavlm-drop3-4",
     )
     p.add_argument("model", help="preset key, Hugging Face id or model directory")
-    p.add_argument("p", type=positive_int, help="prune point: keep layers 1..p (1 <= p <= L)")
+    p.add_argument(
+        "p", type=positive_int, nargs="?", help="prune point: keep layers 1..p (1 <= p <= L)"
+    )
+    plan_options(p)
     p.add_argument("--out", required=True, help="directory to save the pruned model into")
     p.add_argument(
         "--whisper-input",

@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "core.cli.grid_commands",
     "core.cli.results_commands",
     "core.cli.series_commands",
+    "core.cli.plans_commands",
 )
 
 EXAMPLES = """\

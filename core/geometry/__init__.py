@@ -4,6 +4,9 @@ other layer criteria, projections, the prune-point rule, the Learn page's toy an
 from core._exports import lazy_exports
 
 _EXPORTS = {
+    "Redundancy": "redundancy",
+    "RedundancyBlock": "redundancy",
+    "redundancy_blocks": "redundancy",
     "ClassConvexity": "convexity",
     "ConvexityResult": "convexity",
     "ConvexityCurve": "convexity",

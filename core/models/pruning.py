@@ -19,12 +19,15 @@ import torch
 from torch import nn
 
 from core.errors import PruneError
+from core.models.plans import PruningPlan
 
 __all__ = [
+    "apply_plan",
     "check_prune_point",
     "PruneError",
     "count_parameters",
     "encoder_of",
+    "params_by_plan",
     "params_by_prune_point",
     "prune",
     "transformer_layers",
@@ -112,20 +115,49 @@ def check_prune_point(p: Any, n_layers: int, model: str = "this model") -> None:
 
 def prune(model: Any, p: int) -> Any:
     """Keep the front-end and transformer layers 1..p (in place), free the rest and fix the config; returns ``model``."""
+    n_layers = len(encoder_of(model).layers)
+    check_prune_point(p, n_layers)
+    return apply_plan(model, PruningPlan.top(p, n_layers))
+
+
+def _carry_relative_position_bias(old_first: nn.Module, new_first: nn.Module) -> None:
+    """WavLM: only layer 1's attention owns ``rel_attn_embed`` (the relative position bias every later layer
+    reuses); when layer 1 is dropped its embedding moves into the new first layer, which then computes the
+    same bias, and ``from_pretrained`` (which gives layer 0 the embedding) finds it there."""
+    old_attention = getattr(old_first, "attention", None)
+    new_attention = getattr(new_first, "attention", None)
+    embed = getattr(old_attention, "rel_attn_embed", None)
+    if embed is None or new_attention is None or old_first is new_first:
+        return
+    new_attention.rel_attn_embed = embed
+
+
+def apply_plan(model: Any, plan: PruningPlan) -> Any:
+    """Keep the front-end and the plan's transformer layers in order (in place): the other layers are deleted,
+    the config records the new depth, a final LayerNorm stays after the last kept layer; returns ``model``."""
     module = _unwrap(model)
     encoder = encoder_of(module)
     n_layers = len(encoder.layers)
-    check_prune_point(p, n_layers)
-    if p == n_layers:
+    if plan.n_layers != n_layers:
+        raise PruneError(
+            f"the plan ({plan.describe()}) is for {plan.n_layers} transformer layers; "
+            f"this model has {n_layers}"
+        )
+    if plan.is_full:
         return model
 
-    # Replacing the ModuleList drops the last reference to layers p+1..L: they are freed right here.
-    encoder.layers = nn.ModuleList(list(encoder.layers)[:p])
+    old = list(encoder.layers)
+    kept = [old[i - 1] for i in plan.kept]
+    _carry_relative_position_bias(old[0], kept[0])
+    # Replacing the ModuleList drops the last reference to the other layers: they are freed right here.
+    encoder.layers = nn.ModuleList(kept)
+    del old, kept
     for config in _configs(module):
         # WhisperConfig maps num_hidden_layers -> encoder_layers; wav2vec2-style configs store it directly.
-        config.num_hidden_layers = p
+        config.num_hidden_layers = plan.size
 
-    # Heads with a learned weighted sum over hidden states 0..L keep the weights for 0..p.
+    # Heads with a learned weighted sum over hidden states 0..L keep the weights of the kept states.
+    states = [0, *plan.kept]
     for sub in module.modules():
         weights = getattr(sub, "layer_weights", None)
         if (
@@ -134,7 +166,7 @@ def prune(model: Any, p: int) -> Any:
             and weights.numel() == n_layers + 1
         ):
             sub.layer_weights = nn.Parameter(
-                weights.detach()[: p + 1].clone(), requires_grad=weights.requires_grad
+                weights.detach()[states].clone(), requires_grad=weights.requires_grad
             )
 
     if any(q.is_cuda for q in module.parameters()):
@@ -222,3 +254,35 @@ def head_parameters(config: Any, n_classes: int) -> int:
     with torch.device("meta"):
         clf = AutoModelForAudioClassification.from_config(cfg)
     return count_parameters(clf)["head"]
+
+
+def _layer_sizes(model: Any) -> tuple[list[int], list[int], int]:
+    """Per-layer parameter counts (all, trainable) and the size of a relative position bias in layer 1."""
+    layers = list(transformer_layers(model))
+    sizes = [sum(q.numel() for q in layer.parameters()) for layer in layers]
+    trainable = [sum(q.numel() for q in layer.parameters() if q.requires_grad) for layer in layers]
+    embed = getattr(getattr(layers[0], "attention", None), "rel_attn_embed", None)
+    bias = sum(q.numel() for q in embed.parameters()) if embed is not None else 0
+    return sizes, trainable, bias
+
+
+def params_by_plan(model: Any, plan: PruningPlan) -> dict[str, int]:
+    """Parameter counts of ``model`` pruned by ``plan``, without pruning it (a moved WavLM position bias stays)."""
+    full = count_parameters(model)
+    sizes, trainable, bias = _layer_sizes(model)
+    if plan.n_layers != len(sizes):
+        raise PruneError(
+            f"the plan ({plan.describe()}) is for {plan.n_layers} transformer layers; "
+            f"this model has {len(sizes)}"
+        )
+    dropped = sum(sizes[i - 1] for i in plan.dropped)
+    dropped_trainable = sum(trainable[i - 1] for i in plan.dropped)
+    if 1 in plan.dropped:  # the bias moves into the new first layer
+        dropped -= bias
+        dropped_trainable -= bias if trainable[0] else 0
+    return {
+        **full,
+        "total": full["total"] - dropped,
+        "transformer": full["transformer"] - dropped,
+        "trainable": full["trainable"] - dropped_trainable,
+    }
