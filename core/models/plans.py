@@ -55,12 +55,14 @@ def _check_layers(layers: Iterable[object], n_layers: int, what: str) -> tuple[i
     """The layers as a tuple of ints in 1..n_layers, strictly increasing, non-empty; PruneError if not."""
     if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 1:
         raise PruneError(f"a model needs at least one transformer layer, got L={n_layers!r}")
-    items = tuple(layers)
-    if not items:
+    given = tuple(layers)
+    if not given:
         raise PruneError(f"no layers to {what}: name at least one of 1..{n_layers}")
-    for layer in items:
+    items: list[int] = []
+    for layer in given:
         if isinstance(layer, bool) or not isinstance(layer, int):
             raise PruneError(f"layers to {what} must be integers, got {layer!r}")
+        items.append(layer)
         if not 1 <= layer <= n_layers:
             raise PruneError(
                 f"layer {layer} is out of range: the model has {n_layers} transformer layers (1..{n_layers})"
@@ -68,9 +70,9 @@ def _check_layers(layers: Iterable[object], n_layers: int, what: str) -> tuple[i
     if len(set(items)) != len(items):
         dup = sorted({x for x in items if items.count(x) > 1})
         raise PruneError(f"layers to {what} name layer {layer_ranges(dup)} twice")
-    if list(items) != sorted(items):
-        raise PruneError(f"layers to {what} must be in increasing order, got {list(items)}")
-    return items  # type: ignore[return-value]
+    if items != sorted(items):
+        raise PruneError(f"layers to {what} must be in increasing order, got {items}")
+    return tuple(items)
 
 
 @dataclass(frozen=True)
