@@ -27,9 +27,12 @@ representations (attention never sees the padding): say which one the user has.
 
 from __future__ import annotations
 
+import atexit
+import errno
 import hashlib
 import importlib.metadata as importlib_metadata
 import json
+import logging
 import os
 import re
 import shutil
@@ -47,6 +50,7 @@ from core.errors import (
     CT2FormatError,
     ModelInputError,
     OfflineWeightsError,
+    StorageError,
     UnknownOfflineModelError,
 )
 from core.io.atomic import atomic_write_json, sha256_file
@@ -59,7 +63,10 @@ if TYPE_CHECKING:
     from transformers import WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
+log = logging.getLogger(__name__)
+
 MANIFEST_NAME = "offline_manifest.json"
+READ_ONLY_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
 FORMAT_VERSION = 1  # bump when the produced directory layout or tensor mapping changes
 SAMPLES_PER_FRAME = 160  # Whisper's hop length at 16 kHz: 100 mel frames per second
 FULL_FRAMES = 3000  # 30 s, what the stock encoder insists on
@@ -471,6 +478,23 @@ def _convert(spec: ModelSpec, data: bytes, digest: str, out: Path) -> None:
     )
 
 
+def _convert_for_this_process(
+    spec: ModelSpec, data: bytes, digest: str, where: Path, why: OSError
+) -> Path:
+    """A read-only cache: the conversion goes to a private temporary folder kept for this process
+    only (one warning line); the next process converts again."""
+    private = Path(tempfile.mkdtemp(prefix=f"convexity-lab-{spec.key}-"))
+    atexit.register(shutil.rmtree, private, True)
+    log.warning(
+        "the %s weights are converted for this process only: cannot write in %s (%s)",
+        spec.key,
+        where,
+        why.strerror or why,
+    )
+    _convert(spec, data, digest, private)
+    return private
+
+
 def ensure_offline_whisper(
     key: str, cache_root: Path | None = None, source: Path | Sequence[Path] | None = None
 ) -> Path:
@@ -488,11 +512,21 @@ def ensure_offline_whisper(
     data, digest = _read_source(spec, source)
     if _is_complete(final, spec):
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_tmp(final.parent, key)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}.", suffix=".tmp"))
     try:
-        _convert(spec, data, digest, tmp)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_tmp(final.parent, key)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}.", suffix=".tmp"))
+    except OSError as exc:
+        if exc.errno not in READ_ONLY_ERRNOS:
+            raise StorageError(f"cannot write in {final.parent}: {exc.strerror or exc}") from None
+        return _convert_for_this_process(spec, data, digest, final.parent, exc)
+    try:
+        try:
+            _convert(spec, data, digest, tmp)
+        except OSError as exc:  # a full disk: one line, and the partial conversion is removed below
+            raise StorageError(
+                f"cannot convert the {key} weights into {final.parent}: {exc.strerror or exc}"
+            ) from None
         for f in tmp.iterdir():  # mkdtemp/mkstemp make 0700/0600; a model cache should be readable
             f.chmod(0o644)
         tmp.chmod(0o755)
