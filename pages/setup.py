@@ -19,7 +19,12 @@ from core.errors import LabError, UnknownModelError
 from core.models.classifier import classifier_params_by_prune_point
 from core.models.registry import MODELS
 from core.runs.records import format_seconds
-from pages.cached import cached_feature_list, clear_feature_list, offline_models
+from pages.cached import (
+    cached_feature_list,
+    clear_feature_list,
+    missing_label_sets,
+    offline_models,
+)
 from pages.feature_choice import describe_entry
 from pages.messages import one_line
 from pages.state import DEFAULT_MODEL, init_state, remember_choice
@@ -121,8 +126,8 @@ with right:
             "Speaker rule (regex on the file name)",
             key="setup_speaker_regex",
             placeholder=f"default: {dspec.speaker_regex}",
-            help="The speaker id is the group named 'speaker', else the first group, e.g. "
-            r"'^(\w+?)_' for 'alice_yes_1.wav'. Runs from these features use the same rule.",
+            help="The speaker id is the group named `speaker`, else the first group, e.g. "
+            r"`^(\w+?)_` for `alice_yes_1.wav`. Runs from these features use the same rule.",
         )
         state["_speaker_regex"] = state.setup_speaker_regex
     st.selectbox("Split", ["all", "train", "validation", "test"], key="split")
@@ -190,6 +195,8 @@ if st.button("Extract features", type="primary", icon=":material/play_arrow:"):
             )
         if fs.skipped:
             st.warning(f"{len(fs.skipped)} clips could not be read and were skipped.")
+        for why in missing_label_sets(fs).values():
+            st.warning(f"These clips give {why}.", icon=":material/category:")
         st.page_link(
             "pages/convexity.py", label="See the convexity curves", icon=":material/show_chart:"
         )
