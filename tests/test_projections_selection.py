@@ -125,3 +125,15 @@ def test_the_chosen_clip_lives_in_the_url_and_imported_rows_say_they_have_no_aud
     assert len(labelled) == 2 and labelled[0].startswith("start")
     text = " ".join(m.value for m in at.markdown)
     assert "1 edges" not in text and "1 interior clips" not in text
+
+
+@pytest.mark.slow
+def test_learn_offers_no_more_clips_per_word_than_exist(feature_key: str):
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.session_state["feature_key"] = feature_key
+    at.run().switch_page("pages/learn.py").run()
+    assert not at.exception, at.exception
+    at.segmented_control(key="ln_mode").set_value("Real layer").run()
+    assert not at.exception, at.exception
+    per_word = at.slider(key="ln_real_per_word")
+    assert per_word.max == N // 3 and per_word.value == N // 3  # 20 clips of each word exist
