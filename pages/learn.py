@@ -9,6 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.data.imported import clip_audio
 from core.geometry.teaching import PairWalkthrough, leaving_pair, undirected_pairs, walk_pair
 from core.results import export
 from core.results.provenance import code_version
@@ -246,7 +247,6 @@ def step_text(walk: PairWalkthrough, step: int, k: int, cls: int, result: Any) -
 
 def real_mode() -> None:
     """The same step-through on a small real layer: a few words of the chosen feature set."""
-    from pathlib import Path
 
     from pages.cached import feature_set
     from pages.feature_choice import features_caption
@@ -312,7 +312,7 @@ def real_mode() -> None:
         export.add_caption(
             real_fig,
             [
-                f"{fs.meta.get('model_key')} hidden state {layer}: {len(idx)} clips of "
+                f"{fs.info.model_key} hidden state {layer}: {len(idx)} clips of "
                 f"{', '.join(chosen)} · k={k} · exact (all pairs) · drawn on the first two principal "
                 f"components (graph and paths in all {fs.features.shape[2]} dimensions) · "
                 f"code {code_version()}"
@@ -326,15 +326,15 @@ def real_mode() -> None:
             f"scores use all {fs.features.shape[2]} dimensions of hidden state {layer}."
         )
         if walk.path is not None and step >= 1:
-            root = Path(str(fs.meta.get("root", ".")))
+            info = fs.info
             with st.expander("Hear the path", expanded=step >= 2):
                 for n, v in enumerate(walk.path):
                     role = "start" if n == 0 else "end" if n == len(walk.path) - 1 else "interior"
                     inside = "in class" if labels[v] == labels[start] else "OTHER class"
                     st.caption(f"{n}. {role} · {inside} · {names[v]}")
-                    audio = root / fs.paths[idx[v]]
-                    if audio.is_file():
-                        st.audio(str(audio))
+                    audio = clip_audio(info.dataset, info.root, fs.paths[idx[v]])
+                    if audio.file is not None:
+                        st.audio(str(audio.file))
 
 
 def toy_mode() -> None:
