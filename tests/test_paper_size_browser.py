@@ -99,6 +99,76 @@ def _click_and_time(page, x: float, y: float) -> float:
     return time.monotonic() - t0 - 0.3  # _idle's initial settling wait
 
 
+def _convexity(page, timings: dict[str, float], shots: Path) -> None:
+    """Convexity at the coarsest precision preset (the first run stops at its next layer)."""
+    t0 = time.monotonic()
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Convexity").first.click()
+    page.get_by_role("heading", name="Graph convexity per layer").first.wait_for()
+    precision = page.locator('[data-testid="stSlider"]', has_text="Precision").get_by_role("slider")
+    precision.focus()
+    page.keyboard.press("Home")  # ± 0.01, the coarsest
+    page.locator(".js-plotly-plot").first.wait_for()
+    _idle(page, LONG)
+    timings["convexity curve shown"] = time.monotonic() - t0
+    _no_traceback(page, "convexity")
+    page.screenshot(path=str(shots / "paper-1-convexity.png"))
+
+
+def _projections(page, timings: dict[str, float], shots: Path) -> None:
+    """Projections: the UMAP, colour by clip convexity, a lasso, another layer, two clicks."""
+    from playwright.sync_api import expect
+
+    t0 = time.monotonic()
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Projections").first.click()
+    page.get_by_role("heading", name="Projections").first.wait_for()
+    page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=LONG)
+    timings["UMAP plot shown"] = time.monotonic() - t0
+    _idle(page, LONG)
+    _no_traceback(page, "projections")
+
+    # colour by clip convexity: the plot stays while the diagnostics run in the background
+    page.get_by_role("button", name="clip convexity").click()
+    page.wait_for_timeout(500)
+    assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 1
+    _idle(page, LONG)
+    expect(page.locator(".js-plotly-plot .colorbar")).to_have_count(1)
+
+    # a lasso around the middle of the plot lists its clips
+    box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    assert box is not None
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    r = min(box["width"], box["height"]) / 6
+    page.mouse.move(cx - r, cy - r)
+    page.mouse.down()
+    for dx, dy in ((r, -r), (r, r), (-r, r), (-r, -r)):
+        page.mouse.move(cx + dx, cy + dy, steps=5)
+    page.mouse.up()
+    heading = page.get_by_role("heading", name="Selected region")
+    heading.wait_for(timeout=120_000)
+    _idle(page, LONG)
+    selected = int(heading.inner_text().split(":")[1].split()[0].replace(",", ""))
+    assert 0 < selected < N_CLIPS
+    expect(page.get_by_role("button", name="Download the selection (CSV)")).to_be_visible()
+    page.screenshot(path=str(shots / "paper-2-selection.png"))
+
+    # another layer keeps the selection
+    page.get_by_role("slider").first.focus()
+    page.keyboard.press("ArrowLeft")
+    _idle(page, LONG)
+    expect(page.get_by_role("heading", name=f"Selected region: {selected:,} clip")).to_be_visible()
+
+    # a clicked clip: the first click builds the layer's graph, the next is timed
+    x, y = _point_centres(page, None, 1)[0]
+    timings["first click (graph built)"] = _click_and_time(page, x, y)
+    ring = _point_centres(page, "10 nearest neighbours", 1)
+    assert ring, "no neighbour drawn"
+    timings["click to neighbours and path"] = _click_and_time(page, *ring[0])
+    expect(page.get_by_role("heading", name="Its 10 nearest neighbours")).to_be_visible()
+    _no_traceback(page, "projections clip")
+    page.screenshot(path=str(shots / "paper-3-clip.png"))
+    assert "clip=" in page.url  # a reload keeps the chosen clip
+
+
 def test_paper_size_convexity_and_projections(served: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -118,66 +188,8 @@ def test_paper_size_convexity_and_projections(served: str, tmp_path: Path) -> No
             expect(page.get_by_text("imported:paper").first).to_be_visible()
             _idle(page, LONG)
 
-            t0 = time.monotonic()
-            page.locator('[data-testid="stSidebarNav"] a', has_text="Convexity").first.click()
-            page.get_by_role("heading", name="Graph convexity per layer").first.wait_for()
-            page.locator(".js-plotly-plot").first.wait_for()
-            _idle(page, LONG)
-            timings["convexity curve shown"] = time.monotonic() - t0
-            _no_traceback(page, "convexity")
-            page.screenshot(path=str(shots / "paper-1-convexity.png"))
-
-            t0 = time.monotonic()
-            page.locator('[data-testid="stSidebarNav"] a', has_text="Projections").first.click()
-            page.get_by_role("heading", name="Projections").first.wait_for()
-            page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=LONG)
-            timings["UMAP plot shown"] = time.monotonic() - t0
-            _idle(page, LONG)
-            _no_traceback(page, "projections")
-
-            # colour by clip convexity: the plot stays while the diagnostics run in the background
-            page.get_by_role("button", name="clip convexity").click()
-            page.wait_for_timeout(500)
-            assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 1
-            _idle(page, LONG)
-            expect(page.locator(".js-plotly-plot .colorbar")).to_have_count(1)
-
-            # a lasso around the middle of the plot lists its clips
-            box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
-            assert box is not None
-            cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-            r = min(box["width"], box["height"]) / 6
-            page.mouse.move(cx - r, cy - r)
-            page.mouse.down()
-            for dx, dy in ((r, -r), (r, r), (-r, r), (-r, -r)):
-                page.mouse.move(cx + dx, cy + dy, steps=5)
-            page.mouse.up()
-            heading = page.get_by_role("heading", name="Selected region")
-            heading.wait_for(timeout=120_000)
-            _idle(page, LONG)
-            selected = int(heading.inner_text().split(":")[1].split()[0].replace(",", ""))
-            assert 0 < selected < N_CLIPS
-            expect(page.get_by_role("button", name="Download the selection (CSV)")).to_be_visible()
-            page.screenshot(path=str(shots / "paper-2-selection.png"))
-
-            # another layer keeps the selection
-            page.get_by_role("slider").first.focus()
-            page.keyboard.press("ArrowLeft")
-            _idle(page, LONG)
-            expect(
-                page.get_by_role("heading", name=f"Selected region: {selected:,} clip")
-            ).to_be_visible()
-
-            # a clicked clip: the first click builds the layer's graph, the next is timed
-            x, y = _point_centres(page, None, 1)[0]
-            timings["first click (graph built)"] = _click_and_time(page, x, y)
-            ring = _point_centres(page, "10 nearest neighbours", 1)
-            assert ring, "no neighbour drawn"
-            timings["click to neighbours and path"] = _click_and_time(page, *ring[0])
-            expect(page.get_by_role("heading", name="Its 10 nearest neighbours")).to_be_visible()
-            _no_traceback(page, "projections clip")
-            page.screenshot(path=str(shots / "paper-3-clip.png"))
-            assert "clip=" in page.url  # a reload keeps the chosen clip
+            _convexity(page, timings, shots)
+            _projections(page, timings, shots)
             watch.check()
         finally:
             browser.close()
