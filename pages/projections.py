@@ -201,10 +201,11 @@ def on_plot_event() -> None:
         for p in points
         if isinstance(p.get("customdata"), list | tuple) and p["customdata"]
     ]
-    region = bool(selection.get("box") or selection.get("lasso"))
-    if region:
+    region = repr(selection.get("box") or selection.get("lasso") or "")
+    if region != "''" and region != state.get("_pj_region"):  # a new box or lasso
+        state["_pj_region"] = region
         state.pj_selected = tuple(sorted(set(clips)))
-    elif clips:
+    elif len(clips) == 1:  # a click on one point
         state.pj_clip = clips[0]
 
 
@@ -379,7 +380,6 @@ def projection(
     fig.update_layout(
         legend={"orientation": "v", "y": 1, "x": 1.02, "yanchor": "top"},
         clickmode="event+select",
-        dragmode="lasso",
     )
     umap = prov.settings
     umap_text = (
@@ -401,8 +401,8 @@ def projection(
         f"UMAP on the exact Euclidean kNN graph ({umap.get('n_neighbors')} neighbours) of each hidden "
         "state; each layer starts from the previous one's layout and is Procrustes-aligned to it, so "
         f"clips move only where the geometry changes. Neighbours and paths are those of the exact {K}-NN "
-        "graph convexity uses, drawn on the UMAP. Drag a lasso (or pick the box in the toolbar) to list "
-        "a region's clips; click a point to follow one clip."
+        "graph convexity uses, drawn on the UMAP. Pick the lasso or box in the plot's toolbar and drag to "
+        "list a region's clips; click a point to follow one clip."
     )
     selection_section(fs, info, view, diag, picked, prov)
     clip_section(fs, info, view, diag, clip, graph, labels, mates, path)

@@ -56,22 +56,34 @@ def _no_traceback(page, where: str) -> None:
     assert not page.locator('[data-testid="stException"]').count(), where
 
 
-def _point_centres(page, trace_name: str | None, limit: int = 50) -> list[tuple[float, float]]:
-    """Screen centres of the drawn markers of one trace (by legend name), or of every trace."""
+def _far_point(page) -> tuple[float, float]:
+    """Screen centre of a drawn class point inside the plot, the farthest from the chosen clip (or
+    from the plot's centre when none is chosen)."""
+    page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
     return page.evaluate(
-        """([name, limit]) => {
+        """() => {
           const plot = document.querySelector('.js-plotly-plot');
-          const out = [];
-          plot.querySelectorAll('.scatterlayer .trace').forEach((g, i) => {
-            if (name !== null && plot.data[i].name !== name) return;
+          const area = plot.querySelector('.nsewdrag').getBoundingClientRect();
+          const centre = p => { const r = p.getBoundingClientRect();
+                                return [r.x + r.width / 2, r.y + r.height / 2]; };
+          const traces = [...plot.querySelectorAll('.scatterlayer .trace')];
+          let from = [area.x + area.width / 2, area.y + area.height / 2];
+          traces.forEach((g, i) => {
+            if (plot.data[i].name === 'chosen clip') from = centre(g.querySelector('path.point'));
+          });
+          let best = null, dist = -1;
+          traces.forEach((g, i) => {
+            const extra = ['10 nearest neighbours', 'shortest path', 'chosen clip'];
+            if (plot.data[i].mode !== 'markers' || extra.includes(plot.data[i].name)) return;
             g.querySelectorAll('path.point').forEach(p => {
-              const r = p.getBoundingClientRect();
-              if (r.width && out.length < limit) out.push([r.x + r.width / 2, r.y + r.height / 2]);
+              const [x, y] = centre(p);
+              if (x < area.x + 5 || x > area.right - 5 || y < area.y + 5 || y > area.bottom - 5) return;
+              const d = Math.hypot(x - from[0], y - from[1]);
+              if (d > dist) { dist = d; best = [x, y]; }
             });
           });
-          return out;
-        }""",
-        [trace_name, limit],
+          return best;
+        }"""
     )
 
 
@@ -82,6 +94,8 @@ def _click_and_time(page, x: float, y: float) -> float:
         if page.locator("text=/\\(clip \\d+\\)/").count()
         else ""
     )
+    page.mouse.move(x, y)  # plotly clicks the hovered point: hover first
+    page.wait_for_timeout(400)
     t0 = time.monotonic()
     page.mouse.click(x, y)
     page.wait_for_function(
@@ -127,13 +141,15 @@ def _projections(page, timings: dict[str, float], shots: Path) -> None:
     _no_traceback(page, "projections")
 
     # colour by clip convexity: the plot stays while the diagnostics run in the background
-    page.get_by_role("button", name="clip convexity").click()
+    page.locator('[data-testid="stButtonGroup"] button', has_text="clip convexity").click()
     page.wait_for_timeout(500)
     assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 1
     _idle(page, LONG)
     expect(page.locator(".js-plotly-plot .colorbar")).to_have_count(1)
 
-    # a lasso around the middle of the plot lists its clips
+    # a lasso (the plot's toolbar) around the middle of the plot lists its clips
+    page.locator(".js-plotly-plot").first.hover()
+    page.locator('.js-plotly-plot .modebar-btn[data-title="Lasso Select"]').click()
     box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
     assert box is not None
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
@@ -155,14 +171,18 @@ def _projections(page, timings: dict[str, float], shots: Path) -> None:
     page.get_by_role("slider").first.focus()
     page.keyboard.press("ArrowLeft")
     _idle(page, LONG)
-    expect(page.get_by_role("heading", name=f"Selected region: {selected:,} clip")).to_be_visible()
+    expect(
+        page.get_by_role("heading", name=f"Selected region: {selected:,} clip").first
+    ).to_be_visible()
 
-    # a clicked clip: the first click builds the layer's graph, the next is timed
-    x, y = _point_centres(page, None, 1)[0]
-    timings["first click (graph built)"] = _click_and_time(page, x, y)
-    ring = _point_centres(page, "10 nearest neighbours", 1)
-    assert ring, "no neighbour drawn"
-    timings["click to neighbours and path"] = _click_and_time(page, *ring[0])
+    # a clicked clip: the first click builds the layer's graph, the next is timed (on the whole
+    # layer, zoom off, a point far from the first)
+    page.locator(".js-plotly-plot").first.hover()
+    page.locator('.js-plotly-plot .modebar-btn[data-title="Zoom"]').click()
+    timings["first click (graph built)"] = _click_and_time(page, *_far_point(page))
+    page.get_by_text("Zoom to the clip and its path").click()
+    _idle(page, LONG)
+    timings["click to neighbours and path"] = _click_and_time(page, *_far_point(page))
     expect(page.get_by_role("heading", name="Its 10 nearest neighbours")).to_be_visible()
     _no_traceback(page, "projections clip")
     page.screenshot(path=str(shots / "paper-3-clip.png"))
@@ -185,7 +205,7 @@ def test_paper_size_convexity_and_projections(served: str, tmp_path: Path) -> No
             page.get_by_role("heading", name="Cached feature sets").wait_for()
             _idle(page, LONG)
             page.get_by_role("button", name="Use this feature set").click()
-            expect(page.get_by_text("imported:paper").first).to_be_visible()
+            expect(page.get_by_text("Using imported:paper")).to_be_visible()
             _idle(page, LONG)
 
             _convexity(page, timings, shots)
