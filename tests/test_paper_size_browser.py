@@ -23,7 +23,7 @@ from tests.paper_size import N_CLIPS, write_paper_size
 from tests.test_e2e_browser import ARGS, CHROMIUM, Watch, _idle
 
 LONG = 900_000  # ms: the UMAP of 13 hidden states of 10,990 points on 2 busy cores
-CLICK_BUDGET_S = 2.0
+CLICK_BUDGET_S = float(os.environ.get("PAPER_CLICK_BUDGET_S", "2.0"))  # 2 idle cores
 
 pytestmark = [
     pytest.mark.slow,
@@ -175,13 +175,19 @@ def _projections(page, timings: dict[str, float], shots: Path) -> None:
         page.get_by_role("heading", name=f"Selected region: {selected:,} clip").first
     ).to_be_visible()
 
-    # a clicked clip: the first click builds the layer's graph, the next is timed (on the whole
-    # layer, zoom off, a point far from the first)
-    page.locator(".js-plotly-plot").first.hover()
-    page.locator('.js-plotly-plot .modebar-btn[data-title="Zoom"]').click()
-    timings["first click (graph built)"] = _click_and_time(page, *_far_point(page))
+    # a chosen clip builds the layer's graph (typed here); then a clicked clip is timed (on the
+    # whole layer, zoom off, a point far from the first)
+    t0 = time.monotonic()
+    clip_box = page.get_by_label("Clip (or click a point)")
+    clip_box.fill("0")
+    clip_box.press("Enter")
+    page.get_by_role("heading", name="Shortest path to a class-mate").wait_for()
+    _idle(page, LONG)
+    timings["typed clip, graph built"] = time.monotonic() - t0
     page.get_by_text("Zoom to the clip and its path").click()
     _idle(page, LONG)
+    page.locator(".js-plotly-plot").first.hover()
+    page.locator('.js-plotly-plot .modebar-btn[data-title="Zoom"]').click()
     timings["click to neighbours and path"] = _click_and_time(page, *_far_point(page))
     expect(page.get_by_role("heading", name="Its 10 nearest neighbours")).to_be_visible()
     _no_traceback(page, "projections clip")
