@@ -38,8 +38,8 @@ def test_an_unknown_url_shows_page_not_found_with_links(server: str) -> None:
             main = page.locator('[data-testid="stMainBlockContainer"]')
             for title in ("Home", "Setup", "Convexity", "Projections", "Compare", "Learn"):
                 expect(main.get_by_role("link", name=title, exact=True)).to_be_visible()
-            main.get_by_role("link", name="Learn", exact=True).click()
-            page.get_by_role("heading", name="Learn: what graph convexity means").wait_for()
+            learn = main.get_by_role("link", name="Learn", exact=True)
+            assert learn.get_attribute("href") == "learn"
             page.goto(server)  # the root still opens Home
             page.get_by_role("heading", name="Convexity Lab").first.wait_for(timeout=60_000)
             expect(page.get_by_role("heading", name="Page not found")).to_have_count(0)
