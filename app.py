@@ -44,8 +44,28 @@ st.html(
 HOME = st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home")
 
 
+def _requested_path() -> str:
+    """The path of the URL the browser asked for ('' at the root; '' where no URL is known: tests)."""
+    return urlsplit(st.context.url or "").path.strip("/")
+
+
+def _not_found(path: str) -> None:
+    """A visible 'page not found' for an unknown URL, with a link to every page."""
+    st.title("Page not found")
+    st.error(
+        f"There is no page at /{path}. The pages of Convexity Lab:", icon=":material/link_off:"
+    )
+    for page in PAGES[:-1]:
+        st.page_link(page, label=page.title, icon=page.icon)
+
+
 def _root() -> None:
-    """The app's root URL: open Home (keeping the query string)."""
+    """The app's root URL: open Home (keeping the query string); any other URL Streamlit could not
+    match to a page lands here too and says so."""
+    path = _requested_path()
+    if path:
+        _not_found(path)
+        return
     params = {k: st.query_params.get_all(k) for k in st.query_params}
     st.switch_page(HOME, query_params=params)
 

@@ -178,6 +178,16 @@ def show(fig: go.Figure, **kwargs: Any) -> Any:
     return st.plotly_chart(fig, theme="streamlit", width="stretch", **kwargs)
 
 
+GREYED = {"marker": {"opacity": 0.12, "color": "#9ca3af"}}  # points outside a selection
+
+
+def _selected_in(mask: np.ndarray, selected: np.ndarray | None) -> list[int] | None:
+    """Positions within a trace (``mask`` of all points) of the selected points; None: no selection."""
+    if selected is None:
+        return None
+    return np.flatnonzero(selected[mask]).tolist()
+
+
 def class_traces(
     fig: go.Figure,
     xy: np.ndarray,
@@ -185,8 +195,10 @@ def class_traces(
     *,
     customdata: np.ndarray | None = None,
     hovertemplate: str | None = None,
+    selected: np.ndarray | None = None,
 ) -> go.Figure:
-    """One marker trace per class of ``labels`` on the 2-D points ``xy`` (classes sorted, one palette)."""
+    """One marker trace per class of ``labels`` on the 2-D points ``xy`` (classes sorted, one palette);
+    ``selected`` (bool per point) keeps those points in colour and greys the rest."""
     names = sorted(set(labels.tolist()))
     for cls, colour in zip(names, palette(len(names)), strict=True):
         mask = labels == cls
@@ -199,8 +211,48 @@ def class_traces(
                 marker={"size": 7, "opacity": 0.85, "color": colour},
                 customdata=None if customdata is None else customdata[mask],
                 hovertemplate=hovertemplate,
+                selectedpoints=_selected_in(mask, selected),
+                unselected=GREYED,
             )
         )
+    return fig
+
+
+def value_trace(
+    fig: go.Figure,
+    xy: np.ndarray,
+    values: np.ndarray,
+    name: str,
+    *,
+    customdata: np.ndarray | None = None,
+    hovertemplate: str = "",
+    reverse: bool = False,
+    selected: np.ndarray | None = None,
+) -> go.Figure:
+    """One marker trace of the 2-D points ``xy`` coloured by a per-point value (NaN drawn as 0), with a
+    colour bar; ``selected`` as in :func:`class_traces`."""
+    fig.add_trace(
+        go.Scatter(
+            x=xy[:, 0],
+            y=xy[:, 1],
+            mode="markers",
+            name=name,
+            marker={
+                "size": 7,
+                "color": np.nan_to_num(values, nan=0.0),
+                "colorscale": "Inferno" if reverse else "Viridis",
+                "reversescale": reverse,
+                "colorbar": {"title": {"text": name}},
+                "showscale": True,
+            },
+            customdata=customdata,
+            text=[f"{v:.3f}" for v in values],
+            hovertemplate=hovertemplate.replace("<extra>", f"<br>{name} %{{text}}<extra>"),
+            showlegend=False,
+            selectedpoints=_selected_in(np.ones(len(xy), dtype=bool), selected),
+            unselected=GREYED,
+        )
+    )
     return fig
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.data.imported import clip_audio
 from core.geometry.teaching import PairWalkthrough, leaving_pair, undirected_pairs, walk_pair
 from core.results import export
 from core.results.provenance import code_version
@@ -245,7 +247,6 @@ def step_text(walk: PairWalkthrough, step: int, k: int, cls: int, result: Any) -
 
 def real_mode() -> None:
     """The same step-through on a small real layer: a few words of the chosen feature set."""
-    from pathlib import Path
 
     from pages.cached import feature_set
     from pages.feature_choice import features_caption
@@ -265,14 +266,23 @@ def real_mode() -> None:
         layer = st.slider(figures.LAYER_AXIS, 0, fs.n_layers, key="ln_real_layer")
         st.session_state.setdefault("ln_real_words", words[: min(3, len(words))])
         chosen = st.multiselect("Words", words, key="ln_real_words", max_selections=6)
-        per_word = st.slider("Clips per word", 4, 72, step=4, key="ln_real_per_word")
+        counts = Counter(fs.words)
+        most = max((counts[w] for w in chosen), default=4)
+        top = min(72, max(4, -(-most // 4) * 4))  # the slider offers no more clips than exist
+        if st.session_state.get("ln_real_per_word", 4) > top:
+            st.session_state["ln_real_per_word"] = top
+        per_word = st.slider("Clips per word", 4, top, step=4, key="ln_real_per_word")
+        short = [f"{w} has {counts[w]}" for w in chosen if counts[w] < per_word]
+        if short:
+            st.caption(f"Fewer clips than {per_word} exist: {', '.join(short)} (all are used).")
         k = st.slider("k (neighbours)", 1, 20, key="ln_k")
     if len(chosen) < 2:
         st.info("Choose at least two words.")
         return
-    idx, xy, labels, result, (indptr, nbr, wts) = real_layer_graph(
-        fs.key, int(layer), tuple(chosen), int(per_word), int(k)
-    )
+    with st.spinner(f"Building the kNN graph of {len(chosen)} words and scoring every pair..."):
+        idx, xy, labels, result, (indptr, nbr, wts) = real_layer_graph(
+            fs.key, int(layer), tuple(chosen), int(per_word), int(k)
+        )
     real = (fs.key, layer, tuple(chosen), per_word, k)
     if st.session_state.get("ln_real") != real:  # new data: start from a pair that leaves its class
         st.session_state["ln_real"] = real
@@ -302,7 +312,7 @@ def real_mode() -> None:
         export.add_caption(
             real_fig,
             [
-                f"{fs.meta.get('model_key')} hidden state {layer}: {len(idx)} clips of "
+                f"{fs.info.model_key} hidden state {layer}: {len(idx)} clips of "
                 f"{', '.join(chosen)} · k={k} · exact (all pairs) · drawn on the first two principal "
                 f"components (graph and paths in all {fs.features.shape[2]} dimensions) · "
                 f"code {code_version()}"
@@ -316,112 +326,131 @@ def real_mode() -> None:
             f"scores use all {fs.features.shape[2]} dimensions of hidden state {layer}."
         )
         if walk.path is not None and step >= 1:
-            root = Path(str(fs.meta.get("root", ".")))
+            info = fs.info
             with st.expander("Hear the path", expanded=step >= 2):
                 for n, v in enumerate(walk.path):
                     role = "start" if n == 0 else "end" if n == len(walk.path) - 1 else "interior"
                     inside = "in class" if labels[v] == labels[start] else "OTHER class"
                     st.caption(f"{n}. {role} · {inside} · {names[v]}")
-                    audio = root / fs.paths[idx[v]]
-                    if audio.is_file():
-                        st.audio(str(audio))
+                    audio = clip_audio(info.dataset, info.root, fs.paths[idx[v]])
+                    if audio.file is not None:
+                        st.audio(str(audio.file))
 
 
-init_state(DEFAULTS)
-st.session_state.setdefault("ln_step", 0)
-st.title("Learn: what graph convexity means")
-mode = st.segmented_control(
-    "Data",
-    MODES,
-    key="ln_mode",
-    help="The 2-D toy, or a few words of a real layer (the feature set chosen on Setup).",
-)
-if mode == "Real layer":
+def toy_mode() -> None:
+    """The step-through on a 2-D toy: its settings, a pair clicked or picked, the four steps."""
     st.caption(
-        "The same four steps on real clips: a few words of one hidden state of the chosen model. "
-        "Convexity is computed on these clips alone."
+        "Connect every point to its k nearest neighbours. A class is convex in this graph if the shortest path "
+        "between any two of its points stays inside the class. **Click two points of one class on the plot** "
+        "to choose a pair, then step through how its score is made."
     )
-    real_mode()
-    st.stop()
-st.caption(
-    "Connect every point to its k nearest neighbours. A class is convex in this graph if the shortest path "
-    "between any two of its points stays inside the class. **Click two points of one class on the plot** "
-    "to choose a pair, then step through how its score is made."
-)
-left, right = st.columns([1, 3])
-with left:
-    shape = st.radio(
-        "Shape",
-        ["blobs", "moons"],
-        horizontal=True,
-        key="ln_shape",
-        help="Blobs are convex classes; moons interlock, so paths leave the class.",
-    )
-    classes = st.slider("Classes", 2, 6, key="ln_classes")
-    per_class = st.slider("Points per class", 10, 120, step=10, key="ln_per_class")
-    spread = st.slider("Noise", 0.05, 1.0, step=0.05, key="ln_noise")
-    k = st.slider("k (neighbours)", 1, 20, key="ln_k")
-    seed = st.number_input("Seed", 0, 10_000, key="ln_seed")
+    left, right = st.columns([1, 3])
+    with left:
+        shape = st.radio(
+            "Shape",
+            ["blobs", "moons"],
+            horizontal=True,
+            key="ln_shape",
+            help="Blobs are convex classes; moons interlock, so paths leave the class.",
+        )
+        classes = st.slider("Classes", 2, 6, key="ln_classes")
+        per_class = st.slider("Points per class", 10, 120, step=10, key="ln_per_class")
+        spread = st.slider("Noise", 0.05, 1.0, step=0.05, key="ln_noise")
+        k = st.slider("k (neighbours)", 1, 20, key="ln_k")
+        seed = st.number_input("Seed", 0, 10_000, key="ln_seed")
 
-toy = (shape, classes, per_class, spread, k, int(seed))
-points, labels, result, (indptr, nbr, wts) = toy_graph(*toy)
-if (
-    st.session_state.get("ln_toy") != toy
-):  # a new toy: start from a pair whose path leaves its class
-    st.session_state["ln_toy"] = toy
-    pair = default_pair(*toy)
-    if pair is not None:
-        set_pair(int(labels[pair[0]]), pair[0], pair[1])
-    else:
-        st.session_state["ln_first"] = None
-hint = apply_click(labels)
+    toy = (shape, classes, per_class, spread, k, int(seed))
+    with st.spinner(
+        "Building the toy's kNN graph and scoring every pair (the first visit also compiles the "
+        "shortest-path kernels: about half a minute)..."
+    ):
+        points, labels, result, (indptr, nbr, wts) = toy_graph(*toy)
+    if (
+        st.session_state.get("ln_toy") != toy
+    ):  # a new toy: start from a pair whose path leaves its class
+        st.session_state["ln_toy"] = toy
+        pair = default_pair(*toy)
+        if pair is not None:
+            set_pair(int(labels[pair[0]]), pair[0], pair[1])
+        else:
+            st.session_state["ln_first"] = None
+    hint = apply_click(labels)
 
-with left:
-    st.divider()
-    cls = st.selectbox(
-        "Class", list(range(classes)), key="ln_class", format_func=lambda c: f"class {c}"
-    )
-    members = np.flatnonzero(labels == cls).tolist()
-    start_key, end_key = _keys(cls)
-    for key in (start_key, end_key):
-        if st.session_state.get(key) not in members:
-            st.session_state.pop(key, None)
-    for key, index in ((start_key, 0), (end_key, len(members) - 1)):
-        st.session_state.setdefault(key, members[index])
-    start = st.selectbox("Start point", members, key=start_key)
-    end = st.selectbox("End point", members, key=end_key)
+    with left:
+        st.divider()
+        cls = st.selectbox(
+            "Class", list(range(classes)), key="ln_class", format_func=lambda c: f"class {c}"
+        )
+        members = np.flatnonzero(labels == cls).tolist()
+        start_key, end_key = _keys(cls)
+        for key in (start_key, end_key):
+            if st.session_state.get(key) not in members:
+                st.session_state.pop(key, None)
+        for key, index in ((start_key, 0), (end_key, len(members) - 1)):
+            st.session_state.setdefault(key, members[index])
+        start = st.selectbox("Start point", members, key=start_key)
+        end = st.selectbox("End point", members, key=end_key)
 
-walk = walk_pair(indptr, nbr, wts, labels, int(start), int(end))
-step = int(st.session_state["ln_step"])
-with right:
-    a, b, c = st.columns(3)
-    a.metric("This path's score", f"{walk.score:.2f}")
-    b.metric(f"Class {cls} score", f"{result.per_class[cls].score:.3f}")
-    c.metric("Graph convexity (all classes)", f"{result.score:.3f}")
-    st.markdown(f"**Pair:** start {walk.start} → end {walk.end} (class {cls})")
-    if hint:
-        st.info(hint, icon=":material/touch_app:")
-    step_buttons(step)
-    step_text(walk, step, k, cls, result)
-    toy_fig = figure(points, labels, undirected_pairs(indptr, nbr), walk, step)
-    export.add_caption(
-        toy_fig,
-        [
-            f"2-D toy: {shape}, {classes} classes x {per_class} points, noise {spread}, seed {seed} · "
-            f"k={k} · exact (all pairs) · graph convexity {result.score:.3f} · code {code_version()}"
-        ],
+    walk = walk_pair(indptr, nbr, wts, labels, int(start), int(end))
+    step = int(st.session_state["ln_step"])
+    with right:
+        a, b, c = st.columns(3)
+        a.metric("This path's score", f"{walk.score:.2f}")
+        b.metric(f"Class {cls} score", f"{result.per_class[cls].score:.3f}")
+        c.metric("Graph convexity (all classes)", f"{result.score:.3f}")
+        st.markdown(f"**Pair:** start {walk.start} → end {walk.end} (class {cls})")
+        if hint:
+            st.info(hint, icon=":material/touch_app:")
+        step_buttons(step)
+        step_text(walk, step, k, cls, result)
+        toy_fig = figure(points, labels, undirected_pairs(indptr, nbr), walk, step)
+        export.add_caption(
+            toy_fig,
+            [
+                f"2-D toy: {shape}, {classes} classes x {per_class} points, noise {spread}, seed {seed} · "
+                f"k={k} · exact (all pairs) · graph convexity {result.score:.3f} · code {code_version()}"
+            ],
+        )
+        figures.show(
+            toy_fig,
+            config=figures.figure_config("learn-toy", toy_fig),
+            key="ln_plot",
+            on_select="rerun",
+            selection_mode="points",
+        )
+        st.dataframe(
+            [
+                {
+                    "class": str(c),
+                    "score": round(v.score, 4),
+                    "points": v.n_points,
+                    "pairs": v.n_pairs,
+                }
+                for c, v in result.per_class.items()
+            ],
+            hide_index=True,
+        )
+
+
+def main() -> None:
+    """The page: the 2-D toy or a real layer, stepped through graph -> path -> interior -> score."""
+    init_state(DEFAULTS)
+    st.session_state.setdefault("ln_step", 0)
+    st.title("Learn: what graph convexity means")
+    mode = st.segmented_control(
+        "Data",
+        MODES,
+        key="ln_mode",
+        help="The 2-D toy, or a few words of a real layer (the feature set chosen on Setup).",
     )
-    figures.show(
-        toy_fig,
-        config=figures.figure_config("learn-toy", toy_fig),
-        key="ln_plot",
-        on_select="rerun",
-        selection_mode="points",
-    )
-    st.dataframe(
-        [
-            {"class": str(c), "score": round(v.score, 4), "points": v.n_points, "pairs": v.n_pairs}
-            for c, v in result.per_class.items()
-        ],
-        hide_index=True,
-    )
+    if mode == "Real layer":
+        st.caption(
+            "The same four steps on real clips: a few words of one hidden state of the chosen model. "
+            "Convexity is computed on these clips alone."
+        )
+        real_mode()
+        return
+    toy_mode()
+
+
+main()

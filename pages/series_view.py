@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.data.features import load_cached_features
 from core.errors import LabError
+from core.results.compare import series_label
 from core.results.series import load_series, stored_aligned_umap, stored_series
 from core.results.series_data import CheckpointSeries
 from pages import cached, figures
@@ -99,11 +100,7 @@ def series_section() -> None:
     if not entries:
         return
     st.subheader("Checkpoint series")
-    labels = {
-        e.key: f"{', '.join(e.provenance.extra.get('checkpoints', []))} · {e.provenance.dataset} · "
-        f"{e.provenance.n_clips} clips · {e.key[:8]}"
-        for e in entries
-    }
+    labels = {e.key: series_label(e) for e in entries}
     key = st.selectbox("Series", list(labels), format_func=labels.get, key="cs_series")
     found = load_series(key)
     if found is None:

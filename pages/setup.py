@@ -20,28 +20,18 @@ from core.models.classifier import classifier_params_by_prune_point
 from core.models.registry import MODELS
 from core.models.request import ModelRequest
 from core.runs.records import format_seconds
-from pages.cached import cached_feature_list, clear_feature_list, offline_models
+from pages.cached import (
+    cached_feature_list,
+    clear_feature_list,
+    missing_label_sets,
+    offline_models,
+)
 from pages.feature_choice import describe_entry
 from pages.messages import one_line
 from pages.state import DEFAULT_MODEL, init_state, remember_choice
 
-init_state()
-state = st.session_state
 
-st.title("Setup")
-st.caption(
-    "Features are mean-pooled hidden states, one vector per clip and layer, cached on disk: the same "
-    "choices later load instantly, here and in the CLI (`python -m core extract`)."
-)
-
-state.update(state.pop("_setup_pending", None) or {})  # a cached set just chosen: its settings
-offline = set(offline_models())
-keys = list(MODELS)
-if state.model not in keys:
-    state.model = DEFAULT_MODEL
-
-
-def model_label(key: str) -> str:
+def model_label(key: str, offline: set[str]) -> str:
     """Model picker label: key, shape and whether it works offline (its parameters are counted once
     loaded, shown after extraction: the count Prune & fine-tune and the runs use)."""
     spec = MODELS[key]
@@ -68,9 +58,11 @@ def progress_text(done: int, total: int, elapsed_s: float, what: str = "Encoding
     )
 
 
-left, right = st.columns(2)
-with left:
-    st.selectbox("Model", keys, format_func=model_label, key="model")
+def model_section(offline: set[str]) -> None:
+    """The model: a preset, or a hub id or local folder (its own code only when allowed)."""
+    state = st.session_state
+    keys = list(MODELS)
+    st.selectbox("Model", keys, format_func=lambda k: model_label(k, offline), key="model")
     st.text_input(
         "...or a Hugging Face id or local model folder",
         key="custom_model",
@@ -99,7 +91,11 @@ with left:
             f"Input: **{state.whisper_input}** (Whisper models only). Whisper's encoder applies a final "
             "LayerNorm to its last hidden state only."
         )
-with right:
+
+
+def data_section() -> None:
+    """The dataset, its folder and speaker rule, the split and the number of clips."""
+    state = st.session_state
     st.selectbox(
         "Dataset",
         list(DATASETS),
@@ -122,8 +118,8 @@ with right:
             "Speaker rule (regex on the file name)",
             key="setup_speaker_regex",
             placeholder=f"default: {dspec.speaker_regex}",
-            help="The speaker id is the group named 'speaker', else the first group, e.g. "
-            r"'^(\w+?)_' for 'alice_yes_1.wav'. Runs from these features use the same rule.",
+            help="The speaker id is the group named `speaker`, else the first group, e.g. "
+            r"`^(\w+?)_` for `alice_yes_1.wav`. Runs from these features use the same rule.",
         )
         state["_speaker_regex"] = state.setup_speaker_regex
     st.selectbox("Split", ["all", "train", "validation", "test"], key="split")
@@ -135,69 +131,79 @@ with right:
         help="A seeded sample stratified by word.",
     )
 
-regex = state.get("_speaker_regex", "").strip() if state.dataset != "sample" else ""
 
-if st.button("Extract features", type="primary", icon=":material/play_arrow:"):
-    bar = st.progress(0.0, text="Loading the model...")
-    started = time.monotonic()
+def extract_section() -> None:
+    """Extract (or load from the cache) the chosen features; say what came out."""
+    state = st.session_state
+    custom = state.custom_model.strip()
+    regex = state.get("_speaker_regex", "").strip() if state.dataset != "sample" else ""
 
-    def tick(done: int, total: int) -> None:
-        """Progress callback: clips encoded so far, elapsed and remaining time."""
-        text = progress_text(done, total, time.monotonic() - started)
-        bar.progress(min(done / max(total, 1), 1.0), text=text)
+    if st.button("Extract features", type="primary", icon=":material/play_arrow:"):
+        bar = st.progress(0.0, text="Loading the model...")
+        started = time.monotonic()
 
-    try:
-        selection = Selection(
-            dataset=state.dataset,
-            root=(state.root or None) if state.dataset != "sample" else None,
-            task="words",
-            split=state.split,
-            max_clips=int(state.max_clips) or None,
-            seed=0,
-            speaker_regex=regex or None,
-        )
-        request = ModelRequest(
-            custom or state.model,
-            state.whisper_input,
-            trust_remote_code=bool(custom) and state.trust_remote_code,
-        )
-        fs = extract_features(request, selection, progress=tick)
-    except LabError as exc:
-        bar.empty()
-        st.error(error_line(exc))
-    else:
-        bar.empty()
-        remember_choice(str(fs.key))
-        clear_feature_list()
-        how = (
-            "loaded from the cache"
-            if fs.from_cache
-            else f"extracted in {fs.meta.get('seconds', 0):.0f} s"
-        )
-        st.success(f"{fs.features.shape[0]} clips x {fs.features.shape[1]} hidden states, {how}.")
-        n_words = len(set(fs.words))
+        def tick(done: int, total: int) -> None:
+            """Progress callback: clips encoded so far, elapsed and remaining time."""
+            text = progress_text(done, total, time.monotonic() - started)
+            bar.progress(min(done / max(total, 1), 1.0), text=text)
+
         try:
-            params = classifier_params_by_prune_point(
-                custom or state.model, n_words, whisper_input=state.whisper_input
-            )[fs.n_layers]["total"]
-        except LabError:
-            params = None
-        if params is not None and n_words >= 2:
-            st.caption(
-                f"The model fine-tuned on these {n_words} words: {params / 1e6:.2f} M parameters "
-                f"({params:,}: encoder + classification head), as Prune & fine-tune and its runs "
-                "count them."
+            selection = Selection(
+                dataset=state.dataset,
+                root=(state.root or None) if state.dataset != "sample" else None,
+                task="words",
+                split=state.split,
+                max_clips=int(state.max_clips) or None,
+                seed=0,
+                speaker_regex=regex or None,
             )
-        if fs.skipped:
-            st.warning(f"{len(fs.skipped)} clips could not be read and were skipped.")
-        st.page_link(
-            "pages/convexity.py", label="See the convexity curves", icon=":material/show_chart:"
-        )
+            request = ModelRequest(
+                custom or state.model,
+                state.whisper_input,
+                trust_remote_code=bool(custom) and state.trust_remote_code,
+            )
+            fs = extract_features(request, selection, progress=tick)
+        except LabError as exc:
+            bar.empty()
+            st.error(error_line(exc))
+        else:
+            bar.empty()
+            remember_choice(str(fs.key))
+            clear_feature_list()
+            how = (
+                "loaded from the cache"
+                if fs.from_cache
+                else f"extracted in {fs.meta.get('seconds', 0):.0f} s"
+            )
+            st.success(
+                f"{fs.features.shape[0]} clips x {fs.features.shape[1]} hidden states, {how}."
+            )
+            n_words = len(set(fs.words))
+            try:
+                params = classifier_params_by_prune_point(
+                    custom or state.model, n_words, whisper_input=state.whisper_input
+                )[fs.n_layers]["total"]
+            except LabError:
+                params = None
+            if params is not None and n_words >= 2:
+                st.caption(
+                    f"The model fine-tuned on these {n_words} words: {params / 1e6:.2f} M parameters "
+                    f"({params:,}: encoder + classification head), as Prune & fine-tune and its runs "
+                    "count them."
+                )
+            if fs.skipped:
+                st.warning(f"{len(fs.skipped)} clips could not be read and were skipped.")
+            for why in missing_label_sets(fs).values():
+                st.warning(f"These clips give {why}.", icon=":material/category:")
+            st.page_link(
+                "pages/convexity.py", label="See the convexity curves", icon=":material/show_chart:"
+            )
 
 
 def _use_cached(meta: dict) -> None:
     """Make a cached set the current choice; Setup's widgets show its settings after a rerun (an
     imported set has no model, dataset or input mode of Setup's: those widgets keep their values)."""
+    state = st.session_state
     sel = meta.get("selection", {})
     if is_imported(meta.get("model_key"), meta.get("dataset")):
         remember_choice(meta["key"])
@@ -217,111 +223,149 @@ def _use_cached(meta: dict) -> None:
     st.rerun()
 
 
-st.subheader("Import your own features")
-upload_mb = int(st.get_option("server.maxUploadSize"))
-st.caption(
-    "Per-layer embeddings extracted elsewhere (another toolkit, another modality): a `.npy` of shape "
-    "(N, L+1, D), or an `.npz` with one such array or one (N, D) array per hidden state "
-    "(`layer_0`, `layer_1`, ...), plus a labels table (CSV/TSV with a header: `word` or `class`, "
-    "optional `speaker` and `path`), one row per point in the arrays' order. Checked before anything "
-    f"is cached: shape, real float dtype, finite values, no pickles. Up to {upload_mb} MB per file "
-    f"(`server.maxUploadSize` in `.streamlit/config.toml`) and {MAX_UPLOAD_BYTES / 2**30:.0f} GiB "
-    "as float32; larger sets: `python -m core import-features`. Convexity, criteria, Projections "
-    "and Compare use them; fine-tuning needs a model."
-)
-u1, u2 = st.columns(2)
-with u1:
-    arrays_file = st.file_uploader(
-        "Features (.npy / .npz)", type=[s.lstrip(".") for s in ARRAY_SUFFIXES], key="imp_arrays"
+def import_section() -> None:
+    """Import embeddings extracted elsewhere, with their labels table."""
+    state = st.session_state
+    st.subheader("Import your own features")
+    upload_mb = int(st.get_option("server.maxUploadSize"))
+    st.caption(
+        "Per-layer embeddings extracted elsewhere (another toolkit, another modality): a `.npy` of shape "
+        "(N, L+1, D), or an `.npz` with one such array or one (N, D) array per hidden state "
+        "(`layer_0`, `layer_1`, ...), plus a labels table (CSV/TSV with a header: `word` or `class`, "
+        "optional `speaker` and `path`), one row per point in the arrays' order. Checked before anything "
+        f"is cached: shape, real float dtype, finite values, no pickles. Up to {upload_mb} MB per file "
+        f"(`server.maxUploadSize` in `.streamlit/config.toml`) and {MAX_UPLOAD_BYTES / 2**30:.0f} GiB "
+        "as float32; larger sets: `python -m core import-features`. Convexity, criteria, Projections "
+        "and Compare use them; fine-tuning needs a model."
     )
-    st.text_input(
-        "Name (optional)",
-        key="imp_name",
-        placeholder="default: the features file's name",
-        help="Names the representation: its model shows as imported:<name>.",
-    )
-with u2:
-    labels_file = st.file_uploader(
-        "Labels table (.csv / .tsv)", type=[s.lstrip(".") for s in LABEL_SUFFIXES], key="imp_labels"
-    )
-    st.text_input(
-        "Clip folder (optional)",
-        key="imp_root",
-        placeholder="the folder the table's paths are relative to",
-        help="Only for playing clips on Projections; absolute paths in the table work without it.",
-    )
-if st.button(
-    "Import features",
-    icon=":material/upload:",
-    disabled=arrays_file is None or labels_file is None,
-):
-    import_bar = st.progress(0.0, text="Checking the files...")
-    import_started = time.monotonic()
-
-    def import_tick(done: int, total: int) -> None:
-        """Progress callback: vectors checked and cached, elapsed and remaining time."""
-        text = progress_text(
-            done, total, time.monotonic() - import_started, "Checking and caching vectors"
+    u1, u2 = st.columns(2)
+    with u1:
+        arrays_file = st.file_uploader(
+            "Features (.npy / .npz)", type=[s.lstrip(".") for s in ARRAY_SUFFIXES], key="imp_arrays"
         )
-        import_bar.progress(min(done / max(total, 1), 1.0), text=text)
-
-    try:
-        imported = import_uploaded(
-            arrays_file,
-            arrays_file.name,
-            labels_file,
-            labels_file.name,
-            name=state.get("imp_name", "").strip() or None,
-            root=state.get("imp_root", "").strip() or None,
-            progress=import_tick,
+        st.text_input(
+            "Name (optional)",
+            key="imp_name",
+            placeholder="default: the features file's name",
+            help="Names the representation: its model shows as imported:<name>.",
         )
-    except LabError as exc:
-        import_bar.empty()
-        st.error(f"Cannot import these features: {one_line(exc)}")
+    with u2:
+        labels_file = st.file_uploader(
+            "Labels table (.csv / .tsv)",
+            type=[s.lstrip(".") for s in LABEL_SUFFIXES],
+            key="imp_labels",
+        )
+        st.text_input(
+            "Clip folder (optional)",
+            key="imp_root",
+            placeholder="the folder the table's paths are relative to",
+            help="Only for playing clips on Projections; absolute paths in the table work without it.",
+        )
+    if st.button(
+        "Import features",
+        icon=":material/upload:",
+        disabled=arrays_file is None or labels_file is None,
+    ):
+        import_bar = st.progress(0.0, text="Checking the files...")
+        import_started = time.monotonic()
+
+        def import_tick(done: int, total: int) -> None:
+            """Progress callback: vectors checked and cached, elapsed and remaining time."""
+            text = progress_text(
+                done, total, time.monotonic() - import_started, "Checking and caching vectors"
+            )
+            import_bar.progress(min(done / max(total, 1), 1.0), text=text)
+
+        try:
+            imported = import_uploaded(
+                arrays_file,
+                arrays_file.name,
+                labels_file,
+                labels_file.name,
+                name=state.get("imp_name", "").strip() or None,
+                root=state.get("imp_root", "").strip() or None,
+                progress=import_tick,
+            )
+        except LabError as exc:
+            import_bar.empty()
+            st.error(f"Cannot import these features: {one_line(exc)}")
+        else:
+            import_bar.empty()
+            remember_choice(str(imported.key))
+            clear_feature_list()
+            n, states, dim = imported.features.shape
+            how = "already cached" if imported.from_cache else "imported"
+            st.success(
+                f"{imported.meta.get('model_key')}: {n} points x {states} hidden states x {dim}, {how}; "
+                "now the feature set in use."
+            )
+            st.page_link(
+                "pages/convexity.py", label="See the convexity curves", icon=":material/show_chart:"
+            )
+
+
+def cached_section() -> None:
+    """The cached feature sets, and making one of them the set in use."""
+    state = st.session_state
+    st.subheader("Cached feature sets")
+    cached = cached_feature_list()
+    if not cached:
+        st.caption("Nothing cached yet.")
     else:
-        import_bar.empty()
-        remember_choice(str(imported.key))
-        clear_feature_list()
-        n, states, dim = imported.features.shape
-        how = "already cached" if imported.from_cache else "imported"
-        st.success(
-            f"{imported.meta.get('model_key')}: {n} points x {states} hidden states x {dim}, {how}; "
-            "now the feature set in use."
+        by_key = {m["key"]: m for m in cached}
+        st.dataframe(
+            [
+                {
+                    "key": m["key"][:8],
+                    "model": m.get("model_key"),
+                    "dataset": m.get("dataset"),
+                    "split": m.get("selection", {}).get("split"),
+                    "clips": m.get("n_clips"),
+                    "input": m.get("input_mode"),
+                    "layers": m.get("n_layers"),
+                    "created": str(m.get("created", ""))[:19],
+                    "in use": "✓" if m["key"] == state.feature_key else "",
+                }
+                for m in cached
+            ],
+            hide_index=True,
         )
-        st.page_link(
-            "pages/convexity.py", label="See the convexity curves", icon=":material/show_chart:"
+        choice = st.selectbox(
+            "Use a cached set",
+            list(by_key),
+            index=list(by_key).index(state.feature_key) if state.feature_key in by_key else 0,
+            format_func=lambda k: describe_entry(by_key[k]),
         )
+        if st.button("Use this feature set", icon=":material/check:"):
+            _use_cached(by_key[choice])
+        if "_setup_used" in state:
+            st.success(state.pop("_setup_used"))
 
-st.subheader("Cached feature sets")
-cached = cached_feature_list()
-if not cached:
-    st.caption("Nothing cached yet.")
-else:
-    by_key = {m["key"]: m for m in cached}
-    st.dataframe(
-        [
-            {
-                "key": m["key"][:8],
-                "model": m.get("model_key"),
-                "dataset": m.get("dataset"),
-                "split": m.get("selection", {}).get("split"),
-                "clips": m.get("n_clips"),
-                "input": m.get("input_mode"),
-                "layers": m.get("n_layers"),
-                "created": str(m.get("created", ""))[:19],
-                "in use": "✓" if m["key"] == state.feature_key else "",
-            }
-            for m in cached
-        ],
-        hide_index=True,
+
+def main() -> None:
+    """The page: model and data, extraction, import, the cached sets."""
+    init_state()
+    state = st.session_state
+
+    st.title("Setup")
+    st.caption(
+        "Features are mean-pooled hidden states, one vector per clip and layer, cached on disk: the same "
+        "choices later load instantly, here and in the CLI (`python -m core extract`)."
     )
-    choice = st.selectbox(
-        "Use a cached set",
-        list(by_key),
-        index=list(by_key).index(state.feature_key) if state.feature_key in by_key else 0,
-        format_func=lambda k: describe_entry(by_key[k]),
-    )
-    if st.button("Use this feature set", icon=":material/check:"):
-        _use_cached(by_key[choice])
-    if "_setup_used" in state:
-        st.success(state.pop("_setup_used"))
+
+    state.update(state.pop("_setup_pending", None) or {})  # a cached set just chosen: its settings
+    offline = set(offline_models())
+    keys = list(MODELS)
+    if state.model not in keys:
+        state.model = DEFAULT_MODEL
+    left, right = st.columns(2)
+    with left:
+        model_section(offline)
+    with right:
+        data_section()
+    extract_section()
+    import_section()
+    cached_section()
+
+
+main()

@@ -6,6 +6,7 @@ Real features of a tiny random wav2vec2 on the small audio folder, in a private 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,12 @@ def test_colour_by_clip_convexity_and_the_diagnostics_tables(feature_key: str):
     at = _open(feature_key)
     at.segmented_control(key="pj_colour").set_value("clip convexity").run()
     assert not at.exception, at.exception
+    deadline = time.monotonic() + 240
+    while "colorbar" not in json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["marker"]:
+        assert time.monotonic() < deadline, "the clip diagnostics did not land"
+        time.sleep(0.5)
+        at.run()  # what the progress fragment does every second
+        assert not at.exception, at.exception
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["data"][0]["marker"]["colorbar"]["title"]["text"] == "clip convexity"
     at.toggle(key="pj_tables").set_value(True).run()

@@ -49,17 +49,21 @@ from core.io.npy import NpyHeader, read_npy_header
 
 __all__ = [
     "ARRAY_SUFFIXES",
+    "ClipAudio",
     "IMPORTED_FAMILY",
     "IMPORTED_PREFIX",
     "LABEL_SUFFIXES",
     "MAX_IMPORT_BYTES",
     "MAX_UPLOAD_BYTES",
+    "clip_audio",
     "import_features",
     "import_uploaded",
     "is_imported",
+    "row_name",
 ]
 
 IMPORTED_FAMILY = "imported"
+ROW_NAME_RE = re.compile(r"row-\d+")
 IMPORTED_PREFIX = "imported:"  # model_key / model_id of an imported set: it names no encoder
 MAX_IMPORT_BYTES = 64 << 30  # float32 copy in the cache; larger sets belong on a bigger machine
 MAX_UPLOAD_BYTES = 2 << 30  # float32 copy of a dashboard upload (an .npz can inflate far beyond it)
@@ -243,6 +247,35 @@ def _layout(
     return specs, (n, states, d)
 
 
+def row_name(i: int) -> str:
+    """The clip path of an imported row whose table gives none."""
+    return f"row-{i}"
+
+
+@dataclass(frozen=True)
+class ClipAudio:
+    """Where a clip's audio is, or why there is none to play (one line for the page)."""
+
+    file: Path | None
+    note: str = ""
+
+
+def clip_audio(dataset: str, root: str | Path, path: str) -> ClipAudio:
+    """The audio file of a clip (``root`` / ``path``), or a note: imported rows without a path have
+    no audio, an imported path missing under the clip folder says so, other clips name the missing file."""
+    imported = dataset == "imported"
+    if imported and ROW_NAME_RE.fullmatch(path):
+        return ClipAudio(None, "no audio: imported rows without a 'path' column have no clip file")
+    file = Path(root) / path
+    if file.is_file():
+        return ClipAudio(file)
+    if imported:
+        return ClipAudio(
+            None, f"no audio: imported clip {path!r} is not in the clip folder given at import"
+        )
+    return ClipAudio(None, f"audio file not found: {file}")
+
+
 @dataclass(frozen=True)
 class _Labels:
     """The labels table: one word (class) and speaker per row, and a path or a row name."""
@@ -298,9 +331,9 @@ def _parse_labels(path: Path, text: str, delimiter: str, sha256: str) -> _Labels
         else ("-",) * len(rows)
     )
     paths = (
-        tuple(str(r.get(path_col) or f"row-{i}") for i, r in enumerate(rows))
+        tuple(str(r.get(path_col) or row_name(i)) for i, r in enumerate(rows))
         if path_col
-        else tuple(f"row-{i}" for i in range(len(rows)))
+        else tuple(row_name(i) for i in range(len(rows)))
     )
     return _Labels(paths, words, speakers, sha256)
 

@@ -22,10 +22,12 @@ diagnostics cost about what the exhaustive curve costs; memory is O(N) per label
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -44,6 +46,7 @@ from core.geometry.validation import (
     encode_labels,
     resolve_device,
 )
+from core.io.records import Record
 
 ENGINE_VERSION = "1"
 CLIP_COLUMNS = ("convexity", "exact", "bridge", "bridge_paths", "inside_paths", "purity")
@@ -198,6 +201,9 @@ def _design(codes: np.ndarray, max_sources: int | None, seed: int) -> tuple[np.n
     return active, weights
 
 
+TREE_CHUNK = 512  # sources per kernel call: progress is reported between calls
+
+
 def _run_trees(
     graph: KnnGraph,
     codes: np.ndarray,
@@ -205,36 +211,48 @@ def _run_trees(
     weights: np.ndarray,
     engine: str,
     device: torch.device,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The chosen clips' trees: score sums (N, Q, 2) (zero where no tree) and traffic (Q, 2, N)."""
+    """The chosen clips' trees: score sums (N, Q, 2) (zero where no tree) and traffic (Q, 2, N).
+
+    The sources run in chunks of ``TREE_CHUNK``; ``progress(done, total)`` counts trees run."""
     n = graph.n_points
     sources = np.flatnonzero(active.any(axis=1))
     sums = np.zeros((n, codes.shape[0], 2))
+    chunks = [sources[i : i + TREE_CHUNK] for i in range(0, len(sources), TREE_CHUNK)]
     if engine == "numba":
         traffic = np.zeros((codes.shape[0], 2, n))
-        sums[sources], _ = scores_numba(
-            *graph.csr(),
-            sources,
-            codes,
-            active[sources],
-            traffic=traffic,
-            source_weights=weights[sources],
-        )
+        csr = graph.csr()
+        for done, chunk in enumerate(chunks):
+            sums[chunk], _ = scores_numba(
+                *csr,
+                chunk,
+                codes,
+                active[chunk],
+                traffic=traffic,
+                source_weights=weights[chunk],
+            )
+            if progress is not None:
+                progress(done * TREE_CHUNK + len(chunk), len(sources))
         return sums, traffic
     src, dst, w = graph.undirected_edges()
     t_traffic = torch.zeros((codes.shape[0], 2, n), dtype=torch.float64, device=device)
-    t_sums, _ = scores_torch(
-        src,
-        dst,
-        w,
-        n,
-        torch.from_numpy(sources).to(device),
-        torch.from_numpy(codes.astype(np.int64)).to(device),
-        torch.from_numpy(active[sources]).to(device, torch.float64),
-        traffic=t_traffic,
-        source_weights=torch.from_numpy(weights[sources]).to(device),
-    )
-    sums[sources] = t_sums.cpu().numpy()
+    t_codes = torch.from_numpy(codes.astype(np.int64)).to(device)
+    for done, chunk in enumerate(chunks):
+        t_sums, _ = scores_torch(
+            src,
+            dst,
+            w,
+            n,
+            torch.from_numpy(chunk).to(device),
+            t_codes,
+            torch.from_numpy(active[chunk]).to(device, torch.float64),
+            traffic=t_traffic,
+            source_weights=torch.from_numpy(weights[chunk]).to(device),
+        )
+        sums[chunk] = t_sums.cpu().numpy()
+        if progress is not None:
+            progress(done * TREE_CHUNK + len(chunk), len(sources))
     return sums, t_traffic.cpu().numpy()
 
 
@@ -321,12 +339,14 @@ def diagnose_layer(
     seed: int = 0,
     device: str | torch.device | None = None,
     engine: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, LayerDiagnostics]:
     """Per-clip and per-class diagnostics of one layer (N, D) for each named label set.
 
     The label sets share the kNN graph and the trees; ``engine``: ``auto`` (torch on CUDA, numba on
     CPU), ``numba`` or ``torch``; both count the same paths. ``max_sources_per_class=None`` runs every
     clip's tree (exact); an integer M >= 2 samples M sources per class with ``seed`` (module docstring).
+    ``progress(done, total)`` counts the shortest-path trees run.
     """
     if not isinstance(labels, Mapping) or not labels:
         raise ConvexityInputError("labels must map one or more label-set names to labels")
@@ -358,7 +378,7 @@ def diagnose_layer(
     t1 = time.perf_counter()
     codes = np.stack([c for c, _ in encoded.values()]).astype(np.int32)
     active, weights = _design(codes, max_sources_per_class, seed)
-    sums, traffic = _run_trees(graph, codes, active, weights, engine, dev)
+    sums, traffic = _run_trees(graph, codes, active, weights, engine, dev, progress)
     t2 = time.perf_counter()
     trees = _Trees(graph, graph.csr(), sums, traffic, active)
     exhaustive = bool(active.all())
@@ -443,3 +463,80 @@ def class_rows(table: LayerDiagnostics) -> list[dict[str, Any]]:
     return [
         {"label_set": table.label_set, "layer": table.layer, **c.to_dict()} for c in table.per_class
     ]
+
+
+# --------------------------------------------------------------------------------------------------
+# Views for the Projections page: a selection of clips as a table, one clip's diagnostics in a line
+
+
+@dataclass(frozen=True)
+class SelectedClip(Record):
+    """One clip of a selection on a projection: its labels and its diagnostics (nan without them)."""
+
+    clip: int
+    word: str
+    speaker: str
+    file: str
+    convexity: float
+    bridge: float
+    bridge_paths: float
+    purity: float
+
+
+def selection_table(
+    clips: Sequence[int],
+    labels: Mapping[str, Sequence[str]],
+    table: LayerDiagnostics | None = None,
+) -> tuple[SelectedClip, ...]:
+    """The selected ``clips`` (duplicates dropped, clip order) with ``labels`` (``word``, ``speaker``,
+    ``file`` per clip) and, when ``table`` is given, the layer's clip convexity, bridge and purity."""
+    chosen = sorted({int(c) for c in clips})
+    n = len(labels["word"])
+    if any(not 0 <= c < n for c in chosen):
+        raise ConvexityInputError(f"selected clips must lie in 0..{n - 1}")
+
+    def value(column: str, i: int) -> float:
+        return math.nan if table is None else float(table.column(column)[i])
+
+    return tuple(
+        SelectedClip(
+            clip=i,
+            word=str(labels["word"][i]),
+            speaker=str(labels["speaker"][i]),
+            file=str(labels["file"][i]),
+            convexity=value("convexity", i),
+            bridge=value("bridge", i),
+            bridge_paths=value("bridge_paths", i),
+            purity=value("purity", i),
+        )
+        for i in chosen
+    )
+
+
+def selection_csv(rows: Sequence[SelectedClip]) -> str:
+    """The selection table as CSV text (header row; empty cells where a diagnostic is missing)."""
+    buf = io.StringIO()
+    names = [f.name for f in fields(SelectedClip)]
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(names)
+    for row in rows:
+        values = [getattr(row, name) for name in names]
+        writer.writerow(["" if isinstance(v, float) and math.isnan(v) else v for v in values])
+    return buf.getvalue()
+
+
+def clip_summary(table: LayerDiagnostics, clip: int) -> str:
+    """One clip's diagnostics in a line: clip convexity, bridge (with the paths through it) and purity."""
+    paths = float(table.bridge_paths[clip])
+    exact = bool(table.settings.get("exact", True))
+    if paths == 0:
+        through = "on no other class's path"
+    else:
+        count = f"{paths:,.0f}" if exact else f"about {paths:,.0f}"
+        through = f"on {count} other classes' {'path' if round(paths) == 1 else 'paths'}"
+    convexity = float(table.convexity[clip])
+    conv = "not sampled" if math.isnan(convexity) else f"{convexity:.3f}"
+    return (
+        f"clip convexity ({table.label_set}) {conv} · bridge {float(table.bridge[clip]):.4f} "
+        f"({through}) · kNN purity {float(table.purity[clip]):.1f}"
+    )

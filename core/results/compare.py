@@ -9,7 +9,9 @@ averaged over the classes of the layer.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,11 +47,25 @@ class CurveSeries:
         return f"{self.entry_key[:12]}:{self.label_set}"
 
     def label(self) -> str:
-        """Legend text: model, data, label set, key prefix."""
+        """Legend text: model (and fine-tuning run), data, label set, graph and estimate, key prefix."""
+        return f"{self.describe()} · {self.entry_key[:6]}"
+
+    def describe(self) -> str:
+        """What tells this curve from others without its key: model or run, data, labels, settings."""
         p = self.provenance
-        model = (p.model_key or p.model_id) if p else "?"
-        data = f"{p.dataset} {p.n_clips}" if p else "?"
-        return f"{model} · {data} · {self.label_set} · {self.entry_key[:6]}"
+        if p is None:
+            return f"? · {self.label_set}"
+        model = p.model_key or p.model_id
+        run = p.extra.get("run")
+        source = f"run {run} ({model})" if run else model
+        split = (p.selection or {}).get("split")
+        data = f"{p.dataset}{f' {split}' if split and split != 'all' else ''} · {p.n_clips} clips"
+        parts = [source, data, self.label_set]
+        if p.k is not None:
+            parts.append(f"k={p.k}")
+        if not run:
+            parts.append("exact" if self.exact else "sampled")
+        return " · ".join(parts)
 
     def x(self, relative: bool) -> np.ndarray:
         """Layer axis values: hidden-state index, or relative depth index / L."""
@@ -63,6 +79,58 @@ class CurveSeries:
         if which == "spread":
             return self.spread
         return None
+
+
+def picker_labels(series: list[CurveSeries]) -> dict[str, str]:
+    """Curve id -> a picker label that tells the curves apart by what they are (model, run, data,
+    labels, settings), adding when each was stored, and the key only where even that ties."""
+    base = {s.id: s.describe() for s in series}
+    clashes = Counter(base.values())
+    out = {}
+    for s in series:
+        text = base[s.id]
+        if clashes[text] > 1 and s.provenance is not None and s.provenance.created:
+            text += f" · stored {s.provenance.created[:16].replace('T', ' ')}"
+        out[s.id] = text
+    again = Counter(out.values())
+    return {i: t if again[t] == 1 else f"{t} · {i.split(':')[0][:6]}" for i, t in out.items()}
+
+
+def default_curves(series: list[CurveSeries]) -> list[str]:
+    """The curves Compare opens on: two of one label set from different results, sharing the most
+    classes (so their per-class difference has rows); else the first curve alone."""
+    best: tuple[int, int, int] | None = None
+    for i, a in enumerate(series):
+        for j in range(i + 1, len(series)):
+            b = series[j]
+            if a.entry_key == b.entry_key or a.label_set != b.label_set:
+                continue
+            shared = len(set(a.per_class) & set(b.per_class))
+            if best is None or shared > best[0]:
+                best = (shared, i, j)
+    if best is not None:
+        return [series[best[1]].id, series[best[2]].id]
+    return [series[0].id] if series else []
+
+
+def series_label(entry: Any) -> str:
+    """A checkpoint series' picker label: its checkpoints in order with where each came from (the
+    fine-tuning run or model, not a truncated cache path), the clips, and when it was stored."""
+    checkpoints = (entry.data or {}).get("checkpoints") or []
+    named = []
+    for c in checkpoints:
+        model = Path(str(c.get("model", "")))
+        parts = model.parts
+        if "runs" in parts[:-1]:
+            origin = f"run {parts[parts.index('runs') + 1]}"
+        elif model.is_absolute():
+            origin = "/".join(parts[-2:])
+        else:
+            origin = str(c.get("model", "?"))  # a preset key or a hub id
+        named.append(f"{c.get('name', '?')} ({origin})")
+    p = entry.provenance
+    when = p.created[:16].replace("T", " ") if p.created else "?"
+    return f"{' → '.join(named) or '?'} · {p.dataset} · {p.n_clips} clips · stored {when}"
 
 
 def spread_bars(curve: ConvexityCurve) -> np.ndarray:

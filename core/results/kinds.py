@@ -554,9 +554,11 @@ def diagnostics_entry(
     device: Any = None,
     engine: str = "auto",
     refresh: bool = False,
+    progress: Progress | None = None,
 ) -> tuple[StoredResult, bool]:
     """(entry, from_store) of the per-clip and per-class diagnostics of ``fs`` at hidden state ``layer``
-    (every clip's tree, or ``max_sources_per_class`` seeded sources per class)."""
+    (every clip's tree, or ``max_sources_per_class`` seeded sources per class); ``progress`` counts
+    the trees run when it is computed."""
     meta = _meta(fs)
     request = diagnostics_request(layer, label_sets, k, max_sources_per_class, seed)
 
@@ -571,6 +573,7 @@ def diagnostics_entry(
             seed=seed,
             device=device,
             engine=engine,
+            progress=progress,
         )
         data, arrays = encode_diagnostics(tables)
         settings = dict(next(iter(tables.values())).settings)
