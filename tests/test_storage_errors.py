@@ -114,3 +114,23 @@ def test_a_cache_path_naming_a_file_is_one_line(
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "is a file, not a folder" in err[0]
+
+
+def test_runs_are_listed_and_shown_when_their_status_cannot_be_written(
+    private_cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A full disk: a run whose worker is gone still lists, as failed (interrupted), unrecorded."""
+    from core import runs
+    from core.cli.main import main
+    from core.io.run_folder import RunFolder, RunState
+    from core.runs import records
+
+    run = runs.create_run("finetune", {"model": "m", "epochs": 2, "task": "words"})
+    RunFolder(run).set_state(RunState.RUNNING, epoch=1, pid=2**22 + 12345)  # no such process
+    monkeypatch.setattr(records, "set_state", _refuse(errno.ENOSPC))
+    assert main(["jobs", "list"]) == 0
+    out = capsys.readouterr().out
+    assert run.name in out and "failed" in out and "no runs yet" not in out
+    assert main(["jobs", "status", run.name]) == 0
+    assert '"state": "failed"' in capsys.readouterr().out
+    assert RunFolder(run).read_json(RunFolder.STATUS)["state"] == "running"  # nothing was written

@@ -196,13 +196,15 @@ def refresh(run: Path) -> dict[str, Any]:
     if raw.get("state") not in ACTIVE:
         return raw
     pid = raw.get("pid") or (RunFolder(run).read_json(RunFolder.SPAWN) or {}).get("pid")
-    return set_state(
-        run,
-        RunState.FAILED,
-        interrupted=True,
-        error=f"interrupted: worker process {pid} is gone (killed or machine restarted)",
-        finished_at=stamp(),
-    )
+    ending = {
+        "interrupted": True,
+        "error": f"interrupted: worker process {pid} is gone (killed or machine restarted)",
+        "finished_at": stamp(),
+    }
+    try:
+        return set_state(run, RunState.FAILED, **ending)
+    except OSError:  # a full disk or a read-only cache: shown as it is, recorded by a later read
+        return {**raw, **ending, "state": RunState.FAILED.value}
 
 
 def status_from(run: Path, raw: dict[str, Any]) -> RunStatus:
