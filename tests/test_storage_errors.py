@@ -48,6 +48,18 @@ def test_extraction_on_a_full_disk_is_one_line_and_leaves_no_temp_file(
     assert "\n" not in str(err.value)
     leftovers = [p for p in (cache / "features").rglob("*") if p.is_file() and ".tmp" in p.name]
     assert leftovers == []
+    assert [p for p in (cache / "features").iterdir() if p.is_dir()] == []  # no empty entry
+
+
+def test_a_disk_too_full_for_the_header_is_one_line_and_leaves_no_entry(
+    tree: Path, model_dir: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.data.features as features
+
+    monkeypatch.setattr(features.np.lib.format, "open_memmap", _refuse(errno.ENOSPC))
+    with pytest.raises(StorageError, match=r"cannot write features to .*No space|injected"):
+        extract_features(str(model_dir), Selection("folder", str(tree)), batch_size=4)
+    assert [p for p in (cache / "features").iterdir() if p.is_dir()] == []
 
 
 def test_a_full_disk_keeps_the_computed_curve_and_stores_nothing(

@@ -481,7 +481,13 @@ def _allocated_memmap(path: Path, shape: tuple[int, ...]) -> np.memmap:
     A memmap over a sparse file that meets a full disk kills the process with SIGBUS on a later write,
     with no message; reserving the blocks first turns that into one StorageError line here.
     """
-    mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    try:
+        mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    except OSError as exc:  # even the header did not fit
+        Path(path).unlink(missing_ok=True)
+        raise StorageError(
+            f"cannot write features to {path.parent}: {exc.strerror or exc}"
+        ) from None
     fd = os.open(path, os.O_RDWR)
     try:
         os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
@@ -727,15 +733,11 @@ def extract_features(
         if why is not None:
             log.warning("feature cache %s is invalid (%s); recomputing", key[:12], why)
         encoder = prepare_encoder(source, device)
-        part = begin_entry(directory)
-        try:
+        with entry_part(directory) as part:
             arr, kept, skipped, stats = compute_rows(
                 encoder, table, part, batch_size=batch_size, progress=progress
             )
             del arr
-        except BaseException:
-            part.unlink(missing_ok=True)
-            raise
         return commit_entry(entry, part, encoder_facts(encoder), kept, skipped, stats)
 
 
@@ -764,6 +766,30 @@ def begin_entry(directory: Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".features.{writer_tag()}", suffix=".npy.tmp")
     os.close(fd)
     return Path(tmp)
+
+
+@contextlib.contextmanager
+def entry_part(directory: Path) -> Iterator[Path]:
+    """``begin_entry``'s temp path for the block's writer; where the block fails the temp file goes,
+    and so does the entry folder if this writer made it (nothing half-made is left behind)."""
+    fresh = not directory.exists()
+    try:
+        part = begin_entry(directory)
+    except OSError as exc:
+        if fresh:
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        if isinstance(exc, StorageError):
+            raise
+        raise StorageError(f"cannot write features to {directory}: {exc.strerror or exc}") from None
+    try:
+        yield part
+    except BaseException:
+        part.unlink(missing_ok=True)
+        if fresh:
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
 
 
 def commit_entry(

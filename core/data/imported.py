@@ -37,9 +37,9 @@ from core.data.datasets import ClipTable
 from core.data.features import (
     CacheEntry,
     FeatureSet,
-    begin_entry,
     commit_entry,
     entry_lock,
+    entry_part,
     feature_key,
     read_valid_entry,
     write_rows,
@@ -462,17 +462,8 @@ def import_features(
         found, _ = read_valid_entry(entry.directory, key)
         if found is not None:
             return found
-        fresh = not entry.directory.exists()
-        tmp = begin_entry(entry.directory)
-        try:
-            with _damaged_archive(arrays):
-                write_rows(tmp, (n, states, d), _filler(specs, progress))
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            if fresh:  # a refused import leaves no entry folder behind
-                with contextlib.suppress(OSError):
-                    entry.directory.rmdir()
-            raise
+        with entry_part(entry.directory) as tmp, _damaged_archive(arrays):
+            write_rows(tmp, (n, states, d), _filler(specs, progress))
         facts = {
             "n_layers": states - 1,
             "hidden_size": d,

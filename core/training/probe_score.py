@@ -41,11 +41,11 @@ from core.data.features import (
     CacheEntry,
     FeatureSet,
     Selection,
-    begin_entry,
     commit_entry,
     compute_rows,
     encoder_facts,
     entry_lock,
+    entry_part,
     feature_key,
     key_identity,
     plan_entry,
@@ -238,15 +238,11 @@ def plan_features(
         found, _ = read_valid_entry(entry.directory, entry.key)  # another process may have finished
         if found is not None:
             return found
-        tmp = begin_entry(entry.directory)
-        try:
+        with entry_part(entry.directory) as tmp:
             arr, kept, skipped, stats = compute_rows(
                 encoder, entry.table, tmp, batch_size=batch_size, progress=progress
             )
             del arr
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
         return commit_entry(entry, tmp, encoder_facts(encoder), kept, skipped, stats)
 
 
