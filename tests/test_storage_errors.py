@@ -146,3 +146,15 @@ def test_runs_are_listed_and_shown_when_their_status_cannot_be_written(
     assert main(["jobs", "status", run.name]) == 0
     assert '"state": "failed"' in capsys.readouterr().out
     assert RunFolder(run).read_json(RunFolder.STATUS)["state"] == "running"  # nothing was written
+
+
+def test_a_run_that_cannot_be_written_leaves_no_folder(
+    private_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core import runs
+    from core.io.run_folder import RunFolder
+
+    monkeypatch.setattr(RunFolder, "write_spec", _refuse(errno.ENOSPC))
+    with pytest.raises(OSError, match="injected"):
+        runs.create_run("finetune", {"model": "m", "epochs": 1, "task": "words"})
+    assert not any(p for p in runs.runs_root().iterdir() if not p.name.startswith("."))

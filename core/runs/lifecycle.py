@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -80,9 +81,13 @@ def create_run(
         run.mkdir(parents=True, exist_ok=False)
     except FileExistsError:
         raise RunError(f"run {run_id!r} already exists") from None
-    RunFolder(run).write_spec(RunSpec(kind, config, executor))
     fields: dict[str, Any] = {"executor": executor["name"]} if executor else {}
-    enqueue(run, kind=kind, attempt=attempt, parent=parent, **fields)
+    try:
+        RunFolder(run).write_spec(RunSpec(kind, config, executor))
+        enqueue(run, kind=kind, attempt=attempt, parent=parent, **fields)
+    except BaseException:  # a full disk: no half-made run folder is left to list
+        shutil.rmtree(run, ignore_errors=True)
+        raise
     return run
 
 
