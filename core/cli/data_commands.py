@@ -11,7 +11,7 @@ from typing import Any
 
 from core.cli.options import common_options, positive_int, selection_options
 from core.cli.output import format_params, progress_bar, text_table
-from core.cli.plans_commands import plan_options
+from core.errors import CliError
 
 __all__ = [
     "cmd_datasets",
@@ -223,10 +223,30 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def plan_options(p: argparse.ArgumentParser) -> None:
+    """``--drop LAYERS`` / ``--keep LAYERS`` (1-based transformer layers, e.g. 3-4 or 1-2,5-12)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--drop", metavar="LAYERS", help="drop these layers, e.g. 3-4 or 3,5,7")
+    group.add_argument("--keep", metavar="LAYERS", help="keep only these layers, e.g. 1-2,5-12")
+
+
+def plan_from_args(args: argparse.Namespace, n_layers: int) -> Any:
+    """The PruningPlan of a positional prune point, ``--drop`` or ``--keep`` (exactly one of them)."""
+    from core.models.plans import PruningPlan, parse_layers
+
+    given = [x is not None for x in (args.p, args.drop, args.keep)]
+    if sum(given) != 1:
+        raise CliError("give a prune point P, or --drop LAYERS, or --keep LAYERS (exactly one)")
+    if args.p is not None:
+        return PruningPlan.top(args.p, n_layers)
+    if args.drop is not None:
+        return PruningPlan.drop(parse_layers(args.drop), n_layers)
+    return PruningPlan.keep(parse_layers(args.keep), n_layers)
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     """Load a model, keep layers 1..p (or the layers --drop/--keep leave), save it, and print parameter
     counts before and after."""
-    from core.cli.plans_commands import plan_from_args
     from core.models.loading import load_encoder, resolve_model
     from core.models.pruning import apply_plan, count_parameters
 

@@ -9,33 +9,11 @@ from typing import Any
 
 from core.cli.options import common_options, out_path, positive_int, seed_int, selection_options
 from core.cli.output import format_params, progress_bar, text_table
-from core.errors import CliError
 
-__all__ = ["cmd_plans", "plan_from_args", "plan_options", "register"]
+__all__ = ["cmd_plans", "register"]
 
 SIMILARITY = ("linear_cka", "mutual_knn")
 DEFAULT_THRESHOLD = {"linear_cka": 0.9, "mutual_knn": 0.5}
-
-
-def plan_options(p: argparse.ArgumentParser) -> None:
-    """``--drop LAYERS`` / ``--keep LAYERS`` (1-based transformer layers, e.g. 3-4 or 1-2,5-12)."""
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--drop", metavar="LAYERS", help="drop these layers, e.g. 3-4 or 3,5,7")
-    group.add_argument("--keep", metavar="LAYERS", help="keep only these layers, e.g. 1-2,5-12")
-
-
-def plan_from_args(args: argparse.Namespace, n_layers: int) -> Any:
-    """The PruningPlan of a positional prune point, ``--drop`` or ``--keep`` (exactly one of them)."""
-    from core.models.plans import PruningPlan, parse_layers
-
-    given = [x is not None for x in (args.p, args.drop, args.keep)]
-    if sum(given) != 1:
-        raise CliError("give a prune point P, or --drop LAYERS, or --keep LAYERS (exactly one)")
-    if args.p is not None:
-        return PruningPlan.top(args.p, n_layers)
-    if args.drop is not None:
-        return PruningPlan.drop(parse_layers(args.drop), n_layers)
-    return PruningPlan.keep(parse_layers(args.keep), n_layers)
 
 
 def _threshold(text: str) -> float:
