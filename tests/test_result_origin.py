@@ -15,6 +15,7 @@ from core.cli.main import main
 from core.data.imported import import_features
 from core.geometry.options import ConvexityOptions
 from core.results.bundle import export_bundle, import_bundle
+from core.results.export import json_with_provenance
 from core.results.kinds import convexity_entry
 from core.results.origin import ORIGIN_NAME
 from core.results.store import ENTRY_NAME, _doc_sha, list_results, load_result, results_root
@@ -116,6 +117,10 @@ def test_a_forged_bundle_for_a_key_not_yet_stored_is_marked_caught_and_ignorable
     assert "imported from forged.zip" in out and "not computed here" in out  # ... and said to be
     assert f"results verify {genuine.key[:12]}" in out
 
+    imported = load_result(genuine.key)
+    assert "imported from forged.zip" in imported.provenance.caption()  # every figure caption
+    exported = json_with_provenance({}, [imported.provenance])["provenance"][0]
+    assert exported["origin"]["source"] == "imported"  # every export's provenance block
     assert main(["results", "list"]) == 0
     listing = capsys.readouterr().out
     assert "imported" in listing.splitlines()[2]

@@ -17,6 +17,7 @@ from typing import Any
 from core.errors import RecordError
 from core.io.paths import REPO_ROOT
 from core.io.records import from_dict
+from core.results.origin import Origin
 
 # Engine modules per result kind; a module may define ENGINE_VERSION (bump it when its output changes).
 ENGINE_MODULES = {
@@ -85,6 +86,9 @@ class Provenance:
     model_key: str = ""
     input_mode: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # Where this copy came from, set by the store when it reads the entry (from the store's own
+    # record, never from the entry itself, which a bundle could forge); None on a fresh result.
+    origin: Origin | None = None
 
     @property
     def exact(self) -> bool:
@@ -130,12 +134,16 @@ class Provenance:
             bits.append(f"seed {self.seed}")
         bits.append(f"{self.device}, engine v{self.engine_version}, code {self.code_version}")
         bits.append(self.created[:10])
+        if self.origin is not None and not self.origin.is_computed:
+            bits.append(self.origin.describe())
         return " · ".join(bits)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
+        """JSON-ready form (with the origin where the store said it)."""
         d = asdict(self)
         d["label_sets"] = list(self.label_sets)
+        if self.origin is None:
+            d.pop("origin")
         return d
 
     @classmethod

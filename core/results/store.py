@@ -259,14 +259,15 @@ def read_entry(directory: Path, key: str | None = None) -> tuple[StoredResult | 
             name: _load_array(directory / spec["file"], spec)
             for name, spec in doc["arrays"].items()
         }
+        origin = read_origin(directory)
         result = StoredResult(
             key=doc["key"],
             kind=doc["kind"],
             request=doc["request"],
-            provenance=prov,
+            provenance=replace(prov, origin=origin),
             data=doc["data"],
             arrays=arrays,
-            origin=read_origin(directory),
+            origin=origin,
         )
     except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         return None, f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
@@ -421,14 +422,15 @@ def list_results(kind: str | None = None) -> list[EntryInfo]:
             if kind is not None and doc["kind"] != kind:
                 continue
             size = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+            origin = read_origin(directory)
             out.append(
                 EntryInfo(
                     key=doc["key"],
                     kind=doc["kind"],
                     request=doc["request"],
-                    provenance=prov,
+                    provenance=replace(prov, origin=origin),
                     data=doc["data"],
-                    origin=read_origin(directory),
+                    origin=origin,
                     n_bytes=size,
                 )
             )
