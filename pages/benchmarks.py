@@ -29,12 +29,12 @@ from core.runs.views import (
 from core.training.benchmark import BenchmarkResult, BenchmarkRow, human_value, ratio_text
 from core.training.configs import BenchmarkConfig
 from core.training.grid import read_grid_tables
-from pages.cached import criteria_results, current_convexity, has_criteria
-from pages.costs import ratio_bars, sweep_cost_figure, sweep_result_figure
-from pages.feature_choice import current_features, features_caption
-from pages.figures import show, style
-from pages.messages import one_line
-from pages.state import init_state
+from pages.parts.cached import criteria_results, current_convexity, has_criteria
+from pages.parts.costs import ratio_bars, sweep_cost_figure, sweep_result_figure
+from pages.parts.feature_choice import current_features, features_caption
+from pages.parts.figures import show, style
+from pages.parts.messages import one_line
+from pages.parts.state import init_state
 
 DEFAULTS = BenchmarkConfig(model="", prune_point=1)  # the CLI's defaults, one dataclass for both
 

@@ -33,10 +33,10 @@ from core.results.compare import (
 )
 from core.results.runs import store_all_run_curves
 from core.results.store import list_results
-from pages import figures
-from pages.messages import one_line
-from pages.series_view import series_section
-from pages.state import init_state
+from pages.parts import figures
+from pages.parts.messages import one_line
+from pages.parts.series_view import series_section
+from pages.parts.state import init_state
 
 AXES = {"relative": "relative depth (0 = input, 1 = last layer)", "absolute": figures.LAYER_AXIS}
 BARS = {"se": "standard error", "spread": "authors' spread", "none": "none"}

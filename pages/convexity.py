@@ -30,13 +30,13 @@ from core.results.convexity_view import (
 from core.results.precision import PRESETS
 from core.results.provenance import Provenance
 from core.results.statistics_job import format_seconds
-from pages import cached, figures
-from pages.feature_choice import current_features, features_caption
-from pages.messages import one_line
-from pages.state import session_id
+from pages.parts import cached, figures
+from pages.parts.feature_choice import current_features, features_caption
+from pages.parts.messages import one_line
+from pages.parts.state import session_id
 
 TITLE = "Graph convexity per layer"
-# This page's own controls (the shared k, precision and fraction are in pages.state).
+# This page's own controls (the shared k, precision and fraction are in pages.parts.state).
 DEFAULTS = {
     "cx_heat": "word",
     "cx_bars": "standard error",

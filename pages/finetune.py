@@ -24,14 +24,14 @@ from core.training.configs import FinetuneConfig
 from core.training.finetune import check_run
 from core.training.settings import check_trainable
 from core.training.task_data import DataPlan
-from pages.cached import current_convexity
-from pages.feature_choice import current_features, features_caption
-from pages.figures import show
-from pages.messages import one_line
-from pages.run_figures import convexity_figure, has_curves, metric_figure
-from pages.run_on import run_on, run_on_defaults
-from pages.state import init_state
-from pages.trajectory_view import show_trajectory
+from pages.parts.cached import current_convexity
+from pages.parts.feature_choice import current_features, features_caption
+from pages.parts.figures import show
+from pages.parts.messages import one_line
+from pages.parts.run_figures import convexity_figure, has_curves, metric_figure
+from pages.parts.run_on import run_on, run_on_defaults
+from pages.parts.state import init_state
+from pages.parts.trajectory_view import show_trajectory
 
 LRS = [1e-5, 3e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3]
 BATCHES = [4, 8, 16, 32, 64]

@@ -7,8 +7,8 @@ import streamlit as st
 
 from core.data.sample_curves import SAMPLE_CURVES, ModelCurves, SampleCurves, read_sample_curves
 from core.errors import LabError
-from pages import figures
-from pages.state import init_state
+from pages.parts import figures
+from pages.parts.state import init_state
 
 PAPER = (
     "Dorszewski, Tětková, Hansen: *Convexity-based Pruning of Speech Representation Models*, "

@@ -16,7 +16,14 @@ from core.training.trajectory import (
     run_about,
     trajectory_csv,
 )
-from pages.figures import LABEL_COLOURS, Curve, curve_figure, integer_axis, layer_heatmaps, show
+from pages.parts.figures import (
+    LABEL_COLOURS,
+    Curve,
+    curve_figure,
+    integer_axis,
+    layer_heatmaps,
+    show,
+)
 
 
 def heatmap_figure(traj: Trajectory, relevant: str) -> go.Figure:

@@ -12,8 +12,8 @@ from core.errors import LabError
 from core.results.compare import series_label
 from core.results.series import load_series, stored_aligned_umap, stored_series
 from core.results.series_data import CheckpointSeries
-from pages import cached, figures
-from pages.messages import one_line
+from pages.parts import cached, figures
+from pages.parts.messages import one_line
 
 
 def heatmap_figure(series: CheckpointSeries) -> go.Figure:

@@ -9,9 +9,9 @@ import streamlit as st
 from core.data.features import FeatureSet
 from core.errors import LabError
 from core.models.registry import MODELS
-from pages.cached import cached_feature_list, feature_set
-from pages.messages import one_line
-from pages.state import init_state
+from pages.parts.cached import cached_feature_list, feature_set
+from pages.parts.messages import one_line
+from pages.parts.state import init_state
 
 
 def describe_entry(meta: dict[str, Any]) -> str:

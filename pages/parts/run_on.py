@@ -11,7 +11,7 @@ import streamlit as st
 from core.errors import LabError
 from core.runs.executors import LAUNCH_CHOICES, launch_choice_default, launch_spec
 from core.runs.spec import ExecutorSpec, default_address
-from pages.messages import one_line
+from pages.parts.messages import one_line
 
 
 def run_on_defaults(prefix: str) -> dict[str, str]:

@@ -49,8 +49,8 @@ from core.results.statistics_job import (
 )
 from core.results.statistics_job import statistics_choice as choose_statistics
 from core.results.store import load_result
-from pages.messages import one_line
-from pages.state import session_id
+from pages.parts.messages import one_line
+from pages.parts.state import session_id
 
 EXHAUSTIVE_DIAGNOSTICS = 20_000  # clips up to which the page runs every clip's tree
 SAMPLED_SOURCES = 100  # trees per class beyond that (python -m core diagnose runs any design)
@@ -239,6 +239,12 @@ def params_by_prune_point(model: str) -> dict[int, dict[str, int]]:
         return counts(enc)
     finally:
         del enc
+
+
+@st.cache_resource(show_spinner=False)
+def background_tasks() -> dict[str, Any]:
+    """Process-wide registry of background work by name, so any session can watch it."""
+    return {}
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

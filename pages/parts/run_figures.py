@@ -12,7 +12,7 @@ from plotly.subplots import make_subplots
 
 from core.runs.metrics import RunMetrics
 from core.training.model_convexity import ConvexityComparison
-from pages.figures import LABEL_COLOURS, LAYER_AXIS, integer_axis, style
+from pages.parts.figures import LABEL_COLOURS, LAYER_AXIS, integer_axis, style
 
 LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "y": -0.28, "xanchor": "left", "x": 0}
 
