@@ -14,7 +14,7 @@ from core.geometry.teaching import PairWalkthrough, leaving_pair, undirected_pai
 from core.results import export
 from core.results.provenance import code_version
 from pages.parts import figures
-from pages.parts.cached import real_layer_graph, toy_graph
+from pages.parts.cached import default_pair, real_layer_graph, toy_graph
 from pages.parts.state import init_state
 
 STEPS = ("1. The graph", "2. The shortest path", "3. Interior points", "4. The score")
@@ -33,15 +33,6 @@ DEFAULTS = {
     "ln_real_per_word": 24,
 }
 MODES = ["2-D toy", "Real layer"]
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def default_pair(
-    shape: str, classes: int, per_class: int, spread: float, k: int, seed: int
-) -> tuple[int, int] | None:
-    """The toy's pair whose shortest path leaves its class the most (None if none leaves)."""
-    _, labels, _, graph = toy_graph(shape, classes, per_class, spread, k, seed)
-    return leaving_pair(*graph, labels)
 
 
 def figure(

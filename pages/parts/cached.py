@@ -20,6 +20,7 @@ from core.data.features import (
     list_cached_features,
     load_cached_features,
 )
+from core.data.sample_curves import SampleCurves, read_sample_curves
 from core.errors import ConvexityInputError, LabError
 from core.geometry.convexity import ConvexityCurve, ConvexityResult, graph_convexity
 from core.geometry.criteria import CriterionResult
@@ -49,7 +50,10 @@ from core.results.statistics_job import (
 )
 from core.results.statistics_job import statistics_choice as choose_statistics
 from core.results.store import load_result
-from pages.parts.messages import one_line
+from core.training.configs import FinetuneConfig
+from core.training.finetune import check_run
+from core.training.task_data import DataPlan
+from pages.parts.messages import model_error_line, one_line
 from pages.parts.state import session_id
 
 EXHAUSTIVE_DIAGNOSTICS = 20_000  # clips up to which the page runs every clip's tree
@@ -223,11 +227,6 @@ def checkpoint_layouts(series_key: str, layer: int) -> np.ndarray:
     )
 
 
-def umap_layers(key: str, n_neighbors: int = DEFAULT_UMAP.n_neighbors, seed: int = 0) -> np.ndarray:
-    """Aligned UMAP embeddings (L+1, N, 2) of every hidden state (stored; computed once per feature set)."""
-    return umap_with_provenance(key, n_neighbors, seed)[0]
-
-
 @st.cache_data(show_spinner="Counting parameters...", max_entries=8)
 def params_by_prune_point(model: str) -> dict[int, dict[str, int]]:
     """Encoder parameter counts at every prune point 1..L of a model (loaded once on the CPU, then freed)."""
@@ -262,33 +261,33 @@ def toy_graph(
     return points, labels, result, knn_csr(points, k)
 
 
-def diagnostics_with_provenance(
-    key: str, layer: int, k: int = DEFAULT_K
-) -> tuple[dict[str, Any], Provenance]:
-    """(word and speaker per-clip diagnostics of one hidden state, provenance); stored, computed once."""
-    from core.results.kinds import decode_diagnostics, diagnostics_entry
+@st.cache_data(show_spinner=False, max_entries=64)
+def default_pair(
+    shape: str, classes: int, per_class: int, spread: float, k: int, seed: int
+) -> tuple[int, int] | None:
+    """The toy's pair whose shortest path leaves its class the most (None if none leaves)."""
+    from core.geometry.teaching import leaving_pair
 
-    fs = feature_set(key)
-    names = [name for name in LABEL_SETS if name not in missing_label_sets(fs)]
-    if not names:
-        raise ConvexityInputError("; ".join(missing_label_sets(fs).values()))
+    _, labels, _, graph = toy_graph(shape, classes, per_class, spread, k, seed)
+    return leaving_pair(*graph, labels)
 
-    n = int(fs.features.shape[0])
-    sources = None if n <= EXHAUSTIVE_DIAGNOSTICS else SAMPLED_SOURCES
 
-    def work(tick: Callable[[int, int], None]) -> tuple[dict[str, Any], Provenance]:
-        tick(0, 1)
-        entry, _ = diagnostics_entry(fs, layer, names, k=k, max_sources_per_class=sources)
-        tick(1, 1)
-        return decode_diagnostics(entry), entry.provenance
+@st.cache_data(show_spinner=False)
+def sample_curves(path: str) -> SampleCurves | str:
+    """The convexity curves measured on the bundled sample, or why they cannot be shown."""
+    try:
+        return read_sample_curves(path)
+    except LabError as exc:
+        return str(exc)
 
-    label = (
-        f"Every clip's shortest-path tree at hidden state {layer} (about 10 s per layer of 2,520 "
-        "clips on 2 cores)"
-        if sources is None
-        else f"{sources} sampled clips' shortest-path trees per class at hidden state {layer}"
-    )
-    return _memo(("diagnostics", key, layer, k), label, work)
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=32)
+def finetune_data_plan(config: dict[str, Any]) -> tuple[DataPlan | None, str | None]:
+    """A fine-tune's classes and clip counts, or the one line it would be refused with (briefly cached)."""
+    try:
+        return check_run(FinetuneConfig.from_dict(config)), None
+    except LabError as exc:
+        return None, model_error_line(exc)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Building the layer's kNN graph...")
