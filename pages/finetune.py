@@ -8,22 +8,12 @@ from typing import Any
 import streamlit as st
 
 from core import runs as run_store
-from core.data.datasets import label_set
-from core.data.features import FeatureSet
-from core.data.source import FeatureSource
+from core.data import FeatureSet, FeatureSource, label_set
 from core.errors import LabError
-from core.geometry.prune_point import suggest_prune_point
-from core.models.classifier import classifier_params_by_prune_point
-from core.models.registry import MODELS
-from core.runs import lifecycle
-from core.runs.folders import RunState
-from core.runs.lifecycle import submit_run
-from core.runs.metrics import run_metrics
-from core.runs.views import FinetuneRunView, finetune_runs
-from core.training.configs import FinetuneConfig
-from core.training.finetune import check_run
-from core.training.settings import check_trainable
-from core.training.task_data import DataPlan
+from core.geometry import suggest_prune_point
+from core.models import MODELS, classifier_params_by_prune_point
+from core.runs import FinetuneRunView, RunState, finetune_runs, lifecycle, run_metrics, submit_run
+from core.training import DataPlan, FinetuneConfig, check_run, check_trainable
 from pages.parts.cached import current_convexity, finetune_data_plan
 from pages.parts.feature_choice import current_features, features_caption
 from pages.parts.figures import show

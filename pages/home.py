@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.data.sample_curves import SAMPLE_CURVES, ModelCurves
+from core.data import SAMPLE_CURVES, ModelCurves
 from pages.parts import figures
 from pages.parts.cached import sample_curves
 from pages.parts.state import init_state

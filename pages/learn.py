@@ -9,10 +9,9 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.data.imported import clip_audio
-from core.geometry.teaching import PairWalkthrough, leaving_pair, undirected_pairs, walk_pair
-from core.results import export
-from core.results.provenance import code_version
+from core.data import clip_audio
+from core.geometry import PairWalkthrough, leaving_pair, undirected_pairs, walk_pair
+from core.results import code_version, export
 from pages.parts import figures
 from pages.parts.cached import default_pair, real_layer_graph, toy_graph
 from pages.parts.state import init_state

@@ -8,16 +8,21 @@ from typing import Any
 import streamlit as st
 
 from core import runs as run_store
-from core.data.source import FeatureSource
+from core.data import FeatureSource
 from core.errors import LabError, TrainingError
-from core.models.registry import MODELS
-from core.runs import folders, lifecycle
-from core.runs.folders import RunState
-from core.runs.lifecycle import submit_run
-from core.runs.records import format_seconds, sweep_points
-from core.runs.views import sweep_run_view, sweep_runs, sweep_view
-from core.training.configs import SweepConfig
-from core.training.settings import check_trainable
+from core.models import MODELS
+from core.runs import (
+    RunState,
+    folders,
+    format_seconds,
+    lifecycle,
+    submit_run,
+    sweep_points,
+    sweep_run_view,
+    sweep_runs,
+    sweep_view,
+)
+from core.training import SweepConfig, check_trainable
 from pages.parts.cached import feature_set, offline_models
 from pages.parts.costs import sweep_cost_figure, sweep_result_figure, sweep_rule_text
 from pages.parts.figures import show

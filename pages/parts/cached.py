@@ -14,45 +14,49 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from core.data.features import (
+from core.data import (
     FeatureSet,
+    SampleCurves,
     feature_cache_root,
     list_cached_features,
     load_cached_features,
+    read_sample_curves,
 )
-from core.data.sample_curves import SampleCurves, read_sample_curves
 from core.errors import ConvexityInputError, LabError
-from core.geometry.convexity import ConvexityCurve, ConvexityResult, graph_convexity
-from core.geometry.criteria import CriterionResult
-from core.geometry.curve_statistics import CurveStatistics
-from core.geometry.options import DEFAULT_K, DEFAULT_UMAP, ConvexityOptions, UmapOptions
-from core.models.hub import models_available_offline
-from core.results.kinds import (
+from core.geometry import (
+    DEFAULT_K,
+    DEFAULT_UMAP,
+    ConvexityCurve,
+    ConvexityOptions,
+    ConvexityResult,
+    CriterionResult,
+    CurveStatistics,
+    UmapOptions,
+    graph_convexity,
+)
+from core.models import models_available_offline
+from core.results import (
+    JobStatus,
+    LRUCache,
+    Provenance,
+    StatisticsChoice,
+    StatisticsJob,
+    aligned_umap,
+    cancel_job,
     convexity_entry,
     criteria_entry,
     criteria_key,
     decode_criteria,
     decode_curves,
+    load_result,
+    preset,
+    read_job,
+    start_job,
     statistics_key,
     umap_entry,
 )
-from core.results.memory import LRUCache
-from core.results.precision import preset
-from core.results.provenance import Provenance
-from core.results.series import aligned_umap
-from core.results.statistics_job import (
-    JobStatus,
-    StatisticsChoice,
-    StatisticsJob,
-    cancel_job,
-    read_job,
-    start_job,
-)
-from core.results.statistics_job import statistics_choice as choose_statistics
-from core.results.store import load_result
-from core.training.configs import FinetuneConfig
-from core.training.finetune import check_run
-from core.training.task_data import DataPlan
+from core.results import statistics_choice as choose_statistics
+from core.training import DataPlan, FinetuneConfig, check_run
 from pages.parts.messages import model_error_line, one_line
 from pages.parts.state import session_id
 
@@ -230,8 +234,8 @@ def checkpoint_layouts(series_key: str, layer: int) -> np.ndarray:
 @st.cache_data(show_spinner="Counting parameters...", max_entries=8)
 def params_by_prune_point(model: str) -> dict[int, dict[str, int]]:
     """Encoder parameter counts at every prune point 1..L of a model (loaded once on the CPU, then freed)."""
-    from core.models.loading import load_encoder
-    from core.models.pruning import params_by_prune_point as counts
+    from core.models import load_encoder
+    from core.models import params_by_prune_point as counts
 
     enc = load_encoder(model, device="cpu")
     try:
@@ -251,8 +255,7 @@ def toy_graph(
     shape: str, classes: int, per_class: int, spread: float, k: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, ConvexityResult, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Teaching toy: points, labels, the exhaustive convexity result and the kNN graph (CSR)."""
-    from core.geometry.synthetic import toy_clusters
-    from core.geometry.teaching import knn_csr
+    from core.geometry import knn_csr, toy_clusters
 
     points, labels = toy_clusters(per_class, classes, spread, shape, seed)
     result = graph_convexity(
@@ -266,7 +269,7 @@ def default_pair(
     shape: str, classes: int, per_class: int, spread: float, k: int, seed: int
 ) -> tuple[int, int] | None:
     """The toy's pair whose shortest path leaves its class the most (None if none leaves)."""
-    from core.geometry.teaching import leaving_pair
+    from core.geometry import leaving_pair
 
     _, labels, _, graph = toy_graph(shape, classes, per_class, spread, k, seed)
     return leaving_pair(*graph, labels)
@@ -293,7 +296,7 @@ def finetune_data_plan(config: dict[str, Any]) -> tuple[DataPlan | None, str | N
 @st.cache_resource(max_entries=4, show_spinner="Building the layer's kNN graph...")
 def layer_knn_graph(key: str, layer: int, k: int = DEFAULT_K) -> Any:
     """The exact kNN graph of one hidden state (``core.geometry.clip_paths.LayerGraph``), per process."""
-    from core.geometry.clip_paths import layer_graph
+    from core.geometry import layer_graph
 
     return layer_graph(np.asarray(feature_set(key).features[:, layer, :]), k)
 
@@ -306,7 +309,7 @@ def real_layer_graph(
     of up to ``per_word`` clips of each chosen word at one hidden state (paths use all D dimensions)."""
     from sklearn.decomposition import PCA
 
-    from core.geometry.teaching import knn_csr
+    from core.geometry import knn_csr
 
     fs = feature_set(key)
     all_words = np.asarray(fs.words)

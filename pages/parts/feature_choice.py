@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.data.features import FeatureSet
+from core.data import FeatureSet
 from core.errors import LabError
 from pages.parts.cached import cached_feature_list, feature_set
 from pages.parts.messages import one_line

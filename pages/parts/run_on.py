@@ -9,8 +9,13 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import LabError
-from core.runs.executors import LAUNCH_CHOICES, launch_choice_default, launch_spec
-from core.runs.spec import ExecutorSpec, default_address
+from core.runs import (
+    LAUNCH_CHOICES,
+    ExecutorSpec,
+    default_address,
+    launch_choice_default,
+    launch_spec,
+)
 from pages.parts.messages import one_line
 
 

@@ -7,11 +7,15 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.data.features import load_cached_features
+from core.data import load_cached_features
 from core.errors import LabError
-from core.results.compare import series_label
-from core.results.series import load_series, stored_aligned_umap, stored_series
-from core.results.series_data import CheckpointSeries
+from core.results import (
+    CheckpointSeries,
+    load_series,
+    series_label,
+    stored_aligned_umap,
+    stored_series,
+)
 from pages.parts import cached, figures
 from pages.parts.messages import one_line
 

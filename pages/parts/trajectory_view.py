@@ -9,13 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.training.trajectory import (
-    Trajectory,
-    TrajectoryPoint,
-    read_trajectory,
-    run_about,
-    trajectory_csv,
-)
+from core.training import Trajectory, TrajectoryPoint, read_trajectory, run_about, trajectory_csv
 from pages.parts.figures import (
     LABEL_COLOURS,
     Curve,
