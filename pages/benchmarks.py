@@ -12,29 +12,36 @@ import streamlit as st
 
 from core import runs as run_store
 from core.errors import LabError
-from core.geometry.criteria import compare_prune_points
-from core.models.registry import MODELS
-from core.runs import lifecycle, worker
-from core.runs.comparison import BETTER, compare_runs
-from core.runs.folders import RunState
-from core.runs.records import format_seconds
-from core.runs.views import (
+from core.geometry import compare_prune_points
+from core.models import MODELS
+from core.runs import (
+    BETTER,
     FinishedRun,
+    RunState,
     SweepView,
+    compare_runs,
     export_provenance,
     finished_results,
+    format_seconds,
+    lifecycle,
     list_benchmarks,
     sweep_view,
+    worker,
 )
-from core.training.benchmark import BenchmarkResult, BenchmarkRow, human_value, ratio_text
-from core.training.configs import BenchmarkConfig
-from core.training.grid import read_grid_tables
-from pages.cached import criteria_results, current_convexity, has_criteria
-from pages.costs import ratio_bars, sweep_cost_figure, sweep_result_figure
-from pages.feature_choice import current_features, features_caption
-from pages.figures import show, style
-from pages.messages import one_line
-from pages.state import init_state
+from core.training import (
+    BenchmarkConfig,
+    BenchmarkResult,
+    BenchmarkRow,
+    human_value,
+    ratio_text,
+    read_grid_tables,
+)
+from pages.parts.cached import criteria_results, current_convexity, has_criteria
+from pages.parts.costs import ratio_bars, sweep_cost_figure, sweep_result_figure
+from pages.parts.feature_choice import current_features, features_caption
+from pages.parts.figures import show, style
+from pages.parts.messages import one_line
+from pages.parts.state import init_state
 
 DEFAULTS = BenchmarkConfig(model="", prune_point=1)  # the CLI's defaults, one dataclass for both
 

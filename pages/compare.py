@@ -14,29 +14,29 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.errors import LabError
-from core.geometry.chance import chance_normalised
-from core.geometry.paired import paired_difference
-from core.results import export
-from core.results.bundle import export_bundle, import_bundle
-from core.results.compare import (
+from core.geometry import chance_normalised, paired_difference
+from core.results import (
     CURVE_KINDS,
     CurveSeries,
     StatisticsMatch,
     class_difference,
     comparability_note,
     default_curves,
+    export,
+    export_bundle,
+    import_bundle,
+    list_results,
     picker_labels,
     prune_table,
     same_clips,
     series_of,
     statistics_by_curve,
+    store_all_run_curves,
 )
-from core.results.runs import store_all_run_curves
-from core.results.store import list_results
-from pages import figures
-from pages.messages import one_line
-from pages.series_view import series_section
-from pages.state import init_state
+from pages.parts import figures
+from pages.parts.messages import one_line
+from pages.parts.series_view import series_section
+from pages.parts.state import init_state
 
 AXES = {"relative": "relative depth (0 = input, 1 = last layer)", "absolute": figures.LAYER_AXIS}
 BARS = {"se": "standard error", "spread": "authors' spread", "none": "none"}

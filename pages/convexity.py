@@ -11,32 +11,36 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.data.features import FeatureInfo, FeatureSet
+from core.data import FeatureInfo, FeatureSet
 from core.errors import LabError
-from core.geometry.convexity import ConvexityCurve
-from core.geometry.criteria import compare_prune_points
-from core.geometry.curve_statistics import CurveStatistics
-from core.geometry.prune_point import PrunePointChoice, choose_prune_points
-from core.results import export
-from core.results.compare import is_exact, spread_bars
-from core.results.convexity_view import (
+from core.geometry import (
+    ConvexityCurve,
+    CurveStatistics,
+    PrunePointChoice,
+    choose_prune_points,
+    compare_prune_points,
+)
+from core.results import (
     CLASS_ORDERS,
+    PRESETS,
+    Provenance,
     class_table,
     curve_seconds,
+    export,
+    format_seconds,
+    is_exact,
     precision_note,
     run_settings,
+    spread_bars,
     stability_text,
 )
-from core.results.precision import PRESETS
-from core.results.provenance import Provenance
-from core.results.statistics_job import format_seconds
-from pages import cached, figures
-from pages.feature_choice import current_features, features_caption
-from pages.messages import one_line
-from pages.state import session_id
+from pages.parts import cached, figures
+from pages.parts.feature_choice import current_features, features_caption
+from pages.parts.messages import one_line
+from pages.parts.state import session_id
 
 TITLE = "Graph convexity per layer"
-# This page's own controls (the shared k, precision and fraction are in pages.state).
+# This page's own controls (the shared k, precision and fraction are in pages.parts.state).
 DEFAULTS = {
     "cx_heat": "word",
     "cx_bars": "standard error",

@@ -8,30 +8,20 @@ from typing import Any
 import streamlit as st
 
 from core import runs as run_store
-from core.data.datasets import label_set
-from core.data.features import FeatureSet
-from core.data.source import FeatureSource
-from core.errors import LabError, UnknownModelError
-from core.geometry.prune_point import suggest_prune_point
-from core.models.classifier import classifier_params_by_prune_point
-from core.models.registry import MODELS
-from core.runs import lifecycle
-from core.runs.folders import RunState
-from core.runs.lifecycle import submit_run
-from core.runs.metrics import run_metrics
-from core.runs.views import FinetuneRunView, finetune_runs
-from core.training.configs import FinetuneConfig
-from core.training.finetune import check_run
-from core.training.settings import check_trainable
-from core.training.task_data import DataPlan
-from pages.cached import current_convexity
-from pages.feature_choice import current_features, features_caption
-from pages.figures import show
-from pages.messages import one_line
-from pages.run_figures import convexity_figure, has_curves, metric_figure
-from pages.run_on import run_on, run_on_defaults
-from pages.state import init_state
-from pages.trajectory_view import show_trajectory
+from core.data import FeatureSet, FeatureSource, label_set
+from core.errors import LabError
+from core.geometry import suggest_prune_point
+from core.models import MODELS, classifier_params_by_prune_point
+from core.runs import FinetuneRunView, RunState, finetune_runs, lifecycle, run_metrics, submit_run
+from core.training import DataPlan, FinetuneConfig, check_run, check_trainable
+from pages.parts.cached import current_convexity, finetune_data_plan
+from pages.parts.feature_choice import current_features, features_caption
+from pages.parts.figures import show
+from pages.parts.messages import model_error_line, one_line
+from pages.parts.run_figures import convexity_figure, has_curves, metric_figure
+from pages.parts.run_on import run_on, run_on_defaults
+from pages.parts.state import init_state
+from pages.parts.trajectory_view import show_trajectory
 
 LRS = [1e-5, 3e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3]
 BATCHES = [4, 8, 16, 32, 64]
@@ -61,16 +51,6 @@ class Choice:
     default_p: int
 
 
-def _error_line(exc: LabError) -> str:
-    """One line for the page (a model that is not found is worded for the dashboard)."""
-    if isinstance(exc, UnknownModelError):
-        return (
-            "model not found: choose a preset on Setup, or give a Hugging Face id or a local model "
-            "folder (with config.json)"
-        )
-    return one_line(exc)
-
-
 def training_source() -> Training:
     """The features chosen on Setup and what a run on them trains (stops the page when nothing can)."""
     state = st.session_state
@@ -93,15 +73,6 @@ def training_source() -> Training:
         st.stop()
     whisper_input = str(fs.meta.get("input_mode") or state.whisper_input)
     return Training(fs, model, whisper_input, source, int(fs.n_layers))
-
-
-@st.cache_data(ttl=60, show_spinner=False, max_entries=32)
-def _data_plan(config: dict[str, Any]) -> tuple[DataPlan | None, str | None]:
-    """The run's classes and clip counts, or the one line it would be refused with (briefly cached)."""
-    try:
-        return check_run(FinetuneConfig.from_dict(config)), None
-    except LabError as exc:
-        return None, _error_line(exc)
 
 
 def _keep_view(ids: dict[str, Any]) -> None:
@@ -172,7 +143,7 @@ def settings_section(training: Training, form_from_run: bool) -> Choice:
         state.setdefault(name, first)  # the widgets' own defaults, needed before they are drawn
     for name in ("ft_train_clips", "ft_eval_clips", "ft_test_clips"):
         state.setdefault(name, 0)
-    plan, refusal = _data_plan(_config(training, task, None))
+    plan, refusal = finetune_data_plan(_config(training, task, None))
     if refusal is not None:
         st.error(f"Cannot fine-tune on these features: {refusal}")
     suggestion: int | None = None
@@ -271,7 +242,7 @@ def _parameter_metrics(training: Training, choice: Choice, prune_point: int) -> 
             training.model, len(plan.classes), whisper_input=training.whisper_input
         )
     except LabError as exc:
-        st.warning(f"Cannot count parameters of {training.model}: {_error_line(exc)}")
+        st.warning(f"Cannot count parameters of {training.model}: {model_error_line(exc)}")
         return
     if not counts:
         return
@@ -305,14 +276,14 @@ def _start(configs: list[dict[str, Any]], executor: Any) -> None:
         for cfg in configs:
             check_run(FinetuneConfig.from_dict(cfg))
     except LabError as exc:
-        st.error(f"Cannot start the run: {_error_line(exc)}")
+        st.error(f"Cannot start the run: {model_error_line(exc)}")
         return
     started = []
     for cfg in configs:
         try:
             run = submit_run("finetune", cfg, executor)
         except LabError as exc:
-            st.error(f"Cannot start the run: {_error_line(exc)}")
+            st.error(f"Cannot start the run: {model_error_line(exc)}")
             break
         started.append(run.name)
     if started:
@@ -567,7 +538,7 @@ def _ending(run_id: str, status: Any, state: RunState) -> None:
             else:
                 st.session_state["ft_view"] = lifecycle.restart(run_id).run_id
         except LabError as exc:
-            st.error(_error_line(exc))
+            st.error(model_error_line(exc))
         st.rerun(scope="app")
     if state == RunState.DONE:
         _finished(run_id)

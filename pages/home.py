@@ -5,24 +5,15 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.data.sample_curves import SAMPLE_CURVES, ModelCurves, SampleCurves, read_sample_curves
-from core.errors import LabError
-from pages import figures
-from pages.state import init_state
+from core.data import SAMPLE_CURVES, ModelCurves
+from pages.parts import figures
+from pages.parts.cached import sample_curves
+from pages.parts.state import init_state
 
 PAPER = (
     "Dorszewski, Tětková, Hansen: *Convexity-based Pruning of Speech Representation Models*, "
     "arXiv:2408.11858 (2024)"
 )
-
-
-@st.cache_data(show_spinner=False)
-def stored_curves(path: str) -> SampleCurves | str:
-    """The convexity curves measured on the bundled sample, or why they cannot be shown."""
-    try:
-        return read_sample_curves(path)
-    except LabError as exc:
-        return str(exc)
 
 
 def curve_figure(model: ModelCurves, caption: str) -> go.Figure:
@@ -103,7 +94,7 @@ st.caption("New to graph convexity? The Learn page builds it up step by step on 
 st.page_link("pages/learn.py", label="Learn: what graph convexity means", icon=":material/school:")
 
 st.header("How to read a convexity curve")
-data = stored_curves(str(SAMPLE_CURVES))
+data = sample_curves(str(SAMPLE_CURVES))
 if isinstance(data, str):
     st.warning(f"{data} (see data/sample/README.md).")
 else:

@@ -9,13 +9,12 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.data.imported import clip_audio
-from core.geometry.teaching import PairWalkthrough, leaving_pair, undirected_pairs, walk_pair
-from core.results import export
-from core.results.provenance import code_version
-from pages import figures
-from pages.cached import real_layer_graph, toy_graph
-from pages.state import init_state
+from core.data import clip_audio
+from core.geometry import PairWalkthrough, leaving_pair, undirected_pairs, walk_pair
+from core.results import code_version, export
+from pages.parts import figures
+from pages.parts.cached import default_pair, real_layer_graph, toy_graph
+from pages.parts.state import init_state
 
 STEPS = ("1. The graph", "2. The shortest path", "3. Interior points", "4. The score")
 IN_COLOUR, OUT_COLOUR, PATH_COLOUR = "#16a34a", "#dc2626", "#e11d48"
@@ -33,15 +32,6 @@ DEFAULTS = {
     "ln_real_per_word": 24,
 }
 MODES = ["2-D toy", "Real layer"]
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def default_pair(
-    shape: str, classes: int, per_class: int, spread: float, k: int, seed: int
-) -> tuple[int, int] | None:
-    """The toy's pair whose shortest path leaves its class the most (None if none leaves)."""
-    _, labels, _, graph = toy_graph(shape, classes, per_class, spread, k, seed)
-    return leaving_pair(*graph, labels)
 
 
 def figure(
@@ -248,8 +238,8 @@ def step_text(walk: PairWalkthrough, step: int, k: int, cls: int, result: Any) -
 def real_mode() -> None:
     """The same step-through on a small real layer: a few words of the chosen feature set."""
 
-    from pages.cached import feature_set
-    from pages.feature_choice import features_caption
+    from pages.parts.cached import feature_set
+    from pages.parts.feature_choice import features_caption
 
     key = st.session_state.get("feature_key")
     if key is None:

@@ -12,25 +12,24 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-from pages.background import BackgroundWork, start
 
-from core.data.features import FeatureInfo, FeatureSet
-from core.data.imported import clip_audio
+from core.data import FeatureInfo, FeatureSet, clip_audio
 from core.errors import ConvexityInputError, LabError
-from core.geometry.clip_paths import ClipPath, class_paths, path_rows
-from core.geometry.diagnostics import (
+from core.geometry import (
+    ClipPath,
     breakdown,
+    class_paths,
     clip_rows,
     clip_summary,
+    path_rows,
     selection_csv,
     selection_table,
 )
-from core.results import export
-from core.results.kinds import decode_diagnostics, diagnostics_entry
-from core.results.provenance import Provenance
-from pages import cached, figures
-from pages.feature_choice import current_features, features_caption
-from pages.messages import one_line
+from core.results import Provenance, decode_diagnostics, diagnostics_entry, export
+from pages.parts import cached, figures
+from pages.parts.background import BackgroundWork, start
+from pages.parts.feature_choice import current_features, features_caption
+from pages.parts.messages import one_line
 
 COLOURS = ["word", "speaker", "clip convexity", "bridge"]
 DEFAULTS = {

@@ -6,29 +6,28 @@ import time
 
 import streamlit as st
 
-from core.data.datasets import DATASETS
-from core.data.features import Selection, extract_features
-from core.data.imported import (
+from core.data import (
     ARRAY_SUFFIXES,
+    DATASETS,
     LABEL_SUFFIXES,
     MAX_UPLOAD_BYTES,
+    Selection,
+    extract_features,
     import_uploaded,
     is_imported,
 )
 from core.errors import LabError, UnknownModelError
-from core.models.classifier import classifier_params_by_prune_point
-from core.models.registry import MODELS
-from core.models.request import ModelRequest
-from core.runs.records import format_seconds
-from pages.cached import (
+from core.models import MODELS, ModelRequest, classifier_params_by_prune_point
+from core.runs import format_seconds
+from pages.parts.cached import (
     cached_feature_list,
     clear_feature_list,
     missing_label_sets,
     offline_models,
 )
-from pages.feature_choice import describe_entry
-from pages.messages import one_line
-from pages.state import DEFAULT_MODEL, init_state, remember_choice
+from pages.parts.feature_choice import describe_entry
+from pages.parts.messages import one_line
+from pages.parts.state import DEFAULT_MODEL, init_state, remember_choice
 
 
 def model_label(key: str, offline: set[str]) -> str:

@@ -8,22 +8,27 @@ from typing import Any
 import streamlit as st
 
 from core import runs as run_store
-from core.data.source import FeatureSource
+from core.data import FeatureSource
 from core.errors import LabError, TrainingError
-from core.models.registry import MODELS
-from core.runs import folders, lifecycle
-from core.runs.folders import RunState
-from core.runs.lifecycle import submit_run
-from core.runs.records import format_seconds, sweep_points
-from core.runs.views import sweep_run_view, sweep_runs, sweep_view
-from core.training.configs import SweepConfig
-from core.training.settings import check_trainable
-from pages.cached import feature_set, offline_models
-from pages.costs import sweep_cost_figure, sweep_result_figure, sweep_rule_text
-from pages.figures import show
-from pages.messages import one_line
-from pages.run_on import run_on, run_on_defaults
-from pages.state import DEFAULT_MODEL, init_state
+from core.models import MODELS
+from core.runs import (
+    RunState,
+    folders,
+    format_seconds,
+    lifecycle,
+    submit_run,
+    sweep_points,
+    sweep_run_view,
+    sweep_runs,
+    sweep_view,
+)
+from core.training import SweepConfig, check_trainable
+from pages.parts.cached import feature_set, offline_models
+from pages.parts.costs import sweep_cost_figure, sweep_result_figure, sweep_rule_text
+from pages.parts.figures import show
+from pages.parts.messages import one_line
+from pages.parts.run_on import run_on, run_on_defaults
+from pages.parts.state import DEFAULT_MODEL, init_state
 
 LEARNING_RATES = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3]
 # the form's values, kept in the session while another page is shown (None: set from the model)

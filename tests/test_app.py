@@ -85,7 +85,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter:
 def forget() -> None:
     """Drop every stored result, in memory and on disk (so the next page run computes)."""
     from core.results.store import list_results, remove_result
-    from pages.cached import results_memory
+    from pages.parts.cached import results_memory
 
     results_memory().clear()
     for entry in list_results():

@@ -20,7 +20,7 @@ APP = "../app.py"
 def stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list:
     """Word and speaker curves of one synthetic model at k=5 and k=7, stored; their series."""
     from core.results.kinds import convexity_entry
-    from pages.cached import results_memory
+    from pages.parts.cached import results_memory
 
     results_memory().clear()
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))

@@ -24,12 +24,12 @@ APP = "../app.py"
 
 @pytest.fixture
 def cache(private_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from pages.cached import results_memory
+    from pages.parts.cached import results_memory
 
     results_memory().clear()
-    monkeypatch.setattr("pages.cached.STATS_RESAMPLES", 3)  # small and quick; same code path
-    monkeypatch.setattr("pages.cached.STATS_PERMUTATIONS", 2)
-    monkeypatch.setattr("pages.cached.STATS_SEEDS", 1)
+    monkeypatch.setattr("pages.parts.cached.STATS_RESAMPLES", 3)  # small and quick; same code path
+    monkeypatch.setattr("pages.parts.cached.STATS_PERMUTATIONS", 2)
+    monkeypatch.setattr("pages.parts.cached.STATS_SEEDS", 1)
     return private_cache
 
 
@@ -70,7 +70,7 @@ def text(at: AppTest) -> str:
 
 
 def wait(key: str, timeout: float = 120.0):
-    from pages.cached import statistics_status
+    from pages.parts.cached import statistics_status
 
     deadline = time.monotonic() + timeout
     while True:
@@ -190,7 +190,7 @@ def test_class_table_orders_as_named_and_the_heatmap_labels_every_class(
     private_cache: Path, tmp_path: Path
 ):
     from core.results.convexity_view import class_table
-    from pages.figures import class_heatmap
+    from pages.parts.figures import class_heatmap
 
     _, curves = _curves(tmp_path)
     by_name = class_table(curves["speaker"], 2, "name")
@@ -208,7 +208,7 @@ def test_class_table_orders_as_named_and_the_heatmap_labels_every_class(
 
 def test_curve_plot_keeps_its_area_with_bands_prune_points_and_caption():
     from core.results.export import LEGEND_ROW, standalone
-    from pages.figures import PLOT_HEIGHT, Curve, convexity_figure
+    from pages.parts.figures import PLOT_HEIGHT, Curve, convexity_figure
 
     layers = [0, 1, 2, 3, 4]
     curves = [
@@ -316,7 +316,7 @@ def test_four_speakers_still_get_the_chance_level_and_errors_stay_with_their_ses
     cache: Path, tmp_path: Path
 ):
     from core.results.statistics_job import JobStatus
-    from pages.cached import statistics_job
+    from pages.parts.cached import statistics_job
 
     fs = imported(tmp_path, "four", speakers=4)
     at = page(fs.key)

@@ -205,7 +205,7 @@ def _page_figure() -> tuple[go.Figure, list[str]]:
     """The Convexity page's curve plot with both chance bands, both prune points and a caption."""
     import numpy as np
 
-    from pages.figures import Curve, convexity_figure
+    from pages.parts.figures import Curve, convexity_figure
 
     layers = list(range(5))
     curves = [
@@ -229,7 +229,7 @@ def _page_figure() -> tuple[go.Figure, list[str]]:
 def test_page_curve_keeps_its_plot_area_in_the_png_size_and_in_html_under_its_title(
     tmp_path: Path,
 ) -> None:
-    from pages.figures import PLOT_HEIGHT
+    from pages.parts.figures import PLOT_HEIGHT
 
     fig, caption = _page_figure()
     png = go.Figure(fig).update_layout(width=1200, autosize=False)  # the camera button's size

@@ -172,3 +172,69 @@ def _private_imports(path: Path) -> list[str]:
 @pytest.mark.parametrize("path", ALL_PY, ids=lambda p: str(p.relative_to(CORE.parent)))
 def test_no_module_imports_another_modules_private_names(path: Path) -> None:
     assert not _private_imports(path), f"private names imported: {_private_imports(path)}"
+
+
+UI_FILES = sorted(
+    p for folder in ("pages", "pages/parts") for p in (CORE.parent / folder).glob("*.py")
+) + [CORE.parent / "app.py"]
+
+
+def _package_exports(package: str) -> set[str]:
+    """What ``from core.<package> import name`` may name: its ``__all__`` and its public submodules."""
+    import importlib
+
+    folder = CORE / package
+    modules = {p.stem for p in folder.glob("*.py")} | {
+        p.name for p in folder.iterdir() if p.is_dir()
+    }
+    names = set(getattr(importlib.import_module(f"core.{package}"), "__all__", ()))
+    return names | {m for m in modules if not m.startswith("_")}
+
+
+def _non_public_imports(path: Path) -> list[str]:
+    """Imports of a UI file that reach past core's package API: ``core.<pkg>.<module>``, a name a
+    package does not export, or any name starting with ``_``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [
+                a.name for a in node.names if a.name.count(".") >= 2 and a.name[:5] == "core."
+            ]
+            found += [a.name for a in node.names if a.name.split(".")[-1].startswith("_")]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [a.name for a in node.names]
+            found += [f"{node.module}.{n}" for n in names if n.startswith("_")]
+            parts = node.module.split(".")
+            if parts[0] != "core" or len(parts) < 2:
+                continue
+            if len(parts) > 2:
+                found.append(f"from {node.module} import {', '.join(names)}")
+            elif (CORE / parts[1] / "__init__.py").exists():
+                exported = _package_exports(parts[1])
+                found += [f"{node.module}.{n}" for n in names if n not in exported]
+    return found
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=lambda p: str(p.relative_to(CORE.parent)))
+def test_pages_import_core_packages_public_names_only(path: Path) -> None:
+    assert not _non_public_imports(path), f"imports past core's API: {_non_public_imports(path)}"
+
+
+def test_the_public_names_check_sees_deep_private_and_unexported_imports(tmp_path: Path) -> None:
+    """The check can fail: a module path, an unexported name and a private name are each seen."""
+    path = tmp_path / "probe.py"
+    path.write_text(
+        "import core.results.kinds\n"
+        "from core.results.kinds import convexity_entry\n"
+        "from core.results import not_a_name, load_result\n"
+        "from pages.parts.cached import _memo\n"
+        "def f():\n    from core.runs.lifecycle import cancel\n",
+        encoding="utf-8",
+    )
+    assert _non_public_imports(path) == [
+        "core.results.kinds",
+        "from core.results.kinds import convexity_entry",
+        "core.results.not_a_name",
+        "pages.parts.cached._memo",
+        "from core.runs.lifecycle import cancel",
+    ]

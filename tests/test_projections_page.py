@@ -27,7 +27,7 @@ def feature_key(tree: Path, model_dir: Path, tmp_path_factory: pytest.TempPathFa
 
 
 def _open(key: str) -> AppTest:
-    from pages.cached import results_memory
+    from pages.parts.cached import results_memory
 
     results_memory().clear()
     at = AppTest.from_file(APP, default_timeout=240)
@@ -95,7 +95,7 @@ def test_colour_by_clip_convexity_and_the_diagnostics_tables(feature_key: str):
 
 @pytest.mark.slow
 def test_learn_real_mode_steps_through_a_real_layer(feature_key: str):
-    from pages.cached import results_memory
+    from pages.parts.cached import results_memory
 
     results_memory().clear()
     at = AppTest.from_file(APP, default_timeout=240)

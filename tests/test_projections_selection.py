@@ -38,7 +38,7 @@ def feature_key(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _open(key: str, **state) -> AppTest:
-    from pages.cached import background_tasks, results_memory
+    from pages.parts.cached import background_tasks, results_memory
 
     results_memory().clear()
     background_tasks().clear()
@@ -107,7 +107,7 @@ def test_a_selected_region_lists_its_clips_across_layers(feature_key: str):
 def test_the_chosen_clip_lives_in_the_url_and_imported_rows_say_they_have_no_audio(
     feature_key: str,
 ):
-    from pages.cached import results_memory
+    from pages.parts.cached import results_memory
 
     results_memory().clear()
     at = AppTest.from_file(APP, default_timeout=240)

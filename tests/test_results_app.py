@@ -27,7 +27,7 @@ APP = "../app.py"
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private cache for one test (and no results held in memory from another test's cache)."""
-    from pages.cached import results_memory
+    from pages.parts.cached import results_memory
 
     results_memory().clear()
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
@@ -285,7 +285,7 @@ def test_per_class_heatmap_says_each_class_has_its_own_standard_error(
     from core.geometry.convexity import layerwise_convexity
     from core.geometry.synthetic import synthetic_layers
     from core.results.provenance import provenance_from_meta
-    from pages import cached
+    from pages.parts import cached
 
     fs = extract_features(model_dir, Selection("folder", str(tree)), batch_size=8)
     x, y = synthetic_layers(900, 3, 8, fs.n_layers + 1, seed=0)

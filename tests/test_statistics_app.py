@@ -21,13 +21,13 @@ APP = "../app.py"
 
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from pages.cached import results_memory
+    from pages.parts.cached import results_memory
 
     results_memory().clear()
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("pages.cached.STATS_RESAMPLES", 3)  # small and quick; same code path
-    monkeypatch.setattr("pages.cached.STATS_PERMUTATIONS", 2)
-    monkeypatch.setattr("pages.cached.STATS_SEEDS", 1)
+    monkeypatch.setattr("pages.parts.cached.STATS_RESAMPLES", 3)  # small and quick; same code path
+    monkeypatch.setattr("pages.parts.cached.STATS_PERMUTATIONS", 2)
+    monkeypatch.setattr("pages.parts.cached.STATS_SEEDS", 1)
     return tmp_path / "cache"
 
 
@@ -46,7 +46,7 @@ def _imported(tmp_path: Path, name: str, shift: float = 0.0, seed: int = 0):
 
 def _wait_for_job(key: str, timeout: float = 120.0):
     """The statistics job of feature set ``key`` once it has ended (or the timeout passed)."""
-    from pages.cached import statistics_status
+    from pages.parts.cached import statistics_status
 
     deadline = time.monotonic() + timeout
     while True:

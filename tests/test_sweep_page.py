@@ -102,7 +102,7 @@ def test_sweep_trains_on_the_feature_sets_folder_and_speaker_rule(
     started, monkeypatch, tiny_assets
 ):
     """The folder lives at meta['root'] (not in meta['selection']): the sweep config must carry it."""
-    from pages import cached
+    from pages.parts import cached
 
     folder = str(tiny_assets["data"])
     meta = {
@@ -164,7 +164,7 @@ def test_progress_says_final_evaluation_not_zero_seconds(started, tmp_path: Path
 def test_cost_bars_stand_on_measured_points_only(private_cache: Path) -> None:
     """One measured point of three: one narrow bar at p = 1, the axis whole numbers over every point."""
     from core.runs.views import sweep_view
-    from pages.costs import sweep_cost_figure
+    from pages.parts.costs import sweep_cost_figure
 
     run = lifecycle.create_run("sweep", {"model": MODEL, "task": "speakers", "epochs": 1})
     rows = [

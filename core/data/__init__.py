@@ -52,6 +52,14 @@ _EXPORTS = {
     "assemble_shards": "sharded",
     "extract_shard": "sharded",
     "plan_shards": "sharded",
+    "ARRAY_SUFFIXES": "imported",
+    "LABEL_SUFFIXES": "imported",
+    "MAX_UPLOAD_BYTES": "imported",
+    "SAMPLE_CURVES": "sample_curves",
+    "clip_audio": "imported",
+    "import_uploaded": "imported",
+    "is_imported": "imported",
+    "label_set": "datasets",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -93,6 +93,15 @@ _EXPORTS = {
     "tree_path": "shortest_paths",
     "PairWalkthrough": "teaching",
     "walk_pair": "teaching",
+    "ConvexityOptions": "options",
+    "CurveStatistics": "curve_statistics",
+    "DEFAULT_K": "options",
+    "DEFAULT_UMAP": "options",
+    "UmapOptions": "options",
+    "clip_summary": "diagnostics",
+    "paired_difference": "paired",
+    "selection_csv": "diagnostics",
+    "selection_table": "diagnostics",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

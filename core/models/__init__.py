@@ -47,6 +47,7 @@ _EXPORTS = {
     "load_offline_whisper_encoder": "whisper_offline",
     "trim_whisper_encoder": "whisper_offline",
     "whisper_input_features": "whisper_offline",
+    "classifier_params_by_prune_point": "classifier",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -69,6 +69,18 @@ _EXPORTS = {
     "finished_results": "views",
     "list_benchmarks": "views",
     "sweep_view": "views",
+    "BETTER": "comparison",
+    "FinetuneRunView": "views",
+    "FinishedRun": "views",
+    "LAUNCH_CHOICES": "executors",
+    "RunState": "folders",
+    "SweepView": "views",
+    "compare_runs": "comparison",
+    "export_provenance": "views",
+    "finetune_runs": "views",
+    "ratio_axis": "views",
+    "sweep_run_view": "views",
+    "sweep_runs": "views",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -39,6 +39,17 @@ _EXPORTS = {
     "clip_table": "task_data",
     "load_split": "task_data",
     "split_rule": "task_data",
+    "BenchmarkConfig": "configs",
+    "DataPlan": "task_data",
+    "Trajectory": "trajectory",
+    "TrajectoryPoint": "trajectory",
+    "check_run": "finetune",
+    "check_trainable": "settings",
+    "human_value": "benchmark",
+    "ratio_text": "benchmark",
+    "read_trajectory": "trajectory",
+    "run_about": "trajectory",
+    "trajectory_csv": "trajectory",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

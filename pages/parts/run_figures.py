@@ -10,9 +10,9 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.runs.metrics import RunMetrics
-from core.training.model_convexity import ConvexityComparison
-from pages.figures import LABEL_COLOURS, LAYER_AXIS, integer_axis, style
+from core.runs import RunMetrics
+from core.training import ConvexityComparison
+from pages.parts.figures import LABEL_COLOURS, LAYER_AXIS, integer_axis, style
 
 LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "y": -0.28, "xanchor": "left", "x": 0}
 

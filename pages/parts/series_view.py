@@ -7,13 +7,17 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.data.features import load_cached_features
+from core.data import load_cached_features
 from core.errors import LabError
-from core.results.compare import series_label
-from core.results.series import load_series, stored_aligned_umap, stored_series
-from core.results.series_data import CheckpointSeries
-from pages import cached, figures
-from pages.messages import one_line
+from core.results import (
+    CheckpointSeries,
+    load_series,
+    series_label,
+    stored_aligned_umap,
+    stored_series,
+)
+from pages.parts import cached, figures
+from pages.parts.messages import one_line
 
 
 def heatmap_figure(series: CheckpointSeries) -> go.Figure:

@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.results.export import add_caption, image_config
+from core.results import add_caption, image_config
 
 LAYER_AXIS = "hidden state (0 = input to layer 1)"
 # One colour per label set on every page (word blue, speaker pink).
@@ -358,7 +358,7 @@ LEGEND_WIDTH = 700  # px assumed when counting legend rows of measured-width ent
 def fit_height(fig: go.Figure, plot_height: int = PLOT_HEIGHT) -> go.Figure:
     """Size ``fig`` so its plot area keeps ``plot_height`` px: the top margin holds every legend row
     (never over a title), the bottom one the axis title and caption; the figure grows instead."""
-    from core.results.export import top_margin
+    from core.results import top_margin
 
     top = top_margin(fig, LEGEND_WIDTH, title=bool(fig.layout.title.text))
     has_caption = any(a.name == "provenance" for a in fig.layout.annotations)

@@ -9,9 +9,14 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import LabError
-from core.runs.executors import LAUNCH_CHOICES, launch_choice_default, launch_spec
-from core.runs.spec import ExecutorSpec, default_address
-from pages.messages import one_line
+from core.runs import (
+    LAUNCH_CHOICES,
+    ExecutorSpec,
+    default_address,
+    launch_choice_default,
+    launch_spec,
+)
+from pages.parts.messages import one_line
 
 
 def run_on_defaults(prefix: str) -> dict[str, str]:

@@ -9,14 +9,15 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.training.trajectory import (
-    Trajectory,
-    TrajectoryPoint,
-    read_trajectory,
-    run_about,
-    trajectory_csv,
+from core.training import Trajectory, TrajectoryPoint, read_trajectory, run_about, trajectory_csv
+from pages.parts.figures import (
+    LABEL_COLOURS,
+    Curve,
+    curve_figure,
+    integer_axis,
+    layer_heatmaps,
+    show,
 )
-from pages.figures import LABEL_COLOURS, Curve, curve_figure, integer_axis, layer_heatmaps, show
 
 
 def heatmap_figure(traj: Trajectory, relevant: str) -> go.Figure:

@@ -9,7 +9,7 @@ from typing import Any
 import streamlit as st
 from streamlit.errors import StreamlitWidgetAlreadyInstantiatedError
 
-from core.models.registry import MODELS
+from core.models import MODELS
 
 DEFAULT_MODEL = "whisper-tiny.en-offline"
 
@@ -65,7 +65,7 @@ def _leave_pages_directory_mode() -> None:
 
 def _stored_choice() -> dict[str, Any]:
     """Session-state values of the last explicit Setup choice on disk ({} if none)."""
-    from core.io.choice import load_choice
+    from core.io import load_choice
 
     choice = load_choice()
     if choice is None or choice.model not in MODELS:
@@ -75,7 +75,7 @@ def _stored_choice() -> dict[str, Any]:
 
 def remember_choice(feature_key: str, **overrides: Any) -> None:
     """Use ``feature_key`` and store the Setup choice behind it (an explicit user choice) for new sessions."""
-    from core.io.choice import SetupChoice, save_choice
+    from core.io import SetupChoice, save_choice
 
     state = st.session_state
     values = {k: state[k] for k in SETUP_KEYS} | overrides

@@ -14,43 +14,51 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from core.data.features import (
+from core.data import (
     FeatureSet,
+    SampleCurves,
     feature_cache_root,
     list_cached_features,
     load_cached_features,
+    read_sample_curves,
 )
 from core.errors import ConvexityInputError, LabError
-from core.geometry.convexity import ConvexityCurve, ConvexityResult, graph_convexity
-from core.geometry.criteria import CriterionResult
-from core.geometry.curve_statistics import CurveStatistics
-from core.geometry.options import DEFAULT_K, DEFAULT_UMAP, ConvexityOptions, UmapOptions
-from core.models.hub import models_available_offline
-from core.results.kinds import (
+from core.geometry import (
+    DEFAULT_K,
+    DEFAULT_UMAP,
+    ConvexityCurve,
+    ConvexityOptions,
+    ConvexityResult,
+    CriterionResult,
+    CurveStatistics,
+    UmapOptions,
+    graph_convexity,
+)
+from core.models import models_available_offline
+from core.results import (
+    JobStatus,
+    LRUCache,
+    Provenance,
+    StatisticsChoice,
+    StatisticsJob,
+    aligned_umap,
+    cancel_job,
     convexity_entry,
     criteria_entry,
     criteria_key,
     decode_criteria,
     decode_curves,
+    load_result,
+    preset,
+    read_job,
+    start_job,
     statistics_key,
     umap_entry,
 )
-from core.results.memory import LRUCache
-from core.results.precision import preset
-from core.results.provenance import Provenance
-from core.results.series import aligned_umap
-from core.results.statistics_job import (
-    JobStatus,
-    StatisticsChoice,
-    StatisticsJob,
-    cancel_job,
-    read_job,
-    start_job,
-)
-from core.results.statistics_job import statistics_choice as choose_statistics
-from core.results.store import load_result
-from pages.messages import one_line
-from pages.state import session_id
+from core.results import statistics_choice as choose_statistics
+from core.training import DataPlan, FinetuneConfig, check_run
+from pages.parts.messages import model_error_line, one_line
+from pages.parts.state import session_id
 
 EXHAUSTIVE_DIAGNOSTICS = 20_000  # clips up to which the page runs every clip's tree
 SAMPLED_SOURCES = 100  # trees per class beyond that (python -m core diagnose runs any design)
@@ -223,16 +231,11 @@ def checkpoint_layouts(series_key: str, layer: int) -> np.ndarray:
     )
 
 
-def umap_layers(key: str, n_neighbors: int = DEFAULT_UMAP.n_neighbors, seed: int = 0) -> np.ndarray:
-    """Aligned UMAP embeddings (L+1, N, 2) of every hidden state (stored; computed once per feature set)."""
-    return umap_with_provenance(key, n_neighbors, seed)[0]
-
-
 @st.cache_data(show_spinner="Counting parameters...", max_entries=8)
 def params_by_prune_point(model: str) -> dict[int, dict[str, int]]:
     """Encoder parameter counts at every prune point 1..L of a model (loaded once on the CPU, then freed)."""
-    from core.models.loading import load_encoder
-    from core.models.pruning import params_by_prune_point as counts
+    from core.models import load_encoder
+    from core.models import params_by_prune_point as counts
 
     enc = load_encoder(model, device="cpu")
     try:
@@ -241,13 +244,18 @@ def params_by_prune_point(model: str) -> dict[int, dict[str, int]]:
         del enc
 
 
+@st.cache_resource(show_spinner=False)
+def background_tasks() -> dict[str, Any]:
+    """Process-wide registry of background work by name, so any session can watch it."""
+    return {}
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def toy_graph(
     shape: str, classes: int, per_class: int, spread: float, k: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, ConvexityResult, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Teaching toy: points, labels, the exhaustive convexity result and the kNN graph (CSR)."""
-    from core.geometry.synthetic import toy_clusters
-    from core.geometry.teaching import knn_csr
+    from core.geometry import knn_csr, toy_clusters
 
     points, labels = toy_clusters(per_class, classes, spread, shape, seed)
     result = graph_convexity(
@@ -256,39 +264,39 @@ def toy_graph(
     return points, labels, result, knn_csr(points, k)
 
 
-def diagnostics_with_provenance(
-    key: str, layer: int, k: int = DEFAULT_K
-) -> tuple[dict[str, Any], Provenance]:
-    """(word and speaker per-clip diagnostics of one hidden state, provenance); stored, computed once."""
-    from core.results.kinds import decode_diagnostics, diagnostics_entry
+@st.cache_data(show_spinner=False, max_entries=64)
+def default_pair(
+    shape: str, classes: int, per_class: int, spread: float, k: int, seed: int
+) -> tuple[int, int] | None:
+    """The toy's pair whose shortest path leaves its class the most (None if none leaves)."""
+    from core.geometry import leaving_pair
 
-    fs = feature_set(key)
-    names = [name for name in LABEL_SETS if name not in missing_label_sets(fs)]
-    if not names:
-        raise ConvexityInputError("; ".join(missing_label_sets(fs).values()))
+    _, labels, _, graph = toy_graph(shape, classes, per_class, spread, k, seed)
+    return leaving_pair(*graph, labels)
 
-    n = int(fs.features.shape[0])
-    sources = None if n <= EXHAUSTIVE_DIAGNOSTICS else SAMPLED_SOURCES
 
-    def work(tick: Callable[[int, int], None]) -> tuple[dict[str, Any], Provenance]:
-        tick(0, 1)
-        entry, _ = diagnostics_entry(fs, layer, names, k=k, max_sources_per_class=sources)
-        tick(1, 1)
-        return decode_diagnostics(entry), entry.provenance
+@st.cache_data(show_spinner=False)
+def sample_curves(path: str) -> SampleCurves | str:
+    """The convexity curves measured on the bundled sample, or why they cannot be shown."""
+    try:
+        return read_sample_curves(path)
+    except LabError as exc:
+        return str(exc)
 
-    label = (
-        f"Every clip's shortest-path tree at hidden state {layer} (about 10 s per layer of 2,520 "
-        "clips on 2 cores)"
-        if sources is None
-        else f"{sources} sampled clips' shortest-path trees per class at hidden state {layer}"
-    )
-    return _memo(("diagnostics", key, layer, k), label, work)
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=32)
+def finetune_data_plan(config: dict[str, Any]) -> tuple[DataPlan | None, str | None]:
+    """A fine-tune's classes and clip counts, or the one line it would be refused with (briefly cached)."""
+    try:
+        return check_run(FinetuneConfig.from_dict(config)), None
+    except LabError as exc:
+        return None, model_error_line(exc)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Building the layer's kNN graph...")
 def layer_knn_graph(key: str, layer: int, k: int = DEFAULT_K) -> Any:
     """The exact kNN graph of one hidden state (``core.geometry.clip_paths.LayerGraph``), per process."""
-    from core.geometry.clip_paths import layer_graph
+    from core.geometry import layer_graph
 
     return layer_graph(np.asarray(feature_set(key).features[:, layer, :]), k)
 
@@ -301,7 +309,7 @@ def real_layer_graph(
     of up to ``per_word`` clips of each chosen word at one hidden state (paths use all D dimensions)."""
     from sklearn.decomposition import PCA
 
-    from core.geometry.teaching import knn_csr
+    from core.geometry import knn_csr
 
     fs = feature_set(key)
     all_words = np.asarray(fs.words)

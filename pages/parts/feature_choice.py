@@ -6,12 +6,11 @@ from typing import Any
 
 import streamlit as st
 
-from core.data.features import FeatureSet
+from core.data import FeatureSet
 from core.errors import LabError
-from core.models.registry import MODELS
-from pages.cached import cached_feature_list, feature_set
-from pages.messages import one_line
-from pages.state import init_state
+from pages.parts.cached import cached_feature_list, feature_set
+from pages.parts.messages import one_line
+from pages.parts.state import init_state
 
 
 def describe_entry(meta: dict[str, Any]) -> str:
@@ -54,10 +53,3 @@ def current_features(page_defaults: dict[str, Any] | None = None) -> FeatureSet 
 def features_caption(fs: FeatureSet) -> None:
     """A caption naming the feature set the page shows."""
     st.caption(f"Features: {describe_entry(fs.meta)}. Change them on the Setup page.")
-
-
-def model_size(key: str) -> str:
-    """Human-readable size of a registry model (parameters, layers, width)."""
-    spec = MODELS[key]
-    params = f"{spec.params / 1e6:.0f}M params" if spec.params else "size unknown"
-    return f"{params}, {spec.n_layers} layers, {spec.hidden_size}-d"

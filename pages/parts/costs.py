@@ -10,10 +10,10 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from core.data.datasets import label_set
-from core.geometry.prune_point import PrunePointChoice, choose_prune_points
-from core.runs.views import SweepView, ratio_axis
-from pages.figures import integer_axis, style
+from core.data import label_set
+from core.geometry import PrunePointChoice, choose_prune_points
+from core.runs import SweepView, ratio_axis
+from pages.parts.figures import integer_axis, style
 
 BAR_WIDTH = 0.35  # in prune points: a cost bar covers its own point only
 
