@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.geometry.options import ConvexityOptions
 from core.results.compare import default_curves, picker_labels, series_label, series_of
 from core.results.store import list_results
 from tests.test_results import fake_features
@@ -26,13 +27,8 @@ def stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list:
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
     fs = fake_features(layers=4, model="tiny")
     for k in (5, 7):
-        convexity_entry(
-            fs,
-            {"word": fs.words, "speaker": fs.speakers},
-            k=k,
-            max_pairs_per_class=None,
-            device="cpu",
-        )
+        options = ConvexityOptions(k=k, max_pairs_per_class=None, device="cpu")
+        convexity_entry(fs, {"word": fs.words, "speaker": fs.speakers}, options)
     return [
         s
         for e in list_results()
