@@ -124,11 +124,11 @@ def statistics(fs, x: np.ndarray, labels: dict, args: argparse.Namespace) -> Non
 def coverage(n_datasets: int, resamples: int) -> None:
     """The simulation: nominal vs achieved coverage per layer."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.test_curve_statistics import _simulate
+    from tests.helpers.simulation import simulate
 
     for labels, seed in (("word", 5), ("speaker", 7)):
         t = time.perf_counter()
-        table = _simulate(200, n_datasets, resamples, seed, labels=labels)
+        table = simulate(200, n_datasets, resamples, seed, labels=labels)
         print(
             f"coverage simulation, {labels} labels: {n_datasets} datasets, "
             f"{time.perf_counter() - t:.0f} s ({load()})"

@@ -103,7 +103,7 @@ def main() -> None:
         "--rounds", type=int, default=1, help="ABBA blocks (2 runs of each per block)"
     )
     args = parser.parse_args()
-    from tests.app_server import running_app
+    from tests.helpers.app_server import running_app
 
     cache = Path(tempfile.mkdtemp(prefix="dash-vs-cli-"))
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at the start; cache {cache}")

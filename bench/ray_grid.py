@@ -34,7 +34,7 @@ from core.runs.local import LocalExecutor  # noqa: E402
 from core.runs.ray_executor import ray_temp_dir  # noqa: E402
 from core.runs.spec import ExecutorSpec  # noqa: E402
 from core.training.grid import GridSpec  # noqa: E402
-from tests.tiny_assets import make_tone_noise_dataset, make_trainable_wav2vec2  # noqa: E402
+from tests.helpers.tiny_assets import make_tone_noise_dataset, make_trainable_wav2vec2  # noqa: E402
 
 
 def _load() -> str:

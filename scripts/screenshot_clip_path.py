@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.data.features import load_cached_features  # noqa: E402
 from core.io.choice import SetupChoice, save_choice  # noqa: E402
 from core.io.paths import cache_dir  # noqa: E402
-from tests.app_server import running_app  # noqa: E402
+from tests.helpers.app_server import running_app  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.io.paths import cache_dir  # noqa: E402
-from tests.app_server import running_app  # noqa: E402
+from tests.helpers.app_server import running_app  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 

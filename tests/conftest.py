@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.tiny_assets import make_tiny_wav2vec2, write_tree
+from tests.helpers.tiny_assets import make_tiny_wav2vec2, write_tree
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny wav2vec2, a tiny Whisper and the tone/noise folder dataset, built once."""
-    from tests.tiny_assets import (
+    from tests.helpers.tiny_assets import (
         make_tiny_whisper,
         make_tone_noise_dataset,
         make_trainable_wav2vec2,
@@ -81,6 +81,6 @@ def started(private_cache: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_en_sample():
     """Whisper tiny.en features of the bundled sample's 960-clip slice, extracted once per session."""
-    from tests.sample_slice import extract_sample_slice
+    from tests.helpers.sample_slice import extract_sample_slice
 
     return extract_sample_slice("whisper-tiny.en-offline")

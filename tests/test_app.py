@@ -455,7 +455,7 @@ def saved_benchmarks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
     from core.training.benchmark import benchmark, save_benchmark
-    from tests.tiny_assets import make_trainable_wav2vec2
+    from tests.helpers.tiny_assets import make_trainable_wav2vec2
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("bm-cache")

@@ -26,7 +26,7 @@ from core.training.benchmark import (
     save_benchmark,
 )
 from core.training.configs import BenchmarkConfig
-from tests.tiny_assets import make_trainable_wav2vec2
+from tests.helpers.tiny_assets import make_trainable_wav2vec2
 
 METRICS = [
     "params_total",

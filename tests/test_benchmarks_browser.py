@@ -19,8 +19,9 @@ from core.runs import lifecycle
 from core.runs.folders import RunState, set_state
 from core.runs.records import proc_start
 from core.training.configs import BenchmarkConfig
-from tests.app_server import running_app
-from tests.test_benchmarks_page import MODEL, _saved_benchmark
+from tests.helpers.app_server import running_app
+from tests.helpers.builders import BENCHMARK_MODEL as MODEL
+from tests.helpers.builders import saved_benchmark
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
@@ -49,7 +50,7 @@ def test_export_downloads_after_a_watched_benchmark_ends(private_cache: Path) ->
             page = browser.new_page(accept_downloads=True)
             page.goto(f"{url}/benchmarks", timeout=120_000)
             page.get_by_text(f"{run.name}: running").wait_for(timeout=120_000)
-            _saved_benchmark(run, (0.5, 0.5, 0.5))
+            saved_benchmark(run, (0.5, 0.5, 0.5))
             set_state(run, RunState.DONE, finished_at=stamp())
             page.get_by_text("Saved benchmarks").wait_for(timeout=60_000)
             time.sleep(3.0)  # the page settled: no run polled any more

@@ -16,11 +16,11 @@ from core import runs as run_store
 from core.io.atomic import atomic_write_json
 from core.runs import lifecycle
 from core.runs.views import comparison_source, finished_results
-from core.training.benchmark import BenchmarkContext, BenchmarkResult, BenchmarkRow, ratio_spread
 from core.training.configs import BenchmarkConfig
+from tests.helpers.builders import BENCHMARK_MODEL as MODEL
+from tests.helpers.builders import saved_benchmark
 
 APP = "../app.py"
-MODEL = "whisper-tiny.en-offline"  # 4 layers in the registry
 
 
 def open_benchmarks() -> AppTest:
@@ -100,39 +100,9 @@ def test_out_of_range_prune_point_is_refused_not_clamped(started):
     assert not [r for r in run_store.list_runs() if r.kind == "benchmark"] and not started
 
 
-def _saved_benchmark(run: Path, load_during: tuple[float, ...]) -> None:
-    s = ratio_spread([1.0, 1.0, 1.0], [0.15, 0.17, 2.68])
-    row = BenchmarkRow(
-        "inference_throughput_b32",
-        "inference throughput (batch 32)",
-        "clips/s",
-        100.0,
-        30.0,
-        s.median,
-        s.low,
-        s.high,
-        False,
-        s.reliable,
-        s.note,
-    )
-    ctx = BenchmarkContext(
-        "cpu",
-        "cpu",
-        1,
-        2,
-        (0.5, 0.5, 0.5),
-        (0.5, 0.5, 0.5),
-        "2026-01-01T00:00:00+00:00",
-        9.0,
-        load_during,
-    )
-    res = BenchmarkResult(MODEL, 4, 1, 8, 32, 2, 3, None, "-", ctx, (row,))
-    atomic_write_json(run / "benchmark.json", res.to_dict())
-
-
 def test_unreliable_benchmark_names_what_was_measured_not_a_steady_load(started):
     run = lifecycle.create_run("benchmark", BenchmarkConfig(model=MODEL, prune_point=1).to_dict())
-    _saved_benchmark(run, (0.5, 0.5, 0.5))
+    saved_benchmark(run, (0.5, 0.5, 0.5))
     lifecycle.cancel(run.name)
     at = open_benchmarks()
     warning = " ".join(w.value for w in at.warning)

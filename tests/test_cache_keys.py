@@ -8,7 +8,7 @@ from pathlib import Path
 from core.data.features import Selection, feature_key
 from core.results.kinds import convexity_request
 from core.results.store import result_key
-from tests.tiny_assets import write_tree
+from tests.helpers.tiny_assets import write_tree
 
 IDENTITY = {
     "model_key": "whisper-tiny.en",

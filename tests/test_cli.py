@@ -25,7 +25,7 @@ from core.cli.options import config_from_args, option_name
 from core.errors import DatasetError
 from core.io.paths import REPO_ROOT
 from core.training.configs import FinetuneConfig, SweepConfig
-from tests.tiny_assets import SPEAKERS, WORDS, L, N
+from tests.helpers.tiny_assets import SPEAKERS, WORDS, L, N
 
 
 @dataclasses.dataclass

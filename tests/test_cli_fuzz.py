@@ -17,7 +17,7 @@ from core.cli.main import main
 from core.geometry.options import ConvexityOptions
 from core.results.bundle import export_bundle
 from core.results.kinds import convexity_entry
-from tests.test_results import fake_features
+from tests.helpers.builders import fake_features
 
 TOO_LONG = "r" * 300
 MODEL = "whisper-tiny.en-offline"

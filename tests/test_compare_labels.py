@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from core.geometry.options import ConvexityOptions
 from core.results.compare import default_curves, picker_labels, series_label, series_of
 from core.results.store import list_results
-from tests.test_results import fake_features
+from tests.helpers.builders import fake_features
 
 APP = "../app.py"
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from core.errors import LabError
 from core.geometry.convexity import (
@@ -27,31 +26,10 @@ from core.geometry.sampling import (
     class_members,
     layer_variance,
 )
+from tests.helpers.builders import has_two_classes, small_problems
 from tests.reference_convexity import knn_adjacency, reference_convexity
 
 ENGINES = ["numba", "torch"]
-
-
-@st.composite
-def small_problems(draw):
-    """Small point sets with integer grids (ties, duplicates), floats, 1-D data, singletons."""
-    n = draw(st.integers(4, 22))
-    d = draw(st.integers(1, 3))
-    if draw(st.booleans()):
-        coords = draw(st.lists(st.integers(0, 3), min_size=n * d, max_size=n * d))
-        points = np.array(coords, dtype=np.float64).reshape(n, d)
-    else:
-        seed = draw(st.integers(0, 2**31 - 1))
-        points = np.random.default_rng(seed).normal(size=(n, d))
-    n_classes = draw(st.integers(2, 4))
-    labels = draw(st.lists(st.integers(0, n_classes - 1), min_size=n, max_size=n))
-    k = draw(st.integers(1, min(5, n - 1)))
-    return points, labels, k
-
-
-def _has_two_classes(labels) -> bool:
-    values, counts = np.unique(labels, return_counts=True)
-    return int((counts >= 2).sum()) >= 2
 
 
 @pytest.mark.slow
@@ -60,7 +38,7 @@ def _has_two_classes(labels) -> bool:
 @given(problem=small_problems())
 def test_exhaustive_equals_reference(engine, problem):
     points, labels, k = problem
-    if not _has_two_classes(labels):
+    if not has_two_classes(labels):
         with pytest.raises(ConvexityInputError, match="at least 2 classes"):
             graph_convexity(
                 points, labels, ConvexityOptions(k=k, max_pairs_per_class=None, engine=engine)

@@ -22,6 +22,7 @@ from core.geometry.resampling import (
     interval_from_resamples,
 )
 from core.geometry.synthetic import speaker_population
+from tests.helpers.simulation import simulate
 
 
 @pytest.fixture(autouse=True)
@@ -216,55 +217,12 @@ def test_stored_statistics_reopen_without_recomputing(monkeypatch):
     assert not calls and again.sets["word"].interval.n_resamples == 3
 
 
-def _simulate(n_truth: int, n_datasets: int, n_resamples: int, seed: int, labels: str = "word"):
-    """Coverage table of word labels with speakers as units (speakers drawn from a pool of 2,000),
-    or of speaker labels with clips within each speaker as units (16 fixed speakers, fresh clips)."""
-    import numba
-    import torch
-
-    from core.geometry.calibration import coverage_simulation
-
-    population = speaker_population(
-        16,
-        takes=1 if labels == "word" else 3,
-        word_strength=(0.3, 0.8, 1.6),
-        speaker_strength=(1.0, 0.6, 0.3) if labels == "word" else (1.6, 0.8, 0.4),
-        seed=seed,
-    )
-    fixed = np.arange(16)
-
-    def draw(rng):
-        if labels == "word":
-            x, words, speakers = population.draw(rng)
-            return x, words, ResampleUnits.of("speaker", speakers)
-        x, _, speakers = population.draw(rng, speakers=fixed)
-        units = ResampleUnits.of("clip", range(len(speakers)), speakers, within="speaker")
-        return x, speakers, units
-
-    threads = numba.get_num_threads(), torch.get_num_threads()
-    numba.set_num_threads(1)  # tiny graphs: threads cost more than they save
-    torch.set_num_threads(1)
-    try:
-        return coverage_simulation(
-            draw,
-            n_truth=n_truth,
-            n_datasets=n_datasets,
-            n_resamples=n_resamples,
-            level=0.9,
-            seed=seed,
-            options=ConvexityOptions(k=5, max_pairs_per_class=None, device="cpu"),
-        )
-    finally:
-        numba.set_num_threads(threads[0])
-        torch.set_num_threads(threads[1])
-
-
 @pytest.mark.slow  # ~20 s on an idle 2-core CPU, ~45 s under the shared load
 def test_half_sample_intervals_cover_the_population_mean_fast():
     """Speakers as units, words as labels: 30 datasets of 16 speakers x 6 words from a pool of 2,000
     speakers (a coverage from 30 datasets is itself uncertain by +-5 %, hence the wider bands; the
     slow test below checks 85-95 % per layer on 150 datasets)."""
-    table = _simulate(n_truth=60, n_datasets=30, n_resamples=16, seed=3)
+    table = simulate(n_truth=60, n_datasets=30, n_resamples=16, seed=3)
     for layer, achieved in enumerate(table.coverage):
         assert 0.7 <= achieved <= 1.0, table.rows()[layer]
     assert 0.8 <= np.mean(table.coverage) <= 0.97, table.rows()
@@ -274,7 +232,7 @@ def test_half_sample_intervals_cover_the_population_mean_fast():
 def test_half_sample_intervals_cover_the_population_mean_at_85_to_95_percent():
     """150 datasets: 90 % intervals cover the mean score at N in 85-95 % of datasets, per layer (near
     chance, mid-curve and near the ceiling)."""
-    table = _simulate(n_truth=200, n_datasets=150, n_resamples=16, seed=5)
+    table = simulate(n_truth=200, n_datasets=150, n_resamples=16, seed=5)
     for layer, achieved in enumerate(table.coverage):
         assert 0.85 <= achieved <= 0.95, table.rows()[layer]
 
@@ -284,6 +242,6 @@ def test_clip_within_speaker_intervals_cover_the_speaker_curve_at_85_to_95_perce
     """Speaker labels, clips within each speaker as units: 150 datasets of 16 fixed speakers x 18
     fresh clips; 90 % intervals cover the mean score at N in 85-95 % of datasets, per layer (near
     the ceiling, mid-curve and near chance)."""
-    table = _simulate(n_truth=200, n_datasets=150, n_resamples=16, seed=7, labels="speaker")
+    table = simulate(n_truth=200, n_datasets=150, n_resamples=16, seed=7, labels="speaker")
     for layer, achieved in enumerate(table.coverage):
         assert 0.85 <= achieved <= 0.95, table.rows()[layer]

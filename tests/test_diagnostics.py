@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from core.geometry.convexity import graph_convexity
 from core.geometry.diagnostics import breakdown, diagnose_layer
 from core.geometry.options import ConvexityOptions
+from tests.helpers.builders import has_two_classes, small_problems
 from tests.reference_convexity import reference_diagnostics
-from tests.test_convexity import _has_two_classes, small_problems
 
 ENGINES = ["numba", "torch"]
 
@@ -36,7 +36,7 @@ def _check_against_reference(points, labels, k, engine):
 @given(problem=small_problems())
 def test_clip_diagnostics_equal_the_one_path_at_a_time_reference(engine, problem):
     points, labels, k = problem
-    if not _has_two_classes(labels):
+    if not has_two_classes(labels):
         return
     _check_against_reference(points, labels, k, engine)
 
@@ -47,7 +47,7 @@ def test_clip_diagnostics_equal_the_one_path_at_a_time_reference(engine, problem
 @given(problem=small_problems())
 def test_clip_diagnostics_equal_the_reference_on_many_problems(engine, problem):
     points, labels, k = problem
-    if not _has_two_classes(labels):
+    if not has_two_classes(labels):
         return
     _check_against_reference(points, labels, k, engine)
 
@@ -108,7 +108,7 @@ def test_diagnostics_are_stored_with_provenance_and_read_back_without_recomputin
     from core.geometry import diagnostics as engine
     from core.results.kinds import diagnostics_entry, stored_diagnostics
     from core.results.store import list_results
-    from tests.test_results import fake_features
+    from tests.helpers.builders import fake_features
 
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path))
     fs = _labelled(fake_features())
@@ -137,7 +137,7 @@ def test_diagnostics_are_stored_with_provenance_and_read_back_without_recomputin
 def test_a_diagnostics_entry_with_a_truncated_column_is_recomputed(tmp_path, monkeypatch):
     from core.results.kinds import diagnostics_entry, stored_diagnostics
     from core.results.store import results_root
-    from tests.test_results import fake_features
+    from tests.helpers.builders import fake_features
 
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path))
     fs = _labelled(fake_features())

@@ -24,21 +24,11 @@ import pytest
 
 from core.io.paths import REPO_ROOT
 from core.models.whisper_offline import offline_whisper_available
-from tests.app_server import running_app
+from tests.helpers.app_server import running_app
+from tests.helpers.browser import ARGS, CHROMIUM, LONG, Watch, idle, metric
 
-CHROMIUM = "/usr/bin/chromium"
 MODEL = "whisper-tiny.en-offline"
 CLIPS = 70
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-LONG = 240_000  # ms: model loads and numba/UMAP compilation on 2 busy cores
 PROJECTOR = {"width": 1024, "height": 768}
 SERVER_CACHE: dict[str, Path] = {}  # the running server's CONVEXITY_LAB_CACHE
 URL_PATHS = {  # every page, opened directly by URL
@@ -51,10 +41,6 @@ URL_PATHS = {  # every page, opened directly by URL
     "compare": "Compare stored results",
     "learn": "Learn",
 }
-# Streamlit's frontend, opened at /<page>, first probes /<page>/_stcore/{health,host-config} (in case the app
-# is served under that base path) and falls back to /_stcore/...: those two 404s are its protocol, not ours.
-BASE_PATH_PROBE = re.compile(r"^/[a-z]+/_stcore/(health|host-config)$")
-
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed"),
@@ -102,25 +88,11 @@ def shots(tmp_path: Path) -> Path:
     return folder
 
 
-def _idle(page, timeout: float = LONG) -> None:
-    """Wait until the script run finished: Streamlit's "running" status widget gone."""
-    page.wait_for_timeout(300)  # let a just-triggered rerun show its indicator
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=timeout)
-    page.locator('[data-testid="stApp"]').wait_for(timeout=timeout)
-    # spinners and progress bars (long work) and skeletons (elements not drawn yet) gone too
-    page.wait_for_function(
-        "!document.querySelector('[data-testid=stSpinner], [data-testid=stSkeleton], "
-        "[data-testid=stProgress]')",
-        timeout=timeout,
-        polling=250,
-    )
-
-
 def _go(page, title: str) -> None:
     """Open a page through the sidebar navigation and wait for its run to end."""
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
     page.get_by_role("heading", name=_HEADINGS[title]).wait_for(timeout=LONG)
-    _idle(page)
+    idle(page)
 
 
 _HEADINGS = {
@@ -130,69 +102,6 @@ _HEADINGS = {
     "Prune & fine-tune": "Prune & fine-tune",
     "Benchmarks": "Benchmarks",
 }
-
-
-class Watch:
-    """Records what must not happen in an offline lecture: failed or outside requests, console errors."""
-
-    def __init__(self, page) -> None:
-        self.page = page
-        self.problems: list[str] = []
-        self.navigating = False
-        self.probes = 0
-        self.not_found_logs = 0
-        page.on("request", self._request)
-        page.on("requestfailed", self._failed)
-        page.on("response", self._response)
-        page.on("console", self._console)
-        page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
-
-    def _request(self, request) -> None:
-        url = urlparse(request.url)
-        if url.scheme not in ("data", "blob") and url.hostname not in ("127.0.0.1", "localhost"):
-            self.problems.append(f"outside request: {request.url}")
-
-    def goto(self, url: str) -> None:
-        """Open ``url``; the previous page's requests that this navigation aborts are not failures."""
-        self.navigating = True
-        try:
-            self.page.goto(url)
-        finally:
-            self.navigating = False
-
-    def reload(self) -> None:
-        """Reload the page, as the browser's reload button does."""
-        self.navigating = True
-        try:
-            self.page.reload()
-        finally:
-            self.navigating = False
-
-    def _failed(self, request) -> None:
-        if self.navigating and request.failure == "net::ERR_ABORTED":
-            return  # cancelled by our own page.goto, not a failed load
-        self.problems.append(f"failed: {request.url} {request.failure}")
-
-    def _response(self, response) -> None:
-        if response.status < 400:
-            return
-        if response.status == 404 and BASE_PATH_PROBE.match(urlparse(response.url).path):
-            self.probes += 1
-        else:
-            self.problems.append(f"HTTP {response.status}: {response.url}")
-
-    def _console(self, msg) -> None:
-        if msg.type != "error":
-            return
-        if "status of 404" in msg.text:
-            self.not_found_logs += 1  # matched against the probes in check()
-        else:
-            self.problems.append(f"console error: {msg.text}")
-
-    def check(self) -> None:
-        """Fail on anything recorded (404 console lines beyond the base-path probes included)."""
-        extra = self.not_found_logs - self.probes
-        assert not self.problems and extra <= 0, self.problems + [f"{extra} unexplained 404 logs"]
 
 
 CLIPPED_JS = """() => {
@@ -225,14 +134,6 @@ def _no_clipping(page, where: str) -> None:
     assert not clipped, f"{where}: clipped {clipped}"
 
 
-def _metric(page, label: str):
-    """The value element of the metric called ``label``."""
-    box = page.locator('[data-testid="stMetric"]').filter(
-        has=page.locator('[data-testid="stMetricLabel"]', has_text=label)
-    )
-    return box.locator('[data-testid="stMetricValue"]').first
-
-
 def test_dashboard_end_to_end(server: str, shots: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -246,22 +147,22 @@ def test_dashboard_end_to_end(server: str, shots: Path) -> None:
         try:
             page.goto(f"{server}/setup")
             page.get_by_role("heading", name="Setup").wait_for()
-            _idle(page)
+            idle(page)
             expect(page.get_by_text("Nothing cached yet.")).to_be_visible()
 
             # Setup: extract a 70-clip slice with the offline Whisper tiny.en
             clips = page.get_by_label("Number of clips (0 = all)", exact=True)
             clips.fill(str(CLIPS))
             clips.press("Enter")
-            _idle(page)
+            idle(page)
             page.get_by_role("button", name="Extract features").click()
             expect(page.get_by_text(f"{CLIPS} clips x 5 hidden states")).to_be_visible()
-            _idle(page)
+            idle(page)
             page.screenshot(path=str(shots / "1-setup.png"), full_page=True)
 
             # Convexity: the curve and the prune point
             _go(page, "Convexity")
-            expect(_metric(page, "prune point (word)")).to_have_text(re.compile(r"p = [1-4]"))
+            expect(metric(page, "prune point (word)")).to_have_text(re.compile(r"p = [1-4]"))
             expect(page.locator(".js-plotly-plot")).to_have_count(2)
             expect(page.get_by_text("prune point (word): p = ").first).to_be_visible()  # legend
             page.screenshot(path=str(shots / "2-convexity.png"), full_page=True)
@@ -276,7 +177,7 @@ def test_dashboard_end_to_end(server: str, shots: Path) -> None:
             slider.focus()
             slider.press("ArrowLeft")
             expect(slider).to_have_value("3")
-            _idle(page)
+            idle(page)
             expect(page.get_by_text("includes Whisper's final LayerNorm")).to_have_count(0)
             expect(page.locator(".js-plotly-plot")).to_have_count(1)
             page.screenshot(path=str(shots / "3-projections.png"), full_page=True)
@@ -291,7 +192,7 @@ def test_dashboard_end_to_end(server: str, shots: Path) -> None:
                 box = page.get_by_label(label, exact=True)
                 box.fill(value)
                 box.press("Enter")
-                _idle(page)
+                idle(page)
             prune = page.locator(
                 'input[type="range"][aria-label="Prune point p (keep transformer layers 1..p)"]'
             )
@@ -301,26 +202,26 @@ def test_dashboard_end_to_end(server: str, shots: Path) -> None:
                 now = prune.input_value()
                 prune.press("ArrowLeft")
                 expect(prune).not_to_have_value(now)
-            _idle(page)
-            expect(_metric(page, "parameters")).to_contain_text("M")
+            idle(page)
+            expect(metric(page, "parameters")).to_contain_text("M")
             page.get_by_role("button", name=f"Fine-tune pruned (p = {target})").click()
-            expect(_metric(page, "status")).to_have_text(re.compile("queued|running|done"))
+            expect(metric(page, "status")).to_have_text(re.compile("queued|running|done"))
             # watch it live until the curves gained points and the time left showed; then cancel it
             # (the finished view is AppTest's; waiting for the end costs minutes on a busy machine)
             seen: list[int] = []
             eta_seen = False
             deadline = time.monotonic() + 240
             while time.monotonic() < deadline:
-                state = _metric(page, "status").inner_text()
-                steps = _metric(page, "optimizer step").inner_text()
+                state = metric(page, "status").inner_text()
+                steps = metric(page, "optimizer step").inner_text()
                 seen.append(int(steps) if steps.isdigit() else 0)
-                if state == "running" and _metric(page, "left in total").count():
-                    eta_seen = eta_seen or _metric(page, "elapsed").inner_text() != "-"
+                if state == "running" and metric(page, "left in total").count():
+                    eta_seen = eta_seen or metric(page, "elapsed").inner_text() != "-"
                 if state in ("done", "failed", "cancelled") or (eta_seen and max(seen) > min(seen)):
                     break
                 page.wait_for_timeout(1000)  # polling a live view: the page itself never blocks
             page.screenshot(path=str(shots / "4-finetune.png"), full_page=True)
-            assert _metric(page, "status").inner_text() in ("running", "done"), page.locator(
+            assert metric(page, "status").inner_text() in ("running", "done"), page.locator(
                 '[data-testid="stAlert"]'
             ).all_inner_texts()
             assert seen[-1] >= 1 and max(seen) > min(seen), seen  # the live view gained points
@@ -329,7 +230,7 @@ def test_dashboard_end_to_end(server: str, shots: Path) -> None:
             cancel = page.get_by_role("button", name="Cancel run")
             if cancel.count():
                 cancel.click()
-                _idle(page)
+                idle(page)
 
             # Benchmarks: a benchmark's result appears by itself when its thread ends (no navigation)
             _go(page, "Benchmarks")
@@ -338,11 +239,11 @@ def test_dashboard_end_to_end(server: str, shots: Path) -> None:
             point = page.get_by_label("Prune point", exact=True)
             point.fill("2")
             point.press("Enter")
-            _idle(page)
+            idle(page)
             repeats = page.get_by_label("Repeats", exact=True)
             repeats.fill("2")
             repeats.press("Enter")
-            _idle(page)
+            idle(page)
             expect(page.get_by_text("Saved benchmarks")).to_have_count(0)
             page.get_by_role("button", name="Run benchmark").click()
             expect(page.get_by_text(re.compile(r"running for \d+ s"))).to_be_visible()
@@ -406,7 +307,7 @@ def test_every_page_by_url_offline_and_on_a_projector(server: str, shots: Path) 
                         else:
                             watch.reload()
                         page.get_by_role("heading", name=heading).first.wait_for()
-                        _idle(page)
+                        idle(page)
                         assert urlparse(page.url).path == f"/{path}", (opened, page.url)
                         expect(page.get_by_text("Page not found")).to_have_count(0)
                     if path == "convexity":  # the stored choice, in a new session
@@ -427,7 +328,7 @@ def test_every_page_by_url_offline_and_on_a_projector(server: str, shots: Path) 
                 for url in (server, f"{server}/home"):  # the root and /home open Home (at /home)
                     watch.goto(url)
                     page.get_by_role("heading", name="Convexity Lab").first.wait_for()
-                    _idle(page)
+                    idle(page)
                     expect(page.get_by_text("Page not found")).to_have_count(0)
                     assert urlparse(page.url).path == "/home", page.url
                 watch.check()

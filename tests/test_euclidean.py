@@ -19,7 +19,7 @@ from core.training.euclidean import (
     entry_module,
     euclidean_convexity,
 )
-from tests.tiny_assets import make_tiny_whisper, make_trainable_wav2vec2
+from tests.helpers.tiny_assets import make_tiny_whisper, make_trainable_wav2vec2
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 LABELS = ["a", "b", "c"]
@@ -115,7 +115,7 @@ def test_cli_on_a_finished_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
 
     from core.cli.main import main
     from core.runs import folders, lifecycle
-    from tests.tiny_assets import make_tone_noise_dataset
+    from tests.helpers.tiny_assets import make_tone_noise_dataset
 
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
     config = {

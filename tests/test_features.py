@@ -25,7 +25,7 @@ from core.data.features import (
 )
 from core.models.loading import load_encoder
 from core.models.request import ModelRequest
-from tests.tiny_assets import SPEAKERS, WORDS, D, L, N, write_tree
+from tests.helpers.tiny_assets import SPEAKERS, WORDS, D, L, N, write_tree
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

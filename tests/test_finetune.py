@@ -14,7 +14,7 @@ from core.models.classifier import load_classifier
 from core.training.evaluation import EvalResult, evaluate
 from core.training.finetune import FinetuneConfig, finetune
 from core.training.finetune_result import FinetuneResult
-from tests.tiny_assets import SR, tiny_config
+from tests.helpers.tiny_assets import SR, tiny_config
 
 
 @pytest.fixture(autouse=True)

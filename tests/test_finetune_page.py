@@ -24,7 +24,7 @@ REGEX = r"^(spk\d)_"
 @pytest.fixture(scope="module")
 def folder_cache(tmp_path_factory: pytest.TempPathFactory, one_thread) -> dict[str, Any]:
     """A private cache with the features of a 2-word folder and of a 1-word folder (same tiny model)."""
-    from tests.tiny_assets import make_tone_noise_dataset, make_trainable_wav2vec2
+    from tests.helpers.tiny_assets import make_tone_noise_dataset, make_trainable_wav2vec2
 
     base = tmp_path_factory.mktemp("ft-page")
     mp = pytest.MonkeyPatch()

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from core.io.run_folder import RunFolder
-from tests.app_server import running_app
-from tests.test_e2e_browser import ARGS, CHROMIUM, Watch, _idle, _metric
+from tests.helpers.app_server import running_app
+from tests.helpers.browser import ARGS, CHROMIUM, Watch, idle, metric
 
 LONG = 180_000  # ms
 REGEX = r"^(spk\d)_"
@@ -35,7 +35,7 @@ pytestmark = [
 def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
     """A generated 2-word, 3-speaker folder, a tiny local wav2vec2 folder and the served dashboard."""
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    from tests.tiny_assets import make_tone_noise_dataset, make_trainable_wav2vec2
+    from tests.helpers.tiny_assets import make_tone_noise_dataset, make_trainable_wav2vec2
 
     base = tmp_path_factory.mktemp("folder-journey")
     data = make_tone_noise_dataset(base / "my clips", speakers=3, per_speaker=6)
@@ -69,7 +69,7 @@ def _go(page, title: str, heading: str) -> None:
     """Open a page through the sidebar and wait for its run to end."""
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
     page.get_by_role("heading", name=heading).first.wait_for(timeout=LONG)
-    _idle(page, LONG)
+    idle(page, LONG)
 
 
 def _type(page, label: str, value: str) -> None:
@@ -77,7 +77,7 @@ def _type(page, label: str, value: str) -> None:
     box = page.get_by_label(label, exact=True)
     box.fill(value)
     box.press("Enter")
-    _idle(page, LONG)
+    idle(page, LONG)
 
 
 def _choose(page, label: str, option: str | re.Pattern) -> None:
@@ -95,7 +95,7 @@ def _choose(page, label: str, option: str | re.Pattern) -> None:
             page.wait_for_timeout(1000)
     else:
         raise AssertionError(f"no option {option!r} in {label!r}")
-    _idle(page, LONG)
+    idle(page, LONG)
 
 
 def _picker(page) -> str:
@@ -126,7 +126,7 @@ def _wait_done(page, seconds: float) -> str:
     deadline = time.monotonic() + seconds
     state = ""
     while time.monotonic() < deadline:
-        state = _metric(page, "status").inner_text()
+        state = metric(page, "status").inner_text()
         if state in ("done", "failed", "cancelled"):
             break
         page.wait_for_timeout(1000)
@@ -147,7 +147,7 @@ def test_own_folder_from_setup_to_benchmarks(journey: dict[str, object], tmp_pat
         try:
             page.goto(f"{journey['url']}/setup")
             page.get_by_role("heading", name="Setup").wait_for()
-            _idle(page, LONG)
+            idle(page, LONG)
 
             # Setup: the local model folder, the audio folder and its speaker rule
             _type(page, "...or a Hugging Face id or local model folder", str(journey["model"]))
@@ -157,7 +157,7 @@ def test_own_folder_from_setup_to_benchmarks(journey: dict[str, object], tmp_pat
             page.get_by_role("button", name="Extract features").click()
             expect(page.get_by_text(f"36 clips x {LAYERS + 1} hidden states")).to_be_visible()
             expect(page.get_by_text("encoder + classification head")).to_be_visible()
-            _idle(page, LONG)
+            idle(page, LONG)
             _no_traceback(page, "setup")
             page.screenshot(path=str(shots / "folder-1-setup.png"), full_page=True)
 
@@ -178,12 +178,12 @@ def test_own_folder_from_setup_to_benchmarks(journey: dict[str, object], tmp_pat
                 now = prune.input_value()
                 prune.press("ArrowLeft")
                 expect(prune).not_to_have_value(now)
-            _idle(page, LONG)
+            idle(page, LONG)
             page.get_by_role("button", name="Fine-tune both").click()
             toast = page.get_by_text(re.compile(r"^Started \S+ and \S+; showing \S+$"))
             expect(toast).to_be_visible()
             shown = toast.inner_text().rsplit(" ", 1)[1]
-            _idle(page, LONG)
+            idle(page, LONG)
             _no_traceback(page, "finetune launch")
             assert shown in _picker(page)  # the toast names the run shown
             assert "p = 1" in _picker(page)  # the toast's shown run is the pruned one
@@ -193,7 +193,7 @@ def test_own_folder_from_setup_to_benchmarks(journey: dict[str, object], tmp_pat
             expect(
                 page.get_by_text(re.compile(r"^Test accuracy \d\.\d{3} on \d+ test clips"))
             ).to_be_visible()
-            expect(_metric(page, "test accuracy")).to_have_text(re.compile(r"\d\.\d{3}"))
+            expect(metric(page, "test accuracy")).to_have_text(re.compile(r"\d\.\d{3}"))
             done_label = re.compile(r"· done · test acc \d\.\d{3} \(\d+ clips\)")
             shown_text = _picker_shows(page, done_label)
             assert done_label.search(shown_text), shown_text  # follows the state: not "running"
@@ -242,7 +242,7 @@ def test_own_folder_prune_sweep(journey: dict[str, object], tmp_path: Path) -> N
         try:
             watch.goto(f"{journey['url']}/sweep")
             page.get_by_role("heading", name="Prune sweep").first.wait_for()
-            _idle(page, LONG)
+            idle(page, LONG)
             _no_traceback(page, "sweep")
             model_box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Model").first
             model_box.click()
@@ -255,7 +255,7 @@ def test_own_folder_prune_sweep(journey: dict[str, object], tmp_path: Path) -> N
             expect(
                 page.get_by_text(re.compile(r"Sweep .* started in the background"))
             ).to_be_visible()
-            _idle(page, LONG)
+            idle(page, LONG)
             _no_traceback(page, "sweep launched")
             watch.check()
         finally:

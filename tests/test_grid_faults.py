@@ -20,7 +20,7 @@ from core.runs.grid_runs import run_grid
 from core.runs.local import LocalExecutor
 from core.runs.spec import ExecutorSpec
 from core.training.grid import GridSpec, read_grid_tables
-from tests.test_jobs import _isolated  # noqa: F401  (own cache, one thread, one job slot)
+from tests.helpers.fixtures import isolated_jobs  # noqa: F401  (own cache, one thread, one job slot)
 
 
 @pytest.mark.slow

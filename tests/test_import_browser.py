@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.app_server import running_app
-from tests.test_e2e_browser import ARGS, CHROMIUM, Watch, _idle
+from tests.helpers.app_server import running_app
+from tests.helpers.browser import ARGS, CHROMIUM, Watch, idle
 
 LONG = 180_000  # ms
 N, STATES, D = 36, 5, 16
@@ -57,7 +57,7 @@ def _go(page, title: str, heading: str) -> None:
     """Open a page through the sidebar and wait for its run to end."""
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
     page.get_by_role("heading", name=heading).first.wait_for(timeout=LONG)
-    _idle(page, LONG)
+    idle(page, LONG)
 
 
 def _no_traceback(page, where: str) -> None:
@@ -79,18 +79,18 @@ def test_upload_on_setup_then_open_on_convexity(served: dict[str, object], tmp_p
         try:
             watch.goto(f"{served['url']}/setup")
             page.get_by_role("heading", name="Import your own features").wait_for()
-            _idle(page, LONG)
+            idle(page, LONG)
             expect(page.get_by_text(re.compile(r"Up to \d+ MB per file"))).to_be_visible()
             inputs = page.locator('[data-testid="stFileUploader"] input[type="file"]')
             inputs.nth(0).set_input_files(str(base / "toolkit embeddings.npz"))
-            _idle(page, LONG)
+            idle(page, LONG)
             inputs.nth(1).set_input_files(str(base / "labels.csv"))
-            _idle(page, LONG)
+            idle(page, LONG)
             page.get_by_role("button", name="Import features").click()
             expect(
                 page.get_by_text("imported:toolkit-embeddings: 36 points x 5 hidden")
             ).to_be_visible()
-            _idle(page, LONG)
+            idle(page, LONG)
             _no_traceback(page, "setup")
             page.screenshot(path=str(shots / "import-1-setup.png"), full_page=True)
 

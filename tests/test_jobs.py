@@ -19,16 +19,8 @@ from core.errors import RunError
 from core.runs import lifecycle, records
 from core.runs.folders import RunState, discard_partial_metrics, set_state
 from core.runs.records import estimate_progress, proc_start
-from tests.tiny_assets import tiny_config_dict
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Own cache (and so runs folder) per test; one thread per worker process."""
-    monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setenv("CONVEXITY_LAB_MAX_JOBS", "1")
-    torch.set_num_threads(1)
+from tests.helpers.fixtures import isolated_jobs  # noqa: F401  (own cache, one thread, one job slot)
+from tests.helpers.tiny_assets import tiny_config_dict
 
 
 def _steps(run: Path) -> list[int]:
@@ -188,7 +180,7 @@ def test_benchmark_runs_as_a_job_in_its_own_process(tmp_path: Path) -> None:
     from core.runs.views import list_benchmarks
     from core.training.benchmark import BenchmarkResult
     from core.training.configs import BenchmarkConfig
-    from tests.tiny_assets import make_trainable_wav2vec2
+    from tests.helpers.tiny_assets import make_trainable_wav2vec2
 
     model = make_trainable_wav2vec2(tmp_path / "m", layers=2)
     cfg = BenchmarkConfig(

@@ -20,7 +20,7 @@ from core import runs
 from core.io.run_folder import RunFolder
 from core.runs import lifecycle
 from core.training import finetune as finetune_module
-from tests.tiny_assets import tiny_config_dict
+from tests.helpers.tiny_assets import tiny_config_dict
 
 pytestmark = pytest.mark.slow
 

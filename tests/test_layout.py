@@ -1,4 +1,5 @@
-"""core/'s layering: each subpackage imports only itself and the ones below it, never Streamlit."""
+"""core/'s layering: each subpackage imports only itself and the ones below it, never Streamlit.
+Test modules share helpers through tests/helpers, never by importing each other."""
 
 from __future__ import annotations
 
@@ -238,3 +239,54 @@ def test_the_public_names_check_sees_deep_private_and_unexported_imports(tmp_pat
         "pages.parts.cached._memo",
         "from core.runs.lifecycle import cancel",
     ]
+
+
+TESTS = CORE.parent / "tests"
+TEST_MODULES = sorted(TESTS.glob("test_*.py"))
+HELPERS = sorted(p.stem for p in (TESTS / "helpers").glob("*.py") if p.stem != "__init__")
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Dotted names of the modules a file imports (function-level imports and ``from pkg import mod`` too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            module = (("tests." if node.level else "") + (node.module or "")).rstrip(".")
+            found |= {module} | {f"{module}.{a.name}" for a in node.names}
+    return found
+
+
+def _test_module_imports(path: Path) -> list[str]:
+    """The test modules (``tests.test_*``) a file imports."""
+    return sorted(m for m in _imported_modules(path) if m.startswith("tests.test_"))
+
+
+@pytest.mark.parametrize(
+    "path",
+    TEST_MODULES + sorted((TESTS / "helpers").glob("*.py")) + [TESTS / "conftest.py"],
+    ids=lambda p: str(p.relative_to(CORE.parent)),
+)
+def test_no_test_module_imports_another(path: Path) -> None:
+    """Shared helpers live in tests/helpers, so a test module can change without breaking another."""
+    assert not _test_module_imports(path), f"imports test modules: {_test_module_imports(path)}"
+
+
+def test_every_helper_module_is_used_by_a_test() -> None:
+    """No dead helper: each module of tests/helpers is imported by a test module or conftest.py."""
+    used = set().union(*(_imported_modules(p) for p in TEST_MODULES + [TESTS / "conftest.py"]))
+    assert HELPERS and not [h for h in HELPERS if f"tests.helpers.{h}" not in used]
+
+
+def test_the_test_import_check_sees_every_form(tmp_path: Path) -> None:
+    """The check can fail: plain, from-, relative and function-level imports of a test module."""
+    path = tmp_path / "probe.py"
+    path.write_text(
+        "import tests.test_a\nfrom tests.test_b import x\nfrom tests import test_c\n"
+        "from .test_d import y\ndef f():\n    from tests.helpers.builders import z\n",
+        encoding="utf-8",
+    )
+    found = _test_module_imports(path)
+    assert {"tests.test_a", "tests.test_b", "tests.test_c", "tests.test_d"} <= set(found)
+    assert "tests.helpers.builders" in _imported_modules(path)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app_server import running_app
+from tests.helpers.app_server import running_app
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [

@@ -20,7 +20,7 @@ from core.models.loading import load_encoder, resolve_model
 from core.models.pruning import count_parameters, encoder_of, prune
 from core.models.registry import MODELS
 from core.models.request import ModelRequest
-from tests.tiny_assets import TINY_WAV2VEC2, D, L
+from tests.helpers.tiny_assets import TINY_WAV2VEC2, D, L
 
 P = 2  # prune point used throughout
 SR = 16_000

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.app_server import running_app
-from tests.test_e2e_browser import ARGS, CHROMIUM, _idle
+from tests.helpers.app_server import running_app
+from tests.helpers.browser import ARGS, CHROMIUM, idle
 
 pytestmark = [
     pytest.mark.slow,
@@ -33,7 +33,7 @@ def test_an_unknown_url_shows_page_not_found_with_links(server: str) -> None:
             page = browser.new_page()
             page.goto(f"{server}/nosuchpage")
             page.get_by_role("heading", name="Page not found").wait_for(timeout=60_000)
-            _idle(page, 60_000)
+            idle(page, 60_000)
             expect(page.get_by_text("There is no page at /nosuchpage")).to_be_visible()
             main = page.locator('[data-testid="stMainBlockContainer"]')
             for title in ("Home", "Setup", "Convexity", "Projections", "Compare", "Learn"):

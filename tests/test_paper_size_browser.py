@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.app_server import running_app
-from tests.paper_size import N_CLIPS, write_paper_size
-from tests.test_e2e_browser import ARGS, CHROMIUM, Watch, _idle
+from tests.helpers.app_server import running_app
+from tests.helpers.browser import ARGS, CHROMIUM, Watch, idle
+from tests.helpers.paper_size import N_CLIPS, write_paper_size
 
 LONG = 900_000  # ms: the UMAP of 10,990 points on 2 busy cores
 
@@ -109,8 +109,8 @@ def _click_and_time(page, x: float, y: float) -> float:
         timeout=120_000,
         polling=50,
     )
-    _idle(page, LONG)
-    return time.monotonic() - t0 - 0.3  # _idle's initial settling wait
+    idle(page, LONG)
+    return time.monotonic() - t0 - 0.3  # idle's initial settling wait
 
 
 def _convexity(page, timings: dict[str, float], shots: Path) -> None:
@@ -122,7 +122,7 @@ def _convexity(page, timings: dict[str, float], shots: Path) -> None:
     precision.focus()
     page.keyboard.press("Home")  # ± 0.01, the coarsest
     page.locator(".js-plotly-plot").first.wait_for()
-    _idle(page, LONG)
+    idle(page, LONG)
     timings["convexity curve shown"] = time.monotonic() - t0
     _no_traceback(page, "convexity")
     page.screenshot(path=str(shots / "paper-1-convexity.png"))
@@ -137,14 +137,14 @@ def _projections(page, timings: dict[str, float], shots: Path) -> None:
     page.get_by_role("heading", name="Projections").first.wait_for()
     page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=LONG)
     timings["UMAP plot shown"] = time.monotonic() - t0
-    _idle(page, LONG)
+    idle(page, LONG)
     _no_traceback(page, "projections")
 
     # colour by clip convexity: the plot stays while the diagnostics run in the background
     page.locator('[data-testid="stButtonGroup"] button', has_text="clip convexity").click()
     page.wait_for_timeout(500)
     assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 1
-    _idle(page, LONG)
+    idle(page, LONG)
     expect(page.locator(".js-plotly-plot .colorbar")).to_have_count(1)
 
     # a lasso (the plot's toolbar) around the middle of the plot lists its clips
@@ -161,7 +161,7 @@ def _projections(page, timings: dict[str, float], shots: Path) -> None:
     page.mouse.up()
     heading = page.get_by_role("heading", name="Selected region")
     heading.wait_for(timeout=120_000)
-    _idle(page, LONG)
+    idle(page, LONG)
     selected = int(heading.inner_text().split(":")[1].split()[0].replace(",", ""))
     assert 0 < selected < N_CLIPS
     expect(page.get_by_role("button", name="Download the selection (CSV)")).to_be_visible()
@@ -170,7 +170,7 @@ def _projections(page, timings: dict[str, float], shots: Path) -> None:
     # another layer keeps the selection
     page.get_by_role("slider").first.focus()
     page.keyboard.press("ArrowLeft")
-    _idle(page, LONG)
+    idle(page, LONG)
     expect(
         page.get_by_role("heading", name=f"Selected region: {selected:,} clip").first
     ).to_be_visible()
@@ -182,10 +182,10 @@ def _projections(page, timings: dict[str, float], shots: Path) -> None:
     clip_box.fill("0")
     clip_box.press("Enter")
     page.get_by_role("heading", name="Shortest path to a class-mate").wait_for()
-    _idle(page, LONG)
+    idle(page, LONG)
     timings["typed clip, graph built"] = time.monotonic() - t0
     page.get_by_text("Zoom to the clip and its path").click()
-    _idle(page, LONG)
+    idle(page, LONG)
     page.locator(".js-plotly-plot").first.hover()
     page.locator('.js-plotly-plot .modebar-btn[data-title="Zoom"]').click()
     timings["click to neighbours and path"] = _click_and_time(page, *_far_point(page))
@@ -209,10 +209,10 @@ def test_paper_size_convexity_and_projections(served: str, tmp_path: Path) -> No
         try:
             watch.goto(f"{served}/setup")
             page.get_by_role("heading", name="Cached feature sets").wait_for()
-            _idle(page, LONG)
+            idle(page, LONG)
             page.get_by_role("button", name="Use this feature set").click()
             expect(page.get_by_text("Using imported:paper")).to_be_visible()
-            _idle(page, LONG)
+            idle(page, LONG)
 
             _convexity(page, timings, shots)
             _projections(page, timings, shots)

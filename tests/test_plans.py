@@ -22,7 +22,7 @@ from core.models.pruning import (
     params_by_prune_point,
     prune,
 )
-from tests.tiny_assets import TINY_WAV2VEC2, D
+from tests.helpers.tiny_assets import TINY_WAV2VEC2, D
 
 L4 = 4
 BASE = {**TINY_WAV2VEC2, "num_hidden_layers": L4}

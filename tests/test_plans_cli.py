@@ -15,7 +15,7 @@ from core.models.encoder import SpeechEncoder
 from core.models.loading import load_encoder
 from core.models.plans import PruningPlan
 from core.models.pruning import apply_plan, encoder_of
-from tests.tiny_assets import TINY_WAV2VEC2, make_tone_noise_dataset
+from tests.helpers.tiny_assets import TINY_WAV2VEC2, make_tone_noise_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread", "private_cache")
 

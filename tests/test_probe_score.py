@@ -26,7 +26,7 @@ from core.training.probe_score import (
     score_plan,
     selection_entry,
 )
-from tests.tiny_assets import TINY_WAV2VEC2, D, make_tone_noise_dataset
+from tests.helpers.tiny_assets import TINY_WAV2VEC2, D, make_tone_noise_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread", "private_cache")
 

@@ -27,7 +27,7 @@ from core.runs.ray_executor import ray_temp_dir
 from core.runs.spec import ExecutorSpec
 from core.training.grid import GridSpec, read_grid_tables
 from core.training.trajectory import read_trajectory
-from tests.tiny_assets import make_tone_noise_dataset, make_trainable_wav2vec2
+from tests.helpers.tiny_assets import make_tone_noise_dataset, make_trainable_wav2vec2
 
 ray_cluster_test = pytest.mark.ray
 pytestmark = pytest.mark.slow  # each test starts a local Ray cluster

@@ -17,7 +17,7 @@ from core.models import loading
 from core.models.identity import ModelIdentity
 from core.models.loading import ResolvedModel, as_resolved
 from core.models.request import ModelRequest
-from tests.tiny_assets import make_tiny_wav2vec2, tiny_config_dict
+from tests.helpers.tiny_assets import make_tiny_wav2vec2, tiny_config_dict
 
 
 @pytest.fixture(autouse=True)
@@ -179,7 +179,7 @@ def test_runs_record_the_weights_they_ran_on(
 def test_a_padded_whisper_classifier_keeps_the_30_s_window(tmp_path: Path) -> None:
     """The request's window reaches the classifier that is trained and the one reloaded to score it."""
     from core.models.classifier import build_classifier, load_classifier
-    from tests.tiny_assets import make_tiny_whisper
+    from tests.helpers.tiny_assets import make_tiny_whisper
 
     path = make_tiny_whisper(tmp_path / "w")
     for mode, positions in (("padded", 1500), ("trimmed", 50)):

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,7 +17,6 @@ import pytest
 from core.cli.main import main
 from core.geometry import convexity as engine
 from core.geometry.options import ConvexityOptions
-from core.geometry.synthetic import synthetic_layers
 from core.io.paths import REPO_ROOT
 from core.io.run_folder import RunFolder, RunSpec
 from core.results import export
@@ -29,31 +27,13 @@ from core.results.memory import LRUCache
 from core.results.provenance import Provenance
 from core.results.runs import store_all_run_curves
 from core.results.store import list_results, load_result, results_root
+from tests.helpers.builders import fake_features
 
 
 @pytest.fixture(autouse=True)
 def cache(private_cache: Path) -> Path:
     """A private cache per test."""
     return private_cache
-
-
-def fake_features(layers: int = 4, n: int = 60, model: str = "model-a") -> SimpleNamespace:
-    """Synthetic features (N, layers, 8) with a feature-set meta like core.data.features writes."""
-    x, y = synthetic_layers(n, 3, 8, layers, seed=layers)
-    meta = {
-        "key": f"synthetic-{model}-{layers}",
-        "model_key": model,
-        "model_id": f"org/{model}",
-        "weights": "params-sha256:" + "ab" * 32,
-        "dataset": "synthetic",
-        "n_clips": n,
-        "selection": {"split": "all"},
-        "dataset_fingerprint": "cd" * 32,
-        "n_layers": layers - 1,
-    }
-    words = [f"w{c}" for c in y]
-    speakers = [f"s{i % 4}" for i in range(n)]
-    return SimpleNamespace(features=x, meta=meta, key=meta["key"], words=words, speakers=speakers)
 
 
 def count_engine(monkeypatch: pytest.MonkeyPatch) -> list[int]:

@@ -19,7 +19,7 @@ from core.cli.main import main
 from core.data.features import Selection, extract_features
 from core.geometry import convexity as engine
 from core.geometry.options import ConvexityOptions
-from tests.test_results import fake_features
+from tests.helpers.builders import fake_features
 
 APP = "../app.py"
 

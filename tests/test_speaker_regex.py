@@ -207,7 +207,7 @@ def test_a_sweep_with_a_speaker_regex_runs(
 ) -> None:
     """It used to raise TrainingError: feature selections had no speaker regex."""
     from core.training.sweep import SweepConfig, run_sweep
-    from tests.tiny_assets import tiny_config
+    from tests.helpers.tiny_assets import tiny_config
 
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
     base = tiny_config(

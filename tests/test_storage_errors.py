@@ -20,7 +20,7 @@ from core.io import paths as lab_paths
 from core.results import store
 from core.results.kinds import stored_convexity
 from core.results.store import list_results, results_root
-from tests.test_results import fake_features
+from tests.helpers.builders import fake_features
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -25,7 +25,7 @@ from core.results.store import (
     results_root,
     save_result,
 )
-from tests.test_results import fake_features
+from tests.helpers.builders import fake_features
 
 
 @pytest.fixture(autouse=True)

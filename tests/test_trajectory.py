@@ -18,7 +18,7 @@ from core.training.trajectory import (
     read_trajectory,
     trajectory_of,
 )
-from tests.tiny_assets import tiny_config
+from tests.helpers.tiny_assets import tiny_config
 
 
 @pytest.fixture(autouse=True)

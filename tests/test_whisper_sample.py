@@ -16,7 +16,12 @@ import pytest
 from core.data.features import FeatureSet
 from core.geometry.convexity import convexity_curve, layerwise_convexity
 from core.geometry.options import ConvexityOptions
-from tests.sample_slice import SAMPLE, SAMPLE_SLICE_CLIPS, extract_sample_slice, sample_complete
+from tests.helpers.sample_slice import (
+    SAMPLE,
+    SAMPLE_SLICE_CLIPS,
+    extract_sample_slice,
+    sample_complete,
+)
 
 MODELS = ("whisper-tiny.en-offline", "whisper-base-offline")
 CLIPS = SAMPLE_SLICE_CLIPS
