@@ -59,19 +59,20 @@ def training_source() -> Training:
         model, whisper_input = str(state.model), str(state.whisper_input)
         return Training(None, model, whisper_input, SAMPLE, int(MODELS[model].n_layers))
     features_caption(fs)
-    model = str(fs.meta.get("model_key") or state.model)
+    info = fs.info
+    model = info.model_key or str(state.model)
     try:
-        check_trainable(model, fs.meta.get("dataset"))
+        check_trainable(model, info.dataset)
     except LabError as exc:  # imported features: no encoder to fine-tune
         st.error(one_line(exc))
         st.page_link("pages/setup.py", label="Go to Setup", icon=":material/tune:")
         st.stop()
     try:
-        source = FeatureSource.from_meta(fs.meta)
+        source = info.source()
     except LabError as exc:
         st.error(one_line(exc))
         st.stop()
-    whisper_input = str(fs.meta.get("input_mode") or state.whisper_input)
+    whisper_input = info.input_mode or str(state.whisper_input)
     return Training(fs, model, whisper_input, source, int(fs.n_layers))
 
 

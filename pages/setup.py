@@ -172,7 +172,7 @@ def extract_section() -> None:
             how = (
                 "loaded from the cache"
                 if fs.from_cache
-                else f"extracted in {fs.meta.get('seconds', 0):.0f} s"
+                else f"extracted in {fs.info.seconds:.0f} s"
             )
             st.success(
                 f"{fs.features.shape[0]} clips x {fs.features.shape[1]} hidden states, {how}."
@@ -295,7 +295,7 @@ def import_section() -> None:
             n, states, dim = imported.features.shape
             how = "already cached" if imported.from_cache else "imported"
             st.success(
-                f"{imported.meta.get('model_key')}: {n} points x {states} hidden states x {dim}, {how}; "
+                f"{imported.info.model_key}: {n} points x {states} hidden states x {dim}, {how}; "
                 "now the feature set in use."
             )
             st.page_link(

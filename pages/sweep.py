@@ -8,7 +8,6 @@ from typing import Any
 import streamlit as st
 
 from core import runs as run_store
-from core.data import FeatureSource
 from core.errors import LabError, TrainingError
 from core.models import MODELS
 from core.runs import (
@@ -53,11 +52,9 @@ def data_source() -> tuple[str | None, dict[str, Any]]:
     key = state.get("feature_key")
     if key is not None:
         try:
-            fs = feature_set(key)
-            check_trainable(fs.meta.get("model_key"), fs.meta.get("dataset"))
-            return str(fs.meta.get("model_key") or "") or None, FeatureSource.from_meta(
-                fs.meta
-            ).run_fields()
+            info = feature_set(key).info
+            check_trainable(info.model_key, info.dataset)
+            return info.model_key or None, info.source().run_fields()
         except TrainingError as exc:  # imported features: the sweep cannot train on them
             st.info(f"{one_line(exc)}. This sweep uses the model below and the Setup dataset.")
         except LabError:

@@ -15,6 +15,7 @@ from typing import Any
 from streamlit.testing.v1 import AppTest
 
 from core import runs as run_store
+from core.data.features import FeatureInfo
 from core.io.atomic import atomic_write_json
 from core.runs import lifecycle
 from core.runs.folders import RunState, set_state
@@ -114,7 +115,21 @@ def test_sweep_trains_on_the_feature_sets_folder_and_speaker_rule(
             "split_seed": 2,
         },
     }
-    monkeypatch.setattr(cached, "feature_set", lambda key: SimpleNamespace(meta=meta))
+    info = FeatureInfo.from_dict(
+        {
+            "key": "abc123",
+            "model_key": "",
+            "model_id": "",
+            "describe": "",
+            "family": "",
+            "input_mode": "",
+            "n_layers": 4,
+            "hidden_size": 8,
+            "n_clips": 12,
+            **meta,
+        }
+    )
+    monkeypatch.setattr(cached, "feature_set", lambda key: SimpleNamespace(meta=meta, info=info))
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.session_state["feature_key"] = "abc123"
     at.switch_page("pages/sweep.py").run()
