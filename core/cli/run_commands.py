@@ -25,17 +25,9 @@ from core.cli.output import text_table
 from core.errors import CliError
 from core.io.atomic import atomic_write_bytes
 from core.runs.records import format_seconds
+from core.training.configs import PAPER_RECIPE
 
-__all__ = ["PAPER_RECIPE", "register"]
-
-PAPER_RECIPE = {  # the paper's fine-tuning recipe (Dorszewski et al.): --paper presets these
-    "dataset": "speech-commands",
-    "epochs": 20,
-    "batch_size": 32,
-    "lr": 3e-5,
-    "eval_split": "validation",
-    "test_split": "test",
-}
+__all__ = ["register"]
 
 
 def _print_json(obj: Any) -> None:

@@ -22,7 +22,7 @@ _EXPORTS = {
     "LayerCurve": "model_convexity",
     "GridSpec": "grid",
     "GridTable": "grid",
-    "PAPER_RECIPE": "grid",
+    "PAPER_RECIPE": "configs",
     "plan_cells": "grid",
     "grid_table": "grid",
     "read_grid_tables": "grid",

@@ -38,6 +38,7 @@ from core.errors import LabError
 from core.io.paths import cache_dir
 from core.io.records import Record
 from core.results.provenance import Provenance
+from core.training.configs import PAPER_RECIPE
 
 __all__ = [
     "ENGINE_VERSION",
@@ -61,15 +62,6 @@ __all__ = [
 ]
 
 ENGINE_VERSION = "2"  # of the table's aggregation; bump when the figures it computes change
-# The paper's training recipe (Speech Commands, 20 epochs, batch 32, lr 3e-5, best on validation).
-PAPER_RECIPE: dict[str, Any] = {
-    "dataset": "speech-commands",
-    "epochs": 20,
-    "batch_size": 32,
-    "lr": 3e-5,
-    "eval_split": "validation",
-    "test_split": "test",
-}
 
 
 def grid_root() -> Path:
