@@ -64,6 +64,7 @@ def test_fine_tuning_runs_and_series_are_named_by_their_run() -> None:
         n_clips=400,
         k=None,
         created="2026-01-01T10:00:00",
+        origin=None,
     )
     s = CurveSeries("a" * 64, "word (finetuned)", (0, 1), None, None, None, provenance=prov)
     assert picker_labels([s])[s.id].startswith("run 20260101-ft-words (wav2vec2-base)")

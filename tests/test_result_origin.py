@@ -15,6 +15,7 @@ from core.cli.main import main
 from core.data.imported import import_features
 from core.geometry.options import ConvexityOptions
 from core.results.bundle import export_bundle, import_bundle
+from core.results.compare import series_of
 from core.results.export import json_with_provenance
 from core.results.kinds import convexity_entry
 from core.results.origin import ORIGIN_NAME
@@ -119,6 +120,10 @@ def test_a_forged_bundle_for_a_key_not_yet_stored_is_marked_caught_and_ignorable
 
     imported = load_result(genuine.key)
     assert "imported from forged.zip" in imported.provenance.caption()  # every figure caption
+    (curve,) = [
+        s for s in series_of(imported.key, imported.kind, imported.data, imported.provenance)
+    ]
+    assert curve.describe().endswith("· imported")  # Compare's picker
     exported = json_with_provenance({}, [imported.provenance])["provenance"][0]
     assert exported["origin"]["source"] == "imported"  # every export's provenance block
     assert main(["results", "list"]) == 0

@@ -65,6 +65,8 @@ class CurveSeries:
             parts.append(f"k={p.k}")
         if not run:
             parts.append("exact" if self.exact else "sampled")
+        if p.origin is not None and not p.origin.is_computed:
+            parts.append(p.origin.tag())  # imported (or of unrecorded origin): not computed here
         return " · ".join(parts)
 
     def x(self, relative: bool) -> np.ndarray:
