@@ -326,3 +326,13 @@ def test_finetuned_vs_pretrained_curves_of_a_run(tmp_path: Path) -> None:
     assert (
         entry.provenance.model_key == "whisper-tiny.en-offline" and entry.provenance.n_layers == 2
     )
+
+
+def test_wrapped_captions_break_at_spaces_never_inside_a_hyphenated_word() -> None:
+    from core.results import export
+
+    line = "model /tmp/pytest-of-root/models0/tiny-w2v [files-sha256:f2e5fc2cbf05] · data folder, 18 clips"
+    for width in range(48, 100, 7):  # wider than the longest word (the model path)
+        wrapped = export.wrap_caption([line], width)
+        assert " ".join(wrapped) == line, width
+        assert all(len(w) <= width for w in wrapped), width

@@ -52,7 +52,7 @@ def wrap_caption(lines: Sequence[str], width: int = CAPTION_CHARS) -> list[str]:
         current = ""
         for part in str(line).split(" · "):
             sep = " · "
-            for piece in textwrap.wrap(part, width - 2) or [""]:
+            for piece in textwrap.wrap(part, width - 2, break_on_hyphens=False) or [""]:
                 joined = f"{current}{sep}{piece}" if current else piece
                 if current and len(joined) > width - 2:  # room for a trailing " ·"
                     out.append(current + (" ·" if sep == " · " else ""))
