@@ -169,7 +169,13 @@ def test_own_folder_from_setup_to_benchmarks(journey: dict[str, object], tmp_pat
             # Prune & fine-tune: full and pruned, one short epoch each, to the end
             _go(page, "Prune & fine-tune", "Prune & fine-tune")
             expect(page.get_by_text("Cannot fine-tune")).to_have_count(0)
+            epochs = page.get_by_label("Epochs", exact=True)
+            epochs.fill("500")  # out of range: refused with a visible reason, never kept silently
+            epochs.press("Enter")
+            expect(epochs).to_have_attribute("aria-invalid", "true")
+            expect(page.get_by_role("alert").filter(has_text="between 1 and 100")).to_have_count(1)
             _type(page, "Epochs", "1")
+            expect(epochs).not_to_have_attribute("aria-invalid", "true")
             prune = page.locator(
                 'input[type="range"][aria-label="Prune point p (keep transformer layers 1..p)"]'
             )
