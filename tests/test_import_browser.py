@@ -1,5 +1,6 @@
 """Features extracted elsewhere, in a real browser: upload generated embeddings and labels on Setup,
-then open them on Convexity; Prune & fine-tune says they need a model.
+then open them on Convexity; Prune & fine-tune says they need a model. On the same server, an
+unknown URL shows a visible "Page not found" with links.
 
 Starts ``streamlit run app.py`` with a private ``CONVEXITY_LAB_CACHE`` and drives Debian's Chromium
 with Playwright (skipped without them). Fails on a Python traceback on any page, a browser console
@@ -108,3 +109,32 @@ def test_upload_on_setup_then_open_on_convexity(served: dict[str, object], tmp_p
             browser.close()
     assert not list((Path(str(served["cache"])) / "runs").glob("*")), "a run folder was made"
     print(f"import journey: {time.monotonic() - t0:.0f} s")
+
+
+def test_an_unknown_url_shows_page_not_found_with_links(served: dict[str, object]) -> None:
+    """A visible 'Page not found' with a link to every page, instead of Home shown as if asked for."""
+    server = served["url"]
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(f"{server}/nosuchpage")
+            main = page.locator('[data-testid="stMainBlockContainer"]')
+            main.get_by_role("heading", name="Page not found").wait_for(timeout=60_000)
+            idle(page, 60_000)
+            # a server that has served the app before also opens Streamlit's own notice (a modal)
+            if page.locator('[data-testid="stDialog"]').count():
+                page.keyboard.press("Escape")
+                expect(page.locator('[data-testid="stDialog"]')).to_have_count(0)
+            expect(main.get_by_text("There is no page at /nosuchpage")).to_be_visible()
+            for title in ("Home", "Setup", "Convexity", "Projections", "Compare", "Learn"):
+                expect(main.get_by_role("link", name=title, exact=True)).to_be_visible()
+            learn = main.get_by_role("link", name="Learn", exact=True)
+            assert learn.get_attribute("href") == "learn"
+            page.goto(server)  # the root still opens Home
+            page.get_by_role("heading", name="Convexity Lab").first.wait_for(timeout=60_000)
+            expect(main.get_by_role("heading", name="Page not found")).to_have_count(0)
+        finally:
+            browser.close()
