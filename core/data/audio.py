@@ -166,7 +166,7 @@ def load_clips_report(
     skipped: list[SkippedClip] = []
     start = time.perf_counter()
 
-    def one(i: int) -> tuple[int, ClipInfo | None, str | None]:
+    def _one(i: int) -> tuple[int, ClipInfo | None, str | None]:
         try:
             x, info = read_clip(paths[i], sample_rate=sample_rate, length=length)
         except AudioError as exc:
@@ -189,10 +189,10 @@ def load_clips_report(
         progress(0, total)
     if workers == 1 or total <= 1:
         for done, i in enumerate(range(total), 1):
-            record(*one(i), done)
+            record(*_one(i), done)
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for done, res in enumerate(pool.map(one, range(total)), 1):
+            for done, res in enumerate(pool.map(_one, range(total)), 1):
                 record(*res, done)
 
     kept = np.flatnonzero(ok)

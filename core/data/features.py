@@ -74,6 +74,7 @@ __all__ = [
     "Selection",
     "begin_entry",
     "commit_entry",
+    "Rows",
     "compute_rows",
     "encoder_facts",
     "clean_feature_leftovers",
@@ -513,6 +514,17 @@ def write_rows(path: Path, shape: tuple[int, ...], fill: Callable[[np.ndarray], 
     _fsync(path)
 
 
+@dataclass(frozen=True)
+class Rows:
+    """What one pass of an encoder over a clip table wrote: the rows (memmap of the ``.npy``, one
+    per kept clip), which table rows were kept, the skipped clips (path, reason) and timing stats."""
+
+    features: np.ndarray
+    kept: list[int]
+    skipped: list[dict[str, str]]
+    stats: dict[str, Any]
+
+
 def compute_rows(
     encoder: SpeechEncoder,
     table: ClipTable,
@@ -520,8 +532,8 @@ def compute_rows(
     *,
     batch_size: int,
     progress: ProgressFn | None,
-) -> tuple[np.ndarray, list[int], list[dict[str, str]], dict[str, Any]]:
-    """Run the encoder over the table into a ``.npy`` at ``out_path``; returns (memmap, kept rows, skipped, stats)."""
+) -> Rows:
+    """Run the encoder over the table into a ``.npy`` at ``out_path`` (see :class:`Rows`)."""
     n, shape_tail = len(table), (encoder.n_layers + 1, encoder.hidden_size)
     paths = table.abs_paths()
     state = _BatchState(max(1, int(batch_size)))
@@ -569,7 +581,7 @@ def compute_rows(
         "final_batch_size": state.batch_size,
         "oom_retries": state.oom_retries,
     }
-    return np.load(out_path, mmap_mode="r", allow_pickle=False), kept, skipped, stats
+    return Rows(np.load(out_path, mmap_mode="r", allow_pickle=False), kept, skipped, stats)
 
 
 def resolve_ref(model: ModelRef) -> ResolvedModel | SpeechEncoder:
@@ -701,9 +713,8 @@ def extract_features(
             fd, tmp = tempfile.mkstemp(prefix="convexity-lab-", suffix=".npy.tmp")
         os.close(fd)
         try:
-            arr, kept, skipped, stats = compute_rows(
-                encoder, table, Path(tmp), batch_size=batch_size, progress=progress
-            )
+            rows = compute_rows(encoder, table, Path(tmp), batch_size=batch_size, progress=progress)
+            arr, kept, skipped, stats = rows.features, rows.kept, rows.skipped, rows.stats
         finally:
             Path(tmp).unlink(missing_ok=True)  # the memmap stays readable until released
         meta = _meta(
@@ -734,10 +745,9 @@ def extract_features(
             log.warning("feature cache %s is invalid (%s); recomputing", key[:12], why)
         encoder = prepare_encoder(source, device)
         with entry_part(directory) as part:
-            arr, kept, skipped, stats = compute_rows(
-                encoder, table, part, batch_size=batch_size, progress=progress
-            )
-            del arr
+            rows = compute_rows(encoder, table, part, batch_size=batch_size, progress=progress)
+            kept, skipped, stats = rows.kept, rows.skipped, rows.stats
+            del rows  # the memmap is released before the entry is committed
         return commit_entry(entry, part, encoder_facts(encoder), kept, skipped, stats)
 
 

@@ -30,6 +30,7 @@ from core.geometry import (
     ConvexityOptions,
     ConvexityResult,
     CriterionResult,
+    Csr,
     CurveStatistics,
     UmapOptions,
     graph_convexity,
@@ -253,7 +254,7 @@ def background_tasks() -> dict[str, Any]:
 @st.cache_data(show_spinner=False, max_entries=64)
 def toy_graph(
     shape: str, classes: int, per_class: int, spread: float, k: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, ConvexityResult, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+) -> tuple[np.ndarray, np.ndarray, ConvexityResult, Csr]:
     """Teaching toy: points, labels, the exhaustive convexity result and the kNN graph (CSR)."""
     from core.geometry import knn_csr, toy_clusters
 
@@ -272,7 +273,7 @@ def default_pair(
     from core.geometry import leaving_pair
 
     _, labels, _, graph = toy_graph(shape, classes, per_class, spread, k, seed)
-    return leaving_pair(*graph, labels)
+    return leaving_pair(graph.indptr, graph.indices, graph.weights, labels)
 
 
 @st.cache_data(show_spinner=False)
@@ -304,7 +305,7 @@ def layer_knn_graph(key: str, layer: int, k: int = DEFAULT_K) -> Any:
 @st.cache_data(show_spinner=False, max_entries=16)
 def real_layer_graph(
     key: str, layer: int, words: tuple[str, ...], per_word: int, k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, ConvexityResult, tuple[np.ndarray, ...]]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, ConvexityResult, Csr]:
     """Learn's real mode: (clip indices, 2-D PCA positions, word labels, exhaustive result, kNN CSR)
     of up to ``per_word`` clips of each chosen word at one hidden state (paths use all D dimensions)."""
     from sklearn.decomposition import PCA
