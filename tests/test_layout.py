@@ -290,3 +290,74 @@ def test_the_test_import_check_sees_every_form(tmp_path: Path) -> None:
     found = _test_module_imports(path)
     assert {"tests.test_a", "tests.test_b", "tests.test_c", "tests.test_d"} <= set(found)
     assert "tests.helpers.builders" in _imported_modules(path)
+
+
+# Public functions that still return a 3+-tuple, converted by another branch (the lead removes them).
+TUPLE_EXEMPT = {"core/geometry/calibration.py:draw", "core/results/compare.py:class_difference"}
+
+
+def _tuple_sizes(node: ast.expr | None) -> list[int]:
+    """The element counts of fixed-size ``tuple[...]`` annotations in a return annotation (a union's
+    members too; ``tuple[X, ...]`` is of any length and not counted)."""
+    if node is None:
+        return []
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return _tuple_sizes(ast.parse(node.value, mode="eval").body)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return _tuple_sizes(node.left) + _tuple_sizes(node.right)
+    if isinstance(node, ast.Subscript):
+        name = (
+            node.value.attr
+            if isinstance(node.value, ast.Attribute)
+            else getattr(node.value, "id", "")
+        )
+        if name in ("tuple", "Tuple"):
+            items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            if any(isinstance(i, ast.Constant) and i.value is Ellipsis for i in items):
+                return []
+            return [len(items)]
+        inner = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if name in ("Optional", "Union"):
+            return [n for i in inner for n in _tuple_sizes(i)]
+    return []
+
+
+def _wide_tuple_functions(path: Path, root: Path = CORE.parent) -> list[str]:
+    """``file:function`` of each public function (methods and nested ones too) annotated to return a
+    tuple of 3 or more elements (``file`` relative to ``root``)."""
+    rel = path.relative_to(root).as_posix()
+    return [
+        f"{rel}:{node.name}"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and not node.name.startswith("_")
+        and any(n >= 3 for n in _tuple_sizes(node.returns))
+    ]
+
+
+def test_no_public_function_returns_a_tuple_of_three_or_more() -> None:
+    """Three or more values travel as a frozen record with named fields, not a tuple."""
+    found = {f for p in sorted(CORE.rglob("*.py")) for f in _wide_tuple_functions(p)}
+    assert found - TUPLE_EXEMPT == set(), f"return a record instead: {sorted(found - TUPLE_EXEMPT)}"
+
+
+def test_the_tuple_check_sees_every_form(tmp_path: Path) -> None:
+    """The check can fail: plain, quoted, optional and method annotations are seen; pairs,
+    ``tuple[X, ...]`` and private functions pass."""
+    path = tmp_path / "probe.py"
+    path.write_text(
+        "def a() -> tuple[int, int, int]: ...\n"
+        "def b() -> 'tuple[int, str, float, int]': ...\n"
+        "def c() -> tuple[int, int, int] | None: ...\n"
+        "class K:\n    def d(self) -> typing.Tuple[int, int, int]: ...\n"
+        "def e() -> tuple[int, int]: ...\n"
+        "def f() -> tuple[int, ...]: ...\n"
+        "def _g() -> tuple[int, int, int]: ...\n",
+        encoding="utf-8",
+    )
+    assert _wide_tuple_functions(path, tmp_path) == [
+        "probe.py:a",
+        "probe.py:b",
+        "probe.py:c",
+        "probe.py:d",
+    ]
