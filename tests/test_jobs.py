@@ -16,9 +16,10 @@ import torch
 
 from core import runs
 from core.errors import RunError
+from core.io.processes import proc_start
 from core.runs import lifecycle, records
 from core.runs.folders import RunState, discard_partial_metrics, set_state
-from core.runs.records import estimate_progress, proc_start
+from core.runs.records import estimate_progress
 from tests.helpers.fixtures import isolated_jobs  # noqa: F401  (own cache, one thread, one job slot)
 from tests.helpers.tiny_assets import tiny_config_dict
 

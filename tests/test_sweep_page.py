@@ -17,9 +17,9 @@ from streamlit.testing.v1 import AppTest
 from core import runs as run_store
 from core.data.features import FeatureInfo
 from core.io.atomic import atomic_write_json
+from core.io.processes import proc_start
 from core.runs import lifecycle
 from core.runs.folders import RunState, set_state
-from core.runs.records import proc_start
 
 APP = "../app.py"
 MODEL = "whisper-tiny.en-offline"

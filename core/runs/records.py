@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import LabError
+from core.io.processes import pid_alive
 from core.io.records import Record
 from core.io.run_folder import RunFolder
 from core.runs.folders import (
@@ -143,44 +144,12 @@ class RunProgress(Record):
 # Liveness
 
 
-def proc_start(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (field 22 of /proc/<pid>/stat), to tell a reused pid apart."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def pid_alive(pid: int | None, run: Path, started: str | None = None) -> bool:
-    """Whether ``pid`` is a live (non-zombie) worker of this run."""
-    if not pid:
-        return False
-    proc = Path(f"/proc/{pid}")
-    if Path("/proc/self").exists():
-        try:
-            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-                return False
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            return False
-        if started is not None:  # recorded by the worker itself: exact, also for foreground runs
-            return proc_start(pid) == started
-        return run.name in cmdline
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def worker_alive(run: Path, raw: dict[str, Any]) -> bool:
     """Whether the run's worker (as it reported itself, else as start() spawned it) is running."""
     if raw.get("pid"):
-        return pid_alive(raw.get("pid"), run, raw.get("pid_start"))
+        return pid_alive(raw.get("pid"), started=raw.get("pid_start"), command_has=run.name)
     spawned = RunFolder(run).read_json(RunFolder.SPAWN) or {}
-    return pid_alive(spawned.get("pid"), run)
+    return pid_alive(spawned.get("pid"), command_has=run.name)
 
 
 def refresh(run: Path) -> dict[str, Any]:
