@@ -361,3 +361,22 @@ def test_the_tuple_check_sees_every_form(tmp_path: Path) -> None:
         "probe.py:c",
         "probe.py:d",
     ]
+
+
+def _error_classes(path: Path) -> list[str]:
+    """Names of the exception classes (``...Error``) a module defines."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name.endswith("Error")
+    ]
+
+
+def test_each_error_class_is_defined_once() -> None:
+    """One class per error name (in ``core/errors.py`` or its own module): a second definition of the
+    same name is a different class, which an ``except`` of the first does not catch."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted(CORE.rglob("*.py")):
+        for name in _error_classes(path):
+            seen.setdefault(name, []).append(path.relative_to(CORE.parent).as_posix())
+    twice = {name: where for name, where in seen.items() if len(where) > 1}
+    assert twice == {}, f"defined more than once: {twice}"
