@@ -23,7 +23,7 @@ from core.data.features import (
     list_cached_features,
     load_cached_features,
 )
-from core.models.loading import load_encoder
+from core.models.loading import load_encoder, resolve
 from core.models.request import ModelRequest
 from tests.helpers.tiny_assets import SPEAKERS, WORDS, D, L, N, write_tree
 
@@ -254,7 +254,7 @@ def test_cache_key_is_unchanged_by_asking_the_registry_for_identity(tree: Path, 
     weights = hashlib.sha256(
         "".join(f"{p.name}\0{sha256_file(p)}\n" for p in files).encode()
     ).hexdigest()
-    assert ModelRequest(str(model_dir)).resolve().identity.weights == "files-sha256:" + weights
+    assert resolve(ModelRequest(str(model_dir))).identity.weights == "files-sha256:" + weights
     payload = {
         "format": 1,
         "model": {
@@ -279,7 +279,7 @@ def test_offline_whisper_key_matches_the_one_computed_before_the_move() -> None:
 
     if not offline_whisper_available("whisper-tiny.en-offline"):
         pytest.skip("the whisper-tiny.en weight package is not installed")
-    identity = key_identity(ModelRequest("whisper-tiny.en-offline", "trimmed").resolve())
+    identity = key_identity(resolve(ModelRequest("whisper-tiny.en-offline", "trimmed")))
     key = feature_key(identity, "fp", {"dataset": "sample"})
     assert key == "69ec7c690f84562a2a66c81a3d890455c9e430ae13cd2935f35e1115510f4bef"
 

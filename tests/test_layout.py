@@ -380,3 +380,82 @@ def test_each_error_class_is_defined_once() -> None:
             seen.setdefault(name, []).append(path.relative_to(CORE.parent).as_posix())
     twice = {name: where for name, where in seen.items() if len(where) > 1}
     assert twice == {}, f"defined more than once: {twice}"
+
+
+def _module_name(path: Path) -> str:
+    """Dotted name of a core file (a package's ``__init__`` is the package)."""
+    parts = path.relative_to(CORE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _type_checking_block(node: ast.AST) -> bool:
+    """Whether ``node`` is an ``if TYPE_CHECKING:`` block (its imports never run)."""
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _run_time_imports(path: Path, modules: set[str]) -> set[str]:
+    """The core modules (of ``modules``, packages left out) a file imports when it runs: at its top
+    and lazily in functions, not under ``TYPE_CHECKING``."""
+    found: set[str] = set()
+    stack: list[ast.AST] = [ast.parse(path.read_text(encoding="utf-8"))]
+    while stack:
+        node = stack.pop()
+        if _type_checking_block(node):
+            continue
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        stack.extend(ast.iter_child_nodes(node))
+    return found & modules
+
+
+def _import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import each other in a circle (strongly connected, 2 or more)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def test_no_core_modules_import_each_other_in_a_circle() -> None:
+    """Not even lazily: a circle hidden in a function import still ties both modules together."""
+    files = {_module_name(p): p for p in CORE.rglob("*.py") if p.name != "__init__.py"}
+    graph = {name: _run_time_imports(path, set(files)) for name, path in files.items()}
+    assert _import_cycles(graph) == []
+
+
+def test_the_circle_check_sees_a_lazy_circle_and_skips_type_checking(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text("import core.b\n", encoding="utf-8")
+    b.write_text("def f():\n    from core.a import x\n", encoding="utf-8")
+    graph = {"core.a": _run_time_imports(a, {"core.a", "core.b"})}
+    graph["core.b"] = _run_time_imports(b, {"core.a", "core.b"})
+    assert _import_cycles(graph) == [["core.a", "core.b"]]
+    b.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import core.a\n")
+    graph["core.b"] = _run_time_imports(b, {"core.a", "core.b"})
+    assert _import_cycles(graph) == []

@@ -16,7 +16,7 @@ from torch import nn
 
 from core.errors import HubUnavailableError, UnknownModelError
 from core.models.encoder import SpeechEncoder
-from core.models.loading import load_encoder, resolve_model
+from core.models.loading import load_encoder, resolve, resolve_model
 from core.models.pruning import count_parameters, encoder_of, prune
 from core.models.registry import MODELS
 from core.models.request import ModelRequest
@@ -385,7 +385,7 @@ def test_model_identity_of_a_directory_follows_its_files(tmp_path) -> None:
     from core.models import ModelIdentity, encoder_identity
 
     def model_identity(path: Path) -> ModelIdentity:
-        return ModelRequest(str(path)).resolve().identity
+        return resolve(ModelRequest(str(path))).identity
 
     path = tmp_path / "w2v"
     _bare("wav2vec2").save_pretrained(path)
@@ -422,7 +422,7 @@ def test_in_memory_and_hub_identity() -> None:
     config = tf.Wav2Vec2Config(**TINY_WAV2VEC2)
     config._commit_hash = "0123abcd"
     assert hub_revision("facebook/wav2vec2-base", config) == "0123abcd"
-    ident = ModelRequest("wav2vec2-base").resolve().identity
+    ident = resolve(ModelRequest("wav2vec2-base")).identity
     if ident.revision is None:  # not in the local hub cache: unknown until loaded
         assert not ident.known and ident.weights is None
     else:

@@ -12,6 +12,7 @@ import transformers as tf
 
 from core.data.features import Selection, extract_features
 from core.errors import TrainingError
+from core.models.loading import resolve
 from core.models.plans import PruningPlan
 from core.models.pruning import apply_plan
 from core.models.request import ModelRequest
@@ -63,7 +64,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _setup(assets: dict[str, Path], family: str):
-    full = ModelRequest(str(assets[family])).resolve().load(device="cpu")
+    full = resolve(ModelRequest(str(assets[family]))).load(device="cpu")
     selection = Selection(dataset="folder", root=str(assets["data"]))
     return full, extract_features(full, selection), selection_entry(full, selection)
 
