@@ -21,6 +21,7 @@ from core.data.features import (
     Selection,
     extract_features,
     list_cached_features,
+    list_feature_infos,
     load_cached_features,
 )
 from core.models.loading import load_encoder, resolve
@@ -75,6 +76,9 @@ def test_second_call_hits_the_cache(tree: Path, model_dir: Path) -> None:
     assert files == ["features.npy", "meta.json"]  # no temp files left behind
     listed = list_cached_features()
     assert [d["key"] for d in listed] == [first.key] and listed[0]["complete"]
+    (info,) = list_feature_infos()
+    assert info == first.info and info.label().endswith(f"· {first.key[:8]}")
+    assert f"{info.n_clips} clips (cap all)" in info.label()
     assert load_cached_features(first.key[:10]).key == first.key
 
 
@@ -300,3 +304,13 @@ def test_unusable_cache_folder_and_label_set_are_one_line_lab_errors(tmp_path: P
     assert blocker.read_text() == "not a folder"
     with pytest.raises(LabError, match="unknown label set 'colour'"):
         FeatureSet(np.zeros((0, 1, 1)), [], [], [], [], {}).labels("colour")
+
+
+def test_the_listing_leaves_out_a_set_whose_meta_lacks_a_field(tree: Path, model_dir: Path) -> None:
+    fs = extract_features(str(model_dir), sel(tree))
+    meta_path = fs.directory / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["model_key"]
+    meta_path.write_text(json.dumps(meta))
+    assert [d["key"] for d in list_cached_features()] == [fs.key]
+    assert list_feature_infos() == []

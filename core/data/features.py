@@ -53,7 +53,7 @@ import torch
 from core.data.audio import LoadResult, load_clips_report
 from core.data.datasets import ClipTable, compile_speaker_regex, load_table, select
 from core.data.source import FeatureSource
-from core.errors import FeatureError, StorageError
+from core.errors import FeatureError, RecordError, StorageError
 from core.io.atomic import FILE_MODE, atomic_write_json, sha256_file_memo
 from core.io.leftovers import STALE_AFTER_S, clean_leftovers, writer_tag
 from core.io.locks import exclusive
@@ -84,6 +84,7 @@ __all__ = [
     "feature_key",
     "key_identity",
     "list_cached_features",
+    "list_feature_infos",
     "load_cached_features",
     "plan_entry",
     "prepare_encoder",
@@ -209,6 +210,9 @@ def feature_key(identity: dict[str, Any], fingerprint: str, selection: dict[str,
 # The result
 
 
+IMPORTED_DATASET = "imported"  # the dataset of feature sets imported as arrays
+
+
 @dataclass(frozen=True)
 class FeatureInfo(Record):
     """What a feature set is, as the pages and exports read it: the summary part of ``meta.json``."""
@@ -239,6 +243,24 @@ class FeatureInfo(Record):
                 "root": self.root,
                 "selection": self.selection,
             }
+        )
+
+    @property
+    def imported(self) -> bool:
+        """Whether the set was imported as arrays (no split, cap or input window of ours)."""
+        return self.dataset == IMPORTED_DATASET
+
+    def label(self) -> str:
+        """One line naming the set in pickers and captions: model, data, clips, input window, key."""
+        if self.imported:
+            return (
+                f"{self.model_key} · imported · {self.n_clips} points · "
+                f"{self.n_layers} layers · {self.key[:8]}"
+            )
+        cap = self.selection.get("max_clips") or "all"
+        return (
+            f"{self.model_key} · {self.dataset} · split {self.selection.get('split', '?')} · "
+            f"{self.n_clips} clips (cap {cap}) · {self.input_mode or '-'} · {self.key[:8]}"
         )
 
 
@@ -890,6 +912,20 @@ def list_cached_features() -> list[dict[str, Any]]:
         summary["directory"] = str(directory)
         out.append(summary)
     out.sort(key=lambda m: str(m.get("created", "")), reverse=True)
+    return out
+
+
+def list_feature_infos() -> list[FeatureInfo]:
+    """The complete cached feature sets (newest first) as typed summaries; a set whose meta lacks a
+    field is left out (the pages could not load it)."""
+    out = []
+    for summary in list_cached_features():
+        if not summary.get("complete"):
+            continue
+        try:
+            out.append(FeatureInfo.from_dict(summary))
+        except RecordError:
+            continue
     return out
 
 

@@ -15,10 +15,11 @@ import numpy as np
 import streamlit as st
 
 from core.data import (
+    FeatureInfo,
     FeatureSet,
     SampleCurves,
     feature_cache_root,
-    list_cached_features,
+    list_feature_infos,
     load_cached_features,
     read_sample_curves,
 )
@@ -73,12 +74,12 @@ def offline_models() -> list[str]:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def _cached_feature_list(root: str) -> list[dict[str, Any]]:
+def _cached_feature_list(root: str) -> list[FeatureInfo]:
     """Summaries of the complete feature sets under ``root`` (the argument keys the cache)."""
-    return [m for m in list_cached_features() if m.get("complete")]
+    return list_feature_infos()
 
 
-def cached_feature_list() -> list[dict[str, Any]]:
+def cached_feature_list() -> list[FeatureInfo]:
     """Summaries of the feature sets on disk, newest first (briefly cached; cleared after an extraction)."""
     return _cached_feature_list(str(feature_cache_root()))
 
