@@ -20,7 +20,7 @@ from core.models.loading import load_encoder, resolve, resolve_model
 from core.models.pruning import count_parameters, encoder_of, prune
 from core.models.registry import MODELS
 from core.models.request import ModelRequest
-from tests.helpers.tiny_assets import TINY_WAV2VEC2, D, L
+from tests.helpers.tiny_assets import TINY_WAV2VEC2, TINY_WHISPER, D, L
 
 P = 2  # prune point used throughout
 SR = 16_000
@@ -67,16 +67,7 @@ FAMILIES = {
     ),
     "whisper": (
         lambda **k: tf.WhisperConfig(
-            d_model=D,
-            encoder_layers=L,
-            decoder_layers=1,
-            encoder_attention_heads=2,
-            decoder_attention_heads=2,
-            encoder_ffn_dim=64,
-            decoder_ffn_dim=64,
-            num_mel_bins=80,
-            vocab_size=64,
-            max_target_positions=16,
+            **TINY_WHISPER,
             pad_token_id=0,
             bos_token_id=1,
             eos_token_id=2,
