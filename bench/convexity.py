@@ -187,7 +187,8 @@ def per_tree_times(x: np.ndarray, labels: np.ndarray, k: int, n_sources: int, re
     from core.geometry.knn import knn_graph
     from core.geometry.shortest_paths import scores_numba
 
-    indptr, nbr, w = knn_graph(torch.from_numpy(x), k).csr()
+    csr = knn_graph(torch.from_numpy(x), k).csr()
+    indptr, nbr, w = csr.indptr, csr.indices, csr.weights
     n = len(labels)
     graph = csr_matrix((w, nbr, indptr), shape=(n, n))
     sources = np.random.default_rng(0).choice(n, size=n_sources, replace=False)

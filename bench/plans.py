@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.data.features import Selection, extract_features  # noqa: E402
 from core.geometry.criteria import linear_cka  # noqa: E402
 from core.geometry.redundancy import redundancy_blocks  # noqa: E402
+from core.models.loading import resolve  # noqa: E402
 from core.models.plans import PruningPlan  # noqa: E402
 from core.models.request import ModelRequest  # noqa: E402
 from core.training.probe_score import ProbeOptions, score_plan, selection_entry  # noqa: E402
@@ -44,7 +45,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     t0 = time.perf_counter()
-    full = ModelRequest(args.model).resolve().load(device="cpu")
+    full = resolve(ModelRequest(args.model)).load(device="cpu")
     selection = Selection(
         dataset=args.dataset, task="words" if args.labels == "word" else "speakers"
     )

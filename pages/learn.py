@@ -270,9 +270,10 @@ def real_mode() -> None:
         st.info("Choose at least two words.")
         return
     with st.spinner(f"Building the kNN graph of {len(chosen)} words and scoring every pair..."):
-        idx, xy, labels, result, (indptr, nbr, wts) = real_layer_graph(
+        idx, xy, labels, result, csr = real_layer_graph(
             fs.key, int(layer), tuple(chosen), int(per_word), int(k)
         )
+        indptr, nbr, wts = csr.indptr, csr.indices, csr.weights
     real = (fs.key, layer, tuple(chosen), per_word, k)
     if st.session_state.get("ln_real") != real:  # new data: start from a pair that leaves its class
         st.session_state["ln_real"] = real
@@ -354,7 +355,8 @@ def toy_mode() -> None:
         "Building the toy's kNN graph and scoring every pair (the first visit also compiles the "
         "shortest-path kernels: about half a minute)..."
     ):
-        points, labels, result, (indptr, nbr, wts) = toy_graph(*toy)
+        points, labels, result, csr = toy_graph(*toy)
+        indptr, nbr, wts = csr.indptr, csr.indices, csr.weights
     if (
         st.session_state.get("ln_toy") != toy
     ):  # a new toy: start from a pair whose path leaves its class

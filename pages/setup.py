@@ -11,6 +11,7 @@ from core.data import (
     DATASETS,
     LABEL_SUFFIXES,
     MAX_UPLOAD_BYTES,
+    FeatureInfo,
     Selection,
     extract_features,
     import_uploaded,
@@ -25,7 +26,6 @@ from pages.parts.cached import (
     missing_label_sets,
     offline_models,
 )
-from pages.parts.feature_choice import describe_entry
 from pages.parts.messages import one_line
 from pages.parts.state import DEFAULT_MODEL, init_state, remember_choice
 
@@ -199,26 +199,26 @@ def extract_section() -> None:
             )
 
 
-def _use_cached(meta: dict) -> None:
+def _use_cached(info: FeatureInfo) -> None:
     """Make a cached set the current choice; Setup's widgets show its settings after a rerun (an
     imported set has no model, dataset or input mode of Setup's: those widgets keep their values)."""
     state = st.session_state
-    sel = meta.get("selection", {})
-    if is_imported(meta.get("model_key"), meta.get("dataset")):
-        remember_choice(meta["key"])
+    sel = info.selection
+    if is_imported(info.model_key, info.dataset):
+        remember_choice(info.key)
     else:
         pending = {
-            "model": meta.get("model_key") if meta.get("model_key") in MODELS else state.model,
-            "dataset": meta.get("dataset") if meta.get("dataset") in DATASETS else state.dataset,
+            "model": info.model_key if info.model_key in MODELS else state.model,
+            "dataset": info.dataset if info.dataset in DATASETS else state.dataset,
             "split": sel.get("split") or "all",
             "max_clips": int(sel.get("max_clips") or 0),
-            "root": str(meta.get("root") or "") if meta.get("dataset") != "sample" else "",
-            "whisper_input": meta.get("input_mode") or state.whisper_input,
+            "root": info.root if info.dataset != "sample" else "",
+            "whisper_input": info.input_mode or state.whisper_input,
         }
-        remember_choice(meta["key"], **pending)
+        remember_choice(info.key, **pending)
         regex = sel.get("speaker_regex") or ""
         state["_setup_pending"] = pending | {"setup_speaker_regex": regex, "_speaker_regex": regex}
-    state["_setup_used"] = f"Using {describe_entry(meta)}."
+    state["_setup_used"] = f"Using {info.label()}."
     st.rerun()
 
 
@@ -311,21 +311,21 @@ def cached_section() -> None:
     if not cached:
         st.caption("Nothing cached yet.")
     else:
-        by_key = {m["key"]: m for m in cached}
+        by_key = {info.key: info for info in cached}
         st.dataframe(
             [
                 {
-                    "key": m["key"][:8],
-                    "model": m.get("model_key"),
-                    "dataset": m.get("dataset"),
-                    "split": m.get("selection", {}).get("split"),
-                    "clips": m.get("n_clips"),
-                    "input": m.get("input_mode"),
-                    "layers": m.get("n_layers"),
-                    "created": str(m.get("created", ""))[:19],
-                    "in use": "✓" if m["key"] == state.feature_key else "",
+                    "key": info.key[:8],
+                    "model": info.model_key,
+                    "dataset": info.dataset,
+                    "split": info.selection.get("split"),
+                    "clips": info.n_clips,
+                    "input": info.input_mode,
+                    "layers": info.n_layers,
+                    "created": info.created[:19],
+                    "in use": "✓" if info.key == state.feature_key else "",
                 }
-                for m in cached
+                for info in cached
             ],
             hide_index=True,
         )
@@ -333,7 +333,7 @@ def cached_section() -> None:
             "Use a cached set",
             list(by_key),
             index=list(by_key).index(state.feature_key) if state.feature_key in by_key else 0,
-            format_func=lambda k: describe_entry(by_key[k]),
+            format_func=lambda k: by_key[k].label(),
         )
         if st.button("Use this feature set", icon=":material/check:"):
             _use_cached(by_key[choice])

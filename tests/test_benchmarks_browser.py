@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from core.io.processes import proc_start
 from core.io.run_folder import stamp
 from core.runs import lifecycle
 from core.runs.folders import RunState, set_state
-from core.runs.records import proc_start
 from core.training.configs import BenchmarkConfig
 from tests.helpers.app_server import running_app
 from tests.helpers.builders import BENCHMARK_MODEL as MODEL

@@ -398,7 +398,16 @@ def test_jobs_list_status_and_watch(run: Callable[..., Res]) -> None:
 
     done = lifecycle.create_run("finetune", {"model": "m", "epochs": 2, "task": "words"})
     rows = [
-        {"kind": "eval", "step": 2 * e, "epoch": e, "epoch_seconds": 3.0, "time": e} for e in (1, 2)
+        {
+            "kind": "eval",
+            "step": 2 * e,
+            "epoch": e,
+            "accuracy": 0.5,
+            "loss": 1.0,
+            "epoch_seconds": 3.0,
+            "time": e,
+        }
+        for e in (1, 2)
     ]
     curve = LayerCurve(scores=(0.25, 0.5))
     rows += [

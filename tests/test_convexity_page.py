@@ -35,7 +35,8 @@ def cache(private_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def imported(tmp_path: Path, name: str, speakers: int = 8):
     """A cached feature set of synthetic speakers x 6 words x 2 takes."""
-    x, words, spk = speaker_population(speakers, takes=2, seed=0).draw(np.random.default_rng(0))
+    d = speaker_population(speakers, takes=2, seed=0).draw(np.random.default_rng(0))
+    x, words, spk = d.features, d.words, d.speakers
     np.save(tmp_path / f"{name}.npy", x)
     with (tmp_path / f"{name}.csv").open("w", newline="") as fh:
         w = csv.writer(fh)

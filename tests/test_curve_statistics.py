@@ -150,10 +150,8 @@ def test_layer_ranges_join_consecutive_layers():
 
 
 def _population_dataset(seed: int = 0):
-    x, words, speakers = speaker_population(n_speakers=8, takes=2, seed=seed).draw(
-        np.random.default_rng(seed)
-    )
-    return x, words, speakers
+    d = speaker_population(n_speakers=8, takes=2, seed=seed).draw(np.random.default_rng(seed))
+    return d.features, d.words, d.speakers
 
 
 @pytest.mark.slow  # ~5-10 s

@@ -21,9 +21,10 @@ from core.data.features import (
     Selection,
     extract_features,
     list_cached_features,
+    list_feature_infos,
     load_cached_features,
 )
-from core.models.loading import load_encoder
+from core.models.loading import load_encoder, resolve
 from core.models.request import ModelRequest
 from tests.helpers.tiny_assets import SPEAKERS, WORDS, D, L, N, write_tree
 
@@ -75,6 +76,9 @@ def test_second_call_hits_the_cache(tree: Path, model_dir: Path) -> None:
     assert files == ["features.npy", "meta.json"]  # no temp files left behind
     listed = list_cached_features()
     assert [d["key"] for d in listed] == [first.key] and listed[0]["complete"]
+    (info,) = list_feature_infos()
+    assert info == first.info and info.label().endswith(f"· {first.key[:8]}")
+    assert f"{info.n_clips} clips (cap all)" in info.label()
     assert load_cached_features(first.key[:10]).key == first.key
 
 
@@ -254,7 +258,7 @@ def test_cache_key_is_unchanged_by_asking_the_registry_for_identity(tree: Path, 
     weights = hashlib.sha256(
         "".join(f"{p.name}\0{sha256_file(p)}\n" for p in files).encode()
     ).hexdigest()
-    assert ModelRequest(str(model_dir)).resolve().identity.weights == "files-sha256:" + weights
+    assert resolve(ModelRequest(str(model_dir))).identity.weights == "files-sha256:" + weights
     payload = {
         "format": 1,
         "model": {
@@ -279,7 +283,7 @@ def test_offline_whisper_key_matches_the_one_computed_before_the_move() -> None:
 
     if not offline_whisper_available("whisper-tiny.en-offline"):
         pytest.skip("the whisper-tiny.en weight package is not installed")
-    identity = key_identity(ModelRequest("whisper-tiny.en-offline", "trimmed").resolve())
+    identity = key_identity(resolve(ModelRequest("whisper-tiny.en-offline", "trimmed")))
     key = feature_key(identity, "fp", {"dataset": "sample"})
     assert key == "69ec7c690f84562a2a66c81a3d890455c9e430ae13cd2935f35e1115510f4bef"
 
@@ -300,3 +304,13 @@ def test_unusable_cache_folder_and_label_set_are_one_line_lab_errors(tmp_path: P
     assert blocker.read_text() == "not a folder"
     with pytest.raises(LabError, match="unknown label set 'colour'"):
         FeatureSet(np.zeros((0, 1, 1)), [], [], [], [], {}).labels("colour")
+
+
+def test_the_listing_leaves_out_a_set_whose_meta_lacks_a_field(tree: Path, model_dir: Path) -> None:
+    fs = extract_features(str(model_dir), sel(tree))
+    meta_path = fs.directory / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["model_key"]
+    meta_path.write_text(json.dumps(meta))
+    assert [d["key"] for d in list_cached_features()] == [fs.key]
+    assert list_feature_infos() == []

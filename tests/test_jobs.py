@@ -16,9 +16,11 @@ import torch
 
 from core import runs
 from core.errors import RunError
+from core.io.processes import proc_start
 from core.runs import lifecycle, records
 from core.runs.folders import RunState, discard_partial_metrics, set_state
-from core.runs.records import estimate_progress, proc_start
+from core.runs.metrics import metrics_of
+from core.runs.records import estimate_progress
 from tests.helpers.fixtures import isolated_jobs  # noqa: F401  (own cache, one thread, one job slot)
 from tests.helpers.tiny_assets import tiny_config_dict
 
@@ -85,16 +87,41 @@ def test_status_labels_follow_the_process(tmp_path: Path) -> None:
     assert lifecycle.cancel(never.name).state == "cancelled"
 
 
+def _train(step: int, epoch: int, progress: float, time: float) -> dict:
+    """A training step's metrics row, as the fine-tune writes it."""
+    return {
+        "kind": "train",
+        "step": step,
+        "epoch": epoch,
+        "loss": 1.0,
+        "epoch_progress": progress,
+        "time": time,
+    }
+
+
+def _eval(step: int, epoch: int, seconds: float, time: float) -> dict:
+    """An epoch evaluation's metrics row, as the fine-tune writes it."""
+    return {
+        "kind": "eval",
+        "step": step,
+        "epoch": epoch,
+        "accuracy": 0.5,
+        "loss": 1.0,
+        "epoch_seconds": seconds,
+        "time": time,
+    }
+
+
 def test_estimate_progress_from_epoch_timings() -> None:
     """Per-epoch time is the median of finished epochs; the current epoch's share left counts too."""
     rows = [
-        {"kind": "train", "step": 1, "epoch": 1, "epoch_progress": 0.5, "time": 105.0},
-        {"kind": "eval", "step": 2, "epoch": 1, "epoch_seconds": 10.0, "time": 111.0},
-        {"kind": "train", "step": 3, "epoch": 2, "epoch_progress": 0.5, "time": 116.0},
-        {"kind": "eval", "step": 4, "epoch": 2, "epoch_seconds": 12.0, "time": 124.0},
-        {"kind": "train", "step": 5, "epoch": 3, "epoch_progress": 0.25, "time": 127.0},
+        _train(1, 1, 0.5, 105.0),
+        _eval(2, 1, 10.0, 111.0),
+        _train(3, 2, 0.5, 116.0),
+        _eval(4, 2, 12.0, 124.0),
+        _train(5, 3, 0.25, 127.0),
     ]
-    est = estimate_progress(rows, epochs=5, started=100.0, now=128.0)
+    est = estimate_progress(metrics_of(rows), epochs=5, started=100.0, now=128.0)
     assert (est.epoch, est.epoch_fraction, est.seconds_per_epoch) == (3, 0.25, 11.0)
     assert est.epoch_remaining_s == pytest.approx(8.25)
     assert est.total_remaining_s == pytest.approx(8.25 + 2 * 11.0)
@@ -104,26 +131,44 @@ def test_estimate_progress_from_epoch_timings() -> None:
 def test_first_estimate_rests_on_measured_steps_only() -> None:
     """A first estimate from one row and the start time counted model loading as training (8 min shown
     for a 1.5 min run): no estimate until two steps of this attempt are logged, then their rate."""
-    rows = [{"kind": "train", "step": 1, "epoch": 1, "epoch_progress": 0.1, "time": 160.0}]
-    first = estimate_progress(rows, epochs=3, started=100.0, now=161.0)  # 60 s of loading first
+    rows = [_train(1, 1, 0.1, 160.0)]
+    # 60 s of loading before the first step
+    first = estimate_progress(metrics_of(rows), epochs=3, started=100.0, now=161.0)
     assert first.seconds_per_epoch is None and first.total_remaining_s is None
-    rows.append({"kind": "train", "step": 2, "epoch": 1, "epoch_progress": 0.2, "time": 163.0})
-    second = estimate_progress(rows, epochs=3, started=100.0, now=164.0)
+    rows.append(_train(2, 1, 0.2, 163.0))
+    second = estimate_progress(metrics_of(rows), epochs=3, started=100.0, now=164.0)
     assert second.seconds_per_epoch == pytest.approx(30.0)  # 3 s per tenth, not 630 s
     assert second.total_remaining_s == pytest.approx(0.8 * 30 + 2 * 30)
     resumed = [*rows, {"event": "resumed", "epoch": 0, "time": 300.0}]
-    resumed.append({"kind": "train", "step": 1, "epoch": 1, "epoch_progress": 0.1, "time": 340.0})
-    assert estimate_progress(resumed, 3, 300.0, 341.0).seconds_per_epoch is None
+    resumed.append(_train(1, 1, 0.1, 340.0))
+    assert estimate_progress(metrics_of(resumed), 3, 300.0, 341.0).seconds_per_epoch is None
+
+
+def test_metric_rows_are_typed_once_and_know_their_attempt() -> None:
+    """Rows of the wrong shape are left out when typed; a step knows the resumes before it, so the
+    estimate of a resumed run measures its current attempt only."""
+    rows = [
+        _train(1, 1, 0.1, 1.0),
+        {"kind": "train", "step": "x", "epoch": 1, "loss": 1.0},
+        _eval(2, 1, 5.0, 2.0),
+        {"event": "resumed", "epoch": 1, "time": 3.0},
+        _train(3, 2, 0.1, 4.0),
+        {"kind": "eval", "epoch": 2},
+    ]
+    metrics = metrics_of(rows)
+    assert [(r.step, r.attempt) for r in metrics.train] == [(1, 0), (3, 1)]
+    assert (metrics.done_epochs, metrics.attempt, len(metrics.evals)) == (1, 1, 1)
+    assert estimate_progress(metrics, 3, None, 5.0).epoch == 2
 
 
 def test_final_evaluation_claims_no_time_left() -> None:
     """'0 s left' for half a minute: once every epoch is done the phase says final evaluation."""
     rows = [
-        {"kind": "train", "step": 1, "epoch": 1, "epoch_progress": 1.0, "time": 105.0},
-        {"kind": "eval", "step": 1, "epoch": 1, "epoch_seconds": 5.0, "time": 106.0},
+        _train(1, 1, 1.0, 105.0),
+        _eval(1, 1, 5.0, 106.0),
     ]
-    assert estimate_progress(rows[:1], 1, 100.0, 105.5).phase == "evaluating"
-    est = estimate_progress(rows, epochs=1, started=100.0, now=130.0)
+    assert estimate_progress(metrics_of(rows[:1]), 1, 100.0, 105.5).phase == "evaluating"
+    est = estimate_progress(metrics_of(rows), epochs=1, started=100.0, now=130.0)
     assert est.phase == "final evaluation"
     assert est.total_remaining_s is None and est.epoch_remaining_s is None
 

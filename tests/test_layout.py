@@ -290,3 +290,172 @@ def test_the_test_import_check_sees_every_form(tmp_path: Path) -> None:
     found = _test_module_imports(path)
     assert {"tests.test_a", "tests.test_b", "tests.test_c", "tests.test_d"} <= set(found)
     assert "tests.helpers.builders" in _imported_modules(path)
+
+
+# Public functions that still return a 3+-tuple, converted by another branch (the lead removes them).
+TUPLE_EXEMPT = {"core/geometry/calibration.py:draw", "core/results/compare.py:class_difference"}
+
+
+def _tuple_sizes(node: ast.expr | None) -> list[int]:
+    """The element counts of fixed-size ``tuple[...]`` annotations in a return annotation (a union's
+    members too; ``tuple[X, ...]`` is of any length and not counted)."""
+    if node is None:
+        return []
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return _tuple_sizes(ast.parse(node.value, mode="eval").body)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return _tuple_sizes(node.left) + _tuple_sizes(node.right)
+    if isinstance(node, ast.Subscript):
+        name = (
+            node.value.attr
+            if isinstance(node.value, ast.Attribute)
+            else getattr(node.value, "id", "")
+        )
+        if name in ("tuple", "Tuple"):
+            items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            if any(isinstance(i, ast.Constant) and i.value is Ellipsis for i in items):
+                return []
+            return [len(items)]
+        inner = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if name in ("Optional", "Union"):
+            return [n for i in inner for n in _tuple_sizes(i)]
+    return []
+
+
+def _wide_tuple_functions(path: Path, root: Path = CORE.parent) -> list[str]:
+    """``file:function`` of each public function (methods and nested ones too) annotated to return a
+    tuple of 3 or more elements (``file`` relative to ``root``)."""
+    rel = path.relative_to(root).as_posix()
+    return [
+        f"{rel}:{node.name}"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and not node.name.startswith("_")
+        and any(n >= 3 for n in _tuple_sizes(node.returns))
+    ]
+
+
+def test_no_public_function_returns_a_tuple_of_three_or_more() -> None:
+    """Three or more values travel as a frozen record with named fields, not a tuple."""
+    found = {f for p in sorted(CORE.rglob("*.py")) for f in _wide_tuple_functions(p)}
+    assert found - TUPLE_EXEMPT == set(), f"return a record instead: {sorted(found - TUPLE_EXEMPT)}"
+
+
+def test_the_tuple_check_sees_every_form(tmp_path: Path) -> None:
+    """The check can fail: plain, quoted, optional and method annotations are seen; pairs,
+    ``tuple[X, ...]`` and private functions pass."""
+    path = tmp_path / "probe.py"
+    path.write_text(
+        "def a() -> tuple[int, int, int]: ...\n"
+        "def b() -> 'tuple[int, str, float, int]': ...\n"
+        "def c() -> tuple[int, int, int] | None: ...\n"
+        "class K:\n    def d(self) -> typing.Tuple[int, int, int]: ...\n"
+        "def e() -> tuple[int, int]: ...\n"
+        "def f() -> tuple[int, ...]: ...\n"
+        "def _g() -> tuple[int, int, int]: ...\n",
+        encoding="utf-8",
+    )
+    assert _wide_tuple_functions(path, tmp_path) == [
+        "probe.py:a",
+        "probe.py:b",
+        "probe.py:c",
+        "probe.py:d",
+    ]
+
+
+def _error_classes(path: Path) -> list[str]:
+    """Names of the exception classes (``...Error``) a module defines."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name.endswith("Error")
+    ]
+
+
+def test_each_error_class_is_defined_once() -> None:
+    """One class per error name (in ``core/errors.py`` or its own module): a second definition of the
+    same name is a different class, which an ``except`` of the first does not catch."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted(CORE.rglob("*.py")):
+        for name in _error_classes(path):
+            seen.setdefault(name, []).append(path.relative_to(CORE.parent).as_posix())
+    twice = {name: where for name, where in seen.items() if len(where) > 1}
+    assert twice == {}, f"defined more than once: {twice}"
+
+
+def _module_name(path: Path) -> str:
+    """Dotted name of a core file (a package's ``__init__`` is the package)."""
+    parts = path.relative_to(CORE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _type_checking_block(node: ast.AST) -> bool:
+    """Whether ``node`` is an ``if TYPE_CHECKING:`` block (its imports never run)."""
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _run_time_imports(path: Path, modules: set[str]) -> set[str]:
+    """The core modules (of ``modules``, packages left out) a file imports when it runs: at its top
+    and lazily in functions, not under ``TYPE_CHECKING``."""
+    found: set[str] = set()
+    stack: list[ast.AST] = [ast.parse(path.read_text(encoding="utf-8"))]
+    while stack:
+        node = stack.pop()
+        if _type_checking_block(node):
+            continue
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        stack.extend(ast.iter_child_nodes(node))
+    return found & modules
+
+
+def _import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import each other in a circle (strongly connected, 2 or more)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def test_no_core_modules_import_each_other_in_a_circle() -> None:
+    """Not even lazily: a circle hidden in a function import still ties both modules together."""
+    files = {_module_name(p): p for p in CORE.rglob("*.py") if p.name != "__init__.py"}
+    graph = {name: _run_time_imports(path, set(files)) for name, path in files.items()}
+    assert _import_cycles(graph) == []
+
+
+def test_the_circle_check_sees_a_lazy_circle_and_skips_type_checking(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text("import core.b\n", encoding="utf-8")
+    b.write_text("def f():\n    from core.a import x\n", encoding="utf-8")
+    graph = {"core.a": _run_time_imports(a, {"core.a", "core.b"})}
+    graph["core.b"] = _run_time_imports(b, {"core.a", "core.b"})
+    assert _import_cycles(graph) == [["core.a", "core.b"]]
+    b.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import core.a\n")
+    graph["core.b"] = _run_time_imports(b, {"core.a", "core.b"})
+    assert _import_cycles(graph) == []

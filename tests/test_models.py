@@ -16,11 +16,11 @@ from torch import nn
 
 from core.errors import HubUnavailableError, UnknownModelError
 from core.models.encoder import SpeechEncoder
-from core.models.loading import load_encoder, resolve_model
+from core.models.loading import load_encoder, resolve, resolve_model
 from core.models.pruning import count_parameters, encoder_of, prune
 from core.models.registry import MODELS
 from core.models.request import ModelRequest
-from tests.helpers.tiny_assets import TINY_WAV2VEC2, D, L
+from tests.helpers.tiny_assets import TINY_WAV2VEC2, TINY_WHISPER, D, L
 
 P = 2  # prune point used throughout
 SR = 16_000
@@ -67,16 +67,7 @@ FAMILIES = {
     ),
     "whisper": (
         lambda **k: tf.WhisperConfig(
-            d_model=D,
-            encoder_layers=L,
-            decoder_layers=1,
-            encoder_attention_heads=2,
-            decoder_attention_heads=2,
-            encoder_ffn_dim=64,
-            decoder_ffn_dim=64,
-            num_mel_bins=80,
-            vocab_size=64,
-            max_target_positions=16,
+            **TINY_WHISPER,
             pad_token_id=0,
             bos_token_id=1,
             eos_token_id=2,
@@ -385,7 +376,7 @@ def test_model_identity_of_a_directory_follows_its_files(tmp_path) -> None:
     from core.models import ModelIdentity, encoder_identity
 
     def model_identity(path: Path) -> ModelIdentity:
-        return ModelRequest(str(path)).resolve().identity
+        return resolve(ModelRequest(str(path))).identity
 
     path = tmp_path / "w2v"
     _bare("wav2vec2").save_pretrained(path)
@@ -422,7 +413,7 @@ def test_in_memory_and_hub_identity() -> None:
     config = tf.Wav2Vec2Config(**TINY_WAV2VEC2)
     config._commit_hash = "0123abcd"
     assert hub_revision("facebook/wav2vec2-base", config) == "0123abcd"
-    ident = ModelRequest("wav2vec2-base").resolve().identity
+    ident = resolve(ModelRequest("wav2vec2-base")).identity
     if ident.revision is None:  # not in the local hub cache: unknown until loaded
         assert not ident.known and ident.weights is None
     else:

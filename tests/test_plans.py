@@ -22,7 +22,7 @@ from core.models.pruning import (
     params_by_prune_point,
     prune,
 )
-from tests.helpers.tiny_assets import TINY_WAV2VEC2, D
+from tests.helpers.tiny_assets import TINY_WAV2VEC2, TINY_WHISPER
 
 L4 = 4
 BASE = {**TINY_WAV2VEC2, "num_hidden_layers": L4}
@@ -45,17 +45,7 @@ FAMILIES = {
     ),
     "whisper": lambda: tf.models.whisper.modeling_whisper.WhisperEncoder(
         tf.WhisperConfig(
-            d_model=D,
-            encoder_layers=L4,
-            decoder_layers=1,
-            encoder_attention_heads=2,
-            decoder_attention_heads=2,
-            encoder_ffn_dim=64,
-            decoder_ffn_dim=64,
-            num_mel_bins=80,
-            vocab_size=64,
-            max_source_positions=50,
-            max_target_positions=16,
+            **{**TINY_WHISPER, "encoder_layers": L4, "max_source_positions": 50},
             pad_token_id=0,
             bos_token_id=1,
             eos_token_id=2,

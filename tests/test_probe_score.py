@@ -12,6 +12,7 @@ import transformers as tf
 
 from core.data.features import Selection, extract_features
 from core.errors import TrainingError
+from core.models.loading import resolve
 from core.models.plans import PruningPlan
 from core.models.pruning import apply_plan
 from core.models.request import ModelRequest
@@ -26,7 +27,7 @@ from core.training.probe_score import (
     score_plan,
     selection_entry,
 )
-from tests.helpers.tiny_assets import TINY_WAV2VEC2, D, make_tone_noise_dataset
+from tests.helpers.tiny_assets import TINY_WAV2VEC2, TINY_WHISPER, make_tone_noise_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread", "private_cache")
 
@@ -39,19 +40,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tf.Wav2Vec2Model(
         tf.Wav2Vec2Config(**{**TINY_WAV2VEC2, "num_hidden_layers": 4})
     ).save_pretrained(base / "w2v")
-    config = tf.WhisperConfig(
-        d_model=D,
-        encoder_layers=3,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        num_mel_bins=80,
-        vocab_size=64,
-        max_source_positions=50,
-        max_target_positions=16,
-    )
+    config = tf.WhisperConfig(**{**TINY_WHISPER, "encoder_layers": 3, "max_source_positions": 50})
     torch.manual_seed(0)
     tf.WhisperForAudioClassification(config).save_pretrained(base / "whisper")
     tf.WhisperFeatureExtractor(feature_size=80).save_pretrained(base / "whisper")
@@ -63,7 +52,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _setup(assets: dict[str, Path], family: str):
-    full = ModelRequest(str(assets[family])).resolve().load(device="cpu")
+    full = resolve(ModelRequest(str(assets[family]))).load(device="cpu")
     selection = Selection(dataset="folder", root=str(assets["data"]))
     return full, extract_features(full, selection), selection_entry(full, selection)
 

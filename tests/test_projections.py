@@ -48,7 +48,8 @@ def test_layer_embeddings_shape_determinism_and_alignment():
 
 def test_shortest_path_matches_the_engine_on_average():
     points, labels = toy_clusters(15, 3, 0.6, "moons", seed=3)
-    indptr, nbr, wts = knn_csr(points, 5)
+    csr = knn_csr(points, 5)
+    indptr, nbr, wts = csr.indptr, csr.indices, csr.weights
     engine = graph_convexity(
         points, labels, ConvexityOptions(k=5, max_pairs_per_class=None, device="cpu")
     )
@@ -66,7 +67,8 @@ def test_shortest_path_matches_the_engine_on_average():
 def test_path_endpoints_edges_and_scores():
     points = np.array([[0.0, 0], [1, 0], [2, 0], [3, 0], [10, 0], [11, 0]])
     labels = np.array([0, 1, 0, 0, 2, 2])
-    indptr, nbr, wts = knn_csr(points, 1)
+    csr = knn_csr(points, 1)
+    indptr, nbr, wts = csr.indptr, csr.indices, csr.weights
     assert shortest_path(indptr, nbr, wts, 0, 4) is None
     assert path_score(None, labels) == 0.0
     path = shortest_path(indptr, nbr, wts, 0, 3)

@@ -11,10 +11,10 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from core import runs as run_store
+from core.io.processes import proc_start
 from core.runs import lifecycle
 from core.runs.folders import RunState, set_state
 from core.runs.queue import queue_place, waiting
-from core.runs.records import proc_start
 from core.training.configs import BenchmarkConfig
 
 MODEL = "whisper-tiny.en-offline"

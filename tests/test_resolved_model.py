@@ -15,7 +15,7 @@ from core.data.features import Selection, extract_features, key_identity
 from core.errors import FeatureError, LabError, TrainingError
 from core.models import loading
 from core.models.identity import ModelIdentity
-from core.models.loading import ResolvedModel, as_resolved
+from core.models.loading import ResolvedModel, as_resolved, resolve
 from core.models.request import ModelRequest
 from tests.helpers.tiny_assets import make_tiny_wav2vec2, tiny_config_dict
 
@@ -76,7 +76,7 @@ def test_a_local_extraction_resolves_once_and_a_resolved_model_loads_without_res
     calls = _count(monkeypatch, "resolve_model", "resolve")
     fs = extract_features(ModelRequest(str(model_dir)), Selection("folder", str(tree)))
     assert not fs.from_cache and calls == {"resolve": 1, "resolve_model": 1}
-    resolved = pickle.loads(pickle.dumps(ModelRequest(str(model_dir)).resolve()))
+    resolved = pickle.loads(pickle.dumps(resolve(ModelRequest(str(model_dir)))))
     assert isinstance(resolved, ResolvedModel) and resolved.identity.known
     calls.clear()
     encoder = resolved.load(device="cpu")
@@ -90,7 +90,7 @@ def test_the_input_mode_rule_is_the_requests(tmp_path: Path) -> None:
     path = make_tiny_wav2vec2(tmp_path / "w2v")
     assert as_resolved(ModelRequest(str(path), "padded")).input_mode == "waveform"
     with pytest.raises(LabError, match="whisper_input must be"):
-        ModelRequest("whisper-tiny", "cropped").resolve()
+        resolve(ModelRequest("whisper-tiny", "cropped"))
     assert ModelRequest.from_dict(ModelRequest("m", "padded").to_dict()) == ModelRequest(
         "m", "padded"
     )
@@ -130,7 +130,7 @@ def test_a_sweep_pinned_to_other_weights_is_refused_before_its_folder(
     monkeypatch.chdir(one.parent)
     config = tiny_config_dict(tiny_assets, model="m", points=[1], benchmark=False)
     pinned = check_settings("sweep", config)["model_identity"]
-    assert pinned["weights"] == ModelRequest("m").resolve().identity.weights
+    assert pinned["weights"] == resolve(ModelRequest("m")).identity.weights
     monkeypatch.chdir(tmp_path / "two")
     with pytest.raises(TrainingError, match="pinned to") as err:
         create_run_on("sweep", {**config, "model_identity": pinned}, ExecutorSpec())
@@ -154,7 +154,7 @@ def test_runs_record_the_weights_they_ran_on(
     cfg.check()
     run = tmp_path / "sweep"
     result = run_sweep(cfg, run)
-    ident = ModelRequest("m").resolve().identity
+    ident = resolve(ModelRequest("m")).identity
     assert result.model_identity == ident
     saved = SweepResult.from_dict(json.loads((run / "results.json").read_text()))
     assert saved.model_identity == ident

@@ -15,6 +15,8 @@ BAD_LINES = {
     "deeply-nested": "[" * 100_000 + "]" * 100_000,
     "nested-object": '{"kind": "eval", "epoch": {"a": [[[1]]]}, "accuracy": [0.5]}',
     "not-an-object": "[1, 2, 3]",
+    "wrong-types": '{"kind": "eval", "step": "3", "epoch": [1], "epoch_seconds": 9, "accuracy": 0.5}',
+    "wrong-train": '{"kind": "train", "step": 4, "epoch": [2], "epoch_progress": "half", "time": 1}',
     "torn": '{"kind": "eval", "epo',
 }
 

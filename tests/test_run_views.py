@@ -14,6 +14,7 @@ import core.runs.views
 from core import runs
 from core.models.pruning import params_by_prune_point
 from core.models.whisper_offline import offline_whisper_available
+from core.runs.metrics import metrics_of
 from core.runs.records import median_epoch_seconds
 from core.runs.views import (
     CostRatio,
@@ -185,12 +186,12 @@ def test_one_median_epoch_over_every_attempt(tmp_path: Path):
     (run / "config.json").write_text(json.dumps({"kind": "finetune", "config": {"model": MODEL}}))
     (run / "result.json").write_text(json.dumps(_result(4, 4, epoch_seconds_median=60.0)))
     rows = [
-        {"kind": "eval", "epoch": e, "epoch_seconds": s}
+        {"kind": "eval", "step": e, "epoch": e, "accuracy": 0.5, "loss": 1.0, "epoch_seconds": s}
         for e, s in ((1, 63.0), (2, 66.0), (3, 60.0))
     ]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (found,) = finished_results(tmp_path / "runs")
-    assert found.epoch_seconds_median == 63.0 == median_epoch_seconds(rows)
+    assert found.epoch_seconds_median == 63.0 == median_epoch_seconds(metrics_of(rows))
 
 
 def test_a_comparison_is_frozen_rows_with_the_headline_first(tmp_path: Path) -> None:

@@ -33,7 +33,8 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _imported(tmp_path: Path, name: str, shift: float = 0.0, seed: int = 0):
     """A cached feature set of 8 synthetic speakers x 6 words x 2 takes (enough to half-sample)."""
-    x, words, speakers = speaker_population(8, takes=2, seed=0).draw(np.random.default_rng(seed))
+    d = speaker_population(8, takes=2, seed=0).draw(np.random.default_rng(seed))
+    x, words, speakers = d.features, d.words, d.speakers
     x = x + shift * np.eye(x.shape[2], dtype=np.float32)[words % x.shape[2]][:, None, :]
     np.save(tmp_path / f"{name}.npy", x)
     with (tmp_path / f"{name}.csv").open("w", newline="") as fh:

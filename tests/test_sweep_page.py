@@ -17,9 +17,9 @@ from streamlit.testing.v1 import AppTest
 from core import runs as run_store
 from core.data.features import FeatureInfo
 from core.io.atomic import atomic_write_json
+from core.io.processes import proc_start
 from core.runs import lifecycle
 from core.runs.folders import RunState, set_state
-from core.runs.records import proc_start
 
 APP = "../app.py"
 MODEL = "whisper-tiny.en-offline"
@@ -145,14 +145,15 @@ def test_progress_says_final_evaluation_not_zero_seconds(started, tmp_path: Path
     sub = run / "p2"
     sub.mkdir()
     rows = [
-        {"kind": "train", "step": 1, "epoch": 1, "epoch_progress": 0.5, "time": 100.0},
-        {"kind": "train", "step": 2, "epoch": 1, "epoch_progress": 1.0, "time": 102.0},
+        {"kind": "train", "step": 1, "epoch": 1, "loss": 1.0, "epoch_progress": 0.5, "time": 100.0},
+        {"kind": "train", "step": 2, "epoch": 1, "loss": 0.9, "epoch_progress": 1.0, "time": 102.0},
         {
             "kind": "eval",
             "step": 2,
             "epoch": 1,
             "epoch_seconds": 4.0,
             "accuracy": 0.6,
+            "loss": 0.8,
             "time": 103.0,
         },
     ]

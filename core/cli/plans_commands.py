@@ -68,6 +68,7 @@ def cmd_plans(args: argparse.Namespace) -> int:
     from core.geometry.criteria import CRITERIA
     from core.geometry.redundancy import redundancy_blocks
     from core.io.atomic import atomic_write_bytes
+    from core.models.loading import resolve
     from core.models.request import ModelRequest
     from core.training.probe_score import INTERVAL, ProbeOptions, score_plan, selection_entry
 
@@ -77,7 +78,7 @@ def cmd_plans(args: argparse.Namespace) -> int:
     selection = selection_from_args(args)
     selection.table()  # an unknown dataset or a missing folder is one line before the model loads
     request = ModelRequest(args.model, args.whisper_input, args.trust_remote_code)
-    full = request.resolve().load(device=args.device)
+    full = resolve(request).load(device=args.device)
     features = extract_features(full, selection, batch_size=args.batch_size)
     print("\n".join(describe_features(features)))
 

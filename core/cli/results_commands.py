@@ -23,7 +23,7 @@ def _rows(entries: list[Any]) -> list[list[str]]:
     rows = []
     for e in entries:
         p = e.provenance
-        settings = p.sampling_text() if e.kind == "convexity" else ""
+        settings = p.sampling_text() if e.sampled else ""
         k = f"k={p.k}" if p.k is not None else ""
         rows.append(
             [

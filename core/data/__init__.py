@@ -40,6 +40,7 @@ _EXPORTS = {
     "feature_cache_root": "features",
     "feature_key": "features",
     "list_cached_features": "features",
+    "list_feature_infos": "features",
     "load_cached_features": "features",
     "remove_cached_features": "features",
     "resolve_cache_key": "features",

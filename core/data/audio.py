@@ -166,34 +166,35 @@ def load_clips_report(
     skipped: list[SkippedClip] = []
     start = time.perf_counter()
 
-    def one(i: int) -> tuple[int, ClipInfo | None, str | None]:
+    def read(i: int) -> ClipInfo | str:
+        """Clip ``i`` into ``out``: its info, or why it was skipped."""
         try:
             x, info = read_clip(paths[i], sample_rate=sample_rate, length=length)
         except AudioError as exc:
-            return i, None, exc.reason
+            return exc.reason
         except Exception as exc:  # never die on one file, whatever it throws
-            return i, None, f"{type(exc).__name__}: {exc}"
+            return f"{type(exc).__name__}: {exc}"
         out[i] = x
-        return i, info, None
+        return info
 
-    def record(i: int, info: ClipInfo | None, err: str | None, done: int) -> None:
-        if err is None:
-            ok[i] = True
-            infos[i] = info
+    def record(i: int, res: ClipInfo | str, done: int) -> None:
+        if isinstance(res, str):
+            skipped.append(SkippedClip(str(paths[i]), res))
         else:
-            skipped.append(SkippedClip(str(paths[i]), err))
+            ok[i] = True
+            infos[i] = res
         if progress is not None:
             progress(done, total)
 
     if progress is not None:
         progress(0, total)
     if workers == 1 or total <= 1:
-        for done, i in enumerate(range(total), 1):
-            record(*one(i), done)
+        for i in range(total):
+            record(i, read(i), i + 1)
     else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for done, res in enumerate(pool.map(one, range(total)), 1):
-                record(*res, done)
+        with ThreadPoolExecutor(max_workers=workers) as pool:  # map keeps the paths' order
+            for i, res in enumerate(pool.map(read, range(total))):
+                record(i, res, i + 1)
 
     kept = np.flatnonzero(ok)
     good = [inf for inf in (infos[i] for i in kept) if inf is not None]  # every kept clip has one

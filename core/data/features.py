@@ -53,7 +53,7 @@ import torch
 from core.data.audio import LoadResult, load_clips_report
 from core.data.datasets import ClipTable, compile_speaker_regex, load_table, select
 from core.data.source import FeatureSource
-from core.errors import FeatureError, StorageError
+from core.errors import FeatureError, RecordError, StorageError
 from core.io.atomic import FILE_MODE, atomic_write_json, sha256_file_memo
 from core.io.leftovers import STALE_AFTER_S, clean_leftovers, writer_tag
 from core.io.locks import exclusive
@@ -74,6 +74,7 @@ __all__ = [
     "Selection",
     "begin_entry",
     "commit_entry",
+    "Rows",
     "compute_rows",
     "encoder_facts",
     "clean_feature_leftovers",
@@ -83,6 +84,7 @@ __all__ = [
     "feature_key",
     "key_identity",
     "list_cached_features",
+    "list_feature_infos",
     "load_cached_features",
     "plan_entry",
     "prepare_encoder",
@@ -208,6 +210,9 @@ def feature_key(identity: dict[str, Any], fingerprint: str, selection: dict[str,
 # The result
 
 
+IMPORTED_DATASET = "imported"  # the dataset of feature sets imported as arrays
+
+
 @dataclass(frozen=True)
 class FeatureInfo(Record):
     """What a feature set is, as the pages and exports read it: the summary part of ``meta.json``."""
@@ -238,6 +243,24 @@ class FeatureInfo(Record):
                 "root": self.root,
                 "selection": self.selection,
             }
+        )
+
+    @property
+    def imported(self) -> bool:
+        """Whether the set was imported as arrays (no split, cap or input window of ours)."""
+        return self.dataset == IMPORTED_DATASET
+
+    def label(self) -> str:
+        """One line naming the set in pickers and captions: model, data, clips, input window, key."""
+        if self.imported:
+            return (
+                f"{self.model_key} · imported · {self.n_clips} points · "
+                f"{self.n_layers} layers · {self.key[:8]}"
+            )
+        cap = self.selection.get("max_clips") or "all"
+        return (
+            f"{self.model_key} · {self.dataset} · split {self.selection.get('split', '?')} · "
+            f"{self.n_clips} clips (cap {cap}) · {self.input_mode or '-'} · {self.key[:8]}"
         )
 
 
@@ -513,6 +536,17 @@ def write_rows(path: Path, shape: tuple[int, ...], fill: Callable[[np.ndarray], 
     _fsync(path)
 
 
+@dataclass(frozen=True)
+class Rows:
+    """What one pass of an encoder over a clip table wrote: the rows (memmap of the ``.npy``, one
+    per kept clip), which table rows were kept, the skipped clips (path, reason) and timing stats."""
+
+    features: np.ndarray
+    kept: list[int]
+    skipped: list[dict[str, str]]
+    stats: dict[str, Any]
+
+
 def compute_rows(
     encoder: SpeechEncoder,
     table: ClipTable,
@@ -520,8 +554,8 @@ def compute_rows(
     *,
     batch_size: int,
     progress: ProgressFn | None,
-) -> tuple[np.ndarray, list[int], list[dict[str, str]], dict[str, Any]]:
-    """Run the encoder over the table into a ``.npy`` at ``out_path``; returns (memmap, kept rows, skipped, stats)."""
+) -> Rows:
+    """Run the encoder over the table into a ``.npy`` at ``out_path`` (see :class:`Rows`)."""
     n, shape_tail = len(table), (encoder.n_layers + 1, encoder.hidden_size)
     paths = table.abs_paths()
     state = _BatchState(max(1, int(batch_size)))
@@ -569,7 +603,7 @@ def compute_rows(
         "final_batch_size": state.batch_size,
         "oom_retries": state.oom_retries,
     }
-    return np.load(out_path, mmap_mode="r", allow_pickle=False), kept, skipped, stats
+    return Rows(np.load(out_path, mmap_mode="r", allow_pickle=False), kept, skipped, stats)
 
 
 def resolve_ref(model: ModelRef) -> ResolvedModel | SpeechEncoder:
@@ -701,9 +735,8 @@ def extract_features(
             fd, tmp = tempfile.mkstemp(prefix="convexity-lab-", suffix=".npy.tmp")
         os.close(fd)
         try:
-            arr, kept, skipped, stats = compute_rows(
-                encoder, table, Path(tmp), batch_size=batch_size, progress=progress
-            )
+            rows = compute_rows(encoder, table, Path(tmp), batch_size=batch_size, progress=progress)
+            arr, kept, skipped, stats = rows.features, rows.kept, rows.skipped, rows.stats
         finally:
             Path(tmp).unlink(missing_ok=True)  # the memmap stays readable until released
         meta = _meta(
@@ -734,10 +767,9 @@ def extract_features(
             log.warning("feature cache %s is invalid (%s); recomputing", key[:12], why)
         encoder = prepare_encoder(source, device)
         with entry_part(directory) as part:
-            arr, kept, skipped, stats = compute_rows(
-                encoder, table, part, batch_size=batch_size, progress=progress
-            )
-            del arr
+            rows = compute_rows(encoder, table, part, batch_size=batch_size, progress=progress)
+            kept, skipped, stats = rows.kept, rows.skipped, rows.stats
+            del rows  # the memmap is released before the entry is committed
         return commit_entry(entry, part, encoder_facts(encoder), kept, skipped, stats)
 
 
@@ -880,6 +912,20 @@ def list_cached_features() -> list[dict[str, Any]]:
         summary["directory"] = str(directory)
         out.append(summary)
     out.sort(key=lambda m: str(m.get("created", "")), reverse=True)
+    return out
+
+
+def list_feature_infos() -> list[FeatureInfo]:
+    """The complete cached feature sets (newest first) as typed summaries; a set whose meta lacks a
+    field is left out (the pages could not load it)."""
+    out = []
+    for summary in list_cached_features():
+        if not summary.get("complete"):
+            continue
+        try:
+            out.append(FeatureInfo.from_dict(summary))
+        except RecordError:
+            continue
     return out
 
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from core.data.datasets import ClipTable
 from core.data.features import (
+    IMPORTED_DATASET,
     CacheEntry,
     FeatureSet,
     commit_entry,
@@ -78,7 +79,7 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")
 
 def is_imported(model: str | None, dataset: str | None = None) -> bool:
     """Whether a model key (or a dataset) names an imported feature set rather than an encoder."""
-    return str(model or "").startswith(IMPORTED_PREFIX) or dataset == IMPORTED_FAMILY
+    return str(model or "").startswith(IMPORTED_PREFIX) or dataset == IMPORTED_DATASET
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,7 @@ class ClipAudio:
 def clip_audio(dataset: str, root: str | Path, path: str) -> ClipAudio:
     """The audio file of a clip (``root`` / ``path``), or a note: imported rows without a path have
     no audio, an imported path missing under the clip folder says so, other clips name the missing file."""
-    imported = dataset == "imported"
+    imported = dataset == IMPORTED_DATASET
     if imported and ROW_NAME_RE.fullmatch(path):
         return ClipAudio(None, "no audio: imported rows without a 'path' column have no clip file")
     file = Path(root) / path
@@ -445,14 +446,18 @@ def import_features(
         raise FeatureError(f"no folder at {clip_root} (the folder the clip paths are relative to)")
     table = ClipTable(
         root=clip_root.resolve(),
-        dataset="imported",
+        dataset=IMPORTED_DATASET,
         paths=table_labels.paths,
         words=table_labels.words,
         speakers=table_labels.speakers,
         word_split=("all",) * n,
         speaker_split=("all",) * n,
     )
-    selection = {"dataset": "imported", "table": "custom", "labels_sha256": table_labels.sha256}
+    selection = {
+        "dataset": IMPORTED_DATASET,
+        "table": "custom",
+        "labels_sha256": table_labels.sha256,
+    }
     key = feature_key(identity, table_labels.sha256, selection)
     entry = CacheEntry(key, identity, table, table_labels.sha256, selection)
     found, _ = read_valid_entry(entry.directory, key)

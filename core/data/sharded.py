@@ -109,16 +109,15 @@ def extract_shard(
         dir=scratch, prefix=f".shard-{start}-{writer_tag()}", suffix=".npy.tmp"
     )
     os.close(fd)
-    arr, kept, skipped, stats = compute_rows(
-        encoder, sub, Path(tmp), batch_size=batch_size, progress=None
-    )
+    rows = compute_rows(encoder, sub, Path(tmp), batch_size=batch_size, progress=None)
+    arr, kept, skipped, stats = rows.features, rows.kept, rows.skipped, rows.stats
     facts = encoder_facts(encoder)
     shard = Shard(
         start, stop, [start + k for k in kept], skipped, facts, stats, key_identity(encoder)
     )
     if out_dir is None:
         shard.features = np.array(arr)
-        del arr
+        del arr, rows
         Path(tmp).unlink(missing_ok=True)
     else:
         shard.path = tmp

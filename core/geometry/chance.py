@@ -91,7 +91,8 @@ def pooled_labels(labels: LabelsLike) -> np.ndarray:
 
 def adjacent_share(graph: KnnGraph, kept: np.ndarray) -> float:
     """Share of the ordered pairs of ``kept`` points (bool mask) that are neighbours in the kNN graph."""
-    indptr, nbr, _ = graph.csr()
+    csr = graph.csr()
+    indptr, nbr = csr.indptr, csr.indices
     src = np.repeat(np.arange(graph.n_points), np.diff(indptr))
     n_kept = int(kept.sum())
     return float(np.sum(kept[src] & kept[nbr])) / (n_kept * (n_kept - 1))

@@ -16,12 +16,10 @@ import numpy as np
 import torch
 
 from core.errors import ConvexityInputError
-from core.geometry.knn import KnnGraph, knn_graph
+from core.geometry.knn import Csr, KnnGraph, knn_graph
 from core.geometry.options import DEFAULT_K
 from core.geometry.shortest_paths import path_tree, tree_path
 from core.geometry.validation import LabelsLike, as_features, as_labels
-
-Csr = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -106,7 +104,8 @@ def class_paths(g: LayerGraph, labels: LabelsLike, source: int) -> list[ClipPath
     """Every path from ``source`` to its class-mates, from one tree (in class-mate index order)."""
     lab = as_labels(labels, g.n_points)
     _check_clip(source, g.n_points, "source")
-    dist, _, pred = path_tree(*g.csr, int(source))
+    tree = path_tree(g.csr, int(source))
+    dist, pred = tree.distance, tree.predecessor
     mates = np.flatnonzero(lab == lab[source])
     return [_path(pred, dist, lab, source, int(t)) for t in mates if t != source]
 
@@ -136,7 +135,8 @@ def clip_path(
                 f"clip {source} has no class-mate ({lab[source]!r} has one clip)"
             )
     _check_clip(target, g.n_points, "target")
-    dist, _, pred = path_tree(*g.csr, int(source))
+    tree = path_tree(g.csr, int(source))
+    dist, pred = tree.distance, tree.predecessor
     return _path(pred, dist, lab, int(source), int(target))
 
 

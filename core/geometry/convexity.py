@@ -476,9 +476,12 @@ class _Engine:
         t1 = time.perf_counter()
         if on_graph is not None:
             on_graph(layer, graph)
-        edges = (
-            graph.csr() if self.engine == "numba" else (*graph.undirected_edges(), graph.n_points)
-        )
+        if self.engine == "numba":
+            csr = graph.csr()
+            edges: tuple = (csr.indptr, csr.indices, csr.weights)
+        else:
+            e = graph.undirected_edges()
+            edges = (e.src, e.dst, e.weight, graph.n_points)
         estimates, n_trees = self._sample(edges)
         t2 = time.perf_counter()
         timings = {"knn_s": t1 - t0, "paths_s": t2 - t1, "fallback_rows": graph.n_fallback_rows}

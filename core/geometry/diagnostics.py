@@ -36,7 +36,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from core.errors import ConvexityInputError
-from core.geometry.knn import KnnGraph, knn_graph
+from core.geometry.knn import Csr, KnnGraph, knn_graph
 from core.geometry.options import DEFAULT_K
 from core.geometry.shortest_paths import scores_numba, scores_torch
 from core.geometry.validation import (
@@ -225,7 +225,9 @@ def _run_trees(
         csr = graph.csr()
         for done, chunk in enumerate(chunks):
             sums[chunk], _ = scores_numba(
-                *csr,
+                csr.indptr,
+                csr.indices,
+                csr.weights,
                 chunk,
                 codes,
                 active[chunk],
@@ -235,7 +237,8 @@ def _run_trees(
             if progress is not None:
                 progress(done * TREE_CHUNK + len(chunk), len(sources))
         return sums, traffic
-    src, dst, w = graph.undirected_edges()
+    edges = graph.undirected_edges()
+    src, dst, w = edges.src, edges.dst, edges.weight
     t_traffic = torch.zeros((codes.shape[0], 2, n), dtype=torch.float64, device=device)
     t_codes = torch.from_numpy(codes.astype(np.int64)).to(device)
     for done, chunk in enumerate(chunks):
@@ -261,7 +264,7 @@ class _Trees:
     """One layer's graph and trees, shared by its label sets."""
 
     graph: KnnGraph
-    csr: tuple[np.ndarray, np.ndarray, np.ndarray]
+    csr: Csr
     sums: np.ndarray  # (N, Q, 2)
     traffic: np.ndarray  # (Q, 2, N)
     active: np.ndarray  # (N, Q)
@@ -289,7 +292,7 @@ def _one_set(
     other_paths = pairs.sum() - pairs[codes]
     bridge = np.where(other_paths > 0, traffic[1] / np.maximum(other_paths, 1), 0.0)
     purity = _purity(trees.graph, codes)
-    indptr, nbr, _ = trees.csr
+    indptr, nbr = trees.csr.indptr, trees.csr.indices
     per_class = []
     for c, label in enumerate(classes):
         members = np.flatnonzero(codes == c)

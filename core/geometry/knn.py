@@ -22,6 +22,30 @@ CPU_TILE = 2048  # rows and columns per tile of the symmetric product on CPU (16
 
 
 @dataclass(frozen=True)
+class Edges:
+    """Directed edge lists of a symmetrised kNN graph, sorted by (src, dst); one device."""
+
+    src: torch.Tensor  # (E,) int64
+    dst: torch.Tensor  # (E,) int64
+    weight: torch.Tensor  # (E,) float64, exact Euclidean distances
+
+
+@dataclass(frozen=True)
+class Csr:
+    """A symmetrised kNN graph as numpy CSR arrays: ``indices[indptr[i]:indptr[i+1]]`` are point i's
+    neighbours, ``weights`` the edges' exact distances."""
+
+    indptr: np.ndarray  # (N+1,) int64
+    indices: np.ndarray  # (E,) int32
+    weights: np.ndarray  # (E,) float64
+
+    @property
+    def n_points(self) -> int:
+        """Number of points in the graph."""
+        return len(self.indptr) - 1
+
+
+@dataclass(frozen=True)
 class KnnGraph:
     """Each point's k nearest other points, sorted by (distance, index); tensors live on one device."""
 
@@ -36,7 +60,7 @@ class KnnGraph:
         """Number of points in the graph."""
         return int(self.indices.shape[0])
 
-    def undirected_edges(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def undirected_edges(self) -> Edges:
         """Directed edge lists (src, dst, weight) of the symmetrised graph, sorted by (src, dst).
 
         An edge exists if either endpoint lists the other; both directions carry the same exact distance.
@@ -54,15 +78,19 @@ class KnnGraph:
         keep = torch.ones_like(key, dtype=torch.bool)
         keep[1:] = key[1:] != key[:-1]
         order = order[keep]
-        return src[order], dst[order], w[order]
+        return Edges(src[order], dst[order], w[order])
 
-    def csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def csr(self) -> Csr:
         """The symmetrised graph as numpy CSR arrays (indptr int64, indices int32, weights float64)."""
-        src, dst, w = self.undirected_edges()
-        counts = torch.bincount(src, minlength=self.n_points)
+        edges = self.undirected_edges()
+        counts = torch.bincount(edges.src, minlength=self.n_points)
         indptr = np.zeros(self.n_points + 1, dtype=np.int64)
         np.cumsum(counts.cpu().numpy(), out=indptr[1:])
-        return indptr, dst.cpu().numpy().astype(np.int32), w.cpu().numpy().astype(np.float64)
+        return Csr(
+            indptr,
+            edges.dst.cpu().numpy().astype(np.int32),
+            edges.weight.cpu().numpy().astype(np.float64),
+        )
 
 
 @numba.njit(parallel=True, cache=True)

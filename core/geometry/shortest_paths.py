@@ -26,9 +26,13 @@ path queries.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numba
 import numpy as np
 import torch
+
+from core.geometry.knn import Csr
 
 UNREACHED = np.iinfo(np.int32).max
 
@@ -481,23 +485,32 @@ def _tree(indptr, nbr, wts, s):
     return dist, hops, pred
 
 
-def path_tree(
-    indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray, source: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(distance, hops, predecessor) of every vertex in the shortest-path tree from ``source``.
+@dataclass(frozen=True)
+class PathTree:
+    """The shortest-path tree from one source: per vertex its distance, hop count and predecessor
+    (unreached: distance inf, hops ``UNREACHED``, predecessor -1)."""
+
+    distance: np.ndarray  # (N,) float64
+    hops: np.ndarray  # (N,) int64
+    predecessor: np.ndarray  # (N,) int64
+
+
+def path_tree(csr: Csr, source: int) -> PathTree:
+    """The shortest-path tree from ``source`` over a symmetrised kNN graph.
 
     The same paths the engines score: least weight, then fewest edges, then the lowest-index
-    predecessor. Unreached vertices have distance inf, hops ``UNREACHED`` and predecessor -1.
+    predecessor.
     """
-    n = len(indptr) - 1
+    n = csr.n_points
     if not 0 <= int(source) < n:
         raise IndexError(f"source must lie in 0..{n - 1}, got {source}")
-    return _tree(
-        np.ascontiguousarray(indptr, dtype=np.int64),
-        np.ascontiguousarray(indices, dtype=np.int32),
-        np.ascontiguousarray(weights, dtype=np.float64),
+    dist, hops, pred = _tree(
+        np.ascontiguousarray(csr.indptr, dtype=np.int64),
+        np.ascontiguousarray(csr.indices, dtype=np.int32),
+        np.ascontiguousarray(csr.weights, dtype=np.float64),
         int(source),
     )
+    return PathTree(dist, hops, pred)
 
 
 def tree_path(pred: np.ndarray, source: int, target: int) -> list[int] | None:

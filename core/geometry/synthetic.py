@@ -76,6 +76,15 @@ def flip_labels(
 
 
 @dataclass(frozen=True)
+class Drawn:
+    """One synthetic dataset: features (N, layers, D) float32, each clip's word and speaker id."""
+
+    features: np.ndarray
+    words: np.ndarray
+    speakers: np.ndarray
+
+
+@dataclass(frozen=True)
 class SpeakerPopulation:
     """A population of speakers far larger than any dataset, each saying every word ``takes`` times.
 
@@ -95,11 +104,9 @@ class SpeakerPopulation:
     centres: np.ndarray
     offsets: np.ndarray
 
-    def draw(
-        self, rng: np.random.Generator, speakers: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(features (N, layers, D) float32, word labels, speaker ids) of one dataset: of
-        ``speakers`` (pool indices) when given, else of speakers drawn from the pool."""
+    def draw(self, rng: np.random.Generator, speakers: np.ndarray | None = None) -> Drawn:
+        """One dataset of the population: of ``speakers`` (pool indices) when given, else of
+        speakers drawn from the pool."""
         chosen = (
             rng.choice(self.pool, self.n_speakers, replace=False) if speakers is None else speakers
         )
@@ -109,7 +116,7 @@ class SpeakerPopulation:
         v = np.asarray(self.speaker_strength)[None, :, None]
         noise = rng.normal(size=(len(word), len(self.word_strength), self.dim))
         x = w * self.centres[word][:, None] + v * self.offsets[chosen[speaker]][:, None] + noise
-        return x.astype(np.float32), word, chosen[speaker]
+        return Drawn(x.astype(np.float32), word, chosen[speaker])
 
 
 def speaker_population(

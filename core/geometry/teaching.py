@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.geometry.knn import knn_graph
+from core.geometry.knn import Csr, knn_graph
 from core.geometry.validation import as_feature_array, as_labels
 from core.io.records import Record
 
 
-def knn_csr(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def knn_csr(points: np.ndarray, k: int) -> Csr:
     """The symmetrised exact kNN graph of ``points`` (N, D) as CSR (indptr, neighbours, weights)."""
     return knn_graph(
         torch.from_numpy(np.ascontiguousarray(as_feature_array(points), dtype=np.float64)), k

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from core.io.locks import remove_free_lock
+from core.io.processes import pid_alive, started_at
 
 __all__ = ["STALE_AFTER_S", "clean_leftovers", "is_stale", "writer_tag"]
 
@@ -36,34 +37,13 @@ def writer_tag() -> str:
     return f"~{_host()}-{os.getpid()}~"
 
 
-def _process_start(pid: int) -> float | None:
-    """When process ``pid`` started (epoch seconds), from /proc; None where that cannot be read."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22: start time in clock ticks
-        boot = next(
-            float(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime ")
-        )
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-
-
 def _writer_gone(pid: int, mtime: float) -> bool:
     """Whether no running process can be the writer ``pid`` of a leftover last written at ``mtime``."""
     if pid == os.getpid():
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return True
-    except PermissionError:  # another user's live process
-        pass
-    except OSError:
-        return False
-    started = _process_start(pid)
+    started = started_at(pid)
     return started is not None and started > mtime + 1.0  # the pid was reused after the write
 
 

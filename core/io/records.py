@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from core.errors import RecordError
 
-__all__ = ["Record", "from_dict", "to_dict"]
+__all__ = ["Record", "check_fields", "from_dict", "to_dict"]
 
 T = TypeVar("T")
 MAX_DEPTH = 32
@@ -66,8 +66,27 @@ def from_dict(cls: type[T], data: Any, *, where: str = "") -> T:
     return _record(cls, data, where or cls.__name__, 0)
 
 
+def check_fields(
+    cls: type, data: Any, *, leave_out: tuple[str, ...] = (), where: str = ""
+) -> dict[str, Any]:
+    """The fields of dataclass ``cls`` in ``data``, each checked as ``from_dict`` would, except those
+    in ``leave_out`` (kept elsewhere, e.g. arrays stored beside a JSON part); RecordError if not."""
+    return _fields(cls, data, where or cls.__name__, 0, leave_out)
+
+
 def _record(cls: type[T], data: Any, where: str, depth: int) -> T:
     """One dataclass from a JSON object."""
+    values = _fields(cls, data, where, depth, ())
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise RecordError(f"{where}: {exc}") from None
+
+
+def _fields(
+    cls: type, data: Any, where: str, depth: int, leave_out: tuple[str, ...]
+) -> dict[str, Any]:
+    """The converted init fields of dataclass ``cls`` found in JSON object ``data``."""
     if depth > MAX_DEPTH:
         raise RecordError(f"{where}: nested too deeply")
     if not isinstance(data, Mapping):
@@ -75,17 +94,14 @@ def _record(cls: type[T], data: Any, where: str, depth: int) -> T:
     hints = typing.get_type_hints(cls)
     values = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if not f.init:
+        if not f.init or f.name in leave_out:
             continue
         if f.name not in data:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise RecordError(f"{where}: missing field {f.name!r}")
             continue
         values[f.name] = _value(hints[f.name], data[f.name], f"{where}.{f.name}", depth + 1)
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as exc:
-        raise RecordError(f"{where}: {exc}") from None
+    return values
 
 
 def _value(hint: Any, value: Any, where: str, depth: int) -> Any:

@@ -256,8 +256,8 @@ class RunFolder:
             raise StorageError(f"cannot write {self.file(self.METRICS)}: {exc.strerror}") from None
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        """The rows of ``metrics.jsonl`` so far (a torn or malformed line, or a row whose common
-        fields have the wrong type, is skipped)."""
+        """The rows of ``metrics.jsonl`` so far, as JSON objects (a torn or malformed line is
+        skipped); each reader types the rows it reads (``core.runs.metrics``, the trajectory)."""
         try:
             text = self.file(self.METRICS).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
@@ -268,7 +268,7 @@ class RunFolder:
                 row = json.loads(line)
             except (ValueError, RecursionError):
                 continue  # a torn last line from a killed process
-            if isinstance(row, dict) and _plausible_row(row):
+            if isinstance(row, dict):
                 rows.append(row)
         return rows
 
@@ -389,23 +389,6 @@ def _staging_file(path: Path) -> bool:
 def _lock_file(path: Path) -> bool:
     """A lock file in a run folder (not a link)."""
     return path.suffix == ".lock" and not path.is_symlink()
-
-
-ROW_INTS = ("epoch", "step")  # metric-row fields every reader takes as integers
-ROW_NUMBERS = ("accuracy", "loss", "epoch_seconds", "epoch_progress", "lr", "time")
-
-
-def _plausible_row(row: dict[str, Any]) -> bool:
-    """Whether a metrics row's common fields have their types (a hand-edited or foreign row may not)."""
-
-    def number(value: Any, kinds: type | tuple[type, ...]) -> bool:
-        return value is None or (isinstance(value, kinds) and not isinstance(value, bool))
-
-    return (
-        isinstance(row.get("kind", ""), str)
-        and all(number(row.get(f), int) for f in ROW_INTS)
-        and all(number(row.get(f), (int, float)) for f in ROW_NUMBERS)
-    )
 
 
 def _epoch(row: Mapping[str, Any]) -> int:

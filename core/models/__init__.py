@@ -19,6 +19,7 @@ _EXPORTS = {
     "ResolvedModel": "loading",
     "encoder_identity": "loading",
     "load_encoder": "loading",
+    "resolve": "loading",
     "resolve_model": "loading",
     "apply_plan": "pruning",
     "count_parameters": "pruning",

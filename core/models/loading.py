@@ -1,7 +1,7 @@
 """From a name to a loaded encoder in one resolution: ``ModelRequest`` -> ``ResolvedModel`` -> ``SpeechEncoder``.
 
 ``ModelRequest`` is what a config stores (the name, Whisper's input window, whether hub code may run).
-``request.resolve()`` looks the name up once (preset, hub id or model directory), prepares an offline
+``resolve(request)`` looks the name up once (preset, hub id or model directory), prepares an offline
 preset's directory once, and computes the weights identity once; the ``ResolvedModel`` it returns is
 picklable and its ``load()`` builds the encoder from that answer without resolving again. Work sent
 to other machines carries the request instead (their copy of a model may differ), and its results
@@ -162,7 +162,7 @@ def as_resolved(model: ResolvedModel | ModelRequest | str | os.PathLike) -> Reso
     if isinstance(model, ResolvedModel):
         return model
     request = model if isinstance(model, ModelRequest) else ModelRequest(str(model).strip())
-    return request.resolve()
+    return resolve(request)
 
 
 def encoder_identity(encoder: SpeechEncoder) -> ModelIdentity:
@@ -185,7 +185,7 @@ def load_encoder(
 ) -> SpeechEncoder:
     """Load any supported model (preset key, hub id or directory) as a ``SpeechEncoder`` in eval mode."""
     request = ModelRequest(str(name_or_path).strip(), whisper_input, trust_remote_code)
-    return request.resolve().load(
+    return resolve(request).load(
         device=device,
         dtype=dtype,
         clip_seconds=clip_seconds,
@@ -247,7 +247,7 @@ def _spec_from_config(
 def resolve_model(name_or_path: str | os.PathLike, *, trust_remote_code: bool = False) -> ModelSpec:
     """The ModelSpec of a preset key, hub id or local directory (hub ids outside the catalogue need their config).
 
-    Only the catalogue entry: the weights are neither prepared nor identified (``ModelRequest.resolve``).
+    Only the catalogue entry: the weights are neither prepared nor identified (``resolve``).
     """
     name = str(name_or_path).strip()
     if not name:

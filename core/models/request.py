@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from core.io.records import Record
-
-if TYPE_CHECKING:
-    from core.models.loading import ResolvedModel
 
 __all__ = ["ModelRequest"]
 
@@ -24,9 +20,3 @@ class ModelRequest(Record):
     name: str
     whisper_input: str = "trimmed"
     trust_remote_code: bool = False
-
-    def resolve(self) -> ResolvedModel:
-        """The catalogue entry, where the weights are and which weights they are (one look-up)."""
-        from core.models.loading import resolve
-
-        return resolve(self)

@@ -10,6 +10,7 @@ averaged over the classes of the layer.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,10 @@ from core.errors import LabError
 from core.geometry.convexity import ConvexityCurve
 from core.geometry.curve_statistics import CurveStatistics, LabelSetStatistics
 from core.geometry.prune_point import suggest_prune_point
-from core.results.kinds import decode_curves
+from core.results.kinds import convexity as convexity_kind
+from core.results.kinds import run_curves as run_curves_kind
+from core.results.kinds import statistics as statistics_kind
 from core.results.provenance import Provenance
-
-CURVE_KINDS = ("convexity", "finetune-convexity")
 
 
 @dataclass(frozen=True)
@@ -162,46 +163,63 @@ def is_exact(curve: ConvexityCurve) -> bool:
     return bool(flags) and all(flags)
 
 
-def series_of(key: str, kind: str, data: dict[str, Any], prov: Provenance) -> list[CurveSeries]:
-    """The curves of one stored entry (its key, kind, JSON data and provenance)."""
+def _convexity_series(key: str, data: dict[str, Any], prov: Provenance) -> list[CurveSeries]:
+    """One curve per label set of a convexity entry."""
+    return [
+        CurveSeries(
+            key,
+            name,
+            c.layers,
+            c.scores,
+            c.sems,
+            spread_bars(c),
+            class_scores(c),
+            is_exact(c),
+            prov,
+            prov.n_layers or max(c.layers),
+        )
+        for name, c in convexity_kind.decode_curves(data).items()
+    ]
+
+
+def _run_series(key: str, data: dict[str, Any], prov: Provenance) -> list[CurveSeries]:
+    """One curve per (label set, stage) of a fine-tuning run's curves."""
     out = []
-    if kind == "convexity":
-        for name, c in decode_curves(data).items():
+    for stage, curves in run_curves_kind.RunCurves.from_dict(data).stages().items():
+        for name, c in curves.items():
+            scores = np.asarray(c.scores, dtype=float)
+            layers = c.layers or tuple(range(len(scores)))
+            sems = np.asarray(c.sems, dtype=float) if c.sems else np.zeros_like(scores)
             out.append(
                 CurveSeries(
                     key,
-                    name,
-                    c.layers,
-                    c.scores,
-                    c.sems,
-                    spread_bars(c),
-                    class_scores(c),
-                    is_exact(c),
+                    f"{name} ({stage})",
+                    layers,
+                    scores,
+                    sems,
+                    None,
+                    {},
+                    False,
                     prov,
-                    prov.n_layers or max(c.layers),
+                    prov.n_layers or max(layers),
                 )
             )
-    elif kind == "finetune-convexity":
-        for stage in ("pretrained", "finetuned"):
-            for name, c in (data.get(stage) or {}).items():
-                scores = np.asarray(c["scores"], dtype=float)
-                layers = tuple(int(x) for x in c.get("layers", range(len(scores))))
-                sems = np.asarray(c.get("sems", np.zeros_like(scores)), dtype=float)
-                out.append(
-                    CurveSeries(
-                        key,
-                        f"{name} ({stage})",
-                        layers,
-                        scores,
-                        sems,
-                        None,
-                        {},
-                        False,
-                        prov,
-                        prov.n_layers or max(layers),
-                    )
-                )
     return out
+
+
+# The stored kinds whose entries hold curves, and how each reads as curves.
+SERIES_READERS: dict[str, Callable[[str, dict[str, Any], Provenance], list[CurveSeries]]] = {
+    convexity_kind.KIND: _convexity_series,
+    run_curves_kind.KIND: _run_series,
+}
+CURVE_KINDS = tuple(SERIES_READERS)
+
+
+def series_of(key: str, kind: str, data: dict[str, Any], prov: Provenance) -> list[CurveSeries]:
+    """The curves of one stored entry (its key, kind, JSON data and provenance); none for a kind
+    without curves."""
+    reader = SERIES_READERS.get(kind)
+    return [] if reader is None else reader(key, data, prov)
 
 
 def prune_table(series: list[CurveSeries], fraction: float) -> list[dict[str, Any]]:
@@ -262,7 +280,7 @@ def statistics_by_curve(entries: list[Any]) -> dict[tuple[str, str], StatisticsM
     """(feature key, label set) -> the newest stored curve statistics (entries: ``list_results``)."""
     out: dict[tuple[str, str], StatisticsMatch] = {}
     for e in entries:
-        if e.kind != "curve-statistics":
+        if e.kind != statistics_kind.KIND:
             continue
         try:
             parsed = CurveStatistics.from_dict(e.data)

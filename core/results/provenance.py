@@ -18,26 +18,16 @@ from core.errors import RecordError
 from core.io.paths import REPO_ROOT
 from core.io.records import from_dict
 from core.results.origin import Origin
-
-# Engine modules per result kind; a module may define ENGINE_VERSION (bump it when its output changes).
-ENGINE_MODULES = {
-    "convexity": "core.geometry.convexity",
-    "criteria": "core.geometry.criteria",
-    "umap": "core.geometry.projections",
-    "finetune-convexity": "core.geometry.convexity",
-    "series": "core.geometry.convexity",
-    "aligned-umap": "core.geometry.aligned",
-    "diagnostics": "core.geometry.diagnostics",
-    "curve-statistics": "core.geometry.curve_statistics",
-}
+from core.results.registry import RESULT_KINDS
 
 
 def engine_version(kind: str) -> str:
-    """The engine version of a result kind: the engine module's ``ENGINE_VERSION``, else "1"."""
-    module = ENGINE_MODULES.get(kind)
-    if module is None:
+    """The engine version of a result kind: its engine module's ``ENGINE_VERSION`` (bump it when
+    the module's output changes), else "1"."""
+    spec = RESULT_KINDS.get(kind)
+    if spec is None or spec.engine is None:
         return "1"
-    return str(getattr(importlib.import_module(module), "ENGINE_VERSION", "1"))
+    return str(getattr(importlib.import_module(spec.engine), "ENGINE_VERSION", "1"))
 
 
 @functools.cache

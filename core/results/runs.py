@@ -13,8 +13,9 @@ from pathlib import Path
 
 from core.io.paths import cache_dir
 from core.io.run_folder import RunFolder
+from core.results.kinds.run_curves import KIND, encode_run_curves, run_curves_request
 from core.results.provenance import provenance_from_meta
-from core.results.store import StoredResult, get_or_compute, jsonable, result_key
+from core.results.store import StoredResult, get_or_compute, result_key
 
 
 def store_run_curves(run: str | os.PathLike) -> str | None:
@@ -35,19 +36,19 @@ def store_run_curves(run: str | os.PathLike) -> str | None:
         "n_clips": conv.get("n_clips", 0),
         "n_layers": len(next(iter(conv["finetuned"].values()))["scores"]) - 1,
     }
-    request = {"run": run.name, "split": conv.get("split")}
-    key = result_key(meta["key"], "finetune-convexity", request)
+    request = run_curves_request(run.name, conv.get("split"))
+    key = result_key(meta["key"], KIND, request)
 
     def build() -> StoredResult:
+        done = encode_run_curves(conv, cfg)
         prov = provenance_from_meta(
             meta,
-            kind="finetune-convexity",
+            kind=KIND,
             label_sets=sorted(conv["finetuned"]),
-            settings={"prune_point": cfg.get("prune_point"), "task": cfg.get("task")},
+            settings=done.settings,
             extra={"run": run.name},
         )
-        data = {k: conv.get(k) for k in ("pretrained", "finetuned", "split", "relevant")}
-        return StoredResult(key, "finetune-convexity", request, prov, jsonable(data))
+        return StoredResult(key, KIND, request, prov, done.data)
 
     get_or_compute(key, build)
     return key

@@ -30,14 +30,16 @@ from core.geometry.options import DEFAULT_UMAP, UmapOptions
 from core.io.run_folder import RunFolder
 from core.models.loading import resolve_model
 from core.models.request import ModelRequest
-from core.results.kinds import stored_convexity
+from core.results.kinds import aligned_umap as aligned_kind
+from core.results.kinds import series as series_kind
+from core.results.kinds.aligned_umap import aligned_request
+from core.results.kinds.convexity import stored_convexity
 from core.results.precision import Precision
 from core.results.provenance import provenance_from_meta
 from core.results.series_data import Checkpoint, CheckpointSeries
 from core.results.store import (
     StoredResult,
     get_or_compute,
-    jsonable,
     list_results,
     load_result,
     result_key,
@@ -57,8 +59,8 @@ __all__ = [
     "stored_series",
 ]
 
-SERIES_KIND = "series"
-ALIGNED_KIND = "aligned-umap"
+SERIES_KIND = series_kind.KIND
+ALIGNED_KIND = aligned_kind.KIND
 LABEL_SETS = ("word", "speaker")
 MAX_CHECKPOINTS = 64
 NAME = re.compile(r"^[\w .:+()/-]{1,80}$")
@@ -186,22 +188,23 @@ def make_series(
         precision=precision.label,
     )
     meta = _series_meta(sets, [r.name for r in refs])
-    request = {
-        "checkpoints": [[r.name, str(fs.key)] for r, fs in zip(refs, sets, strict=True)],
-        "label_sets": list(LABEL_SETS),
-        "precision": precision.key_part(),
-    }
+    request = series_kind.series_request(
+        [(r.name, str(fs.key)) for r, fs in zip(refs, sets, strict=True)],
+        LABEL_SETS,
+        precision.key_part(),
+    )
     key = result_key(meta["key"], SERIES_KIND, request)
 
     def build() -> StoredResult:
+        done = series_kind.encode_series(series, precision.key_part())
         prov = provenance_from_meta(
             meta,
             kind=SERIES_KIND,
             label_sets=list(LABEL_SETS),
-            settings=jsonable(precision.key_part()),
+            settings=done.settings,
             extra={"checkpoints": [r.name for r in refs]},
         )
-        return StoredResult(key, SERIES_KIND, jsonable(request), prov, series.to_dict())
+        return StoredResult(key, SERIES_KIND, request, prov, done.data)
 
     get_or_compute(key, build, refresh=refresh)
     return key, series
@@ -232,7 +235,6 @@ def aligned_umap(
     stored series (every checkpoint must have that hidden state), from the store when there;
     ``progress(done, total)`` counts checkpoints laid out."""
     from core.data.features import load_cached_features
-    from core.geometry.aligned import aligned_layouts
 
     found = load_series(series_key)
     if found is None:
@@ -249,27 +251,18 @@ def aligned_umap(
             np.asarray(load_cached_features(c.feature_key).features[:, layer, :], dtype=np.float32)
             for c in series.checkpoints
         ]
-        layouts = aligned_layouts(feats, options, progress=progress)
+        done = aligned_kind.compute_aligned(feats, options, progress)
         prov = provenance_from_meta(
             _provenance_meta(entry),
             kind=ALIGNED_KIND,
             label_sets=list(series.label_sets),
-            settings=options.to_dict(),
+            settings=done.settings,
             extra={"series": series_key, "layer": int(layer)},
         )
-        data = {"shape": list(layouts.shape)}
-        return StoredResult(key, ALIGNED_KIND, request, prov, data, {"layout": layouts})
+        return StoredResult(key, ALIGNED_KIND, request, prov, done.data, done.arrays)
 
     stored, _ = get_or_compute(key, build, refresh=refresh)
     return np.asarray(stored.arrays["layout"])
-
-
-def aligned_request(
-    series_key: str, layer: int, options: UmapOptions = DEFAULT_UMAP
-) -> dict[str, Any]:
-    """The key-relevant settings of an aligned layout: the series, the hidden state and the UMAP
-    options."""
-    return {"series": series_key, "layer": int(layer), **options.to_dict()}
 
 
 def stored_aligned_umap(series_key: str, layer: int) -> np.ndarray | None:

@@ -30,6 +30,7 @@ from core.geometry.options import DEFAULT_OPTIONS, ConvexityOptions
 from core.geometry.resampling import check_half_sampling, design_groups
 from core.io.atomic import atomic_write_json
 from core.io.paths import REPO_ROOT, cache_dir
+from core.io.processes import pid_alive
 from core.io.records import Record
 
 __all__ = [
@@ -168,22 +169,6 @@ def _write_status(job: StatisticsJob, status: JobStatus) -> None:
     atomic_write_json(_status_path(job), status.to_dict())
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    return True
-
-
 def read_job(job: StatisticsJob) -> JobStatus | None:
     """The job's status, or None if it never started; a worker that died unannounced reads as
     failed, with where its log is."""
@@ -191,7 +176,7 @@ def read_job(job: StatisticsJob) -> JobStatus | None:
         status = JobStatus.from_dict(json.loads(_status_path(job).read_text()))
     except (OSError, ValueError, TypeError):
         return None
-    if status.active and status.pid and not _alive(status.pid):
+    if status.active and status.pid and not pid_alive(status.pid):
         return replace(
             status,
             state="failed",

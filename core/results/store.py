@@ -36,7 +36,7 @@ from core.io.npy import read_npy_header
 from core.io.paths import cache_dir, cache_subdir
 from core.results.origin import Origin, computed_only, read_origin
 from core.results.provenance import Provenance, engine_version
-from core.results.schemas import check_data
+from core.results.registry import RESULT_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +45,7 @@ ENTRY_NAME = "entry.json"
 KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 ARRAY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}$")
 MAX_DEPTH = 32  # JSON nesting of an entry: ours stay under 10; deeper is not ours
-KINDS = (
-    "convexity",
-    "criteria",
-    "umap",
-    "finetune-convexity",
-    "grid",
-    "series",
-    "aligned-umap",
-    "diagnostics",
-    "curve-statistics",
-)
+KINDS = tuple(RESULT_KINDS)  # the kinds an entry may be; any other reads as missing
 
 
 @dataclass(frozen=True)
@@ -77,9 +67,15 @@ class StoredResult:
         imported = "" if self.origin.is_computed else f" · {self.origin.tag()}"
         return (
             f"{p.model_key or p.model_id} · {p.dataset} · {p.n_clips} clips · {self.kind} "
-            f"[{sets}] · {p.sampling_text() if self.kind == 'convexity' else ''}"
+            f"[{sets}] · {p.sampling_text() if self.sampled else ''}"
             f" · {self.key[:8]}{imported}"
         ).replace(" ·  · ", " · ")
+
+    @property
+    def sampled(self) -> bool:
+        """Whether listings say how this entry's curves were sampled (its kind's ``sampled``)."""
+        spec = RESULT_KINDS.get(self.kind)
+        return spec is not None and spec.sampled
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of the entry, without the arrays (they are listed in ``entry.json``)."""
@@ -214,8 +210,8 @@ def check_entry_doc(doc: Any, key: str | None = None) -> tuple[Provenance | None
         return None, f"provenance: {exc}"
     if result_key(prov.feature_key, doc["kind"], doc["request"], prov.engine_version) != doc["key"]:
         return None, "entry.json's key is not the key of its own request"
-    if (why := check_data(doc["kind"], doc["data"])) is not None:
-        return None, why
+    if (why := RESULT_KINDS[doc["kind"]].check_data(doc["data"])) is not None:
+        return None, f"data: {why}"
     for name, spec in doc["arrays"].items():
         if not ARRAY_NAME_RE.match(str(name)) or not isinstance(spec, dict):
             return None, f"bad array entry {str(name)[:40]!r}"

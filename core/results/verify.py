@@ -20,7 +20,8 @@ from core.errors import ResultError
 from core.geometry.convexity import ConvexityCurve, layerwise_convexity
 from core.geometry.options import ConvexityOptions
 from core.io.records import Record
-from core.results.kinds import decode_curves
+from core.results.kinds.convexity import KIND as CONVEXITY
+from core.results.kinds.convexity import decode_curves
 from core.results.store import StoredResult, load_result, resolve_result_key
 
 __all__ = ["Agreement", "Verification", "verify_result"]
@@ -76,7 +77,7 @@ def _entry(key: str) -> StoredResult:
     entry = load_result(full)
     if entry is None:
         raise ResultError(f"stored result {full[:12]} is missing or invalid")
-    if entry.kind != "convexity":
+    if entry.kind != CONVEXITY:
         raise ResultError(
             f"results verify checks convexity curves; {full[:12]} is {entry.kind} "
             "(remove it with 'results rm' to have it computed here)"

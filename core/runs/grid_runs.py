@@ -17,11 +17,12 @@ from typing import Any
 
 from core.errors import RunError
 from core.io.atomic import atomic_write_json
+from core.io.processes import pid_alive
 from core.io.run_folder import RunFolder
 from core.runs.executors import Executor
 from core.runs.folders import RunState, enqueue, read_status, run_dir, runs_root
 from core.runs.lifecycle import create_run_on
-from core.runs.records import ACTIVE, pid_alive
+from core.runs.records import ACTIVE
 from core.runs.spec import ExecutorSpec
 from core.training.grid import (
     GridSpec,
@@ -83,7 +84,9 @@ def _prepare_cell(run: Path, cfg: dict[str, Any], run_id: str, espec: ExecutorSp
     status = read_status(run)
     if status.get("state") == RunState.DONE and folder.file(RunFolder.RESULT).exists():
         return False
-    if status.get("state") in ACTIVE and pid_alive(status.get("pid"), run, status.get("pid_start")):
+    if status.get("state") in ACTIVE and pid_alive(
+        status.get("pid"), started=status.get("pid_start"), command_has=run.name
+    ):
         raise RunError(
             f"cell {run.name} is being run by pid {status.get('pid')}; wait or cancel it"
         )

@@ -7,7 +7,7 @@ convexity point, a row of a newer writer) or that lacks a field is left out, not
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from core.errors import LabError
@@ -27,6 +27,7 @@ class TrainRow(Record):
     epoch_progress: float = 0.0
     lr: float | None = None
     time: float | None = None
+    attempt: int = 0  # resumes logged before it (read from the file's order, not stored in the row)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,16 @@ class RunMetrics(Record):
     resumes: tuple[ResumeMark, ...] = ()
 
     @property
+    def attempt(self) -> int:
+        """The run's current attempt: how many times it was resumed."""
+        return len(self.resumes)
+
+    @property
+    def done_epochs(self) -> int:
+        """Epochs whose evaluation is logged (0 before the first)."""
+        return max((r.epoch for r in self.evals), default=0)
+
+    @property
     def empty(self) -> bool:
         """No training step and no evaluation logged yet."""
         return not self.train and not self.evals
@@ -81,20 +92,21 @@ def _typed(record: type[Record], row: dict[str, Any]) -> Any:
 
 
 def metrics_of(rows: list[dict[str, Any]]) -> RunMetrics:
-    """Typed rows of raw ``metrics.jsonl`` rows (``kind`` train / eval, ``event`` resumed)."""
-    train, evals, resumes = [], [], []
+    """Typed rows of raw ``metrics.jsonl`` rows (``kind`` train / eval, ``event`` resumed); each
+    training step knows its attempt (the resumes before it in the file)."""
+    train: list[TrainRow] = []
+    evals: list[EvalRow] = []
+    resumes: list[ResumeMark] = []
     for row in rows:
         if row.get("kind") == "train":
-            train.append(_typed(TrainRow, row))
-        elif row.get("kind") == "eval":
-            evals.append(_typed(EvalRow, row))
-        elif row.get("event") == "resumed":
-            resumes.append(_typed(ResumeMark, row))
-    return RunMetrics(
-        tuple(r for r in train if r is not None),
-        tuple(r for r in evals if r is not None),
-        tuple(r for r in resumes if r is not None),
-    )
+            step = _typed(TrainRow, row)
+            if step is not None:
+                train.append(replace(step, attempt=len(resumes)))
+        elif row.get("kind") == "eval" and (score := _typed(EvalRow, row)) is not None:
+            evals.append(score)
+        elif row.get("event") == "resumed" and (mark := _typed(ResumeMark, row)) is not None:
+            resumes.append(mark)
+    return RunMetrics(tuple(train), tuple(evals), tuple(resumes))
 
 
 def run_metrics(run_id: str | os.PathLike) -> RunMetrics:

@@ -42,13 +42,13 @@ from core.data.datasets import label_set
 from core.errors import Cancelled, RunError
 from core.io.atomic import atomic_write_bytes
 from core.io.paths import REPO_ROOT, cache_dir, private_temp_dir
+from core.io.processes import proc_start
 from core.io.run_folder import RunFolder, RunSpec, result_summary, stamp
 from core.runs.folders import RunState, enqueue, set_state, write_status
 from core.runs.local import record_cancelled_if_gone, signal_worker, spawn_worker, worker_pid
 from core.runs.records import (
     ACTIVE,
     RunStatus,
-    proc_start,
     refresh,
     status,
     status_from,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import LabError
+from core.io.processes import pid_alive
 from core.io.records import Record
 from core.io.run_folder import RunFolder
 from core.runs.folders import (
@@ -30,6 +31,7 @@ from core.runs.folders import (
     set_state,
     stamp,
 )
+from core.runs.metrics import RunMetrics, metrics_of
 from core.training.kinds import run_kind
 
 if TYPE_CHECKING:
@@ -143,44 +145,12 @@ class RunProgress(Record):
 # Liveness
 
 
-def proc_start(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (field 22 of /proc/<pid>/stat), to tell a reused pid apart."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def pid_alive(pid: int | None, run: Path, started: str | None = None) -> bool:
-    """Whether ``pid`` is a live (non-zombie) worker of this run."""
-    if not pid:
-        return False
-    proc = Path(f"/proc/{pid}")
-    if Path("/proc/self").exists():
-        try:
-            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-                return False
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            return False
-        if started is not None:  # recorded by the worker itself: exact, also for foreground runs
-            return proc_start(pid) == started
-        return run.name in cmdline
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def worker_alive(run: Path, raw: dict[str, Any]) -> bool:
     """Whether the run's worker (as it reported itself, else as start() spawned it) is running."""
     if raw.get("pid"):
-        return pid_alive(raw.get("pid"), run, raw.get("pid_start"))
+        return pid_alive(raw.get("pid"), started=raw.get("pid_start"), command_has=run.name)
     spawned = RunFolder(run).read_json(RunFolder.SPAWN) or {}
-    return pid_alive(spawned.get("pid"), run)
+    return pid_alive(spawned.get("pid"), command_has=run.name)
 
 
 def refresh(run: Path) -> dict[str, Any]:
@@ -334,43 +304,38 @@ class EpochEstimate(Record):
 
 
 def estimate_progress(
-    rows: list[dict[str, Any]], epochs: int | None, started: float | None, now: float
+    metrics: RunMetrics, epochs: int | None, started: float | None, now: float
 ) -> EpochEstimate:
-    """Current epoch, its fraction done, seconds per epoch, remaining time and phase from metric rows.
+    """Current epoch, its fraction done, seconds per epoch, remaining time and phase from a run's
+    typed metric rows.
 
-    ``rows`` as ``metrics.jsonl`` holds them: ``train`` rows (``epoch``, ``epoch_progress``, ``time``),
-    ``eval`` rows (``epoch``, ``epoch_seconds``, ``time``) and ``resumed`` events. Seconds per epoch are
-    the median of finished epochs' training time, else measured from the current epoch's logged steps
-    (two train rows of this attempt at least: model loading before the first step is no basis for a
-    rate). ``phase``: ``training``, ``evaluating`` (an epoch's steps are done, its evaluation is not)
-    or ``final evaluation`` (every epoch is done; no time remaining is claimed for it). ``started`` is
-    kept for callers; the estimate rests on the rows alone.
+    Seconds per epoch are the median of finished epochs' training time, else measured from the
+    current epoch's logged steps (two training steps of this attempt at least: model loading before
+    the first step is no basis for a rate). ``phase``: ``training``, ``evaluating`` (an epoch's steps
+    are done, its evaluation is not) or ``final evaluation`` (every epoch is done; no time remaining
+    is claimed for it). ``started`` is kept for callers; the estimate rests on the rows alone.
     """
-    train = [r for r in rows if r.get("kind") == "train"]
-    evals = [r for r in rows if r.get("kind") == "eval"]
-    done_epochs = max((int(r["epoch"]) for r in evals), default=0)
-    if train and int(train[-1]["epoch"]) > done_epochs:
-        epoch, fraction = int(train[-1]["epoch"]), float(train[-1].get("epoch_progress") or 0.0)
+    done_epochs = metrics.done_epochs
+    train = metrics.train
+    if train and train[-1].epoch > done_epochs:
+        epoch, fraction = train[-1].epoch, float(train[-1].epoch_progress)
     else:
         epoch, fraction = done_epochs + 1, 0.0
     phase = "evaluating" if fraction >= 1.0 else "training"
     if epochs is not None and done_epochs >= epochs:
         epoch, fraction, phase = epochs, 1.0, "final evaluation"
-    per_epoch = median_epoch_seconds(rows)
+    per_epoch = median_epoch_seconds(metrics)
     if per_epoch is None:
-        last_event = max((i for i, r in enumerate(rows) if r.get("event") == "resumed"), default=-1)
         attempt = [
             r
-            for r in rows[last_event + 1 :]
-            if r.get("kind") == "train" and int(r["epoch"]) == epoch
+            for r in train
+            if r.attempt == metrics.attempt and r.epoch == epoch and r.time is not None
         ]
         if len(attempt) >= 2:
             first, last = attempt[0], attempt[-1]
-            gained = float(last.get("epoch_progress") or 0) - float(
-                first.get("epoch_progress") or 0
-            )
-            if gained > 0:
-                per_epoch = max(0.0, float(last["time"]) - float(first["time"])) / gained
+            gained = last.epoch_progress - first.epoch_progress
+            if gained > 0 and first.time is not None and last.time is not None:
+                per_epoch = max(0.0, last.time - first.time) / gained
     left = total = None
     if per_epoch is not None and phase != "final evaluation":
         left = per_epoch * (1.0 - fraction)
@@ -379,14 +344,10 @@ def estimate_progress(
     return EpochEstimate(epoch, epochs, fraction, per_epoch, left, total, phase)
 
 
-def median_epoch_seconds(rows: list[dict[str, Any]]) -> float | None:
-    """Median training time of the finished epochs in metric rows, over every attempt (one median for
-    the progress view and the run's facts); None before the first epoch ends."""
-    timed = [
-        float(r["epoch_seconds"])
-        for r in rows
-        if r.get("kind") == "eval" and r.get("epoch_seconds") is not None
-    ]
+def median_epoch_seconds(metrics: RunMetrics) -> float | None:
+    """Median training time of the finished epochs of a run, over every attempt (one median for the
+    progress view and the run's facts); None before the first epoch ends."""
+    timed = [r.epoch_seconds for r in metrics.evals if r.epoch_seconds is not None]
     return statistics.median(timed) if timed else None
 
 
@@ -463,7 +424,7 @@ def _epochs_progress(
 ) -> RunProgress:
     """A fine-tune's epochs and time left (:func:`estimate_progress`)."""
     epochs = current.config.get("epochs")
-    est = estimate_progress(read_metrics(current.run_id), epochs, started, now)
+    est = estimate_progress(metrics_of(read_metrics(current.run_id)), epochs, started, now)
     if current.state == RunState.DONE:
         est = replace(est, epoch_remaining_s=0.0, total_remaining_s=0.0, phase="done")
     elif not current.active:
@@ -505,15 +466,15 @@ def sweep_points(run_id: str | os.PathLike, *, now: float | None = None) -> list
     out = []
     for sub in RunFolder(run).points():
         result = sub.read_json(RunFolder.RESULT)
-        rows = sub.read_metrics()
-        evals = [r for r in rows if r.get("kind") == "eval"]
-        est = estimate_progress(rows, epochs, None, now)
+        metrics = metrics_of(sub.read_metrics())
+        evals = metrics.evals
+        est = estimate_progress(metrics, epochs, None, now)
         left: float | None
         if result:
             state, fraction, left = "done", 1.0, 0.0
         else:
             state = est.phase if current.active else current.state
-            done_epochs = max((int(r["epoch"]) for r in evals), default=0)
+            done_epochs = metrics.done_epochs
             fraction = min(1.0, (max(0, est.epoch - 1) + est.epoch_fraction) / epochs)
             fraction = max(fraction, done_epochs / epochs)
             left = est.total_remaining_s if current.active else None
@@ -525,7 +486,7 @@ def sweep_points(run_id: str | os.PathLike, *, now: float | None = None) -> list
                 epochs=epochs,
                 fraction=float(fraction),
                 remaining_s=left,
-                validation_accuracy=evals[-1].get("accuracy") if evals else None,
+                validation_accuracy=evals[-1].accuracy if evals else None,
                 test_accuracy=(result or {}).get("test_accuracy"),
             )
         )

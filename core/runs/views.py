@@ -124,9 +124,10 @@ class FinishedRun:
     @property
     def epoch_seconds_median(self) -> float | None:
         """Median epoch training time over every attempt, from the run's metrics (as its progress says)."""
+        from core.runs.metrics import metrics_of
         from core.runs.records import median_epoch_seconds
 
-        median = median_epoch_seconds(RunFolder(self.path).read_metrics())
+        median = median_epoch_seconds(metrics_of(RunFolder(self.path).read_metrics()))
         return median if median is not None else self.result.epoch_seconds_median
 
     @property

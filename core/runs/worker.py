@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import Cancelled
+from core.io.processes import proc_start
 from core.io.run_folder import RunFolder, RunSpec, error_line, result_summary, stamp
 from core.runs.folders import RunState, set_state
-from core.runs.records import proc_start
 from core.training.kinds import RUN_KINDS, run_kind
 
 __all__ = [

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.errors import LabError, RecordError
+from core.errors import BenchmarkFormatError, RecordError
 from core.io.atomic import atomic_write_bytes, atomic_write_json
 from core.io.records import Record, from_dict
 from core.io.run_folder import RunFolder
@@ -81,10 +81,6 @@ ProgressHook = Callable[[dict[str, Any]], None]
 
 # A hook called inside every timed region with (side, timing, repeat): lets a test add machine load.
 TimingHook = Callable[[str, str, int], None]
-
-
-class BenchmarkFormatError(LabError):
-    """A saved benchmark that this version cannot read (older layout or damaged file)."""
 
 
 @dataclass(frozen=True)

@@ -197,12 +197,13 @@ def suggestion(spec: GridSpec, model: str, task: str) -> dict[str, Any]:
 def _facts(spec: GridSpec, model: str, task: str) -> dict[str, Any]:
     """Provenance of a (model, task): the model's weights identity and the task's data fingerprint."""
     from core.data.features import Selection
+    from core.models.loading import resolve
     from core.models.request import ModelRequest
 
     t = spec.train
     sel = Selection(dataset=str(t.get("dataset", "sample")), root=t.get("root"), task=task)
     return {
-        "weights": ModelRequest(model).resolve().identity.weights or "?",
+        "weights": resolve(ModelRequest(model)).identity.weights or "?",
         "dataset_fingerprint": sel.table().fingerprint(),
     }
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from core.errors import TrainingError
 from core.models.identity import ModelIdentity
-from core.models.loading import ResolvedModel
+from core.models.loading import ResolvedModel, resolve
 from core.models.request import ModelRequest
 
 __all__ = ["check_pin", "pin_config", "pinned_model"]
@@ -31,7 +31,7 @@ def check_pin(identity: ModelIdentity, pinned: ModelIdentity | None, what: str) 
 
 def pinned_model(request: ModelRequest, pinned: ModelIdentity | None, what: str) -> ResolvedModel:
     """``request`` resolved once, refused if its weights are not the pinned ones."""
-    resolved = request.resolve()
+    resolved = resolve(request)
     check_pin(resolved.identity, pinned, what)
     return resolved
 

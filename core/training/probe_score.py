@@ -239,10 +239,9 @@ def plan_features(
         if found is not None:
             return found
         with entry_part(entry.directory) as tmp:
-            arr, kept, skipped, stats = compute_rows(
-                encoder, entry.table, tmp, batch_size=batch_size, progress=progress
-            )
-            del arr
+            rows = compute_rows(encoder, entry.table, tmp, batch_size=batch_size, progress=progress)
+            kept, skipped, stats = rows.kept, rows.skipped, rows.stats
+            del rows  # the memmap is released before the entry is committed
         return commit_entry(entry, tmp, encoder_facts(encoder), kept, skipped, stats)
 
 

@@ -176,7 +176,11 @@ def trajectory_of(rows: Sequence[Mapping[str, Any]]) -> Trajectory:
     points: dict[tuple[int, int], TrajectoryPoint] = {}
     epoch_seconds: dict[int, float] = {}
     for row in rows:
-        if row.get("kind") == "eval" and isinstance(row.get("epoch_seconds"), int | float):
+        if (
+            row.get("kind") == "eval"
+            and isinstance(row.get("epoch"), int)
+            and isinstance(row.get("epoch_seconds"), int | float)
+        ):
             epoch_seconds[int(row["epoch"])] = float(row["epoch_seconds"])
         if row.get("kind") != KIND:
             continue

@@ -15,10 +15,11 @@ import numpy as np
 import streamlit as st
 
 from core.data import (
+    FeatureInfo,
     FeatureSet,
     SampleCurves,
     feature_cache_root,
-    list_cached_features,
+    list_feature_infos,
     load_cached_features,
     read_sample_curves,
 )
@@ -30,6 +31,7 @@ from core.geometry import (
     ConvexityOptions,
     ConvexityResult,
     CriterionResult,
+    Csr,
     CurveStatistics,
     UmapOptions,
     graph_convexity,
@@ -72,12 +74,12 @@ def offline_models() -> list[str]:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def _cached_feature_list(root: str) -> list[dict[str, Any]]:
+def _cached_feature_list(root: str) -> list[FeatureInfo]:
     """Summaries of the complete feature sets under ``root`` (the argument keys the cache)."""
-    return [m for m in list_cached_features() if m.get("complete")]
+    return list_feature_infos()
 
 
-def cached_feature_list() -> list[dict[str, Any]]:
+def cached_feature_list() -> list[FeatureInfo]:
     """Summaries of the feature sets on disk, newest first (briefly cached; cleared after an extraction)."""
     return _cached_feature_list(str(feature_cache_root()))
 
@@ -253,7 +255,7 @@ def background_tasks() -> dict[str, Any]:
 @st.cache_data(show_spinner=False, max_entries=64)
 def toy_graph(
     shape: str, classes: int, per_class: int, spread: float, k: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, ConvexityResult, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+) -> tuple[np.ndarray, np.ndarray, ConvexityResult, Csr]:
     """Teaching toy: points, labels, the exhaustive convexity result and the kNN graph (CSR)."""
     from core.geometry import knn_csr, toy_clusters
 
@@ -272,7 +274,7 @@ def default_pair(
     from core.geometry import leaving_pair
 
     _, labels, _, graph = toy_graph(shape, classes, per_class, spread, k, seed)
-    return leaving_pair(*graph, labels)
+    return leaving_pair(graph.indptr, graph.indices, graph.weights, labels)
 
 
 @st.cache_data(show_spinner=False)
@@ -304,7 +306,7 @@ def layer_knn_graph(key: str, layer: int, k: int = DEFAULT_K) -> Any:
 @st.cache_data(show_spinner=False, max_entries=16)
 def real_layer_graph(
     key: str, layer: int, words: tuple[str, ...], per_word: int, k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, ConvexityResult, tuple[np.ndarray, ...]]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, ConvexityResult, Csr]:
     """Learn's real mode: (clip indices, 2-D PCA positions, word labels, exhaustive result, kNN CSR)
     of up to ``per_word`` clips of each chosen word at one hidden state (paths use all D dimensions)."""
     from sklearn.decomposition import PCA

@@ -13,22 +13,6 @@ from pages.parts.messages import one_line
 from pages.parts.state import init_state
 
 
-def describe_entry(meta: dict[str, Any]) -> str:
-    """One-line label of a cached feature set for pickers (an imported set has no split or input mode)."""
-    if meta.get("dataset") == "imported":
-        return (
-            f"{meta.get('model_key', '?')} · imported · {meta.get('n_clips', '?')} points · "
-            f"{meta.get('n_layers', '?')} layers · {str(meta.get('key', ''))[:8]}"
-        )
-    sel = meta.get("selection", {})
-    cap = sel.get("max_clips") or "all"
-    return (
-        f"{meta.get('model_key', '?')} · {meta.get('dataset', '?')} · split {sel.get('split', '?')} · "
-        f"{meta.get('n_clips', '?')} clips (cap {cap}) · {meta.get('input_mode') or '-'} · "
-        f"{str(meta.get('key', ''))[:8]}"
-    )
-
-
 def current_features(page_defaults: dict[str, Any] | None = None) -> FeatureSet | None:
     """The feature set chosen on Setup (this session's, else the last stored choice); None with a hint."""
     init_state(page_defaults)
@@ -52,4 +36,4 @@ def current_features(page_defaults: dict[str, Any] | None = None) -> FeatureSet 
 
 def features_caption(fs: FeatureSet) -> None:
     """A caption naming the feature set the page shows."""
-    st.caption(f"Features: {describe_entry(fs.meta)}. Change them on the Setup page.")
+    st.caption(f"Features: {fs.info.label()}. Change them on the Setup page.")

@@ -28,11 +28,11 @@ def simulate(n_truth: int, n_datasets: int, n_resamples: int, seed: int, labels:
 
     def draw(rng):
         if labels == "word":
-            x, words, speakers = population.draw(rng)
-            return x, words, ResampleUnits.of("speaker", speakers)
-        x, _, speakers = population.draw(rng, speakers=fixed)
-        units = ResampleUnits.of("clip", range(len(speakers)), speakers, within="speaker")
-        return x, speakers, units
+            d = population.draw(rng)
+            return d.features, d.words, ResampleUnits.of("speaker", d.speakers)
+        d = population.draw(rng, speakers=fixed)
+        units = ResampleUnits.of("clip", range(len(d.speakers)), d.speakers, within="speaker")
+        return d.features, d.speakers, units
 
     threads = numba.get_num_threads(), torch.get_num_threads()
     numba.set_num_threads(1)  # tiny graphs: threads cost more than they save

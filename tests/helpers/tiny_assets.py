@@ -32,6 +32,19 @@ TINY_WAV2VEC2 = dict(
     feat_proj_dropout=0.0,
     layerdrop=0.0,
 )
+# a tiny Whisper (L encoder layers of width D, one decoder layer): the base of every tiny Whisper config
+TINY_WHISPER = dict(
+    d_model=D,
+    encoder_layers=L,
+    decoder_layers=1,
+    encoder_attention_heads=2,
+    decoder_attention_heads=2,
+    encoder_ffn_dim=64,
+    decoder_ffn_dim=64,
+    num_mel_bins=80,
+    vocab_size=64,
+    max_target_positions=16,
+)
 
 
 def write_tree(root: Path) -> Path:
@@ -93,17 +106,14 @@ def make_tiny_whisper(path: Path) -> Path:
     from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForAudioClassification
 
     cfg = WhisperConfig(
-        d_model=32,
-        encoder_layers=2,
-        encoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_layers=1,
-        decoder_attention_heads=2,
-        decoder_ffn_dim=64,
-        num_mel_bins=80,
-        vocab_size=100,
-        max_source_positions=1500,
-        classifier_proj_size=16,
+        **{
+            **TINY_WHISPER,
+            "encoder_layers": 2,
+            "vocab_size": 100,
+            "max_target_positions": 448,
+            "max_source_positions": 1500,
+            "classifier_proj_size": 16,
+        }
     )
     torch.manual_seed(0)
     WhisperForAudioClassification(cfg).save_pretrained(path)
