@@ -484,3 +484,28 @@ def test_convexity_chance_and_a_class_too_small_to_resample(
     res = run("convexity", *common, "--k", "3", "--resamples", "4")
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert res.returncode == 2 and len(lines) == 1 and "needs at least 8" in lines[0], res.stderr
+
+
+def test_a_bad_plan_is_one_line_before_any_run_folder(
+    run: Callable[..., Res], cli_cache: str, model_dir: Path, tree: Path
+) -> None:
+    """finetune, sweep and benchmark refuse a plan no model of 3 layers has, in one line (exit 2),
+    and make no run folder for it."""
+    runs_root = Path(cli_cache) / "runs"
+    before = sorted(runs_root.iterdir()) if runs_root.exists() else []
+    model = ["--model", str(model_dir), "--dataset", "folder", "--root", str(tree)]
+    cases = [
+        (["finetune", *model, "--plan", ""], "the plan is empty"),
+        (["finetune", *model, "--plan", "drop 4"], "layer 4 is out of range"),
+        (["finetune", *model, "--plan", "drop 2,2"], "name layer 2 twice"),
+        (["finetune", *model, "--plan", "drop 1-3"], "leaves no model"),
+        (["finetune", *model, "--plan", "cut 2"], "a plan reads like 'drop 3-4'"),
+        (["finetune", *model, "--plan", "drop 2", "--prune", "1"], "not both"),
+        (["sweep", *model, "--plan", "keep 3,1"], "increasing order"),
+        (["benchmark", "--model", str(model_dir), "--plan", "keep 0"], "layer 0 is out of range"),
+        (["benchmark", "--model", str(model_dir), "--plan", "drop 1", "--prune", "2"], "not both"),
+        (["benchmark", "--model", str(model_dir)], "a prune point or a plan"),
+    ]
+    for argv, expected in cases:
+        assert expected in _one_line_error(run(*argv)), argv
+    assert (sorted(runs_root.iterdir()) if runs_root.exists() else []) == before

@@ -229,3 +229,16 @@ def test_a_double_click_shows_the_new_sweep_not_the_old_one(started) -> None:
     assert new in " ".join(m.value for m in at.markdown)
     label = at.selectbox(key="sw_pick").format_func(new)
     assert "sample" in label and "speakers" in label  # its data set and task, not the bare id
+
+
+def test_a_plan_in_the_url_is_a_point_of_the_launched_sweep(started) -> None:
+    """``/sweep?plan=drop+2`` prefills the plan field; the sweep launched from it sweeps that plan
+    beside the suggested point and the full model, in the words results name it by."""
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["plan"] = "keep 1, 3-4"
+    at.run().switch_page("pages/sweep.py").run()
+    assert not at.exception, at.exception
+    assert at.text_input(key="sw_plan").value == "keep 1, 3-4"
+    _submit(at)
+    (sweep,) = _sweeps()
+    assert sweep.config["points"] == ["suggested", "full", 2, "drop 2"]

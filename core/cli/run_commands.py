@@ -67,11 +67,14 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """Fine-tune at several prune points and suggest one, as a run."""
+    """Fine-tune at several prune points (and plans) and suggest one, as a run."""
     from core.training.configs import SweepConfig
 
     preset = PAPER_RECIPE if args.paper else None
-    return _launch("sweep", config_from_args(SweepConfig, args, preset), args)
+    cfg = config_from_args(SweepConfig, args, preset)
+    if args.plans:
+        cfg.points = [*cfg.points, *args.plans]
+    return _launch("sweep", cfg, args)
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
@@ -121,7 +124,7 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
 
     rows = []
     for r in records.list_runs():
-        p = r.config.get("prune_point")
+        p = r.config.get("plan") or r.config.get("prune_point")
         rows.append(
             [
                 r.run_id,
@@ -325,7 +328,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         parents=[common_options()],
         help="fine-tune and benchmark several prune points; suggests one from convexity",
     )
-    config_options(p, SweepConfig, exclude=("prune_point",))
+    config_options(p, SweepConfig, exclude=("prune_point", "plan"))
+    p.add_argument(
+        "--plan",
+        dest="plans",
+        action="append",
+        default=[],
+        metavar="PLAN",
+        help="also fine-tune this pruning plan: 'drop 3-4' or 'keep 1-2, 5-12' (repeatable)",
+    )
     _launch_options(p)
     p.set_defaults(func=cmd_sweep)
 

@@ -365,6 +365,7 @@ class RayExecutor:
         from core.training.sweep import (
             SweepConfig,
             point_config,
+            point_name,
             pretrained_convexity,
             resolve_points,
         )
@@ -381,7 +382,7 @@ class RayExecutor:
         points = resolve_points(cfg.points, suggested, int(pre["n_layers"]))
         subs = []
         for p in points:
-            sub = folder.point(p)
+            sub = folder.point(point_name(p))
             if sub.file(RunFolder.RESULT).exists():
                 continue
             sub.path.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import LabError
 from core.io.records import Record
 from core.io.run_folder import RunFolder
+from core.models.plans import parse_layers
 from core.runs.folders import (
     RunState,
     read_metrics,
@@ -484,7 +485,10 @@ PROGRESS_VIEWS: dict[str, ProgressView] = {
 
 @dataclass(frozen=True)
 class PointProgress(Record):
-    """One prune point of a sweep: its state, epoch, progress, time left and the accuracies it reported."""
+    """One point of a sweep: its state, epoch, progress, time left and the accuracies it reported.
+
+    ``prune_point`` is the depth the point keeps; ``plan`` its layers in words when a plan named them.
+    """
 
     prune_point: int
     state: str  # done / training / evaluating / final evaluation / waiting
@@ -494,6 +498,26 @@ class PointProgress(Record):
     remaining_s: float | None
     validation_accuracy: float | None
     test_accuracy: float | None
+    plan: str | None = None
+
+    @property
+    def point_label(self) -> str:
+        """The point in words: its plan (``"drop 3-4"``) or ``"p = 8"``."""
+        return self.plan or f"p = {self.prune_point}"
+
+
+def _point_layers(sub: RunFolder, result: dict[str, Any] | None) -> tuple[int, str | None]:
+    """A sweep point folder's depth and plan text, from its result, else its settings."""
+    if result and result.get("prune_point") is not None:
+        return int(result["prune_point"]), result.get("plan")
+    name = sub.name[1:]
+    spec = sub.read_spec()
+    config = spec.config if spec is not None else {}
+    plan = config.get("plan")
+    if name.isdigit():
+        return int(name), plan
+    kept = parse_layers(name.split("-k", 1)[-1].replace(".", ","))  # a plan key: L12-k1-2.5-12
+    return len(kept), plan
 
 
 def sweep_points(run_id: str | os.PathLike, *, now: float | None = None) -> list[PointProgress]:
@@ -517,9 +541,11 @@ def sweep_points(run_id: str | os.PathLike, *, now: float | None = None) -> list
             fraction = min(1.0, (max(0, est.epoch - 1) + est.epoch_fraction) / epochs)
             fraction = max(fraction, done_epochs / epochs)
             left = est.total_remaining_s if current.active else None
+        depth, plan = _point_layers(sub, result)
         out.append(
             PointProgress(
-                prune_point=int(sub.name[1:]),
+                prune_point=depth,
+                plan=plan,
                 state=state,
                 epoch=len(evals) if not result else epochs,
                 epochs=epochs,

@@ -18,9 +18,10 @@ from core.errors import LabError
 from core.geometry.curves import LayerCurve
 from core.io.paths import cache_dir
 from core.io.run_folder import RunFolder
+from core.models.plans import parse_plan
 from core.runs.folders import RunState, runs_root
 from core.runs.records import RunStatus, list_runs
-from core.training.configs import FinetuneConfig, SweepConfig
+from core.training.configs import FinetuneConfig, SweepConfig, point_name
 from core.training.kinds import RUN_KINDS
 
 if TYPE_CHECKING:
@@ -130,12 +131,17 @@ class FinishedRun:
         return median if median is not None else self.result.epoch_seconds_median
 
     @property
+    def layers(self) -> str:
+        """The layers the model kept: its plan (``drop 3-4``) or ``p=2/4``."""
+        return self.result.plan or f"p={self.result.prune_point}/{self.depth}"
+
+    @property
     def label(self) -> str:
-        """``<id> · sample · speakers · p=2/4 · test 0.902 (315 clips)``."""
+        """``<id> · sample · speakers · p=2/4 · test 0.902 (315 clips)`` (a plan: ``drop 3-4``)."""
         t = self.test
         return (
             f"{self.id} · {data_label(self.config)} · {self.result.task} · "
-            f"p={self.result.prune_point}/{self.depth} · "
+            f"{self.layers} · "
             f"{t.split} {t.accuracy:.3f} ({t.n_clips} clips)"
         )
 
@@ -158,7 +164,7 @@ class FinetuneRunView:
     resumable: bool
     data: str
     task: str
-    prune_point: int | None  # None: the full model
+    prune_point: int | None  # None: the full model (or a plan)
     epochs: int | None
     test_accuracy: float | None
     n_test: int | None
@@ -167,10 +173,13 @@ class FinetuneRunView:
     updated_at: str
     error: str | None = None
     settings: FinetuneConfig | None = None  # None when its config.json is not a fine-tune's
+    plan: str | None = None  # the layers kept when a plan named them ("drop 3-4")
 
     @property
     def prune_text(self) -> str:
-        """``p = 2`` or ``full model``."""
+        """``drop 3-4`` (a plan), ``p = 2`` or ``full model``."""
+        if self.plan:
+            return self.plan
         return "full model" if self.prune_point is None else f"p = {self.prune_point}"
 
     @property
@@ -217,6 +226,7 @@ def finetune_view(run: RunStatus) -> FinetuneRunView:
         updated_at=str(run.updated_at or "")[:19],
         error=run.error,
         settings=_settings(cfg),
+        plan=str(cfg["plan"]) if cfg.get("plan") else None,
     )
 
 
@@ -298,6 +308,8 @@ def comparison_source(full: FinishedRun, pruned: FinishedRun) -> dict[str, Any]:
         "pruned_model": pruned.result.model,
         "full_prune_point": full.result.prune_point,
         "pruned_prune_point": pruned.result.prune_point,
+        "full_layers": full.layers,
+        "pruned_layers": pruned.layers,
         "scored_split": ft.split if ft.split == pt.split else f"{ft.split} / {pt.split}",
         "full_scored_clips": ft.n_clips,
         "pruned_scored_clips": pt.n_clips,
@@ -356,7 +368,8 @@ def finished_results(root: str | Path | None = None) -> list[FinishedRun]:
             n = pre.get("n_layers") if isinstance(pre, dict) else None
             n = n or _registry_layers(result.model)
             own = folder.read_spec()
-            if folder is run and own is not None and own.config.get("prune_point") is None:
+            mine = own.config if folder is run and own is not None else None
+            if mine is not None and mine.get("prune_point") is None and not mine.get("plan"):
                 n = p  # a full-model run
             out.append(
                 FinishedRun(
@@ -387,7 +400,10 @@ class CostRatio:
 
 @dataclass(frozen=True)
 class SweepRow:
-    """One prune point of a sweep: test accuracy (headline), validation accuracy (selection), its cost."""
+    """One point of a sweep: test accuracy (headline), validation accuracy (selection), its cost.
+
+    ``prune_point`` is the depth the point keeps; ``plan`` its layers in words when a plan named them.
+    """
 
     prune_point: int
     suggested: bool
@@ -396,6 +412,12 @@ class SweepRow:
     params_total: int
     cost: CostRatio | None  # this point's own benchmark: pruned / full training step
     benchmark_id: str | None = None
+    plan: str | None = None
+
+    @property
+    def layers(self) -> str:
+        """The point in words: its plan (``drop 3-4``) or ``p = 8``."""
+        return self.plan or f"p = {self.prune_point}"
 
     @property
     def headline(self) -> Score:
@@ -423,6 +445,7 @@ class SweepView:
             out.append(
                 {
                     "prune point": r.prune_point,
+                    "layers kept": r.layers,
                     "suggested": r.suggested,
                     "test accuracy": r.test.accuracy if r.test else None,
                     "test clips": r.test.n_clips if r.test else None,
@@ -513,11 +536,13 @@ def sweep_view(run: str | Path) -> SweepView | None:
     cfg = dict(spec.config) if spec is not None else {}
     eval_split = res.get("eval_split") or cfg.get("eval_split") or "validation"
     test_split = res.get("test_split") or cfg.get("test_split") or "test"
+    n_layers = (pre or {}).get("n_layers")
     rows = []
-    for r in sorted(res["rows"], key=lambda r: r["prune_point"]):
-        p = int(r["prune_point"])
-        point = folder.point(p).read_json(RunFolder.RESULT) or {}
-        bench_name = RunFolder.benchmark_name(p)
+    for r in sorted(res["rows"], key=lambda r: (r["prune_point"], bool(r.get("plan")))):
+        p, plan = int(r["prune_point"]), r.get("plan")
+        name = point_name(parse_plan(plan, int(n_layers))) if plan and n_layers else str(p)
+        point = folder.point(name).read_json(RunFolder.RESULT) or {}
+        bench_name = RunFolder.benchmark_name(name)
         bench = folder.read_json(bench_name)
         rows.append(
             SweepRow(
@@ -532,6 +557,7 @@ def sweep_view(run: str | Path) -> SweepView | None:
                 benchmark_id=f"{folder.name} / {Path(bench_name).stem}"
                 if folder.file(bench_name).exists()
                 else None,
+                plan=str(plan) if plan else None,
             )
         )
     return SweepView(

@@ -23,6 +23,8 @@ _EXPORTS = {
     "GridSpec": "grid",
     "GridTable": "grid",
     "PAPER_RECIPE": "configs",
+    "run_plan": "configs",
+    "point_name": "configs",
     "plan_cells": "grid",
     "grid_table": "grid",
     "read_grid_tables": "grid",

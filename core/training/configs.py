@@ -12,10 +12,18 @@ from typing import Any
 from core.errors import TrainingError
 from core.io.records import Record
 from core.models.identity import ModelIdentity
+from core.models.plans import PruningPlan, parse_plan
 from core.models.registry import INPUT_MODES
 from core.models.request import ModelRequest
 
-__all__ = ["PAPER_RECIPE", "BenchmarkConfig", "FinetuneConfig", "SweepConfig"]
+__all__ = [
+    "PAPER_RECIPE",
+    "BenchmarkConfig",
+    "FinetuneConfig",
+    "SweepConfig",
+    "point_name",
+    "run_plan",
+]
 
 # The paper's fine-tuning recipe (Dorszewski et al.: Speech Commands, 20 epochs, batch 32, lr 3e-5,
 # best on validation, scored on test): the CLI's --paper and the grid preset these settings.
@@ -27,6 +35,33 @@ PAPER_RECIPE: dict[str, Any] = {
     "eval_split": "validation",
     "test_split": "test",
 }
+
+
+PLAN_HELP = (
+    "pruning plan: 'drop 3-4' or 'keep 1-2, 5-12' (any layers kept, in order; instead of "
+    "--prune-point)"
+)
+
+
+def run_plan(prune_point: int | None, plan: str | None, n_layers: int) -> PruningPlan:
+    """The layers a run keeps of a model of ``n_layers``: its ``plan`` text, else the top-p
+    ``prune_point`` (:meth:`PruningPlan.top`), else every layer; one LabError line for a bad plan or
+    for both given."""
+    if plan is not None and str(plan).strip() == "":
+        raise TrainingError("the plan is empty: write it like 'drop 3-4' or 'keep 1-4'")
+    if plan is not None and prune_point is not None:
+        raise TrainingError("give a plan or a prune point, not both")
+    if plan is not None:
+        return parse_plan(plan, n_layers)
+    if prune_point is not None:
+        return PruningPlan.top(prune_point, n_layers)
+    return PruningPlan.keep(range(1, n_layers + 1), n_layers)
+
+
+def point_name(plan: PruningPlan) -> str:
+    """A sweep point's name in its folder and file names: the depth of a top plan (``p8/``), else the
+    plan's key (``pL12-k1-2.5-12/``)."""
+    return str(plan.size) if plan.is_top else plan.key()
 
 
 def _identity(value: ModelIdentity | dict[str, Any] | None) -> ModelIdentity | None:
@@ -45,6 +80,7 @@ class FinetuneConfig(Record):
         default=None,
         metadata={"help": "prune point p: keep transformer layers 1..p (default: the full model)"},
     )
+    plan: str | None = field(default=None, metadata={"help": PLAN_HELP})
     dataset: str = field(
         default="sample",
         metadata={"help": 'dataset key (see "datasets"): sample, speech-commands, folder'},
@@ -180,6 +216,10 @@ class FinetuneConfig(Record):
         """The model the run trains."""
         return ModelRequest(str(self.model), self.whisper_input)
 
+    def pruning_plan(self, n_layers: int) -> PruningPlan:
+        """The layers the run keeps of the model's ``n_layers`` (its plan, prune point or all)."""
+        return run_plan(self.prune_point, self.plan, n_layers)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON, every field written (``from_dict``: the shared typed reader)."""
         return asdict(self)
@@ -246,9 +286,11 @@ class BenchmarkConfig(Record):
     model: str = field(
         metadata={"help": 'preset key (see "models"), Hugging Face id or model directory'}
     )
-    prune_point: int = field(
-        metadata={"help": "prune point p: the pruned model keeps transformer layers 1..p"}
+    prune_point: int | None = field(
+        default=None,
+        metadata={"help": "prune point p: the pruned model keeps transformer layers 1..p"},
     )
+    plan: str | None = field(default=None, metadata={"help": PLAN_HELP})
     n_labels: int = field(default=35, metadata={"help": "classes of the classifier head"})
     train_batch: int = field(default=8, metadata={"help": "clips per timed training step"})
     infer_batch: int = field(default=32, metadata={"help": "clips per timed inference batch"})
@@ -290,6 +332,10 @@ class BenchmarkConfig(Record):
         """The model the benchmark times."""
         return ModelRequest(str(self.model), self.whisper_input)
 
+    def pruning_plan(self, n_layers: int) -> PruningPlan:
+        """The layers the pruned side keeps of the model's ``n_layers``."""
+        return run_plan(self.prune_point, self.plan, n_layers)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON, every field written (``from_dict``: the shared typed reader)."""
         return asdict(self)
@@ -303,8 +349,14 @@ class BenchmarkConfig(Record):
             raise TrainingError(f"warmup must be 0 or more, got {self.warmup}")
         if self.timing_threads is not None and int(self.timing_threads) < 1:
             raise TrainingError(f"timing_threads must be at least 1, got {self.timing_threads}")
-        if int(self.prune_point) < 1 or (n_layers is not None and int(self.prune_point) > n_layers):
+        if self.prune_point is None and self.plan is None:
+            raise TrainingError("a benchmark needs a prune point or a plan (the pruned side)")
+        if self.prune_point is not None and (
+            int(self.prune_point) < 1 or (n_layers is not None and int(self.prune_point) > n_layers)
+        ):
             upper = f"1..{n_layers}" if n_layers is not None else "1 or more"
             raise TrainingError(
                 f"prune point {self.prune_point} is out of range for {self.model}: it must be {upper}"
             )
+        if n_layers is not None:
+            self.pruning_plan(n_layers)

@@ -53,7 +53,8 @@ from core.models.classifier import (
 )
 from core.models.encoder import SpeechEncoder
 from core.models.loading import ResolvedModel, resolve_model
-from core.models.pruning import check_prune_point, count_parameters, prune
+from core.models.plans import PruningPlan
+from core.models.pruning import apply_plan, count_parameters
 from core.training.checkpoints import (
     TrainState,
     load_state,
@@ -89,13 +90,11 @@ StopCheck = Callable[[], bool]
 
 def check_run(cfg: FinetuneConfig) -> DataPlan:
     """Everything a run can be refused for, checked before its folder exists: the settings, the
-    dataset and its folder, the speaker rule, the classes of every split, the model and the prune point."""
+    dataset and its folder, the speaker rule, the classes of every split, the model and the layers it
+    keeps (prune point or plan)."""
     cfg.check()
-    plan = check_task_data(cfg)
-    spec = resolve_model(cfg.model)
-    if cfg.prune_point is not None:
-        check_prune_point(cfg.prune_point, spec.n_layers, spec.key)
-    return plan
+    cfg.pruning_plan(resolve_model(cfg.model).n_layers)
+    return check_task_data(cfg)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -109,6 +108,7 @@ class Model:
     clf: PreTrainedModel
     enc: SpeechEncoder
     params: ParamCounts
+    plan: PruningPlan  # the pretrained encoder's layers it keeps
 
     @property
     def device(self) -> torch.device:
@@ -117,15 +117,15 @@ class Model:
 
 
 def build_model(cfg: FinetuneConfig, resolved: ResolvedModel, classes: list[str]) -> Model:
-    """Step 2: the (pruned) pretrained encoder with a fresh head for ``classes``, front-end frozen if asked."""
-    clf, enc = build_classifier(
-        resolved, classes, cfg.prune_point, seed=cfg.seed, device=cfg.device
-    )
+    """Step 2: the pretrained encoder, pruned to the run's plan, with a fresh head for ``classes``,
+    front-end frozen if asked."""
+    plan = cfg.pruning_plan(resolved.n_layers)
+    clf, enc = build_classifier(resolved, classes, plan, seed=cfg.seed, device=cfg.device)
     if cfg.freeze_front_end:
         freeze_front_end(clf)
     params = ParamCounts.from_dict(count_parameters(clf))
-    log.info("%s; prune point %s; params %s", enc.describe(), cfg.prune_point, params)
-    return Model(clf, enc, params)
+    log.info("%s; %s; params %s", enc.describe(), plan.describe(), params)
+    return Model(clf, enc, params, plan)
 
 
 @dataclass
@@ -392,7 +392,7 @@ def compare_convexity(
     resolved: ResolvedModel,
     run: Path,
     clips: LabelledClips,
-    n_layers: int,
+    plan: PruningPlan,
     device: Any,
 ) -> ConvexityComparison:
     """Step 8: word and speaker convexity of the best checkpoint and of the pretrained encoder on ``clips``."""
@@ -403,8 +403,7 @@ def compare_convexity(
     tuned = pooled_features(tuned_enc, clips.waves, cfg.eval_batch_size)
     del tuned_enc
     pre = resolved.load(device=device)
-    if pre.n_layers != n_layers:
-        prune(pre.model, n_layers)
+    apply_plan(pre.model, plan)
     pretrained = pooled_features(pre, clips.waves, cfg.eval_batch_size)
     del pre
 
@@ -468,7 +467,7 @@ def finetune(
         evaluate_and_checkpoint(
             cfg, epoch, seconds, model, optim, data.selection, state, run, progress, probe
         )
-    n_layers, device, params = model.enc.n_layers, model.device, model.params
+    n_layers, device, params, plan = model.enc.n_layers, model.device, model.params, model.plan
     steps_per_epoch = optim.steps_per_epoch
     del model, optim  # free the training copy before the best checkpoint is reloaded
 
@@ -478,12 +477,13 @@ def finetune(
     if cfg.convexity and len(test):
         if stop():
             raise Cancelled("cancelled")
-        convexity = compare_convexity(cfg, resolved, run, test, n_layers, device).scores()
+        convexity = compare_convexity(cfg, resolved, run, test, plan, device).scores()
     result = FinetuneResult(
         model=cfg.model,
         task=cfg.task,
         prune_point=cfg.prune_point if cfg.prune_point is not None else n_layers,
         n_layers=n_layers,
+        plan=plan.describe() if cfg.plan is not None else None,
         labels=tuple(data.classes),
         n_train=len(data.train),
         eval_split=cfg.eval_split,
