@@ -287,9 +287,11 @@ class BenchmarkResult(Record):
     plan: str | None = None  # the pruned side's layers when a plan named them ("drop 3-4")
 
     @property
-    def pruned_text(self) -> str:
-        """The pruned side in words: its plan (``"drop 3-4"``) or ``"p = 8"``."""
-        return self.plan or f"p = {self.prune_point}"
+    def pruned_words(self) -> str:
+        """``at p = 8`` or ``to drop 3-4 (10 layers)``: the pruned side in a headline."""
+        if self.plan:
+            return f"to {self.plan} ({self.prune_point} layers)"
+        return f"at p = {self.prune_point}"
 
     def row(self, metric: str) -> BenchmarkRow:
         """The row called ``metric`` (KeyError if absent)."""
@@ -715,18 +717,11 @@ def ratio_text(row: BenchmarkRow) -> str:
     return text
 
 
-def _pruned_words(result: BenchmarkResult) -> str:
-    """``at p = 8`` or ``to drop 3-4 (10 layers)``: the pruned side of a text table's headline."""
-    if result.plan:
-        return f"to {result.plan} ({result.prune_point} layers)"
-    return f"at p = {result.prune_point}"
-
-
 def benchmark_rows(result: BenchmarkResult) -> str:
     """The rows as a fixed-width text table for a terminal, with the context and unreliable rows marked."""
     c = result.context
     lines = [
-        f"{result.model}: full ({result.n_layers} layers) vs pruned {_pruned_words(result)}; "
+        f"{result.model}: full ({result.n_layers} layers) vs pruned {result.pruned_words}; "
         f"{result.repeats} interleaved repeats after {result.warmup} warm-up; {c.device_name}, "
         f"{c.torch_threads} threads, load {c.load_before[0]:.2f} -> {c.load_after[0]:.2f} on {c.cpu_count} CPUs",
         f"{'':46} {'full':>14} {'pruned':>14}  pruned/full (min-max)",

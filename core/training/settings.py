@@ -17,7 +17,6 @@ from typing import Any
 
 from core.data.imported import is_imported
 from core.errors import TrainingError
-from core.models.plans import parse_plan
 from core.training.kinds import run_kind
 from core.training.pinning import pin_config
 
@@ -38,15 +37,8 @@ def check_trainable(model: Any, dataset: Any = None, *, work: str = "fine-tuning
 
 def check_settings(kind: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """Refuse (one LabError line) settings no run of ``kind`` could use (its kind's own check); the
-    settings with the model's weights pinned."""
+    settings with the model's weights pinned and a plan in the words results name it by."""
     spec = run_kind(kind)
     check_trainable(config.get("model"), config.get("dataset"), work=spec.work)
     spec.check(spec.settings(config))
-    out = pin_config(kind, config)
-    if (
-        out.get("plan") is not None
-    ):  # in the words results name it by ("keep 1-2, 5-12" -> "drop 3-4")
-        from core.models.loading import resolve_model
-
-        out["plan"] = parse_plan(out["plan"], resolve_model(str(out["model"])).n_layers).describe()
-    return out
+    return pin_config(kind, config)
