@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from core.training.grid import GridSpec, grid_table, parse_points, plan_cells
 
 
@@ -43,3 +47,31 @@ def test_plan_cells_of_a_failed_suggestion_fail_with_it() -> None:
         "drop 1": "suggestion: RuntimeError: no model",
         "keep 1": "suggestion: RuntimeError: no model",
     }
+
+
+def test_a_plan_no_model_of_the_grid_can_keep_is_one_line_before_any_work(
+    private_cache: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``grid --plan "drop 4"`` on a 3-layer model: exit 2, one line naming the model, and no grid or
+    run folder (no suggestion was computed)."""
+    from core.cli.main import main
+
+    capsys.readouterr()
+    argv = [
+        "grid",
+        "--models",
+        str(model_dir),
+        "--tasks",
+        "words",
+        "--points",
+        "full",
+        "--seeds",
+        "0",
+    ]
+    assert main([*argv, "--plan", "drop 4"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "layer 4 is out of range" in err[0] and str(model_dir) in err[0], err
+    assert main([*argv, "--plan", "drop 1-3"]) == 2
+    assert "leaves no model" in capsys.readouterr().err
+    made = [p for p in (private_cache / "runs", private_cache / "results" / "grid") if p.exists()]
+    assert all(not any(p.iterdir()) for p in made), made

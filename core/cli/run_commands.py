@@ -176,6 +176,7 @@ def cmd_jobs_watch(args: argparse.Namespace) -> int:
     """Print a progress line whenever it changes, and each convexity curve the run measures while it
     trains, until the run is final; exit 0 only if it is done."""
     from core.runs import records
+    from core.runs.folders import RunState
 
     last = None
     shown: set[tuple[str, int, int]] = set()
@@ -189,7 +190,7 @@ def cmd_jobs_watch(args: argparse.Namespace) -> int:
             print(curve_line, flush=True)
         status = records.status(args.run)
         if not status.active:
-            return 0 if status.state == "done" else 1
+            return 0 if status.state == RunState.DONE else 1
         if deadline is not None and time.monotonic() > deadline:
             return 1
         time.sleep(args.interval)
@@ -239,8 +240,10 @@ def cmd_jobs_cancel(args: argparse.Namespace) -> int:
 def _report_attempt(status: Any, args: argparse.Namespace) -> int:
     """Print a resumed or restarted run's status; in the foreground its ending is the exit code (1 when
     it failed; its worker logged the error in one line)."""
+    from core.runs.folders import RunState
+
     _print_json(status.to_dict())
-    return 0 if not args.foreground or status.state in ("done", "cancelled") else 1
+    return 0 if not args.foreground or status.state in (RunState.DONE, RunState.CANCELLED) else 1
 
 
 def cmd_jobs_resume(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from core.training.grid import (
     GridSpec,
     GridTable,
     benchmark_cell,
+    check_plans,
     grid_root,
     grid_table,
     guarded,
@@ -137,6 +138,7 @@ def run_grid(
     stop: Callable[[], bool] | None = None,
 ) -> GridTable:
     """Run (or resume) the grid on ``executor``; write and return the results table."""
+    check_plans(spec)
     folder = grid_root() / spec.grid_id
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder / "spec.json", spec.to_dict())

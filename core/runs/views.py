@@ -18,10 +18,9 @@ from core.errors import LabError
 from core.geometry.curves import LayerCurve
 from core.io.paths import cache_dir
 from core.io.run_folder import RunFolder
-from core.models.plans import parse_plan
 from core.runs.folders import RunState, runs_root
 from core.runs.records import RunStatus, list_runs
-from core.training.configs import FinetuneConfig, SweepConfig, point_name
+from core.training.configs import FinetuneConfig, SweepConfig
 from core.training.kinds import RUN_KINDS
 
 if TYPE_CHECKING:
@@ -525,6 +524,18 @@ def _curves(raw: Any) -> dict[str, LayerCurve]:
     return out
 
 
+def plan_points(folder: RunFolder) -> dict[str, str]:
+    """A sweep's plan points: the plan's words (``drop 3-4``, as its settings hold them) -> the point's
+    name in its folder and file names (``L12-k1-2.5-12``)."""
+    out = {}
+    for sub in folder.points():
+        spec = sub.read_spec()
+        plan = spec.config.get("plan") if spec is not None else None
+        if plan and not sub.name[1:].isdigit():
+            out[str(plan)] = sub.name[1:]
+    return out
+
+
 def sweep_view(run: str | Path) -> SweepView | None:
     """A sweep's rows, suggested point and pretrained curves (None if it has no results yet)."""
     folder = RunFolder(Path(run))
@@ -536,14 +547,14 @@ def sweep_view(run: str | Path) -> SweepView | None:
     cfg = dict(spec.config) if spec is not None else {}
     eval_split = res.get("eval_split") or cfg.get("eval_split") or "validation"
     test_split = res.get("test_split") or cfg.get("test_split") or "test"
-    n_layers = (pre or {}).get("n_layers")
+    planned = plan_points(folder)
     rows = []
     for r in sorted(res["rows"], key=lambda r: (r["prune_point"], bool(r.get("plan")))):
         p, plan = int(r["prune_point"]), r.get("plan")
-        name = point_name(parse_plan(plan, int(n_layers))) if plan and n_layers else str(p)
-        point = folder.point(name).read_json(RunFolder.RESULT) or {}
-        bench_name = RunFolder.benchmark_name(name)
-        bench = folder.read_json(bench_name)
+        name = planned.get(str(plan)) if plan else str(p)  # None: a plan whose folder is gone
+        point = (folder.point(name).read_json(RunFolder.RESULT) or {}) if name else {}
+        bench_name = RunFolder.benchmark_name(name) if name else None
+        bench = folder.read_json(bench_name) if bench_name else None
         rows.append(
             SweepRow(
                 prune_point=p,
@@ -555,7 +566,7 @@ def sweep_view(run: str | Path) -> SweepView | None:
                 params_total=int(r.get("params_total") or 0),
                 cost=_cost_ratio(bench),
                 benchmark_id=f"{folder.name} / {Path(bench_name).stem}"
-                if folder.file(bench_name).exists()
+                if bench_name and folder.file(bench_name).exists()
                 else None,
                 plan=str(plan) if plan else None,
             )

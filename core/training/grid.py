@@ -40,6 +40,7 @@ from core.errors import LabError
 from core.io.paths import cache_dir
 from core.io.records import Record
 from core.models.plans import PruningPlan, parse_plan
+from core.models.request import ModelRequest
 from core.results.provenance import Provenance
 from core.training.configs import PAPER_RECIPE
 
@@ -51,6 +52,7 @@ __all__ = [
     "GridSpec",
     "GridTable",
     "benchmark_cell",
+    "check_plans",
     "grid_root",
     "grid_table",
     "model_slug",
@@ -78,6 +80,22 @@ def grid_root() -> Path:
 def is_plan_text(item: Any) -> bool:
     """Whether a grid or sweep point names a plan (``"drop 3-4"``, ``"keep 1-2, 5-12"``)."""
     return isinstance(item, str) and item.strip()[:5].lower() in ("drop ", "keep ")
+
+
+def check_plans(spec: GridSpec) -> None:
+    """Refuse (one LabError line) a plan point that some model of the grid cannot keep (a layer out
+    of range, every layer dropped), before any work; a model that does not resolve fails its own cells."""
+    plans = [str(p) for p in spec.points if is_plan_text(p)]
+    for model in spec.models if plans else ():
+        try:
+            n_layers = ModelRequest(model).resolve().n_layers
+        except LabError:
+            continue
+        for plan in plans:
+            try:
+                parse_plan(plan, n_layers)
+            except LabError as exc:
+                raise LabError(f"plan {plan!r} for {model}: {exc}") from None
 
 
 def parse_points(text: str | Sequence[Any]) -> tuple[str | int, ...]:
@@ -232,7 +250,6 @@ def suggestion(spec: GridSpec, model: str, task: str) -> dict[str, Any]:
 def _facts(spec: GridSpec, model: str, task: str) -> dict[str, Any]:
     """Provenance of a (model, task): the model's weights identity and the task's data fingerprint."""
     from core.data.features import Selection
-    from core.models.request import ModelRequest
 
     t = spec.train
     sel = Selection(dataset=str(t.get("dataset", "sample")), root=t.get("root"), task=task)
