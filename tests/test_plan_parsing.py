@@ -15,6 +15,14 @@ def test_every_plan_of_six_layers_round_trips_through_its_description() -> None:
         for kept in itertools.combinations(range(1, 7), size):
             plan = PruningPlan.keep(kept, 6)
             assert parse_plan(plan.describe(), 6) == plan, plan.describe()
+            assert PruningPlan.from_key(plan.key()) == plan, plan.key()
+
+
+@pytest.mark.parametrize("key", ["", "p8", "L6-k", "L6-k1-2,5", "L6-k7", "L6-k3-1"])
+def test_a_key_that_is_no_plans_is_one_line(key: str) -> None:
+    with pytest.raises(PruneError) as info:
+        PruningPlan.from_key(key)
+    assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize(

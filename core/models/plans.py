@@ -143,6 +143,14 @@ class PruningPlan(Record):
         """A short stable key for caches and file names: ``"L12-k1-2.5-12"``."""
         return f"L{self.n_layers}-k" + layer_ranges(self.kept).replace(", ", ".")
 
+    @classmethod
+    def from_key(cls, key: str) -> PruningPlan:
+        """The plan :meth:`key` wrote (``"L12-k1-2.5-12"``); PruneError (one line) for anything else."""
+        match = re.fullmatch(r"L([0-9]+)-k([0-9.\-]+)", str(key), flags=re.ASCII)
+        if match is None:
+            raise PruneError(f"a plan key reads like 'L12-k1-2.5-12', got {key!r}")
+        return cls.keep(parse_layers(match.group(2).replace(".", ",")), int(match.group(1)))
+
     def hidden_state_index(self) -> dict[int, int]:
         """Pruned hidden-state index -> the full model's hidden-state index (0 -> 0, i -> kept[i-1])."""
         return {0: 0, **{i + 1: layer for i, layer in enumerate(self.kept)}}

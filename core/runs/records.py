@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import LabError
 from core.io.records import Record
 from core.io.run_folder import RunFolder
-from core.models.plans import parse_layers
+from core.models.plans import PruningPlan
 from core.runs.folders import (
     RunState,
     read_metrics,
@@ -506,8 +506,9 @@ class PointProgress(Record):
         return self.plan or f"p = {self.prune_point}"
 
 
-def _point_layers(sub: RunFolder, result: dict[str, Any] | None) -> tuple[int, str | None]:
-    """A sweep point folder's depth and plan text, from its result, else its settings."""
+def _point_layers(sub: RunFolder, result: dict[str, Any] | None) -> tuple[int, str | None] | None:
+    """A sweep point folder's depth and plan text, from its result, else its settings and name (None:
+    a name no sweep writes)."""
     if result and result.get("prune_point") is not None:
         return int(result["prune_point"]), result.get("plan")
     name = sub.name[1:]
@@ -516,8 +517,10 @@ def _point_layers(sub: RunFolder, result: dict[str, Any] | None) -> tuple[int, s
     plan = config.get("plan")
     if name.isdigit():
         return int(name), plan
-    kept = parse_layers(name.split("-k", 1)[-1].replace(".", ","))  # a plan key: L12-k1-2.5-12
-    return len(kept), plan
+    try:
+        return PruningPlan.from_key(name).size, plan
+    except LabError:
+        return None
 
 
 def sweep_points(run_id: str | os.PathLike, *, now: float | None = None) -> list[PointProgress]:
@@ -529,6 +532,9 @@ def sweep_points(run_id: str | os.PathLike, *, now: float | None = None) -> list
     out = []
     for sub in RunFolder(run).points():
         result = sub.read_json(RunFolder.RESULT)
+        layers = _point_layers(sub, result)
+        if layers is None:
+            continue
         rows = sub.read_metrics()
         evals = [r for r in rows if r.get("kind") == "eval"]
         est = estimate_progress(rows, epochs, None, now)
@@ -541,11 +547,10 @@ def sweep_points(run_id: str | os.PathLike, *, now: float | None = None) -> list
             fraction = min(1.0, (max(0, est.epoch - 1) + est.epoch_fraction) / epochs)
             fraction = max(fraction, done_epochs / epochs)
             left = est.total_remaining_s if current.active else None
-        depth, plan = _point_layers(sub, result)
         out.append(
             PointProgress(
-                prune_point=depth,
-                plan=plan,
+                prune_point=layers[0],
+                plan=layers[1],
                 state=state,
                 epoch=len(evals) if not result else epochs,
                 epochs=epochs,
