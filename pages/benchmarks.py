@@ -340,7 +340,7 @@ def criteria_section(export: dict[str, Any], sweep: SweepView | None) -> None:
     table = compare_prune_points(
         results, {labels: curves[labels]}, float(st.session_state.cx_fraction)
     )
-    acc = {r.prune_point: r.headline.accuracy for r in (sweep.rows if sweep else ())}
+    acc = {r.prune_point: r.headline.accuracy for r in (sweep.top_rows if sweep else ())}
     for row in table:
         row["sweep test accuracy at layer"] = acc.get(row["layer"])
         row["parameters"] = json.dumps(row["parameters"])

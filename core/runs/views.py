@@ -437,6 +437,16 @@ class SweepView:
     pretrained: dict[str, LayerCurve]
     seed: int | None = None
 
+    @property
+    def top_rows(self) -> tuple[SweepRow, ...]:
+        """The prune points (keep layers 1..p), by depth: the points on the pretrained curve."""
+        return tuple(r for r in self.rows if r.plan is None)
+
+    @property
+    def plan_rows(self) -> tuple[SweepRow, ...]:
+        """The points that keep other layers (``drop 3-4``): no point of the pretrained curve."""
+        return tuple(r for r in self.rows if r.plan is not None)
+
     def table(self) -> list[dict[str, Any]]:
         """Rows for a table a person reads: test first, validation labelled as the selection metric."""
         out = []
