@@ -103,6 +103,28 @@ def test_finished_run_headline_is_test_accuracy_with_its_clips(tmp_path: Path):
     assert found.pruned is False
 
 
+def test_a_plan_runs_label_and_export_name_its_plan(tmp_path: Path):
+    """A fine-tune of ``drop 2-3`` is a pruned run whose label and comparison export say ``drop 2-3``
+    (not ``p=2/4``, which keeps other layers)."""
+    root = tmp_path / "runs"
+    for name, config, result in (
+        ("20200101-000000-finetune-full", {"model": MODEL}, _result(4, 4)),
+        (
+            "20200101-000001-finetune-plan",
+            {"model": MODEL, "plan": "drop 2-3"},
+            _result(2, 2, plan="drop 2-3"),
+        ),
+    ):
+        (root / name).mkdir(parents=True)
+        (root / name / "config.json").write_text(json.dumps({"kind": "finetune", "config": config}))
+        (root / name / "result.json").write_text(json.dumps(result))
+    planned, full = finished_results(root)
+    assert planned.pruned and not full.pruned
+    assert " drop 2-3 " in planned.label and "p=2/4" not in planned.label
+    source = core.runs.views.comparison_source(full, planned)
+    assert (source["pruned_layers"], source["full_layers"]) == ("drop 2-3", "p=4/4")
+
+
 def _bench_rows(ratio: float, low: float, high: float, reliable: bool = True) -> dict:
     return {
         "rows": [
