@@ -3,16 +3,16 @@
 What this module holds (no executor: ``core.runs.executors`` decides where cells run):
 
 - :class:`GridSpec`: models, tasks, points (ints, ``"suggested"``, ``"full"``, plans such as
-  ``"drop 3-4"``), seeds and the
-  training recipe shared by every cell; ``grid_id`` is a hash of all of it, so re-running the same
-  command finds the same cells (resumable: a cell whose run is done is skipped).
+  ``"drop 3-4"``), seeds and the training recipe shared by every cell; ``grid_id`` is a hash of all
+  of it, so re-running the same command finds the same cells (resumable: a cell whose run is done is
+  skipped).
 - :func:`suggestion`: the pretrained convexity curve of one (model, task) and the suggested prune
   point (the sweep's rule, :func:`core.training.sweep.suggest_prune_point`); computed once per
   (model, task) with seed 0, so every seed of a cell trains the same depth.
 - :func:`plan_cells`: the cells, each with its finetune config and a deterministic run id. A
   (model, task) whose suggestion failed (``{"error": ...}``, see :func:`guarded`) fails only the cells
-  that need it (``suggested``/``full``, which need its curve or its layer count), each with the error;
-  cells at explicit layer numbers still run.
+  that need it (``suggested``/``full`` and plans, which need its curve or its layer count), each with
+  the error; cells at explicit layer numbers still run.
 - :func:`grid_table`: accuracy mean +- std over the seeds that finished, per (model, task, point),
   and cost ratios (pruned / full) taken only from benchmarks (full and pruned measured side by side
   in one process, :func:`core.training.benchmark.benchmark`), never from training times of separate
