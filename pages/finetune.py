@@ -13,7 +13,14 @@ from core.errors import LabError
 from core.geometry import suggest_prune_point
 from core.models import MODELS, classifier_params_by_prune_point
 from core.runs import FinetuneRunView, RunState, finetune_runs, lifecycle, run_metrics, submit_run
-from core.training import DataPlan, FinetuneConfig, check_run, check_trainable
+from core.training import (
+    DataPlan,
+    DataSelection,
+    FinetuneConfig,
+    Optimiser,
+    check_run,
+    check_trainable,
+)
 from pages.parts.cached import current_convexity, finetune_data_plan
 from pages.parts.feature_choice import current_features, features_caption
 from pages.parts.figures import show
@@ -96,13 +103,13 @@ def _form_from_run(cfg: FinetuneConfig | None, n_layers: int) -> None:
         return
     state = st.session_state
     values = {
-        "ft_task": cfg.task,
-        "ft_epochs": cfg.epochs,
-        "ft_lr": cfg.lr,
-        "ft_batch": cfg.batch_size,
-        "ft_train_clips": cfg.max_train_clips or 0,
-        "ft_eval_clips": cfg.max_eval_clips or 0,
-        "ft_test_clips": cfg.max_test_clips or 0,
+        "ft_task": cfg.data.task,
+        "ft_epochs": cfg.optimiser.epochs,
+        "ft_lr": cfg.optimiser.lr,
+        "ft_batch": cfg.optimiser.batch_size,
+        "ft_train_clips": cfg.data.max_train_clips or 0,
+        "ft_eval_clips": cfg.data.max_eval_clips or 0,
+        "ft_test_clips": cfg.data.max_test_clips or 0,
         "ft_prune": cfg.prune_point or n_layers,  # None: the full model, p = L
         "ft_plan": cfg.plan or "",
     }
@@ -125,16 +132,20 @@ def _config(training: Training, task: str, p: int | str | None) -> dict[str, Any
         model=training.model,
         prune_point=p if isinstance(p, int) else None,
         plan=p if isinstance(p, str) else None,
-        **training.source.run_fields(),
-        task=task,
-        epochs=int(state.ft_epochs),
-        lr=float(state.ft_lr),
-        batch_size=int(state.ft_batch),
-        max_train_clips=int(state.ft_train_clips) or None,
-        max_eval_clips=int(state.ft_eval_clips) or None,
-        max_test_clips=int(state.ft_test_clips) or None,
         whisper_input=training.whisper_input,
-        log_every=1,
+        data=DataSelection(
+            **training.source.run_fields(),
+            task=task,
+            max_train_clips=int(state.ft_train_clips) or None,
+            max_eval_clips=int(state.ft_eval_clips) or None,
+            max_test_clips=int(state.ft_test_clips) or None,
+        ),
+        optimiser=Optimiser(
+            epochs=int(state.ft_epochs),
+            lr=float(state.ft_lr),
+            batch_size=int(state.ft_batch),
+            log_every=1,
+        ),
     ).to_dict()
 
 
@@ -505,7 +516,7 @@ def live_section(run: FinetuneRunView) -> None:
     def live_view() -> None:
         status = run_store.status(run.run_id)  # detects a dead worker
         state = RunState.of(status.state)
-        split = run.selection_split if run.settings is None else run.settings.eval_split
+        split = run.selection_split if run.settings is None else run.settings.data.eval_split
         _run_metrics_row(run.run_id, status, split)
         _time_metrics(run.run_id, state)
         if state.active:

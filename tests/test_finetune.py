@@ -103,11 +103,11 @@ def test_defaults_select_on_validation_score_on_test_and_compare_convexity_on_te
     from core.training.task_data import load_split
 
     defaults = FinetuneConfig(model="m")
-    assert (defaults.eval_split, defaults.test_split) == ("validation", "test")
+    assert (defaults.data.eval_split, defaults.data.test_split) == ("validation", "test")
     cfg = tiny_config(
         tiny_assets,
-        eval_split=defaults.eval_split,
-        test_split=defaults.test_split,
+        eval_split=defaults.data.eval_split,
+        test_split=defaults.data.test_split,
         epochs=2,
         prune_point=1,
         convexity=True,
@@ -293,7 +293,7 @@ def test_sweep_returns_typed_rows_scored_on_test(
         convexity=True,
         convexity_max_pairs=20,
     )
-    cfg = SweepConfig(**base.to_dict(), points=[1, "keep 2"], benchmark=False)
+    cfg = SweepConfig.of(**base.to_dict(), points=[1, "keep 2"], benchmark=False)
     run = tmp_path / "sweep"
     result = run_sweep(cfg, run)
     assert isinstance(result, SweepResult) and result.points == (1, "keep 2")

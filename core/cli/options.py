@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from core.training.configs import setting_fields
+
 __all__ = [
     "clip_options",
     "common_options",
@@ -234,13 +236,12 @@ def config_options(
 ) -> None:
     """Add one option per field of dataclass ``config_cls`` (see the module docstring)."""
     aliases = aliases or {}
-    hints = typing.get_type_hints(config_cls)
     group = parser.add_argument_group(f"{config_cls.__name__} settings")
-    for f in dataclasses.fields(config_cls):
+    for f, hint in setting_fields(config_cls):
         if f.name in exclude or f.metadata.get("cli") is False:
             continue
         flags = [option_name(f.name), *aliases.get(f.name, ())]
-        base, optional = _field_type(hints[f.name])
+        base, optional = _field_type(hint)
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         text = f.metadata.get("help", "") + _default_text(f)
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": text}
@@ -264,11 +265,11 @@ def config_from_args(
     values.update(
         {
             f.name: getattr(args, f.name)
-            for f in dataclasses.fields(config_cls)
+            for f, _ in setting_fields(config_cls)
             if hasattr(args, f.name)
         }
     )
-    return config_cls(**values)
+    return config_cls.from_dict(values)
 
 
 def precision_options(p: argparse.ArgumentParser, *, default_se: float) -> None:

@@ -377,7 +377,7 @@ class RayExecutor:
         if pre is None:
             pre = self.map(pretrained_convexity, [(cfg,)], gpu=True)[0]
             folder.write_json(RunFolder.PRETRAINED_CONVEXITY, pre)
-        relevant = label_set(cfg.task)
+        relevant = label_set(cfg.data.task)
         suggested = suggest_prune_point(pre["curves"][relevant]["scores"], cfg.fraction)
         points = resolve_points(cfg.points, suggested, int(pre["n_layers"]))
         subs = []

@@ -6,11 +6,13 @@ the training stack.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+import typing
+from collections.abc import Mapping
+from dataclasses import Field, asdict, dataclass, field, fields
+from typing import Any, Self
 
 from core.errors import TrainingError
-from core.io.records import Record
+from core.io.records import Record, from_dict
 from core.models.identity import ModelIdentity
 from core.models.plans import PruningPlan, parse_plan
 from core.models.registry import INPUT_MODES
@@ -19,10 +21,14 @@ from core.models.request import ModelRequest
 __all__ = [
     "PAPER_RECIPE",
     "BenchmarkConfig",
+    "DataSelection",
     "FinetuneConfig",
+    "Optimiser",
+    "Probes",
     "SweepConfig",
     "point_name",
     "run_plan",
+    "setting_fields",
 ]
 
 # The paper's fine-tuning recipe (Dorszewski et al.: Speech Commands, 20 epochs, batch 32, lr 3e-5,
@@ -69,18 +75,11 @@ def _identity(value: ModelIdentity | dict[str, Any] | None) -> ModelIdentity | N
     return ModelIdentity.from_dict(value) if isinstance(value, dict) else value
 
 
-@dataclass
-class FinetuneConfig(Record):
-    """Everything a fine-tuning run needs; stored as the run's ``config.json``."""
+@dataclass(frozen=True)
+class DataSelection(Record):
+    """Which clips a run trains, selects and is scored on: the dataset and its folder, the task, the
+    splits, seeded caps and the rules that make the splits and speakers."""
 
-    model: str = field(
-        metadata={"help": 'preset key (see "models"), Hugging Face id or model directory'}
-    )
-    prune_point: int | None = field(
-        default=None,
-        metadata={"help": "prune point p: keep transformer layers 1..p (default: the full model)"},
-    )
-    plan: str | None = field(default=None, metadata={"help": PLAN_HELP})
     dataset: str = field(
         default="sample",
         metadata={"help": 'dataset key (see "datasets"): sample, speech-commands, folder'},
@@ -127,6 +126,12 @@ class FinetuneConfig(Record):
     split_seed: int = field(
         default=0, metadata={"help": "seed of the train/validation/test split of a folder dataset"}
     )
+
+
+@dataclass(frozen=True)
+class Optimiser(Record):
+    """How a run trains: epochs, batches, the AdamW schedule, the seed, the device and what it keeps."""
+
     epochs: int = field(default=5, metadata={"help": "training epochs"})
     batch_size: int = field(default=16, metadata={"help": "clips per training step"})
     eval_batch_size: int = field(default=64, metadata={"help": "clips per evaluation forward pass"})
@@ -151,17 +156,6 @@ class FinetuneConfig(Record):
         default=None, metadata={"help": "cpu, cuda, cuda:1 ... (none: cuda if available)"}
     )
     bf16: bool = field(default=True, metadata={"help": "bf16 autocast on CUDA"})
-    whisper_input: str = field(
-        default="trimmed",
-        metadata={
-            "help": "Whisper only: 'trimmed' runs the encoder on the 1-s clip, 'padded' on the 30-s window",
-            "choices": INPUT_MODES,
-        },
-    )
-    model_identity: ModelIdentity | None = field(
-        default=None,
-        metadata={"cli": False, "help": "the weights the run is pinned to (recorded at launch)"},
-    )
     log_every: int = field(
         default=10, metadata={"help": "log a training row every this many optimizer steps"}
     )
@@ -169,6 +163,29 @@ class FinetuneConfig(Record):
         default=None,
         metadata={"help": "cap on optimizer steps per epoch (quick looks; none: the whole split)"},
     )
+    keep_epochs: bool = field(
+        default=False,
+        metadata={
+            "help": "keep every epoch's weights in the run folder (epochs/e<k>/; disk: one model per "
+            "epoch), so a checkpoint series can be made from them later"
+        },
+    )
+
+    def check(self) -> None:
+        """Raise :class:`TrainingError` for settings no run can train with."""
+        for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum"):
+            if int(getattr(self, name)) < 1:
+                raise TrainingError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise TrainingError(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.warmup_ratio <= 1:
+            raise TrainingError(f"warmup_ratio must lie in 0..1, got {self.warmup_ratio}")
+
+
+@dataclass(frozen=True)
+class Probes(Record):
+    """What a run measures besides accuracy: convexity at the end and along training."""
+
     convexity: bool = field(
         default=True,
         metadata={
@@ -178,13 +195,6 @@ class FinetuneConfig(Record):
     convexity_max_pairs: int | None = field(
         default=5000,
         metadata={"help": "sampled pairs per class for convexity (none: every pair, exact)"},
-    )
-    keep_epochs: bool = field(
-        default=False,
-        metadata={
-            "help": "keep every epoch's weights in the run folder (epochs/e<k>/; disk: one model per "
-            "epoch), so a checkpoint series can be made from them later"
-        },
     )
     trajectory: bool = field(
         default=True,
@@ -208,31 +218,8 @@ class FinetuneConfig(Record):
         metadata={"help": "also measure every this many optimizer steps (0: once per epoch)"},
     )
 
-    def __post_init__(self) -> None:
-        self.model_identity = _identity(self.model_identity)
-
-    @property
-    def request(self) -> ModelRequest:
-        """The model the run trains."""
-        return ModelRequest(str(self.model), self.whisper_input)
-
-    def pruning_plan(self, n_layers: int) -> PruningPlan:
-        """The layers the run keeps of the model's ``n_layers`` (its plan, prune point or all)."""
-        return run_plan(self.prune_point, self.plan, n_layers)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON, every field written (``from_dict``: the shared typed reader)."""
-        return asdict(self)
-
     def check(self) -> None:
-        """Raise :class:`TrainingError` for settings no run can use."""
-        for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum"):
-            if int(getattr(self, name)) < 1:
-                raise TrainingError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise TrainingError(f"lr must be positive, got {self.lr}")
-        if not 0 <= self.warmup_ratio <= 1:
-            raise TrainingError(f"warmup_ratio must lie in 0..1, got {self.warmup_ratio}")
+        """Raise :class:`TrainingError` for probe settings no run can measure with."""
         if not 0 < self.trajectory_target_se < 1:
             raise TrainingError(
                 f"trajectory_target_se must lie in (0, 1), got {self.trajectory_target_se}"
@@ -245,10 +232,103 @@ class FinetuneConfig(Record):
         if int(self.trajectory_every) < 0:
             raise TrainingError(f"trajectory_every must be 0 or more, got {self.trajectory_every}")
 
+
+def setting_fields(config_cls: type) -> list[tuple[Field[Any], Any]]:
+    """Every setting of a config class with its type, as one flat list: its own fields, and the
+    fields of its records (fields marked ``part``) in place of them; what ``config.json`` and the
+    CLI's options name."""
+    out: list[tuple[Field[Any], Any]] = []
+    hints = typing.get_type_hints(config_cls)
+    for f in fields(config_cls):
+        if f.metadata.get("part"):
+            inner = typing.get_type_hints(hints[f.name])
+            out.extend((g, inner[g.name]) for g in fields(hints[f.name]))
+        else:
+            out.append((f, hints[f.name]))
+    return out
+
+
+def _parts(config_cls: type) -> dict[str, type]:
+    """The record fields of a config class (marked ``part``) by name, with their record types."""
+    hints = typing.get_type_hints(config_cls)
+    return {f.name: hints[f.name] for f in fields(config_cls) if f.metadata.get("part")}
+
+
+@dataclass
+class FinetuneConfig(Record):
+    """Everything a fine-tuning run needs: the model and the layers it keeps, which clips
+    (:class:`DataSelection`), how it trains (:class:`Optimiser`) and what it measures
+    (:class:`Probes`). Stored flat as the run's ``config.json`` (one key per setting, as ever)."""
+
+    model: str = field(
+        metadata={"help": 'preset key (see "models"), Hugging Face id or model directory'}
+    )
+    prune_point: int | None = field(
+        default=None,
+        metadata={"help": "prune point p: keep transformer layers 1..p (default: the full model)"},
+    )
+    plan: str | None = field(default=None, metadata={"help": PLAN_HELP})
+    whisper_input: str = field(
+        default="trimmed",
+        metadata={
+            "help": "Whisper only: 'trimmed' runs the encoder on the 1-s clip, 'padded' on the 30-s window",
+            "choices": INPUT_MODES,
+        },
+    )
+    model_identity: ModelIdentity | None = field(
+        default=None,
+        metadata={"cli": False, "help": "the weights the run is pinned to (recorded at launch)"},
+    )
+    data: DataSelection = field(default_factory=DataSelection, metadata={"part": True})
+    optimiser: Optimiser = field(default_factory=Optimiser, metadata={"part": True})
+    probes: Probes = field(default_factory=Probes, metadata={"part": True})
+
+    def __post_init__(self) -> None:
+        self.model_identity = _identity(self.model_identity)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Self:
+        """The config of a flat ``config.json`` (every setting a key, as runs write it) or of one
+        with its records nested; the shared typed reader checks every field."""
+        if not isinstance(data, Mapping):
+            return from_dict(cls, data)
+        flat = dict(data)
+        for name, part in _parts(cls).items():
+            nested = flat.get(name)
+            own = {f.name: flat.pop(f.name) for f in fields(part) if f.name in flat}
+            flat[name] = {**own, **nested} if isinstance(nested, Mapping) else own
+        return from_dict(cls, flat)
+
+    @classmethod
+    def of(cls, **settings: Any) -> Self:
+        """The config of flat keyword settings (``FinetuneConfig.of(model="m", epochs=2)``)."""
+        return cls.from_dict(settings)
+
+    @property
+    def request(self) -> ModelRequest:
+        """The model the run trains."""
+        return ModelRequest(str(self.model), self.whisper_input)
+
+    def pruning_plan(self, n_layers: int) -> PruningPlan:
+        """The layers the run keeps of the model's ``n_layers`` (its plan, prune point or all)."""
+        return run_plan(self.prune_point, self.plan, n_layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON, one key per setting (the records' fields in place of the records)."""
+        out = asdict(self)
+        for name in _parts(type(self)):
+            out.update(out.pop(name))
+        return out
+
+    def check(self) -> None:
+        """Raise :class:`TrainingError` for settings no run can use."""
+        self.optimiser.check()
+        self.probes.check()
+
     @property
     def separate_test(self) -> bool:
         """Whether the best checkpoint is scored on a split other than the one it was chosen on."""
-        return bool(self.test_split) and self.test_split != self.eval_split
+        return bool(self.data.test_split) and self.data.test_split != self.data.eval_split
 
 
 @dataclass

@@ -146,18 +146,18 @@ def pretrained_convexity(cfg: SweepConfig) -> dict[str, Any]:
     from core.geometry.convexity import layerwise_convexity
 
     sel = Selection(
-        dataset=cfg.dataset,
-        root=cfg.root,
-        task=cfg.task,
+        dataset=cfg.data.dataset,
+        root=cfg.data.root,
+        task=cfg.data.task,
         split=cfg.convexity_split,
         max_clips=cfg.convexity_max_clips,
-        seed=cfg.seed,
-        min_clips=cfg.min_clips,
-        split_seed=cfg.split_seed,
-        speaker_regex=cfg.speaker_regex,
+        seed=cfg.optimiser.seed,
+        min_clips=cfg.data.min_clips,
+        split_seed=cfg.data.split_seed,
+        speaker_regex=cfg.data.speaker_regex,
     )
     resolved = pinned_model(cfg.request, cfg.model_identity, f"sweep of {cfg.model}")
-    feats = extract_features(resolved, sel, device=cfg.device)
+    feats = extract_features(resolved, sel, device=cfg.optimiser.device)
     identity = resolved.identity
     if not identity.known:  # a hub model fetched just now: the features name its weights
         m = feats.meta
@@ -167,7 +167,9 @@ def pretrained_convexity(cfg: SweepConfig) -> dict[str, Any]:
     curves = layerwise_convexity(
         feats.features,
         {"word": feats.words, "speaker": feats.speakers},
-        ConvexityOptions(max_pairs_per_class=cfg.convexity_max_pairs, seed=cfg.seed),
+        ConvexityOptions(
+            max_pairs_per_class=cfg.probes.convexity_max_pairs, seed=cfg.optimiser.seed
+        ),
     )
     return {
         "split": cfg.convexity_split,
@@ -240,11 +242,11 @@ def _point_benchmark(
             prune_point=plan.size if plan.is_top else None,
             plan=None if plan.is_top else plan.describe(),
             n_labels=len(res.labels),
-            train_batch=cfg.batch_size,
+            train_batch=cfg.optimiser.batch_size,
             n_train_clips=res.n_train,
-            device=cfg.device,
-            bf16=cfg.bf16,
-            seed=cfg.seed,
+            device=cfg.optimiser.device,
+            bf16=cfg.optimiser.bf16,
+            seed=cfg.optimiser.seed,
             whisper_input=cfg.whisper_input,
             model_identity=pinned,
         )
@@ -363,14 +365,14 @@ def _sweep_result(
     """The sweep's table so far."""
     return SweepResult(
         model=cfg.model,
-        task=cfg.task,
+        task=cfg.data.task,
         suggested=suggested,
         fraction=cfg.fraction,
         points=tuple(p.size if p.is_top else p.describe() for p in points),
         rows=tuple(rows),
         pretrained_convexity={k: LayerCurve.from_dict(v) for k, v in pre["curves"].items()},
-        eval_split=cfg.eval_split,
-        test_split=cfg.test_split if cfg.separate_test else None,
+        eval_split=cfg.data.eval_split,
+        test_split=cfg.data.test_split if cfg.separate_test else None,
         convexity_split=cfg.convexity_split,
         model_identity=_curve_identity(pre),
     )
@@ -402,7 +404,7 @@ def run_sweep(
     pinned = _curve_identity(pre) or cfg.model_identity
     if pinned is not None and cfg.model_identity is not None:  # a resumed sweep: same weights
         check_pin(pinned, cfg.model_identity, f"sweep of {cfg.model}")
-    relevant = label_set(cfg.task)
+    relevant = label_set(cfg.data.task)
     n_layers = int(pre["n_layers"])
     suggested = suggest_prune_point(pre["curves"][relevant]["scores"], cfg.fraction)
     points = resolve_points(cfg.points, suggested, n_layers)
