@@ -47,7 +47,7 @@ def test_a_nested_config_and_a_sweeps_own_settings_read_too() -> None:
     sweep = SweepConfig.from_dict(nested)
     assert sweep.data.task == "speakers" and sweep.optimiser.epochs == 2 and sweep.points == [1]
     assert SweepConfig.from_dict(sweep.to_dict()) == sweep
-    assert FinetuneConfig.of(model="m", epochs=2).optimiser == Optimiser(epochs=2)
+    assert FinetuneConfig.from_dict({"model": "m", "epochs": 2}).optimiser == Optimiser(epochs=2)
 
 
 def test_a_setting_of_the_wrong_type_is_one_line() -> None:

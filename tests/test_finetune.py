@@ -293,7 +293,7 @@ def test_sweep_returns_typed_rows_scored_on_test(
         convexity=True,
         convexity_max_pairs=20,
     )
-    cfg = SweepConfig.of(**base.to_dict(), points=[1, "keep 2"], benchmark=False)
+    cfg = SweepConfig.from_dict({**base.to_dict(), "points": [1, "keep 2"], "benchmark": False})
     run = tmp_path / "sweep"
     result = run_sweep(cfg, run)
     assert isinstance(result, SweepResult) and result.points == (1, "keep 2")

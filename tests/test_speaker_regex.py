@@ -222,7 +222,7 @@ def test_a_sweep_with_a_speaker_regex_runs(
         convexity_max_pairs=20,
     )
     result = run_sweep(
-        SweepConfig.of(**base.to_dict(), points=[1], benchmark=False), tmp_path / "s"
+        SweepConfig.from_dict({**base.to_dict(), "points": [1], "benchmark": False}), tmp_path / "s"
     )
     (row,) = result.rows
     assert row.prune_point == 1 and row.test_accuracy is not None

@@ -299,11 +299,6 @@ class FinetuneConfig(Record):
             flat[name] = {**own, **nested} if isinstance(nested, Mapping) else own
         return from_dict(cls, flat)
 
-    @classmethod
-    def of(cls, **settings: Any) -> Self:
-        """The config of flat keyword settings (``FinetuneConfig.of(model="m", epochs=2)``)."""
-        return cls.from_dict(settings)
-
     @property
     def request(self) -> ModelRequest:
         """The model the run trains."""
