@@ -39,6 +39,7 @@ from core.geometry.options import ConvexityOptions
 from core.geometry.synthetic import synthetic_layers  # noqa: E402
 from core.models.encoder import SpeechEncoder  # noqa: E402
 from core.training.benchmark import benchmark  # noqa: E402
+from core.training.configs import BenchmarkConfig  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -176,9 +177,16 @@ def model_rows(s: Sizes, device: str, work: Path) -> list[Row]:
 
     def training_step() -> str:
         p = max(1, s.w2v_layers // 2)
-        result = benchmark(
-            str(model_dir), p, repeats=s.repeats, warmup=1, device=device, train_batch=batch
+        cfg = BenchmarkConfig(
+            model=str(model_dir),
+            prune_point=p,
+            repeats=s.repeats,
+            warmup=1,
+            device=device,
+            train_batch=batch,
+            timing_threads=None,
         )
+        result = benchmark(str(model_dir), cfg)
         shown = [r for r in result.rows if r.metric in ("train_step_seconds", "throughput_clips_s")]
         return (
             "; ".join(

@@ -41,6 +41,7 @@ from pages.parts.costs import ratio_bars, sweep_cost_figure, sweep_result_figure
 from pages.parts.feature_choice import current_features, features_caption
 from pages.parts.figures import show, style
 from pages.parts.messages import one_line
+from pages.parts.run_plan import plan_field
 from pages.parts.state import init_state
 
 DEFAULTS = BenchmarkConfig(model="", prune_point=1)  # the CLI's defaults, one dataclass for both
@@ -155,7 +156,7 @@ def comparison_section(export: dict[str, Any]) -> list[FinishedRun]:
 
 
 def cost_form(pruned: list[FinishedRun]) -> None:
-    """The cost benchmark's model, prune point and repeats, and the button that starts it."""
+    """The cost benchmark's model, prune point (or plan) and repeats, and the button that starts it."""
     state = st.session_state
     models = list(MODELS)
     default_model = pruned[0].result.model if pruned else state.model
@@ -169,7 +170,13 @@ def cost_form(pruned: list[FinishedRun]) -> None:
         "Prune point", min_value=1, step=1, key="bm_point", help=f"1..{bm_layers}"
     )
     bm_repeats = r3.number_input("Repeats", 2, 50, key="bm_repeats")
-    bm_cfg = BenchmarkConfig(model=bm_model, prune_point=int(bm_point), repeats=int(bm_repeats))
+    plan = plan_field("bm_plan", bm_layers)
+    bm_cfg = BenchmarkConfig(
+        model=bm_model,
+        prune_point=None if plan.text is not None else int(bm_point),
+        plan=plan.text,
+        repeats=int(bm_repeats),
+    )
     st.caption(
         f"Settings (the same defaults as `python -m core benchmark`): training batch "
         f"{bm_cfg.train_batch}, inference batch {bm_cfg.infer_batch}, {bm_cfg.warmup} warm-up "
@@ -178,7 +185,9 @@ def cost_form(pruned: list[FinishedRun]) -> None:
         "browser and the server still share its CPUs, which the ratios (both models timed side by "
         "side) withstand better than absolute times."
     )
-    if st.button("Run benchmark", icon=":material/speed:", key="bm_go"):
+    if st.button(
+        "Run benchmark", icon=":material/speed:", key="bm_go", disabled=plan.error is not None
+    ):
         launch_benchmark(bm_cfg)
 
 
@@ -254,7 +263,7 @@ def saved_benchmarks(export: dict[str, Any]) -> None:
         return
     ctx = result.context
     st.caption(
-        f"{result.model}: full ({result.n_layers} layers) vs pruned at p = {result.prune_point}, "
+        f"{result.model}: full ({result.n_layers} layers) vs pruned {result.pruned_words}, "
         f"measured side by side: {result.repeats} interleaved repeats after {result.warmup} "
         f"warm-up, batches {result.train_batch} (training) / {result.infer_batch} (inference), on "
         f"{ctx.device_name} ({ctx.torch_threads} threads of {ctx.cpu_count} CPUs), "
@@ -331,7 +340,7 @@ def criteria_section(export: dict[str, Any], sweep: SweepView | None) -> None:
     table = compare_prune_points(
         results, {labels: curves[labels]}, float(st.session_state.cx_fraction)
     )
-    acc = {r.prune_point: r.headline.accuracy for r in (sweep.rows if sweep else ())}
+    acc = {r.prune_point: r.headline.accuracy for r in (sweep.top_rows if sweep else ())}
     for row in table:
         row["sweep test accuracy at layer"] = acc.get(row["layer"])
         row["parameters"] = json.dumps(row["parameters"])

@@ -13,13 +13,21 @@ from core.errors import LabError
 from core.geometry import suggest_prune_point
 from core.models import MODELS, classifier_params_by_prune_point
 from core.runs import FinetuneRunView, RunState, finetune_runs, lifecycle, run_metrics, submit_run
-from core.training import DataPlan, FinetuneConfig, check_run, check_trainable
+from core.training import (
+    DataPlan,
+    DataSelection,
+    FinetuneConfig,
+    Optimiser,
+    check_run,
+    check_trainable,
+)
 from pages.parts.cached import current_convexity, finetune_data_plan
 from pages.parts.feature_choice import current_features, features_caption
 from pages.parts.figures import show
 from pages.parts.messages import model_error_line, one_line
 from pages.parts.run_figures import convexity_figure, has_curves, metric_figure
 from pages.parts.run_on import run_on, run_on_defaults
+from pages.parts.run_plan import PlanChoice, plan_field
 from pages.parts.state import init_state
 from pages.parts.trajectory_view import show_trajectory
 
@@ -95,14 +103,15 @@ def _form_from_run(cfg: FinetuneConfig | None, n_layers: int) -> None:
         return
     state = st.session_state
     values = {
-        "ft_task": cfg.task,
-        "ft_epochs": cfg.epochs,
-        "ft_lr": cfg.lr,
-        "ft_batch": cfg.batch_size,
-        "ft_train_clips": cfg.max_train_clips or 0,
-        "ft_eval_clips": cfg.max_eval_clips or 0,
-        "ft_test_clips": cfg.max_test_clips or 0,
+        "ft_task": cfg.data.task,
+        "ft_epochs": cfg.optimiser.epochs,
+        "ft_lr": cfg.optimiser.lr,
+        "ft_batch": cfg.optimiser.batch_size,
+        "ft_train_clips": cfg.data.max_train_clips or 0,
+        "ft_eval_clips": cfg.data.max_eval_clips or 0,
+        "ft_test_clips": cfg.data.max_test_clips or 0,
         "ft_prune": cfg.prune_point or n_layers,  # None: the full model, p = L
+        "ft_plan": cfg.plan or "",
     }
     valid = {
         "ft_task": lambda v: v in ("words", "speakers"),
@@ -115,22 +124,28 @@ def _form_from_run(cfg: FinetuneConfig | None, n_layers: int) -> None:
             state[key] = value
 
 
-def _config(training: Training, task: str, p: int | None) -> dict[str, Any]:
-    """The fine-tune config of the current choices (``p`` None: the full model) on the features' data."""
+def _config(training: Training, task: str, p: int | str | None) -> dict[str, Any]:
+    """The fine-tune config of the current choices on the features' data (``p``: a prune point, a
+    plan's text, or None: the full model)."""
     state = st.session_state
     return FinetuneConfig(
         model=training.model,
-        prune_point=p,
-        **training.source.run_fields(),
-        task=task,
-        epochs=int(state.ft_epochs),
-        lr=float(state.ft_lr),
-        batch_size=int(state.ft_batch),
-        max_train_clips=int(state.ft_train_clips) or None,
-        max_eval_clips=int(state.ft_eval_clips) or None,
-        max_test_clips=int(state.ft_test_clips) or None,
+        prune_point=p if isinstance(p, int) else None,
+        plan=p if isinstance(p, str) else None,
         whisper_input=training.whisper_input,
-        log_every=1,
+        data=DataSelection(
+            **training.source.run_fields(),
+            task=task,
+            max_train_clips=int(state.ft_train_clips) or None,
+            max_eval_clips=int(state.ft_eval_clips) or None,
+            max_test_clips=int(state.ft_test_clips) or None,
+        ),
+        optimiser=Optimiser(
+            epochs=int(state.ft_epochs),
+            lr=float(state.ft_lr),
+            batch_size=int(state.ft_batch),
+            log_every=1,
+        ),
     ).to_dict()
 
 
@@ -293,10 +308,17 @@ def _start(configs: list[dict[str, Any]], executor: Any) -> None:
         st.toast(f"Started {started[-1]}{others}; showing {started[-1]}")
 
 
-def _launch_buttons(n_layers: int, prune_point: int, refused: bool) -> list[int | None]:
-    """The launch buttons; the prune points to start (None: the full model), none unless clicked."""
+def _launch_buttons(
+    n_layers: int, prune_point: int, refused: bool, plan: PlanChoice
+) -> list[int | str | None]:
+    """The launch buttons; what to start (a prune point, a plan's text, None: the full model), none
+    unless clicked. A plan in the plan field takes the prune point's place."""
     b1, b2, b3 = st.columns(3)
-    if prune_point == n_layers:
+    refused = refused or plan.error is not None
+    pruned: int | str = prune_point
+    if plan.plan is not None and not plan.plan.is_full:
+        pruned = plan.plan.describe()
+    elif prune_point == n_layers:
         full = b1.button(
             f"Fine-tune full model ({n_layers} layers)",
             type="primary",
@@ -305,30 +327,35 @@ def _launch_buttons(n_layers: int, prune_point: int, refused: bool) -> list[int 
         )
         b2.caption(f"p = {n_layers} keeps every layer: move the slider left to prune.")
         return [None] if full else []
-    launch: list[int | None] = []
+    launch: list[int | str | None] = []
+    what = f"p = {pruned}" if isinstance(pruned, int) else pruned
     if b1.button(
-        f"Fine-tune pruned (p = {prune_point})",
+        f"Fine-tune pruned ({what})",
         type="primary",
         icon=":material/content_cut:",
         disabled=refused,
     ):
-        launch = [prune_point]
+        launch = [pruned]
     if b2.button(
         f"Fine-tune full model ({n_layers} layers)", icon=":material/play_arrow:", disabled=refused
     ):
         launch = [None]
     if b3.button("Fine-tune both", icon=":material/compare_arrows:", disabled=refused):
-        launch = [None, prune_point]
+        launch = [None, pruned]
     return launch
 
 
 def launch_section(
-    training: Training, choice: Choice, prune_point: int, runs: list[FinetuneRunView]
+    training: Training,
+    choice: Choice,
+    prune_point: int,
+    plan: PlanChoice,
+    runs: list[FinetuneRunView],
 ) -> bool:
     """Where to run, the launch buttons and the question before an identical run; True if one started."""
     state = st.session_state
     executor = run_on("ft")
-    launch = _launch_buttons(training.n_layers, prune_point, choice.refusal is not None)
+    launch = _launch_buttons(training.n_layers, prune_point, choice.refusal is not None, plan)
     started = bool(launch)
     if launch and executor is not None:
         configs = [_config(training, choice.task, p) for p in launch]
@@ -489,7 +516,7 @@ def live_section(run: FinetuneRunView) -> None:
     def live_view() -> None:
         status = run_store.status(run.run_id)  # detects a dead worker
         state = RunState.of(status.state)
-        split = run.selection_split if run.settings is None else run.settings.eval_split
+        split = run.selection_split if run.settings is None else run.settings.data.eval_split
         _run_metrics_row(run.run_id, status, split)
         _time_metrics(run.run_id, state)
         if state.active:
@@ -566,7 +593,8 @@ def main() -> None:
         _form_from_run(by_id[state["ft_view"]].settings, training.n_layers)
     choice = settings_section(training, form_from_run)
     prune_point = prune_point_section(training, choice)
-    if launch_section(training, choice, prune_point, runs):
+    plan = plan_field("ft_plan", training.n_layers)
+    if launch_section(training, choice, prune_point, plan, runs):
         runs = finetune_runs()  # a new run: list it below
     st.subheader("Runs")
     if not runs:

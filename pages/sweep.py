@@ -27,6 +27,7 @@ from pages.parts.costs import sweep_cost_figure, sweep_result_figure, sweep_rule
 from pages.parts.figures import show
 from pages.parts.messages import one_line
 from pages.parts.run_on import run_on, run_on_defaults
+from pages.parts.run_plan import plan_field
 from pages.parts.state import DEFAULT_MODEL, init_state
 
 LEARNING_RATES = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3]
@@ -112,6 +113,7 @@ def launch_form() -> None:
             key="sw_points",
             help="Always swept: the suggested point and the full model.",
         )
+        plan = plan_field("sw_plan", n_layers, "Also a pruning plan (optional)")
         d, e, f, g = st.columns(4)
         epochs = d.number_input("Epochs", 1, 50, key="sw_epochs")
         lr = e.select_slider(
@@ -151,12 +153,13 @@ def launch_form() -> None:
         "is per speaker (unseen clips of seen speakers, as in the paper); for words it is by speaker "
         "(unseen speakers). The prune point is suggested from the pretrained convexity on the train split."
     )
-    if go_button and executor is not None:
+    if go_button and executor is not None and plan.error is None:
+        planned = [plan.text] if plan.text is not None else []
         config = {
             "model": model,
             **source,
             "task": task,
-            "points": ["suggested", "full", *sorted(int(p) for p in others)],
+            "points": ["suggested", "full", *sorted(int(p) for p in others), *planned],
             "fraction": float(fraction),
             "epochs": int(epochs),
             "lr": float(lr),
@@ -200,6 +203,7 @@ def progress_rows(run_id: str) -> list[dict[str, Any]]:
         rows.append(
             {
                 "prune point": pt.prune_point,
+                "layers kept": pt.point_label,
                 "state": pt.state,
                 "progress": pt.fraction,
                 "epoch": f"{pt.epoch}/{pt.epochs}",

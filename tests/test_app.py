@@ -455,6 +455,7 @@ def saved_benchmarks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
     from core.training.benchmark import benchmark, save_benchmark
+    from core.training.configs import BenchmarkConfig
     from tests.helpers.tiny_assets import make_trainable_wav2vec2
 
     torch.set_num_threads(1)
@@ -466,17 +467,18 @@ def saved_benchmarks(tmp_path_factory: pytest.TempPathFactory) -> Path:
             time.sleep(1.0)
 
     for name, hook in (("20200101-000000-tiny-p1", None), ("20200101-000001-tiny-p1", slow)):
-        res = benchmark(
-            model,
-            1,
+        cfg = BenchmarkConfig(
+            model=str(model),
+            prune_point=1,
             n_labels=4,
             train_batch=4,
             infer_batch=8,
             warmup=1,
             repeats=3,
             device="cpu",
-            timing_hook=hook,
+            timing_threads=None,
         )
+        res = benchmark(model, cfg, timing_hook=hook)
         save_benchmark(res, root / "benchmarks" / name)
     return root
 

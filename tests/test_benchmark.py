@@ -56,10 +56,21 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_trainable_wav2vec2(tmp_path_factory.mktemp("bm") / "m", layers=3)
 
 
-def _run(model: Path, **kw) -> BenchmarkResult:
-    return benchmark(
-        model, 1, n_labels=4, train_batch=4, infer_batch=8, warmup=1, device="cpu", **kw
-    )
+def _run(model: Path, *, timing_hook=None, **kw) -> BenchmarkResult:
+    settings = {"prune_point": 1, "n_labels": 4, "train_batch": 4, "infer_batch": 8, "warmup": 1}
+    cfg = BenchmarkConfig(model=str(model), device="cpu", **{**settings, **kw})
+    return benchmark(model, cfg, timing_hook=timing_hook)
+
+
+def test_a_plan_is_benchmarked_against_the_full_model_and_named(tiny_model: Path) -> None:
+    """The pruned side keeps the plan's layers (not the top ones) and every output names the plan."""
+    res = _run(tiny_model, prune_point=None, plan="drop 2", repeats=1, warmup=0)
+    assert res.plan == "drop 2" and res.prune_point == 2 and res.n_layers == 3
+    assert res.row("params_transformer").ratio == pytest.approx(2 / 3, rel=1e-6)
+    assert "pruned to drop 2 (2 layers)" in benchmark_rows(res)
+    assert BenchmarkResult.from_dict(json.loads(json.dumps(res.to_dict()))) == res
+    with pytest.raises(LabError, match="not both"):
+        BenchmarkConfig(model="m", prune_point=1, plan="drop 2").check(3)
 
 
 def test_benchmark_result_is_typed_and_saved(tiny_model: Path, tmp_path: Path) -> None:

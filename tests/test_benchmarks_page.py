@@ -179,3 +179,28 @@ def test_the_cost_form_keeps_its_values_across_pages(started):
     assert not at.exception, at.exception
     assert at.number_input(key="bm_repeats").value == 7
     assert at.number_input(key="bm_point").value == 3
+
+
+def test_a_plan_in_the_url_is_the_benchmarked_pruned_side(started):
+    """``/benchmarks?plan=drop+2`` prefills the plan field; the benchmark launched from it times that
+    plan (not the prune point) against the full model, and its saved result names the plan."""
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["plan"] = "keep 1, 3-4"
+    at.run().switch_page("pages/benchmarks.py").run()
+    at.selectbox(key="bm_model").set_value(MODEL).run()
+    assert not at.exception, at.exception
+    assert at.text_input(key="bm_plan").value == "keep 1, 3-4"
+    at.button(key="bm_go").click().run()
+    (run,) = [r for r in run_store.list_runs() if r.kind == "benchmark"]
+    assert (run.config["plan"], run.config["prune_point"]) == ("drop 2", None)
+    assert started == [run.run_id]
+    folder = run_store.run_dir(run.run_id)
+    saved_benchmark(folder, (0.5, 0.5, 0.5))
+    data = json.loads((folder / "benchmark.json").read_text())
+    atomic_write_json(folder / "benchmark.json", {**data, "prune_point": 3, "plan": "drop 2"})
+    lifecycle.cancel(run.run_id)
+    at.text_input(key="bm_plan").set_value("drop 1-4").run()  # every layer: refused, nothing starts
+    assert any("leaves no model" in e.value for e in at.error)
+    assert at.button(key="bm_go").disabled
+    captions = " ".join(c.value for c in at.caption)
+    assert "vs pruned to drop 2 (3 layers)" in captions

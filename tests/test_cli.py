@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import typing
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from core.cli.main import build_parser, main
 from core.cli.options import config_from_args, option_name
 from core.errors import DatasetError
 from core.io.paths import REPO_ROOT
-from core.training.configs import FinetuneConfig, SweepConfig
+from core.training.configs import FinetuneConfig, SweepConfig, setting_fields
 from tests.helpers.tiny_assets import SPEAKERS, WORDS, L, N
 
 
@@ -290,16 +289,15 @@ def _other_value(f: dataclasses.Field, hint: object) -> tuple[list[str], object]
 def test_every_config_field_is_an_option(run: Callable[..., Res]) -> None:
     """Every FinetuneConfig field is settable from the CLI with its help text; SweepConfig's too.
     The weights a run is pinned to are recorded at launch, never an option."""
-    hints = typing.get_type_hints(FinetuneConfig)
     help_text = run("finetune", "--help").stdout
     argv, expected = [], {"model_identity": None}
     assert "--model-identity" not in help_text
-    for f in dataclasses.fields(FinetuneConfig):
+    for f, hint in setting_fields(FinetuneConfig):
         if f.metadata.get("cli") is False:
             continue
         assert option_name(f.name) in help_text, f.name
         assert f.metadata.get("help"), f"{f.name} has no help text"
-        words, value = _other_value(f, hints[f.name])
+        words, value = _other_value(f, hint)
         argv += words
         expected[f.name] = value
     parsed = build_parser().parse_args(["finetune", *argv])
@@ -309,10 +307,11 @@ def test_every_config_field_is_an_option(run: Callable[..., Res]) -> None:
         ["finetune", "--model", "m", "--convexity-max-pairs", "none", "--paper", "--epochs", "2"]
     )
     cfg = config_from_args(FinetuneConfig, parsed, {"dataset": "speech-commands", "epochs": 20})
-    assert cfg.convexity_max_pairs is None and cfg.epochs == 2 and cfg.dataset == "speech-commands"
-    assert cfg.lr == FinetuneConfig(model="m").lr
+    assert cfg.probes.convexity_max_pairs is None and cfg.optimiser.epochs == 2
+    assert cfg.data.dataset == "speech-commands"
+    assert cfg.optimiser.lr == FinetuneConfig(model="m").optimiser.lr
     sweep_help = run("sweep", "--help").stdout
-    for f in dataclasses.fields(SweepConfig):
+    for f, _ in setting_fields(SweepConfig):
         if f.name != "prune_point" and f.metadata.get("cli") is not False:
             assert option_name(f.name) in sweep_help, f.name
     parsed = build_parser().parse_args(["sweep", "--model", "m", "--points", "full,suggested,3,2"])
@@ -493,3 +492,28 @@ def test_convexity_chance_and_a_class_too_small_to_resample(
     res = run("convexity", *common, "--k", "3", "--resamples", "4")
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert res.returncode == 2 and len(lines) == 1 and "needs at least 8" in lines[0], res.stderr
+
+
+def test_a_bad_plan_is_one_line_before_any_run_folder(
+    run: Callable[..., Res], cli_cache: str, model_dir: Path, tree: Path
+) -> None:
+    """finetune, sweep and benchmark refuse a plan no model of 3 layers has, in one line (exit 2),
+    and make no run folder for it."""
+    runs_root = Path(cli_cache) / "runs"
+    before = sorted(runs_root.iterdir()) if runs_root.exists() else []
+    model = ["--model", str(model_dir), "--dataset", "folder", "--root", str(tree)]
+    cases = [
+        (["finetune", *model, "--plan", ""], "the plan is empty"),
+        (["finetune", *model, "--plan", "drop 4"], "layer 4 is out of range"),
+        (["finetune", *model, "--plan", "drop 2,2"], "name layer 2 twice"),
+        (["finetune", *model, "--plan", "drop 1-3"], "leaves no model"),
+        (["finetune", *model, "--plan", "cut 2"], "a plan reads like 'drop 3-4'"),
+        (["finetune", *model, "--plan", "drop 2", "--prune", "1"], "not both"),
+        (["sweep", *model, "--plan", "keep 3,1"], "increasing order"),
+        (["benchmark", "--model", str(model_dir), "--plan", "keep 0"], "layer 0 is out of range"),
+        (["benchmark", "--model", str(model_dir), "--plan", "drop 1", "--prune", "2"], "not both"),
+        (["benchmark", "--model", str(model_dir)], "a prune point or a plan"),
+    ]
+    for argv, expected in cases:
+        assert expected in _one_line_error(run(*argv)), argv
+    assert (sorted(runs_root.iterdir()) if runs_root.exists() else []) == before

@@ -420,8 +420,8 @@ def test_feature_source_carries_the_folder_and_speaker_rule_of_an_extraction(
     fs = extract_features(str(tiny_assets["wav2vec2"]), sel, device="cpu", batch_size=64)
     src = FeatureSource.from_meta(fs.meta)
     assert src == FeatureSource("folder", str(tiny_assets["data"]), r"^(spk\d)_", 3, 5)
-    cfg = FinetuneConfig(model="m", **src.run_fields())
-    assert (cfg.root, cfg.speaker_regex, cfg.split_seed, cfg.min_clips) == (
+    cfg = FinetuneConfig.from_dict({"model": "m", **src.run_fields()})
+    assert (cfg.data.root, cfg.data.speaker_regex, cfg.data.split_seed, cfg.data.min_clips) == (
         str(tiny_assets["data"]),
         r"^(spk\d)_",
         3,

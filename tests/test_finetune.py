@@ -103,11 +103,11 @@ def test_defaults_select_on_validation_score_on_test_and_compare_convexity_on_te
     from core.training.task_data import load_split
 
     defaults = FinetuneConfig(model="m")
-    assert (defaults.eval_split, defaults.test_split) == ("validation", "test")
+    assert (defaults.data.eval_split, defaults.data.test_split) == ("validation", "test")
     cfg = tiny_config(
         tiny_assets,
-        eval_split=defaults.eval_split,
-        test_split=defaults.test_split,
+        eval_split=defaults.data.eval_split,
+        test_split=defaults.data.test_split,
         epochs=2,
         prune_point=1,
         convexity=True,
@@ -293,11 +293,18 @@ def test_sweep_returns_typed_rows_scored_on_test(
         convexity=True,
         convexity_max_pairs=20,
     )
-    cfg = SweepConfig(**base.to_dict(), points=[1], benchmark=False)
+    cfg = SweepConfig.from_dict({**base.to_dict(), "points": [1, "keep 2"], "benchmark": False})
     run = tmp_path / "sweep"
     result = run_sweep(cfg, run)
-    assert isinstance(result, SweepResult) and result.points == (1,)
-    (row,) = result.rows
+    assert isinstance(result, SweepResult) and result.points == (1, "keep 2")
+    row, planned = result.rows
+    # a plan point: its own folder, named by the plan's key; its config and result name the plan
+    sub = run / "pL2-k2"
+    assert json.loads((sub / "config.json").read_text())["config"]["plan"] == "keep 2"
+    assert json.loads((sub / "result.json").read_text())["plan"] == "keep 2"
+    assert (planned.plan, planned.prune_point, planned.label) == ("keep 2", 1, "keep 2")
+    assert planned.pretrained_relevant_convexity is None and not planned.suggested
+    assert row.plan is None and row.label == "p = 1"
     point = json.loads((run / "p1" / "result.json").read_text())
     assert row.accuracy == point["best_accuracy"] and row.test_accuracy == point["test_accuracy"]
     assert row.convexity_split == "test" and row.params_total == point["params"]["total"]

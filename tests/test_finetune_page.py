@@ -305,3 +305,23 @@ def test_benchmarks_tell_pruned_from_full_runs_of_a_local_model_folder(folder_ca
         (run / "result.json").write_text(json.dumps(result))
     found = {f.result.prune_point: f.pruned for f in finished_results()}
     assert found == {3: False, 1: True}
+
+
+def test_a_plan_in_the_url_is_the_launched_runs_plan(folder_cache, launched) -> None:
+    """``/finetune?plan=drop+2`` (how the Plans page links a plan) prefills the plan field; the run
+    launched from it keeps layers 1 and 3, and its config.json says so."""
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.session_state["feature_key"] = folder_cache["two"]
+    at.query_params["plan"] = "keep 1, 3"
+    at.run().switch_page("pages/finetune.py").run()
+    assert not at.exception, at.exception
+    assert at.text_input(key="ft_plan").value == "keep 1, 3"
+    _click(at, "Fine-tune pruned (drop 2)")
+    assert [(c["plan"], c["prune_point"]) for c in launched] == [("drop 2", None)]
+    stored = json.loads(
+        (folder_cache["cache"] / "runs" / at.session_state["ft_view"] / "config.json").read_text()
+    )
+    assert stored["config"]["plan"] == "drop 2" and stored["config"]["prune_point"] is None
+    at.text_input(key="ft_plan").set_value("drop 1-3").run()  # every layer: refused, nothing starts
+    assert any("leaves no model" in e.value for e in at.error)
+    assert all(b.disabled for b in at.button if b.label.startswith("Fine-tune"))

@@ -92,6 +92,34 @@ def _cell_ids(table) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_a_grid_plan_point_trains_and_benchmarks_its_plan(tiny_assets: dict[str, Path]) -> None:
+    """A grid point ``drop 1`` of a 2-layer model: its cell fine-tunes layer 2 alone (config, result
+    and table name the plan, as ``keep 2``) and its cost comes from a benchmark of that plan."""
+    model = str(tiny_assets["wav2vec2"])
+    train = dict(
+        dataset="folder",
+        root=str(tiny_assets["data"]),
+        eval_split="test",
+        epochs=1,
+        batch_size=8,
+        convexity=False,
+        trajectory=False,
+        device="cpu",
+        max_steps_per_epoch=1,
+    )
+    spec = GridSpec(models=(model,), tasks=("words",), points=("drop 1",), seeds=(0,), train=train)
+    table = run_grid(spec, LocalExecutor(), ExecutorSpec(), say=lambda _: None)
+    (row,) = table.rows
+    assert (row.plan, row.point, table.n_done) == ("keep 2", 1, 1)
+    assert row.cost_ratios["train_step_seconds"] is not None
+    (run,) = [r for r in records.list_runs() if r.kind == "finetune"]
+    assert run.run_id.endswith("-words-pL2-k2-s0")
+    assert (run.config["plan"], run.config["prune_point"]) == ("keep 2", None)
+    result = records.result(run.run_id)
+    assert result is not None and result.plan == "keep 2" and result.n_layers == 1
+
+
 def test_a_grid_benchmark_cell_is_the_json_document_the_grid_keeps(
     tiny_assets: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -411,14 +411,15 @@ def test_local_and_ray_sweeps_leave_the_same_run_folder(
     ray_cluster, assets: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same tiny sweep through each executor's worker body: the same files, settings, metrics
-    and results in its folder and its points' folders, apart from times, hosts and pids."""
+    and results in its folder and its points' folders, apart from times, hosts and pids; a plan
+    point (``drop 1``) is a Ray task of its own like a prune point."""
     from core.runs import lifecycle
     from core.runs.records import list_runs
 
     cfg = {
         **_train(assets, epochs=1),
         "model": str(assets["model"]),
-        "points": ["suggested", "full"],
+        "points": ["suggested", "full", "drop 1"],
         "benchmark": False,
         "convexity_max_clips": 12,
     }
@@ -433,5 +434,7 @@ def test_local_and_ray_sweeps_leave_the_same_run_folder(
     local, ray = (_folder_contents(folders[n]) for n in ("local", "ray"))
     assert sorted(local) == sorted(ray)  # the same files, points' status files included
     assert {"config.json", "results.json", "p2/config.json", "p2/result.json"} <= set(local)
+    assert {"pL2-k2/config.json", "pL2-k2/result.json"} <= set(local)
+    assert json.loads((folders["ray"] / "pL2-k2" / "result.json").read_text())["plan"] == "keep 2"
     differ = [d for rel in local for d in _differences(local[rel], ray[rel], rel)]
     assert not differ, "\n".join(differ)

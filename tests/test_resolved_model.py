@@ -150,7 +150,7 @@ def test_runs_record_the_weights_they_ran_on(
     one, _ = _two_folders_named_m(tmp_path)
     monkeypatch.chdir(one.parent)
     base = tiny_config_dict(tiny_assets, model="m", epochs=1, max_steps_per_epoch=1)
-    cfg = SweepConfig(**base, points=[1], benchmark=True)
+    cfg = SweepConfig.from_dict({**base, "points": [1], "benchmark": True})
     cfg.check()
     run = tmp_path / "sweep"
     result = run_sweep(cfg, run)

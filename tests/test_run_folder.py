@@ -114,3 +114,21 @@ def test_a_state_is_written_only_as_a_run_state(tmp_path: Path) -> None:
     )
     queued = run.enqueue(kind="finetune")
     assert queued["state"] == "queued" and queued["pid"] is None and queued["queued_at"] > 0
+
+
+def test_a_sweeps_plan_point_shows_its_plan_in_the_progress(private_cache: Path) -> None:
+    """A plan point's folder (``pL4-k1.4``) is listed with its depth and plan beside the prune points;
+    a folder named like no point a sweep writes is left out, not an error."""
+    from core.runs import lifecycle, records
+
+    run = RunFolder(lifecycle.create_run("sweep", {"model": "m", "epochs": 2}))
+    for name, config in ((2, {"prune_point": 2}), ("L4-k1.4", {"plan": "drop 2-3"})):
+        run.point(name).path.mkdir()
+        run.point(name).write_spec(RunSpec("finetune", config))
+        run.point(name).append_metric({"kind": "eval", "epoch": 1, "accuracy": 0.5})
+    run.point("L4-k7").path.mkdir()  # layer 7 of 4: no plan
+    points = records.sweep_points(run.name)
+    assert [(p.prune_point, p.plan, p.point_label) for p in points] == [
+        (2, None, "p = 2"),
+        (2, "drop 2-3", "drop 2-3"),
+    ]

@@ -104,6 +104,28 @@ def test_finished_run_headline_is_test_accuracy_with_its_clips(tmp_path: Path):
     assert found.pruned is False
 
 
+def test_a_plan_runs_label_and_export_name_its_plan(tmp_path: Path):
+    """A fine-tune of ``drop 2-3`` is a pruned run whose label and comparison export say ``drop 2-3``
+    (not ``p=2/4``, which keeps other layers)."""
+    root = tmp_path / "runs"
+    for name, config, result in (
+        ("20200101-000000-finetune-full", {"model": MODEL}, _result(4, 4)),
+        (
+            "20200101-000001-finetune-plan",
+            {"model": MODEL, "plan": "drop 2-3"},
+            _result(2, 2, plan="drop 2-3"),
+        ),
+    ):
+        (root / name).mkdir(parents=True)
+        (root / name / "config.json").write_text(json.dumps({"kind": "finetune", "config": config}))
+        (root / name / "result.json").write_text(json.dumps(result))
+    planned, full = finished_results(root)
+    assert planned.pruned and not full.pruned
+    assert " drop 2-3 " in planned.label and "p=2/4" not in planned.label
+    source = core.runs.views.comparison_source(full, planned)
+    assert (source["pruned_layers"], source["full_layers"]) == ("drop 2-3", "p=4/4")
+
+
 def _bench_rows(ratio: float, low: float, high: float, reliable: bool = True) -> dict:
     return {
         "rows": [
@@ -168,6 +190,38 @@ def test_sweep_view_plots_each_points_own_ratio_not_separate_times(tmp_path: Pat
     assert (
         table[0]["test accuracy"] == 0.70 and table[0]["validation accuracy (selection)"] == 0.667
     )
+
+
+def test_a_sweeps_plan_point_reads_its_own_folder_and_benchmark(tmp_path: Path):
+    """``drop 2-3`` keeps 2 layers like p = 2: its row reads the plan's folder and benchmark (found by
+    the plan its settings name), never p = 2's, even without the pretrained curve file."""
+    run = tmp_path / "runs" / "20200101-000000-sweep-m-abc"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(
+        json.dumps({"kind": "sweep", "config": {"model": MODEL, "task": "speakers"}})
+    )
+    rows = [
+        {"prune_point": 2, "suggested": True, "accuracy": 0.6, "test_accuracy": 0.61},
+        {
+            "prune_point": 2,
+            "suggested": False,
+            "accuracy": 0.7,
+            "test_accuracy": 0.72,
+            "plan": "drop 2-3",
+        },
+    ]
+    (run / "results.json").write_text(json.dumps({"suggested": 2, "rows": rows}))
+    for name, plan, n_test, ratio in (("p2", None, 100, 0.5), ("pL4-k1.4", "drop 2-3", 200, 0.6)):
+        (run / name).mkdir()
+        spec = {"kind": "finetune", "config": {"model": MODEL, "prune_point": None, "plan": plan}}
+        (run / name / "config.json").write_text(json.dumps(spec))
+        (run / name / "result.json").write_text(json.dumps(_result(2, 4, n_test=n_test, plan=plan)))
+        (run / f"benchmark_{name}.json").write_text(json.dumps(_bench_rows(ratio, ratio, ratio)))
+    top, planned = sweep_view(run).rows
+    assert (top.plan, top.layers, top.test.n_clips, top.cost.ratio) == (None, "p = 2", 100, 0.5)
+    assert (planned.plan, planned.layers, planned.test.n_clips) == ("drop 2-3", "drop 2-3", 200)
+    assert planned.cost.ratio == 0.6 and planned.benchmark_id.endswith("benchmark_pL4-k1.4")
+    assert [r["layers kept"] for r in sweep_view(run).table()] == ["p = 2", "drop 2-3"]
 
 
 def test_one_wild_whisker_does_not_squash_the_chart():

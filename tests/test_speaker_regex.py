@@ -106,7 +106,7 @@ def test_datasets_extract_and_finetune_keep_the_same_speakers(
 ) -> None:
     """The rule is the dataset's: ``datasets --root`` reads the folder as ``folder``, like extract and
     fine-tuning, whatever split lists it holds; naming another dataset applies that one's rule."""
-    from core.training.configs import FinetuneConfig
+    from core.training.configs import DataSelection, FinetuneConfig
     from core.training.task_data import load_task_data
 
     assert get_dataset("folder").speaker_rule == "speakers with >= 10 clips"
@@ -143,10 +143,9 @@ def test_datasets_extract_and_finetune_keep_the_same_speakers(
 
     cfg = FinetuneConfig(
         model=str(model_dir),
-        dataset="folder",
-        root=str(renamed),
-        task="speakers",
-        speaker_regex=REGEX,
+        data=DataSelection(
+            dataset="folder", root=str(renamed), task="speakers", speaker_regex=REGEX
+        ),
     )
     assert load_task_data(cfg).classes == list(KEPT)
     table = load_table("folder", renamed, speaker_regex=REGEX)
@@ -222,7 +221,9 @@ def test_a_sweep_with_a_speaker_regex_runs(
         convexity=False,
         convexity_max_pairs=20,
     )
-    result = run_sweep(SweepConfig(**base.to_dict(), points=[1], benchmark=False), tmp_path / "s")
+    result = run_sweep(
+        SweepConfig.from_dict({**base.to_dict(), "points": [1], "benchmark": False}), tmp_path / "s"
+    )
     (row,) = result.rows
     assert row.prune_point == 1 and row.test_accuracy is not None
     speaker = result.pretrained_convexity["speaker"]

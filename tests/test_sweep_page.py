@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import runs as run_store
@@ -199,6 +200,36 @@ def test_cost_bars_stand_on_measured_points_only(private_cache: Path) -> None:
     assert axis.dtick == 1 and axis.tickformat == "d" and list(axis.range) == [0.7, 4.3]
 
 
+def test_a_plan_point_is_its_own_marker_not_a_point_of_the_top_p_line(private_cache: Path) -> None:
+    """``drop 2-3`` keeps 2 layers like p = 2: the accuracy line runs over p = 1, 2, 4 only, the plan
+    is a marker of its own at x = 2 named by its plan, and its cost is not a bar over p = 2's."""
+    from core.runs.views import sweep_view
+    from pages.parts.costs import sweep_cost_figure, sweep_result_figure
+
+    run = lifecycle.create_run("sweep", {"model": MODEL, "task": "speakers", "epochs": 1})
+    rows = [
+        {"prune_point": p, "suggested": p == 1, "accuracy": 0.1 * p, "test_accuracy": 0.1 * p}
+        for p in (1, 2, 4)
+    ]
+    rows.append({"prune_point": 2, "accuracy": 0.9, "test_accuracy": 0.9, "plan": "drop 2-3"})
+    atomic_write_json(run / "results.json", {"suggested": 1, "fraction": 0.95, "rows": rows})
+    (run / "pL4-k1.4").mkdir()
+    atomic_write_json(
+        run / "pL4-k1.4" / "config.json", {"kind": "finetune", "config": {"plan": "drop 2-3"}}
+    )
+    for name, ratio in (("2", 0.5), ("L4-k1.4", 0.6)):
+        bench = {"rows": [{"metric": "train_step_seconds", "ratio": ratio, "reliable": True}]}
+        atomic_write_json(run / f"benchmark_p{name}.json", bench)
+    view = sweep_view(run)
+    traces = {t.name: t for t in sweep_result_figure(view).data}
+    line = traces["fine-tuned test accuracy"]
+    assert list(line.x) == [1, 2, 4] and list(line.y) == pytest.approx([0.1, 0.2, 0.4])
+    (planned,) = [t for n, t in traces.items() if "plan" in n]
+    assert (list(planned.x), list(planned.y), list(planned.text)) == ([2], [0.9], ["drop 2-3"])
+    (bar,) = sweep_cost_figure(view).data
+    assert (list(bar.x), list(bar.y)) == ([2], [0.5])
+
+
 def test_the_form_keeps_its_values_and_limits_clips(started) -> None:
     """A clip limit as the fine-tune form has one; the values entered survive a visit to another page."""
     at = open_sweep()
@@ -230,3 +261,16 @@ def test_a_double_click_shows_the_new_sweep_not_the_old_one(started) -> None:
     assert new in " ".join(m.value for m in at.markdown)
     label = at.selectbox(key="sw_pick").format_func(new)
     assert "sample" in label and "speakers" in label  # its data set and task, not the bare id
+
+
+def test_a_plan_in_the_url_is_a_point_of_the_launched_sweep(started) -> None:
+    """``/sweep?plan=drop+2`` prefills the plan field; the sweep launched from it sweeps that plan
+    beside the suggested point and the full model, in the words results name it by."""
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["plan"] = "keep 1, 3-4"
+    at.run().switch_page("pages/sweep.py").run()
+    assert not at.exception, at.exception
+    assert at.text_input(key="sw_plan").value == "keep 1, 3-4"
+    _submit(at)
+    (sweep,) = _sweeps()
+    assert sweep.config["points"] == ["suggested", "full", 2, "drop 2"]

@@ -439,7 +439,7 @@ def cmd_euclidean(args: argparse.Namespace) -> int:
             f"{run} is not a run folder (no {RunFolder.CONFIG}); see 'python -m core jobs list'"
         )
     cfg = FinetuneConfig.from_dict(dict(spec.config))
-    split = args.split or cfg.test_split or cfg.eval_split
+    split = args.split or cfg.data.test_split or cfg.data.eval_split
     data = load_split(cfg, split, max_clips=args.max_clips)
     clf, enc = load_classifier(checkpoint, device=args.device)
     update, close = progress_bar("euclidean", not args.no_progress, unit="layer")
@@ -456,7 +456,7 @@ def cmd_euclidean(args: argparse.Namespace) -> int:
     finally:
         close()
     print(
-        f"euclidean convexity of {checkpoint} ({cfg.task}, {split}: {len(data.labels)} clips, "
+        f"euclidean convexity of {checkpoint} ({cfg.data.task}, {split}: {len(data.labels)} clips, "
         f"{args.pairs} pairs/class, 10 points per segment)"
     )
     print(

@@ -39,6 +39,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--models", required=True, help="comma list: preset keys, hub ids or folders")
     p.add_argument("--tasks", default="words,speakers", help="comma list (default: words,speakers)")
     p.add_argument("--points", default="suggested,full", help="comma list: suggested, full, ints")
+    p.add_argument(
+        "--plan",
+        dest="plans",
+        action="append",
+        default=[],
+        metavar="PLAN",
+        help="also a point that keeps these layers: 'drop 3-4' or 'keep 1-2, 5-12' (repeatable)",
+    )
     p.add_argument("--seeds", default="0,1,2", help="comma list of seeds (default: 0,1,2)")
     p.add_argument(
         "--paper",
@@ -89,7 +97,7 @@ def _spec(a: argparse.Namespace) -> Any:
     return GridSpec(
         models=tuple(_csv(a.models)),
         tasks=tuple(_csv(a.tasks)),
-        points=parse_points(a.points),
+        points=parse_points(a.points) + parse_points(a.plans),
         seeds=seeds,
         train=train,
         fraction=a.fraction,

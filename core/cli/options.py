@@ -16,7 +16,12 @@ import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from core.io.records import Record
+from core.training.configs import setting_fields
+
+R = TypeVar("R", bound=Record)
 
 __all__ = [
     "clip_options",
@@ -234,13 +239,12 @@ def config_options(
 ) -> None:
     """Add one option per field of dataclass ``config_cls`` (see the module docstring)."""
     aliases = aliases or {}
-    hints = typing.get_type_hints(config_cls)
     group = parser.add_argument_group(f"{config_cls.__name__} settings")
-    for f in dataclasses.fields(config_cls):
+    for f, hint in setting_fields(config_cls):
         if f.name in exclude or f.metadata.get("cli") is False:
             continue
         flags = [option_name(f.name), *aliases.get(f.name, ())]
-        base, optional = _field_type(hints[f.name])
+        base, optional = _field_type(hint)
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         text = f.metadata.get("help", "") + _default_text(f)
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": text}
@@ -257,18 +261,18 @@ def config_options(
 
 
 def config_from_args(
-    config_cls: type, args: argparse.Namespace, preset: Mapping[str, Any] | None = None
-) -> Any:
+    config_cls: type[R], args: argparse.Namespace, preset: Mapping[str, Any] | None = None
+) -> R:
     """An instance of ``config_cls`` from the options given (over ``preset``, over the field defaults)."""
     values = dict(preset or {})
     values.update(
         {
             f.name: getattr(args, f.name)
-            for f in dataclasses.fields(config_cls)
+            for f, _ in setting_fields(config_cls)
             if hasattr(args, f.name)
         }
     )
-    return config_cls(**values)
+    return config_cls.from_dict(values)
 
 
 def precision_options(p: argparse.ArgumentParser, *, default_se: float) -> None:

@@ -67,11 +67,14 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """Fine-tune at several prune points and suggest one, as a run."""
+    """Fine-tune at several prune points (and plans) and suggest one, as a run."""
     from core.training.configs import SweepConfig
 
     preset = PAPER_RECIPE if args.paper else None
-    return _launch("sweep", config_from_args(SweepConfig, args, preset), args)
+    cfg = config_from_args(SweepConfig, args, preset)
+    if args.plans:
+        cfg.points = [*cfg.points, *args.plans]
+    return _launch("sweep", cfg, args)
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
@@ -121,7 +124,7 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
 
     rows = []
     for r in records.list_runs():
-        p = r.config.get("prune_point")
+        p = r.config.get("plan") or r.config.get("prune_point")
         rows.append(
             [
                 r.run_id,
@@ -173,6 +176,7 @@ def cmd_jobs_watch(args: argparse.Namespace) -> int:
     """Print a progress line whenever it changes, and each convexity curve the run measures while it
     trains, until the run is final; exit 0 only if it is done."""
     from core.runs import records
+    from core.runs.folders import RunState
 
     last = None
     shown: set[tuple[str, int, int]] = set()
@@ -186,7 +190,7 @@ def cmd_jobs_watch(args: argparse.Namespace) -> int:
             print(curve_line, flush=True)
         status = records.status(args.run)
         if not status.active:
-            return 0 if status.state == "done" else 1
+            return 0 if status.state == RunState.DONE else 1
         if deadline is not None and time.monotonic() > deadline:
             return 1
         time.sleep(args.interval)
@@ -236,8 +240,10 @@ def cmd_jobs_cancel(args: argparse.Namespace) -> int:
 def _report_attempt(status: Any, args: argparse.Namespace) -> int:
     """Print a resumed or restarted run's status; in the foreground its ending is the exit code (1 when
     it failed; its worker logged the error in one line)."""
+    from core.runs.folders import RunState
+
     _print_json(status.to_dict())
-    return 0 if not args.foreground or status.state in ("done", "cancelled") else 1
+    return 0 if not args.foreground or status.state in (RunState.DONE, RunState.CANCELLED) else 1
 
 
 def cmd_jobs_resume(args: argparse.Namespace) -> int:
@@ -325,7 +331,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         parents=[common_options()],
         help="fine-tune and benchmark several prune points; suggests one from convexity",
     )
-    config_options(p, SweepConfig, exclude=("prune_point",))
+    config_options(p, SweepConfig, exclude=("prune_point", "plan"))
+    p.add_argument(
+        "--plan",
+        dest="plans",
+        action="append",
+        default=[],
+        metavar="PLAN",
+        help="also fine-tune this pruning plan: 'drop 3-4' or 'keep 1-2, 5-12' (repeatable)",
+    )
     _launch_options(p)
     p.set_defaults(func=cmd_sweep)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -301,30 +302,31 @@ class RunFolder:
         return data if isinstance(data, dict) else None
 
     @staticmethod
-    def benchmark_name(prune_point: int, suffix: str = ".json") -> str:
-        """The file name of a sweep's side-by-side benchmark at ``prune_point`` (``.json``/``.csv``)."""
-        return f"benchmark_p{int(prune_point)}{suffix}"
+    def benchmark_name(point: int | str, suffix: str = ".json") -> str:
+        """The file name of a sweep's side-by-side benchmark at ``point`` (a prune point, or a plan's
+        point name): ``benchmark_p<point>.json`` / ``.csv``."""
+        return f"benchmark_p{point}{suffix}"
 
-    def point_benchmarks(self) -> list[tuple[int, Path]]:
-        """A sweep's saved side-by-side benchmarks: (prune point, ``benchmark_p<k>.json``), by point."""
+    def point_benchmarks(self) -> list[tuple[str, Path]]:
+        """A sweep's saved side-by-side benchmarks: (point name, ``benchmark_p<point>.json``), by point."""
         found = []
         for path in self.path.glob("benchmark_p*.json"):
-            digits = path.stem.removeprefix("benchmark_p")
-            if digits.isdigit():
-                found.append((int(digits), path))
-        return sorted(found)
+            name = path.stem.removeprefix("benchmark_p")
+            if _point_name(name):
+                found.append((name, path))
+        return sorted(found, key=lambda t: _point_order(t[0]))
 
     # ---------------------------------------------------------------------------------------------
     # sweep points and checkpoints
 
-    def point(self, prune_point: int) -> RunFolder:
-        """The sub-folder of a sweep's prune point ``p<k>/``."""
-        return RunFolder(self.path / f"p{int(prune_point)}")
+    def point(self, point: int | str) -> RunFolder:
+        """The sub-folder of a sweep's point: ``p<k>/`` for prune point k, ``p<plan key>/`` for a plan."""
+        return RunFolder(self.path / f"p{point}")
 
     def points(self) -> list[RunFolder]:
-        """The sweep point sub-folders, by prune point."""
-        found = [p for p in self.path.glob("p*") if p.is_dir() and p.name[1:].isdigit()]
-        return [RunFolder(p) for p in sorted(found, key=lambda p: int(p.name[1:]))]
+        """The sweep point sub-folders: prune points by depth, then plans by key."""
+        found = [p for p in self.path.glob("p*") if p.is_dir() and _point_name(p.name[1:])]
+        return [RunFolder(p) for p in sorted(found, key=lambda p: _point_order(p.name[1:]))]
 
     def epoch_model(self, epoch: int) -> Path:
         """Where a run that keeps every epoch's weights saves those of ``epoch`` (``epochs/e<k>/``)."""
@@ -397,3 +399,13 @@ def _epoch(row: Mapping[str, Any]) -> int:
         return int(row.get("epoch", 0))
     except (TypeError, ValueError):
         return 0
+
+
+def _point_name(name: str) -> bool:
+    """Whether ``name`` names a sweep point: a prune point (digits) or a plan key (``L12-k1-2.5-12``)."""
+    return name.isdigit() or re.fullmatch(r"L[0-9]+-k[0-9.\-]+", name) is not None
+
+
+def _point_order(name: str) -> tuple[int, int, str]:
+    """Sort key of sweep point names: prune points by depth, then plans by key."""
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)

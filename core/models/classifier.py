@@ -24,7 +24,9 @@ from torch import nn
 from core.errors import ModelError
 from core.models.encoder import SpeechEncoder, default_feature_extractor
 from core.models.loading import ResolvedModel, as_resolved, load_encoder
+from core.models.plans import PruningPlan
 from core.models.pruning import (
+    apply_plan,
     encoder_of,
     head_parameters,
     params_by_prune_point,
@@ -76,15 +78,18 @@ def classifier_encoder(
 def build_classifier(
     model: ResolvedModel | ModelRequest | str | os.PathLike,
     labels: list[str],
-    prune_point: int | None = None,
+    prune_point: int | PruningPlan | None = None,
     *,
     seed: int = 0,
     device: str | torch.device | None = None,
 ) -> tuple[PreTrainedModel, SpeechEncoder]:
-    """Pretrained encoder (pruned at ``prune_point``) + the family's classification head for ``labels``."""
+    """Pretrained encoder (pruned at ``prune_point``, or to a plan's layers) + the family's
+    classification head for ``labels``."""
     resolved = as_resolved(model)
     enc = resolved.load(device="cpu")
-    if prune_point is not None and prune_point != enc.n_layers:
+    if isinstance(prune_point, PruningPlan):
+        apply_plan(enc.model, prune_point)
+    elif prune_point is not None and prune_point != enc.n_layers:
         prune(enc.model, int(prune_point))
     cfg = copy.deepcopy(enc.model.config)
     cfg.num_labels = len(labels)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from core.errors import PruneError
 from core.io.records import Record
 
-__all__ = ["PruningPlan", "parse_layers", "layer_ranges"]
+__all__ = ["PruningPlan", "parse_layers", "parse_plan", "layer_ranges"]
 
 
 def layer_ranges(layers: Iterable[int]) -> str:
@@ -143,6 +143,35 @@ class PruningPlan(Record):
         """A short stable key for caches and file names: ``"L12-k1-2.5-12"``."""
         return f"L{self.n_layers}-k" + layer_ranges(self.kept).replace(", ", ".")
 
+    @classmethod
+    def from_key(cls, key: str) -> PruningPlan:
+        """The plan :meth:`key` wrote (``"L12-k1-2.5-12"``); PruneError (one line) for anything else."""
+        match = re.fullmatch(r"L([0-9]+)-k([0-9.\-]+)", str(key), flags=re.ASCII)
+        if match is None:
+            raise PruneError(f"a plan key reads like 'L12-k1-2.5-12', got {key!r}")
+        return cls.keep(parse_layers(match.group(2).replace(".", ",")), int(match.group(1)))
+
     def hidden_state_index(self) -> dict[int, int]:
         """Pruned hidden-state index -> the full model's hidden-state index (0 -> 0, i -> kept[i-1])."""
         return {0: 0, **{i + 1: layer for i, layer in enumerate(self.kept)}}
+
+
+def parse_plan(text: str, n_layers: int) -> PruningPlan:
+    """The plan ``text`` names for a model of ``n_layers`` layers: ``"drop 3-4"``, ``"keep 1-2, 5-12"``
+    or ``"keep all 12"`` (what :meth:`PruningPlan.describe` writes); PruneError (one line) otherwise."""
+    words = str(text).strip().split(None, 1)
+    verb = words[0].lower() if words else ""
+    rest = words[1].strip() if len(words) > 1 else ""
+    if verb not in ("drop", "keep") or not rest:
+        raise PruneError(
+            f"a plan reads like 'drop 3-4' or 'keep 1-2, 5-12', got {str(text).strip()!r}"
+        )
+    if verb == "keep" and re.fullmatch(r"all(?:\s+[0-9]+)?", rest, flags=re.ASCII):
+        stated = rest.split()[1:]
+        if stated and int(stated[0]) != n_layers:
+            raise PruneError(f"plan {text!r} is for {stated[0]} layers; this model has {n_layers}")
+        return PruningPlan.keep(range(1, n_layers + 1), n_layers)
+    layers = parse_layers(rest)
+    return (
+        PruningPlan.drop(layers, n_layers) if verb == "drop" else PruningPlan.keep(layers, n_layers)
+    )

@@ -28,6 +28,7 @@ from core.training.grid import (
     GridSpec,
     GridTable,
     benchmark_cell,
+    check_plans,
     grid_root,
     grid_table,
     guarded,
@@ -96,22 +97,25 @@ def _prepare_cell(run: Path, cfg: dict[str, Any], run_id: str, espec: ExecutorSp
 
 def _benchmarks(spec: GridSpec, executor: Executor, cells: list, folder: Path, say: Say) -> dict:
     """Full-vs-pruned cost per (model, task, pruned point), measured once each and kept on disk."""
-    out: dict[tuple[str, str, int], Any] = {}
+    out: dict[tuple[str, str, int | str], Any] = {}
     todo = []
     for c in cells:
-        key = (c.model, c.task, c.point)
-        if c.error is not None:
+        key = (c.model, c.task, c.layers)
+        if c.error is not None or not c.pruned:
             continue
         result = RunFolder(run_dir(c.run_id)).read_json(RunFolder.RESULT)
-        if key in out or result is None or c.point >= int(result["n_layers"]):
+        if key in out or result is None:
             continue
-        path = folder / f"bench-{model_slug(c.model)}-{c.task}-p{c.point}.json"
+        path = folder / f"bench-{model_slug(c.model)}-{c.task}-{c.token}.json"
         out[key] = _read(path)
         if out[key] is None:
             todo.append((key, path, len(result["labels"])))
     if todo:
         say(f"benchmarking {len(todo)} (model, point) pair(s), full and pruned side by side")
-        calls = [(benchmark_cell, spec, m, t, p, n) for (m, t, p), _, n in todo]
+        calls = [
+            (benchmark_cell, spec, m, t, *_point_and_plan(layers, n))
+            for (m, t, layers), _, n in todo
+        ]
         for (key, path, _), bench in zip(todo, executor.map(guarded, calls, gpu=True), strict=True):
             if bench.get("error"):  # no ratios for this point; the table says nothing false
                 say(f"  benchmark {key}: {bench['error']}")
@@ -120,6 +124,12 @@ def _benchmarks(spec: GridSpec, executor: Executor, cells: list, folder: Path, s
             atomic_write_json(path, bench)
             out[key] = bench
     return out
+
+
+def _point_and_plan(layers: int | str, n_labels: int) -> tuple[int, int, str | None]:
+    """:func:`benchmark_cell`'s point, labels and plan for a cell's
+    :attr:`~core.training.grid.Cell.layers`."""
+    return (0, n_labels, str(layers)) if isinstance(layers, str) else (int(layers), n_labels, None)
 
 
 def run_grid(
@@ -131,6 +141,7 @@ def run_grid(
     stop: Callable[[], bool] | None = None,
 ) -> GridTable:
     """Run (or resume) the grid on ``executor``; write and return the results table."""
+    check_plans(spec)
     folder = grid_root() / spec.grid_id
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder / "spec.json", spec.to_dict())
@@ -140,7 +151,7 @@ def run_grid(
     for c in cells:
         run = runs_root() / c.run_id
         if c.error is None and _prepare_cell(
-            run, spec.finetune_dict(c.model, c.task, c.point, c.seed), c.run_id, espec
+            run, spec.finetune_dict(c.model, c.task, c.point, c.seed, c.plan), c.run_id, espec
         ):
             todo.append(run)
     blocked = sum(1 for c in cells if c.error is not None)

@@ -365,6 +365,7 @@ class RayExecutor:
         from core.training.sweep import (
             SweepConfig,
             point_config,
+            point_name,
             pretrained_convexity,
             resolve_points,
         )
@@ -376,12 +377,12 @@ class RayExecutor:
         if pre is None:
             pre = self.map(pretrained_convexity, [(cfg,)], gpu=True)[0]
             folder.write_json(RunFolder.PRETRAINED_CONVEXITY, pre)
-        relevant = label_set(cfg.task)
+        relevant = label_set(cfg.data.task)
         suggested = suggest_prune_point(pre["curves"][relevant]["scores"], cfg.fraction)
         points = resolve_points(cfg.points, suggested, int(pre["n_layers"]))
         subs = []
         for p in points:
-            sub = folder.point(p)
+            sub = folder.point(point_name(p))
             if sub.file(RunFolder.RESULT).exists():
                 continue
             sub.path.mkdir(parents=True, exist_ok=True)

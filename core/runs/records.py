@@ -22,6 +22,7 @@ from core.errors import LabError
 from core.io.processes import pid_alive
 from core.io.records import Record
 from core.io.run_folder import RunFolder
+from core.models.plans import PruningPlan
 from core.runs.folders import (
     RunState,
     read_metrics,
@@ -445,7 +446,10 @@ PROGRESS_VIEWS: dict[str, ProgressView] = {
 
 @dataclass(frozen=True)
 class PointProgress(Record):
-    """One prune point of a sweep: its state, epoch, progress, time left and the accuracies it reported."""
+    """One point of a sweep: its state, epoch, progress, time left and the accuracies it reported.
+
+    ``prune_point`` is the depth the point keeps; ``plan`` its layers in words when a plan named them.
+    """
 
     prune_point: int
     state: str  # done / training / evaluating / final evaluation / waiting
@@ -455,6 +459,29 @@ class PointProgress(Record):
     remaining_s: float | None
     validation_accuracy: float | None
     test_accuracy: float | None
+    plan: str | None = None
+
+    @property
+    def point_label(self) -> str:
+        """The point in words: its plan (``"drop 3-4"``) or ``"p = 8"``."""
+        return self.plan or f"p = {self.prune_point}"
+
+
+def _point_layers(sub: RunFolder, result: dict[str, Any] | None) -> tuple[int, str | None] | None:
+    """A sweep point folder's depth and plan text, from its result, else its settings and name (None:
+    a name no sweep writes)."""
+    if result and result.get("prune_point") is not None:
+        return int(result["prune_point"]), result.get("plan")
+    name = sub.name[1:]
+    spec = sub.read_spec()
+    config = spec.config if spec is not None else {}
+    plan = config.get("plan")
+    if name.isdigit():
+        return int(name), plan
+    try:
+        return PruningPlan.from_key(name).size, plan
+    except LabError:
+        return None
 
 
 def sweep_points(run_id: str | os.PathLike, *, now: float | None = None) -> list[PointProgress]:
@@ -466,6 +493,9 @@ def sweep_points(run_id: str | os.PathLike, *, now: float | None = None) -> list
     out = []
     for sub in RunFolder(run).points():
         result = sub.read_json(RunFolder.RESULT)
+        layers = _point_layers(sub, result)
+        if layers is None:
+            continue
         metrics = metrics_of(sub.read_metrics())
         evals = metrics.evals
         est = estimate_progress(metrics, epochs, None, now)
@@ -480,7 +510,8 @@ def sweep_points(run_id: str | os.PathLike, *, now: float | None = None) -> list
             left = est.total_remaining_s if current.active else None
         out.append(
             PointProgress(
-                prune_point=int(sub.name[1:]),
+                prune_point=layers[0],
+                plan=layers[1],
                 state=state,
                 epoch=len(evals) if not result else epochs,
                 epochs=epochs,

@@ -131,12 +131,17 @@ class FinishedRun:
         return median if median is not None else self.result.epoch_seconds_median
 
     @property
+    def layers(self) -> str:
+        """The layers the model kept: its plan (``drop 3-4``) or ``p=2/4``."""
+        return self.result.plan or f"p={self.result.prune_point}/{self.depth}"
+
+    @property
     def label(self) -> str:
-        """``<id> · sample · speakers · p=2/4 · test 0.902 (315 clips)``."""
+        """``<id> · sample · speakers · p=2/4 · test 0.902 (315 clips)`` (a plan: ``drop 3-4``)."""
         t = self.test
         return (
             f"{self.id} · {data_label(self.config)} · {self.result.task} · "
-            f"p={self.result.prune_point}/{self.depth} · "
+            f"{self.layers} · "
             f"{t.split} {t.accuracy:.3f} ({t.n_clips} clips)"
         )
 
@@ -159,7 +164,7 @@ class FinetuneRunView:
     resumable: bool
     data: str
     task: str
-    prune_point: int | None  # None: the full model
+    prune_point: int | None  # None: the full model (or a plan)
     epochs: int | None
     test_accuracy: float | None
     n_test: int | None
@@ -168,10 +173,13 @@ class FinetuneRunView:
     updated_at: str
     error: str | None = None
     settings: FinetuneConfig | None = None  # None when its config.json is not a fine-tune's
+    plan: str | None = None  # the layers kept when a plan named them ("drop 3-4")
 
     @property
     def prune_text(self) -> str:
-        """``p = 2`` or ``full model``."""
+        """``drop 3-4`` (a plan), ``p = 2`` or ``full model``."""
+        if self.plan:
+            return self.plan
         return "full model" if self.prune_point is None else f"p = {self.prune_point}"
 
     @property
@@ -218,6 +226,7 @@ def finetune_view(run: RunStatus) -> FinetuneRunView:
         updated_at=str(run.updated_at or "")[:19],
         error=run.error,
         settings=_settings(cfg),
+        plan=str(cfg["plan"]) if cfg.get("plan") else None,
     )
 
 
@@ -299,6 +308,8 @@ def comparison_source(full: FinishedRun, pruned: FinishedRun) -> dict[str, Any]:
         "pruned_model": pruned.result.model,
         "full_prune_point": full.result.prune_point,
         "pruned_prune_point": pruned.result.prune_point,
+        "full_layers": full.layers,
+        "pruned_layers": pruned.layers,
         "scored_split": ft.split if ft.split == pt.split else f"{ft.split} / {pt.split}",
         "full_scored_clips": ft.n_clips,
         "pruned_scored_clips": pt.n_clips,
@@ -357,7 +368,8 @@ def finished_results(root: str | Path | None = None) -> list[FinishedRun]:
             n = pre.get("n_layers") if isinstance(pre, dict) else None
             n = n or _registry_layers(result.model)
             own = folder.read_spec()
-            if folder is run and own is not None and own.config.get("prune_point") is None:
+            mine = own.config if folder is run and own is not None else None
+            if mine is not None and mine.get("prune_point") is None and not mine.get("plan"):
                 n = p  # a full-model run
             out.append(
                 FinishedRun(
@@ -388,7 +400,10 @@ class CostRatio:
 
 @dataclass(frozen=True)
 class SweepRow:
-    """One prune point of a sweep: test accuracy (headline), validation accuracy (selection), its cost."""
+    """One point of a sweep: test accuracy (headline), validation accuracy (selection), its cost.
+
+    ``prune_point`` is the depth the point keeps; ``plan`` its layers in words when a plan named them.
+    """
 
     prune_point: int
     suggested: bool
@@ -397,6 +412,12 @@ class SweepRow:
     params_total: int
     cost: CostRatio | None  # this point's own benchmark: pruned / full training step
     benchmark_id: str | None = None
+    plan: str | None = None
+
+    @property
+    def layers(self) -> str:
+        """The point in words: its plan (``drop 3-4``) or ``p = 8``."""
+        return self.plan or f"p = {self.prune_point}"
 
     @property
     def headline(self) -> Score:
@@ -417,6 +438,16 @@ class SweepView:
     pretrained: dict[str, LayerCurve]
     seed: int | None = None
 
+    @property
+    def top_rows(self) -> tuple[SweepRow, ...]:
+        """The prune points (keep layers 1..p), by depth: the points on the pretrained curve."""
+        return tuple(r for r in self.rows if r.plan is None)
+
+    @property
+    def plan_rows(self) -> tuple[SweepRow, ...]:
+        """The points that keep other layers (``drop 3-4``): no point of the pretrained curve."""
+        return tuple(r for r in self.rows if r.plan is not None)
+
     def table(self) -> list[dict[str, Any]]:
         """Rows for a table a person reads: test first, validation labelled as the selection metric."""
         out = []
@@ -424,6 +455,7 @@ class SweepView:
             out.append(
                 {
                     "prune point": r.prune_point,
+                    "layers kept": r.layers,
                     "suggested": r.suggested,
                     "test accuracy": r.test.accuracy if r.test else None,
                     "test clips": r.test.n_clips if r.test else None,
@@ -503,6 +535,18 @@ def _curves(raw: Any) -> dict[str, LayerCurve]:
     return out
 
 
+def plan_points(folder: RunFolder) -> dict[str, str]:
+    """A sweep's plan points: the plan's words (``drop 3-4``, as its settings hold them) -> the point's
+    name in its folder and file names (``L12-k1-2.5-12``)."""
+    out = {}
+    for sub in folder.points():
+        spec = sub.read_spec()
+        plan = spec.config.get("plan") if spec is not None else None
+        if plan and not sub.name[1:].isdigit():
+            out[str(plan)] = sub.name[1:]
+    return out
+
+
 def sweep_view(run: str | Path) -> SweepView | None:
     """A sweep's rows, suggested point and pretrained curves (None if it has no results yet)."""
     folder = RunFolder(Path(run))
@@ -514,12 +558,14 @@ def sweep_view(run: str | Path) -> SweepView | None:
     cfg = dict(spec.config) if spec is not None else {}
     eval_split = res.get("eval_split") or cfg.get("eval_split") or "validation"
     test_split = res.get("test_split") or cfg.get("test_split") or "test"
+    planned = plan_points(folder)
     rows = []
-    for r in sorted(res["rows"], key=lambda r: r["prune_point"]):
-        p = int(r["prune_point"])
-        point = folder.point(p).read_json(RunFolder.RESULT) or {}
-        bench_name = RunFolder.benchmark_name(p)
-        bench = folder.read_json(bench_name)
+    for r in sorted(res["rows"], key=lambda r: (r["prune_point"], bool(r.get("plan")))):
+        p, plan = int(r["prune_point"]), r.get("plan")
+        name = planned.get(str(plan)) if plan else str(p)  # None: a plan whose folder is gone
+        point = (folder.point(name).read_json(RunFolder.RESULT) or {}) if name else {}
+        bench_name = RunFolder.benchmark_name(name) if name else None
+        bench = folder.read_json(bench_name) if bench_name else None
         rows.append(
             SweepRow(
                 prune_point=p,
@@ -531,8 +577,9 @@ def sweep_view(run: str | Path) -> SweepView | None:
                 params_total=int(r.get("params_total") or 0),
                 cost=_cost_ratio(bench),
                 benchmark_id=f"{folder.name} / {Path(bench_name).stem}"
-                if folder.file(bench_name).exists()
+                if bench_name and folder.file(bench_name).exists()
                 else None,
+                plan=str(plan) if plan else None,
             )
         )
     return SweepView(

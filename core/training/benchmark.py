@@ -73,7 +73,13 @@ LOAD_CHANGE = (
     0.5  # 1-min load average change (absolute) above which the load is said to have changed
 )
 TIMINGS = ("train_step", "latency_b1", "throughput_batch")
-OPTIONAL = ("raw_seconds", "seed", "timing_threads", "code_version")  # absent in older files
+OPTIONAL = (
+    "raw_seconds",
+    "seed",
+    "timing_threads",
+    "code_version",
+    "plan",
+)  # absent in older files
 
 # Called with one progress row per warm-up or timed round: phase, done, total, time and first_time (when
 # round 1 began; seconds since the epoch).
@@ -274,6 +280,14 @@ class BenchmarkResult(Record):
     timing_threads: int | None = None
     code_version: str = ""
     model_identity: ModelIdentity | None = None  # the weights timed (None in old files)
+    plan: str | None = None  # the pruned side's layers when a plan named them ("drop 3-4")
+
+    @property
+    def pruned_words(self) -> str:
+        """``at p = 8`` or ``to drop 3-4 (10 layers)``: the pruned side in a headline."""
+        if self.plan:
+            return f"to {self.plan} ({self.prune_point} layers)"
+        return f"at p = {self.prune_point}"
 
     def row(self, metric: str) -> BenchmarkRow:
         """The row called ``metric`` (KeyError if absent)."""
@@ -309,8 +323,9 @@ class BenchmarkResult(Record):
             **{
                 k: getattr(self, k)
                 for k in self.__dataclass_fields__
-                if k not in ("context", "rows", "model_identity")
+                if k not in ("context", "rows", "model_identity", "plan")
             },
+            **({"plan": self.plan} if self.plan else {}),
             "context": self.context.to_dict(),
             "rows": [r.to_dict() for r in self.rows],
             **({"model_identity": self.model_identity.to_dict()} if self.model_identity else {}),
@@ -481,95 +496,40 @@ def run_benchmark(
     cfg.check()
     resolved = pinned_model(cfg.request, cfg.model_identity, f"benchmark of {cfg.model}")
     return benchmark(
-        resolved,
-        int(cfg.prune_point),
-        n_labels=cfg.n_labels,
-        train_batch=cfg.train_batch,
-        infer_batch=cfg.infer_batch,
-        warmup=cfg.warmup,
-        repeats=cfg.repeats,
-        n_train_clips=cfg.n_train_clips,
-        device=cfg.device,
-        bf16=cfg.bf16,
-        seed=cfg.seed,
-        threads=cfg.timing_threads,
-        timing_hook=timing_hook,
-        on_progress=on_progress,
-        should_stop=should_stop,
+        resolved, cfg, timing_hook=timing_hook, on_progress=on_progress, should_stop=should_stop
     )
 
 
 def benchmark(
     model: ResolvedModel | ModelRequest | str | os.PathLike,
-    prune_point: int,
+    cfg: BenchmarkConfig,
     *,
-    n_labels: int = 35,
-    train_batch: int = 8,
-    infer_batch: int = 32,
-    warmup: int = 2,
-    repeats: int = 5,
-    n_train_clips: int | None = None,
-    freeze_front_end: bool = True,
-    device: str | None = None,
-    bf16: bool = True,
-    seed: int = 0,
     timing_hook: TimingHook | None = None,
-    threads: int | None = None,
     on_progress: ProgressHook | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> BenchmarkResult:
-    """Measure full vs pruned (at ``prune_point``) classifiers of ``model`` side by side.
+    """Measure the full classifier of ``model`` and the one pruned to ``cfg``'s plan side by side.
 
     ``model`` is resolved once (a name: the default input window); the result records its identity.
-
-    ``threads``: torch intra-op threads while measuring (restored after); 1 keeps a busy shared CPU
-    from thrashing. None leaves torch's setting. ``on_progress`` gets one row per round; ``should_stop``
-    is polled between rounds (:class:`~core.errors.Cancelled` when it says so).
+    ``cfg.timing_threads``: torch intra-op threads while measuring (restored after); 1 keeps a busy
+    shared CPU from thrashing, None leaves torch's setting. ``on_progress`` gets one row per round;
+    ``should_stop`` is polled between rounds (:class:`~core.errors.Cancelled` when it says so).
     """
     before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
+    if cfg.timing_threads is not None:
+        torch.set_num_threads(cfg.timing_threads)
     try:
-        return _benchmark(
-            as_resolved(model),
-            prune_point,
-            n_labels=n_labels,
-            train_batch=train_batch,
-            infer_batch=infer_batch,
-            warmup=warmup,
-            repeats=repeats,
-            n_train_clips=n_train_clips,
-            freeze_front_end=freeze_front_end,
-            device=device,
-            bf16=bf16,
-            seed=seed,
-            timing_hook=timing_hook,
-            on_progress=on_progress,
-            should_stop=should_stop,
-            threads=threads,
-        )
+        return _benchmark(as_resolved(model), cfg, timing_hook, on_progress, should_stop)
     finally:
         torch.set_num_threads(before)
 
 
 def _benchmark(
     model: ResolvedModel,
-    prune_point: int,
-    *,
-    n_labels: int,
-    train_batch: int,
-    infer_batch: int,
-    warmup: int,
-    repeats: int,
-    n_train_clips: int | None,
-    freeze_front_end: bool,
-    device: str | None,
-    bf16: bool,
-    seed: int,
+    cfg: BenchmarkConfig,
     timing_hook: TimingHook | None,
     on_progress: ProgressHook | None,
     should_stop: Callable[[], bool] | None,
-    threads: int | None,
 ) -> BenchmarkResult:
     """:func:`benchmark` with torch's thread count already set."""
     from core.models.classifier import build_classifier
@@ -578,22 +538,25 @@ def _benchmark(
     from core.results.provenance import code_version
 
     started, t_start, load_before = datetime.now(UTC), time.perf_counter(), os.getloadavg()
-    labels = [f"class{i}" for i in range(n_labels)]
+    train_batch, infer_batch, seed = cfg.train_batch, cfg.infer_batch, cfg.seed
+    plan = cfg.pruning_plan(model.n_layers)
+    labels = [f"class{i}" for i in range(cfg.n_labels)]
     rng = np.random.default_rng(seed)
     waves = (0.1 * rng.standard_normal((max(infer_batch, train_batch), 16000))).astype(np.float32)
     subjects: dict[str, _Subject] = {}
     params: dict[str, dict[str, int]] = {}
     n_layers = 0
-    for name, p in (("full", None), ("pruned", prune_point)):
-        clf, enc = build_classifier(model, labels, p, seed=seed, device=device)
-        if freeze_front_end:
-            freeze(clf)
+    for name, p in (("full", None), ("pruned", plan)):
+        clf, enc = build_classifier(model, labels, p, seed=seed, device=cfg.device)
+        freeze(clf)
         n_layers = n_layers or enc.n_layers
         params[name] = count_parameters(clf)
-        subjects[name] = _Subject(clf, enc, waves, train_batch, bf16)
+        subjects[name] = _Subject(clf, enc, waves, train_batch, cfg.bf16)
     dev = subjects["full"].device
 
-    raw, loads = _time_interleaved(subjects, warmup, repeats, timing_hook, on_progress, should_stop)
+    raw, loads = _time_interleaved(
+        subjects, cfg.warmup, cfg.repeats, timing_hook, on_progress, should_stop
+    )
     mem = {
         n: {
             "weights": s.weight_bytes(),
@@ -605,7 +568,7 @@ def _benchmark(
         }
         for n, s in subjects.items()
     }
-    steps = math.ceil(n_train_clips / train_batch) if n_train_clips else None
+    steps = math.ceil(cfg.n_train_clips / train_batch) if cfg.n_train_clips else None
 
     def counted(metric: str, label: str, unit: str, get: Callable[[str], float]) -> BenchmarkRow:
         return _exact_row(metric, label, unit, get("full"), get("pruned"))
@@ -699,11 +662,11 @@ def _benchmark(
     return BenchmarkResult(
         model=model.request.name,
         n_layers=int(n_layers),
-        prune_point=int(prune_point),
+        prune_point=plan.size,
         train_batch=train_batch,
         infer_batch=infer_batch,
-        warmup=warmup,
-        repeats=repeats,
+        warmup=cfg.warmup,
+        repeats=cfg.repeats,
         steps_per_epoch=steps,
         memory_method="cuda max_memory_allocated above baseline"
         if dev.type == "cuda"
@@ -712,9 +675,10 @@ def _benchmark(
         rows=tuple(rows),
         raw_seconds=raw,
         seed=seed,
-        timing_threads=threads,
+        timing_threads=cfg.timing_threads,
         code_version=code_version(),
         model_identity=model.identity if model.identity.known else None,
+        plan=plan.describe() if cfg.plan is not None else None,
     )
 
 
@@ -753,7 +717,7 @@ def benchmark_rows(result: BenchmarkResult) -> str:
     """The rows as a fixed-width text table for a terminal, with the context and unreliable rows marked."""
     c = result.context
     lines = [
-        f"{result.model}: full ({result.n_layers} layers) vs pruned at p = {result.prune_point}; "
+        f"{result.model}: full ({result.n_layers} layers) vs pruned {result.pruned_words}; "
         f"{result.repeats} interleaved repeats after {result.warmup} warm-up; {c.device_name}, "
         f"{c.torch_threads} threads, load {c.load_before[0]:.2f} -> {c.load_after[0]:.2f} on {c.cpu_count} CPUs",
         f"{'':46} {'full':>14} {'pruned':>14}  pruned/full (min-max)",

@@ -6,16 +6,30 @@ the training stack.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+import typing
+from collections.abc import Mapping
+from dataclasses import Field, asdict, dataclass, field, fields
+from typing import Any, Self
 
 from core.errors import TrainingError
-from core.io.records import Record
+from core.io.records import Record, from_dict
 from core.models.identity import ModelIdentity
+from core.models.plans import PruningPlan, parse_plan
 from core.models.registry import INPUT_MODES
 from core.models.request import ModelRequest
 
-__all__ = ["PAPER_RECIPE", "BenchmarkConfig", "FinetuneConfig", "SweepConfig"]
+__all__ = [
+    "PAPER_RECIPE",
+    "BenchmarkConfig",
+    "DataSelection",
+    "FinetuneConfig",
+    "Optimiser",
+    "Probes",
+    "SweepConfig",
+    "point_name",
+    "run_plan",
+    "setting_fields",
+]
 
 # The paper's fine-tuning recipe (Dorszewski et al.: Speech Commands, 20 epochs, batch 32, lr 3e-5,
 # best on validation, scored on test): the CLI's --paper and the grid preset these settings.
@@ -29,22 +43,43 @@ PAPER_RECIPE: dict[str, Any] = {
 }
 
 
+PLAN_HELP = (
+    "pruning plan: 'drop 3-4' or 'keep 1-2, 5-12' (any layers kept, in order; instead of "
+    "--prune-point)"
+)
+
+
+def run_plan(prune_point: int | None, plan: str | None, n_layers: int) -> PruningPlan:
+    """The layers a run keeps of a model of ``n_layers``: its ``plan`` text, else the top-p
+    ``prune_point`` (:meth:`PruningPlan.top`), else every layer; one LabError line for a bad plan or
+    for both given."""
+    if plan is not None and str(plan).strip() == "":
+        raise TrainingError("the plan is empty: write it like 'drop 3-4' or 'keep 1-4'")
+    if plan is not None and prune_point is not None:
+        raise TrainingError("give a plan or a prune point, not both")
+    if plan is not None:
+        return parse_plan(plan, n_layers)
+    if prune_point is not None:
+        return PruningPlan.top(prune_point, n_layers)
+    return PruningPlan.keep(range(1, n_layers + 1), n_layers)
+
+
+def point_name(plan: PruningPlan) -> str:
+    """A sweep point's name in its folder and file names: the depth of a top plan (``p8/``), else the
+    plan's key (``pL12-k1-2.5-12/``)."""
+    return str(plan.size) if plan.is_top else plan.key()
+
+
 def _identity(value: ModelIdentity | dict[str, Any] | None) -> ModelIdentity | None:
     """A pinned model identity as the record (config.json holds it as an object)."""
     return ModelIdentity.from_dict(value) if isinstance(value, dict) else value
 
 
-@dataclass
-class FinetuneConfig(Record):
-    """Everything a fine-tuning run needs; stored as the run's ``config.json``."""
+@dataclass(frozen=True)
+class DataSelection(Record):
+    """Which clips a run trains, selects and is scored on: the dataset and its folder, the task, the
+    splits, seeded caps and the rules that make the splits and speakers."""
 
-    model: str = field(
-        metadata={"help": 'preset key (see "models"), Hugging Face id or model directory'}
-    )
-    prune_point: int | None = field(
-        default=None,
-        metadata={"help": "prune point p: keep transformer layers 1..p (default: the full model)"},
-    )
     dataset: str = field(
         default="sample",
         metadata={"help": 'dataset key (see "datasets"): sample, speech-commands, folder'},
@@ -91,6 +126,12 @@ class FinetuneConfig(Record):
     split_seed: int = field(
         default=0, metadata={"help": "seed of the train/validation/test split of a folder dataset"}
     )
+
+
+@dataclass(frozen=True)
+class Optimiser(Record):
+    """How a run trains: epochs, batches, the AdamW schedule, the seed, the device and what it keeps."""
+
     epochs: int = field(default=5, metadata={"help": "training epochs"})
     batch_size: int = field(default=16, metadata={"help": "clips per training step"})
     eval_batch_size: int = field(default=64, metadata={"help": "clips per evaluation forward pass"})
@@ -115,17 +156,6 @@ class FinetuneConfig(Record):
         default=None, metadata={"help": "cpu, cuda, cuda:1 ... (none: cuda if available)"}
     )
     bf16: bool = field(default=True, metadata={"help": "bf16 autocast on CUDA"})
-    whisper_input: str = field(
-        default="trimmed",
-        metadata={
-            "help": "Whisper only: 'trimmed' runs the encoder on the 1-s clip, 'padded' on the 30-s window",
-            "choices": INPUT_MODES,
-        },
-    )
-    model_identity: ModelIdentity | None = field(
-        default=None,
-        metadata={"cli": False, "help": "the weights the run is pinned to (recorded at launch)"},
-    )
     log_every: int = field(
         default=10, metadata={"help": "log a training row every this many optimizer steps"}
     )
@@ -133,6 +163,29 @@ class FinetuneConfig(Record):
         default=None,
         metadata={"help": "cap on optimizer steps per epoch (quick looks; none: the whole split)"},
     )
+    keep_epochs: bool = field(
+        default=False,
+        metadata={
+            "help": "keep every epoch's weights in the run folder (epochs/e<k>/; disk: one model per "
+            "epoch), so a checkpoint series can be made from them later"
+        },
+    )
+
+    def check(self) -> None:
+        """Raise :class:`TrainingError` for settings no run can train with."""
+        for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum"):
+            if int(getattr(self, name)) < 1:
+                raise TrainingError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise TrainingError(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.warmup_ratio <= 1:
+            raise TrainingError(f"warmup_ratio must lie in 0..1, got {self.warmup_ratio}")
+
+
+@dataclass(frozen=True)
+class Probes(Record):
+    """What a run measures besides accuracy: convexity at the end and along training."""
+
     convexity: bool = field(
         default=True,
         metadata={
@@ -142,13 +195,6 @@ class FinetuneConfig(Record):
     convexity_max_pairs: int | None = field(
         default=5000,
         metadata={"help": "sampled pairs per class for convexity (none: every pair, exact)"},
-    )
-    keep_epochs: bool = field(
-        default=False,
-        metadata={
-            "help": "keep every epoch's weights in the run folder (epochs/e<k>/; disk: one model per "
-            "epoch), so a checkpoint series can be made from them later"
-        },
     )
     trajectory: bool = field(
         default=True,
@@ -172,27 +218,8 @@ class FinetuneConfig(Record):
         metadata={"help": "also measure every this many optimizer steps (0: once per epoch)"},
     )
 
-    def __post_init__(self) -> None:
-        self.model_identity = _identity(self.model_identity)
-
-    @property
-    def request(self) -> ModelRequest:
-        """The model the run trains."""
-        return ModelRequest(str(self.model), self.whisper_input)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON, every field written (``from_dict``: the shared typed reader)."""
-        return asdict(self)
-
     def check(self) -> None:
-        """Raise :class:`TrainingError` for settings no run can use."""
-        for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum"):
-            if int(getattr(self, name)) < 1:
-                raise TrainingError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise TrainingError(f"lr must be positive, got {self.lr}")
-        if not 0 <= self.warmup_ratio <= 1:
-            raise TrainingError(f"warmup_ratio must lie in 0..1, got {self.warmup_ratio}")
+        """Raise :class:`TrainingError` for probe settings no run can measure with."""
         if not 0 < self.trajectory_target_se < 1:
             raise TrainingError(
                 f"trajectory_target_se must lie in (0, 1), got {self.trajectory_target_se}"
@@ -205,10 +232,98 @@ class FinetuneConfig(Record):
         if int(self.trajectory_every) < 0:
             raise TrainingError(f"trajectory_every must be 0 or more, got {self.trajectory_every}")
 
+
+def setting_fields(config_cls: type) -> list[tuple[Field[Any], Any]]:
+    """Every setting of a config class with its type, as one flat list: its own fields, and the
+    fields of its records (fields marked ``part``) in place of them; what ``config.json`` and the
+    CLI's options name."""
+    out: list[tuple[Field[Any], Any]] = []
+    hints = typing.get_type_hints(config_cls)
+    for f in fields(config_cls):
+        if f.metadata.get("part"):
+            inner = typing.get_type_hints(hints[f.name])
+            out.extend((g, inner[g.name]) for g in fields(hints[f.name]))
+        else:
+            out.append((f, hints[f.name]))
+    return out
+
+
+def _parts(config_cls: type) -> dict[str, type]:
+    """The record fields of a config class (marked ``part``) by name, with their record types."""
+    hints = typing.get_type_hints(config_cls)
+    return {f.name: hints[f.name] for f in fields(config_cls) if f.metadata.get("part")}
+
+
+@dataclass
+class FinetuneConfig(Record):
+    """Everything a fine-tuning run needs: the model and the layers it keeps, which clips
+    (:class:`DataSelection`), how it trains (:class:`Optimiser`) and what it measures
+    (:class:`Probes`). Stored flat as the run's ``config.json`` (one key per setting, as ever)."""
+
+    model: str = field(
+        metadata={"help": 'preset key (see "models"), Hugging Face id or model directory'}
+    )
+    prune_point: int | None = field(
+        default=None,
+        metadata={"help": "prune point p: keep transformer layers 1..p (default: the full model)"},
+    )
+    plan: str | None = field(default=None, metadata={"help": PLAN_HELP})
+    whisper_input: str = field(
+        default="trimmed",
+        metadata={
+            "help": "Whisper only: 'trimmed' runs the encoder on the 1-s clip, 'padded' on the 30-s window",
+            "choices": INPUT_MODES,
+        },
+    )
+    model_identity: ModelIdentity | None = field(
+        default=None,
+        metadata={"cli": False, "help": "the weights the run is pinned to (recorded at launch)"},
+    )
+    data: DataSelection = field(default_factory=DataSelection, metadata={"part": True})
+    optimiser: Optimiser = field(default_factory=Optimiser, metadata={"part": True})
+    probes: Probes = field(default_factory=Probes, metadata={"part": True})
+
+    def __post_init__(self) -> None:
+        self.model_identity = _identity(self.model_identity)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Self:
+        """The config of a flat ``config.json`` (every setting a key, as runs write it) or of one
+        with its records nested; the shared typed reader checks every field."""
+        if not isinstance(data, Mapping):
+            return from_dict(cls, data)
+        flat = dict(data)
+        for name, part in _parts(cls).items():
+            nested = flat.get(name)
+            own = {f.name: flat.pop(f.name) for f in fields(part) if f.name in flat}
+            flat[name] = {**own, **nested} if isinstance(nested, Mapping) else own
+        return from_dict(cls, flat)
+
+    @property
+    def request(self) -> ModelRequest:
+        """The model the run trains."""
+        return ModelRequest(str(self.model), self.whisper_input)
+
+    def pruning_plan(self, n_layers: int) -> PruningPlan:
+        """The layers the run keeps of the model's ``n_layers`` (its plan, prune point or all)."""
+        return run_plan(self.prune_point, self.plan, n_layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON, one key per setting (the records' fields in place of the records)."""
+        out = asdict(self)
+        for name in _parts(type(self)):
+            out.update(out.pop(name))
+        return out
+
+    def check(self) -> None:
+        """Raise :class:`TrainingError` for settings no run can use."""
+        self.optimiser.check()
+        self.probes.check()
+
     @property
     def separate_test(self) -> bool:
         """Whether the best checkpoint is scored on a split other than the one it was chosen on."""
-        return bool(self.test_split) and self.test_split != self.eval_split
+        return bool(self.data.test_split) and self.data.test_split != self.data.eval_split
 
 
 @dataclass
@@ -246,9 +361,11 @@ class BenchmarkConfig(Record):
     model: str = field(
         metadata={"help": 'preset key (see "models"), Hugging Face id or model directory'}
     )
-    prune_point: int = field(
-        metadata={"help": "prune point p: the pruned model keeps transformer layers 1..p"}
+    prune_point: int | None = field(
+        default=None,
+        metadata={"help": "prune point p: the pruned model keeps transformer layers 1..p"},
     )
+    plan: str | None = field(default=None, metadata={"help": PLAN_HELP})
     n_labels: int = field(default=35, metadata={"help": "classes of the classifier head"})
     train_batch: int = field(default=8, metadata={"help": "clips per timed training step"})
     infer_batch: int = field(default=32, metadata={"help": "clips per timed inference batch"})
@@ -290,6 +407,10 @@ class BenchmarkConfig(Record):
         """The model the benchmark times."""
         return ModelRequest(str(self.model), self.whisper_input)
 
+    def pruning_plan(self, n_layers: int) -> PruningPlan:
+        """The layers the pruned side keeps of the model's ``n_layers``."""
+        return run_plan(self.prune_point, self.plan, n_layers)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON, every field written (``from_dict``: the shared typed reader)."""
         return asdict(self)
@@ -303,8 +424,14 @@ class BenchmarkConfig(Record):
             raise TrainingError(f"warmup must be 0 or more, got {self.warmup}")
         if self.timing_threads is not None and int(self.timing_threads) < 1:
             raise TrainingError(f"timing_threads must be at least 1, got {self.timing_threads}")
-        if int(self.prune_point) < 1 or (n_layers is not None and int(self.prune_point) > n_layers):
+        if self.prune_point is None and self.plan is None:
+            raise TrainingError("a benchmark needs a prune point or a plan (the pruned side)")
+        if self.prune_point is not None and (
+            int(self.prune_point) < 1 or (n_layers is not None and int(self.prune_point) > n_layers)
+        ):
             upper = f"1..{n_layers}" if n_layers is not None else "1 or more"
             raise TrainingError(
                 f"prune point {self.prune_point} is out of range for {self.model}: it must be {upper}"
             )
+        if n_layers is not None:
+            self.pruning_plan(n_layers)

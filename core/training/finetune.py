@@ -53,7 +53,8 @@ from core.models.classifier import (
 )
 from core.models.encoder import SpeechEncoder
 from core.models.loading import ResolvedModel, resolve_model
-from core.models.pruning import check_prune_point, count_parameters, prune
+from core.models.plans import PruningPlan
+from core.models.pruning import apply_plan, count_parameters
 from core.training.checkpoints import (
     TrainState,
     load_state,
@@ -89,13 +90,11 @@ StopCheck = Callable[[], bool]
 
 def check_run(cfg: FinetuneConfig) -> DataPlan:
     """Everything a run can be refused for, checked before its folder exists: the settings, the
-    dataset and its folder, the speaker rule, the classes of every split, the model and the prune point."""
+    dataset and its folder, the speaker rule, the classes of every split, the model and the layers it
+    keeps (prune point or plan)."""
     cfg.check()
-    plan = check_task_data(cfg)
-    spec = resolve_model(cfg.model)
-    if cfg.prune_point is not None:
-        check_prune_point(cfg.prune_point, spec.n_layers, spec.key)
-    return plan
+    cfg.pruning_plan(resolve_model(cfg.model).n_layers)
+    return check_task_data(cfg)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -109,6 +108,7 @@ class Model:
     clf: PreTrainedModel
     enc: SpeechEncoder
     params: ParamCounts
+    plan: PruningPlan  # the pretrained encoder's layers it keeps
 
     @property
     def device(self) -> torch.device:
@@ -117,15 +117,17 @@ class Model:
 
 
 def build_model(cfg: FinetuneConfig, resolved: ResolvedModel, classes: list[str]) -> Model:
-    """Step 2: the (pruned) pretrained encoder with a fresh head for ``classes``, front-end frozen if asked."""
+    """Step 2: the pretrained encoder, pruned to the run's plan, with a fresh head for ``classes``,
+    front-end frozen if asked."""
+    plan = cfg.pruning_plan(resolved.n_layers)
     clf, enc = build_classifier(
-        resolved, classes, cfg.prune_point, seed=cfg.seed, device=cfg.device
+        resolved, classes, plan, seed=cfg.optimiser.seed, device=cfg.optimiser.device
     )
-    if cfg.freeze_front_end:
+    if cfg.optimiser.freeze_front_end:
         freeze_front_end(clf)
     params = ParamCounts.from_dict(count_parameters(clf))
-    log.info("%s; prune point %s; params %s", enc.describe(), cfg.prune_point, params)
-    return Model(clf, enc, params)
+    log.info("%s; %s; params %s", enc.describe(), plan.describe(), params)
+    return Model(clf, enc, params, plan)
 
 
 @dataclass
@@ -142,14 +144,14 @@ class Optimisation:
 
 def make_optimiser(cfg: FinetuneConfig, clf: PreTrainedModel, n_train: int) -> Optimisation:
     """Step 3: AdamW (no weight decay on biases and norms) and the warm-up/decay schedule."""
-    bs = max(1, int(cfg.batch_size))
-    accum = max(1, int(cfg.grad_accum))
+    bs = max(1, int(cfg.optimiser.batch_size))
+    accum = max(1, int(cfg.optimiser.grad_accum))
     n_batches = math.ceil(n_train / bs)
-    if cfg.max_steps_per_epoch:
-        n_batches = min(n_batches, int(cfg.max_steps_per_epoch) * accum)
+    if cfg.optimiser.max_steps_per_epoch:
+        n_batches = min(n_batches, int(cfg.optimiser.max_steps_per_epoch) * accum)
     steps_per_epoch = math.ceil(n_batches / accum)
-    total = max(1, steps_per_epoch * cfg.epochs)
-    warmup = int(round(cfg.warmup_ratio * total))
+    total = max(1, steps_per_epoch * cfg.optimiser.epochs)
+    warmup = int(round(cfg.optimiser.warmup_ratio * total))
 
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []
@@ -158,10 +160,10 @@ def make_optimiser(cfg: FinetuneConfig, clf: PreTrainedModel, n_train: int) -> O
             (no_decay if p.dim() < 2 or "norm" in name.lower() else decay).append(p)
     opt = torch.optim.AdamW(
         [
-            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": decay, "weight_decay": cfg.optimiser.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ],
-        lr=cfg.lr,
+        lr=cfg.optimiser.lr,
     )
 
     def lr_lambda(step: int) -> float:
@@ -207,7 +209,9 @@ def train_epoch(
     ``trajectory_every`` steps, a probe point: its seconds do not count); returns its seconds."""
     t_epoch = time.perf_counter()
     bs, accum, n_batches = optim.batch_size, optim.accum, optim.n_batches
-    order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train))[: n_batches * bs]
+    order = np.random.default_rng([cfg.optimiser.seed, epoch]).permutation(len(train))[
+        : n_batches * bs
+    ]
     trainable = [p for p in model.clf.parameters() if p.requires_grad]
     window_loss, window_n, window_t = 0.0, 0, time.perf_counter()
     model.clf.train()
@@ -221,7 +225,7 @@ def train_epoch(
             raise Cancelled("cancelled")
         idx = batches[b]
         y = torch.from_numpy(train.targets[idx]).to(model.device)
-        with autocast(model.device, cfg.bf16):
+        with autocast(model.device, cfg.optimiser.bf16):
             logits = model.clf(**inputs).logits.float()
         loss = nn.functional.cross_entropy(logits, y)
         (loss / accum).backward()
@@ -229,12 +233,12 @@ def train_epoch(
         window_n += len(idx)
         if (b + 1) % accum and b + 1 != n_batches:
             continue
-        torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
+        torch.nn.utils.clip_grad_norm_(trainable, cfg.optimiser.max_grad_norm)
         optim.opt.step()
         optim.sched.step()
         optim.opt.zero_grad(set_to_none=True)
         state.global_step += 1
-        if state.global_step % max(1, cfg.log_every) == 0 or b + 1 == n_batches:
+        if state.global_step % max(1, cfg.optimiser.log_every) == 0 or b + 1 == n_batches:
             row = {
                 "kind": "train",
                 "step": state.global_step,
@@ -248,7 +252,7 @@ def train_epoch(
             RunFolder(run).append_metric(row)
             progress(row)
             window_loss, window_n, window_t = 0.0, 0, time.perf_counter()
-        every = int(cfg.trajectory_every)
+        every = int(cfg.probes.trajectory_every)
         if probe is not None and every and state.global_step % every == 0 and b + 1 < n_batches:
             t_probe = time.perf_counter()
             record_point(cfg, model, probe, run, epoch + 1, state.global_step, (b + 1) / n_batches)
@@ -282,8 +286,8 @@ def evaluate_and_checkpoint(
         model.enc,
         selection.waves,
         selection.targets,
-        batch_size=cfg.eval_batch_size,
-        bf16=cfg.bf16,
+        batch_size=cfg.optimiser.eval_batch_size,
+        bf16=cfg.optimiser.bf16,
     )
     improved = ev.accuracy > state.best_accuracy
     if improved:
@@ -291,7 +295,7 @@ def evaluate_and_checkpoint(
         save_model_dir(model.clf, model.enc, folder.file(RunFolder.BEST_MODEL))
     if probe is not None:
         record_point(cfg, model, probe, run, epoch + 1, state.global_step, 1.0)
-    if cfg.keep_epochs:
+    if cfg.optimiser.keep_epochs:
         save_model_dir(model.clf, model.enc, folder.epoch_model(epoch + 1))
     save_model_dir(model.clf, model.enc, folder.file(RunFolder.LAST_MODEL))
     row = {
@@ -310,7 +314,7 @@ def evaluate_and_checkpoint(
     log.info(
         "epoch %d/%d: %s accuracy %.4f loss %.4f (%.1f s)%s",
         epoch + 1,
-        cfg.epochs,
+        cfg.optimiser.epochs,
         selection.split,
         ev.accuracy,
         ev.loss,
@@ -325,15 +329,15 @@ def evaluate_and_checkpoint(
 
 def training_probe(cfg: FinetuneConfig, selection: LabelledClips) -> ProbeSet | None:
     """The probe set of the run (None with ``trajectory`` off)."""
-    if not cfg.trajectory:
+    if not cfg.probes.trajectory:
         return None
     return probe_set(
         selection.split,
         selection.waves,
         selection.words,
         selection.speakers,
-        cfg.trajectory_clips,
-        cfg.seed,
+        cfg.probes.trajectory_clips,
+        cfg.optimiser.seed,
     )
 
 
@@ -353,9 +357,9 @@ def record_point(
         epoch=epoch,
         step=step,
         epoch_progress=epoch_progress,
-        target_se=cfg.trajectory_target_se,
-        seed=cfg.seed,
-        batch_size=cfg.eval_batch_size,
+        target_se=cfg.probes.trajectory_target_se,
+        seed=cfg.optimiser.seed,
+        batch_size=cfg.optimiser.eval_batch_size,
     )
     RunFolder(run).append_metric(point.row())
 
@@ -376,13 +380,23 @@ def score_best_checkpoint(
     """Step 7: the best checkpoint (reloaded from disk) on the selection split and on the test clips."""
     clf, enc = load_classifier(RunFolder(run).file(RunFolder.BEST_MODEL), device, cfg.whisper_input)
     best = evaluate(
-        clf, enc, selection.waves, selection.targets, batch_size=cfg.eval_batch_size, bf16=cfg.bf16
+        clf,
+        enc,
+        selection.waves,
+        selection.targets,
+        batch_size=cfg.optimiser.eval_batch_size,
+        bf16=cfg.optimiser.bf16,
     )
     if test is selection:
         return best, None
     log.info("scoring the best checkpoint on %d %s clips", len(test), test.split)
     scored = evaluate(
-        clf, enc, test.waves, test.targets, batch_size=cfg.eval_batch_size, bf16=cfg.bf16
+        clf,
+        enc,
+        test.waves,
+        test.targets,
+        batch_size=cfg.optimiser.eval_batch_size,
+        bf16=cfg.optimiser.bf16,
     )
     return best, scored
 
@@ -392,7 +406,7 @@ def compare_convexity(
     resolved: ResolvedModel,
     run: Path,
     clips: LabelledClips,
-    n_layers: int,
+    plan: PruningPlan,
     device: Any,
 ) -> ConvexityComparison:
     """Step 8: word and speaker convexity of the best checkpoint and of the pretrained encoder on ``clips``."""
@@ -400,23 +414,26 @@ def compare_convexity(
     _, tuned_enc = load_classifier(
         RunFolder(run).file(RunFolder.BEST_MODEL), device, cfg.whisper_input
     )
-    tuned = pooled_features(tuned_enc, clips.waves, cfg.eval_batch_size)
+    tuned = pooled_features(tuned_enc, clips.waves, cfg.optimiser.eval_batch_size)
     del tuned_enc
     pre = resolved.load(device=device)
-    if pre.n_layers != n_layers:
-        prune(pre.model, n_layers)
-    pretrained = pooled_features(pre, clips.waves, cfg.eval_batch_size)
+    apply_plan(pre.model, plan)
+    pretrained = pooled_features(pre, clips.waves, cfg.optimiser.eval_batch_size)
     del pre
 
     def curves(features: np.ndarray) -> dict:
         return convexity_curves(
-            features, clips.words, clips.speakers, max_pairs=cfg.convexity_max_pairs, seed=cfg.seed
+            features,
+            clips.words,
+            clips.speakers,
+            max_pairs=cfg.probes.convexity_max_pairs,
+            seed=cfg.optimiser.seed,
         )
 
     comparison = ConvexityComparison(
         split=clips.split,
         n_clips=len(clips),
-        relevant=label_set(cfg.task),
+        relevant=label_set(cfg.data.task),
         pretrained=curves(pretrained),
         finetuned=curves(tuned),
     )
@@ -447,7 +464,7 @@ def finetune(
     stop = should_stop or (lambda: False)
     progress = on_progress or (lambda row: None)
 
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.optimiser.seed)
     data = load_task_data(cfg)
     what = f"fine-tune of {cfg.model}"
     resolved = pinned_model(cfg.request, cfg.model_identity, what)
@@ -460,7 +477,7 @@ def finetune(
     if probe is not None and state.epoch == 0:
         record_pretrained_point(cfg, model, probe, run)
     epoch_times = []
-    for epoch in range(state.epoch, cfg.epochs):
+    for epoch in range(state.epoch, cfg.optimiser.epochs):
         seconds = train_epoch(
             cfg, epoch, model, optim, data.train, state, run, stop, progress, probe
         )
@@ -468,25 +485,26 @@ def finetune(
         evaluate_and_checkpoint(
             cfg, epoch, seconds, model, optim, data.selection, state, run, progress, probe
         )
-    n_layers, device, params = model.enc.n_layers, model.device, model.params
+    n_layers, device, params, plan = model.enc.n_layers, model.device, model.params, model.plan
     steps_per_epoch = optim.steps_per_epoch
     del model, optim  # free the training copy before the best checkpoint is reloaded
 
     test = load_test_clips(cfg, data)
     best, scored = score_best_checkpoint(cfg, run, data.selection, test, device)
     convexity = None
-    if cfg.convexity and len(test):
+    if cfg.probes.convexity and len(test):
         if stop():
             raise Cancelled("cancelled")
-        convexity = compare_convexity(cfg, resolved, run, test, n_layers, device).scores()
+        convexity = compare_convexity(cfg, resolved, run, test, plan, device).scores()
     result = FinetuneResult(
         model=cfg.model,
-        task=cfg.task,
+        task=cfg.data.task,
         prune_point=cfg.prune_point if cfg.prune_point is not None else n_layers,
         n_layers=n_layers,
+        plan=plan.describe() if cfg.plan is not None else None,
         labels=tuple(data.classes),
         n_train=len(data.train),
-        eval_split=cfg.eval_split,
+        eval_split=cfg.data.eval_split,
         best_epoch=state.best_epoch,
         best=best,
         params=params,
@@ -501,7 +519,7 @@ def finetune(
         test_split=test.split if scored is not None else None,
         test=scored,
         convexity=convexity,
-        split_rule=split_rule(data.table, cfg.task),
+        split_rule=split_rule(data.table, cfg.data.task),
         total_seconds=time.perf_counter() - t_start,
         model_identity=resolved.identity,
     )

@@ -68,6 +68,14 @@ class FinetuneResult:
     split_rule: str = ""  # how the dataset's splits were made for this task ("" in old folders)
     total_seconds: float = math.nan
     model_identity: ModelIdentity | None = None  # the weights trained (None in old folders)
+    plan: str | None = None  # the layers kept when a plan named them ("drop 3-4"); None: top p
+
+    @property
+    def layers_text(self) -> str:
+        """What the trained model kept: its plan (``"drop 3-4"``), ``"p = 8"`` or ``"full model"``."""
+        if self.plan:
+            return self.plan
+        return f"p = {self.prune_point}"
 
     @property
     def best_accuracy(self) -> float:
@@ -96,6 +104,7 @@ class FinetuneResult:
             "task": self.task,
             "prune_point": self.prune_point,
             "n_layers": self.n_layers,
+            **({"plan": self.plan} if self.plan else {}),
             "labels": list(self.labels),
             "n_train": self.n_train,
             "n_eval": self.best.n,
@@ -170,4 +179,5 @@ class FinetuneResult:
             model_identity=ModelIdentity.from_dict(ident)
             if (ident := data.get("model_identity"))
             else None,
+            plan=str(data["plan"]) if data.get("plan") else None,
         )

@@ -2,16 +2,17 @@
 
 What this module holds (no executor: ``core.runs.executors`` decides where cells run):
 
-- :class:`GridSpec`: models, tasks, prune points (ints, ``"suggested"``, ``"full"``), seeds and the
-  training recipe shared by every cell; ``grid_id`` is a hash of all of it, so re-running the same
-  command finds the same cells (resumable: a cell whose run is done is skipped).
+- :class:`GridSpec`: models, tasks, points (ints, ``"suggested"``, ``"full"``, plans such as
+  ``"drop 3-4"``), seeds and the training recipe shared by every cell; ``grid_id`` is a hash of all
+  of it, so re-running the same command finds the same cells (resumable: a cell whose run is done is
+  skipped).
 - :func:`suggestion`: the pretrained convexity curve of one (model, task) and the suggested prune
   point (the sweep's rule, :func:`core.training.sweep.suggest_prune_point`); computed once per
   (model, task) with seed 0, so every seed of a cell trains the same depth.
 - :func:`plan_cells`: the cells, each with its finetune config and a deterministic run id. A
   (model, task) whose suggestion failed (``{"error": ...}``, see :func:`guarded`) fails only the cells
-  that need it (``suggested``/``full``, which need its curve or its layer count), each with the error;
-  cells at explicit layer numbers still run.
+  that need it (``suggested``/``full`` and plans, which need its curve or its layer count), each with
+  the error; cells at explicit layer numbers still run.
 - :func:`grid_table`: accuracy mean +- std over the seeds that finished, per (model, task, point),
   and cost ratios (pruned / full) taken only from benchmarks (full and pruned measured side by side
   in one process, :func:`core.training.benchmark.benchmark`), never from training times of separate
@@ -23,6 +24,7 @@ What this module holds (no executor: ``core.runs.executors`` decides where cells
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -37,6 +39,9 @@ from core.data.datasets import label_set
 from core.errors import LabError
 from core.io.paths import cache_dir
 from core.io.records import Record
+from core.models.loading import resolve
+from core.models.plans import PruningPlan, parse_plan
+from core.models.request import ModelRequest
 from core.results.provenance import Provenance
 from core.training.configs import PAPER_RECIPE
 
@@ -48,10 +53,12 @@ __all__ = [
     "GridSpec",
     "GridTable",
     "benchmark_cell",
+    "check_plans",
     "grid_root",
     "grid_table",
     "model_slug",
     "guarded",
+    "is_plan_text",
     "parse_points",
     "plan_cells",
     "grid_meta",
@@ -71,8 +78,31 @@ def grid_root() -> Path:
     return root
 
 
+def is_plan_text(item: Any) -> bool:
+    """Whether a grid or sweep point names a plan (``"drop 3-4"``, ``"keep 1-2, 5-12"``)."""
+    return isinstance(item, str) and item.strip()[:5].lower() in ("drop ", "keep ")
+
+
+def check_plans(spec: GridSpec) -> None:
+    """Refuse (one LabError line) a plan point that some model of the grid cannot keep (a layer out
+    of range, every layer dropped), before any work; a model that does not resolve fails its own cells."""
+    plans = [str(p) for p in spec.points if is_plan_text(p)]
+    for model in spec.models if plans else ():
+        try:
+            n_layers = resolve(ModelRequest(model)).n_layers
+        except LabError:
+            continue
+        for plan in plans:
+            try:
+                parse_plan(plan, n_layers)
+            except LabError as exc:
+                raise LabError(f"plan {plan!r} for {model}: {exc}") from None
+
+
 def parse_points(text: str | Sequence[Any]) -> tuple[str | int, ...]:
-    """``"suggested,full,4"`` -> ``("suggested", "full", 4)``; LabError on anything else."""
+    """``"suggested,full,4"`` -> ``("suggested", "full", 4)``; a sequence may also hold plans
+    (``"drop 3-4"``, checked against each model's depth when the cells are planned); LabError on
+    anything else."""
     items = text.split(",") if isinstance(text, str) else list(text)
     out: list[str | int] = []
     for item in items:
@@ -81,6 +111,8 @@ def parse_points(text: str | Sequence[Any]) -> tuple[str | int, ...]:
             out.append(item)
         elif item.isdigit() and int(item) >= 1:
             out.append(int(item))
+        elif is_plan_text(item) and not isinstance(text, str):
+            out.append(item)
         else:
             raise LabError(f"prune point {item!r}: use 'suggested', 'full' or a layer number >= 1")
     return tuple(out)
@@ -106,7 +138,7 @@ class GridSpec(Record):
         bad = [t for t in self.tasks if t not in ("words", "speakers")]
         if bad:
             raise LabError(f"unknown task {bad[0]!r}: use words or speakers")
-        clash = {"model", "task", "seed", "prune_point"} & set(self.train)
+        clash = {"model", "task", "seed", "prune_point", "plan"} & set(self.train)
         if clash:
             raise LabError(f"the grid sets {sorted(clash)} per cell; leave them out of the recipe")
 
@@ -122,9 +154,12 @@ class GridSpec(Record):
         d["train"] = dict(self.train)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
-    def finetune_dict(self, model: str, task: str, point: int, seed: int) -> dict[str, Any]:
-        """The FinetuneConfig dict of one cell."""
-        return {**self.train, "model": model, "task": task, "prune_point": point, "seed": seed}
+    def finetune_dict(
+        self, model: str, task: str, point: int, seed: int, plan: str | None = None
+    ) -> dict[str, Any]:
+        """The FinetuneConfig dict of one cell (a plan cell names its plan, not a prune point)."""
+        layers = {"prune_point": None, "plan": plan} if plan else {"prune_point": point}
+        return {**self.train, "model": model, "task": task, **layers, "seed": seed}
 
     def suggestion_dict(self, model: str, task: str) -> dict[str, Any]:
         """The SweepConfig dict whose pretrained convexity suggests the (model, task) prune point."""
@@ -141,9 +176,11 @@ class GridSpec(Record):
 
 @dataclass(frozen=True)
 class Cell:
-    """One fine-tune of the grid: model, task, point label (``suggested``/``full``/int), layer, seed.
+    """One fine-tune of the grid: model, task, point label (``suggested``/``full``/int/plan), depth
+    kept, seed.
 
-    ``error``: the cell cannot run (its suggestion failed); ``point`` is then 0 (unknown).
+    ``error``: the cell cannot run (its suggestion failed); ``point`` is then 0 (unknown). ``plan``:
+    the layers kept when a plan names them (``"drop 3-4"``); ``depth``: the full model's layers.
     """
 
     model: str
@@ -153,6 +190,23 @@ class Cell:
     seed: int
     run_id: str
     error: str | None = None
+    plan: str | None = None
+    depth: int = 0
+
+    @property
+    def layers(self) -> int | str:
+        """What the cell keeps, as the grid's tables key it: its plan's text, else its prune point."""
+        return self.plan or self.point
+
+    @property
+    def token(self) -> str:
+        """The point's part of run ids and file names: ``p8``, or ``p`` + the plan's key."""
+        return f"p{parse_plan(self.plan, self.depth).key()}" if self.plan else f"p{self.point}"
+
+    @property
+    def pruned(self) -> bool:
+        """Whether the cell's model keeps fewer layers than the full model."""
+        return 0 < self.point < self.depth
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
@@ -197,8 +251,6 @@ def suggestion(spec: GridSpec, model: str, task: str) -> dict[str, Any]:
 def _facts(spec: GridSpec, model: str, task: str) -> dict[str, Any]:
     """Provenance of a (model, task): the model's weights identity and the task's data fingerprint."""
     from core.data.features import Selection
-    from core.models.loading import resolve
-    from core.models.request import ModelRequest
 
     t = spec.train
     sel = Selection(dataset=str(t.get("dataset", "sample")), root=t.get("root"), task=task)
@@ -225,21 +277,37 @@ def plan_cells(
                 n_layers = None
             else:
                 n_layers = int(sug["n_layers"])
-            seen: set[int] = set()
+            seen: set[tuple[int, ...]] = set()
             for label in spec.points:
-                if n_layers is None and label in ("suggested", "full"):
+                if n_layers is None and (label in ("suggested", "full") or is_plan_text(label)):
                     continue  # failed above, with the suggestion's error
-                p = {"full": n_layers, "suggested": sug.get("suggested")}.get(str(label))
-                p = int(label) if p is None else p
-                if n_layers is not None and not 1 <= p <= n_layers:
-                    raise LabError(f"prune point {p} outside 1..{n_layers} for {model}")
-                if p in seen:
+                plan = _cell_plan(label, sug.get("suggested"), n_layers)
+                p = int(label) if plan is None else plan.size  # None: depth unknown
+                kept = (p,) if plan is None else plan.kept
+                text = None if plan is None or plan.is_top else plan.describe()
+                if kept in seen:
                     continue
-                seen.add(p)
+                seen.add(kept)
                 for seed in spec.seeds:
-                    run_id = _run_id(spec, model, task, f"p{p}", seed)
-                    cells.append(Cell(model, task, str(label), p, int(seed), run_id))
+                    cell = Cell(
+                        model, task, str(label), p, int(seed), "", None, text, n_layers or 0
+                    )
+                    run_id = _run_id(spec, model, task, cell.token, seed)
+                    cells.append(dataclasses.replace(cell, run_id=run_id))
     return cells
+
+
+def _cell_plan(label: str | int, suggested: Any, n_layers: int | None) -> PruningPlan | None:
+    """The plan a grid point names for a model of ``n_layers`` (None: a layer number, depth unknown)."""
+    if n_layers is None:
+        return None
+    if is_plan_text(label):
+        return parse_plan(str(label), n_layers)
+    p = {"full": n_layers, "suggested": suggested}.get(str(label))
+    p = int(label) if p is None else int(p)
+    if not 1 <= p <= n_layers:
+        raise LabError(f"prune point {p} outside 1..{n_layers}")
+    return PruningPlan.top(p, n_layers)
 
 
 def _run_id(spec: GridSpec, model: str, task: str, point: str, seed: int) -> str:
@@ -256,17 +324,17 @@ def _failed_cells(spec: GridSpec, model: str, task: str, error: str) -> list[Cel
             str(label),
             0,
             int(seed),
-            _run_id(spec, model, task, label, seed),
+            _run_id(spec, model, task, str(label), seed),
             f"suggestion: {error}",
         )
         for label in spec.points
-        if label in ("suggested", "full")
+        if label in ("suggested", "full") or is_plan_text(label)
         for seed in spec.seeds
     ]
 
 
 def benchmark_cell(
-    spec: GridSpec, model: str, task: str, point: int, n_labels: int
+    spec: GridSpec, model: str, task: str, point: int, n_labels: int, plan: str | None = None
 ) -> dict[str, Any]:
     """Full vs pruned cost of (model, point), measured side by side in one process with the
     benchmark's own defaults (:class:`~core.training.configs.BenchmarkConfig`), as the JSON document
@@ -277,7 +345,8 @@ def benchmark_cell(
     t = spec.train
     cfg = BenchmarkConfig(
         model=model,
-        prune_point=point,
+        prune_point=None if plan else point,
+        plan=plan,
         n_labels=n_labels,
         train_batch=int(t.get("batch_size", 16)),
         device=t.get("device"),
@@ -303,10 +372,13 @@ class GridRow(Record):
     params_total: int | None
     cost_ratios: Mapping[str, float | None]
     failed: Mapping[str, str]
+    plan: str | None = None  # the layers kept when a plan named them ("drop 3-4")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON."""
+        """Plain dict for JSON (``plan`` only when set)."""
         d = asdict(self)
+        if d["plan"] is None:
+            del d["plan"]
         d["seeds_done"] = list(self.seeds_done)
         d["cost_ratios"], d["failed"] = dict(self.cost_ratios), dict(self.failed)
         return d
@@ -340,7 +412,7 @@ class GridTable(Record):
         """Flat rows for a table view: ``accuracy`` as ``mean ± std (n)`` plus the cost ratios."""
         out = []
         for r in self.rows:
-            where = f"p={r.point}" if r.point else "p=?"
+            where = r.plan or (f"p={r.point}" if r.point else "p=?")
             acc = "-" if r.accuracy_mean is None else f"{r.accuracy_mean:.4f}"
             if r.accuracy_std is not None:
                 acc += f" ± {r.accuracy_std:.4f}"
@@ -374,20 +446,21 @@ def grid_table(
     cells: Sequence[Cell],
     results: Mapping[str, Mapping[str, Any] | None],
     errors: Mapping[str, str],
-    benchmarks: Mapping[tuple[str, str, int], Mapping[str, Any]],
+    benchmarks: Mapping[tuple[str, str, int | str], Mapping[str, Any]],
     executor: str,
 ) -> GridTable:
-    """Aggregate cell results (``results[run_id]`` = result.json or None) into the table."""
-    groups: dict[tuple[str, str, str, int], list[Cell]] = {}
+    """Aggregate cell results (``results[run_id]`` = result.json or None) into the table
+    (``benchmarks`` by model, task and :attr:`Cell.layers`)."""
+    groups: dict[tuple[str, str, str, int, str | None], list[Cell]] = {}
     for c in cells:
-        groups.setdefault((c.model, c.task, c.label, c.point), []).append(c)
+        groups.setdefault((c.model, c.task, c.label, c.point, c.plan), []).append(c)
     rows = []
-    for (model, task, label, point), members in groups.items():
+    for (model, task, label, point, plan), members in groups.items():
         done = [(c, r) for c in members if (r := results.get(c.run_id))]
         acc = _mean_std([r["best_accuracy"] for _, r in done])
         test = _mean_std([r.get("test_accuracy") for _, r in done])
         params = next(((r.get("params") or {}).get("total") for _, r in done), None)
-        bench = benchmarks.get((model, task, point)) or {}
+        bench = benchmarks.get((model, task, plan or point)) or {}
         ratios = {b["metric"]: b.get("ratio") for b in bench.get("rows", [])}
         failed = {str(c.seed): errors[c.run_id] for c in members if c.run_id in errors}
         rows.append(
@@ -404,6 +477,7 @@ def grid_table(
                 params,
                 ratios,
                 failed,
+                plan,
             )
         )
     n_done = sum(1 for c in cells if results.get(c.run_id))

@@ -15,6 +15,7 @@ from typing import Any
 from core.errors import TrainingError
 from core.models.identity import ModelIdentity
 from core.models.loading import ResolvedModel, resolve
+from core.models.plans import parse_plan
 from core.models.request import ModelRequest
 
 __all__ = ["check_pin", "pin_config", "pinned_model"]
@@ -37,10 +38,12 @@ def pinned_model(request: ModelRequest, pinned: ModelIdentity | None, what: str)
 
 
 def pin_config(kind: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` with its model's identity recorded (``model_identity``), refused if a pin differs."""
+    """``config`` with its model's identity recorded (``model_identity``), refused if a pin differs,
+    and its plan, if any, written as :meth:`PruningPlan.describe` does (``keep 1-2, 5-6`` -> ``drop
+    3-4``) so runs of one plan read alike."""
     out = dict(config)
     model = out.get("model")
-    if kind not in ("finetune", "sweep", "benchmark") or not model:
+    if not model:
         return out
     request = ModelRequest(str(model), str(out.get("whisper_input") or "trimmed"))
     pinned = out.get("model_identity")
@@ -48,4 +51,6 @@ def pin_config(kind: str, config: Mapping[str, Any]) -> dict[str, Any]:
     resolved = pinned_model(request, pinned, f"{kind} of {model}")
     if resolved.identity.known:
         out["model_identity"] = resolved.identity.to_dict()
+    if out.get("plan") is not None:
+        out["plan"] = parse_plan(str(out["plan"]), resolved.n_layers).describe()
     return out

@@ -37,7 +37,7 @@ def check_trainable(model: Any, dataset: Any = None, *, work: str = "fine-tuning
 
 def check_settings(kind: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """Refuse (one LabError line) settings no run of ``kind`` could use (its kind's own check); the
-    settings with the model's weights pinned."""
+    settings with the model's weights pinned and a plan in the words results name it by."""
     spec = run_kind(kind)
     check_trainable(config.get("model"), config.get("dataset"), work=spec.work)
     spec.check(spec.settings(config))

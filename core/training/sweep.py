@@ -36,7 +36,8 @@ from core.io.atomic import atomic_write_bytes
 from core.io.records import Record, from_dict
 from core.io.run_folder import RunFolder, RunSpec, RunState, error_line, result_summary, stamp
 from core.models.identity import ModelIdentity
-from core.training.configs import BenchmarkConfig, FinetuneConfig, SweepConfig
+from core.models.plans import PruningPlan, parse_plan
+from core.training.configs import BenchmarkConfig, FinetuneConfig, SweepConfig, point_name
 from core.training.finetune import finetune
 from core.training.finetune_result import FinetuneResult
 from core.training.model_convexity import LayerCurve
@@ -46,6 +47,8 @@ __all__ = [
     "SweepConfig",
     "SweepPoint",
     "SweepResult",
+    "point_name",
+    "point_plan",
     "pretrained_convexity",
     "point_config",
     "resolve_points",
@@ -76,12 +79,18 @@ class SweepPoint(Record):
     epoch_seconds_median: float | None
     train_step_seconds: float | None = None
     inference_latency_b1_seconds: float | None = None
-    pretrained_relevant_convexity: float = math.nan
+    pretrained_relevant_convexity: float | None = math.nan  # None: a plan, on no hidden state
     finetuned_word_convexity_last: float = math.nan
     finetuned_speaker_convexity_last: float = math.nan
     pretrained_word_convexity_last: float = math.nan
     pretrained_speaker_convexity_last: float = math.nan
     convexity_split: str | None = None
+    plan: str | None = None  # the layers kept when a plan named them ("drop 3-4"); None: top p
+
+    @property
+    def label(self) -> str:
+        """The point in words: its plan (``"drop 3-4"``) or ``"p = 8"``."""
+        return self.plan or f"p = {self.prune_point}"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON (one ``results.csv`` row)."""
@@ -96,7 +105,7 @@ class SweepResult(Record):
     task: str
     suggested: int
     fraction: float
-    points: tuple[int, ...]
+    points: tuple[int | str, ...]  # prune points, and plans in words ("drop 3-4")
     rows: tuple[SweepPoint, ...]
     pretrained_convexity: dict[str, LayerCurve]  # on the sweep's convexity_split (the suggestion)
     eval_split: str | None = None
@@ -137,18 +146,18 @@ def pretrained_convexity(cfg: SweepConfig) -> dict[str, Any]:
     from core.geometry.convexity import layerwise_convexity
 
     sel = Selection(
-        dataset=cfg.dataset,
-        root=cfg.root,
-        task=cfg.task,
+        dataset=cfg.data.dataset,
+        root=cfg.data.root,
+        task=cfg.data.task,
         split=cfg.convexity_split,
         max_clips=cfg.convexity_max_clips,
-        seed=cfg.seed,
-        min_clips=cfg.min_clips,
-        split_seed=cfg.split_seed,
-        speaker_regex=cfg.speaker_regex,
+        seed=cfg.optimiser.seed,
+        min_clips=cfg.data.min_clips,
+        split_seed=cfg.data.split_seed,
+        speaker_regex=cfg.data.speaker_regex,
     )
     resolved = pinned_model(cfg.request, cfg.model_identity, f"sweep of {cfg.model}")
-    feats = extract_features(resolved, sel, device=cfg.device)
+    feats = extract_features(resolved, sel, device=cfg.optimiser.device)
     identity = resolved.identity
     if not identity.known:  # a hub model fetched just now: the features name its weights
         m = feats.meta
@@ -158,7 +167,9 @@ def pretrained_convexity(cfg: SweepConfig) -> dict[str, Any]:
     curves = layerwise_convexity(
         feats.features,
         {"word": feats.words, "speaker": feats.speakers},
-        ConvexityOptions(max_pairs_per_class=cfg.convexity_max_pairs, seed=cfg.seed),
+        ConvexityOptions(
+            max_pairs_per_class=cfg.probes.convexity_max_pairs, seed=cfg.optimiser.seed
+        ),
     )
     return {
         "split": cfg.convexity_split,
@@ -171,33 +182,49 @@ def pretrained_convexity(cfg: SweepConfig) -> dict[str, Any]:
     }
 
 
-def resolve_points(points: Sequence[Any], suggested: int, n_layers: int) -> list[int]:
-    """Turn "full"/"suggested"/ints into a list of distinct prune points in 1..L, deepest first."""
-    out = set()
+def resolve_points(points: Sequence[Any], suggested: int, n_layers: int) -> list[PruningPlan]:
+    """Turn "full"/"suggested"/ints/plan texts ("drop 3-4") into distinct plans of a model of
+    ``n_layers``, deepest first (top plans before others of the same depth)."""
+    out: dict[tuple[int, ...], PruningPlan] = {}
     for p in points:
-        if p in ("full", None):
-            out.add(n_layers)
-        elif p in ("suggested", "suggest"):
-            out.add(suggested)
-        else:
-            try:
-                q = int(p)
-            except (TypeError, ValueError):
-                raise TrainingError(
-                    f"prune point {p!r} is neither a layer number, 'full' nor 'suggested'"
-                ) from None
-            if not 1 <= q <= n_layers:
-                raise TrainingError(f"prune point {q} outside 1..{n_layers}")
-            out.add(q)
+        plan = _point(p, suggested, n_layers)
+        out.setdefault(plan.kept, plan)
     if not out:
         raise TrainingError("a sweep needs at least one prune point")
-    return sorted(out, reverse=True)
+    return sorted(out.values(), key=lambda q: (-q.size, not q.is_top, q.kept))
+
+
+def _point(p: Any, suggested: int, n_layers: int) -> PruningPlan:
+    """One sweep point as a plan: "full", "suggested", a prune point or a plan's text."""
+    if p in ("full", None):
+        return PruningPlan.top(n_layers, n_layers)
+    if p in ("suggested", "suggest"):
+        return PruningPlan.top(suggested, n_layers)
+    if isinstance(p, str) and p.strip()[:4].lower() in ("drop", "keep"):
+        return parse_plan(p, n_layers)
+    try:
+        q = int(p)
+    except (TypeError, ValueError):
+        raise TrainingError(
+            f"prune point {p!r} is neither a layer number, 'full', 'suggested' nor a plan "
+            "('drop 3-4')"
+        ) from None
+    if not 1 <= q <= n_layers:
+        raise TrainingError(f"prune point {q} outside 1..{n_layers}")
+    return PruningPlan.top(q, n_layers)
+
+
+def point_plan(row: SweepPoint, n_layers: int) -> PruningPlan:
+    """The plan of a results row of a sweep over a model of ``n_layers`` layers."""
+    return (
+        parse_plan(row.plan, n_layers) if row.plan else PruningPlan.top(row.prune_point, n_layers)
+    )
 
 
 def _point_benchmark(
     cfg: SweepConfig,
     run: Path,
-    p: int,
+    plan: PruningPlan,
     res: FinetuneResult,
     stop: Callable[[], bool],
     pinned: ModelIdentity | None,
@@ -205,26 +232,28 @@ def _point_benchmark(
     """Full-vs-pruned cost rows of point ``p`` by metric, measured side by side with the benchmark's
     own defaults (:class:`BenchmarkConfig`) once, then read from its file."""
     folder = RunFolder(run)
-    bpath = folder.file(RunFolder.benchmark_name(p))
+    name = point_name(plan)
+    bpath = folder.file(RunFolder.benchmark_name(name))
     if not bpath.exists():
         from core.training.benchmark import run_benchmark, save_benchmark
 
         bench_cfg = BenchmarkConfig(
             model=cfg.model,
-            prune_point=p,
+            prune_point=plan.size if plan.is_top else None,
+            plan=None if plan.is_top else plan.describe(),
             n_labels=len(res.labels),
-            train_batch=cfg.batch_size,
+            train_batch=cfg.optimiser.batch_size,
             n_train_clips=res.n_train,
-            device=cfg.device,
-            bf16=cfg.bf16,
-            seed=cfg.seed,
+            device=cfg.optimiser.device,
+            bf16=cfg.optimiser.bf16,
+            seed=cfg.optimiser.seed,
             whisper_input=cfg.whisper_input,
             model_identity=pinned,
         )
         bench = run_benchmark(bench_cfg, should_stop=stop)
         jpath, cpath = save_benchmark(bench, run)
         os.replace(jpath, bpath)
-        os.replace(cpath, folder.file(RunFolder.benchmark_name(p, ".csv")))
+        os.replace(cpath, folder.file(RunFolder.benchmark_name(name, ".csv")))
     return {r["metric"]: r for r in (folder.read_json(bpath.name) or {}).get("rows", [])}
 
 
@@ -234,15 +263,21 @@ def _last(curves: dict[str, tuple[float, ...]], name: str) -> float:
 
 
 def _point_row(
-    p: int, suggested: int, res: FinetuneResult, bench: dict[str, Any], relevant: list[float]
+    plan: PruningPlan,
+    suggested: int,
+    res: FinetuneResult,
+    bench: dict[str, Any],
+    relevant: list[float],
 ) -> SweepPoint:
-    """One results row from a point's fine-tune result and benchmark."""
+    """One results row from a point's fine-tune result and benchmark (a plan other than a top one has
+    no point on the pretrained curve: its output is no hidden state of the full model)."""
+    p = plan.size
     conv = res.convexity
     tuned = conv.finetuned if conv else {}
     pre = conv.pretrained if conv else {}
     return SweepPoint(
         prune_point=p,
-        suggested=p == suggested,
+        suggested=plan.is_top and p == suggested,
         accuracy=res.best_accuracy,
         test_accuracy=res.test_accuracy,
         best_epoch=res.best_epoch,
@@ -252,35 +287,36 @@ def _point_row(
         epoch_seconds_median=res.epoch_seconds_median,
         train_step_seconds=bench.get("train_step_seconds", {}).get("pruned"),
         inference_latency_b1_seconds=bench.get("inference_latency_b1_seconds", {}).get("pruned"),
-        pretrained_relevant_convexity=relevant[p],
+        pretrained_relevant_convexity=relevant[p] if plan.is_top else None,
         finetuned_word_convexity_last=_last(tuned, "word"),
         finetuned_speaker_convexity_last=_last(tuned, "speaker"),
         pretrained_word_convexity_last=_last(pre, "word"),
         pretrained_speaker_convexity_last=_last(pre, "speaker"),
         convexity_split=conv.split if conv else None,
+        plan=None if plan.is_top else plan.describe(),
     )
 
 
 def _fine_tune_point(
     cfg: SweepConfig,
     sub: Path,
-    p: int,
+    plan: PruningPlan,
     stop: Callable[[], bool],
     on_progress: Callable[[dict[str, Any]], None] | None,
     pinned: ModelIdentity | None,
 ) -> FinetuneResult:
-    """Fine-tune prune point ``p`` into ``sub`` (or read its finished result)."""
+    """Fine-tune the point ``plan`` into ``sub`` (or read its finished result)."""
     folder = RunFolder(sub)
     done = folder.read_json(RunFolder.RESULT)
     if done is not None:
         return FinetuneResult.from_dict(done)
-    sub_cfg = point_config(cfg, p, pinned)
+    sub_cfg = point_config(cfg, plan, pinned)
     sub.mkdir(parents=True, exist_ok=True)
     folder.ensure_spec(RunSpec("finetune", sub_cfg.to_dict()))
 
     def progress(row: dict[str, Any]) -> None:
         if on_progress is not None:
-            on_progress({**row, "prune_point": p})
+            on_progress({**row, "prune_point": plan.size, "plan": plan.describe()})
 
     # the point's own status, as every executor keeps it (a Ray sweep runs each point as a task)
     folder.set_state(RunState.RUNNING, started_at=stamp(), attempt=1, error=None)
@@ -296,10 +332,18 @@ def _fine_tune_point(
     return result
 
 
-def point_config(cfg: SweepConfig, p: int, pinned: ModelIdentity | None = None) -> FinetuneConfig:
-    """The fine-tune settings of a sweep's prune point ``p`` (every executor writes these), pinned to
-    the weights of the sweep's pretrained curve (``pinned``; default: the sweep's own pin)."""
-    point = FinetuneConfig.from_dict({**cfg.to_dict(), "prune_point": p})
+def point_config(
+    cfg: SweepConfig, plan: PruningPlan, pinned: ModelIdentity | None = None
+) -> FinetuneConfig:
+    """The fine-tune settings of a sweep's point ``plan`` (every executor writes these: a top plan as
+    its prune point, any other as its plan's text), pinned to the weights of the sweep's pretrained
+    curve (``pinned``; default: the sweep's own pin)."""
+    layers = (
+        {"prune_point": plan.size, "plan": None}
+        if plan.is_top
+        else {"prune_point": None, "plan": plan.describe()}
+    )
+    point = FinetuneConfig.from_dict({**cfg.to_dict(), **layers})
     if pinned is not None:
         point.model_identity = pinned
     return point
@@ -316,19 +360,19 @@ def _write_csv(path: Path, rows: Sequence[SweepPoint]) -> None:
 
 
 def _sweep_result(
-    cfg: SweepConfig, suggested: int, points: list[int], rows: list[SweepPoint], pre: dict
+    cfg: SweepConfig, suggested: int, points: list[PruningPlan], rows: list[SweepPoint], pre: dict
 ) -> SweepResult:
     """The sweep's table so far."""
     return SweepResult(
         model=cfg.model,
-        task=cfg.task,
+        task=cfg.data.task,
         suggested=suggested,
         fraction=cfg.fraction,
-        points=tuple(points),
+        points=tuple(p.size if p.is_top else p.describe() for p in points),
         rows=tuple(rows),
         pretrained_convexity={k: LayerCurve.from_dict(v) for k, v in pre["curves"].items()},
-        eval_split=cfg.eval_split,
-        test_split=cfg.test_split if cfg.separate_test else None,
+        eval_split=cfg.data.eval_split,
+        test_split=cfg.data.test_split if cfg.separate_test else None,
         convexity_split=cfg.convexity_split,
         model_identity=_curve_identity(pre),
     )
@@ -360,21 +404,25 @@ def run_sweep(
     pinned = _curve_identity(pre) or cfg.model_identity
     if pinned is not None and cfg.model_identity is not None:  # a resumed sweep: same weights
         check_pin(pinned, cfg.model_identity, f"sweep of {cfg.model}")
-    relevant = label_set(cfg.task)
+    relevant = label_set(cfg.data.task)
     n_layers = int(pre["n_layers"])
     suggested = suggest_prune_point(pre["curves"][relevant]["scores"], cfg.fraction)
     points = resolve_points(cfg.points, suggested, n_layers)
     log.info(
-        "suggested prune point %d (fraction %.2f); sweeping %s", suggested, cfg.fraction, points
+        "suggested prune point %d (fraction %.2f); sweeping %s",
+        suggested,
+        cfg.fraction,
+        ", ".join(p.describe() for p in points),
     )
 
     rows: list[SweepPoint] = []
-    for p in points:
+    for plan in points:
         if stop():
             raise Cancelled("cancelled")
-        res = _fine_tune_point(cfg, folder.point(p).path, p, stop, on_progress, pinned)
-        bench = _point_benchmark(cfg, run, p, res, stop, pinned) if cfg.benchmark else {}
-        rows.append(_point_row(p, suggested, res, bench, pre["curves"][relevant]["scores"]))
+        sub = folder.point(point_name(plan)).path
+        res = _fine_tune_point(cfg, sub, plan, stop, on_progress, pinned)
+        bench = _point_benchmark(cfg, run, plan, res, stop, pinned) if cfg.benchmark else {}
+        rows.append(_point_row(plan, suggested, res, bench, pre["curves"][relevant]["scores"]))
         folder.write_json(
             RunFolder.SWEEP_RESULTS, _sweep_result(cfg, suggested, points, rows, pre).to_dict()
         )

@@ -84,7 +84,10 @@ class TaskData:
 def clip_table(cfg: FinetuneConfig) -> ClipTable:
     """The full clip table of the configured dataset."""
     return load_table(
-        cfg.dataset, cfg.root, speaker_regex=cfg.speaker_regex, split_seed=cfg.split_seed
+        cfg.data.dataset,
+        cfg.data.root,
+        speaker_regex=cfg.data.speaker_regex,
+        split_seed=cfg.data.split_seed,
     )
 
 
@@ -92,7 +95,14 @@ def _select(
     cfg: FinetuneConfig, table: ClipTable, split: str, max_clips: int | None, task: str
 ) -> ClipTable:
     """The clips of one split of ``task`` (seeded stratified cap, speaker floor)."""
-    return select(table, task, split, max_clips=max_clips, seed=cfg.seed, min_clips=cfg.min_clips)
+    return select(
+        table,
+        task,
+        split,
+        max_clips=max_clips,
+        seed=cfg.optimiser.seed,
+        min_clips=cfg.data.min_clips,
+    )
 
 
 def _read(table: ClipTable, task: str) -> SplitData:
@@ -119,7 +129,7 @@ def load_split(
     table: ClipTable | None = None,
 ) -> SplitData:
     """Load one split of the configured task into memory (bad files are skipped and counted)."""
-    task = task or cfg.task
+    task = task or cfg.data.task
     full = table if table is not None else clip_table(cfg)
     return _read(_select(cfg, full, split, max_clips, task), task)
 
@@ -162,14 +172,14 @@ class DataPlan:
 
 def _too_few_classes(cfg: FinetuneConfig, table: ClipTable, classes: list[str]) -> TrainingError:
     """One line for a task with fewer than two classes (e.g. a folder whose clips are all one word)."""
-    what = label_set(cfg.task)
+    what = label_set(cfg.data.task)
     found = f"only the {what} {classes[0]!r}" if classes else f"no {what}"
-    if cfg.task == "words" and len(class_counts(table, "words")) < 2:
+    if cfg.data.task == "words" and len(class_counts(table, "words")) < 2:
         where = "every clip is in one word sub-folder"
     else:
-        where = f"its {cfg.train_split} split has {found}"
+        where = f"its {cfg.data.train_split} split has {found}"
     return TrainingError(
-        f"cannot fine-tune a {cfg.task} classifier on {table.root.name!r}: {where}; "
+        f"cannot fine-tune a {cfg.data.task} classifier on {table.root.name!r}: {where}; "
         f"it needs at least 2 {what}s"
     )
 
@@ -177,59 +187,63 @@ def _too_few_classes(cfg: FinetuneConfig, table: ClipTable, classes: list[str]) 
 def check_task_data(cfg: FinetuneConfig) -> DataPlan:
     """Check a run's data before it starts: the folder, the speaker rule, >= 2 classes, every split."""
     table = clip_table(cfg)
-    train = _select(cfg, table, cfg.train_split, cfg.max_train_clips, cfg.task)
-    classes = sorted(set(train.labels(cfg.task)))
+    train = _select(cfg, table, cfg.data.train_split, cfg.data.max_train_clips, cfg.data.task)
+    classes = sorted(set(train.labels(cfg.data.task)))
     if len(classes) < 2:
         raise _too_few_classes(cfg, table, classes)
     known = set(classes)
 
     def count(split: str, cap: int | None) -> int:
         try:
-            chosen = _select(cfg, table, split, cap, cfg.task)
+            chosen = _select(cfg, table, split, cap, cfg.data.task)
         except LabError:
             chosen = None
-        n = sum(lab in known for lab in chosen.labels(cfg.task)) if chosen is not None else 0
+        n = sum(lab in known for lab in chosen.labels(cfg.data.task)) if chosen is not None else 0
         if not n:
             raise TrainingError(
-                f"the {split} split of {table.root.name!r} has no clip of a {cfg.task[:-1]} seen in "
+                f"the {split} split of {table.root.name!r} has no clip of a {cfg.data.task[:-1]} seen in "
                 f"training: add clips or choose fewer classes"
             )
         return n
 
-    n_selection = count(cfg.eval_split, cfg.max_eval_clips)
-    n_test = count(str(cfg.test_split), cfg.max_test_clips) if cfg.separate_test else None
+    n_selection = count(cfg.data.eval_split, cfg.data.max_eval_clips)
+    n_test = count(str(cfg.data.test_split), cfg.data.max_test_clips) if cfg.separate_test else None
     return DataPlan(tuple(classes), len(train), n_selection, n_test)
 
 
 def load_task_data(cfg: FinetuneConfig) -> TaskData:
     """Step 1: the training and selection clips; checks the test split can be scored before any training."""
-    log.info("loading data: %s/%s", cfg.dataset, cfg.task)
+    log.info("loading data: %s/%s", cfg.data.dataset, cfg.data.task)
     table = clip_table(cfg)
-    train = load_split(cfg, cfg.train_split, cfg.max_train_clips, table=table)
+    train = load_split(cfg, cfg.data.train_split, cfg.data.max_train_clips, table=table)
     classes = sorted(set(train.labels))
     if len(classes) < 2:
         raise _too_few_classes(cfg, table, classes)
     lab2id = {lab: i for i, lab in enumerate(classes)}
     selection = _labelled(
-        load_split(cfg, cfg.eval_split, cfg.max_eval_clips, table=table), cfg.eval_split, lab2id
+        load_split(cfg, cfg.data.eval_split, cfg.data.max_eval_clips, table=table),
+        cfg.data.eval_split,
+        lab2id,
     )
     if not len(selection):
-        raise TrainingError(f"the {cfg.eval_split} split has no clip of a class seen in training")
+        raise TrainingError(
+            f"the {cfg.data.eval_split} split has no clip of a class seen in training"
+        )
     if cfg.separate_test:
-        test = _select(cfg, table, str(cfg.test_split), cfg.max_test_clips, cfg.task)
-        if not set(test.labels(cfg.task)) & set(classes):
+        test = _select(cfg, table, str(cfg.data.test_split), cfg.data.max_test_clips, cfg.data.task)
+        if not set(test.labels(cfg.data.task)) & set(classes):
             raise TrainingError(
-                f"the {cfg.test_split} split has no clip of a class seen in training"
+                f"the {cfg.data.test_split} split has no clip of a class seen in training"
             )
     log.info(
         "%d train clips, %d %s clips (%d dropped: class not in train), %d classes",
         len(train.labels),
         len(selection),
-        cfg.eval_split,
+        cfg.data.eval_split,
         selection.n_dropped,
         len(classes),
     )
-    return TaskData(table, classes, _labelled(train, cfg.train_split, lab2id), selection)
+    return TaskData(table, classes, _labelled(train, cfg.data.train_split, lab2id), selection)
 
 
 def load_test_clips(cfg: FinetuneConfig, data: TaskData) -> LabelledClips:
@@ -237,5 +251,7 @@ def load_test_clips(cfg: FinetuneConfig, data: TaskData) -> LabelledClips:
     if not cfg.separate_test:
         return data.selection
     lab2id = {lab: i for i, lab in enumerate(data.classes)}
-    split = str(cfg.test_split)
-    return _labelled(load_split(cfg, split, cfg.max_test_clips, table=data.table), split, lab2id)
+    split = str(cfg.data.test_split)
+    return _labelled(
+        load_split(cfg, split, cfg.data.max_test_clips, table=data.table), split, lab2id
+    )

@@ -68,7 +68,7 @@ def sweep_cost_figure(view: SweepView) -> go.Figure | None:
 
     Bars only where a benchmark measured the point, each a fraction of one layer wide, on an integer
     axis over every swept point, so an unmeasured point shows as a gap."""
-    rows = [r for r in view.rows if r.cost is not None]
+    rows = [r for r in view.top_rows if r.cost is not None]  # a plan's cost: in the table
     if not rows:
         return None
     bar, axis, notes = ratio_bars(
@@ -84,7 +84,7 @@ def sweep_cost_figure(view: SweepView) -> go.Figure | None:
     fig = go.Figure(bar)
     fig.add_hline(y=1.0, line={"dash": "dash", "color": "#ef4444"})
     fig.update_yaxes(**axis)
-    integer_axis(fig, [r.prune_point for r in view.rows])  # every swept point: gaps are unmeasured
+    integer_axis(fig, [r.prune_point for r in view.top_rows])  # every swept point: gaps unmeasured
     for note in notes:
         fig.add_annotation(**note)
     return style(
@@ -116,8 +116,9 @@ def sweep_result_figure(view: SweepView) -> go.Figure:
                     line={"color": colour, "dash": dash, "width": 3},
                 )
             )
-    xs = [r.prune_point for r in view.rows]
-    head = [r.headline for r in view.rows]
+    top = view.top_rows
+    xs = [r.prune_point for r in top]
+    head = [r.headline for r in top]
     fig.add_trace(
         go.Scatter(
             x=xs,
@@ -133,14 +134,28 @@ def sweep_result_figure(view: SweepView) -> go.Figure:
     fig.add_trace(
         go.Scatter(
             x=xs,
-            y=[r.validation.accuracy for r in view.rows],
+            y=[r.validation.accuracy for r in top],
             mode="markers",
             name="validation accuracy (selection)",
             marker={"size": 8, "color": "#10b981", "symbol": "circle-open"},
-            hovertext=[r.validation.text() for r in view.rows],
+            hovertext=[r.validation.text() for r in top],
             hoverinfo="text",
         )
     )
+    if view.plan_rows:  # at the number of layers each keeps, apart from the top-p line
+        fig.add_trace(
+            go.Scatter(
+                x=[r.prune_point for r in view.plan_rows],
+                y=[r.headline.accuracy for r in view.plan_rows],
+                mode="markers+text",
+                text=[r.plan for r in view.plan_rows],
+                textposition="bottom center",
+                name="fine-tuned test accuracy, plan (x: layers kept)",
+                marker={"size": 13, "color": "#f59e0b", "symbol": "star"},
+                hovertext=[f"{r.plan}: {r.headline.text()}" for r in view.plan_rows],
+                hoverinfo="text",
+            )
+        )
     choice = _rules(view)
     if choice is not None:
         fig.add_vline(

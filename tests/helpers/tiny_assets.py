@@ -163,4 +163,4 @@ def tiny_config(assets: dict[str, Path], **kw: object):
     """A fast fine-tune config (``FinetuneConfig``) on the tone/noise set of the ``tiny_assets`` fixture."""
     from core.training.configs import FinetuneConfig
 
-    return FinetuneConfig(**tiny_config_dict(assets, **kw))  # type: ignore[arg-type]
+    return FinetuneConfig.from_dict(tiny_config_dict(assets, **kw))
