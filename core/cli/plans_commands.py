@@ -12,9 +12,6 @@ from core.cli.output import format_params, progress_bar, text_table
 
 __all__ = ["cmd_plans", "register"]
 
-SIMILARITY = ("linear_cka", "mutual_knn")
-DEFAULT_THRESHOLD = {"linear_cka": 0.9, "mutual_knn": 0.5}
-
 
 def _threshold(text: str) -> float:
     """argparse type: a finite number."""
@@ -24,22 +21,15 @@ def _threshold(text: str) -> float:
     return value
 
 
-def _plans(redundancy: Any, n_layers: int) -> list[Any]:
-    """The full model, each block's plan, all blocks together (if several), and the top plan of each size."""
-    from core.models.plans import PruningPlan
-
-    plans = [PruningPlan.top(n_layers, n_layers)]
-    drops = [block.dropped for block in redundancy.blocks]
-    if len(drops) > 1:
-        drops.append(redundancy.dropped)
-    for dropped in drops:
-        plan = PruningPlan.drop(dropped, n_layers)
-        plans += [plan, PruningPlan.top(plan.size, n_layers)]
-    unique = list(dict.fromkeys(plans))
-    return sorted(unique, key=lambda q: (-q.size, not q.is_top, q.kept))
+def _non_negative(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text!r}")
+    return value
 
 
-def _row(score: Any, full: Any) -> dict[str, Any]:
+def _row(score: Any, table: Any) -> dict[str, Any]:
     """One output row: the plan, its size and parameters, each probe's score, interval and change."""
     row: dict[str, Any] = {
         "plan": score.plan.describe(),
@@ -49,14 +39,28 @@ def _row(score: Any, full: Any) -> dict[str, Any]:
         "parameters": score.parameters,
     }
     for s in score.scores:
-        base = full.score(s.probe).accuracy
         row |= {
             f"{s.probe}_accuracy": round(s.accuracy, 4),
             f"{s.probe}_low": round(s.low, 4),
             f"{s.probe}_high": round(s.high, 4),
-            f"{s.probe}_vs_full": round(s.accuracy - base, 4),
+            f"{s.probe}_vs_full": round(table.change(score, s.probe), 4),
         }
     return row | {"features": score.features, "seconds": round(score.seconds, 2)}
+
+
+def _block_line(block: Any, stability: Any) -> str:
+    """'layers 2-4 (min 0.93): keep 2, drop 3, 4; reappears in 85% of 20 half-samples (start 95%, end 90%)'."""
+    line = (
+        f"  layers {block.first}-{block.last} (min {block.min_similarity:.3f}): "
+        f"keep {block.kept}, drop {', '.join(map(str, block.dropped))}"
+    )
+    row = None if stability is None else stability.of(block)
+    if row is not None:
+        line += (
+            f"; reappears in {row.exact:.0%} of {stability.n_resamples} half-samples "
+            f"(start {row.start:.0%}, end {row.end:.0%})"
+        )
+    return line
 
 
 def cmd_plans(args: argparse.Namespace) -> int:
@@ -65,68 +69,77 @@ def cmd_plans(args: argparse.Namespace) -> int:
 
     from core.cli.data_commands import describe_features, selection_from_args
     from core.data.features import extract_features
-    from core.geometry.criteria import CRITERIA
-    from core.geometry.redundancy import redundancy_blocks
     from core.io.atomic import atomic_write_bytes
     from core.models.request import ModelRequest
-    from core.training.probe_score import INTERVAL, ProbeOptions, score_plan, selection_entry
+    from core.training.plans_table import PlansRequest, stored_plans_table
+    from core.training.probe_score import ProbeOptions, selection_entry
 
     out = out_path(args.out)
     options = ProbeOptions(labels=args.labels, seed=args.probe_seed, resamples=args.bootstrap)
-    threshold = DEFAULT_THRESHOLD[args.similarity] if args.threshold is None else args.threshold
+    request = PlansRequest(
+        similarity=args.similarity,
+        threshold=args.threshold,
+        options=options,
+        stability_resamples=args.stability,
+    )
     selection = selection_from_args(args)
     selection.table()  # an unknown dataset or a missing folder is one line before the model loads
-    request = ModelRequest(args.model, args.whisper_input, args.trust_remote_code)
-    full = request.resolve().load(device=args.device)
+    model = ModelRequest(args.model, args.whisper_input, args.trust_remote_code)
+    full = model.resolve().load(device=args.device)
     features = extract_features(full, selection, batch_size=args.batch_size)
     print("\n".join(describe_features(features)))
 
-    similarity = CRITERIA[args.similarity].compute(features.features)
-    redundancy = redundancy_blocks(similarity.values, threshold, criterion=args.similarity)
-    print(f"similarity: {args.similarity}, blocks where every pair >= {threshold:g}:")
-    for block in redundancy.blocks:
-        print(
-            f"  layers {block.first}-{block.last} (min {block.min_similarity:.3f}): "
-            f"keep {block.kept}, drop {', '.join(map(str, block.dropped))}"
+    base = selection_entry(full, selection)
+    update, close = progress_bar("plans", not args.no_progress)
+    try:
+        stored = stored_plans_table(
+            full, features, base, request, progress=update, refresh=args.refresh
         )
+    finally:
+        close()
+    table = stored.table
+    redundancy = table.redundancy
+    print(f"similarity: {args.similarity}, blocks where every pair >= {request.cut:g}:")
+    for block in redundancy.blocks:
+        print(_block_line(block, table.stability))
     if not redundancy.blocks:
         print("  none")
-
-    base = selection_entry(full, selection)
-    scores = []
-    for plan in _plans(redundancy, features.n_layers):
-        update, close = progress_bar(plan.describe(), not args.no_progress)
-        try:
-            scores.append(score_plan(full, features, base, plan, options, progress=update))
-        finally:
-            close()
-    rows = [_row(score, scores[0]) for score in scores]
-    table = [
+    elif table.stability is not None:
+        print(
+            f"  stability: the rule rerun on {table.stability.scheme} (seed {table.stability.seed})"
+        )
+    scores = list(table.plans)
+    rows = [_row(score, table) for score in scores]
+    rows_text = [
         [
             r["plan"],
             r["kind"],
             r["layers"],
             format_params(r["parameters"]),
             *(
-                f"{r[f'{s.probe}_accuracy']:.3f} [{r[f'{s.probe}_low']:.3f}, {r[f'{s.probe}_high']:.3f}]"
-                for s in scores[0].scores
+                f"{r[f'{p}_accuracy']:.3f} [{r[f'{p}_low']:.3f}, {r[f'{p}_high']:.3f}]"
+                for p in table.probes
             ),
             f"{r['seconds']:.1f}",
         ]
         for r in rows
     ]
-    probes = [s.probe for s in scores[0].scores]
-    print(text_table(table, ["plan", "kind", "layers", "params", *probes, "s"]))
+    print(text_table(rows_text, ["plan", "kind", "layers", "params", *table.probes, "s"]))
     print(
         f"{options.labels} labels, {scores[0].n_train} train / {scores[0].n_test} test clips; "
-        f"intervals: {options.confidence:.0%} {INTERVAL}"
+        f"intervals: {options.confidence:.0%} {table.interval}"
+    )
+    print(
+        f"results store: {stored.key[:12]} "
+        + ("(read back)" if stored.from_store else f"(computed in {table.seconds:.1f} s)")
     )
     if out is not None:
         if out.suffix.lower() == ".json":
             doc = {
                 "redundancy": redundancy.to_dict(),
+                "stability": None if table.stability is None else table.stability.to_dict(),
                 "options": options.to_dict(),
-                "interval": INTERVAL,
+                "interval": table.interval,
                 "plans": [s.to_dict() for s in scores],
             }
             data = json.dumps(doc, indent=2).encode()
@@ -164,7 +177,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--similarity",
-        choices=SIMILARITY,
+        choices=("linear_cka", "mutual_knn"),
         default="linear_cka",
         help="layer-similarity map the blocks are found in (default: linear_cka)",
     )
@@ -179,6 +192,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--probe-seed", type=seed_int, default=0, help="seed of the probes and the bootstrap"
+    )
+    p.add_argument(
+        "--stability",
+        type=_non_negative,
+        default=20,
+        help="half-samples of the clips the blocks are found again in (default 20; 0: none)",
+    )
+    p.add_argument(
+        "--refresh", action="store_true", help="recompute the table even when it is stored"
     )
     p.add_argument("--out", help="write the plans to .csv or .json")
     p.set_defaults(func=cmd_plans)

@@ -33,6 +33,7 @@ from core.geometry.options import (
     UmapOptions,
 )
 from core.geometry.resampling import ResampleUnits
+from core.results.plans_kind import PLANS_KIND, decode_plans, plans_entry  # noqa: F401  (the plans-table kind)
 from core.results.provenance import provenance_from_meta
 from core.results.store import (
     StoredResult,

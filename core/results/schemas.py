@@ -13,6 +13,7 @@ from typing import Any
 
 from core.errors import RecordError
 from core.io.records import Record, from_dict
+from core.results.plans_kind import PlansTable
 from core.results.series_data import CheckpointSeries
 
 __all__ = ["check_data"]
@@ -132,6 +133,7 @@ SCHEMAS: dict[str, type[Record]] = {
     "aligned-umap": _UmapData,
     "diagnostics": _DiagnosticsData,
     "curve-statistics": _CurveStatisticsData,
+    "plans-table": PlansTable,
 }
 
 

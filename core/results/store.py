@@ -55,6 +55,7 @@ KINDS = (
     "aligned-umap",
     "diagnostics",
     "curve-statistics",
+    "plans-table",
 )
 
 

@@ -57,6 +57,7 @@ from core.io.records import Record
 from core.models.encoder import SpeechEncoder
 from core.models.plans import PruningPlan
 from core.models.pruning import apply_plan, params_by_plan
+from core.results.plans_kind import INTERVAL, PlanScore, ProbeScore
 
 __all__ = [
     "INTERVAL",
@@ -71,10 +72,6 @@ __all__ = [
     "selection_entry",
     "split_rows",
 ]
-
-INTERVAL = (
-    "percentile bootstrap interval of test accuracy over resampled test clips (probe held fixed)"
-)
 
 
 @dataclass(frozen=True)
@@ -125,37 +122,6 @@ PROBES: dict[str, ProbeSpec] = {
         lambda o: KNeighborsClassifier(n_neighbors=o.k),
     ),
 }
-
-
-@dataclass(frozen=True)
-class ProbeScore(Record):
-    """One probe's test accuracy and its interval (see :data:`INTERVAL`)."""
-
-    probe: str
-    accuracy: float
-    low: float
-    high: float
-
-
-@dataclass(frozen=True)
-class PlanScore(Record):
-    """A plan's retraining-free scores, where its features came from, its size and the cost."""
-
-    plan: PruningPlan
-    parameters: int
-    features: str
-    scores: tuple[ProbeScore, ...]
-    n_train: int
-    n_test: int
-    seconds: float
-    interval: str = INTERVAL
-
-    def score(self, probe: str) -> ProbeScore:
-        """The score of one probe by name."""
-        for s in self.scores:
-            if s.probe == probe:
-                return s
-        raise KeyError(probe)
 
 
 @dataclass(frozen=True)
