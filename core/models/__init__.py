@@ -24,6 +24,7 @@ _EXPORTS = {
     "count_parameters": "pruning",
     "params_by_plan": "pruning",
     "PruningPlan": "plans",
+    "parse_layers": "plans",
     "encoder_of": "pruning",
     "params_by_prune_point": "pruning",
     "prune": "pruning",

@@ -53,6 +53,8 @@ _EXPORTS = {
     "PlansRequest": "plans_table",
     "StoredPlans": "plans_table",
     "plans_key": "plans_table",
+    "read_plans_table": "plans_table",
+    "table_plans": "plans_table",
     "stored_plans_table": "plans_table",
     "ProbeOptions": "probe_score",
     "selection_entry": "probe_score",

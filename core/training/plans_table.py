@@ -49,6 +49,7 @@ __all__ = [
     "compute_plans_table",
     "half_sample_stability",
     "plans_key",
+    "read_plans_table",
     "stored_plans_table",
     "table_plans",
 ]
@@ -67,6 +68,7 @@ class PlansRequest(Record):
     options: ProbeOptions = field(default_factory=ProbeOptions)
     stability_resamples: int = 20  # 0: no stability
     stability_seed: int = 0
+    extra: tuple[tuple[int, ...], ...] = ()  # kept layers of further plans to score (e.g. typed)
 
     def __post_init__(self) -> None:
         if self.similarity not in SIMILARITY:
@@ -92,7 +94,7 @@ class PlansRequest(Record):
             "stability_resamples": self.stability_resamples,
             "stability_seed": self.stability_seed,
             "engine": ENGINE_VERSION,
-        }
+        } | ({"extra": [list(k) for k in self.extra]} if self.extra else {})
 
 
 @dataclass(frozen=True)
@@ -105,10 +107,15 @@ class StoredPlans:
     from_store: bool
 
 
-def table_plans(redundancy: Redundancy, n_layers: int) -> list[PruningPlan]:
-    """The full model, each block's plan, all blocks together (if several), and the top plan of each
-    size; largest first, the top plan before the block drop of its size."""
+def table_plans(
+    redundancy: Redundancy, n_layers: int, extra: tuple[tuple[int, ...], ...] = ()
+) -> list[PruningPlan]:
+    """The full model, each block's plan, all blocks together (if several), each ``extra`` plan (kept
+    layers), and the top plan of each size; largest first, the top plan before the others of its size."""
     plans = [PruningPlan.top(n_layers, n_layers)]
+    for kept in extra:
+        plan = PruningPlan.keep(kept, n_layers)
+        plans += [plan, PruningPlan.top(plan.size, n_layers)]
     drops = [block.dropped for block in redundancy.blocks]
     if len(drops) > 1:
         drops.append(redundancy.dropped)
@@ -162,7 +169,7 @@ def compute_plans_table(
     similarity = CRITERIA[request.similarity].compute(features.features)
     redundancy = redundancy_blocks(similarity.values, request.cut, criterion=request.similarity)
     stability = half_sample_stability(features, redundancy, request)
-    plans = table_plans(redundancy, features.n_layers)
+    plans = table_plans(redundancy, features.n_layers, request.extra)
     n_clips = len(features.paths)
     costs = [
         max(1, round(CACHED_PLAN_COST * n_clips)) if reuses_cache(full, p) else n_clips
@@ -226,3 +233,13 @@ def stored_plans_table(
         refresh=refresh,
     )
     return StoredPlans(decode_plans(entry), entry.provenance, entry.key, from_store)
+
+
+def read_plans_table(features: FeatureSet, request: PlansRequest) -> StoredPlans | None:
+    """The stored table of ``features`` for ``request``, or None when none is stored (nothing computed)."""
+    from core.results.store import load_result
+
+    entry = load_result(plans_key(features, request))
+    if entry is None:
+        return None
+    return StoredPlans(decode_plans(entry), entry.provenance, entry.key, True)
