@@ -12,7 +12,7 @@ from core.errors import LabError
 from core.geometry import suggest_prune_point
 from core.models import PruningPlan
 from core.results import captions
-from core.training import PlansRequest, ProbeOptions, StoredPlans, read_plans_table
+from core.training import PlansRequest, ProbeOptions, StoredPlans, parse_plan, read_plans_table
 from pages.parts.cached import background_tasks, convexity_result, feature_set
 from pages.parts.figures import show
 from pages.parts.messages import one_line
@@ -20,7 +20,6 @@ from pages.parts.plans_figures import similarity_figure
 from pages.parts.plans_view import (
     PlansWork,
     launch_links,
-    plan_from_text,
     plan_rows,
     start_plans_work,
 )
@@ -200,7 +199,7 @@ def picker_section(stored: StoredPlans, fs: Any) -> PruningPlan | None:
             dropped = table.redundancy.dropped if pick == len(blocks) else blocks[pick].dropped
             return PruningPlan.drop(dropped, n_layers)
         text = st.text_input("Plan, e.g. 'drop 3-4' or 'keep 1-2, 5-12'", key="pl_custom")
-        return plan_from_text(text, n_layers) if text.strip() else None
+        return parse_plan(text, n_layers) if text.strip() else None
     except LabError as exc:
         st.error(one_line(exc))
         return None

@@ -149,12 +149,12 @@ def test_rows_carry_fine_tuned_accuracy_and_cost_ratio_of_matching_runs(monkeypa
 
 def test_typed_plans_read_like_the_cli() -> None:
     from core.errors import PruneError
-    from pages.parts.plans_view import plan_from_text
+    from core.training.plans_table import parse_plan
 
-    assert plan_from_text("drop 3-4", 6) == PruningPlan.drop([3, 4], 6)
-    assert plan_from_text("keep 1-2, 5-6", 6) == PruningPlan.keep([1, 2, 5, 6], 6)
-    assert plan_from_text("top 2", 6) == PruningPlan.top(2, 6)
-    assert plan_from_text("keep all 6", 6) == PruningPlan.top(6, 6)
+    assert parse_plan("drop 3-4", 6) == PruningPlan.drop([3, 4], 6)
+    assert parse_plan("keep 1-2, 5-6", 6) == PruningPlan.keep([1, 2, 5, 6], 6)
+    assert parse_plan("top 2", 6) == PruningPlan.top(2, 6)
+    assert parse_plan("keep all 6", 6) == PruningPlan.top(6, 6)
     for bad in ("remove 3", "drop 9", "top x", "drop 1-6"):
         with pytest.raises(PruneError):
-            plan_from_text(bad, 6)
+            parse_plan(bad, 6)

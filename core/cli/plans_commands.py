@@ -10,7 +10,7 @@ from typing import Any
 from core.cli.options import common_options, out_path, positive_int, seed_int, selection_options
 from core.cli.output import format_params, progress_bar, text_table
 
-__all__ = ["cmd_plans", "register"]
+__all__ = ["cmd_mimic", "cmd_plans", "register"]
 
 
 def _threshold(text: str) -> float:
@@ -71,21 +71,25 @@ def cmd_plans(args: argparse.Namespace) -> int:
     from core.data.features import extract_features
     from core.io.atomic import atomic_write_bytes
     from core.models.request import ModelRequest
-    from core.training.plans_table import PlansRequest, stored_plans_table
+    from core.training.plans_table import PlansRequest, parse_plan, stored_plans_table
     from core.training.probe_score import ProbeOptions, selection_entry
 
     out = out_path(args.out)
     options = ProbeOptions(labels=args.labels, seed=args.probe_seed, resamples=args.bootstrap)
+    config = _mimic_config(args) if args.mimic else None
+    selection = selection_from_args(args)
+    selection.table()  # an unknown dataset or a missing folder is one line before the model loads
+    model = ModelRequest(args.model, args.whisper_input, args.trust_remote_code)
+    resolved = model.resolve()
+    extra = tuple(parse_plan(text, resolved.n_layers).kept for text in args.plan or ())
     request = PlansRequest(
         similarity=args.similarity,
         threshold=args.threshold,
         options=options,
         stability_resamples=args.stability,
+        extra=extra,
     )
-    selection = selection_from_args(args)
-    selection.table()  # an unknown dataset or a missing folder is one line before the model loads
-    model = ModelRequest(args.model, args.whisper_input, args.trust_remote_code)
-    full = model.resolve().load(device=args.device)
+    full = resolved.load(device=args.device)
     features = extract_features(full, selection, batch_size=args.batch_size)
     print("\n".join(describe_features(features)))
 
@@ -150,7 +154,129 @@ def cmd_plans(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out, data)
         print(f"wrote {out}")
+    if config is not None:
+        if not redundancy.blocks:
+            print("mimic: no block detected, nothing to replace (lower --threshold)")
+            return 0
+        from core.models.mimic import MimicPlan
+
+        blocks = [(b.first, b.last) for b in sorted(redundancy.blocks, key=lambda b: b.first)]
+        mimic = MimicPlan.of(blocks, full.n_layers)
+        _mimic_report(full, features, base, mimic, options, config, not args.no_progress)
     return 0
+
+
+def _block(text: str) -> tuple[int, int]:
+    """argparse type: a block 'first-last' (at least two layers)."""
+    parts = text.replace(" ", "").split("-")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts) or int(parts[0]) >= int(parts[1]):
+        raise argparse.ArgumentTypeError(f"a block reads like '2-4' (first-last), got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def _score_text(score: Any) -> str:
+    """'logistic 0.912 [0.88, 0.94], knn 0.85 [...]'."""
+    return ", ".join(
+        f"{s.probe} {s.accuracy:.3f} [{s.low:.3f}, {s.high:.3f}]" for s in score.scores
+    )
+
+
+def _mimic_config(args: argparse.Namespace) -> Any:
+    """The mimic training options of ``mimic`` or ``plans --mimic``."""
+    from core.training.mimic_training import MimicConfig
+
+    return MimicConfig(
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.mimic_batch,
+        max_clips=args.max_train_clips,
+        seed=args.probe_seed,
+    )
+
+
+def _mimic_report(
+    full: Any, features: Any, base: Any, mimic: Any, options: Any, config: Any, progress: bool
+) -> Any:
+    """Train the mimicking layers of ``mimic``, print the block-output error and the retraining-free
+    scores of the full model, the block plan alone and the plan with mimicking layers; the trained model."""
+    from core.models.plans import PruningPlan
+    from core.models.pruning import params_by_plan
+    from core.training.mimic_training import mimic_clips, score_mimic, train_mimic
+    from core.training.probe_score import score_plan
+
+    clips = mimic_clips(features, base, options.task, config.max_clips, config.seed)
+    print(
+        f"{mimic.describe()}: training on {len(clips.train)} unlabelled train clips, "
+        f"measured on {len(clips.test)} test clips"
+    )
+    update, close = progress_bar("mimic", progress)
+    try:
+        trained = train_mimic(full, mimic, clips.train, clips.test, config, progress=update)
+    finally:
+        close()
+    result = trained.result
+    for block, before, after in zip(mimic.blocks, result.mse_before, result.mse_after, strict=True):
+        print(
+            f"  block {block.first}-{block.last}: output MSE {before:.4g} (layer {block.first} alone) "
+            f"-> {after:.4g} (mimicking layer)"
+        )
+    total = params_by_plan(full.model, mimic.plan)["total"]
+    print(
+        f"mimicking layers: {format_params(result.mimic_parameters)} parameters of "
+        f"{format_params(total)} in the model; trained in {result.seconds:.1f} s "
+        f"({config.epochs} epochs, lr {config.lr:g}, batch {config.batch_size})"
+    )
+    full_score = score_plan(
+        full, features, base, PruningPlan.top(full.n_layers, full.n_layers), options
+    )
+    alone = score_plan(full, features, base, mimic.plan, options)
+    mimicked = score_mimic(full, features, base, trained, options)
+    print(f"full model:        {_score_text(full_score)}")
+    print(f"{mimic.plan.describe()} alone: {_score_text(alone)}  ({alone.seconds:.1f} s)")
+    print(f"with mimic layers: {_score_text(mimicked)}  ({mimicked.seconds:.1f} s)")
+    return trained
+
+
+def cmd_mimic(args: argparse.Namespace) -> int:
+    """Train mimicking layers for the given blocks, compare with the block plan alone, optionally save."""
+    from core.cli.data_commands import describe_features, selection_from_args
+    from core.data.features import extract_features
+    from core.models.mimic import MimicPlan
+    from core.models.request import ModelRequest
+    from core.training.probe_score import ProbeOptions, selection_entry
+
+    options = ProbeOptions(labels=args.labels, seed=args.probe_seed, resamples=args.bootstrap)
+    config = _mimic_config(args)
+    selection = selection_from_args(args)
+    selection.table()
+    model = ModelRequest(args.model, args.whisper_input, args.trust_remote_code)
+    resolved = model.resolve()
+    mimic = MimicPlan.of(args.block, resolved.n_layers)  # a bad block is one line before loading
+    full = resolved.load(device=args.device)
+    features = extract_features(full, selection, batch_size=args.batch_size)
+    print("\n".join(describe_features(features)))
+    base = selection_entry(full, selection)
+    trained = _mimic_report(full, features, base, mimic, options, config, not args.no_progress)
+    if args.out:
+        out = trained.encoder.save_pretrained(args.out)
+        print(
+            f"saved {out} (a {mimic.plan.size}-layer model of the same family; fine-tune it as any model)"
+        )
+    return 0
+
+
+def _mimic_options(parser: argparse.ArgumentParser, epochs: str) -> None:
+    """The training options of mimicking layers."""
+    parser.add_argument("--epochs", type=positive_int, default=3, help=epochs)
+    parser.add_argument(
+        "--lr", type=_threshold, default=1e-4, help="Adam learning rate (default 1e-4)"
+    )
+    parser.add_argument(
+        "--mimic-batch", type=positive_int, default=16, help="clips per training step"
+    )
+    parser.add_argument(
+        "--max-train-clips", type=_non_negative, default=0, help="train clips used (0: all)"
+    )
 
 
 def _csv(value: Any) -> str:
@@ -169,7 +295,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         help="redundancy blocks and pruning plans scored without retraining",
         epilog="examples:\n  python -m core plans whisper-tiny.en-offline sample\n"
-        "  python -m core plans wavlm-base sample --labels speaker --threshold 0.95 --out plans.csv",
+        "  python -m core plans wavlm-base sample --labels speaker --threshold 0.95 --out plans.csv\n"
+        "  python -m core plans whisper-base-offline sample --plan 'drop 2' --mimic --epochs 2",
     )
     selection_options(p, required=True)
     p.add_argument(
@@ -202,5 +329,43 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--refresh", action="store_true", help="recompute the table even when it is stored"
     )
+    p.add_argument(
+        "--plan",
+        action="append",
+        metavar="PLAN",
+        help="also score this plan and the top-p plan of its size, e.g. 'drop 2' or 'keep 1-2, 5-12' "
+        "(repeat for several)",
+    )
+    p.add_argument(
+        "--mimic",
+        action="store_true",
+        help="second step: replace the detected blocks by trained mimicking layers and score that",
+    )
+    _mimic_options(p, "mimic training passes over the train clips (with --mimic)")
     p.add_argument("--out", help="write the plans to .csv or .json")
     p.set_defaults(func=cmd_plans)
+
+    m = sub.add_parser(
+        "mimic",
+        parents=[common_options()],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="replace blocks of layers by trained mimicking layers and score the result",
+        epilog="examples:\n  python -m core mimic whisper-tiny.en-offline sample --block 2-4\n"
+        "  python -m core mimic wavlm-base sample --block 4-8 --epochs 5 --out mimic-model",
+    )
+    selection_options(m, required=True)
+    m.add_argument(
+        "--block",
+        type=_block,
+        action="append",
+        required=True,
+        help="a block first-last replaced by one layer (repeat for several)",
+    )
+    _mimic_options(m, "passes over the train clips")
+    m.add_argument(
+        "--labels", choices=("word", "speaker"), default="word", help="labels the probes predict"
+    )
+    m.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap resamples")
+    m.add_argument("--probe-seed", type=seed_int, default=0, help="seed of training and probes")
+    m.add_argument("--out", help="save the trained model to this folder")
+    m.set_defaults(func=cmd_mimic)

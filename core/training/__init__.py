@@ -54,6 +54,7 @@ _EXPORTS = {
     "StoredPlans": "plans_table",
     "plans_key": "plans_table",
     "read_plans_table": "plans_table",
+    "parse_plan": "plans_table",
     "table_plans": "plans_table",
     "stored_plans_table": "plans_table",
     "ProbeOptions": "probe_score",

@@ -15,6 +15,7 @@ in which it reappears exactly and in which its start and its end reappear (``Blo
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,13 +24,13 @@ from typing import Any
 import numpy as np
 
 from core.data.features import CacheEntry, FeatureSet
-from core.errors import Cancelled, TrainingError
+from core.errors import Cancelled, PruneError, TrainingError
 from core.geometry.criteria import CRITERIA
 from core.geometry.redundancy import BlockStability, Redundancy, block_stability, redundancy_blocks
 from core.geometry.resampling import half_samples
 from core.io.records import Record
 from core.models.encoder import SpeechEncoder
-from core.models.plans import PruningPlan
+from core.models.plans import PruningPlan, parse_layers
 from core.results.kinds import resample_units
 from core.results.plans_kind import (
     ENGINE_VERSION,
@@ -48,6 +49,7 @@ __all__ = [
     "StoredPlans",
     "compute_plans_table",
     "half_sample_stability",
+    "parse_plan",
     "plans_key",
     "read_plans_table",
     "stored_plans_table",
@@ -57,6 +59,25 @@ __all__ = [
 SIMILARITY = ("linear_cka", "mutual_knn")
 DEFAULT_THRESHOLD = {"linear_cka": 0.9, "mutual_knn": 0.5}
 CACHED_PLAN_COST = 0.05  # a plan read from cached features, in clips of a pruned run (probes only)
+
+
+def parse_plan(text: str, n_layers: int) -> PruningPlan:
+    """A plan typed as ``drop 3-4``, ``keep 1-2, 5-12``, ``keep all`` or ``top 6`` (PruneError if not)."""
+    words = str(text).strip().lower()
+    match = re.fullmatch(r"(drop|keep|top)\s+(.+)", words)
+    if match is None:
+        raise PruneError(f"write a plan like 'drop 3-4', 'keep 1-2, 5-12' or 'top 6', got {text!r}")
+    verb, rest = match.groups()
+    if verb == "keep" and rest.startswith("all"):
+        return PruningPlan.top(n_layers, n_layers)
+    if verb == "top":
+        if not rest.strip().isdigit():
+            raise PruneError(f"'top' takes one number of layers, got {rest!r}")
+        return PruningPlan.top(int(rest), n_layers)
+    layers = parse_layers(rest)
+    return (
+        PruningPlan.drop(layers, n_layers) if verb == "drop" else PruningPlan.keep(layers, n_layers)
+    )
 
 
 @dataclass(frozen=True)

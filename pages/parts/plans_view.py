@@ -4,39 +4,25 @@ background computation of a plans table (progress, time left, cancel)."""
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import quote_plus
 
 from core.data import Selection
-from core.errors import LabError, PruneError
-from core.models import ModelRequest, PruningPlan, parse_layers
+from core.errors import LabError
+from core.models import ModelRequest, PruningPlan
 from core.runs import finetune_runs, list_benchmarks
-from core.training import PlansRequest, StoredPlans, selection_entry, stored_plans_table
+from core.training import (
+    PlansRequest,
+    StoredPlans,
+    parse_plan,
+    selection_entry,
+    stored_plans_table,
+)
 from pages.parts.background import BackgroundWork, start
 
 LATENCY = "inference_latency_b1_seconds"  # the benchmark row whose ratio the table shows
-
-
-def plan_from_text(text: str, n_layers: int) -> PruningPlan:
-    """A plan typed as ``drop 3-4``, ``keep 1-2, 5-12``, ``keep all 12`` or ``top 6`` (PruneError if not)."""
-    words = str(text).strip().lower()
-    match = re.fullmatch(r"(drop|keep|top)\s+(.+)", words)
-    if match is None:
-        raise PruneError(f"write a plan like 'drop 3-4', 'keep 1-2, 5-12' or 'top 6', got {text!r}")
-    verb, rest = match.groups()
-    if verb == "keep" and rest.startswith("all"):
-        return PruningPlan.top(n_layers, n_layers)
-    if verb == "top":
-        if not rest.strip().isdigit():
-            raise PruneError(f"'top' takes one number of layers, got {rest!r}")
-        return PruningPlan.top(int(rest), n_layers)
-    layers = parse_layers(rest)
-    return (
-        PruningPlan.drop(layers, n_layers) if verb == "drop" else PruningPlan.keep(layers, n_layers)
-    )
 
 
 def selection_of(info: Any) -> Selection:
@@ -64,7 +50,7 @@ def _plan_of_run(config: Any, n_layers: int) -> PruningPlan | None:
     text = getattr(config, "plan", None) if not isinstance(config, dict) else config.get("plan")
     try:
         if text:
-            return plan_from_text(str(text), n_layers)
+            return parse_plan(str(text), n_layers)
         p = (
             getattr(config, "prune_point", None)
             if not isinstance(config, dict)
