@@ -3,6 +3,7 @@ scored without retraining beside what fine-tuning and benchmarks measured, and l
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -98,32 +99,45 @@ def table_section(fs: Any, request: PlansRequest) -> StoredPlans | None:
     tasks = background_tasks()
     key = _work_key(fs, request)
     work = tasks.get(key)
-    if work is None:
-        st.info(
-            "No plans table for these settings yet. Computing it runs each block plan's pruned encoder "
-            "over the clips once (minutes on a CPU); top-p plans read the cached features."
-        )
-        if st.button("Compute the plans table", type="primary", key="pl_compute"):
-            tasks[key] = start_plans_work(fs.info, request, fs)
-            st.rerun()
+    if work is not None:
+        watch(key, work)
         return None
-    watch(key, work)
+    outcome = st.session_state.pop("_pl_outcome", None)
+    if outcome is not None:
+        (st.warning if outcome.startswith("Cancelled") else st.error)(outcome)
+    st.info(
+        "No plans table for these settings yet. Computing it scores each plan with the probes; a plan "
+        "whose output is not a cached hidden state runs its pruned encoder over the clips once "
+        "(minutes on a CPU)."
+    )
+    if st.button("Compute the plans table", type="primary", key="pl_compute"):
+        tasks[key] = start_plans_work(fs.info, request, fs)
+        st.rerun()
+    return None
+
+
+def outcome_text(work: PlansWork) -> str | None:
+    """What the page says after the work ended without a table (None when it stored one)."""
+    if work.stop.is_set():
+        return "Cancelled: nothing was stored."
+    if work.error:
+        return f"The plans table failed: {work.error}"
+    if work.result is None:
+        return "The plans table ended without a result (see the server log)."
     return None
 
 
 def watch(key: str, work: PlansWork) -> None:
-    """Progress of the background table, refreshed every second, with a cancel button."""
+    """Progress of the background table, refreshed every second, with a cancel button; when it ends, the
+    page reruns (showing the table, or why there is none)."""
 
     @st.fragment(run_every=1.0)
     def live() -> None:
         if work.finished:
             background_tasks().pop(key, None)
-            if work.error:
-                st.error(f"The plans table failed: {work.error}")
-            elif work.stop.is_set():
-                st.warning("Cancelled.")
-            elif work.result is None:
-                st.error("The plans table ended without a result (see the server log).")
+            outcome = outcome_text(work)
+            if outcome is not None:
+                st.session_state["_pl_outcome"] = outcome
             st.rerun()
         st.progress(work.fraction(), text=work.text())
         if st.button("Cancel", key="pl_cancel"):
@@ -210,13 +224,18 @@ def plans_section(stored: StoredPlans, fs: Any, plan: PruningPlan, request: Plan
     cost ratio; a plan the table lacks can be scored (stored as a table of its own)."""
     table = stored.table
     if all(s.plan != plan for s in table.plans):
-        extra = PlansRequest(**{**request.__dict__, "extra": (plan.kept,)})
+        extra = replace(request, extra=(plan.kept,))
         found = read_plans_table(fs, extra)
         if found is None:
             st.caption(f"{plan.describe()} is not in the table yet.")
-            table_section(fs, extra) if st.session_state.get("_pl_extra") == plan.kept else None
+            work = background_tasks().get(_work_key(fs, extra))
+            if work is not None:
+                watch(_work_key(fs, extra), work)
+                return
+            outcome = st.session_state.pop("_pl_outcome", None)
+            if outcome is not None:
+                st.error(outcome)
             if st.button(f"Score {plan.describe()} without retraining", key="pl_score_extra"):
-                st.session_state["_pl_extra"] = plan.kept
                 background_tasks()[_work_key(fs, extra)] = start_plans_work(fs.info, extra, fs)
                 st.rerun()
             return

@@ -102,6 +102,40 @@ def test_table_in_background_then_map_picker_rows_and_links(feature_key: str):
     assert [b.proto.url for b in at.get("link_button")][0] == "/finetune?plan=drop+2"
 
 
+@pytest.mark.slow
+def test_the_background_table_shows_progress_and_can_be_cancelled(feature_key: str, monkeypatch):
+    from core.errors import Cancelled
+    from pages.parts import plans_view
+
+    def slow_table(full, features, base, request, *, progress, should_stop, **_):
+        progress(1, 4)
+        deadline = time.monotonic() + 60
+        while not should_stop() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        raise Cancelled("the plans table was cancelled")
+
+    monkeypatch.setattr(plans_view, "stored_plans_table", slow_table)
+    at = _open(feature_key, pl_threshold=0.5, pl_stability=3)
+    at.button(key="pl_compute").click().run()
+    deadline = time.monotonic() + 60
+
+    def progress() -> str:
+        return " ".join(p.proto.text for p in at.get("progress"))
+
+    while "1/4 steps" not in progress() and time.monotonic() < deadline:
+        time.sleep(0.2)
+        at.run()
+    assert "1/4 steps" in progress() and "left" in progress()  # done of total, time left
+    at.button(key="pl_cancel").click().run()
+    deadline = time.monotonic() + 30
+    while not at.warning and time.monotonic() < deadline:
+        time.sleep(0.2)
+        at.run()
+    assert not at.exception, at.exception
+    assert [w.value for w in at.warning] == ["Cancelled: nothing was stored."]
+    assert at.button(key="pl_compute")  # and it can be started again
+
+
 def test_rows_carry_fine_tuned_accuracy_and_cost_ratio_of_matching_runs(monkeypatch) -> None:
     from pages.parts import plans_view
 
