@@ -102,9 +102,7 @@ def table_section(fs: Any, request: PlansRequest) -> StoredPlans | None:
     if work is not None:
         watch(key, work)
         return None
-    outcome = st.session_state.pop("_pl_outcome", None)
-    if outcome is not None:
-        (st.warning if outcome.startswith("Cancelled") else st.error)(outcome)
+    show_outcome()
     st.info(
         "No plans table for these settings yet. Computing it scores each plan with the probes; a plan "
         "whose output is not a cached hidden state runs its pruned encoder over the clips once "
@@ -114,6 +112,13 @@ def table_section(fs: Any, request: PlansRequest) -> StoredPlans | None:
         tasks[key] = start_plans_work(fs.info, request, fs)
         st.rerun()
     return None
+
+
+def show_outcome() -> None:
+    """Say once how the last background table ended when it stored nothing (cancelled or failed)."""
+    outcome = st.session_state.pop("_pl_outcome", None)
+    if outcome is not None:
+        (st.warning if outcome.startswith("Cancelled") else st.error)(outcome)
 
 
 def outcome_text(work: PlansWork) -> str | None:
@@ -232,9 +237,7 @@ def plans_section(stored: StoredPlans, fs: Any, plan: PruningPlan, request: Plan
             if work is not None:
                 watch(_work_key(fs, extra), work)
                 return
-            outcome = st.session_state.pop("_pl_outcome", None)
-            if outcome is not None:
-                st.error(outcome)
+            show_outcome()
             if st.button(f"Score {plan.describe()} without retraining", key="pl_score_extra"):
                 background_tasks()[_work_key(fs, extra)] = start_plans_work(fs.info, extra, fs)
                 st.rerun()
