@@ -258,8 +258,8 @@ def test_dashboard_end_to_end(server: str, shots: Path) -> None:
             expect(table).not_to_contain_text("_")  # no snake_case names
             page.screenshot(path=str(shots / "5-benchmarks.png"), full_page=True)
 
-            # Pruning plans: the table computes in the background (progress shown, the page stays live),
-            # then a typed plan is scored on request and offered to the Fine-tune page by its link
+            # Pruning plans: the table computes in the background (the page stays live), then a typed plan
+            # is offered to the Fine-tune page by its link; scoring it shows progress and can be cancelled
             _go(page, "Pruning plans")
             page.get_by_role("button", name="Compute the plans table").click()
             expect(page.get_by_text("Similarity map")).to_be_visible()  # settings stay usable
@@ -270,10 +270,12 @@ def test_dashboard_end_to_end(server: str, shots: Path) -> None:
             typed.fill("drop 2")
             typed.press("Enter")
             idle(page)
-            page.get_by_role("button", name="Score drop 2 without retraining").click()
             link = page.get_by_role("link", name="Fine-tune drop 2")
             expect(link).to_have_attribute("href", re.compile(r"/finetune\?plan=drop\+2$"))
-            expect(page.locator('[data-testid="stDataFrame"]')).to_have_count(1)
+            page.get_by_role("button", name="Score drop 2 without retraining").click()
+            expect(page.get_by_text(re.compile(r"plans of .*steps, \d+ s so far"))).to_be_visible()
+            page.get_by_role("button", name="Cancel", exact=True).click()
+            expect(page.get_by_text("Cancelled: nothing was stored.")).to_be_visible()
             page.screenshot(path=str(shots / "6-plans.png"), full_page=True)
             assert not page.locator('[data-testid="stException"]').count()
             watch.check()
