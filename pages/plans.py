@@ -155,11 +155,12 @@ def map_section(stored: StoredPlans, dropped: tuple[int, ...]) -> None:
     """The similarity map with the blocks and their stability, and the blocks as a list."""
     table = stored.table
     lines = captions([stored.provenance]) + [
-        f"store entry {stored.key[:12]}; stability: the same rule on "
+        f"store entry {stored.key[:12]}; stability: "
         + (
-            f"{table.stability.n_resamples} seeded half-samples ({table.stability.scheme})"
+            f"the same rule on {table.stability.n_resamples} seeded half-samples "
+            f"({table.stability.scheme})"
             if table.stability is not None
-            else "no half-samples (none asked, no block, or too few units)"
+            else "not measured (no block to find again, none asked, or too few units to halve)"
         )
     ]
     show(similarity_figure(table, lines, dropped), key="pl_map")
