@@ -14,7 +14,7 @@ from core.geometry import suggest_prune_point
 from core.models import PruningPlan
 from core.results import captions
 from core.training import PlansRequest, ProbeOptions, StoredPlans, parse_plan, read_plans_table
-from pages.parts.cached import background_tasks, convexity_result, feature_set
+from pages.parts.cached import background_tasks, current_convexity, feature_set
 from pages.parts.figures import show
 from pages.parts.messages import one_line
 from pages.parts.plans_figures import similarity_figure
@@ -172,15 +172,13 @@ def map_section(stored: StoredPlans, dropped: tuple[int, ...]) -> None:
 
 
 def _suggested(fs: Any, labels: str) -> int | None:
-    """The convexity curve's suggested prune point when the curve is stored (None otherwise)."""
-    state = st.session_state
+    """The Convexity page's suggested prune point for ``labels`` (word or speaker), its curve computed
+    when missing; None with a line saying why when there is none."""
     try:
-        curves, _, _ = convexity_result(
-            fs.key, int(state.get("cx_k", 10)), str(state.get("cx_precision", "exact"))
-        )
-        curve = curves["words" if labels == "word" else "speakers"]
-        return suggest_prune_point(curve.scores, float(state.get("cx_fraction", 0.95)))
-    except (LabError, KeyError):
+        curve = current_convexity(fs.key)[labels]
+        return suggest_prune_point(curve.scores, float(st.session_state.cx_fraction))
+    except LabError as exc:
+        st.warning(f"No convexity suggestion: {one_line(exc)}")
         return None
 
 
@@ -193,16 +191,14 @@ def picker_section(stored: StoredPlans, fs: Any) -> PruningPlan | None:
         if source == "convexity top-p":
             if not st.session_state.get("pl_use_curve"):
                 st.caption(
-                    "The suggestion reads the Convexity page's curve (computed there if missing)."
+                    "The suggestion is the Convexity page's prune point at its k, precision and "
+                    "fraction (its curve is computed here if it is not stored)."
                 )
                 if not st.button("Use the convexity suggestion", key="pl_curve_btn"):
                     return None
                 st.session_state["pl_use_curve"] = True
             p = _suggested(fs, str(table.options.get("labels", "word")))
             if p is None:
-                st.warning(
-                    "No convexity curve for these features; compute it on the Convexity page."
-                )
                 return None
             return PruningPlan.top(p, n_layers)
         if source == "detected block":

@@ -84,6 +84,15 @@ def test_table_in_background_then_map_picker_rows_and_links(feature_key: str):
     links = [b.proto.url for b in at.get("link_button")]
     assert links == ["/finetune?plan=keep+1", "/benchmarks?plan=keep+1"]
 
+    # the convexity suggestion: the Convexity page's curve (computed on request) gives a top-p plan
+    at.radio(key="pl_source").set_value("convexity top-p").run()
+    assert not at.dataframe  # nothing computed before asked
+    at.button(key="pl_curve_btn").click().run()
+    assert not at.exception, at.exception
+    frame = at.dataframe[0].value
+    picked = frame[frame["plan"].str.startswith("▶")]
+    assert len(picked) == 1 and picked["kind"].iloc[0] in ("top", "full")
+
     # a typed plan: a bad one is one line; one the table lacks is scored on request, beside top-p
     at.radio(key="pl_source").set_value("custom").run()
     at.text_input(key="pl_custom").set_value("drop 7").run()
