@@ -88,6 +88,7 @@ def request_section() -> PlansRequest:
 
 
 def _work_key(fs: Any, request: PlansRequest) -> str:
+    """The background registry's key of one table (features and request), shared by every session."""
     return f"plans:{fs.key}:{request.to_dict()}"
 
 
