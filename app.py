@@ -97,6 +97,7 @@ PAGES = [
         icon=":material/stacked_line_chart:",
         url_path="sweep",
     ),
+    st.Page("pages/plans.py", title="Pruning plans", icon=":material/view_week:", url_path="plans"),
     st.Page(
         "pages/benchmarks.py",
         title="Benchmarks",

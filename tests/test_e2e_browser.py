@@ -1,4 +1,5 @@
-"""End to end in a real browser: Setup -> Convexity -> Projections -> Prune & fine-tune -> Benchmarks.
+"""End to end in a real browser: Setup -> Convexity -> Projections -> Prune & fine-tune -> Benchmarks ->
+Pruning plans.
 
 Starts ``streamlit run app.py`` on a free port with a private ``CONVEXITY_LAB_CACHE`` and drives it with
 Playwright's Python API in Debian's Chromium (``/usr/bin/chromium``; no ``playwright install``).
@@ -38,6 +39,7 @@ URL_PATHS = {  # every page, opened directly by URL
     "finetune": "Prune & fine-tune",
     "benchmarks": "Benchmarks",
     "sweep": "Prune sweep",
+    "plans": "Pruning plans",
     "compare": "Compare stored results",
     "learn": "Learn",
 }
@@ -101,6 +103,7 @@ _HEADINGS = {
     "Projections": "Projections",
     "Prune & fine-tune": "Prune & fine-tune",
     "Benchmarks": "Benchmarks",
+    "Pruning plans": "Pruning plans",
 }
 
 
@@ -254,6 +257,26 @@ def test_dashboard_end_to_end(server: str, shots: Path) -> None:
             expect(table).to_contain_text(" MB")
             expect(table).not_to_contain_text("_")  # no snake_case names
             page.screenshot(path=str(shots / "5-benchmarks.png"), full_page=True)
+
+            # Pruning plans: the table computes in the background (the page stays live), then a typed plan
+            # is offered to the Fine-tune page by its link; scoring it shows progress and can be cancelled
+            _go(page, "Pruning plans")
+            page.get_by_role("button", name="Compute the plans table").click()
+            expect(page.get_by_text("Similarity map")).to_be_visible()  # settings stay usable
+            expect(page.locator(".js-plotly-plot")).to_have_count(1, timeout=2 * LONG)
+            page.locator('[data-testid="stRadio"] label', has_text="custom").click()
+            idle(page)
+            typed = page.get_by_label("Plan, e.g. 'drop 3-4' or 'keep 1-2, 5-12'", exact=True)
+            typed.fill("drop 2")
+            typed.press("Enter")
+            idle(page)
+            link = page.get_by_role("link", name="Fine-tune drop 2")
+            expect(link).to_have_attribute("href", re.compile(r"/finetune\?plan=drop\+2$"))
+            page.get_by_role("button", name="Score drop 2 without retraining").click()
+            expect(page.get_by_text(re.compile(r"plans of .*steps, \d+ s so far"))).to_be_visible()
+            page.get_by_role("button", name="Cancel", exact=True).click()
+            expect(page.get_by_text("Cancelled: nothing was stored.")).to_be_visible()
+            page.screenshot(path=str(shots / "6-plans.png"), full_page=True)
             assert not page.locator('[data-testid="stException"]').count()
             watch.check()
         except Exception:

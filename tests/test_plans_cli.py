@@ -111,3 +111,45 @@ def test_plans_block_inside_the_stack_runs_the_pruned_encoder(
         and rows[2]["features"] == "pruned encoder run over the clips"
     )
     assert rows[1]["parameters"] == rows[2]["parameters"]
+
+
+def test_a_bad_typed_plan_is_one_line_before_the_model_loads(assets, capsys, monkeypatch) -> None:
+    from core.models import loading
+
+    monkeypatch.setattr(loading.ResolvedModel, "load", lambda *a, **k: pytest.fail("loaded"))
+    argv = ["plans", str(assets["wavlm"]), "folder", "--root", str(assets["data"]), "--no-progress"]
+    for bad in ("drop 9", "drop 1-4", "remove 2", "keep 2, 2"):
+        assert main([*argv, "--plan", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+
+
+@pytest.mark.slow
+def test_plans_scores_a_typed_plan_and_mimics_the_blocks(
+    assets, tmp_path, capsys, monkeypatch
+) -> None:
+    """``--plan`` adds a plan and the top-p plan of its size to the table; ``--mimic`` replaces the detected
+    block (2-3, forced) by a trained layer and scores it beside the block plan alone."""
+    import numpy as np
+
+    from core.geometry import criteria
+
+    def fake_cka(features, **_):
+        sim = np.full((5, 5), 0.1)
+        sim[2:4, 2:4] = 0.99
+        np.fill_diagonal(sim, 1.0)
+        return criteria.CriterionResult("linear_cka", "matrix", sim, None, {}, True, "last_block")
+
+    monkeypatch.setitem(
+        criteria.CRITERIA, "linear_cka", criteria.CriterionSpec(fake_cka, "fake", False, False)
+    )
+    argv = ["plans", str(assets["wavlm"]), "folder", "--root", str(assets["data"]), "--no-progress"]
+    out = tmp_path / "plans.csv"
+    extra = ["--plan", "keep 1, 4", "--mimic", "--epochs", "1", "--stability", "0"]
+    assert main([*argv, *extra, "--bootstrap", "50", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["plan"] for r in rows] == ["keep all 4", "drop 4", "drop 3", "keep 1-2", "drop 2-3"]
+    text = capsys.readouterr().out
+    assert "mimic 2-3 (drop 3): training on" in text
+    assert "block 2-3: output MSE" in text and "drop 3 alone: logistic" in text
+    assert "with mimic layers: logistic" in text

@@ -32,7 +32,14 @@ import numpy as np
 from core.errors import ConvexityInputError
 from core.io.records import Record
 
-__all__ = ["RedundancyBlock", "Redundancy", "redundancy_blocks"]
+__all__ = [
+    "BlockStability",
+    "BoundaryStability",
+    "Redundancy",
+    "RedundancyBlock",
+    "block_stability",
+    "redundancy_blocks",
+]
 
 
 @dataclass(frozen=True)
@@ -132,3 +139,53 @@ def _segments(layers: list[int]) -> list[list[int]]:
         else:
             out.append([layer])
     return out
+
+
+@dataclass(frozen=True)
+class BoundaryStability(Record):
+    """How often one block of the full-data map reappears in the half-sample maps.
+
+    ``exact``: share of half-samples with a block ``first..last``; ``start`` / ``end``: share with a
+    block starting at ``first`` / ending at ``last`` (each boundary on its own)."""
+
+    first: int
+    last: int
+    exact: float
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class BlockStability(Record):
+    """The blocks' stability over ``n_resamples`` seeded half-samples (``scheme`` says what was halved)."""
+
+    n_resamples: int
+    seed: int
+    scheme: str
+    blocks: tuple[BoundaryStability, ...]
+    n_blocks: tuple[int, ...] = ()  # blocks found in each half-sample's map
+
+    def of(self, block: RedundancyBlock) -> BoundaryStability | None:
+        """The stability of one block of the full-data map (None if it was not measured)."""
+        for b in self.blocks:
+            if (b.first, b.last) == (block.first, block.last):
+                return b
+        return None
+
+
+def block_stability(
+    full: Redundancy, half_maps: list[np.ndarray], seed: int, scheme: str
+) -> BlockStability:
+    """How often each block of ``full`` reappears when the same rule (its criterion and threshold) runs
+    on the similarity maps of half-samples of the clips."""
+    if not half_maps:
+        raise ConvexityInputError("block stability needs at least one half-sample map")
+    found = [redundancy_blocks(m, full.threshold, full.criterion).blocks for m in half_maps]
+    n = len(found)
+    rows = []
+    for block in full.blocks:
+        exact = sum(any((b.first, b.last) == (block.first, block.last) for b in bs) for bs in found)
+        start = sum(any(b.first == block.first for b in bs) for bs in found)
+        end = sum(any(b.last == block.last for b in bs) for bs in found)
+        rows.append(BoundaryStability(block.first, block.last, exact / n, start / n, end / n))
+    return BlockStability(n, int(seed), scheme, tuple(rows), tuple(len(bs) for bs in found))

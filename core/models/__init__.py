@@ -25,6 +25,8 @@ _EXPORTS = {
     "count_parameters": "pruning",
     "params_by_plan": "pruning",
     "PruningPlan": "plans",
+    "parse_layers": "plans",
+    "parse_plan": "plans",
     "encoder_of": "pruning",
     "params_by_prune_point": "pruning",
     "prune": "pruning",

@@ -157,15 +157,29 @@ class PruningPlan(Record):
 
 
 def parse_plan(text: str, n_layers: int) -> PruningPlan:
-    """The plan ``text`` names for a model of ``n_layers`` layers: ``"drop 3-4"``, ``"keep 1-2, 5-12"``
-    or ``"keep all 12"`` (what :meth:`PruningPlan.describe` writes); PruneError (one line) otherwise."""
+    """The plan ``text`` names for a model of ``n_layers`` layers: ``"drop 3-4"``, ``"keep 1-2, 5-12"``,
+    ``"keep all 12"`` (what :meth:`PruningPlan.describe` writes) or ``"top 6"``; PruneError (one line)
+    otherwise."""
     words = str(text).strip().split(None, 1)
     verb = words[0].lower() if words else ""
     rest = words[1].strip() if len(words) > 1 else ""
-    if verb not in ("drop", "keep") or not rest:
+    if verb not in ("drop", "keep", "top") or not rest:
         raise PruneError(
-            f"a plan reads like 'drop 3-4' or 'keep 1-2, 5-12', got {str(text).strip()!r}"
+            f"a plan reads like 'drop 3-4', 'keep 1-2, 5-12' or 'top 6', got {str(text).strip()!r}"
         )
+    if verb == "top":
+        if not rest.isdigit():
+            raise PruneError(f"'top' takes one number of layers, got {rest!r}")
+        return PruningPlan.top(int(rest), n_layers)
+    if verb == "keep" and re.fullmatch(r"all(?:\s+[0-9]+)?", rest, flags=re.ASCII):
+        stated = rest.split()[1:]
+        if stated and int(stated[0]) != n_layers:
+            raise PruneError(f"plan {text!r} is for {stated[0]} layers; this model has {n_layers}")
+        return PruningPlan.keep(range(1, n_layers + 1), n_layers)
+    layers = parse_layers(rest)
+    return (
+        PruningPlan.drop(layers, n_layers) if verb == "drop" else PruningPlan.keep(layers, n_layers)
+    )
     if verb == "keep" and re.fullmatch(r"all(?:\s+[0-9]+)?", rest, flags=re.ASCII):
         stated = rest.split()[1:]
         if stated and int(stated[0]) != n_layers:

@@ -107,6 +107,7 @@ RESULT_KINDS: dict[str, ResultKind] = _table(
     ResultKind("aligned-umap", "core.geometry.aligned", f"{KINDS_MODULE}.aligned_umap"),
     ResultKind("diagnostics", "core.geometry.diagnostics", f"{KINDS_MODULE}.diagnostics"),
     ResultKind("curve-statistics", "core.geometry.curve_statistics", f"{KINDS_MODULE}.statistics"),
+    ResultKind("plans-table", f"{KINDS_MODULE}.plans", f"{KINDS_MODULE}.plans"),
 )
 
 

@@ -55,6 +55,16 @@ _EXPORTS = {
     "read_trajectory": "trajectory",
     "run_about": "trajectory",
     "trajectory_csv": "trajectory",
+    "PlansRequest": "plans_table",
+    "StoredPlans": "plans_table",
+    "plans_key": "plans_table",
+    "read_plans_table": "plans_table",
+    "table_plans": "plans_table",
+    "stored_plans_table": "plans_table",
+    "ProbeOptions": "probe_score",
+    "selection_entry": "probe_score",
+    "MimicConfig": "mimic_training",
+    "train_mimic": "mimic_training",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

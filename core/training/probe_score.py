@@ -57,6 +57,7 @@ from core.io.records import Record
 from core.models.encoder import SpeechEncoder
 from core.models.plans import PruningPlan
 from core.models.pruning import apply_plan, params_by_plan
+from core.results.kinds.plans import INTERVAL, PlanScore, ProbeScore
 
 __all__ = [
     "INTERVAL",
@@ -71,10 +72,6 @@ __all__ = [
     "selection_entry",
     "split_rows",
 ]
-
-INTERVAL = (
-    "percentile bootstrap interval of test accuracy over resampled test clips (probe held fixed)"
-)
 
 
 @dataclass(frozen=True)
@@ -128,37 +125,6 @@ PROBES: dict[str, ProbeSpec] = {
 
 
 @dataclass(frozen=True)
-class ProbeScore(Record):
-    """One probe's test accuracy and its interval (see :data:`INTERVAL`)."""
-
-    probe: str
-    accuracy: float
-    low: float
-    high: float
-
-
-@dataclass(frozen=True)
-class PlanScore(Record):
-    """A plan's retraining-free scores, where its features came from, its size and the cost."""
-
-    plan: PruningPlan
-    parameters: int
-    features: str
-    scores: tuple[ProbeScore, ...]
-    n_train: int
-    n_test: int
-    seconds: float
-    interval: str = INTERVAL
-
-    def score(self, probe: str) -> ProbeScore:
-        """The score of one probe by name."""
-        for s in self.scores:
-            if s.probe == probe:
-                return s
-        raise KeyError(probe)
-
-
-@dataclass(frozen=True)
 class SplitRows:
     """Row indices of a feature set's train and test clips, and every row's label."""
 
@@ -207,14 +173,22 @@ def pruned_encoder(full: SpeechEncoder, plan: PruningPlan) -> SpeechEncoder:
     return pruned
 
 
-def plan_entry_for(encoder: SpeechEncoder, plan: PruningPlan, base: CacheEntry) -> CacheEntry:
+def plan_entry_for(
+    encoder: SpeechEncoder,
+    plan: PruningPlan,
+    base: CacheEntry,
+    variant: dict[str, Any] | None = None,
+) -> CacheEntry:
     """The feature-cache entry of ``encoder`` (already pruned by ``plan``) over ``base``'s clips: a top plan
-    keys exactly as extracting that pruned encoder would; any other plan adds its kept layers to the key."""
+    keys exactly as extracting that pruned encoder would; any other plan adds its kept layers to the key,
+    and ``variant`` (e.g. trained mimicking layers' weights) is added when given."""
     identity = key_identity(encoder)
     if identity is None:
         raise TrainingError("the model's weights are not identified; cannot cache its features")
     if not plan.is_top:
         identity = {**identity, "plan": list(plan.kept)}
+    if variant:
+        identity = {**identity, **variant}
     key = feature_key(identity, base.fingerprint, base.selection)
     return CacheEntry(key, identity, base.table, base.fingerprint, base.selection)
 
@@ -226,11 +200,17 @@ def plan_features(
     *,
     batch_size: int = 32,
     progress: Callable[[int, int], None] | None = None,
+    encoder: SpeechEncoder | None = None,
+    variant: dict[str, Any] | None = None,
 ) -> FeatureSet:
     """The pruned encoder's features (N, size+1, D) over ``base``'s clips, from the cache when valid
-    (``progress(done, total)`` counts clips while they run)."""
-    encoder = pruned_encoder(full, plan)
-    entry = plan_entry_for(encoder, plan, base)
+    (``progress(done, total)`` counts clips while they run). ``encoder``: an already pruned model of
+    ``plan`` to run instead (keyed apart by ``variant``)."""
+    if encoder is None:
+        encoder = pruned_encoder(full, plan)
+    elif encoder.n_layers != plan.size or not variant:
+        raise TrainingError("a given pruned encoder needs the plan's depth and a variant key")
+    entry = plan_entry_for(encoder, plan, base, variant)
     found, _ = read_valid_entry(entry.directory, entry.key)
     if found is not None:
         return found
@@ -257,22 +237,29 @@ def score_plan(
     plan: PruningPlan,
     options: ProbeOptions,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    encoder: SpeechEncoder | None = None,
+    variant: dict[str, Any] | None = None,
 ) -> PlanScore:
     """The plan's probe scores on the clips of ``full_features`` (rows matched to the split by path);
-    ``progress`` counts clips where the pruned encoder has to run."""
+    ``progress`` counts clips where the pruned encoder has to run. ``encoder`` / ``variant``: score
+    that model of the plan (e.g. with trained mimicking layers) instead of the plain pruned one."""
     t0 = time.perf_counter()
     rows = split_rows(full_features, base.table, options)
-    if reuses_cache(full, plan):
+    if encoder is None and reuses_cache(full, plan):
         x = np.asarray(full_features.features[:, plan.size, :])
         source = f"cached full-model features, hidden state {plan.size}"
     else:
-        pruned = plan_features(full, plan, base, progress=progress)
+        pruned = plan_features(
+            full, plan, base, progress=progress, encoder=encoder, variant=variant
+        )
         if list(pruned.paths) != list(full_features.paths):
             raise TrainingError(
                 "the pruned encoder read a different set of clips than the full model"
             )
         x = np.asarray(pruned.features[:, plan.size, :])
-        source = "pruned encoder run over the clips" + (" (cached)" if pruned.from_cache else "")
+        what = "pruned encoder" if encoder is None else "trained pruned encoder"
+        source = f"{what} run over the clips" + (" (cached)" if pruned.from_cache else "")
     scores = probe_scores(x, rows, options)
     parameters = params_by_plan(full.model, plan)["total"]
     return PlanScore(
