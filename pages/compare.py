@@ -271,7 +271,8 @@ def class_difference_section(c: Choice, labels: dict[str, str]) -> None:
     st.subheader("Per-class difference")
     by_id = {s.id: s for s in with_classes}
     a_id, b_id = pair_pickers(list(by_id), labels, ("cmp_a", "cmp_b"))
-    classes, x, z, resampled = class_difference(by_id[a_id], by_id[b_id])
+    diff = class_difference(by_id[a_id], by_id[b_id])
+    classes, x, z = diff.classes, diff.x, diff.z
     if not classes:
         st.info("A and B share no classes.")
         return
@@ -290,7 +291,7 @@ def class_difference_section(c: Choice, labels: dict[str, str]) -> None:
         )
     )
     heat.update_yaxes(type="category", tickfont={"size": 11})
-    x_title = AXES["relative"] if resampled else figures.LAYER_AXIS
+    x_title = AXES["relative"] if diff.resampled else figures.LAYER_AXIS
     figures.style(
         heat,
         height=max(320, 16 * len(classes) + 90),
@@ -298,7 +299,7 @@ def class_difference_section(c: Choice, labels: dict[str, str]) -> None:
         y_title="class",
         legend=False,
     )
-    if not resampled:
+    if not diff.resampled:
         figures.integer_axis(heat, x, pad=0.5)
     pair = [f"A = {labels[a_id]}", f"B = {labels[b_id]}"]
     heat.update_layout(title={"text": "A − B per class", "x": 0, "xanchor": "left"})
@@ -307,7 +308,7 @@ def class_difference_section(c: Choice, labels: dict[str, str]) -> None:
     figures.show(heat, key="cmp_heatmap", config=figures.figure_config("compare-classes", heat))
     st.caption(
         "Convexity of A minus B per class (blue: A higher)."
-        + (" The depths differ: B is interpolated at A's relative depths." if resampled else "")
+        + (" The depths differ: B is interpolated at A's relative depths." if diff.resampled else "")
     )
 
 

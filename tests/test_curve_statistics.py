@@ -12,7 +12,7 @@ from scipy import stats
 
 from core.errors import ConvexityInputError
 from core.geometry.curve_statistics import curve_statistics
-from core.geometry.options import ConvexityOptions
+from core.geometry.options import ConvexityOptions, StatisticsOptions
 from core.geometry.paired import layer_ranges, paired_difference
 from core.geometry.prune_stability import prune_stability
 from core.geometry.resampling import (
@@ -168,9 +168,7 @@ def test_curve_statistics_gives_chance_interval_and_stability_per_label_set():
         {"word": words, "speaker": speakers},
         units,
         ConvexityOptions(max_pairs_per_class=None, k=5, device="cpu"),
-        n_permutations=3,
-        n_resamples=4,
-        n_seeds=0,
+        StatisticsOptions(n_permutations=3, n_resamples=4, n_seeds=0),
     )
     for name in ("word", "speaker"):
         s = stats.sets[name]
@@ -201,8 +199,8 @@ def test_stored_statistics_reopen_without_recomputing(monkeypatch):
         labels=lambda name: [str(v) for v in (words if name == "word" else speakers)],
     )
     options = ConvexityOptions(max_pairs_per_class=None, k=5)
-    opts = dict(n_permutations=2, n_resamples=3, n_seeds=0)
-    first, hit = statistics_entry(fs, ["word"], options, **opts)
+    opts = StatisticsOptions(n_permutations=2, n_resamples=3, n_seeds=0)
+    first, hit = statistics_entry(fs, ["word"], options, opts)
     assert not hit and first.provenance.settings["n_resamples"] == 3
     calls = []
     real = module.curve_statistics
@@ -213,7 +211,7 @@ def test_stored_statistics_reopen_without_recomputing(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(module, "curve_statistics", counted)
-    again = stored_statistics(fs, ["word"], options, **opts)
+    again = stored_statistics(fs, ["word"], options, opts)
     assert not calls and again.sets["word"].interval.n_resamples == 3
 
 

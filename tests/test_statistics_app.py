@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.data.imported import import_features
-from core.geometry.options import ConvexityOptions
+from core.geometry.options import ConvexityOptions, StatisticsOptions
 from core.geometry.synthetic import speaker_population
 
 APP = "../app.py"
@@ -103,7 +103,7 @@ def test_convexity_page_computes_statistics_in_the_background_then_shows_them(
 def test_compare_page_shows_chance_bands_and_a_paired_verdict(cache: Path, tmp_path: Path):
     from core.results.kinds import convexity_entry, statistics_entry
 
-    opts = dict(n_permutations=2, n_resamples=4, n_seeds=0)
+    opts = StatisticsOptions(n_permutations=2, n_resamples=4, n_seeds=0)
     ids = []
     for name, shift in (("plain", 0.0), ("tuned", 3.0)):
         fs = _imported(tmp_path, name, shift)
@@ -111,7 +111,7 @@ def test_compare_page_shows_chance_bands_and_a_paired_verdict(cache: Path, tmp_p
             fs, {"word": fs.words}, ConvexityOptions(k=5, max_pairs_per_class=None, device="cpu")
         )
         statistics_entry(
-            fs, ["word"], ConvexityOptions(max_pairs_per_class=None, k=5, device="cpu"), **opts
+            fs, ["word"], ConvexityOptions(max_pairs_per_class=None, k=5, device="cpu"), opts
         )
         ids.append(f"{entry.key[:12]}:word")
     at = AppTest.from_file(APP, default_timeout=120).run()

@@ -229,7 +229,7 @@ def _statistics(
     args: argparse.Namespace, fs: Any, names: list[str], precision: Precision, other: Any
 ) -> tuple[Any, list[Any]]:
     """Chance, intervals and prune-point stability (stored), and paired differences vs ``other``."""
-    from core.cli.statistics_output import paired_lines, statistics_kwargs, statistics_lines
+    from core.cli.statistics_output import paired_lines, statistics_lines, statistics_of
     from core.geometry.paired import paired_difference
     from core.results.kinds import stored_statistics
 
@@ -241,7 +241,7 @@ def _statistics(
         update, close = progress_bar("curve statistics", not args.no_progress, unit="layer")
         try:
             results.append(
-                stored_statistics(which, names, options, progress=update, **statistics_kwargs(args))
+                stored_statistics(which, names, options, statistics_of(args), progress=update)
             )
         finally:
             close()
@@ -300,7 +300,7 @@ def _criteria_csv(results: dict[str, Any]) -> str:
 
 def cmd_criteria(args: argparse.Namespace) -> int:
     """Convexity beside the other layer-selection criteria, with each one's proposed prune point."""
-    from core.cli.statistics_output import check_resampling, statistics_kwargs, statistics_lines
+    from core.cli.statistics_output import check_resampling, statistics_lines, statistics_of
     from core.geometry.convexity import convexity_curve
     from core.geometry.criteria import CRITERIA, GraphCollector, compare_prune_points
     from core.io.atomic import atomic_write_bytes
@@ -365,9 +365,8 @@ def cmd_criteria(args: argparse.Namespace) -> int:
                 fs,
                 [args.labels],
                 options,
+                statistics_of(args).with_(fraction=args.fraction),
                 progress=update,
-                fraction=args.fraction,
-                **statistics_kwargs(args),
             )
         finally:
             close()

@@ -94,6 +94,7 @@ _EXPORTS = {
     "PairWalkthrough": "teaching",
     "walk_pair": "teaching",
     "ConvexityOptions": "options",
+    "StatisticsOptions": "options",
     "CurveStatistics": "curve_statistics",
     "DEFAULT_K": "options",
     "DEFAULT_UMAP": "options",

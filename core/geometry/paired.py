@@ -106,8 +106,10 @@ def paired_difference(
     quarters = None
     if a.quarter_scores and b.quarter_scores:
         quarters = np.asarray(a.quarter_scores) - np.asarray(b.quarter_scores)
-    se, _ = population_se(
-        table, quarters, _both(a.half_sems, b.half_sems), _both(a.quarter_sems, b.quarter_sems)
+    se = np.asarray(
+        population_se(
+            table, quarters, _both(a.half_sems, b.half_sems), _both(a.quarter_sems, b.quarter_sems)
+        ).se
     )
     half = stats.t.ppf(0.5 + a.level / 2, min(a.degrees, b.degrees)) * se
     low, high = diff - half, diff + half

@@ -8,31 +8,49 @@ from core.geometry.options import ConvexityOptions
 from core.geometry.resampling import ResampleUnits
 from core.geometry.synthetic import speaker_population
 
+SCHEMES = ("word", "speaker", "other-speakers")
 
-def simulate(n_truth: int, n_datasets: int, n_resamples: int, seed: int, labels: str = "word"):
-    """Coverage table of word labels with speakers as units (speakers drawn from a pool of 2,000),
-    or of speaker labels with clips within each speaker as units (16 fixed speakers, fresh clips)."""
+
+def simulate(
+    n_truth: int,
+    n_datasets: int,
+    n_resamples: int,
+    seed: int,
+    labels: str = "word",
+    n_speakers: int = 16,
+):
+    """Coverage table of one interval scheme on a synthetic speaker population:
+
+    - ``word``: word labels, speakers as units (``n_speakers`` drawn from a pool of 2,000);
+    - ``speaker``: speaker labels, clips within each speaker as units (fixed speakers, fresh clips):
+      "same speakers, other recordings";
+    - ``other-speakers``: speaker labels, speakers as units (speakers drawn from the pool):
+      "other speakers, same count".
+    """
     import numba
     import torch
 
-    from core.geometry.calibration import coverage_simulation
+    from core.geometry.calibration import SimulatedDataset, coverage_simulation
 
     population = speaker_population(
-        16,
+        n_speakers,
         takes=1 if labels == "word" else 3,
         word_strength=(0.3, 0.8, 1.6),
         speaker_strength=(1.0, 0.6, 0.3) if labels == "word" else (1.6, 0.8, 0.4),
         seed=seed,
     )
-    fixed = np.arange(16)
+    fixed = np.arange(n_speakers)
 
     def draw(rng):
         if labels == "word":
             x, words, speakers = population.draw(rng)
-            return x, words, ResampleUnits.of("speaker", speakers)
+            return SimulatedDataset(x, words, ResampleUnits.of("speaker", speakers))
+        if labels == "other-speakers":
+            x, _, speakers = population.draw(rng)
+            return SimulatedDataset(x, speakers, ResampleUnits.of("speaker", speakers))
         x, _, speakers = population.draw(rng, speakers=fixed)
         units = ResampleUnits.of("clip", range(len(speakers)), speakers, within="speaker")
-        return x, speakers, units
+        return SimulatedDataset(x, speakers, units)
 
     threads = numba.get_num_threads(), torch.get_num_threads()
     numba.set_num_threads(1)  # tiny graphs: threads cost more than they save
