@@ -253,7 +253,9 @@ def test_compare_helpers_align_depths_and_name_exact_curves() -> None:
     rows = prune_table(series, 0.95)
     assert [r["layers"] for r in rows] == [4, 6] and all(r["error"] == "exact" for r in rows)
     d = class_difference(tiny, base)
-    assert d.resampled and d.classes == ["w0", "w1", "w2"] and d.z.shape == (3, 5) and d.x[-1] == 1.0
+    assert (
+        d.resampled and d.classes == ["w0", "w1", "w2"] and d.z.shape == (3, 5) and d.x[-1] == 1.0
+    )
 
 
 def test_lru_is_bounded() -> None:

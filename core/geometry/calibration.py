@@ -29,7 +29,9 @@ __all__ = [
     "REGIMES",
     "CoverageTable",
     "SimulatedDataset",
+    "StabilityTable",
     "coverage_simulation",
+    "stability_simulation",
     "units_within",
     "whole_units",
 ]
@@ -204,3 +206,106 @@ def units_within(
         )
 
     return draw
+
+
+@dataclass(frozen=True)
+class StabilityTable(Record):
+    """How often the threshold rule's "moves" flag fires, against the truth of a population."""
+
+    n_datasets: int
+    n_truth: int
+    truth_points: dict[str, int]  # the full-data point over n_truth datasets
+    modal_point: int
+    truth_share: float  # share of datasets whose point is the modal one (stable in truth: >= 0.9)
+    flagged_at_mode: int  # datasets at the modal point whose flag fired
+    at_mode: int
+    flagged_off_mode: int  # datasets at another point whose flag fired
+    off_mode: int
+    median_move_share: float  # the reported share, median over datasets
+    any_move_at_mode: int = 0  # datasets at the modal point where some half-sample moved it
+
+    @property
+    def false_alarm(self) -> float:
+        """Share of datasets at the (true) modal point that were flagged as moving."""
+        return self.flagged_at_mode / self.at_mode if self.at_mode else float("nan")
+
+
+def stability_simulation(
+    draw: Draw,
+    *,
+    n_truth: int,
+    n_datasets: int,
+    n_resamples: int,
+    fraction: float = 0.95,
+    level: float = 0.9,
+    seed: int = 0,
+    options: ConvexityOptions = DEFAULT_OPTIONS,
+) -> StabilityTable:
+    """False-alarm rate of the threshold rule's calibrated "moves" flag (``prune_stability``) over
+    ``n_datasets`` drawn datasets, the truth being the point over ``n_truth`` others."""
+    from collections import Counter
+
+    from core.geometry.prune_point import suggest_prune_point
+    from core.geometry.prune_stability import prune_stability
+
+    rng = np.random.default_rng(seed)
+
+    def score(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.asarray(layerwise_convexity(x, {"y": y}, options)["y"].scores)
+
+    truth = Counter(
+        suggest_prune_point(score(d.features, d.labels), fraction)
+        for d in (draw(rng) for _ in range(n_truth))
+    )
+    mode = truth.most_common(1)[0][0]
+    flags: list[tuple[bool, bool]] = []
+    shares, any_move = [], 0
+    for i in range(n_datasets):
+        d = draw(rng)
+        x, y = d.features, d.labels
+        pairs = nested_samples(d.units, n_resamples, i)
+        full = score(x, y)
+        halves = np.array([score(x[h], y[h]) for h, _ in pairs])
+        quarters = np.array([score(x[q], y[q]) for _, q in pairs])
+        layers = list(range(x.shape[1]))
+        iv = interval_from_resamples(
+            "y",
+            full,
+            halves,
+            level=level,
+            seed=i,
+            scheme="",
+            layers=layers,
+            quarters=quarters,
+            n_units=d.units.n_units,
+        )
+        sd = np.std(halves, axis=0, ddof=1)
+        scale = np.where(sd > 0, np.asarray(iv.se) / np.where(sd > 0, sd, 1.0), 0.0)
+        rule = prune_stability(
+            "y",
+            layers,
+            full,
+            np.zeros(len(layers)),
+            halves,
+            fraction=fraction,
+            scale=scale,
+            level=level,
+        ).threshold
+        flags.append((rule.point == mode, rule.moves))
+        any_move += rule.point == mode and set(rule.over_resamples) != {str(rule.point)}
+        shares.append(rule.move_share)
+    at = [f for m, f in flags if m]
+    off = [f for m, f in flags if not m]
+    return StabilityTable(
+        n_datasets=n_datasets,
+        n_truth=n_truth,
+        truth_points={str(p): n for p, n in sorted(truth.items())},
+        modal_point=int(mode),
+        truth_share=truth[mode] / n_truth,
+        flagged_at_mode=int(sum(at)),
+        at_mode=len(at),
+        flagged_off_mode=int(sum(off)),
+        off_mode=len(off),
+        median_move_share=float(np.median(shares)),
+        any_move_at_mode=int(any_move),
+    )

@@ -49,6 +49,7 @@ __all__ = [
     "LabelSetStatistics",
     "StatisticsPlan",
     "curve_statistics",
+    "pseudo_scale",
     "statistics_plan",
     "MAX_SEEDS",
 ]
@@ -141,15 +142,18 @@ class LabelSetStatistics(Record):
         stored half-sample and seed curves (the local-peak rule does not depend on it)."""
         if self.stability is None or abs(fraction - self.stability.fraction) < 1e-9:
             return self.stability
+        iv = self.interval
         again = prune_stability(
             self.label_set,
             self.layers,
             self.scores,
             self.sems,
-            self.interval.resample_scores if self.interval is not None else (),
+            iv.resample_scores if iv is not None else (),
             self.seed_scores,
             (),
             fraction,
+            scale=pseudo_scale(iv),
+            level=self.stability.threshold.level,
         )
         return replace(again, local_peak=self.stability.local_peak)
 
@@ -344,6 +348,16 @@ def _interval(
     )
 
 
+def pseudo_scale(interval: CurveInterval | None) -> np.ndarray | None:
+    """Per layer: the interval's population SE over the sd of its half-sample scores, which maps a
+    half-sample's deviation to a dataset of the full size (``prune_stability``); None without one."""
+    if interval is None or interval.n_resamples < 2:
+        return None
+    sd = np.std(np.asarray(interval.resample_scores), axis=0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sd > 0, np.asarray(interval.se) / sd, 0.0)
+
+
 def _label_set_statistics(
     curve: ConvexityCurve,
     chance: ChanceLevel | None,
@@ -373,6 +387,8 @@ def _label_set_statistics(
             seed_scores,
             [sc.sems for sc in seed_curves],
             statistics.fraction,
+            scale=pseudo_scale(interval),
+            level=statistics.level,
         )
     return LabelSetStatistics(
         label_set=name,

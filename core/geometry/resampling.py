@@ -32,7 +32,6 @@ layer's value shrunk towards the pooled mean by its own noise. With fewer than t
 the pooled mean is replaced by a stated prior, a = 1 (rho = 3) with sd 0.3 on log rho. The shrunk
 rho is then held to [1 + sqrt 2, 5] (a in [0.5, 2]) only as a last guard; where that still acts it
 is reported (``CurveInterval.rate_clamped``, and in the captions). The
-interval is centredThe
 interval is centred on the full-data score (sub-samples are biased by their smaller N; their spread
 is what is used) with half-width t_{B-1} x sqrt(Var_n). A layer whose sub-samples all score the same
 (a perfect 1.0) has a zero-width interval and is marked degenerate. The t quantile's degrees of

@@ -240,8 +240,8 @@ class ClassDifference:
 
 def class_difference(a: CurveSeries, b: CurveSeries) -> ClassDifference:
     """A - B per class on A's layers, for the classes present in both.
- When the depths differ, B's class curves are linearly interpolated at A's
-    relative depths (``resampled`` True) and x is relative depth; otherwise x is the hidden-state index.
+    When the depths differ, B's class curves are linearly interpolated at A's
+       relative depths (``resampled`` True) and x is relative depth; otherwise x is the hidden-state index.
     """
     classes = sorted(set(a.per_class) & set(b.per_class))
     resampled = a.n_layers != b.n_layers or a.layers != b.layers

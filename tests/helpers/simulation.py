@@ -68,3 +68,40 @@ def simulate(
     finally:
         numba.set_num_threads(threads[0])
         torch.set_num_threads(threads[1])
+
+
+def stability(n_truth: int, n_datasets: int, n_resamples: int, seed: int = 2):
+    """Stability table of the threshold rule's calibrated flag on a synthetic population whose
+    threshold point is stable in truth (word labels rising to a plateau over five layers; 12 speakers
+    x 6 words per dataset, speakers as units)."""
+    import numba
+    import torch
+
+    from core.geometry.calibration import SimulatedDataset, stability_simulation
+
+    population = speaker_population(
+        12,
+        word_strength=(0.3, 1.0, 2.0, 2.4, 2.5),
+        speaker_strength=(0.5,) * 5,
+        seed=1,
+    )
+
+    def draw(rng):
+        x, words, speakers = population.draw(rng)
+        return SimulatedDataset(x, words, ResampleUnits.of("speaker", speakers))
+
+    threads = numba.get_num_threads(), torch.get_num_threads()
+    numba.set_num_threads(1)
+    torch.set_num_threads(1)
+    try:
+        return stability_simulation(
+            draw,
+            n_truth=n_truth,
+            n_datasets=n_datasets,
+            n_resamples=n_resamples,
+            seed=seed,
+            options=ConvexityOptions(k=5, max_pairs_per_class=None, device="cpu"),
+        )
+    finally:
+        numba.set_num_threads(threads[0])
+        torch.set_num_threads(threads[1])
