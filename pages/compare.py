@@ -308,7 +308,11 @@ def class_difference_section(c: Choice, labels: dict[str, str]) -> None:
     figures.show(heat, key="cmp_heatmap", config=figures.figure_config("compare-classes", heat))
     st.caption(
         "Convexity of A minus B per class (blue: A higher)."
-        + (" The depths differ: B is interpolated at A's relative depths." if diff.resampled else "")
+        + (
+            " The depths differ: B is interpolated at A's relative depths."
+            if diff.resampled
+            else ""
+        )
     )
 
 

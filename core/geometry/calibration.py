@@ -22,6 +22,7 @@ import numpy as np
 
 from core.geometry.convexity import layerwise_convexity
 from core.geometry.options import DEFAULT_OPTIONS, ConvexityOptions
+from core.geometry.rarefaction import rarefied_interval
 from core.geometry.resampling import ResampleUnits, interval_from_resamples, nested_samples
 from core.io.records import Record
 
@@ -31,6 +32,7 @@ __all__ = [
     "SimulatedDataset",
     "StabilityTable",
     "coverage_simulation",
+    "half_count_coverage",
     "stability_simulation",
     "units_within",
     "whole_units",
@@ -175,6 +177,68 @@ def coverage_simulation(
         regime_cases=tuple(tuple(row) for row in cases),
         regime_coverage=tuple(tuple(row) for row in by_regime),
         clamped=tuple(float(v) for v in np.mean(guards, axis=0)),
+    )
+
+
+def half_count_coverage(
+    draw: Draw,
+    draw_half: Draw,
+    *,
+    n_truth: int,
+    n_datasets: int,
+    n_resamples: int,
+    level: float = 0.9,
+    seed: int = 0,
+    finite_fraction: float = 0.0,
+    options: ConvexityOptions = DEFAULT_OPTIONS,
+) -> CoverageTable:
+    """Achieved coverage of the "other speakers, half the count" interval (``curve_statistics``):
+    datasets from ``draw`` (labels = their units, e.g. speakers), each with the interval of the mean
+    score at half the count from ``n_resamples`` half-samples of its units; the truth is the mean
+    score of ``n_truth`` datasets of half the count from ``draw_half``."""
+    rng = np.random.default_rng(seed)
+
+    def score(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.asarray(layerwise_convexity(x, {"y": y}, options)["y"].scores)
+
+    truth = np.array(
+        [score(d.features, d.labels) for d in (draw_half(rng) for _ in range(n_truth))]
+    )
+    mean, sd = truth.mean(axis=0), truth.std(axis=0, ddof=1)
+    covered, ratios = [], []
+    for i in range(n_datasets):
+        d = draw(rng)
+        n = d.units.n_units
+        halves = np.array(
+            [score(d.features[h], d.labels[h]) for h, _ in nested_samples(d.units, n_resamples, i)]
+        )
+        iv = rarefied_interval(
+            "y",
+            range(halves.shape[1]),
+            halves,
+            share=(n // 2) / n,
+            n_units=n,
+            level=level,
+            seed=i,
+            scheme="",
+        )
+        shrink = np.sqrt(1.0 - finite_fraction)
+        centre, half = np.array(iv.score), (np.array(iv.high) - np.array(iv.score)) * shrink
+        covered.append((centre - half <= mean) & (mean <= centre + half))
+        ratios.append(np.array(iv.se) * shrink / np.maximum(sd, 1e-12))
+    n_layers = len(mean)
+    hits = np.array(covered)
+    return CoverageTable(
+        level=level,
+        n_datasets=n_datasets,
+        n_truth=n_truth,
+        n_resamples=n_resamples,
+        mean_score=tuple(float(v) for v in mean),
+        true_sd=tuple(float(v) for v in sd),
+        median_se_ratio=tuple(float(v) for v in np.median(ratios, axis=0)),
+        coverage=tuple(float(v) for v in hits.mean(axis=0)),
+        regime_cases=tuple((0, n_datasets, 0) for _ in range(n_layers)),
+        regime_coverage=tuple((float("nan"), float(v), float("nan")) for v in hits.mean(axis=0)),
     )
 
 

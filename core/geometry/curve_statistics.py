@@ -7,8 +7,10 @@ One call per feature set: (1) the real curves and K permuted-label curves in one
 is also the results store's request for this kind (``key_fields``).
 
 Label sets resampled by clips within strata (speaker labels: clips within each speaker) get a second
-interval that draws whole strata instead (other speakers, same count), because "the same speakers
-with other recordings" and "other speakers" are different questions (``core.geometry.interval_kinds``).
+interval that draws whole strata instead, because "the same speakers with other recordings" and
+"other speakers" are different questions (``core.geometry.interval_kinds``). Speakers are then the
+classes, and the score moves with their count, so that interval is of the mean score of other sets
+of *half* as many speakers, and says so (``core.geometry.rarefaction``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from core.geometry.options import (
     StatisticsOptions,
 )
 from core.geometry.prune_stability import PruneStability, prune_stability
+from core.geometry.rarefaction import rarefied_interval
 from core.geometry.resampling import (
     CurveInterval,
     ResampleUnits,
@@ -54,7 +57,7 @@ __all__ = [
     "MAX_SEEDS",
 ]
 
-ENGINE_VERSION = "3"  # of the stored figures; bump when they change (3: pooled variance rates)
+ENGINE_VERSION = "4"  # of the stored figures; bump when they change (4: other speakers at half)
 
 
 Progress = Callable[[int, int], None]
@@ -402,7 +405,30 @@ def _label_set_statistics(
         interval=interval,
         stability=stability,
         seed_scores=tuple(tuple(float(v) for v in row) for row in seed_scores),
-        other_speakers=None if other is None else _interval(curve, other[1], other[0], statistics),
+        other_speakers=None if other is None else _other_interval(curve, *other, statistics),
+    )
+
+
+def _other_interval(
+    curve: ConvexityCurve,
+    units: ResampleUnits,
+    resampled: tuple[np.ndarray, ...],
+    statistics: StatisticsOptions,
+) -> CurveInterval:
+    """The "other speakers" interval: speakers are the classes, so the score moves with their count
+    and half-samples of them cannot be scaled back to the full count; the interval is of the mean
+    score at half the count instead, centred on the half-samples' mean (``core.geometry.rarefaction``)."""
+    n = units.n_units
+    return rarefied_interval(
+        curve.name,
+        curve.layers,
+        resampled[0],
+        share=(n // 2) / n,
+        n_units=n,
+        level=statistics.level,
+        seed=statistics.resample_seed,
+        scheme=f"half-samples: {n // 2} of the {n} {units.unit}s, mean over them",
+        question=interval_kind(units, classes=True).name,
     )
 
 

@@ -29,10 +29,18 @@ INTERVAL_KINDS = {
     k.key: k
     for k in (
         IntervalKind(
+            "other-speakers-half",
+            "other speakers, half the count",
+            "the mean curve of other sets of half as many speakers from the same population "
+            "(speaker convexity moves with the number of speakers, so it is taken at half the "
+            "count: the mean over half-samples of the speakers)",
+            "other_speakers_half",
+        ),
+        IntervalKind(
             "other-speakers",
             "other speakers, same count",
             "the mean curve of other sets of as many speakers from the same population "
-            "(half-samples of the speakers)",
+            "(half-samples of the speakers, scaled to the full count)",
             "other_speakers",
         ),
         IntervalKind(
@@ -52,10 +60,11 @@ INTERVAL_KINDS = {
 }
 
 
-def interval_kind(units: ResampleUnits) -> IntervalKind:
-    """The kind of interval that half-samples of ``units`` give."""
+def interval_kind(units: ResampleUnits, classes: bool = False) -> IntervalKind:
+    """The kind of interval that half-samples of ``units`` give (``classes``: the units are the
+    label set's classes, e.g. speakers drawn for speaker labels)."""
     if units.within:
         return INTERVAL_KINDS["other-recordings"]
     if units.unit == "speaker":
-        return INTERVAL_KINDS["other-speakers"]
+        return INTERVAL_KINDS["other-speakers-half" if classes else "other-speakers"]
     return INTERVAL_KINDS["other-clips"]

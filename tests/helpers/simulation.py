@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from core.geometry.options import ConvexityOptions
@@ -24,13 +26,17 @@ def simulate(
     - ``word``: word labels, speakers as units (``n_speakers`` drawn from a pool of 2,000);
     - ``speaker``: speaker labels, clips within each speaker as units (fixed speakers, fresh clips):
       "same speakers, other recordings";
-    - ``other-speakers``: speaker labels, speakers as units (speakers drawn from the pool):
-      "other speakers, same count".
+    - ``other-speakers``: speaker labels, speakers as units (speakers drawn from the pool): "other
+      speakers, half the count", against the mean score of datasets of ``n_speakers // 2``.
     """
     import numba
     import torch
 
-    from core.geometry.calibration import SimulatedDataset, coverage_simulation
+    from core.geometry.calibration import (
+        SimulatedDataset,
+        coverage_simulation,
+        half_count_coverage,
+    )
 
     population = speaker_population(
         n_speakers,
@@ -55,7 +61,24 @@ def simulate(
     threads = numba.get_num_threads(), torch.get_num_threads()
     numba.set_num_threads(1)  # tiny graphs: threads cost more than they save
     torch.set_num_threads(1)
+    options = ConvexityOptions(k=5, max_pairs_per_class=None, device="cpu")
     try:
+        if labels == "other-speakers":
+            half = replace(population, n_speakers=n_speakers // 2)
+
+            def draw_half(rng):
+                x, _, speakers = half.draw(rng)
+                return SimulatedDataset(x, speakers, ResampleUnits.of("speaker", speakers))
+
+            return half_count_coverage(
+                draw,
+                draw_half,
+                n_truth=n_truth,
+                n_datasets=n_datasets,
+                n_resamples=n_resamples,
+                seed=seed,
+                options=options,
+            )
         return coverage_simulation(
             draw,
             n_truth=n_truth,
@@ -63,7 +86,7 @@ def simulate(
             n_resamples=n_resamples,
             level=0.9,
             seed=seed,
-            options=ConvexityOptions(k=5, max_pairs_per_class=None, device="cpu"),
+            options=options,
         )
     finally:
         numba.set_num_threads(threads[0])
