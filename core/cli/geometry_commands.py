@@ -22,6 +22,7 @@ from core.cli.options import (
     selection_options,
 )
 from core.cli.output import progress_bar, text_table
+from core.cli.size_output import size_options
 from core.cli.statistics_output import statistics_options, wants_statistics
 from core.errors import CliError
 from core.geometry.options import DEFAULT_K, ConvexityOptions, UmapOptions
@@ -154,12 +155,14 @@ def precision_from_args(args: argparse.Namespace) -> Precision:
 
 def cmd_convexity(args: argparse.Namespace) -> int:
     """Graph convexity per layer for word and/or speaker labels, sharing one kNN graph per layer."""
+    from core.cli.size_output import check_size_args, size_comparison
     from core.cli.statistics_output import check_resampling, check_statistics_args
     from core.results.kinds import convexity_entry, decode_curves  # the engine through the store
 
     out = out_path(args.out)
     precision = precision_from_args(args)  # a bad precision is refused before any extraction
     check_statistics_args(args)
+    check_size_args(args)
     fs = features_for(args)
     print("\n".join(describe_features(fs)))
     labels = label_sets_for(fs, args.labels)
@@ -202,6 +205,10 @@ def cmd_convexity(args: argparse.Namespace) -> int:
             f"note: layer {fs.n_layers} includes the encoder's final LayerNorm (layers below do not)"
         )
     stats, paired = _statistics(args, fs, list(labels), precision, other)
+    options = precision.options(k=args.k, seed=args.pair_seed, device=args.device)
+    sized = size_comparison(args, fs, list(labels), options)
+    if sized:
+        print("\n".join(sized))
     if out is not None:
         settings = dict(first.settings, labels=list(curves))
         settings.pop("layer", None)
@@ -512,6 +519,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out", help="write results to FILE.json (everything) or FILE.csv (layer x class rows)"
     )
     statistics_options(p, compare=True)
+    size_options(p)
     p.set_defaults(func=cmd_convexity)
 
     p = sub.add_parser(

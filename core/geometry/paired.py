@@ -20,7 +20,7 @@ from core.errors import ConvexityInputError
 from core.geometry.resampling import CurveInterval, population_se
 from core.io.records import Record
 
-__all__ = ["PairedDifference", "layer_ranges", "paired_difference"]
+__all__ = ["PairedDifference", "difference_verdict", "layer_ranges", "paired_difference"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,8 @@ def layer_ranges(layers: Sequence[int]) -> str:
     return ", ".join(out)
 
 
-def _verdict(name_a: str, name_b: str, layers: Sequence[int], low, high) -> str:
+def difference_verdict(name_a: str, name_b: str, layers: Sequence[int], low, high) -> str:
+    """'A > B on layers 2-4; no clear difference on layers 0-1' from an interval of A - B."""
     above = [i for i, lo in zip(layers, low, strict=True) if lo > 0]
     below = [i for i, hi in zip(layers, high, strict=True) if hi < 0]
     parts = []
@@ -123,5 +124,5 @@ def paired_difference(
         high=tuple(float(v) for v in high),
         level=a.level,
         n_resamples=a.n_resamples,
-        verdict=_verdict(na, nb, a.layers, low, high),
+        verdict=difference_verdict(na, nb, a.layers, low, high),
     )

@@ -15,6 +15,10 @@ f n, whose variance is at most f / (1 - f) times the variance of the subsets' sc
 their own 1 / B. So SE^2 = V_sub (f / (1 - f) + 1 / B), with a t quantile on min(B, units) - 1
 degrees of freedom. Coverage by simulation (speaker labels, speakers drawn:
 tests/test_rarefaction.py) and with the bundled sample as the population (bench/rarefaction.py).
+
+Two curves at the same size compare (``size_matched_difference``): A - B with SE sqrt(SE_A^2 + SE_B^2)
+for independent data sets; for the same clips (the same subsets on both sides, paired) the difference
+is taken within each subset, and its spread gives the SE by the same rule.
 """
 
 from __future__ import annotations
@@ -29,12 +33,15 @@ from scipy import stats
 from core.errors import ConvexityInputError
 from core.geometry.convexity import layerwise_convexity
 from core.geometry.options import DEFAULT_OPTIONS, ConvexityOptions
+from core.geometry.paired import PairedDifference, difference_verdict
 from core.geometry.resampling import CurveInterval
 from core.geometry.validation import encode_labels
 from core.io.records import Record
 
 __all__ = [
     "RarefySize",
+    "kept_share",
+    "size_matched_difference",
     "common_size",
     "rarefied_curve",
     "rarefied_interval",
@@ -224,4 +231,56 @@ def rarefied_curve(
         seed=seed,
         scheme=f"mean of {n_subsets} subsets of {size.describe()}",
         question=f"the mean curve of other data sets of {size.describe()} from the same population",
+    )
+
+
+def size_matched_difference(
+    a: CurveInterval,
+    b: CurveInterval,
+    name_a: str | None = None,
+    name_b: str | None = None,
+    *,
+    paired: bool = False,
+    share: float | None = None,
+) -> PairedDifference:
+    """A - B of two curves at the same size (``rarefied_curve``) with its interval: independent data
+    sets add the two variances; ``paired`` (the same clips, so the same subsets on both sides, with
+    ``share`` the kept share) takes the difference within each subset (module docstring)."""
+    if a.layers != b.layers:
+        raise ConvexityInputError(f"the curves have different layers: {a.layers} vs {b.layers}")
+    if a.level != b.level:
+        raise ConvexityInputError(f"interval levels differ: {a.level} vs {b.level}")
+    diff = np.asarray(a.score) - np.asarray(b.score)
+    if paired:
+        if share is None or (a.seed, a.n_resamples, a.scheme) != (b.seed, b.n_resamples, b.scheme):
+            raise ConvexityInputError(
+                "a paired difference at equal size needs the same subsets on both sides and the kept share"
+            )
+        rows = np.asarray(a.resample_scores) - np.asarray(b.resample_scores)
+        iv = rarefied_interval(
+            "A - B",
+            a.layers,
+            rows,
+            share=share,
+            n_units=a.degrees + 1,
+            level=a.level,
+            seed=a.seed,
+            scheme=a.scheme,
+        )
+        low, high = np.asarray(iv.low), np.asarray(iv.high)
+    else:
+        se = np.hypot(np.asarray(a.se), np.asarray(b.se))
+        half = stats.t.ppf(0.5 + a.level / 2, min(a.degrees, b.degrees)) * se
+        low, high = diff - half, diff + half
+    na, nb = name_a or a.label_set, name_b or b.label_set
+    return PairedDifference(
+        name_a=na,
+        name_b=nb,
+        layers=a.layers,
+        difference=tuple(float(v) for v in diff),
+        low=tuple(float(v) for v in low),
+        high=tuple(float(v) for v in high),
+        level=a.level,
+        n_resamples=min(a.n_resamples, b.n_resamples),
+        verdict=difference_verdict(na, nb, a.layers, low, high),
     )
