@@ -34,6 +34,7 @@ from core.results import (
     store_all_run_curves,
 )
 from pages.parts import figures
+from pages.parts.compare_size import equal_size_section
 from pages.parts.messages import one_line
 from pages.parts.series_view import series_section
 from pages.parts.state import init_state
@@ -502,6 +503,7 @@ def main() -> None:
         st.dataframe(pd.DataFrame(prune_rows), hide_index=True, key="cmp_table")
         class_difference_section(choice, labels)
         paired_rows = paired_section(choice, matches, labels, caption_lines)
+        equal_size_section(choice.chosen, labels, pair_pickers)
         downloads_section(choice, matches, fig, caption_lines, prune_rows, paired_rows)
     series_section()
 

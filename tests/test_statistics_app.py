@@ -1,5 +1,6 @@
 """Curve statistics in the dashboard: the Convexity page's chance band, interval choice, prune-point
-stability and background computation; the Compare page's chance band and paired differences."""
+stability and background computation; the Compare page's chance band, paired differences and
+comparison at equal size."""
 
 from __future__ import annotations
 
@@ -124,6 +125,16 @@ def test_compare_page_shows_chance_bands_and_a_paired_verdict(cache: Path, tmp_p
     assert "Verdict:" in verdict and ("on layers" in verdict or "no layer" in verdict)
     table = next(d.value for d in at.dataframe if "excludes 0" in d.value.columns)
     assert len(table) == 4
+    at.number_input(key="cmp_size_classes").set_value(4)
+    at.number_input(key="cmp_size_clips").set_value(6)
+    at.number_input(key="cmp_size_subsets").set_value(4).run()
+    next(b for b in at.button if b.label == "Compare at equal size").click().run()
+    assert not at.exception, at.exception
+    sized = " ".join(m.value for m in at.markdown if "At equal size" in m.value)
+    assert "A (word)" in sized or "no layer" in sized, sized
+    table = next(d.value for d in at.dataframe if "A at size" in d.value.columns)
+    assert len(table) == 4 and table["A at size"].between(0, 1).all()
+    assert any("paired" in c.value and "4 classes x 6 clips each" in c.value for c in at.caption)
     at.toggle(key="cmp_norm").set_value(True).run()
     assert not at.exception
     assert _chart(at, "cmp_curves_plot")["layout"]["yaxis"]["title"]["text"].startswith(

@@ -101,6 +101,12 @@ _EXPORTS = {
     "UmapOptions": "options",
     "clip_summary": "diagnostics",
     "paired_difference": "paired",
+    "RarefySize": "rarefaction",
+    "common_size": "rarefaction",
+    "kept_share": "rarefaction",
+    "rarefied_curve": "rarefaction",
+    "size_matched_difference": "rarefaction",
+    "INTERVAL_KINDS": "interval_kinds",
     "selection_csv": "diagnostics",
     "selection_table": "diagnostics",
 }
