@@ -98,6 +98,13 @@ def test_convexity_page_computes_statistics_in_the_background_then_shows_them(
     spec = _chart(at, "cx_curve")
     word = next(t for t in spec["data"] if t["name"].startswith("word"))
     assert word["error_y"]["visible"]
+    assert "speaker: same speakers, other recordings" in captions
+    at.selectbox(key="cx_bars").set_value("half the speakers").run()
+    assert not at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert "speaker at half the speakers, 90% interval of the mean curve of other sets" in captions
+    names = [t["name"] for t in _chart(at, "cx_curve")["data"]]
+    assert "speaker, other speakers at half the count" in names
 
 
 @pytest.mark.slow  # ~15 s
