@@ -272,6 +272,12 @@ def test_exports_are_titled_with_run_settings_provenance_and_statistics(
     layer_rows = [r for r in table if not r["class"]]
     assert {"chance", "interval_low", "interval_high"} <= set(table[0])
     assert all(r["chance"] and r["interval_high"] for r in layer_rows)
+    of = {r["labels"]: r["interval_of"] for r in layer_rows}
+    assert of == {
+        "word": "other speakers, same count",
+        "speaker": "same speakers, other recordings",
+    }
+    assert all(r["other_speakers_half_high"] for r in layer_rows if r["labels"] == "speaker")
     fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], name="word"))
     html = export.figure_html(fig, ["caption"], "convexity", "Graph convexity per layer")
     assert "<title>Graph convexity per layer</title>" in html
