@@ -40,7 +40,13 @@ from pages.parts.series_view import series_section
 from pages.parts.state import init_state
 
 AXES = {"relative": "relative depth (0 = input, 1 = last layer)", "absolute": figures.LAYER_AXIS}
-BARS = {"se": "standard error", "spread": "authors' spread", "none": "none"}
+BARS = {
+    "se": "standard error",
+    "interval": "population interval",
+    "half": "half the speakers",
+    "spread": "authors' spread",
+    "none": "none",
+}
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,15 @@ def controls(series: list[CurveSeries], labels: dict[str, str], matches: dict) -
     return Choice(chosen, axis, bars, float(fraction), show_chance, normalised, with_chance)
 
 
+def stored_interval(matches: dict, s: CurveSeries, bars: str) -> Any:
+    """The stored interval a bar choice asks for ("interval": the label set's own; "half": other
+    speakers at half the count), or None."""
+    m = stats_of(matches, s)
+    if m is None or bars not in ("interval", "half"):
+        return None
+    return m.stats.interval if bars == "interval" else m.stats.other_speakers
+
+
 def curves_section(c: Choice, matches: dict) -> tuple[go.Figure, list[str]]:
     """The overlaid curves (with chance bands) and the notes on how to read them."""
     relative = c.axis == "relative"
@@ -167,6 +182,21 @@ def curves_section(c: Choice, matches: dict) -> tuple[go.Figure, list[str]]:
     lines = []
     for s in c.chosen:
         err = s.bars(c.bars)
+        iv = stored_interval(matches, s, c.bars)
+        if c.bars == "interval" and iv is not None and tuple(iv.layers) == tuple(s.layers):
+            err = np.asarray(iv.high) - np.asarray(iv.score)
+        if c.bars == "half" and iv is not None and not c.normalised:
+            lines.append(
+                figures.Curve(
+                    f"{s.label()} · other speakers, half the count",
+                    [layer / max(s.n_layers, 1) if relative else layer for layer in iv.layers],
+                    np.asarray(iv.score),
+                    err=np.asarray(iv.high) - np.asarray(iv.score),
+                    colour=colours[s.entry_key],
+                    dash="dot",
+                    width=2,
+                )
+            )
         dash = (
             "dash"
             if "(pretrained)" in s.label_set
@@ -240,6 +270,16 @@ def reading_notes(c: Choice) -> str:
     elif c.bars == "spread":
         notes.append(
             "error bars: the authors' spread, std of pair scores / sqrt(points), mean over classes"
+        )
+    elif c.bars == "interval":
+        notes.append(
+            "error bars: the stored 90% population interval where computed (words: other speakers, "
+            "same count; speakers: same speakers, other recordings), none elsewhere"
+        )
+    elif c.bars == "half":
+        notes.append(
+            "thin dotted curves: speaker convexity of other speakers at half the count, with its "
+            "90% interval (speaker curves with stored statistics only; docs/reading-plots.md)"
         )
     if c.axis == "relative":
         notes.append(

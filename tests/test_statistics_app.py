@@ -132,6 +132,11 @@ def test_compare_page_shows_chance_bands_and_a_paired_verdict(cache: Path, tmp_p
     assert "Verdict:" in verdict and ("on layers" in verdict or "no layer" in verdict)
     table = next(d.value for d in at.dataframe if "excludes 0" in d.value.columns)
     assert len(table) == 4
+    at.radio(key="cmp_bars").set_value("interval").run()
+    assert not at.exception, at.exception
+    traces = [t for t in _chart(at, "cmp_curves_plot")["data"] if "chance" not in t["name"]]
+    assert traces and all(t["error_y"]["visible"] for t in traces)
+    assert any("stored 90% population interval" in c.value for c in at.caption)
     at.number_input(key="cmp_size_classes").set_value(4)
     at.number_input(key="cmp_size_clips").set_value(6)
     at.number_input(key="cmp_size_subsets").set_value(4).run()
