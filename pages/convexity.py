@@ -310,6 +310,9 @@ def bar_note(shown: Shown, bars: str) -> str:
             )
         level = stats.sets[with_interval[0]].interval.level
         schemes = stats.settings["scheme"]
+        guards = [
+            f"{n}: {note}" for n in with_interval if (note := stats.sets[n].interval.guard_note())
+        ]
         return (
             f"error bars: {level:.0%} population interval ({stats.settings['n_resamples']} "
             "half-samples): "
@@ -319,6 +322,7 @@ def bar_note(shown: Shown, bars: str) -> str:
                 for n in with_interval
                 if schemes.get(n)
             )
+            + "".join(f"; {g}" for g in guards)
         )
     if bars == "authors' spread":
         return (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -79,6 +80,21 @@ def test_interval_is_centred_on_the_full_score_and_widens_with_spread():
     mid = [(lo + hi) / 2 for lo, hi in zip(narrow.low, narrow.high, strict=True)]
     assert mid == pytest.approx([0.5, 0.6])  # centred on the full data, not on the half-samples
     assert narrow.high[0] - narrow.low[0] > narrow.high[1] - narrow.low[1]
+
+
+def test_a_rate_held_to_its_guard_is_said():
+    iv = interval_from_resamples(
+        "w",
+        [0.5, 0.6],
+        np.array([[0.4, 0.6], [0.42, 0.601], [0.41, 0.599]]),
+        level=0.9,
+        seed=0,
+        scheme="s",
+        layers=[3, 4],
+    )
+    assert iv.guard_note() == ""
+    held = replace(iv, rate_clamped=(False, True))
+    assert held.guard_note().endswith("on hidden state 4: the interval there rests on the bound")
 
 
 def test_few_units_cap_the_degrees_of_freedom():

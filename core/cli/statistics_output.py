@@ -174,6 +174,8 @@ def statistics_lines(stats: Any) -> list[str]:
                 f"population interval: {s.interval.scheme}, {s.interval.n_resamples} resamples "
                 f"(seed {s.interval.seed}), centred on the full-data score"
             )
+            if s.interval.guard_note():
+                notes.append(s.interval.guard_note())
         lines.append("; ".join(notes))
         lines.append(text_table(rows, header))
         if s.stability is not None and s.interval is not None:

@@ -335,6 +335,17 @@ class CurveInterval(Record):
         """Degrees of freedom of the interval's t quantile."""
         return self.dof or self.n_resamples - 1
 
+    def guard_note(self) -> str:
+        """Where the last guard on the variance rate still acted, in words ('' where nowhere)."""
+        held = [layer for layer, c in zip(self.layers, self.rate_clamped, strict=False) if c]
+        if not held:
+            return ""
+        where = ", ".join(str(i) for i in held)
+        return (
+            f"variance rate held to its bound (a in [0.5, 2]) on hidden state"
+            f"{'s' if len(held) > 1 else ''} {where}: the interval there rests on the bound"
+        )
+
 
 def interval_from_resamples(
     name: str,
