@@ -100,7 +100,11 @@ def equal_size_section(
         return []
     (sa, fa), (sb, fb) = by_id[pa], by_id[pb]
     counts = [_counts(fa, sa.label_set), _counts(fb, sb.label_set)]
-    most = common_size(counts)
+    try:
+        most = common_size(counts)
+    except LabError as exc:
+        st.info(f"No size both reach: {one_line(exc)}")
+        return []
     c1, c2, c3 = st.columns(3)
     n_classes = c1.number_input(
         "Classes", 2, most.n_classes, most.n_classes, key="cmp_size_classes"
