@@ -491,3 +491,4 @@ def test_convexity_chance_and_a_class_too_small_to_resample(
     assert "word at 2 classes x 4 clips each: mean over 3 seeded subsets" in res.stdout
     res = run("convexity", *common, *sized, "--at-size", "5x2")
     assert res.returncode == 2 and "fewer than the 5 asked for" in res.stderr, res.stderr
+    assert "graph convexity" not in res.stdout  # refused before any curve is computed

@@ -155,7 +155,7 @@ def precision_from_args(args: argparse.Namespace) -> Precision:
 
 def cmd_convexity(args: argparse.Namespace) -> int:
     """Graph convexity per layer for word and/or speaker labels, sharing one kNN graph per layer."""
-    from core.cli.size_output import check_size_args, size_comparison
+    from core.cli.size_output import check_size_args, check_size_reached, size_comparison
     from core.cli.statistics_output import check_resampling, check_statistics_args
     from core.results.kinds import convexity_entry, decode_curves  # the engine through the store
 
@@ -168,6 +168,7 @@ def cmd_convexity(args: argparse.Namespace) -> int:
     labels = label_sets_for(fs, args.labels)
     check_k(args.k, fs)
     check_resampling(fs, list(labels), args.resamples)
+    check_size_reached(args, labels)
     other = _compare_features(args, fs) if args.compare else None
     update, close = progress_bar("convexity", not args.no_progress)
     try:

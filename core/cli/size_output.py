@@ -10,7 +10,7 @@ from core.cli.options import positive_int
 from core.cli.output import progress_bar, text_table
 from core.errors import CliError, LabError
 
-__all__ = ["size_options", "check_size_args", "size_comparison"]
+__all__ = ["size_options", "check_size_args", "check_size_reached", "size_comparison"]
 
 
 def _size(text: str) -> Any:
@@ -52,6 +52,19 @@ def check_size_args(args: argparse.Namespace) -> None:
     """Option combinations that cannot work, refused before anything is loaded."""
     if not 2 <= args.subsets <= 200:
         raise CliError(f"--subsets: expected 2 to 200, got {args.subsets}")
+
+
+def check_size_reached(args: argparse.Namespace, labels: dict[str, Any]) -> None:
+    """``--at-size`` asking for more classes or clips than a label set holds: one line, no work."""
+    from core.geometry.rarefaction import rarefy_subsets
+
+    if args.at_size is None:
+        return
+    for name, lab in labels.items():
+        try:
+            rarefy_subsets(lab, args.at_size, 0)
+        except LabError as exc:
+            raise CliError(f"--at-size {name}: {exc}") from None
 
 
 def _class_counts(fs: Any, name: str) -> list[int]:
