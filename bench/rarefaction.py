@@ -63,7 +63,7 @@ def other_speakers(x, speakers, args) -> None:
         speakers_only(x, speakers, n // 2),
         n_truth=args.truth,
         n_datasets=args.datasets,
-        n_resamples=16,
+        n_resamples=args.resamples,
         seed=11,
         finite_fraction=n / n_all,
         options=ConvexityOptions(k=args.k, max_pairs_per_class=None),
@@ -83,7 +83,7 @@ def stability(x, words, speakers, args) -> None:
         whole_units(x, words, speakers, max(8, n_all // 3)),
         n_truth=args.truth,
         n_datasets=args.datasets,
-        n_resamples=16,
+        n_resamples=args.resamples,
         seed=3,
         options=ConvexityOptions(k=args.k, max_pairs_per_class=None),
     )
@@ -140,6 +140,7 @@ def main() -> None:
     ap.add_argument("--datasets", type=int, default=100)
     ap.add_argument("--truth", type=int, default=100)
     ap.add_argument("--subsets", type=int, default=10)
+    ap.add_argument("--resamples", type=int, default=16, help="half-samples per dataset")
     ap.add_argument("--parts", nargs="+", default=["other-speakers", "stability", "equal-size"])
     args = ap.parse_args()
     fs = load_cached_features(args.key)
