@@ -15,6 +15,7 @@ unbounded population, is then checked with its variance scaled by 1 - f (``finit
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ import numpy as np
 
 from core.geometry.convexity import layerwise_convexity
 from core.geometry.options import DEFAULT_OPTIONS, ConvexityOptions
+from core.geometry.prune_point import suggest_prune_point
+from core.geometry.prune_stability import prune_stability
 from core.geometry.rarefaction import rarefied_interval
 from core.geometry.resampling import ResampleUnits, interval_from_resamples, nested_samples
 from core.io.records import Record
@@ -307,11 +310,6 @@ def stability_simulation(
 ) -> StabilityTable:
     """False-alarm rate of the threshold rule's calibrated "moves" flag (``prune_stability``) over
     ``n_datasets`` drawn datasets, the truth being the point over ``n_truth`` others."""
-    from collections import Counter
-
-    from core.geometry.prune_point import suggest_prune_point
-    from core.geometry.prune_stability import prune_stability
-
     rng = np.random.default_rng(seed)
 
     def score(x: np.ndarray, y: np.ndarray) -> np.ndarray:
