@@ -11,6 +11,10 @@ A finite population (a real dataset standing in for one: ``whole_units`` and ``u
 datasets that overlap, so they vary less than datasets from an unbounded population by the finite
 population correction 1 - f, f the share of units a dataset takes; the interval, which is for an
 unbounded population, is then checked with its variance scaled by 1 - f (``finite_fraction``).
+
+``half_count_coverage`` does the same for the "other speakers, half the count" interval (the truth is
+the mean score at half the count), and ``stability_simulation`` counts how often the prune point's
+calibrated "moves" flag fires on datasets whose point is the population's usual one (false alarms).
 """
 
 from __future__ import annotations
