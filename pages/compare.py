@@ -34,12 +34,19 @@ from core.results import (
     store_all_run_curves,
 )
 from pages.parts import figures
+from pages.parts.compare_size import equal_size_section
 from pages.parts.messages import one_line
 from pages.parts.series_view import series_section
 from pages.parts.state import init_state
 
 AXES = {"relative": "relative depth (0 = input, 1 = last layer)", "absolute": figures.LAYER_AXIS}
-BARS = {"se": "standard error", "spread": "authors' spread", "none": "none"}
+BARS = {
+    "se": "standard error",
+    "interval": "population interval",
+    "half": "half the speakers",
+    "spread": "authors' spread",
+    "none": "none",
+}
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,15 @@ def controls(series: list[CurveSeries], labels: dict[str, str], matches: dict) -
     return Choice(chosen, axis, bars, float(fraction), show_chance, normalised, with_chance)
 
 
+def stored_interval(matches: dict, s: CurveSeries, bars: str) -> Any:
+    """The stored interval a bar choice asks for ("interval": the label set's own; "half": other
+    speakers at half the count), or None."""
+    m = stats_of(matches, s)
+    if m is None or bars not in ("interval", "half"):
+        return None
+    return m.stats.interval if bars == "interval" else m.stats.other_speakers
+
+
 def curves_section(c: Choice, matches: dict) -> tuple[go.Figure, list[str]]:
     """The overlaid curves (with chance bands) and the notes on how to read them."""
     relative = c.axis == "relative"
@@ -166,6 +182,21 @@ def curves_section(c: Choice, matches: dict) -> tuple[go.Figure, list[str]]:
     lines = []
     for s in c.chosen:
         err = s.bars(c.bars)
+        iv = stored_interval(matches, s, c.bars)
+        if c.bars == "interval" and iv is not None and tuple(iv.layers) == tuple(s.layers):
+            err = np.asarray(iv.high) - np.asarray(iv.score)
+        if c.bars == "half" and iv is not None and not c.normalised:
+            lines.append(
+                figures.Curve(
+                    f"{s.label()} · other speakers, half the count",
+                    [layer / max(s.n_layers, 1) if relative else layer for layer in iv.layers],
+                    np.asarray(iv.score),
+                    err=np.asarray(iv.high) - np.asarray(iv.score),
+                    colour=colours[s.entry_key],
+                    dash="dot",
+                    width=2,
+                )
+            )
         dash = (
             "dash"
             if "(pretrained)" in s.label_set
@@ -240,6 +271,16 @@ def reading_notes(c: Choice) -> str:
         notes.append(
             "error bars: the authors' spread, std of pair scores / sqrt(points), mean over classes"
         )
+    elif c.bars == "interval":
+        notes.append(
+            "error bars: the stored 90% population interval where computed (words: other speakers, "
+            "same count; speakers: same speakers, other recordings), none elsewhere"
+        )
+    elif c.bars == "half":
+        notes.append(
+            "thin dotted curves: speaker convexity of other speakers at half the count, with its "
+            "90% interval (speaker curves with stored statistics only; docs/reading-plots.md)"
+        )
     if c.axis == "relative":
         notes.append(
             "relative depth = hidden state / layers, so models of different depth share the axis"
@@ -271,7 +312,8 @@ def class_difference_section(c: Choice, labels: dict[str, str]) -> None:
     st.subheader("Per-class difference")
     by_id = {s.id: s for s in with_classes}
     a_id, b_id = pair_pickers(list(by_id), labels, ("cmp_a", "cmp_b"))
-    classes, x, z, resampled = class_difference(by_id[a_id], by_id[b_id])
+    diff = class_difference(by_id[a_id], by_id[b_id])
+    classes, x, z = diff.classes, diff.x, diff.z
     if not classes:
         st.info("A and B share no classes.")
         return
@@ -290,7 +332,7 @@ def class_difference_section(c: Choice, labels: dict[str, str]) -> None:
         )
     )
     heat.update_yaxes(type="category", tickfont={"size": 11})
-    x_title = AXES["relative"] if resampled else figures.LAYER_AXIS
+    x_title = AXES["relative"] if diff.resampled else figures.LAYER_AXIS
     figures.style(
         heat,
         height=max(320, 16 * len(classes) + 90),
@@ -298,7 +340,7 @@ def class_difference_section(c: Choice, labels: dict[str, str]) -> None:
         y_title="class",
         legend=False,
     )
-    if not resampled:
+    if not diff.resampled:
         figures.integer_axis(heat, x, pad=0.5)
     pair = [f"A = {labels[a_id]}", f"B = {labels[b_id]}"]
     heat.update_layout(title={"text": "A − B per class", "x": 0, "xanchor": "left"})
@@ -307,7 +349,11 @@ def class_difference_section(c: Choice, labels: dict[str, str]) -> None:
     figures.show(heat, key="cmp_heatmap", config=figures.figure_config("compare-classes", heat))
     st.caption(
         "Convexity of A minus B per class (blue: A higher)."
-        + (" The depths differ: B is interpolated at A's relative depths." if resampled else "")
+        + (
+            " The depths differ: B is interpolated at A's relative depths."
+            if diff.resampled
+            else ""
+        )
     )
 
 
@@ -497,6 +543,7 @@ def main() -> None:
         st.dataframe(pd.DataFrame(prune_rows), hide_index=True, key="cmp_table")
         class_difference_section(choice, labels)
         paired_rows = paired_section(choice, matches, labels, caption_lines)
+        equal_size_section(choice.chosen, labels, pair_pickers)
         downloads_section(choice, matches, fig, caption_lines, prune_rows, paired_rows)
     series_section()
 

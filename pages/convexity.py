@@ -14,6 +14,7 @@ import streamlit as st
 from core.data import FeatureInfo, FeatureSet
 from core.errors import LabError
 from core.geometry import (
+    INTERVAL_KINDS,
     ConvexityCurve,
     CurveStatistics,
     PrunePointChoice,
@@ -49,11 +50,14 @@ DEFAULTS = {
     "cr_on": False,
 }
 COLOURS = figures.LABEL_COLOURS
+INTERVAL_OF = INTERVAL_KINDS["other-speakers-half"].of
 BAR_KINDS = {
     "standard error": "SE",
     "authors' spread": "spread",
     "population interval": "population interval",
+    "half the speakers": "other speakers, half the count",
 }
+HALF_COUNT = "half the speakers"  # the "other speakers, half the count" interval
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,7 @@ def bar_choice(shown: Shown, where: Any) -> str:
     options = [
         "none" if shown.exact else "standard error",
         "population interval",
+        HALF_COUNT,
         "authors' spread",
     ]
     if st.session_state.get("cx_bars") not in options:
@@ -193,8 +198,11 @@ def bar_choice(shown: Shown, where: Any) -> str:
             key="cx_bars",
             help="Standard error of the sampled estimate of these clips' exhaustive score (0 for "
             "an exact result); the population interval: where the curve would lie for other "
-            f"clips and speakers ({cached.STATS_RESAMPLES} half-samples, "
-            "docs/reading-plots.md); or the authors' spread bar: per class the std of pair scores "
+            "speakers (words) or the same speakers with other recordings (speakers) "
+            f"({cached.STATS_RESAMPLES} half-samples, docs/reading-plots.md); half the speakers: "
+            "the other-speakers interval, speaker convexity of other sets of half as many speakers, drawn as its own "
+            "dotted curve (speaker convexity moves with the number of speakers); or the authors' "
+            "spread bar: per class the std of pair scores "
             "/ sqrt(points), averaged over classes. The spread describes how pair scores vary, "
             "not how uncertain the score is.",
         )
@@ -208,10 +216,29 @@ def population_bar(shown: Shown, name: str) -> np.ndarray | None:
     return np.asarray(s.interval.high) - np.asarray(s.interval.score)
 
 
+def half_count(shown: Shown, name: str) -> Any:
+    """The stored "other speakers, half the count" interval of a label set, or None."""
+    s = None if shown.stats is None else shown.stats.sets.get(name)
+    return None if s is None else s.other_speakers
+
+
 def curve_plot(shown: Shown, bars: str) -> go.Figure:
     """The convexity curves with the chosen error bars, chance bands and prune points."""
     lines = []
     for name, curve in shown.curves.items():
+        half = half_count(shown, name) if bars == HALF_COUNT else None
+        if half is not None:
+            lines.append(
+                figures.Curve(
+                    f"{name}, other speakers at half the count",
+                    [int(i) for i in half.layers],
+                    np.asarray(half.score),
+                    err=np.asarray(half.high) - np.asarray(half.score),
+                    colour=COLOURS[name],
+                    dash="dot",
+                    width=2,
+                )
+            )
         bar = {
             "standard error": curve.sems,
             "authors' spread": spread_bars(curve),
@@ -262,6 +289,17 @@ def curve_plot(shown: Shown, bars: str) -> go.Figure:
 def bar_note(shown: Shown, bars: str) -> str:
     """What the error bars are (or why there are none)."""
     stats = shown.stats
+    if bars == HALF_COUNT:
+        halves = {n: iv for n in shown.curves if (iv := half_count(shown, n)) is not None}
+        if not halves:
+            return (
+                "no other-speakers interval: it needs speaker labels with at least 8 speakers and "
+                "the statistics computed (button below)"
+            )
+        return "; ".join(
+            f"dotted: {name} at half the speakers, {iv.level:.0%} interval of {INTERVAL_OF}"
+            for name, iv in halves.items()
+        )
     if bars == "population interval":
         with_interval = [
             n for n in shown.curves if population_bar(shown, n) is not None and stats is not None
@@ -272,15 +310,19 @@ def bar_note(shown: Shown, bars: str) -> str:
             )
         level = stats.sets[with_interval[0]].interval.level
         schemes = stats.settings["scheme"]
+        guards = [
+            f"{n}: {note}" for n in with_interval if (note := stats.sets[n].interval.guard_note())
+        ]
         return (
-            f"error bars: {level:.0%} population interval, where the curve would lie for other "
-            f"clips and speakers ({stats.settings['n_resamples']} half-samples: "
+            f"error bars: {level:.0%} population interval ({stats.settings['n_resamples']} "
+            "half-samples): "
             + "; ".join(
-                f"{n} {schemes[n].removeprefix('half-samples: ')}"
+                f"{n}: {stats.sets[n].interval.question or 'other clips'}, "
+                f"{schemes[n].removeprefix('half-samples: ')}"
                 for n in with_interval
                 if schemes.get(n)
             )
-            + ")"
+            + "".join(f"; {g}" for g in guards)
         )
     if bars == "authors' spread":
         return (
@@ -358,9 +400,9 @@ def statistics_section(shown: Shown, controls: Controls) -> None:
         else "several times the curves' own time"
     )
     parts = [f"{cached.STATS_PERMUTATIONS} label permutations (sharing the curve's trees)"]
-    if choice.options["n_resamples"]:
+    if choice.options.n_resamples:
         parts.append(
-            f"{choice.options['n_resamples']} half-samples of the speakers (words) and of each "
+            f"{choice.options.n_resamples} half-samples of the speakers (words) and of each "
             "speaker's clips (speakers)"
         )
     parts.append(f"{cached.STATS_SEEDS} estimator seeds")
@@ -368,7 +410,7 @@ def statistics_section(shown: Shown, controls: Controls) -> None:
     with b1:
         clicked = st.button(
             "Chance level and population intervals"
-            if choice.options["n_resamples"]
+            if choice.options.n_resamples
             else "Chance level",
             icon=":material/insights:",
             key="cx_stats_go",

@@ -473,7 +473,8 @@ def test_convexity_chance_and_a_class_too_small_to_resample(
     run: Callable[..., Res], tree: Path, model_dir: Path, tmp_path: Path
 ) -> None:
     """`--chance K` adds chance columns to the table and exports; `--resamples` on words spoken by 3
-    speakers is refused in one line (quarter-samples of speakers need 8 per word), nothing computed."""
+    speakers is refused in one line (quarter-samples of speakers need 8 per word), nothing computed;
+    `--at-size` gives the curve at a chosen size, and a size the labels do not reach is one line."""
     common = [str(model_dir), "folder", "--root", str(tree), "--batch-size", "4", "--no-progress"]
     out_json, out_csv = tmp_path / "c.json", tmp_path / "c.csv"
     res = run(
@@ -492,6 +493,13 @@ def test_convexity_chance_and_a_class_too_small_to_resample(
     res = run("convexity", *common, "--k", "3", "--resamples", "4")
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert res.returncode == 2 and len(lines) == 1 and "needs at least 8" in lines[0], res.stderr
+    sized = ["--labels", "word", "--k", "3", "--exhaustive", "--subsets", "3"]
+    res = run("convexity", *common, *sized, "--at-size", "2x4")
+    assert res.returncode == 0, res.stderr
+    assert "word at 2 classes x 4 clips each: mean over 3 seeded subsets" in res.stdout
+    res = run("convexity", *common, *sized, "--at-size", "5x2")
+    assert res.returncode == 2 and "fewer than the 5 asked for" in res.stderr, res.stderr
+    assert "graph convexity" not in res.stdout  # refused before any curve is computed
 
 
 def test_a_bad_plan_is_one_line_before_any_run_folder(

@@ -16,7 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.data.imported import import_features
-from core.geometry.options import ConvexityOptions
+from core.geometry.options import ConvexityOptions, StatisticsOptions
 from core.geometry.synthetic import speaker_population
 
 APP = "../app.py"
@@ -112,9 +112,7 @@ def test_reported_units_add_up_to_the_plan(tmp_path: Path):
         {n: fs.labels(n) for n in names},
         resample_units(fs, names),
         ConvexityOptions(k=5, target_se=0.02),
-        n_permutations=2,
-        n_resamples=2,
-        n_seeds=1,
+        StatisticsOptions(n_permutations=2, n_resamples=2, n_seeds=1),
         on_units=lambda d, t: seen.append((d, t)),
     )
     done, total = seen[-1]
@@ -128,7 +126,7 @@ def test_job_runs_in_a_worker_process_and_cancel_stops_it(cache: Path, tmp_path:
     from core.results.store import load_result
 
     fs = imported(tmp_path, "job")
-    options = {"n_permutations": 2, "n_resamples": 2, "n_seeds": 0}
+    options = StatisticsOptions(n_permutations=2, n_resamples=2, n_seeds=0)
     convexity = ConvexityOptions(k=5, target_se=0.02)
     job = StatisticsJob(fs.key, ("word", "speaker"), options, convexity)
     status = start_job(job, owner="me")
@@ -138,9 +136,9 @@ def test_job_runs_in_a_worker_process_and_cancel_stops_it(cache: Path, tmp_path:
         time.sleep(0.2)
     done = read_job(job)
     assert done.state == "done" and done.owner == "me" and done.fraction() == 1.0, done
-    assert load_result(statistics_key(fs, ["word", "speaker"], convexity, **options)) is not None
+    assert load_result(statistics_key(fs, ["word", "speaker"], convexity, options)) is not None
 
-    more = dict(options, n_resamples=200, n_seeds=5)
+    more = options.with_(n_resamples=200, n_seeds=5)
     big = StatisticsJob(fs.key, ("word", "speaker"), more, convexity)
     running = start_job(big, owner="me")
     time.sleep(1.0)
@@ -159,16 +157,16 @@ def test_job_runs_in_a_worker_process_and_cancel_stops_it(cache: Path, tmp_path:
     else:
         raise AssertionError("the worker still runs after Cancel")
     assert read_job(big).state == "cancelled"
-    assert load_result(statistics_key(fs, ["word", "speaker"], convexity, **more)) is None
+    assert load_result(statistics_key(fs, ["word", "speaker"], convexity, more)) is None
 
 
 def test_choice_keeps_the_chance_level_when_half_samples_cannot_be_drawn(tmp_path: Path):
     from core.results.statistics_job import statistics_choice
 
     fs = imported(tmp_path, "four", speakers=4)
-    options = {"k": 10, "n_permutations": 10, "n_resamples": 20, "n_seeds": 3}
+    options = StatisticsOptions(n_permutations=10, n_resamples=20, n_seeds=3)
     choice = statistics_choice(fs, ("word", "speaker"), options)
-    assert choice.options["n_permutations"] == 10 and choice.options["n_resamples"] == 0
+    assert choice.options.n_permutations == 10 and choice.options.n_resamples == 0
     assert list(choice.missing) == ["word"]
     assert "no population interval" in choice.missing["word"]
     assert "\n" not in choice.missing["word"]
@@ -248,8 +246,8 @@ def test_exports_are_titled_with_run_settings_provenance_and_statistics(
     convexity = ConvexityOptions(k=5, target_se=0.02)
     entry, _ = convexity_entry(fs, labels, convexity)
     curves = decode_curves(entry.data)
-    options = dict(n_permutations=2, n_resamples=2, n_seeds=0)
-    stats_entry, _ = statistics_entry(fs, ["word", "speaker"], convexity, **options)
+    options = StatisticsOptions(n_permutations=2, n_resamples=2, n_seeds=0)
+    stats_entry, _ = statistics_entry(fs, ["word", "speaker"], convexity, options)
     from core.geometry.curve_statistics import CurveStatistics
 
     stats = CurveStatistics.from_dict(stats_entry.data)
@@ -275,6 +273,12 @@ def test_exports_are_titled_with_run_settings_provenance_and_statistics(
     layer_rows = [r for r in table if not r["class"]]
     assert {"chance", "interval_low", "interval_high"} <= set(table[0])
     assert all(r["chance"] and r["interval_high"] for r in layer_rows)
+    of = {r["labels"]: r["interval_of"] for r in layer_rows}
+    assert of == {
+        "word": "other speakers, same count",
+        "speaker": "same speakers, other recordings",
+    }
+    assert all(r["other_speakers_half_high"] for r in layer_rows if r["labels"] == "speaker")
     fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], name="word"))
     html = export.figure_html(fig, ["caption"], "convexity", "Graph convexity per layer")
     assert "<title>Graph convexity per layer</title>" in html

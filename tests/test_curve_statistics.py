@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,7 +13,7 @@ from scipy import stats
 
 from core.errors import ConvexityInputError
 from core.geometry.curve_statistics import curve_statistics
-from core.geometry.options import ConvexityOptions
+from core.geometry.options import ConvexityOptions, StatisticsOptions
 from core.geometry.paired import layer_ranges, paired_difference
 from core.geometry.prune_stability import prune_stability
 from core.geometry.resampling import (
@@ -79,6 +80,21 @@ def test_interval_is_centred_on_the_full_score_and_widens_with_spread():
     mid = [(lo + hi) / 2 for lo, hi in zip(narrow.low, narrow.high, strict=True)]
     assert mid == pytest.approx([0.5, 0.6])  # centred on the full data, not on the half-samples
     assert narrow.high[0] - narrow.low[0] > narrow.high[1] - narrow.low[1]
+
+
+def test_a_rate_held_to_its_guard_is_said():
+    iv = interval_from_resamples(
+        "w",
+        [0.5, 0.6],
+        np.array([[0.4, 0.6], [0.42, 0.601], [0.41, 0.599]]),
+        level=0.9,
+        seed=0,
+        scheme="s",
+        layers=[3, 4],
+    )
+    assert iv.guard_note() == ""
+    held = replace(iv, rate_clamped=(False, True))
+    assert held.guard_note().endswith("on hidden state 4: the interval there rests on the bound")
 
 
 def test_few_units_cap_the_degrees_of_freedom():
@@ -166,9 +182,7 @@ def test_curve_statistics_gives_chance_interval_and_stability_per_label_set():
         {"word": words, "speaker": speakers},
         units,
         ConvexityOptions(max_pairs_per_class=None, k=5, device="cpu"),
-        n_permutations=3,
-        n_resamples=4,
-        n_seeds=0,
+        StatisticsOptions(n_permutations=3, n_resamples=4, n_seeds=0),
     )
     for name in ("word", "speaker"):
         s = stats.sets[name]
@@ -199,8 +213,8 @@ def test_stored_statistics_reopen_without_recomputing(monkeypatch):
         labels=lambda name: [str(v) for v in (words if name == "word" else speakers)],
     )
     options = ConvexityOptions(max_pairs_per_class=None, k=5)
-    opts = dict(n_permutations=2, n_resamples=3, n_seeds=0)
-    first, hit = statistics_entry(fs, ["word"], options, **opts)
+    opts = StatisticsOptions(n_permutations=2, n_resamples=3, n_seeds=0)
+    first, hit = statistics_entry(fs, ["word"], options, opts)
     assert not hit and first.provenance.settings["n_resamples"] == 3
     calls = []
     real = module.curve_statistics
@@ -211,7 +225,7 @@ def test_stored_statistics_reopen_without_recomputing(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(module, "curve_statistics", counted)
-    again = stored_statistics(fs, ["word"], options, **opts)
+    again = stored_statistics(fs, ["word"], options, opts)
     assert not calls and again.sets["word"].interval.n_resamples == 3
 
 

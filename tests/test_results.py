@@ -252,8 +252,10 @@ def test_compare_helpers_align_depths_and_name_exact_curves() -> None:
     assert tiny.exact and np.all(tiny.sems == 0) and np.all(tiny.spread > 0)
     rows = prune_table(series, 0.95)
     assert [r["layers"] for r in rows] == [4, 6] and all(r["error"] == "exact" for r in rows)
-    classes, x, z, resampled = class_difference(tiny, base)
-    assert resampled and classes == ["w0", "w1", "w2"] and z.shape == (3, 5) and x[-1] == 1.0
+    d = class_difference(tiny, base)
+    assert (
+        d.resampled and d.classes == ["w0", "w1", "w2"] and d.z.shape == (3, 5) and d.x[-1] == 1.0
+    )
 
 
 def test_lru_is_bounded() -> None:

@@ -1,5 +1,6 @@
 """Curve statistics in the dashboard: the Convexity page's chance band, interval choice, prune-point
-stability and background computation; the Compare page's chance band and paired differences."""
+stability and background computation; the Compare page's chance band, paired differences and
+comparison at equal size."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.data.imported import import_features
-from core.geometry.options import ConvexityOptions
+from core.geometry.options import ConvexityOptions, StatisticsOptions
 from core.geometry.synthetic import speaker_population
 
 APP = "../app.py"
@@ -98,13 +99,20 @@ def test_convexity_page_computes_statistics_in_the_background_then_shows_them(
     spec = _chart(at, "cx_curve")
     word = next(t for t in spec["data"] if t["name"].startswith("word"))
     assert word["error_y"]["visible"]
+    assert "speaker: same speakers, other recordings" in captions
+    at.selectbox(key="cx_bars").set_value("half the speakers").run()
+    assert not at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert "speaker at half the speakers, 90% interval of the mean curve of other sets" in captions
+    names = [t["name"] for t in _chart(at, "cx_curve")["data"]]
+    assert "speaker, other speakers at half the count" in names
 
 
 @pytest.mark.slow  # ~15 s
 def test_compare_page_shows_chance_bands_and_a_paired_verdict(cache: Path, tmp_path: Path):
     from core.results.kinds import convexity_entry, statistics_entry
 
-    opts = dict(n_permutations=2, n_resamples=4, n_seeds=0)
+    opts = StatisticsOptions(n_permutations=2, n_resamples=4, n_seeds=0)
     ids = []
     for name, shift in (("plain", 0.0), ("tuned", 3.0)):
         fs = _imported(tmp_path, name, shift)
@@ -112,7 +120,7 @@ def test_compare_page_shows_chance_bands_and_a_paired_verdict(cache: Path, tmp_p
             fs, {"word": fs.words}, ConvexityOptions(k=5, max_pairs_per_class=None, device="cpu")
         )
         statistics_entry(
-            fs, ["word"], ConvexityOptions(max_pairs_per_class=None, k=5, device="cpu"), **opts
+            fs, ["word"], ConvexityOptions(max_pairs_per_class=None, k=5, device="cpu"), opts
         )
         ids.append(f"{entry.key[:12]}:word")
     at = AppTest.from_file(APP, default_timeout=120).run()
@@ -125,6 +133,21 @@ def test_compare_page_shows_chance_bands_and_a_paired_verdict(cache: Path, tmp_p
     assert "Verdict:" in verdict and ("on layers" in verdict or "no layer" in verdict)
     table = next(d.value for d in at.dataframe if "excludes 0" in d.value.columns)
     assert len(table) == 4
+    at.radio(key="cmp_bars").set_value("interval").run()
+    assert not at.exception, at.exception
+    traces = [t for t in _chart(at, "cmp_curves_plot")["data"] if "chance" not in t["name"]]
+    assert traces and all(t["error_y"]["visible"] for t in traces)
+    assert any("stored 90% population interval" in c.value for c in at.caption)
+    at.number_input(key="cmp_size_classes").set_value(4)
+    at.number_input(key="cmp_size_clips").set_value(6)
+    at.number_input(key="cmp_size_subsets").set_value(4).run()
+    next(b for b in at.button if b.label == "Compare at equal size").click().run()
+    assert not at.exception, at.exception
+    sized = " ".join(m.value for m in at.markdown if "At equal size" in m.value)
+    assert "A (word)" in sized or "no layer" in sized, sized
+    table = next(d.value for d in at.dataframe if "A at size" in d.value.columns)
+    assert len(table) == 4 and table["A at size"].between(0, 1).all()
+    assert any("paired" in c.value and "4 classes x 6 clips each" in c.value for c in at.caption)
     at.toggle(key="cmp_norm").set_value(True).run()
     assert not at.exception
     assert _chart(at, "cmp_curves_plot")["layout"]["yaxis"]["title"]["text"].startswith(

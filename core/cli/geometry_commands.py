@@ -22,6 +22,7 @@ from core.cli.options import (
     selection_options,
 )
 from core.cli.output import progress_bar, text_table
+from core.cli.size_output import size_options
 from core.cli.statistics_output import statistics_options, wants_statistics
 from core.errors import CliError
 from core.geometry.options import DEFAULT_K, ConvexityOptions, UmapOptions
@@ -154,17 +155,20 @@ def precision_from_args(args: argparse.Namespace) -> Precision:
 
 def cmd_convexity(args: argparse.Namespace) -> int:
     """Graph convexity per layer for word and/or speaker labels, sharing one kNN graph per layer."""
+    from core.cli.size_output import check_size_args, check_size_reached, size_comparison
     from core.cli.statistics_output import check_resampling, check_statistics_args
     from core.results.kinds import convexity_entry, decode_curves  # the engine through the store
 
     out = out_path(args.out)
     precision = precision_from_args(args)  # a bad precision is refused before any extraction
     check_statistics_args(args)
+    check_size_args(args)
     fs = features_for(args)
     print("\n".join(describe_features(fs)))
     labels = label_sets_for(fs, args.labels)
     check_k(args.k, fs)
     check_resampling(fs, list(labels), args.resamples)
+    check_size_reached(args, labels)
     other = _compare_features(args, fs) if args.compare else None
     update, close = progress_bar("convexity", not args.no_progress)
     try:
@@ -202,6 +206,10 @@ def cmd_convexity(args: argparse.Namespace) -> int:
             f"note: layer {fs.n_layers} includes the encoder's final LayerNorm (layers below do not)"
         )
     stats, paired = _statistics(args, fs, list(labels), precision, other)
+    options = precision.options(k=args.k, seed=args.pair_seed, device=args.device)
+    sized = size_comparison(args, fs, list(labels), options)
+    if sized:
+        print("\n".join(sized))
     if out is not None:
         settings = dict(first.settings, labels=list(curves))
         settings.pop("layer", None)
@@ -229,7 +237,7 @@ def _statistics(
     args: argparse.Namespace, fs: Any, names: list[str], precision: Precision, other: Any
 ) -> tuple[Any, list[Any]]:
     """Chance, intervals and prune-point stability (stored), and paired differences vs ``other``."""
-    from core.cli.statistics_output import paired_lines, statistics_kwargs, statistics_lines
+    from core.cli.statistics_output import paired_lines, statistics_lines, statistics_of
     from core.geometry.paired import paired_difference
     from core.results.kinds import stored_statistics
 
@@ -241,7 +249,7 @@ def _statistics(
         update, close = progress_bar("curve statistics", not args.no_progress, unit="layer")
         try:
             results.append(
-                stored_statistics(which, names, options, progress=update, **statistics_kwargs(args))
+                stored_statistics(which, names, options, statistics_of(args), progress=update)
             )
         finally:
             close()
@@ -300,7 +308,7 @@ def _criteria_csv(results: dict[str, Any]) -> str:
 
 def cmd_criteria(args: argparse.Namespace) -> int:
     """Convexity beside the other layer-selection criteria, with each one's proposed prune point."""
-    from core.cli.statistics_output import check_resampling, statistics_kwargs, statistics_lines
+    from core.cli.statistics_output import check_resampling, statistics_lines, statistics_of
     from core.geometry.convexity import convexity_curve
     from core.geometry.criteria import CRITERIA, GraphCollector, compare_prune_points
     from core.io.atomic import atomic_write_bytes
@@ -365,9 +373,8 @@ def cmd_criteria(args: argparse.Namespace) -> int:
                 fs,
                 [args.labels],
                 options,
+                statistics_of(args).with_(fraction=args.fraction),
                 progress=update,
-                fraction=args.fraction,
-                **statistics_kwargs(args),
             )
         finally:
             close()
@@ -513,6 +520,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out", help="write results to FILE.json (everything) or FILE.csv (layer x class rows)"
     )
     statistics_options(p, compare=True)
+    size_options(p)
     p.set_defaults(func=cmd_convexity)
 
     p = sub.add_parser(

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.cli.options import seed_int
 from core.cli.output import text_table
 from core.errors import CliError, LabError
 from core.geometry.limits import MAX_PERMUTATIONS, MAX_RESAMPLES, MAX_SEEDS
 
+if TYPE_CHECKING:
+    from core.geometry.options import StatisticsOptions
+
 __all__ = [
     "statistics_options",
     "check_statistics_args",
     "wants_statistics",
-    "statistics_kwargs",
+    "statistics_of",
     "statistics_lines",
     "paired_lines",
     "statistics_csv_columns",
@@ -128,15 +131,17 @@ def check_resampling(fs: Any, names: Sequence[str], n_resamples: int) -> None:
             raise CliError(f"--resamples {n_resamples}: {exc}") from None
 
 
-def statistics_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``curve_statistics`` keywords of these options (the curve's own come as its options)."""
-    return {
-        "n_permutations": args.chance or 0,
-        "n_resamples": args.resamples or 0,
-        "n_seeds": args.seeds if args.resamples else 0,
-        "level": args.level,
-        "resample_seed": args.resample_seed,
-    }
+def statistics_of(args: argparse.Namespace) -> StatisticsOptions:
+    """What these options ask the curve statistics for (the curve's own come as its options)."""
+    from core.geometry.options import StatisticsOptions
+
+    return StatisticsOptions(
+        n_permutations=args.chance or 0,
+        n_resamples=args.resamples or 0,
+        n_seeds=args.seeds if args.resamples else 0,
+        level=args.level,
+        resample_seed=args.resample_seed,
+    )
 
 
 def statistics_lines(stats: Any) -> list[str]:
@@ -169,6 +174,8 @@ def statistics_lines(stats: Any) -> list[str]:
                 f"population interval: {s.interval.scheme}, {s.interval.n_resamples} resamples "
                 f"(seed {s.interval.seed}), centred on the full-data score"
             )
+            if s.interval.guard_note():
+                notes.append(s.interval.guard_note())
         lines.append("; ".join(notes))
         lines.append(text_table(rows, header))
         if s.stability is not None and s.interval is not None:

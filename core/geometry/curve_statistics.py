@@ -3,8 +3,14 @@
 One call per feature set: (1) the real curves and K permuted-label curves in one engine call
 (``core.geometry.chance``); (2) B half-samples of the dataset's units (``core.geometry.resampling``);
 (3) the curve again with other estimator seeds when it is sampled; (4) both prune rules on all of them
-(``core.geometry.prune_stability``). The keywords of :func:`curve_statistics` (less the runtime ones)
-are the results store's request for this kind, so a new option changes the key without other edits.
+(``core.geometry.prune_stability``). What to compute comes as one ``StatisticsOptions`` record, which
+is also the results store's request for this kind (``key_fields``).
+
+Label sets resampled by clips within strata (speaker labels: clips within each speaker) get a second
+interval that draws whole strata instead, because "the same speakers with other recordings" and
+"other speakers" are different questions (``core.geometry.interval_kinds``). Speakers are then the
+classes, and the score moves with their count, so that interval is of the mean score of other sets
+of *half* as many speakers, and says so (``core.geometry.rarefaction``).
 """
 
 from __future__ import annotations
@@ -17,15 +23,23 @@ from typing import Any
 import numpy as np
 
 from core.errors import ConvexityInputError
-from core.geometry.chance import MAX_PERMUTATIONS, ChanceLevel, chance_curves
+from core.geometry.chance import ChanceLevel, chance_curves
 from core.geometry.convexity import ConvexityCurve, layerwise_convexity
+from core.geometry.interval_kinds import interval_kind
 from core.geometry.limits import MAX_SEEDS
-from core.geometry.options import DEFAULT_OPTIONS, ConvexityOptions
+from core.geometry.options import (
+    DEFAULT_OPTIONS,
+    DEFAULT_STATISTICS,
+    ConvexityOptions,
+    StatisticsOptions,
+)
 from core.geometry.prune_stability import PruneStability, prune_stability
+from core.geometry.rarefaction import rarefied_interval
 from core.geometry.resampling import (
     CurveInterval,
     ResampleUnits,
     check_half_sampling,
+    class_units,
     design_groups,
     interval_from_resamples,
     resampled_curves,
@@ -38,11 +52,12 @@ __all__ = [
     "LabelSetStatistics",
     "StatisticsPlan",
     "curve_statistics",
+    "pseudo_scale",
     "statistics_plan",
     "MAX_SEEDS",
 ]
 
-ENGINE_VERSION = "2"  # of the stored figures; bump when they change
+ENGINE_VERSION = "4"  # of the stored figures; bump when they change (4: other speakers at half)
 
 
 Progress = Callable[[int, int], None]
@@ -104,9 +119,18 @@ class LabelSetStatistics(Record):
     n_points: int
     n_classes: int
     chance: ChanceLevel | None = None
-    interval: CurveInterval | None = None
+    interval: CurveInterval | None = None  # as resampled by the label set's own units
     stability: PruneStability | None = None
+    other_speakers: CurveInterval | None = None  # speaker labels: whole speakers drawn
     seed_scores: tuple[tuple[float, ...], ...] = ()  # (seeds, layers): the estimator's other seeds
+
+    def intervals(self) -> dict[str, CurveInterval]:
+        """Every interval of this label set by the name of the question it answers."""
+        out = {}
+        for iv in (self.interval, self.other_speakers):
+            if iv is not None:
+                out[iv.question or iv.scheme] = iv
+        return out
 
     def normalised(self) -> np.ndarray:
         """(score - chance) / (1 - chance) per layer (NaN without a chance level)."""
@@ -121,15 +145,18 @@ class LabelSetStatistics(Record):
         stored half-sample and seed curves (the local-peak rule does not depend on it)."""
         if self.stability is None or abs(fraction - self.stability.fraction) < 1e-9:
             return self.stability
+        iv = self.interval
         again = prune_stability(
             self.label_set,
             self.layers,
             self.scores,
             self.sems,
-            self.interval.resample_scores if self.interval is not None else (),
+            iv.resample_scores if iv is not None else (),
             self.seed_scores,
             (),
             fraction,
+            scale=pseudo_scale(iv),
+            level=self.stability.threshold.level,
         )
         return replace(again, local_peak=self.stability.local_peak)
 
@@ -154,42 +181,40 @@ def curve_statistics(
     labels: Mapping[str, Sequence[Hashable] | np.ndarray],
     units: Mapping[str, ResampleUnits],
     options: ConvexityOptions = DEFAULT_OPTIONS,
+    statistics: StatisticsOptions = DEFAULT_STATISTICS,
     *,
-    n_permutations: int = 10,
-    permutation_seed: int = 0,
-    n_resamples: int = 20,
-    resample_seed: int = 0,
-    n_seeds: int = 5,
-    level: float = 0.9,
-    fraction: float = 0.95,
-    layers: Sequence[int] | None = None,
     progress: Progress | None = None,
     on_units: Units | None = None,
 ) -> CurveStatistics:
-    """Chance levels (``n_permutations``; 0 skips), population intervals (``n_resamples`` half-samples
-    of ``units[name]``; 0 skips), prune-point stability over resamples and ``n_seeds`` other estimator
-    seeds (skipped where the curve is exact), for every label set of ``features`` (N, L+1, D).
+    """Chance levels, population intervals (half-samples of ``units[name]``, and of whole strata
+    where the units are clips within strata), prune-point stability over resamples and other
+    estimator seeds (skipped where the curve is exact), for every label set of ``features``
+    (N, L+1, D), as ``statistics`` asks.
 
     ``options`` (k, precision, seed, device) apply to every curve computed here; the seed curves use
     seeds ``options.seed + 1..n_seeds``. ``progress(done, total)`` counts layers over all engine calls;
     ``on_units(done, total)`` the same work weighted by each part's cost (``StatisticsPlan``), for an
     honest time left.
     """
-    _check_request(labels, units, n_permutations, n_resamples, n_seeds, level)
+    st = statistics
+    _check_request(labels, units, st)
     x = as_features(features, "N, layers, D")
-    chosen = list(range(x.shape[1])) if layers is None else [int(i) for i in layers]
-    n_designs = len(design_groups(list(labels), units)) if n_resamples else 0
-    plan = statistics_plan(len(chosen), n_permutations, n_resamples, n_seeds, n_designs)
+    chosen = list(range(x.shape[1])) if st.layers is None else list(st.layers)
+    others = _other_units(labels, units, st.n_resamples)
+    resample_labels = dict(labels) | {_other(n): labels[n] for n in others}
+    resample_units = dict(units) | {_other(n): u for n, u in others.items()}
+    n_designs = len(design_groups(list(resample_labels), resample_units)) if st.n_resamples else 0
+    plan = statistics_plan(len(chosen), st.n_permutations, st.n_resamples, st.n_seeds, n_designs)
     counter = _LayerCounter(plan, progress, on_units)
     seconds: dict[str, float] = {}
     t_start = t0 = time.perf_counter()
-    if n_permutations:
+    if st.n_permutations:
         real, chance = chance_curves(
             x,
             labels,
             options,
-            n_permutations=n_permutations,
-            permutation_seed=permutation_seed,
+            n_permutations=st.n_permutations,
+            permutation_seed=st.permutation_seed,
             layers=chosen,
             progress=counter.engine("curve_and_chance"),
         )
@@ -211,26 +236,26 @@ def curve_statistics(
             layers=chosen,
             progress=counter.engine("seeds"),
         )
-        for j in range(1, n_seeds + 1 if sampled else 1)
+        for j in range(1, st.n_seeds + 1 if sampled else 1)
     ]
     seconds["seeds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     resampled = (
         resampled_curves(
             x,
-            labels,
-            units,
-            n_resamples,
+            resample_labels,
+            resample_units,
+            st.n_resamples,
             options,
-            resample_seed=resample_seed,
+            resample_seed=st.resample_seed,
             layers=chosen,
             progress=counter.part("resamples"),
         )
-        if n_resamples
+        if st.n_resamples
         else {}
     )
     seconds["resamples"] = time.perf_counter() - t0
-    schemes = {n: _scheme(units[n]) if n_resamples else None for n in labels}
+    schemes = {n: _scheme(units[n]) if st.n_resamples else None for n in labels}
     sets = {
         name: _label_set_statistics(
             curve,
@@ -238,10 +263,9 @@ def curve_statistics(
             resampled.get(name),
             [sc[name] for sc in seed_curves],
             n_points=int(x.shape[0]),
-            level=level,
-            fraction=fraction,
-            resample_seed=resample_seed,
-            units=units[name] if n_resamples else None,
+            statistics=st,
+            units=units[name] if st.n_resamples else None,
+            other=(others[name], resampled[_other(name)]) if name in others else None,
         )
         for name, curve in real.items()
     }
@@ -249,47 +273,92 @@ def curve_statistics(
     engine_settings = dict(next(iter(real.values())).results[0].settings)
     engine_settings.pop("layer", None)
     engine_settings.pop("n_shortest_path_trees", None)
-    settings = {
-        "n_permutations": n_permutations,
-        "permutation_seed": permutation_seed,
-        "n_resamples": n_resamples,
-        "resample_seed": resample_seed,
-        "n_seeds": n_seeds if sampled else 0,
-        "level": level,
-        "fraction": fraction,
+    settings = {k: v for k, v in st.key_fields().items() if k != "layers"} | {
+        "n_seeds": st.n_seeds if sampled else 0,
         "scheme": schemes,
         "engine": engine_settings,
     }
     return CurveStatistics(sets, settings, seconds, tuple(labels))
 
 
+OTHER = "@other-speakers"  # names a label set's whole-strata resampling in the engine calls
+
+
+def _other(name: str) -> str:
+    return name + OTHER
+
+
+def _other_units(
+    labels: Mapping[str, Sequence[Hashable] | np.ndarray],
+    units: Mapping[str, ResampleUnits],
+    n_resamples: int,
+) -> dict[str, ResampleUnits]:
+    """Label sets resampled by clips within strata whose strata can also be half-sampled whole:
+    their second interval's units (other speakers, same count)."""
+    out: dict[str, ResampleUnits] = {}
+    if not n_resamples:
+        return out
+    for name, lab in labels.items():
+        whole = class_units(units[name])
+        if whole is None:
+            continue
+        try:
+            check_half_sampling(lab, whole, n_resamples, name)
+        except ConvexityInputError:
+            continue  # too few speakers for it: the label set keeps its own interval only
+        out[name] = whole
+    return out
+
+
 def _check_request(
     labels: Mapping[str, Sequence[Hashable] | np.ndarray],
     units: Mapping[str, ResampleUnits],
-    n_permutations: int,
-    n_resamples: int,
-    n_seeds: int,
-    level: float,
+    statistics: StatisticsOptions,
 ) -> None:
     """One clear line for a request that cannot be answered, before any engine call."""
-    if not 0.5 <= level < 1.0:
-        raise ConvexityInputError(f"interval level must lie in [0.5, 1), got {level!r}")
-    if n_permutations and not 2 <= n_permutations <= MAX_PERMUTATIONS:
-        raise ConvexityInputError(
-            f"chance level needs 2 to {MAX_PERMUTATIONS} permutations (or 0), got {n_permutations}"
-        )
-    if not 0 <= n_seeds <= MAX_SEEDS:
-        raise ConvexityInputError(f"estimator seeds must lie in 0..{MAX_SEEDS}, got {n_seeds}")
-    if n_resamples:
+    if statistics.n_resamples:
         for name, lab in labels.items():
             if name not in units:
                 raise ConvexityInputError(f"no resampling units given for label set {name!r}")
-            check_half_sampling(lab, units[name], n_resamples, name)
+            check_half_sampling(lab, units[name], statistics.n_resamples, name)
 
 
 def _scheme(units: ResampleUnits) -> str:
     """The interval's scheme as captions and settings name it."""
     return f"half-samples: {units.describe()}"
+
+
+def _interval(
+    curve: ConvexityCurve,
+    resampled: tuple[np.ndarray, ...],
+    units: ResampleUnits,
+    statistics: StatisticsOptions,
+) -> CurveInterval:
+    """One population interval of ``curve`` from its sub-samples' scores."""
+    halves, quarters, half_sems, quarter_sems = resampled
+    return interval_from_resamples(
+        curve.name,
+        curve,
+        halves,
+        quarters=quarters,
+        half_sems=half_sems,
+        quarter_sems=quarter_sems,
+        level=statistics.level,
+        seed=statistics.resample_seed,
+        scheme=_scheme(units),
+        n_units=units.n_units,
+        question=interval_kind(units).name,
+    )
+
+
+def pseudo_scale(interval: CurveInterval | None) -> np.ndarray | None:
+    """Per layer: the interval's population SE over the sd of its half-sample scores, which maps a
+    half-sample's deviation to a dataset of the full size (``prune_stability``); None without one."""
+    if interval is None or interval.n_resamples < 2:
+        return None
+    sd = np.std(np.asarray(interval.resample_scores), axis=0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sd > 0, np.asarray(interval.se) / sd, 0.0)
 
 
 def _label_set_statistics(
@@ -299,28 +368,16 @@ def _label_set_statistics(
     seed_curves: list[ConvexityCurve],
     *,
     n_points: int,
-    level: float,
-    fraction: float,
-    resample_seed: int,
+    statistics: StatisticsOptions,
     units: ResampleUnits | None,
+    other: tuple[ResampleUnits, tuple[np.ndarray, ...]] | None = None,
 ) -> LabelSetStatistics:
-    """One label set's statistics from its curve, chance level, sub-sample scores and seed curves."""
+    """One label set's statistics from its curve, chance level, sub-sample scores and seed curves
+    (``other``: the units and sub-sample scores of its whole-strata interval)."""
     name = curve.name
     interval = None
     if resampled is not None and units is not None:
-        halves, quarters, half_sems, quarter_sems = resampled
-        interval = interval_from_resamples(
-            name,
-            curve,
-            halves,
-            quarters=quarters,
-            half_sems=half_sems,
-            quarter_sems=quarter_sems,
-            level=level,
-            seed=resample_seed,
-            scheme=_scheme(units),
-            n_units=units.n_units,
-        )
+        interval = _interval(curve, resampled, units, statistics)
     seed_scores = [sc.scores for sc in seed_curves]
     stability = None
     if len(curve.layers) >= 2 and min(curve.layers) == 0:
@@ -332,7 +389,9 @@ def _label_set_statistics(
             resampled[0] if resampled is not None else (),
             seed_scores,
             [sc.sems for sc in seed_curves],
-            fraction,
+            statistics.fraction,
+            scale=pseudo_scale(interval),
+            level=statistics.level,
         )
     return LabelSetStatistics(
         label_set=name,
@@ -346,6 +405,30 @@ def _label_set_statistics(
         interval=interval,
         stability=stability,
         seed_scores=tuple(tuple(float(v) for v in row) for row in seed_scores),
+        other_speakers=None if other is None else _other_interval(curve, *other, statistics),
+    )
+
+
+def _other_interval(
+    curve: ConvexityCurve,
+    units: ResampleUnits,
+    resampled: tuple[np.ndarray, ...],
+    statistics: StatisticsOptions,
+) -> CurveInterval:
+    """The "other speakers" interval: speakers are the classes, so the score moves with their count
+    and half-samples of them cannot be scaled back to the full count; the interval is of the mean
+    score at half the count instead, centred on the half-samples' mean (``core.geometry.rarefaction``)."""
+    n = units.n_units
+    return rarefied_interval(
+        curve.name,
+        curve.layers,
+        resampled[0],
+        share=(n // 2) / n,
+        n_units=n,
+        level=statistics.level,
+        seed=statistics.resample_seed,
+        scheme=f"half-samples: {n // 2} of the {n} {units.unit}s, mean over them",
+        question=interval_kind(units, classes=True).name,
     )
 
 

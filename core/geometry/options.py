@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from core.errors import ConvexityInputError
+from core.geometry.limits import MAX_PERMUTATIONS, MAX_RESAMPLES, MAX_SEEDS
 from core.io.records import Record
 
 __all__ = [
@@ -22,7 +23,9 @@ __all__ = [
     "DEFAULT_UMAP",
     "EXACT_THRESHOLD",
     "ConvexityOptions",
+    "DEFAULT_STATISTICS",
     "Engine",
+    "StatisticsOptions",
     "UmapOptions",
 ]
 
@@ -89,6 +92,66 @@ class ConvexityOptions(Record):
 
 
 DEFAULT_OPTIONS = ConvexityOptions()
+
+
+@dataclass(frozen=True)
+class StatisticsOptions(Record):
+    """What the curve statistics compute besides the curves: ``n_permutations`` permuted labellings
+    for the chance level (0: none), ``n_resamples`` half-samples for the population intervals and
+    prune-point stability (0: none), ``n_seeds`` other estimator seeds, the interval ``level``, the
+    threshold rule's ``fraction`` and the ``layers`` (None: all). Every field is part of the store key
+    (``key_fields``), so a new setting enters it here and nowhere else."""
+
+    n_permutations: int = 10
+    permutation_seed: int = 0
+    n_resamples: int = 20
+    resample_seed: int = 0
+    n_seeds: int = 5
+    level: float = 0.9
+    fraction: float = 0.95
+    layers: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.level < 1.0:
+            raise ConvexityInputError(f"interval level must lie in [0.5, 1), got {self.level!r}")
+        if not 0.0 < self.fraction <= 1.0:
+            raise ConvexityInputError(f"fraction must lie in (0, 1], got {self.fraction!r}")
+        if self.n_permutations and not 2 <= self.n_permutations <= MAX_PERMUTATIONS:
+            raise ConvexityInputError(
+                f"chance level needs 2 to {MAX_PERMUTATIONS} permutations (or 0), "
+                f"got {self.n_permutations}"
+            )
+        if self.n_resamples and not 2 <= self.n_resamples <= MAX_RESAMPLES:
+            raise ConvexityInputError(
+                f"population intervals need 2 to {MAX_RESAMPLES} resamples (or 0), "
+                f"got {self.n_resamples!r}"
+            )
+        if not 0 <= self.n_seeds <= MAX_SEEDS:
+            raise ConvexityInputError(
+                f"estimator seeds must lie in 0..{MAX_SEEDS}, got {self.n_seeds}"
+            )
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
+
+    def with_(self, **changes: Any) -> StatisticsOptions:
+        """A copy with ``changes`` (checked again)."""
+        return replace(self, **changes)
+
+    def key_fields(self) -> dict[str, Any]:
+        """What is computed (a store key's part)."""
+        return {
+            "n_permutations": int(self.n_permutations),
+            "permutation_seed": int(self.permutation_seed),
+            "n_resamples": int(self.n_resamples),
+            "resample_seed": int(self.resample_seed),
+            "n_seeds": int(self.n_seeds),
+            "level": float(self.level),
+            "fraction": float(self.fraction),
+            "layers": None if self.layers is None else list(self.layers),
+        }
+
+
+DEFAULT_STATISTICS = StatisticsOptions()
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from core.errors import ConvexityInputError
 from core.geometry.resampling import CurveInterval, population_se
 from core.io.records import Record
 
-__all__ = ["PairedDifference", "layer_ranges", "paired_difference"]
+__all__ = ["PairedDifference", "difference_verdict", "layer_ranges", "paired_difference"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,8 @@ def layer_ranges(layers: Sequence[int]) -> str:
     return ", ".join(out)
 
 
-def _verdict(name_a: str, name_b: str, layers: Sequence[int], low, high) -> str:
+def difference_verdict(name_a: str, name_b: str, layers: Sequence[int], low, high) -> str:
+    """'A > B on layers 2-4; no clear difference on layers 0-1' from an interval of A - B."""
     above = [i for i, lo in zip(layers, low, strict=True) if lo > 0]
     below = [i for i, hi in zip(layers, high, strict=True) if hi < 0]
     parts = []
@@ -106,8 +107,10 @@ def paired_difference(
     quarters = None
     if a.quarter_scores and b.quarter_scores:
         quarters = np.asarray(a.quarter_scores) - np.asarray(b.quarter_scores)
-    se, _ = population_se(
-        table, quarters, _both(a.half_sems, b.half_sems), _both(a.quarter_sems, b.quarter_sems)
+    se = np.asarray(
+        population_se(
+            table, quarters, _both(a.half_sems, b.half_sems), _both(a.quarter_sems, b.quarter_sems)
+        ).se
     )
     half = stats.t.ppf(0.5 + a.level / 2, min(a.degrees, b.degrees)) * se
     low, high = diff - half, diff + half
@@ -121,5 +124,5 @@ def paired_difference(
         high=tuple(float(v) for v in high),
         level=a.level,
         n_resamples=a.n_resamples,
-        verdict=_verdict(na, nb, a.layers, low, high),
+        verdict=difference_verdict(na, nb, a.layers, low, high),
     )

@@ -21,7 +21,11 @@ ceiling slower than 1/n (rare bad paths; half-samples understate it, coverage 78
 measured too: with V_h and V_q the variances of the half- and quarter-sample scores and
 Var_m = A m^-a, V_h = A n^-a (2^a - 1) and V_q = A n^-a (4^a - 1), so rho = V_q / V_h = 2^a + 1 and
 Var_n = V_h / (rho - 2), where each V is the sub-samples' spread less the mean square of their own
-design SEs (estimator noise is not population spread); rho is clipped to [1 + sqrt 2, 5] (a in [0.5, 2]) against noise. The
+design SEs (estimator noise is not population spread). rho is held to [1 + sqrt 2, 5] (a in
+[0.5, 2]) against noise; where that guard acts it is reported (``CurveInterval.rate_clamped``, and
+in the captions), since the interval there rests on the bound. (Pooling the layers' rates by random
+effects was measured and not adopted: it over-covered the speaker-dominated layer, 96.7%; see
+docs/reading-plots.md.) The
 interval is centred on the full-data score (sub-samples are biased by their smaller N; their spread
 is what is used) with half-width t_{B-1} x sqrt(Var_n). A layer whose sub-samples all score the same
 (a perfect 1.0) has a zero-width interval and is marked degenerate. The t quantile's degrees of
@@ -50,8 +54,11 @@ from core.io.records import Record
 __all__ = [
     "MAX_RESAMPLES",
     "CurveInterval",
+    "PopulationSE",
     "ResampleUnits",
     "check_half_sampling",
+    "class_units",
+    "classes_are_units",
     "design_groups",
     "half_samples",
     "interval_from_resamples",
@@ -61,7 +68,7 @@ __all__ = [
 ]
 
 MIN_UNITS = 8  # a class needs units in every quarter-sample: at least 8 per class
-RATE_BOUNDS = (1.0 + math.sqrt(2.0), 5.0)  # rho = V_q / V_h clipped: variance rate a in [0.5, 2]
+RATE_BOUNDS = (1.0 + math.sqrt(2.0), 5.0)  # last guard on rho = V_q / V_h: rate a in [0.5, 2]
 
 
 @dataclass(frozen=True)
@@ -114,7 +121,13 @@ def check_half_sampling(
         )
     codes, classes = encode_labels(labels, len(ru.units), name)
     counts = np.bincount(codes, minlength=len(classes))
-    for c in np.flatnonzero(counts >= 2):
+    whole = classes_are_units(codes, ru)
+    if whole and ru.n_units < MIN_UNITS:
+        raise ConvexityInputError(
+            f"{name}: {ru.n_units} {ru.unit}s; half-sampling {ru.describe()} needs at least "
+            f"{MIN_UNITS}"
+        )
+    for c in () if whole else np.flatnonzero(counts >= 2):
         n_units = len(np.unique(ru.units[codes == c]))
         if n_units < MIN_UNITS:
             raise ConvexityInputError(
@@ -127,6 +140,21 @@ def check_half_sampling(
             f"{name}: only {distinct} distinct half-samples of {ru.describe()}; ask for at most "
             f"that many resamples"
         )
+
+
+def classes_are_units(codes: np.ndarray, ru: ResampleUnits) -> bool:
+    """Whether every unit is one whole class (speaker labels halved by speaker): half-samples then
+    draw classes, and it is the number of classes that must allow it."""
+    pairs = np.unique(np.stack([codes, ru.units]), axis=1)
+    return len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1]))
+
+
+def class_units(ru: ResampleUnits) -> ResampleUnits | None:
+    """Units that draw whole strata (e.g. whole speakers) instead of clips within each, or None
+    when ``ru`` has no strata."""
+    if ru.strata is None or not ru.within:
+        return None
+    return ResampleUnits(ru.strata, None, ru.within)
 
 
 def half_samples(ru: ResampleUnits, n_resamples: int, seed: int = 0) -> list[np.ndarray]:
@@ -154,32 +182,54 @@ def nested_samples(
     return out
 
 
+@dataclass(frozen=True)
+class PopulationSE(Record):
+    """Per layer: the population SE at the full N, the variance rate a it used, the layer's own
+    rate before the guard, and whether the last guard on the rate still acted."""
+
+    se: tuple[float, ...]
+    rate: tuple[float, ...]
+    raw_rate: tuple[float, ...]
+    clamped: tuple[bool, ...]
+
+
+def _spread(table: np.ndarray, sems: np.ndarray | None) -> np.ndarray:
+    """Variance over the rows less the rows' mean squared design SE (never below 0)."""
+    v = np.var(table, axis=0, ddof=1)
+    if sems is not None and np.size(sems):
+        v = np.maximum(v - np.mean(np.asarray(sems, dtype=np.float64) ** 2, axis=0), 0.0)
+    return v
+
+
 def population_se(
     halves: np.ndarray,
     quarters: np.ndarray | None,
     half_sems: np.ndarray | None = None,
     quarter_sems: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(standard error at the full N, variance rate a) per layer from (B, layers) sub-sample scores.
+) -> PopulationSE:
+    """Population SE at the full N with the variance rate per layer from (B, layers) sub-sample
+    scores (module docstring: each layer's own rate, held to a in [0.5, 2], the guard reported).
 
     ``*_sems``: the sub-samples' own design SEs (sampled estimates); their mean square is the part
     of each spread that is estimator noise, not population spread, and is subtracted. Without
     quarter-samples the rate is taken as 1 (the plain delete-d jackknife).
     """
-
-    def spread(table: np.ndarray, sems: np.ndarray | None) -> np.ndarray:
-        v = np.var(np.asarray(table, dtype=np.float64), axis=0, ddof=1)
-        if sems is not None and np.size(sems):
-            v = np.maximum(v - np.mean(np.asarray(sems, dtype=np.float64) ** 2, axis=0), 0.0)
-        return v
-
-    v_h = spread(halves, half_sems)
+    h = np.asarray(halves, dtype=np.float64)
+    v_h = _spread(h, half_sems)
     if quarters is None:
-        return np.sqrt(v_h), np.ones_like(v_h)
-    v_q = spread(quarters, quarter_sems)
+        ones = tuple(1.0 for _ in v_h)
+        return PopulationSE(tuple(float(v) for v in np.sqrt(v_h)), ones, ones, (False,) * len(v_h))
+    v_q = _spread(np.asarray(quarters, dtype=np.float64), quarter_sems)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rho = np.clip(np.where(v_h > 0, v_q / v_h, 3.0), *RATE_BOUNDS)
-    return np.sqrt(v_h / (rho - 2.0)), np.log2(rho - 1.0)
+        raw = np.where(v_h > 0, v_q / v_h, 3.0)
+    clamped = ((raw < RATE_BOUNDS[0]) | (raw > RATE_BOUNDS[1])) & (v_h > 0)
+    rho = np.clip(raw, *RATE_BOUNDS)
+    return PopulationSE(
+        se=tuple(float(v) for v in np.sqrt(v_h / (rho - 2.0))),
+        rate=tuple(float(v) for v in np.log2(rho - 1.0)),
+        raw_rate=tuple(float(v) for v in np.log2(np.maximum(raw - 1.0, 1e-12))),
+        clamped=tuple(bool(c) for c in clamped),
+    )
 
 
 @dataclass(frozen=True)
@@ -198,7 +248,10 @@ class CurveInterval(Record):
     seed: int
     scheme: str  # e.g. "half-samples: half of the speakers"
     quarter_scores: tuple[tuple[float, ...], ...] = ()  # (resamples, layers): nested quarters
-    rate: tuple[float, ...] = ()  # measured variance rate a per layer (Var ~ n^-a)
+    rate: tuple[float, ...] = ()  # variance rate a per layer (Var ~ n^-a), held to [0.5, 2]
+    raw_rate: tuple[float, ...] = ()  # each layer's own rate before the guard
+    rate_clamped: tuple[bool, ...] = ()  # whether the last guard on the rate acted (docstring)
+    question: str = ""  # what it is an interval of, in words (``core.geometry.interval_kinds``)
     half_sems: tuple[tuple[float, ...], ...] = ()  # the sub-samples' own design SEs
     quarter_sems: tuple[tuple[float, ...], ...] = ()
     dof: int = 0  # degrees of freedom of the t quantile (0: n_resamples - 1)
@@ -218,6 +271,17 @@ class CurveInterval(Record):
         """Degrees of freedom of the interval's t quantile."""
         return self.dof or self.n_resamples - 1
 
+    def guard_note(self) -> str:
+        """Where the last guard on the variance rate still acted, in words ('' where nowhere)."""
+        held = [layer for layer, c in zip(self.layers, self.rate_clamped, strict=False) if c]
+        if not held:
+            return ""
+        where = ", ".join(str(i) for i in held)
+        return (
+            f"variance rate held to its bound (a in [0.5, 2]) on hidden state"
+            f"{'s' if len(held) > 1 else ''} {where}: the interval there rests on the bound"
+        )
+
 
 def interval_from_resamples(
     name: str,
@@ -232,6 +296,7 @@ def interval_from_resamples(
     half_sems: np.ndarray | None = None,
     quarter_sems: np.ndarray | None = None,
     n_units: int | None = None,
+    question: str = "",
 ) -> CurveInterval:
     """The interval of one curve from its full-data scores and (B, layers) half-sample scores (and
     their nested quarter-samples' scores, which measure the variance rate); ``n_units``: how many
@@ -242,7 +307,8 @@ def interval_from_resamples(
         layers = full.layers
     score = np.asarray(full.scores if isinstance(full, ConvexityCurve) else full, dtype=np.float64)
     table = np.asarray(resampled, dtype=np.float64)
-    se, rate = population_se(table, quarters, half_sems, quarter_sems)
+    pse = population_se(table, quarters, half_sems, quarter_sems)
+    se = np.asarray(pse.se)
     dof = table.shape[0] - 1 if n_units is None else max(1, min(table.shape[0], n_units) - 1)
     half = stats.t.ppf(0.5 + level / 2, dof) * se
     return CurveInterval(
@@ -259,7 +325,10 @@ def interval_from_resamples(
         quarter_scores=()
         if quarters is None
         else tuple(tuple(float(v) for v in row) for row in np.asarray(quarters)),
-        rate=tuple(float(v) for v in rate),
+        rate=pse.rate,
+        raw_rate=pse.raw_rate,
+        rate_clamped=pse.clamped,
+        question=question,
         half_sems=_rows(half_sems),
         quarter_sems=_rows(quarter_sems),
         dof=dof,

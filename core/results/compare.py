@@ -245,13 +245,21 @@ def prune_table(series: list[CurveSeries], fraction: float) -> list[dict[str, An
     return rows
 
 
-def class_difference(
-    a: CurveSeries, b: CurveSeries
-) -> tuple[list[str], np.ndarray, np.ndarray, bool]:
-    """(classes, x, A - B per class (classes x layers of A), resampled) on A's layers.
+@dataclass(frozen=True)
+class ClassDifference:
+    """A - B per class on A's layers: ``z`` is (classes x layers of A) at positions ``x``;
+    ``resampled``: B was interpolated at A's relative depths (x is then relative depth)."""
 
-    Classes present in both. When the depths differ, B's class curves are linearly interpolated at A's
-    relative depths (``resampled`` True) and x is relative depth; otherwise x is the hidden-state index.
+    classes: list[str]
+    x: np.ndarray
+    z: np.ndarray
+    resampled: bool
+
+
+def class_difference(a: CurveSeries, b: CurveSeries) -> ClassDifference:
+    """A - B per class on A's layers, for the classes present in both.
+    When the depths differ, B's class curves are linearly interpolated at A's
+       relative depths (``resampled`` True) and x is relative depth; otherwise x is the hidden-state index.
     """
     classes = sorted(set(a.per_class) & set(b.per_class))
     resampled = a.n_layers != b.n_layers or a.layers != b.layers
@@ -260,7 +268,7 @@ def class_difference(
     for i, c in enumerate(classes):
         other = np.interp(xa, xb, b.per_class[c]) if resampled else b.per_class[c]
         z[i] = a.per_class[c] - other
-    return classes, xa, z, resampled
+    return ClassDifference(classes, xa, z, resampled)
 
 
 # --------------------------------------------------------------------------------------------------

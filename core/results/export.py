@@ -37,6 +37,10 @@ STATISTICS_COLUMNS = (
     "interval_low",
     "interval_high",
     "population_se",
+    "interval_of",  # in words: what interval_low..interval_high is an interval of
+    "other_speakers_half_score",  # speaker labels: the mean score at half the speakers
+    "other_speakers_half_low",  # and its interval (other sets of half as many speakers)
+    "other_speakers_half_high",
 )
 
 
@@ -229,6 +233,14 @@ def statistics_columns(stats: Any | None, name: str, layer_index: int) -> dict[s
             "interval_low": s.interval.low[layer_index],
             "interval_high": s.interval.high[layer_index],
             "population_se": s.interval.se[layer_index],
+            "interval_of": s.interval.question or s.interval.scheme,
+        }
+    if s.other_speakers is not None:
+        half = s.other_speakers
+        out |= {
+            "other_speakers_half_score": half.score[layer_index],
+            "other_speakers_half_low": half.low[layer_index],
+            "other_speakers_half_high": half.high[layer_index],
         }
     return out
 

@@ -26,7 +26,12 @@ from typing import Any
 
 from core.errors import ConvexityInputError, LabError
 from core.geometry.curve_statistics import statistics_plan
-from core.geometry.options import DEFAULT_OPTIONS, ConvexityOptions
+from core.geometry.options import (
+    DEFAULT_OPTIONS,
+    DEFAULT_STATISTICS,
+    ConvexityOptions,
+    StatisticsOptions,
+)
 from core.geometry.resampling import check_half_sampling, design_groups
 from core.io.atomic import atomic_write_json
 from core.io.paths import REPO_ROOT, cache_dir
@@ -57,17 +62,22 @@ def format_seconds(s: float) -> str:
 
 @dataclass(frozen=True)
 class StatisticsJob(Record):
-    """What one job computes: ``statistics_entry(feature set, names, convexity, **options)``."""
+    """What one job computes: ``statistics_entry(feature set, names, convexity, options)``."""
 
     feature_key: str
     names: tuple[str, ...]
-    options: dict[str, Any]  # the statistics' own settings (permutations, resamples, seeds)
+    options: StatisticsOptions = DEFAULT_STATISTICS  # permutations, resamples, seeds, level
     convexity: ConvexityOptions = DEFAULT_OPTIONS  # how every curve is estimated
 
     @property
     def job_id(self) -> str:
         """A short id fixed by the request, so every session finds the same job."""
-        request = [self.feature_key, list(self.names), self.options, self.convexity.to_dict()]
+        request = [
+            self.feature_key,
+            list(self.names),
+            self.options.key_fields(),
+            self.convexity.to_dict(),
+        ]
         text = json.dumps(request, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -121,7 +131,7 @@ class StatisticsChoice(Record):
     """What the dashboard asks for on one feature set: the options it can answer and, per part it
     cannot, one line saying why (e.g. too few speakers for a population interval)."""
 
-    options: dict[str, Any]
+    options: StatisticsOptions
     missing: dict[str, str] = field(default_factory=dict)
     units: float = 0.0  # the work, in real-curve layers (StatisticsPlan)
     n_layers: int = 0
@@ -133,30 +143,27 @@ class StatisticsChoice(Record):
         return self.units * curve_seconds / self.n_layers
 
 
-def statistics_choice(fs: Any, names: tuple[str, ...], options: dict[str, Any]) -> StatisticsChoice:
+def statistics_choice(
+    fs: Any, names: tuple[str, ...], options: StatisticsOptions
+) -> StatisticsChoice:
     """``options`` less what this feature set cannot give: without enough units per class for
     half-samples the interval is left out (``n_resamples`` 0) and the chance level still computed."""
     from core.results.kinds import resample_units
 
     units = resample_units(fs, names)
     missing: dict[str, str] = {}
-    n_resamples = int(options.get("n_resamples", 0))
     for name in names:
-        if not n_resamples:
+        if not options.n_resamples:
             break
         try:
-            check_half_sampling(list(fs.labels(name)), units[name], n_resamples, name)
+            check_half_sampling(list(fs.labels(name)), units[name], options.n_resamples, name)
         except ConvexityInputError as exc:
             missing[name] = f"no population interval or half-sample stability: {exc}"
-    chosen = dict(options, n_resamples=0) if missing else dict(options)
+    chosen = options.with_(n_resamples=0) if missing else options
     n_layers = int(fs.features.shape[1])
-    n_designs = len(design_groups(list(names), units)) if chosen["n_resamples"] else 0
+    n_designs = len(design_groups(list(names), units)) if chosen.n_resamples else 0
     plan = statistics_plan(
-        n_layers,
-        int(chosen.get("n_permutations", 0)),
-        int(chosen["n_resamples"]),
-        int(chosen.get("n_seeds", 0)),
-        n_designs,
+        n_layers, chosen.n_permutations, chosen.n_resamples, chosen.n_seeds, n_designs
     )
     return StatisticsChoice(chosen, missing, plan.units, n_layers)
 
@@ -251,7 +258,7 @@ def run_job(folder: Path) -> int:
     try:
         fs = load_cached_features(job.feature_key)
         status = replace(status, computing_since=time.time())
-        statistics_entry(fs, list(job.names), job.convexity, on_units=on_units, **job.options)
+        statistics_entry(fs, list(job.names), job.convexity, job.options, on_units=on_units)
     except LabError as exc:
         _write_status(job, replace(status, state="failed", error=" ".join(str(exc).split())))
         return 2

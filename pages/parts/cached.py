@@ -33,6 +33,7 @@ from core.geometry import (
     CriterionResult,
     Csr,
     CurveStatistics,
+    StatisticsOptions,
     UmapOptions,
     graph_convexity,
 )
@@ -332,28 +333,26 @@ STATS_RESAMPLES = 20
 STATS_SEEDS = 3
 
 
-def statistics_options() -> dict[str, Any]:
+def statistics_options() -> StatisticsOptions:
     """The dashboard's curve-statistics request (the CLI's ``--chance 10 --resamples 20``; with the
     curve's own options from k and precision: the same store entry)."""
-    return {
-        "n_permutations": STATS_PERMUTATIONS,
-        "n_resamples": STATS_RESAMPLES,
-        "n_seeds": STATS_SEEDS,
-    }
+    return StatisticsOptions(
+        n_permutations=STATS_PERMUTATIONS, n_resamples=STATS_RESAMPLES, n_seeds=STATS_SEEDS
+    )
 
 
 def statistics_choice(key: str, names: tuple[str, ...], k: int, precision: str) -> StatisticsChoice:
     """What can be computed for this feature set (the options) and, per part that cannot, why."""
-    return _statistics_choice(key, tuple(names), tuple(statistics_options().items()))
+    return _statistics_choice(key, tuple(names), statistics_options())
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _statistics_choice(
-    key: str, names: tuple[str, ...], options: tuple[tuple[str, Any], ...]
+    key: str, names: tuple[str, ...], options: StatisticsOptions
 ) -> StatisticsChoice:
     """``statistics_choice`` once per process and request (it checks every class's units; the
     progress fragment asks every second)."""
-    return choose_statistics(feature_set(key), names, dict(options))
+    return choose_statistics(feature_set(key), names, options)
 
 
 def statistics_job(key: str, names: tuple[str, ...], k: int, precision: str) -> StatisticsJob:
@@ -369,7 +368,7 @@ def stored_curve_statistics(
     fs = feature_set(key)
     options = statistics_choice(key, names, k, precision).options
     convexity = preset(precision).options(k=int(k))
-    entry = load_result(statistics_key(fs, list(names), convexity, **options))
+    entry = load_result(statistics_key(fs, list(names), convexity, options))
     if entry is None:
         return None
     return CurveStatistics.from_dict(entry.data), entry.provenance

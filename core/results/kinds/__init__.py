@@ -31,8 +31,6 @@ from core.results.kinds.diagnostics import (
 from core.results.kinds.entry import Progress
 from core.results.kinds.grid import grid_result_key, store_grid_table, stored_grid_tables
 from core.results.kinds.statistics import (
-    STATISTICS_RUNTIME_ARGS,
-    engine_request,
     resample_units,
     statistics_entry,
     statistics_key,
@@ -42,7 +40,6 @@ from core.results.kinds.statistics import (
 from core.results.kinds.umap import stored_umap, umap_entry, umap_request
 
 __all__ = [
-    "STATISTICS_RUNTIME_ARGS",
     "Progress",
     "convexity_entry",
     "convexity_request",
@@ -57,7 +54,6 @@ __all__ = [
     "encode_criteria",
     "encode_curves",
     "encode_diagnostics",
-    "engine_request",
     "grid_result_key",
     "resample_units",
     "statistics_entry",

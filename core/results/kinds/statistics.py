@@ -3,13 +3,17 @@ curves of several label sets of one feature set (the engine's ``CurveStatistics`
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from core.geometry import curve_statistics as statistics_engine
 from core.geometry.curve_statistics import CurveStatistics
-from core.geometry.options import DEFAULT_OPTIONS, ConvexityOptions
+from core.geometry.options import (
+    DEFAULT_OPTIONS,
+    DEFAULT_STATISTICS,
+    ConvexityOptions,
+    StatisticsOptions,
+)
 from core.geometry.resampling import ResampleUnits
 from core.results.kinds.entry import Progress, feature_meta, stored_entry
 from core.results.registry import Computed, KindParts
@@ -18,8 +22,6 @@ from core.results.store import StoredResult, result_key
 __all__ = [
     "KIND",
     "PARTS",
-    "STATISTICS_RUNTIME_ARGS",
-    "engine_request",
     "resample_units",
     "statistics_entry",
     "statistics_key",
@@ -28,26 +30,6 @@ __all__ = [
 ]
 
 KIND = "curve-statistics"
-# ``curve_statistics`` arguments that say where/how it runs, not what it computes: not in the key
-# (``units`` enter the key as their description, see ``statistics_request``).
-STATISTICS_RUNTIME_ARGS = {"features", "labels", "units", "options", "progress", "on_units"}
-
-
-def engine_request(
-    engine: Callable[..., Any], runtime: set[str], given: Mapping[str, Any]
-) -> dict[str, Any]:
-    """What a store key holds of a call: every keyword of ``engine`` with a default (``given`` values
-    filled in) except those in ``runtime`` (where and how it runs), so a new engine setting enters the
-    key without a change here. An unknown keyword is a caller's bug (TypeError)."""
-    sig = inspect.signature(engine)
-    unknown = set(given) - set(sig.parameters)
-    if unknown:
-        raise TypeError(f"{engine.__name__} has no argument(s) {sorted(unknown)}")
-    return {
-        name: given.get(name, p.default)
-        for name, p in sig.parameters.items()
-        if name not in runtime and p.default is not inspect.Parameter.empty
-    }
 
 
 def resample_units(fs: Any, names: Sequence[str]) -> dict[str, ResampleUnits]:
@@ -70,12 +52,11 @@ def statistics_request(
     label_sets: Sequence[str],
     units: Mapping[str, ResampleUnits],
     options: ConvexityOptions = DEFAULT_OPTIONS,
-    **kwargs: Any,
+    statistics: StatisticsOptions = DEFAULT_STATISTICS,
 ) -> dict[str, Any]:
-    """The key-relevant settings: every ``curve_statistics`` keyword (defaults filled in), what
-    ``options`` compute, the label sets and how each is resampled."""
-    request = engine_request(statistics_engine.curve_statistics, STATISTICS_RUNTIME_ARGS, kwargs)
-    request |= options.key_fields()
+    """The key-relevant settings: what ``statistics`` and ``options`` compute, the label sets and
+    how each is resampled."""
+    request = statistics.key_fields() | options.key_fields()
     request["label_sets"] = list(label_sets)
     request["units"] = {n: units[n].describe() for n in label_sets}
     return request
@@ -91,53 +72,70 @@ def compute_statistics(
     labels: Mapping[str, Sequence[Any]],
     units: Mapping[str, ResampleUnits],
     options: ConvexityOptions = DEFAULT_OPTIONS,
-    **kwargs: Any,
+    statistics: StatisticsOptions = DEFAULT_STATISTICS,
+    **runtime: Any,
 ) -> Computed:
-    """``curve_statistics`` of ``features``, encoded for the store (``kwargs``: its keywords)."""
-    return _encode(statistics_engine.curve_statistics(features, labels, units, options, **kwargs))
+    """``curve_statistics`` of ``features``, encoded for the store (``runtime``: progress, on_units)."""
+    return _encode(
+        statistics_engine.curve_statistics(features, labels, units, options, statistics, **runtime)
+    )
 
 
 def statistics_entry(
     fs: Any,
     names: Sequence[str],
     options: ConvexityOptions = DEFAULT_OPTIONS,
+    statistics: StatisticsOptions = DEFAULT_STATISTICS,
     *,
     progress: Progress | None = None,
     on_units: Callable[[float, float], None] | None = None,
     refresh: bool = False,
-    **kwargs: Any,
 ) -> tuple[StoredResult, bool]:
     """(entry, from_store) of the curve statistics of label sets ``names`` of feature set ``fs``
     (``on_units``: the work done in cost-weighted units, see ``curve_statistics``)."""
     meta = feature_meta(fs)
     labels = {n: list(fs.labels(n)) for n in names}
     units = resample_units(fs, names)
-    request = statistics_request(list(names), units, options, **kwargs)
+    request = statistics_request(list(names), units, options, statistics)
     return stored_entry(
         meta,
         KIND,
         list(names),
         request,
         lambda: compute_statistics(
-            fs.features, labels, units, options, progress=progress, on_units=on_units, **kwargs
+            fs.features,
+            labels,
+            units,
+            options,
+            statistics,
+            progress=progress,
+            on_units=on_units,
         ),
         refresh,
     )
 
 
 def stored_statistics(
-    fs: Any, names: Sequence[str], options: ConvexityOptions = DEFAULT_OPTIONS, **kwargs: Any
+    fs: Any,
+    names: Sequence[str],
+    options: ConvexityOptions = DEFAULT_OPTIONS,
+    statistics: StatisticsOptions = DEFAULT_STATISTICS,
+    **runtime: Any,
 ) -> CurveStatistics:
-    """``curve_statistics`` of ``fs``'s label sets ``names`` through the results store."""
-    entry, _ = statistics_entry(fs, names, options, **kwargs)
+    """``curve_statistics`` of ``fs``'s label sets ``names`` through the results store (``runtime``:
+    ``statistics_entry``'s progress, on_units, refresh)."""
+    entry, _ = statistics_entry(fs, names, options, statistics, **runtime)
     return CurveStatistics.from_dict(entry.data)
 
 
 def statistics_key(
-    fs: Any, names: Sequence[str], options: ConvexityOptions = DEFAULT_OPTIONS, **kwargs: Any
+    fs: Any,
+    names: Sequence[str],
+    options: ConvexityOptions = DEFAULT_OPTIONS,
+    statistics: StatisticsOptions = DEFAULT_STATISTICS,
 ) -> str:
     """The store key ``statistics_entry`` uses for these inputs (nothing computed)."""
-    request = statistics_request(list(names), resample_units(fs, names), options, **kwargs)
+    request = statistics_request(list(names), resample_units(fs, names), options, statistics)
     return result_key(feature_meta(fs)["key"], KIND, request)
 
 
