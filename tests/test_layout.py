@@ -292,10 +292,6 @@ def test_the_test_import_check_sees_every_form(tmp_path: Path) -> None:
     assert "tests.helpers.builders" in _imported_modules(path)
 
 
-# Public functions that still return a 3+-tuple, converted by another branch (the lead removes them).
-TUPLE_EXEMPT = {"core/geometry/calibration.py:draw", "core/results/compare.py:class_difference"}
-
-
 def _tuple_sizes(node: ast.expr | None) -> list[int]:
     """The element counts of fixed-size ``tuple[...]`` annotations in a return annotation (a union's
     members too; ``tuple[X, ...]`` is of any length and not counted)."""
@@ -338,7 +334,7 @@ def _wide_tuple_functions(path: Path, root: Path = CORE.parent) -> list[str]:
 def test_no_public_function_returns_a_tuple_of_three_or_more() -> None:
     """Three or more values travel as a frozen record with named fields, not a tuple."""
     found = {f for p in sorted(CORE.rglob("*.py")) for f in _wide_tuple_functions(p)}
-    assert found - TUPLE_EXEMPT == set(), f"return a record instead: {sorted(found - TUPLE_EXEMPT)}"
+    assert found == set(), f"return a record instead: {sorted(found)}"
 
 
 def test_the_tuple_check_sees_every_form(tmp_path: Path) -> None:
