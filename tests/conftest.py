@@ -84,3 +84,31 @@ def tiny_en_sample():
     from tests.helpers.sample_slice import extract_sample_slice
 
     return extract_sample_slice("whisper-tiny.en-offline")
+
+
+# The longest files first: xdist hands files to its workers in collection order, so the long ones
+# start early and the two workers finish together instead of one waiting out the other's tail.
+LONGEST_FIRST = (
+    "test_e2e_browser.py",
+    "test_paper_size_browser.py",
+    "test_curve_statistics.py",
+    "test_folder_journey_browser.py",
+    "test_benchmarks_browser.py",
+    "test_import_browser.py",
+    "test_app.py",
+    "test_convexity_page.py",
+    "test_gpu_check.py",
+    "test_whisper_sample.py",
+    "test_ray.py",
+    "test_jobs.py",
+    "test_grid_faults.py",
+    "test_diagnostics_finds_problems.py",
+    "test_learn_browser.py",
+    "test_convexity.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the collected tests file by file, the longest files (``LONGEST_FIRST``) first."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
