@@ -86,8 +86,9 @@ def tiny_en_sample():
     return extract_sample_slice("whisper-tiny.en-offline")
 
 
-# The longest files first: xdist hands files to its workers in collection order, so the long ones
-# start early and the two workers finish together instead of one waiting out the other's tail.
+# The longest files first: with ``--no-loadscope-reorder`` (pyproject) xdist hands files to its
+# workers in collection order, so the long ones start early and the two workers finish together
+# instead of one waiting out the other's tail (xdist's own order puts files with few tests last).
 LONGEST_FIRST = (
     "test_e2e_browser.py",
     "test_paper_size_browser.py",
