@@ -21,7 +21,7 @@ import pytest
 
 from tests.helpers.app_server import running_app
 from tests.helpers.browser import ARGS, CHROMIUM, Watch, idle
-from tests.helpers.paper_size import N_CLIPS, write_paper_size
+from tests.helpers.paper_size import N_CLIPS, N_STATES, write_paper_size
 
 LONG = 900_000  # ms: the UMAP of 10,990 points on 2 busy cores
 
@@ -47,7 +47,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         fs = import_features(arrays, labels)
     finally:
         mp.undo()
-    assert fs.features.shape[:2] == (N_CLIPS, 4)
+    assert fs.features.shape[:2] == (N_CLIPS, N_STATES)
     with running_app(cache) as url:
         yield url
 
@@ -167,9 +167,14 @@ def _projections(page, timings: dict[str, float], shots: Path) -> None:
     expect(page.get_by_role("button", name="Download the selection (CSV)")).to_be_visible()
     page.screenshot(path=str(shots / "paper-2-selection.png"))
 
-    # another layer keeps the selection
+    # another layer keeps the selection; its diagnostics land in the background and rerun the page:
+    # the clip is typed once that rerun has ended, not while it runs
     page.get_by_role("slider").first.focus()
     page.keyboard.press("ArrowLeft")
+    layer = N_STATES - 2  # the page opened on the last hidden state
+    expect(page.get_by_text(f"judged by word classes at hidden state {layer}.")).to_be_visible(
+        timeout=300_000
+    )
     idle(page, LONG)
     expect(
         page.get_by_role("heading", name=f"Selected region: {selected:,} clip").first
@@ -181,7 +186,9 @@ def _projections(page, timings: dict[str, float], shots: Path) -> None:
     clip_box = page.get_by_label("Clip (or click a point)")
     clip_box.fill("0")
     clip_box.press("Enter")
-    page.get_by_role("heading", name="Shortest path to a class-mate").wait_for()
+    shown = page.get_by_role("heading", name="Shortest path to a class-mate")
+    shown.or_(page.locator('[data-testid="stException"]')).first.wait_for(timeout=300_000)
+    _no_traceback(page, "typed clip")
     idle(page, LONG)
     timings["typed clip, graph built"] = time.monotonic() - t0
     page.get_by_text("Zoom to the clip and its path").click()
@@ -217,6 +224,13 @@ def test_paper_size_convexity_and_projections(served: str, tmp_path: Path) -> No
             _convexity(page, timings, shots)
             _projections(page, timings, shots)
             watch.check()
+        except Exception:
+            page.screenshot(path=str(shots / "paper-failed.png"), full_page=True)
+            print(
+                "page text at the failure:",
+                page.locator('[data-testid="stMainBlockContainer"]').inner_text()[:4000],
+            )
+            raise
         finally:
             browser.close()
     print("paper size timings (s):", {k: round(v, 2) for k, v in timings.items()})

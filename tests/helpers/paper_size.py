@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 
 N_CLIPS, N_WORDS, N_SPEAKERS = 10_990, 35, 388
+N_STATES = 4  # hidden states 0..3
 
 
 def write_paper_size(
-    folder: Path, *, states: int = 4, dim: int = 24, seed: int = 0
+    folder: Path, *, states: int = N_STATES, dim: int = 24, seed: int = 0
 ) -> tuple[Path, Path]:
     """(features .npz, labels .csv) in ``folder``: word clusters that sharpen with depth, no paths."""
     rng = np.random.default_rng(seed)
