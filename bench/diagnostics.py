@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,17 +33,26 @@ def load() -> str:
     return "load avg " + "/".join(f"{v:.1f}" for v in os.getloadavg())
 
 
-def inputs(args: argparse.Namespace) -> tuple[np.ndarray, dict[str, np.ndarray], str]:
-    """(features (N, L+1, D), label sets, description)."""
+@dataclass(frozen=True)
+class Inputs:
+    """Features (N, L+1, D), their label sets and what they are."""
+
+    features: np.ndarray
+    labels: dict[str, np.ndarray]
+    description: str
+
+
+def inputs(args: argparse.Namespace) -> Inputs:
+    """A cached feature set (``--key``) or a synthetic one."""
     if args.key:
         from core.data.features import load_cached_features
 
         fs = load_cached_features(args.key)
         labels = {"word": np.array(fs.words), "speaker": np.array(fs.speakers)}
-        return fs.features, labels, f"cached features {fs.key[:10]} ({fs.meta.get('model_key')})"
+        return Inputs(fs.features, labels, f"cached features {fs.key[:10]} ({fs.info.label()})")
     x, y = synthetic_layers(args.n, 35, args.dim, args.layers, seed=0)
     labels = {"word": y, "speaker": np.arange(args.n) % 24}
-    return x, labels, f"synthetic {args.n} x {args.layers} x {args.dim}"
+    return Inputs(x, labels, f"synthetic {args.n} x {args.layers} x {args.dim}")
 
 
 def main() -> None:
@@ -55,7 +65,8 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=5)
     p.add_argument("--k", type=int, default=10)
     args = p.parse_args()
-    x, labels, what = inputs(args)
+    data = inputs(args)
+    x, labels, what = data.features, data.labels, data.description
     print(f"{what}; k = {args.k}; {load()}")
     diagnose_layer(x[:200, 0], {n: v[:200] for n, v in labels.items()}, k=args.k)  # compile once
     curve_total = diag_total = 0.0

@@ -67,7 +67,7 @@ def benchmark_table(result: BenchmarkResult) -> pd.DataFrame:
 def ratio_figure(rows: list[BenchmarkRow]) -> go.Figure:
     """pruned / full per quantity with its min-max over repeats; the dashed line is 'no change'."""
     rows = [r for r in rows if r.ratio is not None and not math.isnan(r.ratio)]
-    bar, axis, notes = ratio_bars(
+    bars = ratio_bars(
         [r.label for r in rows],
         [r.ratio for r in rows],
         [r.ratio_min if r.ratio_min is not None else r.ratio for r in rows],
@@ -75,11 +75,11 @@ def ratio_figure(rows: list[BenchmarkRow]) -> go.Figure:
         [r.reliable for r in rows],
         horizontal=True,
     )
-    fig = go.Figure(bar)
+    fig = go.Figure(bars.bar)
     fig.add_vline(x=1.0, line={"dash": "dash", "color": "#ef4444"})
     fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(**axis)
-    for note in notes:
+    fig.update_xaxes(**bars.axis)
+    for note in bars.notes:
         fig.add_annotation(**note)
     return style(
         fig,

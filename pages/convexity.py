@@ -143,12 +143,13 @@ def control_row() -> tuple[Controls, Any]:
 def load_shown(fs: FeatureSet, controls: Controls) -> Shown | None:
     """The curves (stored, else computed), their statistics when stored, and prune points."""
     try:
-        curves, prov, from_store = cached.convexity_result(
+        shown = cached.convexity_result(
             fs.key, controls.k, controls.precision, refresh=controls.refresh
         )
     except LabError as exc:
         st.error(f"Cannot compute convexity: {one_line(exc)}")
         return None
+    curves = shown.curves
     found = cached.stored_curve_statistics(fs.key, tuple(curves), controls.k, controls.precision)
     stats, stats_prov = found if found is not None else (None, None)
     choices = {
@@ -157,8 +158,8 @@ def load_shown(fs: FeatureSet, controls: Controls) -> Shown | None:
     return Shown(
         fs.info,
         curves,
-        prov,
-        from_store,
+        shown.provenance,
+        shown.from_store,
         cached.missing_label_sets(fs),
         stats,
         stats_prov,

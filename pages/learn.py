@@ -270,10 +270,14 @@ def real_mode() -> None:
         st.info("Choose at least two words.")
         return
     with st.spinner(f"Building the kNN graph of {len(chosen)} words and scoring every pair..."):
-        idx, xy, labels, result, csr = real_layer_graph(
-            fs.key, int(layer), tuple(chosen), int(per_word), int(k)
-        )
-        indptr, nbr, wts = csr.indptr, csr.indices, csr.weights
+        real_graph = real_layer_graph(fs.key, int(layer), tuple(chosen), int(per_word), int(k))
+    idx, xy, labels, result = (
+        np.asarray(real_graph.clips),
+        real_graph.points,
+        real_graph.labels,
+        real_graph.result,
+    )
+    indptr, nbr, wts = real_graph.graph.indptr, real_graph.graph.indices, real_graph.graph.weights
     real = (fs.key, layer, tuple(chosen), per_word, k)
     if st.session_state.get("ln_real") != real:  # new data: start from a pair that leaves its class
         st.session_state["ln_real"] = real
@@ -355,8 +359,9 @@ def toy_mode() -> None:
         "Building the toy's kNN graph and scoring every pair (the first visit also compiles the "
         "shortest-path kernels: about half a minute)..."
     ):
-        points, labels, result, csr = toy_graph(*toy)
-        indptr, nbr, wts = csr.indptr, csr.indices, csr.weights
+        toy_built = toy_graph(*toy)
+    points, labels, result = toy_built.points, toy_built.labels, toy_built.result
+    indptr, nbr, wts = toy_built.graph.indptr, toy_built.graph.indices, toy_built.graph.weights
     if (
         st.session_state.get("ln_toy") != toy
     ):  # a new toy: start from a pair whose path leaves its class

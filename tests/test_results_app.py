@@ -301,7 +301,8 @@ def test_per_class_heatmap_says_each_class_has_its_own_standard_error(
         label_sets=["word"],
         settings=dict(sampled["word"].results[0].settings),
     )
-    monkeypatch.setattr(cached, "convexity_result", lambda *a, **k: (sampled, prov, True))
+    shown = cached.ShownCurves(sampled, prov, True)
+    monkeypatch.setattr(cached, "convexity_result", lambda *a, **k: shown)
     at = AppTest.from_file(APP, default_timeout=120)
     at.session_state["feature_key"] = fs.key
     at.run()

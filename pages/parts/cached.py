@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -145,11 +146,20 @@ def missing_label_sets(fs: FeatureSet) -> dict[str, str]:
     return out
 
 
+@dataclass(frozen=True)
+class ShownCurves:
+    """A feature set's word and speaker curves with their provenance; ``from_store`` is False only on
+    the call that computed them."""
+
+    curves: dict[str, ConvexityCurve]
+    provenance: Provenance
+    from_store: bool
+
+
 def convexity_result(
     key: str, k: int, precision: str, seed: int = 0, refresh: bool = False
-) -> tuple[dict[str, ConvexityCurve], Provenance, bool]:
-    """(word and speaker curves, provenance, from_store): stored results show at once, else computed
-    and stored; ``from_store`` is False only on the call that computed them.
+) -> ShownCurves:
+    """Word and speaker curves: stored results show at once, else computed and stored.
 
     A label set without two usable classes has no curve and is left out (``missing_label_sets`` says why).
     """
@@ -169,7 +179,7 @@ def convexity_result(
 
     memo_key = ("convexity", key, k, precision, seed)
     curves, prov = _memo(memo_key, "Graph convexity per layer", work, refresh)
-    return curves, prov, not any(computed)  # computed in this very call, or read (store or memory)
+    return ShownCurves(curves, prov, not any(computed))  # computed in this very call, or read
 
 
 def current_convexity(key: str) -> dict[str, ConvexityCurve]:
@@ -179,7 +189,7 @@ def current_convexity(key: str) -> dict[str, ConvexityCurve]:
     missing = missing_label_sets(feature_set(key))
     if missing:
         raise ConvexityInputError("; ".join(missing.values()))
-    return convexity_result(key, int(state.cx_k), str(state.cx_precision))[0]
+    return convexity_result(key, int(state.cx_k), str(state.cx_precision)).curves
 
 
 def criteria_with_provenance(
@@ -253,18 +263,30 @@ def background_tasks() -> dict[str, Any]:
     return {}
 
 
+@dataclass(frozen=True)
+class LearnGraph:
+    """Learn's points (2-D positions), their labels, the exhaustive convexity result and the kNN graph
+    (CSR); ``clips`` are the real clips' indices (None for the toy)."""
+
+    points: np.ndarray
+    labels: np.ndarray
+    result: ConvexityResult
+    graph: Csr
+    clips: np.ndarray | None = None
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def toy_graph(
     shape: str, classes: int, per_class: int, spread: float, k: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, ConvexityResult, Csr]:
-    """Teaching toy: points, labels, the exhaustive convexity result and the kNN graph (CSR)."""
+) -> LearnGraph:
+    """Teaching toy: points, labels, the exhaustive convexity result and the kNN graph."""
     from core.geometry import knn_csr, toy_clusters
 
     points, labels = toy_clusters(per_class, classes, spread, shape, seed)
     result = graph_convexity(
         points, labels, ConvexityOptions(k=k, max_pairs_per_class=None, device="cpu")
     )
-    return points, labels, result, knn_csr(points, k)
+    return LearnGraph(points, labels, result, knn_csr(points, k))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -274,8 +296,8 @@ def default_pair(
     """The toy's pair whose shortest path leaves its class the most (None if none leaves)."""
     from core.geometry import leaving_pair
 
-    _, labels, _, graph = toy_graph(shape, classes, per_class, spread, k, seed)
-    return leaving_pair(graph.indptr, graph.indices, graph.weights, labels)
+    toy = toy_graph(shape, classes, per_class, spread, k, seed)
+    return leaving_pair(toy.graph.indptr, toy.graph.indices, toy.graph.weights, toy.labels)
 
 
 @st.cache_data(show_spinner=False)
@@ -307,9 +329,9 @@ def layer_knn_graph(key: str, layer: int, k: int = DEFAULT_K) -> Any:
 @st.cache_data(show_spinner=False, max_entries=16)
 def real_layer_graph(
     key: str, layer: int, words: tuple[str, ...], per_word: int, k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, ConvexityResult, Csr]:
-    """Learn's real mode: (clip indices, 2-D PCA positions, word labels, exhaustive result, kNN CSR)
-    of up to ``per_word`` clips of each chosen word at one hidden state (paths use all D dimensions)."""
+) -> LearnGraph:
+    """Learn's real mode: up to ``per_word`` clips of each chosen word at one hidden state, placed by
+    2-D PCA (paths use all D dimensions)."""
     from sklearn.decomposition import PCA
 
     from core.geometry import knn_csr
@@ -323,7 +345,7 @@ def real_layer_graph(
         x, labels, ConvexityOptions(k=k, max_pairs_per_class=None, device="cpu")
     )
     xy = PCA(n_components=2, random_state=0).fit_transform(x)
-    return idx, xy, labels, result, knn_csr(x, k)
+    return LearnGraph(xy, labels, result, knn_csr(x, k), clips=idx)
 
 
 # Curve statistics (chance level, population intervals, prune-point stability): minutes of compiled

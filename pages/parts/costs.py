@@ -7,6 +7,7 @@ repeat cannot squash the other bars; a clipped whisker ends at the axis and is l
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
@@ -18,6 +19,15 @@ from pages.parts.figures import integer_axis, style
 BAR_WIDTH = 0.35  # in prune points: a cost bar covers its own point only
 
 
+@dataclass(frozen=True)
+class RatioBars:
+    """The bar trace, its value-axis settings and the annotations of clipped whiskers."""
+
+    bar: go.Bar
+    axis: dict[str, object]
+    notes: list[dict[str, object]]
+
+
 def ratio_bars(
     names: Sequence[str | int],
     medians: Sequence[float],
@@ -27,8 +37,8 @@ def ratio_bars(
     *,
     horizontal: bool,
     name: str = "pruned / full",
-) -> tuple[go.Bar, dict[str, object], list[dict[str, object]]]:
-    """The bar trace, its value-axis settings and the annotations of clipped whiskers."""
+) -> RatioBars:
+    """pruned / full bars with min-max whiskers on an axis one wild repeat cannot squash."""
     axis = ratio_axis(list(medians), list(highs))
     plus = [h - m for h, m in zip(axis.shown_high, medians, strict=True)]
     minus = [m - lo for m, lo in zip(medians, lows, strict=True)]
@@ -60,7 +70,7 @@ def ratio_bars(
                 "yanchor": "bottom",
             }
         )
-    return bar, {"range": [0, axis.upper]}, notes
+    return RatioBars(bar, {"range": [0, axis.upper]}, notes)
 
 
 def sweep_cost_figure(view: SweepView) -> go.Figure | None:
@@ -71,7 +81,7 @@ def sweep_cost_figure(view: SweepView) -> go.Figure | None:
     rows = [r for r in view.top_rows if r.cost is not None]  # a plan's cost: in the table
     if not rows:
         return None
-    bar, axis, notes = ratio_bars(
+    bars = ratio_bars(
         [r.prune_point for r in rows],
         [r.cost.ratio for r in rows],
         [r.cost.low for r in rows],
@@ -80,12 +90,12 @@ def sweep_cost_figure(view: SweepView) -> go.Figure | None:
         horizontal=False,
         name="training step, pruned / full",
     )
-    bar.width = BAR_WIDTH  # a bar stands on its own point only, never over a neighbour
-    fig = go.Figure(bar)
+    bars.bar.width = BAR_WIDTH  # a bar stands on its own point only, never over a neighbour
+    fig = go.Figure(bars.bar)
     fig.add_hline(y=1.0, line={"dash": "dash", "color": "#ef4444"})
-    fig.update_yaxes(**axis)
+    fig.update_yaxes(**bars.axis)
     integer_axis(fig, [r.prune_point for r in view.top_rows])  # every swept point: gaps unmeasured
-    for note in notes:
+    for note in bars.notes:
         fig.add_annotation(**note)
     return style(
         fig,
