@@ -37,6 +37,31 @@ class PairedDifference(Record):
     n_resamples: int
     verdict: str
 
+    @classmethod
+    def of(
+        cls,
+        a: CurveInterval,
+        b: CurveInterval,
+        bounds: tuple[np.ndarray, np.ndarray],
+        n_resamples: int,
+        names: tuple[str | None, str | None] = (None, None),
+    ) -> PairedDifference:
+        """A - B of two curves with the interval ``bounds`` (low, high), named (by default by their
+        label sets) and given its verdict."""
+        na, nb = names[0] or a.label_set, names[1] or b.label_set
+        low, high = bounds
+        return cls(
+            name_a=na,
+            name_b=nb,
+            layers=a.layers,
+            difference=tuple(float(x) - float(y) for x, y in zip(a.score, b.score, strict=True)),
+            low=tuple(float(v) for v in low),
+            high=tuple(float(v) for v in high),
+            level=a.level,
+            n_resamples=n_resamples,
+            verdict=difference_verdict(na, nb, a.layers, low, high),
+        )
+
     @property
     def excludes_zero(self) -> tuple[bool, ...]:
         """Per layer: whether the interval lies wholly above or below 0."""
@@ -113,16 +138,4 @@ def paired_difference(
         ).se
     )
     half = stats.t.ppf(0.5 + a.level / 2, min(a.degrees, b.degrees)) * se
-    low, high = diff - half, diff + half
-    na, nb = name_a or a.label_set, name_b or b.label_set
-    return PairedDifference(
-        name_a=na,
-        name_b=nb,
-        layers=a.layers,
-        difference=tuple(float(v) for v in diff),
-        low=tuple(float(v) for v in low),
-        high=tuple(float(v) for v in high),
-        level=a.level,
-        n_resamples=a.n_resamples,
-        verdict=difference_verdict(na, nb, a.layers, low, high),
-    )
+    return PairedDifference.of(a, b, (diff - half, diff + half), a.n_resamples, (name_a, name_b))

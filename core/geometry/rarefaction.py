@@ -33,7 +33,7 @@ from scipy import stats
 from core.errors import ConvexityInputError
 from core.geometry.convexity import layerwise_convexity
 from core.geometry.options import DEFAULT_OPTIONS, ConvexityOptions
-from core.geometry.paired import PairedDifference, difference_verdict
+from core.geometry.paired import PairedDifference
 from core.geometry.resampling import CurveInterval
 from core.geometry.validation import encode_labels
 from core.io.records import Record
@@ -272,15 +272,5 @@ def size_matched_difference(
         se = np.hypot(np.asarray(a.se), np.asarray(b.se))
         half = stats.t.ppf(0.5 + a.level / 2, min(a.degrees, b.degrees)) * se
         low, high = diff - half, diff + half
-    na, nb = name_a or a.label_set, name_b or b.label_set
-    return PairedDifference(
-        name_a=na,
-        name_b=nb,
-        layers=a.layers,
-        difference=tuple(float(v) for v in diff),
-        low=tuple(float(v) for v in low),
-        high=tuple(float(v) for v in high),
-        level=a.level,
-        n_resamples=min(a.n_resamples, b.n_resamples),
-        verdict=difference_verdict(na, nb, a.layers, low, high),
-    )
+    n_resamples = min(a.n_resamples, b.n_resamples)
+    return PairedDifference.of(a, b, (low, high), n_resamples, (name_a, name_b))

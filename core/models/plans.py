@@ -180,12 +180,3 @@ def parse_plan(text: str, n_layers: int) -> PruningPlan:
     return (
         PruningPlan.drop(layers, n_layers) if verb == "drop" else PruningPlan.keep(layers, n_layers)
     )
-    if verb == "keep" and re.fullmatch(r"all(?:\s+[0-9]+)?", rest, flags=re.ASCII):
-        stated = rest.split()[1:]
-        if stated and int(stated[0]) != n_layers:
-            raise PruneError(f"plan {text!r} is for {stated[0]} layers; this model has {n_layers}")
-        return PruningPlan.keep(range(1, n_layers + 1), n_layers)
-    layers = parse_layers(rest)
-    return (
-        PruningPlan.drop(layers, n_layers) if verb == "drop" else PruningPlan.keep(layers, n_layers)
-    )
