@@ -149,6 +149,7 @@ def test_plans_scores_a_typed_plan_and_mimics_the_blocks(
     assert main([*argv, *extra, "--bootstrap", "50", "--out", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
     assert [r["plan"] for r in rows] == ["keep all 4", "drop 4", "drop 3", "keep 1-2", "drop 2-3"]
+    assert [r["kind"] for r in rows] == ["full", "top", "block drop", "top", "typed"]
     text = capsys.readouterr().out
     assert "mimic 2-3 (drop 3): training on" in text
     assert "block 2-3: output MSE" in text and "drop 3 alone: logistic" in text

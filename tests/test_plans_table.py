@@ -121,6 +121,15 @@ def test_the_table_is_stored_with_provenance_and_read_back() -> None:
     assert other.key != entry.key and calls == [0.9, 0.8]
 
 
+def test_a_plan_is_called_a_block_drop_only_when_it_drops_a_detected_block() -> None:
+    table = _table(0.9)  # block 2-3: its plan drops 3
+    typed = PlanScore(PruningPlan.drop([2], 4), 3000, "cached", table.plans[1].scores, 30, 10, 0.1)
+    top = PlanScore(PruningPlan.top(3, 4), 3000, "cached", table.plans[1].scores, 30, 10, 0.1)
+    kinds = [table.kind(s) for s in (*table.plans, typed, top)]
+    assert kinds == ["full", "block drop", "typed", "top"]
+    assert _table(0.99).kind(table.plans[1]) == "typed"  # no block at that threshold
+
+
 def test_bad_requests_are_one_line() -> None:
     from core.errors import TrainingError
 

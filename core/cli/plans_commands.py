@@ -33,7 +33,7 @@ def _row(score: Any, table: Any) -> dict[str, Any]:
     """One output row: the plan, its size and parameters, each probe's score, interval and change."""
     row: dict[str, Any] = {
         "plan": score.plan.describe(),
-        "kind": "top" if score.plan.is_top else "block drop",
+        "kind": table.kind(score),
         "layers": score.plan.size,
         "kept": " ".join(str(i) for i in score.plan.kept),
         "parameters": score.parameters,

@@ -109,7 +109,7 @@ def plan_rows(
         rows.append(
             PlanEvidence(
                 plan=score.plan,
-                kind=score.kind,
+                kind=table.kind(score),
                 parameters=score.parameters,
                 scores=cells,
                 finetuned=tuned.get(score.plan, "-"),

@@ -72,13 +72,6 @@ class PlanScore(Record):
                 return s
         raise KeyError(probe)
 
-    @property
-    def kind(self) -> str:
-        """'full', 'top' (a prune point) or 'block drop' (any other plan)."""
-        if self.plan.is_full:
-            return "full"
-        return "top" if self.plan.is_top else "block drop"
-
 
 @dataclass(frozen=True)
 class PlansTable(Record):
@@ -105,6 +98,17 @@ class PlansTable(Record):
     def probes(self) -> tuple[str, ...]:
         """The probes scored, in order."""
         return tuple(s.probe for s in self.full.scores)
+
+    def kind(self, score: PlanScore) -> str:
+        """'full', 'top' (a prune point), 'block drop' (a detected block's plan, or all blocks'
+        together) or 'typed' (a plan asked for by name)."""
+        plan = score.plan
+        if plan.is_full:
+            return "full"
+        if plan.is_top:
+            return "top"
+        blocks = [block.dropped for block in self.redundancy.blocks] + [self.redundancy.dropped]
+        return "block drop" if plan.dropped in blocks else "typed"
 
     def change(self, score: PlanScore, probe: str) -> float:
         """A plan's accuracy minus the full model's under one probe."""
