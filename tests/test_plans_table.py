@@ -136,3 +136,35 @@ def test_bad_requests_are_one_line() -> None:
     for kw in ({"similarity": "cosine"}, {"threshold": float("nan")}, {"stability_resamples": -1}):
         with pytest.raises(TrainingError):
             PlansRequest(**kw)
+
+
+def test_the_progress_is_full_only_once_the_last_plans_probes_are_done(monkeypatch) -> None:
+    """A pruned run's clips fill most of a plan's share; its probes (after the clips) fill the rest, so
+    the bar does not stand at 'total/total, 0 s left' while the last probes still run."""
+    from core.training import plans_table
+
+    fs = _features(40, copies=True)
+    fs.paths = [f"c{i}.wav" for i in range(40)]
+    fs.n_layers = 4
+    reports: list[tuple[str, int, int]] = []
+
+    def fake_score(full, features, base, plan, options, progress=None):
+        if not plan.is_full:  # the pruned encoder runs over every clip
+            progress(40, 40)
+        reports.append(("probes", 0, 0))
+        return _table(0.9).plans[0]
+
+    monkeypatch.setattr(plans_table, "score_plan", fake_score)
+    monkeypatch.setattr(plans_table, "reuses_cache", lambda full, plan: plan.is_full)
+    plans_table.compute_plans_table(
+        None,
+        fs,
+        None,
+        PlansRequest(stability_resamples=0),
+        progress=lambda done, total: reports.append(("bar", done, total)),
+    )
+    total = next(t for kind, _, t in reports if kind == "bar")
+    last_probes = max(i for i, r in enumerate(reports) if r[0] == "probes")
+    before = [done for kind, done, _ in reports[:last_probes] if kind == "bar"]
+    assert before and max(before) < total  # every clip of every plan ran: not full yet
+    assert reports[last_probes + 1 :] == [("bar", total, total)]

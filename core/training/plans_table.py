@@ -56,7 +56,7 @@ __all__ = [
 
 SIMILARITY = ("linear_cka", "mutual_knn")
 DEFAULT_THRESHOLD = {"linear_cka": 0.9, "mutual_knn": 0.5}
-CACHED_PLAN_COST = 0.05  # a plan read from cached features, in clips of a pruned run (probes only)
+PROBE_COST = 0.05  # fitting and bootstrapping one plan's probes, in clips of a pruned run
 
 
 @dataclass(frozen=True)
@@ -164,17 +164,18 @@ def compute_plans_table(
     should_stop: Callable[[], bool] | None = None,
 ) -> PlansTable:
     """Blocks, stability and every plan's scores. ``progress(done, total)`` counts work in clips of a
-    pruned run (a cached plan costs a small fraction); ``should_stop()`` cancels between batches."""
+    pruned run, each plan's probes a small share more (all a cached plan costs), so the bar is full only
+    when the last probes are; ``should_stop()`` cancels between batches."""
     t0 = time.perf_counter()
     similarity = CRITERIA[request.similarity].compute(features.features)
     redundancy = redundancy_blocks(similarity.values, request.cut, criterion=request.similarity)
     stability = half_sample_stability(features, redundancy, request)
     plans = table_plans(redundancy, features.n_layers, request.extra)
     n_clips = len(features.paths)
-    costs = [
-        max(1, round(CACHED_PLAN_COST * n_clips)) if reuses_cache(full, p) else n_clips
-        for p in plans
-    ]
+    probes = max(
+        1, round(PROBE_COST * n_clips)
+    )  # after a plan's clips ran: the bar is not full yet
+    costs = [probes + (0 if reuses_cache(full, p) else n_clips) for p in plans]
     total = sum(costs)
     done = 0
 
