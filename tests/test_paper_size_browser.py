@@ -57,30 +57,28 @@ def _no_traceback(page, where: str) -> None:
 
 
 def _far_point(page) -> tuple[float, float]:
-    """Screen centre of a drawn class point inside the plot, the farthest from the chosen clip (or
-    from the plot's centre when none is chosen)."""
+    """Screen position of a class point inside the plot, the farthest from the chosen clip (or from
+    the plot's centre when none is chosen); read from the plot's data and axes, as the points are
+    drawn with WebGL at this size (no SVG element per point)."""
     page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
     return page.evaluate(
         """() => {
           const plot = document.querySelector('.js-plotly-plot');
+          const xa = plot._fullLayout.xaxis, ya = plot._fullLayout.yaxis;
           const area = plot.querySelector('.nsewdrag').getBoundingClientRect();
-          const centre = p => { const r = p.getBoundingClientRect();
-                                return [r.x + r.width / 2, r.y + r.height / 2]; };
-          const traces = [...plot.querySelectorAll('.scatterlayer .trace')];
-          let from = [area.x + area.width / 2, area.y + area.height / 2];
-          traces.forEach((g, i) => {
-            if (plot.data[i].name === 'chosen clip') from = centre(g.querySelector('path.point'));
-          });
+          const at = (t, i) => [area.x + xa.l2p(t.x[i]), area.y + ya.l2p(t.y[i])];
+          const extra = ['10 nearest neighbours', 'shortest path', 'chosen clip'];
+          const chosen = plot._fullData.find(t => t.name === 'chosen clip');
+          const from = chosen ? at(chosen, 0) : [area.x + area.width / 2, area.y + area.height / 2];
           let best = null, dist = -1;
-          traces.forEach((g, i) => {
-            const extra = ['10 nearest neighbours', 'shortest path', 'chosen clip'];
-            if (plot.data[i].mode !== 'markers' || extra.includes(plot.data[i].name)) return;
-            g.querySelectorAll('path.point').forEach(p => {
-              const [x, y] = centre(p);
-              if (x < area.x + 5 || x > area.right - 5 || y < area.y + 5 || y > area.bottom - 5) return;
+          plot._fullData.forEach(t => {
+            if (t.mode !== 'markers' || extra.includes(t.name)) return;
+            for (let i = 0; i < t.x.length; i++) {
+              const [x, y] = at(t, i);
+              if (x < area.x + 5 || x > area.right - 5 || y < area.y + 5 || y > area.bottom - 5) continue;
               const d = Math.hypot(x - from[0], y - from[1]);
               if (d > dist) { dist = d; best = [x, y]; }
-            });
+            }
           });
           return best;
         }"""
@@ -135,7 +133,7 @@ def _projections(page, timings: dict[str, float], shots: Path) -> None:
     t0 = time.monotonic()
     page.locator('[data-testid="stSidebarNav"] a', has_text="Projections").first.click()
     page.get_by_role("heading", name="Projections").first.wait_for()
-    page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=LONG)
+    page.locator(".js-plotly-plot .gl-container canvas").first.wait_for(timeout=LONG)
     timings["UMAP plot shown"] = time.monotonic() - t0
     idle(page, LONG)
     _no_traceback(page, "projections")
@@ -143,7 +141,7 @@ def _projections(page, timings: dict[str, float], shots: Path) -> None:
     # colour by clip convexity: the plot stays while the diagnostics run in the background
     page.locator('[data-testid="stButtonGroup"] button', has_text="clip convexity").click()
     page.wait_for_timeout(500)
-    assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 1
+    assert page.locator(".js-plotly-plot .gl-container canvas").count() >= 1  # drawn with WebGL
     idle(page, LONG)
     expect(page.locator(".js-plotly-plot .colorbar")).to_have_count(1)
 

@@ -21,7 +21,7 @@ APP = "../app.py"
 def feature_key(tree: Path, model_dir: Path, tmp_path_factory: pytest.TempPathFactory, one_thread):
     mp = pytest.MonkeyPatch()
     mp.setenv("CONVEXITY_LAB_CACHE", str(tmp_path_factory.mktemp("pj-cache")))
-    fs = extract_features(model_dir, Selection("folder", str(tree)), batch_size=8)
+    fs = extract_features(model_dir, Selection.of("folder", str(tree)), batch_size=8)
     yield str(fs.key)
     mp.undo()
 
@@ -120,3 +120,23 @@ def test_learn_real_mode_steps_through_a_real_layer(feature_key: str):
     assert not at.exception and at.session_state["ln_step"] == 0
     at.segmented_control(key="ln_mode").set_value("2-D toy").run()
     assert not at.exception and at.get("plotly_chart")
+
+
+@pytest.mark.parametrize(
+    "n_points, kind", [(1_000, "scatter"), (1_001, "scattergl"), (10_990, "scattergl")]
+)
+def test_many_points_are_drawn_with_webgl(n_points: int, kind: str):
+    """A UMAP of more than a thousand clips is drawn with WebGL (an SVG redraw of ~10,000 markers took
+    3-4 s per click at the paper's size), class and value colourings alike; smaller plots stay SVG."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    from pages.parts.figures import class_traces, value_trace
+
+    xy = np.random.default_rng(0).normal(size=(n_points, 2))
+    labels = np.arange(n_points) % 7
+    by_class = class_traces(go.Figure(), xy, labels, selected=labels == 3)
+    by_value = value_trace(go.Figure(), xy, xy[:, 0], "clip convexity")
+    assert {t.type for t in by_class.data} == {kind}
+    assert {t.type for t in by_value.data} == {kind}
+    assert sum(len(t.x) for t in by_class.data) == n_points

@@ -179,6 +179,14 @@ def show(fig: go.Figure, **kwargs: Any) -> Any:
 
 
 GREYED = {"marker": {"opacity": 0.12, "color": "#9ca3af"}}  # points outside a selection
+# Above this many points a scatter draws with WebGL (plotly express's "auto" threshold): SVG redraws
+# of ~10,000 markers take seconds on every click, WebGL a fraction of that.
+WEBGL_FROM = 1_000
+
+
+def points_trace(n_points: int, **props: Any) -> go.Scatter | go.Scattergl:
+    """A marker trace drawn as SVG, or with WebGL once the plot holds more than ``WEBGL_FROM`` points."""
+    return go.Scattergl(**props) if n_points > WEBGL_FROM else go.Scatter(**props)
 
 
 def _selected_in(mask: np.ndarray, selected: np.ndarray | None) -> list[int] | None:
@@ -203,7 +211,8 @@ def class_traces(
     for cls, colour in zip(names, palette(len(names)), strict=True):
         mask = labels == cls
         fig.add_trace(
-            go.Scatter(
+            points_trace(
+                len(xy),
                 x=xy[mask, 0],
                 y=xy[mask, 1],
                 mode="markers",
@@ -232,7 +241,8 @@ def value_trace(
     """One marker trace of the 2-D points ``xy`` coloured by a per-point value (NaN drawn as 0), with a
     colour bar; ``selected`` as in :func:`class_traces`."""
     fig.add_trace(
-        go.Scatter(
+        points_trace(
+            len(xy),
             x=xy[:, 0],
             y=xy[:, 1],
             mode="markers",
