@@ -12,12 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from core.cli.data_commands import speaker_regex_option
-from core.cli.geometry_commands import check_k, features_for, label_sets_for
-from core.cli.options import common_options, out_path, positive_int, seed_int, selection_options
+from core.cli.geometry_commands import (
+    check_k,
+    feature_set_options,
+    features_for,
+    k_option,
+    label_sets_for,
+)
+from core.cli.options import common_options, out_path, positive_int, seed_int
 from core.cli.output import text_table
 from core.errors import CliError, LabError
-from core.geometry.options import DEFAULT_K
 
 __all__ = ["cmd_diagnose", "cmd_path", "register"]
 
@@ -266,18 +270,14 @@ def cmd_path(args: argparse.Namespace) -> int:
 
 def _source_options(p: argparse.ArgumentParser) -> None:
     """Features (MODEL DATASET or --key), layer and k."""
-    selection_options(p, required=False)
-    speaker_regex_option(p)
-    p.add_argument("--key", help="use cached features by key (or a unique prefix)")
+    feature_set_options(p)
     p.add_argument(
         "--layer",
         type=layer_index,
         default=None,
         help="hidden-state index (0 = input to layer 1; default: the last)",
     )
-    p.add_argument(
-        "--k", type=positive_int, default=DEFAULT_K, help=f"neighbours (default: {DEFAULT_K})"
-    )
+    k_option(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

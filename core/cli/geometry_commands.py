@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,17 @@ from core.geometry.sampling import DEFAULT_TARGET_SE
 from core.results.precision import DEFAULT_PRECISION, Precision
 
 __all__ = [
+    "KEY_HELP",
     "check_k",
     "cmd_convexity",
     "cmd_criteria",
     "cmd_euclidean",
     "cmd_umap",
+    "feature_set_options",
     "features_for",
+    "k_option",
     "label_sets_for",
+    "pair_seed_option",
     "register",
 ]
 
@@ -183,9 +188,25 @@ def cmd_convexity(args: argparse.Namespace) -> int:
             f"(check it: python -m core results verify {entry.key[:12]})"
         )
     first = next(iter(curves.values())).results[0]
-    estimator = first.settings["estimator"]
+    _print_curves(curves, fs, f"k={args.k}, {precision.describe()}")
+    stats, paired = _statistics(args, fs, list(labels), precision, other)
+    options = precision.options(k=args.k, seed=args.pair_seed, device=args.device)
+    sized = size_comparison(args, fs, list(labels), options)
+    if sized:
+        print("\n".join(sized))
+    if out is not None:
+        settings = dict(first.settings, labels=list(curves))
+        settings.pop("layer", None)
+        _write_out(out, curves, fs, settings, stats, paired)
+        print(f"wrote {out}")
+    return 0
+
+
+def _print_curves(curves: dict[str, Any], fs: Any, settings: str) -> None:
+    """The settings and estimator, each label set's classes, then score and sem per layer and set."""
+    estimator = next(iter(curves.values())).results[0].settings["estimator"]
     print(
-        f"graph convexity: k={args.k}, {precision.describe()} ({estimator}); "
+        f"graph convexity: {settings} ({estimator}); "
         "sem = standard error of the estimate (0 where exact)"
     )
     for name, c in curves.items():
@@ -205,17 +226,6 @@ def cmd_convexity(args: argparse.Namespace) -> int:
         print(
             f"note: layer {fs.n_layers} includes the encoder's final LayerNorm (layers below do not)"
         )
-    stats, paired = _statistics(args, fs, list(labels), precision, other)
-    options = precision.options(k=args.k, seed=args.pair_seed, device=args.device)
-    sized = size_comparison(args, fs, list(labels), options)
-    if sized:
-        print("\n".join(sized))
-    if out is not None:
-        settings = dict(first.settings, labels=list(curves))
-        settings.pop("layer", None)
-        _write_out(out, curves, fs, settings, stats, paired)
-        print(f"wrote {out}")
-    return 0
 
 
 def _compare_features(args: argparse.Namespace, fs: Any) -> Any:
@@ -308,11 +318,8 @@ def _criteria_csv(results: dict[str, Any]) -> str:
 
 def cmd_criteria(args: argparse.Namespace) -> int:
     """Convexity beside the other layer-selection criteria, with each one's proposed prune point."""
-    from core.cli.statistics_output import check_resampling, statistics_lines, statistics_of
-    from core.geometry.convexity import convexity_curve
-    from core.geometry.criteria import CRITERIA, GraphCollector, compare_prune_points
-    from core.io.atomic import atomic_write_bytes
-    from core.results.kinds import criteria_entry, decode_criteria
+    from core.cli.statistics_output import check_resampling
+    from core.geometry.criteria import CRITERIA
 
     out = out_path(args.out)
     fs = features_for(args)
@@ -323,29 +330,56 @@ def cmd_criteria(args: argparse.Namespace) -> int:
     if unknown:
         raise CliError(f"unknown criteria {unknown}; known: {', '.join(CRITERIA)}")
     check_resampling(fs, [args.labels], args.resamples)
+    options = ConvexityOptions(
+        k=args.k,
+        max_pairs_per_class=args.pairs,
+        device=args.device,
+        match_pair_precision=not args.fast,
+    )
+    found = _criteria(args, fs, labels, options)
+    _print_criteria(found)
+    stats = _criteria_statistics(args, fs, options) if wants_statistics(args) else None
+    if out is not None:
+        _write_criteria(out, fs, found, stats)
+    return 0
+
+
+@dataclass(frozen=True)
+class _Criteria:
+    """What ``criteria`` found: the convexity curve, every criterion's result and the prune points."""
+
+    curve: Any  # ConvexityCurve
+    results: dict[str, Any]  # criterion -> CriterionResult
+    table: list[dict[str, Any]]  # one proposed prune point per criterion
+
+
+def _criteria(
+    args: argparse.Namespace, fs: Any, labels: Sequence[str], options: ConvexityOptions
+) -> _Criteria:
+    """The convexity curve (its kNN graphs kept), then the criteria on those graphs (through the
+    store) and each one's prune point."""
+    from core.geometry.convexity import convexity_curve
+    from core.geometry.criteria import GraphCollector, compare_prune_points
+    from core.results.kinds import criteria_entry, decode_criteria
+
     graphs = GraphCollector()
     update, close = progress_bar("convexity", not args.no_progress)
     try:
-        curve = convexity_curve(
-            fs.features,
-            labels,
-            ConvexityOptions(
-                k=args.k,
-                max_pairs_per_class=args.pairs,
-                device=args.device,
-                match_pair_precision=not args.fast,
-            ),
-            progress=update,
-            on_graph=graphs,
-        )
+        curve = convexity_curve(fs.features, labels, options, progress=update, on_graph=graphs)
     finally:
         close()
     # the dashboard's request for these inputs: a set computed here opens there as is
     entry, _ = criteria_entry(fs, args.labels, k=args.k, names=args.names, graphs=graphs)
     results = decode_criteria(entry)
     table = compare_prune_points(results, curve, fraction=args.fraction)
+    return _Criteria(curve, results, table)
+
+
+def _print_criteria(found: _Criteria) -> None:
+    """Convexity and every curve criterion per layer, then each criterion's prune point and rule."""
+    curve = found.curve
     curves = {"convexity": curve.scores} | {
-        n: r.values for n, r in results.items() if r.kind == "curve"
+        n: r.values for n, r in found.results.items() if r.kind == "curve"
     }
     rows = [
         [layer] + [f"{v[i]:.4f}" for v in curves.values()] for i, layer in enumerate(curve.layers)
@@ -353,42 +387,44 @@ def cmd_criteria(args: argparse.Namespace) -> int:
     print(text_table(rows, ["layer", *curves]))
     print(
         text_table(
-            [[r["criterion"], r["layer"], r["rule"]] for r in table],
+            [[r["criterion"], r["layer"], r["rule"]] for r in found.table],
             ["criterion", "prune point", "rule"],
         )
     )
-    stats = None
-    if wants_statistics(args):
-        from core.results.kinds import stored_statistics
 
-        options = ConvexityOptions(
-            k=args.k,
-            max_pairs_per_class=args.pairs,
-            match_pair_precision=not args.fast,
-            device=args.device,
+
+def _criteria_statistics(args: argparse.Namespace, fs: Any, options: ConvexityOptions) -> Any:
+    """The convexity curve's statistics (stored), with the curve rules at ``--fraction``; printed."""
+    from core.cli.statistics_output import statistics_lines, statistics_of
+    from core.results.kinds import stored_statistics
+
+    update, close = progress_bar("curve statistics", not args.no_progress, unit="layer")
+    try:
+        stats = stored_statistics(
+            fs,
+            [args.labels],
+            options,
+            statistics_of(args).with_(fraction=args.fraction),
+            progress=update,
         )
-        update, close = progress_bar("curve statistics", not args.no_progress, unit="layer")
-        try:
-            stats = stored_statistics(
-                fs,
-                [args.labels],
-                options,
-                statistics_of(args).with_(fraction=args.fraction),
-                progress=update,
-            )
-        finally:
-            close()
-        print("\n".join(statistics_lines(stats)))
-    if out is not None:
-        if out.suffix.lower() == ".json":
-            doc = _criteria_doc(results, table) | {"features": fs.meta}
-            if stats is not None:
-                doc["convexity_statistics"] = stats.to_dict()
-            atomic_write_bytes(out, json.dumps(doc, indent=2, default=str).encode())
-        else:
-            atomic_write_bytes(out, _criteria_csv(results).encode())
-        print(f"wrote {out}")
-    return 0
+    finally:
+        close()
+    print("\n".join(statistics_lines(stats)))
+    return stats
+
+
+def _write_criteria(out: Path, fs: Any, found: _Criteria, stats: Any) -> None:
+    """Save the criteria as JSON (everything, with the statistics) or CSV (long format)."""
+    from core.io.atomic import atomic_write_bytes
+
+    if out.suffix.lower() == ".json":
+        doc = _criteria_doc(found.results, found.table) | {"features": fs.meta}
+        if stats is not None:
+            doc["convexity_statistics"] = stats.to_dict()
+        atomic_write_bytes(out, json.dumps(doc, indent=2, default=str).encode())
+    else:
+        atomic_write_bytes(out, _criteria_csv(found.results).encode())
+    print(f"wrote {out}")
 
 
 def cmd_umap(args: argparse.Namespace) -> int:
@@ -481,24 +517,53 @@ def cmd_euclidean(args: argparse.Namespace) -> int:
     return 0
 
 
+KEY_HELP = "use cached features by key (or a unique prefix)"
+
+
+def feature_set_options(p: argparse.ArgumentParser, *, key_help: str = KEY_HELP) -> None:
+    """MODEL DATASET with the selection options and ``--speaker-regex``, or ``--key``: the features a
+    command reads (see :func:`features_for`)."""
+    selection_options(p, required=False)
+    speaker_regex_option(p)
+    p.add_argument("--key", help=key_help)
+
+
+def k_option(p: argparse.ArgumentParser, *, help_text: str = "neighbours") -> None:
+    """``--k``: neighbours in the kNN graph (default: the engine's)."""
+    p.add_argument(
+        "--k",
+        type=positive_int,
+        default=DEFAULT_K,
+        help=f"{help_text} (default: {DEFAULT_K})",
+    )
+
+
+def pair_seed_option(p: argparse.ArgumentParser, *, help_text: str) -> None:
+    """``--pair-seed``: the seed of the sampled pairs."""
+    p.add_argument("--pair-seed", type=seed_int, default=0, help=help_text)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``convexity``, ``criteria``, ``umap`` and ``euclidean``."""
-    fmt = argparse.RawDescriptionHelpFormatter
+    _add_convexity(sub)
+    _add_criteria(sub)
+    _add_umap(sub)
+    _add_euclidean(sub)
+
+
+def _add_convexity(sub: argparse._SubParsersAction) -> None:
+    """The ``convexity`` command: curves of one or both label sets, with statistics and sizes."""
     p = sub.add_parser(
         "convexity",
         parents=[common_options()],
-        formatter_class=fmt,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="per-layer graph convexity of word and speaker labels",
         epilog="examples:\n  python -m core convexity whisper-tiny.en-offline sample\n"
         "  python -m core convexity whisper-base-offline sample --labels speaker --k 5"
         " --out curves.csv\n  python -m core convexity --key 3fa2c1d9e0 --exhaustive"
         " --out curves.json",
     )
-    selection_options(p, required=False)
-    speaker_regex_option(p)
-    p.add_argument(
-        "--key", help="use cached features by key (or a unique prefix) instead of MODEL DATASET"
-    )
+    feature_set_options(p, key_help=f"{KEY_HELP} instead of MODEL DATASET")
     p.add_argument(
         "--labels",
         nargs="+",
@@ -506,16 +571,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=["word", "speaker"],
         help="label sets (default: both, sharing each layer's kNN graph)",
     )
-    p.add_argument(
-        "--k",
-        type=positive_int,
-        default=DEFAULT_K,
-        help=f"neighbours in the kNN graph (default: {DEFAULT_K})",
-    )
+    k_option(p, help_text="neighbours in the kNN graph")
     precision_options(p, default_se=DEFAULT_TARGET_SE)
-    p.add_argument(
-        "--pair-seed", type=seed_int, default=0, help="seed of the pair sampling (default: 0)"
-    )
+    pair_seed_option(p, help_text="seed of the pair sampling (default: 0)")
     p.add_argument(
         "--out", help="write results to FILE.json (everything) or FILE.csv (layer x class rows)"
     )
@@ -523,18 +581,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     size_options(p)
     p.set_defaults(func=cmd_convexity)
 
+
+def _add_criteria(sub: argparse._SubParsersAction) -> None:
+    """The ``criteria`` command: convexity beside the other layer-selection criteria."""
     p = sub.add_parser(
         "criteria",
         parents=[common_options()],
-        formatter_class=fmt,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="convexity beside other layer-selection criteria, with prune points",
         epilog="examples:\n  python -m core criteria whisper-tiny.en-offline sample\n"
         "  python -m core criteria --key 3fa2c1d9e0 --labels speaker"
         " --out criteria.json",
     )
-    selection_options(p, required=False)
-    speaker_regex_option(p)
-    p.add_argument("--key", help="use cached features by key (or a unique prefix)")
+    feature_set_options(p)
     p.add_argument(
         "--labels",
         choices=("word", "speaker"),
@@ -547,9 +606,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="criteria to compute (default: all; see core.geometry.criteria.CRITERIA)",
     )
-    p.add_argument(
-        "--k", type=positive_int, default=DEFAULT_K, help=f"neighbours (default: {DEFAULT_K})"
-    )
+    k_option(p)
     p.add_argument(
         "--pairs", type=positive_int, default=5000, help="convexity pair budget per class"
     )
@@ -568,16 +625,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     statistics_options(p, compare=False)
     p.set_defaults(func=cmd_criteria)
 
+
+def _add_umap(sub: argparse._SubParsersAction) -> None:
+    """The ``umap`` command: aligned 2-D layouts of every hidden state."""
     p = sub.add_parser(
         "umap",
         parents=[common_options()],
-        formatter_class=fmt,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="aligned 2-D UMAP of every hidden state (the dashboard's Projections)",
         epilog="example:\n  python -m core umap whisper-tiny.en-offline sample --out umap.npy",
     )
-    selection_options(p, required=False)
-    speaker_regex_option(p)
-    p.add_argument("--key", help="use cached features by key (or a unique prefix)")
+    feature_set_options(p)
     p.add_argument(
         "--neighbors",
         type=positive_int,
@@ -590,10 +648,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="also write the layouts (L+1, N, 2) to FILE.npy")
     p.set_defaults(func=cmd_umap)
 
+
+def _add_euclidean(sub: argparse._SubParsersAction) -> None:
+    """The ``euclidean`` command: Euclidean convexity of a fine-tuned run."""
     p = sub.add_parser(
         "euclidean",
         parents=[common_options()],
-        formatter_class=fmt,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="Euclidean convexity per layer of a fine-tuned run (Tetkova et al.)",
         epilog="example:\n  python -m core euclidean cache/runs/<run-id> --pairs 20 --out e.json",
     )
@@ -603,7 +664,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", help="split to sample pairs from (default: the run's eval split)")
     p.add_argument("--max-clips", type=positive_int, default=None, help="cap on clips loaded")
     p.add_argument("--pairs", type=positive_int, default=20, help="pairs per class (default: 20)")
-    p.add_argument("--pair-seed", type=seed_int, default=0, help="seed of the pair sampling")
+    pair_seed_option(p, help_text="seed of the pair sampling")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--out", help="write the results to FILE.json")
     p.set_defaults(func=cmd_euclidean)

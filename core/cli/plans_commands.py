@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from core.cli.options import common_options, out_path, positive_int, seed_int, selection_options
@@ -65,25 +67,15 @@ def _block_line(block: Any, stability: Any) -> str:
 
 def cmd_plans(args: argparse.Namespace) -> int:
     """Find the redundancy blocks, build the plans, score each without retraining, print and save."""
-    import json
-
-    from core.cli.data_commands import describe_features, selection_from_args
-    from core.data.features import extract_features
-    from core.io.atomic import atomic_write_bytes
-    from core.models.loading import resolve
     from core.models.plans import parse_plan
-    from core.models.request import ModelRequest
-    from core.training.plans_table import PlansRequest, stored_plans_table
-    from core.training.probe_score import ProbeOptions, selection_entry
+    from core.training.plans_table import PlansRequest
+    from core.training.probe_score import ProbeOptions
 
     out = out_path(args.out)
     options = ProbeOptions(labels=args.labels, seed=args.probe_seed, resamples=args.bootstrap)
     config = _mimic_config(args) if args.mimic else None
-    selection = selection_from_args(args)
-    selection.table()  # an unknown dataset or a missing folder is one line before the model loads
-    model = ModelRequest(args.model, args.whisper_input, args.trust_remote_code)
-    resolved = resolve(model)
-    extra = tuple(parse_plan(text, resolved.n_layers).kept for text in args.plan or ())
+    source = _source(args)
+    extra = tuple(parse_plan(text, source.resolved.n_layers).kept for text in args.plan or ())
     request = PlansRequest(
         similarity=args.similarity,
         threshold=args.threshold,
@@ -91,31 +83,95 @@ def cmd_plans(args: argparse.Namespace) -> int:
         stability_resamples=args.stability,
         extra=extra,
     )
-    full = resolved.load(device=args.device)
-    features = extract_features(full, selection, batch_size=args.batch_size)
-    print("\n".join(describe_features(features)))
+    loaded = _load(args, source)
+    stored = _stored_table(args, loaded, request)
+    print(f"similarity: {args.similarity}, blocks where every pair >= {request.cut:g}:")
+    _print_blocks(stored.table)
+    rows = [_row(score, stored.table) for score in stored.table.plans]
+    _print_plans(rows, stored, options)
+    if out is not None:
+        _write_plans(out, stored.table, options, rows)
+    if config is not None:
+        _mimic_blocks(loaded, stored.table.redundancy, options, config, not args.no_progress)
+    return 0
 
-    base = selection_entry(full, selection)
+
+@dataclass(frozen=True)
+class _Source:
+    """The clips and the model a command scores, both checked before the model loads."""
+
+    selection: Any
+    resolved: Any  # ResolvedModel
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """The full model loaded, its features of the clips and the clips' entry the probes score."""
+
+    full: Any
+    features: Any
+    base: Any
+
+
+def _source(args: argparse.Namespace) -> _Source:
+    """The selection and the resolved model: an unknown dataset or a missing folder is one line
+    before the model loads."""
+    from core.cli.data_commands import selection_from_args
+    from core.models.loading import resolve
+    from core.models.request import ModelRequest
+
+    selection = selection_from_args(args)
+    selection.table()
+    model = ModelRequest(args.model, args.whisper_input, args.trust_remote_code)
+    return _Source(selection, resolve(model))
+
+
+def _load(args: argparse.Namespace, source: _Source) -> _Loaded:
+    """Load the model, extract (and describe) the clips' features, and the probes' clip entry."""
+    from core.cli.data_commands import describe_features
+    from core.data.features import extract_features
+    from core.training.probe_score import selection_entry
+
+    full = source.resolved.load(device=args.device)
+    features = extract_features(full, source.selection, batch_size=args.batch_size)
+    print("\n".join(describe_features(features)))
+    return _Loaded(full, features, selection_entry(full, source.selection))
+
+
+def _stored_table(args: argparse.Namespace, loaded: _Loaded, request: Any) -> Any:
+    """The plans table of ``request``, from the results store or computed (with a progress bar)."""
+    from core.training.plans_table import stored_plans_table
+
     update, close = progress_bar("plans", not args.no_progress)
     try:
-        stored = stored_plans_table(
-            full, features, base, request, progress=update, refresh=args.refresh
+        return stored_plans_table(
+            loaded.full,
+            loaded.features,
+            loaded.base,
+            request,
+            progress=update,
+            refresh=args.refresh,
         )
     finally:
         close()
-    table = stored.table
-    redundancy = table.redundancy
-    print(f"similarity: {args.similarity}, blocks where every pair >= {request.cut:g}:")
-    for block in redundancy.blocks:
+
+
+def _print_blocks(table: Any) -> None:
+    """One line per redundancy block (with its stability), or 'none'; then how stability was found."""
+    for block in table.redundancy.blocks:
         print(_block_line(block, table.stability))
-    if not redundancy.blocks:
+    if not table.redundancy.blocks:
         print("  none")
     elif table.stability is not None:
         print(
             f"  stability: the rule rerun on {table.stability.scheme} (seed {table.stability.seed})"
         )
-    scores = list(table.plans)
-    rows = [_row(score, table) for score in scores]
+
+
+def _print_plans(rows: list[dict[str, Any]], stored: Any, options: Any) -> None:
+    """The plans as a text table, then the clips and intervals they were scored on and where the
+    table came from."""
+    table = stored.table
     rows_text = [
         [
             r["plan"],
@@ -131,41 +187,53 @@ def cmd_plans(args: argparse.Namespace) -> int:
         for r in rows
     ]
     print(text_table(rows_text, ["plan", "kind", "layers", "params", *table.probes, "s"]))
+    first = table.plans[0]
     print(
-        f"{options.labels} labels, {scores[0].n_train} train / {scores[0].n_test} test clips; "
+        f"{options.labels} labels, {first.n_train} train / {first.n_test} test clips; "
         f"intervals: {options.confidence:.0%} {table.interval}"
     )
     print(
         f"results store: {stored.key[:12]} "
         + ("(read back)" if stored.from_store else f"(computed in {table.seconds:.1f} s)")
     )
-    if out is not None:
-        if out.suffix.lower() == ".json":
-            doc = {
-                "redundancy": redundancy.to_dict(),
-                "stability": None if table.stability is None else table.stability.to_dict(),
-                "options": options.to_dict(),
-                "interval": table.interval,
-                "plans": [s.to_dict() for s in scores],
-            }
-            data = json.dumps(doc, indent=2).encode()
-        else:
-            header = list(rows[0])
-            lines = [",".join(header)] + [",".join(_csv(r[h]) for h in header) for r in rows]
-            data = ("\n".join(lines) + "\n").encode()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(out, data)
-        print(f"wrote {out}")
-    if config is not None:
-        if not redundancy.blocks:
-            print("mimic: no block detected, nothing to replace (lower --threshold)")
-            return 0
-        from core.models.mimic import MimicPlan
 
-        blocks = [(b.first, b.last) for b in sorted(redundancy.blocks, key=lambda b: b.first)]
-        mimic = MimicPlan.of(blocks, full.n_layers)
-        _mimic_report(full, features, base, mimic, options, config, not args.no_progress)
-    return 0
+
+def _write_plans(out: Path, table: Any, options: Any, rows: list[dict[str, Any]]) -> None:
+    """Save the plans to ``out``: JSON (blocks, stability, options and every plan) or CSV (the rows)."""
+    import json
+
+    from core.io.atomic import atomic_write_bytes
+
+    if out.suffix.lower() == ".json":
+        doc = {
+            "redundancy": table.redundancy.to_dict(),
+            "stability": None if table.stability is None else table.stability.to_dict(),
+            "options": options.to_dict(),
+            "interval": table.interval,
+            "plans": [s.to_dict() for s in table.plans],
+        }
+        data = json.dumps(doc, indent=2).encode()
+    else:
+        header = list(rows[0])
+        lines = [",".join(header)] + [",".join(_csv(r[h]) for h in header) for r in rows]
+        data = ("\n".join(lines) + "\n").encode()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, data)
+    print(f"wrote {out}")
+
+
+def _mimic_blocks(
+    loaded: _Loaded, redundancy: Any, options: Any, config: Any, progress: bool
+) -> None:
+    """``plans --mimic``: replace the detected blocks by trained mimicking layers and score that."""
+    from core.models.mimic import MimicPlan
+
+    if not redundancy.blocks:
+        print("mimic: no block detected, nothing to replace (lower --threshold)")
+        return
+    blocks = [(b.first, b.last) for b in sorted(redundancy.blocks, key=lambda b: b.first)]
+    mimic = MimicPlan.of(blocks, loaded.full.n_layers)
+    _mimic_report(loaded, mimic, options, config, progress)
 
 
 def _block(text: str) -> tuple[int, int]:
@@ -196,9 +264,7 @@ def _mimic_config(args: argparse.Namespace) -> Any:
     )
 
 
-def _mimic_report(
-    full: Any, features: Any, base: Any, mimic: Any, options: Any, config: Any, progress: bool
-) -> Any:
+def _mimic_report(loaded: _Loaded, mimic: Any, options: Any, config: Any, progress: bool) -> Any:
     """Train the mimicking layers of ``mimic``, print the block-output error and the retraining-free
     scores of the full model, the block plan alone and the plan with mimicking layers; the trained model."""
     from core.models.plans import PruningPlan
@@ -206,6 +272,7 @@ def _mimic_report(
     from core.training.mimic_training import mimic_clips, score_mimic, train_mimic
     from core.training.probe_score import score_plan
 
+    full, features, base = loaded.full, loaded.features, loaded.base
     clips = mimic_clips(features, base, options.task, config.max_clips, config.seed)
     print(
         f"{mimic.describe()}: training on {len(clips.train)} unlabelled train clips, "
@@ -241,25 +308,17 @@ def _mimic_report(
 
 def cmd_mimic(args: argparse.Namespace) -> int:
     """Train mimicking layers for the given blocks, compare with the block plan alone, optionally save."""
-    from core.cli.data_commands import describe_features, selection_from_args
-    from core.data.features import extract_features
-    from core.models.loading import resolve
     from core.models.mimic import MimicPlan
-    from core.models.request import ModelRequest
-    from core.training.probe_score import ProbeOptions, selection_entry
+    from core.training.probe_score import ProbeOptions
 
     options = ProbeOptions(labels=args.labels, seed=args.probe_seed, resamples=args.bootstrap)
     config = _mimic_config(args)
-    selection = selection_from_args(args)
-    selection.table()
-    model = ModelRequest(args.model, args.whisper_input, args.trust_remote_code)
-    resolved = resolve(model)
-    mimic = MimicPlan.of(args.block, resolved.n_layers)  # a bad block is one line before loading
-    full = resolved.load(device=args.device)
-    features = extract_features(full, selection, batch_size=args.batch_size)
-    print("\n".join(describe_features(features)))
-    base = selection_entry(full, selection)
-    trained = _mimic_report(full, features, base, mimic, options, config, not args.no_progress)
+    source = _source(args)
+    mimic = MimicPlan.of(
+        args.block, source.resolved.n_layers
+    )  # a bad block is one line before loading
+    loaded = _load(args, source)
+    trained = _mimic_report(loaded, mimic, options, config, not args.no_progress)
     if args.out:
         out = trained.encoder.save_pretrained(args.out)
         print(
@@ -290,8 +349,43 @@ def _csv(value: Any) -> str:
     return text
 
 
+def _probe_labels_option(parser: argparse.ArgumentParser) -> None:
+    """``--labels``: the label set the probes predict."""
+    parser.add_argument(
+        "--labels", choices=("word", "speaker"), default="word", help="labels the probes predict"
+    )
+
+
+def _probe_seed_options(parser: argparse.ArgumentParser, *, bootstrap: str, seed: str) -> None:
+    """``--bootstrap`` and ``--probe-seed``: the probe scores' interval and seed."""
+    parser.add_argument("--bootstrap", type=positive_int, default=1000, help=bootstrap)
+    parser.add_argument("--probe-seed", type=seed_int, default=0, help=seed)
+
+
+def _block_options(parser: argparse.ArgumentParser) -> None:
+    """``--similarity`` and ``--threshold``: where redundancy blocks are found."""
+    parser.add_argument(
+        "--similarity",
+        choices=("linear_cka", "mutual_knn"),
+        default="linear_cka",
+        help="layer-similarity map the blocks are found in (default: linear_cka)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=_threshold,
+        help="a block's layers are pairwise at least this similar "
+        "(default: 0.9 for linear_cka, 0.5 for mutual_knn)",
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``plans``."""
+    """Add ``plans`` and ``mimic``."""
+    _add_plans(sub)
+    _add_mimic(sub)
+
+
+def _add_plans(sub: argparse._SubParsersAction) -> None:
+    """The ``plans`` command: redundancy blocks and the plans they imply, scored without retraining."""
     p = sub.add_parser(
         "plans",
         parents=[common_options()],
@@ -302,26 +396,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "  python -m core plans whisper-base-offline sample --plan 'drop 2' --mimic --epochs 2",
     )
     selection_options(p, required=True)
-    p.add_argument(
-        "--labels", choices=("word", "speaker"), default="word", help="labels the probes predict"
-    )
-    p.add_argument(
-        "--similarity",
-        choices=("linear_cka", "mutual_knn"),
-        default="linear_cka",
-        help="layer-similarity map the blocks are found in (default: linear_cka)",
-    )
-    p.add_argument(
-        "--threshold",
-        type=_threshold,
-        help="a block's layers are pairwise at least this similar "
-        "(default: 0.9 for linear_cka, 0.5 for mutual_knn)",
-    )
-    p.add_argument(
-        "--bootstrap", type=positive_int, default=1000, help="bootstrap resamples of the test clips"
-    )
-    p.add_argument(
-        "--probe-seed", type=seed_int, default=0, help="seed of the probes and the bootstrap"
+    _probe_labels_option(p)
+    _block_options(p)
+    _probe_seed_options(
+        p,
+        bootstrap="bootstrap resamples of the test clips",
+        seed="seed of the probes and the bootstrap",
     )
     p.add_argument(
         "--stability",
@@ -348,6 +428,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="write the plans to .csv or .json")
     p.set_defaults(func=cmd_plans)
 
+
+def _add_mimic(sub: argparse._SubParsersAction) -> None:
+    """The ``mimic`` command: blocks replaced by trained mimicking layers, then scored."""
     m = sub.add_parser(
         "mimic",
         parents=[common_options()],
@@ -365,10 +448,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a block first-last replaced by one layer (repeat for several)",
     )
     _mimic_options(m, "passes over the train clips")
-    m.add_argument(
-        "--labels", choices=("word", "speaker"), default="word", help="labels the probes predict"
-    )
-    m.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap resamples")
-    m.add_argument("--probe-seed", type=seed_int, default=0, help="seed of training and probes")
+    _probe_labels_option(m)
+    _probe_seed_options(m, bootstrap="bootstrap resamples", seed="seed of training and probes")
     m.add_argument("--out", help="save the trained model to this folder")
     m.set_defaults(func=cmd_mimic)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,6 +46,9 @@ from core.geometry.resampling import (
 )
 from core.geometry.validation import as_features
 from core.io.records import Record
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "CurveStatistics",
@@ -196,89 +199,176 @@ def curve_statistics(
     ``on_units(done, total)`` the same work weighted by each part's cost (``StatisticsPlan``), for an
     honest time left.
     """
-    st = statistics
-    _check_request(labels, units, st)
-    x = as_features(features, "N, layers, D")
-    chosen = list(range(x.shape[1])) if st.layers is None else list(st.layers)
-    others = _other_units(labels, units, st.n_resamples)
-    resample_labels = dict(labels) | {_other(n): labels[n] for n in others}
-    resample_units = dict(units) | {_other(n): u for n, u in others.items()}
-    n_designs = len(design_groups(list(resample_labels), resample_units)) if st.n_resamples else 0
-    plan = statistics_plan(len(chosen), st.n_permutations, st.n_resamples, st.n_seeds, n_designs)
-    counter = _LayerCounter(plan, progress, on_units)
+    _check_request(labels, units, statistics)
+    job = _job(features, labels, units, options, statistics)
+    counter = _LayerCounter(_job_plan(job), progress, on_units)
     seconds: dict[str, float] = {}
     t_start = t0 = time.perf_counter()
-    if st.n_permutations:
-        real, chance = chance_curves(
-            x,
-            labels,
-            options,
-            n_permutations=st.n_permutations,
-            permutation_seed=st.permutation_seed,
-            layers=chosen,
-            progress=counter.engine("curve_and_chance"),
-        )
-    else:
-        real = layerwise_convexity(
-            x, dict(labels), options, layers=chosen, progress=counter.engine("curve")
-        )
-        chance = {}
+    real, chance = _real_curves(job, counter)
     seconds["curve_and_chance"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     sampled = any(not all(c.exact) for c in real.values())
-    if not sampled:
-        counter.skip("seeds")
-    seed_curves = [
-        layerwise_convexity(
-            x,
-            dict(labels),
-            options.with_(seed=options.seed + j),
-            layers=chosen,
-            progress=counter.engine("seeds"),
-        )
-        for j in range(1, st.n_seeds + 1 if sampled else 1)
-    ]
+    seed_curves = _seed_curves(job, sampled, counter)
     seconds["seeds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    resampled = (
-        resampled_curves(
-            x,
-            resample_labels,
-            resample_units,
-            st.n_resamples,
-            options,
-            resample_seed=st.resample_seed,
-            layers=chosen,
-            progress=counter.part("resamples"),
-        )
-        if st.n_resamples
-        else {}
-    )
+    resampled = _resampled(job, counter)
     seconds["resamples"] = time.perf_counter() - t0
-    schemes = {n: _scheme(units[n]) if st.n_resamples else None for n in labels}
-    sets = {
+    curves = _Curves(real, chance, seed_curves, resampled, sampled)
+    sets = _all_label_sets(job, curves)
+    seconds["total"] = time.perf_counter() - t_start
+    return CurveStatistics(sets, _settings(job, curves), seconds, tuple(labels))
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One ``curve_statistics`` call's checked inputs: features, label sets, units and options."""
+
+    x: torch.Tensor  # (N, layers, D)
+    labels: Mapping[str, Sequence[Hashable] | np.ndarray]
+    units: Mapping[str, ResampleUnits]
+    options: ConvexityOptions
+    statistics: StatisticsOptions
+    layers: list[int]  # the layers every curve is computed at
+    others: dict[
+        str, ResampleUnits
+    ]  # whole-strata units of the label sets that have a second interval
+
+    @property
+    def resample_labels(self) -> dict[str, Sequence[Hashable] | np.ndarray]:
+        """The label sets half-sampled: each by its own units, and again by whole strata."""
+        return dict(self.labels) | {_other(n): self.labels[n] for n in self.others}
+
+    @property
+    def resample_units(self) -> dict[str, ResampleUnits]:
+        """The units of :attr:`resample_labels`."""
+        return dict(self.units) | {_other(n): u for n, u in self.others.items()}
+
+
+@dataclass(frozen=True)
+class _Curves:
+    """What the engine calls of one job returned: the real curves, chance levels, seed curves and
+    sub-sample scores, and whether the real curves are sampled (so the seed curves were needed)."""
+
+    real: dict[str, ConvexityCurve]
+    chance: dict[str, ChanceLevel]
+    seeds: list[dict[str, ConvexityCurve]]
+    resampled: dict[str, tuple[np.ndarray, ...]]
+    sampled: bool
+
+
+def _job(
+    features: Any,
+    labels: Mapping[str, Sequence[Hashable] | np.ndarray],
+    units: Mapping[str, ResampleUnits],
+    options: ConvexityOptions,
+    statistics: StatisticsOptions,
+) -> _Job:
+    """The features as an array, the chosen layers and the second-interval units, in one record."""
+    x = as_features(features, "N, layers, D")
+    chosen = list(range(x.shape[1])) if statistics.layers is None else list(statistics.layers)
+    others = _other_units(labels, units, statistics.n_resamples)
+    return _Job(x, labels, units, options, statistics, chosen, others)
+
+
+def _job_plan(job: _Job) -> StatisticsPlan:
+    """The layer steps of ``job``'s engine calls, for its progress counter."""
+    st = job.statistics
+    n_designs = (
+        len(design_groups(list(job.resample_labels), job.resample_units)) if st.n_resamples else 0
+    )
+    return statistics_plan(
+        len(job.layers), st.n_permutations, st.n_resamples, st.n_seeds, n_designs
+    )
+
+
+def _real_curves(
+    job: _Job, counter: _LayerCounter
+) -> tuple[dict[str, ConvexityCurve], dict[str, ChanceLevel]]:
+    """The real curves with their chance levels in one engine call (no chance without permutations)."""
+    st = job.statistics
+    if st.n_permutations:
+        return chance_curves(
+            job.x,
+            job.labels,
+            job.options,
+            n_permutations=st.n_permutations,
+            permutation_seed=st.permutation_seed,
+            layers=job.layers,
+            progress=counter.engine("curve_and_chance"),
+        )
+    real = layerwise_convexity(
+        job.x, dict(job.labels), job.options, layers=job.layers, progress=counter.engine("curve")
+    )
+    return real, {}
+
+
+def _seed_curves(
+    job: _Job, sampled: bool, counter: _LayerCounter
+) -> list[dict[str, ConvexityCurve]]:
+    """The curves again with estimator seeds ``options.seed + 1..n_seeds``; none where they are exact."""
+    if not sampled:
+        counter.skip("seeds")
+    return [
+        layerwise_convexity(
+            job.x,
+            dict(job.labels),
+            job.options.with_(seed=job.options.seed + j),
+            layers=job.layers,
+            progress=counter.engine("seeds"),
+        )
+        for j in range(1, job.statistics.n_seeds + 1 if sampled else 1)
+    ]
+
+
+def _resampled(job: _Job, counter: _LayerCounter) -> dict[str, tuple[np.ndarray, ...]]:
+    """Every label set's half- and quarter-sample scores (none without resamples)."""
+    st = job.statistics
+    if not st.n_resamples:
+        return {}
+    return resampled_curves(
+        job.x,
+        job.resample_labels,
+        job.resample_units,
+        st.n_resamples,
+        job.options,
+        resample_seed=st.resample_seed,
+        layers=job.layers,
+        progress=counter.part("resamples"),
+    )
+
+
+def _all_label_sets(job: _Job, curves: _Curves) -> dict[str, LabelSetStatistics]:
+    """Each label set's statistics, in the order of the real curves."""
+    st = job.statistics
+    return {
         name: _label_set_statistics(
             curve,
-            chance.get(name),
-            resampled.get(name),
-            [sc[name] for sc in seed_curves],
-            n_points=int(x.shape[0]),
+            curves.chance.get(name),
+            curves.resampled.get(name),
+            [sc[name] for sc in curves.seeds],
+            n_points=int(job.x.shape[0]),
             statistics=st,
-            units=units[name] if st.n_resamples else None,
-            other=(others[name], resampled[_other(name)]) if name in others else None,
+            units=job.units[name] if st.n_resamples else None,
+            other=(job.others[name], curves.resampled[_other(name)])
+            if name in job.others
+            else None,
         )
-        for name, curve in real.items()
+        for name, curve in curves.real.items()
     }
-    seconds["total"] = time.perf_counter() - t_start
-    engine_settings = dict(next(iter(real.values())).results[0].settings)
+
+
+def _settings(job: _Job, curves: _Curves) -> dict[str, Any]:
+    """What produced the statistics: the request, the seeds used, the schemes and the engine's settings."""
+    st = job.statistics
+    schemes = {n: _scheme(job.units[n]) if st.n_resamples else None for n in job.labels}
+    engine_settings = dict(next(iter(curves.real.values())).results[0].settings)
     engine_settings.pop("layer", None)
     engine_settings.pop("n_shortest_path_trees", None)
-    settings = {k: v for k, v in st.key_fields().items() if k != "layers"} | {
-        "n_seeds": st.n_seeds if sampled else 0,
+    return {k: v for k, v in st.key_fields().items() if k != "layers"} | {
+        "n_seeds": st.n_seeds if curves.sampled else 0,
         "scheme": schemes,
         "engine": engine_settings,
     }
-    return CurveStatistics(sets, settings, seconds, tuple(labels))
 
 
 OTHER = "@other-speakers"  # names a label set's whole-strata resampling in the engine calls

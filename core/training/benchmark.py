@@ -54,6 +54,8 @@ from core.training.pinning import pinned_model
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
+    from core.models.plans import PruningPlan
+
 __all__ = [
     "BenchmarkContext",
     "BenchmarkFormatError",
@@ -532,32 +534,94 @@ def _benchmark(
     should_stop: Callable[[], bool] | None,
 ) -> BenchmarkResult:
     """:func:`benchmark` with torch's thread count already set."""
+    start = _Start.now()
+    plan = cfg.pruning_plan(model.n_layers)
+    sides = _build_sides(model, cfg, plan)
+    raw, loads = _time_interleaved(
+        sides.subjects, cfg.warmup, cfg.repeats, timing_hook, on_progress, should_stop
+    )
+    measured = _Measured(raw, _memory(sides), tuple(loads))
+    rows = (
+        _parameter_rows(sides.params)
+        + _timing_rows(cfg, measured.raw)
+        + _memory_rows(cfg.infer_batch, measured.memory)
+    )
+    context = _context(start, sides.device, measured.loads)
+    return _result(model, cfg, plan, sides, _Outcome(rows=tuple(rows), raw=raw, context=context))
+
+
+@dataclass(frozen=True)
+class _Start:
+    """When the benchmark began (wall clock and monotonic) and the load averages then."""
+
+    started: datetime
+    t_start: float
+    load_before: tuple[float, float, float]
+
+    @classmethod
+    def now(cls) -> _Start:
+        """The start as of this moment."""
+        return cls(datetime.now(UTC), time.perf_counter(), os.getloadavg())
+
+
+@dataclass(frozen=True)
+class _Sides:
+    """The full and pruned classifiers prepared for timing, with their parameter counts."""
+
+    subjects: dict[str, _Subject]  # "full" and "pruned"
+    params: dict[str, dict[str, int]]  # side -> count_parameters()
+    n_layers: int  # of the full encoder
+
+    @property
+    def device(self) -> torch.device:
+        """Where both classifiers run."""
+        return self.subjects["full"].device
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """What was measured of both sides: seconds per repeat, memory and the load after every repeat."""
+
+    raw: dict[str, dict[str, list[float]]]  # timing -> side -> seconds per repeat
+    memory: dict[str, dict[str, int]]  # side -> weights, optimizer, train_peak, infer_peak (bytes)
+    loads: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """The measured rows, the raw timings they came from, and where and under what load."""
+
+    rows: tuple[BenchmarkRow, ...]
+    raw: dict[str, dict[str, list[float]]]
+    context: BenchmarkContext
+
+
+def _build_sides(model: ResolvedModel, cfg: BenchmarkConfig, plan: PruningPlan) -> _Sides:
+    """Both classifiers (full, then pruned to ``plan``) with seeded random 1 s waveforms as inputs."""
     from core.models.classifier import build_classifier
     from core.models.classifier import freeze_front_end as freeze
     from core.models.pruning import count_parameters
-    from core.results.provenance import code_version
 
-    started, t_start, load_before = datetime.now(UTC), time.perf_counter(), os.getloadavg()
-    train_batch, infer_batch, seed = cfg.train_batch, cfg.infer_batch, cfg.seed
-    plan = cfg.pruning_plan(model.n_layers)
     labels = [f"class{i}" for i in range(cfg.n_labels)]
-    rng = np.random.default_rng(seed)
-    waves = (0.1 * rng.standard_normal((max(infer_batch, train_batch), 16000))).astype(np.float32)
+    rng = np.random.default_rng(cfg.seed)
+    n_waves = max(cfg.infer_batch, cfg.train_batch)
+    waves = (0.1 * rng.standard_normal((n_waves, 16000))).astype(np.float32)
     subjects: dict[str, _Subject] = {}
     params: dict[str, dict[str, int]] = {}
     n_layers = 0
     for name, p in (("full", None), ("pruned", plan)):
-        clf, enc = build_classifier(model, labels, p, seed=seed, device=cfg.device)
+        clf, enc = build_classifier(model, labels, p, seed=cfg.seed, device=cfg.device)
         freeze(clf)
         n_layers = n_layers or enc.n_layers
         params[name] = count_parameters(clf)
-        subjects[name] = _Subject(clf, enc, waves, train_batch, cfg.bf16)
-    dev = subjects["full"].device
+        subjects[name] = _Subject(clf, enc, waves, cfg.train_batch, cfg.bf16)
+    return _Sides(subjects, params, n_layers)
 
-    raw, loads = _time_interleaved(
-        subjects, cfg.warmup, cfg.repeats, timing_hook, on_progress, should_stop
-    )
-    mem = {
+
+def _memory(sides: _Sides) -> dict[str, dict[str, int]]:
+    """Per side: weight and optimizer-state bytes, and the peak activations of a step and a batch."""
+    dev = sides.device
+    return {
         n: {
             "weights": s.weight_bytes(),
             "optimizer": s.optimizer_bytes(),
@@ -566,35 +630,52 @@ def _benchmark(
                 dev, functools.partial(s.infer, s.inputs["throughput_batch"])
             ),
         }
-        for n, s in subjects.items()
+        for n, s in sides.subjects.items()
     }
-    steps = math.ceil(cfg.n_train_clips / train_batch) if cfg.n_train_clips else None
 
-    def counted(metric: str, label: str, unit: str, get: Callable[[str], float]) -> BenchmarkRow:
-        return _exact_row(metric, label, unit, get("full"), get("pruned"))
 
-    step = raw["train_step"]
-    rows = [
-        counted("params_total", "parameters (total)", "parameters", lambda n: params[n]["total"]),
-        counted(
+def _steps_per_epoch(cfg: BenchmarkConfig) -> int | None:
+    """Optimizer steps in an epoch of ``cfg.n_train_clips`` (None when it is not given)."""
+    return math.ceil(cfg.n_train_clips / cfg.train_batch) if cfg.n_train_clips else None
+
+
+def _counted(metric: str, label: str, unit: str, get: Callable[[str], float]) -> BenchmarkRow:
+    """A counted row from ``get(side)`` of the full and the pruned side."""
+    return _exact_row(metric, label, unit, get("full"), get("pruned"))
+
+
+def _parameter_rows(params: dict[str, dict[str, int]]) -> list[BenchmarkRow]:
+    """Total, trained and transformer-layer parameters of both sides."""
+    return [
+        _counted("params_total", "parameters (total)", "parameters", lambda n: params[n]["total"]),
+        _counted(
             "params_trainable",
             "parameters (trained)",
             "parameters",
             lambda n: params[n]["trainable"],
         ),
-        counted(
+        _counted(
             "params_transformer",
             "parameters (transformer layers)",
             "parameters",
             lambda n: params[n]["transformer"],
         ),
+    ]
+
+
+def _timing_rows(
+    cfg: BenchmarkConfig, raw: dict[str, dict[str, list[float]]]
+) -> list[BenchmarkRow]:
+    """Training step (and the epoch estimated from it), latency at batch 1, throughput at a batch."""
+    step, steps = raw["train_step"], _steps_per_epoch(cfg)
+    rows = [
         _timed_row(
             "train_step_seconds",
-            f"training step (batch {train_batch})",
+            f"training step (batch {cfg.train_batch})",
             "s",
             step["full"],
             step["pruned"],
-        ),
+        )
     ]
     if steps:
         rows.append(
@@ -607,7 +688,7 @@ def _benchmark(
                 scale=steps,
             )
         )
-    rows += [
+    return rows + [
         _timed_row(
             "inference_latency_b1_seconds",
             "inference latency (1 clip)",
@@ -616,65 +697,83 @@ def _benchmark(
             raw["latency_b1"]["pruned"],
         ),
         _rate_row(
-            f"inference_throughput_b{infer_batch}",
-            f"inference throughput (batch {infer_batch})",
-            infer_batch,
+            f"inference_throughput_b{cfg.infer_batch}",
+            f"inference throughput (batch {cfg.infer_batch})",
+            cfg.infer_batch,
             raw["throughput_batch"]["full"],
             raw["throughput_batch"]["pruned"],
         ),
-        counted("memory_weights_bytes", "weights", "bytes", lambda n: mem[n]["weights"]),
-        counted(
+    ]
+
+
+def _memory_rows(infer_batch: int, mem: dict[str, dict[str, int]]) -> list[BenchmarkRow]:
+    """Weights, optimizer state, peak activations of a step and a batch, and inference in total."""
+    return [
+        _counted("memory_weights_bytes", "weights", "bytes", lambda n: mem[n]["weights"]),
+        _counted(
             "memory_optimizer_bytes",
             "optimizer state (AdamW)",
             "bytes",
             lambda n: mem[n]["optimizer"],
         ),
-        counted(
+        _counted(
             "peak_memory_train_bytes",
             "training step peak (activations + gradients)",
             "bytes",
             lambda n: mem[n]["train_peak"],
         ),
-        counted(
+        _counted(
             "peak_memory_infer_bytes",
             f"inference peak activations (batch {infer_batch})",
             "bytes",
             lambda n: mem[n]["infer_peak"],
         ),
-        counted(
+        _counted(
             "memory_infer_total_bytes",
             "inference memory (weights + activations)",
             "bytes",
             lambda n: mem[n]["weights"] + mem[n]["infer_peak"],
         ),
     ]
-    context = BenchmarkContext(
+
+
+def _context(start: _Start, dev: torch.device, loads: tuple[float, ...]) -> BenchmarkContext:
+    """Where it ran and the load before, during and now (the end of the run)."""
+    return BenchmarkContext(
         device=str(dev),
         device_name=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         torch_threads=torch.get_num_threads(),
         cpu_count=os.cpu_count() or 1,
-        load_before=_rounded_load(load_before),
+        load_before=_rounded_load(start.load_before),
         load_after=_rounded_load(os.getloadavg()),
-        started_at=started.isoformat(timespec="seconds"),
-        seconds=round(time.perf_counter() - t_start, 1),
-        load_during=tuple(loads),
+        started_at=start.started.isoformat(timespec="seconds"),
+        seconds=round(time.perf_counter() - start.t_start, 1),
+        load_during=loads,
     )
+
+
+def _result(
+    model: ResolvedModel, cfg: BenchmarkConfig, plan: PruningPlan, sides: _Sides, outcome: _Outcome
+) -> BenchmarkResult:
+    """The result record of a finished benchmark, with the settings and weights it measured."""
+    from core.results.provenance import code_version
+
     return BenchmarkResult(
         model=model.request.name,
-        n_layers=int(n_layers),
+        n_layers=int(sides.n_layers),
         prune_point=plan.size,
-        train_batch=train_batch,
-        infer_batch=infer_batch,
+        train_batch=cfg.train_batch,
+        infer_batch=cfg.infer_batch,
         warmup=cfg.warmup,
         repeats=cfg.repeats,
-        steps_per_epoch=steps,
+        steps_per_epoch=_steps_per_epoch(cfg),
         memory_method="cuda max_memory_allocated above baseline"
-        if dev.type == "cuda"
+        if sides.device.type == "cuda"
         else "torch.profiler CPU tensor memory, peak above baseline",
-        context=context,
-        rows=tuple(rows),
-        raw_seconds=raw,
-        seed=seed,
+        context=outcome.context,
+        rows=outcome.rows,
+        raw_seconds=outcome.raw,
+        seed=cfg.seed,
         timing_threads=cfg.timing_threads,
         code_version=code_version(),
         model_identity=model.identity if model.identity.known else None,

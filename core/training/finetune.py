@@ -70,6 +70,7 @@ from core.training.pinning import pinned_model
 from core.training.task_data import (
     DataPlan,
     LabelledClips,
+    TaskData,
     check_task_data,
     load_task_data,
     load_test_clips,
@@ -193,6 +194,36 @@ def resume(run: Path, model: Model, optim: Optimisation) -> TrainState:
 # Epochs
 
 
+class _LossWindow:
+    """The training loss and clips since the last logged train row, and when that window began."""
+
+    def __init__(self) -> None:
+        self.loss, self.n, self.t = 0.0, 0, time.perf_counter()
+
+    def row(
+        self, step: int, epoch: int, epoch_progress: float, lr: float | torch.Tensor
+    ) -> dict[str, Any]:
+        """The window's train row of ``metrics.jsonl``: its mean loss and clips per second."""
+        return {
+            "kind": "train",
+            "step": step,
+            "epoch": epoch,
+            "epoch_progress": epoch_progress,
+            "loss": self.loss / max(1, self.n),
+            "lr": lr,
+            "throughput": self.n / max(time.perf_counter() - self.t, 1e-9),
+            "time": time.time(),
+        }
+
+
+def _optimiser_step(optim: Optimisation, trainable: list[nn.Parameter], max_norm: float) -> None:
+    """Clip the accumulated gradients, step the optimiser and the schedule, clear the gradients."""
+    torch.nn.utils.clip_grad_norm_(trainable, max_norm)
+    optim.opt.step()
+    optim.sched.step()
+    optim.opt.zero_grad(set_to_none=True)
+
+
 def train_epoch(
     cfg: FinetuneConfig,
     epoch: int,
@@ -213,7 +244,7 @@ def train_epoch(
         : n_batches * bs
     ]
     trainable = [p for p in model.clf.parameters() if p.requires_grad]
-    window_loss, window_n, window_t = 0.0, 0, time.perf_counter()
+    window = _LossWindow()
     model.clf.train()
     optim.opt.zero_grad(set_to_none=True)
     batches = [np.sort(order[b * bs : (b + 1) * bs]) for b in range(n_batches)]
@@ -229,35 +260,24 @@ def train_epoch(
             logits = model.clf(**inputs).logits.float()
         loss = nn.functional.cross_entropy(logits, y)
         (loss / accum).backward()
-        window_loss += float(loss.detach()) * len(idx)
-        window_n += len(idx)
+        window.loss += float(loss.detach()) * len(idx)
+        window.n += len(idx)
         if (b + 1) % accum and b + 1 != n_batches:
             continue
-        torch.nn.utils.clip_grad_norm_(trainable, cfg.optimiser.max_grad_norm)
-        optim.opt.step()
-        optim.sched.step()
-        optim.opt.zero_grad(set_to_none=True)
+        _optimiser_step(optim, trainable, cfg.optimiser.max_grad_norm)
         state.global_step += 1
         if state.global_step % max(1, cfg.optimiser.log_every) == 0 or b + 1 == n_batches:
-            row = {
-                "kind": "train",
-                "step": state.global_step,
-                "epoch": epoch + 1,
-                "epoch_progress": (b + 1) / n_batches,
-                "loss": window_loss / max(1, window_n),
-                "lr": optim.sched.get_last_lr()[0],
-                "throughput": window_n / max(time.perf_counter() - window_t, 1e-9),
-                "time": time.time(),
-            }
+            lr = optim.sched.get_last_lr()[0]
+            row = window.row(state.global_step, epoch + 1, (b + 1) / n_batches, lr)
             RunFolder(run).append_metric(row)
             progress(row)
-            window_loss, window_n, window_t = 0.0, 0, time.perf_counter()
+            window = _LossWindow()
         every = int(cfg.probes.trajectory_every)
         if probe is not None and every and state.global_step % every == 0 and b + 1 < n_batches:
             t_probe = time.perf_counter()
             record_point(cfg, model, probe, run, epoch + 1, state.global_step, (b + 1) / n_batches)
             t_epoch += time.perf_counter() - t_probe
-            window_t += time.perf_counter() - t_probe
+            window.t += time.perf_counter() - t_probe
     if model.device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - t_epoch
@@ -459,10 +479,9 @@ def finetune(
     """
     t_start = time.perf_counter()
     cfg.check()
-    run = Path(run_dir)
-    run.mkdir(parents=True, exist_ok=True)
-    stop = should_stop or (lambda: False)
-    progress = on_progress or (lambda row: None)
+    stop, progress = should_stop or (lambda: False), on_progress or (lambda row: None)
+    run = _RunWatch(Path(run_dir), stop, progress, t_start)
+    run.folder.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(cfg.optimiser.seed)
     data = load_task_data(cfg)
@@ -471,57 +490,136 @@ def finetune(
     model = build_model(cfg, resolved, data.classes)
     if not resolved.identity.known:  # a hub model fetched just now: its commit is in the cache now
         resolved = pinned_model(cfg.request, cfg.model_identity, what)
+    trained = _train(cfg, run, model, data)
+    del model  # free the training copy before the best checkpoint is reloaded
+
+    scored = _score(cfg, run, resolved, data, trained)
+    result = _result(cfg, run, resolved, data, trained, scored)
+    RunFolder(run.folder).write_json(RunFolder.RESULT, result.to_dict())
+    return result
+
+
+@dataclass(frozen=True)
+class _RunWatch:
+    """The run's folder, how the run is watched (polled for a stop, told every metrics row) and when
+    it began."""
+
+    folder: Path
+    stop: StopCheck
+    progress: Progress
+    t_start: float  # time.perf_counter() at the start
+
+
+@dataclass(frozen=True)
+class _Trained:
+    """What the training loop leaves once the training copy is freed: the model's shape and the
+    epochs' record."""
+
+    n_layers: int
+    device: torch.device
+    params: ParamCounts
+    plan: PruningPlan
+    steps_per_epoch: int
+    state: TrainState
+    epoch_times: tuple[float, ...]  # seconds of the epochs trained in this call (not resumed ones)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """The best checkpoint's scores: on the selection split, on the test clips (when they are
+    another split) and the convexity comparison (when asked)."""
+
+    test: LabelledClips
+    best: EvalResult
+    scored: EvalResult | None
+    convexity: Any
+
+
+def _train(cfg: FinetuneConfig, run: _RunWatch, model: Model, data: TaskData) -> _Trained:
+    """Steps 3-6: the optimiser, resuming, then every epoch left trained, scored and checkpointed."""
     optim = make_optimiser(cfg, model.clf, len(data.train))
-    state = resume(run, model, optim)
+    state = resume(run.folder, model, optim)
     probe = training_probe(cfg, data.selection)
     if probe is not None and state.epoch == 0:
-        record_pretrained_point(cfg, model, probe, run)
+        record_pretrained_point(cfg, model, probe, run.folder)
     epoch_times = []
     for epoch in range(state.epoch, cfg.optimiser.epochs):
         seconds = train_epoch(
-            cfg, epoch, model, optim, data.train, state, run, stop, progress, probe
+            cfg, epoch, model, optim, data.train, state, run.folder, run.stop, run.progress, probe
         )
         epoch_times.append(seconds)
         evaluate_and_checkpoint(
-            cfg, epoch, seconds, model, optim, data.selection, state, run, progress, probe
+            cfg,
+            epoch,
+            seconds,
+            model,
+            optim,
+            data.selection,
+            state,
+            run.folder,
+            run.progress,
+            probe,
         )
-    n_layers, device, params, plan = model.enc.n_layers, model.device, model.params, model.plan
-    steps_per_epoch = optim.steps_per_epoch
-    del model, optim  # free the training copy before the best checkpoint is reloaded
+    return _Trained(
+        n_layers=model.enc.n_layers,
+        device=model.device,
+        params=model.params,
+        plan=model.plan,
+        steps_per_epoch=optim.steps_per_epoch,
+        state=state,
+        epoch_times=tuple(epoch_times),
+    )
 
+
+def _score(
+    cfg: FinetuneConfig, run: _RunWatch, resolved: ResolvedModel, data: TaskData, trained: _Trained
+) -> _Scored:
+    """Steps 7-8: the best checkpoint on the selection and test clips, then convexity if asked."""
     test = load_test_clips(cfg, data)
-    best, scored = score_best_checkpoint(cfg, run, data.selection, test, device)
+    best, scored = score_best_checkpoint(cfg, run.folder, data.selection, test, trained.device)
     convexity = None
     if cfg.probes.convexity and len(test):
-        if stop():
+        if run.stop():
             raise Cancelled("cancelled")
-        convexity = compare_convexity(cfg, resolved, run, test, plan, device).scores()
-    result = FinetuneResult(
+        convexity = compare_convexity(
+            cfg, resolved, run.folder, test, trained.plan, trained.device
+        ).scores()
+    return _Scored(test, best, scored, convexity)
+
+
+def _result(
+    cfg: FinetuneConfig,
+    run: _RunWatch,
+    resolved: ResolvedModel,
+    data: TaskData,
+    trained: _Trained,
+    scored: _Scored,
+) -> FinetuneResult:
+    """The run's result record, from its settings, its training and its scores."""
+    return FinetuneResult(
         model=cfg.model,
         task=cfg.data.task,
-        prune_point=cfg.prune_point if cfg.prune_point is not None else n_layers,
-        n_layers=n_layers,
-        plan=plan.describe() if cfg.plan is not None else None,
+        prune_point=cfg.prune_point if cfg.prune_point is not None else trained.n_layers,
+        n_layers=trained.n_layers,
+        plan=trained.plan.describe() if cfg.plan is not None else None,
         labels=tuple(data.classes),
         n_train=len(data.train),
         eval_split=cfg.data.eval_split,
-        best_epoch=state.best_epoch,
-        best=best,
-        params=params,
-        train_seconds=state.train_seconds,
-        epoch_seconds_median=float(np.median(epoch_times)) if epoch_times else None,
-        steps_per_epoch=steps_per_epoch,
-        device=str(device),
+        best_epoch=trained.state.best_epoch,
+        best=scored.best,
+        params=trained.params,
+        train_seconds=trained.state.train_seconds,
+        epoch_seconds_median=float(np.median(trained.epoch_times)) if trained.epoch_times else None,
+        steps_per_epoch=trained.steps_per_epoch,
+        device=str(trained.device),
         checkpoints={
-            "best": str(RunFolder(run).file(RunFolder.BEST_MODEL)),
-            "last": str(RunFolder(run).file(RunFolder.LAST_MODEL)),
+            "best": str(RunFolder(run.folder).file(RunFolder.BEST_MODEL)),
+            "last": str(RunFolder(run.folder).file(RunFolder.LAST_MODEL)),
         },
-        test_split=test.split if scored is not None else None,
-        test=scored,
-        convexity=convexity,
+        test_split=scored.test.split if scored.scored is not None else None,
+        test=scored.scored,
+        convexity=scored.convexity,
         split_rule=split_rule(data.table, cfg.data.task),
-        total_seconds=time.perf_counter() - t_start,
+        total_seconds=time.perf_counter() - run.t_start,
         model_identity=resolved.identity,
     )
-    RunFolder(run).write_json(RunFolder.RESULT, result.to_dict())
-    return result
