@@ -60,7 +60,7 @@ def bare_forward(enc: SpeechEncoder, waves: np.ndarray, batch_size: int) -> floa
 def run_one(model: str, mode: str, n_clips: int, args: argparse.Namespace) -> dict:
     """Time extract vs bare for one model and input mode on the same clips and batch size."""
     enc = load_encoder(model, whisper_input=mode, device=args.device)
-    selection = Selection("sample", max_clips=n_clips, seed=0)
+    selection = Selection.of("sample", max_clips=n_clips, seed=0)
     table = selection.table()
     waves, skipped = load_clips(table.abs_paths())
     if skipped:

@@ -160,7 +160,7 @@ def model_rows(s: Sizes, device: str, work: Path) -> list[Row]:
 
         enc = SpeechEncoder(Wav2Vec2Model.from_pretrained(model_dir), device=device)
         t0 = time.perf_counter()
-        fs = extract_features(enc, Selection("folder", str(root)), batch_size=batch, cache=False)
+        fs = extract_features(enc, Selection.of("folder", str(root)), batch_size=batch, cache=False)
         extract_s = time.perf_counter() - t0
         from core.data.audio import load_clips
 

@@ -8,7 +8,7 @@ from typing import Any
 import streamlit as st
 
 from core import runs as run_store
-from core.data import FeatureSet, FeatureSource, label_set
+from core.data import ClipSource, FeatureSet, label_set
 from core.errors import LabError
 from core.geometry import suggest_prune_point
 from core.models import MODELS, classifier_params_by_prune_point
@@ -33,7 +33,7 @@ from pages.parts.trajectory_view import show_trajectory
 
 LRS = [1e-5, 3e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3]
 BATCHES = [4, 8, 16, 32, 64]
-SAMPLE = FeatureSource("sample", None, None, 0, None)
+SAMPLE = ClipSource()  # no features chosen: the sample set
 PARAMS_COUNTED = "encoder + classification head for the task's {n} classes"
 
 
@@ -44,7 +44,7 @@ class Training:
     features: FeatureSet | None
     model: str
     whisper_input: str
-    source: FeatureSource
+    source: ClipSource
     n_layers: int
 
 
@@ -76,7 +76,7 @@ def training_source() -> Training:
         st.page_link("pages/setup.py", label="Go to Setup", icon=":material/tune:")
         st.stop()
     try:
-        source = info.source()
+        source = info.source
     except LabError as exc:
         st.error(one_line(exc))
         st.stop()
@@ -134,7 +134,7 @@ def _config(training: Training, task: str, p: int | str | None) -> dict[str, Any
         plan=p if isinstance(p, str) else None,
         whisper_input=training.whisper_input,
         data=DataSelection(
-            **training.source.run_fields(),
+            training.source,
             task=task,
             max_train_clips=int(state.ft_train_clips) or None,
             max_eval_clips=int(state.ft_eval_clips) or None,

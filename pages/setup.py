@@ -11,6 +11,7 @@ from core.data import (
     DATASETS,
     LABEL_SUFFIXES,
     MAX_UPLOAD_BYTES,
+    ClipSource,
     FeatureInfo,
     Selection,
     extract_features,
@@ -147,14 +148,13 @@ def extract_section() -> None:
             bar.progress(min(done / max(total, 1), 1.0), text=text)
 
         try:
-            selection = Selection(
-                dataset=state.dataset,
-                root=(state.root or None) if state.dataset != "sample" else None,
-                task="words",
-                split=state.split,
-                max_clips=int(state.max_clips) or None,
-                seed=0,
+            source = ClipSource(
+                state.dataset,
+                (state.root or None) if state.dataset != "sample" else None,
                 speaker_regex=regex or None,
+            )
+            selection = Selection(
+                source, task="words", split=state.split, max_clips=int(state.max_clips) or None
             )
             request = ModelRequest(
                 custom or state.model,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from core import runs as run_store
+from core.data import ClipSource
 from core.errors import LabError, TrainingError
 from core.models import MODELS
 from core.runs import (
@@ -21,7 +23,7 @@ from core.runs import (
     sweep_runs,
     sweep_view,
 )
-from core.training import SweepConfig, check_trainable
+from core.training import DataSelection, Optimiser, SweepConfig, check_trainable
 from pages.parts.cached import feature_set, offline_models
 from pages.parts.costs import sweep_cost_figure, sweep_result_figure, sweep_rule_text
 from pages.parts.figures import show
@@ -46,29 +48,27 @@ FORM_DEFAULTS = {
 }
 
 
-def data_source() -> tuple[str | None, dict[str, Any]]:
-    """(the features' model, the dataset, folder and speaker rule they came from): what the sweep
-    trains on. Without a chosen feature set: no model, and the Setup choice in this session."""
+def data_source() -> tuple[str | None, ClipSource]:
+    """(the features' model, the clips' source: dataset, folder and rules): what the sweep trains
+    on. Without a chosen feature set: no model, and the Setup choice in this session."""
     state = st.session_state
     key = state.get("feature_key")
     if key is not None:
         try:
             info = feature_set(key).info
             check_trainable(info.model_key, info.dataset)
-            return info.model_key or None, info.source().run_fields()
+            return info.model_key or None, info.source
         except TrainingError as exc:  # imported features: the sweep cannot train on them
             st.info(f"{one_line(exc)}. This sweep uses the model below and the Setup dataset.")
         except LabError:
             pass
-    return None, {"dataset": state.get("dataset", "sample"), "root": state.get("root") or None}
+    return None, ClipSource(str(state.get("dataset", "sample")), state.get("root") or None)
 
 
-def _same_config(a: dict[str, Any], b: SweepConfig | None) -> bool:
-    """Whether a stored sweep's settings ``b`` have every setting of ``a`` (an identical launch)."""
-    if b is None:
-        return False
-    stored = b.to_dict()
-    return all(stored.get(k) == v for k, v in a.items())
+def _same_config(a: SweepConfig, b: SweepConfig | None) -> bool:
+    """Whether a stored sweep's settings ``b`` are ``a``'s (an identical launch), but for the
+    weights' pin it records at launch."""
+    return b is not None and replace(b, model_identity=a.model_identity) == a
 
 
 def _submit(config: dict[str, Any], executor: Any) -> None:
@@ -146,36 +146,36 @@ def launch_form() -> None:
             "Start sweep", type="primary", icon=":material/play_arrow:"
         )
     st.caption(
-        f"Data: {source['dataset']}"
-        + (f" in {source['root']}" if source.get("root") else "")
-        + (f", speaker rule {source['speaker_regex']}" if source.get("speaker_regex") else "")
+        f"Data: {source.dataset}"
+        + (f" in {source.root}" if source.root else "")
+        + (f", speaker rule {source.speaker_regex}" if source.speaker_regex else "")
         + ". Model selection on the validation split, scores on the test split. For speakers the split "
         "is per speaker (unseen clips of seen speakers, as in the paper); for words it is by speaker "
         "(unseen speakers). The prune point is suggested from the pretrained convexity on the train split."
     )
     if go_button and executor is not None and plan.error is None:
         planned = [plan.text] if plan.text is not None else []
-        config = {
-            "model": model,
-            **source,
-            "task": task,
-            "points": ["suggested", "full", *sorted(int(p) for p in others), *planned],
-            "fraction": float(fraction),
-            "epochs": int(epochs),
-            "lr": float(lr),
-            "batch_size": int(batch),
-            "max_train_clips": int(train_clips) or None,
-            "max_eval_clips": int(eval_clips) or None,
-            "max_test_clips": int(test_clips) or None,
-            "eval_split": "validation",
-            "test_split": "test",
-        }
+        config = SweepConfig(
+            model=model,
+            data=DataSelection(
+                source,
+                task=task,
+                eval_split="validation",
+                test_split="test",
+                max_train_clips=int(train_clips) or None,
+                max_eval_clips=int(eval_clips) or None,
+                max_test_clips=int(test_clips) or None,
+            ),
+            optimiser=Optimiser(epochs=int(epochs), lr=float(lr), batch_size=int(batch)),
+            points=["suggested", "full", *sorted(int(p) for p in others), *planned],
+            fraction=float(fraction),
+        )
         twins = [r for r in sweep_runs() if r.active and _same_config(config, r.settings)]
         if twins:  # the view shows the identical sweep (a double click's first sweep) meanwhile
-            state["sw_pending"] = {"config": config, "twin": twins[0].run_id}
+            state["sw_pending"] = {"config": config.to_dict(), "twin": twins[0].run_id}
             state["sw_pick"] = twins[0].run_id
         else:
-            _submit(config, executor)
+            _submit(config.to_dict(), executor)
     pending = state.get("sw_pending")
     if pending and executor is not None:
         st.warning(

@@ -46,7 +46,7 @@ def cache_root(tmp_path_factory: pytest.TempPathFactory, one_thread) -> Path:
 @pytest.fixture(scope="module")
 def feature_key(cache_root: Path) -> str:
     """Key of the cached 140-clip feature set."""
-    fs = extract_features(MODEL, Selection("sample", max_clips=CLIPS), batch_size=35)
+    fs = extract_features(MODEL, Selection.of("sample", max_clips=CLIPS), batch_size=35)
     assert fs.features.shape[0] == CLIPS
     return str(fs.key)
 
@@ -521,7 +521,7 @@ def test_defect8_new_session_starts_from_the_stored_choice(feature_key: str, cac
     """#8: a new session uses the last explicit Setup choice, not the newest cached feature set."""
     from core.io.choice import SetupChoice, save_choice
 
-    newer = extract_features(MODEL, Selection("sample", max_clips=35), batch_size=35)
+    newer = extract_features(MODEL, Selection.of("sample", max_clips=35), batch_size=35)
     assert newer.key != feature_key  # the newest entry in the cache is now a 35-clip set
     save_choice(SetupChoice(feature_key=feature_key, model=MODEL, max_clips=CLIPS))
     at = app()  # a new session: nothing in its state

@@ -24,7 +24,7 @@ def test_feature_key_of_a_folder_selection_is_pinned(tmp_path: Path) -> None:
     root = write_tree(tmp_path / "clips")
     for path in sorted(root.rglob("*.wav")):
         os.utime(path, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
-    selection = Selection("folder", root=str(root), task="words", max_clips=12, seed=3)
+    selection = Selection.of("folder", root=str(root), task="words", max_clips=12, seed=3)
     table = selection.table()
     key = feature_key(IDENTITY, table.fingerprint(), selection.key_part())
     assert selection.key_part() == {

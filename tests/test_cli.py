@@ -308,7 +308,7 @@ def test_every_config_field_is_an_option(run: Callable[..., Res]) -> None:
     )
     cfg = config_from_args(FinetuneConfig, parsed, {"dataset": "speech-commands", "epochs": 20})
     assert cfg.probes.convexity_max_pairs is None and cfg.optimiser.epochs == 2
-    assert cfg.data.dataset == "speech-commands"
+    assert cfg.data.source.dataset == "speech-commands"
     assert cfg.optimiser.lr == FinetuneConfig(model="m").optimiser.lr
     sweep_help = run("sweep", "--help").stdout
     for f, _ in setting_fields(SweepConfig):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.data.source import ClipSource
 from core.errors import LabError
 from core.training.configs import (
     DataSelection,
@@ -33,12 +34,12 @@ OLD_FLAT = {  # a config.json written before plans and records: a prune point, e
 def test_an_old_flat_config_reads_into_its_records_and_writes_back_flat() -> None:
     cfg = FinetuneConfig.from_dict(OLD_FLAT)
     assert (cfg.prune_point, cfg.plan) == (2, None)
-    assert cfg.data == DataSelection(dataset="folder", root="/data/clips", task="speakers")
+    assert cfg.data == DataSelection(ClipSource("folder", "/data/clips"), task="speakers")
     assert (cfg.optimiser.epochs, cfg.optimiser.lr, cfg.optimiser.seed) == (3, 1e-4, 7)
     assert cfg.probes == Probes(convexity=False, trajectory_clips=64)
     flat = cfg.to_dict()
     assert {k: flat[k] for k in OLD_FLAT} == OLD_FLAT  # the same keys and values on disk
-    assert not {"data", "optimiser", "probes"} & set(flat)
+    assert not {"data", "source", "optimiser", "probes"} & set(flat)
     assert FinetuneConfig.from_dict(flat) == cfg
 
 
@@ -60,4 +61,4 @@ def test_every_setting_is_named_once() -> None:
     names = [f.name for f, _ in setting_fields(SweepConfig)]
     assert len(names) == len(set(names))
     assert {"model", "task", "lr", "trajectory_every", "points"} <= set(names)
-    assert not {"data", "optimiser", "probes"} & set(names)
+    assert not {"data", "source", "optimiser", "probes"} & set(names)

@@ -406,11 +406,11 @@ def test_feature_source_carries_the_folder_and_speaker_rule_of_an_extraction(
     """A run made from a folder's features reads the same folder under the same rules (meta.json keeps
     the folder at top level and the rules in ``selection``)."""
     from core.data.features import Selection, extract_features
-    from core.data.source import FeatureSource
-    from core.training.configs import FinetuneConfig
+    from core.data.source import ClipSource
+    from core.training.configs import DataSelection, FinetuneConfig
 
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "cache"))
-    sel = Selection(
+    sel = Selection.of(
         "folder",
         root=str(tiny_assets["data"]),
         speaker_regex=r"^(spk\d)_",
@@ -418,14 +418,17 @@ def test_feature_source_carries_the_folder_and_speaker_rule_of_an_extraction(
         min_clips=5,
     )
     fs = extract_features(str(tiny_assets["wav2vec2"]), sel, device="cpu", batch_size=64)
-    src = FeatureSource.from_meta(fs.meta)
-    assert src == FeatureSource("folder", str(tiny_assets["data"]), r"^(spk\d)_", 3, 5)
-    cfg = FinetuneConfig.from_dict({"model": "m", **src.run_fields()})
-    assert (cfg.data.root, cfg.data.speaker_regex, cfg.data.split_seed, cfg.data.min_clips) == (
-        str(tiny_assets["data"]),
-        r"^(spk\d)_",
-        3,
-        5,
-    )
+    src = fs.source
+    assert src == fs.info.source == sel.source
+    assert src == ClipSource("folder", str(tiny_assets["data"]), r"^(spk\d)_", 3, 5)
+    cfg = FinetuneConfig(model="m", data=DataSelection(src))
+    stored = cfg.to_dict()  # config.json: flat, one key per setting
+    assert {k: stored[k] for k in ("root", "speaker_regex", "split_seed", "min_clips")} == {
+        "root": str(tiny_assets["data"]),
+        "speaker_regex": r"^(spk\d)_",
+        "split_seed": 3,
+        "min_clips": 5,
+    }
+    assert FinetuneConfig.from_dict(stored).data.source == src
     with pytest.raises(DatasetError, match="does not record"):
-        FeatureSource.from_meta({"dataset": "folder", "selection": {}})
+        ClipSource.from_meta({"dataset": "folder", "selection": {}})

@@ -299,7 +299,7 @@ def _choose_features_unless_chosen(cache: Path) -> None:
     old = os.environ.get("CONVEXITY_LAB_CACHE")
     os.environ["CONVEXITY_LAB_CACHE"] = str(cache)
     try:
-        fs = extract_features(MODEL, Selection("sample", max_clips=CLIPS), batch_size=35)
+        fs = extract_features(MODEL, Selection.of("sample", max_clips=CLIPS), batch_size=35)
         save_choice(SetupChoice(feature_key=str(fs.key), model=MODEL, max_clips=CLIPS))
     finally:
         if old is None:

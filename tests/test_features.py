@@ -39,7 +39,7 @@ def cache(private_cache: Path) -> Path:
 
 def sel(tree: Path, **kw) -> Selection:
     """A selection of the test folder."""
-    return Selection("folder", str(tree), **kw)
+    return Selection.of("folder", str(tree), **kw)
 
 
 def test_features_shape_labels_and_values_match_the_encoder(tree: Path, model_dir: Path) -> None:

@@ -35,7 +35,7 @@ def folder_cache(tmp_path_factory: pytest.TempPathFactory, one_thread) -> dict[s
     shutil.copytree(data / "tone", one / "tone")
     keys = {}
     for name, root in (("two", data), ("one", one)):
-        sel = Selection("folder", root=str(root), speaker_regex=REGEX)
+        sel = Selection.of("folder", root=str(root), speaker_regex=REGEX)
         keys[name] = str(extract_features(str(model), sel, device="cpu", batch_size=64).key)
     yield {"cache": base / "cache", "model": str(model), "data": str(data), **keys}
     mp.undo()

@@ -25,7 +25,7 @@ LOOSE = -1.0  # every layer pairwise this similar: one block 1..L
 def feature_key(tree: Path, model_dir: Path, tmp_path_factory: pytest.TempPathFactory, one_thread):
     mp = pytest.MonkeyPatch()
     mp.setenv("CONVEXITY_LAB_CACHE", str(tmp_path_factory.mktemp("pl-cache")))
-    fs = extract_features(model_dir, Selection("folder", str(tree)), batch_size=8)
+    fs = extract_features(model_dir, Selection.of("folder", str(tree)), batch_size=8)
     yield str(fs.key)
     mp.undo()
 

@@ -53,7 +53,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _setup(assets: dict[str, Path], family: str):
     full = resolve(ModelRequest(str(assets[family]))).load(device="cpu")
-    selection = Selection(dataset="folder", root=str(assets["data"]))
+    selection = Selection.of("folder", root=str(assets["data"]))
     return full, extract_features(full, selection), selection_entry(full, selection)
 
 
@@ -95,9 +95,8 @@ def test_plan_features_are_cached_under_a_key_of_their_own(assets) -> None:
     assert drop.key != top.key != features.key
     assert not drop.from_cache and plan_features(full, PruningPlan.drop([2], 4), entry).from_cache
     pruned = pruned_encoder(full, PruningPlan.top(3, 4))
-    assert extract_features(pruned, Selection(dataset="folder", root=str(assets["data"]))).key == (
-        top.key
-    )
+    selection = Selection.of("folder", root=str(assets["data"]))
+    assert extract_features(pruned, selection).key == top.key
     # the drop plan's features are really those of a model without layer 2
     model = apply_plan(pruned_encoder(full, PruningPlan.top(4, 4)).model, PruningPlan.drop([2], 4))
     assert len(model.encoder.layers) == 3
@@ -151,7 +150,7 @@ def test_too_few_clips_for_the_probes_is_one_line(assets) -> None:
     full, features, entry = _setup(assets, "wav2vec2")
     with pytest.raises(TrainingError, match="exceeds"):
         score_plan(full, features, entry, PruningPlan.top(2, 4), ProbeOptions(k=10_000))
-    train_only = Selection(dataset="folder", root=str(assets["data"]), split="train")
+    train_only = Selection.of("folder", root=str(assets["data"]), split="train")
     subset = extract_features(full, train_only)
     with pytest.raises(TrainingError, match="0 test clips"):
         score_plan(

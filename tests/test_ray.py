@@ -238,7 +238,7 @@ def test_sharded_extraction_is_the_local_cache_entry(
     from core.geometry.convexity import layerwise_convexity
     from core.runs.parallel import extract_features_sharded, parallel_convexity
 
-    sel = Selection("folder", str(tree))
+    sel = Selection.of("folder", str(tree))
     monkeypatch.setenv("CONVEXITY_LAB_CACHE", str(tmp_path / "local"))
     local = extract_features(model_dir, sel, batch_size=4)
     for mode in ("shared", "object-store"):

@@ -63,7 +63,7 @@ def test_an_offline_whisper_extraction_resolves_once_and_checks_its_weights_once
         pytest.skip("the whisper-tiny.en weight package is not installed")
     ensure_offline_whisper(key)  # the one-off conversion is not what is counted
     calls = _count(monkeypatch, "resolve_model", "ensure_offline_whisper", "resolve")
-    sel = Selection("folder", str(tree), max_clips=3)
+    sel = Selection.of("folder", str(tree), max_clips=3)
     fs = extract_features(ModelRequest(key), sel, batch_size=4)
     assert not fs.from_cache and fs.meta["input_mode"] == "trimmed"
     assert calls == {"resolve": 1, "resolve_model": 1, "ensure_offline_whisper": 1}
@@ -74,14 +74,14 @@ def test_a_local_extraction_resolves_once_and_a_resolved_model_loads_without_res
     tree: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = _count(monkeypatch, "resolve_model", "resolve")
-    fs = extract_features(ModelRequest(str(model_dir)), Selection("folder", str(tree)))
+    fs = extract_features(ModelRequest(str(model_dir)), Selection.of("folder", str(tree)))
     assert not fs.from_cache and calls == {"resolve": 1, "resolve_model": 1}
     resolved = pickle.loads(pickle.dumps(resolve(ModelRequest(str(model_dir)))))
     assert isinstance(resolved, ResolvedModel) and resolved.identity.known
     calls.clear()
     encoder = resolved.load(device="cpu")
     assert not calls and encoder.resolved == resolved
-    assert extract_features(resolved, Selection("folder", str(tree))).key == fs.key
+    assert extract_features(resolved, Selection.of("folder", str(tree))).key == fs.key
     assert key_identity(encoder) == key_identity(resolved)
 
 
@@ -102,7 +102,7 @@ def test_shards_of_other_weights_are_refused(tree: Path, tmp_path: Path) -> None
 
     a = make_tiny_wav2vec2(tmp_path / "a")
     b = _other_weights(tmp_path / "b")
-    sel = Selection("folder", str(tree))
+    sel = Selection.of("folder", str(tree))
     n = len(sel.table())
     good = extract_shard(ModelRequest(str(a)), sel, 0, n, device="cpu")
     other = extract_shard(ModelRequest(str(b)), sel, 0, n, device="cpu")

@@ -69,7 +69,7 @@ def _chart(at: AppTest, key_part: str) -> dict:
 def test_cli_result_opens_in_the_dashboard_without_recomputation(
     cache: Path, tree: Path, model_dir: Path, one_thread, engine_calls: list[int]
 ) -> None:
-    fs = extract_features(model_dir, Selection("folder", str(tree)), batch_size=8)
+    fs = extract_features(model_dir, Selection.of("folder", str(tree)), batch_size=8)
     assert main(["convexity", "--key", str(fs.key)[:12], "--no-progress", "--device", "cpu"]) == 0
     assert len(engine_calls) == 1  # the CLI computed it once and stored it
     at = AppTest.from_file(APP, default_timeout=120)
@@ -185,7 +185,7 @@ def test_cli_criteria_and_umap_open_in_the_dashboard_without_recomputation(
     from core.geometry import criteria as criteria_engine
     from core.geometry import projections as projection_engine
 
-    fs = extract_features(model_dir, Selection("folder", str(tree)), batch_size=8)
+    fs = extract_features(model_dir, Selection.of("folder", str(tree)), batch_size=8)
     key = str(fs.key)[:12]
     assert main(["criteria", "--key", key, "--no-progress", "--device", "cpu"]) == 0
     assert main(["umap", "--key", key, "--no-progress"]) == 0
@@ -212,7 +212,7 @@ def test_every_figure_carries_its_whole_provenance_wrapped(
     from core.results.kinds import convexity_entry
     from core.results.precision import preset
 
-    fs = extract_features(model_dir, Selection("folder", str(tree)), batch_size=8)
+    fs = extract_features(model_dir, Selection.of("folder", str(tree)), batch_size=8)
     at = AppTest.from_file(APP, default_timeout=120)
     at.session_state["feature_key"] = fs.key
     at.session_state["cr_on"] = True
@@ -263,7 +263,7 @@ def test_one_class_folder_shows_the_curve_it_can(
 
     one = tmp_path / "one-word"
     shutil.copytree(tree / "go", one / "go")  # every clip says "go"; three speakers
-    fs = extract_features(model_dir, Selection("folder", str(one)), batch_size=8)
+    fs = extract_features(model_dir, Selection.of("folder", str(one)), batch_size=8)
     at = AppTest.from_file(APP, default_timeout=120)
     at.session_state["feature_key"] = fs.key
     at.session_state["cx_k"] = 3  # 6 clips
@@ -287,7 +287,7 @@ def test_per_class_heatmap_says_each_class_has_its_own_standard_error(
     from core.results.provenance import provenance_from_meta
     from pages.parts import cached
 
-    fs = extract_features(model_dir, Selection("folder", str(tree)), batch_size=8)
+    fs = extract_features(model_dir, Selection.of("folder", str(tree)), batch_size=8)
     x, y = synthetic_layers(900, 3, 8, fs.n_layers + 1, seed=0)
     sampled = layerwise_convexity(
         x,

@@ -133,7 +133,7 @@ def test_series_of_real_models_is_stored_reopens_without_recomputing_and_lays_ou
             return _real(*a, **k)
 
         monkeypatch.setattr(module, name, counted)
-    selection = Selection("folder", str(tree))
+    selection = Selection.of("folder", str(tree))
     precision = Precision.exact()
     key, series = make_series(two_checkpoints, selection, precision, device="cpu")
     assert [c.name for c in series.checkpoints] == ["three", "two"]
@@ -193,7 +193,7 @@ def test_compare_page_shows_a_stored_series_and_lays_out_a_hidden_state_on_reque
     from streamlit.testing.v1 import AppTest
 
     key, series = make_series(
-        two_checkpoints, Selection("folder", str(tree)), Precision.exact(), device="cpu"
+        two_checkpoints, Selection.of("folder", str(tree)), Precision.exact(), device="cpu"
     )
     at = AppTest.from_file("../app.py", default_timeout=240)
     at.run().switch_page("pages/compare.py").run()

@@ -90,15 +90,14 @@ def test_named_group_wins_over_the_first_group_and_bad_regexes_are_one_line() ->
             compile_speaker_regex(bad)
         assert "\n" not in str(err.value)
     with pytest.raises(DatasetError, match="has no group"):
-        Selection(dataset="folder", root="x", speaker_regex="^[a-z]+")
+        Selection.of("folder", root="x", speaker_regex="^[a-z]+")
 
 
 def test_speaker_regex_is_part_of_the_cache_key_only_when_given() -> None:
-    plain = Selection(dataset="folder", root="x")
+    plain = Selection.of("folder", root="x")
     assert "speaker_regex" not in plain.key_part()  # keys made before the option stay valid
-    assert Selection(dataset="folder", root="x", speaker_regex=REGEX).key_part()[
-        "speaker_regex"
-    ] == (REGEX)
+    given = Selection.of("folder", root="x", speaker_regex=REGEX)
+    assert given.key_part()["speaker_regex"] == REGEX
 
 
 def test_datasets_extract_and_finetune_keep_the_same_speakers(
@@ -106,6 +105,7 @@ def test_datasets_extract_and_finetune_keep_the_same_speakers(
 ) -> None:
     """The rule is the dataset's: ``datasets --root`` reads the folder as ``folder``, like extract and
     fine-tuning, whatever split lists it holds; naming another dataset applies that one's rule."""
+    from core.data.source import ClipSource
     from core.training.configs import DataSelection, FinetuneConfig
     from core.training.task_data import load_task_data
 
@@ -144,7 +144,7 @@ def test_datasets_extract_and_finetune_keep_the_same_speakers(
     cfg = FinetuneConfig(
         model=str(model_dir),
         data=DataSelection(
-            dataset="folder", root=str(renamed), task="speakers", speaker_regex=REGEX
+            ClipSource("folder", str(renamed), speaker_regex=REGEX), task="speakers"
         ),
     )
     assert load_task_data(cfg).classes == list(KEPT)

@@ -44,7 +44,7 @@ def test_extraction_on_a_full_disk_is_one_line_and_leaves_no_temp_file(
 
     monkeypatch.setattr(features.os, "posix_fallocate", _refuse(errno.ENOSPC))
     with pytest.raises(StorageError, match=r"cannot write features to .*MiB needed") as err:
-        extract_features(str(model_dir), Selection("folder", str(tree)), batch_size=4)
+        extract_features(str(model_dir), Selection.of("folder", str(tree)), batch_size=4)
     assert "\n" not in str(err.value)
     leftovers = [p for p in (cache / "features").rglob("*") if p.is_file() and ".tmp" in p.name]
     assert leftovers == []
@@ -58,7 +58,7 @@ def test_a_disk_too_full_for_the_header_is_one_line_and_leaves_no_entry(
 
     monkeypatch.setattr(features.np.lib.format, "open_memmap", _refuse(errno.ENOSPC))
     with pytest.raises(StorageError, match=r"cannot write features to .*No space|injected"):
-        extract_features(str(model_dir), Selection("folder", str(tree)), batch_size=4)
+        extract_features(str(model_dir), Selection.of("folder", str(tree)), batch_size=4)
     assert [p for p in (cache / "features").iterdir() if p.is_dir()] == []
 
 

@@ -134,17 +134,16 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def selection_from_args(args: argparse.Namespace) -> Any:
     """The Selection described by the command-line options."""
-    from core.data.features import Selection
+    from core.data.source import ClipSource, Selection
 
-    return Selection(
-        dataset=args.dataset,
-        root=args.root,
-        task=args.task,
-        split=args.split,
-        max_clips=args.max_clips,
-        seed=args.seed,
-        min_clips=args.min_clips,
+    source = ClipSource(
+        args.dataset,
+        args.root,
         speaker_regex=getattr(args, "speaker_regex", None),
+        min_clips=args.min_clips,
+    )
+    return Selection(
+        source, task=args.task, split=args.split, max_clips=args.max_clips, seed=args.seed
     )
 
 

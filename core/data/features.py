@@ -42,7 +42,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, overload
@@ -51,8 +51,8 @@ import numpy as np
 import torch
 
 from core.data.audio import LoadResult, load_clips_report
-from core.data.datasets import ClipTable, compile_speaker_regex, load_table, select
-from core.data.source import FeatureSource
+from core.data.datasets import ClipTable
+from core.data.source import ClipSource, Selection
 from core.errors import FeatureError, RecordError, StorageError
 from core.io.atomic import FILE_MODE, atomic_write_json, sha256_file_memo
 from core.io.leftovers import STALE_AFTER_S, clean_leftovers, writer_tag
@@ -108,49 +108,7 @@ ModelRef = str | os.PathLike | ModelRequest | ResolvedModel | SpeechEncoder
 
 
 # --------------------------------------------------------------------------------------------------
-# Selection
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which clips to extract: a registered dataset (and folder), task, split and a seeded stratified cap."""
-
-    dataset: str = "sample"
-    root: str | None = None
-    task: str = "words"
-    split: str = "all"
-    max_clips: int | None = None
-    seed: int = 0
-    min_clips: int | None = None
-    split_seed: int = 0
-    speaker_regex: str | None = None  # None: the dataset's own (see core.data.datasets)
-
-    def __post_init__(self) -> None:
-        if self.speaker_regex is not None:
-            compile_speaker_regex(self.speaker_regex)  # a bad regex fails here, in one line
-
-    def table(self) -> ClipTable:
-        """Index the dataset and apply the task/split/max_clips selection (see ``core.data.datasets.select``)."""
-        full = load_table(
-            self.dataset, self.root, split_seed=self.split_seed, speaker_regex=self.speaker_regex
-        )
-        return select(
-            full,
-            self.task,
-            self.split,
-            max_clips=self.max_clips,
-            seed=self.seed,
-            min_clips=self.min_clips,
-        )
-
-    def key_part(self) -> dict[str, Any]:
-        """The selection parameters that enter the cache key (the folder itself enters via the fingerprint)."""
-        d = asdict(self)
-        d.pop("root")
-        # the dataset's own regex: keys stay those made before the option existed
-        if d["speaker_regex"] is None:
-            d.pop("speaker_regex")
-        return d
+# Selection (defined with its source in core.data.source)
 
 
 def _table_and_selection(
@@ -234,9 +192,10 @@ class FeatureInfo(Record):
     final_layer_norm: bool = False
     selection: dict[str, Any] = field(default_factory=dict)
 
-    def source(self) -> FeatureSource:
+    @property
+    def source(self) -> ClipSource:
         """The data and rules the clips came from, for runs launched from this feature set."""
-        return FeatureSource.from_meta(
+        return ClipSource.from_meta(
             {
                 "key": self.key,
                 "dataset": self.dataset,
@@ -288,6 +247,11 @@ class FeatureSet:
     def info(self) -> FeatureInfo:
         """The typed summary of ``meta`` (RecordError if the meta lacks a field)."""
         return FeatureInfo.from_dict({"key": self.key, **self.meta})
+
+    @property
+    def source(self) -> ClipSource:
+        """The data and rules the clips came from (DatasetError if the meta does not name its folder)."""
+        return ClipSource.from_meta({"key": self.key, **self.meta})
 
     def labels(self, name: str) -> list[str]:
         """Label per clip: ``word`` or ``speaker``."""

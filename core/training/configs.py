@@ -9,8 +9,9 @@ from __future__ import annotations
 import typing
 from collections.abc import Mapping
 from dataclasses import Field, asdict, dataclass, field, fields
-from typing import Any, Self
+from typing import Any, Literal, Self
 
+from core.data.source import ClipSource, Selection
 from core.errors import TrainingError
 from core.io.records import Record, from_dict
 from core.models.identity import ModelIdentity
@@ -77,26 +78,13 @@ def _identity(value: ModelIdentity | dict[str, Any] | None) -> ModelIdentity | N
 
 @dataclass(frozen=True)
 class DataSelection(Record):
-    """Which clips a run trains, selects and is scored on: the dataset and its folder, the task, the
-    splits, seeded caps and the rules that make the splits and speakers."""
+    """Which clips a run trains, selects and is scored on: their source, the task, the three splits
+    and their seeded caps. Each split is a :class:`Selection` of the source (:meth:`selection`)."""
 
-    dataset: str = field(
-        default="sample",
-        metadata={"help": 'dataset key (see "datasets"): sample, speech-commands, folder'},
-    )
-    root: str | None = field(
-        default=None, metadata={"help": "dataset folder (default: the dataset's own location)"}
-    )
+    source: ClipSource = field(default_factory=ClipSource, metadata={"part": True})
     task: str = field(
         default="words",
         metadata={"help": "classify words or speakers", "choices": ("words", "speakers")},
-    )
-    speaker_regex: str | None = field(
-        default=None,
-        metadata={
-            "help": "folder datasets: the speaker id is this regex's group named 'speaker', else its "
-            "first group, searched in the file name"
-        },
     )
     train_split: str = field(default="train", metadata={"help": "split trained on"})
     eval_split: str = field(
@@ -119,13 +107,23 @@ class DataSelection(Record):
         default=None,
         metadata={"help": "seeded stratified subsample of the test split (none: all)"},
     )
-    min_clips: int | None = field(
-        default=None,
-        metadata={"help": "speakers task: minimum clips per speaker (none: the dataset default)"},
-    )
-    split_seed: int = field(
-        default=0, metadata={"help": "seed of the train/validation/test split of a folder dataset"}
-    )
+
+    @property
+    def separate_test(self) -> bool:
+        """Whether the scored split is another than the one the best checkpoint is chosen on."""
+        return bool(self.test_split) and self.test_split != self.eval_split
+
+    def selection(self, role: Literal["train", "eval", "test"], seed: int = 0) -> Selection:
+        """The clips of the ``role`` split (its name and cap; ``test`` without a separate test split:
+        the eval split), subsampled with ``seed`` (the run's): the same clips extraction selects."""
+        split, cap = {
+            "train": (self.train_split, self.max_train_clips),
+            "eval": (self.eval_split, self.max_eval_clips),
+            "test": (str(self.test_split), self.max_test_clips)
+            if self.separate_test
+            else (self.eval_split, self.max_eval_clips),
+        }[role]
+        return Selection(self.source, task=self.task, split=split, max_clips=cap, seed=seed)
 
 
 @dataclass(frozen=True)
@@ -235,14 +233,13 @@ class Probes(Record):
 
 def setting_fields(config_cls: type) -> list[tuple[Field[Any], Any]]:
     """Every setting of a config class with its type, as one flat list: its own fields, and the
-    fields of its records (fields marked ``part``) in place of them; what ``config.json`` and the
-    CLI's options name."""
+    settings of its records (fields marked ``part``, at any depth) in place of them; what
+    ``config.json`` and the CLI's options name."""
     out: list[tuple[Field[Any], Any]] = []
     hints = typing.get_type_hints(config_cls)
     for f in fields(config_cls):
         if f.metadata.get("part"):
-            inner = typing.get_type_hints(hints[f.name])
-            out.extend((g, inner[g.name]) for g in fields(hints[f.name]))
+            out.extend(setting_fields(hints[f.name]))
         else:
             out.append((f, hints[f.name]))
     return out
@@ -252,6 +249,26 @@ def _parts(config_cls: type) -> dict[str, type]:
     """The record fields of a config class (marked ``part``) by name, with their record types."""
     hints = typing.get_type_hints(config_cls)
     return {f.name: hints[f.name] for f in fields(config_cls) if f.metadata.get("part")}
+
+
+def _flat(config_cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``asdict`` of a config with each record's settings in place of the record, at every depth."""
+    parts = _parts(config_cls)
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        out.update(_flat(parts[name], value) if name in parts else {name: value})
+    return out
+
+
+def _nested(config_cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` (flat, nested or both) with each record's settings gathered under the record's
+    name, at every depth; a nested value wins over a flat one."""
+    out = dict(data)
+    for name, part in _parts(config_cls).items():
+        nested = out.get(name)
+        own = {f.name: out.pop(f.name) for f, _ in setting_fields(part) if f.name in out}
+        out[name] = _nested(part, {**own, **nested} if isinstance(nested, Mapping) else own)
+    return out
 
 
 @dataclass
@@ -292,12 +309,7 @@ class FinetuneConfig(Record):
         with its records nested; the shared typed reader checks every field."""
         if not isinstance(data, Mapping):
             return from_dict(cls, data)
-        flat = dict(data)
-        for name, part in _parts(cls).items():
-            nested = flat.get(name)
-            own = {f.name: flat.pop(f.name) for f in fields(part) if f.name in flat}
-            flat[name] = {**own, **nested} if isinstance(nested, Mapping) else own
-        return from_dict(cls, flat)
+        return from_dict(cls, _nested(cls, data))
 
     @property
     def request(self) -> ModelRequest:
@@ -310,10 +322,7 @@ class FinetuneConfig(Record):
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON, one key per setting (the records' fields in place of the records)."""
-        out = asdict(self)
-        for name in _parts(type(self)):
-            out.update(out.pop(name))
-        return out
+        return _flat(type(self), asdict(self))
 
     def check(self) -> None:
         """Raise :class:`TrainingError` for settings no run can use."""
@@ -323,7 +332,7 @@ class FinetuneConfig(Record):
     @property
     def separate_test(self) -> bool:
         """Whether the best checkpoint is scored on a split other than the one it was chosen on."""
-        return bool(self.data.test_split) and self.data.test_split != self.data.eval_split
+        return self.data.separate_test
 
 
 @dataclass

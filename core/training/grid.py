@@ -250,10 +250,10 @@ def suggestion(spec: GridSpec, model: str, task: str) -> dict[str, Any]:
 
 def _facts(spec: GridSpec, model: str, task: str) -> dict[str, Any]:
     """Provenance of a (model, task): the model's weights identity and the task's data fingerprint."""
-    from core.data.features import Selection
+    from core.data.source import ClipSource, Selection
 
     t = spec.train
-    sel = Selection(dataset=str(t.get("dataset", "sample")), root=t.get("root"), task=task)
+    sel = Selection(ClipSource(str(t.get("dataset", "sample")), t.get("root")), task=task)
     return {
         "weights": resolve(ModelRequest(model)).identity.weights or "?",
         "dataset_fingerprint": sel.table().fingerprint(),

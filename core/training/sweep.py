@@ -146,15 +146,11 @@ def pretrained_convexity(cfg: SweepConfig) -> dict[str, Any]:
     from core.geometry.convexity import layerwise_convexity
 
     sel = Selection(
-        dataset=cfg.data.dataset,
-        root=cfg.data.root,
+        cfg.data.source,
         task=cfg.data.task,
         split=cfg.convexity_split,
         max_clips=cfg.convexity_max_clips,
         seed=cfg.optimiser.seed,
-        min_clips=cfg.data.min_clips,
-        split_seed=cfg.data.split_seed,
-        speaker_regex=cfg.data.speaker_regex,
     )
     resolved = pinned_model(cfg.request, cfg.model_identity, f"sweep of {cfg.model}")
     feats = extract_features(resolved, sel, device=cfg.optimiser.device)

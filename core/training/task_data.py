@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -20,9 +20,8 @@ from core.data.datasets import (
     ClipTable,
     class_counts,
     label_set,
-    load_table,
-    select,
 )
+from core.data.source import Selection
 from core.errors import LabError, TrainingError
 
 if TYPE_CHECKING:
@@ -83,30 +82,18 @@ class TaskData:
 
 def clip_table(cfg: FinetuneConfig) -> ClipTable:
     """The full clip table of the configured dataset."""
-    return load_table(
-        cfg.data.dataset,
-        cfg.data.root,
-        speaker_regex=cfg.data.speaker_regex,
-        split_seed=cfg.data.split_seed,
-    )
+    return cfg.data.source.table()
 
 
-def _select(
-    cfg: FinetuneConfig, table: ClipTable, split: str, max_clips: int | None, task: str
-) -> ClipTable:
-    """The clips of one split of ``task`` (seeded stratified cap, speaker floor)."""
-    return select(
-        table,
-        task,
-        split,
-        max_clips=max_clips,
-        seed=cfg.optimiser.seed,
-        min_clips=cfg.data.min_clips,
-    )
+def _split(cfg: FinetuneConfig, role: Literal["train", "eval", "test"]) -> Selection:
+    """The clips of the run's ``role`` split, subsampled with the run's seed."""
+    return cfg.data.selection(role, cfg.optimiser.seed)
 
 
-def _read(table: ClipTable, task: str) -> SplitData:
-    """Load the audio of a selected table into memory (bad files are skipped and counted)."""
+def _read(selection: Selection, full: ClipTable) -> SplitData:
+    """Load the audio of ``selection``'s clips of ``full`` into memory (bad files are skipped and
+    counted)."""
+    table, task = selection.pick(full), selection.task
     report = load_clips_report(table.abs_paths())
     kept = [int(i) for i in report.kept]
     labels = table.labels(task)
@@ -129,9 +116,14 @@ def load_split(
     table: ClipTable | None = None,
 ) -> SplitData:
     """Load one split of the configured task into memory (bad files are skipped and counted)."""
-    task = task or cfg.data.task
-    full = table if table is not None else clip_table(cfg)
-    return _read(_select(cfg, full, split, max_clips, task), task)
+    selection = Selection(
+        cfg.data.source,
+        task=task or cfg.data.task,
+        split=split,
+        max_clips=max_clips,
+        seed=cfg.optimiser.seed,
+    )
+    return _read(selection, table if table is not None else clip_table(cfg))
 
 
 def _labelled(data: SplitData, split: str, lab2id: dict[str, int]) -> LabelledClips:
@@ -187,50 +179,47 @@ def _too_few_classes(cfg: FinetuneConfig, table: ClipTable, classes: list[str]) 
 def check_task_data(cfg: FinetuneConfig) -> DataPlan:
     """Check a run's data before it starts: the folder, the speaker rule, >= 2 classes, every split."""
     table = clip_table(cfg)
-    train = _select(cfg, table, cfg.data.train_split, cfg.data.max_train_clips, cfg.data.task)
+    train = _split(cfg, "train").pick(table)
     classes = sorted(set(train.labels(cfg.data.task)))
     if len(classes) < 2:
         raise _too_few_classes(cfg, table, classes)
     known = set(classes)
 
-    def count(split: str, cap: int | None) -> int:
+    def count(role: Literal["eval", "test"]) -> int:
+        selection = _split(cfg, role)
         try:
-            chosen = _select(cfg, table, split, cap, cfg.data.task)
+            chosen = selection.pick(table)
         except LabError:
             chosen = None
         n = sum(lab in known for lab in chosen.labels(cfg.data.task)) if chosen is not None else 0
         if not n:
             raise TrainingError(
-                f"the {split} split of {table.root.name!r} has no clip of a {cfg.data.task[:-1]} seen in "
-                f"training: add clips or choose fewer classes"
+                f"the {selection.split} split of {table.root.name!r} has no clip of a "
+                f"{cfg.data.task[:-1]} seen in training: add clips or choose fewer classes"
             )
         return n
 
-    n_selection = count(cfg.data.eval_split, cfg.data.max_eval_clips)
-    n_test = count(str(cfg.data.test_split), cfg.data.max_test_clips) if cfg.separate_test else None
+    n_selection = count("eval")
+    n_test = count("test") if cfg.separate_test else None
     return DataPlan(tuple(classes), len(train), n_selection, n_test)
 
 
 def load_task_data(cfg: FinetuneConfig) -> TaskData:
     """Step 1: the training and selection clips; checks the test split can be scored before any training."""
-    log.info("loading data: %s/%s", cfg.data.dataset, cfg.data.task)
+    log.info("loading data: %s/%s", cfg.data.source.dataset, cfg.data.task)
     table = clip_table(cfg)
-    train = load_split(cfg, cfg.data.train_split, cfg.data.max_train_clips, table=table)
+    train = _read(_split(cfg, "train"), table)
     classes = sorted(set(train.labels))
     if len(classes) < 2:
         raise _too_few_classes(cfg, table, classes)
     lab2id = {lab: i for i, lab in enumerate(classes)}
-    selection = _labelled(
-        load_split(cfg, cfg.data.eval_split, cfg.data.max_eval_clips, table=table),
-        cfg.data.eval_split,
-        lab2id,
-    )
+    selection = _labelled(_read(_split(cfg, "eval"), table), cfg.data.eval_split, lab2id)
     if not len(selection):
         raise TrainingError(
             f"the {cfg.data.eval_split} split has no clip of a class seen in training"
         )
     if cfg.separate_test:
-        test = _select(cfg, table, str(cfg.data.test_split), cfg.data.max_test_clips, cfg.data.task)
+        test = _split(cfg, "test").pick(table)
         if not set(test.labels(cfg.data.task)) & set(classes):
             raise TrainingError(
                 f"the {cfg.data.test_split} split has no clip of a class seen in training"
@@ -251,7 +240,5 @@ def load_test_clips(cfg: FinetuneConfig, data: TaskData) -> LabelledClips:
     if not cfg.separate_test:
         return data.selection
     lab2id = {lab: i for i, lab in enumerate(data.classes)}
-    split = str(cfg.data.test_split)
-    return _labelled(
-        load_split(cfg, split, cfg.data.max_test_clips, table=data.table), split, lab2id
-    )
+    test = _split(cfg, "test")
+    return _labelled(_read(test, data.table), test.split, lab2id)

@@ -5,11 +5,11 @@ background computation of a plans table (progress, time left, cancel)."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus
 
-from core.data import Selection
+from core.data import FeatureInfo, Selection
 from core.errors import LabError
 from core.models import ModelRequest, PruningPlan, parse_plan, resolve
 from core.runs import finetune_runs, list_benchmarks
@@ -24,11 +24,16 @@ from pages.parts.background import BackgroundWork, start
 LATENCY = "inference_latency_b1_seconds"  # the benchmark row whose ratio the table shows
 
 
-def selection_of(info: Any) -> Selection:
-    """The selection a feature set was extracted with (its meta's selection and folder)."""
-    names = {f.name for f in fields(Selection)}
-    given = {k: v for k, v in dict(info.selection).items() if k in names}
-    return Selection(**{**given, "dataset": info.dataset, "root": info.root or None})
+def selection_of(info: FeatureInfo) -> Selection:
+    """The selection a feature set was extracted with (its source and its meta's selection)."""
+    given = info.selection
+    return Selection(
+        info.source,
+        task=str(given.get("task", "words")),
+        split=str(given.get("split", "all")),
+        max_clips=given.get("max_clips"),
+        seed=int(given.get("seed", 0)),
+    )
 
 
 @dataclass(frozen=True)

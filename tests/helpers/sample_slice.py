@@ -37,7 +37,7 @@ def extract_sample_slice(model: str):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        sel = Selection("sample", task="speakers", max_clips=SAMPLE_SLICE_CLIPS, seed=0)
+        sel = Selection.of("sample", task="speakers", max_clips=SAMPLE_SLICE_CLIPS, seed=0)
         return extract_features(model, sel, batch_size=32, cache=False)
     finally:
         torch.set_num_threads(before)
