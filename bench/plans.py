@@ -46,7 +46,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     full = resolve(ModelRequest(args.model)).load(device="cpu")
-    selection = Selection(args.dataset, task="words" if args.labels == "word" else "speakers")
+    selection = Selection.of(args.dataset, task="words" if args.labels == "word" else "speakers")
     features = extract_features(full, selection)
     base = selection_entry(full, selection)
     print(

@@ -51,7 +51,7 @@ def measure_model(
     from core.results.kinds import stored_convexity
 
     t0 = time.perf_counter()
-    fs = extract_features(model, Selection(dataset, root=str(root)), batch_size=32)
+    fs = extract_features(model, Selection.of(dataset, root=str(root)), batch_size=32)
     t1 = time.perf_counter()
     labels = {"word": fs.words, "speaker": fs.speakers}
     if target_se is None:

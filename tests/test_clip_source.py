@@ -162,3 +162,8 @@ def test_the_settings_keep_their_flat_names() -> None:
     }
     assert set(FinetuneConfig(model="m").to_dict()) == names
     assert set(SweepConfig(model="m").to_dict()) == {f.name for f, _ in setting_fields(SweepConfig)}
+
+
+def test_a_dataset_name_in_place_of_a_source_is_refused() -> None:
+    with pytest.raises(TypeError, match="Selection.of"):
+        Selection("sample")  # type: ignore[arg-type]

@@ -83,6 +83,10 @@ class Selection:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.source, ClipSource):
+            raise TypeError(
+                "Selection takes a ClipSource; Selection.of(dataset, root, ...) for short"
+            )
         if self.source.speaker_regex is not None:
             compile_speaker_regex(self.source.speaker_regex)  # a bad regex fails here, in one line
 
