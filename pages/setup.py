@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import streamlit as st
 
@@ -222,9 +223,8 @@ def _use_cached(info: FeatureInfo) -> None:
     st.rerun()
 
 
-def import_section() -> None:
-    """Import embeddings extracted elsewhere, with their labels table."""
-    state = st.session_state
+def _import_intro() -> None:
+    """The import section's title and what files it takes, with their size limits."""
     st.subheader("Import your own features")
     upload_mb = int(st.get_option("server.maxUploadSize"))
     st.caption(
@@ -237,6 +237,10 @@ def import_section() -> None:
         "as float32; larger sets: `python -m core import-features`. Convexity, criteria, Projections "
         "and Compare use them; fine-tuning needs a model."
     )
+
+
+def _import_uploads() -> tuple[Any, Any]:
+    """The features and labels uploaders, each with its optional text field: (features, labels)."""
     u1, u2 = st.columns(2)
     with u1:
         arrays_file = st.file_uploader(
@@ -260,47 +264,65 @@ def import_section() -> None:
             placeholder="the folder the table's paths are relative to",
             help="Only for playing clips on Projections; absolute paths in the table work without it.",
         )
+    return arrays_file, labels_file
+
+
+def _run_import(arrays_file: Any, labels_file: Any) -> None:
+    """Check and cache the uploaded files with a progress bar; make them the set in use, or say why not."""
+    state = st.session_state
+    import_bar = st.progress(0.0, text="Checking the files...")
+    import_started = time.monotonic()
+
+    def import_tick(done: int, total: int) -> None:
+        """Progress callback: vectors checked and cached, elapsed and remaining time."""
+        text = progress_text(
+            done, total, time.monotonic() - import_started, "Checking and caching vectors"
+        )
+        import_bar.progress(min(done / max(total, 1), 1.0), text=text)
+
+    try:
+        imported = import_uploaded(
+            arrays_file,
+            arrays_file.name,
+            labels_file,
+            labels_file.name,
+            name=state.get("imp_name", "").strip() or None,
+            root=state.get("imp_root", "").strip() or None,
+            progress=import_tick,
+        )
+    except LabError as exc:
+        import_bar.empty()
+        st.error(f"Cannot import these features: {one_line(exc)}")
+    else:
+        import_bar.empty()
+        _use_imported(imported)
+
+
+def _use_imported(imported: Any) -> None:
+    """Make the imported features the set in use, say what they are, and link to their curves."""
+    remember_choice(str(imported.key))
+    clear_feature_list()
+    n, states, dim = imported.features.shape
+    how = "already cached" if imported.from_cache else "imported"
+    st.success(
+        f"{imported.info.model_key}: {n} points x {states} hidden states x {dim}, {how}; "
+        "now the feature set in use."
+    )
+    st.page_link(
+        "pages/convexity.py", label="See the convexity curves", icon=":material/show_chart:"
+    )
+
+
+def import_section() -> None:
+    """Import embeddings extracted elsewhere, with their labels table."""
+    _import_intro()
+    arrays_file, labels_file = _import_uploads()
     if st.button(
         "Import features",
         icon=":material/upload:",
         disabled=arrays_file is None or labels_file is None,
     ):
-        import_bar = st.progress(0.0, text="Checking the files...")
-        import_started = time.monotonic()
-
-        def import_tick(done: int, total: int) -> None:
-            """Progress callback: vectors checked and cached, elapsed and remaining time."""
-            text = progress_text(
-                done, total, time.monotonic() - import_started, "Checking and caching vectors"
-            )
-            import_bar.progress(min(done / max(total, 1), 1.0), text=text)
-
-        try:
-            imported = import_uploaded(
-                arrays_file,
-                arrays_file.name,
-                labels_file,
-                labels_file.name,
-                name=state.get("imp_name", "").strip() or None,
-                root=state.get("imp_root", "").strip() or None,
-                progress=import_tick,
-            )
-        except LabError as exc:
-            import_bar.empty()
-            st.error(f"Cannot import these features: {one_line(exc)}")
-        else:
-            import_bar.empty()
-            remember_choice(str(imported.key))
-            clear_feature_list()
-            n, states, dim = imported.features.shape
-            how = "already cached" if imported.from_cache else "imported"
-            st.success(
-                f"{imported.info.model_key}: {n} points x {states} hidden states x {dim}, {how}; "
-                "now the feature set in use."
-            )
-            st.page_link(
-                "pages/convexity.py", label="See the convexity curves", icon=":material/show_chart:"
-            )
+        _run_import(arrays_file, labels_file)
 
 
 def cached_section() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from pages.parts.costs import sweep_cost_figure, sweep_result_figure, sweep_rule
 from pages.parts.figures import show
 from pages.parts.messages import one_line
 from pages.parts.run_on import run_on, run_on_defaults
-from pages.parts.run_plan import plan_field
+from pages.parts.run_plan import PlanChoice, plan_field
 from pages.parts.state import DEFAULT_MODEL, init_state
 
 LEARNING_RATES = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3]
@@ -83,69 +83,112 @@ def _submit(config: dict[str, Any], executor: Any) -> None:
     st.success(f"Sweep {Path(run).name} started in the background.")
 
 
-def launch_form() -> None:
-    """The sweep's settings and the button that submits it as a background job (never on Enter)."""
+@dataclass(frozen=True)
+class _Target:
+    """What the sweep prunes: the model, the task and the extra prune points chosen."""
+
+    model: str
+    task: str
+    others: list[int]
+    n_layers: int
+
+
+@dataclass(frozen=True)
+class _Training:
+    """How each point is fine-tuned, and the threshold rule's fraction."""
+
+    epochs: int
+    lr: float
+    batch: int
+    fraction: float
+
+
+@dataclass(frozen=True)
+class _Clips:
+    """How many clips of each split the sweep uses (0: the whole split)."""
+
+    train: int
+    validation: int
+    test: int
+
+
+def _model_choices(features_model: str | None) -> list[str]:
+    """The models the form offers (the features' own model first), with the chosen one kept valid."""
     state = st.session_state
-    features_model, source = data_source()
     models = offline_models() or [DEFAULT_MODEL]
     if features_model and features_model not in models:
         models = [features_model, *models]  # the features' own model (a local folder, a hub id)
     if state.get("sw_model") not in models:
         state["sw_model"] = models[0]
-    with st.form("sw_form", enter_to_submit=False):
-        a, b, c = st.columns(3)
-        model = a.selectbox("Model", models, key="sw_model")
-        task = b.radio(
-            "Task",
-            ["speakers", "words"],
-            horizontal=True,
-            key="sw_task",
-            help="Speakers is where pruning pays for Whisper: speaker convexity peaks early.",
-        )
-        n_layers = MODELS[model].n_layers if model in MODELS else 12
-        choices = list(range(1, n_layers))
-        if state.get("sw_points") is None:
-            state["sw_points"] = [1] if n_layers > 1 else []
-        state["sw_points"] = [p for p in state["sw_points"] if p in choices]
-        others = c.multiselect(
-            "Other prune points",
-            choices,
-            key="sw_points",
-            help="Always swept: the suggested point and the full model.",
-        )
-        plan = plan_field("sw_plan", n_layers, "Also a pruning plan (optional)")
-        d, e, f, g = st.columns(4)
-        epochs = d.number_input("Epochs", 1, 50, key="sw_epochs")
-        lr = e.select_slider(
-            "Learning rate", LEARNING_RATES, key="sw_lr", format_func=lambda v: f"{v:.0e}"
-        )
-        batch = f.number_input("Batch size", 1, 256, key="sw_batch")
-        fraction = g.slider("Threshold rule: fraction of the max", 0.5, 1.0, key="sw_frac")
-        h, i, j = st.columns(3)
-        train_clips = h.number_input(
-            "Training clips (0 = whole train split)", 0, 100000, step=35, key="sw_train_clips"
-        )
-        eval_clips = i.number_input(
-            "Validation clips (selection; 0 = whole split)",
-            0,
-            100000,
-            step=35,
-            key="sw_eval_clips",
-            help="Clips of the validation split scored every epoch to pick each point's checkpoint.",
-        )
-        test_clips = j.number_input(
-            "Test clips (0 = whole test split)",
-            0,
-            100000,
-            step=35,
-            key="sw_test_clips",
-            help="Clips of the test split each point's chosen checkpoint is scored on.",
-        )
-        executor = run_on("sw")
-        go_button = st.form_submit_button(
-            "Start sweep", type="primary", icon=":material/play_arrow:"
-        )
-    st.caption(
+    return models
+
+
+def _target_row(models: list[str]) -> _Target:
+    """The form's first row: model, task and the other prune points (valid for the chosen model)."""
+    state = st.session_state
+    a, b, c = st.columns(3)
+    model = a.selectbox("Model", models, key="sw_model")
+    task = b.radio(
+        "Task",
+        ["speakers", "words"],
+        horizontal=True,
+        key="sw_task",
+        help="Speakers is where pruning pays for Whisper: speaker convexity peaks early.",
+    )
+    n_layers = MODELS[model].n_layers if model in MODELS else 12
+    choices = list(range(1, n_layers))
+    if state.get("sw_points") is None:
+        state["sw_points"] = [1] if n_layers > 1 else []
+    state["sw_points"] = [p for p in state["sw_points"] if p in choices]
+    others = c.multiselect(
+        "Other prune points",
+        choices,
+        key="sw_points",
+        help="Always swept: the suggested point and the full model.",
+    )
+    return _Target(model, task, others, n_layers)
+
+
+def _training_row() -> _Training:
+    """The form's second row: epochs, learning rate, batch size and the threshold rule's fraction."""
+    d, e, f, g = st.columns(4)
+    epochs = d.number_input("Epochs", 1, 50, key="sw_epochs")
+    lr = e.select_slider(
+        "Learning rate", LEARNING_RATES, key="sw_lr", format_func=lambda v: f"{v:.0e}"
+    )
+    batch = f.number_input("Batch size", 1, 256, key="sw_batch")
+    fraction = g.slider("Threshold rule: fraction of the max", 0.5, 1.0, key="sw_frac")
+    return _Training(int(epochs), float(lr), int(batch), float(fraction))
+
+
+def _clips_row() -> _Clips:
+    """The form's third row: how many training, validation and test clips to use."""
+    h, i, j = st.columns(3)
+    train_clips = h.number_input(
+        "Training clips (0 = whole train split)", 0, 100000, step=35, key="sw_train_clips"
+    )
+    eval_clips = i.number_input(
+        "Validation clips (selection; 0 = whole split)",
+        0,
+        100000,
+        step=35,
+        key="sw_eval_clips",
+        help="Clips of the validation split scored every epoch to pick each point's checkpoint.",
+    )
+    test_clips = j.number_input(
+        "Test clips (0 = whole test split)",
+        0,
+        100000,
+        step=35,
+        key="sw_test_clips",
+        help="Clips of the test split each point's chosen checkpoint is scored on.",
+    )
+    return _Clips(int(train_clips), int(eval_clips), int(test_clips))
+
+
+def _data_caption(source: ClipSource) -> str:
+    """The line under the form saying which clips the sweep reads and how it splits them."""
+    return (
         f"Data: {source.dataset}"
         + (f" in {source.root}" if source.root else "")
         + (f", speaker rule {source.speaker_regex}" if source.speaker_regex else "")
@@ -153,41 +196,75 @@ def launch_form() -> None:
         "is per speaker (unseen clips of seen speakers, as in the paper); for words it is by speaker "
         "(unseen speakers). The prune point is suggested from the pretrained convexity on the train split."
     )
+
+
+def _sweep_config(
+    source: ClipSource, target: _Target, plan: PlanChoice, training: _Training, clips: _Clips
+) -> SweepConfig:
+    """The SweepConfig the form's values describe: suggested, full, chosen points, then the plan."""
+    planned = [plan.text] if plan.text is not None else []
+    return SweepConfig(
+        model=target.model,
+        data=DataSelection(
+            source,
+            task=target.task,
+            eval_split="validation",
+            test_split="test",
+            max_train_clips=clips.train or None,
+            max_eval_clips=clips.validation or None,
+            max_test_clips=clips.test or None,
+        ),
+        optimiser=Optimiser(epochs=training.epochs, lr=training.lr, batch_size=training.batch),
+        points=["suggested", "full", *sorted(int(p) for p in target.others), *planned],
+        fraction=training.fraction,
+    )
+
+
+def _launch(config: SweepConfig, executor: Any) -> None:
+    """Submit the sweep, unless an identical one is queued or running: then ask first (and show it)."""
+    state = st.session_state
+    twins = [r for r in sweep_runs() if r.active and _same_config(config, r.settings)]
+    if twins:  # the view shows the identical sweep (a double click's first sweep) meanwhile
+        state["sw_pending"] = {"config": config.to_dict(), "twin": twins[0].run_id}
+        state["sw_pick"] = twins[0].run_id
+    else:
+        _submit(config.to_dict(), executor)
+
+
+def _confirm_twin(pending: dict[str, Any], executor: Any) -> None:
+    """Ask whether to start a sweep identical to one already queued or running, or watch that one."""
+    state = st.session_state
+    st.warning(
+        f"An identical sweep is already queued or running: {pending['twin']}. Start another one?"
+    )
+    y, n = st.columns(2)
+    if y.button("Start another identical sweep", key="sw_confirm"):
+        _submit(pending["config"], executor)
+    if n.button("No, watch the one running", key="sw_decline"):
+        state["sw_pick"] = pending["twin"]
+        state.pop("sw_pending", None)
+        st.rerun()
+
+
+def launch_form() -> None:
+    """The sweep's settings and the button that submits it as a background job (never on Enter)."""
+    features_model, source = data_source()
+    models = _model_choices(features_model)
+    with st.form("sw_form", enter_to_submit=False):
+        target = _target_row(models)
+        plan = plan_field("sw_plan", target.n_layers, "Also a pruning plan (optional)")
+        training = _training_row()
+        clips = _clips_row()
+        executor = run_on("sw")
+        go_button = st.form_submit_button(
+            "Start sweep", type="primary", icon=":material/play_arrow:"
+        )
+    st.caption(_data_caption(source))
     if go_button and executor is not None and plan.error is None:
-        planned = [plan.text] if plan.text is not None else []
-        config = SweepConfig(
-            model=model,
-            data=DataSelection(
-                source,
-                task=task,
-                eval_split="validation",
-                test_split="test",
-                max_train_clips=int(train_clips) or None,
-                max_eval_clips=int(eval_clips) or None,
-                max_test_clips=int(test_clips) or None,
-            ),
-            optimiser=Optimiser(epochs=int(epochs), lr=float(lr), batch_size=int(batch)),
-            points=["suggested", "full", *sorted(int(p) for p in others), *planned],
-            fraction=float(fraction),
-        )
-        twins = [r for r in sweep_runs() if r.active and _same_config(config, r.settings)]
-        if twins:  # the view shows the identical sweep (a double click's first sweep) meanwhile
-            state["sw_pending"] = {"config": config.to_dict(), "twin": twins[0].run_id}
-            state["sw_pick"] = twins[0].run_id
-        else:
-            _submit(config.to_dict(), executor)
-    pending = state.get("sw_pending")
+        _launch(_sweep_config(source, target, plan, training, clips), executor)
+    pending = st.session_state.get("sw_pending")
     if pending and executor is not None:
-        st.warning(
-            f"An identical sweep is already queued or running: {pending['twin']}. Start another one?"
-        )
-        y, n = st.columns(2)
-        if y.button("Start another identical sweep", key="sw_confirm"):
-            _submit(pending["config"], executor)
-        if n.button("No, watch the one running", key="sw_decline"):
-            state["sw_pick"] = pending["twin"]
-            state.pop("sw_pending", None)
-            st.rerun()
+        _confirm_twin(pending, executor)
 
 
 def progress_rows(run_id: str) -> list[dict[str, Any]]:

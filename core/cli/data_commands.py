@@ -288,22 +288,32 @@ def speaker_regex_option(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``models``, ``datasets``, ``download``, ``extract``, ``prune`` and ``import-features``."""
-    from core.data.datasets import SPEECH_COMMANDS_SHA256, SPEECH_COMMANDS_URL
+    _add_models(sub)
+    _add_datasets(sub)
+    _add_download(sub)
+    _add_extract(sub)
+    _add_prune(sub)
+    _add_import_features(sub)
 
-    fmt = argparse.RawDescriptionHelpFormatter
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    """The ``models`` command: the model registry and what of it runs offline."""
     p = sub.add_parser(
         "models",
         parents=[common_options()],
-        formatter_class=fmt,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="list models, offline availability, parameters and layers",
         epilog="example:\n  python -m core models",
     )
     p.set_defaults(func=cmd_models)
 
+
+def _add_datasets(sub: argparse._SubParsersAction) -> None:
+    """The ``datasets`` command: the dataset registry, or one dataset's class counts."""
     p = sub.add_parser(
         "datasets",
         parents=[common_options()],
-        formatter_class=fmt,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="list datasets; with NAME or --root show word/speaker class counts",
         epilog="examples:\n  python -m core datasets\n  python -m core datasets sample\n"
         "  python -m core datasets speech-commands --root ~/speech_commands_v0.02 --all\n"
@@ -322,10 +332,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     speaker_regex_option(p)
     p.set_defaults(func=cmd_datasets)
 
+
+def _add_download(sub: argparse._SubParsersAction) -> None:
+    """The ``download`` command: fetch Speech Commands into its folder."""
+    from core.data.datasets import SPEECH_COMMANDS_SHA256, SPEECH_COMMANDS_URL
+
     p = sub.add_parser(
         "download",
         parents=[common_options()],
-        formatter_class=fmt,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="download Speech Commands v0.02 (2.3 GB; resumable, sha256-checked)",
         epilog="example:\n  python -m core download --root ~/data/speech_commands_v0.02",
     )
@@ -338,10 +353,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_download)
 
+
+def _add_extract(sub: argparse._SubParsersAction) -> None:
+    """The ``extract`` command: per-layer features of a model on a selection, cached."""
     p = sub.add_parser(
         "extract",
         parents=[common_options()],
-        formatter_class=fmt,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="extract mean-pooled per-layer features (cached)",
         epilog="examples:\n  python -m core extract whisper-tiny.en-offline sample\n"
         "  python -m core extract whisper-base-offline sample --whisper-input padded"
@@ -355,10 +373,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_extract)
 
+
+def _add_prune(sub: argparse._SubParsersAction) -> None:
+    """The ``prune`` command: keep some transformer layers of a model and save it."""
     p = sub.add_parser(
         "prune",
         parents=[common_options()],
-        formatter_class=fmt,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="keep transformer layers 1..p (or any set), save the model, show parameter counts",
         epilog="examples:\n  python -m core prune whisper-tiny.en-offline 2 --out tiny-p2\n"
         "  python -m core prune wavlm-base --drop 3-4 --out wavlm-drop3-4",
@@ -377,10 +398,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_prune)
 
+
+def _add_import_features(sub: argparse._SubParsersAction) -> None:
+    """The ``import-features`` command: cache embeddings extracted elsewhere."""
     p = sub.add_parser(
         "import-features",
         parents=[common_options()],
-        formatter_class=fmt,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="bring per-layer embeddings extracted elsewhere (.npy/.npz + labels table) into the cache",
         epilog="examples:\n  python -m core import-features hidden.npy labels.csv --name my-model\n"
         "  python -m core import-features layers.npz labels.tsv   # layer_0 ... layer_L, (N, D) each\n"

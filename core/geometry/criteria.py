@@ -251,6 +251,90 @@ def _graphs_k(graphs: Mapping[int, KnnGraph], k: int | None) -> int:
 # ----------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _ProbeFit:
+    """How each layer's probe is fitted: optional PCA, the logistic regression's limits, and threads."""
+
+    pca_dims: int | None
+    C: float
+    max_iter: int
+    tol: float
+    n_jobs: int
+    blas_threads: int | None
+
+    def pipeline(self, xl: np.ndarray) -> Any:
+        """A fresh StandardScaler [-> PCA, when it reduces] -> multinomial LBFGS pipeline for one layer."""
+        from sklearn.decomposition import PCA
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        steps: list[Any] = [StandardScaler()]
+        if self.pca_dims is not None and self.pca_dims < min(xl.shape):
+            steps.append(PCA(self.pca_dims, svd_solver="covariance_eigh"))
+        steps.append(
+            LogisticRegression(C=self.C, max_iter=self.max_iter, tol=self.tol, solver="lbfgs")
+        )
+        return make_pipeline(*steps)
+
+    def fold_accuracy(self, xl: np.ndarray, y: np.ndarray, folds: Any) -> tuple[np.ndarray, int]:
+        """Accuracy on each fold and the number of fits that did not converge (BLAS threads capped)."""
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.model_selection import cross_val_score
+        from threadpoolctl import threadpool_limits
+
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            threadpool_limits(limits=self.blas_threads, user_api="blas"),
+        ):
+            warnings.simplefilter("always", ConvergenceWarning)
+            acc = cross_val_score(
+                self.pipeline(xl), xl, y, cv=folds, scoring="accuracy", n_jobs=self.n_jobs
+            )
+        return acc, sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+
+def _probe_points(codes: np.ndarray, n_splits: int) -> np.ndarray:
+    """Mask of the points whose class has at least ``n_splits`` points (each fold needs every class)."""
+    counts = np.bincount(codes)
+    keep = counts[codes] >= n_splits
+    if len(np.unique(codes[keep])) < 2:
+        raise ConvexityInputError(f"need at least 2 classes with >= n_splits = {n_splits} points")
+    return keep
+
+
+def _probe_settings(
+    fit: _ProbeFit,
+    n_splits: int,
+    seed: int,
+    codes: np.ndarray,
+    keep: np.ndarray,
+    n_classes: int,
+    fraction: float,
+) -> dict[str, Any]:
+    """The settings a linear-probe result records: its options and the points and classes it used."""
+    y = codes[keep]
+    n_excluded = int((np.bincount(codes) < n_splits).sum())
+    return {
+        "n_splits": n_splits,
+        "seed": seed,
+        "pca_dims": fit.pca_dims,
+        "C": fit.C,
+        "max_iter": fit.max_iter,
+        "tol": fit.tol,
+        "solver": "lbfgs (multinomial)",
+        "blas_threads": fit.blas_threads,
+        "n_jobs": fit.n_jobs,
+        "scaler": "StandardScaler (fit per fold)",
+        "n_points": int(keep.sum()),
+        "n_classes": n_classes - n_excluded,
+        "n_excluded_classes": n_excluded,
+        "chance": float(np.max(np.bincount(y)) / len(y)),
+        "uncertainty": "std over folds (ddof=1)",
+        "fraction": fraction,
+    }
+
+
 def linear_probe(
     features: Features,
     labels: Labels,
@@ -274,43 +358,22 @@ def linear_probe(
     small, and on a busy 2-core machine multithreaded OpenBLAS ran them about 14x slower than one thread;
     ``n_jobs`` runs folds in parallel processes instead.
     """
-    from sklearn.decomposition import PCA
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from threadpoolctl import threadpool_limits
+    from sklearn.model_selection import StratifiedKFold
 
     t0 = time.perf_counter()
     x = _as_array(features)
     codes, classes = encode_labels(labels, x.shape[0])
-    counts = np.bincount(codes)
-    keep = counts[codes] >= n_splits
-    n_excluded = int((counts < n_splits).sum())
-    if len(np.unique(codes[keep])) < 2:
-        raise ConvexityInputError(f"need at least 2 classes with >= n_splits = {n_splits} points")
+    keep = _probe_points(codes, n_splits)
     y = codes[keep]
+    fit = _ProbeFit(pca_dims, C, max_iter, tol, n_jobs, blas_threads)
     folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     values = np.empty(x.shape[1])
     stds = np.empty(x.shape[1])
     per_fold, per_layer_s, unconverged = [], [], 0
     for layer in range(x.shape[1]):
         t = time.perf_counter()
-        xl = _layer(x, layer, np.float64)[keep]
-        steps: list[Any] = [StandardScaler()]
-        if pca_dims is not None and pca_dims < min(xl.shape):
-            steps.append(PCA(pca_dims, svd_solver="covariance_eigh"))
-        steps.append(LogisticRegression(C=C, max_iter=max_iter, tol=tol, solver="lbfgs"))
-        with (
-            warnings.catch_warnings(record=True) as caught,
-            threadpool_limits(limits=blas_threads, user_api="blas"),
-        ):
-            warnings.simplefilter("always", ConvergenceWarning)
-            acc = cross_val_score(
-                make_pipeline(*steps), xl, y, cv=folds, scoring="accuracy", n_jobs=n_jobs
-            )
-        unconverged += sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+        acc, n_unconverged = fit.fold_accuracy(_layer(x, layer, np.float64)[keep], y, folds)
+        unconverged += n_unconverged
         values[layer], stds[layer] = acc.mean(), acc.std(ddof=1) if len(acc) > 1 else 0.0
         per_fold.append(acc.tolist())
         per_layer_s.append(time.perf_counter() - t)
@@ -319,24 +382,7 @@ def linear_probe(
         kind="curve",
         values=values,
         uncertainty=stds,
-        settings={
-            "n_splits": n_splits,
-            "seed": seed,
-            "pca_dims": pca_dims,
-            "C": C,
-            "max_iter": max_iter,
-            "tol": tol,
-            "solver": "lbfgs (multinomial)",
-            "blas_threads": blas_threads,
-            "n_jobs": n_jobs,
-            "scaler": "StandardScaler (fit per fold)",
-            "n_points": int(keep.sum()),
-            "n_classes": len(classes) - n_excluded,
-            "n_excluded_classes": n_excluded,
-            "chance": float(np.max(np.bincount(y)) / len(y)),
-            "uncertainty": "std over folds (ddof=1)",
-            "fraction": fraction,
-        },
+        settings=_probe_settings(fit, n_splits, seed, codes, keep, len(classes), fraction),
         higher_is_better=True,
         prune_rule="fraction_of_max",
         seconds=time.perf_counter() - t0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -78,14 +79,25 @@ def _compute(
     return out
 
 
-def equal_size_section(
-    chosen: list[CurveSeries], labels: dict[str, str], pickers: Any
-) -> list[dict[str, Any]]:
-    """Pick A and B, a size both reach and the subsets; on the button, both curves at that size
-    and A - B with its interval (paired over the same subsets when the clips are the same)."""
-    with_features = [(s, fs) for s in chosen if (fs := _features(s)) is not None]
-    if len(with_features) < 2:
-        return []
+@dataclass(frozen=True)
+class _Pair:
+    """The two curves compared, A and B: their ids, series and feature sets."""
+
+    a_id: str
+    b_id: str
+    sa: CurveSeries
+    fa: Any
+    sb: CurveSeries
+    fb: Any
+
+    @property
+    def paired(self) -> bool:
+        """Whether A and B are the same clips and label set, so their subsets are shared."""
+        return list(self.fa.paths) == list(self.fb.paths) and self.sa.label_set == self.sb.label_set
+
+
+def _intro() -> None:
+    """The section's title and why curves of different data sizes need a common size."""
     st.subheader("Compare at equal size")
     st.caption(
         "Graph convexity moves with the number of classes and clips per class, so curves of data "
@@ -93,18 +105,22 @@ def equal_size_section(
         "reach: the mean over seeded subsets of that many classes and clips per class, with a 90% "
         "interval of the mean curve of other data sets of that size from the same population."
     )
+
+
+def _pick_pair(
+    with_features: list[tuple[CurveSeries, Any]], labels: dict[str, str], pickers: Any
+) -> _Pair | None:
+    """A and B from the curves with features, or None (and a note) when the same one is picked."""
     by_id = {s.id: (s, fs) for s, fs in with_features}
     pa, pb = pickers(list(by_id), labels, ("cmp_ea", "cmp_eb"))
     if pa == pb:
         st.info("Pick two different curves.")
-        return []
-    (sa, fa), (sb, fb) = by_id[pa], by_id[pb]
-    counts = [_counts(fa, sa.label_set), _counts(fb, sb.label_set)]
-    try:
-        most = common_size(counts)
-    except LabError as exc:
-        st.info(f"No size both reach: {one_line(exc)}")
-        return []
+        return None
+    return _Pair(pa, pb, *by_id[pa], *by_id[pb])
+
+
+def _size_inputs(most: RarefySize) -> tuple[RarefySize, int]:
+    """The size (classes, clips per class) at most ``most``, and the number of subsets."""
     c1, c2, c3 = st.columns(3)
     n_classes = c1.number_input(
         "Classes", 2, most.n_classes, most.n_classes, key="cmp_size_classes"
@@ -113,31 +129,30 @@ def equal_size_section(
         "Clips per class", 2, most.per_class, most.per_class, key="cmp_size_clips"
     )
     n_subsets = c3.number_input("Subsets", 4, MAX_SUBSETS, 10, key="cmp_size_subsets")
-    size = RarefySize(int(n_classes), int(per_class))
-    request = (pa, pb, size, int(n_subsets))
+    return RarefySize(int(n_classes), int(per_class)), int(n_subsets)
+
+
+def _curves_at_size(pair: _Pair, size: RarefySize, n_subsets: int) -> list[Any] | None:
+    """Both curves at ``size``: computed on the button, kept for the same request; else None."""
+    request = (pair.a_id, pair.b_id, size, n_subsets)
     if st.button("Compare at equal size", key="cmp_size_go"):
         try:
             st.session_state["cmp_size_result"] = (
                 request,
-                _compute([(sa, fa), (sb, fb)], size, int(n_subsets)),
+                _compute([(pair.sa, pair.fa), (pair.sb, pair.fb)], size, n_subsets),
             )
         except LabError as exc:
             st.info(f"Not at this size: {one_line(exc)}")
-            return []
+            return None
     stored = st.session_state.get("cmp_size_result")
     if stored is None or stored[0] != request:
         st.caption(f"A and B at {size.describe()}: press the button to compute.")
-        return []
-    a, b = stored[1]
-    paired = list(fa.paths) == list(fb.paths) and sa.label_set == sb.label_set
-    diff = size_matched_difference(
-        a,
-        b,
-        f"A ({sa.label_set})",
-        f"B ({sb.label_set})",
-        paired=paired,
-        share=kept_share(np.array(counts[0]), size) if paired else None,
-    )
+        return None
+    return stored[1]
+
+
+def _show_curves(a: Any, b: Any, size: RarefySize, labels: dict[str, str], pair: _Pair) -> None:
+    """Plot A and B at the common size, each with its interval band."""
     fig = figures.curve_figure(
         [
             figures.Curve(f"A at {size.describe()}", list(a.layers), np.asarray(a.score)),
@@ -145,7 +160,7 @@ def equal_size_section(
         ],
         height=340,
         y_title="graph convexity at equal size",
-        caption=[f"A = {labels[pa]}", f"B = {labels[pb]}"],
+        caption=[f"A = {labels[pair.a_id]}", f"B = {labels[pair.b_id]}"],
     )
     for name, iv, colour in (("A", a, "#1d4ed8"), ("B", b, "#b45309")):
         half = np.asarray(iv.high) - np.asarray(iv.score)
@@ -158,8 +173,11 @@ def equal_size_section(
             colour,
         )
     figures.show(fig, key="cmp_size_plot", config=figures.figure_config("equal-size", fig))
-    st.markdown(f"**At equal size:** {diff.verdict}.")
-    rows = [
+
+
+def _difference_rows(a: Any, b: Any, diff: Any) -> list[dict[str, Any]]:
+    """One table row per layer: A and B at the size, A - B with its interval and whether it excludes 0."""
+    return [
         {
             "layer": i,
             "A at size": round(sa_, 4),
@@ -180,8 +198,11 @@ def equal_size_section(
             strict=True,
         )
     ]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="cmp_size_table")
-    st.caption(
+
+
+def _how_to_read(a: Any, size: RarefySize, paired: bool) -> str:
+    """What each curve and the difference are: subsets, interval, and paired or independent."""
+    return (
         f"Each curve: the mean over {a.n_resamples} seeded subsets of {size.describe()}; "
         f"{a.level:.0%} interval of {a.question}. A − B: "
         + (
@@ -190,4 +211,43 @@ def equal_size_section(
             else "different data, so the two variances add (independent)."
         )
     )
+
+
+def equal_size_section(
+    chosen: list[CurveSeries], labels: dict[str, str], pickers: Any
+) -> list[dict[str, Any]]:
+    """Pick A and B, a size both reach and the subsets; on the button, both curves at that size
+    and A - B with its interval (paired over the same subsets when the clips are the same)."""
+    with_features = [(s, fs) for s in chosen if (fs := _features(s)) is not None]
+    if len(with_features) < 2:
+        return []
+    _intro()
+    pair = _pick_pair(with_features, labels, pickers)
+    if pair is None:
+        return []
+    counts = [_counts(pair.fa, pair.sa.label_set), _counts(pair.fb, pair.sb.label_set)]
+    try:
+        most = common_size(counts)
+    except LabError as exc:
+        st.info(f"No size both reach: {one_line(exc)}")
+        return []
+    size, n_subsets = _size_inputs(most)
+    curves = _curves_at_size(pair, size, n_subsets)
+    if curves is None:
+        return []
+    a, b = curves
+    paired = pair.paired
+    diff = size_matched_difference(
+        a,
+        b,
+        f"A ({pair.sa.label_set})",
+        f"B ({pair.sb.label_set})",
+        paired=paired,
+        share=kept_share(np.array(counts[0]), size) if paired else None,
+    )
+    _show_curves(a, b, size, labels, pair)
+    st.markdown(f"**At equal size:** {diff.verdict}.")
+    rows = _difference_rows(a, b, diff)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="cmp_size_table")
+    st.caption(_how_to_read(a, size, paired))
     return rows
