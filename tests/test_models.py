@@ -15,9 +15,10 @@ import transformers as tf
 from torch import nn
 
 from core.errors import HubUnavailableError, UnknownModelError
-from core.models.encoder import SpeechEncoder
+from core.models.encoder import SpeechEncoder, base_class
 from core.models.loading import load_encoder, resolve, resolve_model
 from core.models.pruning import count_parameters, encoder_of, prune
+from core.models.registry import FAMILIES as REGISTERED
 from core.models.registry import MODELS
 from core.models.request import ModelRequest
 from tests.helpers.tiny_assets import TINY_WAV2VEC2, TINY_WHISPER, D, L
@@ -54,6 +55,11 @@ FAMILIES = {
         ),
         tf.WavLMModel,
         tf.WavLMForSequenceClassification,
+    ),
+    "unispeech-sat": (
+        lambda **k: tf.UniSpeechSatConfig(**TINY_WAV2VEC2, **k),
+        tf.UniSpeechSatModel,
+        tf.UniSpeechSatForSequenceClassification,
     ),
     "data2vec-audio": (
         lambda **k: tf.Data2VecAudioConfig(
@@ -103,6 +109,15 @@ def family(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+def test_every_registered_family_loads_and_has_a_tiny_config_here() -> None:
+    """A family added to the registry without its encoder class or a tiny config in this file's
+    ``FAMILIES`` (the model-family recipe in docs/architecture.md) fails here."""
+    assert set(REGISTERED) <= {name.removesuffix("-stable") for name in FAMILIES}
+    for family in REGISTERED:
+        _, cls, _ = FAMILIES[family if family in FAMILIES else f"{family}-stable"]
+        assert base_class(family) is cls
+
+
 def test_registry_covers_paper_models() -> None:
     """All paper models plus Whisper and the offline keys are registered with sane shapes."""
     ids = {s.hf_id for s in MODELS.values()}
@@ -114,6 +129,7 @@ def test_registry_covers_paper_models() -> None:
         "microsoft/wavlm-base",
         "microsoft/wavlm-large",
         "vasista22/ccc-wav2vec2-base",
+        "microsoft/unispeech-sat-base-plus",
         "facebook/data2vec-audio-base",
         "openai/whisper-tiny",
         "openai/whisper-base",

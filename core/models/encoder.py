@@ -45,6 +45,7 @@ def base_class(family: str) -> type[PreTrainedModel]:
         "wav2vec2": tf.Wav2Vec2Model,
         "hubert": tf.HubertModel,
         "wavlm": tf.WavLMModel,
+        "unispeech-sat": tf.UniSpeechSatModel,
         "data2vec-audio": tf.Data2VecAudioModel,
         "whisper": tf.models.whisper.modeling_whisper.WhisperEncoder,
     }[family]

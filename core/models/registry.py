@@ -26,7 +26,14 @@ __all__ = [
 ]
 
 SAMPLING_RATE = 16_000
-FAMILIES: tuple[str, ...] = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "whisper")
+FAMILIES: tuple[str, ...] = (
+    "wav2vec2",
+    "hubert",
+    "wavlm",
+    "unispeech-sat",
+    "data2vec-audio",
+    "whisper",
+)
 INPUT_MODES: tuple[str, ...] = ("trimmed", "padded")  # Whisper's input windows: 1-s clip or 30 s
 WhisperInput = Literal["trimmed", "padded"]
 LICENCE = "MIT (OpenAI Whisper weights)"
@@ -97,6 +104,10 @@ MODELS: dict[str, ModelSpec] = _specs(
               "WavLM Base, self-supervised on LibriSpeech 960 h"),
     ModelSpec("wavlm-large", "microsoft/wavlm-large", "wavlm", 24, 1024, 315_500_000,
               "WavLM Large, self-supervised on 94k h (Libri-Light, GigaSpeech, VoxPopuli)"),
+    ModelSpec("unispeech-sat-base", "microsoft/unispeech-sat-base", "unispeech-sat", 12, 768, 94_400_000,
+              "UniSpeech-SAT Base, speaker-aware self-supervised on LibriSpeech 960 h"),
+    ModelSpec("unispeech-sat-base-plus", "microsoft/unispeech-sat-base-plus", "unispeech-sat", 12, 768,
+              94_400_000, "UniSpeech-SAT Base+, speaker-aware self-supervised on 94k h"),
     ModelSpec("ccc-wav2vec2-base", "vasista22/ccc-wav2vec2-base", "wav2vec2", 12, 768, 94_400_000,
               "ccc-wav2vec 2.0 Base (clustering-aided cross-contrastive), wav2vec2 architecture"),
     ModelSpec("data2vec-audio-base", "facebook/data2vec-audio-base", "data2vec-audio", 12, 768, 93_200_000,
