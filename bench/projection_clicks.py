@@ -19,14 +19,13 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.helpers.app_server import running_app  # noqa: E402
-from tests.helpers.browser import ARGS, CHROMIUM, idle  # noqa: E402
+from tests.helpers.browser import ARGS, CHROMIUM, click_clip_and_time, idle  # noqa: E402
 from tests.helpers.paper_size import write_paper_size  # noqa: E402
 
 LONG = 900_000  # ms: the first round lays out the UMAP of 10,990 points
@@ -40,7 +39,6 @@ POINT = """(n) => {
   const t = traces[n % traces.length], i = (n * 37) % t.x.length;
   return [area.x + xa.l2p(t.x[i]), area.y + ya.l2p(t.y[i])];
 }"""
-CHOSEN = "text=/\\(clip \\d+\\)/"
 
 
 def imported_cache(folder: Path) -> Path:
@@ -83,23 +81,9 @@ def click_times(url: str, clicks: int) -> list[float]:
         idle(page, LONG)
         page.locator(".js-plotly-plot").first.hover()
         page.locator('.js-plotly-plot .modebar-btn[data-title="Zoom"]').click()
-        times = []
-        for n in range(1, clicks + 1):
-            x, y = page.evaluate(POINT, n)
-            before = page.locator(CHOSEN).first.inner_text()
-            page.mouse.move(x, y)  # plotly clicks the hovered point
-            page.wait_for_timeout(400)
-            t0 = time.monotonic()
-            page.mouse.click(x, y)
-            page.wait_for_function(
-                """(before) => [...document.querySelectorAll('[data-testid=stMarkdownContainer]')]
-                     .some(e => /\\(clip \\d+\\)/.test(e.innerText) && e.innerText !== before)""",
-                arg=before,
-                polling=20,
-                timeout=60_000,
-            )
-            idle(page, LONG)
-            times.append(time.monotonic() - t0 - 0.3)  # idle's initial settling wait
+        times = [
+            click_clip_and_time(page, *page.evaluate(POINT, n), LONG) for n in range(1, clicks + 1)
+        ]
         browser.close()
     return times
 

@@ -141,6 +141,14 @@ def figure(
     return figures.style(fig, height=560)
 
 
+def _walk_figure(built: Any, walk: PairWalkthrough, step: int, caption: str) -> go.Figure:
+    """:func:`figure` of a built graph (points, labels, kNN graph) at ``step``, captioned with what it
+    shows and the code version."""
+    g = built.graph
+    fig = figure(built.points, built.labels, undirected_pairs(g.indptr, g.indices), walk, step)
+    return export.add_caption(fig, [f"{caption} · code {code_version()}"])
+
+
 def clicked_point(event: Any) -> int | None:
     """The point id of a plot click (selection event), or None."""
     try:
@@ -313,18 +321,13 @@ def _real_plot(
     fs: Any, real_graph: Any, choice: _RealChoice, walk: PairWalkthrough, step: int
 ) -> None:
     """The real layer's clips on two principal components with the step's path, and what it shows."""
-    g = real_graph.graph
-    real_fig = figure(
-        real_graph.points, real_graph.labels, undirected_pairs(g.indptr, g.indices), walk, step
-    )
-    export.add_caption(
-        real_fig,
-        [
-            f"{fs.info.model_key} hidden state {choice.layer}: {len(real_graph.clips)} clips of "
-            f"{', '.join(choice.words)} · k={choice.k} · exact (all pairs) · drawn on the first two "
-            f"principal components (graph and paths in all {fs.features.shape[2]} dimensions) · "
-            f"code {code_version()}"
-        ],
+    real_fig = _walk_figure(
+        real_graph,
+        walk,
+        step,
+        f"{fs.info.model_key} hidden state {choice.layer}: {len(real_graph.clips)} clips of "
+        f"{', '.join(choice.words)} · k={choice.k} · exact (all pairs) · drawn on the first two "
+        f"principal components (graph and paths in all {fs.features.shape[2]} dimensions)",
     )
     figures.show(real_fig, config=figures.figure_config("learn-real", real_fig), key="ln_real_plot")
     st.caption(
@@ -460,17 +463,13 @@ def _toy_pair_pickers(cls: int, labels: np.ndarray) -> tuple[int, int]:
 
 def _toy_plot(toy: _Toy, toy_built: Any, walk: PairWalkthrough, step: int) -> None:
     """The toy with the step's path, clickable to choose the pair."""
-    g = toy_built.graph
-    toy_fig = figure(
-        toy_built.points, toy_built.labels, undirected_pairs(g.indptr, g.indices), walk, step
-    )
-    export.add_caption(
-        toy_fig,
-        [
-            f"2-D toy: {toy.shape}, {toy.classes} classes x {toy.per_class} points, noise "
-            f"{toy.spread}, seed {toy.seed} · k={toy.k} · exact (all pairs) · graph convexity "
-            f"{toy_built.result.score:.3f} · code {code_version()}"
-        ],
+    toy_fig = _walk_figure(
+        toy_built,
+        walk,
+        step,
+        f"2-D toy: {toy.shape}, {toy.classes} classes x {toy.per_class} points, noise "
+        f"{toy.spread}, seed {toy.seed} · k={toy.k} · exact (all pairs) · graph convexity "
+        f"{toy_built.result.score:.3f}",
     )
     figures.show(
         toy_fig,

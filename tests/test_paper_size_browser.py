@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.app_server import running_app
-from tests.helpers.browser import ARGS, CHROMIUM, Watch, idle
+from tests.helpers.browser import ARGS, CHROMIUM, Watch, click_clip_and_time, idle
 from tests.helpers.paper_size import N_CLIPS, N_STATES, write_paper_size
 
 LONG = 900_000  # ms: the UMAP of 10,990 points on 2 busy cores
@@ -83,32 +83,6 @@ def _far_point(page) -> tuple[float, float]:
           return best;
         }"""
     )
-
-
-def _click_and_time(page, x: float, y: float) -> float:
-    """Seconds from a click on a point until its clip's path section shows and the rerun ended."""
-    before = (
-        page.locator("text=/\\(clip \\d+\\)/").first.inner_text()
-        if page.locator("text=/\\(clip \\d+\\)/").count()
-        else ""
-    )
-    page.mouse.move(x, y)  # plotly clicks the hovered point: hover first
-    page.wait_for_timeout(400)
-    t0 = time.monotonic()
-    page.mouse.click(x, y)
-    page.wait_for_function(
-        """(before) => {
-          const el = [...document.querySelectorAll('[data-testid=stMarkdownContainer]')]
-            .find(e => /\\(clip \\d+\\)/.test(e.innerText));
-          return el && el.innerText !== before
-            && [...document.querySelectorAll('h3')].some(h => h.innerText.includes('Shortest path'));
-        }""",
-        arg=before,
-        timeout=120_000,
-        polling=50,
-    )
-    idle(page, LONG)
-    return time.monotonic() - t0 - 0.3  # idle's initial settling wait
 
 
 def _convexity(page, timings: dict[str, float], shots: Path) -> None:
@@ -193,7 +167,7 @@ def _projections(page, timings: dict[str, float], shots: Path) -> None:
     idle(page, LONG)
     page.locator(".js-plotly-plot").first.hover()
     page.locator('.js-plotly-plot .modebar-btn[data-title="Zoom"]').click()
-    timings["click to neighbours and path"] = _click_and_time(page, *_far_point(page))
+    timings["click to neighbours and path"] = click_clip_and_time(page, *_far_point(page), LONG)
     expect(page.get_by_role("heading", name="Its 10 nearest neighbours")).to_be_visible()
     _no_traceback(page, "projections clip")
     page.screenshot(path=str(shots / "paper-3-clip.png"))

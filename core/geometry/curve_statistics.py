@@ -229,9 +229,8 @@ class _Job:
     options: ConvexityOptions
     statistics: StatisticsOptions
     layers: list[int]  # the layers every curve is computed at
-    others: dict[
-        str, ResampleUnits
-    ]  # whole-strata units of the label sets that have a second interval
+    # whole-strata units of the label sets that have a second interval
+    others: dict[str, ResampleUnits]
 
     @property
     def resample_labels(self) -> dict[str, Sequence[Hashable] | np.ndarray]:

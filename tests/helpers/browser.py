@@ -1,9 +1,11 @@
 """Driving the dashboard in Debian's Chromium with Playwright: browser path and flags, waiting for a
-script run to end, reading a metric, and ``Watch`` (fails on outside requests and console errors)."""
+script run to end, reading a metric, timing a clicked clip, and ``Watch`` (fails on outside requests
+and console errors)."""
 
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import urlparse
 
 CHROMIUM = "/usr/bin/chromium"
@@ -97,6 +99,30 @@ class Watch:
         """Fail on anything recorded (404 console lines beyond the base-path probes included)."""
         extra = self.not_found_logs - self.probes
         assert not self.problems and extra <= 0, self.problems + [f"{extra} unexplained 404 logs"]
+
+
+def click_clip_and_time(page, x: float, y: float, timeout: float = LONG) -> float:
+    """Seconds from a click on a Projections point until another clip's path section shows and the
+    rerun ended (the point is hovered first: plotly clicks the hovered point)."""
+    chosen = page.locator("text=/\\(clip \\d+\\)/")
+    before = chosen.first.inner_text() if chosen.count() else ""
+    page.mouse.move(x, y)
+    page.wait_for_timeout(400)
+    t0 = time.monotonic()
+    page.mouse.click(x, y)
+    page.wait_for_function(
+        """(before) => {
+          const el = [...document.querySelectorAll('[data-testid=stMarkdownContainer]')]
+            .find(e => /\\(clip \\d+\\)/.test(e.innerText));
+          return el && el.innerText !== before
+            && [...document.querySelectorAll('h3')].some(h => h.innerText.includes('Shortest path'));
+        }""",
+        arg=before,
+        timeout=120_000,
+        polling=20,
+    )
+    idle(page, timeout)
+    return time.monotonic() - t0 - 0.3  # idle's initial settling wait
 
 
 def metric(page, label: str):
