@@ -122,17 +122,6 @@ def show_outcome() -> None:
         (st.warning if outcome.startswith("Cancelled") else st.error)(outcome)
 
 
-def outcome_text(work: PlansWork) -> str | None:
-    """What the page says after the work ended without a table (None when it stored one)."""
-    if work.stop.is_set():
-        return "Cancelled: nothing was stored."
-    if work.error:
-        return f"The plans table failed: {work.error}"
-    if work.result is None:
-        return "The plans table ended without a result (see the server log)."
-    return None
-
-
 def watch(key: str, work: PlansWork) -> None:
     """Progress of the background table, refreshed every second, with a cancel button; when it ends, the
     page reruns (showing the table, or why there is none)."""
@@ -141,7 +130,7 @@ def watch(key: str, work: PlansWork) -> None:
     def live() -> None:
         if work.finished:
             background_tasks().pop(key, None)
-            outcome = outcome_text(work)
+            outcome = work.outcome()
             if outcome is not None:
                 st.session_state["_pl_outcome"] = outcome
             st.rerun()

@@ -275,7 +275,13 @@ def test_dashboard_end_to_end(server: str, shots: Path) -> None:
             page.get_by_role("button", name="Score drop 2 without retraining").click()
             expect(page.get_by_text(re.compile(r"plans of .*steps, \d+ s so far"))).to_be_visible()
             page.get_by_role("button", name="Cancel", exact=True).click()
-            expect(page.get_by_text("Cancelled: nothing was stored.")).to_be_visible()
+            cancelled = page.get_by_text("Cancelled: nothing was stored.")
+            expect(cancelled.or_(page.locator('[data-testid="stDataFrame"]'))).to_be_visible()
+            if (
+                not cancelled.count()
+            ):  # its last step ended before the cancel: the plan was stored, and shown
+                expect(page.get_by_text("drop 2 is not in the table yet.")).to_have_count(0)
+                expect(page.get_by_text("Cancelled")).to_have_count(0)
             page.screenshot(path=str(shots / "6-plans.png"), full_page=True)
             assert not page.locator('[data-testid="stException"]').count()
             watch.check()

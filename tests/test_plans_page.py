@@ -201,3 +201,19 @@ def test_typed_plans_read_like_the_cli() -> None:
     for bad in ("remove 3", "drop 9", "top x", "drop 1-6"):
         with pytest.raises(PruneError):
             parse_plan(bad, 6)
+
+
+def test_a_cancel_after_the_last_step_does_not_hide_the_stored_table() -> None:
+    from pages.parts.plans_view import PlansWork
+
+    late = PlansWork("plans of m", result=object(), finished=True)
+    late.stop.set()  # Cancel pressed after the table was stored
+    assert late.outcome() is None
+    cancelled = PlansWork("plans of m", finished=True)
+    cancelled.stop.set()
+    assert cancelled.outcome() == "Cancelled: nothing was stored."
+    failed = PlansWork("plans of m", error="no space left on device", finished=True)
+    assert failed.outcome() == "The plans table failed: no space left on device"
+    assert (
+        PlansWork("plans of m", finished=True).outcome() is not None
+    )  # ended without a result: said

@@ -140,6 +140,17 @@ class PlansWork(BackgroundWork):
 
     stop: threading.Event = field(default_factory=threading.Event)
 
+    def outcome(self) -> str | None:
+        """What the page says once the work ended: None when it stored a table (even where a cancel came
+        after its last step), else why there is none."""
+        if self.result is not None:
+            return None
+        if self.stop.is_set():
+            return "Cancelled: nothing was stored."
+        if self.error:
+            return f"The plans table failed: {self.error}"
+        return "The plans table ended without a result (see the server log)."
+
 
 def start_plans_work(info: Any, request: PlansRequest, features: Any) -> PlansWork:
     """Compute (or read) the plans table of a feature set in the background."""
