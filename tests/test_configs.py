@@ -62,3 +62,23 @@ def test_every_setting_is_named_once() -> None:
     assert len(names) == len(set(names))
     assert {"model", "task", "lr", "trajectory_every", "points"} <= set(names)
     assert not {"data", "source", "optimiser", "probes"} & set(names)
+
+
+def test_the_clip_settings_keep_the_clis_option_order() -> None:
+    names = [f.name for f, _ in setting_fields(DataSelection)]
+    assert names == [
+        "dataset",
+        "root",
+        "task",
+        "speaker_regex",
+        "train_split",
+        "eval_split",
+        "test_split",
+        "max_train_clips",
+        "max_eval_clips",
+        "max_test_clips",
+        "min_clips",
+        "split_seed",
+    ]  # `finetune --help` and `sweep --help` list them so
+    flat = [f.name for f, _ in setting_fields(FinetuneConfig)]
+    assert flat[flat.index("dataset") : flat.index("split_seed") + 1] == names

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typing
 from collections.abc import Mapping
 from dataclasses import Field, asdict, dataclass, field, fields
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from core.data.source import ClipSource, Selection
 from core.errors import TrainingError
@@ -80,6 +80,21 @@ def _identity(value: ModelIdentity | dict[str, Any] | None) -> ModelIdentity | N
 class DataSelection(Record):
     """Which clips a run trains, selects and is scored on: their source, the task, the three splits
     and their seeded caps. Each split is a :class:`Selection` of the source (:meth:`selection`)."""
+
+    SETTING_ORDER: ClassVar[tuple[str, ...]] = (
+        "dataset",
+        "root",
+        "task",
+        "speaker_regex",
+        "train_split",
+        "eval_split",
+        "test_split",
+        "max_train_clips",
+        "max_eval_clips",
+        "max_test_clips",
+        "min_clips",
+        "split_seed",
+    )  # the order of the CLI's options (as before the source was a record of its own)
 
     source: ClipSource = field(default_factory=ClipSource, metadata={"part": True})
     task: str = field(
@@ -242,7 +257,8 @@ def setting_fields(config_cls: type) -> list[tuple[Field[Any], Any]]:
             out.extend(setting_fields(hints[f.name]))
         else:
             out.append((f, hints[f.name]))
-    return out
+    order = getattr(config_cls, "SETTING_ORDER", None)
+    return sorted(out, key=lambda pair: order.index(pair[0].name)) if order else out
 
 
 def _parts(config_cls: type) -> dict[str, type]:
