@@ -14,6 +14,7 @@ import streamlit as st
 from core.data import FeatureInfo, FeatureSet
 from core.errors import LabError
 from core.geometry import (
+    CRITERIA,
     INTERVAL_KINDS,
     ConvexityCurve,
     CurveStatistics,
@@ -493,8 +494,8 @@ def criteria_section(shown: Shown, controls: Controls) -> None:
         on = st.toggle(
             "Compute the criteria",
             key="cr_on",
-            help="Linear probe, kNN accuracy, CKA, mutual kNN, block influence, angular distance "
-            "(the linear probe takes a while).",
+            help="; ".join(spec.description for spec in CRITERIA.values())
+            + " (the linear probe takes a while).",
         )
     if not on:
         return

@@ -29,6 +29,7 @@ from core.geometry.criteria import (
     linear_probe,
     mutual_knn,
     mutual_knn_from_graphs,
+    nearest_centroid,
     run_criteria,
     suggest_prune_point,
 )
@@ -130,6 +131,32 @@ def test_probe_and_knn_separated_vs_shuffled():
     shuffled = np.random.default_rng(6).permutation(labels)
     assert linear_probe(feats, shuffled, n_splits=4).values[1] < 0.45
     assert knn_accuracy(feats, shuffled, k=5).values[1] < 0.45
+
+
+def test_nearest_centroid_equals_refitting_without_each_clip():
+    from sklearn.model_selection import LeaveOneOut, cross_val_predict
+    from sklearn.neighbors import NearestCentroid
+
+    rng = np.random.default_rng(3)
+    labels = np.array([0] * 9 + [1] * 7 + [2] * 5 + [3] * 2)
+    feats = np.stack([rng.normal(size=(23, 6)) * 3, rng.normal(size=(23, 6)) * 100], axis=1)
+    feats[:, 1] += 1e4 + labels[:, None] * 400.0  # separated, far from the origin (cancellation)
+    result = nearest_centroid(feats, labels)
+    for layer in range(2):
+        refitted = cross_val_predict(NearestCentroid(), feats[:, layer], labels, cv=LeaveOneOut())
+        assert result.values[layer] == pytest.approx((refitted == labels).mean())
+    assert result.values[1] == 1.0 and result.values[0] < 0.7
+    np.testing.assert_allclose(
+        result.uncertainty, np.sqrt(result.values * (1 - result.values) / len(labels))
+    )
+    assert result.settings["chance"] == pytest.approx(9 / 23)
+
+
+def test_a_clip_alone_in_its_class_is_never_given_it():
+    feats = np.array([[[0.0]], [[0.2]], [[10.0]], [[10.2]], [[5.0]]])
+    result = nearest_centroid(feats, ["a", "a", "b", "b", "c"])
+    assert result.values[0] == pytest.approx(4 / 5)  # "c" has no mean left without its clip
+    assert result.settings["single_clip_classes"] == 1
 
 
 def test_probe_is_seeded_and_excludes_tiny_classes():

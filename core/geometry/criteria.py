@@ -12,6 +12,10 @@ Criteria (layer i = hidden-state index i):
 - ``knn_accuracy``: leave-one-out k-NN majority vote on the *same* exact kNN graphs the convexity engine
   builds (collect them with ``GraphCollector`` via ``layerwise_convexity(..., on_graph=...)``); vote ties
   go to the class of the nearest tied neighbour; uncertainty = sqrt(p (1 - p) / N).
+- ``nearest_centroid``: leave-one-out nearest-class-mean accuracy (Euclidean): each clip goes to the
+  nearest class mean, its own class's mean taken without it (exact, in closed form: the distance to that
+  mean is n/(n-1) times the distance to the full mean; scikit-learn's ``NearestCentroid`` would be refitted
+  once per clip); a global counterpart of the local kNN vote; uncertainty = sqrt(p (1 - p) / N).
 - ``linear_cka``: linear CKA (Kornblith et al. 2019) on centred features, feature-space (Gram-free) form
   ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F), float64, O(N D^2) per pair.
 - ``mutual_knn``: mutual k-NN alignment (Huh et al. 2024): mean over points of |kNN_A(i) ∩ kNN_B(i)| / k,
@@ -467,6 +471,61 @@ def knn_accuracy(
     return _with_seconds(result, time.perf_counter() - t0)
 
 
+def _class_means(x: np.ndarray, codes: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Mean feature vector of each class (C, D), summed in class order."""
+    order = np.argsort(codes, kind="stable")
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    return np.add.reduceat(x[order], starts, axis=0) / counts[:, None]
+
+
+def nearest_centroid_predictions(x: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Leave-one-out nearest-class-mean predictions of clips (N, D) with class codes 0..C-1 (each
+    class present). A clip alone in its class cannot be given it (no mean is left without it)."""
+    counts = np.bincount(codes)
+    means = _class_means(x, codes, counts)
+    d2 = (x * x).sum(1)[:, None] - 2.0 * x @ means.T + (means * means).sum(1)[None, :]
+    own = counts[codes]
+    rows = np.arange(x.shape[0])
+    to_own = np.maximum(d2[rows, codes], 0.0) * (own / np.maximum(own - 1, 1)) ** 2
+    d2[rows, codes] = np.where(own > 1, to_own, np.inf)
+    return np.argmin(d2, axis=1)
+
+
+def nearest_centroid(
+    features: Features, labels: Labels, *, fraction: float = DEFAULT_FRACTION
+) -> CriterionResult:
+    """Leave-one-out nearest-class-mean accuracy per layer (Euclidean, float64)."""
+    t0 = time.perf_counter()
+    x = _as_array(features)
+    codes, classes = encode_labels(labels, x.shape[0])
+    values = np.array(
+        [
+            float((nearest_centroid_predictions(_layer(x, layer), codes) == codes).mean())
+            for layer in range(x.shape[1])
+        ]
+    )
+    n = codes.shape[0]
+    return CriterionResult(
+        name="nearest_centroid",
+        kind="curve",
+        values=values,
+        uncertainty=np.sqrt(values * (1 - values) / n),
+        settings={
+            "metric": "euclidean",
+            "scheme": "leave-one-out: each clip's own class mean taken without it",
+            "n_points": n,
+            "n_classes": len(classes),
+            "single_clip_classes": int((np.bincount(codes) == 1).sum()),
+            "chance": float(np.max(np.bincount(codes)) / n),
+            "uncertainty": "binomial standard error sqrt(p(1-p)/N)",
+            "fraction": fraction,
+        },
+        higher_is_better=True,
+        prune_rule="fraction_of_max",
+        seconds=time.perf_counter() - t0,
+    )
+
+
 def _with_seconds(result: CriterionResult, seconds: float) -> CriterionResult:
     """The same result with its wall time replaced (to include graph building)."""
     return CriterionResult(**{**vars(result), "seconds": seconds})
@@ -747,6 +806,9 @@ CRITERIA: dict[str, CriterionSpec] = {
     ),
     "knn_accuracy": CriterionSpec(
         knn_accuracy, "leave-one-out kNN accuracy on the convexity kNN graphs", True, True
+    ),
+    "nearest_centroid": CriterionSpec(
+        nearest_centroid, "leave-one-out nearest-class-mean accuracy (Euclidean)", True, False
     ),
     "linear_cka": CriterionSpec(linear_cka, "linear CKA layer x layer", False, False),
     "mutual_knn": CriterionSpec(
