@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,22 @@ def test_a_leftover_is_stale_once_its_writer_is_gone_and_never_while_it_runs(
     assert not is_stale(live) and not is_stale(untagged_new)
 
 
+def _wait_until_blocked_on(path: Path, timeout: float = 10.0) -> None:
+    """Return once a lock request waits on ``path``'s file (a ``->`` line of /proc/locks)."""
+    locks = Path("/proc/locks")
+    if not locks.exists():
+        pytest.skip("needs /proc/locks to see a waiting lock")
+    inode = f":{path.stat().st_ino}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in locks.read_text().splitlines():
+            fields = line.split()
+            if "->" in fields and any(f.endswith(inode) and f.count(":") == 2 for f in fields):
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"no lock request waits on {path}")
+
+
 def test_a_lock_removed_while_a_waiter_waits_still_excludes(tmp_path: Path) -> None:
     path = tmp_path / "k.lock"
     entered = threading.Event()
@@ -94,6 +111,7 @@ def test_a_lock_removed_while_a_waiter_waits_still_excludes(tmp_path: Path) -> N
     log: list[str] = []
     b = threading.Thread(target=waiter, args=(log,))
     b.start()
+    _wait_until_blocked_on(path)  # the waiter opened the old file and waits for its lock
     path.unlink()  # as a cleaner would, racing the waiter
     with exclusive(path):  # a third locker gets the new file
         release_first.set()
