@@ -81,21 +81,6 @@ class DataSelection(Record):
     """Which clips a run trains, selects and is scored on: their source, the task, the three splits
     and their seeded caps. Each split is a :class:`Selection` of the source (:meth:`selection`)."""
 
-    SETTING_ORDER: ClassVar[tuple[str, ...]] = (
-        "dataset",
-        "root",
-        "task",
-        "speaker_regex",
-        "train_split",
-        "eval_split",
-        "test_split",
-        "max_train_clips",
-        "max_eval_clips",
-        "max_test_clips",
-        "min_clips",
-        "split_seed",
-    )  # the order of the CLI's options (as before the source was a record of its own)
-
     source: ClipSource = field(default_factory=ClipSource, metadata={"part": True})
     task: str = field(
         default="words",
@@ -257,8 +242,8 @@ def setting_fields(config_cls: type) -> list[tuple[Field[Any], Any]]:
             out.extend(setting_fields(hints[f.name]))
         else:
             out.append((f, hints[f.name]))
-    order = getattr(config_cls, "SETTING_ORDER", None)
-    return sorted(out, key=lambda pair: order.index(pair[0].name)) if order else out
+    order = {name: i for i, name in enumerate(getattr(config_cls, "SETTING_ORDER", ()))}
+    return sorted(out, key=lambda pair: order.get(pair[0].name, len(order)))
 
 
 def _parts(config_cls: type) -> dict[str, type]:
@@ -315,6 +300,19 @@ class FinetuneConfig(Record):
     data: DataSelection = field(default_factory=DataSelection, metadata={"part": True})
     optimiser: Optimiser = field(default_factory=Optimiser, metadata={"part": True})
     probes: Probes = field(default_factory=Probes, metadata={"part": True})
+
+    # The order of the CLI's options, as when every setting was a field of this class; a setting
+    # not named here (a subclass's own) follows them.
+    SETTING_ORDER: ClassVar[tuple[str, ...]] = (
+        *("model", "prune_point", "plan", "dataset", "root", "task", "speaker_regex"),
+        *("train_split", "eval_split", "test_split"),
+        *("max_train_clips", "max_eval_clips", "max_test_clips", "min_clips", "split_seed"),
+        *("epochs", "batch_size", "eval_batch_size", "lr", "weight_decay", "warmup_ratio"),
+        *("grad_accum", "max_grad_norm", "freeze_front_end", "seed", "device", "bf16"),
+        *("whisper_input", "log_every", "max_steps_per_epoch", "convexity", "convexity_max_pairs"),
+        *("keep_epochs", "trajectory", "trajectory_clips", "trajectory_target_se"),
+        "trajectory_every",
+    )
 
     def __post_init__(self) -> None:
         self.model_identity = _identity(self.model_identity)
