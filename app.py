@@ -1,11 +1,17 @@
-"""Convexity Lab: entry point and navigation. Run with ``streamlit run app.py``."""
+"""Convexity Lab: entry point and navigation. Run with ``streamlit run app.py``.
+
+Streamlit runs this file as the app's script (as ``__main__``: ``main``); ``streamlit run`` also imports
+it once to find ``app``, Streamlit's own server with one middleware (``pages/parts/deep_links.py``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import streamlit as st
+
+from pages.parts.deep_links import NOT_FOUND
 
 # A local icon: an emoji or ":material/...:" page icon makes the browser fetch it from a CDN (offline:
 # errors). It is served as a static file (a URL on this server), not as a per-run media file, which a
@@ -19,12 +25,9 @@ def _page_icon() -> str:
     return f"{url.scheme}://{url.netloc}/app/static/icon.png" if url.netloc else str(ICON)
 
 
-st.set_page_config(page_title="Convexity Lab", page_icon=_page_icon(), layout="wide")
-
 # Projector-friendly layout (a 1024 x 768 lecture screen): less empty space above the title, labels and
 # segmented controls that wrap instead of being cut off, headline numbers a little smaller.
-st.html(
-    """<style>
+STYLE = """<style>
     [data-testid="stMainBlockContainer"] { padding-top: 2.5rem; padding-bottom: 3rem; }
     [data-testid="stMainBlockContainer"] h1 { font-size: 2.25rem; padding-top: 0.25rem; }
     [data-testid="stMetricLabel"] *, [data-testid="stWidgetLabel"] *, label[data-baseweb] *,
@@ -36,12 +39,34 @@ st.html(
     [data-testid="stButtonGroup"] > div:not([data-testid]) { flex-wrap: wrap; row-gap: 0.25rem; }
     [data-testid="stButtonGroup"] button { padding-left: 0.6rem; padding-right: 0.6rem; }
     </style>"""
-)
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """One page of the navigation: its script, title, icon and URL path."""
+
+    path: str
+    title: str
+    icon: str
+    url_path: str
+
 
 # Home lives at /home. Streamlit serves its default page at "/" only (a default page's url_path is
 # reserved, not served: /home would be "Page not found"), so the default is a hidden page at "/" that
 # switches to Home.
-HOME = st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home")
+PAGES = (
+    PageSpec("pages/home.py", "Home", ":material/home:", "home"),
+    PageSpec("pages/setup.py", "Setup", ":material/tune:", "setup"),
+    PageSpec("pages/convexity.py", "Convexity", ":material/show_chart:", "convexity"),
+    PageSpec("pages/projections.py", "Projections", ":material/scatter_plot:", "projections"),
+    PageSpec("pages/finetune.py", "Prune & fine-tune", ":material/content_cut:", "finetune"),
+    PageSpec("pages/sweep.py", "Prune sweep", ":material/stacked_line_chart:", "sweep"),
+    PageSpec("pages/plans.py", "Pruning plans", ":material/view_week:", "plans"),
+    PageSpec("pages/benchmarks.py", "Benchmarks", ":material/leaderboard:", "benchmarks"),
+    PageSpec("pages/compare.py", "Compare", ":material/compare_arrows:", "compare"),
+    PageSpec("pages/learn.py", "Learn", ":material/school:", "learn"),
+)
+HOME = PAGES[0]
 
 
 def _requested_path() -> str:
@@ -53,65 +78,45 @@ def _not_found(path: str) -> None:
     """A visible 'page not found' for an unknown URL, with a link to every page."""
     st.title("Page not found")
     st.error(
-        f"There is no page at /{path}. The pages of Convexity Lab:", icon=":material/link_off:"
+        f"There is no page at `/{path.replace('`', '')}`. The pages of Convexity Lab:",
+        icon=":material/link_off:",
     )
-    for page in PAGES[:-1]:
-        st.page_link(page, label=page.title, icon=page.icon)
+    for page in PAGES:
+        st.page_link(page.path, label=page.title, icon=page.icon)
 
 
 def _root() -> None:
     """The app's root URL: open Home (keeping the query string); any other URL Streamlit could not
     match to a page lands here too and says so."""
     path = _requested_path()
+    if path == NOT_FOUND:  # where the server sends a URL deeper than any page
+        path = st.query_params.get("path", "").strip("/")
     if path:
         _not_found(path)
         return
     params = {k: st.query_params.get_all(k) for k in st.query_params}
-    st.switch_page(HOME, query_params=params)
+    st.switch_page(HOME.path, query_params=params)
 
 
-PAGES = [
-    HOME,
-    st.Page("pages/setup.py", title="Setup", icon=":material/tune:", url_path="setup"),
-    st.Page(
-        "pages/convexity.py",
-        title="Convexity",
-        icon=":material/show_chart:",
-        url_path="convexity",
-    ),
-    st.Page(
-        "pages/projections.py",
-        title="Projections",
-        icon=":material/scatter_plot:",
-        url_path="projections",
-    ),
-    st.Page(
-        "pages/finetune.py",
-        title="Prune & fine-tune",
-        icon=":material/content_cut:",
-        url_path="finetune",
-    ),
-    st.Page(
-        "pages/sweep.py",
-        title="Prune sweep",
-        icon=":material/stacked_line_chart:",
-        url_path="sweep",
-    ),
-    st.Page("pages/plans.py", title="Pruning plans", icon=":material/view_week:", url_path="plans"),
-    st.Page(
-        "pages/benchmarks.py",
-        title="Benchmarks",
-        icon=":material/leaderboard:",
-        url_path="benchmarks",
-    ),
-    st.Page(
-        "pages/compare.py",
-        title="Compare",
-        icon=":material/compare_arrows:",
-        url_path="compare",
-    ),
-    st.Page("pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
-    st.Page(_root, title="Convexity Lab", default=True, visibility="hidden"),
-]
+def navigation() -> list:
+    """The pages as Streamlit pages, and the hidden root."""
+    return [st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path) for p in PAGES] + [
+        st.Page(_root, title="Convexity Lab", default=True, visibility="hidden")
+    ]
 
-st.navigation(PAGES).run()
+
+def main() -> None:
+    """Page setup, the projector-friendly style and the navigation."""
+    st.set_page_config(page_title="Convexity Lab", page_icon=_page_icon(), layout="wide")
+    st.html(STYLE)
+    st.navigation(navigation()).run()
+
+
+if __name__ == "__main__":
+    main()
+else:  # imported by `streamlit run` for the server
+    from starlette.middleware import Middleware
+
+    from pages.parts.deep_links import DeepLinks
+
+    app = st.App(__file__, middleware=[Middleware(DeepLinks)])

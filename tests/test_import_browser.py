@@ -112,7 +112,8 @@ def test_upload_on_setup_then_open_on_convexity(served: dict[str, object], tmp_p
 
 
 def test_an_unknown_url_shows_page_not_found_with_links(served: dict[str, object]) -> None:
-    """A visible 'Page not found' with a link to every page, instead of Home shown as if asked for."""
+    """A visible 'Page not found' with a link to every page, instead of Home shown as if asked for (or
+    a blank page, for a URL deeper than any page)."""
     server = served["url"]
     from playwright.sync_api import expect, sync_playwright
 
@@ -133,6 +134,16 @@ def test_an_unknown_url_shows_page_not_found_with_links(served: dict[str, object
                 expect(main.get_by_role("link", name=title, exact=True)).to_be_visible()
             learn = main.get_by_role("link", name="Learn", exact=True)
             assert learn.get_attribute("href") == "learn"
+            # deeper than any page: the same notice (Streamlit alone leaves such a URL blank)
+            page.goto(f"{server}/convexity/extra")
+            main.get_by_role("heading", name="Page not found").wait_for(timeout=60_000)
+            idle(page, 60_000)
+            expect(main.get_by_text("There is no page at /convexity/extra")).to_be_visible()
+            if page.locator('[data-testid="stDialog"]').count():
+                page.keyboard.press("Escape")
+            main.get_by_role("link", name="Setup", exact=True).click()
+            page.get_by_role("heading", name="Setup").first.wait_for(timeout=60_000)
+            assert page.url == f"{server}/setup"
             page.goto(server)  # the root still opens Home
             page.get_by_role("heading", name="Convexity Lab").first.wait_for(timeout=60_000)
             expect(main.get_by_role("heading", name="Page not found")).to_have_count(0)
