@@ -648,27 +648,32 @@ def main() -> None:
     """The page: controls, diagnostics in the background, the projection with its clip and region
     views (one fragment), the diagnostics tables."""
     st.title("Projections")
-    fs = current_features(DEFAULTS)
-    if fs is None:
-        return
-    features_caption(fs)
-    info = fs.info
-    clip_from_link(len(fs.paths))
-    # every layer at once, stored: moving the slider is instant; a layout from `python -m core umap` opens
-    try:
-        emb, prov = cached.umap_with_provenance(fs.key)
-    except LabError as exc:
-        st.error(f"Cannot lay out these features: {one_line(exc)}")
-        return
-    view = controls(fs, info)
-    state = st.session_state
-    wanted = (
-        view.colour in ("clip convexity", "bridge")
-        or view.tables
-        or state.get("pj_clip") is not None
-        or bool(state.get("pj_selected"))
-    )
-    diag = layer_diagnostics(fs, view.layer, wanted)
+    # Everything above the plot is one element, however many it shows (a caption at the last layer,
+    # the diagnostics' progress while they run): the plot's fragment keeps its place and so its id,
+    # and a clip typed while the page reruns is not dropped as a request to a fragment gone.
+    with st.container():
+        fs = current_features(DEFAULTS)
+        if fs is None:
+            return
+        features_caption(fs)
+        info = fs.info
+        clip_from_link(len(fs.paths))
+        # every layer at once, stored: moving the slider is instant; a layout from `python -m core
+        # umap` opens
+        try:
+            emb, prov = cached.umap_with_provenance(fs.key)
+        except LabError as exc:
+            st.error(f"Cannot lay out these features: {one_line(exc)}")
+            return
+        view = controls(fs, info)
+        state = st.session_state
+        wanted = (
+            view.colour in ("clip convexity", "bridge")
+            or view.tables
+            or state.get("pj_clip") is not None
+            or bool(state.get("pj_selected"))
+        )
+        diag = layer_diagnostics(fs, view.layer, wanted)
     projection(fs, info, emb, prov, view, diag)
     tables_section(fs, info, view, diag)
 

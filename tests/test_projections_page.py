@@ -140,3 +140,48 @@ def test_many_points_are_drawn_with_webgl(n_points: int, kind: str):
     assert {t.type for t in by_class.data} == {kind}
     assert {t.type for t in by_value.data} == {kind}
     assert sum(len(t.x) for t in by_class.data) == n_points
+
+
+def _index_of_plot(at: AppTest) -> int:
+    """Index, among the main area's elements, of the one holding the UMAP (the plot's fragment)."""
+
+    def holds_plot(node) -> bool:
+        if getattr(node, "type", None) == "plotly_chart":
+            return True
+        return any(holds_plot(child) for child in getattr(node, "children", {}).values())
+
+    return next(i for i, child in at.main.children.items() if holds_plot(child))
+
+
+@pytest.mark.slow
+def test_the_plots_fragment_keeps_its_place_while_diagnostics_come_and_go(
+    feature_key: str, monkeypatch
+):
+    """A fragment's id follows its place on the page; a request from the browser to the id it had
+    (a clip typed while the page reruns) is dropped once the id changes. What shows above the plot
+    (the diagnostics' progress while they run) must not move it."""
+    import threading
+
+    import core.results
+
+    release = threading.Event()
+    real = core.results.diagnostics_entry
+
+    def held(*args, **kwargs):
+        release.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core.results, "diagnostics_entry", held)
+    at = _open(feature_key)
+    before = _index_of_plot(at)
+    at.segmented_control(key="pj_colour").set_value("clip convexity").run()
+    assert not at.exception, at.exception
+    assert at.get("progress"), "the diagnostics run in the background, with their progress shown"
+    during = _index_of_plot(at)
+    release.set()
+    deadline = time.monotonic() + 60
+    while at.get("progress") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        at.run()
+    assert not at.get("progress") and not at.exception
+    assert before == during == _index_of_plot(at)
