@@ -421,7 +421,7 @@ def knn_accuracy_from_graphs(
     A graph never lists a point as its own neighbour, so the vote is leave-one-out.
     """
     t0 = time.perf_counter()
-    codes, classes = encode_labels(labels)
+    codes, _ = encode_labels(labels)
     k = _graphs_k(graphs, k)
     layers = sorted(graphs)
     if layers != list(range(len(layers))):
@@ -434,25 +434,45 @@ def knn_accuracy_from_graphs(
                 f"labels have {codes.shape[0]} entries but the graphs have {idx.shape[0]} points"
             )
         values[layer] = float((knn_vote(codes[idx]) == codes).mean())
+    return _accuracy_curve(
+        "knn_accuracy",
+        values,
+        codes,
+        fraction,
+        t0,
+        k=k,
+        metric="euclidean (exact graph shared with convexity)",
+        vote="majority, ties to the nearest tied neighbour's class",
+    )
+
+
+def _accuracy_curve(
+    name: str,
+    values: np.ndarray,
+    codes: np.ndarray,
+    fraction: float,
+    started: float,
+    **settings: Any,
+) -> CriterionResult:
+    """An accuracy per layer as a criterion: binomial standard errors, chance (the largest class's
+    share), the fraction-of-max rule; ``settings`` first, then the counts."""
     n = codes.shape[0]
     return CriterionResult(
-        name="knn_accuracy",
+        name=name,
         kind="curve",
         values=values,
         uncertainty=np.sqrt(values * (1 - values) / n),
         settings={
-            "k": k,
-            "metric": "euclidean (exact graph shared with convexity)",
-            "vote": "majority, ties to the nearest tied neighbour's class",
+            **settings,
             "n_points": n,
-            "n_classes": len(classes),
+            "n_classes": int(codes.max()) + 1,
             "chance": float(np.max(np.bincount(codes)) / n),
             "uncertainty": "binomial standard error sqrt(p(1-p)/N)",
             "fraction": fraction,
         },
         higher_is_better=True,
         prune_rule="fraction_of_max",
-        seconds=time.perf_counter() - t0,
+        seconds=time.perf_counter() - started,
     )
 
 
@@ -497,32 +517,22 @@ def nearest_centroid(
     """Leave-one-out nearest-class-mean accuracy per layer (Euclidean, float64)."""
     t0 = time.perf_counter()
     x = _as_array(features)
-    codes, classes = encode_labels(labels, x.shape[0])
+    codes, _ = encode_labels(labels, x.shape[0])
     values = np.array(
         [
             float((nearest_centroid_predictions(_layer(x, layer), codes) == codes).mean())
             for layer in range(x.shape[1])
         ]
     )
-    n = codes.shape[0]
-    return CriterionResult(
-        name="nearest_centroid",
-        kind="curve",
-        values=values,
-        uncertainty=np.sqrt(values * (1 - values) / n),
-        settings={
-            "metric": "euclidean",
-            "scheme": "leave-one-out: each clip's own class mean taken without it",
-            "n_points": n,
-            "n_classes": len(classes),
-            "single_clip_classes": int((np.bincount(codes) == 1).sum()),
-            "chance": float(np.max(np.bincount(codes)) / n),
-            "uncertainty": "binomial standard error sqrt(p(1-p)/N)",
-            "fraction": fraction,
-        },
-        higher_is_better=True,
-        prune_rule="fraction_of_max",
-        seconds=time.perf_counter() - t0,
+    return _accuracy_curve(
+        "nearest_centroid",
+        values,
+        codes,
+        fraction,
+        t0,
+        metric="euclidean",
+        scheme="leave-one-out: each clip's own class mean taken without it",
+        single_clip_classes=int((np.bincount(codes) == 1).sum()),
     )
 
 
