@@ -172,6 +172,9 @@ def test_the_plots_fragment_keeps_its_place_while_diagnostics_come_and_go(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(core.results, "diagnostics_entry", held)
+    from pages.parts.cached import background_tasks
+
+    background_tasks().clear()  # no finished diagnostics of this set left by the tests before
     at = _open(feature_key)
     before = _index_of_plot(at)
     at.segmented_control(key="pj_colour").set_value("clip convexity").run()
