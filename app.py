@@ -10,8 +10,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import streamlit as st
+from starlette.middleware import Middleware
 
-from pages.parts.deep_links import NOT_FOUND
+from pages.parts.deep_links import NOT_FOUND, DeepLinks
 
 # A local icon: an emoji or ":material/...:" page icon makes the browser fetch it from a CDN (offline:
 # errors). It is served as a static file (a URL on this server), not as a per-run media file, which a
@@ -115,8 +116,4 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 else:  # imported by `streamlit run` for the server
-    from starlette.middleware import Middleware
-
-    from pages.parts.deep_links import DeepLinks
-
     app = st.App(__file__, middleware=[Middleware(DeepLinks)])

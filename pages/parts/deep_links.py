@@ -9,14 +9,9 @@ redirects such a navigation to ``/not-found?path=...`` (one level, which the app
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 from urllib.parse import urlencode
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 NOT_FOUND = "not-found"  # the URL path the app shows "page not found" at
 # first path segments the server itself routes (assets, the websocket, static files, media, components)
