@@ -15,7 +15,9 @@ regime (the layer's own half/quarter rate, ``core.geometry.calibration.REGIMES``
 - ``prior``: the rate integrated over a uniform prior on [0.5, 2.5], the scale taken from the half-
   and quarter-sample variances jointly (log-normal, with their degrees of freedom and kurtosis);
 - ``jackknife``: the delete-a-group jackknife variance (Efron-Stein: an upper bound);
-- ``jackknife / 2``: the same, halved (graph convexity is dominated by pair terms).
+- ``jackknife / 2``: the same, halved (graph convexity is dominated by pair terms);
+- ``product, jackknife / 2 where steep``: the product's, but the halved jackknife's where the
+  layer's own rate is >= 2 (the regime that under-covers).
 
 The alternatives live here only: none held every layer and every regime within 85-95 % (see
 docs/reading-plots.md). Prints figures with the load average (docs/benchmarks.md).
@@ -146,11 +148,19 @@ def prior_rule(s: Scored, level: float, lo: float = 0.5, hi: float = 2.5) -> np.
     return np.array(out)
 
 
+def steep_rule(s: Scored, level: float) -> np.ndarray:
+    """The product's half-width, but the halved jackknife's where the layer's rate looks steep."""
+    steep = np.asarray(population_se(s.halves, s.quarters).raw_rate) >= 2.0
+    jack = t_half(np.sqrt(jackknife_var(s) / 2), len(s.jackknife) - 1, level)
+    return np.where(steep, jack, product_rule(s, level))
+
+
 RULES: dict[str, Callable[[Scored, float], np.ndarray]] = {
     "product": product_rule,
     "prior": prior_rule,
     "jackknife": lambda s, lv: t_half(np.sqrt(jackknife_var(s)), len(s.jackknife) - 1, lv),
     "jackknife / 2": lambda s, lv: t_half(np.sqrt(jackknife_var(s) / 2), len(s.jackknife) - 1, lv),
+    "product, jackknife / 2 where steep": steep_rule,
 }
 
 
