@@ -38,11 +38,15 @@ from scipy import optimize, stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.geometry.calibration import REGIMES, regime  # noqa: E402
+from core.geometry.calibration import REGIMES, SimulatedDataset, regime  # noqa: E402
 from core.geometry.convexity import layerwise_convexity  # noqa: E402
-from core.geometry.options import ConvexityOptions  # noqa: E402
-from core.geometry.resampling import ResampleUnits, nested_samples, population_se  # noqa: E402
-from core.geometry.synthetic import speaker_population  # noqa: E402
+from core.geometry.resampling import nested_samples, population_se  # noqa: E402
+from tests.helpers.simulation import (  # noqa: E402
+    OPTIONS,
+    coverage_draw,
+    coverage_population,
+    one_thread,
+)
 
 
 @dataclass(frozen=True)
@@ -57,31 +61,29 @@ class Scored:
     n_units: int
 
 
-def jackknife_groups(
-    speakers: np.ndarray, by_speaker: bool, groups: int, seed: int
-) -> list[np.ndarray]:
-    """Point indices left out by each jackknife replicate."""
-    if by_speaker:
-        return [np.flatnonzero(speakers == s) for s in np.unique(speakers)]
+def jackknife_groups(d: SimulatedDataset, groups: int, seed: int) -> list[np.ndarray]:
+    """Point indices left out by each jackknife replicate: one unit (speaker) at a time, or, where
+    clips are halved within each speaker, ``groups`` stratified groups of clips."""
+    if d.units.strata is None:
+        return [np.flatnonzero(d.units.units == u) for u in np.unique(d.units.units)]
     rng = np.random.default_rng([seed, 99])
-    g = np.empty(len(speakers), dtype=int)
-    for s in np.unique(speakers):
-        idx = rng.permutation(np.flatnonzero(speakers == s))
+    g = np.empty(len(d.labels), dtype=int)
+    for s in np.unique(d.units.strata):
+        idx = rng.permutation(np.flatnonzero(d.units.strata == s))
         g[idx] = np.arange(len(idx)) % groups
     return [np.flatnonzero(g == j) for j in range(groups)]
 
 
 def scored(
-    x: np.ndarray,
-    y: np.ndarray,
-    units: ResampleUnits,
+    d: SimulatedDataset,
     leave_out: list[np.ndarray],
     score: Callable[[np.ndarray, np.ndarray], np.ndarray],
     n_resamples: int,
     seed: int,
 ) -> Scored:
     """The whole, sub-sample and jackknife scores of one dataset."""
-    pairs = nested_samples(units, n_resamples, seed)
+    x, y = d.features, d.labels
+    pairs = nested_samples(d.units, n_resamples, seed)
     everyone = np.arange(len(y))
     keep = [np.setdiff1d(everyone, out) for out in leave_out]
     return Scored(
@@ -89,7 +91,7 @@ def scored(
         halves=np.array([score(x[h], y[h]) for h, _ in pairs]),
         quarters=np.array([score(x[q], y[q]) for _, q in pairs]),
         jackknife=np.array([score(x[k], y[k]) for k in keep]),
-        n_units=units.n_units,
+        n_units=d.units.n_units,
     )
 
 
@@ -175,40 +177,21 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=5)
     args = ap.parse_args()
 
-    import numba
-    import torch
-
-    numba.set_num_threads(1)
-    torch.set_num_threads(1)
-    words = args.labels == "word"
-    population = speaker_population(
-        args.speakers,
-        takes=1 if words else 3,
-        word_strength=(0.3, 0.8, 1.6),
-        speaker_strength=(1.0, 0.6, 0.3) if words else (1.6, 0.8, 0.4),
-        seed=args.seed,
-    )
-    options = ConvexityOptions(k=5, max_pairs_per_class=None, device="cpu")
-    fixed = np.arange(args.speakers)
+    draw = coverage_draw(coverage_population(args.labels, args.speakers, args.seed), args.labels)
 
     def score(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return np.asarray(layerwise_convexity(x, {"y": y}, options)["y"].scores)
-
-    def draw(rng: np.random.Generator):
-        d = population.draw(rng, speakers=None if words else fixed)
-        if words:
-            return d.features, d.words, ResampleUnits.of("speaker", d.speakers), d.speakers
-        units = ResampleUnits.of("clip", range(len(d.speakers)), d.speakers, within="speaker")
-        return d.features, d.speakers, units, d.speakers
+        return np.asarray(layerwise_convexity(x, {"y": y}, OPTIONS)["y"].scores)
 
     start = time.time()
     rng = np.random.default_rng(args.seed)
-    truth = np.array([score(*draw(rng)[:2]) for _ in range(args.truth)]).mean(axis=0)
-    sets = []
-    for i in range(args.datasets):
-        x, y, units, spk = draw(rng)
-        leave_out = jackknife_groups(spk, words, args.groups, i)
-        sets.append(scored(x, y, units, leave_out, score, args.resamples, i))
+    with one_thread():
+        truth = np.array(
+            [score(d.features, d.labels) for d in (draw(rng) for _ in range(args.truth))]
+        ).mean(axis=0)
+        sets = []
+        for i in range(args.datasets):
+            d = draw(rng)
+            sets.append(scored(d, jackknife_groups(d, args.groups, i), score, args.resamples, i))
     regimes = np.array(
         [[regime(r) for r in population_se(s.halves, s.quarters).raw_rate] for s in sets]
     )

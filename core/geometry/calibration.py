@@ -36,6 +36,7 @@ from core.io.records import Record
 __all__ = [
     "REGIMES",
     "CoverageTable",
+    "Draw",
     "SimulatedDataset",
     "StabilityTable",
     "coverage_simulation",

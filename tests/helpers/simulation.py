@@ -2,15 +2,72 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
 
+from core.geometry.calibration import (
+    Draw,
+    SimulatedDataset,
+    coverage_simulation,
+    half_count_coverage,
+    stability_simulation,
+)
 from core.geometry.options import ConvexityOptions
 from core.geometry.resampling import ResampleUnits
-from core.geometry.synthetic import speaker_population
+from core.geometry.synthetic import SpeakerPopulation, speaker_population
 
 SCHEMES = ("word", "speaker", "other-speakers")
+OPTIONS = ConvexityOptions(k=5, max_pairs_per_class=None, device="cpu")  # exhaustive scores
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """numba and torch on one thread while inside (tiny graphs: threads cost more than they save)."""
+    import numba
+    import torch
+
+    threads = numba.get_num_threads(), torch.get_num_threads()
+    numba.set_num_threads(1)
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(threads[0])
+        torch.set_num_threads(threads[1])
+
+
+def coverage_population(labels: str, n_speakers: int, seed: int) -> SpeakerPopulation:
+    """The synthetic speaker population of the coverage simulations for ``labels`` (``SCHEMES``):
+    three layers from speaker-dominated to word-dominated."""
+    words = labels == "word"
+    return speaker_population(
+        n_speakers,
+        takes=1 if words else 3,
+        word_strength=(0.3, 0.8, 1.6),
+        speaker_strength=(1.0, 0.6, 0.3) if words else (1.6, 0.8, 0.4),
+        seed=seed,
+    )
+
+
+def coverage_draw(population: SpeakerPopulation, labels: str) -> Draw:
+    """Datasets of ``population`` labelled and resampled as ``labels`` says (``simulate``)."""
+    fixed = np.arange(population.n_speakers)
+
+    def draw(rng: np.random.Generator) -> SimulatedDataset:
+        if labels == "word":
+            d = population.draw(rng)
+            return SimulatedDataset(d.features, d.words, ResampleUnits.of("speaker", d.speakers))
+        if labels == "other-speakers":
+            d = population.draw(rng)
+            return SimulatedDataset(d.features, d.speakers, ResampleUnits.of("speaker", d.speakers))
+        d = population.draw(rng, speakers=fixed)
+        units = ResampleUnits.of("clip", range(len(d.speakers)), d.speakers, within="speaker")
+        return SimulatedDataset(d.features, d.speakers, units)
+
+    return draw
 
 
 def simulate(
@@ -29,57 +86,18 @@ def simulate(
     - ``other-speakers``: speaker labels, speakers as units (speakers drawn from the pool): "other
       speakers, half the count", against the mean score of datasets of ``n_speakers // 2``.
     """
-    import numba
-    import torch
-
-    from core.geometry.calibration import (
-        SimulatedDataset,
-        coverage_simulation,
-        half_count_coverage,
-    )
-
-    population = speaker_population(
-        n_speakers,
-        takes=1 if labels == "word" else 3,
-        word_strength=(0.3, 0.8, 1.6),
-        speaker_strength=(1.0, 0.6, 0.3) if labels == "word" else (1.6, 0.8, 0.4),
-        seed=seed,
-    )
-    fixed = np.arange(n_speakers)
-
-    def draw(rng):
-        if labels == "word":
-            d = population.draw(rng)
-            return SimulatedDataset(d.features, d.words, ResampleUnits.of("speaker", d.speakers))
+    population = coverage_population(labels, n_speakers, seed)
+    draw = coverage_draw(population, labels)
+    with one_thread():
         if labels == "other-speakers":
-            d = population.draw(rng)
-            return SimulatedDataset(d.features, d.speakers, ResampleUnits.of("speaker", d.speakers))
-        d = population.draw(rng, speakers=fixed)
-        units = ResampleUnits.of("clip", range(len(d.speakers)), d.speakers, within="speaker")
-        return SimulatedDataset(d.features, d.speakers, units)
-
-    threads = numba.get_num_threads(), torch.get_num_threads()
-    numba.set_num_threads(1)  # tiny graphs: threads cost more than they save
-    torch.set_num_threads(1)
-    options = ConvexityOptions(k=5, max_pairs_per_class=None, device="cpu")
-    try:
-        if labels == "other-speakers":
-            half = replace(population, n_speakers=n_speakers // 2)
-
-            def draw_half(rng):
-                d = half.draw(rng)
-                return SimulatedDataset(
-                    d.features, d.speakers, ResampleUnits.of("speaker", d.speakers)
-                )
-
             return half_count_coverage(
                 draw,
-                draw_half,
+                coverage_draw(replace(population, n_speakers=n_speakers // 2), labels),
                 n_truth=n_truth,
                 n_datasets=n_datasets,
                 n_resamples=n_resamples,
                 seed=seed,
-                options=options,
+                options=OPTIONS,
             )
         return coverage_simulation(
             draw,
@@ -88,45 +106,26 @@ def simulate(
             n_resamples=n_resamples,
             level=0.9,
             seed=seed,
-            options=options,
+            options=OPTIONS,
         )
-    finally:
-        numba.set_num_threads(threads[0])
-        torch.set_num_threads(threads[1])
 
 
 def stability(n_truth: int, n_datasets: int, n_resamples: int, seed: int = 2):
     """Stability table of the threshold rule's calibrated flag on a synthetic population whose
     threshold point is stable in truth (word labels rising to a plateau over five layers; 12 speakers
     x 6 words per dataset, speakers as units)."""
-    import numba
-    import torch
-
-    from core.geometry.calibration import SimulatedDataset, stability_simulation
-
     population = speaker_population(
         12,
         word_strength=(0.3, 1.0, 2.0, 2.4, 2.5),
         speaker_strength=(0.5,) * 5,
         seed=1,
     )
-
-    def draw(rng):
-        d = population.draw(rng)
-        return SimulatedDataset(d.features, d.words, ResampleUnits.of("speaker", d.speakers))
-
-    threads = numba.get_num_threads(), torch.get_num_threads()
-    numba.set_num_threads(1)
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return stability_simulation(
-            draw,
+            coverage_draw(population, "word"),
             n_truth=n_truth,
             n_datasets=n_datasets,
             n_resamples=n_resamples,
             seed=seed,
-            options=ConvexityOptions(k=5, max_pairs_per_class=None, device="cpu"),
+            options=OPTIONS,
         )
-    finally:
-        numba.set_num_threads(threads[0])
-        torch.set_num_threads(threads[1])
